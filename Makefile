@@ -1,0 +1,47 @@
+# Reprise: the two commands are `make run` and `make test`.
+#   make build            configure + build (build/, or build-$(SAN)/ with SAN=address|thread)
+#   make run              build and start the server with the demo on http://127.0.0.1:8080
+#   make test             build and run every test (SAN=address for the sanitizer build)
+#   make bench            build and run the benchmarks (prints ratios against other tools)
+#   make fuzz             build libFuzzer targets with clang into build-fuzz/
+#   make format           clang-format every source file
+#   make clean            remove build directories
+
+SAN ?=
+BUILD_DIR := build$(if $(SAN),-$(SAN),)
+JOBS ?= $(shell nproc)
+GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+RUN_HTTP ?= 127.0.0.1:8080
+RUN_AGENT_PORT ?= 8081
+
+.PHONY: deps build run test bench fuzz format clean
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/.configured: CMakeLists.txt
+	@cmake -S . -B $(BUILD_DIR) $(GENERATOR) -DREPRISE_SANITIZER=$(SAN) >/dev/null
+	@touch $@
+
+build: deps $(BUILD_DIR)/.configured
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/bin/reprise-server --data ./var --http $(RUN_HTTP) --agent-port $(RUN_AGENT_PORT) --local-agent --demo
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	@scripts/bench.sh $(BUILD_DIR)
+
+fuzz: deps
+	@CXX=clang++ cmake -S . -B build-fuzz $(GENERATOR) -DREPRISE_FUZZ=ON -DREPRISE_SANITIZER=address >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	@scripts/fuzz.sh build-fuzz
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build build-*

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Reprise builds and tests with, only when missing.
+# Usage: scripts/install-deps.sh [--browser]   (--browser adds Chromium + Node for UI tests)
+set -euo pipefail
+
+packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
+  libsqlite3-dev libyaml-cpp-dev libarchive-dev libfmt-dev doctest-dev
+  nlohmann-json3-dev libssl-dev libarchive-tools)
+if [[ "${1:-}" == "--browser" ]]; then
+  packages+=(chromium nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# nodejs/npm may come from outside Debian's packages on some machines.
+if [[ "${1:-}" == "--browser" ]] && command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,8 @@
+#include <cstdio>
+
+#include "planner/version.h"
+
+int main() {
+  std::printf("reprise-server %s\n", reprise::Version());
+  return 0;
+}
