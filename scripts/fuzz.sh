@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer target for FUZZ_SECONDS (default 60), seeded from fuzz/corpus/NAME
+# when present (areas may generate seeds with fuzz/seed_NAME.sh).
+set -euo pipefail
+build_dir=$(cd "${1:-build-fuzz}" && pwd)
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-60}
+for fuzzer in "$build_dir"/fuzz/*; do
+  [[ -x "$fuzzer" ]] || continue
+  name=$(basename "$fuzzer")
+  corpus="$build_dir/fuzz-corpus/$name"
+  mkdir -p "$corpus"
+  if [[ -x "fuzz/seed_$name.sh" ]]; then "fuzz/seed_$name.sh" "$corpus"; fi
+  echo "== $name for ${seconds}s"
+  "$fuzzer" -max_total_time="$seconds" "$corpus"
+done
