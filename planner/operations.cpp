@@ -1,0 +1,336 @@
+#include "planner/operations.h"
+
+#include <nlohmann/json.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <type_traits>
+
+namespace reprise {
+
+using nlohmann::json;
+
+std::string_view OperationKind(const ResolvedOperation& op) {
+  return std::visit(
+      [](const auto& o) -> std::string_view {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, DeployArtifactOp>) return "deploy-artifact";
+        if constexpr (std::is_same_v<T, WriteFileOp>) return "write-file";
+        if constexpr (std::is_same_v<T, ExecOp>) return "exec";
+        if constexpr (std::is_same_v<T, EnsureDirOp>) return "ensure-dir";
+        if constexpr (std::is_same_v<T, DeleteOp>) return "delete";
+        if constexpr (std::is_same_v<T, HttpCheckOp>) return "http-check";
+      },
+      op);
+}
+
+namespace {
+
+std::string ModeString(uint32_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode);
+  return buf;
+}
+
+std::string ShellQuoteForDisplay(const std::string& s) {
+  if (!s.empty() && s.find_first_of(" \t\"'$\\") == std::string::npos) return s;
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+std::string DescribeOperation(const ResolvedOperation& op) {
+  return std::visit(
+      [](const auto& o) -> std::string {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, DeployArtifactOp>) {
+          std::string s = "deploy-artifact " + o.artifact + " to " + (o.to.empty() ? "." : o.to) +
+                          " (" + std::string(DeployModeName(o.mode));
+          if (o.mode == DeployMode::kAtomic) s += ", keep " + std::to_string(o.keep);
+          s += ", sha256 " + o.sha256.substr(0, 12) + ")";
+          return s;
+        }
+        if constexpr (std::is_same_v<T, WriteFileOp>) {
+          return "write-file " + o.path + " (" + std::to_string(o.content.size()) +
+                 " bytes, mode " + ModeString(o.mode) + ")";
+        }
+        if constexpr (std::is_same_v<T, ExecOp>) {
+          std::string s = "exec ";
+          if (o.argv.empty()) {
+            s += "sh -c " + ShellQuoteForDisplay(o.command);
+          } else {
+            for (size_t i = 0; i < o.argv.size(); ++i) {
+              s += (i ? " " : "") + ShellQuoteForDisplay(o.argv[i]);
+            }
+          }
+          std::string details;
+          auto add = [&](const std::string& d) { details += (details.empty() ? "" : ", ") + d; };
+          if (!o.cwd.empty()) add("cwd " + o.cwd);
+          for (const auto& [k, v] : o.env) add(k + "=" + v);
+          if (o.timeout_seconds > 0) add("timeout " + std::to_string(o.timeout_seconds) + "s");
+          if (o.success_codes != std::vector<int>{0}) {
+            std::string codes;
+            for (int c : o.success_codes) codes += (codes.empty() ? "" : ",") + std::to_string(c);
+            add("success codes " + codes);
+          }
+          if (!details.empty()) s += " (" + details + ")";
+          return s;
+        }
+        if constexpr (std::is_same_v<T, EnsureDirOp>) {
+          return "ensure-dir " + o.path + " (mode " + ModeString(o.mode) + ")";
+        }
+        if constexpr (std::is_same_v<T, DeleteOp>) return "delete " + o.path;
+        if constexpr (std::is_same_v<T, HttpCheckOp>) {
+          return "http-check " + o.url + " expects " + std::to_string(o.expect_status) + " (" +
+                 std::to_string(o.retries) + " retries, " + std::to_string(o.delay_seconds) +
+                 "s apart)";
+        }
+      },
+      op);
+}
+
+ResolvedOperation MaskOperation(const ResolvedOperation& op, const Masker& m) {
+  ResolvedOperation copy = op;
+  std::visit(
+      [&m](auto& o) {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, DeployArtifactOp>) {
+          o.artifact = m.Mask(o.artifact);
+          o.to = m.Mask(o.to);
+        }
+        if constexpr (std::is_same_v<T, WriteFileOp>) {
+          o.path = m.Mask(o.path);
+          o.content = m.Mask(o.content);
+        }
+        if constexpr (std::is_same_v<T, ExecOp>) {
+          for (auto& a : o.argv) a = m.Mask(a);
+          o.command = m.Mask(o.command);
+          o.cwd = m.Mask(o.cwd);
+          for (auto& [k, v] : o.env) v = m.Mask(v);
+        }
+        if constexpr (std::is_same_v<T, EnsureDirOp> || std::is_same_v<T, DeleteOp>) {
+          o.path = m.Mask(o.path);
+        }
+        if constexpr (std::is_same_v<T, HttpCheckOp>) o.url = m.Mask(o.url);
+      },
+      copy);
+  return copy;
+}
+
+std::string OperationToJson(const ResolvedOperation& op) {
+  json j;
+  j["type"] = std::string(OperationKind(op));
+  std::visit(
+      [&j](const auto& o) {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, DeployArtifactOp>) {
+          j["artifact"] = o.artifact;
+          j["sha256"] = o.sha256;
+          j["to"] = o.to;
+          j["mode"] = std::string(DeployModeName(o.mode));
+          j["keep"] = o.keep;
+        }
+        if constexpr (std::is_same_v<T, WriteFileOp>) {
+          j["path"] = o.path;
+          j["content"] = o.content;
+          j["mode"] = o.mode;
+        }
+        if constexpr (std::is_same_v<T, ExecOp>) {
+          j["argv"] = o.argv;
+          j["command"] = o.command;
+          j["timeout_seconds"] = o.timeout_seconds;
+          j["cwd"] = o.cwd;
+          j["env"] = o.env;
+          j["success_codes"] = o.success_codes;
+        }
+        if constexpr (std::is_same_v<T, EnsureDirOp>) {
+          j["path"] = o.path;
+          j["mode"] = o.mode;
+        }
+        if constexpr (std::is_same_v<T, DeleteOp>) j["path"] = o.path;
+        if constexpr (std::is_same_v<T, HttpCheckOp>) {
+          j["url"] = o.url;
+          j["expect_status"] = o.expect_status;
+          j["retries"] = o.retries;
+          j["delay_seconds"] = o.delay_seconds;
+          j["timeout_seconds"] = o.timeout_seconds;
+        }
+      },
+      op);
+  // Content may be arbitrary bytes; never throw on invalid UTF-8.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<ResolvedOperation> OperationFromJson(std::string_view text) {
+  try {
+    json j = json::parse(text);
+    if (!j.is_object() || !j.contains("type")) {
+      return InvalidArgument("an operation is a JSON object with a \"type\"");
+    }
+    std::string type = j.at("type").get<std::string>();
+    if (type == "deploy-artifact") {
+      DeployArtifactOp o;
+      o.artifact = j.at("artifact").get<std::string>();
+      o.sha256 = j.at("sha256").get<std::string>();
+      o.to = j.value("to", "");
+      auto mode = DeployModeFromName(j.value("mode", "atomic"));
+      if (!mode) return InvalidArgument("bad deploy mode in operation");
+      o.mode = *mode;
+      o.keep = j.value("keep", 3);
+      return ResolvedOperation(o);
+    }
+    if (type == "write-file") {
+      WriteFileOp o;
+      o.path = j.at("path").get<std::string>();
+      o.content = j.at("content").get<std::string>();
+      o.mode = j.value("mode", 0644u);
+      return ResolvedOperation(o);
+    }
+    if (type == "exec") {
+      ExecOp o;
+      o.argv = j.value("argv", std::vector<std::string>{});
+      o.command = j.value("command", "");
+      if (o.argv.empty() == o.command.empty()) {
+        return InvalidArgument("exec needs exactly one of argv and command");
+      }
+      o.timeout_seconds = j.value("timeout_seconds", 0);
+      o.cwd = j.value("cwd", "");
+      o.env = j.value("env", std::map<std::string, std::string>{});
+      o.success_codes = j.value("success_codes", std::vector<int>{0});
+      return ResolvedOperation(o);
+    }
+    if (type == "ensure-dir") {
+      EnsureDirOp o;
+      o.path = j.at("path").get<std::string>();
+      o.mode = j.value("mode", 0755u);
+      return ResolvedOperation(o);
+    }
+    if (type == "delete") return ResolvedOperation(DeleteOp{j.at("path").get<std::string>()});
+    if (type == "http-check") {
+      HttpCheckOp o;
+      o.url = j.at("url").get<std::string>();
+      o.expect_status = j.value("expect_status", 200);
+      o.retries = j.value("retries", 0);
+      o.delay_seconds = j.value("delay_seconds", 1);
+      o.timeout_seconds = j.value("timeout_seconds", 10);
+      return ResolvedOperation(o);
+    }
+    return InvalidArgument("unknown operation type \"" + type + "\"");
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("bad operation JSON: ") + e.what());
+  }
+}
+
+// ---- CancelToken ----
+
+struct CancelToken::State {
+  std::atomic<bool> cancelled{false};
+  std::mutex mu;
+  std::condition_variable cv;
+};
+
+CancelToken::CancelToken() : state_(std::make_shared<State>()) {}
+
+CancelToken::CancelToken(const CancelToken& parent, const Clock& clock, TimePoint deadline)
+    : state_(std::make_shared<State>()), parent_(&parent), clock_(&clock), deadline_(deadline) {}
+
+void CancelToken::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->cancelled = true;
+  }
+  state_->cv.notify_all();
+}
+
+bool CancelToken::DeadlineExceeded() const {
+  return deadline_ && clock_ && clock_->Now() >= *deadline_;
+}
+
+bool CancelToken::IsCancelled() const {
+  return state_->cancelled.load() || DeadlineExceeded() || (parent_ && parent_->IsCancelled());
+}
+
+bool CancelToken::WaitFor(std::chrono::milliseconds duration) const {
+  // Parents and deadlines do not notify this token, so wake up now and then.
+  constexpr auto kSlice = std::chrono::milliseconds(20);
+  auto end = std::chrono::steady_clock::now() + duration;
+  std::unique_lock<std::mutex> lock(state_->mu);
+  while (true) {
+    if (IsCancelled()) return false;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= end) return true;
+    state_->cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(end - now, kSlice));
+  }
+}
+
+// ---- StepLog ----
+
+std::string_view LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kOutput:
+      return "output";
+  }
+  return "info";
+}
+
+StepLog::StepLog(const Clock& clock, const Masker& masker, std::string step_id,
+                 SourcePosition position, std::string target, LogSink sink)
+    : clock_(clock),
+      masker_(masker),
+      step_id_(std::move(step_id)),
+      position_(position),
+      target_(std::move(target)),
+      sink_(std::move(sink)),
+      output_masker_(masker) {}
+
+StepLog::~StepLog() { FinishOutput(); }
+
+void StepLog::Write(LogLevel level, std::string_view text) {
+  if (!sink_) return;
+  sink_(LogLine{clock_.Now(), level, step_id_, position_, target_, masker_.Mask(text)});
+}
+
+void StepLog::Output(std::string_view chunk) {
+  output_line_ += output_masker_.Feed(chunk);
+  EmitOutputLines(false);
+}
+
+void StepLog::FinishOutput() {
+  output_line_ += output_masker_.Finish();
+  EmitOutputLines(true);
+}
+
+void StepLog::EmitOutputLines(bool flush_partial) {
+  size_t start = 0;
+  while (true) {
+    size_t nl = output_line_.find('\n', start);
+    if (nl == std::string::npos) break;
+    std::string line = output_line_.substr(start, nl - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (sink_) sink_(LogLine{clock_.Now(), LogLevel::kOutput, step_id_, position_, target_, line});
+    start = nl + 1;
+  }
+  output_line_.erase(0, start);
+  if (flush_partial && !output_line_.empty()) {
+    if (sink_) {
+      sink_(LogLine{clock_.Now(), LogLevel::kOutput, step_id_, position_, target_, output_line_});
+    }
+    output_line_.clear();
+  }
+}
+
+}  // namespace reprise
