@@ -1,0 +1,697 @@
+// The one libarchive wrapper. ScanArchive and ExtractArchive share one reading
+// loop (ArchiveReader); extraction only adds a TreeWriter that performs the
+// writes of entries the loop has already validated.
+#include "agents/deployer/archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "agents/deployer/entry_rules.h"
+#include "common/crypto.h"
+
+namespace reprise {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kReadBlockBytes = 1 << 20;
+constexpr size_t kZeroFillBytes = 64 << 10;
+constexpr size_t kMaxCachedDirFds = 256;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// ---------------------------------------------------------------------------
+// TreeWriter: writes validated entries under one destination directory fd.
+// Every path is walked component by component with O_NOFOLLOW, so a symlink
+// planted inside dest (by anyone) cannot redirect a write; files are created
+// with O_EXCL so nothing existing is ever overwritten.
+class TreeWriter {
+ public:
+  TreeWriter(int dest_fd, bool fsync) : dest_fd_(dest_fd), fsync_(fsync) {}
+  ~TreeWriter() {
+    CloseFile();
+    ClearDirCache();
+  }
+  TreeWriter(const TreeWriter&) = delete;
+  TreeWriter& operator=(const TreeWriter&) = delete;
+
+  Status MakeDirectory(const std::string& path) {
+    std::string leaf;
+    REPRISE_ASSIGN_OR_RETURN(int parent, OpenParent(path, &leaf));
+    return MakeDirAt(parent, leaf, path);
+  }
+
+  Status BeginFile(const std::string& path) {
+    std::string leaf;
+    REPRISE_ASSIGN_OR_RETURN(int parent, OpenParent(path, &leaf));
+    file_fd_ =
+        ::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (file_fd_ < 0) return IoError("cannot create " + path + ": " + ErrnoText(errno));
+    file_path_ = path;
+    return Status::Ok();
+  }
+
+  Status Write(const void* data, size_t size) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      ssize_t n = ::write(file_fd_, p, size);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return IoError("cannot write " + file_path_ + ": " + ErrnoText(errno));
+      }
+      p += n;
+      size -= static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  Status EndFile(unsigned mode, std::optional<timespec> mtime) {
+    Status st;
+    if (::fchmod(file_fd_, mode) != 0)
+      st = IoError("cannot chmod " + file_path_ + ": " + ErrnoText(errno));
+    if (st.ok() && mtime) {
+      timespec times[2] = {{0, UTIME_OMIT}, *mtime};
+      if (::futimens(file_fd_, times) != 0)
+        st = IoError("cannot set mtime of " + file_path_ + ": " + ErrnoText(errno));
+    }
+    if (st.ok() && fsync_ && ::fsync(file_fd_) != 0)
+      st = IoError("cannot fsync " + file_path_ + ": " + ErrnoText(errno));
+    if (::close(file_fd_) != 0 && st.ok())
+      st = IoError("cannot close " + file_path_ + ": " + ErrnoText(errno));
+    file_fd_ = -1;
+    return st;
+  }
+
+  Status MakeHardlink(const std::string& path, const std::string& existing_file) {
+    std::string existing_leaf, leaf;
+    REPRISE_ASSIGN_OR_RETURN(int existing_parent, OpenParent(existing_file, &existing_leaf));
+    // Pin the first parent: the second lookup may evict it from the cache.
+    int pinned = ::dup(existing_parent);
+    if (pinned < 0) return IoError("dup: " + ErrnoText(errno));
+    auto parent = OpenParent(path, &leaf);
+    if (!parent.ok()) {
+      ::close(pinned);
+      return parent.status();
+    }
+    // No AT_SYMLINK_FOLLOW: links the entry itself, never what a symlink names.
+    int rc = ::linkat(pinned, existing_leaf.c_str(), *parent, leaf.c_str(), 0);
+    int err = errno;
+    ::close(pinned);
+    if (rc != 0) return IoError("cannot link " + path + ": " + ErrnoText(err));
+    return Status::Ok();
+  }
+
+  Status MakeSymlink(const std::string& path, const std::string& target) {
+    std::string leaf;
+    REPRISE_ASSIGN_OR_RETURN(int parent, OpenParent(path, &leaf));
+    if (::symlinkat(target.c_str(), parent, leaf.c_str()) != 0)
+      return IoError("cannot create symlink " + path + ": " + ErrnoText(errno));
+    return Status::Ok();
+  }
+
+  // Gives directories their final modes (after their content is written, so
+  // a read-only directory does not block its files) and fsyncs them, deepest
+  // first, then dest itself.
+  Status FinishDirectories(const Manifest& manifest) {
+    for (auto it = manifest.entries.rbegin(); it != manifest.entries.rend(); ++it) {
+      if (it->type != EntryType::kDirectory) continue;
+      REPRISE_ASSIGN_OR_RETURN(int fd, OpenDir(it->path));
+      if (::fchmod(fd, it->mode) != 0)
+        return IoError("cannot chmod " + it->path + ": " + ErrnoText(errno));
+      if (fsync_ && ::fsync(fd) != 0)
+        return IoError("cannot fsync " + it->path + ": " + ErrnoText(errno));
+    }
+    if (fsync_ && ::fsync(dest_fd_) != 0)
+      return IoError("cannot fsync destination: " + ErrnoText(errno));
+    return Status::Ok();
+  }
+
+  void CloseFile() {
+    if (file_fd_ >= 0) ::close(file_fd_);
+    file_fd_ = -1;
+  }
+
+  void ClearDirCache() {
+    for (auto& [path, fd] : dir_fds_) ::close(fd);
+    dir_fds_.clear();
+  }
+
+ private:
+  Status MakeDirAt(int parent, const std::string& leaf, const std::string& path) {
+    if (::mkdirat(parent, leaf.c_str(), 0700) == 0) return Status::Ok();
+    if (errno != EEXIST)
+      return IoError("cannot create directory " + path + ": " + ErrnoText(errno));
+    struct stat st;
+    if (::fstatat(parent, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+      return IoError("cannot create directory " + path + ": something else is in the way");
+    return Status::Ok();
+  }
+
+  // An fd for directory `path` ("" = dest), creating missing directories;
+  // owned by the cache.
+  Result<int> OpenDir(const std::string& path) {
+    if (path.empty()) return dest_fd_;
+    if (auto it = dir_fds_.find(path); it != dir_fds_.end()) return it->second;
+    if (dir_fds_.size() >= kMaxCachedDirFds) ClearDirCache();
+    // Starts from the deepest cached ancestor.
+    int base = dest_fd_;
+    size_t done = 0;
+    for (size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0;
+         slash = path.rfind('/', slash - 1)) {
+      auto it = dir_fds_.find(path.substr(0, slash));
+      if (it != dir_fds_.end()) {
+        base = it->second;
+        done = slash + 1;
+        break;
+      }
+    }
+    int current = base;
+    while (done <= path.size()) {
+      size_t slash = path.find('/', done);
+      if (slash == std::string::npos) slash = path.size();
+      std::string prefix = path.substr(0, slash);
+      std::string leaf = path.substr(done, slash - done);
+      int fd = ::openat(current, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 && errno == ENOENT) {
+        REPRISE_RETURN_IF_ERROR(MakeDirAt(current, leaf, prefix));
+        fd = ::openat(current, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      }
+      if (fd < 0) return IoError("cannot open directory " + prefix + ": " + ErrnoText(errno));
+      dir_fds_.emplace(prefix, fd);
+      current = fd;
+      done = slash + 1;
+    }
+    return current;
+  }
+
+  Result<int> OpenParent(const std::string& path, std::string* leaf) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos) {
+      *leaf = path;
+      return dest_fd_;
+    }
+    *leaf = path.substr(slash + 1);
+    return OpenDir(path.substr(0, slash));
+  }
+
+  int dest_fd_;
+  bool fsync_;
+  int file_fd_ = -1;
+  std::string file_path_;
+  std::unordered_map<std::string, int> dir_fds_;
+};
+
+// Removes everything below directory fd `dir_fd` without following symlinks.
+void RemoveContents(int dir_fd) {
+  int scan_fd = ::dup(dir_fd);
+  if (scan_fd < 0) return;
+  DIR* dir = ::fdopendir(scan_fd);
+  if (dir == nullptr) {
+    ::close(scan_fd);
+    return;
+  }
+  std::vector<std::string> names;
+  while (dirent* d = ::readdir(dir)) {
+    std::string name = d->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  for (const std::string& name : names) {
+    struct stat st;
+    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      int child = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child >= 0) {
+        ::fchmod(child, 0700);
+        RemoveContents(child);
+        ::close(child);
+      }
+      ::unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR);
+    } else {
+      ::unlinkat(dir_fd, name.c_str(), 0);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// ArchiveReader: the shared read-validate loop.
+
+struct ArchiveDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
+
+std::string ArchiveErrorText(archive* a) {
+  const char* text = archive_error_string(a);
+  return text != nullptr ? text : "unknown error";
+}
+
+Result<ArchivePtr> NewReader() {
+  ArchivePtr a(archive_read_new());
+  if (!a) return Internal("libarchive: cannot allocate a reader");
+  // Exactly the formats we deploy. No "raw", so a plain compressed file or
+  // anything unknown is refused rather than read as one big entry.
+  if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
+      archive_read_support_format_zip(a.get()) != ARCHIVE_OK ||
+      archive_read_support_filter_gzip(a.get()) != ARCHIVE_OK)
+    return Internal("libarchive: " + ArchiveErrorText(a.get()));
+  // bzip2 / xz only when compiled in (ARCHIVE_WARN means an external program).
+  (void)archive_read_support_filter_bzip2(a.get());
+  (void)archive_read_support_filter_xz(a.get());
+  return a;
+}
+
+class ArchiveReader {
+ public:
+  ArchiveReader(const ArchiveLimits& limits, uint64_t archive_bytes, TreeWriter* writer,
+                const ExtractOptions& options)
+      : limits_(limits), archive_bytes_(archive_bytes), writer_(writer), options_(options) {
+    buffer_zeros_.assign(kZeroFillBytes, '\0');
+  }
+
+  // Reads every entry of the opened archive `a`.
+  Result<Manifest> Run(archive* a) {
+    uint64_t index = 0;
+    for (;;) {
+      archive_entry* entry = nullptr;
+      int rc = archive_read_next_header(a, &entry);
+      if (rc == ARCHIVE_EOF) break;
+      if (rc < ARCHIVE_WARN) {
+        std::string where = index == 0 ? std::string("archive") : "after entry " + last_name_;
+        if (index == 0 && rc == ARCHIVE_FATAL)
+          return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
+                                 ArchiveErrorText(a));
+        return InvalidArgument("corrupt " + where + ": " + ArchiveErrorText(a));
+      }
+      ++index;
+      if (index > limits_.max_entries)
+        return TooLarge("archive has more than " + std::to_string(limits_.max_entries) +
+                        " entries");
+      REPRISE_RETURN_IF_ERROR(HandleEntry(a, entry, index));
+    }
+    REPRISE_RETURN_IF_ERROR(table_.FinishChecks());
+    Manifest manifest = table_.BuildManifest();
+    if (writer_ != nullptr) {
+      // Symlinks last: nothing is written after them, and all of them were
+      // resolved against the complete archive above.
+      std::vector<std::pair<std::string, std::string>> links(table_.symlinks().begin(),
+                                                             table_.symlinks().end());
+      std::sort(links.begin(), links.end());
+      for (const auto& [path, target] : links)
+        REPRISE_RETURN_IF_ERROR(writer_->MakeSymlink(path, target));
+      REPRISE_RETURN_IF_ERROR(writer_->FinishDirectories(manifest));
+    }
+    return manifest;
+  }
+
+ private:
+  Status HandleEntry(archive* a, archive_entry* entry, uint64_t index) {
+    std::string path;
+    Status st = HandleEntryInner(a, entry, index, path);
+    // Rules further down speak of normalised paths; name the entry as stored too.
+    if (!st.ok() && st.code() == Code::kUnsafe && !path.empty() &&
+        QuoteEntryName(path) != last_name_ && st.message().find(last_name_) == std::string::npos)
+      return Status(st.code(), st.message() + " (stored as " + last_name_ + ")");
+    return st;
+  }
+
+  Status HandleEntryInner(archive* a, archive_entry* entry, uint64_t index, std::string& path) {
+    const char* raw_name = archive_entry_pathname(entry);
+    if (raw_name == nullptr)
+      return Unsafe("unsafe archive entry #" + std::to_string(index) + ": path cannot be decoded");
+    std::string raw(raw_name);
+    last_name_ = QuoteEntryName(raw);
+    REPRISE_ASSIGN_OR_RETURN(path, NormaliseEntryPath(raw));
+
+    auto refuse = [&](const std::string& why) {
+      return Unsafe("unsafe archive entry " + last_name_ + ": " + why);
+    };
+    mode_t mode = archive_entry_mode(entry);
+    if ((mode & (S_ISUID | S_ISGID | S_ISVTX)) != 0) {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+      return refuse(std::string("setuid/setgid/sticky mode ") + buf);
+    }
+    unsigned perm = static_cast<unsigned>(mode & 0777);
+
+    if (const char* hardlink = archive_entry_hardlink(entry)) {
+      if (path.empty()) return refuse("hardlink at the destination root");
+      if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0)
+        return refuse("hardlink carries data");
+      auto target = NormaliseEntryPath(hardlink);
+      if (!target.ok() || target->empty())
+        return refuse("hardlink target " + QuoteEntryName(hardlink) +
+                      " is outside the destination");
+      REPRISE_ASSIGN_OR_RETURN(std::string file, table_.AddHardlink(path, *target));
+      if (writer_ != nullptr) return writer_->MakeHardlink(path, file);
+      return Status::Ok();
+    }
+
+    switch (archive_entry_filetype(entry)) {
+      case AE_IFDIR:
+        if (path.empty()) return Status::Ok();  // "./": the destination itself
+        REPRISE_RETURN_IF_ERROR(table_.AddDirectory(path, perm | 0700));
+        if (writer_ != nullptr) return writer_->MakeDirectory(path);
+        return Status::Ok();
+      case AE_IFLNK: {
+        if (path.empty()) return refuse("symlink at the destination root");
+        const char* target = archive_entry_symlink(entry);
+        if (target == nullptr) return refuse("symlink without a target");
+        return table_.AddSymlink(path, target);
+      }
+      case AE_IFREG:
+        if (path.empty()) return refuse("file at the destination root");
+        return HandleFile(a, entry, path, perm | 0400);
+      case AE_IFCHR:
+        return refuse("character device");
+      case AE_IFBLK:
+        return refuse("block device");
+      case AE_IFIFO:
+        return refuse("FIFO");
+      case AE_IFSOCK:
+        return refuse("socket");
+      default:
+        return refuse("unsupported entry type");
+    }
+  }
+
+  // Checks the byte limits for `total` uncompressed bytes so far.
+  Status CheckTotals(uint64_t entry_bytes, uint64_t total) {
+    if (entry_bytes > limits_.max_entry_bytes)
+      return TooLarge("archive entry " + last_name_ + " is larger than " +
+                      std::to_string(limits_.max_entry_bytes) + " bytes");
+    if (total > limits_.max_total_bytes)
+      return TooLarge("archive is larger than " + std::to_string(limits_.max_total_bytes) +
+                      " bytes uncompressed (at entry " + last_name_ + ")");
+    if (total > limits_.ratio_check_min_bytes &&
+        static_cast<double>(total) >
+            limits_.max_compression_ratio * static_cast<double>(archive_bytes_))
+      return Unsafe("unsafe archive entry " + last_name_ + ": compression ratio above " +
+                    std::to_string(static_cast<int64_t>(limits_.max_compression_ratio)) + " (" +
+                    std::to_string(total) + " bytes from a " + std::to_string(archive_bytes_) +
+                    "-byte archive)");
+    return Status::Ok();
+  }
+
+  Status Consume(Sha256& hasher, const void* data, size_t size, uint64_t& pos) {
+    pos += size;
+    REPRISE_RETURN_IF_ERROR(CheckTotals(pos, total_bytes_ + pos));
+    hasher.Update(data, size);
+    if (writer_ != nullptr) return writer_->Write(data, size);
+    return Status::Ok();
+  }
+
+  Status ZeroFill(Sha256& hasher, uint64_t count, uint64_t& pos) {
+    while (count > 0) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(count, buffer_zeros_.size()));
+      REPRISE_RETURN_IF_ERROR(Consume(hasher, buffer_zeros_.data(), n, pos));
+      count -= n;
+    }
+    return Status::Ok();
+  }
+
+  Status HandleFile(archive* a, archive_entry* entry, const std::string& path, unsigned mode) {
+    REPRISE_RETURN_IF_ERROR(table_.AddFile(path, mode));
+    const bool size_known = archive_entry_size_is_set(entry) != 0;
+    const int64_t declared_signed = size_known ? archive_entry_size(entry) : 0;
+    if (declared_signed < 0)
+      return Unsafe("unsafe archive entry " + last_name_ + ": negative size");
+    const uint64_t declared = static_cast<uint64_t>(declared_signed);
+    // Refuse by the declared size before decompressing anything.
+    REPRISE_RETURN_IF_ERROR(CheckTotals(declared, total_bytes_ + declared));
+
+    if (writer_ != nullptr) REPRISE_RETURN_IF_ERROR(writer_->BeginFile(path));
+    Sha256 hasher;
+    uint64_t pos = 0;
+    for (;;) {
+      const void* block = nullptr;
+      size_t size = 0;
+      la_int64_t offset = 0;
+      int rc = archive_read_data_block(a, &block, &size, &offset);
+      if (rc == ARCHIVE_EOF) break;
+      if (rc < ARCHIVE_WARN)
+        return InvalidArgument("corrupt archive at entry " + last_name_ + ": " +
+                               ArchiveErrorText(a));
+      if (offset < 0 || static_cast<uint64_t>(offset) < pos)
+        return InvalidArgument("corrupt archive at entry " + last_name_ +
+                               ": overlapping data blocks");
+      // Sparse entries: holes come back as gaps between blocks.
+      if (static_cast<uint64_t>(offset) > pos)
+        REPRISE_RETURN_IF_ERROR(ZeroFill(hasher, static_cast<uint64_t>(offset) - pos, pos));
+      if (size > 0) REPRISE_RETURN_IF_ERROR(Consume(hasher, block, size, pos));
+    }
+    if (size_known && pos < declared && archive_entry_sparse_count(entry) > 0)
+      REPRISE_RETURN_IF_ERROR(ZeroFill(hasher, declared - pos, pos));  // trailing hole
+    if (size_known && pos != declared)
+      return Unsafe("unsafe archive entry " + last_name_ + ": header says " +
+                    std::to_string(declared) + " bytes, data has " + std::to_string(pos));
+    total_bytes_ += pos;
+    table_.SetFileData(path, pos, hasher.FinishHex());
+    if (writer_ != nullptr) {
+      std::optional<timespec> mtime;
+      if (options_.keep_mtime && archive_entry_mtime_is_set(entry))
+        mtime = timespec{archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
+      REPRISE_RETURN_IF_ERROR(writer_->EndFile(mode, mtime));
+    }
+    return Status::Ok();
+  }
+
+  const ArchiveLimits& limits_;
+  const uint64_t archive_bytes_;
+  TreeWriter* writer_;
+  const ExtractOptions& options_;
+  EntryTable table_;
+  uint64_t total_bytes_ = 0;
+  std::string last_name_;
+  std::string buffer_zeros_;
+};
+
+// An archive file opened for reading; owns the fd.
+struct OpenedArchive {
+  ArchivePtr reader;
+  int fd = -1;
+  uint64_t size = 0;
+  ~OpenedArchive() {
+    reader.reset();
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Status OpenArchiveFile(const fs::path& path, OpenedArchive& out) {
+  out.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (out.fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return NotFound("archive " + path.string() + " does not exist");
+    return IoError("cannot open archive " + path.string() + ": " + ErrnoText(err));
+  }
+  struct stat st;
+  if (::fstat(out.fd, &st) != 0) return IoError("cannot stat " + path.string());
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(path.string() + " is not a regular file");
+  out.size = static_cast<uint64_t>(st.st_size);
+  REPRISE_ASSIGN_OR_RETURN(out.reader, NewReader());
+  if (archive_read_open_fd(out.reader.get(), out.fd, kReadBlockBytes) != ARCHIVE_OK)
+    return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
+                           ArchiveErrorText(out.reader.get()));
+  return Status::Ok();
+}
+
+Result<Manifest> ScanImpl(const fs::path& path, const ArchiveLimits& limits) {
+  OpenedArchive opened;
+  REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
+  ExtractOptions unused;
+  ArchiveReader reader(limits, opened.size, nullptr, unused);
+  return reader.Run(opened.reader.get());
+}
+
+Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
+                             const ArchiveLimits& limits, const ExtractOptions& options) {
+  OpenedArchive opened;
+  REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
+
+  bool created = false;
+  if (::mkdir(dest.c_str(), 0755) == 0) {
+    created = true;
+  } else if (errno == ENOENT) {
+    return NotFound("parent of destination " + dest.string() + " does not exist");
+  } else if (errno != EEXIST) {
+    return IoError("cannot create destination " + dest.string() + ": " + ErrnoText(errno));
+  }
+  int dest_fd = ::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dest_fd < 0)
+    return FailedPrecondition("destination " + dest.string() + " is not a directory");
+  if (!created) {
+    std::error_code ec;
+    if (!fs::is_empty(dest, ec) || ec) {
+      ::close(dest_fd);
+      return FailedPrecondition("destination " + dest.string() + " is not empty");
+    }
+  }
+
+  Result<Manifest> result = Internal("unset");
+  {
+    TreeWriter writer(dest_fd, options.fsync);
+    ArchiveReader reader(limits, opened.size, &writer, options);
+    try {
+      result = reader.Run(opened.reader.get());
+    } catch (...) {
+      writer.CloseFile();
+      writer.ClearDirCache();
+      RemoveContents(dest_fd);
+      ::close(dest_fd);
+      if (created) ::rmdir(dest.c_str());
+      throw;
+    }
+    if (!result.ok()) {
+      writer.CloseFile();
+      writer.ClearDirCache();
+      RemoveContents(dest_fd);
+    }
+  }
+  ::close(dest_fd);
+  if (!result.ok()) {
+    if (created) ::rmdir(dest.c_str());
+    return result;
+  }
+  if (options.fsync && created) {
+    fs::path parent = dest.parent_path().empty() ? fs::path(".") : dest.parent_path();
+    int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      int rc = ::fsync(fd);
+      ::close(fd);
+      if (rc != 0) return IoError("cannot fsync " + parent.string());
+    }
+  }
+  return result;
+}
+
+// Turns anything thrown below (bad_alloc, OpenSSL init) into a Status.
+template <typename F>
+auto CatchAll(std::string_view what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return Status(Code::kTooLarge, std::string(what) + ": out of memory");
+  } catch (const std::exception& e) {
+    return Internal(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return Internal(std::string(what) + ": unknown exception");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// CreateTarGz
+
+struct WriterDeleter {
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+
+Status CreateTarGzImpl(const fs::path& source, const fs::path& out) {
+  std::vector<fs::path> paths;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(source, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    paths.push_back(it->path());
+  if (ec) return IoError("cannot list " + source.string() + ": " + ec.message());
+  std::sort(paths.begin(), paths.end());
+
+  std::unique_ptr<archive, WriterDeleter> a(archive_write_new());
+  if (!a) return Internal("libarchive: cannot allocate a writer");
+  if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK ||
+      archive_write_add_filter_gzip(a.get()) != ARCHIVE_OK ||
+      archive_write_open_filename(a.get(), out.c_str()) != ARCHIVE_OK)
+    return IoError("cannot write " + out.string() + ": " + ArchiveErrorText(a.get()));
+  std::vector<char> buf(kReadBlockBytes);
+  for (const fs::path& p : paths) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) return IoError("cannot stat " + p.string());
+    std::unique_ptr<archive_entry, EntryDeleter> e(archive_entry_new());
+    std::string rel = p.lexically_relative(source).generic_string();
+    archive_entry_set_pathname(e.get(), rel.c_str());
+    archive_entry_set_perm(e.get(), st.st_mode & 0777);
+    archive_entry_set_mtime(e.get(), st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    int fd = -1;
+    if (S_ISDIR(st.st_mode)) {
+      archive_entry_set_filetype(e.get(), AE_IFDIR);
+    } else if (S_ISLNK(st.st_mode)) {
+      archive_entry_set_filetype(e.get(), AE_IFLNK);
+      std::error_code lec;
+      fs::path target = fs::read_symlink(p, lec);
+      if (lec) return IoError("cannot read symlink " + p.string());
+      archive_entry_set_symlink(e.get(), target.c_str());
+    } else if (S_ISREG(st.st_mode)) {
+      archive_entry_set_filetype(e.get(), AE_IFREG);
+      archive_entry_set_size(e.get(), st.st_size);
+      fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) return IoError("cannot open " + p.string() + ": " + ErrnoText(errno));
+    } else {
+      continue;  // devices, FIFOs, sockets: not artifact content
+    }
+    Status st_write;
+    if (archive_write_header(a.get(), e.get()) != ARCHIVE_OK)
+      st_write = IoError("cannot write " + rel + ": " + ArchiveErrorText(a.get()));
+    while (st_write.ok() && fd >= 0) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) st_write = IoError("cannot read " + p.string() + ": " + ErrnoText(errno));
+      if (n <= 0) break;
+      if (archive_write_data(a.get(), buf.data(), static_cast<size_t>(n)) != n)
+        st_write = IoError("cannot write " + rel + ": " + ArchiveErrorText(a.get()));
+    }
+    if (fd >= 0) ::close(fd);
+    REPRISE_RETURN_IF_ERROR(st_write);
+  }
+  if (archive_write_close(a.get()) != ARCHIVE_OK)
+    return IoError("cannot finish " + out.string() + ": " + ArchiveErrorText(a.get()));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Manifest> ScanArchive(const fs::path& archive, const ArchiveLimits& limits) {
+  return CatchAll("scanning " + archive.string(), [&] { return ScanImpl(archive, limits); });
+}
+
+Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& limits) {
+  return CatchAll("scanning archive", [&]() -> Result<Manifest> {
+    REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader());
+    if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK)
+      return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
+                             ArchiveErrorText(a.get()));
+    ExtractOptions unused;
+    ArchiveReader reader(limits, bytes.size(), nullptr, unused);
+    return reader.Run(a.get());
+  });
+}
+
+Result<Manifest> ExtractArchive(const fs::path& archive, const fs::path& dest_dir,
+                                const ArchiveLimits& limits, const ExtractOptions& options) {
+  return CatchAll("extracting " + archive.string(),
+                  [&] { return ExtractImpl(archive, dest_dir, limits, options); });
+}
+
+Status CreateTarGz(const fs::path& source_dir, const fs::path& out) {
+  return CatchAll("archiving " + source_dir.string(),
+                  [&] { return CreateTarGzImpl(source_dir, out); });
+}
+
+}  // namespace reprise

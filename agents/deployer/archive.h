@@ -1,0 +1,138 @@
+// Secure archive reading and extraction (tar, tar.gz, tar.bz2, tar.xz, zip).
+//
+// This is the only place that talks to libarchive. Every entry of an archive is
+// validated before anything is written: paths are normalised and must stay
+// inside the destination, links must resolve inside it, only regular files,
+// directories, symlinks and hardlinks are accepted, and the limits in
+// ArchiveLimits are enforced on the actual (not the declared) byte counts. A
+// single refused entry refuses the whole archive, and the Status message names
+// that entry. See docs/artifacts.md for the full list of rules.
+//
+// All functions are stateless and thread-safe: concurrent calls on different
+// archives / destinations are fine (no chdir, no umask, no process-wide state).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace reprise {
+
+// Size limits. Exceeding max_entries / max_total_bytes / max_entry_bytes gives
+// Code::kTooLarge (413); exceeding max_compression_ratio gives Code::kUnsafe
+// (422, a zip bomb is an attack, not a big upload).
+struct ArchiveLimits {
+  uint64_t max_entries = 200'000;
+  uint64_t max_total_bytes = 8ULL << 30;  // uncompressed, all regular files
+  uint64_t max_entry_bytes = 8ULL << 30;  // uncompressed, one file
+  // Uncompressed bytes / archive file size. Only enforced once the uncompressed
+  // total exceeds ratio_check_min_bytes, so small, very compressible archives
+  // (a config file of spaces) are not refused.
+  double max_compression_ratio = 200.0;
+  uint64_t ratio_check_min_bytes = 64ULL << 20;
+};
+
+enum class EntryType { kFile, kDirectory, kSymlink, kHardlink };
+
+std::string_view EntryTypeName(EntryType type);  // "file", "dir", "symlink", "hardlink"
+
+struct ManifestEntry {
+  std::string path;  // normalised, relative, no trailing slash: "bin/tool"
+  EntryType type = EntryType::kFile;
+  // Permission bits as written (0..0777). Directories always carry u+rwx and
+  // files u+r so the agent can validate and clean up what it deployed.
+  unsigned mode = 0;
+  uint64_t size = 0;        // files and hardlinks (the linked file's size)
+  std::string sha256;       // files and hardlinks (the linked file's content)
+  std::string link_target;  // symlink target as stored; hardlink: the linked entry's path
+
+  friend bool operator==(const ManifestEntry&, const ManifestEntry&) = default;
+};
+
+// What an archive contains, sorted by path. Directories that the archive only
+// implies (a/b with no a/ entry) are listed with mode 0755, so a manifest
+// describes the extracted tree exactly.
+struct Manifest {
+  std::vector<ManifestEntry> entries;
+  // SHA-256 of the canonical serialisation (see ComputeManifestHash).
+  std::string manifest_hash;
+  uint64_t file_count = 0;   // regular files and hardlinks
+  uint64_t total_bytes = 0;  // sum of regular file sizes (hardlinks not counted twice)
+
+  friend bool operator==(const Manifest&, const Manifest&) = default;
+};
+
+// Canonical form: "reprise-manifest-v1\n" then, per entry in path order,
+// type NUL mode(octal) NUL size NUL sha256 NUL path NUL link_target NUL "\n".
+// Paths and targets cannot contain NUL, so the encoding is unambiguous.
+std::string ComputeManifestHash(const std::vector<ManifestEntry>& sorted_entries);
+
+std::string ManifestToJson(const Manifest& manifest);
+// Parses and checks the JSON form: paths must be safe, types known, hashes
+// well-formed, and the stored manifest_hash (if any) must match the entries.
+Result<Manifest> ManifestFromJson(std::string_view json);
+
+// Reads `archive` (format and compression detected from the content; raw or
+// unknown formats are refused) and validates every entry without writing
+// anything. Errors: kUnsafe (a refused entry, a zip bomb), kTooLarge (limits),
+// kInvalidArgument (corrupt or unsupported archive), kIo / kNotFound (cannot read).
+[[nodiscard]] Result<Manifest> ScanArchive(const std::filesystem::path& archive,
+                                           const ArchiveLimits& limits = {});
+
+// The same, for an archive held in memory (the fuzzer uses it).
+[[nodiscard]] Result<Manifest> ScanArchiveBuffer(std::string_view archive_bytes,
+                                                 const ArchiveLimits& limits = {});
+
+struct ExtractOptions {
+  // fsync every file, then every directory (deepest first), then dest's parent
+  // when dest was created. Deploys need it; tests and benchmarks do not.
+  bool fsync = false;
+  // Set regular files' mtime from the archive.
+  bool keep_mtime = true;
+};
+
+// Extracts `archive` into `dest_dir`, which must be an empty directory or not
+// exist yet (then it is created; its parent must exist). Entries are
+// validated by the same code as ScanArchive before they are written; on any
+// error everything written is removed again (dest is left empty, or removed if
+// this call created it). Nothing outside dest_dir is ever written: every path
+// is opened relative to a directory fd with O_NOFOLLOW / O_EXCL, and symlinks
+// are created last, after the whole archive was validated.
+// Returns the manifest of what was written (equal to ScanArchive's).
+// Extra errors: kFailedPrecondition when dest_dir is not empty.
+[[nodiscard]] Result<Manifest> ExtractArchive(const std::filesystem::path& archive,
+                                              const std::filesystem::path& dest_dir,
+                                              const ArchiveLimits& limits = {},
+                                              const ExtractOptions& options = {});
+
+struct PathProblem {
+  std::string path;
+  std::string detail;  // "content differs", "mode 0644, expected 0755", ...
+  friend bool operator==(const PathProblem&, const PathProblem&) = default;
+};
+
+struct ValidationReport {
+  std::vector<std::string> missing;  // in the manifest, not on disk
+  std::vector<PathProblem> changed;  // type, mode, size, content or link target differ
+  std::vector<std::string> extra;    // on disk, not in the manifest
+  uint64_t files_checked = 0;
+  bool ok() const { return missing.empty() && changed.empty() && extra.empty(); }
+};
+
+// Re-hashes every file under `dir` and compares the tree with `manifest`.
+// Symlinks on disk are never followed. Errors only when `dir` itself cannot
+// be read; per-path problems go into the report.
+[[nodiscard]] Result<ValidationReport> ValidateTree(const std::filesystem::path& dir,
+                                                    const Manifest& manifest);
+
+// Writes the tree under `source_dir` as a gzip-compressed pax tar to `out`
+// (entries in path order, relative paths, no owner names): the demo and the
+// benchmarks build artifacts with it. Symlinks are stored as symlinks.
+[[nodiscard]] Status CreateTarGz(const std::filesystem::path& source_dir,
+                                 const std::filesystem::path& out);
+
+}  // namespace reprise

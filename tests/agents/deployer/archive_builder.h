@@ -1,0 +1,237 @@
+// Test-only helpers: write archives with arbitrary raw entries through
+// libarchive's writer (any path, type, mode, link target, declared size), patch
+// headers afterwards to produce lies, and snapshot directory trees.
+// Header-only; throws std::runtime_error on failure (tests want it loud).
+#pragma once
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/crypto.h"
+
+namespace reprise::testing {
+
+enum class RawType { kFile, kDir, kSymlink, kHardlink, kCharDevice, kBlockDevice, kFifo, kSocket };
+
+struct RawEntry {
+  std::string path;
+  RawType type = RawType::kFile;
+  unsigned mode = 0644;  // may include setuid/setgid/sticky
+  std::string data;
+  std::string link;            // symlink or hardlink target
+  int64_t declared_size = -1;  // header size when >= 0, else data.size()
+};
+
+inline RawEntry File(std::string path, std::string data, unsigned mode = 0644) {
+  return {std::move(path), RawType::kFile, mode, std::move(data), {}, -1};
+}
+inline RawEntry Dir(std::string path, unsigned mode = 0755) {
+  return {std::move(path), RawType::kDir, mode, {}, {}, -1};
+}
+inline RawEntry Symlink(std::string path, std::string target) {
+  return {std::move(path), RawType::kSymlink, 0777, {}, std::move(target), -1};
+}
+inline RawEntry Hardlink(std::string path, std::string target) {
+  return {std::move(path), RawType::kHardlink, 0644, {}, std::move(target), -1};
+}
+inline RawEntry Special(std::string path, RawType type, unsigned mode = 0644) {
+  return {std::move(path), type, mode, {}, {}, -1};
+}
+
+enum class ArchiveKind { kTar, kTarGz, kZip, kGnuTar };
+
+inline const char* KindName(ArchiveKind kind) {
+  switch (kind) {
+    case ArchiveKind::kTar:
+      return "tar";
+    case ArchiveKind::kTarGz:
+      return "tar.gz";
+    case ArchiveKind::kZip:
+      return "zip";
+    case ArchiveKind::kGnuTar:
+      return "gnutar";
+  }
+  return "?";
+}
+
+inline void WriteArchive(const std::filesystem::path& out, ArchiveKind kind,
+                         const std::vector<RawEntry>& entries) {
+  archive* a = archive_write_new();
+  auto fail = [&](const std::string& what) {
+    std::string msg = what + ": " + (archive_error_string(a) ? archive_error_string(a) : "?");
+    archive_write_free(a);
+    throw std::runtime_error(msg);
+  };
+  int rc = ARCHIVE_OK;
+  switch (kind) {
+    case ArchiveKind::kTar:
+      rc = archive_write_set_format_pax_restricted(a);
+      break;
+    case ArchiveKind::kGnuTar:
+      rc = archive_write_set_format_gnutar(a);
+      break;
+    case ArchiveKind::kTarGz:
+      rc = archive_write_set_format_pax_restricted(a);
+      if (rc == ARCHIVE_OK) rc = archive_write_add_filter_gzip(a);
+      break;
+    case ArchiveKind::kZip:
+      rc = archive_write_set_format_zip(a);
+      break;
+  }
+  if (rc != ARCHIVE_OK) fail("format");
+  if (archive_write_open_filename(a, out.c_str()) != ARCHIVE_OK) fail("open");
+  for (const RawEntry& r : entries) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, r.path.c_str());
+    archive_entry_set_mtime(e, 1700000000, 0);
+    unsigned type = AE_IFREG;
+    switch (r.type) {
+      case RawType::kFile:
+      case RawType::kHardlink:
+        type = AE_IFREG;
+        break;
+      case RawType::kDir:
+        type = AE_IFDIR;
+        break;
+      case RawType::kSymlink:
+        type = AE_IFLNK;
+        break;
+      case RawType::kCharDevice:
+        type = AE_IFCHR;
+        break;
+      case RawType::kBlockDevice:
+        type = AE_IFBLK;
+        break;
+      case RawType::kFifo:
+        type = AE_IFIFO;
+        break;
+      case RawType::kSocket:
+        type = AE_IFSOCK;
+        break;
+    }
+    archive_entry_set_filetype(e, type);
+    archive_entry_set_perm(e, r.mode & 07777);
+    if (r.type == RawType::kSymlink) archive_entry_set_symlink(e, r.link.c_str());
+    if (r.type == RawType::kHardlink) archive_entry_set_hardlink(e, r.link.c_str());
+    if (r.type == RawType::kCharDevice || r.type == RawType::kBlockDevice)
+      archive_entry_set_rdev(e, makedev(1, 3));
+    int64_t size = r.declared_size >= 0 ? r.declared_size : static_cast<int64_t>(r.data.size());
+    if (r.type == RawType::kFile || !r.data.empty()) archive_entry_set_size(e, size);
+    if (archive_write_header(a, e) < ARCHIVE_WARN) {
+      archive_entry_free(e);
+      fail("header " + r.path);
+    }
+    archive_entry_free(e);
+    size_t off = 0;
+    while (off < r.data.size()) {
+      size_t chunk = std::min<size_t>(r.data.size() - off, 1 << 20);
+      la_ssize_t n = archive_write_data(a, r.data.data() + off, chunk);
+      if (n < 0) fail("data " + r.path);
+      if (n == 0) break;  // libarchive truncates to the declared size
+      off += static_cast<size_t>(n);
+    }
+  }
+  if (archive_write_close(a) != ARCHIVE_OK) fail("close");
+  archive_write_free(a);
+}
+
+inline std::string ReadBytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void WriteBytes(const std::filesystem::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+// Rewrites the ustar size field of the header named `name` (and its checksum).
+inline void PatchTarSize(const std::filesystem::path& p, const std::string& name,
+                         uint64_t new_size) {
+  std::string bytes = ReadBytes(p);
+  for (size_t off = 0; off + 512 <= bytes.size(); off += 512) {
+    if (bytes.compare(off, name.size() + 1, std::string(name) + '\0') != 0) continue;
+    char field[13];
+    std::snprintf(field, sizeof field, "%011llo", static_cast<unsigned long long>(new_size));
+    bytes.replace(off + 124, 12, std::string(field, 11) + '\0');
+    bytes.replace(off + 148, 8, "        ");
+    unsigned sum = 0;
+    for (size_t i = 0; i < 512; ++i) sum += static_cast<unsigned char>(bytes[off + i]);
+    char chk[8];
+    std::snprintf(chk, sizeof chk, "%06o", sum);
+    bytes.replace(off + 148, 8, std::string(chk, 6) + '\0' + ' ');
+    WriteBytes(p, bytes);
+    return;
+  }
+  throw std::runtime_error("no tar header named " + name);
+}
+
+// Rewrites the uncompressed size of `name` in every zip local header, data
+// descriptor-less central directory record.
+inline void PatchZipUncompressedSize(const std::filesystem::path& p, const std::string& name,
+                                     uint32_t new_size) {
+  std::string bytes = ReadBytes(p);
+  auto put32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  auto get16 = [&](size_t at) {
+    return static_cast<unsigned>(static_cast<unsigned char>(bytes[at])) |
+           (static_cast<unsigned>(static_cast<unsigned char>(bytes[at + 1])) << 8);
+  };
+  int patched = 0;
+  for (size_t off = 0; off + 46 < bytes.size(); ++off) {
+    if (bytes.compare(off, 4, "PK\x01\x02") == 0) {  // central directory
+      unsigned name_len = get16(off + 28);
+      if (bytes.compare(off + 46, name_len, name) == 0 && name_len == name.size()) {
+        put32(off + 24, new_size);
+        ++patched;
+      }
+    } else if (bytes.compare(off, 4, "PK\x03\x04") == 0) {  // local header
+      unsigned name_len = get16(off + 26);
+      if (bytes.compare(off + 30, name_len, name) == 0 && name_len == name.size()) {
+        put32(off + 22, new_size);
+        ++patched;
+      }
+    }
+  }
+  if (patched == 0) throw std::runtime_error("no zip entry named " + name);
+  WriteBytes(p, bytes);
+}
+
+// A recursive listing with types, modes and content hashes; symlinks are
+// listed, never followed. Two equal snapshots mean an unchanged tree.
+inline std::map<std::string, std::string> SnapshotTree(const std::filesystem::path& root) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    const fs::path& p = it->path();
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) continue;
+    std::string rel = p.lexically_relative(root).generic_string();
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%o", static_cast<unsigned>(st.st_mode));
+    std::string desc = mode;
+    if (S_ISREG(st.st_mode)) desc += " " + Sha256Hex(ReadBytes(p));
+    if (S_ISLNK(st.st_mode)) desc += " -> " + fs::read_symlink(p).string();
+    out[rel] = desc;
+  }
+  return out;
+}
+
+}  // namespace reprise::testing

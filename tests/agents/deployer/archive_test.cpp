@@ -1,0 +1,296 @@
+// Good archives: round trips, manifests, modes, links, ValidateTree, and the
+// entry rules on their own.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agents/deployer/archive.h"
+#include "agents/deployer/entry_rules.h"
+#include "common/crypto.h"
+#include "tests/agents/deployer/archive_builder.h"
+#include "tests/temp_dir.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace reprise::testing;
+
+std::string RandomBytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng() & 0xff);
+  return s;
+}
+
+unsigned ModeOf(const fs::path& p) {
+  struct stat st;
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+const ManifestEntry* Find(const Manifest& m, const std::string& path) {
+  for (const ManifestEntry& e : m.entries)
+    if (e.path == path) return &e;
+  return nullptr;
+}
+
+std::vector<RawEntry> GoodEntries() {
+  return {
+      Dir("./"),
+      Dir("./bin", 0755),
+      File("./bin/tool", "#!/bin/sh\necho hi\n", 0755),
+      File("./bin/secret.conf", "password=1", 0600),
+      File("lib/libx.so", RandomBytes(300000, 7), 0644),  // implies lib/
+      File("empty", "", 0644),
+      File("readonly.txt", "ro", 0444),
+      Dir("share/doc/", 0750),
+      File("share/doc/README", std::string(70000, 'r')),
+      Symlink("current", "bin"),
+      Symlink("share/tool", "../bin/tool"),
+      Symlink("share/dangling", "nowhere"),
+      Symlink("share/self", "."),
+      Symlink("share/via", "self/doc/README"),
+  };
+}
+
+TEST_CASE("good archives round-trip: tar, tar.gz, gnutar, zip") {
+  for (ArchiveKind kind :
+       {ArchiveKind::kTar, ArchiveKind::kTarGz, ArchiveKind::kGnuTar, ArchiveKind::kZip}) {
+    CAPTURE(KindName(kind));
+    TempDir tmp;
+    fs::path archive = tmp.path() / (std::string("good.") + KindName(kind));
+    std::vector<RawEntry> entries = GoodEntries();
+    if (kind != ArchiveKind::kZip) entries.push_back(Hardlink("lib/libx.so.1", "lib/libx.so"));
+    WriteArchive(archive, kind, entries);
+
+    Result<Manifest> scanned = ScanArchive(archive);
+    REQUIRE_MESSAGE(scanned.ok(), scanned.status().ToString());
+    fs::path dest = tmp.path() / "dest";
+    Result<Manifest> extracted = ExtractArchive(archive, dest, {}, {.fsync = true});
+    REQUIRE_MESSAGE(extracted.ok(), extracted.status().ToString());
+    CHECK(*scanned == *extracted);
+    CHECK(scanned->manifest_hash.size() == 64);
+
+    // Entries, sorted, with implied lib/ and no entry for "./".
+    std::vector<std::string> paths;
+    for (const ManifestEntry& e : scanned->entries) paths.push_back(e.path);
+    CHECK(std::is_sorted(paths.begin(), paths.end()));
+    CHECK(Find(*scanned, "") == nullptr);
+    REQUIRE(Find(*scanned, "lib") != nullptr);
+    CHECK(Find(*scanned, "lib")->type == EntryType::kDirectory);
+    CHECK(Find(*scanned, "lib")->mode == 0755);
+
+    // Content and modes.
+    for (const RawEntry& r : entries) {
+      if (r.type != RawType::kFile) continue;
+      Result<std::string> normal = NormaliseEntryPath(r.path);
+      REQUIRE(normal.ok());
+      CAPTURE(*normal);
+      CHECK(ReadBytes(dest / *normal) == r.data);
+      CHECK(ModeOf(dest / *normal) == r.mode);
+      const ManifestEntry* e = Find(*scanned, *normal);
+      REQUIRE(e != nullptr);
+      CHECK(e->sha256 == Sha256Hex(r.data));
+      CHECK(e->size == r.data.size());
+      CHECK(e->mode == r.mode);
+    }
+    CHECK(ModeOf(dest / "share/doc") == 0750);
+    CHECK(fs::read_symlink(dest / "current") == "bin");
+    CHECK(fs::read_symlink(dest / "share/tool") == "../bin/tool");
+    CHECK(ReadBytes(dest / "share/via") == std::string(70000, 'r'));
+    CHECK(fs::is_symlink(dest / "share/dangling"));
+    CHECK(scanned->file_count == (kind == ArchiveKind::kZip ? 6u : 7u));
+    if (kind != ArchiveKind::kZip) {
+      CHECK(fs::equivalent(dest / "lib/libx.so", dest / "lib/libx.so.1"));
+      const ManifestEntry* h = Find(*scanned, "lib/libx.so.1");
+      REQUIRE(h != nullptr);
+      CHECK(h->type == EntryType::kHardlink);
+      CHECK(h->link_target == "lib/libx.so");
+      CHECK(h->sha256 == Sha256Hex(RandomBytes(300000, 7)));
+    }
+    Result<ValidationReport> report = ValidateTree(dest, *extracted);
+    REQUIRE(report.ok());
+    CHECK(report->ok());
+  }
+}
+
+TEST_CASE("the same content gives the same manifest hash whatever the format") {
+  TempDir tmp;
+  std::vector<RawEntry> entries = {Dir("d"), File("d/a", "alpha"), File("b", "beta", 0600),
+                                   Symlink("l", "d/a")};
+  std::string hashes[3];
+  int i = 0;
+  for (ArchiveKind kind : {ArchiveKind::kTar, ArchiveKind::kTarGz, ArchiveKind::kZip}) {
+    fs::path archive = tmp.path() / (std::string("x.") + KindName(kind));
+    WriteArchive(archive, kind, entries);
+    Result<Manifest> m = ScanArchive(archive);
+    REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    hashes[i++] = m->manifest_hash;
+  }
+  CHECK(hashes[0] == hashes[1]);
+  CHECK(hashes[0] == hashes[2]);
+}
+
+TEST_CASE("archives made by bsdtar from a real tree") {
+  if (std::system("command -v bsdtar >/dev/null 2>&1") != 0) return;
+  TempDir tmp;
+  fs::path src = tmp.path() / "src";
+  fs::create_directories(src / "app/static");
+  WriteBytes(src / "app/index.html", "<html></html>");
+  WriteBytes(src / "app/static/site.css", std::string(5000, 'c'));
+  fs::create_symlink("app", src / "current");
+  fs::create_hard_link(src / "app/index.html", src / "app/index2.html");
+  for (const char* flags : {"-cf", "-czf", "--format zip -cf"}) {
+    CAPTURE(flags);
+    fs::path archive = tmp.path() / "a.bin";
+    std::string cmd = "cd '" + src.string() + "' && bsdtar " + flags + " '" + archive.string() +
+                      "' . 2>/dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    fs::path dest = tmp.path() / "dest";
+    Result<Manifest> m = ExtractArchive(archive, dest);
+    REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    CHECK(ReadBytes(dest / "app/static/site.css") == std::string(5000, 'c'));
+    CHECK(ReadBytes(dest / "current/index.html") == "<html></html>");
+    CHECK(ReadBytes(dest / "app/index2.html") == "<html></html>");
+    Result<Manifest> s = ScanArchive(archive);
+    REQUIRE(s.ok());
+    CHECK(*s == *m);
+    fs::remove_all(dest);
+    fs::remove(archive);
+  }
+}
+
+TEST_CASE("ExtractArchive needs an empty or missing destination with an existing parent") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "a.tar";
+  WriteArchive(archive, ArchiveKind::kTar, {File("a", "1")});
+  fs::path full = tmp.path() / "full";
+  fs::create_directory(full);
+  WriteBytes(full / "keep", "mine");
+  CHECK(ExtractArchive(archive, full).status().code() == Code::kFailedPrecondition);
+  CHECK(ReadBytes(full / "keep") == "mine");
+  CHECK(ExtractArchive(archive, tmp.path() / "no/such/parent").status().code() == Code::kNotFound);
+  fs::path empty = tmp.path() / "empty";
+  fs::create_directory(empty);
+  CHECK(ExtractArchive(archive, empty).ok());
+  CHECK(ReadBytes(empty / "a") == "1");
+}
+
+TEST_CASE("an empty tar is an empty manifest") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "empty.tar";
+  WriteArchive(archive, ArchiveKind::kTar, {});
+  Result<Manifest> m = ScanArchive(archive);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->entries.empty());
+  CHECK(m->file_count == 0);
+}
+
+TEST_CASE("ScanArchiveBuffer agrees with ScanArchive") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "x.tar.gz";
+  WriteArchive(archive, ArchiveKind::kTarGz, GoodEntries());
+  Result<Manifest> from_file = ScanArchive(archive);
+  Result<Manifest> from_memory = ScanArchiveBuffer(ReadBytes(archive));
+  REQUIRE(from_file.ok());
+  REQUIRE(from_memory.ok());
+  CHECK(*from_file == *from_memory);
+}
+
+TEST_CASE("ValidateTree reports missing, changed and extra paths") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "a.tar";
+  WriteArchive(archive, ArchiveKind::kTar,
+               {File("a", "alpha"), File("b", "beta"), File("c", "gamma", 0755), Dir("d"),
+                File("d/e", "epsilon"), Symlink("l", "a"), File("f", "phi")});
+  fs::path dest = tmp.path() / "dest";
+  Result<Manifest> m = ExtractArchive(archive, dest);
+  REQUIRE(m.ok());
+  REQUIRE(ValidateTree(dest, *m)->ok());
+
+  fs::remove(dest / "a");                        // missing
+  WriteBytes(dest / "b", "BETA");                // same size, changed
+  fs::permissions(dest / "c", fs::perms(0644));  // mode changed
+  fs::remove(dest / "l");                        // symlink retargeted
+  fs::create_symlink("b", dest / "l");
+  WriteBytes(dest / "d/new", "n");  // extra
+  fs::remove(dest / "f");           // file became a dir
+  fs::create_directory(dest / "f");
+
+  Result<ValidationReport> r = ValidateTree(dest, *m);
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->ok());
+  CHECK(r->missing == std::vector<std::string>{"a"});
+  CHECK(r->extra == std::vector<std::string>{"d/new"});
+  std::vector<std::string> changed;
+  for (const PathProblem& p : r->changed) changed.push_back(p.path);
+  CHECK(changed == std::vector<std::string>{"b", "c", "f", "l"});
+  CHECK(r->changed[0].detail == "content differs");
+  CHECK(r->changed[1].detail == "mode 0644, expected 0755");
+
+  CHECK(ValidateTree(tmp.path() / "nope", *m).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("manifest JSON round-trips and is checked") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "x.tar";
+  std::vector<RawEntry> entries = GoodEntries();
+  entries.push_back(Hardlink("lib/libx.so.1", "lib/libx.so"));
+  WriteArchive(archive, ArchiveKind::kTar, entries);
+  Result<Manifest> m = ScanArchive(archive);
+  REQUIRE(m.ok());
+  std::string json = ManifestToJson(*m);
+  Result<Manifest> back = ManifestFromJson(json);
+  REQUIRE_MESSAGE(back.ok(), back.status().ToString());
+  CHECK(*back == *m);
+
+  std::string tampered = json;
+  size_t at = tampered.find("\"0600\"");
+  REQUIRE(at != std::string::npos);
+  tampered.replace(at, 6, "\"0644\"");
+  CHECK(ManifestFromJson(tampered).status().code() == Code::kInvalidArgument);
+  CHECK(ManifestFromJson("{").status().code() == Code::kInvalidArgument);
+  CHECK(ManifestFromJson(R"({"version":1,"entries":[{"path":"../x","type":"dir","mode":"0755"}]})")
+            .status()
+            .code() != Code::kOk);
+  CHECK(ManifestFromJson(R"({"version":1,"entries":[{"path":"a","type":"file","mode":"0644",)"
+                         R"("size":1,"sha256":"zz"}]})")
+            .status()
+            .code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("NormaliseEntryPath") {
+  CHECK(*NormaliseEntryPath("./a//b/") == "a/b");
+  CHECK(*NormaliseEntryPath("./") == "");
+  CHECK(*NormaliseEntryPath("a/./b") == "a/b");
+  CHECK(*NormaliseEntryPath("..foo/bar..") == "..foo/bar..");
+  for (const char* bad : {"..", "a/..", "/a", "C:/a", "c:", "a\\b", "a/../b"}) {
+    CAPTURE(bad);
+    CHECK(NormaliseEntryPath(bad).status().code() == Code::kUnsafe);
+  }
+  CHECK(NormaliseEntryPath(std::string("a\0b", 3)).status().code() == Code::kUnsafe);
+}
+
+TEST_CASE("ResolveSymlinkTarget follows earlier links like the kernel") {
+  std::unordered_map<std::string, std::string> links = {
+      {"here", "."}, {"deep", "a/b/c"}, {"up", "deep/.."}};
+  CHECK(*ResolveSymlinkTarget("x", "a/b", links) == "a/b");
+  CHECK(*ResolveSymlinkTarget("a/x", "../b", links) == "b");
+  CHECK(*ResolveSymlinkTarget("x", "deep/..", links) == "a/b");
+  CHECK(*ResolveSymlinkTarget("x", "up/../..", links) == "");
+  CHECK_FALSE(ResolveSymlinkTarget("x", "here/..", links).ok());
+  CHECK_FALSE(ResolveSymlinkTarget("x", "up/../../..", links).ok());
+  CHECK_FALSE(ResolveSymlinkTarget("a/x", "../../y", links).ok());
+  CHECK_FALSE(ResolveSymlinkTarget("x", "/abs", links).ok());
+}
+
+}  // namespace
+}  // namespace reprise
