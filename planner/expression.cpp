@@ -276,8 +276,8 @@ class Evaluator {
           if (!v.ok()) return v;
           if (!v->has_value()) {
             unknown = true;
-          } else if (!unknown && **v == **needle) {
-            return FromBool(true);
+          } else if (needle->has_value() && **v == **needle) {
+            return FromBool(true);  // a known match decides it, whatever else is unknown
           }
         }
         if (unknown) return Value();

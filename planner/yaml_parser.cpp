@@ -198,6 +198,7 @@ class PlanParser {
     const std::string& kind = key.Scalar();
     Step step;
     step.position = Reader::Position(key.Mark());
+    step_key_mark_ = key.Mark();
     step.id = id;
     Result<StepBody> body = ParseBody(kind, key, value, id, depth);
     if (!body.ok()) return body.status();
@@ -535,7 +536,8 @@ class PlanParser {
   Status Load(Fields& f, const YAML::Node& node, std::string_view what,
               std::initializer_list<std::string_view> allowed) {
     if (!node.IsDefined() || node.IsNull()) {
-      return r_.Error(node, std::string(what) + " needs arguments");
+      // A missing value has no useful position of its own: point at the key.
+      return r_.Error(step_key_mark_, std::string(what) + " needs arguments");
     }
     auto loaded = f.Load(r_, node, what, allowed);
     if (!loaded.ok()) return loaded.status();
@@ -565,6 +567,7 @@ class PlanParser {
   }
 
   const Reader& r_;
+  YAML::Mark step_key_mark_;
 };
 
 Result<Plan> ParsePlanNode(const Reader& r, const YAML::Node& root, std::string_view source) {
