@@ -213,6 +213,26 @@ inline void PatchZipUncompressedSize(const std::filesystem::path& p, const std::
   WriteBytes(p, bytes);
 }
 
+// Rewrites the unix mode (high half of the external attributes) of `name` in
+// the zip central directory, e.g. to turn a file into a socket.
+inline void PatchZipUnixMode(const std::filesystem::path& p, const std::string& name,
+                             uint32_t mode) {
+  std::string bytes = ReadBytes(p);
+  bool patched = false;
+  for (size_t off = 0; off + 46 < bytes.size(); ++off) {
+    if (bytes.compare(off, 4, "PK\x01\x02") != 0) continue;
+    unsigned name_len = static_cast<unsigned char>(bytes[off + 28]) |
+                        (static_cast<unsigned char>(bytes[off + 29]) << 8);
+    if (name_len != name.size() || bytes.compare(off + 46, name_len, name) != 0) continue;
+    bytes[off + 5] = 3;  // made by: unix
+    uint32_t attrs = mode << 16;
+    for (int i = 0; i < 4; ++i) bytes[off + 38 + i] = static_cast<char>((attrs >> (8 * i)) & 0xff);
+    patched = true;
+  }
+  if (!patched) throw std::runtime_error("no zip entry named " + name);
+  WriteBytes(p, bytes);
+}
+
 // A recursive listing with types, modes and content hashes; symlinks are
 // listed, never followed. Two equal snapshots mean an unchanged tree.
 inline std::map<std::string, std::string> SnapshotTree(const std::filesystem::path& root) {

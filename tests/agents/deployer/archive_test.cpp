@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -166,6 +167,47 @@ TEST_CASE("archives made by bsdtar from a real tree") {
     fs::remove_all(dest);
     fs::remove(archive);
   }
+}
+
+TEST_CASE("non-ASCII names survive in tar and zip") {
+  for (ArchiveKind kind : {ArchiveKind::kTar, ArchiveKind::kZip}) {
+    CAPTURE(KindName(kind));
+    TempDir tmp;
+    fs::path archive = tmp.path() / "utf8.bin";
+    const std::string name = "caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.txt";
+    WriteArchive(archive, kind, {File(name, "x")});
+    Result<Manifest> m = ExtractArchive(archive, tmp.path() / "d");
+    REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    CHECK(m->entries.back().path == name);
+    CHECK(ReadBytes(tmp.path() / "d" / name) == "x");
+  }
+}
+
+TEST_CASE("GNU tar sparse files extract with their holes as zeros") {
+  if (std::system("tar --version 2>/dev/null | grep -q GNU") != 0) return;
+  TempDir tmp;
+  fs::path src = tmp.path() / "src";
+  fs::create_directory(src);
+  {
+    std::ofstream f(src / "sparse.img", std::ios::binary);
+    f << "head";
+    f.seekp(3 << 20);
+    f << "middle";
+    f.seekp(8 << 20);
+    f << "tail";
+  }
+  // And one that ends in a hole.
+  REQUIRE(std::system(("truncate -s 5M '" + (src / "trailing.img").string() + "'").c_str()) == 0);
+  fs::path archive = tmp.path() / "sparse.tar";
+  REQUIRE(std::system(("tar --sparse -C '" + src.string() + "' -cf '" + archive.string() +
+                       "' sparse.img trailing.img")
+                          .c_str()) == 0);
+  Result<Manifest> m = ExtractArchive(archive, tmp.path() / "d");
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(ReadBytes(tmp.path() / "d/sparse.img") == ReadBytes(src / "sparse.img"));
+  CHECK(ReadBytes(tmp.path() / "d/trailing.img") == std::string(5 << 20, '\0'));
+  CHECK(ValidateTree(tmp.path() / "d", *m)->ok());
+  CHECK(*ScanArchive(archive) == *m);
 }
 
 TEST_CASE("ExtractArchive needs an empty or missing destination with an existing parent") {
