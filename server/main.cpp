@@ -1,8 +1,100 @@
+// reprise-server: parses the command line and wires a ServerApp. Nothing else.
+#include <signal.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
 #include "planner/version.h"
+#include "server/app/server_app.h"
 
-int main() {
-  std::printf("reprise-server %s\n", reprise::Version());
+namespace {
+
+const char* kUsage =
+    "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
+    "                      [--local-agent] [--demo]\n"
+    "  --data DIR         data directory (default ./var)\n"
+    "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
+    "  --agent-port PORT  port agents connect to (default 8081)\n"
+    "  --local-agent      run an agent inside the server for local targets\n"
+    "  --demo             seed the demo application 'shop'\n"
+    "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token.\n";
+
+bool ParsePort(const std::string& s, int& port) {
+  if (s.empty() || s.size() > 5) return false;
+  port = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + (c - '0');
+  }
+  return port <= 65535;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "reprise-server: %s\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  reprise::ServerOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      (void)name;
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("reprise-server %s\n", reprise::Version());
+      return 0;
+    } else if (arg == "--data") {
+      const char* v = value("--data");
+      if (!v) return Fail("--data needs a directory");
+      options.data_dir = v;
+    } else if (arg == "--http") {
+      const char* v = value("--http");
+      std::string hp = v ? v : "";
+      size_t colon = hp.rfind(':');
+      if (colon == std::string::npos || colon == 0 ||
+          !ParsePort(hp.substr(colon + 1), options.http_port))
+        return Fail("--http needs HOST:PORT, got '" + hp + "'");
+      options.http_host = hp.substr(0, colon);
+    } else if (arg == "--agent-port") {
+      const char* v = value("--agent-port");
+      if (!v || !ParsePort(v, options.agent_port)) return Fail("--agent-port needs a port number");
+    } else if (arg == "--local-agent") {
+      options.local_agent = true;
+    } else if (arg == "--demo") {
+      options.demo = true;
+    } else {
+      return Fail("unknown argument '" + arg + "'");
+    }
+  }
+  if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
+
+  // Block the stop signals in every thread; wait for them here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  reprise::ServerApp app(options);
+  reprise::Status st = app.Start();
+  if (!st.ok()) {
+    std::fprintf(stderr, "reprise-server: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::printf("reprise-server: stopping (signal %d)\n", sig);
+  app.Stop();
   return 0;
 }

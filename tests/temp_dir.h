@@ -38,3 +38,16 @@ class TempDir {
 };
 
 }  // namespace reprise
+
+#include <fstream>
+#include <sstream>
+
+namespace reprise {
+// The whole file, or "" when it cannot be read.
+inline std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace reprise

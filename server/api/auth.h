@@ -1,0 +1,33 @@
+// Authentication for the API: Bearer tokens (hash looked up in the store)
+// and the bootstrap admin token. Thread-safe (the store is).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "common/clock.h"
+#include "server/api/http_types.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+// "Bearer <token>" -> the token's user and role; kUnauthenticated otherwise.
+Result<Principal> AuthenticateBearer(Store& store, const HttpRequest& request);
+
+// Creates a token for `user`: 256 random bits, returned once; only its hash is stored.
+Result<std::string> IssueToken(Store& store, const Clock& clock, const std::string& user,
+                               const std::string& token_name);
+
+struct BootstrapResult {
+  std::filesystem::path token_file;  // empty when the token came from the environment
+  bool created_token = false;
+};
+
+// Ensures the user "admin" exists and that a bootstrap admin token works:
+// `env_token` (REPRISE_ADMIN_TOKEN) when non-empty, else the token in
+// DATA/admin.token, generated (mode 0600) on first start.
+Result<BootstrapResult> EnsureBootstrapAdmin(Store& store, const Clock& clock,
+                                             const std::filesystem::path& data_dir,
+                                             const std::string& env_token);
+
+}  // namespace reprise

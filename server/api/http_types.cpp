@@ -1,0 +1,124 @@
+#include "server/api/http_types.h"
+
+#include <nlohmann/json.hpp>
+
+namespace reprise {
+
+std::string HttpRequest::Param(const std::string& name) const {
+  auto it = path_params.find(name);
+  return it == path_params.end() ? std::string() : it->second;
+}
+
+std::optional<std::string> HttpRequest::Query(const std::string& name) const {
+  auto it = query.find(name);
+  if (it == query.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> HttpRequest::Header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  if (it == headers.end()) return std::nullopt;
+  return it->second;
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::Error(int http_status, std::string_view code,
+                                 std::string_view message) {
+  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
+  return Json(http_status, j.dump());
+}
+
+HttpResponse HttpResponse::Error(const Status& status) {
+  return Error(HttpStatusFor(status.code()), CodeName(status.code()), status.message());
+}
+
+int HttpStatusFor(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPermissionDenied: return 403;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kConflict: return 409;
+    case Code::kTooLarge: return 413;
+    case Code::kUnsafe: return 422;
+    case Code::kFailedPrecondition: return 409;
+    case Code::kCancelled: return 409;
+    case Code::kTimeout: return 504;
+    case Code::kUnavailable: return 503;
+    case Code::kIo: return 500;
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> Split(std::string_view s) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t slash = s.find('/', start);
+    if (slash == std::string_view::npos) {
+      parts.push_back(s.substr(start));
+      break;
+    }
+    parts.push_back(s.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+bool MatchRoute(const std::string& pattern, const std::string& path,
+                std::map<std::string, std::string>& params) {
+  auto pp = Split(pattern);
+  auto xp = Split(path);
+  if (pp.size() != xp.size()) return false;
+  std::map<std::string, std::string> found;
+  for (size_t i = 0; i < pp.size(); ++i) {
+    if (pp[i].size() >= 2 && pp[i].front() == '{' && pp[i].back() == '}') {
+      auto decoded = PercentDecode(xp[i]);
+      if (!decoded || decoded->empty() || decoded->find('/') != std::string::npos) return false;
+      found[std::string(pp[i].substr(1, pp[i].size() - 2))] = *decoded;
+    } else if (pp[i] != xp[i]) {
+      return false;
+    }
+  }
+  params = std::move(found);
+  return true;
+}
+
+}  // namespace reprise

@@ -1,0 +1,79 @@
+// Transport-neutral HTTP request/response types and routes for the API.
+// Handlers see only these; cpp-httplib stays inside http_server.cpp.
+// Values are plain data; not thread-safe to share while being mutated.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+// Who is calling, once authenticated.
+struct Principal {
+  std::string user;
+  Role role = Role::kViewer;
+  bool via_session = false;  // browser session (cookie) rather than a Bearer token
+};
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> path_params;
+  std::multimap<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // keys lower-case
+  std::string body;
+  std::string remote_addr;
+  Principal principal;
+
+  std::string Param(const std::string& name) const;
+  std::optional<std::string> Query(const std::string& name) const;
+  std::optional<std::string> Header(const std::string& lower_name) const;
+};
+
+// Streams the request body in chunks: calls `sink` for each chunk until it
+// returns false or the body ends. Returns false when the connection failed.
+using BodyReader = std::function<bool(const std::function<bool(const char*, size_t)>& sink)>;
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is this file's content, streamed (Range honoured).
+  std::optional<std::string> file_path;
+  int64_t file_size = 0;
+
+  static HttpResponse Json(int status, std::string body);
+  static HttpResponse Error(const Status& status);
+  static HttpResponse Error(int http_status, std::string_view code, std::string_view message);
+};
+
+// The HTTP status that fits a Status code.
+int HttpStatusFor(Code code);
+
+using Handler = std::function<HttpResponse(HttpRequest&)>;
+using StreamingHandler = std::function<HttpResponse(HttpRequest&, const BodyReader&)>;
+
+struct Route {
+  std::string method;   // GET, POST, PUT, PATCH, DELETE
+  std::string pattern;  // "/api/v1/applications/{app}"
+  Role min_role = Role::kViewer;
+  bool public_route = false;   // no authentication at all (health)
+  Handler handler;             // for requests with a body read in memory
+  StreamingHandler streaming;  // for large bodies (artifact upload)
+};
+
+// Matches "/a/{x}/b" against "/a/1/b". Path parameters are percent-decoded and
+// must be non-empty; a parameter never spans a '/'.
+bool MatchRoute(const std::string& pattern, const std::string& path,
+                std::map<std::string, std::string>& params);
+
+}  // namespace reprise

@@ -1,0 +1,94 @@
+#include "server/api/json_io.h"
+
+#include "server/catalog/catalog.h"
+
+namespace reprise {
+
+Result<Json> ParseJsonBody(const HttpRequest& req, bool allow_empty) {
+  if (req.body.empty() && allow_empty) return Json::object();
+  Json j;
+  try {
+    j = Json::parse(req.body);
+  } catch (const Json::exception& e) {
+    return InvalidArgument(std::string("malformed JSON body: ") + e.what());
+  }
+  if (!j.is_object()) return InvalidArgument("the request body must be a JSON object");
+  return j;
+}
+
+Status CheckKeys(const Json& obj, std::initializer_list<const char*> allowed,
+                 std::string_view what) {
+  for (const auto& [key, _] : obj.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || key == a;
+    if (!known) {
+      std::string list;
+      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return InvalidArgument("unknown field '" + key + "' in " + std::string(what) +
+                             " (expected: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> StringField(const Json& obj, const char* key, bool required) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    if (required) return InvalidArgument(std::string("missing field '") + key + "'");
+    return std::string();
+  }
+  if (!it->is_string()) return InvalidArgument(std::string("field '") + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+Result<VariableMap> VariablesField(const Json& obj) {
+  auto it = obj.find("variables");
+  if (it == obj.end() || it->is_null()) return VariableMap{};
+  if (!it->is_object()) return InvalidArgument("field 'variables' must be an object");
+  auto vars = VariablesFromJson(it->dump());
+  if (!vars.ok()) return vars.status().WithContext("field 'variables'");
+  return vars;
+}
+
+Json VariablesOut(const VariableMap& vars) {
+  Json out = Json::object();
+  for (const auto& [name, v] : vars)
+    out[name] = {{"value", v.sensitive ? "******" : v.value}, {"sensitive", v.sensitive}};
+  return out;
+}
+
+Json VariablesOut(const std::string& canonical_json) {
+  auto vars = VariablesFromJson(canonical_json);
+  return vars.ok() ? VariablesOut(*vars) : Json::object();
+}
+
+std::string Time(int64_t unix_millis) {
+  return unix_millis == 0 ? std::string() : FormatRfc3339Utc(FromUnixMillis(unix_millis));
+}
+
+Page PageFrom(const HttpRequest& req) {
+  Page page;
+  auto number = [](const std::optional<std::string>& s, int64_t fallback) {
+    if (!s || s->empty() || s->size() > 9) return fallback;
+    int64_t v = 0;
+    for (char c : *s) {
+      if (c < '0' || c > '9') return fallback;
+      v = v * 10 + (c - '0');
+    }
+    return v;
+  };
+  page.limit = std::clamp<int64_t>(number(req.Query("limit"), 100), 1, 1000);
+  page.offset = number(req.Query("offset"), 0);
+  return page;
+}
+
+HttpResponse ListResponse(Json items, const Page& page) {
+  Json body = {{"items", std::move(items)}, {"limit", page.limit}, {"offset", page.offset}};
+  if (static_cast<int64_t>(body["items"].size()) == page.limit)
+    body["next_offset"] = page.offset + page.limit;
+  return HttpResponse::Json(200, body.dump());
+}
+
+HttpResponse Ok(const Json& body, int status) { return HttpResponse::Json(status, body.dump()); }
+
+}  // namespace reprise

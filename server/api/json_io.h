@@ -1,0 +1,52 @@
+// Helpers shared by the route files to read request JSON and write responses.
+// Includes nlohmann/json: include only from server/api/*.cpp.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/clock.h"
+#include "planner/variables.h"
+#include "server/api/http_types.h"
+
+namespace reprise {
+
+using Json = nlohmann::json;
+
+// Parses the body as a JSON object; an empty body is {} when `allow_empty`.
+Result<Json> ParseJsonBody(const HttpRequest& req, bool allow_empty = false);
+
+// Rejects keys outside `allowed`, naming the first unknown one.
+Status CheckKeys(const Json& obj, std::initializer_list<const char*> allowed,
+                 std::string_view what);
+
+// Optional string field; kInvalidArgument naming the field when of another type.
+Result<std::string> StringField(const Json& obj, const char* key, bool required);
+
+// The "variables" field of a request (absent: empty).
+Result<VariableMap> VariablesField(const Json& obj);
+
+// Variables for a response: sensitive values replaced by "******".
+Json VariablesOut(const VariableMap& vars);
+Json VariablesOut(const std::string& canonical_json);
+
+std::string Time(int64_t unix_millis);
+Page PageFrom(const HttpRequest& req);
+// {"items": [...], "limit", "offset"}
+HttpResponse ListResponse(Json items, const Page& page);
+HttpResponse Ok(const Json& body, int status = 200);
+
+// In a handler: assign the value of a Result or return its error as a response.
+#define TRY_OR_ERROR(lhs, expr)                               \
+  auto REPRISE_CONCAT(_r_, __LINE__) = (expr);                \
+  if (!REPRISE_CONCAT(_r_, __LINE__).ok())                    \
+    return HttpResponse::Error(REPRISE_CONCAT(_r_, __LINE__).status()); \
+  lhs = std::move(REPRISE_CONCAT(_r_, __LINE__)).value()
+
+#define STATUS_OR_ERROR(expr)                   \
+  do {                                          \
+    ::reprise::Status _s = (expr);              \
+    if (!_s.ok()) return HttpResponse::Error(_s); \
+  } while (0)
+
+}  // namespace reprise

@@ -1,0 +1,31 @@
+// The HTTP API's routes (DESIGN.md "Interfaces"). Each group of routes lives
+// in its own file; this header assembles them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "server/api/http_types.h"
+
+namespace reprise {
+
+class Store;
+class Catalog;
+class BlobStore;
+
+struct ApiContext {
+  Store* store = nullptr;
+  Catalog* catalog = nullptr;
+  BlobStore* blobs = nullptr;
+  const Clock* clock = nullptr;
+};
+
+std::vector<Route> AdminRoutes(ApiContext& ctx);
+std::vector<Route> CatalogRoutes(ApiContext& ctx);
+std::vector<Route> ArtifactRoutes(ApiContext& ctx);
+
+// Every route of the API.
+std::vector<Route> ApiRoutes(ApiContext& ctx);
+
+}  // namespace reprise

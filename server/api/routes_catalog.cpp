@@ -1,0 +1,210 @@
+// Environments, targets, applications, releases and builds.
+#include "server/api/json_io.h"
+#include "server/api/routes.h"
+#include "server/catalog/catalog.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+namespace {
+
+Json EnvironmentJson(const EnvironmentRecord& e) {
+  return {{"name", e.name}, {"variables", VariablesOut(e.variables_json)},
+          {"updated_at", Time(e.updated_at)}};
+}
+
+Json TargetJson(const TargetRecord& t) {
+  return {{"name", t.name},
+          {"environment", t.environment},
+          {"agent", t.agent},
+          {"path", t.path},
+          {"variables", VariablesOut(t.variables_json)},
+          {"updated_at", Time(t.updated_at)}};
+}
+
+// Sensitive values inside a stored spec never leave the server.
+Json MaskedSpec(const std::string& spec_json) {
+  Json spec = Json::parse(MaskedSpecJson(spec_json), nullptr, false);
+  return spec.is_discarded() ? Json::object() : spec;
+}
+
+Json ApplicationJson(const ApplicationRecord& a) {
+  return {{"name", a.name},
+          {"spec_version", a.spec_version},
+          {"spec", MaskedSpec(a.spec_json)},
+          {"updated_at", Time(a.updated_at)},
+          {"updated_by", a.updated_by}};
+}
+
+Json ReleaseJson(const ReleaseRecord& r) {
+  return {{"application", r.application}, {"number", r.number},
+          {"spec_version", r.spec_version}, {"variables", VariablesOut(r.variables_json)},
+          {"created_at", Time(r.created_at)}, {"created_by", r.created_by}};
+}
+
+Json BuildJson(const BuildRecord& b) {
+  return {{"application", b.application}, {"release", b.release},
+          {"number", b.number},           {"variables", VariablesOut(b.variables_json)},
+          {"created_at", Time(b.created_at)}, {"created_by", b.created_by}};
+}
+
+Json ArtifactSummaryJson(const ArtifactRecord& a) {
+  return {{"name", a.name},           {"sha256", a.sha256},
+          {"size", a.size},           {"file_count", a.file_count},
+          {"created_at", Time(a.created_at)}, {"created_by", a.created_by}};
+}
+
+Result<int64_t> BuildNumberParam(const HttpRequest& req) {
+  std::string s = req.Param("n");
+  if (s.empty() || s.size() > 9) return InvalidArgument("build number '" + s + "' is invalid");
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return InvalidArgument("build number '" + s + "' is invalid");
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+
+}  // namespace
+
+std::vector<Route> CatalogRoutes(ApiContext& ctx) {
+  Store& store = *ctx.store;
+  Catalog& catalog = *ctx.catalog;
+  std::vector<Route> r;
+
+  // ---- environments
+  r.push_back({"GET", "/api/v1/environments", Role::kViewer, false, [&](HttpRequest& req) {
+                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(auto list, store.ListEnvironments(page));
+                 Json items = Json::array();
+                 for (const auto& e : list) items.push_back(EnvironmentJson(e));
+                 return ListResponse(std::move(items), page);
+               }, nullptr});
+  r.push_back({"GET", "/api/v1/environments/{env}", Role::kViewer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
+                 return Ok(EnvironmentJson(env));
+               }, nullptr});
+  r.push_back({"PUT", "/api/v1/environments/{env}", Role::kAdmin, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                 STATUS_OR_ERROR(CheckKeys(body, {"variables"}, "environment"));
+                 TRY_OR_ERROR(auto vars, VariablesField(body));
+                 STATUS_OR_ERROR(catalog.PutEnvironment(req.principal.user, req.Param("env"), vars));
+                 TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
+                 return Ok(EnvironmentJson(env));
+               }, nullptr});
+
+  // ---- targets
+  r.push_back({"GET", "/api/v1/targets", Role::kViewer, false, [&](HttpRequest& req) {
+                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(auto list, store.ListTargets(page));
+                 Json items = Json::array();
+                 for (const auto& t : list) items.push_back(TargetJson(t));
+                 return ListResponse(std::move(items), page);
+               }, nullptr});
+  r.push_back({"GET", "/api/v1/targets/{target}", Role::kViewer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto t, store.GetTarget(req.Param("target")));
+                 return Ok(TargetJson(t));
+               }, nullptr});
+  r.push_back({"PUT", "/api/v1/targets/{target}", Role::kAdmin, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
+                 STATUS_OR_ERROR(
+                     CheckKeys(body, {"environment", "agent", "path", "variables"}, "target"));
+                 TargetRecord t;
+                 t.name = req.Param("target");
+                 TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
+                 TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
+                 TRY_OR_ERROR(t.path, StringField(body, "path", true));
+                 TRY_OR_ERROR(auto vars, VariablesField(body));
+                 STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
+                 TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
+                 return Ok(TargetJson(stored));
+               }, nullptr});
+
+  // ---- applications
+  r.push_back({"GET", "/api/v1/applications", Role::kViewer, false, [&](HttpRequest& req) {
+                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(auto list, store.ListApplications(page));
+                 Json items = Json::array();
+                 for (const auto& a : list) items.push_back(ApplicationJson(a));
+                 return ListResponse(std::move(items), page);
+               }, nullptr});
+  r.push_back({"GET", "/api/v1/applications/{app}", Role::kViewer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
+                 return Ok(ApplicationJson(a));
+               }, nullptr});
+  r.push_back({"PUT", "/api/v1/applications/{app}", Role::kReleaseManager, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto a, catalog.PutApplication(req.principal.user,
+                                                             req.Param("app"), req.body));
+                 return Ok(ApplicationJson(a));
+               }, nullptr});
+
+  // ---- releases
+  r.push_back({"GET", "/api/v1/applications/{app}/releases", Role::kViewer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto app, store.GetApplication(req.Param("app")));
+                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
+                 Json items = Json::array();
+                 for (const auto& rel : list) items.push_back(ReleaseJson(rel));
+                 return ListResponse(std::move(items), page);
+               }, nullptr});
+  r.push_back({"POST", "/api/v1/applications/{app}/releases", Role::kDeployer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
+                 STATUS_OR_ERROR(CheckKeys(body, {"number", "variables"}, "release"));
+                 TRY_OR_ERROR(auto number, StringField(body, "number", true));
+                 TRY_OR_ERROR(auto vars, VariablesField(body));
+                 TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user,
+                                                              req.Param("app"), number, vars));
+                 return Ok(ReleaseJson(rel), 201);
+               }, nullptr});
+  r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}", Role::kViewer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
+                 Json j = ReleaseJson(rel);
+                 j["snapshot"] = MaskedSpec(rel.snapshot_json);
+                 return Ok(j);
+               }, nullptr});
+
+  // ---- builds
+  r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kViewer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
+                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
+                 Json items = Json::array();
+                 for (const auto& b : list) items.push_back(BuildJson(b));
+                 return ListResponse(std::move(items), page);
+               }, nullptr});
+  r.push_back({"POST", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                 STATUS_OR_ERROR(CheckKeys(body, {"variables"}, "build"));
+                 TRY_OR_ERROR(auto vars, VariablesField(body));
+                 TRY_OR_ERROR(auto b, catalog.CreateBuild(req.principal.user, req.Param("app"),
+                                                          req.Param("rel"), vars));
+                 return Ok(BuildJson(b), 201);
+               }, nullptr});
+  r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer,
+               false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto n, BuildNumberParam(req));
+                 TRY_OR_ERROR(auto b, store.GetBuild(req.Param("app"), req.Param("rel"), n));
+                 TRY_OR_ERROR(auto artifacts, store.ListArtifacts(b.application, b.release, n));
+                 Json j = BuildJson(b);
+                 j["artifacts"] = Json::array();
+                 for (const auto& a : artifacts) j["artifacts"].push_back(ArtifactSummaryJson(a));
+                 return Ok(j);
+               }, nullptr});
+  return r;
+}
+
+std::vector<Route> ApiRoutes(ApiContext& ctx) {
+  std::vector<Route> all;
+  for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx)})
+    for (auto& route : group) all.push_back(std::move(route));
+  return all;
+}
+
+}  // namespace reprise

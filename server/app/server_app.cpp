@@ -1,0 +1,90 @@
+#include "server/app/server_app.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "server/api/auth.h"
+#include "server/api/http_server.h"
+#include "server/api/routes.h"
+#include "server/app/demo.h"
+#include "server/catalog/catalog.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+using RouteInfo = ServerApp::RouteInfo;
+
+struct ServerApp::Impl {
+  ServerOptions options;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<HttpServer> http;
+  ApiContext api;
+  std::filesystem::path token_file;
+  std::vector<RouteInfo> route_table;
+};
+
+ServerApp::ServerApp(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  if (impl_->options.clock == nullptr) impl_->options.clock = &SystemClock::Instance();
+}
+
+ServerApp::~ServerApp() { Stop(); }
+
+Status ServerApp::Start() {
+  auto& o = impl_->options;
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
+  ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
+
+  auto store = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
+  if (!store.ok()) return store.status();
+  impl_->store = std::move(store).value();
+
+  auto boot = EnsureBootstrapAdmin(*impl_->store, *o.clock, o.data_dir, o.admin_token);
+  if (!boot.ok()) return boot.status().WithContext("bootstrap admin");
+  impl_->token_file = boot->token_file;
+
+  impl_->catalog = std::make_unique<Catalog>(CatalogOptions{impl_->store.get(), nullptr, o.clock});
+  if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
+
+  impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), nullptr, o.clock};
+  HttpServerOptions http;
+  http.host = o.http_host;
+  http.port = o.http_port;
+  http.max_json_body = o.max_json_body;
+  Store* st = impl_->store.get();
+  http.authenticate = [st](const HttpRequest& req) { return AuthenticateBearer(*st, req); };
+  http.routes = ApiRoutes(impl_->api);
+  impl_->route_table.clear();
+  for (const auto& r : http.routes)
+    impl_->route_table.push_back(
+        {r.method, r.pattern, static_cast<int>(r.min_role), r.public_route});
+  impl_->http = std::make_unique<HttpServer>(std::move(http));
+  REPRISE_RETURN_IF_ERROR(impl_->http->Start());
+
+  if (!o.quiet) {
+    std::printf("reprise-server listening on http://%s:%d\n", o.http_host.c_str(),
+                impl_->http->port());
+    if (!impl_->token_file.empty())
+      std::printf("admin API token: %s\n", impl_->token_file.c_str());
+    else
+      std::printf("admin API token: from REPRISE_ADMIN_TOKEN\n");
+    std::fflush(stdout);
+  }
+  return Status::Ok();
+}
+
+void ServerApp::Stop() {
+  if (impl_ && impl_->http) impl_->http->Stop();
+}
+
+std::vector<ServerApp::RouteInfo> ServerApp::Routes() const { return impl_->route_table; }
+
+int ServerApp::http_port() const { return impl_->http ? impl_->http->port() : 0; }
+
+std::filesystem::path ServerApp::admin_token_file() const { return impl_->token_file; }
+
+}  // namespace reprise

@@ -1,0 +1,57 @@
+// ServerApp: one running Reprise server — store, catalog, HTTP API — built
+// from ServerOptions. main.cpp and the integration tests both use it, so what
+// the tests start is what users run.
+//
+// Thread-safety: Start/Stop from one thread.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace reprise {
+
+struct ServerOptions {
+  std::filesystem::path data_dir = "./var";
+  std::string http_host = "127.0.0.1";
+  int http_port = 8080;  // 0: any free port
+  int agent_port = 8081;
+  bool local_agent = false;
+  bool demo = false;
+  std::string admin_token;  // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
+  const Clock* clock = nullptr;  // null: the system clock
+  int64_t max_json_body = 1 << 20;
+  bool quiet = false;  // no start-up banner (tests)
+};
+
+class ServerApp {
+ public:
+  explicit ServerApp(ServerOptions options);
+  ~ServerApp();
+
+  Status Start();
+  void Stop();
+
+  int http_port() const;
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;
+    int min_role;  // Role as int
+    bool public_route;
+  };
+  // The API's routes, for tests that must cover every endpoint.
+  std::vector<RouteInfo> Routes() const;
+
+  // Where the bootstrap admin token was written (empty when from the environment).
+  std::filesystem::path admin_token_file() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace reprise

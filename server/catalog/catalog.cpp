@@ -1,0 +1,176 @@
+#include "server/catalog/catalog.h"
+
+#include <nlohmann/json.hpp>
+
+namespace reprise {
+
+using nlohmann::json;
+
+std::string VariablesToJson(const VariableMap& vars) {
+  json j = json::object();
+  for (const auto& [name, v] : vars) j[name] = {{"value", v.value}, {"sensitive", v.sensitive}};
+  return j.dump();
+}
+
+Result<VariableMap> VariablesFromJson(std::string_view text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("variables must be a JSON object");
+  VariableMap out;
+  for (const auto& [name, v] : j.items()) {
+    if (!IsValidVariableName(name))
+      return InvalidArgument("variable name '" + name +
+                             "' is invalid (letters, digits and '_', not starting with a digit)");
+    if (IsBuiltinVariableName(name))
+      return InvalidArgument("variable '" + name + "' is built in and cannot be set");
+    if (v.is_string()) {
+      out[name] = Variable{v.get<std::string>(), false};
+    } else if (v.is_number() || v.is_boolean()) {
+      out[name] = Variable{v.dump(), false};
+    } else if (v.is_object()) {
+      for (const auto& [key, _] : v.items())
+        if (key != "value" && key != "sensitive")
+          return InvalidArgument("variable '" + name + "': unknown key '" + key +
+                                 "' (expected value, sensitive)");
+      auto value = v.find("value");
+      if (value == v.end() || !value->is_string())
+        return InvalidArgument("variable '" + name + "': 'value' must be a string");
+      auto sensitive = v.find("sensitive");
+      if (sensitive != v.end() && !sensitive->is_boolean())
+        return InvalidArgument("variable '" + name + "': 'sensitive' must be true or false");
+      out[name] = Variable{value->get<std::string>(),
+                           sensitive != v.end() && sensitive->get<bool>()};
+    } else {
+      return InvalidArgument("variable '" + name + "' must be a string or {value, sensitive}");
+    }
+  }
+  return out;
+}
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsValidReleaseNumber(std::string_view number) {
+  if (number.empty() || number.size() > 64) return false;
+  size_t digits = 0;
+  for (size_t i = 0; i < number.size(); ++i) {
+    char c = number[i];
+    if (c == '.') {
+      if (digits == 0) return false;
+      digits = 0;
+    } else if (c >= '0' && c <= '9') {
+      if (++digits > 6) return false;
+    } else {
+      return false;
+    }
+  }
+  return digits > 0;
+}
+
+Catalog::Catalog(CatalogOptions options) : options_(options) {}
+
+void Catalog::Audit(const std::string& actor, const std::string& action,
+                    const std::string& subject, const std::string& summary) {
+  AuditRecord rec;
+  rec.at = ToUnixMillis(options_.clock->Now());
+  rec.actor = actor;
+  rec.action = action;
+  rec.subject = subject;
+  rec.summary = summary;
+  // An audit write failing must not go unnoticed, but the change itself is done.
+  Status st = options_.store->AppendAudit(rec);
+  if (!st.ok()) std::fprintf(stderr, "audit: %s\n", st.ToString().c_str());
+}
+
+namespace {
+std::string VariableNames(const VariableMap& vars) {
+  std::string names;
+  for (const auto& [name, _] : vars) names += (names.empty() ? "" : ", ") + name;
+  return names.empty() ? "no variables" : "variables: " + names;
+}
+}  // namespace
+
+Status Catalog::PutEnvironment(const std::string& actor, const std::string& name,
+                               const VariableMap& variables) {
+  if (!IsValidName(name)) return InvalidArgument("environment name '" + name + "' is invalid");
+  EnvironmentRecord rec{name, VariablesToJson(variables), ToUnixMillis(options_.clock->Now())};
+  REPRISE_RETURN_IF_ERROR(options_.store->PutEnvironment(rec));
+  Audit(actor, "environment.put", name, VariableNames(variables));
+  return Status::Ok();
+}
+
+Status Catalog::PutTarget(const std::string& actor, const TargetRecord& target,
+                          const VariableMap& variables) {
+  if (!IsValidName(target.name))
+    return InvalidArgument("target name '" + target.name + "' is invalid");
+  if (target.environment.empty()) return InvalidArgument("target needs an 'environment'");
+  if (target.agent.empty()) return InvalidArgument("target needs an 'agent'");
+  if (!IsValidName(target.agent))
+    return InvalidArgument("agent name '" + target.agent + "' is invalid");
+  if (target.path.empty() || target.path.front() != '/')
+    return InvalidArgument("target 'path' must be an absolute directory path");
+  if (target.path.find("/../") != std::string::npos || target.path.ends_with("/.."))
+    return InvalidArgument("target 'path' must not contain '..'");
+  auto env = options_.store->GetEnvironment(target.environment);
+  if (!env.ok()) {
+    if (env.status().code() == Code::kNotFound)
+      return InvalidArgument("unknown environment '" + target.environment + "'");
+    return env.status();
+  }
+  TargetRecord rec = target;
+  rec.variables_json = VariablesToJson(variables);
+  rec.updated_at = ToUnixMillis(options_.clock->Now());
+  REPRISE_RETURN_IF_ERROR(options_.store->PutTarget(rec));
+  Audit(actor, "target.put", target.name,
+        "environment " + target.environment + ", agent " + target.agent + ", path " +
+            target.path + ", " + VariableNames(variables));
+  return Status::Ok();
+}
+
+Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std::string& app,
+                                             const std::string& number,
+                                             const VariableMap& variables) {
+  if (!IsValidReleaseNumber(number))
+    return InvalidArgument("release number '" + number +
+                           "' is invalid (expected dotted numbers such as 1.0.2)");
+  auto application = options_.store->GetApplication(app);
+  if (!application.ok()) return application.status();
+  ReleaseRecord rec;
+  rec.application = app;
+  rec.number = number;
+  rec.spec_version = application->spec_version;
+  rec.snapshot_json = application->spec_json;
+  rec.variables_json = VariablesToJson(variables);
+  rec.created_at = ToUnixMillis(options_.clock->Now());
+  rec.created_by = actor;
+  REPRISE_RETURN_IF_ERROR(options_.store->CreateRelease(rec));
+  Audit(actor, "release.create", app + "/" + number,
+        "spec version " + std::to_string(rec.spec_version) + ", " + VariableNames(variables));
+  return rec;
+}
+
+Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::string& app,
+                                         const std::string& release,
+                                         const VariableMap& variables) {
+  auto rel = options_.store->GetRelease(app, release);
+  if (!rel.ok()) return rel.status();
+  BuildRecord rec;
+  rec.application = app;
+  rec.release = release;
+  rec.variables_json = VariablesToJson(variables);
+  rec.created_at = ToUnixMillis(options_.clock->Now());
+  rec.created_by = actor;
+  auto created = options_.store->CreateBuild(rec);
+  if (!created.ok()) return created.status();
+  Audit(actor, "build.create", app + "/" + release + "/" + std::to_string(created->number),
+        VariableNames(variables));
+  return created;
+}
+
+}  // namespace reprise

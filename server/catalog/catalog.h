@@ -1,0 +1,73 @@
+// Catalog: the configuration a deployment is made of — environments, targets,
+// applications (spec versions), releases (with their snapshot), builds and
+// their artifacts. It validates input, writes through the Store and records
+// an audit entry for every change.
+//
+// Thread-safety: thread-safe; every call is independent and the Store
+// serialises writes.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "planner/variables.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+class BlobStore;
+class BodySource;
+
+struct CatalogOptions {
+  Store* store = nullptr;
+  BlobStore* blobs = nullptr;
+  const Clock* clock = nullptr;
+};
+
+// The canonical JSON of a variable map: {"Name": {"value": "...", "sensitive": false}}.
+std::string VariablesToJson(const VariableMap& vars);
+Result<VariableMap> VariablesFromJson(std::string_view json);
+
+// Names of applications, environments, targets, artifacts: 1-64 of
+// [A-Za-z0-9._-], not starting with '.' or '-'.
+bool IsValidName(std::string_view name);
+// Release numbers: dotted numbers like 1, 1.0, 1.0.2 (each part 0-999999).
+bool IsValidReleaseNumber(std::string_view number);
+
+// A stored spec's JSON with sensitive values replaced by "******".
+std::string MaskedSpecJson(const std::string& spec_json);
+
+class Catalog {
+ public:
+  explicit Catalog(CatalogOptions options);
+
+  Status PutEnvironment(const std::string& actor, const std::string& name,
+                        const VariableMap& variables);
+  Status PutTarget(const std::string& actor, const TargetRecord& target,
+                   const VariableMap& variables);
+
+  // Parses and validates the spec (YAML or JSON): pipeline, plans, variables;
+  // every stage's environment and targets must exist. Stores a new version.
+  Result<ApplicationRecord> PutApplication(const std::string& actor, const std::string& name,
+                                           const std::string& spec_text);
+
+  // Snapshots the application's current spec into the release.
+  Result<ReleaseRecord> CreateRelease(const std::string& actor, const std::string& app,
+                                      const std::string& number, const VariableMap& variables);
+  Result<BuildRecord> CreateBuild(const std::string& actor, const std::string& app,
+                                  const std::string& release, const VariableMap& variables);
+
+  Store& store() { return *options_.store; }
+
+ private:
+  void Audit(const std::string& actor, const std::string& action, const std::string& subject,
+             const std::string& summary);
+
+  CatalogOptions options_;
+};
+
+}  // namespace reprise

@@ -1,0 +1,162 @@
+#include "server/store/migrations.h"
+
+namespace reprise {
+
+const std::vector<std::string_view>& SqliteMigrations() {
+  static const std::vector<std::string_view> kMigrations = {
+      // 1: the initial schema.
+      R"sql(
+CREATE TABLE environments (
+  name TEXT PRIMARY KEY,
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE agents (
+  name TEXT PRIMARY KEY,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'refused')),
+  secret_hash TEXT NOT NULL DEFAULT '',
+  key_fingerprint TEXT NOT NULL DEFAULT '',
+  version TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE targets (
+  name TEXT PRIMARY KEY,
+  environment TEXT NOT NULL REFERENCES environments(name),
+  agent TEXT NOT NULL,
+  path TEXT NOT NULL,
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE applications (
+  name TEXT PRIMARY KEY,
+  spec_version INTEGER NOT NULL,
+  spec_json TEXT NOT NULL,
+  spec_text TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  updated_by TEXT NOT NULL,
+  hold_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE application_specs (
+  application TEXT NOT NULL REFERENCES applications(name),
+  version INTEGER NOT NULL,
+  spec_json TEXT NOT NULL,
+  spec_text TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (application, version)
+);
+CREATE TABLE releases (
+  application TEXT NOT NULL REFERENCES applications(name),
+  number TEXT NOT NULL,
+  spec_version INTEGER NOT NULL,
+  snapshot_json TEXT NOT NULL,
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (application, number)
+);
+CREATE TABLE builds (
+  application TEXT NOT NULL,
+  release TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (application, release, number),
+  FOREIGN KEY (application, release) REFERENCES releases(application, number)
+);
+CREATE TABLE artifacts (
+  application TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  file_count INTEGER NOT NULL,
+  manifest_json TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (application, release, build, name),
+  FOREIGN KEY (application, release, build) REFERENCES builds(application, release, number)
+);
+CREATE INDEX artifacts_by_sha ON artifacts(sha256);
+CREATE TABLE deployments (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  application TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  stage TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  scheduled_at INTEGER,
+  expires_after_ms INTEGER NOT NULL DEFAULT 3600000,
+  forced INTEGER NOT NULL DEFAULT 0,
+  context_choice TEXT NOT NULL DEFAULT 'as-deployed',
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  comment TEXT NOT NULL DEFAULT '',
+  requested_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  context_json TEXT,
+  error TEXT NOT NULL DEFAULT '',
+  FOREIGN KEY (application, release, build) REFERENCES builds(application, release, number)
+);
+CREATE INDEX deployments_by_status ON deployments(status, scheduled_at);
+CREATE INDEX deployments_by_stage ON deployments(application, stage, id);
+CREATE TABLE deployment_targets (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  target TEXT NOT NULL,
+  status TEXT NOT NULL,
+  message TEXT NOT NULL DEFAULT '',
+  release_dir TEXT NOT NULL DEFAULT '',
+  manifest_sha256 TEXT NOT NULL DEFAULT '',
+  started_at INTEGER,
+  finished_at INTEGER,
+  PRIMARY KEY (deployment_id, target)
+);
+CREATE TABLE deployment_logs (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  target TEXT NOT NULL DEFAULT '',
+  line TEXT NOT NULL,
+  PRIMARY KEY (deployment_id, seq)
+);
+CREATE TABLE approvals (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  user TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+  comment TEXT NOT NULL DEFAULT '',
+  at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE users (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL CHECK (role IN ('viewer', 'deployer', 'release-manager', 'admin')),
+  password_hash TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE api_tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user TEXT NOT NULL REFERENCES users(name),
+  name TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  summary TEXT NOT NULL
+);
+)sql",
+  };
+  return kMigrations;
+}
+
+}  // namespace reprise

@@ -1,0 +1,203 @@
+// Store: the durable state of a Reprise server, behind an interface so the
+// engine and API do not depend on SQLite (a PostgreSQL store can be added
+// beside SqliteStore without touching them).
+//
+// Records are plain values. JSON-valued fields (variables, specs, manifests,
+// execution contexts) are kept as canonical JSON text; the store does not
+// interpret them. Times are milliseconds since the Unix epoch, UTC.
+//
+// Thread-safety: every method is safe to call from any thread; each call is
+// atomic (one IMMEDIATE transaction for writes).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace reprise {
+
+enum class Role { kViewer = 0, kDeployer = 1, kReleaseManager = 2, kAdmin = 3 };
+const char* RoleName(Role role);
+std::optional<Role> ParseRole(std::string_view name);
+
+struct Page {
+  int64_t limit = 100;  // 1..1000
+  int64_t offset = 0;
+};
+
+struct EnvironmentRecord {
+  std::string name;
+  std::string variables_json = "{}";
+  int64_t updated_at = 0;
+};
+
+struct TargetRecord {
+  std::string name;
+  std::string environment;
+  std::string agent;
+  std::string path;
+  std::string variables_json = "{}";
+  int64_t updated_at = 0;
+};
+
+struct AgentRecord {
+  std::string name;
+  std::string status;  // pending | approved | refused
+  std::string secret_hash;  // HMAC key material is never stored in clear
+  std::string key_fingerprint;
+  std::string version;
+  int64_t created_at = 0;
+  int64_t last_seen = 0;
+};
+
+struct ApplicationRecord {
+  std::string name;
+  int64_t spec_version = 0;
+  std::string spec_json;  // canonical JSON of the parsed spec
+  std::string spec_text;  // as submitted (YAML or JSON)
+  int64_t updated_at = 0;
+  std::string updated_by;
+  std::string hold_json = "{}";  // per stage: automatic-promotion holds after rollbacks
+};
+
+struct ReleaseRecord {
+  std::string application;
+  std::string number;
+  int64_t spec_version = 0;
+  std::string snapshot_json;  // the application spec (pipeline + plans) when created
+  std::string variables_json = "{}";
+  int64_t created_at = 0;
+  std::string created_by;
+};
+
+struct BuildRecord {
+  std::string application;
+  std::string release;
+  int64_t number = 0;
+  std::string variables_json = "{}";
+  int64_t created_at = 0;
+  std::string created_by;
+};
+
+struct ArtifactRecord {
+  std::string application;
+  std::string release;
+  int64_t build = 0;
+  std::string name;
+  std::string sha256;
+  int64_t size = 0;
+  int64_t file_count = 0;
+  std::string manifest_json;
+  int64_t created_at = 0;
+  std::string created_by;
+};
+
+struct UserRecord {
+  std::string name;
+  Role role = Role::kViewer;
+  std::string password_hash;  // empty: no password login
+  int64_t created_at = 0;
+};
+
+struct TokenRecord {
+  int64_t id = 0;
+  std::string user;
+  std::string name;
+  std::string token_hash;  // SHA-256 of the token; the token itself is never stored
+  int64_t created_at = 0;
+};
+
+struct AuditRecord {
+  int64_t id = 0;
+  int64_t at = 0;
+  std::string actor;
+  std::string action;   // e.g. "application.put"
+  std::string subject;  // e.g. "shop"
+  std::string summary;
+};
+
+struct AuditFilter {
+  std::string action_prefix;
+  std::string subject;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Schema version after migrations.
+  virtual int64_t SchemaVersion() = 0;
+  // "ok" when the database answers.
+  virtual Status Ping() = 0;
+
+  virtual Status PutEnvironment(const EnvironmentRecord& env) = 0;
+  virtual Result<EnvironmentRecord> GetEnvironment(const std::string& name) = 0;
+  virtual Result<std::vector<EnvironmentRecord>> ListEnvironments(const Page& page) = 0;
+
+  virtual Status PutTarget(const TargetRecord& target) = 0;
+  virtual Result<TargetRecord> GetTarget(const std::string& name) = 0;
+  virtual Result<std::vector<TargetRecord>> ListTargets(const Page& page) = 0;
+
+  virtual Status PutAgent(const AgentRecord& agent) = 0;
+  virtual Result<AgentRecord> GetAgent(const std::string& name) = 0;
+  virtual Result<std::vector<AgentRecord>> ListAgents(const Page& page) = 0;
+
+  // Stores a new spec version of the application (version = previous + 1).
+  virtual Result<ApplicationRecord> PutApplication(const ApplicationRecord& app) = 0;
+  virtual Result<ApplicationRecord> GetApplication(const std::string& name) = 0;
+  virtual Result<std::vector<ApplicationRecord>> ListApplications(const Page& page) = 0;
+
+  // kAlreadyExists when the number is taken in that application.
+  virtual Status CreateRelease(const ReleaseRecord& release) = 0;
+  virtual Result<ReleaseRecord> GetRelease(const std::string& app, const std::string& number) = 0;
+  virtual Result<std::vector<ReleaseRecord>> ListReleases(const std::string& app,
+                                                         const Page& page) = 0;
+
+  // Assigns the next build number of the release atomically and returns the record.
+  virtual Result<BuildRecord> CreateBuild(const BuildRecord& build) = 0;
+  virtual Result<BuildRecord> GetBuild(const std::string& app, const std::string& release,
+                                       int64_t number) = 0;
+  virtual Result<std::vector<BuildRecord>> ListBuilds(const std::string& app,
+                                                     const std::string& release,
+                                                     const Page& page) = 0;
+
+  // Immutability lives here: the same (build, name) with another sha256 is
+  // kConflict; with the same sha256 it is a no-op that returns false.
+  // Returns true when the record was added.
+  virtual Result<bool> AddArtifact(const ArtifactRecord& artifact) = 0;
+  virtual Result<ArtifactRecord> GetArtifact(const std::string& app, const std::string& release,
+                                             int64_t build, const std::string& name) = 0;
+  virtual Result<std::vector<ArtifactRecord>> ListArtifacts(const std::string& app,
+                                                           const std::string& release,
+                                                           int64_t build) = 0;
+  // Every sha256 still referenced by an artifact record.
+  virtual Result<std::vector<std::string>> ReferencedBlobs() = 0;
+
+  // kAlreadyExists when taken.
+  virtual Status CreateUser(const UserRecord& user) = 0;
+  virtual Result<UserRecord> GetUser(const std::string& name) = 0;
+  virtual Result<std::vector<UserRecord>> ListUsers(const Page& page) = 0;
+
+  virtual Result<TokenRecord> CreateToken(const TokenRecord& token) = 0;
+  // Looks a token up by its hash; kNotFound when unknown.
+  virtual Result<TokenRecord> FindTokenByHash(const std::string& token_hash) = 0;
+
+  virtual Status AppendAudit(const AuditRecord& entry) = 0;
+  // Newest first.
+  virtual Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter,
+                                                    const Page& page) = 0;
+};
+
+struct SqliteStoreOptions {
+  std::string path;  // the database file; created when missing
+  int busy_timeout_ms = 5000;
+};
+
+// Opens (creating if needed) and migrates the SQLite database.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options);
+
+}  // namespace reprise

@@ -1,0 +1,312 @@
+// The core HTTP API against a real server on port 0 with a real SQLite file.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "tests/support/test_server.h"
+
+namespace reprise::testing {
+
+using nlohmann::json;
+
+namespace {
+
+json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
+
+std::string ErrorCode(const HttpResult& r) {
+  auto j = Body(r);
+  if (j.is_discarded() || !j.contains("error")) return "<no error body: " + r.body + ">";
+  return j["error"]["code"].get<std::string>();
+}
+
+std::string ErrorMessage(const HttpResult& r) {
+  auto j = Body(r);
+  if (j.is_discarded() || !j.contains("error")) return "";
+  return j["error"]["message"].get<std::string>();
+}
+
+const char* kSpec = R"(
+variables:
+  Port: "8080"
+  DbPassword: { value: "hunter2", sensitive: true }
+pipeline:
+  - stage: Integration
+    environment: Integration
+    targets: [int-web]
+    plan: deploy-web
+  - stage: Production
+    environment: Production
+    targets: [prod-web]
+    plan: deploy-web
+    protected: true
+plans:
+  deploy-web: |
+    - log: "Deploying $ApplicationName"
+    - deploy-artifact: { artifact: web }
+)";
+
+// Environments, targets and the application `shop` with release 1.0.
+void Seed(HttpClient& admin) {
+  REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
+  REQUIRE(admin.Put("/api/v1/environments/Production",
+                    R"({"variables":{"Region":"eu","ApiKey":{"value":"s3cr3t","sensitive":true}}})")
+              .status == 200);
+  REQUIRE(admin.Put("/api/v1/targets/int-web",
+                    R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
+              .status == 200);
+  REQUIRE(admin.Put("/api/v1/targets/prod-web",
+                    R"({"environment":"Production","agent":"a2","path":"/srv/prod"})")
+              .status == 200);
+  auto app = admin.Put("/api/v1/applications/shop", kSpec, "application/yaml");
+  REQUIRE_MESSAGE(app.status == 200, app.body);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+}
+
+int64_t AuditCount(HttpClient& admin) {
+  auto r = admin.Get("/api/v1/audit?limit=1000");
+  REQUIRE(r.status == 200);
+  return static_cast<int64_t>(Body(r)["items"].size());
+}
+
+}  // namespace
+
+TEST_CASE("health is public and reports version and store") {
+  TestServer server;
+  auto r = server.Anonymous().Get("/api/v1/health");
+  REQUIRE(r.status == 200);
+  auto j = Body(r);
+  CHECK(j["status"] == "ok");
+  CHECK(j["version"].is_string());
+  CHECK(j["store"]["status"] == "ok");
+}
+
+TEST_CASE("environments and targets round-trip; sensitive values never come back") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  auto env = admin.Get("/api/v1/environments/Production");
+  REQUIRE(env.status == 200);
+  auto j = Body(env);
+  CHECK(j["variables"]["Region"]["value"] == "eu");
+  CHECK(j["variables"]["ApiKey"]["value"] == "******");
+  CHECK(env.body.find("s3cr3t") == std::string::npos);
+  auto target = Body(admin.Get("/api/v1/targets/prod-web"));
+  CHECK(target["environment"] == "Production");
+  CHECK(target["path"] == "/srv/prod");
+  auto app = admin.Get("/api/v1/applications/shop");
+  REQUIRE(app.status == 200);
+  CHECK(app.body.find("hunter2") == std::string::npos);
+  CHECK(Body(app)["spec"]["variables"]["DbPassword"]["value"] == "******");
+  auto list = Body(admin.Get("/api/v1/environments?limit=1"));
+  CHECK(list["items"].size() == 1);
+  CHECK(list["next_offset"] == 1);
+}
+
+TEST_CASE("invalid specs are refused with 400 naming the problem") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  struct Case {
+    const char* name;
+    std::string spec;
+    const char* expect;
+  };
+  const std::string base_plans =
+      "plans:\n  p: |\n    - log: hi\n";
+  std::vector<Case> cases = {
+      {"unknown environment",
+       "pipeline:\n  - {stage: A, environment: Nowhere, targets: [int-web], plan: p}\n" + base_plans,
+       "Nowhere"},
+      {"unknown target",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [ghost], plan: p}\n" +
+           base_plans,
+       "ghost"},
+      {"target in another environment",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [prod-web], plan: p}\n" +
+           base_plans,
+       "prod-web"},
+      {"duplicate stage",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [int-web], plan: p}\n"
+       "  - {stage: A, environment: Integration, targets: [int-web], plan: p}\n" +
+           base_plans,
+       "A"},
+      {"missing plan",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [int-web], plan: nope}\n" +
+           base_plans,
+       "nope"},
+      {"malformed YAML", "pipeline: [\n  - {stage: A\n", ":"},
+      {"empty", "", "empty"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    auto r = admin.Put("/api/v1/applications/bad", c.spec, "application/yaml");
+    CHECK(r.status == 400);
+    CHECK(ErrorCode(r) == "invalid_argument");
+    CHECK(ErrorMessage(r).find(c.expect) != std::string::npos);
+  }
+  auto malformed = admin.Put("/api/v1/applications/bad", "pipeline: [\n  - {stage: A\n",
+                             "application/yaml");
+  // Malformed YAML names a line and a column.
+  CHECK(ErrorMessage(malformed).find("spec:") != std::string::npos);
+  CHECK(admin.Get("/api/v1/applications/bad").status == 404);
+}
+
+TEST_CASE("the spec is accepted as JSON too") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  json spec = {{"pipeline",
+                {{{"stage", "Integration"},
+                  {"environment", "Integration"},
+                  {"targets", {"int-web"}},
+                  {"plan", "p"}}}},
+               {"plans", {{"p", "- log: hello\n"}}}};
+  auto r = admin.Put("/api/v1/applications/api", spec.dump(), "application/json");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(Body(r)["spec_version"] == 1);
+  CHECK(Body(admin.Put("/api/v1/applications/api", spec.dump()))["spec_version"] == 2);
+}
+
+TEST_CASE("releases: unique numbers, snapshot taken at creation") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  auto dup = admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})");
+  CHECK(dup.status == 409);
+  CHECK(ErrorCode(dup) == "already_exists");
+  auto bad = admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.x"})");
+  CHECK(bad.status == 400);
+  CHECK(ErrorMessage(bad).find("1.x") != std::string::npos);
+  // Change the plan after the release: the release keeps its snapshot.
+  std::string changed = kSpec;
+  changed.replace(changed.find("Deploying"), 9, "Shipping!");
+  REQUIRE(admin.Put("/api/v1/applications/shop", changed, "application/yaml").status == 200);
+  auto rel = Body(admin.Get("/api/v1/applications/shop/releases/1.0"));
+  CHECK(rel["spec_version"] == 1);
+  CHECK(rel["snapshot"]["plans"]["deploy-web"].get<std::string>().find("Deploying") !=
+        std::string::npos);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.1"})").status == 201);
+  auto rel2 = Body(admin.Get("/api/v1/applications/shop/releases/1.1"));
+  CHECK(rel2["spec_version"] == 2);
+  CHECK(rel2["snapshot"]["plans"]["deploy-web"].get<std::string>().find("Shipping!") !=
+        std::string::npos);
+  CHECK(admin.Post("/api/v1/applications/ghost/releases", R"({"number":"1"})").status == 404);
+}
+
+TEST_CASE("20 concurrent build creations through the API yield exactly 1..20") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  std::vector<int64_t> numbers(20, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i)
+    threads.emplace_back([&, i] {
+      auto c = server.Admin();
+      auto r = c.Post("/api/v1/applications/shop/releases/1.0/builds", "{}");
+      if (r.status == 201) numbers[i] = Body(r)["number"].get<int64_t>();
+    });
+  for (auto& t : threads) t.join();
+  std::set<int64_t> got(numbers.begin(), numbers.end());
+  REQUIRE(got.size() == 20);
+  CHECK(*got.begin() == 1);
+  CHECK(*got.rbegin() == 20);
+  auto b = Body(admin.Get("/api/v1/applications/shop/releases/1.0/builds/7"));
+  CHECK(b["number"] == 7);
+  CHECK(b["artifacts"].is_array());
+}
+
+TEST_CASE("malformed or oversized bodies are refused and change nothing") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  int64_t audit_before = AuditCount(admin);
+  auto malformed = admin.Put("/api/v1/environments/Staging", "{\"variables\": ");
+  CHECK(malformed.status == 400);
+  CHECK(ErrorCode(malformed) == "invalid_argument");
+  auto not_object = admin.Put("/api/v1/environments/Staging", "[1,2]");
+  CHECK(not_object.status == 400);
+  auto unknown_field = admin.Put("/api/v1/environments/Staging", R"({"varaibles":{}})");
+  CHECK(unknown_field.status == 400);
+  CHECK(ErrorMessage(unknown_field).find("varaibles") != std::string::npos);
+  auto bad_var = admin.Put("/api/v1/environments/Staging", R"({"variables":{"1x":"y"}})");
+  CHECK(bad_var.status == 400);
+  CHECK(ErrorMessage(bad_var).find("1x") != std::string::npos);
+  auto builtin = admin.Put("/api/v1/environments/Staging", R"({"variables":{"BuildNumber":"9"}})");
+  CHECK(builtin.status == 400);
+  auto missing = admin.Put("/api/v1/targets/t", R"({"environment":"Integration","agent":"a"})");
+  CHECK(missing.status == 400);
+  CHECK(ErrorMessage(missing).find("path") != std::string::npos);
+  auto relative = admin.Put("/api/v1/targets/t",
+                            R"({"environment":"Integration","agent":"a","path":"srv"})");
+  CHECK(relative.status == 400);
+  std::string huge = "{\"variables\":{\"A\":\"" + std::string(2 << 20, 'x') + "\"}}";
+  auto too_large = admin.Put("/api/v1/environments/Staging", huge);
+  CHECK(too_large.status == 413);
+  CHECK(ErrorCode(too_large) == "too_large");
+  auto build_malformed = admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{");
+  CHECK(build_malformed.status == 400);
+  CHECK(admin.Get("/api/v1/environments/Staging").status == 404);
+  CHECK(admin.Get("/api/v1/targets/t").status == 404);
+  CHECK(Body(admin.Get("/api/v1/applications/shop/releases/1.0/builds"))["items"].empty());
+  CHECK(AuditCount(admin) == audit_before);
+}
+
+TEST_CASE("unknown endpoints and methods get JSON errors") {
+  TestServer server;
+  auto admin = server.Admin();
+  auto nf = admin.Get("/api/v1/nope");
+  CHECK(nf.status == 404);
+  CHECK(ErrorCode(nf) == "not_found");
+  auto method = admin.Send("DELETE", "/api/v1/environments", "");
+  CHECK(method.status == 405);
+  CHECK(admin.Get("/api/v1/environments/Nowhere").status == 404);
+  CHECK(admin.Get("/api/v1/applications/shop/releases/1.0/builds/abc").status == 400);
+}
+
+TEST_CASE("every change is audited with who, what and when") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  auto r = admin.Get("/api/v1/audit?limit=1000");
+  REQUIRE(r.status == 200);
+  auto items = Body(r)["items"];
+  std::multiset<std::string> actions;
+  for (const auto& e : items) {
+    actions.insert(e["action"].get<std::string>());
+    CHECK(e["actor"] == "admin");
+    CHECK_FALSE(e["at"].get<std::string>().empty());
+  }
+  CHECK(actions.count("environment.put") == 2);
+  CHECK(actions.count("target.put") == 2);
+  CHECK(actions.count("application.put") == 1);
+  CHECK(actions.count("release.create") == 1);
+  // Secrets are not in the audit log.
+  CHECK(r.body.find("s3cr3t") == std::string::npos);
+  auto filtered = Body(admin.Get("/api/v1/audit?action=target."));
+  CHECK(filtered["items"].size() == 2);
+}
+
+TEST_CASE("the demo is seeded idempotently and survives restarts") {
+  ServerOptions options;
+  options.demo = true;
+  TestServer server(options);
+  auto admin = server.Admin();
+  auto apps = Body(admin.Get("/api/v1/applications"));
+  REQUIRE(apps["items"].size() == 1);
+  CHECK(apps["items"][0]["name"] == "shop");
+  auto stages = apps["items"][0]["spec"]["pipeline"];
+  REQUIRE(stages.size() == 3);
+  CHECK(stages[0]["stage"] == "Integration");
+  CHECK(stages[2]["stage"] == "Production");
+  auto builds = Body(admin.Get("/api/v1/applications/shop/releases/1.0.0/builds"));
+  CHECK(builds["items"].size() == 2);
+  server.Restart();
+  auto admin2 = server.Admin();
+  CHECK(Body(admin2.Get("/api/v1/applications/shop/releases/1.0.0/builds"))["items"].size() == 2);
+  CHECK(Body(admin2.Get("/api/v1/applications/shop"))["spec_version"] == 1);
+  CHECK(Body(admin2.Get("/api/v1/targets"))["items"].size() == 3);
+}
+
+}  // namespace reprise::testing

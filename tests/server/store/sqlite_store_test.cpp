@@ -1,0 +1,157 @@
+#include "server/store/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
+
+#include <set>
+#include <thread>
+
+#include "server/store/migrations.h"
+#include "tests/temp_dir.h"
+
+namespace reprise {
+
+namespace {
+std::unique_ptr<Store> Open(const TempDir& dir) {
+  auto s = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
+  REQUIRE(s.ok());
+  return std::move(s).value();
+}
+
+void SeedRelease(Store& s) {
+  REQUIRE(s.PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
+  REQUIRE(s.CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
+}
+}  // namespace
+
+TEST_CASE("migrations from empty reach the latest version and are idempotent") {
+  TempDir dir;
+  {
+    auto s = Open(dir);
+    CHECK(s->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
+    CHECK(s->Ping().ok());
+  }
+  auto again = Open(dir);  // re-opening applies nothing twice
+  CHECK(again->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
+  SQLite::Database db((dir.path() / "r.db").string());
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+  for (const char* table : {"environments", "targets", "agents", "applications", "releases",
+                            "builds", "artifacts", "deployments", "deployment_targets",
+                            "approvals", "audit_log", "users", "api_tokens"}) {
+    CAPTURE(table);
+    CHECK(db.tableExists(table));
+  }
+}
+
+TEST_CASE("a database newer than the server is refused") {
+  TempDir dir;
+  { auto s = Open(dir); }
+  {
+    SQLite::Database db((dir.path() / "r.db").string(), SQLite::OPEN_READWRITE);
+    db.exec("PRAGMA user_version = 999");
+  }
+  auto s = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().message().find("999") != std::string::npos);
+}
+
+TEST_CASE("release numbers are unique per application") {
+  TempDir dir;
+  auto s = Open(dir);
+  SeedRelease(*s);
+  Status dup = s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 2, "t"});
+  CHECK(dup.code() == Code::kAlreadyExists);
+  REQUIRE(s->PutApplication({"other", 0, "{}", "", 1, "t", "{}"}).ok());
+  CHECK(s->CreateRelease({"other", "1.0", 1, "{}", "{}", 2, "t"}).ok());
+}
+
+TEST_CASE("20 concurrent build creations get exactly 1..20") {
+  TempDir dir;
+  auto s = Open(dir);
+  SeedRelease(*s);
+  std::vector<std::thread> threads;
+  std::vector<int64_t> numbers(20);
+  for (int i = 0; i < 20; ++i)
+    threads.emplace_back([&, i] {
+      auto b = s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"});
+      numbers[i] = b.ok() ? b->number : -1;
+    });
+  for (auto& t : threads) t.join();
+  std::set<int64_t> got(numbers.begin(), numbers.end());
+  CHECK(got.size() == 20);
+  CHECK(*got.begin() == 1);
+  CHECK(*got.rbegin() == 20);
+}
+
+TEST_CASE("artifacts are immutable: same bytes is a no-op, other bytes conflict") {
+  TempDir dir;
+  auto s = Open(dir);
+  SeedRelease(*s);
+  REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
+  ArtifactRecord a{"shop", "1.0", 1, "web", std::string(64, 'a'), 10, 1, "{}", 1, "t"};
+  auto first = s->AddArtifact(a);
+  REQUIRE(first.ok());
+  CHECK(*first);
+  auto again = s->AddArtifact(a);
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  a.sha256 = std::string(64, 'b');
+  auto other = s->AddArtifact(a);
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.status().code() == Code::kConflict);
+  auto stored = s->GetArtifact("shop", "1.0", 1, "web");
+  REQUIRE(stored.ok());
+  CHECK(stored->sha256 == std::string(64, 'a'));
+}
+
+TEST_CASE("application spec versions increase and history is kept") {
+  TempDir dir;
+  auto s = Open(dir);
+  auto v1 = s->PutApplication({"shop", 0, "{\"v\":1}", "v: 1", 1, "a", "{}"});
+  auto v2 = s->PutApplication({"shop", 0, "{\"v\":2}", "v: 2", 2, "b", "{}"});
+  REQUIRE(v1.ok());
+  REQUIRE(v2.ok());
+  CHECK(v1->spec_version == 1);
+  CHECK(v2->spec_version == 2);
+  auto got = s->GetApplication("shop");
+  REQUIRE(got.ok());
+  CHECK(got->spec_json == "{\"v\":2}");
+}
+
+TEST_CASE("audit entries list newest first and filter") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->AppendAudit({0, 1, "alice", "environment.put", "Testing", "x"}).ok());
+  REQUIRE(s->AppendAudit({0, 2, "bob", "target.put", "web", "y"}).ok());
+  auto all = s->ListAudit({}, {});
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[0].actor == "bob");
+  auto envs = s->ListAudit({"environment.", ""}, {});
+  REQUIRE(envs.ok());
+  REQUIRE(envs->size() == 1);
+  CHECK((*envs)[0].subject == "Testing");
+}
+
+TEST_CASE("pagination limits and offsets listings") {
+  TempDir dir;
+  auto s = Open(dir);
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(s->PutEnvironment({"env" + std::to_string(i), "{}", 1}).ok());
+  auto page = s->ListEnvironments({2, 2});
+  REQUIRE(page.ok());
+  REQUIRE(page->size() == 2);
+  CHECK((*page)[0].name == "env2");
+  CHECK((*page)[1].name == "env3");
+}
+
+TEST_CASE("a target needs an existing environment (foreign key)") {
+  TempDir dir;
+  auto s = Open(dir);
+  Status st = s->PutTarget({"web", "Nowhere", "a", "/srv", "{}", 1});
+  CHECK_FALSE(st.ok());
+  auto missing = s->GetTarget("web");
+  CHECK(missing.status().code() == Code::kNotFound);
+}
+
+}  // namespace reprise
