@@ -155,6 +155,19 @@ CREATE TABLE audit_log (
   summary TEXT NOT NULL
 );
 )sql",
+      // 2: agent enrollment tokens; an agent's public key (it proves its
+      // identity by signing a challenge; the server never holds its secret).
+      R"sql(
+CREATE TABLE enroll_tokens (
+  token_hash TEXT PRIMARY KEY,
+  pre_approved INTEGER NOT NULL DEFAULT 0,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_by TEXT NOT NULL DEFAULT ''
+);
+ALTER TABLE agents ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return kMigrations;
 }

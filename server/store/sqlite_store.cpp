@@ -119,10 +119,11 @@ class SqliteStore final : public Store {
     return Write("put agent", [&] {
       SQLite::Statement q(*db_,
                           "INSERT INTO agents(name, status, secret_hash, key_fingerprint, "
-                          "version, created_at, last_seen) VALUES(?,?,?,?,?,?,?) ON CONFLICT(name) "
-                          "DO UPDATE SET status=excluded.status, secret_hash=excluded.secret_hash, "
+                          "version, created_at, last_seen, public_key) VALUES(?,?,?,?,?,?,?,?) "
+                          "ON CONFLICT(name) DO UPDATE SET status=excluded.status, "
+                          "secret_hash=excluded.secret_hash, "
                           "key_fingerprint=excluded.key_fingerprint, version=excluded.version, "
-                          "last_seen=excluded.last_seen");
+                          "last_seen=excluded.last_seen, public_key=excluded.public_key");
       q.bind(1, a.name);
       q.bind(2, a.status);
       q.bind(3, a.secret_hash);
@@ -130,21 +131,61 @@ class SqliteStore final : public Store {
       q.bind(5, a.version);
       q.bind(6, a.created_at);
       q.bind(7, a.last_seen);
+      q.bind(8, a.public_key);
       q.exec();
       return Status::Ok();
     });
   }
   Result<AgentRecord> GetAgent(const std::string& name) override {
     return One<AgentRecord>(
-        "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen "
-        "FROM agents WHERE name=?",
+        "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
+        "public_key FROM agents WHERE name=?",
         [&](SQLite::Statement& q) { q.bind(1, name); }, ReadAgent, "agent '" + name + "'");
   }
   Result<std::vector<AgentRecord>> ListAgents(const Page& page) override {
     return Many<AgentRecord>(
-        "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen "
-        "FROM agents ORDER BY name LIMIT ? OFFSET ?",
+        "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
+        "public_key FROM agents ORDER BY name LIMIT ? OFFSET ?",
         [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadAgent);
+  }
+
+  Status CreateEnrollToken(const EnrollTokenRecord& t) override {
+    return Write("create enroll token", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO enroll_tokens(token_hash, pre_approved, created_by, "
+                          "created_at, expires_at, used_by) VALUES(?,?,?,?,?,?)");
+      q.bind(1, t.token_hash);
+      q.bind(2, t.pre_approved ? 1 : 0);
+      q.bind(3, t.created_by);
+      q.bind(4, t.created_at);
+      q.bind(5, t.expires_at);
+      q.bind(6, t.used_by);
+      q.exec();
+      return Status::Ok();
+    });
+  }
+  Result<EnrollTokenRecord> FindEnrollToken(const std::string& token_hash) override {
+    return One<EnrollTokenRecord>(
+        "SELECT token_hash, pre_approved, created_by, created_at, expires_at, used_by "
+        "FROM enroll_tokens WHERE token_hash=?",
+        [&](SQLite::Statement& q) { q.bind(1, token_hash); },
+        [](SQLite::Statement& q) {
+          return EnrollTokenRecord{q.getColumn(0).getString(), q.getColumn(1).getInt() != 0,
+                                   q.getColumn(2).getString(), q.getColumn(3).getInt64(),
+                                   q.getColumn(4).getInt64(), q.getColumn(5).getString()};
+        },
+        "enrollment token");
+  }
+  Status MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) override {
+    return Write("mark enroll token used", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE enroll_tokens SET used_by = CASE WHEN used_by = '' THEN ?1 "
+                          "ELSE used_by || ',' || ?1 END WHERE token_hash = ?2");
+      q.bind(1, agent);
+      q.bind(2, token_hash);
+      if (q.exec() == 0) return NotFound("enrollment token not found");
+      return Status::Ok();
+    });
   }
 
   // ---- applications
@@ -477,7 +518,7 @@ class SqliteStore final : public Store {
   static AgentRecord ReadAgent(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
             q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getInt64()};
+            q.getColumn(6).getInt64(), q.getColumn(7).getString()};
   }
   static ApplicationRecord ReadApplication(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),

@@ -52,6 +52,16 @@ struct AgentRecord {
   std::string version;
   int64_t created_at = 0;
   int64_t last_seen = 0;
+  std::string public_key;  // PEM or hex, as the agent hub chooses
+};
+
+struct EnrollTokenRecord {
+  std::string token_hash;  // SHA-256 of the token
+  bool pre_approved = false;
+  std::string created_by;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  std::string used_by;  // agent names that used it, comma-separated
 };
 
 struct ApplicationRecord {
@@ -145,6 +155,11 @@ class Store {
   virtual Status PutAgent(const AgentRecord& agent) = 0;
   virtual Result<AgentRecord> GetAgent(const std::string& name) = 0;
   virtual Result<std::vector<AgentRecord>> ListAgents(const Page& page) = 0;
+
+  virtual Status CreateEnrollToken(const EnrollTokenRecord& token) = 0;
+  virtual Result<EnrollTokenRecord> FindEnrollToken(const std::string& token_hash) = 0;
+  // Appends `agent` to the token's used_by list.
+  virtual Status MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) = 0;
 
   // Stores a new spec version of the application (version = previous + 1).
   virtual Result<ApplicationRecord> PutApplication(const ApplicationRecord& app) = 0;

@@ -155,3 +155,41 @@ TEST_CASE("a target needs an existing environment (foreign key)") {
 }
 
 }  // namespace reprise
+
+namespace reprise {
+
+TEST_CASE("enrollment tokens are found by hash and record who used them") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->CreateEnrollToken({"h1", true, "admin", 1, 100, ""}).ok());
+  CHECK(s->CreateEnrollToken({"h1", false, "admin", 1, 100, ""}).code() == Code::kConflict);
+  REQUIRE(s->MarkEnrollTokenUsed("h1", "web-1").ok());
+  REQUIRE(s->MarkEnrollTokenUsed("h1", "web-2").ok());
+  auto t = s->FindEnrollToken("h1");
+  REQUIRE(t.ok());
+  CHECK(t->pre_approved);
+  CHECK(t->used_by == "web-1,web-2");
+  CHECK(s->FindEnrollToken("nope").status().code() == Code::kNotFound);
+  CHECK(s->MarkEnrollTokenUsed("nope", "x").code() == Code::kNotFound);
+}
+
+TEST_CASE("agents keep their public key") {
+  TempDir dir;
+  auto s = Open(dir);
+  AgentRecord a;
+  a.name = "web-1";
+  a.status = "pending";
+  a.public_key = "pk";
+  a.created_at = 5;
+  REQUIRE(s->PutAgent(a).ok());
+  a.status = "approved";
+  REQUIRE(s->PutAgent(a).ok());
+  auto got = s->GetAgent("web-1");
+  REQUIRE(got.ok());
+  CHECK(got->status == "approved");
+  CHECK(got->public_key == "pk");
+  a.status = "bogus";
+  CHECK_FALSE(s->PutAgent(a).ok());
+}
+
+}  // namespace reprise
