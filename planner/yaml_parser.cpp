@@ -52,7 +52,7 @@ class Fields {
                     std::initializer_list<std::string_view> allowed) {
     if (!node.IsMap()) return r.Error(node, std::string(what) + " must be a map of arguments");
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: the iterator proxy dies here
       if (!key.IsScalar())
         return r.Error(key, std::string("a key in ") + std::string(what) + " must be a plain word");
       const std::string& name = key.Scalar();
@@ -192,8 +192,8 @@ class PlanParser {
                       "\"- log: hello\")");
     }
     auto entry = node.begin();
-    const YAML::Node& key = entry->first;
-    const YAML::Node& value = entry->second;
+    const YAML::Node key = entry->first;     // a copy: the iterator proxy dies here
+    const YAML::Node value = entry->second;  // a copy: the iterator proxy dies here
     if (!key.IsScalar()) return r_.Error(key, "the operation name must be a word");
     const std::string& kind = key.Scalar();
     Step step;
@@ -619,7 +619,7 @@ Result<VariableMap> ReadVariables(const Reader& r, const YAML::Node& node) {
   if (node.IsNull()) return out;
   if (!node.IsMap()) return r.Error(node, "'variables' must be a map of name: value");
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: the iterator proxy dies here
     if (!key.IsScalar() || !IsValidVariableName(key.Scalar())) {
       return r.Error(key, "variable names are letters, digits and _ (not starting with a digit)");
     }
@@ -750,13 +750,13 @@ Result<AppSpec> ReadAppSpec(const Reader& r, const YAML::Node& root, std::string
       return r.Error(plans, "'plans' must be a map of plan name: plan YAML");
     }
     for (auto it = plans.begin(); plans.IsMap() && it != plans.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: the iterator proxy dies here
       if (!key.IsScalar() || !IsValidPlanName(key.Scalar())) {
         return r.Error(key, "plan names are letters, digits, '-', '_' and '.'");
       }
       const std::string& name = key.Scalar();
       if (spec.plans.count(name)) return r.Error(key, "duplicate plan '" + name + "'");
-      const YAML::Node& value = it->second;
+      const YAML::Node value = it->second;  // a copy: the iterator proxy dies here
       std::string text;
       if (value.IsScalar()) {
         text = value.Scalar();
