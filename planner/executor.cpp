@@ -107,6 +107,10 @@ class Walker {
     masker_ = std::make_shared<const Masker>(secrets_);
   }
   std::string Mask(std::string_view text) { return CurrentMasker()->Mask(text); }
+  // Errors reach logs and API responses too: no secrets in them either.
+  Flow MaskedError(const Status& status) {
+    return Flow::Error(Status(status.code(), Mask(status.message())));
+  }
 
   void Emit(const LogLine& line) {
     std::lock_guard<std::mutex> lock(sink_mu_);
@@ -361,7 +365,7 @@ class Walker {
       flow = Failed(step, outcome.message, f, nullptr);
       LogPlan(step, SoleTarget(f), LogLevel::kError, flow.message);
     } else if (outcome.kind == OperationOutcome::Kind::kError) {
-      flow = Flow::Error(outcome.error.WithContext(Where(step)));
+      flow = MaskedError(outcome.error.WithContext(Where(step)));
     } else {
       LogPlan(step, SoleTarget(f), LogLevel::kInfo, "continued");
     }
@@ -498,7 +502,7 @@ class Walker {
     if (Cancel().IsCancelled()) {
       flow = Flow::Cancelled();
     } else if (outcome.kind == OperationOutcome::Kind::kError) {
-      flow = Flow::Error(outcome.error.WithContext(Where(step) + " on " + target.name));
+      flow = MaskedError(outcome.error.WithContext(Where(step) + " on " + target.name));
       log.Error(flow.message);
     } else if (step_cancel.DeadlineExceeded() && !outcome.succeeded()) {
       flow = Failed(step, "timed out after " + std::to_string(timeout.count()) + " s", f, &target);

@@ -12,8 +12,9 @@
 // target is selected. Runtime variables set inside a for-each-target pass
 // stay local to that pass.
 //
-// One Executor runs one deployment at a time (Execute is not reentrant);
-// separate Executors may run concurrently. DryRun is const and thread-safe.
+// Execute keeps no state between calls: one Executor may run several
+// deployments, also concurrently, if its options' sink, operations and manual
+// handler allow that. DryRun is thread-safe.
 #pragma once
 
 #include <chrono>

@@ -166,6 +166,15 @@ TEST_CASE("an orchestration error is distinct from a failure and is not caught")
   CHECK_FALSE(h.Logged("cleanup"));
   CHECK_FALSE(h.Logged("after"));
   CHECK(OutcomeFor(report, "web-1").kind == TargetOutcome::Kind::kNotFinished);
+
+  Harness leaky;
+  leaky.ops.behaviour = [](const TargetInfo&, const ResolvedOperation&, StepLog&,
+                           const CancelToken&) {
+    return OperationOutcome::Error(Internal("agent sent back pa55-w0rd"));
+  };
+  report = leaky.Run("- exec: x\n", SampleContext());
+  CHECK(report.error.message() == "plan.yaml:1:3: exec on web-1: agent sent back ******");
+  CHECK(report.message == report.error.message());
 }
 
 TEST_CASE("retry runs the block again after a delay, then gives up") {
