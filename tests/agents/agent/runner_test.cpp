@@ -1,0 +1,429 @@
+// AgentRunner on temporary target roots: the atomic release switch, the
+// release cache and keep-K, sync/overlay, path escapes, exec with process
+// groups, validation and target state.
+#include "agents/agent/runner.h"
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.h"
+#include "common/fs.h"
+#include "tests/temp_dir.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+
+void Write(const fs::path& p, const std::string& content) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << content;
+}
+
+// Archives built from trees; serves them like a remote agent's channel.
+class FakeSource : public BlobSource {
+ public:
+  explicit FakeSource(fs::path dir) : dir_(std::move(dir)) {}
+  // Makes a tar.gz of `files` and returns its sha256.
+  std::string Add(const std::map<std::string, std::string>& files) {
+    fs::path tree = dir_ / ("tree" + std::to_string(n_));
+    for (const auto& [p, c] : files) Write(tree / p, c);
+    fs::path out = dir_ / ("a" + std::to_string(n_++) + ".tar.gz");
+    REQUIRE(CreateTarGz(tree, out).ok());
+    std::string sha = *Sha256File(out);
+    archives_[sha] = out;
+    return sha;
+  }
+  Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path, const CancelToken&,
+                        const ProgressFn&) override {
+    ++fetches;
+    auto it = archives_.find(sha256);
+    if (it == archives_.end()) return NotFound("no blob " + sha256);
+    fs::path src = corrupt ? dir_ / "corrupt" : it->second;
+    if (corrupt) Write(src, "not an archive at all");
+    fs::copy_file(src, cache_path, fs::copy_options::overwrite_existing);
+    return Fetched{cache_path, false};
+  }
+  int fetches = 0;
+  bool corrupt = false;
+
+ private:
+  fs::path dir_;
+  int n_ = 0;
+  std::map<std::string, fs::path> archives_;
+};
+
+struct Fixture {
+  TempDir tmp;
+  fs::path root = tmp.path() / "target";
+  fs::path src_dir = tmp.path() / "src";
+  FakeSource source{src_dir};
+  AgentRunner runner{RunnerOptions{tmp.path(), false, {}, 100}};
+  std::string output;
+  std::vector<std::string> lines;
+  CancelToken cancel;
+  Fixture() {
+    fs::create_directories(root);
+    fs::create_directories(src_dir);
+  }
+  RunnerLog Log() {
+    return [this](LogLevel level, std::string_view text) {
+      if (level == LogLevel::kOutput) {
+        output += text;
+      } else {
+        lines.emplace_back(text);
+      }
+    };
+  }
+  OperationOutcome Run(const ResolvedOperation& op, DeployLabel label = {}) {
+    return runner.Run(root.string(), op, label, source, Log(), cancel);
+  }
+  OperationOutcome Deploy(const std::string& sha, const std::string& build, int keep = 3,
+                          DeployMode mode = DeployMode::kAtomic, const std::string& to = "") {
+    DeployArtifactOp op{"web", sha, to, mode, keep};
+    return Run(op, DeployLabel{"1.0", build});
+  }
+  std::string Current(const std::string& rel) { return ReadFile(root / "current" / rel); }
+};
+
+TEST_CASE("atomic deploy extracts a release and switches current") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"index.html", "build 1"}, {"bin/run.sh", "#!/bin/sh\n"}});
+  std::string b2 = f.source.Add({{"index.html", "build 2"}});
+  auto out = f.Deploy(b1, "1");
+  REQUIRE_MESSAGE(out.succeeded(), out.message, out.error.ToString());
+  CHECK(fs::is_symlink(f.root / "current"));
+  CHECK(f.Current("index.html") == "build 1");
+  std::string name1 = ReleaseDirName({"1.0", "1"}, "web", b1);
+  CHECK(name1 == "1.0-1-" + b1.substr(0, 12));
+  CHECK(fs::is_directory(f.root / ".reprise/releases" / name1));
+  // The link is relative, so the root can move.
+  CHECK(fs::read_symlink(f.root / "current").is_relative());
+
+  REQUIRE(f.Deploy(b2, "2").succeeded());
+  CHECK(f.Current("index.html") == "build 2");
+  CHECK_FALSE(fs::exists(f.root / "current/bin/run.sh"));
+
+  auto st = f.runner.State(f.root.string());
+  REQUIRE(st.ok());
+  CHECK(st->current_release == ReleaseDirName({"1.0", "2"}, "web", b2));
+  CHECK(st->previous_release == name1);
+  CHECK(st->build == "2");
+  CHECK(st->release == "1.0");
+  CHECK(st->artifact_sha256 == b2);
+  CHECK(st->manifest_hash.size() == 64);
+  // Nothing is left in the temporary area.
+  CHECK(fs::is_empty(f.root / ".reprise/tmp"));
+}
+
+TEST_CASE("re-deploying a cached build is only the switch") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}});
+  std::string b2 = f.source.Add({{"a.txt", "two"}});
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  REQUIRE(f.Deploy(b2, "2").succeeded());
+  CHECK(f.source.fetches == 2);
+  auto out = f.Deploy(b1, "1");
+  REQUIRE(out.succeeded());
+  CHECK(f.source.fetches == 2);  // no transfer
+  CHECK(f.Current("a.txt") == "one");
+  bool said_switch = false;
+  for (const auto& l : f.lines) said_switch |= l.find("switching only") != std::string::npos;
+  CHECK(said_switch);
+  auto st = f.runner.State(f.root.string());
+  CHECK(st->build == "1");
+  CHECK(st->previous_release == ReleaseDirName({"1.0", "2"}, "web", b2));
+}
+
+TEST_CASE("keep K releases, never the current or the previous one") {
+  Fixture f;
+  std::vector<std::string> shas;
+  for (int i = 0; i < 5; ++i) shas.push_back(f.source.Add({{"v", std::to_string(i)}}));
+  for (int i = 0; i < 5; ++i) REQUIRE(f.Deploy(shas[i], std::to_string(i), 3).succeeded());
+  auto count = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(f.root / ".reprise/releases")) (void)e, ++n;
+    return n;
+  };
+  CHECK(count() == 3);
+  CHECK_FALSE(
+      fs::exists(f.root / ".reprise/releases" / ReleaseDirName({"1.0", "0"}, "web", shas[0])));
+  CHECK(fs::exists(f.root / ".reprise/releases" / ReleaseDirName({"1.0", "2"}, "web", shas[2])));
+  // Blobs of removed releases are dropped with them.
+  CHECK_FALSE(fs::exists(f.root / ".reprise/blobs" / shas[0]));
+  CHECK(fs::exists(f.root / ".reprise/blobs" / shas[4]));
+
+  // keep 1 still keeps the previous release (a rollback candidate).
+  REQUIRE(f.Deploy(shas[0], "0", 1).succeeded());
+  CHECK(count() == 2);
+  CHECK(f.Current("v") == "0");
+  CHECK(fs::exists(f.root / ".reprise/releases" / ReleaseDirName({"1.0", "4"}, "web", shas[4])));
+}
+
+TEST_CASE("a corrupt or mismatching artifact leaves the current release alone") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}});
+  std::string b2 = f.source.Add({{"a.txt", "two"}});
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  std::string link_before = fs::read_symlink(f.root / "current").string();
+
+  SUBCASE("corrupt archive") {
+    f.source.corrupt = true;
+    auto out = f.Deploy(b2, "2");
+    CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  }
+  SUBCASE("unknown blob") {
+    auto out = f.Deploy(std::string(64, 'a'), "2");
+    CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  }
+  SUBCASE("invalid hash") {
+    auto out = f.Deploy("../../etc", "2");
+    CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  }
+  CHECK(fs::read_symlink(f.root / "current").string() == link_before);
+  CHECK(f.Current("a.txt") == "one");
+  CHECK_FALSE(fs::exists(f.root / ".reprise/blobs" / b2));
+  auto st = f.runner.State(f.root.string());
+  CHECK(st->build == "1");
+}
+
+TEST_CASE("a partial extraction left by a crash is cleaned and never current") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}});
+  std::string b2 = f.source.Add({{"a.txt", "two"}});
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  // What a killed agent leaves behind.
+  Write(f.root / ".reprise/tmp/1.0-2-xxxx.partial-1234/a.txt", "tw");
+  Write(f.root / ".reprise/tmp/link-abc", "");
+  CHECK(f.Current("a.txt") == "one");
+  REQUIRE(f.Deploy(b2, "2").succeeded());
+  CHECK(f.Current("a.txt") == "two");
+  CHECK(fs::is_empty(f.root / ".reprise/tmp"));
+}
+
+TEST_CASE("sync mirrors the artifact, overlay never deletes") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}, {"d/b.txt", "b"}, {"d/old.txt", "old"}});
+  std::string b2 = f.source.Add({{"a.txt", "ONE"}, {"d/b.txt", "b"}, {"new.txt", "n"}});
+  SUBCASE("sync") {
+    REQUIRE(f.Deploy(b1, "1", 3, DeployMode::kSync, "site").succeeded());
+    Write(f.root / "site/stray.txt", "x");
+    auto ino_before = fs::hard_link_count(f.root / "site/d/b.txt");
+    REQUIRE(f.Deploy(b2, "2", 3, DeployMode::kSync, "site").succeeded());
+    CHECK(ReadFile(f.root / "site/a.txt") == "ONE");
+    CHECK(ReadFile(f.root / "site/new.txt") == "n");
+    CHECK(ReadFile(f.root / "site/d/b.txt") == "b");
+    CHECK(ino_before == 1);
+    CHECK_FALSE(fs::exists(f.root / "site/d/old.txt"));
+    CHECK_FALSE(fs::exists(f.root / "site/stray.txt"));
+    bool counted = false;
+    for (const auto& l : f.lines) counted |= l == "1 added, 1 changed, 2 deleted, 1 unchanged";
+    CHECK(counted);
+  }
+  SUBCASE("overlay") {
+    REQUIRE(f.Deploy(b1, "1", 3, DeployMode::kOverlay, "site").succeeded());
+    Write(f.root / "site/stray.txt", "x");
+    REQUIRE(f.Deploy(b2, "2", 3, DeployMode::kOverlay, "site").succeeded());
+    CHECK(ReadFile(f.root / "site/a.txt") == "ONE");
+    CHECK(ReadFile(f.root / "site/new.txt") == "n");
+    CHECK(ReadFile(f.root / "site/d/old.txt") == "old");
+    CHECK(ReadFile(f.root / "site/stray.txt") == "x");
+  }
+  SUBCASE("sync into the root keeps the agent's state") {
+    REQUIRE(f.Deploy(b1, "1", 3, DeployMode::kAtomic).succeeded());
+    REQUIRE(f.Deploy(b2, "2", 3, DeployMode::kSync).succeeded());
+    CHECK(fs::is_directory(f.root / ".reprise/releases"));
+    CHECK(fs::is_symlink(f.root / "current"));
+    CHECK(ReadFile(f.root / "a.txt") == "ONE");
+  }
+}
+
+TEST_CASE("file operations stay inside the target root") {
+  Fixture f;
+  fs::path outside = f.tmp.path() / "outside";
+  fs::create_directories(outside);
+  fs::create_symlink(outside, f.root / "escape");
+
+  CHECK(f.Run(WriteFileOp{"conf/app.json", "{}", 0600}).succeeded());
+  CHECK(ReadFile(f.root / "conf/app.json") == "{}");
+  struct stat st;
+  REQUIRE(::stat((f.root / "conf/app.json").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(f.Run(EnsureDirOp{"logs/app", 0750}).succeeded());
+  CHECK(fs::is_directory(f.root / "logs/app"));
+  CHECK(f.Run(DeleteOp{"logs"}).succeeded());
+  CHECK_FALSE(fs::exists(f.root / "logs"));
+  CHECK(f.Run(DeleteOp{"logs"}).succeeded());  // already gone
+
+  for (std::string bad : {"../x", "/etc/passwd", "a/../../x", "escape/x", ".reprise/state.json", "",
+                          "a\\..\\..\\x"}) {
+    CAPTURE(bad);
+    auto w = f.Run(WriteFileOp{bad, "pwned", 0644});
+    CHECK(w.kind == OperationOutcome::Kind::kFailed);
+    CHECK(f.Run(EnsureDirOp{bad + "/d", 0755}).kind == OperationOutcome::Kind::kFailed);
+  }
+  CHECK(f.Run(DeleteOp{"escape/.."}).kind == OperationOutcome::Kind::kFailed);
+  CHECK(f.Run(DeleteOp{".reprise"}).kind == OperationOutcome::Kind::kFailed);
+  CHECK(f.Run(DeleteOp{"../target"}).kind == OperationOutcome::Kind::kFailed);
+  CHECK(fs::is_empty(outside));
+  CHECK(fs::exists(f.root));
+  // Deleting the symlink removes the link, not what it points at.
+  fs::create_directories(outside / "keep");
+  CHECK(f.Run(DeleteOp{"escape"}).succeeded());
+  CHECK_FALSE(fs::exists(fs::symlink_status(f.root / "escape")));
+  CHECK(fs::exists(outside / "keep"));
+
+  // A target root outside the agent's root is refused.
+  CancelToken c;
+  auto out = f.runner.Run("/etc", EnsureDirOp{"x", 0755}, {}, f.source, f.Log(), c);
+  CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  CHECK_FALSE(fs::exists("/etc/x"));
+}
+
+TEST_CASE("exec streams output and the exit code decides") {
+  Fixture f;
+  ExecOp ok;
+  ok.command = "echo hello; echo oops >&2; pwd";
+  REQUIRE(f.Run(ok).succeeded());
+  CHECK(f.output.find("hello\n") != std::string::npos);
+  CHECK(f.output.find("oops\n") != std::string::npos);
+  CHECK(f.output.find(fs::canonical(f.root).string()) != std::string::npos);
+
+  ExecOp bad;
+  bad.argv = {"sh", "-c", "exit 3"};
+  auto out = f.Run(bad);
+  CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  CHECK(out.message.find("exit code 3") != std::string::npos);
+  bad.success_codes = {0, 3};
+  CHECK(f.Run(bad).succeeded());
+
+  ExecOp env;
+  env.command = "echo \"$GREETING\"";
+  env.env = {{"GREETING", "hi there"}};
+  REQUIRE(f.Run(env).succeeded());
+  CHECK(f.output.find("hi there\n") != std::string::npos);
+
+  ExecOp escape;
+  escape.command = "true";
+  escape.cwd = "../";
+  CHECK(f.Run(escape).kind == OperationOutcome::Kind::kFailed);
+
+  ExecOp missing;
+  missing.argv = {"/nonexistent/program"};
+  CHECK(f.Run(missing).kind == OperationOutcome::Kind::kFailed);
+}
+
+bool ProcessAlive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  // A zombie (not reaped by a container's init) counts as dead.
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return !(close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z');
+}
+
+pid_t WaitForPid(const fs::path& file) {
+  for (int i = 0; i < 500; ++i) {
+    std::string s = ReadFile(file);
+    if (!s.empty() && s.back() == '\n') return static_cast<pid_t>(std::stol(s));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+TEST_CASE("exec timeout kills the whole process group, grandchildren included") {
+  Fixture f;
+  fs::path pidfile = f.tmp.path() / "grandchild.pid";
+  ExecOp op;
+  // The grandchild ignores SIGTERM, so only the group SIGKILL ends it.
+  op.command = "sh -c 'trap \"\" TERM; sleep 60' & echo $! > " + pidfile.string() + "; sleep 60";
+  op.timeout_seconds = 1;
+  auto start = std::chrono::steady_clock::now();
+  auto out = f.Run(op);
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  CHECK(out.message.find("timed out") != std::string::npos);
+  CHECK(took < std::chrono::seconds(30));
+  pid_t gc = WaitForPid(pidfile);
+  REQUIRE(gc > 0);
+  bool dead = false;
+  for (int i = 0; i < 500 && !dead; ++i) {
+    dead = !ProcessAlive(gc);
+    if (!dead) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(dead);
+}
+
+TEST_CASE("cancelling exec kills the process group and reports cancellation") {
+  Fixture f;
+  fs::path pidfile = f.tmp.path() / "child.pid";
+  ExecOp op;
+  op.command = "sleep 60 & echo $! > " + pidfile.string() + "; wait";
+  std::thread canceller([&] {
+    WaitForPid(pidfile);
+    f.cancel.Cancel();
+  });
+  auto out = f.Run(op);
+  canceller.join();
+  CHECK(out.kind == OperationOutcome::Kind::kError);
+  CHECK(out.error.code() == Code::kCancelled);
+  pid_t child = WaitForPid(pidfile);
+  bool dead = false;
+  for (int i = 0; i < 500 && !dead; ++i) {
+    dead = !ProcessAlive(child);
+    if (!dead) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(dead);
+}
+
+TEST_CASE("validate reports missing, changed and extra files under current") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}, {"d/b.txt", "b"}});
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  // The manifest the server keeps for the build.
+  auto manifest = ScanArchive(f.src_dir / "a0.tar.gz");
+  REQUIRE(manifest.ok());
+  auto clean = f.runner.Validate(f.root.string(), *manifest);
+  REQUIRE(clean.ok());
+  CHECK(clean->ok());
+  CHECK(clean->files_checked == 2);
+  CHECK(f.runner.State(f.root.string())->manifest_hash == manifest->manifest_hash);
+
+  fs::path cur = fs::canonical(f.root / "current");
+  Write(cur / "a.txt", "tampered");
+  fs::remove(cur / "d/b.txt");
+  Write(cur / "extra.txt", "x");
+  auto r = f.runner.Validate(f.root.string(), *manifest);
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->ok());
+  REQUIRE(r->changed.size() == 1);
+  CHECK(r->changed[0].path == "a.txt");
+  CHECK(r->missing == std::vector<std::string>{"d/b.txt"});
+  CHECK(r->extra == std::vector<std::string>{"extra.txt"});
+
+  // Round trip through the protocol's JSON.
+  auto back = ValidationReportFromJson(ValidationReportToJson(*r));
+  REQUIRE(back.ok());
+  CHECK(back->changed == r->changed);
+  CHECK(back->missing == r->missing);
+  CHECK(back->extra == r->extra);
+}
+
+TEST_CASE("validate and state on an empty target") {
+  Fixture f;
+  auto st = f.runner.State(f.root.string());
+  REQUIRE(st.ok());
+  CHECK(st->current_release.empty());
+  CHECK(f.runner.Validate(f.root.string(), Manifest{}).status().code() == Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace reprise
