@@ -332,7 +332,8 @@ class Walker {
     if (dry_) {
       if (!text.ok()) Problem(step, text.status().message());
       AddPlanned(step, f, nullptr, "fail: " + message);
-      return Flow::Ok();
+      // Certain to run: the steps after it would not (unless a catch handles it).
+      return f.condition.empty() ? Failed(step, message, f, nullptr) : Flow::Ok();
     }
     return RecordFailure(step, message, f, clock_.Now());
   }
@@ -603,11 +604,18 @@ class Walker {
   Flow RunTry(const Step& step, const TryBlock& block, Frame& f) {
     if (dry_) {
       AddPlanned(step, f, nullptr, "try");
-      RunNested(block.steps, f);
-      if (block.has_catch) {
+      Flow flow = RunNested(block.steps, f);
+      if (block.has_catch && flow.kind == Outcome::kFailed) {
+        // The try fails for sure: the catch runs for sure.
+        std::optional<std::string> outer_error = f.error;
+        f.error = flow.message;
+        flow = RunNested(block.catch_steps, f);
+        f.error = outer_error;
+      } else if (block.has_catch) {
         WalkConditional(block.catch_steps, f, "only if a step in the try fails", true);
       }
-      return RunNested(block.finally_steps, f);
+      Flow cleanup = RunNested(block.finally_steps, f);
+      return cleanup.ok() ? flow : cleanup;
     }
     Flow flow = RunNested(block.steps, f);
     if (flow.kind == Outcome::kFailed && block.has_catch) {
@@ -634,7 +642,8 @@ class Walker {
         Frame pass = f;
         pass.targets = {t};
         pass.depth = f.depth + 1;
-        RunSteps(block.steps, pass);
+        Flow flow = RunSteps(block.steps, pass);
+        if (!flow.ok()) return flow;
       }
       return Flow::Ok();
     }
@@ -779,8 +788,11 @@ Result<DryRunReport> DryRun(const struct Plan& plan, const ExecutionContext& con
   REPRISE_RETURN_IF_ERROR(CheckInputs(context));
   Walker walker(plan, context, nullptr, /*dry_run=*/true);
   Flow flow = walker.Run(nullptr);
-  (void)flow;
-  return walker.TakeDryRun();
+  DryRunReport report = walker.TakeDryRun();
+  if (flow.kind == Outcome::kFailed) {
+    report.problems.push_back("the deployment would fail: " + flow.message);
+  }
+  return report;
 }
 
 }  // namespace reprise

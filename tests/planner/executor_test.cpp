@@ -559,3 +559,36 @@ TEST_CASE("dry run reports problems with their position instead of running") {
 }
 
 }  // namespace reprise
+
+namespace reprise {
+
+TEST_CASE("dry run stops at a fail that is certain to run, and knows a catch will handle it") {
+  auto plan = MustParse(R"(
+- if:
+    condition: "$EnvironmentName == Production"
+    then: [ { fail: "no deploys to $EnvironmentName" } ]
+- exec: never
+)");
+  auto dry = DryRun(plan, SampleContext());
+  REQUIRE(dry.ok());
+  CHECK(dry->problems ==
+        std::vector<std::string>{"the deployment would fail: plan.yaml:4:15: fail: no deploys to "
+                                 "Production"});
+  CHECK(dry->targets[0].steps.back().kind == "fail");
+
+  auto caught = MustParse(R"(
+- try:
+    steps: [ { fail: stop } ]
+    catch: [ { log: "handled: $Error" } ]
+- exec: runs
+)");
+  dry = DryRun(caught, SampleContext());
+  REQUIRE(dry.ok());
+  CHECK(dry->problems.empty());
+  const auto& steps = dry->targets[0].steps;
+  CHECK(steps[2].description == "log: handled: plan.yaml:3:16: fail: stop");
+  CHECK(steps[2].condition.empty());
+  CHECK(steps[3].description == "exec sh -c runs");
+}
+
+}  // namespace reprise
