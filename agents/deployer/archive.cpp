@@ -618,6 +618,8 @@ Status CreateTarGzImpl(const fs::path& source, const fs::path& out) {
   if (!a) return Internal("libarchive: cannot allocate a writer");
   if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK ||
       archive_write_add_filter_gzip(a.get()) != ARCHIVE_OK ||
+      // No time in the gzip header: the same tree gives the same bytes.
+      archive_write_set_filter_option(a.get(), "gzip", "timestamp", nullptr) < ARCHIVE_WARN ||
       archive_write_open_filename(a.get(), out.c_str()) != ARCHIVE_OK)
     return IoError("cannot write " + out.string() + ": " + ArchiveErrorText(a.get()));
   std::vector<char> buf(kReadBlockBytes);
