@@ -13,12 +13,13 @@ namespace {
 
 const char* kUsage =
     "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
-    "                      [--local-agent] [--demo]\n"
+    "                      [--local-agent] [--demo] [--verify]\n"
     "  --data DIR         data directory (default ./var)\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
     "  --local-agent      run an agent inside the server for local targets\n"
     "  --demo             seed the demo application 'shop'\n"
+    "  --verify           re-hash every stored artifact, report mismatches, exit\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token.\n";
 
 bool ParsePort(const std::string& s, int& port) {
@@ -40,6 +41,7 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   reprise::ServerOptions options;
+  bool verify = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* name) -> const char* {
@@ -70,6 +72,8 @@ int main(int argc, char** argv) {
       if (!v || !ParsePort(v, options.agent_port)) return Fail("--agent-port needs a port number");
     } else if (arg == "--local-agent") {
       options.local_agent = true;
+    } else if (arg == "--verify") {
+      verify = true;
     } else if (arg == "--demo") {
       options.demo = true;
     } else {
@@ -77,6 +81,20 @@ int main(int argc, char** argv) {
     }
   }
   if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
+
+  if (verify) {
+    auto report = reprise::VerifyArtifacts(options.data_dir);
+    if (!report.ok()) {
+      std::fprintf(stderr, "reprise-server: %s\n", report.status().ToString().c_str());
+      return 1;
+    }
+    for (const auto& sha : report->corrupt) std::printf("CORRUPT %s\n", sha.c_str());
+    for (const auto& path : report->unexpected) std::printf("UNEXPECTED %s\n", path.c_str());
+    std::printf("%llu blobs, %llu bytes checked, %zu corrupt\n",
+                static_cast<unsigned long long>(report->blobs_checked),
+                static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size());
+    return report->corrupt.empty() && report->unexpected.empty() ? 0 : 1;
+  }
 
   // Block the stop signals in every thread; wait for them here.
   sigset_t stop_signals;

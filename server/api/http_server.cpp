@@ -32,7 +32,8 @@ HttpRequest Convert(const httplib::Request& req) {
 }
 
 void Apply(const HttpResponse& in, httplib::Response& res) {
-  res.status = in.status;
+  // Left unset for a successful file, httplib answers 200, or 206 for a Range.
+  if (!(in.file_path && in.status == 200)) res.status = in.status;
   for (const auto& [k, v] : in.headers) res.set_header(k, v);
   if (in.file_path) {
     auto file = std::make_shared<std::ifstream>(*in.file_path, std::ios::binary);
@@ -206,6 +207,14 @@ Status HttpServer::Start() {
     res.set_content(err.body, err.content_type);
   });
 
+  // httplib listens with a backlog of 5, which drops connections when many
+  // clients connect at once; capture the socket and widen the backlog.
+  auto listen_fd = std::make_shared<int>(-1);
+  svr.set_socket_options([listen_fd](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    *listen_fd = sock;
+  });
   int port = impl_->options.port == 0
                  ? svr.bind_to_any_port(impl_->options.host)
                  : (svr.bind_to_port(impl_->options.host, impl_->options.port)
@@ -215,6 +224,7 @@ Status HttpServer::Start() {
     return Unavailable("cannot listen on " + impl_->options.host + ":" +
                        std::to_string(impl_->options.port));
   impl_->port = port;
+  if (*listen_fd >= 0) ::listen(*listen_fd, 1024);
   impl_->thread = std::thread([impl] { impl->server.listen_after_bind(); });
   while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   impl_->started = true;

@@ -13,12 +13,15 @@ namespace reprise {
 class Store;
 class Catalog;
 class BlobStore;
+struct ArchiveLimits;
 
 struct ApiContext {
   Store* store = nullptr;
   Catalog* catalog = nullptr;
   BlobStore* blobs = nullptr;
   const Clock* clock = nullptr;
+  const ArchiveLimits* archive_limits = nullptr;
+  uint64_t max_artifact_bytes = 0;  // 0: unlimited
 };
 
 std::vector<Route> AdminRoutes(ApiContext& ctx);

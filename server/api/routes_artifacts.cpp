@@ -1,9 +1,112 @@
-// Artifact upload, download and manifests.
+// Artifact upload (streamed), download (ETag, Range), manifests, verification.
+#include "agents/deployer/archive.h"
 #include "server/api/json_io.h"
 #include "server/api/routes.h"
+#include "server/artifacts/blob_store.h"
+#include "server/catalog/catalog.h"
+#include "server/store/store.h"
 
 namespace reprise {
 
-std::vector<Route> ArtifactRoutes(ApiContext&) { return {}; }
+namespace {
+
+constexpr const char* kArtifactPath =
+    "/api/v1/applications/{app}/releases/{rel}/builds/{n}/artifacts/{name}";
+
+Result<int64_t> BuildNumber(const HttpRequest& req) {
+  std::string s = req.Param("n");
+  if (s.empty() || s.size() > 9) return InvalidArgument("build number '" + s + "' is invalid");
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return InvalidArgument("build number '" + s + "' is invalid");
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+Json ArtifactJson(const ArtifactRecord& a) {
+  return {{"application", a.application}, {"release", a.release},
+          {"build", a.build},             {"name", a.name},
+          {"sha256", a.sha256},           {"size", a.size},
+          {"file_count", a.file_count},   {"created_at", Time(a.created_at)},
+          {"created_by", a.created_by}};
+}
+
+}  // namespace
+
+std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
+  Store& store = *ctx.store;
+  Catalog& catalog = *ctx.catalog;
+  std::vector<Route> r;
+
+  Route upload;
+  upload.method = "PUT";
+  upload.pattern = kArtifactPath;
+  upload.min_role = Role::kDeployer;
+  upload.streaming = [&ctx, &catalog](HttpRequest& req, const BodyReader& body) {
+    TRY_OR_ERROR(auto n, BuildNumber(req));
+    ArchiveLimits limits = ctx.archive_limits ? *ctx.archive_limits : ArchiveLimits{};
+    TRY_OR_ERROR(auto result,
+                 catalog.UploadArtifact(req.principal.user, req.Param("app"), req.Param("rel"), n,
+                                        req.Param("name"), body, limits, ctx.max_artifact_bytes));
+    Json j = ArtifactJson(result.artifact);
+    j["created"] = result.created;
+    HttpResponse res = Ok(j, result.created ? 201 : 200);
+    res.headers.emplace_back("ETag", "\"" + result.artifact.sha256 + "\"");
+    return res;
+  };
+  r.push_back(std::move(upload));
+
+  r.push_back({"GET", kArtifactPath, Role::kViewer, false, [&ctx, &store](HttpRequest& req) {
+                 TRY_OR_ERROR(auto n, BuildNumber(req));
+                 TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
+                                                        req.Param("name")));
+                 std::string etag = "\"" + a.sha256 + "\"";
+                 if (req.Header("if-none-match") == etag) {
+                   HttpResponse res;
+                   res.status = 304;
+                   res.content_type = "application/octet-stream";
+                   res.headers.emplace_back("ETag", etag);
+                   return res;
+                 }
+                 TRY_OR_ERROR(auto path, ctx.blobs->Path(a.sha256));
+                 HttpResponse res;
+                 res.content_type = "application/octet-stream";
+                 res.file_path = path.string();
+                 res.file_size = a.size;
+                 res.headers.emplace_back("ETag", etag);
+                 res.headers.emplace_back("X-Checksum-Sha256", a.sha256);
+                 res.headers.emplace_back("Accept-Ranges", "bytes");
+                 res.headers.emplace_back("Content-Disposition",
+                                          "attachment; filename=\"" + a.name + "\"");
+                 return res;
+               }, nullptr});
+
+  r.push_back({"GET", std::string(kArtifactPath) + "/manifest", Role::kViewer, false,
+               [&store](HttpRequest& req) {
+                 TRY_OR_ERROR(auto n, BuildNumber(req));
+                 TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
+                                                        req.Param("name")));
+                 Json j = ArtifactJson(a);
+                 j["manifest"] = Json::parse(a.manifest_json, nullptr, false);
+                 return Ok(j);
+               }, nullptr});
+
+  r.push_back({"POST", "/api/v1/admin/verify", Role::kAdmin, false, [&ctx](HttpRequest& req) {
+                 TRY_OR_ERROR(auto report, ctx.blobs->VerifyAll());
+                 Json j = {{"ok", report.ok()},
+                           {"blobs_checked", report.blobs_checked},
+                           {"bytes_checked", report.bytes_checked},
+                           {"corrupt", report.corrupt},
+                           {"unexpected", report.unexpected}};
+                 Status st = ctx.store->AppendAudit(
+                     {0, ToUnixMillis(ctx.clock->Now()), req.principal.user, "artifacts.verify",
+                      "blobs", std::to_string(report.blobs_checked) + " checked, " +
+                                   std::to_string(report.corrupt.size()) + " corrupt"});
+                 (void)st;
+                 return Ok(j);
+               }, nullptr});
+  return r;
+}
 
 }  // namespace reprise

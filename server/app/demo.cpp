@@ -1,8 +1,13 @@
 #include "server/app/demo.h"
 
+#include <fstream>
 #include <string>
+#include <sys/stat.h>
 
+#include "agents/deployer/archive.h"
+#include "common/crypto.h"
 #include "common/embedded.h"
+#include "common/fs.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
 
@@ -21,6 +26,56 @@ std::string DemoSpec() {
     if (std::string_view(files[i].path) == "demo-shop.yaml")
       return std::string(files[i].data, files[i].size);
   return {};
+}
+
+// The demo's build trees differ like real builds do: build 2 changes the page
+// and the script, adds an API file and drops a legacy config file.
+std::vector<std::pair<std::string, std::string>> DemoTree(int64_t build) {
+  std::string page = "<!doctype html><title>shop</title><h1>shop 1.0.0 build " +
+                     std::to_string(build) + "</h1>\n";
+  std::vector<std::pair<std::string, std::string>> files = {
+      {"index.html", page},
+      {"css/site.css", "body { font-family: sans-serif; }\n"},
+      {"app.js", build == 1 ? "console.log('shop v1');\n" : "console.log('shop v2, faster');\n"},
+      {"migrate.sh", "#!/bin/sh\necho \"migrating shop database to build " +
+                         std::to_string(build) + "\"\n"},
+  };
+  if (build == 1) files.push_back({"config/legacy.conf", "mode=legacy\n"});
+  if (build >= 2) files.push_back({"api/status.json", "{\"status\": \"ok\", \"build\": 2}\n"});
+  return files;
+}
+
+Status UploadDemoArtifact(Catalog& catalog, const std::filesystem::path& data_dir,
+                          int64_t build) {
+  const std::filesystem::path work = data_dir / ("demo-build-" + RandomHex(4));
+  const std::filesystem::path tree = work / "tree";
+  const std::filesystem::path archive = work / "web.tar.gz";
+  std::error_code ec;
+  std::filesystem::create_directories(tree, ec);
+  if (ec) return IoError("cannot create " + tree.string() + ": " + ec.message());
+  Status st;
+  for (const auto& [rel, content] : DemoTree(build)) {
+    std::filesystem::create_directories((tree / rel).parent_path(), ec);
+    st = WriteFileAtomic(tree / rel, content, rel.ends_with(".sh") ? 0755 : 0644);
+    if (!st.ok()) break;
+  }
+  if (st.ok()) st = CreateTarGz(tree, archive);
+  if (st.ok()) {
+    std::ifstream in(archive, std::ios::binary);
+    Catalog::ChunkReader reader = [&in](const std::function<bool(const char*, size_t)>& sink) {
+      char buf[1 << 16];
+      while (in) {
+        in.read(buf, sizeof buf);
+        if (in.gcount() > 0 && !sink(buf, static_cast<size_t>(in.gcount()))) return false;
+      }
+      return true;
+    };
+    auto uploaded =
+        catalog.UploadArtifact(kActor, "shop", "1.0.0", build, "web", reader, ArchiveLimits{}, 0);
+    if (!uploaded.ok()) st = uploaded.status();
+  }
+  std::filesystem::remove_all(work, ec);
+  return st;
 }
 
 }  // namespace
@@ -66,6 +121,10 @@ Status SeedDemo(Catalog& catalog, const std::filesystem::path& data_dir) {
   for (size_t n = builds->size(); n < 2; ++n) {
     auto b = catalog.CreateBuild(kActor, "shop", "1.0.0", {});
     if (!b.ok()) return b.status();
+  }
+  for (int64_t build = 1; build <= 2; ++build) {
+    if (store.GetArtifact("shop", "1.0.0", build, "web").ok()) continue;
+    REPRISE_RETURN_IF_ERROR(UploadDemoArtifact(catalog, data_dir, build));
   }
   return Status::Ok();
 }

@@ -8,6 +8,8 @@
 #include "server/api/http_server.h"
 #include "server/api/routes.h"
 #include "server/app/demo.h"
+#include "server/artifacts/blob_store.h"
+#include "agents/deployer/archive.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
 
@@ -18,6 +20,8 @@ using RouteInfo = ServerApp::RouteInfo;
 struct ServerApp::Impl {
   ServerOptions options;
   std::unique_ptr<Store> store;
+  std::unique_ptr<BlobStore> blobs;
+  ArchiveLimits archive_limits;
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<HttpServer> http;
   ApiContext api;
@@ -47,14 +51,25 @@ Status ServerApp::Start() {
   if (!boot.ok()) return boot.status().WithContext("bootstrap admin");
   impl_->token_file = boot->token_file;
 
-  impl_->catalog = std::make_unique<Catalog>(CatalogOptions{impl_->store.get(), nullptr, o.clock});
+  auto blobs = BlobStore::Open(o.data_dir / "artifacts", BlobStoreOptions{o.max_artifact_bytes, true});
+  if (!blobs.ok()) return blobs.status();
+  impl_->blobs = std::move(blobs).value();
+  // Uploads killed midway leave temporaries: nothing visible refers to them.
+  auto cleaned = impl_->blobs->CleanTemporaries();
+  if (!cleaned.ok()) return cleaned.status();
+
+  impl_->catalog = std::make_unique<Catalog>(
+      CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
   if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
 
-  impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), nullptr, o.clock};
+  impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), impl_->blobs.get(),
+                          o.clock,          &impl_->archive_limits, o.max_artifact_bytes};
   HttpServerOptions http;
   http.host = o.http_host;
   http.port = o.http_port;
   http.max_json_body = o.max_json_body;
+  http.max_upload_body = o.max_artifact_bytes == 0 ? (int64_t{1} << 40)
+                                                   : static_cast<int64_t>(o.max_artifact_bytes);
   Store* st = impl_->store.get();
   http.authenticate = [st](const HttpRequest& req) { return AuthenticateBearer(*st, req); };
   http.routes = ApiRoutes(impl_->api);
@@ -79,6 +94,15 @@ Status ServerApp::Start() {
 
 void ServerApp::Stop() {
   if (impl_ && impl_->http) impl_->http->Stop();
+}
+
+Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir) {
+  auto blobs = BlobStore::Open(data_dir / "artifacts");
+  if (!blobs.ok()) return blobs.status();
+  auto report = (*blobs)->VerifyAll();
+  if (!report.ok()) return report.status();
+  return VerifySummary{report->blobs_checked, report->bytes_checked, report->corrupt,
+                       report->unexpected};
 }
 
 std::vector<ServerApp::RouteInfo> ServerApp::Routes() const { return impl_->route_table; }

@@ -25,8 +25,18 @@ struct ServerOptions {
   std::string admin_token;  // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
   const Clock* clock = nullptr;  // null: the system clock
   int64_t max_json_body = 1 << 20;
+  uint64_t max_artifact_bytes = 8ULL << 30;
   bool quiet = false;  // no start-up banner (tests)
 };
+
+struct VerifySummary {
+  uint64_t blobs_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<std::string> corrupt;
+  std::vector<std::string> unexpected;
+};
+// Re-hashes every stored artifact blob under DATA/artifacts; changes nothing.
+Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir);
 
 class ServerApp {
  public:

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,7 @@
 namespace reprise {
 
 class BlobStore;
-class BodySource;
+struct ArchiveLimits;
 
 struct CatalogOptions {
   Store* store = nullptr;
@@ -61,7 +62,23 @@ class Catalog {
   Result<BuildRecord> CreateBuild(const std::string& actor, const std::string& app,
                                   const std::string& release, const VariableMap& variables);
 
+  // Streams an archive into the blob store (hashing as it goes), validates it
+  // and records it as artifact `name` of the build. Immutability: the same
+  // name with other bytes is kConflict and changes nothing; the identical
+  // bytes again is a no-op (`created` false). Unsafe archives are kUnsafe,
+  // archives over the limits kTooLarge, with the offending entry named.
+  struct UploadResult {
+    ArtifactRecord artifact;
+    bool created = false;
+  };
+  using ChunkReader = std::function<bool(const std::function<bool(const char*, size_t)>&)>;
+  Result<UploadResult> UploadArtifact(const std::string& actor, const std::string& app,
+                                      const std::string& release, int64_t build,
+                                      const std::string& name, const ChunkReader& body,
+                                      const ArchiveLimits& limits, uint64_t max_bytes);
+
   Store& store() { return *options_.store; }
+  BlobStore* blobs() { return options_.blobs; }
 
  private:
   void Audit(const std::string& actor, const std::string& action, const std::string& subject,

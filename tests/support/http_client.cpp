@@ -24,7 +24,10 @@ HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 namespace {
 HttpResult Convert(const httplib::Result& r) {
   HttpResult out;
-  if (!r) return out;
+  if (!r) {
+    out.error = httplib::to_string(r.error());
+    return out;
+  }
   out.status = r->status;
   out.body = r->body;
   for (const auto& [k, v] : r->headers) {

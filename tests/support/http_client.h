@@ -12,6 +12,7 @@ struct HttpResult {
   int status = 0;  // 0: the connection failed
   std::string body;
   std::map<std::string, std::string> headers;  // keys lower-case
+  std::string error;  // why the request failed when status is 0
 };
 
 class HttpClient {

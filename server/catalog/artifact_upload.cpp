@@ -1,0 +1,73 @@
+// Catalog::UploadArtifact: stream -> temporary blob (hashed in the same pass)
+// -> immutability check -> archive validation and manifest -> commit.
+#include "agents/deployer/archive.h"
+#include "server/artifacts/blob_store.h"
+#include "server/catalog/catalog.h"
+
+namespace reprise {
+
+Result<Catalog::UploadResult> Catalog::UploadArtifact(const std::string& actor,
+                                                      const std::string& app,
+                                                      const std::string& release, int64_t build,
+                                                      const std::string& name,
+                                                      const ChunkReader& body,
+                                                      const ArchiveLimits& limits,
+                                                      uint64_t max_bytes) {
+  if (!IsValidName(name)) return InvalidArgument("artifact name '" + name + "' is invalid");
+  if (options_.blobs == nullptr) return Internal("no artifact store configured");
+  auto b = options_.store->GetBuild(app, release, build);
+  if (!b.ok()) return b.status();
+
+  auto writer = options_.blobs->BeginUpload(max_bytes);
+  if (!writer.ok()) return writer.status();
+  Status write_status;
+  bool complete = body([&](const char* data, size_t size) {
+    write_status = writer->Write(data, size);
+    return write_status.ok();
+  });
+  if (!write_status.ok()) return write_status;  // the writer's destructor drops the temporary
+  if (!complete) return InvalidArgument("the upload was cut off before the end of the body");
+  auto finished = writer->Finish();
+  if (!finished.ok()) return finished.status();
+  if (finished->size == 0) return InvalidArgument("the upload is empty");
+
+  // Immutability first: cheaper than reading the archive, and a clear answer.
+  auto existing = options_.store->GetArtifact(app, release, build, name);
+  if (existing.ok()) {
+    if (existing->sha256 == finished->sha256) return UploadResult{*existing, false};
+    return Conflict("artifact '" + name + "' of build " + std::to_string(build) +
+                    " already exists with sha256 " + existing->sha256 +
+                    "; artifacts are immutable (this upload has sha256 " + finished->sha256 + ")");
+  }
+  if (existing.status().code() != Code::kNotFound) return existing.status();
+
+  auto manifest = ScanArchive(finished->temp_path, limits);
+  if (!manifest.ok()) return manifest.status().WithContext("artifact '" + name + "'");
+  auto committed = options_.blobs->Commit(*writer, finished->sha256);
+  if (!committed.ok()) return committed.status();
+
+  ArtifactRecord rec;
+  rec.application = app;
+  rec.release = release;
+  rec.build = build;
+  rec.name = name;
+  rec.sha256 = *committed;
+  rec.size = static_cast<int64_t>(finished->size);
+  rec.file_count = static_cast<int64_t>(manifest->file_count);
+  rec.manifest_json = ManifestToJson(*manifest);
+  rec.created_at = ToUnixMillis(options_.clock->Now());
+  rec.created_by = actor;
+  auto added = options_.store->AddArtifact(rec);
+  if (!added.ok()) return added.status();  // a concurrent upload of other bytes won
+  if (!*added) {
+    auto stored = options_.store->GetArtifact(app, release, build, name);
+    if (!stored.ok()) return stored.status();
+    return UploadResult{*stored, false};
+  }
+  Audit(actor, "artifact.upload", app + "/" + release + "/" + std::to_string(build) + "/" + name,
+        "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
+            std::to_string(rec.file_count) + " files");
+  return UploadResult{rec, true};
+}
+
+}  // namespace reprise

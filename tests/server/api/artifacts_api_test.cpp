@@ -1,0 +1,287 @@
+// Artifact upload, immutability, download and verification through the API.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/crypto.h"
+#include "tests/agents/deployer/archive_builder.h"
+#include "tests/support/test_server.h"
+
+namespace reprise::testing {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kBuild1 = "/api/v1/applications/shop/releases/1.0/builds/1";
+
+void SeedBuild(HttpClient& admin) {
+  REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
+  REQUIRE(admin.Put("/api/v1/targets/int-web",
+                    R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
+              .status == 200);
+  REQUIRE(admin.Put("/api/v1/applications/shop",
+                    "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
+                    "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n",
+                    "application/yaml")
+              .status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+}
+
+std::string Archive(const TempDir& dir, const std::vector<RawEntry>& entries,
+                    ArchiveKind kind = ArchiveKind::kTarGz) {
+  auto path = dir.path() / ("a-" + RandomHex(4));
+  WriteArchive(path, kind, entries);
+  return ReadBytes(path);
+}
+
+std::set<std::string> Blobs(const TestServer& server) {
+  std::set<std::string> out;
+  auto root = server.data_dir() / "artifacts" / "sha256";
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file()) out.insert(e.path().filename().string());
+  return out;
+}
+
+size_t Temporaries(const TestServer& server) {
+  auto tmp = server.data_dir() / "artifacts" / "tmp";
+  if (!std::filesystem::exists(tmp)) return 0;
+  return static_cast<size_t>(std::distance(std::filesystem::directory_iterator(tmp),
+                                           std::filesystem::directory_iterator()));
+}
+
+}  // namespace
+
+TEST_CASE("an uploaded artifact comes back byte for byte with its hash, ETag and Range") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  std::string bytes = Archive(dir, {File("index.html", "<h1>hi</h1>"), Dir("bin"),
+                                    File("bin/run.sh", "#!/bin/sh\necho run\n", 0755),
+                                    Symlink("latest", "index.html")});
+  auto up = admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/gzip");
+  REQUIRE_MESSAGE(up.status == 201, up.body);
+  auto j = json::parse(up.body);
+  CHECK(j["sha256"] == Sha256Hex(bytes));
+  CHECK(j["size"] == bytes.size());
+  CHECK(j["file_count"] == 2);
+  CHECK(j["created"] == true);
+
+  auto down = admin.Get(std::string(kBuild1) + "/artifacts/web");
+  REQUIRE(down.status == 200);
+  CHECK(down.body == bytes);
+  CHECK(down.headers["etag"] == "\"" + Sha256Hex(bytes) + "\"");
+  CHECK(down.headers["x-checksum-sha256"] == Sha256Hex(bytes));
+
+  auto part = admin.Get(std::string(kBuild1) + "/artifacts/web", {{"Range", "bytes=10-19"}});
+  CHECK(part.status == 206);
+  CHECK(part.body == bytes.substr(10, 10));
+
+  auto cached = admin.Get(std::string(kBuild1) + "/artifacts/web",
+                          {{"If-None-Match", "\"" + Sha256Hex(bytes) + "\""}});
+  CHECK(cached.status == 304);
+
+  auto manifest = json::parse(admin.Get(std::string(kBuild1) + "/artifacts/web/manifest").body);
+  std::set<std::string> paths;
+  for (const auto& e : manifest["manifest"]["entries"]) paths.insert(e["path"].get<std::string>());
+  CHECK(paths == std::set<std::string>{"bin", "bin/run.sh", "index.html", "latest"});
+
+  auto build = json::parse(admin.Get(kBuild1).body);
+  REQUIRE(build["artifacts"].size() == 1);
+  CHECK(build["artifacts"][0]["name"] == "web");
+  CHECK(build["artifacts"][0]["sha256"] == Sha256Hex(bytes));
+  CHECK(build["artifacts"][0]["file_count"] == 2);
+}
+
+TEST_CASE("immutability: identical bytes are a no-op, other bytes are refused") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  std::string v1 = Archive(dir, {File("a.txt", "one")});
+  std::string v2 = Archive(dir, {File("a.txt", "two")});
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", v1, "application/gzip").status == 201);
+  auto blobs = Blobs(server);
+  auto again = admin.Put(std::string(kBuild1) + "/artifacts/web", v1, "application/gzip");
+  CHECK(again.status == 200);
+  CHECK(json::parse(again.body)["created"] == false);
+  auto other = admin.Put(std::string(kBuild1) + "/artifacts/web", v2, "application/gzip");
+  CHECK(other.status == 409);
+  CHECK(json::parse(other.body)["error"]["message"].get<std::string>().find("immutable") !=
+        std::string::npos);
+  CHECK(Blobs(server) == blobs);  // no new blob for either
+  CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").body == v1);
+  CHECK(Temporaries(server) == 0);
+}
+
+TEST_CASE("two builds with the same bytes share one blob") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  TempDir dir;
+  std::string bytes = Archive(dir, {File("a.txt", "same")});
+  CHECK(admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "x").status == 201);
+  CHECK(admin
+            .Put("/api/v1/applications/shop/releases/1.0/builds/2/artifacts/web", bytes,
+                 "application/gzip")
+            .status == 201);
+  CHECK(Blobs(server).size() == 1);
+}
+
+TEST_CASE("50 concurrent identical uploads make one blob and all succeed with the same hash") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  std::string bytes = Archive(dir, {File("big.bin", std::string(256 << 10, 'x')),
+                                    File("b.txt", RandomHex(1000))});
+  std::vector<int> statuses(50);
+  std::vector<std::string> hashes(50), errors(50);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 50; ++i)
+    threads.emplace_back([&, i] {
+      auto c = server.Admin();
+      auto r = c.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/gzip");
+      statuses[i] = r.status;
+      errors[i] = r.error;
+      if (r.status / 100 == 2) hashes[i] = json::parse(r.body)["sha256"].get<std::string>();
+    });
+  for (auto& t : threads) t.join();
+  int created = 0;
+  for (int i = 0; i < 50; ++i) {
+    CAPTURE(i);
+    CAPTURE(statuses[i]);
+    CAPTURE(errors[i]);
+    CHECK((statuses[i] == 201 || statuses[i] == 200));
+    CHECK(hashes[i] == Sha256Hex(bytes));
+    created += statuses[i] == 201;
+  }
+  CHECK(created == 1);
+  CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(bytes)});
+  CHECK(Temporaries(server) == 0);
+}
+
+TEST_CASE("unsafe or broken archives are refused naming the entry; nothing is stored") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  struct Case {
+    const char* name;
+    std::string bytes;
+    int status;
+    const char* expect;
+  };
+  std::vector<Case> cases = {
+      {"traversal", Archive(dir, {File("../evil.txt", "x")}), 422, "../evil.txt"},
+      {"absolute", Archive(dir, {File("/etc/evil", "x")}), 422, "/etc/evil"},
+      {"symlink escape", Archive(dir, {Symlink("out", "../../etc")}), 422, "out"},
+      {"device", Archive(dir, {Special("dev", RawType::kCharDevice)}), 422, "dev"},
+      {"setuid", Archive(dir, {File("su", "x", 04755)}), 422, "su"},
+      {"not an archive", std::string("this is not an archive at all, just text"), 400, ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    auto r = admin.Put(std::string(kBuild1) + "/artifacts/web", c.bytes, "application/gzip");
+    CHECK(r.status == c.status);
+    CHECK(json::parse(r.body)["error"]["message"].get<std::string>().find(c.expect) !=
+          std::string::npos);
+  }
+  CHECK(Blobs(server).empty());
+  CHECK(Temporaries(server) == 0);
+  CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").status == 404);
+  auto missing_build = admin.Put("/api/v1/applications/shop/releases/1.0/builds/9/artifacts/web",
+                                 Archive(dir, {File("a", "b")}), "application/gzip");
+  CHECK(missing_build.status == 404);
+  auto bad_name = admin.Put(std::string(kBuild1) + "/artifacts/..hidden",
+                            Archive(dir, {File("a", "b")}), "application/gzip");
+  CHECK(bad_name.status == 400);
+}
+
+TEST_CASE("uploads over the size limit get 413 and leave nothing") {
+  ServerOptions o;
+  o.max_artifact_bytes = 64 << 10;
+  TestServer server(o);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  std::string bytes = Archive(dir, {File("r.bin", RandomHex(100 << 10))}, ArchiveKind::kTar);
+  auto r = admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/x-tar");
+  CHECK(r.status == 413);
+  CHECK(Blobs(server).empty());
+  CHECK(Temporaries(server) == 0);
+}
+
+TEST_CASE("temporaries from killed uploads are removed on start; verify finds tampering") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  std::string bytes = Archive(dir, {File("a.txt", "content")});
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "x").status == 201);
+  auto leftover = server.data_dir() / "artifacts" / "tmp" / "upload-killed";
+  WriteBytes(leftover, "half an upload");
+  server.Restart();
+  CHECK_FALSE(std::filesystem::exists(leftover));
+
+  auto clean = json::parse(server.Admin().Post("/api/v1/admin/verify", "{}").body);
+  CHECK(clean["ok"] == true);
+  CHECK(clean["blobs_checked"] == 1);
+
+  std::string sha = Sha256Hex(bytes);
+  auto blob = server.data_dir() / "artifacts" / "sha256" / sha.substr(0, 2) / sha;
+  std::filesystem::permissions(blob, std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
+  std::string tampered = bytes;
+  tampered[tampered.size() / 2] ^= 0x01;
+  WriteBytes(blob, tampered);
+  auto report = json::parse(server.Admin().Post("/api/v1/admin/verify", "{}").body);
+  CHECK(report["ok"] == false);
+  REQUIRE(report["corrupt"].size() == 1);
+  CHECK(report["corrupt"][0] == sha);
+  CHECK(ReadBytes(blob) == tampered);  // verification changes nothing
+
+  // The command-line check reports the same and fails.
+  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
+  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() +
+                    " > " + (dir.path() / "verify.out").string() + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  CHECK(WEXITSTATUS(rc) == 1);
+  CHECK(ReadBytes(dir.path() / "verify.out").find("CORRUPT " + sha) != std::string::npos);
+}
+
+TEST_CASE("the demo's two builds carry different real artifacts") {
+  ServerOptions o;
+  o.demo = true;
+  TestServer server(o);
+  auto admin = server.Admin();
+  auto b1 = json::parse(admin.Get("/api/v1/applications/shop/releases/1.0.0/builds/1").body);
+  auto b2 = json::parse(admin.Get("/api/v1/applications/shop/releases/1.0.0/builds/2").body);
+  REQUIRE(b1["artifacts"].size() == 1);
+  REQUIRE(b2["artifacts"].size() == 1);
+  CHECK(b1["artifacts"][0]["sha256"] != b2["artifacts"][0]["sha256"]);
+  auto m1 = json::parse(
+      admin.Get("/api/v1/applications/shop/releases/1.0.0/builds/1/artifacts/web/manifest").body);
+  auto m2 = json::parse(
+      admin.Get("/api/v1/applications/shop/releases/1.0.0/builds/2/artifacts/web/manifest").body);
+  auto paths = [](const json& m) {
+    std::set<std::string> p;
+    for (const auto& e : m["manifest"]["entries"]) p.insert(e["path"].get<std::string>());
+    return p;
+  };
+  CHECK(paths(m1).count("config/legacy.conf") == 1);
+  CHECK(paths(m2).count("config/legacy.conf") == 0);
+  CHECK(paths(m2).count("api/status.json") == 1);
+  server.Restart();  // idempotent: no new builds or blobs
+  CHECK(json::parse(server.Admin().Get("/api/v1/applications/shop/releases/1.0.0/builds").body)
+            ["items"]
+                .size() == 2);
+}
+
+}  // namespace reprise::testing
