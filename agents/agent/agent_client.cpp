@@ -1,0 +1,586 @@
+#include "agents/agent/agent_client.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "agents/agent/runner.h"
+#include "agents/protocol/channel.h"
+#include "common/crypto.h"
+#include "common/fs.h"
+#include "planner/version.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using protocol::Channel;
+using protocol::MessageType;
+using Steady = std::chrono::steady_clock;
+namespace asio = protocol::asio;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+const char* LevelName(LogLevel l) {
+  switch (l) {
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarning: return "warning";
+    case LogLevel::kError: return "error";
+    case LogLevel::kOutput: return "output";
+  }
+  return "info";
+}
+
+const char* KindName(OperationOutcome::Kind k) {
+  switch (k) {
+    case OperationOutcome::Kind::kSucceeded: return "succeeded";
+    case OperationOutcome::Kind::kFailed: return "failed";
+    case OperationOutcome::Kind::kError: return "error";
+  }
+  return "error";
+}
+
+struct FetchState {
+  std::mutex m;
+  std::condition_variable cv;
+  int fd = -1;
+  std::string sha256;
+  uint64_t received = 0;
+  uint64_t total = 0;
+  uint64_t last_progress = 0;
+  Sha256 hasher;
+  bool done = false;
+  bool failed = false;
+  std::string error;
+  ProgressFn progress;
+};
+
+struct RunningOp {
+  CancelToken cancel;
+};
+
+// One connection to the server.
+struct Session {
+  std::shared_ptr<Channel> ch;
+  Steady::time_point last_recv = Steady::now();
+  bool authed = false;
+  bool approved = false;
+  std::mutex mu;  // guards everything below
+  bool closed = false;
+  std::map<uint64_t, std::shared_ptr<RunningOp>> ops;
+  std::map<uint64_t, std::shared_ptr<FetchState>> fetches;
+
+  void Send(const json& header, std::string payload = {}) {
+    ch->Send(Dump(header), std::move(payload));
+  }
+};
+
+}  // namespace
+
+struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
+  explicit Impl(AgentClientOptions opts)
+      : o(std::move(opts)),
+        runner(RunnerOptions{o.root, o.fsync, {}, 2000}),
+        reconnect_timer(io),
+        heartbeat_timer(io),
+        backoff(o.backoff_min),
+        rng(std::random_device{}()) {}
+
+  AgentClientOptions o;
+  asio::io_context io;
+  std::unique_ptr<asio::ssl::context> ssl;
+  AgentRunner runner;
+  std::optional<protocol::Identity> id;
+  std::string pinned;
+  std::shared_ptr<Session> session;
+  asio::steady_timer reconnect_timer;
+  asio::steady_timer heartbeat_timer;
+  std::chrono::milliseconds backoff;
+  std::mt19937 rng;
+  Status final_status;
+  std::atomic<bool> stopping{false};
+  std::mutex threads_mu;
+  std::vector<std::thread> threads;
+
+  void Log(const std::string& text) {
+    if (o.verbose) std::fprintf(stderr, "reprise-agent %s: %s\n", o.name.c_str(), text.c_str());
+  }
+
+  void Spawn(std::function<void()> fn) {
+    std::lock_guard<std::mutex> g(threads_mu);
+    threads.emplace_back(std::move(fn));
+  }
+
+  void ScheduleReconnect() {
+    if (stopping) return;
+    std::uniform_real_distribution<double> jitter(0.5, 1.5);
+    auto wait = std::chrono::milliseconds(static_cast<int64_t>(backoff.count() * jitter(rng)));
+    backoff = std::min(o.backoff_max, backoff * 2);
+    reconnect_timer.expires_after(wait);
+    auto self = shared_from_this();
+    reconnect_timer.async_wait([self](const boost::system::error_code& e) {
+      if (!e) self->Connect();
+    });
+  }
+
+  void Connect() {
+    if (stopping) return;
+    auto self = shared_from_this();
+    auto resolver = std::make_shared<protocol::tcp::resolver>(io);
+    resolver->async_resolve(
+        o.host, std::to_string(o.port),
+        [self, resolver](const boost::system::error_code& e,
+                         protocol::tcp::resolver::results_type results) {
+          if (e) {
+            self->Log("cannot resolve " + self->o.host + ": " + e.message());
+            return self->ScheduleReconnect();
+          }
+          auto sock = std::make_shared<protocol::tcp::socket>(self->io);
+          asio::async_connect(*sock, results,
+                              [self, sock](const boost::system::error_code& e2,
+                                           const protocol::tcp::endpoint&) {
+                                if (e2) {
+                                  self->Log("cannot connect: " + e2.message());
+                                  return self->ScheduleReconnect();
+                                }
+                                self->StartSession(std::move(*sock));
+                              });
+        });
+  }
+
+  void StartSession(protocol::tcp::socket sock) {
+    auto s = std::make_shared<Session>();
+    s->ch = std::make_shared<Channel>(std::move(sock), ssl.get(), false);
+    if (ssl) s->ch->set_expected_fingerprint(pinned);
+    session = s;
+    auto self = shared_from_this();
+    s->ch->Start(
+        [self, s](const Status& st) {
+          if (!st.ok()) {
+            self->Log(st.message());
+            return;  // the close handler reconnects
+          }
+          json hello = {{"type", "hello"},
+                        {"protocol", protocol::kProtocolVersion},
+                        {"name", self->o.name},
+                        {"version", Version()},
+                        {"public_key", self->id->public_key_hex()}};
+          if (!self->o.enroll_token.empty()) hello["enroll_token"] = self->o.enroll_token;
+          s->Send(hello);
+        },
+        [self, s](protocol::Frame f) { self->OnFrame(s, std::move(f)); },
+        [self, s](const std::string& why) { self->OnClose(s, why); });
+  }
+
+  void OnClose(const std::shared_ptr<Session>& s, const std::string& why) {
+    std::map<uint64_t, std::shared_ptr<RunningOp>> ops;
+    std::map<uint64_t, std::shared_ptr<FetchState>> fetches;
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      s->closed = true;
+      ops.swap(s->ops);
+      fetches.swap(s->fetches);
+    }
+    // The server treats operations of a lost connection as failed: stop them.
+    for (auto& [id, op] : ops) op->cancel.Cancel();
+    for (auto& [id, f] : fetches) {
+      std::lock_guard<std::mutex> g(f->m);
+      f->failed = true;
+      f->error = "connection lost";
+      f->cv.notify_all();
+    }
+    if (session == s) session.reset();
+    if (stopping) return;
+    Log("disconnected (" + why + ")");
+    ScheduleReconnect();
+  }
+
+  void StartHeartbeats() {
+    heartbeat_timer.expires_after(o.heartbeat);
+    auto self = shared_from_this();
+    heartbeat_timer.async_wait([self](const boost::system::error_code& e) {
+      if (e || self->stopping) return;
+      auto s = self->session;
+      if (s && s->authed) {
+        if (Steady::now() - s->last_recv > 3 * self->o.heartbeat) {
+          s->ch->Close("the server missed heartbeats");
+        } else {
+          s->Send({{"type", "heartbeat"}});
+        }
+      }
+      self->StartHeartbeats();
+    });
+  }
+
+  void OnFrame(const std::shared_ptr<Session>& s, protocol::Frame f) {
+    s->last_recv = Steady::now();
+    json h;
+    try {
+      h = json::parse(f.header);
+      if (!h.is_object()) throw std::runtime_error("not an object");
+    } catch (const std::exception&) {
+      return s->ch->Close("protocol violation: bad header");
+    }
+    MessageType type = protocol::MessageTypeFromName(h.value("type", ""));
+    try {
+      switch (type) {
+        case MessageType::kChallenge: {
+          std::string nonce = h.at("nonce").get<std::string>();
+          if (nonce.size() < 32 || nonce.size() > 256) return s->ch->Close("bad challenge");
+          std::string fp = ssl ? s->ch->peer_fingerprint() : "";
+          auto sig = id->Sign(protocol::AuthMessage(nonce, o.name, fp));
+          if (!sig.ok()) return s->ch->Close(sig.status().message());
+          s->Send({{"type", "auth"}, {"signature", *sig}});
+          return;
+        }
+        case MessageType::kWelcome: {
+          bool was = s->approved;
+          s->authed = true;
+          s->approved = h.value("status", "") == "approved";
+          backoff = o.backoff_min;
+          if (ssl && pinned.empty()) {
+            // Trust on first use: pin what we saw from now on.
+            pinned = s->ch->peer_fingerprint();
+            Status st = WriteFileAtomic(o.state_dir / "server.fingerprint", pinned + "\n", 0600);
+            if (!st.ok()) Log("cannot save the server fingerprint: " + st.message());
+            Log("pinned the server certificate " + pinned);
+          }
+          if (!was) {
+            Log(s->approved ? "connected and approved"
+                            : "connected; waiting for an administrator to approve this agent");
+          }
+          return;
+        }
+        case MessageType::kRefused: {
+          std::string msg = h.value("message", "refused");
+          Log("refused by the server: " + msg);
+          if (h.value("permanent", false)) {
+            std::string code = h.value("code", "");
+            final_status = code == "unauthenticated" ? Unauthenticated(msg)
+                           : code == "failed_precondition" ? FailedPrecondition(msg)
+                                                           : PermissionDenied(msg);
+            stopping = true;
+            s->ch->Close("refused");
+            io.stop();
+          }
+          return;
+        }
+        case MessageType::kHeartbeatAck:
+          return;
+        case MessageType::kRun:
+          return OnRun(s, h, std::move(f.payload));
+        case MessageType::kCancel: {
+          uint64_t op = h.at("op").get<uint64_t>();
+          std::lock_guard<std::mutex> g(s->mu);
+          auto it = s->ops.find(op);
+          if (it != s->ops.end()) it->second->cancel.Cancel();
+          return;
+        }
+        case MessageType::kBlobData:
+          return OnBlobData(s, h, f.payload);
+        case MessageType::kBlobError: {
+          auto fetch = FindFetch(s, h.at("op").get<uint64_t>());
+          if (!fetch) return;
+          std::lock_guard<std::mutex> g(fetch->m);
+          fetch->failed = true;
+          fetch->error = h.value("message", "blob transfer refused");
+          fetch->cv.notify_all();
+          return;
+        }
+        case MessageType::kStateRequest:
+        case MessageType::kValidateRequest:
+          return OnRequest(s, type, h, std::move(f.payload));
+        default:
+          return s->ch->Close("protocol violation: unexpected " + h.value("type", "?"));
+      }
+    } catch (const std::exception& e) {
+      s->ch->Close(std::string("protocol violation: ") + e.what());
+    }
+  }
+
+  std::shared_ptr<FetchState> FindFetch(const std::shared_ptr<Session>& s, uint64_t op) {
+    std::lock_guard<std::mutex> g(s->mu);
+    auto it = s->fetches.find(op);
+    return it == s->fetches.end() ? nullptr : it->second;
+  }
+
+  void OnBlobData(const std::shared_ptr<Session>& s, const json& h, const std::string& payload) {
+    auto fetch = FindFetch(s, h.at("op").get<uint64_t>());
+    if (!fetch) return;  // cancelled meanwhile
+    std::lock_guard<std::mutex> g(fetch->m);
+    if (fetch->done || fetch->failed) return;
+    uint64_t offset = h.at("offset").get<uint64_t>();
+    fetch->total = h.value("total", uint64_t{0});
+    if (offset != fetch->received) {
+      fetch->failed = true;
+      fetch->error = "blob chunk out of order";
+    } else {
+      size_t off = 0;
+      while (off < payload.size()) {
+        ssize_t w = ::write(fetch->fd, payload.data() + off, payload.size() - off);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          fetch->failed = true;
+          fetch->error = std::string("writing the artifact: ") + std::strerror(errno);
+          break;
+        }
+        off += static_cast<size_t>(w);
+      }
+      fetch->hasher.Update(payload.data(), payload.size());
+      fetch->received += payload.size();
+      bool eof = h.value("eof", false);
+      if (fetch->received > fetch->total) {
+        fetch->failed = true;
+        fetch->error = "more bytes than announced";
+      }
+      if (fetch->progress &&
+          (eof || fetch->received - fetch->last_progress >= (8u << 20))) {
+        fetch->last_progress = fetch->received;
+        fetch->progress({"transfer", fetch->received, fetch->total, 0, 0});
+      }
+      if (eof) fetch->done = true;
+    }
+    fetch->cv.notify_all();
+  }
+
+  class ChannelSource : public BlobSource {
+   public:
+    ChannelSource(Impl* impl, std::shared_ptr<Session> s, uint64_t op)
+        : impl_(impl), s_(std::move(s)), op_(op) {}
+    Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path,
+                          const CancelToken& cancel, const ProgressFn& progress) override {
+      fs::path tmp = cache_path.string() + ".part-" + RandomHex(4);
+      int fd = ::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+      if (fd < 0) return IoError("cannot create " + tmp.string());
+      auto f = std::make_shared<FetchState>();
+      f->fd = fd;
+      f->sha256 = sha256;
+      f->progress = progress;
+      {
+        std::lock_guard<std::mutex> g(s_->mu);
+        if (s_->closed) {
+          ::close(fd);
+          ::unlink(tmp.c_str());
+          return Unavailable("connection lost");
+        }
+        s_->fetches[op_] = f;
+      }
+      s_->Send({{"type", "blob_get"}, {"op", op_}, {"sha256", sha256}, {"offset", 0}});
+      Status result;
+      {
+        std::unique_lock<std::mutex> lk(f->m);
+        while (!f->done && !f->failed) {
+          if (cancel.IsCancelled()) {
+            result = Cancelled("cancelled during the transfer");
+            break;
+          }
+          f->cv.wait_for(lk, std::chrono::milliseconds(100));
+        }
+        if (result.ok() && f->failed) result = Unavailable("transfer failed: " + f->error);
+      }
+      {
+        std::lock_guard<std::mutex> g(s_->mu);
+        s_->fetches.erase(op_);
+      }
+      std::string got;
+      {
+        std::lock_guard<std::mutex> lk(f->m);
+        if (result.ok()) got = f->hasher.FinishHex();
+        if (result.ok() && impl_->o.fsync && ::fsync(fd) != 0) result = IoError("fsync failed");
+        ::close(fd);
+        f->fd = -1;
+      }
+      if (result.ok() && got != sha256) {
+        result = Conflict("the received artifact has sha256 " + got + ", expected " + sha256);
+      }
+      if (!result.ok()) {
+        ::unlink(tmp.c_str());
+        return result;
+      }
+      if (::rename(tmp.c_str(), cache_path.c_str()) != 0) {
+        ::unlink(tmp.c_str());
+        return IoError("cannot move the artifact into the cache");
+      }
+      return Fetched{cache_path, true};
+    }
+
+   private:
+    Impl* impl_;
+    std::shared_ptr<Session> s_;
+    uint64_t op_;
+  };
+
+  void OnRun(const std::shared_ptr<Session>& s, const json& h, std::string payload) {
+    uint64_t op_id = h.at("op").get<uint64_t>();
+    auto reply_error = [&](const Status& st) {
+      s->Send({{"type", "result"},
+               {"op", op_id},
+               {"kind", "error"},
+               {"code", std::string(CodeName(st.code()))},
+               {"message", st.message()}});
+    };
+    if (!s->approved) return reply_error(PermissionDenied("this agent is not approved yet"));
+    auto parsed = OperationFromJson(h.at("operation").get<std::string>());
+    if (!parsed.ok()) return reply_error(parsed.status());
+    ResolvedOperation op = std::move(parsed).value();
+    if (auto* w = std::get_if<WriteFileOp>(&op)) w->content = std::move(payload);
+    std::string target_path = h.at("target_path").get<std::string>();
+    DeployLabel label{h.value("release", ""), h.value("build", "")};
+    auto running = std::make_shared<RunningOp>();
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      if (s->ops.count(op_id)) return reply_error(InvalidArgument("duplicate operation id"));
+      s->ops[op_id] = running;
+    }
+    auto self = shared_from_this();
+    Spawn([self, s, op_id, running, op = std::move(op), target_path, label] {
+      ChannelSource source(self.get(), s, op_id);
+      RunnerLog log = [s, op_id](LogLevel level, std::string_view text) {
+        s->Send({{"type", "log"}, {"op", op_id}, {"level", LevelName(level)}}, std::string(text));
+      };
+      ProgressFn progress = [s, op_id](const TransferProgress& p) {
+        s->Send({{"type", "progress"},
+                 {"op", op_id},
+                 {"phase", p.phase},
+                 {"bytes_done", p.bytes_done},
+                 {"bytes_total", p.bytes_total},
+                 {"files_done", p.files_done},
+                 {"files_total", p.files_total}});
+      };
+      OperationOutcome out =
+          self->runner.Run(target_path, op, label, source, log, running->cancel, progress);
+      json r = {{"type", "result"},
+                {"op", op_id},
+                {"kind", KindName(out.kind)},
+                {"message", out.kind == OperationOutcome::Kind::kError ? out.error.message()
+                                                                       : out.message},
+                {"code", std::string(CodeName(out.error.code()))}};
+      {
+        std::lock_guard<std::mutex> g(s->mu);
+        s->ops.erase(op_id);
+      }
+      s->Send(r);
+    });
+  }
+
+  void OnRequest(const std::shared_ptr<Session>& s, MessageType type, const json& h,
+                 std::string payload) {
+    uint64_t req = h.at("req").get<uint64_t>();
+    std::string target_path = h.at("target_path").get<std::string>();
+    if (!s->approved) {
+      s->Send({{"type", "reply"},
+               {"req", req},
+               {"ok", false},
+               {"code", "permission_denied"},
+               {"message", "this agent is not approved yet"}});
+      return;
+    }
+    auto self = shared_from_this();
+    Spawn([self, s, req, type, target_path, payload = std::move(payload)] {
+      Result<std::string> body = Internal("unreachable");
+      if (type == MessageType::kStateRequest) {
+        auto st = self->runner.State(target_path);
+        body = st.ok() ? Result<std::string>(TargetStateToJson(*st))
+                       : Result<std::string>(st.status());
+      } else {
+        auto manifest = ManifestFromJson(payload);
+        if (!manifest.ok()) {
+          body = manifest.status();
+        } else {
+          auto r = self->runner.Validate(target_path, *manifest);
+          body = r.ok() ? Result<std::string>(ValidationReportToJson(*r))
+                        : Result<std::string>(r.status());
+        }
+      }
+      if (body.ok()) {
+        s->Send({{"type", "reply"}, {"req", req}, {"ok", true}}, std::move(body).value());
+      } else {
+        s->Send({{"type", "reply"},
+                 {"req", req},
+                 {"ok", false},
+                 {"code", std::string(CodeName(body.status().code()))},
+                 {"message", body.status().message()}});
+      }
+    });
+  }
+};
+
+AgentClient::AgentClient(AgentClientOptions options)
+    : impl_(std::make_shared<Impl>(std::move(options))) {}
+
+AgentClient::~AgentClient() {
+  Stop();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> g(impl_->threads_mu);
+    threads.swap(impl_->threads);
+  }
+  for (auto& t : threads) t.join();
+}
+
+Status AgentClient::Run() {
+  Impl& im = *impl_;
+  AgentClientOptions& o = im.o;
+  if (!protocol::IsValidAgentName(o.name)) {
+    return InvalidArgument("agent name '" + o.name + "' is invalid ([A-Za-z0-9._-], 1..64)");
+  }
+  if (!o.tls && !protocol::IsLoopbackHost(o.host)) {
+    return InvalidArgument("plain TCP is only allowed to a loopback server; use TLS");
+  }
+  if (o.root.empty()) return InvalidArgument("--root is required");
+  std::error_code ec;
+  fs::create_directories(o.root, ec);
+  if (o.state_dir.empty()) o.state_dir = o.root / ".reprise" / "agent";
+  fs::create_directories(o.state_dir, ec);
+  ::chmod(o.state_dir.c_str(), 0700);
+  auto id = protocol::Identity::LoadOrCreate((o.state_dir / "agent.key").string());
+  if (!id.ok()) return id.status();
+  im.id = std::move(id).value();
+  if (o.tls) {
+    im.ssl = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    im.ssl->set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    if (!o.fingerprint.empty()) {
+      im.pinned = protocol::NormalizeFingerprint(o.fingerprint);
+      if (im.pinned.empty()) return InvalidArgument("--fingerprint must be 64 hex digits");
+    } else {
+      auto saved = ReadFileToString(o.state_dir / "server.fingerprint");
+      if (saved.ok()) im.pinned = protocol::NormalizeFingerprint(*saved);
+      if (im.pinned.empty()) {
+        im.Log("no --fingerprint given: the first server certificate seen will be pinned");
+      }
+    }
+  }
+  im.Connect();
+  im.StartHeartbeats();
+  while (!im.stopping) {
+    im.io.run();
+    if (!im.stopping) im.io.restart();
+  }
+  return im.final_status;
+}
+
+void AgentClient::Stop() {
+  auto impl = impl_;
+  impl->stopping = true;
+  asio::post(impl->io, [impl] {
+    impl->reconnect_timer.cancel();
+    impl->heartbeat_timer.cancel();
+    if (auto s = impl->session) {
+      std::lock_guard<std::mutex> g(s->mu);
+      for (auto& [id, op] : s->ops) op->cancel.Cancel();
+    }
+    impl->io.stop();
+  });
+}
+
+}  // namespace reprise
