@@ -282,7 +282,11 @@ class ArchiveReader {
  public:
   ArchiveReader(const ArchiveLimits& limits, uint64_t archive_bytes, TreeWriter* writer,
                 const ExtractOptions& options)
-      : limits_(limits), archive_bytes_(archive_bytes), writer_(writer), options_(options) {
+      : limits_(limits),
+        archive_bytes_(archive_bytes),
+        writer_(writer),
+        options_(options),
+        table_(limits.max_entries) {
     buffer_zeros_.assign(kZeroFillBytes, '\0');
   }
 

@@ -23,15 +23,6 @@ std::vector<std::string_view> SplitComponents(std::string_view path) {
   return parts;
 }
 
-std::string Join(const std::vector<std::string>& parts, size_t count) {
-  std::string out;
-  for (size_t i = 0; i < count; ++i) {
-    if (i > 0) out += '/';
-    out += parts[i];
-  }
-  return out;
-}
-
 std::string_view ParentOf(std::string_view path) {
   size_t slash = path.rfind('/');
   return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
@@ -67,7 +58,9 @@ Result<std::string> NormaliseEntryPath(std::string_view raw) {
     return UnsafeEntry(raw, "drive-letter path");
   if (raw.size() > kMaxEntryPathBytes) return UnsafeEntry(raw, "path too long");
   std::string out;
+  size_t depth = 0;
   for (std::string_view part : SplitComponents(raw)) {
+    if (++depth > kMaxPathDepth) return UnsafeEntry(raw, "path too deep");
     if (part == "..") return UnsafeEntry(raw, "'..' component leaves the destination");
     if (part.size() > kMaxPathComponentBytes) return UnsafeEntry(raw, "path component too long");
     if (!out.empty()) out += '/';
@@ -78,7 +71,7 @@ Result<std::string> NormaliseEntryPath(std::string_view raw) {
 
 Result<std::string> ResolveSymlinkTarget(
     std::string_view link_path, std::string_view target,
-    const std::unordered_map<std::string, std::string>& symlinks) {
+    const std::unordered_map<std::string, std::string>& symlinks, uint64_t* work) {
   auto refuse = [&](std::string_view why) {
     return UnsafeEntry(link_path,
                        "symlink target " + QuoteEntryName(target) + " " + std::string(why));
@@ -91,11 +84,22 @@ Result<std::string> ResolveSymlinkTarget(
     return refuse("is a drive path");
   if (target.size() > kMaxEntryPathBytes) return refuse("is too long");
 
-  // `resolved` holds the real (symlink-free) directory components walked so
-  // far; `pending` the components still to walk. Meeting a symlink replaces
-  // it by its target, relative to the symlink's directory, as the kernel does.
-  std::vector<std::string> resolved;
-  for (std::string_view part : SplitComponents(ParentOf(link_path))) resolved.emplace_back(part);
+  // `resolved` is the real (symlink-free) path walked so far, `ends` where each
+  // of its components ends; `pending` the components still to walk. Meeting a
+  // symlink replaces it by its target, relative to the symlink's directory,
+  // as the kernel does.
+  std::string resolved;
+  std::vector<size_t> ends;
+  auto push = [&](std::string_view part) {
+    if (!resolved.empty()) resolved += '/';
+    resolved += part;
+    ends.push_back(resolved.size());
+  };
+  auto pop = [&] {
+    ends.pop_back();
+    resolved.resize(ends.empty() ? 0 : ends.back());
+  };
+  for (std::string_view part : SplitComponents(ParentOf(link_path))) push(part);
   std::deque<std::string> pending;
   for (std::string_view part : SplitComponents(target)) pending.emplace_back(part);
   int expansions = 0;
@@ -103,12 +107,20 @@ Result<std::string> ResolveSymlinkTarget(
     std::string part = std::move(pending.front());
     pending.pop_front();
     if (part == "..") {
-      if (resolved.empty()) return refuse("leaves the destination");
-      resolved.pop_back();
+      if (ends.empty()) return refuse("leaves the destination");
+      pop();
       continue;
     }
-    resolved.push_back(std::move(part));
-    auto link = symlinks.find(Join(resolved, resolved.size()));
+    push(part);
+    if (ends.size() > kMaxPathDepth) return refuse("is too deep");
+    if (symlinks.empty()) continue;
+    if (work != nullptr) {
+      *work += resolved.size();
+      if (*work > kMaxSymlinkResolutionWork)
+        return TooLarge("archive symlinks are too complex to check (at " +
+                        QuoteEntryName(link_path) + ")");
+    }
+    auto link = symlinks.find(resolved);
     if (link == symlinks.end()) continue;
     if (++expansions > kMaxSymlinkExpansions) return refuse("loops (too many levels of symlinks)");
     const std::string& next = link->second;
@@ -116,32 +128,51 @@ Result<std::string> ResolveSymlinkTarget(
         (next.size() >= 2 && IsDriveLetter(next[0]) && next[1] == ':'))
       return refuse("goes through symlink " + QuoteEntryName(link->first) +
                     " that leaves the destination");
-    resolved.pop_back();
+    pop();
     std::vector<std::string_view> next_parts = SplitComponents(next);
     for (auto it = next_parts.rbegin(); it != next_parts.rend(); ++it) pending.emplace_front(*it);
   }
-  return Join(resolved, resolved.size());
+  return resolved;
 }
 
 Status EntryTable::AddParents(const std::string& path) {
-  size_t slash = path.find('/');
-  while (slash != std::string::npos) {
-    std::string parent = path.substr(0, slash);
-    auto it = nodes_.find(parent);
+  // Every recorded path has all its ancestors recorded as directories, so the
+  // walk up stops at the first ancestor that exists.
+  std::vector<size_t> missing;  // ends of the missing ancestors, deepest first
+  for (size_t slash = path.rfind('/'); slash != std::string::npos;
+       slash = slash == 0 ? std::string::npos : path.rfind('/', slash - 1)) {
+    auto it = nodes_.find(path.substr(0, slash));
     if (it == nodes_.end()) {
-      Node dir;
-      dir.type = EntryType::kDirectory;
-      dir.implied = true;
-      dir.mode = 0755;
-      nodes_.emplace(parent, std::move(dir));
-      directories_.push_back(parent);
-    } else if (it->second.type == EntryType::kSymlink) {
-      return UnsafeEntry(path, "would be written through symlink " + QuoteEntryName(parent));
-    } else if (it->second.type != EntryType::kDirectory) {
-      return UnsafeEntry(path, "parent " + QuoteEntryName(parent) + " is not a directory");
+      missing.push_back(slash);
+      continue;
     }
-    slash = path.find('/', slash + 1);
+    const std::string parent = path.substr(0, slash);
+    if (it->second.type == EntryType::kSymlink)
+      return UnsafeEntry(path, "would be written through symlink " + QuoteEntryName(parent));
+    if (it->second.type != EntryType::kDirectory)
+      return UnsafeEntry(path, "parent " + QuoteEntryName(parent) + " is not a directory");
+    break;
   }
+  for (auto end = missing.rbegin(); end != missing.rend(); ++end) {
+    Node dir;
+    dir.type = EntryType::kDirectory;
+    dir.implied = true;
+    dir.mode = 0755;
+    REPRISE_RETURN_IF_ERROR(Record(path.substr(0, *end), std::move(dir)));
+  }
+  return Status::Ok();
+}
+
+Status EntryTable::Record(std::string path, Node node) {
+  if (nodes_.size() >= max_nodes_)
+    return TooLarge("archive has more than " + std::to_string(max_nodes_) +
+                    " entries (implied directories included)");
+  path_bytes_ += path.size();
+  if (path_bytes_ > kMaxTotalPathBytes)
+    return TooLarge("archive paths exceed " + std::to_string(kMaxTotalPathBytes) +
+                    " bytes in total");
+  if (node.type == EntryType::kDirectory) directories_.push_back(path);
+  nodes_.emplace(std::move(path), std::move(node));
   return Status::Ok();
 }
 
@@ -161,9 +192,7 @@ Status EntryTable::AddNode(const std::string& path, Node node) {
     return UnsafeEntry(path, "duplicate entry (" + std::string(EntryTypeName(existing.type)) +
                                  " then " + std::string(EntryTypeName(node.type)) + ")");
   }
-  if (node.type == EntryType::kDirectory) directories_.push_back(path);
-  nodes_.emplace(path, std::move(node));
-  return Status::Ok();
+  return Record(path, std::move(node));
 }
 
 Status EntryTable::AddDirectory(const std::string& path, unsigned mode) {
@@ -227,8 +256,10 @@ Status EntryTable::FinishChecks() const {
   links.reserve(symlinks_.size());
   for (const auto& link : symlinks_) links.push_back(&link);
   std::sort(links.begin(), links.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  uint64_t work = 0;
   for (const auto* link : links) {
-    REPRISE_RETURN_IF_ERROR(ResolveSymlinkTarget(link->first, link->second, symlinks_).status());
+    REPRISE_RETURN_IF_ERROR(
+        ResolveSymlinkTarget(link->first, link->second, symlinks_, &work).status());
   }
   return Status::Ok();
 }

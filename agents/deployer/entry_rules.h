@@ -19,29 +19,38 @@ namespace reprise {
 
 inline constexpr size_t kMaxEntryPathBytes = 4095;
 inline constexpr size_t kMaxPathComponentBytes = 255;
+inline constexpr size_t kMaxPathDepth = 256;      // components
 inline constexpr int kMaxSymlinkExpansions = 40;  // as Linux's MAXSYMLINKS
+// Bounds the work of checking one archive, so a crafted archive cannot make
+// validation itself the attack (deep paths, long symlink chains).
+inline constexpr uint64_t kMaxTotalPathBytes = 256ULL << 20;
+inline constexpr uint64_t kMaxSymlinkResolutionWork = 1ULL << 31;  // bytes looked up
 
 // Renders an entry name for a message: quoted, control bytes as \xNN.
 std::string QuoteEntryName(std::string_view raw);
 
 // Normalises an archive path ("./a//b/" -> "a/b", "./" -> ""). Returns kUnsafe
 // for NUL, backslashes, absolute or drive paths ("/x", "C:x"), ".." components
-// and over-long paths. The empty result stands for the destination root.
+// and over-long or over-deep paths. The empty result stands for the destination root.
 Result<std::string> NormaliseEntryPath(std::string_view raw);
 
 // Where a symlink target points, resolved lexically from the link's directory
 // and through the symlinks in `symlinks` (path -> target), like the kernel
 // would in the extracted tree. Returns the resolved relative path ("" = root)
-// or kUnsafe if it leaves the root, is absolute, or loops.
+// or kUnsafe if it leaves the root, is absolute, or loops. `work`, when given,
+// accumulates the bytes looked up (see kMaxSymlinkResolutionWork).
 Result<std::string> ResolveSymlinkTarget(
     std::string_view link_path, std::string_view target,
-    const std::unordered_map<std::string, std::string>& symlinks);
+    const std::unordered_map<std::string, std::string>& symlinks, uint64_t* work = nullptr);
 
 // The namespace of one archive as it is read, entry by entry. Add* checks the
 // entry against what came before and records it; FinishChecks() checks what
 // can only be checked once all entries are known (symlink resolution).
 class EntryTable {
  public:
+  // At most `max_nodes` paths, implied directories included (kTooLarge).
+  explicit EntryTable(uint64_t max_nodes = UINT64_MAX) : max_nodes_(max_nodes) {}
+
   // `path` is normalised and non-empty. Implied parent directories are added.
   // Returns kUnsafe for duplicates, a parent that is not a directory (e.g. a
   // write through a symlink), or a non-directory where a directory was implied.
@@ -76,10 +85,13 @@ class EntryTable {
   };
   Status AddParents(const std::string& path);
   Status AddNode(const std::string& path, Node node);
+  Status Record(std::string path, Node node);
 
   std::unordered_map<std::string, Node> nodes_;
   std::unordered_map<std::string, std::string> symlinks_;
   std::vector<std::string> directories_;
+  uint64_t max_nodes_;
+  uint64_t path_bytes_ = 0;
 };
 
 }  // namespace reprise

@@ -30,6 +30,12 @@ struct BadArchive {
 
 std::string Zeros(size_t n) { return std::string(n, '\0'); }
 
+std::string DeepPath(int depth) {
+  std::string p;
+  for (int i = 0; i < depth; ++i) p += "d/";
+  return p + "f";
+}
+
 std::vector<BadArchive> Corpus() {
   ArchiveLimits small_ratio;
   small_ratio.ratio_check_min_bytes = 1 << 20;
@@ -132,6 +138,13 @@ std::vector<BadArchive> Corpus() {
       {"file as parent", T, {File("f", "1"), File("f/g", "2")}, U, "'f/g'"},
       {"dot as file", T, {File(".", "x")}, U, "'.'"},
       {"component too long", T, {File(std::string(300, 'a'), "x")}, U, "aaaa"},
+      {"path too deep", T, {File(DeepPath(300), "x")}, U, "too deep"},
+      {"implied directories count as entries",
+       T,
+       {File("a/b/c/d", "")},
+       Code::kTooLarge,
+       "entries",
+       few_entries},
       {"zip bomb tar.gz", G, {File("bomb", Zeros(8 << 20))}, U, "'bomb'", small_ratio},
       {"zip bomb zip", Z, {File("bomb", Zeros(8 << 20))}, U, "'bomb'", small_ratio},
       {"too many entries",

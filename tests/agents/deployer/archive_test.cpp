@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -319,6 +320,30 @@ TEST_CASE("NormaliseEntryPath") {
     CHECK(NormaliseEntryPath(bad).status().code() == Code::kUnsafe);
   }
   CHECK(NormaliseEntryPath(std::string("a\0b", 3)).status().code() == Code::kUnsafe);
+}
+
+TEST_CASE("many entries, deep trees and symlink chains stay fast to check") {
+  TempDir tmp;
+  std::vector<RawEntry> entries;
+  for (int i = 0; i < 20000; ++i) {
+    std::string dir = "d" + std::to_string(i % 100) + "/e" + std::to_string(i % 7) + "/";
+    entries.push_back(File(dir + "f" + std::to_string(i), ""));
+  }
+  for (int i = 0; i < 2000; ++i)
+    entries.push_back(Symlink("links/l" + std::to_string(i), "l" + std::to_string(i + 1)));
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += "n/";
+  for (int i = 0; i < 200; ++i) entries.push_back(File(deep + "f" + std::to_string(i), ""));
+  fs::path archive = tmp.path() / "many.tar";
+  WriteArchive(archive, ArchiveKind::kTar, entries);
+  auto start = std::chrono::steady_clock::now();
+  Result<Manifest> m = ScanArchive(archive);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The chain l0 -> l1 -> ... is longer than 40 levels: refused as a loop.
+  CHECK(m.status().code() == Code::kUnsafe);
+  CHECK(m.status().message().find("too many levels") != std::string::npos);
+  MESSAGE("scan of 22,200 entries took ", seconds, " s");
+  CHECK(seconds < 20);
 }
 
 TEST_CASE("ResolveSymlinkTarget follows earlier links like the kernel") {
