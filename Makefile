@@ -14,10 +14,14 @@ GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 RUN_HTTP ?= 127.0.0.1:8080
 RUN_AGENT_PORT ?= 8081
 
-.PHONY: deps build run test bench fuzz format clean
+.PHONY: deps deps-test build run test bench fuzz format clean
 
 deps:
 	@scripts/install-deps.sh
+
+# Tests also drive a real headless Chromium.
+deps-test:
+	@scripts/install-deps.sh --browser
 
 $(BUILD_DIR)/.configured: CMakeLists.txt
 	@cmake -S . -B $(BUILD_DIR) $(GENERATOR) -DREPRISE_SANITIZER=$(SAN) >/dev/null
@@ -29,7 +33,7 @@ build: deps $(BUILD_DIR)/.configured
 run: build
 	$(BUILD_DIR)/bin/reprise-server --data ./var --http $(RUN_HTTP) --agent-port $(RUN_AGENT_PORT) --local-agent --demo
 
-test: build
+test: deps-test build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build

@@ -20,7 +20,8 @@ const char* kUsage =
     "  --local-agent      run an agent inside the server for local targets\n"
     "  --demo             seed the demo application 'shop'\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
-    "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token.\n";
+    "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
+    "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
 
 bool ParsePort(const std::string& s, int& port) {
   if (s.empty() || s.size() > 5) return false;
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
     }
   }
   if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
+  if (const char* password = std::getenv("REPRISE_ADMIN_PASSWORD")) options.admin_password = password;
 
   if (verify) {
     auto report = reprise::VerifyArtifacts(options.data_dir);

@@ -56,15 +56,26 @@ Status EnsureTokenFor(Store& store, const Clock& clock, const std::string& token
 
 Result<BootstrapResult> EnsureBootstrapAdmin(Store& store, const Clock& clock,
                                              const std::filesystem::path& data_dir,
-                                             const std::string& env_token) {
+                                             const std::string& env_token,
+                                             const std::string& env_password) {
+  BootstrapResult result;
   auto admin = store.GetUser("admin");
   if (!admin.ok()) {
     if (admin.status().code() != Code::kNotFound) return admin.status();
-    UserRecord u{"admin", Role::kAdmin, "", ToUnixMillis(clock.Now())};
+    std::string password = env_password;
+    if (password.empty()) {
+      password = RandomHex(12);
+      result.password_file = data_dir / "admin.password";
+      REPRISE_RETURN_IF_ERROR(WriteFileAtomic(result.password_file, password + "\n", 0600));
+    } else if (password.size() < 8) {
+      return InvalidArgument("REPRISE_ADMIN_PASSWORD must be at least 8 characters");
+    }
+    UserRecord u{"admin", Role::kAdmin, HashPassword(password), ToUnixMillis(clock.Now())};
     Status st = store.CreateUser(u);
     if (!st.ok() && st.code() != Code::kAlreadyExists) return st;
+  } else if (std::filesystem::exists(data_dir / "admin.password")) {
+    result.password_file = data_dir / "admin.password";
   }
-  BootstrapResult result;
   if (!env_token.empty()) {
     if (env_token.size() < 16)
       return InvalidArgument("REPRISE_ADMIN_TOKEN must be at least 16 characters");

@@ -21,6 +21,9 @@ Result<std::string> IssueToken(Store& store, const Clock& clock, const std::stri
 struct BootstrapResult {
   std::filesystem::path token_file;  // empty when the token came from the environment
   bool created_token = false;
+  // The admin's password for the web UI: REPRISE_ADMIN_PASSWORD when set, else
+  // generated on first start into DATA/admin.password (mode 0600).
+  std::filesystem::path password_file;
 };
 
 // Ensures the user "admin" exists and that a bootstrap admin token works:
@@ -28,6 +31,7 @@ struct BootstrapResult {
 // DATA/admin.token, generated (mode 0600) on first start.
 Result<BootstrapResult> EnsureBootstrapAdmin(Store& store, const Clock& clock,
                                              const std::filesystem::path& data_dir,
-                                             const std::string& env_token);
+                                             const std::string& env_token,
+                                             const std::string& env_password = "");
 
 }  // namespace reprise

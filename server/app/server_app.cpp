@@ -12,6 +12,7 @@
 #include "agents/deployer/archive.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
+#include "server/web/web_ui.h"
 
 namespace reprise {
 
@@ -23,6 +24,7 @@ struct ServerApp::Impl {
   std::unique_ptr<BlobStore> blobs;
   ArchiveLimits archive_limits;
   std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<WebUi> web;
   std::unique_ptr<HttpServer> http;
   ApiContext api;
   std::filesystem::path token_file;
@@ -47,7 +49,8 @@ Status ServerApp::Start() {
   if (!store.ok()) return store.status();
   impl_->store = std::move(store).value();
 
-  auto boot = EnsureBootstrapAdmin(*impl_->store, *o.clock, o.data_dir, o.admin_token);
+  auto boot = EnsureBootstrapAdmin(*impl_->store, *o.clock, o.data_dir, o.admin_token,
+                                   o.admin_password);
   if (!boot.ok()) return boot.status().WithContext("bootstrap admin");
   impl_->token_file = boot->token_file;
 
@@ -70,9 +73,17 @@ Status ServerApp::Start() {
   http.max_json_body = o.max_json_body;
   http.max_upload_body = o.max_artifact_bytes == 0 ? (int64_t{1} << 40)
                                                    : static_cast<int64_t>(o.max_artifact_bytes);
+  impl_->web = std::make_unique<WebUi>(WebUiOptions{impl_->store.get(), o.clock, false});
   Store* st = impl_->store.get();
-  http.authenticate = [st](const HttpRequest& req) { return AuthenticateBearer(*st, req); };
+  WebUi* web = impl_->web.get();
+  // API clients send a Bearer token; the browser UI sends its session cookie.
+  http.authenticate = [st, web](const HttpRequest& req) {
+    if (req.Header("authorization")) return AuthenticateBearer(*st, req);
+    return web->AuthenticateSession(req);
+  };
+  http.static_files = [web](const HttpRequest& req) { return web->ServeStatic(req); };
   http.routes = ApiRoutes(impl_->api);
+  for (auto& route : web->Routes()) http.routes.push_back(std::move(route));
   impl_->route_table.clear();
   for (const auto& r : http.routes)
     impl_->route_table.push_back(
@@ -87,6 +98,8 @@ Status ServerApp::Start() {
       std::printf("admin API token: %s\n", impl_->token_file.c_str());
     else
       std::printf("admin API token: from REPRISE_ADMIN_TOKEN\n");
+    if (!boot->password_file.empty())
+      std::printf("admin web password: %s\n", boot->password_file.c_str());
     std::fflush(stdout);
   }
   return Status::Ok();

@@ -23,6 +23,7 @@ struct ServerOptions {
   bool local_agent = false;
   bool demo = false;
   std::string admin_token;  // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
+  std::string admin_password;  // from REPRISE_ADMIN_PASSWORD; empty: DATA/admin.password
   const Clock* clock = nullptr;  // null: the system clock
   int64_t max_json_body = 1 << 20;
   uint64_t max_artifact_bytes = 8ULL << 30;
