@@ -494,7 +494,6 @@ class PlanParser {
     REPRISE_ASSIGN_OR_RETURN(s.cwd, Optional(f, "cwd", kind, ""));
     if (f.Has("env")) {
       const YAML::Node env = f.Get("env");
-      Fields names;
       if (!env.IsMap()) return r_.Error(env, "'env' in exec must be a map of NAME: value");
       for (auto it = env.begin(); it != env.end(); ++it) {
         if (!it->first.IsScalar() || !IsValidVariableName(it->first.Scalar())) {
@@ -729,7 +728,7 @@ bool IsValidPlanName(std::string_view name) {
   });
 }
 
-Result<AppSpec> ReadAppSpec(const Reader& r, const YAML::Node& root, std::string_view source) {
+Result<AppSpec> ReadAppSpec(const Reader& r, const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) return r.Error(root, "the application spec is empty");
   Fields f;
   auto loaded =
@@ -794,7 +793,6 @@ Result<AppSpec> ReadAppSpec(const Reader& r, const YAML::Node& root, std::string
     }
     spec.pipeline.push_back(std::move(stage));
   }
-  (void)source;
   return spec;
 }
 
@@ -808,8 +806,7 @@ Result<Plan> ParsePlan(std::string_view yaml, std::string_view source_name) {
 
 Result<AppSpec> ParseAppSpec(std::string_view text, std::string_view source_name) {
   Reader r{std::string(source_name)};
-  return Guarded<AppSpec>(
-      r, [&] { return ReadAppSpec(r, YAML::Load(std::string(text)), source_name); });
+  return Guarded<AppSpec>(r, [&] { return ReadAppSpec(r, YAML::Load(std::string(text))); });
 }
 
 }  // namespace reprise
