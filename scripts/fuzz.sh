@@ -6,7 +6,7 @@ build_dir=$(cd "${1:-build-fuzz}" && pwd)
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 for fuzzer in "$build_dir"/fuzz/*; do
-  [[ -x "$fuzzer" ]] || continue
+  [[ -f "$fuzzer" && -x "$fuzzer" ]] || continue
   name=$(basename "$fuzzer")
   corpus="$build_dir/fuzz-corpus/$name"
   mkdir -p "$corpus"
