@@ -34,6 +34,7 @@ namespace {
 constexpr size_t kReadBlockBytes = 1 << 20;
 constexpr size_t kZeroFillBytes = 64 << 10;
 constexpr size_t kMaxCachedDirFds = 256;
+constexpr uint64_t kProgressBytes = 8 << 20;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -281,11 +282,12 @@ Result<ArchivePtr> NewReader() {
 class ArchiveReader {
  public:
   ArchiveReader(const ArchiveLimits& limits, uint64_t archive_bytes, TreeWriter* writer,
-                const ExtractOptions& options)
+                const ExtractOptions& options, const ExtractProgress& on_progress = nullptr)
       : limits_(limits),
         archive_bytes_(archive_bytes),
         writer_(writer),
         options_(options),
+        on_progress_(on_progress),
         table_(limits.max_entries) {
     buffer_zeros_.assign(kZeroFillBytes, '\0');
   }
@@ -309,6 +311,8 @@ class ArchiveReader {
         return TooLarge("archive has more than " + std::to_string(limits_.max_entries) +
                         " entries");
       REPRISE_RETURN_IF_ERROR(HandleEntry(a, entry, index));
+      entries_done_ = index;
+      REPRISE_RETURN_IF_ERROR(ReportProgress(index));
     }
     REPRISE_RETURN_IF_ERROR(table_.FinishChecks());
     Manifest manifest = table_.BuildManifest();
@@ -396,6 +400,12 @@ class ArchiveReader {
     }
   }
 
+  Status ReportProgress(uint64_t entries) {
+    if (!on_progress_) return Status::Ok();
+    if (!on_progress_(entries, total_bytes_)) return Cancelled("extraction cancelled");
+    return Status::Ok();
+  }
+
   // Checks the byte limits for `total` uncompressed bytes so far.
   Status CheckTotals(uint64_t entry_bytes, uint64_t total) {
     if (entry_bytes > limits_.max_entry_bytes)
@@ -418,7 +428,11 @@ class ArchiveReader {
     pos += size;
     REPRISE_RETURN_IF_ERROR(CheckTotals(pos, total_bytes_ + pos));
     hasher.Update(data, size);
-    if (writer_ != nullptr) return writer_->Write(data, size);
+    if (writer_ != nullptr) REPRISE_RETURN_IF_ERROR(writer_->Write(data, size));
+    const uint64_t done = total_bytes_ + pos;
+    if (on_progress_ && done / kProgressBytes != (done - size) / kProgressBytes &&
+        !on_progress_(entries_done_, done))
+      return Cancelled("extraction cancelled");
     return Status::Ok();
   }
 
@@ -481,8 +495,10 @@ class ArchiveReader {
   const uint64_t archive_bytes_;
   TreeWriter* writer_;
   const ExtractOptions& options_;
+  const ExtractProgress& on_progress_;
   EntryTable table_;
   uint64_t total_bytes_ = 0;
+  uint64_t entries_done_ = 0;
   std::string last_name_;
   std::string buffer_zeros_;
 };
@@ -525,7 +541,8 @@ Result<Manifest> ScanImpl(const fs::path& path, const ArchiveLimits& limits) {
 }
 
 Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
-                             const ArchiveLimits& limits, const ExtractOptions& options) {
+                             const ArchiveLimits& limits, const ExtractOptions& options,
+                             const ExtractProgress& on_progress) {
   OpenedArchive opened;
   REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
 
@@ -551,7 +568,7 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
   Result<Manifest> result = Internal("unset");
   {
     TreeWriter writer(dest_fd, options.fsync);
-    ArchiveReader reader(limits, opened.size, &writer, options);
+    ArchiveReader reader(limits, opened.size, &writer, options, on_progress);
     try {
       result = reader.Run(opened.reader.get());
     } catch (...) {
@@ -690,9 +707,10 @@ Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& 
 }
 
 Result<Manifest> ExtractArchive(const fs::path& archive, const fs::path& dest_dir,
-                                const ArchiveLimits& limits, const ExtractOptions& options) {
+                                const ArchiveLimits& limits, const ExtractOptions& options,
+                                const ExtractProgress& on_progress) {
   return CatchAll("extracting " + archive.string(),
-                  [&] { return ExtractImpl(archive, dest_dir, limits, options); });
+                  [&] { return ExtractImpl(archive, dest_dir, limits, options, on_progress); });
 }
 
 Status CreateTarGz(const fs::path& source_dir, const fs::path& out) {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,6 +96,11 @@ struct ExtractOptions {
   bool keep_mtime = true;
 };
 
+// Called on the extracting thread after every entry and every 8 MiB of data
+// with the entries and uncompressed bytes done so far. Returning false cancels
+// the extraction: kCancelled, and what was written is removed.
+using ExtractProgress = std::function<bool(uint64_t entries, uint64_t bytes)>;
+
 // Extracts `archive` into `dest_dir`, which must be an empty directory or not
 // exist yet (then it is created; its parent must exist). Entries are
 // validated by the same code as ScanArchive before they are written; on any
@@ -107,7 +113,8 @@ struct ExtractOptions {
 [[nodiscard]] Result<Manifest> ExtractArchive(const std::filesystem::path& archive,
                                               const std::filesystem::path& dest_dir,
                                               const ArchiveLimits& limits = {},
-                                              const ExtractOptions& options = {});
+                                              const ExtractOptions& options = {},
+                                              const ExtractProgress& on_progress = nullptr);
 
 struct PathProblem {
   std::string path;

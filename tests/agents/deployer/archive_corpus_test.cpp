@@ -228,7 +228,7 @@ TEST_CASE("every malicious archive is refused by ScanArchive and ExtractArchive"
 
     // Into an existing empty destination: left empty.
     fs::create_directory(box.dest);
-    Result<Manifest> again = ExtractArchive(archive, box.dest, bad.limits, {.fsync = true});
+    Result<Manifest> again = ExtractArchive(archive, box.dest, bad.limits, {true, true});
     REQUIRE_FALSE(again.ok());
     CHECK(again.status().code() == bad.code);
     CHECK(fs::is_empty(box.dest));

@@ -76,7 +76,7 @@ TEST_CASE("good archives round-trip: tar, tar.gz, gnutar, zip") {
     Result<Manifest> scanned = ScanArchive(archive);
     REQUIRE_MESSAGE(scanned.ok(), scanned.status().ToString());
     fs::path dest = tmp.path() / "dest";
-    Result<Manifest> extracted = ExtractArchive(archive, dest, {}, {.fsync = true});
+    Result<Manifest> extracted = ExtractArchive(archive, dest, {}, {true, true});
     REQUIRE_MESSAGE(extracted.ok(), extracted.status().ToString());
     CHECK(*scanned == *extracted);
     CHECK(scanned->manifest_hash.size() == 64);
@@ -225,6 +225,33 @@ TEST_CASE("ExtractArchive needs an empty or missing destination with an existing
   fs::create_directory(empty);
   CHECK(ExtractArchive(archive, empty).ok());
   CHECK(ReadBytes(empty / "a") == "1");
+}
+
+TEST_CASE("extraction reports progress and can be cancelled") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "p.tar.gz";
+  std::vector<RawEntry> entries;
+  for (int i = 0; i < 10; ++i)
+    entries.push_back(File("f" + std::to_string(i), RandomBytes(3 << 20, i)));
+  WriteArchive(archive, ArchiveKind::kTarGz, entries);
+  uint64_t last_entries = 0, last_bytes = 0, calls = 0;
+  ExtractProgress progress = [&](uint64_t e, uint64_t b) {
+    CHECK(e >= last_entries);
+    CHECK(b >= last_bytes);
+    last_entries = e;
+    last_bytes = b;
+    ++calls;
+    return true;
+  };
+  REQUIRE(ExtractArchive(archive, tmp.path() / "all", {}, {}, progress).ok());
+  CHECK(last_entries == 10);
+  CHECK(last_bytes == 30u << 20);
+  CHECK(calls > 10);  // per entry and per 8 MiB
+
+  progress = [](uint64_t, uint64_t bytes) { return bytes < (10u << 20); };
+  Result<Manifest> cancelled = ExtractArchive(archive, tmp.path() / "cancelled", {}, {}, progress);
+  CHECK(cancelled.status().code() == Code::kCancelled);
+  CHECK_FALSE(fs::exists(tmp.path() / "cancelled"));
 }
 
 TEST_CASE("an empty tar is an empty manifest") {
