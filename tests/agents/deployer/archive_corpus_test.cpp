@@ -238,6 +238,41 @@ TEST_CASE("every malicious archive is refused by ScanArchive and ExtractArchive"
   }
 }
 
+// Plants symlinks inside dest while extraction runs (from the progress
+// callback, between entries): O_NOFOLLOW / O_EXCL must stop every write.
+TEST_CASE("symlinks planted inside dest during extraction cannot redirect writes") {
+  Sandbox box;
+  fs::path archive = box.archive_dir / "planted.tar";
+  WriteArchive(archive, ArchiveKind::kTar,
+               {Dir("a"), Dir("b"), File("a/x", "attack"), File("b/victim.txt", "attack")});
+  const auto before = SnapshotTree(box.tmp.path());
+
+  SUBCASE("a directory swapped for a symlink to outside") {
+    ExtractProgress plant = [&](uint64_t entries, uint64_t) {
+      if (entries == 2) {
+        fs::rename(box.dest / "a", box.dest / "a.moved");
+        fs::create_directory_symlink("../outside", box.dest / "a");
+      }
+      return true;
+    };
+    Result<Manifest> r = ExtractArchive(archive, box.dest, {}, {}, plant);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::kIo);
+  }
+  SUBCASE("a file name taken by a symlink to a file outside") {
+    ExtractProgress plant = [&](uint64_t entries, uint64_t) {
+      if (entries == 3) fs::create_symlink("../../outside/victim.txt", box.dest / "b/victim.txt");
+      return true;
+    };
+    Result<Manifest> r = ExtractArchive(archive, box.dest, {}, {}, plant);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::kIo);
+  }
+  CHECK_FALSE(fs::exists(fs::symlink_status(box.dest)));
+  CHECK(SnapshotTree(box.tmp.path()) == before);
+  CHECK(ReadBytes(box.outside / "victim.txt") == "precious");
+}
+
 TEST_CASE("garbage and truncated archives are invalid arguments") {
   Sandbox box;
   fs::path garbage = box.archive_dir / "garbage.bin";
