@@ -33,19 +33,26 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 const char* LevelName(LogLevel l) {
   switch (l) {
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
-    case LogLevel::kOutput: return "output";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kOutput:
+      return "output";
   }
   return "info";
 }
 
 const char* KindName(OperationOutcome::Kind k) {
   switch (k) {
-    case OperationOutcome::Kind::kSucceeded: return "succeeded";
-    case OperationOutcome::Kind::kFailed: return "failed";
-    case OperationOutcome::Kind::kError: return "error";
+    case OperationOutcome::Kind::kSucceeded:
+      return "succeeded";
+    case OperationOutcome::Kind::kFailed:
+      return "failed";
+    case OperationOutcome::Kind::kError:
+      return "error";
   }
   return "error";
 }
@@ -137,25 +144,24 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     if (stopping) return;
     auto self = shared_from_this();
     auto resolver = std::make_shared<protocol::tcp::resolver>(io);
-    resolver->async_resolve(
-        o.host, std::to_string(o.port),
-        [self, resolver](const boost::system::error_code& e,
-                         protocol::tcp::resolver::results_type results) {
-          if (e) {
-            self->Log("cannot resolve " + self->o.host + ": " + e.message());
-            return self->ScheduleReconnect();
-          }
-          auto sock = std::make_shared<protocol::tcp::socket>(self->io);
-          asio::async_connect(*sock, results,
-                              [self, sock](const boost::system::error_code& e2,
-                                           const protocol::tcp::endpoint&) {
-                                if (e2) {
-                                  self->Log("cannot connect: " + e2.message());
-                                  return self->ScheduleReconnect();
-                                }
-                                self->StartSession(std::move(*sock));
-                              });
-        });
+    resolver->async_resolve(o.host, std::to_string(o.port),
+                            [self, resolver](const boost::system::error_code& e,
+                                             protocol::tcp::resolver::results_type results) {
+                              if (e) {
+                                self->Log("cannot resolve " + self->o.host + ": " + e.message());
+                                return self->ScheduleReconnect();
+                              }
+                              auto sock = std::make_shared<protocol::tcp::socket>(self->io);
+                              asio::async_connect(*sock, results,
+                                                  [self, sock](const boost::system::error_code& e2,
+                                                               const protocol::tcp::endpoint&) {
+                                                    if (e2) {
+                                                      self->Log("cannot connect: " + e2.message());
+                                                      return self->ScheduleReconnect();
+                                                    }
+                                                    self->StartSession(std::move(*sock));
+                                                  });
+                            });
   }
 
   void StartSession(protocol::tcp::socket sock) {
@@ -213,7 +219,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       auto s = self->session;
       if (s && s->authed) {
         if (Steady::now() - s->last_recv > 3 * self->o.heartbeat) {
-          s->ch->Close("the server missed heartbeats");
+          s->ch->Close("the server missed heartbeats", /*flush=*/false);
         } else {
           s->Send({{"type", "heartbeat"}});
         }
@@ -266,7 +272,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
           Log("refused by the server: " + msg);
           if (h.value("permanent", false)) {
             std::string code = h.value("code", "");
-            final_status = code == "unauthenticated" ? Unauthenticated(msg)
+            final_status = code == "unauthenticated"       ? Unauthenticated(msg)
                            : code == "failed_precondition" ? FailedPrecondition(msg)
                                                            : PermissionDenied(msg);
             stopping = true;
@@ -343,8 +349,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         fetch->failed = true;
         fetch->error = "more bytes than announced";
       }
-      if (fetch->progress &&
-          (eof || fetch->received - fetch->last_progress >= (8u << 20))) {
+      if (fetch->progress && (eof || fetch->received - fetch->last_progress >= (8u << 20))) {
         fetch->last_progress = fetch->received;
         fetch->progress({"transfer", fetch->received, fetch->total, 0, 0});
       }
@@ -462,8 +467,8 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       json r = {{"type", "result"},
                 {"op", op_id},
                 {"kind", KindName(out.kind)},
-                {"message", out.kind == OperationOutcome::Kind::kError ? out.error.message()
-                                                                       : out.message},
+                {"message",
+                 out.kind == OperationOutcome::Kind::kError ? out.error.message() : out.message},
                 {"code", std::string(CodeName(out.error.code()))}};
       {
         std::lock_guard<std::mutex> g(s->mu);

@@ -21,11 +21,12 @@ struct AgentClientOptions {
   std::string host;
   int port = 0;
   std::string name;
-  std::string enroll_token;         // needed until the server knows this agent
-  std::filesystem::path root;       // target roots must be inside it
-  std::filesystem::path state_dir;  // agent.key (0600), server.fingerprint; default ROOT/.reprise/agent
-  bool tls = true;                  // plain TCP is refused unless the host is loopback
-  std::string fingerprint;          // pinned server certificate SHA-256; "" : trust on first use
+  std::string enroll_token;    // needed until the server knows this agent
+  std::filesystem::path root;  // target roots must be inside it
+  std::filesystem::path
+      state_dir;            // agent.key (0600), server.fingerprint; default ROOT/.reprise/agent
+  bool tls = true;          // plain TCP is refused unless the host is loopback
+  std::string fingerprint;  // pinned server certificate SHA-256; "" : trust on first use
   std::chrono::milliseconds heartbeat{10000};
   std::chrono::milliseconds backoff_min{200};
   std::chrono::milliseconds backoff_max{30000};

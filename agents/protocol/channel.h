@@ -97,13 +97,13 @@ class Channel : public std::enable_shared_from_this<Channel> {
         is_server_ ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
         [self, on_ready](const boost::system::error_code& e) {
           if (e) {
-            Status st = Unauthenticated(
-                "TLS handshake failed" +
-                std::string(!self->is_server_ && !self->expected_fp_.empty() &&
-                                    self->peer_fp_ != self->expected_fp_
-                                ? ": the server certificate fingerprint " + self->peer_fp_ +
-                                      " is not the pinned one"
-                                : ": " + e.message()));
+            Status st =
+                Unauthenticated("TLS handshake failed" +
+                                std::string(!self->is_server_ && !self->expected_fp_.empty() &&
+                                                    self->peer_fp_ != self->expected_fp_
+                                                ? ": the server certificate fingerprint " +
+                                                      self->peer_fp_ + " is not the pinned one"
+                                                : ": " + e.message()));
             on_ready(st);
             self->DoClose(st.message());
             return;
@@ -123,18 +123,27 @@ class Channel : public std::enable_shared_from_this<Channel> {
       return;
     }
     auto self = shared_from_this();
-    asio::post(executor_, [self, data = std::move(encoded).value(),
-                           cb = std::move(on_written)]() mutable {
-      if (self->closed_) return;
-      self->queued_bytes_ += data.size();
-      self->queue_.push_back({std::move(data), std::move(cb)});
-      if (!self->writing_) self->WriteNext();
-    });
+    asio::post(executor_,
+               [self, data = std::move(encoded).value(), cb = std::move(on_written)]() mutable {
+                 if (self->closed_) return;
+                 self->queued_bytes_ += data.size();
+                 self->queue_.push_back({std::move(data), std::move(cb)});
+                 if (!self->writing_) self->WriteNext();
+               });
   }
 
-  void Close(std::string why) {
+  // Closes the connection. With `flush`, frames already queued are written
+  // first (a `refused` message reaches the peer); without, at once.
+  void Close(std::string why, bool flush = true) {
     auto self = shared_from_this();
-    asio::post(executor_, [self, why = std::move(why)] { self->DoClose(why); });
+    asio::post(executor_, [self, why = std::move(why), flush] {
+      if (flush && self->writing_) {
+        self->close_after_flush_ = true;
+        self->close_why_ = why;
+        return;
+      }
+      self->DoClose(why);
+    });
   }
 
   // On the io thread only.
@@ -196,12 +205,17 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void WriteNext() {
     if (queue_.empty() || closed_) {
       writing_ = false;
+      if (close_after_flush_ && !closed_) DoClose(close_why_);
       return;
     }
     writing_ = true;
     auto self = shared_from_this();
     AsyncWrite(asio::buffer(queue_.front().data),
                [self](const boost::system::error_code& e, size_t) {
+                 if (self->closed_) {
+                   self->writing_ = false;
+                   return;
+                 }
                  if (e) return self->DoClose(e.message());
                  Out done = std::move(self->queue_.front());
                  self->queue_.pop_front();
@@ -217,8 +231,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
     boost::system::error_code ec;
     lowest().shutdown(tcp::socket::shutdown_both, ec);
     lowest().close(ec);
-    queue_.clear();
-    queued_bytes_ = 0;
+    // The queue is freed with the channel: a write in flight still points into it.
     auto cb = std::move(on_close_);
     on_frame_ = nullptr;
     on_close_ = nullptr;
@@ -238,6 +251,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closed_ = false;
+  bool close_after_flush_ = false;
+  std::string close_why_;
   FrameHandler on_frame_;
   CloseHandler on_close_;
 };

@@ -21,9 +21,9 @@ namespace reprise::protocol {
 namespace {
 
 constexpr std::array<std::string_view, 18> kNames = {
-    "hello",     "challenge", "auth",     "welcome",  "refused",       "heartbeat",
-    "heartbeat_ack", "run",   "cancel",   "log",      "progress",      "result",
-    "blob_get",  "blob_data", "blob_error", "state_request", "validate_request", "reply"};
+    "hello",         "challenge", "auth",       "welcome",       "refused",          "heartbeat",
+    "heartbeat_ack", "run",       "cancel",     "log",           "progress",         "result",
+    "blob_get",      "blob_data", "blob_error", "state_request", "validate_request", "reply"};
 
 void PutU32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>((v >> 24) & 0xff));
@@ -178,9 +178,8 @@ Result<Identity> Identity::LoadOrCreate(const std::string& path) {
     if (!HexDecode(text, &raw) || raw.size() != 32) {
       return InvalidArgument("the agent key " + path + " is malformed");
     }
-    PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                             reinterpret_cast<const unsigned char*>(raw.data()),
-                                             raw.size()));
+    PkeyPtr key(EVP_PKEY_new_raw_private_key(
+        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
     if (!key) return InvalidArgument("the agent key " + path + " is not an Ed25519 key");
     unsigned char pub[32];
     size_t ul = sizeof pub;
@@ -230,9 +229,9 @@ Status VerifySignature(std::string_view public_key_hex, std::string_view message
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1)
     return Internal("verify init failed");
-  int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                            sig.size(), reinterpret_cast<const unsigned char*>(message.data()),
-                            message.size());
+  int rc =
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size());
   if (rc != 1) return Unauthenticated("signature does not verify");
   return Status::Ok();
 }

@@ -34,24 +34,24 @@ inline constexpr uint32_t kChunkBytes = 1u << 20;       // blob transfer chunk
 inline constexpr size_t kPrefixBytes = 8;
 
 enum class MessageType {
-  kHello,         // agent -> server
-  kChallenge,     // server -> agent
-  kAuth,          // agent -> server
-  kWelcome,       // server -> agent (also when an admin approves later)
-  kRefused,       // server -> agent, then close
-  kHeartbeat,     // agent -> server
-  kHeartbeatAck,  // server -> agent
-  kRun,           // server -> agent: one operation
-  kCancel,        // server -> agent
-  kLog,           // agent -> server: log lines of an operation
-  kProgress,      // agent -> server
-  kResult,        // agent -> server: the operation's outcome
-  kBlobGet,       // agent -> server: stream a blob of a running deploy
-  kBlobData,      // server -> agent: one chunk (payload), "eof" on the last
-  kBlobError,     // server -> agent
-  kStateRequest,  // server -> agent
+  kHello,            // agent -> server
+  kChallenge,        // server -> agent
+  kAuth,             // agent -> server
+  kWelcome,          // server -> agent (also when an admin approves later)
+  kRefused,          // server -> agent, then close
+  kHeartbeat,        // agent -> server
+  kHeartbeatAck,     // server -> agent
+  kRun,              // server -> agent: one operation
+  kCancel,           // server -> agent
+  kLog,              // agent -> server: log lines of an operation
+  kProgress,         // agent -> server
+  kResult,           // agent -> server: the operation's outcome
+  kBlobGet,          // agent -> server: stream a blob of a running deploy
+  kBlobData,         // server -> agent: one chunk (payload), "eof" on the last
+  kBlobError,        // server -> agent
+  kStateRequest,     // server -> agent
   kValidateRequest,  // server -> agent (manifest JSON as payload)
-  kReply,         // agent -> server: answer to a state/validate request
+  kReply,            // agent -> server: answer to a state/validate request
   kUnknown,
 };
 
