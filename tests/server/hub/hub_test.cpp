@@ -2,7 +2,10 @@
 // approval, deploy / re-deploy from cache / validate over the channel, file
 // operations and exec, identity checks, heartbeats and reconnects, crashes
 // during a transfer and an extraction, TLS pinning, and the API routes.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "agents/protocol/protocol.h"
 #include "tests/server/hub/hub_test_support.h"
 
 namespace reprise::testing {
@@ -418,6 +422,162 @@ TEST_CASE("agent routes: list, approve, enrollment tokens") {
   auto audit = f.store->ListAudit({"agent.approve", "api-agent"}, {});
   REQUIRE(audit->size() == 1);
   CHECK((*audit)[0].actor == "root");
+}
+
+}  // namespace
+}  // namespace reprise::testing
+
+namespace reprise::testing {
+namespace {
+
+// A hand-written agent speaking the protocol over a blocking socket, to
+// try what a compromised agent could.
+class RawAgent {
+ public:
+  explicit RawAgent(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawAgent() { ::close(fd_); }
+  void Send(const nlohmann::json& h, const std::string& payload = "") {
+    auto bytes = protocol::EncodeFrame(h.dump(), payload);
+    REQUIRE(bytes.ok());
+    REQUIRE(::send(fd_, bytes->data(), bytes->size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(bytes->size()));
+  }
+  void SendRaw(const std::string& bytes) {
+    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(bytes.size()));
+  }
+  // The next frame's header, or null when the connection ended.
+  nlohmann::json Read() {
+    while (true) {
+      if (auto f = decoder_.Next()) return nlohmann::json::parse(f->header);
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return nullptr;
+      REQUIRE(decoder_.Feed(std::string_view(buf, static_cast<size_t>(n))).ok());
+    }
+  }
+  // hello + auth; returns the welcome (or refused) header.
+  nlohmann::json Handshake(const std::string& name, const protocol::Identity& id,
+                           const std::string& token) {
+    Send({{"type", "hello"},
+          {"protocol", protocol::kProtocolVersion},
+          {"name", name},
+          {"version", "rogue"},
+          {"public_key", id.public_key_hex()},
+          {"enroll_token", token}});
+    auto ch = Read();
+    if (ch.is_null() || ch["type"] != "challenge") return ch;
+    Send(
+        {{"type", "auth"},
+         {"signature", *id.Sign(protocol::AuthMessage(ch["nonce"].get<std::string>(), name, ""))}});
+    return Read();
+  }
+
+ private:
+  int fd_ = -1;
+  protocol::FrameDecoder decoder_;
+};
+
+TEST_CASE("an agent cannot report on or fetch for another agent's operations") {
+  HubFixture f;
+  std::string token = f.Token(true);
+  fs::path root = f.tmp.path() / "victim";
+  auto victim = f.StartAgent("victim", root, token);
+  REQUIRE(f.WaitStatus("victim", "online"));
+  std::string sha = f.AddArtifact({{"secret.txt", "victim's artifact"}});
+
+  RawAgent rogue(f.hub->port());
+  auto id = protocol::Identity::Generate();
+  REQUIRE(id.ok());
+  auto welcome = rogue.Handshake("rogue", *id, token);
+  REQUIRE(welcome["type"] == "welcome");
+  CHECK(welcome["status"] == "approved");
+
+  // The victim runs a step that waits for a file.
+  TargetInfo t{"v", "victim", root.string(), {}};
+  ExecOp wait;
+  wait.command = "while [ ! -f go ]; do sleep 0.02; done; exit 7";
+  OperationOutcome result;
+  LogCollector logs;
+  std::thread runner([&] { result = RunOn(*f.hub, t, wait, "1", &logs); });
+  REQUIRE(WaitUntil([&] { return logs.Contains("started"); }));
+
+  // The rogue claims success for every plausible operation id and asks for
+  // the victim's artifact under each.
+  for (int op = 0; op < 300; ++op) {
+    rogue.Send({{"type", "result"}, {"op", op}, {"kind", "succeeded"}, {"message", ""}});
+    rogue.Send({{"type", "blob_get"}, {"op", op}, {"sha256", sha}, {"offset", 0}});
+  }
+  int errors = 0;
+  for (int i = 0; i < 300; ++i) {
+    auto h = rogue.Read();
+    REQUIRE_FALSE(h.is_null());
+    CHECK(h["type"] == "blob_error");
+    errors += h["type"] == "blob_error";
+  }
+  CHECK(errors == 300);
+  std::ofstream(root / "go") << "";
+  runner.join();
+  CHECK(result.kind == OperationOutcome::Kind::kFailed);
+  CHECK(result.message.find("exit code 7") != std::string::npos);
+}
+
+TEST_CASE("malformed and oversized frames end the connection") {
+  HubFixture f;
+  SUBCASE("an oversized frame is refused before it is read") {
+    RawAgent raw(f.hub->port());
+    // Written by hand: EncodeFrame refuses to build it.
+    raw.SendRaw(std::string("\x7f\xff\xff\xff\0\0\0\0", 8));
+    CHECK(raw.Read().is_null());
+  }
+  SUBCASE("a header that is not JSON") {
+    RawAgent raw(f.hub->port());
+    raw.SendRaw(*protocol::EncodeFrame("not json", ""));
+    CHECK(raw.Read().is_null());
+  }
+  SUBCASE("operations before the handshake") {
+    RawAgent raw(f.hub->port());
+    raw.Send({{"type", "result"}, {"op", 1}, {"kind", "succeeded"}});
+    CHECK(raw.Read().is_null());
+  }
+  SUBCASE("a bad signature") {
+    RawAgent raw(f.hub->port());
+    auto id = protocol::Identity::Generate();
+    auto other = protocol::Identity::Generate();
+    raw.Send({{"type", "hello"},
+              {"protocol", protocol::kProtocolVersion},
+              {"name", "forger"},
+              {"version", "x"},
+              {"public_key", id->public_key_hex()},
+              {"enroll_token", f.Token(true)}});
+    auto ch = raw.Read();
+    REQUIRE(ch["type"] == "challenge");
+    raw.Send({{"type", "auth"},
+              {"signature",
+               *other->Sign(protocol::AuthMessage(ch["nonce"].get<std::string>(), "forger", ""))}});
+    auto refused = raw.Read();
+    REQUIRE_FALSE(refused.is_null());
+    CHECK(refused["type"] == "refused");
+    CHECK(raw.Read().is_null());
+    CHECK(f.store->GetAgent("forger").status().code() == Code::kNotFound);
+  }
+  SUBCASE("another protocol version") {
+    RawAgent raw(f.hub->port());
+    raw.Send({{"type", "hello"}, {"protocol", 99}, {"name", "future"}, {"public_key", ""}});
+    auto refused = raw.Read();
+    REQUIRE_FALSE(refused.is_null());
+    CHECK(refused["type"] == "refused");
+    CHECK(refused["code"] == "failed_precondition");
+  }
 }
 
 }  // namespace
