@@ -1,0 +1,126 @@
+// Entry point: session, navigation bar, hash routes and the page lifecycle.
+import { setUnauthenticatedHandler } from './api.js';
+import { h, clear, errorBox, flash } from './dom.js';
+import { route, current, go } from './router.js';
+import { session, loadSession, logout, forget } from './session.js';
+import { renderLogin } from './pages/login.js';
+import { renderDashboard } from './pages/dashboard.js';
+import { renderBoard } from './pages/board.js';
+import { renderRelease } from './pages/release.js';
+import { renderBuild, renderManifest } from './pages/build.js';
+import { renderDeployment } from './pages/deployment.js';
+import { renderDeployments, renderScheduled } from './pages/deployments.js';
+import { renderApprovals } from './pages/approvals.js';
+import { renderAgents } from './pages/agents.js';
+
+route('/login', renderLogin);
+route('/', renderDashboard);
+route('/apps/{app}', renderBoard);
+route('/apps/{app}/releases/{rel}', renderRelease);
+route('/apps/{app}/releases/{rel}/builds/{n}', renderBuild);
+route('/apps/{app}/releases/{rel}/builds/{n}/artifacts/{name}', renderManifest);
+route('/deployments', renderDeployments);
+route('/deployments/{id}', renderDeployment);
+route('/scheduled', renderScheduled);
+route('/approvals', renderApprovals);
+route('/agents', renderAgents);
+
+const main = document.getElementById('main');
+let cleanup = null;
+let returnTo = null;
+
+const NAV = [
+  ['#/', 'Applications'],
+  ['#/deployments', 'Deployments'],
+  ['#/scheduled', 'Scheduled'],
+  ['#/approvals', 'Approvals'],
+  ['#/agents', 'Agents'],
+];
+
+function renderChrome() {
+  const s = session();
+  const bar = document.getElementById('topbar');
+  bar.hidden = !s;
+  const nav = clear(document.getElementById('nav'));
+  const who = clear(document.getElementById('who'));
+  if (!s) return;
+  const here = location.hash || '#/';
+  nav.append(h('ul', null, NAV.map(([href, text]) => {
+    const active = href === '#/' ? here === '#/' || here.startsWith('#/apps') : here.startsWith(href);
+    return h('li', null, h('a', { href, 'aria-current': active ? 'page' : null }, text));
+  })));
+  who.append(
+    h('span', { class: 'user', title: 'Signed in' }, s.user, ' ', h('span', { class: 'role' }, s.role)),
+    h('button', { type: 'button', class: 'secondary small', onclick: onLogout }, 'Log out'));
+}
+
+async function onLogout() {
+  try {
+    await logout();
+  } catch {
+    forget();
+  }
+  go('#/login');
+}
+
+async function navigate() {
+  if (cleanup) {
+    try { cleanup(); } catch { /* page already gone */ }
+    cleanup = null;
+  }
+  const match = current();
+  if (!session() && (!match || match.path !== '/login')) {
+    returnTo = location.hash && location.hash !== '#/login' ? location.hash : null;
+    go('#/login');
+    return;
+  }
+  renderChrome();
+  clear(main);
+  if (!match) {
+    main.append(h('h1', null, 'Not found'), h('p', null, 'There is no page at ', h('code', null, location.hash), '.'));
+    return;
+  }
+  const ctx = {
+    params: match.params,
+    query: match.query,
+    afterLogin: () => {
+      const target = returnTo || '#/';
+      returnTo = null;
+      go(target);
+    },
+  };
+  try {
+    const result = await match.render(main, ctx);
+    if (typeof result === 'function') cleanup = result;
+  } catch (e) {
+    if (e.status === 401) return;
+    main.append(errorBox(e));
+  }
+  // Move focus to the new page's heading for keyboard and screen reader users.
+  const heading = main.querySelector('h1');
+  if (heading && document.activeElement === document.body) {
+    heading.setAttribute('tabindex', '-1');
+    heading.focus({ preventScroll: true });
+  }
+}
+
+setUnauthenticatedHandler(() => {
+  forget();
+  if (location.hash !== '#/login') {
+    returnTo = location.hash;
+    flash('Your session has ended. Please log in again.');
+    go('#/login');
+  }
+});
+
+window.addEventListener('hashchange', navigate);
+
+(async () => {
+  try {
+    await loadSession();
+  } catch (e) {
+    main.append(errorBox(e));
+    return;
+  }
+  navigate();
+})();

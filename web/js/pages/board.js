@@ -1,0 +1,186 @@
+// The pipeline board of one application: stages as columns, each target's
+// current build with status, who and when; rollback candidates; the hold
+// after a rollback; and the builds with their progress through the stages.
+import { post, enc } from '../api.js';
+import { h, clear, hashFor, timeEl, relTime, statusBadge, loading, flash, FINAL } from '../dom.js';
+import { go } from '../router.js';
+import { hasRole } from '../session.js';
+import { loadAppModel } from '../model.js';
+import { openDeployDialog } from './deploy_dialog.js';
+
+export async function renderBoard(main, ctx) {
+  const appName = ctx.params.app;
+  const header = h('div', { class: 'page-head' },
+    h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Applications'), ' / '),
+    h('h1', null, appName));
+  const body = h('div', null, loading());
+  main.append(header, body);
+  let timer = null;
+  let signature = '';
+
+  async function refresh(force) {
+    const model = await loadAppModel(appName);
+    const sig = JSON.stringify([model.app.stages, model.deployments.map((d) => [d.id, d.status]), model.builds.length]);
+    if (!force && sig === signature) return model;
+    if (document.querySelector('dialog[open]')) return model;  // do not redraw under a dialog
+    signature = sig;
+    const hadFocus = document.activeElement && document.activeElement.id;
+    clear(body).append(render(model, () => refresh(true)));
+    if (hadFocus) {
+      const again = document.getElementById(hadFocus);
+      if (again) again.focus({ preventScroll: true });
+    }
+    const active = model.deployments.some((d) => !FINAL.has(d.status));
+    clearInterval(timer);
+    timer = setInterval(() => refresh(false).catch(() => {}), active ? 2000 : 8000);
+    return model;
+  }
+
+  await refresh(true);
+  return () => clearInterval(timer);
+}
+
+function stageId(stage) {
+  return 'stage-' + stage.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+function render(model, reload) {
+  const app = model.app;
+  const frag = [];
+  frag.push(h('p', { class: 'muted' },
+    app.spec && app.spec.description ? `${app.spec.description} · ` : '',
+    `spec version ${app.spec_version}`, app.updated_by ? ` · updated by ${app.updated_by} ` : ' ', timeEl(app.updated_at)));
+  if (model.deploymentsError) {
+    frag.push(h('p', { class: 'warn', role: 'status' },
+      `Deployment history is not available from this server (${model.deploymentsError.message}).`));
+  }
+
+  const openDialog = (release, build, stage) => openDeployDialog({
+    model, release, build, stage,
+    onDone: (dep) => {
+      flash(dep && dep.status === 'scheduled' ? `Scheduled deployment #${dep.id}.` : `Deployment #${dep.id} started.`, 'ok');
+      if (dep && dep.id !== undefined) go(hashFor('deployments', dep.id));
+      else reload();
+    },
+  });
+
+  // Columns.
+  const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload));
+  frag.push(h('section', { class: 'board', 'aria-label': 'Pipeline' }, columns));
+
+  // Builds x stages.
+  frag.push(h('h2', null, 'Builds'));
+  if (!model.builds.length) frag.push(h('p', { class: 'muted' }, 'No builds yet.'));
+  else frag.push(buildsMatrix(model, openDialog));
+  return frag;
+}
+
+function stageColumn(model, p, openDialog, reload) {
+  const st = model.stageState.get(p.stage) || {};
+  const gates = p.gates || {};
+  const badges = [];
+  if (p.protected) badges.push(h('span', { class: 'badge protected', title: 'Needs release-manager' }, 'protected'));
+  if (p.auto_promote) badges.push(h('span', { class: 'badge', title: 'Builds are promoted here automatically' }, 'auto-promote'));
+  if (gates.approvals) badges.push(h('span', { class: 'badge', title: 'Approvals needed' },
+    `${gates.approvals.count || 1} approval(s) · ${gates.approvals.role || 'any'}`));
+  if (gates.window) badges.push(h('span', { class: 'badge' }, 'deployment window'));
+
+  const col = h('section', { class: 'stage', id: stageId(p.stage), 'aria-labelledby': stageId(p.stage) + '-h' },
+    h('header', null, h('h2', { id: stageId(p.stage) + '-h' }, p.stage),
+      h('div', { class: 'muted small' }, `environment ${p.environment || st.environment || ''}`), h('div', { class: 'badges' }, badges)));
+
+  if (st.hold) {
+    const hold = st.hold;
+    const box = h('div', { class: 'hold', role: 'status' },
+      h('strong', null, 'Hold: '), 'automatic promotion is paused after a rollback',
+      hold.by ? ` by ${hold.by}` : '', ' ', hold.since ? timeEl(hold.since) : null,
+      hold.deployment_id !== undefined ? [' (', h('a', { href: hashFor('deployments', hold.deployment_id) }, `#${hold.deployment_id}`), ')'] : null);
+    if (hasRole('release-manager')) {
+      box.append(' ', h('button', {
+        type: 'button', class: 'small', id: `clear-hold-${stageId(p.stage)}`,
+        onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            await post(`/applications/${enc(model.app.name)}/stages/${enc(p.stage)}/clear-hold`, {});
+            flash(`Hold cleared on ${p.stage}.`, 'ok');
+            reload();
+          } catch (e) {
+            flash(e.message);
+            ev.target.disabled = false;
+          }
+        },
+      }, 'Clear hold'));
+    }
+    col.append(box);
+  }
+
+  const active = model.activeOn(p.stage);
+  if (active.length) {
+    col.append(h('ul', { class: 'active' }, active.map((d) => h('li', null,
+      statusBadge(d.status), ' ', h('a', { href: hashFor('deployments', d.id) }, `#${d.id} ${d.release} build ${d.build}`),
+      d.status === 'scheduled' && d.at ? [' at ', timeEl(d.at)] : null))));
+  }
+
+  const targets = st.targets || (p.targets || []).map((t) => ({ target: t }));
+  const latest = model.latestOn(p.stage);
+  col.append(h('ul', { class: 'targets', 'aria-label': `Targets of ${p.stage}` }, targets.map((t) => {
+    const c = t.current;
+    const dep = c && c.deployment_id !== undefined ? model.deployments.find((d) => d.id === c.deployment_id) : null;
+    const status = t.status || (dep ? dep.status : c ? 'succeeded' : null);
+    return h('li', { class: 'target card', 'data-target': t.target },
+      h('div', { class: 'target-name' }, t.target),
+      c ? h('div', { class: 'current' },
+        h('a', { class: 'build-link', href: hashFor('apps', model.app.name, 'releases', c.release, 'builds', c.build) }, `${c.release} build ${c.build}`),
+        ' ', status ? statusBadge(status) : null,
+        h('div', { class: 'small muted' }, c.by ? `by ${c.by} · ` : '', timeEl(c.at), c.at ? ` (${relTime(c.at)})` : '',
+          c.deployment_id !== undefined ? [' · ', h('a', { href: hashFor('deployments', c.deployment_id) }, `#${c.deployment_id}`)] : null))
+        : h('div', { class: 'muted' }, 'nothing deployed yet'));
+  })));
+  if (latest && FINAL.has(latest.status) && latest.status !== 'succeeded') {
+    col.append(h('p', { class: 'small' }, 'Last deployment: ', statusBadge(latest.status), ' ',
+      h('a', { href: hashFor('deployments', latest.id) }, `#${latest.id} ${latest.release} build ${latest.build}`)));
+  }
+
+  const cands = st.rollback_candidates || [];
+  col.append(h('h3', null, 'Rollback candidates'));
+  if (!cands.length) col.append(h('p', { class: 'muted small' }, 'None yet.'));
+  else col.append(h('ul', { class: 'candidates' }, cands.map((c) => h('li', null,
+    h('span', null, `${c.release} build ${c.build}`), ' ', h('span', { class: 'small muted' }, timeEl(c.at)), ' ',
+    hasRole('deployer') ? h('button', {
+      type: 'button', class: 'small',
+      'aria-label': `Re-Deploy ${c.release} build ${c.build} to ${p.stage}`,
+      onclick: () => openDialog(c.release, c.build, p.stage),
+    }, 'Re-Deploy') : null))));
+  return col;
+}
+
+function buildsMatrix(model, openDialog) {
+  const stages = model.stageNames();
+  const rows = model.builds.map((b) => {
+    const cells = stages.map((s) => {
+      const hist = model.history(b.release, b.number, s);
+      const last = hist[0];
+      const current = model.currentOf(s);
+      const isCurrent = current && String(current.release) === String(b.release) && Number(current.build) === Number(b.number);
+      const action = model.actionFor(b.release, b.number, s);
+      return h('td', { 'data-stage': s },
+        last ? h('a', { href: hashFor('deployments', last.id), title: `deployment #${last.id}` }, statusBadge(last.status))
+          : isCurrent ? statusBadge('succeeded') : h('span', { class: 'muted' }, '—'),
+        isCurrent ? h('span', { class: 'badge current-badge' }, 'current') : null,
+        ' ',
+        action && hasRole('deployer') ? h('button', {
+          type: 'button', class: 'small' + (action === 'Re-Deploy' ? ' secondary' : ''),
+          'aria-label': `${action} ${b.release} build ${b.number} to ${s}`,
+          onclick: () => openDialog(b.release, b.number, s),
+        }, action) : null);
+    });
+    return h('tr', null,
+      h('th', { scope: 'row' }, h('a', { href: hashFor('apps', model.app.name, 'releases', b.release, 'builds', b.number) }, `${b.release} build ${b.number}`),
+        h('div', { class: 'small muted' }, b.created_by ? `${b.created_by} · ` : '', timeEl(b.created_at))),
+      cells);
+  });
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'matrix' },
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Build'), stages.map((s) => h('th', { scope: 'col' }, s)))),
+    h('tbody', null, rows)));
+}
+

@@ -1,0 +1,301 @@
+// One deployment: status, per-target progress, gates, approvals, the live
+// log (server-sent events, auto-scroll, reconnects; falls back to polling),
+// the execution context (sensitive values masked by the server) and its audit trail.
+import { get, post, patch, enc, query } from '../api.js';
+import { h, clear, hashFor, timeEl, statusBadge, kindBadge, fmtBytes, fmtDuration, dl, errorBox, flash, FINAL, table } from '../dom.js';
+import { hasRole } from '../session.js';
+import { toLocalInput, utcHint } from './deploy_dialog.js';
+
+export async function renderDeployment(main, ctx) {
+  const id = ctx.params.id;
+  const state = { dep: null, lastSeq: 0, es: null, poll: null, logPoll: null, closed: false, follow: true };
+  const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/deployments' }, 'Deployments'), ' / ');
+  const title = h('h1', null, `Deployment #${id}`);
+  const statusLine = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite', id: 'deployment-status' });
+  const actions = h('div', { class: 'actions-bar' });
+  const summary = h('div');
+  const targetsBox = h('section', { 'aria-labelledby': 'dep-targets-h' });
+  const gatesBox = h('section');
+  const logState = h('span', { class: 'small muted', id: 'log-state' }, 'connecting…');
+  const followBox = h('input', { type: 'checkbox', id: 'log-follow', checked: true });
+  const logEl = h('div', { class: 'log', id: 'deployment-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Deployment log', tabindex: '0' });
+  const contextBox = h('section');
+  const auditBox = h('section');
+  main.append(crumbs, title, statusLine, actions, summary, targetsBox, gatesBox,
+    h('section', { 'aria-labelledby': 'dep-log-h' },
+      h('div', { class: 'log-head' }, h('h2', { id: 'dep-log-h' }, 'Log'), logState,
+        h('span', { class: 'checkbox' }, followBox, h('label', { for: 'log-follow' }, 'Follow'))),
+      logEl),
+    contextBox, auditBox);
+
+  followBox.addEventListener('change', () => {
+    state.follow = followBox.checked;
+    if (state.follow) logEl.scrollTop = logEl.scrollHeight;
+  });
+  logEl.addEventListener('scroll', () => {
+    const atBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 8;
+    if (!atBottom && state.follow && !state.autoScrolling) { state.follow = false; followBox.checked = false; }
+    if (atBottom && !state.follow) { state.follow = true; followBox.checked = true; }
+    state.autoScrolling = false;
+  });
+
+  function addLines(lines) {
+    let added = false;
+    for (const l of lines) {
+      if (!l || typeof l !== 'object') continue;
+      const seq = Number(l.seq);
+      if (!isNaN(seq) && seq <= state.lastSeq) continue;
+      if (!isNaN(seq)) state.lastSeq = seq;
+      const t = l.at ? new Date(l.at) : null;
+      logEl.append(h('div', { class: `line lvl-${String(l.level || 'info').replace(/[^a-z]/g, '')}` },
+        h('span', { class: 'ts', title: l.at || '' }, t && !isNaN(t) ? t.toLocaleTimeString() : ''),
+        l.target ? h('span', { class: 'tg' }, l.target) : null,
+        l.level && l.level !== 'info' ? h('span', { class: 'lv' }, l.level) : null,
+        h('span', { class: 'tx' }, l.text ?? l.message ?? '')));
+      added = true;
+    }
+    if (added && state.follow) {
+      state.autoScrolling = true;
+      logEl.scrollTop = logEl.scrollHeight;
+    }
+  }
+
+  async function fetchLog() {
+    const r = await get(`/deployments/${enc(id)}/log${query({ after: state.lastSeq })}`);
+    addLines((r && (r.lines || r.items)) || []);
+  }
+
+  function onEvent(ev) {
+    let data;
+    try { data = JSON.parse(ev.data); } catch { return; }
+    if (ev.lastEventId && Number(ev.lastEventId) > 0 && data && data.seq === undefined) data.seq = Number(ev.lastEventId);
+    if (Array.isArray(data)) addLines(data);
+    else if (data && Array.isArray(data.lines)) addLines(data.lines);
+    else if (data && (data.text !== undefined || data.message !== undefined)) addLines([data]);
+    if (data && data.status) refreshDeployment();
+  }
+
+  function startStream() {
+    if (state.closed || typeof EventSource === 'undefined') { startLogPolling(); return; }
+    const es = new EventSource(`/api/v1/deployments/${enc(id)}/log${query({ after: state.lastSeq })}`);
+    state.es = es;
+    let opened = false;
+    es.onopen = () => { opened = true; logState.textContent = 'live'; };
+    es.onmessage = onEvent;
+    for (const name of ['line', 'log']) es.addEventListener(name, onEvent);
+    for (const name of ['status', 'progress']) es.addEventListener(name, (ev) => { onEvent(ev); refreshDeployment(); });
+    for (const name of ['end', 'done', 'close', 'finished']) es.addEventListener(name, async () => {
+      es.close();
+      await refreshDeployment();
+      fetchLog().catch(() => {});
+      logState.textContent = 'finished';
+    });
+    es.onerror = () => {
+      if (state.closed) return;
+      if (state.dep && FINAL.has(state.dep.status)) {
+        es.close();
+        fetchLog().catch(() => {});
+        logState.textContent = 'finished';
+        return;
+      }
+      if (es.readyState === EventSource.CLOSED || !opened) {
+        // The server refused the stream: read the log by polling instead.
+        es.close();
+        startLogPolling();
+      } else {
+        logState.textContent = 'reconnecting…';
+      }
+    };
+  }
+
+  function startLogPolling() {
+    if (state.logPoll || state.closed) return;
+    logState.textContent = 'polling';
+    state.logPoll = setInterval(() => fetchLog().catch(() => {}), 1500);
+  }
+
+  async function refreshDeployment() {
+    let d;
+    try {
+      d = await get(`/deployments/${enc(id)}`);
+    } catch (e) {
+      if (!state.dep) throw e;
+      return;
+    }
+    const wasFinal = state.dep && FINAL.has(state.dep.status);
+    state.dep = d;
+    draw(d);
+    if (FINAL.has(d.status) && !wasFinal) {
+      // Final: read whatever is left and stop streaming.
+      setTimeout(() => {
+        fetchLog().catch(() => {});
+        if (state.es) state.es.close();
+        clearInterval(state.logPoll);
+        state.logPoll = null;
+        logState.textContent = 'finished';
+      }, 400);
+      clearInterval(state.poll);
+      state.poll = null;
+      loadAudit();
+    }
+  }
+
+  function draw(d) {
+    title.textContent = `Deployment #${d.id ?? id}: ${d.application || ''} ${d.release} build ${d.build} → ${d.stage}`;
+    clear(crumbs).append(h('a', { href: '#/deployments' }, 'Deployments'), ' / ',
+      d.application ? [h('a', { href: hashFor('apps', d.application) }, d.application), ' / '] : null);
+    const started = d.started_at ? new Date(d.started_at) : null;
+    const finished = d.finished_at ? new Date(d.finished_at) : null;
+    const duration = started ? (finished || new Date()) - started : null;
+    clear(statusLine).append('Status: ', statusBadge(d.status), ' ', kindBadge(d.kind),
+      d.status === 'scheduled' && d.at ? [' for ', timeEl(d.at)] : null,
+      d.message ? h('span', { class: 'status-msg' }, ` ${d.message}`) : null);
+    clear(summary).append(dl([
+      ['Build', d.application ? h('a', { href: hashFor('apps', d.application, 'releases', d.release, 'builds', d.build) }, `${d.release} build ${d.build}`) : `${d.release} build ${d.build}`],
+      ['Stage', d.stage],
+      ['Requested by', d.requested_by || d.created_by || d.by || '—'],
+      ['Requested', timeEl(d.created_at)],
+      d.at ? ['Scheduled for', [timeEl(d.at), h('span', { class: 'small muted' }, ` (${new Date(d.at).toISOString().replace('T', ' ').slice(0, 19)} UTC)`)]] : null,
+      ['Started', timeEl(d.started_at)],
+      ['Finished', timeEl(d.finished_at)],
+      ['Duration', fmtDuration(duration)],
+      d.context_choice || d.context_mode ? ['Variables', d.context_choice || d.context_mode] : null,
+      d.forced || d.force ? ['Forced', 'yes (gates skipped)'] : null,
+      d.comment ? ['Comment', d.comment] : null,
+    ]));
+    drawActions(d);
+    drawTargets(d);
+    drawGates(d);
+    drawContext(d);
+  }
+
+  function drawActions(d) {
+    clear(actions);
+    const act = (label, fn, cls = '') => h('button', { type: 'button', class: cls, onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        await fn();
+        await refreshDeployment();
+      } catch (e) {
+        flash(e.message);
+        actions.append(errorBox(e));
+      } finally {
+        ev.target.disabled = false;
+      }
+    } }, label);
+    if (['scheduled', 'waiting', 'queued', 'running'].includes(d.status) && hasRole('deployer')) {
+      actions.append(act(d.status === 'running' ? 'Stop' : 'Cancel deployment', () => post(`/deployments/${enc(id)}/cancel`, {}), 'danger'));
+    }
+    if (d.status === 'waiting') {
+      const comment = h('input', { id: 'approval-comment', placeholder: 'comment (optional)' });
+      actions.append(h('label', { for: 'approval-comment', class: 'sr-only' }, 'Approval comment'), comment,
+        act('Approve', () => post(`/deployments/${enc(id)}/approve`, comment.value ? { comment: comment.value } : {}), 'primary'),
+        act('Reject', () => post(`/deployments/${enc(id)}/reject`, comment.value ? { comment: comment.value } : {}), 'danger'));
+    }
+    if (d.paused || d.waiting_for_manual || d.manual || d.status === 'paused') {
+      actions.append(act('Continue', () => post(`/deployments/${enc(id)}/continue`, {}), 'primary'));
+    }
+    if (d.status === 'scheduled' && hasRole('deployer')) {
+      const input = h('input', { type: 'datetime-local', step: '1', id: 'move-at', value: d.at ? toLocalInput(new Date(d.at)) : '' });
+      const out = h('output', { for: 'move-at', class: 'utc small' });
+      utcHint(input, out);
+      actions.append(h('label', { for: 'move-at' }, 'Move to'), input, out,
+        act('Move', () => patch(`/deployments/${enc(id)}`, { at: new Date(input.value).toISOString() })));
+    }
+  }
+
+  function drawTargets(d) {
+    clear(targetsBox).append(h('h2', { id: 'dep-targets-h' }, 'Targets'));
+    const targets = d.targets || [];
+    if (!targets.length) { targetsBox.append(h('p', { class: 'muted' }, 'No target has started yet.')); return; }
+    targetsBox.append(h('ul', { class: 'target-progress' }, targets.map((t) => {
+      const p = t.progress || {};
+      const bytes = p.bytes_transferred ?? p.bytes_done ?? p.bytes_sent ?? p.bytes;
+      const bytesTotal = p.bytes_total ?? p.total_bytes;
+      const files = p.files_extracted ?? p.files_done ?? p.files;
+      const filesTotal = p.files_total ?? p.total_files;
+      const bar = (label, value, max, fmt) => {
+        if (value === undefined && max === undefined) return null;
+        const text = max ? `${fmt(value || 0)} of ${fmt(max)} ${label}` : `${fmt(value || 0)} ${label}`;
+        return h('div', { class: 'bar' }, h('progress', { max: max || 1, value: max ? Math.min(value || 0, max) : (FINAL.has(t.status) ? 1 : undefined), 'aria-label': `${t.target} ${label}` }),
+          h('span', { class: 'small' }, text));
+      };
+      return h('li', { class: 'card', 'data-target': t.target || t.name },
+        h('div', null, h('strong', null, t.target || t.name), ' ', statusBadge(t.status)),
+        t.message ? h('div', { class: 'small' }, t.message) : null,
+        bar('transferred', bytes, bytesTotal, fmtBytes),
+        bar('files extracted', files, filesTotal, (x) => String(x)));
+    })));
+  }
+
+  function drawGates(d) {
+    clear(gatesBox);
+    const gates = d.gates || [];
+    const approvals = d.approvals || [];
+    if (!gates.length && !approvals.length) return;
+    gatesBox.append(h('h2', null, 'Gates and approvals'));
+    if (gates.length) gatesBox.append(h('ul', { class: 'gates' }, gates.map((g) => h('li', { class: g.holds ? 'ok' : 'no' },
+      h('span', { class: 'gate-mark', 'aria-hidden': 'true' }, g.holds ? '✓' : '✗'), ' ', h('strong', null, g.gate || g.name),
+      ` — ${g.holds ? 'holds' : 'does not hold yet'}`, g.detail ? `: ${g.detail}` : ''))));
+    if (approvals.length) gatesBox.append(table(['Who', 'Decision', 'Comment', 'When'], approvals.map((a) => h('tr', null,
+      h('td', null, a.user || a.by || ''), h('td', null, a.decision || (a.approved === false ? 'rejected' : 'approved')),
+      h('td', null, a.comment || ''), h('td', null, timeEl(a.at))))));
+  }
+
+  function drawContext(d) {
+    clear(contextBox);
+    const c = d.context;
+    if (!c) return;
+    const scalars = [];
+    const objects = [];
+    for (const [k, v] of Object.entries(c)) {
+      if (v !== null && typeof v === 'object') objects.push([k, v]);
+      else scalars.push([k, String(v)]);
+    }
+    contextBox.append(h('h2', null, 'Execution context'),
+      h('p', { class: 'small muted' }, 'Everything resolved before the deployment ran. Sensitive values are masked.'),
+      scalars.length ? dl(scalars.map(([k, v]) => [k, k === 'plan' || v.includes('\n') ? h('pre', { class: 'code' }, v) : v])) : null,
+      objects.map(([k, v]) => h('details', { open: k === 'variables' }, h('summary', null, k), contextValue(v))));
+  }
+
+  function contextValue(v) {
+    if (!Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== 'object' || ('value' in x))) {
+      return table(['Name', 'Value'], Object.entries(v).map(([k, x]) => h('tr', null, h('th', { scope: 'row' }, k),
+        h('td', null, h('code', null, x && typeof x === 'object' ? (x.sensitive ? '******' : String(x.value)) : String(x ?? ''))))), { class: 'compact' });
+    }
+    return h('pre', { class: 'code' }, JSON.stringify(v, null, 2));
+  }
+
+  async function loadAudit() {
+    clear(auditBox);
+    let items = state.dep && (state.dep.audit || state.dep.events);
+    if (!items && hasRole('admin')) {
+      for (const subject of [`deployment/${id}`, `deployment:${id}`, `${id}`, `#${id}`]) {
+        try {
+          const r = await get('/audit' + query({ subject, limit: 200 }));
+          if (r.items && r.items.length) { items = r.items; break; }
+        } catch { break; }
+      }
+    }
+    if (!items || !items.length) return;
+    auditBox.append(h('h2', null, 'Audit trail'), table(['When', 'Who', 'Action', 'Summary'], items.map((a) => h('tr', null,
+      h('td', null, timeEl(a.at)), h('td', null, a.actor || a.user || ''), h('td', null, a.action || a.event || ''), h('td', null, a.summary || a.detail || '')))));
+  }
+
+  await refreshDeployment();
+  try { await fetchLog(); } catch (e) { logEl.append(errorBox(e)); }
+  if (!FINAL.has(state.dep.status)) {
+    startStream();
+    state.poll = setInterval(() => refreshDeployment(), 1500);
+  } else {
+    logState.textContent = 'finished';
+  }
+  loadAudit();
+
+  return () => {
+    state.closed = true;
+    if (state.es) state.es.close();
+    clearInterval(state.poll);
+    clearInterval(state.logPoll);
+  };
+}
