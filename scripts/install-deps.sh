@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
   libsqlite3-dev libyaml-cpp-dev libarchive-dev libfmt-dev doctest-dev
-  nlohmann-json3-dev libssl-dev libarchive-tools)
+  nlohmann-json3-dev libssl-dev libarchive-tools tzdata)
 if [[ "${1:-}" == "--browser" ]]; then
   packages+=(chromium nodejs npm)
 fi
