@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
-#include <ctime>
+#include <algorithm>
+#include <utility>
 
 namespace reprise {
 
@@ -37,18 +37,39 @@ int ParseClock(std::string_view text) {
 
 }  // namespace
 
-Result<DeploymentWindow> ParseDeploymentWindow(std::string_view text) {
+Result<DeploymentWindow> ParseDeploymentWindow(std::string_view text,
+                                               std::shared_ptr<const TimeZone> zone) {
   auto bad = [&](std::string why) {
-    return InvalidArgument(
-        "bad deployment window \"" + std::string(text) + "\": " + why +
-        " (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00\", UTC)");
+    return InvalidArgument("bad deployment window \"" + std::string(text) + "\": " + why +
+                           " (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00 "
+                           "Europe/Berlin\"; UTC unless a time zone is named)");
   };
-  size_t space = text.find(' ');
-  if (space == std::string_view::npos) return bad("missing time range");
-  std::string_view days = text.substr(0, space);
-  std::string_view times = text.substr(space + 1);
+  // "days times [zone]", separated by spaces.
+  std::vector<std::string_view> parts;
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == ' ') {
+      ++i;
+      continue;
+    }
+    size_t end = std::min(text.find(' ', i), text.size());
+    parts.push_back(text.substr(i, end - i));
+    i = end;
+  }
+  if (parts.size() < 2) return bad("missing time range");
+  if (parts.size() > 3) return bad("too many parts");
+  std::string_view days = parts[0];
+  std::string_view times = parts[1];
   DeploymentWindow w;
   w.text = std::string(text);
+  w.zone = std::move(zone);
+  if (parts.size() == 3) {
+    auto named = TimeZone::Get(parts[2]);
+    if (!named.ok()) {
+      return InvalidArgument("bad deployment window \"" + std::string(text) +
+                             "\": " + named.status().message());
+    }
+    w.zone = *named;
+  }
   if (days == "daily") {
     w.weekdays = 0x7f;
   } else {
@@ -79,18 +100,78 @@ Result<DeploymentWindow> ParseDeploymentWindow(std::string_view text) {
   return w;
 }
 
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+int64_t FloorDay(int64_t local_seconds) {
+  return local_seconds / kDay - (local_seconds % kDay < 0 ? 1 : 0);
+}
+
+TimePoint FromSeconds(int64_t s) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::seconds(s)));
+}
+
+// The window that opens on local day `day` (days since 1970-01-01), as UTC
+// seconds [open, close); empty when the day is not a window day or DST
+// swallows the window.
+std::pair<int64_t, int64_t> WindowOn(const DeploymentWindow& w, const TimeZone& zone, int64_t day) {
+  int weekday = static_cast<int>((day % 7 + 7 + 4) % 7);  // 1970-01-01 was a Thursday
+  if (((w.weekdays >> weekday) & 1) == 0) return {0, 0};
+  int64_t close_day = w.end_minute <= w.start_minute ? day + 1 : day;
+  return {zone.LocalSecondsToUtc(day * kDay + w.start_minute * int64_t{60}),
+          zone.LocalSecondsToUtc(close_day * kDay + w.end_minute * int64_t{60})};
+}
+
+}  // namespace
+
+std::string_view DeploymentWindow::zone_name() const {
+  return zone ? zone->name() : std::string_view("UTC");
+}
+
 bool DeploymentWindow::Contains(TimePoint t) const {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  int minute = tm.tm_hour * 60 + tm.tm_min;
-  auto open_on = [&](int day) { return (weekdays >> ((day + 7) % 7)) & 1; };
-  if (start_minute < end_minute) {
-    return open_on(tm.tm_wday) && minute >= start_minute && minute < end_minute;
+  const TimeZone& z = zone ? *zone : *TimeZone::Utc();
+  // Whole-second bounds, so comparing the floored instant is exact.
+  int64_t s = FloorSeconds(t);
+  int64_t today = FloorDay(s + z.OffsetAt(s));
+  // A wrapping window opened yesterday; DST can shift a boundary across local
+  // midnight, hence the extra day either side.
+  for (int64_t day = today - 2; day <= today + 1; ++day) {
+    auto [open, close] = WindowOn(*this, z, day);
+    if (open <= s && s < close) return true;
   }
-  // Wraps past midnight: the part after midnight belongs to the previous day.
-  return (open_on(tm.tm_wday) && minute >= start_minute) ||
-         (open_on(tm.tm_wday - 1) && minute < end_minute);
+  return false;
+}
+
+std::optional<TimePoint> DeploymentWindow::NextOpening(TimePoint from) const {
+  if (weekdays == 0) return std::nullopt;
+  const TimeZone& z = zone ? *zone : *TimeZone::Utc();
+  int64_t s = FloorSeconds(from);
+  int64_t today = FloorDay(s + z.OffsetAt(s));
+  // Windows open in day order (local-to-UTC is monotonic), so the first one
+  // not yet closed is the answer. A window can vanish in a DST gap; a year
+  // of days bounds the search.
+  for (int64_t day = today - 2; day <= today + 400; ++day) {
+    auto [open, close] = WindowOn(*this, z, day);
+    if (close > open && close > s) return open <= s ? from : FromSeconds(open);
+  }
+  return std::nullopt;
+}
+
+bool GateSpec::InWindow(TimePoint t) const {
+  if (windows.empty()) return true;
+  return std::any_of(windows.begin(), windows.end(),
+                     [&](const DeploymentWindow& w) { return w.Contains(t); });
+}
+
+std::optional<TimePoint> GateSpec::NextWindowOpening(TimePoint from) const {
+  if (windows.empty()) return from;
+  std::optional<TimePoint> best;
+  for (const auto& w : windows) {
+    std::optional<TimePoint> next = w.NextOpening(from);
+    if (next && (!best || *next < *best)) best = next;
+  }
+  return best;
 }
 
 std::string AppSpecToJson(const AppSpec& spec, SensitiveValues sensitive) {
@@ -118,6 +199,7 @@ std::string AppSpecToJson(const AppSpec& spec, SensitiveValues sensitive) {
         {"gates",
          {{"approvals", {{"count", s.gates.approvals.count}, {"role", s.gates.approvals.role}}},
           {"window", windows},
+          {"timezone", s.gates.timezone},
           {"allow_self_approval", s.gates.allow_self_approval}}},
     });
   }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,23 +14,45 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/timezone.h"
 #include "planner/plan.h"
 #include "planner/variables.h"
 
 namespace reprise {
 
-// A weekly deployment window in UTC, written "Mon-Fri 22:00-06:00",
-// "Sat 08:00-12:00" or "daily 01:00-05:00". An end before the start wraps past
-// midnight (the window belongs to the day it opens).
+// A weekly deployment window in a named time zone, written
+// "Mon-Fri 22:00-06:00", "Sat 08:00-12:00 Europe/Berlin" or
+// "daily 01:00-05:00". Without a zone in the text, the stage's
+// `gates: { timezone: ... }` applies, else UTC. An end before the start wraps
+// past midnight (the window belongs to the day it opens).
+//
+// Times are the zone's wall-clock times, DST-correct: a window opens at the
+// first instant the local clock reads its start and closes at the first
+// instant after that when it reads its end. So on a spring-forward night a
+// time the clock skips counts as reached at the jump (01:00-03:00 Berlin on
+// 2026-03-29 is open one hour; a window entirely inside the skipped hour does
+// not open that night), and on a fall-back night a repeated time counts at its
+// first occurrence (01:00-03:00 Berlin on 2026-10-25 is open three hours;
+// 02:00-02:30 is open during the first pass only).
 struct DeploymentWindow {
-  std::string text;
-  uint8_t weekdays = 0;  // bit 0 = Sunday ... bit 6 = Saturday
-  int start_minute = 0;  // minutes after midnight
-  int end_minute = 0;
+  std::string text;                      // as written
+  uint8_t weekdays = 0;                  // bit 0 = Sunday ... bit 6 = Saturday
+  int start_minute = 0;                  // minutes after local midnight
+  int end_minute = 0;                    // 1440 for "24:00"
+  std::shared_ptr<const TimeZone> zone;  // null means UTC
 
   bool Contains(TimePoint t) const;
+  // The earliest instant at or after `from` inside the window (`from` itself
+  // when the window is open), or nullopt when it never opens. Cheap: computes
+  // each day's opening and closing instants instead of scanning minutes.
+  std::optional<TimePoint> NextOpening(TimePoint from) const;
+  // The zone's IANA name ("UTC" when none).
+  std::string_view zone_name() const;
 };
-Result<DeploymentWindow> ParseDeploymentWindow(std::string_view text);
+// `zone` is the zone used when the text names none (null: UTC). An unknown
+// zone named in the text is kInvalidArgument naming the zone.
+Result<DeploymentWindow> ParseDeploymentWindow(std::string_view text,
+                                               std::shared_ptr<const TimeZone> zone = nullptr);
 
 struct ApprovalGate {
   int count = 0;  // 0: no approvals needed
@@ -39,7 +62,15 @@ struct ApprovalGate {
 struct GateSpec {
   ApprovalGate approvals;
   std::vector<DeploymentWindow> windows;  // empty: any time
+  std::string timezone = "UTC";           // for windows that name no zone
   bool allow_self_approval = false;
+
+  // Whether a deployment may start at `t` as far as windows go (any window
+  // open, or no windows).
+  bool InWindow(TimePoint t) const;
+  // When the earliest window opens at or after `from` (`from` when InWindow),
+  // or nullopt when none ever opens.
+  std::optional<TimePoint> NextWindowOpening(TimePoint from) const;
 };
 
 struct StageSpec {

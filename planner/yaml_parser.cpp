@@ -636,7 +636,8 @@ Result<GateSpec> ReadGates(const Reader& r, const YAML::Node& node) {
   GateSpec gates;
   if (node.IsNull()) return gates;
   Fields f;
-  auto loaded = f.Load(r, node, "gates", {"approvals", "window", "allow_self_approval"});
+  auto loaded =
+      f.Load(r, node, "gates", {"approvals", "window", "timezone", "allow_self_approval"});
   if (!loaded.ok()) return loaded.status();
   if (f.Has("approvals")) {
     const YAML::Node a = f.Get("approvals");
@@ -652,6 +653,16 @@ Result<GateSpec> ReadGates(const Reader& r, const YAML::Node& node) {
                                ReadString(r, af.Get("role"), "'role' in approvals"));
     }
   }
+  std::shared_ptr<const TimeZone> zone;  // for windows that name none; null: UTC
+  if (f.Has("timezone")) {
+    const YAML::Node z = f.Get("timezone");
+    REPRISE_ASSIGN_OR_RETURN(gates.timezone, ReadString(r, z, "'timezone' in gates"));
+    auto loaded_zone = TimeZone::Get(gates.timezone);
+    if (!loaded_zone.ok()) {
+      return r.Error(z, "'timezone' in gates: " + loaded_zone.status().message());
+    }
+    zone = *loaded_zone;
+  }
   if (f.Has("window")) {
     const YAML::Node w = f.Get("window");
     std::vector<YAML::Node> items;
@@ -664,7 +675,7 @@ Result<GateSpec> ReadGates(const Reader& r, const YAML::Node& node) {
     }
     for (const auto& item : items) {
       REPRISE_ASSIGN_OR_RETURN(std::string text, ReadString(r, item, "a 'window' in gates"));
-      auto window = ParseDeploymentWindow(text);
+      auto window = ParseDeploymentWindow(text, zone);
       if (!window.ok()) return r.Error(item, "'window' in gates: " + window.status().message());
       gates.windows.push_back(std::move(window).value());
     }

@@ -98,7 +98,8 @@ TEST_CASE("spec errors carry position and name the key") {
         "shop.yaml:16:27: 'count' in approvals must be an integer, not \"two\"");
   CHECK(ErrorOf(Replace(kSpec, "Mon-Fri 22:00-06:00", "weekdays")) ==
         "shop.yaml:17:16: 'window' in gates: bad deployment window \"weekdays\": missing time "
-        "range (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00\", UTC)");
+        "range (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00 Europe/Berlin\"; "
+        "UTC unless a time zone is named)");
   CHECK(ErrorOf(Replace(kSpec, "sensitive: true", "secret: true")) ==
         "shop.yaml:3:27: unknown key 'secret' in variable 'ApiKey' (allowed: value, sensitive)");
   CHECK(ErrorOf(Replace(kSpec, "variables:", "variable:")) ==
