@@ -14,11 +14,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -252,6 +256,218 @@ void RemoveContents(int dir_fd) {
 }
 
 // ---------------------------------------------------------------------------
+// WritePipeline: runs a TreeWriter's operations, in order, on a second thread,
+// so that inflating and hashing (the reading thread) overlap with the
+// kernel's file creation and writes. The reading thread validates every entry
+// before it queues anything for it, exactly as without the pipeline. Data is
+// copied into 1 MiB chunks (libarchive's blocks die at the next read) and at
+// most kMaxBytesInFlight are queued. The first failure of the writer thread
+// is returned by the next call on the reading thread.
+class WritePipeline {
+ public:
+  WritePipeline(TreeWriter& writer, const ExtractProgress& on_progress)
+      : writer_(writer), on_progress_(on_progress), thread_([this] { Run(); }) {}
+  ~WritePipeline() { Stop(); }
+  WritePipeline(const WritePipeline&) = delete;
+  WritePipeline& operator=(const WritePipeline&) = delete;
+
+  Status MakeDirectory(const std::string& path) { return Push(Op(Kind::kDirectory, path)); }
+  Status BeginFile(const std::string& path) { return Push(Op(Kind::kBeginFile, path)); }
+  Status MakeHardlink(const std::string& path, const std::string& existing) {
+    return Push(Op(Kind::kHardlink, path, existing));
+  }
+  Status Write(const void* data, size_t size) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      if (chunk_.capacity() < kChunkBytes) chunk_.reserve(kChunkBytes);
+      size_t n = std::min(size, kChunkBytes - chunk_.size());
+      chunk_.insert(chunk_.end(), p, p + n);
+      p += n;
+      size -= n;
+      if (chunk_.size() == kChunkBytes) REPRISE_RETURN_IF_ERROR(FlushChunk());
+    }
+    return Status::Ok();
+  }
+  Status EndFile(unsigned mode, std::optional<timespec> mtime) {
+    REPRISE_RETURN_IF_ERROR(FlushChunk());
+    Op op{Kind::kEndFile};
+    op.mode = mode;
+    op.mtime = mtime;
+    return Push(std::move(op));
+  }
+  Status EntryDone(uint64_t entries) {
+    Op op{Kind::kEntryDone};
+    op.entries = entries;
+    return Push(std::move(op));
+  }
+
+  // Waits until everything queued is written; returns the first failure.
+  Status Finish() {
+    Join(false);
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+  // Abandons what is queued and waits for the thread to stop.
+  void Stop() { Join(true); }
+
+ private:
+  static constexpr size_t kChunkBytes = 1 << 20;
+  static constexpr size_t kMaxBytesInFlight = 16 << 20;
+  static constexpr size_t kMaxOpsInFlight = 4096;
+
+  enum class Kind { kDirectory, kBeginFile, kData, kEndFile, kHardlink, kEntryDone };
+  struct Op {
+    explicit Op(Kind k, std::string p = {}, std::string p2 = {})
+        : kind(k), path(std::move(p)), path2(std::move(p2)) {}
+    Kind kind;
+    std::string path;
+    std::string path2;
+    unsigned mode = 0;
+    std::optional<timespec> mtime;
+    std::vector<char> data;
+    uint64_t entries = 0;
+  };
+
+  Status FlushChunk() {
+    if (chunk_.empty()) return Status::Ok();
+    Op op{Kind::kData};
+    op.data = std::move(chunk_);
+    chunk_ = TakeSpareChunk();
+    return Push(std::move(op));
+  }
+
+  std::vector<char> TakeSpareChunk() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (spare_.empty()) return {};
+    std::vector<char> chunk = std::move(spare_.back());
+    spare_.pop_back();
+    return chunk;
+  }
+
+  Status Push(Op op) {
+    std::unique_lock<std::mutex> lock(mu_);
+    can_push_.wait(lock, [&] {
+      return failed_ || queue_.empty() ||
+             (bytes_in_flight_ + op.data.size() <= kMaxBytesInFlight &&
+              queue_.size() < kMaxOpsInFlight);
+    });
+    if (failed_) return error_;
+    bytes_in_flight_ += op.data.size();
+    queue_.push_back(std::move(op));
+    lock.unlock();
+    can_pop_.notify_one();
+    return Status::Ok();
+  }
+
+  void Join(bool abandon) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+      if (abandon && !failed_) {
+        failed_ = true;
+        error_ = Cancelled("extraction abandoned");
+      }
+    }
+    can_pop_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Fail(Status st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failed_) {
+      failed_ = true;
+      error_ = std::move(st);
+    }
+  }
+
+  bool Progress() {
+    if (!on_progress_) return true;
+    try {
+      return on_progress_(entries_done_, bytes_written_);
+    } catch (...) {
+      return false;
+    }
+  }
+
+  Status Apply(Op& op) {
+    switch (op.kind) {
+      case Kind::kDirectory:
+        return writer_.MakeDirectory(op.path);
+      case Kind::kBeginFile:
+        return writer_.BeginFile(op.path);
+      case Kind::kData: {
+        REPRISE_RETURN_IF_ERROR(writer_.Write(op.data.data(), op.data.size()));
+        uint64_t before = bytes_written_;
+        bytes_written_ += op.data.size();
+        if (before / kProgressBytes != bytes_written_ / kProgressBytes && !Progress())
+          return Cancelled("extraction cancelled");
+        return Status::Ok();
+      }
+      case Kind::kEndFile:
+        return writer_.EndFile(op.mode, op.mtime);
+      case Kind::kHardlink:
+        return writer_.MakeHardlink(op.path, op.path2);
+      case Kind::kEntryDone:
+        entries_done_ = op.entries;
+        if (!Progress()) return Cancelled("extraction cancelled");
+        return Status::Ok();
+    }
+    return Internal("unknown pipeline operation");
+  }
+
+  void Run() {
+    for (;;) {
+      Op op{Kind::kEntryDone};
+      bool skip = false;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        can_pop_.wait(lock, [&] { return !queue_.empty() || closing_; });
+        if (queue_.empty()) return;
+        op = std::move(queue_.front());
+        queue_.pop_front();
+        skip = failed_;
+      }
+      if (!skip) {
+        Status st;
+        try {
+          st = Apply(op);
+        } catch (const std::exception& e) {
+          st = Internal(std::string("extraction writer: ") + e.what());
+        }
+        if (!st.ok()) Fail(std::move(st));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        bytes_in_flight_ -= op.data.size();
+        if (op.kind == Kind::kData && spare_.size() < 4) {
+          op.data.clear();
+          spare_.push_back(std::move(op.data));
+        }
+      }
+      can_push_.notify_one();
+    }
+  }
+
+  TreeWriter& writer_;
+  const ExtractProgress& on_progress_;
+  std::vector<char> chunk_;  // reading thread only
+  // Writer thread only:
+  uint64_t entries_done_ = 0;
+  uint64_t bytes_written_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable can_push_;
+  std::condition_variable can_pop_;
+  std::deque<Op> queue_;
+  std::vector<std::vector<char>> spare_;
+  size_t bytes_in_flight_ = 0;
+  bool closing_ = false;
+  bool failed_ = false;
+  Status error_;
+  std::thread thread_;  // last: starts once everything above is constructed
+};
+
+// ---------------------------------------------------------------------------
 // ArchiveReader: the shared read-validate loop.
 
 struct ArchiveDeleter {
@@ -281,13 +497,15 @@ Result<ArchivePtr> NewReader() {
 
 class ArchiveReader {
  public:
+  // Scans when `writer` is null; else extracts, queueing the writes of
+  // validated entries on `pipeline` (which applies them to `writer`).
   ArchiveReader(const ArchiveLimits& limits, uint64_t archive_bytes, TreeWriter* writer,
-                const ExtractOptions& options, const ExtractProgress& on_progress = nullptr)
+                WritePipeline* pipeline, const ExtractOptions& options)
       : limits_(limits),
         archive_bytes_(archive_bytes),
         writer_(writer),
+        pipeline_(pipeline),
         options_(options),
-        on_progress_(on_progress),
         table_(limits.max_entries) {
     buffer_zeros_.assign(kZeroFillBytes, '\0');
   }
@@ -311,12 +529,13 @@ class ArchiveReader {
         return TooLarge("archive has more than " + std::to_string(limits_.max_entries) +
                         " entries");
       REPRISE_RETURN_IF_ERROR(HandleEntry(a, entry, index));
-      entries_done_ = index;
-      REPRISE_RETURN_IF_ERROR(ReportProgress(index));
+      if (pipeline_ != nullptr) REPRISE_RETURN_IF_ERROR(pipeline_->EntryDone(index));
     }
     REPRISE_RETURN_IF_ERROR(table_.FinishChecks());
     Manifest manifest = table_.BuildManifest();
     if (writer_ != nullptr) {
+      // Everything but symlinks is on disk once the pipeline drained.
+      REPRISE_RETURN_IF_ERROR(pipeline_->Finish());
       // Symlinks last: nothing is written after them, and all of them were
       // resolved against the complete archive above.
       std::vector<std::pair<std::string, std::string>> links(table_.symlinks().begin(),
@@ -368,7 +587,7 @@ class ArchiveReader {
         return refuse("hardlink target " + QuoteEntryName(hardlink) +
                       " is outside the destination");
       REPRISE_ASSIGN_OR_RETURN(std::string file, table_.AddHardlink(path, *target));
-      if (writer_ != nullptr) return writer_->MakeHardlink(path, file);
+      if (pipeline_ != nullptr) return pipeline_->MakeHardlink(path, file);
       return Status::Ok();
     }
 
@@ -376,7 +595,7 @@ class ArchiveReader {
       case AE_IFDIR:
         if (path.empty()) return Status::Ok();  // "./": the destination itself
         REPRISE_RETURN_IF_ERROR(table_.AddDirectory(path, perm | 0700));
-        if (writer_ != nullptr) return writer_->MakeDirectory(path);
+        if (pipeline_ != nullptr) return pipeline_->MakeDirectory(path);
         return Status::Ok();
       case AE_IFLNK: {
         if (path.empty()) return refuse("symlink at the destination root");
@@ -398,12 +617,6 @@ class ArchiveReader {
       default:
         return refuse("unsupported entry type");
     }
-  }
-
-  Status ReportProgress(uint64_t entries) {
-    if (!on_progress_) return Status::Ok();
-    if (!on_progress_(entries, total_bytes_)) return Cancelled("extraction cancelled");
-    return Status::Ok();
   }
 
   // Checks the byte limits for `total` uncompressed bytes so far.
@@ -428,11 +641,7 @@ class ArchiveReader {
     pos += size;
     REPRISE_RETURN_IF_ERROR(CheckTotals(pos, total_bytes_ + pos));
     hasher.Update(data, size);
-    if (writer_ != nullptr) REPRISE_RETURN_IF_ERROR(writer_->Write(data, size));
-    const uint64_t done = total_bytes_ + pos;
-    if (on_progress_ && done / kProgressBytes != (done - size) / kProgressBytes &&
-        !on_progress_(entries_done_, done))
-      return Cancelled("extraction cancelled");
+    if (pipeline_ != nullptr) return pipeline_->Write(data, size);
     return Status::Ok();
   }
 
@@ -455,7 +664,7 @@ class ArchiveReader {
     // Refuse by the declared size before decompressing anything.
     REPRISE_RETURN_IF_ERROR(CheckTotals(declared, total_bytes_ + declared));
 
-    if (writer_ != nullptr) REPRISE_RETURN_IF_ERROR(writer_->BeginFile(path));
+    if (pipeline_ != nullptr) REPRISE_RETURN_IF_ERROR(pipeline_->BeginFile(path));
     Sha256 hasher;
     uint64_t pos = 0;
     for (;;) {
@@ -482,11 +691,11 @@ class ArchiveReader {
                     std::to_string(declared) + " bytes, data has " + std::to_string(pos));
     total_bytes_ += pos;
     table_.SetFileData(path, pos, hasher.FinishHex());
-    if (writer_ != nullptr) {
+    if (pipeline_ != nullptr) {
       std::optional<timespec> mtime;
       if (options_.keep_mtime && archive_entry_mtime_is_set(entry))
         mtime = timespec{archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
-      REPRISE_RETURN_IF_ERROR(writer_->EndFile(mode, mtime));
+      REPRISE_RETURN_IF_ERROR(pipeline_->EndFile(mode, mtime));
     }
     return Status::Ok();
   }
@@ -494,11 +703,10 @@ class ArchiveReader {
   const ArchiveLimits& limits_;
   const uint64_t archive_bytes_;
   TreeWriter* writer_;
+  WritePipeline* pipeline_;
   const ExtractOptions& options_;
-  const ExtractProgress& on_progress_;
   EntryTable table_;
   uint64_t total_bytes_ = 0;
-  uint64_t entries_done_ = 0;
   std::string last_name_;
   std::string buffer_zeros_;
 };
@@ -536,7 +744,7 @@ Result<Manifest> ScanImpl(const fs::path& path, const ArchiveLimits& limits) {
   OpenedArchive opened;
   REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
   ExtractOptions unused;
-  ArchiveReader reader(limits, opened.size, nullptr, unused);
+  ArchiveReader reader(limits, opened.size, nullptr, nullptr, unused);
   return reader.Run(opened.reader.get());
 }
 
@@ -568,10 +776,12 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
   Result<Manifest> result = Internal("unset");
   {
     TreeWriter writer(dest_fd, options.fsync);
-    ArchiveReader reader(limits, opened.size, &writer, options, on_progress);
+    WritePipeline pipeline(writer, on_progress);
+    ArchiveReader reader(limits, opened.size, &writer, &pipeline, options);
     try {
       result = reader.Run(opened.reader.get());
     } catch (...) {
+      pipeline.Stop();
       writer.CloseFile();
       writer.ClearDirCache();
       RemoveContents(dest_fd);
@@ -580,6 +790,7 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
       throw;
     }
     if (!result.ok()) {
+      pipeline.Stop();  // the writer thread touches nothing after this
       writer.CloseFile();
       writer.ClearDirCache();
       RemoveContents(dest_fd);
@@ -701,7 +912,7 @@ Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& 
       return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
                              ArchiveErrorText(a.get()));
     ExtractOptions unused;
-    ArchiveReader reader(limits, bytes.size(), nullptr, unused);
+    ArchiveReader reader(limits, bytes.size(), nullptr, nullptr, unused);
     return reader.Run(a.get());
   });
 }

@@ -10,6 +10,7 @@
 //
 // All functions are stateless and thread-safe: concurrent calls on different
 // archives / destinations are fine (no chdir, no umask, no process-wide state).
+// ExtractArchive writes on a helper thread of its own while it reads.
 #pragma once
 
 #include <cstdint>
@@ -96,9 +97,10 @@ struct ExtractOptions {
   bool keep_mtime = true;
 };
 
-// Called on the extracting thread after every entry and every 8 MiB of data
-// with the entries and uncompressed bytes done so far. Returning false cancels
-// the extraction: kCancelled, and what was written is removed.
+// Called after every entry is written and every 8 MiB of data, with the
+// entries and bytes written so far. It runs on the extraction's writer thread
+// (not the caller's), one call at a time. Returning false cancels the
+// extraction: kCancelled, and what was written is removed.
 using ExtractProgress = std::function<bool(uint64_t entries, uint64_t bytes)>;
 
 // Extracts `archive` into `dest_dir`, which must be an empty directory or not
