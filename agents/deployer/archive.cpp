@@ -489,9 +489,10 @@ Result<ArchivePtr> NewReader() {
       archive_read_support_format_zip(a.get()) != ARCHIVE_OK ||
       archive_read_support_filter_gzip(a.get()) != ARCHIVE_OK)
     return Internal("libarchive: " + ArchiveErrorText(a.get()));
-  // bzip2 / xz only when compiled in (ARCHIVE_WARN means an external program).
-  (void)archive_read_support_filter_bzip2(a.get());
-  (void)archive_read_support_filter_xz(a.get());
+  // bzip2 / xz only when libarchive has the library built in: otherwise it
+  // would fall back to running an external program.
+  if (archive_bzlib_version() != nullptr) (void)archive_read_support_filter_bzip2(a.get());
+  if (archive_liblzma_version() != nullptr) (void)archive_read_support_filter_xz(a.get());
   return a;
 }
 

@@ -150,7 +150,7 @@ TEST_CASE("archives made by bsdtar from a real tree") {
   WriteBytes(src / "app/static/site.css", std::string(5000, 'c'));
   fs::create_symlink("app", src / "current");
   fs::create_hard_link(src / "app/index.html", src / "app/index2.html");
-  for (const char* flags : {"-cf", "-czf", "--format zip -cf"}) {
+  for (const char* flags : {"-cf", "-czf", "-cjf", "-cJf", "--format zip -cf"}) {
     CAPTURE(flags);
     fs::path archive = tmp.path() / "a.bin";
     std::string cmd = "cd '" + src.string() + "' && bsdtar " + flags + " '" + archive.string() +
