@@ -13,10 +13,13 @@ namespace {
 
 const char* kUsage =
     "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
-    "                      [--local-agent] [--demo] [--verify]\n"
+    "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
+    "                      [--demo] [--verify]\n"
     "  --data DIR         data directory (default ./var)\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
+    "  --agent-host HOST  address agents connect to (default 0.0.0.0)\n"
+    "  --agent-plain      plain TCP for agents instead of TLS (loopback only)\n"
     "  --local-agent      run an agent inside the server for local targets\n"
     "  --demo             seed the demo application 'shop'\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
@@ -71,6 +74,12 @@ int main(int argc, char** argv) {
     } else if (arg == "--agent-port") {
       const char* v = value("--agent-port");
       if (!v || !ParsePort(v, options.agent_port)) return Fail("--agent-port needs a port number");
+    } else if (arg == "--agent-host") {
+      const char* v = value("--agent-host");
+      if (!v) return Fail("--agent-host needs an address");
+      options.agent_host = v;
+    } else if (arg == "--agent-plain") {
+      options.agent_tls = false;
     } else if (arg == "--local-agent") {
       options.local_agent = true;
     } else if (arg == "--verify") {

@@ -32,6 +32,20 @@ HttpRequest Convert(const httplib::Request& req) {
 }
 
 void Apply(const HttpResponse& in, httplib::Response& res) {
+  if (in.stream) {
+    auto stream = in.stream;
+    res.status = in.status;
+    // Exactly "text/event-stream": with a charset appended the response got compressed.
+    res.set_chunked_content_provider(
+        "text/event-stream", [stream](size_t, httplib::DataSink& sink) {
+          bool more = stream([&](std::string_view data) {
+            return sink.is_writable() && sink.write(data.data(), data.size());
+          });
+          if (!more) sink.done();
+          return sink.is_writable() || !more;
+        });
+    return;
+  }
   // Left unset for a successful file, httplib answers 200, or 206 for a Range.
   if (!(in.file_path && in.status == 200)) res.status = in.status;
   for (const auto& [k, v] : in.headers) res.set_header(k, v);

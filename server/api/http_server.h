@@ -25,7 +25,8 @@ using Authenticator = std::function<Result<Principal>(const HttpRequest&)>;
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: any free port (tests)
-  int worker_threads = 32;
+  // Every open connection holds a worker, live log streams included.
+  int worker_threads = 64;
   int64_t max_json_body = 1 << 20;              // 413 above this
   int64_t max_upload_body = 8LL << 30;          // streaming routes
   int keep_alive_timeout_seconds = 5;

@@ -50,6 +50,11 @@ struct HttpResponse {
   // When set, the body is this file's content, streamed (Range honoured).
   std::optional<std::string> file_path;
   int64_t file_size = 0;
+  // When set, the body is a server-sent event stream: `stream` is called
+  // repeatedly with a writer; it blocks until it has something (or a
+  // heartbeat is due), writes it, and returns false once the stream is over.
+  // The writer returns false when the client went away.
+  std::function<bool(const std::function<bool(std::string_view)>& write)> stream;
 
   static HttpResponse Json(int status, std::string body);
   static HttpResponse Error(const Status& status);

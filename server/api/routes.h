@@ -13,6 +13,7 @@ namespace reprise {
 class Store;
 class Catalog;
 class BlobStore;
+class DeploymentEngine;
 struct ArchiveLimits;
 
 struct ApiContext {
@@ -22,11 +23,14 @@ struct ApiContext {
   const Clock* clock = nullptr;
   const ArchiveLimits* archive_limits = nullptr;
   uint64_t max_artifact_bytes = 0;  // 0: unlimited
+  DeploymentEngine* engine = nullptr;
+  int max_log_streams = 24;  // concurrent live-log (SSE) clients
 };
 
 std::vector<Route> AdminRoutes(ApiContext& ctx);
 std::vector<Route> CatalogRoutes(ApiContext& ctx);
 std::vector<Route> ArtifactRoutes(ApiContext& ctx);
+std::vector<Route> DeploymentRoutes(ApiContext& ctx);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

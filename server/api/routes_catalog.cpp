@@ -6,6 +6,8 @@
 
 namespace reprise {
 
+Json DeployedWhereJson(DeploymentEngine& engine, const std::string& app);
+
 namespace {
 
 Json EnvironmentJson(const EnvironmentRecord& e) {
@@ -129,9 +131,12 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                  for (const auto& a : list) items.push_back(ApplicationJson(a));
                  return ListResponse(std::move(items), page);
                }, nullptr});
-  r.push_back({"GET", "/api/v1/applications/{app}", Role::kViewer, false, [&](HttpRequest& req) {
+  r.push_back({"GET", "/api/v1/applications/{app}", Role::kViewer, false,
+               [&store, &ctx](HttpRequest& req) {
                  TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
-                 return Ok(ApplicationJson(a));
+                 Json j = ApplicationJson(a);
+                 if (ctx.engine != nullptr) j["stages"] = DeployedWhereJson(*ctx.engine, a.name);
+                 return Ok(j);
                }, nullptr});
   r.push_back({"PUT", "/api/v1/applications/{app}", Role::kReleaseManager, false,
                [&](HttpRequest& req) {
@@ -202,7 +207,8 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
 
 std::vector<Route> ApiRoutes(ApiContext& ctx) {
   std::vector<Route> all;
-  for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx)})
+  for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx),
+                     DeploymentRoutes(ctx)})
     for (auto& route : group) all.push_back(std::move(route));
   return all;
 }

@@ -9,6 +9,7 @@
 #include "common/embedded.h"
 #include "common/fs.h"
 #include "server/catalog/catalog.h"
+#include "server/engine/engine.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -125,6 +126,27 @@ Status SeedDemo(Catalog& catalog, const std::filesystem::path& data_dir) {
   for (int64_t build = 1; build <= 2; ++build) {
     if (store.GetArtifact("shop", "1.0.0", build, "web").ok()) continue;
     REPRISE_RETURN_IF_ERROR(UploadDemoArtifact(catalog, data_dir, build));
+  }
+  return Status::Ok();
+}
+
+}  // namespace reprise
+
+namespace reprise {
+
+Status SeedDemoDeployments(Catalog& catalog, DeploymentEngine& engine) {
+  Store& store = catalog.store();
+  auto existing = store.ListDeployments({"shop", "", {}}, {1, 0});
+  if (!existing.ok()) return existing.status();
+  if (!existing->empty()) return Status::Ok();
+  const Actor demo{kActor, Role::kAdmin};
+  for (const char* stage : {"Integration", "Testing", "Production"}) {
+    DeployRequest req;
+    req.stage = stage;
+    req.force = true;
+    req.comment = "demo: the initial state";
+    auto d = engine.Request(demo, "shop", "1.0.0", 1, req);
+    if (!d.ok()) return d.status();
   }
   return Status::Ok();
 }

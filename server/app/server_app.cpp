@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 
 #include "server/api/auth.h"
@@ -11,6 +12,8 @@
 #include "server/artifacts/blob_store.h"
 #include "agents/deployer/archive.h"
 #include "server/catalog/catalog.h"
+#include "server/engine/engine.h"
+#include "server/hub/agent_hub.h"
 #include "server/store/store.h"
 #include "server/web/web_ui.h"
 
@@ -24,6 +27,9 @@ struct ServerApp::Impl {
   std::unique_ptr<BlobStore> blobs;
   ArchiveLimits archive_limits;
   std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<AgentHub> hub;
+  std::unique_ptr<DeploymentEngine> engine;
+  std::atomic<DeploymentEngine*> progress_sink{nullptr};
   std::unique_ptr<WebUi> web;
   std::unique_ptr<HttpServer> http;
   ApiContext api;
@@ -65,8 +71,39 @@ Status ServerApp::Start() {
       CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
   if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
 
+  AgentHubOptions hub_options;
+  hub_options.store = impl_->store.get();
+  hub_options.blobs = impl_->blobs.get();
+  hub_options.clock = o.clock;
+  hub_options.host = o.agent_host;
+  hub_options.port = o.agent_port;
+  hub_options.data_dir = o.data_dir;
+  hub_options.tls = o.agent_tls;
+  hub_options.local_agent = o.local_agent;
+  hub_options.fsync = o.fsync;
+  Impl* self = impl_.get();
+  hub_options.on_progress = [self](const std::string& target, const TransferProgress& p) {
+    if (DeploymentEngine* e = self->progress_sink.load()) e->ReportProgress(target, p);
+  };
+  auto hub = AgentHub::Start(std::move(hub_options));
+  if (!hub.ok()) return hub.status().WithContext("agent hub");
+  impl_->hub = std::move(hub).value();
+
+  EngineOptions engine_options;
+  engine_options.store = impl_->store.get();
+  engine_options.hub = impl_->hub.get();
+  engine_options.clock = o.clock;
+  engine_options.workers = o.engine_workers;
+  auto engine = DeploymentEngine::Start(engine_options);
+  if (!engine.ok()) return engine.status().WithContext("deployment engine");
+  impl_->engine = std::move(engine).value();
+  impl_->progress_sink = impl_->engine.get();
+  if (o.demo && o.local_agent)
+    REPRISE_RETURN_IF_ERROR(SeedDemoDeployments(*impl_->catalog, *impl_->engine).WithContext("demo"));
+
   impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), impl_->blobs.get(),
-                          o.clock,          &impl_->archive_limits, o.max_artifact_bytes};
+                          o.clock,          &impl_->archive_limits, o.max_artifact_bytes,
+                          impl_->engine.get()};
   HttpServerOptions http;
   http.host = o.http_host;
   http.port = o.http_port;
@@ -84,6 +121,7 @@ Status ServerApp::Start() {
   http.static_files = [web](const HttpRequest& req) { return web->ServeStatic(req); };
   http.routes = ApiRoutes(impl_->api);
   for (auto& route : web->Routes()) http.routes.push_back(std::move(route));
+  for (auto& route : impl_->hub->Routes()) http.routes.push_back(std::move(route));
   impl_->route_table.clear();
   for (const auto& r : http.routes)
     impl_->route_table.push_back(
@@ -98,6 +136,9 @@ Status ServerApp::Start() {
       std::printf("admin API token: %s\n", impl_->token_file.c_str());
     else
       std::printf("admin API token: from REPRISE_ADMIN_TOKEN\n");
+    if (impl_->hub->port() > 0)
+      std::printf("agents connect to port %d (certificate sha256 %s)\n", impl_->hub->port(),
+                  impl_->hub->cert_fingerprint().c_str());
     if (!boot->password_file.empty())
       std::printf("admin web password: %s\n", boot->password_file.c_str());
     std::fflush(stdout);
@@ -106,7 +147,18 @@ Status ServerApp::Start() {
 }
 
 void ServerApp::Stop() {
-  if (impl_ && impl_->http) impl_->http->Stop();
+  if (!impl_) return;
+  // Stop taking requests, then stop deployments, then the agent channel.
+  if (impl_->http) impl_->http->Stop();
+  impl_->progress_sink = nullptr;
+  if (impl_->engine) impl_->engine->Stop();
+  if (impl_->hub) impl_->hub->Stop();
+}
+
+int ServerApp::agent_port() const { return impl_->hub ? impl_->hub->port() : 0; }
+
+std::string ServerApp::agent_cert_fingerprint() const {
+  return impl_->hub ? impl_->hub->cert_fingerprint() : std::string();
 }
 
 Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir) {

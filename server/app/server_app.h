@@ -19,7 +19,9 @@ struct ServerOptions {
   std::filesystem::path data_dir = "./var";
   std::string http_host = "127.0.0.1";
   int http_port = 8080;  // 0: any free port
-  int agent_port = 8081;
+  int agent_port = 8081;  // 0: any free port; -1: no agent listener
+  std::string agent_host = "0.0.0.0";
+  bool agent_tls = true;  // plain TCP is accepted only on a loopback agent_host
   bool local_agent = false;
   bool demo = false;
   std::string admin_token;  // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
@@ -28,6 +30,8 @@ struct ServerOptions {
   int64_t max_json_body = 1 << 20;
   uint64_t max_artifact_bytes = 8ULL << 30;
   bool quiet = false;  // no start-up banner (tests)
+  int engine_workers = 4;
+  bool fsync = true;  // the local agent's extraction (tests may turn it off)
 };
 
 struct VerifySummary {
@@ -48,6 +52,9 @@ class ServerApp {
   void Stop();
 
   int http_port() const;
+  int agent_port() const;
+  // What agents pin: the SHA-256 of the server's TLS certificate.
+  std::string agent_cert_fingerprint() const;
   struct RouteInfo {
     std::string method;
     std::string pattern;

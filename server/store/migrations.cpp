@@ -168,6 +168,28 @@ CREATE TABLE enroll_tokens (
 );
 ALTER TABLE agents ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
 )sql",
+      // 3: what the engine needs beside the initial deployment tables.
+      R"sql(
+ALTER TABLE deployments ADD COLUMN targets_csv TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployments ADD COLUMN automatic INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deployment_logs ADD COLUMN level TEXT NOT NULL DEFAULT 'info';
+CREATE INDEX deployment_targets_by_target ON deployment_targets(target, status);
+CREATE INDEX approvals_by_deployment ON approvals(deployment_id);
+CREATE INDEX deployments_scheduled ON deployments(scheduled_at) WHERE status = 'scheduled';
+-- What each target holds, as its agent reported it after the last deployment.
+CREATE TABLE target_states (
+  target TEXT PRIMARY KEY,
+  application TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  deployment_id INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  release_dir TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX target_states_by_stage ON target_states(application, stage);
+)sql",
   };
   return kMigrations;
 }

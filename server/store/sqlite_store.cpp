@@ -410,6 +410,357 @@ class SqliteStore final : public Store {
         [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
   }
 
+
+  // ---- retention helpers
+  Status DeleteArtifacts(const std::string& app, const std::string& release,
+                         int64_t build) override {
+    return Write("delete artifacts", [&] {
+      SQLite::Statement q(*db_,
+                          "DELETE FROM artifacts WHERE application=? AND release=? AND build=?");
+      q.bind(1, app);
+      q.bind(2, release);
+      q.bind(3, build);
+      q.exec();
+      return Status::Ok();
+    });
+  }
+  Result<std::vector<BuildRecord>> ListAllBuilds() override {
+    return Many<BuildRecord>(
+        "SELECT application, release, number, variables_json, created_at, created_by FROM builds "
+        "ORDER BY created_at, application, release, number",
+        [](SQLite::Statement&) {}, ReadBuild);
+  }
+
+  // ---- deployments
+  Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d) override {
+    DeploymentRecord stored = d;
+    Status st = Write("create deployment", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO deployments(application, release, build, stage, kind, "
+                          "status, scheduled_at, expires_after_ms, forced, context_choice, "
+                          "variables_json, comment, requested_by, created_at, targets_csv, "
+                          "automatic) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      q.bind(1, d.application);
+      q.bind(2, d.release);
+      q.bind(3, d.build);
+      q.bind(4, d.stage);
+      q.bind(5, d.kind);
+      q.bind(6, d.status);
+      if (d.scheduled_at != 0) q.bind(7, d.scheduled_at); else q.bind(7);
+      q.bind(8, d.expires_after_ms);
+      q.bind(9, d.forced ? 1 : 0);
+      q.bind(10, d.context_choice);
+      q.bind(11, d.variables_json);
+      q.bind(12, d.comment);
+      q.bind(13, d.requested_by);
+      q.bind(14, d.created_at);
+      q.bind(15, d.targets_csv);
+      q.bind(16, d.automatic ? 1 : 0);
+      q.exec();
+      stored.id = db_->getLastInsertRowid();
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return stored;
+  }
+  Result<DeploymentRecord> GetDeployment(int64_t id) override {
+    return One<DeploymentRecord>(std::string(kDeploymentColumns) + " WHERE id=?",
+                                 [&](SQLite::Statement& q) { q.bind(1, id); }, ReadDeployment,
+                                 "deployment " + std::to_string(id));
+  }
+  Result<std::vector<DeploymentRecord>> ListDeployments(const DeploymentFilter& f,
+                                                       const Page& page) override {
+    std::string sql = std::string(kDeploymentColumns) +
+                      " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2)";
+    if (!f.statuses.empty()) {
+      sql += " AND status IN (";
+      for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
+      sql += ")";
+    }
+    sql += " ORDER BY id DESC LIMIT ? OFFSET ?";
+    return Many<DeploymentRecord>(
+        sql,
+        [&](SQLite::Statement& q) {
+          q.bind(1, f.application);
+          q.bind(2, f.stage);
+          int i = 3;
+          for (const auto& st : f.statuses) q.bind(i++, st);
+          BindPage(q, i, page);
+        },
+        ReadDeployment);
+  }
+  Result<bool> TransitionDeployment(int64_t id, const std::vector<std::string>& from,
+                                    const std::string& to, int64_t started_at,
+                                    int64_t finished_at, const std::string& error) override {
+    bool changed = false;
+    Status st = Write("transition deployment", [&] {
+      std::string sql =
+          "UPDATE deployments SET status=?1, started_at=CASE WHEN ?2 != 0 THEN ?2 ELSE "
+          "started_at END, finished_at=CASE WHEN ?3 != 0 THEN ?3 ELSE finished_at END, "
+          "error=CASE WHEN ?4 != '' THEN ?4 ELSE error END WHERE id=?5 AND status IN (";
+      for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+      sql += ")";
+      SQLite::Statement q(*db_, sql);
+      q.bind(1, to);
+      q.bind(2, started_at);
+      q.bind(3, finished_at);
+      q.bind(4, error);
+      q.bind(5, id);
+      int i = 6;
+      for (const auto& f : from) q.bind(i++, f);
+      changed = q.exec() == 1;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return changed;
+  }
+  Result<std::vector<DeploymentRecord>> DueScheduled(int64_t until, int64_t limit) override {
+    return Many<DeploymentRecord>(
+        std::string(kDeploymentColumns) +
+            " WHERE status='scheduled' AND scheduled_at<=? ORDER BY scheduled_at, id LIMIT ?",
+        [&](SQLite::Statement& q) {
+          q.bind(1, until);
+          q.bind(2, limit);
+        },
+        ReadDeployment);
+  }
+  Result<int64_t> NextScheduledAt() override {
+    int64_t next = 0;
+    Status st = Read("next scheduled", [&] {
+      SQLite::Statement q(*db_,
+                          "SELECT COALESCE(MIN(scheduled_at), 0) FROM deployments "
+                          "WHERE status='scheduled'");
+      if (q.executeStep()) next = q.getColumn(0).getInt64();
+    });
+    if (!st.ok()) return st;
+    return next;
+  }
+  Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) override {
+    bool changed = false;
+    Status st = Write("reschedule deployment", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE deployments SET scheduled_at=? WHERE id=? AND "
+                          "status='scheduled'");
+      q.bind(1, scheduled_at);
+      q.bind(2, id);
+      changed = q.exec() == 1;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return changed;
+  }
+  Status SetDeploymentContext(int64_t id, const std::string& context_json,
+                              const std::string& kind) override {
+    return Write("set deployment context", [&] {
+      SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
+      q.bind(1, context_json);
+      q.bind(2, kind);
+      q.bind(3, id);
+      if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+      return Status::Ok();
+    });
+  }
+  Status PutDeploymentTarget(const DeploymentTargetRecord& t) override {
+    return Write("put deployment target", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO deployment_targets(deployment_id, target, status, message, "
+                          "release_dir, manifest_sha256, started_at, finished_at) "
+                          "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(deployment_id, target) DO UPDATE "
+                          "SET status=excluded.status, message=excluded.message, "
+                          "release_dir=excluded.release_dir, "
+                          "manifest_sha256=excluded.manifest_sha256, "
+                          "started_at=excluded.started_at, finished_at=excluded.finished_at");
+      q.bind(1, t.deployment_id);
+      q.bind(2, t.target);
+      q.bind(3, t.status);
+      q.bind(4, t.message);
+      q.bind(5, t.release_dir);
+      q.bind(6, t.manifest_sha256);
+      if (t.started_at) q.bind(7, t.started_at); else q.bind(7);
+      if (t.finished_at) q.bind(8, t.finished_at); else q.bind(8);
+      q.exec();
+      return Status::Ok();
+    });
+  }
+  Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) override {
+    return Many<DeploymentTargetRecord>(
+        "SELECT deployment_id, target, status, message, release_dir, manifest_sha256, "
+        "COALESCE(started_at, 0), COALESCE(finished_at, 0) FROM deployment_targets "
+        "WHERE deployment_id=? ORDER BY target",
+        [&](SQLite::Statement& q) { q.bind(1, id); },
+        [](SQLite::Statement& q) {
+          return DeploymentTargetRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getString(),
+                                        q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                        q.getColumn(4).getString(), q.getColumn(5).getString(),
+                                        q.getColumn(6).getInt64(),  q.getColumn(7).getInt64()};
+        });
+  }
+  Result<int64_t> AppendDeploymentLog(const DeploymentLogRecord& l) override {
+    int64_t seq = 0;
+    Status st = Write("append deployment log", [&] {
+      SQLite::Statement next(*db_,
+                             "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_logs "
+                             "WHERE deployment_id=?");
+      next.bind(1, l.deployment_id);
+      next.executeStep();
+      seq = next.getColumn(0).getInt64();
+      SQLite::Statement q(*db_,
+                          "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+                          "level) VALUES(?,?,?,?,?,?)");
+      q.bind(1, l.deployment_id);
+      q.bind(2, seq);
+      q.bind(3, l.at);
+      q.bind(4, l.target);
+      q.bind(5, l.text);
+      q.bind(6, l.level);
+      q.exec();
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return seq;
+  }
+  Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
+                                                            int64_t limit) override {
+    return Many<DeploymentLogRecord>(
+        "SELECT deployment_id, seq, at, target, level, line FROM deployment_logs "
+        "WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
+        [&](SQLite::Statement& q) {
+          q.bind(1, id);
+          q.bind(2, after_seq);
+          q.bind(3, limit);
+        },
+        [](SQLite::Statement& q) {
+          return DeploymentLogRecord{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(),
+                                     q.getColumn(2).getInt64(), q.getColumn(3).getString(),
+                                     q.getColumn(4).getString(), q.getColumn(5).getString()};
+        });
+  }
+  Result<ApprovalRecord> AddApproval(const ApprovalRecord& a) override {
+    ApprovalRecord stored = a;
+    Status st = Write("add approval", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
+                          "VALUES(?,?,?,?,?)");
+      q.bind(1, a.deployment_id);
+      q.bind(2, a.user);
+      q.bind(3, a.decision);
+      q.bind(4, a.comment);
+      q.bind(5, a.at);
+      q.exec();
+      stored.id = db_->getLastInsertRowid();
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return stored;
+  }
+  Result<std::vector<ApprovalRecord>> ListApprovals(int64_t deployment_id) override {
+    return Many<ApprovalRecord>(
+        "SELECT id, deployment_id, user, decision, comment, at, revoked FROM approvals "
+        "WHERE deployment_id=? ORDER BY id",
+        [&](SQLite::Statement& q) { q.bind(1, deployment_id); },
+        [](SQLite::Statement& q) {
+          return ApprovalRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),
+                                q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                q.getColumn(4).getString(), q.getColumn(5).getInt64(),
+                                q.getColumn(6).getInt() != 0};
+        });
+  }
+  Result<int64_t> RevokeApprovals(int64_t deployment_id, const std::string& user) override {
+    int64_t n = 0;
+    Status st = Write("revoke approvals", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND user=? AND "
+                          "revoked=0");
+      q.bind(1, deployment_id);
+      q.bind(2, user);
+      n = q.exec();
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return n;
+  }
+  Result<std::vector<TargetCurrent>> CurrentBuilds(const std::string& app,
+                                                  const std::string& stage) override {
+    return Many<TargetCurrent>(
+        "SELECT target, release, build, deployment_id, at, by FROM target_states "
+        "WHERE application=? AND stage=? ORDER BY target",
+        [&](SQLite::Statement& q) {
+          q.bind(1, app);
+          q.bind(2, stage);
+        },
+        [](SQLite::Statement& q) {
+          return TargetCurrent{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                               q.getColumn(2).getInt64(),  q.getColumn(3).getInt64(),
+                               q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
+        });
+  }
+  Status PutTargetState(const std::string& app, const std::string& stage, const TargetCurrent& c,
+                        const std::string& release_dir) override {
+    return Write("put target state", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO target_states(target, application, stage, release, build, "
+                          "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
+                          "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
+                          "stage=excluded.stage, release=excluded.release, build=excluded.build, "
+                          "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
+                          "release_dir=excluded.release_dir");
+      q.bind(1, c.target);
+      q.bind(2, app);
+      q.bind(3, stage);
+      q.bind(4, c.release);
+      q.bind(5, c.build);
+      q.bind(6, c.deployment_id);
+      q.bind(7, c.at);
+      q.bind(8, c.by);
+      q.bind(9, release_dir);
+      q.exec();
+      return Status::Ok();
+    });
+  }
+  Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app, const std::string& stage,
+                                                 int64_t limit) override {
+    return Many<StageBuild>(
+        "SELECT release, build, id, finished, requested_by FROM ("
+        " SELECT release, build, id, COALESCE(finished_at, 0) AS finished, requested_by,"
+        "   ROW_NUMBER() OVER (PARTITION BY release, build ORDER BY COALESCE(finished_at, 0) "
+        "   DESC, id DESC) AS rn FROM deployments"
+        " WHERE application=? AND stage=? AND status='succeeded')"
+        " WHERE rn=1 ORDER BY finished DESC, id DESC LIMIT ?",
+        [&](SQLite::Statement& q) {
+          q.bind(1, app);
+          q.bind(2, stage);
+          q.bind(3, limit);
+        },
+        [](SQLite::Statement& q) {
+          return StageBuild{q.getColumn(0).getString(), q.getColumn(1).getInt64(),
+                            q.getColumn(2).getInt64(), q.getColumn(3).getInt64(),
+                            q.getColumn(4).getString()};
+        });
+  }
+  Result<DeploymentRecord> LastSuccess(const std::string& app, const std::string& release,
+                                       int64_t build, const std::string& stage) override {
+    return One<DeploymentRecord>(
+        std::string(kDeploymentColumns) +
+            " WHERE application=? AND release=? AND build=? AND stage=? AND status='succeeded' "
+            "ORDER BY COALESCE(finished_at, 0) DESC, id DESC LIMIT 1",
+        [&](SQLite::Statement& q) {
+          q.bind(1, app);
+          q.bind(2, release);
+          q.bind(3, build);
+          q.bind(4, stage);
+        },
+        ReadDeployment, "a successful deployment of that build to stage '" + stage + "'");
+  }
+  Status SetHolds(const std::string& app, const std::string& hold_json) override {
+    return Write("set holds", [&] {
+      SQLite::Statement q(*db_, "UPDATE applications SET hold_json=? WHERE name=?");
+      q.bind(1, hold_json);
+      q.bind(2, app);
+      if (q.exec() != 1) return NotFound("application '" + app + "' not found");
+      return Status::Ok();
+    });
+  }
+
   // ---- users and tokens
   Status CreateUser(const UserRecord& u) override {
     return Write("create user", [&] {
@@ -502,6 +853,38 @@ class SqliteStore final : public Store {
   static constexpr const char* kArtifactColumns =
       "SELECT application, release, build, name, sha256, size, file_count, manifest_json, "
       "created_at, created_by FROM artifacts";
+
+  static constexpr const char* kDeploymentColumns =
+      "SELECT id, application, release, build, stage, kind, status, COALESCE(scheduled_at, 0), "
+      "expires_after_ms, forced, context_choice, variables_json, comment, requested_by, "
+      "created_at, COALESCE(started_at, 0), COALESCE(finished_at, 0), COALESCE(context_json, ''), "
+      "error, targets_csv, automatic FROM deployments";
+
+  static DeploymentRecord ReadDeployment(SQLite::Statement& q) {
+    DeploymentRecord d;
+    d.id = q.getColumn(0).getInt64();
+    d.application = q.getColumn(1).getString();
+    d.release = q.getColumn(2).getString();
+    d.build = q.getColumn(3).getInt64();
+    d.stage = q.getColumn(4).getString();
+    d.kind = q.getColumn(5).getString();
+    d.status = q.getColumn(6).getString();
+    d.scheduled_at = q.getColumn(7).getInt64();
+    d.expires_after_ms = q.getColumn(8).getInt64();
+    d.forced = q.getColumn(9).getInt() != 0;
+    d.context_choice = q.getColumn(10).getString();
+    d.variables_json = q.getColumn(11).getString();
+    d.comment = q.getColumn(12).getString();
+    d.requested_by = q.getColumn(13).getString();
+    d.created_at = q.getColumn(14).getInt64();
+    d.started_at = q.getColumn(15).getInt64();
+    d.finished_at = q.getColumn(16).getInt64();
+    d.context_json = q.getColumn(17).getString();
+    d.error = q.getColumn(18).getString();
+    d.targets_csv = q.getColumn(19).getString();
+    d.automatic = q.getColumn(20).getInt() != 0;
+    return d;
+  }
 
   static void BindPage(SQLite::Statement& q, int index, const Page& page) {
     q.bind(index, ClampLimit(page));

@@ -130,6 +130,87 @@ struct AuditRecord {
   std::string summary;
 };
 
+// One execution of a build's plan on one stage.
+struct DeploymentRecord {
+  int64_t id = 0;
+  std::string application;
+  std::string release;
+  int64_t build = 0;
+  std::string stage;
+  std::string kind;    // promote | redeploy | rollback
+  std::string status;  // scheduled | waiting | queued | running | succeeded | failed |
+                       // cancelled | interrupted | expired
+  int64_t scheduled_at = 0;  // 0: now
+  int64_t expires_after_ms = 3600000;
+  bool forced = false;
+  std::string context_choice = "as-deployed";  // as-deployed | current
+  std::string variables_json = "{}";           // the deployment scope
+  std::string comment;
+  std::string requested_by;
+  int64_t created_at = 0;
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
+  std::string context_json;  // the resolved ExecutionContext, once started
+  std::string error;         // why it failed, was cancelled or expired (masked)
+  std::string targets_csv;   // the stage's targets when requested, in lock order
+  bool automatic = false;    // created by auto-promotion
+};
+
+struct DeploymentFilter {
+  std::string application;
+  std::string stage;
+  std::vector<std::string> statuses;  // any of; empty: all
+};
+
+struct DeploymentTargetRecord {
+  int64_t deployment_id = 0;
+  std::string target;
+  std::string status;  // pending | running | succeeded | failed | cancelled | interrupted
+  std::string message;
+  std::string release_dir;
+  std::string manifest_sha256;
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
+};
+
+struct DeploymentLogRecord {
+  int64_t deployment_id = 0;
+  int64_t seq = 0;
+  int64_t at = 0;
+  std::string target;
+  std::string level;  // info | warning | error | output
+  std::string text;   // already masked
+};
+
+struct ApprovalRecord {
+  int64_t id = 0;
+  int64_t deployment_id = 0;
+  std::string user;
+  std::string decision;  // approved | rejected
+  std::string comment;
+  int64_t at = 0;
+  bool revoked = false;
+};
+
+// A target's build as the deployments recorded it.
+struct TargetCurrent {
+  std::string target;
+  std::string release;
+  int64_t build = 0;
+  int64_t deployment_id = 0;
+  int64_t at = 0;
+  std::string by;
+};
+
+// A build that succeeded on a stage, newest success first.
+struct StageBuild {
+  std::string release;
+  int64_t build = 0;
+  int64_t deployment_id = 0;
+  int64_t at = 0;
+  std::string by;
+};
+
 struct AuditFilter {
   std::string action_prefix;
   std::string subject;
@@ -189,6 +270,12 @@ class Store {
   virtual Result<std::vector<ArtifactRecord>> ListArtifacts(const std::string& app,
                                                            const std::string& release,
                                                            int64_t build) = 0;
+  // Removes a build's artifact records (retention); the blobs are removed by
+  // the caller once no record refers to them.
+  virtual Status DeleteArtifacts(const std::string& app, const std::string& release,
+                                 int64_t build) = 0;
+  // Every build of every application, oldest first (retention).
+  virtual Result<std::vector<BuildRecord>> ListAllBuilds() = 0;
   // Every sha256 still referenced by an artifact record.
   virtual Result<std::vector<std::string>> ReferencedBlobs() = 0;
 
@@ -200,6 +287,56 @@ class Store {
   virtual Result<TokenRecord> CreateToken(const TokenRecord& token) = 0;
   // Looks a token up by its hash; kNotFound when unknown.
   virtual Result<TokenRecord> FindTokenByHash(const std::string& token_hash) = 0;
+
+  // ---- deployments
+  // Assigns the id.
+  virtual Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& deployment) = 0;
+  virtual Result<DeploymentRecord> GetDeployment(int64_t id) = 0;
+  // Newest first.
+  virtual Result<std::vector<DeploymentRecord>> ListDeployments(const DeploymentFilter& filter,
+                                                               const Page& page) = 0;
+  // Compare-and-set: changes the status to `to` only when it is one of
+  // `from`, in one IMMEDIATE transaction, so each transition happens once.
+  // Sets started_at / finished_at when given (non-zero) and `error` when
+  // non-empty. Returns false when the status was not one of `from`.
+  virtual Result<bool> TransitionDeployment(int64_t id, const std::vector<std::string>& from,
+                                            const std::string& to, int64_t started_at = 0,
+                                            int64_t finished_at = 0,
+                                            const std::string& error = "") = 0;
+  // Scheduled deployments due at or before `until` (unix ms), earliest first.
+  virtual Result<std::vector<DeploymentRecord>> DueScheduled(int64_t until, int64_t limit) = 0;
+  // The earliest scheduled time of any scheduled deployment; 0 when none.
+  virtual Result<int64_t> NextScheduledAt() = 0;
+  // Moves a scheduled deployment (compare-and-set on status 'scheduled').
+  virtual Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) = 0;
+  virtual Status SetDeploymentContext(int64_t id, const std::string& context_json,
+                                      const std::string& kind) = 0;
+  virtual Status PutDeploymentTarget(const DeploymentTargetRecord& target) = 0;
+  virtual Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) = 0;
+  // Appends a line and returns its sequence number (1, 2, ...).
+  virtual Result<int64_t> AppendDeploymentLog(const DeploymentLogRecord& line) = 0;
+  virtual Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
+                                                                    int64_t limit) = 0;
+  virtual Result<ApprovalRecord> AddApproval(const ApprovalRecord& approval) = 0;
+  virtual Result<std::vector<ApprovalRecord>> ListApprovals(int64_t deployment_id) = 0;
+  // Revokes the user's standing approvals of a deployment; returns how many.
+  virtual Result<int64_t> RevokeApprovals(int64_t deployment_id, const std::string& user) = 0;
+
+  // What the targets of an application's stage hold (target_states).
+  virtual Result<std::vector<TargetCurrent>> CurrentBuilds(const std::string& app,
+                                                          const std::string& stage) = 0;
+  // Records what a target holds now.
+  virtual Status PutTargetState(const std::string& app, const std::string& stage,
+                                const TargetCurrent& current, const std::string& release_dir) = 0;
+  // Builds that succeeded on the stage, newest success first, one entry each.
+  virtual Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app,
+                                                         const std::string& stage,
+                                                         int64_t limit) = 0;
+  // The build's newest succeeded deployment to the stage; kNotFound if none.
+  virtual Result<DeploymentRecord> LastSuccess(const std::string& app, const std::string& release,
+                                               int64_t build, const std::string& stage) = 0;
+  // The automatic-promotion holds of an application: {"Stage": {...}}.
+  virtual Status SetHolds(const std::string& app, const std::string& hold_json) = 0;
 
   virtual Status AppendAudit(const AuditRecord& entry) = 0;
   // Newest first.

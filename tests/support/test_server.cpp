@@ -12,6 +12,9 @@ TestServer::TestServer(ServerOptions options) : options_(std::move(options)) {
   options_.http_host = "127.0.0.1";
   options_.http_port = 0;
   options_.agent_port = 0;
+  options_.agent_host = "127.0.0.1";
+  options_.agent_tls = false;
+  options_.fsync = false;
   options_.admin_token = kAdminToken;
   options_.quiet = true;
   app_ = std::make_unique<ServerApp>(options_);

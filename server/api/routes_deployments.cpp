@@ -1,0 +1,382 @@
+// Deploy, preview, deployments, approvals, live logs, holds, and what is
+// deployed where.
+#include <atomic>
+#include <set>
+
+#include "planner/execution_context.h"
+#include "server/api/json_io.h"
+#include "server/api/routes.h"
+#include "server/catalog/catalog.h"
+#include "server/engine/engine.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+namespace {
+
+constexpr const char* kBuildPath = "/api/v1/applications/{app}/releases/{rel}/builds/{n}";
+
+Result<int64_t> Number(const std::string& s, const char* what) {
+  if (s.empty() || s.size() > 12) return InvalidArgument(std::string(what) + " '" + s + "' is invalid");
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return InvalidArgument(std::string(what) + " '" + s + "' is invalid");
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+Actor ActorOf(const HttpRequest& req) { return {req.principal.user, req.principal.role}; }
+
+Json GatesJson(const std::vector<GateState>& gates) {
+  Json out = Json::array();
+  for (const auto& g : gates) out.push_back({{"gate", g.gate}, {"holds", g.holds}, {"detail", g.detail}});
+  return out;
+}
+
+Json DeploymentSummary(const DeploymentRecord& d) {
+  Json j = {{"id", d.id},
+            {"application", d.application},
+            {"release", d.release},
+            {"build", d.build},
+            {"stage", d.stage},
+            {"kind", d.kind},
+            {"status", d.status},
+            {"forced", d.forced},
+            {"automatic", d.automatic},
+            {"context", d.context_choice},
+            {"comment", d.comment},
+            {"requested_by", d.requested_by},
+            {"created_at", Time(d.created_at)},
+            {"scheduled_at", d.scheduled_at ? Json(Time(d.scheduled_at)) : Json(nullptr)},
+            {"expires_after_seconds", d.expires_after_ms / 1000},
+            {"started_at", d.started_at ? Json(Time(d.started_at)) : Json(nullptr)},
+            {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)},
+            {"targets", d.targets_csv.empty() ? Json::array() : Json::array()},
+            {"error", d.error}};
+  std::string csv = d.targets_csv;
+  size_t start = 0;
+  while (start < csv.size()) {
+    size_t comma = csv.find(',', start);
+    j["target_names"].push_back(csv.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (d.started_at && d.finished_at) j["duration_ms"] = d.finished_at - d.started_at;
+  return j;
+}
+
+Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRecord& d) {
+  Json j = DeploymentSummary(d);
+  auto targets = store.ListDeploymentTargets(d.id);
+  Json tj = Json::array();
+  std::set<std::string> seen;
+  if (targets.ok())
+    for (const auto& t : *targets) {
+      seen.insert(t.target);
+      Json one = {{"target", t.target}, {"status", t.status}, {"message", t.message},
+                  {"started_at", t.started_at ? Json(Time(t.started_at)) : Json(nullptr)},
+                  {"finished_at", t.finished_at ? Json(Time(t.finished_at)) : Json(nullptr)}};
+      if (auto p = engine.Progress(d.id, t.target))
+        one["progress"] = {{"phase", p->phase},           {"bytes_done", p->bytes_done},
+                           {"bytes_total", p->bytes_total}, {"files_done", p->files_done},
+                           {"files_total", p->files_total}};
+      tj.push_back(one);
+    }
+  if (j.contains("target_names"))
+    for (const auto& name : j["target_names"])
+      if (!seen.count(name.get<std::string>()))
+        tj.push_back({{"target", name}, {"status", "pending"}, {"message", ""}});
+  j["targets"] = tj;
+  auto approvals = store.ListApprovals(d.id);
+  j["approvals"] = Json::array();
+  if (approvals.ok())
+    for (const auto& a : *approvals)
+      j["approvals"].push_back({{"user", a.user}, {"decision", a.decision}, {"comment", a.comment},
+                                {"at", Time(a.at)}, {"revoked", a.revoked}});
+  if (d.status == "waiting" || d.status == "scheduled") {
+    auto gates = engine.Gates(d);
+    if (gates.ok()) j["gates"] = GatesJson(*gates);
+  }
+  if (auto m = engine.Manual(d.id))
+    j["manual"] = {{"message", m->message}, {"role", m->role}, {"step", m->step_id}};
+  if (!d.context_json.empty()) {
+    auto ctx = ContextFromJson(d.context_json);
+    if (ctx.ok()) j["execution_context"] = Json::parse(ContextToDisplayJson(*ctx), nullptr, false);
+  }
+  auto audit = store.ListAudit({"", "deployment " + std::to_string(d.id)}, {100, 0});
+  j["audit"] = Json::array();
+  if (audit.ok())
+    for (const auto& e : *audit)
+      j["audit"].push_back({{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action},
+                            {"summary", e.summary}});
+  return j;
+}
+
+Json LogLineJson(const DeploymentLogRecord& l) {
+  return {{"seq", l.seq}, {"at", Time(l.at)}, {"target", l.target}, {"level", l.level},
+          {"text", l.text}};
+}
+
+bool IsFinalStatus(const std::string& s) {
+  return s == "succeeded" || s == "failed" || s == "cancelled" || s == "interrupted" ||
+         s == "expired";
+}
+
+Result<std::optional<TimePoint>> AtField(const Json& body) {
+  auto it = body.find("at");
+  if (it == body.end() || it->is_null()) return std::optional<TimePoint>();
+  if (!it->is_string()) return InvalidArgument("field 'at' must be an RFC 3339 string");
+  auto t = ParseRfc3339(it->get<std::string>());
+  if (!t)
+    return InvalidArgument("field 'at' must be RFC 3339 with an offset, e.g. "
+                           "2026-11-23T22:00:00+01:00; got '" +
+                           it->get<std::string>() + "'");
+  return std::optional<TimePoint>(*t);
+}
+
+}  // namespace
+
+std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
+  Store& store = *ctx.store;
+  DeploymentEngine& engine = *ctx.engine;
+  const Clock& clock = *ctx.clock;
+  std::vector<Route> r;
+  if (ctx.engine == nullptr) return r;
+  static std::atomic<int> open_streams{0};
+
+  r.push_back({"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto n, Number(req.Param("n"), "build number"));
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
+                 STATUS_OR_ERROR(CheckKeys(body, {"stage", "at", "force", "context", "variables",
+                                                  "comment", "expires_after_seconds"},
+                                           "deploy request"));
+                 DeployRequest dr;
+                 TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
+                 TRY_OR_ERROR(dr.at, AtField(body));
+                 TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
+                 TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
+                 TRY_OR_ERROR(dr.variables, VariablesField(body));
+                 if (body.contains("force")) {
+                   if (!body["force"].is_boolean())
+                     return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
+                   dr.force = body["force"].get<bool>();
+                 }
+                 if (body.contains("expires_after_seconds")) {
+                   const auto& e = body["expires_after_seconds"];
+                   if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
+                     return HttpResponse::Error(InvalidArgument(
+                         "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
+                   dr.expires_after = std::chrono::seconds(e.get<int64_t>());
+                 }
+                 TRY_OR_ERROR(auto d, engine.Request(ActorOf(req), req.Param("app"),
+                                                     req.Param("rel"), n, dr));
+                 return Ok(DeploymentDetail(store, engine, d), 202);
+               }, nullptr});
+
+  r.push_back({"POST", std::string(kBuildPath) + "/preview", Role::kViewer, false,
+               [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto n, Number(req.Param("n"), "build number"));
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
+                 STATUS_OR_ERROR(CheckKeys(body, {"stage", "context"}, "preview request"));
+                 TRY_OR_ERROR(auto stage, StringField(body, "stage", true));
+                 TRY_OR_ERROR(auto choice, StringField(body, "context", false));
+                 TRY_OR_ERROR(auto p, engine.PreviewDeployment(req.Param("app"), req.Param("rel"),
+                                                               n, stage, choice));
+                 Json targets = Json::array();
+                 for (const auto& t : p.targets)
+                   targets.push_back({{"target", t.target}, {"current", t.current},
+                                      {"added", t.added}, {"overwritten", t.overwritten},
+                                      {"deleted", t.deleted}, {"unchanged", t.unchanged}});
+                 Json vars = Json::array();
+                 for (const auto& v : p.variables)
+                   vars.push_back({{"name", v.name}, {"scope", v.scope}, {"target", v.target},
+                                   {"change", v.change}, {"as_deployed", v.as_deployed},
+                                   {"current", v.current}});
+                 Json ops = Json::object();
+                 for (const auto& [target, lines] : p.operations) ops[target] = lines;
+                 return Ok({{"kind", p.kind},
+                            {"summary", p.summary},
+                            {"context", p.context_choice},
+                            {"targets", targets},
+                            {"variables", vars},
+                            {"gates", GatesJson(p.gates)},
+                            {"operations", ops},
+                            {"problems", p.problems}});
+               }, nullptr});
+
+  r.push_back({"GET", "/api/v1/deployments", Role::kViewer, false, [&](HttpRequest& req) {
+                 Page page = PageFrom(req);
+                 DeploymentFilter f;
+                 f.application = req.Query("application").value_or("");
+                 f.stage = req.Query("stage").value_or("");
+                 std::string statuses = req.Query("status").value_or("");
+                 size_t start = 0;
+                 while (start < statuses.size()) {
+                   size_t comma = statuses.find(',', start);
+                   f.statuses.push_back(statuses.substr(start, comma == std::string::npos ? comma : comma - start));
+                   if (comma == std::string::npos) break;
+                   start = comma + 1;
+                 }
+                 TRY_OR_ERROR(auto list, store.ListDeployments(f, page));
+                 Json items = Json::array();
+                 for (const auto& d : list) items.push_back(DeploymentSummary(d));
+                 return ListResponse(std::move(items), page);
+               }, nullptr});
+
+  r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                 TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                 return Ok(DeploymentDetail(store, engine, d));
+               }, nullptr});
+
+  r.push_back({"GET", "/api/v1/deployments/{id}/log", Role::kViewer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                 TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                 int64_t after = 0;
+                 if (auto a = req.Query("after")) {
+                   TRY_OR_ERROR(after, Number(*a, "after"));
+                 }
+                 if (auto last = req.Header("last-event-id")) {
+                   TRY_OR_ERROR(after, Number(*last, "Last-Event-ID"));
+                 }
+                 std::string accept = req.Header("accept").value_or("");
+                 if (accept.find("text/event-stream") == std::string::npos) {
+                   TRY_OR_ERROR(auto lines, store.ListDeploymentLog(id, after, 10000));
+                   Json out = Json::array();
+                   for (const auto& l : lines) out.push_back(LogLineJson(l));
+                   return Ok({{"deployment_id", id}, {"status", d.status}, {"lines", out}});
+                 }
+                 if (open_streams.load() >= ctx.max_log_streams)
+                   return HttpResponse::Error(503, "unavailable",
+                                              "too many live log streams are open; retry shortly");
+                 HttpResponse res;
+                 res.headers.emplace_back("Cache-Control", "no-cache");
+                 auto cursor = std::make_shared<int64_t>(after);
+                 auto counted = std::make_shared<bool>(false);
+                 res.stream = [&store, &engine, id, cursor, counted](
+                                  const std::function<bool(std::string_view)>& write) {
+                   if (!*counted) {
+                     *counted = true;
+                     ++open_streams;
+                   }
+                   struct Release {
+                     std::shared_ptr<bool> counted;
+                     bool done = false;
+                     ~Release() {
+                       if (done && *counted) {
+                         *counted = false;
+                         --open_streams;
+                       }
+                     }
+                   } release{counted};
+                   auto lines = store.ListDeploymentLog(id, *cursor, 500);
+                   if (lines.ok() && !lines->empty()) {
+                     for (const auto& l : *lines) {
+                       std::string event = "id: " + std::to_string(l.seq) +
+                                           "\nevent: line\ndata: " + LogLineJson(l).dump() + "\n\n";
+                       if (!write(event)) return release.done = true, false;
+                       *cursor = l.seq;
+                     }
+                     return true;
+                   }
+                   auto d = store.GetDeployment(id);
+                   if (!d.ok() || IsFinalStatus(d->status)) {
+                     std::string status = d.ok() ? d->status : "unknown";
+                     write("event: end\ndata: {\"status\":\"" + status + "\"}\n\n");
+                     release.done = true;
+                     return false;
+                   }
+                   if (!engine.WaitForLog(id, *cursor, std::chrono::seconds(15))) {
+                     if (!write(": keep-alive\n\n")) return release.done = true, false;
+                   }
+                   return true;
+                 };
+                 return res;
+               }, nullptr});
+
+  auto comment_of = [](const HttpRequest& req) -> Result<std::string> {
+    auto body = ParseJsonBody(req, true);
+    if (!body.ok()) return body.status();
+    Status keys = CheckKeys(*body, {"comment"}, "request");
+    if (!keys.ok()) return keys;
+    return StringField(*body, "comment", false);
+  };
+  auto action = [&](const char* path, Role role,
+                    std::function<Status(const Actor&, int64_t, const std::string&)> fn) {
+    r.push_back({"POST", std::string("/api/v1/deployments/{id}/") + path, role, false,
+                 [&, fn](HttpRequest& req) {
+                   TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                   TRY_OR_ERROR(auto comment, comment_of(req));
+                   STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
+                   TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                   return Ok(DeploymentDetail(store, engine, d));
+                 }, nullptr});
+  };
+  action("approve", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
+    return engine.Approve(a, id, c);
+  });
+  action("reject", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
+    return engine.Reject(a, id, c);
+  });
+  action("revoke-approval", Role::kDeployer,
+         [&](const Actor& a, int64_t id, const std::string&) { return engine.RevokeApproval(a, id); });
+  action("cancel", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
+    return engine.Cancel(a, id, c);
+  });
+  action("continue", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
+    return engine.Continue(a, id, c);
+  });
+
+  r.push_back({"PATCH", "/api/v1/deployments/{id}", Role::kDeployer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
+                 STATUS_OR_ERROR(CheckKeys(body, {"at"}, "deployment change"));
+                 TRY_OR_ERROR(auto at, AtField(body));
+                 if (!at) return HttpResponse::Error(InvalidArgument("missing field 'at'"));
+                 STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
+                 TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                 return Ok(DeploymentDetail(store, engine, d));
+               }, nullptr});
+
+  r.push_back({"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold",
+               Role::kReleaseManager, false, [&](HttpRequest& req) {
+                 STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage")));
+                 return Ok({{"application", req.Param("app")}, {"stage", req.Param("stage")},
+                            {"hold", nullptr}});
+               }, nullptr});
+  (void)clock;
+  return r;
+}
+
+// "stages" for GET /applications/{app}: what is deployed where.
+Json DeployedWhereJson(DeploymentEngine& engine, const std::string& app) {
+  Json stages = Json::array();
+  auto views = engine.DeployedWhere(app);
+  if (!views.ok()) return stages;
+  for (const auto& v : *views) {
+    Json targets = Json::array();
+    for (const auto& t : v.targets) {
+      Json current = nullptr;
+      if (t.build != 0)
+        current = {{"release", t.release}, {"build", t.build}, {"deployment_id", t.deployment_id},
+                   {"at", Time(t.at)}, {"by", t.by}};
+      targets.push_back({{"target", t.target}, {"current", current}});
+    }
+    Json candidates = Json::array();
+    for (const auto& b : v.rollback_candidates)
+      candidates.push_back({{"release", b.release}, {"build", b.build},
+                            {"deployment_id", b.deployment_id}, {"at", Time(b.at)}, {"by", b.by}});
+    stages.push_back({{"stage", v.stage},
+                      {"environment", v.environment},
+                      {"protected", v.is_protected},
+                      {"auto_promote", v.auto_promote},
+                      {"hold", v.hold_json.empty() ? Json(nullptr) : Json::parse(v.hold_json)},
+                      {"targets", targets},
+                      {"rollback_candidates", candidates}});
+  }
+  return stages;
+}
+
+}  // namespace reprise

@@ -1,0 +1,900 @@
+#include "server/engine/engine.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "planner/executor.h"
+#include "planner/plan.h"
+#include "server/catalog/catalog.h"
+#include "server/engine/engine_internal.h"
+#include "server/hub/agent_hub.h"
+
+namespace reprise {
+
+using namespace engine_internal;
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kMillisPerSecond = 1000;
+
+bool IsFinal(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cancelled" ||
+         status == "interrupted" || status == "expired";
+}
+
+}  // namespace
+
+// One deployment the engine is running right now.
+struct Running {
+  int64_t id = 0;
+  std::vector<std::string> targets;
+  CancelToken cancel;
+  std::mutex mu;
+  std::condition_variable manual_cv;
+  std::optional<PendingManual> manual;
+  enum class ManualAnswer { kNone, kContinue, kReject } answer = ManualAnswer::kNone;
+  std::string answer_by;
+  std::map<std::string, TransferProgress> progress;
+};
+
+// The `manual` step of one running deployment.
+class ManualGate final : public ManualContinuation {
+ public:
+  ManualGate(std::shared_ptr<Running> running, std::function<void(const std::string&)> log)
+      : running_(std::move(running)), log_(std::move(log)) {}
+
+  OperationOutcome WaitForContinue(const ManualRequest& request,
+                                   const CancelToken& cancel) override {
+    {
+      std::lock_guard lock(running_->mu);
+      running_->manual = PendingManual{request.message, request.role, request.step_id};
+      running_->answer = Running::ManualAnswer::kNone;
+    }
+    log_("waiting for someone" + (request.role.empty() ? std::string() : " with role " + request.role) +
+         " to continue: " + request.message);
+    std::unique_lock lock(running_->mu);
+    while (running_->answer == Running::ManualAnswer::kNone && !cancel.IsCancelled())
+      running_->manual_cv.wait_for(lock, std::chrono::milliseconds(200));
+    running_->manual.reset();
+    if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled while waiting"));
+    if (running_->answer == Running::ManualAnswer::kReject)
+      return OperationOutcome::Failed("rejected by " + running_->answer_by);
+    return OperationOutcome::Succeeded();
+  }
+
+ private:
+  std::shared_ptr<Running> running_;
+  std::function<void(const std::string&)> log_;
+};
+
+struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::Impl> {
+  EngineOptions o;
+  Store* store = nullptr;
+  const Clock* clock = nullptr;
+
+  mutable std::mutex mu;
+  std::condition_variable wake;  // control loop
+  std::condition_variable work_cv;
+  std::condition_variable idle_cv;
+  bool stopping = false;
+  bool poke = false;
+  std::set<std::string> busy_targets;
+  std::map<int64_t, std::shared_ptr<Running>> running;
+  std::map<std::string, int64_t> target_deployment;  // busy target -> deployment
+  std::deque<int64_t> work;
+  std::map<int64_t, std::string> gate_summaries;  // last logged, to avoid repeating
+  TimePoint last_recheck{};
+
+  mutable std::mutex log_mu;
+  mutable std::condition_variable log_cv;
+
+  std::vector<std::thread> threads;
+
+  int64_t Now() const { return ToUnixMillis(clock->Now()); }
+
+  void Log(int64_t id, const std::string& target, const std::string& level,
+           const std::string& text) {
+    DeploymentLogRecord line{id, 0, Now(), target, level, text};
+    auto seq = store->AppendDeploymentLog(line);
+    (void)seq;
+    log_cv.notify_all();
+  }
+
+  void Audit(const std::string& actor, const std::string& action, int64_t id,
+             const std::string& summary) {
+    Status st = store->AppendAudit({0, Now(), actor, action, "deployment " + std::to_string(id),
+                                    summary});
+    (void)st;
+  }
+
+  void Wake() {
+    {
+      std::lock_guard lock(mu);
+      poke = true;
+    }
+    wake.notify_all();
+  }
+
+  // ---- gates
+  void EvaluateWaiting(int64_t id) {
+    auto d = store->GetDeployment(id);
+    if (!d.ok() || d->status != "waiting") return;
+    auto spec = ReleaseSpec(*store, d->application, d->release);
+    if (!spec.ok()) {
+      Finish(*d, "failed", spec.status().message(), {"waiting"});
+      return;
+    }
+    const StageSpec* stage = spec->FindStage(d->stage);
+    if (stage == nullptr) {
+      Finish(*d, "failed", "stage '" + d->stage + "' is not in the release's pipeline",
+             {"waiting"});
+      return;
+    }
+    std::string rejected;
+    auto gates = EvaluateGates(*store, *clock, *d, *spec, *stage, &rejected);
+    if (!rejected.empty()) {
+      Finish(*d, "cancelled", "rejected by " + rejected, {"waiting"});
+      return;
+    }
+    bool all = std::all_of(gates.begin(), gates.end(), [](const GateState& g) { return g.holds; });
+    if (all) {
+      auto moved = store->TransitionDeployment(id, {"waiting"}, "queued");
+      if (moved.ok() && *moved) {
+        Log(id, "", "info", gates.empty() ? "queued" : "gates hold; queued");
+        std::lock_guard lock(mu);
+        gate_summaries.erase(id);
+      }
+      Wake();
+      return;
+    }
+    std::string summary;
+    for (const auto& g : gates)
+      if (!g.holds) summary += (summary.empty() ? "" : "; ") + g.gate + ": " + g.detail;
+    bool changed;
+    {
+      std::lock_guard lock(mu);
+      changed = gate_summaries[id] != summary;
+      gate_summaries[id] = summary;
+    }
+    if (changed) Log(id, "", "info", "waiting for gates: " + summary);
+  }
+
+  // ---- final states
+  void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
+              const std::vector<std::string>& from) {
+    auto moved = store->TransitionDeployment(d.id, from, status, 0, Now(), error);
+    if (moved.ok() && *moved) {
+      Log(d.id, "", status == "succeeded" ? "info" : "error",
+          status + (error.empty() ? "" : ": " + error));
+    }
+    log_cv.notify_all();
+  }
+
+  // ---- scheduler
+  void FireDue() {
+    for (;;) {
+      auto due = store->DueScheduled(Now(), 500);
+      if (!due.ok() || due->empty()) return;
+      for (const auto& d : *due) {
+        int64_t late = Now() - d.scheduled_at;
+        if (late > d.expires_after_ms) {
+          std::string why = "fell due at " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) +
+                            " but did not start within its expiry window of " +
+                            std::to_string(d.expires_after_ms / kMillisPerSecond) + " s";
+          auto moved = store->TransitionDeployment(d.id, {"scheduled"}, "expired", 0, Now(), why);
+          if (moved.ok() && *moved) {
+            Log(d.id, "", "warning", "expired: " + why);
+            Audit("scheduler", "deployment.expire", d.id, why);
+          }
+          continue;
+        }
+        auto moved = store->TransitionDeployment(d.id, {"scheduled"}, "waiting");
+        if (moved.ok() && *moved) {
+          Log(d.id, "", "info",
+              "scheduled time " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) + " reached");
+          EvaluateWaiting(d.id);
+        }
+      }
+      if (due->size() < 500) return;
+    }
+  }
+
+  void RecheckWaiting() {
+    auto waiting = store->ListDeployments({"", "", {"waiting"}}, {1000, 0});
+    if (!waiting.ok()) return;
+    for (auto it = waiting->rbegin(); it != waiting->rend(); ++it) EvaluateWaiting(it->id);
+  }
+
+  // ---- dispatcher: FIFO per target, a deployment takes all its targets at once
+  void Dispatch() {
+    auto queued = store->ListDeployments({"", "", {"queued"}}, {1000, 0});
+    if (!queued.ok()) return;
+    std::reverse(queued->begin(), queued->end());  // oldest first
+    std::lock_guard lock(mu);
+    if (stopping) return;
+    std::set<std::string> claimed = busy_targets;
+    for (const auto& d : *queued) {
+      auto targets = SplitCsv(d.targets_csv);
+      bool free = std::none_of(targets.begin(), targets.end(),
+                               [&](const std::string& t) { return claimed.count(t) > 0; });
+      for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
+      if (!free) continue;
+      if (static_cast<int>(running.size()) >= std::max(1, o.workers)) break;
+      auto moved = store->TransitionDeployment(d.id, {"queued"}, "running", Now());
+      if (!moved.ok() || !*moved) continue;
+      auto r = std::make_shared<Running>();
+      r->id = d.id;
+      r->targets = targets;
+      running[d.id] = r;
+      for (const auto& t : targets) {
+        busy_targets.insert(t);
+        target_deployment[t] = d.id;
+      }
+      work.push_back(d.id);
+      work_cv.notify_one();
+    }
+  }
+
+  void Tick() {
+    FireDue();
+    TimePoint now = clock->Now();
+    if (now - last_recheck >= o.gate_recheck || now < last_recheck) {
+      last_recheck = now;
+      RecheckWaiting();
+    }
+    Dispatch();
+  }
+
+  void ControlLoop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      lock.unlock();
+      Tick();
+      auto next = store->NextScheduledAt();
+      lock.lock();
+      if (stopping) break;
+      auto wait = std::chrono::milliseconds(std::min<int64_t>(
+          o.gate_recheck.count(), 1000));  // a fake or adjusted clock is noticed within 1 s
+      if (next.ok() && *next != 0) {
+        int64_t until = *next - Now();
+        wait = std::chrono::milliseconds(std::clamp<int64_t>(until, 0, wait.count()));
+      }
+      if (!poke) wake.wait_for(lock, wait, [&] { return poke || stopping; });
+      poke = false;
+    }
+  }
+
+  void WorkerLoop() {
+    std::unique_lock lock(mu);
+    while (true) {
+      work_cv.wait(lock, [&] { return stopping || !work.empty(); });
+      if (stopping) return;
+      int64_t id = work.front();
+      work.pop_front();
+      auto r = running[id];
+      lock.unlock();
+      Run(r);
+      lock.lock();
+      running.erase(id);
+      for (const auto& t : r->targets) {
+        busy_targets.erase(t);
+        target_deployment.erase(t);
+      }
+      poke = true;
+      wake.notify_all();
+      idle_cv.notify_all();
+    }
+  }
+
+  // ---- running one deployment
+  void Run(const std::shared_ptr<Running>& r) {
+    auto d = store->GetDeployment(r->id);
+    if (!d.ok()) return;
+    auto fail = [&](const std::string& why) { Finish(*d, "failed", why, {"running"}); };
+    auto spec = ReleaseSpec(*store, d->application, d->release);
+    if (!spec.ok()) return fail(spec.status().message());
+    const StageSpec* stage = spec->FindStage(d->stage);
+    if (stage == nullptr) return fail("stage '" + d->stage + "' is not in the release's pipeline");
+    auto kind = ComputeKind(*store, d->application, d->release, d->build, d->stage);
+    if (!kind.ok()) return fail(kind.status().message());
+    std::string choice = d->context_choice;
+    if (choice == "as-deployed" && !kind->succeeded_before) choice = "current";
+    auto ctx = ResolveContext(*store, *d, *spec, *stage, *kind, choice);
+    if (!ctx.ok()) return fail("cannot resolve the execution context: " + ctx.status().message());
+    Status saved = store->SetDeploymentContext(d->id, ContextToJson(*ctx), kind->kind);
+    if (!saved.ok()) return fail(saved.message());
+    Log(d->id, "", "info",
+        "running " + kind->kind + " of " + BuildLabel(d->release, d->build) + " to " + d->stage +
+            " (variables " + (choice == "as-deployed" ? "as deployed" : "current settings") +
+            (kind->current_label.empty() ? "" : "; the stage had " + kind->current_label) + ")");
+    auto plan = ParsePlan(ctx->plan_text, "plan " + ctx->plan_name);
+    if (!plan.ok()) return fail(plan.status().message());
+    for (const auto& t : r->targets) {
+      Status st = store->PutDeploymentTarget({d->id, t, "running", "", "", "", Now(), 0});
+      (void)st;
+    }
+    if (o.hub == nullptr) return fail("no agent hub is configured");
+    auto operations = o.hub->OperationsFor(*ctx);
+    ManualGate manual(r, [this, id = d->id](const std::string& line) { Log(id, "", "info", line); });
+    ExecutorOptions eo;
+    eo.clock = clock;
+    eo.operations = operations.get();
+    eo.manual = &manual;
+    eo.cancel = &r->cancel;
+    eo.log_sink = [this, id = d->id](const LogLine& line) {
+      Log(id, line.target, std::string(LogLevelName(line.level)), line.text);
+    };
+    Executor executor(eo);
+    auto report = executor.Execute(*plan, *ctx);
+    std::string status = "failed";
+    std::string error;
+    if (!report.ok()) {
+      error = "orchestration error: " + report.status().message();
+    } else {
+      switch (report->outcome) {
+        case Outcome::kSucceeded: status = "succeeded"; break;
+        case Outcome::kFailed: error = report->message; break;
+        case Outcome::kCancelled: status = "cancelled"; error = "cancelled"; break;
+        case Outcome::kError:
+          error = "orchestration error: " + report->error.message();
+          break;
+      }
+      for (const auto& t : report->targets) {
+        std::string ts = t.kind == TargetOutcome::Kind::kSucceeded   ? "succeeded"
+                         : t.kind == TargetOutcome::Kind::kFailed    ? "failed"
+                         : t.kind == TargetOutcome::Kind::kCancelled ? "cancelled"
+                                                                     : "skipped";
+        Status st = store->PutDeploymentTarget({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
+        (void)st;
+      }
+    }
+    RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
+    Finish(*d, status, error, {"running"});
+    if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
+  }
+
+  // Reads back what each target holds now (the agent is the truth), falling
+  // back on the executor's outcome when the agent cannot say.
+  void RecordTargetStates(const DeploymentRecord& d, const ExecutionContext& ctx,
+                          const ExecutionReport* report) {
+    for (const auto& t : ctx.targets) {
+      bool reported = false;
+      if (o.hub != nullptr) {
+        auto state = o.hub->GetTargetState(t.name);
+        if (state.ok() && !state->current_release.empty() && !state->release.empty()) {
+          reported = true;
+          int64_t build = std::atoll(state->build.c_str());
+          if (state->release == d.release && build == d.build) {
+            Status st = store->PutTargetState(d.application, d.stage,
+                                              {t.name, d.release, d.build, d.id, Now(), d.requested_by},
+                                              state->current_release);
+            (void)st;
+          }
+        }
+      }
+      if (reported || report == nullptr) continue;
+      for (const auto& outcome : report->targets)
+        if (outcome.target == t.name && outcome.kind == TargetOutcome::Kind::kSucceeded) {
+          Status st = store->PutTargetState(
+              d.application, d.stage, {t.name, d.release, d.build, d.id, Now(), d.requested_by}, "");
+          (void)st;
+        }
+    }
+  }
+
+  void AfterSuccess(const DeploymentRecord& d, const AppSpec& spec, const std::string& kind) {
+    auto app = store->GetApplication(d.application);
+    if (!app.ok()) return;
+    json holds = json::parse(app->hold_json, nullptr, false);
+    if (!holds.is_object()) holds = json::object();
+    if (kind == "rollback") {
+      holds[d.stage] = {{"since", FormatRfc3339Utc(clock->Now())},
+                        {"by", d.requested_by},
+                        {"deployment_id", d.id},
+                        {"reason", "rolled back to " + BuildLabel(d.release, d.build)}};
+      Status st = store->SetHolds(d.application, holds.dump());
+      (void)st;
+      Log(d.id, "", "info",
+          "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
+      Audit(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage);
+    }
+    int index = StageIndex(spec, d.stage);
+    const StageSpec& stage = spec.pipeline[static_cast<size_t>(index)];
+    if (!stage.auto_promote || index + 1 >= static_cast<int>(spec.pipeline.size())) return;
+    const StageSpec& next = spec.pipeline[static_cast<size_t>(index + 1)];
+    if (holds.contains(next.stage)) {
+      Log(d.id, "", "info", "automatic promotion to " + next.stage + " skipped: the stage is on hold");
+      return;
+    }
+    // Nothing to do when the build is already there or on its way.
+    if (store->LastSuccess(d.application, d.release, d.build, next.stage).ok()) return;
+    auto pending = store->ListDeployments(
+        {d.application, next.stage, {"scheduled", "waiting", "queued", "running"}}, {1000, 0});
+    if (pending.ok())
+      for (const auto& p : *pending)
+        if (p.release == d.release && p.build == d.build) return;
+    DeploymentRecord auto_d;
+    auto_d.application = d.application;
+    auto_d.release = d.release;
+    auto_d.build = d.build;
+    auto_d.stage = next.stage;
+    auto_d.kind = "promote";
+    auto_d.status = "waiting";
+    auto_d.context_choice = "current";
+    auto_d.comment = "automatic promotion after deployment " + std::to_string(d.id);
+    auto_d.requested_by = d.requested_by;
+    auto_d.created_at = Now();
+    std::vector<std::string> targets = next.targets;
+    std::sort(targets.begin(), targets.end());
+    auto_d.targets_csv = JoinCsv(targets);
+    auto_d.automatic = true;
+    auto created = store->CreateDeployment(auto_d);
+    if (!created.ok()) return;
+    Log(d.id, "", "info",
+        "promoting automatically to " + next.stage + ": deployment " + std::to_string(created->id));
+    Log(created->id, "", "info", "automatic promotion after deployment " + std::to_string(d.id));
+    Audit("automation", "deployment.request", created->id,
+          "automatic promotion of " + BuildLabel(d.release, d.build) + " to " + next.stage);
+    EvaluateWaiting(created->id);
+  }
+
+  // ---- recovery
+  void Recover() {
+    for (;;) {
+      auto stuck = store->ListDeployments({"", "", {"running"}}, {1000, 0});
+      if (!stuck.ok() || stuck->empty()) break;
+      for (const auto& d : *stuck) {
+        auto moved = store->TransitionDeployment(d.id, {"running"}, "interrupted", 0, Now(),
+                                                 "the server stopped while it was running");
+        if (!moved.ok() || !*moved) continue;
+        Log(d.id, "", "error",
+            "interrupted: the server stopped while this deployment was running; the targets' "
+            "real state is read back from their agents");
+        Audit("server", "deployment.interrupt", d.id, "running at restart");
+        auto targets = store->ListDeploymentTargets(d.id);
+        if (targets.ok())
+          for (auto t : *targets)
+            if (t.status == "running" || t.status == "pending") {
+              t.status = "interrupted";
+              t.finished_at = Now();
+              Status st = store->PutDeploymentTarget(t);
+              (void)st;
+            }
+        interrupted.push_back(d);
+      }
+    }
+  }
+  std::vector<DeploymentRecord> interrupted;
+
+  // Asks the agents of interrupted deployments what they really hold.
+  void ReadBackInterrupted() {
+    if (o.hub == nullptr) return;
+    auto deadline = std::chrono::steady_clock::now() + o.recovery_state_timeout;
+    for (const auto& d : interrupted) {
+      for (const auto& target : SplitCsv(d.targets_csv)) {
+        while (true) {
+          {
+            std::lock_guard lock(mu);
+            if (stopping) return;
+          }
+          auto state = o.hub->GetTargetState(target);
+          if (state.ok() && state->online) {
+            if (state->release == d.release && std::atoll(state->build.c_str()) == d.build) {
+              Status st = store->PutTargetState(
+                  d.application, d.stage,
+                  {target, d.release, d.build, d.id, Now(), d.requested_by}, state->current_release);
+              (void)st;
+              Log(d.id, target, "warning",
+                  "the agent reports " + BuildLabel(d.release, d.build) +
+                      " as current: the switch completed before the restart");
+            } else {
+              Log(d.id, target, "info",
+                  "the agent reports " +
+                      (state->current_release.empty() ? std::string("nothing deployed")
+                                                      : state->current_release) +
+                      " as current: the previous release is intact");
+            }
+            break;
+          }
+          if (std::chrono::steady_clock::now() >= deadline) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+      }
+    }
+  }
+};
+
+DeploymentEngine::DeploymentEngine() : impl_(std::make_shared<Impl>()) {}
+
+DeploymentEngine::~DeploymentEngine() { Stop(); }
+
+Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions options) {
+  if (options.store == nullptr) return InvalidArgument("the engine needs a store");
+  std::unique_ptr<DeploymentEngine> engine(new DeploymentEngine());
+  Impl& impl = *engine->impl_;
+  impl.o = options;
+  impl.store = options.store;
+  impl.clock = options.clock ? options.clock : &SystemClock::Instance();
+  impl.Recover();
+  if (options.start_threads) {
+    impl.threads.emplace_back([&impl] { impl.ControlLoop(); });
+    for (int i = 0; i < std::max(1, options.workers); ++i)
+      impl.threads.emplace_back([&impl] { impl.WorkerLoop(); });
+    impl.threads.emplace_back([&impl] { impl.ReadBackInterrupted(); });
+  }
+  return engine;
+}
+
+void DeploymentEngine::Stop() {
+  if (!impl_) return;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopping && impl_->threads.empty()) return;
+    impl_->stopping = true;
+    for (auto& [id, r] : impl_->running) r->cancel.Cancel();
+  }
+  impl_->wake.notify_all();
+  impl_->work_cv.notify_all();
+  impl_->log_cv.notify_all();
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+  impl_->threads.clear();
+}
+
+void DeploymentEngine::Tick() { impl_->Tick(); }
+Store* DeploymentEngine::engine_store() const { return impl_->store; }
+const Clock& DeploymentEngine::engine_clock() const { return *impl_->clock; }
+
+bool DeploymentEngine::WaitIdle(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    impl_->Wake();
+    auto active = impl_->store->ListDeployments({"", "", {"queued", "running"}}, {1, 0});
+    if (active.ok() && active->empty()) return true;
+    std::unique_lock lock(impl_->mu);
+    impl_->idle_cv.wait_for(lock, std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// ---- requests
+
+Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std::string& app,
+                                                   const std::string& release, int64_t build,
+                                                   const DeployRequest& req) {
+  Impl& impl = *impl_;
+  Store& store = *impl.store;
+  auto b = store.GetBuild(app, release, build);
+  if (!b.ok()) return b.status();
+  auto spec = ReleaseSpec(store, app, release);
+  if (!spec.ok()) return spec.status();
+  if (req.stage.empty()) return InvalidArgument("missing field 'stage'");
+  const StageSpec* stage = spec->FindStage(req.stage);
+  if (stage == nullptr) {
+    std::string stages;
+    for (const auto& s : spec->pipeline) stages += (stages.empty() ? "" : ", ") + s.stage;
+    return InvalidArgument("stage '" + req.stage + "' is not in the pipeline of release " +
+                           release + " (" + stages + ")");
+  }
+  auto kind = ComputeKind(store, app, release, build, req.stage);
+  if (!kind.ok()) return kind.status();
+
+  if (actor.role < Role::kDeployer)
+    return PermissionDenied("deploying needs the role deployer; '" + actor.user + "' is " +
+                            RoleName(actor.role));
+  if (stage->is_protected && actor.role < Role::kReleaseManager)
+    return PermissionDenied("stage '" + req.stage + "' is protected: " +
+                            (kind->kind == "promote" ? std::string("deploying")
+                                                     : std::string("re-deploying an earlier build")) +
+                            " needs the role release-manager; '" + actor.user + "' is " +
+                            RoleName(actor.role));
+  if (req.force) {
+    if (actor.role < Role::kReleaseManager)
+      return PermissionDenied("forcing a deployment past its gates needs the role release-manager");
+    if (req.comment.empty())
+      return InvalidArgument("a forced deployment needs a 'comment' saying why");
+  }
+  std::string choice = req.context_choice;
+  if (choice.empty()) choice = kind->succeeded_before ? "as-deployed" : "current";
+  if (choice != "as-deployed" && choice != "current")
+    return InvalidArgument("'context' must be \"as-deployed\" or \"current\", not \"" + choice +
+                           "\"");
+  if (choice == "as-deployed" && !kind->succeeded_before)
+    return InvalidArgument(BuildLabel(release, build) + " has never succeeded on " + req.stage +
+                           ", so there is no 'as-deployed' context: use \"current\"");
+  auto artifacts = store.ListArtifacts(app, release, build);
+  if (!artifacts.ok()) return artifacts.status();
+
+  DeploymentRecord d;
+  d.application = app;
+  d.release = release;
+  d.build = build;
+  d.stage = req.stage;
+  d.kind = kind->kind;
+  d.forced = req.force;
+  d.context_choice = choice;
+  d.variables_json = VariablesToJson(req.variables);
+  d.comment = req.comment;
+  d.requested_by = actor.user;
+  d.created_at = impl.Now();
+  d.expires_after_ms = req.expires_after.count();
+  std::vector<std::string> targets = stage->targets;
+  std::sort(targets.begin(), targets.end());  // a fixed order: no deadlock across stages
+  d.targets_csv = JoinCsv(targets);
+  bool scheduled = req.at && ToUnixMillis(*req.at) > d.created_at;
+  d.status = scheduled ? "scheduled" : "waiting";
+  if (scheduled) d.scheduled_at = ToUnixMillis(*req.at);
+  auto created = store.CreateDeployment(d);
+  if (!created.ok()) return created.status();
+  int64_t id = created->id;
+  std::string what = d.kind + " of " + BuildLabel(release, build) + " to " + d.stage;
+  impl.Log(id, "", "info",
+           "requested by " + actor.user + ": " + what +
+               (scheduled ? " at " + FormatRfc3339Utc(*req.at) : std::string()) +
+               (d.comment.empty() ? "" : " (" + d.comment + ")"));
+  impl.Audit(actor.user, scheduled ? "deployment.schedule" : "deployment.request", id,
+             what + (scheduled ? " at " + FormatRfc3339Utc(*req.at) : ""));
+  if (req.force) impl.Audit(actor.user, "deployment.force", id, "forced past gates: " + d.comment);
+  if (!scheduled) impl.EvaluateWaiting(id);
+  impl.Wake();
+  return store.GetDeployment(id);
+}
+
+Status DeploymentEngine::Approve(const Actor& actor, int64_t id, const std::string& comment) {
+  Impl& impl = *impl_;
+  auto d = impl.store->GetDeployment(id);
+  if (!d.ok()) return d.status();
+  if (IsFinal(d->status) || d->status == "running" || d->status == "queued")
+    return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
+                              "; approvals are only taken before it starts");
+  auto spec = ReleaseSpec(*impl.store, d->application, d->release);
+  if (!spec.ok()) return spec.status();
+  const StageSpec* stage = spec->FindStage(d->stage);
+  if (stage == nullptr) return NotFound("stage '" + d->stage + "' not found");
+  Role needed = ParseRole(stage->gates.approvals.role).value_or(Role::kReleaseManager);
+  if (actor.role < needed)
+    return PermissionDenied("approving deployments to " + d->stage + " needs the role " +
+                            RoleName(needed) + "; '" + actor.user + "' is " + RoleName(actor.role));
+  if (actor.user == d->requested_by && !stage->gates.allow_self_approval)
+    return PermissionDenied("'" + actor.user +
+                            "' requested this deployment and cannot approve it; the stage does "
+                            "not allow self-approval");
+  auto added = impl.store->AddApproval({0, id, actor.user, "approved", comment, impl.Now(), false});
+  if (!added.ok()) return added.status();
+  impl.Log(id, "", "info", "approved by " + actor.user + (comment.empty() ? "" : ": " + comment));
+  impl.Audit(actor.user, "deployment.approve", id, comment);
+  if (d->status == "waiting") impl.EvaluateWaiting(id);
+  return Status::Ok();
+}
+
+Status DeploymentEngine::Reject(const Actor& actor, int64_t id, const std::string& comment) {
+  Impl& impl = *impl_;
+  auto d = impl.store->GetDeployment(id);
+  if (!d.ok()) return d.status();
+  if (d->status != "waiting" && d->status != "scheduled")
+    return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
+                              "; only waiting or scheduled deployments can be rejected");
+  auto spec = ReleaseSpec(*impl.store, d->application, d->release);
+  if (!spec.ok()) return spec.status();
+  const StageSpec* stage = spec->FindStage(d->stage);
+  Role needed = stage ? ParseRole(stage->gates.approvals.role).value_or(Role::kReleaseManager)
+                      : Role::kReleaseManager;
+  if (actor.role < needed)
+    return PermissionDenied("rejecting deployments to " + d->stage + " needs the role " +
+                            RoleName(needed));
+  auto added = impl.store->AddApproval({0, id, actor.user, "rejected", comment, impl.Now(), false});
+  if (!added.ok()) return added.status();
+  impl.Audit(actor.user, "deployment.reject", id, comment);
+  impl.Finish(*d, "cancelled", "rejected by " + actor.user + (comment.empty() ? "" : ": " + comment),
+              {"waiting", "scheduled"});
+  return Status::Ok();
+}
+
+Status DeploymentEngine::RevokeApproval(const Actor& actor, int64_t id) {
+  Impl& impl = *impl_;
+  auto d = impl.store->GetDeployment(id);
+  if (!d.ok()) return d.status();
+  if (d->status != "waiting" && d->status != "scheduled")
+    return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
+                              "; approvals can be revoked only until it starts");
+  auto n = impl.store->RevokeApprovals(id, actor.user);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return NotFound("'" + actor.user + "' has no approval of deployment " + std::to_string(id) + " to revoke");
+  impl.Log(id, "", "info", "approval revoked by " + actor.user);
+  impl.Audit(actor.user, "deployment.revoke-approval", id, "");
+  return Status::Ok();
+}
+
+Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::string& comment) {
+  Impl& impl = *impl_;
+  auto d = impl.store->GetDeployment(id);
+  if (!d.ok()) return d.status();
+  if (IsFinal(d->status))
+    return FailedPrecondition("deployment " + std::to_string(id) + " is already " + d->status);
+  std::string why = "cancelled by " + actor.user + (comment.empty() ? "" : ": " + comment);
+  if (d->status == "running") {
+    std::lock_guard lock(impl.mu);
+    auto it = impl.running.find(id);
+    if (it != impl.running.end()) it->second->cancel.Cancel();
+    impl.Audit(actor.user, "deployment.cancel", id, "asked a running deployment to stop");
+    impl.Log(id, "", "warning", why + "; stopping");
+    return Status::Ok();
+  }
+  auto moved = impl.store->TransitionDeployment(id, {"scheduled", "waiting", "queued"}, "cancelled",
+                                                0, impl.Now(), why);
+  if (!moved.ok()) return moved.status();
+  if (!*moved)
+    return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");
+  impl.Log(id, "", "warning", why);
+  impl.Audit(actor.user, "deployment.cancel", id, comment);
+  impl.log_cv.notify_all();
+  return Status::Ok();
+}
+
+Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at) {
+  Impl& impl = *impl_;
+  auto d = impl.store->GetDeployment(id);
+  if (!d.ok()) return d.status();
+  if (d->status != "scheduled")
+    return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
+                              "; only scheduled deployments can be moved");
+  auto moved = impl.store->RescheduleDeployment(id, ToUnixMillis(at));
+  if (!moved.ok()) return moved.status();
+  if (!*moved) return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");
+  std::string what = "moved from " + FormatRfc3339Utc(FromUnixMillis(d->scheduled_at)) + " to " +
+                     FormatRfc3339Utc(at);
+  impl.Log(id, "", "info", what + " by " + actor.user);
+  impl.Audit(actor.user, "deployment.reschedule", id, what);
+  impl.Wake();
+  return Status::Ok();
+}
+
+Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::string& comment) {
+  Impl& impl = *impl_;
+  std::shared_ptr<Running> r;
+  {
+    std::lock_guard lock(impl.mu);
+    auto it = impl.running.find(id);
+    if (it != impl.running.end()) r = it->second;
+  }
+  if (!r) return FailedPrecondition("deployment " + std::to_string(id) + " is not running");
+  {
+    std::lock_guard lock(r->mu);
+    if (!r->manual) return FailedPrecondition("deployment " + std::to_string(id) + " is not waiting at a manual step");
+    Role needed = r->manual->role.empty() ? Role::kDeployer
+                                          : ParseRole(r->manual->role).value_or(Role::kReleaseManager);
+    if (actor.role < needed)
+      return PermissionDenied("continuing this step needs the role " + std::string(RoleName(needed)));
+    r->answer = Running::ManualAnswer::kContinue;
+    r->answer_by = actor.user;
+  }
+  r->manual_cv.notify_all();
+  impl.Log(id, "", "info", "continued by " + actor.user + (comment.empty() ? "" : ": " + comment));
+  impl.Audit(actor.user, "deployment.continue", id, comment);
+  return Status::Ok();
+}
+
+Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,
+                                   const std::string& stage) {
+  Impl& impl = *impl_;
+  auto a = impl.store->GetApplication(app);
+  if (!a.ok()) return a.status();
+  json holds = json::parse(a->hold_json, nullptr, false);
+  if (!holds.is_object() || !holds.contains(stage))
+    return NotFound("stage '" + stage + "' of '" + app + "' has no hold");
+  holds.erase(stage);
+  REPRISE_RETURN_IF_ERROR(impl.store->SetHolds(app, holds.dump()));
+  Status st = impl.store->AppendAudit({0, impl.Now(), actor.user, "stage.clear-hold", app + "/" + stage, ""});
+  (void)st;
+  return Status::Ok();
+}
+
+Result<std::vector<GateState>> DeploymentEngine::Gates(const DeploymentRecord& d) {
+  auto spec = ReleaseSpec(*impl_->store, d.application, d.release);
+  if (!spec.ok()) return spec.status();
+  const StageSpec* stage = spec->FindStage(d.stage);
+  if (stage == nullptr) return NotFound("stage '" + d.stage + "' not found");
+  return EvaluateGates(*impl_->store, *impl_->clock, d, *spec, *stage, nullptr);
+}
+
+Result<std::vector<StageView>> DeploymentEngine::DeployedWhere(const std::string& app) {
+  Store& store = *impl_->store;
+  auto a = store.GetApplication(app);
+  if (!a.ok()) return a.status();
+  auto spec = ParseAppSpec(a->spec_json, "application spec");
+  if (!spec.ok()) return spec.status();
+  json holds = json::parse(a->hold_json, nullptr, false);
+  std::vector<StageView> out;
+  for (const auto& s : spec->pipeline) {
+    StageView v;
+    v.stage = s.stage;
+    v.environment = s.environment;
+    v.is_protected = s.is_protected;
+    v.auto_promote = s.auto_promote;
+    if (holds.is_object() && holds.contains(s.stage)) v.hold_json = holds[s.stage].dump();
+    auto current = store.CurrentBuilds(app, s.stage);
+    if (!current.ok()) return current.status();
+    for (const auto& t : s.targets) {
+      TargetCurrent c{t, "", 0, 0, 0, ""};
+      for (const auto& cur : *current)
+        if (cur.target == t) c = cur;
+      v.targets.push_back(c);
+    }
+    auto builds = store.SucceededBuilds(app, s.stage, 11);
+    if (!builds.ok()) return builds.status();
+    for (const auto& b : *builds) {
+      bool is_current = std::any_of(v.targets.begin(), v.targets.end(), [&](const TargetCurrent& c) {
+        return c.release == b.release && c.build == b.build;
+      });
+      if (!is_current && v.rollback_candidates.size() < 10) v.rollback_candidates.push_back(b);
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::optional<PendingManual> DeploymentEngine::Manual(int64_t id) const {
+  std::shared_ptr<Running> r;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->running.find(id);
+    if (it == impl_->running.end()) return std::nullopt;
+    r = it->second;
+  }
+  std::lock_guard lock(r->mu);
+  return r->manual;
+}
+
+std::optional<TransferProgress> DeploymentEngine::Progress(int64_t id,
+                                                           const std::string& target) const {
+  std::shared_ptr<Running> r;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->running.find(id);
+    if (it == impl_->running.end()) return std::nullopt;
+    r = it->second;
+  }
+  std::lock_guard lock(r->mu);
+  auto p = r->progress.find(target);
+  if (p == r->progress.end()) return std::nullopt;
+  return p->second;
+}
+
+void DeploymentEngine::ReportProgress(const std::string& target, const TransferProgress& progress) {
+  std::shared_ptr<Running> r;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto t = impl_->target_deployment.find(target);
+    if (t == impl_->target_deployment.end()) return;
+    auto it = impl_->running.find(t->second);
+    if (it == impl_->running.end()) return;
+    r = it->second;
+  }
+  std::lock_guard lock(r->mu);
+  r->progress[target] = progress;
+}
+
+bool DeploymentEngine::WaitForLog(int64_t id, int64_t after_seq,
+                                  std::chrono::milliseconds timeout) const {
+  auto has_news = [&] {
+    auto lines = impl_->store->ListDeploymentLog(id, after_seq, 1);
+    if (lines.ok() && !lines->empty()) return true;
+    auto d = impl_->store->GetDeployment(id);
+    return !d.ok() || IsFinal(d->status);
+  };
+  if (has_news()) return true;
+  std::unique_lock lock(impl_->log_mu);
+  impl_->log_cv.wait_for(lock, timeout);
+  lock.unlock();
+  return has_news();
+}
+
+}  // namespace reprise

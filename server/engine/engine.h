@@ -1,0 +1,167 @@
+// DeploymentEngine: the heart of Reprise. It turns deploy requests into
+// deployments (promote, re-deploy, rollback), keeps them moving through
+// scheduled -> waiting (gates) -> queued -> running -> a final status, runs one
+// deployment at a time per target (FIFO, targets taken in a fixed order), and
+// recovers after a crash: what was running becomes `interrupted`, scheduled
+// deployments are re-armed or expired, and targets' real state is read back.
+//
+// Every transition is a compare-and-set in the store (one IMMEDIATE
+// transaction), so a scheduled deployment fires exactly once even when the
+// scheduler and a user race.
+//
+// Thread-safety: all public methods are thread-safe. Start/Stop from one thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agents/agent/runner.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "planner/variables.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+class AgentHub;
+
+struct Actor {
+  std::string user;
+  Role role = Role::kViewer;
+};
+
+struct EngineOptions {
+  Store* store = nullptr;  // required
+  AgentHub* hub = nullptr;  // required to run deployments
+  const Clock* clock = nullptr;  // null: the system clock
+  int workers = 4;  // deployments running at once (on different targets)
+  // How often waiting deployments are re-checked (deployment windows).
+  std::chrono::milliseconds gate_recheck{5000};
+  // After a restart, how long to wait for a target's agent to report its
+  // real state for deployments that were interrupted.
+  std::chrono::milliseconds recovery_state_timeout{10000};
+  bool start_threads = true;  // false: tests drive Tick() by hand
+};
+
+struct DeployRequest {
+  std::string stage;
+  std::optional<TimePoint> at;  // none: now
+  bool force = false;
+  std::string context_choice;  // "", "as-deployed", "current"
+  VariableMap variables;       // deployment scope
+  std::string comment;
+  std::chrono::milliseconds expires_after{std::chrono::hours(1)};
+};
+
+struct GateState {
+  std::string gate;    // "previous-stage", "approvals", "window", "hold", "force"
+  bool holds = false;
+  std::string detail;  // e.g. "1 of 2 approvals from release-manager"
+};
+
+struct FileChanges {
+  std::string target;
+  std::string current;  // "1.0.0 build 2", "" when nothing is deployed
+  std::vector<std::string> added;
+  std::vector<std::string> overwritten;
+  std::vector<std::string> deleted;
+  int64_t unchanged = 0;
+};
+
+struct VariableDifference {
+  std::string name;
+  std::string scope;
+  std::string target;
+  std::string change;  // added | removed | changed
+  std::string as_deployed;  // masked
+  std::string current;      // masked
+};
+
+struct Preview {
+  std::string kind;     // promote | redeploy | rollback
+  std::string summary;  // "Rollback: Production currently runs 1.0.0 build 2"
+  std::string context_choice;
+  std::vector<FileChanges> targets;
+  std::vector<VariableDifference> variables;
+  std::vector<GateState> gates;
+  std::vector<std::pair<std::string, std::vector<std::string>>> operations;  // per target
+  std::vector<std::string> problems;
+};
+
+struct StageView {
+  std::string stage;
+  std::string environment;
+  bool is_protected = false;
+  bool auto_promote = false;
+  std::string hold_json;  // "" when no hold
+  std::vector<TargetCurrent> targets;  // one per target of the stage (build 0: nothing yet)
+  std::vector<StageBuild> rollback_candidates;
+};
+
+// A `manual` step waiting for someone to continue it.
+struct PendingManual {
+  std::string message;
+  std::string role;
+  std::string step_id;
+};
+
+class DeploymentEngine {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<DeploymentEngine>> Start(EngineOptions options);
+  ~DeploymentEngine();
+  DeploymentEngine(const DeploymentEngine&) = delete;
+  DeploymentEngine& operator=(const DeploymentEngine&) = delete;
+  void Stop();
+
+  [[nodiscard]] Result<DeploymentRecord> Request(const Actor& actor, const std::string& app,
+                                                 const std::string& release, int64_t build,
+                                                 const DeployRequest& request);
+  [[nodiscard]] Result<Preview> PreviewDeployment(const std::string& app,
+                                                  const std::string& release, int64_t build,
+                                                  const std::string& stage,
+                                                  const std::string& context_choice);
+
+  [[nodiscard]] Status Approve(const Actor& actor, int64_t id, const std::string& comment);
+  [[nodiscard]] Status Reject(const Actor& actor, int64_t id, const std::string& comment);
+  [[nodiscard]] Status RevokeApproval(const Actor& actor, int64_t id);
+  [[nodiscard]] Status Cancel(const Actor& actor, int64_t id, const std::string& comment);
+  [[nodiscard]] Status Reschedule(const Actor& actor, int64_t id, TimePoint at);
+  [[nodiscard]] Status Continue(const Actor& actor, int64_t id, const std::string& comment);
+  [[nodiscard]] Status ClearHold(const Actor& actor, const std::string& app,
+                                 const std::string& stage);
+
+  // The gates of a deployment as they stand now.
+  [[nodiscard]] Result<std::vector<GateState>> Gates(const DeploymentRecord& deployment);
+  // What is deployed where, per stage of the application's current spec.
+  [[nodiscard]] Result<std::vector<StageView>> DeployedWhere(const std::string& app);
+  std::optional<PendingManual> Manual(int64_t id) const;
+  std::optional<TransferProgress> Progress(int64_t id, const std::string& target) const;
+
+  // Blocks until the deployment's log has a line after `after_seq`, it
+  // finished, or `timeout` passed. Returns true when there may be news.
+  bool WaitForLog(int64_t id, int64_t after_seq, std::chrono::milliseconds timeout) const;
+  // Progress from the hub (bytes transferred, files extracted).
+  void ReportProgress(const std::string& target, const TransferProgress& progress);
+
+  // Runs one scheduler and dispatcher pass now (tests with a fake clock).
+  void Tick();
+  // Blocks until no deployment is queued or running, or the timeout passes.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+
+ private:
+  DeploymentEngine();
+  Store* engine_store() const;
+  const Clock& engine_clock() const;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Release numbers compare as dotted numbers ("1.10" > "1.9"); then builds.
+int CompareVersions(const std::string& release_a, int64_t build_a, const std::string& release_b,
+                    int64_t build_b);
+
+}  // namespace reprise
