@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -149,11 +152,32 @@ bool SameOrigin(const std::string& origin, const std::string& host) {
   return origin == "http://" + host || origin == "https://" + host;
 }
 
+// Development only (REPRISE_WEB_DIR): the file under `dir`, re-read on every
+// request. No "..", no hidden files, regular files only.
+std::optional<HttpResponse> ServeFromDisk(const std::filesystem::path& dir,
+                                          const std::string& path) {
+  if (path.find("..") != std::string::npos || path.find("/.") != std::string::npos ||
+      path.find('\\') != std::string::npos)
+    return std::nullopt;
+  std::filesystem::path file = dir / path.substr(1);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  HttpResponse r;
+  AddSecurityHeaders(r);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.content_type = ContentTypeFor(path);
+  r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return r;
+}
+
 }  // namespace
 
 struct WebUi::Impl {
   WebUiOptions options;
   std::vector<Asset> assets;
+  std::filesystem::path dev_dir;  // REPRISE_WEB_DIR: serve web/ from disk (UI development)
 
   mutable std::mutex mu;
   mutable std::unordered_map<std::string, Session> sessions;  // by SHA-256 of the id
@@ -319,6 +343,8 @@ struct WebUi::Impl {
 WebUi::WebUi(WebUiOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
   if (impl_->options.clock == nullptr) impl_->options.clock = &SystemClock::Instance();
+  if (const char* dir = std::getenv("REPRISE_WEB_DIR"); dir != nullptr && *dir != '\0')
+    impl_->dev_dir = dir;
   size_t count = 0;
   const EmbeddedFile* files = WebFiles(&count);
   for (size_t i = 0; i < count; ++i) {
@@ -336,6 +362,7 @@ WebUi::~WebUi() = default;
 std::optional<HttpResponse> WebUi::ServeStatic(const HttpRequest& request) const {
   if (request.method != "GET" && request.method != "HEAD") return std::nullopt;
   std::string path = request.path == "/" ? "/index.html" : request.path;
+  if (!impl_->dev_dir.empty()) return ServeFromDisk(impl_->dev_dir, path);
   auto it = std::find_if(impl_->assets.begin(), impl_->assets.end(),
                          [&](const Asset& a) { return a.path == path; });
   if (it == impl_->assets.end()) return std::nullopt;

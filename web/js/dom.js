@@ -92,6 +92,11 @@ export function fmtDuration(ms) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+// When a scheduled deployment runs (the API's scheduled_at).
+export function whenOf(d) {
+  return d.scheduled_at || d.at || null;
+}
+
 export const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'interrupted', 'expired', 'rejected']);
 
 export function statusBadge(status) {

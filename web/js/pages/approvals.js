@@ -13,7 +13,9 @@ export async function renderApprovals(main) {
     let running = [];
     try {
       waiting = (await get('/deployments' + query({ status: 'waiting', limit: 1000 }))).items;
-      running = (await get('/deployments' + query({ status: 'running', limit: 1000 }))).items.filter((d) => d.paused || d.waiting_for_manual || d.manual);
+      const live = (await get('/deployments' + query({ status: 'running', limit: 1000 }))).items;
+      // Only the detail says whether a plan waits at a manual step.
+      running = (await Promise.all(live.map((d) => get(`/deployments/${enc(d.id)}`).catch(() => d)))).filter((d) => d.manual);
     } catch (e) {
       clear(body).append(errorBox(e));
       return;
@@ -44,11 +46,12 @@ function card(d, reload) {
     }
   } }, label);
   const gates = d.gates || [];
-  const manual = d.status === 'running';
+  const manual = !!d.manual;
   return h('section', { class: 'card approval', 'aria-labelledby': `${cid}-h` },
     h('h2', { id: `${cid}-h` }, h('a', { href: hashFor('deployments', d.id) }, `#${d.id} ${d.application} ${d.release} build ${d.build} → ${d.stage}`), ' ',
       statusBadge(d.status), ' ', kindBadge(d.kind)),
     h('p', { class: 'small muted' }, 'Requested by ', d.requested_by || d.created_by || '—', ' · ', timeEl(d.created_at), d.comment ? ` · “${d.comment}”` : ''),
+    manual ? h('p', { class: 'warn' }, `Manual step: ${d.manual.message || d.manual.step || ''}`, d.manual.role ? ` (needs ${d.manual.role})` : '') : null,
     gates.length ? h('ul', { class: 'gates' }, gates.map((g) => h('li', { class: g.holds ? 'ok' : 'no' },
       h('span', { class: 'gate-mark', 'aria-hidden': 'true' }, g.holds ? '✓' : '✗'), ' ', h('strong', null, g.gate), g.detail ? `: ${g.detail}` : ''))) : null,
     h('label', { for: cid }, 'Comment'), comment, errors,

@@ -2,7 +2,7 @@
 // current build with status, who and when; rollback candidates; the hold
 // after a rollback; and the builds with their progress through the stages.
 import { post, enc } from '../api.js';
-import { h, clear, hashFor, timeEl, relTime, statusBadge, loading, flash, FINAL } from '../dom.js';
+import { h, append, clear, whenOf, hashFor, timeEl, relTime, statusBadge, loading, flash, FINAL } from '../dom.js';
 import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
@@ -25,7 +25,7 @@ export async function renderBoard(main, ctx) {
     if (document.querySelector('dialog[open]')) return model;  // do not redraw under a dialog
     signature = sig;
     const hadFocus = document.activeElement && document.activeElement.id;
-    clear(body).append(render(model, () => refresh(true)));
+    append(clear(body), render(model, () => refresh(true)));
     if (hadFocus) {
       const again = document.getElementById(hadFocus);
       if (again) again.focus({ preventScroll: true });
@@ -92,7 +92,7 @@ function stageColumn(model, p, openDialog, reload) {
   if (st.hold) {
     const hold = st.hold;
     const box = h('div', { class: 'hold', role: 'status' },
-      h('strong', null, 'Hold: '), 'automatic promotion is paused after a rollback',
+      h('strong', null, 'Hold: '), 'automatic promotion is paused', hold.reason ? ` (${hold.reason})` : ' after a rollback',
       hold.by ? ` by ${hold.by}` : '', ' ', hold.since ? timeEl(hold.since) : null,
       hold.deployment_id !== undefined ? [' (', h('a', { href: hashFor('deployments', hold.deployment_id) }, `#${hold.deployment_id}`), ')'] : null);
     if (hasRole('release-manager')) {
@@ -118,7 +118,7 @@ function stageColumn(model, p, openDialog, reload) {
   if (active.length) {
     col.append(h('ul', { class: 'active' }, active.map((d) => h('li', null,
       statusBadge(d.status), ' ', h('a', { href: hashFor('deployments', d.id) }, `#${d.id} ${d.release} build ${d.build}`),
-      d.status === 'scheduled' && d.at ? [' at ', timeEl(d.at)] : null))));
+      d.status === 'scheduled' && whenOf(d) ? [' at ', timeEl(whenOf(d))] : null))));
   }
 
   const targets = st.targets || (p.targets || []).map((t) => ({ target: t }));
@@ -146,11 +146,11 @@ function stageColumn(model, p, openDialog, reload) {
   if (!cands.length) col.append(h('p', { class: 'muted small' }, 'None yet.'));
   else col.append(h('ul', { class: 'candidates' }, cands.map((c) => h('li', null,
     h('span', null, `${c.release} build ${c.build}`), ' ', h('span', { class: 'small muted' }, timeEl(c.at)), ' ',
-    hasRole('deployer') ? h('button', {
+    h('button', {
       type: 'button', class: 'small',
       'aria-label': `Re-Deploy ${c.release} build ${c.build} to ${p.stage}`,
       onclick: () => openDialog(c.release, c.build, p.stage),
-    }, 'Re-Deploy') : null))));
+    }, 'Re-Deploy')))));
   return col;
 }
 
@@ -168,7 +168,7 @@ function buildsMatrix(model, openDialog) {
           : isCurrent ? statusBadge('succeeded') : h('span', { class: 'muted' }, '—'),
         isCurrent ? h('span', { class: 'badge current-badge' }, 'current') : null,
         ' ',
-        action && hasRole('deployer') ? h('button', {
+        action ? h('button', {
           type: 'button', class: 'small' + (action === 'Re-Deploy' ? ' secondary' : ''),
           'aria-label': `${action} ${b.release} build ${b.number} to ${s}`,
           onclick: () => openDialog(b.release, b.number, s),

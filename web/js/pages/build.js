@@ -1,9 +1,8 @@
 // A build: artifacts (name, size, sha256, files, manifest), its progress
 // through the stages with deploy actions, and its deployment history.
 import { get, enc, buildPath } from '../api.js';
-import { h, clear, hashFor, timeEl, statusBadge, kindBadge, table, fmtBytes, dl, flash } from '../dom.js';
+import { h, clear, whenOf, hashFor, timeEl, statusBadge, kindBadge, table, fmtBytes, dl, flash } from '../dom.js';
 import { go } from '../router.js';
-import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
 import { openDeployDialog } from './deploy_dialog.js';
 import { variablesTable } from './release.js';
@@ -32,7 +31,7 @@ export async function renderBuild(main, ctx) {
       last ? h('a', { href: hashFor('deployments', last.id) }, statusBadge(last.status)) :
         model.succeededOn(rel, n, s) ? statusBadge('succeeded') : h('span', { class: 'muted' }, 'not deployed'),
       isCurrent ? h('span', { class: 'badge current-badge' }, 'current') : null, ' ',
-      action && hasRole('deployer') ? h('button', {
+      action ? h('button', {
         type: 'button', class: 'small', 'aria-label': `${action} ${rel} build ${n} to ${s}`,
         onclick: () => openDeployDialog({
           model, release: rel, build: n, stage: s,
@@ -69,7 +68,7 @@ export function deploymentsTable(list) {
     h('td', null, kindBadge(d.kind)),
     h('td', null, statusBadge(d.status)),
     h('td', null, d.requested_by || d.created_by || d.by || ''),
-    h('td', null, d.status === 'scheduled' && d.at ? ['at ', timeEl(d.at)] : timeEl(d.finished_at || d.started_at || d.created_at || d.at))))));
+    h('td', null, d.status === 'scheduled' && whenOf(d) ? ['at ', timeEl(whenOf(d))] : timeEl(d.finished_at || d.started_at || d.created_at)))));
 }
 
 export async function renderManifest(main, ctx) {
@@ -80,7 +79,16 @@ export async function renderManifest(main, ctx) {
     h('a', { href: hashFor('apps', app, 'releases', rel, 'builds', n) }, `build ${n}`), ' / '),
   h('h1', null, `Artifact ${name}`));
   const m = await get(`${buildPath(app, rel, n)}/artifacts/${enc(name)}/manifest`);
-  const entries = Array.isArray(m) ? m : m.entries || m.items || [];
+  const doc = m.manifest || m;
+  const entries = Array.isArray(doc) ? doc : doc.entries || doc.items || [];
+  main.append(dl([
+    ['SHA-256', h('code', { class: 'hash' }, m.sha256 || '—')],
+    ['Size', fmtBytes(m.size)],
+    ['Files', String(m.file_count ?? doc.file_count ?? '—')],
+    doc.total_bytes !== undefined ? ['Unpacked', fmtBytes(doc.total_bytes)] : null,
+    doc.manifest_hash ? ['Manifest hash', h('code', { class: 'hash' }, doc.manifest_hash)] : null,
+    ['Download', h('a', { href: `/api/v1${buildPath(app, rel, n)}/artifacts/${enc(name)}`, download: name }, name)],
+  ]));
   const filter = h('input', { type: 'search', id: 'manifest-filter', placeholder: 'path contains…' });
   const count = h('p', { class: 'muted', role: 'status' });
   const body = h('tbody');

@@ -2,7 +2,7 @@
 // zone, with UTC beside it), "as deployed" or current variables, a preview of
 // what changes on each target, gates, and an explicit rollback line.
 import { post, buildPath } from '../api.js';
-import { h, clear, errorBox, loading, table, fmtUtc } from '../dom.js';
+import { h, append, clear, errorBox, loading, table, fmtUtc } from '../dom.js';
 import { hasRole } from '../session.js';
 
 let counter = 0;
@@ -66,14 +66,15 @@ export function renderPreview(p, { model, stage, release, build }) {
   else if (kind === 'redeploy') line = `Re-deploy: ${target} succeeded on ${stage} before${current ? `; ${stage} currently runs ${current}` : ''}.`;
   else line = `Promote: ${target} enters ${stage} for the first time${current ? `; ${stage} currently runs ${current}` : ''}.`;
   out.push(h('p', { class: `kind-line kind-${kind}`, 'data-testid': 'kind-line' }, line));
-  if (p.summary) out.push(h('p', { class: 'summary' }, p.summary));
+  if (p.summary && p.summary !== line) out.push(h('p', { class: 'summary' }, p.summary));
+  for (const problem of p.problems || []) out.push(h('p', { class: 'warn' }, `Will fail: ${problem}`));
 
   const targets = p.targets || [];
   out.push(h('h3', null, 'Files per target'));
   if (!targets.length) out.push(h('p', { class: 'muted' }, 'No file changes reported.'));
   else {
-    out.push(table(['Target', 'Added', 'Overwritten', 'Deleted', 'Unchanged'], targets.map((t) =>
-      h('tr', null, h('th', { scope: 'row' }, t.target), h('td', null, String(countOf(t.added))),
+    out.push(table(['Target', 'Now runs', 'Added', 'Overwritten', 'Deleted', 'Unchanged'], targets.map((t) =>
+      h('tr', null, h('th', { scope: 'row' }, t.target), h('td', null, t.current || 'nothing'), h('td', null, String(countOf(t.added))),
         h('td', null, String(countOf(t.overwritten))), h('td', null, String(countOf(t.deleted))),
         h('td', null, String(countOf(t.unchanged))))), { class: 'compact' }));
     for (const t of targets) {
@@ -86,8 +87,8 @@ export function renderPreview(p, { model, stage, release, build }) {
   const vars = p.variables || [];
   out.push(h('h3', null, 'Variables that differ'));
   if (!vars.length) out.push(h('p', { class: 'muted' }, 'None: the variables are the same as deployed.'));
-  else out.push(table(['Name', 'Change', 'As deployed', 'Current'], vars.map((v) =>
-    h('tr', null, h('th', { scope: 'row' }, v.name), h('td', null, v.change || ''),
+  else out.push(table(['Name', 'Scope', 'Change', 'As deployed', 'Current'], vars.map((v) =>
+    h('tr', null, h('th', { scope: 'row' }, v.name), h('td', null, [v.scope, v.target].filter(Boolean).join(' ')), h('td', null, v.change || ''),
       h('td', null, h('code', null, v.as_deployed ?? '—')), h('td', null, h('code', null, v.current ?? '—')))), { class: 'compact' }));
 
   const gates = p.gates || [];
@@ -150,6 +151,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     contextSet,
     h('div', { class: 'field' }, h('label', { for: `${id}-comment` }, 'Comment'), comment),
     forceRow,
+    hasRole('deployer') ? null : h('p', { class: 'warn' }, 'You are a viewer: you can look at the preview, but deploying needs the deployer role (release-manager on protected stages).'),
     previewBox,
     errorArea,
     h('div', { class: 'actions' }, cancel, confirm));
@@ -185,7 +187,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
       kind = p.kind || (model.succeededOn(release, build, stageSel.value) ? 'redeploy' : 'promote');
       updateTexts();
       if (firstKind && kind !== 'promote' && ctxValue !== 'as-deployed') { loadPreview(); return; }
-      clear(previewBox).append(h('h3', null, 'Preview'), renderPreview(p, { model, stage: stageSel.value, release, build }));
+      append(clear(previewBox), [h('h3', null, 'Preview'), renderPreview(p, { model, stage: stageSel.value, release, build })]);
     } catch (e) {
       if (mine !== seq) return;
       kind = model.succeededOn(release, build, stageSel.value) ? 'redeploy' : 'promote';

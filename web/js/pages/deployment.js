@@ -2,7 +2,7 @@
 // log (server-sent events, auto-scroll, reconnects; falls back to polling),
 // the execution context (sensitive values masked by the server) and its audit trail.
 import { get, post, patch, enc, query } from '../api.js';
-import { h, clear, hashFor, timeEl, statusBadge, kindBadge, fmtBytes, fmtDuration, dl, errorBox, flash, FINAL, table } from '../dom.js';
+import { h, append, clear, fmtUtc, whenOf, hashFor, timeEl, statusBadge, kindBadge, fmtBytes, fmtDuration, dl, errorBox, flash, FINAL, table } from '../dom.js';
 import { hasRole } from '../session.js';
 import { toLocalInput, utcHint } from './deploy_dialog.js';
 
@@ -125,6 +125,7 @@ export async function renderDeployment(main, ctx) {
     const wasFinal = state.dep && FINAL.has(state.dep.status);
     state.dep = d;
     draw(d);
+    loadAudit();
     if (FINAL.has(d.status) && !wasFinal) {
       // Final: read whatever is left and stop streaming.
       setTimeout(() => {
@@ -136,30 +137,30 @@ export async function renderDeployment(main, ctx) {
       }, 400);
       clearInterval(state.poll);
       state.poll = null;
-      loadAudit();
     }
   }
 
   function draw(d) {
     title.textContent = `Deployment #${d.id ?? id}: ${d.application || ''} ${d.release} build ${d.build} → ${d.stage}`;
-    clear(crumbs).append(h('a', { href: '#/deployments' }, 'Deployments'), ' / ',
-      d.application ? [h('a', { href: hashFor('apps', d.application) }, d.application), ' / '] : null);
+    append(clear(crumbs), [h('a', { href: '#/deployments' }, 'Deployments'), ' / ',
+      d.application ? [h('a', { href: hashFor('apps', d.application) }, d.application), ' / '] : null]);
     const started = d.started_at ? new Date(d.started_at) : null;
     const finished = d.finished_at ? new Date(d.finished_at) : null;
-    const duration = started ? (finished || new Date()) - started : null;
-    clear(statusLine).append('Status: ', statusBadge(d.status), ' ', kindBadge(d.kind),
-      d.status === 'scheduled' && d.at ? [' for ', timeEl(d.at)] : null,
-      d.message ? h('span', { class: 'status-msg' }, ` ${d.message}`) : null);
+    const duration = d.duration_ms ?? (started ? (finished || new Date()) - started : null);
+    append(clear(statusLine), ['Status: ', statusBadge(d.status), ' ', kindBadge(d.kind),
+      d.status === 'scheduled' && whenOf(d) ? [' for ', timeEl(whenOf(d))] : null,
+      d.automatic ? h('span', { class: 'badge' }, 'automatic') : null,
+      d.error ? h('span', { class: 'status-msg error-text' }, ` ${d.error}`) : null]);
     clear(summary).append(dl([
       ['Build', d.application ? h('a', { href: hashFor('apps', d.application, 'releases', d.release, 'builds', d.build) }, `${d.release} build ${d.build}`) : `${d.release} build ${d.build}`],
       ['Stage', d.stage],
       ['Requested by', d.requested_by || d.created_by || d.by || '—'],
       ['Requested', timeEl(d.created_at)],
-      d.at ? ['Scheduled for', [timeEl(d.at), h('span', { class: 'small muted' }, ` (${new Date(d.at).toISOString().replace('T', ' ').slice(0, 19)} UTC)`)]] : null,
+      whenOf(d) ? ['Scheduled for', [timeEl(whenOf(d)), h('span', { class: 'small muted' }, ` (${fmtUtc(whenOf(d))})`)]] : null,
       ['Started', timeEl(d.started_at)],
       ['Finished', timeEl(d.finished_at)],
       ['Duration', fmtDuration(duration)],
-      d.context_choice || d.context_mode ? ['Variables', d.context_choice || d.context_mode] : null,
+      typeof d.context === 'string' && d.context ? ['Variables', d.context === 'current' ? 'current settings' : 'as deployed'] : null,
       d.forced || d.force ? ['Forced', 'yes (gates skipped)'] : null,
       d.comment ? ['Comment', d.comment] : null,
     ]));
@@ -170,6 +171,9 @@ export async function renderDeployment(main, ctx) {
   }
 
   function drawActions(d) {
+    const sig = JSON.stringify([d.status, d.manual || null, whenOf(d)]);
+    if (sig === state.actionsSig) return;
+    state.actionsSig = sig;
     clear(actions);
     const act = (label, fn, cls = '') => h('button', { type: 'button', class: cls, onclick: async (ev) => {
       ev.target.disabled = true;
@@ -192,11 +196,12 @@ export async function renderDeployment(main, ctx) {
         act('Approve', () => post(`/deployments/${enc(id)}/approve`, comment.value ? { comment: comment.value } : {}), 'primary'),
         act('Reject', () => post(`/deployments/${enc(id)}/reject`, comment.value ? { comment: comment.value } : {}), 'danger'));
     }
-    if (d.paused || d.waiting_for_manual || d.manual || d.status === 'paused') {
-      actions.append(act('Continue', () => post(`/deployments/${enc(id)}/continue`, {}), 'primary'));
+    if (d.manual) {
+      actions.append(h('span', { class: 'warn' }, `Waiting at a manual step: ${d.manual.message || d.manual.step || ''}`, d.manual.role ? ` (needs ${d.manual.role})` : ''),
+        act('Continue', () => post(`/deployments/${enc(id)}/continue`, {}), 'primary'));
     }
     if (d.status === 'scheduled' && hasRole('deployer')) {
-      const input = h('input', { type: 'datetime-local', step: '1', id: 'move-at', value: d.at ? toLocalInput(new Date(d.at)) : '' });
+      const input = h('input', { type: 'datetime-local', step: '1', id: 'move-at', value: whenOf(d) ? toLocalInput(new Date(whenOf(d))) : '' });
       const out = h('output', { for: 'move-at', class: 'utc small' });
       utcHint(input, out);
       actions.append(h('label', { for: 'move-at' }, 'Move to'), input, out,
@@ -244,18 +249,18 @@ export async function renderDeployment(main, ctx) {
 
   function drawContext(d) {
     clear(contextBox);
-    const c = d.context;
-    if (!c) return;
+    const c = d.execution_context || (typeof d.context === 'object' ? d.context : null);
+    if (!c || typeof c !== 'object') return;
     const scalars = [];
     const objects = [];
     for (const [k, v] of Object.entries(c)) {
       if (v !== null && typeof v === 'object') objects.push([k, v]);
       else scalars.push([k, String(v)]);
     }
-    contextBox.append(h('h2', null, 'Execution context'),
+    append(contextBox, [h('h2', null, 'Execution context'),
       h('p', { class: 'small muted' }, 'Everything resolved before the deployment ran. Sensitive values are masked.'),
       scalars.length ? dl(scalars.map(([k, v]) => [k, k === 'plan' || v.includes('\n') ? h('pre', { class: 'code' }, v) : v])) : null,
-      objects.map(([k, v]) => h('details', { open: k === 'variables' }, h('summary', null, k), contextValue(v))));
+      objects.map(([k, v]) => h('details', { open: k === 'variables' }, h('summary', null, k), contextValue(v)))]);
   }
 
   function contextValue(v) {
@@ -266,20 +271,12 @@ export async function renderDeployment(main, ctx) {
     return h('pre', { class: 'code' }, JSON.stringify(v, null, 2));
   }
 
-  async function loadAudit() {
+  function loadAudit() {
     clear(auditBox);
-    let items = state.dep && (state.dep.audit || state.dep.events);
-    if (!items && hasRole('admin')) {
-      for (const subject of [`deployment/${id}`, `deployment:${id}`, `${id}`, `#${id}`]) {
-        try {
-          const r = await get('/audit' + query({ subject, limit: 200 }));
-          if (r.items && r.items.length) { items = r.items; break; }
-        } catch { break; }
-      }
-    }
-    if (!items || !items.length) return;
+    const items = (state.dep && state.dep.audit) || [];
+    if (!items.length) return;
     auditBox.append(h('h2', null, 'Audit trail'), table(['When', 'Who', 'Action', 'Summary'], items.map((a) => h('tr', null,
-      h('td', null, timeEl(a.at)), h('td', null, a.actor || a.user || ''), h('td', null, a.action || a.event || ''), h('td', null, a.summary || a.detail || '')))));
+      h('td', null, timeEl(a.at)), h('td', null, a.actor || ''), h('td', null, a.action || ''), h('td', null, a.summary || '')))));
   }
 
   await refreshDeployment();

@@ -1,6 +1,6 @@
 // Deployments: a filterable list, and the scheduled ones with move and cancel.
 import { get, post, patch, enc, query } from '../api.js';
-import { h, clear, hashFor, timeEl, relTime, statusBadge, kindBadge, errorBox, loading, flash, table } from '../dom.js';
+import { h, clear, fmtUtc, whenOf, hashFor, timeEl, relTime, statusBadge, kindBadge, errorBox, loading, flash, table } from '../dom.js';
 import { hasRole } from '../session.js';
 import { deploymentsTable } from './build.js';
 import { toLocalInput, utcHint, zoneName } from './deploy_dialog.js';
@@ -47,7 +47,7 @@ export async function renderScheduled(main) {
       return;
     }
     if (document.activeElement && body.contains(document.activeElement)) return;  // the user is editing
-    const items = [...r.items].sort((a, b) => String(a.at).localeCompare(String(b.at)));
+    const items = [...r.items].sort((a, b) => String(whenOf(a)).localeCompare(String(whenOf(b))));
     if (!items.length) { clear(body).append(h('p', { class: 'muted' }, 'Nothing is scheduled.')); return; }
     clear(body).append(table(['#', 'Deployment', 'When', 'Requested by', 'Actions'], items.map((d) => row(d, load))));
   };
@@ -58,14 +58,14 @@ export async function renderScheduled(main) {
 
 function row(d, reload) {
   const inputId = `move-${d.id}`;
-  const input = h('input', { type: 'datetime-local', step: '1', id: inputId, value: d.at ? toLocalInput(new Date(d.at)) : '' });
+  const input = h('input', { type: 'datetime-local', step: '1', id: inputId, value: whenOf(d) ? toLocalInput(new Date(whenOf(d))) : '' });
   const out = h('output', { for: inputId, class: 'utc small' });
   utcHint(input, out);
   const canEdit = hasRole('deployer');
   return h('tr', null,
     h('th', { scope: 'row' }, h('a', { href: hashFor('deployments', d.id) }, `#${d.id}`)),
     h('td', null, `${d.application} ${d.release} build ${d.build} → ${d.stage} `, kindBadge(d.kind)),
-    h('td', null, timeEl(d.at), h('div', { class: 'small muted' }, d.at ? `${new Date(d.at).toISOString().replace('T', ' ').slice(0, 19)} UTC · ${relTime(d.at)}` : '')),
+    h('td', null, timeEl(whenOf(d)), h('div', { class: 'small muted' }, whenOf(d) ? `${fmtUtc(whenOf(d))} · ${relTime(whenOf(d))}` : '')),
     h('td', null, d.requested_by || d.created_by || ''),
     h('td', { class: 'row-actions' }, canEdit ? [
       h('label', { for: inputId, class: 'sr-only' }, `New time for #${d.id}`), input, out,

@@ -1,0 +1,454 @@
+// Web UI scenarios in headless Chromium (playwright-core), against a real
+// reprise-server started with --demo --local-agent on a free port.
+// Usage: node run.mjs REPRISE_SERVER SCREENSHOT_DIR [CHROMIUM]
+// Each scenario is a step; the first failure stops the run (later steps build
+// on earlier ones), saves a screenshot and exits non-zero.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [serverBin, shotDir, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);
+if (!serverBin || !shotDir) {
+  console.error('usage: node run.mjs REPRISE_SERVER SCREENSHOT_DIR [CHROMIUM]');
+  process.exit(2);
+}
+
+const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
+const ADMIN_PASSWORD = 'admin-password-for-tests';
+const USERS = {
+  rita: { role: 'release-manager', password: 'rita-password-1' },
+  dave: { role: 'deployer', password: 'dave-password-1' },
+  vic: { role: 'viewer', password: 'vic-password-1' },
+};
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const T = { short: 15000, deploy: 90000 };
+
+const temp = mkdtempSync(join(tmpdir(), 'reprise-browser-'));
+const dataDir = join(temp, 'data');
+let server = null;
+let serverLog = '';
+let base = '';
+const contexts = [];
+
+function log(...a) {
+  console.log(...a);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function api(method, path, body, token = ADMIN_TOKEN) {
+  const res = await fetch(base + '/api/v1' + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return data;
+}
+
+async function startServer() {
+  const port = await freePort();
+  const agentPort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(serverBin, ['--data', dataDir, '--http', `127.0.0.1:${port}`, '--agent-port', String(agentPort),
+    '--local-agent', '--demo'], {
+    env: { ...process.env, REPRISE_ADMIN_TOKEN: ADMIN_TOKEN, REPRISE_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stdout.on('data', (d) => { serverLog += d; });
+  server.stderr.on('data', (d) => { serverLog += d; });
+  const exited = new Promise((resolve) => server.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    const code = await Promise.race([exited, sleep(200).then(() => undefined)]);
+    if (code !== undefined) throw new Error(`reprise-server exited with ${code}:\n${serverLog}`);
+    try {
+      const r = await fetch(base + '/api/v1/health');
+      if (r.ok) return;
+    } catch { /* not yet */ }
+  }
+  throw new Error('reprise-server did not answer /api/v1/health within 30 s');
+}
+
+async function newUserPage(name, viewport = DESKTOP, extra = {}) {
+  // A fresh profile per user: its own --user-data-dir, cookies and storage.
+  const ctx = await chromium.launchPersistentContext(mkdtempSync(join(temp, `profile-${name}-`)), {
+    executablePath: chromiumPath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport,
+    ...extra,
+  });
+  contexts.push(ctx);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.setDefaultTimeout(T.short);
+  page.on('pageerror', (e) => { page.errors = (page.errors || []).concat(String(e)); });
+  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors = (page.consoleErrors || []).concat(m.text()); });
+  return page;
+}
+
+async function login(page, user, password) {
+  await page.goto(base + '/');
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Applications', level: 1 }).waitFor();
+}
+
+// Polls from here: waitForFunction would need eval, which the UI's CSP forbids.
+async function waitText(page, selector, text, timeout = T.short) {
+  const deadline = Date.now() + timeout;
+  let got = '';
+  for (;;) {
+    got = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => '(missing)');
+    if (got && got.includes(text)) return;
+    if (Date.now() > deadline) throw new Error(`waiting for "${text}" in ${selector}; it shows: ${got}`);
+    await sleep(200);
+  }
+}
+
+async function deploymentStatus(id) {
+  return (await api('GET', `/deployments/${id}`)).status;
+}
+
+async function waitStatus(id, wanted, timeout = T.deploy) {
+  const want = [].concat(wanted);
+  const deadline = Date.now() + timeout;
+  let s;
+  while (Date.now() < deadline) {
+    s = await deploymentStatus(id);
+    if (want.includes(s)) return s;
+    if (['failed', 'cancelled', 'interrupted', 'expired'].includes(s) && !want.includes(s)) {
+      const log = await api('GET', `/deployments/${id}/log`).catch(() => ({}));
+      throw new Error(`deployment #${id} ended ${s}; log: ${JSON.stringify(log).slice(0, 2000)}`);
+    }
+    await sleep(300);
+  }
+  throw new Error(`deployment #${id} is ${s}, expected ${want.join('|')} within ${timeout} ms`);
+}
+
+async function succeededOn(build, stage) {
+  const r = await api('GET', `/deployments?application=shop&stage=${encodeURIComponent(stage)}&status=succeeded&limit=1000`);
+  return r.items.some((d) => String(d.release) === '1.0.0' && Number(d.build) === build);
+}
+
+async function currentBuild(stage) {
+  const app = await api('GET', '/applications/shop');
+  const st = (app.stages || []).find((s) => s.stage === stage);
+  if (!st) throw new Error(`GET /applications/shop has no stage ${stage} in "stages": ${JSON.stringify(app.stages)}`);
+  const t = st.targets.find((x) => x.current);
+  return t ? t.current : null;
+}
+
+async function openBoard(page) {
+  await page.goto(base + '/#/apps/shop');
+  await page.getByRole('heading', { name: 'shop', level: 1 }).waitFor();
+  await page.locator('.board .stage').first().waitFor();
+}
+
+function depIdFromUrl(page) {
+  const m = /#\/deployments\/(\d+)/.exec(page.url());
+  if (!m) throw new Error(`not on a deployment page: ${page.url()}`);
+  return Number(m[1]);
+}
+
+// Approves a waiting deployment from the approvals inbox of `page`'s user.
+async function approveInInbox(page, id, comment) {
+  await page.goto(base + '/#/approvals');
+  await page.getByRole('heading', { name: 'Approvals', level: 1 }).waitFor();
+  const button = page.getByRole('button', { name: `Approve deployment #${id}` });
+  await button.waitFor({ timeout: T.short });
+  await page.locator(`#c-${id}`).fill(comment);
+  await button.click();
+}
+
+// Opens the dialog from a board button, confirms "now", returns the deployment id.
+async function deployFromBoard(page, action, build, stage, { approver, shot } = {}) {
+  await openBoard(page);
+  const name = `${action} 1.0.0 build ${build} to ${stage}`;
+  await page.getByRole('button', { name }).first().click();
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  await dialog.locator('.preview[aria-busy="false"]').waitFor({ timeout: T.short });
+  if (shot) await page.screenshot({ path: join(shotDir, shot) });
+  await dialog.getByRole('button', { name: /now$/ }).click();
+  await page.waitForURL(/#\/deployments\/\d+$/);
+  const id = depIdFromUrl(page);
+  const status = await waitStatus(id, ['waiting', 'queued', 'running', 'succeeded'], T.short);
+  if (status === 'waiting') {
+    if (!approver) throw new Error(`deployment #${id} waits for approval and no approver was given`);
+    await approveInInbox(approver, id, `approved by the browser test for ${stage}`);
+  }
+  return id;
+}
+
+const steps = [];
+function step(name, fn) {
+  steps.push({ name, fn });
+}
+
+// ---------------------------------------------------------------------------
+let admin;
+let rita;
+
+step('the server serves the UI with its security headers', async () => {
+  const r = await fetch(base + '/');
+  if (r.status !== 200) throw new Error(`GET / answered ${r.status}`);
+  const csp = r.headers.get('content-security-policy') || '';
+  if (!csp.includes("script-src 'self'") || csp.includes('unsafe-inline')) throw new Error(`weak CSP: ${csp}`);
+  if (r.headers.get('x-frame-options') !== 'DENY') throw new Error('X-Frame-Options missing');
+});
+
+step('log in: a wrong password is refused clearly, the right one opens the dashboard', async () => {
+  admin = await newUserPage('admin', DESKTOP, { timezoneId: 'Europe/Berlin' });
+  await admin.goto(base + '/');
+  await admin.getByLabel('User name').fill('admin');
+  await admin.getByLabel('Password').fill('wrong-password');
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await waitText(admin, '#login-error', 'invalid user name or password');
+  await admin.screenshot({ path: join(shotDir, 'login-error.png') });
+  await login(admin, 'admin', ADMIN_PASSWORD);
+  await admin.getByRole('link', { name: 'shop' }).waitFor();
+  const cookies = await admin.context().cookies();
+  const c = cookies.find((x) => x.name === 'reprise_session');
+  if (!c || !c.httpOnly || c.sameSite !== 'Strict') throw new Error(`session cookie is not HttpOnly/Strict: ${JSON.stringify(c)}`);
+  await admin.screenshot({ path: join(shotDir, 'dashboard.png') });
+});
+
+step('the pipeline board shows the stages and builds', async () => {
+  await openBoard(admin);
+  for (const s of ['Integration', 'Testing', 'Production']) await admin.getByRole('heading', { name: s, level: 2 }).waitFor();
+  await admin.locator('table.matrix').waitFor();
+  await admin.screenshot({ path: join(shotDir, 'board-initial.png'), fullPage: true });
+});
+
+step('build page: artifacts with size, sha256, file count and a browsable manifest', async () => {
+  await admin.goto(base + '/#/apps/shop/releases/1.0.0/builds/2');
+  await admin.getByRole('heading', { name: 'Artifacts' }).waitFor();
+  await admin.getByRole('cell', { name: 'web', exact: true }).or(admin.getByRole('rowheader', { name: 'web' })).first().waitFor();
+  await admin.getByRole('link', { name: 'Manifest' }).click();
+  await admin.getByRole('heading', { name: 'Artifact web' }).waitFor();
+  await admin.getByText('api/status.json').waitFor();
+  await admin.getByLabel('Filter').fill('status');
+  await waitText(admin, 'main [role=status]', '1 of');
+});
+
+step('second users log in (release manager, deployer, viewer)', async () => {
+  for (const [name, u] of Object.entries(USERS)) await api('POST', '/users', { name, role: u.role, password: u.password });
+  rita = await newUserPage('rita');
+  await login(rita, 'rita', USERS.rita.password);
+});
+
+step('build 1 has been through every stage (set up through the API when the demo has not)', async () => {
+  for (const stage of ['Integration', 'Testing', 'Production']) {
+    if (await succeededOn(1, stage)) continue;
+    const d = await api('POST', '/applications/shop/releases/1.0.0/builds/1/deploy', { stage });
+    let s = await waitStatus(d.id, ['waiting', 'succeeded']);
+    if (s === 'waiting') {
+      await api('POST', `/deployments/${d.id}/approve`, { comment: 'setup' }, await tokenFor('rita'));
+      s = await waitStatus(d.id, 'succeeded');
+    }
+  }
+});
+
+const tokens = {};
+async function tokenFor(user) {
+  if (!tokens[user]) tokens[user] = (await api('POST', `/users/${user}/tokens`, { name: 'browser-test' })).token;
+  return tokens[user];
+}
+
+step('promote build 2 through all stages; Production waits and is approved by a second user', async () => {
+  const stages = ['Integration', 'Testing', 'Production'];
+  for (let i = 0; i < stages.length; i++) {
+    const stage = stages[i];
+    if (await succeededOn(2, stage)) continue;  // e.g. promoted automatically
+    const action = i === 0 ? 'Deploy' : 'Promote';
+    const id = await deployFromBoard(admin, action, 2, stage, {
+      approver: rita, shot: stage === 'Production' ? 'dialog-promote.png' : undefined,
+    });
+    await waitStatus(id, 'succeeded');
+  }
+  const cur = await currentBuild('Production');
+  if (!cur || Number(cur.build) !== 2) throw new Error(`Production runs ${JSON.stringify(cur)}, expected build 2`);
+  await openBoard(admin);
+  await admin.screenshot({ path: join(shotDir, 'board.png'), fullPage: true });
+});
+
+step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the live log reaches succeeded', async () => {
+  await openBoard(admin);
+  await admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 1 to Production' }).first().click();
+  const dialog = admin.locator('dialog[open]');
+  await dialog.waitFor();
+  await dialog.locator('.preview[aria-busy="false"]').waitFor();
+  await waitText(admin, 'dialog[open] [data-testid=kind-line]', 'Rollback: Production currently runs 1.0.0 build 2');
+  // Keyboard: focus is inside the dialog.
+  const inside = await admin.evaluate(() => !!document.activeElement.closest('dialog[open]'));
+  if (!inside) throw new Error('focus is not inside the dialog');
+  await dialog.getByLabel(/As deployed/).check();
+  await admin.screenshot({ path: join(shotDir, 'dialog-redeploy.png') });
+  await dialog.getByRole('button', { name: 'Re-Deploy now' }).click();
+  await admin.waitForURL(/#\/deployments\/\d+$/);
+  const id = depIdFromUrl(admin);
+  if ((await deploymentStatus(id)) === 'waiting') await approveInInbox(rita, id, 'rollback approved');
+  await waitText(admin, '#deployment-status', 'succeeded', T.deploy);
+  await waitText(admin, '#log-state', 'finished', T.short).catch(() => {});
+  const lines = await admin.locator('#deployment-log .line').count();
+  if (lines < 1) throw new Error('the live log showed no lines');
+  await admin.screenshot({ path: join(shotDir, 'deployment.png'), fullPage: true });
+  const cur = await currentBuild('Production');
+  if (!cur || Number(cur.build) !== 1) throw new Error(`Production runs ${JSON.stringify(cur)}, expected build 1`);
+  const page = join(dataDir, 'targets', 'prod-web', 'current', 'index.html');
+  if (existsSync(page) && !readFileSync(page, 'utf8').includes('build 1')) throw new Error(`${page} does not hold build 1`);
+});
+
+step('the board shows the hold after the rollback; a release manager clears it', async () => {
+  const app = await api('GET', '/applications/shop');
+  const prod = app.stages.find((s) => s.stage === 'Production');
+  await openBoard(admin);
+  if (!prod.hold) { log('     (no hold reported on Production; skipping "clear hold")'); return; }
+  await admin.getByRole('button', { name: 'Clear hold' }).click();
+  await admin.locator('#stage-Production .hold').waitFor({ state: 'detached' });
+});
+
+step('schedule a re-deploy 5 s ahead and see it fire', async () => {
+  await openBoard(admin);
+  await admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 1 to Testing' }).first().click();
+  const dialog = admin.locator('dialog[open]');
+  await dialog.waitFor();
+  await dialog.getByLabel('At a date and time').check();
+  const when = await admin.evaluate(() => {
+    const d = new Date(Date.now() + 5000);
+    const p = (n) => String(n).padStart(2, '0');
+    const s = d.getSeconds() ? `:${p(d.getSeconds())}` : '';  // Chromium drops ":00"
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}${s}`;
+  });
+  await dialog.locator('input[type=datetime-local]').fill(when);
+  const utc = await dialog.locator('output.utc').textContent();
+  if (!utc.includes('UTC') || !utc.includes('Europe/Berlin')) throw new Error(`no UTC/zone hint beside the time: ${utc}`);
+  await dialog.getByRole('button', { name: 'Schedule Re-Deploy' }).click();
+  await admin.waitForURL(/#\/deployments\/\d+$/);
+  const id = depIdFromUrl(admin);
+  const s = await deploymentStatus(id);
+  if (!['scheduled', 'queued', 'running', 'succeeded'].includes(s)) throw new Error(`scheduled deployment is ${s}`);
+  await waitText(admin, '#deployment-status', 'succeeded', 60000);
+});
+
+step('scheduled list: move and cancel a scheduled deployment', async () => {
+  const at = new Date(Date.now() + 3600 * 1000).toISOString();
+  const d = await api('POST', '/applications/shop/releases/1.0.0/builds/2/deploy', { stage: 'Testing', at });
+  await admin.goto(base + '/#/scheduled');
+  await admin.getByRole('link', { name: `#${d.id}` }).waitFor();
+  await admin.screenshot({ path: join(shotDir, 'scheduled.png') });
+  const later = new Date(Date.now() + 7200 * 1000);
+  // The input is in the browser's zone (Europe/Berlin here).
+  const local = await admin.evaluate((iso) => {
+    const x = new Date(iso);
+    const q = (n) => String(n).padStart(2, '0');
+    const s = x.getSeconds() ? `:${q(x.getSeconds())}` : '';
+    return `${x.getFullYear()}-${q(x.getMonth() + 1)}-${q(x.getDate())}T${q(x.getHours())}:${q(x.getMinutes())}${s}`;
+  }, later.toISOString());
+  await admin.locator(`#move-${d.id}`).fill(local);
+  await admin.locator('tr', { has: admin.getByRole('link', { name: `#${d.id}` }) }).getByRole('button', { name: 'Move' }).click();
+  const deadline = Date.now() + T.short;
+  for (;;) {
+    const now = await api('GET', `/deployments/${d.id}`);
+    if (Math.abs(new Date(now.scheduled_at) - later) < 2000) break;
+    if (Date.now() > deadline) throw new Error(`not moved: scheduled_at=${now.scheduled_at}, wanted ${later.toISOString()}`);
+    await sleep(300);
+  }
+  await admin.locator('tr', { has: admin.getByRole('link', { name: `#${d.id}` }) }).getByRole('button', { name: 'Cancel' }).click();
+  await waitStatus(d.id, 'cancelled', T.short);
+});
+
+step('a viewer trying to deploy sees a clear refusal', async () => {
+  const vic = await newUserPage('vic');
+  await login(vic, 'vic', USERS.vic.password);
+  await openBoard(vic);
+  await vic.getByRole('button', { name: 'Re-Deploy 1.0.0 build 2 to Testing' }).first().click();
+  const dialog = vic.locator('dialog[open]');
+  await dialog.waitFor();
+  await dialog.getByRole('button', { name: /now$/ }).click();
+  await waitText(vic, 'dialog[open] .dialog-error', 'permission_denied');
+  const text = await dialog.locator('.dialog-error').textContent();
+  if (!/deployer/.test(text)) throw new Error(`the refusal does not say which role is needed: ${text}`);
+  await vic.screenshot({ path: join(shotDir, 'viewer-refused.png') });
+});
+
+step('phone width: the board and a deployment page fit without horizontal scrolling', async () => {
+  const phone = await newUserPage('phone', PHONE, { isMobile: true, hasTouch: true });
+  await login(phone, 'dave', USERS.dave.password);
+  await openBoard(phone);
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await phone.screenshot({ path: join(shotDir, 'board-phone.png'), fullPage: true });
+  if (overflow > 2) throw new Error(`the board is ${overflow}px wider than the phone screen`);
+});
+
+step('logout ends the session', async () => {
+  await admin.goto(base + '/#/');
+  await admin.getByRole('button', { name: 'Log out' }).click();
+  await admin.getByRole('button', { name: 'Log in' }).waitFor();
+  const r = await admin.evaluate(async () => (await fetch('/api/v1/me')).status);
+  if (r !== 401) throw new Error(`after logout /api/v1/me answered ${r}`);
+});
+
+step('no script errors in any page', async () => {
+  for (const ctx of contexts) for (const p of ctx.pages()) {
+    if (p.errors && p.errors.length) throw new Error(`page errors: ${p.errors.join('\n')}`);
+  }
+});
+
+// ---------------------------------------------------------------------------
+let failed = false;
+try {
+  await startServer();
+  log(`reprise-server on ${base}, data in ${dataDir}`);
+  for (const s of steps) {
+    const t0 = Date.now();
+    try {
+      await s.fn();
+      log(`ok    ${s.name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed = true;
+      log(`FAIL  ${s.name} (${Date.now() - t0} ms)\n      ${String(e && e.stack || e).split('\n').join('\n      ')}`);
+      for (const ctx of contexts) for (const [i, p] of ctx.pages().entries()) {
+        await p.screenshot({ path: join(shotDir, `failure-${contexts.indexOf(ctx)}-${i}.png`), fullPage: true }).catch(() => {});
+        if (p.errors) log(`      page errors: ${p.errors.join(' | ')}`);
+      }
+      break;
+    }
+  }
+} catch (e) {
+  failed = true;
+  log(`FAIL  setup: ${e && e.stack || e}`);
+} finally {
+  for (const ctx of contexts) await ctx.close().catch(() => {});
+  if (server) {
+    server.kill('SIGTERM');
+    await Promise.race([new Promise((r) => server.once('exit', r)), sleep(5000)]);
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+  if (failed) log(`--- server output ---\n${serverLog.slice(-6000)}`);
+  rmSync(temp, { recursive: true, force: true });
+}
+log(failed ? 'browser tests FAILED' : `browser tests passed; screenshots in ${shotDir}`);
+process.exit(failed ? 1 : 0);
