@@ -21,6 +21,7 @@ namespace {
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 constexpr std::string_view kTempPrefix = "upload-";
+constexpr size_t kWriteBufferBytes = 256 << 10;
 
 // Creates `dir` if missing; fsyncs its parent when it was created, so the new
 // directory entry survives a crash together with what goes into it.
@@ -56,6 +57,7 @@ BlobWriter::BlobWriter(BlobWriter&& other) noexcept
       max_bytes_(other.max_bytes_),
       size_(other.size_),
       hasher_(std::move(other.hasher_)),
+      buffer_(std::move(other.buffer_)),
       sha256_(std::move(other.sha256_)),
       state_(other.state_) {
   other.fd_ = -1;
@@ -71,6 +73,7 @@ BlobWriter& BlobWriter::operator=(BlobWriter&& other) noexcept {
     max_bytes_ = other.max_bytes_;
     size_ = other.size_;
     hasher_ = std::move(other.hasher_);
+    buffer_ = std::move(other.buffer_);
     sha256_ = std::move(other.sha256_);
     state_ = other.state_;
     other.fd_ = -1;
@@ -96,6 +99,26 @@ Status BlobWriter::Write(const char* data, size_t size) {
   }
   hasher_->Update(data, size);
   size_ += size;
+  if (buffer_.size() + size <= kWriteBufferBytes) {
+    buffer_.append(data, size);
+    if (buffer_.size() < kWriteBufferBytes) return Status::Ok();
+    return Flush();
+  }
+  REPRISE_RETURN_IF_ERROR(Flush());
+  if (size < kWriteBufferBytes) {
+    buffer_.append(data, size);
+    return Status::Ok();
+  }
+  return WriteAll(data, size);
+}
+
+Status BlobWriter::Flush() {
+  Status st = WriteAll(buffer_.data(), buffer_.size());
+  buffer_.clear();
+  return st;
+}
+
+Status BlobWriter::WriteAll(const char* data, size_t size) {
   while (size > 0) {
     ssize_t n = ::write(fd_, data, size);
     if (n < 0) {
@@ -112,6 +135,7 @@ Status BlobWriter::Write(const char* data, size_t size) {
 
 Result<FinishedUpload> BlobWriter::Finish() {
   if (state_ == State::kWriting) {
+    REPRISE_RETURN_IF_ERROR(Flush());
     sha256_ = hasher_->FinishHex();
     state_ = State::kFinished;
   }

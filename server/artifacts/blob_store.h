@@ -64,6 +64,8 @@ class BlobWriter {
   friend class BlobStore;
   BlobWriter(const BlobStore* store, int fd, std::filesystem::path temp_path, uint64_t max_bytes);
   void Discard();
+  Status WriteAll(const char* data, size_t size);
+  Status Flush();
 
   enum class State { kWriting, kFinished, kDone };
   const BlobStore* store_ = nullptr;
@@ -72,6 +74,7 @@ class BlobWriter {
   uint64_t max_bytes_ = 0;
   uint64_t size_ = 0;
   std::unique_ptr<Sha256> hasher_;
+  std::string buffer_;  // small writes are gathered here (HTTP chunks are small)
   std::string sha256_;
   State state_ = State::kDone;
 };

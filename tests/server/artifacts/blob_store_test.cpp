@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -74,6 +75,27 @@ TEST_CASE("a streamed upload round-trips and is stored read-only under its hash"
   // Committing twice is refused; the blob stays.
   CHECK_FALSE(store->Commit(*writer).ok());
   CHECK(store->Exists(*hash));
+}
+
+TEST_CASE("writes of any size give the same bytes and hash") {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path(), {.fsync = false});
+  std::string content;
+  for (int i = 0; content.size() < (3u << 20); ++i) content += "line " + std::to_string(i) + "\n";
+  const size_t pattern[] = {1, 7, 300 << 10, 1 << 20, 3, 256 << 10, 255 << 10, 4096};
+  auto writer = store->BeginUpload();
+  REQUIRE(writer.ok());
+  size_t off = 0;
+  for (int i = 0; off < content.size(); ++i) {
+    size_t n = std::min(pattern[i % 8], content.size() - off);
+    REQUIRE(writer->Write(content.data() + off, n).ok());
+    off += n;
+  }
+  CHECK(writer->bytes_written() == content.size());
+  auto hash = store->Commit(*writer);
+  REQUIRE(hash.ok());
+  CHECK(*hash == Sha256Hex(content));
+  CHECK(Slurp(*store->Path(*hash)) == content);
 }
 
 TEST_CASE("identical uploads make one blob, different content makes another") {
