@@ -199,7 +199,26 @@ async function deployFromBoard(page, action, build, stage, { approver, shot } = 
     if (!approver) throw new Error(`deployment #${id} waits for approval and no approver was given`);
     await approveInInbox(approver, id, `approved by the browser test for ${stage}`);
   }
-  return id;
+  return { id, waited: status === 'waiting' };
+}
+
+// A stage with auto_promote hands a successful build on to the next stage by
+// itself: wait for that deployment (if one comes) to finish.
+async function settleAutoPromotion(build, nextStage) {
+  if (!nextStage) return;
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const r = await api('GET', `/deployments?application=shop&stage=${encodeURIComponent(nextStage)}&limit=1000`);
+    const mine = r.items.filter((d) => String(d.release) === '1.0.0' && Number(d.build) === build);
+    const open = mine.find((d) => !['succeeded', 'failed', 'cancelled', 'interrupted', 'expired'].includes(d.status));
+    if (open) {
+      if (open.status === 'waiting') return;  // left for the next step's approver
+      await waitStatus(open.id, ['succeeded', 'failed']);
+      return;
+    }
+    if (mine.length) return;
+    await sleep(250);
+  }
 }
 
 const steps = [];
@@ -283,10 +302,15 @@ step('promote build 2 through all stages; Production waits and is approved by a 
     const stage = stages[i];
     if (await succeededOn(2, stage)) continue;  // e.g. promoted automatically
     const action = i === 0 ? 'Deploy' : 'Promote';
-    const id = await deployFromBoard(admin, action, 2, stage, {
+    const { id, waited } = await deployFromBoard(admin, action, 2, stage, {
       approver: rita, shot: stage === 'Production' ? 'dialog-promote.png' : undefined,
     });
+    if (stage === 'Production' && !waited) throw new Error(`Production deployment #${id} did not wait for an approval`);
     await waitStatus(id, 'succeeded');
+    const approvals = (await api('GET', `/deployments/${id}`)).approvals || [];
+    if (stage === 'Production' && !approvals.some((a) => a.user === 'rita' && a.decision === 'approved'))
+      throw new Error(`no approval by rita recorded: ${JSON.stringify(approvals)}`);
+    await settleAutoPromotion(2, stages[i + 1]);
   }
   const cur = await currentBuild('Production');
   if (!cur || Number(cur.build) !== 2) throw new Error(`Production runs ${JSON.stringify(cur)}, expected build 2`);
@@ -325,9 +349,12 @@ step('the board shows the hold after the rollback; a release manager clears it',
   const app = await api('GET', '/applications/shop');
   const prod = app.stages.find((s) => s.stage === 'Production');
   await openBoard(admin);
-  if (!prod.hold) { log('     (no hold reported on Production; skipping "clear hold")'); return; }
+  if (!prod.hold) throw new Error('GET /applications/shop reports no hold on Production after the rollback');
+  await admin.locator('#stage-Production .hold').waitFor();
   await admin.getByRole('button', { name: 'Clear hold' }).click();
   await admin.locator('#stage-Production .hold').waitFor({ state: 'detached' });
+  const after = (await api('GET', '/applications/shop')).stages.find((x) => x.stage === 'Production');
+  if (after.hold) throw new Error(`the hold is still there: ${JSON.stringify(after.hold)}`);
 });
 
 step('schedule a re-deploy 5 s ahead and see it fire', async () => {

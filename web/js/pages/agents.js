@@ -1,7 +1,6 @@
 // Agents: status, last seen, approval of pending agents.
 import { get, post, enc } from '../api.js';
 import { h, clear, timeEl, relTime, statusBadge, errorBox, loading, flash, table } from '../dom.js';
-import { hasRole } from '../session.js';
 
 export async function renderAgents(main) {
   main.append(h('h1', null, 'Agents'));
@@ -19,20 +18,27 @@ export async function renderAgents(main) {
     }
     const items = r.items || [];
     if (!items.length) { clear(body).append(h('p', { class: 'muted' }, 'No agents have connected yet.')); return; }
-    clear(body).append(table(['Agent', 'Status', 'Last seen', 'Address', 'Version', ''], items.map((a) => {
-      const pending = a.status === 'pending' || a.approved === false;
+    clear(body).append(table(['Agent', 'Connection', 'Approval', 'Last seen', 'Address', 'Version', 'Targets', ''], items.map((a) => {
+      const pending = a.approved === false || a.status === 'pending';
+      const lastSeen = a.last_seen || null;
       return h('tr', null,
-        h('th', { scope: 'row' }, a.name),
-        h('td', null, statusBadge(a.status || (a.connected ? 'connected' : 'offline'))),
-        h('td', null, timeEl(a.last_seen || a.last_seen_at), a.last_seen ? h('span', { class: 'small muted' }, ` (${relTime(a.last_seen)})`) : null),
-        h('td', null, a.address || a.remote_addr || ''),
+        h('th', { scope: 'row' }, a.name, a.key_fingerprint ? h('div', { class: 'small muted hash', title: 'key fingerprint' }, a.key_fingerprint) : null),
+        h('td', null, statusBadge(a.online ? 'online' : 'offline')),
+        h('td', null, statusBadge(pending ? 'pending' : 'approved')),
+        h('td', null, timeEl(lastSeen), lastSeen ? h('span', { class: 'small muted' }, ` (${relTime(lastSeen)})`) : null),
+        h('td', null, a.address || ''),
         h('td', null, a.version || ''),
-        h('td', null, pending && hasRole('admin') ? h('button', { type: 'button', class: 'small', 'aria-label': `Approve agent ${a.name}`, onclick: async () => {
+        h('td', null, (a.targets || []).join(', ')),
+        h('td', null, pending ? h('button', { type: 'button', class: 'small', 'aria-label': `Approve agent ${a.name}`, onclick: async (ev) => {
+          ev.target.disabled = true;
           try {
             await post(`/agents/${enc(a.name)}/approve`, {});
             flash(`Agent ${a.name} approved.`, 'ok');
             load();
-          } catch (e) { flash(e.message); }
+          } catch (e) {
+            flash(e.message);
+            ev.target.disabled = false;
+          }
         } }, 'Approve') : null));
     })));
   };

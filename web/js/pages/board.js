@@ -81,9 +81,11 @@ function stageColumn(model, p, openDialog, reload) {
   const badges = [];
   if (p.protected) badges.push(h('span', { class: 'badge protected', title: 'Needs release-manager' }, 'protected'));
   if (p.auto_promote) badges.push(h('span', { class: 'badge', title: 'Builds are promoted here automatically' }, 'auto-promote'));
-  if (gates.approvals) badges.push(h('span', { class: 'badge', title: 'Approvals needed' },
-    `${gates.approvals.count || 1} approval(s) · ${gates.approvals.role || 'any'}`));
-  if (gates.window) badges.push(h('span', { class: 'badge' }, 'deployment window'));
+  if (gates.approvals && gates.approvals.count > 0) badges.push(h('span', { class: 'badge', title: 'Approvals needed before it runs' },
+    `${gates.approvals.count} approval${gates.approvals.count > 1 ? 's' : ''} · ${gates.approvals.role || 'any role'}`));
+  const windows = [].concat(gates.window || []).filter(Boolean);
+  if (windows.length) badges.push(h('span', { class: 'badge', title: `Deployment window${gates.timezone ? ` (${gates.timezone})` : ''}` },
+    `window: ${windows.join(', ')}`));
 
   const col = h('section', { class: 'stage', id: stageId(p.stage), 'aria-labelledby': stageId(p.stage) + '-h' },
     h('header', null, h('h2', { id: stageId(p.stage) + '-h' }, p.stage),

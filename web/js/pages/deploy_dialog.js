@@ -62,7 +62,8 @@ export function renderPreview(p, { model, stage, release, build }) {
   const current = describeBuild(p.current) || describeBuild(model ? model.currentOf(stage) : null);
   const target = `${release} build ${build}`;
   let line;
-  if (kind === 'rollback') line = `Rollback: ${stage} currently runs ${current || 'a newer build'}; this goes back to ${target}.`;
+  if (p.summary) line = p.summary;
+  else if (kind === 'rollback') line = `Rollback: ${stage} currently runs ${current || 'a newer build'}; this goes back to ${target}.`;
   else if (kind === 'redeploy') line = `Re-deploy: ${target} succeeded on ${stage} before${current ? `; ${stage} currently runs ${current}` : ''}.`;
   else line = `Promote: ${target} enters ${stage} for the first time${current ? `; ${stage} currently runs ${current}` : ''}.`;
   out.push(h('p', { class: `kind-line kind-${kind}`, 'data-testid': 'kind-line' }, line));

@@ -221,6 +221,7 @@ export async function renderDeployment(main, ctx) {
       const filesTotal = p.files_total ?? p.total_files;
       const bar = (label, value, max, fmt) => {
         if (value === undefined && max === undefined) return null;
+        if (!max && !value && FINAL.has(t.status)) return h('div', { class: 'small muted' }, `nothing ${label} (release already on the target)`);
         const text = max ? `${fmt(value || 0)} of ${fmt(max)} ${label}` : `${fmt(value || 0)} ${label}`;
         return h('div', { class: 'bar' }, h('progress', { max: max || 1, value: max ? Math.min(value || 0, max) : (FINAL.has(t.status) ? 1 : undefined), 'aria-label': `${t.target} ${label}` }),
           h('span', { class: 'small' }, text));
@@ -228,6 +229,7 @@ export async function renderDeployment(main, ctx) {
       return h('li', { class: 'card', 'data-target': t.target || t.name },
         h('div', null, h('strong', null, t.target || t.name), ' ', statusBadge(t.status)),
         t.message ? h('div', { class: 'small' }, t.message) : null,
+        p.phase ? h('div', { class: 'small muted' }, `phase: ${p.phase}`) : null,
         bar('transferred', bytes, bytesTotal, fmtBytes),
         bar('files extracted', files, filesTotal, (x) => String(x)));
     })));
@@ -264,6 +266,17 @@ export async function renderDeployment(main, ctx) {
   }
 
   function contextValue(v) {
+    // Variables by scope: {scope: {name: {value, sensitive}}}.
+    const isVar = (x) => x !== null && typeof x === 'object' && 'value' in x;
+    if (!Array.isArray(v) && Object.values(v).every((x) => x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every(isVar))) {
+      const rows = [];
+      for (const [scope, vars] of Object.entries(v)) for (const [name, x] of Object.entries(vars)) {
+        rows.push(h('tr', null, h('td', null, scope), h('th', { scope: 'row' }, name),
+          h('td', null, h('code', null, x.sensitive ? '******' : String(x.value)))));
+      }
+      if (!rows.length) return h('p', { class: 'muted' }, 'None.');
+      return table(['Scope', 'Name', 'Value'], rows, { class: 'compact' });
+    }
     if (!Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== 'object' || ('value' in x))) {
       return table(['Name', 'Value'], Object.entries(v).map(([k, x]) => h('tr', null, h('th', { scope: 'row' }, k),
         h('td', null, h('code', null, x && typeof x === 'object' ? (x.sensitive ? '******' : String(x.value)) : String(x ?? ''))))), { class: 'compact' });
