@@ -221,6 +221,10 @@ TEST_CASE("ExtractArchive needs an empty or missing destination with an existing
   CHECK(ExtractArchive(archive, full).status().code() == Code::kFailedPrecondition);
   CHECK(ReadBytes(full / "keep") == "mine");
   CHECK(ExtractArchive(archive, tmp.path() / "no/such/parent").status().code() == Code::kNotFound);
+  WriteBytes(tmp.path() / "plain-file", "x");
+  CHECK(ExtractArchive(archive, tmp.path() / "plain-file").status().code() ==
+        Code::kFailedPrecondition);
+  CHECK(ReadBytes(tmp.path() / "plain-file") == "x");
   fs::path empty = tmp.path() / "empty";
   fs::create_directory(empty);
   CHECK(ExtractArchive(archive, empty).ok());
@@ -307,6 +311,12 @@ TEST_CASE("ValidateTree reports missing, changed and extra paths") {
   CHECK(r->changed[1].detail == "mode 0644, expected 0755");
 
   CHECK(ValidateTree(tmp.path() / "nope", *m).status().code() == Code::kNotFound);
+
+  // A planted symlink to a directory is reported, never walked into.
+  fs::create_directory_symlink(tmp.path(), dest / "d/escape");
+  Result<ValidationReport> planted = ValidateTree(dest, *m);
+  REQUIRE(planted.ok());
+  CHECK(planted->extra == std::vector<std::string>{"d/escape", "d/new"});
 }
 
 TEST_CASE("manifest JSON round-trips and is checked") {
