@@ -407,6 +407,32 @@ step('scheduled list: move and cancel a scheduled deployment', async () => {
   await waitStatus(d.id, 'cancelled', T.short);
 });
 
+step('keyboard: the dialog opens from a focused button, keeps focus inside, Escape closes it and focus returns', async () => {
+  await openBoard(admin);
+  const button = admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 2 to Production' }).first();
+  await button.focus();
+  await admin.keyboard.press('Enter');
+  await admin.locator('dialog[open]').waitFor();
+  for (let i = 0; i < 12; i++) {
+    await admin.keyboard.press('Tab');
+    const inside = await admin.evaluate(() => !!document.activeElement.closest('dialog[open]'));
+    if (!inside) throw new Error(`Tab ${i + 1} left the open dialog`);
+  }
+  await admin.keyboard.press('Escape');
+  await admin.locator('dialog').waitFor({ state: 'detached' });
+  const back = await admin.evaluate(() => document.activeElement.getAttribute('aria-label'));
+  if (back !== 'Re-Deploy 1.0.0 build 2 to Production') throw new Error(`focus went to ${back}, not back to the button`);
+});
+
+step('agents page: the local agent is listed online and approved', async () => {
+  await admin.goto(base + '/#/agents');
+  await admin.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
+  const row = admin.locator('tr', { has: admin.getByRole('rowheader', { name: /local/ }) });
+  await row.waitFor();
+  const text = await row.textContent();
+  if (!text.includes('online') || !text.includes('approved')) throw new Error(`agent row: ${text}`);
+});
+
 step('a viewer trying to deploy sees a clear refusal', async () => {
   const vic = await newUserPage('vic');
   await login(vic, 'vic', USERS.vic.password);
@@ -428,6 +454,12 @@ step('phone width: the board and a deployment page fit without horizontal scroll
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await phone.screenshot({ path: join(shotDir, 'board-phone.png'), fullPage: true });
   if (overflow > 2) throw new Error(`the board is ${overflow}px wider than the phone screen`);
+  const last = (await api('GET', '/deployments?application=shop&status=succeeded&limit=1')).items[0];
+  await phone.goto(base + `/#/deployments/${last.id}`);
+  await phone.locator('#deployment-log .line').first().waitFor();
+  const overflow2 = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await phone.screenshot({ path: join(shotDir, 'deployment-phone.png'), fullPage: true });
+  if (overflow2 > 2) throw new Error(`the deployment page is ${overflow2}px wider than the phone screen`);
 });
 
 step('logout ends the session', async () => {

@@ -1,6 +1,6 @@
 // Entry point: session, navigation bar, hash routes and the page lifecycle.
 import { setUnauthenticatedHandler } from './api.js';
-import { h, clear, errorBox, flash } from './dom.js';
+import { h, clear, errorBox, flash, clearStaleFlash } from './dom.js';
 import { route, current, go } from './router.js';
 import { session, loadSession, logout, forget } from './session.js';
 import { renderLogin } from './pages/login.js';
@@ -75,6 +75,7 @@ async function navigate() {
     return;
   }
   renderChrome();
+  clearStaleFlash();
   clear(main);
   if (!match) {
     main.append(h('h1', null, 'Not found'), h('p', null, 'There is no page at ', h('code', null, location.hash), '.'));

@@ -143,5 +143,12 @@ export function flash(message, kind = 'error') {
   el.textContent = message;
   el.className = `flash ${kind}`;
   el.hidden = !message;
+  el.dataset.shownAt = String(Date.now());
   if (message) setTimeout(() => { if (el.textContent === message) el.hidden = true; }, 8000);
+}
+
+// Hides a message shown more than a moment ago (called on navigation).
+export function clearStaleFlash() {
+  const el = document.getElementById('flash');
+  if (el && !el.hidden && Date.now() - Number(el.dataset.shownAt || 0) > 1500) el.hidden = true;
 }

@@ -213,6 +213,22 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     updateTexts();
   });
   cancel.addEventListener('click', close);
+  // Tab and Shift+Tab cycle inside the dialog instead of leaving for the browser.
+  dialog.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    const focusable = [...dialog.querySelectorAll('button, input, select, textarea, summary, a[href], [tabindex]:not([tabindex="-1"])')]
+      .filter((el) => !el.disabled && el.offsetParent !== null);
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (ev.shiftKey && document.activeElement === first) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && document.activeElement === last) {
+      ev.preventDefault();
+      first.focus();
+    }
+  });
   dialog.addEventListener('close', () => {
     dialog.remove();
     if (opener && opener.isConnected) opener.focus();

@@ -67,7 +67,7 @@ function row(d, reload) {
     h('td', null, `${d.application} ${d.release} build ${d.build} → ${d.stage} `, kindBadge(d.kind)),
     h('td', null, timeEl(whenOf(d)), h('div', { class: 'small muted' }, whenOf(d) ? `${fmtUtc(whenOf(d))} · ${relTime(whenOf(d))}` : '')),
     h('td', null, d.requested_by || d.created_by || ''),
-    h('td', { class: 'row-actions' }, canEdit ? [
+    h('td', null, h('div', { class: 'row-actions' }, canEdit ? [
       h('label', { for: inputId, class: 'sr-only' }, `New time for #${d.id}`), input, out,
       h('button', { type: 'button', class: 'small', onclick: async () => {
         try {
@@ -84,5 +84,5 @@ function row(d, reload) {
           reload();
         } catch (e) { flash(e.message); }
       } }, 'Cancel'),
-    ] : statusBadge(d.status)));
+    ] : statusBadge(d.status))));
 }
