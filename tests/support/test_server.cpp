@@ -22,7 +22,7 @@ TestServer::TestServer(ServerOptions options) : options_(std::move(options)) {
   if (!st.ok()) throw std::runtime_error("test server: " + st.ToString());
 }
 
-TestServer::~TestServer() { app_->Stop(); }
+TestServer::~TestServer() { Stop(); }
 
 HttpClient TestServer::Admin() const {
   HttpClient c("127.0.0.1", port());
@@ -48,11 +48,20 @@ std::string TestServer::CreateUser(const std::string& name, const std::string& r
 }
 
 void TestServer::Restart() {
+  Stop();
+  Start();
+}
+
+void TestServer::Stop() {
+  if (!app_) return;
   app_->Stop();
   app_.reset();
+}
+
+void TestServer::Start() {
   app_ = std::make_unique<ServerApp>(options_);
   Status st = app_->Start();
-  if (!st.ok()) throw std::runtime_error("test server restart: " + st.ToString());
+  if (!st.ok()) throw std::runtime_error("test server start: " + st.ToString());
 }
 
 }  // namespace reprise::testing

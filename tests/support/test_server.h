@@ -29,6 +29,9 @@ class TestServer {
   std::vector<ServerApp::RouteInfo> Routes() const { return app_->Routes(); }
   // Stops and starts the server on the same data directory (a restart).
   void Restart();
+  void Stop();
+  void Start();
+  int agent_port() const { return app_->agent_port(); }
 
  private:
   ServerOptions options_;

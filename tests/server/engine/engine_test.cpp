@@ -1,0 +1,301 @@
+// The deployment engine end to end: a real server (SQLite file, HTTP API) and
+// a real reprise-agent process on loopback.
+#include <doctest/doctest.h>
+
+#include <set>
+#include <thread>
+
+#include "tests/server/engine/engine_test_support.h"
+
+namespace reprise::testing {
+
+namespace {
+
+std::vector<std::string> LogTexts(PipelineFixture& f, int64_t id) {
+  auto r = Body(f.Admin().Get("/api/v1/deployments/" + std::to_string(id) + "/log"));
+  std::vector<std::string> out;
+  for (const auto& l : r["lines"]) out.push_back(l["text"].get<std::string>());
+  return out;
+}
+
+int Count(const std::vector<std::string>& lines, const std::string& needle) {
+  int n = 0;
+  for (const auto& l : lines) n += l.find(needle) != std::string::npos;
+  return n;
+}
+
+json StageView(PipelineFixture& f, const std::string& stage) {
+  auto app = Body(f.Admin().Get("/api/v1/applications/shop"));
+  for (const auto& s : app["stages"])
+    if (s["stage"] == stage) return s;
+  return json();
+}
+
+}  // namespace
+
+TEST_CASE("re-deploying build 1 to Production is a rollback that restores build 1 exactly") {
+  PipelineFixture f;
+  f.PromoteThroughAll(1);
+  f.PromoteThroughAll(2);
+  auto prod = StageView(f, "Production");
+  REQUIRE(prod["targets"][0]["current"]["build"] == 2);
+  REQUIRE(prod["rollback_candidates"].size() == 1);
+  CHECK(prod["rollback_candidates"][0]["build"] == 1);
+
+  // The preview says what will change before anything runs.
+  auto rita = f.ReleaseManager();
+  auto preview = Body(rita.Post(PipelineFixture::BuildPath(1) + "/preview",
+                                R"({"stage":"Production"})"));
+  CHECK(preview["kind"] == "rollback");
+  CHECK(preview["summary"].get<std::string>().find("Production currently runs 1.0 build 2") !=
+        std::string::npos);
+  REQUIRE(preview["targets"].size() == 1);
+  CHECK(preview["targets"][0]["added"] == json::array({"legacy.txt"}));
+  CHECK(preview["targets"][0]["deleted"] == json::array({"api/status.json"}));
+  CHECK(preview["targets"][0]["overwritten"] == json::array({"index.html"}));
+
+  auto rollback = f.Deploy(rita, 1, {{"stage", "Production"}});
+  CHECK(rollback["kind"] == "rollback");
+  // A re-deploy does not re-check earlier stages, but Production still needs its approval.
+  CHECK(rollback["status"] == "waiting");
+  REQUIRE(f.SecondManager()
+              .Post("/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>()) +
+                        "/approve",
+                    "{}")
+              .status == 200);
+  auto done = f.WaitFinal(rollback["id"]);
+  REQUIRE_MESSAGE(done["status"] == "succeeded", done.dump());
+  CHECK(done["kind"] == "rollback");
+  CHECK(done["execution_context"]["is_rollback"] == true);
+
+  // Every file under current hashes exactly as build 1's manifest says.
+  auto manifest =
+      Body(f.Admin().Get(PipelineFixture::BuildPath(1) + "/artifacts/web/manifest"))["manifest"];
+  std::map<std::string, std::string> expected;
+  for (const auto& e : manifest["entries"])
+    if (e["type"] == "file") expected[e["path"]] = e["sha256"];
+  CHECK(HashTree(f.root() / "prod-web" / "current") == expected);
+
+  // The migration ran for each promotion, not for the rollback.
+  CHECK(ReadFile(f.root() / "prod-web" / "migrations.log") == "1\n2\n");
+
+  // What is deployed where, and the hold that keeps automation from undoing it.
+  prod = StageView(f, "Production");
+  CHECK(prod["targets"][0]["current"]["build"] == 1);
+  CHECK(prod["targets"][0]["current"]["by"] == "rita");
+  REQUIRE_FALSE(prod["hold"].is_null());
+  CHECK(prod["hold"]["deployment_id"] == rollback["id"]);
+  CHECK(f.Deployer().Post("/api/v1/applications/shop/stages/Production/clear-hold", "{}").status ==
+        403);
+  CHECK(rita.Post("/api/v1/applications/shop/stages/Production/clear-hold", "{}").status == 200);
+  CHECK(StageView(f, "Production")["hold"].is_null());
+}
+
+TEST_CASE("as-deployed reuses the variables of the last successful deployment; current does not") {
+  PipelineFixture f;
+  auto admin = f.Admin();
+  auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
+  // Settings change after the deployment.
+  REQUIRE(admin.Put("/api/v1/environments/Integration", R"({"variables":{"Greeting":"howdy"}})")
+              .status == 200);
+  auto preview = Body(admin.Post(PipelineFixture::BuildPath(1) + "/preview",
+                                 R"({"stage":"Integration"})"));
+  CHECK(preview["kind"] == "redeploy");
+  CHECK(preview["context"] == "as-deployed");
+  REQUIRE(preview["variables"].size() == 1);
+  CHECK(preview["variables"][0]["name"] == "Greeting");
+  CHECK(preview["variables"][0]["as_deployed"] == "hello");
+  CHECK(preview["variables"][0]["current"] == "howdy");
+
+  auto again = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  auto d = f.WaitFinal(again["id"]);
+  REQUIRE(d["status"] == "succeeded");
+  CHECK(d["kind"] == "redeploy");
+  CHECK(d["execution_context"]["variables"]["environment"]["Greeting"]["value"] == "hello");
+  auto fresh = f.Deploy(admin, 1, {{"stage", "Integration"}, {"context", "current"}});
+  d = f.WaitFinal(fresh["id"]);
+  CHECK(d["execution_context"]["variables"]["environment"]["Greeting"]["value"] == "howdy");
+  // A build that never ran on a stage has no as-deployed context.
+  auto bad = admin.Post(PipelineFixture::BuildPath(2) + "/deploy",
+                        R"({"stage":"Integration","context":"as-deployed"})");
+  CHECK(bad.status == 400);
+}
+
+TEST_CASE("gates: stage order, approvals without self-approval, force, protected stages") {
+  PipelineFixture f;
+  auto admin = f.Admin();
+  // Order: build 2 cannot enter Testing before Integration.
+  auto early = f.Deploy(admin, 2, {{"stage", "Testing"}});
+  CHECK(early["status"] == "waiting");
+  bool order_gate = false;
+  for (const auto& g : early["gates"])
+    if (g["gate"] == "previous-stage") order_gate = g["holds"] == false;
+  CHECK(order_gate);
+  // Cancelling a waiting deployment.
+  auto id = std::to_string(early["id"].get<int64_t>());
+  REQUIRE(admin.Post("/api/v1/deployments/" + id + "/cancel", R"({"comment":"too early"})").status ==
+          200);
+  CHECK(f.Get(early["id"])["status"] == "cancelled");
+  CHECK(admin.Post("/api/v1/deployments/" + id + "/cancel", "{}").status == 409);
+
+  // Protected stage: a deployer may not deploy to Production at all.
+  auto dan = f.Deployer();
+  auto refused = dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})");
+  CHECK(refused.status == 403);
+  CHECK(Body(refused)["error"]["message"].get<std::string>().find("protected") != std::string::npos);
+
+  // Force needs a release manager and a comment, skips gates, and is audited.
+  auto rita = f.ReleaseManager();
+  CHECK(dan.Post(PipelineFixture::BuildPath(1) + "/deploy",
+                 R"({"stage":"Testing","force":true,"comment":"x"})")
+            .status == 403);
+  CHECK(rita.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Testing","force":true})")
+            .status == 400);
+  auto forced = f.Deploy(rita, 1, {{"stage", "Testing"}, {"force", true}, {"comment", "hotfix"}});
+  CHECK(f.WaitFinal(forced["id"])["status"] == "succeeded");
+  auto audit = Body(admin.Get("/api/v1/audit?action=deployment.force"));
+  REQUIRE(audit["items"].size() == 1);
+  CHECK(audit["items"][0]["actor"] == "rita");
+
+  // Approvals: the requester cannot approve, a viewer cannot, another manager can.
+  auto prod = f.Deploy(rita, 1, {{"stage", "Production"}});
+  REQUIRE(prod["status"] == "waiting");
+  std::string pid = std::to_string(prod["id"].get<int64_t>());
+  auto self = rita.Post("/api/v1/deployments/" + pid + "/approve", "{}");
+  CHECK(self.status == 403);
+  CHECK(Body(self)["error"]["message"].get<std::string>().find("cannot approve") !=
+        std::string::npos);
+  CHECK(f.Viewer().Post("/api/v1/deployments/" + pid + "/approve", "{}").status == 403);
+  CHECK(dan.Post("/api/v1/deployments/" + pid + "/approve", "{}").status == 403);
+  auto rob = f.SecondManager();
+  // Approvals are revocable until the start: approve, revoke, and it waits again.
+  REQUIRE(rob.Post("/api/v1/deployments/" + pid + "/approve", "{}").status == 200);
+  auto approved = f.WaitFinal(prod["id"]);
+  CHECK(approved["status"] == "succeeded");
+  CHECK(approved["approvals"].size() == 1);
+
+  auto second = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2099-01-01T00:00:00Z"}});
+  std::string sid = std::to_string(second["id"].get<int64_t>());
+  REQUIRE(rob.Post("/api/v1/deployments/" + sid + "/approve", "{}").status == 200);
+  REQUIRE(rob.Post("/api/v1/deployments/" + sid + "/revoke-approval", "{}").status == 200);
+  bool approvals_hold = true;
+  auto revoked = f.Get(second["id"]);
+  CAPTURE(revoked.dump());
+  for (const auto& g : revoked["gates"])
+    if (g["gate"] == "approvals") approvals_hold = g["holds"];
+  CHECK_FALSE(approvals_hold);
+  REQUIRE(rob.Post("/api/v1/deployments/" + sid + "/reject", R"({"comment":"not now"})").status ==
+          200);
+  auto rejected = f.Get(second["id"]);
+  CHECK(rejected["status"] == "cancelled");
+  CHECK(rejected["error"].get<std::string>().find("rejected by rob") != std::string::npos);
+}
+
+TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are audited") {
+  PipelineOptions o;
+  o.integration_plan = "quick";
+  PipelineFixture f(o);
+  auto admin = f.Admin();
+  auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
+
+  auto at = FormatRfc3339Utc(SystemClock::Instance().Now() + std::chrono::seconds(2));
+  auto scheduled = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", at}});
+  CHECK(scheduled["status"] == "scheduled");
+  CHECK(scheduled["scheduled_at"] == at);
+  auto d = f.WaitFinal(scheduled["id"]);
+  CHECK(d["status"] == "succeeded");
+  CHECK(d["started_at"].get<std::string>() >= at);
+  auto lines = LogTexts(f, scheduled["id"]);
+  CHECK(Count(lines, "reached") == 1);
+  CHECK(Count(lines, "quick deploy of build 1") == 1);
+
+  // Move, then cancel, a deployment scheduled far ahead; both are audited.
+  auto later = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", "2099-05-01T10:00:00+02:00"}});
+  std::string lid = std::to_string(later["id"].get<int64_t>());
+  CHECK(later["scheduled_at"] == "2099-05-01T08:00:00.000Z");  // stored in UTC
+  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2099-06-01T00:00:00Z"})");
+  REQUIRE_MESSAGE(moved.status == 200, moved.body);
+  CHECK(Body(moved)["scheduled_at"] == "2099-06-01T00:00:00.000Z");
+  CHECK(admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"tomorrow"})").status == 400);
+  REQUIRE(admin.Post("/api/v1/deployments/" + lid + "/cancel", "{}").status == 200);
+  CHECK(admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2099-07-01T00:00:00Z"})")
+            .status == 409);
+  std::set<std::string> actions;
+  auto audit = Body(admin.Get("/api/v1/audit?subject=deployment%20" + lid));
+  CAPTURE(audit.dump());
+  for (const auto& e : audit["items"]) actions.insert(e["action"].get<std::string>());
+  CHECK(actions == std::set<std::string>{"deployment.schedule", "deployment.reschedule",
+                                         "deployment.cancel"});
+}
+
+TEST_CASE("deployments that fell due while the server was down run once or expire") {
+  PipelineOptions o;
+  o.integration_plan = "quick";
+  o.start_agent = false;  // the plan needs no agent
+  PipelineFixture f(o);
+  auto admin = f.Admin();
+  auto due = SystemClock::Instance().Now() + std::chrono::seconds(8);
+  auto at = FormatRfc3339Utc(due);
+  std::vector<int64_t> keep, expire;
+  for (int i = 0; i < 100; ++i) {
+    json req = {{"stage", "Integration"}, {"at", at}};
+    if (i % 2) req["expires_after_seconds"] = 1;
+    auto d = f.Deploy(admin, 1 + i % 2, req);
+    (i % 2 ? expire : keep).push_back(d["id"]);
+  }
+  f.server().Stop();
+  REQUIRE(SystemClock::Instance().Now() < due);  // all of them fall due while it is down
+  // Past the due time and past the 1 s expiry windows.
+  std::this_thread::sleep_until(std::chrono::steady_clock::now() +
+                                (due - SystemClock::Instance().Now()) + std::chrono::seconds(2));
+  f.server().Start();
+  for (int64_t id : keep) {
+    auto d = f.WaitFinal(id);
+    CHECK(d["status"] == "succeeded");
+    CHECK(Count(LogTexts(f, id), "quick deploy") == 1);
+  }
+  for (int64_t id : expire) {
+    auto d = f.WaitFinal(id);
+    CHECK(d["status"] == "expired");
+    CHECK(Count(LogTexts(f, id), "quick deploy") == 0);
+  }
+  auto audit = Body(f.Admin().Get("/api/v1/audit?action=deployment.expire&limit=1000"));
+  CHECK(audit["items"].size() == 50);
+  // Another restart changes nothing: each ran exactly once.
+  f.server().Restart();
+  for (int64_t id : keep) CHECK(Count(LogTexts(f, id), "quick deploy") == 1);
+}
+
+TEST_CASE("50 concurrent deploy requests to one stage are all recorded and run one at a time") {
+  PipelineOptions o;
+  o.integration_plan = "quick";
+  o.start_agent = false;
+  PipelineFixture f(o);
+  std::vector<int64_t> ids(50, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 50; ++i)
+    threads.emplace_back([&, i] {
+      auto c = f.Admin();
+      auto r = c.Post(PipelineFixture::BuildPath(1 + i % 2) + "/deploy", R"({"stage":"Integration"})");
+      if (r.status == 202) ids[i] = Body(r)["id"].get<int64_t>();
+    });
+  for (auto& t : threads) t.join();
+  std::set<int64_t> unique(ids.begin(), ids.end());
+  CHECK(unique.size() == 50);
+  CHECK(unique.count(0) == 0);
+  std::vector<std::pair<std::string, std::string>> intervals;
+  for (int64_t id : ids) {
+    auto d = f.WaitFinal(id);
+    CHECK(d["status"] == "succeeded");
+    intervals.emplace_back(d["started_at"], d["finished_at"]);
+  }
+  std::sort(intervals.begin(), intervals.end());
+  for (size_t i = 1; i < intervals.size(); ++i) {
+    CAPTURE(i);
+    CHECK(intervals[i].first >= intervals[i - 1].second);  // never two at once on int-web
+  }
+}
+
+}  // namespace reprise::testing
