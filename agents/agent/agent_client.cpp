@@ -360,8 +360,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
 
   class ChannelSource : public BlobSource {
    public:
-    ChannelSource(Impl* impl, std::shared_ptr<Session> s, uint64_t op)
-        : impl_(impl), s_(std::move(s)), op_(op) {}
+    ChannelSource(std::shared_ptr<Session> s, uint64_t op) : s_(std::move(s)), op_(op) {}
     Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path,
                           const CancelToken& cancel, const ProgressFn& progress) override {
       fs::path tmp = cache_path.string() + ".part-" + RandomHex(4);
@@ -401,7 +400,8 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       {
         std::lock_guard<std::mutex> lk(f->m);
         if (result.ok()) got = f->hasher.FinishHex();
-        if (result.ok() && impl_->o.fsync && ::fsync(fd) != 0) result = IoError("fsync failed");
+        // Made durable by the runner's syncfs after extraction; a cached
+        // blob is re-hashed before reuse.
         ::close(fd);
         f->fd = -1;
       }
@@ -420,7 +420,6 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     }
 
    private:
-    Impl* impl_;
     std::shared_ptr<Session> s_;
     uint64_t op_;
   };
@@ -449,7 +448,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     }
     auto self = shared_from_this();
     Spawn([self, s, op_id, running, op = std::move(op), target_path, label] {
-      ChannelSource source(self.get(), s, op_id);
+      ChannelSource source(s, op_id);
       RunnerLog log = [s, op_id](LogLevel level, std::string_view text) {
         s->Send({{"type", "log"}, {"op", op_id}, {"level", LevelName(level)}}, std::string(text));
       };

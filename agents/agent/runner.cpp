@@ -144,6 +144,18 @@ Status RemoveTree(const Layout& l, const fs::path& dir) {
   return Status::Ok();
 }
 
+// Makes everything written on the filesystem holding `dir` durable with one
+// syncfs(2): one call instead of an fsync per extracted file and directory.
+Status SyncFilesystem(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError(ErrnoText("open " + dir.string()));
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return IoError("syncfs " + dir.string() + ": " + std::strerror(err));
+  return Status::Ok();
+}
+
 OperationOutcome FailWith(const Status& st) { return OperationOutcome::Failed(st.message()); }
 
 // Hash of a regular file, or "" when unreadable.
@@ -361,8 +373,13 @@ Result<fs::path> AgentRunner::Impl::ObtainBlob(const Layout& l, const DeployArti
   fs::create_directories(l.blobs(), ec);
   fs::path cached = l.blobs() / op.sha256;
   if (fs::is_regular_file(fs::symlink_status(cached, ec))) {
-    log(LogLevel::kInfo, "artifact " + op.artifact + " is in the agent's cache");
-    return cached;
+    // Re-checked: the cache is only made durable by the extraction's syncfs.
+    auto got = Sha256File(cached);
+    if (got.ok() && *got == op.sha256) {
+      log(LogLevel::kInfo, "artifact " + op.artifact + " is in the agent's cache");
+      return cached;
+    }
+    fs::remove(cached, ec);
   }
   auto fetched = blobs.Fetch(op.sha256, cached, cancel, progress);
   if (!fetched.ok()) return fetched.status();
@@ -404,7 +421,7 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     }
     fs::path staging = l.tmp() / ("stage-" + RandomHex(6));
     report({"extract", 0, 0, 0, 0});
-    auto manifest = ExtractArchive(*blob, staging, options.limits, {options.fsync, true});
+    auto manifest = ExtractArchive(*blob, staging, options.limits, {false, true});
     if (!manifest.ok()) {
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
     }
@@ -445,9 +462,22 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
     fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
     report({"extract", 0, 0, 0, 0});
-    auto manifest = ExtractArchive(*blob, partial, options.limits, {options.fsync, true});
+    // Durability: small archives fsync file by file; large ones use one
+    // syncfs, which is far cheaper than thousands of fsyncs but also waits
+    // for unrelated dirty data on the filesystem.
+    std::error_code size_ec;
+    const bool per_file_fsync =
+        options.fsync && fs::file_size(*blob, size_ec) < (uint64_t{16} << 20) && !size_ec;
+    auto manifest = ExtractArchive(*blob, partial, options.limits, {per_file_fsync, true});
     if (!manifest.ok()) {
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+    }
+    if (options.fsync && !per_file_fsync) {
+      Status synced = SyncFilesystem(partial);
+      if (!synced.ok()) {
+        fs::remove_all(partial, ec);
+        return OperationOutcome::Error(synced);
+      }
     }
     if (cancel.IsCancelled()) {
       fs::remove_all(partial, ec);
@@ -618,7 +648,7 @@ OperationOutcome AgentRunner::Impl::Mirror(const Layout& l, const fs::path& dest
       deleted += fs::remove_all(p, ec) > 0 ? 1 : 0;
     }
   }
-  if (options.fsync) (void)FsyncDir(dest);
+  if (options.fsync) (void)SyncFilesystem(dest);
   log(LogLevel::kInfo, std::to_string(added) + " added, " + std::to_string(changed) + " changed, " +
                            std::to_string(deleted) + " deleted, " + std::to_string(unchanged) +
                            " unchanged");

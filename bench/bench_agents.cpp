@@ -1,0 +1,444 @@
+// bench_agents: agent deployments against the tools a user would otherwise
+// use. Runs a real AgentHub (SQLite store, BlobStore) in this process and
+// real reprise-agent processes on loopback, and prints, side by side:
+//   - a fresh deploy (request -> done) vs `bsdtar -xzf` of the same archive
+//   - the small artifact's deploy vs Ansible `unarchive` (time passed in)
+//   - rollback by re-deploy of a cached build, both sizes, plus a file-by-file
+//     comparison of the result with build 1
+//   - fan-out to N agents vs N sequential `bsdtar -xzf` (and Ansible, passed in)
+//   - the hub's RSS with 1,000 idle connected agents
+// Prints numbers and ratios; asserts nothing. bench/run_agents.sh drives it.
+//
+//   bench_agents --bin BIN_DIR --work DIR --big1 A --big2 B --small1 C --small2 D
+//                [--fanout 10] [--idle 1000] [--ansible-small S] [--ansible-fanout S]
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agents/deployer/archive.h"
+#include "agents/protocol/protocol.h"
+#include "common/crypto.h"
+#include "common/fs.h"
+#include "planner/operations.h"
+#include "server/artifacts/blob_store.h"
+#include "server/hub/agent_hub.h"
+#include "server/store/store.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace reprise;
+using Steady = std::chrono::steady_clock;
+
+struct Options {
+  fs::path bin, work, big1, big2, small1, small2;
+  int fanout = 10;
+  int idle = 1000;
+  double ansible_small = -1, ansible_fanout = -1;
+};
+
+double Seconds(Steady::time_point a, Steady::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> a = args;
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (!log.empty()) {
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  }
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+double TimeCommand(const std::vector<std::string>& args) {
+  auto t0 = Steady::now();
+  pid_t pid = Spawn(args, "");
+  int st = 0;
+  if (pid > 0) ::waitpid(pid, &st, 0);
+  return Seconds(t0, Steady::now());
+}
+
+bool WaitUntil(const std::function<bool()>& pred, std::chrono::seconds limit) {
+  auto end = Steady::now() + limit;
+  while (Steady::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+long RssKb(pid_t pid) {
+  std::ifstream in("/proc/" + (pid ? std::to_string(pid) : std::string("self")) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+class NullLog {
+ public:
+  NullLog() : log_(clock_, masker_, "bench", SourcePosition{}, "t", [](const LogLine&) {}) {}
+  StepLog& get() { return log_; }
+
+ private:
+  FakeClock clock_{TimePoint{}};
+  Masker masker_;
+  StepLog log_;
+};
+
+struct Bench {
+  Options o;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<AgentHub> hub;
+  std::vector<pid_t> agents;
+  std::map<std::string, std::string> sha;  // file -> sha256
+
+  ~Bench() {
+    for (pid_t p : agents) ::kill(p, SIGKILL);
+    for (pid_t p : agents) ::waitpid(p, nullptr, 0);
+  }
+
+  bool Setup() {
+    fs::remove_all(o.work);
+    fs::create_directories(o.work);
+    auto s = OpenSqliteStore({(o.work / "reprise.db").string()});
+    if (!s.ok()) return Fail(s.status());
+    store = std::move(s).value();
+    auto b = BlobStore::Open(o.work / "blobs", BlobStoreOptions{0, false});
+    if (!b.ok()) return Fail(b.status());
+    blobs = std::move(b).value();
+    (void)store->PutEnvironment({"Bench", "{}", 0});
+    for (const auto& f : {o.big1, o.big2, o.small1, o.small2}) {
+      auto bytes = ReadFileToString(f);
+      if (!bytes.ok()) return Fail(bytes.status());
+      auto h = blobs->Put(*bytes);
+      if (!h.ok()) return Fail(h.status());
+      sha[f.string()] = *h;
+    }
+    AgentHubOptions ho;
+    ho.store = store.get();
+    ho.blobs = blobs.get();
+    ho.tls = false;
+    ho.data_dir = o.work / "data";
+    auto h = AgentHub::Start(ho);
+    if (!h.ok()) return Fail(h.status());
+    hub = std::move(h).value();
+    return true;
+  }
+
+  static bool Fail(const Status& st) {
+    std::fprintf(stderr, "bench_agents: %s\n", st.ToString().c_str());
+    return false;
+  }
+
+  bool StartAgents(int n, const std::string& token) {
+    for (int i = 0; i < n; ++i) {
+      std::string name = "bench-" + std::to_string(i);
+      fs::path root = o.work / "agents" / name;
+      fs::create_directories(root);
+      pid_t pid = Spawn({(o.bin / "reprise-agent").string(), "--server",
+                         "127.0.0.1:" + std::to_string(hub->port()), "--name", name, "--root",
+                         root.string(), "--enroll-token", token, "--plain", "--quiet"},
+                        o.work / (name + ".log"));
+      if (pid < 0) return false;
+      agents.push_back(pid);
+    }
+    return WaitUntil(
+        [&] {
+          int online = 0;
+          for (const auto& a : hub->Agents()) online += a.online;
+          return online >= n;
+        },
+        std::chrono::seconds(60));
+  }
+
+  TargetInfo Target(int agent, const std::string& sub) {
+    std::string name = "bench-" + std::to_string(agent);
+    return TargetInfo{name + "-" + sub, name, (o.work / "agents" / name / sub).string(), {}};
+  }
+
+  // Seconds for one deploy (request -> result), or -1 on failure.
+  double Deploy(const TargetInfo& t, const fs::path& archive, const std::string& build) {
+    ExecutionContext ctx;
+    ctx.release = "1.0";
+    ctx.build = build;
+    auto ops = hub->OperationsFor(ctx);
+    NullLog log;
+    CancelToken cancel;
+    DeployArtifactOp op{"app", sha[archive.string()], "", DeployMode::kAtomic, 3};
+    auto t0 = Steady::now();
+    auto out = ops->Run(t, op, log.get(), cancel);
+    double s = Seconds(t0, Steady::now());
+    if (!out.succeeded()) {
+      std::fprintf(stderr, "deploy failed: %s %s\n", out.message.c_str(),
+                   out.error.ToString().c_str());
+      return -1;
+    }
+    return s;
+  }
+
+  double Bsdtar(const fs::path& archive, const fs::path& dest) {
+    fs::create_directories(dest);
+    return TimeCommand({"bsdtar", "-xzf", archive.string(), "-C", dest.string()});
+  }
+
+  // Compares the target's current tree with the archive, file by file.
+  std::string Compare(const TargetInfo& t, const fs::path& archive) {
+    auto m = ScanArchive(archive);
+    if (!m.ok()) return "scan failed";
+    auto r = ValidateTree(fs::path(t.path) / "current", *m);
+    if (!r.ok()) return r.status().ToString();
+    if (r->ok()) return "identical (" + std::to_string(r->files_checked) + " files)";
+    return "DIFFERENT: " + std::to_string(r->missing.size()) + " missing, " +
+           std::to_string(r->changed.size()) + " changed, " + std::to_string(r->extra.size()) +
+           " extra";
+  }
+};
+
+double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
+
+// The idle-agents measurement runs in a child process so the parent's RSS
+// (archives read into memory above) does not count.
+void IdleAgents(const Options& o) {
+  fs::path dir = o.work / "idle";
+  fs::create_directories(dir);
+  int ready[2];
+  if (::pipe(ready) != 0) return;
+  pid_t hub_pid = ::fork();
+  if (hub_pid == 0) {
+    ::close(ready[0]);
+    auto store = OpenSqliteStore({(dir / "reprise.db").string()});
+    if (!store.ok()) _exit(1);
+    AgentHubOptions ho;
+    ho.store = store->get();
+    ho.tls = false;
+    ho.heartbeat_timeout = std::chrono::minutes(10);
+    ho.handshake_timeout = std::chrono::minutes(10);
+    auto hub = AgentHub::Start(ho);
+    if (!hub.ok()) _exit(1);
+    auto token = (*hub)->CreateEnrollToken(true, std::chrono::seconds(3600), "bench");
+    std::string msg = std::to_string((*hub)->port()) + " " + *token + "\n";
+    if (::write(ready[1], msg.data(), msg.size()) < 0) _exit(1);
+    // Report "online" counts on request: the parent reads /proc for RSS.
+    while (true) {
+      int online = 0;
+      for (const auto& a : (*hub)->Agents()) online += a.online;
+      std::ofstream(dir / "online.tmp") << online << "\n";
+      fs::rename(dir / "online.tmp", dir / "online");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  ::close(ready[1]);
+  char buf[256] = {0};
+  ssize_t n = ::read(ready[0], buf, sizeof buf - 1);
+  if (n <= 0) {
+    std::printf("idle agents: the hub did not start\n");
+    return;
+  }
+  int port = std::atoi(buf);
+  std::string token = std::string(buf).substr(std::string(buf).find(' ') + 1);
+  token.pop_back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  long base_kb = RssKb(hub_pid);
+
+  // Minimal agents: a socket each, hello + auth, then silence.
+  std::vector<int> socks;
+  auto t0 = Steady::now();
+  for (int i = 0; i < o.idle; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) break;
+    auto id = protocol::Identity::Generate();
+    std::string name = "idle-" + std::to_string(i);
+    std::string hello = "{\"type\":\"hello\",\"protocol\":1,\"name\":\"" + name +
+                        "\",\"version\":\"bench\",\"public_key\":\"" + id->public_key_hex() +
+                        "\",\"enroll_token\":\"" + token + "\"}";
+    auto f = protocol::EncodeFrame(hello, "");
+    if (::send(fd, f->data(), f->size(), MSG_NOSIGNAL) < 0) break;
+    protocol::FrameDecoder dec;
+    std::string nonce;
+    while (nonce.empty()) {
+      char b[4096];
+      ssize_t r = ::recv(fd, b, sizeof b, 0);
+      if (r <= 0) break;
+      (void)dec.Feed(std::string_view(b, static_cast<size_t>(r)));
+      if (auto fr = dec.Next()) {
+        auto p = fr->header.find("\"nonce\":\"");
+        if (p != std::string::npos) nonce = fr->header.substr(p + 9, 64);
+      }
+    }
+    auto sig = id->Sign(protocol::AuthMessage(nonce, name, ""));
+    auto a2 = protocol::EncodeFrame("{\"type\":\"auth\",\"signature\":\"" + *sig + "\"}", "");
+    if (::send(fd, a2->data(), a2->size(), MSG_NOSIGNAL) < 0) break;
+    socks.push_back(fd);
+  }
+  double connect_s = Seconds(t0, Steady::now());
+  bool all = WaitUntil(
+      [&] {
+        auto s = ReadFileToString(dir / "online");
+        return s.ok() && std::atoi(s->c_str()) >= static_cast<int>(socks.size());
+      },
+      std::chrono::seconds(120));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  long rss_kb = RssKb(hub_pid);
+  std::printf(
+      "%-44s %8.1f MB  (empty hub %.1f MB; %zu agents connected in %.1f s%s)  target < 200 MB\n",
+      "hub RSS with idle connected agents", rss_kb / 1024.0, base_kb / 1024.0, socks.size(),
+      connect_s, all ? "" : ", NOT all online");
+  for (int fd : socks) ::close(fd);
+  ::kill(hub_pid, SIGKILL);
+  ::waitpid(hub_pid, nullptr, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--bin")
+      o.bin = v;
+    else if (k == "--work")
+      o.work = v;
+    else if (k == "--big1")
+      o.big1 = v;
+    else if (k == "--big2")
+      o.big2 = v;
+    else if (k == "--small1")
+      o.small1 = v;
+    else if (k == "--small2")
+      o.small2 = v;
+    else if (k == "--fanout")
+      o.fanout = std::atoi(v.c_str());
+    else if (k == "--idle")
+      o.idle = std::atoi(v.c_str());
+    else if (k == "--ansible-small")
+      o.ansible_small = std::atof(v.c_str());
+    else if (k == "--ansible-fanout")
+      o.ansible_fanout = std::atof(v.c_str());
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  o.work = fs::absolute(o.work);
+  {
+    Bench b;
+    b.o = o;
+    if (!b.Setup()) return 1;
+    std::string token = *b.hub->CreateEnrollToken(true, std::chrono::seconds(3600), "bench");
+    if (!b.StartAgents(o.fanout, token)) {
+      std::fprintf(stderr, "agents did not come online\n");
+      return 1;
+    }
+    auto big = b.Target(0, "big"), small = b.Target(0, "small");
+    std::printf("artifacts: big %s (%ld MB), small %s (%ld KB)\n", o.big1.filename().c_str(),
+                static_cast<long>(fs::file_size(o.big1) >> 20), o.small1.filename().c_str(),
+                static_cast<long>(fs::file_size(o.small1) >> 10));
+    std::printf("%-44s %10s %12s %8s\n", "", "reprise", "reference", "ratio");
+
+    double fresh_big = b.Deploy(big, o.big1, "1");
+    double tar_big = b.Bsdtar(o.big1, o.work / "bsdtar-big");
+    std::printf("%-44s %9.3fs %11.3fs %7.2fx  (bsdtar -xzf; target <= 1.3x)\n",
+                "fresh deploy, big (request -> done)", fresh_big, tar_big,
+                Ratio(fresh_big, tar_big));
+    double fresh_small = b.Deploy(small, o.small1, "1");
+    double tar_small = b.Bsdtar(o.small1, o.work / "bsdtar-small");
+    std::printf("%-44s %9.3fs %11.3fs %7.2fx  (bsdtar -xzf)\n", "fresh deploy, small", fresh_small,
+                tar_small, Ratio(fresh_small, tar_small));
+    if (o.ansible_small > 0) {
+      std::printf(
+          "%-44s %9.3fs %11.3fs %7.1fx faster  (Ansible unarchive, connection local; target >= "
+          "10x)\n",
+          "small deploy vs Ansible", fresh_small, o.ansible_small,
+          Ratio(o.ansible_small, fresh_small));
+    } else {
+      std::printf("%-44s %10s\n", "small deploy vs Ansible",
+                  "skipped (no ansible-playbook, or SKIP_ANSIBLE)");
+    }
+
+    // Build 2 of each, then re-deploy build 1 (still cached): only the switch.
+    b.Deploy(big, o.big2, "2");
+    b.Deploy(small, o.small2, "2");
+    double rb_big = b.Deploy(big, o.big1, "1");
+    double rb_small = b.Deploy(small, o.small1, "1");
+    std::printf("%-44s %8.1fms %12s           (target < 50 ms) -> %s\n",
+                "rollback (re-deploy cached build 1), big", rb_big * 1000, "",
+                b.Compare(big, o.big1).c_str());
+    std::printf("%-44s %8.1fms %12s           (target < 50 ms) -> %s\n", "rollback, small",
+                rb_small * 1000, "", b.Compare(small, o.small1).c_str());
+    std::printf("%-44s %18s %7.2fx  (target <= 1.5x)\n", "rollback big / small", "",
+                Ratio(rb_big, rb_small));
+
+    // Fan-out: the big artifact to every agent at once.
+    std::vector<double> each(o.fanout);
+    auto t0 = Steady::now();
+    std::vector<std::thread> threads;
+    for (int i = 0; i < o.fanout; ++i) {
+      threads.emplace_back([&, i] { each[i] = b.Deploy(b.Target(i, "fan"), o.big1, "1"); });
+    }
+    for (auto& t : threads) t.join();
+    double fan = Seconds(t0, Steady::now());
+    double seq = 0;
+    for (int i = 0; i < o.fanout; ++i)
+      seq += b.Bsdtar(o.big1, o.work / ("bsdtar-fan-" + std::to_string(i)));
+    bool fan_ok = true;
+    for (double e : each) fan_ok &= e > 0;
+    std::printf(
+        "%-44s %9.3fs %11.3fs %7.2fx  (%d sequential bsdtar; target <= 0.65x, 0.5x is the 2-core "
+        "limit)%s\n",
+        ("fan-out big to " + std::to_string(o.fanout) + " agents").c_str(), fan, seq,
+        Ratio(fan, seq), o.fanout, fan_ok ? "" : " SOME FAILED");
+    if (o.ansible_fanout > 0) {
+      std::printf("%-44s %9.3fs %11.3fs %7.2fx  (Ansible unarchive, %d local hosts, forks %d)\n",
+                  "fan-out vs Ansible", fan, o.ansible_fanout, Ratio(fan, o.ansible_fanout),
+                  o.fanout, o.fanout);
+    } else {
+      std::printf("%-44s %10s\n", "fan-out vs Ansible",
+                  "skipped (no ansible-playbook, or SKIP_ANSIBLE)");
+    }
+  }
+  if (o.idle > 0) IdleAgents(o);
+  fs::remove_all(o.work);
+  return 0;
+}
