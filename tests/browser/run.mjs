@@ -4,7 +4,7 @@
 // Each scenario is a step; the first failure stops the run (later steps build
 // on earlier ones), saves a screenshot and exits non-zero.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,7 +179,9 @@ async function approveInInbox(page, id, comment) {
   const button = page.getByRole('button', { name: `Approve deployment #${id}` });
   await button.waitFor({ timeout: T.short });
   await page.locator(`#c-${id}`).fill(comment);
+  if (!existsSync(join(shotDir, 'approvals.png'))) await page.screenshot({ path: join(shotDir, 'approvals.png'), fullPage: true });
   await button.click();
+  await page.getByText(`Deployment #${id}: approval recorded.`).waitFor();
 }
 
 // Opens the dialog from a board button, confirms "now", returns the deployment id.
@@ -479,6 +481,8 @@ step('no script errors in any page', async () => {
 // ---------------------------------------------------------------------------
 let failed = false;
 try {
+  rmSync(shotDir, { recursive: true, force: true });
+  mkdirSync(shotDir, { recursive: true });
   await startServer();
   log(`reprise-server on ${base}, data in ${dataDir}`);
   for (const s of steps) {

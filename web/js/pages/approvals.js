@@ -13,6 +13,8 @@ export async function renderApprovals(main) {
     let running = [];
     try {
       waiting = (await get('/deployments' + query({ status: 'waiting', limit: 1000 }))).items;
+      // The detail carries the gates and the approvals so far.
+      waiting = await Promise.all(waiting.map((d) => get(`/deployments/${enc(d.id)}`).catch(() => d)));
       const live = (await get('/deployments' + query({ status: 'running', limit: 1000 }))).items;
       // Only the detail says whether a plan waits at a manual step.
       running = (await Promise.all(live.map((d) => get(`/deployments/${enc(d.id)}`).catch(() => d)))).filter((d) => d.manual);
@@ -33,12 +35,13 @@ function card(d, reload) {
   const cid = `c-${d.id}`;
   const comment = h('textarea', { id: cid, rows: 2 });
   const errors = h('div');
+  const DONE = { approve: 'approval recorded', reject: 'rejection recorded', continue: 'continued' };
   const act = (label, path, cls) => h('button', { type: 'button', class: cls, 'aria-label': `${label} deployment #${d.id}`, onclick: async (ev) => {
     ev.target.disabled = true;
     clear(errors);
     try {
       await post(`/deployments/${enc(d.id)}/${path}`, comment.value.trim() ? { comment: comment.value.trim() } : {});
-      flash(`Deployment #${d.id}: ${label.toLowerCase()} recorded.`, 'ok');
+      flash(`Deployment #${d.id}: ${DONE[path]}.`, 'ok');
       reload();
     } catch (e) {
       errors.append(errorBox(e));
@@ -54,6 +57,7 @@ function card(d, reload) {
     manual ? h('p', { class: 'warn' }, `Manual step: ${d.manual.message || d.manual.step || ''}`, d.manual.role ? ` (needs ${d.manual.role})` : '') : null,
     gates.length ? h('ul', { class: 'gates' }, gates.map((g) => h('li', { class: g.holds ? 'ok' : 'no' },
       h('span', { class: 'gate-mark', 'aria-hidden': 'true' }, g.holds ? '✓' : '✗'), ' ', h('strong', null, g.gate), g.detail ? `: ${g.detail}` : ''))) : null,
+    (d.approvals || []).length ? h('p', { class: 'small' }, 'So far: ', d.approvals.filter((a) => !a.revoked).map((a) => `${a.user} ${a.decision}${a.comment ? ` (“${a.comment}”)` : ''}`).join('; ')) : null,
     h('label', { for: cid }, 'Comment'), comment, errors,
     h('div', { class: 'actions' }, manual ? act('Continue', 'continue', 'primary') : [act('Approve', 'approve', 'primary'), act('Reject', 'reject', 'danger')]));
 }

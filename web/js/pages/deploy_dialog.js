@@ -154,8 +154,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     forceRow,
     hasRole('deployer') ? null : h('p', { class: 'warn' }, 'You are a viewer: you can look at the preview, but deploying needs the deployer role (release-manager on protected stages).'),
     previewBox,
-    errorArea,
-    h('div', { class: 'actions' }, cancel, confirm));
+    h('div', { class: 'dialog-foot' }, errorArea, h('div', { class: 'actions' }, cancel, confirm)));
   const dialog = h('dialog', { class: 'deploy-dialog', 'aria-labelledby': `${id}-title` }, form);
 
   let kind = null;
