@@ -1,0 +1,220 @@
+// Crash recovery (a real server process killed with SIGKILL), deployment
+// windows across a DST change on a fake clock, and manual steps.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <regex>
+
+#include "tests/server/engine/engine_test_support.h"
+
+namespace reprise::testing {
+
+namespace {
+
+// reprise-server as a child process; SIGKILLed on destruction.
+class ServerProcess {
+ public:
+  ServerProcess(const fs::path& data, const fs::path& log) : log_(log) {
+    std::vector<std::string> argv = {(BinDir() / "reprise-server").string(), "--data", data.string(),
+                                     "--http", "127.0.0.1:0", "--agent-port", "0", "--agent-host", "127.0.0.1",
+                                     "--local-agent"};
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
+                                    "PATH=/usr/bin:/bin"};
+    std::vector<char*> cenv;
+    for (auto& e : env) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    REQUIRE_MESSAGE(WaitUntil([&] {
+                      std::smatch m;
+                      std::string text = ReadFile(log_);
+                      if (!std::regex_search(text, m, listening)) return false;
+                      port_ = std::stoi(m[1]);
+                      return true;
+                    }),
+                    "the server did not start: ", ReadFile(log_));
+  }
+  ~ServerProcess() { KillHard(); }
+  void KillHard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  HttpClient Admin() const {
+    HttpClient c("127.0.0.1", port_);
+    c.set_token(kAdminToken);
+    return c;
+  }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+void SeedLocal(HttpClient& admin, const fs::path& target_dir, const std::string& plan_steps) {
+  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
+  json t = {{"environment", "Production"}, {"agent", "local"}, {"path", target_dir.string()}};
+  REQUIRE(admin.Put("/api/v1/targets/prod-web", t.dump()).status == 200);
+  std::string spec = "pipeline:\n  - {stage: Production, environment: Production, targets: "
+                     "[prod-web], plan: p}\nplans:\n  p: |\n" +
+                     plan_steps;
+  auto put = admin.Put("/api/v1/applications/shop", spec, "application/yaml");
+  REQUIRE_MESSAGE(put.status == 200, put.body);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 of the server during a deployment: after restart it is interrupted") {
+  TempDir tmp;
+  fs::path data = tmp.path() / "data";
+  fs::create_directories(tmp.path() / "prod-web");
+  int64_t id = 0;
+  {
+    ServerProcess server(data, tmp.path() / "server1.log");
+    auto admin = server.Admin();
+    SeedLocal(admin, tmp.path() / "prod-web",
+              "    - log: \"starting\"\n    - exec: { command: \"sleep 3\", timeout: 60 }\n");
+    auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                        R"({"stage":"Production"})");
+    REQUIRE(r.status == 202);
+    id = Body(r)["id"].get<int64_t>();
+    REQUIRE(WaitUntil([&] {
+      auto log = Body(admin.Get("/api/v1/deployments/" + std::to_string(id) + "/log"));
+      for (const auto& l : log["lines"])
+        if (l["text"].get<std::string>().find("sleep 3") != std::string::npos) return true;
+      return false;
+    }));
+    server.KillHard();
+  }
+  ServerProcess server(data, tmp.path() / "server2.log");
+  auto admin = server.Admin();
+  auto d = Body(admin.Get("/api/v1/deployments/" + std::to_string(id)));
+  CHECK(d["status"] == "interrupted");
+  CHECK(d["targets"][0]["status"] == "interrupted");
+  auto log = Body(admin.Get("/api/v1/deployments/" + std::to_string(id) + "/log"));
+  bool said = false;
+  for (const auto& l : log["lines"])
+    said = said || l["text"].get<std::string>().find("interrupted") != std::string::npos;
+  CHECK(said);
+  // Nothing else is lost, and the target is free for the next deployment.
+  CHECK(admin.Get("/api/v1/applications/shop/releases/1.0/builds/1").status == 200);
+  auto again = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                          R"({"stage":"Production"})");
+  REQUIRE(again.status == 202);
+  int64_t next = Body(again)["id"].get<int64_t>();
+  CHECK(WaitUntil([&] {
+    return Body(admin.Get("/api/v1/deployments/" + std::to_string(next)))["status"] == "succeeded";
+  }));
+}
+
+TEST_CASE("a deployment window in Europe/Berlin holds across the spring DST change") {
+  FakeClock clock(*ParseRfc3339("2026-03-28T23:30:00Z"));  // 00:30 CET, window closed
+  ServerOptions o;
+  o.clock = &clock;
+  TestServer server(o);
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - log: \"in the window\"\n");
+  auto spec = Body(admin.Get("/api/v1/applications/shop"))["spec"];
+  spec["pipeline"][0]["gates"]["window"] = {"daily 01:00-03:00"};
+  spec["pipeline"][0]["gates"]["timezone"] = "Europe/Berlin";
+  REQUIRE(admin.Put("/api/v1/applications/shop", spec.dump()).status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"2.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/2.0/builds", "{}").status == 201);
+  auto status = [&](int64_t id) {
+    return Body(admin.Get("/api/v1/deployments/" + std::to_string(id)))["status"];
+  };
+  auto deploy = [&] {
+    auto r = admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
+                        R"({"stage":"Production"})");
+    REQUIRE(r.status == 202);
+    return Body(r)["id"].get<int64_t>();
+  };
+
+  int64_t first = deploy();
+  CHECK(status(first) == "waiting");
+  clock.Set(*ParseRfc3339("2026-03-29T00:10:00Z"));  // 01:10 CET: open
+  CHECK(WaitUntil([&] { return status(first) == "succeeded"; }, std::chrono::seconds(20)));
+
+  // 01:10 UTC is 03:10 CEST after the clocks jumped: closed (a fixed +01:00
+  // would wrongly say 02:10, inside the window).
+  clock.Set(*ParseRfc3339("2026-03-29T01:10:00Z"));
+  int64_t second = deploy();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(status(second) == "waiting");
+  auto gates = Body(admin.Get("/api/v1/deployments/" + std::to_string(second)))["gates"];
+  bool window_closed = false;
+  for (const auto& g : gates) window_closed = window_closed || (g["gate"] == "window" && g["holds"] == false);
+  CHECK(window_closed);
+  clock.Set(*ParseRfc3339("2026-03-29T23:30:00Z"));  // 01:30 CEST on the 30th: open again
+  CHECK(WaitUntil([&] { return status(second) == "succeeded"; }, std::chrono::seconds(20)));
+}
+
+TEST_CASE("a manual step waits for someone with its role to continue") {
+  TestServer server;
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(),
+            "    - manual: { message: \"check the canary\", role: release-manager }\n"
+            "    - log: \"after the check\"\n");
+  std::string dan = server.CreateUser("dan", "deployer");
+  std::string rita = server.CreateUser("rita", "release-manager");
+  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                      R"({"stage":"Production","force":true,"comment":"test"})");
+  REQUIRE(r.status == 202);
+  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
+  json d;
+  REQUIRE(WaitUntil([&] {
+    d = Body(admin.Get("/api/v1/deployments/" + id));
+    return d.contains("manual");
+  }));
+  CHECK(d["status"] == "running");
+  CHECK(d["manual"]["message"] == "check the canary");
+  CHECK(server.As(dan).Post("/api/v1/deployments/" + id + "/continue", "{}").status == 403);
+  auto ok = server.As(rita).Post("/api/v1/deployments/" + id + "/continue", R"({"comment":"fine"})");
+  CHECK(ok.status == 200);
+  CHECK(WaitUntil([&] {
+    return Body(admin.Get("/api/v1/deployments/" + id))["status"] == "succeeded";
+  }));
+}
+
+TEST_CASE("the live log streams as server-sent events and resumes after Last-Event-ID") {
+  TestServer server;
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - log: \"one\"\n    - log: \"two\"\n");
+  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                      R"({"stage":"Production"})");
+  REQUIRE(r.status == 202);
+  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
+  auto stream = admin.Get("/api/v1/deployments/" + id + "/log",
+                          {{"Accept", "text/event-stream"}});
+  REQUIRE(stream.status == 200);
+  CHECK(stream.headers["content-type"].find("text/event-stream") != std::string::npos);
+  CHECK(stream.body.find("\"text\":\"one\"") != std::string::npos);
+  CHECK(stream.body.find("\"text\":\"two\"") != std::string::npos);
+  CHECK(stream.body.find("event: end") != std::string::npos);
+  CHECK(stream.body.find("succeeded") != std::string::npos);
+  // Resuming after the first two events skips them.
+  auto resumed = admin.Get("/api/v1/deployments/" + id + "/log",
+                           {{"Accept", "text/event-stream"}, {"Last-Event-ID", "2"}});
+  CHECK(resumed.body.find("id: 1\n") == std::string::npos);
+  CHECK(resumed.body.find("id: 3\n") != std::string::npos);
+}
+
+}  // namespace reprise::testing
