@@ -2,6 +2,7 @@
 // their security headers, password login, session cookies, CSRF and Origin.
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "tests/support/test_server.h"
+#include "tests/temp_dir.h"
 
 namespace reprise::testing {
 
@@ -99,6 +101,32 @@ TEST_CASE("the UI is served from the binary with strict security headers") {
     CHECK(c.Get("/api/v1/applications").status == 401);
     CHECK(c.Send("POST", "/", "{}").status != 200);
   }
+}
+
+TEST_CASE("REPRISE_WEB_DIR serves the UI from disk for development, never outside it") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "web" / "js");
+  std::ofstream(dir.path() / "web" / "index.html") << "<!doctype html><title>dev copy</title>";
+  std::ofstream(dir.path() / "web" / "js" / "app.js") << "export const x = 1;";
+  std::ofstream(dir.path() / "secret.txt") << "not for the browser";
+  std::ofstream(dir.path() / "web" / ".hidden") << "no";
+  ::setenv("REPRISE_WEB_DIR", (dir.path() / "web").c_str(), 1);
+  TestServer server;
+  ::unsetenv("REPRISE_WEB_DIR");
+  auto c = server.Anonymous();
+  auto index = c.Get("/");
+  CHECK(index.status == 200);
+  CHECK(index.body.find("dev copy") != std::string::npos);
+  CHECK(index.headers["cache-control"] == "no-store");
+  CHECK(!index.headers["content-security-policy"].empty());
+  auto js = c.Get("/js/app.js");
+  CHECK(js.status == 200);
+  CHECK(js.headers["content-type"].starts_with("text/javascript"));
+  CHECK(c.Get("/../secret.txt").status == 404);
+  CHECK(c.Get("/js/../../secret.txt").status == 404);
+  CHECK(c.Get("/%2e%2e/secret.txt").status == 404);
+  CHECK(c.Get("/.hidden").status == 404);
+  CHECK(c.Get("/js").status == 404);  // a directory
 }
 
 TEST_CASE("every embedded page and script obeys the CSP: no inline script or style") {
