@@ -267,11 +267,16 @@ step('build page: artifacts with size, sha256, file count and a browsable manife
   await admin.goto(base + '/#/apps/shop/releases/1.0.0/builds/2');
   await admin.getByRole('heading', { name: 'Artifacts' }).waitFor();
   await admin.getByRole('cell', { name: 'web', exact: true }).or(admin.getByRole('rowheader', { name: 'web' })).first().waitFor();
+  await admin.screenshot({ path: join(shotDir, 'build.png'), fullPage: true });
   await admin.getByRole('link', { name: 'Manifest' }).click();
   await admin.getByRole('heading', { name: 'Artifact web' }).waitFor();
   await admin.getByText('api/status.json').waitFor();
   await admin.getByLabel('Filter').fill('status');
   await waitText(admin, 'main [role=status]', '1 of');
+  await admin.screenshot({ path: join(shotDir, 'manifest.png'), fullPage: true });
+  await admin.goto(base + '/#/apps/shop/releases/1.0.0');
+  await admin.getByRole('heading', { name: 'shop 1.0.0' }).waitFor();
+  await admin.getByRole('link', { name: 'build 2', exact: true }).waitFor();
 });
 
 step('second users log in (release manager, deployer, viewer)', async () => {
