@@ -440,6 +440,34 @@ step('agents page: the local agent is listed online and approved', async () => {
   if (!text.includes('online') || !text.includes('approved')) throw new Error(`agent row: ${text}`);
 });
 
+step('a plan paused at a manual step is continued from the approvals inbox by a deployer', async () => {
+  await api('PUT', '/applications/checks', {
+    description: 'a plan with a manual step',
+    pipeline: [{ stage: 'Checks', environment: 'Integration', targets: ['int-web'], plan: 'checked' }],
+    plans: { checked: '- manual: { message: "Check the smoke tests", role: deployer }\n- log: "checked"\n' },
+  });
+  await api('POST', '/applications/checks/releases', { number: '1.0' });
+  await api('POST', '/applications/checks/releases/1.0/builds', {});
+  const d = await api('POST', '/applications/checks/releases/1.0/builds/1/deploy', { stage: 'Checks' });
+  const deadline = Date.now() + T.short;
+  while (!(await api('GET', `/deployments/${d.id}`)).manual) {
+    if (Date.now() > deadline) throw new Error(`deployment #${d.id} never paused at the manual step`);
+    await sleep(200);
+  }
+  const dave = await newUserPage('dave');
+  await login(dave, 'dave', USERS.dave.password);
+  await dave.goto(base + '/#/approvals');
+  await dave.getByText('Manual step: Check the smoke tests').waitFor();
+  await dave.getByRole('button', { name: `Continue deployment #${d.id}` }).click();
+  await waitStatus(d.id, 'succeeded', T.short);
+  await dave.goto(base + `/#/deployments/${d.id}`);
+  await waitText(dave, '#deployment-log', 'checked');
+  await dave.goto(base + '/#/deployments');
+  await dave.getByLabel('Status').selectOption('succeeded');
+  await dave.getByRole('button', { name: 'Filter' }).click();
+  await dave.getByRole('link', { name: `#${d.id}`, exact: true }).waitFor();
+});
+
 step('a viewer trying to deploy sees a clear refusal', async () => {
   const vic = await newUserPage('vic');
   await login(vic, 'vic', USERS.vic.password);
