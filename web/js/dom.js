@@ -62,6 +62,12 @@ export function timeEl(iso) {
   return h('time', { datetime: iso, title: fmtUtc(iso) }, fmtTime(iso));
 }
 
+// "3 min ago", with the local and UTC times as its title.
+export function relTimeEl(iso) {
+  if (!iso) return h('span', { class: 'muted' }, '—');
+  return h('time', { datetime: iso, title: `${fmtTime(iso)} (${fmtUtc(iso)})` }, relTime(iso));
+}
+
 export function relTime(iso) {
   if (!iso) return '';
   const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);

@@ -1,6 +1,6 @@
 // Applications dashboard: every application with its stages and what runs there.
 import { get, enc } from '../api.js';
-import { h, hashFor, timeEl, loading, errorBox, clear } from '../dom.js';
+import { h, hashFor, relTimeEl, statusBadge, loading, errorBox, clear } from '../dom.js';
 
 export async function renderDashboard(main) {
   main.append(h('h1', null, 'Applications'));
@@ -33,8 +33,9 @@ function stagesSummary(app) {
     const c = currents[0];
     return h('li', null,
       h('span', { class: 'stage-name' }, p.stage),
-      c ? h('span', { class: 'stage-build' }, `${c.release} build ${c.build}`, ' · ', timeEl(c.at))
+      c ? h('span', { class: 'stage-build' }, h('a', { href: hashFor('apps', app.name, 'releases', c.release, 'builds', c.build) }, `${c.release} build ${c.build}`), ' · ', relTimeEl(c.at))
         : h('span', { class: 'muted' }, 'nothing deployed'),
-      st && st.hold ? h('span', { class: 'badge hold' }, 'hold') : null);
+      st && st.hold ? h('span', { class: 'badge hold', title: st.hold.reason || 'automatic promotion is held' }, 'hold') : null,
+      p.protected ? statusBadge('protected') : null);
   }));
 }
