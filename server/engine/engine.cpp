@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -100,12 +101,48 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   int64_t Now() const { return ToUnixMillis(clock->Now()); }
 
+  // Log lines are batched: one transaction (one fsync) per flush instead of
+  // one per line. Final transitions flush first, so a finished deployment's
+  // log is complete.
+  std::mutex pending_mu;
+  std::vector<DeploymentLogRecord> pending_lines;
+  std::condition_variable pending_cv;
+
   void Log(int64_t id, const std::string& target, const std::string& level,
            const std::string& text) {
-    DeploymentLogRecord line{id, 0, Now(), target, level, text};
-    auto seq = store->AppendDeploymentLog(line);
-    (void)seq;
+    {
+      std::lock_guard lock(pending_mu);
+      pending_lines.push_back({id, 0, Now(), target, level, text});
+    }
+    pending_cv.notify_one();
+  }
+
+  void FlushLogs() {
+    std::vector<DeploymentLogRecord> batch;
+    {
+      std::lock_guard lock(pending_mu);
+      batch.swap(pending_lines);
+    }
+    if (batch.empty()) return;
+    Status st = store->AppendDeploymentLogs(batch);
+    if (!st.ok()) std::fprintf(stderr, "deployment log: %s\n", st.ToString().c_str());
     log_cv.notify_all();
+  }
+
+  void LogFlushLoop() {
+    std::unique_lock lock(pending_mu);
+    while (true) {
+      pending_cv.wait_for(lock, std::chrono::milliseconds(50));
+      bool stop;
+      {
+        std::lock_guard l(mu);
+        stop = stopping;
+      }
+      lock.unlock();
+      FlushLogs();
+      lock.lock();
+      if (stop && pending_lines.empty()) return;
+    }
   }
 
   void Audit(const std::string& actor, const std::string& action, int64_t id,
@@ -170,10 +207,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // ---- final states
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
               const std::vector<std::string>& from) {
+    FlushLogs();
     auto moved = store->TransitionDeployment(d.id, from, status, 0, Now(), error);
     if (moved.ok() && *moved) {
       Log(d.id, "", status == "succeeded" ? "info" : "error",
           status + (error.empty() ? "" : ": " + error));
+      FlushLogs();
     }
     log_cv.notify_all();
   }
@@ -342,7 +381,17 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       switch (report->outcome) {
         case Outcome::kSucceeded: status = "succeeded"; break;
         case Outcome::kFailed: error = report->message; break;
-        case Outcome::kCancelled: status = "cancelled"; error = "cancelled"; break;
+        case Outcome::kCancelled: {
+          std::lock_guard lock(mu);
+          if (stopping) {
+            status = "interrupted";
+            error = "the server stopped while it was running";
+          } else {
+            status = "cancelled";
+            error = "cancelled";
+          }
+          break;
+        }
         case Outcome::kError:
           error = "orchestration error: " + report->error.message();
           break;
@@ -524,6 +573,7 @@ Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions 
   impl.store = options.store;
   impl.clock = options.clock ? options.clock : &SystemClock::Instance();
   impl.Recover();
+  impl.threads.emplace_back([&impl] { impl.LogFlushLoop(); });
   if (options.start_threads) {
     impl.threads.emplace_back([&impl] { impl.ControlLoop(); });
     for (int i = 0; i < std::max(1, options.workers); ++i)
@@ -544,9 +594,17 @@ void DeploymentEngine::Stop() {
   impl_->wake.notify_all();
   impl_->work_cv.notify_all();
   impl_->log_cv.notify_all();
+  impl_->pending_cv.notify_all();
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();
+  // Dispatched but never started: back in the queue for the next start.
+  for (int64_t id : impl_->work) {
+    auto moved = impl_->store->TransitionDeployment(id, {"running"}, "queued");
+    (void)moved;
+  }
+  impl_->work.clear();
+  impl_->FlushLogs();
 }
 
 void DeploymentEngine::Tick() { impl_->Tick(); }

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <functional>
+#include <map>
 #include <mutex>
 
 #include "common/clock.h"
@@ -618,6 +619,36 @@ class SqliteStore final : public Store {
     });
     if (!st.ok()) return st;
     return seq;
+  }
+  Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) override {
+    if (lines.empty()) return Status::Ok();
+    return Write("append deployment logs", [&] {
+      std::map<int64_t, int64_t> next;
+      SQLite::Statement last(*db_,
+                             "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs "
+                             "WHERE deployment_id=?");
+      SQLite::Statement q(*db_,
+                          "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+                          "level) VALUES(?,?,?,?,?,?)");
+      for (const auto& l : lines) {
+        auto it = next.find(l.deployment_id);
+        if (it == next.end()) {
+          last.reset();
+          last.bind(1, l.deployment_id);
+          last.executeStep();
+          it = next.emplace(l.deployment_id, last.getColumn(0).getInt64()).first;
+        }
+        q.reset();
+        q.bind(1, l.deployment_id);
+        q.bind(2, ++it->second);
+        q.bind(3, l.at);
+        q.bind(4, l.target);
+        q.bind(5, l.text);
+        q.bind(6, l.level);
+        q.exec();
+      }
+      return Status::Ok();
+    });
   }
   Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
                                                             int64_t limit) override {

@@ -315,6 +315,9 @@ class Store {
   virtual Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) = 0;
   // Appends a line and returns its sequence number (1, 2, ...).
   virtual Result<int64_t> AppendDeploymentLog(const DeploymentLogRecord& line) = 0;
+  // Appends many lines (of any deployments) in one transaction, numbering
+  // each deployment's lines on from its last one.
+  virtual Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) = 0;
   virtual Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
                                                                     int64_t limit) = 0;
   virtual Result<ApprovalRecord> AddApproval(const ApprovalRecord& approval) = 0;
