@@ -116,16 +116,35 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
   std::mt19937 rng;
   Status final_status;
   std::atomic<bool> stopping{false};
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
   std::mutex threads_mu;
-  std::vector<std::thread> threads;
+  std::vector<Worker> threads;
 
   void Log(const std::string& text) {
     if (o.verbose) std::fprintf(stderr, "reprise-agent %s: %s\n", o.name.c_str(), text.c_str());
   }
 
+  // Runs `fn` on its own thread; threads that finished are joined here, so a
+  // long-running agent does not accumulate them.
   void Spawn(std::function<void()> fn) {
     std::lock_guard<std::mutex> g(threads_mu);
-    threads.emplace_back(std::move(fn));
+    for (auto it = threads.begin(); it != threads.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = threads.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    threads.push_back({std::thread([fn = std::move(fn), done] {
+                         fn();
+                         done->store(true);
+                       }),
+                       done});
   }
 
   void ScheduleReconnect() {
@@ -524,12 +543,12 @@ AgentClient::AgentClient(AgentClientOptions options)
 
 AgentClient::~AgentClient() {
   Stop();
-  std::vector<std::thread> threads;
+  std::vector<Impl::Worker> threads;
   {
     std::lock_guard<std::mutex> g(impl_->threads_mu);
     threads.swap(impl_->threads);
   }
-  for (auto& t : threads) t.join();
+  for (auto& w : threads) w.thread.join();
 }
 
 Status AgentClient::Run() {

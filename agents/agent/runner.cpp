@@ -235,6 +235,14 @@ struct AgentRunner::Impl {
   void Prune(const Layout& l, DeployState& st, int keep, const RunnerLog& log);
   OperationOutcome Exec(const fs::path& root, const ExecOp& op, const RunnerLog& log,
                         const CancelToken& cancel);
+  // Removes a fetched archive (never a file the source owns, e.g. the server's
+  // blob store for the local agent).
+  static void DropTemporaryBlob(const Layout& l, const fs::path& blob) {
+    if (blob.parent_path() == l.tmp()) {
+      std::error_code ec;
+      fs::remove(blob, ec);
+    }
+  }
   void CleanTmp(const Layout& l) {
     std::error_code ec;
     if (!fs::exists(l.tmp(), ec)) return;
@@ -369,18 +377,12 @@ Result<fs::path> AgentRunner::Impl::ObtainBlob(const Layout& l, const DeployArti
                                                BlobSource& blobs, const RunnerLog& log,
                                                const CancelToken& cancel,
                                                const ProgressFn& progress) {
+  // The archive is only needed until it is extracted: the release directory
+  // is the agent's cache. It lands in tmp/ and is removed after extraction
+  // (before the syncfs, so its pages need never reach the disk).
   std::error_code ec;
-  fs::create_directories(l.blobs(), ec);
-  fs::path cached = l.blobs() / op.sha256;
-  if (fs::is_regular_file(fs::symlink_status(cached, ec))) {
-    // Re-checked: the cache is only made durable by the extraction's syncfs.
-    auto got = Sha256File(cached);
-    if (got.ok() && *got == op.sha256) {
-      log(LogLevel::kInfo, "artifact " + op.artifact + " is in the agent's cache");
-      return cached;
-    }
-    fs::remove(cached, ec);
-  }
+  fs::path cached = l.tmp() / ("blob-" + op.sha256);
+  log(LogLevel::kInfo, "fetching artifact " + op.artifact + " (" + op.sha256.substr(0, 12) + ")");
   auto fetched = blobs.Fetch(op.sha256, cached, cancel, progress);
   if (!fetched.ok()) return fetched.status();
   if (!fetched->verified) {
@@ -426,6 +428,7 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
     }
     fs::create_directories(*dest, ec);
+    DropTemporaryBlob(l, *blob);
     auto out = Mirror(l, *dest, staging, *manifest, op.mode == DeployMode::kSync, log, cancel);
     fs::remove_all(staging, ec);
     if (!out.succeeded()) return out;
@@ -469,6 +472,7 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     const bool per_file_fsync =
         options.fsync && fs::file_size(*blob, size_ec) < (uint64_t{16} << 20) && !size_ec;
     auto manifest = ExtractArchive(*blob, partial, options.limits, {per_file_fsync, true});
+    DropTemporaryBlob(l, *blob);
     if (!manifest.ok()) {
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
     }

@@ -9,9 +9,10 @@
 //                                     <name> = <release>-<build>-<sha256[0:12]>
 //   R/.reprise/meta/<name>.json       artifact, sha256, manifest hash, label
 //   R/.reprise/state.json             current, previous, deploy history
-//   R/.reprise/blobs/<sha256>         fetched archives (remote agents only)
-//   R/.reprise/tmp/                   partial downloads and extractions; wiped
-//                                     at start, never visible elsewhere
+//   R/.reprise/tmp/                   archives being fetched (dropped once
+//                                     extracted: release directories are the
+//                                     cache) and partial extractions; wiped
+//                                     before each deploy
 // A release directory only appears by rename(2) of a complete, fsynced
 // extraction and `current` only changes by rename(2) of a fresh symlink, so a
 // crash at any point leaves the previous release intact and `current` whole.

@@ -158,9 +158,8 @@ TEST_CASE("keep K releases, never the current or the previous one") {
   CHECK_FALSE(
       fs::exists(f.root / ".reprise/releases" / ReleaseDirName({"1.0", "0"}, "web", shas[0])));
   CHECK(fs::exists(f.root / ".reprise/releases" / ReleaseDirName({"1.0", "2"}, "web", shas[2])));
-  // Blobs of removed releases are dropped with them.
-  CHECK_FALSE(fs::exists(f.root / ".reprise/blobs" / shas[0]));
-  CHECK(fs::exists(f.root / ".reprise/blobs" / shas[4]));
+  // Archives are not kept: the release directories are the cache.
+  CHECK(fs::is_empty(f.root / ".reprise/tmp"));
 
   // keep 1 still keeps the previous release (a rollback candidate).
   REQUIRE(f.Deploy(shas[0], "0", 1).succeeded());
