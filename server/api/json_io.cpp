@@ -66,6 +66,17 @@ std::string Time(int64_t unix_millis) {
   return unix_millis == 0 ? std::string() : FormatRfc3339Utc(FromUnixMillis(unix_millis));
 }
 
+Result<int64_t> ParseNumber(const std::string& text, const char* what) {
+  if (text.empty() || text.size() > 12)
+    return InvalidArgument(std::string(what) + " '" + text + "' is invalid");
+  int64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return InvalidArgument(std::string(what) + " '" + text + "' is invalid");
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
 Page PageFrom(const HttpRequest& req) {
   Page page;
   auto number = [](const std::optional<std::string>& s, int64_t fallback) {

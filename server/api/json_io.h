@@ -31,6 +31,8 @@ Json VariablesOut(const VariableMap& vars);
 Json VariablesOut(const std::string& canonical_json);
 
 std::string Time(int64_t unix_millis);
+// A whole number from a path or query parameter; `what` names it in errors.
+Result<int64_t> ParseNumber(const std::string& text, const char* what);
 Page PageFrom(const HttpRequest& req);
 // {"items": [...], "limit", "offset"}
 HttpResponse ListResponse(Json items, const Page& page);

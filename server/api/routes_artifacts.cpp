@@ -13,16 +13,6 @@ namespace {
 constexpr const char* kArtifactPath =
     "/api/v1/applications/{app}/releases/{rel}/builds/{n}/artifacts/{name}";
 
-Result<int64_t> BuildNumber(const HttpRequest& req) {
-  std::string s = req.Param("n");
-  if (s.empty() || s.size() > 9) return InvalidArgument("build number '" + s + "' is invalid");
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return InvalidArgument("build number '" + s + "' is invalid");
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
 
 Json ArtifactJson(const ArtifactRecord& a) {
   return {{"application", a.application}, {"release", a.release},
@@ -44,7 +34,7 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
   upload.pattern = kArtifactPath;
   upload.min_role = Role::kDeployer;
   upload.streaming = [&ctx, &catalog](HttpRequest& req, const BodyReader& body) {
-    TRY_OR_ERROR(auto n, BuildNumber(req));
+    TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
     ArchiveLimits limits = ctx.archive_limits ? *ctx.archive_limits : ArchiveLimits{};
     TRY_OR_ERROR(auto result,
                  catalog.UploadArtifact(req.principal.user, req.Param("app"), req.Param("rel"), n,
@@ -58,7 +48,7 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
   r.push_back(std::move(upload));
 
   r.push_back({"GET", kArtifactPath, Role::kViewer, false, [&ctx, &store](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, BuildNumber(req));
+                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
                                                         req.Param("name")));
                  std::string etag = "\"" + a.sha256 + "\"";
@@ -84,7 +74,7 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
 
   r.push_back({"GET", std::string(kArtifactPath) + "/manifest", Role::kViewer, false,
                [&store](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, BuildNumber(req));
+                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
                                                         req.Param("name")));
                  Json j = ArtifactJson(a);

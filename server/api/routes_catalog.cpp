@@ -56,16 +56,6 @@ Json ArtifactSummaryJson(const ArtifactRecord& a) {
           {"created_at", Time(a.created_at)}, {"created_by", a.created_by}};
 }
 
-Result<int64_t> BuildNumberParam(const HttpRequest& req) {
-  std::string s = req.Param("n");
-  if (s.empty() || s.size() > 9) return InvalidArgument("build number '" + s + "' is invalid");
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return InvalidArgument("build number '" + s + "' is invalid");
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
 
 
 }  // namespace
@@ -194,7 +184,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                }, nullptr});
   r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer,
                false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, BuildNumberParam(req));
+                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto b, store.GetBuild(req.Param("app"), req.Param("rel"), n));
                  TRY_OR_ERROR(auto artifacts, store.ListArtifacts(b.application, b.release, n));
                  Json j = BuildJson(b);
@@ -208,7 +198,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
 std::vector<Route> ApiRoutes(ApiContext& ctx) {
   std::vector<Route> all;
   for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx),
-                     DeploymentRoutes(ctx)})
+                     DeploymentRoutes(ctx), RetentionRoutes(ctx)})
     for (auto& route : group) all.push_back(std::move(route));
   return all;
 }

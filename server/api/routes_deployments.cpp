@@ -16,15 +16,6 @@ namespace {
 
 constexpr const char* kBuildPath = "/api/v1/applications/{app}/releases/{rel}/builds/{n}";
 
-Result<int64_t> Number(const std::string& s, const char* what) {
-  if (s.empty() || s.size() > 12) return InvalidArgument(std::string(what) + " '" + s + "' is invalid");
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return InvalidArgument(std::string(what) + " '" + s + "' is invalid");
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
 
 Actor ActorOf(const HttpRequest& req) { return {req.principal.user, req.principal.role}; }
 
@@ -147,7 +138,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
 
   r.push_back({"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
                [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, Number(req.Param("n"), "build number"));
+                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
                  STATUS_OR_ERROR(CheckKeys(body, {"stage", "at", "force", "context", "variables",
                                                   "comment", "expires_after_seconds"},
@@ -177,7 +168,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
 
   r.push_back({"POST", std::string(kBuildPath) + "/preview", Role::kViewer, false,
                [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, Number(req.Param("n"), "build number"));
+                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
                  STATUS_OR_ERROR(CheckKeys(body, {"stage", "context"}, "preview request"));
                  TRY_OR_ERROR(auto stage, StringField(body, "stage", true));
@@ -226,20 +217,20 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                 TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  return Ok(DeploymentDetail(store, engine, d));
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/deployments/{id}/log", Role::kViewer, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                 TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  int64_t after = 0;
                  if (auto a = req.Query("after")) {
-                   TRY_OR_ERROR(after, Number(*a, "after"));
+                   TRY_OR_ERROR(after, ParseNumber(*a, "after"));
                  }
                  if (auto last = req.Header("last-event-id")) {
-                   TRY_OR_ERROR(after, Number(*last, "Last-Event-ID"));
+                   TRY_OR_ERROR(after, ParseNumber(*last, "Last-Event-ID"));
                  }
                  std::string accept = req.Header("accept").value_or("");
                  if (accept.find("text/event-stream") == std::string::npos) {
@@ -307,7 +298,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                     std::function<Status(const Actor&, int64_t, const std::string&)> fn) {
     r.push_back({"POST", std::string("/api/v1/deployments/{id}/") + path, role, false,
                  [&, fn](HttpRequest& req) {
-                   TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                   TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                    TRY_OR_ERROR(auto comment, comment_of(req));
                    STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
@@ -330,7 +321,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   });
 
   r.push_back({"PATCH", "/api/v1/deployments/{id}", Role::kDeployer, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto id, Number(req.Param("id"), "deployment id"));
+                 TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
                  STATUS_OR_ERROR(CheckKeys(body, {"at"}, "deployment change"));
                  TRY_OR_ERROR(auto at, AtField(body));

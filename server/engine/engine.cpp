@@ -152,6 +152,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     (void)st;
   }
 
+  std::shared_ptr<Running> FindRunning(int64_t id) {
+    std::lock_guard lock(mu);
+    auto it = running.find(id);
+    return it == running.end() ? nullptr : it->second;
+  }
+
   void Wake() {
     {
       std::lock_guard lock(mu);
@@ -817,12 +823,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
 
 Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::string& comment) {
   Impl& impl = *impl_;
-  std::shared_ptr<Running> r;
-  {
-    std::lock_guard lock(impl.mu);
-    auto it = impl.running.find(id);
-    if (it != impl.running.end()) r = it->second;
-  }
+  std::shared_ptr<Running> r = impl.FindRunning(id);
   if (!r) return FailedPrecondition("deployment " + std::to_string(id) + " is not running");
   {
     std::lock_guard lock(r->mu);
@@ -900,26 +901,16 @@ Result<std::vector<StageView>> DeploymentEngine::DeployedWhere(const std::string
 }
 
 std::optional<PendingManual> DeploymentEngine::Manual(int64_t id) const {
-  std::shared_ptr<Running> r;
-  {
-    std::lock_guard lock(impl_->mu);
-    auto it = impl_->running.find(id);
-    if (it == impl_->running.end()) return std::nullopt;
-    r = it->second;
-  }
+  std::shared_ptr<Running> r = impl_->FindRunning(id);
+  if (!r) return std::nullopt;
   std::lock_guard lock(r->mu);
   return r->manual;
 }
 
 std::optional<TransferProgress> DeploymentEngine::Progress(int64_t id,
                                                            const std::string& target) const {
-  std::shared_ptr<Running> r;
-  {
-    std::lock_guard lock(impl_->mu);
-    auto it = impl_->running.find(id);
-    if (it == impl_->running.end()) return std::nullopt;
-    r = it->second;
-  }
+  std::shared_ptr<Running> r = impl_->FindRunning(id);
+  if (!r) return std::nullopt;
   std::lock_guard lock(r->mu);
   auto p = r->progress.find(target);
   if (p == r->progress.end()) return std::nullopt;

@@ -1,0 +1,95 @@
+// POST /api/v1/admin/retention: applies the artifact retention policy
+// (server/catalog/retention.h), as a dry run unless asked otherwise.
+#include <algorithm>
+
+#include "server/api/json_io.h"
+#include "server/api/routes.h"
+#include "server/artifacts/blob_store.h"
+#include "server/catalog/retention.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+namespace {
+
+// An optional integer field in 0..max; absent keeps `out` as it is.
+Status IntField(const Json& body, const char* key, int max, int& out) {
+  if (!body.contains(key)) return Status::Ok();
+  const Json& v = body[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > max)
+    return InvalidArgument(std::string(key) + " must be an integer from 0 to " +
+                           std::to_string(max));
+  out = static_cast<int>(v.get<int64_t>());
+  return Status::Ok();
+}
+
+Json DecisionJson(const RetentionDecision& d, int64_t now) {
+  Json artifacts = Json::array();
+  for (const auto& a : d.artifacts) {
+    Json j = {{"name", a.name}, {"sha256", a.sha256}, {"size", a.size}};
+    if (!d.keep) {
+      j["blob_removed"] = a.blob_removed;
+      j["blob_shared_with"] = a.blob_shared_with;
+    }
+    artifacts.push_back(std::move(j));
+  }
+  return {{"application", d.application},
+          {"release", d.release},
+          {"build", d.build},
+          {"created_at", Time(d.created_at)},
+          {"age_days", std::max<int64_t>(0, now - d.created_at) / (24LL * 60 * 60 * 1000)},
+          {"decision", d.keep ? "keep" : "delete"},
+          {"reasons", d.reasons},
+          {"bytes", d.bytes},
+          {"artifacts", std::move(artifacts)}};
+}
+
+}  // namespace
+
+std::vector<Route> RetentionRoutes(ApiContext& ctx) {
+  std::vector<Route> r;
+  r.push_back(
+      {"POST", "/api/v1/admin/retention", Role::kAdmin, false,
+       [&ctx](HttpRequest& req) {
+         TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+         STATUS_OR_ERROR(
+             CheckKeys(body, {"keep_builds", "keep_days", "keep_rollback_candidates", "dry_run"},
+                       "retention"));
+         RetentionPolicy policy;
+         STATUS_OR_ERROR(IntField(body, "keep_builds", 1000000, policy.keep_builds_per_release));
+         STATUS_OR_ERROR(IntField(body, "keep_days", 1000000, policy.keep_days));
+         STATUS_OR_ERROR(
+             IntField(body, "keep_rollback_candidates", 1000, policy.keep_rollback_candidates));
+         // Deleting must be asked for explicitly.
+         bool dry_run = true;
+         if (body.contains("dry_run")) {
+           if (!body["dry_run"].is_boolean())
+             return HttpResponse::Error(InvalidArgument("dry_run must be true or false"));
+           dry_run = body["dry_run"].get<bool>();
+         }
+         if (ctx.blobs == nullptr)
+           return HttpResponse::Error(Unavailable("this server has no artifact store"));
+         TRY_OR_ERROR(auto report, ApplyRetention(*ctx.store, *ctx.blobs, *ctx.clock, policy,
+                                                  dry_run, req.principal.user));
+         Json deleted = Json::array(), kept = Json::array();
+         for (const auto& d : report.deleted) deleted.push_back(DecisionJson(d, report.at));
+         for (const auto& d : report.kept) kept.push_back(DecisionJson(d, report.at));
+         Json j = {{"dry_run", report.dry_run},
+                   {"at", Time(report.at)},
+                   {"policy",
+                    {{"keep_builds", policy.keep_builds_per_release},
+                     {"keep_days", policy.keep_days},
+                     {"keep_rollback_candidates", policy.keep_rollback_candidates}}},
+                   {"deleted", std::move(deleted)},
+                   {"kept", std::move(kept)},
+                   {"blobs_removed", report.blobs_removed.size()},
+                   {"removed_blobs", report.blobs_removed},
+                   {"bytes_freed", report.bytes_freed},
+                   {"warnings", report.warnings}};
+         return Ok(j);
+       },
+       nullptr});
+  return r;
+}
+
+}  // namespace reprise
