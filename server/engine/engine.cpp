@@ -424,7 +424,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       bool reported = false;
       if (o.hub != nullptr) {
         auto state = o.hub->GetTargetState(t.name);
-        if (state.ok() && !state->current_release.empty() && !state->release.empty()) {
+        if (state.ok() && state->online && !state->current_release.empty() &&
+            !state->release.empty()) {
           reported = true;
           int64_t build = std::atoll(state->build.c_str());
           if (state->release == d.release && build == d.build) {
