@@ -1,0 +1,111 @@
+// Retention: deletes the artifacts of old builds under a configurable policy,
+// never those of a build that is deployed or a rollback candidate (DESIGN.md
+// semantics 3 and 8).
+//
+// The rule, for every build that still has artifacts:
+//
+//   1. Protected (always kept, whatever the policy says):
+//      - a build that a target holds now: Store::CurrentBuilds over every stage
+//        of every application (the stages of the application's current spec
+//        and of every release snapshot);
+//      - one of the first `keep_rollback_candidates` rollback candidates of any
+//        stage: the builds that succeeded on the stage, newest success first,
+//        other than the builds its targets hold now (the list
+//        GET /applications/{app} shows as `rollback_candidates`);
+//      - a build with a deployment still to run or running (scheduled, waiting,
+//        queued, running): deleting its artifacts would break it.
+//   2. Kept by the policy: among the newest `keep_builds_per_release` builds of
+//      its release (by build number, counting every build of the release), OR
+//      younger than `keep_days` days (created_at > now - keep_days * 24 h).
+//      0 disables a rule (it then keeps nothing).
+//   3. Everything else is deleted: the build's artifact records go
+//      (Store::DeleteArtifacts; the build record stays, as history, with an
+//      empty artifact list), then every blob that no artifact record
+//      references any more is removed from the BlobStore. A blob shared with
+//      a build that keeps its artifacts is never removed.
+//
+// With both policy rules at 0 and keep_rollback_candidates 0, only what the
+// targets hold (and pending deployments) survives.
+//
+// Protection is computed from the store when the run starts and computed
+// again just before deleting; any error while computing it aborts the run
+// before anything is deleted.
+//
+// Thread-safety: ApplyRetention may be called from any thread; runs in one
+// process are serialised. The blob store does not arbitrate between Remove and
+// an upload committing the same bytes at that moment (docs/artifacts.md): a
+// blob is removed only if no artifact record references it right before the
+// removal, and the run reports (in `warnings`) a removed blob that an artifact
+// record referenced right after it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "server/store/store.h"
+
+namespace reprise {
+
+class BlobStore;
+
+struct RetentionPolicy {
+  int keep_builds_per_release = 10;  // 0: this rule keeps nothing
+  int keep_days = 30;                // 0: this rule keeps nothing
+  int keep_rollback_candidates = 5;  // per stage; 0: none protected as candidates
+};
+
+// Range checks: every field 0..1000000 (keep_rollback_candidates 0..1000).
+Status ValidateRetentionPolicy(const RetentionPolicy& policy);
+
+struct RetentionArtifact {
+  std::string name;
+  std::string sha256;
+  int64_t size = 0;
+  // Deleted builds only: other builds that keep an artifact with the same
+  // blob ("shop 1.0 build 4"); while there are any, the blob stays.
+  std::vector<std::string> blob_shared_with;
+  // Deleted builds only: the blob was (dry run: would be) removed.
+  bool blob_removed = false;
+};
+
+struct RetentionDecision {
+  std::string application;
+  std::string release;
+  int64_t build = 0;
+  int64_t created_at = 0;  // unix ms
+  bool keep = false;
+  // Kept: every reason, e.g. "deployed on prod-web (Production)",
+  // "rollback candidate #2 on Testing", "among the newest 10 of release 1.0",
+  // "younger than 30 days". Deleted: why no rule keeps it.
+  std::vector<std::string> reasons;
+  std::vector<RetentionArtifact> artifacts;
+  int64_t bytes = 0;  // sum of the artifacts' sizes
+};
+
+struct RetentionReport {
+  bool dry_run = true;
+  RetentionPolicy policy;
+  int64_t at = 0;  // unix ms, the clock's now
+  // Oldest build first (the store's order).
+  std::vector<RetentionDecision> deleted;
+  std::vector<RetentionDecision> kept;
+  // Blobs removed (dry run: that would be removed), sorted, and their bytes.
+  std::vector<std::string> blobs_removed;
+  uint64_t bytes_freed = 0;
+  // Things an operator should look at (e.g. a blob removed while an upload
+  // recorded it); empty normally.
+  std::vector<std::string> warnings;
+};
+
+// Applies `policy`. With `dry_run` nothing changes: the report says what would
+// be deleted. Otherwise deletes as described above and appends one audit
+// entry per deleted build (action "artifact.retention", subject
+// "app/release/build", by `actor`).
+Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clock& clock,
+                                       const RetentionPolicy& policy, bool dry_run,
+                                       const std::string& actor);
+
+}  // namespace reprise
