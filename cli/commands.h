@@ -1,0 +1,36 @@
+// The `reprise` CLI's commands: a client of the HTTP API for CI systems and
+// release managers (see docs/cli.md). RunCli parses the arguments, talks to
+// the server and writes human-readable text (or the API's JSON with --json).
+//
+// Exit status: 0 success; 1 an API error, a connection failure, or (with
+// deploy --wait, log --follow) a deployment that did not succeed; 2 a usage
+// error.
+//
+// Thread-safety: RunCli may run on several threads at once (no globals); it
+// starts a helper thread only for deploy --wait --timeout.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace reprise::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+
+inline constexpr const char* kDefaultServer = "http://127.0.0.1:8080";
+
+// Defaults taken from the environment (REPRISE_SERVER, REPRISE_TOKEN);
+// --server and --token override them.
+struct CliEnvironment {
+  std::string server;
+  std::string token;
+};
+
+// `args` excludes the program name.
+int RunCli(const std::vector<std::string>& args, const CliEnvironment& env, std::ostream& out,
+           std::ostream& err);
+
+}  // namespace reprise::cli

@@ -1,0 +1,326 @@
+// The `reprise` CLI end to end: the real binary (REPRISE_BIN_DIR) against a
+// real server on port 0 with the demo application and the in-process local
+// agent. Exit codes and output are what CI scripts rely on.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agents/deployer/archive.h"
+#include "common/crypto.h"
+#include "common/fs.h"
+#include "tests/support/test_server.h"
+#include "tests/temp_dir.h"
+
+extern char** environ;
+
+namespace reprise::testing {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct RunResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// A `reprise` process with its stdout and stderr in files.
+class CliProcess {
+ public:
+  CliProcess(const fs::path& scratch, const std::vector<std::string>& args, int port,
+             const std::string& token) {
+    const char* bin_dir = std::getenv("REPRISE_BIN_DIR");
+    REQUIRE_MESSAGE(bin_dir != nullptr, "REPRISE_BIN_DIR is not set");
+    std::string id = RandomHex(4);
+    out_path_ = scratch / ("out-" + id);
+    err_path_ = scratch / ("err-" + id);
+    std::vector<std::string> argv = {std::string(bin_dir) + "/reprise"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string_view v(*e);
+      if (!v.starts_with("REPRISE_SERVER=") && !v.starts_with("REPRISE_TOKEN="))
+        env.emplace_back(v);
+    }
+    env.push_back("REPRISE_SERVER=http://127.0.0.1:" + std::to_string(port));
+    if (!token.empty()) env.push_back("REPRISE_TOKEN=" + token);
+    std::vector<char*> cargv, cenv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    for (auto& e : env) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~CliProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  RunResult Wait(std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    RunResult r;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (true) {
+      pid_t got = ::waitpid(pid_, &status, WNOHANG);
+      if (got == pid_) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        FAIL_CHECK("reprise did not exit in time");
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = ReadFile(out_path_);
+    r.err = ReadFile(err_path_);
+    return r;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  fs::path out_path_, err_path_;
+};
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+class CliFixture {
+ public:
+  CliFixture() : server_(Options()) {}
+
+  static ServerOptions Options() {
+    ServerOptions o;
+    o.demo = true;
+    o.local_agent = true;
+    return o;
+  }
+
+  RunResult Run(const std::vector<std::string>& args, const std::string& token = kAdminToken) {
+    CliProcess p(scratch_.path(), args, server_.port(), token);
+    RunResult r = p.Wait();
+    INFO("reprise ", args.empty() ? "" : args[0], " stdout: ", r.out, " stderr: ", r.err);
+    return r;
+  }
+  std::unique_ptr<CliProcess> Start(const std::vector<std::string>& args) {
+    return std::make_unique<CliProcess>(scratch_.path(), args, server_.port(), kAdminToken);
+  }
+
+  // A tar.gz of `files` (relative path -> content).
+  fs::path Archive(const std::map<std::string, std::string>& files) {
+    fs::path tree = scratch_.path() / ("tree-" + RandomHex(4));
+    for (const auto& [rel, content] : files) {
+      fs::create_directories((tree / rel).parent_path());
+      REQUIRE(WriteFileAtomic(tree / rel, content).ok());
+    }
+    fs::path out = scratch_.path() / ("build-" + RandomHex(4) + ".tar.gz");
+    REQUIRE(CreateTarGz(tree, out).ok());
+    return out;
+  }
+
+  TestServer& server() { return server_; }
+  const fs::path& scratch() const { return scratch_.path(); }
+
+ private:
+  TempDir scratch_;
+  TestServer server_;
+};
+
+int64_t WaitingDeployment(TestServer& server) {
+  for (int i = 0; i < 500; ++i) {
+    auto list = json::parse(server.Admin().Get("/api/v1/deployments?status=waiting").body);
+    if (!list["items"].empty()) return list["items"][0]["id"].get<int64_t>();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a CI run: release, build, upload, deploy --wait, preview, apps, deployments, log") {
+  CliFixture f;
+  auto health = f.Run({"health"}, "");
+  CHECK(health.code == 0);
+  CHECK(Contains(health.out, "ok: reprise "));
+
+  auto rel = f.Run({"release", "create", "shop", "2.0.0"});
+  CHECK(rel.code == 0);
+  CHECK(rel.out == "created release shop 2.0.0\n");
+  auto build = f.Run({"build", "create", "shop", "2.0.0", "--var", "Commit=abc123"});
+  REQUIRE(build.code == 0);
+  CHECK(build.out == "1\n");
+
+  fs::path archive = f.Archive({{"index.html", "<h1>shop 2.0.0</h1>\n"}, {"js/app.js", "go()\n"}});
+  auto sha = Sha256File(archive);
+  REQUIRE(sha.ok());
+  auto up = f.Run({"upload", "shop", "2.0.0", "1", "web", archive.string()});
+  CHECK(up.code == 0);
+  CHECK(up.out == *sha + "\n");
+  CHECK(Contains(up.err, "2 files, stored"));
+  // The same bytes again are fine; other bytes under the same name are refused.
+  auto again = f.Run({"upload", "shop", "2.0.0", "1", "web", archive.string()});
+  CHECK(again.code == 0);
+  CHECK(again.out == *sha + "\n");
+  CHECK(Contains(again.err, "already stored"));
+  fs::path other = f.Archive({{"index.html", "different\n"}});
+  auto refused = f.Run({"upload", "shop", "2.0.0", "1", "web", other.string()});
+  CHECK(refused.code == 1);
+  CHECK(Contains(refused.err, "immutable"));
+  CHECK(Contains(refused.err, "HTTP 409"));
+
+  auto deployed = f.Run({"deploy", "shop", "2.0.0", "1", "Integration", "--wait"});
+  CHECK(deployed.code == 0);
+  CHECK(Contains(deployed.out, "promote of shop 2.0.0 build 1 to Integration"));
+  CHECK(Contains(deployed.out, "[int-web] Deploying shop 2.0.0 build 1 to Integration"));
+  CHECK(Contains(deployed.out, "succeeded"));
+  CHECK(ReadFile(f.server().data_dir() / "targets" / "int-web" / "current" / "index.html") ==
+        "<h1>shop 2.0.0</h1>\n");
+
+  auto preview = f.Run({"preview", "shop", "2.0.0", "1", "Production"});
+  CHECK(preview.code == 0);
+  CHECK(Contains(preview.out, "target prod-web (now: 1.0.0 build 1)"));
+  CHECK(Contains(preview.out, "overwritten (1):\n      ~ index.html"));
+  CHECK(Contains(preview.out, "+ js/app.js"));
+  CHECK(Contains(preview.out, "- migrate.sh"));
+  CHECK(Contains(preview.out, "gates:"));
+  CHECK(Contains(preview.out, "approvals: 0 of 1 approvals from release-manager"));
+
+  auto apps = f.Run({"apps"});
+  CHECK(apps.code == 0);
+  CHECK(Contains(apps.out, "shop - A demo web shop"));
+  CHECK(Contains(apps.out, "int-web"));
+  CHECK(Contains(apps.out, "2.0.0 build 1"));
+  CHECK(Contains(apps.out, "Production (protected)"));
+
+  auto list = f.Run({"deployments", "--app", "shop", "--stage", "Integration"});
+  CHECK(list.code == 0);
+  CHECK(Contains(list.out, "STATUS"));
+  CHECK(Contains(list.out, "2.0.0"));
+  CHECK_FALSE(Contains(list.out, "Production"));
+
+  auto as_json = f.Run({"deployments", "--app", "shop", "--stage", "Integration", "--json"});
+  REQUIRE(as_json.code == 0);
+  json items = json::parse(as_json.out);
+  REQUIRE(items.size() >= 2);
+  int64_t id = items[0]["id"].get<int64_t>();
+  CHECK(items[0]["release"] == "2.0.0");
+  auto log = f.Run({"log", std::to_string(id)});
+  CHECK(log.code == 0);
+  CHECK(Contains(log.out, "Deploying shop 2.0.0 build 1 to Integration"));
+  auto follow = f.Run({"log", std::to_string(id), "--follow"});
+  CHECK(follow.code == 0);
+  CHECK(Contains(follow.out, "deployment " + std::to_string(id) + " succeeded"));
+}
+
+TEST_CASE("deploy --wait exits non-zero unless the deployment succeeds; approve, reject, cancel") {
+  CliFixture f;
+  // Production needs an approval from a release manager: --wait gives up at its timeout.
+  auto timed_out =
+      f.Run({"deploy", "shop", "1.0.0", "2", "Production", "--force", "--comment", "hotfix", "--at",
+             "2099-01-01T00:00:00+01:00", "--wait", "--timeout", "1"});
+  CHECK(timed_out.code == 1);
+  CHECK(Contains(timed_out.out, "scheduled for 2098-12-31T23:00:00"));
+  CHECK(Contains(timed_out.err, "timed out after 1 s"));
+  CHECK(Contains(timed_out.err, "is scheduled (it was not cancelled)"));
+
+  // A deployment cancelled while --wait follows it ends the CLI with 1.
+  auto waiter = f.Start({"deploy", "shop", "1.0.0", "1", "Production", "--wait"});
+  int64_t id = WaitingDeployment(f.server());
+  REQUIRE(id != 0);
+  // The requester may not approve their own deployment: the API's message, exit 1.
+  auto self = f.Run({"approve", std::to_string(id)});
+  CHECK(self.code == 1);
+  CHECK(Contains(self.err, "error: "));
+  CHECK(Contains(self.err, "cannot approve"));
+  auto cancelled = f.Run({"cancel", std::to_string(id), "--comment", "not tonight"});
+  CHECK(cancelled.code == 0);
+  CHECK(Contains(cancelled.out, "status now cancelled"));
+  RunResult waited = waiter->Wait();
+  CHECK(waited.code == 1);
+  CHECK(Contains(waited.out, "deployment " + std::to_string(id) + " cancelled"));
+  auto followed = f.Run({"log", std::to_string(id), "--follow"});
+  CHECK(followed.code == 1);
+
+  // A release manager approves the next one; it runs, and log --follow sees it succeed.
+  std::string rita = f.server().CreateUser("rita", "release-manager");
+  auto second = f.Run({"deploy", "shop", "1.0.0", "1", "Production"});
+  CHECK(second.code == 0);
+  CHECK(Contains(second.out, ": waiting"));
+  CHECK(Contains(second.out, "waiting for approvals: 0 of 1 approvals from release-manager"));
+  int64_t second_id = WaitingDeployment(f.server());
+  REQUIRE(second_id != 0);
+  auto approved = f.Run({"approve", std::to_string(second_id), "--comment", "looks good"}, rita);
+  CHECK(approved.code == 0);
+  CHECK(Contains(approved.out, "deployment " + std::to_string(second_id) + " approved"));
+  auto ran = f.Run({"log", std::to_string(second_id), "--follow"});
+  CHECK(ran.code == 0);
+  CHECK(Contains(ran.out, "deployment " + std::to_string(second_id) + " succeeded"));
+
+  // Reject: a third waiting deployment.
+  CHECK(f.Run({"deploy", "shop", "1.0.0", "1", "Production"}).code == 0);
+  int64_t third_id = WaitingDeployment(f.server());
+  REQUIRE(third_id != 0);
+  auto rejected = f.Run({"reject", std::to_string(third_id), "--comment", "no"}, rita);
+  CHECK(rejected.code == 0);
+  CHECK(Contains(rejected.out, "rejected"));
+}
+
+TEST_CASE("usage errors exit 2; API and connection errors exit 1; the token is never printed") {
+  CliFixture f;
+  CHECK(f.Run({}).code == 2);
+  CHECK(f.Run({"frobnicate"}).code == 2);
+  auto missing = f.Run({"deploy", "shop", "1.0.0", "1"});
+  CHECK(missing.code == 2);
+  CHECK(Contains(missing.err, "usage: reprise deploy APP RELEASE BUILD STAGE"));
+  CHECK(f.Run({"deploy", "shop", "1.0.0", "x", "Testing"}).code == 2);
+  CHECK(f.Run({"deploy", "shop", "1.0.0", "1", "Testing", "--force"}).code == 2);
+  CHECK(f.Run({"deploy", "shop", "1.0.0", "1", "Testing", "--at", "tonight"}).code == 2);
+  CHECK(f.Run({"deploy", "shop", "1.0.0", "1", "Testing", "--context", "latest"}).code == 2);
+  CHECK(f.Run({"apps", "--follow"}).code == 2);
+  CHECK(f.Run({"apps", "--server", "ftp://example"}).code == 2);
+  auto help = f.Run({"--help"});
+  CHECK(help.code == 0);
+  CHECK(Contains(help.out, "deployments [--app A]"));
+
+  const std::string bad_token = "not-the-token-5f3a9c";
+  auto unauth = f.Run({"apps"}, bad_token);
+  CHECK(unauth.code == 1);
+  CHECK(Contains(unauth.err, "unauthenticated"));
+  CHECK_FALSE(Contains(unauth.out + unauth.err, bad_token));
+  auto missing_app = f.Run({"release", "create", "nope", "1.0"});
+  CHECK(missing_app.code == 1);
+  CHECK(Contains(missing_app.err, "HTTP 404"));
+  auto no_file = f.Run({"upload", "shop", "1.0.0", "1", "web", (f.scratch() / "absent").string()});
+  CHECK(no_file.code == 1);
+  CHECK(Contains(no_file.err, "cannot open"));
+
+  // Nothing listens on this port once the server is stopped.
+  int port = f.server().port();
+  f.server().Stop();
+  CliProcess p(f.scratch(), {"health"}, port, kAdminToken);
+  auto down = p.Wait();
+  CHECK(down.code == 1);
+  CHECK(Contains(down.err, "connection failed"));
+  CHECK_FALSE(Contains(down.out + down.err, kAdminToken));
+}
+
+}  // namespace reprise::testing
