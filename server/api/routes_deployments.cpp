@@ -272,6 +272,11 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                      }
                      return true;
                    }
+                   if (engine.ShuttingDown()) {
+                     write("event: end\ndata: {\"status\":\"server-stopping\"}\n\n");
+                     release.done = true;
+                     return false;
+                   }
                    auto d = store.GetDeployment(id);
                    if (!d.ok() || IsFinalStatus(d->status)) {
                      std::string status = d.ok() ? d->status : "unknown";

@@ -148,7 +148,9 @@ Status ServerApp::Start() {
 
 void ServerApp::Stop() {
   if (!impl_) return;
-  // Stop taking requests, then stop deployments, then the agent channel.
+  // End live streams, stop taking requests, then stop deployments, then the
+  // agent channel.
+  if (impl_->engine) impl_->engine->BeginShutdown();
   if (impl_->http) impl_->http->Stop();
   impl_->progress_sink = nullptr;
   if (impl_->engine) impl_->engine->Stop();

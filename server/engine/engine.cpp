@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <condition_variable>
 #include <deque>
@@ -96,6 +97,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   mutable std::mutex log_mu;
   mutable std::condition_variable log_cv;
+  std::atomic<bool> shutting_down{false};
 
   std::vector<std::thread> threads;
 
@@ -615,6 +617,13 @@ void DeploymentEngine::Stop() {
 }
 
 void DeploymentEngine::Tick() { impl_->Tick(); }
+
+void DeploymentEngine::BeginShutdown() {
+  impl_->shutting_down = true;
+  impl_->log_cv.notify_all();
+}
+
+bool DeploymentEngine::ShuttingDown() const { return impl_->shutting_down; }
 Store* DeploymentEngine::engine_store() const { return impl_->store; }
 const Clock& DeploymentEngine::engine_clock() const { return *impl_->clock; }
 
@@ -942,6 +951,7 @@ bool DeploymentEngine::WaitForLog(int64_t id, int64_t after_seq,
   };
   if (has_news()) return true;
   std::unique_lock lock(impl_->log_mu);
+  if (impl_->shutting_down) return false;
   impl_->log_cv.wait_for(lock, timeout);
   lock.unlock();
   return has_news();

@@ -116,6 +116,10 @@ class DeploymentEngine {
   DeploymentEngine(const DeploymentEngine&) = delete;
   DeploymentEngine& operator=(const DeploymentEngine&) = delete;
   void Stop();
+  // Ends live log waits at once (before the HTTP server stops, so streaming
+  // clients do not hold it open).
+  void BeginShutdown();
+  bool ShuttingDown() const;
 
   [[nodiscard]] Result<DeploymentRecord> Request(const Actor& actor, const std::string& app,
                                                  const std::string& release, int64_t build,

@@ -218,3 +218,28 @@ TEST_CASE("the live log streams as server-sent events and resumes after Last-Eve
 }
 
 }  // namespace reprise::testing
+
+namespace reprise::testing {
+
+TEST_CASE("stopping the server ends open live-log streams instead of waiting for them") {
+  TestServer server;
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - manual: { message: \"wait here\" }\n");
+  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                      R"({"stage":"Production","force":true,"comment":"test"})");
+  REQUIRE(r.status == 202);
+  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
+  REQUIRE(WaitUntil([&] { return Body(admin.Get("/api/v1/deployments/" + id)).contains("manual"); }));
+  HttpResult streamed;
+  std::thread client([&] {
+    auto c = server.Admin();
+    streamed = c.Get("/api/v1/deployments/" + id + "/log", {{"Accept", "text/event-stream"}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the stream is open and waiting
+  server.Stop();  // must not hang on the open stream
+  client.join();  // released: either told the stream ended, or the connection closed
+  CHECK((streamed.status == 0 || streamed.body.find("event: end") != std::string::npos));
+}
+
+}  // namespace reprise::testing
