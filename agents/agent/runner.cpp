@@ -465,18 +465,15 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
     fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
     report({"extract", 0, 0, 0, 0});
-    // Durability: small archives fsync file by file; large ones use one
-    // syncfs, which is far cheaper than thousands of fsyncs but also waits
-    // for unrelated dirty data on the filesystem.
-    std::error_code size_ec;
-    const bool per_file_fsync =
-        options.fsync && fs::file_size(*blob, size_ec) < (uint64_t{16} << 20) && !size_ec;
-    auto manifest = ExtractArchive(*blob, partial, options.limits, {per_file_fsync, true});
+    // Durability: one syncfs after the extraction instead of an fsync per
+    // file and directory (thousands of journal commits). It also flushes
+    // other dirty data of that filesystem, which a busy target pays for.
+    auto manifest = ExtractArchive(*blob, partial, options.limits, {false, true});
     DropTemporaryBlob(l, *blob);
     if (!manifest.ok()) {
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
     }
-    if (options.fsync && !per_file_fsync) {
+    if (options.fsync) {
       Status synced = SyncFilesystem(partial);
       if (!synced.ok()) {
         fs::remove_all(partial, ec);
