@@ -1,0 +1,170 @@
+// bench_engine: the engine benchmark's helper (bench/run_engine.sh runs it).
+// It writes scheduled deployments straight into a stopped server's SQLite file
+// through the Store interface (creating 10,000 over HTTP would measure the API,
+// not the scheduler), and afterwards reads them back to report how late they
+// fired and started.
+//
+//   bench_engine seed   --db DATA/reprise.db --apps K --count N --start-ms T --window-ms W
+//   bench_engine report --db DATA/reprise.db --apps K
+//
+// seed: N deployments of build 1 of release 1.0 of applications bench0..bench{K-1}
+// (round robin) to their stage "Run", status scheduled, due evenly between T and
+// T+W (Unix ms), forced (no gates), as the engine's Request() would have stored
+// them. The applications, releases and builds must exist (run_engine.sh creates
+// them over the API first).
+//
+// report: per deployment, firing lateness = the time of the log line "scheduled
+// time ... reached" (the scheduled -> waiting transition) minus scheduled_at, and
+// start lateness = started_at - scheduled_at (includes waiting in the per-target
+// queue behind earlier deployments); p50/p90/p99/max of each, and the statuses.
+//
+// Single-threaded; not thread-safe (a command-line tool).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "server/store/store.h"
+
+namespace {
+
+using reprise::DeploymentRecord;
+
+struct Options {
+  std::string command;
+  std::string db;
+  int apps = 10;
+  int64_t count = 10000;
+  int64_t start_ms = 0;
+  int64_t window_ms = 2000;
+};
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: bench_engine seed --db FILE --apps K --count N --start-ms T --window-ms W\n"
+               "       bench_engine report --db FILE --apps K\n");
+  return 2;
+}
+
+int64_t NowMs() { return reprise::ToUnixMillis(std::chrono::system_clock::now()); }
+
+int Seed(reprise::Store& store, const Options& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.count; ++i) {
+    DeploymentRecord d;
+    d.application = "bench" + std::to_string(i % o.apps);
+    d.release = "1.0";
+    d.build = 1;
+    d.stage = "Run";
+    d.kind = "promote";
+    d.status = "scheduled";
+    d.scheduled_at = o.start_ms + (o.count > 1 ? i * o.window_ms / (o.count - 1) : 0);
+    d.expires_after_ms = 3600000;
+    d.forced = true;
+    d.comment = "bench";
+    d.context_choice = "current";
+    d.requested_by = "bench";
+    d.created_at = NowMs();
+    d.targets_csv = "t" + std::to_string(i % o.apps);
+    auto created = store.CreateDeployment(d);
+    if (!created.ok()) {
+      std::fprintf(stderr, "bench_engine: %s\n", created.status().ToString().c_str());
+      return 1;
+    }
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("seeded %lld scheduled deployments in %.1f s (%.0f/s)\n",
+              static_cast<long long>(o.count), s, static_cast<double>(o.count) / s);
+  return 0;
+}
+
+double Percentile(std::vector<int64_t> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+  return static_cast<double>(v[std::min(i, v.size() - 1)]);
+}
+
+void PrintDistribution(const char* name, const std::vector<int64_t>& ms) {
+  std::printf("%-44s p50 %7.0f ms  p90 %7.0f ms  p99 %7.0f ms  max %7.0f ms  (n=%zu)\n", name,
+              Percentile(ms, 50), Percentile(ms, 90), Percentile(ms, 99), Percentile(ms, 100),
+              ms.size());
+}
+
+int Report(reprise::Store& store, const Options& o) {
+  std::vector<DeploymentRecord> all;
+  for (int a = 0; a < o.apps; ++a) {
+    for (int64_t offset = 0;; offset += 1000) {
+      auto page = store.ListDeployments({"bench" + std::to_string(a), "", {}}, {1000, offset});
+      if (!page.ok()) {
+        std::fprintf(stderr, "bench_engine: %s\n", page.status().ToString().c_str());
+        return 1;
+      }
+      for (auto& d : *page)
+        if (d.scheduled_at != 0) all.push_back(std::move(d));
+      if (page->size() < 1000) break;
+    }
+  }
+  std::map<std::string, int64_t> statuses;
+  std::vector<int64_t> fired, started;
+  int64_t first_due = INT64_MAX, last_finished = 0;
+  for (const auto& d : all) {
+    ++statuses[d.status];
+    first_due = std::min(first_due, d.scheduled_at);
+    last_finished = std::max(last_finished, d.finished_at);
+    if (d.started_at) started.push_back(d.started_at - d.scheduled_at);
+    auto log = store.ListDeploymentLog(d.id, 0, 20);
+    if (!log.ok()) continue;
+    for (const auto& l : *log)
+      if (l.text.rfind("scheduled time ", 0) == 0) {
+        fired.push_back(l.at - d.scheduled_at);
+        break;
+      }
+  }
+  std::string summary;
+  for (const auto& [s, n] : statuses) summary += " " + s + " " + std::to_string(n);
+  std::printf("deployments: %zu;%s\n", all.size(), summary.c_str());
+  PrintDistribution("firing lateness (log 'scheduled time reached')", fired);
+  PrintDistribution("start lateness (started_at - scheduled_at)", started);
+  if (last_finished > 0)
+    std::printf("all finished %.1f s after the first was due (window %.1f s)\n",
+                static_cast<double>(last_finished - first_due) / 1000.0,
+                static_cast<double>(o.window_ms) / 1000.0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return Usage();
+  Options o;
+  o.command = argv[1];
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--db")
+      o.db = v;
+    else if (k == "--apps")
+      o.apps = std::stoi(v);
+    else if (k == "--count")
+      o.count = std::stoll(v);
+    else if (k == "--start-ms")
+      o.start_ms = std::stoll(v);
+    else if (k == "--window-ms")
+      o.window_ms = std::stoll(v);
+    else
+      return Usage();
+  }
+  if (o.db.empty() || o.apps < 1) return Usage();
+  auto store = reprise::OpenSqliteStore({o.db, 5000});
+  if (!store.ok()) {
+    std::fprintf(stderr, "bench_engine: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  if (o.command == "seed") return Seed(**store, o);
+  if (o.command == "report") return Report(**store, o);
+  return Usage();
+}
