@@ -582,6 +582,7 @@ Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions 
   impl.store = options.store;
   impl.clock = options.clock ? options.clock : &SystemClock::Instance();
   impl.Recover();
+  impl.FlushLogs();  // what recovery found is in the log before anyone can ask
   impl.threads.emplace_back([&impl] { impl.LogFlushLoop(); });
   if (options.start_threads) {
     impl.threads.emplace_back([&impl] { impl.ControlLoop(); });
