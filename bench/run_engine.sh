@@ -9,7 +9,8 @@
 # interface into the stopped server's SQLite file (10,000 API calls would time
 # the HTTP API, not the scheduler); applications, releases and builds are
 # created over the API first.
-#   bench/run_engine.sh BUILD_DIR   (COUNT=10000 APPS=10 WINDOW_MS=2000 LEAD_S=auto WRK_SECONDS=10)
+#   bench/run_engine.sh BUILD_DIR   (COUNT=10000 APPS=10 WINDOW_MS=2000 LEAD_S=auto WRK_SECONDS=10;
+#                                    KEEP_DATA=1 keeps the server's data directory)
 set -euo pipefail
 build_dir=$(cd "${1:-build}" && pwd)
 count=${COUNT:-10000}
@@ -154,4 +155,4 @@ printf 'drained (all final) %.1f s after the first was due\n' "$(awk -v m="$drai
 printf 'server start until /api/v1/health answers: empty store %s ms; with %s pending %s ms   (target < 1000 ms)\n' \
   "$empty_start_ms" "$count" "$pending_start_ms"
 printf 'wrk -c64 -d%ss GET /api/v1/applications/bench0: %s\n' "$wrk_seconds" "$wrk_line"
-rm -rf "$data"
+[[ -n "${KEEP_DATA:-}" ]] || rm -rf "$data"

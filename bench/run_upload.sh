@@ -6,7 +6,7 @@
 # throughput >= 0.8x sha256sum. Also the server's peak RSS (VmHWM) after a
 # 20 MB and a 200 MB upload, each on a fresh server (target < 64 MB, flat).
 # Prints numbers; asserts nothing.
-#   bench/run_upload.sh BUILD_DIR   (RUNS=3 FILES=5000 MB=200 SMALL_FILES=500 SMALL_MB=20)
+#   bench/run_upload.sh BUILD_DIR   (RUNS=3 FILES=5000 MB=200 SMALL_FILES=500 SMALL_MB=20 KEEP_DATA=1)
 set -euo pipefail
 build_dir=$(cd "${1:-build}" && pwd)
 runs=${RUNS:-3}
@@ -136,8 +136,8 @@ printf '%-28s %7ss %9s   %s\n' "reprise upload (CLI)" "$r" "$(rate "$r")" "${cli
 printf 'throughput curl -T / sha256sum:        %sx   (target >= 0.80x)\n' "$(ratio "$s" "$c")"
 printf 'throughput reprise upload / sha256sum: %sx\n' "$(ratio "$s" "$r")"
 printf 'server peak RSS (VmHWM, target < 64 MiB and flat):\n'
-printf '  %-44s %7s MiB\n' "idle, after setup" "$(mib $((idle_kb * 1024)))"
-printf '  %-44s %7s MiB\n' "after a ${small_mb} MB tree (${small_files} files, $(mib "$small_bytes") MiB archive)" "$(mib $((small_hwm_kb * 1024)))"
-printf '  %-44s %7s MiB   (RSS afterwards %s MiB)\n' "after a ${mb} MB tree (${files} files, $(mib "$big_bytes") MiB archive)" \
+printf '  %-52s %7s MiB\n' "idle, after setup" "$(mib $((idle_kb * 1024)))"
+printf '  %-52s %7s MiB\n' "after a ${small_mb} MB tree (${small_files} files, $(mib "$small_bytes") MiB archive)" "$(mib $((small_hwm_kb * 1024)))"
+printf '  %-52s %7s MiB   (RSS afterwards %s MiB)\n' "after a ${mb} MB tree (${files} files, $(mib "$big_bytes") MiB archive)" \
   "$(mib $((big_hwm_kb * 1024)))" "$(mib $((after_kb * 1024)))"
-rm -rf "$data"
+[[ -n "${KEEP_DATA:-}" ]] || rm -rf "$data"
