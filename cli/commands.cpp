@@ -339,7 +339,8 @@ void PrintFinal(std::ostream& out, const Json& d) {
   std::string line = "deployment " + std::to_string(Int(d, "id")) + " " + Str(d, "status");
   if (d.contains("duration_ms") && d["duration_ms"].is_number()) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, " in %.1f s", d["duration_ms"].get<double>() / 1000.0);
+    double seconds = d["duration_ms"].get<double>() / 1000.0;
+    std::snprintf(buf, sizeof buf, seconds < 10 ? " in %.2f s" : " in %.1f s", seconds);
     line += buf;
   }
   if (!Str(d, "error").empty()) line += ": " + Str(d, "error");
