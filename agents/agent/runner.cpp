@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "agents/agent/http_check.h"
 #include "common/crypto.h"
 #include "common/fs.h"
 
@@ -365,6 +366,9 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
         } else if constexpr (std::is_same_v<T, ExecOp>) {
           guard.unlock();  // a long-running process must not block the target's state
           return impl_->Exec(root, o, log, cancel);
+        } else if constexpr (std::is_same_v<T, HttpCheckOp>) {
+          guard.unlock();  // only talks to the network; retries may take a while
+          return RunHttpCheck(o, log, cancel);
         } else {
           return OperationOutcome::Failed(std::string(OperationKind(op)) +
                                           " does not run on agents");
