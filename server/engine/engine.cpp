@@ -154,6 +154,25 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     (void)st;
   }
 
+  // Release snapshots never change: parse each once.
+  std::mutex specs_mu;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const AppSpec>> specs;
+
+  Result<std::shared_ptr<const AppSpec>> Spec(const std::string& app, const std::string& release) {
+    {
+      std::lock_guard lock(specs_mu);
+      auto it = specs.find({app, release});
+      if (it != specs.end()) return it->second;
+    }
+    auto spec = ReleaseSpec(*store, app, release);
+    if (!spec.ok()) return spec.status();
+    auto shared = std::make_shared<const AppSpec>(std::move(spec).value());
+    std::lock_guard lock(specs_mu);
+    if (specs.size() > 1000) specs.clear();
+    specs[{app, release}] = shared;
+    return shared;
+  }
+
   std::shared_ptr<Running> FindRunning(int64_t id) {
     std::lock_guard lock(mu);
     auto it = running.find(id);
@@ -172,11 +191,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   void EvaluateWaiting(int64_t id) {
     auto d = store->GetDeployment(id);
     if (!d.ok() || d->status != "waiting") return;
-    auto spec = ReleaseSpec(*store, d->application, d->release);
-    if (!spec.ok()) {
-      Finish(*d, "failed", spec.status().message(), {"waiting"});
+    auto shared_spec = Spec(d->application, d->release);
+    if (!shared_spec.ok()) {
+      Finish(*d, "failed", shared_spec.status().message(), {"waiting"});
       return;
     }
+    const AppSpec* spec = shared_spec->get();
     const StageSpec* stage = spec->FindStage(d->stage);
     if (stage == nullptr) {
       Finish(*d, "failed", "stage '" + d->stage + "' is not in the release's pipeline",
@@ -255,16 +275,21 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void RecheckWaiting() {
-    auto waiting = store->ListDeployments({"", "", {"waiting"}}, {1000, 0});
-    if (!waiting.ok()) return;
-    for (auto it = waiting->rbegin(); it != waiting->rend(); ++it) EvaluateWaiting(it->id);
+    // Oldest first, every page: the oldest waiting ones must not starve.
+    for (int64_t offset = 0;; offset += 1000) {
+      auto waiting = store->ListDeployments({"", "", {"waiting"}, true}, {1000, offset});
+      if (!waiting.ok()) return;
+      for (const auto& d : *waiting) EvaluateWaiting(d.id);
+      if (waiting->size() < 1000) return;
+    }
   }
 
   // ---- dispatcher: FIFO per target, a deployment takes all its targets at once
   void Dispatch() {
-    auto queued = store->ListDeployments({"", "", {"queued"}}, {1000, 0});
+    // Oldest first: FIFO per target. Later pages can only start once the
+    // first 1000 have made room, which keeps the order.
+    auto queued = store->ListDeployments({"", "", {"queued"}, true}, {1000, 0});
     if (!queued.ok()) return;
-    std::reverse(queued->begin(), queued->end());  // oldest first
     std::lock_guard lock(mu);
     if (stopping) return;
     std::set<std::string> claimed = busy_targets;
@@ -346,8 +371,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     auto d = store->GetDeployment(r->id);
     if (!d.ok()) return;
     auto fail = [&](const std::string& why) { Finish(*d, "failed", why, {"running"}); };
-    auto spec = ReleaseSpec(*store, d->application, d->release);
-    if (!spec.ok()) return fail(spec.status().message());
+    auto shared_spec = Spec(d->application, d->release);
+    if (!shared_spec.ok()) return fail(shared_spec.status().message());
+    const AppSpec* spec = shared_spec->get();
     const StageSpec* stage = spec->FindStage(d->stage);
     if (stage == nullptr) return fail("stage '" + d->stage + "' is not in the release's pipeline");
     auto kind = ComputeKind(*store, d->application, d->release, d->build, d->stage);

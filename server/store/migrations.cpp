@@ -190,6 +190,10 @@ CREATE TABLE target_states (
 );
 CREATE INDEX target_states_by_stage ON target_states(application, stage);
 )sql",
+      // 4: the dispatcher and the gate re-check walk deployments oldest first.
+      R"sql(
+CREATE INDEX deployments_by_status_id ON deployments(status, id);
+)sql",
   };
   return kMigrations;
 }

@@ -478,7 +478,7 @@ class SqliteStore final : public Store {
       for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
       sql += ")";
     }
-    sql += " ORDER BY id DESC LIMIT ? OFFSET ?";
+    sql += f.oldest_first ? " ORDER BY id ASC LIMIT ? OFFSET ?" : " ORDER BY id DESC LIMIT ? OFFSET ?";
     return Many<DeploymentRecord>(
         sql,
         [&](SQLite::Statement& q) {

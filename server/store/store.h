@@ -160,6 +160,7 @@ struct DeploymentFilter {
   std::string application;
   std::string stage;
   std::vector<std::string> statuses;  // any of; empty: all
+  bool oldest_first = false;          // default: newest first
 };
 
 struct DeploymentTargetRecord {
