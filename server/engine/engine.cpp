@@ -188,49 +188,82 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   // ---- gates
-  void EvaluateWaiting(int64_t id) {
+  // What the gates of one waiting deployment say now. Read-only: the caller
+  // applies the decisions (in one transaction for a batch).
+  struct GateDecision {
+    enum class Kind { kGone, kQueue, kWait, kCancel, kFail } kind = Kind::kGone;
+    std::string text;  // the wait summary, or why it is cancelled / failed
+    DeploymentRecord deployment;
+  };
+
+  GateDecision Decide(int64_t id) {
+    GateDecision out;
     auto d = store->GetDeployment(id);
-    if (!d.ok() || d->status != "waiting") return;
+    if (!d.ok() || d->status != "waiting") return out;
+    out.deployment = *d;
     auto shared_spec = Spec(d->application, d->release);
     if (!shared_spec.ok()) {
-      Finish(*d, "failed", shared_spec.status().message(), {"waiting"});
-      return;
+      out.kind = GateDecision::Kind::kFail;
+      out.text = shared_spec.status().message();
+      return out;
     }
     const AppSpec* spec = shared_spec->get();
     const StageSpec* stage = spec->FindStage(d->stage);
     if (stage == nullptr) {
-      Finish(*d, "failed", "stage '" + d->stage + "' is not in the release's pipeline",
-             {"waiting"});
-      return;
+      out.kind = GateDecision::Kind::kFail;
+      out.text = "stage '" + d->stage + "' is not in the release's pipeline";
+      return out;
     }
     std::string rejected;
     auto gates = EvaluateGates(*store, *clock, *d, *spec, *stage, &rejected);
     if (!rejected.empty()) {
-      Finish(*d, "cancelled", "rejected by " + rejected, {"waiting"});
-      return;
+      out.kind = GateDecision::Kind::kCancel;
+      out.text = "rejected by " + rejected;
+      return out;
     }
-    bool all = std::all_of(gates.begin(), gates.end(), [](const GateState& g) { return g.holds; });
-    if (all) {
-      auto moved = store->TransitionDeployment(id, {"waiting"}, "queued");
-      if (moved.ok() && *moved) {
-        Log(id, "", "info", gates.empty() ? "queued" : "gates hold; queued");
-        std::lock_guard lock(mu);
-        gate_summaries.erase(id);
-      }
-      Wake();
-      return;
-    }
-    std::string summary;
     for (const auto& g : gates)
-      if (!g.holds) summary += (summary.empty() ? "" : "; ") + g.gate + ": " + g.detail;
-    bool changed;
-    {
-      std::lock_guard lock(mu);
-      changed = gate_summaries[id] != summary;
-      gate_summaries[id] = summary;
-    }
-    if (changed) Log(id, "", "info", "waiting for gates: " + summary);
+      if (!g.holds) out.text += (out.text.empty() ? "" : "; ") + g.gate + ": " + g.detail;
+    out.kind = out.text.empty() ? GateDecision::Kind::kQueue : GateDecision::Kind::kWait;
+    if (out.kind == GateDecision::Kind::kQueue && !gates.empty()) out.text = "gates hold";
+    return out;
   }
+
+  // Applies decisions; the ones to queue move in one transaction.
+  void Apply(const std::vector<GateDecision>& decisions) {
+    std::vector<int64_t> to_queue;
+    for (const auto& g : decisions) {
+      switch (g.kind) {
+        case GateDecision::Kind::kGone: break;
+        case GateDecision::Kind::kQueue: to_queue.push_back(g.deployment.id); break;
+        case GateDecision::Kind::kFail: Finish(g.deployment, "failed", g.text, {"waiting"}); break;
+        case GateDecision::Kind::kCancel:
+          Finish(g.deployment, "cancelled", g.text, {"waiting"});
+          break;
+        case GateDecision::Kind::kWait: {
+          bool changed;
+          {
+            std::lock_guard lock(mu);
+            changed = gate_summaries[g.deployment.id] != g.text;
+            gate_summaries[g.deployment.id] = g.text;
+          }
+          if (changed) Log(g.deployment.id, "", "info", "waiting for gates: " + g.text);
+          break;
+        }
+      }
+    }
+    if (to_queue.empty()) return;
+    auto moved = store->TransitionDeployments(to_queue, {"waiting"}, "queued");
+    if (!moved.ok()) return;
+    for (const auto& g : decisions) {
+      if (std::find(moved->begin(), moved->end(), g.deployment.id) == moved->end()) continue;
+      Log(g.deployment.id, "", "info", g.text.empty() ? "queued" : g.text + "; queued");
+      std::lock_guard lock(mu);
+      gate_summaries.erase(g.deployment.id);
+    }
+    Wake();
+  }
+
+  void EvaluateWaiting(int64_t id) { Apply({Decide(id)}); }
 
   // ---- final states
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
@@ -250,6 +283,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     for (;;) {
       auto due = store->DueScheduled(Now(), 500);
       if (!due.ok() || due->empty()) return;
+      std::vector<int64_t> firing;
       for (const auto& d : *due) {
         int64_t late = Now() - d.scheduled_at;
         if (late > d.expires_after_ms) {
@@ -263,12 +297,19 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           }
           continue;
         }
-        auto moved = store->TransitionDeployment(d.id, {"scheduled"}, "waiting");
-        if (moved.ok() && *moved) {
+        firing.push_back(d.id);
+      }
+      // The whole batch leaves `scheduled` in one transaction: each fires once.
+      auto moved = store->TransitionDeployments(firing, {"scheduled"}, "waiting");
+      if (moved.ok()) {
+        std::vector<GateDecision> decisions;
+        for (const auto& d : *due) {
+          if (std::find(moved->begin(), moved->end(), d.id) == moved->end()) continue;
           Log(d.id, "", "info",
               "scheduled time " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) + " reached");
-          EvaluateWaiting(d.id);
+          decisions.push_back(Decide(d.id));
         }
+        Apply(decisions);
       }
       if (due->size() < 500) return;
     }
@@ -279,7 +320,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     for (int64_t offset = 0;; offset += 1000) {
       auto waiting = store->ListDeployments({"", "", {"waiting"}, true}, {1000, offset});
       if (!waiting.ok()) return;
-      for (const auto& d : *waiting) EvaluateWaiting(d.id);
+      std::vector<GateDecision> decisions;
+      for (const auto& d : *waiting) decisions.push_back(Decide(d.id));
+      Apply(decisions);
       if (waiting->size() < 1000) return;
     }
   }

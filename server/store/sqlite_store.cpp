@@ -536,6 +536,29 @@ class SqliteStore final : public Store {
     if (!st.ok()) return st;
     return next;
   }
+  Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,
+                                                     const std::vector<std::string>& from,
+                                                     const std::string& to) override {
+    std::vector<int64_t> moved;
+    if (ids.empty()) return moved;
+    Status st = Write("transition deployments", [&] {
+      std::string sql = "UPDATE deployments SET status=? WHERE id=? AND status IN (";
+      for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+      sql += ")";
+      SQLite::Statement q(*db_, sql);
+      for (int64_t id : ids) {
+        q.reset();
+        q.bind(1, to);
+        q.bind(2, id);
+        int i = 3;
+        for (const auto& f : from) q.bind(i++, f);
+        if (q.exec() == 1) moved.push_back(id);
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return moved;
+  }
   Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) override {
     bool changed = false;
     Status st = Write("reschedule deployment", [&] {

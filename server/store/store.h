@@ -308,6 +308,11 @@ class Store {
   virtual Result<std::vector<DeploymentRecord>> DueScheduled(int64_t until, int64_t limit) = 0;
   // The earliest scheduled time of any scheduled deployment; 0 when none.
   virtual Result<int64_t> NextScheduledAt() = 0;
+  // The same compare-and-set for many deployments in one transaction;
+  // returns the ids that moved.
+  virtual Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,
+                                                             const std::vector<std::string>& from,
+                                                             const std::string& to) = 0;
   // Moves a scheduled deployment (compare-and-set on status 'scheduled').
   virtual Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) = 0;
   virtual Status SetDeploymentContext(int64_t id, const std::string& context_json,
