@@ -197,10 +197,17 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   };
 
   GateDecision Decide(int64_t id) {
-    GateDecision out;
     auto d = store->GetDeployment(id);
-    if (!d.ok() || d->status != "waiting") return out;
-    out.deployment = *d;
+    if (!d.ok() || d->status != "waiting") return GateDecision{};
+    return Decide(*d);
+  }
+
+  // For a record known to be waiting (e.g. just moved there by the scheduler).
+  GateDecision Decide(const DeploymentRecord& record) {
+    GateDecision out;
+    out.deployment = record;
+    out.deployment.status = "waiting";
+    const DeploymentRecord* d = &out.deployment;
     auto shared_spec = Spec(d->application, d->release);
     if (!shared_spec.ok()) {
       out.kind = GateDecision::Kind::kFail;
@@ -307,7 +314,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           if (std::find(moved->begin(), moved->end(), d.id) == moved->end()) continue;
           Log(d.id, "", "info",
               "scheduled time " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) + " reached");
-          decisions.push_back(Decide(d.id));
+          decisions.push_back(Decide(d));
         }
         Apply(decisions);
       }
@@ -321,7 +328,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       auto waiting = store->ListDeployments({"", "", {"waiting"}, true}, {1000, offset});
       if (!waiting.ok()) return;
       std::vector<GateDecision> decisions;
-      for (const auto& d : *waiting) decisions.push_back(Decide(d.id));
+      for (const auto& d : *waiting) decisions.push_back(Decide(d));
       Apply(decisions);
       if (waiting->size() < 1000) return;
     }
