@@ -1,5 +1,7 @@
 #include "agents/protocol/protocol.h"
 
+#include "common/names.h"
+
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/ec.h>
@@ -139,15 +141,7 @@ std::optional<Frame> FrameDecoder::Next() {
   return f;
 }
 
-bool IsValidAgentName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
+bool IsValidAgentName(std::string_view name) { return IsValidName(name); }
 
 Result<Identity> Identity::Generate() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));

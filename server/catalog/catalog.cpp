@@ -46,16 +46,6 @@ Result<VariableMap> VariablesFromJson(std::string_view text) {
   return out;
 }
 
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 bool IsValidReleaseNumber(std::string_view number) {
   if (number.empty() || number.size() > 64) return false;
   size_t digits = 0;

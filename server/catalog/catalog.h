@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/names.h"
 #include "common/status.h"
 #include "planner/variables.h"
 #include "server/store/store.h"
@@ -33,9 +34,6 @@ struct CatalogOptions {
 std::string VariablesToJson(const VariableMap& vars);
 Result<VariableMap> VariablesFromJson(std::string_view json);
 
-// Names of applications, environments, targets, artifacts: 1-64 of
-// [A-Za-z0-9._-], not starting with '.' or '-'.
-bool IsValidName(std::string_view name);
 // Release numbers: dotted numbers like 1, 1.0, 1.0.2 (each part 0-999999).
 bool IsValidReleaseNumber(std::string_view number);
 
