@@ -132,7 +132,9 @@ TEST_CASE("file operations and exec run on the agent, confined to the target roo
   auto agent = f.StartAgent("a2", root, f.Token(true));
   REQUIRE_MESSAGE(f.WaitStatus("a2", "online"), agent->Log());
 
-  std::string bytes("bin\0\xff\xfe data\n", 14);
+  // Binary content with a NUL and bytes that are not UTF-8.
+  const char kBinary[] = "bin\0\xff\xfe data\n";
+  std::string bytes(kBinary, sizeof(kBinary) - 1);
   REQUIRE(RunOn(*f.hub, t, WriteFileOp{"conf/app.bin", bytes, 0640}).succeeded());
   CHECK(ReadFile(root / "conf/app.bin") == bytes);
   REQUIRE(RunOn(*f.hub, t, EnsureDirOp{"logs", 0755}).succeeded());
