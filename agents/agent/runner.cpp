@@ -413,14 +413,28 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     if (ec) return OperationOutcome::Error(IoError("cannot create " + d.string()));
   }
   CleanTmp(l);
-  auto report = [&](TransferProgress p) {
-    if (progress) progress(p);
+  // Each phase reports what it counts; later phases carry the earlier counts
+  // along, so the last report still says how many bytes came over and how
+  // many files were extracted (the deployment page shows it as finished).
+  TransferProgress seen;
+  ProgressFn tracked = [&](const TransferProgress& p) {
+    if (p.bytes_done || p.bytes_total) {
+      seen.bytes_done = p.bytes_done;
+      seen.bytes_total = p.bytes_total;
+    }
+    if (p.files_done || p.files_total) {
+      seen.files_done = p.files_done;
+      seen.files_total = p.files_total;
+    }
+    seen.phase = p.phase;
+    if (progress) progress(seen);
   };
+  auto report = [&](const TransferProgress& p) { tracked(p); };
 
   if (op.mode != DeployMode::kAtomic) {
     auto dest = Checked(root, op.to, true);
     if (!dest.ok()) return FailWith(dest.status());
-    auto blob = ObtainBlob(l, op, blobs, log, cancel, progress);
+    auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
     if (!blob.ok()) {
       if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
       return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
@@ -461,7 +475,7 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   if (cached) {
     log(LogLevel::kInfo, "release " + name + " is still on the target: switching only");
   } else {
-    auto blob = ObtainBlob(l, op, blobs, log, cancel, progress);
+    auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
     if (!blob.ok()) {
       if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
       return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());

@@ -5,9 +5,9 @@
 // on earlier ones), saves a screenshot and exits non-zero.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const [serverBin, shotDir, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);
@@ -34,7 +34,9 @@ const dataDir = join(temp, 'data');
 let server = null;
 let serverLog = '';
 let base = '';
+let agentPort = 0;
 const contexts = [];
+const children = [];
 
 function log(...a) {
   console.log(...a);
@@ -49,6 +51,32 @@ function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+// A TCP relay in front of the server: cut() drops every connection through it
+// (as a network failure would), new connections still get through.
+async function startRelay() {
+  const port = await freePort();
+  const target = Number(new URL(base).port);
+  const open = new Set();
+  const relay = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((resolve) => relay.listen(port, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${port}`,
+    cut: () => { for (const s of open) s.destroy(); },
+    close: () => { for (const s of open) s.destroy(); relay.close(); },
+  };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -68,7 +96,7 @@ async function api(method, path, body, token = ADMIN_TOKEN) {
 
 async function startServer() {
   const port = await freePort();
-  const agentPort = await freePort();
+  agentPort = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(serverBin, ['--data', dataDir, '--http', `127.0.0.1:${port}`, '--agent-port', String(agentPort),
     '--local-agent', '--demo'], {
@@ -107,8 +135,8 @@ async function newUserPage(name, viewport = DESKTOP, extra = {}) {
   return page;
 }
 
-async function login(page, user, password) {
-  await page.goto(base + '/');
+async function login(page, user, password, origin = base) {
+  await page.goto(origin + '/');
   await page.getByLabel('User name').fill(user);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
@@ -379,12 +407,22 @@ step('schedule a re-deploy 5 s ahead and see it fire', async () => {
   await dialog.locator('input[type=datetime-local]').fill(when);
   const utc = await dialog.locator('output.utc').textContent();
   if (!utc.includes('UTC') || !utc.includes('Europe/Berlin')) throw new Error(`no UTC/zone hint beside the time: ${utc}`);
+  const wanted = new Date(await admin.evaluate((v) => new Date(v).toISOString(), when));
   await dialog.getByRole('button', { name: 'Schedule Re-Deploy' }).click();
   await admin.waitForURL(/#\/deployments\/\d+$/);
   const id = depIdFromUrl(admin);
-  const s = await deploymentStatus(id);
-  if (!['scheduled', 'queued', 'running', 'succeeded'].includes(s)) throw new Error(`scheduled deployment is ${s}`);
+  const before = await api('GET', `/deployments/${id}`);
+  // Fired immediately it would already be queued or running: it must wait for its time.
+  if (before.status !== 'scheduled' && new Date() < wanted) throw new Error(`deployment #${id} is ${before.status} before its time`);
+  if (!before.scheduled_at || Math.abs(new Date(before.scheduled_at) - wanted) > 1000)
+    throw new Error(`scheduled_at is ${before.scheduled_at}, the dialog asked for ${wanted.toISOString()}`);
   await waitText(admin, '#deployment-status', 'succeeded', 60000);
+  const after = await api('GET', `/deployments/${id}`);
+  if (new Date(after.started_at) < new Date(after.scheduled_at))
+    throw new Error(`deployment #${id} started at ${after.started_at}, before its time ${after.scheduled_at}`);
+  const fired = await api('GET', `/deployments?application=shop&stage=Testing&limit=1000`);
+  const same = fired.items.filter((d) => d.id === id);
+  if (same.length !== 1) throw new Error(`deployment #${id} is listed ${same.length} times`);
 });
 
 step('scheduled list: move and cancel a scheduled deployment', async () => {
@@ -468,6 +506,142 @@ step('a plan paused at a manual step is continued from the approvals inbox by a 
   await dave.getByRole('link', { name: `#${d.id}`, exact: true }).waitFor();
 });
 
+step('live log: lines arrive over server-sent events, a dropped stream reconnects without repeating lines; progress bars; secrets masked', async () => {
+  const SECRET = 'sup3r-s3cret-api-key-value';
+  await api('PUT', '/targets/live-web', { environment: 'Integration', agent: 'local', path: join(dataDir, 'targets', 'live-web') });
+  await api('PUT', '/applications/live', {
+    description: 'a plan that pauses after deploying',
+    variables: { ApiKey: { value: SECRET, sensitive: true } },
+    pipeline: [{ stage: 'Live', environment: 'Integration', targets: ['live-web'], plan: 'paused' }],
+    plans: { paused: '- log: "before the pause, key $ApiKey"\n- deploy-artifact: { artifact: web }\n'
+      + '- manual: { message: "Hold the line", role: deployer }\n- log: "after the pause"\n'
+      + '- manual: { message: "Second hold", role: deployer }\n- log: "the end"\n' },
+  });
+  await api('POST', '/applications/live/releases', { number: '1.0' });
+  await api('POST', '/applications/live/releases/1.0/builds', {});
+  // The demo's build 2 artifact, uploaded again under this build: the same bytes share one blob.
+  const bytes = Buffer.from(await (await fetch(base + '/api/v1/applications/shop/releases/1.0.0/builds/2/artifacts/web',
+    { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).arrayBuffer());
+  const put = await fetch(base + '/api/v1/applications/live/releases/1.0/builds/1/artifacts/web',
+    { method: 'PUT', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, body: bytes });
+  if (!put.ok) throw new Error(`artifact upload answered ${put.status}: ${await put.text()}`);
+  const manifest = await api('GET', '/applications/live/releases/1.0/builds/1/artifacts/web/manifest');
+  const files = manifest.manifest.file_count;
+  if (!(files > 0)) throw new Error(`the manifest counts no files: ${JSON.stringify(manifest).slice(0, 500)}`);
+
+  const d = await api('POST', '/applications/live/releases/1.0/builds/1/deploy', { stage: 'Live' });
+  // This page reaches the server through a TCP relay, so the test can cut its connections.
+  const relay = await startRelay();
+  const page = await newUserPage('live');
+  const streams = [];
+  page.on('request', (r) => { if (r.resourceType() === 'eventsource' && r.url().includes(`/deployments/${d.id}/log`)) streams.push(r); });
+  try {
+    await login(page, 'dave', USERS.dave.password, relay.base);
+    await page.goto(relay.base + `/#/deployments/${d.id}`);
+    await waitText(page, '#deployment-log', 'before the pause');
+    await waitText(page, '#deployment-status', 'running');
+    await page.locator('#deployment-log', { hasText: 'Hold the line' }).waitFor();
+    await waitText(page, '#log-state', 'live');
+    if (streams.length < 1) throw new Error('the deployment page did not open an event stream for the log');
+    if ((await page.locator('#deployment-log').textContent()).includes('after the pause')) throw new Error('the log ran ahead of the manual step');
+
+    // Per-target progress while the plan waits: every file of the artifact extracted.
+    const bar = page.getByLabel('live-web files extracted');
+    await bar.waitFor();
+    const [value, max] = [Number(await bar.getAttribute('value')), Number(await bar.getAttribute('max'))];
+    if (!(max === files && value === max)) {
+      const t = (await api('GET', `/deployments/${d.id}`)).targets;
+      throw new Error(`progress shows ${value} of ${max} files, the artifact has ${files}; targets: ${JSON.stringify(t)}`);
+    }
+    await page.screenshot({ path: join(shotDir, 'deployment-progress.png'), fullPage: true });
+
+    // Sensitive values never reach the page.
+    const html = await page.content();
+    if (html.includes(SECRET)) throw new Error('the secret appears in the deployment page');
+    await waitText(page, '#deployment-log', 'key ******');
+
+    // Cut the open stream's connection; while it is down the plan goes on.
+    // The browser reconnects with Last-Event-ID and shows only what is new.
+    relay.cut();
+    await api('POST', `/deployments/${d.id}/continue`, {});
+    const deadline = Date.now() + T.short;
+    while (streams.length < 2) {
+      if (Date.now() > deadline) throw new Error(`the log stream did not reconnect (${streams.length} stream requests)`);
+      await sleep(200);
+    }
+    // It resumes after the last line it has: Last-Event-ID once a line came over the stream, else ?after=.
+    const headers = await streams[1].allHeaders();
+    const after = Number(new URL(streams[1].url()).searchParams.get('after'));
+    if (!(Number(headers['last-event-id']) > 0 || after > 0))
+      throw new Error(`the reconnect does not say where to resume: ${streams[1].url()} ${JSON.stringify(headers)}`);
+    // The plan is paused again: what was logged while the stream was down arrives over the new stream.
+    await waitText(page, '#deployment-log', 'Second hold', T.deploy);
+    await waitText(page, '#log-state', 'live');
+    await api('POST', `/deployments/${d.id}/continue`, {});
+    await waitText(page, '#deployment-log', 'the end', T.deploy);
+    await waitText(page, '#deployment-status', 'succeeded', T.deploy);
+    const texts = await page.locator('#deployment-log .line').allTextContents();
+    for (const needle of ['before the pause', 'after the pause', 'the end', 'role deployer to continue: Hold the line',
+      'role deployer to continue: Second hold']) {
+      const n = texts.filter((t) => t.includes(needle)).length;
+      if (n !== 1) throw new Error(`"${needle}" shows ${n} times in the log after the reconnect:\n${texts.join("\n")}`);
+    }
+    // The context shows the sensitive variable masked.
+    const ctx = await api('GET', `/deployments/${d.id}`);
+    if (JSON.stringify(ctx).includes(SECRET)) throw new Error('the deployment JSON carries the secret');
+  } finally {
+    relay.close();
+  }
+});
+
+step('approvals inbox: a release manager rejects a waiting deployment with a comment', async () => {
+  const d = await api('POST', '/applications/shop/releases/1.0.0/builds/2/deploy', { stage: 'Production', comment: 'to be rejected' });
+  await waitStatus(d.id, 'waiting', T.short);
+  await rita.goto(base + '/#/approvals');
+  const button = rita.getByRole('button', { name: `Reject deployment #${d.id}` });
+  await button.waitFor();
+  await rita.locator(`#c-${d.id}`).fill('not during the sale');
+  await button.click();
+  await rita.getByText(`Deployment #${d.id}: rejection recorded.`).waitFor();
+  await waitStatus(d.id, 'cancelled', T.short);
+  const after = await api('GET', `/deployments/${d.id}`);
+  if (!(after.approvals || []).some((a) => a.user === 'rita' && a.decision === 'rejected' && a.comment === 'not during the sale'))
+    throw new Error(`the rejection and its comment are not recorded: ${JSON.stringify(after.approvals)}`);
+});
+
+step('agents page: a new agent enrolls as pending and an admin approves it', async () => {
+  const fp = /certificate sha256 ([0-9a-fA-F:]+)/.exec(serverLog);
+  if (!fp) throw new Error(`the server did not print its certificate fingerprint:\n${serverLog}`);
+  const { token } = await api('POST', '/agents/enrollment-tokens', {});
+  const agentBin = join(dirname(serverBin), 'reprise-agent');
+  const root = join(temp, 'ext-agent');
+  mkdirSync(root, { recursive: true });
+  const agent = spawn(agentBin, ['--server', `127.0.0.1:${agentPort}`, '--name', 'ext-01', '--root', root,
+    '--fingerprint', fp[1], '--heartbeat-ms', '500', '--quiet'], {
+    env: { ...process.env, REPRISE_ENROLL_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(agent);
+  let agentLog = '';
+  agent.stdout.on('data', (x) => { agentLog += x; });
+  agent.stderr.on('data', (x) => { agentLog += x; });
+  await admin.goto(base + '/#/agents');
+  const approve = admin.getByRole('button', { name: 'Approve agent ext-01' });
+  await approve.waitFor({ timeout: T.short }).catch((e) => { throw new Error(`${e.message}\nagent output: ${agentLog}`); });
+  await admin.screenshot({ path: join(shotDir, 'agents-pending.png'), fullPage: true });
+  await approve.click();
+  await admin.getByText('Agent ext-01 approved.').waitFor();
+  const row = admin.locator('tr', { has: admin.getByRole('rowheader', { name: /ext-01/ }) });
+  const deadline = Date.now() + T.short;
+  for (;;) {
+    const text = await row.textContent();
+    if (text.includes('approved') && text.includes('online')) break;
+    if (Date.now() > deadline) throw new Error(`agent row after approval: ${text}`);
+    await sleep(300);
+  }
+  const listed = (await api('GET', '/agents?limit=1000')).items.find((a) => a.name === 'ext-01');
+  if (!listed || listed.status !== 'online') throw new Error(`GET /agents lists ext-01 as ${JSON.stringify(listed)}`);
+});
+
 step('a viewer trying to deploy sees a clear refusal', async () => {
   const vic = await newUserPage('vic');
   await login(vic, 'vic', USERS.vic.password);
@@ -538,6 +712,7 @@ try {
   log(`FAIL  setup: ${e && e.stack || e}`);
 } finally {
   for (const ctx of contexts) await ctx.close().catch(() => {});
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   if (server) {
     server.kill('SIGTERM');
     await Promise.race([new Promise((r) => server.once('exit', r)), sleep(5000)]);

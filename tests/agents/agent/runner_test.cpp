@@ -44,13 +44,15 @@ class FakeSource : public BlobSource {
     return sha;
   }
   Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path, const CancelToken&,
-                        const ProgressFn&) override {
+                        const ProgressFn& progress) override {
     ++fetches;
     auto it = archives_.find(sha256);
     if (it == archives_.end()) return NotFound("no blob " + sha256);
     fs::path src = corrupt ? dir_ / "corrupt" : it->second;
     if (corrupt) Write(src, "not an archive at all");
     fs::copy_file(src, cache_path, fs::copy_options::overwrite_existing);
+    uint64_t size = fs::file_size(cache_path);
+    if (progress) progress({"transfer", size, size, 0, 0});
     return Fetched{cache_path, false};
   }
   int fetches = 0;
@@ -94,6 +96,35 @@ struct Fixture {
   }
   std::string Current(const std::string& rel) { return ReadFile(root / "current" / rel); }
 };
+
+TEST_CASE("the last progress report of a deploy keeps the bytes transferred and files extracted") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"index.html", "build 1"}, {"bin/run.sh", "#!/bin/sh\n"}});
+  std::vector<TransferProgress> reports;
+  ProgressFn progress = [&](const TransferProgress& p) { reports.push_back(p); };
+  DeployArtifactOp op{"web", b1, "", DeployMode::kAtomic, 3};
+  auto out = f.runner.Run(f.root.string(), op, DeployLabel{"1.0", "1"}, f.source, f.Log(), f.cancel,
+                          progress);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  REQUIRE_FALSE(reports.empty());
+  const TransferProgress& last = reports.back();
+  CHECK(last.phase == "done");
+  CHECK(last.bytes_total > 0);
+  CHECK(last.bytes_done == last.bytes_total);
+  CHECK(last.files_total == 2);
+  CHECK(last.files_done == 2);
+
+  // sync mode reports the same way.
+  reports.clear();
+  DeployArtifactOp sync{"web", b1, "mirror", DeployMode::kSync, 3};
+  REQUIRE(f.runner
+              .Run(f.root.string(), sync, DeployLabel{"1.0", "1"}, f.source, f.Log(), f.cancel,
+                   progress)
+              .succeeded());
+  REQUIRE_FALSE(reports.empty());
+  CHECK(reports.back().bytes_total > 0);
+  CHECK(reports.back().files_done == 2);
+}
 
 TEST_CASE("atomic deploy extracts a release and switches current") {
   Fixture f;
