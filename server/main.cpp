@@ -22,6 +22,7 @@ const char* kUsage =
     "  --agent-plain      plain TCP for agents instead of TLS (loopback only)\n"
     "  --local-agent      run an agent inside the server for local targets\n"
     "  --demo             seed the demo application 'shop'\n"
+    "  --secure-cookies   the UI is reached over HTTPS (TLS proxy): Secure cookies, HSTS\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
@@ -86,12 +87,15 @@ int main(int argc, char** argv) {
       verify = true;
     } else if (arg == "--demo") {
       options.demo = true;
+    } else if (arg == "--secure-cookies") {
+      options.secure_cookies = true;
     } else {
       return Fail("unknown argument '" + arg + "'");
     }
   }
   if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
-  if (const char* password = std::getenv("REPRISE_ADMIN_PASSWORD")) options.admin_password = password;
+  if (const char* password = std::getenv("REPRISE_ADMIN_PASSWORD"))
+    options.admin_password = password;
 
   if (verify) {
     auto report = reprise::VerifyArtifacts(options.data_dir);

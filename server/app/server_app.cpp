@@ -110,7 +110,7 @@ Status ServerApp::Start() {
   http.max_json_body = o.max_json_body;
   http.max_upload_body = o.max_artifact_bytes == 0 ? (int64_t{1} << 40)
                                                    : static_cast<int64_t>(o.max_artifact_bytes);
-  impl_->web = std::make_unique<WebUi>(WebUiOptions{impl_->store.get(), o.clock, false});
+  impl_->web = std::make_unique<WebUi>(WebUiOptions{impl_->store.get(), o.clock, o.secure_cookies});
   Store* st = impl_->store.get();
   WebUi* web = impl_->web.get();
   // API clients send a Bearer token; the browser UI sends its session cookie.

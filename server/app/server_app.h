@@ -29,6 +29,7 @@ struct ServerOptions {
   const Clock* clock = nullptr;  // null: the system clock
   int64_t max_json_body = 1 << 20;
   uint64_t max_artifact_bytes = 8ULL << 30;
+  bool secure_cookies = false;  // the UI is reached over HTTPS (a TLS proxy in front)
   bool quiet = false;  // no start-up banner (tests)
   int engine_workers = 4;
   bool fsync = true;  // the local agent's extraction (tests may turn it off)

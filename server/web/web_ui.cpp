@@ -368,6 +368,8 @@ std::optional<HttpResponse> WebUi::ServeStatic(const HttpRequest& request) const
   if (it == impl_->assets.end()) return std::nullopt;
   HttpResponse r;
   AddSecurityHeaders(r);
+  if (impl_->options.secure_cookies)
+    r.headers.emplace_back("Strict-Transport-Security", "max-age=31536000");
   // Files are not fingerprinted: the browser revalidates each time (cheap 304s).
   r.headers.emplace_back("Cache-Control", "no-cache");
   r.headers.emplace_back("ETag", it->etag);

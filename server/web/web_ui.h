@@ -27,7 +27,9 @@ namespace reprise {
 struct WebUiOptions {
   Store* store = nullptr;
   const Clock* clock = nullptr;
-  bool secure_cookies = false;  // set under TLS
+  // The UI is served over HTTPS (by a TLS-terminating proxy in front of the
+  // server): cookies get Secure and pages Strict-Transport-Security.
+  bool secure_cookies = false;
 };
 
 class WebUi {

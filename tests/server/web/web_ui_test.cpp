@@ -237,6 +237,24 @@ TEST_CASE("login with a password sets a strict session cookie; the session works
   }
 }
 
+TEST_CASE(
+    "behind a TLS proxy (--secure-cookies) the session cookie is Secure and pages ask for HSTS") {
+  ServerOptions options;
+  options.secure_cookies = true;
+  TestServer server(options);
+  CreateUser(server, "sam", "deployer", "sam-password-1");
+  Login login = LogIn(server, "sam", "sam-password-1");
+  REQUIRE(login.status == 200);
+  CHECK(login.set_cookie.find("; Secure") != std::string::npos);
+  CHECK(login.set_cookie.find("HttpOnly") != std::string::npos);
+  auto index = server.Anonymous().Get("/");
+  REQUIRE(index.status == 200);
+  CHECK(index.headers["strict-transport-security"] == "max-age=31536000");
+
+  TestServer plain;
+  CHECK(plain.Anonymous().Get("/").headers.count("strict-transport-security") == 0);
+}
+
 TEST_CASE("state-changing requests with a session need the CSRF token and a same Origin") {
   TestServer server;
   auto admin_password = ReadFile(server.data_dir() / "admin.password");
