@@ -39,12 +39,14 @@ test: deps-test build
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
 
-fuzz: deps
+fuzz:
+	@scripts/install-deps.sh --fuzz
 	@CXX=clang++ cmake -S . -B build-fuzz $(GENERATOR) -DREPRISE_FUZZ=ON -DREPRISE_SANITIZER=address >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 	@scripts/fuzz.sh build-fuzz
 
 format:
+	@scripts/install-deps.sh --format
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
 
 clean:

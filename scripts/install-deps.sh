@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reprise builds and tests with, only when missing.
-# Usage: scripts/install-deps.sh [--browser]   (--browser adds Chromium + Node for UI tests)
+# Usage: scripts/install-deps.sh [--browser] [--format] [--fuzz]
+#   --browser  Chromium + Node for the UI tests
+#   --format   clang-format for `make format`
+#   --fuzz     clang and its runtimes (libFuzzer, sanitizers) for `make fuzz`
 set -euo pipefail
 
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
   libsqlite3-dev libyaml-cpp-dev libarchive-dev libfmt-dev doctest-dev
   nlohmann-json3-dev libssl-dev libarchive-tools tzdata)
-if [[ "${1:-}" == "--browser" ]]; then
-  packages+=(chromium nodejs npm)
-fi
+browser=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=true; packages+=(chromium nodejs npm) ;;
+    --format) packages+=(clang-format) ;;
+    --fuzz) packages+=(clang libclang-rt-dev) ;;
+    *) echo "install-deps: unknown option '$arg' (use --browser, --format, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 # nodejs/npm may come from outside Debian's packages on some machines.
-if [[ "${1:-}" == "--browser" ]] && command -v node >/dev/null && command -v npm >/dev/null; then
+if $browser && command -v node >/dev/null && command -v npm >/dev/null; then
   filtered=()
   for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
   missing=("${filtered[@]+"${filtered[@]}"}")
