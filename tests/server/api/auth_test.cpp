@@ -77,10 +77,33 @@ TEST_CASE("every endpoint but health needs a valid token; a viewer cannot change
       CHECK(json::parse(refused.body)["error"]["code"] == "permission_denied");
     } else if (route.min_role == 0) {
       CHECK(send(as_viewer).status != 403);
+    } else {
+      // Reads above the viewer's role (the audit log, users) are refused too.
+      CHECK(send(as_viewer).status == 403);
     }
   }
   CHECK(mutating >= 6);
   CHECK(AuditCount(server) == audit_before);
+}
+
+TEST_CASE("every endpoint refuses the role just below the one it needs") {
+  TestServer server;
+  const char* kRoles[] = {"viewer", "deployer", "release-manager", "admin"};
+  std::vector<std::string> tokens;
+  for (const char* role : kRoles) tokens.push_back(server.CreateUser(std::string("u-") + role, role));
+  int checked = 0;
+  for (const auto& route : server.Routes()) {
+    if (route.public_route || route.min_role <= 0) continue;
+    std::string path = Concrete(route.pattern);
+    CAPTURE(route.method);
+    CAPTURE(path);
+    auto below = server.As(tokens[route.min_role - 1]);
+    auto r = route.method == "GET" ? below.Get(path) : below.Send(route.method, path, "{}");
+    CHECK(r.status == 403);
+    CHECK(json::parse(r.body)["error"]["code"] == "permission_denied");
+    ++checked;
+  }
+  CHECK(checked >= 10);
 }
 
 TEST_CASE("roles are ordered: a deployer creates builds but cannot edit environments") {
