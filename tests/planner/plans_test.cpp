@@ -152,6 +152,29 @@ TEST_CASE("production-manual: canary, manual continue by a release manager, then
   CHECK(check.url == "http://prod-web-1:8080/health");
   CHECK(check.retries == 10);
 
+  // The preview shows the same order per target: prod-web-2 waits for the
+  // manual step and deploys only after it; the canary skips the rest.
+  auto preview = DryRun(plan, ProductionContext());
+  REQUIRE(preview.ok());
+  CHECK(preview->problems.empty());
+  REQUIRE(preview->targets.size() == 2);
+  auto kinds = [](const TargetPlan& t) {
+    std::vector<std::string> out;
+    for (const auto& s : t.steps)
+      if (s.operation && s.condition.empty())
+        out.push_back(std::string(OperationKind(*s.operation)));
+    return out;
+  };
+  CHECK(preview->targets[0].target == "prod-web-1");
+  CHECK(kinds(preview->targets[0]) == std::vector<std::string>{"deploy-artifact", "http-check"});
+  CHECK(preview->targets[1].target == "prod-web-2");
+  CHECK(kinds(preview->targets[1]) == std::vector<std::string>{"deploy-artifact", "http-check"});
+  bool manual_shown = false;
+  for (const auto& s : preview->targets[1].steps)
+    if (s.description.find("Canary prod-web-1 runs build") != std::string::npos)
+      manual_shown = true;
+  CHECK(manual_shown);
+
   Run rejected;
   rejected.manual.outcome = OperationOutcome::Failed("rejected by carol");
   report = rejected.Execute(plan, ProductionContext());
@@ -184,6 +207,23 @@ TEST_CASE("demo-shop: the spec the demo starts with") {
   CHECK(report.outcome == Outcome::kSucceeded);
   CHECK(run.ops.Summary() == std::vector<std::string>{"int-web:deploy-artifact"});
   CHECK(std::get<DeployArtifactOp>(run.ops.calls[0].op).artifact == "web");
+
+  // The preview of a rollback names the artifact's hash and the rollback log line.
+  c.is_rollback = true;
+  c.is_redeploy = true;
+  auto preview = DryRun(*plan, c);
+  REQUIRE(preview.ok());
+  CHECK(preview->problems.empty());
+  REQUIRE(preview->targets.size() == 1);
+  bool deploy_shown = false, rollback_line = false;
+  for (const auto& s : preview->targets[0].steps) {
+    if (s.operation && std::holds_alternative<DeployArtifactOp>(*s.operation)) {
+      deploy_shown = std::get<DeployArtifactOp>(*s.operation).sha256 == std::string(64, 'e');
+    }
+    if (s.description.find("Rolled back from build") != std::string::npos) rollback_line = true;
+  }
+  CHECK(deploy_shown);
+  CHECK(rollback_line);
 }
 
 }  // namespace reprise

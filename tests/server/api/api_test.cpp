@@ -137,14 +137,28 @@ TEST_CASE("invalid specs are refused with 400 naming the problem") {
            base_plans,
        "nope"},
       {"malformed YAML", "pipeline: [\n  - {stage: A\n", ":"},
+      // Plans are parsed in full when the spec is stored.
+      {"unknown operation in a plan",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [int-web], plan: p}\n"
+       "plans:\n  p: |\n    - log: hi\n    - deploy-artefact: { artifact: web }\n",
+       "deploy-artefact"},
+      {"unknown key of an operation",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [int-web], plan: p}\n"
+       "plans:\n  p: |\n    - exec: { command: ls, timout: 5 }\n",
+       "timout"},
+      {"bad expression in a plan",
+       "pipeline:\n  - {stage: A, environment: Integration, targets: [int-web], plan: p}\n"
+       "plans:\n  p: |\n    - if: { condition: \"$A ==\", then: [ { log: x } ] }\n",
+       "plan 'p' line 1 column 20"},
       {"empty", "", "empty"},
   };
   for (const auto& c : cases) {
-    CAPTURE(c.name);
+    const std::string name = c.name;
+    CAPTURE(name);
     auto r = admin.Put("/api/v1/applications/bad", c.spec, "application/yaml");
     CHECK(r.status == 400);
     CHECK(ErrorCode(r) == "invalid_argument");
-    CHECK(ErrorMessage(r).find(c.expect) != std::string::npos);
+    CHECK_MESSAGE(ErrorMessage(r).find(c.expect) != std::string::npos, ErrorMessage(r));
   }
   auto malformed = admin.Put("/api/v1/applications/bad", "pipeline: [\n  - {stage: A\n",
                              "application/yaml");
