@@ -232,6 +232,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
     lowest().shutdown(tcp::socket::shutdown_both, ec);
     lowest().close(ec);
     // The queue is freed with the channel: a write in flight still points into it.
+    // Its callbacks are not: one may hold what holds this channel (a blob
+    // stream holds its connection), a cycle that would never be freed.
+    for (Out& out : queue_) out.on_written = nullptr;
     auto cb = std::move(on_close_);
     on_frame_ = nullptr;
     on_close_ = nullptr;
