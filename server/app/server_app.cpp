@@ -5,12 +5,12 @@
 #include <atomic>
 #include <cstdio>
 
+#include "agents/deployer/archive.h"
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
 #include "server/api/routes.h"
 #include "server/app/demo.h"
 #include "server/artifacts/blob_store.h"
-#include "agents/deployer/archive.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/hub/agent_hub.h"
@@ -48,27 +48,29 @@ Status ServerApp::Start() {
   auto& o = impl_->options;
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
-  if (ec) return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
+  if (ec)
+    return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
   ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
 
   auto store = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
   if (!store.ok()) return store.status();
   impl_->store = std::move(store).value();
 
-  auto boot = EnsureBootstrapAdmin(*impl_->store, *o.clock, o.data_dir, o.admin_token,
-                                   o.admin_password);
+  auto boot =
+      EnsureBootstrapAdmin(*impl_->store, *o.clock, o.data_dir, o.admin_token, o.admin_password);
   if (!boot.ok()) return boot.status().WithContext("bootstrap admin");
   impl_->token_file = boot->token_file;
 
-  auto blobs = BlobStore::Open(o.data_dir / "artifacts", BlobStoreOptions{o.max_artifact_bytes, true});
+  auto blobs =
+      BlobStore::Open(o.data_dir / "artifacts", BlobStoreOptions{o.max_artifact_bytes, true});
   if (!blobs.ok()) return blobs.status();
   impl_->blobs = std::move(blobs).value();
   // Uploads killed midway leave temporaries: nothing visible refers to them.
   auto cleaned = impl_->blobs->CleanTemporaries();
   if (!cleaned.ok()) return cleaned.status();
 
-  impl_->catalog = std::make_unique<Catalog>(
-      CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
+  impl_->catalog =
+      std::make_unique<Catalog>(CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
   if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
 
   AgentHubOptions hub_options;
@@ -99,17 +101,17 @@ Status ServerApp::Start() {
   impl_->engine = std::move(engine).value();
   impl_->progress_sink = impl_->engine.get();
   if (o.demo && o.local_agent)
-    REPRISE_RETURN_IF_ERROR(SeedDemoDeployments(*impl_->catalog, *impl_->engine).WithContext("demo"));
+    REPRISE_RETURN_IF_ERROR(
+        SeedDemoDeployments(*impl_->catalog, *impl_->engine).WithContext("demo"));
 
-  impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), impl_->blobs.get(),
-                          o.clock,          &impl_->archive_limits, o.max_artifact_bytes,
-                          impl_->engine.get()};
+  impl_->api = ApiContext{impl_->store.get(),     impl_->catalog.get(), impl_->blobs.get(), o.clock,
+                          &impl_->archive_limits, o.max_artifact_bytes, impl_->engine.get()};
   HttpServerOptions http;
   http.host = o.http_host;
   http.port = o.http_port;
   http.max_json_body = o.max_json_body;
-  http.max_upload_body = o.max_artifact_bytes == 0 ? (int64_t{1} << 40)
-                                                   : static_cast<int64_t>(o.max_artifact_bytes);
+  http.max_upload_body =
+      o.max_artifact_bytes == 0 ? (int64_t{1} << 40) : static_cast<int64_t>(o.max_artifact_bytes);
   impl_->web = std::make_unique<WebUi>(WebUiOptions{impl_->store.get(), o.clock, o.secure_cookies});
   Store* st = impl_->store.get();
   WebUi* web = impl_->web.get();

@@ -18,19 +18,19 @@ namespace reprise {
 struct ServerOptions {
   std::filesystem::path data_dir = "./var";
   std::string http_host = "127.0.0.1";
-  int http_port = 8080;  // 0: any free port
+  int http_port = 8080;   // 0: any free port
   int agent_port = 8081;  // 0: any free port; -1: no agent listener
   std::string agent_host = "0.0.0.0";
   bool agent_tls = true;  // plain TCP is accepted only on a loopback agent_host
   bool local_agent = false;
   bool demo = false;
-  std::string admin_token;  // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
-  std::string admin_password;  // from REPRISE_ADMIN_PASSWORD; empty: DATA/admin.password
+  std::string admin_token;       // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
+  std::string admin_password;    // from REPRISE_ADMIN_PASSWORD; empty: DATA/admin.password
   const Clock* clock = nullptr;  // null: the system clock
   int64_t max_json_body = 1 << 20;
   uint64_t max_artifact_bytes = 8ULL << 30;
   bool secure_cookies = false;  // the UI is reached over HTTPS (a TLS proxy in front)
-  bool quiet = false;  // no start-up banner (tests)
+  bool quiet = false;           // no start-up banner (tests)
   int engine_workers = 4;
   bool fsync = true;  // the local agent's extraction (tests may turn it off)
 };
