@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -20,8 +21,6 @@
 #include "agents/agent/http_check.h"
 #include "common/crypto.h"
 #include "common/fs.h"
-
-extern char** environ;
 
 namespace reprise {
 namespace {
@@ -158,6 +157,24 @@ Status SyncFilesystem(const fs::path& dir) {
 }
 
 OperationOutcome FailWith(const Status& st) { return OperationOutcome::Failed(st.message()); }
+
+// What a step's process inherits from the agent: only what programs need to
+// run (where to find commands, the home and temporary directories, locale and
+// time zone). The agent's environment also holds its own secrets (the local
+// agent runs inside the server, with REPRISE_ADMIN_TOKEN; a remote agent may
+// have REPRISE_ENROLL_TOKEN), and a step's output goes into the deployment
+// log, so nothing else is passed on; a step names what else it needs in its
+// `env`.
+std::map<std::string, std::string> ChildEnvironment() {
+  static constexpr const char* kInherited[] = {
+      "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"};
+  std::map<std::string, std::string> env;
+  for (const char* name : kInherited) {
+    if (const char* value = std::getenv(name)) env[name] = value;
+  }
+  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  return env;
+}
 
 // Hash of a regular file, or "" when unreadable.
 std::string HashOrEmpty(const fs::path& p) {
@@ -696,12 +713,7 @@ OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
     if (op.command.empty()) return OperationOutcome::Failed("exec: nothing to run");
     argv = {"/bin/sh", "-c", op.command};
   }
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  std::map<std::string, std::string> env = ChildEnvironment();
   for (const auto& [k, v] : op.env) env[k] = v;
   env["REPRISE_TARGET_ROOT"] = root.string();
   std::vector<std::string> env_strings;

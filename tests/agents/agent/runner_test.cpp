@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -350,6 +353,69 @@ TEST_CASE("exec streams output and the exit code decides") {
   ExecOp missing;
   missing.argv = {"/nonexistent/program"};
   CHECK(f.Run(missing).kind == OperationOutcome::Kind::kFailed);
+}
+
+// Sets environment variables for one scope and restores them after.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<std::string, std::string>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = std::getenv(name.c_str());
+      saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+      ::setenv(name.c_str(), value.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) {
+      if (old) {
+        ::setenv(name.c_str(), old->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+TEST_CASE("exec children get a minimal environment, never the agent's secrets") {
+  Fixture f;
+  ScopedEnv env({{"REPRISE_ADMIN_TOKEN", "admin-token-must-not-leak"},
+                 {"REPRISE_ENROLL_TOKEN", "rpe_enroll-token-must-not-leak"},
+                 {"AWS_SECRET_ACCESS_KEY", "cloud-key-must-not-leak"},
+                 {"HOME", "/home/deployer"},
+                 {"LANG", "C.UTF-8"},
+                 {"TZ", "Europe/Berlin"}});
+  ExecOp op;
+  op.argv = {"env"};
+  op.env = {{"GREETING", "hello"}};
+  REQUIRE(f.Run(op).succeeded());
+  CAPTURE(f.output);
+  CHECK(f.output.find("must-not-leak") == std::string::npos);
+  CHECK(f.output.find("AWS_SECRET_ACCESS_KEY") == std::string::npos);
+  CHECK(f.output.find("REPRISE_ADMIN_TOKEN") == std::string::npos);
+  CHECK(f.output.find("REPRISE_ENROLL_TOKEN") == std::string::npos);
+  CHECK(("\n" + f.output).find("\nPATH=") != std::string::npos);
+  CHECK(f.output.find("HOME=/home/deployer\n") != std::string::npos);
+  CHECK(f.output.find("LANG=C.UTF-8\n") != std::string::npos);
+  CHECK(f.output.find("TZ=Europe/Berlin\n") != std::string::npos);
+  CHECK(f.output.find("GREETING=hello\n") != std::string::npos);
+  CHECK(f.output.find("REPRISE_TARGET_ROOT=" + fs::canonical(f.root).string() + "\n") !=
+        std::string::npos);
+  // Every line is one of the documented variables or the step's own.
+  std::set<std::string> allowed = {"PATH",     "HOME",     "USER",     "LOGNAME",
+                                   "LANG",     "LANGUAGE", "LC_ALL",   "TZ",
+                                   "LC_CTYPE", "TMPDIR",   "GREETING", "REPRISE_TARGET_ROOT"};
+  size_t start = 0;
+  while (start < f.output.size()) {
+    size_t end = f.output.find('\n', start);
+    if (end == std::string::npos) end = f.output.size();
+    std::string line = f.output.substr(start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    CHECK_MESSAGE(allowed.count(line.substr(0, line.find('='))), line);
+  }
 }
 
 bool ProcessAlive(pid_t pid) {

@@ -176,6 +176,37 @@ TEST_CASE("file operations and exec run on the agent, confined to the target roo
   CHECK(c.error.code() == Code::kCancelled);
 }
 
+TEST_CASE("exec steps never see the agent's or the server's tokens") {
+  // The local agent runs inside the server, whose environment holds the
+  // admin token; a remote agent may take its enrollment token from its own.
+  HubFixture f(false, /*local_agent=*/true);
+  std::string token = f.Token(true);
+  ::setenv("REPRISE_ADMIN_TOKEN", "admin-secret-in-the-server-env", 1);
+  ::setenv("REPRISE_ENROLL_TOKEN", token.c_str(), 1);
+  fs::path root = f.tmp.path() / "env-agent";
+  f.AddTarget("remote", "env-agent", root);
+  f.AddTarget("here", "local", f.tmp.path() / "env-local");
+  auto agent = f.StartAgent("env-agent", root, "");  // the token comes from the environment
+  ::unsetenv("REPRISE_ENROLL_TOKEN");
+  REQUIRE_MESSAGE(f.WaitStatus("env-agent", "online"), agent->Log());
+
+  ExecOp env;
+  env.argv = {"env"};
+  for (const std::string target : {"remote", "here"}) {
+    CAPTURE(target);
+    LogCollector logs;
+    TargetInfo t{target, "", "", {}};
+    REQUIRE(RunOn(*f.hub, t, env, "1", &logs).succeeded());
+    CHECK(logs.Contains("PATH="));
+    CHECK(logs.Contains("REPRISE_TARGET_ROOT="));
+    CHECK_FALSE(logs.Contains(token));
+    CHECK_FALSE(logs.Contains("admin-secret-in-the-server-env"));
+    CHECK_FALSE(logs.Contains("REPRISE_ENROLL_TOKEN"));
+    CHECK_FALSE(logs.Contains("REPRISE_ADMIN_TOKEN"));
+  }
+  ::unsetenv("REPRISE_ADMIN_TOKEN");
+}
+
 TEST_CASE("a second agent claiming a known name with another key is refused and audited") {
   HubFixture f;
   std::string token = f.Token(true);
