@@ -14,13 +14,15 @@ namespace {
 const char* kUsage =
     "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
-    "                      [--demo] [--verify]\n"
+    "                      [--local-agent-root DIR] [--demo] [--verify]\n"
     "  --data DIR         data directory (default ./var)\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
     "  --agent-host HOST  address agents connect to (default 0.0.0.0)\n"
     "  --agent-plain      plain TCP for agents instead of TLS (loopback only)\n"
     "  --local-agent      run an agent inside the server for local targets\n"
+    "  --local-agent-root DIR\n"
+    "                     local targets must lie under DIR (default DATA/targets)\n"
     "  --demo             seed the demo application 'shop'\n"
     "  --secure-cookies   the UI is reached over HTTPS (TLS proxy): Secure cookies, HSTS\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
@@ -83,6 +85,10 @@ int main(int argc, char** argv) {
       options.agent_tls = false;
     } else if (arg == "--local-agent") {
       options.local_agent = true;
+    } else if (arg == "--local-agent-root") {
+      const char* v = value("--local-agent-root");
+      if (!v || !*v) return Fail("--local-agent-root needs a directory");
+      options.local_agent_root = v;
     } else if (arg == "--verify") {
       verify = true;
     } else if (arg == "--demo") {

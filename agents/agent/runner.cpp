@@ -300,13 +300,19 @@ Result<fs::path> AgentRunner::ResolveTargetRoot(std::string_view target_path) co
     return InvalidArgument("target path '" + std::string(target_path) + "' must be absolute");
   }
   p = p.lexically_normal();
-  fs::create_directories(p, ec);
-  fs::path canon = fs::weakly_canonical(p, ec);
-  if (ec) return IoError("target root " + p.string() + ": " + ec.message());
-  if (!allowed.empty() && !IsWithin(canon, allowed)) {
+  auto outside = [&] {
     return PermissionDenied("target path '" + std::string(target_path) +
                             "' is outside this agent's root " + allowed.string());
-  }
+  };
+  // Checked before the directory is created, so a refused target leaves
+  // nothing behind, and again after, when symlinks on the way resolve.
+  fs::path canon = fs::weakly_canonical(p, ec);
+  if (ec) return IoError("target root " + p.string() + ": " + ec.message());
+  if (!allowed.empty() && !IsWithin(canon, allowed)) return outside();
+  fs::create_directories(p, ec);
+  canon = fs::weakly_canonical(p, ec);
+  if (ec) return IoError("target root " + p.string() + ": " + ec.message());
+  if (!allowed.empty() && !IsWithin(canon, allowed)) return outside();
   if (!fs::is_directory(canon, ec)) {
     return FailedPrecondition("target root " + canon.string() + " is not a directory");
   }

@@ -82,6 +82,18 @@ Status ServerApp::Start() {
   hub_options.data_dir = o.data_dir;
   hub_options.tls = o.agent_tls;
   hub_options.local_agent = o.local_agent;
+  // The local agent runs with the server's rights: without a root of its own
+  // a target could name any directory the server can write (its database,
+  // its keys).
+  if (o.local_agent) {
+    std::filesystem::path root = o.local_agent_root.empty()
+                                     ? std::filesystem::absolute(o.data_dir) / "targets"
+                                     : std::filesystem::absolute(o.local_agent_root);
+    std::filesystem::create_directories(root, ec);
+    if (ec)
+      return IoError("cannot create the local agent's root " + root.string() + ": " + ec.message());
+    hub_options.local_agent_root = root;
+  }
   hub_options.fsync = o.fsync;
   Impl* self = impl_.get();
   hub_options.on_progress = [self](const std::string& target, const TransferProgress& p) {

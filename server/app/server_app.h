@@ -23,6 +23,9 @@ struct ServerOptions {
   std::string agent_host = "0.0.0.0";
   bool agent_tls = true;  // plain TCP is accepted only on a loopback agent_host
   bool local_agent = false;
+  // Targets of the local agent must lie under this directory; empty:
+  // DATA/targets (where the demo's targets are).
+  std::filesystem::path local_agent_root;
   bool demo = false;
   std::string admin_token;       // from REPRISE_ADMIN_TOKEN; empty: DATA/admin.token
   std::string admin_password;    // from REPRISE_ADMIN_PASSWORD; empty: DATA/admin.password

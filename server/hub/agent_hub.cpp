@@ -630,6 +630,17 @@ struct AgentHub::Impl {
     return Status::Ok();
   }
 
+  // The root of a target of the local agent, which must lie under the local
+  // agent's root: the server's own files are not a deployment target.
+  Result<fs::path> LocalRoot(const std::string& target, const std::string& path) {
+    auto root = local_runner->ResolveTargetRoot(path);
+    if (root.ok()) return root;
+    std::string hint = root.status().code() == Code::kPermissionDenied
+                           ? " (reprise-server --local-agent-root sets that root)"
+                           : "";
+    return Status(root.status().code(), "target " + target + ": " + root.status().message() + hint);
+  }
+
   std::shared_ptr<Conn> OnlineConn(const std::string& agent, Status* why) {
     std::lock_guard<std::mutex> g(mu);
     auto it = online.find(agent);
@@ -656,6 +667,13 @@ struct AgentHub::Impl {
     if (agent == kLocalAgent) {
       if (!o.local_agent || !local_runner) {
         return OperationOutcome::Error(Unavailable("the local agent is not enabled"));
+      }
+      auto root = LocalRoot(target.name, path);
+      if (!root.ok()) {
+        if (root.status().code() == Code::kPermissionDenied) {
+          return OperationOutcome::Failed(root.status().message());
+        }
+        return OperationOutcome::Error(root.status());
       }
       StoreSource source(o.blobs);
       RunnerLog rlog = [&log](LogLevel level, std::string_view text) {
@@ -884,6 +902,7 @@ Result<TargetState> AgentHub::GetTargetState(const std::string& target) {
   REPRISE_ASSIGN_OR_RETURN(TargetRecord rec, im.o.store->GetTarget(target));
   if (rec.agent == kLocalAgent) {
     if (!im.local_runner) return Unavailable("the local agent is not enabled");
+    REPRISE_RETURN_IF_ERROR(im.LocalRoot(target, rec.path).status());
     REPRISE_ASSIGN_OR_RETURN(TargetState st, im.local_runner->State(rec.path));
     st.online = true;
     return st;
@@ -914,6 +933,7 @@ Result<ValidationReport> AgentHub::Validate(const std::string& target, const Man
   REPRISE_ASSIGN_OR_RETURN(TargetRecord rec, im.o.store->GetTarget(target));
   if (rec.agent == kLocalAgent) {
     if (!im.local_runner) return Unavailable("the local agent is not enabled");
+    REPRISE_RETURN_IF_ERROR(im.LocalRoot(target, rec.path).status());
     return im.local_runner->Validate(rec.path, manifest);
   }
   Status why;

@@ -82,12 +82,13 @@ void SeedLocal(HttpClient& admin, const fs::path& target_dir, const std::string&
 TEST_CASE("kill -9 of the server during a deployment: after restart it is interrupted") {
   TempDir tmp;
   fs::path data = tmp.path() / "data";
-  fs::create_directories(tmp.path() / "prod-web");
+  fs::path target = data / "targets" / "prod-web";  // under the local agent's root
+  fs::create_directories(target);
   int64_t id = 0;
   {
     ServerProcess server(data, tmp.path() / "server1.log");
     auto admin = server.Admin();
-    SeedLocal(admin, tmp.path() / "prod-web",
+    SeedLocal(admin, target,
               "    - log: \"starting\"\n    - exec: { command: \"sleep 3\", timeout: 60 }\n");
     auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
                         R"({"stage":"Production"})");

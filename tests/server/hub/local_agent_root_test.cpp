@@ -1,0 +1,194 @@
+// The local agent's targets are confined to its root: DATA/targets by
+// default, --local-agent-root DIR when given. Through the real server: an
+// in-process ServerApp and a reprise-server process.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "tests/server/hub/hub_test_support.h"
+#include "tests/support/test_server.h"
+
+namespace reprise::testing {
+namespace {
+
+using nlohmann::json;
+
+json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
+
+// An application `app` with builds 1 and 2 whose stage S (one target at
+// `path`) writes a file.
+void Seed(HttpClient& admin, const fs::path& path) {
+  REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
+  json t = {{"environment", "Integration"}, {"agent", "local"}, {"path", path.string()}};
+  auto put = admin.Put("/api/v1/targets/web", t.dump());
+  REQUIRE_MESSAGE(put.status == 200, put.body);
+  std::string spec =
+      "pipeline:\n  - {stage: S, environment: Integration, targets: [web], plan: p}\n"
+      "plans:\n  p: |\n    - write-file: { path: hello.txt, content: \"hello\" }\n";
+  auto app = admin.Put("/api/v1/applications/app", spec, "application/yaml");
+  REQUIRE_MESSAGE(app.status == 200, app.body);
+  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
+  for (int build = 1; build <= 2; ++build)
+    REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+}
+
+struct Finished {
+  std::string status;
+  std::string log;  // every line's text
+};
+
+Finished Deploy(HttpClient& admin, int build = 1) {
+  auto r = admin.Post(
+      "/api/v1/applications/app/releases/1.0/builds/" + std::to_string(build) + "/deploy",
+      R"({"stage":"S"})");
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
+  Finished out;
+  REQUIRE(WaitUntil([&] {
+    out.status = Body(admin.Get("/api/v1/deployments/" + id))["status"].get<std::string>();
+    return out.status != "queued" && out.status != "running" && out.status != "waiting" &&
+           out.status != "scheduled";
+  }));
+  json log = Body(admin.Get("/api/v1/deployments/" + id + "/log"));
+  for (const auto& l : log["lines"]) out.log += l["text"].get<std::string>() + "\n";
+  return out;
+}
+
+TEST_CASE("the local agent's targets must lie under DATA/targets by default") {
+  ServerOptions o;
+  o.local_agent = true;
+  SUBCASE("inside") {
+    TestServer server(o);
+    auto admin = server.Admin();
+    fs::path inside = server.data_dir() / "targets" / "web";
+    Seed(admin, inside);
+    auto d = Deploy(admin);
+    CHECK_MESSAGE(d.status == "succeeded", d.log);
+    CHECK(ReadFile(inside / "hello.txt") == "hello");
+  }
+  SUBCASE("outside") {
+    TestServer server(o);
+    auto admin = server.Admin();
+    TempDir elsewhere;
+    fs::path outside = elsewhere.path() / "web";
+    Seed(admin, outside);
+    auto d = Deploy(admin);
+    CHECK(d.status == "failed");
+    CAPTURE(d.log);
+    CHECK(d.log.find("target web: target path '" + outside.string() + "' is outside") !=
+          std::string::npos);
+    CHECK(d.log.find("--local-agent-root") != std::string::npos);
+    CHECK_FALSE(fs::exists(outside));
+  }
+  SUBCASE("into the server's own data through a symlink") {
+    TestServer server(o);
+    auto admin = server.Admin();
+    fs::create_directories(server.data_dir() / "targets");
+    fs::create_directory_symlink(server.data_dir(), server.data_dir() / "targets" / "sneaky");
+    Seed(admin, server.data_dir() / "targets" / "sneaky");
+    auto d = Deploy(admin);
+    CHECK(d.status == "failed");
+    CHECK_FALSE(fs::exists(server.data_dir() / "hello.txt"));
+  }
+}
+
+// reprise-server as a child process; SIGKILLed on destruction.
+class ServerProcess {
+ public:
+  ServerProcess(std::vector<std::string> args, const fs::path& log) : log_(log) {
+    std::vector<std::string> argv = {(BinDir() / "reprise-server").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
+                                    "PATH=/usr/bin:/bin"};
+    std::vector<char*> cenv;
+    for (auto& e : env) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~ServerProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+  }
+  // The HTTP port once the server says where it listens (0: it did not).
+  int WaitForPort() {
+    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    int port = 0;
+    WaitUntil([&] {
+      std::smatch m;
+      std::string text = ReadFile(log_);
+      if (!std::regex_search(text, m, listening)) return false;
+      port = std::stoi(m[1]);
+      return true;
+    });
+    return port;
+  }
+  // Exit code; blocks.
+  int Wait() {
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  std::string Log() const { return ReadFile(log_); }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+};
+
+TEST_CASE("reprise-server --local-agent-root DIR moves the local agent's root") {
+  TempDir tmp;
+  fs::path data = tmp.path() / "data";
+  fs::path root = tmp.path() / "srv";
+  const std::vector<std::string> base = {
+      "--data", data.string(),  "--http",    "127.0.0.1:0",   "--agent-port",
+      "0",      "--agent-host", "127.0.0.1", "--agent-plain", "--local-agent"};
+  {
+    auto args = base;
+    args.push_back("--local-agent-root");
+    ServerProcess missing(args, tmp.path() / "usage.log");
+    CHECK(missing.Wait() == 2);
+    CHECK(missing.Log().find("--local-agent-root needs a directory") != std::string::npos);
+  }
+  auto args = base;
+  args.insert(args.end(), {"--local-agent-root", root.string()});
+  ServerProcess server(args, tmp.path() / "server.log");
+  int port = server.WaitForPort();
+  REQUIRE_MESSAGE(port > 0, server.Log());
+  HttpClient admin("127.0.0.1", port);
+  admin.set_token(kAdminToken);
+
+  Seed(admin, root / "web");
+  auto d = Deploy(admin);
+  CHECK_MESSAGE(d.status == "succeeded", d.log);
+  CHECK(ReadFile(root / "web" / "hello.txt") == "hello");
+
+  // DATA/targets is not the root any more.
+  json t = {{"environment", "Integration"},
+            {"agent", "local"},
+            {"path", (data / "targets" / "web").string()}};
+  REQUIRE(admin.Put("/api/v1/targets/web", t.dump()).status == 200);
+  d = Deploy(admin, 2);
+  CHECK(d.status == "failed");
+  CHECK(d.log.find("target web: target path '" + (data / "targets" / "web").string() +
+                   "' is outside this agent's root " + fs::canonical(root).string()) !=
+        std::string::npos);
+}
+
+}  // namespace
+}  // namespace reprise::testing
