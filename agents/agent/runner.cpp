@@ -215,30 +215,58 @@ struct AgentRunner::Impl {
     return m;
   }
 
-  // `rel` under `root`, refusing anything that escapes it (also through
-  // symlinks of existing components) and the agent's own state directory.
-  Result<fs::path> Checked(const fs::path& root, std::string_view rel, bool allow_root) {
+  // `rel` under `root` (canonical), refusing anything that escapes it and the
+  // agent's own state directory. Each existing component is looked at with
+  // lstat(2): a symlink among the leading components is resolved and must
+  // lead to an existing place inside the root, so nothing is ever written
+  // through a link to somewhere else. The last component is resolved the same
+  // way with `follow_last` (the caller writes into what it names, e.g. a sync
+  // destination); without, it is returned as is, for callers that act on a
+  // link there themselves (rename over it, remove it), never on its target.
+  Result<fs::path> Checked(const fs::path& root, std::string_view rel, bool allow_root,
+                           bool follow_last = false) {
+    const std::string quoted = "path '" + std::string(rel) + "'";
     if (rel.empty() || rel == ".") {
       if (allow_root) return root;
       return PermissionDenied("the target root itself is not a valid path here");
     }
-    if (!IsSafeRelativePath(rel)) {
-      return PermissionDenied("path '" + std::string(rel) + "' escapes the target root");
-    }
+    if (!IsSafeRelativePath(rel)) return PermissionDenied(quoted + " escapes the target root");
     fs::path p = (root / fs::path(rel)).lexically_normal();
     if (!IsWithin(p, root) || p == root) {
-      return PermissionDenied("path '" + std::string(rel) + "' escapes the target root");
+      return PermissionDenied(quoted + " escapes the target root");
     }
     fs::path first = *fs::path(rel).lexically_normal().begin();
-    if (first == kStateDir) {
-      return PermissionDenied("path '" + std::string(rel) + "' is inside the agent's state");
+    if (first == kStateDir) return PermissionDenied(quoted + " is inside the agent's state");
+    std::vector<fs::path> parts;
+    for (const auto& c : fs::path(rel).lexically_normal()) {
+      if (!c.empty() && c != ".") parts.push_back(c);
     }
-    std::error_code ec;
-    fs::path parent = fs::weakly_canonical(p.parent_path(), ec);
-    if (ec || !IsWithin(parent, root)) {
-      return PermissionDenied("path '" + std::string(rel) + "' escapes the target root");
+    fs::path cur = root;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      fs::path next = cur / parts[i];
+      struct stat st;
+      if (::lstat(next.c_str(), &st) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+          return IoError(ErrnoText("lstat " + next.string()));
+        // The rest does not exist yet: nothing there to follow.
+        for (size_t j = i; j < parts.size(); ++j) cur /= parts[j];
+        return cur;
+      }
+      const bool last = i + 1 == parts.size();
+      if (!S_ISLNK(st.st_mode) || (last && !follow_last)) {
+        cur = next;
+        continue;
+      }
+      const std::string via = last ? quoted + " is a symlink that leads "
+                                   : quoted + " passes through the symlink '" +
+                                         next.lexically_relative(root).string() + "', which leads ";
+      std::error_code ec;
+      fs::path target = fs::canonical(next, ec);
+      if (ec) return PermissionDenied(via + "nowhere");
+      if (!IsWithin(target, root)) return PermissionDenied(via + "outside the target root");
+      cur = target;
     }
-    return parent / p.filename();
+    return cur;
   }
 
   OperationOutcome Deploy(const fs::path& root, const DeployArtifactOp& op,
@@ -455,8 +483,15 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   auto report = [&](const TransferProgress& p) { tracked(p); };
 
   if (op.mode != DeployMode::kAtomic) {
-    auto dest = Checked(root, op.to, true);
-    if (!dest.ok()) return FailWith(dest.status());
+    // Files are written into the destination: a link there is followed, so
+    // it must lead inside the root, and not into the releases the agent keeps.
+    auto dest = Checked(root, op.to, true, /*follow_last=*/true);
+    if (!dest.ok()) return FailWith(dest.status().WithContext("deploy-artifact"));
+    if (IsWithin(*dest, l.state_dir())) {
+      return OperationOutcome::Failed("deploy-artifact: to '" + op.to +
+                                      "' leads into the agent's state directory " +
+                                      l.state_dir().string());
+    }
     auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
     if (!blob.ok()) {
       if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());

@@ -280,6 +280,74 @@ TEST_CASE("sync mirrors the artifact, overlay never deletes") {
   }
 }
 
+TEST_CASE("sync and overlay never write through a symlink that leads outside the root") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}, {"d/b.txt", "b"}});
+  fs::path outside = f.tmp.path() / "outside";
+  Write(outside / "keep.txt", "not the target's");
+  fs::create_symlink(outside, f.root / "out");
+  fs::create_symlink(f.tmp.path() / "nowhere" / "new", f.root / "dangling");
+  for (DeployMode mode : {DeployMode::kSync, DeployMode::kOverlay}) {
+    for (std::string to : {"out", "out/sub", "dangling", "dangling/sub"}) {
+      CAPTURE(to);
+      auto out = f.Deploy(b1, "1", 3, mode, to);
+      CHECK(out.kind == OperationOutcome::Kind::kFailed);
+      CHECK(out.message.find("'" + to + "'") != std::string::npos);
+      CHECK(out.message.find(to.find('/') == std::string::npos
+                                 ? "is a symlink that leads"
+                                 : "passes through the symlink") != std::string::npos);
+    }
+  }
+  // Nothing was written, moved or deleted outside.
+  std::vector<std::string> left;
+  for (const auto& e : fs::recursive_directory_iterator(outside))
+    left.push_back(e.path().lexically_relative(outside).string());
+  CHECK(left == std::vector<std::string>{"keep.txt"});
+  CHECK_FALSE(fs::exists(f.tmp.path() / "nowhere"));
+
+  // A link that stays inside the root is followed.
+  fs::create_directories(f.root / "www");
+  fs::create_symlink("www", f.root / "site");
+  REQUIRE(f.Deploy(b1, "1", 3, DeployMode::kSync, "site").succeeded());
+  CHECK(ReadFile(f.root / "www/d/b.txt") == "b");
+  CHECK(fs::is_symlink(f.root / "site"));
+
+  // Syncing into a release the agent keeps would change its cache.
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  auto into_release = f.Deploy(b1, "1", 3, DeployMode::kSync, "current");
+  CHECK(into_release.kind == OperationOutcome::Kind::kFailed);
+  CHECK(into_release.message.find("state directory") != std::string::npos);
+}
+
+TEST_CASE("file operations act on a symlink itself, never through it") {
+  Fixture f;
+  fs::path outside = f.tmp.path() / "outside";
+  Write(outside / "secret.conf", "outside");
+  fs::create_symlink(outside / "secret.conf", f.root / "linked.conf");
+  fs::create_symlink(f.tmp.path() / "nowhere" / "new", f.root / "dangling");
+
+  // write-file replaces the link with a file of its own.
+  REQUIRE(f.Run(WriteFileOp{"linked.conf", "inside", 0644}).succeeded());
+  CHECK(ReadFile(outside / "secret.conf") == "outside");
+  CHECK_FALSE(fs::is_symlink(f.root / "linked.conf"));
+  CHECK(ReadFile(f.root / "linked.conf") == "inside");
+
+  // A dangling link on the way leads nowhere inside the root.
+  auto w = f.Run(WriteFileOp{"dangling/x.conf", "x", 0644});
+  CHECK(w.kind == OperationOutcome::Kind::kFailed);
+  CHECK(w.message.find("passes through the symlink 'dangling'") != std::string::npos);
+  CHECK(f.Run(EnsureDirOp{"dangling/sub", 0755}).kind == OperationOutcome::Kind::kFailed);
+  CHECK(f.Run(DeleteOp{"dangling/sub"}).kind == OperationOutcome::Kind::kFailed);
+  CHECK_FALSE(fs::exists(f.tmp.path() / "nowhere"));
+  // ensure-dir does not accept a link in place of a directory.
+  fs::create_symlink(outside, f.root / "outdir");
+  ::chmod(outside.c_str(), 0755);
+  CHECK(f.Run(EnsureDirOp{"outdir", 0700}).kind == OperationOutcome::Kind::kFailed);
+  struct stat st;
+  REQUIRE(::stat(outside.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) != 0700);
+}
+
 TEST_CASE("file operations stay inside the target root") {
   Fixture f;
   fs::path outside = f.tmp.path() / "outside";
