@@ -132,6 +132,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
                });
   }
 
+  // The largest frame (header + payload) accepted from the peer from the
+  // next frame on; a larger one ends the connection before its bytes are
+  // read. The server keeps it small until the agent has authenticated.
+  // Before Start or on the io thread (from a frame handler).
+  void set_max_frame_bytes(uint64_t bytes) { max_frame_bytes_ = bytes; }
+
   // Closes the connection. With `flush`, frames already queued are written
   // first (a `refused` message reaches the peer); without, at once.
   void Close(std::string why, bool flush = true) {
@@ -183,6 +189,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
       uint32_t hl = 0, pl = 0;
       Status st = DecodePrefix(self->prefix_.data(), &hl, &pl);
       if (!st.ok()) return self->DoClose("protocol violation: " + st.message());
+      if (uint64_t{hl} + pl > self->max_frame_bytes_) {
+        return self->DoClose("protocol violation: a frame of " + std::to_string(uint64_t{hl} + pl) +
+                             " bytes is over the " + std::to_string(self->max_frame_bytes_) +
+                             "-byte limit");
+      }
       self->header_len_ = hl;
       self->body_.resize(size_t{hl} + pl);
       self->ReadBody();
@@ -249,6 +260,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   std::string peer_fp_;
   std::array<unsigned char, kPrefixBytes> prefix_{};
   uint32_t header_len_ = 0;
+  uint64_t max_frame_bytes_ = kMaxFrameBytes;
   std::string body_;
   std::deque<Out> queue_;
   size_t queued_bytes_ = 0;

@@ -5,7 +5,8 @@
 //   | header (a JSON object, UTF-8) | payload (raw bytes, may be empty)
 // The header's "type" names the message (MessageType). Frames over the size
 // limits end the connection: a peer cannot make the other allocate more than
-// kMaxHeaderBytes + kMaxPayloadBytes per frame.
+// kMaxHeaderBytes + kMaxPayloadBytes per frame, and the server allows only
+// kMaxHandshakeFrameBytes until the agent has proved who it is.
 //
 // Session: the agent connects out and sends `hello` (protocol version, name,
 // version, Ed25519 public key, optional enrollment token); the server answers
@@ -31,6 +32,9 @@ inline constexpr int kProtocolVersion = 1;
 inline constexpr uint32_t kMaxHeaderBytes = 1u << 20;   // 1 MiB of JSON
 inline constexpr uint32_t kMaxPayloadBytes = 8u << 20;  // 8 MiB of bytes
 inline constexpr uint32_t kChunkBytes = 1u << 20;       // blob transfer chunk
+// Everything an agent can send before `welcome` (hello, auth) is small.
+inline constexpr uint32_t kMaxHandshakeFrameBytes = 64u << 10;
+inline constexpr uint64_t kMaxFrameBytes = uint64_t{kMaxHeaderBytes} + kMaxPayloadBytes;
 inline constexpr size_t kPrefixBytes = 8;
 
 enum class MessageType {

@@ -93,6 +93,7 @@ struct Conn {
   uint64_t id = 0;
   std::shared_ptr<Channel> ch;
   Stage stage = Stage::kHello;
+  bool counted_unauthenticated = false;  // in Impl::unauthenticated (io thread)
   std::string name, version, public_key, enroll_token, nonce, address;
   bool approved = false;
   Steady::time_point connected_at = Steady::now();
@@ -161,6 +162,10 @@ struct AgentHub::Impl {
   int port = -1;
   std::atomic<uint64_t> next_id{1};
   bool stopped = false;
+  // Connections accepted but not yet authenticated, and whether the hub is
+  // refusing new ones because of them (io thread only).
+  size_t unauthenticated = 0;
+  bool refusing = false;
 
   std::mutex records_mu;  // serialises read-modify-write of agent records
   std::mutex mu;          // guards the maps below and Conn fields read off the io thread
@@ -186,10 +191,18 @@ struct AgentHub::Impl {
 
   int64_t NowMs() const { return ToUnixMillis(clock->Now()); }
 
+  void Log(const std::string& text) {
+    if (o.log) {
+      o.log(text);
+    } else {
+      std::fprintf(stderr, "agent hub: %s\n", text.c_str());
+    }
+  }
+
   void Audit(const std::string& actor, const std::string& action, const std::string& subject,
              const std::string& summary) {
     Status st = o.store->AppendAudit({0, NowMs(), actor, action, subject, summary});
-    if (!st.ok()) std::fprintf(stderr, "agent hub: audit failed: %s\n", st.message().c_str());
+    if (!st.ok()) Log("audit failed: " + st.message());
   }
 
   // ---- accepting and the handshake (io thread) ----
@@ -200,10 +213,31 @@ struct AgentHub::Impl {
         if (e == asio::error::operation_aborted || stopped) return;
         return Accept();
       }
+      if (unauthenticated >= o.max_unauthenticated) {
+        // Closed before TLS or anything else costs memory. One line per
+        // burst: a flood must not flood the log too.
+        if (!refusing) {
+          refusing = true;
+          boost::system::error_code ec;
+          auto peer = sock.remote_endpoint(ec);
+          Log("refusing agent connections: " + std::to_string(unauthenticated) +
+              " have not finished the handshake (the limit); first refused: " +
+              (ec ? std::string("?") : peer.address().to_string()) +
+              "; not logged again until a connection is accepted");
+        }
+        boost::system::error_code ec;
+        sock.close(ec);
+        return Accept();
+      }
+      refusing = false;
       auto c = std::make_shared<Conn>();
       c->id = next_id++;
       c->ch = std::make_shared<Channel>(std::move(sock), ssl.get(), true);
       c->address = c->ch->remote_address();
+      // Until the agent has proved who it is, it can only send hello and auth.
+      c->ch->set_max_frame_bytes(protocol::kMaxHandshakeFrameBytes);
+      c->counted_unauthenticated = true;
+      ++unauthenticated;
       {
         std::lock_guard<std::mutex> g(mu);
         conns[c->id] = c;
@@ -364,9 +398,18 @@ struct AgentHub::Impl {
       c->approved = r.status == "approved";
       c->stage = Conn::Stage::kReady;
     }
+    ReleaseHandshakeSlot(c);
+    c->ch->set_max_frame_bytes(protocol::kMaxFrameBytes);
     if (old) old->ch->Close("replaced by a new connection of the same agent");
     c->ch->Send(Dump({{"type", "welcome"}, {"status", c->approved ? "approved" : "pending"}}));
     if (c->approved) RefreshStates(c);
+  }
+
+  // The connection no longer counts against max_unauthenticated (io thread).
+  void ReleaseHandshakeSlot(const std::shared_ptr<Conn>& c) {
+    if (!c->counted_unauthenticated) return;
+    c->counted_unauthenticated = false;
+    --unauthenticated;
   }
 
   void PersistLastSeen(const std::shared_ptr<Conn>& c) {
@@ -547,6 +590,7 @@ struct AgentHub::Impl {
   }
 
   void OnClose(const std::shared_ptr<Conn>& c, const std::string& why) {
+    ReleaseHandshakeSlot(c);
     std::vector<std::shared_ptr<PendingOp>> lost_ops;
     std::vector<std::shared_ptr<PendingReq>> lost_reqs;
     bool was_online = false;

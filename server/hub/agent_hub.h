@@ -53,6 +53,14 @@ struct AgentHubOptions {
   std::chrono::milliseconds heartbeat_timeout{30000};
   // Time to finish TLS + hello + auth after connecting.
   std::chrono::milliseconds handshake_timeout{10000};
+  // Connections that have not finished the handshake yet, at most: more are
+  // closed as soon as they are accepted (the agents retry with backoff), so
+  // unauthenticated peers cannot hold more than this many TLS sessions and
+  // handshake-sized frame buffers.
+  size_t max_unauthenticated = 128;
+  // Where the hub reports problems (a burst of refused connections, a failed
+  // audit write); null: standard error. Called from hub threads.
+  std::function<void(const std::string&)> log;
   // How long GetTargetState/Validate wait for an agent's answer.
   std::chrono::milliseconds request_timeout{120000};
 };

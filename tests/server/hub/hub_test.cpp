@@ -477,7 +477,11 @@ class RawAgent {
     timeval tv{5, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
-  ~RawAgent() { ::close(fd_); }
+  ~RawAgent() { Close(); }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
   void Send(const nlohmann::json& h, const std::string& payload = "") {
     auto bytes = protocol::EncodeFrame(h.dump(), payload);
     REQUIRE(bytes.ok());
@@ -498,21 +502,35 @@ class RawAgent {
       REQUIRE(decoder_.Feed(std::string_view(buf, static_cast<size_t>(n))).ok());
     }
   }
-  // hello + auth; returns the welcome (or refused) header.
-  nlohmann::json Handshake(const std::string& name, const protocol::Identity& id,
-                           const std::string& token) {
+  // Sends what it can; the peer may close the connection meanwhile.
+  void SendRawBestEffort(const std::string& bytes) {
+    (void)::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
+  // hello; returns the challenge (or refused) header, null when closed.
+  nlohmann::json Hello(const std::string& name, const protocol::Identity& id,
+                       const std::string& token) {
     Send({{"type", "hello"},
           {"protocol", protocol::kProtocolVersion},
           {"name", name},
           {"version", "rogue"},
           {"public_key", id.public_key_hex()},
           {"enroll_token", token}});
-    auto ch = Read();
-    if (ch.is_null() || ch["type"] != "challenge") return ch;
-    Send(
-        {{"type", "auth"},
-         {"signature", *id.Sign(protocol::AuthMessage(ch["nonce"].get<std::string>(), name, ""))}});
     return Read();
+  }
+  // auth in answer to `challenge`; returns the welcome (or refused) header.
+  nlohmann::json Auth(const std::string& name, const protocol::Identity& id,
+                      const nlohmann::json& challenge) {
+    Send({{"type", "auth"},
+          {"signature",
+           *id.Sign(protocol::AuthMessage(challenge["nonce"].get<std::string>(), name, ""))}});
+    return Read();
+  }
+  // hello + auth; returns the welcome (or refused) header.
+  nlohmann::json Handshake(const std::string& name, const protocol::Identity& id,
+                           const std::string& token) {
+    auto ch = Hello(name, id, token);
+    if (ch.is_null() || ch["type"] != "challenge") return ch;
+    return Auth(name, id, ch);
   }
 
  private:
@@ -611,6 +629,103 @@ TEST_CASE("malformed and oversized frames end the connection") {
     CHECK(refused["type"] == "refused");
     CHECK(refused["code"] == "failed_precondition");
   }
+}
+
+TEST_CASE("before the handshake only small frames are read") {
+  HubFixture f;
+  std::string token = f.Token(true);
+  auto id = protocol::Identity::Generate();
+  REQUIRE(id.ok());
+  // A hello padded past the handshake limit (but within the general one) is
+  // not read at all: no challenge comes back.
+  nlohmann::json padded = {{"type", "hello"},
+                           {"protocol", protocol::kProtocolVersion},
+                           {"name", "padded"},
+                           {"version", "x"},
+                           {"public_key", id->public_key_hex()},
+                           {"enroll_token", token},
+                           {"padding", std::string(protocol::kMaxHandshakeFrameBytes, 'x')}};
+  {
+    RawAgent raw(f.hub->port());
+    raw.SendRawBestEffort(*protocol::EncodeFrame(padded.dump(), ""));
+    CHECK(raw.Read().is_null());
+  }
+  // A hello with a payload of that size neither.
+  {
+    RawAgent raw(f.hub->port());
+    padded.erase("padding");
+    raw.SendRawBestEffort(
+        *protocol::EncodeFrame(padded.dump(), std::string(protocol::kMaxHandshakeFrameBytes, 'x')));
+    CHECK(raw.Read().is_null());
+  }
+  CHECK(f.store->GetAgent("padded").status().code() == Code::kNotFound);
+  // Once authenticated, the same frame is an ordinary one.
+  RawAgent raw(f.hub->port());
+  auto welcome = raw.Handshake("padded", *id, token);
+  REQUIRE(welcome["type"] == "welcome");
+  raw.Send(
+      {{"type", "heartbeat"}, {"padding", std::string(protocol::kMaxHandshakeFrameBytes, 'x')}},
+      std::string(protocol::kMaxHandshakeFrameBytes, 'y'));
+  CHECK(raw.Read()["type"] == "heartbeat_ack");
+}
+
+TEST_CASE("connections that have not authenticated are capped, refusals logged once per burst") {
+  std::mutex mu;
+  std::vector<std::string> logged;
+  HubFixture f(false, false, [&](AgentHubOptions& o) {
+    o.max_unauthenticated = 2;
+    o.log = [&](const std::string& line) {
+      std::lock_guard<std::mutex> g(mu);
+      logged.push_back(line);
+    };
+  });
+  auto refusals = [&] {
+    std::lock_guard<std::mutex> g(mu);
+    return std::count_if(logged.begin(), logged.end(), [](const std::string& l) {
+      return l.find("refusing agent connections") != std::string::npos;
+    });
+  };
+  std::string token = f.Token(true);
+  auto id = protocol::Identity::Generate();
+  REQUIRE(id.ok());
+  // Two connections that stop after hello hold both places.
+  RawAgent a(f.hub->port()), b(f.hub->port());
+  auto challenge_a = a.Hello("agent-a", *id, token);
+  REQUIRE(challenge_a["type"] == "challenge");
+  REQUIRE(b.Hello("agent-b", *id, token)["type"] == "challenge");
+  // More are closed at once, and logged once.
+  for (int i = 0; i < 3; ++i) {
+    RawAgent extra(f.hub->port());
+    CHECK(extra.Hello("agent-x", *id, token).is_null());
+  }
+  CHECK(refusals() == 1);
+
+  // Authenticating frees a place.
+  REQUIRE(a.Auth("agent-a", *id, challenge_a)["type"] == "welcome");
+  RawAgent c(f.hub->port());
+  auto challenge_c = c.Hello("agent-c", *id, token);
+  REQUIRE(challenge_c["type"] == "challenge");
+  // Full again: a new burst, logged again.
+  {
+    RawAgent extra(f.hub->port());
+    CHECK(extra.Hello("agent-x", *id, token).is_null());
+  }
+  CHECK(refusals() == 2);
+
+  // A connection that goes away frees its place too, once the hub has seen it.
+  b.Close();
+  std::unique_ptr<RawAgent> d;
+  REQUIRE(WaitUntil([&] {
+    d = std::make_unique<RawAgent>(f.hub->port());
+    return d->Hello("agent-d", *id, token)["type"] == "challenge";
+  }));
+  CHECK(refusals() == 2);  // still the same burst
+  // A real agent gets in as soon as there is room.
+  c.Close();
+  d.reset();
+  fs::path root = f.tmp.path() / "real";
+  auto agent = f.StartAgent("real", root, token);
+  CHECK_MESSAGE(f.WaitStatus("real", "online"), agent->Log());
 }
 
 }  // namespace

@@ -117,7 +117,9 @@ struct HubFixture {
   std::mutex progress_mu;
   std::function<void(const std::string&, const TransferProgress&)> progress_hook;
 
-  explicit HubFixture(bool tls = false, bool local_agent = false) {
+  // `adjust` may change the hub's options before it starts.
+  explicit HubFixture(bool tls = false, bool local_agent = false,
+                      const std::function<void(AgentHubOptions&)>& adjust = nullptr) {
     auto s = OpenSqliteStore({(tmp.path() / "reprise.db").string()});
     REQUIRE(s.ok());
     store = std::move(s).value();
@@ -142,6 +144,7 @@ struct HubFixture {
       }
       if (hook) hook(target, p);
     };
+    if (adjust) adjust(o);
     auto h = AgentHub::Start(o);
     REQUIRE_MESSAGE(h.ok(), h.status().ToString());
     hub = std::move(h).value();
