@@ -500,13 +500,24 @@ class Walker {
     OperationOutcome outcome = options_->operations->Run(target, *op, log, step_cancel);
     log.FinishOutput();
     Flow flow;
+    // When the step's deadline passed, the operation was stopped through its
+    // cancel token: a remote agent then answers "cancelled" (an error), a
+    // local one or a fake may answer with a failure. Either way the step
+    // timed out, which is a failure of the step that try/catch can handle,
+    // not an orchestration error. Errors unrelated to the stop (the agent
+    // went away) stay errors.
+    const bool timed_out =
+        step_cancel.DeadlineExceeded() &&
+        (outcome.kind == OperationOutcome::Kind::kFailed ||
+         (outcome.kind == OperationOutcome::Kind::kError &&
+          (outcome.error.code() == Code::kCancelled || outcome.error.code() == Code::kTimeout)));
     if (Cancel().IsCancelled()) {
       flow = Flow::Cancelled();
+    } else if (timed_out) {
+      flow = Failed(step, "timed out after " + std::to_string(timeout.count()) + " s", f, &target);
+      log.Error(flow.message);
     } else if (outcome.kind == OperationOutcome::Kind::kError) {
       flow = MaskedError(outcome.error.WithContext(Where(step) + " on " + target.name));
-      log.Error(flow.message);
-    } else if (step_cancel.DeadlineExceeded() && !outcome.succeeded()) {
-      flow = Failed(step, "timed out after " + std::to_string(timeout.count()) + " s", f, &target);
       log.Error(flow.message);
     } else if (outcome.kind == OperationOutcome::Kind::kFailed) {
       flow = Failed(step, outcome.message, f, &target);

@@ -473,6 +473,55 @@ TEST_CASE("per-step timeouts: the step default and exec's own") {
   CHECK(report.message == "plan.yaml:5:3: delete: timed out after 600 s");
 }
 
+TEST_CASE("a step stopped at its deadline is a failure even when it answers 'cancelled'") {
+  // What a remote agent answers when the hub cancels a step at its deadline.
+  Harness h;
+  h.ops.behaviour = [&](const TargetInfo&, const ResolvedOperation& op, StepLog&,
+                        const CancelToken& cancel) {
+    if (std::holds_alternative<ExecOp>(op)) {
+      h.clock.Advance(std::chrono::minutes(20));
+      if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("exec cancelled"));
+    }
+    return OperationOutcome::Succeeded();
+  };
+  auto caught = h.Run(R"(
+- try:
+    steps: [ { exec: { command: "sleep 30", timeout: 1 } } ]
+    catch: [ { log: "caught: $Error" } ]
+)",
+                      SampleContext());
+  CHECK(caught.outcome == Outcome::kSucceeded);
+  CHECK(h.Logged("caught: plan.yaml:3:16: exec: timed out after 1 s"));
+
+  Harness plain;
+  plain.ops.behaviour = [&](const TargetInfo&, const ResolvedOperation&, StepLog&,
+                            const CancelToken& cancel) {
+    plain.clock.Advance(std::chrono::minutes(20));
+    return cancel.IsCancelled() ? OperationOutcome::Error(Timeout("no answer in time"))
+                                : OperationOutcome::Succeeded();
+  };
+  auto failed = plain.Run("- exec: { command: \"sleep 30\", timeout: 1 }\n", SampleContext());
+  CHECK(failed.outcome == Outcome::kFailed);
+  CHECK(failed.message == "plan.yaml:1:3: exec: timed out after 1 s");
+  CHECK(OutcomeFor(failed, "web-1").kind == TargetOutcome::Kind::kFailed);
+
+  // An error that has nothing to do with the deadline stays an error.
+  Harness lost;
+  lost.ops.behaviour = [&](const TargetInfo&, const ResolvedOperation&, StepLog&,
+                           const CancelToken&) {
+    lost.clock.Advance(std::chrono::minutes(20));
+    return OperationOutcome::Error(Unavailable("agent a disconnected during the operation"));
+  };
+  auto error = lost.Run(R"(
+- try:
+    steps: [ { exec: { command: "sleep 30", timeout: 1 } } ]
+    catch: [ { log: "caught" } ]
+)",
+                        SampleContext());
+  CHECK(error.outcome == Outcome::kError);
+  CHECK_FALSE(lost.Logged("caught"));
+}
+
 TEST_CASE("execute refuses a context without targets") {
   Harness h;
   ExecutionContext c = SampleContext();

@@ -14,6 +14,8 @@
 #include <random>
 
 #include "agents/protocol/protocol.h"
+#include "planner/executor.h"
+#include "planner/plan.h"
 #include "tests/server/hub/hub_test_support.h"
 
 namespace reprise::testing {
@@ -205,6 +207,77 @@ TEST_CASE("exec steps never see the agent's or the server's tokens") {
     CHECK_FALSE(logs.Contains("REPRISE_ADMIN_TOKEN"));
   }
   ::unsetenv("REPRISE_ADMIN_TOKEN");
+}
+
+bool ProcessAlive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  // A zombie (not reaped by a container's init) counts as dead.
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return !(close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z');
+}
+
+TEST_CASE("a step that times out on a real agent is a failure that try/catch catches") {
+  HubFixture f;
+  fs::path root = f.tmp.path() / "slow";
+  f.AddTarget("slow-web", "slow", root);
+  auto agent = f.StartAgent("slow", root, f.Token(true));
+  REQUIRE_MESSAGE(f.WaitStatus("slow", "online"), agent->Log());
+  ExecutionContext context = Context("1");
+  context.targets.push_back({"slow-web", "slow", root.string(), {}});
+  auto ops = f.hub->OperationsFor(context);
+  auto run = [&](const std::string& yaml, std::chrono::seconds step_timeout) {
+    auto plan = ParsePlan(yaml, "plan.yaml");
+    REQUIRE_MESSAGE(plan.ok(), plan.status().ToString());
+    ExecutorOptions o;
+    o.operations = ops.get();
+    o.step_timeout = step_timeout;
+    auto report = Executor(o).Execute(*plan, context);
+    REQUIRE_MESSAGE(report.ok(), report.status().ToString());
+    return std::move(report).value();
+  };
+  auto logged = [](const ExecutionReport& r, const std::string& text) {
+    for (const auto& l : r.log) {
+      if (l.text.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+
+  // The deadline is exec's own `timeout` or the executor's default for a
+  // step; with the latter the agent only learns of it through `cancel`.
+  for (bool own_timeout : {true, false}) {
+    CAPTURE(own_timeout);
+    const std::string timeout = own_timeout ? ", timeout: 1" : "";
+    const auto step_timeout = std::chrono::seconds(own_timeout ? 3600 : 1);
+    auto caught = run(R"(
+- try:
+    steps: [ { exec: { command: "sleep 30")" +
+                          timeout + R"( } } ]
+    catch: [ { log: "caught: $Error" } ]
+)",
+                      step_timeout);
+    CHECK_MESSAGE(caught.outcome == Outcome::kSucceeded, caught.message, caught.error.ToString());
+    CHECK(logged(caught, "caught: plan.yaml:3:16: exec: timed out after 1 s"));
+
+    // Without try the deployment fails (it is not an error) and the whole
+    // process group is gone. ($$ is a literal $ in a plan.)
+    fs::path pidfile = f.tmp.path() / ("grandchild-" + std::to_string(own_timeout) + ".pid");
+    std::string command = "sleep 30 & echo $$! > " + pidfile.string() + "; sleep 30";
+    auto failed = run("- exec: { command: \"" + command + "\"" + timeout + " }\n", step_timeout);
+    CHECK_MESSAGE(failed.outcome == Outcome::kFailed, failed.message, failed.error.ToString());
+    CHECK(failed.message == "plan.yaml:1:3: exec: timed out after 1 s");
+    REQUIRE(failed.targets.size() == 1);
+    CHECK(failed.targets[0].kind == TargetOutcome::Kind::kFailed);
+    std::string pid_text = ReadFile(pidfile);
+    REQUIRE_FALSE(pid_text.empty());
+    pid_t grandchild = static_cast<pid_t>(std::stol(pid_text));
+    CHECK(WaitUntil([&] { return !ProcessAlive(grandchild); }));
+  }
+  // The agent stayed connected through all of it and still works.
+  CHECK(f.StatusOf("slow") == "online");
+  ExecOp echo;
+  echo.command = "echo still here";
+  CHECK(RunOn(*f.hub, TargetInfo{"slow-web", "", "", {}}, echo).succeeded());
 }
 
 TEST_CASE("a second agent claiming a known name with another key is refused and audited") {
