@@ -86,11 +86,38 @@ struct Session {
   bool closed = false;
   std::map<uint64_t, std::shared_ptr<RunningOp>> ops;
   std::map<uint64_t, std::shared_ptr<FetchState>> fetches;
+  // Requests whose payload is still arriving in parts.
+  struct PartialRequest {
+    std::string data;
+    bool refused = false;  // over kMaxJoinedBytes: answered, the rest is dropped
+  };
+  std::map<uint64_t, PartialRequest> partial_requests;
 
+  // For frames that always fit: control messages, and logs and results
+  // whose text is bounded by BoundedText.
   void Send(const json& header, std::string payload = {}) {
-    ch->Send(Dump(header), std::move(payload));
+    (void)ch->Send(Dump(header), std::move(payload));
+  }
+  // A reply body of any size, in parts of a frame each (all but the last
+  // marked "more").
+  void SendReply(uint64_t req, std::string_view body) {
+    const auto parts = protocol::SplitPayload(body);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      json h = {{"type", "reply"}, {"req", req}, {"ok", true}};
+      if (i + 1 < parts.size()) h["more"] = true;
+      Send(h, std::string(parts[i]));
+    }
   }
 };
+
+// Log lines and result messages stay far below the frame limits, so that
+// sending them can never fail; the rare longer text is cut.
+std::string BoundedText(std::string_view text) {
+  constexpr size_t kMax = 256u << 10;
+  if (text.size() <= kMax) return std::string(text);
+  return std::string(text.substr(0, kMax)) + "... (" + std::to_string(text.size() - kMax) +
+         " more bytes not shown)";
+}
 
 }  // namespace
 
@@ -469,7 +496,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     Spawn([self, s, op_id, running, op = std::move(op), target_path, label] {
       ChannelSource source(s, op_id);
       RunnerLog log = [s, op_id](LogLevel level, std::string_view text) {
-        s->Send({{"type", "log"}, {"op", op_id}, {"level", LevelName(level)}}, std::string(text));
+        s->Send({{"type", "log"}, {"op", op_id}, {"level", LevelName(level)}}, BoundedText(text));
       };
       ProgressFn progress = [s, op_id](const TransferProgress& p) {
         s->Send({{"type", "progress"},
@@ -482,12 +509,13 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       };
       OperationOutcome out =
           self->runner.Run(target_path, op, label, source, log, running->cancel, progress);
-      json r = {{"type", "result"},
-                {"op", op_id},
-                {"kind", KindName(out.kind)},
-                {"message",
-                 out.kind == OperationOutcome::Kind::kError ? out.error.message() : out.message},
-                {"code", std::string(CodeName(out.error.code()))}};
+      json r = {
+          {"type", "result"},
+          {"op", op_id},
+          {"kind", KindName(out.kind)},
+          {"message", BoundedText(out.kind == OperationOutcome::Kind::kError ? out.error.message()
+                                                                             : out.message)},
+          {"code", std::string(CodeName(out.error.code()))}};
       {
         std::lock_guard<std::mutex> g(s->mu);
         s->ops.erase(op_id);
@@ -500,14 +528,39 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
                  std::string payload) {
     uint64_t req = h.at("req").get<uint64_t>();
     std::string target_path = h.at("target_path").get<std::string>();
-    if (!s->approved) {
+    auto refuse = [&](const Status& st) {
       s->Send({{"type", "reply"},
                {"req", req},
                {"ok", false},
-               {"code", "permission_denied"},
-               {"message", "this agent is not approved yet"}});
-      return;
+               {"code", std::string(CodeName(st.code()))},
+               {"message", st.message()}});
+    };
+    {
+      // A manifest too large for one frame arrives in parts.
+      std::lock_guard<std::mutex> g(s->mu);
+      auto it = s->partial_requests.find(req);
+      const bool more = h.value("more", false);
+      if (it == s->partial_requests.end() && more) {
+        it = s->partial_requests.emplace(req, Session::PartialRequest{}).first;
+      }
+      if (it != s->partial_requests.end()) {
+        Session::PartialRequest& partial = it->second;
+        if (!partial.refused && partial.data.size() + payload.size() > protocol::kMaxJoinedBytes) {
+          // Answered once; the parts still to come are dropped.
+          partial.refused = true;
+          partial.data = std::string();
+          refuse(TooLarge("the request is larger than " +
+                          std::to_string(protocol::kMaxJoinedBytes) + " bytes"));
+        }
+        if (!partial.refused) partial.data.append(payload);
+        if (more) return;
+        const bool refused = partial.refused;
+        payload = std::move(partial.data);
+        s->partial_requests.erase(it);
+        if (refused) return;
+      }
     }
+    if (!s->approved) return refuse(PermissionDenied("this agent is not approved yet"));
     auto self = shared_from_this();
     Spawn([self, s, req, type, target_path, payload = std::move(payload)] {
       Result<std::string> body = Internal("unreachable");
@@ -526,7 +579,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         }
       }
       if (body.ok()) {
-        s->Send({{"type", "reply"}, {"req", req}, {"ok", true}}, std::move(body).value());
+        s->SendReply(req, *body);
       } else {
         s->Send({{"type", "reply"},
                  {"req", req},

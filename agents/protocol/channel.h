@@ -115,13 +115,13 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   // Queues a frame. `on_written` runs on the io thread once it is on the
   // wire (flow control for streams). A closed channel drops it silently.
-  void Send(std::string header, std::string payload = {},
-            std::function<void()> on_written = nullptr) {
+  // kTooLarge (and nothing sent) when the frame is over the protocol's
+  // limits: only this message fails, the connection and whatever else runs
+  // over it carry on.
+  Status Send(std::string header, std::string payload = {},
+              std::function<void()> on_written = nullptr) {
     auto encoded = EncodeFrame(header, payload);
-    if (!encoded.ok()) {
-      Close(encoded.status().message());
-      return;
-    }
+    if (!encoded.ok()) return encoded.status();
     auto self = shared_from_this();
     asio::post(executor_,
                [self, data = std::move(encoded).value(), cb = std::move(on_written)]() mutable {
@@ -130,6 +130,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
                  self->queue_.push_back({std::move(data), std::move(cb)});
                  if (!self->writing_) self->WriteNext();
                });
+    return Status::Ok();
   }
 
   // The largest frame (header + payload) accepted from the peer from the

@@ -98,8 +98,14 @@ MessageType MessageTypeFromName(std::string_view name) {
 }
 
 Result<std::string> EncodeFrame(std::string_view header, std::string_view payload) {
-  if (header.size() > kMaxHeaderBytes) return TooLarge("frame header over the limit");
-  if (payload.size() > kMaxPayloadBytes) return TooLarge("frame payload over the limit");
+  if (header.size() > kMaxHeaderBytes) {
+    return TooLarge("a message header of " + std::to_string(header.size()) + " bytes exceeds the " +
+                    std::to_string(kMaxHeaderBytes) + "-byte limit");
+  }
+  if (payload.size() > kMaxPayloadBytes) {
+    return TooLarge("a message payload of " + std::to_string(payload.size()) +
+                    " bytes exceeds the " + std::to_string(kMaxPayloadBytes) + "-byte limit");
+  }
   std::string out;
   out.reserve(kPrefixBytes + header.size() + payload.size());
   PutU32(out, static_cast<uint32_t>(header.size()));
@@ -107,6 +113,16 @@ Result<std::string> EncodeFrame(std::string_view header, std::string_view payloa
   out.append(header);
   out.append(payload);
   return out;
+}
+
+std::vector<std::string_view> SplitPayload(std::string_view payload) {
+  std::vector<std::string_view> parts;
+  size_t off = 0;
+  do {
+    parts.push_back(payload.substr(off, kPartBytes));
+    off += kPartBytes;
+  } while (off < payload.size());
+  return parts;
 }
 
 Status DecodePrefix(const unsigned char* prefix, uint32_t* header_len, uint32_t* payload_len) {

@@ -6,7 +6,11 @@
 // The header's "type" names the message (MessageType). Frames over the size
 // limits end the connection: a peer cannot make the other allocate more than
 // kMaxHeaderBytes + kMaxPayloadBytes per frame, and the server allows only
-// kMaxHandshakeFrameBytes until the agent has proved who it is.
+// kMaxHandshakeFrameBytes until the agent has proved who it is. A sender
+// never closes the connection over a frame too large to encode: the one
+// message fails (Channel::Send returns kTooLarge). Payloads that may outgrow
+// a frame (validate_request manifests, reply bodies) travel in parts: every
+// frame but the last carries "more": true, and the receiver joins them.
 //
 // Session: the agent connects out and sends `hello` (protocol version, name,
 // version, Ed25519 public key, optional enrollment token); the server answers
@@ -23,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -35,6 +40,9 @@ inline constexpr uint32_t kChunkBytes = 1u << 20;       // blob transfer chunk
 // Everything an agent can send before `welcome` (hello, auth) is small.
 inline constexpr uint32_t kMaxHandshakeFrameBytes = 64u << 10;
 inline constexpr uint64_t kMaxFrameBytes = uint64_t{kMaxHeaderBytes} + kMaxPayloadBytes;
+// Parts of a payload sent in several frames, and what they may add up to.
+inline constexpr uint32_t kPartBytes = 4u << 20;
+inline constexpr uint64_t kMaxJoinedBytes = 256ull << 20;
 inline constexpr size_t kPrefixBytes = 8;
 
 enum class MessageType {
@@ -72,6 +80,10 @@ struct Frame {
 // Parses a prefix: header and payload lengths. kTooLarge / kInvalidArgument.
 [[nodiscard]] Status DecodePrefix(const unsigned char* prefix, uint32_t* header_len,
                                   uint32_t* payload_len);
+
+// `payload` cut into pieces of at most kPartBytes, one per frame; one empty
+// piece for an empty payload.
+std::vector<std::string_view> SplitPayload(std::string_view payload);
 
 // Incremental decoder for byte streams (tests, fuzzing, simple transports).
 class FrameDecoder {

@@ -121,6 +121,7 @@ struct PendingReq {
   bool done = false;
   bool lost = false;
   bool ok = false;
+  std::string joined;  // parts of the body received so far
   std::string body;
   Status error;
 };
@@ -205,6 +206,12 @@ struct AgentHub::Impl {
     if (!st.ok()) Log("audit failed: " + st.message());
   }
 
+  // Control frames hold a few short fields and no payload: they always fit
+  // in a frame, so Send cannot refuse them.
+  static void SendControl(const std::shared_ptr<Conn>& c, const json& header) {
+    (void)c->ch->Send(Dump(header));
+  }
+
   // ---- accepting and the handshake (io thread) ----
 
   void Accept() {
@@ -249,10 +256,10 @@ struct AgentHub::Impl {
   }
 
   void Refuse(const std::shared_ptr<Conn>& c, const Status& st, bool permanent) {
-    c->ch->Send(Dump({{"type", "refused"},
-                      {"code", std::string(CodeName(st.code()))},
-                      {"message", st.message()},
-                      {"permanent", permanent}}));
+    SendControl(c, {{"type", "refused"},
+                    {"code", std::string(CodeName(st.code()))},
+                    {"message", st.message()},
+                    {"permanent", permanent}});
     c->ch->Close("refused: " + st.message());
   }
 
@@ -277,7 +284,7 @@ struct AgentHub::Impl {
       }
       switch (type) {
         case MessageType::kHeartbeat:
-          c->ch->Send(Dump({{"type", "heartbeat_ack"}}));
+          SendControl(c, {{"type", "heartbeat_ack"}});
           if (NowMs() - c->last_seen_persisted > 60000) PersistLastSeen(c);
           return;
         case MessageType::kLog:
@@ -324,7 +331,7 @@ struct AgentHub::Impl {
     c->enroll_token = token;
     c->nonce = RandomHex(32);
     c->stage = Conn::Stage::kChallenged;
-    c->ch->Send(Dump({{"type", "challenge"}, {"nonce", c->nonce}}));
+    SendControl(c, {{"type", "challenge"}, {"nonce", c->nonce}});
   }
 
   void OnAuth(const std::shared_ptr<Conn>& c, const json& h) {
@@ -401,7 +408,7 @@ struct AgentHub::Impl {
     ReleaseHandshakeSlot(c);
     c->ch->set_max_frame_bytes(protocol::kMaxFrameBytes);
     if (old) old->ch->Close("replaced by a new connection of the same agent");
-    c->ch->Send(Dump({{"type", "welcome"}, {"status", c->approved ? "approved" : "pending"}}));
+    SendControl(c, {{"type", "welcome"}, {"status", c->approved ? "approved" : "pending"}});
     if (c->approved) RefreshStates(c);
   }
 
@@ -445,7 +452,7 @@ struct AgentHub::Impl {
         std::lock_guard<std::mutex> g(mu);
         reqs[id] = req;
       }
-      c->ch->Send(Dump({{"type", "state_request"}, {"req", id}, {"target_path", t.path}}));
+      SendControl(c, {{"type", "state_request"}, {"req", id}, {"target_path", t.path}});
     }
   }
 
@@ -504,7 +511,7 @@ struct AgentHub::Impl {
     std::string sha = h.value("sha256", "");
     auto op = OwnOp(c, op_id);
     auto fail = [&](const std::string& why) {
-      c->ch->Send(Dump({{"type", "blob_error"}, {"op", op_id}, {"message", why}}));
+      SendControl(c, {{"type", "blob_error"}, {"op", op_id}, {"message", why}});
     };
     if (!op || op->sha256.empty() || op->sha256 != sha) {
       return fail("this blob is not part of the agent's running operation");
@@ -538,7 +545,7 @@ struct AgentHub::Impl {
       ssize_t r = ::pread(s->fd, s->buf.data() + got, n - got, static_cast<off_t>(s->offset + got));
       if (r <= 0) {
         if (r < 0 && errno == EINTR) continue;
-        s->c->ch->Send(Dump({{"type", "blob_error"}, {"op", s->op_id}, {"message", "read error"}}));
+        SendControl(s->c, {{"type", "blob_error"}, {"op", s->op_id}, {"message", "read error"}});
         return;
       }
       got += static_cast<size_t>(r);
@@ -552,7 +559,7 @@ struct AgentHub::Impl {
     s->offset += n;
     std::function<void()> next;
     if (!eof) next = [this, s] { Pump(s); };
-    s->c->ch->Send(Dump(hdr), std::move(s->buf), std::move(next));
+    (void)s->c->ch->Send(Dump(hdr), std::move(s->buf), std::move(next));  // a chunk always fits
     s->buf = std::string();
   }
 
@@ -564,6 +571,38 @@ struct AgentHub::Impl {
       auto it = reqs.find(id);
       if (it == reqs.end() || it->second->conn_id != c->id) return;
       req = it->second;
+    }
+    // A body too large for one frame comes in parts (all but the last say
+    // "more"): join them, up to a bound.
+    bool too_large = false;
+    {
+      std::lock_guard<std::mutex> g(req->m);
+      if (req->done) return;
+      too_large = req->joined.size() + payload.size() > protocol::kMaxJoinedBytes;
+      if (too_large) {
+        req->done = true;
+        req->joined = std::string();
+        req->error = TooLarge("agent " + c->name + " answered with more than " +
+                              std::to_string(protocol::kMaxJoinedBytes) + " bytes");
+        req->cv.notify_all();
+      } else if (h.value("more", false)) {
+        req->joined.append(payload);
+        return;
+      } else if (!req->joined.empty()) {
+        payload = std::move(req->joined).append(payload);
+      }
+    }
+    if (too_large) {
+      if (!req->cache_target.empty()) {
+        std::lock_guard<std::mutex> g(mu);
+        reqs.erase(id);
+      }
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> g(mu);
+      auto it = reqs.find(id);
+      if (it == reqs.end()) return;
       if (!req->cache_target.empty()) {
         reqs.erase(it);
         if (h.value("ok", false)) {
@@ -735,28 +774,47 @@ struct AgentHub::Impl {
     auto c = OnlineConn(agent, &why);
     if (!c) return OperationOutcome::Error(why);
 
-    auto p = std::make_shared<PendingOp>();
-    p->conn_id = c->id;
-    p->agent = agent;
-    if (auto* d = std::get_if<DeployArtifactOp>(&op)) p->sha256 = d->sha256;
-    uint64_t id = next_id++;
-    {
-      std::lock_guard<std::mutex> g(mu);
-      ops[id] = p;
-    }
+    const uint64_t id = next_id++;
     json opj = json::parse(OperationToJson(op));
     std::string payload;
     if (auto* w = std::get_if<WriteFileOp>(&op)) {
       payload = w->content;  // raw bytes, not JSON text
       opj["content"] = "";
     }
-    c->ch->Send(Dump({{"type", "run"},
-                      {"op", id},
-                      {"target_path", path},
-                      {"release", label.release},
-                      {"build", label.build},
-                      {"operation", Dump(opj)}}),
-                std::move(payload));
+    // An operation too large for one frame fails on its own; the connection
+    // and the agent's other work are not affected.
+    if (payload.size() > protocol::kMaxPayloadBytes) {
+      return OperationOutcome::Failed(
+          "write-file content of " + std::to_string(payload.size()) + " bytes exceeds the " +
+          std::to_string(protocol::kMaxPayloadBytes) + "-byte limit of a remote agent");
+    }
+    std::string header = Dump({{"type", "run"},
+                               {"op", id},
+                               {"target_path", path},
+                               {"release", label.release},
+                               {"build", label.build},
+                               {"operation", Dump(opj)}});
+    if (header.size() > protocol::kMaxHeaderBytes) {
+      return OperationOutcome::Failed(std::string(OperationKind(op)) + ": the operation takes " +
+                                      std::to_string(header.size()) + " bytes to send, over the " +
+                                      std::to_string(protocol::kMaxHeaderBytes) +
+                                      "-byte limit of a remote agent");
+    }
+
+    auto p = std::make_shared<PendingOp>();
+    p->conn_id = c->id;
+    p->agent = agent;
+    if (auto* d = std::get_if<DeployArtifactOp>(&op)) p->sha256 = d->sha256;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      ops[id] = p;
+    }
+    Status sent = c->ch->Send(std::move(header), std::move(payload));
+    if (!sent.ok()) {
+      std::lock_guard<std::mutex> g(mu);
+      ops.erase(id);
+      return OperationOutcome::Failed(std::string(OperationKind(op)) + ": " + sent.message());
+    }
 
     std::optional<Steady::time_point> cancel_sent;
     OperationOutcome result;
@@ -793,7 +851,7 @@ struct AgentHub::Impl {
       if (cancel.IsCancelled()) {
         if (!cancel_sent) {
           cancel_sent = Steady::now();
-          c->ch->Send(Dump({{"type", "cancel"}, {"op", id}}));
+          SendControl(c, {{"type", "cancel"}, {"op", id}});
         } else if (Steady::now() - *cancel_sent > std::chrono::seconds(10)) {
           result = OperationOutcome::Error(
               Cancelled("cancelled; agent " + agent + " did not confirm in time"));
@@ -818,10 +876,21 @@ struct AgentHub::Impl {
       std::lock_guard<std::mutex> g(mu);
       reqs[id] = req;
     }
-    c->ch->Send(Dump({{"type", std::string(protocol::MessageTypeName(type))},
-                      {"req", id},
-                      {"target_path", path}}),
-                std::move(payload));
+    // A manifest may outgrow a frame: it goes in parts, all but the last
+    // marked "more".
+    const auto parts = protocol::SplitPayload(payload);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      json h = {{"type", std::string(protocol::MessageTypeName(type))},
+                {"req", id},
+                {"target_path", path}};
+      if (i + 1 < parts.size()) h["more"] = true;
+      Status sent = c->ch->Send(Dump(h), std::string(parts[i]));
+      if (!sent.ok()) {
+        std::lock_guard<std::mutex> g(mu);
+        reqs.erase(id);
+        return sent;
+      }
+    }
     Result<std::string> out = Internal("unreachable");
     {
       std::unique_lock<std::mutex> lk(req->m);
@@ -1061,7 +1130,7 @@ Status AgentHub::Approve(const std::string& name, const std::string& actor) {
     }
   }
   if (c) {
-    c->ch->Send(Dump({{"type", "welcome"}, {"status", "approved"}}));
+    Impl::SendControl(c, {{"type", "welcome"}, {"status", "approved"}});
     Impl* p = &im;
     asio::post(im.io, [p, c] { p->RefreshStates(c); });
   }

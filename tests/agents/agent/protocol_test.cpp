@@ -47,6 +47,30 @@ TEST_CASE("frame limits") {
   CHECK_FALSE(empty.Feed("x").ok());
 }
 
+TEST_CASE("a frame over the limits is refused with its size, a large payload goes in parts") {
+  auto big = EncodeFrame("{}", std::string(kMaxPayloadBytes + 1, 'x'));
+  CHECK(big.status().message() == "a message payload of " + std::to_string(kMaxPayloadBytes + 1) +
+                                      " bytes exceeds the " + std::to_string(kMaxPayloadBytes) +
+                                      "-byte limit");
+  CHECK(SplitPayload("") == std::vector<std::string_view>{""});
+  CHECK(SplitPayload("abc") == std::vector<std::string_view>{"abc"});
+  std::string payload(2 * kPartBytes + 5, 'p');
+  payload[kPartBytes] = 'q';
+  auto parts = SplitPayload(payload);
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[0].size() == kPartBytes);
+  CHECK(parts[1].size() == kPartBytes);
+  CHECK(parts[1][0] == 'q');
+  CHECK(parts[2].size() == 5);
+  std::string joined;
+  for (auto p : parts) {
+    CHECK(EncodeFrame("{}", p).ok());
+    joined.append(p);
+  }
+  CHECK(joined == payload);
+  CHECK(SplitPayload(std::string(kPartBytes, 'x')).size() == 1);
+}
+
 TEST_CASE("message type names") {
   for (int i = 0; i < static_cast<int>(MessageType::kUnknown); ++i) {
     auto t = static_cast<MessageType>(i);

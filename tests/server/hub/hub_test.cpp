@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -799,6 +800,67 @@ TEST_CASE("connections that have not authenticated are capped, refusals logged o
   fs::path root = f.tmp.path() / "real";
   auto agent = f.StartAgent("real", root, token);
   CHECK_MESSAGE(f.WaitStatus("real", "online"), agent->Log());
+}
+
+TEST_CASE("a message too large for a frame fails alone; the agent stays connected") {
+  HubFixture f;
+  fs::path root = f.tmp.path() / "big";
+  f.AddTarget("big-web", "big", root);
+  TargetInfo t{"big-web", "", "", {}};
+  auto agent = f.StartAgent("big", root, f.Token(true));
+  REQUIRE_MESSAGE(f.WaitStatus("big", "online"), agent->Log());
+  auto address = [&] {
+    for (const auto& a : f.hub->Agents()) {
+      if (a.name == "big") return a.address;
+    }
+    return std::string();
+  };
+  const std::string connected_from = address();
+  REQUIRE_FALSE(connected_from.empty());
+
+  // A write-file whose content does not fit in a frame.
+  std::string big(protocol::kMaxPayloadBytes + 1, 'x');
+  auto w = RunOn(*f.hub, t, WriteFileOp{"big.bin", big, 0644});
+  CHECK(w.kind == OperationOutcome::Kind::kFailed);
+  CHECK(w.message == "write-file content of " + std::to_string(big.size()) + " bytes exceeds the " +
+                         std::to_string(protocol::kMaxPayloadBytes) +
+                         "-byte limit of a remote agent");
+  CHECK_FALSE(fs::exists(root / "big.bin"));
+  // An exec whose command does not fit in a frame header.
+  ExecOp huge;
+  huge.command = "true " + std::string(protocol::kMaxHeaderBytes, 'x');
+  auto e = RunOn(*f.hub, t, huge);
+  CHECK(e.kind == OperationOutcome::Kind::kFailed);
+  CHECK(e.message.find("exec: the operation takes") != std::string::npos);
+  CHECK(e.message.find("-byte limit of a remote agent") != std::string::npos);
+
+  // Everything else still works on the same connection.
+  REQUIRE(RunOn(*f.hub, t, WriteFileOp{"small.txt", "fits", 0644}).succeeded());
+  CHECK(ReadFile(root / "small.txt") == "fits");
+
+  // A manifest larger than a frame goes in parts, and so does the report,
+  // which lists every one of its files as missing.
+  Manifest small;
+  std::string sha = f.AddArtifact({{"index.html", "deployed"}}, &small);
+  REQUIRE(RunOn(*f.hub, t, Deploy(sha)).succeeded());
+  Manifest manifest;
+  manifest.entries.push_back({"d", EntryType::kDirectory, 0755, 0, "", ""});
+  for (int i = 0; i < 60000; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "-%06d", i);
+    manifest.entries.push_back(
+        {"d/" + std::string(170, 'f') + name, EntryType::kFile, 0644, 1, std::string(64, 'a'), ""});
+  }
+  manifest.manifest_hash = ComputeManifestHash(manifest.entries);
+  REQUIRE(ManifestToJson(manifest).size() > protocol::kMaxPayloadBytes);
+  auto report = f.hub->Validate("big-web", manifest);
+  REQUIRE_MESSAGE(report.ok(), report.status().ToString());
+  CHECK(report->missing.size() == 60001);  // the files and their directory
+  CHECK(report->extra == std::vector<std::string>{"index.html"});
+  CHECK(ValidationReportToJson(*report).size() > protocol::kMaxPayloadBytes);
+
+  CHECK(address() == connected_from);
+  CHECK(agent->Log().find("disconnected") == std::string::npos);
 }
 
 }  // namespace
