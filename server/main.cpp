@@ -8,13 +8,14 @@
 
 #include "planner/version.h"
 #include "server/app/server_app.h"
+#include "server/catalog/artifact_settings.h"
 
 namespace {
 
 const char* kUsage =
     "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
-    "                      [--demo] [--verify]\n"
+    "                      [--demo] [--verify] [--artifact-* / --retention-* ...]\n"
     "  --data DIR         data directory (default ./var)\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
@@ -37,7 +38,8 @@ bool ParsePort(const std::string& s, int& port) {
 }
 
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "reprise-server: %s\n%s", message.c_str(), kUsage);
+  std::fprintf(stderr, "reprise-server: %s\n%s%s", message.c_str(), kUsage,
+               reprise::ArtifactFlagsUsage());
   return 2;
 }
 
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
+      std::fputs(reprise::ArtifactFlagsUsage(), stdout);
       return 0;
     } else if (arg == "--version") {
       std::printf("reprise-server %s\n", reprise::Version());
@@ -86,6 +89,11 @@ int main(int argc, char** argv) {
       verify = true;
     } else if (arg == "--demo") {
       options.demo = true;
+    } else if (reprise::IsArtifactFlag(arg)) {
+      reprise::Status st =
+          reprise::ApplyArtifactFlag(arg, value(arg.c_str()), options.archive_limits,
+                                     options.max_artifact_bytes, options.retention);
+      if (!st.ok()) return Fail(st.message());
     } else {
       return Fail("unknown argument '" + arg + "'");
     }

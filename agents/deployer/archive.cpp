@@ -526,9 +526,13 @@ class ArchiveReader {
         return InvalidArgument("corrupt " + where + ": " + ArchiveErrorText(a));
       }
       ++index;
-      if (index > limits_.max_entries)
-        return TooLarge("archive has more than " + std::to_string(limits_.max_entries) +
-                        " entries");
+      if (index > limits_.max_entries) {
+        const char* name = archive_entry_pathname(entry);
+        return Unsafe("unsafe archive entry " +
+                      (name != nullptr ? QuoteEntryName(name) : "#" + std::to_string(index)) +
+                      ": archive has more than " + std::to_string(limits_.max_entries) +
+                      " entries (limit max_entries)");
+      }
       REPRISE_RETURN_IF_ERROR(HandleEntry(a, entry, index));
       if (pipeline_ != nullptr) REPRISE_RETURN_IF_ERROR(pipeline_->EntryDone(index));
     }
@@ -623,18 +627,20 @@ class ArchiveReader {
   // Checks the byte limits for `total` uncompressed bytes so far.
   Status CheckTotals(uint64_t entry_bytes, uint64_t total) {
     if (entry_bytes > limits_.max_entry_bytes)
-      return TooLarge("archive entry " + last_name_ + " is larger than " +
-                      std::to_string(limits_.max_entry_bytes) + " bytes");
+      return Unsafe("unsafe archive entry " + last_name_ + ": larger than " +
+                    std::to_string(limits_.max_entry_bytes) +
+                    " bytes uncompressed (limit max_entry_bytes)");
     if (total > limits_.max_total_bytes)
-      return TooLarge("archive is larger than " + std::to_string(limits_.max_total_bytes) +
-                      " bytes uncompressed (at entry " + last_name_ + ")");
+      return Unsafe("unsafe archive entry " + last_name_ + ": the archive holds more than " +
+                    std::to_string(limits_.max_total_bytes) +
+                    " bytes uncompressed up to this entry (limit max_total_bytes)");
     if (total > limits_.ratio_check_min_bytes &&
         static_cast<double>(total) >
             limits_.max_compression_ratio * static_cast<double>(archive_bytes_))
       return Unsafe("unsafe archive entry " + last_name_ + ": compression ratio above " +
                     std::to_string(static_cast<int64_t>(limits_.max_compression_ratio)) + " (" +
                     std::to_string(total) + " bytes from a " + std::to_string(archive_bytes_) +
-                    "-byte archive)");
+                    "-byte archive; limit max_compression_ratio)");
     return Status::Ok();
   }
 

@@ -24,9 +24,10 @@
 
 namespace reprise {
 
-// Size limits. Exceeding max_entries / max_total_bytes / max_entry_bytes gives
-// Code::kTooLarge (413); exceeding max_compression_ratio gives Code::kUnsafe
-// (422, a zip bomb is an attack, not a big upload).
+// Limits on what an archive holds. Exceeding any of them refuses the archive
+// with Code::kUnsafe (422), naming the entry where the limit was passed and
+// the limit ("limit max_entries"). The size of the archive itself is the
+// caller's limit (an upload's body limit, 413).
 struct ArchiveLimits {
   uint64_t max_entries = 200'000;
   uint64_t max_total_bytes = 8ULL << 30;  // uncompressed, all regular files
@@ -80,7 +81,7 @@ Result<Manifest> ManifestFromJson(std::string_view json);
 
 // Reads `archive` (format and compression detected from the content; raw or
 // unknown formats are refused) and validates every entry without writing
-// anything. Errors: kUnsafe (a refused entry, a zip bomb), kTooLarge (limits),
+// anything. Errors: kUnsafe (a refused entry, a zip bomb, a limit),
 // kInvalidArgument (corrupt or unsupported archive), kIo / kNotFound (cannot read).
 [[nodiscard]] Result<Manifest> ScanArchive(const std::filesystem::path& archive,
                                            const ArchiveLimits& limits = {});

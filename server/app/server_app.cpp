@@ -67,6 +67,7 @@ Status ServerApp::Start() {
   auto cleaned = impl_->blobs->CleanTemporaries();
   if (!cleaned.ok()) return cleaned.status();
 
+  impl_->archive_limits = o.archive_limits;
   impl_->catalog = std::make_unique<Catalog>(
       CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
   if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
@@ -104,6 +105,7 @@ Status ServerApp::Start() {
   impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), impl_->blobs.get(),
                           o.clock,          &impl_->archive_limits, o.max_artifact_bytes,
                           impl_->engine.get()};
+  impl_->api.retention_defaults = &o.retention;
   HttpServerOptions http;
   http.host = o.http_host;
   http.port = o.http_port;

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "agents/deployer/archive.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "server/catalog/retention.h"
 
 namespace reprise {
 
@@ -29,6 +31,8 @@ struct ServerOptions {
   const Clock* clock = nullptr;  // null: the system clock
   int64_t max_json_body = 1 << 20;
   uint64_t max_artifact_bytes = 8ULL << 30;
+  ArchiveLimits archive_limits;  // what an uploaded archive may hold (--artifact-*)
+  RetentionPolicy retention;     // defaults of POST /admin/retention (--retention-*)
   bool quiet = false;  // no start-up banner (tests)
   int engine_workers = 4;
   bool fsync = true;  // the local agent's extraction (tests may turn it off)

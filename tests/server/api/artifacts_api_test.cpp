@@ -1,8 +1,23 @@
-// Artifact upload, immutability, download and verification through the API.
+// Artifact upload, immutability, download and verification through the API;
+// the malicious corpus, uploads cut off midway and lost races through a real
+// server.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <fstream>
+#include <latch>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -20,13 +35,15 @@ constexpr const char* kBuild1 = "/api/v1/applications/shop/releases/1.0/builds/1
 
 void SeedBuild(HttpClient& admin) {
   REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  REQUIRE(admin.Put("/api/v1/targets/int-web",
-                    R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
+  REQUIRE(admin
+              .Put("/api/v1/targets/int-web",
+                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
               .status == 200);
-  REQUIRE(admin.Put("/api/v1/applications/shop",
-                    "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
-                    "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n",
-                    "application/yaml")
+  REQUIRE(admin
+              .Put("/api/v1/applications/shop",
+                   "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
+                   "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n",
+                   "application/yaml")
               .status == 200);
   REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
@@ -47,11 +64,19 @@ std::set<std::string> Blobs(const TestServer& server) {
   return out;
 }
 
-size_t Temporaries(const TestServer& server) {
-  auto tmp = server.data_dir() / "artifacts" / "tmp";
+size_t Temporaries(const std::filesystem::path& data_dir) {
+  auto tmp = data_dir / "artifacts" / "tmp";
   if (!std::filesystem::exists(tmp)) return 0;
   return static_cast<size_t>(std::distance(std::filesystem::directory_iterator(tmp),
                                            std::filesystem::directory_iterator()));
+}
+
+size_t Temporaries(const TestServer& server) { return Temporaries(server.data_dir()); }
+
+std::string ErrorMessage(const HttpResult& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("error")) return "";
+  return j["error"]["message"].get<std::string>();
 }
 
 }  // namespace
@@ -61,9 +86,9 @@ TEST_CASE("an uploaded artifact comes back byte for byte with its hash, ETag and
   auto admin = server.Admin();
   SeedBuild(admin);
   TempDir dir;
-  std::string bytes = Archive(dir, {File("index.html", "<h1>hi</h1>"), Dir("bin"),
-                                    File("bin/run.sh", "#!/bin/sh\necho run\n", 0755),
-                                    Symlink("latest", "index.html")});
+  std::string bytes = Archive(
+      dir, {File("index.html", "<h1>hi</h1>"), Dir("bin"),
+            File("bin/run.sh", "#!/bin/sh\necho run\n", 0755), Symlink("latest", "index.html")});
   auto up = admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/gzip");
   REQUIRE_MESSAGE(up.status == 201, up.body);
   auto j = json::parse(up.body);
@@ -139,8 +164,8 @@ TEST_CASE("50 concurrent identical uploads make one blob and all succeed with th
   auto admin = server.Admin();
   SeedBuild(admin);
   TempDir dir;
-  std::string bytes = Archive(dir, {File("big.bin", std::string(256 << 10, 'x')),
-                                    File("b.txt", RandomHex(1000))});
+  std::string bytes =
+      Archive(dir, {File("big.bin", std::string(256 << 10, 'x')), File("b.txt", RandomHex(1000))});
   std::vector<int> statuses(50);
   std::vector<std::string> hashes(50), errors(50);
   std::vector<std::thread> threads;
@@ -249,8 +274,8 @@ TEST_CASE("temporaries from killed uploads are removed on start; verify finds ta
 
   // The command-line check reports the same and fails.
   std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
-  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() +
-                    " > " + (dir.path() / "verify.out").string() + " 2>&1";
+  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() + " > " +
+                    (dir.path() / "verify.out").string() + " 2>&1";
   int rc = std::system(cmd.c_str());
   CHECK(WEXITSTATUS(rc) == 1);
   CHECK(ReadBytes(dir.path() / "verify.out").find("CORRUPT " + sha) != std::string::npos);
@@ -279,9 +304,83 @@ TEST_CASE("the demo's two builds carry different real artifacts") {
   CHECK(paths(m2).count("config/legacy.conf") == 0);
   CHECK(paths(m2).count("api/status.json") == 1);
   server.Restart();  // idempotent: no new builds or blobs
-  CHECK(json::parse(server.Admin().Get("/api/v1/applications/shop/releases/1.0.0/builds").body)
-            ["items"]
-                .size() == 2);
+  CHECK(json::parse(
+            server.Admin().Get("/api/v1/applications/shop/releases/1.0.0/builds").body)["items"]
+            .size() == 2);
+}
+
+TEST_CASE("archive limits come from the server's options and name the limit") {
+  ServerOptions o;
+  o.archive_limits.max_entries = 2;
+  o.archive_limits.max_total_bytes = 10000;
+  TestServer server(o);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  auto many = admin.Put(std::string(kBuild1) + "/artifacts/web",
+                        Archive(dir, {File("a", "1"), File("b", "2"), File("c", "3")}), "x");
+  CHECK(many.status == 422);
+  CHECK(ErrorMessage(many).find("'c'") != std::string::npos);
+  CHECK(ErrorMessage(many).find("max_entries") != std::string::npos);
+  auto big = admin.Put(
+      std::string(kBuild1) + "/artifacts/web",
+      Archive(dir, {File("a", std::string(6000, 'a')), File("b", std::string(6000, 'b'))}), "x");
+  CHECK(big.status == 422);
+  CHECK(ErrorMessage(big).find("'b'") != std::string::npos);
+  CHECK(ErrorMessage(big).find("max_total_bytes") != std::string::npos);
+  auto fine = admin.Put(std::string(kBuild1) + "/artifacts/web",
+                        Archive(dir, {File("a", std::string(6000, 'a'))}), "x");
+  CHECK(fine.status == 201);
+}
+
+TEST_CASE("the server's retention defaults apply to the fields a request leaves out") {
+  ServerOptions o;
+  o.retention.keep_builds_per_release = 1;
+  o.retention.keep_days = 0;
+  o.retention.keep_rollback_candidates = 0;
+  TestServer server(o);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  TempDir dir;
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", Archive(dir, {File("a", "1")}), "x")
+              .status == 201);
+  REQUIRE(admin
+              .Put("/api/v1/applications/shop/releases/1.0/builds/2/artifacts/web",
+                   Archive(dir, {File("a", "2")}), "x")
+              .status == 201);
+  auto defaults = json::parse(admin.Post("/api/v1/admin/retention", "{}").body);
+  CHECK(defaults["dry_run"] == true);
+  CHECK(defaults["policy"] ==
+        json{{"keep_builds", 1}, {"keep_days", 0}, {"keep_rollback_candidates", 0}});
+  REQUIRE(defaults["deleted"].size() == 1);
+  CHECK(defaults["deleted"][0]["build"] == 1);
+  auto overridden =
+      json::parse(admin.Post("/api/v1/admin/retention", R"({"keep_builds": 5})").body);
+  CHECK(overridden["policy"] ==
+        json{{"keep_builds", 5}, {"keep_days", 0}, {"keep_rollback_candidates", 0}});
+  CHECK(overridden["deleted"].empty());
+}
+
+TEST_CASE("reprise-server refuses bad artifact flags naming the flag") {
+  TempDir dir;
+  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
+  struct Case {
+    const char* args;
+    const char* expect;
+  };
+  for (auto c : {Case{"--artifact-max-entries 0", "--artifact-max-entries needs"},
+                 Case{"--artifact-max-total-bytes 12X", "--artifact-max-total-bytes needs"},
+                 Case{"--artifact-max-ratio 0.5", "--artifact-max-ratio needs"},
+                 Case{"--retention-keep-candidates 5000", "--retention-keep-candidates needs"},
+                 Case{"--retention-keep-days", "--retention-keep-days needs a value"}}) {
+    CAPTURE(c.args);
+    std::string cmd = bin + "/reprise-server --data " + (dir.path() / "data").string() + " " +
+                      c.args + " > " + (dir.path() / "out").string() + " 2>&1";
+    int rc = std::system(cmd.c_str());
+    CHECK(WEXITSTATUS(rc) == 2);
+    CHECK(ReadBytes(dir.path() / "out").find(c.expect) != std::string::npos);
+  }
 }
 
 }  // namespace reprise::testing
