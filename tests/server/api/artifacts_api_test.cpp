@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "common/crypto.h"
-#include "tests/agents/deployer/archive_builder.h"
+#include "tests/agents/deployer/archive_corpus.h"
 #include "tests/support/test_server.h"
 
 namespace reprise::testing {
@@ -77,6 +77,12 @@ std::string ErrorMessage(const HttpResult& r) {
   auto j = json::parse(r.body, nullptr, false);
   if (j.is_discarded() || !j.contains("error")) return "";
   return j["error"]["message"].get<std::string>();
+}
+
+std::string ErrorCode(const HttpResult& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("error")) return "";
+  return j["error"]["code"].get<std::string>();
 }
 
 }  // namespace
@@ -307,6 +313,75 @@ TEST_CASE("the demo's two builds carry different real artifacts") {
   CHECK(json::parse(
             server.Admin().Get("/api/v1/applications/shop/releases/1.0.0/builds").body)["items"]
             .size() == 2);
+}
+
+namespace {
+
+std::string LimitsKey(const ArchiveLimits& l) {
+  return std::to_string(l.max_entries) + "/" + std::to_string(l.max_total_bytes) + "/" +
+         std::to_string(l.max_entry_bytes) + "/" + std::to_string(l.max_compression_ratio) + "/" +
+         std::to_string(l.ratio_check_min_bytes);
+}
+
+// Uploads every archive of the corpus through the API, one server per set of
+// limits the corpus uses (configured as an operator would), and checks that
+// each is refused naming the entry and leaves nothing behind. With
+// `max_body` set, archives longer than that are refused for their size (413).
+void UploadCorpus(uint64_t max_body) {
+  TempDir dir;
+  const std::vector<BadArchive> corpus = MaliciousCorpus();
+  std::map<std::string, std::vector<size_t>> by_limits;
+  for (size_t i = 0; i < corpus.size(); ++i) by_limits[LimitsKey(corpus[i].limits)].push_back(i);
+  size_t uploaded = 0;
+  for (const auto& [key, indexes] : by_limits) {
+    CAPTURE(key);
+    ServerOptions o;
+    o.archive_limits = corpus[indexes.front()].limits;
+    if (max_body > 0) o.max_artifact_bytes = max_body;
+    TestServer server(o);
+    auto admin = server.Admin();
+    SeedBuild(admin);
+    for (size_t i : indexes) {
+      const BadArchive& bad = corpus[i];
+      CAPTURE(bad.name);
+      const auto file = dir.path() / BadArchiveFileName(i, bad);
+      WriteBadArchive(bad, file);
+      const std::string bytes = ReadBytes(file);
+      auto r =
+          admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/octet-stream");
+      CAPTURE(r.body);
+      if (max_body > 0 && bytes.size() > max_body) {
+        CHECK(r.status == 413);
+        CHECK(ErrorCode(r) == "too_large");
+      } else if (bad.code == Code::kUnsafe) {
+        CHECK(r.status == 422);
+        CHECK(ErrorCode(r) == "unsafe_content");
+        CHECK(ErrorMessage(r).find(bad.names) != std::string::npos);
+      } else {
+        // The one corrupt archive of the corpus (a tar header promising more
+        // data than the archive holds reads as a truncated archive).
+        CHECK(bad.code == Code::kInvalidArgument);
+        CHECK(r.status == 400);
+        CHECK(ErrorMessage(r).find(bad.names) != std::string::npos);
+      }
+      CHECK(Blobs(server).empty());
+      CHECK(Temporaries(server) == 0);
+      CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").status == 404);
+      CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
+      ++uploaded;
+    }
+  }
+  CHECK(uploaded == corpus.size());
+}
+
+}  // namespace
+
+TEST_CASE("every archive of the malicious corpus is refused by PUT .../artifacts with 422") {
+  UploadCorpus(0);
+}
+
+TEST_CASE("with a small body limit the longer corpus archives get 413 instead; nothing stored") {
+  UploadCorpus(4 << 10);
 }
 
 TEST_CASE("archive limits come from the server's options and name the limit") {
