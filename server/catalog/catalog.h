@@ -60,11 +60,14 @@ class Catalog {
   Result<BuildRecord> CreateBuild(const std::string& actor, const std::string& app,
                                   const std::string& release, const VariableMap& variables);
 
-  // Streams an archive into the blob store (hashing as it goes), validates it
-  // and records it as artifact `name` of the build. Immutability: the same
-  // name with other bytes is kConflict and changes nothing; the identical
-  // bytes again is a no-op (`created` false). Unsafe archives are kUnsafe,
-  // archives over the limits kTooLarge, with the offending entry named.
+  // Streams an archive into the blob store (hashing as it goes) and, at the
+  // same time, through the archive scanner (ArchiveStreamScanner), then
+  // records it as artifact `name` of the build. Immutability: the same name
+  // with other bytes is kConflict and changes nothing; the identical bytes
+  // again is a no-op (`created` false). Unsafe archives and archives over
+  // `limits` are kUnsafe with the offending entry named; a body over
+  // `max_bytes` is kTooLarge. `size_hint`: the body's declared length, if
+  // known (the compression ratio is checked against it).
   struct UploadResult {
     ArtifactRecord artifact;
     bool created = false;
@@ -73,7 +76,8 @@ class Catalog {
   Result<UploadResult> UploadArtifact(const std::string& actor, const std::string& app,
                                       const std::string& release, int64_t build,
                                       const std::string& name, const ChunkReader& body,
-                                      const ArchiveLimits& limits, uint64_t max_bytes);
+                                      const ArchiveLimits& limits, uint64_t max_bytes,
+                                      uint64_t size_hint = 0);
 
   Store& store() { return *options_.store; }
   BlobStore* blobs() { return options_.blobs; }

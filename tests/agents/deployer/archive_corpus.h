@@ -1,11 +1,12 @@
 // The malicious-archive corpus: archives that every reader of artifacts must
 // refuse, generated here (nothing is stored in the repository). Shared by the
-// deployer's corpus test (ScanArchive, ExtractArchive),
+// deployer's corpus test (ScanArchive, the streaming scan, ExtractArchive),
 // the artifact API test (every archive through PUT .../artifacts/{name}) and
 // fuzz/write_archive_seeds, which writes them as seeds for the archive fuzzer.
 // Header-only; throws std::runtime_error on failure (see archive_builder.h).
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -180,6 +181,18 @@ inline std::vector<BadArchive> MaliciousCorpus() {
 inline void WriteBadArchive(const BadArchive& bad, const std::filesystem::path& path) {
   WriteArchive(path, bad.kind, bad.entries);
   if (bad.patch) bad.patch(path);
+}
+
+// Scans `archive` as an upload would: its bytes fed to an ArchiveStreamScanner
+// in `chunk`-byte pieces, with its size as the hint or none.
+inline Result<Manifest> ScanAsStream(const std::filesystem::path& archive,
+                                     const ArchiveLimits& limits, size_t chunk, bool size_hint) {
+  const std::string bytes = ReadBytes(archive);
+  auto scanner = ArchiveStreamScanner::Start(limits, size_hint ? bytes.size() : 0);
+  if (!scanner.ok()) return scanner.status();
+  for (size_t offset = 0; offset < bytes.size(); offset += chunk)
+    (*scanner)->Feed(bytes.data() + offset, std::min(chunk, bytes.size() - offset));
+  return (*scanner)->Finish(archive);
 }
 
 // A file name for corpus archive `index`: "bad07-symlink-up.tar".

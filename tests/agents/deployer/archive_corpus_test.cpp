@@ -1,6 +1,7 @@
 // The malicious-archive corpus (archive_corpus.h): every archive must be
-// refused by both ScanArchive and ExtractArchive, naming the offending entry,
-// without touching anything outside the destination.
+// refused by ScanArchive, by the streaming scan uploads use and by
+// ExtractArchive, naming the offending entry, without touching anything
+// outside the destination.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -37,7 +38,8 @@ TEST_CASE("the malicious corpus has at least 30 archives") {
   CHECK(MaliciousCorpus().size() >= 30);
 }
 
-TEST_CASE("every malicious archive is refused by ScanArchive and ExtractArchive") {
+TEST_CASE(
+    "every malicious archive is refused by ScanArchive, the streaming scan and ExtractArchive") {
   Sandbox box;
   size_t index = 0;
   for (const BadArchive& bad : MaliciousCorpus()) {
@@ -51,6 +53,20 @@ TEST_CASE("every malicious archive is refused by ScanArchive and ExtractArchive"
     CAPTURE(scanned.status().ToString());
     CHECK(scanned.status().code() == bad.code);
     CHECK(scanned.status().message().find(bad.names) != std::string::npos);
+
+    // As an upload reads it, in small and odd-sized pieces: the same answer.
+    for (size_t chunk : {size_t{1000}, size_t{4096}, size_t{65537}}) {
+      CAPTURE(chunk);
+      Result<Manifest> streamed = ScanAsStream(archive, bad.limits, chunk, true);
+      REQUIRE_FALSE(streamed.ok());
+      CHECK(streamed.status().code() == scanned.status().code());
+      CHECK(streamed.status().message() == scanned.status().message());
+      // Without the size, the ratio is checked against the bytes seen so far.
+      Result<Manifest> unsized = ScanAsStream(archive, bad.limits, chunk, false);
+      REQUIRE_FALSE(unsized.ok());
+      CHECK(unsized.status().code() == scanned.status().code());
+      CHECK(unsized.status().message().find(bad.names) != std::string::npos);
+    }
 
     // Into a destination the call creates: removed again.
     Result<Manifest> extracted = ExtractArchive(archive, box.dest, bad.limits);

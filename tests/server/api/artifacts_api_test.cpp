@@ -85,6 +85,70 @@ std::string ErrorCode(const HttpResult& r) {
   return j["error"]["code"].get<std::string>();
 }
 
+// Waits (up to a minute) for `done`; for things another thread finishes.
+template <typename F>
+bool WaitFor(F done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+// A plain TCP connection to the server that sends raw bytes, so a test can
+// stop in the middle of a request body and drop the connection.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~RawConnection() { Drop(); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  void Send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      REQUIRE(n > 0);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  // Closes with a reset, as a killed client's kernel would.
+  void Drop() {
+    if (fd_ < 0) return;
+    linger hard{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string RandomTree(const TempDir& dir, size_t bytes, unsigned seed) {
+  std::string data;
+  data.reserve(bytes);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+  while (data.size() < bytes) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    data.push_back(static_cast<char>(x & 0xff));
+  }
+  auto path = dir.path() / ("tree-" + std::to_string(seed) + ".tar.gz");
+  WriteArchive(path, ArchiveKind::kTarGz,
+               {Dir("app"), File("app/data.bin", data), File("app/seed", std::to_string(seed))});
+  return ReadBytes(path);
+}
+
 }  // namespace
 
 TEST_CASE("an uploaded artifact comes back byte for byte with its hash, ETag and Range") {
@@ -406,6 +470,35 @@ TEST_CASE("archive limits come from the server's options and name the limit") {
   auto fine = admin.Put(std::string(kBuild1) + "/artifacts/web",
                         Archive(dir, {File("a", std::string(6000, 'a'))}), "x");
   CHECK(fine.status == 201);
+}
+
+TEST_CASE("a chunked upload without a length is scanned as it arrives and stored") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string bytes = RandomTree(dir, 3 << 20, 1);
+  {
+    RawConnection c(server.port());
+    c.Send("PUT " + std::string(kBuild1) +
+           "/artifacts/web HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+           std::string(kAdminToken) +
+           "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for (size_t off = 0; off < bytes.size(); off += 100000) {
+      size_t n = std::min<size_t>(100000, bytes.size() - off);
+      char size_line[32];
+      std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
+      c.Send(size_line);
+      c.Send(std::string_view(bytes).substr(off, n));
+      c.Send("\r\n");
+    }
+    c.Send("0\r\n\r\n");
+    REQUIRE(
+        WaitFor([&] { return admin.Get(std::string(kBuild1) + "/artifacts/web").status == 200; }));
+  }
+  auto down = admin.Get(std::string(kBuild1) + "/artifacts/web");
+  CHECK(down.body == bytes);
+  CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"][0]["file_count"] == 2);
 }
 
 TEST_CASE("the server's retention defaults apply to the fields a request leaves out") {
