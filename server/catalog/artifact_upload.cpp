@@ -1,11 +1,36 @@
 // Catalog::UploadArtifact: stream -> temporary blob (hashed in the same pass)
 // and, at the same time, the archive scanner (validation and manifest) ->
 // immutability check -> commit and record.
+#include <algorithm>
+
 #include "agents/deployer/archive.h"
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/catalog.h"
 
 namespace reprise {
+
+namespace {
+
+size_t HexValue(char c) {
+  return c >= 'a' ? static_cast<size_t>(c - 'a' + 10) : static_cast<size_t>(c - '0');
+}
+
+}  // namespace
+
+std::mutex& Catalog::BlobLock(const std::string& sha256) {
+  size_t index = sha256.size() >= 2 ? HexValue(sha256[0]) * 16 + HexValue(sha256[1]) : 0;
+  return blob_locks_[index % blob_locks_.size()];
+}
+
+Status Catalog::RemoveIfUnreferenced(const std::string& sha256) {
+  auto referenced = options_.store->ReferencedBlobs();
+  if (!referenced.ok()) return referenced.status();
+  if (std::find(referenced->begin(), referenced->end(), sha256) != referenced->end())
+    return Status::Ok();
+  Status st = options_.blobs->Remove(sha256);
+  if (st.code() == Code::kNotFound) return Status::Ok();
+  return st;
+}
 
 Result<Catalog::UploadResult> Catalog::UploadArtifact(
     const std::string& actor, const std::string& app, const std::string& release, int64_t build,
@@ -59,14 +84,31 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
   rec.manifest_json = ManifestToJson(*manifest);
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
-  auto committed = options_.blobs->Commit(*writer, finished->sha256);
-  if (!committed.ok()) return committed.status();
-  auto added = options_.store->AddArtifact(rec);
-  if (!added.ok()) return added.status();  // a concurrent upload of other bytes won
-  if (!*added) {
-    auto stored = options_.store->GetArtifact(app, release, build, name);
-    if (!stored.ok()) return stored.status();
-    return UploadResult{*stored, false};
+  {
+    // Committing a blob and recording it happen under the blob's lock, so a
+    // losing upload that removes its unreferenced blob below cannot remove
+    // one that another upload of the same bytes has committed but not yet
+    // recorded.
+    std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
+    auto committed = options_.blobs->Commit(*writer, finished->sha256);
+    if (!committed.ok()) return committed.status();
+    auto added = options_.store->AddArtifact(rec);
+    if (!added.ok()) {
+      // Another upload of other bytes recorded this artifact first: no record
+      // refers to the blob just committed unless another build has the same
+      // bytes.
+      Status cleanup = RemoveIfUnreferenced(rec.sha256);
+      if (!cleanup.ok())
+        return Status(added.status().code(),
+                      added.status().message() + " (and the blob " + rec.sha256 +
+                          " it left could not be removed: " + cleanup.message() + ")");
+      return added.status();
+    }
+    if (!*added) {
+      auto stored = options_.store->GetArtifact(app, release, build, name);
+      if (!stored.ok()) return stored.status();
+      return UploadResult{*stored, false};
+    }
   }
   Audit(actor, "artifact.upload", app + "/" + release + "/" + std::to_string(build) + "/" + name,
         "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +

@@ -7,9 +7,11 @@
 // serialises writes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,7 +69,9 @@ class Catalog {
   // again is a no-op (`created` false). Unsafe archives and archives over
   // `limits` are kUnsafe with the offending entry named; a body over
   // `max_bytes` is kTooLarge. `size_hint`: the body's declared length, if
-  // known (the compression ratio is checked against it).
+  // known (the compression ratio is checked against it). If another upload
+  // of other bytes records the artifact first, this one's blob is removed
+  // again unless another artifact references the same bytes.
   struct UploadResult {
     ArtifactRecord artifact;
     bool created = false;
@@ -85,8 +89,13 @@ class Catalog {
  private:
   void Audit(const std::string& actor, const std::string& action, const std::string& subject,
              const std::string& summary);
+  // Held while a blob is committed and recorded, and while an unreferenced
+  // one is removed after a lost race (striped by hash).
+  std::mutex& BlobLock(const std::string& sha256);
+  Status RemoveIfUnreferenced(const std::string& sha256);
 
   CatalogOptions options_;
+  std::array<std::mutex, 64> blob_locks_;
 };
 
 }  // namespace reprise

@@ -501,6 +501,84 @@ TEST_CASE("a chunked upload without a length is scanned as it arrives and stored
   CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"][0]["file_count"] == 2);
 }
 
+TEST_CASE("uploads of other bytes that lose the race to record an artifact leave no blob") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  constexpr int kUploads = 8;
+  std::vector<std::string> archives;
+  for (int i = 0; i < kUploads; ++i) archives.push_back(RandomTree(dir, 2 << 20, 10 + i));
+  std::vector<int> statuses(kUploads);
+  std::vector<std::string> bodies(kUploads);
+  std::latch start(kUploads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kUploads; ++i)
+    threads.emplace_back([&, i] {
+      auto c = server.Admin();
+      start.arrive_and_wait();
+      auto r = c.Put(std::string(kBuild1) + "/artifacts/web", archives[i], "application/gzip");
+      statuses[i] = r.status;
+      bodies[i] = r.body;
+    });
+  for (auto& t : threads) t.join();
+  int winner = -1;
+  for (int i = 0; i < kUploads; ++i) {
+    CAPTURE(i);
+    CAPTURE(bodies[i]);
+    CHECK((statuses[i] == 201 || statuses[i] == 409));
+    if (statuses[i] == 201) {
+      CHECK(winner == -1);
+      winner = i;
+    }
+  }
+  REQUIRE(winner >= 0);
+  CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(archives[winner])});
+  CHECK(Temporaries(server) == 0);
+  CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").body == archives[winner]);
+}
+
+TEST_CASE("a lost race never removes a blob that another build records with the same bytes") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string x = RandomTree(dir, 1 << 20, 20);
+  const std::string y = RandomTree(dir, 1 << 20, 21);
+  for (int round = 0; round < 6; ++round) {
+    CAPTURE(round);
+    // Builds 2r+2 and 2r+3: X and Y race for the first, X goes to the second too.
+    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+    const std::string contested =
+        "/api/v1/applications/shop/releases/1.0/builds/" + std::to_string(2 * round + 2);
+    const std::string shared =
+        "/api/v1/applications/shop/releases/1.0/builds/" + std::to_string(2 * round + 3);
+    std::latch start(3);
+    std::vector<int> statuses(3);
+    std::vector<std::thread> threads;
+    auto put = [&](int slot, std::string path, const std::string& bytes) {
+      threads.emplace_back([&, slot, path, &bytes = bytes] {
+        auto c = server.Admin();
+        start.arrive_and_wait();
+        statuses[slot] = c.Put(path + "/artifacts/web", bytes, "application/gzip").status;
+      });
+    };
+    put(0, contested, x);
+    put(1, contested, y);
+    put(2, shared, x);
+    for (auto& t : threads) t.join();
+    CHECK(statuses[0] + statuses[1] == 201 + 409);
+    CHECK(statuses[2] == 201);
+    // The shared build's artifact is always there, byte for byte.
+    CHECK(admin.Get(shared + "/artifacts/web").body == x);
+    auto verify = json::parse(admin.Post("/api/v1/admin/verify", "{}").body);
+    CHECK(verify["ok"] == true);
+    CHECK(verify["missing"].empty());
+  }
+  CHECK(Temporaries(server) == 0);
+}
+
 TEST_CASE("the server's retention defaults apply to the fields a request leaves out") {
   ServerOptions o;
   o.retention.keep_builds_per_release = 1;
