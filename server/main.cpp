@@ -109,10 +109,13 @@ int main(int argc, char** argv) {
     }
     for (const auto& sha : report->corrupt) std::printf("CORRUPT %s\n", sha.c_str());
     for (const auto& path : report->unexpected) std::printf("UNEXPECTED %s\n", path.c_str());
-    std::printf("%llu blobs, %llu bytes checked, %zu corrupt\n",
+    for (const auto& blob : report->wrong_mode) std::printf("MODE %s\n", blob.c_str());
+    for (const auto& record : report->missing) std::printf("MISSING %s\n", record.c_str());
+    std::printf("%llu blobs, %llu bytes checked, %zu corrupt; %llu artifact records, %zu missing\n",
                 static_cast<unsigned long long>(report->blobs_checked),
-                static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size());
-    return report->corrupt.empty() && report->unexpected.empty() ? 0 : 1;
+                static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size(),
+                static_cast<unsigned long long>(report->records_checked), report->missing.size());
+    return report->ok() ? 0 : 1;
   }
 
   // Block the stop signals in every thread; wait for them here.

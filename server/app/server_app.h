@@ -43,8 +43,15 @@ struct VerifySummary {
   uint64_t bytes_checked = 0;
   std::vector<std::string> corrupt;
   std::vector<std::string> unexpected;
+  std::vector<std::string> wrong_mode;  // "SHA256 0644": blobs that are not read-only
+  std::vector<std::string> missing;     // "app/release/build/name SHA256": records without a blob
+  uint64_t records_checked = 0;
+  bool ok() const {
+    return corrupt.empty() && unexpected.empty() && wrong_mode.empty() && missing.empty();
+  }
 };
-// Re-hashes every stored artifact blob under DATA/artifacts; changes nothing.
+// Re-hashes every stored artifact blob under DATA/artifacts and checks that
+// every artifact record in DATA/reprise.db has its blob; changes nothing.
 Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir);
 
 class ServerApp {

@@ -346,12 +346,15 @@ Result<VerifyReport> BlobStore::VerifyAll() const {
     }
     auto actual = Sha256File(p);
     ++report.blobs_checked;
+    struct stat st;
+    const bool stated = ::lstat(p.c_str(), &st) == 0;
+    if (stated && (st.st_mode & 07777) != 0444)
+      report.wrong_mode.push_back({name, static_cast<unsigned>(st.st_mode & 07777)});
     if (!actual.ok() || *actual != name) {
       report.corrupt.push_back(name);
       continue;
     }
-    std::error_code sec;
-    report.bytes_checked += fs::file_size(p, sec);
+    if (stated) report.bytes_checked += static_cast<uint64_t>(st.st_size);
   }
   return report;
 }

@@ -579,6 +579,56 @@ TEST_CASE("a lost race never removes a blob that another build records with the 
   CHECK(Temporaries(server) == 0);
 }
 
+TEST_CASE("verify reports artifact records whose blob is missing and blobs that are writable") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  TempDir dir;
+  const std::string one = Archive(dir, {File("a.txt", "one")});
+  const std::string two = Archive(dir, {File("a.txt", "two")});
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", one, "x").status == 201);
+  REQUIRE(
+      admin.Put("/api/v1/applications/shop/releases/1.0/builds/2/artifacts/web", two, "x").status ==
+      201);
+  auto clean = json::parse(admin.Post("/api/v1/admin/verify", "{}").body);
+  CHECK(clean["ok"] == true);
+  CHECK(clean["records_checked"] == 2);
+
+  const auto blob_path = [&](const std::string& sha) {
+    return server.data_dir() / "artifacts" / "sha256" / sha.substr(0, 2) / sha;
+  };
+  std::filesystem::remove(blob_path(Sha256Hex(one)));
+  std::filesystem::permissions(blob_path(Sha256Hex(two)), std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
+  auto report = json::parse(admin.Post("/api/v1/admin/verify", "{}").body);
+  CHECK(report["ok"] == false);
+  REQUIRE(report["missing"].size() == 1);
+  CHECK(report["missing"][0]["build"] == 1);
+  CHECK(report["missing"][0]["name"] == "web");
+  CHECK(report["missing"][0]["sha256"] == Sha256Hex(one));
+  REQUIRE(report["wrong_mode"].size() == 1);
+  CHECK(report["wrong_mode"][0]["sha256"] == Sha256Hex(two));
+  CHECK(report["wrong_mode"][0]["mode"] == "0644");
+  CHECK(report["corrupt"].empty());
+
+  // The command line reports the same, changes nothing, and fails.
+  server.Stop();
+  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
+  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() + " > " +
+                    (dir.path() / "verify.out").string() + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  CHECK(WEXITSTATUS(rc) == 1);
+  const std::string out = ReadBytes(dir.path() / "verify.out");
+  CAPTURE(out);
+  CHECK(out.find("MISSING shop/1.0/1/web " + Sha256Hex(one)) != std::string::npos);
+  CHECK(out.find("MODE " + Sha256Hex(two) + " 0644") != std::string::npos);
+  CHECK(out.find("2 artifact records, 1 missing") != std::string::npos);
+  struct stat st;
+  REQUIRE(::stat(blob_path(Sha256Hex(two)).c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+}
+
 TEST_CASE("the server's retention defaults apply to the fields a request leaves out") {
   ServerOptions o;
   o.retention.keep_builds_per_release = 1;
