@@ -64,6 +64,15 @@ std::set<std::string> Blobs(const TestServer& server) {
   return out;
 }
 
+std::set<std::string> Blobs(const std::filesystem::path& data_dir) {
+  std::set<std::string> out;
+  auto root = data_dir / "artifacts" / "sha256";
+  if (!std::filesystem::exists(root)) return out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file()) out.insert(e.path().filename().string());
+  return out;
+}
+
 size_t Temporaries(const std::filesystem::path& data_dir) {
   auto tmp = data_dir / "artifacts" / "tmp";
   if (!std::filesystem::exists(tmp)) return 0;
@@ -132,6 +141,13 @@ class RawConnection {
  private:
   int fd_ = -1;
 };
+
+std::string UploadHead(const std::string& path, size_t length) {
+  return "PUT " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+         std::string(kAdminToken) +
+         "\r\nContent-Type: application/gzip\r\nContent-Length: " + std::to_string(length) +
+         "\r\n\r\n";
+}
 
 std::string RandomTree(const TempDir& dir, size_t bytes, unsigned seed) {
   std::string data;
@@ -499,6 +515,120 @@ TEST_CASE("a chunked upload without a length is scanned as it arrives and stored
   auto down = admin.Get(std::string(kBuild1) + "/artifacts/web");
   CHECK(down.body == bytes);
   CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"][0]["file_count"] == 2);
+}
+
+TEST_CASE("an upload whose client disconnects midway leaves nothing visible") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string bytes = RandomTree(dir, 8 << 20, 2);
+  const std::string path = std::string(kBuild1) + "/artifacts/web";
+  {
+    RawConnection c(server.port());
+    c.Send(UploadHead(path, bytes.size()));
+    c.Send(std::string_view(bytes).substr(0, bytes.size() / 2));
+    // The server has started storing the body.
+    REQUIRE(WaitFor([&] { return Temporaries(server) == 1; }));
+    c.Drop();
+  }
+  // Its temporary goes as soon as the server sees the connection end.
+  CHECK(WaitFor([&] { return Temporaries(server) == 0; }));
+  CHECK(Blobs(server).empty());
+  CHECK(admin.Get(path).status == 404);
+  CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
+  // The same upload, complete, still works.
+  CHECK(admin.Put(path, bytes, "application/gzip").status == 201);
+  CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(bytes)});
+}
+
+namespace {
+
+// reprise-server as a child process on a data directory; SIGKILLed on destruction.
+class ServerProcess {
+ public:
+  ServerProcess(const std::filesystem::path& data, const std::filesystem::path& log) : log_(log) {
+    const char* bin_dir = std::getenv("REPRISE_BIN_DIR");
+    std::vector<std::string> argv = {
+        (std::filesystem::path(bin_dir ? bin_dir : "build/bin") / "reprise-server").string(),
+        "--data",
+        data.string(),
+        "--http",
+        "127.0.0.1:0",
+        "--agent-port",
+        "0",
+        "--agent-host",
+        "127.0.0.1",
+        "--agent-plain"};
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
+                                    "PATH=/usr/bin:/bin"};
+    std::vector<char*> cenv;
+    for (auto& e : env) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    REQUIRE_MESSAGE(WaitFor([&] {
+                      std::smatch m;
+                      std::string text = ReadFile(log_);
+                      if (!std::regex_search(text, m, listening)) return false;
+                      port_ = std::stoi(m[1]);
+                      return true;
+                    }),
+                    "the server did not start: ", ReadFile(log_));
+  }
+  ~ServerProcess() { KillHard(); }
+  void KillHard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  int port() const { return port_; }
+  HttpClient Admin() const {
+    HttpClient c("127.0.0.1", port_);
+    c.set_token(kAdminToken);
+    return c;
+  }
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("kill -9 of the server during an upload: nothing visible, the temporary goes on start") {
+  TempDir tmp;
+  const auto data = tmp.path() / "data";
+  const std::string bytes = RandomTree(tmp, 8 << 20, 3);
+  const std::string path = std::string(kBuild1) + "/artifacts/web";
+  {
+    ServerProcess server(data, tmp.path() / "server1.log");
+    auto admin = server.Admin();
+    SeedBuild(admin);
+    RawConnection c(server.port());
+    c.Send(UploadHead(path, bytes.size()));
+    c.Send(std::string_view(bytes).substr(0, bytes.size() / 2));
+    REQUIRE(WaitFor([&] { return Temporaries(data) == 1; }));
+    server.KillHard();
+  }
+  CHECK(Temporaries(data) == 1);  // what the killed upload left
+  ServerProcess server(data, tmp.path() / "server2.log");
+  CHECK(Temporaries(data) == 0);
+  CHECK(Blobs(data).empty());
+  auto admin = server.Admin();
+  CHECK(admin.Get(path).status == 404);
+  CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
 }
 
 TEST_CASE("uploads of other bytes that lose the race to record an artifact leave no blob") {
