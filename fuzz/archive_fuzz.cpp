@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(scanned.ok() == extracted.ok(), "scan and extract disagree");
 
   // As an upload scans it: fed in pieces while it arrives.
-  auto scanner = reprise::ArchiveStreamScanner::Start(limits, bytes.size());
+  auto scanner = reprise::ArchiveStreamScanner::Start(limits);
   Check(scanner.ok(), "cannot start a streaming scan");
   const size_t piece = 1 + (size > 0 ? data[0] : 0) * 64;
   for (size_t offset = 0; offset < bytes.size(); offset += piece)

@@ -559,6 +559,8 @@ class ArchiveReader {
 
   // Headers read so far (0: the archive was not recognised).
   uint64_t headers_read() const { return headers_read_; }
+  // The archive was refused for its compression ratio.
+  bool ratio_refused() const { return ratio_refused_; }
 
  private:
   Status HandleEntry(archive* a, archive_entry* entry, uint64_t index) {
@@ -644,11 +646,13 @@ class ArchiveReader {
     const uint64_t archive_bytes = *archive_bytes_;
     if (total > limits_.ratio_check_min_bytes &&
         static_cast<double>(total) >
-            limits_.max_compression_ratio * static_cast<double>(archive_bytes))
+            limits_.max_compression_ratio * static_cast<double>(archive_bytes)) {
+      ratio_refused_ = true;
       return Unsafe("unsafe archive entry " + last_name_ + ": compression ratio above " +
                     std::to_string(static_cast<int64_t>(limits_.max_compression_ratio)) + " (" +
                     std::to_string(total) + " bytes from a " + std::to_string(archive_bytes) +
                     "-byte archive; limit max_compression_ratio)");
+    }
     return Status::Ok();
   }
 
@@ -722,6 +726,7 @@ class ArchiveReader {
   const ExtractOptions& options_;
   EntryTable table_;
   uint64_t headers_read_ = 0;
+  bool ratio_refused_ = false;
   uint64_t total_bytes_ = 0;
   std::string last_name_;
   std::string buffer_zeros_;
@@ -861,6 +866,7 @@ Result<bool> ReadsAsTar(const fs::path& path) {
 // thread.
 constexpr size_t kStreamBlockBytes = 256 << 10;
 constexpr size_t kStreamMaxQueuedBlocks = 8;
+constexpr size_t kStreamMaxSpareBlocks = 2;
 
 // ---------------------------------------------------------------------------
 // CreateTarGz
@@ -965,7 +971,6 @@ Result<Manifest> ExtractArchive(const fs::path& archive, const fs::path& dest_di
 
 struct ArchiveStreamScanner::State {
   ArchiveLimits limits;
-  uint64_t size_hint = 0;
 
   std::mutex mu;
   std::condition_variable can_feed;
@@ -977,10 +982,9 @@ struct ArchiveStreamScanner::State {
   bool scan_ended = false;
 
   // Scanner thread; read by the receiving thread after the join.
-  std::vector<char> reading;   // the block libarchive is reading
-  uint64_t received = 0;       // bytes handed to libarchive
-  uint64_t archive_bytes = 0;  // the size the ratio is checked against
-  bool streamable = true;      // false: not a tar, Finish scans the file
+  std::vector<char> reading;  // the block libarchive is reading
+  uint64_t received = 0;      // bytes handed to libarchive: the ratio's archive size
+  bool streamable = true;     // false: Finish scans the complete file instead
   std::optional<Result<Manifest>> result;
 
   // Receiving thread only.
@@ -992,14 +996,12 @@ ArchiveStreamScanner::ArchiveStreamScanner(std::unique_ptr<State> state)
     : state_(std::move(state)) {}
 
 Result<std::unique_ptr<ArchiveStreamScanner>> ArchiveStreamScanner::Start(
-    const ArchiveLimits& limits, uint64_t size_hint) {
+    const ArchiveLimits& limits) {
   return CatchAll(
       "starting the archive scan", [&]() -> Result<std::unique_ptr<ArchiveStreamScanner>> {
         auto state = std::make_unique<State>();
         state->limits = limits;
-        state->size_hint = size_hint;
-        state->archive_bytes = size_hint;
-        state->spare.reserve(4);
+        state->spare.reserve(kStreamMaxSpareBlocks);
         std::unique_ptr<ArchiveStreamScanner> scanner(new ArchiveStreamScanner(std::move(state)));
         scanner->thread_ = std::thread([s = scanner.get()] { s->Run(); });
         return scanner;
@@ -1025,7 +1027,7 @@ void ArchiveStreamScanner::Run() {
       std::unique_lock<std::mutex> lock(st.mu);
       if (st.reading.capacity() > 0) {
         st.reading.clear();
-        if (st.spare.size() < 4) st.spare.push_back(std::move(st.reading));
+        if (st.spare.size() < kStreamMaxSpareBlocks) st.spare.push_back(std::move(st.reading));
         st.reading = {};
       }
       st.can_read.wait(lock, [&] { return st.abandoned || st.input_ended || !st.queue.empty(); });
@@ -1039,7 +1041,6 @@ void ArchiveStreamScanner::Run() {
       lock.unlock();
       st.can_feed.notify_one();
       st.received += st.reading.size();
-      st.archive_bytes = std::max(st.size_hint, st.received);
       *buffer = st.reading.data();
       return static_cast<la_ssize_t>(st.reading.size());
     } catch (...) {
@@ -1054,11 +1055,14 @@ void ArchiveStreamScanner::Run() {
       return InvalidArgument("not a tar: " + ArchiveErrorText(a.get()));
     }
     ExtractOptions unused;
-    ArchiveReader reader(s.limits, &s.archive_bytes, nullptr, nullptr, unused);
+    ArchiveReader reader(s.limits, &s.received, nullptr, nullptr, unused);
     Result<Manifest> r = reader.Run(a.get());
     // Not recognised as a tar (a zip, or garbage): the file scan decides.
     if (!r.ok() && reader.headers_read() == 0 && r.status().code() == Code::kInvalidArgument)
       s.streamable = false;
+    // The ratio was checked against the bytes received so far, which is
+    // stricter than against the whole archive: the file scan decides.
+    if (!r.ok() && reader.ratio_refused()) s.streamable = false;
     return r;
   });
   std::lock_guard<std::mutex> lock(s.mu);

@@ -95,21 +95,24 @@ Result<Manifest> ManifestFromJson(std::string_view json);
 // Scans an archive while its bytes arrive (an upload), with exactly the rules
 // and the result of ScanArchive, so that receiving and scanning overlap
 // instead of adding up. Feed() hands the bytes to a scanner thread of its own
-// through a bounded buffer (about 2 MiB; Feed blocks while the scanner is
+// through a bounded buffer (at most 3 MiB; Feed blocks while the scanner is
 // behind), so memory stays flat. Only a tar (plain or compressed) can be read
 // as a stream: a zip keeps its directory, with the entries' modes, at its end.
 // For a zip or anything else that is not a tar, the scanner stops at once and
 // Finish() runs ScanArchive on the complete file instead. Once the scan has
 // ended (the end of the archive, or a refused entry) further bytes are dropped.
 //
-// The compression ratio is checked against `size_hint` (the upload's declared
-// length) when given, else against the bytes received so far (stricter).
+// While streaming, the compression ratio is checked against the bytes received
+// so far, which is stricter than ScanArchive's check against the whole file;
+// when it refuses, the scanner stops and Finish() runs ScanArchive on the
+// complete file, so the answer is ScanArchive's and a declared length the
+// client may lie about plays no part.
 //
 // Thread-safety: Feed() and Finish() are called from one thread.
 class ArchiveStreamScanner {
  public:
   [[nodiscard]] static Result<std::unique_ptr<ArchiveStreamScanner>> Start(
-      const ArchiveLimits& limits, uint64_t size_hint = 0);
+      const ArchiveLimits& limits);
   // Abandons an unfinished scan and waits for its thread.
   ~ArchiveStreamScanner();
   ArchiveStreamScanner(const ArchiveStreamScanner&) = delete;
@@ -119,7 +122,8 @@ class ArchiveStreamScanner {
   void Feed(const char* data, size_t size);
   // No more bytes: waits for the scan and returns its result. `complete_file`
   // holds every byte fed, complete (flushed); it is read only to confirm that
-  // it reads as a tar, or scanned in full when the stream was not a tar.
+  // it reads as a tar, or scanned in full when the stream was not a tar or
+  // was refused for its compression ratio.
   [[nodiscard]] Result<Manifest> Finish(const std::filesystem::path& complete_file);
 
  private:

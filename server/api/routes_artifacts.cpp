@@ -1,5 +1,4 @@
 // Artifact upload (streamed), download (ETag, Range), manifests, verification.
-#include <charconv>
 #include <cstdio>
 
 #include "agents/deployer/archive.h"
@@ -49,16 +48,9 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
   upload.streaming = [&ctx, &catalog](HttpRequest& req, const BodyReader& body) {
     TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
     ArchiveLimits limits = ctx.archive_limits ? *ctx.archive_limits : ArchiveLimits{};
-    // The declared length, when the client sent one, is the archive's size for
-    // the compression ratio while the scan runs alongside the upload.
-    uint64_t size_hint = 0;
-    if (auto length = req.Header("content-length")) {
-      const char* end = length->data() + length->size();
-      if (std::from_chars(length->data(), end, size_hint).ptr != end) size_hint = 0;
-    }
-    TRY_OR_ERROR(auto result, catalog.UploadArtifact(req.principal.user, req.Param("app"),
-                                                     req.Param("rel"), n, req.Param("name"), body,
-                                                     limits, ctx.max_artifact_bytes, size_hint));
+    TRY_OR_ERROR(auto result,
+                 catalog.UploadArtifact(req.principal.user, req.Param("app"), req.Param("rel"), n,
+                                        req.Param("name"), body, limits, ctx.max_artifact_bytes));
     Json j = ArtifactJson(result.artifact);
     j["created"] = result.created;
     HttpResponse res = Ok(j, result.created ? 201 : 200);

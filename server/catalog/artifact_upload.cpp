@@ -35,7 +35,7 @@ Status Catalog::RemoveIfUnreferenced(const std::string& sha256) {
 Result<Catalog::UploadResult> Catalog::UploadArtifact(
     const std::string& actor, const std::string& app, const std::string& release, int64_t build,
     const std::string& name, const ChunkReader& body, const ArchiveLimits& limits,
-    uint64_t max_bytes, uint64_t size_hint) {
+    uint64_t max_bytes) {
   if (!IsValidName(name)) return InvalidArgument("artifact name '" + name + "' is invalid");
   if (options_.blobs == nullptr) return Internal("no artifact store configured");
   auto b = options_.store->GetBuild(app, release, build);
@@ -45,7 +45,7 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
   if (!writer.ok()) return writer.status();
   // The scanner reads the bytes on its own thread while they arrive; it is
   // abandoned (its thread stopped) on every early return below.
-  auto scanner = ArchiveStreamScanner::Start(limits, size_hint);
+  auto scanner = ArchiveStreamScanner::Start(limits);
   if (!scanner.ok()) return scanner.status();
   Status write_status;
   bool complete = body([&](const char* data, size_t size) {

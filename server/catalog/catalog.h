@@ -68,8 +68,7 @@ class Catalog {
   // with other bytes is kConflict and changes nothing; the identical bytes
   // again is a no-op (`created` false). Unsafe archives and archives over
   // `limits` are kUnsafe with the offending entry named; a body over
-  // `max_bytes` is kTooLarge. `size_hint`: the body's declared length, if
-  // known (the compression ratio is checked against it). If another upload
+  // `max_bytes` is kTooLarge. If another upload
   // of other bytes records the artifact first, this one's blob is removed
   // again unless another artifact references the same bytes.
   struct UploadResult {
@@ -80,8 +79,7 @@ class Catalog {
   Result<UploadResult> UploadArtifact(const std::string& actor, const std::string& app,
                                       const std::string& release, int64_t build,
                                       const std::string& name, const ChunkReader& body,
-                                      const ArchiveLimits& limits, uint64_t max_bytes,
-                                      uint64_t size_hint = 0);
+                                      const ArchiveLimits& limits, uint64_t max_bytes);
 
   Store& store() { return *options_.store; }
   BlobStore* blobs() { return options_.blobs; }

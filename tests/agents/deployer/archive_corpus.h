@@ -184,11 +184,11 @@ inline void WriteBadArchive(const BadArchive& bad, const std::filesystem::path& 
 }
 
 // Scans `archive` as an upload would: its bytes fed to an ArchiveStreamScanner
-// in `chunk`-byte pieces, with its size as the hint or none.
+// in `chunk`-byte pieces.
 inline Result<Manifest> ScanAsStream(const std::filesystem::path& archive,
-                                     const ArchiveLimits& limits, size_t chunk, bool size_hint) {
+                                     const ArchiveLimits& limits, size_t chunk) {
   const std::string bytes = ReadBytes(archive);
-  auto scanner = ArchiveStreamScanner::Start(limits, size_hint ? bytes.size() : 0);
+  auto scanner = ArchiveStreamScanner::Start(limits);
   if (!scanner.ok()) return scanner.status();
   for (size_t offset = 0; offset < bytes.size(); offset += chunk)
     (*scanner)->Feed(bytes.data() + offset, std::min(chunk, bytes.size() - offset));

@@ -331,13 +331,40 @@ TEST_CASE("the streaming scan agrees with ScanArchive") {
     for (size_t chunk : {size_t{1}, size_t{511}, size_t{16384}, size_t{3 << 20}}) {
       if (chunk == 1 && fs::file_size(archive) > (1 << 20)) continue;
       CAPTURE(chunk);
-      for (bool hint : {true, false}) {
-        Result<Manifest> streamed = ScanAsStream(archive, {}, chunk, hint);
-        REQUIRE_MESSAGE(streamed.ok(), streamed.status().ToString());
-        CHECK(*streamed == *scanned);
-      }
+      Result<Manifest> streamed = ScanAsStream(archive, {}, chunk);
+      REQUIRE_MESSAGE(streamed.ok(), streamed.status().ToString());
+      CHECK(*streamed == *scanned);
     }
   }
+}
+
+// The stream checks the ratio against the bytes received so far; an archive
+// whose beginning compresses far better than the whole is still accepted,
+// because the complete file then decides.
+TEST_CASE("the streaming scan leaves a ratio refusal to the complete file") {
+  TempDir tmp;
+  ArchiveLimits limits;
+  limits.ratio_check_min_bytes = 1 << 20;
+  limits.max_compression_ratio = 4;
+  fs::path archive = tmp.path() / "zeros-first.tar.gz";
+  WriteArchive(
+      archive, ArchiveKind::kTarGz,
+      {File("zeros", std::string(8 << 20, '\0')), File("random", RandomBytes(6 << 20, 9))});
+  Result<Manifest> scanned = ScanArchive(archive, limits);
+  REQUIRE_MESSAGE(scanned.ok(), scanned.status().ToString());
+  Result<Manifest> streamed = ScanAsStream(archive, limits, 65536);
+  REQUIRE_MESSAGE(streamed.ok(), streamed.status().ToString());
+  CHECK(*streamed == *scanned);
+
+  // A real bomb is refused either way, with the same message.
+  fs::path bomb = tmp.path() / "bomb.tar.gz";
+  WriteArchive(bomb, ArchiveKind::kTarGz, {File("bomb", std::string(16 << 20, '\0'))});
+  Result<Manifest> refused = ScanArchive(bomb, limits);
+  REQUIRE_FALSE(refused.ok());
+  Result<Manifest> refused_streaming = ScanAsStream(bomb, limits, 65536);
+  REQUIRE_FALSE(refused_streaming.ok());
+  CHECK(refused_streaming.status().code() == Code::kUnsafe);
+  CHECK(refused_streaming.status().message() == refused.status().message());
 }
 
 TEST_CASE("a streaming scan abandoned midway stops; garbage is refused like ScanArchive does") {
@@ -353,7 +380,7 @@ TEST_CASE("a streaming scan abandoned midway stops; garbage is refused like Scan
   }
   fs::path garbage = tmp.path() / "garbage.bin";
   WriteBytes(garbage, std::string(5000, 'G'));
-  Result<Manifest> streamed = ScanAsStream(garbage, {}, 4096, true);
+  Result<Manifest> streamed = ScanAsStream(garbage, {}, 4096);
   Result<Manifest> scanned = ScanArchive(garbage);
   REQUIRE_FALSE(streamed.ok());
   CHECK(streamed.status().code() == Code::kInvalidArgument);
@@ -361,7 +388,7 @@ TEST_CASE("a streaming scan abandoned midway stops; garbage is refused like Scan
 
   fs::path truncated = tmp.path() / "truncated.tar.gz";
   WriteBytes(truncated, bytes.substr(0, bytes.size() / 3));
-  streamed = ScanAsStream(truncated, {}, 65536, true);
+  streamed = ScanAsStream(truncated, {}, 65536);
   scanned = ScanArchive(truncated);
   REQUIRE_FALSE(streamed.ok());
   CHECK(streamed.status().code() == Code::kInvalidArgument);
