@@ -77,6 +77,8 @@ class BlobWriter {
   std::string buffer_;  // small writes are gathered here (HTTP chunks are small)
   std::string sha256_;
   State state_ = State::kDone;
+  uint64_t on_disk_ = 0;         // bytes written to fd_
+  uint64_t writeback_from_ = 0;  // where the next early writeback starts
 };
 
 // A blob whose permission bits are not the read-only 0444 it was stored with.
