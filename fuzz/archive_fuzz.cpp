@@ -1,9 +1,11 @@
 // libFuzzer target for the archive layer: any input must be scanned and
 // extracted without crashing, and when ScanArchive accepts an archive,
 // ExtractArchive must accept it too, return the same manifest and write
-// nothing beside its destination.
+// nothing beside its destination. The streaming scan uploads use must give
+// the same answer as the scan.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -55,6 +57,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto extracted = reprise::ExtractArchive(archive, dest, limits);
   Check(scanned.ok() == extracted.ok(), "scan and extract disagree");
+
+  // As an upload scans it: fed in pieces while it arrives.
+  auto scanner = reprise::ArchiveStreamScanner::Start(limits);
+  Check(scanner.ok(), "cannot start a streaming scan");
+  const size_t piece = 1 + (size > 0 ? data[0] : 0) * 64;
+  for (size_t offset = 0; offset < bytes.size(); offset += piece)
+    (*scanner)->Feed(bytes.data() + offset, std::min(piece, bytes.size() - offset));
+  auto streamed = (*scanner)->Finish(archive);
+  Check(streamed.ok() == scanned.ok(), "streaming scan and scan disagree");
+  if (streamed.ok()) Check(*streamed == *scanned, "streaming scan and scan manifests differ");
+  if (!streamed.ok())
+    Check(streamed.status().code() == scanned.status().code(),
+          "streaming scan and scan refuse with different codes");
   if (scanned.ok()) {
     Check(*scanned == *extracted, "scan and extract manifests differ");
     auto report = reprise::ValidateTree(dest, *extracted);

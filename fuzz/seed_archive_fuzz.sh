@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Writes small seed archives for archive_fuzz into the corpus directory $1:
-# tar, tar.gz, zip and gnutar/pax variants with files, dirs, symlinks,
-# hardlinks, a traversal and a sparse file. Generated with bsdtar (and GNU
-# tar when present); nothing is stored in the repository.
+# Writes seed archives for archive_fuzz into the corpus directory $1:
+#  - the malicious corpus the tests refuse (tests/agents/deployer/archive_corpus.h),
+#    written by BUILD/tests/write_archive_seeds (make fuzz builds it; BUILD is
+#    the build directory two levels above $1, as scripts/fuzz.sh lays it out,
+#    or $WRITE_ARCHIVE_SEEDS names the tool);
+#  - good archives made with bsdtar (and GNU tar when present): tar, tar.gz,
+#    zip and gnutar/pax variants with files, dirs, symlinks, hardlinks, a
+#    traversal and a sparse file.
+# Nothing is stored in the repository.
 set -euo pipefail
 corpus=$(mkdir -p "$1" && cd "$1" && pwd)
-command -v bsdtar >/dev/null || { echo "bsdtar missing: no seeds"; exit 0; }
+writer=${WRITE_ARCHIVE_SEEDS:-$(cd "$corpus/../.." && pwd)/tests/write_archive_seeds}
+if [[ -x "$writer" ]]; then
+  "$writer" "$corpus"
+else
+  echo "no $writer: the malicious corpus is not seeded (build the target write_archive_seeds)" >&2
+fi
+command -v bsdtar >/dev/null || { echo "bsdtar missing: no bsdtar seeds"; exit 0; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 src="$work/src"

@@ -8,13 +8,15 @@
 
 #include "planner/version.h"
 #include "server/app/server_app.h"
+#include "server/catalog/artifact_settings.h"
 
 namespace {
 
 const char* kUsage =
     "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
-    "                      [--local-agent-root DIR] [--demo] [--verify]\n"
+    "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
+    "                      [--artifact-* / --retention-* ...]\n"
     "  --data DIR         data directory (default ./var)\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
@@ -40,7 +42,8 @@ bool ParsePort(const std::string& s, int& port) {
 }
 
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "reprise-server: %s\n%s", message.c_str(), kUsage);
+  std::fprintf(stderr, "reprise-server: %s\n%s%s", message.c_str(), kUsage,
+               reprise::ArtifactFlagsUsage());
   return 2;
 }
 
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
+      std::fputs(reprise::ArtifactFlagsUsage(), stdout);
       return 0;
     } else if (arg == "--version") {
       std::printf("reprise-server %s\n", reprise::Version());
@@ -95,6 +99,11 @@ int main(int argc, char** argv) {
       options.demo = true;
     } else if (arg == "--secure-cookies") {
       options.secure_cookies = true;
+    } else if (reprise::IsArtifactFlag(arg)) {
+      reprise::Status st =
+          reprise::ApplyArtifactFlag(arg, value(arg.c_str()), options.archive_limits,
+                                     options.max_artifact_bytes, options.retention);
+      if (!st.ok()) return Fail(st.message());
     } else {
       return Fail("unknown argument '" + arg + "'");
     }
@@ -111,10 +120,13 @@ int main(int argc, char** argv) {
     }
     for (const auto& sha : report->corrupt) std::printf("CORRUPT %s\n", sha.c_str());
     for (const auto& path : report->unexpected) std::printf("UNEXPECTED %s\n", path.c_str());
-    std::printf("%llu blobs, %llu bytes checked, %zu corrupt\n",
+    for (const auto& blob : report->wrong_mode) std::printf("MODE %s\n", blob.c_str());
+    for (const auto& record : report->missing) std::printf("MISSING %s\n", record.c_str());
+    std::printf("%llu blobs, %llu bytes checked, %zu corrupt; %llu artifact records, %zu missing\n",
                 static_cast<unsigned long long>(report->blobs_checked),
-                static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size());
-    return report->corrupt.empty() && report->unexpected.empty() ? 0 : 1;
+                static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size(),
+                static_cast<unsigned long long>(report->records_checked), report->missing.size());
+    return report->ok() ? 0 : 1;
   }
 
   // Block the stop signals in every thread; wait for them here.

@@ -480,13 +480,15 @@ std::string ArchiveErrorText(archive* a) {
   return text != nullptr ? text : "unknown error";
 }
 
-Result<ArchivePtr> NewReader() {
+// `tar_only`: the streaming scan, which must not read a zip as a stream (a
+// zip's directory, with the modes, is at its end).
+Result<ArchivePtr> NewReader(bool tar_only = false) {
   ArchivePtr a(archive_read_new());
   if (!a) return Internal("libarchive: cannot allocate a reader");
   // Exactly the formats we deploy. No "raw", so a plain compressed file or
   // anything unknown is refused rather than read as one big entry.
   if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
-      archive_read_support_format_zip(a.get()) != ARCHIVE_OK ||
+      (!tar_only && archive_read_support_format_zip(a.get()) != ARCHIVE_OK) ||
       archive_read_support_filter_gzip(a.get()) != ARCHIVE_OK)
     return Internal("libarchive: " + ArchiveErrorText(a.get()));
   // bzip2 / xz only when libarchive has the library built in: otherwise it
@@ -500,7 +502,9 @@ class ArchiveReader {
  public:
   // Scans when `writer` is null; else extracts, queueing the writes of
   // validated entries on `pipeline` (which applies them to `writer`).
-  ArchiveReader(const ArchiveLimits& limits, uint64_t archive_bytes, TreeWriter* writer,
+  // `archive_bytes` is the archive's size for the compression ratio; it may
+  // grow while the archive is read (a stream whose size is not known yet).
+  ArchiveReader(const ArchiveLimits& limits, const uint64_t* archive_bytes, TreeWriter* writer,
                 WritePipeline* pipeline, const ExtractOptions& options)
       : limits_(limits),
         archive_bytes_(archive_bytes),
@@ -513,7 +517,7 @@ class ArchiveReader {
 
   // Reads every entry of the opened archive `a`.
   Result<Manifest> Run(archive* a) {
-    uint64_t index = 0;
+    uint64_t& index = headers_read_;
     for (;;) {
       archive_entry* entry = nullptr;
       int rc = archive_read_next_header(a, &entry);
@@ -526,9 +530,13 @@ class ArchiveReader {
         return InvalidArgument("corrupt " + where + ": " + ArchiveErrorText(a));
       }
       ++index;
-      if (index > limits_.max_entries)
-        return TooLarge("archive has more than " + std::to_string(limits_.max_entries) +
-                        " entries");
+      if (index > limits_.max_entries) {
+        const char* name = archive_entry_pathname(entry);
+        return Unsafe("unsafe archive entry " +
+                      (name != nullptr ? QuoteEntryName(name) : "#" + std::to_string(index)) +
+                      ": archive has more than " + std::to_string(limits_.max_entries) +
+                      " entries (limit max_entries)");
+      }
       REPRISE_RETURN_IF_ERROR(HandleEntry(a, entry, index));
       if (pipeline_ != nullptr) REPRISE_RETURN_IF_ERROR(pipeline_->EntryDone(index));
     }
@@ -548,6 +556,11 @@ class ArchiveReader {
     }
     return manifest;
   }
+
+  // Headers read so far (0: the archive was not recognised).
+  uint64_t headers_read() const { return headers_read_; }
+  // The archive was refused for its compression ratio.
+  bool ratio_refused() const { return ratio_refused_; }
 
  private:
   Status HandleEntry(archive* a, archive_entry* entry, uint64_t index) {
@@ -623,18 +636,23 @@ class ArchiveReader {
   // Checks the byte limits for `total` uncompressed bytes so far.
   Status CheckTotals(uint64_t entry_bytes, uint64_t total) {
     if (entry_bytes > limits_.max_entry_bytes)
-      return TooLarge("archive entry " + last_name_ + " is larger than " +
-                      std::to_string(limits_.max_entry_bytes) + " bytes");
+      return Unsafe("unsafe archive entry " + last_name_ + ": larger than " +
+                    std::to_string(limits_.max_entry_bytes) +
+                    " bytes uncompressed (limit max_entry_bytes)");
     if (total > limits_.max_total_bytes)
-      return TooLarge("archive is larger than " + std::to_string(limits_.max_total_bytes) +
-                      " bytes uncompressed (at entry " + last_name_ + ")");
+      return Unsafe("unsafe archive entry " + last_name_ + ": the archive holds more than " +
+                    std::to_string(limits_.max_total_bytes) +
+                    " bytes uncompressed up to this entry (limit max_total_bytes)");
+    const uint64_t archive_bytes = *archive_bytes_;
     if (total > limits_.ratio_check_min_bytes &&
         static_cast<double>(total) >
-            limits_.max_compression_ratio * static_cast<double>(archive_bytes_))
+            limits_.max_compression_ratio * static_cast<double>(archive_bytes)) {
+      ratio_refused_ = true;
       return Unsafe("unsafe archive entry " + last_name_ + ": compression ratio above " +
                     std::to_string(static_cast<int64_t>(limits_.max_compression_ratio)) + " (" +
-                    std::to_string(total) + " bytes from a " + std::to_string(archive_bytes_) +
-                    "-byte archive)");
+                    std::to_string(total) + " bytes from a " + std::to_string(archive_bytes) +
+                    "-byte archive; limit max_compression_ratio)");
+    }
     return Status::Ok();
   }
 
@@ -702,11 +720,13 @@ class ArchiveReader {
   }
 
   const ArchiveLimits& limits_;
-  const uint64_t archive_bytes_;
+  const uint64_t* archive_bytes_;
   TreeWriter* writer_;
   WritePipeline* pipeline_;
   const ExtractOptions& options_;
   EntryTable table_;
+  uint64_t headers_read_ = 0;
+  bool ratio_refused_ = false;
   uint64_t total_bytes_ = 0;
   std::string last_name_;
   std::string buffer_zeros_;
@@ -745,7 +765,7 @@ Result<Manifest> ScanImpl(const fs::path& path, const ArchiveLimits& limits) {
   OpenedArchive opened;
   REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
   ExtractOptions unused;
-  ArchiveReader reader(limits, opened.size, nullptr, nullptr, unused);
+  ArchiveReader reader(limits, &opened.size, nullptr, nullptr, unused);
   return reader.Run(opened.reader.get());
 }
 
@@ -778,7 +798,7 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
   {
     TreeWriter writer(dest_fd, options.fsync);
     WritePipeline pipeline(writer, on_progress);
-    ArchiveReader reader(limits, opened.size, &writer, &pipeline, options);
+    ArchiveReader reader(limits, &opened.size, &writer, &pipeline, options);
     try {
       result = reader.Run(opened.reader.get());
     } catch (...) {
@@ -827,6 +847,26 @@ auto CatchAll(std::string_view what, F&& f) -> decltype(f()) {
     return Internal(std::string(what) + ": unknown exception");
   }
 }
+
+// True when libarchive, reading the file as ScanArchive and ExtractArchive do
+// (zip too, with seeking), takes it for a tar: then a streaming scan of the
+// same bytes read it with the same format reader.
+Result<bool> ReadsAsTar(const fs::path& path) {
+  OpenedArchive opened;
+  Status st = OpenArchiveFile(path, opened);
+  if (!st.ok()) return st.code() == Code::kInvalidArgument ? Result<bool>(false) : st;
+  archive_entry* entry = nullptr;
+  int rc = archive_read_next_header(opened.reader.get(), &entry);
+  if (rc < ARCHIVE_WARN) return false;
+  return (archive_format(opened.reader.get()) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_TAR;
+}
+
+// Streaming scan: blocks of the upload go from Feed() (the receiving thread)
+// through a bounded queue into libarchive's read callback on the scanner
+// thread.
+constexpr size_t kStreamBlockBytes = 256 << 10;
+constexpr size_t kStreamMaxQueuedBlocks = 8;
+constexpr size_t kStreamMaxSpareBlocks = 2;
 
 // ---------------------------------------------------------------------------
 // CreateTarGz
@@ -913,7 +953,8 @@ Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& 
       return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
                              ArchiveErrorText(a.get()));
     ExtractOptions unused;
-    ArchiveReader reader(limits, bytes.size(), nullptr, nullptr, unused);
+    const uint64_t size = bytes.size();
+    ArchiveReader reader(limits, &size, nullptr, nullptr, unused);
     return reader.Run(a.get());
   });
 }
@@ -923,6 +964,163 @@ Result<Manifest> ExtractArchive(const fs::path& archive, const fs::path& dest_di
                                 const ExtractProgress& on_progress) {
   return CatchAll("extracting " + archive.string(),
                   [&] { return ExtractImpl(archive, dest_dir, limits, options, on_progress); });
+}
+
+// ---------------------------------------------------------------------------
+// ArchiveStreamScanner
+
+struct ArchiveStreamScanner::State {
+  ArchiveLimits limits;
+
+  std::mutex mu;
+  std::condition_variable can_feed;
+  std::condition_variable can_read;
+  std::deque<std::vector<char>> queue;
+  std::vector<std::vector<char>> spare;
+  bool input_ended = false;
+  bool abandoned = false;
+  bool scan_ended = false;
+
+  // Scanner thread; read by the receiving thread after the join.
+  std::vector<char> reading;  // the block libarchive is reading
+  uint64_t received = 0;      // bytes handed to libarchive: the ratio's archive size
+  bool streamable = true;     // false: Finish scans the complete file instead
+  std::optional<Result<Manifest>> result;
+
+  // Receiving thread only.
+  std::vector<char> filling;
+  bool dropping = false;  // the scan ended: Feed drops everything
+};
+
+ArchiveStreamScanner::ArchiveStreamScanner(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+
+Result<std::unique_ptr<ArchiveStreamScanner>> ArchiveStreamScanner::Start(
+    const ArchiveLimits& limits) {
+  return CatchAll(
+      "starting the archive scan", [&]() -> Result<std::unique_ptr<ArchiveStreamScanner>> {
+        auto state = std::make_unique<State>();
+        state->limits = limits;
+        state->spare.reserve(kStreamMaxSpareBlocks);
+        std::unique_ptr<ArchiveStreamScanner> scanner(new ArchiveStreamScanner(std::move(state)));
+        scanner->thread_ = std::thread([s = scanner.get()] { s->Run(); });
+        return scanner;
+      });
+}
+
+ArchiveStreamScanner::~ArchiveStreamScanner() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->abandoned = true;
+  }
+  state_->can_read.notify_all();
+  thread_.join();
+}
+
+void ArchiveStreamScanner::Run() {
+  State& s = *state_;
+  // libarchive calls this on this thread whenever it needs more bytes.
+  auto read = [](archive* a, void* client, const void** buffer) -> la_ssize_t {
+    State& st = *static_cast<State*>(client);
+    try {
+      std::unique_lock<std::mutex> lock(st.mu);
+      if (st.reading.capacity() > 0) {
+        st.reading.clear();
+        if (st.spare.size() < kStreamMaxSpareBlocks) st.spare.push_back(std::move(st.reading));
+        st.reading = {};
+      }
+      st.can_read.wait(lock, [&] { return st.abandoned || st.input_ended || !st.queue.empty(); });
+      if (st.abandoned) {
+        archive_set_error(a, ECANCELED, "the upload was abandoned");
+        return ARCHIVE_FATAL;
+      }
+      if (st.queue.empty()) return 0;  // the end of the input
+      st.reading = std::move(st.queue.front());
+      st.queue.pop_front();
+      lock.unlock();
+      st.can_feed.notify_one();
+      st.received += st.reading.size();
+      *buffer = st.reading.data();
+      return static_cast<la_ssize_t>(st.reading.size());
+    } catch (...) {
+      archive_set_error(a, ENOMEM, "cannot buffer the upload");
+      return ARCHIVE_FATAL;
+    }
+  };
+  Result<Manifest> result = CatchAll("scanning the upload", [&]() -> Result<Manifest> {
+    REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader(/*tar_only=*/true));
+    if (archive_read_open(a.get(), &s, nullptr, read, nullptr) != ARCHIVE_OK) {
+      s.streamable = false;
+      return InvalidArgument("not a tar: " + ArchiveErrorText(a.get()));
+    }
+    ExtractOptions unused;
+    ArchiveReader reader(s.limits, &s.received, nullptr, nullptr, unused);
+    Result<Manifest> r = reader.Run(a.get());
+    // Not recognised as a tar (a zip, or garbage): the file scan decides.
+    if (!r.ok() && reader.headers_read() == 0 && r.status().code() == Code::kInvalidArgument)
+      s.streamable = false;
+    // The ratio was checked against the bytes received so far, which is
+    // stricter than against the whole archive: the file scan decides.
+    if (!r.ok() && reader.ratio_refused()) s.streamable = false;
+    return r;
+  });
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.result.emplace(std::move(result));
+  s.scan_ended = true;
+  s.queue.clear();  // nothing reads them any more
+  s.can_feed.notify_all();
+}
+
+void ArchiveStreamScanner::Push() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  s.can_feed.wait(lock, [&] { return s.scan_ended || s.queue.size() < kStreamMaxQueuedBlocks; });
+  if (s.scan_ended) {
+    s.dropping = true;
+    s.filling.clear();
+    return;
+  }
+  s.queue.push_back(std::move(s.filling));
+  s.filling = {};
+  if (!s.spare.empty()) {
+    s.filling = std::move(s.spare.back());
+    s.spare.pop_back();
+  }
+  lock.unlock();
+  s.can_read.notify_one();
+}
+
+void ArchiveStreamScanner::Feed(const char* data, size_t size) {
+  State& s = *state_;
+  while (size > 0 && !s.dropping) {
+    if (s.filling.capacity() < kStreamBlockBytes) s.filling.reserve(kStreamBlockBytes);
+    size_t n = std::min(size, kStreamBlockBytes - s.filling.size());
+    s.filling.insert(s.filling.end(), data, data + n);
+    data += n;
+    size -= n;
+    if (s.filling.size() == kStreamBlockBytes) Push();
+  }
+}
+
+Result<Manifest> ArchiveStreamScanner::Finish(const fs::path& complete_file) {
+  State& s = *state_;
+  if (!thread_.joinable()) return FailedPrecondition("the archive scan was finished already");
+  if (!s.dropping && !s.filling.empty()) Push();
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.input_ended = true;
+  }
+  s.can_read.notify_all();
+  thread_.join();
+  if (s.streamable) {
+    // The bytes were read as a tar; so must the file be, or the scan and a
+    // later extraction could see different archives in the same bytes.
+    REPRISE_ASSIGN_OR_RETURN(bool tar, CatchAll("scanning " + complete_file.string(),
+                                                [&] { return ReadsAsTar(complete_file); }));
+    if (tar) return std::move(*s.result);
+  }
+  return ScanArchive(complete_file, s.limits);
 }
 
 Status CreateTarGz(const fs::path& source_dir, const fs::path& out) {

@@ -16,17 +16,20 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
 
 namespace reprise {
 
-// Size limits. Exceeding max_entries / max_total_bytes / max_entry_bytes gives
-// Code::kTooLarge (413); exceeding max_compression_ratio gives Code::kUnsafe
-// (422, a zip bomb is an attack, not a big upload).
+// Limits on what an archive holds. Exceeding any of them refuses the archive
+// with Code::kUnsafe (422), naming the entry where the limit was passed and
+// the limit ("limit max_entries"). The size of the archive itself is the
+// caller's limit (an upload's body limit, 413).
 struct ArchiveLimits {
   uint64_t max_entries = 200'000;
   uint64_t max_total_bytes = 8ULL << 30;  // uncompressed, all regular files
@@ -80,7 +83,7 @@ Result<Manifest> ManifestFromJson(std::string_view json);
 
 // Reads `archive` (format and compression detected from the content; raw or
 // unknown formats are refused) and validates every entry without writing
-// anything. Errors: kUnsafe (a refused entry, a zip bomb), kTooLarge (limits),
+// anything. Errors: kUnsafe (a refused entry, a zip bomb, a limit),
 // kInvalidArgument (corrupt or unsupported archive), kIo / kNotFound (cannot read).
 [[nodiscard]] Result<Manifest> ScanArchive(const std::filesystem::path& archive,
                                            const ArchiveLimits& limits = {});
@@ -88,6 +91,50 @@ Result<Manifest> ManifestFromJson(std::string_view json);
 // The same, for an archive held in memory (the fuzzer uses it).
 [[nodiscard]] Result<Manifest> ScanArchiveBuffer(std::string_view archive_bytes,
                                                  const ArchiveLimits& limits = {});
+
+// Scans an archive while its bytes arrive (an upload), with exactly the rules
+// and the result of ScanArchive, so that receiving and scanning overlap
+// instead of adding up. Feed() hands the bytes to a scanner thread of its own
+// through a bounded buffer (at most 3 MiB; Feed blocks while the scanner is
+// behind), so memory stays flat. Only a tar (plain or compressed) can be read
+// as a stream: a zip keeps its directory, with the entries' modes, at its end.
+// For a zip or anything else that is not a tar, the scanner stops at once and
+// Finish() runs ScanArchive on the complete file instead. Once the scan has
+// ended (the end of the archive, or a refused entry) further bytes are dropped.
+//
+// While streaming, the compression ratio is checked against the bytes received
+// so far, which is stricter than ScanArchive's check against the whole file;
+// when it refuses, the scanner stops and Finish() runs ScanArchive on the
+// complete file, so the answer is ScanArchive's and a declared length the
+// client may lie about plays no part.
+//
+// Thread-safety: Feed() and Finish() are called from one thread.
+class ArchiveStreamScanner {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<ArchiveStreamScanner>> Start(
+      const ArchiveLimits& limits);
+  // Abandons an unfinished scan and waits for its thread.
+  ~ArchiveStreamScanner();
+  ArchiveStreamScanner(const ArchiveStreamScanner&) = delete;
+  ArchiveStreamScanner& operator=(const ArchiveStreamScanner&) = delete;
+
+  // The next bytes of the archive.
+  void Feed(const char* data, size_t size);
+  // No more bytes: waits for the scan and returns its result. `complete_file`
+  // holds every byte fed, complete (flushed); it is read only to confirm that
+  // it reads as a tar, or scanned in full when the stream was not a tar or
+  // was refused for its compression ratio.
+  [[nodiscard]] Result<Manifest> Finish(const std::filesystem::path& complete_file);
+
+ private:
+  struct State;
+  explicit ArchiveStreamScanner(std::unique_ptr<State> state);
+  void Run();
+  void Push();
+
+  std::unique_ptr<State> state_;
+  std::thread thread_;
+};
 
 struct ExtractOptions {
   // fsync every file, then every directory (deepest first), then dest's parent

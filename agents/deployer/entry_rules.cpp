@@ -117,8 +117,9 @@ Result<std::string> ResolveSymlinkTarget(
     if (work != nullptr) {
       *work += resolved.size();
       if (*work > kMaxSymlinkResolutionWork)
-        return TooLarge("archive symlinks are too complex to check (at " +
-                        QuoteEntryName(link_path) + ")");
+        return UnsafeEntry(link_path, "archive symlinks are too complex to check (over " +
+                                          std::to_string(kMaxSymlinkResolutionWork) +
+                                          " bytes of lookups)");
     }
     auto link = symlinks.find(resolved);
     if (link == symlinks.end()) continue;
@@ -165,12 +166,12 @@ Status EntryTable::AddParents(const std::string& path) {
 
 Status EntryTable::Record(std::string path, Node node) {
   if (nodes_.size() >= max_nodes_)
-    return TooLarge("archive has more than " + std::to_string(max_nodes_) +
-                    " entries (implied directories included)");
+    return UnsafeEntry(path, "archive has more than " + std::to_string(max_nodes_) +
+                                 " entries, implied directories included (limit max_entries)");
   path_bytes_ += path.size();
   if (path_bytes_ > kMaxTotalPathBytes)
-    return TooLarge("archive paths exceed " + std::to_string(kMaxTotalPathBytes) +
-                    " bytes in total");
+    return UnsafeEntry(
+        path, "archive paths exceed " + std::to_string(kMaxTotalPathBytes) + " bytes in total");
   if (node.type == EntryType::kDirectory) directories_.push_back(path);
   nodes_.emplace(std::move(path), std::move(node));
   return Status::Ok();

@@ -48,7 +48,7 @@ Result<std::string> ResolveSymlinkTarget(
 // can only be checked once all entries are known (symlink resolution).
 class EntryTable {
  public:
-  // At most `max_nodes` paths, implied directories included (kTooLarge).
+  // At most `max_nodes` paths, implied directories included (kUnsafe).
   explicit EntryTable(uint64_t max_nodes = UINT64_MAX) : max_nodes_(max_nodes) {}
 
   // `path` is normalised and non-empty. Implied parent directories are added.

@@ -15,6 +15,7 @@ class Catalog;
 class BlobStore;
 class DeploymentEngine;
 struct ArchiveLimits;
+struct RetentionPolicy;
 
 struct ApiContext {
   Store* store = nullptr;
@@ -25,6 +26,8 @@ struct ApiContext {
   uint64_t max_artifact_bytes = 0;  // 0: unlimited
   DeploymentEngine* engine = nullptr;
   int max_log_streams = 24;  // concurrent live-log (SSE) clients
+  // POST /admin/retention: the policy for fields a request leaves out (null: built-in defaults).
+  const RetentionPolicy* retention_defaults = nullptr;
 };
 
 std::vector<Route> AdminRoutes(ApiContext& ctx);

@@ -1,8 +1,11 @@
 // Artifact upload (streamed), download (ETag, Range), manifests, verification.
+#include <cstdio>
+
 #include "agents/deployer/archive.h"
 #include "server/api/json_io.h"
 #include "server/api/routes.h"
 #include "server/artifacts/blob_store.h"
+#include "server/catalog/artifact_verify.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
 
@@ -13,12 +16,21 @@ namespace {
 constexpr const char* kArtifactPath =
     "/api/v1/applications/{app}/releases/{rel}/builds/{n}/artifacts/{name}";
 
+std::string OctalMode(unsigned mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+  return buf;
+}
 
 Json ArtifactJson(const ArtifactRecord& a) {
-  return {{"application", a.application}, {"release", a.release},
-          {"build", a.build},             {"name", a.name},
-          {"sha256", a.sha256},           {"size", a.size},
-          {"file_count", a.file_count},   {"created_at", Time(a.created_at)},
+  return {{"application", a.application},
+          {"release", a.release},
+          {"build", a.build},
+          {"name", a.name},
+          {"sha256", a.sha256},
+          {"size", a.size},
+          {"file_count", a.file_count},
+          {"created_at", Time(a.created_at)},
           {"created_by", a.created_by}};
 }
 
@@ -47,30 +59,32 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
   };
   r.push_back(std::move(upload));
 
-  r.push_back({"GET", kArtifactPath, Role::kViewer, false, [&ctx, &store](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
-                                                        req.Param("name")));
-                 std::string etag = "\"" + a.sha256 + "\"";
-                 if (req.Header("if-none-match") == etag) {
-                   HttpResponse res;
-                   res.status = 304;
-                   res.content_type = "application/octet-stream";
-                   res.headers.emplace_back("ETag", etag);
-                   return res;
-                 }
-                 TRY_OR_ERROR(auto path, ctx.blobs->Path(a.sha256));
-                 HttpResponse res;
-                 res.content_type = "application/octet-stream";
-                 res.file_path = path.string();
-                 res.file_size = a.size;
-                 res.headers.emplace_back("ETag", etag);
-                 res.headers.emplace_back("X-Checksum-Sha256", a.sha256);
-                 res.headers.emplace_back("Accept-Ranges", "bytes");
-                 res.headers.emplace_back("Content-Disposition",
-                                          "attachment; filename=\"" + a.name + "\"");
-                 return res;
-               }, nullptr});
+  r.push_back(
+      {"GET", kArtifactPath, Role::kViewer, false,
+       [&ctx, &store](HttpRequest& req) {
+         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+         TRY_OR_ERROR(auto a,
+                      store.GetArtifact(req.Param("app"), req.Param("rel"), n, req.Param("name")));
+         std::string etag = "\"" + a.sha256 + "\"";
+         if (req.Header("if-none-match") == etag) {
+           HttpResponse res;
+           res.status = 304;
+           res.content_type = "application/octet-stream";
+           res.headers.emplace_back("ETag", etag);
+           return res;
+         }
+         TRY_OR_ERROR(auto path, ctx.blobs->Path(a.sha256));
+         HttpResponse res;
+         res.content_type = "application/octet-stream";
+         res.file_path = path.string();
+         res.file_size = a.size;
+         res.headers.emplace_back("ETag", etag);
+         res.headers.emplace_back("X-Checksum-Sha256", a.sha256);
+         res.headers.emplace_back("Accept-Ranges", "bytes");
+         res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + a.name + "\"");
+         return res;
+       },
+       nullptr});
 
   r.push_back({"GET", std::string(kArtifactPath) + "/manifest", Role::kViewer, false,
                [&store](HttpRequest& req) {
@@ -80,22 +94,41 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
                  Json j = ArtifactJson(a);
                  j["manifest"] = Json::parse(a.manifest_json, nullptr, false);
                  return Ok(j);
-               }, nullptr});
+               },
+               nullptr});
 
-  r.push_back({"POST", "/api/v1/admin/verify", Role::kAdmin, false, [&ctx](HttpRequest& req) {
-                 TRY_OR_ERROR(auto report, ctx.blobs->VerifyAll());
+  r.push_back({"POST", "/api/v1/admin/verify", Role::kAdmin, false,
+               [&ctx](HttpRequest& req) {
+                 TRY_OR_ERROR(auto report, VerifyArtifactStore(*ctx.store, *ctx.blobs));
+                 Json wrong_mode = Json::array();
+                 for (const auto& w : report.blobs.wrong_mode)
+                   wrong_mode.push_back({{"sha256", w.sha256}, {"mode", OctalMode(w.mode)}});
+                 Json missing = Json::array();
+                 for (const auto& m : report.missing)
+                   missing.push_back({{"application", m.application},
+                                      {"release", m.release},
+                                      {"build", m.build},
+                                      {"name", m.name},
+                                      {"sha256", m.sha256}});
                  Json j = {{"ok", report.ok()},
-                           {"blobs_checked", report.blobs_checked},
-                           {"bytes_checked", report.bytes_checked},
-                           {"corrupt", report.corrupt},
-                           {"unexpected", report.unexpected}};
+                           {"blobs_checked", report.blobs.blobs_checked},
+                           {"bytes_checked", report.blobs.bytes_checked},
+                           {"records_checked", report.records_checked},
+                           {"corrupt", report.blobs.corrupt},
+                           {"unexpected", report.blobs.unexpected},
+                           {"wrong_mode", std::move(wrong_mode)},
+                           {"missing", std::move(missing)}};
                  Status st = ctx.store->AppendAudit(
                      {0, ToUnixMillis(ctx.clock->Now()), req.principal.user, "artifacts.verify",
-                      "blobs", std::to_string(report.blobs_checked) + " checked, " +
-                                   std::to_string(report.corrupt.size()) + " corrupt"});
+                      "blobs",
+                      std::to_string(report.blobs.blobs_checked) + " checked, " +
+                          std::to_string(report.blobs.corrupt.size()) + " corrupt, " +
+                          std::to_string(report.missing.size()) + " missing, " +
+                          std::to_string(report.blobs.wrong_mode.size()) + " with a wrong mode"});
                  (void)st;
                  return Ok(j);
-               }, nullptr});
+               },
+               nullptr});
   return r;
 }
 

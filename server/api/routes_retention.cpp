@@ -1,5 +1,6 @@
 // POST /api/v1/admin/retention: applies the artifact retention policy
-// (server/catalog/retention.h), as a dry run unless asked otherwise.
+// (server/catalog/retention.h), as a dry run unless asked otherwise. Fields the
+// request leaves out come from the server's defaults (--retention-* flags).
 #include <algorithm>
 
 #include "server/api/json_io.h"
@@ -55,7 +56,8 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
          STATUS_OR_ERROR(
              CheckKeys(body, {"keep_builds", "keep_days", "keep_rollback_candidates", "dry_run"},
                        "retention"));
-         RetentionPolicy policy;
+         RetentionPolicy policy =
+             ctx.retention_defaults ? *ctx.retention_defaults : RetentionPolicy{};
          STATUS_OR_ERROR(IntField(body, "keep_builds", 1000000, policy.keep_builds_per_release));
          STATUS_OR_ERROR(IntField(body, "keep_days", 1000000, policy.keep_days));
          STATUS_OR_ERROR(

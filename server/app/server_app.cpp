@@ -11,6 +11,8 @@
 #include "server/api/routes.h"
 #include "server/app/demo.h"
 #include "server/artifacts/blob_store.h"
+#include "agents/deployer/archive.h"
+#include "server/catalog/artifact_verify.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/hub/agent_hub.h"
@@ -69,8 +71,9 @@ Status ServerApp::Start() {
   auto cleaned = impl_->blobs->CleanTemporaries();
   if (!cleaned.ok()) return cleaned.status();
 
-  impl_->catalog =
-      std::make_unique<Catalog>(CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
+  impl_->archive_limits = o.archive_limits;
+  impl_->catalog = std::make_unique<Catalog>(
+      CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
   if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
 
   AgentHubOptions hub_options;
@@ -116,8 +119,10 @@ Status ServerApp::Start() {
     REPRISE_RETURN_IF_ERROR(
         SeedDemoDeployments(*impl_->catalog, *impl_->engine).WithContext("demo"));
 
-  impl_->api = ApiContext{impl_->store.get(),     impl_->catalog.get(), impl_->blobs.get(), o.clock,
-                          &impl_->archive_limits, o.max_artifact_bytes, impl_->engine.get()};
+  impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), impl_->blobs.get(),
+                          o.clock,          &impl_->archive_limits, o.max_artifact_bytes,
+                          impl_->engine.get()};
+  impl_->api.retention_defaults = &o.retention;
   HttpServerOptions http;
   http.host = o.http_host;
   http.port = o.http_port;
@@ -180,10 +185,32 @@ std::string ServerApp::agent_cert_fingerprint() const {
 Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir) {
   auto blobs = BlobStore::Open(data_dir / "artifacts");
   if (!blobs.ok()) return blobs.status();
-  auto report = (*blobs)->VerifyAll();
-  if (!report.ok()) return report.status();
-  return VerifySummary{report->blobs_checked, report->bytes_checked, report->corrupt,
-                       report->unexpected};
+  VerifySummary out;
+  VerifyReport report;
+  std::error_code ec;
+  if (std::filesystem::exists(data_dir / "reprise.db", ec)) {
+    auto store = OpenSqliteStore({(data_dir / "reprise.db").string(), 5000});
+    if (!store.ok()) return store.status();
+    auto full = VerifyArtifactStore(**store, **blobs);
+    if (!full.ok()) return full.status();
+    report = std::move(full->blobs);
+    out.records_checked = full->records_checked;
+    for (const auto& m : full->missing) out.missing.push_back(m.Subject() + " " + m.sha256);
+  } else {
+    auto only_blobs = (*blobs)->VerifyAll();
+    if (!only_blobs.ok()) return only_blobs.status();
+    report = std::move(only_blobs).value();
+  }
+  out.blobs_checked = report.blobs_checked;
+  out.bytes_checked = report.bytes_checked;
+  out.corrupt = report.corrupt;
+  out.unexpected = report.unexpected;
+  for (const auto& w : report.wrong_mode) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", w.mode);
+    out.wrong_mode.push_back(w.sha256 + " " + mode);
+  }
+  return out;
 }
 
 std::vector<ServerApp::RouteInfo> ServerApp::Routes() const { return impl_->route_table; }

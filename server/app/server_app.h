@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "agents/deployer/archive.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "server/catalog/retention.h"
 
 namespace reprise {
 
@@ -32,8 +34,10 @@ struct ServerOptions {
   const Clock* clock = nullptr;  // null: the system clock
   int64_t max_json_body = 1 << 20;
   uint64_t max_artifact_bytes = 8ULL << 30;
-  bool secure_cookies = false;  // the UI is reached over HTTPS (a TLS proxy in front)
-  bool quiet = false;           // no start-up banner (tests)
+  ArchiveLimits archive_limits;  // what an uploaded archive may hold (--artifact-*)
+  RetentionPolicy retention;     // defaults of POST /admin/retention (--retention-*)
+  bool secure_cookies = false;   // the UI is reached over HTTPS (a TLS proxy in front)
+  bool quiet = false;            // no start-up banner (tests)
   int engine_workers = 4;
   bool fsync = true;  // the local agent's extraction (tests may turn it off)
 };
@@ -43,8 +47,15 @@ struct VerifySummary {
   uint64_t bytes_checked = 0;
   std::vector<std::string> corrupt;
   std::vector<std::string> unexpected;
+  std::vector<std::string> wrong_mode;  // "SHA256 0644": blobs that are not read-only
+  std::vector<std::string> missing;     // "app/release/build/name SHA256": records without a blob
+  uint64_t records_checked = 0;
+  bool ok() const {
+    return corrupt.empty() && unexpected.empty() && wrong_mode.empty() && missing.empty();
+  }
 };
-// Re-hashes every stored artifact blob under DATA/artifacts; changes nothing.
+// Re-hashes every stored artifact blob under DATA/artifacts and checks that
+// every artifact record in DATA/reprise.db has its blob; changes nothing.
 Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir);
 
 class ServerApp {

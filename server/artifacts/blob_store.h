@@ -77,6 +77,15 @@ class BlobWriter {
   std::string buffer_;  // small writes are gathered here (HTTP chunks are small)
   std::string sha256_;
   State state_ = State::kDone;
+  uint64_t on_disk_ = 0;         // bytes written to fd_
+  uint64_t writeback_from_ = 0;  // where the next early writeback starts
+};
+
+// A blob whose permission bits are not the read-only 0444 it was stored with.
+struct BlobModeProblem {
+  std::string sha256;
+  unsigned mode = 0;  // the permission bits found (07777)
+  friend bool operator==(const BlobModeProblem&, const BlobModeProblem&) = default;
 };
 
 struct VerifyReport {
@@ -84,7 +93,8 @@ struct VerifyReport {
   uint64_t bytes_checked = 0;
   std::vector<std::string> corrupt;     // blobs whose content no longer matches their name
   std::vector<std::string> unexpected;  // files in ROOT/sha256 that are not blobs (relative paths)
-  bool ok() const { return corrupt.empty() && unexpected.empty(); }
+  std::vector<BlobModeProblem> wrong_mode;  // blobs that are not read-only (0444)
+  bool ok() const { return corrupt.empty() && unexpected.empty() && wrong_mode.empty(); }
 };
 
 class BlobStore {
@@ -123,7 +133,7 @@ class BlobStore {
   [[nodiscard]] Result<uint64_t> Size(std::string_view sha256) const;
   // Re-hashes one blob: OK, kConflict when the content no longer matches, kNotFound.
   [[nodiscard]] Status Verify(std::string_view sha256) const;
-  // Re-hashes every blob; changes nothing.
+  // Re-hashes every blob and checks that it is still 0444; changes nothing.
   [[nodiscard]] Result<VerifyReport> VerifyAll() const;
   // Deletes a blob (retention). kNotFound when absent.
   [[nodiscard]] Status Remove(std::string_view sha256) const;

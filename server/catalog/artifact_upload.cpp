@@ -1,18 +1,41 @@
 // Catalog::UploadArtifact: stream -> temporary blob (hashed in the same pass)
-// -> immutability check -> archive validation and manifest -> commit.
+// and, at the same time, the archive scanner (validation and manifest) ->
+// immutability check -> commit and record.
+#include <algorithm>
+
 #include "agents/deployer/archive.h"
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/catalog.h"
 
 namespace reprise {
 
-Result<Catalog::UploadResult> Catalog::UploadArtifact(const std::string& actor,
-                                                      const std::string& app,
-                                                      const std::string& release, int64_t build,
-                                                      const std::string& name,
-                                                      const ChunkReader& body,
-                                                      const ArchiveLimits& limits,
-                                                      uint64_t max_bytes) {
+namespace {
+
+size_t HexValue(char c) {
+  return c >= 'a' ? static_cast<size_t>(c - 'a' + 10) : static_cast<size_t>(c - '0');
+}
+
+}  // namespace
+
+std::mutex& Catalog::BlobLock(const std::string& sha256) {
+  size_t index = sha256.size() >= 2 ? HexValue(sha256[0]) * 16 + HexValue(sha256[1]) : 0;
+  return blob_locks_[index % blob_locks_.size()];
+}
+
+Status Catalog::RemoveIfUnreferenced(const std::string& sha256) {
+  auto referenced = options_.store->ReferencedBlobs();
+  if (!referenced.ok()) return referenced.status();
+  if (std::find(referenced->begin(), referenced->end(), sha256) != referenced->end())
+    return Status::Ok();
+  Status st = options_.blobs->Remove(sha256);
+  if (st.code() == Code::kNotFound) return Status::Ok();
+  return st;
+}
+
+Result<Catalog::UploadResult> Catalog::UploadArtifact(
+    const std::string& actor, const std::string& app, const std::string& release, int64_t build,
+    const std::string& name, const ChunkReader& body, const ArchiveLimits& limits,
+    uint64_t max_bytes) {
   if (!IsValidName(name)) return InvalidArgument("artifact name '" + name + "' is invalid");
   if (options_.blobs == nullptr) return Internal("no artifact store configured");
   auto b = options_.store->GetBuild(app, release, build);
@@ -20,10 +43,16 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(const std::string& actor,
 
   auto writer = options_.blobs->BeginUpload(max_bytes);
   if (!writer.ok()) return writer.status();
+  // The scanner reads the bytes on its own thread while they arrive; it is
+  // abandoned (its thread stopped) on every early return below.
+  auto scanner = ArchiveStreamScanner::Start(limits);
+  if (!scanner.ok()) return scanner.status();
   Status write_status;
   bool complete = body([&](const char* data, size_t size) {
     write_status = writer->Write(data, size);
-    return write_status.ok();
+    if (!write_status.ok()) return false;
+    (*scanner)->Feed(data, size);
+    return true;
   });
   if (!write_status.ok()) return write_status;  // the writer's destructor drops the temporary
   if (!complete) return InvalidArgument("the upload was cut off before the end of the body");
@@ -31,7 +60,7 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(const std::string& actor,
   if (!finished.ok()) return finished.status();
   if (finished->size == 0) return InvalidArgument("the upload is empty");
 
-  // Immutability first: cheaper than reading the archive, and a clear answer.
+  // Immutability first: a clear answer, whatever the archive holds.
   auto existing = options_.store->GetArtifact(app, release, build, name);
   if (existing.ok()) {
     if (existing->sha256 == finished->sha256) return UploadResult{*existing, false};
@@ -41,28 +70,45 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(const std::string& actor,
   }
   if (existing.status().code() != Code::kNotFound) return existing.status();
 
-  auto manifest = ScanArchive(finished->temp_path, limits);
+  auto manifest = (*scanner)->Finish(finished->temp_path);
   if (!manifest.ok()) return manifest.status().WithContext("artifact '" + name + "'");
-  auto committed = options_.blobs->Commit(*writer, finished->sha256);
-  if (!committed.ok()) return committed.status();
 
   ArtifactRecord rec;
   rec.application = app;
   rec.release = release;
   rec.build = build;
   rec.name = name;
-  rec.sha256 = *committed;
+  rec.sha256 = finished->sha256;
   rec.size = static_cast<int64_t>(finished->size);
   rec.file_count = static_cast<int64_t>(manifest->file_count);
   rec.manifest_json = ManifestToJson(*manifest);
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
-  auto added = options_.store->AddArtifact(rec);
-  if (!added.ok()) return added.status();  // a concurrent upload of other bytes won
-  if (!*added) {
-    auto stored = options_.store->GetArtifact(app, release, build, name);
-    if (!stored.ok()) return stored.status();
-    return UploadResult{*stored, false};
+  {
+    // Committing a blob and recording it happen under the blob's lock, so a
+    // losing upload that removes its unreferenced blob below cannot remove
+    // one that another upload of the same bytes has committed but not yet
+    // recorded.
+    std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
+    auto committed = options_.blobs->Commit(*writer, finished->sha256);
+    if (!committed.ok()) return committed.status();
+    auto added = options_.store->AddArtifact(rec);
+    if (!added.ok()) {
+      // Another upload of other bytes recorded this artifact first: no record
+      // refers to the blob just committed unless another build has the same
+      // bytes.
+      Status cleanup = RemoveIfUnreferenced(rec.sha256);
+      if (!cleanup.ok())
+        return Status(added.status().code(),
+                      added.status().message() + " (and the blob " + rec.sha256 +
+                          " it left could not be removed: " + cleanup.message() + ")");
+      return added.status();
+    }
+    if (!*added) {
+      auto stored = options_.store->GetArtifact(app, release, build, name);
+      if (!stored.ok()) return stored.status();
+      return UploadResult{*stored, false};
+    }
   }
   Audit(actor, "artifact.upload", app + "/" + release + "/" + std::to_string(build) + "/" + name,
         "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +

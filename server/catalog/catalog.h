@@ -7,9 +7,11 @@
 // serialises writes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -60,11 +62,15 @@ class Catalog {
   Result<BuildRecord> CreateBuild(const std::string& actor, const std::string& app,
                                   const std::string& release, const VariableMap& variables);
 
-  // Streams an archive into the blob store (hashing as it goes), validates it
-  // and records it as artifact `name` of the build. Immutability: the same
-  // name with other bytes is kConflict and changes nothing; the identical
-  // bytes again is a no-op (`created` false). Unsafe archives are kUnsafe,
-  // archives over the limits kTooLarge, with the offending entry named.
+  // Streams an archive into the blob store (hashing as it goes) and, at the
+  // same time, through the archive scanner (ArchiveStreamScanner), then
+  // records it as artifact `name` of the build. Immutability: the same name
+  // with other bytes is kConflict and changes nothing; the identical bytes
+  // again is a no-op (`created` false). Unsafe archives and archives over
+  // `limits` are kUnsafe with the offending entry named; a body over
+  // `max_bytes` is kTooLarge. If another upload
+  // of other bytes records the artifact first, this one's blob is removed
+  // again unless another artifact references the same bytes.
   struct UploadResult {
     ArtifactRecord artifact;
     bool created = false;
@@ -81,8 +87,13 @@ class Catalog {
  private:
   void Audit(const std::string& actor, const std::string& action, const std::string& subject,
              const std::string& summary);
+  // Held while a blob is committed and recorded, and while an unreferenced
+  // one is removed after a lost race (striped by hash).
+  std::mutex& BlobLock(const std::string& sha256);
+  Status RemoveIfUnreferenced(const std::string& sha256);
 
   CatalogOptions options_;
+  std::array<std::mutex, 64> blob_locks_;
 };
 
 }  // namespace reprise

@@ -16,7 +16,7 @@
 #include "agents/deployer/archive.h"
 #include "agents/deployer/entry_rules.h"
 #include "common/crypto.h"
-#include "tests/agents/deployer/archive_builder.h"
+#include "tests/agents/deployer/archive_corpus.h"
 #include "tests/temp_dir.h"
 
 namespace reprise {
@@ -277,6 +277,122 @@ TEST_CASE("ScanArchiveBuffer agrees with ScanArchive") {
   REQUIRE(from_file.ok());
   REQUIRE(from_memory.ok());
   CHECK(*from_file == *from_memory);
+}
+
+// Uploads scan while they receive (ArchiveStreamScanner): for every archive the
+// result must be exactly ScanArchive's.
+TEST_CASE("the streaming scan agrees with ScanArchive") {
+  TempDir tmp;
+  std::vector<fs::path> archives;
+  for (ArchiveKind kind :
+       {ArchiveKind::kTar, ArchiveKind::kTarGz, ArchiveKind::kGnuTar, ArchiveKind::kZip}) {
+    archives.push_back(tmp.path() / (std::string("good.") + KindName(kind)));
+    WriteArchive(archives.back(), kind, GoodEntries());
+  }
+  archives.push_back(tmp.path() / "empty.tar");
+  WriteArchive(archives.back(), ArchiveKind::kTar, {});
+  // Larger than the scanner's buffer, so Feed has to wait for it.
+  archives.push_back(tmp.path() / "big.tar.gz");
+  WriteArchive(archives.back(), ArchiveKind::kTarGz,
+               {File("random.bin", RandomBytes(6 << 20, 3)),
+                File("zeros", std::string(9 << 20, '\0')), File("small", "s")});
+  // Bytes after the end of the tar are not read, by either.
+  archives.push_back(tmp.path() / "trailing.tar");
+  WriteArchive(archives.back(), ArchiveKind::kTar, {File("a", "1")});
+  WriteBytes(archives.back(), ReadBytes(archives.back()) + std::string(10000, 'T'));
+  if (std::system("command -v bsdtar >/dev/null 2>&1") == 0) {
+    fs::path src = tmp.path() / "src";
+    fs::create_directories(src / "app");
+    WriteBytes(src / "app/index.html", "<html></html>");
+    fs::create_hard_link(src / "app/index.html", src / "app/index2.html");
+    fs::create_symlink("app", src / "current");
+    const char* flags[] = {"-cjf", "-cJf", "--format zip -cf", "--format pax -czf"};
+    for (size_t i = 0; i < std::size(flags); ++i) {
+      fs::path archive = tmp.path() / ("bsdtar" + std::to_string(i));
+      std::string cmd = "cd '" + src.string() + "' && bsdtar " + flags[i] + " '" +
+                        archive.string() + "' . 2>/dev/null";
+      if (std::system(cmd.c_str()) == 0) archives.push_back(archive);
+    }
+  }
+  if (std::system("tar --version 2>/dev/null | grep -q GNU") == 0) {
+    fs::path sparse = tmp.path() / "sparse.img";
+    REQUIRE(std::system(("truncate -s 3M '" + sparse.string() + "' && printf x >> '" +
+                         sparse.string() + "'")
+                            .c_str()) == 0);
+    archives.push_back(tmp.path() / "sparse.tar");
+    REQUIRE(std::system(("tar --sparse -C '" + tmp.path().string() + "' -cf '" +
+                         archives.back().string() + "' sparse.img")
+                            .c_str()) == 0);
+  }
+  for (const fs::path& archive : archives) {
+    CAPTURE(archive.filename().string());
+    Result<Manifest> scanned = ScanArchive(archive);
+    REQUIRE_MESSAGE(scanned.ok(), scanned.status().ToString());
+    for (size_t chunk : {size_t{1}, size_t{511}, size_t{16384}, size_t{3 << 20}}) {
+      if (chunk == 1 && fs::file_size(archive) > (1 << 20)) continue;
+      CAPTURE(chunk);
+      Result<Manifest> streamed = ScanAsStream(archive, {}, chunk);
+      REQUIRE_MESSAGE(streamed.ok(), streamed.status().ToString());
+      CHECK(*streamed == *scanned);
+    }
+  }
+}
+
+// The stream checks the ratio against the bytes received so far; an archive
+// whose beginning compresses far better than the whole is still accepted,
+// because the complete file then decides.
+TEST_CASE("the streaming scan leaves a ratio refusal to the complete file") {
+  TempDir tmp;
+  ArchiveLimits limits;
+  limits.ratio_check_min_bytes = 1 << 20;
+  limits.max_compression_ratio = 4;
+  fs::path archive = tmp.path() / "zeros-first.tar.gz";
+  WriteArchive(
+      archive, ArchiveKind::kTarGz,
+      {File("zeros", std::string(8 << 20, '\0')), File("random", RandomBytes(6 << 20, 9))});
+  Result<Manifest> scanned = ScanArchive(archive, limits);
+  REQUIRE_MESSAGE(scanned.ok(), scanned.status().ToString());
+  Result<Manifest> streamed = ScanAsStream(archive, limits, 65536);
+  REQUIRE_MESSAGE(streamed.ok(), streamed.status().ToString());
+  CHECK(*streamed == *scanned);
+
+  // A real bomb is refused either way, with the same message.
+  fs::path bomb = tmp.path() / "bomb.tar.gz";
+  WriteArchive(bomb, ArchiveKind::kTarGz, {File("bomb", std::string(16 << 20, '\0'))});
+  Result<Manifest> refused = ScanArchive(bomb, limits);
+  REQUIRE_FALSE(refused.ok());
+  Result<Manifest> refused_streaming = ScanAsStream(bomb, limits, 65536);
+  REQUIRE_FALSE(refused_streaming.ok());
+  CHECK(refused_streaming.status().code() == Code::kUnsafe);
+  CHECK(refused_streaming.status().message() == refused.status().message());
+}
+
+TEST_CASE("a streaming scan abandoned midway stops; garbage is refused like ScanArchive does") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "big.tar.gz";
+  WriteArchive(archive, ArchiveKind::kTarGz, {File("random.bin", RandomBytes(8 << 20, 5))});
+  const std::string bytes = ReadBytes(archive);
+  {
+    auto scanner = ArchiveStreamScanner::Start({});
+    REQUIRE(scanner.ok());
+    (*scanner)->Feed(bytes.data(), bytes.size() / 2);
+    // Destroyed without Finish: the upload was cut off.
+  }
+  fs::path garbage = tmp.path() / "garbage.bin";
+  WriteBytes(garbage, std::string(5000, 'G'));
+  Result<Manifest> streamed = ScanAsStream(garbage, {}, 4096);
+  Result<Manifest> scanned = ScanArchive(garbage);
+  REQUIRE_FALSE(streamed.ok());
+  CHECK(streamed.status().code() == Code::kInvalidArgument);
+  CHECK(streamed.status().message() == scanned.status().message());
+
+  fs::path truncated = tmp.path() / "truncated.tar.gz";
+  WriteBytes(truncated, bytes.substr(0, bytes.size() / 3));
+  streamed = ScanAsStream(truncated, {}, 65536);
+  scanned = ScanArchive(truncated);
+  REQUIRE_FALSE(streamed.ok());
+  CHECK(streamed.status().code() == Code::kInvalidArgument);
+  CHECK(streamed.status().message() == scanned.status().message());
 }
 
 TEST_CASE("ValidateTree reports missing, changed and extra paths") {

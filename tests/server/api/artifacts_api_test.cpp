@@ -1,13 +1,28 @@
-// Artifact upload, immutability, download and verification through the API.
+// Artifact upload, immutability, download and verification through the API;
+// the malicious corpus, uploads cut off midway and lost races through a real
+// server.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <fstream>
+#include <latch>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <thread>
 
 #include "common/crypto.h"
-#include "tests/agents/deployer/archive_builder.h"
+#include "tests/agents/deployer/archive_corpus.h"
 #include "tests/support/test_server.h"
 
 namespace reprise::testing {
@@ -20,13 +35,15 @@ constexpr const char* kBuild1 = "/api/v1/applications/shop/releases/1.0/builds/1
 
 void SeedBuild(HttpClient& admin) {
   REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  REQUIRE(admin.Put("/api/v1/targets/int-web",
-                    R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
+  REQUIRE(admin
+              .Put("/api/v1/targets/int-web",
+                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
               .status == 200);
-  REQUIRE(admin.Put("/api/v1/applications/shop",
-                    "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
-                    "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n",
-                    "application/yaml")
+  REQUIRE(admin
+              .Put("/api/v1/applications/shop",
+                   "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
+                   "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n",
+                   "application/yaml")
               .status == 200);
   REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
@@ -47,11 +64,105 @@ std::set<std::string> Blobs(const TestServer& server) {
   return out;
 }
 
-size_t Temporaries(const TestServer& server) {
-  auto tmp = server.data_dir() / "artifacts" / "tmp";
+std::set<std::string> Blobs(const std::filesystem::path& data_dir) {
+  std::set<std::string> out;
+  auto root = data_dir / "artifacts" / "sha256";
+  if (!std::filesystem::exists(root)) return out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file()) out.insert(e.path().filename().string());
+  return out;
+}
+
+size_t Temporaries(const std::filesystem::path& data_dir) {
+  auto tmp = data_dir / "artifacts" / "tmp";
   if (!std::filesystem::exists(tmp)) return 0;
   return static_cast<size_t>(std::distance(std::filesystem::directory_iterator(tmp),
                                            std::filesystem::directory_iterator()));
+}
+
+size_t Temporaries(const TestServer& server) { return Temporaries(server.data_dir()); }
+
+std::string ErrorMessage(const HttpResult& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("error")) return "";
+  return j["error"]["message"].get<std::string>();
+}
+
+std::string ErrorCode(const HttpResult& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("error")) return "";
+  return j["error"]["code"].get<std::string>();
+}
+
+// Waits (up to a minute) for `done`; for things another thread finishes.
+template <typename F>
+bool WaitFor(F done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+// A plain TCP connection to the server that sends raw bytes, so a test can
+// stop in the middle of a request body and drop the connection.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~RawConnection() { Drop(); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  void Send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      REQUIRE(n > 0);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  // Closes with a reset, as a killed client's kernel would.
+  void Drop() {
+    if (fd_ < 0) return;
+    linger hard{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string UploadHead(const std::string& path, size_t length) {
+  return "PUT " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+         std::string(kAdminToken) +
+         "\r\nContent-Type: application/gzip\r\nContent-Length: " + std::to_string(length) +
+         "\r\n\r\n";
+}
+
+std::string RandomTree(const TempDir& dir, size_t bytes, unsigned seed) {
+  std::string data;
+  data.reserve(bytes);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+  while (data.size() < bytes) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    data.push_back(static_cast<char>(x & 0xff));
+  }
+  auto path = dir.path() / ("tree-" + std::to_string(seed) + ".tar.gz");
+  WriteArchive(path, ArchiveKind::kTarGz,
+               {Dir("app"), File("app/data.bin", data), File("app/seed", std::to_string(seed))});
+  return ReadBytes(path);
 }
 
 }  // namespace
@@ -61,9 +172,9 @@ TEST_CASE("an uploaded artifact comes back byte for byte with its hash, ETag and
   auto admin = server.Admin();
   SeedBuild(admin);
   TempDir dir;
-  std::string bytes = Archive(dir, {File("index.html", "<h1>hi</h1>"), Dir("bin"),
-                                    File("bin/run.sh", "#!/bin/sh\necho run\n", 0755),
-                                    Symlink("latest", "index.html")});
+  std::string bytes = Archive(
+      dir, {File("index.html", "<h1>hi</h1>"), Dir("bin"),
+            File("bin/run.sh", "#!/bin/sh\necho run\n", 0755), Symlink("latest", "index.html")});
   auto up = admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/gzip");
   REQUIRE_MESSAGE(up.status == 201, up.body);
   auto j = json::parse(up.body);
@@ -139,8 +250,8 @@ TEST_CASE("50 concurrent identical uploads make one blob and all succeed with th
   auto admin = server.Admin();
   SeedBuild(admin);
   TempDir dir;
-  std::string bytes = Archive(dir, {File("big.bin", std::string(256 << 10, 'x')),
-                                    File("b.txt", RandomHex(1000))});
+  std::string bytes =
+      Archive(dir, {File("big.bin", std::string(256 << 10, 'x')), File("b.txt", RandomHex(1000))});
   std::vector<int> statuses(50);
   std::vector<std::string> hashes(50), errors(50);
   std::vector<std::thread> threads;
@@ -249,8 +360,8 @@ TEST_CASE("temporaries from killed uploads are removed on start; verify finds ta
 
   // The command-line check reports the same and fails.
   std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
-  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() +
-                    " > " + (dir.path() / "verify.out").string() + " 2>&1";
+  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() + " > " +
+                    (dir.path() / "verify.out").string() + " 2>&1";
   int rc = std::system(cmd.c_str());
   CHECK(WEXITSTATUS(rc) == 1);
   CHECK(ReadBytes(dir.path() / "verify.out").find("CORRUPT " + sha) != std::string::npos);
@@ -279,9 +390,423 @@ TEST_CASE("the demo's two builds carry different real artifacts") {
   CHECK(paths(m2).count("config/legacy.conf") == 0);
   CHECK(paths(m2).count("api/status.json") == 1);
   server.Restart();  // idempotent: no new builds or blobs
-  CHECK(json::parse(server.Admin().Get("/api/v1/applications/shop/releases/1.0.0/builds").body)
-            ["items"]
-                .size() == 2);
+  CHECK(json::parse(
+            server.Admin().Get("/api/v1/applications/shop/releases/1.0.0/builds").body)["items"]
+            .size() == 2);
+}
+
+namespace {
+
+std::string LimitsKey(const ArchiveLimits& l) {
+  return std::to_string(l.max_entries) + "/" + std::to_string(l.max_total_bytes) + "/" +
+         std::to_string(l.max_entry_bytes) + "/" + std::to_string(l.max_compression_ratio) + "/" +
+         std::to_string(l.ratio_check_min_bytes);
+}
+
+// Uploads every archive of the corpus through the API, one server per set of
+// limits the corpus uses (configured as an operator would), and checks that
+// each is refused naming the entry and leaves nothing behind. With
+// `max_body` set, archives longer than that are refused for their size (413).
+void UploadCorpus(uint64_t max_body) {
+  TempDir dir;
+  const std::vector<BadArchive> corpus = MaliciousCorpus();
+  std::map<std::string, std::vector<size_t>> by_limits;
+  for (size_t i = 0; i < corpus.size(); ++i) by_limits[LimitsKey(corpus[i].limits)].push_back(i);
+  size_t uploaded = 0;
+  for (const auto& [key, indexes] : by_limits) {
+    CAPTURE(key);
+    ServerOptions o;
+    o.archive_limits = corpus[indexes.front()].limits;
+    if (max_body > 0) o.max_artifact_bytes = max_body;
+    TestServer server(o);
+    auto admin = server.Admin();
+    SeedBuild(admin);
+    for (size_t i : indexes) {
+      const BadArchive& bad = corpus[i];
+      CAPTURE(bad.name);
+      const auto file = dir.path() / BadArchiveFileName(i, bad);
+      WriteBadArchive(bad, file);
+      const std::string bytes = ReadBytes(file);
+      auto r =
+          admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "application/octet-stream");
+      CAPTURE(r.body);
+      if (max_body > 0 && bytes.size() > max_body) {
+        CHECK(r.status == 413);
+        CHECK(ErrorCode(r) == "too_large");
+      } else if (bad.code == Code::kUnsafe) {
+        CHECK(r.status == 422);
+        CHECK(ErrorCode(r) == "unsafe_content");
+        CHECK(ErrorMessage(r).find(bad.names) != std::string::npos);
+      } else {
+        // The one corrupt archive of the corpus (a tar header promising more
+        // data than the archive holds reads as a truncated archive).
+        CHECK(bad.code == Code::kInvalidArgument);
+        CHECK(r.status == 400);
+        CHECK(ErrorMessage(r).find(bad.names) != std::string::npos);
+      }
+      CHECK(Blobs(server).empty());
+      CHECK(Temporaries(server) == 0);
+      CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").status == 404);
+      CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
+      ++uploaded;
+    }
+  }
+  CHECK(uploaded == corpus.size());
+}
+
+}  // namespace
+
+TEST_CASE("every archive of the malicious corpus is refused by PUT .../artifacts with 422") {
+  UploadCorpus(0);
+}
+
+TEST_CASE("with a small body limit the longer corpus archives get 413 instead; nothing stored") {
+  UploadCorpus(4 << 10);
+}
+
+TEST_CASE("archive limits come from the server's options and name the limit") {
+  ServerOptions o;
+  o.archive_limits.max_entries = 2;
+  o.archive_limits.max_total_bytes = 10000;
+  TestServer server(o);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  auto many = admin.Put(std::string(kBuild1) + "/artifacts/web",
+                        Archive(dir, {File("a", "1"), File("b", "2"), File("c", "3")}), "x");
+  CHECK(many.status == 422);
+  CHECK(ErrorMessage(many).find("'c'") != std::string::npos);
+  CHECK(ErrorMessage(many).find("max_entries") != std::string::npos);
+  auto big = admin.Put(
+      std::string(kBuild1) + "/artifacts/web",
+      Archive(dir, {File("a", std::string(6000, 'a')), File("b", std::string(6000, 'b'))}), "x");
+  CHECK(big.status == 422);
+  CHECK(ErrorMessage(big).find("'b'") != std::string::npos);
+  CHECK(ErrorMessage(big).find("max_total_bytes") != std::string::npos);
+  auto fine = admin.Put(std::string(kBuild1) + "/artifacts/web",
+                        Archive(dir, {File("a", std::string(6000, 'a'))}), "x");
+  CHECK(fine.status == 201);
+}
+
+TEST_CASE("a chunked upload without a length is scanned as it arrives and stored") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string bytes = RandomTree(dir, 3 << 20, 1);
+  {
+    RawConnection c(server.port());
+    c.Send("PUT " + std::string(kBuild1) +
+           "/artifacts/web HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+           std::string(kAdminToken) +
+           "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for (size_t off = 0; off < bytes.size(); off += 100000) {
+      size_t n = std::min<size_t>(100000, bytes.size() - off);
+      char size_line[32];
+      std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
+      c.Send(size_line);
+      c.Send(std::string_view(bytes).substr(off, n));
+      c.Send("\r\n");
+    }
+    c.Send("0\r\n\r\n");
+    REQUIRE(
+        WaitFor([&] { return admin.Get(std::string(kBuild1) + "/artifacts/web").status == 200; }));
+  }
+  auto down = admin.Get(std::string(kBuild1) + "/artifacts/web");
+  CHECK(down.body == bytes);
+  CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"][0]["file_count"] == 2);
+}
+
+TEST_CASE("an upload whose client disconnects midway leaves nothing visible") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string bytes = RandomTree(dir, 8 << 20, 2);
+  const std::string path = std::string(kBuild1) + "/artifacts/web";
+  {
+    RawConnection c(server.port());
+    c.Send(UploadHead(path, bytes.size()));
+    c.Send(std::string_view(bytes).substr(0, bytes.size() / 2));
+    // The server has started storing the body.
+    REQUIRE(WaitFor([&] { return Temporaries(server) == 1; }));
+    c.Drop();
+  }
+  // Its temporary goes as soon as the server sees the connection end.
+  CHECK(WaitFor([&] { return Temporaries(server) == 0; }));
+  CHECK(Blobs(server).empty());
+  CHECK(admin.Get(path).status == 404);
+  CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
+  // The same upload, complete, still works.
+  CHECK(admin.Put(path, bytes, "application/gzip").status == 201);
+  CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(bytes)});
+}
+
+namespace {
+
+// reprise-server as a child process on a data directory; SIGKILLed on destruction.
+class ServerProcess {
+ public:
+  ServerProcess(const std::filesystem::path& data, const std::filesystem::path& log) : log_(log) {
+    const char* bin_dir = std::getenv("REPRISE_BIN_DIR");
+    std::vector<std::string> argv = {
+        (std::filesystem::path(bin_dir ? bin_dir : "build/bin") / "reprise-server").string(),
+        "--data",
+        data.string(),
+        "--http",
+        "127.0.0.1:0",
+        "--agent-port",
+        "0",
+        "--agent-host",
+        "127.0.0.1",
+        "--agent-plain"};
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
+                                    "PATH=/usr/bin:/bin"};
+    std::vector<char*> cenv;
+    for (auto& e : env) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    REQUIRE_MESSAGE(WaitFor([&] {
+                      std::smatch m;
+                      std::string text = ReadFile(log_);
+                      if (!std::regex_search(text, m, listening)) return false;
+                      port_ = std::stoi(m[1]);
+                      return true;
+                    }),
+                    "the server did not start: ", ReadFile(log_));
+  }
+  ~ServerProcess() { KillHard(); }
+  void KillHard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  int port() const { return port_; }
+  HttpClient Admin() const {
+    HttpClient c("127.0.0.1", port_);
+    c.set_token(kAdminToken);
+    return c;
+  }
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("kill -9 of the server during an upload: nothing visible, the temporary goes on start") {
+  TempDir tmp;
+  const auto data = tmp.path() / "data";
+  const std::string bytes = RandomTree(tmp, 8 << 20, 3);
+  const std::string path = std::string(kBuild1) + "/artifacts/web";
+  {
+    ServerProcess server(data, tmp.path() / "server1.log");
+    auto admin = server.Admin();
+    SeedBuild(admin);
+    RawConnection c(server.port());
+    c.Send(UploadHead(path, bytes.size()));
+    c.Send(std::string_view(bytes).substr(0, bytes.size() / 2));
+    REQUIRE(WaitFor([&] { return Temporaries(data) == 1; }));
+    server.KillHard();
+  }
+  CHECK(Temporaries(data) == 1);  // what the killed upload left
+  ServerProcess server(data, tmp.path() / "server2.log");
+  CHECK(Temporaries(data) == 0);
+  CHECK(Blobs(data).empty());
+  auto admin = server.Admin();
+  CHECK(admin.Get(path).status == 404);
+  CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
+}
+
+TEST_CASE("uploads of other bytes that lose the race to record an artifact leave no blob") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  constexpr int kUploads = 8;
+  std::vector<std::string> archives;
+  for (int i = 0; i < kUploads; ++i) archives.push_back(RandomTree(dir, 2 << 20, 10 + i));
+  std::vector<int> statuses(kUploads);
+  std::vector<std::string> bodies(kUploads);
+  std::latch start(kUploads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kUploads; ++i)
+    threads.emplace_back([&, i] {
+      auto c = server.Admin();
+      start.arrive_and_wait();
+      auto r = c.Put(std::string(kBuild1) + "/artifacts/web", archives[i], "application/gzip");
+      statuses[i] = r.status;
+      bodies[i] = r.body;
+    });
+  for (auto& t : threads) t.join();
+  int winner = -1;
+  for (int i = 0; i < kUploads; ++i) {
+    CAPTURE(i);
+    CAPTURE(bodies[i]);
+    CHECK((statuses[i] == 201 || statuses[i] == 409));
+    if (statuses[i] == 201) {
+      CHECK(winner == -1);
+      winner = i;
+    }
+  }
+  REQUIRE(winner >= 0);
+  CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(archives[winner])});
+  CHECK(Temporaries(server) == 0);
+  CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").body == archives[winner]);
+}
+
+TEST_CASE("a lost race never removes a blob that another build records with the same bytes") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string x = RandomTree(dir, 1 << 20, 20);
+  const std::string y = RandomTree(dir, 1 << 20, 21);
+  for (int round = 0; round < 6; ++round) {
+    CAPTURE(round);
+    // Builds 2r+2 and 2r+3: X and Y race for the first, X goes to the second too.
+    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+    const std::string contested =
+        "/api/v1/applications/shop/releases/1.0/builds/" + std::to_string(2 * round + 2);
+    const std::string shared =
+        "/api/v1/applications/shop/releases/1.0/builds/" + std::to_string(2 * round + 3);
+    std::latch start(3);
+    std::vector<int> statuses(3);
+    std::vector<std::thread> threads;
+    auto put = [&](int slot, std::string path, const std::string& bytes) {
+      threads.emplace_back([&, slot, path, &bytes = bytes] {
+        auto c = server.Admin();
+        start.arrive_and_wait();
+        statuses[slot] = c.Put(path + "/artifacts/web", bytes, "application/gzip").status;
+      });
+    };
+    put(0, contested, x);
+    put(1, contested, y);
+    put(2, shared, x);
+    for (auto& t : threads) t.join();
+    CHECK(statuses[0] + statuses[1] == 201 + 409);
+    CHECK(statuses[2] == 201);
+    // The shared build's artifact is always there, byte for byte.
+    CHECK(admin.Get(shared + "/artifacts/web").body == x);
+    auto verify = json::parse(admin.Post("/api/v1/admin/verify", "{}").body);
+    CHECK(verify["ok"] == true);
+    CHECK(verify["missing"].empty());
+  }
+  CHECK(Temporaries(server) == 0);
+}
+
+TEST_CASE("verify reports artifact records whose blob is missing and blobs that are writable") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  TempDir dir;
+  const std::string one = Archive(dir, {File("a.txt", "one")});
+  const std::string two = Archive(dir, {File("a.txt", "two")});
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", one, "x").status == 201);
+  REQUIRE(
+      admin.Put("/api/v1/applications/shop/releases/1.0/builds/2/artifacts/web", two, "x").status ==
+      201);
+  auto clean = json::parse(admin.Post("/api/v1/admin/verify", "{}").body);
+  CHECK(clean["ok"] == true);
+  CHECK(clean["records_checked"] == 2);
+
+  const auto blob_path = [&](const std::string& sha) {
+    return server.data_dir() / "artifacts" / "sha256" / sha.substr(0, 2) / sha;
+  };
+  std::filesystem::remove(blob_path(Sha256Hex(one)));
+  std::filesystem::permissions(blob_path(Sha256Hex(two)), std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
+  auto report = json::parse(admin.Post("/api/v1/admin/verify", "{}").body);
+  CHECK(report["ok"] == false);
+  REQUIRE(report["missing"].size() == 1);
+  CHECK(report["missing"][0]["build"] == 1);
+  CHECK(report["missing"][0]["name"] == "web");
+  CHECK(report["missing"][0]["sha256"] == Sha256Hex(one));
+  REQUIRE(report["wrong_mode"].size() == 1);
+  CHECK(report["wrong_mode"][0]["sha256"] == Sha256Hex(two));
+  CHECK(report["wrong_mode"][0]["mode"] == "0644");
+  CHECK(report["corrupt"].empty());
+
+  // The command line reports the same, changes nothing, and fails.
+  server.Stop();
+  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
+  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() + " > " +
+                    (dir.path() / "verify.out").string() + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  CHECK(WEXITSTATUS(rc) == 1);
+  const std::string out = ReadBytes(dir.path() / "verify.out");
+  CAPTURE(out);
+  CHECK(out.find("MISSING shop/1.0/1/web " + Sha256Hex(one)) != std::string::npos);
+  CHECK(out.find("MODE " + Sha256Hex(two) + " 0644") != std::string::npos);
+  CHECK(out.find("2 artifact records, 1 missing") != std::string::npos);
+  struct stat st;
+  REQUIRE(::stat(blob_path(Sha256Hex(two)).c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+}
+
+TEST_CASE("the server's retention defaults apply to the fields a request leaves out") {
+  ServerOptions o;
+  o.retention.keep_builds_per_release = 1;
+  o.retention.keep_days = 0;
+  o.retention.keep_rollback_candidates = 0;
+  TestServer server(o);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  TempDir dir;
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", Archive(dir, {File("a", "1")}), "x")
+              .status == 201);
+  REQUIRE(admin
+              .Put("/api/v1/applications/shop/releases/1.0/builds/2/artifacts/web",
+                   Archive(dir, {File("a", "2")}), "x")
+              .status == 201);
+  auto defaults = json::parse(admin.Post("/api/v1/admin/retention", "{}").body);
+  CHECK(defaults["dry_run"] == true);
+  CHECK(defaults["policy"] ==
+        json{{"keep_builds", 1}, {"keep_days", 0}, {"keep_rollback_candidates", 0}});
+  REQUIRE(defaults["deleted"].size() == 1);
+  CHECK(defaults["deleted"][0]["build"] == 1);
+  auto overridden =
+      json::parse(admin.Post("/api/v1/admin/retention", R"({"keep_builds": 5})").body);
+  CHECK(overridden["policy"] ==
+        json{{"keep_builds", 5}, {"keep_days", 0}, {"keep_rollback_candidates", 0}});
+  CHECK(overridden["deleted"].empty());
+}
+
+TEST_CASE("reprise-server refuses bad artifact flags naming the flag") {
+  TempDir dir;
+  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
+  struct Case {
+    const char* args;
+    const char* expect;
+  };
+  for (auto c : {Case{"--artifact-max-entries 0", "--artifact-max-entries needs"},
+                 Case{"--artifact-max-total-bytes 12X", "--artifact-max-total-bytes needs"},
+                 Case{"--artifact-max-ratio 0.5", "--artifact-max-ratio needs"},
+                 Case{"--retention-keep-candidates 5000", "--retention-keep-candidates needs"},
+                 Case{"--retention-keep-days", "--retention-keep-days needs a value"}}) {
+    CAPTURE(c.args);
+    std::string cmd = bin + "/reprise-server --data " + (dir.path() / "data").string() + " " +
+                      c.args + " > " + (dir.path() / "out").string() + " 2>&1";
+    int rc = std::system(cmd.c_str());
+    CHECK(WEXITSTATUS(rc) == 2);
+    CHECK(ReadBytes(dir.path() / "out").find(c.expect) != std::string::npos);
+  }
 }
 
 }  // namespace reprise::testing
