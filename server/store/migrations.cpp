@@ -194,6 +194,16 @@ CREATE INDEX target_states_by_stage ON target_states(application, stage);
       R"sql(
 CREATE INDEX deployments_by_status_id ON deployments(status, id);
 )sql",
+      // 5: one standing decision per user and deployment. Duplicate standing
+      // approvals from before are revoked (the oldest stays), so one user can
+      // no longer satisfy "count: 2" alone.
+      R"sql(
+UPDATE approvals SET revoked = 1
+ WHERE revoked = 0
+   AND id NOT IN (SELECT MIN(id) FROM approvals WHERE revoked = 0 GROUP BY deployment_id, user);
+CREATE UNIQUE INDEX approvals_one_standing_per_user ON approvals(deployment_id, user)
+ WHERE revoked = 0;
+)sql",
   };
   return kMigrations;
 }

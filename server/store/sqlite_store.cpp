@@ -692,6 +692,24 @@ class SqliteStore final : public Store {
   Result<ApprovalRecord> AddApproval(const ApprovalRecord& a) override {
     ApprovalRecord stored = a;
     Status st = Write("add approval", [&] {
+      SQLite::Statement standing(*db_,
+                                 "SELECT decision FROM approvals WHERE deployment_id=? AND "
+                                 "user=? AND revoked=0");
+      standing.bind(1, a.deployment_id);
+      standing.bind(2, a.user);
+      if (standing.executeStep()) {
+        std::string decision = standing.getColumn(0).getString();
+        if (a.decision == "approved" || decision == "rejected")
+          return AlreadyExists("'" + a.user + "' has already " + decision + " deployment " +
+                               std::to_string(a.deployment_id) +
+                               "; one decision per user counts (revoke it first to change it)");
+        SQLite::Statement revoke(*db_,
+                                 "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
+                                 "user=? AND revoked=0");
+        revoke.bind(1, a.deployment_id);
+        revoke.bind(2, a.user);
+        revoke.exec();
+      }
       SQLite::Statement q(*db_,
                           "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
                           "VALUES(?,?,?,?,?)");

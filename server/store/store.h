@@ -326,6 +326,9 @@ class Store {
   virtual Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) = 0;
   virtual Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
                                                                     int64_t limit) = 0;
+  // Records a user's decision. A user holds at most one standing (not
+  // revoked) decision per deployment: a second approval is kAlreadyExists; a
+  // rejection replaces the user's standing approval (revoking it).
   virtual Result<ApprovalRecord> AddApproval(const ApprovalRecord& approval) = 0;
   virtual Result<std::vector<ApprovalRecord>> ListApprovals(int64_t deployment_id) = 0;
   // Revokes the user's standing approvals of a deployment; returns how many.

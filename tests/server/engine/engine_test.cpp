@@ -298,4 +298,40 @@ TEST_CASE("50 concurrent deploy requests to one stage are all recorded and run o
   }
 }
 
+TEST_CASE("approvals count distinct users: approving twice is refused and counts once") {
+  PipelineOptions o;
+  o.production_gates = "{ approvals: { count: 2, role: release-manager } }";
+  PipelineFixture f(o);
+  auto admin = f.Admin();
+  auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
+  json testing;
+  REQUIRE(WaitUntil([&] {
+    testing = f.Newest(1, "Testing");
+    return !testing.is_null();
+  }));
+  REQUIRE(f.WaitFinal(testing["id"])["status"] == "succeeded");
+  auto rita = f.ReleaseManager();
+  auto prod = f.Deploy(rita, 1, {{"stage", "Production"}});
+  REQUIRE(prod["status"] == "waiting");
+  std::string path = "/api/v1/deployments/" + std::to_string(prod["id"].get<int64_t>());
+  auto rob = f.SecondManager();
+  REQUIRE(rob.Post(path + "/approve", "{}").status == 200);
+  auto twice = rob.Post(path + "/approve", R"({"comment":"again"})");
+  CHECK(twice.status == 409);
+  CHECK(Body(twice)["error"]["message"].get<std::string>().find("'rob' has already approved") !=
+        std::string::npos);
+  auto d = f.Get(prod["id"]);
+  CHECK(d["status"] == "waiting");
+  std::string detail;
+  for (const auto& g : d["gates"])
+    if (g["gate"] == "approvals") detail = g["detail"];
+  CHECK(detail == "1 of 2 approvals from release-manager");
+  // A second person makes it two.
+  REQUIRE(admin.Post(path + "/approve", "{}").status == 200);
+  auto done = f.WaitFinal(prod["id"]);
+  CHECK(done["status"] == "succeeded");
+  CHECK(done["approvals"].size() == 2);
+}
+
 }  // namespace reprise::testing

@@ -192,4 +192,49 @@ TEST_CASE("agents keep their public key") {
   CHECK_FALSE(s->PutAgent(a).ok());
 }
 
+TEST_CASE("one standing approval per user: a repeat is refused, older duplicates are revoked") {
+  TempDir dir;
+  {
+    // A database at version 4, which took the same user's approval twice.
+    SQLite::Database db((dir.path() / "r.db").string(),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (size_t i = 0; i < 4; ++i) db.exec(std::string(SqliteMigrations()[i]));
+    db.exec("PRAGMA user_version = 4");
+    db.exec(
+        "INSERT INTO applications VALUES('shop', 1, '{}', '', 1, 't', '{}');"
+        "INSERT INTO releases VALUES('shop', '1.0', 1, '{}', '{}', 1, 't');"
+        "INSERT INTO builds VALUES('shop', '1.0', 1, '{}', 1, 't');"
+        "INSERT INTO deployments(id, application, release, build, stage, kind, status, "
+        "requested_by, created_at) VALUES(7, 'shop', '1.0', 1, 'Production', 'promote', "
+        "'waiting', 'rita', 1);"
+        "INSERT INTO approvals(deployment_id, user, decision, at) VALUES(7, 'rob', 'approved', 1),"
+        " (7, 'rob', 'approved', 2);");
+  }
+  int64_t id = 7;
+  auto s = Open(dir);
+  CHECK(s->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
+  auto list = s->ListApprovals(id);
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  CHECK_FALSE((*list)[0].revoked);
+  CHECK((*list)[1].revoked);
+
+  // A second approval by the same user is refused, naming the user.
+  auto again = s->AddApproval({0, id, "rob", "approved", "", 2, false});
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status().code() == Code::kAlreadyExists);
+  CHECK(again.status().message().find("'rob' has already approved") != std::string::npos);
+  // After revoking, approving again is allowed; a rejection replaces an approval.
+  REQUIRE(s->RevokeApprovals(id, "rob").ok());
+  REQUIRE(s->AddApproval({0, id, "rob", "approved", "", 3, false}).ok());
+  REQUIRE(s->AddApproval({0, id, "rob", "rejected", "no", 4, false}).ok());
+  list = s->ListApprovals(id);
+  REQUIRE(list.ok());
+  int standing = 0;
+  for (const auto& a : *list) standing += a.revoked ? 0 : 1;
+  CHECK(standing == 1);
+  CHECK(list->back().decision == "rejected");
+  CHECK_FALSE(list->back().revoked);
+}
+
 }  // namespace reprise
