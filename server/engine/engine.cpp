@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <condition_variable>
-#include <deque>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -16,6 +15,7 @@
 #include "planner/plan.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine_internal.h"
+#include "server/engine/engine_loop.h"
 #include "server/hub/agent_hub.h"
 
 namespace reprise {
@@ -83,17 +83,22 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   const Clock* clock = nullptr;
 
   mutable std::mutex mu;
-  std::condition_variable wake;  // control loop
-  std::condition_variable work_cv;
   std::condition_variable idle_cv;
   bool stopping = false;
-  bool poke = false;
   std::set<std::string> busy_targets;
   std::map<int64_t, std::shared_ptr<Running>> running;
   std::map<std::string, int64_t> target_deployment;  // busy target -> deployment
-  std::deque<int64_t> work;
+  // One thread per running deployment; joined by the loop once it ended.
+  std::map<int64_t, std::thread> run_threads;
+  std::vector<int64_t> ended_runs;
   std::map<int64_t, std::string> gate_summaries;  // last logged, to avoid repeating
   TimePoint last_recheck{};
+
+  // The scheduler: a system_timer for the next scheduled deployment and the
+  // dispatcher, on one Asio thread (null when start_threads is false).
+  std::unique_ptr<EngineLoop> loop;
+  std::atomic<bool> dispatch_posted{false};
+  std::atomic<bool> rearm_posted{false};
 
   mutable std::mutex log_mu;
   mutable std::condition_variable log_cv;
@@ -179,19 +184,55 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     return it == running.end() ? nullptr : it->second;
   }
 
+  // Asks the loop to run the dispatcher (coalesced: one pending pass).
   void Wake() {
-    {
-      std::lock_guard lock(mu);
-      poke = true;
+    if (!loop || dispatch_posted.exchange(true)) return;
+    loop->Post([this] {
+      dispatch_posted = false;
+      Dispatch();
+    });
+  }
+
+  // Re-arms the timer for the earliest scheduled deployment (after one was
+  // scheduled, moved, cancelled or fired).
+  void Rearm() {
+    if (!loop || rearm_posted.exchange(true)) return;
+    loop->Post([this] {
+      rearm_posted = false;
+      ArmNext();
+    });
+  }
+
+  void ArmNext() {
+    auto next = store->NextScheduledAt();
+    if (!next.ok()) {
+      std::fprintf(stderr, "scheduler: %s\n", next.status().ToString().c_str());
+      return;
     }
-    wake.notify_all();
+    loop->ArmDeadline(*next == 0 ? std::nullopt : std::optional<TimePoint>(FromUnixMillis(*next)));
+  }
+
+  // Loop thread: the armed time was reached.
+  void OnDeadline() {
+    FireDue();
+    Dispatch();
+    ArmNext();
+  }
+
+  // Loop thread: the clock was set by hand (a test's fake clock).
+  void OnClockSet() {
+    FireDue();
+    last_recheck = clock->Now();
+    RecheckWaiting();
+    Dispatch();
+    ArmNext();
   }
 
   // ---- gates
   // What the gates of one waiting deployment say now. Read-only: the caller
   // applies the decisions (in one transaction for a batch).
   struct GateDecision {
-    enum class Kind { kGone, kQueue, kWait, kCancel, kFail } kind = Kind::kGone;
+    enum class Kind { kGone, kQueue, kWait, kCancel, kFail, kExpire } kind = Kind::kGone;
     std::string text;  // the wait summary, or why it is cancelled / failed
     DeploymentRecord deployment;
   };
@@ -240,7 +281,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     std::vector<int64_t> to_queue;
     for (const auto& g : decisions) {
       switch (g.kind) {
-        case GateDecision::Kind::kGone: break;
+        case GateDecision::Kind::kGone:
+        case GateDecision::Kind::kExpire:
+          break;
         case GateDecision::Kind::kQueue: to_queue.push_back(g.deployment.id); break;
         case GateDecision::Kind::kFail: Finish(g.deployment, "failed", g.text, {"waiting"}); break;
         case GateDecision::Kind::kCancel:
@@ -286,39 +329,90 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   // ---- scheduler
+  // Fires what is due: gates are decided first (read-only), then every due
+  // deployment leaves `scheduled` for where it goes (queued when its gates
+  // hold, else waiting; expired past its window) in one IMMEDIATE
+  // transaction per batch. The compare-and-set on status and time makes each
+  // fire exactly once, also when a user cancels or moves it meanwhile.
   void FireDue() {
     for (;;) {
-      auto due = store->DueScheduled(Now(), 500);
+      int64_t now = Now();
+      auto due = store->DueScheduled(now, 500);
       if (!due.ok() || due->empty()) return;
-      std::vector<int64_t> firing;
+      std::vector<ScheduledFiring> firings;
+      std::vector<GateDecision> decisions;
       for (const auto& d : *due) {
-        int64_t late = Now() - d.scheduled_at;
+        GateDecision g;
+        g.deployment = d;
+        int64_t late = now - d.scheduled_at;
         if (late > d.expires_after_ms) {
-          std::string why = "fell due at " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) +
-                            " but did not start within its expiry window of " +
-                            std::to_string(d.expires_after_ms / kMillisPerSecond) + " s";
-          auto moved = store->TransitionDeployment(d.id, {"scheduled"}, "expired", 0, Now(), why);
-          if (moved.ok() && *moved) {
-            Log(d.id, "", "warning", "expired: " + why);
-            Audit("scheduler", "deployment.expire", d.id, why);
-          }
+          g.kind = GateDecision::Kind::kExpire;
+          g.text = "fell due at " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) +
+                   " but did not start within its expiry window of " +
+                   std::to_string(d.expires_after_ms / kMillisPerSecond) + " s";
+        } else {
+          g = Decide(d);
+        }
+        firings.push_back({d.id, FiringStatus(g.kind), g.text});
+        decisions.push_back(std::move(g));
+      }
+      auto moved = store->FireScheduled(firings, now, Now());
+      if (!moved.ok()) {
+        std::fprintf(stderr, "scheduler: %s\n", moved.status().ToString().c_str());
+        return;
+      }
+      std::set<int64_t> fired(moved->begin(), moved->end());
+      bool queued = false;
+      for (const auto& g : decisions) {
+        int64_t id = g.deployment.id;
+        if (!fired.count(id)) continue;
+        if (g.kind == GateDecision::Kind::kExpire) {
+          Log(id, "", "warning", "expired: " + g.text);
+          Audit("scheduler", "deployment.expire", id, g.text);
           continue;
         }
-        firing.push_back(d.id);
-      }
-      // The whole batch leaves `scheduled` in one transaction: each fires once.
-      auto moved = store->TransitionDeployments(firing, {"scheduled"}, "waiting");
-      if (moved.ok()) {
-        std::vector<GateDecision> decisions;
-        for (const auto& d : *due) {
-          if (std::find(moved->begin(), moved->end(), d.id) == moved->end()) continue;
-          Log(d.id, "", "info",
-              "scheduled time " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) + " reached");
-          decisions.push_back(Decide(d));
+        Log(id, "", "info",
+            "scheduled time " + FormatRfc3339Utc(FromUnixMillis(g.deployment.scheduled_at)) +
+                " reached");
+        switch (g.kind) {
+          case GateDecision::Kind::kQueue:
+            Log(id, "", "info", g.text.empty() ? "queued" : g.text + "; queued");
+            queued = true;
+            break;
+          case GateDecision::Kind::kWait: {
+            std::lock_guard lock(mu);
+            gate_summaries[id] = g.text;
+          }
+            Log(id, "", "info", "waiting for gates: " + g.text);
+            break;
+          case GateDecision::Kind::kCancel:
+          case GateDecision::Kind::kFail: {
+            std::string status = g.kind == GateDecision::Kind::kCancel ? "cancelled" : "failed";
+            Log(id, "", "error", status + ": " + g.text);
+            break;
+          }
+          default:
+            break;
         }
-        Apply(decisions);
       }
+      if (queued) Wake();
+      log_cv.notify_all();
       if (due->size() < 500) return;
+    }
+  }
+
+  static std::string FiringStatus(GateDecision::Kind kind) {
+    switch (kind) {
+      case GateDecision::Kind::kQueue:
+        return "queued";
+      case GateDecision::Kind::kWait:
+        return "waiting";
+      case GateDecision::Kind::kCancel:
+        return "cancelled";
+      case GateDecision::Kind::kExpire:
+        return "expired";
+      default:
+        return "failed";
     }
   }
 
@@ -336,6 +430,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   // ---- dispatcher: FIFO per target, a deployment takes all its targets at once
   void Dispatch() {
+    JoinEndedRuns();
+    if (!o.start_threads) return;  // nothing runs without threads
     // Oldest first: FIFO per target. Later pages can only start once the
     // first 1000 have made room, which keeps the order.
     auto queued = store->ListDeployments({"", "", {"queued"}, true}, {1000, 0});
@@ -360,9 +456,49 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         busy_targets.insert(t);
         target_deployment[t] = d.id;
       }
-      work.push_back(d.id);
-      work_cv.notify_one();
+      run_threads[d.id] = std::thread([this, r] { RunThread(r); });
     }
+  }
+
+  void RunThread(const std::shared_ptr<Running>& r) {
+    bool stop;
+    {
+      std::lock_guard lock(mu);
+      stop = stopping;
+    }
+    if (stop) {
+      // Dispatched but never started: back in the queue for the next start.
+      auto moved = store->TransitionDeployment(r->id, {"running"}, "queued");
+      (void)moved;
+    } else {
+      Run(r);
+    }
+    {
+      std::lock_guard lock(mu);
+      running.erase(r->id);
+      for (const auto& t : r->targets) {
+        busy_targets.erase(t);
+        target_deployment.erase(t);
+      }
+      ended_runs.push_back(r->id);
+    }
+    idle_cv.notify_all();
+    Wake();
+  }
+
+  void JoinEndedRuns() {
+    std::vector<std::thread> ended;
+    {
+      std::lock_guard lock(mu);
+      for (int64_t id : ended_runs) {
+        auto it = run_threads.find(id);
+        if (it == run_threads.end()) continue;
+        ended.push_back(std::move(it->second));
+        run_threads.erase(it);
+      }
+      ended_runs.clear();
+    }
+    for (auto& t : ended) t.join();
   }
 
   void Tick() {
@@ -373,47 +509,6 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       RecheckWaiting();
     }
     Dispatch();
-  }
-
-  void ControlLoop() {
-    std::unique_lock lock(mu);
-    while (!stopping) {
-      lock.unlock();
-      Tick();
-      auto next = store->NextScheduledAt();
-      lock.lock();
-      if (stopping) break;
-      auto wait = std::chrono::milliseconds(std::min<int64_t>(
-          o.gate_recheck.count(), 1000));  // a fake or adjusted clock is noticed within 1 s
-      if (next.ok() && *next != 0) {
-        int64_t until = *next - Now();
-        wait = std::chrono::milliseconds(std::clamp<int64_t>(until, 0, wait.count()));
-      }
-      if (!poke) wake.wait_for(lock, wait, [&] { return poke || stopping; });
-      poke = false;
-    }
-  }
-
-  void WorkerLoop() {
-    std::unique_lock lock(mu);
-    while (true) {
-      work_cv.wait(lock, [&] { return stopping || !work.empty(); });
-      if (stopping) return;
-      int64_t id = work.front();
-      work.pop_front();
-      auto r = running[id];
-      lock.unlock();
-      Run(r);
-      lock.lock();
-      running.erase(id);
-      for (const auto& t : r->targets) {
-        busy_targets.erase(t);
-        target_deployment.erase(t);
-      }
-      poke = true;
-      wake.notify_all();
-      idle_cv.notify_all();
-    }
   }
 
   // ---- running one deployment
@@ -661,9 +756,18 @@ Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions 
   impl.FlushLogs();  // what recovery found is in the log before anyone can ask
   impl.threads.emplace_back([&impl] { impl.LogFlushLoop(); });
   if (options.start_threads) {
-    impl.threads.emplace_back([&impl] { impl.ControlLoop(); });
-    for (int i = 0; i < std::max(1, options.workers); ++i)
-      impl.threads.emplace_back([&impl] { impl.WorkerLoop(); });
+    impl.loop = std::make_unique<EngineLoop>(
+        *impl.clock, [&impl] { impl.OnDeadline(); }, [&impl] { impl.OnClockSet(); });
+    // Deployment windows open with time: waiting ones are re-checked.
+    impl.loop->Every(options.gate_recheck, [&impl] {
+      impl.last_recheck = impl.clock->Now();
+      impl.RecheckWaiting();
+      impl.Dispatch();
+    });
+    // Due while the server was down: fired (or expired) at once, then the
+    // timer is armed for the next one.
+    impl.loop->Post([&impl] { impl.OnDeadline(); });
+    impl.loop->Start();
     impl.threads.emplace_back([&impl] { impl.ReadBackInterrupted(); });
   }
   return engine;
@@ -677,23 +781,31 @@ void DeploymentEngine::Stop() {
     impl_->stopping = true;
     for (auto& [id, r] : impl_->running) r->cancel.Cancel();
   }
-  impl_->wake.notify_all();
-  impl_->work_cv.notify_all();
   impl_->log_cv.notify_all();
   impl_->pending_cv.notify_all();
+  if (impl_->loop) impl_->loop->Stop();
+  // Running deployments end as interrupted (their cancel token is set).
+  std::map<int64_t, std::thread> runs;
+  {
+    std::lock_guard lock(impl_->mu);
+    runs.swap(impl_->run_threads);
+    impl_->ended_runs.clear();
+  }
+  for (auto& [id, t] : runs)
+    if (t.joinable()) t.join();
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();
-  // Dispatched but never started: back in the queue for the next start.
-  for (int64_t id : impl_->work) {
-    auto moved = impl_->store->TransitionDeployment(id, {"running"}, "queued");
-    (void)moved;
-  }
-  impl_->work.clear();
   impl_->FlushLogs();
 }
 
-void DeploymentEngine::Tick() { impl_->Tick(); }
+void DeploymentEngine::Tick() {
+  Impl& impl = *impl_;
+  if (impl.loop)
+    impl.loop->RunAndWait([&impl] { impl.Tick(); });
+  else
+    impl.Tick();
+}
 
 void DeploymentEngine::BeginShutdown() {
   impl_->shutting_down = true;
@@ -794,8 +906,12 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   impl.Audit(actor.user, scheduled ? "deployment.schedule" : "deployment.request", id,
              what + (scheduled ? " at " + FormatRfc3339Utc(*req.at) : ""));
   if (req.force) impl.Audit(actor.user, "deployment.force", id, "forced past gates: " + d.comment);
-  if (!scheduled) impl.EvaluateWaiting(id);
-  impl.Wake();
+  if (scheduled) {
+    impl.Rearm();
+  } else {
+    impl.EvaluateWaiting(id);
+    impl.Wake();
+  }
   return store.GetDeployment(id);
 }
 
@@ -887,6 +1003,7 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
   impl.Log(id, "", "warning", why);
   impl.Audit(actor.user, "deployment.cancel", id, comment);
   impl.log_cv.notify_all();
+  if (d->status == "scheduled") impl.Rearm();
   return Status::Ok();
 }
 
@@ -904,7 +1021,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
                      FormatRfc3339Utc(at);
   impl.Log(id, "", "info", what + " by " + actor.user);
   impl.Audit(actor.user, "deployment.reschedule", id, what);
-  impl.Wake();
+  impl.Rearm();
   return Status::Ok();
 }
 

@@ -1,12 +1,19 @@
 // DeploymentEngine: the heart of Reprise. It turns deploy requests into
 // deployments (promote, re-deploy, rollback), keeps them moving through
-// scheduled -> waiting (gates) -> queued -> running -> a final status, runs one
-// deployment at a time per target (FIFO, targets taken in a fixed order), and
-// recovers after a crash: what was running becomes `interrupted`, scheduled
-// deployments are re-armed or expired, and targets' real state is read back.
+// scheduled -> waiting (while gates do not hold) -> queued -> running -> a
+// final status, runs one deployment at a time per target (FIFO, targets taken
+// in a fixed order), and recovers after a crash: what was running becomes
+// `interrupted`, scheduled deployments are re-armed or expired, and targets'
+// real state is read back.
+//
+// Scheduling: a Boost.Asio system_timer on the engine's own thread is armed
+// for the earliest scheduled deployment (re-armed when one is scheduled,
+// moved, cancelled or fired, and on start). With a FakeClock the timer
+// follows the clock: setting it fires what became due.
 //
 // Every transition is a compare-and-set in the store (one IMMEDIATE
-// transaction), so a scheduled deployment fires exactly once even when the
+// transaction; a scheduled deployment whose gates hold goes straight to
+// queued), so a scheduled deployment fires exactly once even when the
 // scheduler and a user race.
 //
 // Thread-safety: all public methods are thread-safe. Start/Stop from one thread.
@@ -44,7 +51,8 @@ struct EngineOptions {
   // After a restart, how long to wait for a target's agent to report its
   // real state for deployments that were interrupted.
   std::chrono::milliseconds recovery_state_timeout{10000};
-  bool start_threads = true;  // false: tests drive Tick() by hand
+  // false: no scheduler thread and nothing runs; Tick() fires and queues.
+  bool start_threads = true;
 };
 
 struct DeployRequest {
@@ -151,7 +159,7 @@ class DeploymentEngine {
   // Progress from the hub (bytes transferred, files extracted).
   void ReportProgress(const std::string& target, const TransferProgress& progress);
 
-  // Runs one scheduler and dispatcher pass now (tests with a fake clock).
+  // Runs one scheduler and dispatcher pass now, on the scheduler's thread.
   void Tick();
   // Blocks until no deployment is queued or running, or the timeout passes.
   bool WaitIdle(std::chrono::milliseconds timeout);

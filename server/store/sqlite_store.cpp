@@ -536,6 +536,31 @@ class SqliteStore final : public Store {
     if (!st.ok()) return st;
     return next;
   }
+  Result<std::vector<int64_t>> FireScheduled(const std::vector<ScheduledFiring>& firings,
+                                             int64_t due_by, int64_t now) override {
+    std::vector<int64_t> moved;
+    if (firings.empty()) return moved;
+    Status st = Write("fire scheduled deployments", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE deployments SET status=?1, "
+                          "finished_at=CASE WHEN ?2 != 0 THEN ?2 ELSE finished_at END, "
+                          "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END "
+                          "WHERE id=?4 AND status='scheduled' AND scheduled_at<=?5");
+      for (const auto& f : firings) {
+        bool final_status = f.to != "queued" && f.to != "waiting";
+        q.reset();
+        q.bind(1, f.to);
+        q.bind(2, final_status ? now : int64_t{0});
+        q.bind(3, final_status ? f.error : std::string());
+        q.bind(4, f.id);
+        q.bind(5, due_by);
+        if (q.exec() == 1) moved.push_back(f.id);
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return moved;
+  }
   Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,
                                                      const std::vector<std::string>& from,
                                                      const std::string& to) override {

@@ -163,6 +163,13 @@ struct DeploymentFilter {
   bool oldest_first = false;          // default: newest first
 };
 
+// Where one due scheduled deployment goes when it fires.
+struct ScheduledFiring {
+  int64_t id = 0;
+  std::string to;     // queued | waiting | expired | cancelled | failed
+  std::string error;  // for a final status
+};
+
 struct DeploymentTargetRecord {
   int64_t deployment_id = 0;
   std::string target;
@@ -308,6 +315,13 @@ class Store {
   virtual Result<std::vector<DeploymentRecord>> DueScheduled(int64_t until, int64_t limit) = 0;
   // The earliest scheduled time of any scheduled deployment; 0 when none.
   virtual Result<int64_t> NextScheduledAt() = 0;
+  // Fires due scheduled deployments in one IMMEDIATE transaction: each one
+  // still `scheduled` and due at or before `due_by` moves to its `to`
+  // (queued, waiting, or a final status, which sets finished_at = `now` and
+  // error). Returns the ids that moved; a deployment cancelled or moved
+  // meanwhile does not.
+  virtual Result<std::vector<int64_t>> FireScheduled(const std::vector<ScheduledFiring>& firings,
+                                                     int64_t due_by, int64_t now) = 0;
   // The same compare-and-set for many deployments in one transaction;
   // returns the ids that moved.
   virtual Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,

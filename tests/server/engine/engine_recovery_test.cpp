@@ -5,6 +5,8 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <regex>
 
 #include "tests/server/engine/engine_test_support.h"
@@ -240,6 +242,84 @@ TEST_CASE("stopping the server ends open live-log streams instead of waiting for
   server.Stop();  // must not hang on the open stream
   client.join();  // released: either told the stream ended, or the connection closed
   CHECK((streamed.status == 0 || streamed.body.find("event: end") != std::string::npos));
+}
+
+}  // namespace reprise::testing
+
+namespace reprise::testing {
+
+namespace {
+
+// Records every status change of a deployment in the server's database (a
+// trigger the server's own connection runs), oldest first.
+class StatusHistory {
+ public:
+  explicit StatusHistory(const fs::path& db_path) : db_(db_path.string(), SQLite::OPEN_READWRITE) {
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS test_status_history(n INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "id INTEGER, old TEXT, new TEXT);"
+        "CREATE TRIGGER IF NOT EXISTS test_status_history AFTER UPDATE OF status ON deployments "
+        "WHEN OLD.status != NEW.status BEGIN INSERT INTO test_status_history(id, old, new) "
+        "VALUES(NEW.id, OLD.status, NEW.status); END;");
+  }
+  std::vector<std::string> Of(int64_t id) {
+    SQLite::Statement q(db_, "SELECT old, new FROM test_status_history WHERE id=? ORDER BY n");
+    q.bind(1, id);
+    std::vector<std::string> out;
+    while (q.executeStep())
+      out.push_back(q.getColumn(0).getString() + "->" + q.getColumn(1).getString());
+    return out;
+  }
+
+ private:
+  SQLite::Database db_;
+};
+
+}  // namespace
+
+TEST_CASE("a scheduled deployment fires when the fake clock reaches it, straight to queued") {
+  TimePoint start = *ParseRfc3339("2026-06-01T10:00:00Z");
+  FakeClock clock(start);
+  ServerOptions o;
+  o.clock = &clock;
+  TestServer server(o);
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - log: \"fired\"\n");
+  StatusHistory history(server.data_dir() / "reprise.db");
+  auto deploy = [&](const std::string& at) {
+    auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                        json{{"stage", "Production"}, {"at", at}}.dump());
+    REQUIRE_MESSAGE(r.status == 202, r.body);
+    CHECK(Body(r)["status"] == "scheduled");
+    return std::to_string(Body(r)["id"].get<int64_t>());
+  };
+  auto status = [&](const std::string& id) {
+    return Body(admin.Get("/api/v1/deployments/" + id))["status"].get<std::string>();
+  };
+  std::string later = deploy("2026-06-01T12:00:00Z");
+  std::string sooner = deploy("2026-06-01T13:00:00Z");
+  // Moved ahead of the other one: the timer is re-armed for it.
+  REQUIRE(admin.Send("PATCH", "/api/v1/deployments/" + sooner, R"({"at":"2026-06-01T11:00:00Z"})")
+              .status == 200);
+  clock.Set(*ParseRfc3339("2026-06-01T10:59:59Z"));
+  CHECK(status(sooner) == "scheduled");
+  clock.Set(*ParseRfc3339("2026-06-01T11:00:00Z"));
+  REQUIRE(WaitUntil([&] { return status(sooner) == "succeeded"; }));
+  CHECK(status(later) == "scheduled");
+  clock.Set(*ParseRfc3339("2026-06-01T12:00:00Z"));
+  REQUIRE(WaitUntil([&] { return status(later) == "succeeded"; }));
+  // No gates: scheduled -> queued in one step (one transaction), never waiting.
+  for (const auto& id : {sooner, later}) {
+    CAPTURE(id);
+    CHECK(history.Of(std::stoll(id)) ==
+          std::vector<std::string>{"scheduled->queued", "queued->running", "running->succeeded"});
+    auto log = Body(admin.Get("/api/v1/deployments/" + id + "/log"));
+    int reached = 0;
+    for (const auto& l : log["lines"])
+      reached += l["text"].get<std::string>().find("reached") != std::string::npos;
+    CHECK(reached == 1);
+  }
 }
 
 }  // namespace reprise::testing
