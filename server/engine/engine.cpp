@@ -26,6 +26,17 @@ using nlohmann::json;
 namespace {
 
 constexpr int64_t kMillisPerSecond = 1000;
+// An `at` this far in the past still means "now" (clocks of clients differ a
+// little); further back it is refused rather than quietly run now.
+constexpr std::chrono::seconds kPastAtTolerance{60};
+
+Status CheckNotPast(TimePoint at, TimePoint now) {
+  if (at >= now - kPastAtTolerance) return Status::Ok();
+  auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - at).count();
+  return InvalidArgument("field 'at' (" + FormatRfc3339Utc(at) + ") is " + std::to_string(ago) +
+                         " s in the past (now " + FormatRfc3339Utc(now) +
+                         "); give a time in the future, or leave 'at' out to deploy now");
+}
 
 bool IsFinal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled" ||
@@ -865,6 +876,7 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
     if (req.comment.empty())
       return InvalidArgument("a forced deployment needs a 'comment' saying why");
   }
+  if (req.at) REPRISE_RETURN_IF_ERROR(CheckNotPast(*req.at, impl.clock->Now()));
   std::string choice = req.context_choice;
   if (choice.empty()) choice = kind->succeeded_before ? "as-deployed" : "current";
   if (choice != "as-deployed" && choice != "current")
@@ -1014,6 +1026,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
   if (d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
                               "; only scheduled deployments can be moved");
+  REPRISE_RETURN_IF_ERROR(CheckNotPast(at, impl.clock->Now()));
   auto moved = impl.store->RescheduleDeployment(id, ToUnixMillis(at));
   if (!moved.ok()) return moved.status();
   if (!*moved) return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");

@@ -322,4 +322,36 @@ TEST_CASE("a scheduled deployment fires when the fake clock reaches it, straight
   }
 }
 
+TEST_CASE("an 'at' more than a minute in the past is refused, naming the field") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
+  ServerOptions o;
+  o.clock = &clock;
+  TestServer server(o);
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - log: \"ran\"\n");
+  const std::string deploy = "/api/v1/applications/shop/releases/1.0/builds/1/deploy";
+  auto past = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:55:00Z"})");
+  CHECK(past.status == 400);
+  CHECK(Body(past)["error"]["code"] == "invalid_argument");
+  std::string message = Body(past)["error"]["message"];
+  CHECK(message.find("field 'at'") != std::string::npos);
+  CHECK(message.find("300 s in the past") != std::string::npos);
+  auto none = Body(admin.Get("/api/v1/deployments?application=shop"));
+  CHECK(none["items"].empty());
+  // A few seconds behind (another machine's clock) still means now.
+  auto now = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:59:30Z"})");
+  REQUIRE(now.status == 202);
+  CHECK(Body(now)["scheduled_at"].is_null());
+  CHECK(Body(now)["status"] != "scheduled");
+  // Moving a scheduled deployment into the past is refused the same way.
+  auto later = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T12:00:00Z"})");
+  REQUIRE(later.status == 202);
+  std::string id = std::to_string(Body(later)["id"].get<int64_t>());
+  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + id, R"({"at":"2026-06-01T08:00:00Z"})");
+  CHECK(moved.status == 400);
+  CHECK(Body(moved)["error"]["message"].get<std::string>().find("field 'at'") != std::string::npos);
+  CHECK(Body(admin.Get("/api/v1/deployments/" + id))["scheduled_at"] == "2026-06-01T12:00:00.000Z");
+}
+
 }  // namespace reprise::testing
