@@ -26,6 +26,7 @@ using nlohmann::json;
 namespace {
 
 constexpr int64_t kMillisPerSecond = 1000;
+constexpr const char* kRedeployPermission = "redeploy";
 // An `at` this far in the past still means "now" (clocks of clients differ a
 // little); further back it is refused rather than quietly run now.
 constexpr std::chrono::seconds kPastAtTolerance{60};
@@ -187,6 +188,57 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (specs.size() > 1000) specs.clear();
     specs[{app, release}] = shared;
     return shared;
+  }
+
+  // ---- permissions
+  // Protected when the release's snapshot or the application's current spec
+  // says so (protecting a stage applies to releases cut before).
+  bool IsProtected(const std::string& app, const StageSpec& stage) {
+    if (stage.is_protected) return true;
+    auto a = store->GetApplication(app);
+    if (!a.ok()) return false;
+    auto now = ParseAppSpec(a->spec_json, "application spec");
+    if (!now.ok()) return false;
+    const StageSpec* current = now->FindStage(stage.stage);
+    return current != nullptr && current->is_protected;
+  }
+
+  // Whether `actor` may request, move or cancel a deployment of `kind` to
+  // `stage`: the role deployer; on a protected stage release-manager, or for
+  // a re-deploy or rollback (a build that succeeded there before) the
+  // `redeploy` grant on the stage's environment.
+  Status MayDeploy(const Actor& actor, const std::string& app, const StageSpec& stage,
+                   const std::string& kind, const std::string& doing) {
+    if (actor.role < Role::kDeployer)
+      return PermissionDenied(doing + " needs the role deployer; '" + actor.user + "' is " +
+                              RoleName(actor.role));
+    if (actor.role >= Role::kReleaseManager || !IsProtected(app, stage)) return Status::Ok();
+    bool redeploy = kind == "redeploy" || kind == "rollback";
+    if (redeploy) {
+      auto has = store->HasGrant(stage.environment, actor.user, kRedeployPermission);
+      if (!has.ok()) return has.status();
+      if (*has) return Status::Ok();
+    }
+    return PermissionDenied(
+        "stage '" + stage.stage + "' is protected: " + doing + " needs the role release-manager" +
+        (redeploy ? " or the 'redeploy' grant on environment '" + stage.environment + "'"
+                  : std::string()) +
+        "; '" + actor.user + "' is " + RoleName(actor.role));
+  }
+
+  // Moving or cancelling needs what requesting it needed.
+  Status MayChange(const Actor& actor, const DeploymentRecord& d, const std::string& doing) {
+    auto spec = Spec(d.application, d.release);
+    if (!spec.ok()) return spec.status();
+    const StageSpec* stage = (*spec)->FindStage(d.stage);
+    if (stage == nullptr) {
+      if (actor.role >= Role::kReleaseManager) return Status::Ok();
+      return PermissionDenied(doing + " needs the role release-manager: stage '" + d.stage +
+                              "' is not in the release's pipeline");
+    }
+    return MayDeploy(
+        actor, d.application, *stage, d.kind,
+        doing + " (" + (d.kind.empty() ? "a deployment" : "a " + d.kind) + " to " + d.stage + ")");
   }
 
   std::shared_ptr<Running> FindRunning(int64_t id) {
@@ -861,15 +913,9 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   auto kind = ComputeKind(store, app, release, build, req.stage);
   if (!kind.ok()) return kind.status();
 
-  if (actor.role < Role::kDeployer)
-    return PermissionDenied("deploying needs the role deployer; '" + actor.user + "' is " +
-                            RoleName(actor.role));
-  if (stage->is_protected && actor.role < Role::kReleaseManager)
-    return PermissionDenied("stage '" + req.stage + "' is protected: " +
-                            (kind->kind == "promote" ? std::string("deploying")
-                                                     : std::string("re-deploying an earlier build")) +
-                            " needs the role release-manager; '" + actor.user + "' is " +
-                            RoleName(actor.role));
+  REPRISE_RETURN_IF_ERROR(
+      impl.MayDeploy(actor, app, *stage, kind->kind,
+                     kind->kind == "promote" ? "deploying" : "re-deploying an earlier build"));
   if (req.force) {
     if (actor.role < Role::kReleaseManager)
       return PermissionDenied("forcing a deployment past its gates needs the role release-manager");
@@ -996,6 +1042,7 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
   Impl& impl = *impl_;
   auto d = impl.store->GetDeployment(id);
   if (!d.ok()) return d.status();
+  REPRISE_RETURN_IF_ERROR(impl.MayChange(actor, *d, "cancelling deployment " + std::to_string(id)));
   if (IsFinal(d->status))
     return FailedPrecondition("deployment " + std::to_string(id) + " is already " + d->status);
   std::string why = "cancelled by " + actor.user + (comment.empty() ? "" : ": " + comment);
@@ -1023,6 +1070,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
   Impl& impl = *impl_;
   auto d = impl.store->GetDeployment(id);
   if (!d.ok()) return d.status();
+  REPRISE_RETURN_IF_ERROR(impl.MayChange(actor, *d, "moving deployment " + std::to_string(id)));
   if (d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
                               "; only scheduled deployments can be moved");
@@ -1056,6 +1104,41 @@ Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::str
   impl.Log(id, "", "info", "continued by " + actor.user + (comment.empty() ? "" : ": " + comment));
   impl.Audit(actor.user, "deployment.continue", id, comment);
   return Status::Ok();
+}
+
+Status DeploymentEngine::SetGrant(const Actor& actor, const std::string& environment,
+                                  const std::string& user, const std::string& permission,
+                                  bool granted, bool* changed) {
+  Impl& impl = *impl_;
+  if (actor.role < Role::kAdmin)
+    return PermissionDenied("changing grants needs the role admin; '" + actor.user + "' is " +
+                            RoleName(actor.role));
+  if (permission != kRedeployPermission)
+    return InvalidArgument("unknown permission '" + permission + "' (known: redeploy)");
+  REPRISE_RETURN_IF_ERROR(impl.store->GetEnvironment(environment).status());
+  REPRISE_RETURN_IF_ERROR(impl.store->GetUser(user).status());
+  Result<bool> done =
+      granted ? impl.store->PutGrant({environment, user, permission, actor.user, impl.Now()})
+              : impl.store->DeleteGrant(environment, user, permission);
+  if (!done.ok()) return done.status();
+  if (changed != nullptr) *changed = *done;
+  if (!*done) {
+    if (granted) return Status::Ok();  // held already: nothing to change
+    return NotFound("'" + user + "' holds no '" + permission + "' grant on environment '" +
+                    environment + "'");
+  }
+  Status st =
+      impl.store->AppendAudit({0, impl.Now(), actor.user, granted ? "grant.add" : "grant.remove",
+                               environment + "/" + user + "/" + permission,
+                               (granted ? "granted " : "revoked ") + permission + " on " +
+                                   environment + (granted ? " to " : " from ") + user});
+  (void)st;
+  return Status::Ok();
+}
+
+Result<std::vector<GrantRecord>> DeploymentEngine::Grants(const std::string& environment) {
+  REPRISE_RETURN_IF_ERROR(impl_->store->GetEnvironment(environment).status());
+  return impl_->store->ListGrants(environment);
 }
 
 Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,

@@ -145,6 +145,15 @@ class DeploymentEngine {
   [[nodiscard]] Status Continue(const Actor& actor, int64_t id, const std::string& comment);
   [[nodiscard]] Status ClearHold(const Actor& actor, const std::string& app,
                                  const std::string& stage);
+  // Per-user permissions on an environment beside the role (admin only).
+  // "redeploy": re-deploying (and rolling back to) a build that succeeded
+  // before on the environment's protected stages, and moving or cancelling
+  // such deployments, without the role release-manager. `changed` tells
+  // whether anything changed (a grant held already is not an error).
+  [[nodiscard]] Status SetGrant(const Actor& actor, const std::string& environment,
+                                const std::string& user, const std::string& permission,
+                                bool granted, bool* changed);
+  [[nodiscard]] Result<std::vector<GrantRecord>> Grants(const std::string& environment);
 
   // The gates of a deployment as they stand now.
   [[nodiscard]] Result<std::vector<GateState>> Gates(const DeploymentRecord& deployment);

@@ -204,6 +204,18 @@ UPDATE approvals SET revoked = 1
 CREATE UNIQUE INDEX approvals_one_standing_per_user ON approvals(deployment_id, user)
  WHERE revoked = 0;
 )sql",
+      // 6: per-user permissions on an environment beside the role, e.g.
+      // 'redeploy': re-deploying an earlier build to its protected stages.
+      R"sql(
+CREATE TABLE grants (
+  environment TEXT NOT NULL REFERENCES environments(name),
+  user TEXT NOT NULL REFERENCES users(name),
+  permission TEXT NOT NULL CHECK (permission IN ('redeploy')),
+  granted_by TEXT NOT NULL,
+  granted_at INTEGER NOT NULL,
+  PRIMARY KEY (environment, user, permission)
+);
+)sql",
   };
   return kMigrations;
 }

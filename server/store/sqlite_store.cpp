@@ -914,6 +914,65 @@ class SqliteStore final : public Store {
         "token");
   }
 
+  // ---- grants
+  Result<bool> PutGrant(const GrantRecord& g) override {
+    bool added = false;
+    Status st = Write("put grant", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO grants(environment, user, permission, granted_by, "
+                          "granted_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
+      q.bind(1, g.environment);
+      q.bind(2, g.user);
+      q.bind(3, g.permission);
+      q.bind(4, g.granted_by);
+      q.bind(5, g.granted_at);
+      added = q.exec() == 1;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return added;
+  }
+  Result<bool> DeleteGrant(const std::string& environment, const std::string& user,
+                           const std::string& permission) override {
+    bool removed = false;
+    Status st = Write("delete grant", [&] {
+      SQLite::Statement q(*db_,
+                          "DELETE FROM grants WHERE environment=? AND user=? AND permission=?");
+      q.bind(1, environment);
+      q.bind(2, user);
+      q.bind(3, permission);
+      removed = q.exec() == 1;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return removed;
+  }
+  Result<std::vector<GrantRecord>> ListGrants(const std::string& environment) override {
+    return Many<GrantRecord>(
+        "SELECT environment, user, permission, granted_by, granted_at FROM grants "
+        "WHERE environment=? ORDER BY user, permission",
+        [&](SQLite::Statement& q) { q.bind(1, environment); },
+        [](SQLite::Statement& q) {
+          return GrantRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                             q.getColumn(2).getString(), q.getColumn(3).getString(),
+                             q.getColumn(4).getInt64()};
+        });
+  }
+  Result<bool> HasGrant(const std::string& environment, const std::string& user,
+                        const std::string& permission) override {
+    bool has = false;
+    Status st = Read("has grant", [&] {
+      SQLite::Statement q(*db_,
+                          "SELECT 1 FROM grants WHERE environment=? AND user=? AND permission=?");
+      q.bind(1, environment);
+      q.bind(2, user);
+      q.bind(3, permission);
+      has = q.executeStep();
+    });
+    if (!st.ok()) return st;
+    return has;
+  }
+
   // ---- audit
   Status AppendAudit(const AuditRecord& e) override {
     return Write("append audit", [&] {

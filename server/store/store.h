@@ -219,6 +219,15 @@ struct StageBuild {
   std::string by;
 };
 
+// A permission held by one user on one environment beside their role.
+struct GrantRecord {
+  std::string environment;
+  std::string user;
+  std::string permission;  // redeploy
+  std::string granted_by;
+  int64_t granted_at = 0;
+};
+
 struct AuditFilter {
   std::string action_prefix;
   std::string subject;
@@ -363,6 +372,17 @@ class Store {
                                                int64_t build, const std::string& stage) = 0;
   // The automatic-promotion holds of an application: {"Stage": {...}}.
   virtual Status SetHolds(const std::string& app, const std::string& hold_json) = 0;
+
+  // ---- grants
+  // Returns true when added, false when the user held it already.
+  virtual Result<bool> PutGrant(const GrantRecord& grant) = 0;
+  // Returns true when removed, false when the user did not hold it.
+  virtual Result<bool> DeleteGrant(const std::string& environment, const std::string& user,
+                                   const std::string& permission) = 0;
+  // By user, then permission.
+  virtual Result<std::vector<GrantRecord>> ListGrants(const std::string& environment) = 0;
+  virtual Result<bool> HasGrant(const std::string& environment, const std::string& user,
+                                const std::string& permission) = 0;
 
   virtual Status AppendAudit(const AuditRecord& entry) = 0;
   // Newest first.

@@ -334,4 +334,73 @@ TEST_CASE("approvals count distinct users: approving twice is refused and counts
   CHECK(done["approvals"].size() == 2);
 }
 
+TEST_CASE("protected stages: moving and cancelling need the deploying role; re-deploy is a grant") {
+  PipelineFixture f;
+  f.PromoteThroughAll(1);
+  f.PromoteThroughAll(2);
+  auto admin = f.Admin();
+  auto rita = f.ReleaseManager();
+  auto dan = f.Deployer();
+  // Rita schedules tonight's rollback of Production to build 1.
+  auto tonight = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2099-01-01T22:00:00Z"}});
+  REQUIRE(tonight["kind"] == "rollback");
+  std::string tid = "/api/v1/deployments/" + std::to_string(tonight["id"].get<int64_t>());
+  // A deployer can neither move nor cancel it.
+  auto move = dan.Send("PATCH", tid, R"({"at":"2099-01-02T22:00:00Z"})");
+  CHECK(move.status == 403);
+  CHECK(Body(move)["error"]["message"].get<std::string>().find("protected") != std::string::npos);
+  auto cancel = dan.Post(tid + "/cancel", "{}");
+  CHECK(cancel.status == 403);
+  CHECK(Body(cancel)["error"]["code"] == "permission_denied");
+  auto still = f.Get(tonight["id"]);
+  CHECK(still["status"] == "scheduled");
+  CHECK(still["scheduled_at"] == "2099-01-01T22:00:00.000Z");
+  // Nor re-deploy an earlier build there, until an admin grants 'redeploy'.
+  auto refused = dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})");
+  CHECK(refused.status == 403);
+  CHECK(Body(refused)["error"]["message"].get<std::string>().find("'redeploy' grant") !=
+        std::string::npos);
+  const std::string grant = "/api/v1/environments/Production/grants/dan/redeploy";
+  CHECK(rita.Put(grant, "").status == 403);  // granting is for admins
+  CHECK(admin.Put("/api/v1/environments/Production/grants/dan/deploy-anything", "").status == 400);
+  CHECK(admin.Put("/api/v1/environments/Production/grants/nobody/redeploy", "").status == 404);
+  CHECK(admin.Put(grant, "").status == 201);
+  CHECK(admin.Put(grant, "").status == 200);  // held already
+  auto grants = Body(f.Viewer().Get("/api/v1/environments/Production/grants"));
+  REQUIRE(grants["items"].size() == 1);
+  CHECK(grants["items"][0]["user"] == "dan");
+  CHECK(grants["items"][0]["granted_by"] == "admin");
+  CHECK(Body(admin.Get("/api/v1/audit?action=grant.add"))["items"].size() == 1);
+
+  // With it, dan may roll Production back (the approval gate still applies) ...
+  auto rollback = f.Deploy(dan, 1, {{"stage", "Production"}});
+  CHECK(rollback["kind"] == "rollback");
+  CHECK(rollback["status"] == "waiting");
+  std::string rid = "/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>());
+  CHECK(dan.Post(rid + "/cancel", "{}").status == 200);
+  // ... but not edit configuration, force, or bring a new build to Production.
+  CHECK(dan.Put("/api/v1/applications/shop", "pipeline: []", "application/yaml").status == 403);
+  CHECK(dan.Post(PipelineFixture::BuildPath(1) + "/deploy",
+                 R"({"stage":"Production","force":true,"comment":"now"})")
+            .status == 403);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  REQUIRE(admin
+              .Put(PipelineFixture::BuildPath(3) + "/artifacts/web",
+                   TarGzOf(f.scratch(), TreeOf(3)), "application/gzip")
+              .status == 201);
+  auto promote = dan.Post(PipelineFixture::BuildPath(3) + "/deploy", R"({"stage":"Production"})");
+  CHECK(promote.status == 403);
+  CHECK(Body(promote)["error"]["message"].get<std::string>().find(
+            "protected: deploying needs the role release-manager;") != std::string::npos);
+  // Rita's rollback is one dan may run now, so he may move it too.
+  CHECK(dan.Send("PATCH", tid, R"({"at":"2099-01-02T22:00:00Z"})").status == 200);
+  // Revoked: refused again.
+  CHECK(admin.Send("DELETE", grant, "").status == 200);
+  CHECK(admin.Send("DELETE", grant, "").status == 404);
+  CHECK(dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})").status ==
+        403);
+  CHECK(dan.Post(tid + "/cancel", "{}").status == 403);
+  CHECK(rita.Post(tid + "/cancel", "{}").status == 200);
+}
+
 }  // namespace reprise::testing
