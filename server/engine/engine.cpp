@@ -325,6 +325,13 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       out.text = "stage '" + d->stage + "' is not in the release's pipeline";
       return out;
     }
+    if (d->automatic) {
+      if (int64_t hold = HoldOn(d->application, d->stage); hold != 0) {
+        out.kind = GateDecision::Kind::kCancel;
+        out.text = HoldReason(d->stage, hold);
+        return out;
+      }
+    }
     std::string rejected;
     auto gates = EvaluateGates(*store, *clock, *d, *spec, *stage, &rejected);
     if (!rejected.empty()) {
@@ -682,6 +689,42 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
   }
 
+  // Automatic promotions into a stage that a rollback just put on hold were
+  // requested before it: they would undo the rollback, so they do not run.
+  void CancelHeldAutomatic(const DeploymentRecord& rollback) {
+    const std::vector<std::string> pending = {"scheduled", "waiting", "queued"};
+    for (int64_t offset = 0;; offset += 1000) {
+      auto list =
+          store->ListDeployments({rollback.application, rollback.stage, pending}, {1000, offset});
+      if (!list.ok()) return;
+      for (const auto& p : *list) {
+        if (!p.automatic) continue;
+        std::string why = HoldReason(rollback.stage, rollback.id);
+        auto moved = store->TransitionDeployment(p.id, pending, "cancelled", 0, Now(), why);
+        if (!moved.ok() || !*moved) continue;
+        Log(p.id, "", "warning", "cancelled: " + why);
+        Audit("automation", "deployment.cancel", p.id, why);
+      }
+      if (list->size() < 1000) break;
+    }
+    log_cv.notify_all();
+  }
+
+  static std::string HoldReason(const std::string& stage, int64_t rollback_id) {
+    return "stage " + stage + " is on hold after the rollback in deployment " +
+           std::to_string(rollback_id) +
+           "; automatic promotion into it waits until someone clears the hold";
+  }
+
+  // The hold on `stage`, if any: the rollback deployment that set it (0: none).
+  int64_t HoldOn(const std::string& app, const std::string& stage) {
+    auto a = store->GetApplication(app);
+    if (!a.ok()) return 0;
+    json holds = json::parse(a->hold_json, nullptr, false);
+    if (!holds.is_object() || !holds.contains(stage)) return 0;
+    return holds[stage].value("deployment_id", int64_t{-1});
+  }
+
   void AfterSuccess(const DeploymentRecord& d, const AppSpec& spec, const std::string& kind) {
     auto app = store->GetApplication(d.application);
     if (!app.ok()) return;
@@ -697,6 +740,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       Log(d.id, "", "info",
           "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
       Audit(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage);
+      CancelHeldAutomatic(d);
     }
     int index = StageIndex(spec, d.stage);
     const StageSpec& stage = spec.pipeline[static_cast<size_t>(index)];

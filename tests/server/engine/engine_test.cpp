@@ -403,4 +403,73 @@ TEST_CASE("protected stages: moving and cancelling need the deploying role; re-d
   CHECK(rita.Post(tid + "/cancel", "{}").status == 200);
 }
 
+TEST_CASE("after a rollback automation does not deploy into the held stage until it is cleared") {
+  PipelineOptions o;
+  o.testing_plan = "pause-on-rollback";
+  PipelineFixture f(o);
+  auto admin = f.Admin();
+  auto through_testing = [&](int build) {
+    auto d = f.Deploy(admin, build, {{"stage", "Integration"}});
+    REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
+    json testing;
+    REQUIRE(WaitUntil([&] {
+      testing = f.Newest(build, "Testing");
+      return !testing.is_null();
+    }));
+    return testing;
+  };
+  REQUIRE(f.WaitFinal(through_testing(1)["id"])["status"] == "succeeded");
+  REQUIRE(f.WaitFinal(through_testing(2)["id"])["status"] == "succeeded");
+
+  // Roll Testing back to build 1; it pauses before switching.
+  auto rollback = f.Deploy(admin, 1, {{"stage", "Testing"}});
+  REQUIRE(rollback["kind"] == "rollback");
+  std::string rid = "/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>());
+  REQUIRE(WaitUntil([&] { return f.Get(rollback["id"]).contains("manual"); }));
+  // Meanwhile build 3 passes Integration: its automatic promotion queues on test-web.
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  REQUIRE(admin
+              .Put(PipelineFixture::BuildPath(3) + "/artifacts/web",
+                   TarGzOf(f.scratch(), TreeOf(3)), "application/gzip")
+              .status == 201);
+  json pending = through_testing(3);
+  CHECK(pending["automatic"] == true);
+  REQUIRE(WaitUntil([&] { return f.Get(pending["id"])["status"] == "queued"; }));
+
+  // The rollback completes and holds the stage: the queued automatic one never runs.
+  REQUIRE(admin.Post(rid + "/continue", "{}").status == 200);
+  REQUIRE(f.WaitFinal(rollback["id"])["status"] == "succeeded");
+  auto skipped = f.WaitFinal(pending["id"]);
+  CHECK(skipped["status"] == "cancelled");
+  CHECK(skipped["started_at"].is_null());
+  CHECK(skipped["error"].get<std::string>().find("on hold") != std::string::npos);
+  auto testing = StageView(f, "Testing");
+  REQUIRE_FALSE(testing["hold"].is_null());
+  CHECK(testing["targets"][0]["current"]["build"] == 1);
+
+  // A new Integration success of build 3 does not promote it into Testing either.
+  auto again = f.Deploy(admin, 3, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(again["id"])["status"] == "succeeded");
+  CHECK(Count(LogTexts(f, again["id"]), "skipped: the stage is on hold") == 1);
+  auto testing_list = Body(admin.Get("/api/v1/deployments?application=shop&stage=Testing"));
+  int of_build_3 = 0;
+  for (const auto& d : testing_list["items"]) of_build_3 += d["build"] == 3;
+  CHECK(of_build_3 == 1);  // only the cancelled one
+  CHECK(StageView(f, "Testing")["targets"][0]["current"]["build"] == 1);
+
+  // Once the hold is cleared, automation promotes again.
+  REQUIRE(
+      f.ReleaseManager().Post("/api/v1/applications/shop/stages/Testing/clear-hold", "{}").status ==
+      200);
+  auto third = f.Deploy(admin, 3, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(third["id"])["status"] == "succeeded");
+  json after;
+  REQUIRE(WaitUntil([&] {
+    after = f.Newest(3, "Testing");
+    return after["id"] != pending["id"];
+  }));
+  CHECK(f.WaitFinal(after["id"])["status"] == "succeeded");
+  CHECK(StageView(f, "Testing")["targets"][0]["current"]["build"] == 3);
+}
+
 }  // namespace reprise::testing
