@@ -660,26 +660,19 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   // Reads back what each target holds now (the agent is the truth), falling
-  // back on the executor's outcome when the agent cannot say.
+  // back on the executor's outcome when the agent cannot say (offline, or
+  // nothing deployed by a plan without artifacts).
   void RecordTargetStates(const DeploymentRecord& d, const ExecutionContext& ctx,
                           const ExecutionReport* report) {
     for (const auto& t : ctx.targets) {
-      bool reported = false;
       if (o.hub != nullptr) {
         auto state = o.hub->GetTargetState(t.name);
-        if (state.ok() && state->online && !state->current_release.empty() &&
-            !state->release.empty()) {
-          reported = true;
-          int64_t build = std::atoll(state->build.c_str());
-          if (state->release == d.release && build == d.build) {
-            Status st = store->PutTargetState(d.application, d.stage,
-                                              {t.name, d.release, d.build, d.id, Now(), d.requested_by},
-                                              state->current_release);
-            (void)st;
-          }
+        if (state.ok() && state->online && !state->current_release.empty()) {
+          Reconcile(t.name, *state, &d);
+          continue;
         }
       }
-      if (reported || report == nullptr) continue;
+      if (report == nullptr) continue;
       for (const auto& outcome : report->targets)
         if (outcome.target == t.name && outcome.kind == TargetOutcome::Kind::kSucceeded) {
           Status st = store->PutTargetState(
@@ -687,6 +680,63 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           (void)st;
         }
     }
+  }
+
+  // Makes target_states say what the target's agent reports: whatever build
+  // it holds, or nothing. `hint` is the deployment that last touched the
+  // target, if known (it names the application and stage). Returns a line
+  // describing what the agent reports.
+  std::string Reconcile(const std::string& target, const TargetState& state,
+                        const DeploymentRecord* hint) {
+    auto recorded = store->GetTargetState(target);
+    bool has_recorded = recorded.ok();
+    std::string app = hint ? hint->application : has_recorded ? recorded->application : "";
+    std::string stage = hint ? hint->stage : has_recorded ? recorded->stage : "";
+    std::string was = has_recorded ? BuildLabel(recorded->current.release, recorded->current.build)
+                                   : std::string("nothing");
+    if (state.current_release.empty()) {
+      // Only forget what an agent reported before: a plan without artifacts
+      // leaves nothing on the target and still deployed its build.
+      if (has_recorded && !recorded->release_dir.empty()) {
+        Status st = store->ClearTargetState(target);
+        (void)st;
+        AuditTarget(target, "its agent reports nothing deployed (was " + was + ")");
+      }
+      return "nothing deployed";
+    }
+    int64_t build = std::atoll(state.build.c_str());
+    std::string label = state.release.empty() || build <= 0 ? state.current_release
+                                                            : BuildLabel(state.release, build);
+    if (app.empty() || state.release.empty() || build <= 0) return label;
+    if (has_recorded && recorded->application == app && recorded->stage == stage &&
+        recorded->current.release == state.release && recorded->current.build == build &&
+        recorded->release_dir == state.current_release)
+      return label;  // as recorded
+    TargetCurrent c{target, state.release, build, 0, Now(), ""};
+    if (hint && hint->release == state.release && hint->build == build) {
+      c.deployment_id = hint->id;
+      c.by = hint->requested_by;
+    } else if (auto last = store->LastSuccess(app, state.release, build, stage); last.ok()) {
+      c.deployment_id = last->id;
+      c.at = last->finished_at;
+      c.by = last->requested_by;
+    } else if (has_recorded && recorded->current.release == state.release &&
+               recorded->current.build == build) {
+      c = recorded->current;
+    }
+    Status st = store->PutTargetState(app, stage, c, state.current_release);
+    (void)st;
+    bool changed = !has_recorded || recorded->current.release != c.release ||
+                   recorded->current.build != c.build;
+    // A deployment recording its own build is no news; anything else is.
+    bool own = hint && c.deployment_id == hint->id;
+    if (changed && !own) AuditTarget(target, "its agent reports " + label + " (was " + was + ")");
+    return label;
+  }
+
+  void AuditTarget(const std::string& target, const std::string& summary) {
+    Status st = store->AppendAudit({0, Now(), "server", "target.read-back", target, summary});
+    (void)st;
   }
 
   // Automatic promotions into a stage that a rollback just put on hold were
@@ -810,41 +860,89 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
   std::vector<DeploymentRecord> interrupted;
 
-  // Asks the agents of interrupted deployments what they really hold.
-  void ReadBackInterrupted() {
+  // ---- reading back what targets hold
+  // Targets whose agent has not told yet what they hold: those of
+  // interrupted deployments (with the deployment), and every target of an
+  // agent that (re)connected. Retried until the agent answers, however late.
+  std::mutex read_back_mu;
+  std::condition_variable read_back_cv;
+  std::map<std::string, std::optional<DeploymentRecord>> unread;
+  std::map<std::string, std::string> agent_connections;  // agent -> address while online
+
+  void ReadBackLoop() {
     if (o.hub == nullptr) return;
-    auto deadline = std::chrono::steady_clock::now() + o.recovery_state_timeout;
-    for (const auto& d : interrupted) {
-      for (const auto& target : SplitCsv(d.targets_csv)) {
-        while (true) {
-          {
-            std::lock_guard lock(mu);
-            if (stopping) return;
+    {
+      std::lock_guard lock(read_back_mu);
+      for (const auto& d : interrupted)
+        for (const auto& target : SplitCsv(d.targets_csv)) unread[target] = d;
+    }
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+      }
+      NoticeConnections();
+      std::map<std::string, std::optional<DeploymentRecord>> todo;
+      {
+        std::lock_guard lock(read_back_mu);
+        todo = unread;
+      }
+      for (const auto& [target, d] : todo) {
+        if (!ClaimTarget(target)) continue;  // a deployment runs there: later
+        auto state = o.hub->GetTargetState(target);
+        bool answered = state.ok() && state->online;
+        if (answered) {
+          std::string label = Reconcile(target, *state, d ? &*d : nullptr);
+          if (d) {
+            bool switched = label == BuildLabel(d->release, d->build);
+            Log(d->id, target, switched ? "warning" : "info",
+                "the agent reports " + label + " as current" +
+                    (switched ? ": the switch completed before the restart"
+                              : std::string(label == "nothing deployed"
+                                                ? ""
+                                                : ": the switch had not happened")));
           }
-          auto state = o.hub->GetTargetState(target);
-          if (state.ok() && state->online) {
-            if (state->release == d.release && std::atoll(state->build.c_str()) == d.build) {
-              Status st = store->PutTargetState(
-                  d.application, d.stage,
-                  {target, d.release, d.build, d.id, Now(), d.requested_by}, state->current_release);
-              (void)st;
-              Log(d.id, target, "warning",
-                  "the agent reports " + BuildLabel(d.release, d.build) +
-                      " as current: the switch completed before the restart");
-            } else {
-              Log(d.id, target, "info",
-                  "the agent reports " +
-                      (state->current_release.empty() ? std::string("nothing deployed")
-                                                      : state->current_release) +
-                      " as current: the previous release is intact");
-            }
-            break;
-          }
-          if (std::chrono::steady_clock::now() >= deadline) break;
-          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        ReleaseTarget(target);
+        if (answered) {
+          std::lock_guard lock(read_back_mu);
+          unread.erase(target);
         }
       }
+      std::unique_lock lock(read_back_mu);
+      read_back_cv.wait_for(lock, o.read_back_retry);
     }
+  }
+
+  // Agents that connected since the last look (a new address): their targets
+  // are read back.
+  void NoticeConnections() {
+    std::vector<std::string> targets;
+    for (const auto& a : o.hub->Agents()) {
+      std::string now = a.online ? a.address : "";
+      std::string& before = agent_connections[a.name];
+      if (a.online && now != before)
+        for (const auto& t : a.targets) targets.push_back(t);
+      before = now;
+    }
+    std::lock_guard lock(read_back_mu);
+    for (const auto& t : targets) unread.emplace(t, std::nullopt);
+  }
+
+  // Reading a target's state uses it like a deployment does: not while one
+  // runs there, and none starts while it is read.
+  bool ClaimTarget(const std::string& target) {
+    std::lock_guard lock(mu);
+    if (stopping || busy_targets.count(target)) return false;
+    busy_targets.insert(target);
+    return true;
+  }
+  void ReleaseTarget(const std::string& target) {
+    {
+      std::lock_guard lock(mu);
+      busy_targets.erase(target);
+    }
+    Wake();
   }
 };
 
@@ -875,7 +973,7 @@ Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions 
     // timer is armed for the next one.
     impl.loop->Post([&impl] { impl.OnDeadline(); });
     impl.loop->Start();
-    impl.threads.emplace_back([&impl] { impl.ReadBackInterrupted(); });
+    impl.threads.emplace_back([&impl] { impl.ReadBackLoop(); });
   }
   return engine;
 }
@@ -890,6 +988,7 @@ void DeploymentEngine::Stop() {
   }
   impl_->log_cv.notify_all();
   impl_->pending_cv.notify_all();
+  impl_->read_back_cv.notify_all();
   if (impl_->loop) impl_->loop->Stop();
   // Running deployments end as interrupted (their cancel token is set).
   std::map<int64_t, std::thread> runs;

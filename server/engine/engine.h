@@ -48,9 +48,10 @@ struct EngineOptions {
   int workers = 4;  // deployments running at once (on different targets)
   // How often waiting deployments are re-checked (deployment windows).
   std::chrono::milliseconds gate_recheck{5000};
-  // After a restart, how long to wait for a target's agent to report its
-  // real state for deployments that were interrupted.
-  std::chrono::milliseconds recovery_state_timeout{10000};
+  // How often targets whose agent has not yet reported what they hold are
+  // asked again (after a restart for interrupted deployments, and after an
+  // agent connects), and agents are checked for new connections.
+  std::chrono::milliseconds read_back_retry{1000};
   // false: no scheduler thread and nothing runs; Tick() fires and queues.
   bool start_threads = true;
 };

@@ -814,6 +814,29 @@ class SqliteStore final : public Store {
       return Status::Ok();
     });
   }
+  Result<TargetStateRecord> GetTargetState(const std::string& target) override {
+    return One<TargetStateRecord>(
+        "SELECT application, stage, target, release, build, deployment_id, at, by, release_dir "
+        "FROM target_states WHERE target=?",
+        [&](SQLite::Statement& q) { q.bind(1, target); },
+        [](SQLite::Statement& q) {
+          return TargetStateRecord{
+              q.getColumn(0).getString(), q.getColumn(1).getString(),
+              TargetCurrent{q.getColumn(2).getString(), q.getColumn(3).getString(),
+                            q.getColumn(4).getInt64(), q.getColumn(5).getInt64(),
+                            q.getColumn(6).getInt64(), q.getColumn(7).getString()},
+              q.getColumn(8).getString()};
+        },
+        "the state of target '" + target + "'");
+  }
+  Status ClearTargetState(const std::string& target) override {
+    return Write("clear target state", [&] {
+      SQLite::Statement q(*db_, "DELETE FROM target_states WHERE target=?");
+      q.bind(1, target);
+      q.exec();
+      return Status::Ok();
+    });
+  }
   Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app, const std::string& stage,
                                                  int64_t limit) override {
     return Many<StageBuild>(

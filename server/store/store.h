@@ -210,6 +210,14 @@ struct TargetCurrent {
   std::string by;
 };
 
+// What one target holds, as recorded (target_states).
+struct TargetStateRecord {
+  std::string application;
+  std::string stage;
+  TargetCurrent current;
+  std::string release_dir;  // the agent's release directory; "" when no agent reported one
+};
+
 // A build that succeeded on a stage, newest success first.
 struct StageBuild {
   std::string release;
@@ -363,6 +371,10 @@ class Store {
   // Records what a target holds now.
   virtual Status PutTargetState(const std::string& app, const std::string& stage,
                                 const TargetCurrent& current, const std::string& release_dir) = 0;
+  // kNotFound when nothing is recorded for the target.
+  virtual Result<TargetStateRecord> GetTargetState(const std::string& target) = 0;
+  // Forgets what the target held (its agent reports nothing deployed).
+  virtual Status ClearTargetState(const std::string& target) = 0;
   // Builds that succeeded on the stage, newest success first, one entry each.
   virtual Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app,
                                                          const std::string& stage,
