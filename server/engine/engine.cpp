@@ -57,13 +57,21 @@ struct Running {
   enum class ManualAnswer { kNone, kContinue, kReject } answer = ManualAnswer::kNone;
   std::string answer_by;
   std::map<std::string, TransferProgress> progress;
+  bool holds_slot = true;  // counts against the worker limit (guarded by the engine's mu)
 };
 
-// The `manual` step of one running deployment.
+// The `manual` step of one running deployment. While it waits, the
+// deployment gives up its worker slot (its thread only sleeps), so paused
+// deployments never keep others from starting; it takes a slot again before
+// going on.
 class ManualGate final : public ManualContinuation {
  public:
-  ManualGate(std::shared_ptr<Running> running, std::function<void(const std::string&)> log)
-      : running_(std::move(running)), log_(std::move(log)) {}
+  ManualGate(std::shared_ptr<Running> running, std::function<void(const std::string&)> log,
+             std::function<void()> pause, std::function<void(const CancelToken&)> resume)
+      : running_(std::move(running)),
+        log_(std::move(log)),
+        pause_(std::move(pause)),
+        resume_(std::move(resume)) {}
 
   OperationOutcome WaitForContinue(const ManualRequest& request,
                                    const CancelToken& cancel) override {
@@ -74,10 +82,15 @@ class ManualGate final : public ManualContinuation {
     }
     log_("waiting for someone" + (request.role.empty() ? std::string() : " with role " + request.role) +
          " to continue: " + request.message);
-    std::unique_lock lock(running_->mu);
-    while (running_->answer == Running::ManualAnswer::kNone && !cancel.IsCancelled())
-      running_->manual_cv.wait_for(lock, std::chrono::milliseconds(200));
-    running_->manual.reset();
+    pause_();
+    {
+      std::unique_lock lock(running_->mu);
+      while (running_->answer == Running::ManualAnswer::kNone && !cancel.IsCancelled())
+        running_->manual_cv.wait_for(lock, std::chrono::milliseconds(200));
+      running_->manual.reset();
+    }
+    resume_(cancel);
+    std::lock_guard lock(running_->mu);
     if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled while waiting"));
     if (running_->answer == Running::ManualAnswer::kReject)
       return OperationOutcome::Failed("rejected by " + running_->answer_by);
@@ -87,6 +100,8 @@ class ManualGate final : public ManualContinuation {
  private:
   std::shared_ptr<Running> running_;
   std::function<void(const std::string&)> log_;
+  std::function<void()> pause_;
+  std::function<void(const CancelToken&)> resume_;
 };
 
 struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::Impl> {
@@ -105,6 +120,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   std::vector<int64_t> ended_runs;
   std::map<int64_t, std::string> gate_summaries;  // last logged, to avoid repeating
   TimePoint last_recheck{};
+  // Worker slots: deployments running and not paused at a manual step, and
+  // paused ones waiting to go on (they come before new ones).
+  int active = 0;
+  int resuming = 0;
+  std::condition_variable slot_cv;
 
   // The scheduler: a system_timer for the next scheduled deployment and the
   // dispatcher, on one Asio thread (null when start_threads is false).
@@ -515,9 +535,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
                                [&](const std::string& t) { return claimed.count(t) > 0; });
       for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
       if (!free) continue;
-      if (static_cast<int>(running.size()) >= std::max(1, o.workers)) break;
+      if (active + resuming >= Workers()) break;
       auto moved = store->TransitionDeployment(d.id, {"queued"}, "running", Now());
       if (!moved.ok() || !*moved) continue;
+      ++active;
       auto r = std::make_shared<Running>();
       r->id = d.id;
       r->targets = targets;
@@ -551,9 +572,41 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         target_deployment.erase(t);
       }
       ended_runs.push_back(r->id);
+      if (r->holds_slot) --active;
+      r->holds_slot = false;
     }
+    slot_cv.notify_all();
     idle_cv.notify_all();
     Wake();
+  }
+
+  int Workers() const { return std::max(1, o.workers); }
+
+  // A manual step started waiting: its slot is free for others.
+  void PauseSlot(const std::shared_ptr<Running>& r) {
+    {
+      std::lock_guard lock(mu);
+      if (!r->holds_slot) return;
+      r->holds_slot = false;
+      --active;
+    }
+    slot_cv.notify_all();
+    Wake();
+  }
+
+  // The manual step was answered: wait for a free slot before going on
+  // (ahead of queued deployments). Cancelled or stopping: go on at once, to
+  // end.
+  void ResumeSlot(const std::shared_ptr<Running>& r, const CancelToken& cancel) {
+    std::unique_lock lock(mu);
+    if (r->holds_slot) return;
+    ++resuming;
+    while (active >= Workers() && !stopping && !cancel.IsCancelled())
+      slot_cv.wait_for(lock, std::chrono::milliseconds(200));
+    --resuming;
+    if (stopping || cancel.IsCancelled()) return;
+    ++active;
+    r->holds_slot = true;
   }
 
   void JoinEndedRuns() {
@@ -611,7 +664,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (o.hub == nullptr) return fail("no agent hub is configured");
     auto operations = o.hub->OperationsFor(*ctx);
-    ManualGate manual(r, [this, id = d->id](const std::string& line) { Log(id, "", "info", line); });
+    ManualGate manual(
+        r, [this, id = d->id](const std::string& line) { Log(id, "", "info", line); },
+        [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
     ExecutorOptions eo;
     eo.clock = clock;
     eo.operations = operations.get();
@@ -989,6 +1044,7 @@ void DeploymentEngine::Stop() {
   impl_->log_cv.notify_all();
   impl_->pending_cv.notify_all();
   impl_->read_back_cv.notify_all();
+  impl_->slot_cv.notify_all();
   if (impl_->loop) impl_->loop->Stop();
   // Running deployments end as interrupted (their cancel token is set).
   std::map<int64_t, std::thread> runs;
@@ -1236,10 +1292,17 @@ Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::str
   {
     std::lock_guard lock(r->mu);
     if (!r->manual) return FailedPrecondition("deployment " + std::to_string(id) + " is not waiting at a manual step");
-    Role needed = r->manual->role.empty() ? Role::kDeployer
-                                          : ParseRole(r->manual->role).value_or(Role::kReleaseManager);
-    if (actor.role < needed)
-      return PermissionDenied("continuing this step needs the role " + std::string(RoleName(needed)));
+    std::optional<Role> needed =
+        r->manual->role.empty() ? Role::kDeployer : ParseRole(r->manual->role);
+    // Plans are checked when stored; an older snapshot may still name a role
+    // that does not exist: then only an admin may continue.
+    if (!needed && actor.role < Role::kAdmin)
+      return PermissionDenied("this step names the unknown role '" + r->manual->role +
+                              "'; only an admin can continue it");
+    if (needed && actor.role < *needed)
+      return PermissionDenied("continuing this step needs the role " +
+                              std::string(RoleName(*needed)) + "; '" + actor.user + "' is " +
+                              RoleName(actor.role));
     r->answer = Running::ManualAnswer::kContinue;
     r->answer_by = actor.user;
   }

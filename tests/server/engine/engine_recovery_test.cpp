@@ -507,3 +507,60 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
 }
 
 }  // namespace reprise::testing
+
+namespace reprise::testing {
+
+TEST_CASE("paused manual steps do not take workers; an unknown manual role is refused") {
+  TestServer server;  // 4 workers
+  auto admin = server.Admin();
+  TempDir tmp;
+  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
+  std::string pipeline;
+  for (int i = 1; i <= 5; ++i) {
+    std::string target = "t" + std::to_string(i);
+    json t = {{"environment", "Production"},
+              {"agent", "local"},
+              {"path", (tmp.path() / target).string()}};
+    REQUIRE(admin.Put("/api/v1/targets/" + target, t.dump()).status == 200);
+    pipeline += "  - {stage: S" + std::to_string(i) + ", environment: Production, targets: [" +
+                target + "], plan: " + (i < 5 ? "pause" : "note") + "}\n";
+  }
+  std::string plans =
+      "plans:\n  pause: |\n    - manual: { message: \"look\", role: deployer }\n"
+      "  note: |\n    - log: \"on t5\"\n";
+  // A role the server does not know is an error naming it, not release-manager.
+  auto bad = admin.Put("/api/v1/applications/shop",
+                       "pipeline:\n" + pipeline +
+                           "plans:\n  pause: |\n    - manual: { message: \"look\", role: "
+                           "relase-manager }\n  note: |\n    - log: \"on t5\"\n",
+                       "application/yaml");
+  CHECK(bad.status == 400);
+  CHECK(Body(bad)["error"]["message"].get<std::string>().find("unknown role 'relase-manager'") !=
+        std::string::npos);
+  REQUIRE(
+      admin.Put("/api/v1/applications/shop", "pipeline:\n" + pipeline + plans, "application/yaml")
+          .status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  auto deploy = [&](int stage) {
+    auto r = admin.Post(
+        "/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+        json{{"stage", "S" + std::to_string(stage)}, {"force", true}, {"comment", "test"}}.dump());
+    REQUIRE_MESSAGE(r.status == 202, r.body);
+    return std::to_string(Body(r)["id"].get<int64_t>());
+  };
+  auto get = [&](const std::string& id) { return Body(admin.Get("/api/v1/deployments/" + id)); };
+  // As many paused deployments as there are workers...
+  std::vector<std::string> paused;
+  for (int i = 1; i <= 4; ++i) paused.push_back(deploy(i));
+  for (const auto& id : paused) REQUIRE(WaitUntil([&] { return get(id).contains("manual"); }));
+  // ...and a deployment on another target still runs.
+  std::string other = deploy(5);
+  REQUIRE(WaitUntil([&] { return get(other)["status"] == "succeeded"; }));
+  // Each paused one goes on once continued.
+  for (const auto& id : paused)
+    REQUIRE(admin.Post("/api/v1/deployments/" + id + "/continue", "{}").status == 200);
+  for (const auto& id : paused) CHECK(WaitUntil([&] { return get(id)["status"] == "succeeded"; }));
+}
+
+}  // namespace reprise::testing
