@@ -216,6 +216,55 @@ CREATE TABLE grants (
   PRIMARY KEY (environment, user, permission)
 );
 )sql",
+      // 7: the builds that succeeded on each stage (rollback candidates, the
+      // kind of a deployment), newest success of each build, kept by
+      // triggers so reading them does not walk the stage's whole history.
+      R"sql(
+CREATE TABLE stage_builds (
+  application TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  deployment_id INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  PRIMARY KEY (application, stage, release, build)
+);
+CREATE INDEX stage_builds_newest
+  ON stage_builds(application, stage, finished_at DESC, deployment_id DESC);
+INSERT INTO stage_builds
+  SELECT application, stage, release, build, id, finished, requested_by FROM (
+    SELECT application, stage, release, build, id, COALESCE(finished_at, 0) AS finished,
+           requested_by,
+           ROW_NUMBER() OVER (PARTITION BY application, stage, release, build
+                              ORDER BY COALESCE(finished_at, 0) DESC, id DESC) AS rn
+      FROM deployments WHERE status = 'succeeded')
+   WHERE rn = 1;
+CREATE TRIGGER stage_builds_on_success AFTER UPDATE OF status ON deployments
+  WHEN NEW.status = 'succeeded' AND OLD.status != 'succeeded'
+BEGIN
+  INSERT INTO stage_builds VALUES (NEW.application, NEW.stage, NEW.release, NEW.build, NEW.id,
+                                   COALESCE(NEW.finished_at, 0), NEW.requested_by)
+  ON CONFLICT (application, stage, release, build) DO UPDATE
+    SET deployment_id = excluded.deployment_id, finished_at = excluded.finished_at,
+        requested_by = excluded.requested_by
+    WHERE excluded.finished_at > stage_builds.finished_at
+       OR (excluded.finished_at = stage_builds.finished_at
+           AND excluded.deployment_id > stage_builds.deployment_id);
+END;
+CREATE TRIGGER stage_builds_on_insert AFTER INSERT ON deployments
+  WHEN NEW.status = 'succeeded'
+BEGIN
+  INSERT INTO stage_builds VALUES (NEW.application, NEW.stage, NEW.release, NEW.build, NEW.id,
+                                   COALESCE(NEW.finished_at, 0), NEW.requested_by)
+  ON CONFLICT (application, stage, release, build) DO UPDATE
+    SET deployment_id = excluded.deployment_id, finished_at = excluded.finished_at,
+        requested_by = excluded.requested_by
+    WHERE excluded.finished_at > stage_builds.finished_at
+       OR (excluded.finished_at = stage_builds.finished_at
+           AND excluded.deployment_id > stage_builds.deployment_id);
+END;
+)sql",
   };
   return kMigrations;
 }

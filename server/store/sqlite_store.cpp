@@ -840,12 +840,8 @@ class SqliteStore final : public Store {
   Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app, const std::string& stage,
                                                  int64_t limit) override {
     return Many<StageBuild>(
-        "SELECT release, build, id, finished, requested_by FROM ("
-        " SELECT release, build, id, COALESCE(finished_at, 0) AS finished, requested_by,"
-        "   ROW_NUMBER() OVER (PARTITION BY release, build ORDER BY COALESCE(finished_at, 0) "
-        "   DESC, id DESC) AS rn FROM deployments"
-        " WHERE application=? AND stage=? AND status='succeeded')"
-        " WHERE rn=1 ORDER BY finished DESC, id DESC LIMIT ?",
+        "SELECT release, build, deployment_id, finished_at, requested_by FROM stage_builds "
+        "WHERE application=? AND stage=? ORDER BY finished_at DESC, deployment_id DESC LIMIT ?",
         [&](SQLite::Statement& q) {
           q.bind(1, app);
           q.bind(2, stage);
@@ -861,13 +857,13 @@ class SqliteStore final : public Store {
                                        int64_t build, const std::string& stage) override {
     return One<DeploymentRecord>(
         std::string(kDeploymentColumns) +
-            " WHERE application=? AND release=? AND build=? AND stage=? AND status='succeeded' "
-            "ORDER BY COALESCE(finished_at, 0) DESC, id DESC LIMIT 1",
+            " WHERE id = (SELECT deployment_id FROM stage_builds WHERE application=? AND "
+            "stage=? AND release=? AND build=?)",
         [&](SQLite::Statement& q) {
           q.bind(1, app);
-          q.bind(2, release);
-          q.bind(3, build);
-          q.bind(4, stage);
+          q.bind(2, stage);
+          q.bind(3, release);
+          q.bind(4, build);
         },
         ReadDeployment, "a successful deployment of that build to stage '" + stage + "'");
   }

@@ -237,4 +237,81 @@ TEST_CASE("one standing approval per user: a repeat is refused, older duplicates
   CHECK_FALSE(list->back().revoked);
 }
 
+TEST_CASE("succeeded builds per stage come from a table kept on success, also for old history") {
+  TempDir dir;
+  {
+    // History written by version 6, before the table existed.
+    SQLite::Database db((dir.path() / "r.db").string(),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (size_t i = 0; i < 6; ++i) db.exec(std::string(SqliteMigrations()[i]));
+    db.exec("PRAGMA user_version = 6");
+    db.exec(
+        "INSERT INTO applications VALUES('shop', 1, '{}', '', 1, 't', '{}');"
+        "INSERT INTO releases VALUES('shop', '1.0', 1, '{}', '{}', 1, 't');"
+        "INSERT INTO builds VALUES('shop', '1.0', 1, '{}', 1, 't'), ('shop', '1.0', 2, '{}', 1, "
+        "'t'),"
+        " ('shop', '1.0', 3, '{}', 1, 't');");
+    SQLite::Statement q(db,
+                        "INSERT INTO deployments(id, application, release, build, stage, kind, "
+                        "status, requested_by, created_at, finished_at) "
+                        "VALUES(?, 'shop', '1.0', ?, ?, 'promote', ?, ?, 1, ?)");
+    struct Row {
+      int id, build;
+      const char* stage;
+      const char* status;
+      const char* by;
+      int finished;
+    };
+    for (const Row& r : {Row{1, 1, "Production", "succeeded", "ann", 10},
+                         Row{2, 2, "Production", "succeeded", "bob", 20},
+                         Row{3, 1, "Production", "succeeded", "cid", 30},  // 1 again, newest
+                         Row{4, 3, "Production", "failed", "dee", 40},
+                         Row{5, 3, "Testing", "succeeded", "eve", 50}}) {
+      q.reset();
+      q.bind(1, r.id);
+      q.bind(2, r.build);
+      q.bind(3, r.stage);
+      q.bind(4, r.status);
+      q.bind(5, r.by);
+      q.bind(6, r.finished);
+      q.exec();
+    }
+  }
+  auto s = Open(dir);
+  auto builds = s->SucceededBuilds("shop", "Production", 10);
+  REQUIRE(builds.ok());
+  REQUIRE(builds->size() == 2);
+  CHECK((*builds)[0].build == 1);
+  CHECK((*builds)[0].deployment_id == 3);
+  CHECK((*builds)[0].by == "cid");
+  CHECK((*builds)[1].build == 2);
+  CHECK(s->SucceededBuilds("shop", "Production", 1)->size() == 1);
+  REQUIRE(s->LastSuccess("shop", "1.0", 1, "Production").ok());
+  CHECK(s->LastSuccess("shop", "1.0", 1, "Production")->id == 3);
+  CHECK(s->LastSuccess("shop", "1.0", 3, "Production").status().code() == Code::kNotFound);
+
+  // A new success is recorded as it happens: build 3 on Production, newest first.
+  DeploymentRecord d;
+  d.application = "shop";
+  d.release = "1.0";
+  d.build = 3;
+  d.stage = "Production";
+  d.kind = "promote";
+  d.status = "running";
+  d.requested_by = "fay";
+  d.created_at = 60;
+  auto created = s->CreateDeployment(d);
+  REQUIRE(created.ok());
+  CHECK(s->SucceededBuilds("shop", "Production", 10)->size() == 2);
+  REQUIRE(*s->TransitionDeployment(created->id, {"running"}, "succeeded", 0, 70));
+  builds = s->SucceededBuilds("shop", "Production", 10);
+  REQUIRE(builds->size() == 3);
+  CHECK((*builds)[0].build == 3);
+  CHECK((*builds)[0].deployment_id == created->id);
+  CHECK((*builds)[0].at == 70);
+  CHECK(s->LastSuccess("shop", "1.0", 3, "Production")->id == created->id);
+  SQLite::Database db((dir.path() / "r.db").string());
+  CHECK(db.tableExists("stage_builds"));
+}
+
 }  // namespace reprise
