@@ -406,14 +406,28 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   void EvaluateWaiting(int64_t id) { Apply({Decide(id)}); }
 
   // ---- final states
+  // One transaction: the log lines waiting to be written, the targets'
+  // results and states, the final status and its log line.
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
-              const std::vector<std::string>& from) {
-    FlushLogs();
-    auto moved = store->TransitionDeployment(d.id, from, status, 0, Now(), error);
-    if (moved.ok() && *moved) {
-      Log(d.id, "", status == "succeeded" ? "info" : "error",
-          status + (error.empty() ? "" : ": " + error));
-      FlushLogs();
+              const std::vector<std::string>& from,
+              const std::vector<DeploymentTargetRecord>& targets = {},
+              const std::vector<TargetStateRecord>& target_states = {}) {
+    std::vector<DeploymentLogRecord> batch;
+    {
+      std::lock_guard lock(pending_mu);
+      batch.swap(pending_lines);
+    }
+    int64_t now = Now();
+    std::vector<DeploymentLogRecord> final_line = {{d.id, 0, now, "",
+                                                    status == "succeeded" ? "info" : "error",
+                                                    status + (error.empty() ? "" : ": " + error)}};
+    auto moved = store->FinishDeployment(d.id, from, status, now, error, targets, target_states,
+                                         batch, final_line);
+    if (!moved.ok()) {
+      std::fprintf(stderr, "deployment %lld: %s\n", static_cast<long long>(d.id),
+                   moved.status().ToString().c_str());
+      std::lock_guard lock(pending_mu);  // the lines are written with the next flush
+      pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
     }
     log_cv.notify_all();
   }
@@ -650,18 +664,18 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (choice == "as-deployed" && !kind->succeeded_before) choice = "current";
     auto ctx = ResolveContext(*store, *d, *spec, *stage, *kind, choice);
     if (!ctx.ok()) return fail("cannot resolve the execution context: " + ctx.status().message());
-    Status saved = store->SetDeploymentContext(d->id, ContextToJson(*ctx), kind->kind);
+    auto plan = ParsePlan(ctx->plan_text, "plan " + ctx->plan_name);
+    std::vector<DeploymentTargetRecord> starting;
+    if (plan.ok())
+      for (const auto& t : r->targets)
+        starting.push_back({d->id, t, "running", "", "", "", Now(), 0});
+    Status saved = store->StartDeployment(d->id, ContextToJson(*ctx), kind->kind, starting);
     if (!saved.ok()) return fail(saved.message());
     Log(d->id, "", "info",
         "running " + kind->kind + " of " + BuildLabel(d->release, d->build) + " to " + d->stage +
             " (variables " + (choice == "as-deployed" ? "as deployed" : "current settings") +
             (kind->current_label.empty() ? "" : "; the stage had " + kind->current_label) + ")");
-    auto plan = ParsePlan(ctx->plan_text, "plan " + ctx->plan_name);
     if (!plan.ok()) return fail(plan.status().message());
-    for (const auto& t : r->targets) {
-      Status st = store->PutDeploymentTarget({d->id, t, "running", "", "", "", Now(), 0});
-      (void)st;
-    }
     if (o.hub == nullptr) return fail("no agent hub is configured");
     auto operations = o.hub->OperationsFor(*ctx);
     ManualGate manual(
@@ -679,6 +693,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     auto report = executor.Execute(*plan, *ctx);
     std::string status = "failed";
     std::string error;
+    std::vector<DeploymentTargetRecord> results;
     if (!report.ok()) {
       error = "orchestration error: " + report.status().message();
     } else {
@@ -705,44 +720,48 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
                          : t.kind == TargetOutcome::Kind::kFailed    ? "failed"
                          : t.kind == TargetOutcome::Kind::kCancelled ? "cancelled"
                                                                      : "skipped";
-        Status st = store->PutDeploymentTarget({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
-        (void)st;
+        results.push_back({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
       }
     }
-    RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
-    Finish(*d, status, error, {"running"});
+    auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
+    Finish(*d, status, error, {"running"}, results, states);
     if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
   }
 
   // Reads back what each target holds now (the agent is the truth), falling
   // back on the executor's outcome when the agent cannot say (offline, or
   // nothing deployed by a plan without artifacts).
-  void RecordTargetStates(const DeploymentRecord& d, const ExecutionContext& ctx,
-                          const ExecutionReport* report) {
+  // The states are returned to be written with the final status.
+  std::vector<TargetStateRecord> RecordTargetStates(const DeploymentRecord& d,
+                                                    const ExecutionContext& ctx,
+                                                    const ExecutionReport* report) {
+    std::vector<TargetStateRecord> out;
     for (const auto& t : ctx.targets) {
       if (o.hub != nullptr) {
         auto state = o.hub->GetTargetState(t.name);
         if (state.ok() && state->online && !state->current_release.empty()) {
-          Reconcile(t.name, *state, &d);
+          Reconcile(t.name, *state, &d, &out);
           continue;
         }
       }
       if (report == nullptr) continue;
       for (const auto& outcome : report->targets)
-        if (outcome.target == t.name && outcome.kind == TargetOutcome::Kind::kSucceeded) {
-          Status st = store->PutTargetState(
-              d.application, d.stage, {t.name, d.release, d.build, d.id, Now(), d.requested_by}, "");
-          (void)st;
-        }
+        if (outcome.target == t.name && outcome.kind == TargetOutcome::Kind::kSucceeded)
+          out.push_back({d.application, d.stage,
+                         TargetCurrent{t.name, d.release, d.build, d.id, Now(), d.requested_by},
+                         ""});
     }
+    return out;
   }
 
   // Makes target_states say what the target's agent reports: whatever build
   // it holds, or nothing. `hint` is the deployment that last touched the
   // target, if known (it names the application and stage). Returns a line
   // describing what the agent reports.
+  // With `deferred`, a new state is added there instead of written.
   std::string Reconcile(const std::string& target, const TargetState& state,
-                        const DeploymentRecord* hint) {
+                        const DeploymentRecord* hint,
+                        std::vector<TargetStateRecord>* deferred = nullptr) {
     auto recorded = store->GetTargetState(target);
     bool has_recorded = recorded.ok();
     std::string app = hint ? hint->application : has_recorded ? recorded->application : "";
@@ -779,8 +798,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
                recorded->current.build == build) {
       c = recorded->current;
     }
-    Status st = store->PutTargetState(app, stage, c, state.current_release);
-    (void)st;
+    if (deferred != nullptr) {
+      deferred->push_back({app, stage, c, state.current_release});
+    } else {
+      Status st = store->PutTargetState(app, stage, c, state.current_release);
+      (void)st;
+    }
     bool changed = !has_recorded || recorded->current.release != c.release ||
                    recorded->current.build != c.build;
     // A deployment recording its own build is no news; anything else is.

@@ -611,25 +611,53 @@ class SqliteStore final : public Store {
   }
   Status PutDeploymentTarget(const DeploymentTargetRecord& t) override {
     return Write("put deployment target", [&] {
-      SQLite::Statement q(*db_,
-                          "INSERT INTO deployment_targets(deployment_id, target, status, message, "
-                          "release_dir, manifest_sha256, started_at, finished_at) "
-                          "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(deployment_id, target) DO UPDATE "
-                          "SET status=excluded.status, message=excluded.message, "
-                          "release_dir=excluded.release_dir, "
-                          "manifest_sha256=excluded.manifest_sha256, "
-                          "started_at=excluded.started_at, finished_at=excluded.finished_at");
-      q.bind(1, t.deployment_id);
-      q.bind(2, t.target);
-      q.bind(3, t.status);
-      q.bind(4, t.message);
-      q.bind(5, t.release_dir);
-      q.bind(6, t.manifest_sha256);
-      if (t.started_at) q.bind(7, t.started_at); else q.bind(7);
-      if (t.finished_at) q.bind(8, t.finished_at); else q.bind(8);
-      q.exec();
+      PutDeploymentTargets({t});
       return Status::Ok();
     });
+  }
+  Status StartDeployment(int64_t id, const std::string& context_json, const std::string& kind,
+                         const std::vector<DeploymentTargetRecord>& targets) override {
+    return Write("start deployment", [&] {
+      SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
+      q.bind(1, context_json);
+      q.bind(2, kind);
+      q.bind(3, id);
+      if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+      PutDeploymentTargets(targets);
+      return Status::Ok();
+    });
+  }
+  Result<bool> FinishDeployment(int64_t id, const std::vector<std::string>& from,
+                                const std::string& to, int64_t finished_at,
+                                const std::string& error,
+                                const std::vector<DeploymentTargetRecord>& targets,
+                                const std::vector<TargetStateRecord>& target_states,
+                                const std::vector<DeploymentLogRecord>& logs,
+                                const std::vector<DeploymentLogRecord>& final_logs) override {
+    bool moved = false;
+    Status st = Write("finish deployment", [&] {
+      AppendLogs(logs);
+      PutDeploymentTargets(targets);
+      for (const auto& t : target_states)
+        PutTargetStateRow(t.application, t.stage, t.current, t.release_dir);
+      std::string sql =
+          "UPDATE deployments SET status=?1, finished_at=?2, "
+          "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND status IN (";
+      for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+      sql += ")";
+      SQLite::Statement q(*db_, sql);
+      q.bind(1, to);
+      q.bind(2, finished_at);
+      q.bind(3, error);
+      q.bind(4, id);
+      int i = 5;
+      for (const auto& f : from) q.bind(i++, f);
+      moved = q.exec() == 1;
+      if (moved) AppendLogs(final_logs);
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return moved;
   }
   Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) override {
     return Many<DeploymentTargetRecord>(
@@ -671,30 +699,7 @@ class SqliteStore final : public Store {
   Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) override {
     if (lines.empty()) return Status::Ok();
     return Write("append deployment logs", [&] {
-      std::map<int64_t, int64_t> next;
-      SQLite::Statement last(*db_,
-                             "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs "
-                             "WHERE deployment_id=?");
-      SQLite::Statement q(*db_,
-                          "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
-                          "level) VALUES(?,?,?,?,?,?)");
-      for (const auto& l : lines) {
-        auto it = next.find(l.deployment_id);
-        if (it == next.end()) {
-          last.reset();
-          last.bind(1, l.deployment_id);
-          last.executeStep();
-          it = next.emplace(l.deployment_id, last.getColumn(0).getInt64()).first;
-        }
-        q.reset();
-        q.bind(1, l.deployment_id);
-        q.bind(2, ++it->second);
-        q.bind(3, l.at);
-        q.bind(4, l.target);
-        q.bind(5, l.text);
-        q.bind(6, l.level);
-        q.exec();
-      }
+      AppendLogs(lines);
       return Status::Ok();
     });
   }
@@ -794,25 +799,30 @@ class SqliteStore final : public Store {
   Status PutTargetState(const std::string& app, const std::string& stage, const TargetCurrent& c,
                         const std::string& release_dir) override {
     return Write("put target state", [&] {
-      SQLite::Statement q(*db_,
-                          "INSERT INTO target_states(target, application, stage, release, build, "
-                          "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
-                          "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
-                          "stage=excluded.stage, release=excluded.release, build=excluded.build, "
-                          "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
-                          "release_dir=excluded.release_dir");
-      q.bind(1, c.target);
-      q.bind(2, app);
-      q.bind(3, stage);
-      q.bind(4, c.release);
-      q.bind(5, c.build);
-      q.bind(6, c.deployment_id);
-      q.bind(7, c.at);
-      q.bind(8, c.by);
-      q.bind(9, release_dir);
-      q.exec();
+      PutTargetStateRow(app, stage, c, release_dir);
       return Status::Ok();
     });
+  }
+  // Inside a write transaction.
+  void PutTargetStateRow(const std::string& app, const std::string& stage, const TargetCurrent& c,
+                         const std::string& release_dir) {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO target_states(target, application, stage, release, build, "
+                        "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
+                        "stage=excluded.stage, release=excluded.release, build=excluded.build, "
+                        "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
+                        "release_dir=excluded.release_dir");
+    q.bind(1, c.target);
+    q.bind(2, app);
+    q.bind(3, stage);
+    q.bind(4, c.release);
+    q.bind(5, c.build);
+    q.bind(6, c.deployment_id);
+    q.bind(7, c.at);
+    q.bind(8, c.by);
+    q.bind(9, release_dir);
+    q.exec();
   }
   Result<TargetStateRecord> GetTargetState(const std::string& target) override {
     return One<TargetStateRecord>(
@@ -1101,6 +1111,68 @@ class SqliteStore final : public Store {
   static UserRecord ReadUser(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), ParseRole(q.getColumn(1).getString()).value_or(Role::kViewer),
             q.getColumn(2).getString(), q.getColumn(3).getInt64()};
+  }
+
+  // Inside a write transaction: appends lines, numbering each deployment's
+  // lines on from its last one.
+  void AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
+    if (lines.empty()) return;
+    std::map<int64_t, int64_t> next;
+    SQLite::Statement last(*db_,
+                           "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs "
+                           "WHERE deployment_id=?");
+    SQLite::Statement q(*db_,
+                        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+                        "level) VALUES(?,?,?,?,?,?)");
+    for (const auto& l : lines) {
+      auto it = next.find(l.deployment_id);
+      if (it == next.end()) {
+        last.reset();
+        last.bind(1, l.deployment_id);
+        last.executeStep();
+        it = next.emplace(l.deployment_id, last.getColumn(0).getInt64()).first;
+      }
+      q.reset();
+      q.bind(1, l.deployment_id);
+      q.bind(2, ++it->second);
+      q.bind(3, l.at);
+      q.bind(4, l.target);
+      q.bind(5, l.text);
+      q.bind(6, l.level);
+      q.exec();
+    }
+  }
+
+  // Inside a write transaction.
+  void PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets) {
+    if (targets.empty()) return;
+    SQLite::Statement q(*db_,
+                        "INSERT INTO deployment_targets(deployment_id, target, status, message, "
+                        "release_dir, manifest_sha256, started_at, finished_at) "
+                        "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(deployment_id, target) DO UPDATE "
+                        "SET status=excluded.status, message=excluded.message, "
+                        "release_dir=excluded.release_dir, "
+                        "manifest_sha256=excluded.manifest_sha256, "
+                        "started_at=excluded.started_at, finished_at=excluded.finished_at");
+    for (const auto& t : targets) {
+      q.reset();
+      q.clearBindings();
+      q.bind(1, t.deployment_id);
+      q.bind(2, t.target);
+      q.bind(3, t.status);
+      q.bind(4, t.message);
+      q.bind(5, t.release_dir);
+      q.bind(6, t.manifest_sha256);
+      if (t.started_at)
+        q.bind(7, t.started_at);
+      else
+        q.bind(7);
+      if (t.finished_at)
+        q.bind(8, t.finished_at);
+      else
+        q.bind(8);
+      q.exec();
+    }
   }
 
   // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.

@@ -348,6 +348,22 @@ class Store {
   virtual Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) = 0;
   virtual Status SetDeploymentContext(int64_t id, const std::string& context_json,
                                       const std::string& kind) = 0;
+  // Starting to run, in one transaction: the resolved context and kind, and
+  // each of `targets` written.
+  virtual Status StartDeployment(int64_t id, const std::string& context_json,
+                                 const std::string& kind,
+                                 const std::vector<DeploymentTargetRecord>& targets) = 0;
+  // Finishing, in one IMMEDIATE transaction: `logs` (lines of any
+  // deployments) are appended, `targets` and `target_states` written, and the
+  // status moves to `to` if it is one of `from` (with finished_at and error),
+  // and only then `final_logs` are appended. Returns whether it moved.
+  virtual Result<bool> FinishDeployment(int64_t id, const std::vector<std::string>& from,
+                                        const std::string& to, int64_t finished_at,
+                                        const std::string& error,
+                                        const std::vector<DeploymentTargetRecord>& targets,
+                                        const std::vector<TargetStateRecord>& target_states,
+                                        const std::vector<DeploymentLogRecord>& logs,
+                                        const std::vector<DeploymentLogRecord>& final_logs) = 0;
   virtual Status PutDeploymentTarget(const DeploymentTargetRecord& target) = 0;
   virtual Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) = 0;
   // Appends a line and returns its sequence number (1, 2, ...).

@@ -314,4 +314,55 @@ TEST_CASE("succeeded builds per stage come from a table kept on success, also fo
   CHECK(db.tableExists("stage_builds"));
 }
 
+TEST_CASE("finishing a deployment writes its logs, targets, target states and status at once") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
+  REQUIRE(s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
+  REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
+  DeploymentRecord d;
+  d.application = "shop";
+  d.release = "1.0";
+  d.build = 1;
+  d.stage = "Production";
+  d.kind = "promote";
+  d.status = "running";
+  d.requested_by = "rita";
+  d.created_at = 1;
+  auto created = s->CreateDeployment(d);
+  REQUIRE(created.ok());
+  int64_t id = created->id;
+  REQUIRE(
+      s->StartDeployment(id, R"({"x":1})", "redeploy", {{id, "web-1", "running", "", "", "", 2, 0}})
+          .ok());
+  CHECK(s->GetDeployment(id)->kind == "redeploy");
+  CHECK(s->ListDeploymentTargets(id)->at(0).status == "running");
+  TargetStateRecord state{"shop", "Production", {"web-1", "1.0", 1, id, 3, "rita"}, "1.0-1-abc"};
+  auto finish = [&] {
+    return s->FinishDeployment(
+        id, {"running"}, "succeeded", 3, "", {{id, "web-1", "succeeded", "ok", "", "", 2, 3}},
+        {state}, {{id, 0, 2, "web-1", "info", "step done"}}, {{id, 0, 3, "", "info", "succeeded"}});
+  };
+  auto moved = finish();
+  REQUIRE(moved.ok());
+  CHECK(*moved);
+  auto got = s->GetDeployment(id);
+  CHECK(got->status == "succeeded");
+  CHECK(got->finished_at == 3);
+  CHECK(s->ListDeploymentTargets(id)->at(0).status == "succeeded");
+  CHECK(s->GetTargetState("web-1")->release_dir == "1.0-1-abc");
+  CHECK(s->SucceededBuilds("shop", "Production", 10)->size() == 1);
+  auto log = s->ListDeploymentLog(id, 0, 10);
+  REQUIRE(log->size() == 2);
+  CHECK((*log)[0].text == "step done");
+  CHECK((*log)[1].seq == 2);
+  CHECK((*log)[1].text == "succeeded");
+  // Already final: nothing moves and the final line is not written again.
+  moved = finish();
+  REQUIRE(moved.ok());
+  CHECK_FALSE(*moved);
+  CHECK(s->ListDeploymentLog(id, 0, 10)->back().text == "step done");
+  CHECK(s->ListDeploymentLog(id, 0, 10)->size() == 3);
+}
+
 }  // namespace reprise
