@@ -144,6 +144,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // one per line. Final transitions flush first, so a finished deployment's
   // log is complete.
   std::mutex pending_mu;
+  // Held from taking a batch until it is written: batches land in order.
+  std::mutex flush_mu;
   std::vector<DeploymentLogRecord> pending_lines;
   std::condition_variable pending_cv;
 
@@ -157,6 +159,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void FlushLogs() {
+    std::lock_guard flushing(flush_mu);
     std::vector<DeploymentLogRecord> batch;
     {
       std::lock_guard lock(pending_mu);
@@ -412,6 +415,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
               const std::vector<std::string>& from,
               const std::vector<DeploymentTargetRecord>& targets = {},
               const std::vector<TargetStateRecord>& target_states = {}) {
+    std::lock_guard flushing(flush_mu);
     std::vector<DeploymentLogRecord> batch;
     {
       std::lock_guard lock(pending_mu);
