@@ -364,6 +364,12 @@ class PlanParser {
       REPRISE_ASSIGN_OR_RETURN(s.message, Required(f, v, "message", kind));
       if (f.Has("role")) {
         REPRISE_ASSIGN_OR_RETURN(s.role, ReadString(r_, f.Get("role"), Quoted("role", kind)));
+        // The server's roles: anything else would be nobody's.
+        if (s.role != "viewer" && s.role != "deployer" && s.role != "release-manager" &&
+            s.role != "admin")
+          return r_.Error(f.Get("role"), "unknown role '" + s.role +
+                                             "' in manual (expected: viewer, deployer, "
+                                             "release-manager, admin)");
       }
       return StepBody(s);
     }

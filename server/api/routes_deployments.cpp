@@ -336,6 +336,43 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                  return Ok(DeploymentDetail(store, engine, d));
                }, nullptr});
 
+  // ---- grants: per-user permissions on an environment beside the role
+  auto grant_json = [](const GrantRecord& g) {
+    return Json{{"environment", g.environment},
+                {"user", g.user},
+                {"permission", g.permission},
+                {"granted_by", g.granted_by},
+                {"granted_at", Time(g.granted_at)}};
+  };
+  r.push_back({"GET", "/api/v1/environments/{env}/grants", Role::kViewer, false,
+               [&, grant_json](HttpRequest& req) {
+                 TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
+                 Json items = Json::array();
+                 for (const auto& g : list) items.push_back(grant_json(g));
+                 return Ok({{"environment", req.Param("env")}, {"items", items}});
+               },
+               nullptr});
+  auto set_grant = [&](bool granted) {
+    return [&, granted](HttpRequest& req) {
+      TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+      if (!body.empty())
+        return HttpResponse::Error(InvalidArgument(
+            "a grant takes no fields; the path names environment, user and permission"));
+      bool changed = false;
+      STATUS_OR_ERROR(engine.SetGrant(ActorOf(req), req.Param("env"), req.Param("user"),
+                                      req.Param("permission"), granted, &changed));
+      Json out = {{"environment", req.Param("env")},
+                  {"user", req.Param("user")},
+                  {"permission", req.Param("permission")},
+                  {"granted", granted}};
+      return Ok(out, granted && changed ? 201 : 200);
+    };
+  };
+  r.push_back({"PUT", "/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin, false,
+               set_grant(true), nullptr});
+  r.push_back({"DELETE", "/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
+               false, set_grant(false), nullptr});
+
   r.push_back({"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold",
                Role::kReleaseManager, false, [&](HttpRequest& req) {
                  STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage")));

@@ -1,5 +1,6 @@
 // Kind, execution context and gates of a deployment.
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "server/catalog/catalog.h"
@@ -218,15 +219,18 @@ std::vector<GateState> EvaluateGates(Store& store, const Clock& clock, const Dep
   }
   if (approvals.count > 0) {
     Role needed = ParseRole(approvals.role).value_or(Role::kReleaseManager);
-    int count = 0;
+    // Distinct users: one person approving twice is still one approval.
+    std::set<std::string> approvers;
     if (list.ok()) {
       for (const auto& a : *list) {
         if (a.revoked || a.decision != "approved") continue;
         if (a.user == d.requested_by && !stage.gates.allow_self_approval) continue;
+        if (approvers.count(a.user)) continue;
         auto user = store.GetUser(a.user);
-        if (user.ok() && user->role >= needed) ++count;
+        if (user.ok() && user->role >= needed) approvers.insert(a.user);
       }
     }
+    int count = static_cast<int>(approvers.size());
     gates.push_back({"approvals", count >= approvals.count,
                      std::to_string(count) + " of " + std::to_string(approvals.count) +
                          " approvals from " + RoleName(needed)});

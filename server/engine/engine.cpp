@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <condition_variable>
-#include <deque>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -16,6 +15,7 @@
 #include "planner/plan.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine_internal.h"
+#include "server/engine/engine_loop.h"
 #include "server/hub/agent_hub.h"
 
 namespace reprise {
@@ -26,6 +26,18 @@ using nlohmann::json;
 namespace {
 
 constexpr int64_t kMillisPerSecond = 1000;
+constexpr const char* kRedeployPermission = "redeploy";
+// An `at` this far in the past still means "now" (clocks of clients differ a
+// little); further back it is refused rather than quietly run now.
+constexpr std::chrono::seconds kPastAtTolerance{60};
+
+Status CheckNotPast(TimePoint at, TimePoint now) {
+  if (at >= now - kPastAtTolerance) return Status::Ok();
+  auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - at).count();
+  return InvalidArgument("field 'at' (" + FormatRfc3339Utc(at) + ") is " + std::to_string(ago) +
+                         " s in the past (now " + FormatRfc3339Utc(now) +
+                         "); give a time in the future, or leave 'at' out to deploy now");
+}
 
 bool IsFinal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled" ||
@@ -45,13 +57,21 @@ struct Running {
   enum class ManualAnswer { kNone, kContinue, kReject } answer = ManualAnswer::kNone;
   std::string answer_by;
   std::map<std::string, TransferProgress> progress;
+  bool holds_slot = true;  // counts against the worker limit (guarded by the engine's mu)
 };
 
-// The `manual` step of one running deployment.
+// The `manual` step of one running deployment. While it waits, the
+// deployment gives up its worker slot (its thread only sleeps), so paused
+// deployments never keep others from starting; it takes a slot again before
+// going on.
 class ManualGate final : public ManualContinuation {
  public:
-  ManualGate(std::shared_ptr<Running> running, std::function<void(const std::string&)> log)
-      : running_(std::move(running)), log_(std::move(log)) {}
+  ManualGate(std::shared_ptr<Running> running, std::function<void(const std::string&)> log,
+             std::function<void()> pause, std::function<void(const CancelToken&)> resume)
+      : running_(std::move(running)),
+        log_(std::move(log)),
+        pause_(std::move(pause)),
+        resume_(std::move(resume)) {}
 
   OperationOutcome WaitForContinue(const ManualRequest& request,
                                    const CancelToken& cancel) override {
@@ -62,10 +82,15 @@ class ManualGate final : public ManualContinuation {
     }
     log_("waiting for someone" + (request.role.empty() ? std::string() : " with role " + request.role) +
          " to continue: " + request.message);
-    std::unique_lock lock(running_->mu);
-    while (running_->answer == Running::ManualAnswer::kNone && !cancel.IsCancelled())
-      running_->manual_cv.wait_for(lock, std::chrono::milliseconds(200));
-    running_->manual.reset();
+    pause_();
+    {
+      std::unique_lock lock(running_->mu);
+      while (running_->answer == Running::ManualAnswer::kNone && !cancel.IsCancelled())
+        running_->manual_cv.wait_for(lock, std::chrono::milliseconds(200));
+      running_->manual.reset();
+    }
+    resume_(cancel);
+    std::lock_guard lock(running_->mu);
     if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled while waiting"));
     if (running_->answer == Running::ManualAnswer::kReject)
       return OperationOutcome::Failed("rejected by " + running_->answer_by);
@@ -75,6 +100,8 @@ class ManualGate final : public ManualContinuation {
  private:
   std::shared_ptr<Running> running_;
   std::function<void(const std::string&)> log_;
+  std::function<void()> pause_;
+  std::function<void(const CancelToken&)> resume_;
 };
 
 struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::Impl> {
@@ -83,17 +110,27 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   const Clock* clock = nullptr;
 
   mutable std::mutex mu;
-  std::condition_variable wake;  // control loop
-  std::condition_variable work_cv;
   std::condition_variable idle_cv;
   bool stopping = false;
-  bool poke = false;
   std::set<std::string> busy_targets;
   std::map<int64_t, std::shared_ptr<Running>> running;
   std::map<std::string, int64_t> target_deployment;  // busy target -> deployment
-  std::deque<int64_t> work;
+  // One thread per running deployment; joined by the loop once it ended.
+  std::map<int64_t, std::thread> run_threads;
+  std::vector<int64_t> ended_runs;
   std::map<int64_t, std::string> gate_summaries;  // last logged, to avoid repeating
   TimePoint last_recheck{};
+  // Worker slots: deployments running and not paused at a manual step, and
+  // paused ones waiting to go on (they come before new ones).
+  int active = 0;
+  int resuming = 0;
+  std::condition_variable slot_cv;
+
+  // The scheduler: a system_timer for the next scheduled deployment and the
+  // dispatcher, on one Asio thread (null when start_threads is false).
+  std::unique_ptr<EngineLoop> loop;
+  std::atomic<bool> dispatch_posted{false};
+  std::atomic<bool> rearm_posted{false};
 
   mutable std::mutex log_mu;
   mutable std::condition_variable log_cv;
@@ -107,6 +144,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // one per line. Final transitions flush first, so a finished deployment's
   // log is complete.
   std::mutex pending_mu;
+  // Held from taking a batch until it is written: batches land in order.
+  std::mutex flush_mu;
   std::vector<DeploymentLogRecord> pending_lines;
   std::condition_variable pending_cv;
 
@@ -120,6 +159,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void FlushLogs() {
+    std::lock_guard flushing(flush_mu);
     std::vector<DeploymentLogRecord> batch;
     {
       std::lock_guard lock(pending_mu);
@@ -173,25 +213,112 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     return shared;
   }
 
+  // ---- permissions
+  // Protected when the release's snapshot or the application's current spec
+  // says so (protecting a stage applies to releases cut before).
+  bool IsProtected(const std::string& app, const StageSpec& stage) {
+    if (stage.is_protected) return true;
+    auto a = store->GetApplication(app);
+    if (!a.ok()) return false;
+    auto now = ParseAppSpec(a->spec_json, "application spec");
+    if (!now.ok()) return false;
+    const StageSpec* current = now->FindStage(stage.stage);
+    return current != nullptr && current->is_protected;
+  }
+
+  // Whether `actor` may request, move or cancel a deployment of `kind` to
+  // `stage`: the role deployer; on a protected stage release-manager, or for
+  // a re-deploy or rollback (a build that succeeded there before) the
+  // `redeploy` grant on the stage's environment.
+  Status MayDeploy(const Actor& actor, const std::string& app, const StageSpec& stage,
+                   const std::string& kind, const std::string& doing) {
+    if (actor.role < Role::kDeployer)
+      return PermissionDenied(doing + " needs the role deployer; '" + actor.user + "' is " +
+                              RoleName(actor.role));
+    if (actor.role >= Role::kReleaseManager || !IsProtected(app, stage)) return Status::Ok();
+    bool redeploy = kind == "redeploy" || kind == "rollback";
+    if (redeploy) {
+      auto has = store->HasGrant(stage.environment, actor.user, kRedeployPermission);
+      if (!has.ok()) return has.status();
+      if (*has) return Status::Ok();
+    }
+    return PermissionDenied(
+        "stage '" + stage.stage + "' is protected: " + doing + " needs the role release-manager" +
+        (redeploy ? " or the 'redeploy' grant on environment '" + stage.environment + "'"
+                  : std::string()) +
+        "; '" + actor.user + "' is " + RoleName(actor.role));
+  }
+
+  // Moving or cancelling needs what requesting it needed.
+  Status MayChange(const Actor& actor, const DeploymentRecord& d, const std::string& doing) {
+    auto spec = Spec(d.application, d.release);
+    if (!spec.ok()) return spec.status();
+    const StageSpec* stage = (*spec)->FindStage(d.stage);
+    if (stage == nullptr) {
+      if (actor.role >= Role::kReleaseManager) return Status::Ok();
+      return PermissionDenied(doing + " needs the role release-manager: stage '" + d.stage +
+                              "' is not in the release's pipeline");
+    }
+    return MayDeploy(
+        actor, d.application, *stage, d.kind,
+        doing + " (" + (d.kind.empty() ? "a deployment" : "a " + d.kind) + " to " + d.stage + ")");
+  }
+
   std::shared_ptr<Running> FindRunning(int64_t id) {
     std::lock_guard lock(mu);
     auto it = running.find(id);
     return it == running.end() ? nullptr : it->second;
   }
 
+  // Asks the loop to run the dispatcher (coalesced: one pending pass).
   void Wake() {
-    {
-      std::lock_guard lock(mu);
-      poke = true;
+    if (!loop || dispatch_posted.exchange(true)) return;
+    loop->Post([this] {
+      dispatch_posted = false;
+      Dispatch();
+    });
+  }
+
+  // Re-arms the timer for the earliest scheduled deployment (after one was
+  // scheduled, moved, cancelled or fired).
+  void Rearm() {
+    if (!loop || rearm_posted.exchange(true)) return;
+    loop->Post([this] {
+      rearm_posted = false;
+      ArmNext();
+    });
+  }
+
+  void ArmNext() {
+    auto next = store->NextScheduledAt();
+    if (!next.ok()) {
+      std::fprintf(stderr, "scheduler: %s\n", next.status().ToString().c_str());
+      return;
     }
-    wake.notify_all();
+    loop->ArmDeadline(*next == 0 ? std::nullopt : std::optional<TimePoint>(FromUnixMillis(*next)));
+  }
+
+  // Loop thread: the armed time was reached.
+  void OnDeadline() {
+    FireDue();
+    Dispatch();
+    ArmNext();
+  }
+
+  // Loop thread: the clock was set by hand (a test's fake clock).
+  void OnClockSet() {
+    FireDue();
+    last_recheck = clock->Now();
+    RecheckWaiting();
+    Dispatch();
+    ArmNext();
   }
 
   // ---- gates
   // What the gates of one waiting deployment say now. Read-only: the caller
   // applies the decisions (in one transaction for a batch).
   struct GateDecision {
-    enum class Kind { kGone, kQueue, kWait, kCancel, kFail } kind = Kind::kGone;
+    enum class Kind { kGone, kQueue, kWait, kCancel, kFail, kExpire } kind = Kind::kGone;
     std::string text;  // the wait summary, or why it is cancelled / failed
     DeploymentRecord deployment;
   };
@@ -221,6 +348,13 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       out.text = "stage '" + d->stage + "' is not in the release's pipeline";
       return out;
     }
+    if (d->automatic) {
+      if (int64_t hold = HoldOn(d->application, d->stage); hold != 0) {
+        out.kind = GateDecision::Kind::kCancel;
+        out.text = HoldReason(d->stage, hold);
+        return out;
+      }
+    }
     std::string rejected;
     auto gates = EvaluateGates(*store, *clock, *d, *spec, *stage, &rejected);
     if (!rejected.empty()) {
@@ -240,7 +374,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     std::vector<int64_t> to_queue;
     for (const auto& g : decisions) {
       switch (g.kind) {
-        case GateDecision::Kind::kGone: break;
+        case GateDecision::Kind::kGone:
+        case GateDecision::Kind::kExpire:
+          break;
         case GateDecision::Kind::kQueue: to_queue.push_back(g.deployment.id); break;
         case GateDecision::Kind::kFail: Finish(g.deployment, "failed", g.text, {"waiting"}); break;
         case GateDecision::Kind::kCancel:
@@ -273,52 +409,118 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   void EvaluateWaiting(int64_t id) { Apply({Decide(id)}); }
 
   // ---- final states
+  // One transaction: the log lines waiting to be written, the targets'
+  // results and states, the final status and its log line.
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
-              const std::vector<std::string>& from) {
-    FlushLogs();
-    auto moved = store->TransitionDeployment(d.id, from, status, 0, Now(), error);
-    if (moved.ok() && *moved) {
-      Log(d.id, "", status == "succeeded" ? "info" : "error",
-          status + (error.empty() ? "" : ": " + error));
-      FlushLogs();
+              const std::vector<std::string>& from,
+              const std::vector<DeploymentTargetRecord>& targets = {},
+              const std::vector<TargetStateRecord>& target_states = {}) {
+    std::lock_guard flushing(flush_mu);
+    std::vector<DeploymentLogRecord> batch;
+    {
+      std::lock_guard lock(pending_mu);
+      batch.swap(pending_lines);
+    }
+    int64_t now = Now();
+    std::vector<DeploymentLogRecord> final_line = {{d.id, 0, now, "",
+                                                    status == "succeeded" ? "info" : "error",
+                                                    status + (error.empty() ? "" : ": " + error)}};
+    auto moved = store->FinishDeployment(d.id, from, status, now, error, targets, target_states,
+                                         batch, final_line);
+    if (!moved.ok()) {
+      std::fprintf(stderr, "deployment %lld: %s\n", static_cast<long long>(d.id),
+                   moved.status().ToString().c_str());
+      std::lock_guard lock(pending_mu);  // the lines are written with the next flush
+      pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
     }
     log_cv.notify_all();
   }
 
   // ---- scheduler
+  // Fires what is due: gates are decided first (read-only), then every due
+  // deployment leaves `scheduled` for where it goes (queued when its gates
+  // hold, else waiting; expired past its window) in one IMMEDIATE
+  // transaction per batch. The compare-and-set on status and time makes each
+  // fire exactly once, also when a user cancels or moves it meanwhile.
   void FireDue() {
     for (;;) {
-      auto due = store->DueScheduled(Now(), 500);
+      int64_t now = Now();
+      auto due = store->DueScheduled(now, 500);
       if (!due.ok() || due->empty()) return;
-      std::vector<int64_t> firing;
+      std::vector<ScheduledFiring> firings;
+      std::vector<GateDecision> decisions;
       for (const auto& d : *due) {
-        int64_t late = Now() - d.scheduled_at;
+        GateDecision g;
+        g.deployment = d;
+        int64_t late = now - d.scheduled_at;
         if (late > d.expires_after_ms) {
-          std::string why = "fell due at " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) +
-                            " but did not start within its expiry window of " +
-                            std::to_string(d.expires_after_ms / kMillisPerSecond) + " s";
-          auto moved = store->TransitionDeployment(d.id, {"scheduled"}, "expired", 0, Now(), why);
-          if (moved.ok() && *moved) {
-            Log(d.id, "", "warning", "expired: " + why);
-            Audit("scheduler", "deployment.expire", d.id, why);
-          }
+          g.kind = GateDecision::Kind::kExpire;
+          g.text = "fell due at " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) +
+                   " but did not start within its expiry window of " +
+                   std::to_string(d.expires_after_ms / kMillisPerSecond) + " s";
+        } else {
+          g = Decide(d);
+        }
+        firings.push_back({d.id, FiringStatus(g.kind), g.text});
+        decisions.push_back(std::move(g));
+      }
+      auto moved = store->FireScheduled(firings, now, Now());
+      if (!moved.ok()) {
+        std::fprintf(stderr, "scheduler: %s\n", moved.status().ToString().c_str());
+        return;
+      }
+      std::set<int64_t> fired(moved->begin(), moved->end());
+      bool queued = false;
+      for (const auto& g : decisions) {
+        int64_t id = g.deployment.id;
+        if (!fired.count(id)) continue;
+        if (g.kind == GateDecision::Kind::kExpire) {
+          Log(id, "", "warning", "expired: " + g.text);
+          Audit("scheduler", "deployment.expire", id, g.text);
           continue;
         }
-        firing.push_back(d.id);
-      }
-      // The whole batch leaves `scheduled` in one transaction: each fires once.
-      auto moved = store->TransitionDeployments(firing, {"scheduled"}, "waiting");
-      if (moved.ok()) {
-        std::vector<GateDecision> decisions;
-        for (const auto& d : *due) {
-          if (std::find(moved->begin(), moved->end(), d.id) == moved->end()) continue;
-          Log(d.id, "", "info",
-              "scheduled time " + FormatRfc3339Utc(FromUnixMillis(d.scheduled_at)) + " reached");
-          decisions.push_back(Decide(d));
+        Log(id, "", "info",
+            "scheduled time " + FormatRfc3339Utc(FromUnixMillis(g.deployment.scheduled_at)) +
+                " reached");
+        switch (g.kind) {
+          case GateDecision::Kind::kQueue:
+            Log(id, "", "info", g.text.empty() ? "queued" : g.text + "; queued");
+            queued = true;
+            break;
+          case GateDecision::Kind::kWait: {
+            std::lock_guard lock(mu);
+            gate_summaries[id] = g.text;
+          }
+            Log(id, "", "info", "waiting for gates: " + g.text);
+            break;
+          case GateDecision::Kind::kCancel:
+          case GateDecision::Kind::kFail: {
+            std::string status = g.kind == GateDecision::Kind::kCancel ? "cancelled" : "failed";
+            Log(id, "", "error", status + ": " + g.text);
+            break;
+          }
+          default:
+            break;
         }
-        Apply(decisions);
       }
+      if (queued) Wake();
+      log_cv.notify_all();
       if (due->size() < 500) return;
+    }
+  }
+
+  static std::string FiringStatus(GateDecision::Kind kind) {
+    switch (kind) {
+      case GateDecision::Kind::kQueue:
+        return "queued";
+      case GateDecision::Kind::kWait:
+        return "waiting";
+      case GateDecision::Kind::kCancel:
+        return "cancelled";
+      case GateDecision::Kind::kExpire:
+        return "expired";
+      default:
+        return "failed";
     }
   }
 
@@ -336,6 +538,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   // ---- dispatcher: FIFO per target, a deployment takes all its targets at once
   void Dispatch() {
+    JoinEndedRuns();
+    if (!o.start_threads) return;  // nothing runs without threads
     // Oldest first: FIFO per target. Later pages can only start once the
     // first 1000 have made room, which keeps the order.
     auto queued = store->ListDeployments({"", "", {"queued"}, true}, {1000, 0});
@@ -349,9 +553,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
                                [&](const std::string& t) { return claimed.count(t) > 0; });
       for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
       if (!free) continue;
-      if (static_cast<int>(running.size()) >= std::max(1, o.workers)) break;
+      if (active + resuming >= Workers()) break;
       auto moved = store->TransitionDeployment(d.id, {"queued"}, "running", Now());
       if (!moved.ok() || !*moved) continue;
+      ++active;
       auto r = std::make_shared<Running>();
       r->id = d.id;
       r->targets = targets;
@@ -360,9 +565,81 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         busy_targets.insert(t);
         target_deployment[t] = d.id;
       }
-      work.push_back(d.id);
-      work_cv.notify_one();
+      run_threads[d.id] = std::thread([this, r] { RunThread(r); });
     }
+  }
+
+  void RunThread(const std::shared_ptr<Running>& r) {
+    bool stop;
+    {
+      std::lock_guard lock(mu);
+      stop = stopping;
+    }
+    if (stop) {
+      // Dispatched but never started: back in the queue for the next start.
+      auto moved = store->TransitionDeployment(r->id, {"running"}, "queued");
+      (void)moved;
+    } else {
+      Run(r);
+    }
+    {
+      std::lock_guard lock(mu);
+      running.erase(r->id);
+      for (const auto& t : r->targets) {
+        busy_targets.erase(t);
+        target_deployment.erase(t);
+      }
+      ended_runs.push_back(r->id);
+      if (r->holds_slot) --active;
+      r->holds_slot = false;
+    }
+    slot_cv.notify_all();
+    idle_cv.notify_all();
+    Wake();
+  }
+
+  int Workers() const { return std::max(1, o.workers); }
+
+  // A manual step started waiting: its slot is free for others.
+  void PauseSlot(const std::shared_ptr<Running>& r) {
+    {
+      std::lock_guard lock(mu);
+      if (!r->holds_slot) return;
+      r->holds_slot = false;
+      --active;
+    }
+    slot_cv.notify_all();
+    Wake();
+  }
+
+  // The manual step was answered: wait for a free slot before going on
+  // (ahead of queued deployments). Cancelled or stopping: go on at once, to
+  // end.
+  void ResumeSlot(const std::shared_ptr<Running>& r, const CancelToken& cancel) {
+    std::unique_lock lock(mu);
+    if (r->holds_slot) return;
+    ++resuming;
+    while (active >= Workers() && !stopping && !cancel.IsCancelled())
+      slot_cv.wait_for(lock, std::chrono::milliseconds(200));
+    --resuming;
+    if (stopping || cancel.IsCancelled()) return;
+    ++active;
+    r->holds_slot = true;
+  }
+
+  void JoinEndedRuns() {
+    std::vector<std::thread> ended;
+    {
+      std::lock_guard lock(mu);
+      for (int64_t id : ended_runs) {
+        auto it = run_threads.find(id);
+        if (it == run_threads.end()) continue;
+        ended.push_back(std::move(it->second));
+        run_threads.erase(it);
+      }
+      ended_runs.clear();
+    }
+    for (auto& t : ended) t.join();
   }
 
   void Tick() {
@@ -373,47 +650,6 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       RecheckWaiting();
     }
     Dispatch();
-  }
-
-  void ControlLoop() {
-    std::unique_lock lock(mu);
-    while (!stopping) {
-      lock.unlock();
-      Tick();
-      auto next = store->NextScheduledAt();
-      lock.lock();
-      if (stopping) break;
-      auto wait = std::chrono::milliseconds(std::min<int64_t>(
-          o.gate_recheck.count(), 1000));  // a fake or adjusted clock is noticed within 1 s
-      if (next.ok() && *next != 0) {
-        int64_t until = *next - Now();
-        wait = std::chrono::milliseconds(std::clamp<int64_t>(until, 0, wait.count()));
-      }
-      if (!poke) wake.wait_for(lock, wait, [&] { return poke || stopping; });
-      poke = false;
-    }
-  }
-
-  void WorkerLoop() {
-    std::unique_lock lock(mu);
-    while (true) {
-      work_cv.wait(lock, [&] { return stopping || !work.empty(); });
-      if (stopping) return;
-      int64_t id = work.front();
-      work.pop_front();
-      auto r = running[id];
-      lock.unlock();
-      Run(r);
-      lock.lock();
-      running.erase(id);
-      for (const auto& t : r->targets) {
-        busy_targets.erase(t);
-        target_deployment.erase(t);
-      }
-      poke = true;
-      wake.notify_all();
-      idle_cv.notify_all();
-    }
   }
 
   // ---- running one deployment
@@ -432,21 +668,23 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (choice == "as-deployed" && !kind->succeeded_before) choice = "current";
     auto ctx = ResolveContext(*store, *d, *spec, *stage, *kind, choice);
     if (!ctx.ok()) return fail("cannot resolve the execution context: " + ctx.status().message());
-    Status saved = store->SetDeploymentContext(d->id, ContextToJson(*ctx), kind->kind);
+    auto plan = ParsePlan(ctx->plan_text, "plan " + ctx->plan_name);
+    std::vector<DeploymentTargetRecord> starting;
+    if (plan.ok())
+      for (const auto& t : r->targets)
+        starting.push_back({d->id, t, "running", "", "", "", Now(), 0});
+    Status saved = store->StartDeployment(d->id, ContextToJson(*ctx), kind->kind, starting);
     if (!saved.ok()) return fail(saved.message());
     Log(d->id, "", "info",
         "running " + kind->kind + " of " + BuildLabel(d->release, d->build) + " to " + d->stage +
             " (variables " + (choice == "as-deployed" ? "as deployed" : "current settings") +
             (kind->current_label.empty() ? "" : "; the stage had " + kind->current_label) + ")");
-    auto plan = ParsePlan(ctx->plan_text, "plan " + ctx->plan_name);
     if (!plan.ok()) return fail(plan.status().message());
-    for (const auto& t : r->targets) {
-      Status st = store->PutDeploymentTarget({d->id, t, "running", "", "", "", Now(), 0});
-      (void)st;
-    }
     if (o.hub == nullptr) return fail("no agent hub is configured");
     auto operations = o.hub->OperationsFor(*ctx);
-    ManualGate manual(r, [this, id = d->id](const std::string& line) { Log(id, "", "info", line); });
+    ManualGate manual(
+        r, [this, id = d->id](const std::string& line) { Log(id, "", "info", line); },
+        [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
     ExecutorOptions eo;
     eo.clock = clock;
     eo.operations = operations.get();
@@ -459,6 +697,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     auto report = executor.Execute(*plan, *ctx);
     std::string status = "failed";
     std::string error;
+    std::vector<DeploymentTargetRecord> results;
     if (!report.ok()) {
       error = "orchestration error: " + report.status().message();
     } else {
@@ -485,43 +724,137 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
                          : t.kind == TargetOutcome::Kind::kFailed    ? "failed"
                          : t.kind == TargetOutcome::Kind::kCancelled ? "cancelled"
                                                                      : "skipped";
-        Status st = store->PutDeploymentTarget({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
-        (void)st;
+        results.push_back({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
       }
     }
-    RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
-    Finish(*d, status, error, {"running"});
+    auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
+    Finish(*d, status, error, {"running"}, results, states);
     if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
   }
 
   // Reads back what each target holds now (the agent is the truth), falling
-  // back on the executor's outcome when the agent cannot say.
-  void RecordTargetStates(const DeploymentRecord& d, const ExecutionContext& ctx,
-                          const ExecutionReport* report) {
+  // back on the executor's outcome when the agent cannot say (offline, or
+  // nothing deployed by a plan without artifacts).
+  // The states are returned to be written with the final status.
+  std::vector<TargetStateRecord> RecordTargetStates(const DeploymentRecord& d,
+                                                    const ExecutionContext& ctx,
+                                                    const ExecutionReport* report) {
+    std::vector<TargetStateRecord> out;
     for (const auto& t : ctx.targets) {
-      bool reported = false;
       if (o.hub != nullptr) {
         auto state = o.hub->GetTargetState(t.name);
-        if (state.ok() && state->online && !state->current_release.empty() &&
-            !state->release.empty()) {
-          reported = true;
-          int64_t build = std::atoll(state->build.c_str());
-          if (state->release == d.release && build == d.build) {
-            Status st = store->PutTargetState(d.application, d.stage,
-                                              {t.name, d.release, d.build, d.id, Now(), d.requested_by},
-                                              state->current_release);
-            (void)st;
-          }
+        if (state.ok() && state->online && !state->current_release.empty()) {
+          Reconcile(t.name, *state, &d, &out);
+          continue;
         }
       }
-      if (reported || report == nullptr) continue;
+      if (report == nullptr) continue;
       for (const auto& outcome : report->targets)
-        if (outcome.target == t.name && outcome.kind == TargetOutcome::Kind::kSucceeded) {
-          Status st = store->PutTargetState(
-              d.application, d.stage, {t.name, d.release, d.build, d.id, Now(), d.requested_by}, "");
-          (void)st;
-        }
+        if (outcome.target == t.name && outcome.kind == TargetOutcome::Kind::kSucceeded)
+          out.push_back({d.application, d.stage,
+                         TargetCurrent{t.name, d.release, d.build, d.id, Now(), d.requested_by},
+                         ""});
     }
+    return out;
+  }
+
+  // Makes target_states say what the target's agent reports: whatever build
+  // it holds, or nothing. `hint` is the deployment that last touched the
+  // target, if known (it names the application and stage). Returns a line
+  // describing what the agent reports.
+  // With `deferred`, a new state is added there instead of written.
+  std::string Reconcile(const std::string& target, const TargetState& state,
+                        const DeploymentRecord* hint,
+                        std::vector<TargetStateRecord>* deferred = nullptr) {
+    auto recorded = store->GetTargetState(target);
+    bool has_recorded = recorded.ok();
+    std::string app = hint ? hint->application : has_recorded ? recorded->application : "";
+    std::string stage = hint ? hint->stage : has_recorded ? recorded->stage : "";
+    std::string was = has_recorded ? BuildLabel(recorded->current.release, recorded->current.build)
+                                   : std::string("nothing");
+    if (state.current_release.empty()) {
+      // Only forget what an agent reported before: a plan without artifacts
+      // leaves nothing on the target and still deployed its build.
+      if (has_recorded && !recorded->release_dir.empty()) {
+        Status st = store->ClearTargetState(target);
+        (void)st;
+        AuditTarget(target, "its agent reports nothing deployed (was " + was + ")");
+      }
+      return "nothing deployed";
+    }
+    int64_t build = std::atoll(state.build.c_str());
+    std::string label = state.release.empty() || build <= 0 ? state.current_release
+                                                            : BuildLabel(state.release, build);
+    if (app.empty() || state.release.empty() || build <= 0) return label;
+    if (has_recorded && recorded->application == app && recorded->stage == stage &&
+        recorded->current.release == state.release && recorded->current.build == build &&
+        recorded->release_dir == state.current_release)
+      return label;  // as recorded
+    TargetCurrent c{target, state.release, build, 0, Now(), ""};
+    if (hint && hint->release == state.release && hint->build == build) {
+      c.deployment_id = hint->id;
+      c.by = hint->requested_by;
+    } else if (auto last = store->LastSuccess(app, state.release, build, stage); last.ok()) {
+      c.deployment_id = last->id;
+      c.at = last->finished_at;
+      c.by = last->requested_by;
+    } else if (has_recorded && recorded->current.release == state.release &&
+               recorded->current.build == build) {
+      c = recorded->current;
+    }
+    if (deferred != nullptr) {
+      deferred->push_back({app, stage, c, state.current_release});
+    } else {
+      Status st = store->PutTargetState(app, stage, c, state.current_release);
+      (void)st;
+    }
+    bool changed = !has_recorded || recorded->current.release != c.release ||
+                   recorded->current.build != c.build;
+    // A deployment recording its own build is no news; anything else is.
+    bool own = hint && c.deployment_id == hint->id;
+    if (changed && !own) AuditTarget(target, "its agent reports " + label + " (was " + was + ")");
+    return label;
+  }
+
+  void AuditTarget(const std::string& target, const std::string& summary) {
+    Status st = store->AppendAudit({0, Now(), "server", "target.read-back", target, summary});
+    (void)st;
+  }
+
+  // Automatic promotions into a stage that a rollback just put on hold were
+  // requested before it: they would undo the rollback, so they do not run.
+  void CancelHeldAutomatic(const DeploymentRecord& rollback) {
+    const std::vector<std::string> pending = {"scheduled", "waiting", "queued"};
+    for (int64_t offset = 0;; offset += 1000) {
+      auto list =
+          store->ListDeployments({rollback.application, rollback.stage, pending}, {1000, offset});
+      if (!list.ok()) return;
+      for (const auto& p : *list) {
+        if (!p.automatic) continue;
+        std::string why = HoldReason(rollback.stage, rollback.id);
+        auto moved = store->TransitionDeployment(p.id, pending, "cancelled", 0, Now(), why);
+        if (!moved.ok() || !*moved) continue;
+        Log(p.id, "", "warning", "cancelled: " + why);
+        Audit("automation", "deployment.cancel", p.id, why);
+      }
+      if (list->size() < 1000) break;
+    }
+    log_cv.notify_all();
+  }
+
+  static std::string HoldReason(const std::string& stage, int64_t rollback_id) {
+    return "stage " + stage + " is on hold after the rollback in deployment " +
+           std::to_string(rollback_id) +
+           "; automatic promotion into it waits until someone clears the hold";
+  }
+
+  // The hold on `stage`, if any: the rollback deployment that set it (0: none).
+  int64_t HoldOn(const std::string& app, const std::string& stage) {
+    auto a = store->GetApplication(app);
+    if (!a.ok()) return 0;
+    json holds = json::parse(a->hold_json, nullptr, false);
+    if (!holds.is_object() || !holds.contains(stage)) return 0;
+    return holds[stage].value("deployment_id", int64_t{-1});
   }
 
   void AfterSuccess(const DeploymentRecord& d, const AppSpec& spec, const std::string& kind) {
@@ -539,6 +872,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       Log(d.id, "", "info",
           "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
       Audit(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage);
+      CancelHeldAutomatic(d);
     }
     int index = StageIndex(spec, d.stage);
     const StageSpec& stage = spec.pipeline[static_cast<size_t>(index)];
@@ -608,41 +942,89 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
   std::vector<DeploymentRecord> interrupted;
 
-  // Asks the agents of interrupted deployments what they really hold.
-  void ReadBackInterrupted() {
+  // ---- reading back what targets hold
+  // Targets whose agent has not told yet what they hold: those of
+  // interrupted deployments (with the deployment), and every target of an
+  // agent that (re)connected. Retried until the agent answers, however late.
+  std::mutex read_back_mu;
+  std::condition_variable read_back_cv;
+  std::map<std::string, std::optional<DeploymentRecord>> unread;
+  std::map<std::string, std::string> agent_connections;  // agent -> address while online
+
+  void ReadBackLoop() {
     if (o.hub == nullptr) return;
-    auto deadline = std::chrono::steady_clock::now() + o.recovery_state_timeout;
-    for (const auto& d : interrupted) {
-      for (const auto& target : SplitCsv(d.targets_csv)) {
-        while (true) {
-          {
-            std::lock_guard lock(mu);
-            if (stopping) return;
+    {
+      std::lock_guard lock(read_back_mu);
+      for (const auto& d : interrupted)
+        for (const auto& target : SplitCsv(d.targets_csv)) unread[target] = d;
+    }
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+      }
+      NoticeConnections();
+      std::map<std::string, std::optional<DeploymentRecord>> todo;
+      {
+        std::lock_guard lock(read_back_mu);
+        todo = unread;
+      }
+      for (const auto& [target, d] : todo) {
+        if (!ClaimTarget(target)) continue;  // a deployment runs there: later
+        auto state = o.hub->GetTargetState(target);
+        bool answered = state.ok() && state->online;
+        if (answered) {
+          std::string label = Reconcile(target, *state, d ? &*d : nullptr);
+          if (d) {
+            bool switched = label == BuildLabel(d->release, d->build);
+            Log(d->id, target, switched ? "warning" : "info",
+                "the agent reports " + label + " as current" +
+                    (switched ? ": the switch completed before the restart"
+                              : std::string(label == "nothing deployed"
+                                                ? ""
+                                                : ": the switch had not happened")));
           }
-          auto state = o.hub->GetTargetState(target);
-          if (state.ok() && state->online) {
-            if (state->release == d.release && std::atoll(state->build.c_str()) == d.build) {
-              Status st = store->PutTargetState(
-                  d.application, d.stage,
-                  {target, d.release, d.build, d.id, Now(), d.requested_by}, state->current_release);
-              (void)st;
-              Log(d.id, target, "warning",
-                  "the agent reports " + BuildLabel(d.release, d.build) +
-                      " as current: the switch completed before the restart");
-            } else {
-              Log(d.id, target, "info",
-                  "the agent reports " +
-                      (state->current_release.empty() ? std::string("nothing deployed")
-                                                      : state->current_release) +
-                      " as current: the previous release is intact");
-            }
-            break;
-          }
-          if (std::chrono::steady_clock::now() >= deadline) break;
-          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        ReleaseTarget(target);
+        if (answered) {
+          std::lock_guard lock(read_back_mu);
+          unread.erase(target);
         }
       }
+      std::unique_lock lock(read_back_mu);
+      read_back_cv.wait_for(lock, o.read_back_retry);
     }
+  }
+
+  // Agents that connected since the last look (a new address): their targets
+  // are read back.
+  void NoticeConnections() {
+    std::vector<std::string> targets;
+    for (const auto& a : o.hub->Agents()) {
+      std::string now = a.online ? a.address : "";
+      std::string& before = agent_connections[a.name];
+      if (a.online && now != before)
+        for (const auto& t : a.targets) targets.push_back(t);
+      before = now;
+    }
+    std::lock_guard lock(read_back_mu);
+    for (const auto& t : targets) unread.emplace(t, std::nullopt);
+  }
+
+  // Reading a target's state uses it like a deployment does: not while one
+  // runs there, and none starts while it is read.
+  bool ClaimTarget(const std::string& target) {
+    std::lock_guard lock(mu);
+    if (stopping || busy_targets.count(target)) return false;
+    busy_targets.insert(target);
+    return true;
+  }
+  void ReleaseTarget(const std::string& target) {
+    {
+      std::lock_guard lock(mu);
+      busy_targets.erase(target);
+    }
+    Wake();
   }
 };
 
@@ -661,10 +1043,19 @@ Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions 
   impl.FlushLogs();  // what recovery found is in the log before anyone can ask
   impl.threads.emplace_back([&impl] { impl.LogFlushLoop(); });
   if (options.start_threads) {
-    impl.threads.emplace_back([&impl] { impl.ControlLoop(); });
-    for (int i = 0; i < std::max(1, options.workers); ++i)
-      impl.threads.emplace_back([&impl] { impl.WorkerLoop(); });
-    impl.threads.emplace_back([&impl] { impl.ReadBackInterrupted(); });
+    impl.loop = std::make_unique<EngineLoop>(
+        *impl.clock, [&impl] { impl.OnDeadline(); }, [&impl] { impl.OnClockSet(); });
+    // Deployment windows open with time: waiting ones are re-checked.
+    impl.loop->Every(options.gate_recheck, [&impl] {
+      impl.last_recheck = impl.clock->Now();
+      impl.RecheckWaiting();
+      impl.Dispatch();
+    });
+    // Due while the server was down: fired (or expired) at once, then the
+    // timer is armed for the next one.
+    impl.loop->Post([&impl] { impl.OnDeadline(); });
+    impl.loop->Start();
+    impl.threads.emplace_back([&impl] { impl.ReadBackLoop(); });
   }
   return engine;
 }
@@ -677,23 +1068,33 @@ void DeploymentEngine::Stop() {
     impl_->stopping = true;
     for (auto& [id, r] : impl_->running) r->cancel.Cancel();
   }
-  impl_->wake.notify_all();
-  impl_->work_cv.notify_all();
   impl_->log_cv.notify_all();
   impl_->pending_cv.notify_all();
+  impl_->read_back_cv.notify_all();
+  impl_->slot_cv.notify_all();
+  if (impl_->loop) impl_->loop->Stop();
+  // Running deployments end as interrupted (their cancel token is set).
+  std::map<int64_t, std::thread> runs;
+  {
+    std::lock_guard lock(impl_->mu);
+    runs.swap(impl_->run_threads);
+    impl_->ended_runs.clear();
+  }
+  for (auto& [id, t] : runs)
+    if (t.joinable()) t.join();
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();
-  // Dispatched but never started: back in the queue for the next start.
-  for (int64_t id : impl_->work) {
-    auto moved = impl_->store->TransitionDeployment(id, {"running"}, "queued");
-    (void)moved;
-  }
-  impl_->work.clear();
   impl_->FlushLogs();
 }
 
-void DeploymentEngine::Tick() { impl_->Tick(); }
+void DeploymentEngine::Tick() {
+  Impl& impl = *impl_;
+  if (impl.loop)
+    impl.loop->RunAndWait([&impl] { impl.Tick(); });
+  else
+    impl.Tick();
+}
 
 void DeploymentEngine::BeginShutdown() {
   impl_->shutting_down = true;
@@ -738,21 +1139,16 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   auto kind = ComputeKind(store, app, release, build, req.stage);
   if (!kind.ok()) return kind.status();
 
-  if (actor.role < Role::kDeployer)
-    return PermissionDenied("deploying needs the role deployer; '" + actor.user + "' is " +
-                            RoleName(actor.role));
-  if (stage->is_protected && actor.role < Role::kReleaseManager)
-    return PermissionDenied("stage '" + req.stage + "' is protected: " +
-                            (kind->kind == "promote" ? std::string("deploying")
-                                                     : std::string("re-deploying an earlier build")) +
-                            " needs the role release-manager; '" + actor.user + "' is " +
-                            RoleName(actor.role));
+  REPRISE_RETURN_IF_ERROR(
+      impl.MayDeploy(actor, app, *stage, kind->kind,
+                     kind->kind == "promote" ? "deploying" : "re-deploying an earlier build"));
   if (req.force) {
     if (actor.role < Role::kReleaseManager)
       return PermissionDenied("forcing a deployment past its gates needs the role release-manager");
     if (req.comment.empty())
       return InvalidArgument("a forced deployment needs a 'comment' saying why");
   }
+  if (req.at) REPRISE_RETURN_IF_ERROR(CheckNotPast(*req.at, impl.clock->Now()));
   std::string choice = req.context_choice;
   if (choice.empty()) choice = kind->succeeded_before ? "as-deployed" : "current";
   if (choice != "as-deployed" && choice != "current")
@@ -794,8 +1190,12 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   impl.Audit(actor.user, scheduled ? "deployment.schedule" : "deployment.request", id,
              what + (scheduled ? " at " + FormatRfc3339Utc(*req.at) : ""));
   if (req.force) impl.Audit(actor.user, "deployment.force", id, "forced past gates: " + d.comment);
-  if (!scheduled) impl.EvaluateWaiting(id);
-  impl.Wake();
+  if (scheduled) {
+    impl.Rearm();
+  } else {
+    impl.EvaluateWaiting(id);
+    impl.Wake();
+  }
   return store.GetDeployment(id);
 }
 
@@ -868,6 +1268,7 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
   Impl& impl = *impl_;
   auto d = impl.store->GetDeployment(id);
   if (!d.ok()) return d.status();
+  REPRISE_RETURN_IF_ERROR(impl.MayChange(actor, *d, "cancelling deployment " + std::to_string(id)));
   if (IsFinal(d->status))
     return FailedPrecondition("deployment " + std::to_string(id) + " is already " + d->status);
   std::string why = "cancelled by " + actor.user + (comment.empty() ? "" : ": " + comment);
@@ -887,6 +1288,7 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
   impl.Log(id, "", "warning", why);
   impl.Audit(actor.user, "deployment.cancel", id, comment);
   impl.log_cv.notify_all();
+  if (d->status == "scheduled") impl.Rearm();
   return Status::Ok();
 }
 
@@ -894,9 +1296,11 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
   Impl& impl = *impl_;
   auto d = impl.store->GetDeployment(id);
   if (!d.ok()) return d.status();
+  REPRISE_RETURN_IF_ERROR(impl.MayChange(actor, *d, "moving deployment " + std::to_string(id)));
   if (d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
                               "; only scheduled deployments can be moved");
+  REPRISE_RETURN_IF_ERROR(CheckNotPast(at, impl.clock->Now()));
   auto moved = impl.store->RescheduleDeployment(id, ToUnixMillis(at));
   if (!moved.ok()) return moved.status();
   if (!*moved) return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");
@@ -904,7 +1308,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
                      FormatRfc3339Utc(at);
   impl.Log(id, "", "info", what + " by " + actor.user);
   impl.Audit(actor.user, "deployment.reschedule", id, what);
-  impl.Wake();
+  impl.Rearm();
   return Status::Ok();
 }
 
@@ -915,10 +1319,17 @@ Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::str
   {
     std::lock_guard lock(r->mu);
     if (!r->manual) return FailedPrecondition("deployment " + std::to_string(id) + " is not waiting at a manual step");
-    Role needed = r->manual->role.empty() ? Role::kDeployer
-                                          : ParseRole(r->manual->role).value_or(Role::kReleaseManager);
-    if (actor.role < needed)
-      return PermissionDenied("continuing this step needs the role " + std::string(RoleName(needed)));
+    std::optional<Role> needed =
+        r->manual->role.empty() ? Role::kDeployer : ParseRole(r->manual->role);
+    // Plans are checked when stored; an older snapshot may still name a role
+    // that does not exist: then only an admin may continue.
+    if (!needed && actor.role < Role::kAdmin)
+      return PermissionDenied("this step names the unknown role '" + r->manual->role +
+                              "'; only an admin can continue it");
+    if (needed && actor.role < *needed)
+      return PermissionDenied("continuing this step needs the role " +
+                              std::string(RoleName(*needed)) + "; '" + actor.user + "' is " +
+                              RoleName(actor.role));
     r->answer = Running::ManualAnswer::kContinue;
     r->answer_by = actor.user;
   }
@@ -926,6 +1337,41 @@ Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::str
   impl.Log(id, "", "info", "continued by " + actor.user + (comment.empty() ? "" : ": " + comment));
   impl.Audit(actor.user, "deployment.continue", id, comment);
   return Status::Ok();
+}
+
+Status DeploymentEngine::SetGrant(const Actor& actor, const std::string& environment,
+                                  const std::string& user, const std::string& permission,
+                                  bool granted, bool* changed) {
+  Impl& impl = *impl_;
+  if (actor.role < Role::kAdmin)
+    return PermissionDenied("changing grants needs the role admin; '" + actor.user + "' is " +
+                            RoleName(actor.role));
+  if (permission != kRedeployPermission)
+    return InvalidArgument("unknown permission '" + permission + "' (known: redeploy)");
+  REPRISE_RETURN_IF_ERROR(impl.store->GetEnvironment(environment).status());
+  REPRISE_RETURN_IF_ERROR(impl.store->GetUser(user).status());
+  Result<bool> done =
+      granted ? impl.store->PutGrant({environment, user, permission, actor.user, impl.Now()})
+              : impl.store->DeleteGrant(environment, user, permission);
+  if (!done.ok()) return done.status();
+  if (changed != nullptr) *changed = *done;
+  if (!*done) {
+    if (granted) return Status::Ok();  // held already: nothing to change
+    return NotFound("'" + user + "' holds no '" + permission + "' grant on environment '" +
+                    environment + "'");
+  }
+  Status st =
+      impl.store->AppendAudit({0, impl.Now(), actor.user, granted ? "grant.add" : "grant.remove",
+                               environment + "/" + user + "/" + permission,
+                               (granted ? "granted " : "revoked ") + permission + " on " +
+                                   environment + (granted ? " to " : " from ") + user});
+  (void)st;
+  return Status::Ok();
+}
+
+Result<std::vector<GrantRecord>> DeploymentEngine::Grants(const std::string& environment) {
+  REPRISE_RETURN_IF_ERROR(impl_->store->GetEnvironment(environment).status());
+  return impl_->store->ListGrants(environment);
 }
 
 Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,

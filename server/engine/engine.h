@@ -1,12 +1,19 @@
 // DeploymentEngine: the heart of Reprise. It turns deploy requests into
 // deployments (promote, re-deploy, rollback), keeps them moving through
-// scheduled -> waiting (gates) -> queued -> running -> a final status, runs one
-// deployment at a time per target (FIFO, targets taken in a fixed order), and
-// recovers after a crash: what was running becomes `interrupted`, scheduled
-// deployments are re-armed or expired, and targets' real state is read back.
+// scheduled -> waiting (while gates do not hold) -> queued -> running -> a
+// final status, runs one deployment at a time per target (FIFO, targets taken
+// in a fixed order), and recovers after a crash: what was running becomes
+// `interrupted`, scheduled deployments are re-armed or expired, and targets'
+// real state is read back.
+//
+// Scheduling: a Boost.Asio system_timer on the engine's own thread is armed
+// for the earliest scheduled deployment (re-armed when one is scheduled,
+// moved, cancelled or fired, and on start). With a FakeClock the timer
+// follows the clock: setting it fires what became due.
 //
 // Every transition is a compare-and-set in the store (one IMMEDIATE
-// transaction), so a scheduled deployment fires exactly once even when the
+// transaction; a scheduled deployment whose gates hold goes straight to
+// queued), so a scheduled deployment fires exactly once even when the
 // scheduler and a user race.
 //
 // Thread-safety: all public methods are thread-safe. Start/Stop from one thread.
@@ -41,10 +48,12 @@ struct EngineOptions {
   int workers = 4;  // deployments running at once (on different targets)
   // How often waiting deployments are re-checked (deployment windows).
   std::chrono::milliseconds gate_recheck{5000};
-  // After a restart, how long to wait for a target's agent to report its
-  // real state for deployments that were interrupted.
-  std::chrono::milliseconds recovery_state_timeout{10000};
-  bool start_threads = true;  // false: tests drive Tick() by hand
+  // How often targets whose agent has not yet reported what they hold are
+  // asked again (after a restart for interrupted deployments, and after an
+  // agent connects), and agents are checked for new connections.
+  std::chrono::milliseconds read_back_retry{1000};
+  // false: no scheduler thread and nothing runs; Tick() fires and queues.
+  bool start_threads = true;
 };
 
 struct DeployRequest {
@@ -137,6 +146,15 @@ class DeploymentEngine {
   [[nodiscard]] Status Continue(const Actor& actor, int64_t id, const std::string& comment);
   [[nodiscard]] Status ClearHold(const Actor& actor, const std::string& app,
                                  const std::string& stage);
+  // Per-user permissions on an environment beside the role (admin only).
+  // "redeploy": re-deploying (and rolling back to) a build that succeeded
+  // before on the environment's protected stages, and moving or cancelling
+  // such deployments, without the role release-manager. `changed` tells
+  // whether anything changed (a grant held already is not an error).
+  [[nodiscard]] Status SetGrant(const Actor& actor, const std::string& environment,
+                                const std::string& user, const std::string& permission,
+                                bool granted, bool* changed);
+  [[nodiscard]] Result<std::vector<GrantRecord>> Grants(const std::string& environment);
 
   // The gates of a deployment as they stand now.
   [[nodiscard]] Result<std::vector<GateState>> Gates(const DeploymentRecord& deployment);
@@ -151,7 +169,7 @@ class DeploymentEngine {
   // Progress from the hub (bytes transferred, files extracted).
   void ReportProgress(const std::string& target, const TransferProgress& progress);
 
-  // Runs one scheduler and dispatcher pass now (tests with a fake clock).
+  // Runs one scheduler and dispatcher pass now, on the scheduler's thread.
   void Tick();
   // Blocks until no deployment is queued or running, or the timeout passes.
   bool WaitIdle(std::chrono::milliseconds timeout);

@@ -194,6 +194,77 @@ CREATE INDEX target_states_by_stage ON target_states(application, stage);
       R"sql(
 CREATE INDEX deployments_by_status_id ON deployments(status, id);
 )sql",
+      // 5: one standing decision per user and deployment. Duplicate standing
+      // approvals from before are revoked (the oldest stays), so one user can
+      // no longer satisfy "count: 2" alone.
+      R"sql(
+UPDATE approvals SET revoked = 1
+ WHERE revoked = 0
+   AND id NOT IN (SELECT MIN(id) FROM approvals WHERE revoked = 0 GROUP BY deployment_id, user);
+CREATE UNIQUE INDEX approvals_one_standing_per_user ON approvals(deployment_id, user)
+ WHERE revoked = 0;
+)sql",
+      // 6: per-user permissions on an environment beside the role, e.g.
+      // 'redeploy': re-deploying an earlier build to its protected stages.
+      R"sql(
+CREATE TABLE grants (
+  environment TEXT NOT NULL REFERENCES environments(name),
+  user TEXT NOT NULL REFERENCES users(name),
+  permission TEXT NOT NULL CHECK (permission IN ('redeploy')),
+  granted_by TEXT NOT NULL,
+  granted_at INTEGER NOT NULL,
+  PRIMARY KEY (environment, user, permission)
+);
+)sql",
+      // 7: the builds that succeeded on each stage (rollback candidates, the
+      // kind of a deployment), newest success of each build, kept by
+      // triggers so reading them does not walk the stage's whole history.
+      R"sql(
+CREATE TABLE stage_builds (
+  application TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  deployment_id INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  PRIMARY KEY (application, stage, release, build)
+);
+CREATE INDEX stage_builds_newest
+  ON stage_builds(application, stage, finished_at DESC, deployment_id DESC);
+INSERT INTO stage_builds
+  SELECT application, stage, release, build, id, finished, requested_by FROM (
+    SELECT application, stage, release, build, id, COALESCE(finished_at, 0) AS finished,
+           requested_by,
+           ROW_NUMBER() OVER (PARTITION BY application, stage, release, build
+                              ORDER BY COALESCE(finished_at, 0) DESC, id DESC) AS rn
+      FROM deployments WHERE status = 'succeeded')
+   WHERE rn = 1;
+CREATE TRIGGER stage_builds_on_success AFTER UPDATE OF status ON deployments
+  WHEN NEW.status = 'succeeded' AND OLD.status != 'succeeded'
+BEGIN
+  INSERT INTO stage_builds VALUES (NEW.application, NEW.stage, NEW.release, NEW.build, NEW.id,
+                                   COALESCE(NEW.finished_at, 0), NEW.requested_by)
+  ON CONFLICT (application, stage, release, build) DO UPDATE
+    SET deployment_id = excluded.deployment_id, finished_at = excluded.finished_at,
+        requested_by = excluded.requested_by
+    WHERE excluded.finished_at > stage_builds.finished_at
+       OR (excluded.finished_at = stage_builds.finished_at
+           AND excluded.deployment_id > stage_builds.deployment_id);
+END;
+CREATE TRIGGER stage_builds_on_insert AFTER INSERT ON deployments
+  WHEN NEW.status = 'succeeded'
+BEGIN
+  INSERT INTO stage_builds VALUES (NEW.application, NEW.stage, NEW.release, NEW.build, NEW.id,
+                                   COALESCE(NEW.finished_at, 0), NEW.requested_by)
+  ON CONFLICT (application, stage, release, build) DO UPDATE
+    SET deployment_id = excluded.deployment_id, finished_at = excluded.finished_at,
+        requested_by = excluded.requested_by
+    WHERE excluded.finished_at > stage_builds.finished_at
+       OR (excluded.finished_at = stage_builds.finished_at
+           AND excluded.deployment_id > stage_builds.deployment_id);
+END;
+)sql",
   };
   return kMigrations;
 }

@@ -536,6 +536,31 @@ class SqliteStore final : public Store {
     if (!st.ok()) return st;
     return next;
   }
+  Result<std::vector<int64_t>> FireScheduled(const std::vector<ScheduledFiring>& firings,
+                                             int64_t due_by, int64_t now) override {
+    std::vector<int64_t> moved;
+    if (firings.empty()) return moved;
+    Status st = Write("fire scheduled deployments", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE deployments SET status=?1, "
+                          "finished_at=CASE WHEN ?2 != 0 THEN ?2 ELSE finished_at END, "
+                          "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END "
+                          "WHERE id=?4 AND status='scheduled' AND scheduled_at<=?5");
+      for (const auto& f : firings) {
+        bool final_status = f.to != "queued" && f.to != "waiting";
+        q.reset();
+        q.bind(1, f.to);
+        q.bind(2, final_status ? now : int64_t{0});
+        q.bind(3, final_status ? f.error : std::string());
+        q.bind(4, f.id);
+        q.bind(5, due_by);
+        if (q.exec() == 1) moved.push_back(f.id);
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return moved;
+  }
   Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,
                                                      const std::vector<std::string>& from,
                                                      const std::string& to) override {
@@ -586,25 +611,53 @@ class SqliteStore final : public Store {
   }
   Status PutDeploymentTarget(const DeploymentTargetRecord& t) override {
     return Write("put deployment target", [&] {
-      SQLite::Statement q(*db_,
-                          "INSERT INTO deployment_targets(deployment_id, target, status, message, "
-                          "release_dir, manifest_sha256, started_at, finished_at) "
-                          "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(deployment_id, target) DO UPDATE "
-                          "SET status=excluded.status, message=excluded.message, "
-                          "release_dir=excluded.release_dir, "
-                          "manifest_sha256=excluded.manifest_sha256, "
-                          "started_at=excluded.started_at, finished_at=excluded.finished_at");
-      q.bind(1, t.deployment_id);
-      q.bind(2, t.target);
-      q.bind(3, t.status);
-      q.bind(4, t.message);
-      q.bind(5, t.release_dir);
-      q.bind(6, t.manifest_sha256);
-      if (t.started_at) q.bind(7, t.started_at); else q.bind(7);
-      if (t.finished_at) q.bind(8, t.finished_at); else q.bind(8);
-      q.exec();
+      PutDeploymentTargets({t});
       return Status::Ok();
     });
+  }
+  Status StartDeployment(int64_t id, const std::string& context_json, const std::string& kind,
+                         const std::vector<DeploymentTargetRecord>& targets) override {
+    return Write("start deployment", [&] {
+      SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
+      q.bind(1, context_json);
+      q.bind(2, kind);
+      q.bind(3, id);
+      if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+      PutDeploymentTargets(targets);
+      return Status::Ok();
+    });
+  }
+  Result<bool> FinishDeployment(int64_t id, const std::vector<std::string>& from,
+                                const std::string& to, int64_t finished_at,
+                                const std::string& error,
+                                const std::vector<DeploymentTargetRecord>& targets,
+                                const std::vector<TargetStateRecord>& target_states,
+                                const std::vector<DeploymentLogRecord>& logs,
+                                const std::vector<DeploymentLogRecord>& final_logs) override {
+    bool moved = false;
+    Status st = Write("finish deployment", [&] {
+      AppendLogs(logs);
+      PutDeploymentTargets(targets);
+      for (const auto& t : target_states)
+        PutTargetStateRow(t.application, t.stage, t.current, t.release_dir);
+      std::string sql =
+          "UPDATE deployments SET status=?1, finished_at=?2, "
+          "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND status IN (";
+      for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+      sql += ")";
+      SQLite::Statement q(*db_, sql);
+      q.bind(1, to);
+      q.bind(2, finished_at);
+      q.bind(3, error);
+      q.bind(4, id);
+      int i = 5;
+      for (const auto& f : from) q.bind(i++, f);
+      moved = q.exec() == 1;
+      if (moved) AppendLogs(final_logs);
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return moved;
   }
   Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) override {
     return Many<DeploymentTargetRecord>(
@@ -646,30 +699,7 @@ class SqliteStore final : public Store {
   Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) override {
     if (lines.empty()) return Status::Ok();
     return Write("append deployment logs", [&] {
-      std::map<int64_t, int64_t> next;
-      SQLite::Statement last(*db_,
-                             "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs "
-                             "WHERE deployment_id=?");
-      SQLite::Statement q(*db_,
-                          "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
-                          "level) VALUES(?,?,?,?,?,?)");
-      for (const auto& l : lines) {
-        auto it = next.find(l.deployment_id);
-        if (it == next.end()) {
-          last.reset();
-          last.bind(1, l.deployment_id);
-          last.executeStep();
-          it = next.emplace(l.deployment_id, last.getColumn(0).getInt64()).first;
-        }
-        q.reset();
-        q.bind(1, l.deployment_id);
-        q.bind(2, ++it->second);
-        q.bind(3, l.at);
-        q.bind(4, l.target);
-        q.bind(5, l.text);
-        q.bind(6, l.level);
-        q.exec();
-      }
+      AppendLogs(lines);
       return Status::Ok();
     });
   }
@@ -692,6 +722,24 @@ class SqliteStore final : public Store {
   Result<ApprovalRecord> AddApproval(const ApprovalRecord& a) override {
     ApprovalRecord stored = a;
     Status st = Write("add approval", [&] {
+      SQLite::Statement standing(*db_,
+                                 "SELECT decision FROM approvals WHERE deployment_id=? AND "
+                                 "user=? AND revoked=0");
+      standing.bind(1, a.deployment_id);
+      standing.bind(2, a.user);
+      if (standing.executeStep()) {
+        std::string decision = standing.getColumn(0).getString();
+        if (a.decision == "approved" || decision == "rejected")
+          return AlreadyExists("'" + a.user + "' has already " + decision + " deployment " +
+                               std::to_string(a.deployment_id) +
+                               "; one decision per user counts (revoke it first to change it)");
+        SQLite::Statement revoke(*db_,
+                                 "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
+                                 "user=? AND revoked=0");
+        revoke.bind(1, a.deployment_id);
+        revoke.bind(2, a.user);
+        revoke.exec();
+      }
       SQLite::Statement q(*db_,
                           "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
                           "VALUES(?,?,?,?,?)");
@@ -751,22 +799,50 @@ class SqliteStore final : public Store {
   Status PutTargetState(const std::string& app, const std::string& stage, const TargetCurrent& c,
                         const std::string& release_dir) override {
     return Write("put target state", [&] {
-      SQLite::Statement q(*db_,
-                          "INSERT INTO target_states(target, application, stage, release, build, "
-                          "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
-                          "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
-                          "stage=excluded.stage, release=excluded.release, build=excluded.build, "
-                          "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
-                          "release_dir=excluded.release_dir");
-      q.bind(1, c.target);
-      q.bind(2, app);
-      q.bind(3, stage);
-      q.bind(4, c.release);
-      q.bind(5, c.build);
-      q.bind(6, c.deployment_id);
-      q.bind(7, c.at);
-      q.bind(8, c.by);
-      q.bind(9, release_dir);
+      PutTargetStateRow(app, stage, c, release_dir);
+      return Status::Ok();
+    });
+  }
+  // Inside a write transaction.
+  void PutTargetStateRow(const std::string& app, const std::string& stage, const TargetCurrent& c,
+                         const std::string& release_dir) {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO target_states(target, application, stage, release, build, "
+                        "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
+                        "stage=excluded.stage, release=excluded.release, build=excluded.build, "
+                        "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
+                        "release_dir=excluded.release_dir");
+    q.bind(1, c.target);
+    q.bind(2, app);
+    q.bind(3, stage);
+    q.bind(4, c.release);
+    q.bind(5, c.build);
+    q.bind(6, c.deployment_id);
+    q.bind(7, c.at);
+    q.bind(8, c.by);
+    q.bind(9, release_dir);
+    q.exec();
+  }
+  Result<TargetStateRecord> GetTargetState(const std::string& target) override {
+    return One<TargetStateRecord>(
+        "SELECT application, stage, target, release, build, deployment_id, at, by, release_dir "
+        "FROM target_states WHERE target=?",
+        [&](SQLite::Statement& q) { q.bind(1, target); },
+        [](SQLite::Statement& q) {
+          return TargetStateRecord{
+              q.getColumn(0).getString(), q.getColumn(1).getString(),
+              TargetCurrent{q.getColumn(2).getString(), q.getColumn(3).getString(),
+                            q.getColumn(4).getInt64(), q.getColumn(5).getInt64(),
+                            q.getColumn(6).getInt64(), q.getColumn(7).getString()},
+              q.getColumn(8).getString()};
+        },
+        "the state of target '" + target + "'");
+  }
+  Status ClearTargetState(const std::string& target) override {
+    return Write("clear target state", [&] {
+      SQLite::Statement q(*db_, "DELETE FROM target_states WHERE target=?");
+      q.bind(1, target);
       q.exec();
       return Status::Ok();
     });
@@ -774,12 +850,8 @@ class SqliteStore final : public Store {
   Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app, const std::string& stage,
                                                  int64_t limit) override {
     return Many<StageBuild>(
-        "SELECT release, build, id, finished, requested_by FROM ("
-        " SELECT release, build, id, COALESCE(finished_at, 0) AS finished, requested_by,"
-        "   ROW_NUMBER() OVER (PARTITION BY release, build ORDER BY COALESCE(finished_at, 0) "
-        "   DESC, id DESC) AS rn FROM deployments"
-        " WHERE application=? AND stage=? AND status='succeeded')"
-        " WHERE rn=1 ORDER BY finished DESC, id DESC LIMIT ?",
+        "SELECT release, build, deployment_id, finished_at, requested_by FROM stage_builds "
+        "WHERE application=? AND stage=? ORDER BY finished_at DESC, deployment_id DESC LIMIT ?",
         [&](SQLite::Statement& q) {
           q.bind(1, app);
           q.bind(2, stage);
@@ -795,13 +867,13 @@ class SqliteStore final : public Store {
                                        int64_t build, const std::string& stage) override {
     return One<DeploymentRecord>(
         std::string(kDeploymentColumns) +
-            " WHERE application=? AND release=? AND build=? AND stage=? AND status='succeeded' "
-            "ORDER BY COALESCE(finished_at, 0) DESC, id DESC LIMIT 1",
+            " WHERE id = (SELECT deployment_id FROM stage_builds WHERE application=? AND "
+            "stage=? AND release=? AND build=?)",
         [&](SQLite::Statement& q) {
           q.bind(1, app);
-          q.bind(2, release);
-          q.bind(3, build);
-          q.bind(4, stage);
+          q.bind(2, stage);
+          q.bind(3, release);
+          q.bind(4, build);
         },
         ReadDeployment, "a successful deployment of that build to stage '" + stage + "'");
   }
@@ -869,6 +941,65 @@ class SqliteStore final : public Store {
                              q.getColumn(4).getInt64()};
         },
         "token");
+  }
+
+  // ---- grants
+  Result<bool> PutGrant(const GrantRecord& g) override {
+    bool added = false;
+    Status st = Write("put grant", [&] {
+      SQLite::Statement q(*db_,
+                          "INSERT INTO grants(environment, user, permission, granted_by, "
+                          "granted_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
+      q.bind(1, g.environment);
+      q.bind(2, g.user);
+      q.bind(3, g.permission);
+      q.bind(4, g.granted_by);
+      q.bind(5, g.granted_at);
+      added = q.exec() == 1;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return added;
+  }
+  Result<bool> DeleteGrant(const std::string& environment, const std::string& user,
+                           const std::string& permission) override {
+    bool removed = false;
+    Status st = Write("delete grant", [&] {
+      SQLite::Statement q(*db_,
+                          "DELETE FROM grants WHERE environment=? AND user=? AND permission=?");
+      q.bind(1, environment);
+      q.bind(2, user);
+      q.bind(3, permission);
+      removed = q.exec() == 1;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return removed;
+  }
+  Result<std::vector<GrantRecord>> ListGrants(const std::string& environment) override {
+    return Many<GrantRecord>(
+        "SELECT environment, user, permission, granted_by, granted_at FROM grants "
+        "WHERE environment=? ORDER BY user, permission",
+        [&](SQLite::Statement& q) { q.bind(1, environment); },
+        [](SQLite::Statement& q) {
+          return GrantRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                             q.getColumn(2).getString(), q.getColumn(3).getString(),
+                             q.getColumn(4).getInt64()};
+        });
+  }
+  Result<bool> HasGrant(const std::string& environment, const std::string& user,
+                        const std::string& permission) override {
+    bool has = false;
+    Status st = Read("has grant", [&] {
+      SQLite::Statement q(*db_,
+                          "SELECT 1 FROM grants WHERE environment=? AND user=? AND permission=?");
+      q.bind(1, environment);
+      q.bind(2, user);
+      q.bind(3, permission);
+      has = q.executeStep();
+    });
+    if (!st.ok()) return st;
+    return has;
   }
 
   // ---- audit
@@ -980,6 +1111,68 @@ class SqliteStore final : public Store {
   static UserRecord ReadUser(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), ParseRole(q.getColumn(1).getString()).value_or(Role::kViewer),
             q.getColumn(2).getString(), q.getColumn(3).getInt64()};
+  }
+
+  // Inside a write transaction: appends lines, numbering each deployment's
+  // lines on from its last one.
+  void AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
+    if (lines.empty()) return;
+    std::map<int64_t, int64_t> next;
+    SQLite::Statement last(*db_,
+                           "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs "
+                           "WHERE deployment_id=?");
+    SQLite::Statement q(*db_,
+                        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+                        "level) VALUES(?,?,?,?,?,?)");
+    for (const auto& l : lines) {
+      auto it = next.find(l.deployment_id);
+      if (it == next.end()) {
+        last.reset();
+        last.bind(1, l.deployment_id);
+        last.executeStep();
+        it = next.emplace(l.deployment_id, last.getColumn(0).getInt64()).first;
+      }
+      q.reset();
+      q.bind(1, l.deployment_id);
+      q.bind(2, ++it->second);
+      q.bind(3, l.at);
+      q.bind(4, l.target);
+      q.bind(5, l.text);
+      q.bind(6, l.level);
+      q.exec();
+    }
+  }
+
+  // Inside a write transaction.
+  void PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets) {
+    if (targets.empty()) return;
+    SQLite::Statement q(*db_,
+                        "INSERT INTO deployment_targets(deployment_id, target, status, message, "
+                        "release_dir, manifest_sha256, started_at, finished_at) "
+                        "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(deployment_id, target) DO UPDATE "
+                        "SET status=excluded.status, message=excluded.message, "
+                        "release_dir=excluded.release_dir, "
+                        "manifest_sha256=excluded.manifest_sha256, "
+                        "started_at=excluded.started_at, finished_at=excluded.finished_at");
+    for (const auto& t : targets) {
+      q.reset();
+      q.clearBindings();
+      q.bind(1, t.deployment_id);
+      q.bind(2, t.target);
+      q.bind(3, t.status);
+      q.bind(4, t.message);
+      q.bind(5, t.release_dir);
+      q.bind(6, t.manifest_sha256);
+      if (t.started_at)
+        q.bind(7, t.started_at);
+      else
+        q.bind(7);
+      if (t.finished_at)
+        q.bind(8, t.finished_at);
+      else
+        q.bind(8);
+      q.exec();
+    }
   }
 
   // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.

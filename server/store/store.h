@@ -163,6 +163,13 @@ struct DeploymentFilter {
   bool oldest_first = false;          // default: newest first
 };
 
+// Where one due scheduled deployment goes when it fires.
+struct ScheduledFiring {
+  int64_t id = 0;
+  std::string to;     // queued | waiting | expired | cancelled | failed
+  std::string error;  // for a final status
+};
+
 struct DeploymentTargetRecord {
   int64_t deployment_id = 0;
   std::string target;
@@ -203,6 +210,14 @@ struct TargetCurrent {
   std::string by;
 };
 
+// What one target holds, as recorded (target_states).
+struct TargetStateRecord {
+  std::string application;
+  std::string stage;
+  TargetCurrent current;
+  std::string release_dir;  // the agent's release directory; "" when no agent reported one
+};
+
 // A build that succeeded on a stage, newest success first.
 struct StageBuild {
   std::string release;
@@ -210,6 +225,15 @@ struct StageBuild {
   int64_t deployment_id = 0;
   int64_t at = 0;
   std::string by;
+};
+
+// A permission held by one user on one environment beside their role.
+struct GrantRecord {
+  std::string environment;
+  std::string user;
+  std::string permission;  // redeploy
+  std::string granted_by;
+  int64_t granted_at = 0;
 };
 
 struct AuditFilter {
@@ -308,6 +332,13 @@ class Store {
   virtual Result<std::vector<DeploymentRecord>> DueScheduled(int64_t until, int64_t limit) = 0;
   // The earliest scheduled time of any scheduled deployment; 0 when none.
   virtual Result<int64_t> NextScheduledAt() = 0;
+  // Fires due scheduled deployments in one IMMEDIATE transaction: each one
+  // still `scheduled` and due at or before `due_by` moves to its `to`
+  // (queued, waiting, or a final status, which sets finished_at = `now` and
+  // error). Returns the ids that moved; a deployment cancelled or moved
+  // meanwhile does not.
+  virtual Result<std::vector<int64_t>> FireScheduled(const std::vector<ScheduledFiring>& firings,
+                                                     int64_t due_by, int64_t now) = 0;
   // The same compare-and-set for many deployments in one transaction;
   // returns the ids that moved.
   virtual Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,
@@ -317,6 +348,22 @@ class Store {
   virtual Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) = 0;
   virtual Status SetDeploymentContext(int64_t id, const std::string& context_json,
                                       const std::string& kind) = 0;
+  // Starting to run, in one transaction: the resolved context and kind, and
+  // each of `targets` written.
+  virtual Status StartDeployment(int64_t id, const std::string& context_json,
+                                 const std::string& kind,
+                                 const std::vector<DeploymentTargetRecord>& targets) = 0;
+  // Finishing, in one IMMEDIATE transaction: `logs` (lines of any
+  // deployments) are appended, `targets` and `target_states` written, and the
+  // status moves to `to` if it is one of `from` (with finished_at and error),
+  // and only then `final_logs` are appended. Returns whether it moved.
+  virtual Result<bool> FinishDeployment(int64_t id, const std::vector<std::string>& from,
+                                        const std::string& to, int64_t finished_at,
+                                        const std::string& error,
+                                        const std::vector<DeploymentTargetRecord>& targets,
+                                        const std::vector<TargetStateRecord>& target_states,
+                                        const std::vector<DeploymentLogRecord>& logs,
+                                        const std::vector<DeploymentLogRecord>& final_logs) = 0;
   virtual Status PutDeploymentTarget(const DeploymentTargetRecord& target) = 0;
   virtual Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) = 0;
   // Appends a line and returns its sequence number (1, 2, ...).
@@ -326,6 +373,9 @@ class Store {
   virtual Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) = 0;
   virtual Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
                                                                     int64_t limit) = 0;
+  // Records a user's decision. A user holds at most one standing (not
+  // revoked) decision per deployment: a second approval is kAlreadyExists; a
+  // rejection replaces the user's standing approval (revoking it).
   virtual Result<ApprovalRecord> AddApproval(const ApprovalRecord& approval) = 0;
   virtual Result<std::vector<ApprovalRecord>> ListApprovals(int64_t deployment_id) = 0;
   // Revokes the user's standing approvals of a deployment; returns how many.
@@ -337,6 +387,10 @@ class Store {
   // Records what a target holds now.
   virtual Status PutTargetState(const std::string& app, const std::string& stage,
                                 const TargetCurrent& current, const std::string& release_dir) = 0;
+  // kNotFound when nothing is recorded for the target.
+  virtual Result<TargetStateRecord> GetTargetState(const std::string& target) = 0;
+  // Forgets what the target held (its agent reports nothing deployed).
+  virtual Status ClearTargetState(const std::string& target) = 0;
   // Builds that succeeded on the stage, newest success first, one entry each.
   virtual Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app,
                                                          const std::string& stage,
@@ -346,6 +400,17 @@ class Store {
                                                int64_t build, const std::string& stage) = 0;
   // The automatic-promotion holds of an application: {"Stage": {...}}.
   virtual Status SetHolds(const std::string& app, const std::string& hold_json) = 0;
+
+  // ---- grants
+  // Returns true when added, false when the user held it already.
+  virtual Result<bool> PutGrant(const GrantRecord& grant) = 0;
+  // Returns true when removed, false when the user did not hold it.
+  virtual Result<bool> DeleteGrant(const std::string& environment, const std::string& user,
+                                   const std::string& permission) = 0;
+  // By user, then permission.
+  virtual Result<std::vector<GrantRecord>> ListGrants(const std::string& environment) = 0;
+  virtual Result<bool> HasGrant(const std::string& environment, const std::string& user,
+                                const std::string& permission) = 0;
 
   virtual Status AppendAudit(const AuditRecord& entry) = 0;
   // Newest first.

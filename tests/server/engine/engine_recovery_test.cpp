@@ -5,6 +5,10 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <regex>
 
 #include "tests/server/engine/engine_test_support.h"
@@ -16,10 +20,18 @@ namespace {
 // reprise-server as a child process; SIGKILLed on destruction.
 class ServerProcess {
  public:
-  ServerProcess(const fs::path& data, const fs::path& log) : log_(log) {
-    std::vector<std::string> argv = {(BinDir() / "reprise-server").string(), "--data", data.string(),
-                                     "--http", "127.0.0.1:0", "--agent-port", "0", "--agent-host", "127.0.0.1",
-                                     "--local-agent"};
+  // `agent_args`: where agents connect (default: any port, and the local agent).
+  ServerProcess(const fs::path& data, const fs::path& log,
+                std::vector<std::string> agent_args = {"--agent-port", "0", "--local-agent"})
+      : log_(log) {
+    std::vector<std::string> argv = {(BinDir() / "reprise-server").string(),
+                                     "--data",
+                                     data.string(),
+                                     "--http",
+                                     "127.0.0.1:0",
+                                     "--agent-host",
+                                     "127.0.0.1"};
+    argv.insert(argv.end(), agent_args.begin(), agent_args.end());
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -241,6 +253,315 @@ TEST_CASE("stopping the server ends open live-log streams instead of waiting for
   server.Stop();  // must not hang on the open stream
   client.join();  // released: either told the stream ended, or the connection closed
   CHECK((streamed.status == 0 || streamed.body.find("event: end") != std::string::npos));
+}
+
+}  // namespace reprise::testing
+
+namespace reprise::testing {
+
+namespace {
+
+// Records every status change of a deployment in the server's database (a
+// trigger the server's own connection runs), oldest first.
+class StatusHistory {
+ public:
+  explicit StatusHistory(const fs::path& db_path) : db_(db_path.string(), SQLite::OPEN_READWRITE) {
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS test_status_history(n INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "id INTEGER, old TEXT, new TEXT);"
+        "CREATE TRIGGER IF NOT EXISTS test_status_history AFTER UPDATE OF status ON deployments "
+        "WHEN OLD.status != NEW.status BEGIN INSERT INTO test_status_history(id, old, new) "
+        "VALUES(NEW.id, OLD.status, NEW.status); END;");
+  }
+  std::vector<std::string> Of(int64_t id) {
+    SQLite::Statement q(db_, "SELECT old, new FROM test_status_history WHERE id=? ORDER BY n");
+    q.bind(1, id);
+    std::vector<std::string> out;
+    while (q.executeStep())
+      out.push_back(q.getColumn(0).getString() + "->" + q.getColumn(1).getString());
+    return out;
+  }
+
+ private:
+  SQLite::Database db_;
+};
+
+}  // namespace
+
+TEST_CASE("a scheduled deployment fires when the fake clock reaches it, straight to queued") {
+  TimePoint start = *ParseRfc3339("2026-06-01T10:00:00Z");
+  FakeClock clock(start);
+  ServerOptions o;
+  o.clock = &clock;
+  TestServer server(o);
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - log: \"fired\"\n");
+  StatusHistory history(server.data_dir() / "reprise.db");
+  auto deploy = [&](const std::string& at) {
+    auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                        json{{"stage", "Production"}, {"at", at}}.dump());
+    REQUIRE_MESSAGE(r.status == 202, r.body);
+    CHECK(Body(r)["status"] == "scheduled");
+    return std::to_string(Body(r)["id"].get<int64_t>());
+  };
+  auto status = [&](const std::string& id) {
+    return Body(admin.Get("/api/v1/deployments/" + id))["status"].get<std::string>();
+  };
+  std::string later = deploy("2026-06-01T12:00:00Z");
+  std::string sooner = deploy("2026-06-01T13:00:00Z");
+  // Moved ahead of the other one: the timer is re-armed for it.
+  REQUIRE(admin.Send("PATCH", "/api/v1/deployments/" + sooner, R"({"at":"2026-06-01T11:00:00Z"})")
+              .status == 200);
+  clock.Set(*ParseRfc3339("2026-06-01T10:59:59Z"));
+  CHECK(status(sooner) == "scheduled");
+  clock.Set(*ParseRfc3339("2026-06-01T11:00:00Z"));
+  REQUIRE(WaitUntil([&] { return status(sooner) == "succeeded"; }));
+  CHECK(status(later) == "scheduled");
+  clock.Set(*ParseRfc3339("2026-06-01T12:00:00Z"));
+  REQUIRE(WaitUntil([&] { return status(later) == "succeeded"; }));
+  // No gates: scheduled -> queued in one step (one transaction), never waiting.
+  for (const auto& id : {sooner, later}) {
+    CAPTURE(id);
+    CHECK(history.Of(std::stoll(id)) ==
+          std::vector<std::string>{"scheduled->queued", "queued->running", "running->succeeded"});
+    auto log = Body(admin.Get("/api/v1/deployments/" + id + "/log"));
+    int reached = 0;
+    for (const auto& l : log["lines"])
+      reached += l["text"].get<std::string>().find("reached") != std::string::npos;
+    CHECK(reached == 1);
+  }
+}
+
+TEST_CASE("an 'at' more than a minute in the past is refused, naming the field") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
+  ServerOptions o;
+  o.clock = &clock;
+  TestServer server(o);
+  auto admin = server.Admin();
+  TempDir tmp;
+  SeedLocal(admin, tmp.path(), "    - log: \"ran\"\n");
+  const std::string deploy = "/api/v1/applications/shop/releases/1.0/builds/1/deploy";
+  auto past = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:55:00Z"})");
+  CHECK(past.status == 400);
+  CHECK(Body(past)["error"]["code"] == "invalid_argument");
+  std::string message = Body(past)["error"]["message"];
+  CHECK(message.find("field 'at'") != std::string::npos);
+  CHECK(message.find("300 s in the past") != std::string::npos);
+  auto none = Body(admin.Get("/api/v1/deployments?application=shop"));
+  CHECK(none["items"].empty());
+  // A few seconds behind (another machine's clock) still means now.
+  auto now = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:59:30Z"})");
+  REQUIRE(now.status == 202);
+  CHECK(Body(now)["scheduled_at"].is_null());
+  CHECK(Body(now)["status"] != "scheduled");
+  // Moving a scheduled deployment into the past is refused the same way.
+  auto later = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T12:00:00Z"})");
+  REQUIRE(later.status == 202);
+  std::string id = std::to_string(Body(later)["id"].get<int64_t>());
+  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + id, R"({"at":"2026-06-01T08:00:00Z"})");
+  CHECK(moved.status == 400);
+  CHECK(Body(moved)["error"]["message"].get<std::string>().find("field 'at'") != std::string::npos);
+  CHECK(Body(admin.Get("/api/v1/deployments/" + id))["scheduled_at"] == "2026-06-01T12:00:00.000Z");
+}
+
+}  // namespace reprise::testing
+
+namespace reprise::testing {
+
+namespace {
+
+// A TCP port that was free a moment ago (the agent port must stay the same
+// across server restarts for the agent to reconnect).
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+json TargetCurrentOf(HttpClient& admin, const std::string& target) {
+  auto app = Body(admin.Get("/api/v1/applications/shop"));
+  for (const auto& s : app["stages"])
+    for (const auto& t : s["targets"])
+      if (t["target"] == target) return t["current"];
+  return json("no such target");
+}
+
+bool AgentOnline(HttpClient& admin, const std::string& name) {
+  auto agents = Body(admin.Get("/api/v1/agents"));
+  for (const auto& a : agents["items"])
+    if (a["name"] == name) return a["online"] == true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("what is deployed where follows what a reconnecting agent reports after a crash") {
+  TempDir tmp;
+  fs::path data = tmp.path() / "data";
+  fs::path root = tmp.path() / "box";
+  fs::create_directories(root);
+  std::vector<std::string> agent_args = {"--agent-port", std::to_string(FreePort()),
+                                         "--agent-plain"};
+  auto server = std::make_unique<ServerProcess>(data, tmp.path() / "server1.log", agent_args);
+  auto admin = server->Admin();
+  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
+  json t = {
+      {"environment", "Production"}, {"agent", "box"}, {"path", (root / "prod-web").string()}};
+  REQUIRE(admin.Put("/api/v1/targets/prod-web", t.dump()).status == 200);
+  auto spec = [](const std::string& extra) {
+    return "pipeline:\n  - {stage: Production, environment: Production, targets: [prod-web], "
+           "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n" +
+           extra;
+  };
+  // Release 1.0 deploys; release 2.0 deploys, then takes a while.
+  REQUIRE(admin.Put("/api/v1/applications/shop", spec(""), "application/yaml").status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin
+              .Put("/api/v1/applications/shop", spec("    - exec: { command: \"sleep 30\" }\n"),
+                   "application/yaml")
+              .status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"2.0"})").status == 201);
+  for (const char* rel : {"1.0", "2.0"}) {
+    std::string builds = std::string("/api/v1/applications/shop/releases/") + rel + "/builds";
+    REQUIRE(admin.Post(builds, "{}").status == 201);
+    REQUIRE(
+        admin.Put(builds + "/1/artifacts/web", TarGzOf(tmp.path(), TreeOf(1)), "application/gzip")
+            .status == 201);
+  }
+  auto token = admin.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": true})");
+  REQUIRE(token.status == 201);
+  std::vector<std::string> agent_argv = {"--server",       "127.0.0.1:" + agent_args[1],
+                                         "--name",         "box",
+                                         "--root",         root.string(),
+                                         "--enroll-token", Body(token)["token"].get<std::string>(),
+                                         "--plain",        "--no-fsync",
+                                         "--heartbeat-ms", "200",
+                                         "--state",        (tmp.path() / "agent-state").string()};
+  auto agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
+  REQUIRE_MESSAGE(WaitUntil([&] { return AgentOnline(admin, "box"); }),
+                  ReadFile(tmp.path() / "agent.log"), ReadFile(tmp.path() / "server1.log"));
+  auto deploy = [&](const char* rel) {
+    auto r =
+        admin.Post(std::string("/api/v1/applications/shop/releases/") + rel + "/builds/1/deploy",
+                   R"({"stage":"Production"})");
+    REQUIRE_MESSAGE(r.status == 202, r.body);
+    return std::to_string(Body(r)["id"].get<int64_t>());
+  };
+  std::string first = deploy("1.0");
+  REQUIRE(WaitUntil(
+      [&] { return Body(admin.Get("/api/v1/deployments/" + first))["status"] == "succeeded"; }));
+  REQUIRE(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
+
+  // 2.0 is switched to on the agent; agent and server die during the sleep.
+  std::string second = deploy("2.0");
+  REQUIRE(WaitUntil([&] {
+    auto log = Body(admin.Get("/api/v1/deployments/" + second + "/log"));
+    for (const auto& l : log["lines"])
+      if (l["text"].get<std::string>().find("sleep 30") != std::string::npos) return true;
+    return false;
+  }));
+  agent->Kill();
+  server->KillHard();
+  REQUIRE(fs::read_symlink(root / "prod-web" / "current").string().find("2.0") !=
+          std::string::npos);
+
+  // Restarted without the agent: interrupted; the server cannot know yet.
+  server = std::make_unique<ServerProcess>(data, tmp.path() / "server2.log", agent_args);
+  admin = server->Admin();
+  CHECK(Body(admin.Get("/api/v1/deployments/" + second))["status"] == "interrupted");
+  CHECK(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
+  // Longer than the server once waited for agents after a restart (10 s).
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
+  REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
+  auto current = TargetCurrentOf(admin, "prod-web");
+  CHECK(current["build"] == 1);
+  CHECK(current["deployment_id"].get<int64_t>() == std::stoll(second));
+  auto log = Body(admin.Get("/api/v1/deployments/" + second + "/log"));
+  bool said = false;
+  for (const auto& l : log["lines"])
+    said = said || l["text"].get<std::string>().find("the agent reports 2.0 build 1 as current") !=
+                       std::string::npos;
+  CHECK(said);
+
+  // The machine is rebuilt empty while its agent is away: when it is back,
+  // nothing is deployed there (and the change is audited).
+  agent->Kill();
+  REQUIRE(WaitUntil([&] { return !AgentOnline(admin, "box"); }));
+  fs::remove_all(root / "prod-web");
+  fs::create_directories(root / "prod-web");
+  agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
+  REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web").is_null(); }));
+  auto audit = Body(admin.Get("/api/v1/audit?action=target.read-back"));
+  REQUIRE(audit["items"].size() >= 1);
+  CHECK(audit["items"][0]["subject"] == "prod-web");
+  CHECK(audit["items"][0]["summary"].get<std::string>().find("nothing deployed") !=
+        std::string::npos);
+}
+
+}  // namespace reprise::testing
+
+namespace reprise::testing {
+
+TEST_CASE("paused manual steps do not take workers; an unknown manual role is refused") {
+  TestServer server;  // 4 workers
+  auto admin = server.Admin();
+  TempDir tmp;
+  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
+  std::string pipeline;
+  for (int i = 1; i <= 5; ++i) {
+    std::string target = "t" + std::to_string(i);
+    json t = {{"environment", "Production"},
+              {"agent", "local"},
+              {"path", (tmp.path() / target).string()}};
+    REQUIRE(admin.Put("/api/v1/targets/" + target, t.dump()).status == 200);
+    pipeline += "  - {stage: S" + std::to_string(i) + ", environment: Production, targets: [" +
+                target + "], plan: " + (i < 5 ? "pause" : "note") + "}\n";
+  }
+  std::string plans =
+      "plans:\n  pause: |\n    - manual: { message: \"look\", role: deployer }\n"
+      "  note: |\n    - log: \"on t5\"\n";
+  // A role the server does not know is an error naming it, not release-manager.
+  auto bad = admin.Put("/api/v1/applications/shop",
+                       "pipeline:\n" + pipeline +
+                           "plans:\n  pause: |\n    - manual: { message: \"look\", role: "
+                           "relase-manager }\n  note: |\n    - log: \"on t5\"\n",
+                       "application/yaml");
+  CHECK(bad.status == 400);
+  CHECK(Body(bad)["error"]["message"].get<std::string>().find("unknown role 'relase-manager'") !=
+        std::string::npos);
+  REQUIRE(
+      admin.Put("/api/v1/applications/shop", "pipeline:\n" + pipeline + plans, "application/yaml")
+          .status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  auto deploy = [&](int stage) {
+    auto r = admin.Post(
+        "/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+        json{{"stage", "S" + std::to_string(stage)}, {"force", true}, {"comment", "test"}}.dump());
+    REQUIRE_MESSAGE(r.status == 202, r.body);
+    return std::to_string(Body(r)["id"].get<int64_t>());
+  };
+  auto get = [&](const std::string& id) { return Body(admin.Get("/api/v1/deployments/" + id)); };
+  // As many paused deployments as there are workers...
+  std::vector<std::string> paused;
+  for (int i = 1; i <= 4; ++i) paused.push_back(deploy(i));
+  for (const auto& id : paused) REQUIRE(WaitUntil([&] { return get(id).contains("manual"); }));
+  // ...and a deployment on another target still runs.
+  std::string other = deploy(5);
+  REQUIRE(WaitUntil([&] { return get(other)["status"] == "succeeded"; }));
+  // Each paused one goes on once continued.
+  for (const auto& id : paused)
+    REQUIRE(admin.Post("/api/v1/deployments/" + id + "/continue", "{}").status == 200);
+  for (const auto& id : paused) CHECK(WaitUntil([&] { return get(id)["status"] == "succeeded"; }));
 }
 
 }  // namespace reprise::testing

@@ -298,4 +298,178 @@ TEST_CASE("50 concurrent deploy requests to one stage are all recorded and run o
   }
 }
 
+TEST_CASE("approvals count distinct users: approving twice is refused and counts once") {
+  PipelineOptions o;
+  o.production_gates = "{ approvals: { count: 2, role: release-manager } }";
+  PipelineFixture f(o);
+  auto admin = f.Admin();
+  auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
+  json testing;
+  REQUIRE(WaitUntil([&] {
+    testing = f.Newest(1, "Testing");
+    return !testing.is_null();
+  }));
+  REQUIRE(f.WaitFinal(testing["id"])["status"] == "succeeded");
+  auto rita = f.ReleaseManager();
+  auto prod = f.Deploy(rita, 1, {{"stage", "Production"}});
+  REQUIRE(prod["status"] == "waiting");
+  std::string path = "/api/v1/deployments/" + std::to_string(prod["id"].get<int64_t>());
+  auto rob = f.SecondManager();
+  REQUIRE(rob.Post(path + "/approve", "{}").status == 200);
+  auto twice = rob.Post(path + "/approve", R"({"comment":"again"})");
+  CHECK(twice.status == 409);
+  CHECK(Body(twice)["error"]["message"].get<std::string>().find("'rob' has already approved") !=
+        std::string::npos);
+  auto d = f.Get(prod["id"]);
+  CHECK(d["status"] == "waiting");
+  std::string detail;
+  for (const auto& g : d["gates"])
+    if (g["gate"] == "approvals") detail = g["detail"];
+  CHECK(detail == "1 of 2 approvals from release-manager");
+  // A second person makes it two.
+  REQUIRE(admin.Post(path + "/approve", "{}").status == 200);
+  auto done = f.WaitFinal(prod["id"]);
+  CHECK(done["status"] == "succeeded");
+  CHECK(done["approvals"].size() == 2);
+}
+
+TEST_CASE("protected stages: moving and cancelling need the deploying role; re-deploy is a grant") {
+  PipelineFixture f;
+  f.PromoteThroughAll(1);
+  f.PromoteThroughAll(2);
+  auto admin = f.Admin();
+  auto rita = f.ReleaseManager();
+  auto dan = f.Deployer();
+  // Rita schedules tonight's rollback of Production to build 1.
+  auto tonight = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2099-01-01T22:00:00Z"}});
+  REQUIRE(tonight["kind"] == "rollback");
+  std::string tid = "/api/v1/deployments/" + std::to_string(tonight["id"].get<int64_t>());
+  // A deployer can neither move nor cancel it.
+  auto move = dan.Send("PATCH", tid, R"({"at":"2099-01-02T22:00:00Z"})");
+  CHECK(move.status == 403);
+  CHECK(Body(move)["error"]["message"].get<std::string>().find("protected") != std::string::npos);
+  auto cancel = dan.Post(tid + "/cancel", "{}");
+  CHECK(cancel.status == 403);
+  CHECK(Body(cancel)["error"]["code"] == "permission_denied");
+  auto still = f.Get(tonight["id"]);
+  CHECK(still["status"] == "scheduled");
+  CHECK(still["scheduled_at"] == "2099-01-01T22:00:00.000Z");
+  // Nor re-deploy an earlier build there, until an admin grants 'redeploy'.
+  auto refused = dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})");
+  CHECK(refused.status == 403);
+  CHECK(Body(refused)["error"]["message"].get<std::string>().find("'redeploy' grant") !=
+        std::string::npos);
+  const std::string grant = "/api/v1/environments/Production/grants/dan/redeploy";
+  CHECK(rita.Put(grant, "").status == 403);  // granting is for admins
+  CHECK(admin.Put("/api/v1/environments/Production/grants/dan/deploy-anything", "").status == 400);
+  CHECK(admin.Put("/api/v1/environments/Production/grants/nobody/redeploy", "").status == 404);
+  CHECK(admin.Put(grant, "").status == 201);
+  CHECK(admin.Put(grant, "").status == 200);  // held already
+  auto grants = Body(f.Viewer().Get("/api/v1/environments/Production/grants"));
+  REQUIRE(grants["items"].size() == 1);
+  CHECK(grants["items"][0]["user"] == "dan");
+  CHECK(grants["items"][0]["granted_by"] == "admin");
+  CHECK(Body(admin.Get("/api/v1/audit?action=grant.add"))["items"].size() == 1);
+
+  // With it, dan may roll Production back (the approval gate still applies) ...
+  auto rollback = f.Deploy(dan, 1, {{"stage", "Production"}});
+  CHECK(rollback["kind"] == "rollback");
+  CHECK(rollback["status"] == "waiting");
+  std::string rid = "/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>());
+  CHECK(dan.Post(rid + "/cancel", "{}").status == 200);
+  // ... but not edit configuration, force, or bring a new build to Production.
+  CHECK(dan.Put("/api/v1/applications/shop", "pipeline: []", "application/yaml").status == 403);
+  CHECK(dan.Post(PipelineFixture::BuildPath(1) + "/deploy",
+                 R"({"stage":"Production","force":true,"comment":"now"})")
+            .status == 403);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  REQUIRE(admin
+              .Put(PipelineFixture::BuildPath(3) + "/artifacts/web",
+                   TarGzOf(f.scratch(), TreeOf(3)), "application/gzip")
+              .status == 201);
+  auto promote = dan.Post(PipelineFixture::BuildPath(3) + "/deploy", R"({"stage":"Production"})");
+  CHECK(promote.status == 403);
+  CHECK(Body(promote)["error"]["message"].get<std::string>().find(
+            "protected: deploying needs the role release-manager;") != std::string::npos);
+  // Rita's rollback is one dan may run now, so he may move it too.
+  CHECK(dan.Send("PATCH", tid, R"({"at":"2099-01-02T22:00:00Z"})").status == 200);
+  // Revoked: refused again.
+  CHECK(admin.Send("DELETE", grant, "").status == 200);
+  CHECK(admin.Send("DELETE", grant, "").status == 404);
+  CHECK(dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})").status ==
+        403);
+  CHECK(dan.Post(tid + "/cancel", "{}").status == 403);
+  CHECK(rita.Post(tid + "/cancel", "{}").status == 200);
+}
+
+TEST_CASE("after a rollback automation does not deploy into the held stage until it is cleared") {
+  PipelineOptions o;
+  o.testing_plan = "pause-on-rollback";
+  PipelineFixture f(o);
+  auto admin = f.Admin();
+  auto through_testing = [&](int build) {
+    auto d = f.Deploy(admin, build, {{"stage", "Integration"}});
+    REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
+    json testing;
+    REQUIRE(WaitUntil([&] {
+      testing = f.Newest(build, "Testing");
+      return !testing.is_null();
+    }));
+    return testing;
+  };
+  REQUIRE(f.WaitFinal(through_testing(1)["id"])["status"] == "succeeded");
+  REQUIRE(f.WaitFinal(through_testing(2)["id"])["status"] == "succeeded");
+
+  // Roll Testing back to build 1; it pauses before switching.
+  auto rollback = f.Deploy(admin, 1, {{"stage", "Testing"}});
+  REQUIRE(rollback["kind"] == "rollback");
+  std::string rid = "/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>());
+  REQUIRE(WaitUntil([&] { return f.Get(rollback["id"]).contains("manual"); }));
+  // Meanwhile build 3 passes Integration: its automatic promotion queues on test-web.
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  REQUIRE(admin
+              .Put(PipelineFixture::BuildPath(3) + "/artifacts/web",
+                   TarGzOf(f.scratch(), TreeOf(3)), "application/gzip")
+              .status == 201);
+  json pending = through_testing(3);
+  CHECK(pending["automatic"] == true);
+  REQUIRE(WaitUntil([&] { return f.Get(pending["id"])["status"] == "queued"; }));
+
+  // The rollback completes and holds the stage: the queued automatic one never runs.
+  REQUIRE(admin.Post(rid + "/continue", "{}").status == 200);
+  REQUIRE(f.WaitFinal(rollback["id"])["status"] == "succeeded");
+  auto skipped = f.WaitFinal(pending["id"]);
+  CHECK(skipped["status"] == "cancelled");
+  CHECK(skipped["started_at"].is_null());
+  CHECK(skipped["error"].get<std::string>().find("on hold") != std::string::npos);
+  auto testing = StageView(f, "Testing");
+  REQUIRE_FALSE(testing["hold"].is_null());
+  CHECK(testing["targets"][0]["current"]["build"] == 1);
+
+  // A new Integration success of build 3 does not promote it into Testing either.
+  auto again = f.Deploy(admin, 3, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(again["id"])["status"] == "succeeded");
+  CHECK(Count(LogTexts(f, again["id"]), "skipped: the stage is on hold") == 1);
+  auto testing_list = Body(admin.Get("/api/v1/deployments?application=shop&stage=Testing"));
+  int of_build_3 = 0;
+  for (const auto& d : testing_list["items"]) of_build_3 += d["build"] == 3;
+  CHECK(of_build_3 == 1);  // only the cancelled one
+  CHECK(StageView(f, "Testing")["targets"][0]["current"]["build"] == 1);
+
+  // Once the hold is cleared, automation promotes again.
+  REQUIRE(
+      f.ReleaseManager().Post("/api/v1/applications/shop/stages/Testing/clear-hold", "{}").status ==
+      200);
+  auto third = f.Deploy(admin, 3, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(third["id"])["status"] == "succeeded");
+  json after;
+  REQUIRE(WaitUntil([&] {
+    after = f.Newest(3, "Testing");
+    return after["id"] != pending["id"];
+  }));
+  CHECK(f.WaitFinal(after["id"])["status"] == "succeeded");
+  CHECK(StageView(f, "Testing")["targets"][0]["current"]["build"] == 3);
+}
+
 }  // namespace reprise::testing

@@ -43,6 +43,7 @@ inline std::string TarGzOf(const fs::path& scratch, const std::map<std::string, 
 
 struct PipelineOptions {
   std::string integration_plan = "deploy";
+  std::string testing_plan = "deploy";
   std::string production_gates = "{ approvals: { count: 1, role: release-manager } }";
   bool start_agent = true;
   ServerOptions server;
@@ -71,18 +72,21 @@ pipeline:
   - stage: Integration
     environment: Integration
     targets: [int-web]
-    plan: )" + options.integration_plan + R"(
+    plan: )" + options.integration_plan +
+                       R"(
     auto_promote: true
   - stage: Testing
     environment: Testing
     targets: [test-web]
-    plan: deploy
+    plan: )" + options.testing_plan +
+                       R"(
   - stage: Production
     environment: Production
     targets: [prod-web]
     plan: deploy
     protected: true
-    gates: )" + options.production_gates + R"(
+    gates: )" + options.production_gates +
+                       R"(
 plans:
   deploy: |
     - deploy-artifact: { artifact: web }
@@ -94,6 +98,12 @@ plans:
     - log: "quick deploy of build $BuildNumber"
   slow: |
     - exec: { command: "sleep 30", timeout: 60 }
+  pause-on-rollback: |
+    - if:
+        condition: "$IsRollback"
+        then:
+          - manual: { message: "check before rolling back" }
+    - deploy-artifact: { artifact: web }
 )";
     auto put = admin.Put("/api/v1/applications/shop", spec, "application/yaml");
     REQUIRE_MESSAGE(put.status == 200, put.body);

@@ -192,4 +192,177 @@ TEST_CASE("agents keep their public key") {
   CHECK_FALSE(s->PutAgent(a).ok());
 }
 
+TEST_CASE("one standing approval per user: a repeat is refused, older duplicates are revoked") {
+  TempDir dir;
+  {
+    // A database at version 4, which took the same user's approval twice.
+    SQLite::Database db((dir.path() / "r.db").string(),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (size_t i = 0; i < 4; ++i) db.exec(std::string(SqliteMigrations()[i]));
+    db.exec("PRAGMA user_version = 4");
+    db.exec(
+        "INSERT INTO applications VALUES('shop', 1, '{}', '', 1, 't', '{}');"
+        "INSERT INTO releases VALUES('shop', '1.0', 1, '{}', '{}', 1, 't');"
+        "INSERT INTO builds VALUES('shop', '1.0', 1, '{}', 1, 't');"
+        "INSERT INTO deployments(id, application, release, build, stage, kind, status, "
+        "requested_by, created_at) VALUES(7, 'shop', '1.0', 1, 'Production', 'promote', "
+        "'waiting', 'rita', 1);"
+        "INSERT INTO approvals(deployment_id, user, decision, at) VALUES(7, 'rob', 'approved', 1),"
+        " (7, 'rob', 'approved', 2);");
+  }
+  int64_t id = 7;
+  auto s = Open(dir);
+  CHECK(s->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
+  auto list = s->ListApprovals(id);
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  CHECK_FALSE((*list)[0].revoked);
+  CHECK((*list)[1].revoked);
+
+  // A second approval by the same user is refused, naming the user.
+  auto again = s->AddApproval({0, id, "rob", "approved", "", 2, false});
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status().code() == Code::kAlreadyExists);
+  CHECK(again.status().message().find("'rob' has already approved") != std::string::npos);
+  // After revoking, approving again is allowed; a rejection replaces an approval.
+  REQUIRE(s->RevokeApprovals(id, "rob").ok());
+  REQUIRE(s->AddApproval({0, id, "rob", "approved", "", 3, false}).ok());
+  REQUIRE(s->AddApproval({0, id, "rob", "rejected", "no", 4, false}).ok());
+  list = s->ListApprovals(id);
+  REQUIRE(list.ok());
+  int standing = 0;
+  for (const auto& a : *list) standing += a.revoked ? 0 : 1;
+  CHECK(standing == 1);
+  CHECK(list->back().decision == "rejected");
+  CHECK_FALSE(list->back().revoked);
+}
+
+TEST_CASE("succeeded builds per stage come from a table kept on success, also for old history") {
+  TempDir dir;
+  {
+    // History written by version 6, before the table existed.
+    SQLite::Database db((dir.path() / "r.db").string(),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (size_t i = 0; i < 6; ++i) db.exec(std::string(SqliteMigrations()[i]));
+    db.exec("PRAGMA user_version = 6");
+    db.exec(
+        "INSERT INTO applications VALUES('shop', 1, '{}', '', 1, 't', '{}');"
+        "INSERT INTO releases VALUES('shop', '1.0', 1, '{}', '{}', 1, 't');"
+        "INSERT INTO builds VALUES('shop', '1.0', 1, '{}', 1, 't'), ('shop', '1.0', 2, '{}', 1, "
+        "'t'),"
+        " ('shop', '1.0', 3, '{}', 1, 't');");
+    SQLite::Statement q(db,
+                        "INSERT INTO deployments(id, application, release, build, stage, kind, "
+                        "status, requested_by, created_at, finished_at) "
+                        "VALUES(?, 'shop', '1.0', ?, ?, 'promote', ?, ?, 1, ?)");
+    struct Row {
+      int id, build;
+      const char* stage;
+      const char* status;
+      const char* by;
+      int finished;
+    };
+    for (const Row& r : {Row{1, 1, "Production", "succeeded", "ann", 10},
+                         Row{2, 2, "Production", "succeeded", "bob", 20},
+                         Row{3, 1, "Production", "succeeded", "cid", 30},  // 1 again, newest
+                         Row{4, 3, "Production", "failed", "dee", 40},
+                         Row{5, 3, "Testing", "succeeded", "eve", 50}}) {
+      q.reset();
+      q.bind(1, r.id);
+      q.bind(2, r.build);
+      q.bind(3, r.stage);
+      q.bind(4, r.status);
+      q.bind(5, r.by);
+      q.bind(6, r.finished);
+      q.exec();
+    }
+  }
+  auto s = Open(dir);
+  auto builds = s->SucceededBuilds("shop", "Production", 10);
+  REQUIRE(builds.ok());
+  REQUIRE(builds->size() == 2);
+  CHECK((*builds)[0].build == 1);
+  CHECK((*builds)[0].deployment_id == 3);
+  CHECK((*builds)[0].by == "cid");
+  CHECK((*builds)[1].build == 2);
+  CHECK(s->SucceededBuilds("shop", "Production", 1)->size() == 1);
+  REQUIRE(s->LastSuccess("shop", "1.0", 1, "Production").ok());
+  CHECK(s->LastSuccess("shop", "1.0", 1, "Production")->id == 3);
+  CHECK(s->LastSuccess("shop", "1.0", 3, "Production").status().code() == Code::kNotFound);
+
+  // A new success is recorded as it happens: build 3 on Production, newest first.
+  DeploymentRecord d;
+  d.application = "shop";
+  d.release = "1.0";
+  d.build = 3;
+  d.stage = "Production";
+  d.kind = "promote";
+  d.status = "running";
+  d.requested_by = "fay";
+  d.created_at = 60;
+  auto created = s->CreateDeployment(d);
+  REQUIRE(created.ok());
+  CHECK(s->SucceededBuilds("shop", "Production", 10)->size() == 2);
+  REQUIRE(*s->TransitionDeployment(created->id, {"running"}, "succeeded", 0, 70));
+  builds = s->SucceededBuilds("shop", "Production", 10);
+  REQUIRE(builds->size() == 3);
+  CHECK((*builds)[0].build == 3);
+  CHECK((*builds)[0].deployment_id == created->id);
+  CHECK((*builds)[0].at == 70);
+  CHECK(s->LastSuccess("shop", "1.0", 3, "Production")->id == created->id);
+  SQLite::Database db((dir.path() / "r.db").string());
+  CHECK(db.tableExists("stage_builds"));
+}
+
+TEST_CASE("finishing a deployment writes its logs, targets, target states and status at once") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
+  REQUIRE(s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
+  REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
+  DeploymentRecord d;
+  d.application = "shop";
+  d.release = "1.0";
+  d.build = 1;
+  d.stage = "Production";
+  d.kind = "promote";
+  d.status = "running";
+  d.requested_by = "rita";
+  d.created_at = 1;
+  auto created = s->CreateDeployment(d);
+  REQUIRE(created.ok());
+  int64_t id = created->id;
+  REQUIRE(
+      s->StartDeployment(id, R"({"x":1})", "redeploy", {{id, "web-1", "running", "", "", "", 2, 0}})
+          .ok());
+  CHECK(s->GetDeployment(id)->kind == "redeploy");
+  CHECK(s->ListDeploymentTargets(id)->at(0).status == "running");
+  TargetStateRecord state{"shop", "Production", {"web-1", "1.0", 1, id, 3, "rita"}, "1.0-1-abc"};
+  auto finish = [&] {
+    return s->FinishDeployment(
+        id, {"running"}, "succeeded", 3, "", {{id, "web-1", "succeeded", "ok", "", "", 2, 3}},
+        {state}, {{id, 0, 2, "web-1", "info", "step done"}}, {{id, 0, 3, "", "info", "succeeded"}});
+  };
+  auto moved = finish();
+  REQUIRE(moved.ok());
+  CHECK(*moved);
+  auto got = s->GetDeployment(id);
+  CHECK(got->status == "succeeded");
+  CHECK(got->finished_at == 3);
+  CHECK(s->ListDeploymentTargets(id)->at(0).status == "succeeded");
+  CHECK(s->GetTargetState("web-1")->release_dir == "1.0-1-abc");
+  CHECK(s->SucceededBuilds("shop", "Production", 10)->size() == 1);
+  auto log = s->ListDeploymentLog(id, 0, 10);
+  REQUIRE(log->size() == 2);
+  CHECK((*log)[0].text == "step done");
+  CHECK((*log)[1].seq == 2);
+  CHECK((*log)[1].text == "succeeded");
+  // Already final: nothing moves and the final line is not written again.
+  moved = finish();
+  REQUIRE(moved.ok());
+  CHECK_FALSE(*moved);
+  CHECK(s->ListDeploymentLog(id, 0, 10)->back().text == "step done");
+  CHECK(s->ListDeploymentLog(id, 0, 10)->size() == 3);
+}
+
 }  // namespace reprise
