@@ -117,6 +117,7 @@ std::string ToJsonImpl(const ExecutionContext& c, bool mask) {
   j["plan_name"] = c.plan_name;
   j["plan_text"] = c.plan_text;
   j["artifacts"] = c.artifact_sha256;
+  if (!c.artifact_manifest_hash.empty()) j["artifact_manifests"] = c.artifact_manifest_hash;
   json vars = json::object();
   for (const auto& [scope, map] : c.variables) {
     if (scope == Scope::kRuntime || scope == Scope::kTarget) continue;
@@ -184,6 +185,10 @@ Result<ExecutionContext> ContextFromJson(std::string_view text) {
     }
     if (j.contains("artifacts")) {
       c.artifact_sha256 = j.at("artifacts").get<std::map<std::string, std::string>>();
+    }
+    if (j.contains("artifact_manifests")) {
+      c.artifact_manifest_hash =
+          j.at("artifact_manifests").get<std::map<std::string, std::string>>();
     }
     if (j.contains("variables")) {
       for (const auto& [scope_name, map] : j.at("variables").items()) {

@@ -39,6 +39,9 @@ struct ExecutionContext {
   std::string plan_name;
   std::string plan_text;
   std::map<std::string, std::string> artifact_sha256;  // artifact name -> hex digest
+  // artifact name -> the manifest hash its deployed tree must have (see
+  // DeployArtifactOp::manifest_hash); absent in contexts stored before it.
+  std::map<std::string, std::string> artifact_manifest_hash;
   // Every scope except kRuntime (set by the plan) and kTarget (per target, in
   // `targets`). Entries for those two are ignored.
   std::map<Scope, VariableMap> variables;

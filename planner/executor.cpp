@@ -396,6 +396,9 @@ class Walker {
                                      ")");
             }
             op.sha256 = it->second;
+            if (auto m = context_.artifact_manifest_hash.find(op.artifact);
+                m != context_.artifact_manifest_hash.end())
+              op.manifest_hash = m->second;
             REPRISE_ASSIGN_OR_RETURN(op.to, ex(s.to));
             op.mode = s.mode;
             op.keep = s.keep;

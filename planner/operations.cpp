@@ -134,6 +134,7 @@ std::string OperationToJson(const ResolvedOperation& op) {
         if constexpr (std::is_same_v<T, DeployArtifactOp>) {
           j["artifact"] = o.artifact;
           j["sha256"] = o.sha256;
+          if (!o.manifest_hash.empty()) j["manifest_hash"] = o.manifest_hash;
           j["to"] = o.to;
           j["mode"] = std::string(DeployModeName(o.mode));
           j["keep"] = o.keep;
@@ -180,6 +181,7 @@ Result<ResolvedOperation> OperationFromJson(std::string_view text) {
       DeployArtifactOp o;
       o.artifact = j.at("artifact").get<std::string>();
       o.sha256 = j.at("sha256").get<std::string>();
+      o.manifest_hash = j.value("manifest_hash", "");
       o.to = j.value("to", "");
       auto mode = DeployModeFromName(j.value("mode", "atomic"));
       if (!mode) return InvalidArgument("bad deploy mode in operation");

@@ -41,6 +41,11 @@ struct DeployArtifactOp {
   std::string to;
   DeployMode mode = DeployMode::kAtomic;
   int keep = 3;
+  // The build's manifest hash of this artifact (every entry's path, type,
+  // mode, size and sha256), from the execution context: the tree the agent
+  // extracts, or the cached release it switches to, must hash to it. Empty
+  // for contexts stored before it was recorded.
+  std::string manifest_hash = {};
   friend bool operator==(const DeployArtifactOp&, const DeployArtifactOp&) = default;
 };
 struct WriteFileOp {

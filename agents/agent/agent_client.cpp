@@ -485,7 +485,12 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     ResolvedOperation op = std::move(parsed).value();
     if (auto* w = std::get_if<WriteFileOp>(&op)) w->content = std::move(payload);
     std::string target_path = h.at("target_path").get<std::string>();
-    DeployLabel label{h.value("release", ""), h.value("build", "")};
+    DeployLabel label{h.value("release", ""), h.value("build", ""), std::nullopt};
+    if (h.contains("limits") && h["limits"].is_string()) {
+      auto limits = ArchiveLimitsFromJson(h["limits"].get<std::string>());
+      if (!limits.ok()) return reply_error(limits.status());
+      label.limits = *limits;
+    }
     auto running = std::make_shared<RunningOp>();
     {
       std::lock_guard<std::mutex> g(s->mu);

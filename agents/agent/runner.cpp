@@ -12,9 +12,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>  // renameat2
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -63,6 +65,9 @@ struct Layout {
 struct ReleaseMeta {
   std::string name, release, build, artifact, sha256, manifest_hash;
   uint64_t file_count = 0, total_bytes = 0;
+  // TreeStamp of the release directory once it was extracted and verified;
+  // "" in metadata written before it was kept.
+  std::string tree_stamp;
 };
 
 std::string MetaToJson(const ReleaseMeta& m) {
@@ -73,7 +78,8 @@ std::string MetaToJson(const ReleaseMeta& m) {
             {"sha256", m.sha256},
             {"manifest_hash", m.manifest_hash},
             {"file_count", m.file_count},
-            {"total_bytes", m.total_bytes}};
+            {"total_bytes", m.total_bytes},
+            {"tree_stamp", m.tree_stamp}};
   return j.dump();
 }
 
@@ -90,6 +96,7 @@ Result<ReleaseMeta> ReadMeta(const Layout& l, const std::string& name) {
     m.manifest_hash = j.value("manifest_hash", "");
     m.file_count = j.value("file_count", uint64_t{0});
     m.total_bytes = j.value("total_bytes", uint64_t{0});
+    m.tree_stamp = j.value("tree_stamp", "");
     return m;
   } catch (const std::exception& e) {
     return Internal("release metadata " + name + " is corrupt: " + e.what());
@@ -144,6 +151,27 @@ Status RemoveTree(const Layout& l, const fs::path& dir) {
   return Status::Ok();
 }
 
+// Moves a freshly extracted release into place. When a directory of that
+// name is there already (changed on the target, or its metadata lost) it may
+// be what `current` points to: the two are exchanged in one renameat2, so the
+// name never dangles, and the old tree is removed afterwards.
+Status PlaceRelease(const Layout& l, const fs::path& partial, const fs::path& release_dir) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(release_dir, ec))) {
+    if (::renameat2(AT_FDCWD, partial.c_str(), AT_FDCWD, release_dir.c_str(), RENAME_EXCHANGE) ==
+        0) {
+      return RemoveTree(l, partial);  // now the old tree
+    }
+    if (errno != EINVAL && errno != ENOSYS)
+      return IoError(ErrnoText("exchanging " + release_dir.string()));
+    // A filesystem without RENAME_EXCHANGE: remove, then rename.
+    REPRISE_RETURN_IF_ERROR(RemoveTree(l, release_dir));
+  }
+  fs::rename(partial, release_dir, ec);
+  if (ec) return IoError("rename into releases: " + ec.message());
+  return Status::Ok();
+}
+
 // Makes everything written on the filesystem holding `dir` durable with one
 // syncfs(2): one call instead of an fsync per extracted file and directory.
 Status SyncFilesystem(const fs::path& dir) {
@@ -154,6 +182,19 @@ Status SyncFilesystem(const fs::path& dir) {
   ::close(fd);
   if (rc != 0) return IoError("syncfs " + dir.string() + ": " + std::strerror(err));
   return Status::Ok();
+}
+
+// The failure message when what was extracted is not the build's tree (the
+// manifest hash the server recorded at upload), or nullopt when it matches or
+// the server sent none.
+std::optional<std::string> ManifestMismatch(const DeployArtifactOp& op, const DeployLabel& label,
+                                            const Manifest& extracted) {
+  if (op.manifest_hash.empty() || extracted.manifest_hash == op.manifest_hash) return std::nullopt;
+  return "deploy-artifact: the tree extracted from artifact " + op.artifact +
+         (label.build.empty() ? "" : " of build " + label.build) +
+         " does not match the build's manifest (manifest hash " +
+         extracted.manifest_hash.substr(0, 12) + ", the build's " + op.manifest_hash.substr(0, 12) +
+         "); nothing was switched";
 }
 
 OperationOutcome FailWith(const Status& st) { return OperationOutcome::Failed(st.message()); }
@@ -481,6 +522,7 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     if (progress) progress(seen);
   };
   auto report = [&](const TransferProgress& p) { tracked(p); };
+  const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
 
   if (op.mode != DeployMode::kAtomic) {
     // Files are written into the destination: a link there is followed, so
@@ -499,9 +541,15 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     }
     fs::path staging = l.tmp() / ("stage-" + RandomHex(6));
     report({"extract", 0, 0, 0, 0});
-    auto manifest = ExtractArchive(*blob, staging, options.limits, {false, true});
+    auto manifest = ExtractArchive(*blob, staging, limits, {false, true});
     if (!manifest.ok()) {
+      fs::remove_all(staging, ec);
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+    }
+    if (auto differs = ManifestMismatch(op, label, *manifest)) {
+      fs::remove_all(staging, ec);
+      DropTemporaryBlob(l, *blob);
+      return OperationOutcome::Failed(*differs);
     }
     fs::create_directories(*dest, ec);
     DropTemporaryBlob(l, *blob);
@@ -530,8 +578,30 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   auto meta = ReadMeta(l, name);
   bool cached = fs::is_directory(fs::symlink_status(release_dir, ec)) && meta.ok() &&
                 meta->sha256 == op.sha256;
+  if (cached && !op.manifest_hash.empty() && meta->manifest_hash != op.manifest_hash) {
+    log(LogLevel::kWarning, "release " + name +
+                                " on the target does not have the build's manifest: extracting it "
+                                "again");
+    cached = false;
+  }
+  if (cached && !meta->tree_stamp.empty()) {
+    // Only the switch, if nothing below the release changed since it was
+    // extracted and verified: one lstat per entry, no content read.
+    auto stamp = TreeStamp(release_dir);
+    if (!stamp.ok() || *stamp != meta->tree_stamp) {
+      log(LogLevel::kWarning,
+          "release " + name +
+              " was changed on the target after it was extracted (files written, added or "
+              "removed): extracting it again");
+      cached = false;
+    }
+  }
   if (cached) {
-    log(LogLevel::kInfo, "release " + name + " is still on the target: switching only");
+    log(LogLevel::kInfo, "release " + name +
+                             (meta->tree_stamp.empty()
+                                  ? " is still on the target: switching only"
+                                  : " is still on the target, unchanged since it was verified: "
+                                    "switching only"));
   } else {
     auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
     if (!blob.ok()) {
@@ -544,10 +614,15 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     // Durability: one syncfs after the extraction instead of an fsync per
     // file and directory (thousands of journal commits). It also flushes
     // other dirty data of that filesystem, which a busy target pays for.
-    auto manifest = ExtractArchive(*blob, partial, options.limits, {false, true});
+    auto manifest = ExtractArchive(*blob, partial, limits, {false, true});
     DropTemporaryBlob(l, *blob);
     if (!manifest.ok()) {
+      fs::remove_all(partial, ec);
       return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+    }
+    if (auto differs = ManifestMismatch(op, label, *manifest)) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Failed(*differs);
     }
     if (options.fsync) {
       Status synced = SyncFilesystem(partial);
@@ -561,18 +636,25 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
       return OperationOutcome::Error(Cancelled("cancelled"));
     }
     ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
-                  op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes};
+                  op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes, ""};
+    Status placed = PlaceRelease(l, partial, release_dir);
+    if (!placed.ok()) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Error(placed);
+    }
+    if (options.fsync) (void)FsyncDir(l.releases());
+    // Stamped after the rename (which touches only the directory itself), so
+    // a later re-deploy can tell the tree is still the verified one.
+    auto stamp = TreeStamp(release_dir);
+    if (stamp.ok()) m.tree_stamp = *stamp;
     Status st = WriteFileAtomic(l.meta() / (name + ".json"), MetaToJson(m), 0644);
     if (!st.ok()) return OperationOutcome::Error(st);
-    if (fs::exists(fs::symlink_status(release_dir, ec))) {
-      Status rm = RemoveTree(l, release_dir);
-      if (!rm.ok()) return OperationOutcome::Error(rm);
-    }
-    fs::rename(partial, release_dir, ec);
-    if (ec) return OperationOutcome::Error(IoError("rename into releases: " + ec.message()));
-    if (options.fsync) (void)FsyncDir(l.releases());
     log(LogLevel::kInfo, "extracted " + std::to_string(manifest->file_count) + " files (" +
-                             std::to_string(manifest->total_bytes) + " bytes) into " + name);
+                             std::to_string(manifest->total_bytes) + " bytes) into " + name +
+                             (op.manifest_hash.empty()
+                                  ? ""
+                                  : ", verified against the build's manifest (" +
+                                        op.manifest_hash.substr(0, 12) + ")"));
     report({"extract", 0, 0, manifest->file_count, manifest->file_count});
   }
 
@@ -924,6 +1006,30 @@ Result<ValidationReport> AgentRunner::Validate(std::string_view target_path,
   std::string name = LinkedRelease(l, root / "current");
   if (name.empty()) return NotFound("nothing is deployed: " + (root / "current").string());
   return ValidateTree(l.releases() / name, manifest);
+}
+
+std::string ArchiveLimitsToJson(const ArchiveLimits& limits) {
+  json j = {{"max_entries", limits.max_entries},
+            {"max_total_bytes", limits.max_total_bytes},
+            {"max_entry_bytes", limits.max_entry_bytes},
+            {"max_compression_ratio", limits.max_compression_ratio},
+            {"ratio_check_min_bytes", limits.ratio_check_min_bytes}};
+  return j.dump();
+}
+
+Result<ArchiveLimits> ArchiveLimitsFromJson(std::string_view text) {
+  try {
+    json j = json::parse(text);
+    ArchiveLimits l;
+    l.max_entries = j.value("max_entries", l.max_entries);
+    l.max_total_bytes = j.value("max_total_bytes", l.max_total_bytes);
+    l.max_entry_bytes = j.value("max_entry_bytes", l.max_entry_bytes);
+    l.max_compression_ratio = j.value("max_compression_ratio", l.max_compression_ratio);
+    l.ratio_check_min_bytes = j.value("ratio_check_min_bytes", l.ratio_check_min_bytes);
+    return l;
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("bad archive limits: ") + e.what());
+  }
 }
 
 std::string TargetStateToJson(const TargetState& s) {

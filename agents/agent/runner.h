@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,9 @@ using RunnerLog = std::function<void(LogLevel level, std::string_view text)>;
 struct DeployLabel {
   std::string release;
   std::string build;
+  // The server's archive limits (reprise-server --artifact-*), so an agent
+  // accepts what the server accepted; unset: the agent's own (RunnerOptions).
+  std::optional<ArchiveLimits> limits = {};
 };
 
 // Gets artifact bytes onto this machine.
@@ -141,6 +145,8 @@ std::string ReleaseDirName(const DeployLabel& label, std::string_view artifact,
 std::string TargetStateToJson(const TargetState& state);
 Result<TargetState> TargetStateFromJson(std::string_view json);
 std::string ValidationReportToJson(const ValidationReport& report);
+std::string ArchiveLimitsToJson(const ArchiveLimits& limits);
+Result<ArchiveLimits> ArchiveLimitsFromJson(std::string_view json);
 Result<ValidationReport> ValidationReportFromJson(std::string_view json);
 
 }  // namespace reprise

@@ -185,6 +185,14 @@ struct ValidationReport {
 [[nodiscard]] Result<ValidationReport> ValidateTree(const std::filesystem::path& dir,
                                                     const Manifest& manifest);
 
+// A cheap fingerprint of everything below `dir` (not `dir` itself): the
+// path, type, mode, size, mtime, ctime and inode number of every entry, one
+// lstat each, no content read. Writing, truncating, chmod-ing, adding,
+// removing or replacing anything below `dir` changes it (ctime cannot be set
+// back by a user); reading does not. Taken right after an extraction was
+// verified, it tells later whether the tree is still exactly that one.
+[[nodiscard]] Result<std::string> TreeStamp(const std::filesystem::path& dir);
+
 // Writes the tree under `source_dir` as a gzip-compressed pax tar to `out`
 // (entries in path order, relative paths, no owner names): the demo and the
 // benchmarks build artifacts with it. Symlinks are stored as symlinks.

@@ -98,6 +98,7 @@ Status ServerApp::Start() {
     hub_options.local_agent_root = root;
   }
   hub_options.fsync = o.fsync;
+  hub_options.archive_limits = o.archive_limits;
   Impl* self = impl_.get();
   hub_options.on_progress = [self](const std::string& target, const TransferProgress& p) {
     if (DeploymentEngine* e = self->progress_sink.load()) e->ReportProgress(target, p);

@@ -1,6 +1,7 @@
 // Kind, execution context and gates of a deployment.
 #include <algorithm>
 #include <set>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "server/catalog/catalog.h"
@@ -96,6 +97,15 @@ namespace {
 
 Result<VariableMap> Vars(const std::string& json) { return VariablesFromJson(json); }
 
+// The manifest hash recorded in an artifact's manifest JSON ("" when it has
+// none): what the deployed tree of that artifact must hash to.
+std::string ManifestHashOf(const std::string& manifest_json) {
+  auto doc = nlohmann::json::parse(manifest_json, nullptr, false);
+  if (!doc.is_object() || !doc.contains("manifest_hash") || !doc["manifest_hash"].is_string())
+    return "";
+  return doc["manifest_hash"].get<std::string>();
+}
+
 }  // namespace
 
 Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& d,
@@ -120,7 +130,11 @@ Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& d,
 
   auto artifacts = store.ListArtifacts(d.application, d.release, d.build);
   if (!artifacts.ok()) return artifacts.status();
-  for (const auto& a : *artifacts) ctx.artifact_sha256[a.name] = a.sha256;
+  for (const auto& a : *artifacts) {
+    ctx.artifact_sha256[a.name] = a.sha256;
+    std::string manifest_hash = ManifestHashOf(a.manifest_json);
+    if (!manifest_hash.empty()) ctx.artifact_manifest_hash[a.name] = manifest_hash;
+  }
 
   auto deployment_vars = Vars(d.variables_json);
   if (!deployment_vars.ok()) return deployment_vars.status();

@@ -494,6 +494,10 @@ struct AgentHub::Impl {
     op->cv.notify_all();
   }
 
+  DeployLabel DeployLabelFor(const std::string& release, const std::string& build) const {
+    return DeployLabel{release, build, o.archive_limits};
+  }
+
   struct BlobStream {
     int fd = -1;
     uint64_t offset = 0;
@@ -788,12 +792,15 @@ struct AgentHub::Impl {
           "write-file content of " + std::to_string(payload.size()) + " bytes exceeds the " +
           std::to_string(protocol::kMaxPayloadBytes) + "-byte limit of a remote agent");
     }
-    std::string header = Dump({{"type", "run"},
-                               {"op", id},
-                               {"target_path", path},
-                               {"release", label.release},
-                               {"build", label.build},
-                               {"operation", Dump(opj)}});
+    json run = {{"type", "run"},
+                {"op", id},
+                {"target_path", path},
+                {"release", label.release},
+                {"build", label.build},
+                {"operation", Dump(opj)}};
+    if (label.limits && std::holds_alternative<DeployArtifactOp>(op))
+      run["limits"] = ArchiveLimitsToJson(*label.limits);
+    std::string header = Dump(run);
     if (header.size() > protocol::kMaxHeaderBytes) {
       return OperationOutcome::Failed(std::string(OperationKind(op)) + ": the operation takes " +
                                       std::to_string(header.size()) + " bytes to send, over the " +
@@ -922,7 +929,7 @@ Result<std::unique_ptr<AgentHub>> AgentHub::Start(AgentHubOptions options) {
   Impl& im = *hub->impl_;
   im.o = std::move(options);
   im.clock = im.o.clock ? im.o.clock : &SystemClock::Instance();
-  im.default_ops = std::make_unique<Impl::HubOps>(&im, DeployLabel{});
+  im.default_ops = std::make_unique<Impl::HubOps>(&im, im.DeployLabelFor("", ""));
   if (im.o.local_agent) {
     im.local_runner =
         std::make_unique<AgentRunner>(RunnerOptions{im.o.local_agent_root, im.o.fsync, {}, 2000});
@@ -1007,7 +1014,8 @@ void AgentHub::Stop() {
 Operations& AgentHub::operations() { return *impl_->default_ops; }
 
 std::unique_ptr<Operations> AgentHub::OperationsFor(const ExecutionContext& context) {
-  return std::make_unique<Impl::HubOps>(impl_.get(), DeployLabel{context.release, context.build});
+  return std::make_unique<Impl::HubOps>(impl_.get(),
+                                        impl_->DeployLabelFor(context.release, context.build));
 }
 
 Result<TargetState> AgentHub::GetTargetState(const std::string& target) {

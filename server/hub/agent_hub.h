@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct AgentHubOptions {
   // absolute path).
   std::filesystem::path local_agent_root;
   bool fsync = true;  // the local agent's extraction (tests turn it off)
+  // The server's archive limits, sent with each deploy-artifact so agents
+  // extract what the server accepted; unset: each agent's defaults.
+  std::optional<ArchiveLimits> archive_limits;
   // Deploy progress (bytes transferred, files extracted), per target name.
   // Called from hub threads; must be quick and thread-safe.
   std::function<void(const std::string& target, const TransferProgress&)> on_progress;

@@ -14,6 +14,7 @@ TEST_CASE("a context round-trips through JSON, sensitive values included") {
   c.plan_text = "- log: hi\n";
   c.targets[1].variables["Slot"] = {"blue", false};
   c.variables[Scope::kDeployment]["Reason"] = {"hotfix", false};
+  c.artifact_manifest_hash["web"] = std::string(64, 'd');
   std::string json = ContextToJson(c);
   auto back = ContextFromJson(json);
   REQUIRE_MESSAGE(back.ok(), back.status().message());

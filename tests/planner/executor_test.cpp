@@ -96,6 +96,22 @@ TEST_CASE("target operations run on every selected target with variables expande
   CHECK(ToUnixMillis(report.steps[1].started) == 1'000'000);
 }
 
+TEST_CASE("deploy-artifact carries the build's manifest hash from the context") {
+  ExecutionContext c = SampleContext({"web-1"});
+  c.artifact_manifest_hash["web"] = std::string(64, 'd');
+  Harness h;
+  auto report =
+      h.Run("- deploy-artifact: { artifact: web }\n- deploy-artifact: { artifact: config }\n", c);
+  REQUIRE(report.outcome == Outcome::kSucceeded);
+  CHECK(std::get<DeployArtifactOp>(h.ops.calls[0].op).manifest_hash == std::string(64, 'd'));
+  // A context without one (stored before it was recorded) sends none.
+  CHECK(std::get<DeployArtifactOp>(h.ops.calls[1].op).manifest_hash.empty());
+  // It survives the agent protocol's JSON.
+  auto back = OperationFromJson(OperationToJson(h.ops.calls[0].op));
+  REQUIRE(back.ok());
+  CHECK(std::get<DeployArtifactOp>(*back).manifest_hash == std::string(64, 'd'));
+}
+
 TEST_CASE("write-file content is written verbatim, template is expanded") {
   Harness h;
   h.Run("- write-file: { path: a.sh, content: \"echo $HOME\" }\n", SampleContext());

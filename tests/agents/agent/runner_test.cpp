@@ -178,6 +178,91 @@ TEST_CASE("re-deploying a cached build is only the switch") {
   CHECK(st->previous_release == ReleaseDirName({"1.0", "2"}, "web", b2));
 }
 
+TEST_CASE("a deploy checks the extracted tree against the build's manifest hash") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}, {"b/c.txt", "see"}});
+  std::string b2 = f.source.Add({{"a.txt", "two"}});
+  Result<Manifest> m1 = ScanArchive(f.src_dir / "a0.tar.gz");
+  REQUIRE(m1.ok());
+  DeployArtifactOp good{"web", b1, "", DeployMode::kAtomic, 3, m1->manifest_hash};
+  auto out = f.Run(good, DeployLabel{"1.0", "1"});
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  bool verified = false;
+  for (const auto& l : f.lines)
+    verified |= l.find("verified against the build's manifest") != std::string::npos;
+  CHECK(verified);
+
+  // Build 2's bytes under a manifest hash that is not theirs: nothing switches.
+  DeployArtifactOp wrong{"web", b2, "", DeployMode::kAtomic, 3, std::string(64, '0')};
+  out = f.Run(wrong, DeployLabel{"1.0", "2"});
+  CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  CHECK(out.message.find("does not match the build's manifest") != std::string::npos);
+  CHECK(f.Current("a.txt") == "one");
+  CHECK_FALSE(fs::exists(f.root / ".reprise/releases" / ReleaseDirName({"1.0", "2"}, "web", b2)));
+  CHECK(fs::is_empty(f.root / ".reprise/tmp"));
+
+  // sync mode refuses the same way and writes nothing.
+  DeployArtifactOp sync{"web", b2, "mirror", DeployMode::kSync, 3, std::string(64, '0')};
+  out = f.Run(sync, DeployLabel{"1.0", "2"});
+  CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  CHECK_FALSE(fs::exists(f.root / "mirror/a.txt"));
+}
+
+TEST_CASE("a cached release changed on the target is extracted again, not switched to") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}, {"keep.txt", "k"}});
+  std::string b2 = f.source.Add({{"a.txt", "two"}});
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  const fs::path rel1 = f.root / ".reprise/releases" / ReleaseDirName({"1.0", "1"}, "web", b1);
+
+  SUBCASE("an old release edited in place") {
+    REQUIRE(f.Deploy(b2, "2").succeeded());
+    Write(rel1 / "a.txt", "ONE");  // same size: only the inode's times tell
+    f.lines.clear();
+    REQUIRE(f.Deploy(b1, "1").succeeded());
+    CHECK(f.source.fetches == 3);  // fetched and extracted again
+    CHECK(f.Current("a.txt") == "one");
+  }
+  SUBCASE("a file added to the current release, then the same build re-deployed") {
+    Write(f.root / "current/extra.txt", "x");
+    f.lines.clear();
+    REQUIRE(f.Deploy(b1, "1").succeeded());
+    CHECK(f.source.fetches == 2);
+    CHECK_FALSE(fs::exists(f.root / "current/extra.txt"));
+    CHECK(f.Current("a.txt") == "one");
+    CHECK(f.Current("keep.txt") == "k");
+  }
+  bool said = false;
+  for (const auto& l : f.lines) said |= l.find("was changed on the target") != std::string::npos;
+  CHECK(said);
+  CHECK(fs::is_empty(f.root / ".reprise/tmp"));
+  // Unchanged since, so the next re-deploy is only the switch again.
+  f.lines.clear();
+  int fetches = f.source.fetches;
+  REQUIRE(f.Deploy(b1, "1").succeeded());
+  CHECK(f.source.fetches == fetches);
+}
+
+TEST_CASE("the server's archive limits, when sent, are the ones the agent extracts with") {
+  Fixture f;
+  std::string b1 = f.source.Add({{"a.txt", "one"}, {"b.txt", "two"}, {"c.txt", "three"}});
+  ArchiveLimits tight;
+  tight.max_entries = 2;
+  DeployLabel label{"1.0", "1", tight};
+  auto out = f.Run(DeployArtifactOp{"web", b1, "", DeployMode::kAtomic, 3}, label);
+  CHECK(out.kind == OperationOutcome::Kind::kFailed);
+  CHECK(out.message.find("max_entries") != std::string::npos);
+  CHECK_FALSE(fs::exists(f.root / "current"));
+  REQUIRE(f.Run(DeployArtifactOp{"web", b1, "", DeployMode::kAtomic, 3}, DeployLabel{"1.0", "1"})
+              .succeeded());
+
+  auto round = ArchiveLimitsFromJson(ArchiveLimitsToJson(tight));
+  REQUIRE(round.ok());
+  CHECK(round->max_entries == 2);
+  CHECK(round->max_total_bytes == tight.max_total_bytes);
+  CHECK(ArchiveLimitsFromJson("[").status().code() == Code::kInvalidArgument);
+}
+
 TEST_CASE("keep K releases, never the current or the previous one") {
   Fixture f;
   std::vector<std::string> shas;

@@ -16,6 +16,7 @@
 #include "agents/deployer/archive.h"
 #include "agents/deployer/entry_rules.h"
 #include "common/crypto.h"
+#include "common/fs.h"
 #include "tests/agents/deployer/archive_corpus.h"
 #include "tests/temp_dir.h"
 
@@ -433,6 +434,45 @@ TEST_CASE("ValidateTree reports missing, changed and extra paths") {
   Result<ValidationReport> planted = ValidateTree(dest, *m);
   REQUIRE(planted.ok());
   CHECK(planted->extra == std::vector<std::string>{"d/escape", "d/new"});
+}
+
+TEST_CASE("TreeStamp changes with any change below the directory, never by reading") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "a.tar";
+  WriteArchive(archive, ArchiveKind::kTar,
+               {File("a", "alpha"), Dir("d"), File("d/e", "epsilon"), Symlink("l", "a")});
+  fs::path dest = tmp.path() / "dest";
+  REQUIRE(ExtractArchive(archive, dest).ok());
+  Result<std::string> first = TreeStamp(dest);
+  REQUIRE(first.ok());
+  CHECK(first->size() == 64);
+  // Reading and validating leave it alone; renaming the directory itself too.
+  REQUIRE(ValidateTree(dest, *ScanArchive(archive)).ok());
+  CHECK(*ReadFileToString(dest / "d/e") == "epsilon");
+  fs::rename(dest, tmp.path() / "moved");
+  dest = tmp.path() / "moved";
+  CHECK(*TreeStamp(dest) == *first);
+
+  std::string before = *first;
+  auto changed = [&](const char* what) {
+    CAPTURE(what);
+    Result<std::string> now = TreeStamp(dest);
+    REQUIRE(now.ok());
+    CHECK(*now != before);
+    before = *now;
+  };
+  WriteBytes(dest / "a", "ALPHA");  // same size, new content
+  changed("rewritten");
+  fs::permissions(dest / "d/e", fs::perms(0600));
+  changed("chmod");
+  WriteBytes(dest / "d/new", "n");
+  changed("added");
+  fs::remove(dest / "d/new");
+  changed("removed");
+  fs::remove(dest / "l");
+  fs::create_symlink("d/e", dest / "l");
+  changed("symlink retargeted");
+  CHECK(TreeStamp(tmp.path() / "nope").status().code() != Code::kOk);
 }
 
 TEST_CASE("manifest JSON round-trips and is checked") {

@@ -75,6 +75,16 @@ TEST_CASE("re-deploying build 1 to Production is a rollback that restores build 
   for (const auto& e : manifest["entries"])
     if (e["type"] == "file") expected[e["path"]] = e["sha256"];
   CHECK(HashTree(f.root() / "prod-web" / "current") == expected);
+  // The deployment carried the build's manifest hash, and the agent switched
+  // to its cached release only after finding it unchanged since it was verified.
+  CHECK(done["execution_context"]["artifact_manifests"]["web"] == manifest["manifest_hash"]);
+  auto log = Body(f.Admin().Get("/api/v1/deployments/" +
+                                std::to_string(rollback["id"].get<int64_t>()) + "/log"));
+  bool unchanged = false;
+  for (const auto& line : log["lines"])
+    unchanged |= line["text"].get<std::string>().find(
+                     "unchanged since it was verified") != std::string::npos;
+  CHECK_MESSAGE(unchanged, log.dump());
 
   // The migration ran for each promotion, not for the rollback.
   CHECK(ReadFile(f.root() / "prod-web" / "migrations.log") == "1\n2\n");

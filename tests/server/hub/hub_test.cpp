@@ -127,6 +127,43 @@ TEST_CASE("enroll, approve, deploy, re-deploy from the cache, validate") {
   CHECK(found);
 }
 
+TEST_CASE(
+    "over the channel: the server's archive limits and the build's manifest hash are checked by "
+    "the agent") {
+  ArchiveLimits tight;
+  tight.max_entries = 2;
+  HubFixture f(false, false, [&](AgentHubOptions& o) { o.archive_limits = tight; });
+  fs::path root = f.tmp.path() / "lim";
+  f.AddTarget("lim1", "lim", root);
+  TargetInfo t{"lim1", "lim", root.string(), {}};
+  auto agent = f.StartAgent("lim", root, f.Token(true));
+  REQUIRE_MESSAGE(f.WaitStatus("lim", "online"), agent->Log());
+
+  std::string three = f.AddArtifact({{"a", "1"}, {"b", "2"}, {"c", "3"}});
+  auto refused = RunOn(*f.hub, t, Deploy(three));
+  CHECK(refused.kind == OperationOutcome::Kind::kFailed);
+  CHECK_MESSAGE(refused.message.find("max_entries") != std::string::npos, refused.message);
+  CHECK_FALSE(fs::exists(root / "current"));
+
+  Manifest m;
+  std::string two = f.AddArtifact({{"index.html", "two"}}, &m);
+  DeployArtifactOp wrong = Deploy(two);
+  wrong.manifest_hash = std::string(64, 'f');
+  auto mismatch = RunOn(*f.hub, t, wrong, "2");
+  CHECK(mismatch.kind == OperationOutcome::Kind::kFailed);
+  CHECK_MESSAGE(mismatch.message.find("does not match the build's manifest") != std::string::npos,
+                mismatch.message);
+  CHECK_FALSE(fs::exists(root / "current"));
+
+  DeployArtifactOp right = Deploy(two);
+  right.manifest_hash = m.manifest_hash;
+  LogCollector logs;
+  auto ok = RunOn(*f.hub, t, right, "2", &logs);
+  REQUIRE_MESSAGE(ok.succeeded(), ok.message);
+  CHECK(ReadFile(root / "current/index.html") == "two");
+  CHECK(logs.Contains("verified against the build's manifest"));
+}
+
 TEST_CASE("file operations and exec run on the agent, confined to the target root") {
   HubFixture f;
   fs::path root = f.tmp.path() / "a2";
