@@ -12,6 +12,13 @@
 namespace reprise {
 namespace {
 
+// The server's roles: a step or gate naming anything else would wait for nobody.
+constexpr const char* kKnownRoles = "viewer, deployer, release-manager, admin";
+bool IsKnownRole(std::string_view role) {
+  return role == "viewer" || role == "deployer" || role == "release-manager" || role == "admin";
+}
+
+
 constexpr int kMaxNesting = 32;
 
 // Formats errors for one source. Plans embedded in a spec as text report
@@ -364,12 +371,9 @@ class PlanParser {
       REPRISE_ASSIGN_OR_RETURN(s.message, Required(f, v, "message", kind));
       if (f.Has("role")) {
         REPRISE_ASSIGN_OR_RETURN(s.role, ReadString(r_, f.Get("role"), Quoted("role", kind)));
-        // The server's roles: anything else would be nobody's.
-        if (s.role != "viewer" && s.role != "deployer" && s.role != "release-manager" &&
-            s.role != "admin")
-          return r_.Error(f.Get("role"), "unknown role '" + s.role +
-                                             "' in manual (expected: viewer, deployer, "
-                                             "release-manager, admin)");
+        if (!IsKnownRole(s.role))
+          return r_.Error(f.Get("role"), "unknown role '" + s.role + "' in manual (expected: " +
+                                             kKnownRoles + ")");
       }
       return StepBody(s);
     }
@@ -657,6 +661,9 @@ Result<GateSpec> ReadGates(const Reader& r, const YAML::Node& node) {
     if (af.Has("role")) {
       REPRISE_ASSIGN_OR_RETURN(gates.approvals.role,
                                ReadString(r, af.Get("role"), "'role' in approvals"));
+      if (!gates.approvals.role.empty() && !IsKnownRole(gates.approvals.role))
+        return r.Error(af.Get("role"), "unknown role '" + gates.approvals.role +
+                                           "' in approvals (expected: " + kKnownRoles + ")");
     }
   }
   std::shared_ptr<const TimeZone> zone;  // for windows that name none; null: UTC

@@ -96,6 +96,9 @@ TEST_CASE("spec errors carry position and name the key") {
         "deploy-artifact (allowed: artifact, to, mode, keep)");
   CHECK(ErrorOf(Replace(kSpec, "count: 2", "count: two")) ==
         "shop.yaml:16:27: 'count' in approvals must be an integer, not \"two\"");
+  CHECK(ErrorOf(Replace(kSpec, "role: release-manager }", "role: release-manger }")) ==
+        "shop.yaml:16:36: unknown role 'release-manger' in approvals (expected: viewer, "
+        "deployer, release-manager, admin)");
   CHECK(ErrorOf(Replace(kSpec, "Mon-Fri 22:00-06:00", "weekdays")) ==
         "shop.yaml:17:16: 'window' in gates: bad deployment window \"weekdays\": missing time "
         "range (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00 Europe/Berlin\"; "
