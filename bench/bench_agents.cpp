@@ -31,8 +31,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <sstream>
 #include <thread>
 #include <vector>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "agents/deployer/archive.h"
 #include "agents/protocol/protocol.h"
@@ -242,10 +246,30 @@ struct Bench {
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
+// One idle agent's connection, plain or TLS: what the measurement keeps open.
+struct IdleConn {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  bool Send(const std::string& bytes) {
+    if (ssl) return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) > 0;
+    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) >= 0;
+  }
+  ssize_t Recv(char* buf, size_t n) {
+    if (ssl) return SSL_read(ssl, buf, static_cast<int>(n));
+    return ::recv(fd, buf, n, 0);
+  }
+  void Close() {
+    if (ssl) SSL_free(ssl);
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 // The idle-agents measurement runs in a child process so the parent's RSS
-// (archives read into memory above) does not count.
-void IdleAgents(const Options& o) {
-  fs::path dir = o.work / "idle";
+// (archives read into memory above) does not count. With `tls` the hub
+// listens as reprise-server does by default and every agent completes a TLS
+// handshake, pinning the certificate as reprise-agent does.
+void IdleAgents(const Options& o, bool tls) {
+  fs::path dir = o.work / (tls ? "idle-tls" : "idle");
   fs::create_directories(dir);
   int ready[2];
   if (::pipe(ready) != 0) return;
@@ -256,13 +280,16 @@ void IdleAgents(const Options& o) {
     if (!store.ok()) _exit(1);
     AgentHubOptions ho;
     ho.store = store->get();
-    ho.tls = false;
+    ho.tls = tls;
+    ho.data_dir = dir / "data";
     ho.heartbeat_timeout = std::chrono::minutes(10);
     ho.handshake_timeout = std::chrono::minutes(10);
+    ho.max_unauthenticated = 1 << 20;  // the agents connect one after the other anyway
     auto hub = AgentHub::Start(ho);
     if (!hub.ok()) _exit(1);
     auto token = (*hub)->CreateEnrollToken(true, std::chrono::seconds(3600), "bench");
-    std::string msg = std::to_string((*hub)->port()) + " " + *token + "\n";
+    std::string fp = tls ? (*hub)->cert_fingerprint() : "-";
+    std::string msg = std::to_string((*hub)->port()) + " " + *token + " " + fp + "\n";
     if (::write(ready[1], msg.data(), msg.size()) < 0) _exit(1);
     // Report "online" counts on request: the parent reads /proc for RSS.
     while (true) {
@@ -274,40 +301,67 @@ void IdleAgents(const Options& o) {
     }
   }
   ::close(ready[1]);
-  char buf[256] = {0};
+  char buf[512] = {0};
   ssize_t n = ::read(ready[0], buf, sizeof buf - 1);
   if (n <= 0) {
     std::printf("idle agents: the hub did not start\n");
     return;
   }
-  int port = std::atoi(buf);
-  std::string token = std::string(buf).substr(std::string(buf).find(' ') + 1);
-  token.pop_back();
+  std::istringstream words{std::string(buf)};
+  int port = 0;
+  std::string token, fingerprint;
+  words >> port >> token >> fingerprint;
+  if (fingerprint == "-") fingerprint.clear();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   long base_kb = RssKb(hub_pid);
 
+  SSL_CTX* ctx = tls ? SSL_CTX_new(TLS_client_method()) : nullptr;
   // Minimal agents: a socket each, hello + auth, then silence.
-  std::vector<int> socks;
+  std::vector<IdleConn> conns;
   auto t0 = Steady::now();
   for (int i = 0; i < o.idle; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    IdleConn c;
+    c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) break;
+    if (c.fd < 0 || ::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) break;
+    if (ctx) {
+      c.ssl = SSL_new(ctx);
+      SSL_set_fd(c.ssl, c.fd);
+      if (SSL_connect(c.ssl) != 1) {
+        c.Close();
+        break;
+      }
+      // The pin as reprise-agent checks it: SHA-256 of the certificate's DER.
+      X509* peer = SSL_get1_peer_certificate(c.ssl);
+      std::string der;
+      if (int len = peer ? i2d_X509(peer, nullptr) : 0; len > 0) {
+        der.resize(static_cast<size_t>(len));
+        auto* out = reinterpret_cast<unsigned char*>(der.data());
+        i2d_X509(peer, &out);
+      }
+      X509_free(peer);
+      bool pinned = !der.empty() && Sha256Hex(der) == fingerprint;
+      if (!pinned) {
+        std::printf("idle agents: the server certificate is not the pinned one\n");
+        c.Close();
+        break;
+      }
+    }
     auto id = protocol::Identity::Generate();
     std::string name = "idle-" + std::to_string(i);
     std::string hello = "{\"type\":\"hello\",\"protocol\":1,\"name\":\"" + name +
                         "\",\"version\":\"bench\",\"public_key\":\"" + id->public_key_hex() +
                         "\",\"enroll_token\":\"" + token + "\"}";
     auto f = protocol::EncodeFrame(hello, "");
-    if (::send(fd, f->data(), f->size(), MSG_NOSIGNAL) < 0) break;
+    if (!c.Send(*f)) break;
     protocol::FrameDecoder dec;
     std::string nonce;
     while (nonce.empty()) {
       char b[4096];
-      ssize_t r = ::recv(fd, b, sizeof b, 0);
+      ssize_t r = c.Recv(b, sizeof b);
       if (r <= 0) break;
       (void)dec.Feed(std::string_view(b, static_cast<size_t>(r)));
       if (auto fr = dec.Next()) {
@@ -315,25 +369,26 @@ void IdleAgents(const Options& o) {
         if (p != std::string::npos) nonce = fr->header.substr(p + 9, 64);
       }
     }
-    auto sig = id->Sign(protocol::AuthMessage(nonce, name, ""));
+    auto sig = id->Sign(protocol::AuthMessage(nonce, name, fingerprint));
     auto a2 = protocol::EncodeFrame("{\"type\":\"auth\",\"signature\":\"" + *sig + "\"}", "");
-    if (::send(fd, a2->data(), a2->size(), MSG_NOSIGNAL) < 0) break;
-    socks.push_back(fd);
+    if (!c.Send(*a2)) break;
+    conns.push_back(c);
   }
   double connect_s = Seconds(t0, Steady::now());
   bool all = WaitUntil(
       [&] {
         auto s = ReadFileToString(dir / "online");
-        return s.ok() && std::atoi(s->c_str()) >= static_cast<int>(socks.size());
+        return s.ok() && std::atoi(s->c_str()) >= static_cast<int>(conns.size());
       },
       std::chrono::seconds(120));
   std::this_thread::sleep_for(std::chrono::seconds(1));
   long rss_kb = RssKb(hub_pid);
   std::printf(
       "%-44s %8.1f MB  (empty hub %.1f MB; %zu agents connected in %.1f s%s)  target < 200 MB\n",
-      "hub RSS with idle connected agents", rss_kb / 1024.0, base_kb / 1024.0, socks.size(),
-      connect_s, all ? "" : ", NOT all online");
-  for (int fd : socks) ::close(fd);
+      tls ? "hub RSS with idle agents, TLS" : "hub RSS with idle agents, plain TCP", rss_kb / 1024.0,
+      base_kb / 1024.0, conns.size(), connect_s, all ? "" : ", NOT all online");
+  for (IdleConn& c : conns) c.Close();
+  if (ctx) SSL_CTX_free(ctx);
   ::kill(hub_pid, SIGKILL);
   ::waitpid(hub_pid, nullptr, 0);
 }
@@ -471,7 +526,10 @@ int main(int argc, char** argv) {
                   "skipped (no ansible-playbook, or SKIP_ANSIBLE)");
     }
   }
-  if (o.idle > 0) IdleAgents(o);
+  if (o.idle > 0) {
+    IdleAgents(o, true);
+    IdleAgents(o, false);
+  }
   fs::remove_all(o.work);
   return 0;
 }

@@ -53,6 +53,22 @@ TEST_CASE("re-deploying build 1 to Production is a rollback that restores build 
   CHECK(preview["targets"][0]["added"] == json::array({"legacy.txt"}));
   CHECK(preview["targets"][0]["deleted"] == json::array({"api/status.json"}));
   CHECK(preview["targets"][0]["overwritten"] == json::array({"index.html"}));
+  // ...which gates hold before it may run (a re-deploy skips the stage order,
+  // Production's approval is still needed)...
+  std::map<std::string, bool> gates;
+  for (const auto& g : preview["gates"]) gates[g["gate"]] = g["holds"];
+  CHECK(gates.count("previous-stage") == 1);
+  CHECK(gates["previous-stage"] == true);
+  CHECK(gates.count("approvals") == 1);
+  CHECK(gates["approvals"] == false);
+  // ...and what the plan would do on the target, from the build's snapshot.
+  REQUIRE(preview["operations"].contains("prod-web"));
+  std::string ops = preview["operations"]["prod-web"].dump();
+  CHECK(ops.find("deploy-artifact") != std::string::npos);
+  // On a rollback the migration branch is skipped.
+  CHECK(ops.find("if !$IsRollback: false") != std::string::npos);
+  CHECK(ops.find("migrations.log") == std::string::npos);
+  CHECK(preview["problems"].empty());
 
   auto rollback = f.Deploy(rita, 1, {{"stage", "Production"}});
   CHECK(rollback["kind"] == "rollback");
