@@ -41,6 +41,7 @@ commands:
   approve ID [--comment C]                  approve a deployment waiting for approval
   reject ID [--comment C]                   reject it
   cancel ID [--comment C]                   cancel a deployment that has not finished
+  validate TARGET                           are the target's files exactly its build's?
   version                                   print the CLI's version
 
 options:
@@ -49,7 +50,8 @@ options:
   --json          print the API's JSON instead of text
 
 exit status: 0 ok; 1 an error, or a deployment (deploy --wait, log --follow)
-that did not succeed; 2 a usage error.
+that did not succeed; 2 a usage error. validate: 0 the files match, 1 they
+differ, 2 they could not be checked (or a usage error).
 )";
 
 // ---------------------------------------------------------------- plumbing
@@ -756,6 +758,52 @@ Outcome Action(Ctx& c, const std::string& action, const char* done) {
   return Outcome::Ok();
 }
 
+// ---------------------------------------------------------------- validate
+
+// Exit status of `validate`, like diff(1): 0 the files match, 1 they differ,
+// 2 they could not be checked.
+constexpr int kValidateDiffers = 1;
+constexpr int kValidateTrouble = 2;
+
+std::string Count(size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+Outcome Validate(Ctx& c) {
+  const std::string& target = c.args.positional[1];
+  Json body = Json::object();
+  auto r = Call(c.client, "POST", "/api/v1/targets/" + PathSegment(target) + "/validate", &body);
+  if (!r.ok()) {
+    c.err << "error: " << r.status().message() << "\n";
+    return Outcome::Exit(kValidateTrouble);
+  }
+  const Json& v = *r;
+  const bool ok = v.value("ok", false);
+  if (c.json) {
+    c.out << Pretty(v) << "\n";
+    return ok ? Outcome::Ok() : Outcome::Exit(kValidateDiffers);
+  }
+  const Json missing = v.value("missing", Json::array());
+  const Json changed = v.value("changed", Json::array());
+  const Json extra = v.value("extra", Json::array());
+  const size_t checked = static_cast<size_t>(Int(v, "files_checked"));
+  c.out << Str(v, "target", target) << ": " << Str(v, "release") << " build " << Str(v, "build")
+        << " (artifact " << Str(v, "artifact") << ", sha256 " << Str(v, "sha256") << ") on agent "
+        << Str(v, "agent") << "\n";
+  if (ok) {
+    c.out << "ok: " << Count(checked, "file matches", "files match") << "\n";
+    return Outcome::Ok();
+  }
+  c.out << "differs: " << missing.size() << " missing, " << changed.size() << " changed, "
+        << extra.size() << " extra (" << Count(checked, "file", "files") << " re-hashed)\n";
+  auto text = [](const Json& p) { return p.is_string() ? p.get<std::string>() : p.dump(); };
+  for (const auto& p : missing) c.out << "  missing  " << text(p) << "\n";
+  for (const auto& p : changed)
+    c.out << "  changed  " << Str(p, "path") << ": " << Str(p, "problem") << "\n";
+  for (const auto& p : extra) c.out << "  extra    " << text(p) << "\n";
+  return Outcome::Exit(kValidateDiffers);
+}
+
 // ---------------------------------------------------------------- dispatch
 
 struct Command {
@@ -798,6 +846,7 @@ const std::vector<Command>& Commands() {
        Deployments,
        "reprise deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]"},
       {{"log"}, 1, {"follow"}, Log, "reprise log ID [--follow]"},
+      {{"validate"}, 1, {}, Validate, "reprise validate TARGET"},
       {{"approve"},
        1,
        {"comment"},

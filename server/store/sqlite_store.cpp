@@ -410,6 +410,13 @@ class SqliteStore final : public Store {
         "SELECT DISTINCT sha256 FROM artifacts ORDER BY sha256", [](SQLite::Statement&) {},
         [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
   }
+  Result<std::vector<ArtifactRecord>> FindArtifactsBySha256(const std::string& sha256) override {
+    // artifacts_by_sha serves the lookup.
+    return Many<ArtifactRecord>(
+        std::string(kArtifactColumns) +
+            " WHERE sha256=? ORDER BY created_at, application, release, build, name",
+        [&](SQLite::Statement& q) { q.bind(1, sha256); }, ReadArtifact);
+  }
 
 
   // ---- retention helpers

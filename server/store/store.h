@@ -303,6 +303,9 @@ class Store {
   virtual Result<std::vector<BuildRecord>> ListAllBuilds() = 0;
   // Every sha256 still referenced by an artifact record.
   virtual Result<std::vector<std::string>> ReferencedBlobs() = 0;
+  // Every artifact record of these bytes (the same archive uploaded under
+  // several builds or names), oldest first; empty when there is none.
+  virtual Result<std::vector<ArtifactRecord>> FindArtifactsBySha256(const std::string& sha256) = 0;
 
   // kAlreadyExists when taken.
   virtual Status CreateUser(const UserRecord& user) = 0;

@@ -4,7 +4,7 @@
 // Each scenario is a step; the first failure stops the run (later steps build
 // on earlier ones), saves a screenshot and exits non-zero.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync, appendFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -380,6 +380,33 @@ step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the
   if (existsSync(page) && !readFileSync(page, 'utf8').includes('build 1')) throw new Error(`${page} does not hold build 1`);
 });
 
+step('Verify files on Production: the files match build 1; a file edited under current/ is named', async () => {
+  const manifest = await api('GET', '/applications/shop/releases/1.0.0/builds/1/artifacts/web/manifest');
+  const files = manifest.manifest.file_count;
+  await openBoard(admin);
+  const button = admin.getByRole('button', { name: 'Verify files on prod-web' });
+  await button.click();
+  await waitText(admin, '#verify-prod-web-result', `${files} files match build 1.0.0 build 1`);
+  // Someone edits a file on the machine (one no later step reads).
+  const css = join(dataDir, 'targets', 'prod-web', 'current', 'css', 'site.css');
+  if (!existsSync(css)) throw new Error(`${css} is not there to edit`);
+  appendFileSync(css, '/* edited by hand on the server */\n');
+  // Again from the keyboard: Enter on the focused button.
+  await button.focus();
+  await admin.keyboard.press('Enter');
+  await waitText(admin, '#verify-prod-web-result', '1 problem against build 1.0.0 build 1');
+  const item = admin.locator('#verify-prod-web-result li', { hasText: 'css/site.css' });
+  await item.waitFor();
+  const text = await item.textContent();
+  if (!text.includes('changed') || !text.includes('size')) throw new Error(`the problem reads: ${text}`);
+  const back = await admin.evaluate(() => document.activeElement && document.activeElement.getAttribute('aria-label'));
+  if (back !== 'Verify files on prod-web') throw new Error(`focus moved to ${back} during the check`);
+  await admin.screenshot({ path: join(shotDir, 'board-verify.png'), fullPage: true });
+  const audit = await api('GET', '/audit?action=target.validate&subject=prod-web');
+  if (!audit.items.length || !audit.items[0].summary.startsWith('1 problem') || audit.items[0].actor !== 'admin')
+    throw new Error(`the check is not audited: ${JSON.stringify(audit.items.slice(0, 2))}`);
+});
+
 step('the board shows the hold after the rollback; a release manager clears it', async () => {
   const app = await api('GET', '/applications/shop');
   const prod = app.stages.find((s) => s.stage === 'Production');
@@ -646,6 +673,8 @@ step('a viewer trying to deploy sees a clear refusal', async () => {
   const vic = await newUserPage('vic');
   await login(vic, 'vic', USERS.vic.password);
   await openBoard(vic);
+  if (await vic.getByRole('button', { name: 'Verify files on prod-web' }).count())
+    throw new Error('a viewer is offered "Verify files", which needs deployer');
   await vic.getByRole('button', { name: 'Re-Deploy 1.0.0 build 2 to Testing' }).first().click();
   const dialog = vic.locator('dialog[open]');
   await dialog.waitFor();
@@ -660,6 +689,9 @@ step('phone width: the board and a deployment page fit without horizontal scroll
   const phone = await newUserPage('phone', PHONE, { isMobile: true, hasTouch: true });
   await login(phone, 'dave', USERS.dave.password);
   await openBoard(phone);
+  // A deployer verifies Production's files there too; the problem list fits as well.
+  await phone.getByRole('button', { name: 'Verify files on prod-web' }).click();
+  await phone.locator('#verify-prod-web-result li', { hasText: 'css/site.css' }).waitFor();
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await phone.screenshot({ path: join(shotDir, 'board-phone.png'), fullPage: true });
   if (overflow > 2) throw new Error(`the board is ${overflow}px wider than the phone screen`);

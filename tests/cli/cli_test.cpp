@@ -324,3 +324,55 @@ TEST_CASE("usage errors exit 2; API and connection errors exit 1; the token is n
 }
 
 }  // namespace reprise::testing
+
+namespace reprise::testing {
+
+TEST_CASE("validate exits 0 when the files match, 1 when they differ, 2 when it cannot check") {
+  CliFixture f;
+  // The demo deploys build 1 to every stage when it starts.
+  bool deployed = false;
+  for (int i = 0; i < 1500 && !deployed; ++i) {
+    auto list = json::parse(
+        f.server().Admin().Get("/api/v1/deployments?stage=Production&status=succeeded").body);
+    deployed = !list["items"].empty();
+    if (!deployed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(deployed);
+
+  auto ok = f.Run({"validate", "prod-web"});
+  CHECK(ok.code == 0);
+  CHECK(Contains(ok.out, "prod-web: 1.0.0 build 1 (artifact web, sha256 "));
+  CHECK(Contains(ok.out, "on agent local"));
+  CHECK(Contains(ok.out, "ok: 5 files match\n"));
+
+  auto as_json = f.Run({"validate", "prod-web", "--json"});
+  CHECK(as_json.code == 0);
+  json report = json::parse(as_json.out);
+  CHECK(report["ok"] == true);
+  CHECK(report["files_checked"] == 5);
+
+  const fs::path current = f.server().data_dir() / "targets" / "prod-web" / "current";
+  // The same size as build 1's app.js, other bytes.
+  REQUIRE(WriteFileAtomic(current / "app.js", "console.log('patched');\n").ok());
+  auto differs = f.Run({"validate", "prod-web"});
+  CHECK(differs.code == 1);
+  CHECK(Contains(differs.out, "differs: 0 missing, 1 changed, 0 extra"));
+  CHECK(Contains(differs.out, "\n  changed  app.js: content differs\n"));
+  auto differs_json = f.Run({"validate", "prod-web", "--json"});
+  CHECK(differs_json.code == 1);
+  CHECK(json::parse(differs_json.out)["changed"][0]["path"] == "app.js");
+
+  auto unknown = f.Run({"validate", "no-such-web"});
+  CHECK(unknown.code == 2);
+  CHECK(Contains(unknown.err, "error: target 'no-such-web' not found (HTTP 404, not_found)"));
+  auto usage = f.Run({"validate"});
+  CHECK(usage.code == 2);
+  CHECK(Contains(usage.err, "usage: reprise validate TARGET"));
+  const std::string viewer = f.server().CreateUser("vera", "viewer");
+  auto refused = f.Run({"validate", "prod-web"}, viewer);
+  CHECK(refused.code == 2);
+  CHECK(Contains(refused.err, "HTTP 403"));
+  CHECK_FALSE(Contains(refused.out + refused.err, viewer));
+}
+
+}  // namespace reprise::testing

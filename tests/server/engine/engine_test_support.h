@@ -141,6 +141,9 @@ plans:
                     "the agent did not come online: ", agent_->Log());
   }
 
+  // Kills the agent process (SIGKILL), as a machine going away would.
+  void StopAgent() { agent_.reset(); }
+
   static std::string BuildPath(int build) {
     return "/api/v1/applications/shop/releases/1.0/builds/" + std::to_string(build);
   }

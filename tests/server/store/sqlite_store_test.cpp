@@ -104,6 +104,33 @@ TEST_CASE("artifacts are immutable: same bytes is a no-op, other bytes conflict"
   CHECK(stored->sha256 == std::string(64, 'a'));
 }
 
+TEST_CASE("artifacts are found by their sha256, every record of the same bytes, oldest first") {
+  TempDir dir;
+  auto s = Open(dir);
+  SeedRelease(*s);
+  REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
+  REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 2, "t"}).ok());
+  const std::string same(64, 'c');
+  REQUIRE(s->AddArtifact({"shop", "1.0", 2, "web", same, 10, 1, "{\"b\":2}", 20, "t"}).ok());
+  REQUIRE(s->AddArtifact({"shop", "1.0", 1, "web", same, 10, 1, "{\"b\":1}", 10, "t"}).ok());
+  REQUIRE(
+      s->AddArtifact({"shop", "1.0", 1, "docs", std::string(64, 'd'), 5, 1, "{}", 11, "t"}).ok());
+  auto found = s->FindArtifactsBySha256(same);
+  REQUIRE(found.ok());
+  REQUIRE(found->size() == 2);
+  CHECK((*found)[0].build == 1);
+  CHECK((*found)[0].manifest_json == "{\"b\":1}");
+  CHECK((*found)[1].build == 2);
+  auto none = s->FindArtifactsBySha256(std::string(64, 'e'));
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  REQUIRE(s->DeleteArtifacts("shop", "1.0", 1).ok());
+  found = s->FindArtifactsBySha256(same);
+  REQUIRE(found.ok());
+  REQUIRE(found->size() == 1);
+  CHECK((*found)[0].build == 2);
+}
+
 TEST_CASE("application spec versions increase and history is kept") {
   TempDir dir;
   auto s = Open(dir);

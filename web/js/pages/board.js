@@ -7,6 +7,7 @@ import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
 import { openDeployDialog } from './deploy_dialog.js';
+import { verifyControls } from './verify.js';
 
 export async function renderBoard(main, ctx) {
   const appName = ctx.params.app;
@@ -17,6 +18,7 @@ export async function renderBoard(main, ctx) {
   main.append(header, body);
   let timer = null;
   let signature = '';
+  const verifications = new Map();  // "Verify files" results survive redraws
 
   async function refresh(force) {
     const model = await loadAppModel(appName);
@@ -25,7 +27,7 @@ export async function renderBoard(main, ctx) {
     if (document.querySelector('dialog[open]')) return model;  // do not redraw under a dialog
     signature = sig;
     const hadFocus = document.activeElement && document.activeElement.id;
-    append(clear(body), render(model, () => refresh(true)));
+    append(clear(body), render(model, () => refresh(true), verifications));
     if (hadFocus) {
       const again = document.getElementById(hadFocus);
       if (again) again.focus({ preventScroll: true });
@@ -44,7 +46,7 @@ function stageId(stage) {
   return 'stage-' + stage.replace(/[^A-Za-z0-9_-]/g, '_');
 }
 
-function render(model, reload) {
+function render(model, reload, verifications) {
   const app = model.app;
   const frag = [];
   frag.push(h('p', { class: 'muted' },
@@ -65,7 +67,7 @@ function render(model, reload) {
   });
 
   // Columns.
-  const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload));
+  const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload, verifications));
   frag.push(h('section', { class: 'board', 'aria-label': 'Pipeline' }, columns));
 
   // Builds x stages.
@@ -75,7 +77,7 @@ function render(model, reload) {
   return frag;
 }
 
-function stageColumn(model, p, openDialog, reload) {
+function stageColumn(model, p, openDialog, reload, verifications) {
   const st = model.stageState.get(p.stage) || {};
   const gates = p.gates || {};
   const badges = [];
@@ -136,7 +138,9 @@ function stageColumn(model, p, openDialog, reload) {
         ' ', status ? statusBadge(status) : null,
         h('div', { class: 'small muted' }, c.by ? `by ${c.by} · ` : '', timeEl(c.at), c.at ? ` (${relTime(c.at)})` : '',
           c.deployment_id !== undefined ? [' · ', h('a', { href: hashFor('deployments', c.deployment_id) }, `#${c.deployment_id}`)] : null))
-        : h('div', { class: 'muted' }, 'nothing deployed yet'));
+        : h('div', { class: 'muted' }, 'nothing deployed yet'),
+      c && hasRole('deployer')
+        ? verifyControls(t.target, `${c.release}/${c.build}/${c.deployment_id}`, verifications) : null);
   })));
   if (latest && FINAL.has(latest.status) && latest.status !== 'succeeded') {
     col.append(h('p', { class: 'small' }, 'Last deployment: ', statusBadge(latest.status), ' ',
