@@ -468,8 +468,10 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
       if (l["text"].get<std::string>().find("sleep 30") != std::string::npos) return true;
     return false;
   }));
-  agent->Kill();
+  // The server first: were the agent first, the server could see the
+  // connection drop and fail the deployment before it dies.
   server->KillHard();
+  agent->Kill();
   REQUIRE(fs::read_symlink(root / "prod-web" / "current").string().find("2.0") !=
           std::string::npos);
 
