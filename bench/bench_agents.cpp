@@ -264,10 +264,40 @@ struct IdleConn {
   }
 };
 
-// The idle-agents measurement runs in a child process so the parent's RSS
-// (archives read into memory above) does not count. With `tls` the hub
-// listens as reprise-server does by default and every agent completes a TLS
-// handshake, pinning the certificate as reprise-agent does.
+// The hub of the idle-agents measurement: `bench_agents --idle-hub DIR TLS
+// FD`, a fresh process (exec'd, not only forked: a forked child's RSS would
+// include the parent's pages, and its heap would reuse the parent's freed
+// memory). Writes "port token fingerprint" to FD, then counts online agents.
+[[noreturn]] void RunIdleHub(const fs::path& dir, bool tls, int ready_fd) {
+  auto store = OpenSqliteStore({(dir / "reprise.db").string()});
+  if (!store.ok()) _exit(1);
+  AgentHubOptions ho;
+  ho.store = store->get();
+  ho.tls = tls;
+  ho.data_dir = dir / "data";
+  ho.heartbeat_timeout = std::chrono::minutes(10);
+  ho.handshake_timeout = std::chrono::minutes(10);
+  ho.max_unauthenticated = 1 << 20;  // the agents connect one after the other anyway
+  auto hub = AgentHub::Start(ho);
+  if (!hub.ok()) _exit(1);
+  auto token = (*hub)->CreateEnrollToken(true, std::chrono::seconds(3600), "bench");
+  std::string fp = tls ? (*hub)->cert_fingerprint() : "-";
+  std::string msg = std::to_string((*hub)->port()) + " " + *token + " " + fp + "\n";
+  if (::write(ready_fd, msg.data(), msg.size()) < 0) _exit(1);
+  ::close(ready_fd);
+  // Report "online" counts on request: the parent reads /proc for RSS.
+  while (true) {
+    int online = 0;
+    for (const auto& a : (*hub)->Agents()) online += a.online;
+    std::ofstream(dir / "online.tmp") << online << "\n";
+    fs::rename(dir / "online.tmp", dir / "online");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// With `tls` the hub listens as reprise-server does by default and every
+// agent completes a TLS handshake, pinning the certificate as reprise-agent
+// does.
 void IdleAgents(const Options& o, bool tls) {
   fs::path dir = o.work / (tls ? "idle-tls" : "idle");
   fs::create_directories(dir);
@@ -276,29 +306,10 @@ void IdleAgents(const Options& o, bool tls) {
   pid_t hub_pid = ::fork();
   if (hub_pid == 0) {
     ::close(ready[0]);
-    auto store = OpenSqliteStore({(dir / "reprise.db").string()});
-    if (!store.ok()) _exit(1);
-    AgentHubOptions ho;
-    ho.store = store->get();
-    ho.tls = tls;
-    ho.data_dir = dir / "data";
-    ho.heartbeat_timeout = std::chrono::minutes(10);
-    ho.handshake_timeout = std::chrono::minutes(10);
-    ho.max_unauthenticated = 1 << 20;  // the agents connect one after the other anyway
-    auto hub = AgentHub::Start(ho);
-    if (!hub.ok()) _exit(1);
-    auto token = (*hub)->CreateEnrollToken(true, std::chrono::seconds(3600), "bench");
-    std::string fp = tls ? (*hub)->cert_fingerprint() : "-";
-    std::string msg = std::to_string((*hub)->port()) + " " + *token + " " + fp + "\n";
-    if (::write(ready[1], msg.data(), msg.size()) < 0) _exit(1);
-    // Report "online" counts on request: the parent reads /proc for RSS.
-    while (true) {
-      int online = 0;
-      for (const auto& a : (*hub)->Agents()) online += a.online;
-      std::ofstream(dir / "online.tmp") << online << "\n";
-      fs::rename(dir / "online.tmp", dir / "online");
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    std::string fd = std::to_string(ready[1]);
+    ::execl("/proc/self/exe", "bench_agents", "--idle-hub", dir.c_str(), tls ? "1" : "0",
+            fd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
   }
   ::close(ready[1]);
   char buf[512] = {0};
@@ -384,9 +395,12 @@ void IdleAgents(const Options& o, bool tls) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   long rss_kb = RssKb(hub_pid);
   std::printf(
-      "%-44s %8.1f MB  (empty hub %.1f MB; %zu agents connected in %.1f s%s)  target < 200 MB\n",
+      "%-44s %8.1f MB  (empty hub %.1f MB, %.1f KB per agent; %zu agents connected in %.1f "
+      "s%s)  target < 200 MB\n",
       tls ? "hub RSS with idle agents, TLS" : "hub RSS with idle agents, plain TCP", rss_kb / 1024.0,
-      base_kb / 1024.0, conns.size(), connect_s, all ? "" : ", NOT all online");
+      base_kb / 1024.0,
+      conns.empty() ? 0.0 : static_cast<double>(rss_kb - base_kb) / static_cast<double>(conns.size()),
+      conns.size(), connect_s, all ? "" : ", NOT all online");
   for (IdleConn& c : conns) c.Close();
   if (ctx) SSL_CTX_free(ctx);
   ::kill(hub_pid, SIGKILL);
@@ -397,6 +411,8 @@ void IdleAgents(const Options& o, bool tls) {
 
 int main(int argc, char** argv) {
   Options o;
+  if (argc == 5 && std::string(argv[1]) == "--idle-hub")
+    RunIdleHub(argv[2], std::string(argv[3]) == "1", std::atoi(argv[4]));
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--bin")

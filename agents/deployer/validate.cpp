@@ -115,8 +115,11 @@ Result<std::string> HashBelow(int root_fd, const std::string& path) {
   return hasher.FinishHex();
 }
 
-// One line per entry below `dir_fd`, for TreeStamp.
-Status StampLines(int dir_fd, const std::string& prefix, std::vector<std::string>& out) {
+// Feeds every entry below `dir_fd` to `hasher`, for TreeStamp: siblings in
+// name order, each directory's entries right after it, so the order is fixed
+// without collecting and sorting the whole tree. Per entry: its path, NUL (a
+// path holds any byte but NUL) and its lstat fields as fixed-width integers.
+Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher) {
   int scan_fd = ::dup(dir_fd);
   if (scan_fd < 0) return IoError("dup: " + std::string(std::strerror(errno)));
   DIR* dir = ::fdopendir(scan_fd);
@@ -126,27 +129,32 @@ Status StampLines(int dir_fd, const std::string& prefix, std::vector<std::string
   }
   std::vector<std::string> names;
   while (dirent* d = ::readdir(dir)) {
-    std::string name = d->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
+    const char* name = d->d_name;
+    if (std::strcmp(name, ".") != 0 && std::strcmp(name, "..") != 0) names.emplace_back(name);
   }
   ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  std::string path;
   for (const std::string& name : names) {
-    std::string path = prefix.empty() ? name : prefix + "/" + name;
+    path.assign(prefix);
+    if (!prefix.empty()) path += '/';
+    path += name;
     struct stat st;
     if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return IoError("cannot stat '" + path + "': " + std::strerror(errno));
-    char line[160];
-    std::snprintf(line, sizeof line, " %o %llu %lld.%09ld %lld.%09ld %llu",
-                  static_cast<unsigned>(st.st_mode), static_cast<unsigned long long>(st.st_size),
-                  static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
-                  static_cast<long long>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec,
-                  static_cast<unsigned long long>(st.st_ino));
-    // The path may hold any byte but NUL: NUL ends it in the line.
-    out.push_back(path + '\0' + line);
+    const uint64_t fields[] = {static_cast<uint64_t>(st.st_mode),
+                               static_cast<uint64_t>(st.st_size),
+                               static_cast<uint64_t>(st.st_mtim.tv_sec),
+                               static_cast<uint64_t>(st.st_mtim.tv_nsec),
+                               static_cast<uint64_t>(st.st_ctim.tv_sec),
+                               static_cast<uint64_t>(st.st_ctim.tv_nsec),
+                               static_cast<uint64_t>(st.st_ino)};
+    hasher.Update(path.data(), path.size() + 1);  // with its NUL
+    hasher.Update(fields, sizeof fields);
     if (S_ISDIR(st.st_mode)) {
       int child = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child < 0) return IoError("cannot open '" + path + "': " + std::strerror(errno));
-      Status st_child = StampLines(child, path, out);
+      Status st_child = StampTree(child, path, hasher);
       ::close(child);
       REPRISE_RETURN_IF_ERROR(st_child);
     }
@@ -226,16 +234,10 @@ Result<ValidationReport> ValidateTree(const std::filesystem::path& dir, const Ma
 Result<std::string> TreeStamp(const std::filesystem::path& dir) {
   int root_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (root_fd < 0) return IoError("cannot open " + dir.string() + ": " + std::strerror(errno));
-  std::vector<std::string> lines;
-  Status st = StampLines(root_fd, "", lines);
+  Sha256 hasher;
+  Status st = StampTree(root_fd, "", hasher);
   ::close(root_fd);
   REPRISE_RETURN_IF_ERROR(st);
-  std::sort(lines.begin(), lines.end());
-  Sha256 hasher;
-  for (const std::string& line : lines) {
-    hasher.Update(line);
-    hasher.Update("\n");
-  }
   return hasher.FinishHex();
 }
 
