@@ -743,7 +743,17 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     for (const auto& t : ctx.targets) {
       if (o.hub != nullptr) {
         auto state = o.hub->GetTargetState(t.name);
-        if (state.ok() && state->online && !state->current_release.empty()) {
+        bool answered = state.ok() && state->online;
+        {
+          // An agent lost during the deployment may have switched before it
+          // went: read the target back when it returns, for this deployment.
+          std::lock_guard lock(read_back_mu);
+          if (answered)
+            unread.erase(t.name);
+          else
+            unread[t.name] = d;
+        }
+        if (answered && !state->current_release.empty()) {
           Reconcile(t.name, *state, &d, &out);
           continue;
         }
@@ -956,7 +966,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     {
       std::lock_guard lock(read_back_mu);
       for (const auto& d : interrupted)
-        for (const auto& target : SplitCsv(d.targets_csv)) unread[target] = d;
+        for (const auto& target : SplitCsv(d.targets_csv)) unread.emplace(target, d);
     }
     for (;;) {
       {
@@ -979,7 +989,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
             bool switched = label == BuildLabel(d->release, d->build);
             Log(d->id, target, switched ? "warning" : "info",
                 "the agent reports " + label + " as current" +
-                    (switched ? ": the switch completed before the restart"
+                    (switched ? ": the switch completed before the deployment ended"
                               : std::string(label == "nothing deployed"
                                                 ? ""
                                                 : ": the switch had not happened")));

@@ -507,6 +507,34 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   CHECK(audit["items"][0]["subject"] == "prod-web");
   CHECK(audit["items"][0]["summary"].get<std::string>().find("nothing deployed") !=
         std::string::npos);
+
+  // The agent alone is lost after the switch, while the server runs: the
+  // deployment fails, and when the agent is back it is read back for that
+  // deployment, which put 2.0 there.
+  std::string third = deploy("2.0");
+  REQUIRE(WaitUntil([&] {
+    auto log = Body(admin.Get("/api/v1/deployments/" + third + "/log"));
+    int seen = 0;
+    for (const auto& l : log["lines"])
+      seen += l["text"].get<std::string>().find("sleep 30") != std::string::npos;
+    return seen > 0;
+  }));
+  agent->Kill();
+  REQUIRE(WaitUntil(
+      [&] { return Body(admin.Get("/api/v1/deployments/" + third))["status"] == "failed"; }));
+  CHECK(TargetCurrentOf(admin, "prod-web").is_null());
+  agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
+  REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
+  CHECK(TargetCurrentOf(admin, "prod-web")["deployment_id"].get<int64_t>() == std::stoll(third));
+  REQUIRE(WaitUntil([&] {
+    auto lines = Body(admin.Get("/api/v1/deployments/" + third + "/log"))["lines"];
+    for (const auto& l : lines)
+      if (l["text"].get<std::string>().find("the agent reports 2.0 build 1 as current: the "
+                                            "switch completed before the deployment ended") !=
+          std::string::npos)
+        return true;
+    return false;
+  }));
 }
 
 }  // namespace reprise::testing
