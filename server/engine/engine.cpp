@@ -66,10 +66,9 @@ struct Running {
 // going on.
 class ManualGate final : public ManualContinuation {
  public:
-  ManualGate(std::shared_ptr<Running> running, std::function<void(const std::string&)> log,
-             std::function<void()> pause, std::function<void(const CancelToken&)> resume)
+  ManualGate(std::shared_ptr<Running> running, std::function<void()> pause,
+             std::function<void(const CancelToken&)> resume)
       : running_(std::move(running)),
-        log_(std::move(log)),
         pause_(std::move(pause)),
         resume_(std::move(resume)) {}
 
@@ -80,8 +79,6 @@ class ManualGate final : public ManualContinuation {
       running_->manual = PendingManual{request.message, request.role, request.step_id};
       running_->answer = Running::ManualAnswer::kNone;
     }
-    log_("waiting for someone" + (request.role.empty() ? std::string() : " with role " + request.role) +
-         " to continue: " + request.message);
     pause_();
     {
       std::unique_lock lock(running_->mu);
@@ -99,7 +96,6 @@ class ManualGate final : public ManualContinuation {
 
  private:
   std::shared_ptr<Running> running_;
-  std::function<void(const std::string&)> log_;
   std::function<void()> pause_;
   std::function<void(const CancelToken&)> resume_;
 };
@@ -682,9 +678,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (!plan.ok()) return fail(plan.status().message());
     if (o.hub == nullptr) return fail("no agent hub is configured");
     auto operations = o.hub->OperationsFor(*ctx);
+    // The executor logs the waiting line (with the step's position).
     ManualGate manual(
-        r, [this, id = d->id](const std::string& line) { Log(id, "", "info", line); },
-        [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
+        r, [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
     ExecutorOptions eo;
     eo.clock = clock;
     eo.operations = operations.get();

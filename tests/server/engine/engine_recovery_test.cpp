@@ -204,6 +204,17 @@ TEST_CASE("a manual step waits for someone with its role to continue") {
   CHECK(WaitUntil([&] {
     return Body(admin.Get("/api/v1/deployments/" + id))["status"] == "succeeded";
   }));
+  // One line says it waits, naming the role and the message.
+  int waiting = 0;
+  json log = Body(admin.Get("/api/v1/deployments/" + id + "/log"));
+  for (const auto& l : log["lines"]) {
+    const std::string text = l["text"].get<std::string>();
+    if (text.find("waiting for") == std::string::npos) continue;
+    ++waiting;
+    CHECK(text.find("release-manager") != std::string::npos);
+    CHECK(text.find("check the canary") != std::string::npos);
+  }
+  CHECK(waiting == 1);
 }
 
 TEST_CASE("the live log streams as server-sent events and resumes after Last-Event-ID") {
