@@ -6,6 +6,7 @@
 #include "server/api/json_io.h"
 #include "server/api/routes.h"
 #include "server/artifacts/blob_store.h"
+#include "server/catalog/catalog.h"
 #include "server/catalog/retention.h"
 #include "server/store/store.h"
 
@@ -71,8 +72,13 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
          }
          if (ctx.blobs == nullptr)
            return HttpResponse::Error(Unavailable("this server has no artifact store"));
+         BlobRemover remove_blob;
+         if (ctx.catalog != nullptr)
+           remove_blob = [&ctx](const std::string& sha) {
+             return ctx.catalog->RemoveBlobIfUnreferenced(sha);
+           };
          TRY_OR_ERROR(auto report, ApplyRetention(*ctx.store, *ctx.blobs, *ctx.clock, policy,
-                                                  dry_run, req.principal.user));
+                                                  dry_run, req.principal.user, remove_blob));
          Json deleted = Json::array(), kept = Json::array();
          for (const auto& d : report.deleted) deleted.push_back(DecisionJson(d, report.at));
          for (const auto& d : report.kept) kept.push_back(DecisionJson(d, report.at));

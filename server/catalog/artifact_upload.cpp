@@ -22,14 +22,21 @@ std::mutex& Catalog::BlobLock(const std::string& sha256) {
   return blob_locks_[index % blob_locks_.size()];
 }
 
-Status Catalog::RemoveIfUnreferenced(const std::string& sha256) {
-  auto referenced = options_.store->ReferencedBlobs();
-  if (!referenced.ok()) return referenced.status();
-  if (std::find(referenced->begin(), referenced->end(), sha256) != referenced->end())
-    return Status::Ok();
+Result<bool> Catalog::RemoveIfUnreferenced(const std::string& sha256) {
+  auto referencing = options_.store->FindArtifactsBySha256(sha256);
+  if (!referencing.ok()) return referencing.status();
+  if (!referencing->empty()) return false;
   Status st = options_.blobs->Remove(sha256);
-  if (st.code() == Code::kNotFound) return Status::Ok();
-  return st;
+  if (st.code() == Code::kNotFound) return false;
+  if (!st.ok()) return st;
+  return true;
+}
+
+Result<bool> Catalog::RemoveBlobIfUnreferenced(const std::string& sha256) {
+  if (options_.blobs == nullptr) return Internal("no artifact store configured");
+  if (!BlobStore::IsValidHash(sha256)) return InvalidArgument("invalid blob hash '" + sha256 + "'");
+  std::lock_guard<std::mutex> lock(BlobLock(sha256));
+  return RemoveIfUnreferenced(sha256);
 }
 
 Result<Catalog::UploadResult> Catalog::UploadArtifact(
@@ -97,11 +104,11 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
       // Another upload of other bytes recorded this artifact first: no record
       // refers to the blob just committed unless another build has the same
       // bytes.
-      Status cleanup = RemoveIfUnreferenced(rec.sha256);
+      auto cleanup = RemoveIfUnreferenced(rec.sha256);
       if (!cleanup.ok())
         return Status(added.status().code(),
                       added.status().message() + " (and the blob " + rec.sha256 +
-                          " it left could not be removed: " + cleanup.message() + ")");
+                          " it left could not be removed: " + cleanup.status().message() + ")");
       return added.status();
     }
     if (!*added) {

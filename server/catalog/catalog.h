@@ -81,6 +81,13 @@ class Catalog {
                                       const std::string& name, const ChunkReader& body,
                                       const ArchiveLimits& limits, uint64_t max_bytes);
 
+  // Removes blob `sha256` unless an artifact record references it, both
+  // under the blob's lock: an upload committing and recording the same bytes
+  // happens wholly before (the blob is kept) or after (it stores the bytes
+  // again). Retention removes blobs through this. True when removed; a blob
+  // already gone is false.
+  [[nodiscard]] Result<bool> RemoveBlobIfUnreferenced(const std::string& sha256);
+
   Store& store() { return *options_.store; }
   BlobStore* blobs() { return options_.blobs; }
 
@@ -90,7 +97,8 @@ class Catalog {
   // Held while a blob is committed and recorded, and while an unreferenced
   // one is removed after a lost race (striped by hash).
   std::mutex& BlobLock(const std::string& sha256);
-  Status RemoveIfUnreferenced(const std::string& sha256);
+  // The caller holds BlobLock(sha256).
+  Result<bool> RemoveIfUnreferenced(const std::string& sha256);
 
   CatalogOptions options_;
   std::array<std::mutex, 64> blob_locks_;

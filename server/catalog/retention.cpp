@@ -161,7 +161,8 @@ Status ValidateRetentionPolicy(const RetentionPolicy& policy) {
 
 Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clock& clock,
                                        const RetentionPolicy& policy, bool dry_run,
-                                       const std::string& actor) {
+                                       const std::string& actor,
+                                       const BlobRemover& remove_blob) {
   REPRISE_RETURN_IF_ERROR(ValidateRetentionPolicy(policy));
   std::lock_guard lock(g_retention_mu);
 
@@ -294,11 +295,22 @@ Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clo
         if (keep.count(sha)) continue;
         auto size = blobs.Size(sha);
         if (!dry_run) {
-          Status st = blobs.Remove(sha);
-          if (st.code() == Code::kNotFound) continue;  // gone already
-          if (!st.ok()) {
-            failure = st.WithContext("removing blob " + sha);
-            break;
+          if (remove_blob) {
+            // Re-checked under the blob's lock: an upload may have recorded
+            // these bytes since the list was read.
+            auto gone = remove_blob(sha);
+            if (!gone.ok()) {
+              failure = gone.status().WithContext("removing blob " + sha);
+              break;
+            }
+            if (!*gone) continue;  // referenced again, or gone already
+          } else {
+            Status st = blobs.Remove(sha);
+            if (st.code() == Code::kNotFound) continue;  // gone already
+            if (!st.ok()) {
+              failure = st.WithContext("removing blob " + sha);
+              break;
+            }
           }
         }
         removed.insert(sha);

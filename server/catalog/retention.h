@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -100,12 +101,20 @@ struct RetentionReport {
   std::vector<std::string> warnings;
 };
 
+// Removes a blob unless an artifact record references it by then; true when
+// it removed it. The server passes Catalog::RemoveBlobIfUnreferenced, which
+// does both under the blob's upload lock.
+using BlobRemover = std::function<Result<bool>(const std::string& sha256)>;
+
 // Applies `policy`. With `dry_run` nothing changes: the report says what would
 // be deleted. Otherwise deletes as described above and appends one audit
 // entry per deleted build (action "artifact.retention", subject
-// "app/release/build", by `actor`).
+// "app/release/build", by `actor`). Unreferenced blobs go through
+// `remove_blob`; without one, `blobs` removes them after a check of the
+// store, which an upload of the same bytes at that moment can race.
 Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clock& clock,
                                        const RetentionPolicy& policy, bool dry_run,
-                                       const std::string& actor);
+                                       const std::string& actor,
+                                       const BlobRemover& remove_blob = {});
 
 }  // namespace reprise

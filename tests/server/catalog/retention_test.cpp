@@ -9,6 +9,7 @@
 
 #include "planner/app_spec.h"
 #include "server/artifacts/blob_store.h"
+#include "server/catalog/catalog.h"
 #include "tests/temp_dir.h"
 
 namespace reprise {
@@ -144,6 +145,8 @@ class World {
     out += "audit entries: " + std::to_string(audit->size()) + "\n";
     return out;
   }
+
+  const Clock& clock() const { return clock_; }
 
   RetentionReport Run(const RetentionPolicy& policy, bool dry_run) {
     auto r = ApplyRetention(*store_, *blobs_, clock_, policy, dry_run, "root");
@@ -395,6 +398,61 @@ TEST_CASE("retention: a blob shared by two builds stays while any kept build ref
   CHECK(last.deleted[0].build == 4);
   CHECK(last.blobs_removed == Strings{shared_sha});
   CHECK_FALSE(w.blobs().Exists(shared_sha));
+}
+
+TEST_CASE("retention: a blob recorded again after the listing is kept (re-checked under its lock)") {
+  World w;
+  w.App("shop");
+  w.Release("shop", "1.0");
+  w.Build("shop", "1.0", 90, {{"web", "old bytes, uploaded again"}});  // 1: deleted
+  w.Build("shop", "1.0", 80, {{"web", "old bytes, not uploaded again"}});  // 2: deleted
+  const std::string again = w.ShaOf("shop", "1.0", 1);
+  const std::string gone = w.ShaOf("shop", "1.0", 2);
+  Catalog catalog({&w.store(), &w.blobs(), &w.clock()});
+
+  // Between retention's listing of unreferenced blobs and each removal, an
+  // upload records build 3 with build 1's bytes (its blob was committed
+  // already, so the upload itself does not store them again).
+  std::vector<std::string> asked;
+  BlobRemover remover = [&](const std::string& sha) {
+    asked.push_back(sha);
+    if (sha == again) {
+      BuildRecord b{"shop", "1.0", 0, "{}", w.now(), "ci"};
+      auto created = w.store().CreateBuild(b);
+      REQUIRE(created.ok());
+      ArtifactRecord rec{"shop", "1.0", created->number, "web", again, 25, 1, "{}", w.now(), "ci"};
+      REQUIRE(w.store().AddArtifact(rec).ok());
+    }
+    return catalog.RemoveBlobIfUnreferenced(sha);
+  };
+  auto r = ApplyRetention(w.store(), w.blobs(), w.clock(), {0, 30, 0}, false, "root", remover);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  std::sort(asked.begin(), asked.end());
+  Strings both = {again, gone};
+  std::sort(both.begin(), both.end());
+  CHECK(asked == both);
+  CHECK(r->deleted.size() == 2);
+  CHECK(r->blobs_removed == Strings{gone});
+  CHECK(r->warnings.empty());
+  CHECK(w.blobs().Exists(again));  // build 3 has bytes
+  CHECK(w.blobs().Verify(again).ok());
+  CHECK_FALSE(w.blobs().Exists(gone));
+
+  // Directly: referenced, removed, already gone, not a hash.
+  auto referenced = catalog.RemoveBlobIfUnreferenced(again);
+  REQUIRE(referenced.ok());
+  CHECK_FALSE(*referenced);
+  auto orphan = w.blobs().Put("an orphan");
+  REQUIRE(orphan.ok());
+  auto removed = catalog.RemoveBlobIfUnreferenced(*orphan);
+  REQUIRE(removed.ok());
+  CHECK(*removed);
+  CHECK_FALSE(w.blobs().Exists(*orphan));
+  auto missing = catalog.RemoveBlobIfUnreferenced(*orphan);
+  REQUIRE(missing.ok());
+  CHECK_FALSE(*missing);
+  auto bad = catalog.RemoveBlobIfUnreferenced("../../etc/passwd");
+  CHECK(bad.status().code() == Code::kInvalidArgument);
 }
 
 TEST_CASE(
