@@ -864,17 +864,17 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void AfterSuccess(const DeploymentRecord& d, const AppSpec& spec, const std::string& kind) {
-    auto app = store->GetApplication(d.application);
-    if (!app.ok()) return;
-    json holds = json::parse(app->hold_json, nullptr, false);
-    if (!holds.is_object()) holds = json::object();
     if (kind == "rollback") {
-      holds[d.stage] = {{"since", FormatRfc3339Utc(clock->Now())},
-                        {"by", d.requested_by},
-                        {"deployment_id", d.id},
-                        {"reason", "rolled back to " + BuildLabel(d.release, d.build)}};
-      Status st = store->SetHolds(d.application, holds.dump());
-      (void)st;
+      json hold = {{"since", FormatRfc3339Utc(clock->Now())},
+                   {"by", d.requested_by},
+                   {"deployment_id", d.id},
+                   {"reason", "rolled back to " + BuildLabel(d.release, d.build)}};
+      Status st = store->PlaceHold(d.application, d.stage, hold.dump());
+      if (!st.ok()) {
+        Log(d.id, "", "error",
+            "could not hold automatic promotion into " + d.stage + ": " + st.message());
+        return;
+      }
       Log(d.id, "", "info",
           "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
       Audit(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage);
@@ -884,7 +884,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     const StageSpec& stage = spec.pipeline[static_cast<size_t>(index)];
     if (!stage.auto_promote || index + 1 >= static_cast<int>(spec.pipeline.size())) return;
     const StageSpec& next = spec.pipeline[static_cast<size_t>(index + 1)];
-    if (holds.contains(next.stage)) {
+    if (HoldOn(d.application, next.stage) != 0) {
       Log(d.id, "", "info", "automatic promotion to " + next.stage + " skipped: the stage is on hold");
       return;
     }
@@ -1383,13 +1383,8 @@ Result<std::vector<GrantRecord>> DeploymentEngine::Grants(const std::string& env
 Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,
                                    const std::string& stage) {
   Impl& impl = *impl_;
-  auto a = impl.store->GetApplication(app);
-  if (!a.ok()) return a.status();
-  json holds = json::parse(a->hold_json, nullptr, false);
-  if (!holds.is_object() || !holds.contains(stage))
-    return NotFound("stage '" + stage + "' of '" + app + "' has no hold");
-  holds.erase(stage);
-  REPRISE_RETURN_IF_ERROR(impl.store->SetHolds(app, holds.dump()));
+  REPRISE_ASSIGN_OR_RETURN(bool removed, impl.store->ClearHold(app, stage));
+  if (!removed) return NotFound("stage '" + stage + "' of '" + app + "' has no hold");
   Status st = impl.store->AppendAudit({0, impl.Now(), actor.user, "stage.clear-hold", app + "/" + stage, ""});
   (void)st;
   return Status::Ok();

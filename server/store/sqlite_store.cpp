@@ -884,14 +884,43 @@ class SqliteStore final : public Store {
         },
         ReadDeployment, "a successful deployment of that build to stage '" + stage + "'");
   }
-  Status SetHolds(const std::string& app, const std::string& hold_json) override {
-    return Write("set holds", [&] {
-      SQLite::Statement q(*db_, "UPDATE applications SET hold_json=? WHERE name=?");
-      q.bind(1, hold_json);
-      q.bind(2, app);
+  // SQLite's JSON functions edit the one stage's key inside the transaction
+  // (json_object quotes any stage name; a merge patch with null removes it).
+  Status PlaceHold(const std::string& app, const std::string& stage,
+                   const std::string& hold_json) override {
+    return Write("place hold", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE applications SET hold_json=json_patch(hold_json, "
+                          "json_object(?, json(?))) WHERE name=?");
+      q.bind(1, stage);
+      q.bind(2, hold_json);
+      q.bind(3, app);
       if (q.exec() != 1) return NotFound("application '" + app + "' not found");
       return Status::Ok();
     });
+  }
+
+  Result<bool> ClearHold(const std::string& app, const std::string& stage) override {
+    bool removed = false;
+    Status st = Write("clear hold", [&] {
+      SQLite::Statement read(*db_,
+                             "SELECT json(hold_json), json_patch(hold_json, json_object(?, "
+                             "json('null'))) FROM applications WHERE name=?");
+      read.bind(1, stage);
+      read.bind(2, app);
+      if (!read.executeStep()) return NotFound("application '" + app + "' not found");
+      std::string before = read.getColumn(0).getString();
+      std::string after = read.getColumn(1).getString();
+      if (before == after) return Status::Ok();
+      SQLite::Statement q(*db_, "UPDATE applications SET hold_json=? WHERE name=?");
+      q.bind(1, after);
+      q.bind(2, app);
+      q.exec();
+      removed = true;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return removed;
   }
 
   // ---- users and tokens

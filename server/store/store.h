@@ -401,8 +401,14 @@ class Store {
   // The build's newest succeeded deployment to the stage; kNotFound if none.
   virtual Result<DeploymentRecord> LastSuccess(const std::string& app, const std::string& release,
                                                int64_t build, const std::string& stage) = 0;
-  // The automatic-promotion holds of an application: {"Stage": {...}}.
-  virtual Status SetHolds(const std::string& app, const std::string& hold_json) = 0;
+  // The automatic-promotion holds of an application are ApplicationRecord's
+  // hold_json, {"Stage": {...}}; each is changed alone, in one transaction,
+  // so holds placed or cleared at the same time on other stages are kept.
+  // Places (or replaces) the hold on `stage`; `hold_json` is a JSON object.
+  virtual Status PlaceHold(const std::string& app, const std::string& stage,
+                           const std::string& hold_json) = 0;
+  // Returns true when removed, false when the stage had no hold.
+  virtual Result<bool> ClearHold(const std::string& app, const std::string& stage) = 0;
 
   // ---- grants
   // Returns true when added, false when the user held it already.

@@ -145,6 +145,54 @@ TEST_CASE("application spec versions increase and history is kept") {
   CHECK(got->spec_json == "{\"v\":2}");
 }
 
+TEST_CASE("holds are placed and cleared per stage; concurrent ones on other stages are kept") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
+  auto holds = [&] {
+    auto a = s->GetApplication("shop");
+    REQUIRE(a.ok());
+    return a->hold_json;
+  };
+  CHECK(holds() == "{}");
+  // Any stage name, quotes and dots included, is one key.
+  const std::string odd = "Prod \"EU\".west";
+  REQUIRE(s->PlaceHold("shop", "Production", R"({"deployment_id":7,"by":"alice"})").ok());
+  REQUIRE(s->PlaceHold("shop", odd, R"({"deployment_id":8})").ok());
+  CHECK(holds() == R"({"Production":{"deployment_id":7,"by":"alice"},"Prod \"EU\".west":{"deployment_id":8}})");
+  // Replacing one changes only that one; a new spec version keeps them.
+  REQUIRE(s->PlaceHold("shop", "Production", R"({"deployment_id":9,"by":"bob"})").ok());
+  REQUIRE(s->PutApplication({"shop", 0, "{\"v\":2}", "v: 2", 2, "t", "{}"}).ok());
+  CHECK(holds() == R"({"Production":{"deployment_id":9,"by":"bob"},"Prod \"EU\".west":{"deployment_id":8}})");
+  auto cleared = s->ClearHold("shop", odd);
+  REQUIRE(cleared.ok());
+  CHECK(*cleared);
+  auto again = s->ClearHold("shop", odd);
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  CHECK(holds() == R"({"Production":{"deployment_id":9,"by":"bob"}})");
+  CHECK(s->PlaceHold("nope", "Production", "{}").code() == Code::kNotFound);
+  CHECK(s->ClearHold("nope", "Production").status().code() == Code::kNotFound);
+  CHECK(s->PlaceHold("shop", "Production", "not json").code() != Code::kOk);
+  CHECK(holds() == R"({"Production":{"deployment_id":9,"by":"bob"}})");
+
+  // Eight threads place and clear holds on stages of their own: none is lost.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      std::string stage = "S" + std::to_string(t);
+      for (int i = 0; i < 20; ++i) {
+        CHECK(s->PlaceHold("shop", stage, "{\"deployment_id\":" + std::to_string(i) + "}").ok());
+        if (i < 19) CHECK(s->ClearHold("shop", stage).ok());
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::string all = holds();
+  for (int t = 0; t < 8; ++t)
+    CHECK(all.find("\"S" + std::to_string(t) + "\":{\"deployment_id\":19}") != std::string::npos);
+  CHECK(all.find("\"Production\":{\"deployment_id\":9") != std::string::npos);
+}
+
 TEST_CASE("audit entries list newest first and filter") {
   TempDir dir;
   auto s = Open(dir);
