@@ -397,9 +397,10 @@ void IdleAgents(const Options& o, bool tls) {
   std::printf(
       "%-44s %8.1f MB  (empty hub %.1f MB, %.1f KB per agent; %zu agents connected in %.1f "
       "s%s)  target < 200 MB\n",
-      tls ? "hub RSS with idle agents, TLS" : "hub RSS with idle agents, plain TCP", rss_kb / 1024.0,
-      base_kb / 1024.0,
-      conns.empty() ? 0.0 : static_cast<double>(rss_kb - base_kb) / static_cast<double>(conns.size()),
+      tls ? "hub RSS with idle agents, TLS" : "hub RSS with idle agents, plain TCP",
+      rss_kb / 1024.0, base_kb / 1024.0,
+      conns.empty() ? 0.0
+                    : static_cast<double>(rss_kb - base_kb) / static_cast<double>(conns.size()),
       conns.size(), connect_s, all ? "" : ", NOT all online");
   for (IdleConn& c : conns) c.Close();
   if (ctx) SSL_CTX_free(ctx);

@@ -142,13 +142,11 @@ Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher) {
     struct stat st;
     if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return IoError("cannot stat '" + path + "': " + std::strerror(errno));
-    const uint64_t fields[] = {static_cast<uint64_t>(st.st_mode),
-                               static_cast<uint64_t>(st.st_size),
-                               static_cast<uint64_t>(st.st_mtim.tv_sec),
-                               static_cast<uint64_t>(st.st_mtim.tv_nsec),
-                               static_cast<uint64_t>(st.st_ctim.tv_sec),
-                               static_cast<uint64_t>(st.st_ctim.tv_nsec),
-                               static_cast<uint64_t>(st.st_ino)};
+    const uint64_t fields[] = {
+        static_cast<uint64_t>(st.st_mode),        static_cast<uint64_t>(st.st_size),
+        static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
+        static_cast<uint64_t>(st.st_ctim.tv_sec), static_cast<uint64_t>(st.st_ctim.tv_nsec),
+        static_cast<uint64_t>(st.st_ino)};
     hasher.Update(path.data(), path.size() + 1);  // with its NUL
     hasher.Update(fields, sizeof fields);
     if (S_ISDIR(st.st_mode)) {

@@ -12,7 +12,6 @@
 #include "server/api/target_validate.h"
 #include "server/app/demo.h"
 #include "server/artifacts/blob_store.h"
-#include "agents/deployer/archive.h"
 #include "server/catalog/artifact_verify.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"

@@ -161,8 +161,7 @@ Status ValidateRetentionPolicy(const RetentionPolicy& policy) {
 
 Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clock& clock,
                                        const RetentionPolicy& policy, bool dry_run,
-                                       const std::string& actor,
-                                       const BlobRemover& remove_blob) {
+                                       const std::string& actor, const BlobRemover& remove_blob) {
   REPRISE_RETURN_IF_ERROR(ValidateRetentionPolicy(policy));
   std::lock_guard lock(g_retention_mu);
 

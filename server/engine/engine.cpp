@@ -68,9 +68,7 @@ class ManualGate final : public ManualContinuation {
  public:
   ManualGate(std::shared_ptr<Running> running, std::function<void()> pause,
              std::function<void(const CancelToken&)> resume)
-      : running_(std::move(running)),
-        pause_(std::move(pause)),
-        resume_(std::move(resume)) {}
+      : running_(std::move(running)), pause_(std::move(pause)), resume_(std::move(resume)) {}
 
   OperationOutcome WaitForContinue(const ManualRequest& request,
                                    const CancelToken& cancel) override {

@@ -418,7 +418,6 @@ class SqliteStore final : public Store {
         [&](SQLite::Statement& q) { q.bind(1, sha256); }, ReadArtifact);
   }
 
-
   // ---- retention helpers
   Status DeleteArtifacts(const std::string& app, const std::string& release,
                          int64_t build) override {

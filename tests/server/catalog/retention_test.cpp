@@ -400,11 +400,12 @@ TEST_CASE("retention: a blob shared by two builds stays while any kept build ref
   CHECK_FALSE(w.blobs().Exists(shared_sha));
 }
 
-TEST_CASE("retention: a blob recorded again after the listing is kept (re-checked under its lock)") {
+TEST_CASE(
+    "retention: a blob recorded again after the listing is kept (re-checked under its lock)") {
   World w;
   w.App("shop");
   w.Release("shop", "1.0");
-  w.Build("shop", "1.0", 90, {{"web", "old bytes, uploaded again"}});  // 1: deleted
+  w.Build("shop", "1.0", 90, {{"web", "old bytes, uploaded again"}});      // 1: deleted
   w.Build("shop", "1.0", 80, {{"web", "old bytes, not uploaded again"}});  // 2: deleted
   const std::string again = w.ShaOf("shop", "1.0", 1);
   const std::string gone = w.ShaOf("shop", "1.0", 2);

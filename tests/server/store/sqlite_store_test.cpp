@@ -159,11 +159,14 @@ TEST_CASE("holds are placed and cleared per stage; concurrent ones on other stag
   const std::string odd = "Prod \"EU\".west";
   REQUIRE(s->PlaceHold("shop", "Production", R"({"deployment_id":7,"by":"alice"})").ok());
   REQUIRE(s->PlaceHold("shop", odd, R"({"deployment_id":8})").ok());
-  CHECK(holds() == R"({"Production":{"deployment_id":7,"by":"alice"},"Prod \"EU\".west":{"deployment_id":8}})");
+  CHECK(
+      holds() ==
+      R"({"Production":{"deployment_id":7,"by":"alice"},"Prod \"EU\".west":{"deployment_id":8}})");
   // Replacing one changes only that one; a new spec version keeps them.
   REQUIRE(s->PlaceHold("shop", "Production", R"({"deployment_id":9,"by":"bob"})").ok());
   REQUIRE(s->PutApplication({"shop", 0, "{\"v\":2}", "v: 2", 2, "t", "{}"}).ok());
-  CHECK(holds() == R"({"Production":{"deployment_id":9,"by":"bob"},"Prod \"EU\".west":{"deployment_id":8}})");
+  CHECK(holds() ==
+        R"({"Production":{"deployment_id":9,"by":"bob"},"Prod \"EU\".west":{"deployment_id":8}})");
   auto cleared = s->ClearHold("shop", odd);
   REQUIRE(cleared.ok());
   CHECK(*cleared);
