@@ -56,10 +56,12 @@ std::vector<Route> AdminRoutes(ApiContext& ctx) {
                        InvalidArgument("password must be at least 8 characters"));
                  UserRecord u{name, *role, password.empty() ? "" : HashPassword(password),
                               ToUnixMillis(clock.Now())};
-                 STATUS_OR_ERROR(store.CreateUser(u));
-                 STATUS_OR_ERROR(store.AppendAudit({0, ToUnixMillis(clock.Now()),
-                                                    req.principal.user, "user.create", name,
-                                                    std::string("role ") + RoleName(*role)}));
+                 STATUS_OR_ERROR(store.Atomically([&] {
+                   REPRISE_RETURN_IF_ERROR(store.CreateUser(u));
+                   return store.AppendAudit({0, ToUnixMillis(clock.Now()), req.principal.user,
+                                             "user.create", name,
+                                             std::string("role ") + RoleName(*role)});
+                 }));
                  return Ok({{"name", name}, {"role", RoleName(*role)}}, 201);
                }, nullptr});
 
@@ -68,12 +70,14 @@ std::vector<Route> AdminRoutes(ApiContext& ctx) {
                  STATUS_OR_ERROR(CheckKeys(body, {"name"}, "token"));
                  TRY_OR_ERROR(auto name, StringField(body, "name", false));
                  TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                 TRY_OR_ERROR(auto token, IssueToken(store, clock, user.name,
-                                                     name.empty() ? "api" : name));
-                 STATUS_OR_ERROR(store.AppendAudit({0, ToUnixMillis(clock.Now()),
-                                                    req.principal.user, "token.create", user.name,
-                                                    "token '" + (name.empty() ? "api" : name) +
-                                                        "'"}));
+                 std::string token;
+                 STATUS_OR_ERROR(store.Atomically([&] {
+                   REPRISE_ASSIGN_OR_RETURN(
+                       token, IssueToken(store, clock, user.name, name.empty() ? "api" : name));
+                   return store.AppendAudit({0, ToUnixMillis(clock.Now()), req.principal.user,
+                                             "token.create", user.name,
+                                             "token '" + (name.empty() ? "api" : name) + "'"});
+                 }));
                  // The token is shown once; only its hash is kept.
                  return Ok({{"user", user.name}, {"name", name.empty() ? "api" : name},
                             {"token", token}},

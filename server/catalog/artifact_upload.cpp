@@ -99,7 +99,19 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
     std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
     auto committed = options_.blobs->Commit(*writer, finished->sha256);
     if (!committed.ok()) return committed.status();
-    auto added = options_.store->AddArtifact(rec);
+    Store& store = *options_.store;
+    Result<bool> added = false;
+    Status recorded = store.Atomically([&] {
+      added = store.AddArtifact(rec);
+      if (!added.ok()) return added.status();
+      if (!*added) return Status::Ok();
+      return store.AppendAudit(
+          AuditOf(actor, "artifact.upload",
+                  app + "/" + release + "/" + std::to_string(build) + "/" + name,
+                  "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
+                      std::to_string(rec.file_count) + " files"));
+    });
+    if (added.ok() && !recorded.ok()) added = recorded;  // the audit failed: nothing recorded
     if (!added.ok()) {
       // Another upload of other bytes recorded this artifact first: no record
       // refers to the blob just committed unless another build has the same
@@ -117,9 +129,6 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
       return UploadResult{*stored, false};
     }
   }
-  Audit(actor, "artifact.upload", app + "/" + release + "/" + std::to_string(build) + "/" + name,
-        "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
-            std::to_string(rec.file_count) + " files");
   return UploadResult{rec, true};
 }
 

@@ -65,17 +65,15 @@ bool IsValidReleaseNumber(std::string_view number) {
 
 Catalog::Catalog(CatalogOptions options) : options_(options) {}
 
-void Catalog::Audit(const std::string& actor, const std::string& action,
-                    const std::string& subject, const std::string& summary) {
+AuditRecord Catalog::AuditOf(const std::string& actor, const std::string& action,
+                             const std::string& subject, const std::string& summary) const {
   AuditRecord rec;
   rec.at = ToUnixMillis(options_.clock->Now());
   rec.actor = actor;
   rec.action = action;
   rec.subject = subject;
   rec.summary = summary;
-  // An audit write failing must not go unnoticed, but the change itself is done.
-  Status st = options_.store->AppendAudit(rec);
-  if (!st.ok()) std::fprintf(stderr, "audit: %s\n", st.ToString().c_str());
+  return rec;
 }
 
 namespace {
@@ -90,9 +88,11 @@ Status Catalog::PutEnvironment(const std::string& actor, const std::string& name
                                const VariableMap& variables) {
   if (!IsValidName(name)) return InvalidArgument("environment name '" + name + "' is invalid");
   EnvironmentRecord rec{name, VariablesToJson(variables), ToUnixMillis(options_.clock->Now())};
-  REPRISE_RETURN_IF_ERROR(options_.store->PutEnvironment(rec));
-  Audit(actor, "environment.put", name, VariableNames(variables));
-  return Status::Ok();
+  Store& store = *options_.store;
+  return store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(store.PutEnvironment(rec));
+    return store.AppendAudit(AuditOf(actor, "environment.put", name, VariableNames(variables)));
+  });
 }
 
 Status Catalog::PutTarget(const std::string& actor, const TargetRecord& target,
@@ -116,11 +116,14 @@ Status Catalog::PutTarget(const std::string& actor, const TargetRecord& target,
   TargetRecord rec = target;
   rec.variables_json = VariablesToJson(variables);
   rec.updated_at = ToUnixMillis(options_.clock->Now());
-  REPRISE_RETURN_IF_ERROR(options_.store->PutTarget(rec));
-  Audit(actor, "target.put", target.name,
-        "environment " + target.environment + ", agent " + target.agent + ", path " +
-            target.path + ", " + VariableNames(variables));
-  return Status::Ok();
+  Store& store = *options_.store;
+  return store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(store.PutTarget(rec));
+    return store.AppendAudit(AuditOf(actor, "target.put", target.name,
+                                     "environment " + target.environment + ", agent " +
+                                         target.agent + ", path " + target.path + ", " +
+                                         VariableNames(variables)));
+  });
 }
 
 Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std::string& app,
@@ -139,9 +142,13 @@ Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std
   rec.variables_json = VariablesToJson(variables);
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
-  REPRISE_RETURN_IF_ERROR(options_.store->CreateRelease(rec));
-  Audit(actor, "release.create", app + "/" + number,
-        "spec version " + std::to_string(rec.spec_version) + ", " + VariableNames(variables));
+  Store& store = *options_.store;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(store.CreateRelease(rec));
+    return store.AppendAudit(AuditOf(
+        actor, "release.create", app + "/" + number,
+        "spec version " + std::to_string(rec.spec_version) + ", " + VariableNames(variables)));
+  }));
   return rec;
 }
 
@@ -156,11 +163,15 @@ Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::st
   rec.variables_json = VariablesToJson(variables);
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
-  auto created = options_.store->CreateBuild(rec);
-  if (!created.ok()) return created.status();
-  Audit(actor, "build.create", app + "/" + release + "/" + std::to_string(created->number),
-        VariableNames(variables));
-  return created;
+  Store& store = *options_.store;
+  std::optional<BuildRecord> created;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(created, store.CreateBuild(rec));
+    return store.AppendAudit(
+        AuditOf(actor, "build.create", app + "/" + release + "/" + std::to_string(created->number),
+                VariableNames(variables)));
+  }));
+  return std::move(*created);
 }
 
 }  // namespace reprise

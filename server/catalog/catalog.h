@@ -92,8 +92,9 @@ class Catalog {
   BlobStore* blobs() { return options_.blobs; }
 
  private:
-  void Audit(const std::string& actor, const std::string& action, const std::string& subject,
-             const std::string& summary);
+  // An audit entry at the clock's now, to append in the change's transaction.
+  AuditRecord AuditOf(const std::string& actor, const std::string& action,
+                      const std::string& subject, const std::string& summary) const;
   // Held while a blob is committed and recorded, and while an unreferenced
   // one is removed after a lost race (striped by hash).
   std::mutex& BlobLock(const std::string& sha256);

@@ -41,13 +41,17 @@ Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor,
   rec.spec_text = spec_text;
   rec.updated_at = ToUnixMillis(options_.clock->Now());
   rec.updated_by = actor;
-  auto stored = options_.store->PutApplication(rec);
-  if (!stored.ok()) return stored.status();
   std::string stages;
   for (const auto& s : spec->pipeline) stages += (stages.empty() ? "" : " -> ") + s.stage;
-  Audit(actor, "application.put", name,
-        "spec version " + std::to_string(stored->spec_version) + ", pipeline " + stages);
-  return stored;
+  Store& store = *options_.store;
+  std::optional<ApplicationRecord> stored;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(stored, store.PutApplication(rec));
+    return store.AppendAudit(
+        AuditOf(actor, "application.put", name,
+                "spec version " + std::to_string(stored->spec_version) + ", pipeline " + stages));
+  }));
+  return std::move(*stored);
 }
 
 // A stored spec with sensitive values masked, for responses.

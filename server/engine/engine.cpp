@@ -181,10 +181,15 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
   }
 
+  AuditRecord AuditOf(const std::string& actor, const std::string& action, int64_t id,
+                      const std::string& summary) {
+    return {0, Now(), actor, action, "deployment " + std::to_string(id), summary};
+  }
+  // For what the server does by itself (expiry, recovery, automation); a
+  // user's change is audited in its own transaction (Store::Atomically).
   void Audit(const std::string& actor, const std::string& action, int64_t id,
              const std::string& summary) {
-    Status st = store->AppendAudit({0, Now(), actor, action, "deployment " + std::to_string(id),
-                                    summary});
+    Status st = store->AppendAudit(AuditOf(actor, action, id, summary));
     (void)st;
   }
 
@@ -1183,17 +1188,22 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   bool scheduled = req.at && ToUnixMillis(*req.at) > d.created_at;
   d.status = scheduled ? "scheduled" : "waiting";
   if (scheduled) d.scheduled_at = ToUnixMillis(*req.at);
-  auto created = store.CreateDeployment(d);
-  if (!created.ok()) return created.status();
-  int64_t id = created->id;
   std::string what = d.kind + " of " + BuildLabel(release, build) + " to " + d.stage;
+  int64_t id = 0;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(auto created, store.CreateDeployment(d));
+    id = created.id;
+    REPRISE_RETURN_IF_ERROR(store.AppendAudit(
+        impl.AuditOf(actor.user, scheduled ? "deployment.schedule" : "deployment.request", id,
+                     what + (scheduled ? " at " + FormatRfc3339Utc(*req.at) : ""))));
+    if (!req.force) return Status::Ok();
+    return store.AppendAudit(
+        impl.AuditOf(actor.user, "deployment.force", id, "forced past gates: " + d.comment));
+  }));
   impl.Log(id, "", "info",
            "requested by " + actor.user + ": " + what +
                (scheduled ? " at " + FormatRfc3339Utc(*req.at) : std::string()) +
                (d.comment.empty() ? "" : " (" + d.comment + ")"));
-  impl.Audit(actor.user, scheduled ? "deployment.schedule" : "deployment.request", id,
-             what + (scheduled ? " at " + FormatRfc3339Utc(*req.at) : ""));
-  if (req.force) impl.Audit(actor.user, "deployment.force", id, "forced past gates: " + d.comment);
   if (scheduled) {
     impl.Rearm();
   } else {
@@ -1222,10 +1232,13 @@ Status DeploymentEngine::Approve(const Actor& actor, int64_t id, const std::stri
     return PermissionDenied("'" + actor.user +
                             "' requested this deployment and cannot approve it; the stage does "
                             "not allow self-approval");
-  auto added = impl.store->AddApproval({0, id, actor.user, "approved", comment, impl.Now(), false});
-  if (!added.ok()) return added.status();
+  Store& store = *impl.store;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(
+        store.AddApproval({0, id, actor.user, "approved", comment, impl.Now(), false}).status());
+    return store.AppendAudit(impl.AuditOf(actor.user, "deployment.approve", id, comment));
+  }));
   impl.Log(id, "", "info", "approved by " + actor.user + (comment.empty() ? "" : ": " + comment));
-  impl.Audit(actor.user, "deployment.approve", id, comment);
   if (d->status == "waiting") impl.EvaluateWaiting(id);
   return Status::Ok();
 }
@@ -1245,9 +1258,12 @@ Status DeploymentEngine::Reject(const Actor& actor, int64_t id, const std::strin
   if (actor.role < needed)
     return PermissionDenied("rejecting deployments to " + d->stage + " needs the role " +
                             RoleName(needed));
-  auto added = impl.store->AddApproval({0, id, actor.user, "rejected", comment, impl.Now(), false});
-  if (!added.ok()) return added.status();
-  impl.Audit(actor.user, "deployment.reject", id, comment);
+  Store& store = *impl.store;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(
+        store.AddApproval({0, id, actor.user, "rejected", comment, impl.Now(), false}).status());
+    return store.AppendAudit(impl.AuditOf(actor.user, "deployment.reject", id, comment));
+  }));
   impl.Finish(*d, "cancelled", "rejected by " + actor.user + (comment.empty() ? "" : ": " + comment),
               {"waiting", "scheduled"});
   return Status::Ok();
@@ -1260,11 +1276,17 @@ Status DeploymentEngine::RevokeApproval(const Actor& actor, int64_t id) {
   if (d->status != "waiting" && d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
                               "; approvals can be revoked only until it starts");
-  auto n = impl.store->RevokeApprovals(id, actor.user);
-  if (!n.ok()) return n.status();
-  if (*n == 0) return NotFound("'" + actor.user + "' has no approval of deployment " + std::to_string(id) + " to revoke");
+  Store& store = *impl.store;
+  int64_t revoked = 0;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(revoked, store.RevokeApprovals(id, actor.user));
+    if (revoked == 0) return Status::Ok();
+    return store.AppendAudit(impl.AuditOf(actor.user, "deployment.revoke-approval", id, ""));
+  }));
+  if (revoked == 0)
+    return NotFound("'" + actor.user + "' has no approval of deployment " + std::to_string(id) +
+                    " to revoke");
   impl.Log(id, "", "info", "approval revoked by " + actor.user);
-  impl.Audit(actor.user, "deployment.revoke-approval", id, "");
   return Status::Ok();
 }
 
@@ -1284,13 +1306,17 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
     impl.Log(id, "", "warning", why + "; stopping");
     return Status::Ok();
   }
-  auto moved = impl.store->TransitionDeployment(id, {"scheduled", "waiting", "queued"}, "cancelled",
-                                                0, impl.Now(), why);
-  if (!moved.ok()) return moved.status();
-  if (!*moved)
+  Store& store = *impl.store;
+  bool moved = false;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(moved, store.TransitionDeployment(id, {"scheduled", "waiting", "queued"},
+                                                               "cancelled", 0, impl.Now(), why));
+    if (!moved) return Status::Ok();
+    return store.AppendAudit(impl.AuditOf(actor.user, "deployment.cancel", id, comment));
+  }));
+  if (!moved)
     return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");
   impl.Log(id, "", "warning", why);
-  impl.Audit(actor.user, "deployment.cancel", id, comment);
   impl.log_cv.notify_all();
   if (d->status == "scheduled") impl.Rearm();
   return Status::Ok();
@@ -1305,13 +1331,18 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
                               "; only scheduled deployments can be moved");
   REPRISE_RETURN_IF_ERROR(CheckNotPast(at, impl.clock->Now()));
-  auto moved = impl.store->RescheduleDeployment(id, ToUnixMillis(at));
-  if (!moved.ok()) return moved.status();
-  if (!*moved) return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");
   std::string what = "moved from " + FormatRfc3339Utc(FromUnixMillis(d->scheduled_at)) + " to " +
                      FormatRfc3339Utc(at);
+  Store& store = *impl.store;
+  bool moved = false;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(moved, store.RescheduleDeployment(id, ToUnixMillis(at)));
+    if (!moved) return Status::Ok();
+    return store.AppendAudit(impl.AuditOf(actor.user, "deployment.reschedule", id, what));
+  }));
+  if (!moved)
+    return FailedPrecondition("deployment " + std::to_string(id) + " has started meanwhile");
   impl.Log(id, "", "info", what + " by " + actor.user);
-  impl.Audit(actor.user, "deployment.reschedule", id, what);
   impl.Rearm();
   return Status::Ok();
 }
@@ -1354,23 +1385,23 @@ Status DeploymentEngine::SetGrant(const Actor& actor, const std::string& environ
     return InvalidArgument("unknown permission '" + permission + "' (known: redeploy)");
   REPRISE_RETURN_IF_ERROR(impl.store->GetEnvironment(environment).status());
   REPRISE_RETURN_IF_ERROR(impl.store->GetUser(user).status());
-  Result<bool> done =
-      granted ? impl.store->PutGrant({environment, user, permission, actor.user, impl.Now()})
-              : impl.store->DeleteGrant(environment, user, permission);
-  if (!done.ok()) return done.status();
-  if (changed != nullptr) *changed = *done;
-  if (!*done) {
-    if (granted) return Status::Ok();  // held already: nothing to change
+  Store& store = *impl.store;
+  bool done = false;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(
+        done, granted ? store.PutGrant({environment, user, permission, actor.user, impl.Now()})
+                      : store.DeleteGrant(environment, user, permission));
+    if (!done) return Status::Ok();
+    return store.AppendAudit({0, impl.Now(), actor.user, granted ? "grant.add" : "grant.remove",
+                              environment + "/" + user + "/" + permission,
+                              (granted ? "granted " : "revoked ") + permission + " on " +
+                                  environment + (granted ? " to " : " from ") + user});
+  }));
+  if (changed != nullptr) *changed = done;
+  if (!done && !granted)
     return NotFound("'" + user + "' holds no '" + permission + "' grant on environment '" +
                     environment + "'");
-  }
-  Status st =
-      impl.store->AppendAudit({0, impl.Now(), actor.user, granted ? "grant.add" : "grant.remove",
-                               environment + "/" + user + "/" + permission,
-                               (granted ? "granted " : "revoked ") + permission + " on " +
-                                   environment + (granted ? " to " : " from ") + user});
-  (void)st;
-  return Status::Ok();
+  return Status::Ok();  // a grant held already changes nothing
 }
 
 Result<std::vector<GrantRecord>> DeploymentEngine::Grants(const std::string& environment) {
@@ -1381,10 +1412,15 @@ Result<std::vector<GrantRecord>> DeploymentEngine::Grants(const std::string& env
 Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,
                                    const std::string& stage) {
   Impl& impl = *impl_;
-  REPRISE_ASSIGN_OR_RETURN(bool removed, impl.store->ClearHold(app, stage));
+  Store& store = *impl.store;
+  bool removed = false;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(removed, store.ClearHold(app, stage));
+    if (!removed) return Status::Ok();
+    return store.AppendAudit(
+        {0, impl.Now(), actor.user, "stage.clear-hold", app + "/" + stage, ""});
+  }));
   if (!removed) return NotFound("stage '" + stage + "' of '" + app + "' has no hold");
-  Status st = impl.store->AppendAudit({0, impl.Now(), actor.user, "stage.clear-hold", app + "/" + stage, ""});
-  (void)st;
   return Status::Ok();
 }
 

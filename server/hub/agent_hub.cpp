@@ -200,9 +200,15 @@ struct AgentHub::Impl {
     }
   }
 
+  AuditRecord AuditOf(const std::string& actor, const std::string& action,
+                      const std::string& subject, const std::string& summary) {
+    return {0, NowMs(), actor, action, subject, summary};
+  }
+  // For refusals, which change nothing; a change is audited in its own
+  // transaction (Store::Atomically).
   void Audit(const std::string& actor, const std::string& action, const std::string& subject,
              const std::string& summary) {
-    Status st = o.store->AppendAudit({0, NowMs(), actor, action, subject, summary});
+    Status st = o.store->AppendAudit(AuditOf(actor, action, subject, summary));
     if (!st.ok()) Log("audit failed: " + st.message());
   }
 
@@ -372,12 +378,16 @@ struct AgentHub::Impl {
       r.version = c->version;
       r.created_at = NowMs();
       r.last_seen = r.created_at;
-      Status st = o.store->PutAgent(r);
-      if (!st.ok()) return Refuse(c, Unavailable("cannot record the agent"), false);
-      (void)o.store->MarkEnrollTokenUsed(token_hash, c->name);
-      Audit("agent:" + c->name, "agent.enroll", c->name,
+      Store& store = *o.store;
+      Status st = store.Atomically([&] {
+        REPRISE_RETURN_IF_ERROR(store.PutAgent(r));
+        REPRISE_RETURN_IF_ERROR(store.MarkEnrollTokenUsed(token_hash, c->name));
+        return store.AppendAudit(AuditOf(
+            "agent:" + c->name, "agent.enroll", c->name,
             "enrolled from " + c->address + " with key " + key_fp.substr(0, 16) + " (" + r.status +
-                (t->pre_approved ? ", pre-approved token" : "") + ")");
+                (t->pre_approved ? ", pre-approved token" : "") + ")"));
+      });
+      if (!st.ok()) return Refuse(c, Unavailable("cannot record the agent"), false);
     } else {
       r = *rec;
       if (!ConstantTimeEquals(r.public_key, c->public_key)) {
@@ -1123,11 +1133,15 @@ Status AgentHub::Approve(const std::string& name, const std::string& actor) {
   REPRISE_ASSIGN_OR_RETURN(AgentRecord rec, im.o.store->GetAgent(name));
   if (rec.status != "approved") {
     rec.status = "approved";
-    REPRISE_RETURN_IF_ERROR(im.o.store->PutAgent(rec));
+    Store& store = *im.o.store;
+    REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+      REPRISE_RETURN_IF_ERROR(store.PutAgent(rec));
+      return store.AppendAudit(im.AuditOf(actor, "agent.approve", name,
+                                          "approved agent with key " +
+                                              rec.key_fingerprint.substr(0, 16)));
+    }));
   }
   rg.unlock();
-  im.Audit(actor, "agent.approve", name,
-           "approved agent with key " + rec.key_fingerprint.substr(0, 16));
   std::shared_ptr<Conn> c;
   {
     std::lock_guard<std::mutex> g(im.mu);
@@ -1158,10 +1172,14 @@ Result<std::string> AgentHub::CreateEnrollToken(bool pre_approved, std::chrono::
   r.created_by = actor;
   r.created_at = im.NowMs();
   r.expires_at = r.created_at + expires_in.count() * 1000;
-  REPRISE_RETURN_IF_ERROR(im.o.store->CreateEnrollToken(r));
-  im.Audit(actor, "agent.enroll_token.create", "",
-           std::string(pre_approved ? "pre-approved" : "needs approval") + ", expires " +
-               FormatRfc3339Utc(FromUnixMillis(r.expires_at)));
+  Store& store = *im.o.store;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(store.CreateEnrollToken(r));
+    return store.AppendAudit(
+        im.AuditOf(actor, "agent.enroll_token.create", "",
+                   std::string(pre_approved ? "pre-approved" : "needs approval") + ", expires " +
+                       FormatRfc3339Utc(FromUnixMillis(r.expires_at))));
+  }));
   return token;
 }
 

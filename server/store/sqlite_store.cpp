@@ -1210,11 +1210,24 @@ class SqliteStore final : public Store {
     }
   }
 
+  Status Atomically(const std::function<Status()>& body) override {
+    return Write("atomic change", body);
+  }
+
   // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.
+  // Inside another Write (Atomically) on this thread it is a savepoint of
+  // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body) {
     std::lock_guard lock(mu_);
+    struct Depth {
+      int& depth;
+      explicit Depth(int& d) : depth(++d) {}
+      ~Depth() { --depth; }
+    };
+    if (write_depth_ > 0) return Nested(what, body);
     try {
       SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+      Depth depth(write_depth_);
       Status st = body();
       if (!st.ok()) return st;  // rolled back by the destructor
       tx.commit();
@@ -1223,6 +1236,42 @@ class SqliteStore final : public Store {
       if (IsConstraint(e)) return Conflict(std::string(what) + ": " + e.what());
       return FromException(e, what);
     } catch (const std::exception& e) {
+      return FromException(e, what);
+    }
+  }
+
+  Status Nested(std::string_view what, const std::function<Status()>& body) {
+    auto undo = [&] {
+      try {
+        db_->exec("ROLLBACK TO nested_write");
+        db_->exec("RELEASE nested_write");
+      } catch (const std::exception&) {
+        // The outer transaction is rolled back when the error reaches it.
+      }
+    };
+    try {
+      db_->exec("SAVEPOINT nested_write");
+      ++write_depth_;
+      Status st;
+      try {
+        st = body();
+      } catch (...) {
+        --write_depth_;
+        throw;
+      }
+      --write_depth_;
+      if (!st.ok()) {
+        undo();
+        return st;
+      }
+      db_->exec("RELEASE nested_write");
+      return Status::Ok();
+    } catch (const SQLite::Exception& e) {
+      undo();
+      if (IsConstraint(e)) return Conflict(std::string(what) + ": " + e.what());
+      return FromException(e, what);
+    } catch (const std::exception& e) {
+      undo();
       return FromException(e, what);
     }
   }
@@ -1262,7 +1311,9 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  std::mutex mu_;
+  // Recursive: a call inside Atomically() runs on the thread holding it.
+  std::recursive_mutex mu_;
+  int write_depth_ = 0;  // guarded by mu_
   std::unique_ptr<SQLite::Database> db_;
 };
 

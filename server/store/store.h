@@ -7,10 +7,12 @@
 // interpret them. Times are milliseconds since the Unix epoch, UTC.
 //
 // Thread-safety: every method is safe to call from any thread; each call is
-// atomic (one IMMEDIATE transaction for writes).
+// atomic (one IMMEDIATE transaction for writes). Atomically() groups several
+// calls, e.g. a change and its audit entry, into one transaction.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -422,6 +424,14 @@ class Store {
                                 const std::string& permission) = 0;
 
   virtual Status AppendAudit(const AuditRecord& entry) = 0;
+
+  // Runs `body` in one IMMEDIATE transaction: the writes it makes through
+  // this store from this thread commit together when it returns OK, and none
+  // does when it returns an error (or throws). A write inside that fails is
+  // undone alone and its error returned to `body`. Other threads' calls wait
+  // until it ends, so `body` must not wait for them. Used to record a change
+  // together with its audit entry: neither is ever kept without the other.
+  [[nodiscard]] virtual Status Atomically(const std::function<Status()>& body) = 0;
   // Newest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter,
                                                     const Page& page) = 0;

@@ -1,4 +1,5 @@
 // The core HTTP API against a real server on port 0 with a real SQLite file.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -300,6 +301,50 @@ TEST_CASE("every change is audited with who, what and when") {
   CHECK(r.body.find("s3cr3t") == std::string::npos);
   auto filtered = Body(admin.Get("/api/v1/audit?action=target."));
   CHECK(filtered["items"].size() == 2);
+}
+
+TEST_CASE("a change whose audit entry cannot be written is not made") {
+  TestServer server;
+  auto admin = server.Admin();
+  Seed(admin);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  // The audit log refuses some actions, as a full or failing disk would.
+  SQLite::Database db((server.data_dir() / "reprise.db").string(), SQLite::OPEN_READWRITE);
+  db.exec(
+      "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log WHEN NEW.action IN "
+      "('environment.put', 'build.create', 'deployment.request', 'user.create') "
+      "BEGIN SELECT RAISE(ABORT, 'the audit log refused the entry'); END");
+  const int64_t audits = AuditCount(admin);
+
+  auto env = admin.Put("/api/v1/environments/Staging", "{}");
+  CHECK(env.status >= 400);
+  CHECK(ErrorMessage(env).find("the audit log refused the entry") != std::string::npos);
+  CHECK(admin.Get("/api/v1/environments/Staging").status == 404);
+
+  auto build = admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}");
+  CHECK(build.status >= 400);
+  CHECK(ErrorMessage(build).find("the audit log refused the entry") != std::string::npos);
+  CHECK(admin.Get("/api/v1/applications/shop/releases/1.0/builds/2").status == 404);
+
+  auto deploy = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                           R"({"stage":"Integration"})");
+  CHECK(deploy.status >= 400);
+  CHECK(ErrorMessage(deploy).find("the audit log refused the entry") != std::string::npos);
+  CHECK(Body(admin.Get("/api/v1/deployments"))["items"].empty());
+
+  auto user = admin.Post("/api/v1/users", R"({"name":"eve","role":"admin"})");
+  CHECK(user.status >= 400);
+  CHECK(ErrorMessage(user).find("the audit log refused the entry") != std::string::npos);
+  CHECK(admin.Post("/api/v1/users/eve/tokens", "{}").status == 404);
+  CHECK(AuditCount(admin) == audits);
+
+  // With the audit log writable again, the same changes go through, audited.
+  db.exec("DROP TRIGGER refuse_audit");
+  CHECK(admin.Put("/api/v1/environments/Staging", "{}").status == 200);
+  auto again = admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}");
+  REQUIRE(again.status == 201);
+  CHECK(Body(again)["number"] == 2);  // build 2 was not taken by the failed attempt
+  CHECK(AuditCount(admin) == audits + 2);
 }
 
 TEST_CASE("the demo is seeded idempotently and survives restarts") {

@@ -3,7 +3,9 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "server/store/migrations.h"
@@ -194,6 +196,79 @@ TEST_CASE("holds are placed and cleared per stage; concurrent ones on other stag
   for (int t = 0; t < 8; ++t)
     CHECK(all.find("\"S" + std::to_string(t) + "\":{\"deployment_id\":19}") != std::string::npos);
   CHECK(all.find("\"Production\":{\"deployment_id\":9") != std::string::npos);
+}
+
+TEST_CASE("Atomically commits a change and its audit entry together, or neither") {
+  TempDir dir;
+  auto s = Open(dir);
+  auto audits = [&] {
+    auto a = s->ListAudit({}, {1000, 0});
+    REQUIRE(a.ok());
+    return a->size();
+  };
+  // Both kept.
+  REQUIRE(s->Atomically([&] {
+              REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Testing", "{}", 1}));
+              return s->AppendAudit({0, 1, "alice", "environment.put", "Testing", ""});
+            }).ok());
+  CHECK(s->GetEnvironment("Testing").ok());
+  CHECK(audits() == 1);
+
+  // The body fails after both writes: neither is kept, and the error is the body's.
+  Status failed = s->Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Production", "{}", 2}));
+    REPRISE_RETURN_IF_ERROR(s->AppendAudit({0, 2, "alice", "environment.put", "Production", ""}));
+    return Internal("the audit could not be written");
+  });
+  CHECK(failed.code() == Code::kInternal);
+  CHECK(failed.message() == "the audit could not be written");
+  CHECK(s->GetEnvironment("Production").status().code() == Code::kNotFound);
+  CHECK(audits() == 1);
+
+  // An exception from the body undoes everything too.
+  CHECK_FALSE(s->Atomically([&]() -> Status {
+                 REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Staging", "{}", 3}));
+                 throw std::runtime_error("boom");
+               }).ok());
+  CHECK(s->GetEnvironment("Staging").status().code() == Code::kNotFound);
+
+  // A write that fails inside is undone alone; the body decides the rest.
+  SeedRelease(*s);
+  Status conflict;
+  REQUIRE(s->Atomically([&] {
+              REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Production", "{}", 4}));
+              conflict = s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"});
+              // Reads inside see the transaction's own writes.
+              REPRISE_RETURN_IF_ERROR(s->GetEnvironment("Production").status());
+              return s->AppendAudit({0, 4, "alice", "environment.put", "Production", ""});
+            }).ok());
+  CHECK(conflict.code() != Code::kOk);
+  CHECK(s->GetEnvironment("Production").ok());
+  CHECK(audits() == 2);
+
+  // Nested: the inner group is part of the outer one.
+  CHECK_FALSE(s->Atomically([&] {
+                 REPRISE_RETURN_IF_ERROR(s->Atomically(
+                     [&] { return s->PutEnvironment({"Inner", "{}", 5}); }));
+                 return Cancelled("changed my mind");
+               }).ok());
+  CHECK(s->GetEnvironment("Inner").status().code() == Code::kNotFound);
+
+  // Other threads wait for the group and then go on.
+  std::atomic<bool> inside{false};
+  std::thread other;
+  REQUIRE(s->Atomically([&] {
+              other = std::thread([&] {
+                while (!inside) std::this_thread::yield();
+                CHECK(s->PutEnvironment({"Other", "{}", 6}).ok());
+              });
+              inside = true;
+              std::this_thread::sleep_for(std::chrono::milliseconds(50));
+              return s->PutEnvironment({"Group", "{}", 6});
+            }).ok());
+  other.join();
+  CHECK(s->GetEnvironment("Group").ok());
+  CHECK(s->GetEnvironment("Other").ok());
 }
 
 TEST_CASE("audit entries list newest first and filter") {
