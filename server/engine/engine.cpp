@@ -872,7 +872,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
                    {"by", d.requested_by},
                    {"deployment_id", d.id},
                    {"reason", "rolled back to " + BuildLabel(d.release, d.build)}};
-      Status st = store->PlaceHold(d.application, d.stage, hold.dump());
+      Status st = store->Atomically([&] {
+        REPRISE_RETURN_IF_ERROR(store->PlaceHold(d.application, d.stage, hold.dump()));
+        return store->AppendAudit(
+            AuditOf(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage));
+      });
       if (!st.ok()) {
         Log(d.id, "", "error",
             "could not hold automatic promotion into " + d.stage + ": " + st.message());
@@ -880,7 +884,6 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       }
       Log(d.id, "", "info",
           "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
-      Audit(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage);
       CancelHeldAutomatic(d);
     }
     int index = StageIndex(spec, d.stage);
