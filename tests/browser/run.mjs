@@ -608,8 +608,8 @@ step('live log: lines arrive over server-sent events, a dropped stream reconnect
     await waitText(page, '#deployment-log', 'the end', T.deploy);
     await waitText(page, '#deployment-status', 'succeeded', T.deploy);
     const texts = await page.locator('#deployment-log .line').allTextContents();
-    for (const needle of ['before the pause', 'after the pause', 'the end', 'role deployer to continue: Hold the line',
-      'role deployer to continue: Second hold']) {
+    for (const needle of ['before the pause', 'after the pause', 'the end', 'a deployer to continue: Hold the line',
+      'a deployer to continue: Second hold']) {
       const n = texts.filter((t) => t.includes(needle)).length;
       if (n !== 1) throw new Error(`"${needle}" shows ${n} times in the log after the reconnect:\n${texts.join("\n")}`);
     }
