@@ -95,7 +95,7 @@ struct Conn {
   Stage stage = Stage::kHello;
   bool counted_unauthenticated = false;  // in Impl::unauthenticated (io thread)
   std::string name, version, public_key, enroll_token, nonce, address;
-  bool approved = false;
+  std::atomic<bool> approved{false};  // written under Impl::mu, read by the io thread too
   Steady::time_point connected_at = Steady::now();
   Steady::time_point last_recv = Steady::now();
   int64_t last_seen_persisted = 0;
