@@ -5,8 +5,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,12 +15,12 @@
 #include <latch>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <thread>
 
 #include "common/crypto.h"
 #include "tests/agents/deployer/archive_corpus.h"
+#include "tests/support/server_process.h"
 #include "tests/support/test_server.h"
 
 namespace reprise::testing {
@@ -359,9 +357,9 @@ TEST_CASE("temporaries from killed uploads are removed on start; verify finds ta
   CHECK(ReadBytes(blob) == tampered);  // verification changes nothing
 
   // The command-line check reports the same and fails.
-  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
-  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() + " > " +
-                    (dir.path() / "verify.out").string() + " 2>&1";
+  std::string cmd = (BinDir() / "reprise-server").string() + " --verify --data " +
+                    server.data_dir().string() + " > " + (dir.path() / "verify.out").string() +
+                    " 2>&1";
   int rc = std::system(cmd.c_str());
   CHECK(WEXITSTATUS(rc) == 1);
   CHECK(ReadBytes(dir.path() / "verify.out").find("CORRUPT " + sha) != std::string::npos);
@@ -542,78 +540,14 @@ TEST_CASE("an upload whose client disconnects midway leaves nothing visible") {
   CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(bytes)});
 }
 
-namespace {
-
-// reprise-server as a child process on a data directory; SIGKILLed on destruction.
-class ServerProcess {
- public:
-  ServerProcess(const std::filesystem::path& data, const std::filesystem::path& log) : log_(log) {
-    const char* bin_dir = std::getenv("REPRISE_BIN_DIR");
-    std::vector<std::string> argv = {
-        (std::filesystem::path(bin_dir ? bin_dir : "build/bin") / "reprise-server").string(),
-        "--data",
-        data.string(),
-        "--http",
-        "127.0.0.1:0",
-        "--agent-port",
-        "0",
-        "--agent-host",
-        "127.0.0.1",
-        "--agent-plain"};
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
-                                    "PATH=/usr/bin:/bin"};
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-    REQUIRE_MESSAGE(WaitFor([&] {
-                      std::smatch m;
-                      std::string text = ReadFile(log_);
-                      if (!std::regex_search(text, m, listening)) return false;
-                      port_ = std::stoi(m[1]);
-                      return true;
-                    }),
-                    "the server did not start: ", ReadFile(log_));
-  }
-  ~ServerProcess() { KillHard(); }
-  void KillHard() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-  HttpClient Admin() const {
-    HttpClient c("127.0.0.1", port_);
-    c.set_token(kAdminToken);
-    return c;
-  }
-
- private:
-  std::filesystem::path log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
-
-}  // namespace
-
 TEST_CASE("kill -9 of the server during an upload: nothing visible, the temporary goes on start") {
   TempDir tmp;
   const auto data = tmp.path() / "data";
   const std::string bytes = RandomTree(tmp, 8 << 20, 3);
   const std::string path = std::string(kBuild1) + "/artifacts/web";
   {
-    ServerProcess server(data, tmp.path() / "server1.log");
+    ServerProcess server(ServerArgs(data, {"--agent-port", "0", "--agent-plain"}),
+                         tmp.path() / "server1.log");
     auto admin = server.Admin();
     SeedBuild(admin);
     RawConnection c(server.port());
@@ -623,7 +557,8 @@ TEST_CASE("kill -9 of the server during an upload: nothing visible, the temporar
     server.KillHard();
   }
   CHECK(Temporaries(data) == 1);  // what the killed upload left
-  ServerProcess server(data, tmp.path() / "server2.log");
+  ServerProcess server(ServerArgs(data, {"--agent-port", "0", "--agent-plain"}),
+                       tmp.path() / "server2.log");
   CHECK(Temporaries(data) == 0);
   CHECK(Blobs(data).empty());
   auto admin = server.Admin();
@@ -744,9 +679,9 @@ TEST_CASE("verify reports artifact records whose blob is missing and blobs that 
 
   // The command line reports the same, changes nothing, and fails.
   server.Stop();
-  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
-  std::string cmd = bin + "/reprise-server --verify --data " + server.data_dir().string() + " > " +
-                    (dir.path() / "verify.out").string() + " 2>&1";
+  std::string cmd = (BinDir() / "reprise-server").string() + " --verify --data " +
+                    server.data_dir().string() + " > " + (dir.path() / "verify.out").string() +
+                    " 2>&1";
   int rc = std::system(cmd.c_str());
   CHECK(WEXITSTATUS(rc) == 1);
   const std::string out = ReadBytes(dir.path() / "verify.out");
@@ -790,7 +725,7 @@ TEST_CASE("the server's retention defaults apply to the fields a request leaves 
 
 TEST_CASE("reprise-server refuses bad artifact flags naming the flag") {
   TempDir dir;
-  std::string bin = std::getenv("REPRISE_BIN_DIR") ? std::getenv("REPRISE_BIN_DIR") : "build/bin";
+  const std::string bin = BinDir().string();
   struct Case {
     const char* args;
     const char* expect;

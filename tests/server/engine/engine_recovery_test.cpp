@@ -1,80 +1,21 @@
 // Crash recovery (a real server process killed with SIGKILL), deployment
 // windows across a DST change on a fake clock, and manual steps.
 #include <doctest/doctest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <regex>
-
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/support/server_process.h"
 
 namespace reprise::testing {
 
 namespace {
 
-// reprise-server as a child process; SIGKILLed on destruction.
-class ServerProcess {
- public:
-  // `agent_args`: where agents connect (default: any port, and the local agent).
-  ServerProcess(const fs::path& data, const fs::path& log,
-                std::vector<std::string> agent_args = {"--agent-port", "0", "--local-agent"})
-      : log_(log) {
-    std::vector<std::string> argv = {(BinDir() / "reprise-server").string(),
-                                     "--data",
-                                     data.string(),
-                                     "--http",
-                                     "127.0.0.1:0",
-                                     "--agent-host",
-                                     "127.0.0.1"};
-    argv.insert(argv.end(), agent_args.begin(), agent_args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
-                                    "PATH=/usr/bin:/bin"};
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-    REQUIRE_MESSAGE(WaitUntil([&] {
-                      std::smatch m;
-                      std::string text = ReadFile(log_);
-                      if (!std::regex_search(text, m, listening)) return false;
-                      port_ = std::stoi(m[1]);
-                      return true;
-                    }),
-                    "the server did not start: ", ReadFile(log_));
-  }
-  ~ServerProcess() { KillHard(); }
-  void KillHard() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-  HttpClient Admin() const {
-    HttpClient c("127.0.0.1", port_);
-    c.set_token(kAdminToken);
-    return c;
-  }
-
- private:
-  fs::path log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+// How the recovery tests start reprise-server: agents on a free port, and
+// the local agent.
+const std::vector<std::string> kLocalAgent = {"--agent-port", "0", "--local-agent"};
 
 void SeedLocal(HttpClient& admin, const fs::path& target_dir, const std::string& plan_steps) {
   REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
@@ -98,7 +39,7 @@ TEST_CASE("kill -9 of the server during a deployment: after restart it is interr
   fs::create_directories(target);
   int64_t id = 0;
   {
-    ServerProcess server(data, tmp.path() / "server1.log");
+    ServerProcess server(ServerArgs(data, kLocalAgent), tmp.path() / "server1.log");
     auto admin = server.Admin();
     SeedLocal(admin, target,
               "    - log: \"starting\"\n    - exec: { command: \"sleep 3\", timeout: 60 }\n");
@@ -114,7 +55,7 @@ TEST_CASE("kill -9 of the server during a deployment: after restart it is interr
     }));
     server.KillHard();
   }
-  ServerProcess server(data, tmp.path() / "server2.log");
+  ServerProcess server(ServerArgs(data, kLocalAgent), tmp.path() / "server2.log");
   auto admin = server.Admin();
   auto d = Body(admin.Get("/api/v1/deployments/" + std::to_string(id)));
   CHECK(d["status"] == "interrupted");
@@ -421,7 +362,8 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   fs::create_directories(root);
   std::vector<std::string> agent_args = {"--agent-port", std::to_string(FreePort()),
                                          "--agent-plain"};
-  auto server = std::make_unique<ServerProcess>(data, tmp.path() / "server1.log", agent_args);
+  auto server =
+      std::make_unique<ServerProcess>(ServerArgs(data, agent_args), tmp.path() / "server1.log");
   auto admin = server->Admin();
   REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
   json t = {
@@ -487,7 +429,8 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
           std::string::npos);
 
   // Restarted without the agent: interrupted; the server cannot know yet.
-  server = std::make_unique<ServerProcess>(data, tmp.path() / "server2.log", agent_args);
+  server =
+      std::make_unique<ServerProcess>(ServerArgs(data, agent_args), tmp.path() / "server2.log");
   admin = server->Admin();
   CHECK(Body(admin.Get("/api/v1/deployments/" + second))["status"] == "interrupted");
   CHECK(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");

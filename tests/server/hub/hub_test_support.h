@@ -28,6 +28,7 @@
 #include "server/artifacts/blob_store.h"
 #include "server/hub/agent_hub.h"
 #include "server/store/store.h"
+#include "tests/support/server_process.h"
 #include "tests/temp_dir.h"
 
 extern char** environ;
@@ -35,11 +36,6 @@ extern char** environ;
 namespace reprise::testing {
 
 namespace fs = std::filesystem;
-
-inline fs::path BinDir() {
-  const char* d = std::getenv("REPRISE_BIN_DIR");
-  return d ? fs::path(d) : fs::path("bin");
-}
 
 // Polls `pred` until it holds or `limit` passes.
 inline bool WaitUntil(const std::function<bool()>& pred,

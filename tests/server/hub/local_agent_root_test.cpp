@@ -2,15 +2,11 @@
 // default, --local-agent-root DIR when given. Through the real server: an
 // in-process ServerApp and a reprise-server process.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "tests/server/hub/hub_test_support.h"
+#include "tests/support/server_process.h"
 #include "tests/support/test_server.h"
 
 namespace reprise::testing {
@@ -97,81 +93,23 @@ TEST_CASE("the local agent's targets must lie under DATA/targets by default") {
   }
 }
 
-// reprise-server as a child process; SIGKILLed on destruction.
-class ServerProcess {
- public:
-  ServerProcess(std::vector<std::string> args, const fs::path& log) : log_(log) {
-    std::vector<std::string> argv = {(BinDir() / "reprise-server").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
-                                    "PATH=/usr/bin:/bin"};
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~ServerProcess() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-  }
-  // The HTTP port once the server says where it listens (0: it did not).
-  int WaitForPort() {
-    std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-    int port = 0;
-    WaitUntil([&] {
-      std::smatch m;
-      std::string text = ReadFile(log_);
-      if (!std::regex_search(text, m, listening)) return false;
-      port = std::stoi(m[1]);
-      return true;
-    });
-    return port;
-  }
-  // Exit code; blocks.
-  int Wait() {
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  }
-  std::string Log() const { return ReadFile(log_); }
-
- private:
-  fs::path log_;
-  pid_t pid_ = -1;
-};
-
 TEST_CASE("reprise-server --local-agent-root DIR moves the local agent's root") {
   TempDir tmp;
   fs::path data = tmp.path() / "data";
   fs::path root = tmp.path() / "srv";
-  const std::vector<std::string> base = {
-      "--data", data.string(),  "--http",    "127.0.0.1:0",   "--agent-port",
-      "0",      "--agent-host", "127.0.0.1", "--agent-plain", "--local-agent"};
+  const std::vector<std::string> base =
+      ServerArgs(data, {"--agent-port", "0", "--agent-plain", "--local-agent"});
   {
     auto args = base;
     args.push_back("--local-agent-root");
-    ServerProcess missing(args, tmp.path() / "usage.log");
+    ServerProcess missing(args, tmp.path() / "usage.log", ServerProcess::Until::kSpawned);
     CHECK(missing.Wait() == 2);
     CHECK(missing.Log().find("--local-agent-root needs a directory") != std::string::npos);
   }
   auto args = base;
   args.insert(args.end(), {"--local-agent-root", root.string()});
   ServerProcess server(args, tmp.path() / "server.log");
-  int port = server.WaitForPort();
-  REQUIRE_MESSAGE(port > 0, server.Log());
-  HttpClient admin("127.0.0.1", port);
-  admin.set_token(kAdminToken);
+  HttpClient admin = server.Admin();
 
   Seed(admin, root / "web");
   auto d = Deploy(admin);
