@@ -33,8 +33,9 @@ std::string Octal(unsigned mode) {
   return buf;
 }
 
-// Lists everything below `dir_fd` into `out` without following symlinks.
-Status ListTree(int dir_fd, const std::string& prefix, std::map<std::string, DiskEntry>& out) {
+// The names in directory `dir_fd` (`prefix` names it in errors), without
+// "." and "..". `dir_fd` stays open and usable.
+Result<std::vector<std::string>> DirectoryNames(int dir_fd, const std::string& prefix) {
   int scan_fd = ::dup(dir_fd);
   if (scan_fd < 0) return IoError("dup: " + std::string(std::strerror(errno)));
   DIR* dir = ::fdopendir(scan_fd);
@@ -44,10 +45,16 @@ Status ListTree(int dir_fd, const std::string& prefix, std::map<std::string, Dis
   }
   std::vector<std::string> names;
   while (dirent* d = ::readdir(dir)) {
-    std::string name = d->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
+    const char* name = d->d_name;
+    if (std::strcmp(name, ".") != 0 && std::strcmp(name, "..") != 0) names.emplace_back(name);
   }
   ::closedir(dir);
+  return names;
+}
+
+// Lists everything below `dir_fd` into `out` without following symlinks.
+Status ListTree(int dir_fd, const std::string& prefix, std::map<std::string, DiskEntry>& out) {
+  REPRISE_ASSIGN_OR_RETURN(std::vector<std::string> names, DirectoryNames(dir_fd, prefix));
   for (const std::string& name : names) {
     std::string path = prefix.empty() ? name : prefix + "/" + name;
     struct stat st;
@@ -120,19 +127,7 @@ Result<std::string> HashBelow(int root_fd, const std::string& path) {
 // without collecting and sorting the whole tree. Per entry: its path, NUL (a
 // path holds any byte but NUL) and its lstat fields as fixed-width integers.
 Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher) {
-  int scan_fd = ::dup(dir_fd);
-  if (scan_fd < 0) return IoError("dup: " + std::string(std::strerror(errno)));
-  DIR* dir = ::fdopendir(scan_fd);
-  if (dir == nullptr) {
-    ::close(scan_fd);
-    return IoError("cannot read directory '" + prefix + "': " + std::strerror(errno));
-  }
-  std::vector<std::string> names;
-  while (dirent* d = ::readdir(dir)) {
-    const char* name = d->d_name;
-    if (std::strcmp(name, ".") != 0 && std::strcmp(name, "..") != 0) names.emplace_back(name);
-  }
-  ::closedir(dir);
+  REPRISE_ASSIGN_OR_RETURN(std::vector<std::string> names, DirectoryNames(dir_fd, prefix));
   std::sort(names.begin(), names.end());
   std::string path;
   for (const std::string& name : names) {
