@@ -10,15 +10,14 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <chrono>
 #include <filesystem>
 #include <regex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/support/http_client.h"
 #include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
 namespace reprise::testing {
@@ -77,14 +76,14 @@ class ServerProcess {
   // within 30 s.
   int WaitForPort() {
     const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
+    WaitUntil([&] {
       std::smatch m;
       const std::string text = Log();
-      if (std::regex_search(text, m, listening)) return port_ = std::stoi(m[1]);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return 0;
+      if (!std::regex_search(text, m, listening)) return false;
+      port_ = std::stoi(m[1]);
+      return true;
+    });
+    return port_;
   }
   // Its exit code (-1 when killed by a signal); blocks until it exits.
   int Wait() {

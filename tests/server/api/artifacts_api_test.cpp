@@ -93,14 +93,8 @@ std::string ErrorCode(const HttpResult& r) {
 }
 
 // Waits (up to a minute) for `done`; for things another thread finishes.
-template <typename F>
-bool WaitFor(F done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
+bool WaitFor(const std::function<bool()>& done) {
+  return WaitUntil(done, std::chrono::seconds(60));
 }
 
 // A plain TCP connection to the server that sends raw bytes, so a test can

@@ -29,6 +29,7 @@
 #include "server/hub/agent_hub.h"
 #include "server/store/store.h"
 #include "tests/support/server_process.h"
+#include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
 extern char** environ;
@@ -36,17 +37,6 @@ extern char** environ;
 namespace reprise::testing {
 
 namespace fs = std::filesystem;
-
-// Polls `pred` until it holds or `limit` passes.
-inline bool WaitUntil(const std::function<bool()>& pred,
-                      std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
 
 // A reprise-agent child process; killed (SIGKILL) on destruction.
 class AgentProcess {
