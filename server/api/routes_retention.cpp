@@ -72,11 +72,9 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
          }
          if (ctx.blobs == nullptr)
            return HttpResponse::Error(Unavailable("this server has no artifact store"));
-         BlobRemover remove_blob;
-         if (ctx.catalog != nullptr)
-           remove_blob = [&ctx](const std::string& sha) {
-             return ctx.catalog->RemoveBlobIfUnreferenced(sha);
-           };
+         BlobRemover remove_blob = [&ctx](const std::string& sha) {
+           return ctx.catalog->RemoveBlobIfUnreferenced(sha);
+         };
          TRY_OR_ERROR(auto report, ApplyRetention(*ctx.store, *ctx.blobs, *ctx.clock, policy,
                                                   dry_run, req.principal.user, remove_blob));
          Json deleted = Json::array(), kept = Json::array();

@@ -294,23 +294,12 @@ Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clo
         if (keep.count(sha)) continue;
         auto size = blobs.Size(sha);
         if (!dry_run) {
-          if (remove_blob) {
-            // Re-checked under the blob's lock: an upload may have recorded
-            // these bytes since the list was read.
-            auto gone = remove_blob(sha);
-            if (!gone.ok()) {
-              failure = gone.status().WithContext("removing blob " + sha);
-              break;
-            }
-            if (!*gone) continue;  // referenced again, or gone already
-          } else {
-            Status st = blobs.Remove(sha);
-            if (st.code() == Code::kNotFound) continue;  // gone already
-            if (!st.ok()) {
-              failure = st.WithContext("removing blob " + sha);
-              break;
-            }
+          auto gone = remove_blob(sha);
+          if (!gone.ok()) {
+            failure = gone.status().WithContext("removing blob " + sha);
+            break;
           }
+          if (!*gone) continue;  // referenced again, or gone already
         }
         removed.insert(sha);
         report.blobs_removed.push_back(sha);

@@ -32,11 +32,11 @@
 // before anything is deleted.
 //
 // Thread-safety: ApplyRetention may be called from any thread; runs in one
-// process are serialised. The blob store does not arbitrate between Remove and
-// an upload committing the same bytes at that moment (docs/artifacts.md): a
-// blob is removed only if no artifact record references it right before the
-// removal, and the run reports (in `warnings`) a removed blob that an artifact
-// record referenced right after it.
+// process are serialised. Blobs go through a BlobRemover that re-checks the
+// references under the upload's per-blob lock (docs/artifacts.md), so an
+// upload of the same bytes at that moment keeps or re-stores its blob; the run
+// still reports (in `warnings`) a removed blob that a record references
+// afterwards.
 #pragma once
 
 #include <cstdint>
@@ -109,12 +109,11 @@ using BlobRemover = std::function<Result<bool>(const std::string& sha256)>;
 // Applies `policy`. With `dry_run` nothing changes: the report says what would
 // be deleted. Otherwise deletes as described above and appends one audit
 // entry per deleted build (action "artifact.retention", subject
-// "app/release/build", by `actor`). Unreferenced blobs go through
-// `remove_blob`; without one, `blobs` removes them after a check of the
-// store, which an upload of the same bytes at that moment can race.
+// "app/release/build", by `actor`). Unreferenced blobs are removed through
+// `remove_blob`, which re-checks each one: an upload may have recorded the
+// same bytes since the list was read.
 Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clock& clock,
                                        const RetentionPolicy& policy, bool dry_run,
-                                       const std::string& actor,
-                                       const BlobRemover& remove_blob = {});
+                                       const std::string& actor, const BlobRemover& remove_blob);
 
 }  // namespace reprise

@@ -41,6 +41,7 @@ class World {
     auto blobs = BlobStore::Open(dir_.path() / "blobs", BlobStoreOptions{0, false});
     REQUIRE(blobs.ok());
     blobs_ = std::move(*blobs);
+    catalog_ = std::make_unique<Catalog>(CatalogOptions{store_.get(), blobs_.get(), &clock_});
   }
 
   int64_t now() const { return ToUnixMillis(clock_.Now()); }
@@ -147,9 +148,14 @@ class World {
   }
 
   const Clock& clock() const { return clock_; }
+  Catalog& catalog() { return *catalog_; }
+  // What the server removes blobs with.
+  BlobRemover Remover() {
+    return [this](const std::string& sha) { return catalog_->RemoveBlobIfUnreferenced(sha); };
+  }
 
   RetentionReport Run(const RetentionPolicy& policy, bool dry_run) {
-    auto r = ApplyRetention(*store_, *blobs_, clock_, policy, dry_run, "root");
+    auto r = ApplyRetention(*store_, *blobs_, clock_, policy, dry_run, "root", Remover());
     REQUIRE_MESSAGE(r.ok(), r.status().ToString());
     return std::move(*r);
   }
@@ -159,6 +165,7 @@ class World {
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Catalog> catalog_;
 };
 
 const RetentionDecision* Find(const std::vector<RetentionDecision>& list, const std::string& app,
@@ -409,7 +416,7 @@ TEST_CASE(
   w.Build("shop", "1.0", 80, {{"web", "old bytes, not uploaded again"}});  // 2: deleted
   const std::string again = w.ShaOf("shop", "1.0", 1);
   const std::string gone = w.ShaOf("shop", "1.0", 2);
-  Catalog catalog({&w.store(), &w.blobs(), &w.clock()});
+  Catalog& catalog = w.catalog();
 
   // Between retention's listing of unreferenced blobs and each removal, an
   // upload records build 3 with build 1's bytes (its blob was committed
@@ -484,7 +491,7 @@ TEST_CASE("retention: policies out of range are refused and change nothing") {
   FakeClock clock(FromUnixMillis(w.now()));
   for (RetentionPolicy p : {RetentionPolicy{-1, 0, 0}, RetentionPolicy{0, -1, 0},
                             RetentionPolicy{0, 0, -1}, RetentionPolicy{0, 0, 1001}}) {
-    auto r = ApplyRetention(w.store(), w.blobs(), clock, p, false, "root");
+    auto r = ApplyRetention(w.store(), w.blobs(), clock, p, false, "root", w.Remover());
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().code() == Code::kInvalidArgument);
   }
