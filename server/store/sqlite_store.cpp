@@ -1219,59 +1219,45 @@ class SqliteStore final : public Store {
   // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body) {
     std::lock_guard lock(mu_);
-    struct Depth {
-      int& depth;
-      explicit Depth(int& d) : depth(++d) {}
-      ~Depth() { --depth; }
-    };
-    if (write_depth_ > 0) return Nested(what, body);
-    try {
-      SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-      Depth depth(write_depth_);
-      Status st = body();
-      if (!st.ok()) return st;  // rolled back by the destructor
-      tx.commit();
-      return Status::Ok();
-    } catch (const SQLite::Exception& e) {
-      if (IsConstraint(e)) return Conflict(std::string(what) + ": " + e.what());
-      return FromException(e, what);
-    } catch (const std::exception& e) {
-      return FromException(e, what);
-    }
-  }
-
-  Status Nested(std::string_view what, const std::function<Status()>& body) {
+    const bool nested = write_depth_ > 0;
     auto undo = [&] {
       try {
-        db_->exec("ROLLBACK TO nested_write");
-        db_->exec("RELEASE nested_write");
+        if (nested) {
+          db_->exec("ROLLBACK TO nested_write");
+          db_->exec("RELEASE nested_write");
+        } else {
+          db_->exec("ROLLBACK");
+        }
       } catch (const std::exception&) {
-        // The outer transaction is rolled back when the error reaches it.
+        // Nested: the outer transaction is rolled back when the error
+        // reaches it. Outermost: SQLite has rolled back already.
       }
     };
+    bool begun = false;
     try {
-      db_->exec("SAVEPOINT nested_write");
-      ++write_depth_;
+      db_->exec(nested ? "SAVEPOINT nested_write" : "BEGIN IMMEDIATE");
+      begun = true;
       Status st;
-      try {
+      {
+        ++write_depth_;
+        struct Leave {
+          int& depth;
+          ~Leave() { --depth; }
+        } leave{write_depth_};
         st = body();
-      } catch (...) {
-        --write_depth_;
-        throw;
       }
-      --write_depth_;
       if (!st.ok()) {
         undo();
         return st;
       }
-      db_->exec("RELEASE nested_write");
+      db_->exec(nested ? "RELEASE nested_write" : "COMMIT");
       return Status::Ok();
     } catch (const SQLite::Exception& e) {
-      undo();
+      if (begun) undo();
       if (IsConstraint(e)) return Conflict(std::string(what) + ": " + e.what());
       return FromException(e, what);
     } catch (const std::exception& e) {
-      undo();
+      if (begun) undo();
       return FromException(e, what);
     }
   }
