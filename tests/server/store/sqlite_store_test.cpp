@@ -254,19 +254,23 @@ TEST_CASE("Atomically commits a change and its audit entry together, or neither"
                }).ok());
   CHECK(s->GetEnvironment("Inner").status().code() == Code::kNotFound);
 
-  // Other threads wait for the group and then go on.
+  // Other threads wait for the group and then go on: the other write,
+  // started while the group sleeps, ends after the group's last write.
   std::atomic<bool> inside{false};
+  std::atomic<bool> group_was_there{false};
   std::thread other;
   REQUIRE(s->Atomically([&] {
               other = std::thread([&] {
                 while (!inside) std::this_thread::yield();
                 CHECK(s->PutEnvironment({"Other", "{}", 6}).ok());
+                group_was_there = s->GetEnvironment("Group").ok();
               });
               inside = true;
               std::this_thread::sleep_for(std::chrono::milliseconds(50));
               return s->PutEnvironment({"Group", "{}", 6});
             }).ok());
   other.join();
+  CHECK(group_was_there);
   CHECK(s->GetEnvironment("Group").ok());
   CHECK(s->GetEnvironment("Other").ok());
 }
