@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "cli/api_client.h"
-#include "cli/args.h"
+#include "common/args.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "planner/version.h"

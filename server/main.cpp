@@ -3,9 +3,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
+#include <vector>
 
+#include "common/args.h"
 #include "planner/version.h"
 #include "server/app/server_app.h"
 #include "server/catalog/artifact_settings.h"
@@ -31,103 +32,98 @@ const char* kUsage =
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
 
-bool ParsePort(const std::string& s, int& port) {
-  if (s.empty() || s.size() > 5) return false;
-  port = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    port = port * 10 + (c - '0');
-  }
-  return port <= 65535;
-}
-
 int Fail(const std::string& message) {
   std::fprintf(stderr, "reprise-server: %s\n%s%s", message.c_str(), kUsage,
                reprise::ArtifactFlagsUsage());
   return 2;
 }
 
+std::vector<reprise::OptionSpec> KnownOptions() {
+  std::vector<reprise::OptionSpec> known = {
+      {"help"},        {"version"},          {"data", true},
+      {"http", true},  {"agent-port", true}, {"agent-host", true},
+      {"agent-plain"}, {"local-agent"},      {"local-agent-root", true},
+      {"demo"},        {"verify"},           {"secure-cookies"},
+  };
+  for (const auto& name : reprise::ArtifactFlagNames()) known.push_back({name, true});
+  return known;
+}
+
+// Fills `options` from the parsed flags; an error names the flag.
+reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptions& options) {
+  if (!args.positional.empty())
+    return reprise::InvalidArgument("unexpected argument '" + args.positional[0] + "'");
+  if (auto v = args.Value("data")) {
+    if (v->empty()) return reprise::InvalidArgument("--data needs a directory");
+    options.data_dir = *v;
+  }
+  if (auto v = args.Value("http")) {
+    REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(*v, "--http", true));
+    options.http_host = hp.host;
+    options.http_port = hp.port;
+  }
+  if (auto v = args.Value("agent-port")) {
+    REPRISE_ASSIGN_OR_RETURN(options.agent_port, reprise::ParsePort(*v, "--agent-port", true));
+  }
+  if (auto v = args.Value("agent-host")) {
+    if (v->empty()) return reprise::InvalidArgument("--agent-host needs an address");
+    options.agent_host = *v;
+  }
+  if (auto v = args.Value("local-agent-root")) {
+    if (v->empty()) return reprise::InvalidArgument("--local-agent-root needs a directory");
+    options.local_agent_root = *v;
+  }
+  options.agent_tls = !args.Has("agent-plain");
+  options.local_agent = args.Has("local-agent");
+  options.demo = args.Has("demo");
+  options.secure_cookies = args.Has("secure-cookies");
+  for (const auto& name : reprise::ArtifactFlagNames()) {
+    auto v = args.Value(name);
+    if (!v) continue;
+    REPRISE_RETURN_IF_ERROR(
+        reprise::ApplyArtifactFlag("--" + name, v->c_str(), options.archive_limits,
+                                   options.max_artifact_bytes, options.retention));
+  }
+  return reprise::Status::Ok();
+}
+
+int Verify(const reprise::ServerOptions& options) {
+  auto report = reprise::VerifyArtifacts(options.data_dir);
+  if (!report.ok()) {
+    std::fprintf(stderr, "reprise-server: %s\n", report.status().ToString().c_str());
+    return 1;
+  }
+  for (const auto& sha : report->corrupt) std::printf("CORRUPT %s\n", sha.c_str());
+  for (const auto& path : report->unexpected) std::printf("UNEXPECTED %s\n", path.c_str());
+  for (const auto& blob : report->wrong_mode) std::printf("MODE %s\n", blob.c_str());
+  for (const auto& record : report->missing) std::printf("MISSING %s\n", record.c_str());
+  std::printf("%llu blobs, %llu bytes checked, %zu corrupt; %llu artifact records, %zu missing\n",
+              static_cast<unsigned long long>(report->blobs_checked),
+              static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size(),
+              static_cast<unsigned long long>(report->records_checked), report->missing.size());
+  return report->ok() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  reprise::ServerOptions options;
-  bool verify = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) return nullptr;
-      (void)name;
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      std::fputs(reprise::ArtifactFlagsUsage(), stdout);
-      return 0;
-    } else if (arg == "--version") {
-      std::printf("reprise-server %s\n", reprise::Version());
-      return 0;
-    } else if (arg == "--data") {
-      const char* v = value("--data");
-      if (!v) return Fail("--data needs a directory");
-      options.data_dir = v;
-    } else if (arg == "--http") {
-      const char* v = value("--http");
-      std::string hp = v ? v : "";
-      size_t colon = hp.rfind(':');
-      if (colon == std::string::npos || colon == 0 ||
-          !ParsePort(hp.substr(colon + 1), options.http_port))
-        return Fail("--http needs HOST:PORT, got '" + hp + "'");
-      options.http_host = hp.substr(0, colon);
-    } else if (arg == "--agent-port") {
-      const char* v = value("--agent-port");
-      if (!v || !ParsePort(v, options.agent_port)) return Fail("--agent-port needs a port number");
-    } else if (arg == "--agent-host") {
-      const char* v = value("--agent-host");
-      if (!v) return Fail("--agent-host needs an address");
-      options.agent_host = v;
-    } else if (arg == "--agent-plain") {
-      options.agent_tls = false;
-    } else if (arg == "--local-agent") {
-      options.local_agent = true;
-    } else if (arg == "--local-agent-root") {
-      const char* v = value("--local-agent-root");
-      if (!v || !*v) return Fail("--local-agent-root needs a directory");
-      options.local_agent_root = v;
-    } else if (arg == "--verify") {
-      verify = true;
-    } else if (arg == "--demo") {
-      options.demo = true;
-    } else if (arg == "--secure-cookies") {
-      options.secure_cookies = true;
-    } else if (reprise::IsArtifactFlag(arg)) {
-      reprise::Status st =
-          reprise::ApplyArtifactFlag(arg, value(arg.c_str()), options.archive_limits,
-                                     options.max_artifact_bytes, options.retention);
-      if (!st.ok()) return Fail(st.message());
-    } else {
-      return Fail("unknown argument '" + arg + "'");
-    }
+  auto parsed = reprise::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), KnownOptions());
+  if (!parsed.ok()) return Fail(parsed.status().message());
+  if (parsed->Has("help")) {
+    std::fputs(kUsage, stdout);
+    std::fputs(reprise::ArtifactFlagsUsage(), stdout);
+    return 0;
   }
+  if (parsed->Has("version")) {
+    std::printf("reprise-server %s\n", reprise::Version());
+    return 0;
+  }
+  reprise::ServerOptions options;
+  if (reprise::Status st = ApplyFlags(*parsed, options); !st.ok()) return Fail(st.message());
   if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
   if (const char* password = std::getenv("REPRISE_ADMIN_PASSWORD"))
     options.admin_password = password;
-
-  if (verify) {
-    auto report = reprise::VerifyArtifacts(options.data_dir);
-    if (!report.ok()) {
-      std::fprintf(stderr, "reprise-server: %s\n", report.status().ToString().c_str());
-      return 1;
-    }
-    for (const auto& sha : report->corrupt) std::printf("CORRUPT %s\n", sha.c_str());
-    for (const auto& path : report->unexpected) std::printf("UNEXPECTED %s\n", path.c_str());
-    for (const auto& blob : report->wrong_mode) std::printf("MODE %s\n", blob.c_str());
-    for (const auto& record : report->missing) std::printf("MISSING %s\n", record.c_str());
-    std::printf("%llu blobs, %llu bytes checked, %zu corrupt; %llu artifact records, %zu missing\n",
-                static_cast<unsigned long long>(report->blobs_checked),
-                static_cast<unsigned long long>(report->bytes_checked), report->corrupt.size(),
-                static_cast<unsigned long long>(report->records_checked), report->missing.size());
-    return report->ok() ? 0 : 1;
-  }
+  if (parsed->Has("verify")) return Verify(options);
 
   // Block the stop signals in every thread; wait for them here.
   sigset_t stop_signals;

@@ -11,75 +11,87 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agents/agent/agent_client.h"
+#include "common/args.h"
 #include "planner/version.h"
 
 namespace {
 
+void PrintUsage(FILE* to) {
+  std::fputs(
+      "usage: reprise-agent --server HOST:PORT --name NAME --root DIR\n"
+      "         [--enroll-token TOKEN] [--state DIR] [--fingerprint SHA256 | --plain]\n"
+      "         [--heartbeat-ms N] [--no-fsync] [--quiet]\n"
+      "       reprise-agent --version\n",
+      to);
+}
+
 int Usage(const char* why) {
-  std::fprintf(stderr,
-               "reprise-agent: %s\n"
-               "usage: reprise-agent --server HOST:PORT --name NAME --root DIR\n"
-               "         [--enroll-token TOKEN] [--state DIR] [--fingerprint SHA256 | --plain]\n"
-               "         [--heartbeat-ms N] [--no-fsync] [--quiet]\n"
-               "       reprise-agent --version\n",
-               why);
+  std::fprintf(stderr, "reprise-agent: %s\n", why);
+  PrintUsage(stderr);
   return 2;
+}
+
+std::vector<reprise::OptionSpec> KnownOptions() {
+  return {{"help"},
+          {"version"},
+          {"server", true},
+          {"name", true},
+          {"enroll-token", true},
+          {"root", true},
+          {"state", true},
+          {"fingerprint", true},
+          {"plain"},
+          {"heartbeat-ms", true},
+          {"no-fsync"},
+          {"quiet"}};
+}
+
+// Fills `o` from the parsed flags; an error names the flag.
+reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::AgentClientOptions& o) {
+  if (!args.positional.empty())
+    return reprise::InvalidArgument("unexpected argument '" + args.positional[0] + "'");
+  auto server = args.Value("server");
+  if (!server) return reprise::InvalidArgument("--server HOST:PORT is required");
+  REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(*server, "--server"));
+  o.host = hp.host;
+  o.port = hp.port;
+  o.name = args.Value("name").value_or("");
+  if (o.name.empty()) return reprise::InvalidArgument("--name is required");
+  o.root = args.Value("root").value_or("");
+  if (o.root.empty()) return reprise::InvalidArgument("--root is required");
+  if (auto v = args.Value("enroll-token")) o.enroll_token = *v;
+  if (auto v = args.Value("state")) o.state_dir = *v;
+  if (auto v = args.Value("fingerprint")) o.fingerprint = *v;
+  if (auto v = args.Value("heartbeat-ms")) {
+    REPRISE_ASSIGN_OR_RETURN(int64_t ms,
+                             reprise::ParseInteger(*v, "--heartbeat-ms", 10, 3600 * 1000));
+    o.heartbeat = std::chrono::milliseconds(ms);
+  }
+  if (args.Has("plain")) o.tls = false;
+  if (args.Has("no-fsync")) o.fsync = false;
+  if (args.Has("quiet")) o.verbose = false;
+  return reprise::Status::Ok();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  reprise::AgentClientOptions o;
-  std::string server;
-  if (const char* t = std::getenv("REPRISE_ENROLL_TOKEN")) o.enroll_token = t;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "reprise-agent: %s needs a value\n", name);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--version") {
-      std::printf("reprise-agent %s\n", reprise::Version());
-      return 0;
-    } else if (a == "--server") {
-      server = value("--server");
-    } else if (a == "--name") {
-      o.name = value("--name");
-    } else if (a == "--enroll-token") {
-      o.enroll_token = value("--enroll-token");
-    } else if (a == "--root") {
-      o.root = value("--root");
-    } else if (a == "--state") {
-      o.state_dir = value("--state");
-    } else if (a == "--fingerprint") {
-      o.fingerprint = value("--fingerprint");
-    } else if (a == "--plain") {
-      o.tls = false;
-    } else if (a == "--heartbeat-ms") {
-      o.heartbeat = std::chrono::milliseconds(std::atoll(value("--heartbeat-ms")));
-      if (o.heartbeat.count() < 10) return Usage("--heartbeat-ms must be at least 10");
-    } else if (a == "--no-fsync") {
-      o.fsync = false;
-    } else if (a == "--quiet") {
-      o.verbose = false;
-    } else {
-      return Usage(("unknown argument " + a).c_str());
-    }
+  auto parsed = reprise::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), KnownOptions());
+  if (!parsed.ok()) return Usage(parsed.status().message().c_str());
+  if (parsed->Has("version")) {
+    std::printf("reprise-agent %s\n", reprise::Version());
+    return 0;
   }
-  auto colon = server.rfind(':');
-  if (server.empty() || colon == std::string::npos) return Usage("--server HOST:PORT is required");
-  o.host = server.substr(0, colon);
-  if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']')
-    o.host = o.host.substr(1, o.host.size() - 2);
-  o.port = std::atoi(server.c_str() + colon + 1);
-  if (o.port <= 0 || o.port > 65535) return Usage("bad port in --server");
-  if (o.name.empty()) return Usage("--name is required");
-  if (o.root.empty()) return Usage("--root is required");
+  if (parsed->Has("help")) {
+    PrintUsage(stdout);
+    return 0;
+  }
+  reprise::AgentClientOptions o;
+  if (const char* t = std::getenv("REPRISE_ENROLL_TOKEN")) o.enroll_token = t;
+  if (reprise::Status st = ApplyFlags(*parsed, o); !st.ok()) return Usage(st.message().c_str());
 
   // SIGINT/SIGTERM stop the agent cleanly; a dedicated thread waits for them.
   sigset_t set;

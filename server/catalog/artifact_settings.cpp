@@ -70,6 +70,12 @@ const char* ArtifactFlagsUsage() {
 
 bool IsArtifactFlag(std::string_view flag) { return Find(flag) != nullptr; }
 
+std::vector<std::string> ArtifactFlagNames() {
+  std::vector<std::string> names;
+  for (const Flag& f : kFlags) names.emplace_back(f.name.substr(2));
+  return names;
+}
+
 Result<uint64_t> ParseByteSize(std::string_view text) {
   uint64_t multiplier = 1;
   if (!text.empty()) {

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "agents/deployer/archive.h"
 #include "common/status.h"
@@ -18,6 +20,9 @@ const char* ArtifactFlagsUsage();
 
 // True for --artifact-* and --retention-* flags; each takes one value.
 bool IsArtifactFlag(std::string_view flag);
+
+// Those flags' names, without the leading "--".
+std::vector<std::string> ArtifactFlagNames();
 
 // Applies one of those flags. `value` may be null (missing). Sizes are bytes
 // with an optional binary suffix (K, M, G, T: 64M is 64 MiB). Errors are

@@ -15,18 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/bin_dir.h"
 #include "tests/support/http_client.h"
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
 namespace reprise::testing {
-
-// Where the binaries are: $REPRISE_BIN_DIR (ctest sets it), else ./bin.
-inline std::filesystem::path BinDir() {
-  const char* d = std::getenv("REPRISE_BIN_DIR");
-  return d ? std::filesystem::path(d) : std::filesystem::path("bin");
-}
 
 // The flags most tests start a server with: `data`, HTTP on a free port of
 // 127.0.0.1, agents on 127.0.0.1; then `extra` (e.g. the agent port).
