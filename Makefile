@@ -3,6 +3,8 @@
 #   make run              build and start the server with the demo on http://127.0.0.1:8080
 #   make test             build and run every test (SAN=address for the sanitizer build)
 #   make bench            build and run the benchmarks (prints ratios against other tools)
+#   make install          install binaries, units, configs under PREFIX (default /usr/local; DESTDIR honoured)
+#   make package          Debian packages reprise-server, reprise-agent, reprise-cli into build-package/
 #   make fuzz             build libFuzzer targets with clang into build-fuzz/
 #   make format           clang-format every source file
 #   make clean            remove build directories
@@ -14,7 +16,9 @@ GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 RUN_HTTP ?= 127.0.0.1:8080
 RUN_AGENT_PORT ?= 8081
 
-.PHONY: deps deps-test build run test bench fuzz format clean
+PREFIX ?= /usr/local
+
+.PHONY: deps deps-test build run test bench fuzz format clean install package
 
 deps:
 	@scripts/install-deps.sh
@@ -38,6 +42,20 @@ test: deps-test build
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
+
+install: build
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target reprise-server reprise-agent reprise
+	@cmake --install $(BUILD_DIR)
+
+# Packages install under /usr with configs in /etc/reprise: a build of the
+# binaries alone, configured for that prefix.
+package: deps
+	@scripts/install-deps.sh --package
+	@cmake -S . -B build-package $(GENERATOR) -DCMAKE_INSTALL_PREFIX=/usr -DREPRISE_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build-package -j $(JOBS)
+	@cd build-package && cpack -G DEB
+	@ls build-package/*.deb
 
 fuzz:
 	@scripts/install-deps.sh --fuzz

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -17,9 +18,22 @@
 namespace reprise {
 
 struct OptionSpec {
+  OptionSpec(std::string option_name, bool option_takes_value = false,
+             bool option_repeatable = false)
+      : name(std::move(option_name)),
+        takes_value(option_takes_value),
+        repeatable(option_repeatable) {}
+
+  OptionSpec& Secret() { return secret = true, *this; }
+  OptionSpec& CommandLineOnly() { return command_line_only = true, *this; }
+  OptionSpec& Default(std::string value) { return default_value = std::move(value), *this; }
+
   std::string name;  // without the leading "--"
   bool takes_value = false;
   bool repeatable = false;
+  bool secret = false;             // masked when the configuration is printed
+  bool command_line_only = false;  // not a configuration-file key (--help, --config)
+  std::string default_value;       // shown by --print-config when unset
 };
 
 struct ParsedArgs {

@@ -64,7 +64,9 @@ inline Status PermissionDenied(std::string m) { return {Code::kPermissionDenied,
 inline Status Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
 inline Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
 inline Status Unsafe(std::string m) { return {Code::kUnsafe, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {Code::kFailedPrecondition, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) {
+  return {Code::kFailedPrecondition, std::move(m)};
+}
 inline Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 inline Status Timeout(std::string m) { return {Code::kTimeout, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
@@ -75,7 +77,7 @@ inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result needs a value or an error");
   }
@@ -100,10 +102,10 @@ class [[nodiscard]] Result {
 }  // namespace reprise
 
 // Returns early from the enclosing function when `expr` (a Status) is not OK.
-#define REPRISE_RETURN_IF_ERROR(expr)          \
-  do {                                         \
-    ::reprise::Status _st = (expr);            \
-    if (!_st.ok()) return _st;                 \
+#define REPRISE_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::reprise::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 #define REPRISE_CONCAT_INNER(a, b) a##b

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reprise builds and tests with, only when missing.
-# Usage: scripts/install-deps.sh [--browser] [--format] [--fuzz]
+# Usage: scripts/install-deps.sh [--browser] [--format] [--fuzz] [--package]
 #   --browser  Chromium + Node for the UI tests
 #   --format   clang-format for `make format`
 #   --fuzz     clang and its runtimes (libFuzzer, sanitizers) for `make fuzz`
+#   --package  dpkg-dev and systemd (for systemd-analyze) for `make package`
 set -euo pipefail
 
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
@@ -15,7 +16,8 @@ for arg in "$@"; do
     --browser) browser=true; packages+=(chromium nodejs npm) ;;
     --format) packages+=(clang-format) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
-    *) echo "install-deps: unknown option '$arg' (use --browser, --format, --fuzz)" >&2; exit 2 ;;
+    --package) packages+=(dpkg-dev fakeroot systemd adduser) ;;
+    *) echo "install-deps: unknown option '$arg' (use --browser, --format, --fuzz, --package)" >&2; exit 2 ;;
   esac
 done
 

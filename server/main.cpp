@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/args.h"
+#include "common/config_file.h"
 #include "planner/version.h"
 #include "server/app/server_app.h"
 #include "server/catalog/artifact_settings.h"
@@ -14,10 +15,14 @@
 namespace {
 
 const char* kUsage =
-    "usage: reprise-server [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
+    "usage: reprise-server [--config FILE] [--print-config]\n"
+    "                      [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
     "                      [--artifact-* / --retention-* ...]\n"
+    "  --config FILE      read settings from FILE (YAML, keys are these flags without\n"
+    "                     '--'; flags on the command line override it)\n"
+    "  --print-config     print the effective settings (secrets masked) and exit\n"
     "  --data DIR         data directory (default ./var)\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
@@ -39,13 +44,25 @@ int Fail(const std::string& message) {
 }
 
 std::vector<reprise::OptionSpec> KnownOptions() {
-  std::vector<reprise::OptionSpec> known = {
-      {"help"},        {"version"},          {"data", true},
-      {"http", true},  {"agent-port", true}, {"agent-host", true},
-      {"agent-plain"}, {"local-agent"},      {"local-agent-root", true},
-      {"demo"},        {"verify"},           {"secure-cookies"},
+  using Spec = reprise::OptionSpec;
+  std::vector<Spec> known = {
+      Spec("help").CommandLineOnly(),
+      Spec("version").CommandLineOnly(),
+      Spec("config", true).CommandLineOnly(),
+      Spec("print-config").CommandLineOnly(),
+      Spec("verify").CommandLineOnly(),
+      Spec("data", true).Default("./var"),
+      Spec("http", true).Default("127.0.0.1:8080"),
+      Spec("agent-port", true).Default("8081"),
+      Spec("agent-host", true).Default("0.0.0.0"),
+      Spec("agent-plain"),
+      Spec("local-agent"),
+      Spec("local-agent-root", true).Default("DATA/targets"),
+      Spec("demo"),
+      Spec("secure-cookies"),
   };
-  for (const auto& name : reprise::ArtifactFlagNames()) known.push_back({name, true});
+  for (const auto& [name, default_value] : reprise::ArtifactFlagNames())
+    known.push_back(Spec(name, true).Default(default_value));
   return known;
 }
 
@@ -77,7 +94,7 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   options.local_agent = args.Has("local-agent");
   options.demo = args.Has("demo");
   options.secure_cookies = args.Has("secure-cookies");
-  for (const auto& name : reprise::ArtifactFlagNames()) {
+  for (const auto& [name, default_value] : reprise::ArtifactFlagNames()) {
     auto v = args.Value(name);
     if (!v) continue;
     REPRISE_RETURN_IF_ERROR(
@@ -107,7 +124,9 @@ int Verify(const reprise::ServerOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto parsed = reprise::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), KnownOptions());
+  const auto known = KnownOptions();
+  auto parsed =
+      reprise::ParseCommandLineAndConfig(std::vector<std::string>(argv + 1, argv + argc), known);
   if (!parsed.ok()) return Fail(parsed.status().message());
   if (parsed->Has("help")) {
     std::fputs(kUsage, stdout);
@@ -120,6 +139,10 @@ int main(int argc, char** argv) {
   }
   reprise::ServerOptions options;
   if (reprise::Status st = ApplyFlags(*parsed, options); !st.ok()) return Fail(st.message());
+  if (parsed->Has("print-config")) {
+    std::fputs(reprise::PrintConfig(*parsed, known).c_str(), stdout);
+    return 0;
+  }
   if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
   if (const char* password = std::getenv("REPRISE_ADMIN_PASSWORD"))
     options.admin_password = password;

@@ -50,4 +50,8 @@ inline std::string ReadFile(const std::filesystem::path& p) {
   ss << in.rdbuf();
   return ss.str();
 }
+// Writes `text` to `p`, replacing it.
+inline void WriteFile(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+}
 }  // namespace reprise

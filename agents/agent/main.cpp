@@ -15,13 +15,15 @@
 
 #include "agents/agent/agent_client.h"
 #include "common/args.h"
+#include "common/config_file.h"
 #include "planner/version.h"
 
 namespace {
 
 void PrintUsage(FILE* to) {
   std::fputs(
-      "usage: reprise-agent --server HOST:PORT --name NAME --root DIR\n"
+      "usage: reprise-agent [--config FILE] [--print-config]\n"
+      "         --server HOST:PORT --name NAME --root DIR\n"
       "         [--enroll-token TOKEN] [--state DIR] [--fingerprint SHA256 | --plain]\n"
       "         [--heartbeat-ms N] [--no-fsync] [--quiet]\n"
       "       reprise-agent --version\n",
@@ -35,18 +37,21 @@ int Usage(const char* why) {
 }
 
 std::vector<reprise::OptionSpec> KnownOptions() {
-  return {{"help"},
-          {"version"},
-          {"server", true},
-          {"name", true},
-          {"enroll-token", true},
-          {"root", true},
-          {"state", true},
-          {"fingerprint", true},
-          {"plain"},
-          {"heartbeat-ms", true},
-          {"no-fsync"},
-          {"quiet"}};
+  using Spec = reprise::OptionSpec;
+  return {Spec("help").CommandLineOnly(),
+          Spec("version").CommandLineOnly(),
+          Spec("config", true).CommandLineOnly(),
+          Spec("print-config").CommandLineOnly(),
+          Spec("server", true),
+          Spec("name", true),
+          Spec("enroll-token", true).Secret(),
+          Spec("root", true),
+          Spec("state", true).Default("ROOT/.reprise/agent"),
+          Spec("fingerprint", true),
+          Spec("plain"),
+          Spec("heartbeat-ms", true).Default("10000"),
+          Spec("no-fsync"),
+          Spec("quiet")};
 }
 
 // Fills `o` from the parsed flags; an error names the flag.
@@ -79,7 +84,9 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::AgentClient
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto parsed = reprise::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), KnownOptions());
+  const auto known = KnownOptions();
+  auto parsed =
+      reprise::ParseCommandLineAndConfig(std::vector<std::string>(argv + 1, argv + argc), known);
   if (!parsed.ok()) return Usage(parsed.status().message().c_str());
   if (parsed->Has("version")) {
     std::printf("reprise-agent %s\n", reprise::Version());
@@ -92,6 +99,10 @@ int main(int argc, char** argv) {
   reprise::AgentClientOptions o;
   if (const char* t = std::getenv("REPRISE_ENROLL_TOKEN")) o.enroll_token = t;
   if (reprise::Status st = ApplyFlags(*parsed, o); !st.ok()) return Usage(st.message().c_str());
+  if (parsed->Has("print-config")) {
+    std::fputs(reprise::PrintConfig(*parsed, known).c_str(), stdout);
+    return 0;
+  }
 
   // SIGINT/SIGTERM stop the agent cleanly; a dedicated thread waits for them.
   sigset_t set;

@@ -17,20 +17,21 @@ struct Flag {
   Kind kind;
   uint64_t min;
   uint64_t max;
+  std::string_view default_value;  // as --print-config shows it
 };
 
 constexpr uint64_t kMaxU64 = std::numeric_limits<uint64_t>::max();
 
 constexpr Flag kFlags[] = {
-    {"--artifact-max-bytes", Kind::kSize, 0, kMaxU64},
-    {"--artifact-max-entries", Kind::kCount, 1, kMaxU64},
-    {"--artifact-max-total-bytes", Kind::kSize, 1, kMaxU64},
-    {"--artifact-max-entry-bytes", Kind::kSize, 1, kMaxU64},
-    {"--artifact-max-ratio", Kind::kRatio, 1, 0},
-    {"--artifact-ratio-min-bytes", Kind::kSize, 0, kMaxU64},
-    {"--retention-keep-builds", Kind::kCount, 0, 1000000},
-    {"--retention-keep-days", Kind::kCount, 0, 1000000},
-    {"--retention-keep-candidates", Kind::kCount, 0, 1000},
+    {"--artifact-max-bytes", Kind::kSize, 0, kMaxU64, "8G"},
+    {"--artifact-max-entries", Kind::kCount, 1, kMaxU64, "200000"},
+    {"--artifact-max-total-bytes", Kind::kSize, 1, kMaxU64, "8G"},
+    {"--artifact-max-entry-bytes", Kind::kSize, 1, kMaxU64, "8G"},
+    {"--artifact-max-ratio", Kind::kRatio, 1, 0, "200"},
+    {"--artifact-ratio-min-bytes", Kind::kSize, 0, kMaxU64, "64M"},
+    {"--retention-keep-builds", Kind::kCount, 0, 1000000, "10"},
+    {"--retention-keep-days", Kind::kCount, 0, 1000000, "30"},
+    {"--retention-keep-candidates", Kind::kCount, 0, 1000, "5"},
 };
 
 const Flag* Find(std::string_view name) {
@@ -70,9 +71,10 @@ const char* ArtifactFlagsUsage() {
 
 bool IsArtifactFlag(std::string_view flag) { return Find(flag) != nullptr; }
 
-std::vector<std::string> ArtifactFlagNames() {
-  std::vector<std::string> names;
-  for (const Flag& f : kFlags) names.emplace_back(f.name.substr(2));
+std::vector<std::pair<std::string, std::string>> ArtifactFlagNames() {
+  std::vector<std::pair<std::string, std::string>> names;
+  for (const Flag& f : kFlags)
+    names.emplace_back(std::string(f.name.substr(2)), std::string(f.default_value));
   return names;
 }
 

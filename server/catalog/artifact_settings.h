@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "agents/deployer/archive.h"
@@ -21,8 +22,8 @@ const char* ArtifactFlagsUsage();
 // True for --artifact-* and --retention-* flags; each takes one value.
 bool IsArtifactFlag(std::string_view flag);
 
-// Those flags' names, without the leading "--".
-std::vector<std::string> ArtifactFlagNames();
+// Those flags' names, without the leading "--", and their defaults.
+std::vector<std::pair<std::string, std::string>> ArtifactFlagNames();
 
 // Applies one of those flags. `value` may be null (missing). Sizes are bytes
 // with an optional binary suffix (K, M, G, T: 64M is 64 MiB). Errors are

@@ -16,9 +16,9 @@ TEST_CASE("RFC 3339 with offset is stored as UTC") {
 }
 
 TEST_CASE("malformed RFC 3339 is refused") {
-  for (const char* bad : {"", "2026-11-23", "2026-11-23T18:30:00", "2026-13-01T00:00:00Z",
-                          "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-23T18:30:00+1",
-                          "2026-11-23T18:30:00Zjunk", "tomorrow"}) {
+  for (const char* bad :
+       {"", "2026-11-23", "2026-11-23T18:30:00", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
+        "2025-02-29T00:00:00Z", "2026-11-23T18:30:00+1", "2026-11-23T18:30:00Zjunk", "tomorrow"}) {
     CAPTURE(bad);
     CHECK_FALSE(ParseRfc3339(bad).has_value());
   }
