@@ -56,6 +56,7 @@ struct Running {
   std::optional<PendingManual> manual;
   enum class ManualAnswer { kNone, kContinue, kReject } answer = ManualAnswer::kNone;
   std::string answer_by;
+  std::string answer_comment;
   std::map<std::string, TransferProgress> progress;
   bool holds_slot = true;  // counts against the worker limit (guarded by the engine's mu)
 };
@@ -88,7 +89,9 @@ class ManualGate final : public ManualContinuation {
     std::lock_guard lock(running_->mu);
     if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled while waiting"));
     if (running_->answer == Running::ManualAnswer::kReject)
-      return OperationOutcome::Failed("rejected by " + running_->answer_by);
+      return OperationOutcome::Failed(
+          "rejected by " + running_->answer_by +
+          (running_->answer_comment.empty() ? "" : ": " + running_->answer_comment));
     return OperationOutcome::Succeeded();
   }
 
@@ -263,6 +266,47 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         doing + " (" + (d.kind.empty() ? "a deployment" : "a " + d.kind) + " to " + d.stage + ")");
   }
 
+  // Continues or rejects the manual step a running deployment waits at. Both
+  // need the step's role; a rejection fails the step (the plan's `finally`
+  // blocks still run). The audit entry is written first: an answer that
+  // cannot be audited is not given.
+  Status AnswerManual(const Actor& actor, int64_t id, const std::string& comment, bool reject) {
+    std::shared_ptr<Running> r = FindRunning(id);
+    if (!r) return FailedPrecondition("deployment " + std::to_string(id) + " is not running");
+    std::unique_lock lock(r->mu);
+    if (!r->manual)
+      return FailedPrecondition("deployment " + std::to_string(id) +
+                                " is not waiting at a manual step");
+    if (r->answer != Running::ManualAnswer::kNone)
+      return FailedPrecondition("the manual step of deployment " + std::to_string(id) +
+                                " was answered already by " + r->answer_by);
+    const std::string doing = reject ? "rejecting" : "continuing";
+    std::optional<Role> needed =
+        r->manual->role.empty() ? Role::kDeployer : ParseRole(r->manual->role);
+    // Plans are checked when stored; an older snapshot may still name a role
+    // that does not exist: then only an admin may answer.
+    if (!needed && actor.role < Role::kAdmin)
+      return PermissionDenied("this step names the unknown role '" + r->manual->role +
+                              "'; only an admin can " + (reject ? "reject" : "continue") + " it");
+    if (needed && actor.role < *needed)
+      return PermissionDenied(doing + " this step needs the role " +
+                              std::string(RoleName(*needed)) + "; '" + actor.user + "' is " +
+                              RoleName(actor.role));
+    std::string action = reject ? "deployment.reject" : "deployment.continue";
+    std::string summary = (reject ? "rejected the manual step: " : "") + r->manual->message +
+                          (comment.empty() ? "" : " (" + comment + ")");
+    REPRISE_RETURN_IF_ERROR(store->AppendAudit(AuditOf(actor.user, action, id, summary)));
+    r->answer = reject ? Running::ManualAnswer::kReject : Running::ManualAnswer::kContinue;
+    r->answer_by = actor.user;
+    r->answer_comment = comment;
+    lock.unlock();
+    r->manual_cv.notify_all();
+    Log(id, "", reject ? "warning" : "info",
+        std::string(reject ? "rejected" : "continued") + " by " + actor.user +
+            (comment.empty() ? "" : ": " + comment));
+    return Status::Ok();
+  }
+
   std::shared_ptr<Running> FindRunning(int64_t id) {
     std::lock_guard lock(mu);
     auto it = running.find(id);
@@ -376,8 +420,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         case GateDecision::Kind::kGone:
         case GateDecision::Kind::kExpire:
           break;
-        case GateDecision::Kind::kQueue: to_queue.push_back(g.deployment.id); break;
-        case GateDecision::Kind::kFail: Finish(g.deployment, "failed", g.text, {"waiting"}); break;
+        case GateDecision::Kind::kQueue:
+          to_queue.push_back(g.deployment.id);
+          break;
+        case GateDecision::Kind::kFail:
+          Finish(g.deployment, "failed", g.text, {"waiting"});
+          break;
         case GateDecision::Kind::kCancel:
           Finish(g.deployment, "cancelled", g.text, {"waiting"});
           break;
@@ -701,8 +749,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       error = "orchestration error: " + report.status().message();
     } else {
       switch (report->outcome) {
-        case Outcome::kSucceeded: status = "succeeded"; break;
-        case Outcome::kFailed: error = report->message; break;
+        case Outcome::kSucceeded:
+          status = "succeeded";
+          break;
+        case Outcome::kFailed:
+          error = report->message;
+          break;
         case Outcome::kCancelled: {
           std::lock_guard lock(mu);
           if (stopping) {
@@ -718,17 +770,70 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           error = "orchestration error: " + report->error.message();
           break;
       }
-      for (const auto& t : report->targets) {
-        std::string ts = t.kind == TargetOutcome::Kind::kSucceeded   ? "succeeded"
-                         : t.kind == TargetOutcome::Kind::kFailed    ? "failed"
-                         : t.kind == TargetOutcome::Kind::kCancelled ? "cancelled"
-                                                                     : "skipped";
-        results.push_back({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
-      }
+      for (const auto& t : TargetResults(*plan, *ctx, *report))
+        results.push_back({d->id, t.target, t.status, t.message, "", "", d->started_at, Now()});
     }
     auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
     Finish(*d, status, error, {"running"}, results, states);
     if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
+  }
+
+  struct TargetResult {
+    std::string target, status, message;
+  };
+  // Each target's own status. When the deployment ended early (a failure or
+  // an orchestration error such as a lost agent), a target is `failed` only
+  // for a step of its own, `succeeded` when every step the plan had for it
+  // ran and succeeded, else `skipped` with what did not run there; never
+  // another target's error.
+  static std::vector<TargetResult> TargetResults(const Plan& plan, const ExecutionContext& ctx,
+                                                 const ExecutionReport& report) {
+    std::vector<TargetResult> out;
+    bool ended_early = report.outcome == Outcome::kFailed || report.outcome == Outcome::kError;
+    auto dry = ended_early ? DryRun(plan, ctx) : Result<DryRunReport>(DryRunReport{});
+    for (const auto& t : report.targets) {
+      TargetResult r{t.target, "skipped", t.message};
+      if (t.kind == TargetOutcome::Kind::kSucceeded) r.status = "succeeded";
+      if (t.kind == TargetOutcome::Kind::kFailed) r.status = "failed";
+      if (t.kind == TargetOutcome::Kind::kCancelled) r.status = "cancelled";
+      if (t.kind == TargetOutcome::Kind::kNotFinished) {
+        // The last step that ran here decides: did it fail, or did all run?
+        const StepRecord* last = nullptr;
+        std::set<std::string> succeeded;
+        for (const auto& step : report.steps) {
+          if (step.target != t.target) continue;
+          last = &step;
+          if (step.outcome == Outcome::kSucceeded) succeeded.insert(step.step_id);
+        }
+        std::vector<std::string> missing;
+        if (dry.ok())
+          for (const auto& planned : dry->targets)
+            if (planned.target == t.target)
+              for (const auto& step : planned.steps)
+                if (step.operation && step.condition.empty() && !succeeded.count(step.step_id))
+                  missing.push_back(step.description);
+        if (last != nullptr && last->outcome != Outcome::kSucceeded &&
+            last->outcome != Outcome::kCancelled) {
+          r.status = "failed";
+          r.message = last->message;
+        } else if (dry.ok() && missing.empty()) {
+          r.status = "succeeded";
+          r.message = "";
+        } else {
+          r.message =
+              "not finished: the deployment stopped before " +
+              (missing.empty()
+                   ? std::string("the plan ended here")
+                   : "'" + missing.front() + "'" +
+                         (missing.size() > 1
+                              ? " and " + std::to_string(missing.size() - 1) + " more step(s)"
+                              : "") +
+                         " ran here");
+        }
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
   }
 
   // Reads back what each target holds now (the agent is the truth), falling
@@ -891,7 +996,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (!stage.auto_promote || index + 1 >= static_cast<int>(spec.pipeline.size())) return;
     const StageSpec& next = spec.pipeline[static_cast<size_t>(index + 1)];
     if (HoldOn(d.application, next.stage) != 0) {
-      Log(d.id, "", "info", "automatic promotion to " + next.stage + " skipped: the stage is on hold");
+      Log(d.id, "", "info",
+          "automatic promotion to " + next.stage + " skipped: the stage is on hold");
       return;
     }
     // Nothing to do when the build is already there or on its way.
@@ -1250,9 +1356,11 @@ Status DeploymentEngine::Reject(const Actor& actor, int64_t id, const std::strin
   Impl& impl = *impl_;
   auto d = impl.store->GetDeployment(id);
   if (!d.ok()) return d.status();
+  if (d->status == "running") return impl.AnswerManual(actor, id, comment, /*reject=*/true);
   if (d->status != "waiting" && d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
-                              "; only waiting or scheduled deployments can be rejected");
+                              "; only waiting or scheduled deployments, or one paused at a "
+                              "manual step, can be rejected");
   auto spec = ReleaseSpec(*impl.store, d->application, d->release);
   if (!spec.ok()) return spec.status();
   const StageSpec* stage = spec->FindStage(d->stage);
@@ -1267,7 +1375,8 @@ Status DeploymentEngine::Reject(const Actor& actor, int64_t id, const std::strin
         store.AddApproval({0, id, actor.user, "rejected", comment, impl.Now(), false}).status());
     return store.AppendAudit(impl.AuditOf(actor.user, "deployment.reject", id, comment));
   }));
-  impl.Finish(*d, "cancelled", "rejected by " + actor.user + (comment.empty() ? "" : ": " + comment),
+  impl.Finish(*d, "cancelled",
+              "rejected by " + actor.user + (comment.empty() ? "" : ": " + comment),
               {"waiting", "scheduled"});
   return Status::Ok();
 }
@@ -1312,8 +1421,9 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
   Store& store = *impl.store;
   bool moved = false;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
-    REPRISE_ASSIGN_OR_RETURN(moved, store.TransitionDeployment(id, {"scheduled", "waiting", "queued"},
-                                                               "cancelled", 0, impl.Now(), why));
+    REPRISE_ASSIGN_OR_RETURN(
+        moved, store.TransitionDeployment(id, {"scheduled", "waiting", "queued"}, "cancelled", 0,
+                                          impl.Now(), why));
     if (!moved) return Status::Ok();
     return store.AppendAudit(impl.AuditOf(actor.user, "deployment.cancel", id, comment));
   }));
@@ -1351,30 +1461,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
 }
 
 Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::string& comment) {
-  Impl& impl = *impl_;
-  std::shared_ptr<Running> r = impl.FindRunning(id);
-  if (!r) return FailedPrecondition("deployment " + std::to_string(id) + " is not running");
-  {
-    std::lock_guard lock(r->mu);
-    if (!r->manual) return FailedPrecondition("deployment " + std::to_string(id) + " is not waiting at a manual step");
-    std::optional<Role> needed =
-        r->manual->role.empty() ? Role::kDeployer : ParseRole(r->manual->role);
-    // Plans are checked when stored; an older snapshot may still name a role
-    // that does not exist: then only an admin may continue.
-    if (!needed && actor.role < Role::kAdmin)
-      return PermissionDenied("this step names the unknown role '" + r->manual->role +
-                              "'; only an admin can continue it");
-    if (needed && actor.role < *needed)
-      return PermissionDenied("continuing this step needs the role " +
-                              std::string(RoleName(*needed)) + "; '" + actor.user + "' is " +
-                              RoleName(actor.role));
-    r->answer = Running::ManualAnswer::kContinue;
-    r->answer_by = actor.user;
-  }
-  r->manual_cv.notify_all();
-  impl.Log(id, "", "info", "continued by " + actor.user + (comment.empty() ? "" : ": " + comment));
-  impl.Audit(actor.user, "deployment.continue", id, comment);
-  return Status::Ok();
+  return impl_->AnswerManual(actor, id, comment, /*reject=*/false);
 }
 
 Status DeploymentEngine::SetGrant(const Actor& actor, const std::string& environment,
@@ -1461,9 +1548,9 @@ Result<std::vector<StageView>> DeploymentEngine::DeployedWhere(const std::string
     auto builds = store.SucceededBuilds(app, s.stage, 11);
     if (!builds.ok()) return builds.status();
     for (const auto& b : *builds) {
-      bool is_current = std::any_of(v.targets.begin(), v.targets.end(), [&](const TargetCurrent& c) {
-        return c.release == b.release && c.build == b.build;
-      });
+      bool is_current = std::any_of(
+          v.targets.begin(), v.targets.end(),
+          [&](const TargetCurrent& c) { return c.release == b.release && c.build == b.build; });
       if (!is_current && v.rollback_candidates.size() < 10) v.rollback_candidates.push_back(b);
     }
     out.push_back(std::move(v));
