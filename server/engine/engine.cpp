@@ -164,9 +164,21 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (batch.empty()) return;
     Status st = store->AppendDeploymentLogs(batch);
-    if (!st.ok()) std::fprintf(stderr, "deployment log: %s\n", st.ToString().c_str());
+    if (!st.ok()) {
+      // Kept for the next flush (one every 50 ms), a few times at most.
+      bool keep = ++log_write_failures < kWriteAttempts;
+      std::fprintf(stderr, "store: writing %zu deployment log lines failed%s: %s\n", batch.size(),
+                   keep ? "; retrying" : "; they are lost", st.ToString().c_str());
+      if (keep) {
+        std::lock_guard lock(pending_mu);
+        pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
+        return;
+      }
+    }
+    log_write_failures = 0;
     log_cv.notify_all();
   }
+  int log_write_failures = 0;  // guarded by flush_mu
 
   void LogFlushLoop() {
     std::unique_lock lock(pending_mu);
@@ -192,8 +204,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // user's change is audited in its own transaction (Store::Atomically).
   void Audit(const std::string& actor, const std::string& action, int64_t id,
              const std::string& summary) {
-    Status st = store->AppendAudit(AuditOf(actor, action, id, summary));
-    (void)st;
+    AuditRecord entry = AuditOf(actor, action, id, summary);
+    Status st = Persist("the audit entry '" + action + "' of deployment " + std::to_string(id),
+                        [&] { return store->AppendAudit(entry); });
+    if (!st.ok())
+      Log(id, "", "error", "the audit entry '" + action + "' was lost: " + st.message());
   }
 
   // Release snapshots never change: parse each once.
@@ -458,6 +473,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // ---- final states
   // One transaction: the log lines waiting to be written, the targets'
   // results and states, the final status and its log line.
+  //
+  // A refused write is retried (bounded, with a backoff); the first refusal
+  // is noted in the log. When the result still cannot be written, the
+  // deployment ends `failed` without the targets' states (their agents are
+  // asked again); when even that fails, stderr says what was lost and the
+  // deployment becomes `interrupted` at the next start.
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
               const std::vector<std::string>& from,
               const std::vector<DeploymentTargetRecord>& targets = {},
@@ -468,19 +489,86 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       std::lock_guard lock(pending_mu);
       batch.swap(pending_lines);
     }
-    int64_t now = Now();
-    std::vector<DeploymentLogRecord> final_line = {{d.id, 0, now, "",
-                                                    status == "succeeded" ? "info" : "error",
-                                                    status + (error.empty() ? "" : ": " + error)}};
-    auto moved = store->FinishDeployment(d.id, from, status, now, error, targets, target_states,
-                                         batch, final_line);
+    auto line = [&](const std::string& level, const std::string& text) {
+      return std::vector<DeploymentLogRecord>{{d.id, 0, Now(), "", level, text}};
+    };
+    auto finish = [&](const std::string& st, const std::string& why,
+                      const std::vector<TargetStateRecord>& states) {
+      auto final_line =
+          line(st == "succeeded" ? "info" : "error", st + (why.empty() ? "" : ": " + why));
+      return store->FinishDeployment(d.id, from, st, Now(), why, targets, states, batch,
+                                     final_line);
+    };
+    std::string what = "the result (" + status + ") of deployment " + std::to_string(d.id);
+    Result<bool> moved = finish(status, error, target_states);
+    for (int attempt = 2; !moved.ok() && attempt <= kWriteAttempts; ++attempt) {
+      std::fprintf(stderr, "store: writing %s failed (attempt %d of %d): %s\n", what.c_str(),
+                   attempt - 1, kWriteAttempts, moved.status().ToString().c_str());
+      if (attempt == 2) {
+        // Say so in the log now; the lines so far go first, in order.
+        auto notice = line("warning", "could not record the result yet (" +
+                                          moved.status().message() + "); retrying");
+        batch.insert(batch.end(), notice.begin(), notice.end());
+        if (store->AppendDeploymentLogs(batch).ok()) batch.clear();
+        log_cv.notify_all();
+      }
+      if (!Backoff(attempt - 1)) break;
+      moved = finish(status, error, target_states);
+    }
     if (!moved.ok()) {
-      std::fprintf(stderr, "deployment %lld: %s\n", static_cast<long long>(d.id),
+      std::string why = "the result could not be recorded: " + moved.status().message();
+      std::fprintf(stderr, "store: gave up writing %s: %s\n", what.c_str(),
+                   moved.status().ToString().c_str());
+      moved = finish("failed", error.empty() ? why : error + "; " + why, {});
+      if (moved.ok()) {
+        std::lock_guard lock(read_back_mu);  // what the targets hold is read back
+        for (const auto& state : target_states) unread[state.current.target] = d;
+      }
+    }
+    if (!moved.ok()) {
+      std::fprintf(stderr,
+                   "store: lost the end of deployment %lld (%s, %zu log lines): %s; it becomes "
+                   "interrupted at the next start\n",
+                   static_cast<long long>(d.id), status.c_str(), batch.size(),
                    moved.status().ToString().c_str());
       std::lock_guard lock(pending_mu);  // the lines are written with the next flush
       pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
     }
     log_cv.notify_all();
+  }
+
+  // ---- writes that must not be lost
+  static constexpr int kWriteAttempts = 4;
+
+  // Waits before retry `n` (1, 2, ...): 100 ms, 200 ms, 400 ms on the
+  // engine's clock (a test's fake clock must be moved; at most 30 s of real
+  // time are spent waiting for it). False when the engine stops.
+  bool Backoff(int n) {
+    auto delay = std::chrono::milliseconds(100) * (1 << std::min(n - 1, 4));
+    TimePoint until = clock->Now() + delay;
+    auto give_up = std::chrono::steady_clock::now() +
+                   std::max<std::chrono::milliseconds>(delay, std::chrono::seconds(30));
+    std::unique_lock lock(mu);
+    while (!stopping && clock->Now() < until && std::chrono::steady_clock::now() < give_up)
+      retry_cv.wait_for(lock, std::chrono::milliseconds(10));
+    return !stopping;
+  }
+  std::condition_variable retry_cv;
+
+  // Runs `write` until it succeeds, kWriteAttempts times at most; each
+  // refusal, and giving up, is said on stderr naming `what`.
+  Status Persist(const std::string& what, const std::function<Status()>& write) {
+    Status st = write();
+    for (int attempt = 2; !st.ok() && attempt <= kWriteAttempts; ++attempt) {
+      std::fprintf(stderr, "store: writing %s failed (attempt %d of %d): %s\n", what.c_str(),
+                   attempt - 1, kWriteAttempts, st.ToString().c_str());
+      if (!Backoff(attempt - 1)) break;
+      st = write();
+    }
+    if (!st.ok())
+      std::fprintf(stderr, "store: gave up writing %s; it is lost: %s\n", what.c_str(),
+                   st.ToString().c_str());
+    return st;
   }
 
   // ---- scheduler
@@ -624,8 +712,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (stop) {
       // Dispatched but never started: back in the queue for the next start.
-      auto moved = store->TransitionDeployment(r->id, {"running"}, "queued");
-      (void)moved;
+      // If this is lost, the next start finds it running and interrupts it.
+      Status st = Persist("deployment " + std::to_string(r->id) + " back to queued", [&] {
+        return store->TransitionDeployment(r->id, {"running"}, "queued").status();
+      });
+      (void)st;  // said on stderr
     } else {
       Run(r);
     }
@@ -890,8 +981,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       // Only forget what an agent reported before: a plan without artifacts
       // leaves nothing on the target and still deployed its build.
       if (has_recorded && !recorded->release_dir.empty()) {
-        Status st = store->ClearTargetState(target);
-        (void)st;
+        Status st = Persist("the cleared state of target " + target,
+                            [&] { return store->ClearTargetState(target); });
+        if (!st.ok()) return Unrecorded(target, hint);
         AuditTarget(target, "its agent reports nothing deployed (was " + was + ")");
       }
       return "nothing deployed";
@@ -919,8 +1011,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (deferred != nullptr) {
       deferred->push_back({app, stage, c, state.current_release});
     } else {
-      Status st = store->PutTargetState(app, stage, c, state.current_release);
-      (void)st;
+      Status st = Persist("the state of target " + target + " (" + label + ")", [&] {
+        return store->PutTargetState(app, stage, c, state.current_release);
+      });
+      if (!st.ok()) return Unrecorded(target, hint);
     }
     bool changed = !has_recorded || recorded->current.release != c.release ||
                    recorded->current.build != c.build;
@@ -931,9 +1025,23 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void AuditTarget(const std::string& target, const std::string& summary) {
-    Status st = store->AppendAudit({0, Now(), "server", "target.read-back", target, summary});
-    (void)st;
+    AuditRecord entry{0, Now(), "server", "target.read-back", target, summary};
+    Status st = Persist("the audit entry 'target.read-back' of target " + target,
+                        [&] { return store->AppendAudit(entry); });
+    (void)st;  // said on stderr
   }
+
+  // A target state that could not be written: the target is read back again
+  // later, and the caller learns it was not recorded.
+  std::string Unrecorded(const std::string& target, const DeploymentRecord* hint) {
+    std::lock_guard lock(read_back_mu);
+    if (hint != nullptr)
+      unread[target] = *hint;
+    else
+      unread.emplace(target, std::nullopt);
+    return kUnrecorded;
+  }
+  static constexpr const char* kUnrecorded = "not recorded (the store refused the write)";
 
   // Automatic promotions into a stage that a rollback just put on hold were
   // requested before it: they would undo the rollback, so they do not run.
@@ -1051,8 +1159,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
             if (t.status == "running" || t.status == "pending") {
               t.status = "interrupted";
               t.finished_at = Now();
-              Status st = store->PutDeploymentTarget(t);
-              (void)st;
+              Status st = Persist("the interrupted state of target " + t.target +
+                                      " in deployment " + std::to_string(d.id),
+                                  [&] { return store->PutDeploymentTarget(t); });
+              (void)st;  // said on stderr
             }
         interrupted.push_back(d);
       }
@@ -1091,8 +1201,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         if (!ClaimTarget(target)) continue;  // a deployment runs there: later
         auto state = o.hub->GetTargetState(target);
         bool answered = state.ok() && state->online;
+        std::string label;
         if (answered) {
-          std::string label = Reconcile(target, *state, d ? &*d : nullptr);
+          label = Reconcile(target, *state, d ? &*d : nullptr);
           if (d) {
             bool switched = label == BuildLabel(d->release, d->build);
             Log(d->id, target, switched ? "warning" : "info",
@@ -1104,7 +1215,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           }
         }
         ReleaseTarget(target);
-        if (answered) {
+        if (answered && label != kUnrecorded) {
           std::lock_guard lock(read_back_mu);
           unread.erase(target);
         }
@@ -1190,6 +1301,7 @@ void DeploymentEngine::Stop() {
   impl_->pending_cv.notify_all();
   impl_->read_back_cv.notify_all();
   impl_->slot_cv.notify_all();
+  impl_->retry_cv.notify_all();
   if (impl_->loop) impl_->loop->Stop();
   // Running deployments end as interrupted (their cancel token is set).
   std::map<int64_t, std::thread> runs;
@@ -1411,9 +1523,11 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
     return FailedPrecondition("deployment " + std::to_string(id) + " is already " + d->status);
   std::string why = "cancelled by " + actor.user + (comment.empty() ? "" : ": " + comment);
   if (d->status == "running") {
-    std::lock_guard lock(impl.mu);
-    auto it = impl.running.find(id);
-    if (it != impl.running.end()) it->second->cancel.Cancel();
+    {
+      std::lock_guard lock(impl.mu);
+      auto it = impl.running.find(id);
+      if (it != impl.running.end()) it->second->cancel.Cancel();
+    }
     impl.Audit(actor.user, "deployment.cancel", id, "asked a running deployment to stop");
     impl.Log(id, "", "warning", why + "; stopping");
     return Status::Ok();

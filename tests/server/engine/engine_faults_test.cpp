@@ -223,6 +223,69 @@ TEST_CASE("rejecting a paused manual step fails the deployment; finally still ru
   CHECK(f.server().As(rita).Post(path, "{}").status == 409);
 }
 
+// Makes the server's database refuse writes of what the targets hold, as a
+// failing disk would, until Allow().
+class RefuseTargetStates {
+ public:
+  explicit RefuseTargetStates(TestServer& server)
+      : db_((server.data_dir() / "reprise.db").string(), SQLite::OPEN_READWRITE) {
+    for (const char* op : {"INSERT", "UPDATE"})
+      db_.exec(std::string("CREATE TRIGGER refuse_state_") + op + " BEFORE " + op +
+               " ON target_states BEGIN SELECT RAISE(ABORT, 'the disk refused the write'); END");
+  }
+  void Allow() {
+    for (const char* op : {"INSERT", "UPDATE"})
+      db_.exec(std::string("DROP TRIGGER refuse_state_") + op);
+  }
+
+ private:
+  SQLite::Database db_;
+};
+
+TEST_CASE("a refused write of the deployment's result is retried and lands") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T12:00:00Z"));
+  TwoTargets f("    - write-file: { path: \"hello.txt\", content: \"hi\" }\n",
+               /*remote_agents=*/false, &clock);
+  int build = f.AddBuild({{"web", TreeOf(1)}});
+  RefuseTargetStates refuse(f.server());
+  int64_t id = f.Deploy(build);
+  // The first refusal is said in the log; the deployment waits to retry.
+  REQUIRE(WaitUntil([&] { return f.LogHas(id, "could not record the result yet"); }));
+  CHECK(f.LogHas(id, "the disk refused the write"));
+  CHECK(f.Get(id)["status"] == "running");
+  refuse.Allow();
+  json d;
+  REQUIRE(WaitUntil([&] {
+    clock.Advance(std::chrono::seconds(1));
+    return TwoTargets::IsFinal(d = f.Get(id));
+  }));
+  CHECK_MESSAGE(d["status"] == "succeeded", d.dump());
+  CHECK(f.CurrentOf("web-a")["build"] == build);
+  CHECK(f.CurrentOf("web-b")["build"] == build);
+}
+
+TEST_CASE("a result that cannot be written fails the deployment instead of vanishing") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T12:00:00Z"));
+  TwoTargets f("    - write-file: { path: \"hello.txt\", content: \"hi\" }\n",
+               /*remote_agents=*/false, &clock);
+  int build = f.AddBuild({{"web", TreeOf(1)}});
+  RefuseTargetStates refuse(f.server());
+  int64_t id = f.Deploy(build);
+  json d;
+  REQUIRE(WaitUntil([&] {
+    clock.Advance(std::chrono::seconds(1));
+    return TwoTargets::IsFinal(d = f.Get(id));
+  }));
+  CHECK(d["status"] == "failed");
+  CHECK_MESSAGE(d["error"].get<std::string>().find("could not be recorded") != std::string::npos,
+                d.dump());
+  CHECK(d["error"].get<std::string>().find("the disk refused the write") != std::string::npos);
+  // Each target's own result is kept.
+  CHECK(TwoTargets::TargetOf(d, "web-a")["status"] == "succeeded");
+  CHECK(f.LogHas(id, "could not record the result yet"));
+  CHECK(f.CurrentOf("web-a").is_null());
+}
+
 TEST_CASE("the preview compares only the artifacts the plan deploys, per destination") {
   TwoTargets f("    - deploy-artifact: { artifact: web, to: site }\n", /*remote_agents=*/false);
   int first = f.AddBuild({{"web", TreeOf(1)}, {"docs", kDocs}});
