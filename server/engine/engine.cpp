@@ -869,64 +869,6 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
   }
 
-  struct TargetResult {
-    std::string target, status, message;
-  };
-  // Each target's own status. When the deployment ended early (a failure or
-  // an orchestration error such as a lost agent), a target is `failed` only
-  // for a step of its own, `succeeded` when every step the plan had for it
-  // ran and succeeded, else `skipped` with what did not run there; never
-  // another target's error.
-  static std::vector<TargetResult> TargetResults(const Plan& plan, const ExecutionContext& ctx,
-                                                 const ExecutionReport& report) {
-    std::vector<TargetResult> out;
-    bool ended_early = report.outcome == Outcome::kFailed || report.outcome == Outcome::kError;
-    auto dry = ended_early ? DryRun(plan, ctx) : Result<DryRunReport>(DryRunReport{});
-    for (const auto& t : report.targets) {
-      TargetResult r{t.target, "skipped", t.message};
-      if (t.kind == TargetOutcome::Kind::kSucceeded) r.status = "succeeded";
-      if (t.kind == TargetOutcome::Kind::kFailed) r.status = "failed";
-      if (t.kind == TargetOutcome::Kind::kCancelled) r.status = "cancelled";
-      if (t.kind == TargetOutcome::Kind::kNotFinished) {
-        // The last step that ran here decides: did it fail, or did all run?
-        const StepRecord* last = nullptr;
-        std::set<std::string> succeeded;
-        for (const auto& step : report.steps) {
-          if (step.target != t.target) continue;
-          last = &step;
-          if (step.outcome == Outcome::kSucceeded) succeeded.insert(step.step_id);
-        }
-        std::vector<std::string> missing;
-        if (dry.ok())
-          for (const auto& planned : dry->targets)
-            if (planned.target == t.target)
-              for (const auto& step : planned.steps)
-                if (step.operation && step.condition.empty() && !succeeded.count(step.step_id))
-                  missing.push_back(step.description);
-        if (last != nullptr && last->outcome != Outcome::kSucceeded &&
-            last->outcome != Outcome::kCancelled) {
-          r.status = "failed";
-          r.message = last->message;
-        } else if (dry.ok() && missing.empty()) {
-          r.status = "succeeded";
-          r.message = "";
-        } else {
-          r.message =
-              "not finished: the deployment stopped before " +
-              (missing.empty()
-                   ? std::string("the plan ended here")
-                   : "'" + missing.front() + "'" +
-                         (missing.size() > 1
-                              ? " and " + std::to_string(missing.size() - 1) + " more step(s)"
-                              : "") +
-                         " ran here");
-        }
-      }
-      out.push_back(std::move(r));
-    }
-    return out;
-  }
-
   // Reads back what each target holds now (the agent is the truth), falling
   // back on the executor's outcome when the agent cannot say (offline, or
   // nothing deployed by a plan without artifacts).
