@@ -306,4 +306,23 @@ TEST_CASE("the preview compares only the artifacts the plan deploys, per destina
   }
 }
 
+TEST_CASE("retention says when its audit entry could not be written") {
+  TwoTargets f("    - log: \"nothing to deploy\"\n", /*remote_agents=*/false);
+  f.AddBuild({{"web", TreeOf(1)}});
+  SQLite::Database db((f.server().data_dir() / "reprise.db").string(), SQLite::OPEN_READWRITE);
+  db.exec(
+      "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log WHEN NEW.action = "
+      "'artifact.retention' BEGIN SELECT RAISE(ABORT, 'the audit log refused the entry'); END");
+  auto r = f.Admin().Post(
+      "/api/v1/admin/retention",
+      R"({"keep_builds": 0, "keep_days": 0, "keep_rollback_candidates": 0, "dry_run": false})");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  json report = Body(r);
+  REQUIRE(report["deleted"].size() == 1);
+  REQUIRE_MESSAGE(report["warnings"].size() == 1, report.dump());
+  CHECK(report["warnings"][0].get<std::string>().find("the audit log refused the entry") !=
+        std::string::npos);
+  CHECK(report["warnings"][0].get<std::string>().find("shop/1.0/1") != std::string::npos);
+}
+
 }  // namespace reprise::testing
