@@ -286,6 +286,24 @@ TEST_CASE("a result that cannot be written fails the deployment instead of vanis
   CHECK(f.CurrentOf("web-a").is_null());
 }
 
+TEST_CASE("a rejected manual step inside retry is not asked again") {
+  TwoTargets f(
+      "    - retry:\n"
+      "        count: 2\n"
+      "        steps:\n"
+      "          - manual: { message: \"try again?\" }\n",
+      /*remote_agents=*/false);
+  int64_t id = f.Deploy(f.AddBuild({{"web", TreeOf(1)}}));
+  f.WaitManual(id);
+  auto rejected = f.Admin().Post("/api/v1/deployments/" + std::to_string(id) + "/reject",
+                                 R"({"comment":"no"})");
+  REQUIRE_MESSAGE(rejected.status == 200, rejected.body);
+  json d = f.WaitFinal(id);
+  CHECK(d["status"] == "failed");
+  CHECK(d["error"].get<std::string>().find("rejected by admin: no") != std::string::npos);
+  CHECK_FALSE(f.LogHas(id, "retrying"));
+}
+
 TEST_CASE("the preview compares only the artifacts the plan deploys, per destination") {
   TwoTargets f("    - deploy-artifact: { artifact: web, to: site }\n", /*remote_agents=*/false);
   int first = f.AddBuild({{"web", TreeOf(1)}, {"docs", kDocs}});
