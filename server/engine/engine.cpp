@@ -458,7 +458,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (to_queue.empty()) return;
     auto moved = store->TransitionDeployments(to_queue, {"waiting"}, "queued");
-    if (!moved.ok()) return;
+    if (!moved.ok()) {  // they stay waiting: the next re-check queues them
+      std::fprintf(stderr, "store: queueing %zu waiting deployments failed (retried): %s\n",
+                   to_queue.size(), moved.status().ToString().c_str());
+      return;
+    }
     for (const auto& g : decisions) {
       if (std::find(moved->begin(), moved->end(), g.deployment.id) == moved->end()) continue;
       Log(g.deployment.id, "", "info", g.text.empty() ? "queued" : g.text + "; queued");
@@ -996,8 +1000,20 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       for (const auto& p : *list) {
         if (!p.automatic) continue;
         std::string why = HoldReason(rollback.stage, rollback.id);
-        auto moved = store->TransitionDeployment(p.id, pending, "cancelled", 0, Now(), why);
-        if (!moved.ok() || !*moved) continue;
+        bool moved = false;
+        Status st =
+            Persist("the cancellation of automatic deployment " + std::to_string(p.id), [&] {
+              auto m = store->TransitionDeployment(p.id, pending, "cancelled", 0, Now(), why);
+              if (m.ok()) moved = *m;
+              return m.status();
+            });
+        if (!st.ok()) {
+          Log(rollback.id, "", "error",
+              "could not cancel automatic deployment " + std::to_string(p.id) + ": " +
+                  st.message() + "; the hold still stops it at its gates");
+          continue;
+        }
+        if (!moved) continue;
         Log(p.id, "", "warning", "cancelled: " + why);
         Audit("automation", "deployment.cancel", p.id, why);
       }
@@ -1073,7 +1089,13 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     auto_d.targets_csv = JoinCsv(targets);
     auto_d.automatic = true;
     auto created = store->CreateDeployment(auto_d);
-    if (!created.ok()) return;
+    if (!created.ok()) {
+      std::fprintf(stderr, "store: the automatic promotion after deployment %lld is lost: %s\n",
+                   static_cast<long long>(d.id), created.status().ToString().c_str());
+      Log(d.id, "", "error",
+          "could not promote automatically to " + next.stage + ": " + created.status().message());
+      return;
+    }
     Log(d.id, "", "info",
         "promoting automatically to " + next.stage + ": deployment " + std::to_string(created->id));
     Log(created->id, "", "info", "automatic promotion after deployment " + std::to_string(d.id));

@@ -304,6 +304,27 @@ TEST_CASE("a rejected manual step inside retry is not asked again") {
   CHECK_FALSE(f.LogHas(id, "retrying"));
 }
 
+TEST_CASE("an automatic promotion the store refuses is said in the log, not dropped silently") {
+  PipelineFixture f;
+  SQLite::Database db((f.server().data_dir() / "reprise.db").string(), SQLite::OPEN_READWRITE);
+  db.exec(
+      "CREATE TRIGGER refuse_auto BEFORE INSERT ON deployments WHEN NEW.automatic = 1 "
+      "BEGIN SELECT RAISE(ABORT, 'the disk refused the write'); END");
+  auto admin = f.Admin();
+  auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
+  int64_t id = first["id"].get<int64_t>();
+  REQUIRE(WaitUntil([&] {
+    auto log = Body(admin.Get("/api/v1/deployments/" + std::to_string(id) + "/log"));
+    for (const auto& l : log["lines"])
+      if (l["text"].get<std::string>().find("could not promote automatically to Testing") !=
+          std::string::npos)
+        return l["text"].get<std::string>().find("the disk refused the write") != std::string::npos;
+    return false;
+  }));
+  CHECK(f.Newest(1, "Testing").is_null());
+}
+
 TEST_CASE("the preview compares only the artifacts the plan deploys, per destination") {
   TwoTargets f("    - deploy-artifact: { artifact: web, to: site }\n", /*remote_agents=*/false);
   int first = f.AddBuild({{"web", TreeOf(1)}, {"docs", kDocs}});
