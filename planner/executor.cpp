@@ -55,6 +55,9 @@ struct Flow {
   std::string message;  // masked, with position
   Status error;
   std::set<std::string> failed_targets;
+  // A user rejected a manual step: no catch handles it and no retry repeats
+  // it (the deployment fails); finally blocks still run.
+  bool rejected = false;
 
   bool ok() const { return kind == Outcome::kSucceeded; }
   static Flow Ok() { return {}; }
@@ -363,7 +366,9 @@ class Walker {
     if (Cancelled()) {
       flow = Flow::Cancelled();
     } else if (outcome.kind == OperationOutcome::Kind::kFailed) {
+      // A manual step fails only when someone rejects it.
       flow = Failed(step, outcome.message, f, nullptr);
+      flow.rejected = true;
       LogPlan(step, SoleTarget(f), LogLevel::kError, flow.message);
     } else if (outcome.kind == OperationOutcome::Kind::kError) {
       flow = MaskedError(outcome.error.WithContext(Where(step)));
@@ -602,7 +607,7 @@ class Walker {
     Flow flow;
     for (int attempt = 1; attempt <= attempts; ++attempt) {
       flow = RunNested(block.steps, f);
-      if (flow.kind != Outcome::kFailed) return flow;
+      if (flow.kind != Outcome::kFailed || flow.rejected) return flow;
       if (attempt == attempts) break;
       LogPlan(step, SoleTarget(f), LogLevel::kWarning,
               "attempt " + std::to_string(attempt) + " of " + std::to_string(attempts) +
@@ -632,7 +637,7 @@ class Walker {
       return cleanup.ok() ? flow : cleanup;
     }
     Flow flow = RunNested(block.steps, f);
-    if (flow.kind == Outcome::kFailed && block.has_catch) {
+    if (flow.kind == Outcome::kFailed && block.has_catch && !flow.rejected) {
       LogPlan(step, SoleTarget(f), LogLevel::kWarning, "caught: " + flow.message);
       std::optional<std::string> outer_error = f.error;
       f.error = flow.message;
@@ -694,6 +699,7 @@ class Walker {
       combined.kind = Outcome::kFailed;
       combined.message += (combined.message.empty() ? "" : "; ") + flow.message;
       combined.failed_targets.insert(flow.failed_targets.begin(), flow.failed_targets.end());
+      combined.rejected = combined.rejected || flow.rejected;
     }
     return combined;
   }

@@ -334,7 +334,13 @@ Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clo
       rec.subject = d.application + "/" + d.release + "/" + std::to_string(d.build);
       rec.summary = AuditSummary(d);
       Status st = store.AppendAudit(rec);
-      if (!st.ok()) std::fprintf(stderr, "audit: %s\n", st.ToString().c_str());
+      if (!st.ok()) {
+        // The artifacts are gone already: the caller is told the entry is missing.
+        std::fprintf(stderr, "audit: the entry for %s is lost: %s\n", rec.subject.c_str(),
+                     st.ToString().c_str());
+        report.warnings.push_back("the audit entry of " + rec.subject +
+                                  " could not be written: " + st.message());
+      }
     }
   }
   if (!failure.ok())

@@ -56,6 +56,7 @@ struct Running {
   std::optional<PendingManual> manual;
   enum class ManualAnswer { kNone, kContinue, kReject } answer = ManualAnswer::kNone;
   std::string answer_by;
+  std::string answer_comment;
   std::map<std::string, TransferProgress> progress;
   bool holds_slot = true;  // counts against the worker limit (guarded by the engine's mu)
 };
@@ -88,7 +89,9 @@ class ManualGate final : public ManualContinuation {
     std::lock_guard lock(running_->mu);
     if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled while waiting"));
     if (running_->answer == Running::ManualAnswer::kReject)
-      return OperationOutcome::Failed("rejected by " + running_->answer_by);
+      return OperationOutcome::Failed(
+          "rejected by " + running_->answer_by +
+          (running_->answer_comment.empty() ? "" : ": " + running_->answer_comment));
     return OperationOutcome::Succeeded();
   }
 
@@ -161,9 +164,21 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (batch.empty()) return;
     Status st = store->AppendDeploymentLogs(batch);
-    if (!st.ok()) std::fprintf(stderr, "deployment log: %s\n", st.ToString().c_str());
+    if (!st.ok()) {
+      // Kept for the next flush (one every 50 ms), a few times at most.
+      bool keep = ++log_write_failures < kWriteAttempts;
+      std::fprintf(stderr, "store: writing %zu deployment log lines failed%s: %s\n", batch.size(),
+                   keep ? "; retrying" : "; they are lost", st.ToString().c_str());
+      if (keep) {
+        std::lock_guard lock(pending_mu);
+        pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
+        return;
+      }
+    }
+    log_write_failures = 0;
     log_cv.notify_all();
   }
+  int log_write_failures = 0;  // guarded by flush_mu
 
   void LogFlushLoop() {
     std::unique_lock lock(pending_mu);
@@ -189,8 +204,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // user's change is audited in its own transaction (Store::Atomically).
   void Audit(const std::string& actor, const std::string& action, int64_t id,
              const std::string& summary) {
-    Status st = store->AppendAudit(AuditOf(actor, action, id, summary));
-    (void)st;
+    AuditRecord entry = AuditOf(actor, action, id, summary);
+    Status st = Persist("the audit entry '" + action + "' of deployment " + std::to_string(id),
+                        [&] { return store->AppendAudit(entry); });
+    if (!st.ok())
+      Log(id, "", "error", "the audit entry '" + action + "' was lost: " + st.message());
   }
 
   // Release snapshots never change: parse each once.
@@ -261,6 +279,47 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     return MayDeploy(
         actor, d.application, *stage, d.kind,
         doing + " (" + (d.kind.empty() ? "a deployment" : "a " + d.kind) + " to " + d.stage + ")");
+  }
+
+  // Continues or rejects the manual step a running deployment waits at. Both
+  // need the step's role; a rejection fails the step (the plan's `finally`
+  // blocks still run). The audit entry is written first: an answer that
+  // cannot be audited is not given.
+  Status AnswerManual(const Actor& actor, int64_t id, const std::string& comment, bool reject) {
+    std::shared_ptr<Running> r = FindRunning(id);
+    if (!r) return FailedPrecondition("deployment " + std::to_string(id) + " is not running");
+    std::unique_lock lock(r->mu);
+    if (!r->manual)
+      return FailedPrecondition("deployment " + std::to_string(id) +
+                                " is not waiting at a manual step");
+    if (r->answer != Running::ManualAnswer::kNone)
+      return FailedPrecondition("the manual step of deployment " + std::to_string(id) +
+                                " was answered already by " + r->answer_by);
+    const std::string doing = reject ? "rejecting" : "continuing";
+    std::optional<Role> needed =
+        r->manual->role.empty() ? Role::kDeployer : ParseRole(r->manual->role);
+    // Plans are checked when stored; an older snapshot may still name a role
+    // that does not exist: then only an admin may answer.
+    if (!needed && actor.role < Role::kAdmin)
+      return PermissionDenied("this step names the unknown role '" + r->manual->role +
+                              "'; only an admin can " + (reject ? "reject" : "continue") + " it");
+    if (needed && actor.role < *needed)
+      return PermissionDenied(doing + " this step needs the role " +
+                              std::string(RoleName(*needed)) + "; '" + actor.user + "' is " +
+                              RoleName(actor.role));
+    std::string action = reject ? "deployment.reject" : "deployment.continue";
+    std::string summary = (reject ? "rejected the manual step: " : "") + r->manual->message +
+                          (comment.empty() ? "" : " (" + comment + ")");
+    REPRISE_RETURN_IF_ERROR(store->AppendAudit(AuditOf(actor.user, action, id, summary)));
+    r->answer = reject ? Running::ManualAnswer::kReject : Running::ManualAnswer::kContinue;
+    r->answer_by = actor.user;
+    r->answer_comment = comment;
+    lock.unlock();
+    r->manual_cv.notify_all();
+    Log(id, "", reject ? "warning" : "info",
+        std::string(reject ? "rejected" : "continued") + " by " + actor.user +
+            (comment.empty() ? "" : ": " + comment));
+    return Status::Ok();
   }
 
   std::shared_ptr<Running> FindRunning(int64_t id) {
@@ -376,8 +435,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         case GateDecision::Kind::kGone:
         case GateDecision::Kind::kExpire:
           break;
-        case GateDecision::Kind::kQueue: to_queue.push_back(g.deployment.id); break;
-        case GateDecision::Kind::kFail: Finish(g.deployment, "failed", g.text, {"waiting"}); break;
+        case GateDecision::Kind::kQueue:
+          to_queue.push_back(g.deployment.id);
+          break;
+        case GateDecision::Kind::kFail:
+          Finish(g.deployment, "failed", g.text, {"waiting"});
+          break;
         case GateDecision::Kind::kCancel:
           Finish(g.deployment, "cancelled", g.text, {"waiting"});
           break;
@@ -395,7 +458,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (to_queue.empty()) return;
     auto moved = store->TransitionDeployments(to_queue, {"waiting"}, "queued");
-    if (!moved.ok()) return;
+    if (!moved.ok()) {  // they stay waiting: the next re-check queues them
+      std::fprintf(stderr, "store: queueing %zu waiting deployments failed (retried): %s\n",
+                   to_queue.size(), moved.status().ToString().c_str());
+      return;
+    }
     for (const auto& g : decisions) {
       if (std::find(moved->begin(), moved->end(), g.deployment.id) == moved->end()) continue;
       Log(g.deployment.id, "", "info", g.text.empty() ? "queued" : g.text + "; queued");
@@ -410,6 +477,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // ---- final states
   // One transaction: the log lines waiting to be written, the targets'
   // results and states, the final status and its log line.
+  //
+  // A refused write is retried (bounded, with a backoff); the first refusal
+  // is noted in the log. When the result still cannot be written, the
+  // deployment ends `failed` without the targets' states (their agents are
+  // asked again); when even that fails, stderr says what was lost and the
+  // deployment becomes `interrupted` at the next start.
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
               const std::vector<std::string>& from,
               const std::vector<DeploymentTargetRecord>& targets = {},
@@ -420,19 +493,86 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       std::lock_guard lock(pending_mu);
       batch.swap(pending_lines);
     }
-    int64_t now = Now();
-    std::vector<DeploymentLogRecord> final_line = {{d.id, 0, now, "",
-                                                    status == "succeeded" ? "info" : "error",
-                                                    status + (error.empty() ? "" : ": " + error)}};
-    auto moved = store->FinishDeployment(d.id, from, status, now, error, targets, target_states,
-                                         batch, final_line);
+    auto line = [&](const std::string& level, const std::string& text) {
+      return std::vector<DeploymentLogRecord>{{d.id, 0, Now(), "", level, text}};
+    };
+    auto finish = [&](const std::string& st, const std::string& why,
+                      const std::vector<TargetStateRecord>& states) {
+      auto final_line =
+          line(st == "succeeded" ? "info" : "error", st + (why.empty() ? "" : ": " + why));
+      return store->FinishDeployment(d.id, from, st, Now(), why, targets, states, batch,
+                                     final_line);
+    };
+    std::string what = "the result (" + status + ") of deployment " + std::to_string(d.id);
+    Result<bool> moved = finish(status, error, target_states);
+    for (int attempt = 2; !moved.ok() && attempt <= kWriteAttempts; ++attempt) {
+      std::fprintf(stderr, "store: writing %s failed (attempt %d of %d): %s\n", what.c_str(),
+                   attempt - 1, kWriteAttempts, moved.status().ToString().c_str());
+      if (attempt == 2) {
+        // Say so in the log now; the lines so far go first, in order.
+        auto notice = line("warning", "could not record the result yet (" +
+                                          moved.status().message() + "); retrying");
+        batch.insert(batch.end(), notice.begin(), notice.end());
+        if (store->AppendDeploymentLogs(batch).ok()) batch.clear();
+        log_cv.notify_all();
+      }
+      if (!Backoff(attempt - 1)) break;
+      moved = finish(status, error, target_states);
+    }
     if (!moved.ok()) {
-      std::fprintf(stderr, "deployment %lld: %s\n", static_cast<long long>(d.id),
+      std::string why = "the result could not be recorded: " + moved.status().message();
+      std::fprintf(stderr, "store: gave up writing %s: %s\n", what.c_str(),
+                   moved.status().ToString().c_str());
+      moved = finish("failed", error.empty() ? why : error + "; " + why, {});
+      if (moved.ok()) {
+        std::lock_guard lock(read_back_mu);  // what the targets hold is read back
+        for (const auto& state : target_states) unread[state.current.target] = d;
+      }
+    }
+    if (!moved.ok()) {
+      std::fprintf(stderr,
+                   "store: lost the end of deployment %lld (%s, %zu log lines): %s; it becomes "
+                   "interrupted at the next start\n",
+                   static_cast<long long>(d.id), status.c_str(), batch.size(),
                    moved.status().ToString().c_str());
       std::lock_guard lock(pending_mu);  // the lines are written with the next flush
       pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
     }
     log_cv.notify_all();
+  }
+
+  // ---- writes that must not be lost
+  static constexpr int kWriteAttempts = 4;
+
+  // Waits before retry `n` (1, 2, ...): 100 ms, 200 ms, 400 ms on the
+  // engine's clock (a test's fake clock must be moved; at most 30 s of real
+  // time are spent waiting for it). False when the engine stops.
+  bool Backoff(int n) {
+    auto delay = std::chrono::milliseconds(100) * (1 << std::min(n - 1, 4));
+    TimePoint until = clock->Now() + delay;
+    auto give_up = std::chrono::steady_clock::now() +
+                   std::max<std::chrono::milliseconds>(delay, std::chrono::seconds(30));
+    std::unique_lock lock(mu);
+    while (!stopping && clock->Now() < until && std::chrono::steady_clock::now() < give_up)
+      retry_cv.wait_for(lock, std::chrono::milliseconds(10));
+    return !stopping;
+  }
+  std::condition_variable retry_cv;
+
+  // Runs `write` until it succeeds, kWriteAttempts times at most; each
+  // refusal, and giving up, is said on stderr naming `what`.
+  Status Persist(const std::string& what, const std::function<Status()>& write) {
+    Status st = write();
+    for (int attempt = 2; !st.ok() && attempt <= kWriteAttempts; ++attempt) {
+      std::fprintf(stderr, "store: writing %s failed (attempt %d of %d): %s\n", what.c_str(),
+                   attempt - 1, kWriteAttempts, st.ToString().c_str());
+      if (!Backoff(attempt - 1)) break;
+      st = write();
+    }
+    if (!st.ok())
+      std::fprintf(stderr, "store: gave up writing %s; it is lost: %s\n", what.c_str(),
+                   st.ToString().c_str());
+    return st;
   }
 
   // ---- scheduler
@@ -576,8 +716,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (stop) {
       // Dispatched but never started: back in the queue for the next start.
-      auto moved = store->TransitionDeployment(r->id, {"running"}, "queued");
-      (void)moved;
+      // If this is lost, the next start finds it running and interrupts it.
+      Status st = Persist("deployment " + std::to_string(r->id) + " back to queued", [&] {
+        return store->TransitionDeployment(r->id, {"running"}, "queued").status();
+      });
+      (void)st;  // said on stderr
     } else {
       Run(r);
     }
@@ -701,8 +844,12 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       error = "orchestration error: " + report.status().message();
     } else {
       switch (report->outcome) {
-        case Outcome::kSucceeded: status = "succeeded"; break;
-        case Outcome::kFailed: error = report->message; break;
+        case Outcome::kSucceeded:
+          status = "succeeded";
+          break;
+        case Outcome::kFailed:
+          error = report->message;
+          break;
         case Outcome::kCancelled: {
           std::lock_guard lock(mu);
           if (stopping) {
@@ -718,13 +865,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           error = "orchestration error: " + report->error.message();
           break;
       }
-      for (const auto& t : report->targets) {
-        std::string ts = t.kind == TargetOutcome::Kind::kSucceeded   ? "succeeded"
-                         : t.kind == TargetOutcome::Kind::kFailed    ? "failed"
-                         : t.kind == TargetOutcome::Kind::kCancelled ? "cancelled"
-                                                                     : "skipped";
-        results.push_back({d->id, t.target, ts, t.message, "", "", d->started_at, Now()});
-      }
+      for (const auto& t : TargetResults(*plan, *ctx, *report))
+        results.push_back({d->id, t.target, t.status, t.message, "", "", d->started_at, Now()});
     }
     auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
     Finish(*d, status, error, {"running"}, results, states);
@@ -785,8 +927,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       // Only forget what an agent reported before: a plan without artifacts
       // leaves nothing on the target and still deployed its build.
       if (has_recorded && !recorded->release_dir.empty()) {
-        Status st = store->ClearTargetState(target);
-        (void)st;
+        Status st = Persist("the cleared state of target " + target,
+                            [&] { return store->ClearTargetState(target); });
+        if (!st.ok()) return Unrecorded(target, hint);
         AuditTarget(target, "its agent reports nothing deployed (was " + was + ")");
       }
       return "nothing deployed";
@@ -814,8 +957,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (deferred != nullptr) {
       deferred->push_back({app, stage, c, state.current_release});
     } else {
-      Status st = store->PutTargetState(app, stage, c, state.current_release);
-      (void)st;
+      Status st = Persist("the state of target " + target + " (" + label + ")", [&] {
+        return store->PutTargetState(app, stage, c, state.current_release);
+      });
+      if (!st.ok()) return Unrecorded(target, hint);
     }
     bool changed = !has_recorded || recorded->current.release != c.release ||
                    recorded->current.build != c.build;
@@ -826,9 +971,23 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void AuditTarget(const std::string& target, const std::string& summary) {
-    Status st = store->AppendAudit({0, Now(), "server", "target.read-back", target, summary});
-    (void)st;
+    AuditRecord entry{0, Now(), "server", "target.read-back", target, summary};
+    Status st = Persist("the audit entry 'target.read-back' of target " + target,
+                        [&] { return store->AppendAudit(entry); });
+    (void)st;  // said on stderr
   }
+
+  // A target state that could not be written: the target is read back again
+  // later, and the caller learns it was not recorded.
+  std::string Unrecorded(const std::string& target, const DeploymentRecord* hint) {
+    std::lock_guard lock(read_back_mu);
+    if (hint != nullptr)
+      unread[target] = *hint;
+    else
+      unread.emplace(target, std::nullopt);
+    return kUnrecorded;
+  }
+  static constexpr const char* kUnrecorded = "not recorded (the store refused the write)";
 
   // Automatic promotions into a stage that a rollback just put on hold were
   // requested before it: they would undo the rollback, so they do not run.
@@ -841,8 +1000,20 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       for (const auto& p : *list) {
         if (!p.automatic) continue;
         std::string why = HoldReason(rollback.stage, rollback.id);
-        auto moved = store->TransitionDeployment(p.id, pending, "cancelled", 0, Now(), why);
-        if (!moved.ok() || !*moved) continue;
+        bool moved = false;
+        Status st =
+            Persist("the cancellation of automatic deployment " + std::to_string(p.id), [&] {
+              auto m = store->TransitionDeployment(p.id, pending, "cancelled", 0, Now(), why);
+              if (m.ok()) moved = *m;
+              return m.status();
+            });
+        if (!st.ok()) {
+          Log(rollback.id, "", "error",
+              "could not cancel automatic deployment " + std::to_string(p.id) + ": " +
+                  st.message() + "; the hold still stops it at its gates");
+          continue;
+        }
+        if (!moved) continue;
         Log(p.id, "", "warning", "cancelled: " + why);
         Audit("automation", "deployment.cancel", p.id, why);
       }
@@ -891,7 +1062,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     if (!stage.auto_promote || index + 1 >= static_cast<int>(spec.pipeline.size())) return;
     const StageSpec& next = spec.pipeline[static_cast<size_t>(index + 1)];
     if (HoldOn(d.application, next.stage) != 0) {
-      Log(d.id, "", "info", "automatic promotion to " + next.stage + " skipped: the stage is on hold");
+      Log(d.id, "", "info",
+          "automatic promotion to " + next.stage + " skipped: the stage is on hold");
       return;
     }
     // Nothing to do when the build is already there or on its way.
@@ -917,7 +1089,13 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     auto_d.targets_csv = JoinCsv(targets);
     auto_d.automatic = true;
     auto created = store->CreateDeployment(auto_d);
-    if (!created.ok()) return;
+    if (!created.ok()) {
+      std::fprintf(stderr, "store: the automatic promotion after deployment %lld is lost: %s\n",
+                   static_cast<long long>(d.id), created.status().ToString().c_str());
+      Log(d.id, "", "error",
+          "could not promote automatically to " + next.stage + ": " + created.status().message());
+      return;
+    }
     Log(d.id, "", "info",
         "promoting automatically to " + next.stage + ": deployment " + std::to_string(created->id));
     Log(created->id, "", "info", "automatic promotion after deployment " + std::to_string(d.id));
@@ -945,8 +1123,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
             if (t.status == "running" || t.status == "pending") {
               t.status = "interrupted";
               t.finished_at = Now();
-              Status st = store->PutDeploymentTarget(t);
-              (void)st;
+              Status st = Persist("the interrupted state of target " + t.target +
+                                      " in deployment " + std::to_string(d.id),
+                                  [&] { return store->PutDeploymentTarget(t); });
+              (void)st;  // said on stderr
             }
         interrupted.push_back(d);
       }
@@ -985,8 +1165,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         if (!ClaimTarget(target)) continue;  // a deployment runs there: later
         auto state = o.hub->GetTargetState(target);
         bool answered = state.ok() && state->online;
+        std::string label;
         if (answered) {
-          std::string label = Reconcile(target, *state, d ? &*d : nullptr);
+          label = Reconcile(target, *state, d ? &*d : nullptr);
           if (d) {
             bool switched = label == BuildLabel(d->release, d->build);
             Log(d->id, target, switched ? "warning" : "info",
@@ -998,7 +1179,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
           }
         }
         ReleaseTarget(target);
-        if (answered) {
+        if (answered && label != kUnrecorded) {
           std::lock_guard lock(read_back_mu);
           unread.erase(target);
         }
@@ -1084,6 +1265,7 @@ void DeploymentEngine::Stop() {
   impl_->pending_cv.notify_all();
   impl_->read_back_cv.notify_all();
   impl_->slot_cv.notify_all();
+  impl_->retry_cv.notify_all();
   if (impl_->loop) impl_->loop->Stop();
   // Running deployments end as interrupted (their cancel token is set).
   std::map<int64_t, std::thread> runs;
@@ -1250,9 +1432,11 @@ Status DeploymentEngine::Reject(const Actor& actor, int64_t id, const std::strin
   Impl& impl = *impl_;
   auto d = impl.store->GetDeployment(id);
   if (!d.ok()) return d.status();
+  if (d->status == "running") return impl.AnswerManual(actor, id, comment, /*reject=*/true);
   if (d->status != "waiting" && d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
-                              "; only waiting or scheduled deployments can be rejected");
+                              "; only waiting or scheduled deployments, or one paused at a "
+                              "manual step, can be rejected");
   auto spec = ReleaseSpec(*impl.store, d->application, d->release);
   if (!spec.ok()) return spec.status();
   const StageSpec* stage = spec->FindStage(d->stage);
@@ -1267,7 +1451,8 @@ Status DeploymentEngine::Reject(const Actor& actor, int64_t id, const std::strin
         store.AddApproval({0, id, actor.user, "rejected", comment, impl.Now(), false}).status());
     return store.AppendAudit(impl.AuditOf(actor.user, "deployment.reject", id, comment));
   }));
-  impl.Finish(*d, "cancelled", "rejected by " + actor.user + (comment.empty() ? "" : ": " + comment),
+  impl.Finish(*d, "cancelled",
+              "rejected by " + actor.user + (comment.empty() ? "" : ": " + comment),
               {"waiting", "scheduled"});
   return Status::Ok();
 }
@@ -1302,9 +1487,11 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
     return FailedPrecondition("deployment " + std::to_string(id) + " is already " + d->status);
   std::string why = "cancelled by " + actor.user + (comment.empty() ? "" : ": " + comment);
   if (d->status == "running") {
-    std::lock_guard lock(impl.mu);
-    auto it = impl.running.find(id);
-    if (it != impl.running.end()) it->second->cancel.Cancel();
+    {
+      std::lock_guard lock(impl.mu);
+      auto it = impl.running.find(id);
+      if (it != impl.running.end()) it->second->cancel.Cancel();
+    }
     impl.Audit(actor.user, "deployment.cancel", id, "asked a running deployment to stop");
     impl.Log(id, "", "warning", why + "; stopping");
     return Status::Ok();
@@ -1312,8 +1499,9 @@ Status DeploymentEngine::Cancel(const Actor& actor, int64_t id, const std::strin
   Store& store = *impl.store;
   bool moved = false;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
-    REPRISE_ASSIGN_OR_RETURN(moved, store.TransitionDeployment(id, {"scheduled", "waiting", "queued"},
-                                                               "cancelled", 0, impl.Now(), why));
+    REPRISE_ASSIGN_OR_RETURN(
+        moved, store.TransitionDeployment(id, {"scheduled", "waiting", "queued"}, "cancelled", 0,
+                                          impl.Now(), why));
     if (!moved) return Status::Ok();
     return store.AppendAudit(impl.AuditOf(actor.user, "deployment.cancel", id, comment));
   }));
@@ -1351,30 +1539,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
 }
 
 Status DeploymentEngine::Continue(const Actor& actor, int64_t id, const std::string& comment) {
-  Impl& impl = *impl_;
-  std::shared_ptr<Running> r = impl.FindRunning(id);
-  if (!r) return FailedPrecondition("deployment " + std::to_string(id) + " is not running");
-  {
-    std::lock_guard lock(r->mu);
-    if (!r->manual) return FailedPrecondition("deployment " + std::to_string(id) + " is not waiting at a manual step");
-    std::optional<Role> needed =
-        r->manual->role.empty() ? Role::kDeployer : ParseRole(r->manual->role);
-    // Plans are checked when stored; an older snapshot may still name a role
-    // that does not exist: then only an admin may continue.
-    if (!needed && actor.role < Role::kAdmin)
-      return PermissionDenied("this step names the unknown role '" + r->manual->role +
-                              "'; only an admin can continue it");
-    if (needed && actor.role < *needed)
-      return PermissionDenied("continuing this step needs the role " +
-                              std::string(RoleName(*needed)) + "; '" + actor.user + "' is " +
-                              RoleName(actor.role));
-    r->answer = Running::ManualAnswer::kContinue;
-    r->answer_by = actor.user;
-  }
-  r->manual_cv.notify_all();
-  impl.Log(id, "", "info", "continued by " + actor.user + (comment.empty() ? "" : ": " + comment));
-  impl.Audit(actor.user, "deployment.continue", id, comment);
-  return Status::Ok();
+  return impl_->AnswerManual(actor, id, comment, /*reject=*/false);
 }
 
 Status DeploymentEngine::SetGrant(const Actor& actor, const std::string& environment,
@@ -1461,9 +1626,9 @@ Result<std::vector<StageView>> DeploymentEngine::DeployedWhere(const std::string
     auto builds = store.SucceededBuilds(app, s.stage, 11);
     if (!builds.ok()) return builds.status();
     for (const auto& b : *builds) {
-      bool is_current = std::any_of(v.targets.begin(), v.targets.end(), [&](const TargetCurrent& c) {
-        return c.release == b.release && c.build == b.build;
-      });
+      bool is_current = std::any_of(
+          v.targets.begin(), v.targets.end(),
+          [&](const TargetCurrent& c) { return c.release == b.release && c.build == b.build; });
       if (!is_current && v.rollback_candidates.size() < 10) v.rollback_candidates.push_back(b);
     }
     out.push_back(std::move(v));

@@ -1,4 +1,5 @@
 // Pieces of the deployment engine shared by its .cpp files. Not a public API.
+// Thread-safety: plain functions, as thread-safe as the Store they are given.
 #pragma once
 
 #include <string>
@@ -8,6 +9,11 @@
 #include "planner/execution_context.h"
 #include "server/engine/engine.h"
 #include "server/store/store.h"
+
+namespace reprise {
+struct Plan;
+struct ExecutionReport;
+}  // namespace reprise
 
 namespace reprise::engine_internal {
 
@@ -43,5 +49,18 @@ Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& de
 std::vector<GateState> EvaluateGates(Store& store, const Clock& clock,
                                      const DeploymentRecord& deployment, const AppSpec& spec,
                                      const StageSpec& stage, std::string* rejected);
+
+// Each target's own status at the end of a deployment. When it ended early
+// (a failure, or an orchestration error such as a lost agent), a target is
+// `failed` only for a step of its own, `succeeded` when every step the plan
+// had for it ran and succeeded, else `skipped` saying what did not run there;
+// never another target's error.
+struct TargetResult {
+  std::string target;
+  std::string status;  // succeeded | failed | cancelled | skipped
+  std::string message;
+};
+std::vector<TargetResult> TargetResults(const Plan& plan, const ExecutionContext& context,
+                                        const ExecutionReport& report);
 
 }  // namespace reprise::engine_internal
