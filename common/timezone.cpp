@@ -1,8 +1,20 @@
 #include "common/timezone.h"
 
+// The one user of date/tz; see timezone.h.
+#include <date/tz.h>
+
+// ptz.h (POSIX TZ rules) names hh_mm_ss unqualified under both `using
+// namespace date` and `using namespace std::chrono`, which C++20 makes
+// ambiguous; a declaration in its namespace settles the lookup.
+namespace Posix {
+using ::date::hh_mm_ss;
+}  // namespace Posix
+#include <date/ptz.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -13,225 +25,44 @@ namespace reprise {
 namespace {
 
 constexpr size_t kMaxNameLength = 64;
-constexpr uintmax_t kMaxTzifBytes = 1 << 20;
+// Where Debian's libdate-tz reads tzdata (it was built with USE_OS_TZDB).
+constexpr const char* kZoneInfoDir = "/usr/share/zoneinfo";
+constexpr uintmax_t kMaxZoneFileBytes = 1 << 20;
 // Real offsets stay within about +-15h; the bound keeps FromLocal's search exact.
 constexpr int kMaxOffset = 26 * 3600;
 constexpr int64_t kSecondsPerDay = 86400;
+// About the year 19000: queries are clamped to +-this (date/tz counts years
+// in 16 bits), and a stretch ending beyond it never ends.
+constexpr int64_t kForever = int64_t{1} << 39;
 
 constexpr std::array<std::string_view, 4> kBuiltinUtc = {"UTC", "Etc/UTC", "GMT", "Etc/GMT"};
-
-bool IsLeap(int64_t y) { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
-
-int DaysInMonth(int64_t y, int m) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
-}
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b; }
 
 int WeekdayFromDays(int64_t days) { return static_cast<int>(FloorMod(days + 4, 7)); }
 
-// --- TZif -----------------------------------------------------------------
-
-class Bytes {
- public:
-  explicit Bytes(std::string_view data) : data_(data) {}
-  bool Has(uint64_t n) const { return n <= data_.size() - pos_; }
-  size_t pos() const { return pos_; }
-  void Skip(uint64_t n) { pos_ += static_cast<size_t>(n); }
-  uint8_t U8() { return static_cast<uint8_t>(data_[pos_++]); }
-  uint32_t U32() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | U8();
-    return v;
-  }
-  int64_t I64() {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | U8();
-    return static_cast<int64_t>(v);
-  }
-  std::string_view Rest() const { return data_.substr(pos_); }
-
- private:
-  std::string_view data_;
-  size_t pos_ = 0;
-};
-
-struct TzifHeader {
-  char version = 0;
-  uint64_t isutcnt = 0, isstdcnt = 0, leapcnt = 0, timecnt = 0, typecnt = 0, charcnt = 0;
-
-  uint64_t BlockSize(int time_size) const {
-    return timecnt * time_size + timecnt + typecnt * 6 + charcnt + leapcnt * (time_size + 4) +
-           isstdcnt + isutcnt;
-  }
-};
-
-Result<TzifHeader> ReadHeader(Bytes& in) {
-  if (!in.Has(44)) return InvalidArgument("truncated TZif header");
-  if (in.Rest().substr(0, 4) != "TZif") return InvalidArgument("not a TZif file");
-  in.Skip(4);
-  TzifHeader h;
-  h.version = static_cast<char>(in.U8());
-  if (h.version != 0 && (h.version < '2' || h.version > '4')) {
-    return InvalidArgument("unsupported TZif version");
-  }
-  in.Skip(15);
-  h.isutcnt = in.U32();
-  h.isstdcnt = in.U32();
-  h.leapcnt = in.U32();
-  h.timecnt = in.U32();
-  h.typecnt = in.U32();
-  h.charcnt = in.U32();
-  if (h.typecnt == 0 || h.typecnt > 256) return InvalidArgument("bad TZif type count");
-  if ((h.isutcnt != 0 && h.isutcnt != h.typecnt) || (h.isstdcnt != 0 && h.isstdcnt != h.typecnt)) {
-    return InvalidArgument("bad TZif indicator counts");
-  }
-  // Counts are at most 2^32; the bound keeps BlockSize() far from overflow.
-  if (h.timecnt > kMaxTzifBytes || h.charcnt > kMaxTzifBytes || h.leapcnt > kMaxTzifBytes) {
-    return InvalidArgument("TZif counts too large");
-  }
-  return h;
+date::sys_seconds SysSeconds(int64_t t) {
+  return date::sys_seconds(std::chrono::seconds(std::clamp(t, -kForever, kForever)));
 }
+int64_t Seconds(date::sys_seconds t) { return t.time_since_epoch().count(); }
 
-struct TzifData {
-  std::vector<int64_t> times;
-  std::vector<int> offsets;
-  int initial_offset = 0;
-};
-
-Result<TzifData> ReadBlock(Bytes& in, const TzifHeader& h, int time_size) {
-  if (!in.Has(h.BlockSize(time_size))) return InvalidArgument("truncated TZif data");
-  if (h.leapcnt != 0) return InvalidArgument("leap-second time zones are not supported");
-  TzifData d;
-  d.times.reserve(h.timecnt);
-  for (uint64_t i = 0; i < h.timecnt; ++i) {
-    int64_t t = time_size == 8 ? in.I64() : static_cast<int32_t>(in.U32());
-    if (!d.times.empty() && t <= d.times.back()) {
-      return InvalidArgument("TZif transitions out of order");
-    }
-    d.times.push_back(t);
+// The POSIX TZ rule at the end of a TZif file (v2 and later): the text
+// between the file's last two newlines, e.g. "CET-1CEST,M3.5.0,M10.5.0/3".
+// Empty when there is none or the file cannot be read.
+std::string ReadFooterRule(const std::filesystem::path& path) {
+  std::error_code ec;
+  uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec || size > kMaxZoneFileBytes) return "";
+  std::ifstream file(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 6 || bytes.compare(0, 4, "TZif") != 0 || bytes[4] == '\0' ||
+      bytes.back() != '\n') {
+    return "";
   }
-  std::vector<uint8_t> indices;
-  for (uint64_t i = 0; i < h.timecnt; ++i) {
-    indices.push_back(in.U8());
-    if (indices.back() >= h.typecnt) return InvalidArgument("bad TZif type index");
-  }
-  std::vector<int> type_offsets;
-  for (uint64_t i = 0; i < h.typecnt; ++i) {
-    auto utoff = static_cast<int32_t>(in.U32());
-    in.Skip(2);  // isdst, abbreviation index: offsets are all we need
-    if (utoff < -kMaxOffset || utoff > kMaxOffset) return InvalidArgument("bad TZif UTC offset");
-    type_offsets.push_back(utoff);
-  }
-  in.Skip(h.charcnt + h.isstdcnt + h.isutcnt);
-  d.initial_offset = type_offsets[0];
-  for (uint8_t idx : indices) d.offsets.push_back(type_offsets[idx]);
-  return d;
-}
-
-// --- POSIX TZ rule ----------------------------------------------------------
-
-class RuleParser {
- public:
-  explicit RuleParser(std::string_view s) : s_(s) {}
-  bool AtEnd() const { return i_ == s_.size(); }
-  bool Eat(char c) {
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
-    }
-    return false;
-  }
-  char Peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-
-  // "CET" or "<+0530>".
-  bool Name() {
-    size_t start = i_;
-    if (Eat('<')) {
-      while (i_ < s_.size() && s_[i_] != '>') {
-        char c = s_[i_];
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-') return false;
-        ++i_;
-      }
-      if (!Eat('>')) return false;
-      return i_ - start - 2 >= 3;
-    }
-    while (i_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[i_]))) ++i_;
-    return i_ - start >= 3;
-  }
-  bool Number(int max, int* out) {
-    int v = 0;
-    size_t start = i_;
-    while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_])) && i_ - start < 4) {
-      v = v * 10 + (s_[i_] - '0');
-      ++i_;
-    }
-    if (i_ == start || v > max) return false;
-    *out = v;
-    return true;
-  }
-  // [+-]hh[:mm[:ss]] in seconds.
-  bool Duration(int max_hours, int* out) {
-    int sign = 1;
-    if (Eat('-')) {
-      sign = -1;
-    } else {
-      Eat('+');
-    }
-    int h = 0, m = 0, sec = 0;
-    if (!Number(max_hours, &h)) return false;
-    if (Eat(':')) {
-      if (!Number(59, &m)) return false;
-      if (Eat(':') && !Number(59, &sec)) return false;
-    }
-    *out = sign * (h * 3600 + m * 60 + sec);
-    return true;
-  }
-  bool Date(TimeZone::PosixRule::Date* d) {
-    using Kind = TimeZone::PosixRule::Kind;
-    if (Eat('J')) {
-      d->kind = Kind::kJulian1;
-      if (!Number(365, &d->day) || d->day < 1) return false;
-    } else if (Eat('M')) {
-      d->kind = Kind::kMonthWeekDay;
-      if (!Number(12, &d->month) || d->month < 1 || !Eat('.') || !Number(5, &d->week) ||
-          d->week < 1 || !Eat('.') || !Number(6, &d->day)) {
-        return false;
-      }
-    } else {
-      d->kind = Kind::kJulian0;
-      if (!Number(365, &d->day)) return false;
-    }
-    d->time_seconds = 7200;
-    // TZif v3 allows -167..167 hours here (e.g. "M3.5.0/-1", "J365/25").
-    if (Eat('/') && !Duration(167, &d->time_seconds)) return false;
-    return true;
-  }
-
- private:
-  std::string_view s_;
-  size_t i_ = 0;
-};
-
-// The day (days since the epoch) a rule date falls on in `year`.
-int64_t RuleDay(const TimeZone::PosixRule::Date& d, int64_t year) {
-  using Kind = TimeZone::PosixRule::Kind;
-  int64_t jan1 = DaysFromCivil(year, 1, 1);
-  switch (d.kind) {
-    case Kind::kJulian1:  // 1..365, February 29 never counted
-      return jan1 + d.day - 1 + (IsLeap(year) && d.day >= 60 ? 1 : 0);
-    case Kind::kJulian0:
-      return jan1 + d.day;
-    case Kind::kMonthWeekDay: {
-      int64_t first = DaysFromCivil(year, d.month, 1);
-      int day = 1 + (d.day - WeekdayFromDays(first) + 7) % 7 + 7 * (d.week - 1);
-      while (day > DaysInMonth(year, d.month)) day -= 7;
-      return first + day - 1;
-    }
-  }
-  return jan1;
+  size_t start = bytes.rfind('\n', bytes.size() - 2);
+  if (start == std::string::npos) return "";
+  return bytes.substr(start + 1, bytes.size() - start - 2);
 }
 
 }  // namespace
@@ -289,6 +120,14 @@ TimePoint FromSeconds(int64_t s) {
 
 // --- TimeZone ---------------------------------------------------------------
 
+struct TimeZone::Data {
+  const date::time_zone* zone = nullptr;  // owned by date/tz's database
+  // From `rule_from` on, the file's POSIX rule, which date/tz does not read:
+  // it would keep the last listed offset forever.
+  std::optional<Posix::time_zone> rule;
+  int64_t rule_from = 0;
+};
+
 bool TimeZone::IsValidName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameLength) return false;
   size_t start = 0;
@@ -308,66 +147,6 @@ bool TimeZone::IsValidName(std::string_view name) {
   }
 }
 
-Result<TimeZone::PosixRule> TimeZone::ParsePosixRule(std::string_view tz) {
-  auto bad = [&] { return InvalidArgument("bad TZ rule \"" + std::string(tz) + "\""); };
-  RuleParser p(tz);
-  PosixRule r;
-  int posix_offset = 0;  // POSIX counts west of Greenwich as positive
-  if (!p.Name() || !p.Duration(24, &posix_offset)) return bad();
-  r.std_offset = -posix_offset;
-  if (p.AtEnd()) return r;
-  if (!p.Name()) return bad();
-  r.has_dst = true;
-  r.dst_offset = r.std_offset + 3600;
-  if (p.Peek() != ',' && !p.AtEnd()) {
-    if (!p.Duration(24, &posix_offset)) return bad();
-    r.dst_offset = -posix_offset;
-  }
-  if (p.AtEnd()) {
-    // No rule given: POSIX leaves it open; tzcode and glibc use the US rule.
-    r.start = {PosixRule::Kind::kMonthWeekDay, 0, 3, 2, 7200};
-    r.end = {PosixRule::Kind::kMonthWeekDay, 0, 11, 1, 7200};
-    return r;
-  }
-  if (!p.Eat(',') || !p.Date(&r.start) || !p.Eat(',') || !p.Date(&r.end) || !p.AtEnd()) {
-    return bad();
-  }
-  if (r.std_offset < -kMaxOffset || r.std_offset > kMaxOffset || r.dst_offset < -kMaxOffset ||
-      r.dst_offset > kMaxOffset) {
-    return bad();
-  }
-  return r;
-}
-
-Result<TimeZone> TimeZone::FromTzif(std::string name, std::string_view bytes) {
-  Bytes in(bytes);
-  REPRISE_ASSIGN_OR_RETURN(TzifHeader h, ReadHeader(in));
-  TimeZone tz;
-  tz.name_ = std::move(name);
-  TzifData data;
-  if (h.version == 0) {
-    REPRISE_ASSIGN_OR_RETURN(data, ReadBlock(in, h, 4));
-  } else {
-    // v2+: skip the 32-bit block; the 64-bit one and the footer follow.
-    if (!in.Has(h.BlockSize(4))) return InvalidArgument("truncated TZif data");
-    in.Skip(h.BlockSize(4));
-    REPRISE_ASSIGN_OR_RETURN(TzifHeader h2, ReadHeader(in));
-    REPRISE_ASSIGN_OR_RETURN(data, ReadBlock(in, h2, 8));
-    std::string_view rest = in.Rest();
-    if (rest.empty() || rest[0] != '\n') return InvalidArgument("missing TZif footer");
-    size_t end = rest.find('\n', 1);
-    if (end == std::string_view::npos) return InvalidArgument("unterminated TZif footer");
-    std::string_view footer = rest.substr(1, end - 1);
-    if (!footer.empty()) {
-      REPRISE_ASSIGN_OR_RETURN(tz.rule_, ParsePosixRule(footer));
-    }
-  }
-  tz.transitions_ = std::move(data.times);
-  tz.transition_offsets_ = std::move(data.offsets);
-  tz.initial_offset_ = data.initial_offset;
-  return tz;
-}
-
 std::shared_ptr<const TimeZone> TimeZone::Utc() {
   static const std::shared_ptr<const TimeZone> utc = [] {
     TimeZone tz;
@@ -377,37 +156,43 @@ std::shared_ptr<const TimeZone> TimeZone::Utc() {
   return utc;
 }
 
-Result<TimeZone> TimeZone::Load(std::string_view name, const std::filesystem::path& zoneinfo_dir) {
+Result<TimeZone> TimeZone::Load(std::string_view name) {
   std::string quoted = "\"" + std::string(name.substr(0, kMaxNameLength)) +
                        (name.size() > kMaxNameLength ? "...\"" : "\"");
   if (!IsValidName(name)) {
     return InvalidArgument("invalid time zone name " + quoted +
                            " (expected an IANA name such as \"Europe/Berlin\")");
   }
-  if (std::find(kBuiltinUtc.begin(), kBuiltinUtc.end(), name) != kBuiltinUtc.end()) {
-    TimeZone tz;
-    tz.name_ = std::string(name);
-    return tz;
+  TimeZone tz;
+  tz.name_ = std::string(name);
+  if (std::find(kBuiltinUtc.begin(), kBuiltinUtc.end(), name) != kBuiltinUtc.end()) return tz;
+  if (name.substr(0, 6) == "right/") {
+    return InvalidArgument("time zone " + quoted + " counts leap seconds; use \"" +
+                           std::string(name.substr(6)) + "\"");
   }
   std::error_code ec;
-  std::filesystem::path path = zoneinfo_dir / std::string(name);
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    if (!std::filesystem::is_directory(zoneinfo_dir, ec)) {
-      return NotFound("unknown time zone " + quoted + ": no time zone data in " +
-                      zoneinfo_dir.string() + " (install tzdata)");
-    }
+  if (!std::filesystem::is_directory(kZoneInfoDir, ec)) {
+    return NotFound("unknown time zone " + quoted + ": no time zone data in " + kZoneInfoDir +
+                    " (install tzdata)");
+  }
+  auto data = std::make_shared<Data>();
+  try {
+    data->zone = date::locate_zone(name);
+    // The stretch that starts at the last listed transition never ends.
+    data->rule_from = Seconds(data->zone->get_info(SysSeconds(kForever)).begin);
+  } catch (const std::exception&) {  // date/tz's text is no better than ours
     return NotFound("unknown time zone " + quoted);
   }
-  uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec || size > kMaxTzifBytes) return InvalidArgument("time zone " + quoted + " is not TZif");
-  std::ifstream file(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (!file && !file.eof()) return IoError("cannot read time zone " + quoted);
-  Result<TimeZone> tz = FromTzif(std::string(name), bytes);
-  if (!tz.ok()) {
-    return InvalidArgument("time zone " + quoted + " (" + path.string() +
-                           "): " + tz.status().message());
+  if (std::string rule = ReadFooterRule(std::filesystem::path(kZoneInfoDir) / tz.name_);
+      !rule.empty()) {
+    try {
+      data->rule.emplace(rule);
+    } catch (const std::exception&) {
+      // A rule date/tz cannot read (negative hours, as in America/Nuuk):
+      // the last listed offset stays, as date/tz alone would do.
+    }
   }
+  tz.data_ = std::move(data);
   return tz;
 }
 
@@ -425,55 +210,21 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::Get(std::string_view name) {
   return cache.emplace(std::string(name), std::move(loaded)).first->second;
 }
 
-std::vector<TimeZone::Event> TimeZone::RuleEvents(int64_t first_year, int64_t last_year) const {
-  std::vector<Event> events;
-  for (int64_t y = first_year; y <= last_year; ++y) {
-    // End before start, so that when one year's end meets the next year's
-    // start (permanent DST, "EST5EDT,0/0,J365/25") the start wins.
-    events.push_back(
-        {RuleDay(rule_->end, y) * kSecondsPerDay + rule_->end.time_seconds - rule_->dst_offset,
-         rule_->std_offset});
-    events.push_back(
-        {RuleDay(rule_->start, y) * kSecondsPerDay + rule_->start.time_seconds - rule_->std_offset,
-         rule_->dst_offset});
-  }
-  std::stable_sort(events.begin(), events.end(),
-                   [](const Event& a, const Event& b) { return a.at < b.at; });
-  return events;
-}
-
-int TimeZone::RuleOffsetAt(int64_t t) const {
-  if (!rule_->has_dst) return rule_->std_offset;
-  int64_t year = CivilFromSeconds(t).year;
-  std::vector<Event> events = RuleEvents(year - 2, year + 1);
-  int offset = events.front().offset;
-  for (const Event& e : events) {
-    if (e.at > t) break;
-    offset = e.offset;
-  }
-  return offset;
-}
-
 int TimeZone::OffsetAt(int64_t t) const {
-  if (transitions_.empty() || t >= transitions_.back()) {
-    if (rule_) return RuleOffsetAt(t);
-    return transitions_.empty() ? initial_offset_ : transition_offsets_.back();
+  if (!data_) return 0;
+  if (data_->rule && t >= data_->rule_from) {
+    return static_cast<int>(data_->rule->get_info(SysSeconds(t)).offset.count());
   }
-  auto it = std::upper_bound(transitions_.begin(), transitions_.end(), t);
-  if (it == transitions_.begin()) return initial_offset_;
-  return transition_offsets_[static_cast<size_t>(it - transitions_.begin() - 1)];
+  return static_cast<int>(data_->zone->get_info(SysSeconds(t)).offset.count());
 }
 
 std::optional<int64_t> TimeZone::NextEventAfter(int64_t t) const {
-  if (!transitions_.empty() && t < transitions_.back()) {
-    return *std::upper_bound(transitions_.begin(), transitions_.end(), t);
-  }
-  if (!rule_ || !rule_->has_dst) return std::nullopt;
-  int64_t year = CivilFromSeconds(t).year;
-  for (const Event& e : RuleEvents(year - 1, year + 2)) {
-    if (e.at > t) return e.at;
-  }
-  return std::nullopt;
+  if (!data_) return std::nullopt;
+  int64_t end = data_->rule && t >= data_->rule_from
+                    ? Seconds(data_->rule->get_info(SysSeconds(t)).end)
+                    : Seconds(data_->zone->get_info(SysSeconds(t)).end);
+  if (end >= kForever || end <= t) return std::nullopt;
+  return end;
 }
 
 std::optional<int64_t> TimeZone::NextTransitionAfter(int64_t t) const {

@@ -1,24 +1,21 @@
-// TimeZone: one IANA time zone ("Europe/Berlin"), read from the system's TZif
-// files (/usr/share/zoneinfo, Debian package tzdata), for converting instants
-// to local civil time and back, DST-correct.
+// TimeZone: one IANA time zone ("Europe/Berlin"), for converting instants to
+// local civil time and back, DST-correct.
 //
-// libstdc++ 12 has no std::chrono::tzdb, and TZ + localtime_r is process-wide
-// state, so the TZif data (v1, v2, v3 and v4; the 64-bit block when present)
-// and the footer's POSIX TZ rule (for instants after the last listed
-// transition) are parsed here. "UTC", "Etc/UTC", "GMT" and "Etc/GMT" are built
-// in and work without tzdata. Leap-second ("right/") zones are refused.
+// Backed by Howard Hinnant's date/tz (libdate-tz, reading the system tzdata in
+// /usr/share/zoneinfo); libstdc++ 12 has no std::chrono::tzdb. Past the last
+// transition a zone file lists (2037 in Debian's files) the file's POSIX TZ
+// rule applies. "UTC", "Etc/UTC", "GMT" and "Etc/GMT" are built in and work
+// without tzdata. No date/tz type appears here: only timezone.cpp includes it.
 //
 // A TimeZone is immutable after loading and safe to share between threads.
 // TimeZone::Get() is thread-safe and caches loaded zones for the process.
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -49,15 +46,13 @@ int64_t FloorSeconds(TimePoint t);
 
 class TimeZone {
  public:
-  // Loads `name` from `zoneinfo_dir`. A malformed name ("../etc/passwd",
-  // "/etc/passwd", characters outside [A-Za-z0-9_+-/], over 64 bytes) or a
-  // file that is not TZif is kInvalidArgument; an unknown zone is kNotFound.
-  // Messages name the zone.
-  [[nodiscard]] static Result<TimeZone> Load(
-      std::string_view name, const std::filesystem::path& zoneinfo_dir = "/usr/share/zoneinfo");
-  // Parses TZif bytes; `name` is only what name() returns.
-  [[nodiscard]] static Result<TimeZone> FromTzif(std::string name, std::string_view bytes);
-  // The process-wide cache over Load() from /usr/share/zoneinfo. Failures are
+  // Loads `name` from the system's time zone database. A malformed name
+  // ("../etc/passwd", "/etc/passwd", characters outside [A-Za-z0-9_+-/], over
+  // 64 bytes) or a leap-second ("right/") zone is kInvalidArgument; an unknown
+  // zone, or any zone but UTC when tzdata is missing, is kNotFound. Messages
+  // name the zone.
+  [[nodiscard]] static Result<TimeZone> Load(std::string_view name);
+  // The process-wide cache over Load(). Failures are
   // not cached (a name typed by a user must not grow the cache).
   [[nodiscard]] static Result<std::shared_ptr<const TimeZone>> Get(std::string_view name);
   // Built-in UTC (name "UTC").
@@ -84,41 +79,15 @@ class TimeZone {
   int64_t LocalSecondsToUtc(int64_t local_seconds) const;
   std::optional<int64_t> NextTransitionAfter(int64_t utc_seconds) const;
 
-  // A footer TZ rule such as "CET-1CEST,M3.5.0,M10.5.0/3" (public for tests).
-  struct PosixRule {
-    enum class Kind { kJulian1, kJulian0, kMonthWeekDay };  // "Jn", "n", "Mm.w.d"
-    struct Date {
-      Kind kind = Kind::kMonthWeekDay;
-      int day = 0;  // Jn: 1..365; n: 0..365; M: day of week 0..6
-      int month = 0;
-      int week = 0;             // 1..5, 5 = last
-      int time_seconds = 7200;  // local time of the change, -167h..167h
-    };
-    int std_offset = 0;  // seconds east of UTC
-    bool has_dst = false;
-    int dst_offset = 0;
-    Date start;  // standard -> daylight, in standard time
-    Date end;    // daylight -> standard, in daylight time
-  };
-  [[nodiscard]] static Result<PosixRule> ParsePosixRule(std::string_view tz);
-
  private:
-  struct Event {
-    int64_t at;
-    int offset;
-  };
+  struct Data;  // the date/tz zone and rule behind this one; null for UTC
   TimeZone() = default;
-  int RuleOffsetAt(int64_t t) const;
-  // The rule's changes in years first..last (UTC years), in time order.
-  std::vector<Event> RuleEvents(int64_t first_year, int64_t last_year) const;
-  // The first table transition or rule change strictly after t (offset may be unchanged).
+  // The first boundary between two stretches of the zone's data strictly
+  // after t (the offset may stay the same across it).
   std::optional<int64_t> NextEventAfter(int64_t t) const;
 
   std::string name_;
-  std::vector<int64_t> transitions_;     // ascending
-  std::vector<int> transition_offsets_;  // offset from transitions_[i] on
-  int initial_offset_ = 0;               // before the first transition
-  std::optional<PosixRule> rule_;        // after the last transition
+  std::shared_ptr<const Data> data_;
 };
 
 }  // namespace reprise

@@ -1,5 +1,8 @@
 // The one place yaml-cpp is used: plans and application specs. Every
 // yaml-cpp exception is caught here and turned into a Status with a position.
+// For plans, this file reads the list of steps and each step's key; the
+// arguments are read by the step's kind (planner/steps/<kind>.cpp, found in
+// the registry) through StepArgs, implemented here.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,16 +11,21 @@
 
 #include "planner/app_spec.h"
 #include "planner/plan.h"
+#include "planner/steps/registry.h"
+#include "planner/steps/step_args.h"
 
 namespace reprise {
-namespace {
 
-// The server's roles: a step or gate naming anything else would wait for nobody.
-constexpr const char* kKnownRoles = "viewer, deployer, release-manager, admin";
+std::string Quoted(std::string_view key, std::string_view what) {
+  return "'" + std::string(key) + "' in " + std::string(what);
+}
+
+const char* const kKnownRoles = "viewer, deployer, release-manager, admin";
 bool IsKnownRole(std::string_view role) {
   return role == "viewer" || role == "deployer" || role == "release-manager" || role == "admin";
 }
 
+namespace {
 
 constexpr int kMaxNesting = 32;
 
@@ -97,10 +105,6 @@ class Fields {
   std::vector<std::tuple<std::string, YAML::Node, YAML::Node>> entries_;
 };
 
-std::string Quoted(std::string_view key, std::string_view what) {
-  return "'" + std::string(key) + "' in " + std::string(what);
-}
-
 Result<std::string> ReadString(const Reader& r, const YAML::Node& node, std::string_view desc) {
   if (!node.IsScalar()) return r.Error(node, std::string(desc) + " must be a string");
   return node.Scalar();
@@ -165,419 +169,191 @@ Result<std::string> ReadTemplate(const Reader& r, const YAML::Node& node, std::s
   return s;
 }
 
+// ---- Plans: the step list and the arguments of each step ----
+
 class PlanParser {
  public:
   explicit PlanParser(const Reader& reader) : r_(reader) {}
+  const Reader& reader() const { return r_; }
 
   Result<Steps> ParseSteps(const YAML::Node& node, const std::string& parent_id,
-                           std::string_view what, int depth, int* counter) {
-    if (depth > kMaxNesting) return r_.Error(node, "blocks nested too deeply");
-    if (!node.IsSequence()) {
-      return r_.Error(node, std::string(what) + " must be a list of steps");
-    }
-    Steps steps;
-    for (const auto& item : node) {
-      ++*counter;
-      std::string id =
-          parent_id.empty() ? std::to_string(*counter) : parent_id + "." + std::to_string(*counter);
-      REPRISE_ASSIGN_OR_RETURN(Step step, ParseStep(item, id, depth));
-      steps.push_back(std::move(step));
-    }
-    return steps;
-  }
+                           std::string_view what, int depth, int* counter);
 
  private:
-  Result<Steps> Children(const Fields& f, std::string_view key, std::string_view what,
-                         const std::string& id, int depth, int* counter) {
-    return ParseSteps(f.Get(key), id, Quoted(key, what), depth + 1, counter);
-  }
-
-  Result<Step> ParseStep(const YAML::Node& node, const std::string& id, int depth) {
-    if (!node.IsMap() || node.size() != 1) {
-      return r_.Error(node,
-                      "a step must be a map with exactly one key, the operation or block (e.g. "
-                      "\"- log: hello\")");
-    }
-    auto entry = node.begin();
-    const YAML::Node key = entry->first;     // a copy: the iterator proxy dies here
-    const YAML::Node value = entry->second;  // a copy: the iterator proxy dies here
-    if (!key.IsScalar()) return r_.Error(key, "the operation name must be a word");
-    const std::string& kind = key.Scalar();
-    Step step;
-    step.position = Reader::Position(key.Mark());
-    step_key_mark_ = key.Mark();
-    step.id = id;
-    Result<StepBody> body = ParseBody(kind, key, value, id, depth);
-    if (!body.ok()) return body.status();
-    step.body = std::move(body).value();
-    return step;
-  }
-
-  Result<StepBody> ParseBody(const std::string& kind, const YAML::Node& key, const YAML::Node& v,
-                             const std::string& id, int depth) {
-    if (kind == "log") {
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(std::string m, ReadTemplate(r_, v, "log"));
-        return StepBody(LogStep{m});
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, "log", {"message"}));
-      REPRISE_ASSIGN_OR_RETURN(std::string m, Required(f, v, "message", "log"));
-      return StepBody(LogStep{m});
-    }
-    if (kind == "set") {
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, "set", {"name", "value", "sensitive"}));
-      SetStep s;
-      if (!f.Has("name")) return r_.Error(v, "missing key 'name' in set");
-      REPRISE_ASSIGN_OR_RETURN(s.name, ReadString(r_, f.Get("name"), "'name' in set"));
-      if (!IsValidVariableName(s.name)) {
-        return r_.Error(f.Get("name"), "'name' in set: \"" + s.name +
-                                           "\" is not a variable name (letters, digits, _)");
-      }
-      if (IsBuiltinVariableName(s.name)) {
-        return r_.Error(f.Get("name"), "'name' in set: $" + s.name + " is built in");
-      }
-      REPRISE_ASSIGN_OR_RETURN(s.value, Required(f, v, "value", "set"));
-      if (f.Has("sensitive")) {
-        REPRISE_ASSIGN_OR_RETURN(s.sensitive,
-                                 ReadBool(r_, f.Get("sensitive"), "'sensitive' in set"));
-      }
-      return StepBody(s);
-    }
-    if (kind == "deploy-artifact") {
-      DeployArtifactStep s;
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(s.artifact, ReadTemplate(r_, v, "deploy-artifact"));
-        return StepBody(s);
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"artifact", "to", "mode", "keep"}));
-      REPRISE_ASSIGN_OR_RETURN(s.artifact, Required(f, v, "artifact", kind));
-      REPRISE_ASSIGN_OR_RETURN(s.to, Optional(f, "to", kind, ""));
-      if (f.Has("mode")) {
-        REPRISE_ASSIGN_OR_RETURN(std::string mode, ReadString(r_, f.Get("mode"), "'mode'"));
-        auto m = DeployModeFromName(mode);
-        if (!m) {
-          return r_.Error(f.Get("mode"),
-                          "'mode' in deploy-artifact must be atomic, sync or "
-                          "overlay, not \"" +
-                              mode + "\"");
-        }
-        s.mode = *m;
-      }
-      if (f.Has("keep")) {
-        REPRISE_ASSIGN_OR_RETURN(int64_t keep,
-                                 ReadInt(r_, f.Get("keep"), Quoted("keep", kind), 1, 100));
-        s.keep = static_cast<int>(keep);
-      }
-      return StepBody(s);
-    }
-    if (kind == "write-file") {
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"path", "content", "template", "mode"}));
-      WriteFileStep s;
-      REPRISE_ASSIGN_OR_RETURN(s.path, Required(f, v, "path", kind));
-      if (f.Has("content") == f.Has("template")) {
-        return r_.Error(v,
-                        "write-file needs exactly one of 'content' (written as is) and "
-                        "'template' (variables expanded)");
-      }
-      if (f.Has("content")) {
-        REPRISE_ASSIGN_OR_RETURN(s.text, ReadString(r_, f.Get("content"), Quoted("content", kind)));
-      } else {
-        REPRISE_ASSIGN_OR_RETURN(s.text,
-                                 ReadTemplate(r_, f.Get("template"), Quoted("template", kind)));
-        s.is_template = true;
-      }
-      if (f.Has("mode")) {
-        REPRISE_ASSIGN_OR_RETURN(s.mode, ReadMode(r_, f.Get("mode"), Quoted("mode", kind)));
-      }
-      return StepBody(s);
-    }
-    if (kind == "exec") return ParseExec(v);
-    if (kind == "ensure-dir") {
-      EnsureDirStep s;
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(s.path, ReadTemplate(r_, v, kind));
-        return StepBody(s);
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"path", "mode"}));
-      REPRISE_ASSIGN_OR_RETURN(s.path, Required(f, v, "path", kind));
-      if (f.Has("mode")) {
-        REPRISE_ASSIGN_OR_RETURN(s.mode, ReadMode(r_, f.Get("mode"), Quoted("mode", kind)));
-      }
-      return StepBody(s);
-    }
-    if (kind == "delete") {
-      DeleteStep s;
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(s.path, ReadTemplate(r_, v, kind));
-        return StepBody(s);
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"path"}));
-      REPRISE_ASSIGN_OR_RETURN(s.path, Required(f, v, "path", kind));
-      return StepBody(s);
-    }
-    if (kind == "http-check") {
-      HttpCheckStep s;
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(s.url, ReadTemplate(r_, v, kind));
-        return StepBody(s);
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(
-          Load(f, v, kind, {"url", "expect_status", "retries", "delay", "timeout"}));
-      REPRISE_ASSIGN_OR_RETURN(s.url, Required(f, v, "url", kind));
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "expect_status", kind, 100, 599, &s.expect_status));
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "retries", kind, 0, 1000, &s.retries));
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "delay", kind, 0, 3600, &s.delay_seconds));
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "timeout", kind, 1, 3600, &s.timeout_seconds));
-      return StepBody(s);
-    }
-    if (kind == "wait") {
-      WaitStep s;
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(int64_t secs, ReadInt(r_, v, "wait (seconds)", 0, 86400));
-        s.seconds = static_cast<int>(secs);
-        return StepBody(s);
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"seconds"}));
-      if (!f.Has("seconds")) return r_.Error(v, "missing key 'seconds' in wait");
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "seconds", kind, 0, 86400, &s.seconds));
-      return StepBody(s);
-    }
-    if (kind == "fail") {
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(std::string m, ReadTemplate(r_, v, kind));
-        return StepBody(FailStep{m});
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"message"}));
-      REPRISE_ASSIGN_OR_RETURN(std::string m, Required(f, v, "message", kind));
-      return StepBody(FailStep{m});
-    }
-    if (kind == "manual") {
-      ManualStep s;
-      if (v.IsScalar()) {
-        REPRISE_ASSIGN_OR_RETURN(s.message, ReadTemplate(r_, v, kind));
-        return StepBody(s);
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"message", "role"}));
-      REPRISE_ASSIGN_OR_RETURN(s.message, Required(f, v, "message", kind));
-      if (f.Has("role")) {
-        REPRISE_ASSIGN_OR_RETURN(s.role, ReadString(r_, f.Get("role"), Quoted("role", kind)));
-        if (!IsKnownRole(s.role))
-          return r_.Error(f.Get("role"), "unknown role '" + s.role + "' in manual (expected: " +
-                                             kKnownRoles + ")");
-      }
-      return StepBody(s);
-    }
-    if (kind == "if") {
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"condition", "then", "else"}));
-      if (!f.Has("condition")) return r_.Error(v, "missing key 'condition' in if");
-      if (!f.Has("then")) return r_.Error(v, "missing key 'then' in if");
-      const YAML::Node cond = f.Get("condition");
-      REPRISE_ASSIGN_OR_RETURN(std::string text, ReadString(r_, cond, "'condition' in if"));
-      auto expr = ParseExpression(text);
-      if (!expr.ok()) return r_.Error(cond, "'condition' in if: " + expr.status().message());
-      IfBlock b;
-      b.condition = std::move(expr).value();
-      int counter = 0;
-      REPRISE_ASSIGN_OR_RETURN(b.then_steps, Children(f, "then", kind, id, depth, &counter));
-      if (f.Has("else")) {
-        REPRISE_ASSIGN_OR_RETURN(b.else_steps, Children(f, "else", kind, id, depth, &counter));
-      }
-      return StepBody(std::move(b));
-    }
-    if (kind == "retry") {
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"count", "delay", "steps"}));
-      RetryBlock b;
-      if (!f.Has("count")) return r_.Error(v, "missing key 'count' in retry");
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "count", kind, 1, 100, &b.count));
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "delay", kind, 0, 3600, &b.delay_seconds));
-      if (!f.Has("steps")) return r_.Error(v, "missing key 'steps' in retry");
-      int counter = 0;
-      REPRISE_ASSIGN_OR_RETURN(b.steps, Children(f, "steps", kind, id, depth, &counter));
-      return StepBody(std::move(b));
-    }
-    if (kind == "try") {
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"steps", "catch", "finally"}));
-      if (!f.Has("steps")) return r_.Error(v, "missing key 'steps' in try");
-      if (!f.Has("catch") && !f.Has("finally")) {
-        return r_.Error(v, "try needs 'catch' or 'finally'");
-      }
-      TryBlock b;
-      int counter = 0;
-      REPRISE_ASSIGN_OR_RETURN(b.steps, Children(f, "steps", kind, id, depth, &counter));
-      if (f.Has("catch")) {
-        b.has_catch = true;
-        REPRISE_ASSIGN_OR_RETURN(b.catch_steps, Children(f, "catch", kind, id, depth, &counter));
-      }
-      if (f.Has("finally")) {
-        REPRISE_ASSIGN_OR_RETURN(b.finally_steps,
-                                 Children(f, "finally", kind, id, depth, &counter));
-      }
-      return StepBody(std::move(b));
-    }
-    if (kind == "for-each-target") {
-      ForEachTargetBlock b;
-      int counter = 0;
-      if (v.IsSequence()) {  // shorthand: the steps themselves
-        REPRISE_ASSIGN_OR_RETURN(b.steps, ParseSteps(v, id, kind, depth + 1, &counter));
-        return StepBody(std::move(b));
-      }
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"parallel", "steps"}));
-      if (f.Has("parallel")) {
-        REPRISE_ASSIGN_OR_RETURN(b.parallel,
-                                 ReadBool(r_, f.Get("parallel"), Quoted("parallel", kind)));
-      }
-      if (!f.Has("steps")) return r_.Error(v, "missing key 'steps' in for-each-target");
-      REPRISE_ASSIGN_OR_RETURN(b.steps, Children(f, "steps", kind, id, depth, &counter));
-      return StepBody(std::move(b));
-    }
-    if (kind == "on-targets") {
-      Fields f;
-      REPRISE_RETURN_IF_ERROR(Load(f, v, kind, {"targets", "steps"}));
-      OnTargetsBlock b;
-      if (!f.Has("targets")) return r_.Error(v, "missing key 'targets' in on-targets");
-      const YAML::Node targets = f.Get("targets");
-      if (targets.IsScalar()) {
-        b.targets.push_back(targets.Scalar());
-      } else {
-        REPRISE_ASSIGN_OR_RETURN(b.targets, ReadStringList(r_, targets, Quoted("targets", kind)));
-      }
-      if (b.targets.empty()) return r_.Error(targets, "'targets' in on-targets is empty");
-      if (!f.Has("steps")) return r_.Error(v, "missing key 'steps' in on-targets");
-      int counter = 0;
-      REPRISE_ASSIGN_OR_RETURN(b.steps, Children(f, "steps", kind, id, depth, &counter));
-      return StepBody(std::move(b));
-    }
-    return r_.Error(key, "unknown operation '" + kind +
-                             "' (operations: log, set, deploy-artifact, write-file, exec, "
-                             "ensure-dir, delete, http-check, wait, fail, manual; blocks: if, "
-                             "retry, try, for-each-target, on-targets)");
-  }
-
-  Result<StepBody> ParseExec(const YAML::Node& v) {
-    const std::string kind = "exec";
-    ExecStep s;
-    if (v.IsScalar()) {
-      REPRISE_ASSIGN_OR_RETURN(s.command, ReadTemplate(r_, v, kind));
-      if (s.command.empty()) return r_.Error(v, "exec needs a command");
-      return StepBody(s);
-    }
-    if (v.IsSequence()) {
-      REPRISE_RETURN_IF_ERROR(ReadArgv(v, "exec", &s.argv));
-      return StepBody(s);
-    }
-    Fields f;
-    REPRISE_RETURN_IF_ERROR(
-        Load(f, v, kind, {"argv", "command", "timeout", "cwd", "env", "success_codes"}));
-    if (f.Has("argv") == f.Has("command")) {
-      return r_.Error(v,
-                      "exec needs exactly one of 'argv' (a list) and 'command' (a shell "
-                      "string)");
-    }
-    if (f.Has("argv")) {
-      REPRISE_RETURN_IF_ERROR(ReadArgv(f.Get("argv"), Quoted("argv", kind), &s.argv));
-    } else if (f.Get("command").IsSequence()) {
-      REPRISE_RETURN_IF_ERROR(ReadArgv(f.Get("command"), Quoted("command", kind), &s.argv));
-    } else {
-      REPRISE_ASSIGN_OR_RETURN(s.command,
-                               ReadTemplate(r_, f.Get("command"), Quoted("command", kind)));
-      if (s.command.empty()) return r_.Error(f.Get("command"), "'command' in exec is empty");
-    }
-    if (f.Has("timeout")) {
-      int t = 0;
-      REPRISE_RETURN_IF_ERROR(OptionalInt(f, "timeout", kind, 1, 86400, &t));
-      s.timeout_seconds = t;
-    }
-    REPRISE_ASSIGN_OR_RETURN(s.cwd, Optional(f, "cwd", kind, ""));
-    if (f.Has("env")) {
-      const YAML::Node env = f.Get("env");
-      if (!env.IsMap()) return r_.Error(env, "'env' in exec must be a map of NAME: value");
-      for (auto it = env.begin(); it != env.end(); ++it) {
-        if (!it->first.IsScalar() || !IsValidVariableName(it->first.Scalar())) {
-          return r_.Error(it->first, "'env' in exec: keys must be environment variable names");
-        }
-        const std::string& name = it->first.Scalar();
-        if (s.env.count(name)) return r_.Error(it->first, "duplicate key '" + name + "' in env");
-        REPRISE_ASSIGN_OR_RETURN(std::string value,
-                                 ReadTemplate(r_, it->second, "env '" + name + "' in exec"));
-        s.env[name] = value;
-      }
-    }
-    if (f.Has("success_codes")) {
-      const YAML::Node codes = f.Get("success_codes");
-      if (!codes.IsSequence() || codes.size() == 0) {
-        return r_.Error(codes, "'success_codes' in exec must be a non-empty list of exit codes");
-      }
-      s.success_codes.clear();
-      for (const auto& c : codes) {
-        REPRISE_ASSIGN_OR_RETURN(int64_t code,
-                                 ReadInt(r_, c, "an exit code in 'success_codes'", 0, 255));
-        s.success_codes.push_back(static_cast<int>(code));
-      }
-    }
-    return StepBody(s);
-  }
-
-  Status ReadArgv(const YAML::Node& node, std::string_view desc, std::vector<std::string>* argv) {
-    if (!node.IsSequence() || node.size() == 0) {
-      return r_.Error(node, std::string(desc) + " must be a non-empty list of strings");
-    }
-    for (const auto& item : node) {
-      REPRISE_ASSIGN_OR_RETURN(std::string arg, ReadTemplate(r_, item, desc));
-      argv->push_back(arg);
-    }
-    return Status::Ok();
-  }
-
-  Status Load(Fields& f, const YAML::Node& node, std::string_view what,
-              std::initializer_list<std::string_view> allowed) {
-    if (!node.IsDefined() || node.IsNull()) {
-      // A missing value has no useful position of its own: point at the key.
-      return r_.Error(step_key_mark_, std::string(what) + " needs arguments");
-    }
-    auto loaded = f.Load(r_, node, what, allowed);
-    if (!loaded.ok()) return loaded.status();
-    return Status::Ok();
-  }
-
-  Result<std::string> Required(const Fields& f, const YAML::Node& parent, std::string_view key,
-                               std::string_view what) {
-    if (!f.Has(key)) {
-      return r_.Error(parent, "missing key '" + std::string(key) + "' in " + std::string(what));
-    }
-    return ReadTemplate(r_, f.Get(key), Quoted(key, what));
-  }
-
-  Result<std::string> Optional(const Fields& f, std::string_view key, std::string_view what,
-                               std::string fallback) {
-    if (!f.Has(key)) return fallback;
-    return ReadTemplate(r_, f.Get(key), Quoted(key, what));
-  }
-
-  Status OptionalInt(const Fields& f, std::string_view key, std::string_view what, int64_t min,
-                     int64_t max, int* out) {
-    if (!f.Has(key)) return Status::Ok();
-    REPRISE_ASSIGN_OR_RETURN(int64_t v, ReadInt(r_, f.Get(key), Quoted(key, what), min, max));
-    *out = static_cast<int>(v);
-    return Status::Ok();
-  }
+  Result<Step> ParseStep(const YAML::Node& node, const std::string& id, int depth);
 
   const Reader& r_;
-  YAML::Mark step_key_mark_;
 };
+
+}  // namespace
+
+struct StepArgs::Impl {
+  PlanParser* parser = nullptr;
+  YAML::Node node;
+  std::string step_id;
+  int depth = 0;
+  YAML::Mark step_key_mark;  // where "needs arguments" points when there is no value
+  Fields fields;             // after Load()
+
+  const Reader& r() const { return parser->reader(); }
+  // Another value of the same step.
+  StepArgs Value(const YAML::Node& value) const {
+    auto impl = std::make_shared<Impl>();
+    impl->parser = parser;
+    impl->node = value;
+    impl->step_id = step_id;
+    impl->depth = depth;
+    impl->step_key_mark = step_key_mark;
+    return StepArgs(std::move(impl));
+  }
+};
+
+StepArgs::StepArgs(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StepArgs::~StepArgs() = default;
+StepArgs::StepArgs(const StepArgs&) = default;
+StepArgs& StepArgs::operator=(const StepArgs&) = default;
+
+const std::string& StepArgs::step_id() const { return impl_->step_id; }
+bool StepArgs::IsScalar() const { return impl_->node.IsScalar(); }
+bool StepArgs::IsSequence() const { return impl_->node.IsSequence(); }
+bool StepArgs::IsMap() const { return impl_->node.IsMap(); }
+size_t StepArgs::size() const { return impl_->node.size(); }
+
+const std::string& StepArgs::Scalar() const {
+  static const std::string kEmpty;
+  return impl_->node.IsScalar() ? impl_->node.Scalar() : kEmpty;
+}
+
+std::vector<StepArgs> StepArgs::Items() const {
+  std::vector<StepArgs> items;
+  if (!impl_->node.IsSequence()) return items;
+  for (const auto& item : impl_->node) items.push_back(impl_->Value(item));
+  return items;
+}
+
+std::vector<std::pair<StepArgs, StepArgs>> StepArgs::Entries() const {
+  std::vector<std::pair<StepArgs, StepArgs>> entries;
+  if (!impl_->node.IsMap()) return entries;
+  for (auto it = impl_->node.begin(); it != impl_->node.end(); ++it) {
+    entries.emplace_back(impl_->Value(it->first), impl_->Value(it->second));
+  }
+  return entries;
+}
+
+Status StepArgs::Error(std::string_view message) const {
+  return impl_->r().Error(impl_->node, message);
+}
+
+Result<std::string> StepArgs::String(std::string_view desc) const {
+  return ReadString(impl_->r(), impl_->node, desc);
+}
+Result<std::string> StepArgs::Template(std::string_view desc) const {
+  return ReadTemplate(impl_->r(), impl_->node, desc);
+}
+Result<int64_t> StepArgs::Int(std::string_view desc, int64_t min, int64_t max) const {
+  return ReadInt(impl_->r(), impl_->node, desc, min, max);
+}
+Result<bool> StepArgs::Bool(std::string_view desc) const {
+  return ReadBool(impl_->r(), impl_->node, desc);
+}
+Result<uint32_t> StepArgs::FileMode(std::string_view desc) const {
+  return ReadMode(impl_->r(), impl_->node, desc);
+}
+Result<std::vector<std::string>> StepArgs::StringList(std::string_view desc) const {
+  return ReadStringList(impl_->r(), impl_->node, desc);
+}
+Result<Steps> StepArgs::ChildSteps(std::string_view desc, int* counter) const {
+  return impl_->parser->ParseSteps(impl_->node, impl_->step_id, desc, impl_->depth + 1, counter);
+}
+
+Status StepArgs::Load(std::string_view what, std::initializer_list<std::string_view> allowed) {
+  if (!impl_->node.IsDefined() || impl_->node.IsNull()) {
+    // A missing value has no useful position of its own: point at the key.
+    return impl_->r().Error(impl_->step_key_mark, std::string(what) + " needs arguments");
+  }
+  auto loaded = impl_->fields.Load(impl_->r(), impl_->node, what, allowed);
+  if (!loaded.ok()) return loaded.status();
+  return Status::Ok();
+}
+
+bool StepArgs::Has(std::string_view key) const { return impl_->fields.Has(key); }
+StepArgs StepArgs::Get(std::string_view key) const { return impl_->Value(impl_->fields.Get(key)); }
+
+Status StepArgs::Missing(std::string_view key, std::string_view what) const {
+  return Error("missing key '" + std::string(key) + "' in " + std::string(what));
+}
+
+Result<std::string> StepArgs::Required(std::string_view key, std::string_view what) const {
+  if (!Has(key)) return Missing(key, what);
+  return Get(key).Template(Quoted(key, what));
+}
+
+Result<std::string> StepArgs::Optional(std::string_view key, std::string_view what,
+                                       std::string fallback) const {
+  if (!Has(key)) return fallback;
+  return Get(key).Template(Quoted(key, what));
+}
+
+Status StepArgs::OptionalInt(std::string_view key, std::string_view what, int64_t min, int64_t max,
+                             int* out) const {
+  if (!Has(key)) return Status::Ok();
+  REPRISE_ASSIGN_OR_RETURN(int64_t v, Get(key).Int(Quoted(key, what), min, max));
+  *out = static_cast<int>(v);
+  return Status::Ok();
+}
+
+Result<Steps> StepArgs::Children(std::string_view key, std::string_view what, int* counter) const {
+  return Get(key).ChildSteps(Quoted(key, what), counter);
+}
+
+namespace {
+
+Result<Steps> PlanParser::ParseSteps(const YAML::Node& node, const std::string& parent_id,
+                                     std::string_view what, int depth, int* counter) {
+  if (depth > kMaxNesting) return r_.Error(node, "blocks nested too deeply");
+  if (!node.IsSequence()) {
+    return r_.Error(node, std::string(what) + " must be a list of steps");
+  }
+  Steps steps;
+  for (const auto& item : node) {
+    ++*counter;
+    std::string id =
+        parent_id.empty() ? std::to_string(*counter) : parent_id + "." + std::to_string(*counter);
+    REPRISE_ASSIGN_OR_RETURN(Step step, ParseStep(item, id, depth));
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+Result<Step> PlanParser::ParseStep(const YAML::Node& node, const std::string& id, int depth) {
+  // Attributes common to every step kind (irreversible, note, undo) will be
+  // the other keys of this map, read here into Step; today the kind's key is
+  // the only one allowed.
+  if (!node.IsMap() || node.size() != 1) {
+    return r_.Error(node,
+                    "a step must be a map with exactly one key, the operation or block (e.g. "
+                    "\"- log: hello\")");
+  }
+  auto entry = node.begin();
+  const YAML::Node key = entry->first;  // a copy: the iterator proxy dies here
+  if (!key.IsScalar()) return r_.Error(key, "the operation name must be a word");
+  const StepKindInfo* kind = FindStepKind(key.Scalar());
+  if (!kind) {
+    return r_.Error(key, "unknown operation '" + key.Scalar() + "' (" + KnownStepKinds() + ")");
+  }
+  auto impl = std::make_shared<StepArgs::Impl>();
+  impl->parser = this;
+  impl->node = entry->second;
+  impl->step_id = id;
+  impl->depth = depth;
+  impl->step_key_mark = key.Mark();
+  StepArgs args(std::move(impl));
+  Step step;
+  step.position = Reader::Position(key.Mark());
+  step.id = id;
+  REPRISE_ASSIGN_OR_RETURN(step.body, kind->parse(args));
+  return step;
+}
 
 Result<Plan> ParsePlanNode(const Reader& r, const YAML::Node& root, std::string_view source) {
   if (!root.IsDefined() || root.IsNull()) {

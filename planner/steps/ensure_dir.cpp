@@ -1,0 +1,36 @@
+// The `ensure-dir` operation: creates a directory (and its parents) on each selected target.
+#include "planner/steps/registry.h"
+#include "planner/steps/walker.h"
+
+namespace reprise {
+namespace {
+
+Result<EnsureDirStep> Parse(StepArgs& args) {
+  const char* kind = "ensure-dir";
+  EnsureDirStep s;
+  if (args.IsScalar()) {
+    REPRISE_ASSIGN_OR_RETURN(s.path, args.Template(kind));
+    return s;
+  }
+  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"path", "mode"}));
+  REPRISE_ASSIGN_OR_RETURN(s.path, args.Required("path", kind));
+  if (args.Has("mode")) {
+    REPRISE_ASSIGN_OR_RETURN(s.mode, args.Get("mode").FileMode(Quoted("mode", kind)));
+  }
+  return s;
+}
+
+Result<ResolvedOperation> Resolve(const EnsureDirStep& s, const Resolver& r) {
+  EnsureDirOp op;
+  REPRISE_ASSIGN_OR_RETURN(op.path, r.Expand(s.path));
+  op.mode = s.mode;
+  return ResolvedOperation(op);
+}
+
+}  // namespace
+
+StepKindInfo EnsureDirKind() {
+  return MakeTargetStepKind<EnsureDirStep>("ensure-dir", Parse, Resolve);
+}
+
+}  // namespace reprise

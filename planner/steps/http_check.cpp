@@ -1,0 +1,40 @@
+// The `http-check` operation: expects an HTTP status from a URL, from each selected target.
+#include "planner/steps/registry.h"
+#include "planner/steps/walker.h"
+
+namespace reprise {
+namespace {
+
+Result<HttpCheckStep> Parse(StepArgs& args) {
+  const char* kind = "http-check";
+  HttpCheckStep s;
+  if (args.IsScalar()) {
+    REPRISE_ASSIGN_OR_RETURN(s.url, args.Template(kind));
+    return s;
+  }
+  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"url", "expect_status", "retries", "delay", "timeout"}));
+  REPRISE_ASSIGN_OR_RETURN(s.url, args.Required("url", kind));
+  REPRISE_RETURN_IF_ERROR(args.OptionalInt("expect_status", kind, 100, 599, &s.expect_status));
+  REPRISE_RETURN_IF_ERROR(args.OptionalInt("retries", kind, 0, 1000, &s.retries));
+  REPRISE_RETURN_IF_ERROR(args.OptionalInt("delay", kind, 0, 3600, &s.delay_seconds));
+  REPRISE_RETURN_IF_ERROR(args.OptionalInt("timeout", kind, 1, 3600, &s.timeout_seconds));
+  return s;
+}
+
+Result<ResolvedOperation> Resolve(const HttpCheckStep& s, const Resolver& r) {
+  HttpCheckOp op;
+  REPRISE_ASSIGN_OR_RETURN(op.url, r.Expand(s.url));
+  op.expect_status = s.expect_status;
+  op.retries = s.retries;
+  op.delay_seconds = s.delay_seconds;
+  op.timeout_seconds = s.timeout_seconds;
+  return ResolvedOperation(op);
+}
+
+}  // namespace
+
+StepKindInfo HttpCheckKind() {
+  return MakeTargetStepKind<HttpCheckStep>("http-check", Parse, Resolve);
+}
+
+}  // namespace reprise

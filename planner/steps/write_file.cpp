@@ -1,0 +1,48 @@
+// The `write-file` operation: writes a file on each selected target, verbatim or as a template.
+#include "planner/steps/registry.h"
+#include "planner/steps/walker.h"
+
+namespace reprise {
+namespace {
+
+Result<WriteFileStep> Parse(StepArgs& args) {
+  const char* kind = "write-file";
+  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"path", "content", "template", "mode"}));
+  WriteFileStep s;
+  REPRISE_ASSIGN_OR_RETURN(s.path, args.Required("path", kind));
+  if (args.Has("content") == args.Has("template")) {
+    return args.Error(
+        "write-file needs exactly one of 'content' (written as is) and "
+        "'template' (variables expanded)");
+  }
+  if (args.Has("content")) {
+    REPRISE_ASSIGN_OR_RETURN(s.text, args.Get("content").String(Quoted("content", kind)));
+  } else {
+    REPRISE_ASSIGN_OR_RETURN(s.text, args.Get("template").Template(Quoted("template", kind)));
+    s.is_template = true;
+  }
+  if (args.Has("mode")) {
+    REPRISE_ASSIGN_OR_RETURN(s.mode, args.Get("mode").FileMode(Quoted("mode", kind)));
+  }
+  return s;
+}
+
+Result<ResolvedOperation> Resolve(const WriteFileStep& s, const Resolver& r) {
+  WriteFileOp op;
+  REPRISE_ASSIGN_OR_RETURN(op.path, r.Expand(s.path));
+  if (s.is_template) {
+    REPRISE_ASSIGN_OR_RETURN(op.content, r.Expand(s.text));
+  } else {
+    op.content = s.text;
+  }
+  op.mode = s.mode;
+  return ResolvedOperation(op);
+}
+
+}  // namespace
+
+StepKindInfo WriteFileKind() {
+  return MakeTargetStepKind<WriteFileStep>("write-file", Parse, Resolve);
+}
+
+}  // namespace reprise
