@@ -4,7 +4,11 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+
+#include <map>
+#include <sstream>
 
 #include "tests/server/engine/engine_test_support.h"
 #include "tests/support/server_process.h"
@@ -109,7 +113,15 @@ TEST_CASE("a deployment window in Europe/Berlin holds across the spring DST chan
   // would wrongly say 02:10, inside the window).
   clock.Set(*ParseRfc3339("2026-03-29T01:10:00Z"));
   int64_t second = deploy();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(status(second) == "waiting");
+  // Moving the clock re-checks waiting deployments on the scheduler's thread
+  // (03:11 CEST: still closed). A forced deployment is dispatched on that
+  // thread after the re-check, so once it has run the re-check has too.
+  clock.Advance(std::chrono::minutes(1));
+  auto forced = admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
+                           R"({"stage":"Production","force":true,"comment":"after the re-check"})");
+  REQUIRE_MESSAGE(forced.status == 202, forced.body);
+  CHECK(WaitUntil([&] { return status(Body(forced)["id"].get<int64_t>()) == "succeeded"; }));
   CHECK(status(second) == "waiting");
   auto gates = Body(admin.Get("/api/v1/deployments/" + std::to_string(second)))["gates"];
   bool window_closed = false;
@@ -353,6 +365,41 @@ bool AgentOnline(HttpClient& admin, const std::string& name) {
   return false;
 }
 
+// Every process below `pid` (children, their children...), read from /proc.
+std::vector<pid_t> DescendantsOf(pid_t pid) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = ReadFile(entry.path() / "stat");  // "pid (comm) state ppid ..."
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(paren + 1));
+    std::string state;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid) children[ppid].push_back(std::stoi(name));
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo = {pid};
+  while (!todo.empty() && out.size() < 10000) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    for (pid_t c : children[p]) {
+      out.push_back(c);
+      todo.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The agent's machine goes away: the agent and every command it started die
+// at once (SIGKILL), so nothing is left holding its connection open.
+void KillMachine(AgentProcess& agent) {
+  std::vector<pid_t> commands = DescendantsOf(agent.pid());
+  agent.Kill();
+  for (pid_t p : commands) ::kill(p, SIGKILL);
+}
+
 }  // namespace
 
 TEST_CASE("what is deployed where follows what a reconnecting agent reports after a crash") {
@@ -424,7 +471,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   // The server first: were the agent first, the server could see the
   // connection drop and fail the deployment before it dies.
   server->KillHard();
-  agent->Kill();
+  KillMachine(*agent);
   REQUIRE(fs::read_symlink(root / "prod-web" / "current").string().find("2.0") !=
           std::string::npos);
 
@@ -434,8 +481,9 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   admin = server->Admin();
   CHECK(Body(admin.Get("/api/v1/deployments/" + second))["status"] == "interrupted");
   CHECK(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
-  // Longer than the server once waited for agents after a restart (10 s).
-  std::this_thread::sleep_for(std::chrono::seconds(11));
+  // The agent comes back only after the restarted server found it away: the
+  // read-back of the interrupted target is retried until the agent answers.
+  REQUIRE_FALSE(AgentOnline(admin, "box"));
   agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
   REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
   auto current = TargetCurrentOf(admin, "prod-web");
@@ -450,7 +498,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
 
   // The machine is rebuilt empty while its agent is away: when it is back,
   // nothing is deployed there (and the change is audited).
-  agent->Kill();
+  KillMachine(*agent);
   REQUIRE(WaitUntil([&] { return !AgentOnline(admin, "box"); }));
   fs::remove_all(root / "prod-web");
   fs::create_directories(root / "prod-web");
@@ -473,7 +521,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
       seen += l["text"].get<std::string>().find("sleep 30") != std::string::npos;
     return seen > 0;
   }));
-  agent->Kill();
+  KillMachine(*agent);
   REQUIRE(WaitUntil(
       [&] { return Body(admin.Get("/api/v1/deployments/" + third))["status"] == "failed"; }));
   CHECK(TargetCurrentOf(admin, "prod-web").is_null());
