@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -46,9 +47,10 @@ TEST_CASE("kill -9 of the server during a deployment: after restart it is interr
     ServerProcess server(ServerArgs(data, kLocalAgent), tmp.path() / "server1.log");
     auto admin = server.Admin();
     // Only the first run takes a while (the one the server dies in).
-    SeedLocal(admin, target,
-              "    - log: \"starting\"\n"
-              "    - exec: { command: \"[ -f again ] || { touch again; sleep 3; }\", timeout: 60 }\n");
+    SeedLocal(
+        admin, target,
+        "    - log: \"starting\"\n"
+        "    - exec: { command: \"[ -f again ] || { touch again; sleep 3; }\", timeout: 60 }\n");
     auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
                         R"({"stage":"Production"})");
     REQUIRE(r.status == 202);
@@ -200,6 +202,55 @@ TEST_CASE("the live log streams as server-sent events and resumes after Last-Eve
 
 namespace reprise::testing {
 
+namespace {
+
+// A live-log stream read over a plain socket, so the test sees its first
+// event arrive (the stream is open and waiting) before it does anything else.
+class RawStream {
+ public:
+  RawStream(int port, const std::string& path) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    timeval limit{30, 0};  // a read that hangs fails the test instead
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    std::string request = "GET " + path +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                          "Authorization: Bearer " +
+                          std::string(kAdminToken) + "\r\n\r\n";
+    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
+  }
+  ~RawStream() { ::close(fd_); }
+  RawStream(const RawStream&) = delete;
+  RawStream& operator=(const RawStream&) = delete;
+
+  enum class Read { kFound, kClosed, kSilent };
+  // Reads until `needle` was received, the server closed the connection, or
+  // nothing came for 30 s.
+  Read ReadUntil(const std::string& needle) {
+    char buf[4096];
+    while (received_.find(needle) == std::string::npos) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return Read::kClosed;
+      if (n < 0) return Read::kSilent;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    return Read::kFound;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+};
+
+}  // namespace
+
 TEST_CASE("stopping the server ends open live-log streams instead of waiting for them") {
   TestServer server;
   auto admin = server.Admin();
@@ -210,15 +261,13 @@ TEST_CASE("stopping the server ends open live-log streams instead of waiting for
   REQUIRE(r.status == 202);
   std::string id = std::to_string(Body(r)["id"].get<int64_t>());
   REQUIRE(WaitUntil([&] { return Body(admin.Get("/api/v1/deployments/" + id)).contains("manual"); }));
-  HttpResult streamed;
-  std::thread client([&] {
-    auto c = server.Admin();
-    streamed = c.Get("/api/v1/deployments/" + id + "/log", {{"Accept", "text/event-stream"}});
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the stream is open and waiting
+  RawStream stream(server.port(), "/api/v1/deployments/" + id + "/log");
+  // The stream is open: it sent the line of the paused step and waits for more.
+  REQUIRE_MESSAGE(stream.ReadUntil("wait here") == RawStream::Read::kFound, stream.received());
+  REQUIRE(stream.received().find("event: end") == std::string::npos);
   server.Stop();  // must not hang on the open stream
-  client.join();  // released: either told the stream ended, or the connection closed
-  CHECK((streamed.status == 0 || streamed.body.find("event: end") != std::string::npos));
+  // Released: either told the stream ended, or the connection closed.
+  CHECK_MESSAGE(stream.ReadUntil("event: end") != RawStream::Read::kSilent, stream.received());
 }
 
 }  // namespace reprise::testing
