@@ -232,7 +232,11 @@ TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are
   auto scheduled = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", at}});
   CHECK(scheduled["status"] == "scheduled");
   CHECK(scheduled["scheduled_at"] == at);
+  // Not yet due: the scheduler looks at the moved clock on its thread, and a
+  // deployment requested afterwards is dispatched there after that look.
   clock.Advance(std::chrono::milliseconds(1999));
+  auto probe = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(probe["id"])["status"] == "succeeded");
   CHECK(f.Get(scheduled["id"])["status"] == "scheduled");
   clock.Advance(std::chrono::milliseconds(1));  // due now
   auto d = f.WaitFinal(scheduled["id"]);
