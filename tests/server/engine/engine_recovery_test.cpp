@@ -540,12 +540,15 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   auto current = TargetCurrentOf(admin, "prod-web");
   CHECK(current["build"] == 1);
   CHECK(current["deployment_id"].get<int64_t>() == std::stoll(second));
-  auto log = Body(admin.Get("/api/v1/deployments/" + second + "/log"));
-  bool said = false;
-  for (const auto& l : log["lines"])
-    said = said || l["text"].get<std::string>().find("the agent reports 2.0 build 1 as current") !=
-                       std::string::npos;
-  CHECK(said);
+  // The deployment's log says so too (log lines are written in batches).
+  CHECK(WaitUntil([&] {
+    auto lines = Body(admin.Get("/api/v1/deployments/" + second + "/log"))["lines"];
+    for (const auto& l : lines)
+      if (l["text"].get<std::string>().find("the agent reports 2.0 build 1 as current") !=
+          std::string::npos)
+        return true;
+    return false;
+  }));
 
   // The machine is rebuilt empty while its agent is away: when it is back,
   // nothing is deployed there (and the change is audited).

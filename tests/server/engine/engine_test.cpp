@@ -487,6 +487,9 @@ TEST_CASE("after a rollback automation does not deploy into the held stage until
   // A new Integration success of build 3 does not promote it into Testing either.
   auto again = f.Deploy(admin, 3, {{"stage", "Integration"}});
   REQUIRE(f.WaitFinal(again["id"])["status"] == "succeeded");
+  // Logged after it succeeded (log lines are written in batches).
+  CHECK(WaitUntil(
+      [&] { return Count(LogTexts(f, again["id"]), "skipped: the stage is on hold") > 0; }));
   CHECK(Count(LogTexts(f, again["id"]), "skipped: the stage is on hold") == 1);
   auto testing_list = Body(admin.Get("/api/v1/deployments?application=shop&stage=Testing"));
   int of_build_3 = 0;
