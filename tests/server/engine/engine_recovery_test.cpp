@@ -532,8 +532,9 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   admin = server->Admin();
   CHECK(Body(admin.Get("/api/v1/deployments/" + second))["status"] == "interrupted");
   CHECK(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
-  // The agent comes back only after the restarted server found it away: the
-  // read-back of the interrupted target is retried until the agent answers.
+  // The agent is away when the server starts and comes back later: the
+  // read-back of the interrupted target is retried until the agent answers
+  // (it has no deadline; the 10 s one it once had is gone).
   REQUIRE_FALSE(AgentOnline(admin, "box"));
   agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
   REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
