@@ -1,8 +1,14 @@
-// TempDir: a fresh directory under $TMPDIR, removed with everything in it on
-// destruction. For hermetic tests. Not thread-safe; one per test.
+// TempDir: a fresh directory, removed with everything in it on destruction.
+// For hermetic tests. Not thread-safe; one per test.
+//
+// It lies under $REPRISE_TEST_TMPDIR when set, else under /dev/shm when that
+// is a writable directory, else under $TMPDIR. Tests write SQLite files and
+// deploy trees that the code under test fsyncs; on a memory file system those
+// syncs cost nothing, and the tests wait for behaviour instead of for disks.
 #pragma once
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -10,11 +16,20 @@
 
 namespace reprise {
 
+// Where TempDirs are made (see above).
+inline std::filesystem::path TestTempRoot() {
+  if (const char* dir = std::getenv("REPRISE_TEST_TMPDIR"); dir != nullptr && *dir != '\0')
+    return dir;
+  std::error_code ec;
+  if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK | X_OK) == 0)
+    return "/dev/shm";
+  return std::filesystem::temp_directory_path();
+}
+
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "reprise-test-XXXXXX").string();
+    std::string tmpl = (TestTempRoot() / "reprise-test-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }

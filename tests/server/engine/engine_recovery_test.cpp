@@ -3,8 +3,13 @@
 #include <doctest/doctest.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+
+#include <map>
+#include <sstream>
 
 #include "tests/server/engine/engine_test_support.h"
 #include "tests/support/server_process.h"
@@ -41,8 +46,11 @@ TEST_CASE("kill -9 of the server during a deployment: after restart it is interr
   {
     ServerProcess server(ServerArgs(data, kLocalAgent), tmp.path() / "server1.log");
     auto admin = server.Admin();
-    SeedLocal(admin, target,
-              "    - log: \"starting\"\n    - exec: { command: \"sleep 3\", timeout: 60 }\n");
+    // Only the first run takes a while (the one the server dies in).
+    SeedLocal(
+        admin, target,
+        "    - log: \"starting\"\n"
+        "    - exec: { command: \"[ -f again ] || { touch again; sleep 3; }\", timeout: 60 }\n");
     auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
                         R"({"stage":"Production"})");
     REQUIRE(r.status == 202);
@@ -109,7 +117,15 @@ TEST_CASE("a deployment window in Europe/Berlin holds across the spring DST chan
   // would wrongly say 02:10, inside the window).
   clock.Set(*ParseRfc3339("2026-03-29T01:10:00Z"));
   int64_t second = deploy();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(status(second) == "waiting");
+  // Moving the clock re-checks waiting deployments on the scheduler's thread
+  // (03:11 CEST: still closed). A forced deployment is dispatched on that
+  // thread after the re-check, so once it has run the re-check has too.
+  clock.Advance(std::chrono::minutes(1));
+  auto forced = admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
+                           R"({"stage":"Production","force":true,"comment":"after the re-check"})");
+  REQUIRE_MESSAGE(forced.status == 202, forced.body);
+  CHECK(WaitUntil([&] { return status(Body(forced)["id"].get<int64_t>()) == "succeeded"; }));
   CHECK(status(second) == "waiting");
   auto gates = Body(admin.Get("/api/v1/deployments/" + std::to_string(second)))["gates"];
   bool window_closed = false;
@@ -186,6 +202,55 @@ TEST_CASE("the live log streams as server-sent events and resumes after Last-Eve
 
 namespace reprise::testing {
 
+namespace {
+
+// A live-log stream read over a plain socket, so the test sees its first
+// event arrive (the stream is open and waiting) before it does anything else.
+class RawStream {
+ public:
+  RawStream(int port, const std::string& path) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    timeval limit{30, 0};  // a read that hangs fails the test instead
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    std::string request = "GET " + path +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                          "Authorization: Bearer " +
+                          std::string(kAdminToken) + "\r\n\r\n";
+    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
+  }
+  ~RawStream() { ::close(fd_); }
+  RawStream(const RawStream&) = delete;
+  RawStream& operator=(const RawStream&) = delete;
+
+  enum class Read { kFound, kClosed, kSilent };
+  // Reads until `needle` was received, the server closed the connection, or
+  // nothing came for 30 s.
+  Read ReadUntil(const std::string& needle) {
+    char buf[4096];
+    while (received_.find(needle) == std::string::npos) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return Read::kClosed;
+      if (n < 0) return Read::kSilent;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    return Read::kFound;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+};
+
+}  // namespace
+
 TEST_CASE("stopping the server ends open live-log streams instead of waiting for them") {
   TestServer server;
   auto admin = server.Admin();
@@ -196,15 +261,13 @@ TEST_CASE("stopping the server ends open live-log streams instead of waiting for
   REQUIRE(r.status == 202);
   std::string id = std::to_string(Body(r)["id"].get<int64_t>());
   REQUIRE(WaitUntil([&] { return Body(admin.Get("/api/v1/deployments/" + id)).contains("manual"); }));
-  HttpResult streamed;
-  std::thread client([&] {
-    auto c = server.Admin();
-    streamed = c.Get("/api/v1/deployments/" + id + "/log", {{"Accept", "text/event-stream"}});
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the stream is open and waiting
+  RawStream stream(server.port(), "/api/v1/deployments/" + id + "/log");
+  // The stream is open: it sent the line of the paused step and waits for more.
+  REQUIRE_MESSAGE(stream.ReadUntil("wait here") == RawStream::Read::kFound, stream.received());
+  REQUIRE(stream.received().find("event: end") == std::string::npos);
   server.Stop();  // must not hang on the open stream
-  client.join();  // released: either told the stream ended, or the connection closed
-  CHECK((streamed.status == 0 || streamed.body.find("event: end") != std::string::npos));
+  // Released: either told the stream ended, or the connection closed.
+  CHECK_MESSAGE(stream.ReadUntil("event: end") != RawStream::Read::kSilent, stream.received());
 }
 
 }  // namespace reprise::testing
@@ -353,6 +416,41 @@ bool AgentOnline(HttpClient& admin, const std::string& name) {
   return false;
 }
 
+// Every process below `pid` (children, their children...), read from /proc.
+std::vector<pid_t> DescendantsOf(pid_t pid) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = ReadFile(entry.path() / "stat");  // "pid (comm) state ppid ..."
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(paren + 1));
+    std::string state;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid) children[ppid].push_back(std::stoi(name));
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo = {pid};
+  while (!todo.empty() && out.size() < 10000) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    for (pid_t c : children[p]) {
+      out.push_back(c);
+      todo.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The agent's machine goes away: the agent and every command it started die
+// at once (SIGKILL), so nothing is left holding its connection open.
+void KillMachine(AgentProcess& agent) {
+  std::vector<pid_t> commands = DescendantsOf(agent.pid());
+  agent.Kill();
+  for (pid_t p : commands) ::kill(p, SIGKILL);
+}
+
 }  // namespace
 
 TEST_CASE("what is deployed where follows what a reconnecting agent reports after a crash") {
@@ -424,7 +522,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   // The server first: were the agent first, the server could see the
   // connection drop and fail the deployment before it dies.
   server->KillHard();
-  agent->Kill();
+  KillMachine(*agent);
   REQUIRE(fs::read_symlink(root / "prod-web" / "current").string().find("2.0") !=
           std::string::npos);
 
@@ -434,23 +532,28 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   admin = server->Admin();
   CHECK(Body(admin.Get("/api/v1/deployments/" + second))["status"] == "interrupted");
   CHECK(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
-  // Longer than the server once waited for agents after a restart (10 s).
-  std::this_thread::sleep_for(std::chrono::seconds(11));
+  // The agent is away when the server starts and comes back later: the
+  // read-back of the interrupted target is retried until the agent answers
+  // (it has no deadline; the 10 s one it once had is gone).
+  REQUIRE_FALSE(AgentOnline(admin, "box"));
   agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
   REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
   auto current = TargetCurrentOf(admin, "prod-web");
   CHECK(current["build"] == 1);
   CHECK(current["deployment_id"].get<int64_t>() == std::stoll(second));
-  auto log = Body(admin.Get("/api/v1/deployments/" + second + "/log"));
-  bool said = false;
-  for (const auto& l : log["lines"])
-    said = said || l["text"].get<std::string>().find("the agent reports 2.0 build 1 as current") !=
-                       std::string::npos;
-  CHECK(said);
+  // The deployment's log says so too (log lines are written in batches).
+  CHECK(WaitUntil([&] {
+    auto lines = Body(admin.Get("/api/v1/deployments/" + second + "/log"))["lines"];
+    for (const auto& l : lines)
+      if (l["text"].get<std::string>().find("the agent reports 2.0 build 1 as current") !=
+          std::string::npos)
+        return true;
+    return false;
+  }));
 
   // The machine is rebuilt empty while its agent is away: when it is back,
   // nothing is deployed there (and the change is audited).
-  agent->Kill();
+  KillMachine(*agent);
   REQUIRE(WaitUntil([&] { return !AgentOnline(admin, "box"); }));
   fs::remove_all(root / "prod-web");
   fs::create_directories(root / "prod-web");
@@ -473,7 +576,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
       seen += l["text"].get<std::string>().find("sleep 30") != std::string::npos;
     return seen > 0;
   }));
-  agent->Kill();
+  KillMachine(*agent);
   REQUIRE(WaitUntil(
       [&] { return Body(admin.Get("/api/v1/deployments/" + third))["status"] == "failed"; }));
   CHECK(TargetCurrentOf(admin, "prod-web").is_null());

@@ -219,17 +219,26 @@ TEST_CASE("gates: stage order, approvals without self-approval, force, protected
 }
 
 TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are audited") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
   PipelineOptions o;
   o.integration_plan = "quick";
+  o.server.clock = &clock;
   PipelineFixture f(o);
   auto admin = f.Admin();
   auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
   REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
 
-  auto at = FormatRfc3339Utc(SystemClock::Instance().Now() + std::chrono::seconds(2));
+  auto at = FormatRfc3339Utc(clock.Now() + std::chrono::seconds(2));
   auto scheduled = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", at}});
   CHECK(scheduled["status"] == "scheduled");
   CHECK(scheduled["scheduled_at"] == at);
+  // Not yet due: the scheduler looks at the moved clock on its thread, and a
+  // deployment requested afterwards is dispatched there after that look.
+  clock.Advance(std::chrono::milliseconds(1999));
+  auto probe = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(probe["id"])["status"] == "succeeded");
+  CHECK(f.Get(scheduled["id"])["status"] == "scheduled");
+  clock.Advance(std::chrono::milliseconds(1));  // due now
   auto d = f.WaitFinal(scheduled["id"]);
   CHECK(d["status"] == "succeeded");
   CHECK(d["started_at"].get<std::string>() >= at);
@@ -257,12 +266,14 @@ TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are
 }
 
 TEST_CASE("deployments that fell due while the server was down run once or expire") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
   PipelineOptions o;
   o.integration_plan = "quick";
   o.start_agent = false;  // the plan needs no agent
+  o.server.clock = &clock;
   PipelineFixture f(o);
   auto admin = f.Admin();
-  auto due = SystemClock::Instance().Now() + std::chrono::seconds(8);
+  auto due = clock.Now() + std::chrono::hours(1);
   auto at = FormatRfc3339Utc(due);
   std::vector<int64_t> keep, expire;
   for (int i = 0; i < 100; ++i) {
@@ -271,11 +282,11 @@ TEST_CASE("deployments that fell due while the server was down run once or expir
     auto d = f.Deploy(admin, 1 + i % 2, req);
     (i % 2 ? expire : keep).push_back(d["id"]);
   }
+  for (int64_t id : keep) CHECK(f.Get(id)["status"] == "scheduled");
   f.server().Stop();
-  REQUIRE(SystemClock::Instance().Now() < due);  // all of them fall due while it is down
-  // Past the due time and past the 1 s expiry windows.
-  std::this_thread::sleep_until(std::chrono::steady_clock::now() +
-                                (due - SystemClock::Instance().Now()) + std::chrono::seconds(2));
+  // All of them fall due while it is down: it starts again past the due time
+  // and past the 1 s expiry windows.
+  clock.Set(due + std::chrono::seconds(2));
   f.server().Start();
   for (int64_t id : keep) {
     auto d = f.WaitFinal(id);
@@ -476,6 +487,9 @@ TEST_CASE("after a rollback automation does not deploy into the held stage until
   // A new Integration success of build 3 does not promote it into Testing either.
   auto again = f.Deploy(admin, 3, {{"stage", "Integration"}});
   REQUIRE(f.WaitFinal(again["id"])["status"] == "succeeded");
+  // Logged after it succeeded (log lines are written in batches).
+  CHECK(WaitUntil(
+      [&] { return Count(LogTexts(f, again["id"]), "skipped: the stage is on hold") > 0; }));
   CHECK(Count(LogTexts(f, again["id"]), "skipped: the stage is on hold") == 1);
   auto testing_list = Body(admin.Get("/api/v1/deployments?application=shop&stage=Testing"));
   int of_build_3 = 0;
