@@ -1,5 +1,6 @@
 #include "server/api/list_params.h"
 
+#include <optional>
 #include <string>
 
 namespace reprise {

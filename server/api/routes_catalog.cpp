@@ -206,7 +206,9 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                Role::kDeployer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, {}, "seal request"));
+                 if (!body.empty())
+                   return HttpResponse::Error(InvalidArgument(
+                       "a seal request takes no fields (got '" + body.begin().key() + "')"));
                  TRY_OR_ERROR(auto b, catalog.SealBuild(req.principal.user, req.Param("app"),
                                                         req.Param("rel"), n));
                  return Ok(BuildJson(b));

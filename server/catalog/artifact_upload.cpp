@@ -169,8 +169,13 @@ Result<Catalog::UploadResult> Catalog::RestoreArtifact(const std::string& actor,
                                          " bytes stored again after retention removed them"));
   });
   if (!st.ok()) {
+    // Nothing was restored: the bytes just committed go again unless a live
+    // record (another build) references them.
     auto cleanup = RemoveIfUnreferenced(existing.sha256);
-    (void)cleanup;  // the error below is what the caller needs; verify reports leftovers
+    if (!cleanup.ok())
+      return Status(st.code(), st.message() + " (and the blob " + existing.sha256 +
+                                   " it left could not be removed: " + cleanup.status().message() +
+                                   ")");
     return st;
   }
   auto stored =
