@@ -2,6 +2,7 @@
 #include "planner/version.h"
 #include "server/api/auth.h"
 #include "server/api/json_io.h"
+#include "server/api/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
@@ -28,7 +29,7 @@ std::vector<Route> AdminRoutes(ApiContext& ctx) {
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/users", Role::kAdmin, false, [&](HttpRequest& req) {
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto users, store.ListUsers(page));
                  Json items = Json::array();
                  for (const auto& u : users)
@@ -85,7 +86,7 @@ std::vector<Route> AdminRoutes(ApiContext& ctx) {
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/audit", Role::kAdmin, false, [&](HttpRequest& req) {
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req, {"action", "subject"}));
                  AuditFilter filter{req.Query("action").value_or(""),
                                     req.Query("subject").value_or("")};
                  TRY_OR_ERROR(auto entries, store.ListAudit(filter, page));

@@ -31,7 +31,9 @@ Json ArtifactJson(const ArtifactRecord& a) {
           {"size", a.size},
           {"file_count", a.file_count},
           {"created_at", Time(a.created_at)},
-          {"created_by", a.created_by}};
+          {"created_by", a.created_by},
+          {"blob_removed", a.blob_removed_at != 0},
+          {"blob_removed_at", Time(a.blob_removed_at)}};
 }
 
 }  // namespace
@@ -53,6 +55,7 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
                                         req.Param("name"), body, limits, ctx.max_artifact_bytes));
     Json j = ArtifactJson(result.artifact);
     j["created"] = result.created;
+    j["restored"] = result.restored;
     HttpResponse res = Ok(j, result.created ? 201 : 200);
     res.headers.emplace_back("ETag", "\"" + result.artifact.sha256 + "\"");
     return res;
@@ -65,6 +68,11 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
          TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
          TRY_OR_ERROR(auto a,
                       store.GetArtifact(req.Param("app"), req.Param("rel"), n, req.Param("name")));
+         if (a.blob_removed_at != 0)
+           return HttpResponse::Error(NotFound("the bytes of artifact '" + a.name + "' of build " +
+                                               a.release + " #" + std::to_string(a.build) +
+                                               " were removed by retention at " +
+                                               Time(a.blob_removed_at) + "; " + RestoreHint(a)));
          std::string etag = "\"" + a.sha256 + "\"";
          if (req.Header("if-none-match") == etag) {
            HttpResponse res;

@@ -1,5 +1,6 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
+#include "server/api/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
@@ -45,18 +46,26 @@ Json ReleaseJson(const ReleaseRecord& r) {
 }
 
 Json BuildJson(const BuildRecord& b) {
-  return {{"application", b.application}, {"release", b.release},
-          {"number", b.number},           {"variables", VariablesOut(b.variables_json)},
-          {"created_at", Time(b.created_at)}, {"created_by", b.created_by}};
+  return {{"application", b.application},
+          {"release", b.release},
+          {"number", b.number},
+          {"variables", VariablesOut(b.variables_json)},
+          {"created_at", Time(b.created_at)},
+          {"created_by", b.created_by},
+          {"sealed", b.sealed()},
+          {"sealed_reason", SealedReason(b)}};
 }
 
 Json ArtifactSummaryJson(const ArtifactRecord& a) {
-  return {{"name", a.name},           {"sha256", a.sha256},
-          {"size", a.size},           {"file_count", a.file_count},
-          {"created_at", Time(a.created_at)}, {"created_by", a.created_by}};
+  return {{"name", a.name},
+          {"sha256", a.sha256},
+          {"size", a.size},
+          {"file_count", a.file_count},
+          {"created_at", Time(a.created_at)},
+          {"created_by", a.created_by},
+          {"blob_removed", a.blob_removed_at != 0},
+          {"blob_removed_at", Time(a.blob_removed_at)}};
 }
-
-
 
 }  // namespace
 
@@ -67,7 +76,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
 
   // ---- environments
   r.push_back({"GET", "/api/v1/environments", Role::kViewer, false, [&](HttpRequest& req) {
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListEnvironments(page));
                  Json items = Json::array();
                  for (const auto& e : list) items.push_back(EnvironmentJson(e));
@@ -88,7 +97,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
 
   // ---- targets
   r.push_back({"GET", "/api/v1/targets", Role::kViewer, false, [&](HttpRequest& req) {
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListTargets(page));
                  Json items = Json::array();
                  for (const auto& t : list) items.push_back(TargetJson(t));
@@ -115,7 +124,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
 
   // ---- applications
   r.push_back({"GET", "/api/v1/applications", Role::kViewer, false, [&](HttpRequest& req) {
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListApplications(page));
                  Json items = Json::array();
                  for (const auto& a : list) items.push_back(ApplicationJson(a));
@@ -139,7 +148,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   r.push_back({"GET", "/api/v1/applications/{app}/releases", Role::kViewer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto app, store.GetApplication(req.Param("app")));
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
                  Json items = Json::array();
                  for (const auto& rel : list) items.push_back(ReleaseJson(rel));
@@ -167,7 +176,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kViewer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
                  Json items = Json::array();
                  for (const auto& b : list) items.push_back(BuildJson(b));
@@ -191,6 +200,18 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                  j["artifacts"] = Json::array();
                  for (const auto& a : artifacts) j["artifacts"].push_back(ArtifactSummaryJson(a));
                  return Ok(j);
+               }, nullptr});
+  // Whoever may create builds may seal one: no artifact can be added after.
+  r.push_back({"POST", "/api/v1/applications/{app}/releases/{rel}/builds/{n}/seal",
+               Role::kDeployer, false, [&](HttpRequest& req) {
+                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                 if (!body.empty())
+                   return HttpResponse::Error(InvalidArgument(
+                       "a seal request takes no fields (got '" + body.begin().key() + "')"));
+                 TRY_OR_ERROR(auto b, catalog.SealBuild(req.principal.user, req.Param("app"),
+                                                        req.Param("rel"), n));
+                 return Ok(BuildJson(b));
                }, nullptr});
   return r;
 }

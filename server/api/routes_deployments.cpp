@@ -5,6 +5,7 @@
 
 #include "planner/execution_context.h"
 #include "server/api/json_io.h"
+#include "server/api/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
@@ -198,10 +199,12 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/deployments", Role::kViewer, false, [&](HttpRequest& req) {
-                 Page page = PageFrom(req);
+                 TRY_OR_ERROR(Page page,
+                              ListParams(req, {"application", "stage", "status", "target"}));
                  DeploymentFilter f;
                  f.application = req.Query("application").value_or("");
                  f.stage = req.Query("stage").value_or("");
+                 f.target = req.Query("target").value_or("");
                  std::string statuses = req.Query("status").value_or("");
                  size_t start = 0;
                  while (start < statuses.size()) {

@@ -1,9 +1,14 @@
 #include "server/app/server_app.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "agents/deployer/archive.h"
 #include "server/api/auth.h"
@@ -23,7 +28,55 @@ namespace reprise {
 
 using RouteInfo = ServerApp::RouteInfo;
 
+namespace {
+
+// An exclusive flock on DATA/lock, held while the server runs (released when
+// the process ends, however it ends): two servers on one data directory
+// would run the same deployments twice and race on the same files.
+class DataDirLock {
+ public:
+  DataDirLock() = default;
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+  ~DataDirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Acquire(const std::filesystem::path& data_dir) {
+    const std::filesystem::path path = data_dir / "lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return IoError("cannot open " + path.string() + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      char pid[32] = {0};
+      ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+      ::close(fd);
+      if (err != EWOULDBLOCK)
+        return IoError("cannot lock " + path.string() + ": " + std::strerror(err));
+      std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      return FailedPrecondition("data directory " + data_dir.string() + " is in use by pid " +
+                                (holder.empty() ? "unknown" : holder));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 ||
+        ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      const int err = errno;
+      ::close(fd);
+      return IoError("cannot write " + path.string() + ": " + std::strerror(err));
+    }
+    fd_ = fd;
+    return Status::Ok();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
 struct ServerApp::Impl {
+  DataDirLock data_lock;  // first member: released after everything else is gone
   ServerOptions options;
   std::unique_ptr<Store> store;
   std::unique_ptr<BlobStore> blobs;
@@ -53,6 +106,7 @@ Status ServerApp::Start() {
   if (ec)
     return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
   ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
+  REPRISE_RETURN_IF_ERROR(impl_->data_lock.Acquire(o.data_dir));
 
   auto store = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
   if (!store.ok()) return store.status();

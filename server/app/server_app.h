@@ -63,6 +63,9 @@ class ServerApp {
   explicit ServerApp(ServerOptions options);
   ~ServerApp();
 
+  // Takes DATA/lock first (flock; the pid written into it): a second server
+  // on the same data directory fails with "data directory DIR is in use by
+  // pid N" before touching anything.
   Status Start();
   void Stop();
 

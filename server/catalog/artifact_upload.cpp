@@ -25,7 +25,8 @@ std::mutex& Catalog::BlobLock(const std::string& sha256) {
 Result<bool> Catalog::RemoveIfUnreferenced(const std::string& sha256) {
   auto referencing = options_.store->FindArtifactsBySha256(sha256);
   if (!referencing.ok()) return referencing.status();
-  if (!referencing->empty()) return false;
+  for (const auto& a : *referencing)
+    if (a.blob_removed_at == 0) return false;  // tombstones do not hold the bytes
   Status st = options_.blobs->Remove(sha256);
   if (st.code() == Code::kNotFound) return false;
   if (!st.ok()) return st;
@@ -70,12 +71,25 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
   // Immutability first: a clear answer, whatever the archive holds.
   auto existing = options_.store->GetArtifact(app, release, build, name);
   if (existing.ok()) {
-    if (existing->sha256 == finished->sha256) return UploadResult{*existing, false};
+    if (existing->sha256 == finished->sha256) {
+      if (existing->blob_removed_at == 0) return UploadResult{*existing, false, false};
+      return RestoreArtifact(actor, *existing, *writer);
+    }
+    if (existing->blob_removed_at != 0)
+      return Conflict("artifact '" + name + "' of build " + std::to_string(build) +
+                      " is recorded with sha256 " + existing->sha256 +
+                      " (its bytes were removed by retention; only the identical archive restores "
+                      "it); this upload has sha256 " +
+                      finished->sha256);
     return Conflict("artifact '" + name + "' of build " + std::to_string(build) +
                     " already exists with sha256 " + existing->sha256 +
                     "; artifacts are immutable (this upload has sha256 " + finished->sha256 + ")");
   }
   if (existing.status().code() != Code::kNotFound) return existing.status();
+  // A clear answer before scanning; the store checks again when recording.
+  if (b->sealed())
+    return FailedPrecondition("build " + release + " #" + std::to_string(build) +
+                              " is sealed: " + SealedReason(*b));
 
   auto manifest = (*scanner)->Finish(finished->temp_path);
   if (!manifest.ok()) return manifest.status().WithContext("artifact '" + name + "'");
@@ -126,10 +140,87 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
     if (!*added) {
       auto stored = options_.store->GetArtifact(app, release, build, name);
       if (!stored.ok()) return stored.status();
-      return UploadResult{*stored, false};
+      return UploadResult{*stored, false, false};
     }
   }
-  return UploadResult{rec, true};
+  return UploadResult{rec, true, false};
+}
+
+Result<Catalog::UploadResult> Catalog::RestoreArtifact(const std::string& actor,
+                                                       const ArtifactRecord& existing,
+                                                       BlobWriter& writer) {
+  // Under the blob's lock, as a new record: retention cannot remove the
+  // bytes between their commit and the tombstone being cleared.
+  std::lock_guard<std::mutex> lock(BlobLock(existing.sha256));
+  auto committed = options_.blobs->Commit(writer, existing.sha256);
+  if (!committed.ok()) return committed.status();
+  Store& store = *options_.store;
+  bool restored = false;
+  const std::string subject = existing.application + "/" + existing.release + "/" +
+                              std::to_string(existing.build) + "/" + existing.name;
+  Status st = store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(
+        restored, store.RestoreArtifactBlob(existing.application, existing.release, existing.build,
+                                            existing.name, existing.sha256));
+    if (!restored) return Status::Ok();  // another upload restored it first
+    return store.AppendAudit(AuditOf(actor, "artifact.restore", subject,
+                                     "sha256 " + existing.sha256 + ", " +
+                                         std::to_string(existing.size) +
+                                         " bytes stored again after retention removed them"));
+  });
+  if (!st.ok()) {
+    // Nothing was restored: the bytes just committed go again unless a live
+    // record (another build) references them.
+    auto cleanup = RemoveIfUnreferenced(existing.sha256);
+    if (!cleanup.ok())
+      return Status(st.code(), st.message() + " (and the blob " + existing.sha256 +
+                                   " it left could not be removed: " + cleanup.status().message() +
+                                   ")");
+    return st;
+  }
+  auto stored =
+      store.GetArtifact(existing.application, existing.release, existing.build, existing.name);
+  if (!stored.ok()) return stored.status();
+  return UploadResult{*stored, false, restored};
+}
+
+Result<BuildRecord> Catalog::SealBuild(const std::string& actor, const std::string& app,
+                                       const std::string& release, int64_t build) {
+  Store& store = *options_.store;
+  REPRISE_RETURN_IF_ERROR(store.Atomically([&]() -> Status {
+    REPRISE_ASSIGN_OR_RETURN(
+        bool sealed_now,
+        store.SealBuild(app, release, build, ToUnixMillis(options_.clock->Now()), actor));
+    if (!sealed_now) return Status::Ok();
+    return store.AppendAudit(AuditOf(actor, "build.seal",
+                                     app + "/" + release + "/" + std::to_string(build),
+                                     "no artifact can be added to it any more"));
+  }));
+  return store.GetBuild(app, release, build);
+}
+
+std::string ArtifactPath(const ArtifactRecord& a) {
+  return "/api/v1/applications/" + a.application + "/releases/" + a.release + "/builds/" +
+         std::to_string(a.build) + "/artifacts/" + a.name;
+}
+
+std::string RestoreHint(const ArtifactRecord& a) {
+  return "upload the identical archive (sha256 " + a.sha256 + ") to PUT " + ArtifactPath(a) +
+         " to restore it";
+}
+
+Status CheckBuildDeployable(Store& store, const std::string& app, const std::string& release,
+                            int64_t build) {
+  auto artifacts = store.ListArtifacts(app, release, build);
+  if (!artifacts.ok()) return artifacts.status();
+  for (const auto& a : *artifacts) {
+    if (a.blob_removed_at == 0) continue;
+    return FailedPrecondition("artifact '" + a.name + "' of build " + release + " #" +
+                              std::to_string(build) + " has no bytes: retention removed them at " +
+                              FormatRfc3339Utc(FromUnixMillis(a.blob_removed_at)) + "; " +
+                              RestoreHint(a));
+  }
+  return Status::Ok();
 }
 
 }  // namespace reprise

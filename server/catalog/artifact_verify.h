@@ -1,6 +1,7 @@
 // Verification of the artifact store as a whole: every blob re-hashed and its
 // mode checked (BlobStore::VerifyAll), and every artifact record checked for
-// its blob. Behind `reprise-server --verify` and POST /api/v1/admin/verify.
+// its blob (tombstones, whose bytes retention removed, are not expected to
+// have one). Behind `reprise-server --verify` and POST /api/v1/admin/verify.
 // Changes nothing.
 #pragma once
 

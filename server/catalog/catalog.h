@@ -24,6 +24,7 @@
 namespace reprise {
 
 class BlobStore;
+class BlobWriter;
 struct ArchiveLimits;
 
 struct CatalogOptions {
@@ -41,6 +42,18 @@ bool IsValidReleaseNumber(std::string_view number);
 
 // A stored spec's JSON with sensitive values replaced by "******".
 std::string MaskedSpecJson(const std::string& spec_json);
+
+// The API path an artifact is uploaded to (and downloaded from).
+std::string ArtifactPath(const ArtifactRecord& artifact);
+// How to bring a tombstoned artifact back: "upload the identical archive
+// (sha256 ...) to PUT <path>".
+std::string RestoreHint(const ArtifactRecord& artifact);
+// kFailedPrecondition naming the first artifact of the build whose blob
+// retention removed, and how to restore it; OK when every blob is there.
+// Deploying and previewing check it when requested (in the request's
+// transaction), not when the deployment runs.
+Status CheckBuildDeployable(Store& store, const std::string& app, const std::string& release,
+                            int64_t build);
 
 class Catalog {
  public:
@@ -66,7 +79,9 @@ class Catalog {
   // same time, through the archive scanner (ArchiveStreamScanner), then
   // records it as artifact `name` of the build. Immutability: the same name
   // with other bytes is kConflict and changes nothing; the identical bytes
-  // again is a no-op (`created` false). Unsafe archives and archives over
+  // again is a no-op (`created` false), or, when retention removed them,
+  // stores them again (`restored` true, audited as "artifact.restore"). A new
+  // name on a sealed build is kFailedPrecondition. Unsafe archives and archives over
   // `limits` are kUnsafe with the offending entry named; a body over
   // `max_bytes` is kTooLarge. If another upload
   // of other bytes records the artifact first, this one's blob is removed
@@ -74,6 +89,7 @@ class Catalog {
   struct UploadResult {
     ArtifactRecord artifact;
     bool created = false;
+    bool restored = false;
   };
   using ChunkReader = std::function<bool(const std::function<bool(const char*, size_t)>&)>;
   Result<UploadResult> UploadArtifact(const std::string& actor, const std::string& app,
@@ -81,7 +97,12 @@ class Catalog {
                                       const std::string& name, const ChunkReader& body,
                                       const ArchiveLimits& limits, uint64_t max_bytes);
 
-  // Removes blob `sha256` unless an artifact record references it, both
+  // Seals the build by hand: no artifact can be added to it any more.
+  // Audited ("build.seal") when it was not sealed by hand yet. Returns the build.
+  Result<BuildRecord> SealBuild(const std::string& actor, const std::string& app,
+                                const std::string& release, int64_t build);
+
+  // Removes blob `sha256` unless a live artifact record references it, both
   // under the blob's lock: an upload committing and recording the same bytes
   // happens wholly before (the blob is kept) or after (it stores the bytes
   // again). Retention removes blobs through this. True when removed; a blob
@@ -100,6 +121,9 @@ class Catalog {
   std::mutex& BlobLock(const std::string& sha256);
   // The caller holds BlobLock(sha256).
   Result<bool> RemoveIfUnreferenced(const std::string& sha256);
+  // Commits the upload's blob and clears the tombstone of `existing`.
+  Result<UploadResult> RestoreArtifact(const std::string& actor, const ArtifactRecord& existing,
+                                       BlobWriter& writer);
 
   CatalogOptions options_;
   std::array<std::mutex, 64> blob_locks_;

@@ -1,9 +1,41 @@
 // Catalog::PutApplication: the spec is parsed by the planner, then checked
-// against the environments and targets this server knows.
+// against the environments and targets this server knows, and against the
+// targets of the other applications (a target belongs to one application).
 #include "planner/app_spec.h"
 #include "server/catalog/catalog.h"
 
 namespace reprise {
+
+namespace {
+
+// kInvalidArgument when another application's current spec names one of
+// `spec`'s targets: two applications on one target would overwrite each
+// other's `current`. Run inside the save's transaction.
+Status CheckTargetsUnshared(Store& store, const std::string& name, const AppSpec& spec) {
+  constexpr int64_t kPageSize = 1000;
+  for (Page page{kPageSize, 0};; page.offset += kPageSize) {
+    REPRISE_ASSIGN_OR_RETURN(auto apps, store.ListApplications(page));
+    for (const auto& other : apps) {
+      if (other.name == name) continue;
+      auto other_spec = ParseAppSpec(other.spec_json, "application " + other.name);
+      if (!other_spec.ok())
+        return Internal("cannot read the spec of application '" + other.name +
+                        "': " + other_spec.status().message());
+      for (const auto& stage : spec.pipeline)
+        for (const auto& target : stage.targets)
+          for (const auto& other_stage : other_spec->pipeline)
+            for (const auto& taken : other_stage.targets)
+              if (taken == target)
+                return InvalidArgument("spec: stage '" + stage.stage + "': target '" + target +
+                                       "' is used by application '" + other.name + "' (stage '" +
+                                       other_stage.stage +
+                                       "'); a target belongs to one application");
+    }
+    if (static_cast<int64_t>(apps.size()) < kPageSize) return Status::Ok();
+  }
+}
+
+}  // namespace
 
 Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor,
                                                   const std::string& name,
@@ -46,6 +78,7 @@ Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor,
   Store& store = *options_.store;
   std::optional<ApplicationRecord> stored;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    REPRISE_RETURN_IF_ERROR(CheckTargetsUnshared(store, name, *spec));
     REPRISE_ASSIGN_OR_RETURN(stored, store.PutApplication(rec));
     return store.AppendAudit(
         AuditOf(actor, "application.put", name,

@@ -135,7 +135,7 @@ struct Candidate {
 std::string ShortHash(const std::string& sha) { return sha.substr(0, 12); }
 
 std::string AuditSummary(const RetentionDecision& d) {
-  std::string s = "artifacts deleted:";
+  std::string s = "artifact bytes removed, records kept:";
   bool first = true;
   for (const auto& a : d.artifacts) {
     s += (first ? " " : ", ") + a.name + " (" + ShortHash(a.sha256) + ", " +
@@ -189,8 +189,11 @@ Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clo
   std::vector<Candidate> candidates;
   std::map<std::string, std::vector<size_t>> refs;  // sha256 -> candidates referencing it
   for (const auto& b : builds) {
-    REPRISE_ASSIGN_OR_RETURN(auto artifacts,
+    REPRISE_ASSIGN_OR_RETURN(auto recorded,
                              store.ListArtifacts(b.application, b.release, b.number));
+    std::vector<ArtifactRecord> artifacts;  // those whose bytes are still there
+    for (auto& a : recorded)
+      if (a.blob_removed_at == 0) artifacts.push_back(std::move(a));
     if (artifacts.empty()) continue;
     Candidate c;
     c.key = {b.application, b.release, b.number};
@@ -261,12 +264,21 @@ Result<RetentionReport> ApplyRetention(Store& store, BlobStore& blobs, const Clo
 
   Status failure;
   if (!dry_run) {
-    for (const auto& c : candidates) {
+    for (auto& c : candidates) {
       if (c.decision.keep) continue;
-      Status st = store.DeleteArtifacts(c.key.app, c.key.release, c.key.build);
-      if (!st.ok()) {
-        failure = st.WithContext("deleting the artifacts of " + Describe(c.key));
+      // The records stay (tombstones); only the bytes go. A deployment
+      // requested since protection was read keeps the build, decided in the
+      // same transaction as the request (Store::MarkArtifactBlobsRemoved).
+      auto marked =
+          store.MarkArtifactBlobsRemoved(c.key.app, c.key.release, c.key.build, report.at);
+      if (!marked.ok()) {
+        failure = marked.status().WithContext("removing the artifacts of " + Describe(c.key));
         break;
+      }
+      if (!*marked) {
+        c.decision.keep = true;
+        c.decision.reasons = {"a deployment of it was requested during the run"};
+        continue;
       }
       report.deleted.push_back(c.decision);
     }

@@ -18,11 +18,14 @@
 //      its release (by build number, counting every build of the release), OR
 //      younger than `keep_days` days (created_at > now - keep_days * 24 h).
 //      0 disables a rule (it then keeps nothing).
-//   3. Everything else is deleted: the build's artifact records go
-//      (Store::DeleteArtifacts; the build record stays, as history, with an
-//      empty artifact list), then every blob that no artifact record
-//      references any more is removed from the BlobStore. A blob shared with
-//      a build that keeps its artifacts is never removed.
+//   3. Everything else is deleted: the build's artifact records are marked
+//      as tombstones (Store::MarkArtifactBlobsRemoved: name, sha256, size and
+//      manifest stay, so only the identical bytes can ever be stored under
+//      them again, which restores the build exactly), then every blob that no
+//      live artifact record references any more is removed from the
+//      BlobStore. A blob shared with a build that keeps its artifacts is never
+//      removed. A build whose artifacts are all tombstones is not considered
+//      again.
 //
 // With both policy rules at 0 and keep_rollback_candidates 0, only what the
 // targets hold (and pending deployments) survives.

@@ -1351,9 +1351,6 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   if (choice == "as-deployed" && !kind->succeeded_before)
     return InvalidArgument(BuildLabel(release, build) + " has never succeeded on " + req.stage +
                            ", so there is no 'as-deployed' context: use \"current\"");
-  auto artifacts = store.ListArtifacts(app, release, build);
-  if (!artifacts.ok()) return artifacts.status();
-
   DeploymentRecord d;
   d.application = app;
   d.release = release;
@@ -1376,6 +1373,9 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   std::string what = d.kind + " of " + BuildLabel(release, build) + " to " + d.stage;
   int64_t id = 0;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
+    // In the request's transaction: retention marks a build's bytes removed
+    // only when no deployment of it is pending, in its own transaction.
+    REPRISE_RETURN_IF_ERROR(CheckBuildDeployable(store, app, release, build));
     REPRISE_ASSIGN_OR_RETURN(auto created, store.CreateDeployment(d));
     id = created.id;
     REPRISE_RETURN_IF_ERROR(store.AppendAudit(

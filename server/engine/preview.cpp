@@ -7,6 +7,7 @@
 #include "agents/deployer/archive.h"
 #include "planner/executor.h"
 #include "planner/plan.h"
+#include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/engine/engine_internal.h"
 
@@ -104,6 +105,7 @@ Result<Preview> DeploymentEngine::PreviewDeployment(const std::string& app,
   Store& store = *engine_store();
   auto b = store.GetBuild(app, release, build);
   if (!b.ok()) return b.status();
+  REPRISE_RETURN_IF_ERROR(CheckBuildDeployable(store, app, release, build));
   auto spec = ReleaseSpec(store, app, release);
   if (!spec.ok()) return spec.status();
   const StageSpec* stage = spec->FindStage(stage_name);

@@ -265,6 +265,15 @@ BEGIN
            AND excluded.deployment_id > stage_builds.deployment_id);
 END;
 )sql",
+      // 8: retention keeps artifact records as tombstones (the bytes go, the
+      // record and its hash stay); builds sealed by hand; a build's
+      // deployments (which seal it) found by build.
+      R"sql(
+ALTER TABLE artifacts ADD COLUMN blob_removed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE builds ADD COLUMN sealed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE builds ADD COLUMN sealed_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX deployments_by_build ON deployments(application, release, build, id);
+)sql",
   };
   return kMigrations;
 }

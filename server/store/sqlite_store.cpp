@@ -23,6 +23,15 @@ const char* RoleName(Role role) {
   return "viewer";
 }
 
+std::string SealedReason(const BuildRecord& build) {
+  if (build.sealed_at != 0)
+    return "sealed by " + build.sealed_by + " at " +
+           FormatRfc3339Utc(FromUnixMillis(build.sealed_at));
+  if (build.first_deployment_id != 0)
+    return "deployed in #" + std::to_string(build.first_deployment_id);
+  return "";
+}
+
 std::optional<Role> ParseRole(std::string_view name) {
   if (name == "viewer") return Role::kViewer;
   if (name == "deployer") return Role::kDeployer;
@@ -317,8 +326,7 @@ class SqliteStore final : public Store {
   Result<BuildRecord> GetBuild(const std::string& app, const std::string& release,
                                int64_t number) override {
     return One<BuildRecord>(
-        "SELECT application, release, number, variables_json, created_at, created_by FROM builds "
-        "WHERE application=? AND release=? AND number=?",
+        std::string(kBuildColumns) + " WHERE application=? AND release=? AND number=?",
         [&](SQLite::Statement& q) {
           q.bind(1, app);
           q.bind(2, release);
@@ -330,14 +338,36 @@ class SqliteStore final : public Store {
   Result<std::vector<BuildRecord>> ListBuilds(const std::string& app, const std::string& release,
                                              const Page& page) override {
     return Many<BuildRecord>(
-        "SELECT application, release, number, variables_json, created_at, created_by FROM builds "
-        "WHERE application=? AND release=? ORDER BY number DESC LIMIT ? OFFSET ?",
+        std::string(kBuildColumns) +
+            " WHERE application=? AND release=? ORDER BY number DESC LIMIT ? OFFSET ?",
         [&](SQLite::Statement& q) {
           q.bind(1, app);
           q.bind(2, release);
           BindPage(q, 3, page);
         },
         ReadBuild);
+  }
+
+  Result<bool> SealBuild(const std::string& app, const std::string& release, int64_t number,
+                         int64_t at, const std::string& by) override {
+    bool sealed = false;
+    Status st = Write("seal build", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE builds SET sealed_at=?, sealed_by=? WHERE application=? AND "
+                          "release=? AND number=? AND sealed_at=0");
+      q.bind(1, at);
+      q.bind(2, by);
+      q.bind(3, app);
+      q.bind(4, release);
+      q.bind(5, number);
+      sealed = q.exec() > 0;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    if (sealed) return true;
+    auto b = GetBuild(app, release, number);
+    if (!b.ok()) return b.status();
+    return false;
   }
 
   // ---- artifacts
@@ -358,6 +388,13 @@ class SqliteStore final : public Store {
                           "; artifacts are immutable");
         return Status::Ok();
       }
+      // In the same transaction as the insert: a deployment requested
+      // concurrently commits wholly before (sealed) or after (it deploys this).
+      auto build = GetBuild(a.application, a.release, a.build);
+      if (!build.ok()) return build.status();
+      if (build->sealed())
+        return FailedPrecondition("build " + a.release + " #" + std::to_string(a.build) +
+                                  " is sealed: " + SealedReason(*build));
       SQLite::Statement q(*db_,
                           "INSERT INTO artifacts(application, release, build, name, sha256, size, "
                           "file_count, manifest_json, created_at, created_by) "
@@ -378,6 +415,51 @@ class SqliteStore final : public Store {
     });
     if (!st.ok()) return st;
     return added;
+  }
+  Result<bool> RestoreArtifactBlob(const std::string& app, const std::string& release,
+                                   int64_t build, const std::string& name,
+                                   const std::string& sha256) override {
+    bool restored = false;
+    Status st = Write("restore artifact", [&] {
+      SQLite::Statement q(*db_,
+                          "UPDATE artifacts SET blob_removed_at=0 WHERE application=? AND "
+                          "release=? AND build=? AND name=? AND sha256=? AND blob_removed_at!=0");
+      q.bind(1, app);
+      q.bind(2, release);
+      q.bind(3, build);
+      q.bind(4, name);
+      q.bind(5, sha256);
+      restored = q.exec() > 0;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return restored;
+  }
+  Result<bool> MarkArtifactBlobsRemoved(const std::string& app, const std::string& release,
+                                        int64_t build, int64_t at) override {
+    bool marked = false;
+    Status st = Write("mark artifact blobs removed", [&] {
+      SQLite::Statement pending(*db_,
+                                "SELECT 1 FROM deployments WHERE application=? AND release=? AND "
+                                "build=? AND status IN ('scheduled','waiting','queued','running') "
+                                "LIMIT 1");
+      pending.bind(1, app);
+      pending.bind(2, release);
+      pending.bind(3, build);
+      if (pending.executeStep()) return Status::Ok();
+      SQLite::Statement q(*db_,
+                          "UPDATE artifacts SET blob_removed_at=? WHERE application=? AND "
+                          "release=? AND build=? AND blob_removed_at=0");
+      q.bind(1, at);
+      q.bind(2, app);
+      q.bind(3, release);
+      q.bind(4, build);
+      q.exec();
+      marked = true;
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return marked;
   }
   Result<ArtifactRecord> GetArtifact(const std::string& app, const std::string& release,
                                      int64_t build, const std::string& name) override {
@@ -407,8 +489,8 @@ class SqliteStore final : public Store {
   }
   Result<std::vector<std::string>> ReferencedBlobs() override {
     return Many<std::string>(
-        "SELECT DISTINCT sha256 FROM artifacts ORDER BY sha256", [](SQLite::Statement&) {},
-        [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
+        "SELECT DISTINCT sha256 FROM artifacts WHERE blob_removed_at=0 ORDER BY sha256",
+        [](SQLite::Statement&) {}, [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
   }
   Result<std::vector<ArtifactRecord>> FindArtifactsBySha256(const std::string& sha256) override {
     // artifacts_by_sha serves the lookup.
@@ -433,8 +515,7 @@ class SqliteStore final : public Store {
   }
   Result<std::vector<BuildRecord>> ListAllBuilds() override {
     return Many<BuildRecord>(
-        "SELECT application, release, number, variables_json, created_at, created_by FROM builds "
-        "ORDER BY created_at, application, release, number",
+        std::string(kBuildColumns) + " ORDER BY created_at, application, release, number",
         [](SQLite::Statement&) {}, ReadBuild);
   }
 
@@ -478,7 +559,8 @@ class SqliteStore final : public Store {
   Result<std::vector<DeploymentRecord>> ListDeployments(const DeploymentFilter& f,
                                                        const Page& page) override {
     std::string sql = std::string(kDeploymentColumns) +
-                      " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2)";
+                      " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
+                      "(?3 = '' OR instr(',' || targets_csv || ',', ',' || ?3 || ',') > 0)";
     if (!f.statuses.empty()) {
       sql += " AND status IN (";
       for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
@@ -490,7 +572,8 @@ class SqliteStore final : public Store {
         [&](SQLite::Statement& q) {
           q.bind(1, f.application);
           q.bind(2, f.stage);
-          int i = 3;
+          q.bind(3, f.target);
+          int i = 4;
           for (const auto& st : f.statuses) q.bind(i++, st);
           BindPage(q, i, page);
         },
@@ -1072,7 +1155,12 @@ class SqliteStore final : public Store {
  private:
   static constexpr const char* kArtifactColumns =
       "SELECT application, release, build, name, sha256, size, file_count, manifest_json, "
-      "created_at, created_by FROM artifacts";
+      "created_at, created_by, blob_removed_at FROM artifacts";
+  static constexpr const char* kBuildColumns =
+      "SELECT application, release, number, variables_json, created_at, created_by, sealed_at, "
+      "sealed_by, COALESCE((SELECT MIN(d.id) FROM deployments d WHERE d.application="
+      "builds.application AND d.release=builds.release AND d.build=builds.number), 0) "
+      "FROM builds";
 
   static constexpr const char* kDeploymentColumns =
       "SELECT id, application, release, build, stage, kind, status, COALESCE(scheduled_at, 0), "
@@ -1135,13 +1223,14 @@ class SqliteStore final : public Store {
   }
   static BuildRecord ReadBuild(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
-            q.getColumn(3).getString(), q.getColumn(4).getInt64(), q.getColumn(5).getString()};
+            q.getColumn(3).getString(), q.getColumn(4).getInt64(),  q.getColumn(5).getString(),
+            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64()};
   }
   static ArtifactRecord ReadArtifact(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
             q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getInt64(), q.getColumn(7).getString(), q.getColumn(8).getInt64(),
-            q.getColumn(9).getString()};
+            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64(),
+            q.getColumn(9).getString(), q.getColumn(10).getInt64()};
   }
   static UserRecord ReadUser(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), ParseRole(q.getColumn(1).getString()).value_or(Role::kViewer),

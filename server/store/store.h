@@ -93,7 +93,18 @@ struct BuildRecord {
   std::string variables_json = "{}";
   int64_t created_at = 0;
   std::string created_by;
+  // Sealed by hand (POST .../seal); 0: not.
+  int64_t sealed_at = 0;
+  std::string sealed_by = "";
+  // Read only: the build's first deployment (0: none). Requesting one seals it.
+  int64_t first_deployment_id = 0;
+
+  bool sealed() const { return sealed_at != 0 || first_deployment_id != 0; }
 };
+
+// Why a sealed build takes no artifacts: "sealed by alice at <time>" or
+// "deployed in #7"; empty when it is not sealed.
+std::string SealedReason(const BuildRecord& build);
 
 struct ArtifactRecord {
   std::string application;
@@ -106,6 +117,9 @@ struct ArtifactRecord {
   std::string manifest_json;
   int64_t created_at = 0;
   std::string created_by;
+  // When retention removed the bytes (0: present). The record stays as a
+  // tombstone: only the identical bytes can be stored under it again.
+  int64_t blob_removed_at = 0;
 };
 
 struct UserRecord {
@@ -163,6 +177,7 @@ struct DeploymentFilter {
   std::string stage;
   std::vector<std::string> statuses;  // any of; empty: all
   bool oldest_first = false;          // default: newest first
+  std::string target = "";            // requested with this target among its targets
 };
 
 // Where one due scheduled deployment goes when it fires.
@@ -288,25 +303,44 @@ class Store {
                                                      const std::string& release,
                                                      const Page& page) = 0;
 
+  // Seals the build by hand (idempotent). Returns true when sealed now, false
+  // when it was sealed by hand already; kNotFound for an unknown build.
+  virtual Result<bool> SealBuild(const std::string& app, const std::string& release, int64_t number,
+                                 int64_t at, const std::string& by) = 0;
+
   // Immutability lives here: the same (build, name) with another sha256 is
-  // kConflict; with the same sha256 it is a no-op that returns false.
+  // kConflict (also when its blob was removed); with the same sha256 it is a
+  // no-op that returns false. A new name on a sealed build (BuildRecord::
+  // sealed(), checked in the same transaction) is kFailedPrecondition.
   // Returns true when the record was added.
   virtual Result<bool> AddArtifact(const ArtifactRecord& artifact) = 0;
+  // Clears the tombstone of artifact `name` when it records `sha256` and its
+  // blob was removed; true when it did (the caller has stored the bytes).
+  virtual Result<bool> RestoreArtifactBlob(const std::string& app, const std::string& release,
+                                           int64_t build, const std::string& name,
+                                           const std::string& sha256) = 0;
+  // Retention: marks the blobs of the build's artifacts removed at `at`,
+  // keeping the records, unless a deployment of the build is still to run
+  // (scheduled, waiting, queued, running); then changes nothing and returns
+  // false.
+  virtual Result<bool> MarkArtifactBlobsRemoved(const std::string& app, const std::string& release,
+                                                int64_t build, int64_t at) = 0;
   virtual Result<ArtifactRecord> GetArtifact(const std::string& app, const std::string& release,
                                              int64_t build, const std::string& name) = 0;
   virtual Result<std::vector<ArtifactRecord>> ListArtifacts(const std::string& app,
                                                            const std::string& release,
                                                            int64_t build) = 0;
-  // Removes a build's artifact records (retention); the blobs are removed by
-  // the caller once no record refers to them.
+  // Removes a build's artifact records. Retention does not use it: it keeps
+  // the records (MarkArtifactBlobsRemoved).
   virtual Status DeleteArtifacts(const std::string& app, const std::string& release,
                                  int64_t build) = 0;
   // Every build of every application, oldest first (retention).
   virtual Result<std::vector<BuildRecord>> ListAllBuilds() = 0;
-  // Every sha256 still referenced by an artifact record.
+  // Every sha256 referenced by an artifact record whose blob is not removed.
   virtual Result<std::vector<std::string>> ReferencedBlobs() = 0;
   // Every artifact record of these bytes (the same archive uploaded under
-  // several builds or names), oldest first; empty when there is none.
+  // several builds or names), tombstones included, oldest first; empty when
+  // there is none.
   virtual Result<std::vector<ArtifactRecord>> FindArtifactsBySha256(const std::string& sha256) = 0;
 
   // kAlreadyExists when taken.

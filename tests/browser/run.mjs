@@ -506,9 +506,11 @@ step('agents page: the local agent is listed online and approved', async () => {
 });
 
 step('a plan paused at a manual step is continued from the approvals inbox by a deployer', async () => {
+  // A target of its own: int-web belongs to shop.
+  await api('PUT', '/targets/checks-web', { environment: 'Integration', agent: 'local', path: join(dataDir, 'targets', 'checks-web') });
   await api('PUT', '/applications/checks', {
     description: 'a plan with a manual step',
-    pipeline: [{ stage: 'Checks', environment: 'Integration', targets: ['int-web'], plan: 'checked' }],
+    pipeline: [{ stage: 'Checks', environment: 'Integration', targets: ['checks-web'], plan: 'checked' }],
     plans: { checked: '- manual: { message: "Check the smoke tests", role: deployer }\n- log: "checked"\n' },
   });
   await api('POST', '/applications/checks/releases', { number: '1.0' });

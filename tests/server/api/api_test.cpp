@@ -172,10 +172,14 @@ TEST_CASE("the spec is accepted as JSON too") {
   TestServer server;
   auto admin = server.Admin();
   Seed(admin);
+  // A target of its own: int-web belongs to shop.
+  REQUIRE(admin.Put("/api/v1/targets/api-web",
+                    R"({"environment":"Integration","agent":"a1","path":"/srv/api"})")
+              .status == 200);
   json spec = {{"pipeline",
                 {{{"stage", "Integration"},
                   {"environment", "Integration"},
-                  {"targets", {"int-web"}},
+                  {"targets", {"api-web"}},
                   {"plan", "p"}}}},
                {"plans", {{"p", "- log: hello\n"}}}};
   auto r = admin.Put("/api/v1/applications/api", spec.dump(), "application/json");

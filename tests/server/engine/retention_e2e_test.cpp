@@ -123,12 +123,14 @@ TEST_CASE("retention with every rule at 0 keeps what the targets hold; rollback 
     CHECK(again.body == b1.body);
     CHECK(Sha256Hex(again.body) == sha1);
     CHECK(admin.Get(PipelineFixture::BuildPath(2) + "/artifacts/web").status == 200);
-    // The deleted builds stay as history, without artifacts.
+    // The deleted builds stay, their artifact records as tombstones without bytes.
     CHECK(admin.Get(PipelineFixture::BuildPath(3) + "/artifacts/web").status == 404);
     CHECK(admin.Get(PipelineFixture::BuildPath(4) + "/artifacts/web").status == 404);
     auto build4 = admin.Get(PipelineFixture::BuildPath(4));
     REQUIRE(build4.status == 200);
-    CHECK(Body(build4)["artifacts"].empty());
+    REQUIRE(Body(build4)["artifacts"].size() == 1);
+    CHECK(Body(build4)["artifacts"][0]["sha256"] == sha4);
+    CHECK(Body(build4)["artifacts"][0]["blob_removed"] == true);
     auto audit = Body(admin.Get("/api/v1/audit?action=artifact.retention"));
     std::set<std::string> subjects;
     for (const auto& e : audit["items"]) subjects.insert(e["subject"].get<std::string>());
