@@ -104,7 +104,7 @@ TEST_CASE("reprise-server --local-agent-root DIR moves the local agent's root") 
     args.push_back("--local-agent-root");
     ServerProcess missing(args, tmp.path() / "usage.log", ServerProcess::Until::kSpawned);
     CHECK(missing.Wait() == 2);
-    CHECK(missing.Log().find("--local-agent-root needs a directory") != std::string::npos);
+    CHECK(missing.Log().find("--local-agent-root needs a value") != std::string::npos);
   }
   auto args = base;
   args.insert(args.end(), {"--local-agent-root", root.string()});
