@@ -17,7 +17,7 @@ bool Has(const std::string& text, const std::string& needle) {
 
 class TwoAgentFixture {
  public:
-  // `far_root_under_a_file`: far-web's root is below a regular file, so it
+  // `far_root_under_a_file`: web-far's root is below a regular file, so it
   // can never be created.
   explicit TwoAgentFixture(bool far_root_under_a_file = false)
       : clock_(FromUnixMillis(1'800'000'000'000)) {
@@ -34,7 +34,7 @@ class TwoAgentFixture {
     REQUIRE(admin.Put("/api/v1/environments/Integration", R"({"variables":{}})").status == 200);
     for (auto [target, agent, path] :
          {std::tuple{"near-web", "near", (RootOf("near") / "web").string()},
-          std::tuple{"far-web", "far", far_path}}) {
+          std::tuple{"web-far", "far", far_path}}) {
       json t = {{"environment", "Integration"}, {"agent", agent}, {"path", path}};
       REQUIRE(admin.Put(std::string("/api/v1/targets/") + target, t.dump()).status == 200);
     }
@@ -42,7 +42,7 @@ class TwoAgentFixture {
 pipeline:
   - stage: Integration
     environment: Integration
-    targets: [near-web, far-web]
+    targets: [near-web, web-far]
     plan: deploy
 plans:
   deploy: |
@@ -176,11 +176,11 @@ TEST_CASE("test-connection names the target whose agent is not connected") {
   CHECK(near["free_bytes"].get<uint64_t>() > 0);
   CHECK(near["needed_bytes"] == 0);
   CHECK(near["problem"] == "");
-  json far = TargetIn(report, "far-web");
+  json far = TargetIn(report, "web-far");
   CHECK(far["agent"] == "far");
   CHECK(far["connected"] == false);
   CHECK(far["writable"] == false);
-  CHECK(far["problem"] == "agent 'far' of target 'far-web' is not connected");
+  CHECK(far["problem"] == "agent 'far' of target 'web-far' is not connected");
   // The probe leaves nothing behind in the root it wrote to.
   for (const auto& e : fs::directory_iterator(f.RootOf("near") / "web"))
     CHECK_MESSAGE(e.path().filename().string().rfind(".reprise-probe", 0) != 0, e.path());
@@ -210,7 +210,7 @@ TEST_CASE("test-connection names the target whose agent is not connected") {
                               {"test-connection", "shop", "Integration"});
     CHECK_MESSAGE(code == 1, out);
     CHECK(Has(out, "near-web"));
-    CHECK(Has(out, "agent 'far' of target 'far-web' is not connected"));
+    CHECK(Has(out, "agent 'far' of target 'web-far' is not connected"));
     f.StartAgent("far");
     auto [ok_code, ok_out] = RunCli(f.scratch(), f.server().port(), kAdminToken,
                                     {"test-connection", "shop", "Integration"});
@@ -236,7 +236,7 @@ TEST_CASE("a deployment waits for a disconnected agent with gate `agents`, then 
     if (g["gate"] == "agents") {
       gate_seen = true;
       CHECK(g["holds"] == false);
-      CHECK(g["detail"] == "agent 'far' of target 'far-web' is not connected");
+      CHECK(g["detail"] == "agent 'far' of target 'web-far' is not connected");
     }
   CHECK(gate_seen);
   REQUIRE(WaitUntil([&] { return Has(f.LogText(id), "waiting for gates: agents: agent 'far'"); }));
@@ -261,23 +261,23 @@ TEST_CASE("a deployment waiting for an agent expires after its expiry window") {
   f.WaitStatus(id, "waiting");
   f.clock().Advance(std::chrono::hours(2));  // past the default hour
   json d = f.WaitStatus(id, "expired");
-  CHECK(Has(d["error"].get<std::string>(), "agent 'far' of target 'far-web' is not connected"));
+  CHECK(Has(d["error"].get<std::string>(), "agent 'far' of target 'web-far' is not connected"));
   CHECK(Untouched(f.RootOf("near") / "web"));
 }
 
 TEST_CASE("a target root that cannot be written fails the deployment before any target changes") {
-  // far-web's root lies under a regular file: no directory can be made there
+  // web-far's root lies under a regular file: no directory can be made there
   // (not even by root, whom permissions would not stop).
   TwoAgentFixture f(/*far_root_under_a_file=*/true);
   f.StartAgent("near");
   f.StartAgent("far");
   auto report = Body(f.Deployer().Post(kTestConnection, ""));
   CHECK(report["ok"] == false);
-  json far = TargetIn(report, "far-web");
+  json far = TargetIn(report, "web-far");
   CHECK(far["connected"] == true);
   CHECK(far["writable"] == false);
   CHECK(
-      Has(far["problem"].get<std::string>(), "target 'far-web' cannot be written by agent 'far'"));
+      Has(far["problem"].get<std::string>(), "target 'web-far' cannot be written by agent 'far'"));
   CHECK(TargetIn(report, "near-web")["problem"] == "");
 
   auto admin = f.Admin();
@@ -286,7 +286,7 @@ TEST_CASE("a target root that cannot be written fails the deployment before any 
   const int64_t id = Body(req)["id"];
   json d = f.WaitStatus(id, "failed");
   CHECK(Has(d["error"].get<std::string>(), "nothing was changed"));
-  CHECK(Has(d["error"].get<std::string>(), "target 'far-web' cannot be written by agent 'far'"));
+  CHECK(Has(d["error"].get<std::string>(), "target 'web-far' cannot be written by agent 'far'"));
   CHECK(Has(f.LogText(id), "is not a directory"));
   CHECK(d["started_at"].is_null());  // no step ran
   CHECK(Untouched(f.RootOf("near") / "web"));
