@@ -364,7 +364,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     }
     if (o.hub != nullptr && StagePlanNeeds(*spec, *stage).touches_targets) {
       gates.push_back(AgentsGate(*o.hub, SplitCsv(d->targets_csv)));
-      if (AgentsWaitExpired(*d, gates.back())) {
+      if (AgentsWaitExpired(*d, gates)) {
         out.kind = GateDecision::Kind::kExpire;
         out.text = "its targets' agents were not back within its expiry window of " +
                    std::to_string(d->expires_after_ms / kMillisPerSecond) +
@@ -429,8 +429,13 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   // A deployment waiting for its targets' agents expires like a scheduled one
   // that could not start: expires_after past the time it was due.
-  bool AgentsWaitExpired(const DeploymentRecord& d, const GateState& agents) const {
+  // Only when nothing else holds it back (approvals and windows wait as long as
+  // they take).
+  bool AgentsWaitExpired(const DeploymentRecord& d, const std::vector<GateState>& gates) const {
+    const GateState& agents = gates.back();
     if (agents.holds || d.expires_after_ms <= 0) return false;
+    for (size_t i = 0; i + 1 < gates.size(); ++i)
+      if (!gates[i].holds) return false;
     int64_t due = d.scheduled_at != 0 ? d.scheduled_at : d.created_at;
     return Now() - due > d.expires_after_ms;
   }

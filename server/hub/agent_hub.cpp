@@ -885,7 +885,8 @@ struct AgentHub::Impl {
   }
 
   Result<std::string> Request(const std::shared_ptr<Conn>& c, MessageType type,
-                              const std::string& path, std::string payload) {
+                              const std::string& path, std::string payload,
+                              std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
     auto req = std::make_shared<PendingReq>();
     req->conn_id = c->id;
     uint64_t id = next_id++;
@@ -912,7 +913,8 @@ struct AgentHub::Impl {
     {
       std::unique_lock<std::mutex> lk(req->m);
       bool finished =
-          req->cv.wait_for(lk, o.request_timeout, [&] { return req->done || req->lost; });
+          req->cv.wait_for(lk, timeout.value_or(o.request_timeout),
+                           [&] { return req->done || req->lost; });
       if (!finished) {
         out = Timeout("agent " + c->name + " did not answer in time");
       } else if (req->lost && !req->done) {
@@ -1126,7 +1128,8 @@ Result<TargetProbe> AgentHub::Probe(const std::string& target) {
   } else {
     Status why;
     auto c = im.OnlineConn(rec.agent, &why);
-    body = c ? im.Request(c, MessageType::kProbeRequest, rec.path, "") : Result<std::string>(why);
+    body = c ? im.Request(c, MessageType::kProbeRequest, rec.path, "", im.o.probe_timeout)
+             : Result<std::string>(why);
   }
   probe.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - start)

@@ -67,6 +67,9 @@ struct AgentHubOptions {
   std::function<void(const std::string&)> log;
   // How long GetTargetState/Validate wait for an agent's answer.
   std::chrono::milliseconds request_timeout{120000};
+  // How long a probe (test connection) waits for an agent's answer: it only
+  // writes one byte, and a deployment waits for it before it starts.
+  std::chrono::milliseconds probe_timeout{10000};
 };
 
 struct AgentStatus {
