@@ -470,6 +470,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
         return false;
       }
     }
+    {
+      std::lock_guard lock(mu);  // the server began stopping meanwhile: it stays queued
+      if (stopping) return false;
+    }
     auto moved = store->TransitionDeployment(d->id, {"queued"}, "running", Now());
     return moved.ok() && *moved;
   }
