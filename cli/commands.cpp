@@ -42,6 +42,7 @@ commands:
   reject ID [--comment C]                   reject it
   cancel ID [--comment C]                   cancel a deployment that has not finished
   validate TARGET                           are the target's files exactly its build's?
+  test-connection APP STAGE                 can every target of the stage be deployed to?
   version                                   print the CLI's version
 
 options:
@@ -51,7 +52,8 @@ options:
 
 exit status: 0 ok; 1 an error, or a deployment (deploy --wait, log --follow)
 that did not succeed; 2 a usage error. validate: 0 the files match, 1 they
-differ, 2 they could not be checked (or a usage error).
+differ, 2 they could not be checked (or a usage error). test-connection: 0
+every target is ready, 1 a target has a problem, 2 they could not be checked.
 )";
 
 // ---------------------------------------------------------------- plumbing
@@ -804,6 +806,45 @@ Outcome Validate(Ctx& c) {
   return Outcome::Exit(kValidateDiffers);
 }
 
+// test-connection APP STAGE: every target's agent connected and approved,
+// its root writable, its free space.
+Outcome TestConnection(Ctx& c) {
+  const auto& p = c.args.positional;
+  Json body = Json::object();
+  auto r = Call(c.client, "POST",
+                "/api/v1/applications/" + PathSegment(p[1]) + "/stages/" + PathSegment(p[2]) +
+                    "/test-connection",
+                &body);
+  if (!r.ok()) {
+    c.err << "error: " << r.status().message() << "\n";
+    return Outcome::Exit(kValidateTrouble);
+  }
+  const bool ok = r->value("ok", false);
+  if (c.json) {
+    c.out << Pretty(*r) << "\n";
+    return ok ? Outcome::Ok() : Outcome::Exit(kValidateDiffers);
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"TARGET", "AGENT", "CONNECTED", "VERSION", "LATENCY", "WRITABLE", "FREE"}};
+  std::vector<std::string> problems;
+  for (const auto& t : r->value("targets", Json::array())) {
+    const bool connected = t.value("connected", false) && t.value("approved", false);
+    const bool answered = connected;  // else nothing was probed
+    rows.push_back({Str(t, "target"), Str(t, "agent"),
+                    connected ? "yes" : (t.value("connected", false) ? "not approved" : "no"),
+                    Str(t, "version", "-"),
+                    answered ? std::to_string(Int(t, "latency_ms")) + " ms" : "-",
+                    answered ? (t.value("writable", false) ? "yes" : "no") : "-",
+                    answered ? FormatBytes(static_cast<double>(Int(t, "free_bytes"))) : "-"});
+    if (!Str(t, "problem").empty()) problems.push_back(Str(t, "problem"));
+  }
+  PrintTable(c.out, rows);
+  c.out << (ok ? "ok: every target of " : "problem: not every target of ") << p[1] << " " << p[2]
+        << " can be deployed to\n";
+  for (const auto& problem : problems) c.out << "  " << problem << "\n";
+  return ok ? Outcome::Ok() : Outcome::Exit(kValidateDiffers);
+}
+
 // ---------------------------------------------------------------- dispatch
 
 struct Command {
@@ -847,6 +888,7 @@ const std::vector<Command>& Commands() {
        "reprise deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]"},
       {{"log"}, 1, {"follow"}, Log, "reprise log ID [--follow]"},
       {{"validate"}, 1, {}, Validate, "reprise validate TARGET"},
+      {{"test-connection"}, 2, {}, TestConnection, "reprise test-connection APP STAGE"},
       {{"approve"},
        1,
        {"comment"},

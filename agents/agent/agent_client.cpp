@@ -351,6 +351,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         }
         case MessageType::kStateRequest:
         case MessageType::kValidateRequest:
+        case MessageType::kProbeRequest:
           return OnRequest(s, type, h, std::move(f.payload));
         default:
           return s->ch->Close("protocol violation: unexpected " + h.value("type", "?"));
@@ -573,6 +574,10 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         auto st = self->runner.State(target_path);
         body = st.ok() ? Result<std::string>(TargetStateToJson(*st))
                        : Result<std::string>(st.status());
+      } else if (type == MessageType::kProbeRequest) {
+        auto probe = self->runner.Probe(target_path);
+        body = probe.ok() ? Result<std::string>(ProbeReportToJson(*probe))
+                          : Result<std::string>(probe.status());
       } else {
         auto manifest = ManifestFromJson(payload);
         if (!manifest.ok()) {

@@ -1008,6 +1008,14 @@ Result<ValidationReport> AgentRunner::Validate(std::string_view target_path,
   return ValidateTree(l.releases() / name, manifest);
 }
 
+Result<ProbeReport> AgentRunner::Probe(std::string_view target_path) {
+  // No root lock: the probe's own file sits beside .reprise/, so it neither
+  // waits for nor disturbs a deployment running there.
+  auto root = ResolveTargetRoot(target_path);
+  if (!root.ok()) return UnwritableRoot(root.status().message());
+  return ProbeRoot(*root);
+}
+
 std::string ArchiveLimitsToJson(const ArchiveLimits& limits) {
   json j = {{"max_entries", limits.max_entries},
             {"max_total_bytes", limits.max_total_bytes},

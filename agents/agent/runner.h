@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agents/agent/probe.h"
 #include "agents/deployer/archive.h"
 #include "common/status.h"
 #include "planner/operations.h"
@@ -127,6 +128,10 @@ class AgentRunner {
   // Re-hashes everything under `current` against `manifest`.
   [[nodiscard]] Result<ValidationReport> Validate(std::string_view target_path,
                                                   const Manifest& manifest);
+  // Can the agent write the target root (created as a deploy would create
+  // it)? How much room is there? Problems with the root are the report's,
+  // not an error.
+  [[nodiscard]] Result<ProbeReport> Probe(std::string_view target_path);
 
   // Removes partial downloads/extractions left by a crash under a root.
   void CleanTemporaries(const std::filesystem::path& root);

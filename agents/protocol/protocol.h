@@ -63,7 +63,8 @@ enum class MessageType {
   kBlobError,        // server -> agent
   kStateRequest,     // server -> agent
   kValidateRequest,  // server -> agent (manifest JSON as payload)
-  kReply,            // agent -> server: answer to a state/validate request
+  kReply,            // agent -> server: answer to a state/validate/probe request
+  kProbeRequest,     // server -> agent: can the target root be written, how much room
   kUnknown,
 };
 

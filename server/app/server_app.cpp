@@ -14,6 +14,7 @@
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
 #include "server/api/routes.h"
+#include "server/api/routes_stages.h"
 #include "server/api/target_validate.h"
 #include "server/app/demo.h"
 #include "server/artifacts/blob_store.h"
@@ -197,6 +198,8 @@ Status ServerApp::Start() {
   for (auto& route : web->Routes()) http.routes.push_back(std::move(route));
   for (auto& route : impl_->hub->Routes()) http.routes.push_back(std::move(route));
   for (auto& route : TargetValidateRoutes(*impl_->hub, *impl_->store, *o.clock))
+    http.routes.push_back(std::move(route));
+  for (auto& route : StageRoutes(*impl_->hub, *impl_->store, *o.clock))
     http.routes.push_back(std::move(route));
   impl_->route_table.clear();
   for (const auto& r : http.routes)

@@ -14,6 +14,7 @@
 #include "planner/executor.h"
 #include "planner/plan.h"
 #include "server/catalog/catalog.h"
+#include "server/engine/connection_check.h"
 #include "server/engine/engine_internal.h"
 #include "server/engine/engine_loop.h"
 #include "server/hub/agent_hub.h"
@@ -420,6 +421,16 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       out.text = "rejected by " + rejected;
       return out;
     }
+    if (o.hub != nullptr && StagePlanNeeds(*spec, *stage).touches_targets) {
+      gates.push_back(AgentsGate(*o.hub, SplitCsv(d->targets_csv)));
+      if (AgentsWaitExpired(*d, gates)) {
+        out.kind = GateDecision::Kind::kExpire;
+        out.text = "its targets' agents were not back within its expiry window of " +
+                   std::to_string(d->expires_after_ms / kMillisPerSecond) +
+                   " s: " + gates.back().detail;
+        return out;
+      }
+    }
     for (const auto& g : gates)
       if (!g.holds) out.text += (out.text.empty() ? "" : "; ") + g.gate + ": " + g.detail;
     out.kind = out.text.empty() ? GateDecision::Kind::kQueue : GateDecision::Kind::kWait;
@@ -433,7 +444,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
     for (const auto& g : decisions) {
       switch (g.kind) {
         case GateDecision::Kind::kGone:
+          break;
         case GateDecision::Kind::kExpire:
+          Finish(g.deployment, "expired", g.text, {"waiting"});
+          Audit("scheduler", "deployment.expire", g.deployment.id, g.text);
           break;
         case GateDecision::Kind::kQueue:
           to_queue.push_back(g.deployment.id);
@@ -473,6 +487,63 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   }
 
   void EvaluateWaiting(int64_t id) { Apply({Decide(id)}); }
+
+  // What the stage's plan (in the release's snapshot) asks of the targets.
+  static PlanNeeds StagePlanNeeds(const AppSpec& spec, const StageSpec& stage) {
+    auto plan = spec.plans.find(stage.plan);
+    return plan == spec.plans.end() ? PlanNeeds{} : NeedsOf(plan->second);
+  }
+
+  // A deployment waiting for its targets' agents expires like a scheduled one
+  // that could not start: expires_after past the time it was due.
+  // Only when nothing else holds it back (approvals and windows wait as long as
+  // they take).
+  bool AgentsWaitExpired(const DeploymentRecord& d, const std::vector<GateState>& gates) const {
+    const GateState& agents = gates.back();
+    if (agents.holds || d.expires_after_ms <= 0) return false;
+    for (size_t i = 0; i + 1 < gates.size(); ++i)
+      if (!gates[i].holds) return false;
+    int64_t due = d.scheduled_at != 0 ? d.scheduled_at : d.created_at;
+    return Now() - due > d.expires_after_ms;
+  }
+
+  // Queued -> running, once every target's agent is connected and can take
+  // the build; else back to waiting (gate `agents`) or failed, with nothing
+  // changed on any target.
+  bool StartIfConnected(const std::shared_ptr<Running>& r) {
+    auto d = store->GetDeployment(r->id);
+    if (!d.ok() || d->status != "queued") return false;
+    auto spec = Spec(d->application, d->release);
+    const StageSpec* stage = spec.ok() ? (*spec)->FindStage(d->stage) : nullptr;
+    if (o.hub != nullptr && stage != nullptr) {  // else running it says what is wrong
+      StartCheck check =
+          CheckBeforeStart(*o.hub, *store, *d, r->targets, StagePlanNeeds(**spec, *stage));
+      for (const auto& [target, text] : check.lines)
+        Log(d->id, target, check.verdict == StartCheck::Verdict::kRun ? "info" : "warning", text);
+      if (check.verdict == StartCheck::Verdict::kFail) {
+        Finish(*d, "failed", "nothing was changed: " + check.text, {"queued"});
+        return false;
+      }
+      if (check.verdict == StartCheck::Verdict::kWait) {
+        auto moved = store->TransitionDeployment(d->id, {"queued"}, "waiting");
+        if (moved.ok() && *moved) {
+          std::string summary = "agents: " + check.text;
+          {
+            std::lock_guard lock(mu);
+            gate_summaries[d->id] = summary;
+          }
+          Log(d->id, "", "info", "waiting for gates: " + summary);
+        }
+        return false;
+      }
+    }
+    {
+      std::lock_guard lock(mu);  // the server began stopping meanwhile: it stays queued
+      if (stopping) return false;
+    }
+    auto moved = store->TransitionDeployment(d->id, {"queued"}, "running", Now());
+    return moved.ok() && *moved;
+  }
 
   // ---- final states
   // One transaction: the log lines waiting to be written, the targets'
@@ -691,10 +762,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       bool free = std::none_of(targets.begin(), targets.end(),
                                [&](const std::string& t) { return claimed.count(t) > 0; });
       for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
-      if (!free) continue;
+      if (!free || running.count(d.id)) continue;       // (its connection is being checked)
       if (active + resuming >= Workers()) break;
-      auto moved = store->TransitionDeployment(d.id, {"queued"}, "running", Now());
-      if (!moved.ok() || !*moved) continue;
+      // The run thread checks the targets' agents, then moves it to running.
       ++active;
       auto r = std::make_shared<Running>();
       r->id = d.id;
@@ -714,16 +784,8 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
       std::lock_guard lock(mu);
       stop = stopping;
     }
-    if (stop) {
-      // Dispatched but never started: back in the queue for the next start.
-      // If this is lost, the next start finds it running and interrupts it.
-      Status st = Persist("deployment " + std::to_string(r->id) + " back to queued", [&] {
-        return store->TransitionDeployment(r->id, {"running"}, "queued").status();
-      });
-      (void)st;  // said on stderr
-    } else {
-      Run(r);
-    }
+    // Dispatched but stopping: it stays queued for the next start.
+    if (!stop && StartIfConnected(r)) Run(r);
     {
       std::lock_guard lock(mu);
       running.erase(r->id);
@@ -1142,6 +1204,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   std::condition_variable read_back_cv;
   std::map<std::string, std::optional<DeploymentRecord>> unread;
   std::map<std::string, std::string> agent_connections;  // agent -> address while online
+  std::map<std::string, bool> agent_approved;
 
   void ReadBackLoop() {
     if (o.hub == nullptr) return;
@@ -1193,13 +1256,24 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // are read back.
   void NoticeConnections() {
     std::vector<std::string> targets;
+    bool changed = false;
     for (const auto& a : o.hub->Agents()) {
       std::string now = a.online ? a.address : "";
       std::string& before = agent_connections[a.name];
       if (a.online && now != before)
         for (const auto& t : a.targets) targets.push_back(t);
+      changed |= now != before;
       before = now;
+      bool& was_approved = agent_approved[a.name];
+      changed |= a.approved != was_approved;
+      was_approved = a.approved;
     }
+    // Deployments waiting for an agent (gate `agents`) go on when it is back.
+    if (changed && loop)
+      loop->Post([this] {
+        RecheckWaiting();
+        Dispatch();
+      });
     std::lock_guard lock(read_back_mu);
     for (const auto& t : targets) unread.emplace(t, std::nullopt);
   }
@@ -1597,7 +1671,10 @@ Result<std::vector<GateState>> DeploymentEngine::Gates(const DeploymentRecord& d
   if (!spec.ok()) return spec.status();
   const StageSpec* stage = spec->FindStage(d.stage);
   if (stage == nullptr) return NotFound("stage '" + d.stage + "' not found");
-  return EvaluateGates(*impl_->store, *impl_->clock, d, *spec, *stage, nullptr);
+  auto gates = EvaluateGates(*impl_->store, *impl_->clock, d, *spec, *stage, nullptr);
+  if (impl_->o.hub != nullptr && Impl::StagePlanNeeds(*spec, *stage).touches_targets)
+    gates.push_back(AgentsGate(*impl_->o.hub, SplitCsv(d.targets_csv)));
+  return gates;
 }
 
 Result<std::vector<StageView>> DeploymentEngine::DeployedWhere(const std::string& app) {

@@ -885,7 +885,8 @@ struct AgentHub::Impl {
   }
 
   Result<std::string> Request(const std::shared_ptr<Conn>& c, MessageType type,
-                              const std::string& path, std::string payload) {
+                              const std::string& path, std::string payload,
+                              std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
     auto req = std::make_shared<PendingReq>();
     req->conn_id = c->id;
     uint64_t id = next_id++;
@@ -912,7 +913,8 @@ struct AgentHub::Impl {
     {
       std::unique_lock<std::mutex> lk(req->m);
       bool finished =
-          req->cv.wait_for(lk, o.request_timeout, [&] { return req->done || req->lost; });
+          req->cv.wait_for(lk, timeout.value_or(o.request_timeout),
+                           [&] { return req->done || req->lost; });
       if (!finished) {
         out = Timeout("agent " + c->name + " did not answer in time");
       } else if (req->lost && !req->done) {
@@ -1073,6 +1075,76 @@ Result<ValidationReport> AgentHub::Validate(const std::string& target, const Man
   REPRISE_ASSIGN_OR_RETURN(std::string body, im.Request(c, MessageType::kValidateRequest, rec.path,
                                                         ManifestToJson(manifest)));
   return ValidationReportFromJson(body);
+}
+
+Result<TargetAgentLink> AgentHub::TargetAgent(const std::string& target) {
+  Impl& im = *impl_;
+  REPRISE_ASSIGN_OR_RETURN(TargetRecord rec, im.o.store->GetTarget(target));
+  TargetAgentLink link{target, rec.agent, false, false, ""};
+  if (rec.agent == kLocalAgent) {
+    link.connected = link.approved = im.local_runner != nullptr;
+    link.version = Version();
+    return link;
+  }
+  {
+    std::lock_guard<std::mutex> g(im.mu);
+    auto it = im.online.find(rec.agent);
+    if (it != im.online.end()) {
+      link.connected = true;
+      link.approved = it->second->approved;
+      link.version = it->second->version;
+      return link;
+    }
+  }
+  auto known = im.o.store->GetAgent(rec.agent);
+  if (known.ok()) {
+    link.approved = known->status == "approved";
+    link.version = known->version;
+  }
+  return link;
+}
+
+Result<TargetProbe> AgentHub::Probe(const std::string& target) {
+  Impl& im = *impl_;
+  TargetProbe probe;
+  REPRISE_ASSIGN_OR_RETURN(probe.link, TargetAgent(target));
+  const TargetAgentLink& link = probe.link;
+  REPRISE_ASSIGN_OR_RETURN(TargetRecord rec, im.o.store->GetTarget(target));
+  if (!link.connected || !link.approved) {
+    probe.problem = link.agent == kLocalAgent
+                        ? "the local agent of target '" + target + "' is not enabled"
+                        : "agent '" + link.agent + "' of target '" + target + "' is not " +
+                              (link.connected ? "approved" : "connected");
+    return probe;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  Result<std::string> body = Internal("unreachable");
+  if (rec.agent == kLocalAgent) {
+    auto root = im.LocalRoot(target, rec.path);
+    auto report = root.ok() ? im.local_runner->Probe(rec.path)
+                            : Result<ProbeReport>(UnwritableRoot(root.status().message()));
+    body = report.ok() ? Result<std::string>(ProbeReportToJson(*report))
+                       : Result<std::string>(report.status());
+  } else {
+    Status why;
+    auto c = im.OnlineConn(rec.agent, &why);
+    body = c ? im.Request(c, MessageType::kProbeRequest, rec.path, "", im.o.probe_timeout)
+             : Result<std::string>(why);
+  }
+  probe.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  Result<ProbeReport> report =
+      body.ok() ? ProbeReportFromJson(*body) : Result<ProbeReport>(body.status());
+  if (!report.ok()) {
+    probe.problem = "agent '" + link.agent + "' of target '" + target +
+                    "' did not answer the probe: " + report.status().message();
+    if (report.status().code() == Code::kUnavailable) probe.link.connected = false;
+    return probe;
+  }
+  probe.answered = true;
+  probe.report = std::move(report).value();
+  return probe;
 }
 
 std::vector<AgentStatus> AgentHub::Agents() {

@@ -67,6 +67,9 @@ struct AgentHubOptions {
   std::function<void(const std::string&)> log;
   // How long GetTargetState/Validate wait for an agent's answer.
   std::chrono::milliseconds request_timeout{120000};
+  // How long a probe (test connection) waits for an agent's answer: it only
+  // writes one byte, and a deployment waits for it before it starts.
+  std::chrono::milliseconds probe_timeout{10000};
 };
 
 struct AgentStatus {
@@ -79,6 +82,24 @@ struct AgentStatus {
   std::string key_fingerprint;
   std::string address;               // remote address while online
   std::vector<std::string> targets;  // targets whose agent is this one
+};
+
+// The agent of a target as the hub sees it now (no round trip).
+struct TargetAgentLink {
+  std::string target;
+  std::string agent;
+  bool connected = false;  // online now (the local agent: enabled)
+  bool approved = false;
+  std::string version;  // as the agent reported it ("" when never seen)
+};
+
+// A probe of a target's root by its agent (AgentRunner::Probe).
+struct TargetProbe {
+  TargetAgentLink link;
+  bool answered = false;   // the agent answered: `report` and `latency_ms` hold
+  int64_t latency_ms = 0;  // the request's round trip
+  ProbeReport report;
+  std::string problem;  // why the agent could not be asked ("" when it answered)
 };
 
 class AgentHub {
@@ -109,6 +130,15 @@ class AgentHub {
   // Re-hashes the target's `current` tree on its agent against `manifest`.
   [[nodiscard]] Result<ValidationReport> Validate(const std::string& target,
                                                   const Manifest& manifest);
+
+  // Whether the target's agent is connected and approved, without asking it.
+  // kNotFound for an unknown target.
+  [[nodiscard]] Result<TargetAgentLink> TargetAgent(const std::string& target);
+  // Asks the target's agent whether it can write the target root and how much
+  // room is left (a probe_request; the local agent answers in-process). An
+  // agent that cannot be asked is the probe's `problem`, not an error;
+  // kNotFound for an unknown target.
+  [[nodiscard]] Result<TargetProbe> Probe(const std::string& target);
 
   std::vector<AgentStatus> Agents();
   // Approves a pending agent (audited as `actor`); it may then receive work.

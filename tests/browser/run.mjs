@@ -407,6 +407,35 @@ step('Verify files on Production: the files match build 1; a file edited under c
     throw new Error(`the check is not audited: ${JSON.stringify(audit.items.slice(0, 2))}`);
 });
 
+step('Test connection on Production: ready on the local agent; a target whose agent is away is named', async () => {
+  await openBoard(admin);
+  const button = admin.getByRole('button', { name: 'Test connection to the targets of Production' });
+  const result = '#test-connection-stage-Production-result';
+  await button.click();
+  await waitText(admin, result, 'Every target is ready');
+  await waitText(admin, result, 'prod-web: ready');
+  await waitText(admin, result, 'writable');
+  // The target moves to an agent that never connected: the test names it.
+  const target = await api('GET', '/targets/prod-web');
+  const keep = { environment: target.environment, agent: target.agent, path: target.path };
+  await api('PUT', '/targets/prod-web', { ...keep, agent: 'web-01' });
+  try {
+    await button.focus();
+    await admin.keyboard.press('Enter');
+    await waitText(admin, result, "agent 'web-01' of target 'prod-web' is not connected");
+    await waitText(admin, result, 'Not every target is ready');
+    const back = await admin.evaluate(() => document.activeElement && document.activeElement.getAttribute('aria-label'));
+    if (back !== 'Test connection to the targets of Production') throw new Error(`focus moved to ${back} during the test`);
+    await admin.locator(result).scrollIntoViewIfNeeded();
+    await admin.screenshot({ path: join(shotDir, 'board-test-connection.png'), fullPage: true });
+  } finally {
+    await api('PUT', '/targets/prod-web', keep);
+  }
+  const audit = await api('GET', '/audit?action=stage.test-connection');
+  if (!audit.items.length || audit.items[0].actor !== 'admin')
+    throw new Error(`the test is not audited: ${JSON.stringify(audit.items.slice(0, 2))}`);
+});
+
 step('the board shows the hold after the rollback; a release manager clears it', async () => {
   const app = await api('GET', '/applications/shop');
   const prod = app.stages.find((s) => s.stage === 'Production');
@@ -677,6 +706,8 @@ step('a viewer trying to deploy sees a clear refusal', async () => {
   await openBoard(vic);
   if (await vic.getByRole('button', { name: 'Verify files on prod-web' }).count())
     throw new Error('a viewer is offered "Verify files", which needs deployer');
+  if (await vic.getByRole('button', { name: 'Test connection to the targets of Production' }).count())
+    throw new Error('a viewer is offered "Test connection", which needs deployer');
   await vic.getByRole('button', { name: 'Re-Deploy 1.0.0 build 2 to Testing' }).first().click();
   const dialog = vic.locator('dialog[open]');
   await dialog.waitFor();

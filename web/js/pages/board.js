@@ -1,8 +1,11 @@
 // The pipeline board of one application: stages as columns, each target's
 // current build with status, who and when; rollback candidates; the hold
 // after a rollback; and the builds with their progress through the stages.
+// "Test connection" on a stage asks every target's agent whether it is
+// connected and can write the target (POST …/stages/{stage}/test-connection)
+// and shows the per-target answer inline.
 import { post, enc } from '../api.js';
-import { h, append, clear, whenOf, hashFor, timeEl, relTime, statusBadge, loading, flash, FINAL } from '../dom.js';
+import { h, append, clear, whenOf, hashFor, timeEl, relTime, statusBadge, loading, flash, fmtBytes, FINAL } from '../dom.js';
 import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
@@ -19,6 +22,7 @@ export async function renderBoard(main, ctx) {
   let timer = null;
   let signature = '';
   const verifications = new Map();  // "Verify files" results survive redraws
+  const connections = new Map();  // "Test connection" results, per stage
 
   async function refresh(force) {
     const model = await loadAppModel(appName);
@@ -27,7 +31,7 @@ export async function renderBoard(main, ctx) {
     if (document.querySelector('dialog[open]')) return model;  // do not redraw under a dialog
     signature = sig;
     const hadFocus = document.activeElement && document.activeElement.id;
-    append(clear(body), render(model, () => refresh(true), verifications));
+    append(clear(body), render(model, () => refresh(true), verifications, connections));
     if (hadFocus) {
       const again = document.getElementById(hadFocus);
       if (again) again.focus({ preventScroll: true });
@@ -46,7 +50,7 @@ function stageId(stage) {
   return 'stage-' + stage.replace(/[^A-Za-z0-9_-]/g, '_');
 }
 
-function render(model, reload, verifications) {
+function render(model, reload, verifications, connections) {
   const app = model.app;
   const frag = [];
   frag.push(h('p', { class: 'muted' },
@@ -67,7 +71,7 @@ function render(model, reload, verifications) {
   });
 
   // Columns.
-  const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload, verifications));
+  const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload, verifications, connections));
   frag.push(h('section', { class: 'board', 'aria-label': 'Pipeline' }, columns));
 
   // Builds x stages.
@@ -77,7 +81,68 @@ function render(model, reload, verifications) {
   return frag;
 }
 
-function stageColumn(model, p, openDialog, reload, verifications) {
+// One target's line of a connection test.
+function connectionItem(t) {
+  const ok = !t.problem;
+  const facts = t.connected && t.approved
+    ? [`agent ${t.agent}${t.version ? ' ' + t.version : ''}`, `${t.latency_ms} ms`,
+      t.writable ? 'writable' : 'not writable', `${fmtBytes(t.free_bytes)} free`,
+      t.needed_bytes ? `${fmtBytes(t.needed_bytes)} needed` : null].filter(Boolean).join(' · ')
+    : `agent ${t.agent}`;
+  return h('li', { class: ok ? 'conn-ok' : 'conn-bad', 'data-target': t.target },
+    h('strong', null, t.target), ': ', ok ? 'ready' : 'problem', ' — ', facts,
+    ok ? null : h('div', { class: 'conn-problem' }, t.problem));
+}
+
+function connectionView(entry) {
+  if (!entry) return null;
+  if (entry.pending) return h('p', { class: 'muted small' }, 'Testing the connection to every target…');
+  if (entry.error) return h('p', { class: 'verify-error small' }, 'Could not test the connection: ', entry.error.message || String(entry.error));
+  const r = entry.report;
+  return h('div', { class: 'small ' + (r.ok ? 'conn-all-ok' : 'verify-bad') },
+    h('p', null, h('strong', null, r.ok ? 'Every target is ready' : 'Not every target is ready'), ' · ', timeEl(entry.at)),
+    h('ul', { class: 'conn-targets' }, (r.targets || []).map(connectionItem)));
+}
+
+function connectionControls(model, p, connections) {
+  const id = 'test-connection-' + stageId(p.stage);
+  const out = h('div', { class: 'conn-result', id: `${id}-result`, role: 'status', 'aria-live': 'polite' });
+  const button = h('button', {
+    type: 'button', class: 'small secondary', id,
+    'aria-label': `Test connection to the targets of ${p.stage}`, 'aria-controls': `${id}-result`,
+  }, 'Test connection');
+
+  // The board may have been redrawn meanwhile: fill what is on the page now.
+  function show(entry) {
+    const el = out.isConnected ? out : document.getElementById(`${id}-result`) || out;
+    const btn = button.isConnected ? button : document.getElementById(id) || button;
+    const pending = !!(entry && entry.pending);
+    el.setAttribute('aria-busy', pending ? 'true' : 'false');
+    btn.setAttribute('aria-disabled', pending ? 'true' : 'false');
+    btn.textContent = pending ? 'Testing…' : 'Test connection';
+    append(clear(el), [connectionView(entry)]);
+  }
+
+  button.addEventListener('click', async () => {
+    const now = connections.get(p.stage);
+    if (now && now.pending) return;  // one test at a time; the button keeps its focus
+    connections.set(p.stage, { pending: true });
+    show(connections.get(p.stage));
+    let entry;
+    try {
+      const report = await post(`/applications/${enc(model.app.name)}/stages/${enc(p.stage)}/test-connection`, {});
+      entry = { report, at: new Date().toISOString() };
+    } catch (e) {
+      entry = { error: e };
+    }
+    connections.set(p.stage, entry);
+    show(entry);
+  });
+  show(connections.get(p.stage));
+  return h('div', { class: 'conn' }, button, out);
+}
+
+function stageColumn(model, p, openDialog, reload, verifications, connections) {
   const st = model.stageState.get(p.stage) || {};
   const gates = p.gates || {};
   const badges = [];
@@ -142,6 +207,7 @@ function stageColumn(model, p, openDialog, reload, verifications) {
       c && hasRole('deployer')
         ? verifyControls(t.target, `${c.release}/${c.build}/${c.deployment_id}`, verifications) : null);
   })));
+  if (hasRole('deployer')) col.append(connectionControls(model, p, connections));
   if (latest && FINAL.has(latest.status) && latest.status !== 'succeeded') {
     col.append(h('p', { class: 'small' }, 'Last deployment: ', statusBadge(latest.status), ' ',
       h('a', { href: hashFor('deployments', latest.id) }, `#${latest.id} ${latest.release} build ${latest.build}`)));
