@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <mutex>
 #include <system_error>
+
+#include "common/fs.h"
 
 namespace reprise {
 namespace {
@@ -400,10 +401,9 @@ Result<TimeZone> TimeZone::Load(std::string_view name, const std::filesystem::pa
   }
   uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec || size > kMaxTzifBytes) return InvalidArgument("time zone " + quoted + " is not TZif");
-  std::ifstream file(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (!file && !file.eof()) return IoError("cannot read time zone " + quoted);
-  Result<TimeZone> tz = FromTzif(std::string(name), bytes);
+  Result<std::string> bytes = ReadFileToString(path);  // close-on-exec, unlike ifstream
+  if (!bytes.ok()) return IoError("cannot read time zone " + quoted);
+  Result<TimeZone> tz = FromTzif(std::string(name), *bytes);
   if (!tz.ok()) {
     return InvalidArgument("time zone " + quoted + " (" + path.string() +
                            "): " + tz.status().message());
