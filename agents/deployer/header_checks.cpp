@@ -147,13 +147,15 @@ Status CheckPaxRecords(std::string_view body) {
 // Checks the special headers at the stream's position; `consumed` counts the
 // bytes read.
 Status CheckHeaderChain(TarStream& stream, uint64_t& consumed) {
-  // pax, global pax, GNU long name, GNU long link; libarchive nests a few.
+  // pax, global pax, GNU long name, GNU long link; libarchive chains a few.
   for (int depth = 0; depth < 32; ++depth) {
     REPRISE_ASSIGN_OR_RETURN(std::string header, stream.Read(kBlock));
     consumed += header.size();
     if (header.size() < kBlock) return Status::Ok();
     const char type = header[156];
-    if (type != 'x' && type != 'g' && type != 'L' && type != 'K') return Status::Ok();
+    // 'X': the old Solaris pax header, which libarchive reads like 'x'.
+    if (type != 'x' && type != 'X' && type != 'g' && type != 'L' && type != 'K')
+      return Status::Ok();
     const uint64_t size = TarNumber(std::string_view(header).substr(124, 12));
     if (size > kMaxSpecialHeaderBytes)
       return Unsafe("unsafe archive entry header: a pax or long-name header of " +
@@ -164,7 +166,7 @@ Status CheckHeaderChain(TarStream& stream, uint64_t& consumed) {
     consumed += body.size();
     if (body.size() < size) return Status::Ok();
     body.resize(static_cast<size_t>(size));
-    if (type == 'x' || type == 'g') {
+    if (type == 'x' || type == 'X' || type == 'g') {
       REPRISE_RETURN_IF_ERROR(CheckPaxRecords(body));
     } else {
       // The name and its terminating NULs.

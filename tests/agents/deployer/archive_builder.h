@@ -328,12 +328,13 @@ inline std::string TarPadded(const std::string& data) {
 }
 
 // Writes a tar of one regular file `data` whose name comes from a special
-// header, byte for byte (a NUL inside too): a pax `path` record (type 'x') or
-// a GNU long name (type 'L'). The ustar header's own name is "placeholder".
+// header, byte for byte (a NUL inside too): a pax `path` record (type 'x', or
+// 'X' as old Solaris tars wrote it) or a GNU long name (type 'L'). The ustar
+// header's own name is "placeholder".
 inline void WriteTarWithSpecialName(const std::filesystem::path& out, char type,
                                     const std::string& name, const std::string& data) {
   std::string special;
-  if (type == 'x') {
+  if (type == 'x' || type == 'X') {
     std::string record = " path=" + name + "\n";
     size_t length = record.size() + 1;
     while (std::to_string(length).size() + record.size() != length) ++length;
@@ -341,7 +342,7 @@ inline void WriteTarWithSpecialName(const std::filesystem::path& out, char type,
   } else {
     special = name + std::string(1, '\0');
   }
-  const std::string special_name = type == 'x' ? "PaxHeader/placeholder" : "././@LongLink";
+  const std::string special_name = type == 'L' ? "././@LongLink" : "PaxHeader/placeholder";
   std::string tar = TarHeader(special_name, type, special.size()) + TarPadded(special) +
                     TarHeader("placeholder", '0', data.size()) + TarPadded(data) +
                     std::string(1024, '\0');

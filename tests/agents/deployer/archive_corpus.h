@@ -139,6 +139,15 @@ inline std::vector<BadArchive> MaliciousCorpus() {
        [](const fs::path& p) {
          WriteTarWithSpecialName(p, 'x', std::string("evil") + '\0' + "/../../x", "x");
        }},
+      {"Solaris pax path with a NUL",
+       T,
+       {File("placeholder", "x")},
+       U,
+       "'evil\\x00/../../x'",
+       {},
+       [](const fs::path& p) {
+         WriteTarWithSpecialName(p, 'X', std::string("evil") + '\0' + "/../../x", "x");
+       }},
       {"GNU long name with a NUL",
        T,
        {File("placeholder", "x")},
