@@ -681,9 +681,12 @@ Status AgentClient::Run() {
 }
 
 void AgentClient::Stop() {
-  auto impl = impl_;
-  impl->stopping = true;
-  asio::post(impl->io, [impl] {
+  impl_->stopping = true;
+  // A weak reference: when Run() is not running to take the handler, it
+  // stays in the Impl's own queue and must not keep the Impl alive.
+  asio::post(impl_->io, [weak = std::weak_ptr<Impl>(impl_)] {
+    auto impl = weak.lock();
+    if (!impl) return;
     impl->reconnect_timer.cancel();
     impl->heartbeat_timer.cancel();
     if (auto s = impl->session) {
