@@ -6,8 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "common/crypto.h"
 
@@ -22,12 +20,29 @@ std::string Errno(const std::string& what, const fs::path& p) {
 }  // namespace
 
 Result<std::string> ReadFileToString(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError(Errno("cannot open", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return IoError(Errno("cannot read", path));
-  return ss.str();
+  // Not std::ifstream: its fd is not close-on-exec.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError(Errno("cannot open", path));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status st = IoError(Errno("cannot read", path));
+      ::close(fd);
+      return st;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+bool SetCloseOnExec(int fd) {
+  int flags = ::fcntl(fd, F_GETFD);
+  return flags >= 0 && ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) == 0;
 }
 
 Status FsyncPath(const fs::path& path) {

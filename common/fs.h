@@ -25,4 +25,9 @@ Status FsyncDir(const std::filesystem::path& dir);
 // components, no backslashes, no NUL, no drive letters.
 bool IsSafeRelativePath(std::string_view rel);
 
+// Sets FD_CLOEXEC on `fd`, for descriptors whose creator cannot ask for it at
+// creation (Asio opens and accepts sockets without SOCK_CLOEXEC). False with
+// errno set when fcntl fails.
+bool SetCloseOnExec(int fd);
+
 }  // namespace reprise

@@ -1,5 +1,7 @@
 #include "common/timezone.h"
 
+#include "common/fs.h"
+
 // The one user of date/tz; see timezone.h.
 #include <date/tz.h>
 
@@ -15,7 +17,6 @@ using ::date::hh_mm_ss;
 #include <array>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -54,8 +55,9 @@ std::string ReadFooterRule(const std::filesystem::path& path) {
   std::error_code ec;
   uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec || size > kMaxZoneFileBytes) return "";
-  std::ifstream file(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  Result<std::string> read = ReadFileToString(path);  // close-on-exec, unlike ifstream
+  if (!read.ok()) return "";
+  const std::string& bytes = *read;
   if (bytes.size() < 6 || bytes.compare(0, 4, "TZif") != 0 || bytes[4] == '\0' ||
       bytes.back() != '\n') {
     return "";

@@ -190,24 +190,51 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     if (stopping) return;
     auto self = shared_from_this();
     auto resolver = std::make_shared<protocol::tcp::resolver>(io);
-    resolver->async_resolve(o.host, std::to_string(o.port),
-                            [self, resolver](const boost::system::error_code& e,
-                                             protocol::tcp::resolver::results_type results) {
-                              if (e) {
-                                self->Log("cannot resolve " + self->o.host + ": " + e.message());
-                                return self->ScheduleReconnect();
-                              }
-                              auto sock = std::make_shared<protocol::tcp::socket>(self->io);
-                              asio::async_connect(*sock, results,
-                                                  [self, sock](const boost::system::error_code& e2,
-                                                               const protocol::tcp::endpoint&) {
-                                                    if (e2) {
-                                                      self->Log("cannot connect: " + e2.message());
-                                                      return self->ScheduleReconnect();
-                                                    }
-                                                    self->StartSession(std::move(*sock));
-                                                  });
-                            });
+    resolver->async_resolve(
+        o.host, std::to_string(o.port),
+        [self, resolver](const boost::system::error_code& e,
+                         protocol::tcp::resolver::results_type results) {
+          if (e) {
+            self->Log("cannot resolve " + self->o.host + ": " + e.message());
+            return self->ScheduleReconnect();
+          }
+          auto endpoints = std::make_shared<std::vector<protocol::tcp::endpoint>>();
+          for (const auto& r : results) {
+            // Plain TCP goes to loopback only, whatever the name resolved to.
+            if (self->o.tls || protocol::IsLoopbackAddress(r.endpoint().address().to_string()))
+              endpoints->push_back(r.endpoint());
+          }
+          if (endpoints->empty()) {
+            self->Log(self->o.host +
+                      " resolved to no loopback address; plain TCP is only allowed to loopback");
+            return self->ScheduleReconnect();
+          }
+          self->ConnectTo(std::move(endpoints), 0);
+        });
+  }
+
+  // Tries endpoints[i..] in order. Each socket is made close-on-exec right
+  // after it is opened (Asio has no SOCK_CLOEXEC), before it connects.
+  void ConnectTo(std::shared_ptr<const std::vector<protocol::tcp::endpoint>> endpoints, size_t i) {
+    if (stopping) return;
+    if (i >= endpoints->size()) return ScheduleReconnect();
+    const protocol::tcp::endpoint& ep = (*endpoints)[i];
+    auto sock = std::make_shared<protocol::tcp::socket>(io);
+    boost::system::error_code ec;
+    sock->open(ep.protocol(), ec);
+    if (ec) {
+      Log("cannot open a socket: " + ec.message());
+      return ScheduleReconnect();
+    }
+    SetCloseOnExec(sock->native_handle());
+    auto self = shared_from_this();
+    sock->async_connect(ep, [self, sock, endpoints, i](const boost::system::error_code& e) {
+      if (e) {
+        self->Log("cannot connect: " + e.message());
+        return self->ConnectTo(endpoints, i + 1);
+      }
+      self->StartSession(std::move(*sock));
+    });
   }
 
   void StartSession(protocol::tcp::socket sock) {
@@ -621,7 +648,10 @@ Status AgentClient::Run() {
     return InvalidArgument("agent name '" + o.name + "' is invalid ([A-Za-z0-9._-], 1..64)");
   }
   if (!o.tls && !protocol::IsLoopbackHost(o.host)) {
-    return InvalidArgument("plain TCP is only allowed to a loopback server; use TLS");
+    return InvalidArgument(
+        "plain TCP is only allowed to a loopback server (127.0.0.0/8, ::1 or "
+        "localhost), not '" +
+        o.host + "'; use TLS");
   }
   if (o.root.empty()) return InvalidArgument("--root is required");
   std::error_code ec;
@@ -656,9 +686,12 @@ Status AgentClient::Run() {
 }
 
 void AgentClient::Stop() {
-  auto impl = impl_;
-  impl->stopping = true;
-  asio::post(impl->io, [impl] {
+  impl_->stopping = true;
+  // A weak reference: when Run() is not running to take the handler, it
+  // stays in the Impl's own queue and must not keep the Impl alive.
+  asio::post(impl_->io, [weak = std::weak_ptr<Impl>(impl_)] {
+    auto impl = weak.lock();
+    if (!impl) return;
     impl->reconnect_timer.cancel();
     impl->heartbeat_timer.cancel();
     if (auto s = impl->session) {

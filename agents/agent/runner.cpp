@@ -860,6 +860,15 @@ OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  // The child gets stdin, stdout and stderr and nothing else, even an fd
+  // someone opened without close-on-exec (the server's HTTP sockets): a
+  // daemon a step leaves behind must not hold the server's ports. glibc does
+  // this with close_range, or by walking /proc/self/fd.
+  if (posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0) {
+    posix_spawn_file_actions_destroy(&fa);
+    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    return OperationOutcome::Error(Internal("exec: cannot prepare the child's file descriptors"));
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;

@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "agents/deployer/entry_rules.h"
+#include "agents/deployer/header_checks.h"
 #include "common/crypto.h"
 
 namespace reprise {
@@ -108,7 +110,7 @@ class TreeWriter {
     std::string existing_leaf, leaf;
     REPRISE_ASSIGN_OR_RETURN(int existing_parent, OpenParent(existing_file, &existing_leaf));
     // Pin the first parent: the second lookup may evict it from the cache.
-    int pinned = ::dup(existing_parent);
+    int pinned = ::fcntl(existing_parent, F_DUPFD_CLOEXEC, 0);
     if (pinned < 0) return IoError("dup: " + ErrnoText(errno));
     auto parent = OpenParent(path, &leaf);
     if (!parent.ok()) {
@@ -225,7 +227,7 @@ class TreeWriter {
 
 // Removes everything below directory fd `dir_fd` without following symlinks.
 void RemoveContents(int dir_fd) {
-  int scan_fd = ::dup(dir_fd);
+  int scan_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (scan_fd < 0) return;
   DIR* dir = ::fdopendir(scan_fd);
   if (dir == nullptr) {
@@ -480,6 +482,16 @@ std::string ArchiveErrorText(archive* a) {
   return text != nullptr ? text : "unknown error";
 }
 
+Status AddFilters(archive* a) {
+  if (archive_read_support_filter_gzip(a) != ARCHIVE_OK)
+    return Internal("libarchive: " + ArchiveErrorText(a));
+  // bzip2 / xz only when libarchive has the library built in: otherwise it
+  // would fall back to running an external program.
+  if (archive_bzlib_version() != nullptr) (void)archive_read_support_filter_bzip2(a);
+  if (archive_liblzma_version() != nullptr) (void)archive_read_support_filter_xz(a);
+  return Status::Ok();
+}
+
 // `tar_only`: the streaming scan, which must not read a zip as a stream (a
 // zip's directory, with the modes, is at its end).
 Result<ArchivePtr> NewReader(bool tar_only = false) {
@@ -488,14 +500,113 @@ Result<ArchivePtr> NewReader(bool tar_only = false) {
   // Exactly the formats we deploy. No "raw", so a plain compressed file or
   // anything unknown is refused rather than read as one big entry.
   if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
-      (!tar_only && archive_read_support_format_zip(a.get()) != ARCHIVE_OK) ||
-      archive_read_support_filter_gzip(a.get()) != ARCHIVE_OK)
+      (!tar_only && archive_read_support_format_zip(a.get()) != ARCHIVE_OK))
     return Internal("libarchive: " + ArchiveErrorText(a.get()));
-  // bzip2 / xz only when libarchive has the library built in: otherwise it
-  // would fall back to running an external program.
-  if (archive_bzlib_version() != nullptr) (void)archive_read_support_filter_bzip2(a.get());
-  if (archive_liblzma_version() != nullptr) (void)archive_read_support_filter_xz(a.get());
+  REPRISE_RETURN_IF_ERROR(AddFilters(a.get()));
   return a;
+}
+
+// Names are read as UTF-8 whatever the process locale is: libarchive converts
+// a zip's UTF-8 names (and pax paths) to the calling thread's locale, and in
+// the C locale anything beyond ASCII fails to convert. uselocale is per
+// thread; the previous locale is restored.
+class ScopedUtf8Locale {
+ public:
+  ScopedUtf8Locale() {
+    static const locale_t utf8 = ::newlocale(LC_ALL_MASK, "C.UTF-8", static_cast<locale_t>(0));
+    if (utf8 != static_cast<locale_t>(0)) previous_ = ::uselocale(utf8);
+  }
+  ~ScopedUtf8Locale() {
+    if (previous_ != static_cast<locale_t>(0)) ::uselocale(previous_);
+  }
+  ScopedUtf8Locale(const ScopedUtf8Locale&) = delete;
+  ScopedUtf8Locale& operator=(const ScopedUtf8Locale&) = delete;
+
+ private:
+  locale_t previous_ = static_cast<locale_t>(0);
+};
+
+// The uncompressed bytes of an archive, read forward through libarchive's
+// "raw" format (the same decompression filters as NewReader).
+class RawTarStream : public TarStream {
+ public:
+  explicit RawTarStream(archive* a) : a_(a) {}
+  Status Skip(uint64_t count) override {
+    while (count > 0) {
+      REPRISE_ASSIGN_OR_RETURN(bool more, Fill());
+      if (!more) return Status::Ok();
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(count, size_ - pos_));
+      pos_ += n;
+      count -= n;
+    }
+    return Status::Ok();
+  }
+  Result<std::string> Read(size_t size) override {
+    std::string out;
+    while (out.size() < size) {
+      REPRISE_ASSIGN_OR_RETURN(bool more, Fill());
+      if (!more) break;
+      const size_t n = std::min(size - out.size(), size_ - pos_);
+      out.append(data_ + pos_, n);
+      pos_ += n;
+    }
+    return out;
+  }
+
+ private:
+  // False at the end of the data.
+  Result<bool> Fill() {
+    while (pos_ >= size_) {
+      const void* block = nullptr;
+      size_t size = 0;
+      la_int64_t offset = 0;
+      int rc = archive_read_data_block(a_, &block, &size, &offset);
+      if (rc == ARCHIVE_EOF) return false;
+      if (rc < ARCHIVE_WARN) return InvalidArgument("corrupt archive: " + ArchiveErrorText(a_));
+      data_ = static_cast<const char*>(block);
+      size_ = size;
+      pos_ = 0;
+    }
+    return true;
+  }
+  archive* a_;
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+  size_t pos_ = 0;
+};
+
+// Reads the special headers (pax, GNU long names) in front of the entries at
+// `offsets` again, from the uncompressed stream: libarchive cuts their values
+// at a NUL without a word. `open` opens the raw reader on the same bytes.
+Status CheckTarHeaders(const std::vector<int64_t>& offsets,
+                       const std::function<int(archive*)>& open) {
+  if (offsets.empty()) return Status::Ok();
+  ArchivePtr a(archive_read_new());
+  if (!a || archive_read_support_format_raw(a.get()) != ARCHIVE_OK)
+    return Internal("libarchive: cannot allocate a reader");
+  REPRISE_RETURN_IF_ERROR(AddFilters(a.get()));
+  archive_entry* entry = nullptr;
+  if (open(a.get()) != ARCHIVE_OK || archive_read_next_header(a.get(), &entry) < ARCHIVE_WARN)
+    return InvalidArgument("cannot read the archive again: " + ArchiveErrorText(a.get()));
+  RawTarStream stream(a.get());
+  return CheckTarSpecialHeaders(stream, offsets);
+}
+
+// The zip checks libarchive cannot make (see CheckZipEntryTypes) on an open
+// archive file.
+Status CheckZipFile(int fd, uint64_t size, const ArchiveLimits& limits) {
+  ReadAt read = [fd](uint64_t offset, size_t n, std::string& out) {
+    out.resize(n);
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      done += static_cast<size_t>(r);
+    }
+    return true;
+  };
+  return CheckZipEntryTypes(read, size, limits.max_entries);
 }
 
 class ArchiveReader {
@@ -517,11 +628,15 @@ class ArchiveReader {
 
   // Reads every entry of the opened archive `a`.
   Result<Manifest> Run(archive* a) {
+    ScopedUtf8Locale utf8_names;
     uint64_t& index = headers_read_;
     for (;;) {
       archive_entry* entry = nullptr;
       int rc = archive_read_next_header(a, &entry);
-      if (rc == ARCHIVE_EOF) break;
+      if (rc == ARCHIVE_EOF) {
+        NoteHeader(a, nullptr);
+        break;
+      }
       if (rc < ARCHIVE_WARN) {
         std::string where = index == 0 ? std::string("archive") : "after entry " + last_name_;
         if (index == 0 && rc == ARCHIVE_FATAL)
@@ -530,6 +645,7 @@ class ArchiveReader {
         return InvalidArgument("corrupt " + where + ": " + ArchiveErrorText(a));
       }
       ++index;
+      NoteHeader(a, entry);
       if (index > limits_.max_entries) {
         const char* name = archive_entry_pathname(entry);
         return Unsafe("unsafe archive entry " +
@@ -561,8 +677,31 @@ class ArchiveReader {
   uint64_t headers_read() const { return headers_read_; }
   // The archive was refused for its compression ratio.
   bool ratio_refused() const { return ratio_refused_; }
+  // Where the tar entries that have more header blocks than one begin in the
+  // uncompressed stream: for CheckTarHeaders.
+  const std::vector<int64_t>& special_header_offsets() const { return special_header_offsets_; }
 
  private:
+  // Notes, for CheckTarHeaders, the tar entries whose headers take more than
+  // the one ustar block their data needs (pax headers, GNU long names, sparse
+  // maps): the span to the next header tells, whatever the format says.
+  // `entry` is null at the end of the archive.
+  void NoteHeader(archive* a, archive_entry* entry) {
+    const int64_t position = archive_read_header_position(a);
+    if (previous_header_ >= 0 && position - previous_header_ != previous_span_)
+      special_header_offsets_.push_back(previous_header_);
+    previous_header_ = -1;
+    if (entry == nullptr || (archive_format(a) & ARCHIVE_FORMAT_BASE_MASK) != ARCHIVE_FORMAT_TAR)
+      return;
+    previous_header_ = position;
+    previous_span_ = 512;
+    const int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+    if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_hardlink(entry) == nullptr &&
+        size > 0)
+      previous_span_ += (size + 511) / 512 * 512;
+    if (archive_entry_sparse_count(entry) > 0) previous_span_ = -1;  // always looked at
+  }
+
   Status HandleEntry(archive* a, archive_entry* entry, uint64_t index) {
     std::string path;
     Status st = HandleEntryInner(a, entry, index, path);
@@ -575,8 +714,12 @@ class ArchiveReader {
 
   Status HandleEntryInner(archive* a, archive_entry* entry, uint64_t index, std::string& path) {
     const char* raw_name = archive_entry_pathname(entry);
-    if (raw_name == nullptr)
-      return Unsafe("unsafe archive entry #" + std::to_string(index) + ": path cannot be decoded");
+    if (raw_name == nullptr) {
+      // libarchive gives no bytes for a name it cannot convert from UTF-8.
+      return Unsafe("unsafe archive entry #" + std::to_string(index) +
+                    (last_name_.empty() ? std::string() : " (after " + last_name_ + ")") +
+                    ": name is not valid UTF-8");
+    }
     std::string raw(raw_name);
     last_name_ = QuoteEntryName(raw);
     REPRISE_ASSIGN_OR_RETURN(path, NormaliseEntryPath(raw));
@@ -727,6 +870,9 @@ class ArchiveReader {
   EntryTable table_;
   uint64_t headers_read_ = 0;
   bool ratio_refused_ = false;
+  std::vector<int64_t> special_header_offsets_;
+  int64_t previous_header_ = -1;
+  int64_t previous_span_ = 0;
   uint64_t total_bytes_ = 0;
   std::string last_name_;
   std::string buffer_zeros_;
@@ -761,12 +907,24 @@ Status OpenArchiveFile(const fs::path& path, OpenedArchive& out) {
   return Status::Ok();
 }
 
+// Reads the opened file with `reader`, then makes the tar checks libarchive
+// cannot make on the same fd.
+Result<Manifest> RunOnFile(ArchiveReader& reader, OpenedArchive& opened) {
+  REPRISE_ASSIGN_OR_RETURN(Manifest manifest, reader.Run(opened.reader.get()));
+  REPRISE_RETURN_IF_ERROR(CheckTarHeaders(reader.special_header_offsets(), [&opened](archive* raw) {
+    if (::lseek(opened.fd, 0, SEEK_SET) != 0) return ARCHIVE_FATAL;
+    return archive_read_open_fd(raw, opened.fd, kReadBlockBytes);
+  }));
+  return manifest;
+}
+
 Result<Manifest> ScanImpl(const fs::path& path, const ArchiveLimits& limits) {
   OpenedArchive opened;
   REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
+  REPRISE_RETURN_IF_ERROR(CheckZipFile(opened.fd, opened.size, limits));
   ExtractOptions unused;
   ArchiveReader reader(limits, &opened.size, nullptr, nullptr, unused);
-  return reader.Run(opened.reader.get());
+  return RunOnFile(reader, opened);
 }
 
 Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
@@ -774,6 +932,7 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
                              const ExtractProgress& on_progress) {
   OpenedArchive opened;
   REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
+  REPRISE_RETURN_IF_ERROR(CheckZipFile(opened.fd, opened.size, limits));
 
   bool created = false;
   if (::mkdir(dest.c_str(), 0755) == 0) {
@@ -800,7 +959,7 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
     WritePipeline pipeline(writer, on_progress);
     ArchiveReader reader(limits, &opened.size, &writer, &pipeline, options);
     try {
-      result = reader.Run(opened.reader.get());
+      result = RunOnFile(reader, opened);
     } catch (...) {
       pipeline.Stop();
       writer.CloseFile();
@@ -952,10 +1111,20 @@ Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& 
     if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK)
       return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
                              ArchiveErrorText(a.get()));
+    ReadAt read = [bytes](uint64_t offset, size_t n, std::string& out) {
+      if (offset > bytes.size() || n > bytes.size() - offset) return false;
+      out.assign(bytes.substr(static_cast<size_t>(offset), n));
+      return true;
+    };
+    REPRISE_RETURN_IF_ERROR(CheckZipEntryTypes(read, bytes.size(), limits.max_entries));
     ExtractOptions unused;
     const uint64_t size = bytes.size();
     ArchiveReader reader(limits, &size, nullptr, nullptr, unused);
-    return reader.Run(a.get());
+    REPRISE_ASSIGN_OR_RETURN(Manifest manifest, reader.Run(a.get()));
+    REPRISE_RETURN_IF_ERROR(CheckTarHeaders(reader.special_header_offsets(), [bytes](archive* raw) {
+      return archive_read_open_memory(raw, bytes.data(), bytes.size());
+    }));
+    return manifest;
   });
 }
 
@@ -985,6 +1154,7 @@ struct ArchiveStreamScanner::State {
   std::vector<char> reading;  // the block libarchive is reading
   uint64_t received = 0;      // bytes handed to libarchive: the ratio's archive size
   bool streamable = true;     // false: Finish scans the complete file instead
+  std::vector<int64_t> special_header_offsets;  // for CheckTarHeaders in Finish
   std::optional<Result<Manifest>> result;
 
   // Receiving thread only.
@@ -1057,6 +1227,7 @@ void ArchiveStreamScanner::Run() {
     ExtractOptions unused;
     ArchiveReader reader(s.limits, &s.received, nullptr, nullptr, unused);
     Result<Manifest> r = reader.Run(a.get());
+    s.special_header_offsets = reader.special_header_offsets();
     // Not recognised as a tar (a zip, or garbage): the file scan decides.
     if (!r.ok() && reader.headers_read() == 0 && r.status().code() == Code::kInvalidArgument)
       s.streamable = false;
@@ -1118,7 +1289,22 @@ Result<Manifest> ArchiveStreamScanner::Finish(const fs::path& complete_file) {
     // later extraction could see different archives in the same bytes.
     REPRISE_ASSIGN_OR_RETURN(bool tar, CatchAll("scanning " + complete_file.string(),
                                                 [&] { return ReadsAsTar(complete_file); }));
-    if (tar) return std::move(*s.result);
+    if (tar) {
+      if (s.result->ok()) {
+        REPRISE_RETURN_IF_ERROR(CatchAll("scanning " + complete_file.string(), [&]() -> Status {
+          int fd = ::open(complete_file.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0)
+            return IoError("cannot open archive " + complete_file.string() + ": " +
+                           ErrnoText(errno));
+          Status checked = CheckTarHeaders(s.special_header_offsets, [fd](archive* raw) {
+            return archive_read_open_fd(raw, fd, kReadBlockBytes);
+          });
+          ::close(fd);
+          return checked;
+        }));
+      }
+      return std::move(*s.result);
+    }
   }
   return ScanArchive(complete_file, s.limits);
 }

@@ -28,23 +28,69 @@ std::string_view ParentOf(std::string_view path) {
   return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
 }
 
+// The length of the well-formed UTF-8 sequence at `s[at]` (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF); 0 if there is none.
+size_t Utf8SequenceLength(std::string_view s, size_t at) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = byte(at);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() - at < n) return 0;
+  if (byte(at + 1) < lo || byte(at + 1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (byte(at + i) < 0x80 || byte(at + i) > 0xbf) return 0;
+  }
+  return n;
+}
+
 Status UnsafeEntry(std::string_view path, std::string_view why) {
   return Unsafe("unsafe archive entry " + QuoteEntryName(path) + ": " + std::string(why));
 }
 
 }  // namespace
 
+bool IsValidUtf8(std::string_view text) {
+  for (size_t at = 0; at < text.size();) {
+    const size_t n = Utf8SequenceLength(text, at);
+    if (n == 0) return false;
+    at += n;
+  }
+  return true;
+}
+
 std::string QuoteEntryName(std::string_view raw) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "'";
-  for (unsigned char c : raw) {
-    if (c < 0x20 || c == 0x7f) {
+  for (size_t at = 0; at < raw.size();) {
+    const unsigned char c = static_cast<unsigned char>(raw[at]);
+    const size_t n = Utf8SequenceLength(raw, at);
+    if (n > 1) {  // well-formed UTF-8 stays readable
+      out.append(raw.substr(at, n));
+      at += n;
+      continue;
+    }
+    if (n == 0 || c < 0x20 || c == 0x7f) {  // never a raw control or stray byte
       out += "\\x";
       out += kHex[c >> 4];
       out += kHex[c & 0xf];
     } else {
       out += static_cast<char>(c);
     }
+    ++at;
   }
   out += "'";
   return out;
@@ -53,6 +99,7 @@ std::string QuoteEntryName(std::string_view raw) {
 Result<std::string> NormaliseEntryPath(std::string_view raw) {
   if (raw.find('\0') != std::string_view::npos) return UnsafeEntry(raw, "NUL byte in path");
   if (raw.find('\\') != std::string_view::npos) return UnsafeEntry(raw, "backslash in path");
+  if (!IsValidUtf8(raw)) return UnsafeEntry(raw, "name is not valid UTF-8");
   if (!raw.empty() && raw.front() == '/') return UnsafeEntry(raw, "absolute path");
   if (raw.size() >= 2 && IsDriveLetter(raw[0]) && raw[1] == ':')
     return UnsafeEntry(raw, "drive-letter path");
@@ -79,6 +126,7 @@ Result<std::string> ResolveSymlinkTarget(
   if (target.empty()) return refuse("is empty");
   if (target.find('\0') != std::string_view::npos) return refuse("contains NUL");
   if (target.find('\\') != std::string_view::npos) return refuse("contains a backslash");
+  if (!IsValidUtf8(target)) return refuse("is not valid UTF-8");
   if (target.front() == '/') return refuse("is absolute");
   if (target.size() >= 2 && IsDriveLetter(target[0]) && target[1] == ':')
     return refuse("is a drive path");

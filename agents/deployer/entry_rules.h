@@ -26,12 +26,17 @@ inline constexpr int kMaxSymlinkExpansions = 40;  // as Linux's MAXSYMLINKS
 inline constexpr uint64_t kMaxTotalPathBytes = 256ULL << 20;
 inline constexpr uint64_t kMaxSymlinkResolutionWork = 1ULL << 31;  // bytes looked up
 
-// Renders an entry name for a message: quoted, control bytes as \xNN.
+// Renders an entry name for a message: quoted; control bytes and bytes that
+// are not part of well-formed UTF-8 as \xNN, so a message never carries raw
+// invalid bytes.
 std::string QuoteEntryName(std::string_view raw);
 
+// Well-formed UTF-8 (RFC 3629). Entry names and link targets must be.
+bool IsValidUtf8(std::string_view text);
+
 // Normalises an archive path ("./a//b/" -> "a/b", "./" -> ""). Returns kUnsafe
-// for NUL, backslashes, absolute or drive paths ("/x", "C:x"), ".." components
-// and over-long or over-deep paths. The empty result stands for the destination root.
+// for NUL, backslashes, names that are not UTF-8, absolute or drive paths ("/x", "C:x"), ".."
+// components and over-long or over-deep paths. The empty result stands for the destination root.
 Result<std::string> NormaliseEntryPath(std::string_view raw);
 
 // Where a symlink target points, resolved lexically from the link's directory

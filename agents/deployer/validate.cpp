@@ -36,7 +36,7 @@ std::string Octal(unsigned mode) {
 // The names in directory `dir_fd` (`prefix` names it in errors), without
 // "." and "..". `dir_fd` stays open and usable.
 Result<std::vector<std::string>> DirectoryNames(int dir_fd, const std::string& prefix) {
-  int scan_fd = ::dup(dir_fd);
+  int scan_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (scan_fd < 0) return IoError("dup: " + std::string(std::strerror(errno)));
   DIR* dir = ::fdopendir(scan_fd);
   if (dir == nullptr) {
@@ -89,7 +89,7 @@ Status ListTree(int dir_fd, const std::string& prefix, std::map<std::string, Dis
 
 // Hashes `path` below `root_fd`, refusing to follow a symlink anywhere on the way.
 Result<std::string> HashBelow(int root_fd, const std::string& path) {
-  int dir_fd = ::dup(root_fd);
+  int dir_fd = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
   if (dir_fd < 0) return IoError(std::strerror(errno));
   size_t start = 0;
   for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', start)) {

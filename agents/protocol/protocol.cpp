@@ -2,7 +2,9 @@
 
 #include "common/names.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -320,9 +322,18 @@ std::string NormalizeFingerprint(std::string_view text) {
   return out.size() == 64 ? out : "";
 }
 
+bool IsLoopbackAddress(std::string_view address) {
+  const std::string text(address);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  return false;
+}
+
 bool IsLoopbackHost(std::string_view host) {
-  return host == "127.0.0.1" || host == "::1" || host == "localhost" ||
-         (host.size() > 4 && host.substr(0, 4) == "127.");
+  return host == "localhost" || IsLoopbackAddress(host);
 }
 
 }  // namespace reprise::protocol

@@ -146,6 +146,12 @@ struct TlsFiles {
 // Accepts "ab:cd:..." or "abcd..." in any case; returns lower-case hex or "".
 std::string NormalizeFingerprint(std::string_view text);
 
+// True for an IP literal on loopback (127.0.0.0/8, ::1, ::ffff:127.x.y.z) and
+// for "localhost", whose resolved addresses must still each be checked with
+// IsLoopbackAddress. Decided on the parsed address, never on a prefix: the
+// name "127.evil.example" is not loopback.
 bool IsLoopbackHost(std::string_view host);
+// `address` is an IP literal (as printed by the resolver) on loopback.
+bool IsLoopbackAddress(std::string_view address);
 
 }  // namespace reprise::protocol

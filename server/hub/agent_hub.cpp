@@ -16,6 +16,7 @@
 #include "agents/protocol/channel.h"
 #include "agents/protocol/protocol.h"
 #include "common/crypto.h"
+#include "common/fs.h"
 #include "planner/version.h"
 
 namespace reprise {
@@ -226,6 +227,7 @@ struct AgentHub::Impl {
         if (e == asio::error::operation_aborted || stopped) return;
         return Accept();
       }
+      SetCloseOnExec(sock.native_handle());  // Asio accepts without SOCK_CLOEXEC
       if (unauthenticated >= o.max_unauthenticated) {
         // Closed before TLS or anything else costs memory. One line per
         // burst: a flood must not flood the log too.
@@ -971,6 +973,7 @@ Result<std::unique_ptr<AgentHub>> AgentHub::Start(AgentHubOptions options) {
                        static_cast<unsigned short>(im.o.port));
       im.acceptor = std::make_unique<tcp::acceptor>(im.io);
       im.acceptor->open(ep.protocol());
+      SetCloseOnExec(im.acceptor->native_handle());  // Asio opens without SOCK_CLOEXEC
       im.acceptor->set_option(tcp::acceptor::reuse_address(true));
       im.acceptor->bind(ep);
       im.acceptor->listen(asio::socket_base::max_listen_connections);

@@ -57,6 +57,8 @@ class ServerProcess {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    // Nothing else of the test process: its fds are none of the child's.
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&fa);
     REQUIRE_MESSAGE(rc == 0, "cannot start ", argv[0]);
@@ -93,6 +95,7 @@ class ServerProcess {
     Wait();
   }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   HttpClient Admin() const {
     HttpClient c("127.0.0.1", port_);
     c.set_token(kAdminToken);

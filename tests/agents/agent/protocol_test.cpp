@@ -142,5 +142,24 @@ TEST_CASE("names and hosts") {
   CHECK_FALSE(IsLoopbackHost("10.0.0.1"));
 }
 
+TEST_CASE("loopback is decided on the parsed address, never on a name's prefix") {
+  CHECK(IsLoopbackHost("127.0.0.1"));
+  CHECK(IsLoopbackHost("127.1.2.3"));
+  CHECK(IsLoopbackHost("::1"));
+  CHECK(IsLoopbackHost("::ffff:127.0.0.1"));
+  CHECK(IsLoopbackHost("localhost"));  // its resolved addresses are checked too
+  CHECK_FALSE(IsLoopbackHost("127.evil.example"));
+  CHECK_FALSE(IsLoopbackHost("127.0.0.1.evil.example"));
+  CHECK_FALSE(IsLoopbackHost("127."));
+  CHECK_FALSE(IsLoopbackHost("127.1"));  // not an address inet_pton takes
+  CHECK_FALSE(IsLoopbackHost("128.0.0.1"));
+  CHECK_FALSE(IsLoopbackHost("::2"));
+  CHECK_FALSE(IsLoopbackHost("::ffff:10.0.0.1"));
+  CHECK_FALSE(IsLoopbackHost("localhost.evil.example"));
+  CHECK_FALSE(IsLoopbackHost(""));
+  CHECK(IsLoopbackAddress("127.0.0.1"));
+  CHECK_FALSE(IsLoopbackAddress("localhost"));  // a name, not an address
+}
+
 }  // namespace
 }  // namespace reprise::protocol

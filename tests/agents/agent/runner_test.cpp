@@ -4,6 +4,7 @@
 #include "agents/agent/runner.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -506,6 +508,25 @@ TEST_CASE("exec streams output and the exit code decides") {
   ExecOp missing;
   missing.argv = {"/nonexistent/program"};
   CHECK(f.Run(missing).kind == OperationOutcome::Kind::kFailed);
+}
+
+TEST_CASE("an exec step's process gets only stdin, stdout and stderr") {
+  Fixture f;
+  // An fd the agent's process holds without close-on-exec (as a library's
+  // socket may be): the step must not inherit it.
+  int leaked = ::open("/dev/null", O_RDONLY);
+  REQUIRE(leaked > 2);
+  ExecOp list;
+  // `; true`: the shell stays the step's process, so $$ is the one exec'd.
+  list.command = "ls /proc/$$/fd; true";
+  auto out = f.Run(list);
+  ::close(leaked);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  std::set<std::string> fds;
+  std::istringstream in(f.output);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) fds.insert(line);
+  CHECK(fds == std::set<std::string>{"0", "1", "2"});
 }
 
 // Sets environment variables for one scope and restores them after.

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/crypto.h"
@@ -231,6 +232,121 @@ inline void PatchZipUnixMode(const std::filesystem::path& p, const std::string& 
   }
   if (!patched) throw std::runtime_error("no zip entry named " + name);
   WriteBytes(p, bytes);
+}
+
+inline uint32_t Crc32(const std::string& data) {
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : data) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+// Writes a zip of stored (uncompressed) regular files whose names are the
+// given bytes, as is. `utf8_flag` sets general purpose bit 11 ("the name is
+// UTF-8") on every entry, as Python's zipfile and 7-Zip do for non-ASCII names.
+inline void WriteRawZip(const std::filesystem::path& out,
+                        const std::vector<std::pair<std::string, std::string>>& files,
+                        bool utf8_flag) {
+  std::string body, directory;
+  auto put = [](std::string& to, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) to += static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  const uint16_t flags = utf8_flag ? 0x0800 : 0;
+  for (const auto& [name, data] : files) {
+    const uint32_t crc = Crc32(data);
+    const uint64_t offset = body.size();
+    body += "PK\x03\x04";
+    put(body, 20, 2);  // version needed
+    put(body, flags, 2);
+    put(body, 0, 2);  // stored
+    put(body, 0, 4);  // time, date
+    put(body, crc, 4);
+    put(body, data.size(), 4);
+    put(body, data.size(), 4);
+    put(body, name.size(), 2);
+    put(body, 0, 2);
+    body += name + data;
+    directory += "PK\x01\x02";
+    put(directory, 0x0314, 2);  // made by: unix
+    put(directory, 20, 2);
+    put(directory, flags, 2);
+    put(directory, 0, 2);
+    put(directory, 0, 4);
+    put(directory, crc, 4);
+    put(directory, data.size(), 4);
+    put(directory, data.size(), 4);
+    put(directory, name.size(), 2);
+    put(directory, 0, 2);  // extra
+    put(directory, 0, 2);  // comment
+    put(directory, 0, 2);  // disk
+    put(directory, 0, 2);  // internal attributes
+    put(directory, uint64_t{0100644} << 16, 4);
+    put(directory, offset, 4);
+    directory += name;
+  }
+  std::string end = "PK\x05\x06";
+  put(end, 0, 4);
+  put(end, files.size(), 2);
+  put(end, files.size(), 2);
+  put(end, directory.size(), 4);
+  put(end, body.size(), 4);
+  put(end, 0, 2);
+  WriteBytes(out, body + directory + end);
+}
+
+// One 512-byte ustar header block.
+inline std::string TarHeader(const std::string& name, char type, uint64_t size) {
+  std::string h(512, '\0');
+  h.replace(0, std::min<size_t>(name.size(), 100), name.substr(0, 100));
+  auto octal = [&](size_t at, size_t width, uint64_t v) {
+    char field[24];
+    std::snprintf(field, sizeof field, "%0*llo", static_cast<int>(width - 1),
+                  static_cast<unsigned long long>(v));
+    h.replace(at, width - 1, field);
+  };
+  octal(100, 8, 0644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, size);
+  octal(136, 12, 1700000000);
+  h[156] = type;
+  h.replace(257, 6, std::string("ustar\0", 6));
+  h.replace(263, 2, "00");
+  h.replace(148, 8, "        ");
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  char chk[8];
+  std::snprintf(chk, sizeof chk, "%06o", sum);
+  h.replace(148, 8, std::string(chk, 6) + '\0' + ' ');
+  return h;
+}
+
+inline std::string TarPadded(const std::string& data) {
+  return data + std::string((512 - data.size() % 512) % 512, '\0');
+}
+
+// Writes a tar of one regular file `data` whose name comes from a special
+// header, byte for byte (a NUL inside too): a pax `path` record (type 'x', or
+// 'X' as old Solaris tars wrote it) or a GNU long name (type 'L'). The ustar
+// header's own name is "placeholder".
+inline void WriteTarWithSpecialName(const std::filesystem::path& out, char type,
+                                    const std::string& name, const std::string& data) {
+  std::string special;
+  if (type == 'x' || type == 'X') {
+    std::string record = " path=" + name + "\n";
+    size_t length = record.size() + 1;
+    while (std::to_string(length).size() + record.size() != length) ++length;
+    special = std::to_string(length) + record;
+  } else {
+    special = name + std::string(1, '\0');
+  }
+  const std::string special_name = type == 'L' ? "././@LongLink" : "PaxHeader/placeholder";
+  std::string tar = TarHeader(special_name, type, special.size()) + TarPadded(special) +
+                    TarHeader("placeholder", '0', data.size()) + TarPadded(data) +
+                    std::string(1024, '\0');
+  WriteBytes(out, tar);
 }
 
 // A recursive listing with types, modes and content hashes; symlinks are

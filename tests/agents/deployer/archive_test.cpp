@@ -185,6 +185,53 @@ TEST_CASE("non-ASCII names survive in tar and zip") {
   }
 }
 
+TEST_CASE("UTF-8 names marked as UTF-8 (zip flag, pax path) are read whatever the locale") {
+  const std::string name = "caf\xc3\xa9.txt";
+  TempDir tmp;
+  fs::path zip = tmp.path() / "flagged.zip";
+  WriteRawZip(zip, {{name, "x"}}, /*utf8_flag=*/true);
+  fs::path pax = tmp.path() / "pax.tar";
+  WriteTarWithSpecialName(pax, 'x', name, "x");
+  int n = 0;
+  for (const fs::path& archive : {zip, pax}) {
+    CAPTURE(archive.filename().string());
+    Result<Manifest> scanned = ScanArchive(archive);
+    REQUIRE_MESSAGE(scanned.ok(), scanned.status().ToString());
+    CHECK(scanned->entries.back().path == name);
+    Result<Manifest> buffered = ScanArchiveBuffer(ReadBytes(archive));
+    REQUIRE_MESSAGE(buffered.ok(), buffered.status().ToString());
+    Result<Manifest> streamed = ScanAsStream(archive, {}, 7);
+    REQUIRE_MESSAGE(streamed.ok(), streamed.status().ToString());
+    CHECK(streamed->manifest_hash == scanned->manifest_hash);
+    fs::path dest = tmp.path() / ("d" + std::to_string(n++));
+    Result<Manifest> m = ExtractArchive(archive, dest);
+    REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    CHECK(ReadBytes(dest / name) == "x");
+  }
+}
+
+TEST_CASE("zip names marked as UTF-8 arrive in normalisation form C") {
+  TempDir tmp;
+  fs::path zip = tmp.path() / "nfd.zip";
+  WriteRawZip(zip, {{"cafe\xcc\x81.txt", "x"}}, /*utf8_flag=*/true);  // e + combining acute
+  Result<Manifest> m = ScanArchive(zip);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->entries.back().path == "caf\xc3\xa9.txt");
+}
+
+TEST_CASE("a name that is not UTF-8 is named with its bytes escaped") {
+  CHECK(QuoteEntryName("caf\xc3\xa9") == "'caf\xc3\xa9'");
+  CHECK(QuoteEntryName("caf\xe9") == "'caf\\xe9'");
+  CHECK(QuoteEntryName(std::string("a\0b", 3)) == "'a\\x00b'");
+  CHECK(QuoteEntryName("\xed\xa0\x80") == "'\\xed\\xa0\\x80'");  // a surrogate
+  CHECK(QuoteEntryName("\xc0\xaf") == "'\\xc0\\xaf'");           // overlong '/'
+  CHECK(IsValidUtf8("\xf0\x9f\x98\x80"));
+  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  auto st = NormaliseEntryPath("dir/caf\xe9.txt").status();
+  CHECK(st.code() == Code::kUnsafe);
+  CHECK(st.message() == "unsafe archive entry 'dir/caf\\xe9.txt': name is not valid UTF-8");
+}
+
 TEST_CASE("GNU tar sparse files extract with their holes as zeros") {
   if (std::system("tar --version 2>/dev/null | grep -q GNU") != 0) return;
   TempDir tmp;

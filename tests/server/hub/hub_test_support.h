@@ -51,6 +51,8 @@ class AgentProcess {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    // Nothing else of the test process: its fds are none of the child's.
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     REQUIRE_MESSAGE(rc == 0, "cannot start ", argv[0]);
