@@ -126,6 +126,52 @@ Result<std::optional<TimePoint>> AtField(const Json& body) {
   return std::optional<TimePoint>(*t);
 }
 
+// Live log streams open now (each counted while its EventStream lives).
+std::atomic<int> open_streams{0};
+
+// The live log of deployment `id` after line `after`, as server-sent events:
+// polled when the engine signals a change, never waiting on a thread.
+std::shared_ptr<EventStream> LiveLog(Store& store, DeploymentEngine& engine, int64_t id,
+                                     int64_t after) {
+  struct Counted {
+    Counted() { ++open_streams; }
+    ~Counted() { --open_streams; }
+  };
+  auto counted = std::make_shared<Counted>();
+  auto cursor = std::make_shared<int64_t>(after);
+  auto stream = std::make_shared<EventStream>();
+  stream->poll = [&store, &engine, id, cursor, counted](bool* done) {
+    std::string out;
+    while (true) {  // everything there is now, in pages
+      auto lines = store.ListDeploymentLog(id, *cursor, 500);
+      if (!lines.ok() || lines->empty()) break;
+      for (const auto& l : *lines) {
+        out += "id: " + std::to_string(l.seq) + "\nevent: line\ndata: " + DumpJson(LogLineJson(l)) +
+               "\n\n";
+        *cursor = l.seq;
+      }
+      if (lines->size() < 500) break;
+    }
+    if (!out.empty()) return out;  // the end (if it is) shows at the next poll
+    if (engine.ShuttingDown()) {
+      *done = true;
+      return std::string("event: end\ndata: {\"status\":\"server-stopping\"}\n\n");
+    }
+    auto d = store.GetDeployment(id);
+    if (!d.ok() || IsFinalStatus(d->status)) {
+      *done = true;
+      return "event: end\ndata: " + DumpJson(Json{{"status", d.ok() ? d->status : "unknown"}}) +
+             "\n\n";
+    }
+    return out;
+  };
+  stream->subscribe = [&engine](std::function<void()> wake) -> std::function<void()> {
+    int64_t handle = engine.AddLogListener(std::move(wake));
+    return [&engine, handle] { engine.RemoveLogListener(handle); };
+  };
+  return stream;
+}
+
 }  // namespace
 
 std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
@@ -134,7 +180,6 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   const Clock& clock = *ctx.clock;
   std::vector<Route> r;
   if (ctx.engine == nullptr) return r;
-  static std::atomic<int> open_streams{0};
 
   r.push_back({"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
                [&](HttpRequest& req) {
@@ -244,51 +289,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                                               "too many live log streams are open; retry shortly");
                  HttpResponse res;
                  res.headers.emplace_back("Cache-Control", "no-cache");
-                 auto cursor = std::make_shared<int64_t>(after);
-                 auto counted = std::make_shared<bool>(false);
-                 res.stream = [&store, &engine, id, cursor, counted](
-                                  const std::function<bool(std::string_view)>& write) {
-                   if (!*counted) {
-                     *counted = true;
-                     ++open_streams;
-                   }
-                   struct Release {
-                     std::shared_ptr<bool> counted;
-                     bool done = false;
-                     ~Release() {
-                       if (done && *counted) {
-                         *counted = false;
-                         --open_streams;
-                       }
-                     }
-                   } release{counted};
-                   auto lines = store.ListDeploymentLog(id, *cursor, 500);
-                   if (lines.ok() && !lines->empty()) {
-                     for (const auto& l : *lines) {
-                       std::string event = "id: " + std::to_string(l.seq) +
-                                           "\nevent: line\ndata: " + LogLineJson(l).dump() + "\n\n";
-                       if (!write(event)) return release.done = true, false;
-                       *cursor = l.seq;
-                     }
-                     return true;
-                   }
-                   if (engine.ShuttingDown()) {
-                     write("event: end\ndata: {\"status\":\"server-stopping\"}\n\n");
-                     release.done = true;
-                     return false;
-                   }
-                   auto d = store.GetDeployment(id);
-                   if (!d.ok() || IsFinalStatus(d->status)) {
-                     std::string status = d.ok() ? d->status : "unknown";
-                     write("event: end\ndata: {\"status\":\"" + status + "\"}\n\n");
-                     release.done = true;
-                     return false;
-                   }
-                   if (!engine.WaitForLog(id, *cursor, std::chrono::seconds(15))) {
-                     if (!write(": keep-alive\n\n")) return release.done = true, false;
-                   }
-                   return true;
-                 };
+                 res.events = LiveLog(store, engine, id, after);
                  return res;
                }, nullptr});
 
