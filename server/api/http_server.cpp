@@ -147,12 +147,6 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
   }
 
-  // From any thread: the event source may have news.
-  void Wake() {
-    wake_requested_ = true;
-    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->MaybePoll(); });
-  }
-
  private:
   const HttpServerOptions& options() const { return impl_.options; }
 
@@ -439,16 +433,28 @@ class Session : public std::enable_shared_from_this<Session> {
                              [self = shared_from_this(), msg, sr](beast::error_code ec, size_t) {
                                self->stream_.expires_never();
                                if (ec) return self->Shutdown();
-                               std::weak_ptr<Session> weak = self;
-                               if (self->events_->subscribe)
-                                 self->unsubscribe_ = self->events_->subscribe([weak] {
-                                   if (auto s = weak.lock()) s->Wake();
-                                 });
+                               self->Subscribe();
                                self->WatchForHangUp();
                                self->ArmHeartbeat();
                                self->wake_requested_ = true;
                                self->MaybePoll();
                              });
+  }
+
+  // The wake-up runs inside the event source's notification: it only posts,
+  // so the session is never released (and destroyed) there.
+  void Subscribe() {
+    if (!events_->subscribe) return;
+    std::weak_ptr<Session> weak = shared_from_this();
+    auto strand = stream_.get_executor();
+    unsubscribe_ = events_->subscribe([weak, strand] {
+      asio::post(strand, [weak] {
+        if (auto s = weak.lock()) {
+          s->wake_requested_ = true;
+          s->MaybePoll();
+        }
+      });
+    });
   }
 
   // A stream's client sends nothing more; a read ends when it hangs up.
