@@ -153,7 +153,8 @@ class LogFeed {
     static std::mutex mu;
     static std::map<std::pair<Store*, int64_t>, std::weak_ptr<LogFeed>> feeds;
     std::lock_guard lock(mu);
-    for (auto it = feeds.begin(); it != feeds.end();) it = it->second.expired() ? feeds.erase(it) : ++it;
+    for (auto it = feeds.begin(); it != feeds.end();)
+      it = it->second.expired() ? feeds.erase(it) : ++it;
     auto& slot = feeds[{&store, id}];
     auto feed = slot.lock();
     if (!feed) slot = feed = std::make_shared<LogFeed>(store, engine, id);
@@ -213,8 +214,10 @@ class LogFeed {
   void Refresh() {
     auto d = store_.GetDeployment(id_);
     std::optional<std::string> final_status;
-    if (!d.ok()) final_status = "unknown";
-    else if (IsFinalStatus(d->status)) final_status = d->status;
+    if (!d.ok())
+      final_status = "unknown";
+    else if (IsFinalStatus(d->status))
+      final_status = d->status;
     for (int page = 0; page < 1000; ++page) {
       auto lines = store_.ListDeploymentLog(id_, max_seq_, 500);
       if (!lines.ok()) break;
@@ -239,7 +242,7 @@ class LogFeed {
   std::atomic<bool> dirty_{true};
   std::mutex mu_;
   std::vector<std::pair<int64_t, std::string>> events_;  // (seq, event), in order
-  int64_t base_seq_ = 0;  // events_ holds every line after this one
+  int64_t base_seq_ = 0;                                 // events_ holds every line after this one
   int64_t max_seq_ = 0;
   std::optional<std::string> final_status_;
   std::mutex wake_mu_;
