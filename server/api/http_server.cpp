@@ -278,19 +278,21 @@ class Session : public std::enable_shared_from_this<Session> {
   // On a worker thread, inside the upload handler.
   bool PullUpload(const std::function<bool(const char*, size_t)>& sink) {
     while (!request_complete_) {
-      std::promise<std::pair<beast::error_code, size_t>> read;
-      auto got = read.get_future();
-      asio::post(stream_.get_executor(), [this, &read] {
-        if (closed_) return read.set_value({asio::error::operation_aborted, 0});
+      // Shared: the io thread may still be inside set_value when this thread
+      // wakes up and leaves the iteration.
+      auto read = std::make_shared<std::promise<std::pair<beast::error_code, size_t>>>();
+      auto got = read->get_future();
+      asio::post(stream_.get_executor(), [this, read] {
+        if (closed_) return read->set_value({asio::error::operation_aborted, 0});
         auto& body = upload_->get().body();
         body.data = upload_buf_.data();
         body.size = upload_buf_.size();
         stream_.expires_after(options().upload_idle_timeout);
-        http::async_read(stream_, buffer_, *upload_, [this, &read](beast::error_code ec, size_t) {
+        http::async_read(stream_, buffer_, *upload_, [this, read](beast::error_code ec, size_t) {
           stream_.expires_never();
           if (ec == http::error::need_buffer) ec = {};
           if (!ec && upload_->is_done()) request_complete_ = true;
-          read.set_value({ec, upload_buf_.size() - upload_->get().body().size});
+          read->set_value({ec, upload_buf_.size() - upload_->get().body().size});
         });
       });
       auto [ec, n] = got.get();
