@@ -31,7 +31,8 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
 HttpResponse HttpResponse::Error(int http_status, std::string_view code,
                                  std::string_view message) {
   nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
-  return Json(http_status, j.dump());
+  // Never throws on invalid UTF-8 in a message: such bytes become U+FFFD.
+  return Json(http_status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 HttpResponse HttpResponse::Error(const Status& status) {
@@ -119,6 +120,89 @@ bool MatchRoute(const std::string& pattern, const std::string& path,
   }
   params = std::move(found);
   return true;
+}
+
+bool IsValidUtf8(std::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;  // a continuation byte first, an overlong lead, or past U+10FFFF
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+// Decodes a query component: '+' is a space, %XX a byte.
+std::optional<std::string> DecodeQueryPart(std::string_view s) {
+  std::string plus(s);
+  for (char& c : plus)
+    if (c == '+') c = ' ';
+  return PercentDecode(plus);
+}
+
+}  // namespace
+
+Status ParseRequestTarget(std::string_view target, HttpRequest& req) {
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  if (path.empty() || path.front() != '/')
+    return InvalidArgument("the request target must be a path starting with '/'");
+  for (std::string_view segment : Split(path)) {
+    auto decoded = PercentDecode(segment);
+    if (!decoded) return InvalidArgument("path segment is not well percent-encoded");
+    if (!IsValidUtf8(segment) || !IsValidUtf8(*decoded))
+      return InvalidArgument("path segment is not valid UTF-8");
+  }
+  req.path = std::string(path);
+  req.query.clear();
+  if (q == std::string_view::npos) return Status::Ok();
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    auto name = DecodeQueryPart(pair.substr(0, eq));
+    if (!name || !IsValidUtf8(*name) || !IsValidUtf8(pair.substr(0, eq)))
+      return InvalidArgument("a query parameter name is not valid UTF-8 or percent-encoding");
+    std::string_view raw_value = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+    auto value = DecodeQueryPart(raw_value);
+    if (!value) return InvalidArgument("query parameter '" + *name + "' is not well percent-encoded");
+    if (!IsValidUtf8(raw_value) || !IsValidUtf8(*value))
+      return InvalidArgument("query parameter '" + *name + "' is not valid UTF-8");
+    req.query.emplace(std::move(*name), std::move(*value));
+  }
+  return Status::Ok();
 }
 
 }  // namespace reprise

@@ -1,11 +1,12 @@
 // Transport-neutral HTTP request/response types and routes for the API.
-// Handlers see only these; cpp-httplib stays inside http_server.cpp.
+// Handlers see only these; Boost.Beast stays inside http_server.cpp.
 // Values are plain data; not thread-safe to share while being mutated.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -42,6 +43,19 @@ struct HttpRequest {
 // returns false or the body ends. Returns false when the connection failed.
 using BodyReader = std::function<bool(const std::function<bool(const char*, size_t)>& sink)>;
 
+// A live stream of server-sent events that holds no thread while it waits:
+// the server calls `poll` (on a worker thread, never twice at once) when the
+// stream starts, whenever `subscribe`'s wake-up fired, and at each heartbeat.
+struct EventStream {
+  // Returns the events to send now (empty: nothing new) and sets *done once
+  // the stream is over (its last events are in the returned text).
+  std::function<std::string(bool* done)> poll;
+  // Registers `wake` (callable from any thread, quick, never blocking) to be
+  // called whenever poll may have news; returns the function that
+  // unregisters it, which the server calls once before letting go.
+  std::function<std::function<void()>(std::function<void()> wake)> subscribe;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -50,11 +64,8 @@ struct HttpResponse {
   // When set, the body is this file's content, streamed (Range honoured).
   std::optional<std::string> file_path;
   int64_t file_size = 0;
-  // When set, the body is a server-sent event stream: `stream` is called
-  // repeatedly with a writer; it blocks until it has something (or a
-  // heartbeat is due), writes it, and returns false once the stream is over.
-  // The writer returns false when the client went away.
-  std::function<bool(const std::function<bool(std::string_view)>& write)> stream;
+  // When set, the body is a live server-sent event stream (see EventStream).
+  std::shared_ptr<EventStream> events;
 
   static HttpResponse Json(int status, std::string body);
   static HttpResponse Error(const Status& status);
@@ -80,5 +91,16 @@ struct Route {
 // must be non-empty; a parameter never spans a '/'.
 bool MatchRoute(const std::string& pattern, const std::string& path,
                 std::map<std::string, std::string>& params);
+
+// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or values
+// past U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+
+// Splits a request target ("/a/b?x=1&y=%20") into req.path (still
+// percent-encoded: MatchRoute decodes parameters) and req.query (decoded,
+// '+' as space). kInvalidArgument naming the part when a path segment, a
+// query name or value is not valid UTF-8 or not well percent-encoded; the
+// message never contains the offending bytes.
+[[nodiscard]] Status ParseRequestTarget(std::string_view target, HttpRequest& req);
 
 }  // namespace reprise

@@ -97,9 +97,13 @@ HttpResponse ListResponse(Json items, const Page& page) {
   Json body = {{"items", std::move(items)}, {"limit", page.limit}, {"offset", page.offset}};
   if (static_cast<int64_t>(body["items"].size()) == page.limit)
     body["next_offset"] = page.offset + page.limit;
-  return HttpResponse::Json(200, body.dump());
+  return HttpResponse::Json(200, DumpJson(body));
 }
 
-HttpResponse Ok(const Json& body, int status) { return HttpResponse::Json(status, body.dump()); }
+HttpResponse Ok(const Json& body, int status) { return HttpResponse::Json(status, DumpJson(body)); }
+
+std::string DumpJson(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 }  // namespace reprise

@@ -37,6 +37,8 @@ Page PageFrom(const HttpRequest& req);
 // {"items": [...], "limit", "offset"}
 HttpResponse ListResponse(Json items, const Page& page);
 HttpResponse Ok(const Json& body, int status = 200);
+// Serialises a response body; never throws: invalid UTF-8 becomes U+FFFD.
+std::string DumpJson(const Json& value);
 
 // In a handler: assign the value of a Result or return its error as a response.
 #define TRY_OR_ERROR(lhs, expr)                               \

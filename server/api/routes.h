@@ -25,7 +25,7 @@ struct ApiContext {
   const ArchiveLimits* archive_limits = nullptr;
   uint64_t max_artifact_bytes = 0;  // 0: unlimited
   DeploymentEngine* engine = nullptr;
-  int max_log_streams = 24;  // concurrent live-log (SSE) clients
+  int max_log_streams = 4096;  // concurrent live-log (SSE) clients (they hold no thread)
   // POST /admin/retention: the policy for fields a request leaves out (null: built-in defaults).
   const RetentionPolicy* retention_defaults = nullptr;
 };

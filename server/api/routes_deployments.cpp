@@ -1,6 +1,10 @@
 // Deploy, preview, deployments, approvals, live logs, holds, and what is
 // deployed where.
+#include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "planner/execution_context.h"
@@ -127,6 +131,146 @@ Result<std::optional<TimePoint>> AtField(const Json& body) {
   return std::optional<TimePoint>(*t);
 }
 
+// Live log streams open now (each counted while its EventStream lives).
+std::atomic<int> open_streams{0};
+
+// What every live stream of one deployment shares: its lines, read once per
+// engine signal (not once per stream) and kept rendered as events.
+// Thread-safe.
+class LogFeed {
+ public:
+  LogFeed(Store& store, DeploymentEngine& engine, int64_t id)
+      : store_(store), engine_(engine), id_(id) {
+    listener_ = engine_.AddLogListener([this] {
+      dirty_ = true;
+      std::lock_guard lock(wake_mu_);
+      for (const auto& [key, wake] : wakes_) wake();
+    });
+  }
+  ~LogFeed() { engine_.RemoveLogListener(listener_); }
+
+  // One feed per store and deployment while any stream uses it.
+  static std::shared_ptr<LogFeed> For(Store& store, DeploymentEngine& engine, int64_t id) {
+    static std::mutex mu;
+    static std::map<std::pair<Store*, int64_t>, std::weak_ptr<LogFeed>> feeds;
+    std::lock_guard lock(mu);
+    for (auto it = feeds.begin(); it != feeds.end();)
+      it = it->second.expired() ? feeds.erase(it) : ++it;
+    auto& slot = feeds[{&store, id}];
+    auto feed = slot.lock();
+    if (!feed) slot = feed = std::make_shared<LogFeed>(store, engine, id);
+    return feed;
+  }
+
+  std::function<void()> Subscribe(std::function<void()> wake) {
+    std::lock_guard lock(wake_mu_);
+    int64_t key = next_key_++;
+    wakes_[key] = std::move(wake);
+    return [this, key] {
+      std::lock_guard unlock(wake_mu_);
+      wakes_.erase(key);
+    };
+  }
+
+  // The events after *cursor (which advances), and the end once the
+  // deployment is over and every line was sent.
+  std::string Poll(int64_t* cursor, bool* done) {
+    std::lock_guard lock(mu_);
+    if (dirty_.exchange(false)) Refresh();
+    std::string out;
+    if (*cursor < base_seq_) {  // behind what is kept: read it from the store
+      auto lines = store_.ListDeploymentLog(id_, *cursor, 500);
+      if (lines.ok())
+        for (const auto& l : *lines) {
+          out += Render(l);
+          *cursor = l.seq;
+        }
+      if (!out.empty()) return out;
+    }
+    auto from = std::upper_bound(events_.begin(), events_.end(), *cursor,
+                                 [](int64_t c, const auto& e) { return c < e.first; });
+    for (auto it = from; it != events_.end(); ++it) {
+      out += it->second;
+      *cursor = it->first;
+    }
+    if (engine_.ShuttingDown()) {
+      *done = true;
+      return out + "event: end\ndata: {\"status\":\"server-stopping\"}\n\n";
+    }
+    if (final_status_ && *cursor >= max_seq_) {
+      *done = true;
+      out += "event: end\ndata: " + DumpJson(Json{{"status", *final_status_}}) + "\n\n";
+    }
+    return out;
+  }
+
+ private:
+  static std::string Render(const DeploymentLogRecord& l) {
+    return "id: " + std::to_string(l.seq) + "\nevent: line\ndata: " + DumpJson(LogLineJson(l)) +
+           "\n\n";
+  }
+
+  // Under mu_. The status is read before the lines: once it is final, the
+  // lines read after it are all there will be.
+  void Refresh() {
+    auto d = store_.GetDeployment(id_);
+    std::optional<std::string> final_status;
+    if (!d.ok())
+      final_status = "unknown";
+    else if (IsFinalStatus(d->status))
+      final_status = d->status;
+    for (int page = 0; page < 1000; ++page) {
+      auto lines = store_.ListDeploymentLog(id_, max_seq_, 500);
+      if (!lines.ok()) break;
+      for (const auto& l : *lines) {
+        events_.emplace_back(l.seq, Render(l));
+        max_seq_ = l.seq;
+      }
+      if (lines->size() < 500) break;
+    }
+    if (events_.size() > kKeep) {  // keep the newest; older readers go to the store
+      events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(kKeep / 2));
+      base_seq_ = events_.front().first - 1;
+    }
+    final_status_ = final_status;
+  }
+
+  static constexpr size_t kKeep = 20000;
+  Store& store_;
+  DeploymentEngine& engine_;
+  const int64_t id_;
+  int64_t listener_ = 0;
+  std::atomic<bool> dirty_{true};
+  std::mutex mu_;
+  std::vector<std::pair<int64_t, std::string>> events_;  // (seq, event), in order
+  int64_t base_seq_ = 0;                                 // events_ holds every line after this one
+  int64_t max_seq_ = 0;
+  std::optional<std::string> final_status_;
+  std::mutex wake_mu_;
+  std::map<int64_t, std::function<void()>> wakes_;
+  int64_t next_key_ = 1;
+};
+
+// The live log of deployment `id` after line `after`, as server-sent events:
+// polled when the engine signals a change, never waiting on a thread.
+std::shared_ptr<EventStream> LiveLog(Store& store, DeploymentEngine& engine, int64_t id,
+                                     int64_t after) {
+  struct Counted {
+    Counted() { ++open_streams; }
+    ~Counted() { --open_streams; }
+  };
+  auto counted = std::make_shared<Counted>();
+  auto cursor = std::make_shared<int64_t>(after);
+  auto feed = LogFeed::For(store, engine, id);
+  auto stream = std::make_shared<EventStream>();
+  stream->poll = [feed, cursor, counted](bool* done) { return feed->Poll(cursor.get(), done); };
+  stream->subscribe = [feed](std::function<void()> wake) -> std::function<void()> {
+    auto off = feed->Subscribe(std::move(wake));
+    return [feed, off] { off(); };
+  };
+  return stream;
+}
+
 }  // namespace
 
 std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
@@ -135,7 +279,6 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   const Clock& clock = *ctx.clock;
   std::vector<Route> r;
   if (ctx.engine == nullptr) return r;
-  static std::atomic<int> open_streams{0};
 
   r.push_back({"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
                [&](HttpRequest& req) {
@@ -247,51 +390,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                                               "too many live log streams are open; retry shortly");
                  HttpResponse res;
                  res.headers.emplace_back("Cache-Control", "no-cache");
-                 auto cursor = std::make_shared<int64_t>(after);
-                 auto counted = std::make_shared<bool>(false);
-                 res.stream = [&store, &engine, id, cursor, counted](
-                                  const std::function<bool(std::string_view)>& write) {
-                   if (!*counted) {
-                     *counted = true;
-                     ++open_streams;
-                   }
-                   struct Release {
-                     std::shared_ptr<bool> counted;
-                     bool done = false;
-                     ~Release() {
-                       if (done && *counted) {
-                         *counted = false;
-                         --open_streams;
-                       }
-                     }
-                   } release{counted};
-                   auto lines = store.ListDeploymentLog(id, *cursor, 500);
-                   if (lines.ok() && !lines->empty()) {
-                     for (const auto& l : *lines) {
-                       std::string event = "id: " + std::to_string(l.seq) +
-                                           "\nevent: line\ndata: " + LogLineJson(l).dump() + "\n\n";
-                       if (!write(event)) return release.done = true, false;
-                       *cursor = l.seq;
-                     }
-                     return true;
-                   }
-                   if (engine.ShuttingDown()) {
-                     write("event: end\ndata: {\"status\":\"server-stopping\"}\n\n");
-                     release.done = true;
-                     return false;
-                   }
-                   auto d = store.GetDeployment(id);
-                   if (!d.ok() || IsFinalStatus(d->status)) {
-                     std::string status = d.ok() ? d->status : "unknown";
-                     write("event: end\ndata: {\"status\":\"" + status + "\"}\n\n");
-                     release.done = true;
-                     return false;
-                   }
-                   if (!engine.WaitForLog(id, *cursor, std::chrono::seconds(15))) {
-                     if (!write(": keep-alive\n\n")) return release.done = true, false;
-                   }
-                   return true;
-                 };
+                 res.events = LiveLog(store, engine, id, after);
                  return res;
                }, nullptr});
 

@@ -102,6 +102,37 @@ class ManualGate final : public ManualContinuation {
   std::function<void(const CancelToken&)> resume_;
 };
 
+// The log's condition variable, which also tells registered listeners (live
+// log streams that wait without a thread) of every change it signals.
+class LogSignal {
+ public:
+  void notify_all() {
+    cv_.notify_all();
+    std::lock_guard lock(mu_);
+    for (const auto& [id, listener] : listeners_) listener();
+  }
+  template <typename Duration>
+  void wait_for(std::unique_lock<std::mutex>& lock, Duration timeout) {
+    cv_.wait_for(lock, timeout);
+  }
+  int64_t Add(std::function<void()> listener) {
+    std::lock_guard lock(mu_);
+    listeners_[next_] = std::move(listener);
+    return next_++;
+  }
+  // Once it returns, the listener is not running and is never called again.
+  void Remove(int64_t id) {
+    std::lock_guard lock(mu_);
+    listeners_.erase(id);
+  }
+
+ private:
+  std::condition_variable cv_;
+  std::mutex mu_;
+  std::map<int64_t, std::function<void()>> listeners_;
+  int64_t next_ = 1;
+};
+
 struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::Impl> {
   EngineOptions o;
   Store* store = nullptr;
@@ -131,7 +162,7 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   std::atomic<bool> rearm_posted{false};
 
   mutable std::mutex log_mu;
-  mutable std::condition_variable log_cv;
+  mutable LogSignal log_cv;
   std::atomic<bool> shutting_down{false};
 
   std::vector<std::thread> threads;
@@ -1743,6 +1774,12 @@ void DeploymentEngine::ReportProgress(const std::string& target, const TransferP
   std::lock_guard lock(r->mu);
   r->progress[target] = progress;
 }
+
+int64_t DeploymentEngine::AddLogListener(std::function<void()> listener) {
+  return impl_->log_cv.Add(std::move(listener));
+}
+
+void DeploymentEngine::RemoveLogListener(int64_t handle) { impl_->log_cv.Remove(handle); }
 
 bool DeploymentEngine::WaitForLog(int64_t id, int64_t after_seq,
                                   std::chrono::milliseconds timeout) const {

@@ -166,6 +166,13 @@ class DeploymentEngine {
   // Blocks until the deployment's log has a line after `after_seq`, it
   // finished, or `timeout` passed. Returns true when there may be news.
   bool WaitForLog(int64_t id, int64_t after_seq, std::chrono::milliseconds timeout) const;
+  // Registers `listener`, called on the engine's threads after every change
+  // that ends a WaitForLog (new log lines, a status change, shutdown): a
+  // live log stream waits without a thread. It must be quick and must not
+  // call back into the engine. Returns the handle for RemoveLogListener;
+  // once that returns the listener is never called again.
+  int64_t AddLogListener(std::function<void()> listener);
+  void RemoveLogListener(int64_t handle);
   // Progress from the hub (bytes transferred, files extracted).
   void ReportProgress(const std::string& target, const TransferProgress& progress);
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# HTTP server benchmark: /api/v1/health latency while 1,000 connections trickle
+# their headers (target p99 < 50 ms), and 1,000 live log streams (SSE) of one
+# running deployment (all must receive every line; server RSS < 150 MB).
+# Loopback only; every loop is bounded. Prints numbers; asserts nothing.
+#   bench/run_http.sh BUILD_DIR   (TRICKLE=1000 STREAMS=1000 LINES=200 PROBES=500 to change)
+set -euo pipefail
+build_dir=$(cd "${1:-build}" && pwd)
+if [[ ! -x "$build_dir/bench/bench_http" || ! -x "$build_dir/bin/reprise-server" ]]; then
+  cmake --build "$build_dir" --target bench_http reprise-server >/dev/null
+fi
+# Two thousand sockets on each side: raise the soft descriptor limit if we may.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+"$build_dir/bench/bench_http" --server "$build_dir/bin/reprise-server" \
+  --work "$build_dir/bench-data/http" --trickle "${TRICKLE:-1000}" --streams "${STREAMS:-1000}" \
+  --lines "${LINES:-200}" --probes "${PROBES:-500}"
