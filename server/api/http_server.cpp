@@ -609,6 +609,8 @@ void ServerState::OnAccept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  // Asio accepts without SOCK_CLOEXEC: no child process may hold a client's connection.
+  ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
   if (connections.load() >= options.max_connections) {
     std::make_shared<Session>(*this, std::move(socket), false)->Refuse();
   } else {
