@@ -448,9 +448,12 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   };
   r.push_back({"GET", "/api/v1/environments/{env}/grants", Role::kViewer, false,
                [&, grant_json](HttpRequest& req) {
+                 TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
                  Json items = Json::array();
-                 for (const auto& g : list) items.push_back(grant_json(g));
+                 const size_t first = std::min<size_t>(page.offset, list.size());
+                 const size_t last = std::min<size_t>(first + page.limit, list.size());
+                 for (size_t i = first; i < last; ++i) items.push_back(grant_json(list[i]));
                  return Ok({{"environment", req.Param("env")}, {"items", items}});
                },
                nullptr});

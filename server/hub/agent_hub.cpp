@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "planner/version.h"
+#include "server/api/list_params.h"
 
 namespace reprise {
 namespace {
@@ -1263,9 +1265,15 @@ std::vector<Route> AgentHub::Routes() {
   AgentHub* hub = this;
   r.push_back(
       {"GET", "/api/v1/agents", Role::kViewer, false,
-       [hub](HttpRequest&) {
+       [hub](HttpRequest& req) {
+         auto page = ListParams(req);
+         if (!page.ok()) return ErrorResponse(page.status());
          json items = json::array();
-         for (const auto& a : hub->Agents()) {
+         const auto agents = hub->Agents();
+         const size_t first = std::min<size_t>(page->offset, agents.size());
+         const size_t last = std::min<size_t>(first + page->limit, agents.size());
+         for (size_t i = first; i < last; ++i) {
+           const auto& a = agents[i];
            items.push_back(
                {{"name", a.name},
                 {"status", a.status},
@@ -1277,7 +1285,7 @@ std::vector<Route> AgentHub::Routes() {
                 {"address", a.address},
                 {"targets", a.targets}});
          }
-         return JsonResponse(200, {{"items", items}, {"limit", items.size()}, {"offset", 0}});
+         return JsonResponse(200, {{"items", items}, {"limit", page->limit}, {"offset", page->offset}});
        },
        nullptr});
   r.push_back({"POST", "/api/v1/agents/{name}/approve", Role::kAdmin, false,

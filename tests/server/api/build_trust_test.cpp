@@ -223,7 +223,8 @@ TEST_CASE("list parameters out of range and unknown ones are refused, naming the
       "/api/v1/deployments",  "/api/v1/audit",
       "/api/v1/environments", "/api/v1/targets",
       "/api/v1/applications", "/api/v1/applications/shop/releases",
-      "/api/v1/users",        "/api/v1/applications/shop/releases/1.0/builds"};
+      "/api/v1/users",        "/api/v1/applications/shop/releases/1.0/builds",
+      "/api/v1/agents",       "/api/v1/environments/Production/grants"};
   const std::vector<std::pair<std::string, std::string>> bad = {{"limit=0", "limit"},
                                                                 {"limit=-1", "limit"},
                                                                 {"limit=abc", "limit"},
