@@ -14,6 +14,7 @@
 
 #include "agents/deployer/archive.h"
 #include "common/status.h"
+#include "common/utf8.h"
 
 namespace reprise {
 
@@ -30,9 +31,6 @@ inline constexpr uint64_t kMaxSymlinkResolutionWork = 1ULL << 31;  // bytes look
 // are not part of well-formed UTF-8 as \xNN, so a message never carries raw
 // invalid bytes.
 std::string QuoteEntryName(std::string_view raw);
-
-// Well-formed UTF-8 (RFC 3629). Entry names and link targets must be.
-bool IsValidUtf8(std::string_view text);
 
 // Normalises an archive path ("./a//b/" -> "a/b", "./" -> ""). Returns kUnsafe
 // for NUL, backslashes, names that are not UTF-8, absolute or drive paths ("/x", "C:x"), ".."

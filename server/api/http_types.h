@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/utf8.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -91,10 +92,6 @@ struct Route {
 // must be non-empty; a parameter never spans a '/'.
 bool MatchRoute(const std::string& pattern, const std::string& path,
                 std::map<std::string, std::string>& params);
-
-// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or values
-// past U+10FFFF).
-bool IsValidUtf8(std::string_view text);
 
 // Splits a request target ("/a/b?x=1&y=%20") into req.path (still
 // percent-encoded: MatchRoute decodes parameters) and req.query (decoded,
