@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/clock.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 #include "server/store/store.h"
 
 namespace reprise {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "server/api/http_server.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 namespace reprise {
 

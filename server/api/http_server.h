@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 namespace reprise {
 

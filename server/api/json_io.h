@@ -7,7 +7,7 @@
 
 #include "common/clock.h"
 #include "planner/variables.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 namespace reprise {
 

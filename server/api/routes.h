@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 namespace reprise {
 

@@ -2,7 +2,7 @@
 #include "planner/version.h"
 #include "server/api/auth.h"
 #include "server/api/json_io.h"
-#include "server/api/list_params.h"
+#include "server/http/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"

@@ -1,6 +1,6 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
-#include "server/api/list_params.h"
+#include "server/http/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"

@@ -9,7 +9,7 @@
 
 #include "planner/execution_context.h"
 #include "server/api/json_io.h"
-#include "server/api/list_params.h"
+#include "server/http/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"

@@ -17,7 +17,7 @@
 #include "agents/deployer/archive.h"
 #include "common/clock.h"
 #include "common/status.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 namespace reprise {
 

@@ -19,7 +19,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "planner/version.h"
-#include "server/api/list_params.h"
+#include "server/http/list_params.h"
 
 namespace reprise {
 namespace {

@@ -27,7 +27,7 @@
 #include "common/status.h"
 #include "planner/execution_context.h"
 #include "planner/operations.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 #include "server/artifacts/blob_store.h"
 #include "server/store/store.h"
 

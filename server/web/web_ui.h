@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 #include "server/store/store.h"
 
 namespace reprise {

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 namespace reprise {
 

@@ -1,4 +1,4 @@
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "server/api/list_params.h"
+#include "server/http/list_params.h"
 
 #include <optional>
 #include <string>

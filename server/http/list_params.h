@@ -6,7 +6,7 @@
 #include <initializer_list>
 
 #include "common/status.h"
-#include "server/api/http_types.h"
+#include "server/http/http_types.h"
 #include "server/store/store.h"
 
 namespace reprise {
