@@ -1,0 +1,72 @@
+// SqliteStore, agent aggregate: agents and enrollment tokens.
+#include "server/store/sqlite_store_internal.h"
+
+namespace reprise {
+
+Status SqliteStore::PutAgent(const AgentRecord& a) {
+  return Write("put agent", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO agents(name, status, secret_hash, key_fingerprint, "
+                        "version, created_at, last_seen, public_key) VALUES(?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(name) DO UPDATE SET status=excluded.status, "
+                        "secret_hash=excluded.secret_hash, "
+                        "key_fingerprint=excluded.key_fingerprint, version=excluded.version, "
+                        "last_seen=excluded.last_seen, public_key=excluded.public_key");
+    SQLite::bind(q, a.name, a.status, a.secret_hash, a.key_fingerprint, a.version, a.created_at,
+                 a.last_seen, a.public_key);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<AgentRecord> SqliteStore::GetAgent(const std::string& name) {
+  return One<AgentRecord>(
+      "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
+      "public_key FROM agents WHERE name=?",
+      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadAgent, "agent '" + name + "'");
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::ListAgents(const Page& page) {
+  return Many<AgentRecord>(
+      "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
+      "public_key FROM agents ORDER BY name LIMIT ? OFFSET ?",
+      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadAgent);
+}
+
+Status SqliteStore::CreateEnrollToken(const EnrollTokenRecord& t) {
+  return Write("create enroll token", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO enroll_tokens(token_hash, pre_approved, created_by, "
+                        "created_at, expires_at, used_by) VALUES(?,?,?,?,?,?)");
+    SQLite::bind(q, t.token_hash, t.pre_approved ? 1 : 0, t.created_by, t.created_at, t.expires_at,
+                 t.used_by);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<EnrollTokenRecord> SqliteStore::FindEnrollToken(const std::string& token_hash) {
+  return One<EnrollTokenRecord>(
+      "SELECT token_hash, pre_approved, created_by, created_at, expires_at, used_by "
+      "FROM enroll_tokens WHERE token_hash=?",
+      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
+      [](SQLite::Statement& q) {
+        return EnrollTokenRecord{q.getColumn(0).getString(), q.getColumn(1).getInt() != 0,
+                                 q.getColumn(2).getString(), q.getColumn(3).getInt64(),
+                                 q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
+      },
+      "enrollment token");
+}
+
+Status SqliteStore::MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) {
+  return Write("mark enroll token used", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE enroll_tokens SET used_by = CASE WHEN used_by = '' THEN ?1 "
+                        "ELSE used_by || ',' || ?1 END WHERE token_hash = ?2");
+    SQLite::bind(q, agent, token_hash);
+    if (q.exec() == 0) return NotFound("enrollment token not found");
+    return Status::Ok();
+  });
+}
+
+}  // namespace reprise

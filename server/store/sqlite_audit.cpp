@@ -1,0 +1,33 @@
+// SqliteStore, audit aggregate: the audit log.
+#include "server/store/sqlite_store_internal.h"
+
+namespace reprise {
+
+Status SqliteStore::AppendAudit(const AuditRecord& e) {
+  return Write("append audit", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO audit_log(at, actor, action, subject, summary) "
+                        "VALUES(?,?,?,?,?)");
+    SQLite::bind(q, e.at, e.actor, e.action, e.subject, e.summary);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditFilter& f, const Page& page) {
+  return Many<AuditRecord>(
+      "SELECT id, at, actor, action, subject, summary FROM audit_log "
+      "WHERE (?1 = '' OR substr(action, 1, length(?1)) = ?1) AND (?2 = '' OR subject = ?2) "
+      "ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+      [&](SQLite::Statement& q) {
+        SQLite::bind(q, f.action_prefix, f.subject);
+        BindPage(q, 3, page);
+      },
+      [](SQLite::Statement& q) {
+        return AuditRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),
+                           q.getColumn(2).getString(), q.getColumn(3).getString(),
+                           q.getColumn(4).getString(), q.getColumn(5).getString()};
+      });
+}
+
+}  // namespace reprise

@@ -1,0 +1,515 @@
+// SqliteStore, deployment aggregate: deployments, their targets, logs and
+// approvals, scheduling, target states and automatic-promotion holds.
+#include <map>
+
+#include "server/store/sqlite_store_internal.h"
+
+namespace reprise {
+
+Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d) {
+  DeploymentRecord stored = d;
+  Status st = Write("create deployment", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO deployments(application, release, build, stage, kind, "
+                        "status, scheduled_at, expires_after_ms, forced, context_choice, "
+                        "variables_json, comment, requested_by, created_at, targets_csv, "
+                        "automatic) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    SQLite::bind(q, d.application, d.release, d.build, d.stage, d.kind, d.status);
+    if (d.scheduled_at != 0)
+      q.bind(7, d.scheduled_at);
+    else
+      q.bind(7);
+    q.bind(8, d.expires_after_ms);
+    q.bind(9, d.forced ? 1 : 0);
+    q.bind(10, d.context_choice);
+    q.bind(11, d.variables_json);
+    q.bind(12, d.comment);
+    q.bind(13, d.requested_by);
+    q.bind(14, d.created_at);
+    q.bind(15, d.targets_csv);
+    q.bind(16, d.automatic ? 1 : 0);
+    q.exec();
+    stored.id = db_->getLastInsertRowid();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return stored;
+}
+
+Result<DeploymentRecord> SqliteStore::GetDeployment(int64_t id) {
+  return One<DeploymentRecord>(
+      std::string(kDeploymentColumns) + " WHERE id=?", [&](SQLite::Statement& q) { q.bind(1, id); },
+      ReadDeployment, "deployment " + std::to_string(id));
+}
+
+Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const DeploymentFilter& f,
+                                                                   const Page& page) {
+  std::string sql = std::string(kDeploymentColumns) +
+                    " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
+                    "(?3 = '' OR instr(',' || targets_csv || ',', ',' || ?3 || ',') > 0)";
+  if (!f.statuses.empty()) {
+    sql += " AND status IN (";
+    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
+    sql += ")";
+  }
+  sql +=
+      f.oldest_first ? " ORDER BY id ASC LIMIT ? OFFSET ?" : " ORDER BY id DESC LIMIT ? OFFSET ?";
+  return Many<DeploymentRecord>(
+      sql,
+      [&](SQLite::Statement& q) {
+        SQLite::bind(q, f.application, f.stage, f.target);
+        int i = 4;
+        for (const auto& st : f.statuses) q.bind(i++, st);
+        BindPage(q, i, page);
+      },
+      ReadDeployment);
+}
+
+Result<bool> SqliteStore::TransitionDeployment(int64_t id, const std::vector<std::string>& from,
+                                               const std::string& to, int64_t started_at,
+                                               int64_t finished_at, const std::string& error) {
+  bool changed = false;
+  Status st = Write("transition deployment", [&] {
+    std::string sql =
+        "UPDATE deployments SET status=?1, started_at=CASE WHEN ?2 != 0 THEN ?2 ELSE "
+        "started_at END, finished_at=CASE WHEN ?3 != 0 THEN ?3 ELSE finished_at END, "
+        "error=CASE WHEN ?4 != '' THEN ?4 ELSE error END WHERE id=?5 AND status IN (";
+    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+    sql += ")";
+    SQLite::Statement q(*db_, sql);
+    SQLite::bind(q, to, started_at, finished_at, error, id);
+    int i = 6;
+    for (const auto& f : from) q.bind(i++, f);
+    changed = q.exec() == 1;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return changed;
+}
+
+Result<std::vector<DeploymentRecord>> SqliteStore::DueScheduled(int64_t until, int64_t limit) {
+  return Many<DeploymentRecord>(
+      std::string(kDeploymentColumns) +
+          " WHERE status='scheduled' AND scheduled_at<=? ORDER BY scheduled_at, id LIMIT ?",
+      [&](SQLite::Statement& q) { SQLite::bind(q, until, limit); }, ReadDeployment);
+}
+
+Result<int64_t> SqliteStore::NextScheduledAt() {
+  int64_t next = 0;
+  Status st = Read("next scheduled", [&] {
+    SQLite::Statement q(*db_,
+                        "SELECT COALESCE(MIN(scheduled_at), 0) FROM deployments "
+                        "WHERE status='scheduled'");
+    if (q.executeStep()) next = q.getColumn(0).getInt64();
+  });
+  if (!st.ok()) return st;
+  return next;
+}
+
+Result<std::vector<int64_t>> SqliteStore::FireScheduled(const std::vector<ScheduledFiring>& firings,
+                                                        int64_t due_by, int64_t now) {
+  std::vector<int64_t> moved;
+  if (firings.empty()) return moved;
+  Status st = Write("fire scheduled deployments", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE deployments SET status=?1, "
+                        "finished_at=CASE WHEN ?2 != 0 THEN ?2 ELSE finished_at END, "
+                        "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END "
+                        "WHERE id=?4 AND status='scheduled' AND scheduled_at<=?5");
+    for (const auto& f : firings) {
+      bool final_status = f.to != "queued" && f.to != "waiting";
+      q.reset();
+      SQLite::bind(q, f.to, final_status ? now : int64_t{0}, final_status ? f.error : std::string(),
+                   f.id, due_by);
+      if (q.exec() == 1) moved.push_back(f.id);
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return moved;
+}
+
+Result<std::vector<int64_t>> SqliteStore::TransitionDeployments(
+    const std::vector<int64_t>& ids, const std::vector<std::string>& from, const std::string& to) {
+  std::vector<int64_t> moved;
+  if (ids.empty()) return moved;
+  Status st = Write("transition deployments", [&] {
+    std::string sql = "UPDATE deployments SET status=? WHERE id=? AND status IN (";
+    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+    sql += ")";
+    SQLite::Statement q(*db_, sql);
+    for (int64_t id : ids) {
+      q.reset();
+      SQLite::bind(q, to, id);
+      int i = 3;
+      for (const auto& f : from) q.bind(i++, f);
+      if (q.exec() == 1) moved.push_back(id);
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return moved;
+}
+
+Result<bool> SqliteStore::RescheduleDeployment(int64_t id, int64_t scheduled_at) {
+  bool changed = false;
+  Status st = Write("reschedule deployment", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE deployments SET scheduled_at=? WHERE id=? AND "
+                        "status='scheduled'");
+    SQLite::bind(q, scheduled_at, id);
+    changed = q.exec() == 1;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return changed;
+}
+
+Status SqliteStore::SetDeploymentContext(int64_t id, const std::string& context_json,
+                                         const std::string& kind) {
+  return Write("set deployment context", [&] {
+    SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
+    SQLite::bind(q, context_json, kind, id);
+    if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+    return Status::Ok();
+  });
+}
+
+Status SqliteStore::PutDeploymentTarget(const DeploymentTargetRecord& t) {
+  return Write("put deployment target", [&] {
+    PutDeploymentTargets({t});
+    return Status::Ok();
+  });
+}
+
+Status SqliteStore::StartDeployment(int64_t id, const std::string& context_json,
+                                    const std::string& kind,
+                                    const std::vector<DeploymentTargetRecord>& targets) {
+  return Write("start deployment", [&] {
+    SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
+    SQLite::bind(q, context_json, kind, id);
+    if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+    PutDeploymentTargets(targets);
+    return Status::Ok();
+  });
+}
+
+Result<bool> SqliteStore::FinishDeployment(int64_t id, const std::vector<std::string>& from,
+                                           const std::string& to, int64_t finished_at,
+                                           const std::string& error,
+                                           const std::vector<DeploymentTargetRecord>& targets,
+                                           const std::vector<TargetStateRecord>& target_states,
+                                           const std::vector<DeploymentLogRecord>& logs,
+                                           const std::vector<DeploymentLogRecord>& final_logs) {
+  bool moved = false;
+  Status st = Write("finish deployment", [&] {
+    AppendLogs(logs);
+    PutDeploymentTargets(targets);
+    for (const auto& t : target_states)
+      PutTargetStateRow(t.application, t.stage, t.current, t.release_dir);
+    std::string sql =
+        "UPDATE deployments SET status=?1, finished_at=?2, "
+        "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND status IN (";
+    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
+    sql += ")";
+    SQLite::Statement q(*db_, sql);
+    SQLite::bind(q, to, finished_at, error, id);
+    int i = 5;
+    for (const auto& f : from) q.bind(i++, f);
+    moved = q.exec() == 1;
+    if (moved) AppendLogs(final_logs);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return moved;
+}
+
+Result<std::vector<DeploymentTargetRecord>> SqliteStore::ListDeploymentTargets(int64_t id) {
+  return Many<DeploymentTargetRecord>(
+      "SELECT deployment_id, target, status, message, release_dir, manifest_sha256, "
+      "COALESCE(started_at, 0), COALESCE(finished_at, 0) FROM deployment_targets "
+      "WHERE deployment_id=? ORDER BY target",
+      [&](SQLite::Statement& q) { q.bind(1, id); },
+      [](SQLite::Statement& q) {
+        return DeploymentTargetRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getString(),
+                                      q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                      q.getColumn(4).getString(), q.getColumn(5).getString(),
+                                      q.getColumn(6).getInt64(),  q.getColumn(7).getInt64()};
+      });
+}
+
+Result<int64_t> SqliteStore::AppendDeploymentLog(const DeploymentLogRecord& l) {
+  int64_t seq = 0;
+  Status st = Write("append deployment log", [&] {
+    SQLite::Statement next(*db_,
+                           "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_logs "
+                           "WHERE deployment_id=?");
+    next.bind(1, l.deployment_id);
+    next.executeStep();
+    seq = next.getColumn(0).getInt64();
+    SQLite::Statement q(*db_,
+                        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+                        "level) VALUES(?,?,?,?,?,?)");
+    SQLite::bind(q, l.deployment_id, seq, l.at, l.target, l.text, l.level);
+    q.exec();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return seq;
+}
+
+Status SqliteStore::AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) {
+  if (lines.empty()) return Status::Ok();
+  return Write("append deployment logs", [&] {
+    AppendLogs(lines);
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<DeploymentLogRecord>> SqliteStore::ListDeploymentLog(int64_t id,
+                                                                        int64_t after_seq,
+                                                                        int64_t limit) {
+  return Many<DeploymentLogRecord>(
+      "SELECT deployment_id, seq, at, target, level, line FROM deployment_logs "
+      "WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
+      [&](SQLite::Statement& q) { SQLite::bind(q, id, after_seq, limit); },
+      [](SQLite::Statement& q) {
+        return DeploymentLogRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),
+                                   q.getColumn(2).getInt64(),  q.getColumn(3).getString(),
+                                   q.getColumn(4).getString(), q.getColumn(5).getString()};
+      });
+}
+
+Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
+  ApprovalRecord stored = a;
+  Status st = Write("add approval", [&] {
+    SQLite::Statement standing(*db_,
+                               "SELECT decision FROM approvals WHERE deployment_id=? AND "
+                               "user=? AND revoked=0");
+    SQLite::bind(standing, a.deployment_id, a.user);
+    if (standing.executeStep()) {
+      std::string decision = standing.getColumn(0).getString();
+      if (a.decision == "approved" || decision == "rejected")
+        return AlreadyExists("'" + a.user + "' has already " + decision + " deployment " +
+                             std::to_string(a.deployment_id) +
+                             "; one decision per user counts (revoke it first to change it)");
+      SQLite::Statement revoke(*db_,
+                               "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
+                               "user=? AND revoked=0");
+      SQLite::bind(revoke, a.deployment_id, a.user);
+      revoke.exec();
+    }
+    SQLite::Statement q(*db_,
+                        "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
+                        "VALUES(?,?,?,?,?)");
+    SQLite::bind(q, a.deployment_id, a.user, a.decision, a.comment, a.at);
+    q.exec();
+    stored.id = db_->getLastInsertRowid();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return stored;
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(int64_t deployment_id) {
+  return Many<ApprovalRecord>(
+      "SELECT id, deployment_id, user, decision, comment, at, revoked FROM approvals "
+      "WHERE deployment_id=? ORDER BY id",
+      [&](SQLite::Statement& q) { q.bind(1, deployment_id); },
+      [](SQLite::Statement& q) {
+        return ApprovalRecord{q.getColumn(0).getInt64(),   q.getColumn(1).getInt64(),
+                              q.getColumn(2).getString(),  q.getColumn(3).getString(),
+                              q.getColumn(4).getString(),  q.getColumn(5).getInt64(),
+                              q.getColumn(6).getInt() != 0};
+      });
+}
+
+Result<int64_t> SqliteStore::RevokeApprovals(int64_t deployment_id, const std::string& user) {
+  int64_t n = 0;
+  Status st = Write("revoke approvals", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND user=? AND "
+                        "revoked=0");
+    SQLite::bind(q, deployment_id, user);
+    n = q.exec();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return n;
+}
+
+Result<std::vector<TargetCurrent>> SqliteStore::CurrentBuilds(const std::string& app,
+                                                              const std::string& stage) {
+  return Many<TargetCurrent>(
+      "SELECT target, release, build, deployment_id, at, by FROM target_states "
+      "WHERE application=? AND stage=? ORDER BY target",
+      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage); },
+      [](SQLite::Statement& q) {
+        return TargetCurrent{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                             q.getColumn(2).getInt64(),  q.getColumn(3).getInt64(),
+                             q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
+      });
+}
+
+Status SqliteStore::PutTargetState(const std::string& app, const std::string& stage,
+                                   const TargetCurrent& c, const std::string& release_dir) {
+  return Write("put target state", [&] {
+    PutTargetStateRow(app, stage, c, release_dir);
+    return Status::Ok();
+  });
+}
+
+// Inside a write transaction.
+void SqliteStore::PutTargetStateRow(const std::string& app, const std::string& stage,
+                                    const TargetCurrent& c, const std::string& release_dir) {
+  SQLite::Statement q(*db_,
+                      "INSERT INTO target_states(target, application, stage, release, build, "
+                      "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
+                      "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
+                      "stage=excluded.stage, release=excluded.release, build=excluded.build, "
+                      "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
+                      "release_dir=excluded.release_dir");
+  SQLite::bind(q, c.target, app, stage, c.release, c.build, c.deployment_id, c.at, c.by,
+               release_dir);
+  q.exec();
+}
+
+Result<TargetStateRecord> SqliteStore::GetTargetState(const std::string& target) {
+  return One<TargetStateRecord>(
+      "SELECT application, stage, target, release, build, deployment_id, at, by, release_dir "
+      "FROM target_states WHERE target=?",
+      [&](SQLite::Statement& q) { q.bind(1, target); },
+      [](SQLite::Statement& q) {
+        return TargetStateRecord{
+            q.getColumn(0).getString(), q.getColumn(1).getString(),
+            TargetCurrent{q.getColumn(2).getString(), q.getColumn(3).getString(),
+                          q.getColumn(4).getInt64(), q.getColumn(5).getInt64(),
+                          q.getColumn(6).getInt64(), q.getColumn(7).getString()},
+            q.getColumn(8).getString()};
+      },
+      "the state of target '" + target + "'");
+}
+
+Status SqliteStore::ClearTargetState(const std::string& target) {
+  return Write("clear target state", [&] {
+    SQLite::Statement q(*db_, "DELETE FROM target_states WHERE target=?");
+    q.bind(1, target);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<StageBuild>> SqliteStore::SucceededBuilds(const std::string& app,
+                                                             const std::string& stage,
+                                                             int64_t limit) {
+  return Many<StageBuild>(
+      "SELECT release, build, deployment_id, finished_at, requested_by FROM stage_builds "
+      "WHERE application=? AND stage=? ORDER BY finished_at DESC, deployment_id DESC LIMIT ?",
+      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, limit); },
+      [](SQLite::Statement& q) {
+        return StageBuild{q.getColumn(0).getString(), q.getColumn(1).getInt64(),
+                          q.getColumn(2).getInt64(), q.getColumn(3).getInt64(),
+                          q.getColumn(4).getString()};
+      });
+}
+
+Result<DeploymentRecord> SqliteStore::LastSuccess(const std::string& app,
+                                                  const std::string& release, int64_t build,
+                                                  const std::string& stage) {
+  return One<DeploymentRecord>(
+      std::string(kDeploymentColumns) +
+          " WHERE id = (SELECT deployment_id FROM stage_builds WHERE application=? AND "
+          "stage=? AND release=? AND build=?)",
+      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, release, build); }, ReadDeployment,
+      "a successful deployment of that build to stage '" + stage + "'");
+}
+
+// SQLite's JSON functions edit the one stage's key inside the transaction
+// (json_object quotes any stage name; a merge patch with null removes it).
+Status SqliteStore::PlaceHold(const std::string& app, const std::string& stage,
+                              const std::string& hold_json) {
+  return Write("place hold", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE applications SET hold_json=json_patch(hold_json, "
+                        "json_object(?, json(?))) WHERE name=?");
+    SQLite::bind(q, stage, hold_json, app);
+    if (q.exec() != 1) return NotFound("application '" + app + "' not found");
+    return Status::Ok();
+  });
+}
+
+Result<bool> SqliteStore::ClearHold(const std::string& app, const std::string& stage) {
+  bool removed = false;
+  Status st = Write("clear hold", [&] {
+    SQLite::Statement read(*db_,
+                           "SELECT json(hold_json), json_patch(hold_json, json_object(?, "
+                           "json('null'))) FROM applications WHERE name=?");
+    SQLite::bind(read, stage, app);
+    if (!read.executeStep()) return NotFound("application '" + app + "' not found");
+    std::string before = read.getColumn(0).getString();
+    std::string after = read.getColumn(1).getString();
+    if (before == after) return Status::Ok();
+    SQLite::Statement q(*db_, "UPDATE applications SET hold_json=? WHERE name=?");
+    SQLite::bind(q, after, app);
+    q.exec();
+    removed = true;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return removed;
+}
+
+// Inside a write transaction: appends lines, numbering each deployment's
+// lines on from its last one.
+void SqliteStore::AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
+  if (lines.empty()) return;
+  std::map<int64_t, int64_t> next;
+  SQLite::Statement last(*db_,
+                         "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs "
+                         "WHERE deployment_id=?");
+  SQLite::Statement q(*db_,
+                      "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+                      "level) VALUES(?,?,?,?,?,?)");
+  for (const auto& l : lines) {
+    auto it = next.find(l.deployment_id);
+    if (it == next.end()) {
+      last.reset();
+      last.bind(1, l.deployment_id);
+      last.executeStep();
+      it = next.emplace(l.deployment_id, last.getColumn(0).getInt64()).first;
+    }
+    q.reset();
+    SQLite::bind(q, l.deployment_id, ++it->second, l.at, l.target, l.text, l.level);
+    q.exec();
+  }
+}
+
+// Inside a write transaction.
+void SqliteStore::PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets) {
+  if (targets.empty()) return;
+  SQLite::Statement q(*db_,
+                      "INSERT INTO deployment_targets(deployment_id, target, status, message, "
+                      "release_dir, manifest_sha256, started_at, finished_at) "
+                      "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(deployment_id, target) DO UPDATE "
+                      "SET status=excluded.status, message=excluded.message, "
+                      "release_dir=excluded.release_dir, "
+                      "manifest_sha256=excluded.manifest_sha256, "
+                      "started_at=excluded.started_at, finished_at=excluded.finished_at");
+  for (const auto& t : targets) {
+    q.reset();
+    q.clearBindings();
+    SQLite::bind(q, t.deployment_id, t.target, t.status, t.message, t.release_dir,
+                 t.manifest_sha256);
+    if (t.started_at)
+      q.bind(7, t.started_at);
+    else
+      q.bind(7);
+    if (t.finished_at)
+      q.bind(8, t.finished_at);
+    else
+      q.bind(8);
+    q.exec();
+  }
+}
+
+}  // namespace reprise

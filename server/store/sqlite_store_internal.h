@@ -1,0 +1,307 @@
+// SqliteStore: the Store on one SQLite file through SQLiteCpp, declared for
+// the files that implement it (sqlite_*.cpp, one per aggregate); not used
+// outside server/store/. The only SQLiteCpp user: its exceptions are caught
+// here and become Status values.
+//
+// Thread-safety: every public method is safe from any thread; mu_ (recursive,
+// so a call inside Atomically() runs on the thread holding it) serialises
+// them. Write() is one BEGIN IMMEDIATE transaction, or a SAVEPOINT of the
+// enclosing one when nested (Atomically).
+#pragma once
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/VariadicBind.h>
+#include <sqlite3.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/store/store.h"
+
+namespace reprise {
+
+inline int64_t ClampLimit(const Page& p) {
+  return p.limit < 1 ? 1 : (p.limit > 1000 ? 1000 : p.limit);
+}
+inline int64_t ClampOffset(const Page& p) { return p.offset < 0 ? 0 : p.offset; }
+
+inline Status FromException(const std::exception& e, std::string_view what) {
+  return Internal(std::string("store: ") + std::string(what) + ": " + e.what());
+}
+
+inline bool IsConstraint(const SQLite::Exception& e) {
+  return (e.getErrorCode() & 0xff) == SQLITE_CONSTRAINT;
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
+
+  int64_t SchemaVersion() override;
+  Status Ping() override;
+  // ---- environments
+  Status PutEnvironment(const EnvironmentRecord& env) override;
+  Result<EnvironmentRecord> GetEnvironment(const std::string& name) override;
+  Result<std::vector<EnvironmentRecord>> ListEnvironments(const Page& page) override;
+  // ---- targets
+  Status PutTarget(const TargetRecord& t) override;
+  Result<TargetRecord> GetTarget(const std::string& name) override;
+  Result<std::vector<TargetRecord>> ListTargets(const Page& page) override;
+  // ---- agents
+  Status PutAgent(const AgentRecord& a) override;
+  Result<AgentRecord> GetAgent(const std::string& name) override;
+  Result<std::vector<AgentRecord>> ListAgents(const Page& page) override;
+  Status CreateEnrollToken(const EnrollTokenRecord& t) override;
+  Result<EnrollTokenRecord> FindEnrollToken(const std::string& token_hash) override;
+  Status MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) override;
+  // ---- applications
+  Result<ApplicationRecord> PutApplication(const ApplicationRecord& app) override;
+  Result<ApplicationRecord> GetApplication(const std::string& name) override;
+  Result<std::vector<ApplicationRecord>> ListApplications(const Page& page) override;
+  // ---- releases
+  Status CreateRelease(const ReleaseRecord& r) override;
+  Result<ReleaseRecord> GetRelease(const std::string& app, const std::string& number) override;
+  Result<std::vector<ReleaseRecord>> ListReleases(const std::string& app,
+                                                  const Page& page) override;
+  // ---- builds
+  Result<BuildRecord> CreateBuild(const BuildRecord& b) override;
+  Result<BuildRecord> GetBuild(const std::string& app, const std::string& release,
+                               int64_t number) override;
+  Result<std::vector<BuildRecord>> ListBuilds(const std::string& app, const std::string& release,
+                                              const Page& page) override;
+  Result<bool> SealBuild(const std::string& app, const std::string& release, int64_t number,
+                         int64_t at, const std::string& by) override;
+  // ---- artifacts
+  Result<bool> AddArtifact(const ArtifactRecord& a) override;
+  Result<bool> RestoreArtifactBlob(const std::string& app, const std::string& release,
+                                   int64_t build, const std::string& name,
+                                   const std::string& sha256) override;
+  Result<bool> MarkArtifactBlobsRemoved(const std::string& app, const std::string& release,
+                                        int64_t build, int64_t at) override;
+  Result<ArtifactRecord> GetArtifact(const std::string& app, const std::string& release,
+                                     int64_t build, const std::string& name) override;
+  Result<std::vector<ArtifactRecord>> ListArtifacts(const std::string& app,
+                                                    const std::string& release,
+                                                    int64_t build) override;
+  Result<std::vector<std::string>> ReferencedBlobs() override;
+  Result<std::vector<ArtifactRecord>> FindArtifactsBySha256(const std::string& sha256) override;
+  // ---- retention helpers
+  Status DeleteArtifacts(const std::string& app, const std::string& release,
+                         int64_t build) override;
+  Result<std::vector<BuildRecord>> ListAllBuilds() override;
+  // ---- deployments
+  Result<DeploymentRecord> CreateDeployment(const DeploymentRecord& d) override;
+  Result<DeploymentRecord> GetDeployment(int64_t id) override;
+  Result<std::vector<DeploymentRecord>> ListDeployments(const DeploymentFilter& f,
+                                                        const Page& page) override;
+  Result<bool> TransitionDeployment(int64_t id, const std::vector<std::string>& from,
+                                    const std::string& to, int64_t started_at, int64_t finished_at,
+                                    const std::string& error) override;
+  Result<std::vector<DeploymentRecord>> DueScheduled(int64_t until, int64_t limit) override;
+  Result<int64_t> NextScheduledAt() override;
+  Result<std::vector<int64_t>> FireScheduled(const std::vector<ScheduledFiring>& firings,
+                                             int64_t due_by, int64_t now) override;
+  Result<std::vector<int64_t>> TransitionDeployments(const std::vector<int64_t>& ids,
+                                                     const std::vector<std::string>& from,
+                                                     const std::string& to) override;
+  Result<bool> RescheduleDeployment(int64_t id, int64_t scheduled_at) override;
+  Status SetDeploymentContext(int64_t id, const std::string& context_json,
+                              const std::string& kind) override;
+  Status PutDeploymentTarget(const DeploymentTargetRecord& t) override;
+  Status StartDeployment(int64_t id, const std::string& context_json, const std::string& kind,
+                         const std::vector<DeploymentTargetRecord>& targets) override;
+  Result<bool> FinishDeployment(int64_t id, const std::vector<std::string>& from,
+                                const std::string& to, int64_t finished_at,
+                                const std::string& error,
+                                const std::vector<DeploymentTargetRecord>& targets,
+                                const std::vector<TargetStateRecord>& target_states,
+                                const std::vector<DeploymentLogRecord>& logs,
+                                const std::vector<DeploymentLogRecord>& final_logs) override;
+  Result<std::vector<DeploymentTargetRecord>> ListDeploymentTargets(int64_t id) override;
+  Result<int64_t> AppendDeploymentLog(const DeploymentLogRecord& l) override;
+  Status AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) override;
+  Result<std::vector<DeploymentLogRecord>> ListDeploymentLog(int64_t id, int64_t after_seq,
+                                                             int64_t limit) override;
+  Result<ApprovalRecord> AddApproval(const ApprovalRecord& a) override;
+  Result<std::vector<ApprovalRecord>> ListApprovals(int64_t deployment_id) override;
+  Result<int64_t> RevokeApprovals(int64_t deployment_id, const std::string& user) override;
+  Result<std::vector<TargetCurrent>> CurrentBuilds(const std::string& app,
+                                                   const std::string& stage) override;
+  Status PutTargetState(const std::string& app, const std::string& stage, const TargetCurrent& c,
+                        const std::string& release_dir) override;
+  // Inside a write transaction.
+  void PutTargetStateRow(const std::string& app, const std::string& stage, const TargetCurrent& c,
+                         const std::string& release_dir);
+  Result<TargetStateRecord> GetTargetState(const std::string& target) override;
+  Status ClearTargetState(const std::string& target) override;
+  Result<std::vector<StageBuild>> SucceededBuilds(const std::string& app, const std::string& stage,
+                                                  int64_t limit) override;
+  Result<DeploymentRecord> LastSuccess(const std::string& app, const std::string& release,
+                                       int64_t build, const std::string& stage) override;
+  // SQLite's JSON functions edit the one stage's key inside the transaction
+  // (json_object quotes any stage name; a merge patch with null removes it).
+  Status PlaceHold(const std::string& app, const std::string& stage,
+                   const std::string& hold_json) override;
+  Result<bool> ClearHold(const std::string& app, const std::string& stage) override;
+  // ---- users and tokens
+  Status CreateUser(const UserRecord& u) override;
+  Result<UserRecord> GetUser(const std::string& name) override;
+  Result<std::vector<UserRecord>> ListUsers(const Page& page) override;
+  Result<TokenRecord> CreateToken(const TokenRecord& t) override;
+  Result<TokenRecord> FindTokenByHash(const std::string& token_hash) override;
+  // ---- grants
+  Result<bool> PutGrant(const GrantRecord& g) override;
+  Result<bool> DeleteGrant(const std::string& environment, const std::string& user,
+                           const std::string& permission) override;
+  Result<std::vector<GrantRecord>> ListGrants(const std::string& environment) override;
+  Result<bool> HasGrant(const std::string& environment, const std::string& user,
+                        const std::string& permission) override;
+  // ---- audit
+  Status AppendAudit(const AuditRecord& e) override;
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f, const Page& page) override;
+
+ private:
+  static constexpr const char* kArtifactColumns =
+      "SELECT application, release, build, name, sha256, size, file_count, manifest_json, "
+      "created_at, created_by, blob_removed_at FROM artifacts";
+
+  static constexpr const char* kBuildColumns =
+      "SELECT application, release, number, variables_json, created_at, created_by, sealed_at, "
+      "sealed_by, COALESCE((SELECT MIN(d.id) FROM deployments d WHERE d.application="
+      "builds.application AND d.release=builds.release AND d.build=builds.number), 0) "
+      "FROM builds";
+
+  static constexpr const char* kDeploymentColumns =
+      "SELECT id, application, release, build, stage, kind, status, COALESCE(scheduled_at, 0), "
+      "expires_after_ms, forced, context_choice, variables_json, comment, requested_by, "
+      "created_at, COALESCE(started_at, 0), COALESCE(finished_at, 0), COALESCE(context_json, ''), "
+      "error, targets_csv, automatic FROM deployments";
+
+  static DeploymentRecord ReadDeployment(SQLite::Statement& q) {
+    DeploymentRecord d;
+    d.id = q.getColumn(0).getInt64();
+    d.application = q.getColumn(1).getString();
+    d.release = q.getColumn(2).getString();
+    d.build = q.getColumn(3).getInt64();
+    d.stage = q.getColumn(4).getString();
+    d.kind = q.getColumn(5).getString();
+    d.status = q.getColumn(6).getString();
+    d.scheduled_at = q.getColumn(7).getInt64();
+    d.expires_after_ms = q.getColumn(8).getInt64();
+    d.forced = q.getColumn(9).getInt() != 0;
+    d.context_choice = q.getColumn(10).getString();
+    d.variables_json = q.getColumn(11).getString();
+    d.comment = q.getColumn(12).getString();
+    d.requested_by = q.getColumn(13).getString();
+    d.created_at = q.getColumn(14).getInt64();
+    d.started_at = q.getColumn(15).getInt64();
+    d.finished_at = q.getColumn(16).getInt64();
+    d.context_json = q.getColumn(17).getString();
+    d.error = q.getColumn(18).getString();
+    d.targets_csv = q.getColumn(19).getString();
+    d.automatic = q.getColumn(20).getInt() != 0;
+    return d;
+  }
+
+  static void BindPage(SQLite::Statement& q, int index, const Page& page) {
+    q.bind(index, ClampLimit(page));
+    q.bind(index + 1, ClampOffset(page));
+  }
+
+  static EnvironmentRecord ReadEnvironment(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64()};
+  }
+
+  static TargetRecord ReadTarget(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64()};
+  }
+
+  static AgentRecord ReadAgent(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
+            q.getColumn(6).getInt64(),  q.getColumn(7).getString()};
+  }
+
+  static ApplicationRecord ReadApplication(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
+            q.getColumn(3).getString(), q.getColumn(4).getInt64(), q.getColumn(5).getString(),
+            q.getColumn(6).getString()};
+  }
+
+  static ReleaseRecord ReadRelease(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
+            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
+            q.getColumn(6).getString()};
+  }
+
+  static BuildRecord ReadBuild(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
+            q.getColumn(3).getString(), q.getColumn(4).getInt64(),  q.getColumn(5).getString(),
+            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64()};
+  }
+
+  static ArtifactRecord ReadArtifact(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
+            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
+            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64(),
+            q.getColumn(9).getString(), q.getColumn(10).getInt64()};
+  }
+
+  static UserRecord ReadUser(SQLite::Statement& q) {
+    return {q.getColumn(0).getString(),
+            ParseRole(q.getColumn(1).getString()).value_or(Role::kViewer),
+            q.getColumn(2).getString(), q.getColumn(3).getInt64()};
+  }
+
+  // Inside a write transaction: appends lines, numbering each deployment's
+  // lines on from its last one.
+  void AppendLogs(const std::vector<DeploymentLogRecord>& lines);
+  // Inside a write transaction.
+  void PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets);
+  Status Atomically(const std::function<Status()>& body) override;
+  // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.
+  // Inside another Write (Atomically) on this thread it is a savepoint of
+  // that transaction instead: undone alone when it fails.
+  Status Write(std::string_view what, const std::function<Status()>& body);
+  // Runs `body` with write_depth_ raised (a Write inside it nests).
+  Status RunBody(const std::function<Status()>& body);
+  Status Read(std::string_view what, const std::function<void()>& body);
+  template <typename T, typename Bind, typename Row>
+  Result<T> One(const std::string& sql, Bind bind, Row row, const std::string& what) {
+    std::optional<T> out;
+    Status st = Read(what, [&] {
+      SQLite::Statement q(*db_, sql);
+      bind(q);
+      if (q.executeStep()) out = row(q);
+    });
+    if (!st.ok()) return st;
+    if (!out) return NotFound(what + " not found");
+    return std::move(*out);
+  }
+
+  template <typename T, typename Bind, typename Row>
+  Result<std::vector<T>> Many(const std::string& sql, Bind bind, Row row) {
+    std::vector<T> out;
+    Status st = Read("list", [&] {
+      SQLite::Statement q(*db_, sql);
+      bind(q);
+      while (q.executeStep()) out.push_back(row(q));
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  // Recursive: a call inside Atomically() runs on the thread holding it.
+  std::recursive_mutex mu_;
+
+  int write_depth_ = 0;  // guarded by mu_
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+}  // namespace reprise

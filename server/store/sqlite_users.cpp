@@ -1,0 +1,133 @@
+// SqliteStore, user aggregate: users, API tokens and environment grants.
+#include "server/store/sqlite_store_internal.h"
+
+namespace reprise {
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kViewer:
+      return "viewer";
+    case Role::kDeployer:
+      return "deployer";
+    case Role::kReleaseManager:
+      return "release-manager";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "viewer";
+}
+
+std::optional<Role> ParseRole(std::string_view name) {
+  if (name == "viewer") return Role::kViewer;
+  if (name == "deployer") return Role::kDeployer;
+  if (name == "release-manager") return Role::kReleaseManager;
+  if (name == "admin") return Role::kAdmin;
+  return std::nullopt;
+}
+
+Status SqliteStore::CreateUser(const UserRecord& u) {
+  return Write("create user", [&] {
+    SQLite::Statement exists(*db_, "SELECT 1 FROM users WHERE name=?");
+    exists.bind(1, u.name);
+    if (exists.executeStep()) return AlreadyExists("user '" + u.name + "' already exists");
+    SQLite::Statement q(*db_,
+                        "INSERT INTO users(name, role, password_hash, created_at) "
+                        "VALUES(?,?,?,?)");
+    SQLite::bind(q, u.name, RoleName(u.role), u.password_hash, u.created_at);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<UserRecord> SqliteStore::GetUser(const std::string& name) {
+  return One<UserRecord>(
+      "SELECT name, role, password_hash, created_at FROM users WHERE name=?",
+      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadUser, "user '" + name + "'");
+}
+
+Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
+  return Many<UserRecord>(
+      "SELECT name, role, password_hash, created_at FROM users ORDER BY name LIMIT ? OFFSET ?",
+      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadUser);
+}
+
+Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
+  TokenRecord stored = t;
+  Status st = Write("create token", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
+                        "VALUES(?,?,?,?)");
+    SQLite::bind(q, t.user, t.name, t.token_hash, t.created_at);
+    q.exec();
+    stored.id = db_->getLastInsertRowid();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return stored;
+}
+
+Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) {
+  return One<TokenRecord>(
+      "SELECT id, user, name, token_hash, created_at FROM api_tokens WHERE token_hash=?",
+      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
+      [](SQLite::Statement& q) {
+        return TokenRecord{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                           q.getColumn(2).getString(), q.getColumn(3).getString(),
+                           q.getColumn(4).getInt64()};
+      },
+      "token");
+}
+
+Result<bool> SqliteStore::PutGrant(const GrantRecord& g) {
+  bool added = false;
+  Status st = Write("put grant", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO grants(environment, user, permission, granted_by, "
+                        "granted_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
+    SQLite::bind(q, g.environment, g.user, g.permission, g.granted_by, g.granted_at);
+    added = q.exec() == 1;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return added;
+}
+
+Result<bool> SqliteStore::DeleteGrant(const std::string& environment, const std::string& user,
+                                      const std::string& permission) {
+  bool removed = false;
+  Status st = Write("delete grant", [&] {
+    SQLite::Statement q(*db_, "DELETE FROM grants WHERE environment=? AND user=? AND permission=?");
+    SQLite::bind(q, environment, user, permission);
+    removed = q.exec() == 1;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return removed;
+}
+
+Result<std::vector<GrantRecord>> SqliteStore::ListGrants(const std::string& environment) {
+  return Many<GrantRecord>(
+      "SELECT environment, user, permission, granted_by, granted_at FROM grants "
+      "WHERE environment=? ORDER BY user, permission",
+      [&](SQLite::Statement& q) { q.bind(1, environment); },
+      [](SQLite::Statement& q) {
+        return GrantRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                           q.getColumn(2).getString(), q.getColumn(3).getString(),
+                           q.getColumn(4).getInt64()};
+      });
+}
+
+Result<bool> SqliteStore::HasGrant(const std::string& environment, const std::string& user,
+                                   const std::string& permission) {
+  bool has = false;
+  Status st = Read("has grant", [&] {
+    SQLite::Statement q(*db_,
+                        "SELECT 1 FROM grants WHERE environment=? AND user=? AND permission=?");
+    SQLite::bind(q, environment, user, permission);
+    has = q.executeStep();
+  });
+  if (!st.ok()) return st;
+  return has;
+}
+
+}  // namespace reprise
