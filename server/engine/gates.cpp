@@ -3,8 +3,8 @@
 // transaction. Also starting a queued deployment only when its agents are
 // connected. Threading: Decide is read-only (any thread); Apply and
 // StartIfConnected run on the engine loop thread.
-#include <cstdio>
 
+#include "common/log.h"
 #include "server/engine/engine_internal.h"
 
 namespace reprise {
@@ -103,8 +103,8 @@ void DeploymentEngine::Impl::Apply(const std::vector<GateDecision>& decisions) {
   if (to_queue.empty()) return;
   auto moved = store->TransitionDeployments(to_queue, {"waiting"}, "queued");
   if (!moved.ok()) {  // they stay waiting: the next re-check queues them
-    std::fprintf(stderr, "store: queueing %zu waiting deployments failed (retried): %s\n",
-                 to_queue.size(), moved.status().ToString().c_str());
+    log::Error("engine.queue-failed",
+               {{"deployments", to_queue.size()}, {"error", moved.status().ToString()}});
     return;
   }
   for (const auto& g : decisions) {

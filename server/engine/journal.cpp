@@ -4,8 +4,8 @@
 // Threading: Log/Audit/Persist are called from any engine thread; FlushLogs
 // runs on the log flusher thread (LogFlushLoop) and on final transitions.
 // pending_mu guards pending_lines, flush_mu orders batches, specs_mu the cache.
-#include <cstdio>
 
+#include "common/log.h"
 #include "server/engine/engine_internal.h"
 
 namespace reprise {
@@ -33,8 +33,9 @@ void DeploymentEngine::Impl::FlushLogs() {
   if (!st.ok()) {
     // Kept for the next flush (one every 50 ms), a few times at most.
     bool keep = ++log_write_failures < kWriteAttempts;
-    std::fprintf(stderr, "store: writing %zu deployment log lines failed%s: %s\n", batch.size(),
-                 keep ? "; retrying" : "; they are lost", st.ToString().c_str());
+    log::Warn("engine.log-write-failed", {{"lines", batch.size()},
+                                          {"outcome", keep ? "retrying" : "lost"},
+                                          {"error", st.ToString()}});
     if (keep) {
       std::lock_guard lock(pending_mu);
       pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
@@ -112,14 +113,14 @@ Status DeploymentEngine::Impl::Persist(const std::string& what,
                                        const std::function<Status()>& write) {
   Status st = write();
   for (int attempt = 2; !st.ok() && attempt <= kWriteAttempts; ++attempt) {
-    std::fprintf(stderr, "store: writing %s failed (attempt %d of %d): %s\n", what.c_str(),
-                 attempt - 1, kWriteAttempts, st.ToString().c_str());
+    log::Warn("engine.write-failed", {{"what", what},
+                                      {"attempt", attempt - 1},
+                                      {"attempts", kWriteAttempts},
+                                      {"error", st.ToString()}});
     if (!Backoff(attempt - 1)) break;
     st = write();
   }
-  if (!st.ok())
-    std::fprintf(stderr, "store: gave up writing %s; it is lost: %s\n", what.c_str(),
-                 st.ToString().c_str());
+  if (!st.ok()) log::Error("engine.write-lost", {{"what", what}, {"error", st.ToString()}});
   return st;
 }
 

@@ -3,9 +3,9 @@
 // what follows a success (holds, cancelling held automation, automatic
 // promotion). Threading: Run runs on the deployment's own thread; Finish on
 // any engine thread (its store writes are compare-and-set).
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "common/log.h"
 #include "planner/plan.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/connection_check.h"
@@ -91,8 +91,10 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
   std::string what = "the result (" + status + ") of deployment " + std::to_string(d.id);
   Result<bool> moved = finish(status, error, target_states);
   for (int attempt = 2; !moved.ok() && attempt <= kWriteAttempts; ++attempt) {
-    std::fprintf(stderr, "store: writing %s failed (attempt %d of %d): %s\n", what.c_str(),
-                 attempt - 1, kWriteAttempts, moved.status().ToString().c_str());
+    log::Warn("engine.write-failed", {{"what", what},
+                                      {"attempt", attempt - 1},
+                                      {"attempts", kWriteAttempts},
+                                      {"error", moved.status().ToString()}});
     if (attempt == 2) {
       // Say so in the log now; the lines so far go first, in order.
       auto notice = line("warning", "could not record the result yet (" + moved.status().message() +
@@ -106,8 +108,7 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
   }
   if (!moved.ok()) {
     std::string why = "the result could not be recorded: " + moved.status().message();
-    std::fprintf(stderr, "store: gave up writing %s: %s\n", what.c_str(),
-                 moved.status().ToString().c_str());
+    log::Error("engine.write-gave-up", {{"what", what}, {"error", moved.status().ToString()}});
     moved = finish("failed", error.empty() ? why : error + "; " + why, {});
     if (moved.ok()) {
       std::lock_guard lock(read_back_mu);  // what the targets hold is read back
@@ -115,11 +116,11 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
     }
   }
   if (!moved.ok()) {
-    std::fprintf(stderr,
-                 "store: lost the end of deployment %lld (%s, %zu log lines): %s; it becomes "
-                 "interrupted at the next start\n",
-                 static_cast<long long>(d.id), status.c_str(), batch.size(),
-                 moved.status().ToString().c_str());
+    log::Error("engine.end-lost", {{"deployment", static_cast<long long>(d.id)},
+                                   {"status", status},
+                                   {"log_lines", batch.size()},
+                                   {"error", moved.status().ToString()},
+                                   {"next", "interrupted at the next start"}});
     std::lock_guard lock(pending_mu);  // the lines are written with the next flush
     pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
   }
@@ -420,8 +421,8 @@ void DeploymentEngine::Impl::AfterSuccess(const DeploymentRecord& d, const AppSp
   auto_d.automatic = true;
   auto created = store->CreateDeployment(auto_d);
   if (!created.ok()) {
-    std::fprintf(stderr, "store: the automatic promotion after deployment %lld is lost: %s\n",
-                 static_cast<long long>(d.id), created.status().ToString().c_str());
+    log::Error("engine.auto-promotion-lost", {{"deployment", static_cast<long long>(d.id)},
+                                              {"error", created.status().ToString()}});
     Log(d.id, "", "error",
         "could not promote automatically to " + next.stage + ": " + created.status().message());
     return;

@@ -3,8 +3,8 @@
 // re-checks the gates of waiting deployments.
 // Threading: Wake/Rearm are called from any thread and post to the loop;
 // everything else runs on the engine loop thread.
-#include <cstdio>
 
+#include "common/log.h"
 #include "server/engine/engine_internal.h"
 
 namespace reprise {
@@ -33,7 +33,7 @@ void DeploymentEngine::Impl::Rearm() {
 void DeploymentEngine::Impl::ArmNext() {
   auto next = store->NextScheduledAt();
   if (!next.ok()) {
-    std::fprintf(stderr, "scheduler: %s\n", next.status().ToString().c_str());
+    log::Error("scheduler.next-failed", {{"error", next.status().ToString()}});
     return;
   }
   loop->ArmDeadline(*next == 0 ? std::nullopt : std::optional<TimePoint>(FromUnixMillis(*next)));
@@ -85,7 +85,7 @@ void DeploymentEngine::Impl::FireDue() {
     }
     auto moved = store->FireScheduled(firings, now, Now());
     if (!moved.ok()) {
-      std::fprintf(stderr, "scheduler: %s\n", moved.status().ToString().c_str());
+      log::Error("scheduler.fire-failed", {{"error", moved.status().ToString()}});
       return;
     }
     std::set<int64_t> fired(moved->begin(), moved->end());
