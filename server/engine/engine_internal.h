@@ -1,5 +1,9 @@
-// Pieces of the deployment engine shared by its .cpp files. Not a public API.
-// Thread-safety: plain functions, as thread-safe as the Store they are given.
+// Pieces of the deployment engine shared by its .cpp files (its "rooms"):
+// helper functions, the Running record of a deployment in progress, and
+// DeploymentEngine::Impl, the engine's state, whose methods are defined in
+// the room files named at each section. Not a public API.
+// Thread-safety: the free functions are as thread-safe as the Store they are
+// given; Impl's locks and which thread calls what are listed above the struct.
 #pragma once
 
 #include <atomic>
