@@ -1,7 +1,7 @@
 // Kind, execution context and gates of a deployment.
 #include <algorithm>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "server/catalog/catalog.h"
@@ -37,7 +37,8 @@ std::vector<std::string> SplitCsv(const std::string& csv) {
   std::vector<std::string> out;
   std::stringstream ss(csv);
   std::string item;
-  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
   return out;
 }
 
@@ -55,8 +56,9 @@ Result<AppSpec> ReleaseSpec(Store& store, const std::string& app, const std::str
   auto rel = store.GetRelease(app, release);
   if (!rel.ok()) return rel.status();
   auto spec = ParseAppSpec(rel->snapshot_json, "release " + release + " snapshot");
-  if (!spec.ok()) return Internal("the snapshot of release " + release + " is unreadable: " +
-                                  spec.status().message());
+  if (!spec.ok())
+    return Internal("the snapshot of release " + release +
+                    " is unreadable: " + spec.status().message());
   return spec;
 }
 
@@ -77,7 +79,8 @@ Result<KindInfo> ComputeKind(Store& store, const std::string& app, const std::st
   info.current = *current;
   const TargetCurrent* newest = nullptr;
   for (const auto& c : info.current)
-    if (newest == nullptr || CompareVersions(c.release, c.build, newest->release, newest->build) > 0)
+    if (newest == nullptr ||
+        CompareVersions(c.release, c.build, newest->release, newest->build) > 0)
       newest = &c;
   if (newest != nullptr) {
     info.current_label = BuildLabel(newest->release, newest->build);
@@ -85,7 +88,8 @@ Result<KindInfo> ComputeKind(Store& store, const std::string& app, const std::st
   }
   if (!info.succeeded_before) {
     info.kind = "promote";
-  } else if (newest != nullptr && CompareVersions(newest->release, newest->build, release, build) > 0) {
+  } else if (newest != nullptr &&
+             CompareVersions(newest->release, newest->build, release, build) > 0) {
     info.kind = "rollback";
   } else {
     info.kind = "redeploy";
