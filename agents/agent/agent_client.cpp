@@ -8,13 +8,13 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "agents/agent/runner.h"
 #include "agents/protocol/channel.h"
+#include "agents/protocol/messages.h"
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "planner/version.h"
@@ -23,13 +23,10 @@ namespace reprise {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 using protocol::Channel;
 using protocol::MessageType;
 using Steady = std::chrono::steady_clock;
 namespace asio = protocol::asio;
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 const char* LevelName(LogLevel l) {
   switch (l) {
@@ -95,17 +92,18 @@ struct Session {
 
   // For frames that always fit: control messages, and logs and results
   // whose text is bounded by BoundedText.
-  void Send(const json& header, std::string payload = {}) {
-    (void)ch->Send(Dump(header), std::move(payload));
+  void Send(const protocol::Message& message, std::string payload = {}) {
+    (void)ch->Send(protocol::Encode(message), std::move(payload));
+  }
+  void SendError(uint64_t req, const Status& st) {
+    Send(protocol::Reply{req, false, false, st.code(), st.message()});
   }
   // A reply body of any size, in parts of a frame each (all but the last
   // marked "more").
   void SendReply(uint64_t req, std::string_view body) {
     const auto parts = protocol::SplitPayload(body);
     for (size_t i = 0; i < parts.size(); ++i) {
-      json h = {{"type", "reply"}, {"req", req}, {"ok", true}};
-      if (i + 1 < parts.size()) h["more"] = true;
-      Send(h, std::string(parts[i]));
+      Send(protocol::Reply{req, true, i + 1 < parts.size(), Code::kOk, ""}, std::string(parts[i]));
     }
   }
 };
@@ -249,13 +247,8 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
             self->Log(st.message());
             return;  // the close handler reconnects
           }
-          json hello = {{"type", "hello"},
-                        {"protocol", protocol::kProtocolVersion},
-                        {"name", self->o.name},
-                        {"version", Version()},
-                        {"public_key", self->id->public_key_hex()}};
-          if (!self->o.enroll_token.empty()) hello["enroll_token"] = self->o.enroll_token;
-          s->Send(hello);
+          s->Send(protocol::Hello{protocol::kProtocolVersion, self->o.name, Version(),
+                                  self->id->public_key_hex(), self->o.enroll_token});
         },
         [self, s](protocol::Frame f) { self->OnFrame(s, std::move(f)); },
         [self, s](const std::string& why) { self->OnClose(s, why); });
@@ -294,7 +287,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         if (Steady::now() - s->last_recv > 3 * self->o.heartbeat) {
           s->ch->Close("the server missed heartbeats", /*flush=*/false);
         } else {
-          s->Send({{"type", "heartbeat"}});
+          s->Send(protocol::Heartbeat{});
         }
       }
       self->StartHeartbeats();
@@ -303,89 +296,89 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
 
   void OnFrame(const std::shared_ptr<Session>& s, protocol::Frame f) {
     s->last_recv = Steady::now();
-    json h;
-    try {
-      h = json::parse(f.header);
-      if (!h.is_object()) throw std::runtime_error("not an object");
-    } catch (const std::exception&) {
-      return s->ch->Close("protocol violation: bad header");
+    auto message = protocol::DecodeMessage(f.header);
+    if (!message.ok()) return s->ch->Close("protocol violation: " + message.status().message());
+    std::visit([&](auto& m) { On(s, m, f.payload); }, *message);
+  }
+
+  // One handler per message the server may send; anything else ends the
+  // connection.
+  template <class M>
+  void On(const std::shared_ptr<Session>& s, M& m, std::string&) {
+    s->ch->Close("protocol violation: unexpected " +
+                 std::string(protocol::MessageTypeName(protocol::TypeOf(m))));
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::Challenge& m, std::string&) {
+    if (m.nonce.size() < 32 || m.nonce.size() > 256) return s->ch->Close("bad challenge");
+    std::string fp = ssl ? s->ch->peer_fingerprint() : "";
+    auto sig = id->Sign(protocol::AuthMessage(m.nonce, o.name, fp));
+    if (!sig.ok()) return s->ch->Close(sig.status().message());
+    s->Send(protocol::Auth{*sig});
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::Welcome& m, std::string&) {
+    bool was = s->approved;
+    s->authed = true;
+    s->approved = m.approved();
+    backoff = o.backoff_min;
+    if (ssl && pinned.empty()) {
+      // Trust on first use: pin what we saw from now on.
+      pinned = s->ch->peer_fingerprint();
+      Status st = WriteFileAtomic(o.state_dir / "server.fingerprint", pinned + "\n", 0600);
+      if (!st.ok()) Log("cannot save the server fingerprint: " + st.message());
+      Log("pinned the server certificate " + pinned);
     }
-    MessageType type = protocol::MessageTypeFromName(h.value("type", ""));
-    try {
-      switch (type) {
-        case MessageType::kChallenge: {
-          std::string nonce = h.at("nonce").get<std::string>();
-          if (nonce.size() < 32 || nonce.size() > 256) return s->ch->Close("bad challenge");
-          std::string fp = ssl ? s->ch->peer_fingerprint() : "";
-          auto sig = id->Sign(protocol::AuthMessage(nonce, o.name, fp));
-          if (!sig.ok()) return s->ch->Close(sig.status().message());
-          s->Send({{"type", "auth"}, {"signature", *sig}});
-          return;
-        }
-        case MessageType::kWelcome: {
-          bool was = s->approved;
-          s->authed = true;
-          s->approved = h.value("status", "") == "approved";
-          backoff = o.backoff_min;
-          if (ssl && pinned.empty()) {
-            // Trust on first use: pin what we saw from now on.
-            pinned = s->ch->peer_fingerprint();
-            Status st = WriteFileAtomic(o.state_dir / "server.fingerprint", pinned + "\n", 0600);
-            if (!st.ok()) Log("cannot save the server fingerprint: " + st.message());
-            Log("pinned the server certificate " + pinned);
-          }
-          if (!was) {
-            Log(s->approved ? "connected and approved"
-                            : "connected; waiting for an administrator to approve this agent");
-          }
-          return;
-        }
-        case MessageType::kRefused: {
-          std::string msg = h.value("message", "refused");
-          Log("refused by the server: " + msg);
-          if (h.value("permanent", false)) {
-            std::string code = h.value("code", "");
-            final_status = code == "unauthenticated"       ? Unauthenticated(msg)
-                           : code == "failed_precondition" ? FailedPrecondition(msg)
-                                                           : PermissionDenied(msg);
-            stopping = true;
-            s->ch->Close("refused");
-            io.stop();
-          }
-          return;
-        }
-        case MessageType::kHeartbeatAck:
-          return;
-        case MessageType::kRun:
-          return OnRun(s, h, std::move(f.payload));
-        case MessageType::kCancel: {
-          uint64_t op = h.at("op").get<uint64_t>();
-          std::lock_guard<std::mutex> g(s->mu);
-          auto it = s->ops.find(op);
-          if (it != s->ops.end()) it->second->cancel.Cancel();
-          return;
-        }
-        case MessageType::kBlobData:
-          return OnBlobData(s, h, f.payload);
-        case MessageType::kBlobError: {
-          auto fetch = FindFetch(s, h.at("op").get<uint64_t>());
-          if (!fetch) return;
-          std::lock_guard<std::mutex> g(fetch->m);
-          fetch->failed = true;
-          fetch->error = h.value("message", "blob transfer refused");
-          fetch->cv.notify_all();
-          return;
-        }
-        case MessageType::kStateRequest:
-        case MessageType::kValidateRequest:
-        case MessageType::kProbeRequest:
-          return OnRequest(s, type, h, std::move(f.payload));
-        default:
-          return s->ch->Close("protocol violation: unexpected " + h.value("type", "?"));
-      }
-    } catch (const std::exception& e) {
-      s->ch->Close(std::string("protocol violation: ") + e.what());
+    if (!was) {
+      Log(s->approved ? "connected and approved"
+                      : "connected; waiting for an administrator to approve this agent");
     }
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::Refused& m, std::string&) {
+    Log("refused by the server: " + m.message);
+    if (!m.permanent) return;
+    final_status = m.code == Code::kUnauthenticated      ? Unauthenticated(m.message)
+                   : m.code == Code::kFailedPrecondition ? FailedPrecondition(m.message)
+                                                         : PermissionDenied(m.message);
+    stopping = true;
+    s->ch->Close("refused");
+    io.stop();
+  }
+
+  void On(const std::shared_ptr<Session>&, protocol::HeartbeatAck&, std::string&) {}
+
+  void On(const std::shared_ptr<Session>& s, protocol::Run& m, std::string& payload) {
+    OnRun(s, m, std::move(payload));
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::Cancel& m, std::string&) {
+    std::lock_guard<std::mutex> g(s->mu);
+    auto it = s->ops.find(m.op);
+    if (it != s->ops.end()) it->second->cancel.Cancel();
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::BlobData& m, std::string& payload) {
+    OnBlobData(s, m, payload);
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::BlobError& m, std::string&) {
+    auto fetch = FindFetch(s, m.op);
+    if (!fetch) return;
+    std::lock_guard<std::mutex> g(fetch->m);
+    fetch->failed = true;
+    fetch->error = m.message;
+    fetch->cv.notify_all();
+  }
+
+  void On(const std::shared_ptr<Session>& s, protocol::StateRequest& m, std::string& payload) {
+    OnRequest(s, MessageType::kStateRequest, m, std::move(payload));
+  }
+  void On(const std::shared_ptr<Session>& s, protocol::ValidateRequest& m, std::string& payload) {
+    OnRequest(s, MessageType::kValidateRequest, m, std::move(payload));
+  }
+  void On(const std::shared_ptr<Session>& s, protocol::ProbeRequest& m, std::string& payload) {
+    OnRequest(s, MessageType::kProbeRequest, m, std::move(payload));
   }
 
   std::shared_ptr<FetchState> FindFetch(const std::shared_ptr<Session>& s, uint64_t op) {
@@ -394,13 +387,14 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     return it == s->fetches.end() ? nullptr : it->second;
   }
 
-  void OnBlobData(const std::shared_ptr<Session>& s, const json& h, const std::string& payload) {
-    auto fetch = FindFetch(s, h.at("op").get<uint64_t>());
+  void OnBlobData(const std::shared_ptr<Session>& s, const protocol::BlobData& h,
+                  const std::string& payload) {
+    auto fetch = FindFetch(s, h.op);
     if (!fetch) return;  // cancelled meanwhile
     std::lock_guard<std::mutex> g(fetch->m);
     if (fetch->done || fetch->failed) return;
-    uint64_t offset = h.at("offset").get<uint64_t>();
-    fetch->total = h.value("total", uint64_t{0});
+    uint64_t offset = h.offset;
+    fetch->total = h.total;
     if (offset != fetch->received) {
       fetch->failed = true;
       fetch->error = "blob chunk out of order";
@@ -418,7 +412,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       }
       fetch->hasher.Update(payload.data(), payload.size());
       fetch->received += payload.size();
-      bool eof = h.value("eof", false);
+      bool eof = h.eof;
       if (fetch->received > fetch->total) {
         fetch->failed = true;
         fetch->error = "more bytes than announced";
@@ -453,7 +447,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         }
         s_->fetches[op_] = f;
       }
-      s_->Send({{"type", "blob_get"}, {"op", op_}, {"sha256", sha256}, {"offset", 0}});
+      s_->Send(protocol::BlobGet{op_, sha256, 0});
       Status result;
       {
         std::unique_lock<std::mutex> lk(f->m);
@@ -498,24 +492,20 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     uint64_t op_;
   };
 
-  void OnRun(const std::shared_ptr<Session>& s, const json& h, std::string payload) {
-    uint64_t op_id = h.at("op").get<uint64_t>();
+  void OnRun(const std::shared_ptr<Session>& s, const protocol::Run& h, std::string payload) {
+    uint64_t op_id = h.op;
     auto reply_error = [&](const Status& st) {
-      s->Send({{"type", "result"},
-               {"op", op_id},
-               {"kind", "error"},
-               {"code", std::string(CodeName(st.code()))},
-               {"message", st.message()}});
+      s->Send(protocol::OperationResult{op_id, "error", st.message(), st.code()});
     };
     if (!s->approved) return reply_error(PermissionDenied("this agent is not approved yet"));
-    auto parsed = OperationFromJson(h.at("operation").get<std::string>());
+    auto parsed = OperationFromJson(h.operation);
     if (!parsed.ok()) return reply_error(parsed.status());
     ResolvedOperation op = std::move(parsed).value();
     if (auto* w = std::get_if<WriteFileOp>(&op)) w->content = std::move(payload);
-    std::string target_path = h.at("target_path").get<std::string>();
-    DeployLabel label{h.value("release", ""), h.value("build", ""), std::nullopt};
-    if (h.contains("limits") && h["limits"].is_string()) {
-      auto limits = ArchiveLimitsFromJson(h["limits"].get<std::string>());
+    std::string target_path = h.target_path;
+    DeployLabel label{h.release, h.build, std::nullopt};
+    if (h.limits) {
+      auto limits = ArchiveLimitsFromJson(*h.limits);
       if (!limits.ok()) return reply_error(limits.status());
       label.limits = *limits;
     }
@@ -529,26 +519,19 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     Spawn([self, s, op_id, running, op = std::move(op), target_path, label] {
       ChannelSource source(s, op_id);
       RunnerLog log = [s, op_id](LogLevel level, std::string_view text) {
-        s->Send({{"type", "log"}, {"op", op_id}, {"level", LevelName(level)}}, BoundedText(text));
+        s->Send(protocol::LogLines{op_id, LevelName(level)}, BoundedText(text));
       };
       ProgressFn progress = [s, op_id](const TransferProgress& p) {
-        s->Send({{"type", "progress"},
-                 {"op", op_id},
-                 {"phase", p.phase},
-                 {"bytes_done", p.bytes_done},
-                 {"bytes_total", p.bytes_total},
-                 {"files_done", p.files_done},
-                 {"files_total", p.files_total}});
+        s->Send(protocol::Progress{op_id, p.phase, p.bytes_done, p.bytes_total, p.files_done,
+                                   p.files_total});
       };
       OperationOutcome out =
           self->runner.Run(target_path, op, label, source, log, running->cancel, progress);
-      json r = {
-          {"type", "result"},
-          {"op", op_id},
-          {"kind", KindName(out.kind)},
-          {"message", BoundedText(out.kind == OperationOutcome::Kind::kError ? out.error.message()
-                                                                             : out.message)},
-          {"code", std::string(CodeName(out.error.code()))}};
+      protocol::OperationResult r{
+          op_id, KindName(out.kind),
+          BoundedText(out.kind == OperationOutcome::Kind::kError ? out.error.message()
+                                                                 : out.message),
+          out.error.code()};
       {
         std::lock_guard<std::mutex> g(s->mu);
         s->ops.erase(op_id);
@@ -557,22 +540,16 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     });
   }
 
-  void OnRequest(const std::shared_ptr<Session>& s, MessageType type, const json& h,
-                 std::string payload) {
-    uint64_t req = h.at("req").get<uint64_t>();
-    std::string target_path = h.at("target_path").get<std::string>();
-    auto refuse = [&](const Status& st) {
-      s->Send({{"type", "reply"},
-               {"req", req},
-               {"ok", false},
-               {"code", std::string(CodeName(st.code()))},
-               {"message", st.message()}});
-    };
+  void OnRequest(const std::shared_ptr<Session>& s, MessageType type,
+                 const protocol::TargetRequest& h, std::string payload) {
+    uint64_t req = h.req;
+    std::string target_path = h.target_path;
+    auto refuse = [&](const Status& st) { s->SendError(req, st); };
     {
       // A manifest too large for one frame arrives in parts.
       std::lock_guard<std::mutex> g(s->mu);
       auto it = s->partial_requests.find(req);
-      const bool more = h.value("more", false);
+      const bool more = h.more;
       if (it == s->partial_requests.end() && more) {
         it = s->partial_requests.emplace(req, Session::PartialRequest{}).first;
       }
@@ -618,11 +595,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       if (body.ok()) {
         s->SendReply(req, *body);
       } else {
-        s->Send({{"type", "reply"},
-                 {"req", req},
-                 {"ok", false},
-                 {"code", std::string(CodeName(body.status().code()))},
-                 {"message", body.status().message()}});
+        s->SendError(req, body.status());
       }
     });
   }

@@ -15,11 +15,11 @@
 #include <thread>
 
 #include "agents/protocol/channel.h"
+#include "agents/protocol/messages.h"
 #include "agents/protocol/protocol.h"
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "planner/version.h"
-#include "server/http/list_params.h"
 
 namespace reprise {
 namespace {
@@ -36,59 +36,11 @@ constexpr const char* kLocalAgent = "local";
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-Code CodeFromName(std::string_view name) {
-  for (int c = 0; c <= static_cast<int>(Code::kInternal); ++c) {
-    if (CodeName(static_cast<Code>(c)) == name) return static_cast<Code>(c);
-  }
-  return Code::kInternal;
-}
-
 LogLevel LevelFromName(std::string_view name) {
   if (name == "warning") return LogLevel::kWarning;
   if (name == "error") return LogLevel::kError;
   if (name == "output") return LogLevel::kOutput;
   return LogLevel::kInfo;
-}
-
-int HttpStatus(Code code) {
-  switch (code) {
-    case Code::kOk:
-      return 200;
-    case Code::kInvalidArgument:
-      return 400;
-    case Code::kUnauthenticated:
-      return 401;
-    case Code::kPermissionDenied:
-      return 403;
-    case Code::kNotFound:
-      return 404;
-    case Code::kAlreadyExists:
-    case Code::kConflict:
-    case Code::kFailedPrecondition:
-      return 409;
-    case Code::kTooLarge:
-      return 413;
-    case Code::kUnsafe:
-      return 422;
-    case Code::kUnavailable:
-      return 503;
-    case Code::kTimeout:
-      return 504;
-    default:
-      return 500;
-  }
-}
-
-HttpResponse JsonResponse(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = Dump(body);
-  return r;
-}
-HttpResponse ErrorResponse(const Status& st) {
-  return JsonResponse(
-      HttpStatus(st.code()),
-      {{"error", {{"code", std::string(CodeName(st.code()))}, {"message", st.message()}}}});
 }
 
 struct Conn {
@@ -217,8 +169,8 @@ struct AgentHub::Impl {
 
   // Control frames hold a few short fields and no payload: they always fit
   // in a frame, so Send cannot refuse them.
-  static void SendControl(const std::shared_ptr<Conn>& c, const json& header) {
-    (void)c->ch->Send(Dump(header));
+  static void SendControl(const std::shared_ptr<Conn>& c, const protocol::Message& message) {
+    (void)c->ch->Send(protocol::Encode(message));
   }
 
   // ---- accepting and the handshake (io thread) ----
@@ -266,55 +218,73 @@ struct AgentHub::Impl {
   }
 
   void Refuse(const std::shared_ptr<Conn>& c, const Status& st, bool permanent) {
-    SendControl(c, {{"type", "refused"},
-                    {"code", std::string(CodeName(st.code()))},
-                    {"message", st.message()},
-                    {"permanent", permanent}});
+    SendControl(c, protocol::Refused{st.code(), st.message(), permanent});
     c->ch->Close("refused: " + st.message());
   }
 
   void OnFrame(const std::shared_ptr<Conn>& c, protocol::Frame f) {
     c->last_recv = Steady::now();
-    json h;
-    try {
-      h = json::parse(f.header);
-      if (!h.is_object()) throw std::runtime_error("not an object");
-    } catch (const std::exception&) {
-      return c->ch->Close("protocol violation: bad header");
+    auto message = protocol::DecodeMessage(f.header);
+    if (!message.ok()) return c->ch->Close("protocol violation: " + message.status().message());
+    const MessageType type = protocol::TypeOf(*message);
+    if (c->stage == Conn::Stage::kHello) {
+      if (type != MessageType::kHello) return c->ch->Close("protocol violation: hello first");
+      return OnHello(c, std::get<protocol::Hello>(*message));
     }
-    MessageType type = protocol::MessageTypeFromName(h.value("type", ""));
-    try {
-      if (c->stage == Conn::Stage::kHello) {
-        if (type != MessageType::kHello) return c->ch->Close("protocol violation: hello first");
-        return OnHello(c, h);
-      }
-      if (c->stage == Conn::Stage::kChallenged) {
-        if (type != MessageType::kAuth) return c->ch->Close("protocol violation: auth expected");
-        return OnAuth(c, h);
-      }
-      switch (type) {
-        case MessageType::kHeartbeat:
-          SendControl(c, {{"type", "heartbeat_ack"}});
-          if (NowMs() - c->last_seen_persisted > 60000) PersistLastSeen(c);
-          return;
-        case MessageType::kLog:
-        case MessageType::kProgress:
-        case MessageType::kResult:
-          return OnOpMessage(c, type, h, std::move(f.payload));
-        case MessageType::kBlobGet:
-          return OnBlobGet(c, h);
-        case MessageType::kReply:
-          return OnReply(c, h, std::move(f.payload));
-        default:
-          return c->ch->Close("protocol violation: unexpected " + h.value("type", "?"));
-      }
-    } catch (const std::exception& e) {
-      c->ch->Close(std::string("protocol violation: ") + e.what());
+    if (c->stage == Conn::Stage::kChallenged) {
+      if (type != MessageType::kAuth) return c->ch->Close("protocol violation: auth expected");
+      return OnAuth(c, std::get<protocol::Auth>(*message));
     }
+    std::visit([&](auto& m) { On(c, m, f.payload); }, *message);
   }
 
-  void OnHello(const std::shared_ptr<Conn>& c, const json& h) {
-    int version = h.value("protocol", 0);
+  // One handler per message an authenticated agent may send; anything else
+  // ends the connection.
+  template <class M>
+  void On(const std::shared_ptr<Conn>& c, M& m, std::string&) {
+    c->ch->Close("protocol violation: unexpected " +
+                 std::string(protocol::MessageTypeName(protocol::TypeOf(m))));
+  }
+  void On(const std::shared_ptr<Conn>& c, protocol::Heartbeat&, std::string&) {
+    SendControl(c, protocol::HeartbeatAck{});
+    if (NowMs() - c->last_seen_persisted > 60000) PersistLastSeen(c);
+  }
+  void On(const std::shared_ptr<Conn>& c, protocol::LogLines& m, std::string& payload) {
+    auto op = OwnOp(c, m.op);
+    if (!op) return;  // finished, cancelled, or not this agent's: ignored
+    std::lock_guard<std::mutex> g(op->m);
+    if (op->logs.size() < 100000) op->logs.emplace_back(LevelFromName(m.level), std::move(payload));
+    op->cv.notify_all();
+  }
+  void On(const std::shared_ptr<Conn>& c, protocol::Progress& m, std::string&) {
+    auto op = OwnOp(c, m.op);
+    if (!op) return;
+    std::lock_guard<std::mutex> g(op->m);
+    op->progress =
+        TransferProgress{m.phase, m.bytes_done, m.bytes_total, m.files_done, m.files_total};
+    op->cv.notify_all();
+  }
+  void On(const std::shared_ptr<Conn>& c, protocol::OperationResult& m, std::string&) {
+    auto op = OwnOp(c, m.op);
+    if (!op) return;
+    std::lock_guard<std::mutex> g(op->m);
+    if (m.kind == "succeeded") {
+      op->result = OperationOutcome::Succeeded();
+    } else if (m.kind == "failed") {
+      op->result = OperationOutcome::Failed(m.message);
+    } else {
+      Code code = m.code == Code::kOk ? Code::kInternal : m.code;
+      op->result = OperationOutcome::Error(Status(code, "agent " + c->name + ": " + m.message));
+    }
+    op->cv.notify_all();
+  }
+  void On(const std::shared_ptr<Conn>& c, protocol::BlobGet& m, std::string&) { OnBlobGet(c, m); }
+  void On(const std::shared_ptr<Conn>& c, protocol::Reply& m, std::string& payload) {
+    OnReply(c, m, std::move(payload));
+  }
+
+  void OnHello(const std::shared_ptr<Conn>& c, const protocol::Hello& h) {
+    int version = h.protocol;
     if (version != protocol::kProtocolVersion) {
       return Refuse(c,
                     FailedPrecondition("protocol version " + std::to_string(version) +
@@ -322,10 +292,10 @@ struct AgentHub::Impl {
                                        std::to_string(protocol::kProtocolVersion) + ")"),
                     true);
     }
-    std::string name = h.value("name", "");
-    std::string pub = h.value("public_key", "");
-    std::string ver = h.value("version", "");
-    std::string token = h.value("enroll_token", "");
+    const std::string& name = h.name;
+    const std::string& pub = h.public_key;
+    const std::string& ver = h.version;
+    const std::string& token = h.enroll_token;
     if (!protocol::IsValidAgentName(name) || name == kLocalAgent) {
       return Refuse(c, InvalidArgument("invalid agent name"), true);
     }
@@ -341,11 +311,11 @@ struct AgentHub::Impl {
     c->enroll_token = token;
     c->nonce = RandomHex(32);
     c->stage = Conn::Stage::kChallenged;
-    SendControl(c, {{"type", "challenge"}, {"nonce", c->nonce}});
+    SendControl(c, protocol::Challenge{c->nonce});
   }
 
-  void OnAuth(const std::shared_ptr<Conn>& c, const json& h) {
-    std::string sig = h.value("signature", "");
+  void OnAuth(const std::shared_ptr<Conn>& c, const protocol::Auth& h) {
+    const std::string& sig = h.signature;
     Status v = protocol::VerifySignature(
         c->public_key, protocol::AuthMessage(c->nonce, c->name, fingerprint), sig);
     std::string token = std::move(c->enroll_token);
@@ -386,10 +356,10 @@ struct AgentHub::Impl {
       Status st = store.Atomically([&] {
         REPRISE_RETURN_IF_ERROR(store.PutAgent(r));
         REPRISE_RETURN_IF_ERROR(store.MarkEnrollTokenUsed(token_hash, c->name));
-        return store.AppendAudit(AuditOf(
-            "agent:" + c->name, "agent.enroll", c->name,
-            "enrolled from " + c->address + " with key " + key_fp.substr(0, 16) + " (" + r.status +
-                (t->pre_approved ? ", pre-approved token" : "") + ")"));
+        return store.AppendAudit(
+            AuditOf("agent:" + c->name, "agent.enroll", c->name,
+                    "enrolled from " + c->address + " with key " + key_fp.substr(0, 16) + " (" +
+                        r.status + (t->pre_approved ? ", pre-approved token" : "") + ")"));
       });
       if (!st.ok()) return Refuse(c, Unavailable("cannot record the agent"), false);
     } else {
@@ -422,7 +392,7 @@ struct AgentHub::Impl {
     ReleaseHandshakeSlot(c);
     c->ch->set_max_frame_bytes(protocol::kMaxFrameBytes);
     if (old) old->ch->Close("replaced by a new connection of the same agent");
-    SendControl(c, {{"type", "welcome"}, {"status", c->approved ? "approved" : "pending"}});
+    SendControl(c, protocol::Welcome{c->approved ? "approved" : "pending"});
     if (c->approved) RefreshStates(c);
   }
 
@@ -466,7 +436,7 @@ struct AgentHub::Impl {
         std::lock_guard<std::mutex> g(mu);
         reqs[id] = req;
       }
-      SendControl(c, {{"type", "state_request"}, {"req", id}, {"target_path", t.path}});
+      SendControl(c, protocol::StateRequest{{id, t.path, false}});
     }
   }
 
@@ -476,36 +446,6 @@ struct AgentHub::Impl {
     // An agent can only report on its own operations.
     if (it == ops.end() || it->second->conn_id != c->id) return nullptr;
     return it->second;
-  }
-
-  void OnOpMessage(const std::shared_ptr<Conn>& c, MessageType type, const json& h,
-                   std::string payload) {
-    auto op = OwnOp(c, h.at("op").get<uint64_t>());
-    if (!op) return;  // finished, cancelled, or not this agent's: ignored
-    std::lock_guard<std::mutex> g(op->m);
-    if (type == MessageType::kLog) {
-      if (op->logs.size() < 100000) {
-        op->logs.emplace_back(LevelFromName(h.value("level", "info")), std::move(payload));
-      }
-    } else if (type == MessageType::kProgress) {
-      op->progress =
-          TransferProgress{h.value("phase", ""), h.value("bytes_done", uint64_t{0}),
-                           h.value("bytes_total", uint64_t{0}), h.value("files_done", uint64_t{0}),
-                           h.value("files_total", uint64_t{0})};
-    } else {
-      std::string kind = h.value("kind", "error");
-      std::string message = h.value("message", "");
-      if (kind == "succeeded") {
-        op->result = OperationOutcome::Succeeded();
-      } else if (kind == "failed") {
-        op->result = OperationOutcome::Failed(message);
-      } else {
-        Code code = CodeFromName(h.value("code", "internal"));
-        if (code == Code::kOk) code = Code::kInternal;
-        op->result = OperationOutcome::Error(Status(code, "agent " + c->name + ": " + message));
-      }
-    }
-    op->cv.notify_all();
   }
 
   DeployLabel DeployLabelFor(const std::string& release, const std::string& build) const {
@@ -524,13 +464,11 @@ struct AgentHub::Impl {
     }
   };
 
-  void OnBlobGet(const std::shared_ptr<Conn>& c, const json& h) {
-    uint64_t op_id = h.at("op").get<uint64_t>();
-    std::string sha = h.value("sha256", "");
+  void OnBlobGet(const std::shared_ptr<Conn>& c, const protocol::BlobGet& h) {
+    uint64_t op_id = h.op;
+    const std::string& sha = h.sha256;
     auto op = OwnOp(c, op_id);
-    auto fail = [&](const std::string& why) {
-      SendControl(c, {{"type", "blob_error"}, {"op", op_id}, {"message", why}});
-    };
+    auto fail = [&](const std::string& why) { SendControl(c, protocol::BlobError{op_id, why}); };
     if (!op || op->sha256.empty() || op->sha256 != sha) {
       return fail("this blob is not part of the agent's running operation");
     }
@@ -543,7 +481,7 @@ struct AgentHub::Impl {
     struct stat st;
     if (::fstat(s->fd, &st) != 0) return fail("cannot read the artifact");
     s->size = static_cast<uint64_t>(st.st_size);
-    s->offset = h.value("offset", uint64_t{0});
+    s->offset = h.offset;
     if (s->offset > s->size) return fail("offset beyond the end");
     s->op_id = op_id;
     s->c = c;
@@ -563,26 +501,23 @@ struct AgentHub::Impl {
       ssize_t r = ::pread(s->fd, s->buf.data() + got, n - got, static_cast<off_t>(s->offset + got));
       if (r <= 0) {
         if (r < 0 && errno == EINTR) continue;
-        SendControl(s->c, {{"type", "blob_error"}, {"op", s->op_id}, {"message", "read error"}});
+        SendControl(s->c, protocol::BlobError{s->op_id, "read error"});
         return;
       }
       got += static_cast<size_t>(r);
     }
     bool eof = s->offset + n == s->size;
-    json hdr = {{"type", "blob_data"},
-                {"op", s->op_id},
-                {"offset", s->offset},
-                {"total", s->size},
-                {"eof", eof}};
+    std::string hdr = protocol::Encode(protocol::BlobData{s->op_id, s->offset, s->size, eof});
     s->offset += n;
     std::function<void()> next;
     if (!eof) next = [this, s] { Pump(s); };
-    (void)s->c->ch->Send(Dump(hdr), std::move(s->buf), std::move(next));  // a chunk always fits
+    (void)s->c->ch->Send(std::move(hdr), std::move(s->buf),
+                         std::move(next));  // a chunk always fits
     s->buf = std::string();
   }
 
-  void OnReply(const std::shared_ptr<Conn>& c, const json& h, std::string payload) {
-    uint64_t id = h.at("req").get<uint64_t>();
+  void OnReply(const std::shared_ptr<Conn>& c, const protocol::Reply& h, std::string payload) {
+    uint64_t id = h.req;
     std::shared_ptr<PendingReq> req;
     {
       std::lock_guard<std::mutex> g(mu);
@@ -603,7 +538,7 @@ struct AgentHub::Impl {
         req->error = TooLarge("agent " + c->name + " answered with more than " +
                               std::to_string(protocol::kMaxJoinedBytes) + " bytes");
         req->cv.notify_all();
-      } else if (h.value("more", false)) {
+      } else if (h.more) {
         req->joined.append(payload);
         return;
       } else if (!req->joined.empty()) {
@@ -623,7 +558,7 @@ struct AgentHub::Impl {
       if (it == reqs.end()) return;
       if (!req->cache_target.empty()) {
         reqs.erase(it);
-        if (h.value("ok", false)) {
+        if (h.ok) {
           auto st = TargetStateFromJson(payload);
           if (st.ok()) {
             st->online = true;
@@ -635,13 +570,12 @@ struct AgentHub::Impl {
     }
     std::lock_guard<std::mutex> g(req->m);
     req->done = true;
-    req->ok = h.value("ok", false);
+    req->ok = h.ok;
     if (req->ok) {
       req->body = std::move(payload);
     } else {
-      Code code = CodeFromName(h.value("code", "internal"));
-      req->error = Status(code == Code::kOk ? Code::kInternal : code,
-                          "agent " + c->name + ": " + h.value("message", ""));
+      req->error = Status(h.code == Code::kOk ? Code::kInternal : h.code,
+                          "agent " + c->name + ": " + h.message);
     }
     req->cv.notify_all();
   }
@@ -806,15 +740,10 @@ struct AgentHub::Impl {
           "write-file content of " + std::to_string(payload.size()) + " bytes exceeds the " +
           std::to_string(protocol::kMaxPayloadBytes) + "-byte limit of a remote agent");
     }
-    json run = {{"type", "run"},
-                {"op", id},
-                {"target_path", path},
-                {"release", label.release},
-                {"build", label.build},
-                {"operation", Dump(opj)}};
+    protocol::Run run{id, path, label.release, label.build, Dump(opj), std::nullopt};
     if (label.limits && std::holds_alternative<DeployArtifactOp>(op))
-      run["limits"] = ArchiveLimitsToJson(*label.limits);
-    std::string header = Dump(run);
+      run.limits = ArchiveLimitsToJson(*label.limits);
+    std::string header = protocol::Encode(run);
     if (header.size() > protocol::kMaxHeaderBytes) {
       return OperationOutcome::Failed(std::string(OperationKind(op)) + ": the operation takes " +
                                       std::to_string(header.size()) + " bytes to send, over the " +
@@ -872,7 +801,7 @@ struct AgentHub::Impl {
       if (cancel.IsCancelled()) {
         if (!cancel_sent) {
           cancel_sent = Steady::now();
-          SendControl(c, {{"type", "cancel"}, {"op", id}});
+          SendControl(c, protocol::Cancel{id});
         } else if (Steady::now() - *cancel_sent > std::chrono::seconds(10)) {
           result = OperationOutcome::Error(
               Cancelled("cancelled; agent " + agent + " did not confirm in time"));
@@ -902,11 +831,13 @@ struct AgentHub::Impl {
     // marked "more".
     const auto parts = protocol::SplitPayload(payload);
     for (size_t i = 0; i < parts.size(); ++i) {
-      json h = {{"type", std::string(protocol::MessageTypeName(type))},
-                {"req", id},
-                {"target_path", path}};
-      if (i + 1 < parts.size()) h["more"] = true;
-      Status sent = c->ch->Send(Dump(h), std::string(parts[i]));
+      const protocol::TargetRequest fields{id, path, i + 1 < parts.size()};
+      const protocol::Message h = type == MessageType::kStateRequest
+                                      ? protocol::Message(protocol::StateRequest{fields})
+                                  : type == MessageType::kValidateRequest
+                                      ? protocol::Message(protocol::ValidateRequest{fields})
+                                      : protocol::Message(protocol::ProbeRequest{fields});
+      Status sent = c->ch->Send(protocol::Encode(h), std::string(parts[i]));
       if (!sent.ok()) {
         std::lock_guard<std::mutex> g(mu);
         reqs.erase(id);
@@ -916,9 +847,8 @@ struct AgentHub::Impl {
     Result<std::string> out = Internal("unreachable");
     {
       std::unique_lock<std::mutex> lk(req->m);
-      bool finished =
-          req->cv.wait_for(lk, timeout.value_or(o.request_timeout),
-                           [&] { return req->done || req->lost; });
+      bool finished = req->cv.wait_for(lk, timeout.value_or(o.request_timeout),
+                                       [&] { return req->done || req->lost; });
       if (!finished) {
         out = Timeout("agent " + c->name + " did not answer in time");
       } else if (req->lost && !req->done) {
@@ -1213,9 +1143,9 @@ Status AgentHub::Approve(const std::string& name, const std::string& actor) {
     Store& store = *im.o.store;
     REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
       REPRISE_RETURN_IF_ERROR(store.PutAgent(rec));
-      return store.AppendAudit(im.AuditOf(actor, "agent.approve", name,
-                                          "approved agent with key " +
-                                              rec.key_fingerprint.substr(0, 16)));
+      return store.AppendAudit(
+          im.AuditOf(actor, "agent.approve", name,
+                     "approved agent with key " + rec.key_fingerprint.substr(0, 16)));
     }));
   }
   rg.unlock();
@@ -1229,7 +1159,7 @@ Status AgentHub::Approve(const std::string& name, const std::string& actor) {
     }
   }
   if (c) {
-    Impl::SendControl(c, {{"type", "welcome"}, {"status", "approved"}});
+    Impl::SendControl(c, protocol::Welcome{"approved"});
     Impl* p = &im;
     asio::post(im.io, [p, c] { p->RefreshStates(c); });
   }
@@ -1258,82 +1188,6 @@ Result<std::string> AgentHub::CreateEnrollToken(bool pre_approved, std::chrono::
                        FormatRfc3339Utc(FromUnixMillis(r.expires_at))));
   }));
   return token;
-}
-
-std::vector<Route> AgentHub::Routes() {
-  std::vector<Route> r;
-  AgentHub* hub = this;
-  r.push_back(
-      {"GET", "/api/v1/agents", Role::kViewer, false,
-       [hub](HttpRequest& req) {
-         auto page = ListParams(req);
-         if (!page.ok()) return ErrorResponse(page.status());
-         json items = json::array();
-         const auto agents = hub->Agents();
-         const size_t first = std::min<size_t>(page->offset, agents.size());
-         const size_t last = std::min<size_t>(first + page->limit, agents.size());
-         for (size_t i = first; i < last; ++i) {
-           const auto& a = agents[i];
-           items.push_back(
-               {{"name", a.name},
-                {"status", a.status},
-                {"approved", a.approved},
-                {"online", a.online},
-                {"version", a.version},
-                {"last_seen", a.last_seen ? FormatRfc3339Utc(FromUnixMillis(a.last_seen)) : ""},
-                {"key_fingerprint", a.key_fingerprint},
-                {"address", a.address},
-                {"targets", a.targets}});
-         }
-         return JsonResponse(200, {{"items", items}, {"limit", page->limit}, {"offset", page->offset}});
-       },
-       nullptr});
-  r.push_back({"POST", "/api/v1/agents/{name}/approve", Role::kAdmin, false,
-               [hub](HttpRequest& req) {
-                 auto it = req.path_params.find("name");
-                 std::string name = it == req.path_params.end() ? "" : it->second;
-                 Status st = hub->Approve(name, req.principal.user);
-                 if (!st.ok()) return ErrorResponse(st);
-                 return JsonResponse(200, {{"name", name}, {"status", "approved"}});
-               },
-               nullptr});
-  r.push_back({"POST", "/api/v1/agents/enrollment-tokens", Role::kAdmin, false,
-               [hub](HttpRequest& req) {
-                 json body = json::object();
-                 if (!req.body.empty()) {
-                   try {
-                     body = json::parse(req.body);
-                   } catch (const std::exception&) {
-                     return ErrorResponse(InvalidArgument("the body is not valid JSON"));
-                   }
-                 }
-                 if (!body.is_object())
-                   return ErrorResponse(InvalidArgument("the body must be a JSON object"));
-                 for (auto it = body.begin(); it != body.end(); ++it) {
-                   if (it.key() != "pre_approved" && it.key() != "expires_in_seconds")
-                     return ErrorResponse(
-                         InvalidArgument("unknown field '" + it.key() + "' in enrollment token"));
-                 }
-                 bool pre = false;
-                 int64_t ttl = 24 * 3600;
-                 if (body.contains("pre_approved")) {
-                   if (!body["pre_approved"].is_boolean())
-                     return ErrorResponse(InvalidArgument("pre_approved must be a boolean"));
-                   pre = body["pre_approved"].get<bool>();
-                 }
-                 if (body.contains("expires_in_seconds")) {
-                   if (!body["expires_in_seconds"].is_number_integer())
-                     return ErrorResponse(InvalidArgument("expires_in_seconds must be an integer"));
-                   ttl = body["expires_in_seconds"].get<int64_t>();
-                 }
-                 auto token =
-                     hub->CreateEnrollToken(pre, std::chrono::seconds(ttl), req.principal.user);
-                 if (!token.ok()) return ErrorResponse(token.status());
-                 return JsonResponse(
-                     201, {{"token", *token}, {"pre_approved", pre}, {"expires_in_seconds", ttl}});
-               },
-               nullptr});
-  return r;
 }
 
 }  // namespace reprise
