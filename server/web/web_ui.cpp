@@ -106,20 +106,6 @@ HttpResponse ErrorFrom(const Status& st) {
   }
 }
 
-const char* RoleText(Role role) {
-  switch (role) {
-    case Role::kViewer:
-      return "viewer";
-    case Role::kDeployer:
-      return "deployer";
-    case Role::kReleaseManager:
-      return "release-manager";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "viewer";
-}
-
 std::string Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -308,13 +294,13 @@ struct WebUi::Impl {
                                       record->name, "web login from " + req.remote_addr});
     HttpResponse r = JsonResponse(
         200,
-        json{{"user", s.user}, {"role", RoleText(record->role)}, {"csrf_token", s.csrf_token}});
+        json{{"user", s.user}, {"role", RoleName(record->role)}, {"csrf_token", s.csrf_token}});
     r.headers.emplace_back("Set-Cookie", SetCookie(id, false));
     return r;
   }
 
   HttpResponse Info(const HttpRequest& req) const {
-    json out = {{"user", req.principal.user}, {"role", RoleText(req.principal.role)}};
+    json out = {{"user", req.principal.user}, {"role", RoleName(req.principal.role)}};
     if (req.principal.via_session) {
       std::lock_guard<std::mutex> lock(mu);
       if (Session* s = FindLocked(req, nullptr)) out["csrf_token"] = s->csrf_token;
