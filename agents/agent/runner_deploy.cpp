@@ -32,6 +32,43 @@ std::optional<std::string> ManifestMismatch(const DeployArtifactOp& op, const De
          "); nothing was switched";
 }
 
+// True when releases/<name> holds this artifact, unchanged since it was
+// extracted and verified: then only the switch is left to do.
+bool ReusableRelease(const Layout& l, const DeployArtifactOp& op, const std::string& name,
+                     const RunnerLog& log) {
+  std::error_code ec;
+  const fs::path release_dir = l.releases() / name;
+  auto meta = ReadMeta(l, name);
+  bool cached = fs::is_directory(fs::symlink_status(release_dir, ec)) && meta.ok() &&
+                meta->sha256 == op.sha256;
+  if (cached && !op.manifest_hash.empty() && meta->manifest_hash != op.manifest_hash) {
+    log(LogLevel::kWarning, "release " + name +
+                                " on the target does not have the build's manifest: extracting it "
+                                "again");
+    cached = false;
+  }
+  if (cached && !meta->tree_stamp.empty()) {
+    // Only the switch, if nothing below the release changed since it was
+    // extracted and verified: one lstat per entry, no content read.
+    auto stamp = TreeStamp(release_dir);
+    if (!stamp.ok() || *stamp != meta->tree_stamp) {
+      log(LogLevel::kWarning,
+          "release " + name +
+              " was changed on the target after it was extracted (files written, added or "
+              "removed): extracting it again");
+      cached = false;
+    }
+  }
+  if (cached) {
+    log(LogLevel::kInfo,
+        "release " + name +
+            (meta->tree_stamp.empty() ? " is still on the target: switching only"
+                                      : " is still on the target, unchanged since it was verified: "
+                                        "switching only"));
+  }
+  return cached;
+}
+
 }  // namespace
 
 Result<fs::path> AgentRunner::Impl::ObtainBlob(const Layout& l, const DeployArtifactOp& op,
@@ -86,51 +123,62 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
     seen.phase = p.phase;
     if (progress) progress(seen);
   };
-  auto report = [&](const TransferProgress& p) { tracked(p); };
+  if (op.mode != DeployMode::kAtomic) return DeployInto(l, op, label, blobs, log, cancel, tracked);
+  return DeployRelease(l, op, label, blobs, log, cancel, tracked);
+}
+
+OperationOutcome AgentRunner::Impl::DeployInto(const Layout& l, const DeployArtifactOp& op,
+                                               const DeployLabel& label, BlobSource& blobs,
+                                               const RunnerLog& log, const CancelToken& cancel,
+                                               const ProgressFn& report) {
+  std::error_code ec;
   const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
-
-  if (op.mode != DeployMode::kAtomic) {
-    // Files are written into the destination: a link there is followed, so
-    // it must lead inside the root, and not into the releases the agent keeps.
-    auto dest = Checked(root, op.to, true, /*follow_last=*/true);
-    if (!dest.ok()) return FailWith(dest.status().WithContext("deploy-artifact"));
-    if (IsWithin(*dest, l.state_dir())) {
-      return OperationOutcome::Failed("deploy-artifact: to '" + op.to +
-                                      "' leads into the agent's state directory " +
-                                      l.state_dir().string());
-    }
-    auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
-    if (!blob.ok()) {
-      if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
-      return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
-    }
-    fs::path staging = l.tmp() / ("stage-" + RandomHex(6));
-    report({"extract", 0, 0, 0, 0});
-    auto manifest = ExtractArchive(*blob, staging, limits, {false, true});
-    if (!manifest.ok()) {
-      fs::remove_all(staging, ec);
-      return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
-    }
-    if (auto differs = ManifestMismatch(op, label, *manifest)) {
-      fs::remove_all(staging, ec);
-      DropTemporaryBlob(l, *blob);
-      return OperationOutcome::Failed(*differs);
-    }
-    fs::create_directories(*dest, ec);
-    DropTemporaryBlob(l, *blob);
-    auto out = Mirror(l, *dest, staging, *manifest, op.mode == DeployMode::kSync, log, cancel);
-    fs::remove_all(staging, ec);
-    if (!out.succeeded()) return out;
-    // Remote agents keep the archive only while a release references it.
-    DeployState st = ReadState(l);
-    PruneReleases(l, st, op.keep, log);
-    report({"done", 0, 0, manifest->file_count, manifest->file_count});
-    return out;
+  // Files are written into the destination: a link there is followed, so
+  // it must lead inside the root, and not into the releases the agent keeps.
+  auto dest = Checked(l.root, op.to, true, /*follow_last=*/true);
+  if (!dest.ok()) return FailWith(dest.status().WithContext("deploy-artifact"));
+  if (IsWithin(*dest, l.state_dir())) {
+    return OperationOutcome::Failed("deploy-artifact: to '" + op.to +
+                                    "' leads into the agent's state directory " +
+                                    l.state_dir().string());
   }
+  auto blob = ObtainBlob(l, op, blobs, log, cancel, report);
+  if (!blob.ok()) {
+    if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
+    return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
+  }
+  fs::path staging = l.tmp() / ("stage-" + RandomHex(6));
+  report({"extract", 0, 0, 0, 0});
+  auto manifest = ExtractArchive(*blob, staging, limits, {false, true});
+  if (!manifest.ok()) {
+    fs::remove_all(staging, ec);
+    return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+  }
+  if (auto differs = ManifestMismatch(op, label, *manifest)) {
+    fs::remove_all(staging, ec);
+    DropTemporaryBlob(l, *blob);
+    return OperationOutcome::Failed(*differs);
+  }
+  fs::create_directories(*dest, ec);
+  DropTemporaryBlob(l, *blob);
+  auto out = Mirror(l, *dest, staging, *manifest, op.mode == DeployMode::kSync, log, cancel);
+  fs::remove_all(staging, ec);
+  if (!out.succeeded()) return out;
+  // Remote agents keep the archive only while a release references it.
+  DeployState st = ReadState(l);
+  PruneReleases(l, st, op.keep, log);
+  report({"done", 0, 0, manifest->file_count, manifest->file_count});
+  return out;
+}
 
-  fs::path link = op.to.empty() ? root / "current" : fs::path();
+OperationOutcome AgentRunner::Impl::DeployRelease(const Layout& l, const DeployArtifactOp& op,
+                                                  const DeployLabel& label, BlobSource& blobs,
+                                                  const RunnerLog& log, const CancelToken& cancel,
+                                                  const ProgressFn& report) {
+  std::error_code ec;
+  fs::path link = op.to.empty() ? l.root / "current" : fs::path();
   if (!op.to.empty()) {
-    auto p = Checked(root, op.to, false);
+    auto p = Checked(l.root, op.to, false);
     if (!p.ok()) return FailWith(p.status());
     link = *p;
   }
@@ -140,89 +188,8 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   }
   const std::string name = ReleaseDirName(label, op.artifact, op.sha256);
   const fs::path release_dir = l.releases() / name;
-  auto meta = ReadMeta(l, name);
-  bool cached = fs::is_directory(fs::symlink_status(release_dir, ec)) && meta.ok() &&
-                meta->sha256 == op.sha256;
-  if (cached && !op.manifest_hash.empty() && meta->manifest_hash != op.manifest_hash) {
-    log(LogLevel::kWarning, "release " + name +
-                                " on the target does not have the build's manifest: extracting it "
-                                "again");
-    cached = false;
-  }
-  if (cached && !meta->tree_stamp.empty()) {
-    // Only the switch, if nothing below the release changed since it was
-    // extracted and verified: one lstat per entry, no content read.
-    auto stamp = TreeStamp(release_dir);
-    if (!stamp.ok() || *stamp != meta->tree_stamp) {
-      log(LogLevel::kWarning,
-          "release " + name +
-              " was changed on the target after it was extracted (files written, added or "
-              "removed): extracting it again");
-      cached = false;
-    }
-  }
-  if (cached) {
-    log(LogLevel::kInfo,
-        "release " + name +
-            (meta->tree_stamp.empty() ? " is still on the target: switching only"
-                                      : " is still on the target, unchanged since it was verified: "
-                                        "switching only"));
-  } else {
-    auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
-    if (!blob.ok()) {
-      if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
-      return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
-    }
-    if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
-    fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
-    report({"extract", 0, 0, 0, 0});
-    // Durability: one syncfs after the extraction instead of an fsync per
-    // file and directory (thousands of journal commits). It also flushes
-    // other dirty data of that filesystem, which a busy target pays for.
-    auto manifest = ExtractArchive(*blob, partial, limits, {false, true});
-    DropTemporaryBlob(l, *blob);
-    if (!manifest.ok()) {
-      fs::remove_all(partial, ec);
-      return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
-    }
-    if (auto differs = ManifestMismatch(op, label, *manifest)) {
-      fs::remove_all(partial, ec);
-      return OperationOutcome::Failed(*differs);
-    }
-    if (options.fsync) {
-      Status synced = SyncFilesystem(partial);
-      if (!synced.ok()) {
-        fs::remove_all(partial, ec);
-        return OperationOutcome::Error(synced);
-      }
-    }
-    if (cancel.IsCancelled()) {
-      fs::remove_all(partial, ec);
-      return OperationOutcome::Error(Cancelled("cancelled"));
-    }
-    ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
-                  op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes,
-                  ""};
-    Status placed = PlaceRelease(l, partial, release_dir);
-    if (!placed.ok()) {
-      fs::remove_all(partial, ec);
-      return OperationOutcome::Error(placed);
-    }
-    if (options.fsync) (void)FsyncDir(l.releases());
-    // Stamped after the rename (which touches only the directory itself), so
-    // a later re-deploy can tell the tree is still the verified one.
-    auto stamp = TreeStamp(release_dir);
-    if (stamp.ok()) m.tree_stamp = *stamp;
-    Status st = WriteMeta(l, m);
-    if (!st.ok()) return OperationOutcome::Error(st);
-    log(LogLevel::kInfo,
-        "extracted " + std::to_string(manifest->file_count) + " files (" +
-            std::to_string(manifest->total_bytes) + " bytes) into " + name +
-            (op.manifest_hash.empty() ? ""
-                                      : ", verified against the build's manifest (" +
-                                            op.manifest_hash.substr(0, 12) + ")"));
-    report({"extract", 0, 0, manifest->file_count, manifest->file_count});
-  }
+  OperationOutcome installed = InstallRelease(l, op, label, name, blobs, log, cancel, report);
+  if (!installed.succeeded()) return installed;
 
   // The switch: a fresh symlink renamed over the old one.
   report({"switch", 0, 0, 0, 0});
@@ -232,6 +199,71 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   log(LogLevel::kInfo, std::string(op.to.empty() ? "current" : op.to) + " -> " + name +
                            (old->empty() || *old == name ? "" : " (was " + *old + ")"));
   report({"done", 0, 0, 0, 0});
+  return OperationOutcome::Succeeded();
+}
+
+OperationOutcome AgentRunner::Impl::InstallRelease(const Layout& l, const DeployArtifactOp& op,
+                                                   const DeployLabel& label,
+                                                   const std::string& name, BlobSource& blobs,
+                                                   const RunnerLog& log, const CancelToken& cancel,
+                                                   const ProgressFn& report) {
+  if (ReusableRelease(l, op, name, log)) return OperationOutcome::Succeeded();
+  std::error_code ec;
+  const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
+  const fs::path release_dir = l.releases() / name;
+  auto blob = ObtainBlob(l, op, blobs, log, cancel, report);
+  if (!blob.ok()) {
+    if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
+    return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
+  }
+  if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
+  fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
+  report({"extract", 0, 0, 0, 0});
+  // Durability: one syncfs after the extraction instead of an fsync per
+  // file and directory (thousands of journal commits). It also flushes
+  // other dirty data of that filesystem, which a busy target pays for.
+  auto manifest = ExtractArchive(*blob, partial, limits, {false, true});
+  DropTemporaryBlob(l, *blob);
+  if (!manifest.ok()) {
+    fs::remove_all(partial, ec);
+    return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+  }
+  if (auto differs = ManifestMismatch(op, label, *manifest)) {
+    fs::remove_all(partial, ec);
+    return OperationOutcome::Failed(*differs);
+  }
+  if (options.fsync) {
+    Status synced = SyncFilesystem(partial);
+    if (!synced.ok()) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Error(synced);
+    }
+  }
+  if (cancel.IsCancelled()) {
+    fs::remove_all(partial, ec);
+    return OperationOutcome::Error(Cancelled("cancelled"));
+  }
+  ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
+                op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes,
+                ""};
+  Status placed = PlaceRelease(l, partial, release_dir);
+  if (!placed.ok()) {
+    fs::remove_all(partial, ec);
+    return OperationOutcome::Error(placed);
+  }
+  if (options.fsync) (void)FsyncDir(l.releases());
+  // Stamped after the rename (which touches only the directory itself), so
+  // a later re-deploy can tell the tree is still the verified one.
+  auto stamp = TreeStamp(release_dir);
+  if (stamp.ok()) m.tree_stamp = *stamp;
+  Status st = WriteMeta(l, m);
+  if (!st.ok()) return OperationOutcome::Error(st);
+  log(LogLevel::kInfo, "extracted " + std::to_string(manifest->file_count) + " files (" +
+                           std::to_string(manifest->total_bytes) + " bytes) into " + name +
+                           (op.manifest_hash.empty() ? ""
+                                                     : ", verified against the build's manifest (" +
+                                                           op.manifest_hash.substr(0, 12) + ")"));
+  report({"extract", 0, 0, manifest->file_count, manifest->file_count});
   return OperationOutcome::Succeeded();
 }
 

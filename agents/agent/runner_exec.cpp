@@ -43,41 +43,61 @@ std::map<std::string, std::string> ChildEnvironment() {
   return env;
 }
 
-}  // namespace
+// The process a step starts: where, what, and with which environment.
+struct Command {
+  fs::path cwd;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "NAME=value"
+};
 
-OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
-                                         const RunnerLog& log, const CancelToken& cancel) {
-  fs::path cwd = root;
+// The step's working directory (inside the root), argv and environment;
+// kFailedPrecondition naming what is wrong with them.
+Result<Command> PrepareCommand(const fs::path& root, const ExecOp& op) {
+  Command cmd;
+  cmd.cwd = root;
   if (!op.cwd.empty()) {
     if (!IsSafeRelativePath(op.cwd)) {
-      return OperationOutcome::Failed("exec: cwd '" + op.cwd + "' escapes the target root");
+      return FailedPrecondition("exec: cwd '" + op.cwd + "' escapes the target root");
     }
     std::error_code ec;
     fs::path c = fs::weakly_canonical(root / op.cwd, ec);
     if (ec || !IsWithin(c, root)) {
-      return OperationOutcome::Failed("exec: cwd '" + op.cwd + "' escapes the target root");
+      return FailedPrecondition("exec: cwd '" + op.cwd + "' escapes the target root");
     }
     if (!fs::is_directory(c, ec)) {
-      return OperationOutcome::Failed("exec: cwd '" + op.cwd + "' is not a directory");
+      return FailedPrecondition("exec: cwd '" + op.cwd + "' is not a directory");
     }
-    cwd = c;
+    cmd.cwd = c;
   }
-  std::vector<std::string> argv = op.argv;
-  if (argv.empty()) {
-    if (op.command.empty()) return OperationOutcome::Failed("exec: nothing to run");
-    argv = {"/bin/sh", "-c", op.command};
+  cmd.argv = op.argv;
+  if (cmd.argv.empty()) {
+    if (op.command.empty()) return FailedPrecondition("exec: nothing to run");
+    cmd.argv = {"/bin/sh", "-c", op.command};
   }
   std::map<std::string, std::string> env = ChildEnvironment();
   for (const auto& [k, v] : op.env) env[k] = v;
   env["REPRISE_TARGET_ROOT"] = root.string();
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  for (auto& e : env_strings) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
+  for (const auto& [k, v] : env) cmd.env.push_back(k + "=" + v);
+  return cmd;
+}
 
+// A started step: the leader of its own process group, and the read ends of
+// its stdout and stderr.
+struct Child {
+  pid_t pid = -1;
+  int out = -1;
+  int err = -1;
+};
+
+// Starts `cmd` with stdin from /dev/null, stdout and stderr into pipes, in a
+// process group of its own, with default signal handling.
+OperationOutcome Spawn(Command& cmd, Child& child) {
+  std::vector<char*> cargv, cenv;
+  for (auto& a : cmd.argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : cmd.env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  const fs::path& cwd = cmd.cwd;
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return OperationOutcome::Error(IoError(ErrnoText("pipe")));
   if (::pipe2(err, O_CLOEXEC) != 0) {
@@ -120,21 +140,39 @@ OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
   if (rc != 0) {
     ::close(out[0]);
     ::close(err[0]);
-    return OperationOutcome::Failed("exec: cannot start " + argv[0] + ": " + strerror(rc));
+    return OperationOutcome::Failed("exec: cannot start " + cmd.argv[0] + ": " + strerror(rc));
   }
-  log(LogLevel::kInfo, "started " + argv[0] + " (pid " + std::to_string(pid) + ")");
+  child = {pid, out[0], err[0]};
+  return OperationOutcome::Succeeded();
+}
 
+enum class Stop { kNone, kTimeout, kCancelled, kDeadline };
+
+// How the step ended: why it was stopped (kNone: it was not), and its wait
+// status.
+struct Ended {
+  Stop stop = Stop::kNone;
+  int status = 0;
+};
+
+// Streams the child's output to `log` until it exits and its pipes close (or
+// a background grandchild has held them for 500 ms after the leader exited).
+// On timeout, deadline or cancellation the group gets SIGTERM, then SIGKILL
+// after `kill_grace_ms`.
+Ended Supervise(const Child& child, const ExecOp& op, const CancelToken& cancel, int kill_grace_ms,
+                const RunnerLog& log) {
+  const pid_t pid = child.pid;
   using Steady = std::chrono::steady_clock;
   const auto started = Steady::now();
   std::optional<Steady::time_point> own_deadline;
   if (op.timeout_seconds > 0) own_deadline = started + std::chrono::seconds(op.timeout_seconds);
-  enum class Stop { kNone, kTimeout, kCancelled, kDeadline } stop = Stop::kNone;
+  Stop stop = Stop::kNone;
   std::optional<Steady::time_point> killed_at;
   bool sent_kill = false;
   int status = 0;
   bool reaped = false;
   std::optional<Steady::time_point> reaped_at;
-  struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  struct pollfd fds[2] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}};
   int open_fds = 2;
   char buf[16384];
   auto kill_group = [&](int sig) { ::kill(-pid, sig); };
@@ -150,7 +188,7 @@ OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
         killed_at = Steady::now();
       }
     } else if (!sent_kill &&
-               Steady::now() - *killed_at >= std::chrono::milliseconds(options.kill_grace_ms)) {
+               Steady::now() - *killed_at >= std::chrono::milliseconds(kill_grace_ms)) {
       kill_group(SIGKILL);
       sent_kill = true;
     }
@@ -188,7 +226,12 @@ OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
   }
   if (!reaped) ::waitpid(pid, &status, 0);
 
-  switch (stop) {
+  return {stop, status};
+}
+
+OperationOutcome ExecResult(const Ended& ended, const ExecOp& op, const RunnerLog& log) {
+  const int status = ended.status;
+  switch (ended.stop) {
     case Stop::kTimeout:
       return OperationOutcome::Failed("exec: timed out after " +
                                       std::to_string(op.timeout_seconds) +
@@ -212,6 +255,19 @@ OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
     return OperationOutcome::Failed("exec: killed by signal " + std::to_string(WTERMSIG(status)));
   }
   return OperationOutcome::Failed("exec: ended abnormally");
+}
+
+}  // namespace
+
+OperationOutcome AgentRunner::Impl::Exec(const fs::path& root, const ExecOp& op,
+                                         const RunnerLog& log, const CancelToken& cancel) {
+  auto cmd = PrepareCommand(root, op);
+  if (!cmd.ok()) return FailWith(cmd.status());
+  Child child;
+  OperationOutcome started = Spawn(*cmd, child);
+  if (!started.succeeded()) return started;
+  log(LogLevel::kInfo, "started " + cmd->argv[0] + " (pid " + std::to_string(child.pid) + ")");
+  return ExecResult(Supervise(child, op, cancel, options.kill_grace_ms, log), op, log);
 }
 
 }  // namespace reprise

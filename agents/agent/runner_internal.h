@@ -177,6 +177,23 @@ struct AgentRunner::Impl {
   OperationOutcome Deploy(const std::filesystem::path& root, const DeployArtifactOp& op,
                           const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,
                           const CancelToken& cancel, const ProgressFn& progress);
+  // Copy and sync modes: the archive extracted to a staging directory and
+  // mirrored into the destination.
+  OperationOutcome DeployInto(const agent_runner::Layout& l, const DeployArtifactOp& op,
+                              const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,
+                              const CancelToken& cancel, const ProgressFn& report);
+  // Atomic mode: the release installed, then the link switched to it.
+  OperationOutcome DeployRelease(const agent_runner::Layout& l, const DeployArtifactOp& op,
+                                 const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,
+                                 const CancelToken& cancel, const ProgressFn& report);
+  // Makes releases/<name> hold the artifact `op` names: kept when an
+  // unchanged, verified copy is there already; else fetched, extracted,
+  // checked against the build's manifest, synced, placed and its metadata
+  // written. Nothing is switched.
+  OperationOutcome InstallRelease(const agent_runner::Layout& l, const DeployArtifactOp& op,
+                                  const DeployLabel& label, const std::string& name,
+                                  BlobSource& blobs, const RunnerLog& log,
+                                  const CancelToken& cancel, const ProgressFn& report);
   OperationOutcome Mirror(const agent_runner::Layout& l, const std::filesystem::path& dest,
                           const std::filesystem::path& staging, const Manifest& manifest,
                           bool remove_extra, const RunnerLog& log, const CancelToken& cancel);
