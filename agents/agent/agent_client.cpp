@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "agents/protocol/messages.h"
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "planner/version.h"
 
 namespace reprise {
@@ -148,8 +150,14 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
   std::mutex threads_mu;
   std::vector<Worker> threads;
 
-  void Log(const std::string& text) {
-    if (o.verbose) std::fprintf(stderr, "reprise-agent %s: %s\n", o.name.c_str(), text.c_str());
+  // A connection event on stderr (common/log.h), with this agent's name;
+  // none with --quiet.
+  void Event(log::Level level, std::string_view event, std::optional<log::Field> a = {},
+             std::optional<log::Field> b = {}) {
+    if (!o.verbose) return;
+    if (a && b) return log::Write(level, event, {{"agent", o.name}, *a, *b});
+    if (a) return log::Write(level, event, {{"agent", o.name}, *a});
+    log::Write(level, event, {{"agent", o.name}});
   }
 
   // Runs `fn` on its own thread; threads that finished are joined here, so a
@@ -193,7 +201,8 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
         [self, resolver](const boost::system::error_code& e,
                          protocol::tcp::resolver::results_type results) {
           if (e) {
-            self->Log("cannot resolve " + self->o.host + ": " + e.message());
+            self->Event(log::Level::kWarn, "agent.resolve-failed", log::Field("host", self->o.host),
+                        log::Field("error", e.message()));
             return self->ScheduleReconnect();
           }
           auto endpoints = std::make_shared<std::vector<protocol::tcp::endpoint>>();
@@ -203,8 +212,9 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
               endpoints->push_back(r.endpoint());
           }
           if (endpoints->empty()) {
-            self->Log(self->o.host +
-                      " resolved to no loopback address; plain TCP is only allowed to loopback");
+            self->Event(
+                log::Level::kWarn, "agent.resolve-failed", log::Field("host", self->o.host),
+                log::Field("error", "no loopback address; plain TCP is only allowed to loopback"));
             return self->ScheduleReconnect();
           }
           self->ConnectTo(std::move(endpoints), 0);
@@ -221,14 +231,16 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     boost::system::error_code ec;
     sock->open(ep.protocol(), ec);
     if (ec) {
-      Log("cannot open a socket: " + ec.message());
+      Event(log::Level::kWarn, "agent.socket-failed", log::Field("error", ec.message()));
       return ScheduleReconnect();
     }
     SetCloseOnExec(sock->native_handle());
     auto self = shared_from_this();
     sock->async_connect(ep, [self, sock, endpoints, i](const boost::system::error_code& e) {
       if (e) {
-        self->Log("cannot connect: " + e.message());
+        self->Event(log::Level::kWarn, "agent.connect-failed",
+                    log::Field("address", (*endpoints)[i].address().to_string()),
+                    log::Field("error", e.message()));
         return self->ConnectTo(endpoints, i + 1);
       }
       self->StartSession(std::move(*sock));
@@ -244,7 +256,8 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     s->ch->Start(
         [self, s](const Status& st) {
           if (!st.ok()) {
-            self->Log(st.message());
+            self->Event(log::Level::kWarn, "agent.handshake-failed",
+                        log::Field("error", st.message()));
             return;  // the close handler reconnects
           }
           s->Send(protocol::Hello{protocol::kProtocolVersion, self->o.name, Version(),
@@ -273,7 +286,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     }
     if (session == s) session.reset();
     if (stopping) return;
-    Log("disconnected (" + why + ")");
+    Event(log::Level::kWarn, "agent.disconnected", log::Field("why", why));
     ScheduleReconnect();
   }
 
@@ -326,17 +339,19 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       // Trust on first use: pin what we saw from now on.
       pinned = s->ch->peer_fingerprint();
       Status st = WriteFileAtomic(o.state_dir / "server.fingerprint", pinned + "\n", 0600);
-      if (!st.ok()) Log("cannot save the server fingerprint: " + st.message());
-      Log("pinned the server certificate " + pinned);
+      if (!st.ok())
+        Event(log::Level::kWarn, "agent.fingerprint-not-saved", log::Field("error", st.message()));
+      Event(log::Level::kInfo, "agent.server-pinned", log::Field("fingerprint", pinned));
     }
     if (!was) {
-      Log(s->approved ? "connected and approved"
-                      : "connected; waiting for an administrator to approve this agent");
+      Event(log::Level::kInfo, "agent.connected",
+            log::Field("approved", s->approved ? "yes" : "waiting for an administrator"));
     }
   }
 
   void On(const std::shared_ptr<Session>& s, protocol::Refused& m, std::string&) {
-    Log("refused by the server: " + m.message);
+    Event(log::Level::kWarn, "agent.refused", log::Field("message", m.message),
+          log::Field("permanent", m.permanent ? "yes" : "no"));
     if (!m.permanent) return;
     final_status = m.code == Code::kUnauthenticated      ? Unauthenticated(m.message)
                    : m.code == Code::kFailedPrecondition ? FailedPrecondition(m.message)
@@ -645,7 +660,10 @@ Status AgentClient::Run() {
       auto saved = ReadFileToString(o.state_dir / "server.fingerprint");
       if (saved.ok()) im.pinned = protocol::NormalizeFingerprint(*saved);
       if (im.pinned.empty()) {
-        im.Log("no --fingerprint given: the first server certificate seen will be pinned");
+        im.Event(log::Level::kInfo, "agent.trust-on-first-use",
+                 log::Field("what",
+                            "no --fingerprint given: the first server certificate seen "
+                            "will be pinned"));
       }
     }
   }

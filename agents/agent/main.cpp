@@ -16,6 +16,7 @@
 #include "agents/agent/agent_client.h"
 #include "common/args.h"
 #include "common/config_file.h"
+#include "common/log.h"
 #include "planner/version.h"
 
 namespace {
@@ -121,7 +122,7 @@ int main(int argc, char** argv) {
   waiter.detach();
   reprise::Status st = client.Run();
   if (!st.ok()) {
-    std::fprintf(stderr, "reprise-agent: %s\n", st.ToString().c_str());
+    reprise::log::Error("agent.stopped", {{"agent", o.name}, {"error", st.ToString()}});
     return st.code() == reprise::Code::kInvalidArgument ? 2 : 3;
   }
   return 0;
