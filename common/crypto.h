@@ -38,7 +38,10 @@ Result<std::string> Sha256File(const std::filesystem::path& path);
 // `bytes` cryptographically random bytes, hex encoded (2*bytes characters).
 std::string RandomHex(size_t bytes);
 
+// The one hex codec: lower-case digits out; either case in.
 std::string HexEncode(const void* data, size_t size);
+// False (and `out` unspecified) for an odd length or a non-hex character.
+bool HexDecode(std::string_view hex, std::string* out);
 
 // HMAC-SHA256(key, message) in lower-case hex.
 std::string HmacSha256Hex(std::string_view key, std::string_view message);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <deque>
 
+#include "common/crypto.h"
+
 namespace reprise {
 
 namespace {
@@ -35,7 +37,6 @@ Status UnsafeEntry(std::string_view path, std::string_view why) {
 }  // namespace
 
 std::string QuoteEntryName(std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "'";
   for (size_t at = 0; at < raw.size();) {
     const unsigned char c = static_cast<unsigned char>(raw[at]);
@@ -46,9 +47,7 @@ std::string QuoteEntryName(std::string_view raw) {
       continue;
     }
     if (n == 0 || c < 0x20 || c == 0x7f) {  // never a raw control or stray byte
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      out += "\\x" + HexEncode(&c, 1);
     } else {
       out += static_cast<char>(c);
     }

@@ -40,23 +40,6 @@ uint32_t GetU32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-bool HexDecode(std::string_view hex, std::string* out) {
-  if (hex.size() % 2) return false;
-  out->clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int a = HexVal(hex[i]), b = HexVal(hex[i + 1]);
-    if (a < 0 || b < 0) return false;
-    out->push_back(static_cast<char>(a * 16 + b));
-  }
-  return true;
-}
-
 struct PkeyFree {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 };
@@ -312,14 +295,12 @@ Result<TlsFiles> LoadOrCreateServerCert(const std::string& dir) {
 }
 
 std::string NormalizeFingerprint(std::string_view text) {
-  std::string out;
+  std::string digits, raw;
   for (char c : text) {
-    if (c == ':') continue;
-    int v = HexVal(c);
-    if (v < 0) return "";
-    out.push_back("0123456789abcdef"[v]);
+    if (c != ':') digits.push_back(c);
   }
-  return out.size() == 64 ? out : "";
+  if (!HexDecode(digits, &raw) || raw.size() != 32) return "";
+  return HexEncode(raw.data(), raw.size());
 }
 
 bool IsLoopbackAddress(std::string_view address) {

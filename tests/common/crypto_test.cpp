@@ -27,4 +27,20 @@ TEST_CASE("random hex has the asked length and differs") {
   CHECK(RandomHex(32) != RandomHex(32));
 }
 
+TEST_CASE("hex decodes what it encodes, either case, and refuses the rest") {
+  const std::string bytes("\x00\x7f\x80\xff ab", 6);
+  const std::string hex = HexEncode(bytes.data(), bytes.size());
+  CHECK(hex == "007f80ff2061");
+  std::string back;
+  REQUIRE(HexDecode(hex, &back));
+  CHECK(back == bytes);
+  REQUIRE(HexDecode("007F80FF2061", &back));
+  CHECK(back == bytes);
+  CHECK(HexDecode("", &back));
+  CHECK(back.empty());
+  CHECK_FALSE(HexDecode("abc", &back));  // odd length
+  CHECK_FALSE(HexDecode("zz", &back));
+  CHECK_FALSE(HexDecode("0g", &back));
+}
+
 }  // namespace reprise

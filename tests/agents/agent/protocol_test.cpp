@@ -128,6 +128,9 @@ TEST_CASE("server certificate: created once, stable fingerprint, private key 060
   for (auto& c : colons) c = static_cast<char>(std::toupper(c));
   CHECK(NormalizeFingerprint(colons) == a->fingerprint);
   CHECK(NormalizeFingerprint("abc").empty());
+  CHECK(NormalizeFingerprint(a->fingerprint.substr(0, 62) + "zz").empty());
+  CHECK(NormalizeFingerprint(a->fingerprint + "00").empty());
+  CHECK(NormalizeFingerprint(":" + a->fingerprint + ":") == a->fingerprint);
 }
 
 TEST_CASE("names and hosts") {
