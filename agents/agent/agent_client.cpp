@@ -30,20 +30,6 @@ using protocol::MessageType;
 using Steady = std::chrono::steady_clock;
 namespace asio = protocol::asio;
 
-const char* LevelName(LogLevel l) {
-  switch (l) {
-    case LogLevel::kInfo:
-      return "info";
-    case LogLevel::kWarning:
-      return "warning";
-    case LogLevel::kError:
-      return "error";
-    case LogLevel::kOutput:
-      return "output";
-  }
-  return "info";
-}
-
 const char* KindName(OperationOutcome::Kind k) {
   switch (k) {
     case OperationOutcome::Kind::kSucceeded:
@@ -534,7 +520,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     Spawn([self, s, op_id, running, op = std::move(op), target_path, label] {
       ChannelSource source(s, op_id);
       RunnerLog log = [s, op_id](LogLevel level, std::string_view text) {
-        s->Send(protocol::LogLines{op_id, LevelName(level)}, BoundedText(text));
+        s->Send(protocol::LogLines{op_id, std::string(LogLevelName(level))}, BoundedText(text));
       };
       ProgressFn progress = [s, op_id](const TransferProgress& p) {
         s->Send(protocol::Progress{op_id, p.phase, p.bytes_done, p.bytes_total, p.files_done,

@@ -22,6 +22,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
 namespace reprise {
@@ -601,12 +602,12 @@ bool ProcessAlive(pid_t pid) {
 }
 
 pid_t WaitForPid(const fs::path& file) {
-  for (int i = 0; i < 500; ++i) {
-    std::string s = ReadFile(file);
-    if (!s.empty() && s.back() == '\n') return static_cast<pid_t>(std::stol(s));
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return -1;
+  std::string s;
+  bool written = testing::WaitUntil([&] {
+    s = ReadFile(file);
+    return !s.empty() && s.back() == '\n';
+  });
+  return written ? static_cast<pid_t>(std::stol(s)) : -1;
 }
 
 TEST_CASE("exec timeout kills the whole process group, grandchildren included") {
@@ -624,12 +625,7 @@ TEST_CASE("exec timeout kills the whole process group, grandchildren included") 
   CHECK(took < std::chrono::seconds(30));
   pid_t gc = WaitForPid(pidfile);
   REQUIRE(gc > 0);
-  bool dead = false;
-  for (int i = 0; i < 500 && !dead; ++i) {
-    dead = !ProcessAlive(gc);
-    if (!dead) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  CHECK(dead);
+  CHECK(testing::WaitUntil([&] { return !ProcessAlive(gc); }));
 }
 
 TEST_CASE("cancelling exec kills the process group and reports cancellation") {
@@ -646,12 +642,7 @@ TEST_CASE("cancelling exec kills the process group and reports cancellation") {
   CHECK(out.kind == OperationOutcome::Kind::kError);
   CHECK(out.error.code() == Code::kCancelled);
   pid_t child = WaitForPid(pidfile);
-  bool dead = false;
-  for (int i = 0; i < 500 && !dead; ++i) {
-    dead = !ProcessAlive(child);
-    if (!dead) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  CHECK(dead);
+  CHECK(testing::WaitUntil([&] { return !ProcessAlive(child); }));
 }
 
 TEST_CASE("validate reports missing, changed and extra files under current") {

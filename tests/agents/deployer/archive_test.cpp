@@ -64,6 +64,19 @@ std::vector<RawEntry> GoodEntries() {
   };
 }
 
+// The streaming scan (in `chunk`-byte pieces) refuses `archive` with `code`
+// and the message ScanArchive gives for the complete file.
+void CheckStreamRefusedLikeFile(const std::filesystem::path& archive, const ArchiveLimits& limits,
+                                size_t chunk, Code code) {
+  CAPTURE(archive.filename().string());
+  Result<Manifest> scanned = ScanArchive(archive, limits);
+  Result<Manifest> streamed = ScanAsStream(archive, limits, chunk);
+  REQUIRE_FALSE(scanned.ok());
+  REQUIRE_FALSE(streamed.ok());
+  CHECK(streamed.status().code() == code);
+  CHECK(streamed.status().message() == scanned.status().message());
+}
+
 TEST_CASE("good archives round-trip: tar, tar.gz, gnutar, zip") {
   for (ArchiveKind kind :
        {ArchiveKind::kTar, ArchiveKind::kTarGz, ArchiveKind::kGnuTar, ArchiveKind::kZip}) {
@@ -407,12 +420,7 @@ TEST_CASE("the streaming scan leaves a ratio refusal to the complete file") {
   // A real bomb is refused either way, with the same message.
   fs::path bomb = tmp.path() / "bomb.tar.gz";
   WriteArchive(bomb, ArchiveKind::kTarGz, {File("bomb", std::string(16 << 20, '\0'))});
-  Result<Manifest> refused = ScanArchive(bomb, limits);
-  REQUIRE_FALSE(refused.ok());
-  Result<Manifest> refused_streaming = ScanAsStream(bomb, limits, 65536);
-  REQUIRE_FALSE(refused_streaming.ok());
-  CHECK(refused_streaming.status().code() == Code::kUnsafe);
-  CHECK(refused_streaming.status().message() == refused.status().message());
+  CheckStreamRefusedLikeFile(bomb, limits, 65536, Code::kUnsafe);
 }
 
 TEST_CASE("a streaming scan abandoned midway stops; garbage is refused like ScanArchive does") {
@@ -428,19 +436,11 @@ TEST_CASE("a streaming scan abandoned midway stops; garbage is refused like Scan
   }
   fs::path garbage = tmp.path() / "garbage.bin";
   WriteBytes(garbage, std::string(5000, 'G'));
-  Result<Manifest> streamed = ScanAsStream(garbage, {}, 4096);
-  Result<Manifest> scanned = ScanArchive(garbage);
-  REQUIRE_FALSE(streamed.ok());
-  CHECK(streamed.status().code() == Code::kInvalidArgument);
-  CHECK(streamed.status().message() == scanned.status().message());
+  CheckStreamRefusedLikeFile(garbage, {}, 4096, Code::kInvalidArgument);
 
   fs::path truncated = tmp.path() / "truncated.tar.gz";
   WriteBytes(truncated, bytes.substr(0, bytes.size() / 3));
-  streamed = ScanAsStream(truncated, {}, 65536);
-  scanned = ScanArchive(truncated);
-  REQUIRE_FALSE(streamed.ok());
-  CHECK(streamed.status().code() == Code::kInvalidArgument);
-  CHECK(streamed.status().message() == scanned.status().message());
+  CheckStreamRefusedLikeFile(truncated, {}, 65536, Code::kInvalidArgument);
 }
 
 TEST_CASE("ValidateTree reports missing, changed and extra paths") {

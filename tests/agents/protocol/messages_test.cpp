@@ -39,6 +39,19 @@ std::vector<Message> EveryMessage() {
   };
 }
 
+// Calls check(encoding, type, field) for each field but "type" of each
+// message's encoding.
+template <class F>
+void ForEachField(F&& check) {
+  for (const Message& m : EveryMessage()) {
+    const json good = json::parse(Encode(m));
+    const std::string type = good["type"];
+    for (const auto& item : good.items()) {
+      if (item.key() != "type") check(good, type, item.key());
+    }
+  }
+}
+
 TEST_CASE("every message type round-trips through Encode and DecodeMessage") {
   const auto messages = EveryMessage();
   std::set<size_t> kinds;
@@ -69,20 +82,15 @@ TEST_CASE("the type names on the wire") {
 }
 
 TEST_CASE("a field of the wrong type is refused naming the message and field") {
-  for (const Message& m : EveryMessage()) {
-    const json good = json::parse(Encode(m));
-    const std::string type = good["type"];
-    for (const auto& [field, value] : good.items()) {
-      if (field == "type") continue;
-      json bad = good;
-      bad[field] = value.is_string() ? json(7) : json("seven");
-      CAPTURE(bad.dump());
-      auto decoded = DecodeMessage(bad.dump());
-      REQUIRE_FALSE(decoded.ok());
-      CHECK(decoded.status().code() == Code::kInvalidArgument);
-      CHECK(decoded.status().message().rfind(type + ": field '" + field + "' ", 0) == 0);
-    }
-  }
+  ForEachField([](const json& good, const std::string& type, const std::string& field) {
+    json bad = good;
+    bad[field] = good[field].is_string() ? json(7) : json("seven");
+    CAPTURE(bad.dump());
+    auto decoded = DecodeMessage(bad.dump());
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.status().code() == Code::kInvalidArgument);
+    CHECK(decoded.status().message().rfind(type + ": field '" + field + "' ", 0) == 0);
+  });
   auto hello = DecodeMessage(R"({"type":"hello","protocol":1,"version":3})");
   REQUIRE_FALSE(hello.ok());
   CHECK(hello.status().message() == "hello: field 'version' must be a string");
@@ -117,25 +125,20 @@ TEST_CASE("a missing required field is refused; a missing optional one takes its
       {"reply", "req"},
   };
   size_t seen_required = 0;
-  for (const Message& m : EveryMessage()) {
-    const json good = json::parse(Encode(m));
-    const std::string type = good["type"];
-    for (const auto& [field, value] : good.items()) {
-      if (field == "type") continue;
-      json bad = good;
-      bad.erase(field);
-      CAPTURE(bad.dump());
-      auto decoded = DecodeMessage(bad.dump());
-      if (required.count({type, field})) {
-        ++seen_required;
-        REQUIRE_FALSE(decoded.ok());
-        CHECK(decoded.status().code() == Code::kInvalidArgument);
-        CHECK(decoded.status().message() == type + ": field '" + field + "' is missing");
-      } else {
-        CHECK(decoded.ok());
-      }
+  ForEachField([&](const json& good, const std::string& type, const std::string& field) {
+    json bad = good;
+    bad.erase(field);
+    CAPTURE(bad.dump());
+    auto decoded = DecodeMessage(bad.dump());
+    if (required.count({type, field})) {
+      ++seen_required;
+      REQUIRE_FALSE(decoded.ok());
+      CHECK(decoded.status().code() == Code::kInvalidArgument);
+      CHECK(decoded.status().message() == type + ": field '" + field + "' is missing");
+    } else {
+      CHECK(decoded.ok());
     }
-  }
+  });
   CHECK(seen_required == required.size());
   auto hello = DecodeMessage(R"({"type":"hello"})");
   REQUIRE(hello.ok());
