@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target for FUZZ_SECONDS (default 60), seeded from fuzz/corpus/NAME
+# Runs each libFuzzer target for FUZZ_SECONDS (default 30), seeded from fuzz/corpus/NAME
 # when present (areas may generate seeds with fuzz/seed_NAME.sh).
 set -euo pipefail
 build_dir=$(cd "${1:-build-fuzz}" && pwd)
 cd "$(dirname "$0")/.."
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-30}
 for fuzzer in "$build_dir"/fuzz/*; do
   [[ -f "$fuzzer" && -x "$fuzzer" ]] || continue
   name=$(basename "$fuzzer")
