@@ -10,6 +10,8 @@
 //   - ReadMeta()/WriteMeta(): one release directory's metadata file;
 //   - ReadState()/WriteState(): state.json (current, previous, history);
 //   - PlaceRelease(): a complete extraction moved into releases/;
+//   - AgentRunner::Impl::InstallRelease(): an artifact made into
+//     releases/<name> (reused when an unchanged, verified copy is there);
 //   - SwitchLink() then RecordCurrent(): `current` (or another link) switched
 //     by rename(2) of a fresh symlink, and the switch recorded in state.json,
 //     pruning releases beyond `keep`;
