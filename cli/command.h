@@ -46,18 +46,32 @@ struct Ctx {
   bool json = false;
 };
 
+// A command's options, beside the global ones (--server, --token, --json).
+inline OptionSpec Flag(std::string name) { return OptionSpec(std::move(name)); }
+inline OptionSpec ValueOption(std::string name) { return OptionSpec(std::move(name), true); }
+inline OptionSpec RepeatedOption(std::string name) {
+  return OptionSpec(std::move(name), true, true);
+}
+
 struct Command {
   std::vector<std::string> words;  // "release", "create"
   size_t args = 0;                 // positional arguments after the words
-  std::vector<std::string> options;
+  std::vector<OptionSpec> options;
   std::function<Outcome(Ctx&)> run;
   std::string usage;
 };
 
+// Commands that belong together, and their lines under "commands:" in
+// `reprise --help` (description from column 45, continuations indented 9).
+struct CommandGroup {
+  const char* help;
+  std::vector<Command> commands;
+};
+
 // The command groups, one file each; cli/commands.cpp lists them.
-std::vector<Command> CatalogCommands();     // commands_catalog.cpp
-std::vector<Command> DeploymentCommands();  // commands_deployments.cpp
-std::vector<Command> TargetCommands();      // commands_targets.cpp
+CommandGroup CatalogCommands();     // commands_catalog.cpp
+CommandGroup DeploymentCommands();  // commands_deployments.cpp
+CommandGroup TargetCommands();      // commands_targets.cpp
 
 // ---------------------------------------------------------------- calls (command.cpp)
 

@@ -10,28 +10,14 @@ namespace reprise::cli {
 
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kUsageHead =
     R"(usage: reprise [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]
 
 commands:
-  health                                    is the server up? (no token needed)
-  apps                                      applications and what is deployed where
-  release create APP NUMBER [--var K=V]...  create a release
-  build create APP RELEASE [--var K=V]...   create a build; prints its number
-  upload APP RELEASE BUILD NAME FILE        stream FILE as artifact NAME; prints its sha256
-  deploy APP RELEASE BUILD STAGE            deploy, promote, re-deploy or roll back
-         [--at RFC3339] [--force --comment C] [--context as-deployed|current]
-         [--var K=V]... [--wait [--timeout SECONDS]]
-  preview APP RELEASE BUILD STAGE           what a deployment would change
-         [--context as-deployed|current] [--all]
-  deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]
-  log ID [--follow]                         a deployment's log (--follow: live)
-  approve ID [--comment C]                  approve a deployment waiting for approval
-  reject ID [--comment C]                   reject it
-  cancel ID [--comment C]                   cancel a deployment that has not finished
-  validate TARGET                           are the target's files exactly its build's?
-  test-connection APP STAGE                 can every target of the stage be deployed to?
-  version                                   print the CLI's version
+)";
+
+constexpr const char* kUsageTail =
+    R"(  version                                   print the CLI's version
 
 options:
   --server URL    the server (env REPRISE_SERVER, default http://127.0.0.1:8080)
@@ -47,32 +33,50 @@ every target is ready, 1 a target has a problem, 2 they could not be checked.
 // ---------------------------------------------------------------- dispatch
 
 // The command groups, in the order `reprise --help` lists them. A new group
-// is one file returning its Commands and one line here.
+// is one file returning its CommandGroup and one line here.
+const std::vector<CommandGroup>& Groups() {
+  static const std::vector<CommandGroup> groups = {
+      CatalogCommands(),
+      DeploymentCommands(),
+      TargetCommands(),
+  };
+  return groups;
+}
+
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
-    for (auto group : {CatalogCommands, DeploymentCommands, TargetCommands})
-      for (auto& command : group()) all.push_back(std::move(command));
+    for (const auto& group : Groups())
+      all.insert(all.end(), group.commands.begin(), group.commands.end());
     return all;
   }();
   return commands;
 }
 
-const std::vector<OptionSpec>& KnownOptions() {
-  static const std::vector<OptionSpec> known = {
-      {"server", true, false}, {"token", true, false},    {"json", false, false},
-      {"help", false, false},  {"version", false, false}, {"at", true, false},
-      {"force", false, false}, {"comment", true, false},  {"context", true, false},
-      {"var", true, true},     {"wait", false, false},    {"timeout", true, false},
-      {"all", false, false},   {"app", true, false},      {"stage", true, false},
-      {"status", true, false}, {"limit", true, false},    {"follow", false, false},
-  };
-  return known;
+std::string Usage() {
+  std::string usage = kUsageHead;
+  for (const auto& group : Groups()) usage += group.help;
+  return usage + kUsageTail;
 }
 
 bool IsGlobalOption(const std::string& name) {
   return name == "server" || name == "token" || name == "json" || name == "help" ||
          name == "version";
+}
+
+// The global options and every command's, each name once.
+const std::vector<OptionSpec>& KnownOptions() {
+  static const std::vector<OptionSpec> known = [] {
+    std::vector<OptionSpec> all = {
+        {"server", true}, {"token", true}, {"json"}, {"help"}, {"version"}};
+    for (const auto& command : Commands())
+      for (const auto& option : command.options)
+        if (std::none_of(all.begin(), all.end(),
+                         [&](const OptionSpec& o) { return o.name == option.name; }))
+          all.push_back(option);
+    return all;
+  }();
+  return known;
 }
 
 }  // namespace
@@ -96,7 +100,7 @@ int RunCli(const std::vector<std::string>& argv, const CliEnvironment& env, std:
   }
   if (args.Has("help") || args.positional.empty() ||
       (args.positional.size() == 1 && args.positional[0] == "help")) {
-    (args.positional.empty() && !args.Has("help") ? err : out) << kUsage;
+    (args.positional.empty() && !args.Has("help") ? err : out) << Usage();
     return args.positional.empty() && !args.Has("help") ? kExitUsage : kExitOk;
   }
 
@@ -122,7 +126,8 @@ int RunCli(const std::vector<std::string>& argv, const CliEnvironment& env, std:
   for (const auto& [name, values] : args.options) {
     (void)values;
     if (IsGlobalOption(name)) continue;
-    if (std::find(command->options.begin(), command->options.end(), name) == command->options.end())
+    if (std::none_of(command->options.begin(), command->options.end(),
+                     [&](const OptionSpec& o) { return o.name == name; }))
       return usage_error("option '--" + name + "' does not apply to '" + command->words[0] + "'",
                          command->usage);
   }

@@ -167,22 +167,30 @@ Outcome Upload(Ctx& c) {
 
 }  // namespace
 
-std::vector<Command> CatalogCommands() {
-  return {
-      {{"health"}, 0, {}, Health, "reprise health"},
-      {{"apps"}, 0, {}, Apps, "reprise apps"},
-      {{"release", "create"},
-       2,
-       {"var"},
-       ReleaseCreate,
-       "reprise release create APP NUMBER [--var K=V]..."},
-      {{"build", "create"},
-       2,
-       {"var"},
-       BuildCreate,
-       "reprise build create APP RELEASE [--var K=V]..."},
-      {{"upload"}, 5, {}, Upload, "reprise upload APP RELEASE BUILD NAME FILE"},
-  };
+CommandGroup CatalogCommands() {
+  static constexpr const char* kHelp =
+      R"(  health                                    is the server up? (no token needed)
+  apps                                      applications and what is deployed where
+  release create APP NUMBER [--var K=V]...  create a release
+  build create APP RELEASE [--var K=V]...   create a build; prints its number
+  upload APP RELEASE BUILD NAME FILE        stream FILE as artifact NAME; prints its sha256
+)";
+  return {kHelp,
+          {
+              {{"health"}, 0, {}, Health, "reprise health"},
+              {{"apps"}, 0, {}, Apps, "reprise apps"},
+              {{"release", "create"},
+               2,
+               {RepeatedOption("var")},
+               ReleaseCreate,
+               "reprise release create APP NUMBER [--var K=V]..."},
+              {{"build", "create"},
+               2,
+               {RepeatedOption("var")},
+               BuildCreate,
+               "reprise build create APP RELEASE [--var K=V]..."},
+              {{"upload"}, 5, {}, Upload, "reprise upload APP RELEASE BUILD NAME FILE"},
+          }};
 }
 
 }  // namespace reprise::cli

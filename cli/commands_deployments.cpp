@@ -257,41 +257,56 @@ Outcome Action(Ctx& c, const std::string& action, const char* done) {
 
 }  // namespace
 
-std::vector<Command> DeploymentCommands() {
+CommandGroup DeploymentCommands() {
+  static constexpr const char* kHelp =
+      R"(  deploy APP RELEASE BUILD STAGE            deploy, promote, re-deploy or roll back
+         [--at RFC3339] [--force --comment C] [--context as-deployed|current]
+         [--var K=V]... [--wait [--timeout SECONDS]]
+  preview APP RELEASE BUILD STAGE           what a deployment would change
+         [--context as-deployed|current] [--all]
+  deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]
+  log ID [--follow]                         a deployment's log (--follow: live)
+  approve ID [--comment C]                  approve a deployment waiting for approval
+  reject ID [--comment C]                   reject it
+  cancel ID [--comment C]                   cancel a deployment that has not finished
+)";
   return {
-      {{"deploy"},
-       4,
-       {"at", "force", "comment", "context", "var", "wait", "timeout"},
-       Deploy,
-       "reprise deploy APP RELEASE BUILD STAGE [--at RFC3339] [--force --comment C] "
-       "[--context as-deployed|current] [--var K=V]... [--wait [--timeout SECONDS]]"},
-      {{"preview"},
-       4,
-       {"context", "all"},
-       PreviewCmd,
-       "reprise preview APP RELEASE BUILD STAGE [--context as-deployed|current] [--all]"},
-      {{"deployments"},
-       0,
-       {"app", "stage", "status", "limit"},
-       Deployments,
-       "reprise deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]"},
-      {{"log"}, 1, {"follow"}, Log, "reprise log ID [--follow]"},
-      {{"approve"},
-       1,
-       {"comment"},
-       [](Ctx& c) { return Action(c, "approve", "approved"); },
-       "reprise approve ID [--comment C]"},
-      {{"reject"},
-       1,
-       {"comment"},
-       [](Ctx& c) { return Action(c, "reject", "rejected"); },
-       "reprise reject ID [--comment C]"},
-      {{"cancel"},
-       1,
-       {"comment"},
-       [](Ctx& c) { return Action(c, "cancel", "cancelled"); },
-       "reprise cancel ID [--comment C]"},
-  };
+      kHelp,
+      {
+          {{"deploy"},
+           4,
+           {ValueOption("at"), Flag("force"), ValueOption("comment"), ValueOption("context"),
+            RepeatedOption("var"), Flag("wait"), ValueOption("timeout")},
+           Deploy,
+           "reprise deploy APP RELEASE BUILD STAGE [--at RFC3339] [--force --comment C] "
+           "[--context as-deployed|current] [--var K=V]... [--wait [--timeout SECONDS]]"},
+          {{"preview"},
+           4,
+           {ValueOption("context"), Flag("all")},
+           PreviewCmd,
+           "reprise preview APP RELEASE BUILD STAGE [--context as-deployed|current] [--all]"},
+          {{"deployments"},
+           0,
+           {ValueOption("app"), ValueOption("stage"), ValueOption("status"), ValueOption("limit")},
+           Deployments,
+           "reprise deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]"},
+          {{"log"}, 1, {Flag("follow")}, Log, "reprise log ID [--follow]"},
+          {{"approve"},
+           1,
+           {ValueOption("comment")},
+           [](Ctx& c) { return Action(c, "approve", "approved"); },
+           "reprise approve ID [--comment C]"},
+          {{"reject"},
+           1,
+           {ValueOption("comment")},
+           [](Ctx& c) { return Action(c, "reject", "rejected"); },
+           "reprise reject ID [--comment C]"},
+          {{"cancel"},
+           1,
+           {ValueOption("comment")},
+           [](Ctx& c) { return Action(c, "cancel", "cancelled"); },
+           "reprise cancel ID [--comment C]"},
+      }};
 }
 
 }  // namespace reprise::cli

@@ -90,11 +90,16 @@ Outcome TestConnection(Ctx& c) {
 
 }  // namespace
 
-std::vector<Command> TargetCommands() {
-  return {
-      {{"validate"}, 1, {}, Validate, "reprise validate TARGET"},
-      {{"test-connection"}, 2, {}, TestConnection, "reprise test-connection APP STAGE"},
-  };
+CommandGroup TargetCommands() {
+  static constexpr const char* kHelp =
+      R"(  validate TARGET                           are the target's files exactly its build's?
+  test-connection APP STAGE                 can every target of the stage be deployed to?
+)";
+  return {kHelp,
+          {
+              {{"validate"}, 1, {}, Validate, "reprise validate TARGET"},
+              {{"test-connection"}, 2, {}, TestConnection, "reprise test-connection APP STAGE"},
+          }};
 }
 
 }  // namespace reprise::cli
