@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 namespace reprise::cli {
 
@@ -22,24 +23,14 @@ Status ApiError(const ApiResponse& r) {
   } else {
     message += " (HTTP " + std::to_string(r.status) + (code.empty() ? "" : ", " + code) + ")";
   }
-  switch (r.status) {
-    case 400:
-      return InvalidArgument(message);
-    case 401:
-      return Unauthenticated(message);
-    case 403:
-      return PermissionDenied(message);
-    case 404:
-      return NotFound(message);
-    case 409:
-      return Conflict(message);
-    case 413:
-      return TooLarge(message);
-    case 422:
-      return Unsafe(message);
-    default:
-      return Unavailable(message);
-  }
+  // The API's HTTP statuses back as the codes they stand for.
+  constexpr std::pair<int, Code> kCodes[] = {
+      {400, Code::kInvalidArgument}, {401, Code::kUnauthenticated}, {403, Code::kPermissionDenied},
+      {404, Code::kNotFound},        {409, Code::kConflict},        {413, Code::kTooLarge},
+      {422, Code::kUnsafe}};
+  for (const auto& [status, code] : kCodes)
+    if (r.status == status) return Status(code, message);
+  return Unavailable(message);
 }
 
 // Sends a request and parses the JSON answer; non-2xx answers become errors
