@@ -50,7 +50,8 @@ constexpr EnumName<httplib::Error> kErrorDescriptions[] = {
     {httplib::Error::Write, "the connection broke while sending the request"},
     {httplib::Error::SSLConnection, "TLS connection failed"},
     {httplib::Error::SSLServerVerification, "the server's TLS certificate could not be verified"},
-    {httplib::Error::Canceled, "the request was cancelled"}};
+    {httplib::Error::Canceled, "the request was cancelled"},
+};
 
 std::string Describe(httplib::Error e) {
   std::string_view text = NameOf(kErrorDescriptions, e, "");

@@ -30,10 +30,12 @@ std::atomic<int>& Threshold() {
 }
 
 // Padded to one width, so that log lines line up.
-constexpr EnumName<Level> kLevelNames[] = {{Level::kDebug, "debug"},
-                                           {Level::kInfo, "info "},
-                                           {Level::kWarn, "warn "},
-                                           {Level::kError, "error"}};
+// clang-format off
+constexpr EnumName<Level> kLevelNames[] = {
+    {Level::kDebug, "debug"}, {Level::kInfo, "info "}, {Level::kWarn, "warn "},
+    {Level::kError, "error"},
+};
+// clang-format on
 
 std::string_view LevelName(Level level) { return NameOf(kLevelNames, level, "?    "); }
 

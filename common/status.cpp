@@ -6,21 +6,17 @@ namespace reprise {
 
 namespace {
 
-constexpr EnumName<Code> kCodeNames[] = {{Code::kOk, "ok"},
-                                         {Code::kInvalidArgument, "invalid_argument"},
-                                         {Code::kUnauthenticated, "unauthenticated"},
-                                         {Code::kPermissionDenied, "permission_denied"},
-                                         {Code::kNotFound, "not_found"},
-                                         {Code::kAlreadyExists, "already_exists"},
-                                         {Code::kConflict, "conflict"},
-                                         {Code::kTooLarge, "too_large"},
-                                         {Code::kUnsafe, "unsafe_content"},
-                                         {Code::kFailedPrecondition, "failed_precondition"},
-                                         {Code::kCancelled, "cancelled"},
-                                         {Code::kTimeout, "timeout"},
-                                         {Code::kUnavailable, "unavailable"},
-                                         {Code::kIo, "io_error"},
-                                         {Code::kInternal, "internal"}};
+// clang-format off
+constexpr EnumName<Code> kCodeNames[] = {
+    {Code::kOk, "ok"}, {Code::kInvalidArgument, "invalid_argument"},
+    {Code::kUnauthenticated, "unauthenticated"}, {Code::kPermissionDenied, "permission_denied"},
+    {Code::kNotFound, "not_found"}, {Code::kAlreadyExists, "already_exists"},
+    {Code::kConflict, "conflict"}, {Code::kTooLarge, "too_large"},
+    {Code::kUnsafe, "unsafe_content"}, {Code::kFailedPrecondition, "failed_precondition"},
+    {Code::kCancelled, "cancelled"}, {Code::kTimeout, "timeout"},
+    {Code::kUnavailable, "unavailable"}, {Code::kIo, "io_error"}, {Code::kInternal, "internal"},
+};
+// clang-format on
 
 }  // namespace
 

@@ -210,10 +210,12 @@ Result<ExecutionContext> ContextFromJson(std::string_view text) {
 }
 
 namespace {
+// clang-format off
 constexpr EnumName<VariableChange::Kind> kChangeKindNames[] = {
-    {VariableChange::Kind::kAdded, "added"},
-    {VariableChange::Kind::kRemoved, "removed"},
-    {VariableChange::Kind::kChanged, "changed"}};
+    {VariableChange::Kind::kAdded, "added"}, {VariableChange::Kind::kRemoved, "removed"},
+    {VariableChange::Kind::kChanged, "changed"},
+};
+// clang-format on
 }  // namespace
 
 std::string_view ChangeKindName(VariableChange::Kind kind) {

@@ -7,16 +7,20 @@ namespace reprise {
 
 namespace {
 
-constexpr EnumName<Outcome> kOutcomeNames[] = {{Outcome::kSucceeded, "succeeded"},
-                                               {Outcome::kFailed, "failed"},
-                                               {Outcome::kCancelled, "cancelled"},
-                                               {Outcome::kError, "error"}};
+// clang-format off
+constexpr EnumName<Outcome> kOutcomeNames[] = {
+    {Outcome::kSucceeded, "succeeded"}, {Outcome::kFailed, "failed"},
+    {Outcome::kCancelled, "cancelled"}, {Outcome::kError, "error"},
+};
+// clang-format on
 
+// clang-format off
 constexpr EnumName<TargetOutcome::Kind> kTargetOutcomeNames[] = {
-    {TargetOutcome::Kind::kSucceeded, "succeeded"},
-    {TargetOutcome::Kind::kFailed, "failed"},
+    {TargetOutcome::Kind::kSucceeded, "succeeded"}, {TargetOutcome::Kind::kFailed, "failed"},
     {TargetOutcome::Kind::kCancelled, "cancelled"},
-    {TargetOutcome::Kind::kNotFinished, "not_finished"}};
+    {TargetOutcome::Kind::kNotFinished, "not_finished"},
+};
+// clang-format on
 
 }  // namespace
 

@@ -278,10 +278,12 @@ bool CancelToken::WaitFor(std::chrono::milliseconds duration) const {
 // ---- StepLog ----
 
 namespace {
-constexpr EnumName<LogLevel> kLogLevelNames[] = {{LogLevel::kInfo, "info"},
-                                                 {LogLevel::kWarning, "warning"},
-                                                 {LogLevel::kError, "error"},
-                                                 {LogLevel::kOutput, "output"}};
+// clang-format off
+constexpr EnumName<LogLevel> kLogLevelNames[] = {
+    {LogLevel::kInfo, "info"}, {LogLevel::kWarning, "warning"}, {LogLevel::kError, "error"},
+    {LogLevel::kOutput, "output"},
+};
+// clang-format on
 }  // namespace
 
 std::string_view LogLevelName(LogLevel level) { return NameOf(kLogLevelNames, level, "info"); }

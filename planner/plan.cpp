@@ -10,9 +10,11 @@ std::string FormatPosition(std::string_view source, SourcePosition pos) {
 }
 
 namespace {
-constexpr EnumName<DeployMode> kDeployModeNames[] = {{DeployMode::kAtomic, "atomic"},
-                                                     {DeployMode::kSync, "sync"},
-                                                     {DeployMode::kOverlay, "overlay"}};
+// clang-format off
+constexpr EnumName<DeployMode> kDeployModeNames[] = {
+    {DeployMode::kAtomic, "atomic"}, {DeployMode::kSync, "sync"}, {DeployMode::kOverlay, "overlay"},
+};
+// clang-format on
 }  // namespace
 
 std::string_view DeployModeName(DeployMode mode) {

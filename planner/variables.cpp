@@ -8,14 +8,13 @@ namespace reprise {
 
 namespace {
 
-constexpr EnumName<Scope> kScopeNames[] = {{Scope::kRuntime, "runtime"},
-                                           {Scope::kDeployment, "deployment"},
-                                           {Scope::kBuild, "build"},
-                                           {Scope::kRelease, "release"},
-                                           {Scope::kApplication, "application"},
-                                           {Scope::kTarget, "target"},
-                                           {Scope::kEnvironment, "environment"},
-                                           {Scope::kGlobal, "global"}};
+// clang-format off
+constexpr EnumName<Scope> kScopeNames[] = {
+    {Scope::kRuntime, "runtime"}, {Scope::kDeployment, "deployment"}, {Scope::kBuild, "build"},
+    {Scope::kRelease, "release"}, {Scope::kApplication, "application"}, {Scope::kTarget, "target"},
+    {Scope::kEnvironment, "environment"}, {Scope::kGlobal, "global"},
+};
+// clang-format on
 
 }  // namespace
 

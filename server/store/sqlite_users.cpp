@@ -5,10 +5,12 @@
 namespace reprise {
 
 namespace {
-constexpr EnumName<Role> kRoleNames[] = {{Role::kViewer, "viewer"},
-                                         {Role::kDeployer, "deployer"},
-                                         {Role::kReleaseManager, "release-manager"},
-                                         {Role::kAdmin, "admin"}};
+// clang-format off
+constexpr EnumName<Role> kRoleNames[] = {
+    {Role::kViewer, "viewer"}, {Role::kDeployer, "deployer"},
+    {Role::kReleaseManager, "release-manager"}, {Role::kAdmin, "admin"},
+};
+// clang-format on
 }  // namespace
 
 // The names are string literals, so data() is NUL-terminated.
