@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/support/seed.h"
 #include "tests/support/server_process.h"
 
 namespace reprise::testing {
@@ -23,16 +24,11 @@ namespace {
 const std::vector<std::string> kLocalAgent = {"--agent-port", "0", "--local-agent"};
 
 void SeedLocal(HttpClient& admin, const fs::path& target_dir, const std::string& plan_steps) {
-  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
-  json t = {{"environment", "Production"}, {"agent", "local"}, {"path", target_dir.string()}};
-  REQUIRE(admin.Put("/api/v1/targets/prod-web", t.dump()).status == 200);
-  std::string spec = "pipeline:\n  - {stage: Production, environment: Production, targets: "
-                     "[prod-web], plan: p}\nplans:\n  p: |\n" +
-                     plan_steps;
-  auto put = admin.Put("/api/v1/applications/shop", spec, "application/yaml");
-  REQUIRE_MESSAGE(put.status == 200, put.body);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  SeedLocalStage(admin, target_dir, plan_steps,
+                 {.application = "shop",
+                  .environment = "Production",
+                  .target = "prod-web",
+                  .stage = "Production"});
 }
 
 }  // namespace
