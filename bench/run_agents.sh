@@ -7,6 +7,7 @@
 #                                      FANOUT=10 IDLE=1000 SKIP_ANSIBLE=1 to change)
 set -euo pipefail
 build_dir=$(cd "${1:-build}" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 files=${FILES:-5000}
 mb=${MB:-200}
 small_files=${SMALL_FILES:-200}
@@ -17,24 +18,14 @@ bin="$build_dir/bench"
 data="$build_dir/bench-data/agents"
 mkdir -p "$data"
 
-if [[ ! -x "$bin/bench_agents" || ! -x "$bin/gen_artifact" || ! -x "$build_dir/bin/reprise-agent" ]]; then
-  cmake --build "$build_dir" --target bench_agents gen_artifact reprise-agent >/dev/null
-fi
-if ! command -v bsdtar >/dev/null; then
-  echo "bsdtar not found (apt-get install libarchive-tools); skipping the agent benchmark"
-  exit 0
-fi
+ensure_built bench_agents gen_artifact reprise-agent
+skip_without bsdtar "bsdtar not found (apt-get install libarchive-tools); skipping the agent benchmark"
 
 big1="$data/big1-${files}f-${mb}mb.tar.gz"
 big2="$data/big2-${files}f-${mb}mb.tar.gz"
 small1="$data/small1-${small_files}f-${small_mb}mb.tar.gz"
 small2="$data/small2-${small_files}f-${small_mb}mb.tar.gz"
 # Build 2: 10% of the files changed, 2% deleted, 2% added.
-gen() {  # OUT ARGS...
-  local out=$1
-  shift
-  [[ -f "$out" ]] || "$bin/gen_artifact" --out "$out" "$@" >/dev/null
-}
 gen "$big1" --files "$files" --mb "$mb" --seed 1
 gen "$big2" --variant-of "${big1%.tar.gz}.tree" --seed 2 --changed-pct 10 --deleted-pct 2 --added-pct 2
 gen "$small1" --files "$small_files" --mb "$small_mb" --seed 3

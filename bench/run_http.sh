@@ -6,9 +6,8 @@
 #   bench/run_http.sh BUILD_DIR   (TRICKLE=1000 STREAMS=1000 LINES=200 PROBES=500 to change)
 set -euo pipefail
 build_dir=$(cd "${1:-build}" && pwd)
-if [[ ! -x "$build_dir/bench/bench_http" || ! -x "$build_dir/bin/reprise-server" ]]; then
-  cmake --build "$build_dir" --target bench_http reprise-server >/dev/null
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ensure_built bench_http reprise-server
 # Two thousand sockets on each side: raise the soft descriptor limit if we may.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$build_dir/bench/bench_http" --server "$build_dir/bin/reprise-server" \
