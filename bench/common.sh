@@ -1,4 +1,6 @@
-# Sourced by the bench/run_*.sh scripts: what they share. Needs $build_dir.
+# Sourced first by the bench/run_*.sh scripts: what they share. Sets
+# `set -euo pipefail` and build_dir (the script's first argument, default
+# build), and defines:
 #   ensure_built TARGET...     builds the targets unless every binary is there
 #   skip_without TOOL MESSAGE  prints MESSAGE and exits 0 when TOOL is missing
 #   gen OUT ARGS...            gen_artifact OUT with ARGS, unless OUT exists
@@ -7,6 +9,9 @@
 #   stop_server                stops the server $pid (set on EXIT by the caller)
 #   listening_port LOG         the HTTP port the server's LOG says it listens on
 #   ratio A B                  A / B to two decimals
+
+set -euo pipefail
+build_dir=$(cd "${1:-build}" && pwd)
 
 ensure_built() {
   local t path

@@ -5,9 +5,7 @@
 # hub's RSS with 1,000 idle agents. Prints numbers side by side; asserts nothing.
 #   bench/run_agents.sh BUILD_DIR     (FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5
 #                                      FANOUT=10 IDLE=1000 SKIP_ANSIBLE=1 to change)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 files=${FILES:-5000}
 mb=${MB:-200}
 small_files=${SMALL_FILES:-200}
@@ -37,20 +35,17 @@ if [[ -z "${SKIP_ANSIBLE:-}" ]] && command -v ansible-playbook >/dev/null; then
   adir="$data/ansible"
   rm -rf "$adir"
   mkdir -p "$adir"
-  cat >"$adir/small.yml" <<YML
+  playbook() {  # NAME ARCHIVE: unarchive ARCHIVE into a directory per host
+    cat >"$adir/$1.yml" <<YML
 - hosts: all
   gather_facts: false
   tasks:
-    - file: { path: "$adir/out-small-{{ inventory_hostname }}", state: directory }
-    - unarchive: { src: "$small1", dest: "$adir/out-small-{{ inventory_hostname }}", remote_src: true }
+    - file: { path: "$adir/out-$1-{{ inventory_hostname }}", state: directory }
+    - unarchive: { src: "$2", dest: "$adir/out-$1-{{ inventory_hostname }}", remote_src: true }
 YML
-  cat >"$adir/fan.yml" <<YML
-- hosts: all
-  gather_facts: false
-  tasks:
-    - file: { path: "$adir/out-fan-{{ inventory_hostname }}", state: directory }
-    - unarchive: { src: "$big1", dest: "$adir/out-fan-{{ inventory_hostname }}", remote_src: true }
-YML
+  }
+  playbook small "$small1"
+  playbook fan "$big1"
   : >"$adir/hosts"
   for ((i = 0; i < fanout; i++)); do echo "host$i ansible_connection=local ansible_python_interpreter=/usr/bin/python3" >>"$adir/hosts"; done
   tsec() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || echo "ansible run failed" >&2; e=$(date +%s.%N); awk -v a="$s" -v b="$e" 'BEGIN {printf "%.3f", b - a}'; }

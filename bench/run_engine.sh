@@ -11,9 +11,7 @@
 # created over the API first.
 #   bench/run_engine.sh BUILD_DIR   (COUNT=10000 APPS=10 WINDOW_MS=2000 LEAD_S=auto WRK_SECONDS=10;
 #                                    KEEP_DATA=1 keeps the server's data directory)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 count=${COUNT:-10000}
 apps=${APPS:-10}
 window_ms=${WINDOW_MS:-2000}

@@ -3,9 +3,7 @@
 # 200 MB / 5,000-file tar.gz (target: ours <= 1.2x bsdtar), and ScanArchive +
 # SHA-256 of the blob vs `sha256sum`. Prints numbers; asserts nothing.
 #   bench/run_extract.sh BUILD_DIR      (RUNS=5 FILES=5000 MB=200 to change)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 runs=${RUNS:-5}
 files=${FILES:-5000}
 mb=${MB:-200}

@@ -7,9 +7,7 @@
 # 20 MB and a 200 MB upload, each on a fresh server (target < 64 MB, flat).
 # Prints numbers; asserts nothing.
 #   bench/run_upload.sh BUILD_DIR   (RUNS=3 FILES=5000 MB=200 SMALL_FILES=500 SMALL_MB=20 KEEP_DATA=1)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 runs=${RUNS:-3}
 files=${FILES:-5000}
 mb=${MB:-200}
