@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "tests/support/spawn.h"
 
 namespace {
 
@@ -135,21 +135,9 @@ struct Server {
                                      "127.0.0.1",
                                      "--agent-plain",
                                      "--local-agent"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-    env_store.push_back(std::string("REPRISE_ADMIN_TOKEN=") + kToken);
-    std::vector<char*> env;
-    for (auto& e : env_store) env.push_back(e.data());
-    env.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), env.data()) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
+    std::vector<std::string> env = reprise::testing::InheritedEnvironment();
+    env.push_back(std::string("REPRISE_ADMIN_TOKEN=") + kToken);
+    pid = reprise::testing::Spawn({.argv = args, .env = env, .out = log});
     if (pid < 0) return false;
     return WaitUntil(
         [&] {

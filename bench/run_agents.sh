@@ -5,8 +5,7 @@
 # hub's RSS with 1,000 idle agents. Prints numbers side by side; asserts nothing.
 #   bench/run_agents.sh BUILD_DIR     (FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5
 #                                      FANOUT=10 IDLE=1000 SKIP_ANSIBLE=1 to change)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 files=${FILES:-5000}
 mb=${MB:-200}
 small_files=${SMALL_FILES:-200}
@@ -17,24 +16,14 @@ bin="$build_dir/bench"
 data="$build_dir/bench-data/agents"
 mkdir -p "$data"
 
-if [[ ! -x "$bin/bench_agents" || ! -x "$bin/gen_artifact" || ! -x "$build_dir/bin/reprise-agent" ]]; then
-  cmake --build "$build_dir" --target bench_agents gen_artifact reprise-agent >/dev/null
-fi
-if ! command -v bsdtar >/dev/null; then
-  echo "bsdtar not found (apt-get install libarchive-tools); skipping the agent benchmark"
-  exit 0
-fi
+ensure_built bench_agents gen_artifact reprise-agent
+skip_without bsdtar "bsdtar not found (apt-get install libarchive-tools); skipping the agent benchmark"
 
 big1="$data/big1-${files}f-${mb}mb.tar.gz"
 big2="$data/big2-${files}f-${mb}mb.tar.gz"
 small1="$data/small1-${small_files}f-${small_mb}mb.tar.gz"
 small2="$data/small2-${small_files}f-${small_mb}mb.tar.gz"
 # Build 2: 10% of the files changed, 2% deleted, 2% added.
-gen() {  # OUT ARGS...
-  local out=$1
-  shift
-  [[ -f "$out" ]] || "$bin/gen_artifact" --out "$out" "$@" >/dev/null
-}
 gen "$big1" --files "$files" --mb "$mb" --seed 1
 gen "$big2" --variant-of "${big1%.tar.gz}.tree" --seed 2 --changed-pct 10 --deleted-pct 2 --added-pct 2
 gen "$small1" --files "$small_files" --mb "$small_mb" --seed 3
@@ -46,20 +35,17 @@ if [[ -z "${SKIP_ANSIBLE:-}" ]] && command -v ansible-playbook >/dev/null; then
   adir="$data/ansible"
   rm -rf "$adir"
   mkdir -p "$adir"
-  cat >"$adir/small.yml" <<YML
+  playbook() {  # NAME ARCHIVE: unarchive ARCHIVE into a directory per host
+    cat >"$adir/$1.yml" <<YML
 - hosts: all
   gather_facts: false
   tasks:
-    - file: { path: "$adir/out-small-{{ inventory_hostname }}", state: directory }
-    - unarchive: { src: "$small1", dest: "$adir/out-small-{{ inventory_hostname }}", remote_src: true }
+    - file: { path: "$adir/out-$1-{{ inventory_hostname }}", state: directory }
+    - unarchive: { src: "$2", dest: "$adir/out-$1-{{ inventory_hostname }}", remote_src: true }
 YML
-  cat >"$adir/fan.yml" <<YML
-- hosts: all
-  gather_facts: false
-  tasks:
-    - file: { path: "$adir/out-fan-{{ inventory_hostname }}", state: directory }
-    - unarchive: { src: "$big1", dest: "$adir/out-fan-{{ inventory_hostname }}", remote_src: true }
-YML
+  }
+  playbook small "$small1"
+  playbook fan "$big1"
   : >"$adir/hosts"
   for ((i = 0; i < fanout; i++)); do echo "host$i ansible_connection=local ansible_python_interpreter=/usr/bin/python3" >>"$adir/hosts"; done
   tsec() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || echo "ansible run failed" >&2; e=$(date +%s.%N); awk -v a="$s" -v b="$e" 'BEGIN {printf "%.3f", b - a}'; }

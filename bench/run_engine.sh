@@ -11,8 +11,7 @@
 # created over the API first.
 #   bench/run_engine.sh BUILD_DIR   (COUNT=10000 APPS=10 WINDOW_MS=2000 LEAD_S=auto WRK_SECONDS=10;
 #                                    KEEP_DATA=1 keeps the server's data directory)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 count=${COUNT:-10000}
 apps=${APPS:-10}
 window_ms=${WINDOW_MS:-2000}
@@ -21,24 +20,10 @@ data="$build_dir/bench-data/engine"
 server="$build_dir/bin/reprise-server"
 helper="$build_dir/bench/bench_engine"
 
-if [[ ! -x "$helper" || ! -x "$server" ]]; then
-  cmake --build "$build_dir" --target bench_engine reprise-server >/dev/null
-fi
-if ! command -v curl >/dev/null; then
-  echo "curl not found; skipping the engine benchmark"
-  exit 0
-fi
+ensure_built bench_engine reprise-server
+skip_without curl "curl not found; skipping the engine benchmark"
 
-token="bench-engine-token-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-pid=""
-port=""
-stop_server() {
-  if [[ -n "$pid" ]]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
+token=$(new_token engine)
 trap stop_server EXIT
 now_ms() { date +%s%3N; }
 
@@ -52,7 +37,7 @@ start_server() {
   pid=$!
   if [[ -z "$port" ]]; then
     for _ in $(seq 1 400); do
-      port=$(sed -n 's|^reprise-server listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$data/server.log" | tail -1)
+      port=$(listening_port "$data/server.log")
       [[ -n "$port" ]] && break
       sleep 0.005
     done
@@ -68,10 +53,6 @@ start_server() {
   echo "the server did not answer /api/v1/health:" >&2
   tail -20 "$data/server.log" >&2
   exit 1
-}
-api() {  # METHOD PATH BODY [CONTENT_TYPE]
-  curl -sS -f -o /dev/null -X "$1" -H "Authorization: Bearer $token" \
-    -H "Content-Type: ${4:-application/json}" --data-binary "$3" "http://127.0.0.1:$port/api/v1$2"
 }
 busy() {  # 1 while any deployment is scheduled, waiting, queued or running
   curl -s -H "Authorization: Bearer $token" \

@@ -3,8 +3,7 @@
 # 200 MB / 5,000-file tar.gz (target: ours <= 1.2x bsdtar), and ScanArchive +
 # SHA-256 of the blob vs `sha256sum`. Prints numbers; asserts nothing.
 #   bench/run_extract.sh BUILD_DIR      (RUNS=5 FILES=5000 MB=200 to change)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 runs=${RUNS:-5}
 files=${FILES:-5000}
 mb=${MB:-200}
@@ -13,13 +12,8 @@ data="$build_dir/bench-data/artifacts"
 mkdir -p "$data"
 archive="$data/base-${files}f-${mb}mb.tar.gz"
 
-if [[ ! -x "$bin/bench_extract" || ! -x "$bin/gen_artifact" ]]; then
-  cmake --build "$build_dir" --target bench_extract gen_artifact >/dev/null
-fi
-if ! command -v bsdtar >/dev/null; then
-  echo "bsdtar not found (apt-get install libarchive-tools); skipping extraction benchmark"
-  exit 0
-fi
+ensure_built bench_extract gen_artifact
+skip_without bsdtar "bsdtar not found (apt-get install libarchive-tools); skipping extraction benchmark"
 if [[ ! -f "$archive" ]]; then
   echo "generating $archive"
   "$bin/gen_artifact" --out "$archive" --files "$files" --mb "$mb" --seed 1
@@ -65,7 +59,6 @@ median() {
   printf '%s\n' "$@" | awk -v c="$col" '{print $c}' | sort -g |
     awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 report() {  # NAME ARRAY
   local -n arr=$2
   printf '%-24s median wall %6.2fs  cpu %6.2fs   (runs, wall/cpu: %s)\n' "$1" \

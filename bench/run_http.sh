@@ -4,11 +4,8 @@
 # running deployment (all must receive every line; server RSS < 150 MB).
 # Loopback only; every loop is bounded. Prints numbers; asserts nothing.
 #   bench/run_http.sh BUILD_DIR   (TRICKLE=1000 STREAMS=1000 LINES=200 PROBES=500 to change)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
-if [[ ! -x "$build_dir/bench/bench_http" || ! -x "$build_dir/bin/reprise-server" ]]; then
-  cmake --build "$build_dir" --target bench_http reprise-server >/dev/null
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
+ensure_built bench_http reprise-server
 # Two thousand sockets on each side: raise the soft descriptor limit if we may.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$build_dir/bench/bench_http" --server "$build_dir/bin/reprise-server" \

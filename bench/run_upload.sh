@@ -7,8 +7,7 @@
 # 20 MB and a 200 MB upload, each on a fresh server (target < 64 MB, flat).
 # Prints numbers; asserts nothing.
 #   bench/run_upload.sh BUILD_DIR   (RUNS=3 FILES=5000 MB=200 SMALL_FILES=500 SMALL_MB=20 KEEP_DATA=1)
-set -euo pipefail
-build_dir=$(cd "${1:-build}" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 runs=${RUNS:-3}
 files=${FILES:-5000}
 mb=${MB:-200}
@@ -19,30 +18,16 @@ arts="$build_dir/bench-data/artifacts"
 data="$build_dir/bench-data/upload"
 mkdir -p "$arts" "$data"
 
-if [[ ! -x "$bin/gen_artifact" || ! -x "$build_dir/bin/reprise-server" || ! -x "$build_dir/bin/reprise" ]]; then
-  cmake --build "$build_dir" --target gen_artifact reprise-server reprise >/dev/null
-fi
-if ! command -v curl >/dev/null; then
-  echo "curl not found; skipping the upload benchmark"
-  exit 0
-fi
+ensure_built gen_artifact reprise-server reprise
+skip_without curl "curl not found; skipping the upload benchmark"
 
 # The big archive is the one bench/run_extract.sh uses (same arguments, same bytes).
 big="$arts/base-${files}f-${mb}mb.tar.gz"
 small="$arts/small-${small_files}f-${small_mb}mb.tar.gz"
-[[ -f "$big" ]] || "$bin/gen_artifact" --out "$big" --files "$files" --mb "$mb" --seed 1 >/dev/null
-[[ -f "$small" ]] || "$bin/gen_artifact" --out "$small" --files "$small_files" --mb "$small_mb" --seed 5 >/dev/null
+gen "$big" --files "$files" --mb "$mb" --seed 1
+gen "$small" --files "$small_files" --mb "$small_mb" --seed 5
 
-token="bench-upload-token-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-pid=""
-port=""
-stop_server() {
-  if [[ -n "$pid" ]]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
+token=$(new_token upload)
 trap stop_server EXIT
 
 # start_server NAME: a fresh data directory, HTTP on a free port.
@@ -54,7 +39,7 @@ start_server() {
     --http 127.0.0.1:0 --agent-port 0 --agent-host 127.0.0.1 >"$dir/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do
-    port=$(sed -n 's|^reprise-server listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/server.log")
+    port=$(listening_port "$dir/server.log")
     [[ -n "$port" ]] && break
     sleep 0.05
   done
@@ -69,10 +54,6 @@ start_server() {
   api PUT /targets/bench-target "{\"environment\": \"Bench\", \"agent\": \"local\", \"path\": \"$dir/target\"}"
   api PUT /applications/benchapp "$(printf 'pipeline:\n  - stage: Bench\n    environment: Bench\n    targets: [bench-target]\n    plan: noop\nplans:\n  noop: |\n    - log: "bench"\n')" application/yaml
   cli release create benchapp 1.0 >/dev/null
-}
-api() {  # METHOD PATH BODY [CONTENT_TYPE]
-  curl -sS -f -o /dev/null -X "$1" -H "Authorization: Bearer $token" \
-    -H "Content-Type: ${4:-application/json}" --data-binary "$3" "http://127.0.0.1:$port/api/v1$2"
 }
 cli() { REPRISE_SERVER="http://127.0.0.1:$port" REPRISE_TOKEN="$token" "$build_dir/bin/reprise" "$@"; }
 new_build() { cli build create benchapp 1.0; }
@@ -125,7 +106,6 @@ done
 stop_server
 
 rate() { awk -v b="$big_bytes" -v t="$1" 'BEGIN {printf "%.0f", b / 1048576 / t}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 s=$(median "${sums[@]}") c=$(median "${curls[@]}") r=$(median "${clis[@]}")
 printf 'archive: %s (%s MiB, %s files); small: %s MiB (%s files); %s runs\n' \
   "$big" "$(mib "$big_bytes")" "$files" "$(mib "$small_bytes")" "$small_files" "$runs"

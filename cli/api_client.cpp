@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/enum_names.h"
+
 namespace reprise::cli {
 
 namespace {
@@ -41,25 +43,19 @@ std::string Encode(std::string_view s) {
   return out;
 }
 
+constexpr EnumName<httplib::Error> kErrorDescriptions[] = {
+    {httplib::Error::Connection, "connection failed"},
+    {httplib::Error::ConnectionTimeout, "connection timed out"},
+    {httplib::Error::Read, "the connection broke or timed out while reading the answer"},
+    {httplib::Error::Write, "the connection broke while sending the request"},
+    {httplib::Error::SSLConnection, "TLS connection failed"},
+    {httplib::Error::SSLServerVerification, "the server's TLS certificate could not be verified"},
+    {httplib::Error::Canceled, "the request was cancelled"},
+};
+
 std::string Describe(httplib::Error e) {
-  switch (e) {
-    case httplib::Error::Connection:
-      return "connection failed";
-    case httplib::Error::ConnectionTimeout:
-      return "connection timed out";
-    case httplib::Error::Read:
-      return "the connection broke or timed out while reading the answer";
-    case httplib::Error::Write:
-      return "the connection broke while sending the request";
-    case httplib::Error::SSLConnection:
-      return "TLS connection failed";
-    case httplib::Error::SSLServerVerification:
-      return "the server's TLS certificate could not be verified";
-    case httplib::Error::Canceled:
-      return "the request was cancelled";
-    default:
-      return httplib::to_string(e);
-  }
+  std::string_view text = NameOf(kErrorDescriptions, e, "");
+  return text.empty() ? httplib::to_string(e) : std::string(text);
 }
 
 }  // namespace

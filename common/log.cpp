@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "common/enum_names.h"
+
 namespace reprise::log {
 
 namespace {
@@ -27,19 +29,15 @@ std::atomic<int>& Threshold() {
   return threshold;
 }
 
-std::string_view LevelName(Level level) {
-  switch (level) {
-    case Level::kDebug:
-      return "debug";
-    case Level::kInfo:
-      return "info ";
-    case Level::kWarn:
-      return "warn ";
-    case Level::kError:
-      return "error";
-  }
-  return "?    ";
-}
+// Padded to one width, so that log lines line up.
+// clang-format off
+constexpr EnumName<Level> kLevelNames[] = {
+    {Level::kDebug, "debug"}, {Level::kInfo, "info "}, {Level::kWarn, "warn "},
+    {Level::kError, "error"},
+};
+// clang-format on
+
+std::string_view LevelName(Level level) { return NameOf(kLevelNames, level, "?    "); }
 
 bool NeedsQuotes(std::string_view v) {
   if (v.empty()) return true;

@@ -1,42 +1,26 @@
 #include "common/status.h"
 
+#include "common/enum_names.h"
+
 namespace reprise {
 
-std::string_view CodeName(Code code) {
-  switch (code) {
-    case Code::kOk:
-      return "ok";
-    case Code::kInvalidArgument:
-      return "invalid_argument";
-    case Code::kUnauthenticated:
-      return "unauthenticated";
-    case Code::kPermissionDenied:
-      return "permission_denied";
-    case Code::kNotFound:
-      return "not_found";
-    case Code::kAlreadyExists:
-      return "already_exists";
-    case Code::kConflict:
-      return "conflict";
-    case Code::kTooLarge:
-      return "too_large";
-    case Code::kUnsafe:
-      return "unsafe_content";
-    case Code::kFailedPrecondition:
-      return "failed_precondition";
-    case Code::kCancelled:
-      return "cancelled";
-    case Code::kTimeout:
-      return "timeout";
-    case Code::kUnavailable:
-      return "unavailable";
-    case Code::kIo:
-      return "io_error";
-    case Code::kInternal:
-      return "internal";
-  }
-  return "internal";
-}
+namespace {
+
+// clang-format off
+constexpr EnumName<Code> kCodeNames[] = {
+    {Code::kOk, "ok"}, {Code::kInvalidArgument, "invalid_argument"},
+    {Code::kUnauthenticated, "unauthenticated"}, {Code::kPermissionDenied, "permission_denied"},
+    {Code::kNotFound, "not_found"}, {Code::kAlreadyExists, "already_exists"},
+    {Code::kConflict, "conflict"}, {Code::kTooLarge, "too_large"},
+    {Code::kUnsafe, "unsafe_content"}, {Code::kFailedPrecondition, "failed_precondition"},
+    {Code::kCancelled, "cancelled"}, {Code::kTimeout, "timeout"},
+    {Code::kUnavailable, "unavailable"}, {Code::kIo, "io_error"}, {Code::kInternal, "internal"},
+};
+// clang-format on
+
+}  // namespace
+
+std::string_view CodeName(Code code) { return NameOf(kCodeNames, code, "internal"); }
 
 std::string Status::ToString() const {
   if (ok()) return "ok";

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "common/enum_names.h"
+
 namespace reprise {
 
 using nlohmann::json;
@@ -207,16 +209,17 @@ Result<ExecutionContext> ContextFromJson(std::string_view text) {
   }
 }
 
+namespace {
+// clang-format off
+constexpr EnumName<VariableChange::Kind> kChangeKindNames[] = {
+    {VariableChange::Kind::kAdded, "added"}, {VariableChange::Kind::kRemoved, "removed"},
+    {VariableChange::Kind::kChanged, "changed"},
+};
+// clang-format on
+}  // namespace
+
 std::string_view ChangeKindName(VariableChange::Kind kind) {
-  switch (kind) {
-    case VariableChange::Kind::kAdded:
-      return "added";
-    case VariableChange::Kind::kRemoved:
-      return "removed";
-    case VariableChange::Kind::kChanged:
-      return "changed";
-  }
-  return "changed";
+  return NameOf(kChangeKindNames, kind, "changed");
 }
 
 namespace {

@@ -1,35 +1,33 @@
 #include "planner/executor.h"
 
+#include "common/enum_names.h"
 #include "planner/steps/walker.h"
 
 namespace reprise {
 
-std::string_view OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kSucceeded:
-      return "succeeded";
-    case Outcome::kFailed:
-      return "failed";
-    case Outcome::kCancelled:
-      return "cancelled";
-    case Outcome::kError:
-      return "error";
-  }
-  return "error";
-}
+namespace {
+
+// clang-format off
+constexpr EnumName<Outcome> kOutcomeNames[] = {
+    {Outcome::kSucceeded, "succeeded"}, {Outcome::kFailed, "failed"},
+    {Outcome::kCancelled, "cancelled"}, {Outcome::kError, "error"},
+};
+// clang-format on
+
+// clang-format off
+constexpr EnumName<TargetOutcome::Kind> kTargetOutcomeNames[] = {
+    {TargetOutcome::Kind::kSucceeded, "succeeded"}, {TargetOutcome::Kind::kFailed, "failed"},
+    {TargetOutcome::Kind::kCancelled, "cancelled"},
+    {TargetOutcome::Kind::kNotFinished, "not_finished"},
+};
+// clang-format on
+
+}  // namespace
+
+std::string_view OutcomeName(Outcome outcome) { return NameOf(kOutcomeNames, outcome, "error"); }
 
 std::string_view TargetOutcomeName(TargetOutcome::Kind kind) {
-  switch (kind) {
-    case TargetOutcome::Kind::kSucceeded:
-      return "succeeded";
-    case TargetOutcome::Kind::kFailed:
-      return "failed";
-    case TargetOutcome::Kind::kCancelled:
-      return "cancelled";
-    case TargetOutcome::Kind::kNotFinished:
-      return "not_finished";
-  }
-  return "not_finished";
+  return NameOf(kTargetOutcomeNames, kind, "not_finished");
 }
 
 namespace {

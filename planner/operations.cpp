@@ -6,6 +6,8 @@
 #include <mutex>
 #include <type_traits>
 
+#include "common/enum_names.h"
+
 namespace reprise {
 
 using nlohmann::json;
@@ -275,19 +277,16 @@ bool CancelToken::WaitFor(std::chrono::milliseconds duration) const {
 
 // ---- StepLog ----
 
-std::string_view LogLevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kInfo:
-      return "info";
-    case LogLevel::kWarning:
-      return "warning";
-    case LogLevel::kError:
-      return "error";
-    case LogLevel::kOutput:
-      return "output";
-  }
-  return "info";
-}
+namespace {
+// clang-format off
+constexpr EnumName<LogLevel> kLogLevelNames[] = {
+    {LogLevel::kInfo, "info"}, {LogLevel::kWarning, "warning"}, {LogLevel::kError, "error"},
+    {LogLevel::kOutput, "output"},
+};
+// clang-format on
+}  // namespace
+
+std::string_view LogLevelName(LogLevel level) { return NameOf(kLogLevelNames, level, "info"); }
 
 StepLog::StepLog(const Clock& clock, const Masker& masker, std::string step_id,
                  SourcePosition position, std::string target, LogSink sink)

@@ -1,5 +1,6 @@
 #include "planner/plan.h"
 
+#include "common/enum_names.h"
 #include "planner/steps/registry.h"
 
 namespace reprise {
@@ -8,23 +9,20 @@ std::string FormatPosition(std::string_view source, SourcePosition pos) {
   return std::string(source) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
 }
 
+namespace {
+// clang-format off
+constexpr EnumName<DeployMode> kDeployModeNames[] = {
+    {DeployMode::kAtomic, "atomic"}, {DeployMode::kSync, "sync"}, {DeployMode::kOverlay, "overlay"},
+};
+// clang-format on
+}  // namespace
+
 std::string_view DeployModeName(DeployMode mode) {
-  switch (mode) {
-    case DeployMode::kAtomic:
-      return "atomic";
-    case DeployMode::kSync:
-      return "sync";
-    case DeployMode::kOverlay:
-      return "overlay";
-  }
-  return "atomic";
+  return NameOf(kDeployModeNames, mode, "atomic");
 }
 
 std::optional<DeployMode> DeployModeFromName(std::string_view name) {
-  for (DeployMode m : {DeployMode::kAtomic, DeployMode::kSync, DeployMode::kOverlay}) {
-    if (DeployModeName(m) == name) return m;
-  }
-  return std::nullopt;
+  return ValueOf(kDeployModeNames, name);
 }
 
 std::string_view StepKind(const Step& step) { return KindOf(step).name; }

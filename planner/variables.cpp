@@ -2,36 +2,25 @@
 
 #include <algorithm>
 
+#include "common/enum_names.h"
+
 namespace reprise {
 
-std::string_view ScopeName(Scope scope) {
-  switch (scope) {
-    case Scope::kRuntime:
-      return "runtime";
-    case Scope::kDeployment:
-      return "deployment";
-    case Scope::kBuild:
-      return "build";
-    case Scope::kRelease:
-      return "release";
-    case Scope::kApplication:
-      return "application";
-    case Scope::kTarget:
-      return "target";
-    case Scope::kEnvironment:
-      return "environment";
-    case Scope::kGlobal:
-      return "global";
-  }
-  return "unknown";
-}
+namespace {
 
-std::optional<Scope> ScopeFromName(std::string_view name) {
-  for (Scope s : kAllScopes) {
-    if (ScopeName(s) == name) return s;
-  }
-  return std::nullopt;
-}
+// clang-format off
+constexpr EnumName<Scope> kScopeNames[] = {
+    {Scope::kRuntime, "runtime"}, {Scope::kDeployment, "deployment"}, {Scope::kBuild, "build"},
+    {Scope::kRelease, "release"}, {Scope::kApplication, "application"}, {Scope::kTarget, "target"},
+    {Scope::kEnvironment, "environment"}, {Scope::kGlobal, "global"},
+};
+// clang-format on
+
+}  // namespace
+
+std::string_view ScopeName(Scope scope) { return NameOf(kScopeNames, scope, "unknown"); }
+
+std::optional<Scope> ScopeFromName(std::string_view name) { return ValueOf(kScopeNames, name); }
 
 namespace {
 bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }

@@ -4,19 +4,14 @@
 namespace reprise {
 
 Status SqliteStore::PutAgent(const AgentRecord& a) {
-  return Write("put agent", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO agents(name, status, secret_hash, key_fingerprint, "
-                        "version, created_at, last_seen, public_key) VALUES(?,?,?,?,?,?,?,?) "
-                        "ON CONFLICT(name) DO UPDATE SET status=excluded.status, "
-                        "secret_hash=excluded.secret_hash, "
-                        "key_fingerprint=excluded.key_fingerprint, version=excluded.version, "
-                        "last_seen=excluded.last_seen, public_key=excluded.public_key");
-    SQLite::bind(q, a.name, a.status, a.secret_hash, a.key_fingerprint, a.version, a.created_at,
+  return Execute("put agent",
+                 "INSERT INTO agents(name, status, secret_hash, key_fingerprint, version, "
+                 "created_at, last_seen, public_key) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(name) DO "
+                 "UPDATE SET status=excluded.status, secret_hash=excluded.secret_hash, "
+                 "key_fingerprint=excluded.key_fingerprint, version=excluded.version, "
+                 "last_seen=excluded.last_seen, public_key=excluded.public_key",
+                 a.name, a.status, a.secret_hash, a.key_fingerprint, a.version, a.created_at,
                  a.last_seen, a.public_key);
-    q.exec();
-    return Status::Ok();
-  });
 }
 
 Result<AgentRecord> SqliteStore::GetAgent(const std::string& name) {
@@ -34,15 +29,11 @@ Result<std::vector<AgentRecord>> SqliteStore::ListAgents(const Page& page) {
 }
 
 Status SqliteStore::CreateEnrollToken(const EnrollTokenRecord& t) {
-  return Write("create enroll token", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO enroll_tokens(token_hash, pre_approved, created_by, "
-                        "created_at, expires_at, used_by) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(q, t.token_hash, t.pre_approved ? 1 : 0, t.created_by, t.created_at, t.expires_at,
+  return Execute("create enroll token",
+                 "INSERT INTO enroll_tokens(token_hash, pre_approved, created_by, created_at, "
+                 "expires_at, used_by) VALUES(?,?,?,?,?,?)",
+                 t.token_hash, t.pre_approved ? 1 : 0, t.created_by, t.created_at, t.expires_at,
                  t.used_by);
-    q.exec();
-    return Status::Ok();
-  });
 }
 
 Result<EnrollTokenRecord> SqliteStore::FindEnrollToken(const std::string& token_hash) {

@@ -4,14 +4,9 @@
 namespace reprise {
 
 Status SqliteStore::AppendAudit(const AuditRecord& e) {
-  return Write("append audit", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO audit_log(at, actor, action, subject, summary) "
-                        "VALUES(?,?,?,?,?)");
-    SQLite::bind(q, e.at, e.actor, e.action, e.subject, e.summary);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute("append audit",
+                 "INSERT INTO audit_log(at, actor, action, subject, summary) VALUES(?,?,?,?,?)",
+                 e.at, e.actor, e.action, e.subject, e.summary);
 }
 
 Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditFilter& f, const Page& page) {

@@ -15,15 +15,11 @@ std::string SealedReason(const BuildRecord& build) {
 }
 
 Status SqliteStore::PutEnvironment(const EnvironmentRecord& env) {
-  return Write("put environment", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO environments(name, variables_json, updated_at) VALUES(?,?,?) "
-                        "ON CONFLICT(name) DO UPDATE SET variables_json=excluded.variables_json, "
-                        "updated_at=excluded.updated_at");
-    SQLite::bind(q, env.name, env.variables_json, env.updated_at);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute(
+      "put environment",
+      "INSERT INTO environments(name, variables_json, updated_at) VALUES(?,?,?) ON CONFLICT(name) "
+      "DO UPDATE SET variables_json=excluded.variables_json, updated_at=excluded.updated_at",
+      env.name, env.variables_json, env.updated_at);
 }
 
 Result<EnvironmentRecord> SqliteStore::GetEnvironment(const std::string& name) {
@@ -40,17 +36,12 @@ Result<std::vector<EnvironmentRecord>> SqliteStore::ListEnvironments(const Page&
 }
 
 Status SqliteStore::PutTarget(const TargetRecord& t) {
-  return Write("put target", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO targets(name, environment, agent, path, variables_json, "
-                        "updated_at) VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
-                        "environment=excluded.environment, agent=excluded.agent, "
-                        "path=excluded.path, variables_json=excluded.variables_json, "
-                        "updated_at=excluded.updated_at");
-    SQLite::bind(q, t.name, t.environment, t.agent, t.path, t.variables_json, t.updated_at);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute("put target",
+                 "INSERT INTO targets(name, environment, agent, path, variables_json, updated_at) "
+                 "VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                 "environment=excluded.environment, agent=excluded.agent, path=excluded.path, "
+                 "variables_json=excluded.variables_json, updated_at=excluded.updated_at",
+                 t.name, t.environment, t.agent, t.path, t.variables_json, t.updated_at);
 }
 
 Result<TargetRecord> SqliteStore::GetTarget(const std::string& name) {
@@ -317,13 +308,9 @@ Result<std::vector<ArtifactRecord>> SqliteStore::FindArtifactsBySha256(const std
 
 Status SqliteStore::DeleteArtifacts(const std::string& app, const std::string& release,
                                     int64_t build) {
-  return Write("delete artifacts", [&] {
-    SQLite::Statement q(*db_,
-                        "DELETE FROM artifacts WHERE application=? AND release=? AND build=?");
-    SQLite::bind(q, app, release, build);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute("delete artifacts",
+                 "DELETE FROM artifacts WHERE application=? AND release=? AND build=?", app,
+                 release, build);
 }
 
 Result<std::vector<BuildRecord>> SqliteStore::ListAllBuilds() {

@@ -269,6 +269,16 @@ class SqliteStore final : public Store {
   // Inside another Write (Atomically) on this thread it is a savepoint of
   // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body);
+  // One statement as its own Write: `sql` with `args` bound in order.
+  template <typename... Args>
+  Status Execute(std::string_view what, const std::string& sql, const Args&... args) {
+    return Write(what, [&] {
+      SQLite::Statement q(*db_, sql);
+      SQLite::bind(q, args...);
+      q.exec();
+      return Status::Ok();
+    });
+  }
   // Runs `body` with write_depth_ raised (a Write inside it nests).
   Status RunBody(const std::function<Status()>& body);
   Status Read(std::string_view what, const std::function<void()>& body);

@@ -1,29 +1,22 @@
 // SqliteStore, user aggregate: users, API tokens and environment grants.
+#include "common/enum_names.h"
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
 
-const char* RoleName(Role role) {
-  switch (role) {
-    case Role::kViewer:
-      return "viewer";
-    case Role::kDeployer:
-      return "deployer";
-    case Role::kReleaseManager:
-      return "release-manager";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "viewer";
-}
+namespace {
+// clang-format off
+constexpr EnumName<Role> kRoleNames[] = {
+    {Role::kViewer, "viewer"}, {Role::kDeployer, "deployer"},
+    {Role::kReleaseManager, "release-manager"}, {Role::kAdmin, "admin"},
+};
+// clang-format on
+}  // namespace
 
-std::optional<Role> ParseRole(std::string_view name) {
-  if (name == "viewer") return Role::kViewer;
-  if (name == "deployer") return Role::kDeployer;
-  if (name == "release-manager") return Role::kReleaseManager;
-  if (name == "admin") return Role::kAdmin;
-  return std::nullopt;
-}
+// The names are string literals, so data() is NUL-terminated.
+const char* RoleName(Role role) { return NameOf(kRoleNames, role, "viewer").data(); }
+
+std::optional<Role> ParseRole(std::string_view name) { return ValueOf(kRoleNames, name); }
 
 Status SqliteStore::CreateUser(const UserRecord& u) {
   return Write("create user", [&] {

@@ -1,8 +1,11 @@
 // Web UI scenarios in headless Chromium (playwright-core), against a real
 // reprise-server started with --demo --local-agent on a free port.
 // Usage: node run.mjs REPRISE_SERVER SCREENSHOT_DIR [CHROMIUM]
-// Each scenario is a step; the first failure stops the run (later steps build
-// on earlier ones), saves a screenshot and exits non-zero.
+// Each scenario runs on fresh browser contexts of its own (its users log in
+// again), guarded: a failure or a hang is reported with its error and
+// screenshots and the run goes on with the next scenario. Scenarios still
+// share the server's data in order (later ones build on the deployments of
+// earlier ones). Exits non-zero when any scenario failed.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync, appendFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -18,7 +21,7 @@ if (!serverBin || !shotDir) {
 
 const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
 const ADMIN_PASSWORD = 'admin-password-for-tests';
-const USERS = {
+const USERS = {  // created before the scenarios run
   rita: { role: 'release-manager', password: 'rita-password-1' },
   dave: { role: 'deployer', password: 'dave-password-1' },
   vic: { role: 'viewer', password: 'vic-password-1' },
@@ -28,6 +31,8 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-ne
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const T = { short: 15000, deploy: 90000 };
+// A scenario still running after this fails and the run goes on.
+const SCENARIO_TIMEOUT_MS = 150000;
 
 const temp = mkdtempSync(join(tmpdir(), 'reprise-browser-'));
 const dataDir = join(temp, 'data');
@@ -35,8 +40,10 @@ let server = null;
 let serverLog = '';
 let base = '';
 let agentPort = 0;
-const contexts = [];
+let browser = null;
 const children = [];
+// Script errors of every page, with the scenario that saw them.
+const pageErrors = [];
 
 function log(...a) {
   console.log(...a);
@@ -118,21 +125,53 @@ async function startServer() {
   throw new Error('reprise-server did not answer /api/v1/health within 30 s');
 }
 
-async function newUserPage(name, viewport = DESKTOP, extra = {}) {
-  // A fresh profile per user: its own --user-data-dir, cookies and storage.
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(join(temp, `profile-${name}-`)), {
-    executablePath: chromiumPath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport,
-    ...extra,
-  });
-  contexts.push(ctx);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.setDefaultTimeout(T.short);
-  page.on('pageerror', (e) => { page.errors = (page.errors || []).concat(String(e)); });
-  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors = (page.consoleErrors || []).concat(m.text()); });
-  return page;
+// What one scenario opens: fresh browser contexts (own cookies and storage),
+// closed when the scenario ends.
+class Scenario {
+  constructor(name) {
+    this.name = name;
+    this.contexts = [];
+  }
+
+  async page(label, viewport = DESKTOP, extra = {}) {
+    const ctx = await browser.newContext({ viewport, ...extra });
+    this.contexts.push(ctx);
+    const page = await ctx.newPage();
+    page.label = label;
+    page.setDefaultTimeout(T.short);
+    page.on('pageerror', (e) => { page.errors = (page.errors || []).concat(String(e)); });
+    page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors = (page.consoleErrors || []).concat(m.text()); });
+    return page;
+  }
+
+  // A fresh page logged in through the form. The admin's browser is in
+  // Europe/Berlin, which the scheduling scenarios rely on.
+  async login(user) {
+    const extra = user === 'admin' ? { timezoneId: 'Europe/Berlin' } : {};
+    const page = await this.page(user, DESKTOP, extra);
+    await login(page, user, user === 'admin' ? ADMIN_PASSWORD : USERS[user].password);
+    return page;
+  }
+
+  pages() {
+    return this.contexts.flatMap((ctx) => ctx.pages());
+  }
+
+  // Screenshots of every open page; returns their paths.
+  async screenshots(index) {
+    const paths = [];
+    for (const [i, p] of this.pages().entries()) {
+      const path = join(shotDir, `failure-${String(index + 1).padStart(2, '0')}-${p.label}-${i}.png`);
+      if (await p.screenshot({ path, fullPage: true }).then(() => true, () => false)) paths.push(path);
+    }
+    return paths;
+  }
+
+  async close() {
+    for (const p of this.pages()) for (const e of p.errors || []) pageErrors.push(`${this.name} (${p.label}): ${e}`);
+    for (const ctx of this.contexts) await ctx.close().catch(() => {});
+    this.contexts = [];
+  }
 }
 
 async function login(page, user, password, origin = base) {
@@ -257,8 +296,6 @@ function step(name, fn) {
 }
 
 // ---------------------------------------------------------------------------
-let admin;
-let rita;
 
 step('the server serves the UI with its security headers', async () => {
   const r = await fetch(base + '/');
@@ -268,8 +305,8 @@ step('the server serves the UI with its security headers', async () => {
   if (r.headers.get('x-frame-options') !== 'DENY') throw new Error('X-Frame-Options missing');
 });
 
-step('log in: a wrong password is refused clearly, the right one opens the dashboard', async () => {
-  admin = await newUserPage('admin', DESKTOP, { timezoneId: 'Europe/Berlin' });
+step('log in: a wrong password is refused clearly, the right one opens the dashboard', async (scenario) => {
+  const admin = await scenario.page('admin', DESKTOP, { timezoneId: 'Europe/Berlin' });
   await admin.goto(base + '/');
   await admin.getByLabel('User name').fill('admin');
   await admin.getByLabel('Password').fill('wrong-password');
@@ -284,14 +321,16 @@ step('log in: a wrong password is refused clearly, the right one opens the dashb
   await admin.screenshot({ path: join(shotDir, 'dashboard.png') });
 });
 
-step('the pipeline board shows the stages and builds', async () => {
+step('the pipeline board shows the stages and builds', async (scenario) => {
+  const admin = await scenario.login('admin');
   await openBoard(admin);
   for (const s of ['Integration', 'Testing', 'Production']) await admin.getByRole('heading', { name: s, level: 2 }).waitFor();
   await admin.locator('table.matrix').waitFor();
   await admin.screenshot({ path: join(shotDir, 'board-initial.png'), fullPage: true });
 });
 
-step('build page: artifacts with size, sha256, file count and a browsable manifest', async () => {
+step('build page: artifacts with size, sha256, file count and a browsable manifest', async (scenario) => {
+  const admin = await scenario.login('admin');
   await admin.goto(base + '/#/apps/shop/releases/1.0.0/builds/2');
   await admin.getByRole('heading', { name: 'Artifacts' }).waitFor();
   await admin.getByRole('cell', { name: 'web', exact: true }).or(admin.getByRole('rowheader', { name: 'web' })).first().waitFor();
@@ -307,10 +346,8 @@ step('build page: artifacts with size, sha256, file count and a browsable manife
   await admin.getByRole('link', { name: 'build 2', exact: true }).waitFor();
 });
 
-step('second users log in (release manager, deployer, viewer)', async () => {
-  for (const [name, u] of Object.entries(USERS)) await api('POST', '/users', { name, role: u.role, password: u.password });
-  rita = await newUserPage('rita');
-  await login(rita, 'rita', USERS.rita.password);
+step('second users log in (release manager, deployer, viewer)', async (scenario) => {
+  for (const name of Object.keys(USERS)) await scenario.login(name);
 });
 
 step('build 1 has been through every stage (set up through the API when the demo has not)', async () => {
@@ -331,7 +368,9 @@ async function tokenFor(user) {
   return tokens[user];
 }
 
-step('promote build 2 through all stages; Production waits and is approved by a second user', async () => {
+step('promote build 2 through all stages; Production waits and is approved by a second user', async (scenario) => {
+  const admin = await scenario.login('admin');
+  const rita = await scenario.login('rita');
   const stages = ['Integration', 'Testing', 'Production'];
   for (let i = 0; i < stages.length; i++) {
     const stage = stages[i];
@@ -353,7 +392,9 @@ step('promote build 2 through all stages; Production waits and is approved by a 
   await admin.screenshot({ path: join(shotDir, 'board.png'), fullPage: true });
 });
 
-step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the live log reaches succeeded', async () => {
+step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the live log reaches succeeded', async (scenario) => {
+  const admin = await scenario.login('admin');
+  const rita = await scenario.login('rita');
   await openBoard(admin);
   await admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 1 to Production' }).first().click();
   const dialog = admin.locator('dialog[open]');
@@ -380,7 +421,8 @@ step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the
   if (existsSync(page) && !readFileSync(page, 'utf8').includes('build 1')) throw new Error(`${page} does not hold build 1`);
 });
 
-step('Verify files on Production: the files match build 1; a file edited under current/ is named', async () => {
+step('Verify files on Production: the files match build 1; a file edited under current/ is named', async (scenario) => {
+  const admin = await scenario.login('admin');
   const manifest = await api('GET', '/applications/shop/releases/1.0.0/builds/1/artifacts/web/manifest');
   const files = manifest.manifest.file_count;
   await openBoard(admin);
@@ -407,7 +449,8 @@ step('Verify files on Production: the files match build 1; a file edited under c
     throw new Error(`the check is not audited: ${JSON.stringify(audit.items.slice(0, 2))}`);
 });
 
-step('Test connection on Production: ready on the local agent; a target whose agent is away is named', async () => {
+step('Test connection on Production: ready on the local agent; a target whose agent is away is named', async (scenario) => {
+  const admin = await scenario.login('admin');
   await openBoard(admin);
   const button = admin.getByRole('button', { name: 'Test connection to the targets of Production' });
   const result = '#test-connection-stage-Production-result';
@@ -436,7 +479,8 @@ step('Test connection on Production: ready on the local agent; a target whose ag
     throw new Error(`the test is not audited: ${JSON.stringify(audit.items.slice(0, 2))}`);
 });
 
-step('the board shows the hold after the rollback; a release manager clears it', async () => {
+step('the board shows the hold after the rollback; a release manager clears it', async (scenario) => {
+  const admin = await scenario.login('admin');
   const app = await api('GET', '/applications/shop');
   const prod = app.stages.find((s) => s.stage === 'Production');
   await openBoard(admin);
@@ -448,7 +492,8 @@ step('the board shows the hold after the rollback; a release manager clears it',
   if (after.hold) throw new Error(`the hold is still there: ${JSON.stringify(after.hold)}`);
 });
 
-step('schedule a re-deploy 5 s ahead and see it fire', async () => {
+step('schedule a re-deploy 5 s ahead and see it fire', async (scenario) => {
+  const admin = await scenario.login('admin');
   await openBoard(admin);
   await admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 1 to Testing' }).first().click();
   const dialog = admin.locator('dialog[open]');
@@ -481,7 +526,8 @@ step('schedule a re-deploy 5 s ahead and see it fire', async () => {
   if (same.length !== 1) throw new Error(`deployment #${id} is listed ${same.length} times`);
 });
 
-step('scheduled list: move and cancel a scheduled deployment', async () => {
+step('scheduled list: move and cancel a scheduled deployment', async (scenario) => {
+  const admin = await scenario.login('admin');
   const at = new Date(Date.now() + 3600 * 1000).toISOString();
   const d = await api('POST', '/applications/shop/releases/1.0.0/builds/2/deploy', { stage: 'Testing', at });
   await admin.goto(base + '/#/scheduled');
@@ -508,7 +554,8 @@ step('scheduled list: move and cancel a scheduled deployment', async () => {
   await waitStatus(d.id, 'cancelled', T.short);
 });
 
-step('keyboard: the dialog opens from a focused button, keeps focus inside, Escape closes it and focus returns', async () => {
+step('keyboard: the dialog opens from a focused button, keeps focus inside, Escape closes it and focus returns', async (scenario) => {
+  const admin = await scenario.login('admin');
   await openBoard(admin);
   const button = admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 2 to Production' }).first();
   await button.focus();
@@ -525,7 +572,8 @@ step('keyboard: the dialog opens from a focused button, keeps focus inside, Esca
   if (back !== 'Re-Deploy 1.0.0 build 2 to Production') throw new Error(`focus went to ${back}, not back to the button`);
 });
 
-step('agents page: the local agent is listed online and approved', async () => {
+step('agents page: the local agent is listed online and approved', async (scenario) => {
+  const admin = await scenario.login('admin');
   await admin.goto(base + '/#/agents');
   await admin.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
   const row = admin.locator('tr', { has: admin.getByRole('rowheader', { name: /local/ }) });
@@ -534,7 +582,7 @@ step('agents page: the local agent is listed online and approved', async () => {
   if (!text.includes('online') || !text.includes('approved')) throw new Error(`agent row: ${text}`);
 });
 
-step('a plan paused at a manual step is continued from the approvals inbox by a deployer', async () => {
+step('a plan paused at a manual step is continued from the approvals inbox by a deployer', async (scenario) => {
   // A target of its own: int-web belongs to shop.
   await api('PUT', '/targets/checks-web', { environment: 'Integration', agent: 'local', path: join(dataDir, 'targets', 'checks-web') });
   await api('PUT', '/applications/checks', {
@@ -550,7 +598,7 @@ step('a plan paused at a manual step is continued from the approvals inbox by a 
     if (Date.now() > deadline) throw new Error(`deployment #${d.id} never paused at the manual step`);
     await sleep(200);
   }
-  const dave = await newUserPage('dave');
+  const dave = await scenario.page('dave');
   await login(dave, 'dave', USERS.dave.password);
   await dave.goto(base + '/#/approvals');
   await dave.getByText('Manual step: Check the smoke tests').waitFor();
@@ -564,7 +612,7 @@ step('a plan paused at a manual step is continued from the approvals inbox by a 
   await dave.getByRole('link', { name: `#${d.id}`, exact: true }).waitFor();
 });
 
-step('live log: lines arrive over server-sent events, a dropped stream reconnects without repeating lines; progress bars; secrets masked', async () => {
+step('live log: lines arrive over server-sent events, a dropped stream reconnects without repeating lines; progress bars; secrets masked', async (scenario) => {
   const SECRET = 'sup3r-s3cret-api-key-value';
   await api('PUT', '/targets/live-web', { environment: 'Integration', agent: 'local', path: join(dataDir, 'targets', 'live-web') });
   await api('PUT', '/applications/live', {
@@ -590,7 +638,7 @@ step('live log: lines arrive over server-sent events, a dropped stream reconnect
   const d = await api('POST', '/applications/live/releases/1.0/builds/1/deploy', { stage: 'Live' });
   // This page reaches the server through a TCP relay, so the test can cut its connections.
   const relay = await startRelay();
-  const page = await newUserPage('live');
+  const page = await scenario.page('live');
   const streams = [];
   page.on('request', (r) => { if (r.resourceType() === 'eventsource' && r.url().includes(`/deployments/${d.id}/log`)) streams.push(r); });
   try {
@@ -652,7 +700,8 @@ step('live log: lines arrive over server-sent events, a dropped stream reconnect
   }
 });
 
-step('approvals inbox: a release manager rejects a waiting deployment with a comment', async () => {
+step('approvals inbox: a release manager rejects a waiting deployment with a comment', async (scenario) => {
+  const rita = await scenario.login('rita');
   const d = await api('POST', '/applications/shop/releases/1.0.0/builds/2/deploy', { stage: 'Production', comment: 'to be rejected' });
   await waitStatus(d.id, 'waiting', T.short);
   await rita.goto(base + '/#/approvals');
@@ -667,7 +716,8 @@ step('approvals inbox: a release manager rejects a waiting deployment with a com
     throw new Error(`the rejection and its comment are not recorded: ${JSON.stringify(after.approvals)}`);
 });
 
-step('agents page: a new agent enrolls as pending and an admin approves it', async () => {
+step('agents page: a new agent enrolls as pending and an admin approves it', async (scenario) => {
+  const admin = await scenario.login('admin');
   const fp = /certificate sha256 ([0-9a-fA-F:]+)/.exec(serverLog);
   if (!fp) throw new Error(`the server did not print its certificate fingerprint:\n${serverLog}`);
   const { token } = await api('POST', '/agents/enrollment-tokens', {});
@@ -700,8 +750,8 @@ step('agents page: a new agent enrolls as pending and an admin approves it', asy
   if (!listed || listed.status !== 'online') throw new Error(`GET /agents lists ext-01 as ${JSON.stringify(listed)}`);
 });
 
-step('a viewer trying to deploy sees a clear refusal', async () => {
-  const vic = await newUserPage('vic');
+step('a viewer trying to deploy sees a clear refusal', async (scenario) => {
+  const vic = await scenario.page('vic');
   await login(vic, 'vic', USERS.vic.password);
   await openBoard(vic);
   if (await vic.getByRole('button', { name: 'Verify files on prod-web' }).count())
@@ -718,8 +768,8 @@ step('a viewer trying to deploy sees a clear refusal', async () => {
   await vic.screenshot({ path: join(shotDir, 'viewer-refused.png') });
 });
 
-step('phone width: the board and a deployment page fit without horizontal scrolling', async () => {
-  const phone = await newUserPage('phone', PHONE, { isMobile: true, hasTouch: true });
+step('phone width: the board and a deployment page fit without horizontal scrolling', async (scenario) => {
+  const phone = await scenario.page('phone', PHONE, { isMobile: true, hasTouch: true });
   await login(phone, 'dave', USERS.dave.password);
   await openBoard(phone);
   // A deployer verifies Production's files there too; the problem list fits as well.
@@ -736,7 +786,8 @@ step('phone width: the board and a deployment page fit without horizontal scroll
   if (overflow2 > 2) throw new Error(`the deployment page is ${overflow2}px wider than the phone screen`);
 });
 
-step('logout ends the session', async () => {
+step('logout ends the session', async (scenario) => {
+  const admin = await scenario.login('admin');
   await admin.goto(base + '/#/');
   await admin.getByRole('button', { name: 'Log out' }).click();
   await admin.getByRole('button', { name: 'Log in' }).waitFor();
@@ -745,46 +796,82 @@ step('logout ends the session', async () => {
 });
 
 step('no script errors in any page', async () => {
-  for (const ctx of contexts) for (const p of ctx.pages()) {
-    if (p.errors && p.errors.length) throw new Error(`page errors: ${p.errors.join('\n')}`);
-  }
+  if (pageErrors.length) throw new Error(`page errors:\n${pageErrors.join('\n')}`);
 });
 
 // ---------------------------------------------------------------------------
-let failed = false;
+
+async function createUsers() {
+  for (const [name, u] of Object.entries(USERS)) await api('POST', '/users', { name, role: u.role, password: u.password });
+}
+
+function indent(text) {
+  return String(text).split('\n').join('\n      ');
+}
+
+// Runs one scenario on contexts of its own; returns null or its failure
+// ({ name, error, screenshots }). A scenario that hangs fails after
+// SCENARIO_TIMEOUT_MS; closing its contexts ends what it was waiting for.
+async function runScenario(s, index) {
+  const scenario = new Scenario(s.name);
+  const t0 = Date.now();
+  let timer;
+  try {
+    const run = s.fn(scenario);
+    run.catch(() => {});  // after a timeout nobody awaits it
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not finish within ${SCENARIO_TIMEOUT_MS / 1000} s`)), SCENARIO_TIMEOUT_MS);
+    });
+    await Promise.race([run, timeout]);
+    log(`ok    ${s.name} (${Date.now() - t0} ms)`);
+    return null;
+  } catch (e) {
+    const error = String(e && e.stack || e).replace(/\x1b\[[0-9;]*m/g, '');  // Playwright colours its messages
+    const screenshots = await scenario.screenshots(index);
+    log(`FAIL  ${s.name} (${Date.now() - t0} ms)\n      ${indent(error)}`);
+    for (const path of screenshots) log(`      screenshot: ${path}`);
+    for (const p of scenario.pages()) if (p.errors) log(`      page errors (${p.label}): ${p.errors.join(' | ')}`);
+    return { name: s.name, error, screenshots };
+  } finally {
+    clearTimeout(timer);
+    await scenario.close();
+  }
+}
+
+const failures = [];
+let setupFailed = false;
 try {
   rmSync(shotDir, { recursive: true, force: true });
   mkdirSync(shotDir, { recursive: true });
   await startServer();
   log(`reprise-server on ${base}, data in ${dataDir}`);
-  for (const s of steps) {
-    const t0 = Date.now();
-    try {
-      await s.fn();
-      log(`ok    ${s.name} (${Date.now() - t0} ms)`);
-    } catch (e) {
-      failed = true;
-      log(`FAIL  ${s.name} (${Date.now() - t0} ms)\n      ${String(e && e.stack || e).split('\n').join('\n      ')}`);
-      for (const ctx of contexts) for (const [i, p] of ctx.pages().entries()) {
-        await p.screenshot({ path: join(shotDir, `failure-${contexts.indexOf(ctx)}-${i}.png`), fullPage: true }).catch(() => {});
-        if (p.errors) log(`      page errors: ${p.errors.join(' | ')}`);
-      }
-      break;
-    }
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_ARGS });
+  await createUsers();
+  for (const [i, s] of steps.entries()) {
+    const failure = await runScenario(s, i);
+    if (failure) failures.push(failure);
   }
 } catch (e) {
-  failed = true;
+  setupFailed = true;
   log(`FAIL  setup: ${e && e.stack || e}`);
 } finally {
-  for (const ctx of contexts) await ctx.close().catch(() => {});
+  if (browser) await browser.close().catch(() => {});
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   if (server) {
     server.kill('SIGTERM');
     await Promise.race([new Promise((r) => server.once('exit', r)), sleep(5000)]);
     if (server.exitCode === null) server.kill('SIGKILL');
   }
-  if (failed) log(`--- server output ---\n${serverLog.slice(-6000)}`);
+  if (setupFailed || failures.length) log(`--- server output ---\n${serverLog.slice(-6000)}`);
   rmSync(temp, { recursive: true, force: true });
 }
+if (failures.length) {
+  log(`\n${failures.length} of ${steps.length} scenarios FAILED:`);
+  for (const f of failures) {
+    log(`  - ${f.name}\n      ${indent(f.error.split('\n')[0])}`);
+    for (const path of f.screenshots) log(`      screenshot: ${path}`);
+  }
+}
+const failed = setupFailed || failures.length > 0;
 log(failed ? 'browser tests FAILED' : `browser tests passed; screenshots in ${shotDir}`);
 process.exit(failed ? 1 : 0);

@@ -2,9 +2,7 @@
 // real server on port 0 with the demo application and the in-process local
 // agent. Exit codes and output are what CI scripts rely on.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,10 +14,9 @@
 #include "agents/deployer/archive.h"
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "tests/support/spawn.h"
 #include "tests/support/test_server.h"
 #include "tests/temp_dir.h"
-
-extern char** environ;
 
 namespace reprise::testing {
 
@@ -47,24 +44,13 @@ class CliProcess {
     std::vector<std::string> argv = {std::string(bin_dir) + "/reprise"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string_view v(*e);
+    for (std::string_view v : InheritedEnvironment())
       if (!v.starts_with("REPRISE_SERVER=") && !v.starts_with("REPRISE_TOKEN="))
         env.emplace_back(v);
-    }
     env.push_back("REPRISE_SERVER=http://127.0.0.1:" + std::to_string(port));
     if (!token.empty()) env.push_back("REPRISE_TOKEN=" + token);
-    std::vector<char*> cargv, cenv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    REQUIRE(posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) == 0);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_ = Spawn({.argv = argv, .env = env, .out = out_path_, .err = err_path_});
+    REQUIRE(pid_ > 0);
   }
   ~CliProcess() {
     if (pid_ > 0) {

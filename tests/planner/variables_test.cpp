@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 namespace reprise {
 namespace {
@@ -169,11 +170,10 @@ TEST_CASE("streaming masker: every split point of a secret is masked") {
 }
 
 TEST_CASE("variable names") {
-  CHECK(IsValidVariableName("Port"));
-  CHECK(IsValidVariableName("_x9"));
-  CHECK_FALSE(IsValidVariableName("9x"));
-  CHECK_FALSE(IsValidVariableName("a-b"));
-  CHECK_FALSE(IsValidVariableName(""));
+  for (const std::string& ok : std::vector<std::string>{"Port", "_x9"})
+    CHECK_MESSAGE(IsValidVariableName(ok), ok);
+  for (const std::string& bad : std::vector<std::string>{"9x", "a-b", ""})
+    CHECK_MESSAGE(!IsValidVariableName(bad), bad);
 }
 
 }  // namespace reprise

@@ -17,6 +17,7 @@
 
 #include "tests/support/bin_dir.h"
 #include "tests/support/http_client.h"
+#include "tests/support/spawn.h"
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
@@ -45,23 +46,10 @@ class ServerProcess {
       : log_(std::move(log)) {
     std::vector<std::string> argv = {(BinDir() / "reprise-server").string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::vector<std::string> env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken),
-                                    "PATH=/usr/bin:/bin"};
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    // Nothing else of the test process: its fds are none of the child's.
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE_MESSAGE(rc == 0, "cannot start ", argv[0]);
+    pid_ = Spawn({.argv = argv,
+                  .env = {"REPRISE_ADMIN_TOKEN=" + std::string(kAdminToken), "PATH=/usr/bin:/bin"},
+                  .out = log_});
+    REQUIRE_MESSAGE(pid_ > 0, "cannot start ", argv[0]);
     if (until == Until::kListening)
       REQUIRE_MESSAGE(WaitForPort() > 0, "the server did not start: ", Log());
   }

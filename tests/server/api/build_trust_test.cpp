@@ -20,18 +20,9 @@ std::string ErrorMessage(const HttpResult& r) {
   return j.contains("error") ? j["error"].value("message", "") : "";
 }
 
-// Deploys `build` to Integration and waits for it and its automatic promotion
-// to Testing to succeed.
 void DeployToTesting(PipelineFixture& f, int build) {
   auto admin = f.Admin();
-  auto d = f.Deploy(admin, build, {{"stage", "Integration"}});
-  REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
-  json testing;
-  REQUIRE(WaitUntil([&] {
-    testing = f.Newest(build, "Testing");
-    return !testing.is_null();
-  }));
-  REQUIRE(f.WaitFinal(testing["id"])["status"] == "succeeded");
+  f.DeployToTesting(admin, build);
 }
 
 PipelineOptions NoAgent() {

@@ -21,18 +21,11 @@ bool Has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// Deploys `build` to Integration and waits for it and for the automatic
-// promotion to Testing that follows.
+// Deploys `build` to Integration as a deployer and waits for it and for the
+// automatic promotion to Testing that follows.
 void DeployToIntegration(PipelineFixture& f, int build) {
   auto dan = f.Deployer();
-  auto d = f.Deploy(dan, build, {{"stage", "Integration"}});
-  REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
-  json testing;
-  REQUIRE(WaitUntil([&] {
-    testing = f.Newest(build, "Testing");
-    return !testing.is_null();
-  }));
-  REQUIRE(f.WaitFinal(testing["id"])["status"] == "succeeded");
+  f.DeployToTesting(dan, build);
 }
 
 std::string ArtifactSha(PipelineFixture& f, int build) {

@@ -2,28 +2,23 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 #include "server/catalog/artifact_settings.h"
 
 namespace reprise {
 
 TEST_CASE("names and release numbers") {
-  CHECK(IsValidName("shop"));
-  CHECK(IsValidName("int-web.eu_1"));
-  CHECK_FALSE(IsValidName(""));
-  CHECK_FALSE(IsValidName(".hidden"));
-  CHECK_FALSE(IsValidName("-x"));
-  CHECK_FALSE(IsValidName("a/b"));
-  CHECK_FALSE(IsValidName("a b"));
-  CHECK_FALSE(IsValidName(std::string(65, 'a')));
-  CHECK(IsValidReleaseNumber("1"));
-  CHECK(IsValidReleaseNumber("1.0"));
-  CHECK(IsValidReleaseNumber("1.0.2"));
-  CHECK_FALSE(IsValidReleaseNumber(""));
-  CHECK_FALSE(IsValidReleaseNumber("1."));
-  CHECK_FALSE(IsValidReleaseNumber(".1"));
-  CHECK_FALSE(IsValidReleaseNumber("1..2"));
-  CHECK_FALSE(IsValidReleaseNumber("v1"));
-  CHECK_FALSE(IsValidReleaseNumber("1234567"));
+  for (const std::string& ok : std::vector<std::string>{"shop", "int-web.eu_1"})
+    CHECK_MESSAGE(IsValidName(ok), ok);
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".hidden", "-x", "a/b", "a b", std::string(65, 'a')})
+    CHECK_MESSAGE(!IsValidName(bad), bad);
+  for (const std::string& ok : std::vector<std::string>{"1", "1.0", "1.0.2"})
+    CHECK_MESSAGE(IsValidReleaseNumber(ok), ok);
+  for (const std::string& bad : std::vector<std::string>{"", "1.", ".1", "1..2", "v1", "1234567"})
+    CHECK_MESSAGE(!IsValidReleaseNumber(bad), bad);
 }
 
 TEST_CASE("variables JSON: plain and sensitive values round-trip") {

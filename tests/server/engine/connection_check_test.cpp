@@ -3,9 +3,8 @@
 // agents, "near" and "far"; the tests start and stop them.
 #include <doctest/doctest.h>
 
-#include <spawn.h>
-
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/support/spawn.h"
 
 namespace reprise::testing {
 
@@ -139,17 +138,8 @@ std::pair<int, std::string> RunCli(const fs::path& scratch, int port, const std:
   std::vector<std::string> argv = {std::string(bin_dir) + "/reprise", "--server",
                                    "http://127.0.0.1:" + std::to_string(port), "--token", token};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(rc == 0);
+  pid_t pid = Spawn({.argv = argv, .out = out});
+  REQUIRE(pid > 0);
   int status = 0;
   ::waitpid(pid, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(out)};

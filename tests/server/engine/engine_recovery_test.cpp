@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/support/seed.h"
 #include "tests/support/server_process.h"
 
 namespace reprise::testing {
@@ -23,17 +24,30 @@ namespace {
 const std::vector<std::string> kLocalAgent = {"--agent-port", "0", "--local-agent"};
 
 void SeedLocal(HttpClient& admin, const fs::path& target_dir, const std::string& plan_steps) {
-  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
-  json t = {{"environment", "Production"}, {"agent", "local"}, {"path", target_dir.string()}};
-  REQUIRE(admin.Put("/api/v1/targets/prod-web", t.dump()).status == 200);
-  std::string spec = "pipeline:\n  - {stage: Production, environment: Production, targets: "
-                     "[prod-web], plan: p}\nplans:\n  p: |\n" +
-                     plan_steps;
-  auto put = admin.Put("/api/v1/applications/shop", spec, "application/yaml");
-  REQUIRE_MESSAGE(put.status == 200, put.body);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+  SeedLocalStage(admin, target_dir, plan_steps,
+                 {.application = "shop",
+                  .environment = "Production",
+                  .target = "prod-web",
+                  .stage = "Production"});
 }
+
+// A server on a fake clock set to `start`, with the shop's Production stage
+// on the local agent running `plan_steps`.
+struct ClockedServer {
+  ClockedServer(std::string_view start, const std::string& plan_steps)
+      : clock(*ParseRfc3339(start)), server(WithClock(&clock)), admin(server.Admin()) {
+    SeedLocal(admin, tmp.path(), plan_steps);
+  }
+  static ServerOptions WithClock(Clock* clock) {
+    ServerOptions o;
+    o.clock = clock;
+    return o;
+  }
+  FakeClock clock;
+  TestServer server;
+  HttpClient admin;
+  TempDir tmp;
+};
 
 }  // namespace
 
@@ -85,53 +99,48 @@ TEST_CASE("kill -9 of the server during a deployment: after restart it is interr
 }
 
 TEST_CASE("a deployment window in Europe/Berlin holds across the spring DST change") {
-  FakeClock clock(*ParseRfc3339("2026-03-28T23:30:00Z"));  // 00:30 CET, window closed
-  ServerOptions o;
-  o.clock = &clock;
-  TestServer server(o);
-  auto admin = server.Admin();
-  TempDir tmp;
-  SeedLocal(admin, tmp.path(), "    - log: \"in the window\"\n");
-  auto spec = Body(admin.Get("/api/v1/applications/shop"))["spec"];
+  ClockedServer s("2026-03-28T23:30:00Z", "    - log: \"in the window\"\n");  // 00:30 CET, closed
+  auto spec = Body(s.admin.Get("/api/v1/applications/shop"))["spec"];
   spec["pipeline"][0]["gates"]["window"] = {"daily 01:00-03:00"};
   spec["pipeline"][0]["gates"]["timezone"] = "Europe/Berlin";
-  REQUIRE(admin.Put("/api/v1/applications/shop", spec.dump()).status == 200);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"2.0"})").status == 201);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases/2.0/builds", "{}").status == 201);
+  REQUIRE(s.admin.Put("/api/v1/applications/shop", spec.dump()).status == 200);
+  REQUIRE(s.admin.Post("/api/v1/applications/shop/releases", R"({"number":"2.0"})").status == 201);
+  REQUIRE(s.admin.Post("/api/v1/applications/shop/releases/2.0/builds", "{}").status == 201);
   auto status = [&](int64_t id) {
-    return Body(admin.Get("/api/v1/deployments/" + std::to_string(id)))["status"];
+    return Body(s.admin.Get("/api/v1/deployments/" + std::to_string(id)))["status"];
   };
   auto deploy = [&] {
-    auto r = admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
-                        R"({"stage":"Production"})");
+    auto r = s.admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
+                          R"({"stage":"Production"})");
     REQUIRE(r.status == 202);
     return Body(r)["id"].get<int64_t>();
   };
 
   int64_t first = deploy();
   CHECK(status(first) == "waiting");
-  clock.Set(*ParseRfc3339("2026-03-29T00:10:00Z"));  // 01:10 CET: open
+  s.clock.Set(*ParseRfc3339("2026-03-29T00:10:00Z"));  // 01:10 CET: open
   CHECK(WaitUntil([&] { return status(first) == "succeeded"; }, std::chrono::seconds(20)));
 
   // 01:10 UTC is 03:10 CEST after the clocks jumped: closed (a fixed +01:00
   // would wrongly say 02:10, inside the window).
-  clock.Set(*ParseRfc3339("2026-03-29T01:10:00Z"));
+  s.clock.Set(*ParseRfc3339("2026-03-29T01:10:00Z"));
   int64_t second = deploy();
   CHECK(status(second) == "waiting");
   // Moving the clock re-checks waiting deployments on the scheduler's thread
   // (03:11 CEST: still closed). A forced deployment is dispatched on that
   // thread after the re-check, so once it has run the re-check has too.
-  clock.Advance(std::chrono::minutes(1));
-  auto forced = admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
-                           R"({"stage":"Production","force":true,"comment":"after the re-check"})");
+  s.clock.Advance(std::chrono::minutes(1));
+  auto forced =
+      s.admin.Post("/api/v1/applications/shop/releases/2.0/builds/1/deploy",
+                   R"({"stage":"Production","force":true,"comment":"after the re-check"})");
   REQUIRE_MESSAGE(forced.status == 202, forced.body);
   CHECK(WaitUntil([&] { return status(Body(forced)["id"].get<int64_t>()) == "succeeded"; }));
   CHECK(status(second) == "waiting");
-  auto gates = Body(admin.Get("/api/v1/deployments/" + std::to_string(second)))["gates"];
+  auto gates = Body(s.admin.Get("/api/v1/deployments/" + std::to_string(second)))["gates"];
   bool window_closed = false;
   for (const auto& g : gates) window_closed = window_closed || (g["gate"] == "window" && g["holds"] == false);
   CHECK(window_closed);
-  clock.Set(*ParseRfc3339("2026-03-29T23:30:00Z"));  // 01:30 CEST on the 30th: open again
+  s.clock.Set(*ParseRfc3339("2026-03-29T23:30:00Z"));  // 01:30 CEST on the 30th: open again
   CHECK(WaitUntil([&] { return status(second) == "succeeded"; }, std::chrono::seconds(20)));
 }
 
@@ -304,43 +313,36 @@ class StatusHistory {
 }  // namespace
 
 TEST_CASE("a scheduled deployment fires when the fake clock reaches it, straight to queued") {
-  TimePoint start = *ParseRfc3339("2026-06-01T10:00:00Z");
-  FakeClock clock(start);
-  ServerOptions o;
-  o.clock = &clock;
-  TestServer server(o);
-  auto admin = server.Admin();
-  TempDir tmp;
-  SeedLocal(admin, tmp.path(), "    - log: \"fired\"\n");
-  StatusHistory history(server.data_dir() / "reprise.db");
+  ClockedServer s("2026-06-01T10:00:00Z", "    - log: \"fired\"\n");
+  StatusHistory history(s.server.data_dir() / "reprise.db");
   auto deploy = [&](const std::string& at) {
-    auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
-                        json{{"stage", "Production"}, {"at", at}}.dump());
+    auto r = s.admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                          json{{"stage", "Production"}, {"at", at}}.dump());
     REQUIRE_MESSAGE(r.status == 202, r.body);
     CHECK(Body(r)["status"] == "scheduled");
     return std::to_string(Body(r)["id"].get<int64_t>());
   };
   auto status = [&](const std::string& id) {
-    return Body(admin.Get("/api/v1/deployments/" + id))["status"].get<std::string>();
+    return Body(s.admin.Get("/api/v1/deployments/" + id))["status"].get<std::string>();
   };
   std::string later = deploy("2026-06-01T12:00:00Z");
   std::string sooner = deploy("2026-06-01T13:00:00Z");
   // Moved ahead of the other one: the timer is re-armed for it.
-  REQUIRE(admin.Send("PATCH", "/api/v1/deployments/" + sooner, R"({"at":"2026-06-01T11:00:00Z"})")
+  REQUIRE(s.admin.Send("PATCH", "/api/v1/deployments/" + sooner, R"({"at":"2026-06-01T11:00:00Z"})")
               .status == 200);
-  clock.Set(*ParseRfc3339("2026-06-01T10:59:59Z"));
+  s.clock.Set(*ParseRfc3339("2026-06-01T10:59:59Z"));
   CHECK(status(sooner) == "scheduled");
-  clock.Set(*ParseRfc3339("2026-06-01T11:00:00Z"));
+  s.clock.Set(*ParseRfc3339("2026-06-01T11:00:00Z"));
   REQUIRE(WaitUntil([&] { return status(sooner) == "succeeded"; }));
   CHECK(status(later) == "scheduled");
-  clock.Set(*ParseRfc3339("2026-06-01T12:00:00Z"));
+  s.clock.Set(*ParseRfc3339("2026-06-01T12:00:00Z"));
   REQUIRE(WaitUntil([&] { return status(later) == "succeeded"; }));
   // No gates: scheduled -> queued in one step (one transaction), never waiting.
   for (const auto& id : {sooner, later}) {
     CAPTURE(id);
     CHECK(history.Of(std::stoll(id)) ==
           std::vector<std::string>{"scheduled->queued", "queued->running", "running->succeeded"});
-    auto log = Body(admin.Get("/api/v1/deployments/" + id + "/log"));
+    auto log = Body(s.admin.Get("/api/v1/deployments/" + id + "/log"));
     int reached = 0;
     for (const auto& l : log["lines"])
       reached += l["text"].get<std::string>().find("reached") != std::string::npos;
@@ -349,35 +351,31 @@ TEST_CASE("a scheduled deployment fires when the fake clock reaches it, straight
 }
 
 TEST_CASE("an 'at' more than a minute in the past is refused, naming the field") {
-  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
-  ServerOptions o;
-  o.clock = &clock;
-  TestServer server(o);
-  auto admin = server.Admin();
-  TempDir tmp;
-  SeedLocal(admin, tmp.path(), "    - log: \"ran\"\n");
+  ClockedServer s("2026-06-01T10:00:00Z", "    - log: \"ran\"\n");
   const std::string deploy = "/api/v1/applications/shop/releases/1.0/builds/1/deploy";
-  auto past = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:55:00Z"})");
+  auto past = s.admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:55:00Z"})");
   CHECK(past.status == 400);
   CHECK(Body(past)["error"]["code"] == "invalid_argument");
   std::string message = Body(past)["error"]["message"];
   CHECK(message.find("field 'at'") != std::string::npos);
   CHECK(message.find("300 s in the past") != std::string::npos);
-  auto none = Body(admin.Get("/api/v1/deployments?application=shop"));
+  auto none = Body(s.admin.Get("/api/v1/deployments?application=shop"));
   CHECK(none["items"].empty());
   // A few seconds behind (another machine's clock) still means now.
-  auto now = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:59:30Z"})");
+  auto now = s.admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T09:59:30Z"})");
   REQUIRE(now.status == 202);
   CHECK(Body(now)["scheduled_at"].is_null());
   CHECK(Body(now)["status"] != "scheduled");
   // Moving a scheduled deployment into the past is refused the same way.
-  auto later = admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T12:00:00Z"})");
+  auto later = s.admin.Post(deploy, R"({"stage":"Production","at":"2026-06-01T12:00:00Z"})");
   REQUIRE(later.status == 202);
   std::string id = std::to_string(Body(later)["id"].get<int64_t>());
-  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + id, R"({"at":"2026-06-01T08:00:00Z"})");
+  auto moved =
+      s.admin.Send("PATCH", "/api/v1/deployments/" + id, R"({"at":"2026-06-01T08:00:00Z"})");
   CHECK(moved.status == 400);
   CHECK(Body(moved)["error"]["message"].get<std::string>().find("field 'at'") != std::string::npos);
-  CHECK(Body(admin.Get("/api/v1/deployments/" + id))["scheduled_at"] == "2026-06-01T12:00:00.000Z");
+  CHECK(Body(s.admin.Get("/api/v1/deployments/" + id))["scheduled_at"] ==
+        "2026-06-01T12:00:00.000Z");
 }
 
 }  // namespace reprise::testing

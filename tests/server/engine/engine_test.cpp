@@ -340,14 +340,7 @@ TEST_CASE("approvals count distinct users: approving twice is refused and counts
   o.production_gates = "{ approvals: { count: 2, role: release-manager } }";
   PipelineFixture f(o);
   auto admin = f.Admin();
-  auto first = f.Deploy(admin, 1, {{"stage", "Integration"}});
-  REQUIRE(f.WaitFinal(first["id"])["status"] == "succeeded");
-  json testing;
-  REQUIRE(WaitUntil([&] {
-    testing = f.Newest(1, "Testing");
-    return !testing.is_null();
-  }));
-  REQUIRE(f.WaitFinal(testing["id"])["status"] == "succeeded");
+  f.DeployToTesting(admin, 1);
   auto rita = f.ReleaseManager();
   auto prod = f.Deploy(rita, 1, {{"stage", "Production"}});
   REQUIRE(prod["status"] == "waiting");
@@ -445,16 +438,7 @@ TEST_CASE("after a rollback automation does not deploy into the held stage until
   o.testing_plan = "pause-on-rollback";
   PipelineFixture f(o);
   auto admin = f.Admin();
-  auto through_testing = [&](int build) {
-    auto d = f.Deploy(admin, build, {{"stage", "Integration"}});
-    REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
-    json testing;
-    REQUIRE(WaitUntil([&] {
-      testing = f.Newest(build, "Testing");
-      return !testing.is_null();
-    }));
-    return testing;
-  };
+  auto through_testing = [&](int build) { return f.DeployUntilTestingRequested(admin, build); };
   REQUIRE(f.WaitFinal(through_testing(1)["id"])["status"] == "succeeded");
   REQUIRE(f.WaitFinal(through_testing(2)["id"])["status"] == "succeeded");
 

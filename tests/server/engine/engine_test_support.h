@@ -189,17 +189,29 @@ plans:
     return json();
   }
 
-  // Promotes `build` Integration -> (auto) Testing -> Production (approved by rob).
-  void PromoteThroughAll(int build) {
-    auto admin = Admin();
-    auto first = Deploy(admin, build, {{"stage", "Integration"}});
+  // Deploys `build` to Integration as `as` and waits for it to succeed and
+  // for the automatic promotion to Testing to be requested; returns that.
+  json DeployUntilTestingRequested(HttpClient& as, int build) {
+    auto first = Deploy(as, build, {{"stage", "Integration"}});
     REQUIRE(WaitFinal(first["id"])["status"] == "succeeded");
     json testing;
     REQUIRE(WaitUntil([&] {
       testing = Newest(build, "Testing");
       return !testing.is_null();
     }));
-    REQUIRE(WaitFinal(testing["id"])["status"] == "succeeded");
+    return testing;
+  }
+
+  // Deploys `build` to Integration as `as` and waits for it and for the
+  // automatic promotion to Testing to succeed.
+  void DeployToTesting(HttpClient& as, int build) {
+    REQUIRE(WaitFinal(DeployUntilTestingRequested(as, build)["id"])["status"] == "succeeded");
+  }
+
+  // Promotes `build` Integration -> (auto) Testing -> Production (approved by rob).
+  void PromoteThroughAll(int build) {
+    auto admin = Admin();
+    DeployToTesting(admin, build);
     auto rita = ReleaseManager();
     auto prod = Deploy(rita, build, {{"stage", "Production"}});
     CHECK(prod["status"] == "waiting");

@@ -29,14 +29,7 @@ TEST_CASE("retention with every rule at 0 keeps what the targets hold; rollback 
   auto admin = f.Admin();
   f.PromoteThroughAll(1);
   // Build 2 goes to Integration and, automatically, to Testing.
-  auto two = f.Deploy(admin, 2, {{"stage", "Integration"}});
-  REQUIRE(f.WaitFinal(two["id"])["status"] == "succeeded");
-  json testing;
-  REQUIRE(WaitUntil([&] {
-    testing = f.Newest(2, "Testing");
-    return !testing.is_null();
-  }));
-  REQUIRE(f.WaitFinal(testing["id"])["status"] == "succeeded");
+  f.DeployToTesting(admin, 2);
 
   // Build 3 carries build 1's exact bytes (one shared blob); build 4 its own.
   auto b1 = admin.Get(PipelineFixture::BuildPath(1) + "/artifacts/web");

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/server/hub/hub_test_support.h"
+#include "tests/support/seed.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_server.h"
 
@@ -88,18 +89,7 @@ std::string Join(const std::vector<std::string>& lines) {
 // An application `app` with build 1 whose stage S runs `plan` on target `web`
 // of the local agent at `path`.
 void Seed(HttpClient& admin, const fs::path& path, const std::string& plan) {
-  REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  json t = {{"environment", "Integration"}, {"agent", "local"}, {"path", path.string()}};
-  auto put = admin.Put("/api/v1/targets/web", t.dump());
-  REQUIRE_MESSAGE(put.status == 200, put.body);
-  std::string spec =
-      "pipeline:\n  - {stage: S, environment: Integration, targets: [web], plan: p}\n"
-      "plans:\n  p: |\n" +
-      plan;
-  auto app = admin.Put("/api/v1/applications/app", spec, "application/yaml");
-  REQUIRE_MESSAGE(app.status == 200, app.body);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+  SeedLocalStage(admin, path, plan);
 }
 
 // Deploys build 1 to S and waits until it has finished; its status.

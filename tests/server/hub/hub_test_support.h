@@ -29,6 +29,7 @@
 #include "server/hub/agent_hub.h"
 #include "server/store/store.h"
 #include "tests/support/server_process.h"
+#include "tests/support/spawn.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
@@ -44,18 +45,8 @@ class AgentProcess {
   AgentProcess(std::vector<std::string> args, fs::path log) : log_(std::move(log)) {
     std::vector<std::string> argv = {(BinDir() / "reprise-agent").string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    // Nothing else of the test process: its fds are none of the child's.
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE_MESSAGE(rc == 0, "cannot start ", argv[0]);
+    pid_ = Spawn({.argv = argv, .out = log_, .append = true});
+    REQUIRE_MESSAGE(pid_ > 0, "cannot start ", argv[0]);
   }
   ~AgentProcess() { Kill(); }
   pid_t pid() const { return pid_; }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/server/hub/hub_test_support.h"
+#include "tests/support/seed.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_server.h"
 
@@ -19,18 +20,8 @@ json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 // An application `app` with builds 1 and 2 whose stage S (one target at
 // `path`) writes a file.
 void Seed(HttpClient& admin, const fs::path& path) {
-  REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  json t = {{"environment", "Integration"}, {"agent", "local"}, {"path", path.string()}};
-  auto put = admin.Put("/api/v1/targets/web", t.dump());
-  REQUIRE_MESSAGE(put.status == 200, put.body);
-  std::string spec =
-      "pipeline:\n  - {stage: S, environment: Integration, targets: [web], plan: p}\n"
-      "plans:\n  p: |\n    - write-file: { path: hello.txt, content: \"hello\" }\n";
-  auto app = admin.Put("/api/v1/applications/app", spec, "application/yaml");
-  REQUIRE_MESSAGE(app.status == 200, app.body);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
-  for (int build = 1; build <= 2; ++build)
-    REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+  SeedLocalStage(admin, path, "    - write-file: { path: hello.txt, content: \"hello\" }\n",
+                 {.builds = 2});
 }
 
 struct Finished {

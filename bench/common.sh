@@ -1,0 +1,59 @@
+# Sourced first by the bench/run_*.sh scripts: what they share. Sets
+# `set -euo pipefail` and build_dir (the script's first argument, default
+# build), and defines:
+#   ensure_built TARGET...     builds the targets unless every binary is there
+#   skip_without TOOL MESSAGE  prints MESSAGE and exits 0 when TOOL is missing
+#   gen OUT ARGS...            gen_artifact OUT with ARGS, unless OUT exists
+#   new_token NAME             a random admin token for a benchmark's server
+#   api METHOD PATH BODY [TYPE]  the server's /api/v1 as $token on $port
+#   stop_server                stops the server $pid (set on EXIT by the caller)
+#   listening_port LOG         the HTTP port the server's LOG says it listens on
+#   ratio A B                  A / B to two decimals
+
+set -euo pipefail
+build_dir=$(cd "${1:-build}" && pwd)
+
+ensure_built() {
+  local t path
+  for t in "$@"; do
+    if [[ "$t" == reprise* ]]; then path="$build_dir/bin/$t"; else path="$build_dir/bench/$t"; fi
+    if [[ ! -x "$path" ]]; then
+      cmake --build "$build_dir" --target "$@" >/dev/null
+      return
+    fi
+  done
+}
+
+skip_without() {
+  if ! command -v "$1" >/dev/null; then
+    echo "$2"
+    exit 0
+  fi
+}
+
+gen() {  # OUT ARGS...
+  local out=$1
+  shift
+  [[ -f "$out" ]] || "$build_dir/bench/gen_artifact" --out "$out" "$@" >/dev/null
+}
+
+new_token() { echo "bench-$1-token-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"; }
+
+pid=""
+port=""
+api() {  # METHOD PATH BODY [CONTENT_TYPE]
+  curl -sS -f -o /dev/null -X "$1" -H "Authorization: Bearer $token" \
+    -H "Content-Type: ${4:-application/json}" --data-binary "$3" "http://127.0.0.1:$port/api/v1$2"
+}
+stop_server() {
+  if [[ -n "$pid" ]]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+  fi
+}
+listening_port() {
+  sed -n 's|^reprise-server listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$1" | tail -1
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
