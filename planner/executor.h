@@ -35,6 +35,8 @@ namespace reprise {
 // cancelled. Tests pass one that advances a FakeClock instead of sleeping.
 using Sleeper = std::function<bool(std::chrono::milliseconds duration, const CancelToken& cancel)>;
 
+struct StepRecord;
+
 struct ExecutorOptions {
   const Clock* clock = nullptr;          // default: SystemClock
   Operations* operations = nullptr;      // required by Execute for target operations
@@ -44,6 +46,10 @@ struct ExecutorOptions {
   // Deadline for one target operation (exec's own `timeout` wins); 0 = none.
   std::chrono::seconds step_timeout{3600};
   Sleeper sleeper;  // default: real time, interrupted by cancellation
+  // Optional; called with each step record as it is made (from the thread
+  // that ran the step, possibly several at once), e.g. to keep irreversible
+  // steps durably before the deployment ends.
+  std::function<void(const StepRecord&)> on_step;
 };
 
 enum class Outcome { kSucceeded, kFailed, kCancelled, kError };
@@ -73,6 +79,11 @@ struct StepRecord {
   TimePoint finished;
   Outcome outcome = Outcome::kSucceeded;
   std::string message;  // masked
+  // The step is marked irreversible (target operations that reached the
+  // target): its note (masked) and whether it declares undo steps.
+  bool irreversible = false;
+  std::string note;
+  bool has_undo = false;
 };
 
 struct ExecutionReport {

@@ -131,6 +131,12 @@ struct Step {
   // numbered in order across then/else or try/catch/finally).
   std::string id;
   StepBody body;
+  // Attributes common to every step (target operations only, see
+  // docs/plans.md): a step whose effect a rollback cannot undo, what it does,
+  // and the steps that compensate for it (run by a rollback across it).
+  bool irreversible = false;
+  std::string note;  // literal; required when irreversible
+  Steps undo;        // ids "<id>.undo.1", ...
 };
 
 // The YAML key of the step: "log", "deploy-artifact", "if", ...

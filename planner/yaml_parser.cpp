@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <set>
 
 #include "planner/app_spec.h"
@@ -181,6 +182,8 @@ class PlanParser {
 
  private:
   Result<Step> ParseStep(const YAML::Node& node, const std::string& id, int depth);
+  static bool IsStepAttribute(const std::string& key);
+  Status ParseAttributes(const YAML::Node& node, const YAML::Node& key, int depth, Step* step);
 
   const Reader& r_;
 };
@@ -326,33 +329,108 @@ Result<Steps> PlanParser::ParseSteps(const YAML::Node& node, const std::string& 
 }
 
 Result<Step> PlanParser::ParseStep(const YAML::Node& node, const std::string& id, int depth) {
-  // Attributes common to every step kind (irreversible, note, undo) will be
-  // the other keys of this map, read here into Step; today the kind's key is
-  // the only one allowed.
-  if (!node.IsMap() || node.size() != 1) {
+  // One key names the operation or block; the others are the attributes
+  // common to every step (irreversible, note, undo), read into Step here.
+  if (!node.IsMap() || node.size() == 0) {
     return r_.Error(node,
-                    "a step must be a map with exactly one key, the operation or block (e.g. "
-                    "\"- log: hello\")");
+                    "a step must be a map with one key, the operation or block (e.g. "
+                    "\"- log: hello\"), and optionally irreversible, note and undo");
   }
-  auto entry = node.begin();
-  const YAML::Node key = entry->first;  // a copy: the iterator proxy dies here
-  if (!key.IsScalar()) return r_.Error(key, "the operation name must be a word");
-  const StepKindInfo* kind = FindStepKind(key.Scalar());
-  if (!kind) {
-    return r_.Error(key, "unknown operation '" + key.Scalar() + "' (" + KnownStepKinds() + ")");
+  std::optional<YAML::Node> key, value;
+  Fields attributes;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node k = it->first;  // a copy: the iterator proxy dies here
+    if (!k.IsScalar()) return r_.Error(k, "the operation name must be a word");
+    if (IsStepAttribute(k.Scalar())) continue;
+    if (!FindStepKind(k.Scalar())) {
+      return r_.Error(k, "unknown operation '" + k.Scalar() + "' (" + KnownStepKinds() + ")");
+    }
+    if (key) {
+      return r_.Error(k, "a step has one operation; '" + key->Scalar() + "' and '" + k.Scalar() +
+                             "' are two (make them two steps)");
+    }
+    key = k;
+    value = it->second;
   }
+  if (!key) return r_.Error(node, "this step has no operation (" + KnownStepKinds() + ")");
   auto impl = std::make_shared<StepArgs::Impl>();
   impl->parser = this;
-  impl->node = entry->second;
+  impl->node = *value;
   impl->step_id = id;
   impl->depth = depth;
-  impl->step_key_mark = key.Mark();
+  impl->step_key_mark = key->Mark();
   StepArgs args(std::move(impl));
   Step step;
-  step.position = Reader::Position(key.Mark());
+  step.position = Reader::Position(key->Mark());
   step.id = id;
-  REPRISE_ASSIGN_OR_RETURN(step.body, kind->parse(args));
+  REPRISE_ASSIGN_OR_RETURN(step.body, FindStepKind(key->Scalar())->parse(args));
+  REPRISE_RETURN_IF_ERROR(ParseAttributes(node, *key, depth, &step));
   return step;
+}
+
+bool PlanParser::IsStepAttribute(const std::string& key) {
+  return key == "irreversible" || key == "note" || key == "undo";
+}
+
+// irreversible: true, note: "...", undo: [steps]. Only target operations
+// leave a mark on a target that a rollback could miss; undo needs irreversible.
+Status PlanParser::ParseAttributes(const YAML::Node& node, const YAML::Node& key, int depth,
+                                   Step* step) {
+  const std::string what = "step '" + key.Scalar() + "'";
+  YAML::Node irreversible(YAML::NodeType::Undefined), note(YAML::NodeType::Undefined),
+      undo(YAML::NodeType::Undefined);
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string& name = it->first.Scalar();
+    if (name == "irreversible") irreversible = it->second;
+    if (name == "note") note = it->second;
+    if (name == "undo") undo = it->second;
+  }
+  if (irreversible.IsDefined()) {
+    REPRISE_ASSIGN_OR_RETURN(step->irreversible,
+                             ReadBool(r_, irreversible, Quoted("irreversible", what)));
+  }
+  if (note.IsDefined()) {
+    if (!step->irreversible) {
+      return r_.Error(note,
+                      "'note' says what an irreversible step cannot undo: add "
+                      "'irreversible: true' to " +
+                          what + ", or remove the note");
+    }
+    if (!note.IsScalar()) {
+      return r_.Error(note, Quoted("note", what) + " must be a string");
+    }
+    step->note = note.Scalar();
+  }
+  if (undo.IsDefined()) {
+    if (!step->irreversible) {
+      return r_.Error(undo,
+                      "'undo' belongs to an irreversible step: add 'irreversible: true' "
+                      "to " +
+                          what + ", or remove 'undo'");
+    }
+    int counter = 0;
+    REPRISE_ASSIGN_OR_RETURN(step->undo, ParseSteps(undo, step->id + ".undo", Quoted("undo", what),
+                                                    depth + 1, &counter));
+    if (step->undo.empty()) return r_.Error(undo, Quoted("undo", what) + " has no steps");
+    for (const auto& u : step->undo) {
+      if (u.irreversible) {
+        return r_.Error(undo, "an undo step cannot itself be irreversible (in " + what + ")");
+      }
+    }
+  }
+  if (!step->irreversible) return Status::Ok();
+  if (!IsTargetOperation(*step)) {
+    return r_.Error(irreversible,
+                    "'irreversible' marks an operation that runs on targets (deploy-artifact, "
+                    "write-file, exec, ensure-dir, delete, http-check), not " +
+                        what + ": mark the operation inside it");
+  }
+  if (step->note.empty()) {
+    return r_.Error(irreversible,
+                    "an irreversible step needs a 'note' saying what a rollback "
+                    "cannot undo (e.g. note: \"schema v42\")");
+  }
+  return Status::Ok();
 }
 
 Result<Plan> ParsePlanNode(const Reader& r, const YAML::Node& root, std::string_view source) {

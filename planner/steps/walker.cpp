@@ -155,7 +155,7 @@ void Walker::AddPlanned(const Step& step, const Frame& f, const TargetInfo* only
 }
 
 void Walker::Record(const Step& step, const TargetInfo* target, std::string description,
-                    TimePoint started, const Flow& flow) {
+                    TimePoint started, const Flow& flow, bool reached_target) {
   if (!report_) return;
   StepRecord r{step.id,
                step.position,
@@ -165,7 +165,16 @@ void Walker::Record(const Step& step, const TargetInfo* target, std::string desc
                started,
                clock_.Now(),
                flow.kind,
-               flow.message};
+               flow.message,
+               false,
+               "",
+               false};
+  if (step.irreversible && reached_target) {
+    r.irreversible = true;
+    r.note = Mask(step.note);
+    r.has_undo = !step.undo.empty();
+  }
+  if (options_ && options_->on_step) options_->on_step(r);
   std::lock_guard<std::mutex> lock(sink_mu_);
   report_->steps.push_back(std::move(r));
 }
@@ -262,7 +271,7 @@ Flow Walker::RunOnTarget(const Step& step, const Frame& f, const TargetInfo& tar
     flow = Failed(step, outcome.message, f, &target);
     log.Error(flow.message);
   }
-  Record(step, &target, description, started, flow);
+  Record(step, &target, description, started, flow, /*reached_target=*/true);
   return flow;
 }
 

@@ -109,8 +109,10 @@ class Walker {
   Flow RecordFailure(const Step& step, const std::string& message, const Frame& f,
                      TimePoint started);
   void LogPlan(const Step& step, const TargetInfo* target, LogLevel level, std::string_view text);
+  // `reached_target`: the operation was sent to the target (an irreversible
+  // step's record then says so).
   void Record(const Step& step, const TargetInfo* target, std::string description,
-              TimePoint started, const Flow& flow);
+              TimePoint started, const Flow& flow, bool reached_target = false);
 
   // Dry run: a problem the deployment would hit for sure.
   void Problem(const Step& step, const std::string& message);

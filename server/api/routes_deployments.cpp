@@ -284,9 +284,11 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"stage", "at", "force", "context", "variables",
-                                                  "comment", "expires_after_seconds"},
-                                           "deploy request"));
+                 STATUS_OR_ERROR(
+                     CheckKeys(body,
+                               {"stage", "at", "force", "context", "variables", "comment",
+                                "expires_after_seconds", "acknowledge_irreversible"},
+                               "deploy request"));
                  DeployRequest dr;
                  TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
                  TRY_OR_ERROR(dr.at, AtField(body));
@@ -297,6 +299,12 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                    if (!body["force"].is_boolean())
                      return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
                    dr.force = body["force"].get<bool>();
+                 }
+                 if (body.contains("acknowledge_irreversible")) {
+                   if (!body["acknowledge_irreversible"].is_boolean())
+                     return HttpResponse::Error(
+                         InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
+                   dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
                  }
                  if (body.contains("expires_after_seconds")) {
                    const auto& e = body["expires_after_seconds"];
@@ -331,6 +339,19 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                                    {"current", v.current}});
                  Json ops = Json::object();
                  for (const auto& [target, lines] : p.operations) ops[target] = lines;
+                 Json irreversible = Json::array();
+                 for (const auto& s : p.irreversible)
+                   irreversible.push_back({{"deployment_id", s.deployment_id},
+                                           {"release", s.release},
+                                           {"build", s.build},
+                                           {"step_id", s.step_id},
+                                           {"position", s.position},
+                                           {"step", s.label},
+                                           {"target", s.target},
+                                           {"ran_at", Time(s.ran_at)},
+                                           {"outcome", s.outcome},
+                                           {"note", s.note},
+                                           {"has_undo", s.has_undo}});
                  return Ok({{"kind", p.kind},
                             {"summary", p.summary},
                             {"context", p.context_choice},
@@ -338,7 +359,8 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                             {"variables", vars},
                             {"gates", GatesJson(p.gates)},
                             {"operations", ops},
-                            {"problems", p.problems}});
+                            {"problems", p.problems},
+                            {"irreversible", irreversible}});
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/deployments", Role::kViewer, false, [&](HttpRequest& req) {

@@ -38,8 +38,8 @@ std::vector<std::pair<std::string, std::string>> DemoTree(int64_t build) {
       {"index.html", page},
       {"css/site.css", "body { font-family: sans-serif; }\n"},
       {"app.js", build == 1 ? "console.log('shop v1');\n" : "console.log('shop v2, faster');\n"},
-      {"migrate.sh", "#!/bin/sh\necho \"migrating shop database to build " +
-                         std::to_string(build) + "\"\n"},
+      {"migrate.sh", "#!/bin/sh\necho \"migrating shop database ${1:-up} (build " +
+                         std::to_string(build) + ")\"\n"},
   };
   if (build == 1) files.push_back({"config/legacy.conf", "mode=legacy\n"});
   if (build >= 2) files.push_back({"api/status.json", "{\"status\": \"ok\", \"build\": 2}\n"});

@@ -64,6 +64,9 @@ struct DeployRequest {
   VariableMap variables;       // deployment scope
   std::string comment;
   std::chrono::milliseconds expires_after{std::chrono::hours(1)};
+  // Needed to go back across irreversible steps that ran since the build was
+  // last current on the stage (Preview::irreversible).
+  bool acknowledge_irreversible = false;
 };
 
 struct GateState {
@@ -99,6 +102,9 @@ struct Preview {
   std::vector<GateState> gates;
   std::vector<std::pair<std::string, std::vector<std::string>>> operations;  // per target
   std::vector<std::string> problems;
+  // Irreversible steps that ran on the stage since this build was last
+  // current there, oldest first: deploying needs acknowledge_irreversible.
+  std::vector<IrreversibleStepRecord> irreversible;
 };
 
 struct StageView {

@@ -344,6 +344,10 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   // ---- running one deployment
   void Run(const std::shared_ptr<Running>& r);
+  // The undo steps of irreversible steps a re-deploy goes back across
+  // (irreversible.h); on failure finishes the deployment and returns false.
+  bool UndoIrreversible(const DeploymentRecord& d, const ExecutionContext& ctx,
+                        const ExecutorOptions& base);
 
   // Reads back what each target holds now (the agent is the truth), falling
   // back on the executor's outcome when the agent cannot say (offline, or

@@ -10,6 +10,7 @@
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/engine/engine_internal.h"
+#include "server/engine/irreversible.h"
 
 namespace reprise {
 
@@ -181,6 +182,9 @@ Result<Preview> DeploymentEngine::PreviewDeployment(const std::string& app,
     p.operations.emplace_back(t.target, std::move(lines));
   }
   p.problems = dry->problems;
+  auto crossed = IrreversibleStepsSince(store, app, release, build, stage_name);
+  if (!crossed.ok()) return crossed.status();
+  p.irreversible = std::move(crossed).value();
   return p;
 }
 

@@ -5,6 +5,7 @@
 // the dispatcher. Threading: called from API threads; any number at once.
 #include "server/catalog/catalog.h"
 #include "server/engine/engine_internal.h"
+#include "server/engine/irreversible.h"
 
 namespace reprise {
 
@@ -58,6 +59,9 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
       return InvalidArgument("a forced deployment needs a 'comment' saying why");
   }
   if (req.at) REPRISE_RETURN_IF_ERROR(CheckNotPast(*req.at, impl.clock->Now()));
+  auto crossed = IrreversibleStepsSince(store, app, release, build, req.stage);
+  if (!crossed.ok()) return crossed.status();
+  REPRISE_RETURN_IF_ERROR(CheckIrreversibleAcknowledged(*crossed, req.acknowledge_irreversible));
   std::string choice = req.context_choice;
   if (choice.empty()) choice = kind->succeeded_before ? "as-deployed" : "current";
   if (choice != "as-deployed" && choice != "current")
@@ -86,6 +90,8 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
   d.status = scheduled ? "scheduled" : "waiting";
   if (scheduled) d.scheduled_at = ToUnixMillis(*req.at);
   std::string what = d.kind + " of " + BuildLabel(release, build) + " to " + d.stage;
+  if (!crossed->empty())
+    what += " (irreversible steps acknowledged: " + std::to_string(crossed->size()) + ")";
   int64_t id = 0;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
     // In the request's transaction: retention marks a build's bytes removed

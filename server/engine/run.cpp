@@ -10,6 +10,7 @@
 #include "server/catalog/catalog.h"
 #include "server/engine/connection_check.h"
 #include "server/engine/engine_internal.h"
+#include "server/engine/irreversible.h"
 
 namespace reprise {
 
@@ -162,11 +163,22 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
       r, [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
   ExecutorOptions eo;
   eo.clock = clock;
-  eo.operations = operations.get();
   eo.manual = &manual;
   eo.cancel = &r->cancel;
+  if (!UndoIrreversible(*d, *ctx, eo)) return;
+  eo.operations = operations.get();
   eo.log_sink = [this, id = d->id](const LogLine& line) {
     Log(id, line.target, std::string(LogLevelName(line.level)), line.text);
+  };
+  // Irreversible steps are kept as they run: a crash mid-run must not lose them.
+  eo.on_step = [this, &d, &ctx](const StepRecord& step) {
+    if (!step.irreversible) return;
+    IrreversibleStepRecord kept = IrreversibleStepOf(*d, ctx->plan_name, step);
+    Status st = Persist("irreversible step " + kept.step_id + " on " + kept.target,
+                        [&] { return store->AddIrreversibleStep(kept); });
+    if (!st.ok())
+      Log(d->id, step.target, "error",
+          "could not record that irreversible step " + kept.step_id + " ran: " + st.message());
   };
   Executor executor(eo);
   auto report = executor.Execute(*plan, *ctx);
@@ -204,6 +216,50 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
   auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
   Finish(*d, status, error, {"running"}, results, states);
   if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
+}
+
+// Before a re-deploy puts an earlier build back: the undo steps of the
+// irreversible steps that ran since, from the newer builds' own plans. A
+// failure ends the deployment before its plan runs (nothing is switched).
+// Returns whether the plan may run.
+bool DeploymentEngine::Impl::UndoIrreversible(const DeploymentRecord& d,
+                                              const ExecutionContext& ctx,
+                                              const ExecutorOptions& base) {
+  auto crossed = IrreversibleStepsSince(*store, d.application, d.release, d.build, d.stage);
+  std::string error;
+  if (!crossed.ok()) {
+    error = "cannot read the irreversible steps that ran: " + crossed.status().message();
+  } else {
+    int undoable = 0;
+    for (const auto& s : *crossed) {
+      Log(d.id, s.target, "warning",
+          "irreversible step this deployment cannot undo: " + DescribeIrreversibleStep(s));
+      undoable += s.has_undo ? 1 : 0;
+    }
+    if (undoable == 0) return true;
+    Log(d.id, "", "info",
+        "running the undo steps of " + std::to_string(undoable) +
+            " irreversible step(s), newest first, before the switch");
+    Status undone =
+        RunUndoSteps(*store, *o.hub, *crossed, base,
+                     [this, id = d.id](const std::string& target, const std::string& level,
+                                       const std::string& text) { Log(id, target, level, text); });
+    if (undone.ok()) return true;
+    error = undone.message();
+    if (undone.code() == Code::kCancelled) {
+      std::vector<DeploymentTargetRecord> results;
+      for (const auto& t : ctx.targets)
+        results.push_back({d.id, t.name, "cancelled", error, "", "", d.started_at, Now()});
+      Finish(d, "cancelled", error, {"running"}, results, RecordTargetStates(d, ctx, nullptr));
+      return false;
+    }
+  }
+  error += "; the plan did not run and nothing was switched";
+  std::vector<DeploymentTargetRecord> results;
+  for (const auto& t : ctx.targets)
+    results.push_back({d.id, t.name, "skipped", error, "", "", d.started_at, Now()});
+  Finish(d, "failed", error, {"running"}, results, RecordTargetStates(d, ctx, nullptr));
+  return false;
 }
 
 // Reads back what each target holds now (the agent is the truth), falling

@@ -114,6 +114,25 @@ struct StageBuild {
   std::string by;
 };
 
+// An irreversible plan step that ran on a target (irreversible_steps): a
+// rollback across it cannot undo it, or runs its undo steps.
+struct IrreversibleStepRecord {
+  int64_t id = 0;
+  int64_t deployment_id = 0;
+  std::string application;
+  std::string stage;
+  std::string release;
+  int64_t build = 0;
+  std::string step_id;   // "2", "3.1"
+  std::string position;  // "plan deploy-web:4:3"
+  std::string label;     // what ran, masked: "exec ./migrate.sh up"
+  std::string target;
+  int64_t ran_at = 0;   // unix ms, when the step started
+  std::string outcome;  // succeeded | failed | cancelled | error
+  std::string note;     // masked
+  bool has_undo = false;
+};
+
 class DeploymentStore {
  public:
   virtual ~DeploymentStore() = default;
@@ -209,6 +228,13 @@ class DeploymentStore {
                            const std::string& hold_json) = 0;
   // Returns true when removed, false when the stage had no hold.
   virtual Result<bool> ClearHold(const std::string& app, const std::string& stage) = 0;
+
+  // Keeps an irreversible step that ran (id and the given id are ignored).
+  virtual Status AddIrreversibleStep(const IrreversibleStepRecord& step) = 0;
+  // The irreversible steps that ran on the application's stage after
+  // `after` (unix ms, exclusive), oldest first.
+  virtual Result<std::vector<IrreversibleStepRecord>> ListIrreversibleSteps(
+      const std::string& app, const std::string& stage, int64_t after) = 0;
 };
 
 }  // namespace reprise

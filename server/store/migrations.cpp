@@ -274,6 +274,27 @@ ALTER TABLE builds ADD COLUMN sealed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE builds ADD COLUMN sealed_by TEXT NOT NULL DEFAULT '';
 CREATE INDEX deployments_by_build ON deployments(application, release, build, id);
 )sql",
+      // irreversible_steps: the irreversible plan steps that ran, per target,
+      // for the warnings and undo steps of a rollback across them.
+      R"sql(
+CREATE TABLE irreversible_steps (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  application TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  position TEXT NOT NULL,
+  label TEXT NOT NULL,
+  target TEXT NOT NULL,
+  ran_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  note TEXT NOT NULL,
+  has_undo INTEGER NOT NULL
+);
+CREATE INDEX irreversible_steps_by_stage ON irreversible_steps(application, stage, ran_at, id);
+)sql",
   };
   return kMigrations;
 }

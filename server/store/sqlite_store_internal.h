@@ -148,6 +148,11 @@ class SqliteStore final : public Store {
   Status PlaceHold(const std::string& app, const std::string& stage,
                    const std::string& hold_json) override;
   Result<bool> ClearHold(const std::string& app, const std::string& stage) override;
+  // sqlite_irreversible.cpp
+  Status AddIrreversibleStep(const IrreversibleStepRecord& step) override;
+  Result<std::vector<IrreversibleStepRecord>> ListIrreversibleSteps(const std::string& app,
+                                                                    const std::string& stage,
+                                                                    int64_t after) override;
   // ---- users and tokens
   Status CreateUser(const UserRecord& u) override;
   Result<UserRecord> GetUser(const std::string& name) override;

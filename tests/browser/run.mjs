@@ -405,8 +405,22 @@ step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the
   const inside = await admin.evaluate(() => !!document.activeElement.closest('dialog[open]'));
   if (!inside) throw new Error('focus is not inside the dialog');
   await dialog.getByLabel(/As deployed/).check();
+  await dialog.locator('.preview[aria-busy="false"]').waitFor();
+  // Build 2's database migration ran on Production: a red box names it and
+  // Re-Deploy stays disabled until it is acknowledged.
+  const box = dialog.locator('[data-testid=irreversible]');
+  await box.waitFor();
+  const boxText = await box.textContent();
+  for (const want of ['1.0.0 build 2', 'migrate.sh', 'prod-web', 'migrates the shop database', 'before the switch'])
+    if (!boxText.includes(want)) throw new Error(`the irreversible box does not say "${want}": ${boxText}`);
+  const deployNow = dialog.getByRole('button', { name: 'Re-Deploy now' });
+  if (!(await deployNow.isDisabled())) throw new Error('Re-Deploy is enabled before the irreversible steps are acknowledged');
+  await box.scrollIntoViewIfNeeded();
+  await admin.screenshot({ path: join(shotDir, 'dialog-irreversible.png') });
+  await dialog.getByLabel('I understand these cannot be undone by the rollback').check();
+  if (await deployNow.isDisabled()) throw new Error('Re-Deploy stays disabled after the acknowledgement');
   await admin.screenshot({ path: join(shotDir, 'dialog-redeploy.png') });
-  await dialog.getByRole('button', { name: 'Re-Deploy now' }).click();
+  await deployNow.click();
   await admin.waitForURL(/#\/deployments\/\d+$/);
   const id = depIdFromUrl(admin);
   if ((await deploymentStatus(id)) === 'waiting') await approveInInbox(rita, id, 'rollback approved');
@@ -415,6 +429,9 @@ step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the
   const lines = await admin.locator('#deployment-log .line').count();
   if (lines < 1) throw new Error('the live log showed no lines');
   await admin.screenshot({ path: join(shotDir, 'deployment.png'), fullPage: true });
+  const logText = (await api('GET', `/deployments/${id}/log`)).lines.map((l) => l.text).join('\n');
+  if (!logText.includes('undo of step') || !logText.includes('from build 2: '))
+    throw new Error(`the rollback's log shows no undo step from build 2:\n${logText}`);
   const cur = await currentBuild('Production');
   if (!cur || Number(cur.build) !== 1) throw new Error(`Production runs ${JSON.stringify(cur)}, expected build 1`);
   const page = join(dataDir, 'targets', 'prod-web', 'current', 'index.html');
@@ -509,6 +526,10 @@ step('schedule a re-deploy 5 s ahead and see it fire', async (scenario) => {
   const utc = await dialog.locator('output.utc').textContent();
   if (!utc.includes('UTC') || !utc.includes('Europe/Berlin')) throw new Error(`no UTC/zone hint beside the time: ${utc}`);
   const wanted = new Date(await admin.evaluate((v) => new Date(v).toISOString(), when));
+  // Build 2's migration ran on Testing too: acknowledge it.
+  await dialog.locator('.preview[aria-busy="false"]').waitFor();
+  const ack = dialog.getByLabel('I understand these cannot be undone by the rollback');
+  if (await ack.count()) await ack.check();
   await dialog.getByRole('button', { name: 'Schedule Re-Deploy' }).click();
   await admin.waitForURL(/#\/deployments\/\d+$/);
   const id = depIdFromUrl(admin);

@@ -128,8 +128,7 @@ TEST_CASE("errors name file, line, column and the offending key") {
   CHECK(ErrorOf("- deploy-artifact: { artifact: a, mode: fast }\n") ==
         "p.yaml:1:41: 'mode' in deploy-artifact must be atomic, sync or overlay, not \"fast\"");
   CHECK(ErrorOf("- log: a\n  exec: b\n") ==
-        "p.yaml:1:3: a step must be a map with exactly one key, the operation or block (e.g. "
-        "\"- log: hello\")");
+        "p.yaml:2:3: a step has one operation; 'log' and 'exec' are two (make them two steps)");
   CHECK(ErrorOf("- log: { message: a, message: b }\n") ==
         "p.yaml:1:22: duplicate key 'message' in log");
   CHECK(ErrorOf("log: x\n") == "p.yaml:1:1: a plan must be a list of steps");

@@ -83,6 +83,16 @@ TEST_CASE("web-atomic: migrates forward, skips the migration on a rollback, chec
   auto calls = forward.ops.Summary();
   CHECK(std::count(calls.begin(), calls.end(), "prod-web-1:exec") == 2);  // migrate + restart
   CHECK(std::count(calls.begin(), calls.end(), "prod-web-2:http-check") == 1);
+  // The migration is irreversible, with a down-migration as its undo.
+  int irreversible = 0;
+  for (const auto& step : report.steps)
+    if (step.irreversible) {
+      ++irreversible;
+      CHECK(step.has_undo);
+      CHECK(step.description.find("./migrate.sh") != std::string::npos);
+      CHECK_FALSE(step.note.empty());
+    }
+  CHECK(irreversible == 2);  // once per target
 
   ExecutionContext rollback_context = ProductionContext();
   rollback_context.is_rollback = true;
@@ -205,8 +215,12 @@ TEST_CASE("demo-shop: the spec the demo starts with") {
   Run run;
   auto report = run.Execute(*plan, c);
   CHECK(report.outcome == Outcome::kSucceeded);
-  CHECK(run.ops.Summary() == std::vector<std::string>{"int-web:deploy-artifact"});
+  CHECK(run.ops.Summary() == std::vector<std::string>{"int-web:deploy-artifact", "int-web:exec"});
   CHECK(std::get<DeployArtifactOp>(run.ops.calls[0].op).artifact == "web");
+  // The migration is irreversible: a rollback shows it and runs its undo.
+  REQUIRE_FALSE(report.steps.empty());
+  CHECK(report.steps.back().irreversible);
+  CHECK(report.steps.back().has_undo);
 
   // The preview of a rollback names the artifact's hash and the rollback log line.
   c.is_rollback = true;

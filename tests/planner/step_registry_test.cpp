@@ -15,7 +15,7 @@ namespace {
 template <size_t... I>
 std::vector<Step> OneStepOfEachKind(std::index_sequence<I...>) {
   std::vector<Step> steps;
-  (steps.push_back(Step{{}, "1", StepBody(std::in_place_index<I>)}), ...);
+  (steps.push_back(Step{{}, "1", StepBody(std::in_place_index<I>), false, "", {}}), ...);
   return steps;
 }
 

@@ -1,6 +1,7 @@
 // The Deploy / Promote / Re-Deploy dialog: now or at a time (the browser's
 // zone, with UTC beside it), "as deployed" or current variables, a preview of
-// what changes on each target, gates, and an explicit rollback line.
+// what changes on each target, gates, and an explicit rollback line; the
+// irreversible steps a rollback cannot undo must be acknowledged first.
 import { post, buildPath } from '../api.js';
 import { h, append, clear, errorBox, loading, table, fmtUtc } from '../dom.js';
 import { hasRole } from '../session.js';
@@ -111,6 +112,23 @@ export function renderPreview(p, { model, stage, release, build }) {
   return out;
 }
 
+// The irreversible steps a re-deploy goes back across, in a red box with the
+// acknowledgement the request needs; `onChange(checked)` follows the checkbox.
+export function irreversibleBox(steps, id, onChange) {
+  const check = h('input', { type: 'checkbox', id: `${id}-ack`, name: 'acknowledge_irreversible' });
+  check.addEventListener('change', () => onChange(check.checked));
+  const rows = steps.map((s) => h('tr', null,
+    h('td', null, `${s.release} build ${s.build}`),
+    h('td', null, h('code', null, s.step), h('span', { class: 'muted' }, ` step ${s.step_id}`)),
+    h('td', null, s.target), h('td', null, fmtUtc(s.ran_at)), h('td', null, s.note),
+    h('td', null, s.has_undo ? 'its undo steps run first, before the switch' : 'none')));
+  return h('section', { class: 'irreversible', 'data-testid': 'irreversible', 'aria-labelledby': `${id}-irr` },
+    h('h3', { id: `${id}-irr` }, `This rollback cannot undo ${steps.length} irreversible step${steps.length === 1 ? '' : 's'}`),
+    h('p', null, 'They ran on this stage since this build was last deployed here. Putting the build back does not reverse them; where a step names undo steps, they run from the newer build\'s own plan before anything is switched.'),
+    table(['Build', 'Step', 'Target', 'Ran', 'Note', 'Undo'], rows, { class: 'compact' }),
+    h('div', { class: 'checkbox' }, check, h('label', { for: `${id}-ack` }, 'I understand these cannot be undone by the rollback')));
+}
+
 // Opens the dialog. `onDone(deployment)` is called after a successful request.
 export function openDeployDialog({ model, release, build, stage, onDone }) {
   const id = `dd${++counter}`;
@@ -159,6 +177,8 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
 
   let kind = null;
   let seq = 0;
+  let irreversible = [];  // steps the request must acknowledge
+  let acknowledged = false;
 
   function label() {
     const k = kind === 'rollback' || kind === 'redeploy' ? 'Re-Deploy' : (stages.indexOf(stageSel.value) === 0 ? 'Deploy' : 'Promote');
@@ -171,6 +191,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     const later = laterRadio.checked;
     confirm.textContent = later ? `Schedule ${verb}` : `${verb} now`;
     contextSet.hidden = kind === 'promote' || kind === 'deploy';
+    confirm.disabled = irreversible.length > 0 && !acknowledged;
   }
 
   async function loadPreview() {
@@ -187,9 +208,14 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
       kind = p.kind || (model.succeededOn(release, build, stageSel.value) ? 'redeploy' : 'promote');
       updateTexts();
       if (firstKind && kind !== 'promote' && ctxValue !== 'as-deployed') { loadPreview(); return; }
-      append(clear(previewBox), [h('h3', null, 'Preview'), renderPreview(p, { model, stage: stageSel.value, release, build })]);
+      irreversible = p.irreversible || [];
+      acknowledged = false;
+      updateTexts();
+      const box = irreversible.length ? irreversibleBox(irreversible, id, (checked) => { acknowledged = checked; updateTexts(); }) : null;
+      append(clear(previewBox), [h('h3', null, 'Preview'), box, renderPreview(p, { model, stage: stageSel.value, release, build })]);
     } catch (e) {
       if (mine !== seq) return;
+      irreversible = [];
       kind = model.succeededOn(release, build, stageSel.value) ? 'redeploy' : 'promote';
       updateTexts();
       clear(previewBox).append(h('h3', null, 'Preview'), h('p', { class: 'warn' }, 'The preview is not available:'), errorBox(e));
@@ -256,6 +282,10 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
       }
       body.force = true;
     }
+    if (irreversible.length) {
+      if (!acknowledged) return;
+      body.acknowledge_irreversible = true;
+    }
     confirm.disabled = true;
     try {
       const dep = await post(`${buildPath(app, release, build)}/deploy`, body);
@@ -265,7 +295,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
       errorArea.append(errorBox(e));
       errorArea.scrollIntoView({ block: 'nearest' });
     } finally {
-      confirm.disabled = false;
+      updateTexts();
     }
   });
 
