@@ -229,6 +229,19 @@ struct AgentHub::Impl {
   std::shared_ptr<Conn> OnlineConn(const std::string& agent, Status* why);
   OperationOutcome RunOp(const TargetInfo& target, const ResolvedOperation& op,
                          const DeployLabel& label, StepLog& log, const CancelToken& cancel);
+  OperationOutcome RunLocal(const std::string& target, const std::string& path,
+                            const ResolvedOperation& op, const DeployLabel& label, StepLog& log,
+                            const CancelToken& cancel, const ProgressFn& progress);
+  // Sends the operation to the agent's connection and waits for its outcome.
+  OperationOutcome RunRemote(const std::string& agent, const std::string& path,
+                             const ResolvedOperation& op, const DeployLabel& label, StepLog& log,
+                             const CancelToken& cancel, const ProgressFn& progress);
+  // Passes on the agent's log lines and progress until it reports the
+  // outcome or disconnects; once `cancel` fires, asks it to stop and waits
+  // up to 10 s for it to confirm.
+  OperationOutcome AwaitOutcome(const std::shared_ptr<Conn>& c, PendingOp& p, uint64_t id,
+                                StepLog& log, const CancelToken& cancel,
+                                const ProgressFn& progress);
 
   // ---- requests (agent_hub_requests.cpp) ----
 

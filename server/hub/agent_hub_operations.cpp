@@ -53,6 +53,19 @@ std::shared_ptr<Conn> AgentHub::Impl::OnlineConn(const std::string& agent, Statu
   return it->second;
 }
 
+namespace {
+
+// An agent's log line into the step's log (process output kept apart).
+void WriteLine(StepLog& log, LogLevel level, std::string_view text) {
+  if (level == LogLevel::kOutput) {
+    log.Output(text);
+  } else {
+    log.Write(level, text);
+  }
+}
+
+}  // namespace
+
 OperationOutcome AgentHub::Impl::RunOp(const TargetInfo& target, const ResolvedOperation& op,
                                        const DeployLabel& label, StepLog& log,
                                        const CancelToken& cancel) {
@@ -63,29 +76,36 @@ OperationOutcome AgentHub::Impl::RunOp(const TargetInfo& target, const ResolvedO
   if (o.on_progress) {
     progress = [this, name = target.name](const TransferProgress& p) { o.on_progress(name, p); };
   }
-  if (agent == kLocalAgent) {
-    if (!o.local_agent || !local_runner) {
-      return OperationOutcome::Error(Unavailable("the local agent is not enabled"));
-    }
-    auto root = LocalRoot(target.name, path);
-    if (!root.ok()) {
-      if (root.status().code() == Code::kPermissionDenied) {
-        return OperationOutcome::Failed(root.status().message());
-      }
-      return OperationOutcome::Error(root.status());
-    }
-    StoreSource source(o.blobs);
-    RunnerLog rlog = [&log](LogLevel level, std::string_view text) {
-      if (level == LogLevel::kOutput) {
-        log.Output(text);
-      } else {
-        log.Write(level, text);
-      }
-    };
-    auto out = local_runner->Run(path, op, label, source, rlog, cancel, progress);
-    log.FinishOutput();
-    return out;
+  OperationOutcome out = agent == kLocalAgent
+                             ? RunLocal(target.name, path, op, label, log, cancel, progress)
+                             : RunRemote(agent, path, op, label, log, cancel, progress);
+  log.FinishOutput();
+  return out;
+}
+
+OperationOutcome AgentHub::Impl::RunLocal(const std::string& target, const std::string& path,
+                                          const ResolvedOperation& op, const DeployLabel& label,
+                                          StepLog& log, const CancelToken& cancel,
+                                          const ProgressFn& progress) {
+  if (!o.local_agent || !local_runner) {
+    return OperationOutcome::Error(Unavailable("the local agent is not enabled"));
   }
+  auto root = LocalRoot(target, path);
+  if (!root.ok()) {
+    if (root.status().code() == Code::kPermissionDenied) {
+      return OperationOutcome::Failed(root.status().message());
+    }
+    return OperationOutcome::Error(root.status());
+  }
+  StoreSource source(o.blobs);
+  RunnerLog rlog = [&log](LogLevel level, std::string_view text) { WriteLine(log, level, text); };
+  return local_runner->Run(path, op, label, source, rlog, cancel, progress);
+}
+
+OperationOutcome AgentHub::Impl::RunRemote(const std::string& agent, const std::string& path,
+                                           const ResolvedOperation& op, const DeployLabel& label,
+                                           StepLog& log, const CancelToken& cancel,
+                                           const ProgressFn& progress) {
   Status why;
   auto c = OnlineConn(agent, &why);
   if (!c) return OperationOutcome::Error(why);
@@ -129,56 +149,50 @@ OperationOutcome AgentHub::Impl::RunOp(const TargetInfo& target, const ResolvedO
     ops.erase(id);
     return OperationOutcome::Failed(std::string(OperationKind(op)) + ": " + sent.message());
   }
+  OperationOutcome result = AwaitOutcome(c, *p, id, log, cancel, progress);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    ops.erase(id);
+  }
+  return result;
+}
 
+OperationOutcome AgentHub::Impl::AwaitOutcome(const std::shared_ptr<Conn>& c, PendingOp& p,
+                                              uint64_t id, StepLog& log, const CancelToken& cancel,
+                                              const ProgressFn& progress) {
+  const std::string& agent = p.agent;
   std::optional<Steady::time_point> cancel_sent;
-  OperationOutcome result;
   while (true) {
     std::deque<std::pair<LogLevel, std::string>> logs;
     std::optional<TransferProgress> prog;
-    bool done = false, lost = false;
+    std::optional<OperationOutcome> result;
+    bool lost = false;
     {
-      std::unique_lock<std::mutex> lk(p->m);
-      p->cv.wait_for(lk, std::chrono::milliseconds(100),
-                     [&] { return !p->logs.empty() || p->progress || p->result || p->lost; });
-      logs.swap(p->logs);
-      prog.swap(p->progress);
-      if (p->result) {
-        result = *p->result;
-        done = true;
-      }
-      lost = p->lost;
+      std::unique_lock<std::mutex> lk(p.m);
+      p.cv.wait_for(lk, std::chrono::milliseconds(100),
+                    [&] { return !p.logs.empty() || p.progress || p.result || p.lost; });
+      logs.swap(p.logs);
+      prog.swap(p.progress);
+      result = p.result;
+      lost = p.lost;
     }
-    for (auto& [level, text] : logs) {
-      if (level == LogLevel::kOutput) {
-        log.Output(text);
-      } else {
-        log.Write(level, text);
-      }
-    }
+    for (auto& [level, text] : logs) WriteLine(log, level, text);
     if (prog && progress) progress(*prog);
-    if (done) break;
+    if (result) return *result;
     if (lost) {
-      result = OperationOutcome::Error(
+      return OperationOutcome::Error(
           Unavailable("agent " + agent + " disconnected during the operation"));
-      break;
     }
     if (cancel.IsCancelled()) {
       if (!cancel_sent) {
         cancel_sent = Steady::now();
         SendControl(c, protocol::Cancel{id});
       } else if (Steady::now() - *cancel_sent > std::chrono::seconds(10)) {
-        result = OperationOutcome::Error(
+        return OperationOutcome::Error(
             Cancelled("cancelled; agent " + agent + " did not confirm in time"));
-        break;
       }
     }
   }
-  log.FinishOutput();
-  {
-    std::lock_guard<std::mutex> g(mu);
-    ops.erase(id);
-  }
-  return result;
 }
 
 Operations& AgentHub::operations() { return *impl_->default_ops; }
