@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <compare>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -10,6 +9,7 @@
 #include <utility>
 
 #include "common/crypto.h"
+#include "common/log.h"
 #include "planner/app_spec.h"
 #include "server/artifacts/blob_store.h"
 
@@ -335,8 +335,7 @@ void AuditDeleted(Store& store, const Clock& clock, const std::string& actor,
     Status st = store.AppendAudit(rec);
     if (!st.ok()) {
       // The artifacts are gone already: the caller is told the entry is missing.
-      std::fprintf(stderr, "audit: the entry for %s is lost: %s\n", rec.subject.c_str(),
-                   st.ToString().c_str());
+      log::Error("retention.audit-lost", {{"subject", rec.subject}, {"error", st.ToString()}});
       report.warnings.push_back("the audit entry of " + rec.subject +
                                 " could not be written: " + st.message());
     }

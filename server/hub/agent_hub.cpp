@@ -3,10 +3,9 @@
 // listed in agent_hub_internal.h.
 #include "server/hub/agent_hub.h"
 
-#include <cstdio>
-
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "planner/version.h"
 #include "server/hub/agent_hub_internal.h"
 
@@ -14,18 +13,20 @@ namespace reprise {
 
 using namespace hub_internal;
 
-void AgentHub::Impl::Log(const std::string& text) {
+void AgentHub::Impl::Log(log::Level level, std::string_view event,
+                         std::initializer_list<log::Field> fields) {
   if (o.log) {
-    o.log(text);
+    o.log(log::Format(level, event, fields));
   } else {
-    std::fprintf(stderr, "agent hub: %s\n", text.c_str());
+    log::Write(level, event, fields);
   }
 }
 
 void AgentHub::Impl::Audit(const std::string& actor, const std::string& action,
                            const std::string& subject, const std::string& summary) {
   Status st = o.store->AppendAudit(AuditOf(actor, action, subject, summary));
-  if (!st.ok()) Log("audit failed: " + st.message());
+  if (!st.ok())
+    Log(log::Level::kError, "hub.audit-failed", {{"action", action}, {"error", st.message()}});
 }
 
 AgentHub::AgentHub() : impl_(std::make_shared<Impl>()) {}

@@ -64,7 +64,8 @@ struct AgentHubOptions {
   // handshake-sized frame buffers.
   size_t max_unauthenticated = 128;
   // Where the hub reports problems (a burst of refused connections, a failed
-  // audit write); null: standard error. Called from hub threads.
+  // audit write), one formatted event line each (common/log.h, without the
+  // timestamp); null: the log on standard error. Called from hub threads.
   std::function<void(const std::string&)> log;
   // How long GetTargetState/Validate wait for an agent's answer.
   std::chrono::milliseconds request_timeout{120000};

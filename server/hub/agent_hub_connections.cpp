@@ -5,6 +5,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "server/hub/agent_hub_internal.h"
 
 namespace reprise {
@@ -36,10 +37,12 @@ void AgentHub::Impl::Accept() {
         refusing = true;
         boost::system::error_code ec;
         auto peer = sock.remote_endpoint(ec);
-        Log("refusing agent connections: " + std::to_string(unauthenticated) +
-            " have not finished the handshake (the limit); first refused: " +
-            (ec ? std::string("?") : peer.address().to_string()) +
-            "; not logged again until a connection is accepted");
+        Log(log::Level::kWarn, "hub.refusing-connections",
+            {{"unauthenticated", static_cast<unsigned long long>(unauthenticated)},
+             {"first_refused", ec ? std::string("?") : peer.address().to_string()},
+             {"note",
+              "the handshake limit is reached; not logged again until a connection "
+              "is accepted"}});
       }
       boost::system::error_code ec;
       sock.close(ec);

@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,7 @@
 #include "agents/protocol/channel.h"
 #include "agents/protocol/messages.h"
 #include "agents/protocol/protocol.h"
+#include "common/log.h"
 #include "server/hub/agent_hub.h"
 
 namespace reprise::hub_internal {
@@ -153,7 +155,8 @@ struct AgentHub::Impl {
 
   int64_t NowMs() const { return ToUnixMillis(clock->Now()); }
 
-  void Log(const std::string& text);
+  // An event line (common/log.h), or the line handed to AgentHubOptions::log.
+  void Log(log::Level level, std::string_view event, std::initializer_list<log::Field> fields);
 
   AuditRecord AuditOf(const std::string& actor, const std::string& action,
                       const std::string& subject, const std::string& summary) {
