@@ -66,6 +66,17 @@ std::string Time(int64_t unix_millis) {
   return unix_millis == 0 ? std::string() : FormatRfc3339Utc(FromUnixMillis(unix_millis));
 }
 
+Json ArtifactSummaryJson(const ArtifactRecord& a) {
+  return {{"name", a.name},
+          {"sha256", a.sha256},
+          {"size", a.size},
+          {"file_count", a.file_count},
+          {"created_at", Time(a.created_at)},
+          {"created_by", a.created_by},
+          {"blob_removed", a.blob_removed_at != 0},
+          {"blob_removed_at", Time(a.blob_removed_at)}};
+}
+
 Result<int64_t> ParseNumber(const std::string& text, const char* what) {
   if (text.empty() || text.size() > 12)
     return InvalidArgument(std::string(what) + " '" + text + "' is invalid");

@@ -4,10 +4,12 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "planner/variables.h"
 #include "server/http/http_types.h"
+#include "server/store/catalog_store.h"
 
 namespace reprise {
 
@@ -31,11 +33,21 @@ Json VariablesOut(const VariableMap& vars);
 Json VariablesOut(const std::string& canonical_json);
 
 std::string Time(int64_t unix_millis);
+// An artifact of a build: name, hash, size, who stored it, whether retention
+// removed its bytes (the build's own fields are the caller's).
+Json ArtifactSummaryJson(const ArtifactRecord& a);
 // A whole number from a path or query parameter; `what` names it in errors.
 Result<int64_t> ParseNumber(const std::string& text, const char* what);
 Page PageFrom(const HttpRequest& req);
 // {"items": [...], "limit", "offset"}
 HttpResponse ListResponse(Json items, const Page& page);
+// The same for records, each turned into JSON by `to_json`.
+template <typename T, typename ToJson>
+HttpResponse ListResponse(const std::vector<T>& list, const Page& page, ToJson to_json) {
+  Json items = Json::array();
+  for (const auto& item : list) items.push_back(to_json(item));
+  return ListResponse(std::move(items), page);
+}
 HttpResponse Ok(const Json& body, int status = 200);
 // Serialises a response body; never throws: invalid UTF-8 becomes U+FFFD.
 std::string DumpJson(const Json& value);

@@ -22,18 +22,13 @@ std::string OctalMode(unsigned mode) {
   return buf;
 }
 
+// An artifact with the build it belongs to.
 Json ArtifactJson(const ArtifactRecord& a) {
-  return {{"application", a.application},
-          {"release", a.release},
-          {"build", a.build},
-          {"name", a.name},
-          {"sha256", a.sha256},
-          {"size", a.size},
-          {"file_count", a.file_count},
-          {"created_at", Time(a.created_at)},
-          {"created_by", a.created_by},
-          {"blob_removed", a.blob_removed_at != 0},
-          {"blob_removed_at", Time(a.blob_removed_at)}};
+  Json j = ArtifactSummaryJson(a);
+  j["application"] = a.application;
+  j["release"] = a.release;
+  j["build"] = a.build;
+  return j;
 }
 
 }  // namespace

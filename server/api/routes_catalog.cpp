@@ -56,17 +56,6 @@ Json BuildJson(const BuildRecord& b) {
           {"sealed_reason", SealedReason(b)}};
 }
 
-Json ArtifactSummaryJson(const ArtifactRecord& a) {
-  return {{"name", a.name},
-          {"sha256", a.sha256},
-          {"size", a.size},
-          {"file_count", a.file_count},
-          {"created_at", Time(a.created_at)},
-          {"created_by", a.created_by},
-          {"blob_removed", a.blob_removed_at != 0},
-          {"blob_removed_at", Time(a.blob_removed_at)}};
-}
-
 }  // namespace
 
 std::vector<Route> CatalogRoutes(ApiContext& ctx) {
@@ -78,9 +67,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   r.push_back({"GET", "/api/v1/environments", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListEnvironments(page));
-                 Json items = Json::array();
-                 for (const auto& e : list) items.push_back(EnvironmentJson(e));
-                 return ListResponse(std::move(items), page);
+                 return ListResponse(list, page, EnvironmentJson);
                }, nullptr});
   r.push_back({"GET", "/api/v1/environments/{env}", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
@@ -99,9 +86,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   r.push_back({"GET", "/api/v1/targets", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListTargets(page));
-                 Json items = Json::array();
-                 for (const auto& t : list) items.push_back(TargetJson(t));
-                 return ListResponse(std::move(items), page);
+                 return ListResponse(list, page, TargetJson);
                }, nullptr});
   r.push_back({"GET", "/api/v1/targets/{target}", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto t, store.GetTarget(req.Param("target")));
@@ -126,9 +111,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   r.push_back({"GET", "/api/v1/applications", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListApplications(page));
-                 Json items = Json::array();
-                 for (const auto& a : list) items.push_back(ApplicationJson(a));
-                 return ListResponse(std::move(items), page);
+                 return ListResponse(list, page, ApplicationJson);
                }, nullptr});
   r.push_back({"GET", "/api/v1/applications/{app}", Role::kViewer, false,
                [&store, &ctx](HttpRequest& req) {
@@ -150,9 +133,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                  TRY_OR_ERROR(auto app, store.GetApplication(req.Param("app")));
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
-                 Json items = Json::array();
-                 for (const auto& rel : list) items.push_back(ReleaseJson(rel));
-                 return ListResponse(std::move(items), page);
+                 return ListResponse(list, page, ReleaseJson);
                }, nullptr});
   r.push_back({"POST", "/api/v1/applications/{app}/releases", Role::kDeployer, false,
                [&](HttpRequest& req) {
@@ -178,9 +159,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                  TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
-                 Json items = Json::array();
-                 for (const auto& b : list) items.push_back(BuildJson(b));
-                 return ListResponse(std::move(items), page);
+                 return ListResponse(list, page, BuildJson);
                }, nullptr});
   r.push_back({"POST", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer, false,
                [&](HttpRequest& req) {

@@ -379,9 +379,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                    start = comma + 1;
                  }
                  TRY_OR_ERROR(auto list, store.ListDeployments(f, page));
-                 Json items = Json::array();
-                 for (const auto& d : list) items.push_back(DeploymentSummary(d));
-                 return ListResponse(std::move(items), page);
+                 return ListResponse(list, page, DeploymentSummary);
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false, [&](HttpRequest& req) {

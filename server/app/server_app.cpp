@@ -91,6 +91,13 @@ struct ServerApp::Impl {
   ApiContext api;
   std::filesystem::path token_file;
   std::vector<RouteInfo> route_table;
+
+  // The steps of ServerApp::Start, in order.
+  Status OpenData(std::string* password_file);
+  Status StartHub();
+  Status StartEngine();
+  Status StartHttp();
+  void PrintBanner(const std::string& password_file);
 };
 
 ServerApp::ServerApp(ServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -101,39 +108,55 @@ ServerApp::ServerApp(ServerOptions options) : impl_(std::make_unique<Impl>()) {
 ServerApp::~ServerApp() { Stop(); }
 
 Status ServerApp::Start() {
-  auto& o = impl_->options;
+  Impl& im = *impl_;
+  std::string password_file;
+  REPRISE_RETURN_IF_ERROR(im.OpenData(&password_file));
+  REPRISE_RETURN_IF_ERROR(im.StartHub());
+  REPRISE_RETURN_IF_ERROR(im.StartEngine());
+  REPRISE_RETURN_IF_ERROR(im.StartHttp());
+  if (!im.options.quiet) im.PrintBanner(password_file);
+  return Status::Ok();
+}
+
+// The data directory (locked), the store, the bootstrap admin, the blob
+// store and the catalog (with the demo when asked).
+Status ServerApp::Impl::OpenData(std::string* password_file) {
+  auto& o = options;
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec)
     return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
   ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
-  REPRISE_RETURN_IF_ERROR(impl_->data_lock.Acquire(o.data_dir));
+  REPRISE_RETURN_IF_ERROR(data_lock.Acquire(o.data_dir));
 
-  auto store = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
-  if (!store.ok()) return store.status();
-  impl_->store = std::move(store).value();
+  auto opened = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
+  if (!opened.ok()) return opened.status();
+  store = std::move(opened).value();
 
-  auto boot =
-      EnsureBootstrapAdmin(*impl_->store, *o.clock, o.data_dir, o.admin_token, o.admin_password);
+  auto boot = EnsureBootstrapAdmin(*store, *o.clock, o.data_dir, o.admin_token, o.admin_password);
   if (!boot.ok()) return boot.status().WithContext("bootstrap admin");
-  impl_->token_file = boot->token_file;
+  token_file = boot->token_file;
+  *password_file = boot->password_file.string();
 
-  auto blobs =
+  auto opened_blobs =
       BlobStore::Open(o.data_dir / "artifacts", BlobStoreOptions{o.max_artifact_bytes, true});
-  if (!blobs.ok()) return blobs.status();
-  impl_->blobs = std::move(blobs).value();
+  if (!opened_blobs.ok()) return opened_blobs.status();
+  blobs = std::move(opened_blobs).value();
   // Uploads killed midway leave temporaries: nothing visible refers to them.
-  auto cleaned = impl_->blobs->CleanTemporaries();
+  auto cleaned = blobs->CleanTemporaries();
   if (!cleaned.ok()) return cleaned.status();
 
-  impl_->archive_limits = o.archive_limits;
-  impl_->catalog = std::make_unique<Catalog>(
-      CatalogOptions{impl_->store.get(), impl_->blobs.get(), o.clock});
-  if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*impl_->catalog, o.data_dir).WithContext("demo"));
+  archive_limits = o.archive_limits;
+  catalog = std::make_unique<Catalog>(CatalogOptions{store.get(), blobs.get(), o.clock});
+  if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*catalog, o.data_dir).WithContext("demo"));
+  return Status::Ok();
+}
 
+Status ServerApp::Impl::StartHub() {
+  auto& o = options;
   AgentHubOptions hub_options;
-  hub_options.store = impl_->store.get();
-  hub_options.blobs = impl_->blobs.get();
+  hub_options.store = store.get();
+  hub_options.blobs = blobs.get();
   hub_options.clock = o.clock;
   hub_options.host = o.agent_host;
   hub_options.port = o.agent_port;
@@ -144,6 +167,7 @@ Status ServerApp::Start() {
   // a target could name any directory the server can write (its database,
   // its keys).
   if (o.local_agent) {
+    std::error_code ec;
     std::filesystem::path root = o.local_agent_root.empty()
                                      ? std::filesystem::absolute(o.data_dir) / "targets"
                                      : std::filesystem::absolute(o.local_agent_root);
@@ -154,75 +178,81 @@ Status ServerApp::Start() {
   }
   hub_options.fsync = o.fsync;
   hub_options.archive_limits = o.archive_limits;
-  Impl* self = impl_.get();
+  Impl* self = this;
   hub_options.on_progress = [self](const std::string& target, const TransferProgress& p) {
     if (DeploymentEngine* e = self->progress_sink.load()) e->ReportProgress(target, p);
   };
-  auto hub = AgentHub::Start(std::move(hub_options));
-  if (!hub.ok()) return hub.status().WithContext("agent hub");
-  impl_->hub = std::move(hub).value();
+  auto started = AgentHub::Start(std::move(hub_options));
+  if (!started.ok()) return started.status().WithContext("agent hub");
+  hub = std::move(started).value();
+  return Status::Ok();
+}
 
+// The engine reaches agents through the hub (its AgentPort).
+Status ServerApp::Impl::StartEngine() {
+  auto& o = options;
   EngineOptions engine_options;
-  engine_options.store = impl_->store.get();
-  engine_options.hub = impl_->hub.get();
+  engine_options.store = store.get();
+  engine_options.agents = hub.get();
   engine_options.clock = o.clock;
   engine_options.workers = o.engine_workers;
-  auto engine = DeploymentEngine::Start(engine_options);
-  if (!engine.ok()) return engine.status().WithContext("deployment engine");
-  impl_->engine = std::move(engine).value();
-  impl_->progress_sink = impl_->engine.get();
+  auto started = DeploymentEngine::Start(engine_options);
+  if (!started.ok()) return started.status().WithContext("deployment engine");
+  engine = std::move(started).value();
+  progress_sink = engine.get();
   if (o.demo && o.local_agent)
-    REPRISE_RETURN_IF_ERROR(
-        SeedDemoDeployments(*impl_->catalog, *impl_->engine).WithContext("demo"));
-
-  impl_->api = ApiContext{impl_->store.get(), impl_->catalog.get(), impl_->blobs.get(),
-                          o.clock,          &impl_->archive_limits, o.max_artifact_bytes,
-                          impl_->engine.get()};
-  impl_->api.retention_defaults = &o.retention;
-  HttpServerOptions http;
-  http.host = o.http_host;
-  http.port = o.http_port;
-  http.max_json_body = o.max_json_body;
-  http.max_upload_body =
-      o.max_artifact_bytes == 0 ? (int64_t{1} << 40) : static_cast<int64_t>(o.max_artifact_bytes);
-  impl_->web = std::make_unique<WebUi>(WebUiOptions{impl_->store.get(), o.clock, o.secure_cookies});
-  Store* st = impl_->store.get();
-  WebUi* web = impl_->web.get();
-  // API clients send a Bearer token; the browser UI sends its session cookie.
-  http.authenticate = [st, web](const HttpRequest& req) {
-    if (req.Header("authorization")) return AuthenticateBearer(*st, req);
-    return web->AuthenticateSession(req);
-  };
-  http.static_files = [web](const HttpRequest& req) { return web->ServeStatic(req); };
-  http.routes = ApiRoutes(impl_->api);
-  for (auto& route : web->Routes()) http.routes.push_back(std::move(route));
-  for (auto& route : impl_->hub->Routes()) http.routes.push_back(std::move(route));
-  for (auto& route : TargetValidateRoutes(*impl_->hub, *impl_->store, *o.clock))
-    http.routes.push_back(std::move(route));
-  for (auto& route : StageRoutes(*impl_->hub, *impl_->store, *o.clock))
-    http.routes.push_back(std::move(route));
-  impl_->route_table.clear();
-  for (const auto& r : http.routes)
-    impl_->route_table.push_back(
-        {r.method, r.pattern, static_cast<int>(r.min_role), r.public_route});
-  impl_->http = std::make_unique<HttpServer>(std::move(http));
-  REPRISE_RETURN_IF_ERROR(impl_->http->Start());
-
-  if (!o.quiet) {
-    std::printf("reprise-server listening on http://%s:%d\n", o.http_host.c_str(),
-                impl_->http->port());
-    if (!impl_->token_file.empty())
-      std::printf("admin API token: %s\n", impl_->token_file.c_str());
-    else
-      std::printf("admin API token: from REPRISE_ADMIN_TOKEN\n");
-    if (impl_->hub->port() > 0)
-      std::printf("agents connect to port %d (certificate sha256 %s)\n", impl_->hub->port(),
-                  impl_->hub->cert_fingerprint().c_str());
-    if (!boot->password_file.empty())
-      std::printf("admin web password: %s\n", boot->password_file.c_str());
-    std::fflush(stdout);
-  }
+    REPRISE_RETURN_IF_ERROR(SeedDemoDeployments(*catalog, *engine).WithContext("demo"));
   return Status::Ok();
+}
+
+// The API, the web UI and the agents' routes behind one HTTP server.
+Status ServerApp::Impl::StartHttp() {
+  auto& o = options;
+  api = ApiContext{store.get(),     catalog.get(),        blobs.get(), o.clock,
+                   &archive_limits, o.max_artifact_bytes, engine.get()};
+  api.retention_defaults = &o.retention;
+  HttpServerOptions http_options;
+  http_options.host = o.http_host;
+  http_options.port = o.http_port;
+  http_options.max_json_body = o.max_json_body;
+  http_options.max_upload_body =
+      o.max_artifact_bytes == 0 ? (int64_t{1} << 40) : static_cast<int64_t>(o.max_artifact_bytes);
+  web = std::make_unique<WebUi>(WebUiOptions{store.get(), o.clock, o.secure_cookies});
+  Store* st = store.get();
+  WebUi* ui = web.get();
+  // API clients send a Bearer token; the browser UI sends its session cookie.
+  http_options.authenticate = [st, ui](const HttpRequest& req) {
+    if (req.Header("authorization")) return AuthenticateBearer(*st, req);
+    return ui->AuthenticateSession(req);
+  };
+  http_options.static_files = [ui](const HttpRequest& req) { return ui->ServeStatic(req); };
+  auto& routes = http_options.routes;
+  routes = ApiRoutes(api);
+  for (auto& route : ui->Routes()) routes.push_back(std::move(route));
+  for (auto& route : hub->Routes()) routes.push_back(std::move(route));
+  for (auto& route : TargetValidateRoutes(*hub, *store, *o.clock))
+    routes.push_back(std::move(route));
+  for (auto& route : StageRoutes(*hub, *store, *o.clock)) routes.push_back(std::move(route));
+  route_table.clear();
+  for (const auto& r : routes)
+    route_table.push_back({r.method, r.pattern, static_cast<int>(r.min_role), r.public_route});
+  http = std::make_unique<HttpServer>(std::move(http_options));
+  return http->Start();
+}
+
+// What tests and operators read on standard output; keep the wording.
+void ServerApp::Impl::PrintBanner(const std::string& password_file) {
+  auto& o = options;
+  std::printf("reprise-server listening on http://%s:%d\n", o.http_host.c_str(), http->port());
+  if (!token_file.empty())
+    std::printf("admin API token: %s\n", token_file.c_str());
+  else
+    std::printf("admin API token: from REPRISE_ADMIN_TOKEN\n");
+  if (hub->port() > 0)
+    std::printf("agents connect to port %d (certificate sha256 %s)\n", hub->port(),
+                hub->cert_fingerprint().c_str());
+  if (!password_file.empty()) std::printf("admin web password: %s\n", password_file.c_str());
+  std::fflush(stdout);
 }
 
 void ServerApp::Stop() {

@@ -793,7 +793,7 @@ TEST_CASE("connections that have not authenticated are capped, refusals logged o
   auto refusals = [&] {
     std::lock_guard<std::mutex> g(mu);
     return std::count_if(logged.begin(), logged.end(), [](const std::string& l) {
-      return l.find("refusing agent connections") != std::string::npos;
+      return l.find("hub.refusing-connections") != std::string::npos;
     });
   };
   std::string token = f.Token(true);
