@@ -33,6 +33,9 @@ void DeploymentEngine::Impl::Dispatch() {
                              [&](const std::string& t) { return claimed.count(t) > 0; });
     for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
     if (!free || running.count(d.id)) continue;       // (its connection is being checked)
+    // Its thread ended after `queued` was read but is not joined yet: the
+    // list is stale for it, and a second thread must not replace the first.
+    if (run_threads.count(d.id)) continue;
     if (active + resuming >= Workers()) break;
     // The run thread checks the targets' agents, then moves it to running.
     ++active;
