@@ -7,7 +7,7 @@
 
 #include "planner/execution_context.h"
 #include "planner/plan.h"
-#include "server/hub/agent_hub.h"
+#include "server/engine/agent_port.h"
 
 namespace reprise {
 namespace {
@@ -47,7 +47,7 @@ const Step* FindStep(const Steps& steps, const std::string& id) {
 }
 
 // One step's undo steps, run on its target with its deployment's context.
-Status RunUndoOf(Store& store, AgentHub& hub, const IrreversibleStepRecord& s,
+Status RunUndoOf(Store& store, AgentPort& agents, const IrreversibleStepRecord& s,
                  const ExecutorOptions& base, const UndoLog& log) {
   const std::string what =
       "the undo of step " + s.step_id + " (" + s.label + ") from " + BuildOf(s) + " on " + s.target;
@@ -72,7 +72,7 @@ Status RunUndoOf(Store& store, AgentHub& hub, const IrreversibleStepRecord& s,
                               std::to_string(s.deployment_id));
   ctx->targets = only;
   Plan undo{plan->source_name, step->undo};
-  auto operations = hub.OperationsFor(*ctx);
+  auto operations = agents.OperationsFor(*ctx);
   ExecutorOptions eo = base;
   eo.operations = operations.get();
   eo.on_step = nullptr;
@@ -156,12 +156,12 @@ IrreversibleStepRecord IrreversibleStepOf(const DeploymentRecord& d, const std::
   return s;
 }
 
-Status RunUndoSteps(Store& store, AgentHub& hub, const std::vector<IrreversibleStepRecord>& steps,
+Status RunUndoSteps(Store& store, AgentPort& agents, const std::vector<IrreversibleStepRecord>& steps,
                     const ExecutorOptions& base, const UndoLog& log) {
   // Newest first: each undo sees the state the later steps had left undone.
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     if (!it->has_undo) continue;
-    REPRISE_RETURN_IF_ERROR(RunUndoOf(store, hub, *it, base, log));
+    REPRISE_RETURN_IF_ERROR(RunUndoOf(store, agents, *it, base, log));
   }
   return Status::Ok();
 }

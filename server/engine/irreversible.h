@@ -16,7 +16,7 @@
 
 namespace reprise {
 
-class AgentHub;
+class AgentPort;
 
 // The irreversible steps that ran on `stage` since `release build` last
 // succeeded there (in any deployment of another build after that success,
@@ -48,7 +48,7 @@ using UndoLog = std::function<void(const std::string& target, const std::string&
 // clock, cancellation and manual handler; lines go to `log` prefixed
 // "undo of step <id> from build <n>: ". Stops at the first failure and
 // returns it (kFailedPrecondition, or kCancelled).
-Status RunUndoSteps(Store& store, AgentHub& hub, const std::vector<IrreversibleStepRecord>& steps,
+Status RunUndoSteps(Store& store, AgentPort& agents, const std::vector<IrreversibleStepRecord>& steps,
                     const ExecutorOptions& base, const UndoLog& log);
 
 }  // namespace reprise

@@ -241,7 +241,7 @@ bool DeploymentEngine::Impl::UndoIrreversible(const DeploymentRecord& d,
         "running the undo steps of " + std::to_string(undoable) +
             " irreversible step(s), newest first, before the switch");
     Status undone =
-        RunUndoSteps(*store, *o.hub, *crossed, base,
+        RunUndoSteps(*store, *o.agents, *crossed, base,
                      [this, id = d.id](const std::string& target, const std::string& level,
                                        const std::string& text) { Log(id, target, level, text); });
     if (undone.ok()) return true;
