@@ -121,6 +121,46 @@ std::string RevertSummary(const ComposeReleaseOp& op, const std::string& source)
          (source.empty() ? "" : " from " + source);
 }
 
+// Moves the verified tree into releases/, labels it as D's build with the
+// composed manifest's hash, switches the link to it and records the switch.
+OperationOutcome PlaceAndSwitch(const Layout& l, const fs::path& partial, const fs::path& link,
+                                const ComposeReleaseOp& op, const ReleaseMeta& base,
+                                const DeployLabel& label, const Manifest& composed, bool fsync,
+                                const RunnerLog& log, const ProgressFn& progress) {
+  std::error_code ec;
+  const fs::path release_dir = l.releases() / op.name;
+  Status placed = PlaceRelease(l, partial, release_dir);
+  if (!placed.ok()) {
+    fs::remove_all(partial, ec);
+    return OperationOutcome::Error(placed);
+  }
+  if (fsync) (void)FsyncDir(l.releases());
+  // Labelled as D's build: the target still runs that build, with components
+  // reverted; the manifest hash says which tree exactly.
+  ReleaseMeta m{op.name,
+                base.release.empty() ? label.release : base.release,
+                base.build.empty() ? label.build : base.build,
+                base.artifact,
+                base.sha256,
+                composed.manifest_hash,
+                composed.file_count,
+                composed.total_bytes,
+                ""};
+  auto stamp = TreeStamp(release_dir);
+  if (stamp.ok()) m.tree_stamp = *stamp;
+  Status written = WriteMeta(l, m);
+  if (!written.ok()) return OperationOutcome::Error(written);
+
+  if (progress) progress({"switch", 0, 0, 0, 0});
+  auto old = SwitchLink(l, link, release_dir, fsync);
+  if (!old.ok()) return OperationOutcome::Error(old.status());
+  RecordCurrent(l, op.name, *old, op.keep, log);
+  log(LogLevel::kInfo, (op.to.empty() ? std::string("current") : op.to) + " -> " + op.name +
+                           (old->empty() ? "" : " (was " + *old + ")"));
+  if (progress) progress({"done", 0, 0, 0, 0});
+  return OperationOutcome::Succeeded();
+}
+
 }  // namespace
 
 OperationOutcome AgentRunner::Impl::Compose(const fs::path& root, const ComposeReleaseOp& op,
@@ -191,36 +231,7 @@ OperationOutcome AgentRunner::Impl::Compose(const fs::path& root, const ComposeR
   log(LogLevel::kInfo,
       "verified against the composed manifest (" + composed->manifest_hash.substr(0, 12) + ")");
 
-  const fs::path release_dir = l.releases() / op.name;
-  Status placed = PlaceRelease(l, partial, release_dir);
-  if (!placed.ok()) {
-    fs::remove_all(partial, ec);
-    return OperationOutcome::Error(placed);
-  }
-  if (options.fsync) (void)FsyncDir(l.releases());
-  // Labelled as D's build: the target still runs that build, with components
-  // reverted; the manifest hash says which tree exactly.
-  ReleaseMeta m{op.name,
-                base.release.empty() ? label.release : base.release,
-                base.build.empty() ? label.build : base.build,
-                base.artifact,
-                base.sha256,
-                composed->manifest_hash,
-                composed->file_count,
-                composed->total_bytes,
-                ""};
-  auto stamp = TreeStamp(release_dir);
-  if (stamp.ok()) m.tree_stamp = *stamp;
-  Status written = WriteMeta(l, m);
-  if (!written.ok()) return OperationOutcome::Error(written);
-
-  if (progress) progress({"switch", 0, 0, 0, 0});
-  auto old = SwitchLink(l, link, release_dir, options.fsync);
-  if (!old.ok()) return OperationOutcome::Error(old.status());
-  RecordCurrent(l, op.name, *old, op.keep, log);
-  log(LogLevel::kInfo, link_name + " -> " + op.name + (old->empty() ? "" : " (was " + *old + ")"));
-  if (progress) progress({"done", 0, 0, 0, 0});
-  return OperationOutcome::Succeeded();
+  return PlaceAndSwitch(l, partial, link, op, base, label, *composed, options.fsync, log, progress);
 }
 
 }  // namespace reprise

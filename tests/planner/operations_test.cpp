@@ -94,8 +94,7 @@ TEST_CASE("compose-release decoding is strict and names what is wrong") {
   CHECK(with(R"("keep":4)", R"("keep":4,"extra":1)") == "compose-release: unknown field 'extra'");
   CHECK(with(R"("name":"1.0-2-aaaaaaaaaaaa+rr7",)", "") ==
         "compose-release: field 'name' is missing");
-  CHECK(with(R"("keep":4)", R"("keep":"4")") ==
-        "compose-release: field 'keep' must be an integer");
+  CHECK(with(R"("keep":4)", R"("keep":"4")") == "compose-release: field 'keep' must be an integer");
   CHECK(with(R"("keep":4)", R"("keep":0)") == "compose-release: keep must be at least 1");
   CHECK(with(R"("base_release":"1.0-2-aaaaaaaaaaaa")", R"("base_release":7)") ==
         "compose-release: field 'base_release' must be a string");
