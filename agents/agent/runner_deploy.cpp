@@ -1,0 +1,316 @@
+// deploy-artifact: fetching the archive, extracting it into a new release
+// directory (atomic mode) or mirroring it into a directory (copy and sync
+// modes), then switching the release link.
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+#include <set>
+
+#include "agents/agent/runner_internal.h"
+#include "common/crypto.h"
+#include "common/fs.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace agent_runner;  // this module's own internals
+
+// The failure message when what was extracted is not the build's tree (the
+// manifest hash the server recorded at upload), or nullopt when it matches or
+// the server sent none.
+std::optional<std::string> ManifestMismatch(const DeployArtifactOp& op, const DeployLabel& label,
+                                            const Manifest& extracted) {
+  if (op.manifest_hash.empty() || extracted.manifest_hash == op.manifest_hash) return std::nullopt;
+  return "deploy-artifact: the tree extracted from artifact " + op.artifact +
+         (label.build.empty() ? "" : " of build " + label.build) +
+         " does not match the build's manifest (manifest hash " +
+         extracted.manifest_hash.substr(0, 12) + ", the build's " + op.manifest_hash.substr(0, 12) +
+         "); nothing was switched";
+}
+
+}  // namespace
+
+Result<fs::path> AgentRunner::Impl::ObtainBlob(const Layout& l, const DeployArtifactOp& op,
+                                               BlobSource& blobs, const RunnerLog& log,
+                                               const CancelToken& cancel,
+                                               const ProgressFn& progress) {
+  // The archive is only needed until it is extracted: the release directory
+  // is the agent's cache. It lands in tmp/ and is removed after extraction
+  // (before the syncfs, so its pages need never reach the disk).
+  std::error_code ec;
+  fs::path cached = l.tmp() / ("blob-" + op.sha256);
+  log(LogLevel::kInfo, "fetching artifact " + op.artifact + " (" + op.sha256.substr(0, 12) + ")");
+  auto fetched = blobs.Fetch(op.sha256, cached, cancel, progress);
+  if (!fetched.ok()) return fetched.status();
+  if (!fetched->verified) {
+    REPRISE_ASSIGN_OR_RETURN(std::string got, Sha256File(fetched->path));
+    if (got != op.sha256) {
+      if (fetched->path == cached) fs::remove(cached, ec);
+      return Conflict("artifact " + op.artifact + " has sha256 " + got + ", expected " + op.sha256);
+    }
+  }
+  return fetched->path;
+}
+
+OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArtifactOp& op,
+                                           const DeployLabel& label, BlobSource& blobs,
+                                           const RunnerLog& log, const CancelToken& cancel,
+                                           const ProgressFn& progress) {
+  Layout l{root};
+  if (!IsHex64(op.sha256)) {
+    return OperationOutcome::Failed("deploy-artifact: invalid sha256 '" + op.sha256 + "'");
+  }
+  std::error_code ec;
+  for (const auto& d : {l.state_dir(), l.releases(), l.meta(), l.tmp()}) {
+    fs::create_directories(d, ec);
+    if (ec) return OperationOutcome::Error(IoError("cannot create " + d.string()));
+  }
+  CleanTmp(l);
+  // Each phase reports what it counts; later phases carry the earlier counts
+  // along, so the last report still says how many bytes came over and how
+  // many files were extracted (the deployment page shows it as finished).
+  TransferProgress seen;
+  ProgressFn tracked = [&](const TransferProgress& p) {
+    if (p.bytes_done || p.bytes_total) {
+      seen.bytes_done = p.bytes_done;
+      seen.bytes_total = p.bytes_total;
+    }
+    if (p.files_done || p.files_total) {
+      seen.files_done = p.files_done;
+      seen.files_total = p.files_total;
+    }
+    seen.phase = p.phase;
+    if (progress) progress(seen);
+  };
+  auto report = [&](const TransferProgress& p) { tracked(p); };
+  const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
+
+  if (op.mode != DeployMode::kAtomic) {
+    // Files are written into the destination: a link there is followed, so
+    // it must lead inside the root, and not into the releases the agent keeps.
+    auto dest = Checked(root, op.to, true, /*follow_last=*/true);
+    if (!dest.ok()) return FailWith(dest.status().WithContext("deploy-artifact"));
+    if (IsWithin(*dest, l.state_dir())) {
+      return OperationOutcome::Failed("deploy-artifact: to '" + op.to +
+                                      "' leads into the agent's state directory " +
+                                      l.state_dir().string());
+    }
+    auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
+    if (!blob.ok()) {
+      if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
+      return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
+    }
+    fs::path staging = l.tmp() / ("stage-" + RandomHex(6));
+    report({"extract", 0, 0, 0, 0});
+    auto manifest = ExtractArchive(*blob, staging, limits, {false, true});
+    if (!manifest.ok()) {
+      fs::remove_all(staging, ec);
+      return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+    }
+    if (auto differs = ManifestMismatch(op, label, *manifest)) {
+      fs::remove_all(staging, ec);
+      DropTemporaryBlob(l, *blob);
+      return OperationOutcome::Failed(*differs);
+    }
+    fs::create_directories(*dest, ec);
+    DropTemporaryBlob(l, *blob);
+    auto out = Mirror(l, *dest, staging, *manifest, op.mode == DeployMode::kSync, log, cancel);
+    fs::remove_all(staging, ec);
+    if (!out.succeeded()) return out;
+    // Remote agents keep the archive only while a release references it.
+    DeployState st = ReadState(l);
+    PruneReleases(l, st, op.keep, log);
+    report({"done", 0, 0, manifest->file_count, manifest->file_count});
+    return out;
+  }
+
+  fs::path link = op.to.empty() ? root / "current" : fs::path();
+  if (!op.to.empty()) {
+    auto p = Checked(root, op.to, false);
+    if (!p.ok()) return FailWith(p.status());
+    link = *p;
+  }
+  if (fs::is_directory(fs::symlink_status(link, ec))) {
+    return OperationOutcome::Failed("deploy-artifact: " + link.string() +
+                                    " is a directory, not a release link; move it away first");
+  }
+  const std::string name = ReleaseDirName(label, op.artifact, op.sha256);
+  const fs::path release_dir = l.releases() / name;
+  auto meta = ReadMeta(l, name);
+  bool cached = fs::is_directory(fs::symlink_status(release_dir, ec)) && meta.ok() &&
+                meta->sha256 == op.sha256;
+  if (cached && !op.manifest_hash.empty() && meta->manifest_hash != op.manifest_hash) {
+    log(LogLevel::kWarning, "release " + name +
+                                " on the target does not have the build's manifest: extracting it "
+                                "again");
+    cached = false;
+  }
+  if (cached && !meta->tree_stamp.empty()) {
+    // Only the switch, if nothing below the release changed since it was
+    // extracted and verified: one lstat per entry, no content read.
+    auto stamp = TreeStamp(release_dir);
+    if (!stamp.ok() || *stamp != meta->tree_stamp) {
+      log(LogLevel::kWarning,
+          "release " + name +
+              " was changed on the target after it was extracted (files written, added or "
+              "removed): extracting it again");
+      cached = false;
+    }
+  }
+  if (cached) {
+    log(LogLevel::kInfo,
+        "release " + name +
+            (meta->tree_stamp.empty() ? " is still on the target: switching only"
+                                      : " is still on the target, unchanged since it was verified: "
+                                        "switching only"));
+  } else {
+    auto blob = ObtainBlob(l, op, blobs, log, cancel, tracked);
+    if (!blob.ok()) {
+      if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
+      return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
+    }
+    if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
+    fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
+    report({"extract", 0, 0, 0, 0});
+    // Durability: one syncfs after the extraction instead of an fsync per
+    // file and directory (thousands of journal commits). It also flushes
+    // other dirty data of that filesystem, which a busy target pays for.
+    auto manifest = ExtractArchive(*blob, partial, limits, {false, true});
+    DropTemporaryBlob(l, *blob);
+    if (!manifest.ok()) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
+    }
+    if (auto differs = ManifestMismatch(op, label, *manifest)) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Failed(*differs);
+    }
+    if (options.fsync) {
+      Status synced = SyncFilesystem(partial);
+      if (!synced.ok()) {
+        fs::remove_all(partial, ec);
+        return OperationOutcome::Error(synced);
+      }
+    }
+    if (cancel.IsCancelled()) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Error(Cancelled("cancelled"));
+    }
+    ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
+                  op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes,
+                  ""};
+    Status placed = PlaceRelease(l, partial, release_dir);
+    if (!placed.ok()) {
+      fs::remove_all(partial, ec);
+      return OperationOutcome::Error(placed);
+    }
+    if (options.fsync) (void)FsyncDir(l.releases());
+    // Stamped after the rename (which touches only the directory itself), so
+    // a later re-deploy can tell the tree is still the verified one.
+    auto stamp = TreeStamp(release_dir);
+    if (stamp.ok()) m.tree_stamp = *stamp;
+    Status st = WriteMeta(l, m);
+    if (!st.ok()) return OperationOutcome::Error(st);
+    log(LogLevel::kInfo,
+        "extracted " + std::to_string(manifest->file_count) + " files (" +
+            std::to_string(manifest->total_bytes) + " bytes) into " + name +
+            (op.manifest_hash.empty() ? ""
+                                      : ", verified against the build's manifest (" +
+                                            op.manifest_hash.substr(0, 12) + ")"));
+    report({"extract", 0, 0, manifest->file_count, manifest->file_count});
+  }
+
+  // The switch: a fresh symlink renamed over the old one.
+  report({"switch", 0, 0, 0, 0});
+  auto old = SwitchLink(l, link, release_dir, options.fsync);
+  if (!old.ok()) return OperationOutcome::Error(old.status());
+  RecordCurrent(l, name, *old, op.keep, log);
+  log(LogLevel::kInfo, std::string(op.to.empty() ? "current" : op.to) + " -> " + name +
+                           (old->empty() || *old == name ? "" : " (was " + *old + ")"));
+  report({"done", 0, 0, 0, 0});
+  return OperationOutcome::Succeeded();
+}
+
+OperationOutcome AgentRunner::Impl::Mirror(const Layout& l, const fs::path& dest,
+                                           const fs::path& staging, const Manifest& manifest,
+                                           bool remove_extra, const RunnerLog& log,
+                                           const CancelToken& cancel) {
+  std::error_code ec;
+  uint64_t added = 0, changed = 0, unchanged = 0, deleted = 0;
+  std::set<std::string> wanted;
+  for (const auto& e : manifest.entries) {
+    if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
+    wanted.insert(e.path);
+    if (dest == l.root && *fs::path(e.path).begin() == kStateDir) {
+      return OperationOutcome::Failed("the artifact contains " + e.path +
+                                      ", which is the agent's state directory");
+    }
+    fs::path to = dest / e.path;
+    fs::path from = staging / e.path;
+    auto cur = fs::symlink_status(to, ec);
+    bool exists = fs::exists(cur);
+    if (e.type == EntryType::kDirectory) {
+      if (exists && !fs::is_directory(cur)) {
+        fs::remove_all(to, ec);
+        exists = false;
+      }
+      if (!exists) {
+        fs::create_directory(to, ec);
+        if (ec) return OperationOutcome::Failed("mkdir " + e.path + ": " + ec.message());
+        ++added;
+      }
+      ::chmod(to.c_str(), e.mode & 07777);
+      continue;
+    }
+    bool same = false;
+    if (exists) {
+      if (e.type == EntryType::kSymlink) {
+        same = fs::is_symlink(cur) && fs::read_symlink(to, ec).string() == e.link_target;
+      } else {
+        struct stat sb;
+        same = fs::is_regular_file(cur) && ::lstat(to.c_str(), &sb) == 0 &&
+               static_cast<uint64_t>(sb.st_size) == e.size && (sb.st_mode & 07777) == e.mode &&
+               HashOrEmpty(to) == e.sha256;
+      }
+    }
+    if (same) {
+      ++unchanged;
+      continue;
+    }
+    if (exists && fs::is_directory(cur)) fs::remove_all(to, ec);
+    // Hardlinks in staging share an inode; renaming moves just this name.
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return OperationOutcome::Failed(ErrnoText("replacing " + e.path));
+    }
+    ++(exists ? changed : added);
+  }
+  if (remove_extra) {
+    std::vector<fs::path> extra;
+    for (auto it = fs::recursive_directory_iterator(dest, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::string rel = it->path().lexically_relative(dest).generic_string();
+      if (dest == l.root && (rel == kStateDir || rel == "current")) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (!wanted.count(rel)) {
+        extra.push_back(it->path());
+        it.disable_recursion_pending();
+      }
+    }
+    for (const auto& p : extra) {
+      deleted += fs::remove_all(p, ec) > 0 ? 1 : 0;
+    }
+  }
+  if (options.fsync) (void)SyncFilesystem(dest);
+  log(LogLevel::kInfo, std::to_string(added) + " added, " + std::to_string(changed) + " changed, " +
+                           std::to_string(deleted) + " deleted, " + std::to_string(unchanged) +
+                           " unchanged");
+  return OperationOutcome::Succeeded();
+}
+
+}  // namespace reprise

@@ -1,0 +1,198 @@
+// The runner's internals, shared by the files of agents/agent/ that
+// implement AgentRunner (runner.cpp dispatches; runner_store.cpp,
+// runner_deploy.cpp, runner_files.cpp, runner_exec.cpp, runner_state.cpp
+// hold the operations). Not for use outside agents/agent/.
+//
+// What an operation on a target root uses:
+//   - Checked(): a path from a step, resolved under the root and refused when
+//     it escapes it or reaches into the agent's state;
+//   - Layout: where the agent keeps its state under a root (.reprise/);
+//   - ReadMeta()/WriteMeta(): one release directory's metadata file;
+//   - ReadState()/WriteState(): state.json (current, previous, history);
+//   - PlaceRelease(): a complete extraction moved into releases/;
+//   - SwitchLink() then RecordCurrent(): `current` (or another link) switched
+//     by rename(2) of a fresh symlink, and the switch recorded in state.json,
+//     pruning releases beyond `keep`;
+//   - RootLocks: the per-root lock every operation on a root holds (except
+//     exec and http-check, which release it once started).
+//
+// Thread-safety: the free functions hold no state; callers serialise work on
+// one root with RootLocks. RootLocks itself is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agents/agent/runner.h"
+#include "common/status.h"
+#include "planner/operations.h"
+
+namespace reprise {
+namespace agent_runner {
+
+// The agent's own directory under a target root; no step may touch it.
+constexpr const char* kStateDir = ".reprise";
+
+// True for 64 lowercase hex digits (a sha256 as the server sends it).
+bool IsHex64(std::string_view s);
+
+// True when `child` is `parent` or below it (both absolute, normalised).
+bool IsWithin(const std::filesystem::path& child, const std::filesystem::path& parent);
+
+// "<what>: <strerror(errno)>".
+std::string ErrnoText(const std::string& what);
+
+// Where the agent keeps its state under a target root.
+struct Layout {
+  std::filesystem::path root;
+  std::filesystem::path state_dir() const { return root / kStateDir; }
+  std::filesystem::path releases() const { return state_dir() / "releases"; }
+  std::filesystem::path meta() const { return state_dir() / "meta"; }
+  std::filesystem::path blobs() const { return state_dir() / "blobs"; }
+  std::filesystem::path tmp() const { return state_dir() / "tmp"; }
+  std::filesystem::path state_file() const { return state_dir() / "state.json"; }
+};
+
+// `rel` under `root` (canonical), refusing anything that escapes it and the
+// agent's own state directory. Each existing component is looked at with
+// lstat(2): a symlink among the leading components is resolved and must
+// lead to an existing place inside the root, so nothing is ever written
+// through a link to somewhere else. The last component is resolved the same
+// way with `follow_last` (the caller writes into what it names, e.g. a sync
+// destination); without, it is returned as is, for callers that act on a
+// link there themselves (rename over it, remove it), never on its target.
+// An empty `rel` (or ".") is the root itself when `allow_root`.
+[[nodiscard]] Result<std::filesystem::path> Checked(const std::filesystem::path& root,
+                                                    std::string_view rel, bool allow_root,
+                                                    bool follow_last = false);
+
+// What .reprise/meta/<name>.json says about one release directory.
+struct ReleaseMeta {
+  std::string name, release, build, artifact, sha256, manifest_hash;
+  uint64_t file_count = 0, total_bytes = 0;
+  // TreeStamp of the release directory once it was extracted and verified;
+  // "" in metadata written before it was kept.
+  std::string tree_stamp;
+};
+
+std::string MetaToJson(const ReleaseMeta& m);
+[[nodiscard]] Result<ReleaseMeta> ReadMeta(const Layout& l, const std::string& name);
+// Writes m.name's metadata file atomically.
+[[nodiscard]] Status WriteMeta(const Layout& l, const ReleaseMeta& m);
+
+// state.json: what `current` and `previous` are, and the deploy history.
+struct DeployState {
+  std::string current, previous;
+  std::vector<std::string> history;  // oldest first, each name once
+};
+
+// An unreadable or corrupt state.json reads as empty.
+DeployState ReadState(const Layout& l);
+[[nodiscard]] Status WriteState(const Layout& l, const DeployState& s);
+
+// The release directory name `current` (or another link) points at, or "".
+std::string LinkedRelease(const Layout& l, const std::filesystem::path& link);
+
+// Removes a tree under the root: renamed into tmp/ first, so a crash never
+// leaves a half-deleted directory in place.
+[[nodiscard]] Status RemoveTree(const Layout& l, const std::filesystem::path& dir);
+
+// Moves a freshly extracted release into place. When a directory of that
+// name is there already (changed on the target, or its metadata lost) it may
+// be what `current` points to: the two are exchanged in one renameat2, so the
+// name never dangles, and the old tree is removed afterwards.
+[[nodiscard]] Status PlaceRelease(const Layout& l, const std::filesystem::path& partial,
+                                  const std::filesystem::path& release_dir);
+
+// Makes everything written on the filesystem holding `dir` durable with one
+// syncfs(2): one call instead of an fsync per extracted file and directory.
+[[nodiscard]] Status SyncFilesystem(const std::filesystem::path& dir);
+
+// Points `link` at `release_dir` by renaming a fresh symlink over it (the
+// link never dangles nor goes missing). Returns the release it pointed at
+// before ("" when none).
+[[nodiscard]] Result<std::string> SwitchLink(const Layout& l, const std::filesystem::path& link,
+                                             const std::filesystem::path& release_dir, bool fsync);
+
+// Records in state.json that `name` is now current (`old` was, before),
+// moves it to the end of the history and prunes releases beyond `keep`.
+// A failure to write the state is logged as a warning: the switch stands.
+void RecordCurrent(const Layout& l, const std::string& name, const std::string& old, int keep,
+                   const RunnerLog& log);
+
+// Removes releases beyond the newest `keep` of the history (never current or
+// previous), their metadata, and blobs no retained release uses.
+void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log);
+
+// Empties tmp/ (partial downloads and extractions of an earlier attempt).
+void CleanTmp(const Layout& l);
+
+// Removes a fetched archive (never a file the source owns, e.g. the server's
+// blob store for the local agent).
+void DropTemporaryBlob(const Layout& l, const std::filesystem::path& blob);
+
+// Hash of a regular file, or "" when unreadable.
+std::string HashOrEmpty(const std::filesystem::path& p);
+
+inline OperationOutcome FailWith(const Status& st) {
+  return OperationOutcome::Failed(st.message());
+}
+
+// One mutex per target root, created on first use and kept.
+class RootLocks {
+ public:
+  std::shared_ptr<std::mutex> LockFor(const std::filesystem::path& root);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+};
+
+// write-file, ensure-dir, delete (runner_files.cpp).
+OperationOutcome RunWriteFile(const std::filesystem::path& root, const WriteFileOp& op,
+                              const RunnerLog& log);
+OperationOutcome RunEnsureDir(const std::filesystem::path& root, const EnsureDirOp& op,
+                              const RunnerLog& log);
+OperationOutcome RunDelete(const std::filesystem::path& root, const DeleteOp& op,
+                           const RunnerLog& log);
+
+}  // namespace agent_runner
+
+struct AgentRunner::Impl {
+  RunnerOptions options;
+  agent_runner::RootLocks locks;
+
+  std::shared_ptr<std::mutex> LockFor(const std::filesystem::path& root) {
+    return locks.LockFor(root);
+  }
+
+  // deploy-artifact (runner_deploy.cpp).
+  OperationOutcome Deploy(const std::filesystem::path& root, const DeployArtifactOp& op,
+                          const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,
+                          const CancelToken& cancel, const ProgressFn& progress);
+  OperationOutcome Mirror(const agent_runner::Layout& l, const std::filesystem::path& dest,
+                          const std::filesystem::path& staging, const Manifest& manifest,
+                          bool remove_extra, const RunnerLog& log, const CancelToken& cancel);
+  Result<std::filesystem::path> ObtainBlob(const agent_runner::Layout& l,
+                                           const DeployArtifactOp& op, BlobSource& blobs,
+                                           const RunnerLog& log, const CancelToken& cancel,
+                                           const ProgressFn& progress);
+
+  // compose-release (runner_compose.cpp, the tree work in compose.cpp).
+  OperationOutcome Compose(const std::filesystem::path& root, const ComposeReleaseOp& op,
+                           const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,
+                           const CancelToken& cancel, const ProgressFn& progress);
+
+  // exec (runner_exec.cpp).
+  OperationOutcome Exec(const std::filesystem::path& root, const ExecOp& op, const RunnerLog& log,
+                        const CancelToken& cancel);
+};
+
+}  // namespace reprise

@@ -1,0 +1,346 @@
+// The release store under a target root: paths checked against the root,
+// release metadata, state.json, placing a release and switching `current`,
+// pruning old releases, the per-root locks. Declared in runner_internal.h.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>  // renameat2
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "agents/agent/runner_internal.h"
+#include "common/crypto.h"
+#include "common/fs.h"
+
+namespace reprise {
+namespace agent_runner {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+bool IsHex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// True when `child` is `parent` or below it (both absolute, normalised).
+bool IsWithin(const fs::path& child, const fs::path& parent) {
+  auto c = child.begin();
+  for (auto p = parent.begin(); p != parent.end(); ++p, ++c) {
+    if (p->empty()) continue;  // trailing separator
+    if (c == child.end() || *c != *p) return false;
+  }
+  return true;
+}
+
+std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+std::string MetaToJson(const ReleaseMeta& m) {
+  json j = {{"name", m.name},
+            {"release", m.release},
+            {"build", m.build},
+            {"artifact", m.artifact},
+            {"sha256", m.sha256},
+            {"manifest_hash", m.manifest_hash},
+            {"file_count", m.file_count},
+            {"total_bytes", m.total_bytes},
+            {"tree_stamp", m.tree_stamp}};
+  return j.dump();
+}
+
+Result<ReleaseMeta> ReadMeta(const Layout& l, const std::string& name) {
+  REPRISE_ASSIGN_OR_RETURN(std::string text, ReadFileToString(l.meta() / (name + ".json")));
+  try {
+    json j = json::parse(text);
+    ReleaseMeta m;
+    m.name = j.at("name").get<std::string>();
+    m.release = j.value("release", "");
+    m.build = j.value("build", "");
+    m.artifact = j.value("artifact", "");
+    m.sha256 = j.at("sha256").get<std::string>();
+    m.manifest_hash = j.value("manifest_hash", "");
+    m.file_count = j.value("file_count", uint64_t{0});
+    m.total_bytes = j.value("total_bytes", uint64_t{0});
+    m.tree_stamp = j.value("tree_stamp", "");
+    return m;
+  } catch (const std::exception& e) {
+    return Internal("release metadata " + name + " is corrupt: " + e.what());
+  }
+}
+
+DeployState ReadState(const Layout& l) {
+  DeployState s;
+  auto text = ReadFileToString(l.state_file());
+  if (!text.ok()) return s;
+  try {
+    json j = json::parse(*text);
+    s.current = j.value("current", "");
+    s.previous = j.value("previous", "");
+    s.history = j.value("history", std::vector<std::string>{});
+  } catch (const std::exception&) {
+  }
+  return s;
+}
+
+Status WriteState(const Layout& l, const DeployState& s) {
+  json j = {{"current", s.current}, {"previous", s.previous}, {"history", s.history}};
+  return WriteFileAtomic(l.state_file(), j.dump(), 0644);
+}
+
+// The release directory name `current` (or another link) points at, or "".
+std::string LinkedRelease(const Layout& l, const fs::path& link) {
+  std::error_code ec;
+  if (!fs::is_symlink(fs::symlink_status(link, ec))) return "";
+  fs::path target = fs::read_symlink(link, ec);
+  if (ec) return "";
+  fs::path abs = (link.parent_path() / target).lexically_normal();
+  if (abs.parent_path() != l.releases().lexically_normal()) return "";
+  return abs.filename().string();
+}
+
+Status RemoveTree(const Layout& l, const fs::path& dir) {
+  // Rename first so a crash never leaves a half-deleted directory in place.
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return Status::Ok();
+  fs::path grave = l.tmp() / ("remove-" + RandomHex(6));
+  fs::create_directories(l.tmp(), ec);
+  fs::rename(dir, grave, ec);
+  if (ec) return IoError("cannot remove " + dir.string() + ": " + ec.message());
+  fs::remove_all(grave, ec);
+  if (ec) return IoError("cannot remove " + grave.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+// Moves a freshly extracted release into place. When a directory of that
+// name is there already (changed on the target, or its metadata lost) it may
+// be what `current` points to: the two are exchanged in one renameat2, so the
+// name never dangles, and the old tree is removed afterwards.
+Status PlaceRelease(const Layout& l, const fs::path& partial, const fs::path& release_dir) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(release_dir, ec))) {
+    if (::renameat2(AT_FDCWD, partial.c_str(), AT_FDCWD, release_dir.c_str(), RENAME_EXCHANGE) ==
+        0) {
+      return RemoveTree(l, partial);  // now the old tree
+    }
+    if (errno != EINVAL && errno != ENOSYS)
+      return IoError(ErrnoText("exchanging " + release_dir.string()));
+    // A filesystem without RENAME_EXCHANGE: remove, then rename.
+    REPRISE_RETURN_IF_ERROR(RemoveTree(l, release_dir));
+  }
+  fs::rename(partial, release_dir, ec);
+  if (ec) return IoError("rename into releases: " + ec.message());
+  return Status::Ok();
+}
+
+// Makes everything written on the filesystem holding `dir` durable with one
+// syncfs(2): one call instead of an fsync per extracted file and directory.
+Status SyncFilesystem(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError(ErrnoText("open " + dir.string()));
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return IoError("syncfs " + dir.string() + ": " + std::strerror(err));
+  return Status::Ok();
+}
+
+// Hash of a regular file, or "" when unreadable.
+std::string HashOrEmpty(const fs::path& p) {
+  auto h = Sha256File(p);
+  return h.ok() ? *h : std::string();
+}
+
+// See runner_internal.h for what is refused and why.
+Result<fs::path> Checked(const fs::path& root, std::string_view rel, bool allow_root,
+                         bool follow_last) {
+  const std::string quoted = "path '" + std::string(rel) + "'";
+  if (rel.empty() || rel == ".") {
+    if (allow_root) return root;
+    return PermissionDenied("the target root itself is not a valid path here");
+  }
+  if (!IsSafeRelativePath(rel)) return PermissionDenied(quoted + " escapes the target root");
+  fs::path p = (root / fs::path(rel)).lexically_normal();
+  if (!IsWithin(p, root) || p == root) {
+    return PermissionDenied(quoted + " escapes the target root");
+  }
+  fs::path first = *fs::path(rel).lexically_normal().begin();
+  if (first == kStateDir) return PermissionDenied(quoted + " is inside the agent's state");
+  std::vector<fs::path> parts;
+  for (const auto& c : fs::path(rel).lexically_normal()) {
+    if (!c.empty() && c != ".") parts.push_back(c);
+  }
+  fs::path cur = root;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    fs::path next = cur / parts[i];
+    struct stat st;
+    if (::lstat(next.c_str(), &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) return IoError(ErrnoText("lstat " + next.string()));
+      // The rest does not exist yet: nothing there to follow.
+      for (size_t j = i; j < parts.size(); ++j) cur /= parts[j];
+      return cur;
+    }
+    const bool last = i + 1 == parts.size();
+    if (!S_ISLNK(st.st_mode) || (last && !follow_last)) {
+      cur = next;
+      continue;
+    }
+    const std::string via = last ? quoted + " is a symlink that leads "
+                                 : quoted + " passes through the symlink '" +
+                                       next.lexically_relative(root).string() + "', which leads ";
+    std::error_code ec;
+    fs::path target = fs::canonical(next, ec);
+    if (ec) return PermissionDenied(via + "nowhere");
+    if (!IsWithin(target, root)) return PermissionDenied(via + "outside the target root");
+    cur = target;
+  }
+  return cur;
+}
+
+Status WriteMeta(const Layout& l, const ReleaseMeta& m) {
+  return WriteFileAtomic(l.meta() / (m.name + ".json"), MetaToJson(m), 0644);
+}
+
+// The switch: a fresh symlink renamed over the old one.
+Result<std::string> SwitchLink(const Layout& l, const fs::path& link, const fs::path& release_dir,
+                               bool fsync) {
+  std::error_code ec;
+  std::string old = LinkedRelease(l, link);
+  fs::path rel_target = release_dir.lexically_relative(link.parent_path());
+  fs::path tmp_link = l.tmp() / ("link-" + RandomHex(6));
+  if (::symlink(rel_target.c_str(), tmp_link.c_str()) != 0) {
+    return IoError(ErrnoText("symlink"));
+  }
+  fs::create_directories(link.parent_path(), ec);
+  if (::rename(tmp_link.c_str(), link.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp_link.c_str());
+    return IoError("switching " + link.string() + ": " + strerror(err));
+  }
+  if (fsync) (void)FsyncDir(link.parent_path());
+  return old;
+}
+
+void RecordCurrent(const Layout& l, const std::string& name, const std::string& old, int keep,
+                   const RunnerLog& log) {
+  DeployState st = ReadState(l);
+  if (!old.empty() && old != name) st.previous = old;
+  st.current = name;
+  st.history.erase(std::remove(st.history.begin(), st.history.end(), name), st.history.end());
+  st.history.push_back(name);
+  PruneReleases(l, st, keep, log);
+  Status ws = WriteState(l, st);
+  if (!ws.ok()) log(LogLevel::kWarning, "could not record the deploy history: " + ws.message());
+}
+
+void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log) {
+  std::error_code ec;
+  std::set<std::string> retained;
+  if (keep < 1) keep = 1;
+  // History holds names that still exist; drop vanished ones.
+  std::vector<std::string> hist;
+  for (const auto& n : st.history) {
+    if (fs::is_directory(l.releases() / n, ec)) hist.push_back(n);
+  }
+  st.history = hist;
+  for (size_t i = hist.size() > static_cast<size_t>(keep) ? hist.size() - keep : 0; i < hist.size();
+       ++i)
+    retained.insert(hist[i]);
+  if (!st.current.empty()) retained.insert(st.current);
+  if (!st.previous.empty()) retained.insert(st.previous);
+  std::vector<std::string> keep_hist;
+  for (const auto& n : hist) {
+    if (retained.count(n)) {
+      keep_hist.push_back(n);
+      continue;
+    }
+    Status rm = RemoveTree(l, l.releases() / n);
+    if (!rm.ok()) {
+      log(LogLevel::kWarning, rm.message());
+      keep_hist.push_back(n);
+      continue;
+    }
+    fs::remove(l.meta() / (n + ".json"), ec);
+    log(LogLevel::kInfo, "removed old release " + n);
+  }
+  st.history = keep_hist;
+  // Unknown directories in releases/ (not in history) are left alone; blobs
+  // are kept only while a retained release uses them.
+  std::set<std::string> shas;
+  for (const auto& n : st.history) {
+    auto m = ReadMeta(l, n);
+    if (m.ok()) shas.insert(m->sha256);
+  }
+  if (fs::is_directory(l.blobs(), ec)) {
+    for (const auto& e : fs::directory_iterator(l.blobs(), ec)) {
+      if (!shas.count(e.path().filename().string())) {
+        std::error_code ec2;
+        fs::remove(e.path(), ec2);
+      }
+    }
+  }
+}
+
+// Removes a fetched archive (never a file the source owns, e.g. the server's
+// blob store for the local agent).
+void DropTemporaryBlob(const Layout& l, const fs::path& blob) {
+  if (blob.parent_path() == l.tmp()) {
+    std::error_code ec;
+    fs::remove(blob, ec);
+  }
+}
+void CleanTmp(const Layout& l) {
+  std::error_code ec;
+  if (!fs::exists(l.tmp(), ec)) return;
+  for (const auto& e : fs::directory_iterator(l.tmp(), ec)) {
+    std::error_code ec2;
+    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add, ec2);
+    fs::remove_all(e.path(), ec2);
+    if (ec2) {
+      // Read-only directories inside an aborted extraction: open them up.
+      for (auto it = fs::recursive_directory_iterator(e.path(), ec2);
+           !ec2 && it != fs::recursive_directory_iterator(); it.increment(ec2)) {
+        std::error_code ec3;
+        if (it->is_directory(ec3) && !it->is_symlink(ec3))
+          fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec3);
+      }
+      fs::remove_all(e.path(), ec2);
+    }
+  }
+}
+
+std::shared_ptr<std::mutex> RootLocks::LockFor(const fs::path& root) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto& m = locks_[root.string()];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+}  // namespace agent_runner
+
+std::string ReleaseDirName(const DeployLabel& label, std::string_view artifact,
+                           std::string_view sha256) {
+  auto clean = [](std::string_view s) {
+    std::string out;
+    for (char c : s.substr(0, 64)) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == '+';
+      out.push_back(ok ? c : '_');
+    }
+    if (out.empty() || out == "." || out == "..") out = "_";
+    return out;
+  };
+  std::string sha12(sha256.substr(0, 12));
+  if (label.release.empty() && label.build.empty()) {
+    return clean(artifact.empty() ? "artifact" : artifact) + "-" + clean(sha12);
+  }
+  return clean(label.release) + "-" + clean(label.build) + "-" + clean(sha12);
+}
+
+}  // namespace reprise

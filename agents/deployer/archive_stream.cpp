@@ -1,0 +1,202 @@
+// ArchiveStreamScanner: scans an upload while it arrives (a tar read as a
+// stream), falling back to a scan of the complete file.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "agents/deployer/archive_internal.h"
+
+namespace reprise {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using namespace archive_internal;  // this module's own internals
+
+// Streaming scan: blocks of the upload go from Feed() (the receiving thread)
+// through a bounded queue into libarchive's read callback on the scanner
+// thread.
+constexpr size_t kStreamBlockBytes = 256 << 10;
+constexpr size_t kStreamMaxQueuedBlocks = 8;
+constexpr size_t kStreamMaxSpareBlocks = 2;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// ArchiveStreamScanner
+
+struct ArchiveStreamScanner::State {
+  ArchiveLimits limits;
+
+  std::mutex mu;
+  std::condition_variable can_feed;
+  std::condition_variable can_read;
+  std::deque<std::vector<char>> queue;
+  std::vector<std::vector<char>> spare;
+  bool input_ended = false;
+  bool abandoned = false;
+  bool scan_ended = false;
+
+  // Scanner thread; read by the receiving thread after the join.
+  std::vector<char> reading;  // the block libarchive is reading
+  uint64_t received = 0;      // bytes handed to libarchive: the ratio's archive size
+  bool streamable = true;     // false: Finish scans the complete file instead
+  std::vector<int64_t> special_header_offsets;  // for CheckTarHeaders in Finish
+  std::optional<Result<Manifest>> result;
+
+  // Receiving thread only.
+  std::vector<char> filling;
+  bool dropping = false;  // the scan ended: Feed drops everything
+};
+
+ArchiveStreamScanner::ArchiveStreamScanner(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+
+Result<std::unique_ptr<ArchiveStreamScanner>> ArchiveStreamScanner::Start(
+    const ArchiveLimits& limits) {
+  return CatchAll(
+      "starting the archive scan", [&]() -> Result<std::unique_ptr<ArchiveStreamScanner>> {
+        auto state = std::make_unique<State>();
+        state->limits = limits;
+        state->spare.reserve(kStreamMaxSpareBlocks);
+        std::unique_ptr<ArchiveStreamScanner> scanner(new ArchiveStreamScanner(std::move(state)));
+        scanner->thread_ = std::thread([s = scanner.get()] { s->Run(); });
+        return scanner;
+      });
+}
+
+ArchiveStreamScanner::~ArchiveStreamScanner() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->abandoned = true;
+  }
+  state_->can_read.notify_all();
+  thread_.join();
+}
+
+void ArchiveStreamScanner::Run() {
+  State& s = *state_;
+  // libarchive calls this on this thread whenever it needs more bytes.
+  auto read = [](archive* a, void* client, const void** buffer) -> la_ssize_t {
+    State& st = *static_cast<State*>(client);
+    try {
+      std::unique_lock<std::mutex> lock(st.mu);
+      if (st.reading.capacity() > 0) {
+        st.reading.clear();
+        if (st.spare.size() < kStreamMaxSpareBlocks) st.spare.push_back(std::move(st.reading));
+        st.reading = {};
+      }
+      st.can_read.wait(lock, [&] { return st.abandoned || st.input_ended || !st.queue.empty(); });
+      if (st.abandoned) {
+        archive_set_error(a, ECANCELED, "the upload was abandoned");
+        return ARCHIVE_FATAL;
+      }
+      if (st.queue.empty()) return 0;  // the end of the input
+      st.reading = std::move(st.queue.front());
+      st.queue.pop_front();
+      lock.unlock();
+      st.can_feed.notify_one();
+      st.received += st.reading.size();
+      *buffer = st.reading.data();
+      return static_cast<la_ssize_t>(st.reading.size());
+    } catch (...) {
+      archive_set_error(a, ENOMEM, "cannot buffer the upload");
+      return ARCHIVE_FATAL;
+    }
+  };
+  Result<Manifest> result = CatchAll("scanning the upload", [&]() -> Result<Manifest> {
+    REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader(/*tar_only=*/true));
+    if (archive_read_open(a.get(), &s, nullptr, read, nullptr) != ARCHIVE_OK) {
+      s.streamable = false;
+      return InvalidArgument("not a tar: " + ArchiveErrorText(a.get()));
+    }
+    ExtractOptions unused;
+    ArchiveReader reader(s.limits, &s.received, nullptr, nullptr, unused);
+    Result<Manifest> r = reader.Run(a.get());
+    s.special_header_offsets = reader.special_header_offsets();
+    // Not recognised as a tar (a zip, or garbage): the file scan decides.
+    if (!r.ok() && reader.headers_read() == 0 && r.status().code() == Code::kInvalidArgument)
+      s.streamable = false;
+    // The ratio was checked against the bytes received so far, which is
+    // stricter than against the whole archive: the file scan decides.
+    if (!r.ok() && reader.ratio_refused()) s.streamable = false;
+    return r;
+  });
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.result.emplace(std::move(result));
+  s.scan_ended = true;
+  s.queue.clear();  // nothing reads them any more
+  s.can_feed.notify_all();
+}
+
+void ArchiveStreamScanner::Push() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  s.can_feed.wait(lock, [&] { return s.scan_ended || s.queue.size() < kStreamMaxQueuedBlocks; });
+  if (s.scan_ended) {
+    s.dropping = true;
+    s.filling.clear();
+    return;
+  }
+  s.queue.push_back(std::move(s.filling));
+  s.filling = {};
+  if (!s.spare.empty()) {
+    s.filling = std::move(s.spare.back());
+    s.spare.pop_back();
+  }
+  lock.unlock();
+  s.can_read.notify_one();
+}
+
+void ArchiveStreamScanner::Feed(const char* data, size_t size) {
+  State& s = *state_;
+  while (size > 0 && !s.dropping) {
+    if (s.filling.capacity() < kStreamBlockBytes) s.filling.reserve(kStreamBlockBytes);
+    size_t n = std::min(size, kStreamBlockBytes - s.filling.size());
+    s.filling.insert(s.filling.end(), data, data + n);
+    data += n;
+    size -= n;
+    if (s.filling.size() == kStreamBlockBytes) Push();
+  }
+}
+
+Result<Manifest> ArchiveStreamScanner::Finish(const fs::path& complete_file) {
+  State& s = *state_;
+  if (!thread_.joinable()) return FailedPrecondition("the archive scan was finished already");
+  if (!s.dropping && !s.filling.empty()) Push();
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.input_ended = true;
+  }
+  s.can_read.notify_all();
+  thread_.join();
+  if (s.streamable) {
+    // The bytes were read as a tar; so must the file be, or the scan and a
+    // later extraction could see different archives in the same bytes.
+    REPRISE_ASSIGN_OR_RETURN(bool tar, CatchAll("scanning " + complete_file.string(),
+                                                [&] { return ReadsAsTar(complete_file); }));
+    if (tar) {
+      if (s.result->ok()) {
+        REPRISE_RETURN_IF_ERROR(CatchAll("scanning " + complete_file.string(), [&]() -> Status {
+          int fd = ::open(complete_file.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0)
+            return IoError("cannot open archive " + complete_file.string() + ": " +
+                           ErrnoText(errno));
+          Status checked = CheckTarHeaders(s.special_header_offsets, [fd](archive* raw) {
+            return archive_read_open_fd(raw, fd, kReadBlockBytes);
+          });
+          ::close(fd);
+          return checked;
+        }));
+      }
+      return std::move(*s.result);
+    }
+  }
+  return ScanArchive(complete_file, s.limits);
+}
+
+}  // namespace reprise
