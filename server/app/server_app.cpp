@@ -164,7 +164,7 @@ Status ServerApp::Start() {
 
   EngineOptions engine_options;
   engine_options.store = impl_->store.get();
-  engine_options.hub = impl_->hub.get();
+  engine_options.agents = impl_->hub.get();
   engine_options.clock = o.clock;
   engine_options.workers = o.engine_workers;
   auto engine = DeploymentEngine::Start(engine_options);

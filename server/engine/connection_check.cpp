@@ -8,7 +8,7 @@
 
 #include "agents/agent/runner.h"
 #include "planner/plan.h"
-#include "server/hub/agent_hub.h"
+#include "server/engine/agent_port.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -128,17 +128,17 @@ Result<std::vector<ReleaseSpace>> SpaceForBuild(Store& store, const std::string&
   return out;
 }
 
-Result<ConnectionReport> TestConnection(AgentHub& hub, const std::vector<std::string>& targets,
+Result<ConnectionReport> TestConnection(AgentPort& agents, const std::vector<std::string>& targets,
                                         const std::vector<ReleaseSpace>& space) {
   ConnectionReport report;
   for (const auto& t : targets) {
-    REPRISE_ASSIGN_OR_RETURN(TargetProbe probe, hub.Probe(t));
+    REPRISE_ASSIGN_OR_RETURN(TargetProbe probe, agents.Probe(t));
     report.targets.push_back(FromProbe(probe, space));
   }
   return report;
 }
 
-StartCheck CheckBeforeStart(AgentHub& hub, Store& store, const DeploymentRecord& d,
+StartCheck CheckBeforeStart(AgentPort& agents, Store& store, const DeploymentRecord& d,
                             const std::vector<std::string>& targets, const PlanNeeds& needs) {
   StartCheck out;
   if (!needs.touches_targets) return out;  // no step runs on an agent
@@ -148,7 +148,7 @@ StartCheck CheckBeforeStart(AgentHub& hub, Store& store, const DeploymentRecord&
     out.text = "cannot read the build's artifacts: " + space.status().message();
     return out;
   }
-  auto report = TestConnection(hub, targets, *space);
+  auto report = TestConnection(agents, targets, *space);
   if (!report.ok()) {
     out.verdict = StartCheck::Verdict::kFail;
     out.text = "cannot check the targets: " + report.status().message();
@@ -177,10 +177,10 @@ StartCheck CheckBeforeStart(AgentHub& hub, Store& store, const DeploymentRecord&
   return out;
 }
 
-GateState AgentsGate(AgentHub& hub, const std::vector<std::string>& targets) {
+GateState AgentsGate(AgentPort& agents, const std::vector<std::string>& targets) {
   GateState gate{"agents", true, ""};
   for (const auto& t : targets) {
-    auto link = hub.TargetAgent(t);
+    auto link = agents.TargetAgent(t);
     std::string problem;
     if (!link.ok()) {
       problem = "target '" + t + "': " + link.status().message();

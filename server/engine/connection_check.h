@@ -1,13 +1,13 @@
 // Test Connection: before a deployment changes any target, every target's
 // agent must be connected and approved, and must be able to write the target
 // root with room for the build (a probe by each agent, see
-// AgentHub::Probe). The engine runs this check when a queued deployment is
+// AgentPort::Probe). The engine runs this check when a queued deployment is
 // about to start; POST /applications/{app}/stages/{stage}/test-connection
 // runs it on demand. An agent that is away is worth waiting for (the `agents`
 // gate); a root that cannot be written or is too full fails the deployment
 // before anything runs.
 //
-// Thread-safety: the functions are thread-safe (the hub and the store are).
+// Thread-safety: the functions are thread-safe (the AgentPort and the store are).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@
 
 namespace reprise {
 
-class AgentHub;
+class AgentPort;
 class Store;
 
 // Room one artifact of a build takes on a target, unless its release
@@ -74,7 +74,7 @@ PlanNeeds NeedsOf(std::string_view plan_text);
 
 // Probes every target (in order). `space` may be empty (nothing to compare
 // free space with). kNotFound for an unknown target.
-[[nodiscard]] Result<ConnectionReport> TestConnection(AgentHub& hub,
+[[nodiscard]] Result<ConnectionReport> TestConnection(AgentPort& agents,
                                                       const std::vector<std::string>& targets,
                                                       const std::vector<ReleaseSpace>& space);
 
@@ -86,12 +86,12 @@ struct StartCheck {
   std::string text;
   std::vector<std::pair<std::string, std::string>> lines;
 };
-StartCheck CheckBeforeStart(AgentHub& hub, Store& store, const DeploymentRecord& deployment,
+StartCheck CheckBeforeStart(AgentPort& agents, Store& store, const DeploymentRecord& deployment,
                             const std::vector<std::string>& targets, const PlanNeeds& needs);
 
-// The `agents` gate from what the hub knows now (no probe): holds when every
+// The `agents` gate from what the AgentPort knows now (no probe): holds when every
 // target's agent is connected and approved.
-GateState AgentsGate(AgentHub& hub, const std::vector<std::string>& targets);
+GateState AgentsGate(AgentPort& agents, const std::vector<std::string>& targets);
 
 // "agent 'box' of target 'web' is not connected" (or "not approved").
 std::string AgentProblem(const std::string& agent, const std::string& target, bool connected);

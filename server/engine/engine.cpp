@@ -113,8 +113,8 @@ Result<std::vector<GateState>> DeploymentEngine::Gates(const DeploymentRecord& d
   const StageSpec* stage = spec->FindStage(d.stage);
   if (stage == nullptr) return NotFound("stage '" + d.stage + "' not found");
   auto gates = EvaluateGates(*impl_->store, *impl_->clock, d, *spec, *stage, nullptr);
-  if (impl_->o.hub != nullptr && Impl::StagePlanNeeds(*spec, *stage).touches_targets)
-    gates.push_back(AgentsGate(*impl_->o.hub, SplitCsv(d.targets_csv)));
+  if (impl_->o.agents != nullptr && Impl::StagePlanNeeds(*spec, *stage).touches_targets)
+    gates.push_back(AgentsGate(*impl_->o.agents, SplitCsv(d.targets_csv)));
   return gates;
 }
 

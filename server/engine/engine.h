@@ -34,7 +34,7 @@
 
 namespace reprise {
 
-class AgentHub;
+class AgentPort;
 
 struct Actor {
   std::string user;
@@ -43,7 +43,7 @@ struct Actor {
 
 struct EngineOptions {
   Store* store = nullptr;  // required
-  AgentHub* hub = nullptr;  // required to run deployments
+  AgentPort* agents = nullptr;  // required to run deployments (the AgentHub)
   const Clock* clock = nullptr;  // null: the system clock
   int workers = 4;  // deployments running at once (on different targets)
   // How often waiting deployments are re-checked (deployment windows).

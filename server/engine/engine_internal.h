@@ -21,10 +21,10 @@
 #include "planner/app_spec.h"
 #include "planner/execution_context.h"
 #include "planner/executor.h"
+#include "server/engine/agent_port.h"
 #include "server/engine/connection_check.h"
 #include "server/engine/engine.h"
 #include "server/engine/engine_loop.h"
-#include "server/hub/agent_hub.h"
 #include "server/store/store.h"
 
 namespace reprise {

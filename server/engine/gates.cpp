@@ -51,8 +51,8 @@ DeploymentEngine::Impl::GateDecision DeploymentEngine::Impl::Decide(
     out.text = "rejected by " + rejected;
     return out;
   }
-  if (o.hub != nullptr && StagePlanNeeds(*spec, *stage).touches_targets) {
-    gates.push_back(AgentsGate(*o.hub, SplitCsv(d->targets_csv)));
+  if (o.agents != nullptr && StagePlanNeeds(*spec, *stage).touches_targets) {
+    gates.push_back(AgentsGate(*o.agents, SplitCsv(d->targets_csv)));
     if (AgentsWaitExpired(*d, gates)) {
       out.kind = GateDecision::Kind::kExpire;
       out.text = "its targets' agents were not back within its expiry window of " +
@@ -144,9 +144,9 @@ bool DeploymentEngine::Impl::StartIfConnected(const std::shared_ptr<Running>& r)
   if (!d.ok() || d->status != "queued") return false;
   auto spec = Spec(d->application, d->release);
   const StageSpec* stage = spec.ok() ? (*spec)->FindStage(d->stage) : nullptr;
-  if (o.hub != nullptr && stage != nullptr) {  // else running it says what is wrong
+  if (o.agents != nullptr && stage != nullptr) {  // else running it says what is wrong
     StartCheck check =
-        CheckBeforeStart(*o.hub, *store, *d, r->targets, StagePlanNeeds(**spec, *stage));
+        CheckBeforeStart(*o.agents, *store, *d, r->targets, StagePlanNeeds(**spec, *stage));
     for (const auto& [target, text] : check.lines)
       Log(d->id, target, check.verdict == StartCheck::Verdict::kRun ? "info" : "warning", text);
     if (check.verdict == StartCheck::Verdict::kFail) {

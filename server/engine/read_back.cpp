@@ -10,7 +10,7 @@ namespace reprise {
 using namespace engine_internal;
 
 void DeploymentEngine::Impl::ReadBackLoop() {
-  if (o.hub == nullptr) return;
+  if (o.agents == nullptr) return;
   {
     std::lock_guard lock(read_back_mu);
     for (const auto& d : interrupted)
@@ -29,7 +29,7 @@ void DeploymentEngine::Impl::ReadBackLoop() {
     }
     for (const auto& [target, d] : todo) {
       if (!ClaimTarget(target)) continue;  // a deployment runs there: later
-      auto state = o.hub->GetTargetState(target);
+      auto state = o.agents->GetTargetState(target);
       bool answered = state.ok() && state->online;
       std::string label;
       if (answered) {
@@ -60,7 +60,7 @@ void DeploymentEngine::Impl::ReadBackLoop() {
 void DeploymentEngine::Impl::NoticeConnections() {
   std::vector<std::string> targets;
   bool changed = false;
-  for (const auto& a : o.hub->Agents()) {
+  for (const auto& a : o.agents->Agents()) {
     std::string now = a.online ? a.address : "";
     std::string& before = agent_connections[a.name];
     if (a.online && now != before)

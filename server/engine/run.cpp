@@ -155,8 +155,8 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
           " (variables " + (choice == "as-deployed" ? "as deployed" : "current settings") +
           (kind->current_label.empty() ? "" : "; the stage had " + kind->current_label) + ")");
   if (!plan.ok()) return fail(plan.status().message());
-  if (o.hub == nullptr) return fail("no agent hub is configured");
-  auto operations = o.hub->OperationsFor(*ctx);
+  if (o.agents == nullptr) return fail("no agent hub is configured");
+  auto operations = o.agents->OperationsFor(*ctx);
   // The executor logs the waiting line (with the step's position).
   ManualGate manual(
       r, [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
@@ -214,8 +214,8 @@ std::vector<TargetStateRecord> DeploymentEngine::Impl::RecordTargetStates(
     const DeploymentRecord& d, const ExecutionContext& ctx, const ExecutionReport* report) {
   std::vector<TargetStateRecord> out;
   for (const auto& t : ctx.targets) {
-    if (o.hub != nullptr) {
-      auto state = o.hub->GetTargetState(t.name);
+    if (o.agents != nullptr) {
+      auto state = o.agents->GetTargetState(t.name);
       bool answered = state.ok() && state->online;
       {
         // An agent lost during the deployment may have switched before it

@@ -29,6 +29,7 @@
 #include "planner/operations.h"
 #include "server/http/http_types.h"
 #include "server/artifacts/blob_store.h"
+#include "server/engine/agent_port.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -72,40 +73,11 @@ struct AgentHubOptions {
   std::chrono::milliseconds probe_timeout{10000};
 };
 
-struct AgentStatus {
-  std::string name;
-  std::string status;  // "pending", "refused", "online", "offline" (approved agents)
-  bool approved = false;
-  bool online = false;
-  std::string version;
-  int64_t last_seen = 0;  // unix millis
-  std::string key_fingerprint;
-  std::string address;               // remote address while online
-  std::vector<std::string> targets;  // targets whose agent is this one
-};
-
-// The agent of a target as the hub sees it now (no round trip).
-struct TargetAgentLink {
-  std::string target;
-  std::string agent;
-  bool connected = false;  // online now (the local agent: enabled)
-  bool approved = false;
-  std::string version;  // as the agent reported it ("" when never seen)
-};
-
-// A probe of a target's root by its agent (AgentRunner::Probe).
-struct TargetProbe {
-  TargetAgentLink link;
-  bool answered = false;   // the agent answered: `report` and `latency_ms` hold
-  int64_t latency_ms = 0;  // the request's round trip
-  ProbeReport report;
-  std::string problem;  // why the agent could not be asked ("" when it answered)
-};
-
-class AgentHub {
+// The engine's AgentPort over the agent channel and the local agent.
+class AgentHub : public AgentPort {
  public:
   [[nodiscard]] static Result<std::unique_ptr<AgentHub>> Start(AgentHubOptions options);
-  ~AgentHub();
+  ~AgentHub() override;
   AgentHub(const AgentHub&) = delete;
   AgentHub& operator=(const AgentHub&) = delete;
 
@@ -122,25 +94,25 @@ class AgentHub {
   Operations& operations();
   // The same, for one deployment: release directories are named
   // "<release>-<build>-<sha12>" from the context. Must not outlive the hub.
-  std::unique_ptr<Operations> OperationsFor(const ExecutionContext& context);
+  std::unique_ptr<Operations> OperationsFor(const ExecutionContext& context) override;
 
   // The target's current release (asked from its agent when online; the
   // last known state, online=false, when not).
-  [[nodiscard]] Result<TargetState> GetTargetState(const std::string& target);
+  [[nodiscard]] Result<TargetState> GetTargetState(const std::string& target) override;
   // Re-hashes the target's `current` tree on its agent against `manifest`.
   [[nodiscard]] Result<ValidationReport> Validate(const std::string& target,
-                                                  const Manifest& manifest);
+                                                  const Manifest& manifest) override;
 
   // Whether the target's agent is connected and approved, without asking it.
   // kNotFound for an unknown target.
-  [[nodiscard]] Result<TargetAgentLink> TargetAgent(const std::string& target);
+  [[nodiscard]] Result<TargetAgentLink> TargetAgent(const std::string& target) override;
   // Asks the target's agent whether it can write the target root and how much
   // room is left (a probe_request; the local agent answers in-process). An
   // agent that cannot be asked is the probe's `problem`, not an error;
   // kNotFound for an unknown target.
-  [[nodiscard]] Result<TargetProbe> Probe(const std::string& target);
+  [[nodiscard]] Result<TargetProbe> Probe(const std::string& target) override;
 
-  std::vector<AgentStatus> Agents();
+  std::vector<AgentStatus> Agents() override;
   // Approves a pending agent (audited as `actor`); it may then receive work.
   [[nodiscard]] Status Approve(const std::string& name, const std::string& actor);
   // Issues an enrollment token (shown once; stored hashed).
