@@ -288,6 +288,60 @@ std::string ValidationText(const Json& v) {
 
 }  // namespace
 
+// GET …/{rid}/validation[?format=text]: the validation file.
+Route ValidationRoute(Store* s) {
+  return {"GET",
+          std::string(kRecord) + "/validation",
+          Role::kViewer,
+          false,
+          [s](HttpRequest& req) {
+            TRY_OR_ERROR(int64_t id, RecordId(req));
+            TRY_OR_ERROR(RollbackRecord r, s->GetRollbackRecord(id));
+            if (r.validation_json.empty())
+              return HttpResponse::Error(NotFound("rollback record " + std::to_string(id) +
+                                                  " has not been validated yet"));
+            auto format = req.Query("format").value_or("json");
+            if (format == "json") return HttpResponse::Json(200, r.validation_json);
+            if (format != "text")
+              return HttpResponse::Error(
+                  InvalidArgument("query parameter 'format' must be json or text"));
+            HttpResponse t;
+            t.content_type = "text/plain; charset=utf-8";
+            t.body = ValidationText(ParsedOrNull(r.validation_json));
+            return t;
+          },
+          nullptr};
+}
+
+void AddRollbackRecordsToStages(Store& store, Json& stages) {
+  if (!stages.is_array()) return;
+  for (auto& stage : stages) {
+    if (!stage.contains("targets")) continue;
+    for (auto& t : stage["targets"]) {
+      Json& current = t["current"];
+      if (!current.is_object()) continue;
+      auto rec = store.FindRollbackRecordByExecution(current.value("deployment_id", int64_t{0}));
+      if (!rec.ok()) continue;
+      auto components = store.ListRollbackComponents(rec->id);
+      int64_t total = 0, reverted = 0;
+      if (components.ok())
+        for (const auto& c : *components)
+          if (c.target == t.value("target", "")) {
+            ++total;
+            reverted += c.selected;
+          }
+      current["rollback_record"] = {{"id", rec->id},
+                                    {"deployment_id", rec->deployment_id},
+                                    {"reverted", reverted},
+                                    {"components", total}};
+      current["label"] = rec->release + " build " + std::to_string(rec->build) +
+                         " + rollback record #" + std::to_string(rec->id) + " (" +
+                         std::to_string(reverted) + " of " + std::to_string(total) +
+                         " components reverted)";
+    }
+  }
+}
+
 std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) {
   RollbackRecords* rr = &records;
   Store* s = &store;
@@ -377,24 +431,7 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
   action("validate", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
     return rr->Validate(a, id);
   });
-  out.push_back({"GET", std::string(kRecord) + "/validation", Role::kViewer, false,
-                 [s](HttpRequest& req) {
-                   TRY_OR_ERROR(int64_t id, RecordId(req));
-                   TRY_OR_ERROR(RollbackRecord r, s->GetRollbackRecord(id));
-                   if (r.validation_json.empty())
-                     return HttpResponse::Error(NotFound("rollback record " + std::to_string(id) +
-                                                         " has not been validated yet"));
-                   auto format = req.Query("format").value_or("json");
-                   if (format == "json") return HttpResponse::Json(200, r.validation_json);
-                   if (format != "text")
-                     return HttpResponse::Error(
-                         InvalidArgument("query parameter 'format' must be json or text"));
-                   HttpResponse t;
-                   t.content_type = "text/plain; charset=utf-8";
-                   t.body = ValidationText(ParsedOrNull(r.validation_json));
-                   return t;
-                 },
-                 nullptr});
+  out.push_back(ValidationRoute(s));
   return out;
 }
 

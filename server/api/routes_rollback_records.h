@@ -7,6 +7,8 @@
 
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "server/http/http_types.h"
 
 namespace reprise {
@@ -15,5 +17,11 @@ class RollbackRecords;
 class Store;
 
 std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store);
+
+// What is deployed where (GET /applications/{app} "stages"): a target whose
+// current deployment executed a rollback record gains
+// current.rollback_record {id, deployment_id, reverted, components} and
+// current.label "1.0 build 2 + rollback record #3 (2 of 7 components reverted)".
+void AddRollbackRecordsToStages(Store& store, nlohmann::json& stages);
 
 }  // namespace reprise

@@ -349,6 +349,11 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // A deployment of kind `selective-rollback`: compose-release on each target
   // of its rollback record instead of a plan (rollback_records_run.cpp).
   void RunSelectiveRollback(const std::shared_ptr<Running>& r, const DeploymentRecord& d);
+  std::vector<DeploymentTargetRecord> ComposeOnTargets(
+      const std::shared_ptr<Running>& r, const DeploymentRecord& d, const RollbackRecord& record,
+      const std::vector<RollbackRecordTarget>& targets,
+      const std::vector<RollbackComponentRecord>& components, const ExecutionContext& ctx,
+      std::string* status_out, std::string* error_out);
 
   // Reads back what each target holds now (the agent is the truth), falling
   // back on the executor's outcome when the agent cannot say (offline, or

@@ -81,6 +81,56 @@ ComposeReleaseOp OpFor(const RollbackRecord& rec, const RollbackRecordTarget& t,
 
 }  // namespace
 
+// compose-release on each target in turn; after a failure the rest are
+// skipped. Returns each target's result; `status_out` / `error_out` say how
+// it ended.
+std::vector<DeploymentTargetRecord> DeploymentEngine::Impl::ComposeOnTargets(
+    const std::shared_ptr<Running>& r, const DeploymentRecord& d, const RollbackRecord& record,
+    const std::vector<RollbackRecordTarget>& targets,
+    const std::vector<RollbackComponentRecord>& components, const ExecutionContext& ctx,
+    std::string* status_out, std::string* error_out) {
+  Masker masker;
+  std::vector<DeploymentTargetRecord> results;
+  std::string& status = *status_out;
+  std::string& error = *error_out;
+  auto operations = o.agents->OperationsFor(ctx);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const RollbackRecordTarget& t = targets[i];
+    std::vector<RevertEntry> reverts;
+    for (const auto& c : components)
+      if (c.target == t.target && c.selected) reverts.push_back({c.path, c.type});
+    if (status != "succeeded") {
+      results.push_back(
+          {d.id, t.target, "skipped", "an earlier target failed", "", "", d.started_at, Now()});
+      continue;
+    }
+    if (reverts.empty()) {
+      Log(d.id, t.target, "info", "nothing selected on " + t.target + "; left as it is");
+      results.push_back(
+          {d.id, t.target, "succeeded", "nothing selected", "", "", d.started_at, Now()});
+      continue;
+    }
+    Log(d.id, t.target, "info", "reverting " + Summary(reverts));
+    StepLog log(*clock, masker, "compose-release", {}, t.target,
+                [this, id = d.id](const LogLine& line) {
+                  Log(id, line.target, std::string(LogLevelName(line.level)), line.text);
+                });
+    auto outcome =
+        operations->Run(ctx.targets[i], OpFor(record, t, std::move(reverts)), log, r->cancel);
+    log.FinishOutput();
+    if (outcome.succeeded()) {
+      results.push_back({d.id, t.target, "succeeded", "", "", "", d.started_at, Now()});
+      continue;
+    }
+    std::string why =
+        outcome.kind == OperationOutcome::Kind::kFailed ? outcome.message : outcome.error.message();
+    status = r->cancel.IsCancelled() ? "cancelled" : "failed";
+    error = t.target + ": " + why;
+    results.push_back({d.id, t.target, "failed", why, "", "", d.started_at, Now()});
+  }
+  return results;
+}
+
 void DeploymentEngine::Impl::RunSelectiveRollback(const std::shared_ptr<Running>& r,
                                                   const DeploymentRecord& d) {
   auto rec = store->FindRollbackRecordByExecution(d.id);
@@ -141,44 +191,9 @@ void DeploymentEngine::Impl::RunSelectiveRollback(const std::shared_ptr<Running>
           std::to_string(rec->deployment_id) + " (" + BuildLabel(d.release, d.build) + " on " +
           d.stage + ")");
   if (o.agents == nullptr) return fail("no agent hub is configured");
-  auto operations = o.agents->OperationsFor(ctx);
-  Masker masker;
   std::string status = "succeeded", error;
-  std::vector<DeploymentTargetRecord> results;
-  for (size_t i = 0; i < targets->size(); ++i) {
-    const RollbackRecordTarget& t = (*targets)[i];
-    std::vector<RevertEntry> reverts;
-    for (const auto& c : *components)
-      if (c.target == t.target && c.selected) reverts.push_back({c.path, c.type});
-    if (status != "succeeded") {
-      results.push_back(
-          {d.id, t.target, "skipped", "an earlier target failed", "", "", d.started_at, Now()});
-      continue;
-    }
-    if (reverts.empty()) {
-      Log(d.id, t.target, "info", "nothing selected on " + t.target + "; left as it is");
-      results.push_back(
-          {d.id, t.target, "succeeded", "nothing selected", "", "", d.started_at, Now()});
-      continue;
-    }
-    Log(d.id, t.target, "info", "reverting " + Summary(reverts));
-    StepLog log(*clock, masker, "compose-release", {}, t.target,
-                [this, id = d.id](const LogLine& line) {
-                  Log(id, line.target, std::string(LogLevelName(line.level)), line.text);
-                });
-    auto outcome =
-        operations->Run(ctx.targets[i], OpFor(*rec, t, std::move(reverts)), log, r->cancel);
-    log.FinishOutput();
-    if (outcome.succeeded()) {
-      results.push_back({d.id, t.target, "succeeded", "", "", "", d.started_at, Now()});
-      continue;
-    }
-    std::string why =
-        outcome.kind == OperationOutcome::Kind::kFailed ? outcome.message : outcome.error.message();
-    status = r->cancel.IsCancelled() ? "cancelled" : "failed";
-    error = t.target + ": " + why;
-    results.push_back({d.id, t.target, "failed", why, "", "", d.started_at, Now()});
-  }
+  std::vector<DeploymentTargetRecord> results =
+      ComposeOnTargets(r, d, *rec, *targets, *components, ctx, &status, &error);
   auto states = RecordTargetStates(d, ctx, nullptr);
   Finish(d, status, error, {"running"}, results, states);
   end_record(status == "succeeded" ? "executed" : "failed", error);

@@ -200,6 +200,25 @@ std::vector<std::string> TargetsOf(Store& store, const DeploymentRecord& d) {
 
 }  // namespace
 
+std::optional<Manifest> FindComposedManifest(Store& store, const std::string& target,
+                                             const std::string& manifest_hash) {
+  if (manifest_hash.empty()) return std::nullopt;
+  RollbackRecordFilter f;
+  f.statuses = {"executed", "validated", "validation-failed"};
+  auto records = store.ListRollbackRecords(f, {1000, 0});
+  if (!records.ok()) return std::nullopt;
+  for (const auto& r : *records) {
+    auto targets = store.ListRollbackRecordTargets(r.id);
+    if (!targets.ok()) continue;
+    for (const auto& t : *targets) {
+      if (t.target != target || t.composed_manifest_hash != manifest_hash) continue;
+      auto m = ManifestFromJson(t.composed_manifest_json);
+      if (m.ok()) return *m;
+    }
+  }
+  return std::nullopt;
+}
+
 RollbackRecords::RollbackRecords(Store& store, AgentPort& agents, BlobStore& blobs,
                                  DeploymentEngine& engine, const Clock& clock)
     : store_(store), agents_(agents), blobs_(blobs), engine_(engine), clock_(clock) {}

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/deployer/archive.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "server/engine/engine.h"
@@ -36,6 +37,12 @@ struct RollbackApprovalRule {
   int count = 1;
   std::string Describe() const;
 };
+
+// The composed manifest of an executed rollback record on `target` whose
+// hash is `manifest_hash` (what the target's agent reports after the
+// execution): Verify files checks against it. None when no record matches.
+std::optional<Manifest> FindComposedManifest(Store& store, const std::string& target,
+                                             const std::string& manifest_hash);
 
 class RollbackRecords {
  public:

@@ -54,8 +54,16 @@ plans:
     rita_ = server_->CreateUser("rita", "release-manager");
     rob_ = server_->CreateUser("rob", "release-manager");
     dan_ = server_->CreateUser("dan", "deployer");
+    StartAgent();
+  }
+
+  // Starts the agent (again: after a server restart, on the server's new
+  // agent port; it keeps its identity in its state directory).
+  void StartAgent() {
+    auto admin = server_->Admin();
     auto token = admin.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": true})");
     REQUIRE(token.status / 100 == 2);
+    agent_.reset();
     agent_ = std::make_unique<AgentProcess>(
         std::vector<std::string>{"--server", "127.0.0.1:" + std::to_string(server_->agent_port()),
                                  "--name", "box", "--root", root_.string(), "--enroll-token",
@@ -227,6 +235,17 @@ TEST_CASE("rollback record: create, test, submit, approve, execute, validate; by
   CHECK(text.status == 200);
   CHECK(Has(text.body, "PASSED"));
 
+  // What is deployed where names the record; Verify files checks the composed tree.
+  json app = Body(f.Admin().Get("/api/v1/applications/shop"));
+  json current = app["stages"][0]["targets"][0]["current"];
+  CHECK_MESSAGE(current["label"] == "1.0 build 2 + rollback record #" + std::to_string(rid) +
+                                        " (2 of 3 components reverted)",
+                app.dump());
+  CHECK(current["rollback_record"]["id"] == rid);
+  auto verified = rob.Post("/api/v1/targets/web1/validate", "{}");
+  REQUIRE_MESSAGE(verified.status == 200, verified.body);
+  CHECK_MESSAGE(Body(verified)["ok"] == true, verified.body);
+
   // A changed file after execution: the validation names it as another file.
   REQUIRE(WriteFileAtomic(f.root() / "web2/current/static/site.css", "hot fix\n").ok());
   auto again = rob.Post(Rec(rid, "validate"), "{}");
@@ -341,6 +360,39 @@ TEST_CASE("rollback-record CLI: create, submit, approve, execute, validate, list
   CHECK(Has(listed.output, rid + ",validated,shop,Production"));
   auto usage = f.Cli(f.rob_token(), "rollback-record execute");
   CHECK(usage.exit_code == 2);
+}
+
+TEST_CASE("rollback record: a scheduled execution survives a restart and runs once") {
+  RollbackFixture f;
+  f.Deploy(1);
+  int64_t d2 = f.Deploy(2);
+  auto rita = f.Rita();
+  auto created = rita.Post("/api/v1/deployments/" + std::to_string(d2) + "/rollback-records",
+                           R"({"components": ["legacy.txt"]})");
+  REQUIRE_MESSAGE(created.status == 201, created.body);
+  const int64_t rid = Body(created)["id"];
+  REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
+  REQUIRE(f.Rob().Post(Rec(rid, "approve"), "{}").status == 200);
+  const std::string at = FormatRfc3339Utc(SystemClock::Instance().Now() + std::chrono::seconds(8));
+  auto scheduled = f.Rob().Post(Rec(rid, "execute"), json{{"at", at}}.dump());
+  REQUIRE_MESSAGE(scheduled.status == 200, scheduled.body);
+  CHECK(Body(scheduled)["status"] == "scheduled");
+  const int64_t exec_id = Body(scheduled)["execution_deployment_id"];
+
+  f.server().Restart();
+  f.StartAgent();
+  CHECK(Body(f.Admin().Get(Rec(rid)))["status"] == "scheduled");
+  json run = f.WaitDeployment(exec_id);
+  CHECK_MESSAGE(run["status"] == "succeeded", run.dump());
+  f.WaitRecord(rid, "executed");
+  CHECK(ReadFile(f.root() / "web1/current/legacy.txt") == TreeOf(1)["legacy.txt"]);
+  CHECK(ReadFile(f.root() / "web2/current/index.html") == TreeOf(2)["index.html"]);
+  // Exactly once: one "running rollback record" line in its log.
+  json log = Body(f.Admin().Get("/api/v1/deployments/" + std::to_string(exec_id) + "/log"));
+  int runs = 0;
+  for (const auto& line : log["lines"])
+    runs += Has(line.value("text", ""), "running rollback record");
+  CHECK(runs == 1);
 }
 
 }  // namespace reprise::testing
