@@ -72,6 +72,7 @@ struct CommandGroup {
 CommandGroup CatalogCommands();     // commands_catalog.cpp
 CommandGroup DeploymentCommands();  // commands_deployments.cpp
 CommandGroup TargetCommands();      // commands_targets.cpp
+CommandGroup RollbackRecordCommands();  // rollback_record_commands.cpp
 
 // ---------------------------------------------------------------- calls (command.cpp)
 

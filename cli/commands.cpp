@@ -39,6 +39,7 @@ const std::vector<CommandGroup>& Groups() {
       CatalogCommands(),
       DeploymentCommands(),
       TargetCommands(),
+      RollbackRecordCommands(),
   };
   return groups;
 }

@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <type_traits>
 
 #include "common/enum_names.h"
@@ -22,6 +23,7 @@ std::string_view OperationKind(const ResolvedOperation& op) {
         if constexpr (std::is_same_v<T, EnsureDirOp>) return "ensure-dir";
         if constexpr (std::is_same_v<T, DeleteOp>) return "delete";
         if constexpr (std::is_same_v<T, HttpCheckOp>) return "http-check";
+        if constexpr (std::is_same_v<T, ComposeReleaseOp>) return "compose-release";
       },
       op);
 }
@@ -45,6 +47,131 @@ std::string ShellQuoteForDisplay(const std::string& s) {
     }
   }
   return out + "'";
+}
+
+void ComposeToJson(const ComposeReleaseOp& o, json& j) {
+  j["to"] = o.to;
+  j["base_release"] = o.base_release;
+  j["base_manifest_hash"] = o.base_manifest_hash;
+  j["source_release"] = o.source_release;
+  j["source_artifact"] = o.source_artifact;
+  j["source_sha256"] = o.source_sha256;
+  j["source_manifest_hash"] = o.source_manifest_hash;
+  json reverts = json::array();
+  for (const RevertEntry& r : o.reverts) reverts.push_back({{"path", r.path}, {"type", r.type}});
+  j["reverts"] = std::move(reverts);
+  j["manifest_json"] = o.manifest_json;
+  j["name"] = o.name;
+  j["keep"] = o.keep;
+}
+
+bool IsLowerHex64(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// A string field of a compose-release: required ones must be present.
+Status ReadString(const json& j, const char* field, bool required, std::string* out) {
+  auto it = j.find(field);
+  if (it == j.end()) {
+    if (!required) return Status::Ok();
+    return InvalidArgument(std::string("compose-release: field '") + field + "' is missing");
+  }
+  if (!it->is_string()) {
+    return InvalidArgument(std::string("compose-release: field '") + field + "' must be a string");
+  }
+  *out = it->get<std::string>();
+  return Status::Ok();
+}
+
+Status ReadReverts(const json& j, std::vector<RevertEntry>* out) {
+  auto it = j.find("reverts");
+  if (it == j.end()) return InvalidArgument("compose-release: field 'reverts' is missing");
+  if (!it->is_array()) return InvalidArgument("compose-release: field 'reverts' must be an array");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& r = (*it)[i];
+    const std::string where = "compose-release: reverts[" + std::to_string(i) + "]";
+    if (!r.is_object() || r.size() != 2 || !r.contains("path") || !r.contains("type") ||
+        !r["path"].is_string() || !r["type"].is_string()) {
+      return InvalidArgument(where + " must be {\"path\": string, \"type\": string}");
+    }
+    RevertEntry e{r["path"].get<std::string>(), r["type"].get<std::string>()};
+    if (e.path.empty()) return InvalidArgument(where + ": the path is empty");
+    if (e.type != "delete" && e.type != "override" && e.type != "restore") {
+      return InvalidArgument(where + ": type '" + e.type +
+                             "' is not one of delete, override, restore");
+    }
+    if (!seen.insert(e.path).second) {
+      return InvalidArgument(where + ": path '" + e.path + "' is listed twice");
+    }
+    out->push_back(std::move(e));
+  }
+  return Status::Ok();
+}
+
+// Checks that need the whole operation: hashes well-formed, A named when a
+// revert needs its version.
+Status CheckCompose(const ComposeReleaseOp& o) {
+  if (o.base_release.empty()) return InvalidArgument("compose-release: base_release is empty");
+  if (o.name.empty()) return InvalidArgument("compose-release: name is empty");
+  if (o.name == o.base_release) {
+    return InvalidArgument("compose-release: name must differ from base_release");
+  }
+  if (!IsLowerHex64(o.base_manifest_hash)) {
+    return InvalidArgument("compose-release: base_manifest_hash is not a SHA-256 in hex");
+  }
+  const bool has_source = !o.source_release.empty() || !o.source_sha256.empty();
+  if (!o.source_sha256.empty() && !IsLowerHex64(o.source_sha256)) {
+    return InvalidArgument("compose-release: source_sha256 is not a SHA-256 in hex");
+  }
+  if (has_source && !IsLowerHex64(o.source_manifest_hash)) {
+    return InvalidArgument(
+        "compose-release: source_manifest_hash must be a SHA-256 in hex when a source is named");
+  }
+  if (!has_source) {
+    for (const RevertEntry& r : o.reverts) {
+      if (r.type != "delete") {
+        return InvalidArgument("compose-release: revert '" + r.path + "' (" + r.type +
+                               ") needs the earlier release or artifact, and none is named");
+      }
+    }
+  }
+  if (o.keep < 1) return InvalidArgument("compose-release: keep must be at least 1");
+  return Status::Ok();
+}
+
+Result<ResolvedOperation> ComposeFromJson(const json& j) {
+  static const std::set<std::string> kFields = {"type",           "to",
+                                                "base_release",   "base_manifest_hash",
+                                                "source_release", "source_artifact",
+                                                "source_sha256",  "source_manifest_hash",
+                                                "reverts",        "manifest_json",
+                                                "name",           "keep"};
+  for (const auto& [key, value] : j.items()) {
+    if (!kFields.count(key)) {
+      return InvalidArgument("compose-release: unknown field '" + key + "'");
+    }
+  }
+  ComposeReleaseOp o;
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "to", false, &o.to));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "base_release", true, &o.base_release));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "base_manifest_hash", true, &o.base_manifest_hash));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_release", false, &o.source_release));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_artifact", false, &o.source_artifact));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_sha256", false, &o.source_sha256));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_manifest_hash", false, &o.source_manifest_hash));
+  REPRISE_RETURN_IF_ERROR(ReadReverts(j, &o.reverts));
+  // Present but possibly empty: a remote agent receives it in the frame's payload.
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "manifest_json", true, &o.manifest_json));
+  REPRISE_RETURN_IF_ERROR(ReadString(j, "name", true, &o.name));
+  if (auto it = j.find("keep"); it != j.end()) {
+    if (!it->is_number_integer()) {
+      return InvalidArgument("compose-release: field 'keep' must be an integer");
+    }
+    o.keep = it->get<int>();
+  }
+  REPRISE_RETURN_IF_ERROR(CheckCompose(o));
+  return ResolvedOperation(std::move(o));
 }
 
 }  // namespace
@@ -95,6 +222,14 @@ std::string DescribeOperation(const ResolvedOperation& op) {
                  std::to_string(o.retries) + " retries, " + std::to_string(o.delay_seconds) +
                  "s apart)";
         }
+        if constexpr (std::is_same_v<T, ComposeReleaseOp>) {
+          return "compose-release " + o.name + " from " + o.base_release + " (" +
+                 std::to_string(o.reverts.size()) + " reverted from " +
+                 (o.source_release.empty()
+                      ? (o.source_artifact.empty() ? std::string("nothing") : o.source_artifact)
+                      : o.source_release) +
+                 ", keep " + std::to_string(o.keep) + ")";
+        }
       },
       op);
 }
@@ -122,6 +257,7 @@ ResolvedOperation MaskOperation(const ResolvedOperation& op, const Masker& m) {
           o.path = m.Mask(o.path);
         }
         if constexpr (std::is_same_v<T, HttpCheckOp>) o.url = m.Mask(o.url);
+        if constexpr (std::is_same_v<T, ComposeReleaseOp>) o.to = m.Mask(o.to);
       },
       copy);
   return copy;
@@ -166,6 +302,7 @@ std::string OperationToJson(const ResolvedOperation& op) {
           j["delay_seconds"] = o.delay_seconds;
           j["timeout_seconds"] = o.timeout_seconds;
         }
+        if constexpr (std::is_same_v<T, ComposeReleaseOp>) ComposeToJson(o, j);
       },
       op);
   // Content may be arbitrary bytes; never throw on invalid UTF-8.
@@ -218,6 +355,7 @@ Result<ResolvedOperation> OperationFromJson(std::string_view text) {
       return ResolvedOperation(o);
     }
     if (type == "delete") return ResolvedOperation(DeleteOp{j.at("path").get<std::string>()});
+    if (type == "compose-release") return ComposeFromJson(j);
     if (type == "http-check") {
       HttpCheckOp o;
       o.url = j.at("url").get<std::string>();

@@ -81,8 +81,38 @@ struct HttpCheckOp {
   friend bool operator==(const HttpCheckOp&, const HttpCheckOp&) = default;
 };
 
-using ResolvedOperation =
-    std::variant<DeployArtifactOp, WriteFileOp, ExecOp, EnsureDirOp, DeleteOp, HttpCheckOp>;
+// One component of a selective rollback: `path` (a manifest path, e.g.
+// "bin/tool") goes back to what the earlier deployment A had.
+struct RevertEntry {
+  std::string path;
+  std::string type;  // "delete" (A had none), "override" (A's version), "restore" (A's version)
+  friend bool operator==(const RevertEntry&, const RevertEntry&) = default;
+};
+// Builds a new release from the live one (base_release, deployed by D) with
+// the `reverts` taken back to A's versions, verifies it against the composed
+// manifest and switches to it. Only the engine sends it (a selective
+// rollback record); it is not a plan step.
+struct ComposeReleaseOp {
+  std::string to;                  // like DeployArtifactOp::to; "" = ROOT/current
+  std::string base_release;        // D's release directory name; `current` must point to it
+  std::string base_manifest_hash;  // D's manifest hash (the base release's metadata must match)
+  // Where A's versions come from: A's cached release when the target still
+  // has it, unchanged; otherwise A's artifact, fetched by sha256 through the
+  // BlobSource and extracted to a temporary directory. All empty when A is
+  // absent (then only "delete" reverts are possible).
+  std::string source_release;
+  std::string source_artifact;
+  std::string source_sha256;
+  std::string source_manifest_hash;  // A's tree must hash to it
+  std::vector<RevertEntry> reverts;
+  std::string manifest_json;  // the composed manifest (ManifestToJson); the result must match it
+  std::string name;           // the new release directory name: "<base_release>+rr<record id>"
+  int keep = 3;
+  friend bool operator==(const ComposeReleaseOp&, const ComposeReleaseOp&) = default;
+};
+
+using ResolvedOperation = std::variant<DeployArtifactOp, WriteFileOp, ExecOp, EnsureDirOp, DeleteOp,
+                                       HttpCheckOp, ComposeReleaseOp>;
 
 // "deploy-artifact", "write-file", ... (the plan keyword).
 std::string_view OperationKind(const ResolvedOperation& op);
@@ -93,6 +123,8 @@ std::string DescribeOperation(const ResolvedOperation& op);
 ResolvedOperation MaskOperation(const ResolvedOperation& op, const Masker& masker);
 
 // {"type": "exec", "argv": [...], ...}; the agent protocol carries this.
+// Decoding a compose-release is strict: unknown fields, fields of the wrong
+// type and inconsistent values are refused with a message naming them.
 std::string OperationToJson(const ResolvedOperation& op);
 Result<ResolvedOperation> OperationFromJson(std::string_view json);
 

@@ -503,6 +503,9 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     if (!parsed.ok()) return reply_error(parsed.status());
     ResolvedOperation op = std::move(parsed).value();
     if (auto* w = std::get_if<WriteFileOp>(&op)) w->content = std::move(payload);
+    // The composed manifest travels in the payload (8 MiB), not the header (1 MiB).
+    if (auto* c = std::get_if<ComposeReleaseOp>(&op); c && c->manifest_json.empty())
+      c->manifest_json = std::move(payload);
     std::string target_path = h.target_path;
     DeployLabel label{h.release, h.build, std::nullopt};
     if (h.limits) {

@@ -78,6 +78,8 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, DeployArtifactOp>) {
           return impl_->Deploy(root, o, label, blobs, log, cancel, progress);
+        } else if constexpr (std::is_same_v<T, ComposeReleaseOp>) {
+          return impl_->Compose(root, o, label, blobs, log, cancel, progress);
         } else if constexpr (std::is_same_v<T, WriteFileOp>) {
           return RunWriteFile(root, o, log);
         } else if constexpr (std::is_same_v<T, EnsureDirOp>) {

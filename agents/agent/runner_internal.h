@@ -204,6 +204,11 @@ struct AgentRunner::Impl {
                                            const RunnerLog& log, const CancelToken& cancel,
                                            const ProgressFn& progress);
 
+  // compose-release (runner_compose.cpp, the tree work in compose.cpp).
+  OperationOutcome Compose(const std::filesystem::path& root, const ComposeReleaseOp& op,
+                           const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,
+                           const CancelToken& cancel, const ProgressFn& progress);
+
   // exec (runner_exec.cpp).
   OperationOutcome Exec(const std::filesystem::path& root, const ExecOp& op, const RunnerLog& log,
                         const CancelToken& cancel);

@@ -1,5 +1,6 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
+#include "server/api/routes_rollback_records.h"
 #include "server/http/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
@@ -117,7 +118,10 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                [&store, &ctx](HttpRequest& req) {
                  TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
                  Json j = ApplicationJson(a);
-                 if (ctx.engine != nullptr) j["stages"] = DeployedWhereJson(*ctx.engine, a.name);
+                 if (ctx.engine != nullptr) {
+                   j["stages"] = DeployedWhereJson(*ctx.engine, a.name);
+                   AddRollbackRecordsToStages(store, j["stages"]);
+                 }
                  return Ok(j);
                }, nullptr});
   r.push_back({"PUT", "/api/v1/applications/{app}", Role::kReleaseManager, false,

@@ -4,6 +4,7 @@
 
 #include "server/api/json_io.h"
 #include "server/hub/agent_hub.h"
+#include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -123,6 +124,9 @@ Result<TargetVerification> VerifyTarget(AgentHub& hub, Store& store, const std::
                     std::to_string(record.build) +
                     " cannot be read: " + manifest.status().message());
   if (v.artifact.empty()) v.artifact = record.name;
+  // After a rollback record's execution the target runs the composed tree.
+  if (!state.manifest_hash.empty() && state.manifest_hash != manifest->manifest_hash)
+    if (auto composed = FindComposedManifest(store, target, state.manifest_hash)) manifest = *composed;
 
   auto report = hub.Validate(target, *manifest);
   if (!report.ok()) {

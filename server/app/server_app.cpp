@@ -14,6 +14,7 @@
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
 #include "server/api/routes.h"
+#include "server/api/routes_rollback_records.h"
 #include "server/api/routes_stages.h"
 #include "server/api/target_validate.h"
 #include "server/app/demo.h"
@@ -22,6 +23,7 @@
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/hub/agent_hub.h"
+#include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
 #include "server/web/web_ui.h"
 
@@ -85,6 +87,7 @@ struct ServerApp::Impl {
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<AgentHub> hub;
   std::unique_ptr<DeploymentEngine> engine;
+  std::unique_ptr<RollbackRecords> rollback_records;
   std::atomic<DeploymentEngine*> progress_sink{nullptr};
   std::unique_ptr<WebUi> web;
   std::unique_ptr<HttpServer> http;
@@ -233,6 +236,9 @@ Status ServerApp::Impl::StartHttp() {
   for (auto& route : TargetValidateRoutes(*hub, *store, *o.clock))
     routes.push_back(std::move(route));
   for (auto& route : StageRoutes(*hub, *store, *o.clock)) routes.push_back(std::move(route));
+  rollback_records = std::make_unique<RollbackRecords>(*store, *hub, *blobs, *engine, *o.clock);
+  for (auto& route : RollbackRecordRoutes(*rollback_records, *store))
+    routes.push_back(std::move(route));
   route_table.clear();
   for (const auto& r : routes)
     route_table.push_back({r.method, r.pattern, static_cast<int>(r.min_role), r.public_route});

@@ -82,6 +82,8 @@ std::vector<TargetResult> TargetResults(const Plan& plan, const ExecutionContext
 
 inline constexpr int64_t kMillisPerSecond = 1000;
 inline constexpr const char* kRedeployPermission = "redeploy";
+// The kind of a deployment that executes a selective rollback record.
+inline constexpr const char* kSelectiveRollbackKind = "selective-rollback";
 
 inline bool IsFinal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled" ||
@@ -348,6 +350,14 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // (irreversible.h); on failure finishes the deployment and returns false.
   bool UndoIrreversible(const DeploymentRecord& d, const ExecutionContext& ctx,
                         const ExecutorOptions& base);
+  // A deployment of kind `selective-rollback`: compose-release on each target
+  // of its rollback record instead of a plan (rollback_records_run.cpp).
+  void RunSelectiveRollback(const std::shared_ptr<Running>& r, const DeploymentRecord& d);
+  std::vector<DeploymentTargetRecord> ComposeOnTargets(
+      const std::shared_ptr<Running>& r, const DeploymentRecord& d, const RollbackRecord& record,
+      const std::vector<RollbackRecordTarget>& targets,
+      const std::vector<RollbackComponentRecord>& components, const ExecutionContext& ctx,
+      std::string* status_out, std::string* error_out);
 
   // Reads back what each target holds now (the agent is the truth), falling
   // back on the executor's outcome when the agent cannot say (offline, or

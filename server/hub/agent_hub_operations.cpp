@@ -113,19 +113,29 @@ OperationOutcome AgentHub::Impl::RunRemote(const std::string& agent, const std::
   const uint64_t id = next_id++;
   json opj = json::parse(OperationToJson(op));
   std::string payload;
+  std::string payload_what = "write-file content";
   if (auto* w = std::get_if<WriteFileOp>(&op)) {
     payload = w->content;  // raw bytes, not JSON text
     opj["content"] = "";
+  }
+  // A composed manifest may outgrow the header: it goes in the payload.
+  auto* compose = std::get_if<ComposeReleaseOp>(&op);
+  if (compose) {
+    payload = compose->manifest_json;
+    opj["manifest_json"] = "";
+    payload_what = "compose-release: the composed manifest";
   }
   // An operation too large for one frame fails on its own; the connection
   // and the agent's other work are not affected.
   if (payload.size() > protocol::kMaxPayloadBytes) {
     return OperationOutcome::Failed(
-        "write-file content of " + std::to_string(payload.size()) + " bytes exceeds the " +
+        payload_what + " of " + std::to_string(payload.size()) + " bytes exceeds the " +
         std::to_string(protocol::kMaxPayloadBytes) + "-byte limit of a remote agent");
   }
   protocol::Run run{id, path, label.release, label.build, Dump(opj), std::nullopt};
-  if (label.limits && std::holds_alternative<DeployArtifactOp>(op))
+  // Limits for what the agent extracts: the build, or A's artifact when the
+  // target no longer has A's release.
+  if (label.limits && (std::holds_alternative<DeployArtifactOp>(op) || compose))
     run.limits = ArchiveLimitsToJson(*label.limits);
   std::string header = protocol::Encode(run);
   if (header.size() > protocol::kMaxHeaderBytes) {
@@ -139,6 +149,7 @@ OperationOutcome AgentHub::Impl::RunRemote(const std::string& agent, const std::
   p->conn_id = c->id;
   p->agent = agent;
   if (auto* d = std::get_if<DeployArtifactOp>(&op)) p->sha256 = d->sha256;
+  if (compose) p->sha256 = compose->source_sha256;  // A's artifact, when A's release is gone
   {
     std::lock_guard<std::mutex> g(mu);
     ops[id] = p;

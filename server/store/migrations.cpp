@@ -274,7 +274,7 @@ ALTER TABLE builds ADD COLUMN sealed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE builds ADD COLUMN sealed_by TEXT NOT NULL DEFAULT '';
 CREATE INDEX deployments_by_build ON deployments(application, release, build, id);
 )sql",
-      // irreversible_steps: the irreversible plan steps that ran, per target,
+      // 9: irreversible_steps: the irreversible plan steps that ran, per target,
       // for the warnings and undo steps of a rollback across them.
       R"sql(
 CREATE TABLE irreversible_steps (
@@ -294,6 +294,75 @@ CREATE TABLE irreversible_steps (
   has_undo INTEGER NOT NULL
 );
 CREATE INDEX irreversible_steps_by_stage ON irreversible_steps(application, stage, ran_at, id);
+)sql",
+      // 10: selective rollback records (a record of a succeeded deployment, its
+      // targets, components, approvals; the execution is a deployment).
+      R"sql(
+CREATE TABLE rollback_records (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  application TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  release TEXT NOT NULL,
+  build INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  comment TEXT NOT NULL DEFAULT '',
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  submitted_by TEXT NOT NULL DEFAULT '',
+  submitted_at INTEGER NOT NULL DEFAULT 0,
+  executed_by TEXT NOT NULL DEFAULT '',
+  executed_at INTEGER NOT NULL DEFAULT 0,
+  execution_deployment_id INTEGER NOT NULL DEFAULT 0,
+  scheduled_at INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER NOT NULL DEFAULT 0,
+  validated_by TEXT NOT NULL DEFAULT '',
+  validated_at INTEGER NOT NULL DEFAULT 0,
+  validation_json TEXT NOT NULL DEFAULT '',
+  connection_json TEXT NOT NULL DEFAULT '',
+  connection_checked_at INTEGER NOT NULL DEFAULT 0,
+  connection_ok INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX rollback_records_by_stage ON rollback_records(application, stage, id);
+CREATE INDEX rollback_records_by_execution ON rollback_records(execution_deployment_id)
+  WHERE execution_deployment_id != 0;
+CREATE TABLE rollback_record_targets (
+  record_id INTEGER NOT NULL REFERENCES rollback_records(id),
+  target TEXT NOT NULL,
+  release_dir TEXT NOT NULL,
+  manifest_json TEXT NOT NULL,
+  manifest_hash TEXT NOT NULL,
+  artifact TEXT NOT NULL,
+  previous_deployment_id INTEGER NOT NULL,
+  previous_release TEXT NOT NULL,
+  previous_build INTEGER NOT NULL,
+  previous_release_dir TEXT NOT NULL,
+  previous_artifact TEXT NOT NULL,
+  previous_sha256 TEXT NOT NULL,
+  previous_manifest_json TEXT NOT NULL,
+  previous_manifest_hash TEXT NOT NULL,
+  composed_manifest_json TEXT NOT NULL,
+  composed_manifest_hash TEXT NOT NULL,
+  PRIMARY KEY (record_id, target)
+);
+CREATE TABLE rollback_record_components (
+  record_id INTEGER NOT NULL REFERENCES rollback_records(id),
+  target TEXT NOT NULL,
+  path TEXT NOT NULL,
+  type TEXT NOT NULL,
+  selected INTEGER NOT NULL,
+  PRIMARY KEY (record_id, target, path)
+);
+CREATE TABLE rollback_record_approvals (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  record_id INTEGER NOT NULL REFERENCES rollback_records(id),
+  user TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  comment TEXT NOT NULL DEFAULT '',
+  at INTEGER NOT NULL,
+  UNIQUE (record_id, user)
+);
 )sql",
   };
   return kMigrations;

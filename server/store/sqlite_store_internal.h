@@ -169,6 +169,25 @@ class SqliteStore final : public Store {
   // ---- audit
   Status AppendAudit(const AuditRecord& e) override;
   Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f, const Page& page) override;
+  // ---- rollback records (sqlite_rollback_records.cpp)
+  Result<RollbackRecord> CreateRollbackRecord(
+      const RollbackRecord& record, const std::vector<RollbackRecordTarget>& targets,
+      const std::vector<RollbackComponentRecord>& components) override;
+  Result<RollbackRecord> GetRollbackRecord(int64_t id) override;
+  Result<std::vector<RollbackRecord>> ListRollbackRecords(const RollbackRecordFilter& filter,
+                                                          const Page& page) override;
+  Result<RollbackRecord> FindRollbackRecordByExecution(int64_t deployment_id) override;
+  Result<std::vector<RollbackRecordTarget>> ListRollbackRecordTargets(int64_t id) override;
+  Result<std::vector<RollbackComponentRecord>> ListRollbackComponents(int64_t id) override;
+  Result<bool> SetRollbackSelection(int64_t id,
+                                    const std::vector<RollbackComponentRecord>& components,
+                                    const std::vector<RollbackRecordTarget>& composed) override;
+  Result<bool> TransitionRollbackRecord(int64_t id, const std::vector<std::string>& from,
+                                        const std::string& to,
+                                        const RollbackRecordChange& change) override;
+  Status AddRollbackApproval(int64_t id, const RollbackApprovalRecord& approval) override;
+  Result<std::vector<RollbackApprovalRecord>> ListRollbackApprovals(int64_t id) override;
+  Status SetRollbackConnection(int64_t id, const std::string& json, bool ok, int64_t at) override;
 
  private:
   static constexpr const char* kArtifactColumns =

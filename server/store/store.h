@@ -24,6 +24,7 @@
 #include "server/store/catalog_store.h"
 #include "server/store/deployment_store.h"
 #include "server/store/page.h"
+#include "server/store/rollback_record_store.h"
 #include "server/store/user_store.h"
 
 namespace reprise {
@@ -32,7 +33,8 @@ class Store : public CatalogStore,
               public DeploymentStore,
               public AgentStore,
               public UserStore,
-              public AuditStore {
+              public AuditStore,
+              public RollbackRecordStore {
  public:
   ~Store() override = default;
 

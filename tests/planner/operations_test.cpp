@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
 #include <thread>
 
 namespace reprise {
@@ -40,6 +41,95 @@ TEST_CASE("bad operation JSON is refused") {
   CHECK_FALSE(OperationFromJson("{\"type\": \"deploy-artifact\", \"artifact\": \"a\", "
                                 "\"sha256\": \"x\", \"mode\": \"fast\"}")
                   .ok());
+}
+
+ComposeReleaseOp SampleCompose() {
+  ComposeReleaseOp o;
+  o.base_release = "1.0-2-aaaaaaaaaaaa";
+  o.base_manifest_hash = std::string(64, 'b');
+  o.source_release = "1.0-1-cccccccccccc";
+  o.source_artifact = "web";
+  o.source_sha256 = std::string(64, 'c');
+  o.source_manifest_hash = std::string(64, 'd');
+  o.reverts = {{"bin/tool", "override"}, {"new.txt", "delete"}, {"gone/a.txt", "restore"}};
+  o.manifest_json = R"({"version":1,"entries":[]})";
+  o.name = "1.0-2-aaaaaaaaaaaa+rr7";
+  o.keep = 4;
+  return o;
+}
+
+TEST_CASE("compose-release round-trips through JSON with every field") {
+  ComposeReleaseOp o = SampleCompose();
+  std::string json = OperationToJson(o);
+  CAPTURE(json);
+  CHECK(json.find(R"("type":"compose-release")") != std::string::npos);
+  CHECK(json.find(R"("reverts":[{"path":"bin/tool","type":"override"},)") != std::string::npos);
+  auto back = OperationFromJson(json);
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK(std::get<ComposeReleaseOp>(*back) == o);
+  CHECK(OperationKind(*back) == "compose-release");
+  CHECK(DescribeOperation(o) ==
+        "compose-release 1.0-2-aaaaaaaaaaaa+rr7 from 1.0-2-aaaaaaaaaaaa (3 reverted from "
+        "1.0-1-cccccccccccc, keep 4)");
+
+  // Without A: only deletes, source fields empty.
+  ComposeReleaseOp deletes_only = o;
+  deletes_only.source_release = deletes_only.source_artifact = "";
+  deletes_only.source_sha256 = deletes_only.source_manifest_hash = "";
+  deletes_only.reverts = {{"new.txt", "delete"}};
+  auto back2 = OperationFromJson(OperationToJson(deletes_only));
+  REQUIRE_MESSAGE(back2.ok(), back2.status().message());
+  CHECK(std::get<ComposeReleaseOp>(*back2) == deletes_only);
+}
+
+TEST_CASE("compose-release decoding is strict and names what is wrong") {
+  const std::string good = OperationToJson(SampleCompose());
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    auto at = s.find(from);
+    REQUIRE_MESSAGE(at != std::string::npos, from);
+    s.replace(at, from.size(), to);
+    return OperationFromJson(s).status().message();
+  };
+  CHECK(with(R"("keep":4)", R"("keep":4,"extra":1)") == "compose-release: unknown field 'extra'");
+  CHECK(with(R"("name":"1.0-2-aaaaaaaaaaaa+rr7",)", "") ==
+        "compose-release: field 'name' is missing");
+  CHECK(with(R"("keep":4)", R"("keep":"4")") == "compose-release: field 'keep' must be an integer");
+  CHECK(with(R"("keep":4)", R"("keep":0)") == "compose-release: keep must be at least 1");
+  CHECK(with(R"("base_release":"1.0-2-aaaaaaaaaaaa")", R"("base_release":7)") ==
+        "compose-release: field 'base_release' must be a string");
+  CHECK(with(R"("type":"override")", R"("type":"rewind")") ==
+        "compose-release: reverts[0]: type 'rewind' is not one of delete, override, restore");
+  CHECK(with(R"({"path":"new.txt","type":"delete"})", R"({"path":"bin/tool","type":"delete"})") ==
+        "compose-release: reverts[1]: path 'bin/tool' is listed twice");
+  CHECK(with(R"({"path":"new.txt","type":"delete"})", R"({"path":"new.txt"})") ==
+        "compose-release: reverts[1] must be {\"path\": string, \"type\": string}");
+  CHECK(with(R"({"path":"new.txt","type":"delete"})", R"({"path":"","type":"delete"})") ==
+        "compose-release: reverts[1]: the path is empty");
+  {
+    std::string s = good;
+    auto from = s.find(R"("reverts":[)");
+    auto to = s.find("],", from);
+    s.replace(from, to + 2 - from, R"("reverts":"all",)");
+    CHECK(OperationFromJson(s).status().message() ==
+          "compose-release: field 'reverts' must be an array");
+  }
+  CHECK(with(std::string(R"("base_manifest_hash":")") + std::string(64, 'b'),
+             R"("base_manifest_hash":"xyz)" + std::string(61, 'b')) ==
+        "compose-release: base_manifest_hash is not a SHA-256 in hex");
+  CHECK(with(R"("source_manifest_hash":")" + std::string(64, 'd') + "\"",
+             R"("source_manifest_hash":"")") ==
+        "compose-release: source_manifest_hash must be a SHA-256 in hex when a source is named");
+  CHECK(with(R"("name":"1.0-2-aaaaaaaaaaaa+rr7")", R"("name":"1.0-2-aaaaaaaaaaaa")") ==
+        "compose-release: name must differ from base_release");
+
+  // An override needs A's version: without a source it is refused.
+  ComposeReleaseOp no_source = SampleCompose();
+  no_source.source_release = no_source.source_artifact = "";
+  no_source.source_sha256 = no_source.source_manifest_hash = "";
+  CHECK(OperationFromJson(OperationToJson(no_source)).status().message() ==
+        "compose-release: revert 'bin/tool' (override) needs the earlier release or artifact, "
+        "and none is named");
 }
 
 TEST_CASE("descriptions and masking of operations") {

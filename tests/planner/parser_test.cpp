@@ -121,6 +121,9 @@ TEST_CASE("errors name file, line, column and the offending key") {
         "p.yaml:2:37: unknown key 'mdoe' in deploy-artifact (allowed: artifact, to, mode, keep)");
   CHECK(StartsWith(ErrorOf("- log: hi\n- frobnicate: x\n"),
                    "p.yaml:2:3: unknown operation 'frobnicate'"));
+  // Only the engine sends compose-release (selective rollback records).
+  CHECK(StartsWith(ErrorOf("- compose-release: { name: x, base_release: y }\n"),
+                   "p.yaml:1:3: unknown operation 'compose-release'"));
   CHECK(ErrorOf("- exec:\n    command: ls\n    timeout: soon\n") ==
         "p.yaml:3:14: 'timeout' in exec must be an integer, not \"soon\"");
   CHECK(ErrorOf("- deploy-artifact: { to: x }\n") ==

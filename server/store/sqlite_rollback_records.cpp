@@ -1,0 +1,292 @@
+// SqliteStore, rollback-record aggregate: records, their targets, components,
+// approvals, connection checks and validation files.
+#include <algorithm>
+
+#include "server/store/sqlite_store_internal.h"
+
+namespace reprise {
+namespace {
+
+constexpr const char* kRecordColumns =
+    "SELECT id, deployment_id, application, stage, release, build, status, comment, created_by, "
+    "created_at, submitted_by, submitted_at, executed_by, executed_at, execution_deployment_id, "
+    "scheduled_at, finished_at, validated_by, validated_at, validation_json, connection_json, "
+    "connection_checked_at, connection_ok, error, "
+    "(SELECT COUNT(*) FROM rollback_record_components c WHERE c.record_id = r.id), "
+    "(SELECT COUNT(*) FROM rollback_record_components c WHERE c.record_id = r.id AND c.selected) "
+    "FROM rollback_records r";
+
+constexpr const char* kTargetColumns =
+    "SELECT record_id, target, release_dir, manifest_json, manifest_hash, artifact, "
+    "previous_deployment_id, previous_release, previous_build, previous_release_dir, "
+    "previous_artifact, previous_sha256, previous_manifest_json, previous_manifest_hash, "
+    "composed_manifest_json, composed_manifest_hash FROM rollback_record_targets";
+
+RollbackRecord ReadRecord(SQLite::Statement& q) {
+  RollbackRecord r;
+  int i = 0;
+  r.id = q.getColumn(i++).getInt64();
+  r.deployment_id = q.getColumn(i++).getInt64();
+  r.application = q.getColumn(i++).getString();
+  r.stage = q.getColumn(i++).getString();
+  r.release = q.getColumn(i++).getString();
+  r.build = q.getColumn(i++).getInt64();
+  r.status = q.getColumn(i++).getString();
+  r.comment = q.getColumn(i++).getString();
+  r.created_by = q.getColumn(i++).getString();
+  r.created_at = q.getColumn(i++).getInt64();
+  r.submitted_by = q.getColumn(i++).getString();
+  r.submitted_at = q.getColumn(i++).getInt64();
+  r.executed_by = q.getColumn(i++).getString();
+  r.executed_at = q.getColumn(i++).getInt64();
+  r.execution_deployment_id = q.getColumn(i++).getInt64();
+  r.scheduled_at = q.getColumn(i++).getInt64();
+  r.finished_at = q.getColumn(i++).getInt64();
+  r.validated_by = q.getColumn(i++).getString();
+  r.validated_at = q.getColumn(i++).getInt64();
+  r.validation_json = q.getColumn(i++).getString();
+  r.connection_json = q.getColumn(i++).getString();
+  r.connection_checked_at = q.getColumn(i++).getInt64();
+  r.connection_ok = q.getColumn(i++).getInt() != 0;
+  r.error = q.getColumn(i++).getString();
+  r.components_total = q.getColumn(i++).getInt64();
+  r.components_selected = q.getColumn(i++).getInt64();
+  return r;
+}
+
+RollbackRecordTarget ReadRecordTarget(SQLite::Statement& q) {
+  RollbackRecordTarget t;
+  int i = 0;
+  t.record_id = q.getColumn(i++).getInt64();
+  t.target = q.getColumn(i++).getString();
+  t.release_dir = q.getColumn(i++).getString();
+  t.manifest_json = q.getColumn(i++).getString();
+  t.manifest_hash = q.getColumn(i++).getString();
+  t.artifact = q.getColumn(i++).getString();
+  t.previous_deployment_id = q.getColumn(i++).getInt64();
+  t.previous_release = q.getColumn(i++).getString();
+  t.previous_build = q.getColumn(i++).getInt64();
+  t.previous_release_dir = q.getColumn(i++).getString();
+  t.previous_artifact = q.getColumn(i++).getString();
+  t.previous_sha256 = q.getColumn(i++).getString();
+  t.previous_manifest_json = q.getColumn(i++).getString();
+  t.previous_manifest_hash = q.getColumn(i++).getString();
+  t.composed_manifest_json = q.getColumn(i++).getString();
+  t.composed_manifest_hash = q.getColumn(i++).getString();
+  return t;
+}
+
+void InsertTarget(SQLite::Database& db, int64_t id, const RollbackRecordTarget& t) {
+  SQLite::Statement q(db,
+                      "INSERT INTO rollback_record_targets VALUES"
+                      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  SQLite::bind(q, id, t.target, t.release_dir, t.manifest_json, t.manifest_hash, t.artifact,
+               t.previous_deployment_id, t.previous_release, t.previous_build,
+               t.previous_release_dir, t.previous_artifact, t.previous_sha256,
+               t.previous_manifest_json, t.previous_manifest_hash, t.composed_manifest_json,
+               t.composed_manifest_hash);
+  q.exec();
+}
+
+void InsertComponents(SQLite::Database& db, int64_t id,
+                      const std::vector<RollbackComponentRecord>& components) {
+  SQLite::Statement q(db, "INSERT INTO rollback_record_components VALUES(?,?,?,?,?)");
+  for (const auto& c : components) {
+    SQLite::bind(q, id, c.target, c.path, c.type, c.selected ? 1 : 0);
+    q.exec();
+    q.reset();
+  }
+}
+
+}  // namespace
+
+Result<RollbackRecord> SqliteStore::CreateRollbackRecord(
+    const RollbackRecord& r, const std::vector<RollbackRecordTarget>& targets,
+    const std::vector<RollbackComponentRecord>& components) {
+  int64_t id = 0;
+  Status st = Write("create rollback record", [&] {
+    SQLite::Statement q(*db_,
+                        "INSERT INTO rollback_records(deployment_id, application, stage, release, "
+                        "build, status, comment, created_by, created_at) "
+                        "VALUES(?,?,?,?,?,?,?,?,?)");
+    SQLite::bind(q, r.deployment_id, r.application, r.stage, r.release, r.build, r.status,
+                 r.comment, r.created_by, r.created_at);
+    q.exec();
+    id = db_->getLastInsertRowid();
+    for (const auto& t : targets) InsertTarget(*db_, id, t);
+    InsertComponents(*db_, id, components);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return GetRollbackRecord(id);
+}
+
+Result<RollbackRecord> SqliteStore::GetRollbackRecord(int64_t id) {
+  return One<RollbackRecord>(
+      std::string(kRecordColumns) + " WHERE id=?", [&](SQLite::Statement& q) { q.bind(1, id); },
+      ReadRecord, "rollback record " + std::to_string(id));
+}
+
+Result<RollbackRecord> SqliteStore::FindRollbackRecordByExecution(int64_t deployment_id) {
+  return One<RollbackRecord>(
+      std::string(kRecordColumns) +
+          " WHERE execution_deployment_id=? AND execution_deployment_id!=0",
+      [&](SQLite::Statement& q) { q.bind(1, deployment_id); }, ReadRecord,
+      "rollback record executed by deployment " + std::to_string(deployment_id));
+}
+
+Result<std::vector<RollbackRecord>> SqliteStore::ListRollbackRecords(const RollbackRecordFilter& f,
+                                                                     const Page& page) {
+  std::string sql = std::string(kRecordColumns) +
+                    " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
+                    "(?3 = 0 OR created_at >= ?3) AND (?4 = 0 OR created_at < ?4) AND "
+                    "(?5 = 0 OR deployment_id = ?5)";
+  if (!f.statuses.empty()) {
+    sql += " AND status IN (";
+    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
+    sql += ")";
+  }
+  sql += " ORDER BY id DESC LIMIT ? OFFSET ?";
+  return Many<RollbackRecord>(
+      sql,
+      [&](SQLite::Statement& q) {
+        SQLite::bind(q, f.application, f.stage, f.from, f.to, f.deployment_id);
+        int index = 6;
+        for (const auto& s : f.statuses) q.bind(index++, s);
+        BindPage(q, index, page);
+      },
+      ReadRecord);
+}
+
+Result<std::vector<RollbackRecordTarget>> SqliteStore::ListRollbackRecordTargets(int64_t id) {
+  return Many<RollbackRecordTarget>(
+      std::string(kTargetColumns) + " WHERE record_id=? ORDER BY target",
+      [&](SQLite::Statement& q) { q.bind(1, id); }, ReadRecordTarget);
+}
+
+Result<std::vector<RollbackComponentRecord>> SqliteStore::ListRollbackComponents(int64_t id) {
+  return Many<RollbackComponentRecord>(
+      "SELECT target, path, type, selected FROM rollback_record_components WHERE record_id=? "
+      "ORDER BY target, path",
+      [&](SQLite::Statement& q) { q.bind(1, id); },
+      [](SQLite::Statement& q) {
+        return RollbackComponentRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                       q.getColumn(2).getString(), q.getColumn(3).getInt() != 0};
+      });
+}
+
+Result<bool> SqliteStore::SetRollbackSelection(
+    int64_t id, const std::vector<RollbackComponentRecord>& components,
+    const std::vector<RollbackRecordTarget>& composed) {
+  bool changed = false;
+  Status st = Write("change rollback selection", [&] {
+    SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
+    status.bind(1, id);
+    if (!status.executeStep())
+      return NotFound("rollback record " + std::to_string(id) + " not found");
+    if (status.getColumn(0).getString() != "draft") return Status::Ok();
+    SQLite::Statement select(*db_,
+                             "UPDATE rollback_record_components SET selected=? WHERE record_id=? "
+                             "AND target=? AND path=?");
+    for (const auto& c : components) {
+      SQLite::bind(select, c.selected ? 1 : 0, id, c.target, c.path);
+      select.exec();
+      select.reset();
+    }
+    SQLite::Statement manifest(*db_,
+                               "UPDATE rollback_record_targets SET composed_manifest_json=?, "
+                               "composed_manifest_hash=? WHERE record_id=? AND target=?");
+    for (const auto& t : composed) {
+      SQLite::bind(manifest, t.composed_manifest_json, t.composed_manifest_hash, id, t.target);
+      manifest.exec();
+      manifest.reset();
+    }
+    // A new selection needs a new connection check.
+    SQLite::Statement reset(*db_, "UPDATE rollback_records SET connection_ok=0 WHERE id=?");
+    reset.bind(1, id);
+    reset.exec();
+    changed = true;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return changed;
+}
+
+Result<bool> SqliteStore::TransitionRollbackRecord(int64_t id, const std::vector<std::string>& from,
+                                                   const std::string& to,
+                                                   const RollbackRecordChange& c) {
+  bool moved = false;
+  Status st = Write("change rollback record", [&] {
+    SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
+    status.bind(1, id);
+    if (!status.executeStep())
+      return NotFound("rollback record " + std::to_string(id) + " not found");
+    std::string now = status.getColumn(0).getString();
+    if (std::find(from.begin(), from.end(), now) == from.end()) return Status::Ok();
+    SQLite::Statement q(
+        *db_,
+        "UPDATE rollback_records SET status=?1, "
+        "submitted_by=CASE WHEN ?2='' THEN submitted_by ELSE ?2 END, "
+        "submitted_at=CASE WHEN ?3=0 THEN submitted_at ELSE ?3 END, "
+        "executed_by=CASE WHEN ?4='' THEN executed_by ELSE ?4 END, "
+        "executed_at=CASE WHEN ?5=0 THEN executed_at ELSE ?5 END, "
+        "execution_deployment_id=CASE WHEN ?6=0 THEN execution_deployment_id ELSE ?6 END, "
+        "scheduled_at=CASE WHEN ?7=0 THEN scheduled_at ELSE ?7 END, "
+        "finished_at=CASE WHEN ?8=0 THEN finished_at ELSE ?8 END, "
+        "validated_by=CASE WHEN ?9='' THEN validated_by ELSE ?9 END, "
+        "validated_at=CASE WHEN ?10=0 THEN validated_at ELSE ?10 END, "
+        "validation_json=CASE WHEN ?11='' THEN validation_json ELSE ?11 END, "
+        "error=CASE WHEN ?12='' THEN error ELSE ?12 END WHERE id=?13");
+    SQLite::bind(q, to, c.submitted_by, c.submitted_at, c.executed_by, c.executed_at,
+                 c.execution_deployment_id, c.scheduled_at, c.finished_at, c.validated_by,
+                 c.validated_at, c.validation_json, c.error, id);
+    moved = q.exec() == 1;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return moved;
+}
+
+Status SqliteStore::AddRollbackApproval(int64_t id, const RollbackApprovalRecord& a) {
+  return Write("add rollback approval", [&] {
+    SQLite::Statement standing(*db_,
+                               "SELECT decision FROM rollback_record_approvals WHERE record_id=? "
+                               "AND user=?");
+    SQLite::bind(standing, id, a.user);
+    if (standing.executeStep())
+      return AlreadyExists("'" + a.user + "' has already " + standing.getColumn(0).getString() +
+                           " rollback record " + std::to_string(id) +
+                           "; one decision per user counts");
+    SQLite::Statement q(*db_,
+                        "INSERT INTO rollback_record_approvals(record_id, user, decision, "
+                        "comment, at) VALUES(?,?,?,?,?)");
+    SQLite::bind(q, id, a.user, a.decision, a.comment, a.at);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<RollbackApprovalRecord>> SqliteStore::ListRollbackApprovals(int64_t id) {
+  return Many<RollbackApprovalRecord>(
+      "SELECT user, decision, comment, at FROM rollback_record_approvals WHERE record_id=? "
+      "ORDER BY id",
+      [&](SQLite::Statement& q) { q.bind(1, id); },
+      [](SQLite::Statement& q) {
+        return RollbackApprovalRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                      q.getColumn(2).getString(), q.getColumn(3).getInt64()};
+      });
+}
+
+Status SqliteStore::SetRollbackConnection(int64_t id, const std::string& json, bool ok,
+                                          int64_t at) {
+  return Write("record rollback connection check", [&] {
+    SQLite::Statement q(*db_,
+                        "UPDATE rollback_records SET connection_json=?, connection_ok=?, "
+                        "connection_checked_at=? WHERE id=?");
+    SQLite::bind(q, json, ok ? 1 : 0, at, id);
+    if (q.exec() != 1) return NotFound("rollback record " + std::to_string(id) + " not found");
+    return Status::Ok();
+  });
+}
+
+}  // namespace reprise
