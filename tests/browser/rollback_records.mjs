@@ -201,7 +201,7 @@ export async function rollbackLogsScenario(env, { page, rid }) {
   const res = await page.request.get(env.base() + csv);
   if (res.status() !== 200 || !(await res.text()).includes(String(rid))) throw new Error(`the CSV export answered ${res.status()}`);
   // Hide the stage column: it stays hidden after a reload.
-  await page.getByText('Columns').click();
+  await page.getByText('Columns', { exact: true }).click();
   await page.getByLabel('Stage', { exact: true }).last().uncheck();
   await page.locator('th[data-col="stage"]').waitFor({ state: 'detached' });
   await page.screenshot({ path: join(env.shotDir, 'rollback-logs.png'), fullPage: true });
@@ -211,8 +211,23 @@ export async function rollbackLogsScenario(env, { page, rid }) {
   if (!(await page.locator('th[data-col="status"]').count())) throw new Error('the status column is missing');
 }
 
+// A viewer sees the record but is offered neither "Rollback…" nor its actions.
+export async function rollbackViewerScenario(env, { rid, depId }) {
+  const vic = await env.newUserPage('rr-vic');
+  await env.login(vic, 'vic', env.USERS.vic.password);
+  await vic.goto(`${env.base()}/#/deployments/${depId}`);
+  await env.waitText(vic, '#deployment-status', 'succeeded');
+  await vic.locator('#deployment-log .line').first().waitFor();
+  if (await vic.getByRole('button', { name: /Rollback…/ }).count()) throw new Error('a viewer is offered "Rollback…"');
+  await vic.goto(`${env.base()}/#/rollback-records/${rid}`);
+  await env.waitText(vic, '#record-status', 'validated');
+  for (const name of ['Validate', 'Test connection', 'Execute now', 'Approve']) {
+    if (await vic.getByRole('button', { name }).count()) throw new Error(`a viewer is offered "${name}"`);
+  }
+}
+
 // The record page and the rollback logs at phone width.
-export async function rollbackPhoneScenario(env, { rid }) {
+export async function rollbackPhoneScenario(env, { rid, depId }) {
   const phone = await env.newUserPage('rr-phone', env.PHONE, { isMobile: true, hasTouch: true });
   await env.login(phone, 'rita', env.USERS.rita.password);
   await phone.goto(`${env.base()}/#/rollback-records/${rid}`);
@@ -223,6 +238,14 @@ export async function rollbackPhoneScenario(env, { rid }) {
   await phone.locator(`tr[data-record="${rid}"]`).waitFor();
   await phone.screenshot({ path: join(env.shotDir, 'rollback-logs-phone.png'), fullPage: true });
   await noOverflow(phone, 'the rollback logs page');
+  // The picker too (cancelled: its draft stays a draft).
+  await phone.goto(`${env.base()}/#/deployments/${depId}`);
+  await phone.getByRole('button', { name: `Rollback… parts of deployment #${depId}` }).click();
+  await env.waitText(phone, 'dialog[open] .picker-count', '6 of 6 selected');
+  await phone.screenshot({ path: join(env.shotDir, 'rollback-picker-phone.png') });
+  await noOverflow(phone, 'the component picker');
+  await phone.locator('dialog[open]').getByRole('button', { name: 'Cancel' }).click();
+  await phone.locator('dialog').waitFor({ state: 'detached' });
 }
 
 // All of the above, in order, as runner steps.
@@ -246,7 +269,10 @@ export function registerRollbackRecordScenarios(step, env) {
   step('rollback records: the Rollback logs page lists the record with its status; columns remembered; CSV', when(async () => {
     await rollbackLogsScenario(env, s);
   }));
-  step('rollback records: the record and the logs fit a phone screen', when(async () => {
+  step('rollback records: a viewer is offered neither Rollback… nor the record\'s actions', when(async () => {
+    await rollbackViewerScenario(env, s);
+  }));
+  step('rollback records: the record, the logs and the picker fit a phone screen', when(async () => {
     await rollbackPhoneScenario(env, s);
   }));
 }

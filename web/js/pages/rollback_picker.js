@@ -177,9 +177,11 @@ export function openRollbackPicker({ deployment, opener }) {
   document.body.append(dialog);
   dialog.showModal();
   cancel.focus();
-  (async () => {
+  // Creates the draft. When the server asks for irreversible steps to be
+  // acknowledged, they are shown in a red box with a checkbox first.
+  async function createDraft(request) {
     try {
-      const rec = await post(`/deployments/${enc(d.id)}/rollback-records`, {});
+      const rec = await post(`/deployments/${enc(d.id)}/rollback-records`, request);
       state.record = rec;
       state.components = rec.components || [];
       for (const c of state.components) state.selected.set(c.path, c.selected !== false);
@@ -188,9 +190,22 @@ export function openRollbackPicker({ deployment, opener }) {
       const filter = body.querySelector('input[type=search]');
       if (filter) filter.focus();
     } catch (e) {
+      if (e.status === 400 && /acknowledge_irreversible/.test(e.message) && !request.acknowledge_irreversible) {
+        const ack = h('input', { type: 'checkbox', id: `rb-ack-${n}` });
+        const go_on = h('button', { type: 'button', disabled: true }, 'Continue');
+        ack.addEventListener('change', () => { go_on.disabled = !ack.checked; });
+        go_on.addEventListener('click', () => {
+          append(clear(body), [loading('Preparing a draft rollback record…')]);
+          createDraft({ acknowledge_irreversible: true });
+        });
+        append(clear(body), [h('section', { class: 'danger-box' }, h('h3', null, 'What a rollback cannot undo'), h('p', null, e.message),
+          h('div', { class: 'checkbox' }, ack, h('label', { for: ack.id }, 'I understand that a rollback cannot undo these steps'))), go_on]);
+        return;
+      }
       append(clear(body), [h('p', null, 'This deployment cannot be rolled back in part:'), errorBox(e)]);
     }
-  })();
+  }
+  createDraft({});
   return dialog;
 }
 

@@ -227,10 +227,10 @@ export async function renderRollbackRecord(main, ctx) {
     clear(componentsBox).append(h('h2', null, 'Components'));
     if (!comps.length) { componentsBox.append(h('p', { class: 'muted' }, 'None.')); return; }
     const shown = comps.slice(0, MAX_ROWS);
-    componentsBox.append(table(['Target', 'Path', 'Type', 'Selected'], shown.map((c) => h('tr', { class: c.selected ? '' : 'muted' },
+    append(componentsBox, [table(['Target', 'Path', 'Type', 'Selected'], shown.map((c) => h('tr', { class: c.selected ? '' : 'muted' },
       h('td', null, c.target), h('td', null, h('code', { class: 'hash' }, c.path)), h('td', null, typeBadge(c.type)),
       h('td', null, c.selected ? 'yes' : 'no'))), { class: 'compact', id: 'record-components' }),
-    comps.length > shown.length ? h('p', { class: 'muted small' }, `First ${MAX_ROWS} of ${comps.length} shown.`) : null);
+    comps.length > shown.length ? h('p', { class: 'muted small' }, `First ${MAX_ROWS} of ${comps.length} shown.`) : null]);
   }
 
   draw();
@@ -278,7 +278,7 @@ function warningText(w) {
   if (w.step) parts.push(`irreversible step ${w.step}`);
   if (w.release) parts.push(`of ${w.release} build ${w.build}`);
   if (w.target) parts.push(`on ${w.target}`);
-  const at = w.at ? [' ', timeEl(w.at)] : null;
+  const at = w.at ? [' at ', timeEl(w.at)] : null;
   return [parts.join(' ') || w.message || JSON.stringify(w), at, w.note ? `: ${w.note}` : '', w.undo ? ' (undo steps will run)' : ''];
 }
 
