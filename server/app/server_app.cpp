@@ -14,6 +14,7 @@
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
 #include "server/api/routes.h"
+#include "server/api/routes_rollback_records.h"
 #include "server/api/routes_stages.h"
 #include "server/api/target_validate.h"
 #include "server/app/demo.h"
@@ -22,6 +23,7 @@
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/hub/agent_hub.h"
+#include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
 #include "server/web/web_ui.h"
 
@@ -85,6 +87,7 @@ struct ServerApp::Impl {
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<AgentHub> hub;
   std::unique_ptr<DeploymentEngine> engine;
+  std::unique_ptr<RollbackRecords> rollback_records;
   std::atomic<DeploymentEngine*> progress_sink{nullptr};
   std::unique_ptr<WebUi> web;
   std::unique_ptr<HttpServer> http;
@@ -200,6 +203,10 @@ Status ServerApp::Start() {
   for (auto& route : TargetValidateRoutes(*impl_->hub, *impl_->store, *o.clock))
     http.routes.push_back(std::move(route));
   for (auto& route : StageRoutes(*impl_->hub, *impl_->store, *o.clock))
+    http.routes.push_back(std::move(route));
+  impl_->rollback_records = std::make_unique<RollbackRecords>(
+      *impl_->store, *impl_->hub, *impl_->blobs, *impl_->engine, *o.clock);
+  for (auto& route : RollbackRecordRoutes(*impl_->rollback_records, *impl_->store))
     http.routes.push_back(std::move(route));
   impl_->route_table.clear();
   for (const auto& r : http.routes)

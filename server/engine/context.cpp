@@ -213,6 +213,10 @@ std::vector<GateState> EvaluateGates(Store& store, const Clock& clock, const Dep
     gates.push_back({"force", true, "forced by " + d.requested_by + ": " + d.comment});
     return gates;
   }
+  if (d.kind == kSelectiveRollbackKind) {  // the record's approval replaces the gates
+    gates.push_back({"rollback-record", true, "approved as a rollback record"});
+    return gates;
+  }
   int index = StageIndex(spec, d.stage);
   if (index > 0) {
     const std::string& previous = spec.pipeline[static_cast<size_t>(index - 1)].stage;

@@ -138,6 +138,19 @@ class DeploymentEngine {
                                                   const std::string& stage,
                                                   const std::string& context_choice);
 
+  // Selective rollback records (rollback_records_run.cpp). Whether `actor`
+  // may do what re-deploying a build on `stage` needs (deployer; on a
+  // protected stage release-manager or the `redeploy` grant).
+  [[nodiscard]] Status MayRedeploy(const Actor& actor, const std::string& app,
+                                   const std::string& stage);
+  // Stores `execution` (kind selective-rollback; scheduled or queued, no
+  // gates but its agents) in one transaction with what `with_it` writes (the
+  // record's transition and audit), then arms the timer or wakes the
+  // dispatcher. Its run sends compose-release to each target of the record.
+  [[nodiscard]] Result<DeploymentRecord> RequestSelectiveRollback(
+      const DeploymentRecord& execution,
+      const std::function<Status(const DeploymentRecord&)>& with_it);
+
   [[nodiscard]] Status Approve(const Actor& actor, int64_t id, const std::string& comment);
   [[nodiscard]] Status Reject(const Actor& actor, int64_t id, const std::string& comment);
   [[nodiscard]] Status RevokeApproval(const Actor& actor, int64_t id);

@@ -82,6 +82,8 @@ std::vector<TargetResult> TargetResults(const Plan& plan, const ExecutionContext
 
 inline constexpr int64_t kMillisPerSecond = 1000;
 inline constexpr const char* kRedeployPermission = "redeploy";
+// The kind of a deployment that executes a selective rollback record.
+inline constexpr const char* kSelectiveRollbackKind = "selective-rollback";
 
 inline bool IsFinal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled" ||
@@ -344,6 +346,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   // ---- running one deployment
   void Run(const std::shared_ptr<Running>& r);
+  // A deployment of kind `selective-rollback`: compose-release on each target
+  // of its rollback record instead of a plan (rollback_records_run.cpp).
+  void RunSelectiveRollback(const std::shared_ptr<Running>& r, const DeploymentRecord& d);
 
   // Reads back what each target holds now (the agent is the truth), falling
   // back on the executor's outcome when the agent cannot say (offline, or

@@ -131,6 +131,7 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
 void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
   auto d = store->GetDeployment(r->id);
   if (!d.ok()) return;
+  if (d->kind == kSelectiveRollbackKind) return RunSelectiveRollback(r, *d);
   auto fail = [&](const std::string& why) { Finish(*d, "failed", why, {"running"}); };
   auto shared_spec = Spec(d->application, d->release);
   if (!shared_spec.ok()) return fail(shared_spec.status().message());

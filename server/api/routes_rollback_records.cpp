@@ -1,0 +1,401 @@
+// The rollback-record routes (docs/rollback-records.md): create from a
+// succeeded deployment, read, change the selection, test the connection,
+// submit, approve / reject, execute, validate, the validation file, and the
+// "rollback logs" list (JSON or CSV). JSON in and out; the work is
+// RollbackRecords' (server/rollback/).
+#include "server/api/routes_rollback_records.h"
+
+#include <map>
+#include <optional>
+#include <set>
+
+#include "server/api/json_io.h"
+#include "server/http/list_params.h"
+#include "server/rollback/rollback_records.h"
+
+namespace reprise {
+namespace {
+
+constexpr const char* kRecord = "/api/v1/rollback-records/{rid}";
+
+Actor ActorOf(const HttpRequest& req) { return {req.principal.user, req.principal.role}; }
+
+Json TimeOrNull(int64_t t) { return t ? Json(Time(t)) : Json(nullptr); }
+
+Json ParsedOrNull(const std::string& text) {
+  if (text.empty()) return nullptr;
+  Json j = Json::parse(text, nullptr, false);
+  return j.is_discarded() ? Json(nullptr) : j;
+}
+
+std::string LogLink(int64_t execution) {
+  return execution ? "/api/v1/deployments/" + std::to_string(execution) + "/log" : "";
+}
+
+Result<std::vector<std::string>> PathList(const Json& body, const char* key) {
+  std::vector<std::string> out;
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return out;
+  if (!it->is_array())
+    return InvalidArgument(std::string("field '") + key + "' must be an array of paths");
+  if (it->size() > 100000)
+    return InvalidArgument(std::string("field '") + key + "' lists more than 100000 paths");
+  for (const auto& p : *it) {
+    if (!p.is_string())
+      return InvalidArgument(std::string("field '") + key + "' must hold only strings (paths)");
+    out.push_back(p.get<std::string>());
+  }
+  return out;
+}
+
+Result<RollbackSelection> SelectionFrom(const Json& body) {
+  RollbackSelection s;
+  REPRISE_ASSIGN_OR_RETURN(s.components, PathList(body, "components"));
+  REPRISE_ASSIGN_OR_RETURN(s.exclude, PathList(body, "exclude"));
+  return s;
+}
+
+Result<int64_t> RecordId(const HttpRequest& req) {
+  return ParseNumber(req.Param("rid"), "rollback record id");
+}
+
+Json SummaryJson(Store& store, const RollbackRecord& r) {
+  Json approvers = Json::array();
+  auto approvals = store.ListRollbackApprovals(r.id);
+  if (approvals.ok())
+    for (const auto& a : *approvals)
+      if (a.decision == "approved") approvers.push_back(a.user);
+  return {{"id", r.id},
+          {"deployment_id", r.deployment_id},
+          {"application", r.application},
+          {"stage", r.stage},
+          {"release", r.release},
+          {"build", r.build},
+          {"status", r.status},
+          {"comment", r.comment},
+          {"created_by", r.created_by},
+          {"created_at", Time(r.created_at)},
+          {"submitted_by", r.submitted_by},
+          {"submitted_at", TimeOrNull(r.submitted_at)},
+          {"approved_by", approvers},
+          {"executed_by", r.executed_by},
+          {"executed_at", TimeOrNull(r.executed_at)},
+          {"scheduled_at", TimeOrNull(r.scheduled_at)},
+          {"finished_at", TimeOrNull(r.finished_at)},
+          {"execution_deployment_id",
+           r.execution_deployment_id ? Json(r.execution_deployment_id) : Json(nullptr)},
+          {"validated_by", r.validated_by},
+          {"validated_at", TimeOrNull(r.validated_at)},
+          {"error", r.error},
+          {"components_total", r.components_total},
+          {"components_selected", r.components_selected},
+          {"log", LogLink(r.execution_deployment_id)}};
+}
+
+Json TargetsJson(const std::vector<RollbackRecordTarget>& targets,
+                 const std::vector<RollbackComponentRecord>& components, Json* warnings) {
+  Json out = Json::array();
+  for (const auto& t : targets) {
+    std::map<std::string, int64_t> n;
+    for (const auto& c : components) {
+      if (c.target != t.target) continue;
+      ++n["total"];
+      if (c.selected) {
+        ++n["selected"];
+        ++n[c.type];
+      }
+    }
+    Json previous = nullptr;
+    if (t.previous_deployment_id != 0)
+      previous = {{"deployment_id", t.previous_deployment_id},
+                  {"release", t.previous_release},
+                  {"build", t.previous_build},
+                  {"release_dir", t.previous_release_dir},
+                  {"artifact", t.previous_artifact},
+                  {"sha256", t.previous_sha256}};
+    else
+      warnings->push_back("target " + t.target +
+                          " ran nothing before this deployment: every component is a delete");
+    out.push_back({{"target", t.target},
+                   {"release_dir", t.release_dir},
+                   {"manifest_hash", t.manifest_hash},
+                   {"previous", previous},
+                   {"composed_manifest_hash", t.composed_manifest_hash},
+                   {"components", n["total"]},
+                   {"selected", n["selected"]},
+                   {"delete", n["delete"]},
+                   {"override", n["override"]},
+                   {"restore", n["restore"]}});
+  }
+  return out;
+}
+
+Json DetailJson(Store& store, RollbackRecords& records, const RollbackRecord& r) {
+  Json j = SummaryJson(store, r);
+  auto targets = store.ListRollbackRecordTargets(r.id);
+  auto components = store.ListRollbackComponents(r.id);
+  Json warnings = Json::array();
+  std::vector<RollbackComponentRecord> comps =
+      components.ok() ? *components : std::vector<RollbackComponentRecord>{};
+  j["targets"] = targets.ok() ? TargetsJson(*targets, comps, &warnings) : Json::array();
+  j["components"] = Json::array();
+  for (const auto& c : comps)
+    j["components"].push_back(
+        {{"target", c.target}, {"path", c.path}, {"type", c.type}, {"selected", c.selected}});
+  j["approvals"] = Json::array();
+  if (auto a = store.ListRollbackApprovals(r.id); a.ok())
+    for (const auto& x : *a)
+      j["approvals"].push_back(
+          {{"user", x.user}, {"decision", x.decision}, {"comment", x.comment}, {"at", Time(x.at)}});
+  if (auto rule = records.ApprovalRule(r); rule.ok()) j["approval_rule"] = rule->Describe();
+  j["connection"] = ParsedOrNull(r.connection_json);
+  j["connection_ok"] = r.connection_ok;
+  if (!r.connection_json.empty() && !r.connection_ok)
+    warnings.push_back(
+        "the last connection check found problems: execution is refused until "
+        "a check passes");
+  j["validation"] = r.validation_json.empty()
+                        ? Json(nullptr)
+                        : Json("/api/v1/rollback-records/" + std::to_string(r.id) + "/validation");
+  j["warnings"] = warnings;
+  auto audit = store.ListAudit({"", "rollback-record " + std::to_string(r.id)}, {100, 0});
+  j["audit"] = Json::array();
+  if (audit.ok())
+    for (const auto& e : *audit)
+      j["audit"].push_back(
+          {{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action}, {"summary", e.summary}});
+  return j;
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string CsvValue(const Json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : " ") + CsvValue(x);
+    return out;
+  }
+  return v.dump();
+}
+
+HttpResponse Csv(const Json& items) {
+  static const char* kColumns[] = {"id",
+                                   "status",
+                                   "application",
+                                   "stage",
+                                   "release",
+                                   "build",
+                                   "deployment_id",
+                                   "created_by",
+                                   "created_at",
+                                   "submitted_by",
+                                   "submitted_at",
+                                   "approved_by",
+                                   "executed_by",
+                                   "executed_at",
+                                   "finished_at",
+                                   "validated_by",
+                                   "validated_at",
+                                   "components_selected",
+                                   "components_total",
+                                   "log"};
+  std::string body;
+  for (const char* c : kColumns) body += std::string(body.empty() ? "" : ",") + c;
+  body += "\r\n";
+  for (const auto& item : items) {
+    std::string line;
+    for (const char* c : kColumns)
+      line += std::string(line.empty() ? "" : ",") + CsvField(CsvValue(item[c]));
+    body += line + "\r\n";
+  }
+  HttpResponse r;
+  r.content_type = "text/csv; charset=utf-8";
+  r.body = std::move(body);
+  r.headers.push_back({"Content-Disposition", "attachment; filename=\"rollback-logs.csv\""});
+  return r;
+}
+
+Result<int64_t> TimeQuery(const HttpRequest& req, const char* name) {
+  auto v = req.Query(name);
+  if (!v || v->empty()) return int64_t{0};
+  auto t = ParseRfc3339(*v);
+  if (!t)
+    return InvalidArgument(std::string("query parameter '") + name +
+                           "' must be RFC 3339 with an offset, e.g. 2026-11-23T22:00:00Z");
+  return ToUnixMillis(*t);
+}
+
+Result<RollbackRecordFilter> FilterFrom(const HttpRequest& req) {
+  RollbackRecordFilter f;
+  f.application = req.Query("application").value_or("");
+  f.stage = req.Query("stage").value_or("");
+  std::string statuses = req.Query("status").value_or("");
+  static const std::set<std::string> kKnown = {
+      "draft",     "pending-approval", "approved", "rejected",  "scheduled",
+      "executing", "executed",         "failed",   "validated", "validation-failed"};
+  size_t start = 0;
+  while (start < statuses.size()) {
+    size_t comma = statuses.find(',', start);
+    std::string s = statuses.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (!kKnown.count(s))
+      return InvalidArgument("query parameter 'status': unknown status '" + s + "'");
+    f.statuses.push_back(s);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  REPRISE_ASSIGN_OR_RETURN(f.from, TimeQuery(req, "from"));
+  REPRISE_ASSIGN_OR_RETURN(f.to, TimeQuery(req, "to"));
+  if (auto dep = req.Query("deployment"); dep && !dep->empty()) {
+    REPRISE_ASSIGN_OR_RETURN(f.deployment_id, ParseNumber(*dep, "deployment"));
+  }
+  auto format = req.Query("format").value_or("json");
+  if (format != "json" && format != "csv")
+    return InvalidArgument("query parameter 'format' must be json or csv");
+  return f;
+}
+
+std::string ValidationText(const Json& v) {
+  std::string out = "Rollback record #" + CsvValue(v["record"]) +
+                    " validation: " + (v.value("ok", false) ? "PASSED" : "FAILED") + "\n";
+  out += "Deployment " + CsvValue(v["deployment"]) + ": " + CsvValue(v["application"]) + " " +
+         CsvValue(v["release"]) + " build " + CsvValue(v["build"]) + " on " + CsvValue(v["stage"]) +
+         "\nValidated by " + CsvValue(v["validated_by"]) + " at " +
+         Time(v.value("validated_at", int64_t{0})) + "\n";
+  for (const auto& t : v["targets"]) {
+    out += "\nTarget " + CsvValue(t["target"]) + ": " + (t.value("ok", false) ? "ok" : "PROBLEMS") +
+           "\n";
+    if (t.contains("problem")) out += "  could not validate: " + CsvValue(t["problem"]) + "\n";
+    if (!t.contains("components")) continue;
+    out += "  selected components (" + CsvValue(t["selected_components"]) +
+           "): " + (t["components"].value("ok", false) ? "all reverted" : "problems") + "\n";
+    for (const auto& p : t["components"]["problems"])
+      out += "    " + CsvValue(p["type"]) + " " + CsvValue(p["path"]) + ": " +
+             CsvValue(p["problem"]) + "\n";
+    out += "  other files (" + CsvValue(t["files_checked"]) + " checked in all): " +
+           (t["other_files"].value("ok", false) ? "exactly the deployment's" : "problems") + "\n";
+    for (const auto& p : t["other_files"]["problems"])
+      out += "    " + CsvValue(p["path"]) + ": " + CsvValue(p["problem"]) + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) {
+  RollbackRecords* rr = &records;
+  Store* s = &store;
+  std::vector<Route> out;
+  auto detail = [rr, s](const Result<RollbackRecord>& r, int status = 200) {
+    if (!r.ok()) return HttpResponse::Error(r.status());
+    return Ok(DetailJson(*s, *rr, *r), status);
+  };
+  out.push_back(
+      {"POST", "/api/v1/deployments/{id}/rollback-records", Role::kDeployer, false,
+       [rr, detail](HttpRequest& req) {
+         TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
+         TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
+         STATUS_OR_ERROR(CheckKeys(body, {"components", "exclude", "comment"}, "rollback record"));
+         TRY_OR_ERROR(auto selection, SelectionFrom(body));
+         TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
+         return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
+       },
+       nullptr});
+  out.push_back({"GET", "/api/v1/rollback-records", Role::kViewer, false,
+                 [rr, s](HttpRequest& req) {
+                   TRY_OR_ERROR(Page page, ListParams(req, {"application", "stage", "status",
+                                                            "from", "to", "deployment", "format"}));
+                   TRY_OR_ERROR(auto filter, FilterFrom(req));
+                   TRY_OR_ERROR(auto list, s->ListRollbackRecords(filter, page));
+                   Json items = Json::array();
+                   for (const auto& r : list) {
+                     auto fresh = rr->Get(r.id);
+                     items.push_back(SummaryJson(*s, fresh.ok() ? *fresh : r));
+                   }
+                   if (req.Query("format").value_or("json") == "csv") return Csv(items);
+                   return ListResponse(items, page);
+                 },
+                 nullptr});
+  out.push_back({"GET", kRecord, Role::kViewer, false,
+                 [rr, detail](HttpRequest& req) {
+                   TRY_OR_ERROR(int64_t id, RecordId(req));
+                   return detail(rr->Get(id));
+                 },
+                 nullptr});
+  out.push_back({"PATCH", kRecord, Role::kDeployer, false,
+                 [rr, detail](HttpRequest& req) {
+                   TRY_OR_ERROR(int64_t id, RecordId(req));
+                   TRY_OR_ERROR(Json body, ParseJsonBody(req));
+                   STATUS_OR_ERROR(CheckKeys(body, {"components", "exclude"}, "rollback record"));
+                   TRY_OR_ERROR(auto selection, SelectionFrom(body));
+                   return detail(rr->Reselect(ActorOf(req), id, selection));
+                 },
+                 nullptr});
+  auto action = [&](const char* verb, auto call) {
+    out.push_back({"POST", std::string(kRecord) + "/" + verb, Role::kDeployer, false,
+                   [call, detail, verb](HttpRequest& req) {
+                     TRY_OR_ERROR(int64_t id, RecordId(req));
+                     TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
+                     STATUS_OR_ERROR(CheckKeys(body, {"comment", "at"}, verb));
+                     TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
+                     return detail(call(ActorOf(req), id, body, comment));
+                   },
+                   nullptr});
+  };
+  action("test-connection", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
+    return rr->TestConnection(a, id);
+  });
+  action("submit", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
+    return rr->Submit(a, id, c);
+  });
+  action("approve", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
+    return rr->Decide(a, id, true, c);
+  });
+  action("reject", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
+    return rr->Decide(a, id, false, c);
+  });
+  action("execute",
+         [rr](const Actor& a, int64_t id, const Json& body,
+              const std::string&) -> Result<RollbackRecord> {
+           std::optional<TimePoint> at;
+           if (auto it = body.find("at"); it != body.end() && !it->is_null()) {
+             if (!it->is_string()) return InvalidArgument("field 'at' must be an RFC 3339 string");
+             at = ParseRfc3339(it->get<std::string>());
+             if (!at)
+               return InvalidArgument(
+                   "field 'at' must be RFC 3339 with an offset, e.g. "
+                   "2026-11-23T22:00:00+01:00");
+           }
+           return rr->Execute(a, id, at);
+         });
+  action("validate", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
+    return rr->Validate(a, id);
+  });
+  out.push_back({"GET", std::string(kRecord) + "/validation", Role::kViewer, false,
+                 [s](HttpRequest& req) {
+                   TRY_OR_ERROR(int64_t id, RecordId(req));
+                   TRY_OR_ERROR(RollbackRecord r, s->GetRollbackRecord(id));
+                   if (r.validation_json.empty())
+                     return HttpResponse::Error(NotFound("rollback record " + std::to_string(id) +
+                                                         " has not been validated yet"));
+                   auto format = req.Query("format").value_or("json");
+                   if (format == "json") return HttpResponse::Json(200, r.validation_json);
+                   if (format != "text")
+                     return HttpResponse::Error(
+                         InvalidArgument("query parameter 'format' must be json or text"));
+                   HttpResponse t;
+                   t.content_type = "text/plain; charset=utf-8";
+                   t.body = ValidationText(ParsedOrNull(r.validation_json));
+                   return t;
+                 },
+                 nullptr});
+  return out;
+}
+
+}  // namespace reprise
