@@ -99,11 +99,17 @@ export async function setUpRollbackRecordApp(env) {
 export async function pickerScenario(env, depId) {
   const page = await env.newUserPage('rr-admin');
   await env.login(page, 'admin', env.adminPassword);
+  // Offered on the board's target card too.
+  await page.goto(`${env.base()}/#/apps/rr`);
+  await page.getByRole('button', { name: `Rollback… parts of deployment #${depId} on rr-web` }).waitFor();
   await page.goto(`${env.base()}/#/deployments/${depId}`);
   const open = page.getByRole('button', { name: `Rollback… parts of deployment #${depId}` });
   await open.click();
   const dialog = page.locator('dialog[open]');
   await dialog.waitFor();
+  // The reason first: it is stored with the draft.
+  await dialog.getByLabel(/^Comment/).fill('put the old styles back');
+  await dialog.getByRole('button', { name: 'Choose components' }).click();
   const count = dialog.locator('.picker-count');
   await env.waitText(page, 'dialog[open] .picker-count', '6 of 6 selected');
   for (const [path, type] of [['index.html', 'override'], ['css/old.css', 'restore'], ['js/new.js', 'delete'], ['img/a.svg', 'delete']]) {
@@ -124,7 +130,7 @@ export async function pickerScenario(env, depId) {
   if (!(await count.textContent()).startsWith('4 of 6 selected')) throw new Error(`count reads ${await count.textContent()}`);
   await dialog.getByRole('button', { name: 'Next' }).click();
   await env.waitText(page, 'dialog[open] .confirm-line', 'Roll back 4 of 6 components (1 delete, 2 override, 1 restore)');
-  await dialog.getByLabel('Comment').fill('put the old styles back');
+  await env.waitText(page, 'dialog[open]', 'put the old styles back');
   await page.screenshot({ path: join(env.shotDir, 'rollback-confirm.png') });
   await dialog.getByRole('button', { name: 'Create rollback record' }).click();
   await page.waitForURL(/#\/rollback-records\/\d+$/);
@@ -183,6 +189,11 @@ export async function recordFlowScenario(env, { page, rid }) {
   await page.locator('#record-execution-link').click();
   await page.waitForURL(/#\/deployments\/\d+$/);
   await page.locator('#deployment-log .line').first().waitFor();
+  await env.waitText(page, '#deployment-rollback-record', `rollback record #${rid} (4 of 6 components`);
+  // The board: the target runs build 2 plus the record.
+  await page.goto(`${env.base()}/#/apps/rr`);
+  await env.waitText(page, '.target[data-target="rr-web"]', `1.0 build 2 + rollback record #${rid} (4 of 6 components reverted)`);
+  await page.screenshot({ path: join(env.shotDir, 'rollback-board.png'), fullPage: true });
   return page;
 }
 
@@ -241,6 +252,7 @@ export async function rollbackPhoneScenario(env, { rid, depId }) {
   // The picker too (cancelled: its draft stays a draft).
   await phone.goto(`${env.base()}/#/deployments/${depId}`);
   await phone.getByRole('button', { name: `Rollback… parts of deployment #${depId}` }).click();
+  await phone.locator('dialog[open]').getByRole('button', { name: 'Choose components' }).click();
   await env.waitText(phone, 'dialog[open] .picker-count', '6 of 6 selected');
   await phone.screenshot({ path: join(env.shotDir, 'rollback-picker-phone.png') });
   await noOverflow(phone, 'the component picker');

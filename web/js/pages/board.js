@@ -12,7 +12,7 @@ import { loadAppModel } from '../model.js';
 import { openDeployDialog } from './deploy_dialog.js';
 import { verifyControls } from './verify.js';
 import { openRollbackPicker } from './rollback_picker.js';
-import { mayCreate, redeployGrants } from './rollback_common.js';
+import { mayCreate, redeployGrants, recordsByExecution } from './rollback_common.js';
 
 export async function renderBoard(main, ctx) {
   const appName = ctx.params.app;
@@ -30,6 +30,9 @@ export async function renderBoard(main, ctx) {
   async function refresh(force) {
     const model = await loadAppModel(appName);
     model.grants = await redeployGrants(model.pipeline.map((p) => p.environment), grants);
+    const running = (model.app.stages || []).flatMap((st) => (st.targets || []).map((t) => t.current && t.current.deployment_id));
+    model.records = await recordsByExecution(model.deployments.filter((d) => running.includes(d.id))
+      .map((d) => ({ ...d, application: d.application || appName })));
     const sig = JSON.stringify([model.app.stages, model.deployments.map((d) => [d.id, d.status]), model.builds.length]);
     if (!force && sig === signature) return model;
     if (document.querySelector('dialog[open]')) return model;  // do not redraw under a dialog
@@ -204,7 +207,7 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
       h('div', { class: 'target-name' }, t.target),
       c ? h('div', { class: 'current' },
         h('a', { class: 'build-link', href: hashFor('apps', model.app.name, 'releases', c.release, 'builds', c.build) }, `${c.release} build ${c.build}`),
-        rollbackRecordNote(c), ' ', status ? statusBadge(status) : null,
+        rollbackRecordNote(model.records.get(c.deployment_id)), ' ', status ? statusBadge(status) : null,
         h('div', { class: 'small muted' }, c.by ? `by ${c.by} · ` : '', timeEl(c.at), c.at ? ` (${relTime(c.at)})` : '',
           c.deployment_id !== undefined ? [' · ', h('a', { href: hashFor('deployments', c.deployment_id) }, `#${c.deployment_id}`)] : null))
         : h('div', { class: 'muted' }, 'nothing deployed yet'),
@@ -233,12 +236,10 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
 
 // " + rollback record #3 (2 of 7 components reverted)" on a target that runs
 // a rollback record's result.
-function rollbackRecordNote(c) {
-  const r = c.rollback_record || (c.rollback_record_id ? { id: c.rollback_record_id } : null);
-  if (!r || r.id === undefined) return null;
-  const counts = r.components_selected !== undefined && r.components_total !== undefined
-    ? ` (${r.components_selected} of ${r.components_total} components reverted)` : '';
-  return [' + ', h('a', { href: hashFor('rollback-records', r.id) }, `rollback record #${r.id}`), counts];
+function rollbackRecordNote(r) {
+  if (!r) return null;
+  return [' + ', h('a', { href: hashFor('rollback-records', r.id), class: 'build-link' }, `rollback record #${r.id}`),
+    h('span', { class: 'small' }, ` (${r.components_selected} of ${r.components_total} components reverted)`)];
 }
 
 // "Rollback…" (parts of the deployment a target runs) when it succeeded and

@@ -1,7 +1,7 @@
 // What the rollback-record pages share: who may create or execute a record
 // (role, protected stage, the environment's `redeploy` grant), the badges for
 // component types, and the summary "5 of 7 components selected".
-import { get, enc } from '../api.js';
+import { get, enc, query } from '../api.js';
 import { h } from '../dom.js';
 import { session, hasRole } from '../session.js';
 
@@ -88,4 +88,20 @@ export function mayDecide(facts, record) {
   const gate = facts.spec && facts.spec.gates && facts.spec.gates.approvals;
   if (gate && gate.count > 0) return !gate.role || hasRole(gate.role) || s.role === gate.role;
   return hasRole('release-manager');
+}
+
+// The rollback records executed by these deployments (kind
+// selective-rollback), by execution deployment id. One list request per
+// application and stage; failures give an empty map.
+export async function recordsByExecution(deployments) {
+  const out = new Map();
+  const mine = deployments.filter((d) => d && d.kind === 'selective-rollback');
+  const keys = new Map(mine.map((d) => [`${d.application}\u0000${d.stage}`, d]));
+  await Promise.all([...keys.values()].map(async (d) => {
+    try {
+      const r = await get('/rollback-records' + query({ application: d.application, stage: d.stage, limit: 1000 }));
+      for (const x of r.items || []) if (x.execution_deployment_id) out.set(x.execution_deployment_id, x);
+    } catch { /* the note is left out */ }
+  }));
+  return out;
 }

@@ -9,8 +9,7 @@ const STATUSES = ['', 'draft', 'pending-approval', 'approved', 'rejected', 'sche
 const PAGE = 50;
 const STORAGE_KEY = 'reprise.rollbackLogs.columns';
 
-const approvers = (r) => (r.approvals || []).filter((a) => (a.decision || 'approved') === 'approved').map((a) => a.user).join(', ');
-const rejecters = (r) => (r.approvals || []).filter((a) => a.decision === 'rejected').map((a) => a.user).join(', ');
+const approvers = (r) => (r.approved_by || (r.approvals || []).filter((a) => a.decision === 'approved').map((a) => a.user)).join(', ');
 
 // [key, header, cell(record), shown by default]
 const COLUMNS = [
@@ -22,7 +21,7 @@ const COLUMNS = [
   ['components', 'Components', (r) => `${r.components_selected ?? '?'} of ${r.components_total ?? '?'}`, true],
   ['created', 'Created', (r) => [r.created_by || '', ' ', timeEl(r.created_at)], true],
   ['submitted', 'Submitted', (r) => (r.submitted_at ? [r.submitted_by || '', ' ', timeEl(r.submitted_at)] : '—'), false],
-  ['approved', 'Approved by', (r) => approvers(r) || (rejecters(r) ? `rejected by ${rejecters(r)}` : '—'), true],
+  ['approved', 'Approved by', (r) => approvers(r) || '—', true],
   ['executed', 'Executed', (r) => (r.executed_at ? [r.executed_by || '', ' ', timeEl(r.executed_at)] : '—'), true],
   ['validated', 'Validated', (r) => (r.validated_at ? [r.validated_by || '', ' ', timeEl(r.validated_at)] : '—'), false],
   ['log', 'Log', (r) => (r.execution_deployment_id ? h('a', { href: hashFor('deployments', r.execution_deployment_id) }, `#${r.execution_deployment_id}`) : '—'), true],

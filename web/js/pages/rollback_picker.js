@@ -1,15 +1,15 @@
 // The "Rollback…" dialog of a succeeded deployment: the component picker.
-// Opening it creates a draft rollback record (POST /deployments/{id}/
-// rollback-records: every component selected), whose components are shown
-// per target as a tree (directories collapsible) with checkboxes, a filter,
-// counts and select all / none. "Create rollback record" then stores the
-// selection and the comment (PATCH while draft) and opens the record page.
-// Selections are by path (the API's components/exclude): a path checked or
-// unchecked on one target is so on every target that has it.
+// It asks for the reason first (the record's comment), then creates a draft
+// rollback record (POST /deployments/{id}/rollback-records: every component
+// selected) and shows its components per target as a tree (directories
+// collapsible) with checkboxes, a filter, counts and select all / none.
+// "Create rollback record" stores the selection (PATCH while draft) and opens
+// the record page. Selections are by path (the API's components/exclude): a
+// path checked or unchecked on one target is so on every target that has it.
 import { post, patch, enc } from '../api.js';
 import { h, append, clear, errorBox, loading, hashFor, flash } from '../dom.js';
 import { go } from '../router.js';
-import { typeBadge, typeCounts, plural, stageFacts, mayCreate } from './rollback_common.js';
+import { typeBadge, typeCounts, plural, stageFacts, mayCreate, recordsByExecution } from './rollback_common.js';
 
 let counter = 0;
 
@@ -17,14 +17,20 @@ let counter = 0;
 // user who may create a record) and, on a record's execution, a link to the
 // record. `cache` keeps the stage facts between redraws.
 export function rollbackControls(box, d, cache) {
-  const sig = JSON.stringify([d.id, d.status, d.kind, d.rollback_record_id]);
+  const sig = JSON.stringify([d.id, d.status, d.kind]);
   if (cache.rollbackSig === sig) return;
   cache.rollbackSig = sig;
   clear(box);
-  if (d.rollback_record_id) {
-    box.append(h('span', null, 'Executes ', h('a', { href: hashFor('rollback-records', d.rollback_record_id) }, `rollback record #${d.rollback_record_id}`)));
+  if (d.kind === 'selective-rollback') {
+    recordsByExecution([d]).then((m) => {
+      const r = m.get(d.id);
+      if (!r || cache.rollbackSig !== sig) return;
+      box.append(h('span', { id: 'deployment-rollback-record' }, 'Executes ', h('a', { href: hashFor('rollback-records', r.id) }, `rollback record #${r.id}`),
+        ` (${r.components_selected} of ${r.components_total} components of deployment #${r.deployment_id} reverted)`));
+    });
+    return;
   }
-  if (d.status !== 'succeeded' || d.kind === 'selective-rollback' || !d.application) return;
+  if (d.status !== 'succeeded' || !d.application) return;
   if (!cache.rollbackFacts) cache.rollbackFacts = stageFacts(d.application, d.stage);
   cache.rollbackFacts.then((facts) => {
     if (cache.rollbackSig !== sig || !mayCreate(facts)) return;
@@ -95,15 +101,16 @@ export function openRollbackPicker({ deployment, opener }) {
   const intro = h('p', { class: 'muted small' },
     `${d.application} ${d.release} build ${d.build} on ${d.stage}. Choose the files to put back as they were before this deployment; `,
     'the other files stay as the deployment left them.');
-  const body = h('div', { class: 'picker-body', 'aria-live': 'polite' }, loading('Preparing a draft rollback record…'));
+  const body = h('div', { class: 'picker-body', 'aria-live': 'polite' });
   const errorArea = h('div', { class: 'dialog-error' });
   const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
   const back = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Back');
-  const next = h('button', { type: 'button', disabled: true }, 'Next');
+  const start = h('button', { type: 'button', class: 'primary' }, 'Choose components');
+  const next = h('button', { type: 'button', hidden: true }, 'Next');
   const create = h('button', { type: 'button', class: 'primary', hidden: true }, 'Create rollback record');
   const dialog = h('dialog', { class: 'deploy-dialog rollback-dialog', 'aria-labelledby': titleId },
     title, intro, body,
-    h('div', { class: 'dialog-foot' }, errorArea, h('div', { class: 'actions' }, cancel, back, next, create)));
+    h('div', { class: 'dialog-foot' }, errorArea, h('div', { class: 'actions' }, cancel, back, start, next, create)));
   const state = { record: null, components: [], selected: new Map(), comment: '' };
 
   const close = () => dialog.close();
@@ -136,9 +143,6 @@ export function openRollbackPicker({ deployment, opener }) {
     back.hidden = false;
     create.hidden = false;
     const chosen = state.components.filter((c) => state.selected.get(c.path));
-    const comment = h('textarea', { id: `rb-comment-${n}`, rows: 2 });
-    comment.value = state.comment;
-    comment.addEventListener('input', () => { state.comment = comment.value; });
     append(clear(body), [
       h('h3', null, 'Confirm'),
       h('p', { class: 'confirm-line', id: `rb-confirm-${n}` },
@@ -147,8 +151,19 @@ export function openRollbackPicker({ deployment, opener }) {
         const sel = list.filter((c) => state.selected.get(c.path));
         return h('li', null, h('strong', null, t), `: ${sel.length} of ${list.length}`, sel.length ? ` (${typeCounts(sel)})` : '');
       })),
-      h('p', { class: 'small muted' }, 'The record starts as a draft: test the connection, submit it for approval, then execute it.'),
-      h('div', { class: 'field' }, h('label', { for: `rb-comment-${n}` }, 'Comment'), comment),
+      state.comment ? h('p', null, 'Comment: ', h('q', null, state.comment)) : null,
+      h('p', { class: 'small muted' }, 'The record stays a draft until it is submitted: test the connection, submit it for approval, then execute it.'),
+    ]);
+    create.focus();
+  }
+
+  // First the reason: it is stored with the record when the draft is created.
+  function showStart() {
+    const comment = h('textarea', { id: `rb-comment-${n}`, rows: 2 });
+    comment.addEventListener('input', () => { state.comment = comment.value; });
+    append(clear(body), [
+      h('div', { class: 'field' }, h('label', { for: comment.id }, 'Comment (why roll back; kept on the record)'), comment),
+      h('p', { class: 'small muted' }, '"Choose components" prepares a draft record listing every file the deployment changed; nothing runs until the record is submitted, approved and executed.'),
     ]);
     comment.focus();
   }
@@ -160,9 +175,8 @@ export function openRollbackPicker({ deployment, opener }) {
     create.disabled = true;
     try {
       const rec = state.record;
-      const patchBody = { exclude: excludeList(state.components, state.selected) };
-      if (state.comment.trim()) patchBody.comment = state.comment.trim();
-      await patch(`/rollback-records/${enc(rec.id)}`, patchBody);
+      const exclude = excludeList(state.components, state.selected);
+      if (exclude.length) await patch(`/rollback-records/${enc(rec.id)}`, { exclude });
       state.created = true;
       close();
       flash(`Rollback record #${rec.id} created.`, 'ok');
@@ -174,14 +188,13 @@ export function openRollbackPicker({ deployment, opener }) {
     }
   });
 
-  document.body.append(dialog);
-  dialog.showModal();
-  cancel.focus();
-  // Creates the draft. When the server asks for irreversible steps to be
-  // acknowledged, they are shown in a red box with a checkbox first.
-  async function createDraft(request) {
+  start.addEventListener('click', async () => {
+    start.disabled = true;
+    const request = state.comment.trim() ? { comment: state.comment.trim() } : {};
+    append(clear(body), [loading('Preparing a draft rollback record…')]);
     try {
       const rec = await post(`/deployments/${enc(d.id)}/rollback-records`, request);
+      start.hidden = true;
       state.record = rec;
       state.components = rec.components || [];
       for (const c of state.components) state.selected.set(c.path, c.selected !== false);
@@ -190,22 +203,13 @@ export function openRollbackPicker({ deployment, opener }) {
       const filter = body.querySelector('input[type=search]');
       if (filter) filter.focus();
     } catch (e) {
-      if (e.status === 400 && /acknowledge_irreversible/.test(e.message) && !request.acknowledge_irreversible) {
-        const ack = h('input', { type: 'checkbox', id: `rb-ack-${n}` });
-        const go_on = h('button', { type: 'button', disabled: true }, 'Continue');
-        ack.addEventListener('change', () => { go_on.disabled = !ack.checked; });
-        go_on.addEventListener('click', () => {
-          append(clear(body), [loading('Preparing a draft rollback record…')]);
-          createDraft({ acknowledge_irreversible: true });
-        });
-        append(clear(body), [h('section', { class: 'danger-box' }, h('h3', null, 'What a rollback cannot undo'), h('p', null, e.message),
-          h('div', { class: 'checkbox' }, ack, h('label', { for: ack.id }, 'I understand that a rollback cannot undo these steps'))), go_on]);
-        return;
-      }
       append(clear(body), [h('p', null, 'This deployment cannot be rolled back in part:'), errorBox(e)]);
     }
-  }
-  createDraft({});
+  });
+
+  document.body.append(dialog);
+  dialog.showModal();
+  showStart();
   return dialog;
 }
 

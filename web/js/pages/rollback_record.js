@@ -26,7 +26,8 @@ export async function renderRollbackRecord(main, ctx) {
   const targetsBox = h('section');
   const validationBox = h('section');
   const componentsBox = h('section');
-  main.append(crumbs, title, statusLine, warningsBox, actions, result, summary, targetsBox, validationBox, historyBox, componentsBox);
+  const auditBox = h('section');
+  main.append(crumbs, title, statusLine, warningsBox, actions, result, summary, targetsBox, validationBox, historyBox, componentsBox, auditBox);
 
   const state = { record: null, facts: null, timer: null, ack: false, sig: '' };
   state.record = await get(`/rollback-records/${enc(rid)}`);
@@ -83,6 +84,7 @@ export async function renderRollbackRecord(main, ctx) {
       ['Stage', r.stage],
       ['Components', h('span', { id: 'record-components-count' }, `${selected} of ${total} selected`)],
       r.comment ? ['Comment', r.comment] : null,
+      r.approval_rule ? ['Approval', r.approval_rule] : null,
       r.execution_deployment_id ? ['Execution', [h('a', { href: hashFor('deployments', r.execution_deployment_id), id: 'record-execution-link' },
         `deployment #${r.execution_deployment_id}`), ' (live log)']] : null,
     ]));
@@ -90,6 +92,11 @@ export async function renderRollbackRecord(main, ctx) {
     drawValidation(r);
     drawHistory(r);
     drawComponents(r);
+    clear(auditBox);
+    if ((r.audit || []).length) {
+      auditBox.append(h('h2', null, 'Audit trail'), table(['When', 'Who', 'Action', 'Summary'], r.audit.map((a) => h('tr', null,
+        h('td', null, timeEl(a.at)), h('td', null, a.actor || ''), h('td', null, a.action || ''), h('td', null, a.summary || ''))), { class: 'compact' }));
+    }
     schedule(r);
   }
 
@@ -198,13 +205,26 @@ export async function renderRollbackRecord(main, ctx) {
     })));
   }
 
+  // The validation file is fetched once per validation (its time changes).
+  async function loadValidation(r) {
+    if (!r.validated_at || state.validationAt === r.validated_at) return;
+    state.validationAt = r.validated_at;
+    try {
+      state.validation = await get(`/rollback-records/${enc(r.id)}/validation`);
+    } catch (e) {
+      state.validation = { error: e };
+    }
+    drawValidation(state.record);
+  }
+
   function drawValidation(r) {
     clear(validationBox);
     if (!r.validated_at && !r.validation) return;
-    const v = r.validation || {};
+    loadValidation(r);
+    const v = state.validationAt === r.validated_at && state.validation ? state.validation : {};
     const base = `/api/v1/rollback-records/${enc(r.id)}/validation`;
     validationBox.append(h('h2', null, 'Validation'),
-      h('p', { class: v.ok === false || r.status === 'validation-failed' ? 'verify-bad' : 'verify-ok' }, validationSummary(r, v)),
+      h('div', { class: r.status === 'validation-failed' || v.ok === false ? 'verify-bad' : 'verify-ok', id: 'record-validation' }, validationSummary(r, v)),
       h('p', null, 'Validation file: ',
         h('a', { href: base, download: `rollback-record-${r.id}-validation.json`, id: 'record-validation-json' }, 'JSON'), ' · ',
         h('a', { href: `${base}?format=text`, download: `rollback-record-${r.id}-validation.txt`, id: 'record-validation-text' }, 'text')));
@@ -237,14 +257,22 @@ export async function renderRollbackRecord(main, ctx) {
   return () => clearInterval(state.timer);
 }
 
+// The connection check and the validation file give times as Unix milliseconds.
+function isoOf(t) {
+  if (typeof t !== 'number') return t || null;
+  const d = new Date(t);
+  return isNaN(d) ? null : d.toISOString();
+}
+
 function connectionOf(r) {
   const c = r.connection || {};
-  return { ok: c.ok ?? r.connection_ok, checked_at: c.checked_at || r.connection_checked_at, targets: c.targets || [] };
+  return { ok: c.ok ?? r.connection_ok, checked_at: isoOf(c.checked_at || r.connection_checked_at), targets: c.targets || [] };
 }
 
 function driftedOf(c) {
   const d = c.drifted || c.drift || [];
-  return (Array.isArray(d) ? d : [].concat(d.missing || [], d.changed || [], d.extra || [])).map((x) => (typeof x === 'string' ? x : x.path));
+  return (Array.isArray(d) ? d : [].concat(d.missing || [], d.changed || [], d.extra || []))
+    .map((x) => (typeof x === 'string' ? x : x.problem ? `${x.path}: ${x.problem}` : x.path));
 }
 
 function driftedFiles(r) {
@@ -282,11 +310,19 @@ function warningText(w) {
   return [parts.join(' ') || w.message || JSON.stringify(w), at, w.note ? `: ${w.note}` : '', w.undo ? ' (undo steps will run)' : ''];
 }
 
+// "Passed" or "Failed", who and when, then per target: the selected
+// components (reverted?) and the other files (exactly the deployment's?).
 function validationSummary(r, v) {
-  const bad = [].concat(v.selected_mismatches || v.selected || [], v.other_mismatches || v.others || []);
-  const by = r.validated_by ? [' by ', r.validated_by] : null;
-  if (v.summary) return [v.summary, by, ' · ', timeEl(r.validated_at)];
   const ok = v.ok ?? r.status === 'validated';
-  return [ok ? 'Every file is as expected' : `${plural(bad.length || 1, 'problem', 'problems')} found`,
-    v.files_checked !== undefined ? ` (${v.files_checked} files checked)` : '', by, ' · ', timeEl(r.validated_at)];
+  const head = h('p', null, h('strong', null, ok ? 'Passed' : 'Failed'), r.validated_by ? ` · validated by ${r.validated_by}` : '', ' · ', timeEl(r.validated_at));
+  if (v.error) return [head, h('p', { class: 'verify-error' }, 'The validation file could not be read: ', v.error.message)];
+  const problems = (list) => h('ul', { class: 'verify-problems' }, (list || []).slice(0, 50).map((p) => h('li', null,
+    p.type ? [typeBadge(p.type), ' '] : null, h('code', { class: 'verify-path' }, p.path), p.problem ? `: ${p.problem}` : '')));
+  return [head, h('ul', { class: 'validation-targets' }, (v.targets || []).map((t) => h('li', { 'data-target': t.target },
+    h('strong', null, t.target), ': ',
+    t.problem ? ['could not validate: ', t.problem] : [
+      `${t.selected_components ?? 0} selected components `, t.components && t.components.ok ? 'reverted' : 'with problems',
+      `; other files (${t.files_checked ?? '?'} files checked in all) `, t.other_files && t.other_files.ok ? 'exactly the deployment\'s' : 'with problems',
+      t.components && !t.components.ok ? problems(t.components.problems) : null,
+      t.other_files && !t.other_files.ok ? problems(t.other_files.problems) : null])))];
 }
