@@ -67,12 +67,6 @@ async function waitRecord(env, id, wanted, timeout) {
   throw new Error(`rollback record #${id} is ${s}, expected ${want.join('|')} within ${timeout} ms`);
 }
 
-// Whether the server has the rollback-record API at all.
-export async function rollbackRecordsServed(env) {
-  const res = await fetch(`${env.base()}/api/v1/rollback-records?limit=1`, { headers: { Authorization: `Bearer ${env.adminToken}` } });
-  return res.status !== 404;
-}
-
 // An application of its own ("rr", stage "Release" on target rr-web) where
 // build 1 and then build 2 were deployed; returns build 2's deployment (D).
 export async function setUpRollbackRecordApp(env) {
@@ -262,29 +256,23 @@ export async function rollbackPhoneScenario(env, { rid, depId }) {
 
 // All of the above, in order, as runner steps.
 export function registerRollbackRecordScenarios(step, env) {
-  const s = { served: false, depId: 0, page: null, rid: 0 };
-  const when = (fn) => async () => {
-    if (!s.served) { console.log('      skipped: the server does not serve /api/v1/rollback-records'); return; }
-    await fn();
-  };
+  const s = { depId: 0, page: null, rid: 0 };
   step('rollback records: a deployment of build 2 after build 1 on an application of its own', async () => {
-    s.served = await rollbackRecordsServed(env);
-    if (s.served) s.depId = await setUpRollbackRecordApp(env);
-    else console.log('      skipped: the server does not serve /api/v1/rollback-records');
+    s.depId = await setUpRollbackRecordApp(env);
   });
-  step('rollback records: the picker deselects a directory, counts, filters, and creates the record', when(async () => {
+  step('rollback records: the picker deselects a directory, counts, filters, and creates the record', async () => {
     Object.assign(s, await pickerScenario(env, s.depId));
-  }));
-  step('rollback records: test connection, submit, approval by a second user, execute, validate, validation file', when(async () => {
+  });
+  step('rollback records: test connection, submit, approval by a second user, execute, validate, validation file', async () => {
     await recordFlowScenario(env, s);
-  }));
-  step('rollback records: the Rollback logs page lists the record with its status; columns remembered; CSV', when(async () => {
+  });
+  step('rollback records: the Rollback logs page lists the record with its status; columns remembered; CSV', async () => {
     await rollbackLogsScenario(env, s);
-  }));
-  step('rollback records: a viewer is offered neither Rollback… nor the record\'s actions', when(async () => {
+  });
+  step('rollback records: a viewer is offered neither Rollback… nor the record\'s actions', async () => {
     await rollbackViewerScenario(env, s);
-  }));
-  step('rollback records: the record, the logs and the picker fit a phone screen', when(async () => {
+  });
+  step('rollback records: the record, the logs and the picker fit a phone screen', async () => {
     await rollbackPhoneScenario(env, s);
-  }));
+  });
 }
