@@ -142,6 +142,15 @@ export async function pickerScenario(env, depId) {
 // The record page: test connection, submit, approval by a second user,
 // execute now, validate, the validation file; bytes checked on disk.
 export async function recordFlowScenario(env, { page, rid }) {
+  // A file edited on the target since the deployment: the check names it.
+  const site = join(env.dataDir, 'targets', 'rr-web', 'current', 'css', 'site.css');
+  writeFileSync(site, 'body { color: red; } /* edited by hand */\n');
+  await page.getByRole('button', { name: 'Test connection' }).click();
+  await page.locator('[data-target="rr-web"] [data-connection="problem"]').waitFor();
+  await env.waitText(page, '[data-target="rr-web"] .conn-line', 'css/site.css');
+  await env.waitText(page, '#record-warnings', 'css/site.css: size');
+  await page.screenshot({ path: join(env.shotDir, 'rollback-record-drift.png'), fullPage: true });
+  writeFileSync(site, BUILD2['css/site.css']);
   await page.getByRole('button', { name: 'Test connection' }).click();
   await page.locator('[data-target="rr-web"] [data-connection="ok"]').waitFor();
   await page.getByRole('button', { name: 'Submit for approval' }).click();

@@ -118,7 +118,7 @@ export async function renderRollbackRecord(main, ctx) {
       h('h2', { id: 'record-warnings-h' }, 'Warnings'),
       h('ul', null, warnings.map((w) => h('li', null, warningText(w))),
         drifted.length ? h('li', null, `Files changed on the targets since the deployment (execution is refused until the connection is tested again and they match): `,
-          drifted.slice(0, 50).map(([t, p], i) => [i ? ', ' : '', h('code', null, `${t}:${p}`)]),
+          drifted.slice(0, 50).map(([t, p], i) => [i ? ', ' : '', h('code', null, p), ` (${t})`]),
           drifted.length > 50 ? ` and ${drifted.length - 50} more` : '') : null),
       irreversible && r.status === 'approved'
         ? h('div', { class: 'checkbox' }, ack, h('label', { for: 'record-ack' }, 'I understand that a rollback cannot undo these steps'))
