@@ -1,5 +1,5 @@
 // reprise: the command-line client of a Reprise server's HTTP API.
-// Wiring only; the commands live in cli/commands.cpp.
+// Wiring only; the commands live in cli/commands*.cpp.
 #include <cstdlib>
 #include <iostream>
 #include <string>

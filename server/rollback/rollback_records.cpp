@@ -88,18 +88,19 @@ struct ResolvedTarget {
 // its artifact's blob in the store.
 Status PreviousBytes(Store& store, AgentPort& agents, BlobStore& blobs, const DeploymentRecord& a,
                      const ArtifactRecord& artifact, const RollbackRecordTarget& row) {
-  auto state = agents.GetTargetState(row.target);
-  if (state.ok() && state->online &&
-      std::count(state->cached_releases.begin(), state->cached_releases.end(),
-                 row.previous_release_dir) > 0)
+  // The probe lists the release directories present on the target now.
+  auto probe = agents.Probe(row.target);
+  bool answered = probe.ok() && probe->answered;
+  if (answered && std::count(probe->report.cached_releases.begin(),
+                             probe->report.cached_releases.end(), row.previous_release_dir) > 0)
     return Status::Ok();
   (void)store;
   if (artifact.blob_removed_at == 0 && blobs.Exists(artifact.sha256)) return Status::Ok();
   return FailedPrecondition(
       "the bytes of what target " + row.target + " ran before (" + Label(a.release, a.build) +
       ", deployment " + std::to_string(a.id) + ") are gone: release " + row.previous_release_dir +
-      (state.ok() && state->online ? " is no longer cached on the target"
-                                   : " cannot be confirmed on the target (its agent is offline)") +
+      (answered ? " is no longer cached on the target"
+                : " cannot be confirmed on the target (its agent is offline)") +
       " and artifact " + artifact.name + " was removed by retention");
 }
 
