@@ -142,18 +142,7 @@ export function openRollbackPicker({ deployment, opener }) {
     next.hidden = true;
     back.hidden = false;
     create.hidden = false;
-    const chosen = state.components.filter((c) => state.selected.get(c.path));
-    append(clear(body), [
-      h('h3', null, 'Confirm'),
-      h('p', { class: 'confirm-line', id: `rb-confirm-${n}` },
-        `Roll back ${chosen.length} of ${plural(state.components.length, 'component', 'components')} (${typeCounts(chosen)}).`),
-      h('ul', { class: 'small' }, [...byTarget(state.components)].map(([t, list]) => {
-        const sel = list.filter((c) => state.selected.get(c.path));
-        return h('li', null, h('strong', null, t), `: ${sel.length} of ${list.length}`, sel.length ? ` (${typeCounts(sel)})` : '');
-      })),
-      state.comment ? h('p', null, 'Comment: ', h('q', null, state.comment)) : null,
-      h('p', { class: 'small muted' }, 'The record stays a draft until it is submitted: test the connection, submit it for approval, then execute it.'),
-    ]);
+    append(clear(body), confirmView(state, n));
     create.focus();
   }
 
@@ -211,6 +200,23 @@ export function openRollbackPicker({ deployment, opener }) {
   dialog.showModal();
   showStart();
   return dialog;
+}
+
+// "Roll back 4 of 6 components (1 delete, 2 override, 1 restore)", per
+// target, and the comment.
+function confirmView(state, n) {
+  const chosen = state.components.filter((c) => state.selected.get(c.path));
+  return [
+    h('h3', null, 'Confirm'),
+    h('p', { class: 'confirm-line', id: `rb-confirm-${n}` },
+      `Roll back ${chosen.length} of ${plural(state.components.length, 'component', 'components')} (${typeCounts(chosen)}).`),
+    h('ul', { class: 'small' }, [...byTarget(state.components)].map(([t, list]) => {
+      const sel = list.filter((c) => state.selected.get(c.path));
+      return h('li', null, h('strong', null, t), `: ${sel.length} of ${list.length}`, sel.length ? ` (${typeCounts(sel)})` : '');
+    })),
+    state.comment ? h('p', null, 'Comment: ', h('q', null, state.comment)) : null,
+    h('p', { class: 'small muted' }, 'The record stays a draft until it is submitted: test the connection, submit it for approval, then execute it.'),
+  ];
 }
 
 // The tree of checkboxes with filter, counts and select all / none.
