@@ -225,6 +225,49 @@ export async function rollbackLogsScenario(env, { page, rid }) {
   if (!(await page.locator('th[data-col="status"]').count())) throw new Error('the status column is missing');
 }
 
+// A release manager rejects one record with a comment; another, approved, is
+// executed later (scheduled at the time asked for), then its execution is
+// cancelled. Both are records of a fresh deployment of build 2 after build 1.
+export async function rejectAndScheduleScenario(env, { page }) {
+  for (const n of [1, 2]) {
+    const d = await env.api('POST', `/applications/rr/releases/1.0/builds/${n}/deploy`, { stage: 'Release' });
+    await env.waitStatus(d.id, 'succeeded');
+    if (n === 2) env.freshDeployment = d.id;
+  }
+  const dep = env.freshDeployment;
+  const rita = await env.tokenFor('rita');
+  const one = await env.api('POST', `/deployments/${dep}/rollback-records`, { comment: 'to be rejected' });
+  await env.api('POST', `/rollback-records/${one.id}/submit`, {});
+  const rp = await env.newUserPage('rr-rita-2');
+  await env.login(rp, 'rita', env.USERS.rita.password);
+  await rp.goto(`${env.base()}/#/rollback-records/${one.id}`);
+  await rp.getByLabel('Approval comment').fill('not before the audit');
+  await rp.getByRole('button', { name: 'Reject' }).click();
+  await env.waitText(rp, '#record-status', 'rejected');
+  await env.waitText(rp, '#record-history', 'not before the audit');
+  if (await rp.getByRole('button', { name: /Execute|Submit/ }).count()) throw new Error('a rejected record still offers actions');
+
+  const two = await env.api('POST', `/deployments/${dep}/rollback-records`, { exclude: ['img'] });
+  await env.api('POST', `/rollback-records/${two.id}/submit`, {});
+  await env.api('POST', `/rollback-records/${two.id}/approve`, { comment: 'later' }, rita);
+  await page.goto(`${env.base()}/#/rollback-records/${two.id}`);
+  await env.waitText(page, '#record-status', 'approved');
+  const local = await page.evaluate(() => {
+    const x = new Date(Date.now() + 2 * 3600 * 1000);
+    const q = (v) => String(v).padStart(2, '0');
+    return `${x.getFullYear()}-${q(x.getMonth() + 1)}-${q(x.getDate())}T${q(x.getHours())}:${q(x.getMinutes())}:${q(x.getSeconds())}`;
+  });
+  const wanted = new Date(await page.evaluate((v) => new Date(v).toISOString(), local));
+  await page.locator('#record-execute-at').fill(local);
+  await page.getByRole('button', { name: 'Execute later' }).click();
+  await env.waitText(page, '#record-status', 'scheduled');
+  const rec = await env.api('GET', `/rollback-records/${two.id}`);
+  if (!rec.scheduled_at || Math.abs(new Date(rec.scheduled_at) - wanted) > 1000)
+    throw new Error(`scheduled_at is ${rec.scheduled_at}, the page asked for ${wanted.toISOString()}`);
+  await page.screenshot({ path: join(env.shotDir, 'rollback-record-scheduled.png'), fullPage: true });
+  await env.api('POST', `/deployments/${rec.execution_deployment_id}/cancel`, {});
+}
+
 // A viewer sees the record but is offered neither "Rollback…" nor its actions.
 export async function rollbackViewerScenario(env, { rid, depId }) {
   const vic = await env.newUserPage('rr-vic');
@@ -277,6 +320,9 @@ export function registerRollbackRecordScenarios(step, env) {
   });
   step('rollback records: the Rollback logs page lists the record with its status; columns remembered; CSV', async () => {
     await rollbackLogsScenario(env, s);
+  });
+  step('rollback records: a release manager rejects a record with a comment; another is executed later at the time asked for', async () => {
+    await rejectAndScheduleScenario(env, s);
   });
   step('rollback records: a viewer is offered neither Rollback… nor the record\'s actions', async () => {
     await rollbackViewerScenario(env, s);

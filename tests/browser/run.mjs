@@ -739,7 +739,7 @@ step('phone width: the board and a deployment page fit without horizontal scroll
 
 registerRollbackRecordScenarios(step, {
   base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, PHONE, T, tempDir: temp, dataDir, shotDir,
-  api, newUserPage, login, waitText, waitStatus, sleep,
+  api, newUserPage, login, waitText, waitStatus, sleep, tokenFor,
 });
 
 step('logout ends the session', async () => {
