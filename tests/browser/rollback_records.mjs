@@ -1,8 +1,9 @@
 // Browser scenarios of selective rollback records: the component picker, the
 // record page through test connection, submit, approval by a second user,
 // execution and validation (bytes checked on disk), and the Rollback logs page.
-// Each scenario is a function of `env` (the runner's helpers), so the runner
-// can register them wherever it likes.
+// Each scenario is a function of `env` (the runner's helpers), `s` (what the
+// earlier ones made: the deployment, the record) and `open(label, viewport,
+// extra)`, which gives a fresh logged-out page; each opens the pages it needs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -90,15 +91,14 @@ export async function setUpRollbackRecordApp(env) {
 
 // The picker: every component selected, a directory deselected, the filter,
 // then the confirmation creates the record and opens its page.
-export async function pickerScenario(env, depId) {
-  const page = await env.newUserPage('rr-admin');
+export async function pickerScenario(env, depId, open) {
+  const page = await open('rr-admin');
   await env.login(page, 'admin', env.adminPassword);
   // Offered on the board's target card too.
   await page.goto(`${env.base()}/#/apps/rr`);
   await page.getByRole('button', { name: `Rollback… parts of deployment #${depId} on rr-web` }).waitFor();
   await page.goto(`${env.base()}/#/deployments/${depId}`);
-  const open = page.getByRole('button', { name: `Rollback… parts of deployment #${depId}` });
-  await open.click();
+  await page.getByRole('button', { name: `Rollback… parts of deployment #${depId}` }).click();
   const dialog = page.locator('dialog[open]');
   await dialog.waitFor();
   // The reason first: it is stored with the draft.
@@ -136,12 +136,16 @@ export async function pickerScenario(env, depId) {
   if (JSON.stringify(chosen) !== JSON.stringify(['css/old.css', 'css/site.css', 'index.html', 'js/new.js']))
     throw new Error(`the record selects ${JSON.stringify(chosen)}`);
   if (rec.comment !== 'put the old styles back') throw new Error(`the record's comment is ${JSON.stringify(rec.comment)}`);
-  return { page, rid };
+  return rid;
 }
 
 // The record page: test connection, submit, approval by a second user,
 // execute now, validate, the validation file; bytes checked on disk.
-export async function recordFlowScenario(env, { page, rid }) {
+export async function recordFlowScenario(env, { rid }, open) {
+  const page = await open('rr-admin');
+  await env.login(page, 'admin', env.adminPassword);
+  await page.goto(`${env.base()}/#/rollback-records/${rid}`);
+  await env.waitText(page, '#record-status', 'draft');
   // A file edited on the target since the deployment: the check names it.
   const site = join(env.dataDir, 'targets', 'rr-web', 'current', 'css', 'site.css');
   writeFileSync(site, 'body { color: red; } /* edited by hand */\n');
@@ -158,7 +162,7 @@ export async function recordFlowScenario(env, { page, rid }) {
   if (await page.getByRole('button', { name: 'Approve' }).count()) throw new Error('the submitter is offered "Approve"');
   await env.waitText(page, '#record-waiting', 'submitted by admin');
 
-  const rita = await env.newUserPage('rr-rita');
+  const rita = await open('rr-rita');
   await env.login(rita, 'rita', env.USERS.rita.password);
   await rita.goto(`${env.base()}/#/rollback-records/${rid}`);
   await rita.getByLabel('Approval comment').fill('fine by me');
@@ -197,12 +201,13 @@ export async function recordFlowScenario(env, { page, rid }) {
   await page.goto(`${env.base()}/#/apps/rr`);
   await env.waitText(page, '.target[data-target="rr-web"]', `1.0 build 2 + rollback record #${rid} (4 of 6 components reverted)`);
   await page.screenshot({ path: join(env.shotDir, 'rollback-board.png'), fullPage: true });
-  return page;
 }
 
 // The Rollback logs page lists the record with its status; the column choice
 // is remembered; the CSV export carries the same filters.
-export async function rollbackLogsScenario(env, { page, rid }) {
+export async function rollbackLogsScenario(env, { rid }, open) {
+  const page = await open('rr-admin');
+  await env.login(page, 'admin', env.adminPassword);
   await page.goto(`${env.base()}/#/rollback-records`);
   await page.getByRole('heading', { name: 'Rollback logs', level: 1 }).waitFor();
   await page.locator('#rl-app').fill('rr');
@@ -228,7 +233,7 @@ export async function rollbackLogsScenario(env, { page, rid }) {
 // A release manager rejects one record with a comment; another, approved, is
 // executed later (scheduled at the time asked for), then its execution is
 // cancelled. Both are records of a fresh deployment of build 2 after build 1.
-export async function rejectAndScheduleScenario(env, { page }) {
+export async function rejectAndScheduleScenario(env, s, open) {
   for (const n of [1, 2]) {
     const d = await env.api('POST', `/applications/rr/releases/1.0/builds/${n}/deploy`, { stage: 'Release' });
     await env.waitStatus(d.id, 'succeeded');
@@ -238,7 +243,7 @@ export async function rejectAndScheduleScenario(env, { page }) {
   const rita = await env.tokenFor('rita');
   const one = await env.api('POST', `/deployments/${dep}/rollback-records`, { comment: 'to be rejected' });
   await env.api('POST', `/rollback-records/${one.id}/submit`, {});
-  const rp = await env.newUserPage('rr-rita-2');
+  const rp = await open('rr-rita');
   await env.login(rp, 'rita', env.USERS.rita.password);
   await rp.goto(`${env.base()}/#/rollback-records/${one.id}`);
   await rp.getByLabel('Approval comment').fill('not before the audit');
@@ -250,6 +255,8 @@ export async function rejectAndScheduleScenario(env, { page }) {
   const two = await env.api('POST', `/deployments/${dep}/rollback-records`, { exclude: ['img'] });
   await env.api('POST', `/rollback-records/${two.id}/submit`, {});
   await env.api('POST', `/rollback-records/${two.id}/approve`, { comment: 'later' }, rita);
+  const page = await open('rr-admin', undefined, { timezoneId: 'Europe/Berlin' });
+  await env.login(page, 'admin', env.adminPassword);
   await page.goto(`${env.base()}/#/rollback-records/${two.id}`);
   await env.waitText(page, '#record-status', 'approved');
   const local = await page.evaluate(() => {
@@ -269,8 +276,8 @@ export async function rejectAndScheduleScenario(env, { page }) {
 }
 
 // A viewer sees the record but is offered neither "Rollback…" nor its actions.
-export async function rollbackViewerScenario(env, { rid, depId }) {
-  const vic = await env.newUserPage('rr-vic');
+export async function rollbackViewerScenario(env, { rid, depId }, open) {
+  const vic = await open('rr-vic');
   await env.login(vic, 'vic', env.USERS.vic.password);
   await vic.goto(`${env.base()}/#/deployments/${depId}`);
   await env.waitText(vic, '#deployment-status', 'succeeded');
@@ -284,8 +291,8 @@ export async function rollbackViewerScenario(env, { rid, depId }) {
 }
 
 // The record page and the rollback logs at phone width.
-export async function rollbackPhoneScenario(env, { rid, depId }) {
-  const phone = await env.newUserPage('rr-phone', env.PHONE, { isMobile: true, hasTouch: true });
+export async function rollbackPhoneScenario(env, { rid, depId }, open) {
+  const phone = await open('rr-phone', env.PHONE, { isMobile: true, hasTouch: true });
   await env.login(phone, 'rita', env.USERS.rita.password);
   await phone.goto(`${env.base()}/#/rollback-records/${rid}`);
   await env.waitText(phone, '#record-status', 'validated');
@@ -306,28 +313,32 @@ export async function rollbackPhoneScenario(env, { rid, depId }) {
   await phone.locator('dialog').waitFor({ state: 'detached' });
 }
 
-// All of the above, in order, as runner steps.
+// All of the above, in order, as runner steps. A step given a scenario with
+// page() opens its pages there; otherwise through env.newUserPage.
 export function registerRollbackRecordScenarios(step, env) {
-  const s = { depId: 0, page: null, rid: 0 };
-  step('rollback records: a deployment of build 2 after build 1 on an application of its own', async () => {
+  const s = { depId: 0, rid: 0 };
+  const opener = (scenario) => (label, viewport, extra) => (scenario && scenario.page
+    ? scenario.page(label, viewport, extra) : env.newUserPage(label, viewport, extra));
+  const add = (name, fn) => step(`rollback records: ${name}`, (scenario) => fn(opener(scenario)));
+  add('a deployment of build 2 after build 1 on an application of its own', async () => {
     s.depId = await setUpRollbackRecordApp(env);
   });
-  step('rollback records: the picker deselects a directory, counts, filters, and creates the record', async () => {
-    Object.assign(s, await pickerScenario(env, s.depId));
+  add('the picker deselects a directory, counts, filters, and creates the record', async (open) => {
+    s.rid = await pickerScenario(env, s.depId, open);
   });
-  step('rollback records: test connection, submit, approval by a second user, execute, validate, validation file', async () => {
-    await recordFlowScenario(env, s);
+  add('test connection (a drifted file named), submit, approval by a second user, execute, validate, validation file', async (open) => {
+    await recordFlowScenario(env, s, open);
   });
-  step('rollback records: the Rollback logs page lists the record with its status; columns remembered; CSV', async () => {
-    await rollbackLogsScenario(env, s);
+  add('the Rollback logs page lists the record with its status; columns remembered; CSV', async (open) => {
+    await rollbackLogsScenario(env, s, open);
   });
-  step('rollback records: a release manager rejects a record with a comment; another is executed later at the time asked for', async () => {
-    await rejectAndScheduleScenario(env, s);
+  add('a release manager rejects a record with a comment; another is executed later at the time asked for', async (open) => {
+    await rejectAndScheduleScenario(env, s, open);
   });
-  step('rollback records: a viewer is offered neither Rollback… nor the record\'s actions', async () => {
-    await rollbackViewerScenario(env, s);
+  add('a viewer is offered neither Rollback… nor the record\'s actions', async (open) => {
+    await rollbackViewerScenario(env, s, open);
   });
-  step('rollback records: the record, the logs and the picker fit a phone screen', async () => {
-    await rollbackPhoneScenario(env, s);
+  add('the record, the logs and the picker fit a phone screen', async (open) => {
+    await rollbackPhoneScenario(env, s, open);
   });
 }
