@@ -58,6 +58,7 @@ struct Command {
 std::vector<Command> CatalogCommands();     // commands_catalog.cpp
 std::vector<Command> DeploymentCommands();  // commands_deployments.cpp
 std::vector<Command> TargetCommands();      // commands_targets.cpp
+std::vector<Command> RollbackRecordCommands();  // rollback_record_commands.cpp
 
 // ---------------------------------------------------------------- calls (command.cpp)
 

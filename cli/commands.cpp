@@ -31,6 +31,12 @@ commands:
   cancel ID [--comment C]                   cancel a deployment that has not finished
   validate TARGET                           are the target's files exactly its build's?
   test-connection APP STAGE                 can every target of the stage be deployed to?
+  rollback-record create DEPLOYMENT [--component P]... [--exclude P]... [--comment C]
+                                            roll back chosen files of a succeeded deployment
+  rollback-record show|test-connection|submit|approve|reject|validate ID [--comment C]
+  rollback-record select ID [--component P]... [--exclude P]...   change a draft's selection
+  rollback-record execute ID [--at T]       run an approved record now or at T
+  rollback-record list [--app A] [--stage S] [--status S] [--from T] [--to T] [--csv]
   version                                   print the CLI's version
 
 options:
@@ -51,7 +57,8 @@ every target is ready, 1 a target has a problem, 2 they could not be checked.
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
-    for (auto group : {CatalogCommands, DeploymentCommands, TargetCommands})
+    for (auto group :
+         {CatalogCommands, DeploymentCommands, TargetCommands, RollbackRecordCommands})
       for (auto& command : group()) all.push_back(std::move(command));
     return all;
   }();
@@ -66,6 +73,8 @@ const std::vector<OptionSpec>& KnownOptions() {
       {"var", true, true},     {"wait", false, false},    {"timeout", true, false},
       {"all", false, false},   {"app", true, false},      {"stage", true, false},
       {"status", true, false}, {"limit", true, false},    {"follow", false, false},
+      {"component", true, true}, {"exclude", true, true},  {"from", true, false},
+      {"to", true, false},     {"csv", false, false},
   };
   return known;
 }

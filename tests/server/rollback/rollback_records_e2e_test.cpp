@@ -9,6 +9,7 @@
 #include <set>
 
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/support/run_binary.h"
 
 namespace reprise::testing {
 namespace {
@@ -77,6 +78,13 @@ plans:
   HttpClient Admin() { return server_->Admin(); }
   const fs::path& root() const { return root_; }
   TestServer& server() { return *server_; }
+  // `reprise ARGS` as `token`'s user.
+  BinaryOutcome Cli(const std::string& token, const std::string& args) {
+    return RunBinary("reprise", "--server http://127.0.0.1:" + std::to_string(server_->port()) +
+                                    " --token " + token + " " + args);
+  }
+  const std::string& rita_token() const { return rita_; }
+  const std::string& rob_token() const { return rob_; }
 
   json WaitDeployment(int64_t id) {
     json d;
@@ -302,6 +310,37 @@ TEST_CASE("rollback record: a drifted target refuses execution; A's bytes gone r
   // Not succeeded: a deployment that is not finished or failed is not eligible.
   auto unknown = rita.Post("/api/v1/deployments/9999/rollback-records", "{}");
   CHECK(unknown.status == 404);
+}
+
+TEST_CASE("rollback-record CLI: create, submit, approve, execute, validate, list") {
+  RollbackFixture f;
+  f.Deploy(1);
+  int64_t d2 = f.Deploy(2);
+  auto created = f.Cli(f.rita_token(), "--json rollback-record create " + std::to_string(d2) +
+                                           " --component index.html --comment 'bad page'");
+  REQUIRE_MESSAGE(created.exit_code == 0, created.output);
+  const std::string rid = std::to_string(json::parse(created.output)["id"].get<int64_t>());
+  auto shown = f.Cli(f.rita_token(), "rollback-record show " + rid);
+  CHECK(shown.exit_code == 0);
+  CHECK_MESSAGE(Has(shown.output, "2 of 6 components selected"), shown.output);
+  REQUIRE(f.Cli(f.rita_token(), "rollback-record submit " + rid).exit_code == 0);
+  auto self = f.Cli(f.rita_token(), "rollback-record approve " + rid);
+  CHECK(self.exit_code == 1);
+  CHECK(Has(self.output, "cannot approve"));
+  REQUIRE(f.Cli(f.rob_token(), "rollback-record approve " + rid + " --comment ok").exit_code == 0);
+  auto executed = f.Cli(f.rob_token(), "rollback-record execute " + rid);
+  REQUIRE_MESSAGE(executed.exit_code == 0, executed.output);
+  f.WaitRecord(std::stoll(rid), "executed");
+  CHECK(ReadFile(f.root() / "web1/current/index.html") == TreeOf(1)["index.html"]);
+  CHECK(ReadFile(f.root() / "web1/current/api/status.json") == TreeOf(2)["api/status.json"]);
+  auto validated = f.Cli(f.rob_token(), "rollback-record validate " + rid);
+  CHECK_MESSAGE(validated.exit_code == 0, validated.output);
+  CHECK(Has(validated.output, "PASSED"));
+  auto listed = f.Cli(f.rob_token(), "rollback-record list --app shop --csv");
+  CHECK(listed.exit_code == 0);
+  CHECK(Has(listed.output, rid + ",validated,shop,Production"));
+  auto usage = f.Cli(f.rob_token(), "rollback-record execute");
+  CHECK(usage.exit_code == 2);
 }
 
 }  // namespace reprise::testing
