@@ -215,8 +215,22 @@ export async function rollbackLogsScenario(env, { rid }, open) {
   const row = page.locator(`tr[data-record="${rid}"]`);
   await row.waitFor();
   await env.waitText(page, `tr[data-record="${rid}"] td[data-col="status"]`, 'validated');
+  // Status and day filters.
+  await page.locator('#rl-status').selectOption('rejected');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await row.waitFor({ state: 'detached' });
+  await page.locator('#rl-status').selectOption('validated');
+  const today = await page.evaluate(() => {
+    const d = new Date();
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  });
+  await page.locator('#rl-from').fill(today);
+  await page.locator('#rl-to').fill(today);
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await row.waitFor();
   const csv = await page.locator('#rl-csv').getAttribute('href');
-  if (!csv.includes('format=csv') || !csv.includes('application=rr')) throw new Error(`the CSV link is ${csv}`);
+  for (const part of ['format=csv', 'application=rr', 'status=validated', 'from=', 'to='])
+    if (!csv.includes(part)) throw new Error(`the CSV link ${csv} lacks ${part}`);
   const res = await page.request.get(env.base() + csv);
   if (res.status() !== 200 || !(await res.text()).includes(String(rid))) throw new Error(`the CSV export answered ${res.status()}`);
   // Hide the stage column: it stays hidden after a reload.
