@@ -12,6 +12,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { registerRollbackRecordScenarios } from './rollback_records.mjs';
 
 const [serverBin, shotDir, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);
 if (!serverBin || !shotDir) {
@@ -805,6 +806,11 @@ step('phone width: the board and a deployment page fit without horizontal scroll
   const overflow2 = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await phone.screenshot({ path: join(shotDir, 'deployment-phone.png'), fullPage: true });
   if (overflow2 > 2) throw new Error(`the deployment page is ${overflow2}px wider than the phone screen`);
+});
+
+registerRollbackRecordScenarios(step, {
+  base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, PHONE, T, tempDir: temp, dataDir, shotDir,
+  api, login, waitText, waitStatus, sleep, tokenFor,
 });
 
 step('logout ends the session', async (scenario) => {

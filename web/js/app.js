@@ -12,6 +12,8 @@ import { renderDeployment } from './pages/deployment.js';
 import { renderDeployments, renderScheduled } from './pages/deployments.js';
 import { renderApprovals } from './pages/approvals.js';
 import { renderAgents } from './pages/agents.js';
+import { renderRollbackRecord } from './pages/rollback_record.js';
+import { renderRollbackLogs } from './pages/rollback_logs.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -24,6 +26,8 @@ route('/deployments/{id}', renderDeployment);
 route('/scheduled', renderScheduled);
 route('/approvals', renderApprovals);
 route('/agents', renderAgents);
+route('/rollback-records', renderRollbackLogs);
+route('/rollback-records/{rid}', renderRollbackRecord);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -34,6 +38,7 @@ const NAV = [
   ['#/deployments', 'Deployments'],
   ['#/scheduled', 'Scheduled'],
   ['#/approvals', 'Approvals'],
+  ['#/rollback-records', 'Rollback logs'],
   ['#/agents', 'Agents'],
 ];
 

@@ -11,6 +11,8 @@ import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
 import { openDeployDialog } from './deploy_dialog.js';
 import { verifyControls } from './verify.js';
+import { openRollbackPicker } from './rollback_picker.js';
+import { mayCreate, redeployGrants, recordsByExecution } from './rollback_common.js';
 
 export async function renderBoard(main, ctx) {
   const appName = ctx.params.app;
@@ -23,9 +25,14 @@ export async function renderBoard(main, ctx) {
   let signature = '';
   const verifications = new Map();  // "Verify files" results survive redraws
   const connections = new Map();  // "Test connection" results, per stage
+  const grants = new Map();  // environment -> the user holds its redeploy grant
 
   async function refresh(force) {
     const model = await loadAppModel(appName);
+    model.grants = await redeployGrants(model.pipeline.map((p) => p.environment), grants);
+    const running = (model.app.stages || []).flatMap((st) => (st.targets || []).map((t) => t.current && t.current.deployment_id));
+    model.records = await recordsByExecution(model.deployments.filter((d) => running.includes(d.id))
+      .map((d) => ({ ...d, application: d.application || appName })));
     const sig = JSON.stringify([model.app.stages, model.deployments.map((d) => [d.id, d.status]), model.builds.length]);
     if (!force && sig === signature) return model;
     if (document.querySelector('dialog[open]')) return model;  // do not redraw under a dialog
@@ -200,12 +207,13 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
       h('div', { class: 'target-name' }, t.target),
       c ? h('div', { class: 'current' },
         h('a', { class: 'build-link', href: hashFor('apps', model.app.name, 'releases', c.release, 'builds', c.build) }, `${c.release} build ${c.build}`),
-        ' ', status ? statusBadge(status) : null,
+        rollbackRecordNote(model.records.get(c.deployment_id)), ' ', status ? statusBadge(status) : null,
         h('div', { class: 'small muted' }, c.by ? `by ${c.by} · ` : '', timeEl(c.at), c.at ? ` (${relTime(c.at)})` : '',
           c.deployment_id !== undefined ? [' · ', h('a', { href: hashFor('deployments', c.deployment_id) }, `#${c.deployment_id}`)] : null))
         : h('div', { class: 'muted' }, 'nothing deployed yet'),
       c && hasRole('deployer')
-        ? verifyControls(t.target, `${c.release}/${c.build}/${c.deployment_id}`, verifications) : null);
+        ? verifyControls(t.target, `${c.release}/${c.build}/${c.deployment_id}`, verifications) : null,
+      dep ? rollbackButton(model, p, dep, t.target) : null);
   })));
   if (hasRole('deployer')) col.append(connectionControls(model, p, connections));
   if (latest && FINAL.has(latest.status) && latest.status !== 'succeeded') {
@@ -224,6 +232,27 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
       onclick: () => openDialog(c.release, c.build, p.stage),
     }, 'Re-Deploy')))));
   return col;
+}
+
+// " + rollback record #3 (2 of 7 components reverted)" on a target that runs
+// a rollback record's result.
+function rollbackRecordNote(r) {
+  if (!r) return null;
+  return [' + ', h('a', { href: hashFor('rollback-records', r.id), class: 'build-link' }, `rollback record #${r.id}`),
+    h('span', { class: 'small' }, ` (${r.components_selected} of ${r.components_total} components reverted)`)];
+}
+
+// "Rollback…" (parts of the deployment a target runs) when it succeeded and
+// the user may create a rollback record on the stage.
+function rollbackButton(model, p, dep, target) {
+  if (dep.status !== 'succeeded' || dep.kind === 'selective-rollback') return null;
+  if (!mayCreate({ spec: p, grant: model.grants.get(p.environment) })) return null;
+  const button = h('button', {
+    type: 'button', class: 'small secondary rollback-open', id: `rollback-${stageId(target)}`,
+    'aria-label': `Rollback… parts of deployment #${dep.id} on ${target}`, 'aria-haspopup': 'dialog',
+  }, 'Rollback…');
+  button.addEventListener('click', () => openRollbackPicker({ deployment: { ...dep, application: dep.application || model.app.name }, opener: button }));
+  return h('div', { class: 'verify' }, button);
 }
 
 function buildsMatrix(model, openDialog) {

@@ -5,6 +5,7 @@ import { get, post, patch, enc, query } from '../api.js';
 import { h, append, clear, fmtUtc, whenOf, hashFor, timeEl, statusBadge, kindBadge, fmtBytes, fmtDuration, dl, errorBox, flash, FINAL, table } from '../dom.js';
 import { hasRole } from '../session.js';
 import { toLocalInput, utcHint } from './deploy_dialog.js';
+import { rollbackControls } from './rollback_picker.js';
 
 export async function renderDeployment(main, ctx) {
   const id = ctx.params.id;
@@ -13,6 +14,7 @@ export async function renderDeployment(main, ctx) {
   const title = h('h1', null, `Deployment #${id}`);
   const statusLine = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite', id: 'deployment-status' });
   const actions = h('div', { class: 'actions-bar' });
+  const rollbackBar = h('div', { class: 'actions-bar' });
   const summary = h('div');
   const targetsBox = h('section', { 'aria-labelledby': 'dep-targets-h' });
   const gatesBox = h('section');
@@ -21,7 +23,7 @@ export async function renderDeployment(main, ctx) {
   const logEl = h('div', { class: 'log', id: 'deployment-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Deployment log', tabindex: '0' });
   const contextBox = h('section');
   const auditBox = h('section');
-  main.append(crumbs, title, statusLine, actions, summary, targetsBox, gatesBox,
+  main.append(crumbs, title, statusLine, actions, rollbackBar, summary, targetsBox, gatesBox,
     h('section', { 'aria-labelledby': 'dep-log-h' },
       h('div', { class: 'log-head' }, h('h2', { id: 'dep-log-h' }, 'Log'), logState,
         h('span', { class: 'checkbox' }, followBox, h('label', { for: 'log-follow' }, 'Follow'))),
@@ -165,6 +167,7 @@ export async function renderDeployment(main, ctx) {
       d.comment ? ['Comment', d.comment] : null,
     ]));
     drawActions(d);
+    rollbackControls(rollbackBar, d, state);
     drawTargets(d);
     drawGates(d);
     drawContext(d);
