@@ -37,6 +37,7 @@ Outcome Deploy(Ctx& c) {
     body["force"] = true;
   }
   if (auto comment = c.args.Value("comment")) body["comment"] = *comment;
+  if (c.args.Has("acknowledge-irreversible")) body["acknowledge_irreversible"] = true;
   auto ctx = ContextOption(c.args);
   if (!ctx.ok()) return Outcome::Usage(ctx.status().message());
   if (!ctx->empty()) body["context"] = *ctx;
@@ -261,7 +262,7 @@ CommandGroup DeploymentCommands() {
   static constexpr const char* kHelp =
       R"(  deploy APP RELEASE BUILD STAGE            deploy, promote, re-deploy or roll back
          [--at RFC3339] [--force --comment C] [--context as-deployed|current]
-         [--var K=V]... [--wait [--timeout SECONDS]]
+         [--var K=V]... [--wait [--timeout SECONDS]] [--acknowledge-irreversible]
   preview APP RELEASE BUILD STAGE           what a deployment would change
          [--context as-deployed|current] [--all]
   deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]
@@ -276,10 +277,12 @@ CommandGroup DeploymentCommands() {
           {{"deploy"},
            4,
            {ValueOption("at"), Flag("force"), ValueOption("comment"), ValueOption("context"),
-            RepeatedOption("var"), Flag("wait"), ValueOption("timeout")},
+            RepeatedOption("var"), Flag("wait"), ValueOption("timeout"),
+            Flag("acknowledge-irreversible")},
            Deploy,
            "reprise deploy APP RELEASE BUILD STAGE [--at RFC3339] [--force --comment C] "
-           "[--context as-deployed|current] [--var K=V]... [--wait [--timeout SECONDS]]"},
+           "[--context as-deployed|current] [--var K=V]... [--wait [--timeout SECONDS]] "
+           "[--acknowledge-irreversible]"},
           {{"preview"},
            4,
            {ValueOption("context"), Flag("all")},

@@ -87,6 +87,7 @@ std::function<Outcome(Ctx&)> Action(const char* verb) {
   return [verb](Ctx& c) {
     Json body = CommentBody(c.args);
     if (auto at = c.args.Value("at")) body["at"] = *at;
+    if (c.args.Has("acknowledge-irreversible")) body["acknowledge_irreversible"] = true;
     return Show(c, Call(c.client, "POST", RecordPath(c.args.positional[2], verb), &body));
   };
 }
@@ -164,7 +165,8 @@ CommandGroup RollbackRecordCommands() {
                                             roll back chosen files of a succeeded deployment
   rollback-record show|test-connection|submit|approve|reject|validate ID [--comment C]
   rollback-record select ID [--component P]... [--exclude P]...   change a draft's selection
-  rollback-record execute ID [--at T]       run an approved record now or at T
+  rollback-record execute ID [--at T] [--acknowledge-irreversible]
+                                            run an approved record now or at T
   rollback-record list [--app A] [--stage S] [--status S] [--from T] [--to T] [--csv]
 )";
   const std::string rr = "rollback-record";
@@ -206,9 +208,9 @@ CommandGroup RollbackRecordCommands() {
            "reprise rollback-record reject ID [--comment C]"},
           {{rr, "execute"},
            1,
-           {ValueOption("at")},
+           {ValueOption("at"), Flag("acknowledge-irreversible")},
            Action("execute"),
-           "reprise rollback-record execute ID [--at T]"},
+           "reprise rollback-record execute ID [--at T] [--acknowledge-irreversible]"},
           {{rr, "validate"}, 1, {}, Validate, "reprise rollback-record validate ID"},
           {{rr, "list"},
            0,

@@ -11,6 +11,7 @@
 
 #include "server/api/json_io.h"
 #include "server/http/list_params.h"
+#include "server/engine/irreversible.h"
 #include "server/rollback/rollback_records.h"
 
 namespace reprise {
@@ -157,6 +158,22 @@ Json DetailJson(Store& store, RollbackRecords& records, const RollbackRecord& r)
   j["validation"] = r.validation_json.empty()
                         ? Json(nullptr)
                         : Json("/api/v1/rollback-records/" + std::to_string(r.id) + "/validation");
+  j["irreversible"] = Json::array();
+  if (auto steps = records.IrreversibleSteps(r); steps.ok())
+    for (const auto& s : *steps) {
+      j["irreversible"].push_back({{"deployment_id", s.deployment_id},
+                                   {"release", s.release},
+                                   {"build", s.build},
+                                   {"step_id", s.step_id},
+                                   {"step", s.label},
+                                   {"target", s.target},
+                                   {"ran_at", Time(s.ran_at)},
+                                   {"outcome", s.outcome},
+                                   {"note", s.note},
+                                   {"has_undo", s.has_undo}});
+      warnings.push_back("irreversible step, not undone by this record: " +
+                         DescribeIrreversibleStep(s));
+    }
   j["warnings"] = warnings;
   auto audit = store.ListAudit({"", "rollback-record " + std::to_string(r.id)}, {100, 0});
   j["audit"] = Json::array();
@@ -396,7 +413,11 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
                    [call, detail, verb](HttpRequest& req) {
                      TRY_OR_ERROR(int64_t id, RecordId(req));
                      TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(CheckKeys(body, {"comment", "at"}, verb));
+                     STATUS_OR_ERROR(std::string_view(verb) == "execute"
+                                         ? CheckKeys(body,
+                                                     {"comment", "at", "acknowledge_irreversible"},
+                                                     verb)
+                                         : CheckKeys(body, {"comment", "at"}, verb));
                      TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
                      return detail(call(ActorOf(req), id, body, comment));
                    },
@@ -426,7 +447,13 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
                    "field 'at' must be RFC 3339 with an offset, e.g. "
                    "2026-11-23T22:00:00+01:00");
            }
-           return rr->Execute(a, id, at);
+           bool acknowledged = false;
+           if (auto it = body.find("acknowledge_irreversible"); it != body.end()) {
+             if (!it->is_boolean())
+               return InvalidArgument("field 'acknowledge_irreversible' must be true or false");
+             acknowledged = it->get<bool>();
+           }
+           return rr->Execute(a, id, at, acknowledged);
          });
   action("validate", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
     return rr->Validate(a, id);

@@ -7,6 +7,7 @@
 
 #include "planner/app_spec.h"
 #include "server/engine/agent_port.h"
+#include "server/engine/irreversible.h"
 #include "server/rollback/rollback_records.h"
 
 namespace reprise {
@@ -198,13 +199,42 @@ Status RollbackRecords::MayExecute(const Actor& actor, const RollbackRecord& r) 
       environment + "'; '" + actor.user + "' is " + RoleName(actor.role));
 }
 
+Result<std::vector<IrreversibleStepRecord>> RollbackRecords::IrreversibleSteps(
+    const RollbackRecord& r) {
+  REPRISE_ASSIGN_OR_RETURN(auto targets, store_.ListRollbackRecordTargets(r.id));
+  std::map<int64_t, IrreversibleStepRecord> by_id;  // one entry a step, in the order they ran
+  for (const auto& t : targets) {
+    auto steps = t.previous_deployment_id != 0
+                     ? IrreversibleStepsSince(store_, r.application, t.previous_release,
+                                              t.previous_build, r.stage)
+                     : store_.ListIrreversibleSteps(r.application, r.stage, 0);
+    if (!steps.ok()) return steps.status();
+    for (const auto& s : *steps)
+      if (s.target == t.target) by_id[s.id] = s;
+  }
+  std::vector<IrreversibleStepRecord> out;
+  for (auto& [id, s] : by_id) out.push_back(std::move(s));
+  return out;
+}
+
 Result<RollbackRecord> RollbackRecords::Execute(const Actor& actor, int64_t id,
-                                                std::optional<TimePoint> at) {
+                                                std::optional<TimePoint> at,
+                                                bool acknowledge_irreversible) {
   REPRISE_ASSIGN_OR_RETURN(RollbackRecord r, store_.GetRollbackRecord(id));
   REPRISE_RETURN_IF_ERROR(MayExecute(actor, r));
   if (r.status != "approved")
     return FailedPrecondition("rollback record " + std::to_string(id) + " is " + r.status +
                               "; only an approved record can be executed");
+  REPRISE_ASSIGN_OR_RETURN(auto irreversible, IrreversibleSteps(r));
+  if (!irreversible.empty() && !acknowledge_irreversible) {
+    std::string list;
+    for (const auto& s : irreversible)
+      list += (list.empty() ? "" : "; ") + DescribeIrreversibleStep(s);
+    return InvalidArgument("rollback record " + std::to_string(id) + " goes back across " +
+                           std::to_string(irreversible.size()) +
+                           " irreversible step(s) that it does not undo: " + list +
+                           ". Send \"acknowledge_irreversible\": true to execute anyway");
+  }
   int64_t now = ToUnixMillis(clock_.Now());
   if (at && ToUnixMillis(*at) < now - 60000) return InvalidArgument("field 'at' is in the past");
   REPRISE_ASSIGN_OR_RETURN(RollbackRecord checked, TestConnection(actor, id));
@@ -237,10 +267,12 @@ Result<RollbackRecord> RollbackRecords::Execute(const Actor& actor, int64_t id,
     if (!moved)
       return FailedPrecondition("rollback record " + std::to_string(id) +
                                 " is no longer approved (executed meanwhile?)");
-    return Audit(actor, "execute", id,
-                 "deployment " + std::to_string(created.id) +
-                     (created.status == "scheduled" ? " at " + std::to_string(created.scheduled_at)
-                                                    : std::string(" now")));
+    std::string when = created.status == "scheduled"
+                           ? " at " + FormatRfc3339Utc(FromUnixMillis(created.scheduled_at))
+                           : std::string(" now");
+    if (!irreversible.empty())
+      when += ", acknowledging " + std::to_string(irreversible.size()) + " irreversible step(s)";
+    return Audit(actor, "execute", id, "deployment " + std::to_string(created.id) + when);
   });
   if (!execution.ok()) return execution.status();
   return Get(id);

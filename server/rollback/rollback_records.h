@@ -69,8 +69,15 @@ class RollbackRecords {
                                               const std::string& comment);
   // Checks the connection again (refused on drift), then requests the
   // execution (now, or at `at`).
+  // Refused (kInvalidArgument naming them) when irreversible steps ran since
+  // what the targets ran before D and `acknowledge_irreversible` is false.
   [[nodiscard]] Result<RollbackRecord> Execute(const Actor& actor, int64_t id,
-                                               std::optional<TimePoint> at);
+                                               std::optional<TimePoint> at,
+                                               bool acknowledge_irreversible);
+  // The irreversible steps that ran on the record's targets since what each
+  // of them ran before D was current: the record does not undo them.
+  [[nodiscard]] Result<std::vector<IrreversibleStepRecord>> IrreversibleSteps(
+      const RollbackRecord& record);
   [[nodiscard]] Result<RollbackRecord> Validate(const Actor& actor, int64_t id);
 
   [[nodiscard]] Result<RollbackApprovalRule> ApprovalRule(const RollbackRecord& record);

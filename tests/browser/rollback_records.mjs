@@ -76,7 +76,9 @@ export async function setUpRollbackRecordApp(env) {
   await env.api('PUT', '/applications/rr', {
     description: 'selective rollback records',
     pipeline: [{ stage: 'Release', environment: 'Integration', targets: ['rr-web'], plan: 'site' }],
-    plans: { site: '- deploy-artifact: { artifact: web }\n' },
+    // The exec is irreversible: a record of build 2's deployment lists it and
+    // is executed only once it is acknowledged.
+    plans: { site: '- deploy-artifact: { artifact: web }\n- exec: { command: "true" }\n  irreversible: true\n  note: "cache schema v2"\n' },
   });
   await env.api('POST', '/applications/rr/releases', { number: '1.0' });
   let d = null;
@@ -172,6 +174,13 @@ export async function recordFlowScenario(env, { rid }, open) {
   await env.waitText(rita, '#record-history', 'fine by me');
 
   await page.reload();
+  // The irreversible step build 2's deployment ran: listed, and both execute
+  // buttons wait for the acknowledgement.
+  const irr = page.locator('[data-testid="irreversible"]');
+  await env.waitText(page, '[data-testid="irreversible"]', 'cache schema v2');
+  if (!(await page.getByRole('button', { name: 'Execute now' }).isDisabled())) throw new Error('Execute now is enabled before the irreversible step is acknowledged');
+  await page.screenshot({ path: join(env.shotDir, 'rollback-record-irreversible.png'), fullPage: true });
+  await irr.getByLabel('I understand these cannot be undone by the rollback').check();
   await page.getByRole('button', { name: 'Execute now' }).click();
   await page.locator('#record-execution-link').waitFor({ timeout: env.T.deploy });
   await env.waitText(page, '#record-status', 'executed', env.T.deploy);
@@ -249,7 +258,8 @@ export async function rollbackLogsScenario(env, { rid }, open) {
 // cancelled. Both are records of a fresh deployment of build 2 after build 1.
 export async function rejectAndScheduleScenario(env, s, open) {
   for (const n of [1, 2]) {
-    const d = await env.api('POST', `/applications/rr/releases/1.0/builds/${n}/deploy`, { stage: 'Release' });
+    // Going back to build 1 crosses build 2's irreversible step.
+    const d = await env.api('POST', `/applications/rr/releases/1.0/builds/${n}/deploy`, { stage: 'Release', acknowledge_irreversible: true });
     await env.waitStatus(d.id, 'succeeded');
     if (n === 2) env.freshDeployment = d.id;
   }
@@ -280,6 +290,7 @@ export async function rejectAndScheduleScenario(env, s, open) {
   });
   const wanted = new Date(await page.evaluate((v) => new Date(v).toISOString(), local));
   await page.locator('#record-execute-at').fill(local);
+  await page.getByLabel('I understand these cannot be undone by the rollback').check();
   await page.getByRole('button', { name: 'Execute later' }).click();
   await env.waitText(page, '#record-status', 'scheduled');
   const rec = await env.api('GET', `/rollback-records/${two.id}`);

@@ -107,6 +107,7 @@ class IrreversibleFixture {
   }
 
   fs::path target() const { return root_ / "web"; }
+  TestServer& server() { return server_; }
   std::string Live() const { return ReadFile(target() / "current" / "VERSION"); }
 
  private:
@@ -201,6 +202,52 @@ TEST_CASE(
   CHECK(log.find("undo of step 3") < log.find("undo of step 2"));
   // 1.0 is current again: nothing is left to acknowledge.
   CHECK(f.Preview("1.0")["irreversible"].empty());
+}
+
+TEST_CASE("a rollback record across irreversible steps lists them and executes only acknowledged") {
+  IrreversibleFixture f;
+  REQUIRE(f.DeployAndWait("1.0", {{"stage", "Live"}})["status"] == "succeeded");
+  json forward = f.DeployAndWait("1.1", {{"stage", "Live"}});
+  REQUIRE(forward["status"] == "succeeded");
+  auto admin = f.server().Admin();
+  auto rob = f.server().As(f.server().CreateUser("rob", "release-manager"));
+
+  auto created = admin.Post(
+      "/api/v1/deployments/" + std::to_string(forward["id"].get<int64_t>()) + "/rollback-records",
+      "{}");
+  REQUIRE_MESSAGE(created.status == 201, created.body);
+  const std::string path = "/api/v1/rollback-records/" + std::to_string(Body(created)["id"].get<int64_t>());
+  json record = Body(admin.Get(path));
+  REQUIRE(record["irreversible"].size() == 2);
+  CHECK(record["irreversible"][0]["note"] == "schema v2: drops column legacy");
+  CHECK(record["irreversible"][1]["note"] == "search index rebuilt");
+  CHECK(record["warnings"].dump().find("not undone by this record") != std::string::npos);
+
+  REQUIRE(admin.Post(path + "/submit", "{}").status == 200);
+  auto approved = rob.Post(path + "/approve", "{}");
+  REQUIRE_MESSAGE(approved.status == 200, approved.body);
+  for (const std::string& body : {std::string("{}"), std::string(R"({"acknowledge_irreversible": false})")}) {
+    auto refused = rob.Post(path + "/execute", body);
+    CHECK(refused.status == 400);
+    std::string message = Body(refused)["error"]["message"];
+    CHECK(message.find("2 irreversible step(s)") != std::string::npos);
+    CHECK(message.find("search index rebuilt") != std::string::npos);
+  }
+  CHECK(rob.Post(path + "/execute", R"({"acknowledge_irreversible": "yes"})").status == 400);
+  CHECK(Body(admin.Get(path))["status"] == "approved");  // nothing was requested
+
+  auto executed = rob.Post(path + "/execute", R"({"acknowledge_irreversible": true})");
+  REQUIRE_MESSAGE(executed.status == 200, executed.body);
+  json done;
+  REQUIRE_MESSAGE(WaitUntil([&] {
+                    done = Body(admin.Get(path));
+                    return done["status"] == "executed" || done["status"] == "failed";
+                  }),
+                  done.dump());
+  CHECK(done["status"] == "executed");
+  CHECK(f.Live() == "1.0");  // VERSION, the one component, reverted to 1.0's
+  // A record does not undo: the steps' undo never ran.
+  CHECK(ReadFile(f.target() / "db.log") == "up-a\nup-b\n");
 }
 
 }  // namespace reprise::testing

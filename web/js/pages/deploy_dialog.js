@@ -114,17 +114,21 @@ export function renderPreview(p, { model, stage, release, build }) {
 
 // The irreversible steps a re-deploy goes back across, in a red box with the
 // acknowledgement the request needs; `onChange(checked)` follows the checkbox.
-export function irreversibleBox(steps, id, onChange) {
+// `words` replaces the explanation and the undo column's text (a rollback
+// record runs no undo steps).
+export function irreversibleBox(steps, id, onChange, words = {}) {
+  const intro = words.intro || 'They ran on this stage since this build was last deployed here. Putting the build back does not reverse them; where a step names undo steps, they run from the newer build\'s own plan before anything is switched.';
+  const undo = words.undo || 'its undo steps run first, before the switch';
   const check = h('input', { type: 'checkbox', id: `${id}-ack`, name: 'acknowledge_irreversible' });
   check.addEventListener('change', () => onChange(check.checked));
   const rows = steps.map((s) => h('tr', null,
     h('td', null, `${s.release} build ${s.build}`),
     h('td', null, h('code', null, s.step), h('span', { class: 'muted' }, ` step ${s.step_id}`)),
     h('td', null, s.target), h('td', null, fmtUtc(s.ran_at)), h('td', null, s.note),
-    h('td', null, s.has_undo ? 'its undo steps run first, before the switch' : 'none')));
+    h('td', null, s.has_undo ? undo : 'none')));
   return h('section', { class: 'irreversible', 'data-testid': 'irreversible', 'aria-labelledby': `${id}-irr` },
     h('h3', { id: `${id}-irr` }, `This rollback cannot undo ${steps.length} irreversible step${steps.length === 1 ? '' : 's'}`),
-    h('p', null, 'They ran on this stage since this build was last deployed here. Putting the build back does not reverse them; where a step names undo steps, they run from the newer build\'s own plan before anything is switched.'),
+    h('p', null, intro),
     table(['Build', 'Step', 'Target', 'Ran', 'Note', 'Undo'], rows, { class: 'compact' }),
     h('div', { class: 'checkbox' }, check, h('label', { for: `${id}-ack` }, 'I understand these cannot be undone by the rollback')));
 }

@@ -7,7 +7,7 @@
 import { get, post, enc } from '../api.js';
 import { h, append, clear, hashFor, timeEl, statusBadge, dl, errorBox, flash, table, fmtUtc } from '../dom.js';
 import { hasRole } from '../session.js';
-import { toLocalInput, utcHint } from './deploy_dialog.js';
+import { toLocalInput, utcHint, irreversibleBox } from './deploy_dialog.js';
 import { typeBadge, typeCounts, stageFacts, mayCreate, mayExecute, mayDecide, plural } from './rollback_common.js';
 
 const ACTIVE = new Set(['scheduled', 'executing']);
@@ -164,7 +164,7 @@ function actionsView(r, facts, run, result) {
     out.push(h('p', { class: 'small muted', id: 'record-waiting' },
       `Waiting for approval${r.submitted_by ? ` (submitted by ${r.submitted_by}, who cannot approve it)` : ''}.`));
   }
-  if (r.status === 'approved' && mayExecute(facts)) out.push(executeControls(path, run, result, button));
+  if (r.status === 'approved' && mayExecute(facts)) out.push(executeControls(path, run, result, button, r.irreversible || []));
   if (['executed', 'validated', 'validation-failed'].includes(r.status) && hasRole('deployer')) {
     out.push(h('div', { class: 'actions-bar' },
       button(r.validated_at ? 'Validate again' : 'Validate', 'record-validate', 'primary', () => post(`${path}/validate`, {}))));
@@ -173,7 +173,9 @@ function actionsView(r, facts, run, result) {
 }
 
 // Execute now, or at a date and time in the browser's zone (UTC beside it).
-function executeControls(path, run, result, button) {
+function executeControls(path, run, result, button, irreversible) {
+  let acknowledged = false;
+  const body = (extra) => (irreversible.length ? { ...extra, acknowledge_irreversible: true } : extra);
   const at = h('input', { type: 'datetime-local', step: '1', id: 'record-execute-at', value: toLocalInput(new Date(Date.now() + 3600 * 1000)) });
   const out = h('output', { for: at.id, class: 'utc small' });
   utcHint(at, out);
@@ -185,10 +187,18 @@ function executeControls(path, run, result, button) {
       at.focus();
       return;
     }
-    run(later, 'Execute later', () => post(`${path}/execute`, { at: d.toISOString() }));
+    run(later, 'Execute later', () => post(`${path}/execute`, body({ at: d.toISOString() })));
   });
-  return h('div', { class: 'actions-bar' }, button('Execute now', 'record-execute-now', 'primary', () => post(`${path}/execute`, {})),
-    h('label', { for: at.id }, 'or at'), at, later, out);
+  const now = button('Execute now', 'record-execute-now', 'primary', () => post(`${path}/execute`, body({})));
+  // Irreversible steps ran since the targets' previous builds: both buttons
+  // wait for the acknowledgement the request carries.
+  const gate = () => { now.disabled = later.disabled = irreversible.length > 0 && !acknowledged; };
+  gate();
+  const box = irreversible.length ? irreversibleBox(irreversible, 'record-exec', (checked) => { acknowledged = checked; gate(); }, {
+    intro: 'They ran on these targets since what the targets ran before this deployment. The record puts files back; it does not reverse these steps and runs no undo steps.',
+    undo: 'has undo steps (not run by a record)',
+  }) : null;
+  return h('div', null, box, h('div', { class: 'actions-bar' }, now, h('label', { for: at.id }, 'or at'), at, later, out));
 }
 
 function targetsView(r) {
