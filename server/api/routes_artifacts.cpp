@@ -31,13 +31,9 @@ Json ArtifactJson(const ArtifactRecord& a) {
   return j;
 }
 
-}  // namespace
-
-std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
-  Store& store = *ctx.store;
+// PUT …/artifacts/{name}: the request body streams into the catalog.
+Route UploadRoute(ApiContext& ctx) {
   Catalog& catalog = *ctx.catalog;
-  std::vector<Route> r;
-
   Route upload;
   upload.method = "PUT";
   upload.pattern = kArtifactPath;
@@ -55,7 +51,16 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
     res.headers.emplace_back("ETag", "\"" + result.artifact.sha256 + "\"");
     return res;
   };
-  r.push_back(std::move(upload));
+  return upload;
+}
+
+}  // namespace
+
+std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
+  Store& store = *ctx.store;
+  std::vector<Route> r;
+
+  r.push_back(UploadRoute(ctx));
 
   r.push_back(
       {"GET", kArtifactPath, Role::kViewer, false,

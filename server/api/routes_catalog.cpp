@@ -59,11 +59,10 @@ Json BuildJson(const BuildRecord& b) {
 
 }  // namespace
 
-std::vector<Route> CatalogRoutes(ApiContext& ctx) {
-  Store& store = *ctx.store;
-  Catalog& catalog = *ctx.catalog;
-  std::vector<Route> r;
-
+// environments and targets
+static void AddEnvironmentAndTargetRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   // ---- environments
   r.push_back({"GET", "/api/v1/environments", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
@@ -107,8 +106,12 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                  TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
                  return Ok(TargetJson(stored));
                }, nullptr});
+}
 
-  // ---- applications
+// applications, releases and builds
+static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   r.push_back({"GET", "/api/v1/applications", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListApplications(page));
@@ -196,6 +199,12 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
                                                         req.Param("rel"), n));
                  return Ok(BuildJson(b));
                }, nullptr});
+}
+
+std::vector<Route> CatalogRoutes(ApiContext& ctx) {
+  std::vector<Route> r;
+  AddEnvironmentAndTargetRoutes(ctx, r);
+  AddApplicationRoutes(ctx, r);
   return r;
 }
 

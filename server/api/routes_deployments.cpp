@@ -273,13 +273,10 @@ std::shared_ptr<EventStream> LiveLog(Store& store, DeploymentEngine& engine, int
 
 }  // namespace
 
-std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
-  Store& store = *ctx.store;
-  DeploymentEngine& engine = *ctx.engine;
-  const Clock& clock = *ctx.clock;
-  std::vector<Route> r;
-  if (ctx.engine == nullptr) return r;
-
+// deploy and preview a build on a stage
+static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   r.push_back({"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
@@ -362,7 +359,12 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                             {"problems", p.problems},
                             {"irreversible", irreversible}});
                }, nullptr});
+}
 
+// list, show, follow and change deployments
+static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   r.push_back({"GET", "/api/v1/deployments", Role::kViewer, false, [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page,
                               ListParams(req, {"application", "stage", "status", "target"}));
@@ -457,7 +459,12 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  return Ok(DeploymentDetail(store, engine, d));
                }, nullptr});
+}
 
+// grants per environment, and clearing a stage's hold
+static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   // ---- grants: per-user permissions on an environment beside the role
   auto grant_json = [](const GrantRecord& g) {
     return Json{{"environment", g.environment},
@@ -505,6 +512,14 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
                             {"hold", nullptr}});
                }, nullptr});
   (void)clock;
+}
+
+std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
+  std::vector<Route> r;
+  if (ctx.engine == nullptr) return r;
+  AddDeployRequestRoutes(ctx, r);
+  AddDeploymentReadRoutes(ctx, r);
+  AddGrantAndHoldRoutes(ctx, r);
   return r;
 }
 

@@ -303,6 +303,26 @@ std::string ValidationText(const Json& v) {
   return out;
 }
 
+// POST …/execute {at?, acknowledge_irreversible?}
+Result<RollbackRecord> ExecuteFromBody(RollbackRecords& rr, const Actor& a, int64_t id,
+                                       const Json& body) {
+  std::optional<TimePoint> at;
+  if (auto it = body.find("at"); it != body.end() && !it->is_null()) {
+    if (!it->is_string()) return InvalidArgument("field 'at' must be an RFC 3339 string");
+    at = ParseRfc3339(it->get<std::string>());
+    if (!at)
+      return InvalidArgument(
+          "field 'at' must be RFC 3339 with an offset, e.g. 2026-11-23T22:00:00+01:00");
+  }
+  bool acknowledged = false;
+  if (auto it = body.find("acknowledge_irreversible"); it != body.end()) {
+    if (!it->is_boolean())
+      return InvalidArgument("field 'acknowledge_irreversible' must be true or false");
+    acknowledged = it->get<bool>();
+  }
+  return rr.Execute(a, id, at, acknowledged);
+}
+
 }  // namespace
 
 // GET …/{rid}/validation[?format=text]: the validation file.
@@ -435,26 +455,9 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
   action("reject", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
     return rr->Decide(a, id, false, c);
   });
-  action("execute",
-         [rr](const Actor& a, int64_t id, const Json& body,
-              const std::string&) -> Result<RollbackRecord> {
-           std::optional<TimePoint> at;
-           if (auto it = body.find("at"); it != body.end() && !it->is_null()) {
-             if (!it->is_string()) return InvalidArgument("field 'at' must be an RFC 3339 string");
-             at = ParseRfc3339(it->get<std::string>());
-             if (!at)
-               return InvalidArgument(
-                   "field 'at' must be RFC 3339 with an offset, e.g. "
-                   "2026-11-23T22:00:00+01:00");
-           }
-           bool acknowledged = false;
-           if (auto it = body.find("acknowledge_irreversible"); it != body.end()) {
-             if (!it->is_boolean())
-               return InvalidArgument("field 'acknowledge_irreversible' must be true or false");
-             acknowledged = it->get<bool>();
-           }
-           return rr->Execute(a, id, at, acknowledged);
-         });
+  action("execute", [rr](const Actor& a, int64_t id, const Json& body, const std::string&) {
+    return ExecuteFromBody(*rr, a, id, body);
+  });
   action("validate", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
     return rr->Validate(a, id);
   });

@@ -15,6 +15,19 @@ size_t HexValue(char c) {
   return c >= 'a' ? static_cast<size_t>(c - 'a' + 10) : static_cast<size_t>(c - '0');
 }
 
+// Other bytes under a recorded artifact name: refused, naming both hashes.
+Status ImmutableConflict(const ArtifactRecord& existing, const std::string& uploaded_sha256) {
+  const std::string what =
+      "artifact '" + existing.name + "' of build " + std::to_string(existing.build);
+  if (existing.blob_removed_at != 0)
+    return Conflict(what + " is recorded with sha256 " + existing.sha256 +
+                    " (its bytes were removed by retention; only the identical archive restores "
+                    "it); this upload has sha256 " +
+                    uploaded_sha256);
+  return Conflict(what + " already exists with sha256 " + existing.sha256 +
+                  "; artifacts are immutable (this upload has sha256 " + uploaded_sha256 + ")");
+}
+
 }  // namespace
 
 std::mutex& Catalog::BlobLock(const std::string& sha256) {
@@ -75,15 +88,7 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
       if (existing->blob_removed_at == 0) return UploadResult{*existing, false, false};
       return RestoreArtifact(actor, *existing, *writer);
     }
-    if (existing->blob_removed_at != 0)
-      return Conflict("artifact '" + name + "' of build " + std::to_string(build) +
-                      " is recorded with sha256 " + existing->sha256 +
-                      " (its bytes were removed by retention; only the identical archive restores "
-                      "it); this upload has sha256 " +
-                      finished->sha256);
-    return Conflict("artifact '" + name + "' of build " + std::to_string(build) +
-                    " already exists with sha256 " + existing->sha256 +
-                    "; artifacts are immutable (this upload has sha256 " + finished->sha256 + ")");
+    return ImmutableConflict(*existing, finished->sha256);
   }
   if (existing.status().code() != Code::kNotFound) return existing.status();
   // A clear answer before scanning; the store checks again when recording.
