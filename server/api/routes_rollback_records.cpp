@@ -10,8 +10,8 @@
 #include <set>
 
 #include "server/api/json_io.h"
-#include "server/http/list_params.h"
 #include "server/engine/irreversible.h"
+#include "server/http/list_params.h"
 #include "server/rollback/rollback_records.h"
 
 namespace reprise {
@@ -433,11 +433,10 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
                    [call, detail, verb](HttpRequest& req) {
                      TRY_OR_ERROR(int64_t id, RecordId(req));
                      TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(std::string_view(verb) == "execute"
-                                         ? CheckKeys(body,
-                                                     {"comment", "at", "acknowledge_irreversible"},
-                                                     verb)
-                                         : CheckKeys(body, {"comment", "at"}, verb));
+                     STATUS_OR_ERROR(
+                         std::string_view(verb) == "execute"
+                             ? CheckKeys(body, {"comment", "at", "acknowledge_irreversible"}, verb)
+                             : CheckKeys(body, {"comment", "at"}, verb));
                      TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
                      return detail(call(ActorOf(req), id, body, comment));
                    },

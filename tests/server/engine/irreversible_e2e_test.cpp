@@ -216,7 +216,8 @@ TEST_CASE("a rollback record across irreversible steps lists them and executes o
       "/api/v1/deployments/" + std::to_string(forward["id"].get<int64_t>()) + "/rollback-records",
       "{}");
   REQUIRE_MESSAGE(created.status == 201, created.body);
-  const std::string path = "/api/v1/rollback-records/" + std::to_string(Body(created)["id"].get<int64_t>());
+  const std::string path =
+      "/api/v1/rollback-records/" + std::to_string(Body(created)["id"].get<int64_t>());
   json record = Body(admin.Get(path));
   REQUIRE(record["irreversible"].size() == 2);
   CHECK(record["irreversible"][0]["note"] == "schema v2: drops column legacy");
@@ -226,7 +227,8 @@ TEST_CASE("a rollback record across irreversible steps lists them and executes o
   REQUIRE(admin.Post(path + "/submit", "{}").status == 200);
   auto approved = rob.Post(path + "/approve", "{}");
   REQUIRE_MESSAGE(approved.status == 200, approved.body);
-  for (const std::string& body : {std::string("{}"), std::string(R"({"acknowledge_irreversible": false})")}) {
+  for (const std::string& body :
+       {std::string("{}"), std::string(R"({"acknowledge_irreversible": false})")}) {
     auto refused = rob.Post(path + "/execute", body);
     CHECK(refused.status == 400);
     std::string message = Body(refused)["error"]["message"];
