@@ -80,6 +80,7 @@ plans:
                     agent_->Log(), Body(admin.Get("/api/v1/agents")).dump());
   }
 
+  void KillAgent() { agent_->Kill(); }
   HttpClient Rita() { return server_->As(rita_); }
   HttpClient Rob() { return server_->As(rob_); }
   HttpClient Dan() { return server_->As(dan_); }
@@ -393,6 +394,89 @@ TEST_CASE("rollback record: a scheduled execution survives a restart and runs on
   for (const auto& line : log["lines"])
     runs += Has(line.value("text", ""), "running rollback record");
   CHECK(runs == 1);
+}
+
+// Builds 3 and 4 of 1,500 files each, every file changed between them: a
+// record of build 4's deployment reverts them all, so composing takes long
+// enough for the agent to die in the middle of it.
+std::map<std::string, std::string> WideTree(char letter) {
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 1500; ++i)
+    files["data/f" + std::to_string(i) + ".txt"] = std::string(1024 + i % 7, letter);
+  return files;
+}
+
+// Every file under `current` comes from one build: 'c' (build 3, the record's
+// result) or 'd' (build 4, D); "" when the tree is missing, partial or mixed.
+std::string WholeTreeOf(const fs::path& current) {
+  std::set<char> letters;
+  size_t files = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(current, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    ++files;
+    std::string text = ReadFile(it->path());
+    letters.insert(text.empty() ? '?' : text[0]);
+  }
+  if (ec || files != 1500 || letters.size() != 1) return "";
+  return std::string(1, *letters.begin());
+}
+
+TEST_CASE("rollback record: kill -9 of the agent while it composes leaves a whole release live") {
+  RollbackFixture f;
+  auto admin = f.Admin();
+  for (int build : {3, 4}) {
+    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+    auto up = admin.Put(PipelineFixture::BuildPath(build) + "/artifacts/web",
+                        TarGzOf(fs::path(f.root()).parent_path(), WideTree(build == 3 ? 'c' : 'd')),
+                        "application/gzip");
+    REQUIRE_MESSAGE(up.status == 201, up.body);
+  }
+  f.Deploy(3);
+  int64_t d4 = f.Deploy(4);
+  auto rita = f.Rita();
+  auto rob = f.Rob();
+  auto created = rita.Post("/api/v1/deployments/" + std::to_string(d4) + "/rollback-records", "{}");
+  REQUIRE_MESSAGE(created.status == 201, created.body);
+  const int64_t rid = Body(created)["id"];
+  REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
+  REQUIRE(rob.Post(Rec(rid, "approve"), "{}").status == 200);
+  auto executed = rob.Post(Rec(rid, "execute"), "{}");
+  REQUIRE_MESSAGE(executed.status == 200, executed.body);
+  const int64_t exec_id = Body(executed)["execution_deployment_id"];
+
+  // The agent dies once it has started composing.
+  REQUIRE(WaitUntil([&] {
+    auto log = Body(admin.Get("/api/v1/deployments/" + std::to_string(exec_id) + "/log"));
+    for (const auto& line : log["lines"])
+      if (Has(line.value("text", ""), "composing")) return true;
+    return false;
+  }));
+  f.KillAgent();
+  f.StartAgent();
+  json run = f.WaitDeployment(exec_id);
+  json rec;
+  REQUIRE_MESSAGE(WaitUntil([&] {
+                    rec = Body(admin.Get(Rec(rid)));
+                    return rec["status"] == "executed" || rec["status"] == "failed";
+                  }),
+                  rec.dump());
+
+  // Each target runs a whole release: D's, or the composed one; never a mix.
+  for (const char* target : {"web1", "web2"}) {
+    const std::string whole = WholeTreeOf(f.root() / target / "current");
+    CHECK_MESSAGE((whole == "c" || whole == "d"), target, " runs a partial tree; ", run.dump());
+    MESSAGE(std::string(target), " runs build ",
+            std::string(whole == "d" ? "4 (D)" : "3 (composed)"), " after the kill; the record is ",
+            rec["status"].dump());
+  }
+  // What the kill left behind does not stand in the way of the next deploy.
+  json again = f.WaitDeployment(Body(
+      rita.Post(PipelineFixture::BuildPath(4) + "/deploy", R"({"stage":"Production"})"))["id"]);
+  CHECK_MESSAGE(again["status"] == "succeeded", again.dump());
+  for (const char* target : {"web1", "web2"})
+    CHECK(WholeTreeOf(f.root() / target / "current") == "d");
 }
 
 }  // namespace reprise::testing
