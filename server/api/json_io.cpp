@@ -77,6 +77,20 @@ Json ArtifactSummaryJson(const ArtifactRecord& a) {
           {"blob_removed_at", Time(a.blob_removed_at)}};
 }
 
+Json IrreversibleStepJson(const IrreversibleStepRecord& s) {
+  return {{"deployment_id", s.deployment_id},
+          {"release", s.release},
+          {"build", s.build},
+          {"step_id", s.step_id},
+          {"position", s.position},
+          {"step", s.label},
+          {"target", s.target},
+          {"ran_at", Time(s.ran_at)},
+          {"outcome", s.outcome},
+          {"note", s.note},
+          {"has_undo", s.has_undo}};
+}
+
 Result<int64_t> ParseNumber(const std::string& text, const char* what) {
   if (text.empty() || text.size() > 12)
     return InvalidArgument(std::string(what) + " '" + text + "' is invalid");

@@ -10,6 +10,7 @@
 #include "planner/variables.h"
 #include "server/http/http_types.h"
 #include "server/store/catalog_store.h"
+#include "server/store/deployment_store.h"
 
 namespace reprise {
 
@@ -36,6 +37,8 @@ std::string Time(int64_t unix_millis);
 // An artifact of a build: name, hash, size, who stored it, whether retention
 // removed its bytes (the build's own fields are the caller's).
 Json ArtifactSummaryJson(const ArtifactRecord& a);
+// An irreversible step that ran: where, when, its note (previews and records).
+Json IrreversibleStepJson(const IrreversibleStepRecord& s);
 // A whole number from a path or query parameter; `what` names it in errors.
 Result<int64_t> ParseNumber(const std::string& text, const char* what);
 Page PageFrom(const HttpRequest& req);

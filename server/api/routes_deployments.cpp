@@ -338,17 +338,7 @@ static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  for (const auto& [target, lines] : p.operations) ops[target] = lines;
                  Json irreversible = Json::array();
                  for (const auto& s : p.irreversible)
-                   irreversible.push_back({{"deployment_id", s.deployment_id},
-                                           {"release", s.release},
-                                           {"build", s.build},
-                                           {"step_id", s.step_id},
-                                           {"position", s.position},
-                                           {"step", s.label},
-                                           {"target", s.target},
-                                           {"ran_at", Time(s.ran_at)},
-                                           {"outcome", s.outcome},
-                                           {"note", s.note},
-                                           {"has_undo", s.has_undo}});
+                   irreversible.push_back(IrreversibleStepJson(s));
                  return Ok({{"kind", p.kind},
                             {"summary", p.summary},
                             {"context", p.context_choice},

@@ -161,16 +161,7 @@ Json DetailJson(Store& store, RollbackRecords& records, const RollbackRecord& r)
   j["irreversible"] = Json::array();
   if (auto steps = records.IrreversibleSteps(r); steps.ok())
     for (const auto& s : *steps) {
-      j["irreversible"].push_back({{"deployment_id", s.deployment_id},
-                                   {"release", s.release},
-                                   {"build", s.build},
-                                   {"step_id", s.step_id},
-                                   {"step", s.label},
-                                   {"target", s.target},
-                                   {"ran_at", Time(s.ran_at)},
-                                   {"outcome", s.outcome},
-                                   {"note", s.note},
-                                   {"has_undo", s.has_undo}});
+      j["irreversible"].push_back(IrreversibleStepJson(s));
       warnings.push_back("irreversible step, not undone by this record: " +
                          DescribeIrreversibleStep(s));
     }
