@@ -30,7 +30,8 @@ inline std::map<std::string, std::string> TreeOf(int build) {
   return files;
 }
 
-inline std::string TarGzOf(const fs::path& scratch, const std::map<std::string, std::string>& files) {
+inline std::string TarGzOf(const fs::path& scratch,
+                           const std::map<std::string, std::string>& files) {
   fs::path tree = scratch / ("tree-" + RandomHex(4));
   for (const auto& [rel, content] : files) {
     fs::create_directories((tree / rel).parent_path());
@@ -49,6 +50,30 @@ struct PipelineOptions {
   ServerOptions server;
 };
 
+// Starts reprise-agent "box" on `root` against `server` with a fresh
+// pre-approved enrollment token (its identity kept in `scratch`/agent-state,
+// its output in `scratch`/agent.log) and waits until it is online.
+inline std::unique_ptr<AgentProcess> StartBoxAgent(TestServer& server, const fs::path& root,
+                                                   const fs::path& scratch) {
+  auto admin = server.Admin();
+  auto token = admin.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": true})");
+  REQUIRE_MESSAGE(token.status / 100 == 2, token.body);
+  auto agent = std::make_unique<AgentProcess>(
+      std::vector<std::string>{
+          "--server", "127.0.0.1:" + std::to_string(server.agent_port()), "--name", "box", "--root",
+          root.string(), "--enroll-token", Body(token)["token"].get<std::string>(), "--plain",
+          "--no-fsync", "--heartbeat-ms", "200", "--state", (scratch / "agent-state").string()},
+      scratch / "agent.log");
+  REQUIRE_MESSAGE(WaitUntil([&] {
+                    auto agents = Body(admin.Get("/api/v1/agents"));
+                    for (const auto& a : agents["items"])
+                      if (a["name"] == "box" && a["online"] == true) return true;
+                    return false;
+                  }),
+                  "the agent did not come online: ", agent->Log());
+  return agent;
+}
+
 class PipelineFixture {
  public:
   explicit PipelineFixture(PipelineOptions options = {}) : options_(options) {
@@ -57,10 +82,12 @@ class PipelineFixture {
     root_ = scratch_.path() / "box";
     fs::create_directories(root_);
     for (const char* env : {"Integration", "Testing", "Production"})
-      REQUIRE(admin.Put(std::string("/api/v1/environments/") + env,
-                        R"({"variables":{"Greeting":"hello"}})")
+      REQUIRE(admin
+                  .Put(std::string("/api/v1/environments/") + env,
+                       R"({"variables":{"Greeting":"hello"}})")
                   .status == 200);
-    for (auto [target, env] : {std::pair{"int-web", "Integration"}, {"test-web", "Testing"},
+    for (auto [target, env] : {std::pair{"int-web", "Integration"},
+                               {"test-web", "Testing"},
                                {"prod-web", "Production"}}) {
       json t = {{"environment", env}, {"agent", "box"}, {"path", (root_ / target).string()}};
       REQUIRE(admin.Put(std::string("/api/v1/targets/") + target, t.dump()).status == 200);
@@ -110,8 +137,8 @@ plans:
     REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
     for (int build = 1; build <= 2; ++build) {
       REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
-      auto up = admin.Put(BuildPath(build) + "/artifacts/web", TarGzOf(scratch_.path(), TreeOf(build)),
-                          "application/gzip");
+      auto up = admin.Put(BuildPath(build) + "/artifacts/web",
+                          TarGzOf(scratch_.path(), TreeOf(build)), "application/gzip");
       REQUIRE_MESSAGE(up.status == 201, up.body);
     }
     release_manager_token_ = server_->CreateUser("rita", "release-manager");
@@ -122,23 +149,8 @@ plans:
   }
 
   void StartAgent() {
-    auto admin = Admin();
-    auto token = admin.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": true})");
-    REQUIRE_MESSAGE(token.status / 100 == 2, token.body);
-    std::string enroll = Body(token)["token"].get<std::string>();
-    agent_ = std::make_unique<AgentProcess>(
-        std::vector<std::string>{"--server", "127.0.0.1:" + std::to_string(server_->agent_port()),
-                                 "--name", "box", "--root", root_.string(), "--enroll-token",
-                                 enroll, "--plain", "--no-fsync", "--heartbeat-ms", "200",
-                                 "--state", (scratch_.path() / "agent-state").string()},
-        scratch_.path() / "agent.log");
-    REQUIRE_MESSAGE(WaitUntil([&] {
-                      auto agents = Body(Admin().Get("/api/v1/agents"));
-                      for (const auto& a : agents["items"])
-                        if (a["name"] == "box" && a["online"] == true) return true;
-                      return false;
-                    }),
-                    "the agent did not come online: ", agent_->Log());
+    agent_.reset();
+    agent_ = StartBoxAgent(*server_, root_, scratch_.path());
   }
 
   // Kills the agent process (SIGKILL), as a machine going away would.
@@ -216,9 +228,9 @@ plans:
     auto prod = Deploy(rita, build, {{"stage", "Production"}});
     CHECK(prod["status"] == "waiting");
     auto rob = SecondManager();
-    auto approved = rob.Post("/api/v1/deployments/" + std::to_string(prod["id"].get<int64_t>()) +
-                                 "/approve",
-                             R"({"comment":"looks good"})");
+    auto approved =
+        rob.Post("/api/v1/deployments/" + std::to_string(prod["id"].get<int64_t>()) + "/approve",
+                 R"({"comment":"looks good"})");
     REQUIRE_MESSAGE(approved.status == 200, approved.body);
     REQUIRE(WaitFinal(prod["id"])["status"] == "succeeded");
   }
@@ -237,7 +249,8 @@ inline std::map<std::string, std::string> HashTree(const fs::path& dir) {
   std::map<std::string, std::string> out;
   for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
        ++it)
-    if (it->is_regular_file()) out[fs::relative(it->path(), dir).string()] = *Sha256File(it->path());
+    if (it->is_regular_file())
+      out[fs::relative(it->path(), dir).string()] = *Sha256File(it->path());
   return out;
 }
 

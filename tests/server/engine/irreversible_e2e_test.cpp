@@ -48,22 +48,7 @@ class IrreversibleFixture {
     REQUIRE(admin.Put("/api/v1/targets/web", t.dump()).status == 200);
     AddRelease("1.0", kSpecHead);
     AddRelease("1.1", std::string(kSpecHead) + kIrreversibleSteps);
-    auto token = admin.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": true})");
-    REQUIRE_MESSAGE(token.status / 100 == 2, token.body);
-    agent_ = std::make_unique<AgentProcess>(
-        std::vector<std::string>{"--server", "127.0.0.1:" + std::to_string(server_.agent_port()),
-                                 "--name", "box", "--root", root_.string(), "--enroll-token",
-                                 Body(token)["token"].get<std::string>(), "--plain", "--no-fsync",
-                                 "--heartbeat-ms", "200", "--state",
-                                 (scratch_.path() / "agent-state").string()},
-        scratch_.path() / "agent.log");
-    REQUIRE_MESSAGE(WaitUntil([&] {
-                      json agents = Body(server_.Admin().Get("/api/v1/agents"));
-                      for (const auto& a : agents["items"])
-                        if (a["name"] == "box" && a["online"] == true) return true;
-                      return false;
-                    }),
-                    "the agent did not come online: ", agent_->Log());
+    agent_ = StartBoxAgent(server_, root_, scratch_.path());
   }
 
   static std::string BuildPath(const std::string& release) {

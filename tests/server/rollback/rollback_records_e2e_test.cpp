@@ -60,24 +60,8 @@ plans:
   // Starts the agent (again: after a server restart, on the server's new
   // agent port; it keeps its identity in its state directory).
   void StartAgent() {
-    auto admin = server_->Admin();
-    auto token = admin.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": true})");
-    REQUIRE(token.status / 100 == 2);
     agent_.reset();
-    agent_ = std::make_unique<AgentProcess>(
-        std::vector<std::string>{"--server", "127.0.0.1:" + std::to_string(server_->agent_port()),
-                                 "--name", "box", "--root", root_.string(), "--enroll-token",
-                                 Body(token)["token"].get<std::string>(), "--plain", "--no-fsync",
-                                 "--heartbeat-ms", "200", "--state",
-                                 (scratch_.path() / "agent-state").string()},
-        scratch_.path() / "agent.log");
-    REQUIRE_MESSAGE(WaitUntil([&] {
-                      const json agents = Body(admin.Get("/api/v1/agents"));
-                      for (const auto& a : agents["items"])
-                        if (a["name"] == "box" && a["online"] == true) return true;
-                      return false;
-                    }),
-                    agent_->Log(), Body(admin.Get("/api/v1/agents")).dump());
+    agent_ = StartBoxAgent(*server_, root_, scratch_.path());
   }
 
   void KillAgent() { agent_->Kill(); }
