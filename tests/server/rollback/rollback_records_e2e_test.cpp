@@ -21,8 +21,11 @@ std::string ErrorMessage(const HttpResult& r) { return Body(r)["error"].value("m
 
 class RollbackFixture {
  public:
-  RollbackFixture() {
-    server_ = std::make_unique<TestServer>();
+  // `clock` (optional) drives the server's scheduler and deadlines.
+  explicit RollbackFixture(Clock* clock = nullptr) {
+    ServerOptions options;
+    if (clock) options.clock = clock;
+    server_ = std::make_unique<TestServer>(options);
     auto admin = server_->Admin();
     root_ = scratch_.path() / "box";
     fs::create_directories(root_);
@@ -348,7 +351,8 @@ TEST_CASE("rollback-record CLI: create, submit, approve, execute, validate, list
 }
 
 TEST_CASE("rollback record: a scheduled execution survives a restart and runs once") {
-  RollbackFixture f;
+  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
+  RollbackFixture f(&clock);
   f.Deploy(1);
   int64_t d2 = f.Deploy(2);
   auto rita = f.Rita();
@@ -358,7 +362,8 @@ TEST_CASE("rollback record: a scheduled execution survives a restart and runs on
   const int64_t rid = Body(created)["id"];
   REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
   REQUIRE(f.Rob().Post(Rec(rid, "approve"), "{}").status == 200);
-  const std::string at = FormatRfc3339Utc(SystemClock::Instance().Now() + std::chrono::seconds(8));
+  const auto due = clock.Now() + std::chrono::hours(1);
+  const std::string at = FormatRfc3339Utc(due);
   auto scheduled = f.Rob().Post(Rec(rid, "execute"), json{{"at", at}}.dump());
   REQUIRE_MESSAGE(scheduled.status == 200, scheduled.body);
   CHECK(Body(scheduled)["status"] == "scheduled");
@@ -367,6 +372,9 @@ TEST_CASE("rollback record: a scheduled execution survives a restart and runs on
   f.server().Restart();
   f.StartAgent();
   CHECK(Body(f.Admin().Get(Rec(rid)))["status"] == "scheduled");
+  CHECK(Body(f.Admin().Get("/api/v1/deployments/" + std::to_string(exec_id)))["status"] ==
+        "scheduled");
+  clock.Set(due + std::chrono::seconds(1));
   json run = f.WaitDeployment(exec_id);
   CHECK_MESSAGE(run["status"] == "succeeded", run.dump());
   f.WaitRecord(rid, "executed");
