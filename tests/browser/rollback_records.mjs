@@ -340,7 +340,7 @@ export async function rollbackPhoneScenario(env, { rid, depId }, open) {
 
 // All of the above, in order, as runner steps. A step given a scenario with
 // page() opens its pages there; otherwise through env.newUserPage.
-export function registerRollbackRecordScenarios(step, env) {
+export function register(step, env) {
   const s = { depId: 0, rid: 0 };
   const opener = (scenario) => (label, viewport, extra) => (scenario && scenario.page
     ? scenario.page(label, viewport, extra) : env.newUserPage(label, viewport, extra));

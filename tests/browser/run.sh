@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs the web UI scenarios: installs playwright-core from the lockfile when
-# needed (npm ci), then node run.mjs SERVER_BINARY SCREENSHOT_DIR.
-# Usage: tests/browser/run.sh build/bin/reprise-server build/screenshots
+# Runs one suite of web UI scenarios: installs playwright-core from the
+# lockfile when needed (npm ci), then node run.mjs SUITE SERVER_BINARY SCREENSHOT_DIR.
+# Usage: tests/browser/run.sh core build/bin/reprise-server build/screenshots
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-server="$(realpath "${1:?usage: run.sh REPRISE_SERVER SCREENSHOT_DIR}")"
-shots="${2:?usage: run.sh REPRISE_SERVER SCREENSHOT_DIR}"
+suite="${1:?usage: run.sh SUITE REPRISE_SERVER SCREENSHOT_DIR}"
+server="$(realpath "${2:?usage: run.sh SUITE REPRISE_SERVER SCREENSHOT_DIR}")"
+shots="${3:?usage: run.sh SUITE REPRISE_SERVER SCREENSHOT_DIR}"
 mkdir -p "$shots"
 shots="$(realpath "$shots")"
 command -v node >/dev/null || { echo "browser tests: node is not installed (scripts/install-deps.sh --browser)" >&2; exit 1; }
@@ -20,4 +21,4 @@ if [[ ! -f node_modules/playwright-core/package.json ]] ||
   npm ci --no-audit --no-fund --prefer-offline >&2
 fi
 flock -u 9
-exec node "$here/run.mjs" "$server" "$shots" "$chromium"
+exec node "$here/run.mjs" "$suite" "$server" "$shots" "$chromium"

@@ -1,0 +1,320 @@
+// The browser test harness: a real reprise-server (--demo --local-agent) on
+// free loopback ports, headless Chromium (playwright-core), the helpers
+// scenarios share, and the runner of one suite. A suite is a module that
+// registers its scenarios with `register(step, env)`; each suite runs in a
+// process of its own with its own server and data, so suites run in parallel.
+// Each scenario runs on fresh browser contexts of its own (its users log in
+// again), guarded: a failure or a hang is reported with its error and
+// screenshots and the run goes on with the next scenario. Scenarios of one
+// suite share the server's data in order (later ones may build on the
+// deployments of earlier ones).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
+export const ADMIN_PASSWORD = 'admin-password-for-tests';
+export const USERS = {  // created before the scenarios run
+  rita: { role: 'release-manager', password: 'rita-password-1' },
+  dave: { role: 'deployer', password: 'dave-password-1' },
+  vic: { role: 'viewer', password: 'vic-password-1' },
+};
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+export const T = { short: 15000, deploy: 90000 };
+// A scenario still running after this fails and the run goes on.
+const SCENARIO_TIMEOUT_MS = 150000;
+
+
+export const temp = mkdtempSync(join(tmpdir(), 'reprise-browser-'));
+export const dataDir = join(temp, 'data');
+// Where this suite's screenshots go (set by runSuite).
+export let shotDir = '';
+let server = null;
+export let serverLog = '';
+export let base = '';
+export let agentPort = 0;
+// The reprise-server binary under test (its directory holds reprise-agent).
+export let serverBinary = '';
+let browser = null;
+// Processes a scenario started (agents): stopped when the suite ends.
+export const children = [];
+// Script errors of every page, with the scenario that saw them.
+const pageErrors = [];
+
+function log(...a) {
+  console.log(...a);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// A TCP relay in front of the server: cut() drops every connection through it
+// (as a network failure would), new connections still get through.
+export async function startRelay() {
+  const port = await freePort();
+  const target = Number(new URL(base).port);
+  const open = new Set();
+  const relay = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((resolve) => relay.listen(port, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${port}`,
+    cut: () => { for (const s of open) s.destroy(); },
+    close: () => { for (const s of open) s.destroy(); relay.close(); },
+  };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function api(method, path, body, token = ADMIN_TOKEN) {
+  const res = await fetch(base + '/api/v1' + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return data;
+}
+
+async function startServer() {
+  const port = await freePort();
+  agentPort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(serverBinary, ['--data', dataDir, '--http', `127.0.0.1:${port}`, '--agent-port', String(agentPort),
+    '--local-agent', '--demo'], {
+    env: { ...process.env, REPRISE_ADMIN_TOKEN: ADMIN_TOKEN, REPRISE_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stdout.on('data', (d) => { serverLog += d; });
+  server.stderr.on('data', (d) => { serverLog += d; });
+  const exited = new Promise((resolve) => server.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    const code = await Promise.race([exited, sleep(200).then(() => undefined)]);
+    if (code !== undefined) throw new Error(`reprise-server exited with ${code}:\n${serverLog}`);
+    try {
+      const r = await fetch(base + '/api/v1/health');
+      if (r.ok) return;
+    } catch { /* not yet */ }
+  }
+  throw new Error('reprise-server did not answer /api/v1/health within 30 s');
+}
+
+// What one scenario opens: fresh browser contexts (own cookies and storage),
+// closed when the scenario ends.
+class Scenario {
+  constructor(name) {
+    this.name = name;
+    this.contexts = [];
+  }
+
+  async page(label, viewport = DESKTOP, extra = {}) {
+    const ctx = await browser.newContext({ viewport, ...extra });
+    this.contexts.push(ctx);
+    const page = await ctx.newPage();
+    page.label = label;
+    page.setDefaultTimeout(T.short);
+    page.on('pageerror', (e) => { page.errors = (page.errors || []).concat(String(e)); });
+    page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors = (page.consoleErrors || []).concat(m.text()); });
+    return page;
+  }
+
+  // A fresh page logged in through the form. The admin's browser is in
+  // Europe/Berlin, which the scheduling scenarios rely on.
+  async login(user) {
+    const extra = user === 'admin' ? { timezoneId: 'Europe/Berlin' } : {};
+    const page = await this.page(user, DESKTOP, extra);
+    await login(page, user, user === 'admin' ? ADMIN_PASSWORD : USERS[user].password);
+    return page;
+  }
+
+  pages() {
+    return this.contexts.flatMap((ctx) => ctx.pages());
+  }
+
+  // Screenshots of every open page; returns their paths.
+  async screenshots(index) {
+    const paths = [];
+    for (const [i, p] of this.pages().entries()) {
+      const path = join(shotDir, `failure-${String(index + 1).padStart(2, '0')}-${p.label}-${i}.png`);
+      if (await p.screenshot({ path, fullPage: true }).then(() => true, () => false)) paths.push(path);
+    }
+    return paths;
+  }
+
+  async close() {
+    for (const p of this.pages()) for (const e of p.errors || []) pageErrors.push(`${this.name} (${p.label}): ${e}`);
+    for (const ctx of this.contexts) await ctx.close().catch(() => {});
+    this.contexts = [];
+  }
+}
+
+export async function login(page, user, password, origin = base) {
+  await page.goto(origin + '/');
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Applications', level: 1 }).waitFor();
+}
+
+// Polls from here: waitForFunction would need eval, which the UI's CSP forbids.
+export async function waitText(page, selector, text, timeout = T.short) {
+  const deadline = Date.now() + timeout;
+  let got = '';
+  for (;;) {
+    got = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => '(missing)');
+    if (got && got.includes(text)) return;
+    if (Date.now() > deadline) throw new Error(`waiting for "${text}" in ${selector}; it shows: ${got}`);
+    await sleep(200);
+  }
+}
+
+export async function deploymentStatus(id) {
+  return (await api('GET', `/deployments/${id}`)).status;
+}
+
+export async function waitStatus(id, wanted, timeout = T.deploy) {
+  const want = [].concat(wanted);
+  const deadline = Date.now() + timeout;
+  let s;
+  while (Date.now() < deadline) {
+    s = await deploymentStatus(id);
+    if (want.includes(s)) return s;
+    if (['failed', 'cancelled', 'interrupted', 'expired'].includes(s) && !want.includes(s)) {
+      const log = await api('GET', `/deployments/${id}/log`).catch(() => ({}));
+      throw new Error(`deployment #${id} ended ${s}; log: ${JSON.stringify(log).slice(0, 2000)}`);
+    }
+    await sleep(300);
+  }
+  throw new Error(`deployment #${id} is ${s}, expected ${want.join('|')} within ${timeout} ms`);
+}
+
+const tokens = {};
+// An API token of `user` (one of USERS), created once per suite.
+export async function tokenFor(user) {
+  if (!tokens[user]) tokens[user] = (await api('POST', `/users/${user}/tokens`, { name: 'browser-test' })).token;
+  return tokens[user];
+}
+
+// What a suite's register(step, env) receives besides `step`.
+function suiteEnv() {
+  return {
+    base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, DESKTOP, PHONE, T,
+    tempDir: temp, dataDir, shotDir, serverLog: () => serverLog, agentPort: () => agentPort, children,
+    api, login, waitText, waitStatus, sleep, tokenFor, startRelay,
+  };
+}
+
+async function createUsers() {
+  for (const [name, u] of Object.entries(USERS)) await api('POST', '/users', { name, role: u.role, password: u.password });
+}
+
+function indent(text) {
+  return String(text).split('\n').join('\n      ');
+}
+
+// Runs one scenario on contexts of its own; returns null or its failure
+// ({ name, error, screenshots }). A scenario that hangs fails after
+// SCENARIO_TIMEOUT_MS; closing its contexts ends what it was waiting for.
+async function runScenario(s, index) {
+  const scenario = new Scenario(s.name);
+  const t0 = Date.now();
+  let timer;
+  try {
+    const run = s.fn(scenario);
+    run.catch(() => {});  // after a timeout nobody awaits it
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not finish within ${SCENARIO_TIMEOUT_MS / 1000} s`)), SCENARIO_TIMEOUT_MS);
+    });
+    await Promise.race([run, timeout]);
+    log(`ok    ${s.name} (${Date.now() - t0} ms)`);
+    return null;
+  } catch (e) {
+    const error = String(e && e.stack || e).replace(/\x1b\[[0-9;]*m/g, '');  // Playwright colours its messages
+    const screenshots = await scenario.screenshots(index);
+    log(`FAIL  ${s.name} (${Date.now() - t0} ms)\n      ${indent(error)}`);
+    for (const path of screenshots) log(`      screenshot: ${path}`);
+    for (const p of scenario.pages()) if (p.errors) log(`      page errors (${p.label}): ${p.errors.join(' | ')}`);
+    return { name: s.name, error, screenshots };
+  } finally {
+    clearTimeout(timer);
+    await scenario.close();
+  }
+}
+
+// Runs one suite: `register(step, env)` adds its scenarios; a last scenario
+// checks that no page had a script error. Exits the process with the result.
+export async function runSuite(name, register, { serverBin, shotRoot, chromiumPath }) {
+  const steps = [];
+  const step = (title, fn) => steps.push({ name: title, fn });
+  shotDir = join(shotRoot, name);
+  serverBinary = serverBin;
+  const failures = [];
+  let setupFailed = false;
+  try {
+    rmSync(shotDir, { recursive: true, force: true });
+    mkdirSync(shotDir, { recursive: true });
+    await startServer();
+    log(`suite ${name}: reprise-server on ${base}, data in ${dataDir}`);
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_ARGS });
+    await createUsers();
+    register(step, suiteEnv());
+    step('no script errors in any page', async () => {
+      if (pageErrors.length) throw new Error(`page errors:\n${pageErrors.join('\n')}`);
+    });
+    for (const [i, s] of steps.entries()) {
+      const failure = await runScenario(s, i);
+      if (failure) failures.push(failure);
+    }
+  } catch (e) {
+    setupFailed = true;
+    log(`FAIL  setup: ${e && e.stack || e}`);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    if (server) {
+      server.kill('SIGTERM');
+      await Promise.race([new Promise((r) => server.once('exit', r)), sleep(5000)]);
+      if (server.exitCode === null) server.kill('SIGKILL');
+    }
+    if (setupFailed || failures.length) log(`--- server output ---\n${serverLog.slice(-6000)}`);
+    rmSync(temp, { recursive: true, force: true });
+  }
+  if (failures.length) {
+    log(`\n${failures.length} of ${steps.length} scenarios FAILED:`);
+    for (const f of failures) {
+      log(`  - ${f.name}\n      ${indent(f.error.split('\n')[0])}`);
+      for (const path of f.screenshots) log(`      screenshot: ${path}`);
+    }
+  }
+  const failed = setupFailed || failures.length > 0;
+  log(failed ? `browser suite ${name} FAILED` : `browser suite ${name} passed; screenshots in ${shotDir}`);
+  process.exit(failed ? 1 : 0);
+}
