@@ -102,6 +102,14 @@ Result<ServerUrl> ParseServerUrl(std::string_view url) {
 std::string PathSegment(std::string_view segment) { return Encode(segment); }
 std::string QueryValue(std::string_view value) { return Encode(value); }
 
+QueryString& QueryString::Add(std::string_view key, const std::optional<std::string>& value) {
+  if (value) {
+    text_ += text_.empty() ? '?' : '&';
+    text_.append(key).append("=").append(QueryValue(*value));
+  }
+  return *this;
+}
+
 bool SseParser::Feed(std::string_view bytes, const std::function<bool(const SseEvent&)>& on_event) {
   pending_.append(bytes);
   size_t start = 0;

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,16 @@ Result<ServerUrl> ParseServerUrl(std::string_view url);
 std::string PathSegment(std::string_view segment);
 // Percent-encodes a query value.
 std::string QueryValue(std::string_view value);
+
+// Builds "?k1=v1&k2=v2" from the pairs whose value is set ("" when none is).
+class QueryString {
+ public:
+  QueryString& Add(std::string_view key, const std::optional<std::string>& value);
+  const std::string& str() const { return text_; }
+
+ private:
+  std::string text_;
+};
 
 struct ApiResponse {
   int status = 0;

@@ -173,18 +173,15 @@ Outcome PreviewCmd(Ctx& c) {
 }
 
 Outcome Deployments(Ctx& c) {
-  std::string query;
-  auto add = [&](const char* key, const std::optional<std::string>& value) {
-    if (value) query += std::string(query.empty() ? "?" : "&") + key + "=" + QueryValue(*value);
-  };
-  add("application", c.args.Value("app"));
-  add("stage", c.args.Value("stage"));
-  add("status", c.args.Value("status"));
   auto limit = c.args.Value("limit");
   if (limit && (!IsDigits(*limit) || std::stoll(*limit) < 1 || std::stoll(*limit) > 1000))
     return Outcome::Usage("--limit must be from 1 to 1000, got '" + *limit + "'");
-  add("limit", limit ? limit : std::optional<std::string>("50"));
-  auto r = Call(c.client, "GET", "/api/v1/deployments" + query);
+  QueryString query;
+  query.Add("application", c.args.Value("app"))
+      .Add("stage", c.args.Value("stage"))
+      .Add("status", c.args.Value("status"))
+      .Add("limit", limit ? limit : std::optional<std::string>("50"));
+  auto r = Call(c.client, "GET", "/api/v1/deployments" + query.str());
   if (!r.ok()) return Outcome::Error(r.status());
   if (c.json) {
     c.out << Pretty((*r)["items"]) << "\n";

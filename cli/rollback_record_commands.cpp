@@ -114,25 +114,19 @@ Outcome Validate(Ctx& c) {
 }
 
 Outcome List(Ctx& c) {
-  std::string query;
-  auto add = [&](const char* key, const std::optional<std::string>& value) {
-    if (value) query += std::string(query.empty() ? "?" : "&") + key + "=" + QueryValue(*value);
-  };
-  add("application", c.args.Value("app"));
-  add("stage", c.args.Value("stage"));
-  add("status", c.args.Value("status"));
-  add("from", c.args.Value("from"));
-  add("to", c.args.Value("to"));
-  add("limit", c.args.Value("limit"));
+  QueryString query;
+  query.Add("application", c.args.Value("app"));
+  for (const char* key : {"stage", "status", "from", "to", "limit"})
+    query.Add(key, c.args.Value(key));
   if (c.args.Has("csv")) {
-    add("format", std::optional<std::string>("csv"));
-    auto r = c.client.Get("/api/v1/rollback-records" + query);
+    query.Add("format", std::optional<std::string>("csv"));
+    auto r = c.client.Get("/api/v1/rollback-records" + query.str());
     if (!r.ok()) return Outcome::Error(r.status());
     if (r->status / 100 != 2) return Outcome::Error(ApiError(*r));
     c.out << r->body;
     return Outcome::Ok();
   }
-  auto r = Call(c.client, "GET", "/api/v1/rollback-records" + query);
+  auto r = Call(c.client, "GET", "/api/v1/rollback-records" + query.str());
   if (!r.ok()) return Outcome::Error(r.status());
   if (c.json) {
     c.out << Pretty((*r)["items"]) << "\n";

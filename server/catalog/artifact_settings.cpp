@@ -1,5 +1,6 @@
 #include "server/catalog/artifact_settings.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -79,29 +80,15 @@ std::vector<std::pair<std::string, std::string>> ArtifactFlagNames() {
 }
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
+  // An optional binary suffix: k, m, g or t (either case) for 2^10 .. 2^40.
+  constexpr std::string_view kSuffixes = "kmgt";
   uint64_t multiplier = 1;
   if (!text.empty()) {
-    switch (text.back()) {
-      case 'k':
-      case 'K':
-        multiplier = 1ULL << 10;
-        break;
-      case 'm':
-      case 'M':
-        multiplier = 1ULL << 20;
-        break;
-      case 'g':
-      case 'G':
-        multiplier = 1ULL << 30;
-        break;
-      case 't':
-      case 'T':
-        multiplier = 1ULL << 40;
-        break;
-      default:
-        break;
+    const char last = static_cast<char>(std::tolower(static_cast<unsigned char>(text.back())));
+    if (const size_t i = kSuffixes.find(last); i != std::string_view::npos) {
+      multiplier = 1ULL << (10 * (i + 1));
+      text.remove_suffix(1);
     }
-    if (multiplier != 1) text.remove_suffix(1);
   }
   REPRISE_ASSIGN_OR_RETURN(uint64_t n, ParseCount(text));
   if (n > kMaxU64 / multiplier) return InvalidArgument("too large");

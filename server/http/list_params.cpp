@@ -24,6 +24,21 @@ std::string Shown(const std::string& value) {
   return value.size() > 40 ? value.substr(0, 40) + "..." : value;
 }
 
+// Reads the whole-number query parameter `name`, when given, into `out`.
+template <typename T>
+Status BoundedQuery(const HttpRequest& req, const std::string& name, int64_t min, int64_t max,
+                    T& out) {
+  auto text = req.Query(name);
+  if (!text) return Status::Ok();
+  auto v = Bounded(*text, min, max);
+  if (!v)
+    return InvalidArgument("query parameter '" + name + "' must be a whole number from " +
+                           std::to_string(min) + " to " + std::to_string(max) + ", not '" +
+                           Shown(*text) + "'");
+  out = static_cast<T>(*v);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Page> ListParams(const HttpRequest& req, std::initializer_list<const char*> filters) {
@@ -40,20 +55,8 @@ Result<Page> ListParams(const HttpRequest& req, std::initializer_list<const char
       return InvalidArgument("query parameter '" + name + "' is given more than once");
   }
   Page page;
-  if (auto limit = req.Query("limit")) {
-    auto v = Bounded(*limit, 1, kMaxListLimit);
-    if (!v)
-      return InvalidArgument("query parameter 'limit' must be a whole number from 1 to " +
-                             std::to_string(kMaxListLimit) + ", not '" + Shown(*limit) + "'");
-    page.limit = *v;
-  }
-  if (auto offset = req.Query("offset")) {
-    auto v = Bounded(*offset, 0, kMaxListOffset);
-    if (!v)
-      return InvalidArgument("query parameter 'offset' must be a whole number from 0 to " +
-                             std::to_string(kMaxListOffset) + ", not '" + Shown(*offset) + "'");
-    page.offset = *v;
-  }
+  REPRISE_RETURN_IF_ERROR(BoundedQuery(req, "limit", 1, kMaxListLimit, page.limit));
+  REPRISE_RETURN_IF_ERROR(BoundedQuery(req, "offset", 0, kMaxListOffset, page.offset));
   return page;
 }
 
