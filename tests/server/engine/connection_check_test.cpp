@@ -37,23 +37,8 @@ class TwoAgentFixture {
       json t = {{"environment", "Integration"}, {"agent", agent}, {"path", path}};
       REQUIRE(admin.Put(std::string("/api/v1/targets/") + target, t.dump()).status == 200);
     }
-    auto put = admin.Put("/api/v1/applications/shop", R"(
-pipeline:
-  - stage: Integration
-    environment: Integration
-    targets: [near-web, web-far]
-    plan: deploy
-plans:
-  deploy: |
-    - deploy-artifact: { artifact: web }
-)",
-                         "application/yaml");
-    REQUIRE_MESSAGE(put.status == 200, put.body);
-    REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
-    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
-    auto up = admin.Put(PipelineFixture::BuildPath(1) + "/artifacts/web",
-                        TarGzOf(scratch_.path(), TreeOf(1)), "application/gzip");
-    REQUIRE_MESSAGE(up.status == 201, up.body);
+    PutOneStageShop(admin, scratch_.path(), "Integration", "Integration", {"near-web", "web-far"},
+                    1);
     viewer_ = server_->CreateUser("vic", "viewer");
     deployer_ = server_->CreateUser("dan", "deployer");
   }
@@ -80,6 +65,13 @@ plans:
   }
 
   HttpClient Admin() const { return server_->Admin(); }
+  // Requests build 1 on Integration; returns the deployment's id.
+  int64_t RequestDeploy() {
+    auto req =
+        Admin().Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Integration"})");
+    REQUIRE_MESSAGE(req.status == 202, req.body);
+    return Body(req)["id"];
+  }
   HttpClient Viewer() const { return server_->As(viewer_); }
   HttpClient Deployer() const { return server_->As(deployer_); }
   TestServer& server() { return *server_; }
@@ -216,10 +208,7 @@ TEST_CASE("test-connection names the target whose agent is not connected") {
 TEST_CASE("a deployment waits for a disconnected agent with gate `agents`, then runs") {
   TwoAgentFixture f;
   f.StartAgent("near");
-  auto admin = f.Admin();
-  auto req = admin.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Integration"})");
-  REQUIRE_MESSAGE(req.status == 202, req.body);
-  const int64_t id = Body(req)["id"];
+  const int64_t id = f.RequestDeploy();
   json d = f.WaitStatus(id, "waiting");
   bool gate_seen = false;
   for (const auto& g : d["gates"])
@@ -244,10 +233,7 @@ TEST_CASE("a deployment waits for a disconnected agent with gate `agents`, then 
 TEST_CASE("a deployment waiting for an agent expires after its expiry window") {
   TwoAgentFixture f;
   f.StartAgent("near");
-  auto admin = f.Admin();
-  auto req = admin.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Integration"})");
-  REQUIRE_MESSAGE(req.status == 202, req.body);
-  const int64_t id = Body(req)["id"];
+  const int64_t id = f.RequestDeploy();
   f.WaitStatus(id, "waiting");
   f.clock().Advance(std::chrono::hours(2));  // past the default hour
   json d = f.WaitStatus(id, "expired");
@@ -270,10 +256,7 @@ TEST_CASE("a target root that cannot be written fails the deployment before any 
       Has(far["problem"].get<std::string>(), "target 'web-far' cannot be written by agent 'far'"));
   CHECK(TargetIn(report, "near-web")["problem"] == "");
 
-  auto admin = f.Admin();
-  auto req = admin.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Integration"})");
-  REQUIRE_MESSAGE(req.status == 202, req.body);
-  const int64_t id = Body(req)["id"];
+  const int64_t id = f.RequestDeploy();
   json d = f.WaitStatus(id, "failed");
   CHECK(Has(d["error"].get<std::string>(), "nothing was changed"));
   CHECK(Has(d["error"].get<std::string>(), "target 'web-far' cannot be written by agent 'far'"));

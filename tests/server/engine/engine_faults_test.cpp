@@ -77,6 +77,15 @@ class TwoTargets {
   // SIGKILL, as a machine going away would.
   void KillAgent(const std::string& name) { agents_.at(name)->Kill(); }
 
+  // Kills agent `name` while deployment `id` is paused at a manual step,
+  // waits until the server sees it offline, then continues the plan.
+  void LoseAgentThenContinue(int64_t id, const std::string& name) {
+    KillAgent(name);
+    REQUIRE(WaitUntil([&] { return !AgentOnline(name); }));
+    auto r = Admin().Post("/api/v1/deployments/" + std::to_string(id) + "/continue", "{}");
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+  }
+
   bool AgentOnline(const std::string& name) {
     auto agents = Body(Admin().Get("/api/v1/agents"));
     for (const auto& a : agents["items"])
@@ -149,10 +158,7 @@ TEST_CASE("an agent lost mid-deployment fails its own target; the other keeps it
   f.WaitManual(id);
   // box-b goes away while the plan is paused; web-a's exec then runs, web-b's
   // cannot.
-  f.KillAgent("box-b");
-  REQUIRE(WaitUntil([&] { return !f.AgentOnline("box-b"); }));
-  REQUIRE(f.Admin().Post("/api/v1/deployments/" + std::to_string(id) + "/continue", "{}").status ==
-          200);
+  f.LoseAgentThenContinue(id, "box-b");
   json d = f.WaitFinal(id);
   CHECK(d["status"] == "failed");
   json a = TwoTargets::TargetOf(d, "web-a");
@@ -173,10 +179,7 @@ TEST_CASE("a target not reached before another's agent was lost is not shown as 
       /*remote_agents=*/true);
   int64_t id = f.Deploy(f.AddBuild({{"web", TreeOf(1)}}));
   f.WaitManual(id);
-  f.KillAgent("box-b");
-  REQUIRE(WaitUntil([&] { return !f.AgentOnline("box-b"); }));
-  REQUIRE(f.Admin().Post("/api/v1/deployments/" + std::to_string(id) + "/continue", "{}").status ==
-          200);
+  f.LoseAgentThenContinue(id, "box-b");
   json d = f.WaitFinal(id);
   CHECK(d["status"] == "failed");
   json a = TwoTargets::TargetOf(d, "web-a");

@@ -42,6 +42,31 @@ inline std::string TarGzOf(const fs::path& scratch,
   return ReadFile(out);
 }
 
+// Puts application "shop" with one stage `stage` in `environment` on
+// `targets`, whose plan deploys artifact "web"; then release 1.0 and builds
+// 1..N, build n carrying TarGzOf(TreeOf(n)) as "web" (N = `builds`).
+inline void PutOneStageShop(HttpClient& admin, const fs::path& scratch, const std::string& stage,
+                            const std::string& environment, const std::vector<std::string>& targets,
+                            int builds) {
+  std::string list;
+  for (const auto& t : targets) list += (list.empty() ? "" : ", ") + t;
+  auto put = admin.Put("/api/v1/applications/shop",
+                       "pipeline:\n  - stage: " + stage + "\n    environment: " + environment +
+                           "\n    targets: [" + list +
+                           "]\n    plan: deploy\nplans:\n  deploy: |\n"
+                           "    - deploy-artifact: { artifact: web }\n",
+                       "application/yaml");
+  REQUIRE_MESSAGE(put.status == 200, put.body);
+  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  for (int build = 1; build <= builds; ++build) {
+    REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
+    auto up = admin.Put(
+        "/api/v1/applications/shop/releases/1.0/builds/" + std::to_string(build) + "/artifacts/web",
+        TarGzOf(scratch, TreeOf(build)), "application/gzip");
+    REQUIRE_MESSAGE(up.status == 201, up.body);
+  }
+}
+
 struct PipelineOptions {
   std::string integration_plan = "deploy";
   std::string testing_plan = "deploy";

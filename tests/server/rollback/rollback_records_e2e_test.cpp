@@ -35,25 +35,7 @@ class RollbackFixture {
           {"environment", "Production"}, {"agent", "box"}, {"path", (root_ / target).string()}};
       REQUIRE(admin.Put(std::string("/api/v1/targets/") + target, t.dump()).status == 200);
     }
-    auto put = admin.Put("/api/v1/applications/shop", R"(
-pipeline:
-  - stage: Production
-    environment: Production
-    targets: [web1, web2]
-    plan: deploy
-plans:
-  deploy: |
-    - deploy-artifact: { artifact: web }
-)",
-                         "application/yaml");
-    REQUIRE_MESSAGE(put.status == 200, put.body);
-    REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
-    for (int build = 1; build <= 2; ++build) {
-      REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
-      auto up = admin.Put(PipelineFixture::BuildPath(build) + "/artifacts/web",
-                          TarGzOf(scratch_.path(), TreeOf(build)), "application/gzip");
-      REQUIRE_MESSAGE(up.status == 201, up.body);
-    }
+    PutOneStageShop(admin, scratch_.path(), "Production", "Production", {"web1", "web2"}, 2);
     rita_ = server_->CreateUser("rita", "release-manager");
     rob_ = server_->CreateUser("rob", "release-manager");
     dan_ = server_->CreateUser("dan", "deployer");
