@@ -9,7 +9,8 @@ set -euo pipefail
 
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
   libsqlite3-dev libyaml-cpp-dev libarchive-dev libfmt-dev doctest-dev
-  nlohmann-json3-dev libssl-dev libarchive-tools tzdata libhowardhinnant-date-dev)
+  nlohmann-json3-dev libssl-dev libarchive-tools tzdata libhowardhinnant-date-dev
+  prometheus-cpp-dev)
 browser=false
 for arg in "$@"; do
   case "$arg" in

@@ -19,7 +19,7 @@ const char* kUsage =
     "                      [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
-    "                      [--artifact-* / --retention-* ...]\n"
+    "                      [--metrics-public] [--artifact-* / --retention-* ...]\n"
     "  --config FILE      read settings from FILE (YAML, keys are these flags without\n"
     "                     '--'; flags on the command line override it)\n"
     "  --print-config     print the effective settings (secrets masked) and exit\n"
@@ -33,6 +33,7 @@ const char* kUsage =
     "                     local targets must lie under DIR (default DATA/targets)\n"
     "  --demo             seed the demo application 'shop'\n"
     "  --secure-cookies   the UI is reached over HTTPS (TLS proxy): Secure cookies, HSTS\n"
+    "  --metrics-public   GET /metrics answers without a token (default: a viewer's)\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
@@ -60,6 +61,7 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("local-agent-root", true).Default("DATA/targets"),
       Spec("demo"),
       Spec("secure-cookies"),
+      Spec("metrics-public"),
   };
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames())
     known.push_back(Spec(name, true).Default(default_value));
@@ -94,6 +96,7 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   options.local_agent = args.Has("local-agent");
   options.demo = args.Has("demo");
   options.secure_cookies = args.Has("secure-cookies");
+  options.metrics_public = args.Has("metrics-public");
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames()) {
     auto v = args.Value(name);
     if (!v) continue;

@@ -68,6 +68,7 @@ RequestRouter::Decision RequestRouter::Prepare(std::string_view target, HttpRequ
   }
   out.response = Guarded("routing", [&]() -> HttpResponse {
     const Route* route = Find(req);
+    out.matched = route;
     if (route == nullptr) {
       if (req.path.rfind("/api/", 0) != 0 && options_.static_files) {
         if (auto r = options_.static_files(req)) return *r;

@@ -22,6 +22,7 @@ class RequestRouter {
   struct Decision {
     const Route* route = nullptr;          // set: read the body, then Run/RunStreaming
     std::optional<HttpResponse> response;  // set: answer this without reading a body
+    const Route* matched = nullptr;        // the route the path and method matched, if any
   };
   // `req` has method, headers and remote_addr; `target` is the raw request
   // target. Fills req.path, req.query, req.path_params and req.principal.

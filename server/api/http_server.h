@@ -24,6 +24,8 @@
 
 namespace reprise {
 
+class Metrics;
+
 // Decides who the caller is. Returns kUnauthenticated when credentials are
 // missing or wrong.
 using Authenticator = std::function<Result<Principal>(const HttpRequest&)>;
@@ -59,6 +61,8 @@ struct HttpServerOptions {
   std::vector<Route> routes;
   // Serves paths outside /api (the web UI); may be empty.
   std::function<std::optional<HttpResponse>(const HttpRequest&)> static_files;
+  // Counts every answered request by route pattern (may be null).
+  Metrics* metrics = nullptr;
 };
 
 class HttpServer {

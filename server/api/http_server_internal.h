@@ -202,6 +202,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool upload_too_large_ = false;
   HttpRequest req_;
   const Route* route_ = nullptr;
+  // For the metrics: when the request's headers were in, and its route.
+  std::chrono::steady_clock::time_point started_;
+  std::string metric_route_;
   int served_ = 0;
   bool keep_alive_ = false;
   bool head_only_ = false;

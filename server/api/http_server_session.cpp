@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "server/api/http_server_internal.h"
+#include "server/metrics/metrics.h"
 
 namespace reprise {
 
@@ -86,6 +87,8 @@ void Session::OnHeader(beast::error_code ec) {
     return Shutdown();  // closed, timed out (the header deadline) or failed
   }
   ++served_;
+  started_ = std::chrono::steady_clock::now();
+  metric_route_ = "unmatched";
   auto& msg = header_->get();
   req_ = HttpRequest{};
   req_.method = std::string(msg.method_string());
@@ -110,6 +113,10 @@ void Session::OnHeader(beast::error_code ec) {
 }
 
 void Session::OnDecision(RequestRouter::Decision decision) {
+  if (decision.matched)
+    metric_route_ = decision.matched->pattern;
+  else if (req_.path.rfind("/api/", 0) != 0)
+    metric_route_ = "static";
   if (decision.response) return Respond(std::move(*decision.response));
   route_ = decision.route;
   int64_t limit = impl_.router->BodyLimit(*route_);
@@ -196,6 +203,10 @@ bool Session::PullUpload(const std::function<bool(const char*, size_t)>& sink) {
 
 void Session::Respond(HttpResponse res) {
   route_ = nullptr;
+  if (Metrics* m = impl_.options.metrics) {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - started_;
+    m->ObserveHttp(req_.method, metric_route_, res.status, took.count());
+  }
   if (!request_complete_ || impl_.stopping) keep_alive_ = false;
   if (res.events && !head_only_) return StartEvents(std::move(res));
   if (res.file_path) return SendFile(std::move(res));

@@ -2,6 +2,7 @@
 // in its own file; this header assembles them.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,9 @@ class Store;
 class Catalog;
 class BlobStore;
 class DeploymentEngine;
+class Metrics;
+class AgentPort;
+struct MetricFamilySnapshot;
 struct ArchiveLimits;
 struct RetentionPolicy;
 
@@ -28,6 +32,9 @@ struct ApiContext {
   int max_log_streams = 4096;  // concurrent live-log (SSE) clients (they hold no thread)
   // POST /admin/retention: the policy for fields a request leaves out (null: built-in defaults).
   const RetentionPolicy* retention_defaults = nullptr;
+  // GET /metrics and the upload byte counter (null: no /metrics route).
+  Metrics* metrics = nullptr;
+  bool metrics_public = false;  // GET /metrics without a token
 };
 
 std::vector<Route> AdminRoutes(ApiContext& ctx);
@@ -35,6 +42,12 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx);
 std::vector<Route> ArtifactRoutes(ApiContext& ctx);
 std::vector<Route> DeploymentRoutes(ApiContext& ctx);
 std::vector<Route> RetentionRoutes(ApiContext& ctx);
+std::vector<Route> MetricsRoutes(ApiContext& ctx);
+
+// What GET /metrics reads from the store (deployments, stored bytes) and
+// from the agents at each scrape.
+std::function<std::vector<MetricFamilySnapshot>()> StoreMetricsSource(Store& store);
+std::function<std::vector<MetricFamilySnapshot>()> AgentMetricsSource(AgentPort& agents);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

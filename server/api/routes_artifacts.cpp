@@ -7,6 +7,7 @@
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/artifact_verify.h"
 #include "server/catalog/catalog.h"
+#include "server/metrics/metrics.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -44,6 +45,7 @@ Route UploadRoute(ApiContext& ctx) {
     TRY_OR_ERROR(auto result,
                  catalog.UploadArtifact(req.principal.user, req.Param("app"), req.Param("rel"), n,
                                         req.Param("name"), body, limits, ctx.max_artifact_bytes));
+    if (ctx.metrics) ctx.metrics->AddUploadedBytes(static_cast<uint64_t>(result.artifact.size));
     Json j = ArtifactJson(result.artifact);
     j["created"] = result.created;
     j["restored"] = result.restored;

@@ -23,6 +23,7 @@
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
 #include "server/hub/agent_hub.h"
+#include "server/metrics/metrics.h"
 #include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
 #include "server/web/web_ui.h"
@@ -82,6 +83,7 @@ struct ServerApp::Impl {
   DataDirLock data_lock;  // first member: released after everything else is gone
   ServerOptions options;
   std::unique_ptr<Store> store;
+  std::unique_ptr<Metrics> metrics = std::make_unique<Metrics>();
   std::unique_ptr<BlobStore> blobs;
   ArchiveLimits archive_limits;
   std::unique_ptr<Catalog> catalog;
@@ -199,6 +201,7 @@ Status ServerApp::Impl::StartEngine() {
   engine_options.agents = hub.get();
   engine_options.clock = o.clock;
   engine_options.workers = o.engine_workers;
+  engine_options.metrics = metrics.get();
   auto started = DeploymentEngine::Start(engine_options);
   if (!started.ok()) return started.status().WithContext("deployment engine");
   engine = std::move(started).value();
@@ -214,10 +217,15 @@ Status ServerApp::Impl::StartHttp() {
   api = ApiContext{store.get(),     catalog.get(),        blobs.get(), o.clock,
                    &archive_limits, o.max_artifact_bytes, engine.get()};
   api.retention_defaults = &o.retention;
+  api.metrics = metrics.get();
+  api.metrics_public = o.metrics_public;
+  metrics->AddSource(StoreMetricsSource(*store));
+  metrics->AddSource(AgentMetricsSource(*hub));
   HttpServerOptions http_options;
   http_options.host = o.http_host;
   http_options.port = o.http_port;
   http_options.max_json_body = o.max_json_body;
+  http_options.metrics = metrics.get();
   http_options.max_upload_body =
       o.max_artifact_bytes == 0 ? (int64_t{1} << 40) : static_cast<int64_t>(o.max_artifact_bytes);
   web = std::make_unique<WebUi>(WebUiOptions{store.get(), o.clock, o.secure_cookies});

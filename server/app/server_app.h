@@ -36,6 +36,7 @@ struct ServerOptions {
   uint64_t max_artifact_bytes = 8ULL << 30;
   ArchiveLimits archive_limits;  // what an uploaded archive may hold (--artifact-*)
   RetentionPolicy retention;     // defaults of POST /admin/retention (--retention-*)
+  bool metrics_public = false;   // GET /metrics answers without a token
   bool secure_cookies = false;   // the UI is reached over HTTPS (a TLS proxy in front)
   bool quiet = false;            // no start-up banner (tests)
   int engine_workers = 4;

@@ -34,6 +34,8 @@
 
 namespace reprise {
 
+class Metrics;
+
 class AgentPort;
 
 struct Actor {
@@ -42,10 +44,10 @@ struct Actor {
 };
 
 struct EngineOptions {
-  Store* store = nullptr;  // required
-  AgentPort* agents = nullptr;  // required to run deployments (the AgentHub)
+  Store* store = nullptr;        // required
+  AgentPort* agents = nullptr;   // required to run deployments (the AgentHub)
   const Clock* clock = nullptr;  // null: the system clock
-  int workers = 4;  // deployments running at once (on different targets)
+  int workers = 4;               // deployments running at once (on different targets)
   // How often waiting deployments are re-checked (deployment windows).
   std::chrono::milliseconds gate_recheck{5000};
   // How often targets whose agent has not yet reported what they hold are
@@ -54,6 +56,7 @@ struct EngineOptions {
   std::chrono::milliseconds read_back_retry{1000};
   // false: no scheduler thread and nothing runs; Tick() fires and queues.
   bool start_threads = true;
+  Metrics* metrics = nullptr;  // the scheduler's lateness (may be null)
 };
 
 struct DeployRequest {
@@ -70,7 +73,7 @@ struct DeployRequest {
 };
 
 struct GateState {
-  std::string gate;    // "previous-stage", "approvals", "window", "hold", "force"
+  std::string gate;  // "previous-stage", "approvals", "window", "hold", "force"
   bool holds = false;
   std::string detail;  // e.g. "1 of 2 approvals from release-manager"
 };
@@ -88,7 +91,7 @@ struct VariableDifference {
   std::string name;
   std::string scope;
   std::string target;
-  std::string change;  // added | removed | changed
+  std::string change;       // added | removed | changed
   std::string as_deployed;  // masked
   std::string current;      // masked
 };
@@ -112,7 +115,7 @@ struct StageView {
   std::string environment;
   bool is_protected = false;
   bool auto_promote = false;
-  std::string hold_json;  // "" when no hold
+  std::string hold_json;               // "" when no hold
   std::vector<TargetCurrent> targets;  // one per target of the stage (build 0: nothing yet)
   std::vector<StageBuild> rollback_candidates;
 };

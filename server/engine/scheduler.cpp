@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "server/engine/engine_internal.h"
+#include "server/metrics/metrics.h"
 
 namespace reprise {
 
@@ -98,6 +99,9 @@ void DeploymentEngine::Impl::FireDue() {
         Audit("scheduler", "deployment.expire", id, g.text);
         continue;
       }
+      if (o.metrics)
+        o.metrics->ObserveSchedulerLateness(static_cast<double>(now - g.deployment.scheduled_at) /
+                                            kMillisPerSecond);
       Log(id, "", "info",
           "scheduled time " + FormatRfc3339Utc(FromUnixMillis(g.deployment.scheduled_at)) +
               " reached");

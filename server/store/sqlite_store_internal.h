@@ -44,6 +44,7 @@ class SqliteStore final : public Store {
 
   int64_t SchemaVersion() override;
   Status Ping() override;
+  Result<StoreStats> Stats(const std::vector<double>& bounds_seconds) override;
   // ---- environments
   Status PutEnvironment(const EnvironmentRecord& env) override;
   Result<EnvironmentRecord> GetEnvironment(const std::string& name) override;

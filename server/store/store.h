@@ -11,7 +11,7 @@
 // calls, e.g. a change and its audit entry, into one transaction.
 //
 // The interface is split by aggregate (catalog_store.h, deployment_store.h,
-// agent_store.h, user_store.h, audit_store.h); Store is all of them. A
+// agent_store.h, user_store.h, audit_store.h, stats_store.h); Store is all of them. A
 // caller that needs one aggregate may take the narrower interface.
 #pragma once
 
@@ -25,6 +25,7 @@
 #include "server/store/deployment_store.h"
 #include "server/store/page.h"
 #include "server/store/rollback_record_store.h"
+#include "server/store/stats_store.h"
 #include "server/store/user_store.h"
 
 namespace reprise {
@@ -34,7 +35,8 @@ class Store : public CatalogStore,
               public AgentStore,
               public UserStore,
               public AuditStore,
-              public RollbackRecordStore {
+              public RollbackRecordStore,
+              public StatsStore {
  public:
   ~Store() override = default;
 
