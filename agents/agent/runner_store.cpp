@@ -232,6 +232,19 @@ void RecordCurrent(const Layout& l, const std::string& name, const std::string& 
   if (!ws.ok()) log(LogLevel::kWarning, "could not record the deploy history: " + ws.message());
 }
 
+OperationOutcome SwitchToRelease(const Layout& l, const fs::path& link, const std::string& to,
+                                 const std::string& name, int keep, bool fsync,
+                                 const RunnerLog& log, const ProgressFn& progress) {
+  if (progress) progress({"switch", 0, 0, 0, 0});
+  auto old = SwitchLink(l, link, l.releases() / name, fsync);
+  if (!old.ok()) return OperationOutcome::Error(old.status());
+  RecordCurrent(l, name, *old, keep, log);
+  log(LogLevel::kInfo, (to.empty() ? std::string("current") : to) + " -> " + name +
+                           (old->empty() || *old == name ? "" : " (was " + *old + ")"));
+  if (progress) progress({"done", 0, 0, 0, 0});
+  return OperationOutcome::Succeeded();
+}
+
 void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log) {
   std::error_code ec;
   std::set<std::string> retained;
@@ -288,6 +301,17 @@ void DropTemporaryBlob(const Layout& l, const fs::path& blob) {
     fs::remove(blob, ec);
   }
 }
+
+Status PrepareLayout(const Layout& l) {
+  std::error_code ec;
+  for (const auto& d : {l.state_dir(), l.releases(), l.meta(), l.tmp()}) {
+    fs::create_directories(d, ec);
+    if (ec) return IoError("cannot create " + d.string());
+  }
+  CleanTmp(l);
+  return Status::Ok();
+}
+
 void CleanTmp(const Layout& l) {
   std::error_code ec;
   if (!fs::exists(l.tmp(), ec)) return;
