@@ -14,13 +14,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/crypto.h"
+#include "tests/temp_dir.h"
 
 namespace reprise::testing {
 
@@ -148,12 +148,7 @@ inline void WriteArchive(const std::filesystem::path& out, ArchiveKind kind,
   archive_write_free(a);
 }
 
-inline std::string ReadBytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+inline std::string ReadBytes(const std::filesystem::path& p) { return ReadFile(p); }
 
 inline void WriteBytes(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
