@@ -4,14 +4,20 @@
 // there). FieldsToJson writes every field; FieldsFromJson (or ReadFields,
 // into a struct) reads each one present over the struct's default and throws
 // nlohmann::json's exceptions on a missing required field or a value of the
-// wrong type, so callers keep their own try/catch and error text.
+// wrong type, so callers keep their own try/catch and error text;
+// ParseFields parses JSON text and turns those into kInvalidArgument.
 //
 // Includes nlohmann/json: only for the .cpp files of agents/agent/ that
 // already speak JSON. Thread-safety: pure functions on values.
 #pragma once
 
+#include <exception>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
 #include <type_traits>
+
+#include "common/status.h"
 
 namespace reprise::agent_runner {
 
@@ -38,6 +44,17 @@ T FieldsFromJson(const nlohmann::json& j, Fields fields) {
   T s;
   ReadFields(j, s, fields);
   return s;
+}
+
+// `text` parsed as a T; kInvalidArgument "bad <what>: ..." when it is not
+// JSON or a field is missing or of the wrong type.
+template <class T, class Fields>
+Result<T> ParseFields(std::string_view text, Fields fields, const char* what) {
+  try {
+    return FieldsFromJson<T>(nlohmann::json::parse(text), fields);
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("bad ") + what + ": " + e.what());
+  }
 }
 
 }  // namespace reprise::agent_runner

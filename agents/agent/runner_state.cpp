@@ -81,11 +81,7 @@ std::string ArchiveLimitsToJson(const ArchiveLimits& limits) {
 }
 
 Result<ArchiveLimits> ArchiveLimitsFromJson(std::string_view text) {
-  try {
-    return FieldsFromJson<ArchiveLimits>(json::parse(text), kArchiveLimitsFields);
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("bad archive limits: ") + e.what());
-  }
+  return ParseFields<ArchiveLimits>(text, kArchiveLimitsFields, "archive limits");
 }
 
 std::string TargetStateToJson(const TargetState& s) {
@@ -93,11 +89,7 @@ std::string TargetStateToJson(const TargetState& s) {
 }
 
 Result<TargetState> TargetStateFromJson(std::string_view text) {
-  try {
-    return FieldsFromJson<TargetState>(json::parse(text), kTargetStateFields);
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("bad target state: ") + e.what());
-  }
+  return ParseFields<TargetState>(text, kTargetStateFields, "target state");
 }
 
 std::string ValidationReportToJson(const ValidationReport& r) {
