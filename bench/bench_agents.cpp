@@ -47,6 +47,7 @@
 #include "server/artifacts/blob_store.h"
 #include "server/hub/agent_hub.h"
 #include "server/store/store.h"
+#include "tests/support/wait.h"
 
 extern char** environ;
 
@@ -92,14 +93,7 @@ double TimeCommand(const std::vector<std::string>& args) {
   return Seconds(t0, Steady::now());
 }
 
-bool WaitUntil(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  auto end = Steady::now() + limit;
-  while (Steady::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using reprise::testing::WaitUntil;
 
 long RssKb(pid_t pid) {
   std::ifstream in("/proc/" + (pid ? std::to_string(pid) : std::string("self")) + "/status");

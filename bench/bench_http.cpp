@@ -35,6 +35,7 @@
 
 #include "bench/bench_flags.h"
 #include "tests/support/spawn.h"
+#include "tests/support/wait.h"
 
 namespace {
 
@@ -109,14 +110,7 @@ std::string Request(int port, const std::string& method, const std::string& path
 
 int StatusOf(const std::string& r) { return r.size() > 12 ? std::atoi(r.c_str() + 9) : 0; }
 
-bool WaitUntil(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  auto end = Steady::now() + limit;
-  while (Steady::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
+using reprise::testing::WaitUntil;
 
 struct Server {
   pid_t pid = -1;
