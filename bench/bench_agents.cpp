@@ -30,8 +30,8 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <string>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,12 +40,14 @@
 
 #include "agents/deployer/archive.h"
 #include "agents/protocol/protocol.h"
+#include "bench/bench_flags.h"
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "planner/operations.h"
 #include "server/artifacts/blob_store.h"
 #include "server/hub/agent_hub.h"
 #include "server/store/store.h"
+#include "tests/support/wait.h"
 
 extern char** environ;
 
@@ -91,14 +93,7 @@ double TimeCommand(const std::vector<std::string>& args) {
   return Seconds(t0, Steady::now());
 }
 
-bool WaitUntil(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  auto end = Steady::now() + limit;
-  while (Steady::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using reprise::testing::WaitUntil;
 
 long RssKb(pid_t pid) {
   std::ifstream in("/proc/" + (pid ? std::to_string(pid) : std::string("self")) + "/status");
@@ -414,33 +409,18 @@ int main(int argc, char** argv) {
   Options o;
   if (argc == 5 && std::string(argv[1]) == "--idle-hub")
     RunIdleHub(argv[2], std::string(argv[3]) == "1", std::atoi(argv[4]));
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--bin")
-      o.bin = v;
-    else if (k == "--work")
-      o.work = v;
-    else if (k == "--big1")
-      o.big1 = v;
-    else if (k == "--big2")
-      o.big2 = v;
-    else if (k == "--small1")
-      o.small1 = v;
-    else if (k == "--small2")
-      o.small2 = v;
-    else if (k == "--fanout")
-      o.fanout = std::atoi(v.c_str());
-    else if (k == "--idle")
-      o.idle = std::atoi(v.c_str());
-    else if (k == "--ansible-small")
-      o.ansible_small = std::atof(v.c_str());
-    else if (k == "--ansible-fanout")
-      o.ansible_fanout = std::atof(v.c_str());
-    else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
-      return 2;
-    }
-  }
+  if (!reprise::bench::ParseFlags(argc, argv, 1,
+                                  {{"--bin", o.bin},
+                                   {"--work", o.work},
+                                   {"--big1", o.big1},
+                                   {"--big2", o.big2},
+                                   {"--small1", o.small1},
+                                   {"--small2", o.small2},
+                                   {"--fanout", o.fanout},
+                                   {"--idle", o.idle},
+                                   {"--ansible-small", o.ansible_small},
+                                   {"--ansible-fanout", o.ansible_fanout}}))
+    return 2;
   ::signal(SIGPIPE, SIG_IGN);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   rlimit rl;

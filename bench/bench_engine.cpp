@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_flags.h"
 #include "common/clock.h"
 #include "server/store/store.h"
 
@@ -143,21 +144,13 @@ int main(int argc, char** argv) {
   if (argc < 2) return Usage();
   Options o;
   o.command = argv[1];
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--db")
-      o.db = v;
-    else if (k == "--apps")
-      o.apps = std::stoi(v);
-    else if (k == "--count")
-      o.count = std::stoll(v);
-    else if (k == "--start-ms")
-      o.start_ms = std::stoll(v);
-    else if (k == "--window-ms")
-      o.window_ms = std::stoll(v);
-    else
-      return Usage();
-  }
+  if (!reprise::bench::ParseFlags(argc, argv, 2,
+                                  {{"--db", o.db},
+                                   {"--apps", o.apps},
+                                   {"--count", o.count},
+                                   {"--start-ms", o.start_ms},
+                                   {"--window-ms", o.window_ms}}))
+    return Usage();
   if (o.db.empty() || o.apps < 1) return Usage();
   auto store = reprise::OpenSqliteStore({o.db, 5000});
   if (!store.ok()) {

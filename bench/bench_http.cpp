@@ -33,7 +33,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_flags.h"
 #include "tests/support/spawn.h"
+#include "tests/support/wait.h"
 
 namespace {
 
@@ -108,14 +110,7 @@ std::string Request(int port, const std::string& method, const std::string& path
 
 int StatusOf(const std::string& r) { return r.size() > 12 ? std::atoi(r.c_str() + 9) : 0; }
 
-bool WaitUntil(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  auto end = Steady::now() + limit;
-  while (Steady::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
+using reprise::testing::WaitUntil;
 
 struct Server {
   pid_t pid = -1;
@@ -304,22 +299,14 @@ void StreamBench(const Options& o, const Server& server) {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--server")
-      o.server = v;
-    else if (k == "--work")
-      o.work = v;
-    else if (k == "--trickle")
-      o.trickle = std::atoi(v.c_str());
-    else if (k == "--streams")
-      o.streams = std::atoi(v.c_str());
-    else if (k == "--lines")
-      o.lines = std::atoi(v.c_str());
-    else if (k == "--probes")
-      o.probes = std::atoi(v.c_str());
-  }
-  if (o.server.empty() || o.work.empty()) {
+  const bool parsed = reprise::bench::ParseFlags(argc, argv, 1,
+                                                 {{"--server", o.server},
+                                                  {"--work", o.work},
+                                                  {"--trickle", o.trickle},
+                                                  {"--streams", o.streams},
+                                                  {"--lines", o.lines},
+                                                  {"--probes", o.probes}});
+  if (!parsed || o.server.empty() || o.work.empty()) {
     std::fprintf(stderr,
                  "usage: bench_http --server BIN --work DIR [--trickle N] [--streams N] "
                  "[--lines N] [--probes N]\n");

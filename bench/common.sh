@@ -1,6 +1,9 @@
 # Sourced first by the bench/run_*.sh scripts: what they share. Sets
-# `set -euo pipefail` and build_dir (the script's first argument, default
-# build), and defines:
+# `set -euo pipefail`, build_dir (the script's first argument, default
+# build) and bin (build_dir/bench, the benchmark programs), and defines:
+#   settings NAME=DEFAULT...   sets each lower-case name (FILES=5000: files) to
+#                              the environment's NAME, or DEFAULT
+#   data_dir NAME              prints build_dir/bench-data/NAME, created
 #   ensure_built TARGET...     builds the targets unless every binary is there
 #   skip_without TOOL MESSAGE  prints MESSAGE and exits 0 when TOOL is missing
 #   gen OUT ARGS...            gen_artifact OUT with ARGS, unless OUT exists
@@ -12,6 +15,20 @@
 
 set -euo pipefail
 build_dir=$(cd "${1:-build}" && pwd)
+bin="$build_dir/bench"
+
+settings() {
+  local setting name
+  for setting in "$@"; do
+    name=${setting%%=*}
+    printf -v "${name,,}" '%s' "${!name:-${setting#*=}}"
+  done
+}
+
+data_dir() {
+  mkdir -p "$build_dir/bench-data/$1"
+  echo "$build_dir/bench-data/$1"
+}
 
 ensure_built() {
   local t path

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "agents/deployer/archive.h"
+#include "bench/bench_flags.h"
 #include "common/crypto.h"
 
 namespace {
@@ -214,31 +215,17 @@ int Usage() {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i + 1 >= argc) return Usage();
-    std::string value = argv[++i];
-    if (arg == "--out")
-      o.out = value;
-    else if (arg == "--tree")
-      o.tree = value;
-    else if (arg == "--variant-of")
-      o.variant_of = value;
-    else if (arg == "--files")
-      o.files = std::stoull(value);
-    else if (arg == "--mb")
-      o.mb = std::stod(value);
-    else if (arg == "--seed")
-      o.seed = std::stoull(value);
-    else if (arg == "--changed-pct")
-      o.changed_pct = std::stod(value);
-    else if (arg == "--deleted-pct")
-      o.deleted_pct = std::stod(value);
-    else if (arg == "--added-pct")
-      o.added_pct = std::stod(value);
-    else
-      return Usage();
-  }
+  if (!reprise::bench::ParseFlags(argc, argv, 1,
+                                  {{"--out", o.out},
+                                   {"--tree", o.tree},
+                                   {"--variant-of", o.variant_of},
+                                   {"--files", o.files},
+                                   {"--mb", o.mb},
+                                   {"--seed", o.seed},
+                                   {"--changed-pct", o.changed_pct},
+                                   {"--deleted-pct", o.deleted_pct},
+                                   {"--added-pct", o.added_pct}}))
+    return Usage();
   if (o.out.empty()) return Usage();
   if (o.tree.empty()) {
     std::string base = o.out.string();

@@ -6,15 +6,8 @@
 #   bench/run_agents.sh BUILD_DIR     (FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5
 #                                      FANOUT=10 IDLE=1000 SKIP_ANSIBLE=1 to change)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
-files=${FILES:-5000}
-mb=${MB:-200}
-small_files=${SMALL_FILES:-200}
-small_mb=${SMALL_MB:-5}
-fanout=${FANOUT:-10}
-idle=${IDLE:-1000}
-bin="$build_dir/bench"
-data="$build_dir/bench-data/agents"
-mkdir -p "$data"
+settings FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5 FANOUT=10 IDLE=1000
+data=$(data_dir agents)
 
 ensure_built bench_agents gen_artifact reprise-agent
 skip_without bsdtar "bsdtar not found (apt-get install libarchive-tools); skipping the agent benchmark"

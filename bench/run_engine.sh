@@ -12,13 +12,10 @@
 #   bench/run_engine.sh BUILD_DIR   (COUNT=10000 APPS=10 WINDOW_MS=2000 LEAD_S=auto WRK_SECONDS=10;
 #                                    KEEP_DATA=1 keeps the server's data directory)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
-count=${COUNT:-10000}
-apps=${APPS:-10}
-window_ms=${WINDOW_MS:-2000}
-wrk_seconds=${WRK_SECONDS:-10}
+settings COUNT=10000 APPS=10 WINDOW_MS=2000 WRK_SECONDS=10
 data="$build_dir/bench-data/engine"
 server="$build_dir/bin/reprise-server"
-helper="$build_dir/bench/bench_engine"
+helper="$bin/bench_engine"
 
 ensure_built bench_engine reprise-server
 skip_without curl "curl not found; skipping the engine benchmark"

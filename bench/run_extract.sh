@@ -4,12 +4,8 @@
 # SHA-256 of the blob vs `sha256sum`. Prints numbers; asserts nothing.
 #   bench/run_extract.sh BUILD_DIR      (RUNS=5 FILES=5000 MB=200 to change)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
-runs=${RUNS:-5}
-files=${FILES:-5000}
-mb=${MB:-200}
-bin="$build_dir/bench"
-data="$build_dir/bench-data/artifacts"
-mkdir -p "$data"
+settings RUNS=5 FILES=5000 MB=200
+data=$(data_dir artifacts)
 archive="$data/base-${files}f-${mb}mb.tar.gz"
 
 ensure_built bench_extract gen_artifact

@@ -8,6 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_di
 ensure_built bench_http reprise-server
 # Two thousand sockets on each side: raise the soft descriptor limit if we may.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-"$build_dir/bench/bench_http" --server "$build_dir/bin/reprise-server" \
+"$bin/bench_http" --server "$build_dir/bin/reprise-server" \
   --work "$build_dir/bench-data/http" --trickle "${TRICKLE:-1000}" --streams "${STREAMS:-1000}" \
   --lines "${LINES:-200}" --probes "${PROBES:-500}"

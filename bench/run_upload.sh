@@ -8,15 +8,9 @@
 # Prints numbers; asserts nothing.
 #   bench/run_upload.sh BUILD_DIR   (RUNS=3 FILES=5000 MB=200 SMALL_FILES=500 SMALL_MB=20 KEEP_DATA=1)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
-runs=${RUNS:-3}
-files=${FILES:-5000}
-mb=${MB:-200}
-small_files=${SMALL_FILES:-500}
-small_mb=${SMALL_MB:-20}
-bin="$build_dir/bench"
-arts="$build_dir/bench-data/artifacts"
-data="$build_dir/bench-data/upload"
-mkdir -p "$arts" "$data"
+settings RUNS=3 FILES=5000 MB=200 SMALL_FILES=500 SMALL_MB=20
+arts=$(data_dir artifacts)
+data=$(data_dir upload)
 
 ensure_built gen_artifact reprise-server reprise
 skip_without curl "curl not found; skipping the upload benchmark"

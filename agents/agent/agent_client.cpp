@@ -17,6 +17,7 @@
 #include "agents/protocol/channel.h"
 #include "agents/protocol/messages.h"
 #include "common/crypto.h"
+#include "common/enum_names.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "planner/version.h"
@@ -30,17 +31,12 @@ using protocol::MessageType;
 using Steady = std::chrono::steady_clock;
 namespace asio = protocol::asio;
 
-const char* KindName(OperationOutcome::Kind k) {
-  switch (k) {
-    case OperationOutcome::Kind::kSucceeded:
-      return "succeeded";
-    case OperationOutcome::Kind::kFailed:
-      return "failed";
-    case OperationOutcome::Kind::kError:
-      return "error";
-  }
-  return "error";
-}
+// An operation's outcome as the result message names it.
+constexpr EnumName<OperationOutcome::Kind> kOutcomeKindNames[] = {
+    {OperationOutcome::Kind::kSucceeded, "succeeded"},
+    {OperationOutcome::Kind::kFailed, "failed"},
+    {OperationOutcome::Kind::kError, "error"},
+};
 
 struct FetchState {
   std::mutex m;
@@ -532,7 +528,7 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       OperationOutcome out =
           self->runner.Run(target_path, op, label, source, log, running->cancel, progress);
       protocol::OperationResult r{
-          op_id, KindName(out.kind),
+          op_id, std::string(NameOf(kOutcomeKindNames, out.kind, "error")),
           BoundedText(out.kind == OperationOutcome::Kind::kError ? out.error.message()
                                                                  : out.message),
           out.error.code()};

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <memory>
 
+#include "common/enum_names.h"
+
 namespace reprise {
 namespace {
 
@@ -24,31 +26,27 @@ Status BadUrl(std::string_view url, std::string_view why) {
                          "': " + std::string(why));
 }
 
-// What went wrong with a request that got no response, in words.
+// What went wrong with a request that got no response, in words; the
+// timeouts are said below with their length.
+constexpr EnumName<httplib::Error> kErrorTexts[] = {
+    {httplib::Error::Connection, "cannot connect"},
+    {httplib::Error::Write, "cannot send the request"},
+    {httplib::Error::Canceled, "cancelled"},
+    {httplib::Error::SSLConnection, "TLS handshake failed"},
+    {httplib::Error::SSLLoadingCerts, "cannot load the CA certificates"},
+    {httplib::Error::SSLServerVerification, "the server's TLS certificate is not trusted"},
+    {httplib::Error::Compression, "cannot decompress the response"},
+};
+
 std::string ErrorText(httplib::Error e, int timeout_seconds) {
   const std::string t = std::to_string(timeout_seconds) + " s";
-  switch (e) {
-    case httplib::Error::Connection:
-      return "cannot connect";
-    case httplib::Error::ConnectionTimeout:
-      return "no connection within " + t;
-    case httplib::Error::Read:
-      return "no complete response within " + t + " (or the connection was closed)";
-    case httplib::Error::Write:
-      return "cannot send the request";
-    case httplib::Error::Canceled:
-      return "cancelled";
-    case httplib::Error::SSLConnection:
-      return "TLS handshake failed";
-    case httplib::Error::SSLLoadingCerts:
-      return "cannot load the CA certificates";
-    case httplib::Error::SSLServerVerification:
-      return "the server's TLS certificate is not trusted";
-    case httplib::Error::Compression:
-      return "cannot decompress the response";
-    default:
-      return "request failed (" + httplib::to_string(e) + ")";
+  if (e == httplib::Error::ConnectionTimeout) return "no connection within " + t;
+  if (e == httplib::Error::Read) {
+    return "no complete response within " + t + " (or the connection was closed)";
   }
+  const std::string_view text = NameOf(kErrorTexts, e, "");
+  if (!text.empty()) return std::string(text);
+  return "request failed (" + httplib::to_string(e) + ")";
 }
 
 OperationOutcome Stopped(const CancelToken& cancel, const std::string& url, int attempt) {

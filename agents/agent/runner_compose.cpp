@@ -151,14 +151,7 @@ OperationOutcome PlaceAndSwitch(const Layout& l, const fs::path& partial, const 
   Status written = WriteMeta(l, m);
   if (!written.ok()) return OperationOutcome::Error(written);
 
-  if (progress) progress({"switch", 0, 0, 0, 0});
-  auto old = SwitchLink(l, link, release_dir, fsync);
-  if (!old.ok()) return OperationOutcome::Error(old.status());
-  RecordCurrent(l, op.name, *old, op.keep, log);
-  log(LogLevel::kInfo, (op.to.empty() ? std::string("current") : op.to) + " -> " + op.name +
-                           (old->empty() ? "" : " (was " + *old + ")"));
-  if (progress) progress({"done", 0, 0, 0, 0});
-  return OperationOutcome::Succeeded();
+  return SwitchToRelease(l, link, op.to, op.name, op.keep, fsync, log, progress);
 }
 
 }  // namespace
@@ -190,12 +183,7 @@ OperationOutcome AgentRunner::Impl::Compose(const fs::path& root, const ComposeR
                                   "composed release is checked in full against its manifest");
     }
   }
-  std::error_code ec;
-  for (const auto& d : {l.state_dir(), l.releases(), l.meta(), l.tmp()}) {
-    fs::create_directories(d, ec);
-    if (ec) return OperationOutcome::Error(IoError("cannot create " + d.string()));
-  }
-  CleanTmp(l);
+  if (Status prepared = PrepareLayout(l); !prepared.ok()) return OperationOutcome::Error(prepared);
 
   ComposeSource source;
   const RevertCounts counts = CountReverts(op.reverts);
@@ -216,6 +204,7 @@ OperationOutcome AgentRunner::Impl::Compose(const fs::path& root, const ComposeR
   }
   log(LogLevel::kInfo, RevertSummary(op, source.shown));
 
+  std::error_code ec;
   const fs::path partial = l.tmp() / (op.name + ".partial-" + RandomHex(4));
   Status built = CopyReleaseTree(base_dir, partial, cancel);
   if (built.ok()) built = ApplyReverts(partial, source.dir, op.reverts, *composed);

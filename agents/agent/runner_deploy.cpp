@@ -101,12 +101,7 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   if (!IsHex64(op.sha256)) {
     return OperationOutcome::Failed("deploy-artifact: invalid sha256 '" + op.sha256 + "'");
   }
-  std::error_code ec;
-  for (const auto& d : {l.state_dir(), l.releases(), l.meta(), l.tmp()}) {
-    fs::create_directories(d, ec);
-    if (ec) return OperationOutcome::Error(IoError("cannot create " + d.string()));
-  }
-  CleanTmp(l);
+  if (Status prepared = PrepareLayout(l); !prepared.ok()) return OperationOutcome::Error(prepared);
   // Each phase reports what it counts; later phases carry the earlier counts
   // along, so the last report still says how many bytes came over and how
   // many files were extracted (the deployment page shows it as finished).
@@ -187,19 +182,9 @@ OperationOutcome AgentRunner::Impl::DeployRelease(const Layout& l, const DeployA
                                     " is a directory, not a release link; move it away first");
   }
   const std::string name = ReleaseDirName(label, op.artifact, op.sha256);
-  const fs::path release_dir = l.releases() / name;
   OperationOutcome installed = InstallRelease(l, op, label, name, blobs, log, cancel, report);
   if (!installed.succeeded()) return installed;
-
-  // The switch: a fresh symlink renamed over the old one.
-  report({"switch", 0, 0, 0, 0});
-  auto old = SwitchLink(l, link, release_dir, options.fsync);
-  if (!old.ok()) return OperationOutcome::Error(old.status());
-  RecordCurrent(l, name, *old, op.keep, log);
-  log(LogLevel::kInfo, std::string(op.to.empty() ? "current" : op.to) + " -> " + name +
-                           (old->empty() || *old == name ? "" : " (was " + *old + ")"));
-  report({"done", 0, 0, 0, 0});
-  return OperationOutcome::Succeeded();
+  return SwitchToRelease(l, link, op.to, name, op.keep, options.fsync, log, report);
 }
 
 OperationOutcome AgentRunner::Impl::InstallRelease(const Layout& l, const DeployArtifactOp& op,

@@ -12,8 +12,10 @@
 //   - PlaceRelease(): a complete extraction moved into releases/;
 //   - AgentRunner::Impl::InstallRelease(): an artifact made into
 //     releases/<name> (reused when an unchanged, verified copy is there);
-//   - SwitchLink() then RecordCurrent(): `current` (or another link) switched
-//     by rename(2) of a fresh symlink, and the switch recorded in state.json,
+//   - PrepareLayout(): the directories created and tmp/ emptied first;
+//   - SwitchLink() then RecordCurrent() (together, with the log line and
+//     progress, SwitchToRelease()): `current` (or another link) switched by
+//     rename(2) of a fresh symlink, and the switch recorded in state.json,
 //     pruning releases beyond `keep`;
 //   - RootLocks: the per-root lock every operation on a root holds (except
 //     exec and http-check, which release it once started).
@@ -135,6 +137,17 @@ void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& 
 
 // Empties tmp/ (partial downloads and extractions of an earlier attempt).
 void CleanTmp(const Layout& l);
+
+// Creates the agent's directories under the root and empties tmp/: what an
+// operation that places a release does first.
+[[nodiscard]] Status PrepareLayout(const Layout& l);
+
+// The end of an operation that placed release `name`: the "switch" progress,
+// `to` ("" : `current`) switched to it (SwitchLink), RecordCurrent, the
+// switch logged, the "done" progress. `link` is `to` resolved under the root.
+OperationOutcome SwitchToRelease(const Layout& l, const std::filesystem::path& link,
+                                 const std::string& to, const std::string& name, int keep,
+                                 bool fsync, const RunnerLog& log, const ProgressFn& progress);
 
 // Removes a fetched archive (never a file the source owns, e.g. the server's
 // blob store for the local agent).

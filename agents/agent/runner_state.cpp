@@ -2,6 +2,7 @@
 // can write there (probe), and the JSON forms the agent protocol carries.
 #include <nlohmann/json.hpp>
 
+#include "agents/agent/json_fields.h"
 #include "agents/agent/runner_internal.h"
 
 namespace reprise {
@@ -10,6 +11,26 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace agent_runner;  // this module's own internals
+
+// The JSON forms' fields (json_fields.h), each declared once.
+constexpr auto kArchiveLimitsFields = [](auto& l, auto&& field) {
+  field("max_entries", l.max_entries);
+  field("max_total_bytes", l.max_total_bytes);
+  field("max_entry_bytes", l.max_entry_bytes);
+  field("max_compression_ratio", l.max_compression_ratio);
+  field("ratio_check_min_bytes", l.ratio_check_min_bytes);
+};
+constexpr auto kTargetStateFields = [](auto& s, auto&& field) {
+  field("online", s.online);
+  field("current_release", s.current_release);
+  field("previous_release", s.previous_release);
+  field("release", s.release);
+  field("build", s.build);
+  field("artifact", s.artifact);
+  field("artifact_sha256", s.artifact_sha256);
+  field("manifest_hash", s.manifest_hash);
+  field("cached_releases", s.cached_releases);
+};
 
 }  // namespace
 
@@ -56,59 +77,19 @@ Result<ProbeReport> AgentRunner::Probe(std::string_view target_path) {
 }
 
 std::string ArchiveLimitsToJson(const ArchiveLimits& limits) {
-  json j = {{"max_entries", limits.max_entries},
-            {"max_total_bytes", limits.max_total_bytes},
-            {"max_entry_bytes", limits.max_entry_bytes},
-            {"max_compression_ratio", limits.max_compression_ratio},
-            {"ratio_check_min_bytes", limits.ratio_check_min_bytes}};
-  return j.dump();
+  return FieldsToJson(limits, kArchiveLimitsFields).dump();
 }
 
 Result<ArchiveLimits> ArchiveLimitsFromJson(std::string_view text) {
-  try {
-    json j = json::parse(text);
-    ArchiveLimits l;
-    l.max_entries = j.value("max_entries", l.max_entries);
-    l.max_total_bytes = j.value("max_total_bytes", l.max_total_bytes);
-    l.max_entry_bytes = j.value("max_entry_bytes", l.max_entry_bytes);
-    l.max_compression_ratio = j.value("max_compression_ratio", l.max_compression_ratio);
-    l.ratio_check_min_bytes = j.value("ratio_check_min_bytes", l.ratio_check_min_bytes);
-    return l;
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("bad archive limits: ") + e.what());
-  }
+  return ParseFields<ArchiveLimits>(text, kArchiveLimitsFields, "archive limits");
 }
 
 std::string TargetStateToJson(const TargetState& s) {
-  json j = {{"online", s.online},
-            {"current_release", s.current_release},
-            {"previous_release", s.previous_release},
-            {"release", s.release},
-            {"build", s.build},
-            {"artifact", s.artifact},
-            {"artifact_sha256", s.artifact_sha256},
-            {"manifest_hash", s.manifest_hash},
-            {"cached_releases", s.cached_releases}};
-  return j.dump();
+  return FieldsToJson(s, kTargetStateFields).dump();
 }
 
 Result<TargetState> TargetStateFromJson(std::string_view text) {
-  try {
-    json j = json::parse(text);
-    TargetState s;
-    s.online = j.value("online", false);
-    s.current_release = j.value("current_release", "");
-    s.previous_release = j.value("previous_release", "");
-    s.release = j.value("release", "");
-    s.build = j.value("build", "");
-    s.artifact = j.value("artifact", "");
-    s.artifact_sha256 = j.value("artifact_sha256", "");
-    s.manifest_hash = j.value("manifest_hash", "");
-    s.cached_releases = j.value("cached_releases", std::vector<std::string>{});
-    return s;
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("bad target state: ") + e.what());
-  }
+  return ParseFields<TargetState>(text, kTargetStateFields, "target state");
 }
 
 std::string ValidationReportToJson(const ValidationReport& r) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "agents/agent/json_fields.h"
 #include "agents/agent/runner_internal.h"
 #include "common/crypto.h"
 #include "common/fs.h"
@@ -42,34 +43,30 @@ bool IsWithin(const fs::path& child, const fs::path& parent) {
 
 std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-std::string MetaToJson(const ReleaseMeta& m) {
-  json j = {{"name", m.name},
-            {"release", m.release},
-            {"build", m.build},
-            {"artifact", m.artifact},
-            {"sha256", m.sha256},
-            {"manifest_hash", m.manifest_hash},
-            {"file_count", m.file_count},
-            {"total_bytes", m.total_bytes},
-            {"tree_stamp", m.tree_stamp}};
-  return j.dump();
-}
+// The JSON forms' fields (json_fields.h), each declared once.
+constexpr auto kMetaFields = [](auto& m, auto&& field) {
+  field("name", m.name, kRequired);
+  field("release", m.release);
+  field("build", m.build);
+  field("artifact", m.artifact);
+  field("sha256", m.sha256, kRequired);
+  field("manifest_hash", m.manifest_hash);
+  field("file_count", m.file_count);
+  field("total_bytes", m.total_bytes);
+  field("tree_stamp", m.tree_stamp);
+};
+constexpr auto kStateFields = [](auto& s, auto&& field) {
+  field("current", s.current);
+  field("previous", s.previous);
+  field("history", s.history);
+};
+
+std::string MetaToJson(const ReleaseMeta& m) { return FieldsToJson(m, kMetaFields).dump(); }
 
 Result<ReleaseMeta> ReadMeta(const Layout& l, const std::string& name) {
   REPRISE_ASSIGN_OR_RETURN(std::string text, ReadFileToString(l.meta() / (name + ".json")));
   try {
-    json j = json::parse(text);
-    ReleaseMeta m;
-    m.name = j.at("name").get<std::string>();
-    m.release = j.value("release", "");
-    m.build = j.value("build", "");
-    m.artifact = j.value("artifact", "");
-    m.sha256 = j.at("sha256").get<std::string>();
-    m.manifest_hash = j.value("manifest_hash", "");
-    m.file_count = j.value("file_count", uint64_t{0});
-    m.total_bytes = j.value("total_bytes", uint64_t{0});
-    m.tree_stamp = j.value("tree_stamp", "");
-    return m;
+    return FieldsFromJson<ReleaseMeta>(json::parse(text), kMetaFields);
   } catch (const std::exception& e) {
     return Internal("release metadata " + name + " is corrupt: " + e.what());
   }
@@ -80,18 +77,14 @@ DeployState ReadState(const Layout& l) {
   auto text = ReadFileToString(l.state_file());
   if (!text.ok()) return s;
   try {
-    json j = json::parse(*text);
-    s.current = j.value("current", "");
-    s.previous = j.value("previous", "");
-    s.history = j.value("history", std::vector<std::string>{});
+    ReadFields(json::parse(*text), s, kStateFields);
   } catch (const std::exception&) {
   }
   return s;
 }
 
 Status WriteState(const Layout& l, const DeployState& s) {
-  json j = {{"current", s.current}, {"previous", s.previous}, {"history", s.history}};
-  return WriteFileAtomic(l.state_file(), j.dump(), 0644);
+  return WriteFileAtomic(l.state_file(), FieldsToJson(s, kStateFields).dump(), 0644);
 }
 
 // The release directory name `current` (or another link) points at, or "".
@@ -239,6 +232,19 @@ void RecordCurrent(const Layout& l, const std::string& name, const std::string& 
   if (!ws.ok()) log(LogLevel::kWarning, "could not record the deploy history: " + ws.message());
 }
 
+OperationOutcome SwitchToRelease(const Layout& l, const fs::path& link, const std::string& to,
+                                 const std::string& name, int keep, bool fsync,
+                                 const RunnerLog& log, const ProgressFn& progress) {
+  if (progress) progress({"switch", 0, 0, 0, 0});
+  auto old = SwitchLink(l, link, l.releases() / name, fsync);
+  if (!old.ok()) return OperationOutcome::Error(old.status());
+  RecordCurrent(l, name, *old, keep, log);
+  log(LogLevel::kInfo, (to.empty() ? std::string("current") : to) + " -> " + name +
+                           (old->empty() || *old == name ? "" : " (was " + *old + ")"));
+  if (progress) progress({"done", 0, 0, 0, 0});
+  return OperationOutcome::Succeeded();
+}
+
 void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log) {
   std::error_code ec;
   std::set<std::string> retained;
@@ -295,6 +301,17 @@ void DropTemporaryBlob(const Layout& l, const fs::path& blob) {
     fs::remove(blob, ec);
   }
 }
+
+Status PrepareLayout(const Layout& l) {
+  std::error_code ec;
+  for (const auto& d : {l.state_dir(), l.releases(), l.meta(), l.tmp()}) {
+    fs::create_directories(d, ec);
+    if (ec) return IoError("cannot create " + d.string());
+  }
+  CleanTmp(l);
+  return Status::Ok();
+}
+
 void CleanTmp(const Layout& l) {
   std::error_code ec;
   if (!fs::exists(l.tmp(), ec)) return;

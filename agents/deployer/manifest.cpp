@@ -8,6 +8,7 @@
 #include "agents/deployer/archive.h"
 #include "agents/deployer/entry_rules.h"
 #include "common/crypto.h"
+#include "common/enum_names.h"
 
 namespace reprise {
 
@@ -27,11 +28,16 @@ std::string OctalMode(unsigned mode) {
   return buf;
 }
 
+// The manifest's (and its hash's) name of each entry type.
+constexpr EnumName<EntryType> kEntryTypeNames[] = {
+    {EntryType::kFile, "file"},
+    {EntryType::kDirectory, "dir"},
+    {EntryType::kSymlink, "symlink"},
+    {EntryType::kHardlink, "hardlink"},
+};
+
 Result<EntryType> ParseEntryType(std::string_view name) {
-  if (name == "file") return EntryType::kFile;
-  if (name == "dir") return EntryType::kDirectory;
-  if (name == "symlink") return EntryType::kSymlink;
-  if (name == "hardlink") return EntryType::kHardlink;
+  if (auto type = ValueOf(kEntryTypeNames, name)) return *type;
   return InvalidArgument("unknown manifest entry type '" + std::string(name) + "'");
 }
 
@@ -48,19 +54,7 @@ Result<unsigned> ParseOctalMode(const std::string& text) {
 
 }  // namespace
 
-std::string_view EntryTypeName(EntryType type) {
-  switch (type) {
-    case EntryType::kFile:
-      return "file";
-    case EntryType::kDirectory:
-      return "dir";
-    case EntryType::kSymlink:
-      return "symlink";
-    case EntryType::kHardlink:
-      return "hardlink";
-  }
-  return "unknown";
-}
+std::string_view EntryTypeName(EntryType type) { return NameOf(kEntryTypeNames, type, "unknown"); }
 
 std::string ComputeManifestHash(const std::vector<ManifestEntry>& sorted_entries) {
   Sha256 hasher;

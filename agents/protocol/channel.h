@@ -166,21 +166,22 @@ class Channel : public std::enable_shared_from_this<Channel> {
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : *plain_; }
   const tcp::socket& lowest() const { return tls_ ? tls_->next_layer() : *plain_; }
 
-  template <typename Buffers, typename Handler>
-  void AsyncRead(const Buffers& b, Handler&& h) {
+  // Calls f with the stream the frames go through: TLS, or the plain socket.
+  template <typename F>
+  void WithStream(F&& f) {
     if (tls_) {
-      asio::async_read(*tls_, b, std::forward<Handler>(h));
+      f(*tls_);
     } else {
-      asio::async_read(*plain_, b, std::forward<Handler>(h));
+      f(*plain_);
     }
   }
   template <typename Buffers, typename Handler>
+  void AsyncRead(const Buffers& b, Handler&& h) {
+    WithStream([&](auto& stream) { asio::async_read(stream, b, std::forward<Handler>(h)); });
+  }
+  template <typename Buffers, typename Handler>
   void AsyncWrite(const Buffers& b, Handler&& h) {
-    if (tls_) {
-      asio::async_write(*tls_, b, std::forward<Handler>(h));
-    } else {
-      asio::async_write(*plain_, b, std::forward<Handler>(h));
-    }
+    WithStream([&](auto& stream) { asio::async_write(stream, b, std::forward<Handler>(h)); });
   }
 
   void ReadPrefix() {

@@ -128,17 +128,7 @@ struct Fixture {
     REQUIRE_MESSAGE(d.succeeded(), d.message);
   }
   ComposeReleaseOp Op(const std::vector<RevertEntry>& reverts, const Manifest& composed) {
-    ComposeReleaseOp op;
-    op.base_release = rd;
-    op.base_manifest_hash = md.manifest_hash;
-    op.source_release = ra;
-    op.source_artifact = "web";
-    op.source_sha256 = sha_a;
-    op.source_manifest_hash = ma.manifest_hash;
-    op.reverts = reverts;
-    op.manifest_json = ManifestToJson(composed);
-    op.name = rd + "+rr3";
-    return op;
+    return compose_testing::ComposeOp({rd, md}, {ra, ma, sha_a}, reverts, composed, rd + "+rr3");
   }
   std::string Current() { return LinkedName(root / "current"); }
   static std::string LinkedName(const fs::path& link) {
@@ -155,13 +145,18 @@ struct Fixture {
   }
 };
 
-// The composed release holds exactly: D's index.html and img/, A's tool,
-// app.ini mode, logo link and old/readme.txt; no new/, no extra.txt.
-void CheckComposedTree(Fixture& f, const Manifest& composed) {
-  auto report = ValidateTree(f.root / "current", composed);
+// `current` holds exactly the tree `m` describes.
+void CheckCurrentTree(Fixture& f, const Manifest& m) {
+  auto report = ValidateTree(f.root / "current", m);
   REQUIRE(report.ok());
   CHECK_MESSAGE(report->ok(), report->missing.size(), " missing, ", report->changed.size(),
                 " changed, ", report->extra.size(), " extra");
+}
+
+// The composed release holds exactly: D's index.html and img/, A's tool,
+// app.ini mode, logo link and old/readme.txt; no new/, no extra.txt.
+void CheckComposedTree(Fixture& f, const Manifest& composed) {
+  CheckCurrentTree(f, composed);
   fs::path cur = f.root / "current";
   CHECK(ReadFile(cur / "index.html") == "D index");
   CHECK(ReadFile(cur / "bin/tool") == "A tool");
@@ -214,16 +209,12 @@ TEST_CASE("compose-release from A's cached release: deletes, overrides, restores
   REQUIRE_MESSAGE(back.succeeded(), back.message);
   CHECK(f.Logged("switching only"));
   CHECK(f.Current() == f.rd);
-  auto report = ValidateTree(f.root / "current", f.md);
-  REQUIRE(report.ok());
-  CHECK(report->ok());
+  CheckCurrentTree(f, f.md);
   CHECK(ReadFile(f.root / "current/bin/tool") == "D tool, longer");
   // And re-deploying build 1 restores A completely.
   auto a = f.Deploy(f.sha_a, f.ma, "1");
   REQUIRE(a.succeeded());
-  report = ValidateTree(f.root / "current", f.ma);
-  REQUIRE(report.ok());
-  CHECK(report->ok());
+  CheckCurrentTree(f, f.ma);
 }
 
 TEST_CASE("compose-release takes A's versions from A's artifact when A's release is gone") {
@@ -317,9 +308,7 @@ TEST_CASE("a composed tree that does not match the composed manifest is never sw
   CHECK(f.Current() == f.rd);
   CHECK_FALSE(fs::exists(f.root / ".reprise/releases" / op.name));
   CHECK(f.TmpIsEmpty());
-  auto report = ValidateTree(f.root / "current", f.md);
-  REQUIRE(report.ok());
-  CHECK(report->ok());
+  CheckCurrentTree(f, f.md);
 }
 
 TEST_CASE("compose-release without an earlier deployment: deletes only") {
@@ -333,9 +322,7 @@ TEST_CASE("compose-release without an earlier deployment: deletes only") {
   REQUIRE_MESSAGE(out.succeeded(), out.message);
   CHECK(f.Logged("2 reverted (2 delete, 0 override, 0 restore)"));
   CHECK_FALSE(fs::exists(f.root / "current/new"));
-  auto report = ValidateTree(f.root / "current", composed);
-  REQUIRE(report.ok());
-  CHECK(report->ok());
+  CheckCurrentTree(f, composed);
 }
 
 TEST_CASE("keeping releases never removes the composed release's current or previous") {

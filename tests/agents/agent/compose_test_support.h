@@ -1,7 +1,8 @@
 // Test support for compose-release: trees with modes, symlinks and
-// directories written to disk (then packed with CreateTarGz), and the
-// composed manifest computed the way the server does (D's manifest with the
-// chosen components taken back to A's entries, directories adjusted).
+// directories written to disk (then packed with CreateTarGz), the composed
+// manifest computed the way the server does (D's manifest with the chosen
+// components taken back to A's entries, directories adjusted), and the
+// compose-release operation that asks for it.
 #pragma once
 
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agents/deployer/archive.h"
@@ -85,6 +87,32 @@ inline Manifest ComposeManifest(const Manifest& a, const Manifest& d,
   }
   m.manifest_hash = ComputeManifestHash(m.entries);
   return m;
+}
+
+// A release on the target as compose-release names it; `sha256` is its
+// artifact's (only the source's is sent).
+struct TargetRelease {
+  std::string release;
+  const Manifest& manifest;
+  std::string sha256 = "";
+};
+
+// The compose-release `name` of `base` with `reverts` taken back to
+// `source`'s versions (artifact "web"), promising the `composed` tree.
+inline ComposeReleaseOp ComposeOp(const TargetRelease& base, const TargetRelease& source,
+                                  const std::vector<RevertEntry>& reverts, const Manifest& composed,
+                                  std::string name) {
+  ComposeReleaseOp op;
+  op.base_release = base.release;
+  op.base_manifest_hash = base.manifest.manifest_hash;
+  op.source_release = source.release;
+  op.source_artifact = "web";
+  op.source_sha256 = source.sha256;
+  op.source_manifest_hash = source.manifest.manifest_hash;
+  op.reverts = reverts;
+  op.manifest_json = ManifestToJson(composed);
+  op.name = std::move(name);
+  return op;
 }
 
 }  // namespace reprise::compose_testing

@@ -14,13 +14,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/crypto.h"
+#include "common/enum_names.h"
+#include "tests/temp_dir.h"
 
 namespace reprise::testing {
 
@@ -53,18 +54,14 @@ inline RawEntry Special(std::string path, RawType type, unsigned mode = 0644) {
 
 enum class ArchiveKind { kTar, kTarGz, kZip, kGnuTar };
 
-inline const char* KindName(ArchiveKind kind) {
-  switch (kind) {
-    case ArchiveKind::kTar:
-      return "tar";
-    case ArchiveKind::kTarGz:
-      return "tar.gz";
-    case ArchiveKind::kZip:
-      return "zip";
-    case ArchiveKind::kGnuTar:
-      return "gnutar";
-  }
-  return "?";
+inline constexpr EnumName<ArchiveKind> kArchiveKindNames[] = {
+    {ArchiveKind::kTar, "tar"},
+    {ArchiveKind::kTarGz, "tar.gz"},
+    {ArchiveKind::kZip, "zip"},
+    {ArchiveKind::kGnuTar, "gnutar"},
+};
+inline std::string KindName(ArchiveKind kind) {
+  return std::string(NameOf(kArchiveKindNames, kind, "?"));
 }
 
 inline void WriteArchive(const std::filesystem::path& out, ArchiveKind kind,
@@ -148,12 +145,7 @@ inline void WriteArchive(const std::filesystem::path& out, ArchiveKind kind,
   archive_write_free(a);
 }
 
-inline std::string ReadBytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+inline std::string ReadBytes(const std::filesystem::path& p) { return ReadFile(p); }
 
 inline void WriteBytes(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

@@ -77,16 +77,8 @@ TEST_CASE("compose-release on a remote agent, with A's artifact fetched through 
   std::vector<RevertEntry> reverts = {
       {"bin/tool", "override"}, {"new/x.txt", "delete"}, {"old/readme.txt", "restore"}};
   Manifest composed = compose_testing::ComposeManifest(ma, md, reverts);
-  ComposeReleaseOp op;
-  op.base_release = rd;
-  op.base_manifest_hash = md.manifest_hash;
-  op.source_release = ra;
-  op.source_artifact = "web";
-  op.source_sha256 = sha_a;
-  op.source_manifest_hash = ma.manifest_hash;
-  op.reverts = reverts;
-  op.manifest_json = ManifestToJson(composed);
-  op.name = rd + "+rr1";
+  ComposeReleaseOp op =
+      compose_testing::ComposeOp({rd, md}, {ra, ma, sha_a}, reverts, composed, rd + "+rr1");
 
   LogCollector logs;
   auto out = RunOn(*f.hub, t, op, "2", logs);
