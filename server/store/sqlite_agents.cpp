@@ -2,6 +2,11 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+constexpr const char* kAgentColumns =
+    "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
+    "public_key FROM agents";
+}  // namespace
 
 Status SqliteStore::PutAgent(const AgentRecord& a) {
   return Execute("put agent",
@@ -15,17 +20,11 @@ Status SqliteStore::PutAgent(const AgentRecord& a) {
 }
 
 Result<AgentRecord> SqliteStore::GetAgent(const std::string& name) {
-  return One<AgentRecord>(
-      "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
-      "public_key FROM agents WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadAgent, "agent '" + name + "'");
+  return GetByName(kAgentColumns, ReadAgent, "agent", name);
 }
 
 Result<std::vector<AgentRecord>> SqliteStore::ListAgents(const Page& page) {
-  return Many<AgentRecord>(
-      "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
-      "public_key FROM agents ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadAgent);
+  return ListByName(kAgentColumns, ReadAgent, page);
 }
 
 Status SqliteStore::CreateEnrollToken(const EnrollTokenRecord& t) {

@@ -4,6 +4,15 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+constexpr const char* kEnvironmentColumns =
+    "SELECT name, variables_json, updated_at FROM environments";
+constexpr const char* kTargetColumns =
+    "SELECT name, environment, agent, path, variables_json, updated_at FROM targets";
+constexpr const char* kApplicationColumns =
+    "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
+    "FROM applications";
+}  // namespace
 
 std::string SealedReason(const BuildRecord& build) {
   if (build.sealed_at != 0)
@@ -23,16 +32,11 @@ Status SqliteStore::PutEnvironment(const EnvironmentRecord& env) {
 }
 
 Result<EnvironmentRecord> SqliteStore::GetEnvironment(const std::string& name) {
-  return One<EnvironmentRecord>(
-      "SELECT name, variables_json, updated_at FROM environments WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadEnvironment,
-      "environment '" + name + "'");
+  return GetByName(kEnvironmentColumns, ReadEnvironment, "environment", name);
 }
 
 Result<std::vector<EnvironmentRecord>> SqliteStore::ListEnvironments(const Page& page) {
-  return Many<EnvironmentRecord>(
-      "SELECT name, variables_json, updated_at FROM environments ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadEnvironment);
+  return ListByName(kEnvironmentColumns, ReadEnvironment, page);
 }
 
 Status SqliteStore::PutTarget(const TargetRecord& t) {
@@ -45,17 +49,11 @@ Status SqliteStore::PutTarget(const TargetRecord& t) {
 }
 
 Result<TargetRecord> SqliteStore::GetTarget(const std::string& name) {
-  return One<TargetRecord>(
-      "SELECT name, environment, agent, path, variables_json, updated_at FROM targets "
-      "WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadTarget, "target '" + name + "'");
+  return GetByName(kTargetColumns, ReadTarget, "target", name);
 }
 
 Result<std::vector<TargetRecord>> SqliteStore::ListTargets(const Page& page) {
-  return Many<TargetRecord>(
-      "SELECT name, environment, agent, path, variables_json, updated_at FROM targets "
-      "ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadTarget);
+  return ListByName(kTargetColumns, ReadTarget, page);
 }
 
 Result<ApplicationRecord> SqliteStore::PutApplication(const ApplicationRecord& app) {
@@ -89,18 +87,11 @@ Result<ApplicationRecord> SqliteStore::PutApplication(const ApplicationRecord& a
 }
 
 Result<ApplicationRecord> SqliteStore::GetApplication(const std::string& name) {
-  return One<ApplicationRecord>(
-      "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
-      "FROM applications WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadApplication,
-      "application '" + name + "'");
+  return GetByName(kApplicationColumns, ReadApplication, "application", name);
 }
 
 Result<std::vector<ApplicationRecord>> SqliteStore::ListApplications(const Page& page) {
-  return Many<ApplicationRecord>(
-      "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
-      "FROM applications ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadApplication);
+  return ListByName(kApplicationColumns, ReadApplication, page);
 }
 
 Status SqliteStore::CreateRelease(const ReleaseRecord& r) {

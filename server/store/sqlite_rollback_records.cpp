@@ -24,55 +24,22 @@ constexpr const char* kTargetColumns =
 
 RollbackRecord ReadRecord(SQLite::Statement& q) {
   RollbackRecord r;
-  int i = 0;
-  r.id = q.getColumn(i++).getInt64();
-  r.deployment_id = q.getColumn(i++).getInt64();
-  r.application = q.getColumn(i++).getString();
-  r.stage = q.getColumn(i++).getString();
-  r.release = q.getColumn(i++).getString();
-  r.build = q.getColumn(i++).getInt64();
-  r.status = q.getColumn(i++).getString();
-  r.comment = q.getColumn(i++).getString();
-  r.created_by = q.getColumn(i++).getString();
-  r.created_at = q.getColumn(i++).getInt64();
-  r.submitted_by = q.getColumn(i++).getString();
-  r.submitted_at = q.getColumn(i++).getInt64();
-  r.executed_by = q.getColumn(i++).getString();
-  r.executed_at = q.getColumn(i++).getInt64();
-  r.execution_deployment_id = q.getColumn(i++).getInt64();
-  r.scheduled_at = q.getColumn(i++).getInt64();
-  r.finished_at = q.getColumn(i++).getInt64();
-  r.validated_by = q.getColumn(i++).getString();
-  r.validated_at = q.getColumn(i++).getInt64();
-  r.validation_json = q.getColumn(i++).getString();
-  r.connection_json = q.getColumn(i++).getString();
-  r.connection_checked_at = q.getColumn(i++).getInt64();
-  r.connection_ok = q.getColumn(i++).getInt() != 0;
-  r.error = q.getColumn(i++).getString();
-  r.components_total = q.getColumn(i++).getInt64();
-  r.components_selected = q.getColumn(i++).getInt64();
+  ReadColumns(q, r.id, r.deployment_id, r.application, r.stage, r.release, r.build, r.status,
+              r.comment, r.created_by, r.created_at, r.submitted_by, r.submitted_at, r.executed_by,
+              r.executed_at, r.execution_deployment_id, r.scheduled_at, r.finished_at,
+              r.validated_by, r.validated_at, r.validation_json, r.connection_json,
+              r.connection_checked_at, r.connection_ok, r.error, r.components_total,
+              r.components_selected);
   return r;
 }
 
 RollbackRecordTarget ReadRecordTarget(SQLite::Statement& q) {
   RollbackRecordTarget t;
-  int i = 0;
-  t.record_id = q.getColumn(i++).getInt64();
-  t.target = q.getColumn(i++).getString();
-  t.release_dir = q.getColumn(i++).getString();
-  t.manifest_json = q.getColumn(i++).getString();
-  t.manifest_hash = q.getColumn(i++).getString();
-  t.artifact = q.getColumn(i++).getString();
-  t.previous_deployment_id = q.getColumn(i++).getInt64();
-  t.previous_release = q.getColumn(i++).getString();
-  t.previous_build = q.getColumn(i++).getInt64();
-  t.previous_release_dir = q.getColumn(i++).getString();
-  t.previous_artifact = q.getColumn(i++).getString();
-  t.previous_sha256 = q.getColumn(i++).getString();
-  t.previous_manifest_json = q.getColumn(i++).getString();
-  t.previous_manifest_hash = q.getColumn(i++).getString();
-  t.composed_manifest_json = q.getColumn(i++).getString();
-  t.composed_manifest_hash = q.getColumn(i++).getString();
+  ReadColumns(q, t.record_id, t.target, t.release_dir, t.manifest_json, t.manifest_hash, t.artifact,
+              t.previous_deployment_id, t.previous_release, t.previous_build,
+              t.previous_release_dir, t.previous_artifact, t.previous_sha256,
+              t.previous_manifest_json, t.previous_manifest_hash, t.composed_manifest_json,
+              t.composed_manifest_hash);
   return t;
 }
 

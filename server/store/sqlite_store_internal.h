@@ -38,6 +38,19 @@ inline bool IsConstraint(const SQLite::Exception& e) {
   return (e.getErrorCode() & 0xff) == SQLITE_CONSTRAINT;
 }
 
+// One column of the current row into a field of the same kind: text,
+// integer, or a 0/1 flag.
+inline void ReadColumn(const SQLite::Column& c, std::string& field) { field = c.getString(); }
+inline void ReadColumn(const SQLite::Column& c, int64_t& field) { field = c.getInt64(); }
+inline void ReadColumn(const SQLite::Column& c, bool& field) { field = c.getInt() != 0; }
+
+// The current row's columns, in order from the first, into `fields`.
+template <typename... Fields>
+void ReadColumns(SQLite::Statement& q, Fields&... fields) {
+  int index = 0;
+  (ReadColumn(q.getColumn(index++), fields), ...);
+}
+
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
@@ -208,27 +221,10 @@ class SqliteStore final : public Store {
 
   static DeploymentRecord ReadDeployment(SQLite::Statement& q) {
     DeploymentRecord d;
-    d.id = q.getColumn(0).getInt64();
-    d.application = q.getColumn(1).getString();
-    d.release = q.getColumn(2).getString();
-    d.build = q.getColumn(3).getInt64();
-    d.stage = q.getColumn(4).getString();
-    d.kind = q.getColumn(5).getString();
-    d.status = q.getColumn(6).getString();
-    d.scheduled_at = q.getColumn(7).getInt64();
-    d.expires_after_ms = q.getColumn(8).getInt64();
-    d.forced = q.getColumn(9).getInt() != 0;
-    d.context_choice = q.getColumn(10).getString();
-    d.variables_json = q.getColumn(11).getString();
-    d.comment = q.getColumn(12).getString();
-    d.requested_by = q.getColumn(13).getString();
-    d.created_at = q.getColumn(14).getInt64();
-    d.started_at = q.getColumn(15).getInt64();
-    d.finished_at = q.getColumn(16).getInt64();
-    d.context_json = q.getColumn(17).getString();
-    d.error = q.getColumn(18).getString();
-    d.targets_csv = q.getColumn(19).getString();
-    d.automatic = q.getColumn(20).getInt() != 0;
+    ReadColumns(q, d.id, d.application, d.release, d.build, d.stage, d.kind, d.status,
+                d.scheduled_at, d.expires_after_ms, d.forced, d.context_choice, d.variables_json,
+                d.comment, d.requested_by, d.created_at, d.started_at, d.finished_at,
+                d.context_json, d.error, d.targets_csv, d.automatic);
     return d;
   }
 
@@ -329,6 +325,25 @@ class SqliteStore final : public Store {
     });
     if (!st.ok()) return st;
     return out;
+  }
+
+  // Tables keyed by name (environments, targets, agents, applications,
+  // users): `select` is "SELECT <the columns read> FROM <table>". The row
+  // named `name`; NotFound names it as "<noun> '<name>'".
+  template <typename T>
+  Result<T> GetByName(const char* select, T (*read)(SQLite::Statement&), std::string_view noun,
+                      const std::string& name) {
+    return One<T>(
+        std::string(select) + " WHERE name=?", [&](SQLite::Statement& q) { q.bind(1, name); }, read,
+        std::string(noun) + " '" + name + "'");
+  }
+  // A page of such a table's rows in name order.
+  template <typename T>
+  Result<std::vector<T>> ListByName(const char* select, T (*read)(SQLite::Statement&),
+                                    const Page& page) {
+    return Many<T>(
+        std::string(select) + " ORDER BY name LIMIT ? OFFSET ?",
+        [&](SQLite::Statement& q) { BindPage(q, 1, page); }, read);
   }
 
   // Recursive: a call inside Atomically() runs on the thread holding it.

@@ -11,6 +11,8 @@ constexpr EnumName<Role> kRoleNames[] = {
     {Role::kReleaseManager, "release-manager"}, {Role::kAdmin, "admin"},
 };
 // clang-format on
+
+constexpr const char* kUserColumns = "SELECT name, role, password_hash, created_at FROM users";
 }  // namespace
 
 // The names are string literals, so data() is NUL-terminated.
@@ -33,15 +35,11 @@ Status SqliteStore::CreateUser(const UserRecord& u) {
 }
 
 Result<UserRecord> SqliteStore::GetUser(const std::string& name) {
-  return One<UserRecord>(
-      "SELECT name, role, password_hash, created_at FROM users WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadUser, "user '" + name + "'");
+  return GetByName(kUserColumns, ReadUser, "user", name);
 }
 
 Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
-  return Many<UserRecord>(
-      "SELECT name, role, password_hash, created_at FROM users ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadUser);
+  return ListByName(kUserColumns, ReadUser, page);
 }
 
 Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
