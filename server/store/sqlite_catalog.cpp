@@ -176,17 +176,11 @@ Result<std::vector<BuildRecord>> SqliteStore::ListBuilds(const std::string& app,
 
 Result<bool> SqliteStore::SealBuild(const std::string& app, const std::string& release,
                                     int64_t number, int64_t at, const std::string& by) {
-  bool sealed = false;
-  Status st = Write("seal build", [&] {
-    SQLite::Statement q(*db_,
+  auto sealed = Changed("seal build",
                         "UPDATE builds SET sealed_at=?, sealed_by=? WHERE application=? AND "
-                        "release=? AND number=? AND sealed_at=0");
-    SQLite::bind(q, at, by, app, release, number);
-    sealed = q.exec() > 0;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  if (sealed) return true;
+                        "release=? AND number=? AND sealed_at=0",
+                        at, by, app, release, number);
+  if (!sealed.ok() || *sealed) return sealed;
   auto b = GetBuild(app, release, number);
   if (!b.ok()) return b.status();
   return false;
@@ -230,17 +224,10 @@ Result<bool> SqliteStore::AddArtifact(const ArtifactRecord& a) {
 Result<bool> SqliteStore::RestoreArtifactBlob(const std::string& app, const std::string& release,
                                               int64_t build, const std::string& name,
                                               const std::string& sha256) {
-  bool restored = false;
-  Status st = Write("restore artifact", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE artifacts SET blob_removed_at=0 WHERE application=? AND "
-                        "release=? AND build=? AND name=? AND sha256=? AND blob_removed_at!=0");
-    SQLite::bind(q, app, release, build, name, sha256);
-    restored = q.exec() > 0;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return restored;
+  return Changed("restore artifact",
+                 "UPDATE artifacts SET blob_removed_at=0 WHERE application=? AND release=? AND "
+                 "build=? AND name=? AND sha256=? AND blob_removed_at!=0",
+                 app, release, build, name, sha256);
 }
 
 Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,

@@ -47,20 +47,14 @@ Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const Deploym
   std::string sql = std::string(kDeploymentColumns) +
                     " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
                     "(?3 = '' OR instr(',' || targets_csv || ',', ',' || ?3 || ',') > 0)";
-  if (!f.statuses.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-  }
+  if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
   sql +=
       f.oldest_first ? " ORDER BY id ASC LIMIT ? OFFSET ?" : " ORDER BY id DESC LIMIT ? OFFSET ?";
   return Many<DeploymentRecord>(
       sql,
       [&](SQLite::Statement& q) {
-        SQLite::bind(q, f.application, f.stage, f.target);
-        int i = 4;
-        for (const auto& st : f.statuses) q.bind(i++, st);
-        BindPage(q, i, page);
+        BindAll(q, f.application, f.stage, f.target, f.statuses, ClampLimit(page),
+                ClampOffset(page));
       },
       ReadDeployment);
 }
@@ -68,23 +62,12 @@ Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const Deploym
 Result<bool> SqliteStore::TransitionDeployment(int64_t id, const std::vector<std::string>& from,
                                                const std::string& to, int64_t started_at,
                                                int64_t finished_at, const std::string& error) {
-  bool changed = false;
-  Status st = Write("transition deployment", [&] {
-    std::string sql =
-        "UPDATE deployments SET status=?1, started_at=CASE WHEN ?2 != 0 THEN ?2 ELSE "
-        "started_at END, finished_at=CASE WHEN ?3 != 0 THEN ?3 ELSE finished_at END, "
-        "error=CASE WHEN ?4 != '' THEN ?4 ELSE error END WHERE id=?5 AND status IN (";
-    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-    SQLite::Statement q(*db_, sql);
-    SQLite::bind(q, to, started_at, finished_at, error, id);
-    int i = 6;
-    for (const auto& f : from) q.bind(i++, f);
-    changed = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return changed;
+  return Changed("transition deployment",
+                 "UPDATE deployments SET status=?1, started_at=CASE WHEN ?2 != 0 THEN ?2 ELSE "
+                 "started_at END, finished_at=CASE WHEN ?3 != 0 THEN ?3 ELSE finished_at END, "
+                 "error=CASE WHEN ?4 != '' THEN ?4 ELSE error END WHERE id=?5 AND status IN (" +
+                     Placeholders(from.size()) + ")",
+                 to, started_at, finished_at, error, id, from);
 }
 
 Result<std::vector<DeploymentRecord>> SqliteStore::DueScheduled(int64_t until, int64_t limit) {
@@ -134,15 +117,11 @@ Result<std::vector<int64_t>> SqliteStore::TransitionDeployments(
   std::vector<int64_t> moved;
   if (ids.empty()) return moved;
   Status st = Write("transition deployments", [&] {
-    std::string sql = "UPDATE deployments SET status=? WHERE id=? AND status IN (";
-    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-    SQLite::Statement q(*db_, sql);
+    SQLite::Statement q(*db_, "UPDATE deployments SET status=? WHERE id=? AND status IN (" +
+                                  Placeholders(from.size()) + ")");
     for (int64_t id : ids) {
       q.reset();
-      SQLite::bind(q, to, id);
-      int i = 3;
-      for (const auto& f : from) q.bind(i++, f);
+      BindAll(q, to, id, from);
       if (q.exec() == 1) moved.push_back(id);
     }
     return Status::Ok();
@@ -152,17 +131,9 @@ Result<std::vector<int64_t>> SqliteStore::TransitionDeployments(
 }
 
 Result<bool> SqliteStore::RescheduleDeployment(int64_t id, int64_t scheduled_at) {
-  bool changed = false;
-  Status st = Write("reschedule deployment", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE deployments SET scheduled_at=? WHERE id=? AND "
-                        "status='scheduled'");
-    SQLite::bind(q, scheduled_at, id);
-    changed = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return changed;
+  return Changed("reschedule deployment",
+                 "UPDATE deployments SET scheduled_at=? WHERE id=? AND status='scheduled'",
+                 scheduled_at, id);
 }
 
 Status SqliteStore::SetDeploymentContext(int64_t id, const std::string& context_json,
@@ -207,15 +178,12 @@ Result<bool> SqliteStore::FinishDeployment(int64_t id, const std::vector<std::st
     PutDeploymentTargets(targets);
     for (const auto& t : target_states)
       PutTargetStateRow(t.application, t.stage, t.current, t.release_dir);
-    std::string sql =
-        "UPDATE deployments SET status=?1, finished_at=?2, "
-        "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND status IN (";
-    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-    SQLite::Statement q(*db_, sql);
-    SQLite::bind(q, to, finished_at, error, id);
-    int i = 5;
-    for (const auto& f : from) q.bind(i++, f);
+    SQLite::Statement q(*db_,
+                        "UPDATE deployments SET status=?1, finished_at=?2, "
+                        "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND "
+                        "status IN (" +
+                            Placeholders(from.size()) + ")");
+    BindAll(q, to, finished_at, error, id, from);
     moved = q.exec() == 1;
     if (moved) AppendLogs(final_logs);
     return Status::Ok();
@@ -325,17 +293,10 @@ Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(int64_t deploymen
 }
 
 Result<int64_t> SqliteStore::RevokeApprovals(int64_t deployment_id, const std::string& user) {
-  int64_t n = 0;
-  Status st = Write("revoke approvals", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND user=? AND "
-                        "revoked=0");
-    SQLite::bind(q, deployment_id, user);
-    n = q.exec();
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return n;
+  return ExecuteCount("revoke approvals",
+                      "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND user=? AND "
+                      "revoked=0",
+                      deployment_id, user);
 }
 
 Result<std::vector<TargetCurrent>> SqliteStore::CurrentBuilds(const std::string& app,
@@ -391,12 +352,7 @@ Result<TargetStateRecord> SqliteStore::GetTargetState(const std::string& target)
 }
 
 Status SqliteStore::ClearTargetState(const std::string& target) {
-  return Write("clear target state", [&] {
-    SQLite::Statement q(*db_, "DELETE FROM target_states WHERE target=?");
-    q.bind(1, target);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute("clear target state", "DELETE FROM target_states WHERE target=?", target);
 }
 
 Result<std::vector<StageBuild>> SqliteStore::SucceededBuilds(const std::string& app,

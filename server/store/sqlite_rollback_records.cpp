@@ -108,19 +108,13 @@ Result<std::vector<RollbackRecord>> SqliteStore::ListRollbackRecords(const Rollb
                     " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
                     "(?3 = 0 OR created_at >= ?3) AND (?4 = 0 OR created_at < ?4) AND "
                     "(?5 = 0 OR deployment_id = ?5)";
-  if (!f.statuses.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-  }
+  if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
   sql += " ORDER BY id DESC LIMIT ? OFFSET ?";
   return Many<RollbackRecord>(
       sql,
       [&](SQLite::Statement& q) {
-        SQLite::bind(q, f.application, f.stage, f.from, f.to, f.deployment_id);
-        int index = 6;
-        for (const auto& s : f.statuses) q.bind(index++, s);
-        BindPage(q, index, page);
+        BindAll(q, f.application, f.stage, f.from, f.to, f.deployment_id, f.statuses,
+                ClampLimit(page), ClampOffset(page));
       },
       ReadRecord);
 }

@@ -38,6 +38,28 @@ inline bool IsConstraint(const SQLite::Exception& e) {
   return (e.getErrorCode() & 0xff) == SQLITE_CONSTRAINT;
 }
 
+// "?,?,?": one placeholder per value of an IN (...) list.
+inline std::string Placeholders(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i ? ",?" : "?";
+  return out;
+}
+
+// Binds the next parameter(s) from `index` on: a list binds each of its values.
+template <typename T>
+void BindNext(SQLite::Statement& q, int& index, const T& value) {
+  q.bind(index++, value);
+}
+inline void BindNext(SQLite::Statement& q, int& index, const std::vector<std::string>& values) {
+  for (const auto& v : values) q.bind(index++, v);
+}
+// Binds `args` to the parameters in order, from the first.
+template <typename... Args>
+void BindAll(SQLite::Statement& q, const Args&... args) {
+  int index = 1;
+  (BindNext(q, index, args), ...);
+}
+
 // One column of the current row into a field of the same kind: text,
 // integer, or a 0/1 flag.
 inline void ReadColumn(const SQLite::Column& c, std::string& field) { field = c.getString(); }
@@ -289,15 +311,30 @@ class SqliteStore final : public Store {
   // Inside another Write (Atomically) on this thread it is a savepoint of
   // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body);
-  // One statement as its own Write: `sql` with `args` bound in order.
+  // One statement as its own Write: `sql` with `args` bound in order
+  // (BindAll). Returns how many rows it changed.
   template <typename... Args>
-  Status Execute(std::string_view what, const std::string& sql, const Args&... args) {
-    return Write(what, [&] {
+  Result<int64_t> ExecuteCount(std::string_view what, const std::string& sql, const Args&... args) {
+    int64_t changed = 0;
+    Status st = Write(what, [&] {
       SQLite::Statement q(*db_, sql);
-      SQLite::bind(q, args...);
-      q.exec();
+      BindAll(q, args...);
+      changed = q.exec();
       return Status::Ok();
     });
+    if (!st.ok()) return st;
+    return changed;
+  }
+  template <typename... Args>
+  Status Execute(std::string_view what, const std::string& sql, const Args&... args) {
+    return ExecuteCount(what, sql, args...).status();
+  }
+  // The same, saying whether it changed any row.
+  template <typename... Args>
+  Result<bool> Changed(std::string_view what, const std::string& sql, const Args&... args) {
+    auto changed = ExecuteCount(what, sql, args...);
+    if (!changed.ok()) return changed.status();
+    return *changed > 0;
   }
   // Runs `body` with write_depth_ raised (a Write inside it nests).
   Status RunBody(const std::function<Status()>& body);

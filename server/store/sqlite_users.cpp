@@ -70,30 +70,17 @@ Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) 
 }
 
 Result<bool> SqliteStore::PutGrant(const GrantRecord& g) {
-  bool added = false;
-  Status st = Write("put grant", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO grants(environment, user, permission, granted_by, "
-                        "granted_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
-    SQLite::bind(q, g.environment, g.user, g.permission, g.granted_by, g.granted_at);
-    added = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return added;
+  return Changed("put grant",
+                 "INSERT INTO grants(environment, user, permission, granted_by, granted_at) "
+                 "VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING",
+                 g.environment, g.user, g.permission, g.granted_by, g.granted_at);
 }
 
 Result<bool> SqliteStore::DeleteGrant(const std::string& environment, const std::string& user,
                                       const std::string& permission) {
-  bool removed = false;
-  Status st = Write("delete grant", [&] {
-    SQLite::Statement q(*db_, "DELETE FROM grants WHERE environment=? AND user=? AND permission=?");
-    SQLite::bind(q, environment, user, permission);
-    removed = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return removed;
+  return Changed("delete grant",
+                 "DELETE FROM grants WHERE environment=? AND user=? AND permission=?", environment,
+                 user, permission);
 }
 
 Result<std::vector<GrantRecord>> SqliteStore::ListGrants(const std::string& environment) {
