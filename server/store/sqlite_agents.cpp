@@ -6,6 +6,13 @@ namespace {
 constexpr const char* kAgentColumns =
     "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
     "public_key FROM agents";
+
+EnrollTokenRecord ReadEnrollToken(SQLite::Statement& q) {
+  EnrollTokenRecord t;
+  ReadColumns(q, t.token_hash, t.pre_approved, t.created_by, t.created_at, t.expires_at, t.used_by);
+  return t;
+}
+
 }  // namespace
 
 Status SqliteStore::PutAgent(const AgentRecord& a) {
@@ -36,16 +43,10 @@ Status SqliteStore::CreateEnrollToken(const EnrollTokenRecord& t) {
 }
 
 Result<EnrollTokenRecord> SqliteStore::FindEnrollToken(const std::string& token_hash) {
-  return One<EnrollTokenRecord>(
-      "SELECT token_hash, pre_approved, created_by, created_at, expires_at, used_by "
-      "FROM enroll_tokens WHERE token_hash=?",
-      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
-      [](SQLite::Statement& q) {
-        return EnrollTokenRecord{q.getColumn(0).getString(), q.getColumn(1).getInt() != 0,
-                                 q.getColumn(2).getString(), q.getColumn(3).getInt64(),
-                                 q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
-      },
-      "enrollment token");
+  return SelectOne("enrollment token",
+                   "SELECT token_hash, pre_approved, created_by, created_at, expires_at, used_by "
+                   "FROM enroll_tokens WHERE token_hash=?",
+                   ReadEnrollToken, token_hash);
 }
 
 Status SqliteStore::MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) {

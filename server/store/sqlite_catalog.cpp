@@ -12,6 +12,9 @@ constexpr const char* kTargetColumns =
 constexpr const char* kApplicationColumns =
     "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
     "FROM applications";
+constexpr const char* kReleaseColumns =
+    "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
+    "created_by FROM releases";
 }  // namespace
 
 std::string SealedReason(const BuildRecord& build) {
@@ -112,24 +115,17 @@ Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
 }
 
 Result<ReleaseRecord> SqliteStore::GetRelease(const std::string& app, const std::string& number) {
-  return One<ReleaseRecord>(
-      "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-      "created_by FROM releases WHERE application=? AND number=?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, number); }, ReadRelease,
-      "release '" + number + "' of application '" + app + "'");
+  return SelectOne("release '" + number + "' of application '" + app + "'",
+                   std::string(kReleaseColumns) + " WHERE application=? AND number=?", ReadRelease,
+                   app, number);
 }
 
 Result<std::vector<ReleaseRecord>> SqliteStore::ListReleases(const std::string& app,
                                                              const Page& page) {
-  return Many<ReleaseRecord>(
-      "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-      "created_by FROM releases WHERE application=? ORDER BY created_at DESC, number DESC "
-      "LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) {
-        q.bind(1, app);
-        BindPage(q, 2, page);
-      },
-      ReadRelease);
+  return SelectAll(std::string(kReleaseColumns) +
+                       " WHERE application=? ORDER BY created_at DESC, number DESC "
+                       "LIMIT ? OFFSET ?",
+                   ReadRelease, app, ClampLimit(page), ClampOffset(page));
 }
 
 Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
@@ -155,23 +151,18 @@ Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
 
 Result<BuildRecord> SqliteStore::GetBuild(const std::string& app, const std::string& release,
                                           int64_t number) {
-  return One<BuildRecord>(
-      std::string(kBuildColumns) + " WHERE application=? AND release=? AND number=?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, release, number); }, ReadBuild,
-      "build " + std::to_string(number) + " of release '" + release + "' of '" + app + "'");
+  return SelectOne(
+      "build " + std::to_string(number) + " of release '" + release + "' of '" + app + "'",
+      std::string(kBuildColumns) + " WHERE application=? AND release=? AND number=?", ReadBuild,
+      app, release, number);
 }
 
 Result<std::vector<BuildRecord>> SqliteStore::ListBuilds(const std::string& app,
                                                          const std::string& release,
                                                          const Page& page) {
-  return Many<BuildRecord>(
-      std::string(kBuildColumns) +
-          " WHERE application=? AND release=? ORDER BY number DESC LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) {
-        SQLite::bind(q, app, release);
-        BindPage(q, 3, page);
-      },
-      ReadBuild);
+  return SelectAll(std::string(kBuildColumns) +
+                       " WHERE application=? AND release=? ORDER BY number DESC LIMIT ? OFFSET ?",
+                   ReadBuild, app, release, ClampLimit(page), ClampOffset(page));
 }
 
 Result<bool> SqliteStore::SealBuild(const std::string& app, const std::string& release,
@@ -255,33 +246,30 @@ Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,
 
 Result<ArtifactRecord> SqliteStore::GetArtifact(const std::string& app, const std::string& release,
                                                 int64_t build, const std::string& name) {
-  return One<ArtifactRecord>(
+  return SelectOne(
+      "artifact '" + name + "' of build " + std::to_string(build),
       std::string(kArtifactColumns) + " WHERE application=? AND release=? AND build=? AND name=?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, release, build, name); }, ReadArtifact,
-      "artifact '" + name + "' of build " + std::to_string(build));
+      ReadArtifact, app, release, build, name);
 }
 
 Result<std::vector<ArtifactRecord>> SqliteStore::ListArtifacts(const std::string& app,
                                                                const std::string& release,
                                                                int64_t build) {
-  return Many<ArtifactRecord>(
-      std::string(kArtifactColumns) +
-          " WHERE application=? AND release=? AND build=? ORDER BY name",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, release, build); }, ReadArtifact);
+  return SelectAll(std::string(kArtifactColumns) +
+                       " WHERE application=? AND release=? AND build=? ORDER BY name",
+                   ReadArtifact, app, release, build);
 }
 
 Result<std::vector<std::string>> SqliteStore::ReferencedBlobs() {
-  return Many<std::string>(
-      "SELECT DISTINCT sha256 FROM artifacts WHERE blob_removed_at=0 ORDER BY sha256",
-      [](SQLite::Statement&) {}, [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
+  return SelectAll("SELECT DISTINCT sha256 FROM artifacts WHERE blob_removed_at=0 ORDER BY sha256",
+                   [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
 }
 
 Result<std::vector<ArtifactRecord>> SqliteStore::FindArtifactsBySha256(const std::string& sha256) {
   // artifacts_by_sha serves the lookup.
-  return Many<ArtifactRecord>(
-      std::string(kArtifactColumns) +
-          " WHERE sha256=? ORDER BY created_at, application, release, build, name",
-      [&](SQLite::Statement& q) { q.bind(1, sha256); }, ReadArtifact);
+  return SelectAll(std::string(kArtifactColumns) +
+                       " WHERE sha256=? ORDER BY created_at, application, release, build, name",
+                   ReadArtifact, sha256);
 }
 
 Status SqliteStore::DeleteArtifacts(const std::string& app, const std::string& release,
@@ -292,9 +280,8 @@ Status SqliteStore::DeleteArtifacts(const std::string& app, const std::string& r
 }
 
 Result<std::vector<BuildRecord>> SqliteStore::ListAllBuilds() {
-  return Many<BuildRecord>(
-      std::string(kBuildColumns) + " ORDER BY created_at, application, release, number",
-      [](SQLite::Statement&) {}, ReadBuild);
+  return SelectAll(
+      std::string(kBuildColumns) + " ORDER BY created_at, application, release, number", ReadBuild);
 }
 
 }  // namespace reprise

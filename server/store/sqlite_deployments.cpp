@@ -5,6 +5,48 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+
+DeploymentTargetRecord ReadDeploymentTarget(SQLite::Statement& q) {
+  DeploymentTargetRecord t;
+  ReadColumns(q, t.deployment_id, t.target, t.status, t.message, t.release_dir, t.manifest_sha256,
+              t.started_at, t.finished_at);
+  return t;
+}
+
+DeploymentLogRecord ReadLogLine(SQLite::Statement& q) {
+  DeploymentLogRecord l;
+  ReadColumns(q, l.deployment_id, l.seq, l.at, l.target, l.level, l.text);
+  return l;
+}
+
+ApprovalRecord ReadApproval(SQLite::Statement& q) {
+  ApprovalRecord a;
+  ReadColumns(q, a.id, a.deployment_id, a.user, a.decision, a.comment, a.at, a.revoked);
+  return a;
+}
+
+TargetCurrent ReadTargetCurrent(SQLite::Statement& q) {
+  TargetCurrent c;
+  ReadColumns(q, c.target, c.release, c.build, c.deployment_id, c.at, c.by);
+  return c;
+}
+
+TargetStateRecord ReadTargetState(SQLite::Statement& q) {
+  TargetStateRecord t;
+  TargetCurrent& c = t.current;
+  ReadColumns(q, t.application, t.stage, c.target, c.release, c.build, c.deployment_id, c.at, c.by,
+              t.release_dir);
+  return t;
+}
+
+StageBuild ReadStageBuild(SQLite::Statement& q) {
+  StageBuild b;
+  ReadColumns(q, b.release, b.build, b.deployment_id, b.at, b.by);
+  return b;
+}
+
+}  // namespace
 
 Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d) {
   DeploymentRecord stored = d;
@@ -37,9 +79,8 @@ Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d
 }
 
 Result<DeploymentRecord> SqliteStore::GetDeployment(int64_t id) {
-  return One<DeploymentRecord>(
-      std::string(kDeploymentColumns) + " WHERE id=?", [&](SQLite::Statement& q) { q.bind(1, id); },
-      ReadDeployment, "deployment " + std::to_string(id));
+  return SelectOne("deployment " + std::to_string(id),
+                   std::string(kDeploymentColumns) + " WHERE id=?", ReadDeployment, id);
 }
 
 Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const DeploymentFilter& f,
@@ -50,13 +91,8 @@ Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const Deploym
   if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
   sql +=
       f.oldest_first ? " ORDER BY id ASC LIMIT ? OFFSET ?" : " ORDER BY id DESC LIMIT ? OFFSET ?";
-  return Many<DeploymentRecord>(
-      sql,
-      [&](SQLite::Statement& q) {
-        BindAll(q, f.application, f.stage, f.target, f.statuses, ClampLimit(page),
-                ClampOffset(page));
-      },
-      ReadDeployment);
+  return SelectAll(sql, ReadDeployment, f.application, f.stage, f.target, f.statuses,
+                   ClampLimit(page), ClampOffset(page));
 }
 
 Result<bool> SqliteStore::TransitionDeployment(int64_t id, const std::vector<std::string>& from,
@@ -71,10 +107,10 @@ Result<bool> SqliteStore::TransitionDeployment(int64_t id, const std::vector<std
 }
 
 Result<std::vector<DeploymentRecord>> SqliteStore::DueScheduled(int64_t until, int64_t limit) {
-  return Many<DeploymentRecord>(
+  return SelectAll(
       std::string(kDeploymentColumns) +
           " WHERE status='scheduled' AND scheduled_at<=? ORDER BY scheduled_at, id LIMIT ?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, until, limit); }, ReadDeployment);
+      ReadDeployment, until, limit);
 }
 
 Result<int64_t> SqliteStore::NextScheduledAt() {
@@ -193,17 +229,11 @@ Result<bool> SqliteStore::FinishDeployment(int64_t id, const std::vector<std::st
 }
 
 Result<std::vector<DeploymentTargetRecord>> SqliteStore::ListDeploymentTargets(int64_t id) {
-  return Many<DeploymentTargetRecord>(
+  return SelectAll(
       "SELECT deployment_id, target, status, message, release_dir, manifest_sha256, "
       "COALESCE(started_at, 0), COALESCE(finished_at, 0) FROM deployment_targets "
       "WHERE deployment_id=? ORDER BY target",
-      [&](SQLite::Statement& q) { q.bind(1, id); },
-      [](SQLite::Statement& q) {
-        return DeploymentTargetRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getString(),
-                                      q.getColumn(2).getString(), q.getColumn(3).getString(),
-                                      q.getColumn(4).getString(), q.getColumn(5).getString(),
-                                      q.getColumn(6).getInt64(),  q.getColumn(7).getInt64()};
-      });
+      ReadDeploymentTarget, id);
 }
 
 Result<int64_t> SqliteStore::AppendDeploymentLog(const DeploymentLogRecord& l) {
@@ -237,15 +267,10 @@ Status SqliteStore::AppendDeploymentLogs(const std::vector<DeploymentLogRecord>&
 Result<std::vector<DeploymentLogRecord>> SqliteStore::ListDeploymentLog(int64_t id,
                                                                         int64_t after_seq,
                                                                         int64_t limit) {
-  return Many<DeploymentLogRecord>(
+  return SelectAll(
       "SELECT deployment_id, seq, at, target, level, line FROM deployment_logs "
       "WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, id, after_seq, limit); },
-      [](SQLite::Statement& q) {
-        return DeploymentLogRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),
-                                   q.getColumn(2).getInt64(),  q.getColumn(3).getString(),
-                                   q.getColumn(4).getString(), q.getColumn(5).getString()};
-      });
+      ReadLogLine, id, after_seq, limit);
 }
 
 Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
@@ -280,16 +305,10 @@ Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
 }
 
 Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(int64_t deployment_id) {
-  return Many<ApprovalRecord>(
+  return SelectAll(
       "SELECT id, deployment_id, user, decision, comment, at, revoked FROM approvals "
       "WHERE deployment_id=? ORDER BY id",
-      [&](SQLite::Statement& q) { q.bind(1, deployment_id); },
-      [](SQLite::Statement& q) {
-        return ApprovalRecord{q.getColumn(0).getInt64(),   q.getColumn(1).getInt64(),
-                              q.getColumn(2).getString(),  q.getColumn(3).getString(),
-                              q.getColumn(4).getString(),  q.getColumn(5).getInt64(),
-                              q.getColumn(6).getInt() != 0};
-      });
+      ReadApproval, deployment_id);
 }
 
 Result<int64_t> SqliteStore::RevokeApprovals(int64_t deployment_id, const std::string& user) {
@@ -301,15 +320,10 @@ Result<int64_t> SqliteStore::RevokeApprovals(int64_t deployment_id, const std::s
 
 Result<std::vector<TargetCurrent>> SqliteStore::CurrentBuilds(const std::string& app,
                                                               const std::string& stage) {
-  return Many<TargetCurrent>(
+  return SelectAll(
       "SELECT target, release, build, deployment_id, at, by FROM target_states "
       "WHERE application=? AND stage=? ORDER BY target",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage); },
-      [](SQLite::Statement& q) {
-        return TargetCurrent{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                             q.getColumn(2).getInt64(),  q.getColumn(3).getInt64(),
-                             q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
-      });
+      ReadTargetCurrent, app, stage);
 }
 
 Status SqliteStore::PutTargetState(const std::string& app, const std::string& stage,
@@ -336,19 +350,11 @@ void SqliteStore::PutTargetStateRow(const std::string& app, const std::string& s
 }
 
 Result<TargetStateRecord> SqliteStore::GetTargetState(const std::string& target) {
-  return One<TargetStateRecord>(
+  return SelectOne(
+      "the state of target '" + target + "'",
       "SELECT application, stage, target, release, build, deployment_id, at, by, release_dir "
       "FROM target_states WHERE target=?",
-      [&](SQLite::Statement& q) { q.bind(1, target); },
-      [](SQLite::Statement& q) {
-        return TargetStateRecord{
-            q.getColumn(0).getString(), q.getColumn(1).getString(),
-            TargetCurrent{q.getColumn(2).getString(), q.getColumn(3).getString(),
-                          q.getColumn(4).getInt64(), q.getColumn(5).getInt64(),
-                          q.getColumn(6).getInt64(), q.getColumn(7).getString()},
-            q.getColumn(8).getString()};
-      },
-      "the state of target '" + target + "'");
+      ReadTargetState, target);
 }
 
 Status SqliteStore::ClearTargetState(const std::string& target) {
@@ -358,26 +364,20 @@ Status SqliteStore::ClearTargetState(const std::string& target) {
 Result<std::vector<StageBuild>> SqliteStore::SucceededBuilds(const std::string& app,
                                                              const std::string& stage,
                                                              int64_t limit) {
-  return Many<StageBuild>(
+  return SelectAll(
       "SELECT release, build, deployment_id, finished_at, requested_by FROM stage_builds "
       "WHERE application=? AND stage=? ORDER BY finished_at DESC, deployment_id DESC LIMIT ?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, limit); },
-      [](SQLite::Statement& q) {
-        return StageBuild{q.getColumn(0).getString(), q.getColumn(1).getInt64(),
-                          q.getColumn(2).getInt64(), q.getColumn(3).getInt64(),
-                          q.getColumn(4).getString()};
-      });
+      ReadStageBuild, app, stage, limit);
 }
 
 Result<DeploymentRecord> SqliteStore::LastSuccess(const std::string& app,
                                                   const std::string& release, int64_t build,
                                                   const std::string& stage) {
-  return One<DeploymentRecord>(
-      std::string(kDeploymentColumns) +
-          " WHERE id = (SELECT deployment_id FROM stage_builds WHERE application=? AND "
-          "stage=? AND release=? AND build=?)",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, release, build); }, ReadDeployment,
-      "a successful deployment of that build to stage '" + stage + "'");
+  return SelectOne("a successful deployment of that build to stage '" + stage + "'",
+                   std::string(kDeploymentColumns) +
+                       " WHERE id = (SELECT deployment_id FROM stage_builds WHERE "
+                       "application=? AND stage=? AND release=? AND build=?)",
+                   ReadDeployment, app, stage, release, build);
 }
 
 // SQLite's JSON functions edit the one stage's key inside the transaction

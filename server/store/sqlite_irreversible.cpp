@@ -3,6 +3,14 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+IrreversibleStepRecord ReadStep(SQLite::Statement& q) {
+  IrreversibleStepRecord s;
+  ReadColumns(q, s.id, s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id,
+              s.position, s.label, s.target, s.ran_at, s.outcome, s.note, s.has_undo);
+  return s;
+}
+}  // namespace
 
 Status SqliteStore::AddIrreversibleStep(const IrreversibleStepRecord& s) {
   return Write("add irreversible step", [&] {
@@ -19,17 +27,11 @@ Status SqliteStore::AddIrreversibleStep(const IrreversibleStepRecord& s) {
 
 Result<std::vector<IrreversibleStepRecord>> SqliteStore::ListIrreversibleSteps(
     const std::string& app, const std::string& stage, int64_t after) {
-  return Many<IrreversibleStepRecord>(
+  return SelectAll(
       "SELECT id, deployment_id, application, stage, release, build, step_id, position, label, "
       "target, ran_at, outcome, note, has_undo FROM irreversible_steps WHERE application=? AND "
       "stage=? AND ran_at>? ORDER BY ran_at, id",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, after); },
-      [](SQLite::Statement& q) {
-        IrreversibleStepRecord s;
-        ReadColumns(q, s.id, s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id,
-                    s.position, s.label, s.target, s.ran_at, s.outcome, s.note, s.has_undo);
-        return s;
-      });
+      ReadStep, app, stage, after);
 }
 
 }  // namespace reprise

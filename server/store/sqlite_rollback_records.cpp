@@ -43,6 +43,18 @@ RollbackRecordTarget ReadRecordTarget(SQLite::Statement& q) {
   return t;
 }
 
+RollbackComponentRecord ReadComponent(SQLite::Statement& q) {
+  RollbackComponentRecord c;
+  ReadColumns(q, c.target, c.path, c.type, c.selected);
+  return c;
+}
+
+RollbackApprovalRecord ReadRollbackApproval(SQLite::Statement& q) {
+  RollbackApprovalRecord a;
+  ReadColumns(q, a.user, a.decision, a.comment, a.at);
+  return a;
+}
+
 void InsertTarget(SQLite::Database& db, int64_t id, const RollbackRecordTarget& t) {
   SQLite::Statement q(db,
                       "INSERT INTO rollback_record_targets VALUES"
@@ -89,17 +101,15 @@ Result<RollbackRecord> SqliteStore::CreateRollbackRecord(
 }
 
 Result<RollbackRecord> SqliteStore::GetRollbackRecord(int64_t id) {
-  return One<RollbackRecord>(
-      std::string(kRecordColumns) + " WHERE id=?", [&](SQLite::Statement& q) { q.bind(1, id); },
-      ReadRecord, "rollback record " + std::to_string(id));
+  return SelectOne("rollback record " + std::to_string(id),
+                   std::string(kRecordColumns) + " WHERE id=?", ReadRecord, id);
 }
 
 Result<RollbackRecord> SqliteStore::FindRollbackRecordByExecution(int64_t deployment_id) {
-  return One<RollbackRecord>(
-      std::string(kRecordColumns) +
-          " WHERE execution_deployment_id=? AND execution_deployment_id!=0",
-      [&](SQLite::Statement& q) { q.bind(1, deployment_id); }, ReadRecord,
-      "rollback record executed by deployment " + std::to_string(deployment_id));
+  return SelectOne("rollback record executed by deployment " + std::to_string(deployment_id),
+                   std::string(kRecordColumns) +
+                       " WHERE execution_deployment_id=? AND execution_deployment_id!=0",
+                   ReadRecord, deployment_id);
 }
 
 Result<std::vector<RollbackRecord>> SqliteStore::ListRollbackRecords(const RollbackRecordFilter& f,
@@ -110,30 +120,20 @@ Result<std::vector<RollbackRecord>> SqliteStore::ListRollbackRecords(const Rollb
                     "(?5 = 0 OR deployment_id = ?5)";
   if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
   sql += " ORDER BY id DESC LIMIT ? OFFSET ?";
-  return Many<RollbackRecord>(
-      sql,
-      [&](SQLite::Statement& q) {
-        BindAll(q, f.application, f.stage, f.from, f.to, f.deployment_id, f.statuses,
-                ClampLimit(page), ClampOffset(page));
-      },
-      ReadRecord);
+  return SelectAll(sql, ReadRecord, f.application, f.stage, f.from, f.to, f.deployment_id,
+                   f.statuses, ClampLimit(page), ClampOffset(page));
 }
 
 Result<std::vector<RollbackRecordTarget>> SqliteStore::ListRollbackRecordTargets(int64_t id) {
-  return Many<RollbackRecordTarget>(
-      std::string(kTargetColumns) + " WHERE record_id=? ORDER BY target",
-      [&](SQLite::Statement& q) { q.bind(1, id); }, ReadRecordTarget);
+  return SelectAll(std::string(kTargetColumns) + " WHERE record_id=? ORDER BY target",
+                   ReadRecordTarget, id);
 }
 
 Result<std::vector<RollbackComponentRecord>> SqliteStore::ListRollbackComponents(int64_t id) {
-  return Many<RollbackComponentRecord>(
+  return SelectAll(
       "SELECT target, path, type, selected FROM rollback_record_components WHERE record_id=? "
       "ORDER BY target, path",
-      [&](SQLite::Statement& q) { q.bind(1, id); },
-      [](SQLite::Statement& q) {
-        return RollbackComponentRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                       q.getColumn(2).getString(), q.getColumn(3).getInt() != 0};
-      });
+      ReadComponent, id);
 }
 
 Result<bool> SqliteStore::SetRollbackSelection(
@@ -228,14 +228,10 @@ Status SqliteStore::AddRollbackApproval(int64_t id, const RollbackApprovalRecord
 }
 
 Result<std::vector<RollbackApprovalRecord>> SqliteStore::ListRollbackApprovals(int64_t id) {
-  return Many<RollbackApprovalRecord>(
+  return SelectAll(
       "SELECT user, decision, comment, at FROM rollback_record_approvals WHERE record_id=? "
       "ORDER BY id",
-      [&](SQLite::Statement& q) { q.bind(1, id); },
-      [](SQLite::Statement& q) {
-        return RollbackApprovalRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                      q.getColumn(2).getString(), q.getColumn(3).getInt64()};
-      });
+      ReadRollbackApproval, id);
 }
 
 Status SqliteStore::SetRollbackConnection(int64_t id, const std::string& json, bool ok,

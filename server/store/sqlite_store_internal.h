@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "server/store/store.h"
@@ -56,7 +57,7 @@ inline void BindNext(SQLite::Statement& q, int& index, const std::vector<std::st
 // Binds `args` to the parameters in order, from the first.
 template <typename... Args>
 void BindAll(SQLite::Statement& q, const Args&... args) {
-  int index = 1;
+  [[maybe_unused]] int index = 1;
   (BindNext(q, index, args), ...);
 }
 
@@ -364,23 +365,37 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // Many and One with `args` bound in order (BindAll); the row type is what
+  // `read` returns.
+  template <typename Reader, typename... Args>
+  auto SelectAll(const std::string& sql, Reader read, const Args&... args) {
+    using T = std::invoke_result_t<Reader, SQLite::Statement&>;
+    return Many<T>(
+        sql, [&](SQLite::Statement& q) { BindAll(q, args...); }, read);
+  }
+  template <typename Reader, typename... Args>
+  auto SelectOne(const std::string& what, const std::string& sql, Reader read,
+                 const Args&... args) {
+    using T = std::invoke_result_t<Reader, SQLite::Statement&>;
+    return One<T>(
+        sql, [&](SQLite::Statement& q) { BindAll(q, args...); }, read, what);
+  }
+
   // Tables keyed by name (environments, targets, agents, applications,
   // users): `select` is "SELECT <the columns read> FROM <table>". The row
   // named `name`; NotFound names it as "<noun> '<name>'".
   template <typename T>
   Result<T> GetByName(const char* select, T (*read)(SQLite::Statement&), std::string_view noun,
                       const std::string& name) {
-    return One<T>(
-        std::string(select) + " WHERE name=?", [&](SQLite::Statement& q) { q.bind(1, name); }, read,
-        std::string(noun) + " '" + name + "'");
+    return SelectOne(std::string(noun) + " '" + name + "'", std::string(select) + " WHERE name=?",
+                     read, name);
   }
   // A page of such a table's rows in name order.
   template <typename T>
   Result<std::vector<T>> ListByName(const char* select, T (*read)(SQLite::Statement&),
                                     const Page& page) {
-    return Many<T>(
-        std::string(select) + " ORDER BY name LIMIT ? OFFSET ?",
-        [&](SQLite::Statement& q) { BindPage(q, 1, page); }, read);
+    return SelectAll(std::string(select) + " ORDER BY name LIMIT ? OFFSET ?", read,
+                     ClampLimit(page), ClampOffset(page));
   }
 
   // Recursive: a call inside Atomically() runs on the thread holding it.

@@ -13,6 +13,19 @@ constexpr EnumName<Role> kRoleNames[] = {
 // clang-format on
 
 constexpr const char* kUserColumns = "SELECT name, role, password_hash, created_at FROM users";
+
+TokenRecord ReadToken(SQLite::Statement& q) {
+  TokenRecord t;
+  ReadColumns(q, t.id, t.user, t.name, t.token_hash, t.created_at);
+  return t;
+}
+
+GrantRecord ReadGrant(SQLite::Statement& q) {
+  GrantRecord g;
+  ReadColumns(q, g.environment, g.user, g.permission, g.granted_by, g.granted_at);
+  return g;
+}
+
 }  // namespace
 
 // The names are string literals, so data() is NUL-terminated.
@@ -58,15 +71,10 @@ Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
 }
 
 Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) {
-  return One<TokenRecord>(
-      "SELECT id, user, name, token_hash, created_at FROM api_tokens WHERE token_hash=?",
-      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
-      [](SQLite::Statement& q) {
-        return TokenRecord{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
-                           q.getColumn(2).getString(), q.getColumn(3).getString(),
-                           q.getColumn(4).getInt64()};
-      },
-      "token");
+  return SelectOne("token",
+                   "SELECT id, user, name, token_hash, created_at FROM api_tokens "
+                   "WHERE token_hash=?",
+                   ReadToken, token_hash);
 }
 
 Result<bool> SqliteStore::PutGrant(const GrantRecord& g) {
@@ -84,15 +92,10 @@ Result<bool> SqliteStore::DeleteGrant(const std::string& environment, const std:
 }
 
 Result<std::vector<GrantRecord>> SqliteStore::ListGrants(const std::string& environment) {
-  return Many<GrantRecord>(
+  return SelectAll(
       "SELECT environment, user, permission, granted_by, granted_at FROM grants "
       "WHERE environment=? ORDER BY user, permission",
-      [&](SQLite::Statement& q) { q.bind(1, environment); },
-      [](SQLite::Statement& q) {
-        return GrantRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                           q.getColumn(2).getString(), q.getColumn(3).getString(),
-                           q.getColumn(4).getInt64()};
-      });
+      ReadGrant, environment);
 }
 
 Result<bool> SqliteStore::HasGrant(const std::string& environment, const std::string& user,
