@@ -60,8 +60,7 @@ Result<std::vector<TargetRecord>> SqliteStore::ListTargets(const Page& page) {
 }
 
 Result<ApplicationRecord> SqliteStore::PutApplication(const ApplicationRecord& app) {
-  ApplicationRecord stored = app;
-  Status st = Write("put application", [&] {
+  return WriteValue("put application", app, [&](ApplicationRecord& stored) {
     SQLite::Statement cur(*db_, "SELECT spec_version FROM applications WHERE name=?");
     cur.bind(1, app.name);
     stored.spec_version = cur.executeStep() ? cur.getColumn(0).getInt64() + 1 : 1;
@@ -85,8 +84,6 @@ Result<ApplicationRecord> SqliteStore::PutApplication(const ApplicationRecord& a
     if (hold.executeStep()) stored.hold_json = hold.getColumn(0).getString();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<ApplicationRecord> SqliteStore::GetApplication(const std::string& name) {
@@ -129,8 +126,7 @@ Result<std::vector<ReleaseRecord>> SqliteStore::ListReleases(const std::string& 
 }
 
 Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
-  BuildRecord stored = b;
-  Status st = Write("create build", [&] {
+  return WriteValue("create build", b, [&](BuildRecord& stored) {
     SQLite::Statement next(*db_,
                            "SELECT COALESCE(MAX(number), 0) + 1 FROM builds "
                            "WHERE application=? AND release=?");
@@ -145,8 +141,6 @@ Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
     q.exec();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<BuildRecord> SqliteStore::GetBuild(const std::string& app, const std::string& release,
@@ -178,8 +172,7 @@ Result<bool> SqliteStore::SealBuild(const std::string& app, const std::string& r
 }
 
 Result<bool> SqliteStore::AddArtifact(const ArtifactRecord& a) {
-  bool added = false;
-  Status st = Write("add artifact", [&] {
+  return WriteValue("add artifact", false, [&](bool& added) {
     SQLite::Statement cur(*db_,
                           "SELECT sha256 FROM artifacts WHERE application=? AND release=? AND "
                           "build=? AND name=?");
@@ -208,8 +201,6 @@ Result<bool> SqliteStore::AddArtifact(const ArtifactRecord& a) {
     added = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return added;
 }
 
 Result<bool> SqliteStore::RestoreArtifactBlob(const std::string& app, const std::string& release,
@@ -224,8 +215,7 @@ Result<bool> SqliteStore::RestoreArtifactBlob(const std::string& app, const std:
 Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,
                                                    const std::string& release, int64_t build,
                                                    int64_t at) {
-  bool marked = false;
-  Status st = Write("mark artifact blobs removed", [&] {
+  return WriteValue("mark artifact blobs removed", false, [&](bool& marked) {
     SQLite::Statement pending(*db_,
                               "SELECT 1 FROM deployments WHERE application=? AND release=? AND "
                               "build=? AND status IN ('scheduled','waiting','queued','running') "
@@ -240,8 +230,6 @@ Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,
     marked = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return marked;
 }
 
 Result<ArtifactRecord> SqliteStore::GetArtifact(const std::string& app, const std::string& release,

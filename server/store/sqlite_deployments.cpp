@@ -49,8 +49,7 @@ StageBuild ReadStageBuild(SQLite::Statement& q) {
 }  // namespace
 
 Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d) {
-  DeploymentRecord stored = d;
-  Status st = Write("create deployment", [&] {
+  return WriteValue("create deployment", d, [&](DeploymentRecord& stored) {
     SQLite::Statement q(*db_,
                         "INSERT INTO deployments(application, release, build, stage, kind, "
                         "status, scheduled_at, expires_after_ms, forced, context_choice, "
@@ -74,8 +73,6 @@ Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<DeploymentRecord> SqliteStore::GetDeployment(int64_t id) {
@@ -208,8 +205,7 @@ Result<bool> SqliteStore::FinishDeployment(int64_t id, const std::vector<std::st
                                            const std::vector<TargetStateRecord>& target_states,
                                            const std::vector<DeploymentLogRecord>& logs,
                                            const std::vector<DeploymentLogRecord>& final_logs) {
-  bool moved = false;
-  Status st = Write("finish deployment", [&] {
+  return WriteValue("finish deployment", false, [&](bool& moved) {
     AppendLogs(logs);
     PutDeploymentTargets(targets);
     for (const auto& t : target_states)
@@ -224,8 +220,6 @@ Result<bool> SqliteStore::FinishDeployment(int64_t id, const std::vector<std::st
     if (moved) AppendLogs(final_logs);
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return moved;
 }
 
 Result<std::vector<DeploymentTargetRecord>> SqliteStore::ListDeploymentTargets(int64_t id) {
@@ -237,8 +231,7 @@ Result<std::vector<DeploymentTargetRecord>> SqliteStore::ListDeploymentTargets(i
 }
 
 Result<int64_t> SqliteStore::AppendDeploymentLog(const DeploymentLogRecord& l) {
-  int64_t seq = 0;
-  Status st = Write("append deployment log", [&] {
+  return WriteValue("append deployment log", int64_t{0}, [&](int64_t& seq) {
     SQLite::Statement next(*db_,
                            "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_logs "
                            "WHERE deployment_id=?");
@@ -252,8 +245,6 @@ Result<int64_t> SqliteStore::AppendDeploymentLog(const DeploymentLogRecord& l) {
     q.exec();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return seq;
 }
 
 Status SqliteStore::AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) {
@@ -274,8 +265,7 @@ Result<std::vector<DeploymentLogRecord>> SqliteStore::ListDeploymentLog(int64_t 
 }
 
 Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
-  ApprovalRecord stored = a;
-  Status st = Write("add approval", [&] {
+  return WriteValue("add approval", a, [&](ApprovalRecord& stored) {
     SQLite::Statement standing(*db_,
                                "SELECT decision FROM approvals WHERE deployment_id=? AND "
                                "user=? AND revoked=0");
@@ -300,8 +290,6 @@ Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(int64_t deployment_id) {
@@ -395,8 +383,7 @@ Status SqliteStore::PlaceHold(const std::string& app, const std::string& stage,
 }
 
 Result<bool> SqliteStore::ClearHold(const std::string& app, const std::string& stage) {
-  bool removed = false;
-  Status st = Write("clear hold", [&] {
+  return WriteValue("clear hold", false, [&](bool& removed) {
     SQLite::Statement read(*db_,
                            "SELECT json(hold_json), json_patch(hold_json, json_object(?, "
                            "json('null'))) FROM applications WHERE name=?");
@@ -411,8 +398,6 @@ Result<bool> SqliteStore::ClearHold(const std::string& app, const std::string& s
     removed = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return removed;
 }
 
 // Inside a write transaction: appends lines, numbering each deployment's

@@ -139,8 +139,7 @@ Result<std::vector<RollbackComponentRecord>> SqliteStore::ListRollbackComponents
 Result<bool> SqliteStore::SetRollbackSelection(
     int64_t id, const std::vector<RollbackComponentRecord>& components,
     const std::vector<RollbackRecordTarget>& composed) {
-  bool changed = false;
-  Status st = Write("change rollback selection", [&] {
+  return WriteValue("change rollback selection", false, [&](bool& changed) {
     SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
     status.bind(1, id);
     if (!status.executeStep())
@@ -169,15 +168,12 @@ Result<bool> SqliteStore::SetRollbackSelection(
     changed = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return changed;
 }
 
 Result<bool> SqliteStore::TransitionRollbackRecord(int64_t id, const std::vector<std::string>& from,
                                                    const std::string& to,
                                                    const RollbackRecordChange& c) {
-  bool moved = false;
-  Status st = Write("change rollback record", [&] {
+  return WriteValue("change rollback record", false, [&](bool& moved) {
     SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
     status.bind(1, id);
     if (!status.executeStep())
@@ -204,8 +200,6 @@ Result<bool> SqliteStore::TransitionRollbackRecord(int64_t id, const std::vector
     moved = q.exec() == 1;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return moved;
 }
 
 Status SqliteStore::AddRollbackApproval(int64_t id, const RollbackApprovalRecord& a) {

@@ -337,6 +337,14 @@ class SqliteStore final : public Store {
     if (!changed.ok()) return changed.status();
     return *changed > 0;
   }
+  // A Write whose body fills a value: `body(value)`, with value starting as
+  // `initial`; the value once the transaction commits.
+  template <typename T, typename Body>
+  Result<T> WriteValue(std::string_view what, T initial, Body body) {
+    Status st = Write(what, [&] { return body(initial); });
+    if (!st.ok()) return st;
+    return initial;
+  }
   // Runs `body` with write_depth_ raised (a Write inside it nests).
   Status RunBody(const std::function<Status()>& body);
   Status Read(std::string_view what, const std::function<void()>& body);

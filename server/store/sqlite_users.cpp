@@ -56,8 +56,7 @@ Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
 }
 
 Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
-  TokenRecord stored = t;
-  Status st = Write("create token", [&] {
+  return WriteValue("create token", t, [&](TokenRecord& stored) {
     SQLite::Statement q(*db_,
                         "INSERT INTO api_tokens(user, name, token_hash, created_at) "
                         "VALUES(?,?,?,?)");
@@ -66,8 +65,6 @@ Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) {
