@@ -55,6 +55,14 @@ RollbackApprovalRecord ReadRollbackApproval(SQLite::Statement& q) {
   return a;
 }
 
+// Inside a write transaction: the record's status, or NotFound.
+Result<std::string> RecordStatus(SQLite::Database& db, int64_t id) {
+  SQLite::Statement q(db, "SELECT status FROM rollback_records WHERE id=?");
+  q.bind(1, id);
+  if (!q.executeStep()) return NotFound("rollback record " + std::to_string(id) + " not found");
+  return q.getColumn(0).getString();
+}
+
 void InsertTarget(SQLite::Database& db, int64_t id, const RollbackRecordTarget& t) {
   SQLite::Statement q(db,
                       "INSERT INTO rollback_record_targets VALUES"
@@ -140,11 +148,9 @@ Result<bool> SqliteStore::SetRollbackSelection(
     int64_t id, const std::vector<RollbackComponentRecord>& components,
     const std::vector<RollbackRecordTarget>& composed) {
   return WriteValue("change rollback selection", false, [&](bool& changed) {
-    SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
-    status.bind(1, id);
-    if (!status.executeStep())
-      return NotFound("rollback record " + std::to_string(id) + " not found");
-    if (status.getColumn(0).getString() != "draft") return Status::Ok();
+    auto status = RecordStatus(*db_, id);
+    if (!status.ok()) return status.status();
+    if (*status != "draft") return Status::Ok();
     SQLite::Statement select(*db_,
                              "UPDATE rollback_record_components SET selected=? WHERE record_id=? "
                              "AND target=? AND path=?");
@@ -174,12 +180,9 @@ Result<bool> SqliteStore::TransitionRollbackRecord(int64_t id, const std::vector
                                                    const std::string& to,
                                                    const RollbackRecordChange& c) {
   return WriteValue("change rollback record", false, [&](bool& moved) {
-    SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
-    status.bind(1, id);
-    if (!status.executeStep())
-      return NotFound("rollback record " + std::to_string(id) + " not found");
-    std::string now = status.getColumn(0).getString();
-    if (std::find(from.begin(), from.end(), now) == from.end()) return Status::Ok();
+    auto status = RecordStatus(*db_, id);
+    if (!status.ok()) return status.status();
+    if (std::find(from.begin(), from.end(), *status) == from.end()) return Status::Ok();
     SQLite::Statement q(
         *db_,
         "UPDATE rollback_records SET status=?1, "
