@@ -51,11 +51,10 @@ Result<EnrollTokenRecord> SqliteStore::FindEnrollToken(const std::string& token_
 
 Status SqliteStore::MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) {
   return Write("mark enroll token used", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE enroll_tokens SET used_by = CASE WHEN used_by = '' THEN ?1 "
-                        "ELSE used_by || ',' || ?1 END WHERE token_hash = ?2");
-    SQLite::bind(q, agent, token_hash);
-    if (q.exec() == 0) return NotFound("enrollment token not found");
+    if (Exec("UPDATE enroll_tokens SET used_by = CASE WHEN used_by = '' THEN ?1 "
+             "ELSE used_by || ',' || ?1 END WHERE token_hash = ?2",
+             agent, token_hash) == 0)
+      return NotFound("enrollment token not found");
     return Status::Ok();
   });
 }

@@ -64,21 +64,19 @@ Result<ApplicationRecord> SqliteStore::PutApplication(const ApplicationRecord& a
     SQLite::Statement cur(*db_, "SELECT spec_version FROM applications WHERE name=?");
     cur.bind(1, app.name);
     stored.spec_version = cur.executeStep() ? cur.getColumn(0).getInt64() + 1 : 1;
-    SQLite::Statement q(*db_,
-                        "INSERT INTO applications(name, spec_version, spec_json, spec_text, "
-                        "updated_at, updated_by) VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE "
-                        "SET spec_version=excluded.spec_version, spec_json=excluded.spec_json, "
-                        "spec_text=excluded.spec_text, updated_at=excluded.updated_at, "
-                        "updated_by=excluded.updated_by");
-    SQLite::bind(q, app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
-                 app.updated_by);
-    q.exec();
-    SQLite::Statement h(*db_,
-                        "INSERT INTO application_specs(application, version, spec_json, "
-                        "spec_text, created_at, created_by) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(h, app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
-                 app.updated_by);
-    h.exec();
+    Exec(
+        "INSERT INTO applications(name, spec_version, spec_json, spec_text, "
+        "updated_at, updated_by) VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE "
+        "SET spec_version=excluded.spec_version, spec_json=excluded.spec_json, "
+        "spec_text=excluded.spec_text, updated_at=excluded.updated_at, "
+        "updated_by=excluded.updated_by",
+        app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
+        app.updated_by);
+    Exec(
+        "INSERT INTO application_specs(application, version, spec_json, "
+        "spec_text, created_at, created_by) VALUES(?,?,?,?,?,?)",
+        app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
+        app.updated_by);
     SQLite::Statement hold(*db_, "SELECT hold_json FROM applications WHERE name=?");
     hold.bind(1, app.name);
     if (hold.executeStep()) stored.hold_json = hold.getColumn(0).getString();
@@ -101,12 +99,11 @@ Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
     if (exists.executeStep())
       return AlreadyExists("release '" + r.number + "' of application '" + r.application +
                            "' already exists");
-    SQLite::Statement q(*db_,
-                        "INSERT INTO releases(application, number, spec_version, snapshot_json, "
-                        "variables_json, created_at, created_by) VALUES(?,?,?,?,?,?,?)");
-    SQLite::bind(q, r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json,
-                 r.created_at, r.created_by);
-    q.exec();
+    Exec(
+        "INSERT INTO releases(application, number, spec_version, snapshot_json, "
+        "variables_json, created_at, created_by) VALUES(?,?,?,?,?,?,?)",
+        r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json, r.created_at,
+        r.created_by);
     return Status::Ok();
   });
 }
@@ -133,12 +130,10 @@ Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
     SQLite::bind(next, b.application, b.release);
     next.executeStep();
     stored.number = next.getColumn(0).getInt64();
-    SQLite::Statement q(*db_,
-                        "INSERT INTO builds(application, release, number, variables_json, "
-                        "created_at, created_by) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(q, b.application, b.release, stored.number, b.variables_json, b.created_at,
-                 b.created_by);
-    q.exec();
+    Exec(
+        "INSERT INTO builds(application, release, number, variables_json, "
+        "created_at, created_by) VALUES(?,?,?,?,?,?)",
+        b.application, b.release, stored.number, b.variables_json, b.created_at, b.created_by);
     return Status::Ok();
   });
 }
@@ -191,13 +186,12 @@ Result<bool> SqliteStore::AddArtifact(const ArtifactRecord& a) {
     if (build->sealed())
       return FailedPrecondition("build " + a.release + " #" + std::to_string(a.build) +
                                 " is sealed: " + SealedReason(*build));
-    SQLite::Statement q(*db_,
-                        "INSERT INTO artifacts(application, release, build, name, sha256, size, "
-                        "file_count, manifest_json, created_at, created_by) "
-                        "VALUES(?,?,?,?,?,?,?,?,?,?)");
-    SQLite::bind(q, a.application, a.release, a.build, a.name, a.sha256, a.size, a.file_count,
-                 a.manifest_json, a.created_at, a.created_by);
-    q.exec();
+    Exec(
+        "INSERT INTO artifacts(application, release, build, name, sha256, size, "
+        "file_count, manifest_json, created_at, created_by) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?)",
+        a.application, a.release, a.build, a.name, a.sha256, a.size, a.file_count, a.manifest_json,
+        a.created_at, a.created_by);
     added = true;
     return Status::Ok();
   });
@@ -222,11 +216,10 @@ Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,
                               "LIMIT 1");
     SQLite::bind(pending, app, release, build);
     if (pending.executeStep()) return Status::Ok();
-    SQLite::Statement q(*db_,
-                        "UPDATE artifacts SET blob_removed_at=? WHERE application=? AND "
-                        "release=? AND build=? AND blob_removed_at=0");
-    SQLite::bind(q, at, app, release, build);
-    q.exec();
+    Exec(
+        "UPDATE artifacts SET blob_removed_at=? WHERE application=? AND "
+        "release=? AND build=? AND blob_removed_at=0",
+        at, app, release, build);
     marked = true;
     return Status::Ok();
   });

@@ -171,12 +171,8 @@ Result<bool> SqliteStore::RescheduleDeployment(int64_t id, int64_t scheduled_at)
 
 Status SqliteStore::SetDeploymentContext(int64_t id, const std::string& context_json,
                                          const std::string& kind) {
-  return Write("set deployment context", [&] {
-    SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
-    SQLite::bind(q, context_json, kind, id);
-    if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
-    return Status::Ok();
-  });
+  return Write("set deployment context",
+               [&] { return PutDeploymentContext(id, context_json, kind); });
 }
 
 Status SqliteStore::PutDeploymentTarget(const DeploymentTargetRecord& t) {
@@ -190,9 +186,7 @@ Status SqliteStore::StartDeployment(int64_t id, const std::string& context_json,
                                     const std::string& kind,
                                     const std::vector<DeploymentTargetRecord>& targets) {
   return Write("start deployment", [&] {
-    SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
-    SQLite::bind(q, context_json, kind, id);
-    if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+    REPRISE_RETURN_IF_ERROR(PutDeploymentContext(id, context_json, kind));
     PutDeploymentTargets(targets);
     return Status::Ok();
   });
@@ -238,11 +232,10 @@ Result<int64_t> SqliteStore::AppendDeploymentLog(const DeploymentLogRecord& l) {
     next.bind(1, l.deployment_id);
     next.executeStep();
     seq = next.getColumn(0).getInt64();
-    SQLite::Statement q(*db_,
-                        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
-                        "level) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(q, l.deployment_id, seq, l.at, l.target, l.text, l.level);
-    q.exec();
+    Exec(
+        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+        "level) VALUES(?,?,?,?,?,?)",
+        l.deployment_id, seq, l.at, l.target, l.text, l.level);
     return Status::Ok();
   });
 }
@@ -276,17 +269,15 @@ Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
         return AlreadyExists("'" + a.user + "' has already " + decision + " deployment " +
                              std::to_string(a.deployment_id) +
                              "; one decision per user counts (revoke it first to change it)");
-      SQLite::Statement revoke(*db_,
-                               "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
-                               "user=? AND revoked=0");
-      SQLite::bind(revoke, a.deployment_id, a.user);
-      revoke.exec();
+      Exec(
+          "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
+          "user=? AND revoked=0",
+          a.deployment_id, a.user);
     }
-    SQLite::Statement q(*db_,
-                        "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
-                        "VALUES(?,?,?,?,?)");
-    SQLite::bind(q, a.deployment_id, a.user, a.decision, a.comment, a.at);
-    q.exec();
+    Exec(
+        "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
+        "VALUES(?,?,?,?,?)",
+        a.deployment_id, a.user, a.decision, a.comment, a.at);
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
@@ -325,16 +316,14 @@ Status SqliteStore::PutTargetState(const std::string& app, const std::string& st
 // Inside a write transaction.
 void SqliteStore::PutTargetStateRow(const std::string& app, const std::string& stage,
                                     const TargetCurrent& c, const std::string& release_dir) {
-  SQLite::Statement q(*db_,
-                      "INSERT INTO target_states(target, application, stage, release, build, "
-                      "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
-                      "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
-                      "stage=excluded.stage, release=excluded.release, build=excluded.build, "
-                      "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
-                      "release_dir=excluded.release_dir");
-  SQLite::bind(q, c.target, app, stage, c.release, c.build, c.deployment_id, c.at, c.by,
-               release_dir);
-  q.exec();
+  Exec(
+      "INSERT INTO target_states(target, application, stage, release, build, "
+      "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
+      "stage=excluded.stage, release=excluded.release, build=excluded.build, "
+      "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
+      "release_dir=excluded.release_dir",
+      c.target, app, stage, c.release, c.build, c.deployment_id, c.at, c.by, release_dir);
 }
 
 Result<TargetStateRecord> SqliteStore::GetTargetState(const std::string& target) {
@@ -373,11 +362,10 @@ Result<DeploymentRecord> SqliteStore::LastSuccess(const std::string& app,
 Status SqliteStore::PlaceHold(const std::string& app, const std::string& stage,
                               const std::string& hold_json) {
   return Write("place hold", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE applications SET hold_json=json_patch(hold_json, "
-                        "json_object(?, json(?))) WHERE name=?");
-    SQLite::bind(q, stage, hold_json, app);
-    if (q.exec() != 1) return NotFound("application '" + app + "' not found");
+    if (Exec("UPDATE applications SET hold_json=json_patch(hold_json, "
+             "json_object(?, json(?))) WHERE name=?",
+             stage, hold_json, app) != 1)
+      return NotFound("application '" + app + "' not found");
     return Status::Ok();
   });
 }
@@ -392,9 +380,7 @@ Result<bool> SqliteStore::ClearHold(const std::string& app, const std::string& s
     std::string before = read.getColumn(0).getString();
     std::string after = read.getColumn(1).getString();
     if (before == after) return Status::Ok();
-    SQLite::Statement q(*db_, "UPDATE applications SET hold_json=? WHERE name=?");
-    SQLite::bind(q, after, app);
-    q.exec();
+    Exec("UPDATE applications SET hold_json=? WHERE name=?", after, app);
     removed = true;
     return Status::Ok();
   });
@@ -423,6 +409,14 @@ void SqliteStore::AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
     SQLite::bind(q, l.deployment_id, ++it->second, l.at, l.target, l.text, l.level);
     q.exec();
   }
+}
+
+// Inside a write transaction.
+Status SqliteStore::PutDeploymentContext(int64_t id, const std::string& context_json,
+                                         const std::string& kind) {
+  if (Exec("UPDATE deployments SET context_json=?, kind=? WHERE id=?", context_json, kind, id) != 1)
+    return NotFound("deployment " + std::to_string(id) + " not found");
+  return Status::Ok();
 }
 
 // Inside a write transaction.

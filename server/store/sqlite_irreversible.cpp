@@ -13,16 +13,13 @@ IrreversibleStepRecord ReadStep(SQLite::Statement& q) {
 }  // namespace
 
 Status SqliteStore::AddIrreversibleStep(const IrreversibleStepRecord& s) {
-  return Write("add irreversible step", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO irreversible_steps(deployment_id, application, stage, "
-                        "release, build, step_id, position, label, target, ran_at, outcome, "
-                        "note, has_undo) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    SQLite::bind(q, s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id,
-                 s.position, s.label, s.target, s.ran_at, s.outcome, s.note, s.has_undo ? 1 : 0);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute(
+      "add irreversible step",
+      "INSERT INTO irreversible_steps(deployment_id, application, stage, release, build, "
+      "step_id, position, label, target, ran_at, outcome, note, has_undo) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id, s.position, s.label,
+      s.target, s.ran_at, s.outcome, s.note, s.has_undo);
 }
 
 Result<std::vector<IrreversibleStepRecord>> SqliteStore::ListIrreversibleSteps(

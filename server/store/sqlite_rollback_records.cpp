@@ -92,13 +92,12 @@ Result<RollbackRecord> SqliteStore::CreateRollbackRecord(
     const std::vector<RollbackComponentRecord>& components) {
   int64_t id = 0;
   Status st = Write("create rollback record", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO rollback_records(deployment_id, application, stage, release, "
-                        "build, status, comment, created_by, created_at) "
-                        "VALUES(?,?,?,?,?,?,?,?,?)");
-    SQLite::bind(q, r.deployment_id, r.application, r.stage, r.release, r.build, r.status,
-                 r.comment, r.created_by, r.created_at);
-    q.exec();
+    Exec(
+        "INSERT INTO rollback_records(deployment_id, application, stage, release, "
+        "build, status, comment, created_by, created_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?)",
+        r.deployment_id, r.application, r.stage, r.release, r.build, r.status, r.comment,
+        r.created_by, r.created_at);
     id = db_->getLastInsertRowid();
     for (const auto& t : targets) InsertTarget(*db_, id, t);
     InsertComponents(*db_, id, components);
@@ -168,9 +167,7 @@ Result<bool> SqliteStore::SetRollbackSelection(
       manifest.reset();
     }
     // A new selection needs a new connection check.
-    SQLite::Statement reset(*db_, "UPDATE rollback_records SET connection_ok=0 WHERE id=?");
-    reset.bind(1, id);
-    reset.exec();
+    Exec("UPDATE rollback_records SET connection_ok=0 WHERE id=?", id);
     changed = true;
     return Status::Ok();
   });
@@ -215,11 +212,10 @@ Status SqliteStore::AddRollbackApproval(int64_t id, const RollbackApprovalRecord
       return AlreadyExists("'" + a.user + "' has already " + standing.getColumn(0).getString() +
                            " rollback record " + std::to_string(id) +
                            "; one decision per user counts");
-    SQLite::Statement q(*db_,
-                        "INSERT INTO rollback_record_approvals(record_id, user, decision, "
-                        "comment, at) VALUES(?,?,?,?,?)");
-    SQLite::bind(q, id, a.user, a.decision, a.comment, a.at);
-    q.exec();
+    Exec(
+        "INSERT INTO rollback_record_approvals(record_id, user, decision, "
+        "comment, at) VALUES(?,?,?,?,?)",
+        id, a.user, a.decision, a.comment, a.at);
     return Status::Ok();
   });
 }
@@ -234,11 +230,10 @@ Result<std::vector<RollbackApprovalRecord>> SqliteStore::ListRollbackApprovals(i
 Status SqliteStore::SetRollbackConnection(int64_t id, const std::string& json, bool ok,
                                           int64_t at) {
   return Write("record rollback connection check", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE rollback_records SET connection_json=?, connection_ok=?, "
-                        "connection_checked_at=? WHERE id=?");
-    SQLite::bind(q, json, ok ? 1 : 0, at, id);
-    if (q.exec() != 1) return NotFound("rollback record " + std::to_string(id) + " not found");
+    if (Exec("UPDATE rollback_records SET connection_json=?, connection_ok=?, "
+             "connection_checked_at=? WHERE id=?",
+             json, ok ? 1 : 0, at, id) != 1)
+      return NotFound("rollback record " + std::to_string(id) + " not found");
     return Status::Ok();
   });
 }

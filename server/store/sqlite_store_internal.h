@@ -46,11 +46,13 @@ inline std::string Placeholders(size_t n) {
   return out;
 }
 
-// Binds the next parameter(s) from `index` on: a list binds each of its values.
+// Binds the next parameter(s) from `index` on: a flag as 0/1, a list each
+// of its values.
 template <typename T>
 void BindNext(SQLite::Statement& q, int& index, const T& value) {
   q.bind(index++, value);
 }
+inline void BindNext(SQLite::Statement& q, int& index, bool flag) { q.bind(index++, flag ? 1 : 0); }
 inline void BindNext(SQLite::Statement& q, int& index, const std::vector<std::string>& values) {
   for (const auto& v : values) q.bind(index++, v);
 }
@@ -307,24 +309,28 @@ class SqliteStore final : public Store {
   void AppendLogs(const std::vector<DeploymentLogRecord>& lines);
   // Inside a write transaction.
   void PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets);
+  // Inside a write transaction: NotFound when there is no deployment `id`.
+  Status PutDeploymentContext(int64_t id, const std::string& context_json, const std::string& kind);
   Status Atomically(const std::function<Status()>& body) override;
   // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.
   // Inside another Write (Atomically) on this thread it is a savepoint of
   // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body);
-  // One statement as its own Write: `sql` with `args` bound in order
-  // (BindAll). Returns how many rows it changed.
+  // Inside a write transaction: `sql` with `args` bound in order (BindAll).
+  // Returns how many rows it changed.
+  template <typename... Args>
+  int Exec(const std::string& sql, const Args&... args) {
+    SQLite::Statement q(*db_, sql);
+    BindAll(q, args...);
+    return q.exec();
+  }
+  // The same as its own Write.
   template <typename... Args>
   Result<int64_t> ExecuteCount(std::string_view what, const std::string& sql, const Args&... args) {
-    int64_t changed = 0;
-    Status st = Write(what, [&] {
-      SQLite::Statement q(*db_, sql);
-      BindAll(q, args...);
-      changed = q.exec();
+    return WriteValue(what, int64_t{0}, [&](int64_t& changed) {
+      changed = Exec(sql, args...);
       return Status::Ok();
     });
-    if (!st.ok()) return st;
-    return changed;
   }
   template <typename... Args>
   Status Execute(std::string_view what, const std::string& sql, const Args&... args) {

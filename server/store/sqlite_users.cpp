@@ -38,11 +38,10 @@ Status SqliteStore::CreateUser(const UserRecord& u) {
     SQLite::Statement exists(*db_, "SELECT 1 FROM users WHERE name=?");
     exists.bind(1, u.name);
     if (exists.executeStep()) return AlreadyExists("user '" + u.name + "' already exists");
-    SQLite::Statement q(*db_,
-                        "INSERT INTO users(name, role, password_hash, created_at) "
-                        "VALUES(?,?,?,?)");
-    SQLite::bind(q, u.name, RoleName(u.role), u.password_hash, u.created_at);
-    q.exec();
+    Exec(
+        "INSERT INTO users(name, role, password_hash, created_at) "
+        "VALUES(?,?,?,?)",
+        u.name, RoleName(u.role), u.password_hash, u.created_at);
     return Status::Ok();
   });
 }
@@ -57,11 +56,10 @@ Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
 
 Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
   return WriteValue("create token", t, [&](TokenRecord& stored) {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
-                        "VALUES(?,?,?,?)");
-    SQLite::bind(q, t.user, t.name, t.token_hash, t.created_at);
-    q.exec();
+    Exec(
+        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
+        "VALUES(?,?,?,?)",
+        t.user, t.name, t.token_hash, t.created_at);
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
