@@ -2,6 +2,18 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+constexpr const char* kAgentColumns =
+    "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
+    "public_key FROM agents";
+
+EnrollTokenRecord ReadEnrollToken(SQLite::Statement& q) {
+  EnrollTokenRecord t;
+  ReadColumns(q, t.token_hash, t.pre_approved, t.created_by, t.created_at, t.expires_at, t.used_by);
+  return t;
+}
+
+}  // namespace
 
 Status SqliteStore::PutAgent(const AgentRecord& a) {
   return Execute("put agent",
@@ -15,17 +27,11 @@ Status SqliteStore::PutAgent(const AgentRecord& a) {
 }
 
 Result<AgentRecord> SqliteStore::GetAgent(const std::string& name) {
-  return One<AgentRecord>(
-      "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
-      "public_key FROM agents WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadAgent, "agent '" + name + "'");
+  return GetByName(kAgentColumns, ReadAgent, "agent", name);
 }
 
 Result<std::vector<AgentRecord>> SqliteStore::ListAgents(const Page& page) {
-  return Many<AgentRecord>(
-      "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
-      "public_key FROM agents ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadAgent);
+  return ListByName(kAgentColumns, ReadAgent, page);
 }
 
 Status SqliteStore::CreateEnrollToken(const EnrollTokenRecord& t) {
@@ -37,25 +43,18 @@ Status SqliteStore::CreateEnrollToken(const EnrollTokenRecord& t) {
 }
 
 Result<EnrollTokenRecord> SqliteStore::FindEnrollToken(const std::string& token_hash) {
-  return One<EnrollTokenRecord>(
-      "SELECT token_hash, pre_approved, created_by, created_at, expires_at, used_by "
-      "FROM enroll_tokens WHERE token_hash=?",
-      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
-      [](SQLite::Statement& q) {
-        return EnrollTokenRecord{q.getColumn(0).getString(), q.getColumn(1).getInt() != 0,
-                                 q.getColumn(2).getString(), q.getColumn(3).getInt64(),
-                                 q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
-      },
-      "enrollment token");
+  return SelectOne("enrollment token",
+                   "SELECT token_hash, pre_approved, created_by, created_at, expires_at, used_by "
+                   "FROM enroll_tokens WHERE token_hash=?",
+                   ReadEnrollToken, token_hash);
 }
 
 Status SqliteStore::MarkEnrollTokenUsed(const std::string& token_hash, const std::string& agent) {
   return Write("mark enroll token used", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE enroll_tokens SET used_by = CASE WHEN used_by = '' THEN ?1 "
-                        "ELSE used_by || ',' || ?1 END WHERE token_hash = ?2");
-    SQLite::bind(q, agent, token_hash);
-    if (q.exec() == 0) return NotFound("enrollment token not found");
+    if (Exec("UPDATE enroll_tokens SET used_by = CASE WHEN used_by = '' THEN ?1 "
+             "ELSE used_by || ',' || ?1 END WHERE token_hash = ?2",
+             agent, token_hash) == 0)
+      return NotFound("enrollment token not found");
     return Status::Ok();
   });
 }

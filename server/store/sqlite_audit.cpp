@@ -2,6 +2,13 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+AuditRecord ReadAudit(SQLite::Statement& q) {
+  AuditRecord e;
+  ReadColumns(q, e.id, e.at, e.actor, e.action, e.subject, e.summary);
+  return e;
+}
+}  // namespace
 
 Status SqliteStore::AppendAudit(const AuditRecord& e) {
   return Execute("append audit",
@@ -10,19 +17,11 @@ Status SqliteStore::AppendAudit(const AuditRecord& e) {
 }
 
 Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditFilter& f, const Page& page) {
-  return Many<AuditRecord>(
+  return SelectAll(
       "SELECT id, at, actor, action, subject, summary FROM audit_log "
       "WHERE (?1 = '' OR substr(action, 1, length(?1)) = ?1) AND (?2 = '' OR subject = ?2) "
       "ORDER BY id DESC LIMIT ?3 OFFSET ?4",
-      [&](SQLite::Statement& q) {
-        SQLite::bind(q, f.action_prefix, f.subject);
-        BindPage(q, 3, page);
-      },
-      [](SQLite::Statement& q) {
-        return AuditRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),
-                           q.getColumn(2).getString(), q.getColumn(3).getString(),
-                           q.getColumn(4).getString(), q.getColumn(5).getString()};
-      });
+      ReadAudit, f.action_prefix, f.subject, ClampLimit(page), ClampOffset(page));
 }
 
 }  // namespace reprise

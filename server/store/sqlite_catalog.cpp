@@ -4,6 +4,18 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+constexpr const char* kEnvironmentColumns =
+    "SELECT name, variables_json, updated_at FROM environments";
+constexpr const char* kTargetColumns =
+    "SELECT name, environment, agent, path, variables_json, updated_at FROM targets";
+constexpr const char* kApplicationColumns =
+    "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
+    "FROM applications";
+constexpr const char* kReleaseColumns =
+    "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
+    "created_by FROM releases";
+}  // namespace
 
 std::string SealedReason(const BuildRecord& build) {
   if (build.sealed_at != 0)
@@ -23,16 +35,11 @@ Status SqliteStore::PutEnvironment(const EnvironmentRecord& env) {
 }
 
 Result<EnvironmentRecord> SqliteStore::GetEnvironment(const std::string& name) {
-  return One<EnvironmentRecord>(
-      "SELECT name, variables_json, updated_at FROM environments WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadEnvironment,
-      "environment '" + name + "'");
+  return GetByName(kEnvironmentColumns, ReadEnvironment, "environment", name);
 }
 
 Result<std::vector<EnvironmentRecord>> SqliteStore::ListEnvironments(const Page& page) {
-  return Many<EnvironmentRecord>(
-      "SELECT name, variables_json, updated_at FROM environments ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadEnvironment);
+  return ListByName(kEnvironmentColumns, ReadEnvironment, page);
 }
 
 Status SqliteStore::PutTarget(const TargetRecord& t) {
@@ -45,62 +52,44 @@ Status SqliteStore::PutTarget(const TargetRecord& t) {
 }
 
 Result<TargetRecord> SqliteStore::GetTarget(const std::string& name) {
-  return One<TargetRecord>(
-      "SELECT name, environment, agent, path, variables_json, updated_at FROM targets "
-      "WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadTarget, "target '" + name + "'");
+  return GetByName(kTargetColumns, ReadTarget, "target", name);
 }
 
 Result<std::vector<TargetRecord>> SqliteStore::ListTargets(const Page& page) {
-  return Many<TargetRecord>(
-      "SELECT name, environment, agent, path, variables_json, updated_at FROM targets "
-      "ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadTarget);
+  return ListByName(kTargetColumns, ReadTarget, page);
 }
 
 Result<ApplicationRecord> SqliteStore::PutApplication(const ApplicationRecord& app) {
-  ApplicationRecord stored = app;
-  Status st = Write("put application", [&] {
+  return WriteValue("put application", app, [&](ApplicationRecord& stored) {
     SQLite::Statement cur(*db_, "SELECT spec_version FROM applications WHERE name=?");
     cur.bind(1, app.name);
     stored.spec_version = cur.executeStep() ? cur.getColumn(0).getInt64() + 1 : 1;
-    SQLite::Statement q(*db_,
-                        "INSERT INTO applications(name, spec_version, spec_json, spec_text, "
-                        "updated_at, updated_by) VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE "
-                        "SET spec_version=excluded.spec_version, spec_json=excluded.spec_json, "
-                        "spec_text=excluded.spec_text, updated_at=excluded.updated_at, "
-                        "updated_by=excluded.updated_by");
-    SQLite::bind(q, app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
-                 app.updated_by);
-    q.exec();
-    SQLite::Statement h(*db_,
-                        "INSERT INTO application_specs(application, version, spec_json, "
-                        "spec_text, created_at, created_by) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(h, app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
-                 app.updated_by);
-    h.exec();
+    Exec(
+        "INSERT INTO applications(name, spec_version, spec_json, spec_text, "
+        "updated_at, updated_by) VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE "
+        "SET spec_version=excluded.spec_version, spec_json=excluded.spec_json, "
+        "spec_text=excluded.spec_text, updated_at=excluded.updated_at, "
+        "updated_by=excluded.updated_by",
+        app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
+        app.updated_by);
+    Exec(
+        "INSERT INTO application_specs(application, version, spec_json, "
+        "spec_text, created_at, created_by) VALUES(?,?,?,?,?,?)",
+        app.name, stored.spec_version, app.spec_json, app.spec_text, app.updated_at,
+        app.updated_by);
     SQLite::Statement hold(*db_, "SELECT hold_json FROM applications WHERE name=?");
     hold.bind(1, app.name);
     if (hold.executeStep()) stored.hold_json = hold.getColumn(0).getString();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<ApplicationRecord> SqliteStore::GetApplication(const std::string& name) {
-  return One<ApplicationRecord>(
-      "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
-      "FROM applications WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadApplication,
-      "application '" + name + "'");
+  return GetByName(kApplicationColumns, ReadApplication, "application", name);
 }
 
 Result<std::vector<ApplicationRecord>> SqliteStore::ListApplications(const Page& page) {
-  return Many<ApplicationRecord>(
-      "SELECT name, spec_version, spec_json, spec_text, updated_at, updated_by, hold_json "
-      "FROM applications ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadApplication);
+  return ListByName(kApplicationColumns, ReadApplication, page);
 }
 
 Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
@@ -110,100 +99,75 @@ Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
     if (exists.executeStep())
       return AlreadyExists("release '" + r.number + "' of application '" + r.application +
                            "' already exists");
-    SQLite::Statement q(*db_,
-                        "INSERT INTO releases(application, number, spec_version, snapshot_json, "
-                        "variables_json, created_at, created_by) VALUES(?,?,?,?,?,?,?)");
-    SQLite::bind(q, r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json,
-                 r.created_at, r.created_by);
-    q.exec();
+    Exec(
+        "INSERT INTO releases(application, number, spec_version, snapshot_json, "
+        "variables_json, created_at, created_by) VALUES(?,?,?,?,?,?,?)",
+        r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json, r.created_at,
+        r.created_by);
     return Status::Ok();
   });
 }
 
 Result<ReleaseRecord> SqliteStore::GetRelease(const std::string& app, const std::string& number) {
-  return One<ReleaseRecord>(
-      "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-      "created_by FROM releases WHERE application=? AND number=?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, number); }, ReadRelease,
-      "release '" + number + "' of application '" + app + "'");
+  return SelectOne("release '" + number + "' of application '" + app + "'",
+                   std::string(kReleaseColumns) + " WHERE application=? AND number=?", ReadRelease,
+                   app, number);
 }
 
 Result<std::vector<ReleaseRecord>> SqliteStore::ListReleases(const std::string& app,
                                                              const Page& page) {
-  return Many<ReleaseRecord>(
-      "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-      "created_by FROM releases WHERE application=? ORDER BY created_at DESC, number DESC "
-      "LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) {
-        q.bind(1, app);
-        BindPage(q, 2, page);
-      },
-      ReadRelease);
+  return SelectAll(std::string(kReleaseColumns) +
+                       " WHERE application=? ORDER BY created_at DESC, number DESC "
+                       "LIMIT ? OFFSET ?",
+                   ReadRelease, app, ClampLimit(page), ClampOffset(page));
 }
 
 Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
-  BuildRecord stored = b;
-  Status st = Write("create build", [&] {
+  return WriteValue("create build", b, [&](BuildRecord& stored) {
     SQLite::Statement next(*db_,
                            "SELECT COALESCE(MAX(number), 0) + 1 FROM builds "
                            "WHERE application=? AND release=?");
     SQLite::bind(next, b.application, b.release);
     next.executeStep();
     stored.number = next.getColumn(0).getInt64();
-    SQLite::Statement q(*db_,
-                        "INSERT INTO builds(application, release, number, variables_json, "
-                        "created_at, created_by) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(q, b.application, b.release, stored.number, b.variables_json, b.created_at,
-                 b.created_by);
-    q.exec();
+    Exec(
+        "INSERT INTO builds(application, release, number, variables_json, "
+        "created_at, created_by) VALUES(?,?,?,?,?,?)",
+        b.application, b.release, stored.number, b.variables_json, b.created_at, b.created_by);
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<BuildRecord> SqliteStore::GetBuild(const std::string& app, const std::string& release,
                                           int64_t number) {
-  return One<BuildRecord>(
-      std::string(kBuildColumns) + " WHERE application=? AND release=? AND number=?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, release, number); }, ReadBuild,
-      "build " + std::to_string(number) + " of release '" + release + "' of '" + app + "'");
+  return SelectOne(
+      "build " + std::to_string(number) + " of release '" + release + "' of '" + app + "'",
+      std::string(kBuildColumns) + " WHERE application=? AND release=? AND number=?", ReadBuild,
+      app, release, number);
 }
 
 Result<std::vector<BuildRecord>> SqliteStore::ListBuilds(const std::string& app,
                                                          const std::string& release,
                                                          const Page& page) {
-  return Many<BuildRecord>(
-      std::string(kBuildColumns) +
-          " WHERE application=? AND release=? ORDER BY number DESC LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) {
-        SQLite::bind(q, app, release);
-        BindPage(q, 3, page);
-      },
-      ReadBuild);
+  return SelectAll(std::string(kBuildColumns) +
+                       " WHERE application=? AND release=? ORDER BY number DESC LIMIT ? OFFSET ?",
+                   ReadBuild, app, release, ClampLimit(page), ClampOffset(page));
 }
 
 Result<bool> SqliteStore::SealBuild(const std::string& app, const std::string& release,
                                     int64_t number, int64_t at, const std::string& by) {
-  bool sealed = false;
-  Status st = Write("seal build", [&] {
-    SQLite::Statement q(*db_,
+  auto sealed = Changed("seal build",
                         "UPDATE builds SET sealed_at=?, sealed_by=? WHERE application=? AND "
-                        "release=? AND number=? AND sealed_at=0");
-    SQLite::bind(q, at, by, app, release, number);
-    sealed = q.exec() > 0;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  if (sealed) return true;
+                        "release=? AND number=? AND sealed_at=0",
+                        at, by, app, release, number);
+  if (!sealed.ok() || *sealed) return sealed;
   auto b = GetBuild(app, release, number);
   if (!b.ok()) return b.status();
   return false;
 }
 
 Result<bool> SqliteStore::AddArtifact(const ArtifactRecord& a) {
-  bool added = false;
-  Status st = Write("add artifact", [&] {
+  return WriteValue("add artifact", false, [&](bool& added) {
     SQLite::Statement cur(*db_,
                           "SELECT sha256 FROM artifacts WHERE application=? AND release=? AND "
                           "build=? AND name=?");
@@ -222,88 +186,71 @@ Result<bool> SqliteStore::AddArtifact(const ArtifactRecord& a) {
     if (build->sealed())
       return FailedPrecondition("build " + a.release + " #" + std::to_string(a.build) +
                                 " is sealed: " + SealedReason(*build));
-    SQLite::Statement q(*db_,
-                        "INSERT INTO artifacts(application, release, build, name, sha256, size, "
-                        "file_count, manifest_json, created_at, created_by) "
-                        "VALUES(?,?,?,?,?,?,?,?,?,?)");
-    SQLite::bind(q, a.application, a.release, a.build, a.name, a.sha256, a.size, a.file_count,
-                 a.manifest_json, a.created_at, a.created_by);
-    q.exec();
+    Exec(
+        "INSERT INTO artifacts(application, release, build, name, sha256, size, "
+        "file_count, manifest_json, created_at, created_by) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?)",
+        a.application, a.release, a.build, a.name, a.sha256, a.size, a.file_count, a.manifest_json,
+        a.created_at, a.created_by);
     added = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return added;
 }
 
 Result<bool> SqliteStore::RestoreArtifactBlob(const std::string& app, const std::string& release,
                                               int64_t build, const std::string& name,
                                               const std::string& sha256) {
-  bool restored = false;
-  Status st = Write("restore artifact", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE artifacts SET blob_removed_at=0 WHERE application=? AND "
-                        "release=? AND build=? AND name=? AND sha256=? AND blob_removed_at!=0");
-    SQLite::bind(q, app, release, build, name, sha256);
-    restored = q.exec() > 0;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return restored;
+  return Changed("restore artifact",
+                 "UPDATE artifacts SET blob_removed_at=0 WHERE application=? AND release=? AND "
+                 "build=? AND name=? AND sha256=? AND blob_removed_at!=0",
+                 app, release, build, name, sha256);
 }
 
 Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,
                                                    const std::string& release, int64_t build,
                                                    int64_t at) {
-  bool marked = false;
-  Status st = Write("mark artifact blobs removed", [&] {
+  return WriteValue("mark artifact blobs removed", false, [&](bool& marked) {
     SQLite::Statement pending(*db_,
                               "SELECT 1 FROM deployments WHERE application=? AND release=? AND "
                               "build=? AND status IN ('scheduled','waiting','queued','running') "
                               "LIMIT 1");
     SQLite::bind(pending, app, release, build);
     if (pending.executeStep()) return Status::Ok();
-    SQLite::Statement q(*db_,
-                        "UPDATE artifacts SET blob_removed_at=? WHERE application=? AND "
-                        "release=? AND build=? AND blob_removed_at=0");
-    SQLite::bind(q, at, app, release, build);
-    q.exec();
+    Exec(
+        "UPDATE artifacts SET blob_removed_at=? WHERE application=? AND "
+        "release=? AND build=? AND blob_removed_at=0",
+        at, app, release, build);
     marked = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return marked;
 }
 
 Result<ArtifactRecord> SqliteStore::GetArtifact(const std::string& app, const std::string& release,
                                                 int64_t build, const std::string& name) {
-  return One<ArtifactRecord>(
+  return SelectOne(
+      "artifact '" + name + "' of build " + std::to_string(build),
       std::string(kArtifactColumns) + " WHERE application=? AND release=? AND build=? AND name=?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, release, build, name); }, ReadArtifact,
-      "artifact '" + name + "' of build " + std::to_string(build));
+      ReadArtifact, app, release, build, name);
 }
 
 Result<std::vector<ArtifactRecord>> SqliteStore::ListArtifacts(const std::string& app,
                                                                const std::string& release,
                                                                int64_t build) {
-  return Many<ArtifactRecord>(
-      std::string(kArtifactColumns) +
-          " WHERE application=? AND release=? AND build=? ORDER BY name",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, release, build); }, ReadArtifact);
+  return SelectAll(std::string(kArtifactColumns) +
+                       " WHERE application=? AND release=? AND build=? ORDER BY name",
+                   ReadArtifact, app, release, build);
 }
 
 Result<std::vector<std::string>> SqliteStore::ReferencedBlobs() {
-  return Many<std::string>(
-      "SELECT DISTINCT sha256 FROM artifacts WHERE blob_removed_at=0 ORDER BY sha256",
-      [](SQLite::Statement&) {}, [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
+  return SelectAll("SELECT DISTINCT sha256 FROM artifacts WHERE blob_removed_at=0 ORDER BY sha256",
+                   [](SQLite::Statement& q) { return q.getColumn(0).getString(); });
 }
 
 Result<std::vector<ArtifactRecord>> SqliteStore::FindArtifactsBySha256(const std::string& sha256) {
   // artifacts_by_sha serves the lookup.
-  return Many<ArtifactRecord>(
-      std::string(kArtifactColumns) +
-          " WHERE sha256=? ORDER BY created_at, application, release, build, name",
-      [&](SQLite::Statement& q) { q.bind(1, sha256); }, ReadArtifact);
+  return SelectAll(std::string(kArtifactColumns) +
+                       " WHERE sha256=? ORDER BY created_at, application, release, build, name",
+                   ReadArtifact, sha256);
 }
 
 Status SqliteStore::DeleteArtifacts(const std::string& app, const std::string& release,
@@ -314,9 +261,8 @@ Status SqliteStore::DeleteArtifacts(const std::string& app, const std::string& r
 }
 
 Result<std::vector<BuildRecord>> SqliteStore::ListAllBuilds() {
-  return Many<BuildRecord>(
-      std::string(kBuildColumns) + " ORDER BY created_at, application, release, number",
-      [](SQLite::Statement&) {}, ReadBuild);
+  return SelectAll(
+      std::string(kBuildColumns) + " ORDER BY created_at, application, release, number", ReadBuild);
 }
 
 }  // namespace reprise

@@ -5,10 +5,51 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+
+DeploymentTargetRecord ReadDeploymentTarget(SQLite::Statement& q) {
+  DeploymentTargetRecord t;
+  ReadColumns(q, t.deployment_id, t.target, t.status, t.message, t.release_dir, t.manifest_sha256,
+              t.started_at, t.finished_at);
+  return t;
+}
+
+DeploymentLogRecord ReadLogLine(SQLite::Statement& q) {
+  DeploymentLogRecord l;
+  ReadColumns(q, l.deployment_id, l.seq, l.at, l.target, l.level, l.text);
+  return l;
+}
+
+ApprovalRecord ReadApproval(SQLite::Statement& q) {
+  ApprovalRecord a;
+  ReadColumns(q, a.id, a.deployment_id, a.user, a.decision, a.comment, a.at, a.revoked);
+  return a;
+}
+
+TargetCurrent ReadTargetCurrent(SQLite::Statement& q) {
+  TargetCurrent c;
+  ReadColumns(q, c.target, c.release, c.build, c.deployment_id, c.at, c.by);
+  return c;
+}
+
+TargetStateRecord ReadTargetState(SQLite::Statement& q) {
+  TargetStateRecord t;
+  TargetCurrent& c = t.current;
+  ReadColumns(q, t.application, t.stage, c.target, c.release, c.build, c.deployment_id, c.at, c.by,
+              t.release_dir);
+  return t;
+}
+
+StageBuild ReadStageBuild(SQLite::Statement& q) {
+  StageBuild b;
+  ReadColumns(q, b.release, b.build, b.deployment_id, b.at, b.by);
+  return b;
+}
+
+}  // namespace
 
 Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d) {
-  DeploymentRecord stored = d;
-  Status st = Write("create deployment", [&] {
+  return WriteValue("create deployment", d, [&](DeploymentRecord& stored) {
     SQLite::Statement q(*db_,
                         "INSERT INTO deployments(application, release, build, stage, kind, "
                         "status, scheduled_at, expires_after_ms, forced, context_choice, "
@@ -32,14 +73,11 @@ Result<DeploymentRecord> SqliteStore::CreateDeployment(const DeploymentRecord& d
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<DeploymentRecord> SqliteStore::GetDeployment(int64_t id) {
-  return One<DeploymentRecord>(
-      std::string(kDeploymentColumns) + " WHERE id=?", [&](SQLite::Statement& q) { q.bind(1, id); },
-      ReadDeployment, "deployment " + std::to_string(id));
+  return SelectOne("deployment " + std::to_string(id),
+                   std::string(kDeploymentColumns) + " WHERE id=?", ReadDeployment, id);
 }
 
 Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const DeploymentFilter& f,
@@ -47,51 +85,29 @@ Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const Deploym
   std::string sql = std::string(kDeploymentColumns) +
                     " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
                     "(?3 = '' OR instr(',' || targets_csv || ',', ',' || ?3 || ',') > 0)";
-  if (!f.statuses.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-  }
+  if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
   sql +=
       f.oldest_first ? " ORDER BY id ASC LIMIT ? OFFSET ?" : " ORDER BY id DESC LIMIT ? OFFSET ?";
-  return Many<DeploymentRecord>(
-      sql,
-      [&](SQLite::Statement& q) {
-        SQLite::bind(q, f.application, f.stage, f.target);
-        int i = 4;
-        for (const auto& st : f.statuses) q.bind(i++, st);
-        BindPage(q, i, page);
-      },
-      ReadDeployment);
+  return SelectAll(sql, ReadDeployment, f.application, f.stage, f.target, f.statuses,
+                   ClampLimit(page), ClampOffset(page));
 }
 
 Result<bool> SqliteStore::TransitionDeployment(int64_t id, const std::vector<std::string>& from,
                                                const std::string& to, int64_t started_at,
                                                int64_t finished_at, const std::string& error) {
-  bool changed = false;
-  Status st = Write("transition deployment", [&] {
-    std::string sql =
-        "UPDATE deployments SET status=?1, started_at=CASE WHEN ?2 != 0 THEN ?2 ELSE "
-        "started_at END, finished_at=CASE WHEN ?3 != 0 THEN ?3 ELSE finished_at END, "
-        "error=CASE WHEN ?4 != '' THEN ?4 ELSE error END WHERE id=?5 AND status IN (";
-    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-    SQLite::Statement q(*db_, sql);
-    SQLite::bind(q, to, started_at, finished_at, error, id);
-    int i = 6;
-    for (const auto& f : from) q.bind(i++, f);
-    changed = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return changed;
+  return Changed("transition deployment",
+                 "UPDATE deployments SET status=?1, started_at=CASE WHEN ?2 != 0 THEN ?2 ELSE "
+                 "started_at END, finished_at=CASE WHEN ?3 != 0 THEN ?3 ELSE finished_at END, "
+                 "error=CASE WHEN ?4 != '' THEN ?4 ELSE error END WHERE id=?5 AND status IN (" +
+                     Placeholders(from.size()) + ")",
+                 to, started_at, finished_at, error, id, from);
 }
 
 Result<std::vector<DeploymentRecord>> SqliteStore::DueScheduled(int64_t until, int64_t limit) {
-  return Many<DeploymentRecord>(
+  return SelectAll(
       std::string(kDeploymentColumns) +
           " WHERE status='scheduled' AND scheduled_at<=? ORDER BY scheduled_at, id LIMIT ?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, until, limit); }, ReadDeployment);
+      ReadDeployment, until, limit);
 }
 
 Result<int64_t> SqliteStore::NextScheduledAt() {
@@ -134,15 +150,11 @@ Result<std::vector<int64_t>> SqliteStore::TransitionDeployments(
   std::vector<int64_t> moved;
   if (ids.empty()) return moved;
   Status st = Write("transition deployments", [&] {
-    std::string sql = "UPDATE deployments SET status=? WHERE id=? AND status IN (";
-    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-    SQLite::Statement q(*db_, sql);
+    SQLite::Statement q(*db_, "UPDATE deployments SET status=? WHERE id=? AND status IN (" +
+                                  Placeholders(from.size()) + ")");
     for (int64_t id : ids) {
       q.reset();
-      SQLite::bind(q, to, id);
-      int i = 3;
-      for (const auto& f : from) q.bind(i++, f);
+      BindAll(q, to, id, from);
       if (q.exec() == 1) moved.push_back(id);
     }
     return Status::Ok();
@@ -152,27 +164,15 @@ Result<std::vector<int64_t>> SqliteStore::TransitionDeployments(
 }
 
 Result<bool> SqliteStore::RescheduleDeployment(int64_t id, int64_t scheduled_at) {
-  bool changed = false;
-  Status st = Write("reschedule deployment", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE deployments SET scheduled_at=? WHERE id=? AND "
-                        "status='scheduled'");
-    SQLite::bind(q, scheduled_at, id);
-    changed = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return changed;
+  return Changed("reschedule deployment",
+                 "UPDATE deployments SET scheduled_at=? WHERE id=? AND status='scheduled'",
+                 scheduled_at, id);
 }
 
 Status SqliteStore::SetDeploymentContext(int64_t id, const std::string& context_json,
                                          const std::string& kind) {
-  return Write("set deployment context", [&] {
-    SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
-    SQLite::bind(q, context_json, kind, id);
-    if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
-    return Status::Ok();
-  });
+  return Write("set deployment context",
+               [&] { return PutDeploymentContext(id, context_json, kind); });
 }
 
 Status SqliteStore::PutDeploymentTarget(const DeploymentTargetRecord& t) {
@@ -186,9 +186,7 @@ Status SqliteStore::StartDeployment(int64_t id, const std::string& context_json,
                                     const std::string& kind,
                                     const std::vector<DeploymentTargetRecord>& targets) {
   return Write("start deployment", [&] {
-    SQLite::Statement q(*db_, "UPDATE deployments SET context_json=?, kind=? WHERE id=?");
-    SQLite::bind(q, context_json, kind, id);
-    if (q.exec() != 1) return NotFound("deployment " + std::to_string(id) + " not found");
+    REPRISE_RETURN_IF_ERROR(PutDeploymentContext(id, context_json, kind));
     PutDeploymentTargets(targets);
     return Status::Ok();
   });
@@ -201,61 +199,45 @@ Result<bool> SqliteStore::FinishDeployment(int64_t id, const std::vector<std::st
                                            const std::vector<TargetStateRecord>& target_states,
                                            const std::vector<DeploymentLogRecord>& logs,
                                            const std::vector<DeploymentLogRecord>& final_logs) {
-  bool moved = false;
-  Status st = Write("finish deployment", [&] {
+  return WriteValue("finish deployment", false, [&](bool& moved) {
     AppendLogs(logs);
     PutDeploymentTargets(targets);
     for (const auto& t : target_states)
       PutTargetStateRow(t.application, t.stage, t.current, t.release_dir);
-    std::string sql =
-        "UPDATE deployments SET status=?1, finished_at=?2, "
-        "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND status IN (";
-    for (size_t i = 0; i < from.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-    SQLite::Statement q(*db_, sql);
-    SQLite::bind(q, to, finished_at, error, id);
-    int i = 5;
-    for (const auto& f : from) q.bind(i++, f);
+    SQLite::Statement q(*db_,
+                        "UPDATE deployments SET status=?1, finished_at=?2, "
+                        "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END WHERE id=?4 AND "
+                        "status IN (" +
+                            Placeholders(from.size()) + ")");
+    BindAll(q, to, finished_at, error, id, from);
     moved = q.exec() == 1;
     if (moved) AppendLogs(final_logs);
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return moved;
 }
 
 Result<std::vector<DeploymentTargetRecord>> SqliteStore::ListDeploymentTargets(int64_t id) {
-  return Many<DeploymentTargetRecord>(
+  return SelectAll(
       "SELECT deployment_id, target, status, message, release_dir, manifest_sha256, "
       "COALESCE(started_at, 0), COALESCE(finished_at, 0) FROM deployment_targets "
       "WHERE deployment_id=? ORDER BY target",
-      [&](SQLite::Statement& q) { q.bind(1, id); },
-      [](SQLite::Statement& q) {
-        return DeploymentTargetRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getString(),
-                                      q.getColumn(2).getString(), q.getColumn(3).getString(),
-                                      q.getColumn(4).getString(), q.getColumn(5).getString(),
-                                      q.getColumn(6).getInt64(),  q.getColumn(7).getInt64()};
-      });
+      ReadDeploymentTarget, id);
 }
 
 Result<int64_t> SqliteStore::AppendDeploymentLog(const DeploymentLogRecord& l) {
-  int64_t seq = 0;
-  Status st = Write("append deployment log", [&] {
+  return WriteValue("append deployment log", int64_t{0}, [&](int64_t& seq) {
     SQLite::Statement next(*db_,
                            "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployment_logs "
                            "WHERE deployment_id=?");
     next.bind(1, l.deployment_id);
     next.executeStep();
     seq = next.getColumn(0).getInt64();
-    SQLite::Statement q(*db_,
-                        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
-                        "level) VALUES(?,?,?,?,?,?)");
-    SQLite::bind(q, l.deployment_id, seq, l.at, l.target, l.text, l.level);
-    q.exec();
+    Exec(
+        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, "
+        "level) VALUES(?,?,?,?,?,?)",
+        l.deployment_id, seq, l.at, l.target, l.text, l.level);
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return seq;
 }
 
 Status SqliteStore::AppendDeploymentLogs(const std::vector<DeploymentLogRecord>& lines) {
@@ -269,20 +251,14 @@ Status SqliteStore::AppendDeploymentLogs(const std::vector<DeploymentLogRecord>&
 Result<std::vector<DeploymentLogRecord>> SqliteStore::ListDeploymentLog(int64_t id,
                                                                         int64_t after_seq,
                                                                         int64_t limit) {
-  return Many<DeploymentLogRecord>(
+  return SelectAll(
       "SELECT deployment_id, seq, at, target, level, line FROM deployment_logs "
       "WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, id, after_seq, limit); },
-      [](SQLite::Statement& q) {
-        return DeploymentLogRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),
-                                   q.getColumn(2).getInt64(),  q.getColumn(3).getString(),
-                                   q.getColumn(4).getString(), q.getColumn(5).getString()};
-      });
+      ReadLogLine, id, after_seq, limit);
 }
 
 Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
-  ApprovalRecord stored = a;
-  Status st = Write("add approval", [&] {
+  return WriteValue("add approval", a, [&](ApprovalRecord& stored) {
     SQLite::Statement standing(*db_,
                                "SELECT decision FROM approvals WHERE deployment_id=? AND "
                                "user=? AND revoked=0");
@@ -293,62 +269,40 @@ Result<ApprovalRecord> SqliteStore::AddApproval(const ApprovalRecord& a) {
         return AlreadyExists("'" + a.user + "' has already " + decision + " deployment " +
                              std::to_string(a.deployment_id) +
                              "; one decision per user counts (revoke it first to change it)");
-      SQLite::Statement revoke(*db_,
-                               "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
-                               "user=? AND revoked=0");
-      SQLite::bind(revoke, a.deployment_id, a.user);
-      revoke.exec();
+      Exec(
+          "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND "
+          "user=? AND revoked=0",
+          a.deployment_id, a.user);
     }
-    SQLite::Statement q(*db_,
-                        "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
-                        "VALUES(?,?,?,?,?)");
-    SQLite::bind(q, a.deployment_id, a.user, a.decision, a.comment, a.at);
-    q.exec();
+    Exec(
+        "INSERT INTO approvals(deployment_id, user, decision, comment, at) "
+        "VALUES(?,?,?,?,?)",
+        a.deployment_id, a.user, a.decision, a.comment, a.at);
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(int64_t deployment_id) {
-  return Many<ApprovalRecord>(
+  return SelectAll(
       "SELECT id, deployment_id, user, decision, comment, at, revoked FROM approvals "
       "WHERE deployment_id=? ORDER BY id",
-      [&](SQLite::Statement& q) { q.bind(1, deployment_id); },
-      [](SQLite::Statement& q) {
-        return ApprovalRecord{q.getColumn(0).getInt64(),   q.getColumn(1).getInt64(),
-                              q.getColumn(2).getString(),  q.getColumn(3).getString(),
-                              q.getColumn(4).getString(),  q.getColumn(5).getInt64(),
-                              q.getColumn(6).getInt() != 0};
-      });
+      ReadApproval, deployment_id);
 }
 
 Result<int64_t> SqliteStore::RevokeApprovals(int64_t deployment_id, const std::string& user) {
-  int64_t n = 0;
-  Status st = Write("revoke approvals", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND user=? AND "
-                        "revoked=0");
-    SQLite::bind(q, deployment_id, user);
-    n = q.exec();
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return n;
+  return ExecuteCount("revoke approvals",
+                      "UPDATE approvals SET revoked=1 WHERE deployment_id=? AND user=? AND "
+                      "revoked=0",
+                      deployment_id, user);
 }
 
 Result<std::vector<TargetCurrent>> SqliteStore::CurrentBuilds(const std::string& app,
                                                               const std::string& stage) {
-  return Many<TargetCurrent>(
+  return SelectAll(
       "SELECT target, release, build, deployment_id, at, by FROM target_states "
       "WHERE application=? AND stage=? ORDER BY target",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage); },
-      [](SQLite::Statement& q) {
-        return TargetCurrent{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                             q.getColumn(2).getInt64(),  q.getColumn(3).getInt64(),
-                             q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
-      });
+      ReadTargetCurrent, app, stage);
 }
 
 Status SqliteStore::PutTargetState(const std::string& app, const std::string& stage,
@@ -362,66 +316,45 @@ Status SqliteStore::PutTargetState(const std::string& app, const std::string& st
 // Inside a write transaction.
 void SqliteStore::PutTargetStateRow(const std::string& app, const std::string& stage,
                                     const TargetCurrent& c, const std::string& release_dir) {
-  SQLite::Statement q(*db_,
-                      "INSERT INTO target_states(target, application, stage, release, build, "
-                      "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
-                      "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
-                      "stage=excluded.stage, release=excluded.release, build=excluded.build, "
-                      "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
-                      "release_dir=excluded.release_dir");
-  SQLite::bind(q, c.target, app, stage, c.release, c.build, c.deployment_id, c.at, c.by,
-               release_dir);
-  q.exec();
+  Exec(
+      "INSERT INTO target_states(target, application, stage, release, build, "
+      "deployment_id, at, by, release_dir) VALUES(?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT(target) DO UPDATE SET application=excluded.application, "
+      "stage=excluded.stage, release=excluded.release, build=excluded.build, "
+      "deployment_id=excluded.deployment_id, at=excluded.at, by=excluded.by, "
+      "release_dir=excluded.release_dir",
+      c.target, app, stage, c.release, c.build, c.deployment_id, c.at, c.by, release_dir);
 }
 
 Result<TargetStateRecord> SqliteStore::GetTargetState(const std::string& target) {
-  return One<TargetStateRecord>(
+  return SelectOne(
+      "the state of target '" + target + "'",
       "SELECT application, stage, target, release, build, deployment_id, at, by, release_dir "
       "FROM target_states WHERE target=?",
-      [&](SQLite::Statement& q) { q.bind(1, target); },
-      [](SQLite::Statement& q) {
-        return TargetStateRecord{
-            q.getColumn(0).getString(), q.getColumn(1).getString(),
-            TargetCurrent{q.getColumn(2).getString(), q.getColumn(3).getString(),
-                          q.getColumn(4).getInt64(), q.getColumn(5).getInt64(),
-                          q.getColumn(6).getInt64(), q.getColumn(7).getString()},
-            q.getColumn(8).getString()};
-      },
-      "the state of target '" + target + "'");
+      ReadTargetState, target);
 }
 
 Status SqliteStore::ClearTargetState(const std::string& target) {
-  return Write("clear target state", [&] {
-    SQLite::Statement q(*db_, "DELETE FROM target_states WHERE target=?");
-    q.bind(1, target);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute("clear target state", "DELETE FROM target_states WHERE target=?", target);
 }
 
 Result<std::vector<StageBuild>> SqliteStore::SucceededBuilds(const std::string& app,
                                                              const std::string& stage,
                                                              int64_t limit) {
-  return Many<StageBuild>(
+  return SelectAll(
       "SELECT release, build, deployment_id, finished_at, requested_by FROM stage_builds "
       "WHERE application=? AND stage=? ORDER BY finished_at DESC, deployment_id DESC LIMIT ?",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, limit); },
-      [](SQLite::Statement& q) {
-        return StageBuild{q.getColumn(0).getString(), q.getColumn(1).getInt64(),
-                          q.getColumn(2).getInt64(), q.getColumn(3).getInt64(),
-                          q.getColumn(4).getString()};
-      });
+      ReadStageBuild, app, stage, limit);
 }
 
 Result<DeploymentRecord> SqliteStore::LastSuccess(const std::string& app,
                                                   const std::string& release, int64_t build,
                                                   const std::string& stage) {
-  return One<DeploymentRecord>(
-      std::string(kDeploymentColumns) +
-          " WHERE id = (SELECT deployment_id FROM stage_builds WHERE application=? AND "
-          "stage=? AND release=? AND build=?)",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, release, build); }, ReadDeployment,
-      "a successful deployment of that build to stage '" + stage + "'");
+  return SelectOne("a successful deployment of that build to stage '" + stage + "'",
+                   std::string(kDeploymentColumns) +
+                       " WHERE id = (SELECT deployment_id FROM stage_builds WHERE "
+                       "application=? AND stage=? AND release=? AND build=?)",
+                   ReadDeployment, app, stage, release, build);
 }
 
 // SQLite's JSON functions edit the one stage's key inside the transaction
@@ -429,18 +362,16 @@ Result<DeploymentRecord> SqliteStore::LastSuccess(const std::string& app,
 Status SqliteStore::PlaceHold(const std::string& app, const std::string& stage,
                               const std::string& hold_json) {
   return Write("place hold", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE applications SET hold_json=json_patch(hold_json, "
-                        "json_object(?, json(?))) WHERE name=?");
-    SQLite::bind(q, stage, hold_json, app);
-    if (q.exec() != 1) return NotFound("application '" + app + "' not found");
+    if (Exec("UPDATE applications SET hold_json=json_patch(hold_json, "
+             "json_object(?, json(?))) WHERE name=?",
+             stage, hold_json, app) != 1)
+      return NotFound("application '" + app + "' not found");
     return Status::Ok();
   });
 }
 
 Result<bool> SqliteStore::ClearHold(const std::string& app, const std::string& stage) {
-  bool removed = false;
-  Status st = Write("clear hold", [&] {
+  return WriteValue("clear hold", false, [&](bool& removed) {
     SQLite::Statement read(*db_,
                            "SELECT json(hold_json), json_patch(hold_json, json_object(?, "
                            "json('null'))) FROM applications WHERE name=?");
@@ -449,14 +380,10 @@ Result<bool> SqliteStore::ClearHold(const std::string& app, const std::string& s
     std::string before = read.getColumn(0).getString();
     std::string after = read.getColumn(1).getString();
     if (before == after) return Status::Ok();
-    SQLite::Statement q(*db_, "UPDATE applications SET hold_json=? WHERE name=?");
-    SQLite::bind(q, after, app);
-    q.exec();
+    Exec("UPDATE applications SET hold_json=? WHERE name=?", after, app);
     removed = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return removed;
 }
 
 // Inside a write transaction: appends lines, numbering each deployment's
@@ -482,6 +409,14 @@ void SqliteStore::AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
     SQLite::bind(q, l.deployment_id, ++it->second, l.at, l.target, l.text, l.level);
     q.exec();
   }
+}
+
+// Inside a write transaction.
+Status SqliteStore::PutDeploymentContext(int64_t id, const std::string& context_json,
+                                         const std::string& kind) {
+  if (Exec("UPDATE deployments SET context_json=?, kind=? WHERE id=?", context_json, kind, id) != 1)
+    return NotFound("deployment " + std::to_string(id) + " not found");
+  return Status::Ok();
 }
 
 // Inside a write transaction.

@@ -3,45 +3,32 @@
 #include "server/store/sqlite_store_internal.h"
 
 namespace reprise {
+namespace {
+IrreversibleStepRecord ReadStep(SQLite::Statement& q) {
+  IrreversibleStepRecord s;
+  ReadColumns(q, s.id, s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id,
+              s.position, s.label, s.target, s.ran_at, s.outcome, s.note, s.has_undo);
+  return s;
+}
+}  // namespace
 
 Status SqliteStore::AddIrreversibleStep(const IrreversibleStepRecord& s) {
-  return Write("add irreversible step", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO irreversible_steps(deployment_id, application, stage, "
-                        "release, build, step_id, position, label, target, ran_at, outcome, "
-                        "note, has_undo) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    SQLite::bind(q, s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id,
-                 s.position, s.label, s.target, s.ran_at, s.outcome, s.note, s.has_undo ? 1 : 0);
-    q.exec();
-    return Status::Ok();
-  });
+  return Execute(
+      "add irreversible step",
+      "INSERT INTO irreversible_steps(deployment_id, application, stage, release, build, "
+      "step_id, position, label, target, ran_at, outcome, note, has_undo) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      s.deployment_id, s.application, s.stage, s.release, s.build, s.step_id, s.position, s.label,
+      s.target, s.ran_at, s.outcome, s.note, s.has_undo);
 }
 
 Result<std::vector<IrreversibleStepRecord>> SqliteStore::ListIrreversibleSteps(
     const std::string& app, const std::string& stage, int64_t after) {
-  return Many<IrreversibleStepRecord>(
+  return SelectAll(
       "SELECT id, deployment_id, application, stage, release, build, step_id, position, label, "
       "target, ran_at, outcome, note, has_undo FROM irreversible_steps WHERE application=? AND "
       "stage=? AND ran_at>? ORDER BY ran_at, id",
-      [&](SQLite::Statement& q) { SQLite::bind(q, app, stage, after); },
-      [](SQLite::Statement& q) {
-        IrreversibleStepRecord s;
-        s.id = q.getColumn(0).getInt64();
-        s.deployment_id = q.getColumn(1).getInt64();
-        s.application = q.getColumn(2).getString();
-        s.stage = q.getColumn(3).getString();
-        s.release = q.getColumn(4).getString();
-        s.build = q.getColumn(5).getInt64();
-        s.step_id = q.getColumn(6).getString();
-        s.position = q.getColumn(7).getString();
-        s.label = q.getColumn(8).getString();
-        s.target = q.getColumn(9).getString();
-        s.ran_at = q.getColumn(10).getInt64();
-        s.outcome = q.getColumn(11).getString();
-        s.note = q.getColumn(12).getString();
-        s.has_undo = q.getColumn(13).getInt() != 0;
-        return s;
-      });
+      ReadStep, app, stage, after);
 }
 
 }  // namespace reprise

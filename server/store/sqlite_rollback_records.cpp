@@ -24,56 +24,43 @@ constexpr const char* kTargetColumns =
 
 RollbackRecord ReadRecord(SQLite::Statement& q) {
   RollbackRecord r;
-  int i = 0;
-  r.id = q.getColumn(i++).getInt64();
-  r.deployment_id = q.getColumn(i++).getInt64();
-  r.application = q.getColumn(i++).getString();
-  r.stage = q.getColumn(i++).getString();
-  r.release = q.getColumn(i++).getString();
-  r.build = q.getColumn(i++).getInt64();
-  r.status = q.getColumn(i++).getString();
-  r.comment = q.getColumn(i++).getString();
-  r.created_by = q.getColumn(i++).getString();
-  r.created_at = q.getColumn(i++).getInt64();
-  r.submitted_by = q.getColumn(i++).getString();
-  r.submitted_at = q.getColumn(i++).getInt64();
-  r.executed_by = q.getColumn(i++).getString();
-  r.executed_at = q.getColumn(i++).getInt64();
-  r.execution_deployment_id = q.getColumn(i++).getInt64();
-  r.scheduled_at = q.getColumn(i++).getInt64();
-  r.finished_at = q.getColumn(i++).getInt64();
-  r.validated_by = q.getColumn(i++).getString();
-  r.validated_at = q.getColumn(i++).getInt64();
-  r.validation_json = q.getColumn(i++).getString();
-  r.connection_json = q.getColumn(i++).getString();
-  r.connection_checked_at = q.getColumn(i++).getInt64();
-  r.connection_ok = q.getColumn(i++).getInt() != 0;
-  r.error = q.getColumn(i++).getString();
-  r.components_total = q.getColumn(i++).getInt64();
-  r.components_selected = q.getColumn(i++).getInt64();
+  ReadColumns(q, r.id, r.deployment_id, r.application, r.stage, r.release, r.build, r.status,
+              r.comment, r.created_by, r.created_at, r.submitted_by, r.submitted_at, r.executed_by,
+              r.executed_at, r.execution_deployment_id, r.scheduled_at, r.finished_at,
+              r.validated_by, r.validated_at, r.validation_json, r.connection_json,
+              r.connection_checked_at, r.connection_ok, r.error, r.components_total,
+              r.components_selected);
   return r;
 }
 
 RollbackRecordTarget ReadRecordTarget(SQLite::Statement& q) {
   RollbackRecordTarget t;
-  int i = 0;
-  t.record_id = q.getColumn(i++).getInt64();
-  t.target = q.getColumn(i++).getString();
-  t.release_dir = q.getColumn(i++).getString();
-  t.manifest_json = q.getColumn(i++).getString();
-  t.manifest_hash = q.getColumn(i++).getString();
-  t.artifact = q.getColumn(i++).getString();
-  t.previous_deployment_id = q.getColumn(i++).getInt64();
-  t.previous_release = q.getColumn(i++).getString();
-  t.previous_build = q.getColumn(i++).getInt64();
-  t.previous_release_dir = q.getColumn(i++).getString();
-  t.previous_artifact = q.getColumn(i++).getString();
-  t.previous_sha256 = q.getColumn(i++).getString();
-  t.previous_manifest_json = q.getColumn(i++).getString();
-  t.previous_manifest_hash = q.getColumn(i++).getString();
-  t.composed_manifest_json = q.getColumn(i++).getString();
-  t.composed_manifest_hash = q.getColumn(i++).getString();
+  ReadColumns(q, t.record_id, t.target, t.release_dir, t.manifest_json, t.manifest_hash, t.artifact,
+              t.previous_deployment_id, t.previous_release, t.previous_build,
+              t.previous_release_dir, t.previous_artifact, t.previous_sha256,
+              t.previous_manifest_json, t.previous_manifest_hash, t.composed_manifest_json,
+              t.composed_manifest_hash);
   return t;
+}
+
+RollbackComponentRecord ReadComponent(SQLite::Statement& q) {
+  RollbackComponentRecord c;
+  ReadColumns(q, c.target, c.path, c.type, c.selected);
+  return c;
+}
+
+RollbackApprovalRecord ReadRollbackApproval(SQLite::Statement& q) {
+  RollbackApprovalRecord a;
+  ReadColumns(q, a.user, a.decision, a.comment, a.at);
+  return a;
+}
+
+// Inside a write transaction: the record's status, or NotFound.
+Result<std::string> RecordStatus(SQLite::Database& db, int64_t id) {
+  SQLite::Statement q(db, "SELECT status FROM rollback_records WHERE id=?");
+  q.bind(1, id);
+  if (!q.executeStep()) return NotFound("rollback record " + std::to_string(id) + " not found");
+  return q.getColumn(0).getString();
 }
 
 void InsertTarget(SQLite::Database& db, int64_t id, const RollbackRecordTarget& t) {
@@ -105,13 +92,12 @@ Result<RollbackRecord> SqliteStore::CreateRollbackRecord(
     const std::vector<RollbackComponentRecord>& components) {
   int64_t id = 0;
   Status st = Write("create rollback record", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO rollback_records(deployment_id, application, stage, release, "
-                        "build, status, comment, created_by, created_at) "
-                        "VALUES(?,?,?,?,?,?,?,?,?)");
-    SQLite::bind(q, r.deployment_id, r.application, r.stage, r.release, r.build, r.status,
-                 r.comment, r.created_by, r.created_at);
-    q.exec();
+    Exec(
+        "INSERT INTO rollback_records(deployment_id, application, stage, release, "
+        "build, status, comment, created_by, created_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?)",
+        r.deployment_id, r.application, r.stage, r.release, r.build, r.status, r.comment,
+        r.created_by, r.created_at);
     id = db_->getLastInsertRowid();
     for (const auto& t : targets) InsertTarget(*db_, id, t);
     InsertComponents(*db_, id, components);
@@ -122,17 +108,15 @@ Result<RollbackRecord> SqliteStore::CreateRollbackRecord(
 }
 
 Result<RollbackRecord> SqliteStore::GetRollbackRecord(int64_t id) {
-  return One<RollbackRecord>(
-      std::string(kRecordColumns) + " WHERE id=?", [&](SQLite::Statement& q) { q.bind(1, id); },
-      ReadRecord, "rollback record " + std::to_string(id));
+  return SelectOne("rollback record " + std::to_string(id),
+                   std::string(kRecordColumns) + " WHERE id=?", ReadRecord, id);
 }
 
 Result<RollbackRecord> SqliteStore::FindRollbackRecordByExecution(int64_t deployment_id) {
-  return One<RollbackRecord>(
-      std::string(kRecordColumns) +
-          " WHERE execution_deployment_id=? AND execution_deployment_id!=0",
-      [&](SQLite::Statement& q) { q.bind(1, deployment_id); }, ReadRecord,
-      "rollback record executed by deployment " + std::to_string(deployment_id));
+  return SelectOne("rollback record executed by deployment " + std::to_string(deployment_id),
+                   std::string(kRecordColumns) +
+                       " WHERE execution_deployment_id=? AND execution_deployment_id!=0",
+                   ReadRecord, deployment_id);
 }
 
 Result<std::vector<RollbackRecord>> SqliteStore::ListRollbackRecords(const RollbackRecordFilter& f,
@@ -141,50 +125,31 @@ Result<std::vector<RollbackRecord>> SqliteStore::ListRollbackRecords(const Rollb
                     " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
                     "(?3 = 0 OR created_at >= ?3) AND (?4 = 0 OR created_at < ?4) AND "
                     "(?5 = 0 OR deployment_id = ?5)";
-  if (!f.statuses.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",?" : "?";
-    sql += ")";
-  }
+  if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
   sql += " ORDER BY id DESC LIMIT ? OFFSET ?";
-  return Many<RollbackRecord>(
-      sql,
-      [&](SQLite::Statement& q) {
-        SQLite::bind(q, f.application, f.stage, f.from, f.to, f.deployment_id);
-        int index = 6;
-        for (const auto& s : f.statuses) q.bind(index++, s);
-        BindPage(q, index, page);
-      },
-      ReadRecord);
+  return SelectAll(sql, ReadRecord, f.application, f.stage, f.from, f.to, f.deployment_id,
+                   f.statuses, ClampLimit(page), ClampOffset(page));
 }
 
 Result<std::vector<RollbackRecordTarget>> SqliteStore::ListRollbackRecordTargets(int64_t id) {
-  return Many<RollbackRecordTarget>(
-      std::string(kTargetColumns) + " WHERE record_id=? ORDER BY target",
-      [&](SQLite::Statement& q) { q.bind(1, id); }, ReadRecordTarget);
+  return SelectAll(std::string(kTargetColumns) + " WHERE record_id=? ORDER BY target",
+                   ReadRecordTarget, id);
 }
 
 Result<std::vector<RollbackComponentRecord>> SqliteStore::ListRollbackComponents(int64_t id) {
-  return Many<RollbackComponentRecord>(
+  return SelectAll(
       "SELECT target, path, type, selected FROM rollback_record_components WHERE record_id=? "
       "ORDER BY target, path",
-      [&](SQLite::Statement& q) { q.bind(1, id); },
-      [](SQLite::Statement& q) {
-        return RollbackComponentRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                       q.getColumn(2).getString(), q.getColumn(3).getInt() != 0};
-      });
+      ReadComponent, id);
 }
 
 Result<bool> SqliteStore::SetRollbackSelection(
     int64_t id, const std::vector<RollbackComponentRecord>& components,
     const std::vector<RollbackRecordTarget>& composed) {
-  bool changed = false;
-  Status st = Write("change rollback selection", [&] {
-    SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
-    status.bind(1, id);
-    if (!status.executeStep())
-      return NotFound("rollback record " + std::to_string(id) + " not found");
-    if (status.getColumn(0).getString() != "draft") return Status::Ok();
+  return WriteValue("change rollback selection", false, [&](bool& changed) {
+    auto status = RecordStatus(*db_, id);
+    if (!status.ok()) return status.status();
+    if (*status != "draft") return Status::Ok();
     SQLite::Statement select(*db_,
                              "UPDATE rollback_record_components SET selected=? WHERE record_id=? "
                              "AND target=? AND path=?");
@@ -202,27 +167,19 @@ Result<bool> SqliteStore::SetRollbackSelection(
       manifest.reset();
     }
     // A new selection needs a new connection check.
-    SQLite::Statement reset(*db_, "UPDATE rollback_records SET connection_ok=0 WHERE id=?");
-    reset.bind(1, id);
-    reset.exec();
+    Exec("UPDATE rollback_records SET connection_ok=0 WHERE id=?", id);
     changed = true;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return changed;
 }
 
 Result<bool> SqliteStore::TransitionRollbackRecord(int64_t id, const std::vector<std::string>& from,
                                                    const std::string& to,
                                                    const RollbackRecordChange& c) {
-  bool moved = false;
-  Status st = Write("change rollback record", [&] {
-    SQLite::Statement status(*db_, "SELECT status FROM rollback_records WHERE id=?");
-    status.bind(1, id);
-    if (!status.executeStep())
-      return NotFound("rollback record " + std::to_string(id) + " not found");
-    std::string now = status.getColumn(0).getString();
-    if (std::find(from.begin(), from.end(), now) == from.end()) return Status::Ok();
+  return WriteValue("change rollback record", false, [&](bool& moved) {
+    auto status = RecordStatus(*db_, id);
+    if (!status.ok()) return status.status();
+    if (std::find(from.begin(), from.end(), *status) == from.end()) return Status::Ok();
     SQLite::Statement q(
         *db_,
         "UPDATE rollback_records SET status=?1, "
@@ -243,8 +200,6 @@ Result<bool> SqliteStore::TransitionRollbackRecord(int64_t id, const std::vector
     moved = q.exec() == 1;
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return moved;
 }
 
 Status SqliteStore::AddRollbackApproval(int64_t id, const RollbackApprovalRecord& a) {
@@ -257,34 +212,28 @@ Status SqliteStore::AddRollbackApproval(int64_t id, const RollbackApprovalRecord
       return AlreadyExists("'" + a.user + "' has already " + standing.getColumn(0).getString() +
                            " rollback record " + std::to_string(id) +
                            "; one decision per user counts");
-    SQLite::Statement q(*db_,
-                        "INSERT INTO rollback_record_approvals(record_id, user, decision, "
-                        "comment, at) VALUES(?,?,?,?,?)");
-    SQLite::bind(q, id, a.user, a.decision, a.comment, a.at);
-    q.exec();
+    Exec(
+        "INSERT INTO rollback_record_approvals(record_id, user, decision, "
+        "comment, at) VALUES(?,?,?,?,?)",
+        id, a.user, a.decision, a.comment, a.at);
     return Status::Ok();
   });
 }
 
 Result<std::vector<RollbackApprovalRecord>> SqliteStore::ListRollbackApprovals(int64_t id) {
-  return Many<RollbackApprovalRecord>(
+  return SelectAll(
       "SELECT user, decision, comment, at FROM rollback_record_approvals WHERE record_id=? "
       "ORDER BY id",
-      [&](SQLite::Statement& q) { q.bind(1, id); },
-      [](SQLite::Statement& q) {
-        return RollbackApprovalRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                      q.getColumn(2).getString(), q.getColumn(3).getInt64()};
-      });
+      ReadRollbackApproval, id);
 }
 
 Status SqliteStore::SetRollbackConnection(int64_t id, const std::string& json, bool ok,
                                           int64_t at) {
   return Write("record rollback connection check", [&] {
-    SQLite::Statement q(*db_,
-                        "UPDATE rollback_records SET connection_json=?, connection_ok=?, "
-                        "connection_checked_at=? WHERE id=?");
-    SQLite::bind(q, json, ok ? 1 : 0, at, id);
-    if (q.exec() != 1) return NotFound("rollback record " + std::to_string(id) + " not found");
+    if (Exec("UPDATE rollback_records SET connection_json=?, connection_ok=?, "
+             "connection_checked_at=? WHERE id=?",
+             json, ok ? 1 : 0, at, id) != 1)
+      return NotFound("rollback record " + std::to_string(id) + " not found");
     return Status::Ok();
   });
 }

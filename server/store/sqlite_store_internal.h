@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "server/store/store.h"
@@ -36,6 +37,43 @@ inline Status FromException(const std::exception& e, std::string_view what) {
 
 inline bool IsConstraint(const SQLite::Exception& e) {
   return (e.getErrorCode() & 0xff) == SQLITE_CONSTRAINT;
+}
+
+// "?,?,?": one placeholder per value of an IN (...) list.
+inline std::string Placeholders(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i ? ",?" : "?";
+  return out;
+}
+
+// Binds the next parameter(s) from `index` on: a flag as 0/1, a list each
+// of its values.
+template <typename T>
+void BindNext(SQLite::Statement& q, int& index, const T& value) {
+  q.bind(index++, value);
+}
+inline void BindNext(SQLite::Statement& q, int& index, bool flag) { q.bind(index++, flag ? 1 : 0); }
+inline void BindNext(SQLite::Statement& q, int& index, const std::vector<std::string>& values) {
+  for (const auto& v : values) q.bind(index++, v);
+}
+// Binds `args` to the parameters in order, from the first.
+template <typename... Args>
+void BindAll(SQLite::Statement& q, const Args&... args) {
+  [[maybe_unused]] int index = 1;
+  (BindNext(q, index, args), ...);
+}
+
+// One column of the current row into a field of the same kind: text,
+// integer, or a 0/1 flag.
+inline void ReadColumn(const SQLite::Column& c, std::string& field) { field = c.getString(); }
+inline void ReadColumn(const SQLite::Column& c, int64_t& field) { field = c.getInt64(); }
+inline void ReadColumn(const SQLite::Column& c, bool& field) { field = c.getInt() != 0; }
+
+// The current row's columns, in order from the first, into `fields`.
+template <typename... Fields>
+void ReadColumns(SQLite::Statement& q, Fields&... fields) {
+  int index = 0;
+  (ReadColumn(q.getColumn(index++), fields), ...);
 }
 
 class SqliteStore final : public Store {
@@ -209,27 +247,10 @@ class SqliteStore final : public Store {
 
   static DeploymentRecord ReadDeployment(SQLite::Statement& q) {
     DeploymentRecord d;
-    d.id = q.getColumn(0).getInt64();
-    d.application = q.getColumn(1).getString();
-    d.release = q.getColumn(2).getString();
-    d.build = q.getColumn(3).getInt64();
-    d.stage = q.getColumn(4).getString();
-    d.kind = q.getColumn(5).getString();
-    d.status = q.getColumn(6).getString();
-    d.scheduled_at = q.getColumn(7).getInt64();
-    d.expires_after_ms = q.getColumn(8).getInt64();
-    d.forced = q.getColumn(9).getInt() != 0;
-    d.context_choice = q.getColumn(10).getString();
-    d.variables_json = q.getColumn(11).getString();
-    d.comment = q.getColumn(12).getString();
-    d.requested_by = q.getColumn(13).getString();
-    d.created_at = q.getColumn(14).getInt64();
-    d.started_at = q.getColumn(15).getInt64();
-    d.finished_at = q.getColumn(16).getInt64();
-    d.context_json = q.getColumn(17).getString();
-    d.error = q.getColumn(18).getString();
-    d.targets_csv = q.getColumn(19).getString();
-    d.automatic = q.getColumn(20).getInt() != 0;
+    ReadColumns(q, d.id, d.application, d.release, d.build, d.stage, d.kind, d.status,
+                d.scheduled_at, d.expires_after_ms, d.forced, d.context_choice, d.variables_json,
+                d.comment, d.requested_by, d.created_at, d.started_at, d.finished_at,
+                d.context_json, d.error, d.targets_csv, d.automatic);
     return d;
   }
 
@@ -289,20 +310,47 @@ class SqliteStore final : public Store {
   void AppendLogs(const std::vector<DeploymentLogRecord>& lines);
   // Inside a write transaction.
   void PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets);
+  // Inside a write transaction: NotFound when there is no deployment `id`.
+  Status PutDeploymentContext(int64_t id, const std::string& context_json, const std::string& kind);
   Status Atomically(const std::function<Status()>& body) override;
   // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.
   // Inside another Write (Atomically) on this thread it is a savepoint of
   // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body);
-  // One statement as its own Write: `sql` with `args` bound in order.
+  // Inside a write transaction: `sql` with `args` bound in order (BindAll).
+  // Returns how many rows it changed.
   template <typename... Args>
-  Status Execute(std::string_view what, const std::string& sql, const Args&... args) {
-    return Write(what, [&] {
-      SQLite::Statement q(*db_, sql);
-      SQLite::bind(q, args...);
-      q.exec();
+  int Exec(const std::string& sql, const Args&... args) {
+    SQLite::Statement q(*db_, sql);
+    BindAll(q, args...);
+    return q.exec();
+  }
+  // The same as its own Write.
+  template <typename... Args>
+  Result<int64_t> ExecuteCount(std::string_view what, const std::string& sql, const Args&... args) {
+    return WriteValue(what, int64_t{0}, [&](int64_t& changed) {
+      changed = Exec(sql, args...);
       return Status::Ok();
     });
+  }
+  template <typename... Args>
+  Status Execute(std::string_view what, const std::string& sql, const Args&... args) {
+    return ExecuteCount(what, sql, args...).status();
+  }
+  // The same, saying whether it changed any row.
+  template <typename... Args>
+  Result<bool> Changed(std::string_view what, const std::string& sql, const Args&... args) {
+    auto changed = ExecuteCount(what, sql, args...);
+    if (!changed.ok()) return changed.status();
+    return *changed > 0;
+  }
+  // A Write whose body fills a value: `body(value)`, with value starting as
+  // `initial`; the value once the transaction commits.
+  template <typename T, typename Body>
+  Result<T> WriteValue(std::string_view what, T initial, Body body) {
+    Status st = Write(what, [&] { return body(initial); });
+    if (!st.ok()) return st;
+    return initial;
   }
   // Runs `body` with write_depth_ raised (a Write inside it nests).
   Status RunBody(const std::function<Status()>& body);
@@ -330,6 +378,39 @@ class SqliteStore final : public Store {
     });
     if (!st.ok()) return st;
     return out;
+  }
+
+  // Many and One with `args` bound in order (BindAll); the row type is what
+  // `read` returns.
+  template <typename Reader, typename... Args>
+  auto SelectAll(const std::string& sql, Reader read, const Args&... args) {
+    using T = std::invoke_result_t<Reader, SQLite::Statement&>;
+    return Many<T>(
+        sql, [&](SQLite::Statement& q) { BindAll(q, args...); }, read);
+  }
+  template <typename Reader, typename... Args>
+  auto SelectOne(const std::string& what, const std::string& sql, Reader read,
+                 const Args&... args) {
+    using T = std::invoke_result_t<Reader, SQLite::Statement&>;
+    return One<T>(
+        sql, [&](SQLite::Statement& q) { BindAll(q, args...); }, read, what);
+  }
+
+  // Tables keyed by name (environments, targets, agents, applications,
+  // users): `select` is "SELECT <the columns read> FROM <table>". The row
+  // named `name`; NotFound names it as "<noun> '<name>'".
+  template <typename T>
+  Result<T> GetByName(const char* select, T (*read)(SQLite::Statement&), std::string_view noun,
+                      const std::string& name) {
+    return SelectOne(std::string(noun) + " '" + name + "'", std::string(select) + " WHERE name=?",
+                     read, name);
+  }
+  // A page of such a table's rows in name order.
+  template <typename T>
+  Result<std::vector<T>> ListByName(const char* select, T (*read)(SQLite::Statement&),
+                                    const Page& page) {
+    return SelectAll(std::string(select) + " ORDER BY name LIMIT ? OFFSET ?", read,
+                     ClampLimit(page), ClampOffset(page));
   }
 
   // Recursive: a call inside Atomically() runs on the thread holding it.

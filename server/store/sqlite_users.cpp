@@ -11,6 +11,21 @@ constexpr EnumName<Role> kRoleNames[] = {
     {Role::kReleaseManager, "release-manager"}, {Role::kAdmin, "admin"},
 };
 // clang-format on
+
+constexpr const char* kUserColumns = "SELECT name, role, password_hash, created_at FROM users";
+
+TokenRecord ReadToken(SQLite::Statement& q) {
+  TokenRecord t;
+  ReadColumns(q, t.id, t.user, t.name, t.token_hash, t.created_at);
+  return t;
+}
+
+GrantRecord ReadGrant(SQLite::Statement& q) {
+  GrantRecord g;
+  ReadColumns(q, g.environment, g.user, g.permission, g.granted_by, g.granted_at);
+  return g;
+}
+
 }  // namespace
 
 // The names are string literals, so data() is NUL-terminated.
@@ -23,91 +38,59 @@ Status SqliteStore::CreateUser(const UserRecord& u) {
     SQLite::Statement exists(*db_, "SELECT 1 FROM users WHERE name=?");
     exists.bind(1, u.name);
     if (exists.executeStep()) return AlreadyExists("user '" + u.name + "' already exists");
-    SQLite::Statement q(*db_,
-                        "INSERT INTO users(name, role, password_hash, created_at) "
-                        "VALUES(?,?,?,?)");
-    SQLite::bind(q, u.name, RoleName(u.role), u.password_hash, u.created_at);
-    q.exec();
+    Exec(
+        "INSERT INTO users(name, role, password_hash, created_at) "
+        "VALUES(?,?,?,?)",
+        u.name, RoleName(u.role), u.password_hash, u.created_at);
     return Status::Ok();
   });
 }
 
 Result<UserRecord> SqliteStore::GetUser(const std::string& name) {
-  return One<UserRecord>(
-      "SELECT name, role, password_hash, created_at FROM users WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadUser, "user '" + name + "'");
+  return GetByName(kUserColumns, ReadUser, "user", name);
 }
 
 Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
-  return Many<UserRecord>(
-      "SELECT name, role, password_hash, created_at FROM users ORDER BY name LIMIT ? OFFSET ?",
-      [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadUser);
+  return ListByName(kUserColumns, ReadUser, page);
 }
 
 Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
-  TokenRecord stored = t;
-  Status st = Write("create token", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
-                        "VALUES(?,?,?,?)");
-    SQLite::bind(q, t.user, t.name, t.token_hash, t.created_at);
-    q.exec();
+  return WriteValue("create token", t, [&](TokenRecord& stored) {
+    Exec(
+        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
+        "VALUES(?,?,?,?)",
+        t.user, t.name, t.token_hash, t.created_at);
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
-  if (!st.ok()) return st;
-  return stored;
 }
 
 Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) {
-  return One<TokenRecord>(
-      "SELECT id, user, name, token_hash, created_at FROM api_tokens WHERE token_hash=?",
-      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
-      [](SQLite::Statement& q) {
-        return TokenRecord{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
-                           q.getColumn(2).getString(), q.getColumn(3).getString(),
-                           q.getColumn(4).getInt64()};
-      },
-      "token");
+  return SelectOne("token",
+                   "SELECT id, user, name, token_hash, created_at FROM api_tokens "
+                   "WHERE token_hash=?",
+                   ReadToken, token_hash);
 }
 
 Result<bool> SqliteStore::PutGrant(const GrantRecord& g) {
-  bool added = false;
-  Status st = Write("put grant", [&] {
-    SQLite::Statement q(*db_,
-                        "INSERT INTO grants(environment, user, permission, granted_by, "
-                        "granted_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
-    SQLite::bind(q, g.environment, g.user, g.permission, g.granted_by, g.granted_at);
-    added = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return added;
+  return Changed("put grant",
+                 "INSERT INTO grants(environment, user, permission, granted_by, granted_at) "
+                 "VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING",
+                 g.environment, g.user, g.permission, g.granted_by, g.granted_at);
 }
 
 Result<bool> SqliteStore::DeleteGrant(const std::string& environment, const std::string& user,
                                       const std::string& permission) {
-  bool removed = false;
-  Status st = Write("delete grant", [&] {
-    SQLite::Statement q(*db_, "DELETE FROM grants WHERE environment=? AND user=? AND permission=?");
-    SQLite::bind(q, environment, user, permission);
-    removed = q.exec() == 1;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  return removed;
+  return Changed("delete grant",
+                 "DELETE FROM grants WHERE environment=? AND user=? AND permission=?", environment,
+                 user, permission);
 }
 
 Result<std::vector<GrantRecord>> SqliteStore::ListGrants(const std::string& environment) {
-  return Many<GrantRecord>(
+  return SelectAll(
       "SELECT environment, user, permission, granted_by, granted_at FROM grants "
       "WHERE environment=? ORDER BY user, permission",
-      [&](SQLite::Statement& q) { q.bind(1, environment); },
-      [](SQLite::Statement& q) {
-        return GrantRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                           q.getColumn(2).getString(), q.getColumn(3).getString(),
-                           q.getColumn(4).getInt64()};
-      });
+      ReadGrant, environment);
 }
 
 Result<bool> SqliteStore::HasGrant(const std::string& environment, const std::string& user,

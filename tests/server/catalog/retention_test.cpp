@@ -10,7 +10,7 @@
 #include "planner/app_spec.h"
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/catalog.h"
-#include "tests/temp_dir.h"
+#include "tests/server/store/store_fixture.h"
 
 namespace reprise {
 
@@ -35,9 +35,7 @@ const std::vector<std::pair<std::string, std::string>> kPipeline = {
 class World {
  public:
   World() : clock_(FromUnixMillis(1795000000000)) {
-    auto store = OpenSqliteStore({(dir_.path() / "reprise.db").string()});
-    REQUIRE_MESSAGE(store.ok(), store.status().ToString());
-    store_ = std::move(*store);
+    store_ = OpenTestStore(dir_);
     auto blobs = BlobStore::Open(dir_.path() / "blobs", BlobStoreOptions{0, false});
     REQUIRE(blobs.ok());
     blobs_ = std::move(*blobs);
@@ -97,26 +95,21 @@ class World {
                     const std::string& stage, int64_t age_days, const std::string& target = "",
                     int64_t order = 0) {
     int64_t at = now() - age_days * kDay + order;
-    DeploymentRecord d;
-    d.application = app;
-    d.release = release;
-    d.build = build;
-    d.stage = stage;
-    d.kind = "promote";
-    d.status = "running";
-    d.requested_by = "alice";
-    d.created_at = at - 1000;
-    auto created = store_->CreateDeployment(d);
-    REQUIRE(created.ok());
-    auto moved = store_->TransitionDeployment(created->id, {"running"}, "succeeded", at - 500, at);
+    auto created = CreatePromotion(*store_, {.application = app,
+                                             .release = release,
+                                             .build = build,
+                                             .stage = stage,
+                                             .created_at = at - 1000});
+    int64_t id = created.id;
+    auto moved = store_->TransitionDeployment(id, {"running"}, "succeeded", at - 500, at);
     REQUIRE(moved.ok());
     REQUIRE(*moved);
     if (!target.empty())
       REQUIRE(store_
-                  ->PutTargetState(app, stage, {target, release, build, created->id, at, "alice"},
-                                   "/srv/" + target + "/releases/" + std::to_string(created->id))
+                  ->PutTargetState(app, stage, {target, release, build, id, at, "alice"},
+                                   "/srv/" + target + "/releases/" + std::to_string(id))
                   .ok());
-    return created->id;
+    return id;
   }
 
   std::string ShaOf(const std::string& app, const std::string& release, int64_t build,
@@ -293,24 +286,17 @@ TEST_CASE("retention: a deployed build is kept however old, even with every rule
   w.Succeeded("shop", "1.0", 1, "Production", 2999, "prod-web");
   w.Succeeded("shop", "1.0", 2, "Integration", 1999);
   w.Succeeded("shop", "1.0", 3, "Integration", 999, "int-web");
-  DeploymentRecord scheduled;
-  scheduled.application = "shop";
-  scheduled.release = "1.0";
-  scheduled.build = 4;
-  scheduled.stage = "Testing";
-  scheduled.kind = "promote";
-  scheduled.status = "scheduled";
-  scheduled.scheduled_at = w.now() + kDay;
-  scheduled.requested_by = "alice";
-  scheduled.created_at = w.now();
-  auto sched = w.store().CreateDeployment(scheduled);
-  REQUIRE(sched.ok());
+  auto sched = CreatePromotion(w.store(), {.build = 4,
+                                           .stage = "Testing",
+                                           .status = "scheduled",
+                                           .scheduled_at = w.now() + kDay,
+                                           .created_at = w.now()});
 
   RetentionReport r = w.Run({0, 0, 0}, false);
   CHECK(Reasons(r, "1.0", 1) == Strings{"deployed on prod-web (Production)"});
   CHECK(Reasons(r, "1.0", 3) == Strings{"deployed on int-web (Integration)"});
   CHECK(Reasons(r, "1.0", 4) ==
-        Strings{"pending deployment #" + std::to_string(sched->id) + " to Testing (scheduled)"});
+        Strings{"pending deployment #" + std::to_string(sched.id) + " to Testing (scheduled)"});
   REQUIRE(r.deleted.size() == 2);
   CHECK(r.deleted[0].build == 2);
   CHECK(r.deleted[1].build == 5);

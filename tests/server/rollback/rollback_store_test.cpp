@@ -3,29 +3,15 @@
 // draft, one decision per user, filters, and persistence across reopening.
 #include <doctest/doctest.h>
 
-#include "server/store/store.h"
-#include "tests/temp_dir.h"
+#include "tests/server/store/store_fixture.h"
 
 namespace reprise {
 namespace {
 
+// A succeeded promotion of build 2 of shop 1.0 to Production.
 int64_t MakeDeployment(Store& s) {
-  REQUIRE(s.PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
-  REQUIRE(s.CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
-  REQUIRE(s.CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
-  REQUIRE(s.CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
-  DeploymentRecord d;
-  d.application = "shop";
-  d.release = "1.0";
-  d.build = 2;
-  d.stage = "Production";
-  d.kind = "promote";
-  d.status = "succeeded";
-  d.requested_by = "alice";
-  d.created_at = 1000;
-  auto stored = s.CreateDeployment(d);
-  REQUIRE(stored.ok());
-  return stored->id;
+  SeedShop(s, 2);
+  return CreatePromotion(s, {.build = 2, .status = "succeeded", .created_at = 1000}).id;
 }
 
 RollbackRecord Draft(int64_t deployment) {
@@ -49,9 +35,8 @@ std::vector<RollbackComponentRecord> Components() {
 
 TEST_CASE("rollback records: create, read, select while draft, transition once") {
   TempDir dir;
-  auto s = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
-  REQUIRE(s.ok());
-  Store& store = **s;
+  auto s = OpenTestStore(dir);
+  Store& store = *s;
   int64_t d = MakeDeployment(store);
   RollbackRecordTarget t;
   t.target = "web1";
@@ -117,33 +102,30 @@ TEST_CASE("rollback records: create, read, select while draft, transition once")
 
 TEST_CASE("rollback records: list filters and reopening") {
   TempDir dir;
-  std::string path = (dir.path() / "r.db").string();
   int64_t first = 0;
   {
-    auto s = OpenSqliteStore({path, 5000});
-    REQUIRE(s.ok());
-    int64_t d = MakeDeployment(**s);
-    first = (*s)->CreateRollbackRecord(Draft(d), {}, {})->id;
+    auto s = OpenTestStore(dir);
+    int64_t d = MakeDeployment(*s);
+    first = s->CreateRollbackRecord(Draft(d), {}, {})->id;
     RollbackRecord other = Draft(d);
     other.stage = "Testing";
     other.created_at = 9000;
-    REQUIRE((*s)->CreateRollbackRecord(other, {}, {}).ok());
+    REQUIRE(s->CreateRollbackRecord(other, {}, {}).ok());
   }
-  auto s = OpenSqliteStore({path, 5000});
-  REQUIRE(s.ok());
-  CHECK((*s)->ListRollbackRecords({}, {})->size() == 2);
+  auto s = OpenTestStore(dir);
+  CHECK(s->ListRollbackRecords({}, {})->size() == 2);
   RollbackRecordFilter by_stage;
   by_stage.stage = "Production";
-  auto prod = (*s)->ListRollbackRecords(by_stage, {});
+  auto prod = s->ListRollbackRecords(by_stage, {});
   REQUIRE(prod->size() == 1);
   CHECK(prod->at(0).id == first);
   RollbackRecordFilter by_time;
   by_time.from = 6000;
-  CHECK((*s)->ListRollbackRecords(by_time, {})->size() == 1);
+  CHECK(s->ListRollbackRecords(by_time, {})->size() == 1);
   RollbackRecordFilter by_status;
   by_status.statuses = {"executed"};
-  CHECK((*s)->ListRollbackRecords(by_status, {})->empty());
-  CHECK((*s)->GetRollbackRecord(12345).status().code() == Code::kNotFound);
+  CHECK(s->ListRollbackRecords(by_status, {})->empty());
+  CHECK(s->GetRollbackRecord(12345).status().code() == Code::kNotFound);
 }
 
 }  // namespace

@@ -3,18 +3,11 @@
 // guard, so a deployment request and an upload or a retention run cannot cross.
 #include <doctest/doctest.h>
 
-#include "server/store/store.h"
-#include "tests/temp_dir.h"
+#include "tests/server/store/store_fixture.h"
 
 namespace reprise {
 
 namespace {
-
-std::unique_ptr<Store> OpenStore(const TempDir& dir) {
-  auto s = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
-  REQUIRE(s.ok());
-  return std::move(s).value();
-}
 
 ArtifactRecord Artifact(int64_t build, const std::string& name, char hash) {
   ArtifactRecord a;
@@ -32,27 +25,18 @@ ArtifactRecord Artifact(int64_t build, const std::string& name, char hash) {
 }
 
 DeploymentRecord Deployment(int64_t build, const std::string& status) {
-  DeploymentRecord d;
-  d.application = "shop";
-  d.release = "1.0";
-  d.build = build;
-  d.stage = "Testing";
-  d.kind = "promote";
-  d.status = status;
-  d.requested_by = "t";
-  d.created_at = 5;
-  d.targets_csv = "a-web,b-web";
-  return d;
+  return Promotion({.build = build,
+                    .stage = "Testing",
+                    .status = status,
+                    .requested_by = "t",
+                    .created_at = 5,
+                    .targets_csv = "a-web,b-web"});
 }
 
 struct Seeded {
   TempDir dir;
-  std::unique_ptr<Store> store = OpenStore(dir);
-  Seeded() {
-    REQUIRE(store->PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
-    REQUIRE(store->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
-    for (int i = 0; i < 2; ++i) REQUIRE(store->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
-  }
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  Seeded() { SeedShop(*store, 2); }
 };
 
 }  // namespace

@@ -1,34 +1,19 @@
 // The irreversible steps that ran, kept per application and stage.
 #include <doctest/doctest.h>
 
-#include "server/store/store.h"
-#include "tests/temp_dir.h"
+#include "tests/server/store/store_fixture.h"
 
 namespace reprise {
 
 TEST_CASE("irreversible steps are kept and listed per stage after a time, oldest first") {
   TempDir dir;
-  auto opened = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
-  REQUIRE(opened.ok());
-  Store& s = **opened;
-  REQUIRE(s.PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
-  REQUIRE(s.CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
-  REQUIRE(s.CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
-  REQUIRE(s.CreateBuild({"shop", "1.0", 0, "{}", 2, "t"}).ok());
-  DeploymentRecord d;
-  d.application = "shop";
-  d.release = "1.0";
-  d.build = 2;
-  d.stage = "Production";
-  d.kind = "promote";
-  d.status = "running";
-  d.requested_by = "fay";
-  d.created_at = 60;
-  auto created = s.CreateDeployment(d);
-  REQUIRE(created.ok());
+  auto opened = OpenTestStore(dir);
+  Store& s = *opened;
+  SeedShop(s, 2);
+  auto created = CreatePromotion(s, {.build = 2, .requested_by = "fay", .created_at = 60});
   auto step = [&](int64_t at, std::string target, std::string stage) {
     return IrreversibleStepRecord{0,
-                                  created->id,
+                                  created.id,
                                   "shop",
                                   stage,
                                   "1.0",
@@ -54,7 +39,7 @@ TEST_CASE("irreversible steps are kept and listed per stage after a time, oldest
   CHECK((*all)[1].ran_at == 200);
   CHECK((*all)[2].target == "web-2");
   const auto& first = (*all)[0];
-  CHECK(first.deployment_id == created->id);
+  CHECK(first.deployment_id == created.id);
   CHECK(first.build == 2);
   CHECK(first.release == "1.0");
   CHECK(first.step_id == "2");

@@ -1,6 +1,7 @@
 #include "server/store/store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/VariadicBind.h>
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -9,37 +10,35 @@
 #include <thread>
 
 #include "server/store/migrations.h"
-#include "tests/temp_dir.h"
+#include "tests/server/store/store_fixture.h"
 
 namespace reprise {
 
 namespace {
-std::unique_ptr<Store> Open(const TempDir& dir) {
-  auto s = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
-  REQUIRE(s.ok());
-  return std::move(s).value();
-}
-
-void SeedRelease(Store& s) {
-  REQUIRE(s.PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
-  REQUIRE(s.CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
+// A database file as schema version `version` left it (its first `version`
+// migrations applied), for history written before a later migration.
+SQLite::Database OldDatabase(const TempDir& dir, size_t version) {
+  SQLite::Database db(TestStorePath(dir), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  for (size_t i = 0; i < version; ++i) db.exec(std::string(SqliteMigrations()[i]));
+  db.exec("PRAGMA user_version = " + std::to_string(version));
+  return db;
 }
 }  // namespace
 
 TEST_CASE("migrations from empty reach the latest version and are idempotent") {
   TempDir dir;
   {
-    auto s = Open(dir);
+    auto s = OpenTestStore(dir);
     CHECK(s->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
     CHECK(s->Ping().ok());
   }
-  auto again = Open(dir);  // re-opening applies nothing twice
+  auto again = OpenTestStore(dir);  // re-opening applies nothing twice
   CHECK(again->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
-  SQLite::Database db((dir.path() / "r.db").string());
+  SQLite::Database db(TestStorePath(dir));
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  for (const char* table : {"environments", "targets", "agents", "applications", "releases",
-                            "builds", "artifacts", "deployments", "deployment_targets",
-                            "approvals", "audit_log", "users", "api_tokens"}) {
+  for (const char* table :
+       {"environments", "targets", "agents", "applications", "releases", "builds", "artifacts",
+        "deployments", "deployment_targets", "approvals", "audit_log", "users", "api_tokens"}) {
     CAPTURE(table);
     CHECK(db.tableExists(table));
   }
@@ -47,20 +46,20 @@ TEST_CASE("migrations from empty reach the latest version and are idempotent") {
 
 TEST_CASE("a database newer than the server is refused") {
   TempDir dir;
-  { auto s = Open(dir); }
+  { auto s = OpenTestStore(dir); }
   {
-    SQLite::Database db((dir.path() / "r.db").string(), SQLite::OPEN_READWRITE);
+    SQLite::Database db(TestStorePath(dir), SQLite::OPEN_READWRITE);
     db.exec("PRAGMA user_version = 999");
   }
-  auto s = OpenSqliteStore({(dir.path() / "r.db").string(), 5000});
+  auto s = OpenSqliteStore({TestStorePath(dir), 5000});
   REQUIRE_FALSE(s.ok());
   CHECK(s.status().message().find("999") != std::string::npos);
 }
 
 TEST_CASE("release numbers are unique per application") {
   TempDir dir;
-  auto s = Open(dir);
-  SeedRelease(*s);
+  auto s = OpenTestStore(dir);
+  SeedShop(*s);
   Status dup = s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 2, "t"});
   CHECK(dup.code() == Code::kAlreadyExists);
   REQUIRE(s->PutApplication({"other", 0, "{}", "", 1, "t", "{}"}).ok());
@@ -69,8 +68,8 @@ TEST_CASE("release numbers are unique per application") {
 
 TEST_CASE("20 concurrent build creations get exactly 1..20") {
   TempDir dir;
-  auto s = Open(dir);
-  SeedRelease(*s);
+  auto s = OpenTestStore(dir);
+  SeedShop(*s);
   std::vector<std::thread> threads;
   std::vector<int64_t> numbers(20);
   for (int i = 0; i < 20; ++i)
@@ -87,8 +86,8 @@ TEST_CASE("20 concurrent build creations get exactly 1..20") {
 
 TEST_CASE("artifacts are immutable: same bytes is a no-op, other bytes conflict") {
   TempDir dir;
-  auto s = Open(dir);
-  SeedRelease(*s);
+  auto s = OpenTestStore(dir);
+  SeedShop(*s);
   REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
   ArtifactRecord a{"shop", "1.0", 1, "web", std::string(64, 'a'), 10, 1, "{}", 1, "t"};
   auto first = s->AddArtifact(a);
@@ -108,8 +107,8 @@ TEST_CASE("artifacts are immutable: same bytes is a no-op, other bytes conflict"
 
 TEST_CASE("artifacts are found by their sha256, every record of the same bytes, oldest first") {
   TempDir dir;
-  auto s = Open(dir);
-  SeedRelease(*s);
+  auto s = OpenTestStore(dir);
+  SeedShop(*s);
   REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
   REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 2, "t"}).ok());
   const std::string same(64, 'c');
@@ -135,7 +134,7 @@ TEST_CASE("artifacts are found by their sha256, every record of the same bytes, 
 
 TEST_CASE("application spec versions increase and history is kept") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   auto v1 = s->PutApplication({"shop", 0, "{\"v\":1}", "v: 1", 1, "a", "{}"});
   auto v2 = s->PutApplication({"shop", 0, "{\"v\":2}", "v: 2", 2, "b", "{}"});
   REQUIRE(v1.ok());
@@ -149,7 +148,7 @@ TEST_CASE("application spec versions increase and history is kept") {
 
 TEST_CASE("holds are placed and cleared per stage; concurrent ones on other stages are kept") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   REQUIRE(s->PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
   auto holds = [&] {
     auto a = s->GetApplication("shop");
@@ -200,7 +199,7 @@ TEST_CASE("holds are placed and cleared per stage; concurrent ones on other stag
 
 TEST_CASE("Atomically commits a change and its audit entry together, or neither") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   auto audits = [&] {
     auto a = s->ListAudit({}, {1000, 0});
     REQUIRE(a.ok());
@@ -208,9 +207,9 @@ TEST_CASE("Atomically commits a change and its audit entry together, or neither"
   };
   // Both kept.
   REQUIRE(s->Atomically([&] {
-              REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Testing", "{}", 1}));
-              return s->AppendAudit({0, 1, "alice", "environment.put", "Testing", ""});
-            }).ok());
+             REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Testing", "{}", 1}));
+             return s->AppendAudit({0, 1, "alice", "environment.put", "Testing", ""});
+           }).ok());
   CHECK(s->GetEnvironment("Testing").ok());
   CHECK(audits() == 1);
 
@@ -233,23 +232,24 @@ TEST_CASE("Atomically commits a change and its audit entry together, or neither"
   CHECK(s->GetEnvironment("Staging").status().code() == Code::kNotFound);
 
   // A write that fails inside is undone alone; the body decides the rest.
-  SeedRelease(*s);
+  SeedShop(*s);
   Status conflict;
   REQUIRE(s->Atomically([&] {
-              REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Production", "{}", 4}));
-              conflict = s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"});
-              // Reads inside see the transaction's own writes.
-              REPRISE_RETURN_IF_ERROR(s->GetEnvironment("Production").status());
-              return s->AppendAudit({0, 4, "alice", "environment.put", "Production", ""});
-            }).ok());
+             REPRISE_RETURN_IF_ERROR(s->PutEnvironment({"Production", "{}", 4}));
+             conflict = s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"});
+             // Reads inside see the transaction's own writes.
+             REPRISE_RETURN_IF_ERROR(s->GetEnvironment("Production").status());
+             return s->AppendAudit({0, 4, "alice", "environment.put", "Production", ""});
+           }).ok());
   CHECK(conflict.code() != Code::kOk);
   CHECK(s->GetEnvironment("Production").ok());
   CHECK(audits() == 2);
 
   // Nested: the inner group is part of the outer one.
   CHECK_FALSE(s->Atomically([&] {
-                 REPRISE_RETURN_IF_ERROR(s->Atomically(
-                     [&] { return s->PutEnvironment({"Inner", "{}", 5}); }));
+                 REPRISE_RETURN_IF_ERROR(s->Atomically([&] {
+                   return s->PutEnvironment({"Inner", "{}", 5});
+                 }));
                  return Cancelled("changed my mind");
                }).ok());
   CHECK(s->GetEnvironment("Inner").status().code() == Code::kNotFound);
@@ -260,15 +260,15 @@ TEST_CASE("Atomically commits a change and its audit entry together, or neither"
   std::atomic<bool> group_was_there{false};
   std::thread other;
   REQUIRE(s->Atomically([&] {
-              other = std::thread([&] {
-                while (!inside) std::this_thread::yield();
-                CHECK(s->PutEnvironment({"Other", "{}", 6}).ok());
-                group_was_there = s->GetEnvironment("Group").ok();
-              });
-              inside = true;
-              std::this_thread::sleep_for(std::chrono::milliseconds(50));
-              return s->PutEnvironment({"Group", "{}", 6});
-            }).ok());
+             other = std::thread([&] {
+               while (!inside) std::this_thread::yield();
+               CHECK(s->PutEnvironment({"Other", "{}", 6}).ok());
+               group_was_there = s->GetEnvironment("Group").ok();
+             });
+             inside = true;
+             std::this_thread::sleep_for(std::chrono::milliseconds(50));
+             return s->PutEnvironment({"Group", "{}", 6});
+           }).ok());
   other.join();
   CHECK(group_was_there);
   CHECK(s->GetEnvironment("Group").ok());
@@ -277,7 +277,7 @@ TEST_CASE("Atomically commits a change and its audit entry together, or neither"
 
 TEST_CASE("audit entries list newest first and filter") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   REQUIRE(s->AppendAudit({0, 1, "alice", "environment.put", "Testing", "x"}).ok());
   REQUIRE(s->AppendAudit({0, 2, "bob", "target.put", "web", "y"}).ok());
   auto all = s->ListAudit({}, {});
@@ -292,9 +292,8 @@ TEST_CASE("audit entries list newest first and filter") {
 
 TEST_CASE("pagination limits and offsets listings") {
   TempDir dir;
-  auto s = Open(dir);
-  for (int i = 0; i < 5; ++i)
-    REQUIRE(s->PutEnvironment({"env" + std::to_string(i), "{}", 1}).ok());
+  auto s = OpenTestStore(dir);
+  for (int i = 0; i < 5; ++i) REQUIRE(s->PutEnvironment({"env" + std::to_string(i), "{}", 1}).ok());
   auto page = s->ListEnvironments({2, 2});
   REQUIRE(page.ok());
   REQUIRE(page->size() == 2);
@@ -304,7 +303,7 @@ TEST_CASE("pagination limits and offsets listings") {
 
 TEST_CASE("a target needs an existing environment (foreign key)") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   Status st = s->PutTarget({"web", "Nowhere", "a", "/srv", "{}", 1});
   CHECK_FALSE(st.ok());
   auto missing = s->GetTarget("web");
@@ -317,7 +316,7 @@ namespace reprise {
 
 TEST_CASE("enrollment tokens are found by hash and record who used them") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   REQUIRE(s->CreateEnrollToken({"h1", true, "admin", 1, 100, ""}).ok());
   CHECK(s->CreateEnrollToken({"h1", false, "admin", 1, 100, ""}).code() == Code::kConflict);
   REQUIRE(s->MarkEnrollTokenUsed("h1", "web-1").ok());
@@ -332,7 +331,7 @@ TEST_CASE("enrollment tokens are found by hash and record who used them") {
 
 TEST_CASE("agents keep their public key") {
   TempDir dir;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   AgentRecord a;
   a.name = "web-1";
   a.status = "pending";
@@ -353,10 +352,7 @@ TEST_CASE("one standing approval per user: a repeat is refused, older duplicates
   TempDir dir;
   {
     // A database at version 4, which took the same user's approval twice.
-    SQLite::Database db((dir.path() / "r.db").string(),
-                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    for (size_t i = 0; i < 4; ++i) db.exec(std::string(SqliteMigrations()[i]));
-    db.exec("PRAGMA user_version = 4");
+    SQLite::Database db = OldDatabase(dir, 4);
     db.exec(
         "INSERT INTO applications VALUES('shop', 1, '{}', '', 1, 't', '{}');"
         "INSERT INTO releases VALUES('shop', '1.0', 1, '{}', '{}', 1, 't');"
@@ -368,7 +364,7 @@ TEST_CASE("one standing approval per user: a repeat is refused, older duplicates
         " (7, 'rob', 'approved', 2);");
   }
   int64_t id = 7;
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   CHECK(s->SchemaVersion() == static_cast<int64_t>(SqliteMigrations().size()));
   auto list = s->ListApprovals(id);
   REQUIRE(list.ok());
@@ -398,10 +394,7 @@ TEST_CASE("succeeded builds per stage come from a table kept on success, also fo
   TempDir dir;
   {
     // History written by version 6, before the table existed.
-    SQLite::Database db((dir.path() / "r.db").string(),
-                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    for (size_t i = 0; i < 6; ++i) db.exec(std::string(SqliteMigrations()[i]));
-    db.exec("PRAGMA user_version = 6");
+    SQLite::Database db = OldDatabase(dir, 6);
     db.exec(
         "INSERT INTO applications VALUES('shop', 1, '{}', '', 1, 't', '{}');"
         "INSERT INTO releases VALUES('shop', '1.0', 1, '{}', '{}', 1, 't');"
@@ -425,16 +418,11 @@ TEST_CASE("succeeded builds per stage come from a table kept on success, also fo
                          Row{4, 3, "Production", "failed", "dee", 40},
                          Row{5, 3, "Testing", "succeeded", "eve", 50}}) {
       q.reset();
-      q.bind(1, r.id);
-      q.bind(2, r.build);
-      q.bind(3, r.stage);
-      q.bind(4, r.status);
-      q.bind(5, r.by);
-      q.bind(6, r.finished);
+      SQLite::bind(q, r.id, r.build, r.stage, r.status, r.by, r.finished);
       q.exec();
     }
   }
-  auto s = Open(dir);
+  auto s = OpenTestStore(dir);
   auto builds = s->SucceededBuilds("shop", "Production", 10);
   REQUIRE(builds.ok());
   REQUIRE(builds->size() == 2);
@@ -448,47 +436,24 @@ TEST_CASE("succeeded builds per stage come from a table kept on success, also fo
   CHECK(s->LastSuccess("shop", "1.0", 3, "Production").status().code() == Code::kNotFound);
 
   // A new success is recorded as it happens: build 3 on Production, newest first.
-  DeploymentRecord d;
-  d.application = "shop";
-  d.release = "1.0";
-  d.build = 3;
-  d.stage = "Production";
-  d.kind = "promote";
-  d.status = "running";
-  d.requested_by = "fay";
-  d.created_at = 60;
-  auto created = s->CreateDeployment(d);
-  REQUIRE(created.ok());
+  auto created = CreatePromotion(*s, {.build = 3, .requested_by = "fay", .created_at = 60});
   CHECK(s->SucceededBuilds("shop", "Production", 10)->size() == 2);
-  REQUIRE(*s->TransitionDeployment(created->id, {"running"}, "succeeded", 0, 70));
+  REQUIRE(*s->TransitionDeployment(created.id, {"running"}, "succeeded", 0, 70));
   builds = s->SucceededBuilds("shop", "Production", 10);
   REQUIRE(builds->size() == 3);
   CHECK((*builds)[0].build == 3);
-  CHECK((*builds)[0].deployment_id == created->id);
+  CHECK((*builds)[0].deployment_id == created.id);
   CHECK((*builds)[0].at == 70);
-  CHECK(s->LastSuccess("shop", "1.0", 3, "Production")->id == created->id);
-  SQLite::Database db((dir.path() / "r.db").string());
+  CHECK(s->LastSuccess("shop", "1.0", 3, "Production")->id == created.id);
+  SQLite::Database db(TestStorePath(dir));
   CHECK(db.tableExists("stage_builds"));
 }
 
 TEST_CASE("finishing a deployment writes its logs, targets, target states and status at once") {
   TempDir dir;
-  auto s = Open(dir);
-  REQUIRE(s->PutApplication({"shop", 0, "{}", "", 1, "t", "{}"}).ok());
-  REQUIRE(s->CreateRelease({"shop", "1.0", 1, "{}", "{}", 1, "t"}).ok());
-  REQUIRE(s->CreateBuild({"shop", "1.0", 0, "{}", 1, "t"}).ok());
-  DeploymentRecord d;
-  d.application = "shop";
-  d.release = "1.0";
-  d.build = 1;
-  d.stage = "Production";
-  d.kind = "promote";
-  d.status = "running";
-  d.requested_by = "rita";
-  d.created_at = 1;
-  auto created = s->CreateDeployment(d);
-  REQUIRE(created.ok());
-  int64_t id = created->id;
+  auto s = OpenTestStore(dir);
+  SeedShop(*s, 1);
+  int64_t id = CreatePromotion(*s, {.requested_by = "rita"}).id;
   REQUIRE(
       s->StartDeployment(id, R"({"x":1})", "redeploy", {{id, "web-1", "running", "", "", "", 2, 0}})
           .ok());
