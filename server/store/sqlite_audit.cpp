@@ -13,10 +13,11 @@ Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditFilter& f, co
   return Many<AuditRecord>(
       "SELECT id, at, actor, action, subject, summary FROM audit_log "
       "WHERE (?1 = '' OR substr(action, 1, length(?1)) = ?1) AND (?2 = '' OR subject = ?2) "
-      "ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+      "AND (?3 = '' OR actor = ?3) AND (?4 = 0 OR at >= ?4) AND (?5 = 0 OR at < ?5) "
+      "ORDER BY id DESC LIMIT ?6 OFFSET ?7",
       [&](SQLite::Statement& q) {
-        SQLite::bind(q, f.action_prefix, f.subject);
-        BindPage(q, 3, page);
+        SQLite::bind(q, f.action_prefix, f.subject, f.actor, f.from, f.to);
+        BindPage(q, 6, page);
       },
       [](SQLite::Statement& q) {
         return AuditRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getInt64(),

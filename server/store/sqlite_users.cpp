@@ -32,25 +32,48 @@ Status SqliteStore::CreateUser(const UserRecord& u) {
   });
 }
 
+namespace {
+constexpr const char* kUserColumns =
+    "SELECT name, role, password_hash, created_at, disabled FROM users";
+constexpr const char* kTokenColumns =
+    "SELECT id, user, name, token_hash, created_at, expires_at, last_used_at FROM api_tokens";
+
+TokenRecord ReadToken(SQLite::Statement& q) {
+  return TokenRecord{q.getColumn(0).getInt64(),  q.getColumn(1).getString(),
+                     q.getColumn(2).getString(), q.getColumn(3).getString(),
+                     q.getColumn(4).getInt64(),  q.getColumn(5).getInt64(),
+                     q.getColumn(6).getInt64()};
+}
+}  // namespace
+
 Result<UserRecord> SqliteStore::GetUser(const std::string& name) {
   return One<UserRecord>(
-      "SELECT name, role, password_hash, created_at FROM users WHERE name=?",
-      [&](SQLite::Statement& q) { q.bind(1, name); }, ReadUser, "user '" + name + "'");
+      std::string(kUserColumns) + " WHERE name=?", [&](SQLite::Statement& q) { q.bind(1, name); },
+      ReadUser, "user '" + name + "'");
 }
 
 Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
   return Many<UserRecord>(
-      "SELECT name, role, password_hash, created_at FROM users ORDER BY name LIMIT ? OFFSET ?",
+      std::string(kUserColumns) + " ORDER BY name LIMIT ? OFFSET ?",
       [&](SQLite::Statement& q) { BindPage(q, 1, page); }, ReadUser);
+}
+
+Status SqliteStore::UpdateUser(const UserRecord& u) {
+  return Write("update user", [&] {
+    SQLite::Statement q(*db_, "UPDATE users SET role=?, password_hash=?, disabled=? WHERE name=?");
+    SQLite::bind(q, RoleName(u.role), u.password_hash, u.disabled ? 1 : 0, u.name);
+    if (q.exec() == 0) return NotFound("user '" + u.name + "' not found");
+    return Status::Ok();
+  });
 }
 
 Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
   TokenRecord stored = t;
   Status st = Write("create token", [&] {
     SQLite::Statement q(*db_,
-                        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
-                        "VALUES(?,?,?,?)");
-    SQLite::bind(q, t.user, t.name, t.token_hash, t.created_at);
+                        "INSERT INTO api_tokens(user, name, token_hash, created_at, expires_at) "
+                        "VALUES(?,?,?,?,?)");
+    SQLite::bind(q, t.user, t.name, t.token_hash, t.created_at, t.expires_at);
     q.exec();
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
@@ -61,14 +84,32 @@ Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
 
 Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) {
   return One<TokenRecord>(
-      "SELECT id, user, name, token_hash, created_at FROM api_tokens WHERE token_hash=?",
-      [&](SQLite::Statement& q) { q.bind(1, token_hash); },
-      [](SQLite::Statement& q) {
-        return TokenRecord{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
-                           q.getColumn(2).getString(), q.getColumn(3).getString(),
-                           q.getColumn(4).getInt64()};
-      },
-      "token");
+      std::string(kTokenColumns) + " WHERE token_hash=?",
+      [&](SQLite::Statement& q) { q.bind(1, token_hash); }, ReadToken, "token");
+}
+
+Result<std::vector<TokenRecord>> SqliteStore::ListTokens(const std::string& user) {
+  return Many<TokenRecord>(
+      std::string(kTokenColumns) + " WHERE user=? ORDER BY id",
+      [&](SQLite::Statement& q) { q.bind(1, user); }, ReadToken);
+}
+
+Result<bool> SqliteStore::DeleteToken(const std::string& user, int64_t id) {
+  bool removed = false;
+  Status st = Write("delete token", [&] {
+    SQLite::Statement q(*db_, "DELETE FROM api_tokens WHERE user=? AND id=?");
+    SQLite::bind(q, user, id);
+    removed = q.exec() == 1;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return removed;
+}
+
+Status SqliteStore::TouchToken(int64_t id, int64_t at, int64_t min_interval_ms) {
+  return Execute("touch token",
+                 "UPDATE api_tokens SET last_used_at=?1 WHERE id=?2 AND last_used_at <= ?1 - ?3",
+                 at, id, min_interval_ms);
 }
 
 Result<bool> SqliteStore::PutGrant(const GrantRecord& g) {
