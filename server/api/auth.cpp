@@ -7,7 +7,7 @@
 
 namespace reprise {
 
-Result<Principal> AuthenticateBearer(Store& store, const HttpRequest& request) {
+Result<Principal> AuthenticateBearer(Store& store, const Clock& clock, const HttpRequest& request) {
   auto header = request.Header("authorization");
   if (!header) return Unauthenticated("missing Authorization header (expected 'Bearer <token>')");
   constexpr std::string_view kPrefix = "Bearer ";
@@ -19,21 +19,33 @@ Result<Principal> AuthenticateBearer(Store& store, const HttpRequest& request) {
     if (found.status().code() == Code::kNotFound) return Unauthenticated("invalid token");
     return found.status();
   }
+  const int64_t now = ToUnixMillis(clock.Now());
+  if (found->expires_at != 0 && now >= found->expires_at)
+    return Unauthenticated("this token expired at " +
+                           FormatRfc3339Utc(FromUnixMillis(found->expires_at)));
   auto user = store.GetUser(found->user);
   if (!user.ok()) return Unauthenticated("invalid token");
+  if (user->disabled) return Unauthenticated("the user '" + user->name + "' is disabled");
+  // Written at most once a minute (most requests stay reads); best effort:
+  // a failed write must not refuse a valid token.
+  if (now - found->last_used_at >= kTokenTouchIntervalMs)
+    (void)store.TouchToken(found->id, now, kTokenTouchIntervalMs);
   return Principal{user->name, user->role, false};
 }
 
 Result<std::string> IssueToken(Store& store, const Clock& clock, const std::string& user,
-                               const std::string& token_name) {
+                               const std::string& token_name, int64_t expires_at,
+                               TokenRecord* record) {
   std::string token = "rpr_" + RandomHex(32);
   TokenRecord rec;
   rec.user = user;
   rec.name = token_name;
   rec.token_hash = Sha256Hex(token);
   rec.created_at = ToUnixMillis(clock.Now());
+  rec.expires_at = expires_at;
   auto created = store.CreateToken(rec);
   if (!created.ok()) return created.status();
+  if (record != nullptr) *record = *created;
   return token;
 }
 

@@ -11,12 +11,20 @@
 
 namespace reprise {
 
-// "Bearer <token>" -> the token's user and role; kUnauthenticated otherwise.
-Result<Principal> AuthenticateBearer(Store& store, const HttpRequest& request);
+// A token's last use is written at most this often (authentication stays a read).
+inline constexpr int64_t kTokenTouchIntervalMs = 60 * 1000;
 
-// Creates a token for `user`: 256 random bits, returned once; only its hash is stored.
+// "Bearer <token>" -> the token's user and role; kUnauthenticated otherwise,
+// also for an expired token and for a disabled user. Records the token's use
+// (at most once per kTokenTouchIntervalMs).
+Result<Principal> AuthenticateBearer(Store& store, const Clock& clock, const HttpRequest& request);
+
+// Creates a token for `user`: 256 random bits, returned once; only its hash
+// is stored. `expires_at` (Unix ms) 0: never expires. `record` (optional)
+// receives what was stored.
 Result<std::string> IssueToken(Store& store, const Clock& clock, const std::string& user,
-                               const std::string& token_name);
+                               const std::string& token_name, int64_t expires_at = 0,
+                               TokenRecord* record = nullptr);
 
 struct BootstrapResult {
   std::filesystem::path token_file;  // empty when the token came from the environment

@@ -96,7 +96,8 @@ Result<int64_t> ParseNumber(const std::string& text, const char* what) {
     return InvalidArgument(std::string(what) + " '" + text + "' is invalid");
   int64_t v = 0;
   for (char c : text) {
-    if (c < '0' || c > '9') return InvalidArgument(std::string(what) + " '" + text + "' is invalid");
+    if (c < '0' || c > '9')
+      return InvalidArgument(std::string(what) + " '" + text + "' is invalid");
     v = v * 10 + (c - '0');
   }
   return v;
@@ -129,6 +130,23 @@ HttpResponse Ok(const Json& body, int status) { return HttpResponse::Json(status
 
 std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Result<int64_t> TimeQuery(const HttpRequest& req, const char* name) {
+  auto v = req.Query(name);
+  if (!v || v->empty()) return int64_t{0};
+  auto t = ParseRfc3339(*v);
+  if (!t)
+    return InvalidArgument(std::string("query parameter '") + name +
+                           "' must be RFC 3339 with an offset, e.g. 2026-11-23T22:00:00Z");
+  return ToUnixMillis(*t);
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
 }
 
 }  // namespace reprise

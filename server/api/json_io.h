@@ -42,6 +42,11 @@ Json IrreversibleStepJson(const IrreversibleStepRecord& s);
 // A whole number from a path or query parameter; `what` names it in errors.
 Result<int64_t> ParseNumber(const std::string& text, const char* what);
 Page PageFrom(const HttpRequest& req);
+// An RFC 3339 time from query parameter `name` as Unix milliseconds; 0 when
+// absent or empty; kInvalidArgument naming the parameter otherwise.
+Result<int64_t> TimeQuery(const HttpRequest& req, const char* name);
+// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+std::string CsvField(const std::string& s);
 // {"items": [...], "limit", "offset"}
 HttpResponse ListResponse(Json items, const Page& page);
 // The same for records, each turned into JSON by `to_json`.
@@ -56,15 +61,15 @@ HttpResponse Ok(const Json& body, int status = 200);
 std::string DumpJson(const Json& value);
 
 // In a handler: assign the value of a Result or return its error as a response.
-#define TRY_OR_ERROR(lhs, expr)                               \
-  auto REPRISE_CONCAT(_r_, __LINE__) = (expr);                \
-  if (!REPRISE_CONCAT(_r_, __LINE__).ok())                    \
+#define TRY_OR_ERROR(lhs, expr)                                         \
+  auto REPRISE_CONCAT(_r_, __LINE__) = (expr);                          \
+  if (!REPRISE_CONCAT(_r_, __LINE__).ok())                              \
     return HttpResponse::Error(REPRISE_CONCAT(_r_, __LINE__).status()); \
   lhs = std::move(REPRISE_CONCAT(_r_, __LINE__)).value()
 
-#define STATUS_OR_ERROR(expr)                   \
-  do {                                          \
-    ::reprise::Status _s = (expr);              \
+#define STATUS_OR_ERROR(expr)                     \
+  do {                                            \
+    ::reprise::Status _s = (expr);                \
     if (!_s.ok()) return HttpResponse::Error(_s); \
   } while (0)
 

@@ -48,6 +48,7 @@ std::vector<Route> MetricsRoutes(ApiContext& ctx);
 // from the agents at each scrape.
 std::function<std::vector<MetricFamilySnapshot>()> StoreMetricsSource(Store& store);
 std::function<std::vector<MetricFamilySnapshot>()> AgentMetricsSource(AgentPort& agents);
+std::vector<Route> PeopleRoutes(ApiContext& ctx);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

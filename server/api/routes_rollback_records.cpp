@@ -175,13 +175,6 @@ Json DetailJson(Store& store, RollbackRecords& records, const RollbackRecord& r)
   return j;
 }
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 std::string CsvValue(const Json& v) {
   if (v.is_null()) return "";
   if (v.is_string()) return v.get<std::string>();
@@ -228,16 +221,6 @@ HttpResponse Csv(const Json& items) {
   r.body = std::move(body);
   r.headers.push_back({"Content-Disposition", "attachment; filename=\"rollback-logs.csv\""});
   return r;
-}
-
-Result<int64_t> TimeQuery(const HttpRequest& req, const char* name) {
-  auto v = req.Query(name);
-  if (!v || v->empty()) return int64_t{0};
-  auto t = ParseRfc3339(*v);
-  if (!t)
-    return InvalidArgument(std::string("query parameter '") + name +
-                           "' must be RFC 3339 with an offset, e.g. 2026-11-23T22:00:00Z");
-  return ToUnixMillis(*t);
 }
 
 Result<RollbackRecordFilter> FilterFrom(const HttpRequest& req) {

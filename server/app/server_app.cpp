@@ -232,8 +232,9 @@ Status ServerApp::Impl::StartHttp() {
   Store* st = store.get();
   WebUi* ui = web.get();
   // API clients send a Bearer token; the browser UI sends its session cookie.
-  http_options.authenticate = [st, ui](const HttpRequest& req) {
-    if (req.Header("authorization")) return AuthenticateBearer(*st, req);
+  const Clock* clock = o.clock;
+  http_options.authenticate = [st, ui, clock](const HttpRequest& req) {
+    if (req.Header("authorization")) return AuthenticateBearer(*st, *clock, req);
     return ui->AuthenticateSession(req);
   };
   http_options.static_files = [ui](const HttpRequest& req) { return ui->ServeStatic(req); };

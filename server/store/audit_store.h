@@ -28,6 +28,9 @@ struct AuditRecord {
 struct AuditFilter {
   std::string action_prefix;
   std::string subject;
+  std::string actor = {};
+  int64_t from = 0;  // at >= from (0: no bound)
+  int64_t to = 0;    // at < to (0: no bound)
 };
 
 class AuditStore {

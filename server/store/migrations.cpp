@@ -364,6 +364,16 @@ CREATE TABLE rollback_record_approvals (
   UNIQUE (record_id, user)
 );
 )sql",
+      // 11: users can be disabled; API tokens expire and record their last
+      // use; the audit log is filtered by actor and time.
+      R"sql(
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX api_tokens_by_user ON api_tokens(user, id);
+CREATE INDEX audit_log_by_actor ON audit_log(actor, id);
+CREATE INDEX audit_log_by_at ON audit_log(at);
+)sql",
   };
   return kMigrations;
 }

@@ -20,8 +20,10 @@ Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditFilter& f, co
   return SelectAll(
       "SELECT id, at, actor, action, subject, summary FROM audit_log "
       "WHERE (?1 = '' OR substr(action, 1, length(?1)) = ?1) AND (?2 = '' OR subject = ?2) "
-      "ORDER BY id DESC LIMIT ?3 OFFSET ?4",
-      ReadAudit, f.action_prefix, f.subject, ClampLimit(page), ClampOffset(page));
+      "AND (?3 = '' OR actor = ?3) AND (?4 = 0 OR at >= ?4) AND (?5 = 0 OR at < ?5) "
+      "ORDER BY id DESC LIMIT ?6 OFFSET ?7",
+      ReadAudit, f.action_prefix, f.subject, f.actor, f.from, f.to, ClampLimit(page),
+      ClampOffset(page));
 }
 
 }  // namespace reprise

@@ -196,8 +196,12 @@ class SqliteStore final : public Store {
   Status CreateUser(const UserRecord& u) override;
   Result<UserRecord> GetUser(const std::string& name) override;
   Result<std::vector<UserRecord>> ListUsers(const Page& page) override;
+  Status UpdateUser(const UserRecord& u) override;
   Result<TokenRecord> CreateToken(const TokenRecord& t) override;
   Result<TokenRecord> FindTokenByHash(const std::string& token_hash) override;
+  Result<std::vector<TokenRecord>> ListTokens(const std::string& user) override;
+  Result<bool> DeleteToken(const std::string& user, int64_t id) override;
+  Status TouchToken(int64_t id, int64_t at, int64_t min_interval_ms) override;
   // ---- grants
   Result<bool> PutGrant(const GrantRecord& g) override;
   Result<bool> DeleteGrant(const std::string& environment, const std::string& user,
@@ -302,7 +306,7 @@ class SqliteStore final : public Store {
   static UserRecord ReadUser(SQLite::Statement& q) {
     return {q.getColumn(0).getString(),
             ParseRole(q.getColumn(1).getString()).value_or(Role::kViewer),
-            q.getColumn(2).getString(), q.getColumn(3).getInt64()};
+            q.getColumn(2).getString(), q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0};
   }
 
   // Inside a write transaction: appends lines, numbering each deployment's

@@ -12,11 +12,14 @@ constexpr EnumName<Role> kRoleNames[] = {
 };
 // clang-format on
 
-constexpr const char* kUserColumns = "SELECT name, role, password_hash, created_at FROM users";
+constexpr const char* kUserColumns =
+    "SELECT name, role, password_hash, created_at, disabled FROM users";
+constexpr const char* kTokenColumns =
+    "SELECT id, user, name, token_hash, created_at, expires_at, last_used_at FROM api_tokens";
 
 TokenRecord ReadToken(SQLite::Statement& q) {
   TokenRecord t;
-  ReadColumns(q, t.id, t.user, t.name, t.token_hash, t.created_at);
+  ReadColumns(q, t.id, t.user, t.name, t.token_hash, t.created_at, t.expires_at, t.last_used_at);
   return t;
 }
 
@@ -54,22 +57,43 @@ Result<std::vector<UserRecord>> SqliteStore::ListUsers(const Page& page) {
   return ListByName(kUserColumns, ReadUser, page);
 }
 
+Status SqliteStore::UpdateUser(const UserRecord& u) {
+  return Write("update user", [&] {
+    SQLite::Statement q(*db_, "UPDATE users SET role=?, password_hash=?, disabled=? WHERE name=?");
+    SQLite::bind(q, RoleName(u.role), u.password_hash, u.disabled ? 1 : 0, u.name);
+    if (q.exec() == 0) return NotFound("user '" + u.name + "' not found");
+    return Status::Ok();
+  });
+}
+
 Result<TokenRecord> SqliteStore::CreateToken(const TokenRecord& t) {
   return WriteValue("create token", t, [&](TokenRecord& stored) {
     Exec(
-        "INSERT INTO api_tokens(user, name, token_hash, created_at) "
-        "VALUES(?,?,?,?)",
-        t.user, t.name, t.token_hash, t.created_at);
+        "INSERT INTO api_tokens(user, name, token_hash, created_at, expires_at) "
+        "VALUES(?,?,?,?,?)",
+        t.user, t.name, t.token_hash, t.created_at, t.expires_at);
     stored.id = db_->getLastInsertRowid();
     return Status::Ok();
   });
 }
 
 Result<TokenRecord> SqliteStore::FindTokenByHash(const std::string& token_hash) {
-  return SelectOne("token",
-                   "SELECT id, user, name, token_hash, created_at FROM api_tokens "
-                   "WHERE token_hash=?",
-                   ReadToken, token_hash);
+  return SelectOne("token", std::string(kTokenColumns) + " WHERE token_hash=?", ReadToken,
+                   token_hash);
+}
+
+Result<std::vector<TokenRecord>> SqliteStore::ListTokens(const std::string& user) {
+  return SelectAll(std::string(kTokenColumns) + " WHERE user=? ORDER BY id", ReadToken, user);
+}
+
+Result<bool> SqliteStore::DeleteToken(const std::string& user, int64_t id) {
+  return Changed("delete token", "DELETE FROM api_tokens WHERE user=? AND id=?", user, id);
+}
+
+Status SqliteStore::TouchToken(int64_t id, int64_t at, int64_t min_interval_ms) {
+  return Execute("touch token",
+                 "UPDATE api_tokens SET last_used_at=?1 WHERE id=?2 AND last_used_at <= ?1 - ?3",
+                 at, id, min_interval_ms);
 }
 
 Result<bool> SqliteStore::PutGrant(const GrantRecord& g) {

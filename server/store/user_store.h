@@ -24,6 +24,7 @@ struct UserRecord {
   Role role = Role::kViewer;
   std::string password_hash;  // empty: no password login
   int64_t created_at = 0;
+  bool disabled = false;  // a disabled user's sessions and tokens are refused
 };
 
 struct TokenRecord {
@@ -32,6 +33,8 @@ struct TokenRecord {
   std::string name;
   std::string token_hash;  // SHA-256 of the token; the token itself is never stored
   int64_t created_at = 0;
+  int64_t expires_at = 0;    // 0: never
+  int64_t last_used_at = 0;  // 0: never used; kept to the minute (see TouchToken)
 };
 
 // A permission held by one user on one environment beside their role.
@@ -50,10 +53,20 @@ class UserStore {
   virtual Status CreateUser(const UserRecord& user) = 0;
   virtual Result<UserRecord> GetUser(const std::string& name) = 0;
   virtual Result<std::vector<UserRecord>> ListUsers(const Page& page) = 0;
+  // Replaces the role, the disabled flag and the password hash; kNotFound
+  // when the user does not exist.
+  virtual Status UpdateUser(const UserRecord& user) = 0;
 
   virtual Result<TokenRecord> CreateToken(const TokenRecord& token) = 0;
   // Looks a token up by its hash; kNotFound when unknown.
   virtual Result<TokenRecord> FindTokenByHash(const std::string& token_hash) = 0;
+  // A user's tokens, oldest first.
+  virtual Result<std::vector<TokenRecord>> ListTokens(const std::string& user) = 0;
+  // Returns true when removed, false when the user has no token with that id.
+  virtual Result<bool> DeleteToken(const std::string& user, int64_t id) = 0;
+  // Records a use of the token at `at` unless one was recorded after
+  // `at - min_interval_ms` (so authentication writes at most that often).
+  virtual Status TouchToken(int64_t id, int64_t at, int64_t min_interval_ms) = 0;
 
   // Returns true when added, false when the user held it already.
   virtual Result<bool> PutGrant(const GrantRecord& grant) = 0;

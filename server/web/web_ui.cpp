@@ -286,6 +286,10 @@ struct WebUi::Impl {
       return ErrorResponse(401, "unauthenticated", kBadLogin);
     }
     failures.erase(failure_key);
+    // Only after the right password, so a disabled account is not revealed to guessers.
+    if (record->disabled)
+      return ErrorResponse(403, "permission_denied",
+                           "the user '" + record->name + "' is disabled; ask an admin");
     PruneLocked();
     std::string id = RandomHex(32);  // 256 bits
     Session s{record->name, RandomHex(32), Now(), Now()};
@@ -404,6 +408,7 @@ Result<Principal> WebUi::AuthenticateSession(const HttpRequest& request) const {
       return Unauthenticated("the user '" + user + "' no longer exists");
     return record.status();
   }
+  if (record->disabled) return Unauthenticated("the user '" + user + "' is disabled");
   return Principal{record->name, record->role, true};
 }
 

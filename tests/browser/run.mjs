@@ -10,6 +10,7 @@ const SUITES = {
   core: './core.mjs',
   operations: './operations.mjs',
   'rollback-records': './rollback_records.mjs',
+  people: './people.mjs',
 };
 
 const [suite, serverBin, shotRoot, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);

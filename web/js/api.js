@@ -59,6 +59,7 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
 export const get = (path, opts) => request('GET', path, undefined, opts);
 export const post = (path, body = {}) => request('POST', path, body);
 export const patch = (path, body) => request('PATCH', path, body);
+export const put = (path, body) => request('PUT', path, body);
 export const del = (path) => request('DELETE', path);
 
 // Builds a query string from the defined values of `params`.

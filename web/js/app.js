@@ -1,8 +1,8 @@
 // Entry point: session, navigation bar, hash routes and the page lifecycle.
-import { setUnauthenticatedHandler } from './api.js';
+import { setUnauthenticatedHandler, get } from './api.js';
 import { h, clear, errorBox, flash, clearStaleFlash } from './dom.js';
 import { route, current, go } from './router.js';
-import { session, loadSession, logout, forget } from './session.js';
+import { session, loadSession, logout, forget, hasRole } from './session.js';
 import { renderLogin } from './pages/login.js';
 import { renderDashboard } from './pages/dashboard.js';
 import { renderBoard } from './pages/board.js';
@@ -14,6 +14,8 @@ import { renderApprovals } from './pages/approvals.js';
 import { renderAgents } from './pages/agents.js';
 import { renderRollbackRecord } from './pages/rollback_record.js';
 import { renderRollbackLogs } from './pages/rollback_logs.js';
+import { renderUsers, renderUser } from './pages/users.js';
+import { renderAudit } from './pages/audit.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -28,6 +30,9 @@ route('/approvals', renderApprovals);
 route('/agents', renderAgents);
 route('/rollback-records', renderRollbackLogs);
 route('/rollback-records/{rid}', renderRollbackRecord);
+route('/users', renderUsers);
+route('/users/{user}', renderUser);
+route('/audit', renderAudit);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -40,6 +45,8 @@ const NAV = [
   ['#/approvals', 'Approvals'],
   ['#/rollback-records', 'Rollback logs'],
   ['#/agents', 'Agents'],
+  ['#/users', 'Users', 'admin'],
+  ['#/audit', 'Audit log', 'admin'],
 ];
 
 function renderChrome() {
@@ -50,14 +57,51 @@ function renderChrome() {
   const who = clear(document.getElementById('who'));
   if (!s) return;
   const here = location.hash || '#/';
-  nav.append(h('ul', null, NAV.map(([href, text]) => {
+  nav.append(h('ul', null, NAV.filter(([, , role]) => !role || hasRole(role)).map(([href, text]) => {
     const active = href === '#/' ? here === '#/' || here.startsWith('#/apps') : here.startsWith(href);
-    return h('li', null, h('a', { href, 'aria-current': active ? 'page' : null }, text));
+    return h('li', null, h('a', { href, 'aria-current': active ? 'page' : null },
+      text, href === '#/approvals' ? approvalsBadge() : null));
   })));
   who.append(
+    themeToggle(),
     h('span', { class: 'user', title: 'Signed in' }, s.user, ' ', h('span', { class: 'role' }, s.role)),
     h('button', { type: 'button', class: 'secondary small', onclick: onLogout }, 'Log out'));
 }
+
+// "Dark mode" toggle (web/js/theme.js keeps the choice).
+function themeToggle() {
+  const theme = window.repriseTheme;
+  if (!theme) return null;
+  const button = h('button', { type: 'button', class: 'secondary small theme-toggle', id: 'theme-toggle',
+    'aria-pressed': theme.current() === 'dark' ? 'true' : 'false' }, 'Dark mode');
+  button.addEventListener('click', () => button.setAttribute('aria-pressed', theme.toggle() === 'dark' ? 'true' : 'false'));
+  return button;
+}
+
+// The number of deployments waiting for my approval, on the "Approvals" link;
+// refreshed on every navigation and every 30 s.
+let approvalsCount = 0;
+function approvalsBadge() {
+  if (!approvalsCount) return null;
+  return [h('span', { class: 'nav-badge', id: 'approvals-badge', 'aria-hidden': 'true' }, String(approvalsCount)),
+    h('span', { class: 'sr-only' }, ` (${approvalsCount} waiting for your approval)`)];
+}
+
+async function refreshApprovalsBadge() {
+  if (!session()) return;
+  let count = approvalsCount;
+  try {
+    count = (await get('/me/approvals', { quiet401: true })).count || 0;
+  } catch {
+    return;  // the badge is a hint: keep the last count
+  }
+  if (count !== approvalsCount) {
+    approvalsCount = count;
+    renderChrome();
+  }
+}
+setInterval(refreshApprovalsBadge, 30000);
+window.addEventListener('reprise:approvals-changed', refreshApprovalsBadge);
 
 async function onLogout() {
   try {
@@ -80,6 +124,7 @@ async function navigate() {
     return;
   }
   renderChrome();
+  refreshApprovalsBadge();
   clearStaleFlash();
   clear(main);
   if (!match) {

@@ -42,6 +42,7 @@ function card(d, reload) {
     try {
       await post(`/deployments/${enc(d.id)}/${path}`, comment.value.trim() ? { comment: comment.value.trim() } : {});
       flash(`Deployment #${d.id}: ${DONE[path]}.`, 'ok');
+      window.dispatchEvent(new Event('reprise:approvals-changed'));
       reload();
     } catch (e) {
       errors.append(errorBox(e));

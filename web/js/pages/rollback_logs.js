@@ -44,7 +44,7 @@ function saveColumns(cols) {
 
 // A date input's day as RFC 3339 in the browser's zone: the day's start, or
 // (for "to") the next day's start, so the whole day is included.
-function dayBound(value, end) {
+export function dayBound(value, end) {
   if (!value) return '';
   const [y, m, d] = value.split('-').map(Number);
   const t = new Date(y, m - 1, d + (end ? 1 : 0));
