@@ -279,6 +279,13 @@ Status StepArgs::Load(std::string_view what, std::initializer_list<std::string_v
   return Status::Ok();
 }
 
+Result<std::string> StepArgs::LoadShortOrMap(std::string_view what, std::string_view main,
+                                             std::initializer_list<std::string_view> allowed) {
+  if (IsScalar()) return Template(what);
+  REPRISE_RETURN_IF_ERROR(Load(what, allowed));
+  return Required(main, what);
+}
+
 bool StepArgs::Has(std::string_view key) const { return impl_->fields.Has(key); }
 StepArgs StepArgs::Get(std::string_view key) const { return impl_->Value(impl_->fields.Get(key)); }
 
@@ -305,7 +312,21 @@ Status StepArgs::OptionalInt(std::string_view key, std::string_view what, int64_
   return Status::Ok();
 }
 
+Status StepArgs::RequiredInt(std::string_view key, std::string_view what, int64_t min, int64_t max,
+                             int* out) const {
+  if (!Has(key)) return Missing(key, what);
+  return OptionalInt(key, what, min, max, out);
+}
+
+Status StepArgs::OptionalFileMode(std::string_view key, std::string_view what,
+                                  uint32_t* out) const {
+  if (!Has(key)) return Status::Ok();
+  REPRISE_ASSIGN_OR_RETURN(*out, Get(key).FileMode(Quoted(key, what)));
+  return Status::Ok();
+}
+
 Result<Steps> StepArgs::Children(std::string_view key, std::string_view what, int* counter) const {
+  if (!Has(key)) return Missing(key, what);
   return Get(key).ChildSteps(Quoted(key, what), counter);
 }
 

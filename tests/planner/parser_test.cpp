@@ -155,6 +155,29 @@ TEST_CASE("errors name file, line, column and the offending key") {
       {"- wait: -1\n", "p.yaml:1:9: wait (seconds) must be between 0 and 86400"},
       {"- log:\n", "p.yaml:1:3: log needs arguments"},
   });
+}
+
+TEST_CASE("short and map forms of arguments: missing keys and bad values") {
+  CheckPlanErrors({
+      {"- deploy-artifact:\n", "p.yaml:1:3: deploy-artifact needs arguments"},
+      {"- manual: [a]\n", "p.yaml:1:11: manual must be a map of arguments"},
+      {"- delete: { }\n", "p.yaml:1:11: missing key 'path' in delete"},
+      {"- fail: { }\n", "p.yaml:1:9: missing key 'message' in fail"},
+      {"- http-check: \"x$\"\n",
+       "p.yaml:1:15: http-check: '$' at offset 1 is not followed by a variable name; write $$ "
+       "for a literal dollar"},
+      {"- http-check: { url: \"x$\" }\n",
+       "p.yaml:1:22: 'url' in http-check: '$' at offset 1 is not followed by a variable name; "
+       "write $$ for a literal dollar"},
+      {"- ensure-dir: { path: a, mode: x }\n",
+       "p.yaml:1:32: 'mode' in ensure-dir must be an octal file mode such as \"0644\""},
+      {"- wait: { }\n", "p.yaml:1:9: missing key 'seconds' in wait"},
+      {"- retry: { steps: [] }\n", "p.yaml:1:10: missing key 'count' in retry"},
+      {"- retry: { count: 1 }\n", "p.yaml:1:10: missing key 'steps' in retry"},
+      {"- for-each-target: { parallel: true }\n",
+       "p.yaml:1:20: missing key 'steps' in for-each-target"},
+      {"- on-targets: { targets: [a] }\n", "p.yaml:1:15: missing key 'steps' in on-targets"},
+  });
   CHECK(StartsWith(PlanErrorOf("- log: hi\n- frobnicate: x\n"),
                    "p.yaml:2:3: unknown operation 'frobnicate'"));
   // Only the engine sends compose-release (selective rollback records).
