@@ -410,25 +410,24 @@ Status PlanParser::ParseAttributes(const YAML::Node& node, const YAML::Node& key
     REPRISE_ASSIGN_OR_RETURN(step->irreversible,
                              ReadBool(r_, irreversible, Quoted("irreversible", what)));
   }
+  // 'note' and 'undo' belong to irreversible steps only.
+  auto check_irreversible = [&](const YAML::Node& attribute, std::string_view says,
+                                std::string_view remove) -> Status {
+    if (step->irreversible) return Status::Ok();
+    return r_.Error(attribute, std::string(says) + ": add 'irreversible: true' to " + what +
+                                   ", or remove " + std::string(remove));
+  };
   if (note.IsDefined()) {
-    if (!step->irreversible) {
-      return r_.Error(note,
-                      "'note' says what an irreversible step cannot undo: add "
-                      "'irreversible: true' to " +
-                          what + ", or remove the note");
-    }
+    REPRISE_RETURN_IF_ERROR(
+        check_irreversible(note, "'note' says what an irreversible step cannot undo", "the note"));
     if (!note.IsScalar()) {
       return r_.Error(note, Quoted("note", what) + " must be a string");
     }
     step->note = note.Scalar();
   }
   if (undo.IsDefined()) {
-    if (!step->irreversible) {
-      return r_.Error(undo,
-                      "'undo' belongs to an irreversible step: add 'irreversible: true' "
-                      "to " +
-                          what + ", or remove 'undo'");
-    }
+    REPRISE_RETURN_IF_ERROR(
+        check_irreversible(undo, "'undo' belongs to an irreversible step", "'undo'"));
     int counter = 0;
     REPRISE_ASSIGN_OR_RETURN(step->undo, ParseSteps(undo, step->id + ".undo", Quoted("undo", what),
                                                     depth + 1, &counter));
