@@ -50,13 +50,8 @@ VariableScopes ExecutionContext::ScopesFor(const TargetInfo* target) const {
 
 std::vector<std::string> ExecutionContext::SensitiveValues() const {
   std::vector<std::string> out;
-  auto add = [&](const VariableMap& map) {
-    for (const auto& [name, var] : map) {
-      if (var.sensitive && !var.value.empty()) out.push_back(var.value);
-    }
-  };
-  for (const auto& [scope, map] : variables) add(map);
-  for (const auto& t : targets) add(t.variables);
+  for (const auto& [scope, map] : variables) AppendSensitiveValues(map, &out);
+  for (const auto& t : targets) AppendSensitiveValues(t.variables, &out);
   return out;
 }
 
@@ -87,6 +82,24 @@ Status ExecutionContext::Validate() const {
 
 namespace {
 
+// The context's string fields by their JSON names, written and read alike.
+struct StringField {
+  const char* name;
+  std::string ExecutionContext::*member;
+};
+constexpr StringField kStringFields[] = {
+    {"deployment_id", &ExecutionContext::deployment_id},
+    {"application", &ExecutionContext::application},
+    {"release", &ExecutionContext::release},
+    {"build", &ExecutionContext::build},
+    {"stage", &ExecutionContext::stage},
+    {"environment", &ExecutionContext::environment},
+    {"execution_user", &ExecutionContext::execution_user},
+    {"previous_build", &ExecutionContext::previous_build},
+    {"plan_name", &ExecutionContext::plan_name},
+    {"plan_text", &ExecutionContext::plan_text},
+};
+
 json VariablesToJson(const VariableMap& map, bool mask) {
   json out = json::object();
   for (const auto& [name, var] : map) {
@@ -98,16 +111,9 @@ json VariablesToJson(const VariableMap& map, bool mask) {
 
 std::string ToJsonImpl(const ExecutionContext& c, bool mask) {
   json j;
-  j["deployment_id"] = c.deployment_id;
-  j["application"] = c.application;
-  j["release"] = c.release;
-  j["build"] = c.build;
-  j["stage"] = c.stage;
-  j["environment"] = c.environment;
-  j["execution_user"] = c.execution_user;
+  for (const StringField& field : kStringFields) j[field.name] = c.*field.member;
   j["is_redeploy"] = c.is_redeploy;
   j["is_rollback"] = c.is_rollback;
-  j["previous_build"] = c.previous_build;
   json targets = json::array();
   for (const auto& t : c.targets) {
     targets.push_back(json{{"name", t.name},
@@ -116,8 +122,6 @@ std::string ToJsonImpl(const ExecutionContext& c, bool mask) {
                            {"variables", VariablesToJson(t.variables, mask)}});
   }
   j["targets"] = targets;
-  j["plan_name"] = c.plan_name;
-  j["plan_text"] = c.plan_text;
   j["artifacts"] = c.artifact_sha256;
   if (!c.artifact_manifest_hash.empty()) j["artifact_manifests"] = c.artifact_manifest_hash;
   json vars = json::object();
@@ -157,19 +161,9 @@ Result<ExecutionContext> ContextFromJson(std::string_view text) {
     json j = json::parse(text);
     if (!j.is_object()) return InvalidArgument("execution context must be a JSON object");
     ExecutionContext c;
-    auto str = [&](const char* key, std::string* out) {
-      if (j.contains(key)) *out = j.at(key).get<std::string>();
-    };
-    str("deployment_id", &c.deployment_id);
-    str("application", &c.application);
-    str("release", &c.release);
-    str("build", &c.build);
-    str("stage", &c.stage);
-    str("environment", &c.environment);
-    str("execution_user", &c.execution_user);
-    str("previous_build", &c.previous_build);
-    str("plan_name", &c.plan_name);
-    str("plan_text", &c.plan_text);
+    for (const StringField& field : kStringFields) {
+      if (j.contains(field.name)) c.*field.member = j.at(field.name).get<std::string>();
+    }
     c.is_redeploy = j.value("is_redeploy", false);
     c.is_rollback = j.value("is_rollback", false);
     if (j.contains("targets")) {

@@ -78,25 +78,19 @@ class Parser {
     return true;
   }
 
-  Result<NodePtr> ParseOr() {
-    auto left = ParseAnd();
+  // && binds tighter than ||; both group to the left.
+  Result<NodePtr> ParseOr() { return ParseChain("||", Node::Kind::kOr, &Parser::ParseAnd); }
+  Result<NodePtr> ParseAnd() { return ParseChain("&&", Node::Kind::kAnd, &Parser::ParseUnary); }
+  // operand (op operand)*, each operand parsed by `operand`.
+  Result<NodePtr> ParseChain(std::string_view op, Node::Kind kind,
+                             Result<NodePtr> (Parser::*operand)()) {
+    auto left = (this->*operand)();
     if (!left.ok()) return left;
     NodePtr node = *left;
-    while (Accept("||")) {
-      auto right = ParseAnd();
+    while (Accept(op)) {
+      auto right = (this->*operand)();
       if (!right.ok()) return right;
-      node = Make(Node::Kind::kOr, {}, {node, *right});
-    }
-    return node;
-  }
-  Result<NodePtr> ParseAnd() {
-    auto left = ParseUnary();
-    if (!left.ok()) return left;
-    NodePtr node = *left;
-    while (Accept("&&")) {
-      auto right = ParseUnary();
-      if (!right.ok()) return right;
-      node = Make(Node::Kind::kAnd, {}, {node, *right});
+      node = Make(kind, {}, {node, *right});
     }
     return node;
   }

@@ -2,9 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <type_traits>
 
 #include "common/enum_names.h"
@@ -49,19 +51,98 @@ std::string ShellQuoteForDisplay(const std::string& s) {
   return out + "'";
 }
 
+// A member that an operation's JSON form carries as is. Decoding fails (with
+// the JSON library's message) when a required one is absent or one has the
+// wrong type; an absent optional one keeps the member's default.
+template <typename Op, typename T>
+struct PlainField {
+  const char* name;
+  T Op::*member;
+  bool required;
+};
+
+// Each operation's plain fields, in decoding order. What needs more than a
+// copy is handled beside them: deploy-artifact's mode (a name) and
+// manifest_hash (left out when empty), exec's argv-or-command check, and
+// compose-release (strict, with messages of its own).
+constexpr auto PlainFields(const DeployArtifactOp&) {
+  return std::tuple{PlainField{"artifact", &DeployArtifactOp::artifact, true},
+                    PlainField{"sha256", &DeployArtifactOp::sha256, true},
+                    PlainField{"to", &DeployArtifactOp::to, false},
+                    PlainField{"keep", &DeployArtifactOp::keep, false}};
+}
+constexpr auto PlainFields(const WriteFileOp&) {
+  return std::tuple{PlainField{"path", &WriteFileOp::path, true},
+                    PlainField{"content", &WriteFileOp::content, true},
+                    PlainField{"mode", &WriteFileOp::mode, false}};
+}
+constexpr auto PlainFields(const ExecOp&) {
+  return std::tuple{PlainField{"argv", &ExecOp::argv, false},
+                    PlainField{"command", &ExecOp::command, false},
+                    PlainField{"timeout_seconds", &ExecOp::timeout_seconds, false},
+                    PlainField{"cwd", &ExecOp::cwd, false},
+                    PlainField{"env", &ExecOp::env, false},
+                    PlainField{"success_codes", &ExecOp::success_codes, false}};
+}
+constexpr auto PlainFields(const EnsureDirOp&) {
+  return std::tuple{PlainField{"path", &EnsureDirOp::path, true},
+                    PlainField{"mode", &EnsureDirOp::mode, false}};
+}
+constexpr auto PlainFields(const DeleteOp&) {
+  return std::tuple{PlainField{"path", &DeleteOp::path, true}};
+}
+constexpr auto PlainFields(const HttpCheckOp&) {
+  return std::tuple{PlainField{"url", &HttpCheckOp::url, true},
+                    PlainField{"expect_status", &HttpCheckOp::expect_status, false},
+                    PlainField{"retries", &HttpCheckOp::retries, false},
+                    PlainField{"delay_seconds", &HttpCheckOp::delay_seconds, false},
+                    PlainField{"timeout_seconds", &HttpCheckOp::timeout_seconds, false}};
+}
+
+template <typename Op>
+void PlainFieldsToJson(const Op& o, json& j) {
+  std::apply([&](const auto&... field) { ((j[field.name] = o.*field.member), ...); },
+             PlainFields(o));
+}
+
+// Throws json::exception (see PlainField).
+template <typename Op>
+Op PlainFieldsFromJson(const json& j) {
+  Op o;
+  auto read = [&](const auto& field) {
+    auto& value = o.*field.member;
+    value = field.required ? j.at(field.name).template get<std::decay_t<decltype(value)>>()
+                           : j.value(field.name, value);
+  };
+  std::apply([&](const auto&... field) { (read(field), ...); }, PlainFields(o));
+  return o;
+}
+
+// compose-release's string fields, in decoding order, and whether decoding
+// requires them.
+struct ComposeString {
+  const char* name;
+  std::string ComposeReleaseOp::*member;
+  bool required;
+};
+constexpr ComposeString kComposeStrings[] = {
+    {"to", &ComposeReleaseOp::to, false},
+    {"base_release", &ComposeReleaseOp::base_release, true},
+    {"base_manifest_hash", &ComposeReleaseOp::base_manifest_hash, true},
+    {"source_release", &ComposeReleaseOp::source_release, false},
+    {"source_artifact", &ComposeReleaseOp::source_artifact, false},
+    {"source_sha256", &ComposeReleaseOp::source_sha256, false},
+    {"source_manifest_hash", &ComposeReleaseOp::source_manifest_hash, false},
+    // Present but possibly empty: a remote agent receives it in the frame's payload.
+    {"manifest_json", &ComposeReleaseOp::manifest_json, true},
+    {"name", &ComposeReleaseOp::name, true},
+};
+
 void ComposeToJson(const ComposeReleaseOp& o, json& j) {
-  j["to"] = o.to;
-  j["base_release"] = o.base_release;
-  j["base_manifest_hash"] = o.base_manifest_hash;
-  j["source_release"] = o.source_release;
-  j["source_artifact"] = o.source_artifact;
-  j["source_sha256"] = o.source_sha256;
-  j["source_manifest_hash"] = o.source_manifest_hash;
+  for (const ComposeString& field : kComposeStrings) j[field.name] = o.*field.member;
   json reverts = json::array();
   for (const RevertEntry& r : o.reverts) reverts.push_back({{"path", r.path}, {"type", r.type}});
   j["reverts"] = std::move(reverts);
-  j["manifest_json"] = o.manifest_json;
-  j["name"] = o.name;
   j["keep"] = o.keep;
 }
 
@@ -141,29 +222,19 @@ Status CheckCompose(const ComposeReleaseOp& o) {
 }
 
 Result<ResolvedOperation> ComposeFromJson(const json& j) {
-  static const std::set<std::string> kFields = {"type",           "to",
-                                                "base_release",   "base_manifest_hash",
-                                                "source_release", "source_artifact",
-                                                "source_sha256",  "source_manifest_hash",
-                                                "reverts",        "manifest_json",
-                                                "name",           "keep"};
+  auto is_field = [](const std::string& key) {
+    if (key == "type" || key == "reverts" || key == "keep") return true;
+    return std::any_of(std::begin(kComposeStrings), std::end(kComposeStrings),
+                       [&key](const ComposeString& field) { return key == field.name; });
+  };
   for (const auto& [key, value] : j.items()) {
-    if (!kFields.count(key)) {
-      return InvalidArgument("compose-release: unknown field '" + key + "'");
-    }
+    if (!is_field(key)) return InvalidArgument("compose-release: unknown field '" + key + "'");
   }
   ComposeReleaseOp o;
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "to", false, &o.to));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "base_release", true, &o.base_release));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "base_manifest_hash", true, &o.base_manifest_hash));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_release", false, &o.source_release));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_artifact", false, &o.source_artifact));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_sha256", false, &o.source_sha256));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "source_manifest_hash", false, &o.source_manifest_hash));
+  for (const ComposeString& field : kComposeStrings) {
+    REPRISE_RETURN_IF_ERROR(ReadString(j, field.name, field.required, &(o.*field.member)));
+  }
   REPRISE_RETURN_IF_ERROR(ReadReverts(j, &o.reverts));
-  // Present but possibly empty: a remote agent receives it in the frame's payload.
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "manifest_json", true, &o.manifest_json));
-  REPRISE_RETURN_IF_ERROR(ReadString(j, "name", true, &o.name));
   if (auto it = j.find("keep"); it != j.end()) {
     if (!it->is_number_integer()) {
       return InvalidArgument("compose-release: field 'keep' must be an integer");
@@ -269,40 +340,15 @@ std::string OperationToJson(const ResolvedOperation& op) {
   std::visit(
       [&j](const auto& o) {
         using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, ComposeReleaseOp>) {
+          ComposeToJson(o, j);
+        } else {
+          PlainFieldsToJson(o, j);
+        }
         if constexpr (std::is_same_v<T, DeployArtifactOp>) {
-          j["artifact"] = o.artifact;
-          j["sha256"] = o.sha256;
           if (!o.manifest_hash.empty()) j["manifest_hash"] = o.manifest_hash;
-          j["to"] = o.to;
           j["mode"] = std::string(DeployModeName(o.mode));
-          j["keep"] = o.keep;
         }
-        if constexpr (std::is_same_v<T, WriteFileOp>) {
-          j["path"] = o.path;
-          j["content"] = o.content;
-          j["mode"] = o.mode;
-        }
-        if constexpr (std::is_same_v<T, ExecOp>) {
-          j["argv"] = o.argv;
-          j["command"] = o.command;
-          j["timeout_seconds"] = o.timeout_seconds;
-          j["cwd"] = o.cwd;
-          j["env"] = o.env;
-          j["success_codes"] = o.success_codes;
-        }
-        if constexpr (std::is_same_v<T, EnsureDirOp>) {
-          j["path"] = o.path;
-          j["mode"] = o.mode;
-        }
-        if constexpr (std::is_same_v<T, DeleteOp>) j["path"] = o.path;
-        if constexpr (std::is_same_v<T, HttpCheckOp>) {
-          j["url"] = o.url;
-          j["expect_status"] = o.expect_status;
-          j["retries"] = o.retries;
-          j["delay_seconds"] = o.delay_seconds;
-          j["timeout_seconds"] = o.timeout_seconds;
-        }
-        if constexpr (std::is_same_v<T, ComposeReleaseOp>) ComposeToJson(o, j);
       },
       op);
   // Content may be arbitrary bytes; never throw on invalid UTF-8.
@@ -317,54 +363,25 @@ Result<ResolvedOperation> OperationFromJson(std::string_view text) {
     }
     std::string type = j.at("type").get<std::string>();
     if (type == "deploy-artifact") {
-      DeployArtifactOp o;
-      o.artifact = j.at("artifact").get<std::string>();
-      o.sha256 = j.at("sha256").get<std::string>();
+      auto o = PlainFieldsFromJson<DeployArtifactOp>(j);
       o.manifest_hash = j.value("manifest_hash", "");
-      o.to = j.value("to", "");
       auto mode = DeployModeFromName(j.value("mode", "atomic"));
       if (!mode) return InvalidArgument("bad deploy mode in operation");
       o.mode = *mode;
-      o.keep = j.value("keep", 3);
       return ResolvedOperation(o);
     }
-    if (type == "write-file") {
-      WriteFileOp o;
-      o.path = j.at("path").get<std::string>();
-      o.content = j.at("content").get<std::string>();
-      o.mode = j.value("mode", 0644u);
-      return ResolvedOperation(o);
-    }
+    if (type == "write-file") return ResolvedOperation(PlainFieldsFromJson<WriteFileOp>(j));
     if (type == "exec") {
-      ExecOp o;
-      o.argv = j.value("argv", std::vector<std::string>{});
-      o.command = j.value("command", "");
+      auto o = PlainFieldsFromJson<ExecOp>(j);
       if (o.argv.empty() == o.command.empty()) {
         return InvalidArgument("exec needs exactly one of argv and command");
       }
-      o.timeout_seconds = j.value("timeout_seconds", 0);
-      o.cwd = j.value("cwd", "");
-      o.env = j.value("env", std::map<std::string, std::string>{});
-      o.success_codes = j.value("success_codes", std::vector<int>{0});
       return ResolvedOperation(o);
     }
-    if (type == "ensure-dir") {
-      EnsureDirOp o;
-      o.path = j.at("path").get<std::string>();
-      o.mode = j.value("mode", 0755u);
-      return ResolvedOperation(o);
-    }
-    if (type == "delete") return ResolvedOperation(DeleteOp{j.at("path").get<std::string>()});
+    if (type == "ensure-dir") return ResolvedOperation(PlainFieldsFromJson<EnsureDirOp>(j));
+    if (type == "delete") return ResolvedOperation(PlainFieldsFromJson<DeleteOp>(j));
     if (type == "compose-release") return ComposeFromJson(j);
-    if (type == "http-check") {
-      HttpCheckOp o;
-      o.url = j.at("url").get<std::string>();
-      o.expect_status = j.value("expect_status", 200);
-      o.retries = j.value("retries", 0);
-      o.delay_seconds = j.value("delay_seconds", 1);
-      o.timeout_seconds = j.value("timeout_seconds", 10);
-      return ResolvedOperation(o);
-    }
+    if (type == "http-check") return ResolvedOperation(PlainFieldsFromJson<HttpCheckOp>(j));
     return InvalidArgument("unknown operation type \"" + type + "\"");
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("bad operation JSON: ") + e.what());

@@ -72,15 +72,16 @@ std::map<std::string, ResolvedVariable, std::less<>> VariableScopes::Resolve() c
   return out;
 }
 
+void AppendSensitiveValues(const VariableMap& map, std::vector<std::string>* out) {
+  for (const auto& [name, var] : map) {
+    if (var.sensitive && !var.value.empty()) out->push_back(var.value);
+  }
+}
+
 std::vector<std::string> VariableScopes::SensitiveValues() const {
   std::vector<std::string> out;
-  auto add = [&](const VariableMap& map) {
-    for (const auto& [name, var] : map) {
-      if (var.sensitive && !var.value.empty()) out.push_back(var.value);
-    }
-  };
-  add(builtins_);
-  for (const auto& map : maps_) add(map);
+  AppendSensitiveValues(builtins_, &out);
+  for (const auto& map : maps_) AppendSensitiveValues(map, &out);
   return out;
 }
 

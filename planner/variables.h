@@ -47,6 +47,9 @@ struct Variable {
 // Ordered so that listings and JSON are deterministic.
 using VariableMap = std::map<std::string, Variable, std::less<>>;
 
+// Appends the non-empty values of the sensitive variables in `map` (for a Masker).
+void AppendSensitiveValues(const VariableMap& map, std::vector<std::string>* out);
+
 // A letter or '_' followed by letters, digits and '_'. Names are case-sensitive.
 bool IsValidVariableName(std::string_view name);
 

@@ -279,6 +279,13 @@ Status StepArgs::Load(std::string_view what, std::initializer_list<std::string_v
   return Status::Ok();
 }
 
+Result<std::string> StepArgs::LoadShortOrMap(std::string_view what, std::string_view main,
+                                             std::initializer_list<std::string_view> allowed) {
+  if (IsScalar()) return Template(what);
+  REPRISE_RETURN_IF_ERROR(Load(what, allowed));
+  return Required(main, what);
+}
+
 bool StepArgs::Has(std::string_view key) const { return impl_->fields.Has(key); }
 StepArgs StepArgs::Get(std::string_view key) const { return impl_->Value(impl_->fields.Get(key)); }
 
@@ -305,7 +312,21 @@ Status StepArgs::OptionalInt(std::string_view key, std::string_view what, int64_
   return Status::Ok();
 }
 
+Status StepArgs::RequiredInt(std::string_view key, std::string_view what, int64_t min, int64_t max,
+                             int* out) const {
+  if (!Has(key)) return Missing(key, what);
+  return OptionalInt(key, what, min, max, out);
+}
+
+Status StepArgs::OptionalFileMode(std::string_view key, std::string_view what,
+                                  uint32_t* out) const {
+  if (!Has(key)) return Status::Ok();
+  REPRISE_ASSIGN_OR_RETURN(*out, Get(key).FileMode(Quoted(key, what)));
+  return Status::Ok();
+}
+
 Result<Steps> StepArgs::Children(std::string_view key, std::string_view what, int* counter) const {
+  if (!Has(key)) return Missing(key, what);
   return Get(key).ChildSteps(Quoted(key, what), counter);
 }
 
@@ -389,25 +410,24 @@ Status PlanParser::ParseAttributes(const YAML::Node& node, const YAML::Node& key
     REPRISE_ASSIGN_OR_RETURN(step->irreversible,
                              ReadBool(r_, irreversible, Quoted("irreversible", what)));
   }
+  // 'note' and 'undo' belong to irreversible steps only.
+  auto check_irreversible = [&](const YAML::Node& attribute, std::string_view says,
+                                std::string_view remove) -> Status {
+    if (step->irreversible) return Status::Ok();
+    return r_.Error(attribute, std::string(says) + ": add 'irreversible: true' to " + what +
+                                   ", or remove " + std::string(remove));
+  };
   if (note.IsDefined()) {
-    if (!step->irreversible) {
-      return r_.Error(note,
-                      "'note' says what an irreversible step cannot undo: add "
-                      "'irreversible: true' to " +
-                          what + ", or remove the note");
-    }
+    REPRISE_RETURN_IF_ERROR(
+        check_irreversible(note, "'note' says what an irreversible step cannot undo", "the note"));
     if (!note.IsScalar()) {
       return r_.Error(note, Quoted("note", what) + " must be a string");
     }
     step->note = note.Scalar();
   }
   if (undo.IsDefined()) {
-    if (!step->irreversible) {
-      return r_.Error(undo,
-                      "'undo' belongs to an irreversible step: add 'irreversible: true' "
-                      "to " +
-                          what + ", or remove 'undo'");
-    }
+    REPRISE_RETURN_IF_ERROR(
+        check_irreversible(undo, "'undo' belongs to an irreversible step", "'undo'"));
     int counter = 0;
     REPRISE_ASSIGN_OR_RETURN(step->undo, ParseSteps(undo, step->id + ".undo", Quoted("undo", what),
                                                     depth + 1, &counter));

@@ -8,12 +8,7 @@ namespace {
 Result<DeleteStep> Parse(StepArgs& args) {
   const char* kind = "delete";
   DeleteStep s;
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(s.path, args.Template(kind));
-    return s;
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"path"}));
-  REPRISE_ASSIGN_OR_RETURN(s.path, args.Required("path", kind));
+  REPRISE_ASSIGN_OR_RETURN(s.path, args.LoadShortOrMap(kind, "path", {"path"}));
   return s;
 }
 

@@ -8,12 +8,8 @@ namespace {
 Result<DeployArtifactStep> Parse(StepArgs& args) {
   const char* kind = "deploy-artifact";
   DeployArtifactStep s;
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(s.artifact, args.Template(kind));
-    return s;
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"artifact", "to", "mode", "keep"}));
-  REPRISE_ASSIGN_OR_RETURN(s.artifact, args.Required("artifact", kind));
+  REPRISE_ASSIGN_OR_RETURN(
+      s.artifact, args.LoadShortOrMap(kind, "artifact", {"artifact", "to", "mode", "keep"}));
   REPRISE_ASSIGN_OR_RETURN(s.to, args.Optional("to", kind, ""));
   if (args.Has("mode")) {
     StepArgs mode_arg = args.Get("mode");

@@ -8,15 +8,8 @@ namespace {
 Result<EnsureDirStep> Parse(StepArgs& args) {
   const char* kind = "ensure-dir";
   EnsureDirStep s;
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(s.path, args.Template(kind));
-    return s;
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"path", "mode"}));
-  REPRISE_ASSIGN_OR_RETURN(s.path, args.Required("path", kind));
-  if (args.Has("mode")) {
-    REPRISE_ASSIGN_OR_RETURN(s.mode, args.Get("mode").FileMode(Quoted("mode", kind)));
-  }
+  REPRISE_ASSIGN_OR_RETURN(s.path, args.LoadShortOrMap(kind, "path", {"path", "mode"}));
+  REPRISE_RETURN_IF_ERROR(args.OptionalFileMode("mode", kind, &s.mode));
   return s;
 }
 

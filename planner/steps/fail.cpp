@@ -6,12 +6,8 @@ namespace reprise {
 namespace {
 
 Result<FailStep> Parse(StepArgs& args) {
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(std::string message, args.Template("fail"));
-    return FailStep{message};
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load("fail", {"message"}));
-  REPRISE_ASSIGN_OR_RETURN(std::string message, args.Required("message", "fail"));
+  REPRISE_ASSIGN_OR_RETURN(std::string message,
+                           args.LoadShortOrMap("fail", "message", {"message"}));
   return FailStep{message};
 }
 

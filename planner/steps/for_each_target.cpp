@@ -19,7 +19,6 @@ Result<ForEachTargetBlock> Parse(StepArgs& args) {
   if (args.Has("parallel")) {
     REPRISE_ASSIGN_OR_RETURN(b.parallel, args.Get("parallel").Bool(Quoted("parallel", kind)));
   }
-  if (!args.Has("steps")) return args.Missing("steps", kind);
   REPRISE_ASSIGN_OR_RETURN(b.steps, args.Children("steps", kind, &counter));
   return b;
 }

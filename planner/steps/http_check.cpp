@@ -8,12 +8,9 @@ namespace {
 Result<HttpCheckStep> Parse(StepArgs& args) {
   const char* kind = "http-check";
   HttpCheckStep s;
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(s.url, args.Template(kind));
-    return s;
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load(kind, {"url", "expect_status", "retries", "delay", "timeout"}));
-  REPRISE_ASSIGN_OR_RETURN(s.url, args.Required("url", kind));
+  REPRISE_ASSIGN_OR_RETURN(
+      s.url,
+      args.LoadShortOrMap(kind, "url", {"url", "expect_status", "retries", "delay", "timeout"}));
   REPRISE_RETURN_IF_ERROR(args.OptionalInt("expect_status", kind, 100, 599, &s.expect_status));
   REPRISE_RETURN_IF_ERROR(args.OptionalInt("retries", kind, 0, 1000, &s.retries));
   REPRISE_RETURN_IF_ERROR(args.OptionalInt("delay", kind, 0, 3600, &s.delay_seconds));

@@ -6,12 +6,7 @@ namespace reprise {
 namespace {
 
 Result<LogStep> Parse(StepArgs& args) {
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(std::string message, args.Template("log"));
-    return LogStep{message};
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load("log", {"message"}));
-  REPRISE_ASSIGN_OR_RETURN(std::string message, args.Required("message", "log"));
+  REPRISE_ASSIGN_OR_RETURN(std::string message, args.LoadShortOrMap("log", "message", {"message"}));
   return LogStep{message};
 }
 

@@ -7,12 +7,8 @@ namespace {
 
 Result<ManualStep> Parse(StepArgs& args) {
   ManualStep s;
-  if (args.IsScalar()) {
-    REPRISE_ASSIGN_OR_RETURN(s.message, args.Template("manual"));
-    return s;
-  }
-  REPRISE_RETURN_IF_ERROR(args.Load("manual", {"message", "role"}));
-  REPRISE_ASSIGN_OR_RETURN(s.message, args.Required("message", "manual"));
+  REPRISE_ASSIGN_OR_RETURN(s.message,
+                           args.LoadShortOrMap("manual", "message", {"message", "role"}));
   if (args.Has("role")) {
     StepArgs role = args.Get("role");
     REPRISE_ASSIGN_OR_RETURN(s.role, role.String(Quoted("role", "manual")));

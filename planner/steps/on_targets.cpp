@@ -19,7 +19,6 @@ Result<OnTargetsBlock> Parse(StepArgs& args) {
     REPRISE_ASSIGN_OR_RETURN(b.targets, targets.StringList(Quoted("targets", kind)));
   }
   if (b.targets.empty()) return targets.Error("'targets' in on-targets is empty");
-  if (!args.Has("steps")) return args.Missing("steps", kind);
   int counter = 0;
   REPRISE_ASSIGN_OR_RETURN(b.steps, args.Children("steps", kind, &counter));
   return b;

@@ -8,10 +8,8 @@ namespace {
 Result<RetryBlock> Parse(StepArgs& args) {
   REPRISE_RETURN_IF_ERROR(args.Load("retry", {"count", "delay", "steps"}));
   RetryBlock b;
-  if (!args.Has("count")) return args.Missing("count", "retry");
-  REPRISE_RETURN_IF_ERROR(args.OptionalInt("count", "retry", 1, 100, &b.count));
+  REPRISE_RETURN_IF_ERROR(args.RequiredInt("count", "retry", 1, 100, &b.count));
   REPRISE_RETURN_IF_ERROR(args.OptionalInt("delay", "retry", 0, 3600, &b.delay_seconds));
-  if (!args.Has("steps")) return args.Missing("steps", "retry");
   int counter = 0;
   REPRISE_ASSIGN_OR_RETURN(b.steps, args.Children("steps", "retry", &counter));
   return b;

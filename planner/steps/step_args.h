@@ -61,6 +61,12 @@ class StepArgs {
   // "<what> needs arguments" when there is no value; "<what> must be a map of
   // arguments" when it is not a map.
   Status Load(std::string_view what, std::initializer_list<std::string_view> allowed);
+  // For a kind with a main argument `main`: the short form `<what>: value`,
+  // where the value is that argument and no other key is given (Has() is
+  // false for all), or the map form, Load()ed with `main` required. Returns
+  // the main argument, a template.
+  Result<std::string> LoadShortOrMap(std::string_view what, std::string_view main,
+                                     std::initializer_list<std::string_view> allowed);
   bool Has(std::string_view key) const;
   StepArgs Get(std::string_view key) const;  // an undefined value when absent
   // "missing key '<key>' in <what>", at this value.
@@ -73,7 +79,12 @@ class StepArgs {
   // An integer under `key` into *out, left alone when absent.
   Status OptionalInt(std::string_view key, std::string_view what, int64_t min, int64_t max,
                      int* out) const;
-  // The child steps under `key`.
+  // An integer under `key` into *out; `key` must be present.
+  Status RequiredInt(std::string_view key, std::string_view what, int64_t min, int64_t max,
+                     int* out) const;
+  // A file mode under `key` into *out, left alone when absent.
+  Status OptionalFileMode(std::string_view key, std::string_view what, uint32_t* out) const;
+  // The child steps under `key`, which must be present.
   Result<Steps> Children(std::string_view key, std::string_view what, int* counter) const;
 
  private:

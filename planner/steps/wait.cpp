@@ -13,8 +13,7 @@ Result<WaitStep> Parse(StepArgs& args) {
     return s;
   }
   REPRISE_RETURN_IF_ERROR(args.Load("wait", {"seconds"}));
-  if (!args.Has("seconds")) return args.Missing("seconds", "wait");
-  REPRISE_RETURN_IF_ERROR(args.OptionalInt("seconds", "wait", 0, 86400, &s.seconds));
+  REPRISE_RETURN_IF_ERROR(args.RequiredInt("seconds", "wait", 0, 86400, &s.seconds));
   return s;
 }
 

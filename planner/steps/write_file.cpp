@@ -21,9 +21,7 @@ Result<WriteFileStep> Parse(StepArgs& args) {
     REPRISE_ASSIGN_OR_RETURN(s.text, args.Get("template").Template(Quoted("template", kind)));
     s.is_template = true;
   }
-  if (args.Has("mode")) {
-    REPRISE_ASSIGN_OR_RETURN(s.mode, args.Get("mode").FileMode(Quoted("mode", kind)));
-  }
+  REPRISE_RETURN_IF_ERROR(args.OptionalFileMode("mode", kind, &s.mode));
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "tests/planner/parse_errors.h"
 
 namespace reprise {
 namespace {
@@ -32,19 +33,6 @@ plans:
     - log: "Deploying $ApplicationName"
     - deploy-artifact: { artifact: web }
 )";
-
-std::string ErrorOf(const std::string& text) {
-  auto spec = ParseAppSpec(text, "shop.yaml");
-  REQUIRE_FALSE(spec.ok());
-  CHECK(spec.status().code() == Code::kInvalidArgument);
-  return spec.status().message();
-}
-
-std::string Replace(std::string text, const std::string& from, const std::string& to) {
-  auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  return text.replace(pos, from.size(), to);
-}
 
 }  // namespace
 
@@ -84,38 +72,41 @@ TEST_CASE("canonical JSON parses back to the same spec; masking is optional") {
 }
 
 TEST_CASE("spec errors carry position and name the key") {
-  CHECK(ErrorOf(Replace(kSpec, "auto_promote: true", "auto_promot: true")) ==
-        "shop.yaml:9:5: unknown key 'auto_promot' in a pipeline stage (allowed: stage, "
-        "environment, targets, plan, auto_promote, protected, gates)");
-  CHECK(ErrorOf(Replace(kSpec, "stage: Production", "stage: Integration")) ==
-        "shop.yaml:10:5: duplicate stage 'Integration'");
-  CHECK(ErrorOf(Replace(kSpec, "plan: deploy-web\n    auto", "plan: deploy-api\n    auto")) ==
-        "shop.yaml:5:5: stage 'Integration' uses plan 'deploy-api', which is not in 'plans'");
-  CHECK(ErrorOf(Replace(kSpec, "{ artifact: web }", "{ artifact: web, mdoe: x }")) ==
-        "shop.yaml:20:15: plan 'deploy-web' line 2 column 37: unknown key 'mdoe' in "
-        "deploy-artifact (allowed: artifact, to, mode, keep)");
-  CHECK(ErrorOf(Replace(kSpec, "count: 2", "count: two")) ==
-        "shop.yaml:16:27: 'count' in approvals must be an integer, not \"two\"");
-  CHECK(ErrorOf(Replace(kSpec, "role: release-manager }", "role: release-manger }")) ==
-        "shop.yaml:16:36: unknown role 'release-manger' in approvals (expected: viewer, "
-        "deployer, release-manager, admin)");
-  CHECK(ErrorOf(Replace(kSpec, "Mon-Fri 22:00-06:00", "weekdays")) ==
-        "shop.yaml:17:16: 'window' in gates: bad deployment window \"weekdays\": missing time "
-        "range (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00 Europe/Berlin\"; "
-        "UTC unless a time zone is named)");
-  CHECK(ErrorOf(Replace(kSpec, "sensitive: true", "secret: true")) ==
-        "shop.yaml:3:27: unknown key 'secret' in variable 'ApiKey' (allowed: value, sensitive)");
-  CHECK(ErrorOf(Replace(kSpec, "variables:", "variable:")) ==
-        "shop.yaml:1:1: unknown key 'variable' in the application spec (allowed: description, "
-        "variables, pipeline, plans)");
-  CHECK(ErrorOf(Replace(kSpec, "  Port: \"8080\"", "  IsRollback: \"x\"")) ==
-        "shop.yaml:2:3: variable 'IsRollback' is built in and cannot be set");
-  CHECK(ErrorOf(Replace(kSpec, "    environment: Integration\n", "")) ==
-        "shop.yaml:5:5: missing key 'environment' in a pipeline stage");
-  CHECK(ErrorOf(Replace(kSpec, "[int-web]", "[]")) ==
-        "shop.yaml:7:14: 'targets' in stage 'Integration' is empty");
-  CHECK(ErrorOf("pipeline: [\n").rfind("shop.yaml:", 0) == 0);
-  CHECK(ErrorOf("") == "shop.yaml:0:0: the application spec is empty");
+  CheckSpecEdits(
+      kSpec, "shop.yaml",
+      {
+          {"auto_promote: true", "auto_promot: true",
+           "shop.yaml:9:5: unknown key 'auto_promot' in a pipeline stage (allowed: stage, "
+           "environment, targets, plan, auto_promote, protected, gates)"},
+          {"stage: Production", "stage: Integration",
+           "shop.yaml:10:5: duplicate stage 'Integration'"},
+          {"plan: deploy-web\n    auto", "plan: deploy-api\n    auto",
+           "shop.yaml:5:5: stage 'Integration' uses plan 'deploy-api', which is not in 'plans'"},
+          {"{ artifact: web }", "{ artifact: web, mdoe: x }",
+           "shop.yaml:20:15: plan 'deploy-web' line 2 column 37: unknown key 'mdoe' in "
+           "deploy-artifact (allowed: artifact, to, mode, keep)"},
+          {"count: 2", "count: two",
+           "shop.yaml:16:27: 'count' in approvals must be an integer, not \"two\""},
+          {"role: release-manager }", "role: release-manger }",
+           "shop.yaml:16:36: unknown role 'release-manger' in approvals (expected: viewer, "
+           "deployer, release-manager, admin)"},
+          {"Mon-Fri 22:00-06:00", "weekdays",
+           "shop.yaml:17:16: 'window' in gates: bad deployment window \"weekdays\": missing time "
+           "range (expected e.g. \"Mon-Fri 22:00-06:00\" or \"daily 01:00-05:00 Europe/Berlin\"; "
+           "UTC unless a time zone is named)"},
+          {"sensitive: true", "secret: true",
+           "shop.yaml:3:27: unknown key 'secret' in variable 'ApiKey' (allowed: value, sensitive)"},
+          {"variables:", "variable:",
+           "shop.yaml:1:1: unknown key 'variable' in the application spec (allowed: description, "
+           "variables, pipeline, plans)"},
+          {"  Port: \"8080\"", "  IsRollback: \"x\"",
+           "shop.yaml:2:3: variable 'IsRollback' is built in and cannot be set"},
+          {"    environment: Integration\n", "",
+           "shop.yaml:5:5: missing key 'environment' in a pipeline stage"},
+          {"[int-web]", "[]", "shop.yaml:7:14: 'targets' in stage 'Integration' is empty"},
+      });
+  CHECK(SpecErrorOf("pipeline: [\n", "shop.yaml").rfind("shop.yaml:", 0) == 0);
+  CHECK(SpecErrorOf("", "shop.yaml") == "shop.yaml:0:0: the application spec is empty");
 }
 
 TEST_CASE("a spec in JSON is accepted, plans as text") {

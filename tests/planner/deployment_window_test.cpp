@@ -2,11 +2,13 @@
 // fake clock; NextOpening; window and time zone errors in specs.
 #include <doctest/doctest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "planner/app_spec.h"
+#include "tests/planner/parse_errors.h"
 
 namespace reprise {
 namespace {
@@ -33,7 +35,11 @@ struct OpenSpan {
   int minutes_open = 0;
   std::string first_open;
   std::string last_open;
+  friend bool operator==(const OpenSpan&, const OpenSpan&) = default;
 };
+std::ostream& operator<<(std::ostream& os, const OpenSpan& span) {
+  return os << span.minutes_open << " min open, " << span.first_open << " to " << span.last_open;
+}
 OpenSpan Walk(const DeploymentWindow& w, const char* from, int minutes_to_walk) {
   FakeClock clock(At(from));
   OpenSpan span;
@@ -58,52 +64,34 @@ plans:
   p: "- log: hi\n"
 )";
 
-std::string Replace(std::string text, const std::string& from, const std::string& to) {
-  auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  return text.replace(pos, from.size(), to);
-}
-
-std::string ErrorOf(const std::string& text) {
-  auto spec = ParseAppSpec(text, "s.yaml");
-  REQUIRE_FALSE(spec.ok());
-  CHECK(spec.status().code() == Code::kInvalidArgument);
-  return spec.status().message();
-}
-
 }  // namespace
 
-TEST_CASE("a Berlin window across the spring-forward night (fake clock)") {
+TEST_CASE("a Berlin window across the spring-forward and fall-back nights (fake clock)") {
   DeploymentWindow w = Window("daily 01:00-03:00 Europe/Berlin");
   CHECK(w.zone_name() == "Europe/Berlin");
-  // An ordinary night: 01:00-03:00 CET is 00:00-02:00Z.
-  OpenSpan normal = Walk(w, "2026-03-21T22:00:00Z", 8 * 60);
-  CHECK(normal.minutes_open == 120);
-  CHECK(normal.first_open == "2026-03-22T00:00:00.000Z");
-  CHECK(normal.last_open == "2026-03-22T01:59:00.000Z");
-  // 2026-03-29: at 02:00 CET the clock jumps to 03:00 CEST, which closes the
-  // window after one real hour.
-  OpenSpan spring = Walk(w, "2026-03-28T22:00:00Z", 8 * 60);
-  CHECK(spring.minutes_open == 60);
-  CHECK(spring.first_open == "2026-03-29T00:00:00.000Z");
-  CHECK(spring.last_open == "2026-03-29T00:59:00.000Z");
-  // The night after: 01:00-03:00 CEST is 23:00-01:00Z.
-  OpenSpan summer = Walk(w, "2026-03-29T20:00:00Z", 8 * 60);
-  CHECK(summer.minutes_open == 120);
-  CHECK(summer.first_open == "2026-03-29T23:00:00.000Z");
-}
-
-TEST_CASE("a Berlin window across the fall-back night (fake clock)") {
-  DeploymentWindow w = Window("daily 01:00-03:00 Europe/Berlin");
-  // 2026-10-25: 01:00 CEST (23:00Z) until 03:00 CET (02:00Z); the repeated
-  // 02:00-03:00 is inside both times.
-  OpenSpan autumn = Walk(w, "2026-10-24T20:00:00Z", 8 * 60);
-  CHECK(autumn.minutes_open == 180);
-  CHECK(autumn.first_open == "2026-10-24T23:00:00.000Z");
-  CHECK(autumn.last_open == "2026-10-25T01:59:00.000Z");
-  OpenSpan winter = Walk(w, "2026-10-25T20:00:00Z", 8 * 60);
-  CHECK(winter.minutes_open == 120);
-  CHECK(winter.first_open == "2026-10-26T00:00:00.000Z");
+  struct Night {
+    const char* from;  // walked for 8 hours
+    OpenSpan open;
+  };
+  const Night nights[] = {
+      // An ordinary night: 01:00-03:00 CET is 00:00-02:00Z.
+      {"2026-03-21T22:00:00Z", {120, "2026-03-22T00:00:00.000Z", "2026-03-22T01:59:00.000Z"}},
+      // 2026-03-29: at 02:00 CET the clock jumps to 03:00 CEST, which closes
+      // the window after one real hour.
+      {"2026-03-28T22:00:00Z", {60, "2026-03-29T00:00:00.000Z", "2026-03-29T00:59:00.000Z"}},
+      // The night after: 01:00-03:00 CEST is 23:00-01:00Z.
+      {"2026-03-29T20:00:00Z", {120, "2026-03-29T23:00:00.000Z", "2026-03-30T00:59:00.000Z"}},
+      // 2026-10-25: 01:00 CEST (23:00Z) until 03:00 CET (02:00Z); the
+      // repeated 02:00-03:00 is inside both times.
+      {"2026-10-24T20:00:00Z", {180, "2026-10-24T23:00:00.000Z", "2026-10-25T01:59:00.000Z"}},
+      // The night after: 01:00-03:00 CET is 00:00-02:00Z.
+      {"2026-10-25T20:00:00Z", {120, "2026-10-26T00:00:00.000Z", "2026-10-26T01:59:00.000Z"}},
+  };
+  for (const Night& night : nights) {
+    const std::string from = night.from;
+    CAPTURE(from);
+    CHECK(Walk(w, night.from, 8 * 60) == night.open);
+  }
 }
 
 TEST_CASE("windows inside the skipped or repeated hour") {
@@ -112,31 +100,26 @@ TEST_CASE("windows inside the skipped or repeated hour") {
   CHECK(Walk(w, "2026-03-28T22:00:00Z", 8 * 60).minutes_open == 0);
   CHECK(Utc(w.NextOpening(At("2026-03-28T22:00:00Z"))) == "2026-03-30T00:00:00.000Z");
   // On 2026-10-25 it shows twice; only the first pass (CEST) counts.
-  OpenSpan autumn = Walk(w, "2026-10-24T22:00:00Z", 8 * 60);
-  CHECK(autumn.minutes_open == 30);
-  CHECK(autumn.first_open == "2026-10-25T00:00:00.000Z");
+  CHECK(Walk(w, "2026-10-24T22:00:00Z", 8 * 60) ==
+        OpenSpan{30, "2026-10-25T00:00:00.000Z", "2026-10-25T00:29:00.000Z"});
   CHECK_FALSE(w.Contains(At("2026-10-25T01:15:00Z")));  // 02:15 CET, second pass
 
   // A window that ends inside the gap closes at the jump.
   DeploymentWindow ny = Window("Sun 01:30-02:30 America/New_York");
-  OpenSpan march = Walk(ny, "2026-03-08T04:00:00Z", 6 * 60);
-  CHECK(march.minutes_open == 30);
-  CHECK(march.first_open == "2026-03-08T06:30:00.000Z");
-  CHECK(march.last_open == "2026-03-08T06:59:00.000Z");
+  CHECK(Walk(ny, "2026-03-08T04:00:00Z", 6 * 60) ==
+        OpenSpan{30, "2026-03-08T06:30:00.000Z", "2026-03-08T06:59:00.000Z"});
 
   // A window that wraps past midnight over the fall-back: 23:00 CEST to 03:00 CET.
   DeploymentWindow night = Window("Sat 23:00-03:00 Europe/Berlin");
-  OpenSpan saturday = Walk(night, "2026-10-24T18:00:00Z", 10 * 60);
-  CHECK(saturday.minutes_open == 5 * 60);
-  CHECK(saturday.first_open == "2026-10-24T21:00:00.000Z");
+  CHECK(Walk(night, "2026-10-24T18:00:00Z", 10 * 60) ==
+        OpenSpan{5 * 60, "2026-10-24T21:00:00.000Z", "2026-10-25T01:59:00.000Z"});
 }
 
 TEST_CASE("southern hemisphere and half-hour zones") {
   // Sydney leaves summer time on 2026-04-05 at 03:00 AEDT (16:00Z the day before).
   DeploymentWindow sydney = Window("Sun 02:00-04:00 Australia/Sydney");
-  OpenSpan april = Walk(sydney, "2026-04-04T12:00:00Z", 8 * 60);
-  CHECK(april.minutes_open == 3 * 60);
-  CHECK(april.first_open == "2026-04-04T15:00:00.000Z");
+  CHECK(Walk(sydney, "2026-04-04T12:00:00Z", 8 * 60) ==
+        OpenSpan{3 * 60, "2026-04-04T15:00:00.000Z", "2026-04-04T17:59:00.000Z"});
   DeploymentWindow kolkata = Window("Mon-Fri 09:00-17:30 Asia/Kolkata");
   CHECK(kolkata.Contains(At("2026-11-23T03:30:00Z")));  // Monday 09:00 IST
   CHECK_FALSE(kolkata.Contains(At("2026-11-23T03:29:59Z")));
@@ -232,23 +215,28 @@ TEST_CASE("gates: a stage time zone, a window's own zone, and the JSON round tri
 }
 
 TEST_CASE("time zone errors in specs name the zone and its position") {
-  CHECK(ErrorOf(Replace(kSpec, "timezone: Europe/Berlin", "timezone: Nope/Zone")) ==
-        "s.yaml:7:17: 'timezone' in gates: unknown time zone \"Nope/Zone\"");
-  CHECK(ErrorOf(Replace(kSpec, "timezone: Europe/Berlin", "timezone: ../etc/passwd")) ==
-        "s.yaml:7:17: 'timezone' in gates: invalid time zone name \"../etc/passwd\" (expected an "
-        "IANA name such as \"Europe/Berlin\")");
-  CHECK(ErrorOf(Replace(kSpec, "timezone: Europe/Berlin", "timezone: [Europe/Berlin]")) ==
-        "s.yaml:7:17: 'timezone' in gates must be a string");
-  CHECK(ErrorOf(Replace(kSpec, "America/New_York", "Mars/Olympus")) ==
-        "s.yaml:8:39: 'window' in gates: bad deployment window \"Sat 10:00-12:00 "
-        "Mars/Olympus\": unknown time zone \"Mars/Olympus\"");
-  CHECK(ErrorOf(Replace(kSpec, "America/New_York", "America/New_York extra")) ==
-        "s.yaml:8:39: 'window' in gates: bad deployment window \"Sat 10:00-12:00 "
-        "America/New_York extra\": too many parts (expected e.g. \"Mon-Fri 22:00-06:00\" or "
-        "\"daily 01:00-05:00 Europe/Berlin\"; UTC unless a time zone is named)");
-  CHECK(ErrorOf(Replace(kSpec, "timezone:", "time_zone:")) ==
-        "s.yaml:7:7: unknown key 'time_zone' in gates (allowed: approvals, window, timezone, "
-        "allow_self_approval)");
+  CheckSpecEdits(
+      kSpec, "s.yaml",
+      {
+          {"timezone: Europe/Berlin", "timezone: Nope/Zone",
+           "s.yaml:7:17: 'timezone' in gates: unknown time zone \"Nope/Zone\""},
+          {"timezone: Europe/Berlin", "timezone: ../etc/passwd",
+           "s.yaml:7:17: 'timezone' in gates: invalid time zone name \"../etc/passwd\" (expected "
+           "an "
+           "IANA name such as \"Europe/Berlin\")"},
+          {"timezone: Europe/Berlin", "timezone: [Europe/Berlin]",
+           "s.yaml:7:17: 'timezone' in gates must be a string"},
+          {"America/New_York", "Mars/Olympus",
+           "s.yaml:8:39: 'window' in gates: bad deployment window \"Sat 10:00-12:00 "
+           "Mars/Olympus\": unknown time zone \"Mars/Olympus\""},
+          {"America/New_York", "America/New_York extra",
+           "s.yaml:8:39: 'window' in gates: bad deployment window \"Sat 10:00-12:00 "
+           "America/New_York extra\": too many parts (expected e.g. \"Mon-Fri 22:00-06:00\" or "
+           "\"daily 01:00-05:00 Europe/Berlin\"; UTC unless a time zone is named)"},
+          {"timezone:", "time_zone:",
+           "s.yaml:7:7: unknown key 'time_zone' in gates (allowed: approvals, window, timezone, "
+           "allow_self_approval)"},
+      });
 
   auto bad = ParseDeploymentWindow("Mon 01:00-02:00 /etc/passwd");
   REQUIRE_FALSE(bad.ok());

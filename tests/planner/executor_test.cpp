@@ -490,6 +490,12 @@ TEST_CASE("per-step timeouts: the step default and exec's own") {
 }
 
 TEST_CASE("a step stopped at its deadline is a failure even when it answers 'cancelled'") {
+  // A catch that logs the error of an exec that runs out of time.
+  constexpr const char* kCaughtTimeout = R"(
+- try:
+    steps: [ { exec: { command: "sleep 30", timeout: 1 } } ]
+    catch: [ { log: "caught: $Error" } ]
+)";
   // What a remote agent answers when the hub cancels a step at its deadline.
   Harness h;
   h.ops.behaviour = [&](const TargetInfo&, const ResolvedOperation& op, StepLog&,
@@ -500,12 +506,7 @@ TEST_CASE("a step stopped at its deadline is a failure even when it answers 'can
     }
     return OperationOutcome::Succeeded();
   };
-  auto caught = h.Run(R"(
-- try:
-    steps: [ { exec: { command: "sleep 30", timeout: 1 } } ]
-    catch: [ { log: "caught: $Error" } ]
-)",
-                      SampleContext());
+  auto caught = h.Run(kCaughtTimeout, SampleContext());
   CHECK(caught.outcome == Outcome::kSucceeded);
   CHECK(h.Logged("caught: plan.yaml:3:16: exec: timed out after 1 s"));
 
@@ -528,12 +529,7 @@ TEST_CASE("a step stopped at its deadline is a failure even when it answers 'can
     lost.clock.Advance(std::chrono::minutes(20));
     return OperationOutcome::Error(Unavailable("agent a disconnected during the operation"));
   };
-  auto error = lost.Run(R"(
-- try:
-    steps: [ { exec: { command: "sleep 30", timeout: 1 } } ]
-    catch: [ { log: "caught" } ]
-)",
-                        SampleContext());
+  auto error = lost.Run(kCaughtTimeout, SampleContext());
   CHECK(error.outcome == Outcome::kError);
   CHECK_FALSE(lost.Logged("caught"));
 }

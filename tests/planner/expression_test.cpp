@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <initializer_list>
+#include <string>
+
 namespace reprise {
 namespace {
 
@@ -26,23 +29,33 @@ std::optional<bool> Eval(std::string_view text) {
 }  // namespace
 
 TEST_CASE("operators: == != in && || ! and parentheses") {
-  CHECK(Eval("!$IsRollback") == true);
-  CHECK(Eval("$IsRollback") == false);
-  CHECK(Eval("$EnvironmentName == Production") == true);
-  CHECK(Eval("$EnvironmentName == 'production'") == false);
-  CHECK(Eval("$EnvironmentName != \"Testing\"") == true);
-  CHECK(Eval("$EnvironmentName in [Testing, Production]") == true);
-  CHECK(Eval("$EnvironmentName in ['Testing']") == false);
-  CHECK(Eval("$EnvironmentName in []") == false);
-  CHECK(Eval("$Flag && !$IsRollback") == true);
-  CHECK(Eval("$IsRollback || $EnvironmentName == Testing") == false);
-  CHECK(Eval("!($IsRollback || $Flag)") == false);
-  CHECK(Eval("true && (false || true)") == true);
-  CHECK(Eval("\"$Name!\" == 'a b!'") == true);  // double quotes expand
-  CHECK(Eval("'$Name' == '$Name'") == true);    // single quotes do not
-  CHECK(Eval("${Name} == 'a b'") == true);
-  // && binds tighter than ||.
-  CHECK(Eval("true || false && false") == true);
+  struct Case {
+    const char* text;
+    bool value;
+  };
+  for (auto c : std::initializer_list<Case>{
+           {"!$IsRollback", true},
+           {"$IsRollback", false},
+           {"$EnvironmentName == Production", true},
+           {"$EnvironmentName == 'production'", false},
+           {"$EnvironmentName != \"Testing\"", true},
+           {"$EnvironmentName in [Testing, Production]", true},
+           {"$EnvironmentName in ['Testing']", false},
+           {"$EnvironmentName in []", false},
+           {"$Flag && !$IsRollback", true},
+           {"$IsRollback || $EnvironmentName == Testing", false},
+           {"!($IsRollback || $Flag)", false},
+           {"true && (false || true)", true},
+           {"\"$Name!\" == 'a b!'", true},  // double quotes expand
+           {"'$Name' == '$Name'", true},    // single quotes do not
+           {"${Name} == 'a b'", true},
+           // && binds tighter than ||.
+           {"true || false && false", true},
+       }) {
+    const std::string text = c.text;
+    CAPTURE(text);
+    CHECK(Eval(text) == c.value);
+  }
 }
 
 TEST_CASE("short-circuit leaves the other side unevaluated") {

@@ -7,16 +7,10 @@
 #include "planner/executor.h"
 #include "planner/plan.h"
 #include "tests/planner/fakes.h"
+#include "tests/planner/parse_errors.h"
 
 namespace reprise {
 namespace {
-
-std::string ErrorOf(std::string_view yaml) {
-  auto plan = ParsePlan(yaml, "p.yaml");
-  REQUIRE_FALSE(plan.ok());
-  CHECK(plan.status().code() == Code::kInvalidArgument);
-  return plan.status().message();
-}
 
 constexpr const char* kMigration = R"(
 - log: start
@@ -61,36 +55,37 @@ TEST_CASE("irreversible, note and undo are read on the step") {
 }
 
 TEST_CASE("wrong irreversible attributes are errors at file:line:column") {
-  CHECK(ErrorOf("- exec: ls\n  undo: [ { exec: x } ]\n") ==
-        "p.yaml:2:9: 'undo' belongs to an irreversible step: add 'irreversible: true' to step "
-        "'exec', or remove 'undo'");
-  CHECK(ErrorOf("- exec: ls\n  note: hi\n") ==
-        "p.yaml:2:9: 'note' says what an irreversible step cannot undo: add 'irreversible: "
-        "true' to step 'exec', or remove the note");
-  CHECK(ErrorOf("- exec: ls\n  irreversible: true\n  note: [a, b]\n") ==
-        "p.yaml:3:9: 'note' in step 'exec' must be a string");
-  CHECK(ErrorOf("- exec: ls\n  irreversible: true\n") ==
-        "p.yaml:2:17: an irreversible step needs a 'note' saying what a rollback cannot undo "
-        "(e.g. note: \"schema v42\")");
-  CHECK(ErrorOf("- exec: ls\n  irreversible: yes please\n  note: x\n") ==
-        "p.yaml:2:17: 'irreversible' in step 'exec' must be true or false");
-  CHECK(ErrorOf("- log: hi\n  irreversible: true\n  note: x\n") ==
-        "p.yaml:2:17: 'irreversible' marks an operation that runs on targets (deploy-artifact, "
-        "write-file, exec, ensure-dir, delete, http-check), not step 'log': mark the operation "
-        "inside it");
-  CHECK(ErrorOf("- exec: ls\n  irreversible: true\n  note: x\n  undo: x\n") ==
-        "p.yaml:4:9: 'undo' in step 'exec' must be a list of steps");
-  CHECK(ErrorOf("- exec: ls\n  irreversible: true\n  note: x\n  undo: []\n") ==
-        "p.yaml:4:9: 'undo' in step 'exec' has no steps");
-  CHECK(ErrorOf("- exec: ls\n  irreversible: true\n  note: x\n  undo:\n    - exec: a\n"
-                "      irreversible: true\n      note: y\n") ==
-        "p.yaml:5:5: an undo step cannot itself be irreversible (in step 'exec')");
-  CHECK(
-      ErrorOf("- exec: ls\n  irreversible: true\n  note: x\n  undo: [ { exec: { argv: 1 } } ]\n") ==
-      "p.yaml:4:27: 'argv' in exec must be a non-empty list of strings");
-  CHECK(ErrorOf("- exec: ls\n  log: b\n") ==
-        "p.yaml:2:3: a step has one operation; 'exec' and 'log' are two (make them two steps)");
-  CHECK(ErrorOf("- irreversible: true\n  note: x\n")
+  CheckPlanErrors({
+      {"- exec: ls\n  undo: [ { exec: x } ]\n",
+       "p.yaml:2:9: 'undo' belongs to an irreversible step: add 'irreversible: true' to step "
+       "'exec', or remove 'undo'"},
+      {"- exec: ls\n  note: hi\n",
+       "p.yaml:2:9: 'note' says what an irreversible step cannot undo: add 'irreversible: "
+       "true' to step 'exec', or remove the note"},
+      {"- exec: ls\n  irreversible: true\n  note: [a, b]\n",
+       "p.yaml:3:9: 'note' in step 'exec' must be a string"},
+      {"- exec: ls\n  irreversible: true\n",
+       "p.yaml:2:17: an irreversible step needs a 'note' saying what a rollback cannot undo "
+       "(e.g. note: \"schema v42\")"},
+      {"- exec: ls\n  irreversible: yes please\n  note: x\n",
+       "p.yaml:2:17: 'irreversible' in step 'exec' must be true or false"},
+      {"- log: hi\n  irreversible: true\n  note: x\n",
+       "p.yaml:2:17: 'irreversible' marks an operation that runs on targets (deploy-artifact, "
+       "write-file, exec, ensure-dir, delete, http-check), not step 'log': mark the operation "
+       "inside it"},
+      {"- exec: ls\n  irreversible: true\n  note: x\n  undo: x\n",
+       "p.yaml:4:9: 'undo' in step 'exec' must be a list of steps"},
+      {"- exec: ls\n  irreversible: true\n  note: x\n  undo: []\n",
+       "p.yaml:4:9: 'undo' in step 'exec' has no steps"},
+      {"- exec: ls\n  irreversible: true\n  note: x\n  undo:\n    - exec: a\n"
+       "      irreversible: true\n      note: y\n",
+       "p.yaml:5:5: an undo step cannot itself be irreversible (in step 'exec')"},
+      {"- exec: ls\n  irreversible: true\n  note: x\n  undo: [ { exec: { argv: 1 } } ]\n",
+       "p.yaml:4:27: 'argv' in exec must be a non-empty list of strings"},
+      {"- exec: ls\n  log: b\n",
+       "p.yaml:2:3: a step has one operation; 'exec' and 'log' are two (make them two steps)"},
+  });
+  CHECK(PlanErrorOf("- irreversible: true\n  note: x\n")
             .rfind("p.yaml:1:3: this step has no operation (", 0) == 0);
 }
 

@@ -32,6 +32,44 @@ TEST_CASE("every operation round-trips through JSON") {
   CHECK(OperationToJson(DeleteOp{"x"}) == R"({"path":"x","type":"delete"})");
 }
 
+TEST_CASE("the JSON form of each operation, field by field (what agents receive)") {
+  DeployArtifactOp deploy{"web", "ab12", "app", DeployMode::kOverlay, 2};
+  CHECK(
+      OperationToJson(deploy) ==
+      R"({"artifact":"web","keep":2,"mode":"overlay","sha256":"ab12","to":"app","type":"deploy-artifact"})");
+  deploy.manifest_hash = "cd34";
+  CHECK(
+      OperationToJson(deploy) ==
+      R"({"artifact":"web","keep":2,"manifest_hash":"cd34","mode":"overlay","sha256":"ab12","to":"app","type":"deploy-artifact"})");
+  CHECK(OperationToJson(WriteFileOp{"a.ini", "x=1", 0600}) ==
+        R"({"content":"x=1","mode":384,"path":"a.ini","type":"write-file"})");
+  CHECK(
+      OperationToJson(ExecOp{{"./run"}, "", 30, "current", {{"K", "v"}}, {0, 2}}) ==
+      R"({"argv":["./run"],"command":"","cwd":"current","env":{"K":"v"},"success_codes":[0,2],"timeout_seconds":30,"type":"exec"})");
+  CHECK(OperationToJson(EnsureDirOp{"logs", 0750}) ==
+        R"({"mode":488,"path":"logs","type":"ensure-dir"})");
+  CHECK(
+      OperationToJson(HttpCheckOp{"http://h/x", 204, 5, 2, 3}) ==
+      R"({"delay_seconds":2,"expect_status":204,"retries":5,"timeout_seconds":3,"type":"http-check","url":"http://h/x"})");
+  // Absent optional fields decode to the defaults.
+  auto minimal =
+      OperationFromJson(R"({"type":"deploy-artifact","artifact":"web","sha256":"ab12"})");
+  REQUIRE(minimal.ok());
+  CHECK(*minimal == ResolvedOperation(DeployArtifactOp{"web", "ab12", "", DeployMode::kAtomic, 3}));
+  auto check = OperationFromJson(R"({"type":"http-check","url":"http://h/x"})");
+  REQUIRE(check.ok());
+  CHECK(*check == ResolvedOperation(HttpCheckOp{"http://h/x", 200, 0, 1, 10}));
+  auto dir = OperationFromJson(R"({"type":"ensure-dir","path":"logs"})");
+  REQUIRE(dir.ok());
+  CHECK(*dir == ResolvedOperation(EnsureDirOp{"logs", 0755}));
+  CHECK(OperationFromJson(R"({"type":"write-file","path":"a"})")
+            .status()
+            .message()
+            .rfind("bad operation JSON: ", 0) == 0);
+  CHECK(OperationFromJson(R"({"type":"exec","argv":["a"],"command":"b"})").status().message() ==
+        "exec needs exactly one of argv and command");
+}
+
 TEST_CASE("bad operation JSON is refused") {
   CHECK(OperationFromJson("{\"type\": \"format-disk\"}").status().message() ==
         "unknown operation type \"format-disk\"");

@@ -3,16 +3,10 @@
 #include <string>
 
 #include "planner/plan.h"
+#include "tests/planner/parse_errors.h"
 
 namespace reprise {
 namespace {
-
-std::string ErrorOf(std::string_view yaml) {
-  auto plan = ParsePlan(yaml, "p.yaml");
-  REQUIRE_FALSE(plan.ok());
-  CHECK(plan.status().code() == Code::kInvalidArgument);
-  return plan.status().message();
-}
 
 bool StartsWith(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -117,62 +111,85 @@ TEST_CASE("blocks nest and number their children") {
 }
 
 TEST_CASE("errors name file, line, column and the offending key") {
-  CHECK(ErrorOf("- log: hi\n- deploy-artifact: { artifact: web, mdoe: sync }\n") ==
-        "p.yaml:2:37: unknown key 'mdoe' in deploy-artifact (allowed: artifact, to, mode, keep)");
-  CHECK(StartsWith(ErrorOf("- log: hi\n- frobnicate: x\n"),
+  CheckPlanErrors({
+      {"- log: hi\n- deploy-artifact: { artifact: web, mdoe: sync }\n",
+       "p.yaml:2:37: unknown key 'mdoe' in deploy-artifact (allowed: artifact, to, mode, keep)"},
+      {"- exec:\n    command: ls\n    timeout: soon\n",
+       "p.yaml:3:14: 'timeout' in exec must be an integer, not \"soon\""},
+      {"- deploy-artifact: { to: x }\n", "p.yaml:1:20: missing key 'artifact' in deploy-artifact"},
+      {"- deploy-artifact: { artifact: a, mode: fast }\n",
+       "p.yaml:1:41: 'mode' in deploy-artifact must be atomic, sync or overlay, not \"fast\""},
+      {"- log: a\n  exec: b\n",
+       "p.yaml:2:3: a step has one operation; 'log' and 'exec' are two (make them two steps)"},
+      {"- log: { message: a, message: b }\n", "p.yaml:1:22: duplicate key 'message' in log"},
+      {"log: x\n", "p.yaml:1:1: a plan must be a list of steps"},
+      {"", "p.yaml:0:0: a plan is a list of steps; this one is empty"},
+      {"- log: \"cost: 5$\"\n",
+       "p.yaml:1:8: log: '$' at offset 7 is not followed by a variable name; write $$ for a "
+       "literal dollar"},
+      {"- if: { condition: \"$A ==\", then: [] }\n",
+       "p.yaml:1:20: 'condition' in if: unexpected end of expression at offset 5 in expression "
+       "\"$A ==\""},
+      {"- if: { condition: x, then: [ { exec: { argv: [] } } ] }\n",
+       "p.yaml:1:47: 'argv' in exec must be a non-empty list of strings"},
+      {"- write-file: { path: a }\n",
+       "p.yaml:1:15: write-file needs exactly one of 'content' (written as is) and 'template' "
+       "(variables expanded)"},
+      {"- write-file: { path: a, content: b, mode: rw }\n",
+       "p.yaml:1:44: 'mode' in write-file must be an octal file mode such as \"0644\""},
+      {"- set: { name: IsRollback, value: x }\n",
+       "p.yaml:1:16: 'name' in set: $IsRollback is built in"},
+      {"- set: { name: 9lives, value: x }\n",
+       "p.yaml:1:16: 'name' in set: \"9lives\" is not a variable name (letters, digits, _)"},
+      {"- retry: { count: 0, steps: [] }\n",
+       "p.yaml:1:19: 'count' in retry must be between 1 and 100"},
+      {"- try: { steps: [] }\n", "p.yaml:1:8: try needs 'catch' or 'finally'"},
+      {"- for-each-target: { parallel: maybe, steps: [] }\n",
+       "p.yaml:1:32: 'parallel' in for-each-target must be true or false"},
+      {"- on-targets: { targets: [], steps: [] }\n",
+       "p.yaml:1:26: 'targets' in on-targets is empty"},
+      {"- exec: { command: a, argv: [b] }\n",
+       "p.yaml:1:9: exec needs exactly one of 'argv' (a list) and 'command' (a shell string)"},
+      {"- exec: { command: a, success_codes: [0, 256] }\n",
+       "p.yaml:1:42: an exit code in 'success_codes' must be between 0 and 255"},
+      {"- wait: -1\n", "p.yaml:1:9: wait (seconds) must be between 0 and 86400"},
+      {"- log:\n", "p.yaml:1:3: log needs arguments"},
+  });
+}
+
+TEST_CASE("short and map forms of arguments: missing keys and bad values") {
+  CheckPlanErrors({
+      {"- deploy-artifact:\n", "p.yaml:1:3: deploy-artifact needs arguments"},
+      {"- manual: [a]\n", "p.yaml:1:11: manual must be a map of arguments"},
+      {"- delete: { }\n", "p.yaml:1:11: missing key 'path' in delete"},
+      {"- fail: { }\n", "p.yaml:1:9: missing key 'message' in fail"},
+      {"- http-check: \"x$\"\n",
+       "p.yaml:1:15: http-check: '$' at offset 1 is not followed by a variable name; write $$ "
+       "for a literal dollar"},
+      {"- http-check: { url: \"x$\" }\n",
+       "p.yaml:1:22: 'url' in http-check: '$' at offset 1 is not followed by a variable name; "
+       "write $$ for a literal dollar"},
+      {"- ensure-dir: { path: a, mode: x }\n",
+       "p.yaml:1:32: 'mode' in ensure-dir must be an octal file mode such as \"0644\""},
+      {"- wait: { }\n", "p.yaml:1:9: missing key 'seconds' in wait"},
+      {"- retry: { steps: [] }\n", "p.yaml:1:10: missing key 'count' in retry"},
+      {"- retry: { count: 1 }\n", "p.yaml:1:10: missing key 'steps' in retry"},
+      {"- for-each-target: { parallel: true }\n",
+       "p.yaml:1:20: missing key 'steps' in for-each-target"},
+      {"- on-targets: { targets: [a] }\n", "p.yaml:1:15: missing key 'steps' in on-targets"},
+  });
+  CHECK(StartsWith(PlanErrorOf("- log: hi\n- frobnicate: x\n"),
                    "p.yaml:2:3: unknown operation 'frobnicate'"));
   // Only the engine sends compose-release (selective rollback records).
-  CHECK(StartsWith(ErrorOf("- compose-release: { name: x, base_release: y }\n"),
+  CHECK(StartsWith(PlanErrorOf("- compose-release: { name: x, base_release: y }\n"),
                    "p.yaml:1:3: unknown operation 'compose-release'"));
-  CHECK(ErrorOf("- exec:\n    command: ls\n    timeout: soon\n") ==
-        "p.yaml:3:14: 'timeout' in exec must be an integer, not \"soon\"");
-  CHECK(ErrorOf("- deploy-artifact: { to: x }\n") ==
-        "p.yaml:1:20: missing key 'artifact' in deploy-artifact");
-  CHECK(ErrorOf("- deploy-artifact: { artifact: a, mode: fast }\n") ==
-        "p.yaml:1:41: 'mode' in deploy-artifact must be atomic, sync or overlay, not \"fast\"");
-  CHECK(ErrorOf("- log: a\n  exec: b\n") ==
-        "p.yaml:2:3: a step has one operation; 'log' and 'exec' are two (make them two steps)");
-  CHECK(ErrorOf("- log: { message: a, message: b }\n") ==
-        "p.yaml:1:22: duplicate key 'message' in log");
-  CHECK(ErrorOf("log: x\n") == "p.yaml:1:1: a plan must be a list of steps");
-  CHECK(ErrorOf("") == "p.yaml:0:0: a plan is a list of steps; this one is empty");
-  CHECK(ErrorOf("- log: \"cost: 5$\"\n") ==
-        "p.yaml:1:8: log: '$' at offset 7 is not followed by a variable name; write $$ for a "
-        "literal dollar");
-  CHECK(ErrorOf("- if: { condition: \"$A ==\", then: [] }\n") ==
-        "p.yaml:1:20: 'condition' in if: unexpected end of expression at offset 5 in expression "
-        "\"$A ==\"");
-  CHECK(ErrorOf("- if: { condition: x, then: [ { exec: { argv: [] } } ] }\n") ==
-        "p.yaml:1:47: 'argv' in exec must be a non-empty list of strings");
-  CHECK(ErrorOf("- write-file: { path: a }\n") ==
-        "p.yaml:1:15: write-file needs exactly one of 'content' (written as is) and 'template' "
-        "(variables expanded)");
-  CHECK(ErrorOf("- write-file: { path: a, content: b, mode: rw }\n") ==
-        "p.yaml:1:44: 'mode' in write-file must be an octal file mode such as \"0644\"");
-  CHECK(ErrorOf("- set: { name: IsRollback, value: x }\n") ==
-        "p.yaml:1:16: 'name' in set: $IsRollback is built in");
-  CHECK(ErrorOf("- set: { name: 9lives, value: x }\n") ==
-        "p.yaml:1:16: 'name' in set: \"9lives\" is not a variable name (letters, digits, _)");
-  CHECK(ErrorOf("- retry: { count: 0, steps: [] }\n") ==
-        "p.yaml:1:19: 'count' in retry must be between 1 and 100");
-  CHECK(ErrorOf("- try: { steps: [] }\n") == "p.yaml:1:8: try needs 'catch' or 'finally'");
-  CHECK(ErrorOf("- for-each-target: { parallel: maybe, steps: [] }\n") ==
-        "p.yaml:1:32: 'parallel' in for-each-target must be true or false");
-  CHECK(ErrorOf("- on-targets: { targets: [], steps: [] }\n") ==
-        "p.yaml:1:26: 'targets' in on-targets is empty");
-  CHECK(ErrorOf("- exec: { command: a, argv: [b] }\n") ==
-        "p.yaml:1:9: exec needs exactly one of 'argv' (a list) and 'command' (a shell string)");
-  CHECK(ErrorOf("- exec: { command: a, success_codes: [0, 256] }\n") ==
-        "p.yaml:1:42: an exit code in 'success_codes' must be between 0 and 255");
-  CHECK(ErrorOf("- wait: -1\n") == "p.yaml:1:9: wait (seconds) must be between 0 and 86400");
-  CHECK(ErrorOf("- log:\n") == "p.yaml:1:3: log needs arguments");
 }
 
 TEST_CASE("YAML syntax errors carry a 1-based position") {
-  std::string err = ErrorOf("- log: [unclosed\n- exec: x\n");
+  std::string err = PlanErrorOf("- log: [unclosed\n- exec: x\n");
   CHECK(StartsWith(err, "p.yaml:"));
   CHECK(err.find("flow") != std::string::npos);
-  CHECK(StartsWith(ErrorOf("- log: \"a\n  b: c\n- x: 'q"), "p.yaml:3:"));
+  CHECK(StartsWith(PlanErrorOf("- log: \"a\n  b: c\n- x: 'q"), "p.yaml:3:"));
 }
 
 TEST_CASE("deep nesting is refused, not a stack overflow") {
@@ -184,7 +201,7 @@ TEST_CASE("deep nesting is refused, not a stack overflow") {
     indent += "      ";
   }
   yaml += indent + "- log: end\n";
-  CHECK(ErrorOf(yaml).find("blocks nested too deeply") != std::string::npos);
+  CHECK(PlanErrorOf(yaml).find("blocks nested too deeply") != std::string::npos);
 }
 
 TEST_CASE("an alias cycle does not hang the parser") {
