@@ -35,6 +35,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx);
 std::vector<Route> ArtifactRoutes(ApiContext& ctx);
 std::vector<Route> DeploymentRoutes(ApiContext& ctx);
 std::vector<Route> RetentionRoutes(ApiContext& ctx);
+std::vector<Route> VariableRoutes(ApiContext& ctx);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

@@ -364,6 +364,15 @@ CREATE TABLE rollback_record_approvals (
   UNIQUE (record_id, user)
 );
 )sql",
+      // Global variables: the server-wide, outermost scope of every deployment.
+      R"sql(
+CREATE TABLE global_variables (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  updated_at INTEGER NOT NULL,
+  updated_by TEXT NOT NULL
+);
+)sql",
   };
   return kMigrations;
 }

@@ -49,6 +49,8 @@ class SqliteStore final : public Store {
   Result<EnvironmentRecord> GetEnvironment(const std::string& name) override;
   Result<std::vector<EnvironmentRecord>> ListEnvironments(const Page& page) override;
   // ---- targets
+  Status PutGlobalVariables(const GlobalVariablesRecord& globals) override;
+  Result<GlobalVariablesRecord> GetGlobalVariables() override;
   Status PutTarget(const TargetRecord& t) override;
   Result<TargetRecord> GetTarget(const std::string& name) override;
   Result<std::vector<TargetRecord>> ListTargets(const Page& page) override;
