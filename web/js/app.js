@@ -14,6 +14,8 @@ import { renderApprovals } from './pages/approvals.js';
 import { renderAgents } from './pages/agents.js';
 import { renderRollbackRecord } from './pages/rollback_record.js';
 import { renderRollbackLogs } from './pages/rollback_logs.js';
+import { renderConfig } from './pages/config.js';
+import { renderSpecEditor, renderNewApplication } from './pages/spec_editor.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -28,6 +30,9 @@ route('/approvals', renderApprovals);
 route('/agents', renderAgents);
 route('/rollback-records', renderRollbackLogs);
 route('/rollback-records/{rid}', renderRollbackRecord);
+route('/config', renderConfig);
+route('/apps/{app}/spec', renderSpecEditor);
+route('/new-application', renderNewApplication);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -40,6 +45,7 @@ const NAV = [
   ['#/approvals', 'Approvals'],
   ['#/rollback-records', 'Rollback logs'],
   ['#/agents', 'Agents'],
+  ['#/config', 'Configuration'],
 ];
 
 function renderChrome() {
