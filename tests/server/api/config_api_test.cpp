@@ -18,11 +18,7 @@ namespace {
 
 json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
-std::string ErrorMessage(const HttpResult& r) {
-  auto j = Body(r);
-  if (j.is_discarded() || !j.contains("error")) return "<no error body: " + r.body + ">";
-  return j["error"]["message"].get<std::string>();
-}
+std::string ErrorMessage(const HttpResult& r) { return Body(r)["error"].value("message", ""); }
 
 // A column of one row as the server stored it (to see values the API masks).
 std::string Stored(const TestServer& server, const std::string& sql) {
@@ -32,26 +28,34 @@ std::string Stored(const TestServer& server, const std::string& sql) {
   return q.getColumn(0).getString();
 }
 
-// One stage whose plan only logs: it needs no agent.
-const char* kLogSpec = R"(
-pipeline:
+// The environment Integration (with `env_body`) and its target int-web.
+void SeedIntegration(HttpClient& admin, const std::string& env_body) {
+  REQUIRE(admin.Put("/api/v1/environments/Integration", env_body).status == 200);
+  REQUIRE(admin
+              .Put("/api/v1/targets/int-web",
+                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
+              .status == 200);
+}
+
+// `head` (e.g. variables), then one stage on int-web whose plan only logs
+// `message`: it needs no agent.
+std::string LogOnlySpec(const std::string& head, const std::string& message) {
+  return head + R"(pipeline:
   - stage: Integration
     environment: Integration
     targets: [int-web]
     plan: show
 plans:
   show: |
-    - log: "region=$Region only-global=$OnlyGlobal token=$Token"
-)";
+    - log: ")" +
+         message + "\"\n";
+}
 
 void SeedLogApp(HttpClient& admin) {
-  REQUIRE(admin.Put("/api/v1/environments/Integration", R"({"variables":{"Region":"env-eu"}})")
-              .status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/int-web",
-                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
-              .status == 200);
-  auto app = admin.Put("/api/v1/applications/logger", kLogSpec, "application/yaml");
+  SeedIntegration(admin, R"({"variables":{"Region":"env-eu"}})");
+  auto app = admin.Put("/api/v1/applications/logger",
+                       LogOnlySpec("", "region=$Region only-global=$OnlyGlobal token=$Token"),
+                       "application/yaml");
   REQUIRE_MESSAGE(app.status == 200, app.body);
   REQUIRE(admin.Post("/api/v1/applications/logger/releases", R"({"number":"1.0"})").status == 201);
   REQUIRE(admin.Post("/api/v1/applications/logger/releases/1.0/builds", "{}").status == 201);
@@ -235,22 +239,9 @@ TEST_CASE("a sensitive value sent back as the mask keeps the stored value") {
 TEST_CASE("the application spec as text: masked, saved back unchanged, errors at line:column") {
   TestServer server;
   auto admin = server.Admin();
-  REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/int-web",
-                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
-              .status == 200);
-  const std::string spec = R"(variables:
-  DbPassword: { value: "hunter2", sensitive: true }
-pipeline:
-  - stage: Integration
-    environment: Integration
-    targets: [int-web]
-    plan: show
-plans:
-  show: |
-    - log: "hello"
-)";
+  SeedIntegration(admin, "{}");
+  const std::string spec =
+      LogOnlySpec("variables:\n  DbPassword: { value: \"hunter2\", sensitive: true }\n", "hello");
   REQUIRE(admin.Put("/api/v1/applications/shop", spec, "application/yaml").status == 200);
 
   auto app = admin.Get("/api/v1/applications/shop");
@@ -294,14 +285,10 @@ TEST_CASE("enrollment info names the agents' address and what they pin; admins o
 
 TEST_CASE("enrollment info with TLS gives the certificate fingerprint the agent pins") {
   TempDir temp;
-  ServerOptions o;
+  ServerOptions o;  // TLS for agents on every interface (the defaults), ports chosen by the OS
   o.data_dir = temp.path() / "data";
-  o.http_host = "127.0.0.1";
   o.http_port = 0;
   o.agent_port = 0;
-  o.agent_host = "0.0.0.0";
-  o.agent_tls = true;
-  o.fsync = false;
   o.admin_token = kAdminToken;
   o.quiet = true;
   ServerApp app(o);
