@@ -49,6 +49,7 @@ std::vector<Route> MetricsRoutes(ApiContext& ctx);
 std::function<std::vector<MetricFamilySnapshot>()> StoreMetricsSource(Store& store);
 std::function<std::vector<MetricFamilySnapshot>()> AgentMetricsSource(AgentPort& agents);
 std::vector<Route> PeopleRoutes(ApiContext& ctx);
+std::vector<Route> VariableRoutes(ApiContext& ctx);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

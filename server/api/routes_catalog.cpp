@@ -121,6 +121,7 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                [&store, &ctx](HttpRequest& req) {
                  TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
                  Json j = ApplicationJson(a);
+                 j["spec_text"] = MaskedSpecText(a);  // for editing; secrets masked
                  if (ctx.engine != nullptr) {
                    j["stages"] = DeployedWhereJson(*ctx.engine, a.name);
                    AddRollbackRecordsToStages(store, j["stages"]);
@@ -212,7 +213,7 @@ std::vector<Route> ApiRoutes(ApiContext& ctx) {
   std::vector<Route> all;
   for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx),
                      DeploymentRoutes(ctx), RetentionRoutes(ctx), MetricsRoutes(ctx),
-                     PeopleRoutes(ctx)})
+                     PeopleRoutes(ctx), VariableRoutes(ctx)})
     for (auto& route : group) all.push_back(std::move(route));
   return all;
 }

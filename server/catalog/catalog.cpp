@@ -37,13 +37,29 @@ Result<VariableMap> VariablesFromJson(std::string_view text) {
       auto sensitive = v.find("sensitive");
       if (sensitive != v.end() && !sensitive->is_boolean())
         return InvalidArgument("variable '" + name + "': 'sensitive' must be true or false");
-      out[name] = Variable{value->get<std::string>(),
-                           sensitive != v.end() && sensitive->get<bool>()};
+      out[name] =
+          Variable{value->get<std::string>(), sensitive != v.end() && sensitive->get<bool>()};
     } else {
       return InvalidArgument("variable '" + name + "' must be a string or {value, sensitive}");
     }
   }
   return out;
+}
+
+Status KeepMaskedValues(VariableMap& incoming, const VariableMap& stored) {
+  for (auto& [name, v] : incoming) {
+    if (v.value != kMask) continue;
+    auto was = stored.find(name);
+    if (was == stored.end() || !was->second.sensitive)
+      return InvalidArgument("variable '" + name + "': '" + std::string(kMask) +
+                             "' stands for a stored sensitive value, and none is stored under "
+                             "that name; enter the value");
+    if (!v.sensitive)
+      return InvalidArgument("variable '" + name +
+                             "': a sensitive value stays sensitive unless a new value is entered");
+    v.value = was->second.value;
+  }
+  return Status::Ok();
 }
 
 bool IsValidReleaseNumber(std::string_view number) {
@@ -77,6 +93,14 @@ AuditRecord Catalog::AuditOf(const std::string& actor, const std::string& action
 }
 
 namespace {
+// The canonical JSON of `variables`, masks sent back replaced by the stored
+// secrets of `stored_json` (KeepMaskedValues).
+Result<std::string> WithStoredSecrets(VariableMap variables, const std::string& stored_json) {
+  REPRISE_ASSIGN_OR_RETURN(auto stored, VariablesFromJson(stored_json));
+  REPRISE_RETURN_IF_ERROR(KeepMaskedValues(variables, stored));
+  return VariablesToJson(variables);
+}
+
 std::string VariableNames(const VariableMap& vars) {
   std::string names;
   for (const auto& [name, _] : vars) names += (names.empty() ? "" : ", ") + name;
@@ -87,11 +111,28 @@ std::string VariableNames(const VariableMap& vars) {
 Status Catalog::PutEnvironment(const std::string& actor, const std::string& name,
                                const VariableMap& variables) {
   if (!IsValidName(name)) return InvalidArgument("environment name '" + name + "' is invalid");
-  EnvironmentRecord rec{name, VariablesToJson(variables), ToUnixMillis(options_.clock->Now())};
+  EnvironmentRecord rec{name, "{}", ToUnixMillis(options_.clock->Now())};
   Store& store = *options_.store;
   return store.Atomically([&] {
+    auto before = store.GetEnvironment(name);
+    if (!before.ok() && before.status().code() != Code::kNotFound) return before.status();
+    REPRISE_ASSIGN_OR_RETURN(
+        rec.variables_json,
+        WithStoredSecrets(variables, before.ok() ? before->variables_json : "{}"));
     REPRISE_RETURN_IF_ERROR(store.PutEnvironment(rec));
     return store.AppendAudit(AuditOf(actor, "environment.put", name, VariableNames(variables)));
+  });
+}
+
+Status Catalog::PutGlobalVariables(const std::string& actor, const VariableMap& variables) {
+  Store& store = *options_.store;
+  return store.Atomically([&] {
+    REPRISE_ASSIGN_OR_RETURN(auto before, store.GetGlobalVariables());
+    GlobalVariablesRecord rec{"{}", ToUnixMillis(options_.clock->Now()), actor};
+    REPRISE_ASSIGN_OR_RETURN(rec.variables_json,
+                             WithStoredSecrets(variables, before.variables_json));
+    REPRISE_RETURN_IF_ERROR(store.PutGlobalVariables(rec));
+    return store.AppendAudit(AuditOf(actor, "variables.put", "global", VariableNames(variables)));
   });
 }
 
@@ -114,10 +155,14 @@ Status Catalog::PutTarget(const std::string& actor, const TargetRecord& target,
     return env.status();
   }
   TargetRecord rec = target;
-  rec.variables_json = VariablesToJson(variables);
   rec.updated_at = ToUnixMillis(options_.clock->Now());
   Store& store = *options_.store;
   return store.Atomically([&] {
+    auto before = store.GetTarget(target.name);
+    if (!before.ok() && before.status().code() != Code::kNotFound) return before.status();
+    REPRISE_ASSIGN_OR_RETURN(
+        rec.variables_json,
+        WithStoredSecrets(variables, before.ok() ? before->variables_json : "{}"));
     REPRISE_RETURN_IF_ERROR(store.PutTarget(rec));
     return store.AppendAudit(AuditOf(actor, "target.put", target.name,
                                      "environment " + target.environment + ", agent " +
@@ -153,8 +198,7 @@ Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std
 }
 
 Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::string& app,
-                                         const std::string& release,
-                                         const VariableMap& variables) {
+                                         const std::string& release, const VariableMap& variables) {
   auto rel = options_.store->GetRelease(app, release);
   if (!rel.ok()) return rel.status();
   BuildRecord rec;
@@ -167,9 +211,9 @@ Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::st
   std::optional<BuildRecord> created;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
     REPRISE_ASSIGN_OR_RETURN(created, store.CreateBuild(rec));
-    return store.AppendAudit(
-        AuditOf(actor, "build.create", app + "/" + release + "/" + std::to_string(created->number),
-                VariableNames(variables)));
+    return store.AppendAudit(AuditOf(actor, "build.create",
+                                     app + "/" + release + "/" + std::to_string(created->number),
+                                     VariableNames(variables)));
   }));
   return std::move(*created);
 }

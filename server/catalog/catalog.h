@@ -37,11 +37,21 @@ struct CatalogOptions {
 std::string VariablesToJson(const VariableMap& vars);
 Result<VariableMap> VariablesFromJson(std::string_view json);
 
+// A client shows sensitive values as the mask "******" and may send it back
+// unchanged: such a variable keeps its value from `stored` when it is stored
+// sensitive there. kInvalidArgument, naming the variable, for the mask where
+// nothing sensitive of that name is stored, or where it would make a stored
+// secret not sensitive (its value would then be shown).
+Status KeepMaskedValues(VariableMap& incoming, const VariableMap& stored);
+
 // Release numbers: dotted numbers like 1, 1.0, 1.0.2 (each part 0-999999).
 bool IsValidReleaseNumber(std::string_view number);
 
 // A stored spec's JSON with sensitive values replaced by "******".
 std::string MaskedSpecJson(const std::string& spec_json);
+// The spec as it was submitted (YAML or JSON) with every sensitive value of
+// the stored spec replaced by "******"; "" when the stored spec is unreadable.
+std::string MaskedSpecText(const ApplicationRecord& app);
 
 // The API path an artifact is uploaded to (and downloaded from).
 std::string ArtifactPath(const ArtifactRecord& artifact);
@@ -63,6 +73,8 @@ class Catalog {
                         const VariableMap& variables);
   Status PutTarget(const std::string& actor, const TargetRecord& target,
                    const VariableMap& variables);
+  // Replaces the global scope (audited as "variables.put").
+  Status PutGlobalVariables(const std::string& actor, const VariableMap& variables);
 
   // Parses and validates the spec (YAML or JSON): pipeline, plans, variables;
   // every stage's environment and targets must exist. Stores a new version.

@@ -35,10 +35,26 @@ Status CheckTargetsUnshared(Store& store, const std::string& name, const AppSpec
   }
 }
 
+// A spec edited from its masked text sends "******" back for the sensitive
+// variables it did not change: they keep the stored spec's values.
+Status KeepStoredSpecSecrets(Store& store, const std::string& name, AppSpec& spec) {
+  bool has_mask = false;
+  for (const auto& [_, v] : spec.variables) has_mask = has_mask || v.value == kMask;
+  if (!has_mask) return Status::Ok();
+  VariableMap stored_vars;
+  auto stored = store.GetApplication(name);
+  if (stored.ok()) {
+    auto stored_spec = ParseAppSpec(stored->spec_json, "stored spec");
+    if (stored_spec.ok()) stored_vars = stored_spec->variables;
+  } else if (stored.status().code() != Code::kNotFound) {
+    return stored.status();
+  }
+  return KeepMaskedValues(spec.variables, stored_vars).WithContext("spec");
+}
+
 }  // namespace
 
-Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor,
-                                                  const std::string& name,
+Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor, const std::string& name,
                                                   const std::string& spec_text) {
   if (!IsValidName(name)) return InvalidArgument("application name '" + name + "' is invalid");
   if (spec_text.empty())
@@ -69,6 +85,7 @@ Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor,
   }
   ApplicationRecord rec;
   rec.name = name;
+  REPRISE_RETURN_IF_ERROR(KeepStoredSpecSecrets(*options_.store, name, *spec));
   rec.spec_json = AppSpecToJson(*spec);
   rec.spec_text = spec_text;
   rec.updated_at = ToUnixMillis(options_.clock->Now());
@@ -85,6 +102,15 @@ Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor,
                 "spec version " + std::to_string(stored->spec_version) + ", pipeline " + stages));
   }));
   return std::move(*stored);
+}
+
+std::string MaskedSpecText(const ApplicationRecord& app) {
+  auto spec = ParseAppSpec(app.spec_json, "stored spec");
+  if (!spec.ok()) return "";
+  std::vector<std::string> secrets;
+  for (const auto& [_, v] : spec->variables)
+    if (v.sensitive && !v.value.empty()) secrets.push_back(v.value);
+  return Masker(std::move(secrets)).Mask(app.spec_text);
 }
 
 // A stored spec with sensitive values masked, for responses.

@@ -175,6 +175,10 @@ Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& d,
     if (!release.ok()) return release.status();
     auto env = store.GetEnvironment(stage.environment);
     if (!env.ok()) return env.status();
+    auto globals = store.GetGlobalVariables();
+    if (!globals.ok()) return globals.status();
+    auto gv = Vars(globals->variables_json);
+    if (!gv.ok()) return gv.status();
     auto bv = Vars(build->variables_json);
     auto rv = Vars(release->variables_json);
     auto ev = Vars(env->variables_json);
@@ -192,6 +196,7 @@ Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& d,
     ctx.variables[Scope::kRelease] = *rv;
     ctx.variables[Scope::kApplication] = app_vars;
     ctx.variables[Scope::kEnvironment] = *ev;
+    ctx.variables[Scope::kGlobal] = *gv;
     for (const auto& name : SplitCsv(d.targets_csv)) {
       auto t = store.GetTarget(name);
       if (!t.ok()) return t.status();

@@ -123,7 +123,8 @@ class AgentHub : public AgentPort {
 
   // GET /api/v1/agents (viewer), POST /api/v1/agents/{name}/approve (admin,
   // audited), POST /api/v1/agents/enrollment-tokens (admin):
-  // {"pre_approved": bool, "expires_in_seconds": int} -> {"token", "expires_at"}.
+  // {"pre_approved": bool, "expires_in_seconds": int} -> {"token", "expires_at"};
+  // GET /api/v1/agents/enrollment-info (admin): address, tls, fingerprint.
   std::vector<Route> Routes();
 
  private:

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "server/http/list_params.h"
 #include "server/hub/agent_hub.h"
+#include "server/hub/agent_hub_internal.h"
 
 namespace reprise {
 namespace {
@@ -48,6 +49,27 @@ std::vector<Route> AgentHub::Routes() {
                              {{"items", items}, {"limit", page->limit}, {"offset", page->offset}});
        },
        nullptr});
+  // What an admin needs to enroll an agent: where it connects and the
+  // certificate fingerprint it pins. `address` is empty when the hub listens
+  // on every interface (the page then uses the host it was loaded from).
+  r.push_back({"GET", "/api/v1/agents/enrollment-info", Role::kAdmin, false,
+               [hub](HttpRequest&) {
+                 const auto& o = hub->impl_->o;
+                 const int port = hub->port();
+                 const bool listening = o.port >= 0 && port > 0;
+                 const bool wildcard = o.host.empty() || o.host == "0.0.0.0" || o.host == "::";
+                 std::string address;
+                 if (listening && !wildcard)
+                   address = (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) +
+                             ":" + std::to_string(port);
+                 return JsonResponse(200, {{"listening", listening},
+                                           {"host", o.host},
+                                           {"port", listening ? port : 0},
+                                           {"address", address},
+                                           {"tls", o.tls},
+                                           {"fingerprint", hub->cert_fingerprint()}});
+               },
+               nullptr});
   r.push_back({"POST", "/api/v1/agents/{name}/approve", Role::kAdmin, false,
                [hub](HttpRequest& req) {
                  auto it = req.path_params.find("name");

@@ -21,6 +21,13 @@ struct EnvironmentRecord {
   int64_t updated_at = 0;
 };
 
+// The server-wide variables: the outermost scope of every deployment.
+struct GlobalVariablesRecord {
+  std::string variables_json = "{}";
+  int64_t updated_at = 0;  // 0: never set
+  std::string updated_by;
+};
+
 struct TargetRecord {
   std::string name;
   std::string environment;
@@ -93,6 +100,10 @@ class CatalogStore {
   virtual Status PutEnvironment(const EnvironmentRecord& env) = 0;
   virtual Result<EnvironmentRecord> GetEnvironment(const std::string& name) = 0;
   virtual Result<std::vector<EnvironmentRecord>> ListEnvironments(const Page& page) = 0;
+
+  // The global scope; an empty record when never set.
+  virtual Status PutGlobalVariables(const GlobalVariablesRecord& globals) = 0;
+  virtual Result<GlobalVariablesRecord> GetGlobalVariables() = 0;
 
   virtual Status PutTarget(const TargetRecord& target) = 0;
   virtual Result<TargetRecord> GetTarget(const std::string& name) = 0;

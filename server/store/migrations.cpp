@@ -374,6 +374,15 @@ CREATE INDEX api_tokens_by_user ON api_tokens(user, id);
 CREATE INDEX audit_log_by_actor ON audit_log(actor, id);
 CREATE INDEX audit_log_by_at ON audit_log(at);
 )sql",
+      // 12: global variables: the server-wide, outermost scope of every deployment.
+      R"sql(
+CREATE TABLE global_variables (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  variables_json TEXT NOT NULL DEFAULT '{}',
+  updated_at INTEGER NOT NULL,
+  updated_by TEXT NOT NULL
+);
+)sql",
   };
   return kMigrations;
 }

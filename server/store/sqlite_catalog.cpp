@@ -42,6 +42,28 @@ Result<std::vector<EnvironmentRecord>> SqliteStore::ListEnvironments(const Page&
   return ListByName(kEnvironmentColumns, ReadEnvironment, page);
 }
 
+Status SqliteStore::PutGlobalVariables(const GlobalVariablesRecord& g) {
+  return Execute("put global variables",
+                 "INSERT INTO global_variables(id, variables_json, updated_at, updated_by) "
+                 "VALUES(1,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                 "variables_json=excluded.variables_json, updated_at=excluded.updated_at, "
+                 "updated_by=excluded.updated_by",
+                 g.variables_json, g.updated_at, g.updated_by);
+}
+
+Result<GlobalVariablesRecord> SqliteStore::GetGlobalVariables() {
+  auto g = One<GlobalVariablesRecord>(
+      "SELECT variables_json, updated_at, updated_by FROM global_variables WHERE id=1",
+      [](SQLite::Statement&) {},
+      [](SQLite::Statement& q) {
+        return GlobalVariablesRecord{q.getColumn(0).getString(), q.getColumn(1).getInt64(),
+                                     q.getColumn(2).getString()};
+      },
+      "global variables");
+  if (!g.ok() && g.status().code() == Code::kNotFound) return GlobalVariablesRecord{};
+  return g;
+}
+
 Status SqliteStore::PutTarget(const TargetRecord& t) {
   return Execute("put target",
                  "INSERT INTO targets(name, environment, agent, path, variables_json, updated_at) "

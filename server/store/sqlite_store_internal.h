@@ -87,6 +87,9 @@ class SqliteStore final : public Store {
   Status PutEnvironment(const EnvironmentRecord& env) override;
   Result<EnvironmentRecord> GetEnvironment(const std::string& name) override;
   Result<std::vector<EnvironmentRecord>> ListEnvironments(const Page& page) override;
+  // ---- global variables
+  Status PutGlobalVariables(const GlobalVariablesRecord& globals) override;
+  Result<GlobalVariablesRecord> GetGlobalVariables() override;
   // ---- targets
   Status PutTarget(const TargetRecord& t) override;
   Result<TargetRecord> GetTarget(const std::string& name) override;

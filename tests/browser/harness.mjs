@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
@@ -229,6 +229,7 @@ function suiteEnv() {
     base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, DESKTOP, PHONE, T,
     tempDir: temp, dataDir, shotDir, serverLog: () => serverLog, agentPort: () => agentPort, children,
     api, login, waitText, waitStatus, sleep, tokenFor, startRelay,
+    agentBin: join(dirname(serverBinary), 'reprise-agent'),
   };
 }
 

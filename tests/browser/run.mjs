@@ -11,6 +11,7 @@ const SUITES = {
   operations: './operations.mjs',
   'rollback-records': './rollback_records.mjs',
   people: './people.mjs',
+  config: './config.mjs',
 };
 
 const [suite, serverBin, shotRoot, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);

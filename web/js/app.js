@@ -16,6 +16,8 @@ import { renderRollbackRecord } from './pages/rollback_record.js';
 import { renderRollbackLogs } from './pages/rollback_logs.js';
 import { renderUsers, renderUser } from './pages/users.js';
 import { renderAudit } from './pages/audit.js';
+import { renderConfig } from './pages/config.js';
+import { renderSpecEditor, renderNewApplication } from './pages/spec_editor.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -33,6 +35,9 @@ route('/rollback-records/{rid}', renderRollbackRecord);
 route('/users', renderUsers);
 route('/users/{user}', renderUser);
 route('/audit', renderAudit);
+route('/config', renderConfig);
+route('/apps/{app}/spec', renderSpecEditor);
+route('/new-application', renderNewApplication);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -47,6 +52,7 @@ const NAV = [
   ['#/agents', 'Agents'],
   ['#/users', 'Users', 'admin'],
   ['#/audit', 'Audit log', 'admin'],
+  ['#/config', 'Configuration'],
 ];
 
 function renderChrome() {

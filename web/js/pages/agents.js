@@ -1,19 +1,22 @@
-// Agents: status, last seen, approval of pending agents.
+// Agents: status, version, last seen, the targets each one serves, approval
+// of pending agents, and (admins) enrollment: a token shown once with the
+// exact `reprise-agent` command line to paste on the target machine.
 import { get, post, enc } from '../api.js';
-import { h, clear, timeEl, relTime, statusBadge, errorBox, loading, flash, table } from '../dom.js';
+import { h, append, clear, timeEl, relTime, statusBadge, errorBox, loading, flash, table } from '../dom.js';
+import { hasRole } from '../session.js';
 
 export async function renderAgents(main) {
   main.append(h('h1', null, 'Agents'));
+  const admin = hasRole('admin');
+  if (admin) main.append(enrollmentPanel());
   const body = h('div', null, loading());
-  main.append(body);
+  main.append(h('h2', null, 'Connected and known agents'), body);
   const load = async () => {
     let r;
     try {
       r = await get('/agents?limit=1000');
     } catch (e) {
-      clear(body);
-      if (e.status === 404) body.append(h('p', { class: 'warn', role: 'status' }, 'This server does not offer the agents API yet (GET /api/v1/agents answered 404).'));
-      else body.append(errorBox(e));
+      clear(body).append(errorBox(e));
       return;
     }
     const items = r.items || [];
@@ -21,15 +24,18 @@ export async function renderAgents(main) {
     clear(body).append(table(['Agent', 'Connection', 'Approval', 'Last seen', 'Address', 'Version', 'Targets', ''], items.map((a) => {
       const pending = a.approved === false || a.status === 'pending';
       const lastSeen = a.last_seen || null;
-      return h('tr', null,
+      const targets = a.targets || [];
+      return h('tr', { 'data-agent': a.name },
         h('th', { scope: 'row' }, a.name, a.key_fingerprint ? h('div', { class: 'small muted hash', title: 'key fingerprint' }, a.key_fingerprint) : null),
         h('td', null, statusBadge(a.online ? 'online' : 'offline')),
         h('td', null, statusBadge(pending ? 'pending' : 'approved')),
         h('td', null, timeEl(lastSeen), lastSeen ? h('span', { class: 'small muted' }, ` (${relTime(lastSeen)})`) : null),
         h('td', null, a.address || ''),
         h('td', null, a.version || ''),
-        h('td', null, (a.targets || []).join(', ')),
-        h('td', null, pending ? h('button', { type: 'button', class: 'small', 'aria-label': `Approve agent ${a.name}`, onclick: async (ev) => {
+        h('td', { class: 'agent-targets' }, targets.length
+          ? targets.map((t, i) => [i ? ', ' : '', h('a', { href: '#/config' }, t)])
+          : h('span', { class: 'muted' }, 'none')),
+        h('td', null, pending && admin ? h('button', { type: 'button', class: 'small', 'aria-label': `Approve agent ${a.name}`, onclick: async (ev) => {
           ev.target.disabled = true;
           try {
             await post(`/agents/${enc(a.name)}/approve`, {});
@@ -45,4 +51,79 @@ export async function renderAgents(main) {
   await load();
   const timer = setInterval(load, 5000);
   return () => clearInterval(timer);
+}
+
+// Single-quotes a value for a POSIX shell when it needs it.
+export function shellQuote(s) {
+  return /^[A-Za-z0-9_./:@=,+-]+$/.test(s) ? s : `'${String(s).replace(/'/g, `'\\''`)}'`;
+}
+
+export function agentCommand({ address, name, root, token, fingerprint, tls }) {
+  const parts = ['reprise-agent', '--server', address, '--name', name, '--root', root, '--enroll-token', token];
+  if (tls && fingerprint) parts.push('--fingerprint', fingerprint);
+  if (!tls) parts.push('--plain');
+  return parts.map((p, i) => (i === 0 || p.startsWith('--') ? p : shellQuote(p))).join(' ');
+}
+
+function enrollmentPanel() {
+  const section = h('section', { class: 'card enroll', 'aria-labelledby': 'enroll-h' });
+  const name = h('input', { id: 'enroll-name', value: 'web-01', autocomplete: 'off', spellcheck: 'false' });
+  const root = h('input', { id: 'enroll-root', value: '/srv/app', autocomplete: 'off', spellcheck: 'false' });
+  const hours = h('input', { id: 'enroll-hours', type: 'number', min: '1', max: '720', value: '24' });
+  const pre = h('input', { id: 'enroll-pre', type: 'checkbox' });
+  const result = h('div', { class: 'enroll-result', role: 'status' });
+  const button = h('button', { type: 'button', class: 'primary' }, 'Create enrollment token');
+  button.addEventListener('click', async () => {
+    if (button.getAttribute('aria-disabled') === 'true') return;
+    clear(result);
+    const n = name.value.trim();
+    const ttl = Number(hours.value);
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(n)) { result.append(h('p', { class: 'error-text' }, 'The agent name is letters, digits, ".", "_" and "-".')); return; }
+    if (!root.value.startsWith('/')) { result.append(h('p', { class: 'error-text' }, 'The root must be an absolute directory (start with /).')); return; }
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 720) { result.append(h('p', { class: 'error-text' }, 'Valid for 1 to 720 hours.')); return; }
+    button.setAttribute('aria-disabled', 'true');
+    try {
+      const info = await get('/agents/enrollment-info');
+      const created = await post('/agents/enrollment-tokens', { pre_approved: pre.checked, expires_in_seconds: ttl * 3600 });
+      const address = info.address || `${location.hostname}:${info.port}`;
+      const command = agentCommand({ address, name: n, root: root.value, token: created.token, fingerprint: info.fingerprint, tls: info.tls });
+      const cmd = h('pre', { class: 'code enroll-command', tabindex: '0', 'aria-label': 'Command line for the target machine' }, command);
+      append(result, [
+        h('p', { class: 'warn' }, 'Shown once: copy it now. The server keeps only its hash.'),
+        h('p', null, `Run on the target machine (the token enrolls agents for ${ttl} h${pre.checked ? ', approved at once' : '; approve them below'}):`),
+        cmd,
+        h('button', { type: 'button', class: 'secondary small', onclick: () => copy(command, cmd) }, 'Copy'),
+        !info.listening ? h('p', { class: 'error-text' }, 'This server does not listen for agents (--agent-port -1).') : null,
+        info.tls ? h('p', { class: 'small muted' }, 'Server certificate fingerprint: ', h('code', { class: 'hash' }, info.fingerprint))
+          : h('p', { class: 'small muted' }, 'Plain TCP: only for a server on loopback.'),
+        h('p', { class: 'small muted' }, 'To keep the token out of ps, set REPRISE_ENROLL_TOKEN instead of --enroll-token.')]);
+    } catch (e) {
+      result.append(errorBox(e));
+    } finally {
+      button.removeAttribute('aria-disabled');
+    }
+  });
+  section.append(h('h2', { id: 'enroll-h' }, 'Enroll an agent'),
+    h('div', { class: 'enroll-fields' },
+      h('div', { class: 'field' }, h('label', { for: 'enroll-name' }, 'Agent name'), name),
+      h('div', { class: 'field' }, h('label', { for: 'enroll-root' }, 'Root directory on its machine'), root),
+      h('div', { class: 'field' }, h('label', { for: 'enroll-hours' }, 'Token valid for (hours)'), hours),
+      h('div', { class: 'checkbox' }, pre, h('label', { for: 'enroll-pre' }, 'Approve agents it enrolls at once'))),
+    h('div', { class: 'actions' }, button), result);
+  return section;
+}
+
+async function copy(text, el) {
+  try {
+    await navigator.clipboard.writeText(text);
+    flash('Copied.', 'ok');
+  } catch {
+    // No clipboard (plain http): select the text for Ctrl+C.
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    flash('Selected: press Ctrl+C to copy.', 'ok');
+  }
 }

@@ -18,7 +18,8 @@ export async function renderBoard(main, ctx) {
   const appName = ctx.params.app;
   const header = h('div', { class: 'page-head' },
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Applications'), ' / '),
-    h('h1', null, appName));
+    h('h1', null, appName),
+    hasRole('release-manager') ? h('a', { href: hashFor('apps', appName, 'spec'), class: 'button secondary small spec-link' }, 'Edit spec') : null);
   const body = h('div', null, loading());
   main.append(header, body);
   let timer = null;
