@@ -35,6 +35,8 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx);
 std::vector<Route> ArtifactRoutes(ApiContext& ctx);
 std::vector<Route> DeploymentRoutes(ApiContext& ctx);
 std::vector<Route> RetentionRoutes(ApiContext& ctx);
+// GET /dashboard and GET /insights.
+std::vector<Route> InsightsRoutes(ApiContext& ctx);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

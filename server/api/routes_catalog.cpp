@@ -211,7 +211,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
 std::vector<Route> ApiRoutes(ApiContext& ctx) {
   std::vector<Route> all;
   for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx),
-                     DeploymentRoutes(ctx), RetentionRoutes(ctx)})
+                     DeploymentRoutes(ctx), RetentionRoutes(ctx), InsightsRoutes(ctx)})
     for (auto& route : group) all.push_back(std::move(route));
   return all;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 
 namespace reprise {
@@ -19,16 +20,23 @@ bool IsRollback(const InsightDeployment& d) {
   return d.kind == "rollback" || d.kind == "selective-rollback";
 }
 
-// A deployment counts as a failure when it failed, was interrupted, or a
-// rollback to its stage was requested within 24 h after it finished (a
-// rollback that was cancelled or expired undid nothing and does not count).
-bool IsFailure(const InsightDeployment& d, const std::vector<const InsightDeployment*>& rollbacks) {
-  if (d.status == "failed" || d.status == "interrupted") return true;
-  if (d.status != "succeeded") return false;
-  return std::any_of(rollbacks.begin(), rollbacks.end(), [&](const InsightDeployment* r) {
-    return r->id != d.id && r->created_at >= d.finished_at &&
-           r->created_at <= d.finished_at + kRollbackWindowMs;
-  });
+// The succeeded deployments a rollback undid: for each rollback (one that was
+// cancelled or expired undid nothing), the stage's last success before it was
+// requested, when that ran another build and finished at most 24 h earlier.
+std::set<int64_t> RolledBack(const std::vector<const InsightDeployment*>& ended_in_order,
+                             const std::vector<const InsightDeployment*>& rollbacks) {
+  std::set<int64_t> out;
+  for (const InsightDeployment* r : rollbacks) {
+    const InsightDeployment* before = nullptr;
+    for (const InsightDeployment* d : ended_in_order) {
+      if (d->finished_at > r->created_at) break;
+      if (d->id != r->id && d->status == "succeeded") before = d;
+    }
+    if (before != nullptr && before->finished_at + kRollbackWindowMs >= r->created_at &&
+        std::pair(before->release, before->build) != std::pair(r->release, r->build))
+      out.insert(before->id);
+  }
+  return out;
 }
 
 // Per-bucket lists of durations (seconds) whose medians the series shows.
@@ -76,11 +84,13 @@ Insights ComputeInsights(const std::vector<InsightDeployment>& deployments,
     return std::pair(a->finished_at, a->id) < std::pair(b->finished_at, b->id);
   });
 
+  const std::set<int64_t> rolled_back = RolledBack(ended, rollbacks);
   std::map<std::pair<std::string, int64_t>, bool> seen_success;  // builds already succeeded
   int64_t incident_since = 0;  // 0: no failure waits for a restore
   std::vector<int64_t> lead_times, restores;
   for (const InsightDeployment* d : ended) {
-    const bool failure = IsFailure(*d, rollbacks);
+    const bool failure =
+        d->status == "failed" || d->status == "interrupted" || rolled_back.count(d->id) > 0;
     const bool succeeded = d->status == "succeeded";
     const bool counted = in_window(d->finished_at);
     InsightBucket* bucket = counted ? &out.series[bucket_of(d->finished_at)] : nullptr;

@@ -61,8 +61,9 @@ inline constexpr int64_t kRollbackWindowMs = 24LL * 3600 * 1000;
 // - lead time: for each build whose first success on the stage lies in the
 //   window, that success minus the build's creation; the median;
 // - change failure rate: failures / deployments, where a failure failed, was
-//   interrupted, or succeeded and a rollback to the stage was requested
-//   within 24 h after it finished;
+//   interrupted, or succeeded and was undone by a rollback: a rollback to
+//   another build requested within 24 h after it finished, while it was the
+//   stage's last success;
 // - time to restore: from a failure (the first of a run of them) to the next
 //   succeeded deployment that is not itself a failure; the median of those
 //   restored in the window.

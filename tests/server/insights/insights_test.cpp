@@ -102,6 +102,16 @@ TEST_CASE("change failure rate: failed, interrupted, and rolled back within 24 h
   CHECK(*in.change_failure_rate == doctest::Approx(3.0 / 8.0));
 }
 
+TEST_CASE("a rollback undoes only the stage's last success, not earlier ones") {
+  auto good = Dep(1, "succeeded", kNow - 3 * kDay, "promote", 1);
+  auto bad = Dep(2, "succeeded", good.finished_at + 1 * kHour, "promote", 2);
+  auto rollback = Dep(3, "succeeded", bad.finished_at + 2 * kHour, "rollback", 1);
+  rollback.created_at = bad.finished_at + 1 * kHour;
+  auto in = ComputeInsights({good, bad, rollback}, "Production", kNow, 30);
+  CHECK(in.deployments == 3);
+  CHECK(in.failures == 1);  // build 2 only: the rollback brought build 1 back
+}
+
 TEST_CASE("time to restore: a run of failures is one incident, ended by the next good success") {
   auto f1 = Dep(1, "failed", kNow - 10 * kDay);
   auto f2 = Dep(2, "failed", f1.finished_at + 1 * kHour);
