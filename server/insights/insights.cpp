@@ -60,10 +60,12 @@ Insights ComputeInsights(const std::vector<InsightDeployment>& deployments,
   Insights out;
   days = std::max(days, 1);
   out.to = now;
-  out.from = now - days * kDayMs;
   const int64_t bucket_ms = days <= 31 ? kDayMs : 7 * kDayMs;
   out.bucket_seconds = bucket_ms / 1000;
   const int64_t buckets = (days * kDayMs + bucket_ms - 1) / bucket_ms;
+  // Buckets end with the current UTC day, so the last one is "today".
+  const int64_t end_of_today = (now / kDayMs + 1) * kDayMs;
+  out.from = end_of_today - buckets * bucket_ms;
   out.series.resize(static_cast<size_t>(buckets));
   for (int64_t i = 0; i < buckets; ++i)
     out.series[static_cast<size_t>(i)].start = out.from + i * bucket_ms;

@@ -37,7 +37,7 @@ struct InsightBucket {
 };
 
 struct Insights {
-  int64_t from = 0;  // unix ms, the window's start (inclusive)
+  int64_t from = 0;  // unix ms, the window's start (inclusive): the first bucket's start
   int64_t to = 0;    // unix ms, the window's end ("now")
   int64_t bucket_seconds = 0;
   int64_t deployments = 0;
@@ -55,7 +55,9 @@ inline constexpr int64_t kRollbackWindowMs = 24LL * 3600 * 1000;
 
 // Computes the insights of `stage` over the `days` days before `now` (unix
 // ms). `deployments` may hold any stages and times, in any order: only those
-// of `stage` count. Buckets are days for windows up to 31 days, else weeks.
+// of `stage` count. Buckets are UTC days for windows up to 31 days, else
+// weeks; the last bucket ends with the current UTC day, the first begins the
+// window (so a window of 90 days is 13 weeks: 91 days up to now).
 // - a deployment counts when it finished in the window and ran to an end;
 // - frequency: succeeded deployments per 7 days of the window;
 // - lead time: for each build whose first success on the stage lies in the

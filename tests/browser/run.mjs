@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { registerRollbackRecordScenarios } from './rollback_records.mjs';
+import { register as registerInsightsScenarios } from './insights.mjs';
 
 const [serverBin, shotDir, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);
 if (!serverBin || !shotDir) {
@@ -809,6 +810,10 @@ step('phone width: the board and a deployment page fit without horizontal scroll
 });
 
 registerRollbackRecordScenarios(step, {
+  base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, PHONE, T, tempDir: temp, dataDir, shotDir,
+  api, login, waitText, waitStatus, sleep, tokenFor,
+});
+registerInsightsScenarios(step, {
   base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, PHONE, T, tempDir: temp, dataDir, shotDir,
   api, login, waitText, waitStatus, sleep, tokenFor,
 });

@@ -14,6 +14,7 @@ import { renderApprovals } from './pages/approvals.js';
 import { renderAgents } from './pages/agents.js';
 import { renderRollbackRecord } from './pages/rollback_record.js';
 import { renderRollbackLogs } from './pages/rollback_logs.js';
+import { renderInsights } from './pages/insights.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -28,6 +29,7 @@ route('/approvals', renderApprovals);
 route('/agents', renderAgents);
 route('/rollback-records', renderRollbackLogs);
 route('/rollback-records/{rid}', renderRollbackRecord);
+route('/insights', renderInsights);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -40,6 +42,7 @@ const NAV = [
   ['#/approvals', 'Approvals'],
   ['#/rollback-records', 'Rollback logs'],
   ['#/agents', 'Agents'],
+  ['#/insights', 'Insights'],
 ];
 
 function renderChrome() {

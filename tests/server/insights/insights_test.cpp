@@ -8,7 +8,7 @@ namespace {
 
 constexpr int64_t kHour = 3600LL * 1000;
 constexpr int64_t kDay = 24 * kHour;
-constexpr int64_t kNow = 1'800'000'000'000;  // a fixed "now" (unix ms)
+constexpr int64_t kNow = 1'799'971'200'000 + 15 * kHour;  // 2027-01-15 15:00 UTC (unix ms)
 
 InsightDeployment Dep(int64_t id, const std::string& status, int64_t finished_at,
                       const std::string& kind = "promote", int64_t build = 1,
@@ -35,8 +35,10 @@ TEST_CASE("no deployments: zero frequency, no rates, a daily series over 30 days
   CHECK_FALSE(in.time_to_restore_p50_seconds.has_value());
   CHECK(in.bucket_seconds == 86400);
   REQUIRE(in.series.size() == 30);
-  CHECK(in.series.front().start == kNow - 30 * kDay);
-  CHECK(in.from == kNow - 30 * kDay);
+  // Whole UTC days, the last one today.
+  CHECK(in.series.back().start == kNow - 15 * kHour);
+  CHECK(in.series.front().start == kNow - 15 * kHour - 29 * kDay);
+  CHECK(in.from == in.series.front().start);
 }
 
 TEST_CASE("90 and 365 days are weekly buckets") {
@@ -62,7 +64,7 @@ TEST_CASE("frequency counts succeeded deployments of the stage inside the window
   int64_t in_series = 0;
   for (const auto& b : in.series) in_series += b.deployments;
   CHECK(in_series == 3);
-  CHECK(in.series.back().deployments == 1);  // finished one day ago
+  CHECK(in.series[in.series.size() - 2].deployments == 1);  // finished yesterday
 }
 
 TEST_CASE("lead time is the median from build creation to its first success on the stage") {
