@@ -497,7 +497,11 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
 
   r.push_back({"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold",
                Role::kReleaseManager, false, [&](HttpRequest& req) {
-                 STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage")));
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                 STATUS_OR_ERROR(CheckKeys(body, {"comment"}, "clear-hold request"));
+                 TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
+                 STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"),
+                                                  comment));
                  return Ok({{"application", req.Param("app")}, {"stage", req.Param("stage")},
                             {"hold", nullptr}});
                }, nullptr});

@@ -3,6 +3,9 @@
 import { get, enc, query } from './api.js';
 import { FINAL } from './dom.js';
 
+// Statuses of deployments that ended before running a step (unless started).
+const NEVER_RAN = new Set(['cancelled', 'expired', 'rejected']);
+
 export async function loadAppModel(appName) {
   const app = await get(`/applications/${enc(appName)}`);
   const releases = (await get(`/applications/${enc(appName)}/releases?limit=1000`)).items;
@@ -58,6 +61,23 @@ export class AppModel {
         Number(c.build) === Number(build))) return true;
     }
     return false;
+  }
+
+  // What a build's cell on a stage shows: its newest deployment, unless that
+  // never ran (cancelled, expired, rejected while scheduled or waiting) and
+  // an earlier one did: a cancelled re-deploy does not undo an earlier
+  // success. {status, id (null when only the stage state knows), title}.
+  outcomeOn(release, build, stage) {
+    const hist = this.history(release, build, stage);
+    const newest = hist[0];
+    const ran = hist.find((d) => !NEVER_RAN.has(d.status) || d.started_at);
+    const shown = ran || newest;
+    if (!shown) {
+      return this.succeededOn(release, build, stage) ? { status: 'succeeded', id: null, title: 'what the targets report' } : null;
+    }
+    let title = `deployment #${shown.id}`;
+    if (newest && newest !== shown) title += `; the newer #${newest.id} is ${newest.status}`;
+    return { status: shown.status, id: shown.id, title };
   }
 
   // The current build of a stage (its first target's), or null.

@@ -33,8 +33,9 @@ struct InsightsServer {
         server(Options(&clock)),
         admin(server.Admin()) {
     REQUIRE(admin.Put("/api/v1/environments/Live", "{}").status == 200);
-    REQUIRE(admin.Put("/api/v1/targets/live-web",
-                      R"({"environment":"Live","agent":"a1","path":"/srv/live"})")
+    REQUIRE(admin
+                .Put("/api/v1/targets/live-web",
+                     R"({"environment":"Live","agent":"a1","path":"/srv/live"})")
                 .status == 200);
     auto app = admin.Put("/api/v1/applications/shop", kSpec, "application/yaml");
     REQUIRE_MESSAGE(app.status == 200, app.body);
@@ -162,6 +163,24 @@ TEST_CASE(
   CHECK(stage["hold"].is_null());
   CHECK(stage["drift"].is_null());
   CHECK(s.admin.Get("/api/v1/dashboard?x=1").status == 400);
+}
+
+TEST_CASE("clear-hold keeps the reason given in its audit entry; other fields are refused") {
+  InsightsServer s;
+  s.NewBuild();
+  s.NewBuild();
+  CHECK(s.Deploy(1) == "succeeded");
+  CHECK(s.Deploy(2) == "succeeded");
+  CHECK(s.Deploy(1) == "succeeded");  // a rollback: Live holds automatic promotion
+  const std::string path = "/api/v1/applications/shop/stages/Live/clear-hold";
+  auto bad = s.admin.Post(path, R"({"reason":"x"})");
+  CHECK(bad.status == 400);
+  CHECK(Body(bad)["error"]["message"].get<std::string>().find("'reason'") != std::string::npos);
+  auto r = s.admin.Post(path, R"({"comment":"build 1 verified"})");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  auto audit = Body(s.admin.Get("/api/v1/audit?action=stage.clear-hold"));
+  REQUIRE(audit["items"].size() == 1);
+  CHECK(audit["items"][0]["summary"] == "build 1 verified");
 }
 
 }  // namespace reprise::testing
