@@ -153,7 +153,10 @@ async function cancelledRedeployScenario(env, scenario) {
 async function rolesScenario(env, scenario) {
   const dave = await scenario.login('dave');
   await dave.goto(`${env.base()}/#/apps/${APP}`);
-  await dave.getByRole('button', { name: 'Promote 2.0 build 1 to Live' }).click();
+  const promote = dave.getByRole('button', { name: 'Promote 2.0 build 1 to Live' });
+  const hover = await promote.getAttribute('title');
+  if (!hover || !hover.includes('Preview only: Live is protected')) throw new Error(`the Promote button's hover text is ${hover}`);
+  await promote.click();
   let dialog = dave.locator('dialog[open]');
   await dialog.locator('.preview[aria-busy="false"]').waitFor();
   const daveConfirm = dialog.locator('button[type=submit]');
@@ -218,7 +221,23 @@ async function boardAndContextScenario(env, s, scenario) {
   const item = live.locator('.candidates li', { hasText: '1.0 build 2' });
   await env.waitText(page, '#stage-Live .candidates', 'newer');
   if (!(await item.textContent()).includes('newer')) throw new Error('build 2 on Live is not marked newer than the current build 1');
+  // The pipeline at a glance, in stage order, each node what runs there.
+  const nodes = page.locator('ol.pipeline > li');
+  const order = await nodes.evaluateAll((els) => els.map((e) => e.dataset.stage));
+  if (JSON.stringify(order) !== '["Check","Live"]') throw new Error(`the pipeline shows ${JSON.stringify(order)}`);
+  const liveNode = await page.locator('ol.pipeline li[data-stage="Live"]').textContent();
+  if (liveNode.includes('cancelled')) throw new Error(`the Live node shows a deployment that never ran: ${liveNode}`);
+  for (const want of ['1.0 build 1', 'protected', '1 approval']) if (!liveNode.includes(want)) throw new Error(`the Live node does not say "${want}": ${liveNode}`);
+  await page.locator('ol.pipeline li[data-stage="Live"] button').click();
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  if (focused !== 'stage-Live-h') throw new Error(`the Live node moved focus to ${focused}`);
   await page.screenshot({ path: join(env.shotDir, 'board-pipeline.png'), fullPage: true });
+  const phone = await scenario.page('vic-phone', env.PHONE);
+  await env.login(phone, 'vic', env.USERS.vic.password);
+  await phone.goto(`${env.base()}/#/apps/${APP}`);
+  await phone.locator('ol.pipeline').waitFor();
+  await noOverflow(phone, 'the board');
+  await phone.screenshot({ path: join(env.shotDir, 'board-pipeline-phone.png'), fullPage: true });
   await page.goto(`${env.base()}/#/deployments/${s.rollback}`);
   await page.getByRole('heading', { name: 'Variables by scope' }).waitFor();
   const ctx = await page.locator('section:has(h2:text("Execution context"))').textContent();
@@ -239,5 +258,5 @@ export function register(step, env) {
   step('board: a cancelled scheduled re-deploy does not hide the earlier success (matrix and release page)', (scenario) => cancelledRedeployScenario(env, scenario));
   step('board: buttons follow role and gates (disabled with the reason, "Request promotion", no Approve for the requester)', (scenario) => rolesScenario(env, scenario));
   step('board: clearing the hold on a protected stage asks for a reason, kept in the audit', (scenario) => clearHoldScenario(env, scenario));
-  step('board: other builds named for what they are; the execution context for people', (scenario) => boardAndContextScenario(env, s, scenario));
+  step('board: the pipeline at a glance; other builds named for what they are; the execution context for people', (scenario) => boardAndContextScenario(env, s, scenario));
 }

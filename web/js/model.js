@@ -93,6 +93,12 @@ export class AppModel {
     return this.deployments.filter((d) => d.stage === stage && !FINAL.has(d.status));
   }
 
+  // The stage's newest deployment that ran or may still run (a cancelled or
+  // expired one that never started is skipped), or null.
+  latestThatRanOn(stage) {
+    return this.deployments.find((d) => d.stage === stage && (!NEVER_RAN.has(d.status) || d.started_at)) || null;
+  }
+
   latestOn(stage) {
     return this.deployments.find((d) => d.stage === stage) || null;
   }

@@ -9,7 +9,7 @@ import { h, append, clear, whenOf, hashFor, timeEl, relTime, statusBadge, loadin
 import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
-import { openDeployDialog } from './deploy_dialog.js';
+import { openDeployDialog, deployRefusal } from './deploy_dialog.js';
 import { verifyControls } from './verify.js';
 import { openRollbackPicker } from './rollback_picker.js';
 import { mayCreate, redeployGrants, recordsByExecution } from './rollback_common.js';
@@ -77,6 +77,8 @@ function render(model, reload, verifications, connections) {
     },
   });
 
+  frag.push(pipelineStrip(model));
+
   // Columns.
   const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload, verifications, connections));
   frag.push(h('section', { class: 'board', 'aria-label': 'Pipeline' }, columns));
@@ -86,6 +88,46 @@ function render(model, reload, verifications, connections) {
   if (!model.builds.length) frag.push(h('p', { class: 'muted' }, 'No builds yet.'));
   else frag.push(buildsMatrix(model, openDialog));
   return frag;
+}
+
+// The hover text of a Deploy / Promote / Re-Deploy button the user may open
+// (to see the preview) but not confirm: why not.
+function actionRefusal(model, stage, action) {
+  const spec = model.stageSpec(stage);
+  const reason = deployRefusal({ kind: action === 'Re-Deploy' ? 'redeploy' : 'promote', spec, grant: model.grants && model.grants.get(spec && spec.environment) });
+  return reason ? `Preview only: ${reason}` : null;
+}
+
+// The pipeline at a glance: one node per stage in order, arrows between them;
+// each node the build its targets run, the stage's latest deployment, and its
+// protection, approvals and hold. A node moves focus to the stage's column.
+function pipelineStrip(model) {
+  return h('ol', { class: 'pipeline', 'aria-label': 'Pipeline at a glance' }, model.pipeline.map((p) => {
+    const st = model.stageState.get(p.stage) || {};
+    const current = model.currentOf(p.stage);
+    const latest = model.latestThatRanOn(p.stage);
+    const approvals = p.gates && p.gates.approvals && p.gates.approvals.count;
+    const state = latest ? latest.status : current ? 'succeeded' : 'empty';
+    return h('li', { class: `pipe-node pipe-${state.replace(/[^a-z-]/g, '')}`, 'data-stage': p.stage },
+      h('button', {
+        type: 'button', class: 'pipe-stage',
+        'aria-label': `${p.stage}: ${current ? `runs ${current.release} build ${current.build}` : 'nothing deployed'}${latest ? `, last deployment ${latest.status}` : ''}. Show the stage`,
+        onclick: () => {
+          const heading = document.getElementById(stageId(p.stage) + '-h');
+          if (!heading) return;
+          heading.setAttribute('tabindex', '-1');
+          heading.scrollIntoView({ block: 'start' });
+          heading.focus({ preventScroll: true });
+        },
+      }, p.stage),
+      h('div', { class: 'pipe-build' }, current ? `${current.release} build ${current.build}` : '—'),
+      h('div', { class: 'badges' },
+        latest ? statusBadge(latest.status) : null,
+        p.protected ? h('span', { class: 'badge protected' }, 'protected') : null,
+        approvals ? h('span', { class: 'badge', title: `${approvals} approval(s) from ${p.gates.approvals.role || 'release-manager'}` }, `${approvals} approval${approvals > 1 ? 's' : ''}`) : null,
+        st.hold ? h('span', { class: 'badge hold-mark' }, 'hold') : null,
+        p.auto_promote ? h('span', { class: 'badge', title: 'promotes the next stage automatically' }, 'auto →') : null));
+  }));
 }
 
 // One target's line of a connection test.
@@ -218,6 +260,7 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
     h('button', {
       type: 'button', class: 'small',
       'aria-label': `Re-Deploy ${c.release} build ${c.build} to ${p.stage}`,
+      title: actionRefusal(model, p.stage, 'Re-Deploy'),
       onclick: () => openDialog(c.release, c.build, p.stage),
     }, 'Re-Deploy')))));
   return col;
@@ -333,6 +376,7 @@ function buildsMatrix(model, openDialog) {
         action ? h('button', {
           type: 'button', class: 'small' + (action === 'Re-Deploy' ? ' secondary' : ''),
           'aria-label': `${action} ${b.release} build ${b.number} to ${s}`,
+          title: actionRefusal(model, s, action),
           onclick: () => openDialog(b.release, b.number, s),
         }, action) : null);
     });
