@@ -67,17 +67,22 @@ Json DashboardStage(Store& store, const std::string& app, const StageView& v) {
   DeploymentFilter filter;
   filter.application = app;
   filter.stage = v.stage;
-  auto latest = store.ListDeployments(filter, Page{1, 0});
-  if (latest.ok() && !latest->empty()) {
-    const auto& d = latest->front();
-    last = {{"id", d.id},
-            {"status", d.status},
-            {"kind", d.kind},
-            {"release", d.release},
-            {"build", d.build},
-            {"requested_by", d.requested_by},
-            {"created_at", Time(d.created_at)},
-            {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)}};
+  // The newest deployment that ran or may still run: one cancelled or
+  // expired before it started changed nothing there.
+  auto latest = store.ListDeployments(filter, Page{20, 0});
+  if (latest.ok()) {
+    for (const auto& d : *latest) {
+      if ((d.status == "cancelled" || d.status == "expired") && d.started_at == 0) continue;
+      last = {{"id", d.id},
+              {"status", d.status},
+              {"kind", d.kind},
+              {"release", d.release},
+              {"build", d.build},
+              {"requested_by", d.requested_by},
+              {"created_at", Time(d.created_at)},
+              {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)}};
+      break;
+    }
   }
   const std::string drift = DriftOf(v);
   return {{"stage", v.stage},

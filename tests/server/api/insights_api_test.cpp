@@ -150,6 +150,15 @@ TEST_CASE(
   s.NewBuild();
   CHECK(s.Deploy(1) == "succeeded");
   CHECK(s.Deploy(2, true) == "failed");
+  // A scheduled deployment cancelled before it started is not the stage's last.
+  auto scheduled = s.admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
+                                R"({"stage":"Live","at":"2026-03-03T08:00:00Z"})");
+  REQUIRE_MESSAGE(scheduled.status == 202, scheduled.body);
+  REQUIRE(s.admin
+              .Post("/api/v1/deployments/" + std::to_string(Body(scheduled)["id"].get<int64_t>()) +
+                        "/cancel",
+                    "{}")
+              .status == 200);
   const std::string viewer = s.server.CreateUser("vera", "viewer");
   auto r = s.server.As(viewer).Get("/api/v1/dashboard");
   REQUIRE_MESSAGE(r.status == 200, r.body);
