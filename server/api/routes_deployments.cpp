@@ -30,6 +30,9 @@ Json GatesJson(const std::vector<GateState>& gates) {
   return out;
 }
 
+}  // namespace
+
+// A deployment as lists show it (also the dashboard's last deployment of a stage).
 Json DeploymentSummary(const DeploymentRecord& d) {
   Json j = {{"id", d.id},
             {"application", d.application},
@@ -61,6 +64,8 @@ Json DeploymentSummary(const DeploymentRecord& d) {
   if (d.started_at && d.finished_at) j["duration_ms"] = d.finished_at - d.started_at;
   return j;
 }
+
+namespace {
 
 Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRecord& d) {
   Json j = DeploymentSummary(d);

@@ -12,6 +12,8 @@
 
 namespace reprise {
 
+Json DeploymentSummary(const DeploymentRecord& d);  // routes_deployments.cpp
+
 namespace {
 
 constexpr int kMaxInsightDays = 3650;
@@ -73,14 +75,7 @@ Json DashboardStage(Store& store, const std::string& app, const StageView& v) {
   if (latest.ok()) {
     for (const auto& d : *latest) {
       if ((d.status == "cancelled" || d.status == "expired") && d.started_at == 0) continue;
-      last = {{"id", d.id},
-              {"status", d.status},
-              {"kind", d.kind},
-              {"release", d.release},
-              {"build", d.build},
-              {"requested_by", d.requested_by},
-              {"created_at", Time(d.created_at)},
-              {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)}};
+      last = DeploymentSummary(d);
       break;
     }
   }
