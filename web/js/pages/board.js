@@ -62,7 +62,8 @@ function render(model, reload, verifications, connections) {
   const frag = [];
   frag.push(h('p', { class: 'muted' },
     app.spec && app.spec.description ? `${app.spec.description} · ` : '',
-    `spec version ${app.spec_version}`, app.updated_by ? ` · updated by ${app.updated_by} ` : ' ', timeEl(app.updated_at)));
+    `spec version ${app.spec_version}`, app.updated_by ? ` · updated by ${app.updated_by} ` : ' ', timeEl(app.updated_at),
+    ' · ', h('a', { href: `#/insights?application=${encodeURIComponent(app.name)}` }, 'Insights')));
   if (model.deploymentsError) {
     frag.push(h('p', { class: 'warn', role: 'status' },
       `Deployment history is not available from this server (${model.deploymentsError.message}).`));
