@@ -314,6 +314,7 @@ function openClearHoldDialog(p, opener, clearIt) {
     error, h('div', { class: 'actions' }, cancel, confirm));
   const dialog = h('dialog', { class: 'deploy-dialog clear-hold-dialog', 'aria-labelledby': 'clear-hold-title' }, form);
   cancel.addEventListener('click', () => dialog.close());
+  reason.addEventListener('input', () => { error.textContent = ''; });
   dialog.addEventListener('close', () => {
     dialog.remove();
     if (opener.isConnected) opener.focus();
