@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -67,6 +69,31 @@ bool ReusableRelease(const Layout& l, const DeployArtifactOp& op, const std::str
                                         "switching only"));
   }
   return cached;
+}
+
+// Extraction progress as it goes: the entries (files and directories) written
+// so far, every 256 entries or 250 ms, whichever comes first; the report after
+// the extraction gives the files of the manifest. Runs on the extraction's
+// writer thread while the caller waits in ExtractArchive, which `report`
+// outlives.
+ExtractProgress ExtractionReporter(const ProgressFn& report) {
+  static constexpr uint64_t kEveryEntries = 256;
+  static constexpr auto kEvery = std::chrono::milliseconds(250);
+  struct Last {
+    uint64_t entries = 0;
+    std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
+  };
+  auto last = std::make_shared<Last>();
+  return [last, &report](uint64_t entries, uint64_t) {
+    const auto now = std::chrono::steady_clock::now();
+    if (entries > last->entries &&
+        (entries - last->entries >= kEveryEntries || now - last->at >= kEvery)) {
+      last->entries = entries;
+      last->at = now;
+      report({"extract", 0, 0, entries, 0});
+    }
+    return true;
+  };
 }
 
 }  // namespace
@@ -144,7 +171,7 @@ OperationOutcome AgentRunner::Impl::DeployInto(const Layout& l, const DeployArti
   }
   fs::path staging = l.tmp() / ("stage-" + RandomHex(6));
   report({"extract", 0, 0, 0, 0});
-  auto manifest = ExtractArchive(*blob, staging, limits, {false, true});
+  auto manifest = ExtractArchive(*blob, staging, limits, {false, true}, ExtractionReporter(report));
   if (!manifest.ok()) {
     fs::remove_all(staging, ec);
     return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
@@ -207,7 +234,7 @@ OperationOutcome AgentRunner::Impl::InstallRelease(const Layout& l, const Deploy
   // Durability: one syncfs after the extraction instead of an fsync per
   // file and directory (thousands of journal commits). It also flushes
   // other dirty data of that filesystem, which a busy target pays for.
-  auto manifest = ExtractArchive(*blob, partial, limits, {false, true});
+  auto manifest = ExtractArchive(*blob, partial, limits, {false, true}, ExtractionReporter(report));
   DropTemporaryBlob(l, *blob);
   if (!manifest.ok()) {
     fs::remove_all(partial, ec);

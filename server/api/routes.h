@@ -50,6 +50,8 @@ std::function<std::vector<MetricFamilySnapshot>()> StoreMetricsSource(Store& sto
 std::function<std::vector<MetricFamilySnapshot>()> AgentMetricsSource(AgentPort& agents);
 std::vector<Route> PeopleRoutes(ApiContext& ctx);
 std::vector<Route> VariableRoutes(ApiContext& ctx);
+// GET /dashboard and GET /insights.
+std::vector<Route> InsightsRoutes(ApiContext& ctx);
 
 // Every route of the API.
 std::vector<Route> ApiRoutes(ApiContext& ctx);

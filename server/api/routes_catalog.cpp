@@ -213,7 +213,7 @@ std::vector<Route> ApiRoutes(ApiContext& ctx) {
   std::vector<Route> all;
   for (auto group : {AdminRoutes(ctx), CatalogRoutes(ctx), ArtifactRoutes(ctx),
                      DeploymentRoutes(ctx), RetentionRoutes(ctx), MetricsRoutes(ctx),
-                     PeopleRoutes(ctx), VariableRoutes(ctx)})
+                     PeopleRoutes(ctx), VariableRoutes(ctx), InsightsRoutes(ctx)})
     for (auto& route : group) all.push_back(std::move(route));
   return all;
 }

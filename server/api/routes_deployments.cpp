@@ -30,6 +30,9 @@ Json GatesJson(const std::vector<GateState>& gates) {
   return out;
 }
 
+}  // namespace
+
+// A deployment as lists show it (also the dashboard's last deployment of a stage).
 Json DeploymentSummary(const DeploymentRecord& d) {
   Json j = {{"id", d.id},
             {"application", d.application},
@@ -61,6 +64,8 @@ Json DeploymentSummary(const DeploymentRecord& d) {
   if (d.started_at && d.finished_at) j["duration_ms"] = d.finished_at - d.started_at;
   return j;
 }
+
+namespace {
 
 Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRecord& d) {
   Json j = DeploymentSummary(d);
@@ -497,7 +502,11 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
 
   r.push_back({"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold",
                Role::kReleaseManager, false, [&](HttpRequest& req) {
-                 STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage")));
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                 STATUS_OR_ERROR(CheckKeys(body, {"comment"}, "clear-hold request"));
+                 TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
+                 STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"),
+                                                  comment));
                  return Ok({{"application", req.Param("app")}, {"stage", req.Param("stage")},
                             {"hold", nullptr}});
                }, nullptr});

@@ -166,8 +166,9 @@ class DeploymentEngine {
   [[nodiscard]] Status Cancel(const Actor& actor, int64_t id, const std::string& comment);
   [[nodiscard]] Status Reschedule(const Actor& actor, int64_t id, TimePoint at);
   [[nodiscard]] Status Continue(const Actor& actor, int64_t id, const std::string& comment);
+  // `comment` (why) is the audit entry's summary.
   [[nodiscard]] Status ClearHold(const Actor& actor, const std::string& app,
-                                 const std::string& stage);
+                                 const std::string& stage, const std::string& comment = "");
   // Per-user permissions on an environment beside the role (admin only).
   // "redeploy": re-deploying (and rolling back to) a build that succeeded
   // before on the environment's protected stages, and moving or cancelling

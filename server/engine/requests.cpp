@@ -299,7 +299,7 @@ Result<std::vector<GrantRecord>> DeploymentEngine::Grants(const std::string& env
 }
 
 Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,
-                                   const std::string& stage) {
+                                   const std::string& stage, const std::string& comment) {
   Impl& impl = *impl_;
   Store& store = *impl.store;
   bool removed = false;
@@ -307,7 +307,7 @@ Status DeploymentEngine::ClearHold(const Actor& actor, const std::string& app,
     REPRISE_ASSIGN_OR_RETURN(removed, store.ClearHold(app, stage));
     if (!removed) return Status::Ok();
     return store.AppendAudit(
-        {0, impl.Now(), actor.user, "stage.clear-hold", app + "/" + stage, ""});
+        {0, impl.Now(), actor.user, "stage.clear-hold", app + "/" + stage, comment});
   }));
   if (!removed) return NotFound("stage '" + stage + "' of '" + app + "' has no hold");
   return Status::Ok();

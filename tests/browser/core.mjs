@@ -57,7 +57,7 @@ async function deployFromBoard(page, action, build, stage, { approver, shot } = 
   await dialog.waitFor();
   await dialog.locator('.preview[aria-busy="false"]').waitFor({ timeout: T.short });
   if (shot) await page.screenshot({ path: join(shotDir, shot) });
-  await dialog.getByRole('button', { name: /now$/ }).click();
+  await dialog.getByRole('button', { name: /now$|^Request / }).click();
   await page.waitForURL(/#\/deployments\/\d+$/);
   const id = depIdFromUrl(page);
   const status = await waitStatus(id, ['waiting', 'queued', 'running', 'succeeded'], T.short);
@@ -198,7 +198,7 @@ export function register(step) {
     const boxText = await box.textContent();
     for (const want of ['1.0.0 build 2', 'migrate.sh', 'prod-web', 'migrates the shop database', 'before the switch'])
       if (!boxText.includes(want)) throw new Error(`the irreversible box does not say "${want}": ${boxText}`);
-    const deployNow = dialog.getByRole('button', { name: 'Re-Deploy now' });
+    const deployNow = dialog.getByRole('button', { name: /^(Re-Deploy now|Request re-deploy)$/ });
     if (!(await deployNow.isDisabled())) throw new Error('Re-Deploy is enabled before the irreversible steps are acknowledged');
     await box.scrollIntoViewIfNeeded();
     await admin.screenshot({ path: join(shotDir, 'dialog-irreversible.png') });
@@ -289,6 +289,8 @@ export function register(step) {
     if (!prod.hold) throw new Error('GET /applications/shop reports no hold on Production after the rollback');
     await admin.locator('#stage-Production .hold').waitFor();
     await admin.getByRole('button', { name: 'Clear hold' }).click();
+    await admin.getByLabel('Reason (kept in the audit log)').fill('rollback verified');
+    await admin.getByRole('button', { name: 'Clear the hold on Production' }).click();
     await admin.locator('#stage-Production .hold').waitFor({ state: 'detached' });
     const after = (await api('GET', '/applications/shop')).stages.find((x) => x.stage === 'Production');
     if (after.hold) throw new Error(`the hold is still there: ${JSON.stringify(after.hold)}`);
@@ -405,9 +407,9 @@ export function register(step) {
     await vic.getByRole('button', { name: 'Re-Deploy 1.0.0 build 2 to Testing' }).first().click();
     const dialog = vic.locator('dialog[open]');
     await dialog.waitFor();
-    await dialog.getByRole('button', { name: /now$/ }).click();
-    await waitText(vic, 'dialog[open] .dialog-error', 'permission_denied');
-    const text = await dialog.locator('.dialog-error').textContent();
+    await dialog.locator('.preview[aria-busy="false"]').waitFor();
+    if (!(await dialog.getByRole('button', { name: /now$/ }).isDisabled())) throw new Error('a viewer may confirm a re-deploy');
+    const text = await dialog.locator('.refusal').textContent();
     if (!/deployer/.test(text)) throw new Error(`the refusal does not say which role is needed: ${text}`);
     await vic.screenshot({ path: join(shotDir, 'viewer-refused.png') });
   });

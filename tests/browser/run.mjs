@@ -12,6 +12,7 @@ const SUITES = {
   'rollback-records': './rollback_records.mjs',
   people: './people.mjs',
   config: './config.mjs',
+  insights: './insights.mjs',
 };
 
 const [suite, serverBin, shotRoot, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);

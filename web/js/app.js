@@ -18,6 +18,7 @@ import { renderUsers, renderUser } from './pages/users.js';
 import { renderAudit } from './pages/audit.js';
 import { renderConfig } from './pages/config.js';
 import { renderSpecEditor, renderNewApplication } from './pages/spec_editor.js';
+import { renderInsights } from './pages/insights.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -38,6 +39,7 @@ route('/audit', renderAudit);
 route('/config', renderConfig);
 route('/apps/{app}/spec', renderSpecEditor);
 route('/new-application', renderNewApplication);
+route('/insights', renderInsights);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -53,6 +55,7 @@ const NAV = [
   ['#/users', 'Users', 'admin'],
   ['#/audit', 'Audit log', 'admin'],
   ['#/config', 'Configuration'],
+  ['#/insights', 'Insights'],
 ];
 
 function renderChrome() {

@@ -3,6 +3,9 @@
 import { get, enc, query } from './api.js';
 import { FINAL } from './dom.js';
 
+// Statuses of deployments that ended before running a step (unless started).
+const NEVER_RAN = new Set(['cancelled', 'expired', 'rejected']);
+
 export async function loadAppModel(appName) {
   const app = await get(`/applications/${enc(appName)}`);
   const releases = (await get(`/applications/${enc(appName)}/releases?limit=1000`)).items;
@@ -60,6 +63,23 @@ export class AppModel {
     return false;
   }
 
+  // What a build's cell on a stage shows: its newest deployment, unless that
+  // never ran (cancelled, expired, rejected while scheduled or waiting) and
+  // an earlier one did: a cancelled re-deploy does not undo an earlier
+  // success. {status, id (null when only the stage state knows), title}.
+  outcomeOn(release, build, stage) {
+    const hist = this.history(release, build, stage);
+    const newest = hist[0];
+    const ran = hist.find((d) => !NEVER_RAN.has(d.status) || d.started_at);
+    const shown = ran || newest;
+    if (!shown) {
+      return this.succeededOn(release, build, stage) ? { status: 'succeeded', id: null, title: 'what the targets report' } : null;
+    }
+    let title = `deployment #${shown.id}`;
+    if (newest && newest !== shown) title += `; the newer #${newest.id} is ${newest.status}`;
+    return { status: shown.status, id: shown.id, title };
+  }
+
   // The current build of a stage (its first target's), or null.
   currentOf(stage) {
     const st = this.stageState.get(stage);
@@ -71,6 +91,12 @@ export class AppModel {
   // Deployments of a stage that have not finished, newest first.
   activeOn(stage) {
     return this.deployments.filter((d) => d.stage === stage && !FINAL.has(d.status));
+  }
+
+  // The stage's newest deployment that ran or may still run (a cancelled or
+  // expired one that never started is skipped), or null.
+  latestThatRanOn(stage) {
+    return this.deployments.find((d) => d.stage === stage && (!NEVER_RAN.has(d.status) || d.started_at)) || null;
   }
 
   latestOn(stage) {

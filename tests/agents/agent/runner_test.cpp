@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -130,6 +131,30 @@ TEST_CASE("the last progress report of a deploy keeps the bytes transferred and 
   REQUIRE_FALSE(reports.empty());
   CHECK(reports.back().bytes_total > 0);
   CHECK(reports.back().files_done == 2);
+}
+
+TEST_CASE("extraction reports the files extracted as it goes, not only when done") {
+  Fixture f;
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 600; ++i) files["f/" + std::to_string(i) + ".txt"] = std::to_string(i);
+  std::string sha = f.source.Add(files);
+  for (DeployMode mode : {DeployMode::kAtomic, DeployMode::kSync}) {
+    std::vector<TransferProgress> reports;
+    ProgressFn progress = [&](const TransferProgress& p) { reports.push_back(p); };
+    DeployArtifactOp op{"web", sha, mode == DeployMode::kSync ? "mirror" : "", mode, 3};
+    auto out = f.runner.Run(f.root.string(), op, DeployLabel{"1.0", "1"}, f.source, f.Log(),
+                            f.cancel, progress);
+    REQUIRE_MESSAGE(out.succeeded(), out.message);
+    std::vector<uint64_t> during;  // files_done of extract reports before the total is known
+    for (const auto& p : reports)
+      if (p.phase == "extract" && p.files_total == 0 && p.files_done > 0)
+        during.push_back(p.files_done);
+    CAPTURE(static_cast<int>(mode));
+    REQUIRE(during.size() >= 2);  // every 256 entries at least
+    CHECK(during.front() < 600);
+    CHECK(std::is_sorted(during.begin(), during.end()));
+    CHECK(reports.back().files_done == 600);
+  }
 }
 
 TEST_CASE("atomic deploy extracts a release and switches current") {

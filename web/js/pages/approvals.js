@@ -2,6 +2,7 @@
 // a comment) and paused plans waiting for a manual step (continue).
 import { get, post, enc, query } from '../api.js';
 import { h, clear, hashFor, timeEl, statusBadge, kindBadge, errorBox, loading, flash } from '../dom.js';
+import { approvalRefusal } from './approval_rules.js';
 
 export async function renderApprovals(main) {
   main.append(h('h1', null, 'Approvals'));
@@ -24,6 +25,8 @@ export async function renderApprovals(main) {
     }
     clear(body);
     if (!waiting.length && !running.length) { body.append(h('p', { class: 'muted' }, 'Nothing is waiting for you.')); return; }
+    const refusals = await Promise.all(waiting.map((d) => approvalRefusal(d)));
+    waiting.forEach((d, i) => { d.refusal = refusals[i]; });
     for (const d of [...waiting, ...running]) body.append(card(d, load));
   };
   await load();
@@ -60,5 +63,7 @@ function card(d, reload) {
       h('span', { class: 'gate-mark', 'aria-hidden': 'true' }, g.holds ? '✓' : '✗'), ' ', h('strong', null, g.gate), g.detail ? `: ${g.detail}` : ''))) : null,
     (d.approvals || []).length ? h('p', { class: 'small' }, 'So far: ', d.approvals.filter((a) => !a.revoked).map((a) => `${a.user} ${a.decision}${a.comment ? ` (“${a.comment}”)` : ''}`).join('; ')) : null,
     h('label', { for: cid }, 'Comment'), comment, errors,
-    h('div', { class: 'actions' }, manual ? act('Continue', 'continue', 'primary') : [act('Approve', 'approve', 'primary'), act('Reject', 'reject', 'danger')]));
+    !manual && d.refusal ? h('p', { class: 'muted small refusal' }, d.refusal) : null,
+    h('div', { class: 'actions' }, manual ? act('Continue', 'continue', 'primary')
+      : d.refusal ? null : [act('Approve', 'approve', 'primary'), act('Reject', 'reject', 'danger')]));
 }

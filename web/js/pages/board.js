@@ -9,7 +9,7 @@ import { h, append, clear, whenOf, hashFor, timeEl, relTime, statusBadge, loadin
 import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
-import { openDeployDialog } from './deploy_dialog.js';
+import { openDeployDialog, deployRefusal } from './deploy_dialog.js';
 import { verifyControls } from './verify.js';
 import { openRollbackPicker } from './rollback_picker.js';
 import { mayCreate, redeployGrants, recordsByExecution } from './rollback_common.js';
@@ -63,7 +63,8 @@ function render(model, reload, verifications, connections) {
   const frag = [];
   frag.push(h('p', { class: 'muted' },
     app.spec && app.spec.description ? `${app.spec.description} · ` : '',
-    `spec version ${app.spec_version}`, app.updated_by ? ` · updated by ${app.updated_by} ` : ' ', timeEl(app.updated_at)));
+    `spec version ${app.spec_version}`, app.updated_by ? ` · updated by ${app.updated_by} ` : ' ', timeEl(app.updated_at),
+    ' · ', h('a', { href: `#/insights?application=${encodeURIComponent(app.name)}` }, 'Insights')));
   if (model.deploymentsError) {
     frag.push(h('p', { class: 'warn', role: 'status' },
       `Deployment history is not available from this server (${model.deploymentsError.message}).`));
@@ -78,6 +79,8 @@ function render(model, reload, verifications, connections) {
     },
   });
 
+  frag.push(pipelineStrip(model));
+
   // Columns.
   const columns = model.pipeline.map((p) => stageColumn(model, p, openDialog, reload, verifications, connections));
   frag.push(h('section', { class: 'board', 'aria-label': 'Pipeline' }, columns));
@@ -87,6 +90,46 @@ function render(model, reload, verifications, connections) {
   if (!model.builds.length) frag.push(h('p', { class: 'muted' }, 'No builds yet.'));
   else frag.push(buildsMatrix(model, openDialog));
   return frag;
+}
+
+// The hover text of a Deploy / Promote / Re-Deploy button the user may open
+// (to see the preview) but not confirm: why not.
+function actionRefusal(model, stage, action) {
+  const spec = model.stageSpec(stage);
+  const reason = deployRefusal({ kind: action === 'Re-Deploy' ? 'redeploy' : 'promote', spec, grant: model.grants && model.grants.get(spec && spec.environment) });
+  return reason ? `Preview only: ${reason}` : null;
+}
+
+// The pipeline at a glance: one node per stage in order, arrows between them;
+// each node the build its targets run, the stage's latest deployment, and its
+// protection, approvals and hold. A node moves focus to the stage's column.
+function pipelineStrip(model) {
+  return h('ol', { class: 'pipeline', 'aria-label': 'Pipeline at a glance' }, model.pipeline.map((p) => {
+    const st = model.stageState.get(p.stage) || {};
+    const current = model.currentOf(p.stage);
+    const latest = model.latestThatRanOn(p.stage);
+    const approvals = p.gates && p.gates.approvals && p.gates.approvals.count;
+    const state = latest ? latest.status : current ? 'succeeded' : 'empty';
+    return h('li', { class: `pipe-node pipe-${state.replace(/[^a-z-]/g, '')}`, 'data-stage': p.stage },
+      h('button', {
+        type: 'button', class: 'pipe-stage',
+        'aria-label': `${p.stage}: ${current ? `runs ${current.release} build ${current.build}` : 'nothing deployed'}${latest ? `, last deployment ${latest.status}` : ''}. Show the stage`,
+        onclick: () => {
+          const heading = document.getElementById(stageId(p.stage) + '-h');
+          if (!heading) return;
+          heading.setAttribute('tabindex', '-1');
+          heading.scrollIntoView({ block: 'start' });
+          heading.focus({ preventScroll: true });
+        },
+      }, p.stage),
+      h('div', { class: 'pipe-build' }, current ? `${current.release} build ${current.build}` : '—'),
+      h('div', { class: 'badges' },
+        latest ? statusBadge(latest.status) : null,
+        p.protected ? h('span', { class: 'badge protected' }, 'protected') : null,
+        approvals ? h('span', { class: 'badge', title: `${approvals} approval(s) from ${p.gates.approvals.role || 'release-manager'}` }, `${approvals} approval${approvals > 1 ? 's' : ''}`) : null,
+        st.hold ? h('span', { class: 'badge hold-mark' }, 'hold') : null,
+        p.auto_promote ? h('span', { class: 'badge', title: 'promotes the next stage automatically' }, 'auto →') : null));
+  }));
 }
 
 // One target's line of a connection test.
@@ -172,22 +215,7 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
       h('strong', null, 'Hold: '), 'automatic promotion is paused', hold.reason ? ` (${hold.reason})` : ' after a rollback',
       hold.by ? ` by ${hold.by}` : '', ' ', hold.since ? timeEl(hold.since) : null,
       hold.deployment_id !== undefined ? [' (', h('a', { href: hashFor('deployments', hold.deployment_id) }, `#${hold.deployment_id}`), ')'] : null);
-    if (hasRole('release-manager')) {
-      box.append(' ', h('button', {
-        type: 'button', class: 'small', id: `clear-hold-${stageId(p.stage)}`,
-        onclick: async (ev) => {
-          ev.target.disabled = true;
-          try {
-            await post(`/applications/${enc(model.app.name)}/stages/${enc(p.stage)}/clear-hold`, {});
-            flash(`Hold cleared on ${p.stage}.`, 'ok');
-            reload();
-          } catch (e) {
-            flash(e.message);
-            ev.target.disabled = false;
-          }
-        },
-      }, 'Clear hold'));
-    }
+    if (hasRole('release-manager')) box.append(' ', clearHoldButton(model, p, reload));
     col.append(box);
   }
 
@@ -222,17 +250,96 @@ function stageColumn(model, p, openDialog, reload, verifications, connections) {
       h('a', { href: hashFor('deployments', latest.id) }, `#${latest.id} ${latest.release} build ${latest.build}`)));
   }
 
+  // Every other build that succeeded here: older ones are rollbacks, newer
+  // ones (after a rollback) bring the stage forward again.
   const cands = st.rollback_candidates || [];
-  col.append(h('h3', null, 'Rollback candidates'));
+  const current = model.currentOf(p.stage);
+  col.append(h('h3', null, 'Builds that ran here before'));
   if (!cands.length) col.append(h('p', { class: 'muted small' }, 'None yet.'));
   else col.append(h('ul', { class: 'candidates' }, cands.map((c) => h('li', null,
-    h('span', null, `${c.release} build ${c.build}`), ' ', h('span', { class: 'small muted' }, timeEl(c.at)), ' ',
+    h('span', null, `${c.release} build ${c.build}`), ' ', directionBadge(model, c, current), ' ',
+    h('span', { class: 'small muted' }, timeEl(c.at)), ' ',
     h('button', {
       type: 'button', class: 'small',
       'aria-label': `Re-Deploy ${c.release} build ${c.build} to ${p.stage}`,
+      title: actionRefusal(model, p.stage, 'Re-Deploy'),
       onclick: () => openDialog(c.release, c.build, p.stage),
     }, 'Re-Deploy')))));
   return col;
+}
+
+// "older" (re-deploying it rolls back) or "newer" than the stage's current build.
+function directionBadge(model, c, current) {
+  if (!current) return null;
+  const created = (x) => (model.builds.find((b) => String(b.release) === String(x.release) && Number(b.number) === Number(x.build)) || {}).created_at;
+  const mine = created(c);
+  const theirs = created(current);
+  if (!mine || !theirs) return null;
+  return mine < theirs || (mine === theirs && Number(c.build) < Number(current.build))
+    ? h('span', { class: 'badge kind-rollback', title: `older than ${current.release} build ${current.build}: re-deploying it is a rollback` }, 'older')
+    : h('span', { class: 'badge kind-redeploy', title: `newer than ${current.release} build ${current.build}, which runs here after a rollback` }, 'newer');
+}
+
+// "Clear hold": on a protected stage it asks for a reason first (kept in the
+// audit entry), in a dialog; elsewhere it clears at once.
+function clearHoldButton(model, p, reload) {
+  const id = `clear-hold-${stageId(p.stage)}`;
+  const clearIt = async (comment) => {
+    await post(`/applications/${enc(model.app.name)}/stages/${enc(p.stage)}/clear-hold`, comment ? { comment } : {});
+    flash(`Hold cleared on ${p.stage}.`, 'ok');
+    reload();
+  };
+  const button = h('button', { type: 'button', class: 'small', id, 'aria-haspopup': p.protected ? 'dialog' : null }, 'Clear hold');
+  button.addEventListener('click', async () => {
+    if (p.protected) { openClearHoldDialog(p, button, clearIt); return; }
+    button.disabled = true;
+    try {
+      await clearIt('');
+    } catch (e) {
+      flash(e.message);
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+function openClearHoldDialog(p, opener, clearIt) {
+  const reason = h('textarea', { id: 'clear-hold-reason', rows: 3, required: true });
+  const error = h('div', { role: 'status' });
+  const confirm = h('button', { type: 'submit', class: 'primary' }, `Clear the hold on ${p.stage}`);
+  const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
+  const form = h('form', { novalidate: true },
+    h('h2', { id: 'clear-hold-title' }, `Clear the hold on ${p.stage}?`),
+    h('p', null, `${p.stage} is protected. Automatic promotion into it was paused after a rollback; once cleared, automation may deploy newer builds there again.`),
+    h('div', { class: 'field' }, h('label', { for: 'clear-hold-reason' }, 'Reason (kept in the audit log)'), reason),
+    error, h('div', { class: 'actions' }, cancel, confirm));
+  const dialog = h('dialog', { class: 'deploy-dialog clear-hold-dialog', 'aria-labelledby': 'clear-hold-title' }, form);
+  cancel.addEventListener('click', () => dialog.close());
+  reason.addEventListener('input', () => { error.textContent = ''; });
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    if (opener.isConnected) opener.focus();
+  });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.textContent = '';
+    if (!reason.value.trim()) {
+      error.append(h('p', { class: 'error' }, 'Say why the hold can be cleared.'));
+      reason.focus();
+      return;
+    }
+    confirm.disabled = true;
+    try {
+      await clearIt(reason.value.trim());
+      dialog.close();
+    } catch (e) {
+      error.append(h('p', { class: 'error' }, e.message));
+      confirm.disabled = false;
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  reason.focus();
 }
 
 // " + rollback record #3 (2 of 7 components reverted)" on a target that runs
@@ -260,19 +367,19 @@ function buildsMatrix(model, openDialog) {
   const stages = model.stageNames();
   const rows = model.builds.map((b) => {
     const cells = stages.map((s) => {
-      const hist = model.history(b.release, b.number, s);
-      const last = hist[0];
+      const outcome = model.outcomeOn(b.release, b.number, s);
       const current = model.currentOf(s);
       const isCurrent = current && String(current.release) === String(b.release) && Number(current.build) === Number(b.number);
       const action = model.actionFor(b.release, b.number, s);
       return h('td', { 'data-stage': s },
-        last ? h('a', { href: hashFor('deployments', last.id), title: `deployment #${last.id}` }, statusBadge(last.status))
-          : isCurrent ? statusBadge('succeeded') : h('span', { class: 'muted' }, '—'),
+        outcome && outcome.id !== null ? h('a', { href: hashFor('deployments', outcome.id), title: outcome.title }, statusBadge(outcome.status))
+          : outcome || isCurrent ? statusBadge('succeeded') : h('span', { class: 'muted' }, '—'),
         isCurrent ? h('span', { class: 'badge current-badge' }, 'current') : null,
         ' ',
         action ? h('button', {
           type: 'button', class: 'small' + (action === 'Re-Deploy' ? ' secondary' : ''),
           'aria-label': `${action} ${b.release} build ${b.number} to ${s}`,
+          title: actionRefusal(model, s, action),
           onclick: () => openDialog(b.release, b.number, s),
         }, action) : null);
     });

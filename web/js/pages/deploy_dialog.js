@@ -8,6 +8,26 @@ import { hasRole } from '../session.js';
 
 let counter = 0;
 
+// The confirm button's text when an approval will hold the deployment.
+const REQUEST = { 'Re-Deploy': 'Request re-deploy', Deploy: 'Request deploy', Promote: 'Request promotion' };
+
+// Why the signed-in user may not request this deployment, or null. Mirrors
+// the API: deployer; on a protected stage release-manager, or the
+// environment's redeploy grant for a re-deploy or rollback; force needs
+// release-manager.
+export function deployRefusal({ kind, spec, grant, force }) {
+  if (!hasRole('deployer')) return 'Deploying needs the deployer role (release-manager on protected stages); you may look at the preview.';
+  if (force && !hasRole('release-manager')) return 'Forcing needs the release-manager role.';
+  if (spec && spec.protected && !hasRole('release-manager')) {
+    const again = kind === 'redeploy' || kind === 'rollback';
+    if (again && grant) return null;
+    return again
+      ? `${spec.stage} is protected: re-deploying there needs the release-manager role or the redeploy grant on ${spec.environment}.`
+      : `${spec.stage} is protected: bringing a build there needs the release-manager role.`;
+  }
+  return null;
+}
+
 function pad(n) {
   return String(n).padStart(2, '0');
 }
@@ -160,6 +180,8 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     h('label', { for: `${id}-force` }, 'Force: skip the gates (needs a comment; audited)')) : null;
   const previewBox = h('section', { class: 'preview', 'aria-live': 'polite', 'aria-busy': 'true', 'aria-label': 'Preview' });
   const errorArea = h('div', { class: 'dialog-error' });
+  // Why this user may not confirm (shown, and the button's hover text).
+  const refusal = h('p', { class: 'warn refusal', id: `${id}-refusal`, hidden: true });
   const confirm = h('button', { type: 'submit', class: 'primary', id: `${id}-confirm` }, 'Confirm');
   const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
   const title = h('h2', { id: `${id}-title` }, '');
@@ -174,15 +196,15 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     contextSet,
     h('div', { class: 'field' }, h('label', { for: `${id}-comment` }, 'Comment'), comment),
     forceRow,
-    hasRole('deployer') ? null : h('p', { class: 'warn' }, 'You are a viewer: you can look at the preview, but deploying needs the deployer role (release-manager on protected stages).'),
     previewBox,
-    h('div', { class: 'dialog-foot' }, errorArea, h('div', { class: 'actions' }, cancel, confirm)));
+    h('div', { class: 'dialog-foot' }, refusal, errorArea, h('div', { class: 'actions' }, cancel, confirm)));
   const dialog = h('dialog', { class: 'deploy-dialog', 'aria-labelledby': `${id}-title` }, form);
 
   let kind = null;
   let seq = 0;
   let irreversible = [];  // steps the request must acknowledge
   let acknowledged = false;
+  let approvalPending = false;  // an approval gate will hold the deployment
 
   function label() {
     const k = kind === 'rollback' || kind === 'redeploy' ? 'Re-Deploy' : (stages.indexOf(stageSel.value) === 0 ? 'Deploy' : 'Promote');
@@ -193,9 +215,20 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     const verb = label();
     title.textContent = `${verb} ${app} ${release} build ${build} to ${stageSel.value}`;
     const later = laterRadio.checked;
-    confirm.textContent = later ? `Schedule ${verb}` : `${verb} now`;
+    const requested = approvalPending && !force.checked;
+    confirm.textContent = later ? `Schedule ${verb}` : requested ? REQUEST[verb] : `${verb} now`;
+    confirm.title = requested && !later ? 'It waits for the approval the stage asks for before it runs' : '';
     contextSet.hidden = kind === 'promote' || kind === 'deploy';
-    confirm.disabled = irreversible.length > 0 && !acknowledged;
+    const reason = deployRefusal({ kind, spec: model.stageSpec(stageSel.value), grant: model.grants && model.grants.get(model.stageSpec(stageSel.value)?.environment), force: force.checked });
+    refusal.hidden = !reason;
+    refusal.textContent = reason || '';
+    if (reason) {
+      confirm.title = reason;
+      confirm.setAttribute('aria-describedby', refusal.id);
+    } else {
+      confirm.removeAttribute('aria-describedby');
+    }
+    confirm.disabled = !!reason || (irreversible.length > 0 && !acknowledged);
   }
 
   async function loadPreview() {
@@ -213,6 +246,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
       updateTexts();
       if (firstKind && kind !== 'promote' && ctxValue !== 'as-deployed') { loadPreview(); return; }
       irreversible = p.irreversible || [];
+      approvalPending = (p.gates || []).some((g) => g.gate === 'approvals' && !g.holds);
       acknowledged = false;
       updateTexts();
       const box = irreversible.length ? irreversibleBox(irreversible, id, (checked) => { acknowledged = checked; updateTexts(); }) : null;
@@ -235,6 +269,7 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
   stageSel.addEventListener('change', () => { kind = null; loadPreview(); });
   asDeployed.addEventListener('change', loadPreview);
   currentCtx.addEventListener('change', loadPreview);
+  force.addEventListener('change', updateTexts);
   for (const r of [nowRadio, laterRadio]) r.addEventListener('change', () => {
     atInput.disabled = !laterRadio.checked;
     if (laterRadio.checked) atInput.focus();

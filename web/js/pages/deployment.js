@@ -6,6 +6,8 @@ import { h, append, clear, fmtUtc, whenOf, hashFor, timeEl, statusBadge, kindBad
 import { hasRole } from '../session.js';
 import { toLocalInput, utcHint } from './deploy_dialog.js';
 import { rollbackControls } from './rollback_picker.js';
+import { approvalRefusal } from './approval_rules.js';
+import { renderExecutionContext } from './exec_context.js';
 
 export async function renderDeployment(main, ctx) {
   const id = ctx.params.id;
@@ -173,10 +175,13 @@ export async function renderDeployment(main, ctx) {
     drawContext(d);
   }
 
-  function drawActions(d) {
+  async function drawActions(d) {
     const sig = JSON.stringify([d.status, d.manual || null, whenOf(d)]);
     if (sig === state.actionsSig) return;
     state.actionsSig = sig;
+    // Approve and Reject only for who may: the stage's role, not the requester.
+    const refusal = d.status === 'waiting' ? await approvalRefusal(d) : null;
+    if (sig !== state.actionsSig) return;  // a newer state is being drawn
     clear(actions);
     const act = (label, fn, cls = '') => h('button', { type: 'button', class: cls, onclick: async (ev) => {
       ev.target.disabled = true;
@@ -193,7 +198,8 @@ export async function renderDeployment(main, ctx) {
     if (['scheduled', 'waiting', 'queued', 'running'].includes(d.status) && hasRole('deployer')) {
       actions.append(act(d.status === 'running' ? 'Stop' : 'Cancel deployment', () => post(`/deployments/${enc(id)}/cancel`, {}), 'danger'));
     }
-    if (d.status === 'waiting') {
+    if (refusal) actions.append(h('span', { class: 'muted small refusal' }, refusal));
+    if (d.status === 'waiting' && !refusal) {
       const comment = h('input', { id: 'approval-comment', placeholder: 'comment (optional)' });
       actions.append(h('label', { for: 'approval-comment', class: 'sr-only' }, 'Approval comment'), comment,
         act('Approve', () => post(`/deployments/${enc(id)}/approve`, comment.value ? { comment: comment.value } : {}), 'primary'),
@@ -256,35 +262,7 @@ export async function renderDeployment(main, ctx) {
     clear(contextBox);
     const c = d.execution_context || (typeof d.context === 'object' ? d.context : null);
     if (!c || typeof c !== 'object') return;
-    const scalars = [];
-    const objects = [];
-    for (const [k, v] of Object.entries(c)) {
-      if (v !== null && typeof v === 'object') objects.push([k, v]);
-      else scalars.push([k, String(v)]);
-    }
-    append(contextBox, [h('h2', null, 'Execution context'),
-      h('p', { class: 'small muted' }, 'Everything resolved before the deployment ran. Sensitive values are masked.'),
-      scalars.length ? dl(scalars.map(([k, v]) => [k, k === 'plan' || v.includes('\n') ? h('pre', { class: 'code' }, v) : v])) : null,
-      objects.map(([k, v]) => h('details', { open: k === 'variables' }, h('summary', null, k), contextValue(v)))]);
-  }
-
-  function contextValue(v) {
-    // Variables by scope: {scope: {name: {value, sensitive}}}.
-    const isVar = (x) => x !== null && typeof x === 'object' && 'value' in x;
-    if (!Array.isArray(v) && Object.values(v).every((x) => x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every(isVar))) {
-      const rows = [];
-      for (const [scope, vars] of Object.entries(v)) for (const [name, x] of Object.entries(vars)) {
-        rows.push(h('tr', null, h('td', null, scope), h('th', { scope: 'row' }, name),
-          h('td', null, h('code', null, x.sensitive ? '******' : String(x.value)))));
-      }
-      if (!rows.length) return h('p', { class: 'muted' }, 'None.');
-      return table(['Scope', 'Name', 'Value'], rows, { class: 'compact' });
-    }
-    if (!Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== 'object' || ('value' in x))) {
-      return table(['Name', 'Value'], Object.entries(v).map(([k, x]) => h('tr', null, h('th', { scope: 'row' }, k),
-        h('td', null, h('code', null, x && typeof x === 'object' ? (x.sensitive ? '******' : String(x.value)) : String(x ?? ''))))), { class: 'compact' });
-    }
-    return h('pre', { class: 'code' }, JSON.stringify(v, null, 2));
+    append(contextBox, renderExecutionContext(c));
   }
 
   function loadAudit() {

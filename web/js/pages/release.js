@@ -25,9 +25,11 @@ export async function renderRelease(main, ctx) {
     h('th', { scope: 'row' }, h('a', { href: hashFor('apps', app, 'releases', rel, 'builds', b.number) }, `build ${b.number}`)),
     h('td', null, timeEl(b.created_at)),
     stages.map((s) => {
-      const last = model.history(rel, b.number, s)[0];
-      return h('td', null, last ? h('a', { href: hashFor('deployments', last.id) }, statusBadge(last.status))
-        : model.succeededOn(rel, b.number, s) ? statusBadge('succeeded') : h('span', { class: 'muted' }, '—'));
+      const outcome = model.outcomeOn(rel, b.number, s);
+      if (!outcome) return h('td', null, h('span', { class: 'muted' }, '—'));
+      return h('td', null, outcome.id !== null
+        ? h('a', { href: hashFor('deployments', outcome.id), title: outcome.title }, statusBadge(outcome.status))
+        : statusBadge(outcome.status));
     })))));
   if (release.snapshot) {
     main.append(h('details', null, h('summary', null, 'Pipeline and plans snapshot'),
