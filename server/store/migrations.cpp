@@ -364,6 +364,13 @@ CREATE TABLE rollback_record_approvals (
   UNIQUE (record_id, user)
 );
 )sql",
+      // 11: release and build notes (Markdown) and links (http/https URLs).
+      R"sql(
+ALTER TABLE releases ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE releases ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE builds ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE builds ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
+)sql",
   };
   return kMigrations;
 }

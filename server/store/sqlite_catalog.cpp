@@ -112,9 +112,10 @@ Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
                            "' already exists");
     SQLite::Statement q(*db_,
                         "INSERT INTO releases(application, number, spec_version, snapshot_json, "
-                        "variables_json, created_at, created_by) VALUES(?,?,?,?,?,?,?)");
+                        "variables_json, created_at, created_by, notes, links_json) "
+                        "VALUES(?,?,?,?,?,?,?,?,?)");
     SQLite::bind(q, r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json,
-                 r.created_at, r.created_by);
+                 r.created_at, r.created_by, r.notes, r.links_json);
     q.exec();
     return Status::Ok();
   });
@@ -123,7 +124,7 @@ Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
 Result<ReleaseRecord> SqliteStore::GetRelease(const std::string& app, const std::string& number) {
   return One<ReleaseRecord>(
       "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-      "created_by FROM releases WHERE application=? AND number=?",
+      "created_by, notes, links_json FROM releases WHERE application=? AND number=?",
       [&](SQLite::Statement& q) { SQLite::bind(q, app, number); }, ReadRelease,
       "release '" + number + "' of application '" + app + "'");
 }
@@ -132,7 +133,7 @@ Result<std::vector<ReleaseRecord>> SqliteStore::ListReleases(const std::string& 
                                                              const Page& page) {
   return Many<ReleaseRecord>(
       "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-      "created_by FROM releases WHERE application=? ORDER BY created_at DESC, number DESC "
+      "created_by, notes, links_json FROM releases WHERE application=? ORDER BY created_at DESC, number DESC "
       "LIMIT ? OFFSET ?",
       [&](SQLite::Statement& q) {
         q.bind(1, app);
@@ -152,9 +153,9 @@ Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
     stored.number = next.getColumn(0).getInt64();
     SQLite::Statement q(*db_,
                         "INSERT INTO builds(application, release, number, variables_json, "
-                        "created_at, created_by) VALUES(?,?,?,?,?,?)");
+                        "created_at, created_by, notes, links_json) VALUES(?,?,?,?,?,?,?,?)");
     SQLite::bind(q, b.application, b.release, stored.number, b.variables_json, b.created_at,
-                 b.created_by);
+                 b.created_by, b.notes, b.links_json);
     q.exec();
     return Status::Ok();
   });
