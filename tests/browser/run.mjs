@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { registerRollbackRecordScenarios } from './rollback_records.mjs';
+import { registerReleaseScenarios } from './releases.mjs';
 
 const [serverBin, shotDir, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);
 if (!serverBin || !shotDir) {
@@ -573,6 +574,8 @@ step('scheduled list: move and cancel a scheduled deployment', async (scenario) 
     await sleep(300);
   }
   await admin.locator('tr', { has: admin.getByRole('link', { name: `#${d.id}` }) }).getByRole('button', { name: 'Cancel' }).click();
+  await admin.getByLabel('Reason').fill('not needed any more');
+  await admin.locator('dialog[open]').getByRole('button', { name: 'Cancel deployment' }).click();
   await waitStatus(d.id, 'cancelled', T.short);
 });
 
@@ -811,6 +814,10 @@ step('phone width: the board and a deployment page fit without horizontal scroll
 registerRollbackRecordScenarios(step, {
   base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, PHONE, T, tempDir: temp, dataDir, shotDir,
   api, login, waitText, waitStatus, sleep, tokenFor,
+});
+registerReleaseScenarios(step, {
+  base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, T, tempDir: temp, dataDir, shotDir,
+  api, login, waitText, waitStatus, sleep,
 });
 
 step('logout ends the session', async (scenario) => {
