@@ -255,13 +255,13 @@ class SqliteStore final : public Store {
   static ApplicationRecord ReadApplication(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
             q.getColumn(3).getString(), q.getColumn(4).getInt64(), q.getColumn(5).getString(),
-            q.getColumn(6).getString(), q.getColumn(7).getString(), q.getColumn(8).getString()};
+            q.getColumn(6).getString()};
   }
 
   static ReleaseRecord ReadRelease(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
             q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getString()};
+            q.getColumn(6).getString(), q.getColumn(7).getString(), q.getColumn(8).getString()};
   }
 
   static BuildRecord ReadBuild(SQLite::Statement& q) {

@@ -19,7 +19,8 @@ json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 std::string Message(const HttpResult& r) {
   auto j = Body(r);
-  return j.is_object() && j.contains("error") ? j["error"]["message"].get<std::string>() : r.body;
+  bool is_error = j.is_object() && j.contains("error") && j["error"].is_object();
+  return is_error ? j["error"]["message"].get<std::string>() : r.body;
 }
 
 const std::string kApp = "/api/v1/applications/Shop";
@@ -143,37 +144,44 @@ TEST_CASE("the deployments history filters without regard to case, exports CSV, 
   auto first = deployer.Post(kApp + "/releases/1.0/builds/1/deploy", R"({"stage":"Build"})");
   REQUIRE_MESSAGE(first.status == 202, first.body);
   REQUIRE(WaitFinal(admin, Body(first)["id"])["status"] == "succeeded");
-  // Build automatically promotes to Live: by "automation", not by Dora.
-  json automatic;
-  REQUIRE(WaitUntil([&] {
-    auto items = Body(admin.Get("/api/v1/deployments?stage=live"))["items"];
-    if (items.empty()) return false;
-    automatic = items[0];
-    return true;
-  }));
+  // Each success on Build promotes automatically to Live: by "automation", not by its requester.
+  auto promoted_after = [&](int64_t id) {
+    json found;
+    REQUIRE(WaitUntil([&] {
+      json list = Body(admin.Get("/api/v1/deployments?stage=live"));
+      for (const auto& d : list["items"])
+        if (d["comment"] == "automatic promotion after deployment " + std::to_string(id)) found = d;
+      return !found.is_null();
+    }));
+    WaitFinal(admin, found["id"]);
+    return found;
+  };
+  json automatic = promoted_after(Body(first)["id"]);
   CHECK(automatic["automatic"] == true);
   CHECK(automatic["by"] == "automation");
-  WaitFinal(admin, automatic["id"]);
+  CHECK(automatic["requested_by"] == "Dora");
   auto second = admin.Post(kApp + "/releases/1.0/builds/2/deploy", R"({"stage":"Build"})");
   REQUIRE(second.status == 202);
   WaitFinal(admin, Body(second)["id"]);
+  json automatic2 = promoted_after(Body(second)["id"]);
 
   auto ids = [&](const std::string& q) {
     auto r = admin.Get("/api/v1/deployments?" + q);
     REQUIRE_MESSAGE(r.status == 200, r.body);
     std::vector<int64_t> out;
-    for (const auto& d : Body(r)["items"]) out.push_back(d["id"].get<int64_t>());
+    json list = Body(r);
+    for (const auto& d : list["items"]) out.push_back(d["id"].get<int64_t>());
     return out;
   };
-  int64_t a = Body(first)["id"], b = automatic["id"], c = Body(second)["id"];
-  CHECK(ids("application=SHOP") == std::vector<int64_t>{c, b, a});
+  int64_t a = Body(first)["id"], b = automatic["id"], c = Body(second)["id"], d = automatic2["id"];
+  CHECK(ids("application=SHOP") == std::vector<int64_t>{d, c, b, a});
   CHECK(ids("stage=BUILD") == std::vector<int64_t>{c, a});
-  CHECK(ids("target=WEB-B") == std::vector<int64_t>{b});
+  CHECK(ids("target=WEB-B") == std::vector<int64_t>{d, b});
   CHECK(ids("user=dora") == std::vector<int64_t>{a});
-  CHECK(ids("user=Automation") == std::vector<int64_t>{b});
+  CHECK(ids("user=Automation") == std::vector<int64_t>{d, b});
   CHECK(ids("status=SUCCEEDED&release=1.0&build=1") == std::vector<int64_t>{b, a});
-  std::string now = FormatRfc3339Utc(SystemClock().Now());
-  CHECK(ids("from=2000-01-01T00:00:00Z&to=" + now).size() == 3);
+  std::string soon = FormatRfc3339Utc(SystemClock().Now() + std::chrono::hours(1));
+  CHECK(ids("from=2000-01-01T00:00:00Z&to=" + soon).size() == 4);
   CHECK(ids("to=2000-01-01T00:00:00Z").empty());
 
   auto csv = admin.Get("/api/v1/deployments?application=shop&format=csv");

@@ -90,9 +90,13 @@ async function history(main, ctx, fixed) {
     go(here + query(next));
   });
   const pageLink = (label, to) => h('a', { href: here + query({ ...values, ...Object.fromEntries(Object.keys(fixed).map((k) => [k, ''])), offset: to || '' }) }, label);
+  let drawn = '';
   const load = async () => {
     try {
       const r = await get('/deployments' + query({ ...q, limit: PAGE, offset }));
+      const sig = JSON.stringify(r.items);
+      if (sig === drawn) return;  // unchanged: keep the focus where it is
+      drawn = sig;
       count.textContent = r.items.length ? `Deployments ${offset + 1}–${offset + r.items.length}, newest first` : '';
       clear(body).append(r.items.length ? table(HEADERS, deploymentRows(r.items), { class: 'deployments' }) : h('p', { class: 'muted' }, 'No deployments match.'));
       clear(pager).append(offset > 0 ? pageLink('Previous', Math.max(0, offset - PAGE)) : null, ' ',
