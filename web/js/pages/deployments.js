@@ -2,7 +2,7 @@
 // without regard to case by the server), a duration column and CSV export;
 // one target's history; and the scheduled ones with move and cancel.
 import { get, post, patch, enc, query } from '../api.js';
-import { h, clear, fmtUtc, fmtDuration, whenOf, hashFor, timeEl, relTime, statusBadge, kindBadge, errorBox, loading, table, dl } from '../dom.js';
+import { h, append, clear, fmtUtc, fmtDuration, whenOf, hashFor, timeEl, relTime, statusBadge, kindBadge, errorBox, loading, table, dl } from '../dom.js';
 import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { toLocalInput, utcHint, zoneName } from './deploy_dialog.js';
@@ -99,8 +99,8 @@ async function history(main, ctx, fixed) {
       drawn = sig;
       count.textContent = r.items.length ? `Deployments ${offset + 1}–${offset + r.items.length}, newest first` : '';
       clear(body).append(r.items.length ? table(HEADERS, deploymentRows(r.items), { class: 'deployments' }) : h('p', { class: 'muted' }, 'No deployments match.'));
-      clear(pager).append(offset > 0 ? pageLink('Previous', Math.max(0, offset - PAGE)) : null, ' ',
-        r.items.length === PAGE ? pageLink('Next', offset + PAGE) : null);
+      append(clear(pager), [offset > 0 ? pageLink('Previous', Math.max(0, offset - PAGE)) : null,
+        r.items.length === PAGE ? pageLink('Next', offset + PAGE) : null]);
     } catch (e) {
       clear(body).append(errorBox(e));
     }
