@@ -16,6 +16,7 @@ const APP = 'relapp';
 const USERS = {
   'rel-rm': { role: 'release-manager', password: 'rel-rm-password-1' },
   'rel-dep': { role: 'deployer', password: 'rel-dep-password-1' },
+  'rel-view': { role: 'viewer', password: 'rel-view-password-1' },
 };
 const HOSTILE = [
   '# Release 2.0',
@@ -294,6 +295,32 @@ export async function scheduledScenario(env, s, open) {
   if (!JSON.stringify(gone.audit || []).includes('release moved to next week')) throw new Error(`the reason is not in the audit: ${JSON.stringify(gone.audit)}`);
 }
 
+// Viewers are offered no New release, New build or upload; the pages fit a phone.
+export async function viewerAndPhoneScenario(env, open) {
+  const viewer = await loginAs(env, open, 'rel-view');
+  await viewer.goto(`${env.base()}/#/apps/${APP}`);
+  await viewer.locator('table.matrix').waitFor();
+  await viewer.goto(`${env.base()}/#/apps/${APP}/releases/2.0`);
+  await viewer.locator('section.notes').waitFor();
+  await viewer.goto(`${env.base()}/#/apps/${APP}/releases/2.0/builds/1`);
+  await viewer.locator('#artifacts').waitFor();
+  for (const what of ['New release', 'New build']) {
+    if (await viewer.getByRole('link', { name: what }).count()) throw new Error(`a viewer is offered ${what}`);
+  }
+  if (await viewer.locator('#drop-zone').count()) throw new Error('a viewer is offered the upload');
+  const phone = await open('rel-dep-phone', env.PHONE);
+  await env.login(phone, 'rel-dep', USERS['rel-dep'].password);
+  for (const [path, shot] of [[`/apps/${APP}/releases/2.0`, 'release-phone.png'], [`/apps/${APP}/releases/2.0/builds/1`, 'build-phone.png'],
+    [`/deployments?application=${APP}`, 'deployments-history-phone.png'], [`/apps/${APP}/new-release`, 'release-new-phone.png']]) {
+    await phone.goto(`${env.base()}/#${path}`);
+    await phone.locator('main h1').waitFor();
+    await phone.locator('main h2, main form').first().waitFor();
+    await phone.screenshot({ path: join(env.shotDir, shot), fullPage: true });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 2) throw new Error(`#${path} is ${overflow}px wider than the phone screen`);
+  }
+}
+
 export function registerReleaseScenarios(step, env) {
   const s = {};
   const opener = (scenario) => (label, viewport, extra) => scenario.page(label, viewport, extra);
@@ -305,4 +332,5 @@ export function registerReleaseScenarios(step, env) {
   add('a request waiting for approval says so, and the notice goes once it moved on', (open) => approvalNoticeScenario(env, s, open));
   add('a missing deployment or application shows only the error', (open) => notFoundScenario(env, open));
   add('scheduled: times checked in words, Move and Cancel (with a reason) redraw the list', (open) => scheduledScenario(env, s, open));
+  add('a viewer is offered no New release, New build or upload; the pages fit a phone screen', (open) => viewerAndPhoneScenario(env, open));
 }

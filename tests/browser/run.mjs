@@ -816,7 +816,7 @@ registerRollbackRecordScenarios(step, {
   api, login, waitText, waitStatus, sleep, tokenFor,
 });
 registerReleaseScenarios(step, {
-  base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, T, tempDir: temp, dataDir, shotDir,
+  base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, T, PHONE, tempDir: temp, dataDir, shotDir,
   api, login, waitText, waitStatus, sleep,
 });
 
