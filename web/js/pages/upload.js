@@ -79,5 +79,5 @@ export function uploadArea({ app, rel, n, onStored }) {
     zone.classList.remove('over');
     takeFiles((ev.dataTransfer && ev.dataTransfer.files) || []);
   });
-  return h('section', { class: 'upload-area', 'aria-labelledby': 'upload-h' }, h('h3', { id: 'upload-h' }, 'Upload artifacts'), zone, list);
+  return h('section', { class: 'upload-area', 'aria-labelledby': 'upload-h' }, h('h3', { id: 'upload-h' }, 'Upload archives'), zone, list);
 }
