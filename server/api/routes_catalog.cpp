@@ -1,5 +1,6 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
+#include "server/api/release_notes.h"
 #include "server/api/routes_rollback_records.h"
 #include "server/http/list_params.h"
 #include "server/api/routes.h"
@@ -43,7 +44,8 @@ Json ApplicationJson(const ApplicationRecord& a) {
 Json ReleaseJson(const ReleaseRecord& r) {
   return {{"application", r.application}, {"number", r.number},
           {"spec_version", r.spec_version}, {"variables", VariablesOut(r.variables_json)},
-          {"created_at", Time(r.created_at)}, {"created_by", r.created_by}};
+          {"created_at", Time(r.created_at)}, {"created_by", r.created_by},
+          {"notes", r.notes}, {"links", LinksOut(r.links_json)}};
 }
 
 Json BuildJson(const BuildRecord& b) {
@@ -54,7 +56,9 @@ Json BuildJson(const BuildRecord& b) {
           {"created_at", Time(b.created_at)},
           {"created_by", b.created_by},
           {"sealed", b.sealed()},
-          {"sealed_reason", SealedReason(b)}};
+          {"sealed_reason", SealedReason(b)},
+          {"notes", b.notes},
+          {"links", LinksOut(b.links_json)}};
 }
 
 }  // namespace
@@ -146,11 +150,14 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
   r.push_back({"POST", "/api/v1/applications/{app}/releases", Role::kDeployer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"number", "variables"}, "release"));
+                 STATUS_OR_ERROR(
+                     CheckKeys(body, {"number", "variables", "notes", "links"}, "release"));
                  TRY_OR_ERROR(auto number, StringField(body, "number", true));
                  TRY_OR_ERROR(auto vars, VariablesField(body));
+                 TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
                  TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user,
-                                                              req.Param("app"), number, vars));
+                                                              req.Param("app"), number, vars,
+                                                              {notes.notes, notes.links_json}));
                  return Ok(ReleaseJson(rel), 201);
                }, nullptr});
   r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}", Role::kViewer, false,
@@ -172,10 +179,12 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
   r.push_back({"POST", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, {"variables"}, "build"));
+                 STATUS_OR_ERROR(CheckKeys(body, {"variables", "notes", "links"}, "build"));
                  TRY_OR_ERROR(auto vars, VariablesField(body));
+                 TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "build"));
                  TRY_OR_ERROR(auto b, catalog.CreateBuild(req.principal.user, req.Param("app"),
-                                                          req.Param("rel"), vars));
+                                                          req.Param("rel"), vars,
+                                                          {notes.notes, notes.links_json}));
                  return Ok(BuildJson(b), 201);
                }, nullptr});
   r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer,

@@ -8,7 +8,9 @@
 #include <set>
 
 #include "planner/execution_context.h"
+#include "server/api/deployment_list.h"
 #include "server/api/json_io.h"
+#include "server/api/list_query.h"
 #include "server/http/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
@@ -46,6 +48,8 @@ Json DeploymentSummary(const DeploymentRecord& d) {
             {"context", d.context_choice},
             {"comment", d.comment},
             {"requested_by", d.requested_by},
+            // Who asked, for people: automatic promotions are the automation's.
+            {"by", d.automatic ? "automation" : d.requested_by},
             {"created_at", Time(d.created_at)},
             {"scheduled_at", d.scheduled_at ? Json(Time(d.scheduled_at)) : Json(nullptr)},
             {"expires_after_seconds", d.expires_after_ms / 1000},
@@ -53,14 +57,7 @@ Json DeploymentSummary(const DeploymentRecord& d) {
             {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)},
             {"targets", d.targets_csv.empty() ? Json::array() : Json::array()},
             {"error", d.error}};
-  std::string csv = d.targets_csv;
-  size_t start = 0;
-  while (start < csv.size()) {
-    size_t comma = csv.find(',', start);
-    j["target_names"].push_back(csv.substr(start, comma == std::string::npos ? comma : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  j["target_names"] = SplitCommaList(d.targets_csv);
   if (d.started_at && d.finished_at) j["duration_ms"] = d.finished_at - d.started_at;
   return j;
 }
@@ -361,22 +358,7 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   r.push_back({"GET", "/api/v1/deployments", Role::kViewer, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(Page page,
-                              ListParams(req, {"application", "stage", "status", "target"}));
-                 DeploymentFilter f;
-                 f.application = req.Query("application").value_or("");
-                 f.stage = req.Query("stage").value_or("");
-                 f.target = req.Query("target").value_or("");
-                 std::string statuses = req.Query("status").value_or("");
-                 size_t start = 0;
-                 while (start < statuses.size()) {
-                   size_t comma = statuses.find(',', start);
-                   f.statuses.push_back(statuses.substr(start, comma == std::string::npos ? comma : comma - start));
-                   if (comma == std::string::npos) break;
-                   start = comma + 1;
-                 }
-                 TRY_OR_ERROR(auto list, store.ListDeployments(f, page));
-                 return ListResponse(list, page, DeploymentSummary);
+                 return ListDeploymentsResponse(store, req, DeploymentSummary);
                }, nullptr});
 
   r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false, [&](HttpRequest& req) {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "server/api/json_io.h"
+#include "server/api/list_query.h"
 #include "server/engine/irreversible.h"
 #include "server/http/list_params.h"
 #include "server/rollback/rollback_records.h"
@@ -175,19 +176,8 @@ Json DetailJson(Store& store, RollbackRecords& records, const RollbackRecord& r)
   return j;
 }
 
-std::string CsvValue(const Json& v) {
-  if (v.is_null()) return "";
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_array()) {
-    std::string out;
-    for (const auto& x : v) out += (out.empty() ? "" : " ") + CsvValue(x);
-    return out;
-  }
-  return v.dump();
-}
-
 HttpResponse Csv(const Json& items) {
-  static const char* kColumns[] = {"id",
+  static const std::vector<std::string> kColumns = {"id",
                                    "status",
                                    "application",
                                    "stage",
@@ -207,20 +197,7 @@ HttpResponse Csv(const Json& items) {
                                    "components_selected",
                                    "components_total",
                                    "log"};
-  std::string body;
-  for (const char* c : kColumns) body += std::string(body.empty() ? "" : ",") + c;
-  body += "\r\n";
-  for (const auto& item : items) {
-    std::string line;
-    for (const char* c : kColumns)
-      line += std::string(line.empty() ? "" : ",") + CsvField(CsvValue(item[c]));
-    body += line + "\r\n";
-  }
-  HttpResponse r;
-  r.content_type = "text/csv; charset=utf-8";
-  r.body = std::move(body);
-  r.headers.push_back({"Content-Disposition", "attachment; filename=\"rollback-logs.csv\""});
-  return r;
+  return CsvResponse(items, kColumns, "rollback-logs.csv");
 }
 
 Result<RollbackRecordFilter> FilterFrom(const HttpRequest& req) {
@@ -383,7 +360,8 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
                      auto fresh = rr->Get(r.id);
                      items.push_back(SummaryJson(*s, fresh.ok() ? *fresh : r));
                    }
-                   if (req.Query("format").value_or("json") == "csv") return Csv(items);
+                   TRY_OR_ERROR(bool csv, WantsCsv(req));
+                   if (csv) return Csv(items);
                    return ListResponse(items, page);
                  },
                  nullptr});

@@ -173,7 +173,8 @@ Status Catalog::PutTarget(const std::string& actor, const TargetRecord& target,
 
 Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std::string& app,
                                              const std::string& number,
-                                             const VariableMap& variables) {
+                                             const VariableMap& variables,
+                                             const Annotations& annotations) {
   if (!IsValidReleaseNumber(number))
     return InvalidArgument("release number '" + number +
                            "' is invalid (expected dotted numbers such as 1.0.2)");
@@ -187,6 +188,8 @@ Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std
   rec.variables_json = VariablesToJson(variables);
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
+  rec.notes = annotations.notes;
+  rec.links_json = annotations.links_json;
   Store& store = *options_.store;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
     REPRISE_RETURN_IF_ERROR(store.CreateRelease(rec));
@@ -198,7 +201,9 @@ Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std
 }
 
 Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::string& app,
-                                         const std::string& release, const VariableMap& variables) {
+                                         const std::string& release,
+                                         const VariableMap& variables,
+                                         const Annotations& annotations) {
   auto rel = options_.store->GetRelease(app, release);
   if (!rel.ok()) return rel.status();
   BuildRecord rec;
@@ -207,6 +212,8 @@ Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::st
   rec.variables_json = VariablesToJson(variables);
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
+  rec.notes = annotations.notes;
+  rec.links_json = annotations.links_json;
   Store& store = *options_.store;
   std::optional<BuildRecord> created;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {

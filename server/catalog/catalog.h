@@ -65,6 +65,13 @@ std::string RestoreHint(const ArtifactRecord& artifact);
 Status CheckBuildDeployable(Store& store, const std::string& app, const std::string& release,
                             int64_t build);
 
+// Notes (Markdown) and links (canonical JSON list, validated by the caller)
+// of a release or build.
+struct Annotations {
+  std::string notes;
+  std::string links_json = "[]";
+};
+
 class Catalog {
  public:
   explicit Catalog(CatalogOptions options);
@@ -83,9 +90,11 @@ class Catalog {
 
   // Snapshots the application's current spec into the release.
   Result<ReleaseRecord> CreateRelease(const std::string& actor, const std::string& app,
-                                      const std::string& number, const VariableMap& variables);
+                                      const std::string& number, const VariableMap& variables,
+                                      const Annotations& annotations = Annotations());
   Result<BuildRecord> CreateBuild(const std::string& actor, const std::string& app,
-                                  const std::string& release, const VariableMap& variables);
+                                  const std::string& release, const VariableMap& variables,
+                                  const Annotations& annotations = Annotations());
 
   // Streams an archive into the blob store (hashing as it goes) and, at the
   // same time, through the archive scanner (ArchiveStreamScanner), then

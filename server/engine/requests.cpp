@@ -16,8 +16,16 @@ namespace {
 // An `at` this far in the past still means "now" (clocks of clients differ a
 // little); further back it is refused rather than quietly run now.
 constexpr std::chrono::seconds kPastAtTolerance{60};
+// Further ahead than this is a typo (a wrong year), not a plan.
+constexpr std::chrono::hours kMaxScheduleAhead{24 * 366};
 
-Status CheckNotPast(TimePoint at, TimePoint now) {
+Status CheckScheduleTime(TimePoint at, TimePoint now) {
+  if (at > now + kMaxScheduleAhead) {
+    auto days = std::chrono::duration_cast<std::chrono::hours>(at - now).count() / 24;
+    return InvalidArgument("field 'at' (" + FormatRfc3339Utc(at) + ") is " +
+                           std::to_string(days) + " days ahead (now " + FormatRfc3339Utc(now) +
+                           "); a deployment can be scheduled at most 366 days ahead");
+  }
   if (at >= now - kPastAtTolerance) return Status::Ok();
   auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - at).count();
   return InvalidArgument("field 'at' (" + FormatRfc3339Utc(at) + ") is " + std::to_string(ago) +
@@ -58,7 +66,7 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
     if (req.comment.empty())
       return InvalidArgument("a forced deployment needs a 'comment' saying why");
   }
-  if (req.at) REPRISE_RETURN_IF_ERROR(CheckNotPast(*req.at, impl.clock->Now()));
+  if (req.at) REPRISE_RETURN_IF_ERROR(CheckScheduleTime(*req.at, impl.clock->Now()));
   auto crossed = IrreversibleStepsSince(store, app, release, build, req.stage);
   if (!crossed.ok()) return crossed.status();
   REPRISE_RETURN_IF_ERROR(CheckIrreversibleAcknowledged(*crossed, req.acknowledge_irreversible));
@@ -242,7 +250,7 @@ Status DeploymentEngine::Reschedule(const Actor& actor, int64_t id, TimePoint at
   if (d->status != "scheduled")
     return FailedPrecondition("deployment " + std::to_string(id) + " is " + d->status +
                               "; only scheduled deployments can be moved");
-  REPRISE_RETURN_IF_ERROR(CheckNotPast(at, impl.clock->Now()));
+  REPRISE_RETURN_IF_ERROR(CheckScheduleTime(at, impl.clock->Now()));
   std::string what = "moved from " + FormatRfc3339Utc(FromUnixMillis(d->scheduled_at)) + " to " +
                      FormatRfc3339Utc(at);
   Store& store = *impl.store;

@@ -55,6 +55,8 @@ struct ReleaseRecord {
   std::string variables_json = "{}";
   int64_t created_at = 0;
   std::string created_by;
+  std::string notes = "";           // release notes (Markdown)
+  std::string links_json = "[]";    // [{"title", "url"}], http(s) only
 };
 
 struct BuildRecord {
@@ -69,6 +71,8 @@ struct BuildRecord {
   std::string sealed_by = "";
   // Read only: the build's first deployment (0: none). Requesting one seals it.
   int64_t first_deployment_id = 0;
+  std::string notes = "";         // build notes (Markdown)
+  std::string links_json = "[]";  // [{"title", "url"}], http(s) only
 
   bool sealed() const { return sealed_at != 0 || first_deployment_id != 0; }
 };

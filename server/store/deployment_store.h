@@ -48,6 +48,13 @@ struct DeploymentFilter {
   std::vector<std::string> statuses;  // any of; empty: all
   bool oldest_first = false;          // default: newest first
   std::string target = "";            // requested with this target among its targets
+  // Case-insensitive: application, stage, target, requested_by and release
+  // compare without regard to case ("automation" matches automatic ones).
+  std::string requested_by = "";
+  std::string release = "";
+  int64_t build = 0;         // 0: any
+  int64_t created_from = 0;  // unix ms, inclusive; 0: open
+  int64_t created_to = 0;    // unix ms, exclusive; 0: open
 };
 
 // Where one due scheduled deployment goes when it fires.

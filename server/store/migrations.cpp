@@ -383,6 +383,13 @@ CREATE TABLE global_variables (
   updated_by TEXT NOT NULL
 );
 )sql",
+      // 13: release and build notes (Markdown) and links (http/https URLs).
+      R"sql(
+ALTER TABLE releases ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE releases ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE builds ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE builds ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
+)sql",
   };
   return kMigrations;
 }

@@ -14,7 +14,7 @@ constexpr const char* kApplicationColumns =
     "FROM applications";
 constexpr const char* kReleaseColumns =
     "SELECT application, number, spec_version, snapshot_json, variables_json, created_at, "
-    "created_by FROM releases";
+    "created_by, notes, links_json FROM releases";
 }  // namespace
 
 std::string SealedReason(const BuildRecord& build) {
@@ -123,9 +123,9 @@ Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
                            "' already exists");
     Exec(
         "INSERT INTO releases(application, number, spec_version, snapshot_json, "
-        "variables_json, created_at, created_by) VALUES(?,?,?,?,?,?,?)",
+        "variables_json, created_at, created_by, notes, links_json) VALUES(?,?,?,?,?,?,?,?,?)",
         r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json, r.created_at,
-        r.created_by);
+        r.created_by, r.notes, r.links_json);
     return Status::Ok();
   });
 }
@@ -154,8 +154,9 @@ Result<BuildRecord> SqliteStore::CreateBuild(const BuildRecord& b) {
     stored.number = next.getColumn(0).getInt64();
     Exec(
         "INSERT INTO builds(application, release, number, variables_json, "
-        "created_at, created_by) VALUES(?,?,?,?,?,?)",
-        b.application, b.release, stored.number, b.variables_json, b.created_at, b.created_by);
+        "created_at, created_by, notes, links_json) VALUES(?,?,?,?,?,?,?,?)",
+        b.application, b.release, stored.number, b.variables_json, b.created_at, b.created_by,
+        b.notes, b.links_json);
     return Status::Ok();
   });
 }

@@ -82,14 +82,30 @@ Result<DeploymentRecord> SqliteStore::GetDeployment(int64_t id) {
 
 Result<std::vector<DeploymentRecord>> SqliteStore::ListDeployments(const DeploymentFilter& f,
                                                                    const Page& page) {
-  std::string sql = std::string(kDeploymentColumns) +
-                    " WHERE (?1 = '' OR application = ?1) AND (?2 = '' OR stage = ?2) AND "
-                    "(?3 = '' OR instr(',' || targets_csv || ',', ',' || ?3 || ',') > 0)";
-  if (!f.statuses.empty()) sql += " AND status IN (" + Placeholders(f.statuses.size()) + ")";
+  std::string sql =
+      std::string(kDeploymentColumns) +
+      " WHERE (?1 = '' OR application = ?1 COLLATE NOCASE) AND (?2 = '' OR stage = ?2 COLLATE "
+      "NOCASE) AND (?3 = '' OR instr(',' || lower(targets_csv) || ',', ',' || lower(?3) || ',') > "
+      "0) AND (?4 = '' OR (CASE WHEN automatic THEN 'automation' ELSE requested_by END) = ?4 "
+      "COLLATE NOCASE) AND (?5 = '' OR release = ?5 COLLATE NOCASE) AND (?6 = 0 OR build = ?6) "
+      "AND (?7 = 0 OR created_at >= ?7) AND (?8 = 0 OR created_at < ?8)";
+  if (!f.statuses.empty()) {
+    sql += " AND lower(status) IN (";
+    for (size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ",lower(?)" : "lower(?)";
+    sql += ")";
+  }
   sql +=
       f.oldest_first ? " ORDER BY id ASC LIMIT ? OFFSET ?" : " ORDER BY id DESC LIMIT ? OFFSET ?";
-  return SelectAll(sql, ReadDeployment, f.application, f.stage, f.target, f.statuses,
-                   ClampLimit(page), ClampOffset(page));
+  return Many<DeploymentRecord>(
+      sql,
+      [&](SQLite::Statement& q) {
+        SQLite::bind(q, f.application, f.stage, f.target, f.requested_by, f.release, f.build,
+                     f.created_from, f.created_to);
+        int i = 9;
+        for (const auto& st : f.statuses) q.bind(i++, st);
+        BindPage(q, i, page);
+      },
+      ReadDeployment);
 }
 
 Result<bool> SqliteStore::TransitionDeployment(int64_t id, const std::vector<std::string>& from,

@@ -243,8 +243,8 @@ class SqliteStore final : public Store {
   static constexpr const char* kBuildColumns =
       "SELECT application, release, number, variables_json, created_at, created_by, sealed_at, "
       "sealed_by, COALESCE((SELECT MIN(d.id) FROM deployments d WHERE d.application="
-      "builds.application AND d.release=builds.release AND d.build=builds.number), 0) "
-      "FROM builds";
+      "builds.application AND d.release=builds.release AND d.build=builds.number), 0), "
+      "notes, links_json FROM builds";
 
   static constexpr const char* kDeploymentColumns =
       "SELECT id, application, release, build, stage, kind, status, COALESCE(scheduled_at, 0), "
@@ -290,13 +290,14 @@ class SqliteStore final : public Store {
   static ReleaseRecord ReadRelease(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
             q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getString()};
+            q.getColumn(6).getString(), q.getColumn(7).getString(), q.getColumn(8).getString()};
   }
 
   static BuildRecord ReadBuild(SQLite::Statement& q) {
     return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
             q.getColumn(3).getString(), q.getColumn(4).getInt64(),  q.getColumn(5).getString(),
-            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64()};
+            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64(),
+            q.getColumn(9).getString(), q.getColumn(10).getString()};
   }
 
   static ArtifactRecord ReadArtifact(SQLite::Statement& q) {

@@ -359,6 +359,8 @@ export function register(step) {
       await sleep(300);
     }
     await admin.locator('tr', { has: admin.getByRole('link', { name: `#${d.id}` }) }).getByRole('button', { name: 'Cancel' }).click();
+    await admin.getByLabel('Reason').fill('not needed any more');
+    await admin.locator('dialog[open]').getByRole('button', { name: 'Cancel deployment' }).click();
     await waitStatus(d.id, 'cancelled', T.short);
   });
 

@@ -26,7 +26,7 @@ const BUILD2 = {
   'img/b.svg': '<svg xmlns="http://www.w3.org/2000/svg"><g/></svg>\n',
 };
 
-function tarOf(dir, files) {
+export function tarOf(dir, files) {
   mkdirSync(dir, { recursive: true });
   for (const [p, text] of Object.entries(files)) {
     mkdirSync(join(dir, p, '..'), { recursive: true });

@@ -13,6 +13,7 @@ const SUITES = {
   people: './people.mjs',
   config: './config.mjs',
   insights: './insights.mjs',
+  releases: './releases.mjs',
 };
 
 const [suite, serverBin, shotRoot, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "agents/deployer/archive.h"
+#include "common/clock.h"
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "tests/support/spawn.h"
@@ -220,11 +221,15 @@ TEST_CASE("a CI run: release, build, upload, deploy --wait, preview, apps, deplo
 TEST_CASE("deploy --wait exits non-zero unless the deployment succeeds; approve, reject, cancel") {
   CliFixture f;
   // Production needs an approval from a release manager: --wait gives up at its timeout.
+  // A whole hour 30 days ahead (at most 366 days can be asked), given at +01:00.
+  auto at = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now()) +
+            std::chrono::hours(24 * 30);
+  std::string at_plus_one = FormatRfc3339Utc(at + std::chrono::hours(1)).substr(0, 19) + "+01:00";
   auto timed_out =
       f.Run({"deploy", "shop", "1.0.0", "2", "Production", "--force", "--comment", "hotfix", "--at",
-             "2099-01-01T00:00:00+01:00", "--wait", "--timeout", "1"});
+             at_plus_one, "--wait", "--timeout", "1"});
   CHECK(timed_out.code == 1);
-  CHECK(Contains(timed_out.out, "scheduled for 2098-12-31T23:00:00"));
+  CHECK(Contains(timed_out.out, "scheduled for " + FormatRfc3339Utc(at).substr(0, 19)));
   CHECK(Contains(timed_out.err, "timed out after 1 s"));
   CHECK(Contains(timed_out.err, "is scheduled (it was not cancelled)"));
 

@@ -17,6 +17,11 @@ export function setCsrfToken(token) {
   csrfToken = token;
 }
 
+// For requests made without fetch (an upload through XMLHttpRequest).
+export function currentCsrfToken() {
+  return csrfToken;
+}
+
 export function setUnauthenticatedHandler(fn) {
   onUnauthenticated = fn;
 }

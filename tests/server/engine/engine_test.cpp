@@ -201,7 +201,7 @@ TEST_CASE("gates: stage order, approvals without self-approval, force, protected
   CHECK(approved["status"] == "succeeded");
   CHECK(approved["approvals"].size() == 1);
 
-  auto second = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2099-01-01T00:00:00Z"}});
+  auto second = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2027-01-01T00:00:00Z"}});
   std::string sid = std::to_string(second["id"].get<int64_t>());
   REQUIRE(rob.Post("/api/v1/deployments/" + sid + "/approve", "{}").status == 200);
   REQUIRE(rob.Post("/api/v1/deployments/" + sid + "/revoke-approval", "{}").status == 200);
@@ -246,16 +246,16 @@ TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are
   CHECK(Count(lines, "reached") == 1);
   CHECK(Count(lines, "quick deploy of build 1") == 1);
 
-  // Move, then cancel, a deployment scheduled far ahead; both are audited.
-  auto later = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", "2099-05-01T10:00:00+02:00"}});
+  // Move, then cancel, a deployment scheduled months ahead; both are audited.
+  auto later = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", "2027-05-01T10:00:00+02:00"}});
   std::string lid = std::to_string(later["id"].get<int64_t>());
-  CHECK(later["scheduled_at"] == "2099-05-01T08:00:00.000Z");  // stored in UTC
-  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2099-06-01T00:00:00Z"})");
+  CHECK(later["scheduled_at"] == "2027-05-01T08:00:00.000Z");  // stored in UTC
+  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2027-06-01T00:00:00Z"})");
   REQUIRE_MESSAGE(moved.status == 200, moved.body);
-  CHECK(Body(moved)["scheduled_at"] == "2099-06-01T00:00:00.000Z");
+  CHECK(Body(moved)["scheduled_at"] == "2027-06-01T00:00:00.000Z");
   CHECK(admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"tomorrow"})").status == 400);
   REQUIRE(admin.Post("/api/v1/deployments/" + lid + "/cancel", "{}").status == 200);
-  CHECK(admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2099-07-01T00:00:00Z"})")
+  CHECK(admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2027-03-01T00:00:00Z"})")
             .status == 409);
   std::set<std::string> actions;
   auto audit = Body(admin.Get("/api/v1/audit?subject=deployment%20" + lid));
@@ -372,11 +372,11 @@ TEST_CASE("protected stages: moving and cancelling need the deploying role; re-d
   auto rita = f.ReleaseManager();
   auto dan = f.Deployer();
   // Rita schedules tonight's rollback of Production to build 1.
-  auto tonight = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2099-01-01T22:00:00Z"}});
+  auto tonight = f.Deploy(rita, 1, {{"stage", "Production"}, {"at", "2027-01-01T22:00:00Z"}});
   REQUIRE(tonight["kind"] == "rollback");
   std::string tid = "/api/v1/deployments/" + std::to_string(tonight["id"].get<int64_t>());
   // A deployer can neither move nor cancel it.
-  auto move = dan.Send("PATCH", tid, R"({"at":"2099-01-02T22:00:00Z"})");
+  auto move = dan.Send("PATCH", tid, R"({"at":"2027-01-02T22:00:00Z"})");
   CHECK(move.status == 403);
   CHECK(Body(move)["error"]["message"].get<std::string>().find("protected") != std::string::npos);
   auto cancel = dan.Post(tid + "/cancel", "{}");
@@ -384,7 +384,7 @@ TEST_CASE("protected stages: moving and cancelling need the deploying role; re-d
   CHECK(Body(cancel)["error"]["code"] == "permission_denied");
   auto still = f.Get(tonight["id"]);
   CHECK(still["status"] == "scheduled");
-  CHECK(still["scheduled_at"] == "2099-01-01T22:00:00.000Z");
+  CHECK(still["scheduled_at"] == "2027-01-01T22:00:00.000Z");
   // Nor re-deploy an earlier build there, until an admin grants 'redeploy'.
   auto refused = dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})");
   CHECK(refused.status == 403);
@@ -423,7 +423,7 @@ TEST_CASE("protected stages: moving and cancelling need the deploying role; re-d
   CHECK(Body(promote)["error"]["message"].get<std::string>().find(
             "protected: deploying needs the role release-manager;") != std::string::npos);
   // Rita's rollback is one dan may run now, so he may move it too.
-  CHECK(dan.Send("PATCH", tid, R"({"at":"2099-01-02T22:00:00Z"})").status == 200);
+  CHECK(dan.Send("PATCH", tid, R"({"at":"2027-01-02T22:00:00Z"})").status == 200);
   // Revoked: refused again.
   CHECK(admin.Send("DELETE", grant, "").status == 200);
   CHECK(admin.Send("DELETE", grant, "").status == 404);

@@ -57,7 +57,7 @@ function card(d, reload) {
   return h('section', { class: 'card approval', 'aria-labelledby': `${cid}-h` },
     h('h2', { id: `${cid}-h` }, h('a', { href: hashFor('deployments', d.id) }, `#${d.id} ${d.application} ${d.release} build ${d.build} → ${d.stage}`), ' ',
       statusBadge(d.status), ' ', kindBadge(d.kind)),
-    h('p', { class: 'small muted' }, 'Requested by ', d.requested_by || d.created_by || '—', ' · ', timeEl(d.created_at), d.comment ? ` · “${d.comment}”` : ''),
+    h('p', { class: 'small muted' }, 'Requested by ', d.by || d.requested_by || '—', ' · ', timeEl(d.created_at), d.comment ? ` · “${d.comment}”` : ''),
     manual ? h('p', { class: 'warn' }, `Manual step: ${d.manual.message || d.manual.step || ''}`, d.manual.role ? ` (needs ${d.manual.role})` : '') : null,
     gates.length ? h('ul', { class: 'gates' }, gates.map((g) => h('li', { class: g.holds ? 'ok' : 'no' },
       h('span', { class: 'gate-mark', 'aria-hidden': 'true' }, g.holds ? '✓' : '✗'), ' ', h('strong', null, g.gate), g.detail ? `: ${g.detail}` : ''))) : null,

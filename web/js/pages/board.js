@@ -10,6 +10,7 @@ import { go } from '../router.js';
 import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
 import { openDeployDialog, deployRefusal } from './deploy_dialog.js';
+import { rememberNotice } from '../schedule.js';
 import { verifyControls } from './verify.js';
 import { openRollbackPicker } from './rollback_picker.js';
 import { mayCreate, redeployGrants, recordsByExecution } from './rollback_common.js';
@@ -50,7 +51,12 @@ export async function renderBoard(main, ctx) {
     return model;
   }
 
-  await refresh(true);
+  try {
+    await refresh(true);
+  } catch (e) {
+    body.remove();  // no "Loading…" beside the error
+    throw e;
+  }
   return () => clearInterval(timer);
 }
 
@@ -73,9 +79,12 @@ function render(model, reload, verifications, connections) {
   const openDialog = (release, build, stage) => openDeployDialog({
     model, release, build, stage,
     onDone: (dep) => {
-      flash(dep && dep.status === 'scheduled' ? `Scheduled deployment #${dep.id}.` : `Deployment #${dep.id} started.`, 'ok');
-      if (dep && dep.id !== undefined) go(hashFor('deployments', dep.id));
-      else reload();
+      if (dep && dep.id !== undefined) {
+        rememberNotice(dep);
+        go(hashFor('deployments', dep.id));
+      } else {
+        reload();
+      }
     },
   });
 
@@ -87,6 +96,7 @@ function render(model, reload, verifications, connections) {
 
   // Builds x stages.
   frag.push(h('h2', null, 'Builds'));
+  if (hasRole('deployer')) frag.push(h('p', null, h('a', { href: hashFor('apps', app.name, 'new-release'), class: 'button' }, 'New release')));
   if (!model.builds.length) frag.push(h('p', { class: 'muted' }, 'No builds yet.'));
   else frag.push(buildsMatrix(model, openDialog));
   return frag;

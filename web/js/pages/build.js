@@ -6,6 +6,10 @@ import { go } from '../router.js';
 import { loadAppModel } from '../model.js';
 import { openDeployDialog } from './deploy_dialog.js';
 import { variablesTable } from './release.js';
+import { rememberNotice } from '../schedule.js';
+import { notesSection } from './releases.js';
+import { uploadArea } from './upload.js';
+import { hasRole } from '../session.js';
 
 export async function renderBuild(main, ctx) {
   const { app, rel, n } = ctx.params;
@@ -16,7 +20,7 @@ export async function renderBuild(main, ctx) {
   const [build, model] = await Promise.all([get(buildPath(app, rel, n)), loadAppModel(app)]);
   main.append(dl([
     ['Created', [timeEl(build.created_at), build.created_by ? ` by ${build.created_by}` : '']],
-  ]));
+  ]), notesSection(build));
 
   // Progress through the stages.
   const stages = model.stageNames();
@@ -35,21 +39,19 @@ export async function renderBuild(main, ctx) {
         type: 'button', class: 'small', 'aria-label': `${action} ${rel} build ${n} to ${s}`,
         onclick: () => openDeployDialog({
           model, release: rel, build: n, stage: s,
-          onDone: (dep) => { flash(`Deployment #${dep.id} ${dep.status || 'created'}.`, 'ok'); go(hashFor('deployments', dep.id)); },
+          onDone: (dep) => { rememberNotice(dep); go(hashFor('deployments', dep.id)); },
         }),
       }, action) : null);
   })));
 
-  main.append(h('h2', null, 'Artifacts'));
-  const arts = build.artifacts || [];
-  if (!arts.length) main.append(h('p', { class: 'muted' }, 'No artifacts uploaded.'));
-  else main.append(table(['Name', 'Size', 'Files', 'SHA-256', ''], arts.map((a) => h('tr', null,
-    h('th', { scope: 'row' }, a.name),
-    h('td', null, fmtBytes(a.size)),
-    h('td', null, String(a.file_count ?? '—')),
-    h('td', null, h('code', { class: 'hash', title: a.sha256 }, a.sha256)),
-    h('td', null, h('a', { href: hashFor('apps', app, 'releases', rel, 'builds', n, 'artifacts', a.name) }, 'Manifest'), ' · ',
-      h('a', { href: `/api/v1${buildPath(app, rel, n)}/artifacts/${enc(a.name)}`, download: `${a.name}` }, 'Download'))))));
+  const artifactsBox = h('div', { id: 'artifacts' });
+  main.append(h('h2', null, 'Artifacts'), artifactsBox);
+  drawArtifacts(artifactsBox, build, app, rel, n);
+  if (hasRole('deployer')) {
+    main.append(build.sealed
+      ? h('p', { class: 'muted small' }, `No more artifacts can be added: ${build.sealed_reason}.`)
+      : uploadArea({ app, rel, n, onStored: async () => drawArtifacts(artifactsBox, await get(buildPath(app, rel, n)), app, rel, n) }));
+  }
 
   main.append(h('h2', null, 'Variables'), variablesTable(build.variables));
 
@@ -60,6 +62,18 @@ export async function renderBuild(main, ctx) {
   else main.append(deploymentsTable(hist));
 }
 
+function drawArtifacts(box, build, app, rel, n) {
+  const arts = build.artifacts || [];
+  if (!arts.length) clear(box).append(h('p', { class: 'muted' }, 'No artifacts uploaded.'));
+  else clear(box).append(table(['Name', 'Size', 'Files', 'SHA-256', ''], arts.map((a) => h('tr', null,
+    h('th', { scope: 'row' }, a.name),
+    h('td', null, fmtBytes(a.size)),
+    h('td', null, String(a.file_count ?? '—')),
+    h('td', null, h('code', { class: 'hash', title: a.sha256 }, a.sha256)),
+    h('td', null, h('a', { href: hashFor('apps', app, 'releases', rel, 'builds', n, 'artifacts', a.name) }, 'Manifest'), ' · ',
+      h('a', { href: `/api/v1${buildPath(app, rel, n)}/artifacts/${enc(a.name)}`, download: `${a.name}` }, 'Download'))))));
+}
+
 export function deploymentsTable(list) {
   return table(['#', 'Build', 'Stage', 'Kind', 'Status', 'By', 'When'], list.map((d) => h('tr', null,
     h('th', { scope: 'row' }, h('a', { href: hashFor('deployments', d.id) }, `#${d.id}`)),
@@ -67,7 +81,7 @@ export function deploymentsTable(list) {
     h('td', null, d.stage),
     h('td', null, kindBadge(d.kind)),
     h('td', null, statusBadge(d.status)),
-    h('td', null, d.requested_by || d.created_by || d.by || ''),
+    h('td', null, d.by || d.requested_by || ''),
     h('td', null, d.status === 'scheduled' && whenOf(d) ? ['at ', timeEl(whenOf(d))] : timeEl(d.finished_at || d.started_at || d.created_at)))));
 }
 

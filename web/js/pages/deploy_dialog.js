@@ -5,6 +5,7 @@
 import { post, buildPath } from '../api.js';
 import { h, append, clear, errorBox, loading, table, fmtUtc } from '../dom.js';
 import { hasRole } from '../session.js';
+import { checkScheduleInput } from '../schedule.js';
 
 let counter = 0;
 
@@ -303,13 +304,13 @@ export function openDeployDialog({ model, release, build, stage, onDone }) {
     clear(errorArea);
     const body = { stage: stageSel.value };
     if (laterRadio.checked) {
-      const d = new Date(atInput.value);
-      if (!atInput.value || isNaN(d)) {
-        errorArea.append(errorBox({ message: 'Enter a valid date and time.' }));
+      const checked = checkScheduleInput(atInput.value);
+      if (checked.problem) {
+        errorArea.append(h('p', { class: 'error-text', role: 'alert' }, checked.problem));
         atInput.focus();
         return;
       }
-      body.at = d.toISOString();
+      body.at = checked.date.toISOString();
     }
     if (kind === 'redeploy' || kind === 'rollback') body.context = currentCtx.checked ? 'current' : 'as-deployed';
     if (comment.value.trim()) body.comment = comment.value.trim();

@@ -8,6 +8,7 @@ import { toLocalInput, utcHint } from './deploy_dialog.js';
 import { rollbackControls } from './rollback_picker.js';
 import { approvalRefusal } from './approval_rules.js';
 import { renderExecutionContext } from './exec_context.js';
+import { checkScheduleInput, confirmWithReason, noticeFor } from '../schedule.js';
 
 export async function renderDeployment(main, ctx) {
   const id = ctx.params.id;
@@ -15,6 +16,7 @@ export async function renderDeployment(main, ctx) {
   const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/deployments' }, 'Deployments'), ' / ');
   const title = h('h1', null, `Deployment #${id}`);
   const statusLine = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite', id: 'deployment-status' });
+  const notice = h('p', { class: 'notice', id: 'deployment-notice', role: 'status', hidden: true });
   const actions = h('div', { class: 'actions-bar' });
   const rollbackBar = h('div', { class: 'actions-bar' });
   const summary = h('div');
@@ -25,7 +27,7 @@ export async function renderDeployment(main, ctx) {
   const logEl = h('div', { class: 'log', id: 'deployment-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Deployment log', tabindex: '0' });
   const contextBox = h('section');
   const auditBox = h('section');
-  main.append(crumbs, title, statusLine, actions, rollbackBar, summary, targetsBox, gatesBox,
+  main.append(crumbs, title, notice, statusLine, actions, rollbackBar, summary, targetsBox, gatesBox,
     h('section', { 'aria-labelledby': 'dep-log-h' },
       h('div', { class: 'log-head' }, h('h2', { id: 'dep-log-h' }, 'Log'), logState,
         h('span', { class: 'checkbox' }, followBox, h('label', { for: 'log-follow' }, 'Follow'))),
@@ -155,10 +157,13 @@ export async function renderDeployment(main, ctx) {
       d.status === 'scheduled' && whenOf(d) ? [' for ', timeEl(whenOf(d))] : null,
       d.automatic ? h('span', { class: 'badge' }, 'automatic') : null,
       d.error ? h('span', { class: 'status-msg error-text' }, ` ${d.error}`) : null]);
+    const said = noticeFor(d);
+    notice.textContent = said || '';
+    notice.hidden = !said;
     clear(summary).append(dl([
       ['Build', d.application ? h('a', { href: hashFor('apps', d.application, 'releases', d.release, 'builds', d.build) }, `${d.release} build ${d.build}`) : `${d.release} build ${d.build}`],
       ['Stage', d.stage],
-      ['Requested by', d.requested_by || d.created_by || d.by || '—'],
+      ['Requested by', d.automatic ? `automation (automatic promotion; the build was deployed by ${d.requested_by})` : d.requested_by || '—'],
       ['Requested', timeEl(d.created_at)],
       whenOf(d) ? ['Scheduled for', [timeEl(whenOf(d)), h('span', { class: 'small muted' }, ` (${fmtUtc(whenOf(d))})`)]] : null,
       ['Started', timeEl(d.started_at)],
@@ -189,14 +194,18 @@ export async function renderDeployment(main, ctx) {
         await fn();
         await refreshDeployment();
       } catch (e) {
-        flash(e.message);
+        for (const old of actions.querySelectorAll('.error')) old.remove();
         actions.append(errorBox(e));
       } finally {
         ev.target.disabled = false;
       }
     } }, label);
     if (['scheduled', 'waiting', 'queued', 'running'].includes(d.status) && hasRole('deployer')) {
-      actions.append(act(d.status === 'running' ? 'Stop' : 'Cancel deployment', () => post(`/deployments/${enc(id)}/cancel`, {}), 'danger'));
+      actions.append(act(d.status === 'running' ? 'Stop' : 'Cancel deployment', async () => {
+        if (d.status !== 'scheduled') return post(`/deployments/${enc(id)}/cancel`, {});
+        const reason = await confirmWithReason({ title: `Cancel deployment #${d.id}?`, what: `scheduled deployment #${d.id}` });
+        return reason === null ? null : post(`/deployments/${enc(id)}/cancel`, { comment: reason });
+      }, 'danger'));
     }
     if (refusal) actions.append(h('span', { class: 'muted small refusal' }, refusal));
     if (d.status === 'waiting' && !refusal) {
@@ -212,9 +221,15 @@ export async function renderDeployment(main, ctx) {
     if (d.status === 'scheduled' && hasRole('deployer')) {
       const input = h('input', { type: 'datetime-local', step: '1', id: 'move-at', value: whenOf(d) ? toLocalInput(new Date(whenOf(d))) : '' });
       const out = h('output', { for: 'move-at', class: 'utc small' });
+      const problem = h('span', { class: 'error-text small', role: 'status', id: 'move-problem' });
       utcHint(input, out);
       actions.append(h('label', { for: 'move-at' }, 'Move to'), input, out,
-        act('Move', () => patch(`/deployments/${enc(id)}`, { at: new Date(input.value).toISOString() })));
+        act('Move', async () => {
+          const checked = checkScheduleInput(input.value);
+          problem.textContent = checked.problem || '';
+          if (checked.problem) return null;
+          return patch(`/deployments/${enc(id)}`, { at: checked.date.toISOString() });
+        }), problem);
     }
   }
 
@@ -273,7 +288,12 @@ export async function renderDeployment(main, ctx) {
       h('td', null, timeEl(a.at)), h('td', null, a.actor || ''), h('td', null, a.action || ''), h('td', null, a.summary || '')))));
   }
 
-  await refreshDeployment();
+  try {
+    await refreshDeployment();
+  } catch (e) {
+    clear(main).append(crumbs, title);  // no empty log or actions under the error
+    throw e;
+  }
   try { await fetchLog(); } catch (e) { logEl.append(errorBox(e)); }
   if (!FINAL.has(state.dep.status)) {
     startStream();

@@ -2,6 +2,8 @@
 import { get, enc } from '../api.js';
 import { h, hashFor, timeEl, statusBadge, table, dl } from '../dom.js';
 import { loadAppModel } from '../model.js';
+import { hasRole } from '../session.js';
+import { notesSection } from './releases.js';
 
 export async function renderRelease(main, ctx) {
   const { app, rel } = ctx.params;
@@ -15,11 +17,12 @@ export async function renderRelease(main, ctx) {
   main.append(dl([
     ['Created', [timeEl(release.created_at), release.created_by ? ` by ${release.created_by}` : '']],
     ['Spec version', String(release.spec_version ?? '—')],
-  ]));
+  ]), notesSection(release));
   main.append(h('h2', null, 'Variables'), variablesTable(release.variables));
   const stages = model.stageNames();
   const builds = model.builds.filter((b) => String(b.release) === String(rel));
   main.append(h('h2', null, 'Builds'));
+  if (hasRole('deployer')) main.append(h('p', null, h('a', { href: hashFor('apps', app, 'releases', rel, 'new-build'), class: 'button' }, 'New build')));
   if (!builds.length) main.append(h('p', { class: 'muted' }, 'No builds yet.'));
   else main.append(table(['Build', 'Created', ...stages], builds.map((b) => h('tr', null,
     h('th', { scope: 'row' }, h('a', { href: hashFor('apps', app, 'releases', rel, 'builds', b.number) }, `build ${b.number}`)),

@@ -1,0 +1,35 @@
+// Query parameters and answers shared by list endpoints: comma-separated
+// lists, RFC 3339 time bounds, `format=json|csv` and CSV bodies.
+// Pure functions; thread-safe. Includes nlohmann/json (through json_io.h):
+// include only from server/api/*.cpp.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "server/api/json_io.h"
+
+namespace reprise {
+
+// "a,b,,c" -> {"a", "b", "", "c"}; an empty text is an empty list.
+std::vector<std::string> SplitCommaList(const std::string& text);
+
+// Query parameter `name` as unix milliseconds (RFC 3339 with an offset);
+// absent or empty: 0. Otherwise kInvalidArgument naming the parameter.
+Result<int64_t> TimeQuery(const HttpRequest& req, const char* name);
+
+// A JSON value as plain text: strings as they are, lists joined by spaces,
+// null as nothing, anything else as JSON.
+std::string CsvValue(const Json& v);
+
+// True for ?format=csv, false for none or json; kInvalidArgument otherwise.
+Result<bool> WantsCsv(const HttpRequest& req);
+
+// A CSV download of `items` (one line each, the `columns` in order; lists
+// joined by spaces) named `filename`. Fields that a spreadsheet would run as
+// a formula (starting with = + - @) get a leading apostrophe.
+HttpResponse CsvResponse(const Json& items, const std::vector<std::string>& columns,
+                         const std::string& filename);
+
+}  // namespace reprise
