@@ -132,21 +132,4 @@ std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-Result<int64_t> TimeQuery(const HttpRequest& req, const char* name) {
-  auto v = req.Query(name);
-  if (!v || v->empty()) return int64_t{0};
-  auto t = ParseRfc3339(*v);
-  if (!t)
-    return InvalidArgument(std::string("query parameter '") + name +
-                           "' must be RFC 3339 with an offset, e.g. 2026-11-23T22:00:00Z");
-  return ToUnixMillis(*t);
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 }  // namespace reprise

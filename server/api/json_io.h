@@ -42,11 +42,6 @@ Json IrreversibleStepJson(const IrreversibleStepRecord& s);
 // A whole number from a path or query parameter; `what` names it in errors.
 Result<int64_t> ParseNumber(const std::string& text, const char* what);
 Page PageFrom(const HttpRequest& req);
-// An RFC 3339 time from query parameter `name` as Unix milliseconds; 0 when
-// absent or empty; kInvalidArgument naming the parameter otherwise.
-Result<int64_t> TimeQuery(const HttpRequest& req, const char* name);
-// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
-std::string CsvField(const std::string& s);
 // {"items": [...], "limit", "offset"}
 HttpResponse ListResponse(Json items, const Page& page);
 // The same for records, each turned into JSON by `to_json`.

@@ -5,8 +5,6 @@
 
 namespace reprise {
 
-namespace {
-
 std::string CsvField(std::string s) {
   if (!s.empty() && std::string_view("=+-@").find(s[0]) != std::string_view::npos &&
       !(s[0] == '-' && s.size() > 1 && std::isdigit(static_cast<unsigned char>(s[1]))))
@@ -16,8 +14,6 @@ std::string CsvField(std::string s) {
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
 }
-
-}  // namespace
 
 std::string CsvValue(const Json& v) {
   if (v.is_null()) return "";

@@ -23,6 +23,11 @@ Result<int64_t> TimeQuery(const HttpRequest& req, const char* name);
 // null as nothing, anything else as JSON.
 std::string CsvValue(const Json& v);
 
+// One CSV field (RFC 4180): quoted when it holds a comma, quote or line
+// break; one a spreadsheet would run as a formula (starting with = + - @,
+// not a negative number) gets a leading apostrophe.
+std::string CsvField(std::string s);
+
 // True for ?format=csv, false for none or json; kInvalidArgument otherwise.
 Result<bool> WantsCsv(const HttpRequest& req);
 

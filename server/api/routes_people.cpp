@@ -6,6 +6,7 @@
 #include "planner/app_spec.h"
 #include "server/api/auth.h"
 #include "server/api/json_io.h"
+#include "server/api/list_query.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/http/list_params.h"

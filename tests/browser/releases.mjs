@@ -209,7 +209,8 @@ export async function approvalNoticeScenario(env, s, open) {
   await page.goto(`${env.base()}/#/apps/${APP}`);
   await page.getByRole('button', { name: 'Promote 1.0 build 1 to Live' }).first().click();
   const dialog = page.locator('dialog[open]');
-  await dialog.getByRole('button', { name: 'Promote now' }).click();
+  // The stage's approval gate will hold it: the button says so.
+  await dialog.getByRole('button', { name: 'Request promotion' }).click();
   await page.waitForURL(/#\/deployments\/\d+$/);
   const id = Number(/#\/deployments\/(\d+)/.exec(page.url())[1]);
   await env.waitText(page, '#deployment-notice', `Deployment #${id} requested; waiting for 1 approval from release-manager.`);
