@@ -136,9 +136,10 @@ export async function renderScheduled(main) {
     if (!items.length) clear(body).append(h('p', { class: 'muted' }, 'Nothing is scheduled.'));
     else clear(body).append(table(['#', 'Deployment', 'When', 'Requested by', 'Actions'], items.map((d) => row(d, done))));
   };
+  // The list is redrawn first, so the message is announced with it.
   const done = async (message) => {
-    status.textContent = message;
     await load(true);
+    status.textContent = message;
     status.focus({ preventScroll: true });
   };
   await load(true);
