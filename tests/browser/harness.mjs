@@ -46,6 +46,8 @@ let browser = null;
 export const children = [];
 // Script errors of every page, with the scenario that saw them.
 const pageErrors = [];
+// user -> the storage state (cookies) of that user's last form login.
+const sessions = new Map();
 
 function log(...a) {
   console.log(...a);
@@ -148,10 +150,27 @@ class Scenario {
 
   // A fresh page logged in through the form. The admin's browser is in
   // Europe/Berlin, which the scheduling scenarios rely on.
+  // The first login of a user in a suite goes through the form; later ones
+  // start a fresh context from that session's cookies (a form login costs a
+  // password hash on the server and a page load), or log in through the form
+  // again when that session has ended (e.g. after a logout).
   async login(user) {
     const extra = user === 'admin' ? { timezoneId: 'Europe/Berlin' } : {};
+    const password = user === 'admin' ? ADMIN_PASSWORD : USERS[user].password;
+    if (sessions.has(user)) {
+      const page = await this.page(user, DESKTOP, { ...extra, storageState: sessions.get(user) });
+      await page.goto(base + '/');
+      const heading = page.getByRole('heading', { name: 'Applications', level: 1 });
+      const form = page.getByRole('button', { name: 'Log in' });
+      await heading.or(form).first().waitFor();
+      if (await heading.isVisible()) return page;
+      await login(page, user, password);
+      sessions.set(user, await page.context().storageState());
+      return page;
+    }
     const page = await this.page(user, DESKTOP, extra);
-    await login(page, user, user === 'admin' ? ADMIN_PASSWORD : USERS[user].password);
+    await login(page, user, password);
+    sessions.set(user, await page.context().storageState());
     return page;
   }
 
