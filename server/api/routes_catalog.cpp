@@ -1,10 +1,10 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
 #include "server/api/release_notes.h"
-#include "server/api/routes_rollback_records.h"
-#include "server/http/list_params.h"
 #include "server/api/routes.h"
+#include "server/api/routes_rollback_records.h"
 #include "server/catalog/catalog.h"
+#include "server/http/list_params.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -14,7 +14,8 @@ Json DeployedWhereJson(DeploymentEngine& engine, const std::string& app);
 namespace {
 
 Json EnvironmentJson(const EnvironmentRecord& e) {
-  return {{"name", e.name}, {"variables", VariablesOut(e.variables_json)},
+  return {{"name", e.name},
+          {"variables", VariablesOut(e.variables_json)},
           {"updated_at", Time(e.updated_at)}};
 }
 
@@ -42,10 +43,14 @@ Json ApplicationJson(const ApplicationRecord& a) {
 }
 
 Json ReleaseJson(const ReleaseRecord& r) {
-  return {{"application", r.application}, {"number", r.number},
-          {"spec_version", r.spec_version}, {"variables", VariablesOut(r.variables_json)},
-          {"created_at", Time(r.created_at)}, {"created_by", r.created_by},
-          {"notes", r.notes}, {"links", LinksOut(r.links_json)}};
+  return {{"application", r.application},
+          {"number", r.number},
+          {"spec_version", r.spec_version},
+          {"variables", VariablesOut(r.variables_json)},
+          {"created_at", Time(r.created_at)},
+          {"created_by", r.created_by},
+          {"notes", r.notes},
+          {"links", LinksOut(r.links_json)}};
 }
 
 Json BuildJson(const BuildRecord& b) {
@@ -68,59 +73,74 @@ static void AddEnvironmentAndTargetRoutes(ApiContext& ctx, std::vector<Route>& r
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   // ---- environments
-  r.push_back({"GET", "/api/v1/environments", Role::kViewer, false, [&](HttpRequest& req) {
+  r.push_back({"GET", "/api/v1/environments", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListEnvironments(page));
                  return ListResponse(list, page, EnvironmentJson);
-               }, nullptr});
-  r.push_back({"GET", "/api/v1/environments/{env}", Role::kViewer, false, [&](HttpRequest& req) {
+               },
+               nullptr});
+  r.push_back({"GET", "/api/v1/environments/{env}", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
                  return Ok(EnvironmentJson(env));
-               }, nullptr});
-  r.push_back({"PUT", "/api/v1/environments/{env}", Role::kAdmin, false, [&](HttpRequest& req) {
+               },
+               nullptr});
+  r.push_back({"PUT", "/api/v1/environments/{env}", Role::kAdmin, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
                  STATUS_OR_ERROR(CheckKeys(body, {"variables"}, "environment"));
                  TRY_OR_ERROR(auto vars, VariablesField(body));
-                 STATUS_OR_ERROR(catalog.PutEnvironment(req.principal.user, req.Param("env"), vars));
+                 STATUS_OR_ERROR(
+                     catalog.PutEnvironment(req.principal.user, req.Param("env"), vars));
                  TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
                  return Ok(EnvironmentJson(env));
-               }, nullptr});
+               },
+               nullptr});
 
   // ---- targets
-  r.push_back({"GET", "/api/v1/targets", Role::kViewer, false, [&](HttpRequest& req) {
+  r.push_back({"GET", "/api/v1/targets", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListTargets(page));
                  return ListResponse(list, page, TargetJson);
-               }, nullptr});
-  r.push_back({"GET", "/api/v1/targets/{target}", Role::kViewer, false, [&](HttpRequest& req) {
+               },
+               nullptr});
+  r.push_back({"GET", "/api/v1/targets/{target}", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto t, store.GetTarget(req.Param("target")));
                  return Ok(TargetJson(t));
-               }, nullptr});
-  r.push_back({"PUT", "/api/v1/targets/{target}", Role::kAdmin, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(
-                     CheckKeys(body, {"environment", "agent", "path", "variables"}, "target"));
-                 TargetRecord t;
-                 t.name = req.Param("target");
-                 TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
-                 TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
-                 TRY_OR_ERROR(t.path, StringField(body, "path", true));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
-                 TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
-                 return Ok(TargetJson(stored));
-               }, nullptr});
+               },
+               nullptr});
+  r.push_back(
+      {"PUT", "/api/v1/targets/{target}", Role::kAdmin, false,
+       [&](HttpRequest& req) {
+         TRY_OR_ERROR(auto body, ParseJsonBody(req));
+         STATUS_OR_ERROR(CheckKeys(body, {"environment", "agent", "path", "variables"}, "target"));
+         TargetRecord t;
+         t.name = req.Param("target");
+         TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
+         TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
+         TRY_OR_ERROR(t.path, StringField(body, "path", true));
+         TRY_OR_ERROR(auto vars, VariablesField(body));
+         STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
+         TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
+         return Ok(TargetJson(stored));
+       },
+       nullptr});
 }
 
 // applications, releases and builds
 static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
-  r.push_back({"GET", "/api/v1/applications", Role::kViewer, false, [&](HttpRequest& req) {
+  r.push_back({"GET", "/api/v1/applications", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListApplications(page));
                  return ListResponse(list, page, ApplicationJson);
-               }, nullptr});
+               },
+               nullptr});
   r.push_back({"GET", "/api/v1/applications/{app}", Role::kViewer, false,
                [&store, &ctx](HttpRequest& req) {
                  TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
@@ -131,13 +151,15 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                    AddRollbackRecordsToStages(store, j["stages"]);
                  }
                  return Ok(j);
-               }, nullptr});
+               },
+               nullptr});
   r.push_back({"PUT", "/api/v1/applications/{app}", Role::kReleaseManager, false,
                [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto a, catalog.PutApplication(req.principal.user,
-                                                             req.Param("app"), req.body));
+                 TRY_OR_ERROR(auto a, catalog.PutApplication(req.principal.user, req.Param("app"),
+                                                             req.body));
                  return Ok(ApplicationJson(a));
-               }, nullptr});
+               },
+               nullptr});
 
   // ---- releases
   r.push_back({"GET", "/api/v1/applications/{app}/releases", Role::kViewer, false,
@@ -146,27 +168,29 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
                  return ListResponse(list, page, ReleaseJson);
-               }, nullptr});
-  r.push_back({"POST", "/api/v1/applications/{app}/releases", Role::kDeployer, false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(
-                     CheckKeys(body, {"number", "variables", "notes", "links"}, "release"));
-                 TRY_OR_ERROR(auto number, StringField(body, "number", true));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
-                 TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user,
-                                                              req.Param("app"), number, vars,
-                                                              {notes.notes, notes.links_json}));
-                 return Ok(ReleaseJson(rel), 201);
-               }, nullptr});
+               },
+               nullptr});
+  r.push_back(
+      {"POST", "/api/v1/applications/{app}/releases", Role::kDeployer, false,
+       [&](HttpRequest& req) {
+         TRY_OR_ERROR(auto body, ParseJsonBody(req));
+         STATUS_OR_ERROR(CheckKeys(body, {"number", "variables", "notes", "links"}, "release"));
+         TRY_OR_ERROR(auto number, StringField(body, "number", true));
+         TRY_OR_ERROR(auto vars, VariablesField(body));
+         TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
+         TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user, req.Param("app"), number,
+                                                      vars, {notes.notes, notes.links_json}));
+         return Ok(ReleaseJson(rel), 201);
+       },
+       nullptr});
   r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}", Role::kViewer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
                  Json j = ReleaseJson(rel);
                  j["snapshot"] = MaskedSpec(rel.snapshot_json);
                  return Ok(j);
-               }, nullptr});
+               },
+               nullptr});
 
   // ---- builds
   r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kViewer, false,
@@ -175,7 +199,8 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
                  return ListResponse(list, page, BuildJson);
-               }, nullptr});
+               },
+               nullptr});
   r.push_back({"POST", "/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer, false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
@@ -186,9 +211,10 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                                           req.Param("rel"), vars,
                                                           {notes.notes, notes.links_json}));
                  return Ok(BuildJson(b), 201);
-               }, nullptr});
-  r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer,
-               false, [&](HttpRequest& req) {
+               },
+               nullptr});
+  r.push_back({"GET", "/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto b, store.GetBuild(req.Param("app"), req.Param("rel"), n));
                  TRY_OR_ERROR(auto artifacts, store.ListArtifacts(b.application, b.release, n));
@@ -196,19 +222,22 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  j["artifacts"] = Json::array();
                  for (const auto& a : artifacts) j["artifacts"].push_back(ArtifactSummaryJson(a));
                  return Ok(j);
-               }, nullptr});
+               },
+               nullptr});
   // Whoever may create builds may seal one: no artifact can be added after.
-  r.push_back({"POST", "/api/v1/applications/{app}/releases/{rel}/builds/{n}/seal",
-               Role::kDeployer, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 if (!body.empty())
-                   return HttpResponse::Error(InvalidArgument(
-                       "a seal request takes no fields (got '" + body.begin().key() + "')"));
-                 TRY_OR_ERROR(auto b, catalog.SealBuild(req.principal.user, req.Param("app"),
-                                                        req.Param("rel"), n));
-                 return Ok(BuildJson(b));
-               }, nullptr});
+  r.push_back(
+      {"POST", "/api/v1/applications/{app}/releases/{rel}/builds/{n}/seal", Role::kDeployer, false,
+       [&](HttpRequest& req) {
+         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+         TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+         if (!body.empty())
+           return HttpResponse::Error(InvalidArgument("a seal request takes no fields (got '" +
+                                                      body.begin().key() + "')"));
+         TRY_OR_ERROR(auto b,
+                      catalog.SealBuild(req.principal.user, req.Param("app"), req.Param("rel"), n));
+         return Ok(BuildJson(b));
+       },
+       nullptr});
 }
 
 std::vector<Route> CatalogRoutes(ApiContext& ctx) {

@@ -11,10 +11,10 @@
 #include "server/api/deployment_list.h"
 #include "server/api/json_io.h"
 #include "server/api/list_query.h"
-#include "server/http/list_params.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
+#include "server/http/list_params.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -23,12 +23,12 @@ namespace {
 
 constexpr const char* kBuildPath = "/api/v1/applications/{app}/releases/{rel}/builds/{n}";
 
-
 Actor ActorOf(const HttpRequest& req) { return {req.principal.user, req.principal.role}; }
 
 Json GatesJson(const std::vector<GateState>& gates) {
   Json out = Json::array();
-  for (const auto& g : gates) out.push_back({{"gate", g.gate}, {"holds", g.holds}, {"detail", g.detail}});
+  for (const auto& g : gates)
+    out.push_back({{"gate", g.gate}, {"holds", g.holds}, {"detail", g.detail}});
   return out;
 }
 
@@ -72,12 +72,16 @@ Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRe
   if (targets.ok())
     for (const auto& t : *targets) {
       seen.insert(t.target);
-      Json one = {{"target", t.target}, {"status", t.status}, {"message", t.message},
+      Json one = {{"target", t.target},
+                  {"status", t.status},
+                  {"message", t.message},
                   {"started_at", t.started_at ? Json(Time(t.started_at)) : Json(nullptr)},
                   {"finished_at", t.finished_at ? Json(Time(t.finished_at)) : Json(nullptr)}};
       if (auto p = engine.Progress(d.id, t.target))
-        one["progress"] = {{"phase", p->phase},           {"bytes_done", p->bytes_done},
-                           {"bytes_total", p->bytes_total}, {"files_done", p->files_done},
+        one["progress"] = {{"phase", p->phase},
+                           {"bytes_done", p->bytes_done},
+                           {"bytes_total", p->bytes_total},
+                           {"files_done", p->files_done},
                            {"files_total", p->files_total}};
       tj.push_back(one);
     }
@@ -90,8 +94,11 @@ Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRe
   j["approvals"] = Json::array();
   if (approvals.ok())
     for (const auto& a : *approvals)
-      j["approvals"].push_back({{"user", a.user}, {"decision", a.decision}, {"comment", a.comment},
-                                {"at", Time(a.at)}, {"revoked", a.revoked}});
+      j["approvals"].push_back({{"user", a.user},
+                                {"decision", a.decision},
+                                {"comment", a.comment},
+                                {"at", Time(a.at)},
+                                {"revoked", a.revoked}});
   if (d.status == "waiting" || d.status == "scheduled") {
     auto gates = engine.Gates(d);
     if (gates.ok()) j["gates"] = GatesJson(*gates);
@@ -106,13 +113,16 @@ Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRe
   j["audit"] = Json::array();
   if (audit.ok())
     for (const auto& e : *audit)
-      j["audit"].push_back({{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action},
-                            {"summary", e.summary}});
+      j["audit"].push_back(
+          {{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action}, {"summary", e.summary}});
   return j;
 }
 
 Json LogLineJson(const DeploymentLogRecord& l) {
-  return {{"seq", l.seq}, {"at", Time(l.at)}, {"target", l.target}, {"level", l.level},
+  return {{"seq", l.seq},
+          {"at", Time(l.at)},
+          {"target", l.target},
+          {"level", l.level},
           {"text", l.text}};
 }
 
@@ -127,9 +137,10 @@ Result<std::optional<TimePoint>> AtField(const Json& body) {
   if (!it->is_string()) return InvalidArgument("field 'at' must be an RFC 3339 string");
   auto t = ParseRfc3339(it->get<std::string>());
   if (!t)
-    return InvalidArgument("field 'at' must be RFC 3339 with an offset, e.g. "
-                           "2026-11-23T22:00:00+01:00; got '" +
-                           it->get<std::string>() + "'");
+    return InvalidArgument(
+        "field 'at' must be RFC 3339 with an offset, e.g. "
+        "2026-11-23T22:00:00+01:00; got '" +
+        it->get<std::string>() + "'");
   return std::optional<TimePoint>(*t);
 }
 
@@ -279,43 +290,44 @@ std::shared_ptr<EventStream> LiveLog(Store& store, DeploymentEngine& engine, int
 static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
-  r.push_back({"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(
-                     CheckKeys(body,
-                               {"stage", "at", "force", "context", "variables", "comment",
-                                "expires_after_seconds", "acknowledge_irreversible"},
-                               "deploy request"));
-                 DeployRequest dr;
-                 TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
-                 TRY_OR_ERROR(dr.at, AtField(body));
-                 TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
-                 TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
-                 TRY_OR_ERROR(dr.variables, VariablesField(body));
-                 if (body.contains("force")) {
-                   if (!body["force"].is_boolean())
-                     return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
-                   dr.force = body["force"].get<bool>();
-                 }
-                 if (body.contains("acknowledge_irreversible")) {
-                   if (!body["acknowledge_irreversible"].is_boolean())
-                     return HttpResponse::Error(
-                         InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
-                   dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
-                 }
-                 if (body.contains("expires_after_seconds")) {
-                   const auto& e = body["expires_after_seconds"];
-                   if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
-                     return HttpResponse::Error(InvalidArgument(
-                         "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
-                   dr.expires_after = std::chrono::seconds(e.get<int64_t>());
-                 }
-                 TRY_OR_ERROR(auto d, engine.Request(ActorOf(req), req.Param("app"),
-                                                     req.Param("rel"), n, dr));
-                 return Ok(DeploymentDetail(store, engine, d), 202);
-               }, nullptr});
+  r.push_back(
+      {"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
+       [&](HttpRequest& req) {
+         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+         TRY_OR_ERROR(auto body, ParseJsonBody(req));
+         STATUS_OR_ERROR(CheckKeys(body,
+                                   {"stage", "at", "force", "context", "variables", "comment",
+                                    "expires_after_seconds", "acknowledge_irreversible"},
+                                   "deploy request"));
+         DeployRequest dr;
+         TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
+         TRY_OR_ERROR(dr.at, AtField(body));
+         TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
+         TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
+         TRY_OR_ERROR(dr.variables, VariablesField(body));
+         if (body.contains("force")) {
+           if (!body["force"].is_boolean())
+             return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
+           dr.force = body["force"].get<bool>();
+         }
+         if (body.contains("acknowledge_irreversible")) {
+           if (!body["acknowledge_irreversible"].is_boolean())
+             return HttpResponse::Error(
+                 InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
+           dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
+         }
+         if (body.contains("expires_after_seconds")) {
+           const auto& e = body["expires_after_seconds"];
+           if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
+             return HttpResponse::Error(InvalidArgument(
+                 "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
+           dr.expires_after = std::chrono::seconds(e.get<int64_t>());
+         }
+         TRY_OR_ERROR(auto d,
+                      engine.Request(ActorOf(req), req.Param("app"), req.Param("rel"), n, dr));
+         return Ok(DeploymentDetail(store, engine, d), 202);
+       },
+       nullptr});
 
   r.push_back({"POST", std::string(kBuildPath) + "/preview", Role::kViewer, false,
                [&](HttpRequest& req) {
@@ -328,13 +340,19 @@ static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                                                n, stage, choice));
                  Json targets = Json::array();
                  for (const auto& t : p.targets)
-                   targets.push_back({{"target", t.target}, {"current", t.current},
-                                      {"added", t.added}, {"overwritten", t.overwritten},
-                                      {"deleted", t.deleted}, {"unchanged", t.unchanged}});
+                   targets.push_back({{"target", t.target},
+                                      {"current", t.current},
+                                      {"added", t.added},
+                                      {"overwritten", t.overwritten},
+                                      {"deleted", t.deleted},
+                                      {"unchanged", t.unchanged}});
                  Json vars = Json::array();
                  for (const auto& v : p.variables)
-                   vars.push_back({{"name", v.name}, {"scope", v.scope}, {"target", v.target},
-                                   {"change", v.change}, {"as_deployed", v.as_deployed},
+                   vars.push_back({{"name", v.name},
+                                   {"scope", v.scope},
+                                   {"target", v.target},
+                                   {"change", v.change},
+                                   {"as_deployed", v.as_deployed},
                                    {"current", v.current}});
                  Json ops = Json::object();
                  for (const auto& [target, lines] : p.operations) ops[target] = lines;
@@ -350,24 +368,29 @@ static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
                             {"operations", ops},
                             {"problems", p.problems},
                             {"irreversible", irreversible}});
-               }, nullptr});
+               },
+               nullptr});
 }
 
 // list, show, follow and change deployments
 static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
-  r.push_back({"GET", "/api/v1/deployments", Role::kViewer, false, [&](HttpRequest& req) {
-                 return ListDeploymentsResponse(store, req, DeploymentSummary);
-               }, nullptr});
+  r.push_back(
+      {"GET", "/api/v1/deployments", Role::kViewer, false,
+       [&](HttpRequest& req) { return ListDeploymentsResponse(store, req, DeploymentSummary); },
+       nullptr});
 
-  r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false, [&](HttpRequest& req) {
+  r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  return Ok(DeploymentDetail(store, engine, d));
-               }, nullptr});
+               },
+               nullptr});
 
-  r.push_back({"GET", "/api/v1/deployments/{id}/log", Role::kViewer, false, [&](HttpRequest& req) {
+  r.push_back({"GET", "/api/v1/deployments/{id}/log", Role::kViewer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  int64_t after = 0;
@@ -391,7 +414,8 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  res.headers.emplace_back("Cache-Control", "no-cache");
                  res.events = LiveLog(store, engine, id, after);
                  return res;
-               }, nullptr});
+               },
+               nullptr});
 
   auto comment_of = [](const HttpRequest& req) -> Result<std::string> {
     auto body = ParseJsonBody(req, true);
@@ -409,24 +433,25 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
                    STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
                    return Ok(DeploymentDetail(store, engine, d));
-                 }, nullptr});
+                 },
+                 nullptr});
   };
   action("approve", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
     return engine.Approve(a, id, c);
   });
-  action("reject", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
-    return engine.Reject(a, id, c);
+  action("reject", Role::kDeployer,
+         [&](const Actor& a, int64_t id, const std::string& c) { return engine.Reject(a, id, c); });
+  action("revoke-approval", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string&) {
+    return engine.RevokeApproval(a, id);
   });
-  action("revoke-approval", Role::kDeployer,
-         [&](const Actor& a, int64_t id, const std::string&) { return engine.RevokeApproval(a, id); });
-  action("cancel", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
-    return engine.Cancel(a, id, c);
-  });
+  action("cancel", Role::kDeployer,
+         [&](const Actor& a, int64_t id, const std::string& c) { return engine.Cancel(a, id, c); });
   action("continue", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
     return engine.Continue(a, id, c);
   });
 
-  r.push_back({"PATCH", "/api/v1/deployments/{id}", Role::kDeployer, false, [&](HttpRequest& req) {
+  r.push_back({"PATCH", "/api/v1/deployments/{id}", Role::kDeployer, false,
+               [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
                  STATUS_OR_ERROR(CheckKeys(body, {"at"}, "deployment change"));
@@ -435,7 +460,8 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  return Ok(DeploymentDetail(store, engine, d));
-               }, nullptr});
+               },
+               nullptr});
 }
 
 // grants per environment, and clearing a stage's hold
@@ -482,16 +508,18 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
   r.push_back({"DELETE", "/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
                false, set_grant(false), nullptr});
 
-  r.push_back({"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold",
-               Role::kReleaseManager, false, [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, {"comment"}, "clear-hold request"));
-                 TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
-                 STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"),
-                                                  comment));
-                 return Ok({{"application", req.Param("app")}, {"stage", req.Param("stage")},
-                            {"hold", nullptr}});
-               }, nullptr});
+  r.push_back(
+      {"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold", Role::kReleaseManager, false,
+       [&](HttpRequest& req) {
+         TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+         STATUS_OR_ERROR(CheckKeys(body, {"comment"}, "clear-hold request"));
+         TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
+         STATUS_OR_ERROR(
+             engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"), comment));
+         return Ok(
+             {{"application", req.Param("app")}, {"stage", req.Param("stage")}, {"hold", nullptr}});
+       },
+       nullptr});
   (void)clock;
 }
 
@@ -514,14 +542,20 @@ Json DeployedWhereJson(DeploymentEngine& engine, const std::string& app) {
     for (const auto& t : v.targets) {
       Json current = nullptr;
       if (t.build != 0)
-        current = {{"release", t.release}, {"build", t.build}, {"deployment_id", t.deployment_id},
-                   {"at", Time(t.at)}, {"by", t.by}};
+        current = {{"release", t.release},
+                   {"build", t.build},
+                   {"deployment_id", t.deployment_id},
+                   {"at", Time(t.at)},
+                   {"by", t.by}};
       targets.push_back({{"target", t.target}, {"current", current}});
     }
     Json candidates = Json::array();
     for (const auto& b : v.rollback_candidates)
-      candidates.push_back({{"release", b.release}, {"build", b.build},
-                            {"deployment_id", b.deployment_id}, {"at", Time(b.at)}, {"by", b.by}});
+      candidates.push_back({{"release", b.release},
+                            {"build", b.build},
+                            {"deployment_id", b.deployment_id},
+                            {"at", Time(b.at)},
+                            {"by", b.by}});
     stages.push_back({{"stage", v.stage},
                       {"environment", v.environment},
                       {"protected", v.is_protected},

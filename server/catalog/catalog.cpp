@@ -201,8 +201,7 @@ Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std
 }
 
 Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::string& app,
-                                         const std::string& release,
-                                         const VariableMap& variables,
+                                         const std::string& release, const VariableMap& variables,
                                          const Annotations& annotations) {
   auto rel = options_.store->GetRelease(app, release);
   if (!rel.ok()) return rel.status();

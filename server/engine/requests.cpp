@@ -22,8 +22,8 @@ constexpr std::chrono::hours kMaxScheduleAhead{24 * 366};
 Status CheckScheduleTime(TimePoint at, TimePoint now) {
   if (at > now + kMaxScheduleAhead) {
     auto days = std::chrono::duration_cast<std::chrono::hours>(at - now).count() / 24;
-    return InvalidArgument("field 'at' (" + FormatRfc3339Utc(at) + ") is " +
-                           std::to_string(days) + " days ahead (now " + FormatRfc3339Utc(now) +
+    return InvalidArgument("field 'at' (" + FormatRfc3339Utc(at) + ") is " + std::to_string(days) +
+                           " days ahead (now " + FormatRfc3339Utc(now) +
                            "); a deployment can be scheduled at most 366 days ahead");
   }
   if (at >= now - kPastAtTolerance) return Status::Ok();

@@ -27,9 +27,9 @@
 #include "common/status.h"
 #include "planner/execution_context.h"
 #include "planner/operations.h"
-#include "server/http/http_types.h"
 #include "server/artifacts/blob_store.h"
 #include "server/engine/agent_port.h"
+#include "server/http/http_types.h"
 #include "server/store/store.h"
 
 namespace reprise {

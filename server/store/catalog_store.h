@@ -55,8 +55,8 @@ struct ReleaseRecord {
   std::string variables_json = "{}";
   int64_t created_at = 0;
   std::string created_by;
-  std::string notes = "";           // release notes (Markdown)
-  std::string links_json = "[]";    // [{"title", "url"}], http(s) only
+  std::string notes = "";         // release notes (Markdown)
+  std::string links_json = "[]";  // [{"title", "url"}], http(s) only
 };
 
 struct BuildRecord {

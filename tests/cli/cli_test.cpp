@@ -225,9 +225,8 @@ TEST_CASE("deploy --wait exits non-zero unless the deployment succeeds; approve,
   auto at = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now()) +
             std::chrono::hours(24 * 30);
   std::string at_plus_one = FormatRfc3339Utc(at + std::chrono::hours(1)).substr(0, 19) + "+01:00";
-  auto timed_out =
-      f.Run({"deploy", "shop", "1.0.0", "2", "Production", "--force", "--comment", "hotfix", "--at",
-             at_plus_one, "--wait", "--timeout", "1"});
+  auto timed_out = f.Run({"deploy", "shop", "1.0.0", "2", "Production", "--force", "--comment",
+                          "hotfix", "--at", at_plus_one, "--wait", "--timeout", "1"});
   CHECK(timed_out.code == 1);
   CHECK(Contains(timed_out.out, "scheduled for " + FormatRfc3339Utc(at).substr(0, 19)));
   CHECK(Contains(timed_out.err, "timed out after 1 s"));

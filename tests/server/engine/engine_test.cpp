@@ -44,8 +44,8 @@ TEST_CASE("re-deploying build 1 to Production is a rollback that restores build 
 
   // The preview says what will change before anything runs.
   auto rita = f.ReleaseManager();
-  auto preview = Body(rita.Post(PipelineFixture::BuildPath(1) + "/preview",
-                                R"({"stage":"Production"})"));
+  auto preview =
+      Body(rita.Post(PipelineFixture::BuildPath(1) + "/preview", R"({"stage":"Production"})"));
   CHECK(preview["kind"] == "rollback");
   CHECK(preview["summary"].get<std::string>().find("Production currently runs 1.0 build 2") !=
         std::string::npos);
@@ -74,11 +74,11 @@ TEST_CASE("re-deploying build 1 to Production is a rollback that restores build 
   CHECK(rollback["kind"] == "rollback");
   // A re-deploy does not re-check earlier stages, but Production still needs its approval.
   CHECK(rollback["status"] == "waiting");
-  REQUIRE(f.SecondManager()
-              .Post("/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>()) +
-                        "/approve",
-                    "{}")
-              .status == 200);
+  REQUIRE(
+      f.SecondManager()
+          .Post("/api/v1/deployments/" + std::to_string(rollback["id"].get<int64_t>()) + "/approve",
+                "{}")
+          .status == 200);
   auto done = f.WaitFinal(rollback["id"]);
   REQUIRE_MESSAGE(done["status"] == "succeeded", done.dump());
   CHECK(done["kind"] == "rollback");
@@ -98,8 +98,8 @@ TEST_CASE("re-deploying build 1 to Production is a rollback that restores build 
                                 std::to_string(rollback["id"].get<int64_t>()) + "/log"));
   bool unchanged = false;
   for (const auto& line : log["lines"])
-    unchanged |= line["text"].get<std::string>().find(
-                     "unchanged since it was verified") != std::string::npos;
+    unchanged |= line["text"].get<std::string>().find("unchanged since it was verified") !=
+                 std::string::npos;
   CHECK_MESSAGE(unchanged, log.dump());
 
   // The migration ran for each promotion, not for the rollback.
@@ -125,8 +125,8 @@ TEST_CASE("as-deployed reuses the variables of the last successful deployment; c
   // Settings change after the deployment.
   REQUIRE(admin.Put("/api/v1/environments/Integration", R"({"variables":{"Greeting":"howdy"}})")
               .status == 200);
-  auto preview = Body(admin.Post(PipelineFixture::BuildPath(1) + "/preview",
-                                 R"({"stage":"Integration"})"));
+  auto preview =
+      Body(admin.Post(PipelineFixture::BuildPath(1) + "/preview", R"({"stage":"Integration"})"));
   CHECK(preview["kind"] == "redeploy");
   CHECK(preview["context"] == "as-deployed");
   REQUIRE(preview["variables"].size() == 1);
@@ -160,8 +160,9 @@ TEST_CASE("gates: stage order, approvals without self-approval, force, protected
   CHECK(order_gate);
   // Cancelling a waiting deployment.
   auto id = std::to_string(early["id"].get<int64_t>());
-  REQUIRE(admin.Post("/api/v1/deployments/" + id + "/cancel", R"({"comment":"too early"})").status ==
-          200);
+  REQUIRE(
+      admin.Post("/api/v1/deployments/" + id + "/cancel", R"({"comment":"too early"})").status ==
+      200);
   CHECK(f.Get(early["id"])["status"] == "cancelled");
   CHECK(admin.Post("/api/v1/deployments/" + id + "/cancel", "{}").status == 409);
 
@@ -169,7 +170,8 @@ TEST_CASE("gates: stage order, approvals without self-approval, force, protected
   auto dan = f.Deployer();
   auto refused = dan.Post(PipelineFixture::BuildPath(1) + "/deploy", R"({"stage":"Production"})");
   CHECK(refused.status == 403);
-  CHECK(Body(refused)["error"]["message"].get<std::string>().find("protected") != std::string::npos);
+  CHECK(Body(refused)["error"]["message"].get<std::string>().find("protected") !=
+        std::string::npos);
 
   // Force needs a release manager and a comment, skips gates, and is audited.
   auto rita = f.ReleaseManager();
@@ -250,7 +252,8 @@ TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are
   auto later = f.Deploy(admin, 1, {{"stage", "Integration"}, {"at", "2027-05-01T10:00:00+02:00"}});
   std::string lid = std::to_string(later["id"].get<int64_t>());
   CHECK(later["scheduled_at"] == "2027-05-01T08:00:00.000Z");  // stored in UTC
-  auto moved = admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2027-06-01T00:00:00Z"})");
+  auto moved =
+      admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"2027-06-01T00:00:00Z"})");
   REQUIRE_MESSAGE(moved.status == 200, moved.body);
   CHECK(Body(moved)["scheduled_at"] == "2027-06-01T00:00:00.000Z");
   CHECK(admin.Send("PATCH", "/api/v1/deployments/" + lid, R"({"at":"tomorrow"})").status == 400);
@@ -261,8 +264,8 @@ TEST_CASE("a re-deploy scheduled 2 s ahead fires once; moving and cancelling are
   auto audit = Body(admin.Get("/api/v1/audit?subject=deployment%20" + lid));
   CAPTURE(audit.dump());
   for (const auto& e : audit["items"]) actions.insert(e["action"].get<std::string>());
-  CHECK(actions == std::set<std::string>{"deployment.schedule", "deployment.reschedule",
-                                         "deployment.cancel"});
+  CHECK(actions ==
+        std::set<std::string>{"deployment.schedule", "deployment.reschedule", "deployment.cancel"});
 }
 
 TEST_CASE("deployments that fell due while the server was down run once or expire") {
@@ -315,7 +318,8 @@ TEST_CASE("50 concurrent deploy requests to one stage are all recorded and run o
   for (int i = 0; i < 50; ++i)
     threads.emplace_back([&, i] {
       auto c = f.Admin();
-      auto r = c.Post(PipelineFixture::BuildPath(1 + i % 2) + "/deploy", R"({"stage":"Integration"})");
+      auto r =
+          c.Post(PipelineFixture::BuildPath(1 + i % 2) + "/deploy", R"({"stage":"Integration"})");
       if (r.status == 202) ids[i] = Body(r)["id"].get<int64_t>();
     });
   for (auto& t : threads) t.join();
