@@ -8,6 +8,7 @@ import { runSuite } from './harness.mjs';
 // Suite name -> module exporting register(step, env). One ctest entry each.
 const SUITES = {
   core: './core.mjs',
+  scheduling: './scheduling.mjs',
   operations: './operations.mjs',
   'rollback-records': './rollback_records.mjs',
   people: './people.mjs',
