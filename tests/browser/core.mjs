@@ -30,6 +30,23 @@ export async function openBoard(page) {
   await page.locator('.board .stage').first().waitFor();
 }
 
+// Opens the shop's board and the deploy dialog of its button `name`.
+export async function openBoardDialog(page, name) {
+  await openBoard(page);
+  await page.getByRole('button', { name }).first().click();
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  return dialog;
+}
+
+// Waits for deployment `id` to succeed, approving it as rita when a gate holds it.
+export async function approvedAndDone(id) {
+  if ((await waitStatus(id, ['waiting', 'succeeded'])) === 'waiting') {
+    await api('POST', `/deployments/${id}/approve`, { comment: 'setup' }, await tokenFor('rita'));
+    await waitStatus(id, 'succeeded');
+  }
+}
+
 export function depIdFromUrl(page) {
   const m = /#\/deployments\/(\d+)/.exec(page.url());
   if (!m) throw new Error(`not on a deployment page: ${page.url()}`);
@@ -145,11 +162,7 @@ export function register(step) {
     for (const stage of ['Integration', 'Testing', 'Production']) {
       if (await succeededOn(1, stage)) continue;
       const d = await api('POST', '/applications/shop/releases/1.0.0/builds/1/deploy', { stage });
-      let s = await waitStatus(d.id, ['waiting', 'succeeded']);
-      if (s === 'waiting') {
-        await api('POST', `/deployments/${d.id}/approve`, { comment: 'setup' }, await tokenFor('rita'));
-        s = await waitStatus(d.id, 'succeeded');
-      }
+      await approvedAndDone(d.id);
     }
   });
 
@@ -180,10 +193,7 @@ export function register(step) {
   step('Re-Deploy build 1 on Production now: the dialog says it is a rollback; the live log reaches succeeded', async (scenario) => {
     const admin = await scenario.login('admin');
     const rita = await scenario.login('rita');
-    await openBoard(admin);
-    await admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 1 to Production' }).first().click();
-    const dialog = admin.locator('dialog[open]');
-    await dialog.waitFor();
+    const dialog = await openBoardDialog(admin, 'Re-Deploy 1.0.0 build 1 to Production');
     await dialog.locator('.preview[aria-busy="false"]').waitFor();
     await waitText(admin, 'dialog[open] [data-testid=kind-line]', 'Rollback: Production currently runs 1.0.0 build 2');
     // Keyboard: focus is inside the dialog.

@@ -7,15 +7,9 @@ import { join } from 'node:path';
 import {
   T, USERS, api, base, login, shotDir, sleep, tokenFor, waitStatus, waitText,
 } from './harness.mjs';
-import { depIdFromUrl, openBoard, settleAutoPromotion, succeededOn } from './core.mjs';
-
-// Waits for deployment `id`, approving it as rita when a gate holds it.
-async function approvedAndDone(id) {
-  if ((await waitStatus(id, ['waiting', 'succeeded'])) === 'waiting') {
-    await api('POST', `/deployments/${id}/approve`, { comment: 'setup' }, await tokenFor('rita'));
-    await waitStatus(id, 'succeeded');
-  }
-}
+import {
+  approvedAndDone, depIdFromUrl, openBoard, openBoardDialog, settleAutoPromotion, succeededOn,
+} from './core.mjs';
 
 export function register(step) {
   step('setup: build 2 through every stage, build 1 back on Production (through the API)', async () => {
@@ -34,10 +28,7 @@ export function register(step) {
 
   step('schedule a re-deploy 5 s ahead and see it fire', async (scenario) => {
     const admin = await scenario.login('admin');
-    await openBoard(admin);
-    await admin.getByRole('button', { name: 'Re-Deploy 1.0.0 build 1 to Testing' }).first().click();
-    const dialog = admin.locator('dialog[open]');
-    await dialog.waitFor();
+    const dialog = await openBoardDialog(admin, 'Re-Deploy 1.0.0 build 1 to Testing');
     await dialog.getByLabel('At a date and time').check();
     const when = await admin.evaluate(() => {
       const d = new Date(Date.now() + 5000);
