@@ -154,6 +154,13 @@ export function register(step) {
     let agentLog = '';
     agent.stdout.on('data', (x) => { agentLog += x; });
     agent.stderr.on('data', (x) => { agentLog += x; });
+    // The admin opens the page once the agent has asked to join (the page
+    // also refreshes by itself, every 5 s).
+    const deadline0 = Date.now() + T.short;
+    while (!(await api('GET', '/agents?limit=1000')).items.some((a) => a.name === 'ext-01')) {
+      if (Date.now() > deadline0) throw new Error(`agent ext-01 never asked to join:\n${agentLog}`);
+      await sleep(100);
+    }
     await admin.goto(base + '/#/agents');
     const approve = admin.getByRole('button', { name: 'Approve agent ext-01' });
     await approve.waitFor({ timeout: T.short }).catch((e) => { throw new Error(`${e.message}\nagent output: ${agentLog}`); });

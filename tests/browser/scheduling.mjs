@@ -26,12 +26,12 @@ export function register(step) {
     await approvedAndDone(back.id);
   });
 
-  step('schedule a re-deploy 5 s ahead and see it fire', async (scenario) => {
+  step('schedule a re-deploy 3 s ahead and see it fire', async (scenario) => {
     const admin = await scenario.login('admin');
     const dialog = await openBoardDialog(admin, 'Re-Deploy 1.0.0 build 1 to Testing');
     await dialog.getByLabel('At a date and time').check();
     const when = await admin.evaluate(() => {
-      const d = new Date(Date.now() + 5000);
+      const d = new Date(Date.now() + 3000);
       const p = (n) => String(n).padStart(2, '0');
       const s = d.getSeconds() ? `:${p(d.getSeconds())}` : '';  // Chromium drops ":00"
       return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}${s}`;
