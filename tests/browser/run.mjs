@@ -15,6 +15,7 @@ const SUITES = {
   config: './config.mjs',
   insights: './insights.mjs',
   releases: './releases.mjs',
+  pages: './pages.mjs',
 };
 
 const [suite, serverBin, shotRoot, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);
