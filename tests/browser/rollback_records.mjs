@@ -159,7 +159,15 @@ export async function recordFlowScenario(env, { rid }, open) {
   writeFileSync(site, BUILD2['css/site.css']);
   await page.getByRole('button', { name: 'Test connection' }).click();
   await page.locator('[data-target="rr-web"] [data-connection="ok"]').waitFor();
+  // Submitted meanwhile (here through the API): the stale page's Submit is
+  // refused, and the refusal shows once, beside the actions, not also in the
+  // banner at the top.
+  await env.api('POST', `/rollback-records/${rid}/submit`, {});
   await page.getByRole('button', { name: 'Submit for approval' }).click();
+  await page.locator('#record-action-result .error').waitFor();
+  const refusal = await page.locator('#record-action-result .error').textContent();
+  const banner = page.locator('#flash');
+  if (await banner.isVisible()) throw new Error(`the refusal shows twice, also in the banner: ${await banner.textContent()} / ${refusal}`);
   await env.waitText(page, '#record-status', 'pending-approval');
   if (await page.getByRole('button', { name: 'Approve' }).count()) throw new Error('the submitter is offered "Approve"');
   await env.waitText(page, '#record-waiting', 'submitted by admin');

@@ -5,7 +5,7 @@
 // submit, approve / reject, execute now or later, validate), the execution's
 // live log link and the validation file.
 import { get, post, enc } from '../api.js';
-import { h, append, clear, hashFor, timeEl, statusBadge, dl, errorBox, flash, table, fmtUtc } from '../dom.js';
+import { h, append, clear, hashFor, timeEl, statusBadge, dl, errorBox, table, fmtUtc } from '../dom.js';
 import { hasRole } from '../session.js';
 import { toLocalInput, utcHint, irreversibleBox } from './deploy_dialog.js';
 import { typeBadge, typeCounts, stageFacts, mayCreate, mayExecute, mayDecide, plural } from './rollback_common.js';
@@ -57,8 +57,8 @@ export async function renderRollbackRecord(main, ctx) {
       else await reload();
       draw();
     } catch (e) {
+      // Shown once, beside the actions (not also in the banner).
       clear(el.result).append(errorBox(e));
-      flash(e.message);
       await reload();
     } finally {
       button.setAttribute('aria-disabled', 'false');
