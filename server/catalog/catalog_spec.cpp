@@ -87,6 +87,14 @@ Result<ApplicationRecord> Catalog::PutApplication(const std::string& actor, cons
   rec.name = name;
   REPRISE_RETURN_IF_ERROR(KeepStoredSpecSecrets(*options_.store, name, *spec));
   rec.spec_json = AppSpecToJson(*spec);
+  // A mask still there once the secrets are back stands somewhere else (a
+  // secret's value that also appeared literally in a plan): saving it would
+  // silently change the spec.
+  if (rec.spec_json.find(kMask) != std::string::npos)
+    return InvalidArgument("spec: '" + std::string(kMask) +
+                           "' stands where no stored secret can be put back (a secret's value "
+                           "that also appears elsewhere in the spec, e.g. in a plan, is masked "
+                           "there too): type the real text in its place");
   rec.spec_text = spec_text;
   rec.updated_at = ToUnixMillis(options_.clock->Now());
   rec.updated_by = actor;

@@ -267,6 +267,24 @@ TEST_CASE("the application spec as text: masked, saved back unchanged, errors at
   CHECK(viewer.Put("/api/v1/applications/shop", text, "application/yaml").status == 403);
 }
 
+TEST_CASE("a secret that also stands elsewhere in the spec is never saved back as the mask") {
+  TestServer server;
+  auto admin = server.Admin();
+  SeedIntegration(admin, "{}");
+  // The secret's value also stands literally in the plan: the text shows
+  // the mask there too, and saving that text back would change the plan.
+  const std::string spec = LogOnlySpec(
+      "variables:\n  Token: { value: \"s3cr3t-value\", sensitive: true }\n", "s3cr3t-value");
+  REQUIRE(admin.Put("/api/v1/applications/shop", spec, "application/yaml").status == 200);
+  const std::string text = Body(admin.Get("/api/v1/applications/shop"))["spec_text"];
+  CHECK(text.find("s3cr3t-value") == std::string::npos);
+  auto saved = admin.Put("/api/v1/applications/shop", text, "application/yaml");
+  REQUIRE_MESSAGE(saved.status == 400, saved.body);
+  CHECK_MESSAGE(ErrorMessage(saved).find("******") != std::string::npos, ErrorMessage(saved));
+  // Nothing was written.
+  CHECK(Body(admin.Get("/api/v1/applications/shop"))["spec_version"] == 1);
+}
+
 TEST_CASE("enrollment info names the agents' address and what they pin; admins only") {
   TestServer server;
   auto admin = server.Admin();
