@@ -128,6 +128,16 @@ HttpResponse ListResponse(Json items, const Page& page) {
 
 HttpResponse Ok(const Json& body, int status) { return HttpResponse::Json(status, DumpJson(body)); }
 
+Json AuditTrailJson(AuditStore& store, const std::string& subject) {
+  Json out = Json::array();
+  auto audit = store.ListAudit({"", subject}, {100, 0});
+  if (audit.ok())
+    for (const auto& e : *audit)
+      out.push_back(
+          {{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action}, {"summary", e.summary}});
+  return out;
+}
+
 std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "planner/variables.h"
 #include "server/http/http_types.h"
+#include "server/store/audit_store.h"
 #include "server/store/catalog_store.h"
 #include "server/store/deployment_store.h"
 
@@ -39,6 +40,9 @@ std::string Time(int64_t unix_millis);
 Json ArtifactSummaryJson(const ArtifactRecord& a);
 // An irreversible step that ran: where, when, its note (previews and records).
 Json IrreversibleStepJson(const IrreversibleStepRecord& s);
+// The newest 100 audit entries about `subject` ("deployment 7"), as
+// [{at, actor, action, summary}]; empty when they cannot be read.
+Json AuditTrailJson(AuditStore& store, const std::string& subject);
 // A whole number from a path or query parameter; `what` names it in errors.
 Result<int64_t> ParseNumber(const std::string& text, const char* what);
 Page PageFrom(const HttpRequest& req);

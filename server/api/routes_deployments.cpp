@@ -109,12 +109,7 @@ Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRe
     auto ctx = ContextFromJson(d.context_json);
     if (ctx.ok()) j["execution_context"] = Json::parse(ContextToDisplayJson(*ctx), nullptr, false);
   }
-  auto audit = store.ListAudit({"", "deployment " + std::to_string(d.id)}, {100, 0});
-  j["audit"] = Json::array();
-  if (audit.ok())
-    for (const auto& e : *audit)
-      j["audit"].push_back(
-          {{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action}, {"summary", e.summary}});
+  j["audit"] = AuditTrailJson(store, "deployment " + std::to_string(d.id));
   return j;
 }
 

@@ -167,12 +167,7 @@ Json DetailJson(Store& store, RollbackRecords& records, const RollbackRecord& r)
                          DescribeIrreversibleStep(s));
     }
   j["warnings"] = warnings;
-  auto audit = store.ListAudit({"", "rollback-record " + std::to_string(r.id)}, {100, 0});
-  j["audit"] = Json::array();
-  if (audit.ok())
-    for (const auto& e : *audit)
-      j["audit"].push_back(
-          {{"at", Time(e.at)}, {"actor", e.actor}, {"action", e.action}, {"summary", e.summary}});
+  j["audit"] = AuditTrailJson(store, "rollback-record " + std::to_string(r.id));
   return j;
 }
 
