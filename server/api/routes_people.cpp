@@ -9,6 +9,7 @@
 #include "server/api/list_query.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
+#include "server/engine/engine.h"
 #include "server/http/list_params.h"
 #include "server/store/store.h"
 
@@ -178,6 +179,19 @@ bool AwaitsApprovalBy(Store& store, const DeploymentRecord& d, const Principal& 
 
 }  // namespace
 
+namespace {
+
+// Whether deployment `id` waits at a manual step `p` may continue (the
+// step's role, deployer when it names none; an unknown role: admins only).
+bool MayAnswerManual(const DeploymentEngine& engine, int64_t id, const Principal& p) {
+  auto m = engine.Manual(id);
+  if (!m) return false;
+  std::optional<Role> needed = m->role.empty() ? Role::kDeployer : ParseRole(m->role);
+  return p.role >= needed.value_or(Role::kAdmin);
+}
+
+}  // namespace
+
 std::vector<Route> PeopleRoutes(ApiContext& ctx) {
   Store& store = *ctx.store;
   const Clock& clock = *ctx.clock;
@@ -329,7 +343,16 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                  Json ids = Json::array();
                  for (const auto& d : list)
                    if (AwaitsApprovalBy(store, d, req.principal)) ids.push_back(d.id);
-                 return Ok({{"count", ids.size()}, {"deployment_ids", ids}});
+                 // Plans paused at a manual step this user may continue.
+                 Json manual = Json::array();
+                 filter.statuses = {"running"};
+                 TRY_OR_ERROR(auto running, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
+                 for (const auto& d : running)
+                   if (ctx.engine && MayAnswerManual(*ctx.engine, d.id, req.principal))
+                     manual.push_back(d.id);
+                 return Ok({{"count", ids.size() + manual.size()},
+                            {"deployment_ids", ids},
+                            {"manual_deployment_ids", manual}});
                },
                nullptr});
   return r;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace reprise::testing {
 
@@ -311,6 +312,40 @@ TEST_CASE("waiting for my approval: the stage's role, not my own request, not de
       200);
   CHECK(mine(rob)["count"] == 0);
   CHECK(Body(admin.Get("/api/v1/me/approvals"))["count"] == 0);  // the one approval is in
+}
+
+TEST_CASE("waiting for me includes a plan paused at a manual step my role may continue") {
+  TestServer server;
+  auto admin = server.Admin();
+  REQUIRE(admin.Put("/api/v1/environments/Checks", "{}").status == 200);
+  REQUIRE(admin
+              .Put("/api/v1/targets/checks",
+                   R"({"environment":"Checks","agent":"nowhere","path":"/srv/c"})")
+              .status == 200);
+  std::string spec =
+      "pipeline:\n  - {stage: Checks, environment: Checks, targets: [checks], plan: p}\n"
+      "plans:\n  p: |\n    - manual: { message: \"look\", role: release-manager }\n"
+      "    - log: done\n";
+  REQUIRE(admin.Put("/api/v1/applications/app", spec, "application/yaml").status == 200);
+  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+  std::string rob = server.CreateUser("rob", "release-manager");
+  std::string dan = server.CreateUser("dan", "deployer");
+  auto requested =
+      admin.Post("/api/v1/applications/app/releases/1.0/builds/1/deploy", R"({"stage":"Checks"})");
+  REQUIRE_MESSAGE(requested.status == 202, requested.body);
+  const int64_t id = Body(requested)["id"];
+  const std::string path = "/api/v1/deployments/" + std::to_string(id);
+  REQUIRE(WaitUntil([&] { return Body(admin.Get(path)).contains("manual"); }));
+  auto mine = [&](const std::string& token) {
+    return Body(server.As(token).Get("/api/v1/me/approvals"));
+  };
+  CHECK(mine(dan)["count"] == 0);  // below the step's role
+  CHECK(mine(rob)["count"] == 1);
+  CHECK(mine(rob)["manual_deployment_ids"] == json::array({id}));
+  REQUIRE(server.As(rob).Post(path + "/continue", "{}").status == 200);
+  REQUIRE(WaitUntil([&] { return Body(admin.Get(path))["status"] == "succeeded"; }));
+  CHECK(mine(rob)["count"] == 0);
 }
 
 }  // namespace reprise::testing
