@@ -53,6 +53,20 @@ export function register(step, env) {
     if (failures.length) throw new Error(failures.join('\n'));
   });
 
+  step('the stylesheet applies whole at desktop width (no rule lost to an unclosed block)', async (scenario) => {
+    const page = await scenario.page('admin-css');
+    await env.login(page, 'admin', env.adminPassword);
+    await page.goto(env.base() + '/#/apps/shop');
+    await page.locator('.pipeline').waitFor();
+    // The stylesheet's last rule set (the status icons) and the board's pipeline strip.
+    const got = await page.evaluate(() => ({
+      pipeline: getComputedStyle(document.querySelector('.pipeline')).display,
+      icon: getComputedStyle(document.querySelector('.badge[data-status]'), '::before').content,
+    }));
+    if (got.pipeline !== 'flex') throw new Error(`the pipeline strip is display: ${got.pipeline}, not flex`);
+    if (!got.icon || got.icon === 'none') throw new Error('status badges have no icon');
+  });
+
   step('every page fits a phone screen in light and dark', async (scenario) => {
     const failures = [];
     for (const theme of ['light', 'dark']) {
