@@ -41,14 +41,8 @@ async function noOverflow(page, what) {
   if (overflow > 2) throw new Error(`${what} is ${overflow}px wider than the phone screen`);
 }
 
-async function waitFor(env, what, check, timeout) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const got = await check();
-    if (got) return got;
-    if (Date.now() > deadline) throw new Error(`waiting for ${what}`);
-    await env.sleep(200);
-  }
+function waitFor(env, what, check, timeout) {
+  return env.waitUntil(check, `waiting for ${what}`, timeout);
 }
 
 // Global variables, an environment overriding one, a target: all from the page.

@@ -203,16 +203,26 @@ export async function login(page, user, password, origin = base) {
   await page.getByRole('heading', { name: 'Applications', level: 1 }).waitFor();
 }
 
+// Polls `check` (async) until it returns something truthy, and returns that;
+// after `timeout` ms fails with `describe` (a text, or a function giving one,
+// called then). The browser tests' counterpart of tests/support/wait.h.
+export async function waitUntil(check, describe, timeout = T.short) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const got = await check();
+    if (got) return got;
+    if (Date.now() > deadline) throw new Error(typeof describe === 'function' ? await describe() : describe);
+    await sleep(100);
+  }
+}
+
 // Polls from here: waitForFunction would need eval, which the UI's CSP forbids.
 export async function waitText(page, selector, text, timeout = T.short) {
-  const deadline = Date.now() + timeout;
   let got = '';
-  for (;;) {
+  await waitUntil(async () => {
     got = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => '(missing)');
-    if (got && got.includes(text)) return;
-    if (Date.now() > deadline) throw new Error(`waiting for "${text}" in ${selector}; it shows: ${got}`);
-    await sleep(200);
-  }
+    return got && got.includes(text);
+  }, () => `waiting for "${text}" in ${selector}; it shows: ${got}`, timeout);
 }
 
 export async function deploymentStatus(id) {
@@ -247,7 +257,7 @@ function suiteEnv() {
   return {
     base: () => base, adminToken: ADMIN_TOKEN, adminPassword: ADMIN_PASSWORD, USERS, DESKTOP, PHONE, T,
     tempDir: temp, dataDir, shotDir, serverLog: () => serverLog, agentPort: () => agentPort, children,
-    api, login, waitText, waitStatus, sleep, tokenFor, startRelay,
+    api, login, waitText, waitStatus, waitUntil, sleep, tokenFor, startRelay,
     agentBin: join(dirname(serverBinary), 'reprise-agent'),
   };
 }

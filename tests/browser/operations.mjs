@@ -5,8 +5,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  ADMIN_TOKEN, T, USERS, agentPort, api, base, children, dataDir, login, serverBinary, serverLog, shotDir, sleep,
-  startRelay, temp, waitStatus, waitText,
+  ADMIN_TOKEN, T, USERS, agentPort, api, base, children, dataDir, login, serverBinary, serverLog, shotDir,
+  startRelay, temp, waitStatus, waitText, waitUntil,
 } from './harness.mjs';
 
 export function register(step) {
@@ -31,11 +31,8 @@ export function register(step) {
     await api('POST', '/applications/checks/releases', { number: '1.0' });
     await api('POST', '/applications/checks/releases/1.0/builds', {});
     const d = await api('POST', '/applications/checks/releases/1.0/builds/1/deploy', { stage: 'Checks' });
-    const deadline = Date.now() + T.short;
-    while (!(await api('GET', `/deployments/${d.id}`)).manual) {
-      if (Date.now() > deadline) throw new Error(`deployment #${d.id} never paused at the manual step`);
-      await sleep(200);
-    }
+    await waitUntil(async () => (await api('GET', `/deployments/${d.id}`)).manual,
+      `deployment #${d.id} never paused at the manual step`);
     const dave = await scenario.page('dave');
     await login(dave, 'dave', USERS.dave.password);
     await dave.goto(base + '/#/approvals');
@@ -108,11 +105,8 @@ export function register(step) {
       // The browser reconnects with Last-Event-ID and shows only what is new.
       relay.cut();
       await api('POST', `/deployments/${d.id}/continue`, {});
-      const deadline = Date.now() + T.short;
-      while (streams.length < 2) {
-        if (Date.now() > deadline) throw new Error(`the log stream did not reconnect (${streams.length} stream requests)`);
-        await sleep(200);
-      }
+      await waitUntil(() => streams.length >= 2,
+        () => `the log stream did not reconnect (${streams.length} stream requests)`);
       // It resumes after the last line it has: Last-Event-ID once a line came over the stream, else ?after=.
       const headers = await streams[1].allHeaders();
       const after = Number(new URL(streams[1].url()).searchParams.get('after'));
@@ -156,11 +150,8 @@ export function register(step) {
     agent.stderr.on('data', (x) => { agentLog += x; });
     // The admin opens the page once the agent has asked to join (the page
     // also refreshes by itself, every 5 s).
-    const deadline0 = Date.now() + T.short;
-    while (!(await api('GET', '/agents?limit=1000')).items.some((a) => a.name === 'ext-01')) {
-      if (Date.now() > deadline0) throw new Error(`agent ext-01 never asked to join:\n${agentLog}`);
-      await sleep(100);
-    }
+    await waitUntil(async () => (await api('GET', '/agents?limit=1000')).items.some((a) => a.name === 'ext-01'),
+      () => `agent ext-01 never asked to join:\n${agentLog}`);
     await admin.goto(base + '/#/agents');
     const approve = admin.getByRole('button', { name: 'Approve agent ext-01' });
     await approve.waitFor({ timeout: T.short }).catch((e) => { throw new Error(`${e.message}\nagent output: ${agentLog}`); });
@@ -168,13 +159,11 @@ export function register(step) {
     await approve.click();
     await admin.getByText('Agent ext-01 approved.').waitFor();
     const row = admin.locator('tr', { has: admin.getByRole('rowheader', { name: /ext-01/ }) });
-    const deadline = Date.now() + T.short;
-    for (;;) {
-      const text = await row.textContent();
-      if (text.includes('approved') && text.includes('online')) break;
-      if (Date.now() > deadline) throw new Error(`agent row after approval: ${text}`);
-      await sleep(300);
-    }
+    let text = '';
+    await waitUntil(async () => {
+      text = await row.textContent();
+      return text.includes('approved') && text.includes('online');
+    }, () => `agent row after approval: ${text}`);
     const listed = (await api('GET', '/agents?limit=1000')).items.find((a) => a.name === 'ext-01');
     if (!listed || listed.status !== 'online') throw new Error(`GET /agents lists ext-01 as ${JSON.stringify(listed)}`);
   });

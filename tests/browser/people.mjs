@@ -153,11 +153,8 @@ async function auditScenario(env, open) {
   await admin.getByRole('button', { name: 'Filter' }).click();
   // The unfiltered list shows audit-59 first too: wait for the filtered one (one row).
   const filtered = admin.locator('#audit-table tbody tr');
-  const deadline = Date.now() + env.T.short;
-  while ((await filtered.count()) !== 1) {
-    if (Date.now() > deadline) throw new Error(`the subject filter shows ${await filtered.count()} entries, not 1`);
-    await env.sleep(100);
-  }
+  await env.waitUntil(async () => (await filtered.count()) === 1,
+    async () => `the subject filter shows ${await filtered.count()} entries, not 1`);
   await env.waitText(admin, '#audit-table tbody', 'audit-59');
   if (!admin.url().includes('subject=audit-59')) throw new Error(`the filters are not in the URL: ${admin.url()}`);
   // Paging through the 60.
@@ -204,8 +201,8 @@ async function approvalsBadgeScenario(env, open) {
   await rosa.getByText(`Deployment #${d.id}: approval recorded.`).waitFor();
   const after = (await countFor(rosa)).count;
   if (after === 0) {
-    for (let i = 0; i < 50 && await rosa.locator('#approvals-badge').count(); i++) await env.sleep(100);
-    if (await rosa.locator('#approvals-badge').count()) throw new Error('the badge stays after the last approval');
+    await env.waitUntil(async () => (await rosa.locator('#approvals-badge').count()) === 0,
+      'the badge stays after the last approval', 5000);
   } else {
     await env.waitText(rosa, '#approvals-badge', String(after));
   }
@@ -222,13 +219,13 @@ async function themeScenario(env, open) {
   await admin.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
   // Focus moves to the heading once the page has drawn.
   let focus = {};
-  for (let i = 0; i < 50 && focus.tag !== 'H1'; i++) {
-    if (i) await env.sleep(100);
+  await env.waitUntil(async () => {
     focus = await admin.evaluate(() => {
       const el = document.activeElement;
       return { tag: el.tagName, outline: getComputedStyle(el).outlineStyle };
     });
-  }
+    return focus.tag === 'H1';
+  }, 'the heading never took focus', 5000).catch(() => {});
   if (focus.tag !== 'H1' || focus.outline !== 'none') throw new Error(`after a reload the focused ${focus.tag} has outline ${focus.outline}`);
   const toggle = admin.getByRole('button', { name: 'Dark mode' });
   await toggle.click();

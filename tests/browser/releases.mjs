@@ -64,13 +64,12 @@ async function setUp(env, s) {
   const d = await env.api('POST', `/applications/${APP}/releases/1.0/builds/1/deploy`, { stage: 'Build' }, s.depToken);
   await env.waitStatus(d.id, 'succeeded');
   s.first = d.id;
-  const deadline = Date.now() + env.T.deploy;
-  for (;;) {
-    const items = (await env.api('GET', `/deployments?application=${APP}&stage=Test`)).items;
-    if (items.length && items[0].status === 'succeeded') { s.automatic = items[0]; break; }
-    if (Date.now() > deadline) throw new Error(`no automatic promotion to Test succeeded: ${JSON.stringify(items)}`);
-    await env.sleep(200);
-  }
+  let items = [];
+  await env.waitUntil(async () => {
+    items = (await env.api('GET', `/deployments?application=${APP}&stage=Test`)).items;
+    return items.length && items[0].status === 'succeeded';
+  }, () => `no automatic promotion to Test succeeded: ${JSON.stringify(items)}`, env.T.deploy);
+  s.automatic = items[0];
 }
 
 async function loginAs(env, open, user, label = user) {
@@ -220,11 +219,8 @@ export async function approvalNoticeScenario(env, s, open) {
   await env.api('POST', `/deployments/${id}/approve`, { comment: 'ok' }, env.adminToken);
   await env.waitStatus(id, 'succeeded');
   // The notice described the wait: it goes once the deployment moved on.
-  const deadline = Date.now() + env.T.short;
-  while (await page.locator('#deployment-notice').isVisible()) {
-    if (Date.now() > deadline) throw new Error('the "waiting" notice outlives the wait');
-    await env.sleep(200);
-  }
+  await env.waitUntil(async () => !(await page.locator('#deployment-notice').isVisible()),
+    'the "waiting" notice outlives the wait');
 }
 
 export async function notFoundScenario(env, open) {

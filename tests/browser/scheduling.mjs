@@ -5,7 +5,7 @@
 // keyboard, a rejection in the approvals inbox and a viewer's refusal.
 import { join } from 'node:path';
 import {
-  T, USERS, api, base, login, shotDir, sleep, tokenFor, waitStatus, waitText,
+  T, USERS, api, base, login, shotDir, tokenFor, waitStatus, waitText, waitUntil,
 } from './harness.mjs';
 import {
   approvedAndDone, depIdFromUrl, openBoard, openBoardDialog, settleAutoPromotion, succeededOn,
@@ -78,13 +78,11 @@ export function register(step) {
     }, later.toISOString());
     await admin.locator(`#move-${d.id}`).fill(local);
     await admin.locator('tr', { has: admin.getByRole('link', { name: `#${d.id}` }) }).getByRole('button', { name: 'Move' }).click();
-    const deadline = Date.now() + T.short;
-    for (;;) {
-      const now = await api('GET', `/deployments/${d.id}`);
-      if (Math.abs(new Date(now.scheduled_at) - later) < 2000) break;
-      if (Date.now() > deadline) throw new Error(`not moved: scheduled_at=${now.scheduled_at}, wanted ${later.toISOString()}`);
-      await sleep(300);
-    }
+    let now = {};
+    await waitUntil(async () => {
+      now = await api('GET', `/deployments/${d.id}`);
+      return Math.abs(new Date(now.scheduled_at) - later) < 2000;
+    }, () => `not moved: scheduled_at=${now.scheduled_at}, wanted ${later.toISOString()}`);
     await admin.locator('tr', { has: admin.getByRole('link', { name: `#${d.id}` }) }).getByRole('button', { name: 'Cancel' }).click();
     await admin.getByLabel('Reason').fill('not needed any more');
     await admin.locator('dialog[open]').getByRole('button', { name: 'Cancel deployment' }).click();

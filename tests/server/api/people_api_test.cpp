@@ -53,6 +53,24 @@ json Tokens(TestServer& server, const std::string& user) {
   return Body(r)["items"];
 }
 
+// Application "app" with one stage `stage` (in an environment of the same
+// name, on a target whose agent never connects), the stage line's `extra`
+// (e.g. gates) and `plan`, and its release 1.0 with build 1.
+void SeedOneStageApp(HttpClient& admin, const std::string& stage, const std::string& extra,
+                     const std::string& plan) {
+  REQUIRE(admin.Put("/api/v1/environments/" + stage, "{}").status == 200);
+  REQUIRE(admin
+              .Put("/api/v1/targets/t1",
+                   R"({"environment":")" + stage + R"(","agent":"nowhere","path":"/srv/x"})")
+              .status == 200);
+  std::string spec = "pipeline:\n  - {stage: " + stage + ", environment: " + stage +
+                     ", targets: [t1], plan: p" + extra + "}\nplans:\n  p: |\n" + plan;
+  auto put = admin.Put("/api/v1/applications/app", spec, "application/yaml");
+  REQUIRE_MESSAGE(put.status == 200, put.body);
+  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
+  REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+}
+
 }  // namespace
 
 TEST_CASE("an admin changes a user's role and password; each change is audited") {
@@ -278,18 +296,9 @@ TEST_CASE("the audit log filters by actor, action, subject and time; CSV exports
 TEST_CASE("waiting for my approval: the stage's role, not my own request, not decided yet") {
   TestServer server;
   auto admin = server.Admin();
-  REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/prod",
-                   R"({"environment":"Production","agent":"nowhere","path":"/srv/x"})")
-              .status == 200);
-  std::string spec =
-      "pipeline:\n  - {stage: Production, environment: Production, targets: [prod], plan: p,"
-      " gates: { approvals: { count: 1, role: release-manager } } }\n"
-      "plans:\n  p: |\n    - log: hi\n";
-  REQUIRE(admin.Put("/api/v1/applications/app", spec, "application/yaml").status == 200);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+  SeedOneStageApp(admin, "Production",
+                  ", gates: { approvals: { count: 1, role: release-manager } } ",
+                  "    - log: hi\n");
   std::string rita = server.CreateUser("rita", "release-manager");
   std::string rob = server.CreateUser("rob", "release-manager");
   std::string dan = server.CreateUser("dan", "deployer");
@@ -317,18 +326,9 @@ TEST_CASE("waiting for my approval: the stage's role, not my own request, not de
 TEST_CASE("waiting for me includes a plan paused at a manual step my role may continue") {
   TestServer server;
   auto admin = server.Admin();
-  REQUIRE(admin.Put("/api/v1/environments/Checks", "{}").status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/checks",
-                   R"({"environment":"Checks","agent":"nowhere","path":"/srv/c"})")
-              .status == 200);
-  std::string spec =
-      "pipeline:\n  - {stage: Checks, environment: Checks, targets: [checks], plan: p}\n"
-      "plans:\n  p: |\n    - manual: { message: \"look\", role: release-manager }\n"
-      "    - log: done\n";
-  REQUIRE(admin.Put("/api/v1/applications/app", spec, "application/yaml").status == 200);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases", R"({"number":"1.0"})").status == 201);
-  REQUIRE(admin.Post("/api/v1/applications/app/releases/1.0/builds", "{}").status == 201);
+  SeedOneStageApp(admin, "Checks", "",
+                  "    - manual: { message: \"look\", role: release-manager }\n"
+                  "    - log: done\n");
   std::string rob = server.CreateUser("rob", "release-manager");
   std::string dan = server.CreateUser("dan", "deployer");
   auto requested =
