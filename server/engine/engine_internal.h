@@ -295,10 +295,16 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   // deployment ends `failed` without the targets' states (their agents are
   // asked again); when even that fails, stderr says what was lost and the
   // deployment becomes `interrupted` at the next start.
+  // `with_success` (may be null) writes what a success brings in the same
+  // transaction as the result (a rollback's hold), so nobody reads the one
+  // without the other.
   void Finish(const DeploymentRecord& d, const std::string& status, const std::string& error,
               const std::vector<std::string>& from,
               const std::vector<DeploymentTargetRecord>& targets = {},
-              const std::vector<TargetStateRecord>& target_states = {});
+              const std::vector<TargetStateRecord>& target_states = {},
+              const std::function<Status()>& with_success = nullptr);
+  // The hold a successful rollback places on its stage (and its audit entry).
+  [[nodiscard]] Status PlaceRollbackHold(const DeploymentRecord& d);
 
   // ---- writes that must not be lost
   static constexpr int kWriteAttempts = 4;

@@ -73,7 +73,8 @@ class ManualGate final : public ManualContinuation {
 void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string& status,
                                     const std::string& error, const std::vector<std::string>& from,
                                     const std::vector<DeploymentTargetRecord>& targets,
-                                    const std::vector<TargetStateRecord>& target_states) {
+                                    const std::vector<TargetStateRecord>& target_states,
+                                    const std::function<Status()>& with_success) {
   std::lock_guard flushing(flush_mu);
   std::vector<DeploymentLogRecord> batch;
   {
@@ -84,10 +85,19 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
     return std::vector<DeploymentLogRecord>{{d.id, 0, Now(), "", level, text}};
   };
   auto finish = [&](const std::string& st, const std::string& why,
-                    const std::vector<TargetStateRecord>& states) {
+                    const std::vector<TargetStateRecord>& states) -> Result<bool> {
     auto final_line =
         line(st == "succeeded" ? "info" : "error", st + (why.empty() ? "" : ": " + why));
-    return store->FinishDeployment(d.id, from, st, Now(), why, targets, states, batch, final_line);
+    if (st != "succeeded" || !with_success)
+      return store->FinishDeployment(d.id, from, st, Now(), why, targets, states, batch,
+                                     final_line);
+    bool moved = false;
+    REPRISE_RETURN_IF_ERROR(store->Atomically([&]() -> Status {
+      REPRISE_ASSIGN_OR_RETURN(moved, store->FinishDeployment(d.id, from, st, Now(), why, targets,
+                                                              states, batch, final_line));
+      return moved ? with_success() : Status::Ok();
+    }));
+    return Result<bool>(moved);
   };
   std::string what = "the result (" + status + ") of deployment " + std::to_string(d.id);
   Result<bool> moved = finish(status, error, target_states);
@@ -215,7 +225,9 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
       results.push_back({d->id, t.target, t.status, t.message, "", "", d->started_at, Now()});
   }
   auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
-  Finish(*d, status, error, {"running"}, results, states);
+  std::function<Status()> hold;
+  if (kind->kind == "rollback") hold = [&] { return PlaceRollbackHold(*d); };
+  Finish(*d, status, error, {"running"}, results, states, hold);
   if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
 }
 
@@ -424,23 +436,19 @@ int64_t DeploymentEngine::Impl::HoldOn(const std::string& app, const std::string
   return holds[stage].value("deployment_id", int64_t{-1});
 }
 
+Status DeploymentEngine::Impl::PlaceRollbackHold(const DeploymentRecord& d) {
+  json hold = {{"since", FormatRfc3339Utc(clock->Now())},
+               {"by", d.requested_by},
+               {"deployment_id", d.id},
+               {"reason", "rolled back to " + BuildLabel(d.release, d.build)}};
+  REPRISE_RETURN_IF_ERROR(store->PlaceHold(d.application, d.stage, hold.dump()));
+  return store->AppendAudit(
+      AuditOf(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage));
+}
+
 void DeploymentEngine::Impl::AfterSuccess(const DeploymentRecord& d, const AppSpec& spec,
                                           const std::string& kind) {
   if (kind == "rollback") {
-    json hold = {{"since", FormatRfc3339Utc(clock->Now())},
-                 {"by", d.requested_by},
-                 {"deployment_id", d.id},
-                 {"reason", "rolled back to " + BuildLabel(d.release, d.build)}};
-    Status st = store->Atomically([&] {
-      REPRISE_RETURN_IF_ERROR(store->PlaceHold(d.application, d.stage, hold.dump()));
-      return store->AppendAudit(
-          AuditOf(d.requested_by, "stage.hold", d.id, d.application + "/" + d.stage));
-    });
-    if (!st.ok()) {
-      Log(d.id, "", "error",
-          "could not hold automatic promotion into " + d.stage + ": " + st.message());
-      return;
-    }
     Log(d.id, "", "info",
         "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
     CancelHeldAutomatic(d);

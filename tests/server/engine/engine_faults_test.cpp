@@ -289,6 +289,57 @@ TEST_CASE("a result that cannot be written fails the deployment instead of vanis
   CHECK(f.CurrentOf("web-a").is_null());
 }
 
+// Makes the server's database refuse to place a stage's hold, as a failing
+// disk would, until Allow().
+class RefuseHolds {
+ public:
+  explicit RefuseHolds(TestServer& server)
+      : db_((server.data_dir() / "reprise.db").string(), SQLite::OPEN_READWRITE) {
+    db_.exec(
+        "CREATE TRIGGER refuse_hold BEFORE UPDATE OF hold_json ON applications "
+        "BEGIN SELECT RAISE(ABORT, 'the disk refused the write'); END");
+  }
+  void Allow() { db_.exec("DROP TRIGGER refuse_hold"); }
+
+ private:
+  SQLite::Database db_;
+};
+
+TEST_CASE("a rollback's success and the hold it places are written together") {
+  FakeClock clock(*ParseRfc3339("2026-06-01T12:00:00Z"));
+  TwoTargets f("    - write-file: { path: \"hello.txt\", content: \"hi\" }\n",
+               /*remote_agents=*/false, &clock);
+  int first = f.AddBuild({{"web", TreeOf(1)}});
+  int second = f.AddBuild({{"web", TreeOf(2)}});
+  for (int build : {first, second}) {
+    int64_t id = f.Deploy(build);
+    json d;
+    REQUIRE(WaitUntil([&] {
+      clock.Advance(std::chrono::seconds(1));
+      return TwoTargets::IsFinal(d = f.Get(id));
+    }));
+    REQUIRE(d["status"] == "succeeded");
+  }
+  RefuseHolds refuse(f.server());
+  int64_t id = f.Deploy(first);
+  // The result is not recorded without its hold: it waits to retry.
+  REQUIRE(WaitUntil([&] { return f.LogHas(id, "could not record the result yet"); }));
+  CHECK(f.Get(id)["status"] == "running");
+  refuse.Allow();
+  json d;
+  REQUIRE(WaitUntil([&] {
+    clock.Advance(std::chrono::seconds(1));
+    return TwoTargets::IsFinal(d = f.Get(id));
+  }));
+  CHECK_MESSAGE(d["status"] == "succeeded", d.dump());
+  CHECK(d["kind"] == "rollback");
+  json app = Body(f.Admin().Get("/api/v1/applications/shop")), hold;
+  for (const auto& stage : app["stages"])
+    if (stage["stage"] == "Production") hold = stage["hold"];
+  REQUIRE_FALSE(hold.is_null());
+  CHECK(hold["deployment_id"] == id);
+}
+
 TEST_CASE("a rejected manual step inside retry is not asked again") {
   TwoTargets f(
       "    - retry:\n"
