@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
   libsqlite3-dev libyaml-cpp-dev libarchive-dev libfmt-dev doctest-dev
   nlohmann-json3-dev libssl-dev libarchive-tools tzdata libhowardhinnant-date-dev
-  prometheus-cpp-dev)
+  prometheus-cpp-dev libisal-dev)
 browser=false
 for arg in "$@"; do
   case "$arg" in

@@ -178,8 +178,17 @@ Result<Manifest> ScanArchive(const fs::path& archive, const ArchiveLimits& limit
 
 Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& limits) {
   return CatchAll("scanning archive", [&]() -> Result<Manifest> {
-    REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader());
-    if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK)
+    // Like OpenFd: gzip through ISA-L, anything else (a zip: with seeking)
+    // through libarchive's own reader.
+    const bool gzip = StartsGzip(bytes);
+    auto open = [bytes, gzip](archive* a, std::unique_ptr<ArchiveInput>& input) {
+      if (!gzip) return archive_read_open_memory(a, bytes.data(), bytes.size());
+      input = NewGzipInput(MemoryBlocks(bytes));
+      return OpenInput(a, *input);
+    };
+    std::unique_ptr<ArchiveInput> input;
+    REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader(/*tar_only=*/gzip));
+    if (open(a.get(), input) != ARCHIVE_OK)
       return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
                              ArchiveErrorText(a.get()));
     ReadAt read = [bytes](uint64_t offset, size_t n, std::string& out) {
@@ -192,9 +201,10 @@ Result<Manifest> ScanArchiveBuffer(std::string_view bytes, const ArchiveLimits& 
     const uint64_t size = bytes.size();
     ArchiveReader reader(limits, &size, nullptr, nullptr, unused);
     REPRISE_ASSIGN_OR_RETURN(Manifest manifest, reader.Run(a.get()));
-    REPRISE_RETURN_IF_ERROR(CheckTarHeaders(reader.special_header_offsets(), [bytes](archive* raw) {
-      return archive_read_open_memory(raw, bytes.data(), bytes.size());
-    }));
+    std::unique_ptr<ArchiveInput> again;
+    REPRISE_RETURN_IF_ERROR(
+        CheckTarHeaders(reader.special_header_offsets(),
+                        [&open, &again](archive* raw) { return open(raw, again); }));
     return manifest;
   });
 }

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "agents/deployer/archive.h"
+#include "agents/deployer/archive_input.h"
 #include "agents/deployer/entry_rules.h"
 #include "common/crypto.h"
 #include "common/status.h"
@@ -276,6 +277,7 @@ class ArchiveReader {
 
 // An archive file opened for reading; owns the fd.
 struct OpenedArchive {
+  std::unique_ptr<ArchiveInput> gzip;  // set: the reader reads a gzip archive's inflated tar
   ArchivePtr reader;
   int fd = -1;
   uint64_t size = 0;
@@ -285,8 +287,9 @@ struct OpenedArchive {
   }
 };
 
-// Opens `path` for reading with NewReader(); fails for anything but a regular
-// file.
+// Opens `path` for reading with NewReader() (tar only for a gzip archive,
+// which ISA-L inflates: see archive_input.h); fails for anything but a
+// regular file.
 Status OpenArchiveFile(const std::filesystem::path& path, OpenedArchive& out);
 
 // Reads the opened file with `reader`, then makes the tar checks libarchive

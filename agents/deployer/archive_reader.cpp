@@ -383,8 +383,10 @@ Status OpenArchiveFile(const fs::path& path, OpenedArchive& out) {
   if (::fstat(out.fd, &st) != 0) return IoError("cannot stat " + path.string());
   if (!S_ISREG(st.st_mode)) return InvalidArgument(path.string() + " is not a regular file");
   out.size = static_cast<uint64_t>(st.st_size);
-  REPRISE_ASSIGN_OR_RETURN(out.reader, NewReader());
-  if (archive_read_open_fd(out.reader.get(), out.fd, kReadBlockBytes) != ARCHIVE_OK)
+  REPRISE_ASSIGN_OR_RETURN(bool gzip, FdStartsGzip(out.fd));
+  // A gzip archive is a tar.gz: its inflated stream is never read as a zip.
+  REPRISE_ASSIGN_OR_RETURN(out.reader, NewReader(/*tar_only=*/gzip));
+  if (OpenFd(out.reader.get(), out.fd, out.gzip) != ARCHIVE_OK)
     return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
                            ArchiveErrorText(out.reader.get()));
   return Status::Ok();
@@ -392,10 +394,12 @@ Status OpenArchiveFile(const fs::path& path, OpenedArchive& out) {
 
 Result<Manifest> RunOnFile(ArchiveReader& reader, OpenedArchive& opened) {
   REPRISE_ASSIGN_OR_RETURN(Manifest manifest, reader.Run(opened.reader.get()));
-  REPRISE_RETURN_IF_ERROR(CheckTarHeaders(reader.special_header_offsets(), [&opened](archive* raw) {
-    if (::lseek(opened.fd, 0, SEEK_SET) != 0) return ARCHIVE_FATAL;
-    return archive_read_open_fd(raw, opened.fd, kReadBlockBytes);
-  }));
+  std::unique_ptr<ArchiveInput> again;
+  REPRISE_RETURN_IF_ERROR(
+      CheckTarHeaders(reader.special_header_offsets(), [&opened, &again](archive* raw) {
+        if (::lseek(opened.fd, 0, SEEK_SET) != 0) return ARCHIVE_FATAL;
+        return OpenFd(raw, opened.fd, again);
+      }));
   return manifest;
 }
 

@@ -80,37 +80,33 @@ ArchiveStreamScanner::~ArchiveStreamScanner() {
 
 void ArchiveStreamScanner::Run() {
   State& s = *state_;
-  // libarchive calls this on this thread whenever it needs more bytes.
-  auto read = [](archive* a, void* client, const void** buffer) -> la_ssize_t {
-    State& st = *static_cast<State*>(client);
-    try {
-      std::unique_lock<std::mutex> lock(st.mu);
-      if (st.reading.capacity() > 0) {
-        st.reading.clear();
-        if (st.spare.size() < kStreamMaxSpareBlocks) st.spare.push_back(std::move(st.reading));
-        st.reading = {};
-      }
-      st.can_read.wait(lock, [&] { return st.abandoned || st.input_ended || !st.queue.empty(); });
-      if (st.abandoned) {
-        archive_set_error(a, ECANCELED, "the upload was abandoned");
-        return ARCHIVE_FATAL;
-      }
-      if (st.queue.empty()) return 0;  // the end of the input
-      st.reading = std::move(st.queue.front());
-      st.queue.pop_front();
-      lock.unlock();
-      st.can_feed.notify_one();
-      st.received += st.reading.size();
-      *buffer = st.reading.data();
-      return static_cast<la_ssize_t>(st.reading.size());
-    } catch (...) {
-      archive_set_error(a, ENOMEM, "cannot buffer the upload");
-      return ARCHIVE_FATAL;
+  // The next block Feed() queued; empty at the end of the input.
+  RawBlocks upload = [&st = s]() -> Result<std::string_view> {
+    std::unique_lock<std::mutex> lock(st.mu);
+    if (st.reading.capacity() > 0) {
+      st.reading.clear();
+      if (st.spare.size() < kStreamMaxSpareBlocks) st.spare.push_back(std::move(st.reading));
+      st.reading = {};
     }
+    st.can_read.wait(lock, [&] { return st.abandoned || st.input_ended || !st.queue.empty(); });
+    if (st.abandoned) return Status(Code::kCancelled, "the upload was abandoned");
+    if (st.queue.empty()) return std::string_view();  // the end of the input
+    st.reading = std::move(st.queue.front());
+    st.queue.pop_front();
+    lock.unlock();
+    st.can_feed.notify_one();
+    st.received += st.reading.size();
+    return std::string_view(st.reading.data(), st.reading.size());
   };
   Result<Manifest> result = CatchAll("scanning the upload", [&]() -> Result<Manifest> {
+    // libarchive pulls the blocks on this thread; a gzip upload is inflated
+    // on the way (archive_input.h).
+    REPRISE_ASSIGN_OR_RETURN(std::string_view first, upload());
+    std::unique_ptr<ArchiveInput> input = StartsGzip(first)
+                                              ? NewGzipInput(Prefixed(first, upload))
+                                              : NewPlainInput(Prefixed(first, upload));
     REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader(/*tar_only=*/true));
-    if (archive_read_open(a.get(), &s, nullptr, read, nullptr) != ARCHIVE_OK) {
+    if (OpenInput(a.get(), *input) != ARCHIVE_OK) {
       s.streamable = false;
       return InvalidArgument("not a tar: " + ArchiveErrorText(a.get()));
     }
@@ -186,8 +182,9 @@ Result<Manifest> ArchiveStreamScanner::Finish(const fs::path& complete_file) {
           if (fd < 0)
             return IoError("cannot open archive " + complete_file.string() + ": " +
                            ErrnoText(errno));
-          Status checked = CheckTarHeaders(s.special_header_offsets, [fd](archive* raw) {
-            return archive_read_open_fd(raw, fd, kReadBlockBytes);
+          std::unique_ptr<ArchiveInput> gzip;
+          Status checked = CheckTarHeaders(s.special_header_offsets, [fd, &gzip](archive* raw) {
+            return OpenFd(raw, fd, gzip);
           });
           ::close(fd);
           return checked;
