@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reprise builds and tests with, only when missing.
-# Usage: scripts/install-deps.sh [--browser] [--format] [--fuzz] [--package]
+# Usage: scripts/install-deps.sh [--browser] [--format] [--fuzz] [--package] [--bench]
 #   --browser  Chromium + Node for the UI tests
 #   --format   clang-format for `make format`
 #   --fuzz     clang and its runtimes (libFuzzer, sanitizers) for `make fuzz`
 #   --package  dpkg-dev and systemd (for systemd-analyze) for `make package`
+#   --bench    the tools `make bench` compares with (curl, jq, rsync, Ansible)
 set -euo pipefail
 
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
@@ -18,7 +19,8 @@ for arg in "$@"; do
     --format) packages+=(clang-format) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --package) packages+=(dpkg-dev fakeroot systemd adduser) ;;
-    *) echo "install-deps: unknown option '$arg' (use --browser, --format, --fuzz, --package)" >&2; exit 2 ;;
+    --bench) packages+=(curl jq rsync ansible-core) ;;
+    *) echo "install-deps: unknown option '$arg' (use --browser, --format, --fuzz, --package, --bench)" >&2; exit 2 ;;
   esac
 done
 
