@@ -99,14 +99,16 @@ Result<RollbackRecord> RollbackRecords::Get(int64_t id) {
   change.finished_at = d->finished_at;
   change.error = d->status == "succeeded" ? "" : d->status + ": " + d->error;
   std::string to = d->status == "succeeded" ? "executed" : "failed";
+  bool moved = false;
   REPRISE_RETURN_IF_ERROR(store_.Atomically([&]() -> Status {
     REPRISE_ASSIGN_OR_RETURN(
-        bool moved, store_.TransitionRollbackRecord(id, {"scheduled", "executing"}, to, change));
+        moved, store_.TransitionRollbackRecord(id, {"scheduled", "executing"}, to, change));
     if (!moved) return Status::Ok();
     return Audit({"scheduler", Role::kAdmin}, to, id,
                  "deployment " + std::to_string(d->id) + " " + d->status);
   }));
-  return Reread("scheduler", r.status, id);
+  // Published only when this call moved it (the run publishes its own end).
+  return Reread("scheduler", moved ? r.status : to, id);
 }
 
 Result<RollbackRecord> RollbackRecords::TestConnection(const Actor& actor, int64_t id) {

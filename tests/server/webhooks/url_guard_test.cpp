@@ -2,6 +2,7 @@
 // backoff), and the event bus: no traffic leaves the process.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
