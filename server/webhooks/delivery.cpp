@@ -1,6 +1,7 @@
 // One webhook POST through cpp-httplib, pinned to the checked address.
 #include "server/webhooks/delivery.h"
 
+#include <fcntl.h>
 #include <httplib.h>
 
 #include "server/webhooks/url_guard.h"
@@ -30,6 +31,9 @@ DeliveryResult SendDelivery(const DeliveryRequest& request) {
   client.set_read_timeout(static_cast<time_t>(request.read_timeout.count()), 0);
   client.set_write_timeout(static_cast<time_t>(request.read_timeout.count()), 0);
   client.set_keep_alive(false);
+  // The local agent runs plan commands in child processes: the socket must
+  // not leak into them.
+  client.set_socket_options([](int sock) { ::fcntl(sock, F_SETFD, FD_CLOEXEC); });
   client.enable_server_certificate_verification(true);
   httplib::Headers headers{{"User-Agent", "Reprise-Webhooks/1"}};
   for (const auto& [name, value] : request.headers) headers.emplace(name, value);

@@ -218,6 +218,41 @@ TEST_CASE("a deployment is announced requested, started, succeeded, each signed"
   CHECK(list[0]["delivered_at"].is_string());
 }
 
+TEST_CASE("putting an earlier build back is announced rolled-back, and its hold placed") {
+  Receiver receiver;
+  FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
+  PipelineOptions options;
+  options.integration_plan = "quick";
+  options.testing_plan = "quick";
+  options.start_agent = false;
+  options.server.clock = &clock;
+  options.server.webhook_allow_private = true;
+  PipelineFixture f(options);
+  auto admin = f.Admin();
+  REQUIRE(admin
+              .Put("/api/v1/webhooks/ops",
+                   Hook(receiver.url(), {"deployment.rolled-back", "hold.placed"}).dump())
+              .status == 201);
+  for (int build : {1, 2}) {
+    auto d = f.Deploy(admin, build, {{"stage", "Integration"}});
+    REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
+  }
+  auto back = f.Deploy(admin, 1, {{"stage", "Integration"}});
+  REQUIRE(f.WaitFinal(back["id"])["status"] == "succeeded");
+  REQUIRE(WaitUntil([&] { return receiver.count() == 2; }));
+  auto got = receiver.received();
+  CHECK(got[0].event == "deployment.rolled-back");
+  CHECK(got[1].event == "hold.placed");
+  for (const auto& r : got) {
+    CHECK(r.signature_ok);
+    auto data = json::parse(r.body)["data"];
+    CHECK(data["deployment_id"] == back["id"]);
+    CHECK(data["kind"] == "rollback");
+    CHECK(data["build"] == 1);
+  }
+  CHECK(json::parse(got[1].body)["data"]["reason"] == "rolled back to 1.0 build 1");
+}
+
 TEST_CASE("a 500 is retried once the fake clock passes the backoff; redeliver sends again") {
   Receiver receiver;
   OwnServer server(true);
