@@ -97,7 +97,10 @@ export async function renderWebhooks(main) {
     ev.preventDefault();
     const { name, body: hook } = read();
     const created = await act(submit, out, () => put(`/webhooks/${enc(name)}`, hook), (r) => `Webhook ${r.name} saved.`);
-    if (created) await load();
+    if (created) {
+      form.reset();
+      await load();
+    }
   });
   await load();
 }
@@ -116,10 +119,10 @@ export async function renderWebhook(main, ctx) {
   const { form, submit, read } = settingsForm(hook, 'Save');
   const test = h('button', { type: 'button', class: 'secondary', id: 'wh-test' }, 'Send test');
   const remove = h('button', { type: 'button', class: 'danger', id: 'wh-delete' }, 'Delete webhook');
-  const refresh = h('button', { type: 'button', class: 'secondary', id: 'wh-refresh' }, 'Refresh');
+  const refresh = h('button', { type: 'button', class: 'secondary small', id: 'wh-refresh' }, 'Refresh');
   const deliveries = h('div', null, loading());
-  main.append(form, h('p', { class: 'actions' }, test, ' ', remove), out,
-    h('h2', null, 'Deliveries ', refresh), deliveries);
+  main.append(form, h('p', { class: 'webhook-actions' }, test, ' ', remove), out,
+    h('h2', null, 'Deliveries'), h('p', { class: 'webhook-refresh' }, refresh), deliveries);
 
   const load = async () => {
     let list;
