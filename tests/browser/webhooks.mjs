@@ -56,6 +56,18 @@ async function webhooksScenario(env, open) {
   await env.waitUntil(async () => (await rows.count()) === 2, async () => `${await rows.count()} deliveries, not 2`);
   await shot(env, page, 'webhook.png');
   await axeCheck(page, '#/webhooks/chat');
+
+  // Both pages fit a phone screen (the tables scroll inside their frame).
+  const phone = await open('admin-phone', env.PHONE);
+  await env.login(phone, 'admin', env.adminPassword);
+  for (const [hash, heading, name] of [['#/webhooks', 'Webhooks', 'webhooks-phone.png'], ['#/webhooks/chat', 'chat', 'webhook-phone.png']]) {
+    await phone.goto(env.base() + '/' + hash);
+    await phone.getByRole('heading', { name: heading, level: 1 }).waitFor();
+    await phone.locator('main table').first().waitFor();
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) throw new Error(`${hash} is ${overflow} px wider than a phone screen`);
+    await shot(env, phone, name);
+  }
 }
 
 export function register(step, env) {
