@@ -19,7 +19,8 @@ const char* kUsage =
     "                      [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
-    "                      [--metrics-public] [--artifact-* / --retention-* ...]\n"
+    "                      [--metrics-public] [--webhook-allow-private]\n"
+    "                      [--artifact-* / --retention-* ...]\n"
     "  --config FILE      read settings from FILE (YAML, keys are these flags without\n"
     "                     '--'; flags on the command line override it)\n"
     "  --print-config     print the effective settings (secrets masked) and exit\n"
@@ -34,6 +35,9 @@ const char* kUsage =
     "  --demo             seed the demo application 'shop'\n"
     "  --secure-cookies   the UI is reached over HTTPS (TLS proxy): Secure cookies, HSTS\n"
     "  --metrics-public   GET /metrics answers without a token (default: a viewer's)\n"
+    "  --webhook-allow-private\n"
+    "                     webhooks may target loopback, private and link-local addresses\n"
+    "                     (refused by default against server-side request forgery)\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
@@ -62,6 +66,7 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("demo"),
       Spec("secure-cookies"),
       Spec("metrics-public"),
+      Spec("webhook-allow-private"),
   };
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames())
     known.push_back(Spec(name, true).Default(default_value));
@@ -97,6 +102,7 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   options.demo = args.Has("demo");
   options.secure_cookies = args.Has("secure-cookies");
   options.metrics_public = args.Has("metrics-public");
+  options.webhook_allow_private = args.Has("webhook-allow-private");
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames()) {
     auto v = args.Value(name);
     if (!v) continue;

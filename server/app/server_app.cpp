@@ -16,17 +16,20 @@
 #include "server/api/routes.h"
 #include "server/api/routes_rollback_records.h"
 #include "server/api/routes_stages.h"
+#include "server/api/routes_webhooks.h"
 #include "server/api/target_validate.h"
 #include "server/app/demo.h"
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/artifact_verify.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
+#include "server/events/event_bus.h"
 #include "server/hub/agent_hub.h"
 #include "server/metrics/metrics.h"
 #include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
 #include "server/web/web_ui.h"
+#include "server/webhooks/webhooks.h"
 
 namespace reprise {
 
@@ -83,6 +86,10 @@ struct ServerApp::Impl {
   DataDirLock data_lock;  // first member: released after everything else is gone
   ServerOptions options;
   std::unique_ptr<Store> store;
+  // After the store (it writes deliveries there), before everything that
+  // publishes: destroyed after them.
+  std::unique_ptr<EventBus> events;
+  std::unique_ptr<WebhookService> webhooks;
   std::unique_ptr<Metrics> metrics = std::make_unique<Metrics>();
   std::unique_ptr<BlobStore> blobs;
   ArchiveLimits archive_limits;
@@ -137,6 +144,17 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   auto opened = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
   if (!opened.ok()) return opened.status();
   store = std::move(opened).value();
+  events = std::make_unique<EventBus>(*o.clock);
+  WebhookServiceOptions webhook_options;
+  webhook_options.store = store.get();
+  webhook_options.events = events.get();
+  webhook_options.clock = o.clock;
+  webhook_options.allow_private = o.webhook_allow_private;
+  webhook_options.first_retry = o.webhook_first_retry;
+  webhook_options.max_retry = o.webhook_max_retry;
+  webhook_options.give_up_after = o.webhook_give_up_after;
+  webhooks = std::make_unique<WebhookService>(webhook_options);
+  webhooks->Start();  // deliveries left pending before a restart go out now
 
   auto boot = EnsureBootstrapAdmin(*store, *o.clock, o.data_dir, o.admin_token, o.admin_password);
   if (!boot.ok()) return boot.status().WithContext("bootstrap admin");
@@ -182,6 +200,7 @@ Status ServerApp::Impl::StartHub() {
     hub_options.local_agent_root = root;
   }
   hub_options.fsync = o.fsync;
+  hub_options.events = events.get();
   hub_options.archive_limits = o.archive_limits;
   Impl* self = this;
   hub_options.on_progress = [self](const std::string& target, const TransferProgress& p) {
@@ -202,6 +221,7 @@ Status ServerApp::Impl::StartEngine() {
   engine_options.clock = o.clock;
   engine_options.workers = o.engine_workers;
   engine_options.metrics = metrics.get();
+  engine_options.events = events.get();
   auto started = DeploymentEngine::Start(engine_options);
   if (!started.ok()) return started.status().WithContext("deployment engine");
   engine = std::move(started).value();
@@ -245,9 +265,11 @@ Status ServerApp::Impl::StartHttp() {
   for (auto& route : TargetValidateRoutes(*hub, *store, *o.clock))
     routes.push_back(std::move(route));
   for (auto& route : StageRoutes(*hub, *store, *o.clock)) routes.push_back(std::move(route));
-  rollback_records = std::make_unique<RollbackRecords>(*store, *hub, *blobs, *engine, *o.clock);
+  rollback_records =
+      std::make_unique<RollbackRecords>(*store, *hub, *blobs, *engine, *o.clock, events.get());
   for (auto& route : RollbackRecordRoutes(*rollback_records, *store))
     routes.push_back(std::move(route));
+  for (auto& route : WebhookRoutes(*store, *webhooks, *o.clock)) routes.push_back(std::move(route));
   route_table.clear();
   for (const auto& r : routes)
     route_table.push_back({r.method, r.pattern, static_cast<int>(r.min_role), r.public_route});
@@ -279,6 +301,10 @@ void ServerApp::Stop() {
   impl_->progress_sink = nullptr;
   if (impl_->engine) impl_->engine->Stop();
   if (impl_->hub) impl_->hub->Stop();
+  // What was published until now is queued as deliveries, then the worker
+  // stops (pending deliveries stay in the store for the next start).
+  if (impl_->events) impl_->events->Stop();
+  if (impl_->webhooks) impl_->webhooks->Stop();
 }
 
 int ServerApp::agent_port() const { return impl_->hub ? impl_->hub->port() : 0; }

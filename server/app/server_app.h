@@ -5,6 +5,7 @@
 // Thread-safety: Start/Stop from one thread.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -37,8 +38,14 @@ struct ServerOptions {
   ArchiveLimits archive_limits;  // what an uploaded archive may hold (--artifact-*)
   RetentionPolicy retention;     // defaults of POST /admin/retention (--retention-*)
   bool metrics_public = false;   // GET /metrics answers without a token
-  bool secure_cookies = false;   // the UI is reached over HTTPS (a TLS proxy in front)
-  bool quiet = false;            // no start-up banner (tests)
+  // Webhooks may target loopback, private and link-local addresses.
+  bool webhook_allow_private = false;
+  // Webhook retries: the first wait (doubling), its cap, and when to give up.
+  std::chrono::milliseconds webhook_first_retry{30000};
+  std::chrono::milliseconds webhook_max_retry{std::chrono::hours(1)};
+  std::chrono::milliseconds webhook_give_up_after{std::chrono::hours(24)};
+  bool secure_cookies = false;  // the UI is reached over HTTPS (a TLS proxy in front)
+  bool quiet = false;           // no start-up banner (tests)
   int engine_workers = 4;
   bool fsync = true;  // the local agent's extraction (tests may turn it off)
 };

@@ -35,6 +35,7 @@
 namespace reprise {
 
 class Metrics;
+class EventBus;
 
 class AgentPort;
 
@@ -57,6 +58,7 @@ struct EngineOptions {
   // false: no scheduler thread and nothing runs; Tick() fires and queues.
   bool start_threads = true;
   Metrics* metrics = nullptr;  // the scheduler's lateness (may be null)
+  EventBus* events = nullptr;  // where status changes are published (may be null)
 };
 
 struct DeployRequest {

@@ -25,6 +25,7 @@
 #include "server/engine/connection_check.h"
 #include "server/engine/engine.h"
 #include "server/engine/engine_loop.h"
+#include "server/events/event_bus.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -305,6 +306,19 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
               const std::function<Status()>& with_success = nullptr);
   // The hold a successful rollback places on its stage (and its audit entry).
   [[nodiscard]] Status PlaceRollbackHold(const DeploymentRecord& d);
+
+  // ---- events (events.cpp): published once the change is in the store
+  // `type` about deployment `d` (its status now `status`).
+  void PublishDeployment(const std::string& type, const DeploymentRecord& d,
+                         const std::string& status, const std::string& reason = {},
+                         const std::string& actor = {});
+  // deployment.waiting for `gates` (what holds it back), and
+  // approval.needed when approvals are among them.
+  void PublishWaiting(const DeploymentRecord& d, const std::string& gates);
+  // The event of a final status (deployment.succeeded, plus
+  // deployment.rolled-back for a rollback; .failed, .cancelled, .expired).
+  void PublishFinished(const DeploymentRecord& d, const std::string& status,
+                       const std::string& error);
 
   // ---- writes that must not be lost
   static constexpr int kWriteAttempts = 4;

@@ -96,6 +96,7 @@ void DeploymentEngine::Impl::Apply(const std::vector<GateDecision>& decisions) {
           gate_summaries[g.deployment.id] = g.text;
         }
         if (changed) Log(g.deployment.id, "", "info", "waiting for gates: " + g.text);
+        if (changed) PublishWaiting(g.deployment, g.text);
         break;
       }
     }
@@ -162,6 +163,7 @@ bool DeploymentEngine::Impl::StartIfConnected(const std::shared_ptr<Running>& r)
           gate_summaries[d->id] = summary;
         }
         Log(d->id, "", "info", "waiting for gates: " + summary);
+        PublishWaiting(*d, summary);
       }
       return false;
     }

@@ -20,6 +20,7 @@ void DeploymentEngine::Impl::Recover() {
           "interrupted: the server stopped while this deployment was running; the targets' "
           "real state is read back from their agents");
       Audit("server", "deployment.interrupt", d.id, "running at restart");
+      PublishFinished(d, "interrupted", "the server stopped while it was running");
       auto targets = store->ListDeploymentTargets(d.id);
       if (targets.ok())
         for (auto t : *targets)

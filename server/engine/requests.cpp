@@ -114,6 +114,8 @@ Result<DeploymentRecord> DeploymentEngine::Request(const Actor& actor, const std
     return store.AppendAudit(
         impl.AuditOf(actor.user, "deployment.force", id, "forced past gates: " + d.comment));
   }));
+  d.id = id;
+  impl.PublishDeployment("deployment.requested", d, d.status, d.comment);
   impl.Log(id, "", "info",
            "requested by " + actor.user + ": " + what +
                (scheduled ? " at " + FormatRfc3339Utc(*req.at) : std::string()) +

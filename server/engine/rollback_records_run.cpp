@@ -6,6 +6,7 @@
 // Threading: MayRedeploy and RequestSelectiveRollback run on API threads;
 // RunSelectiveRollback on the deployment's own thread.
 #include "server/engine/engine_internal.h"
+#include "server/events/record_events.h"
 
 namespace reprise {
 
@@ -41,6 +42,8 @@ Result<DeploymentRecord> DeploymentEngine::RequestSelectiveRollback(
         d.requested_by, scheduled ? "deployment.schedule" : "deployment.request", id, d.comment)));
     return with_it(created);
   }));
+  d.id = id;
+  impl.PublishDeployment("deployment.requested", d, d.status, d.comment);
   impl.Log(id, "", "info", "requested by " + d.requested_by + ": " + d.comment);
   if (scheduled) {
     impl.Rearm();
@@ -143,10 +146,10 @@ void DeploymentEngine::Impl::RunSelectiveRollback(const std::shared_ptr<Running>
     RollbackRecordChange change;
     change.finished_at = Now();
     change.error = error;
+    bool moved = false;
     Status st = store->Atomically([&]() -> Status {
-      REPRISE_ASSIGN_OR_RETURN(
-          bool moved,
-          store->TransitionRollbackRecord(rec->id, {"scheduled", "executing"}, status, change));
+      REPRISE_ASSIGN_OR_RETURN(moved, store->TransitionRollbackRecord(
+                                          rec->id, {"scheduled", "executing"}, status, change));
       if (!moved) return Status::Ok();
       return store->AppendAudit(
           {0, Now(), "scheduler", "rollback-record." + status,
@@ -155,6 +158,7 @@ void DeploymentEngine::Impl::RunSelectiveRollback(const std::shared_ptr<Running>
     });
     if (!st.ok())
       Log(d.id, "", "error", "could not record the rollback record's end: " + st.message());
+    if (st.ok() && moved) Publish(o.events, RollbackRecordEvent(*rec, status, "scheduler", error));
   };
   auto fail = [&](const std::string& why) {
     Finish(d, "failed", why, {"running"});
@@ -185,7 +189,9 @@ void DeploymentEngine::Impl::RunSelectiveRollback(const std::shared_ptr<Running>
       store->StartDeployment(d.id, original.ok() ? original->context_json : std::string(),
                              kSelectiveRollbackKind, starting);
   if (!saved.ok()) return fail(saved.message());
-  (void)store->TransitionRollbackRecord(rec->id, {"scheduled"}, "executing", {});
+  auto executing = store->TransitionRollbackRecord(rec->id, {"scheduled"}, "executing", {});
+  if (executing.ok() && *executing)
+    Publish(o.events, RollbackRecordEvent(*rec, "executing", d.requested_by));
   Log(d.id, "", "info",
       "running rollback record #" + std::to_string(rec->id) + " of deployment " +
           std::to_string(rec->deployment_id) + " (" + BuildLabel(d.release, d.build) + " on " +

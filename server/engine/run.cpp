@@ -100,6 +100,7 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
     return Result<bool>(moved);
   };
   std::string what = "the result (" + status + ") of deployment " + std::to_string(d.id);
+  std::string ended = status;
   Result<bool> moved = finish(status, error, target_states);
   for (int attempt = 2; !moved.ok() && attempt <= kWriteAttempts; ++attempt) {
     log::Warn("engine.write-failed", {{"what", what},
@@ -120,7 +121,8 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
   if (!moved.ok()) {
     std::string why = "the result could not be recorded: " + moved.status().message();
     log::Error("engine.write-gave-up", {{"what", what}, {"error", moved.status().ToString()}});
-    moved = finish("failed", error.empty() ? why : error + "; " + why, {});
+    ended = "failed";
+    moved = finish(ended, error.empty() ? why : error + "; " + why, {});
     if (moved.ok()) {
       std::lock_guard lock(read_back_mu);  // what the targets hold is read back
       for (const auto& state : target_states) unread[state.current.target] = d;
@@ -136,6 +138,7 @@ void DeploymentEngine::Impl::Finish(const DeploymentRecord& d, const std::string
     pending_lines.insert(pending_lines.begin(), batch.begin(), batch.end());
   }
   log_cv.notify_all();
+  if (moved.ok() && *moved) PublishFinished(d, ended, error);
 }
 
 // ---- running one deployment
@@ -162,6 +165,7 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
       starting.push_back({d->id, t, "running", "", "", "", Now(), 0});
   Status saved = store->StartDeployment(d->id, ContextToJson(*ctx), kind->kind, starting);
   if (!saved.ok()) return fail(saved.message());
+  PublishDeployment("deployment.started", *d, "running");
   Log(d->id, "", "info",
       "running " + kind->kind + " of " + BuildLabel(d->release, d->build) + " to " + d->stage +
           " (variables " + (choice == "as-deployed" ? "as deployed" : "current settings") +
@@ -171,7 +175,13 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
   auto operations = o.agents->OperationsFor(*ctx);
   // The executor logs the waiting line (with the step's position).
   ManualGate manual(
-      r, [this, r] { PauseSlot(r); }, [this, r](const CancelToken& c) { ResumeSlot(r, c); });
+      r,
+      [this, r, record = *d] {
+        PauseSlot(r);
+        PublishDeployment("approval.needed", record, "running",
+                          "a manual step waits for an answer");
+      },
+      [this, r](const CancelToken& c) { ResumeSlot(r, c); });
   ExecutorOptions eo;
   eo.clock = clock;
   eo.manual = &manual;
@@ -449,6 +459,8 @@ Status DeploymentEngine::Impl::PlaceRollbackHold(const DeploymentRecord& d) {
 void DeploymentEngine::Impl::AfterSuccess(const DeploymentRecord& d, const AppSpec& spec,
                                           const std::string& kind) {
   if (kind == "rollback") {
+    PublishDeployment("hold.placed", d, "succeeded",
+                      "rolled back to " + BuildLabel(d.release, d.build));
     Log(d.id, "", "info",
         "stage " + d.stage + " now holds automatic promotion until someone clears the hold");
     CancelHeldAutomatic(d);
@@ -495,6 +507,7 @@ void DeploymentEngine::Impl::AfterSuccess(const DeploymentRecord& d, const AppSp
   Log(d.id, "", "info",
       "promoting automatically to " + next.stage + ": deployment " + std::to_string(created->id));
   Log(created->id, "", "info", "automatic promotion after deployment " + std::to_string(d.id));
+  PublishDeployment("deployment.requested", *created, "waiting", auto_d.comment, "automation");
   Audit("automation", "deployment.request", created->id,
         "automatic promotion of " + BuildLabel(d.release, d.build) + " to " + next.stage);
   EvaluateWaiting(created->id);

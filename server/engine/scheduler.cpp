@@ -115,11 +115,13 @@ void DeploymentEngine::Impl::FireDue() {
           gate_summaries[id] = g.text;
         }
           Log(id, "", "info", "waiting for gates: " + g.text);
+          PublishWaiting(g.deployment, g.text);
           break;
         case GateDecision::Kind::kCancel:
         case GateDecision::Kind::kFail: {
           std::string status = g.kind == GateDecision::Kind::kCancel ? "cancelled" : "failed";
           Log(id, "", "error", status + ": " + g.text);
+          PublishFinished(g.deployment, status, g.text);
           break;
         }
         default:

@@ -34,6 +34,8 @@
 
 namespace reprise {
 
+class EventBus;
+
 struct AgentHubOptions {
   Store* store = nullptr;            // required
   const BlobStore* blobs = nullptr;  // required for deploy-artifact
@@ -53,6 +55,7 @@ struct AgentHubOptions {
   // Deploy progress (bytes transferred, files extracted), per target name.
   // Called from hub threads; must be quick and thread-safe.
   std::function<void(const std::string& target, const TransferProgress&)> on_progress;
+  EventBus* events = nullptr;  // agent.offline is published here (may be null)
   // An agent silent for this long is offline (agents send heartbeats every
   // 10 s by default).
   std::chrono::milliseconds heartbeat_timeout{30000};

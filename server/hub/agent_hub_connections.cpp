@@ -6,6 +6,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "server/events/event_bus.h"
 #include "server/hub/agent_hub_internal.h"
 
 namespace reprise {
@@ -323,7 +324,12 @@ void AgentHub::Impl::OnClose(const std::shared_ptr<Conn>& c, const std::string& 
   }
   if (was_online && !stopped) {
     PersistLastSeen(c);
-    (void)why;
+    Event offline;
+    offline.type = "agent.offline";
+    offline.agent = c->name;
+    offline.status = "offline";
+    offline.reason = why;
+    Publish(o.events, std::move(offline));
   }
 }
 

@@ -99,14 +99,16 @@ Result<RollbackRecord> RollbackRecords::Get(int64_t id) {
   change.finished_at = d->finished_at;
   change.error = d->status == "succeeded" ? "" : d->status + ": " + d->error;
   std::string to = d->status == "succeeded" ? "executed" : "failed";
+  bool moved = false;
   REPRISE_RETURN_IF_ERROR(store_.Atomically([&]() -> Status {
     REPRISE_ASSIGN_OR_RETURN(
-        bool moved, store_.TransitionRollbackRecord(id, {"scheduled", "executing"}, to, change));
+        moved, store_.TransitionRollbackRecord(id, {"scheduled", "executing"}, to, change));
     if (!moved) return Status::Ok();
     return Audit({"scheduler", Role::kAdmin}, to, id,
                  "deployment " + std::to_string(d->id) + " " + d->status);
   }));
-  return store_.GetRollbackRecord(id);
+  // Published only when this call moved it (the run publishes its own end).
+  return Reread("scheduler", moved ? r.status : to, id);
 }
 
 Result<RollbackRecord> RollbackRecords::TestConnection(const Actor& actor, int64_t id) {
@@ -142,7 +144,7 @@ Result<RollbackRecord> RollbackRecords::Submit(const Actor& actor, int64_t id,
                                 "; only a draft can be submitted for approval");
     return Audit(actor, "submit", id, comment);
   }));
-  return store_.GetRollbackRecord(id);
+  return Reread(actor.user, r.status, id);
 }
 
 Result<RollbackRecord> RollbackRecords::Decide(const Actor& actor, int64_t id, bool approve,
@@ -177,7 +179,7 @@ Result<RollbackRecord> RollbackRecords::Decide(const Actor& actor, int64_t id, b
     if (static_cast<int>(approvers.size()) < rule.count) return Status::Ok();
     return store_.TransitionRollbackRecord(id, {"pending-approval"}, "approved", {}).status();
   }));
-  return store_.GetRollbackRecord(id);
+  return Reread(actor.user, r.status, id);
 }
 
 Status RollbackRecords::MayExecute(const Actor& actor, const RollbackRecord& r) {
@@ -275,7 +277,7 @@ Result<RollbackRecord> RollbackRecords::Execute(const Actor& actor, int64_t id,
     return Audit(actor, "execute", id, "deployment " + std::to_string(created.id) + when);
   });
   if (!execution.ok()) return execution.status();
-  return Get(id);
+  return Reread(actor.user, r.status, id);
 }
 
 Result<RollbackRecord> RollbackRecords::Validate(const Actor& actor, int64_t id) {
@@ -348,7 +350,7 @@ Result<RollbackRecord> RollbackRecords::Validate(const Actor& actor, int64_t id)
       return FailedPrecondition("rollback record " + std::to_string(id) + " changed meanwhile");
     return Audit(actor, "validate", id, to);
   }));
-  return store_.GetRollbackRecord(id);
+  return Reread(actor.user, r.status, id);
 }
 
 }  // namespace reprise

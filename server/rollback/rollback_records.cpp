@@ -10,6 +10,7 @@
 #include "planner/execution_context.h"
 #include "server/artifacts/blob_store.h"
 #include "server/engine/agent_port.h"
+#include "server/events/record_events.h"
 #include "server/rollback/components.h"
 
 namespace reprise {
@@ -220,8 +221,20 @@ std::optional<Manifest> FindComposedManifest(Store& store, const std::string& ta
 }
 
 RollbackRecords::RollbackRecords(Store& store, AgentPort& agents, BlobStore& blobs,
-                                 DeploymentEngine& engine, const Clock& clock)
-    : store_(store), agents_(agents), blobs_(blobs), engine_(engine), clock_(clock) {}
+                                 DeploymentEngine& engine, const Clock& clock, EventBus* events)
+    : store_(store),
+      agents_(agents),
+      blobs_(blobs),
+      engine_(engine),
+      clock_(clock),
+      events_(events) {}
+
+Result<RollbackRecord> RollbackRecords::Reread(const std::string& actor, const std::string& before,
+                                               int64_t id) {
+  REPRISE_ASSIGN_OR_RETURN(RollbackRecord r, store_.GetRollbackRecord(id));
+  if (r.status != before) Publish(events_, RollbackRecordEvent(r, r.status, actor, r.error));
+  return r;
+}
 
 Status RollbackRecords::Audit(const Actor& actor, const std::string& action, int64_t id,
                               const std::string& summary) {
@@ -273,6 +286,7 @@ Result<RollbackRecord> RollbackRecords::Create(const Actor& actor, int64_t deplo
                      " on " + d.stage + "): " + std::to_string(stored.components_selected) +
                      " of " + std::to_string(stored.components_total) + " components selected");
   }));
+  Publish(events_, RollbackRecordEvent(stored, stored.status, actor.user, comment));
   return stored;
 }
 

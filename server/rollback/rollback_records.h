@@ -44,10 +44,13 @@ struct RollbackApprovalRule {
 std::optional<Manifest> FindComposedManifest(Store& store, const std::string& target,
                                              const std::string& manifest_hash);
 
+class EventBus;
+
 class RollbackRecords {
  public:
+  // Status changes are published on `events` when set.
   RollbackRecords(Store& store, AgentPort& agents, BlobStore& blobs, DeploymentEngine& engine,
-                  const Clock& clock);
+                  const Clock& clock, EventBus* events = nullptr);
 
   // A draft record of deployment `deployment_id`. kFailedPrecondition (409)
   // naming why when it is not eligible; kInvalidArgument for a selection
@@ -86,12 +89,16 @@ class RollbackRecords {
   Status MayExecute(const Actor& actor, const RollbackRecord& record);
   Status Audit(const Actor& actor, const std::string& action, int64_t id,
                const std::string& summary);
+  // The record as stored now; its change is published when its status is
+  // no longer `before`.
+  Result<RollbackRecord> Reread(const std::string& actor, const std::string& before, int64_t id);
 
   Store& store_;
   AgentPort& agents_;
   BlobStore& blobs_;
   DeploymentEngine& engine_;
   const Clock& clock_;
+  EventBus* events_;
 };
 
 }  // namespace reprise

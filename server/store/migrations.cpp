@@ -390,6 +390,36 @@ ALTER TABLE releases ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE builds ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 ALTER TABLE builds ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
 )sql",
+      // Webhooks and their durable delivery queue (deliveries survive restarts).
+      R"sql(
+CREATE TABLE webhooks (
+  name TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  events_json TEXT NOT NULL DEFAULT '[]',
+  secret TEXT NOT NULL DEFAULT '',
+  format TEXT NOT NULL DEFAULT 'json',
+  enabled INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  updated_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE webhook_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  webhook TEXT NOT NULL,
+  event TEXT NOT NULL,
+  data_json TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_attempt_at INTEGER NOT NULL DEFAULT 0,
+  response_code INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  delivered_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
+)sql",
   };
   return kMigrations;
 }

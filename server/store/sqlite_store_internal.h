@@ -215,6 +215,19 @@ class SqliteStore final : public Store {
   // ---- audit
   Status AppendAudit(const AuditRecord& e) override;
   Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f, const Page& page) override;
+  // ---- webhooks (sqlite_webhooks.cpp)
+  Status PutWebhook(const WebhookRecord& w) override;
+  Result<WebhookRecord> GetWebhook(const std::string& name) override;
+  Result<std::vector<WebhookRecord>> ListWebhooks(const Page& page) override;
+  Result<bool> DeleteWebhook(const std::string& name) override;
+  Result<WebhookDeliveryRecord> AddWebhookDelivery(const WebhookDeliveryRecord& d) override;
+  Result<WebhookDeliveryRecord> GetWebhookDelivery(int64_t id) override;
+  Result<std::vector<WebhookDeliveryRecord>> ListWebhookDeliveries(const std::string& webhook,
+                                                                   const Page& page) override;
+  Result<std::vector<WebhookDeliveryRecord>> DueWebhookDeliveries(int64_t now,
+                                                                  int64_t limit) override;
+  Result<int64_t> NextWebhookDeliveryAt() override;
+  Result<bool> RecordWebhookAttempt(int64_t id, const WebhookAttempt& attempt) override;
   // ---- rollback records (sqlite_rollback_records.cpp)
   Result<RollbackRecord> CreateRollbackRecord(
       const RollbackRecord& record, const std::vector<RollbackRecordTarget>& targets,

@@ -11,8 +11,8 @@
 // calls, e.g. a change and its audit entry, into one transaction.
 //
 // The interface is split by aggregate (catalog_store.h, deployment_store.h,
-// agent_store.h, user_store.h, audit_store.h, stats_store.h); Store is all of them. A
-// caller that needs one aggregate may take the narrower interface.
+// agent_store.h, user_store.h, audit_store.h, stats_store.h, webhook_store.h); Store is all of
+// them. A caller that needs one aggregate may take the narrower interface.
 #pragma once
 
 #include <memory>
@@ -27,6 +27,7 @@
 #include "server/store/rollback_record_store.h"
 #include "server/store/stats_store.h"
 #include "server/store/user_store.h"
+#include "server/store/webhook_store.h"
 
 namespace reprise {
 
@@ -36,7 +37,8 @@ class Store : public CatalogStore,
               public UserStore,
               public AuditStore,
               public RollbackRecordStore,
-              public StatsStore {
+              public StatsStore,
+              public WebhookStore {
  public:
   ~Store() override = default;
 

@@ -12,6 +12,7 @@ const SUITES = {
   operations: './operations.mjs',
   'rollback-records': './rollback_records.mjs',
   people: './people.mjs',
+  webhooks: './webhooks.mjs',
   config: './config.mjs',
   insights: './insights.mjs',
   releases: './releases.mjs',

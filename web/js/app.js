@@ -20,6 +20,7 @@ import { renderAudit } from './pages/audit.js';
 import { renderConfig } from './pages/config.js';
 import { renderSpecEditor, renderNewApplication } from './pages/spec_editor.js';
 import { renderInsights } from './pages/insights.js';
+import { renderWebhooks, renderWebhook } from './pages/webhooks.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -44,6 +45,8 @@ route('/config', renderConfig);
 route('/apps/{app}/spec', renderSpecEditor);
 route('/new-application', renderNewApplication);
 route('/insights', renderInsights);
+route('/webhooks', renderWebhooks);
+route('/webhooks/{name}', renderWebhook);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -58,6 +61,7 @@ const NAV = [
   ['#/agents', 'Agents'],
   ['#/users', 'Users', 'admin'],
   ['#/audit', 'Audit log', 'admin'],
+  ['#/webhooks', 'Webhooks', 'admin'],
   ['#/config', 'Configuration'],
   ['#/insights', 'Insights'],
 ];
