@@ -10,6 +10,7 @@
 // starts a helper thread only for deploy --wait --timeout.
 #pragma once
 
+#include <istream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -22,12 +23,21 @@ inline constexpr int kExitUsage = 2;
 
 inline constexpr const char* kDefaultServer = "http://127.0.0.1:8080";
 
-// Defaults taken from the environment (REPRISE_SERVER, REPRISE_TOKEN);
-// --server and --token override them.
+// Defaults taken from the environment (REPRISE_SERVER, REPRISE_TOKEN) and
+// the configuration file `reprise login` writes; --server and --token
+// override the environment, which overrides the file.
 struct CliEnvironment {
   std::string server;
   std::string token;
+  // $XDG_CONFIG_HOME/reprise/config or ~/.config/reprise/config; "" for none.
+  std::string config_path;
+  // Where `reprise login` reads a token from when --token is not given.
+  std::istream* in = nullptr;
 };
+
+// The configuration file's path for these XDG_CONFIG_HOME and HOME values
+// (either may be null); "" when neither is set.
+std::string DefaultConfigPath(const char* xdg_config_home, const char* home);
 
 // `args` excludes the program name.
 int RunCli(const std::vector<std::string>& args, const CliEnvironment& env, std::ostream& out,
