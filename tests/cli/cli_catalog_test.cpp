@@ -15,8 +15,8 @@ TEST_CASE("environment, target, variables, app, release, build and artifact comm
   auto envs = f.Run({"environment", "list"});
   CHECK(envs.code == 0);
   CHECK(Contains(envs.out, "NAME         UPDATED\nIntegration  "));
-  auto env_set = f.Run({"environment", "set", "Staging", "--var", "Region=eu", "--sensitive-var",
-                        "ApiKey=k-123"});
+  auto env_set = f.Run(
+      {"environment", "set", "Staging", "--var", "Region=eu", "--sensitive-var", "ApiKey=k-123"});
   CHECK(env_set.code == 0);
   CHECK(Contains(env_set.out, "name:       Staging\n"));
   auto env_json = f.Run({"environment", "show", "Staging", "--output", "json"});
@@ -24,8 +24,8 @@ TEST_CASE("environment, target, variables, app, release, build and artifact comm
   CHECK(env["variables"]["Region"]["value"] == "eu");
   CHECK(env["variables"]["ApiKey"]["value"] == "******");
 
-  auto target = f.Run({"target", "set", "stage-web", "--environment", "Staging", "--agent",
-                       "local", "--path", (f.scratch() / "stage-web").string()});
+  auto target = f.Run({"target", "set", "stage-web", "--environment", "Staging", "--agent", "local",
+                       "--path", (f.scratch() / "stage-web").string()});
   CHECK(target.code == 0);
   auto targets = f.Run({"target", "list"});
   CHECK(Contains(targets.out, "NAME       ENVIRONMENT  AGENT  PATH\n"));
@@ -69,8 +69,8 @@ TEST_CASE("agent, enrollment, verify, retention, audit and approvals commands") 
   CHECK(Contains(nobody.err, "agent 'nobody' not found"));
   CHECK(f.Run({"agent", "approve", "nobody"}).code == 1);
   CHECK(Contains(f.Run({"agent", "enrollment-info"}).out, "fingerprint:"));
-  auto enroll = f.Run({"enrollment-token", "create", "--pre-approved", "--expires-in", "600",
-                       "--output", "json"});
+  auto enroll = f.Run(
+      {"enrollment-token", "create", "--pre-approved", "--expires-in", "600", "--output", "json"});
   CHECK(enroll.code == 0);
   json token = json::parse(enroll.out);
   CHECK(token["pre_approved"] == true);
@@ -129,16 +129,17 @@ TEST_CASE("deployment show, move, revoke, continue and clear-hold") {
                  "--path", (f.scratch() / "gate-web").string()})
               .code == 0);
   fs::path spec = f.scratch() / "gate.yaml";
-  REQUIRE(WriteFileAtomic(spec, "description: paused by hand\n"
-                                "pipeline:\n"
-                                "  - stage: Integration\n"
-                                "    environment: Integration\n"
-                                "    targets: [gate-web]\n"
-                                "    plan: p\n"
-                                "plans:\n"
-                                "  p: |\n"
-                                "    - manual: \"check the smoke tests\"\n"
-                                "    - log: \"continued by hand\"\n")
+  REQUIRE(WriteFileAtomic(spec,
+                          "description: paused by hand\n"
+                          "pipeline:\n"
+                          "  - stage: Integration\n"
+                          "    environment: Integration\n"
+                          "    targets: [gate-web]\n"
+                          "    plan: p\n"
+                          "plans:\n"
+                          "  p: |\n"
+                          "    - manual: \"check the smoke tests\"\n"
+                          "    - log: \"continued by hand\"\n")
               .ok());
   auto app = f.Run({"app", "set", "gate", spec.string()});
   CHECK_MESSAGE(app.code == 0, app.err);
@@ -168,8 +169,8 @@ TEST_CASE("deployment show, move, revoke, continue and clear-hold") {
   // clear-hold: a rollback of an auto-promoting stage holds its promotion.
   CHECK(f.Run({"clear-hold", "shop", "Integration"}).code == 1);  // no hold yet
   CHECK(f.Run({"deploy", "shop", "1.0.0", "2", "Integration", "--wait"}).code == 0);
-  auto back = f.Run({"deploy", "shop", "1.0.0", "1", "Integration", "--wait",
-                     "--acknowledge-irreversible"});
+  auto back = f.Run(
+      {"deploy", "shop", "1.0.0", "1", "Integration", "--wait", "--acknowledge-irreversible"});
   CHECK(back.code == 0);
   auto cleared = f.Run({"clear-hold", "shop", "Integration", "--comment", "fixed forward"});
   CHECK(cleared.code == 0);

@@ -37,10 +37,10 @@ struct RunResult {
 // How a CLI process runs beside its arguments.
 struct CliRun {
   int port = 0;
-  std::string token;  // REPRISE_TOKEN; none when empty
-  bool server_env = true;  // set REPRISE_SERVER to the server
+  std::string token = "";             // REPRISE_TOKEN; none when empty
+  bool server_env = true;             // set REPRISE_SERVER to the server
   std::vector<std::string> env = {};  // more NAME=VALUE
-  std::string stdin_text = "";  // given on stdin (else stdin is /dev/null)
+  std::string stdin_text = "";        // given on stdin (else stdin is /dev/null)
 };
 
 // A `reprise` process with its stdout and stderr in files.
@@ -70,7 +70,8 @@ class CliProcess {
     // Never the real user's configuration file.
     env.push_back("HOME=" + (scratch / "home").string());
     env.push_back("CLI_TEST_STDIN=" + in_path.string());
-    if (run.server_env) env.push_back("REPRISE_SERVER=http://127.0.0.1:" + std::to_string(run.port));
+    if (run.server_env)
+      env.push_back("REPRISE_SERVER=http://127.0.0.1:" + std::to_string(run.port));
     if (!run.token.empty()) env.push_back("REPRISE_TOKEN=" + run.token);
     env.insert(env.end(), run.env.begin(), run.env.end());
     pid_ = Spawn({.argv = argv, .env = env, .out = out_path_, .err = err_path_});
