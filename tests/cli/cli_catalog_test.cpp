@@ -178,3 +178,35 @@ TEST_CASE("deployment show, move, revoke, continue and clear-hold") {
 }
 
 }  // namespace reprise::testing
+
+namespace reprise::testing {
+
+TEST_CASE("rollback-record commands: create, select, test-connection, submit, reject, list") {
+  CliFixture f;
+  auto deployed = f.Run({"deploy", "shop", "1.0.0", "2", "Integration", "--wait", "--json"});
+  REQUIRE(deployed.code == 0);
+  const std::string id = std::to_string(json::parse(deployed.out)["id"].get<int64_t>());
+  auto created = f.Run({"rollback-record", "create", id, "--comment", "bad page", "--json"});
+  REQUIRE(created.code == 0);
+  const std::string rid = std::to_string(json::parse(created.out)["id"].get<int64_t>());
+  auto shown = f.Run({"rollback-record", "show", rid});
+  CHECK(Contains(shown.out, "rollback record " + rid + " (draft): deployment " + id));
+  CHECK(Contains(shown.out, "TARGET   TYPE"));
+  auto selected = f.Run({"rollback-record", "select", rid, "--component", "index.html"});
+  CHECK(selected.code == 0);
+  CHECK(Contains(selected.out, "1 of "));
+  CHECK(f.Run({"rollback-record", "test-connection", rid}).code == 0);
+  CHECK(f.Run({"rollback-record", "submit", rid}).code == 0);
+  const std::string rita = f.server().CreateUser("rita", "release-manager");
+  auto rejected = f.Run({"rollback-record", "reject", rid, "--comment", "not needed"}, rita);
+  CHECK(rejected.code == 0);
+  CHECK(Contains(rejected.out, "(rejected)"));
+  auto listed = f.Run({"rollback-record", "list", "--app", "shop"});
+  CHECK(Contains(listed.out, "ID  STATUS    APPLICATION"));
+  CHECK(Contains(listed.out, rid + "   rejected  shop"));
+  auto validation = f.Run({"rollback-record", "validation", rid});
+  CHECK(validation.code == 1);
+  CHECK(Contains(validation.err, "has not been validated yet (HTTP 404"));
+}
+
+}  // namespace reprise::testing
