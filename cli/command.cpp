@@ -148,7 +148,7 @@ std::string Cell(const Json* v) {
 }
 
 // The path with {i} replaced by the i-th argument, percent-encoded.
-Result<std::string> ExpandPath(const Ctx& c, const std::string& path) {
+std::string ExpandPath(const Ctx& c, const std::string& path) {
   std::string out;
   for (size_t i = 0; i < path.size(); ++i) {
     if (path[i] != '{') {
@@ -210,8 +210,7 @@ Command ApiCommand(ApiCommandSpec spec) {
   for (const auto& a : spec.args) usage += " " + a;
   if (!spec.options_usage.empty()) usage += " " + spec.options_usage;
   auto run = [call = spec.call, view = spec.view](Ctx& c) -> Outcome {
-    auto path = ExpandPath(c, call.path);
-    if (!path.ok()) return Outcome::Usage(path.status().message());
+    const std::string path = ExpandPath(c, call.path);
     Json body = Json::object();
     if (call.body) {
       auto built = call.body(c);
@@ -222,7 +221,7 @@ Command ApiCommand(ApiCommandSpec spec) {
       }
       body = std::move(*built);
     }
-    auto answer = Call(c.client, call.method, *path, call.method == "GET" ? nullptr : &body);
+    auto answer = Call(c.client, call.method, path, call.method == "GET" ? nullptr : &body);
     if (!answer.ok()) return Outcome::Error(answer.status());
     return PrintAnswer(c, *answer, view);
   };

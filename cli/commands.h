@@ -1,13 +1,15 @@
 // The `reprise` CLI's commands: a client of the HTTP API for CI systems and
 // release managers (see docs/cli.md). RunCli parses the arguments, talks to
-// the server and writes human-readable text (or the API's JSON with --json).
+// the server and writes text and tables (or the API's JSON with --output json).
 //
-// Exit status: 0 success; 1 an API error, a connection failure, or (with
-// deploy --wait, log --follow) a deployment that did not succeed; 2 a usage
-// error.
+// Exit status: 0 success; 1 an API error, a connection failure, an unsafe
+// config file, a check that found a problem (verify, rollback-record
+// validate) or (with deploy --wait, log --follow) a deployment that did not
+// succeed; 2 a usage error. validate and test-connection: see docs/cli.md.
 //
-// Thread-safety: RunCli may run on several threads at once (no globals); it
-// starts a helper thread only for deploy --wait --timeout.
+// Thread-safety: RunCli may run on several threads at once (the command
+// table is built once, thread-safely; no other shared state); it starts a
+// helper thread only for deploy --wait --timeout.
 #pragma once
 
 #include <istream>

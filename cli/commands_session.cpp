@@ -168,7 +168,7 @@ CommandGroup SessionCommands() {
                   .summary = "the user and role of the token"}),
       {{"completion"}, 1, {}, Completion, "reprise completion bash"},
   };
-  commands[0].summary = "check a token, store it and the server in the config file";
+  commands[0].summary = "store a checked token and the server";
   commands[1].summary = "remove the config file";
   commands[3].summary = "print the bash completion script";
   for (size_t i : {0, 1, 3}) commands[i].uses_server = false;
