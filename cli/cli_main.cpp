@@ -12,5 +12,8 @@ int main(int argc, char** argv) {
   reprise::cli::CliEnvironment env;
   if (const char* s = std::getenv("REPRISE_SERVER")) env.server = s;
   if (const char* t = std::getenv("REPRISE_TOKEN")) env.token = t;
+  env.config_path =
+      reprise::cli::DefaultConfigPath(std::getenv("XDG_CONFIG_HOME"), std::getenv("HOME"));
+  env.in = &std::cin;
   return reprise::cli::RunCli(args, env, std::cout, std::cerr);
 }

@@ -115,4 +115,136 @@ Result<Json> VariablesFrom(const ParsedArgs& args) {
 
 std::string Pretty(const Json& j) { return j.dump(2); }
 
+namespace {
+
+// "a.b" reaches into nested objects.
+const Json* Lookup(const Json& j, const std::string& key) {
+  const Json* at = &j;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!at->is_object()) return nullptr;
+    auto it = at->find(part);
+    if (it == at->end()) return nullptr;
+    at = &*it;
+    if (dot == std::string::npos) return at;
+    start = dot + 1;
+  }
+}
+
+std::string Cell(const Json* v) {
+  if (v == nullptr || v->is_null()) return "-";
+  if (v->is_string()) return v->get<std::string>().empty() ? "-" : v->get<std::string>();
+  if (v->is_boolean()) return v->get<bool>() ? "yes" : "no";
+  if (v->is_array()) {
+    std::string out;
+    for (const auto& x : *v)
+      out += (out.empty() ? "" : ",") + (x.is_string() ? x.get<std::string>() : x.dump());
+    return out.empty() ? "-" : out;
+  }
+  return v->dump();
+}
+
+// The path with {i} replaced by the i-th argument, percent-encoded.
+std::string ExpandPath(const Ctx& c, const std::string& path) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '{') {
+      out += path[i];
+      continue;
+    }
+    size_t close = path.find('}', i);
+    size_t index = static_cast<size_t>(std::stoul(path.substr(i + 1, close - i - 1)));
+    out += PathSegment(c.Arg(index));
+    i = close;
+  }
+  return out;
+}
+
+}  // namespace
+
+void PrintObject(std::ostream& out, const Json& object) {
+  if (!object.is_object()) {
+    out << Pretty(object) << "\n";
+    return;
+  }
+  size_t width = 0;
+  for (const auto& [key, value] : object.items()) width = std::max(width, key.size());
+  for (const auto& [key, value] : object.items()) {
+    std::string text = value.is_string()    ? value.get<std::string>()
+                       : value.is_null()    ? std::string("-")
+                       : value.is_boolean() ? std::string(value.get<bool>() ? "yes" : "no")
+                                            : value.dump();
+    out << key << ":" << std::string(width - key.size() + 1, ' ') << text << "\n";
+  }
+}
+
+Outcome PrintAnswer(Ctx& c, const Json& answer, const View& view) {
+  const int code = view.exit ? view.exit(answer) : kExitOk;
+  const Json& list = view.columns.empty() || view.items.empty()          ? answer
+                     : answer.is_object() && answer.contains(view.items) ? answer[view.items]
+                                                                         : Json::array();
+  if (c.json) {
+    c.out << Pretty(answer) << "\n";
+  } else if (view.columns.empty()) {
+    PrintObject(c.out, answer);
+  } else if (!list.is_array() || list.empty()) {
+    c.out << view.empty << "\n";
+  } else {
+    std::vector<std::vector<std::string>> rows(1);
+    for (const auto& column : view.columns) rows[0].push_back(column.header);
+    for (const auto& item : list) {
+      rows.emplace_back();
+      for (const auto& column : view.columns) rows.back().push_back(Cell(Lookup(item, column.key)));
+    }
+    PrintTable(c.out, rows);
+  }
+  return Outcome::Exit(code);
+}
+
+Command ApiCommand(ApiCommandSpec spec) {
+  std::string usage = "reprise";
+  for (const auto& w : spec.words) usage += " " + w;
+  for (const auto& a : spec.args) usage += " " + a;
+  if (!spec.options_usage.empty()) usage += " " + spec.options_usage;
+  auto run = [call = spec.call, view = spec.view](Ctx& c) -> Outcome {
+    const std::string path = ExpandPath(c, call.path);
+    Json body = Json::object();
+    if (call.body) {
+      auto built = call.body(c);
+      if (!built.ok()) {
+        if (built.status().code() == Code::kInvalidArgument)
+          return Outcome::Usage(built.status().message());
+        return Outcome::Error(built.status());
+      }
+      body = std::move(*built);
+    }
+    auto answer = Call(c.client, call.method, path, call.method == "GET" ? nullptr : &body);
+    if (!answer.ok()) return Outcome::Error(answer.status());
+    return PrintAnswer(c, *answer, view);
+  };
+  Command command{spec.words, spec.args.size(), spec.options, run, usage};
+  command.summary = spec.summary;
+  return command;
+}
+
+std::string GroupHelp(const std::vector<Command>& commands) {
+  constexpr size_t kColumn = 44;
+  std::string help;
+  for (const auto& command : commands) {
+    std::string line = "  " + command.usage.substr(std::string("reprise ").size());
+    if (!command.summary.empty()) {
+      if (line.size() + 1 > kColumn)
+        line += "\n" + std::string(kColumn, ' ');
+      else
+        line += std::string(kColumn - line.size(), ' ');
+      line += command.summary;
+    }
+    help += line + "\n";
+  }
+  return help;
+}
+
 }  // namespace reprise::cli

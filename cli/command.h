@@ -43,10 +43,15 @@ struct Ctx {
   const ParsedArgs& args;
   std::ostream& out;
   std::ostream& err;
-  bool json = false;
+  bool json = false;  // --output json (or --json): print the API's JSON
+  size_t words = 0;   // the command's words; its arguments follow them
+  const CliEnvironment* env = nullptr;
+
+  // The command's i-th positional argument (after its words).
+  const std::string& Arg(size_t i) const { return args.positional[words + i]; }
 };
 
-// A command's options, beside the global ones (--server, --token, --json).
+// A command's options, beside the global ones (--server, --token, --output, --json).
 inline OptionSpec Flag(std::string name) { return OptionSpec(std::move(name)); }
 inline OptionSpec ValueOption(std::string name) { return OptionSpec(std::move(name), true); }
 inline OptionSpec RepeatedOption(std::string name) {
@@ -59,6 +64,8 @@ struct Command {
   std::vector<OptionSpec> options;
   std::function<Outcome(Ctx&)> run;
   std::string usage;
+  std::string summary = "";  // its line in --help, when the group's help is generated
+  bool uses_server = true;   // false: runs without the server, token or config file
 };
 
 // Commands that belong together, and their lines under "commands:" in
@@ -69,10 +76,70 @@ struct CommandGroup {
 };
 
 // The command groups, one file each; cli/commands.cpp lists them.
-CommandGroup CatalogCommands();     // commands_catalog.cpp
-CommandGroup DeploymentCommands();  // commands_deployments.cpp
-CommandGroup TargetCommands();      // commands_targets.cpp
+CommandGroup CatalogCommands();         // commands_catalog.cpp
+CommandGroup ConfigurationCommands();   // commands_configuration.cpp
+CommandGroup DeploymentCommands();      // commands_deployments.cpp
+CommandGroup TargetCommands();          // commands_targets.cpp
 CommandGroup RollbackRecordCommands();  // rollback_record_commands.cpp
+CommandGroup PeopleCommands();          // commands_people.cpp
+CommandGroup AgentCommands();           // commands_agents.cpp
+CommandGroup AdminCommands();           // commands_admin.cpp
+CommandGroup WebhookCommands();         // commands_webhooks.cpp
+CommandGroup SessionCommands();         // commands_session.cpp (login, logout, completion)
+
+// Every command of every group, in --help order (cli/commands.cpp).
+const std::vector<Command>& AllCommands();
+
+// ---------------------------------------------------------------- one request, its answer
+// (command.cpp). Most commands send one request built from their arguments
+// and print the answer: a list as a table, an object as "key: value" lines,
+// or the API's JSON with --output json.
+
+struct Column {
+  std::string header;  // "NAME"
+  std::string key;     // "name"; "a.b" reaches into an object
+};
+
+struct View {
+  std::vector<Column> columns = {};  // empty: the answer is one object
+  std::string items = "items";       // where a list answer keeps its rows ("" : the answer)
+  std::string empty = "nothing";     // printed for an empty list
+  // The exit code for a successful answer (e.g. 1 when a check found problems).
+  std::function<int(const Json&)> exit = nullptr;
+};
+
+struct ApiCall {
+  std::string method;
+  std::string path;  // "/api/v1/users/{0}": {i} is the i-th argument, percent-encoded
+  // The body; none for nullptr (GET) or an empty object for other methods.
+  // A usage problem is returned as kInvalidArgument.
+  std::function<Result<Json>(const Ctx&)> body = nullptr;
+};
+
+struct ApiCommandSpec {
+  std::vector<std::string> words;
+  std::vector<std::string> args = {};  // their names, for the usage line
+  ApiCall call = {};
+  View view = {};
+  std::vector<OptionSpec> options = {};
+  std::string options_usage = "";  // "[--role R]"
+  std::string summary = "";
+};
+
+// A command that sends one request and prints its answer per `view`.
+Command ApiCommand(ApiCommandSpec spec);
+
+// The help lines of a group from its commands' usage and summary.
+std::string GroupHelp(const std::vector<Command>& commands);
+
+// One line of the CLI's stdin (the environment's stream), without echo when
+// it is a terminal; `prompt` is shown on stderr then.
+std::string ReadSecret(const Ctx& c, const std::string& prompt);
+
+// Prints an answer per `view` (and --output); returns its exit code.
+Outcome PrintAnswer(Ctx& c, const Json& answer, const View& view);
+// One object as aligned "key: value" lines (nested values as compact JSON).
+void PrintObject(std::ostream& out, const Json& object);
 
 // ---------------------------------------------------------------- calls (command.cpp)
 

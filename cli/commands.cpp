@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cli/command.h"
+#include "cli/config_file.h"
 #include "common/args.h"
 #include "planner/version.h"
 
@@ -11,7 +12,7 @@ namespace reprise::cli {
 namespace {
 
 constexpr const char* kUsageHead =
-    R"(usage: reprise [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]
+    R"(usage: reprise [--server URL] [--token TOKEN] [--output table|json] COMMAND [ARGS]
 
 commands:
 )";
@@ -20,14 +21,21 @@ constexpr const char* kUsageTail =
     R"(  version                                   print the CLI's version
 
 options:
-  --server URL    the server (env REPRISE_SERVER, default http://127.0.0.1:8080)
-  --token TOKEN   an API token (env REPRISE_TOKEN); never printed
-  --json          print the API's JSON instead of text
+  --server URL    the server (env REPRISE_SERVER, then the config file, default
+                  http://127.0.0.1:8080)
+  --token TOKEN   an API token (env REPRISE_TOKEN, then the config file); never printed
+  --output table|json   text and tables (default), or the API's JSON
+  --json          the same as --output json
 
-exit status: 0 ok; 1 an error, or a deployment (deploy --wait, log --follow)
-that did not succeed; 2 a usage error. validate: 0 the files match, 1 they
-differ, 2 they could not be checked (or a usage error). test-connection: 0
-every target is ready, 1 a target has a problem, 2 they could not be checked.
+config file: $XDG_CONFIG_HOME/reprise/config (default ~/.config/reprise/config),
+written by 'reprise login' with mode 0600; refused when others may read it.
+
+exit status: 0 ok; 1 an error (API, connection, file), or a deployment
+(deploy --wait, log --follow) that did not succeed, or a check (verify,
+rollback-record validate) that found a problem; 2 a usage error. validate: 0
+the files match, 1 they differ, 2 they could not be checked (or a usage
+error). test-connection: 0 every target is ready, 1 a target has a problem, 2
+they could not be checked.
 )";
 
 // ---------------------------------------------------------------- dispatch
@@ -36,15 +44,16 @@ every target is ready, 1 a target has a problem, 2 they could not be checked.
 // is one file returning its CommandGroup and one line here.
 const std::vector<CommandGroup>& Groups() {
   static const std::vector<CommandGroup> groups = {
-      CatalogCommands(),
-      DeploymentCommands(),
-      TargetCommands(),
-      RollbackRecordCommands(),
+      CatalogCommands(),        ConfigurationCommands(), DeploymentCommands(), TargetCommands(),
+      RollbackRecordCommands(), PeopleCommands(),        AgentCommands(),      AdminCommands(),
+      WebhookCommands(),        SessionCommands(),
   };
   return groups;
 }
 
-const std::vector<Command>& Commands() {
+}  // namespace
+
+const std::vector<Command>& AllCommands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
     for (const auto& group : Groups())
@@ -54,6 +63,10 @@ const std::vector<Command>& Commands() {
   return commands;
 }
 
+namespace {
+
+const std::vector<Command>& Commands() { return AllCommands(); }
+
 std::string Usage() {
   std::string usage = kUsageHead;
   for (const auto& group : Groups()) usage += group.help;
@@ -61,15 +74,15 @@ std::string Usage() {
 }
 
 bool IsGlobalOption(const std::string& name) {
-  return name == "server" || name == "token" || name == "json" || name == "help" ||
-         name == "version";
+  return name == "server" || name == "token" || name == "json" || name == "output" ||
+         name == "help" || name == "version";
 }
 
 // The global options and every command's, each name once.
 const std::vector<OptionSpec>& KnownOptions() {
   static const std::vector<OptionSpec> known = [] {
-    std::vector<OptionSpec> all = {
-        {"server", true}, {"token", true}, {"json"}, {"help"}, {"version"}};
+    std::vector<OptionSpec> all = {{"server", true}, {"token", true}, {"json"},
+                                   {"output", true}, {"help"},        {"version"}};
     for (const auto& command : Commands())
       for (const auto& option : command.options)
         if (std::none_of(all.begin(), all.end(),
@@ -133,13 +146,32 @@ int RunCli(const std::vector<std::string>& argv, const CliEnvironment& env, std:
                          command->usage);
   }
 
-  std::string server =
-      args.Value("server").value_or(env.server.empty() ? kDefaultServer : env.server);
+  bool json = args.Has("json");
+  if (auto output = args.Value("output")) {
+    if (*output != "json" && *output != "table")
+      return usage_error("--output must be table or json, got '" + *output + "'", "");
+    if (json && *output != "json") return usage_error("--json contradicts --output table", "");
+    json = *output == "json";
+  }
+
+  // Flags, then the environment, then the configuration file.
+  std::string server = args.Value("server").value_or(env.server);
+  std::string token = args.Value("token").value_or(env.token);
+  if (command->uses_server && (server.empty() || token.empty()) && !env.config_path.empty()) {
+    auto config = ReadConfigFile(env.config_path);
+    if (!config.ok()) {
+      err << "error: " << config.status().message() << "\n";
+      return kExitError;
+    }
+    // The stored token goes only to the server it was stored for.
+    if (server.empty()) server = config->server;
+    if (token.empty() && server == config->server) token = config->token;
+  }
+  if (server.empty()) server = kDefaultServer;
   auto url = ParseServerUrl(server);
   if (!url.ok()) return usage_error(url.status().message(), "");
-  std::string token = args.Value("token").value_or(env.token);
   ApiClient client(*url, token);
-  Ctx ctx{*url, token, client, args, out, err, args.Has("json")};
+  Ctx ctx{*url, token, client, args, out, err, json, command->words.size(), &env};
   Outcome outcome = command->run(ctx);
   out.flush();
   if (!outcome.message.empty()) {

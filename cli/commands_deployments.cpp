@@ -1,5 +1,5 @@
-// The deployment commands: deploy, preview, deployments, log, approve,
-// reject, cancel.
+// The deployment commands: deploy, preview, deployments, deployment show,
+// log, approve, reject, revoke, cancel, continue, move, clear-hold, approvals.
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -253,6 +253,49 @@ Outcome Action(Ctx& c, const std::string& action, const char* done) {
   return Outcome::Ok();
 }
 
+// deployment show ID: the line, the gates still open, and the result once final.
+Outcome ShowDeployment(Ctx& c) {
+  const std::string& id = c.Arg(0);
+  if (!IsDigits(id)) return Outcome::Usage("ID must be a deployment id, got '" + id + "'");
+  auto d = Call(c.client, "GET", "/api/v1/deployments/" + id);
+  if (!d.ok()) return Outcome::Error(d.status());
+  if (c.json) {
+    c.out << Pretty(*d) << "\n";
+    return Outcome::Ok();
+  }
+  c.out << DeploymentLine(*d) << "\n";
+  PrintUnmetGates(c.out, *d);
+  if (!Str(*d, "finished_at").empty()) PrintFinal(c.out, *d);
+  return Outcome::Ok();
+}
+
+// move ID --at T: reschedules a scheduled deployment.
+Outcome Move(Ctx& c) {
+  const std::string& id = c.Arg(0);
+  if (!IsDigits(id)) return Outcome::Usage("ID must be a deployment id, got '" + id + "'");
+  auto at = c.args.Value("at");
+  if (!at) return Outcome::Usage("move needs --at RFC3339");
+  if (!ParseRfc3339(*at))
+    return Outcome::Usage(
+        "--at needs an RFC 3339 time with an offset, e.g. "
+        "2026-11-23T22:00:00+01:00; got '" +
+        *at + "'");
+  Json body = {{"at", *at}};
+  auto r = Call(c.client, "PATCH", "/api/v1/deployments/" + id, &body);
+  if (!r.ok()) return Outcome::Error(r.status());
+  if (c.json)
+    c.out << Pretty(*r) << "\n";
+  else
+    c.out << DeploymentLine(*r) << "\n";
+  return Outcome::Ok();
+}
+
+Result<Json> CommentBody(const Ctx& c) {
+  Json body = Json::object();
+  if (auto comment = c.args.Value("comment")) body["comment"] = *comment;
+  return body;
+}
+
 }  // namespace
 
 CommandGroup DeploymentCommands() {
@@ -267,6 +310,12 @@ CommandGroup DeploymentCommands() {
   approve ID [--comment C]                  approve a deployment waiting for approval
   reject ID [--comment C]                   reject it
   cancel ID [--comment C]                   cancel a deployment that has not finished
+  revoke ID                                 take back your approval of a waiting deployment
+  continue ID [--comment C]                 continue a deployment paused at a manual step
+  move ID --at RFC3339                      reschedule a scheduled deployment
+  deployment show ID                        a deployment's status, open gates and result
+  clear-hold APP STAGE [--comment C]        resume automatic promotion after a rollback
+  approvals                                 the deployments waiting for you
 )";
   return {
       kHelp,
@@ -306,6 +355,25 @@ CommandGroup DeploymentCommands() {
            {ValueOption("comment")},
            [](Ctx& c) { return Action(c, "cancel", "cancelled"); },
            "reprise cancel ID [--comment C]"},
+          {{"revoke"},
+           1,
+           {},
+           [](Ctx& c) { return Action(c, "revoke-approval", "approval revoked"); },
+           "reprise revoke ID"},
+          {{"continue"},
+           1,
+           {ValueOption("comment")},
+           [](Ctx& c) { return Action(c, "continue", "continued"); },
+           "reprise continue ID [--comment C]"},
+          {{"move"}, 1, {ValueOption("at")}, Move, "reprise move ID --at RFC3339"},
+          {{"deployment", "show"}, 1, {}, ShowDeployment, "reprise deployment show ID"},
+          ApiCommand(
+              {.words = {"clear-hold"},
+               .args = {"APP", "STAGE"},
+               .call = {"POST", "/api/v1/applications/{0}/stages/{1}/clear-hold", CommentBody},
+               .options = {ValueOption("comment")},
+               .options_usage = "[--comment C]"}),
+          ApiCommand({.words = {"approvals"}, .call = {"GET", "/api/v1/me/approvals"}}),
       }};
 }
 

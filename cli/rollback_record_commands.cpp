@@ -1,5 +1,5 @@
 // The rollback-record commands (docs/cli.md): create, show, select,
-// test-connection, submit, approve, reject, execute, validate, list.
+// test-connection, submit, approve, reject, execute, validate, validation, list.
 #include "cli/command.h"
 
 namespace reprise::cli {
@@ -113,6 +113,22 @@ Outcome Validate(Ctx& c) {
   return ok ? Outcome::Ok() : Outcome::Exit(kExitError);
 }
 
+// validation RID: the validation file of a validated record, without validating again.
+Outcome Validation(Ctx& c) {
+  const std::string& rid = c.args.positional[2];
+  if (c.json) {
+    auto file = Call(c.client, "GET", RecordPath(rid, "validation"));
+    if (!file.ok()) return Outcome::Error(file.status());
+    c.out << Pretty(*file) << "\n";
+    return Outcome::Ok();
+  }
+  auto text = c.client.Get(RecordPath(rid, "validation") + "?format=text");
+  if (!text.ok()) return Outcome::Error(text.status());
+  if (text->status / 100 != 2) return Outcome::Error(ApiError(*text));
+  c.out << text->body;
+  return Outcome::Ok();
+}
+
 Outcome List(Ctx& c) {
   QueryString query;
   query.Add("application", c.args.Value("app"));
@@ -162,6 +178,7 @@ CommandGroup RollbackRecordCommands() {
   rollback-record execute ID [--at T] [--acknowledge-irreversible]
                                             run an approved record now or at T
   rollback-record list [--app A] [--stage S] [--status S] [--from T] [--to T] [--csv]
+  rollback-record validation ID             the validation file of a validated record
 )";
   const std::string rr = "rollback-record";
   const OptionSpec comment = ValueOption("comment");
@@ -206,6 +223,7 @@ CommandGroup RollbackRecordCommands() {
            Action("execute"),
            "reprise rollback-record execute ID [--at T] [--acknowledge-irreversible]"},
           {{rr, "validate"}, 1, {}, Validate, "reprise rollback-record validate ID"},
+          {{rr, "validation"}, 1, {}, Validation, "reprise rollback-record validation ID"},
           {{rr, "list"},
            0,
            {ValueOption("app"), ValueOption("stage"), ValueOption("status"), ValueOption("from"),

@@ -21,6 +21,7 @@ cleanup() {
 trap cleanup EXIT
 
 for f in /usr/bin/reprise-server /usr/bin/reprise-agent /usr/bin/reprise \
+         /usr/share/bash-completion/completions/reprise \
          /etc/reprise/server.yaml /etc/reprise/agent.yaml \
          /usr/lib/systemd/system/reprise-server.service /usr/lib/systemd/system/reprise-agent.service; do
   [[ -e "$f" ]] || { echo "package-check: $f is not installed" >&2; exit 1; }
