@@ -106,6 +106,18 @@ std::string VariableNames(const VariableMap& vars) {
   for (const auto& [name, _] : vars) names += (names.empty() ? "" : ", ") + name;
   return names.empty() ? "no variables" : "variables: " + names;
 }
+
+// What a new release and a new build both record about their making: their
+// variables, who made them and when, and their notes and links.
+template <typename Record>
+void RecordCreation(Record& rec, const std::string& actor, const VariableMap& variables,
+                    const Annotations& annotations, TimePoint now) {
+  rec.variables_json = VariablesToJson(variables);
+  rec.created_at = ToUnixMillis(now);
+  rec.created_by = actor;
+  rec.notes = annotations.notes;
+  rec.links_json = annotations.links_json;
+}
 }  // namespace
 
 Status Catalog::PutEnvironment(const std::string& actor, const std::string& name,
@@ -185,11 +197,7 @@ Result<ReleaseRecord> Catalog::CreateRelease(const std::string& actor, const std
   rec.number = number;
   rec.spec_version = application->spec_version;
   rec.snapshot_json = application->spec_json;
-  rec.variables_json = VariablesToJson(variables);
-  rec.created_at = ToUnixMillis(options_.clock->Now());
-  rec.created_by = actor;
-  rec.notes = annotations.notes;
-  rec.links_json = annotations.links_json;
+  RecordCreation(rec, actor, variables, annotations, options_.clock->Now());
   Store& store = *options_.store;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {
     REPRISE_RETURN_IF_ERROR(store.CreateRelease(rec));
@@ -208,11 +216,7 @@ Result<BuildRecord> Catalog::CreateBuild(const std::string& actor, const std::st
   BuildRecord rec;
   rec.application = app;
   rec.release = release;
-  rec.variables_json = VariablesToJson(variables);
-  rec.created_at = ToUnixMillis(options_.clock->Now());
-  rec.created_by = actor;
-  rec.notes = annotations.notes;
-  rec.links_json = annotations.links_json;
+  RecordCreation(rec, actor, variables, annotations, options_.clock->Now());
   Store& store = *options_.store;
   std::optional<BuildRecord> created;
   REPRISE_RETURN_IF_ERROR(store.Atomically([&] {

@@ -140,11 +140,7 @@ Status CheckIrreversibleAcknowledged(const std::vector<IrreversibleStepRecord>& 
 IrreversibleStepRecord IrreversibleStepOf(const DeploymentRecord& d, const std::string& plan_name,
                                           const StepRecord& r) {
   IrreversibleStepRecord s;
-  s.deployment_id = d.id;
-  s.application = d.application;
-  s.stage = d.stage;
-  s.release = d.release;
-  s.build = d.build;
+  CopyDeploymentIdentity(d, s);
   s.step_id = r.step_id;
   s.position = FormatPosition("plan " + plan_name, r.position);
   s.label = r.description;

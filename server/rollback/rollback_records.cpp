@@ -268,11 +268,7 @@ Result<RollbackRecord> RollbackRecords::Create(const Actor& actor, int64_t deplo
     return FailedPrecondition("deployment " + std::to_string(d.id) +
                               " changed no file on its targets: there is nothing to roll back");
   RollbackRecord r;
-  r.deployment_id = d.id;
-  r.application = d.application;
-  r.stage = d.stage;
-  r.release = d.release;
-  r.build = d.build;
+  CopyDeploymentIdentity(d, r);
   r.comment = comment;
   r.created_by = actor.user;
   r.created_at = ToUnixMillis(clock_.Now());

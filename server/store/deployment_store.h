@@ -42,6 +42,17 @@ struct DeploymentRecord {
   bool automatic = false;    // created by auto-promotion
 };
 
+// Copies which deployment `d` is (its id, application, stage, release and
+// build) into a record about it (a rollback record, an irreversible step).
+template <typename Record>
+void CopyDeploymentIdentity(const DeploymentRecord& d, Record& record) {
+  record.deployment_id = d.id;
+  record.application = d.application;
+  record.stage = d.stage;
+  record.release = d.release;
+  record.build = d.build;
+}
+
 struct DeploymentFilter {
   std::string application;
   std::string stage;

@@ -116,9 +116,7 @@ Result<std::vector<ApplicationRecord>> SqliteStore::ListApplications(const Page&
 
 Status SqliteStore::CreateRelease(const ReleaseRecord& r) {
   return Write("create release", [&] {
-    SQLite::Statement exists(*db_, "SELECT 1 FROM releases WHERE application=? AND number=?");
-    SQLite::bind(exists, r.application, r.number);
-    if (exists.executeStep())
+    if (Exists("SELECT 1 FROM releases WHERE application=? AND number=?", r.application, r.number))
       return AlreadyExists("release '" + r.number + "' of application '" + r.application +
                            "' already exists");
     Exec(
@@ -233,12 +231,10 @@ Result<bool> SqliteStore::MarkArtifactBlobsRemoved(const std::string& app,
                                                    const std::string& release, int64_t build,
                                                    int64_t at) {
   return WriteValue("mark artifact blobs removed", false, [&](bool& marked) {
-    SQLite::Statement pending(*db_,
-                              "SELECT 1 FROM deployments WHERE application=? AND release=? AND "
-                              "build=? AND status IN ('scheduled','waiting','queued','running') "
-                              "LIMIT 1");
-    SQLite::bind(pending, app, release, build);
-    if (pending.executeStep()) return Status::Ok();
+    if (Exists("SELECT 1 FROM deployments WHERE application=? AND release=? AND build=? AND "
+               "status IN ('scheduled','waiting','queued','running') LIMIT 1",
+               app, release, build))
+      return Status::Ok();
     Exec(
         "UPDATE artifacts SET blob_removed_at=? WHERE application=? AND "
         "release=? AND build=? AND blob_removed_at=0",

@@ -346,6 +346,14 @@ class SqliteStore final : public Store {
     BindAll(q, args...);
     return q.exec();
   }
+  // Inside a transaction: whether `sql` with `args` bound in order returns a
+  // row.
+  template <typename... Args>
+  bool Exists(const std::string& sql, const Args&... args) {
+    SQLite::Statement q(*db_, sql);
+    BindAll(q, args...);
+    return q.executeStep();
+  }
   // The same as its own Write.
   template <typename... Args>
   Result<int64_t> ExecuteCount(std::string_view what, const std::string& sql, const Args&... args) {

@@ -38,9 +38,8 @@ std::optional<Role> ParseRole(std::string_view name) { return ValueOf(kRoleNames
 
 Status SqliteStore::CreateUser(const UserRecord& u) {
   return Write("create user", [&] {
-    SQLite::Statement exists(*db_, "SELECT 1 FROM users WHERE name=?");
-    exists.bind(1, u.name);
-    if (exists.executeStep()) return AlreadyExists("user '" + u.name + "' already exists");
+    if (Exists("SELECT 1 FROM users WHERE name=?", u.name))
+      return AlreadyExists("user '" + u.name + "' already exists");
     Exec(
         "INSERT INTO users(name, role, password_hash, created_at) "
         "VALUES(?,?,?,?)",
@@ -121,10 +120,8 @@ Result<bool> SqliteStore::HasGrant(const std::string& environment, const std::st
                                    const std::string& permission) {
   bool has = false;
   Status st = Read("has grant", [&] {
-    SQLite::Statement q(*db_,
-                        "SELECT 1 FROM grants WHERE environment=? AND user=? AND permission=?");
-    SQLite::bind(q, environment, user, permission);
-    has = q.executeStep();
+    has = Exists("SELECT 1 FROM grants WHERE environment=? AND user=? AND permission=?",
+                 environment, user, permission);
   });
   if (!st.ok()) return st;
   return has;

@@ -64,6 +64,20 @@ inline std::string KindName(ArchiveKind kind) {
   return std::string(NameOf(kArchiveKindNames, kind, "?"));
 }
 
+// libarchive's file type of each RawType (a hard link is a regular entry
+// with a link target).
+inline constexpr std::pair<RawType, unsigned> kRawFileTypes[] = {
+    {RawType::kFile, AE_IFREG},       {RawType::kDir, AE_IFDIR},
+    {RawType::kSymlink, AE_IFLNK},    {RawType::kHardlink, AE_IFREG},
+    {RawType::kCharDevice, AE_IFCHR}, {RawType::kBlockDevice, AE_IFBLK},
+    {RawType::kFifo, AE_IFIFO},       {RawType::kSocket, AE_IFSOCK},
+};
+inline unsigned FileTypeOf(RawType type) {
+  for (const auto& [raw, file_type] : kRawFileTypes)
+    if (raw == type) return file_type;
+  return AE_IFREG;
+}
+
 inline void WriteArchive(const std::filesystem::path& out, ArchiveKind kind,
                          const std::vector<RawEntry>& entries) {
   archive* a = archive_write_new();
@@ -94,32 +108,7 @@ inline void WriteArchive(const std::filesystem::path& out, ArchiveKind kind,
     archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, r.path.c_str());
     archive_entry_set_mtime(e, 1700000000, 0);
-    unsigned type = AE_IFREG;
-    switch (r.type) {
-      case RawType::kFile:
-      case RawType::kHardlink:
-        type = AE_IFREG;
-        break;
-      case RawType::kDir:
-        type = AE_IFDIR;
-        break;
-      case RawType::kSymlink:
-        type = AE_IFLNK;
-        break;
-      case RawType::kCharDevice:
-        type = AE_IFCHR;
-        break;
-      case RawType::kBlockDevice:
-        type = AE_IFBLK;
-        break;
-      case RawType::kFifo:
-        type = AE_IFIFO;
-        break;
-      case RawType::kSocket:
-        type = AE_IFSOCK;
-        break;
-    }
-    archive_entry_set_filetype(e, type);
+    archive_entry_set_filetype(e, FileTypeOf(r.type));
     archive_entry_set_perm(e, r.mode & 07777);
     if (r.type == RawType::kSymlink) archive_entry_set_symlink(e, r.link.c_str());
     if (r.type == RawType::kHardlink) archive_entry_set_hardlink(e, r.link.c_str());

@@ -51,19 +51,29 @@ plans:
 // Environments, targets and the application `shop` with release 1.0.
 void Seed(HttpClient& admin) {
   REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  REQUIRE(admin.Put("/api/v1/environments/Production",
-                    R"({"variables":{"Region":"eu","ApiKey":{"value":"s3cr3t","sensitive":true}}})")
+  REQUIRE(admin
+              .Put("/api/v1/environments/Production",
+                   R"({"variables":{"Region":"eu","ApiKey":{"value":"s3cr3t","sensitive":true}}})")
               .status == 200);
-  REQUIRE(admin.Put("/api/v1/targets/int-web",
-                    R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
+  REQUIRE(admin
+              .Put("/api/v1/targets/int-web",
+                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
               .status == 200);
-  REQUIRE(admin.Put("/api/v1/targets/prod-web",
-                    R"({"environment":"Production","agent":"a2","path":"/srv/prod"})")
+  REQUIRE(admin
+              .Put("/api/v1/targets/prod-web",
+                   R"({"environment":"Production","agent":"a2","path":"/srv/prod"})")
               .status == 200);
   auto app = admin.Put("/api/v1/applications/shop", kSpec, "application/yaml");
   REQUIRE_MESSAGE(app.status == 200, app.body);
   REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
 }
+
+// A server seeded by Seed and its admin client.
+struct SeededServer {
+  SeededServer() { Seed(admin); }
+  TestServer server;
+  HttpClient admin = server.Admin();
+};
 
 int64_t AuditCount(HttpClient& admin) {
   auto r = admin.Get("/api/v1/audit?limit=1000");
@@ -83,10 +93,8 @@ TEST_CASE("health is public and reports version and store") {
   CHECK(j["store"]["status"] == "ok");
 }
 
-TEST_CASE("environments and targets round-trip; sensitive values never come back") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer,
+                  "environments and targets round-trip; sensitive values never come back") {
   auto env = admin.Get("/api/v1/environments/Production");
   REQUIRE(env.status == 200);
   auto j = Body(env);
@@ -105,20 +113,17 @@ TEST_CASE("environments and targets round-trip; sensitive values never come back
   CHECK(list["next_offset"] == 1);
 }
 
-TEST_CASE("invalid specs are refused with 400 naming the problem") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer, "invalid specs are refused with 400 naming the problem") {
   struct Case {
     const char* name;
     std::string spec;
     const char* expect;
   };
-  const std::string base_plans =
-      "plans:\n  p: |\n    - log: hi\n";
+  const std::string base_plans = "plans:\n  p: |\n    - log: hi\n";
   std::vector<Case> cases = {
       {"unknown environment",
-       "pipeline:\n  - {stage: A, environment: Nowhere, targets: [int-web], plan: p}\n" + base_plans,
+       "pipeline:\n  - {stage: A, environment: Nowhere, targets: [int-web], plan: p}\n" +
+           base_plans,
        "Nowhere"},
       {"unknown target",
        "pipeline:\n  - {stage: A, environment: Integration, targets: [ghost], plan: p}\n" +
@@ -161,20 +166,18 @@ TEST_CASE("invalid specs are refused with 400 naming the problem") {
     CHECK(ErrorCode(r) == "invalid_argument");
     CHECK_MESSAGE(ErrorMessage(r).find(c.expect) != std::string::npos, ErrorMessage(r));
   }
-  auto malformed = admin.Put("/api/v1/applications/bad", "pipeline: [\n  - {stage: A\n",
-                             "application/yaml");
+  auto malformed =
+      admin.Put("/api/v1/applications/bad", "pipeline: [\n  - {stage: A\n", "application/yaml");
   // Malformed YAML names a line and a column.
   CHECK(ErrorMessage(malformed).find("spec:") != std::string::npos);
   CHECK(admin.Get("/api/v1/applications/bad").status == 404);
 }
 
-TEST_CASE("the spec is accepted as JSON too") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer, "the spec is accepted as JSON too") {
   // A target of its own: int-web belongs to shop.
-  REQUIRE(admin.Put("/api/v1/targets/api-web",
-                    R"({"environment":"Integration","agent":"a1","path":"/srv/api"})")
+  REQUIRE(admin
+              .Put("/api/v1/targets/api-web",
+                   R"({"environment":"Integration","agent":"a1","path":"/srv/api"})")
               .status == 200);
   json spec = {{"pipeline",
                 {{{"stage", "Integration"},
@@ -188,10 +191,7 @@ TEST_CASE("the spec is accepted as JSON too") {
   CHECK(Body(admin.Put("/api/v1/applications/api", spec.dump()))["spec_version"] == 2);
 }
 
-TEST_CASE("releases: unique numbers, snapshot taken at creation") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer, "releases: unique numbers, snapshot taken at creation") {
   auto dup = admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})");
   CHECK(dup.status == 409);
   CHECK(ErrorCode(dup) == "already_exists");
@@ -214,10 +214,8 @@ TEST_CASE("releases: unique numbers, snapshot taken at creation") {
   CHECK(admin.Post("/api/v1/applications/ghost/releases", R"({"number":"1"})").status == 404);
 }
 
-TEST_CASE("20 concurrent build creations through the API yield exactly 1..20") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer,
+                  "20 concurrent build creations through the API yield exactly 1..20") {
   std::vector<int64_t> numbers(20, -1);
   std::vector<std::thread> threads;
   for (int i = 0; i < 20; ++i)
@@ -236,10 +234,7 @@ TEST_CASE("20 concurrent build creations through the API yield exactly 1..20") {
   CHECK(b["artifacts"].is_array());
 }
 
-TEST_CASE("malformed or oversized bodies are refused and change nothing") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer, "malformed or oversized bodies are refused and change nothing") {
   int64_t audit_before = AuditCount(admin);
   auto malformed = admin.Put("/api/v1/environments/Staging", "{\"variables\": ");
   CHECK(malformed.status == 400);
@@ -257,8 +252,8 @@ TEST_CASE("malformed or oversized bodies are refused and change nothing") {
   auto missing = admin.Put("/api/v1/targets/t", R"({"environment":"Integration","agent":"a"})");
   CHECK(missing.status == 400);
   CHECK(ErrorMessage(missing).find("path") != std::string::npos);
-  auto relative = admin.Put("/api/v1/targets/t",
-                            R"({"environment":"Integration","agent":"a","path":"srv"})");
+  auto relative =
+      admin.Put("/api/v1/targets/t", R"({"environment":"Integration","agent":"a","path":"srv"})");
   CHECK(relative.status == 400);
   std::string huge = "{\"variables\":{\"A\":\"" + std::string(2 << 20, 'x') + "\"}}";
   auto too_large = admin.Put("/api/v1/environments/Staging", huge);
@@ -284,10 +279,7 @@ TEST_CASE("unknown endpoints and methods get JSON errors") {
   CHECK(admin.Get("/api/v1/applications/shop/releases/1.0/builds/abc").status == 400);
 }
 
-TEST_CASE("every change is audited with who, what and when") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer, "every change is audited with who, what and when") {
   auto r = admin.Get("/api/v1/audit?limit=1000");
   REQUIRE(r.status == 200);
   auto items = Body(r)["items"];
@@ -307,10 +299,7 @@ TEST_CASE("every change is audited with who, what and when") {
   CHECK(filtered["items"].size() == 2);
 }
 
-TEST_CASE("a change whose audit entry cannot be written is not made") {
-  TestServer server;
-  auto admin = server.Admin();
-  Seed(admin);
+TEST_CASE_FIXTURE(SeededServer, "a change whose audit entry cannot be written is not made") {
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
   // The audit log refuses some actions, as a full or failing disk would.
   SQLite::Database db((server.data_dir() / "reprise.db").string(), SQLite::OPEN_READWRITE);

@@ -47,19 +47,19 @@ void SeedBuild(HttpClient& admin) {
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
 }
 
+// A server seeded by SeedBuild, its admin client and a scratch directory.
+struct SeededServer {
+  SeededServer() { SeedBuild(admin); }
+  TestServer server;
+  HttpClient admin = server.Admin();
+  TempDir dir;
+};
+
 std::string Archive(const TempDir& dir, const std::vector<RawEntry>& entries,
                     ArchiveKind kind = ArchiveKind::kTarGz) {
   auto path = dir.path() / ("a-" + RandomHex(4));
   WriteArchive(path, kind, entries);
   return ReadBytes(path);
-}
-
-std::set<std::string> Blobs(const TestServer& server) {
-  std::set<std::string> out;
-  auto root = server.data_dir() / "artifacts" / "sha256";
-  for (auto& e : std::filesystem::recursive_directory_iterator(root))
-    if (e.is_regular_file()) out.insert(e.path().filename().string());
-  return out;
 }
 
 std::set<std::string> Blobs(const std::filesystem::path& data_dir) {
@@ -71,6 +71,8 @@ std::set<std::string> Blobs(const std::filesystem::path& data_dir) {
   return out;
 }
 
+std::set<std::string> Blobs(const TestServer& server) { return Blobs(server.data_dir()); }
+
 size_t Temporaries(const std::filesystem::path& data_dir) {
   auto tmp = data_dir / "artifacts" / "tmp";
   if (!std::filesystem::exists(tmp)) return 0;
@@ -80,17 +82,16 @@ size_t Temporaries(const std::filesystem::path& data_dir) {
 
 size_t Temporaries(const TestServer& server) { return Temporaries(server.data_dir()); }
 
-std::string ErrorMessage(const HttpResult& r) {
+// A field of the response's error ("" when it carries none).
+std::string ErrorField(const HttpResult& r, const char* field) {
   auto j = json::parse(r.body, nullptr, false);
   if (j.is_discarded() || !j.contains("error")) return "";
-  return j["error"]["message"].get<std::string>();
+  return j["error"][field].get<std::string>();
 }
 
-std::string ErrorCode(const HttpResult& r) {
-  auto j = json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.contains("error")) return "";
-  return j["error"]["code"].get<std::string>();
-}
+std::string ErrorMessage(const HttpResult& r) { return ErrorField(r, "message"); }
+
+std::string ErrorCode(const HttpResult& r) { return ErrorField(r, "code"); }
 
 // Waits (up to a minute) for `done`; for things another thread finishes.
 bool WaitFor(const std::function<bool()>& done) {
@@ -159,11 +160,8 @@ std::string RandomTree(const TempDir& dir, size_t bytes, unsigned seed) {
 
 }  // namespace
 
-TEST_CASE("an uploaded artifact comes back byte for byte with its hash, ETag and Range") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "an uploaded artifact comes back byte for byte with its hash, ETag and Range") {
   std::string bytes = Archive(
       dir, {File("index.html", "<h1>hi</h1>"), Dir("bin"),
             File("bin/run.sh", "#!/bin/sh\necho run\n", 0755), Symlink("latest", "index.html")});
@@ -201,11 +199,8 @@ TEST_CASE("an uploaded artifact comes back byte for byte with its hash, ETag and
   CHECK(build["artifacts"][0]["file_count"] == 2);
 }
 
-TEST_CASE("immutability: identical bytes are a no-op, other bytes are refused") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "immutability: identical bytes are a no-op, other bytes are refused") {
   std::string v1 = Archive(dir, {File("a.txt", "one")});
   std::string v2 = Archive(dir, {File("a.txt", "two")});
   REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", v1, "application/gzip").status == 201);
@@ -222,12 +217,8 @@ TEST_CASE("immutability: identical bytes are a no-op, other bytes are refused") 
   CHECK(Temporaries(server) == 0);
 }
 
-TEST_CASE("two builds with the same bytes share one blob") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
+TEST_CASE_FIXTURE(SeededServer, "two builds with the same bytes share one blob") {
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
-  TempDir dir;
   std::string bytes = Archive(dir, {File("a.txt", "same")});
   CHECK(admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "x").status == 201);
   CHECK(admin
@@ -237,11 +228,9 @@ TEST_CASE("two builds with the same bytes share one blob") {
   CHECK(Blobs(server).size() == 1);
 }
 
-TEST_CASE("50 concurrent identical uploads make one blob and all succeed with the same hash") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(
+    SeededServer,
+    "50 concurrent identical uploads make one blob and all succeed with the same hash") {
   std::string bytes =
       Archive(dir, {File("big.bin", std::string(256 << 10, 'x')), File("b.txt", RandomHex(1000))});
   std::vector<int> statuses(50);
@@ -270,11 +259,8 @@ TEST_CASE("50 concurrent identical uploads make one blob and all succeed with th
   CHECK(Temporaries(server) == 0);
 }
 
-TEST_CASE("unsafe or broken archives are refused naming the entry; nothing is stored") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "unsafe or broken archives are refused naming the entry; nothing is stored") {
   struct Case {
     const char* name;
     std::string bytes;
@@ -321,11 +307,8 @@ TEST_CASE("uploads over the size limit get 413 and leave nothing") {
   CHECK(Temporaries(server) == 0);
 }
 
-TEST_CASE("temporaries from killed uploads are removed on start; verify finds tampering") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "temporaries from killed uploads are removed on start; verify finds tampering") {
   std::string bytes = Archive(dir, {File("a.txt", "content")});
   REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "x").status == 201);
   auto leftover = server.data_dir() / "artifacts" / "tmp" / "upload-killed";
@@ -480,11 +463,8 @@ TEST_CASE("archive limits come from the server's options and name the limit") {
   CHECK(fine.status == 201);
 }
 
-TEST_CASE("a chunked upload without a length is scanned as it arrives and stored") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "a chunked upload without a length is scanned as it arrives and stored") {
   const std::string bytes = RandomTree(dir, 3 << 20, 1);
   {
     RawConnection c(server.port());
@@ -509,11 +489,8 @@ TEST_CASE("a chunked upload without a length is scanned as it arrives and stored
   CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"][0]["file_count"] == 2);
 }
 
-TEST_CASE("an upload whose client disconnects midway leaves nothing visible") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "an upload whose client disconnects midway leaves nothing visible") {
   const std::string bytes = RandomTree(dir, 8 << 20, 2);
   const std::string path = std::string(kBuild1) + "/artifacts/web";
   {
@@ -560,11 +537,8 @@ TEST_CASE("kill -9 of the server during an upload: nothing visible, the temporar
   CHECK(json::parse(admin.Get(kBuild1).body)["artifacts"].empty());
 }
 
-TEST_CASE("uploads of other bytes that lose the race to record an artifact leave no blob") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(SeededServer,
+                  "uploads of other bytes that lose the race to record an artifact leave no blob") {
   constexpr int kUploads = 8;
   std::vector<std::string> archives;
   for (int i = 0; i < kUploads; ++i) archives.push_back(RandomTree(dir, 2 << 20, 10 + i));
@@ -597,11 +571,9 @@ TEST_CASE("uploads of other bytes that lose the race to record an artifact leave
   CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").body == archives[winner]);
 }
 
-TEST_CASE("a lost race never removes a blob that another build records with the same bytes") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
-  TempDir dir;
+TEST_CASE_FIXTURE(
+    SeededServer,
+    "a lost race never removes a blob that another build records with the same bytes") {
   const std::string x = RandomTree(dir, 1 << 20, 20);
   const std::string y = RandomTree(dir, 1 << 20, 21);
   for (int round = 0; round < 6; ++round) {
@@ -638,12 +610,10 @@ TEST_CASE("a lost race never removes a blob that another build records with the 
   CHECK(Temporaries(server) == 0);
 }
 
-TEST_CASE("verify reports artifact records whose blob is missing and blobs that are writable") {
-  TestServer server;
-  auto admin = server.Admin();
-  SeedBuild(admin);
+TEST_CASE_FIXTURE(
+    SeededServer,
+    "verify reports artifact records whose blob is missing and blobs that are writable") {
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
-  TempDir dir;
   const std::string one = Archive(dir, {File("a.txt", "one")});
   const std::string two = Archive(dir, {File("a.txt", "two")});
   REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", one, "x").status == 201);

@@ -245,48 +245,51 @@ class RefuseTargetStates {
   SQLite::Database db_;
 };
 
-TEST_CASE("a refused write of the deployment's result is retried and lands") {
-  FakeClock clock(*ParseRfc3339("2026-06-01T12:00:00Z"));
-  TwoTargets f("    - write-file: { path: \"hello.txt\", content: \"hi\" }\n",
-               /*remote_agents=*/false, &clock);
-  int build = f.AddBuild({{"web", TreeOf(1)}});
-  RefuseTargetStates refuse(f.server());
-  int64_t id = f.Deploy(build);
+// A deployment of a write-file step to both targets on a fake clock, started
+// while the server's database refuses to record what the targets hold.
+struct RefusedResult {
+  FakeClock clock{*ParseRfc3339("2026-06-01T12:00:00Z")};
+  TwoTargets targets{"    - write-file: { path: \"hello.txt\", content: \"hi\" }\n",
+                     /*remote_agents=*/false, &clock};
+  int build = targets.AddBuild({{"web", TreeOf(1)}});
+  RefuseTargetStates refuse{targets.server()};
+  int64_t id = targets.Deploy(build);
+
+  // Advances the clock until the deployment is final; the deployment.
+  json WaitFinal() {
+    json d;
+    REQUIRE(WaitUntil([&] {
+      clock.Advance(std::chrono::seconds(1));
+      return TwoTargets::IsFinal(d = targets.Get(id));
+    }));
+    return d;
+  }
+};
+
+TEST_CASE_FIXTURE(RefusedResult,
+                  "a refused write of the deployment's result is retried and lands") {
   // The first refusal is said in the log; the deployment waits to retry.
-  REQUIRE(WaitUntil([&] { return f.LogHas(id, "could not record the result yet"); }));
-  CHECK(f.LogHas(id, "the disk refused the write"));
-  CHECK(f.Get(id)["status"] == "running");
+  REQUIRE(WaitUntil([&] { return targets.LogHas(id, "could not record the result yet"); }));
+  CHECK(targets.LogHas(id, "the disk refused the write"));
+  CHECK(targets.Get(id)["status"] == "running");
   refuse.Allow();
-  json d;
-  REQUIRE(WaitUntil([&] {
-    clock.Advance(std::chrono::seconds(1));
-    return TwoTargets::IsFinal(d = f.Get(id));
-  }));
+  json d = WaitFinal();
   CHECK_MESSAGE(d["status"] == "succeeded", d.dump());
-  CHECK(f.CurrentOf("web-a")["build"] == build);
-  CHECK(f.CurrentOf("web-b")["build"] == build);
+  CHECK(targets.CurrentOf("web-a")["build"] == build);
+  CHECK(targets.CurrentOf("web-b")["build"] == build);
 }
 
-TEST_CASE("a result that cannot be written fails the deployment instead of vanishing") {
-  FakeClock clock(*ParseRfc3339("2026-06-01T12:00:00Z"));
-  TwoTargets f("    - write-file: { path: \"hello.txt\", content: \"hi\" }\n",
-               /*remote_agents=*/false, &clock);
-  int build = f.AddBuild({{"web", TreeOf(1)}});
-  RefuseTargetStates refuse(f.server());
-  int64_t id = f.Deploy(build);
-  json d;
-  REQUIRE(WaitUntil([&] {
-    clock.Advance(std::chrono::seconds(1));
-    return TwoTargets::IsFinal(d = f.Get(id));
-  }));
+TEST_CASE_FIXTURE(RefusedResult,
+                  "a result that cannot be written fails the deployment instead of vanishing") {
+  json d = WaitFinal();
   CHECK(d["status"] == "failed");
   CHECK_MESSAGE(d["error"].get<std::string>().find("could not be recorded") != std::string::npos,
                 d.dump());
   CHECK(d["error"].get<std::string>().find("the disk refused the write") != std::string::npos);
   // Each target's own result is kept.
   CHECK(TwoTargets::TargetOf(d, "web-a")["status"] == "succeeded");
-  CHECK(f.LogHas(id, "could not record the result yet"));
-  CHECK(f.CurrentOf("web-a").is_null());
+  CHECK(targets.LogHas(id, "could not record the result yet"));
+  CHECK(targets.CurrentOf("web-a").is_null());
 }
 
 // Makes the server's database refuse to place a stage's hold, as a failing

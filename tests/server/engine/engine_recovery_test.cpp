@@ -49,6 +49,22 @@ struct ClockedServer {
   TempDir tmp;
 };
 
+// A server with the shop's Production stage on the local agent running
+// `plan_steps`.
+struct LocalServer {
+  explicit LocalServer(const std::string& plan_steps) { SeedLocal(admin, tmp.path(), plan_steps); }
+  TestServer server;
+  HttpClient admin = server.Admin();
+  TempDir tmp;
+};
+
+// Deploys the shop's build 1.0/1 as `request` asks; the deployment's id.
+std::string DeployShop(HttpClient& admin, const std::string& request) {
+  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy", request);
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  return std::to_string(Body(r)["id"].get<int64_t>());
+}
+
 }  // namespace
 
 TEST_CASE("kill -9 of the server during a deployment: after restart it is interrupted") {
@@ -138,41 +154,36 @@ TEST_CASE("a deployment window in Europe/Berlin holds across the spring DST chan
   CHECK(status(second) == "waiting");
   auto gates = Body(s.admin.Get("/api/v1/deployments/" + std::to_string(second)))["gates"];
   bool window_closed = false;
-  for (const auto& g : gates) window_closed = window_closed || (g["gate"] == "window" && g["holds"] == false);
+  for (const auto& g : gates)
+    window_closed = window_closed || (g["gate"] == "window" && g["holds"] == false);
   CHECK(window_closed);
   s.clock.Set(*ParseRfc3339("2026-03-29T23:30:00Z"));  // 01:30 CEST on the 30th: open again
   CHECK(WaitUntil([&] { return status(second) == "succeeded"; }, std::chrono::seconds(20)));
 }
 
 TEST_CASE("a manual step waits for someone with its role to continue") {
-  TestServer server;
-  auto admin = server.Admin();
-  TempDir tmp;
-  SeedLocal(admin, tmp.path(),
-            "    - manual: { message: \"check the canary\", role: release-manager }\n"
-            "    - log: \"after the check\"\n");
-  std::string dan = server.CreateUser("dan", "deployer");
-  std::string rita = server.CreateUser("rita", "release-manager");
-  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
-                      R"({"stage":"Production","force":true,"comment":"test"})");
-  REQUIRE(r.status == 202);
-  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
+  LocalServer s(
+      "    - manual: { message: \"check the canary\", role: release-manager }\n"
+      "    - log: \"after the check\"\n");
+  std::string dan = s.server.CreateUser("dan", "deployer");
+  std::string rita = s.server.CreateUser("rita", "release-manager");
+  std::string id = DeployShop(s.admin, R"({"stage":"Production","force":true,"comment":"test"})");
   json d;
   REQUIRE(WaitUntil([&] {
-    d = Body(admin.Get("/api/v1/deployments/" + id));
+    d = Body(s.admin.Get("/api/v1/deployments/" + id));
     return d.contains("manual");
   }));
   CHECK(d["status"] == "running");
   CHECK(d["manual"]["message"] == "check the canary");
-  CHECK(server.As(dan).Post("/api/v1/deployments/" + id + "/continue", "{}").status == 403);
-  auto ok = server.As(rita).Post("/api/v1/deployments/" + id + "/continue", R"({"comment":"fine"})");
+  CHECK(s.server.As(dan).Post("/api/v1/deployments/" + id + "/continue", "{}").status == 403);
+  auto ok =
+      s.server.As(rita).Post("/api/v1/deployments/" + id + "/continue", R"({"comment":"fine"})");
   CHECK(ok.status == 200);
-  CHECK(WaitUntil([&] {
-    return Body(admin.Get("/api/v1/deployments/" + id))["status"] == "succeeded";
-  }));
+  CHECK(WaitUntil(
+      [&] { return Body(s.admin.Get("/api/v1/deployments/" + id))["status"] == "succeeded"; }));
   // One line says it waits, naming the role and the message.
   int waiting = 0;
-  json log = Body(admin.Get("/api/v1/deployments/" + id + "/log"));
+  json log = Body(s.admin.Get("/api/v1/deployments/" + id + "/log"));
   for (const auto& l : log["lines"]) {
     const std::string text = l["text"].get<std::string>();
     if (text.find("waiting for") == std::string::npos) continue;
@@ -184,16 +195,10 @@ TEST_CASE("a manual step waits for someone with its role to continue") {
 }
 
 TEST_CASE("the live log streams as server-sent events and resumes after Last-Event-ID") {
-  TestServer server;
-  auto admin = server.Admin();
-  TempDir tmp;
-  SeedLocal(admin, tmp.path(), "    - log: \"one\"\n    - log: \"two\"\n");
-  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
-                      R"({"stage":"Production"})");
-  REQUIRE(r.status == 202);
-  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
-  auto stream = admin.Get("/api/v1/deployments/" + id + "/log",
-                          {{"Accept", "text/event-stream"}});
+  LocalServer s("    - log: \"one\"\n    - log: \"two\"\n");
+  std::string id = DeployShop(s.admin, R"({"stage":"Production"})");
+  auto stream =
+      s.admin.Get("/api/v1/deployments/" + id + "/log", {{"Accept", "text/event-stream"}});
   REQUIRE(stream.status == 200);
   CHECK(stream.headers["content-type"].find("text/event-stream") != std::string::npos);
   CHECK(stream.body.find("\"text\":\"one\"") != std::string::npos);
@@ -201,8 +206,8 @@ TEST_CASE("the live log streams as server-sent events and resumes after Last-Eve
   CHECK(stream.body.find("event: end") != std::string::npos);
   CHECK(stream.body.find("succeeded") != std::string::npos);
   // Resuming after the first two events skips them.
-  auto resumed = admin.Get("/api/v1/deployments/" + id + "/log",
-                           {{"Accept", "text/event-stream"}, {"Last-Event-ID", "2"}});
+  auto resumed = s.admin.Get("/api/v1/deployments/" + id + "/log",
+                             {{"Accept", "text/event-stream"}, {"Last-Event-ID", "2"}});
   CHECK(resumed.body.find("id: 1\n") == std::string::npos);
   CHECK(resumed.body.find("id: 3\n") != std::string::npos);
 }
@@ -261,20 +266,15 @@ class RawStream {
 }  // namespace
 
 TEST_CASE("stopping the server ends open live-log streams instead of waiting for them") {
-  TestServer server;
-  auto admin = server.Admin();
-  TempDir tmp;
-  SeedLocal(admin, tmp.path(), "    - manual: { message: \"wait here\" }\n");
-  auto r = admin.Post("/api/v1/applications/shop/releases/1.0/builds/1/deploy",
-                      R"({"stage":"Production","force":true,"comment":"test"})");
-  REQUIRE(r.status == 202);
-  std::string id = std::to_string(Body(r)["id"].get<int64_t>());
-  REQUIRE(WaitUntil([&] { return Body(admin.Get("/api/v1/deployments/" + id)).contains("manual"); }));
-  RawStream stream(server.port(), "/api/v1/deployments/" + id + "/log");
+  LocalServer s("    - manual: { message: \"wait here\" }\n");
+  std::string id = DeployShop(s.admin, R"({"stage":"Production","force":true,"comment":"test"})");
+  REQUIRE(
+      WaitUntil([&] { return Body(s.admin.Get("/api/v1/deployments/" + id)).contains("manual"); }));
+  RawStream stream(s.server.port(), "/api/v1/deployments/" + id + "/log");
   // The stream is open: it sent the line of the paused step and waits for more.
   REQUIRE_MESSAGE(stream.ReadUntil("wait here") == RawStream::Read::kFound, stream.received());
   REQUIRE(stream.received().find("event: end") == std::string::npos);
-  server.Stop();  // must not hang on the open stream
+  s.server.Stop();  // must not hang on the open stream
   // Released: either told the stream ended, or the connection closed.
   CHECK_MESSAGE(stream.ReadUntil("event: end") != RawStream::Read::kSilent, stream.received());
 }

@@ -15,37 +15,18 @@ using compose_testing::File;
 using compose_testing::Item;
 using compose_testing::Link;
 
-OperationOutcome RunOn(AgentHub& hub, const TargetInfo& t, const ResolvedOperation& op,
-                       const std::string& build, LogCollector& logs) {
-  ExecutionContext context;
-  context.release = "1.0";
-  context.build = build;
-  auto ops = hub.OperationsFor(context);
-  CancelToken cancel;
-  return ops->Run(t, op, *logs.log, cancel);
-}
-
 // Stores the tree `items` as an artifact; its sha256 and manifest.
 std::string AddTree(HubFixture& f, const std::map<std::string, Item>& items, Manifest* m) {
-  fs::path tree = f.tmp.path() / ("tree-" + RandomHex(4));
+  fs::path tree = f.NewTreeDir();
   compose_testing::WriteTree(tree, items);
-  fs::path archive = tree.string() + ".tar.gz";
-  REQUIRE(CreateTarGz(tree, archive).ok());
-  auto scanned = ScanArchive(archive);
-  REQUIRE(scanned.ok());
-  *m = *scanned;
-  auto sha = f.blobs->Put(ReadFile(archive));
-  REQUIRE(sha.ok());
-  return *sha;
+  return f.AddTreeArtifact(tree, m);
 }
 
 TEST_CASE("compose-release on a remote agent, with A's artifact fetched through the hub") {
   HubFixture f;
   fs::path root = f.tmp.path() / "a1";
-  f.AddTarget("web1", "a1", root);
   TargetInfo t{"web1", "a1", root.string(), {}};
-  auto agent = f.StartAgent("a1", root, f.Token(true));
-  REQUIRE_MESSAGE(f.WaitStatus("a1", "online"), agent->Log());
+  auto agent = f.StartOnlineAgent("a1", "web1", root);
 
   Manifest ma, md;
   std::string sha_a = AddTree(f,
@@ -63,11 +44,11 @@ TEST_CASE("compose-release on a remote agent, with A's artifact fetched through 
   LogCollector deploys;
   REQUIRE(RunOn(*f.hub, t,
                 DeployArtifactOp{"web", sha_a, "", DeployMode::kAtomic, 3, ma.manifest_hash}, "1",
-                deploys)
+                &deploys)
               .succeeded());
   REQUIRE(RunOn(*f.hub, t,
                 DeployArtifactOp{"web", sha_d, "", DeployMode::kAtomic, 3, md.manifest_hash}, "2",
-                deploys)
+                &deploys)
               .succeeded());
   const std::string ra = "1.0-1-" + sha_a.substr(0, 12);
   const std::string rd = "1.0-2-" + sha_d.substr(0, 12);
@@ -81,7 +62,7 @@ TEST_CASE("compose-release on a remote agent, with A's artifact fetched through 
       compose_testing::ComposeOp({rd, md}, {ra, ma, sha_a}, reverts, composed, rd + "+rr1");
 
   LogCollector logs;
-  auto out = RunOn(*f.hub, t, op, "2", logs);
+  auto out = RunOn(*f.hub, t, op, "2", &logs);
   REQUIRE_MESSAGE(out.succeeded(), out.message, out.error.ToString(), agent->Log());
   CHECK(logs.Contains("fetching artifact web (" + sha_a.substr(0, 12) + ")"));
   CHECK(logs.Contains("composing " + op.name + " from " + rd +
@@ -110,7 +91,7 @@ TEST_CASE("compose-release on a remote agent, with A's artifact fetched through 
   op.base_manifest_hash = composed.manifest_hash;
   op.reverts = {};
   LogCollector failed;
-  out = RunOn(*f.hub, t, op, "2", failed);
+  out = RunOn(*f.hub, t, op, "2", &failed);
   CHECK(out.kind == OperationOutcome::Kind::kFailed);
   CHECK_MESSAGE(out.message.find("does not match the composed manifest") != std::string::npos,
                 out.message);
@@ -120,7 +101,7 @@ TEST_CASE("compose-release on a remote agent, with A's artifact fetched through 
   LogCollector back;
   REQUIRE(RunOn(*f.hub, t,
                 DeployArtifactOp{"web", sha_d, "", DeployMode::kAtomic, 3, md.manifest_hash}, "2",
-                back)
+                &back)
               .succeeded());
   CHECK(back.Contains("switching only"));
   report = f.hub->Validate("web1", md);

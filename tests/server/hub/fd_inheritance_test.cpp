@@ -190,10 +190,8 @@ TEST_CASE("every fd of a running server is close-on-exec, after start and after 
 TEST_CASE("every fd of a running reprise-agent is close-on-exec, after start and after a deploy") {
   HubFixture f;
   const fs::path root = f.tmp.path() / "a1";
-  f.AddTarget("t1", "a1", root);
   TargetInfo t{"t1", "", "", {}};
-  auto agent = f.StartAgent("a1", root, f.Token(true));
-  REQUIRE_MESSAGE(f.WaitStatus("a1", "online"), agent->Log());
+  auto agent = f.StartOnlineAgent("a1", "t1", root);
   CHECK_MESSAGE(FdsWithoutCloseOnExec(agent->pid()).empty(),
                 Join(FdsWithoutCloseOnExec(agent->pid())));
 

@@ -22,23 +22,7 @@
 namespace reprise::testing {
 namespace {
 
-ExecutionContext Context(const std::string& build) {
-  ExecutionContext c;
-  c.release = "1.0";
-  c.build = build;
-  return c;
-}
-
 DeployArtifactOp Deploy(const std::string& sha) { return {"web", sha, "", DeployMode::kAtomic, 3}; }
-
-OperationOutcome RunOn(AgentHub& hub, const TargetInfo& t, const ResolvedOperation& op,
-                       const std::string& build = "1", LogCollector* logs = nullptr) {
-  auto ops = hub.OperationsFor(Context(build));
-  LogCollector own;
-  LogCollector& l = logs ? *logs : own;
-  CancelToken cancel;
-  return ops->Run(t, op, *l.log, cancel);
-}
 
 TEST_CASE("enroll, approve, deploy, re-deploy from the cache, validate") {
   HubFixture f;
@@ -134,10 +118,8 @@ TEST_CASE(
   tight.max_entries = 2;
   HubFixture f(false, false, [&](AgentHubOptions& o) { o.archive_limits = tight; });
   fs::path root = f.tmp.path() / "lim";
-  f.AddTarget("lim1", "lim", root);
   TargetInfo t{"lim1", "lim", root.string(), {}};
-  auto agent = f.StartAgent("lim", root, f.Token(true));
-  REQUIRE_MESSAGE(f.WaitStatus("lim", "online"), agent->Log());
+  auto agent = f.StartOnlineAgent("lim", "lim1", root);
 
   std::string three = f.AddArtifact({{"a", "1"}, {"b", "2"}, {"c", "3"}});
   auto refused = RunOn(*f.hub, t, Deploy(three));
@@ -167,10 +149,8 @@ TEST_CASE(
 TEST_CASE("file operations and exec run on the agent, confined to the target root") {
   HubFixture f;
   fs::path root = f.tmp.path() / "a2";
-  f.AddTarget("t2", "a2", root);
   TargetInfo t{"t2", "", "", {}};  // agent and path come from the store
-  auto agent = f.StartAgent("a2", root, f.Token(true));
-  REQUIRE_MESSAGE(f.WaitStatus("a2", "online"), agent->Log());
+  auto agent = f.StartOnlineAgent("a2", "t2", root);
 
   // Binary content with a NUL and bytes that are not UTF-8.
   const char kBinary[] = "bin\0\xff\xfe data\n";
@@ -258,9 +238,7 @@ bool ProcessAlive(pid_t pid) {
 TEST_CASE("a step that times out on a real agent is a failure that try/catch catches") {
   HubFixture f;
   fs::path root = f.tmp.path() / "slow";
-  f.AddTarget("slow-web", "slow", root);
-  auto agent = f.StartAgent("slow", root, f.Token(true));
-  REQUIRE_MESSAGE(f.WaitStatus("slow", "online"), agent->Log());
+  auto agent = f.StartOnlineAgent("slow", "slow-web", root);
   ExecutionContext context = Context("1");
   context.targets.push_back({"slow-web", "slow", root.string(), {}});
   auto ops = f.hub->OperationsFor(context);
@@ -842,10 +820,8 @@ TEST_CASE("connections that have not authenticated are capped, refusals logged o
 TEST_CASE("a message too large for a frame fails alone; the agent stays connected") {
   HubFixture f;
   fs::path root = f.tmp.path() / "big";
-  f.AddTarget("big-web", "big", root);
   TargetInfo t{"big-web", "", "", {}};
-  auto agent = f.StartAgent("big", root, f.Token(true));
-  REQUIRE_MESSAGE(f.WaitStatus("big", "online"), agent->Log());
+  auto agent = f.StartOnlineAgent("big", "big-web", root);
   auto address = [&] {
     for (const auto& a : f.hub->Agents()) {
       if (a.name == "big") return a.address;

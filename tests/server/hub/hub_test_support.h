@@ -166,14 +166,32 @@ struct HubFixture {
     return WaitUntil([&] { return StatusOf(agent) == status; });
   }
 
+  // Records `target` at `root` on `agent`, starts that agent pre-approved and
+  // waits until it is online.
+  std::unique_ptr<AgentProcess> StartOnlineAgent(const std::string& agent,
+                                                 const std::string& target, const fs::path& root) {
+    AddTarget(target, agent, root);
+    auto process = StartAgent(agent, root, Token(true));
+    REQUIRE_MESSAGE(WaitStatus(agent, "online"), process->Log());
+    return process;
+  }
+
+  // A fresh directory for an artifact's tree.
+  fs::path NewTreeDir() { return tmp.path() / ("tree-" + RandomHex(4)); }
+
   // Stores an artifact made of `files` and returns its sha256.
   std::string AddArtifact(const std::map<std::string, std::string>& files,
                           Manifest* manifest = nullptr) {
-    fs::path tree = tmp.path() / ("tree-" + RandomHex(4));
+    fs::path tree = NewTreeDir();
     for (const auto& [p, c] : files) {
       fs::create_directories((tree / p).parent_path());
       std::ofstream(tree / p, std::ios::binary) << c;
     }
+    return AddTreeArtifact(tree, manifest);
+  }
+
+  // Stores the directory `tree` as an artifact and returns its sha256.
+  std::string AddTreeArtifact(const fs::path& tree, Manifest* manifest = nullptr) {
     fs::path archive = tree.string() + ".tar.gz";
     REQUIRE(CreateTarGz(tree, archive).ok());
     if (manifest) {
@@ -209,5 +227,23 @@ struct LogCollector {
     return false;
   }
 };
+
+inline ExecutionContext Context(const std::string& build) {
+  ExecutionContext c;
+  c.release = "1.0";
+  c.build = build;
+  return c;
+}
+
+// Runs `op` on `t` through the hub as build 1.0 `build`; its lines go to
+// `logs` when given.
+inline OperationOutcome RunOn(AgentHub& hub, const TargetInfo& t, const ResolvedOperation& op,
+                              const std::string& build = "1", LogCollector* logs = nullptr) {
+  auto ops = hub.OperationsFor(Context(build));
+  LogCollector own;
+  LogCollector& l = logs ? *logs : own;
+  CancelToken cancel;
+  return ops->Run(t, op, *l.log, cancel);
+}
 
 }  // namespace reprise::testing
