@@ -27,6 +27,9 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-ne
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 export const T = { short: 15000, deploy: 90000 };
+// How often waitUntil, waitStatus and the server start look again: the loopback
+// API answers in a millisecond or two, so waiting less often only adds latency.
+const POLL_MS = 50;
 // A scenario still running after this fails and the run goes on.
 const SCENARIO_TIMEOUT_MS = 150000;
 
@@ -119,7 +122,7 @@ async function startServer() {
   const exited = new Promise((resolve) => server.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline) {
-    const code = await Promise.race([exited, sleep(200).then(() => undefined)]);
+    const code = await Promise.race([exited, sleep(POLL_MS).then(() => undefined)]);
     if (code !== undefined) throw new Error(`reprise-server exited with ${code}:\n${serverLog}`);
     try {
       const r = await fetch(base + '/api/v1/health');
@@ -212,7 +215,7 @@ export async function waitUntil(check, describe, timeout = T.short) {
     const got = await check();
     if (got) return got;
     if (Date.now() > deadline) throw new Error(typeof describe === 'function' ? await describe() : describe);
-    await sleep(100);
+    await sleep(POLL_MS);
   }
 }
 
@@ -240,7 +243,7 @@ export async function waitStatus(id, wanted, timeout = T.deploy) {
       const log = await api('GET', `/deployments/${id}/log`).catch(() => ({}));
       throw new Error(`deployment #${id} ended ${s}; log: ${JSON.stringify(log).slice(0, 2000)}`);
     }
-    await sleep(300);
+    await sleep(POLL_MS);
   }
   throw new Error(`deployment #${id} is ${s}, expected ${want.join('|')} within ${timeout} ms`);
 }
