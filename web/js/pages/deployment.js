@@ -298,9 +298,11 @@ export async function renderDeployment(main, ctx) {
   try { await fetchLog(); } catch (e) { logEl.append(errorBox(e)); }
   if (!FINAL.has(state.dep.status)) {
     startStream();
-    // Often while it runs; a deployment waiting (for approval, its time)
-    // changes seldom, and the log stream says when the status changes.
-    state.poll = repeat(refreshDeployment, () => (state.dep && IN_PROGRESS.has(state.dep.status) ? 500 : 1500));
+    // Often while it runs or is about to; a deployment waiting (for an
+    // approval, a later time) changes seldom, and the log stream says when
+    // the status changes.
+    const soon = (d) => IN_PROGRESS.has(d.status) || (d.status === 'scheduled' && Date.parse(whenOf(d)) - Date.now() < 60000);
+    state.poll = repeat(refreshDeployment, () => (state.dep && soon(state.dep) ? 500 : 1500));
   } else {
     logState.textContent = 'finished';
   }
