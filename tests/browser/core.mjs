@@ -86,9 +86,13 @@ export async function deployFromBoard(page, action, build, stage, { approver, sh
 }
 
 // A stage with auto_promote hands a successful build on to the next stage by
-// itself: wait for that deployment (if one comes) to finish.
+// itself (unless that stage is on hold): wait for that deployment to come and
+// finish. Without auto_promote none comes, so there is nothing to wait for.
 export async function settleAutoPromotion(build, nextStage) {
   if (!nextStage) return;
+  const stages = (await api('GET', '/applications/shop')).stages || [];
+  const next = stages.findIndex((s) => s.stage === nextStage);
+  if (next < 1 || !stages[next - 1].auto_promote || stages[next].hold) return;
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const r = await api('GET', `/deployments?application=shop&stage=${encodeURIComponent(nextStage)}&limit=1000`);
@@ -100,7 +104,7 @@ export async function settleAutoPromotion(build, nextStage) {
       return;
     }
     if (mine.length) return;
-    await sleep(250);
+    await sleep(50);
   }
 }
 

@@ -3,8 +3,9 @@
 // scenarios share, and the runner of one suite. A suite is a module that
 // registers its scenarios with `register(step, env)`; each suite runs in a
 // process of its own with its own server and data, so suites run in parallel.
-// Each scenario runs on fresh browser contexts of its own (its users log in
-// again), guarded: a failure or a hang is reported with its error and
+// Each scenario runs on browser contexts of its own (its users log in again;
+// a user's page from an earlier scenario that passed may be taken over, with
+// its app loaded afresh), guarded: a failure or a hang is reported with its error and
 // screenshots and the run goes on with the next scenario. Scenarios of one
 // suite share the server's data in order (later ones may build on the
 // deployments of earlier ones).
@@ -27,6 +28,9 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-ne
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 export const T = { short: 15000, deploy: 90000 };
+// How often waitUntil, waitStatus and the server start look again: the loopback
+// API answers in a millisecond or two, so waiting less often only adds latency.
+const POLL_MS = 50;
 // A scenario still running after this fails and the run goes on.
 const SCENARIO_TIMEOUT_MS = 150000;
 
@@ -48,6 +52,8 @@ export const children = [];
 const pageErrors = [];
 // user -> the storage state (cookies) of that user's last form login.
 const sessions = new Map();
+// user -> logged-in pages that scenarios which passed left (see login()).
+const idleLogins = new Map();
 
 function log(...a) {
   console.log(...a);
@@ -119,7 +125,7 @@ async function startServer() {
   const exited = new Promise((resolve) => server.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline) {
-    const code = await Promise.race([exited, sleep(200).then(() => undefined)]);
+    const code = await Promise.race([exited, sleep(POLL_MS).then(() => undefined)]);
     if (code !== undefined) throw new Error(`reprise-server exited with ${code}:\n${serverLog}`);
     try {
       const r = await fetch(base + '/api/v1/health');
@@ -135,6 +141,7 @@ class Scenario {
   constructor(name) {
     this.name = name;
     this.contexts = [];
+    this.logins = new Set();  // pages of login(): offered to later scenarios
   }
 
   async page(label, viewport = DESKTOP, extra = {}) {
@@ -148,17 +155,34 @@ class Scenario {
     return page;
   }
 
-  // A fresh page logged in through the form. The admin's browser is in
-  // Europe/Berlin, which the scheduling scenarios rely on.
-  // The first login of a user in a suite goes through the form; later ones
-  // start a fresh context from that session's cookies (a form login costs a
-  // password hash on the server and a page load), or log in through the form
-  // again when that session has ended (e.g. after a logout).
+  // A page logged in as `user`, at desktop width, showing a freshly loaded
+  // app. The admin's browser is in Europe/Berlin, which the scheduling
+  // scenarios rely on. The first login of a user in a suite goes through the
+  // form. Later ones take the page an earlier scenario that passed left for
+  // that user (its context: cookies, cache), with its web storage reset to
+  // what it was at the login, and load the app afresh; or start a fresh
+  // context from that session's cookies. A form login costs a password hash
+  // on the server, a new context and a cold page load. The form is used again
+  // when that session has ended (e.g. after a logout).
   async login(user) {
     const extra = user === 'admin' ? { timezoneId: 'Europe/Berlin' } : {};
     const password = user === 'admin' ? ADMIN_PASSWORD : USERS[user].password;
-    if (sessions.has(user)) {
-      const page = await this.page(user, DESKTOP, { ...extra, storageState: sessions.get(user) });
+    let page = (idleLogins.get(user) || []).pop();
+    if (page) {
+      this.contexts.push(page.context());
+      page.setDefaultTimeout(T.short);
+      const stored = (sessions.get(user).origins.find((o) => o.origin === base) || {}).localStorage || [];
+      await page.evaluate((items) => {
+        localStorage.clear();
+        sessionStorage.clear();
+        for (const { name, value } of items) localStorage.setItem(name, value);
+      }, stored);
+    } else if (sessions.has(user)) {
+      page = await this.page(user, DESKTOP, { ...extra, storageState: sessions.get(user) });
+    }
+    if (page) {
+      page.loginUser = user;
+      this.logins.add(page);
       await page.goto(base + '/');
       const heading = page.getByRole('heading', { name: 'Applications', level: 1 });
       const form = page.getByRole('button', { name: 'Log in' });
@@ -168,7 +192,9 @@ class Scenario {
       sessions.set(user, await page.context().storageState());
       return page;
     }
-    const page = await this.page(user, DESKTOP, extra);
+    page = await this.page(user, DESKTOP, extra);
+    page.loginUser = user;
+    this.logins.add(page);
     await login(page, user, password);
     sessions.set(user, await page.context().storageState());
     return page;
@@ -188,10 +214,27 @@ class Scenario {
     return paths;
   }
 
-  async close() {
-    for (const p of this.pages()) for (const e of p.errors || []) pageErrors.push(`${this.name} (${p.label}): ${e}`);
-    for (const ctx of this.contexts) await ctx.close().catch(() => {});
+  // `passed`: the login pages still on this server's app at desktop width
+  // (their context's other pages closed) are kept for the next login of
+  // their user; after a failure everything is closed.
+  async close(passed) {
+    for (const p of this.pages()) {
+      for (const e of p.errors || []) pageErrors.push(`${this.name} (${p.label}): ${e}`);
+      p.errors = [];
+    }
+    const kept = new Set();
+    for (const page of passed ? this.logins : []) {
+      const size = page.viewportSize();
+      if (page.isClosed() || !page.url().startsWith(base + '/') || kept.has(page.context()) ||
+          !size || size.width !== DESKTOP.width || size.height !== DESKTOP.height) continue;
+      for (const other of page.context().pages()) if (other !== page) await other.close().catch(() => {});
+      kept.add(page.context());
+      if (!idleLogins.has(page.loginUser)) idleLogins.set(page.loginUser, []);
+      idleLogins.get(page.loginUser).push(page);
+    }
+    for (const ctx of this.contexts) if (!kept.has(ctx)) await ctx.close().catch(() => {});
     this.contexts = [];
+    this.logins.clear();
   }
 }
 
@@ -212,7 +255,7 @@ export async function waitUntil(check, describe, timeout = T.short) {
     const got = await check();
     if (got) return got;
     if (Date.now() > deadline) throw new Error(typeof describe === 'function' ? await describe() : describe);
-    await sleep(100);
+    await sleep(POLL_MS);
   }
 }
 
@@ -240,7 +283,7 @@ export async function waitStatus(id, wanted, timeout = T.deploy) {
       const log = await api('GET', `/deployments/${id}/log`).catch(() => ({}));
       throw new Error(`deployment #${id} ended ${s}; log: ${JSON.stringify(log).slice(0, 2000)}`);
     }
-    await sleep(300);
+    await sleep(POLL_MS);
   }
   throw new Error(`deployment #${id} is ${s}, expected ${want.join('|')} within ${timeout} ms`);
 }
@@ -277,6 +320,7 @@ async function runScenario(s, index) {
   const scenario = new Scenario(s.name);
   const t0 = Date.now();
   let timer;
+  let passed = false;
   try {
     const run = s.fn(scenario);
     run.catch(() => {});  // after a timeout nobody awaits it
@@ -285,6 +329,7 @@ async function runScenario(s, index) {
     });
     await Promise.race([run, timeout]);
     log(`ok    ${s.name} (${Date.now() - t0} ms)`);
+    passed = true;
     return null;
   } catch (e) {
     const error = String(e && e.stack || e).replace(/\x1b\[[0-9;]*m/g, '');  // Playwright colours its messages
@@ -295,7 +340,7 @@ async function runScenario(s, index) {
     return { name: s.name, error, screenshots };
   } finally {
     clearTimeout(timer);
-    await scenario.close();
+    await scenario.close(passed);
   }
 }
 

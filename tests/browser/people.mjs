@@ -272,11 +272,14 @@ async function axeScenario(env, open) {
   // Phone width, light and dark.
   const phone = await open('people-phone', env.PHONE, { isMobile: true, hasTouch: true });
   await env.login(phone, 'admin', env.adminPassword);
-  for (const [hash, heading, name] of [['#/users', 'Users', 'users-phone'], ['#/users/rosa', 'rosa', 'user-phone'], ['#/audit', 'Audit log', 'audit-phone']]) {
-    for (const theme of ['light', 'dark']) {
-      await phone.evaluate((t) => localStorage.setItem('reprise.theme', t), theme);
+  // The theme is read when the app loads: one reload per theme, then the
+  // pages by their links' hashes.
+  for (const theme of ['light', 'dark']) {
+    await phone.evaluate((t) => localStorage.setItem('reprise.theme', t), theme);
+    await phone.reload();
+    for (const [hash, heading, name] of [['#/users', 'Users', 'users-phone'], ['#/users/rosa', 'rosa', 'user-phone'], ['#/audit', 'Audit log', 'audit-phone']]) {
       await phone.goto(env.base() + '/' + hash);
-      await phone.reload();
+      if (await phone.evaluate(() => document.documentElement.getAttribute('data-theme')) !== theme) throw new Error(`${hash} is not ${theme}`);
       await phone.getByRole('heading', { name: heading, level: 1 }).waitFor();
       await settled(phone);
       await shot(env, phone, `${name}${theme === 'dark' ? '-dark' : ''}.png`);

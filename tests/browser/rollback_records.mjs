@@ -63,7 +63,7 @@ async function waitRecord(env, id, wanted, timeout) {
     if (['failed', 'rejected', 'validation-failed'].includes(s)) {
       throw new Error(`rollback record #${id} is ${s}: ${JSON.stringify(await env.api('GET', `/rollback-records/${id}`)).slice(0, 2000)}`);
     }
-    await env.sleep(300);
+    await env.sleep(50);
   }
   throw new Error(`rollback record #${id} is ${s}, expected ${want.join('|')} within ${timeout} ms`);
 }

@@ -4,11 +4,17 @@
 import { get, post, enc } from '../api.js';
 import { h, append, clear, timeEl, relTime, statusBadge, errorBox, loading, flash, table } from '../dom.js';
 import { hasRole } from '../session.js';
+import { BUSY_MS, IDLE_MS, repeat } from '../poll.js';
 
 export async function renderAgents(main) {
   main.append(h('h1', null, 'Agents'));
   const admin = hasRole('admin');
-  if (admin) main.append(enrollmentPanel());
+  // Agents on their way in (a token made here, one waiting for approval) are
+  // looked for often; otherwise the list changes seldom.
+  let tokenMade = false;
+  let pendingSeen = false;
+  let poll = null;
+  if (admin) main.append(enrollmentPanel(() => { tokenMade = true; if (poll) poll.now(); }));
   const body = h('div', null, loading());
   main.append(h('h2', null, 'Connected and known agents'), body);
   const load = async () => {
@@ -20,6 +26,7 @@ export async function renderAgents(main) {
       return;
     }
     const items = r.items || [];
+    pendingSeen = items.some((a) => a.approved === false || a.status === 'pending');
     if (!items.length) { clear(body).append(h('p', { class: 'muted' }, 'No agents have connected yet.')); return; }
     clear(body).append(table(['Agent', 'Connection', 'Approval', 'Last seen', 'Address', 'Version', 'Targets', ''], items.map((a) => {
       const pending = a.approved === false || a.status === 'pending';
@@ -40,7 +47,7 @@ export async function renderAgents(main) {
           try {
             await post(`/agents/${enc(a.name)}/approve`, {});
             flash(`Agent ${a.name} approved.`, 'ok');
-            load();
+            if (poll) poll.now(); else load();
           } catch (e) {
             flash(e.message);
             ev.target.disabled = false;
@@ -49,8 +56,8 @@ export async function renderAgents(main) {
     })));
   };
   await load();
-  const timer = setInterval(load, 5000);
-  return () => clearInterval(timer);
+  poll = repeat(load, () => (tokenMade || pendingSeen ? BUSY_MS : IDLE_MS));
+  return poll.stop;
 }
 
 // Single-quotes a value for a POSIX shell when it needs it.
@@ -65,7 +72,7 @@ export function agentCommand({ address, name, root, token, fingerprint, tls }) {
   return parts.map((p, i) => (i === 0 || p.startsWith('--') ? p : shellQuote(p))).join(' ');
 }
 
-function enrollmentPanel() {
+function enrollmentPanel(onToken) {
   const section = h('section', { class: 'card enroll', 'aria-labelledby': 'enroll-h' });
   const name = h('input', { id: 'enroll-name', value: 'web-01', autocomplete: 'off', spellcheck: 'false' });
   const root = h('input', { id: 'enroll-root', value: '/srv/app', autocomplete: 'off', spellcheck: 'false' });
@@ -97,6 +104,7 @@ function enrollmentPanel() {
         info.tls ? h('p', { class: 'small muted' }, 'Server certificate fingerprint: ', h('code', { class: 'hash' }, info.fingerprint))
           : h('p', { class: 'small muted' }, 'Plain TCP: only for a server on loopback.'),
         h('p', { class: 'small muted' }, 'To keep the token out of ps, set REPRISE_ENROLL_TOKEN instead of --enroll-token.')]);
+      onToken();
     } catch (e) {
       result.append(errorBox(e));
     } finally {

@@ -11,6 +11,7 @@ import { hasRole } from '../session.js';
 import { loadAppModel } from '../model.js';
 import { openDeployDialog, deployRefusal } from './deploy_dialog.js';
 import { rememberNotice } from '../schedule.js';
+import { BUSY_MS, IN_PROGRESS } from '../poll.js';
 import { verifyControls } from './verify.js';
 import { openRollbackPicker } from './rollback_picker.js';
 import { mayCreate, redeployGrants, recordsByExecution } from './rollback_common.js';
@@ -45,9 +46,11 @@ export async function renderBoard(main, ctx) {
       const again = document.getElementById(hadFocus);
       if (again) again.focus({ preventScroll: true });
     }
+    // Often while a deployment runs, less while one waits, seldom when idle.
+    const inProgress = model.deployments.some((d) => IN_PROGRESS.has(d.status));
     const active = model.deployments.some((d) => !FINAL.has(d.status));
     clearInterval(timer);
-    timer = setInterval(() => refresh(false).catch(() => {}), active ? 2000 : 8000);
+    timer = setInterval(() => refresh(false).catch(() => {}), inProgress ? BUSY_MS : active ? 2000 : 8000);
     return model;
   }
 

@@ -9,6 +9,7 @@ import { rollbackControls } from './rollback_picker.js';
 import { approvalRefusal } from './approval_rules.js';
 import { renderExecutionContext } from './exec_context.js';
 import { checkScheduleInput, confirmWithReason, noticeFor } from '../schedule.js';
+import { IN_PROGRESS, repeat } from '../poll.js';
 
 export async function renderDeployment(main, ctx) {
   const id = ctx.params.id;
@@ -117,7 +118,7 @@ export async function renderDeployment(main, ctx) {
   function startLogPolling() {
     if (state.logPoll || state.closed) return;
     logState.textContent = 'polling';
-    state.logPoll = setInterval(() => fetchLog().catch(() => {}), 1500);
+    state.logPoll = setInterval(() => fetchLog().catch(() => {}), 1000);
   }
 
   async function refreshDeployment() {
@@ -141,7 +142,7 @@ export async function renderDeployment(main, ctx) {
         state.logPoll = null;
         logState.textContent = 'finished';
       }, 400);
-      clearInterval(state.poll);
+      if (state.poll) state.poll.stop();
       state.poll = null;
     }
   }
@@ -297,7 +298,11 @@ export async function renderDeployment(main, ctx) {
   try { await fetchLog(); } catch (e) { logEl.append(errorBox(e)); }
   if (!FINAL.has(state.dep.status)) {
     startStream();
-    state.poll = setInterval(() => refreshDeployment(), 1500);
+    // Often while it runs or is about to; a deployment waiting (for an
+    // approval, a later time) changes seldom, and the log stream says when
+    // the status changes.
+    const soon = (d) => IN_PROGRESS.has(d.status) || (d.status === 'scheduled' && Date.parse(whenOf(d)) - Date.now() < 60000);
+    state.poll = repeat(refreshDeployment, () => (state.dep && soon(state.dep) ? 500 : 1500));
   } else {
     logState.textContent = 'finished';
   }
@@ -306,7 +311,7 @@ export async function renderDeployment(main, ctx) {
   return () => {
     state.closed = true;
     if (state.es) state.es.close();
-    clearInterval(state.poll);
+    if (state.poll) state.poll.stop();
     clearInterval(state.logPoll);
   };
 }

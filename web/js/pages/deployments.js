@@ -2,6 +2,7 @@
 // without regard to case by the server), a duration column and CSV export;
 // one target's history; and the scheduled ones with move and cancel.
 import { get, post, patch, enc, query } from '../api.js';
+import { BUSY_MS, IDLE_MS, IN_PROGRESS, repeat } from '../poll.js';
 import { h, append, clear, fmtUtc, fmtDuration, whenOf, hashFor, timeEl, relTime, statusBadge, kindBadge, errorBox, loading, table, dl } from '../dom.js';
 import { go } from '../router.js';
 import { hasRole } from '../session.js';
@@ -91,9 +92,11 @@ async function history(main, ctx, fixed) {
   });
   const pageLink = (label, to) => h('a', { href: here + query({ ...values, ...Object.fromEntries(Object.keys(fixed).map((k) => [k, ''])), offset: to || '' }) }, label);
   let drawn = '';
+  let busy = false;  // a deployment listed is queued or running
   const load = async () => {
     try {
       const r = await get('/deployments' + query({ ...q, limit: PAGE, offset }));
+      busy = r.items.some((d) => IN_PROGRESS.has(d.status));
       const sig = JSON.stringify(r.items);
       if (sig === drawn) return;  // unchanged: keep the focus where it is
       drawn = sig;
@@ -106,8 +109,8 @@ async function history(main, ctx, fixed) {
     }
   };
   await load();
-  const timer = setInterval(load, 5000);
-  return () => clearInterval(timer);
+  const poll = repeat(load, () => (busy ? BUSY_MS : IDLE_MS));
+  return poll.stop;
 }
 
 export async function renderScheduled(main) {
@@ -117,6 +120,7 @@ export async function renderScheduled(main) {
   const body = h('div', null, loading());
   main.append(status, body);
   let signature = '';
+  let firstDue = Infinity;  // when the first one listed runs (ms)
   // Redraws when the list changed, except under a time the user is still
   // typing; after a Move or Cancel (`force`) always, with focus on the message.
   const load = async (force = false) => {
@@ -128,6 +132,7 @@ export async function renderScheduled(main) {
       return;
     }
     const items = [...r.items].sort((a, b) => String(whenOf(a)).localeCompare(String(whenOf(b))));
+    firstDue = items.length && whenOf(items[0]) ? Date.parse(whenOf(items[0])) : Infinity;
     const sig = JSON.stringify(items.map((d) => [d.id, whenOf(d)]));
     if (!force && sig === signature) return;
     const editing = [...body.querySelectorAll('input')].some((i) => i.value !== i.dataset.original);
@@ -143,8 +148,9 @@ export async function renderScheduled(main) {
     status.focus({ preventScroll: true });
   };
   await load(true);
-  const timer = setInterval(() => load(false), 5000);
-  return () => clearInterval(timer);
+  // Often from a minute before the first one runs, to show it leave the list.
+  const poll = repeat(() => load(false), () => (firstDue - Date.now() < 60000 ? BUSY_MS : IDLE_MS));
+  return poll.stop;
 }
 
 function row(d, done) {

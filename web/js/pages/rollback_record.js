@@ -100,7 +100,7 @@ export async function renderRollbackRecord(main, ctx) {
     append(clear(el.components), componentsView(r));
     append(clear(el.audit), auditView(r));
     clearInterval(state.timer);
-    state.timer = ACTIVE.has(r.status) ? setInterval(reload, 1500) : null;
+    state.timer = ACTIVE.has(r.status) ? setInterval(reload, r.status === 'executing' ? 500 : 1500) : null;
   }
 
   draw();
