@@ -415,12 +415,36 @@ Result<Principal> WebUi::AuthenticateSession(const HttpRequest& request) const {
 std::vector<Route> WebUi::Routes() {
   Impl* impl = impl_.get();
   std::vector<Route> r;
-  r.push_back({"POST", "/api/v1/session", Role::kViewer, true,
-               [impl](HttpRequest& req) { return impl->Login(req); }, nullptr});
-  r.push_back({"GET", "/api/v1/session", Role::kViewer, false,
-               [impl](HttpRequest& req) { return impl->Info(req); }, nullptr});
-  r.push_back({"DELETE", "/api/v1/session", Role::kViewer, false,
-               [impl](HttpRequest& req) { return impl->Logout(req); }, nullptr});
+  r.push_back({"POST",
+               "/api/v1/session",
+               Role::kViewer,
+               true,
+               [impl](HttpRequest& req) { return impl->Login(req); },
+               nullptr,
+               {.summary = "Log in to the web UI",
+                .tag = "Session",
+                .description = "Sets the session cookie; the answer carries the CSRF token to send "
+                               "as X-CSRF-Token on changes.",
+                .body = RequestBody{"login",
+                                    {{"user", "string", true, "the user name"},
+                                     {"password", "string", true, "the password"}}},
+                .success = "{user, role, csrf_token}"}});
+  r.push_back({"GET",
+               "/api/v1/session",
+               Role::kViewer,
+               false,
+               [impl](HttpRequest& req) { return impl->Info(req); },
+               nullptr,
+               {.summary = "The current session",
+                .tag = "Session",
+                .success = "{user, role, csrf_token?}"}});
+  r.push_back({"DELETE",
+               "/api/v1/session",
+               Role::kViewer,
+               false,
+               [impl](HttpRequest& req) { return impl->Logout(req); },
+               nullptr,
+               {.summary = "Log out", .tag = "Session", .success = "the session ended"}});
   return r;
 }
 
