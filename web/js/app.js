@@ -20,6 +20,7 @@ import { renderAudit } from './pages/audit.js';
 import { renderConfig } from './pages/config.js';
 import { renderSpecEditor, renderNewApplication } from './pages/spec_editor.js';
 import { renderInsights } from './pages/insights.js';
+import { renderApiReference } from './pages/api_reference.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -44,6 +45,7 @@ route('/config', renderConfig);
 route('/apps/{app}/spec', renderSpecEditor);
 route('/new-application', renderNewApplication);
 route('/insights', renderInsights);
+route('/api', renderApiReference);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -60,6 +62,7 @@ const NAV = [
   ['#/audit', 'Audit log', 'admin'],
   ['#/config', 'Configuration'],
   ['#/insights', 'Insights'],
+  ['#/api', 'API'],
 ];
 
 function renderChrome() {
