@@ -8,6 +8,9 @@
 namespace reprise {
 namespace {
 
+// Keeps members in the order declared (fields read as written next to the route).
+using OrderedJson = nlohmann::ordered_json;
+
 // The path parameters of a pattern, in order: "/a/{x}/b/{y}" -> x, y.
 std::vector<std::string> PathParams(const std::string& pattern) {
   std::vector<std::string> out;
@@ -38,17 +41,17 @@ std::string OperationId(const std::string& method, const std::string& pattern) {
   return id;
 }
 
-Json FieldSchema(const BodyField& f);
+OrderedJson FieldSchema(const BodyField& f);
 
 // An object whose members are `fields`; no other keys (the handlers refuse them).
-Json ObjectSchema(const std::vector<BodyField>& fields, bool closed = true) {
-  Json schema = {{"type", "object"}};
+OrderedJson ObjectSchema(const std::vector<BodyField>& fields, bool closed = true) {
+  OrderedJson schema = {{"type", "object"}};
   if (fields.empty()) {
     if (closed) schema["additionalProperties"] = false;  // takes no fields at all
     return schema;
   }
-  Json properties = Json::object();
-  Json required = Json::array();
+  OrderedJson properties = OrderedJson::object();
+  OrderedJson required = OrderedJson::array();
   for (const auto& f : fields) {
     properties[f.name] = FieldSchema(f);
     if (f.required) required.push_back(f.name);
@@ -59,13 +62,13 @@ Json ObjectSchema(const std::vector<BodyField>& fields, bool closed = true) {
   return schema;
 }
 
-Json ScalarSchema(const std::string& type) {
-  if (type.empty()) return Json::object();
+OrderedJson ScalarSchema(const std::string& type) {
+  if (type.empty()) return OrderedJson::object();
   return {{"type", type}};
 }
 
-Json FieldSchema(const BodyField& f) {
-  Json schema;
+OrderedJson FieldSchema(const BodyField& f) {
+  OrderedJson schema;
   if (f.type == "object") {
     schema = ObjectSchema(f.fields, !f.fields.empty());
   } else if (f.type == "map") {
@@ -80,13 +83,13 @@ Json FieldSchema(const BodyField& f) {
   return schema;
 }
 
-Json Parameters(const Route& route) {
-  Json out = Json::array();
+OrderedJson Parameters(const Route& route) {
+  OrderedJson out = OrderedJson::array();
   for (const auto& name : PathParams(route.pattern))
     out.push_back(
         {{"name", name}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}});
   for (const auto& q : route.doc.query) {
-    Json p = {
+    OrderedJson p = {
         {"name", q.name}, {"in", "query"}, {"required", false}, {"schema", ScalarSchema(q.type)}};
     if (!q.description.empty()) p["description"] = q.description;
     out.push_back(std::move(p));
@@ -94,34 +97,34 @@ Json Parameters(const Route& route) {
   return out;
 }
 
-std::optional<Json> RequestBodyJson(const Route& route) {
+std::optional<OrderedJson> RequestBodyJson(const Route& route) {
   if (route.streaming) {
-    Json binary = {{"schema", {{"type", "string"}, {"format", "binary"}}}};
-    return Json{{"required", true},
-                {"description", "the raw bytes, streamed"},
-                {"content", {{"application/octet-stream", std::move(binary)}}}};
+    OrderedJson binary = {{"schema", {{"type", "string"}, {"format", "binary"}}}};
+    return OrderedJson{{"required", true},
+                       {"description", "the raw bytes, streamed"},
+                       {"content", {{"application/octet-stream", std::move(binary)}}}};
   }
   if (!route.doc.body) return std::nullopt;
   const RequestBody& body = *route.doc.body;
-  Json schema = ObjectSchema(body.fields, !body.any_keys);
+  OrderedJson schema = ObjectSchema(body.fields, !body.any_keys);
   schema["title"] = body.what;
-  return Json{{"required", body.required},
-              {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
+  return OrderedJson{{"required", body.required},
+                     {"content", {{"application/json", {{"schema", std::move(schema)}}}}}};
 }
 
-Json ErrorResponse(const char* description) {
+OrderedJson ErrorResponse(const char* description) {
   return {
       {"description", description},
       {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
 }
 
-Json Responses(const Route& route) {
+OrderedJson Responses(const Route& route) {
   const RouteDoc& doc = route.doc;
-  Json success = {{"description", doc.success.empty() ? "success" : doc.success}};
+  OrderedJson success = {{"description", doc.success.empty() ? "success" : doc.success}};
   const std::string type = doc.success_type.empty() ? "application/json" : doc.success_type;
-  Json schema = {{"type", type == "application/json" ? "object" : "string"}};
+  OrderedJson schema = {{"type", type == "application/json" ? "object" : "string"}};
   success["content"][type] = {{"schema", std::move(schema)}};
-  Json out = {{std::to_string(doc.success_status), std::move(success)}};
+  OrderedJson out = {{std::to_string(doc.success_status), std::move(success)}};
   if (doc.body || !doc.query.empty() || route.streaming)
     out["400"] = ErrorResponse("the request is invalid (the message names what)");
   if (!route.public_route) {
@@ -135,14 +138,14 @@ Json Responses(const Route& route) {
 
 // Bearer token, or the browser session's cookie (plus its CSRF header on
 // requests that change something).
-Json Security(const Route& route) {
-  if (route.public_route) return Json::array();
-  Json session = {{"sessionCookie", Json::array()}};
-  if (route.method != "GET") session["csrfHeader"] = Json::array();
-  return Json::array({{{"bearerToken", Json::array()}}, std::move(session)});
+OrderedJson Security(const Route& route) {
+  if (route.public_route) return OrderedJson::array();
+  OrderedJson session = {{"sessionCookie", OrderedJson::array()}};
+  if (route.method != "GET") session["csrfHeader"] = OrderedJson::array();
+  return OrderedJson::array({{{"bearerToken", OrderedJson::array()}}, std::move(session)});
 }
 
-Json Operation(const Route& route, std::set<std::string>& operation_ids) {
+OrderedJson Operation(const Route& route, std::set<std::string>& operation_ids) {
   const RouteDoc& doc = route.doc;
   const std::string role = route.public_route ? "public" : RoleName(route.min_role);
   std::string id = OperationId(route.method, route.pattern);
@@ -152,21 +155,22 @@ Json Operation(const Route& route, std::set<std::string>& operation_ids) {
   if (!description.empty()) description += "\n\n";
   description += route.public_route ? std::string("No authentication needed.")
                                     : "Needs the role " + role + " or above.";
-  Json op = {{"operationId", id},
-             {"tags", Json::array({doc.tag.empty() ? std::string("Other") : doc.tag})},
-             {"summary", doc.summary.empty() ? route.method + " " + route.pattern : doc.summary},
-             {"description", description},
-             {"x-reprise-role", role},
-             {"security", Security(route)},
-             {"responses", Responses(route)}};
-  Json params = Parameters(route);
+  OrderedJson op = {
+      {"operationId", id},
+      {"tags", OrderedJson::array({doc.tag.empty() ? std::string("Other") : doc.tag})},
+      {"summary", doc.summary.empty() ? route.method + " " + route.pattern : doc.summary},
+      {"description", description},
+      {"x-reprise-role", role},
+      {"security", Security(route)},
+      {"responses", Responses(route)}};
+  OrderedJson params = Parameters(route);
   if (!params.empty()) op["parameters"] = std::move(params);
   if (auto body = RequestBodyJson(route)) op["requestBody"] = std::move(*body);
   return op;
 }
 
-Json Components() {
-  Json error = {
+OrderedJson Components() {
+  OrderedJson error = {
       {"type", "object"},
       {"required", {"error"}},
       {"properties",
@@ -198,8 +202,8 @@ Json Components() {
 }  // namespace
 
 std::string OpenApiDocument(const std::vector<Route>& routes, std::string_view version) {
-  Json paths = Json::object();
-  Json tags = Json::array();
+  OrderedJson paths = OrderedJson::object();
+  OrderedJson tags = OrderedJson::array();
   std::set<std::string> seen_tags;
   std::set<std::string> operation_ids;
   for (const auto& route : routes) {
@@ -209,18 +213,19 @@ std::string OpenApiDocument(const std::vector<Route>& routes, std::string_view v
     const std::string tag = route.doc.tag.empty() ? "Other" : route.doc.tag;
     if (seen_tags.insert(tag).second) tags.push_back({{"name", tag}});
   }
-  Json doc = {{"openapi", "3.1.0"},
-              {"info",
-               {{"title", "Reprise API"},
-                {"version", std::string(version)},
-                {"description",
-                 "Release orchestration: applications, releases, immutable builds, deployments "
-                 "and agents. Errors answer {\"error\": {\"code\", \"message\"}}."}}},
-              {"servers", Json::array({{{"url", "/"}}})},
-              {"tags", std::move(tags)},
-              {"paths", std::move(paths)},
-              {"components", Components()}};
-  return DumpJson(doc);
+  OrderedJson doc = {
+      {"openapi", "3.1.0"},
+      {"info",
+       {{"title", "Reprise API"},
+        {"version", std::string(version)},
+        {"description",
+         "Release orchestration: applications, releases, immutable builds, deployments "
+         "and agents. Errors answer {\"error\": {\"code\", \"message\"}}."}}},
+      {"servers", OrderedJson::array({{{"url", "/"}}})},
+      {"tags", std::move(tags)},
+      {"paths", std::move(paths)},
+      {"components", Components()}};
+  return doc.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
 }
 
 void AddOpenApiRoute(std::vector<Route>& routes, std::string_view version) {

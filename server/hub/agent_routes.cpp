@@ -99,12 +99,17 @@ std::vector<Route> AgentHub::Routes() {
                {.summary = "Approve an agent that asked to enroll",
                 .tag = "Agents",
                 .success = "{name, status: approved}"}});
+  const RequestBody enroll_body{
+      "enrollment token",
+      {{"pre_approved", "boolean", false, "agents enrolling with it need no approval"},
+       {"expires_in_seconds", "integer", false, "lifetime (default 24 hours)"}},
+      false};
   r.push_back(
       {"POST",
        "/api/v1/agents/enrollment-tokens",
        Role::kAdmin,
        false,
-       [hub](HttpRequest& req) {
+       [hub, enroll_body](HttpRequest& req) {
          json body = json::object();
          if (!req.body.empty()) {
            try {
@@ -116,7 +121,8 @@ std::vector<Route> AgentHub::Routes() {
          if (!body.is_object())
            return HttpResponse::Error(InvalidArgument("the body must be a JSON object"));
          for (auto it = body.begin(); it != body.end(); ++it) {
-           if (it.key() != "pre_approved" && it.key() != "expires_in_seconds")
+           if (std::none_of(enroll_body.fields.begin(), enroll_body.fields.end(),
+                            [&it](const BodyField& f) { return f.name == it.key(); }))
              return HttpResponse::Error(
                  InvalidArgument("unknown field '" + it.key() + "' in enrollment token"));
          }
@@ -140,12 +146,7 @@ std::vector<Route> AgentHub::Routes() {
        nullptr,
        {.summary = "Create an enrollment token for a new agent",
         .tag = "Agents",
-        .body =
-            RequestBody{
-                "enrollment token",
-                {{"pre_approved", "boolean", false, "agents enrolling with it need no approval"},
-                 {"expires_in_seconds", "integer", false, "lifetime (default 24 hours)"}},
-                false},
+        .body = enroll_body,
         .success_status = 201,
         .success = "{token, pre_approved, expires_in_seconds}"}});
   return r;

@@ -24,6 +24,14 @@ using std::chrono::hours;
 using std::chrono::minutes;
 
 constexpr const char* kCookieName = "reprise_session";
+
+// POST /api/v1/session's body: the document's schema and the key check.
+const RequestBody& LoginBody() {
+  static const RequestBody body{
+      "login",
+      {{"user", "string", true, "the user name"}, {"password", "string", true, "the password"}}};
+  return body;
+}
 constexpr auto kIdleTimeout = hours(12);
 constexpr auto kMaxLifetime = hours(24 * 7);
 constexpr int kMaxFailures = 5;
@@ -231,8 +239,10 @@ struct WebUi::Impl {
     }
     if (!body.is_object())
       return ErrorResponse(400, "invalid_argument", "expected a JSON object {user, password}");
+    const RequestBody& declared = LoginBody();
     for (const auto& [key, value] : body.items()) {
-      if (key != "user" && key != "password")
+      if (std::none_of(declared.fields.begin(), declared.fields.end(),
+                       [&key](const BodyField& f) { return f.name == key; }))
         return ErrorResponse(400, "invalid_argument",
                              "unknown field '" + key + "' in login (expected: user, password)");
       if (!value.is_string())
@@ -425,9 +435,7 @@ std::vector<Route> WebUi::Routes() {
                 .tag = "Session",
                 .description = "Sets the session cookie; the answer carries the CSRF token to send "
                                "as X-CSRF-Token on changes.",
-                .body = RequestBody{"login",
-                                    {{"user", "string", true, "the user name"},
-                                     {"password", "string", true, "the password"}}},
+                .body = LoginBody(),
                 .success = "{user, role, csrf_token}"}});
   r.push_back({"GET",
                "/api/v1/session",
