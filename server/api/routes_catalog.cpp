@@ -179,13 +179,6 @@ static void AddEnvironmentAndTargetRoutes(ApiContext& ctx, std::vector<Route>& r
 static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
-  const RequestBody release_body{"release",
-                                 {{"number", "string", true, "the release number (\"1.4\")"},
-                                  VariablesFieldDoc(),
-                                  NotesFieldDoc(),
-                                  LinksFieldDoc()}};
-  const RequestBody build_body{
-      "build", {VariablesFieldDoc(), NotesFieldDoc(), LinksFieldDoc()}, false};
   r.push_back({"GET",
                "/api/v1/applications",
                Role::kViewer,
@@ -235,7 +228,19 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                "JSON or YAML text (see docs/spec.md).",
                 .body = RequestBody{"application spec", {}, true, true},
                 .success = "the stored application"}});
+}
 
+// releases and builds
+static void AddReleaseAndBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] Catalog& catalog = *ctx.catalog;
+  const RequestBody release_body{"release",
+                                 {{"number", "string", true, "the release number (\"1.4\")"},
+                                  VariablesFieldDoc(),
+                                  NotesFieldDoc(),
+                                  LinksFieldDoc()}};
+  const RequestBody build_body{
+      "build", {VariablesFieldDoc(), NotesFieldDoc(), LinksFieldDoc()}, false};
   // ---- releases
   r.push_back({"GET",
                "/api/v1/applications/{app}/releases",
@@ -367,6 +372,7 @@ std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   std::vector<Route> r;
   AddEnvironmentAndTargetRoutes(ctx, r);
   AddApplicationRoutes(ctx, r);
+  AddReleaseAndBuildRoutes(ctx, r);
   return r;
 }
 

@@ -471,7 +471,12 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                "server-sent events (Last-Event-ID resumes).",
                 .query = {{"after", "integer", "only lines after this sequence number"}},
                 .success = "{deployment_id, status, lines}"}});
+}
 
+// approve, reject, cancel, continue and reschedule a deployment
+static void AddDeploymentChangeRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   const RequestBody comment_body{"request", {{"comment", "string", false, "why"}}, false};
   auto comment_of = [comment_body](const HttpRequest& req) -> Result<std::string> {
     auto body = ParseJsonBody(req, true);
@@ -486,7 +491,7 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  std::string("/api/v1/deployments/{id}/") + path,
                  role,
                  false,
-                 [&, fn](HttpRequest& req) {
+                 [&, fn, comment_of](HttpRequest& req) {
                    TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                    TRY_OR_ERROR(auto comment, comment_of(req));
                    STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
@@ -632,6 +637,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   if (ctx.engine == nullptr) return r;
   AddDeployRequestRoutes(ctx, r);
   AddDeploymentReadRoutes(ctx, r);
+  AddDeploymentChangeRoutes(ctx, r);
   AddGrantAndHoldRoutes(ctx, r);
   return r;
 }
