@@ -31,6 +31,21 @@ Status CheckKeys(const Json& obj, std::initializer_list<const char*> allowed,
   return Status::Ok();
 }
 
+Status CheckKeys(const Json& obj, const RequestBody& declared) {
+  if (declared.any_keys) return Status::Ok();
+  for (const auto& [key, _] : obj.items()) {
+    bool known = false;
+    for (const auto& f : declared.fields) known = known || key == f.name;
+    if (!known) {
+      std::string list;
+      for (const auto& f : declared.fields) list += (list.empty() ? "" : ", ") + f.name;
+      return InvalidArgument("unknown field '" + key + "' in " + declared.what +
+                             " (expected: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::string> StringField(const Json& obj, const char* key, bool required) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) {
@@ -48,6 +63,15 @@ Result<VariableMap> VariablesField(const Json& obj) {
   auto vars = VariablesFromJson(it->dump());
   if (!vars.ok()) return vars.status().WithContext("field 'variables'");
   return vars;
+}
+
+BodyField VariablesFieldDoc(std::string description) {
+  return {"variables",
+          "map",
+          false,
+          std::move(description),
+          {{"value", "string", true, "the value"},
+           {"sensitive", "boolean", false, "masked in every answer and log"}}};
 }
 
 Json VariablesOut(const VariableMap& vars) {

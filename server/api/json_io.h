@@ -24,11 +24,18 @@ Result<Json> ParseJsonBody(const HttpRequest& req, bool allow_empty = false);
 Status CheckKeys(const Json& obj, std::initializer_list<const char*> allowed,
                  std::string_view what);
 
+// The same against a route's declared body (RouteDoc::body): one list serves
+// the handler and the API's OpenAPI document.
+Status CheckKeys(const Json& obj, const RequestBody& declared);
+
 // Optional string field; kInvalidArgument naming the field when of another type.
 Result<std::string> StringField(const Json& obj, const char* key, bool required);
 
 // The "variables" field of a request (absent: empty).
 Result<VariableMap> VariablesField(const Json& obj);
+
+// The documentation of a "variables" field: name -> {value, sensitive}.
+BodyField VariablesFieldDoc(std::string description = "variables by name");
 
 // Variables for a response: sensitive values replaced by "******".
 Json VariablesOut(const VariableMap& vars);

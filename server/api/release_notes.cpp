@@ -47,7 +47,7 @@ Result<Json> ReadLink(const Json& item, const std::string& field) {
   if (item.is_string()) {
     url = item.get<std::string>();
   } else if (item.is_object()) {
-    Status keys = CheckKeys(item, {"title", "url"}, field);
+    Status keys = CheckKeys(item, RequestBody{field, LinksFieldDoc().fields});
     if (!keys.ok()) return keys;
     auto t = StringField(item, "title", false);
     if (!t.ok()) return InvalidArgument(field + ": " + t.status().message());
@@ -69,6 +69,20 @@ Result<Json> ReadLink(const Json& item, const std::string& field) {
 }
 
 }  // namespace
+
+BodyField NotesFieldDoc() {
+  return {"notes", "string", false, "release notes in Markdown (up to 64 KiB)"};
+}
+
+BodyField LinksFieldDoc() {
+  return {"links",
+          "array",
+          false,
+          "up to 50 links, each {title, url} (a bare http(s) URL string is accepted too)",
+          {{"title", "string", false, "what the link shows (up to 200 bytes)"},
+           {"url", "string", true, "an http(s) URL"}},
+          "object"};
+}
 
 Result<NotesAndLinks> NotesAndLinksFields(const Json& body, std::string_view what) {
   NotesAndLinks out;

@@ -27,6 +27,11 @@ struct NotesAndLinks {
 // a title over 200 bytes or with control characters.
 Result<NotesAndLinks> NotesAndLinksFields(const Json& body, std::string_view what);
 
+// The documentation of the "notes" and "links" fields (their item keys are
+// checked against LinksFieldDoc()).
+BodyField NotesFieldDoc();
+BodyField LinksFieldDoc();
+
 // The stored links for a response (an empty list when unreadable).
 Json LinksOut(const std::string& links_json);
 

@@ -53,6 +53,12 @@ Route UploadRoute(ApiContext& ctx) {
     res.headers.emplace_back("ETag", "\"" + result.artifact.sha256 + "\"");
     return res;
   };
+  upload.doc = {.summary = "Upload an artifact (a .tar.gz) to a build",
+                .tag = "Artifacts",
+                .description =
+                    "The body streams in; the archive is checked (paths, sizes, modes) "
+                    "before it is stored. Refused once the build is sealed.",
+                .success = "the artifact (201 when new, 200 when the same bytes were there)"};
   return upload;
 }
 
@@ -65,7 +71,10 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
   r.push_back(UploadRoute(ctx));
 
   r.push_back(
-      {"GET", kArtifactPath, Role::kViewer, false,
+      {"GET",
+       kArtifactPath,
+       Role::kViewer,
+       false,
        [&ctx, &store](HttpRequest& req) {
          TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
          TRY_OR_ERROR(auto a,
@@ -94,9 +103,16 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
          res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + a.name + "\"");
          return res;
        },
-       nullptr});
+       nullptr,
+       {.summary = "Download an artifact",
+        .tag = "Artifacts",
+        .success = "the archive bytes (Range and If-None-Match honoured)",
+        .success_type = "application/octet-stream"}});
 
-  r.push_back({"GET", std::string(kArtifactPath) + "/manifest", Role::kViewer, false,
+  r.push_back({"GET",
+               std::string(kArtifactPath) + "/manifest",
+               Role::kViewer,
+               false,
                [&store](HttpRequest& req) {
                  TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
                  TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
@@ -105,9 +121,15 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
                  j["manifest"] = Json::parse(a.manifest_json, nullptr, false);
                  return Ok(j);
                },
-               nullptr});
+               nullptr,
+               {.summary = "An artifact's manifest",
+                .tag = "Artifacts",
+                .success = "the artifact with its file manifest"}});
 
-  r.push_back({"POST", "/api/v1/admin/verify", Role::kAdmin, false,
+  r.push_back({"POST",
+               "/api/v1/admin/verify",
+               Role::kAdmin,
+               false,
                [&ctx](HttpRequest& req) {
                  TRY_OR_ERROR(auto report, VerifyArtifactStore(*ctx.store, *ctx.blobs));
                  Json wrong_mode = Json::array();
@@ -138,7 +160,10 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
                  (void)st;
                  return Ok(j);
                },
-               nullptr});
+               nullptr,
+               {.summary = "Verify every stored artifact against its checksum",
+                .tag = "Admin",
+                .success = "what is missing, corrupt or has the wrong mode"}});
   return r;
 }
 

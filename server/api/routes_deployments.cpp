@@ -285,15 +285,30 @@ std::shared_ptr<EventStream> LiveLog(Store& store, DeploymentEngine& engine, int
 static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
+  const RequestBody deploy_body{
+      "deploy request",
+      {{"stage", "string", true, "the pipeline stage to deploy to"},
+       {"at", "string", false, "RFC 3339 time: schedule instead of starting now"},
+       {"force", "boolean", false, "skip the previous-stage gate (recorded in the audit log)"},
+       {"context", "string", false, "which configuration to use: build or current"},
+       VariablesFieldDoc("deployment variables (override the build's)"),
+       {"comment", "string", false, "why; shown in the history"},
+       {"expires_after_seconds", "integer", false,
+        "a waiting request lapses after this long (1..2592000)"},
+       {"acknowledge_irreversible", "boolean", false,
+        "confirm the plan's irreversible steps will run"}}};
+  const RequestBody preview_body{"preview request",
+                                 {{"stage", "string", true, "the stage to preview"},
+                                  {"context", "string", false, "build or current"}}};
   r.push_back(
-      {"POST", std::string(kBuildPath) + "/deploy", Role::kDeployer, false,
-       [&](HttpRequest& req) {
+      {"POST",
+       std::string(kBuildPath) + "/deploy",
+       Role::kDeployer,
+       false,
+       [&, deploy_body](HttpRequest& req) {
          TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
          TRY_OR_ERROR(auto body, ParseJsonBody(req));
-         STATUS_OR_ERROR(CheckKeys(body,
-                                   {"stage", "at", "force", "context", "variables", "comment",
-                                    "expires_after_seconds", "acknowledge_irreversible"},
-                                   "deploy request"));
+         STATUS_OR_ERROR(CheckKeys(body, deploy_body));
          DeployRequest dr;
          TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
          TRY_OR_ERROR(dr.at, AtField(body));
@@ -322,49 +337,63 @@ static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
                       engine.Request(ActorOf(req), req.Param("app"), req.Param("rel"), n, dr));
          return Ok(DeploymentDetail(store, engine, d), 202);
        },
-       nullptr});
+       nullptr,
+       {.summary = "Deploy a build to a stage",
+        .tag = "Deployments",
+        .description = "Checks the gates (approvals, windows, previous stage) and queues, "
+                       "schedules or starts the deployment.",
+        .body = deploy_body,
+        .success_status = 202,
+        .success = "the deployment"}});
 
-  r.push_back({"POST", std::string(kBuildPath) + "/preview", Role::kViewer, false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"stage", "context"}, "preview request"));
-                 TRY_OR_ERROR(auto stage, StringField(body, "stage", true));
-                 TRY_OR_ERROR(auto choice, StringField(body, "context", false));
-                 TRY_OR_ERROR(auto p, engine.PreviewDeployment(req.Param("app"), req.Param("rel"),
-                                                               n, stage, choice));
-                 Json targets = Json::array();
-                 for (const auto& t : p.targets)
-                   targets.push_back({{"target", t.target},
-                                      {"current", t.current},
-                                      {"added", t.added},
-                                      {"overwritten", t.overwritten},
-                                      {"deleted", t.deleted},
-                                      {"unchanged", t.unchanged}});
-                 Json vars = Json::array();
-                 for (const auto& v : p.variables)
-                   vars.push_back({{"name", v.name},
-                                   {"scope", v.scope},
-                                   {"target", v.target},
-                                   {"change", v.change},
-                                   {"as_deployed", v.as_deployed},
-                                   {"current", v.current}});
-                 Json ops = Json::object();
-                 for (const auto& [target, lines] : p.operations) ops[target] = lines;
-                 Json irreversible = Json::array();
-                 for (const auto& s : p.irreversible)
-                   irreversible.push_back(IrreversibleStepJson(s));
-                 return Ok({{"kind", p.kind},
-                            {"summary", p.summary},
-                            {"context", p.context_choice},
-                            {"targets", targets},
-                            {"variables", vars},
-                            {"gates", GatesJson(p.gates)},
-                            {"operations", ops},
-                            {"problems", p.problems},
-                            {"irreversible", irreversible}});
-               },
-               nullptr});
+  r.push_back(
+      {"POST",
+       std::string(kBuildPath) + "/preview",
+       Role::kViewer,
+       false,
+       [&, preview_body](HttpRequest& req) {
+         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+         TRY_OR_ERROR(auto body, ParseJsonBody(req));
+         STATUS_OR_ERROR(CheckKeys(body, preview_body));
+         TRY_OR_ERROR(auto stage, StringField(body, "stage", true));
+         TRY_OR_ERROR(auto choice, StringField(body, "context", false));
+         TRY_OR_ERROR(auto p, engine.PreviewDeployment(req.Param("app"), req.Param("rel"), n, stage,
+                                                       choice));
+         Json targets = Json::array();
+         for (const auto& t : p.targets)
+           targets.push_back({{"target", t.target},
+                              {"current", t.current},
+                              {"added", t.added},
+                              {"overwritten", t.overwritten},
+                              {"deleted", t.deleted},
+                              {"unchanged", t.unchanged}});
+         Json vars = Json::array();
+         for (const auto& v : p.variables)
+           vars.push_back({{"name", v.name},
+                           {"scope", v.scope},
+                           {"target", v.target},
+                           {"change", v.change},
+                           {"as_deployed", v.as_deployed},
+                           {"current", v.current}});
+         Json ops = Json::object();
+         for (const auto& [target, lines] : p.operations) ops[target] = lines;
+         Json irreversible = Json::array();
+         for (const auto& s : p.irreversible) irreversible.push_back(IrreversibleStepJson(s));
+         return Ok({{"kind", p.kind},
+                    {"summary", p.summary},
+                    {"context", p.context_choice},
+                    {"targets", targets},
+                    {"variables", vars},
+                    {"gates", GatesJson(p.gates)},
+                    {"operations", ops},
+                    {"problems", p.problems},
+                    {"irreversible", irreversible}});
+       },
+       nullptr,
+       {.summary = "Preview what deploying a build would do",
+        .tag = "Deployments",
+        .body = preview_body,
+        .success = "targets, variables, gates, operations, problems and irreversible steps"}});
 }
 
 // list, show, follow and change deployments
@@ -372,19 +401,44 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   r.push_back(
-      {"GET", "/api/v1/deployments", Role::kViewer, false,
+      {"GET",
+       "/api/v1/deployments",
+       Role::kViewer,
+       false,
        [&](HttpRequest& req) { return ListDeploymentsResponse(store, req, DeploymentSummary); },
-       nullptr});
+       nullptr,
+       {.summary = "List deployments",
+        .tag = "Deployments",
+        .query = PageQuery({{"application", "string", "only this application"},
+                            {"stage", "string", "only this stage"},
+                            {"status", "string", "comma-separated statuses"},
+                            {"target", "string", "only deployments that touched this target"},
+                            {"user", "string", "only those requested by this user"},
+                            {"release", "string", "only this release"},
+                            {"build", "integer", "only this build number"},
+                            {"from", "string", "created at or after (RFC 3339)"},
+                            {"to", "string", "created before (RFC 3339)"},
+                            {"format", "string", "json (default) or csv"}}),
+        .success = "{items, limit, offset, next_offset?} (or CSV)"}});
 
-  r.push_back({"GET", "/api/v1/deployments/{id}", Role::kViewer, false,
+  r.push_back({"GET",
+               "/api/v1/deployments/{id}",
+               Role::kViewer,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  return Ok(DeploymentDetail(store, engine, d));
                },
-               nullptr});
+               nullptr,
+               {.summary = "Get a deployment",
+                .tag = "Deployments",
+                .success = "the deployment with targets, gates and approvals"}});
 
-  r.push_back({"GET", "/api/v1/deployments/{id}/log", Role::kViewer, false,
+  r.push_back({"GET",
+               "/api/v1/deployments/{id}/log",
+               Role::kViewer,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
@@ -410,53 +464,81 @@ static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  res.events = LiveLog(store, engine, id, after);
                  return res;
                },
-               nullptr});
+               nullptr,
+               {.summary = "A deployment's log",
+                .tag = "Deployments",
+                .description = "JSON lines; with Accept: text/event-stream a live stream of "
+                               "server-sent events (Last-Event-ID resumes).",
+                .query = {{"after", "integer", "only lines after this sequence number"}},
+                .success = "{deployment_id, status, lines}"}});
+}
 
-  auto comment_of = [](const HttpRequest& req) -> Result<std::string> {
+// approve, reject, cancel, continue and reschedule a deployment
+static void AddDeploymentChangeRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
+  const RequestBody comment_body{"request", {{"comment", "string", false, "why"}}, false};
+  auto comment_of = [comment_body](const HttpRequest& req) -> Result<std::string> {
     auto body = ParseJsonBody(req, true);
     if (!body.ok()) return body.status();
-    Status keys = CheckKeys(*body, {"comment"}, "request");
+    Status keys = CheckKeys(*body, comment_body);
     if (!keys.ok()) return keys;
     return StringField(*body, "comment", false);
   };
-  auto action = [&](const char* path, Role role,
+  auto action = [&](const char* path, Role role, const char* summary,
                     std::function<Status(const Actor&, int64_t, const std::string&)> fn) {
-    r.push_back({"POST", std::string("/api/v1/deployments/{id}/") + path, role, false,
-                 [&, fn](HttpRequest& req) {
+    r.push_back({"POST",
+                 std::string("/api/v1/deployments/{id}/") + path,
+                 role,
+                 false,
+                 [&, fn, comment_of](HttpRequest& req) {
                    TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                    TRY_OR_ERROR(auto comment, comment_of(req));
                    STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
                    return Ok(DeploymentDetail(store, engine, d));
                  },
-                 nullptr});
+                 nullptr,
+                 {.summary = summary,
+                  .tag = "Deployments",
+                  .body = comment_body,
+                  .success = "the deployment after the change"}});
   };
-  action("approve", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
-    return engine.Approve(a, id, c);
-  });
-  action("reject", Role::kDeployer,
+  action(
+      "approve", Role::kDeployer, "Approve a waiting deployment",
+      [&](const Actor& a, int64_t id, const std::string& c) { return engine.Approve(a, id, c); });
+  action("reject", Role::kDeployer, "Reject a waiting deployment",
          [&](const Actor& a, int64_t id, const std::string& c) { return engine.Reject(a, id, c); });
-  action("revoke-approval", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string&) {
-    return engine.RevokeApproval(a, id);
-  });
-  action("cancel", Role::kDeployer,
+  action(
+      "revoke-approval", Role::kDeployer, "Withdraw your approval",
+      [&](const Actor& a, int64_t id, const std::string&) { return engine.RevokeApproval(a, id); });
+  action("cancel", Role::kDeployer, "Cancel a deployment",
          [&](const Actor& a, int64_t id, const std::string& c) { return engine.Cancel(a, id, c); });
-  action("continue", Role::kDeployer, [&](const Actor& a, int64_t id, const std::string& c) {
-    return engine.Continue(a, id, c);
-  });
+  action(
+      "continue", Role::kDeployer, "Continue a plan paused at a manual step",
+      [&](const Actor& a, int64_t id, const std::string& c) { return engine.Continue(a, id, c); });
 
-  r.push_back({"PATCH", "/api/v1/deployments/{id}", Role::kDeployer, false,
-               [&](HttpRequest& req) {
+  const RequestBody change_body{"deployment change",
+                                {{"at", "string", true, "the new RFC 3339 start time"}}};
+  r.push_back({"PATCH",
+               "/api/v1/deployments/{id}",
+               Role::kDeployer,
+               false,
+               [&, change_body](HttpRequest& req) {
                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"at"}, "deployment change"));
+                 STATUS_OR_ERROR(CheckKeys(body, change_body));
                  TRY_OR_ERROR(auto at, AtField(body));
                  if (!at) return HttpResponse::Error(InvalidArgument("missing field 'at'"));
                  STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
                  return Ok(DeploymentDetail(store, engine, d));
                },
-               nullptr});
+               nullptr,
+               {.summary = "Reschedule a scheduled deployment",
+                .tag = "Deployments",
+                .body = change_body,
+                .success = "the deployment"}});
 }
 
 // grants per environment, and clearing a stage's hold
@@ -471,7 +553,10 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
                 {"granted_by", g.granted_by},
                 {"granted_at", Time(g.granted_at)}};
   };
-  r.push_back({"GET", "/api/v1/environments/{env}/grants", Role::kViewer, false,
+  r.push_back({"GET",
+               "/api/v1/environments/{env}/grants",
+               Role::kViewer,
+               false,
                [&, grant_json](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
@@ -481,7 +566,11 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
                  for (size_t i = first; i < last; ++i) items.push_back(grant_json(list[i]));
                  return Ok({{"environment", req.Param("env")}, {"items", items}});
                },
-               nullptr});
+               nullptr,
+               {.summary = "List an environment's grants",
+                .tag = "Grants",
+                .query = PageQuery(),
+                .success = "{environment, items}"}});
   auto set_grant = [&](bool granted) {
     return [&, granted](HttpRequest& req) {
       TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
@@ -498,23 +587,48 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
       return Ok(out, granted && changed ? 201 : 200);
     };
   };
-  r.push_back({"PUT", "/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin, false,
-               set_grant(true), nullptr});
-  r.push_back({"DELETE", "/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
-               false, set_grant(false), nullptr});
+  r.push_back({"PUT",
+               "/api/v1/environments/{env}/grants/{user}/{permission}",
+               Role::kAdmin,
+               false,
+               set_grant(true),
+               nullptr,
+               {.summary = "Grant a user a permission on an environment",
+                .tag = "Grants",
+                .body = RequestBody{"grant", {}, false},
+                .success = "the grant (201 when it is new)"}});
+  r.push_back({"DELETE",
+               "/api/v1/environments/{env}/grants/{user}/{permission}",
+               Role::kAdmin,
+               false,
+               set_grant(false),
+               nullptr,
+               {.summary = "Withdraw a user's permission on an environment",
+                .tag = "Grants",
+                .body = RequestBody{"grant", {}, false},
+                .success = "the grant, now off"}});
 
-  r.push_back(
-      {"POST", "/api/v1/applications/{app}/stages/{stage}/clear-hold", Role::kReleaseManager, false,
-       [&](HttpRequest& req) {
-         TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-         STATUS_OR_ERROR(CheckKeys(body, {"comment"}, "clear-hold request"));
-         TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
-         STATUS_OR_ERROR(
-             engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"), comment));
-         return Ok(
-             {{"application", req.Param("app")}, {"stage", req.Param("stage")}, {"hold", nullptr}});
-       },
-       nullptr});
+  const RequestBody hold_body{
+      "clear-hold request", {{"comment", "string", false, "why the hold is cleared"}}, false};
+  r.push_back({"POST",
+               "/api/v1/applications/{app}/stages/{stage}/clear-hold",
+               Role::kReleaseManager,
+               false,
+               [&, hold_body](HttpRequest& req) {
+                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                 STATUS_OR_ERROR(CheckKeys(body, hold_body));
+                 TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
+                 STATUS_OR_ERROR(
+                     engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"), comment));
+                 return Ok({{"application", req.Param("app")},
+                            {"stage", req.Param("stage")},
+                            {"hold", nullptr}});
+               },
+               nullptr,
+               {.summary = "Clear a stage's hold",
+                .tag = "Deployments",
+                .body = hold_body,
+                .success = "{application, stage, hold: null}"}});
   (void)clock;
 }
 
@@ -523,6 +637,7 @@ std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   if (ctx.engine == nullptr) return r;
   AddDeployRequestRoutes(ctx, r);
   AddDeploymentReadRoutes(ctx, r);
+  AddDeploymentChangeRoutes(ctx, r);
   AddGrantAndHoldRoutes(ctx, r);
   return r;
 }

@@ -104,17 +104,23 @@ MetricsSource AgentMetricsSource(AgentPort& agents) {
 std::vector<Route> MetricsRoutes(ApiContext& ctx) {
   if (ctx.metrics == nullptr) return {};
   Metrics* metrics = ctx.metrics;
-  Route r{"GET",
-          "/metrics",
-          Role::kViewer,
-          ctx.metrics_public,
-          [metrics](HttpRequest&) {
-            HttpResponse res;
-            res.content_type = "text/plain; version=0.0.4; charset=utf-8";
-            res.body = metrics->Render();
-            return res;
-          },
-          nullptr};
+  Route r{
+      "GET",
+      "/metrics",
+      Role::kViewer,
+      ctx.metrics_public,
+      [metrics](HttpRequest&) {
+        HttpResponse res;
+        res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        res.body = metrics->Render();
+        return res;
+      },
+      nullptr,
+      {.summary = "Prometheus metrics",
+       .tag = "Meta",
+       .description = "Text exposition format. Public when the server runs with --metrics-public.",
+       .success = "the metrics",
+       .success_type = "text/plain"}};
   return {std::move(r)};
 }
 

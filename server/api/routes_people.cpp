@@ -202,18 +202,43 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
         {0, ToUnixMillis(clock.Now()), req.principal.user, action, subject, summary});
   };
 
-  r.push_back({"GET", "/api/v1/users", Role::kAdmin, false,
+  const RequestBody new_user_body{
+      "user",
+      {{"name", "string", true, "the login name"},
+       {"role", "string", true, "viewer, deployer, release-manager or admin"},
+       {"password", "string", false, "for the web UI (API clients use tokens)"}}};
+  const RequestBody user_change_body{
+      "user",
+      {{"role", "string", false, "viewer, deployer, release-manager or admin"},
+       {"disabled", "boolean", false, "a disabled user can neither log in nor use tokens"},
+       {"password", "string", false, "a new password"}}};
+  const RequestBody token_body{
+      "token",
+      {{"name", "string", false, "what the token is for (default \"api\")"},
+       {"expires_in_seconds", "integer", false, "lifetime; absent: no expiry"}},
+      false};
+  r.push_back({"GET",
+               "/api/v1/users",
+               Role::kAdmin,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto users, store.ListUsers(page));
                  return ListResponse(users, page, UserJson);
                },
-               nullptr});
+               nullptr,
+               {.summary = "List users",
+                .tag = "Users",
+                .query = PageQuery(),
+                .success = "{items, limit, offset, next_offset?}"}});
 
-  r.push_back({"POST", "/api/v1/users", Role::kAdmin, false,
-               [&, audit](HttpRequest& req) {
+  r.push_back({"POST",
+               "/api/v1/users",
+               Role::kAdmin,
+               false,
+               [&, audit, new_user_body](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"name", "role", "password"}, "user"));
+                 STATUS_OR_ERROR(CheckKeys(body, new_user_body));
                  TRY_OR_ERROR(auto name, StringField(body, "name", true));
                  TRY_OR_ERROR(auto role_name, StringField(body, "role", true));
                  TRY_OR_ERROR(auto password, StringField(body, "password", false));
@@ -230,19 +255,31 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                  }));
                  return Ok({{"name", name}, {"role", RoleName(role)}}, 201);
                },
-               nullptr});
+               nullptr,
+               {.summary = "Create a user",
+                .tag = "Users",
+                .body = new_user_body,
+                .success_status = 201,
+                .success = "the new user"}});
 
-  r.push_back({"GET", "/api/v1/users/{user}", Role::kAdmin, false,
+  r.push_back({"GET",
+               "/api/v1/users/{user}",
+               Role::kAdmin,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
                  return Ok(UserJson(user));
                },
-               nullptr});
+               nullptr,
+               {.summary = "Get a user", .tag = "Users", .success = "the user"}});
 
-  r.push_back({"PATCH", "/api/v1/users/{user}", Role::kAdmin, false,
-               [&, audit](HttpRequest& req) {
+  r.push_back({"PATCH",
+               "/api/v1/users/{user}",
+               Role::kAdmin,
+               false,
+               [&, audit, user_change_body](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"role", "disabled", "password"}, "user"));
+                 STATUS_OR_ERROR(CheckKeys(body, user_change_body));
                  std::string password_hash;
                  if (body.contains("password")) {
                    TRY_OR_ERROR(auto password, StringField(body, "password", true));
@@ -261,9 +298,16 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                  }));
                  return Ok(UserJson(after));
                },
-               nullptr});
+               nullptr,
+               {.summary = "Change a user's role, password or disabled flag",
+                .tag = "Users",
+                .body = user_change_body,
+                .success = "the user"}});
 
-  r.push_back({"GET", "/api/v1/users/{user}/tokens", Role::kAdmin, false,
+  r.push_back({"GET",
+               "/api/v1/users/{user}/tokens",
+               Role::kAdmin,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
                  TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
@@ -272,12 +316,18 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                  for (const auto& t : tokens) items.push_back(TokenJson(t, now));
                  return Ok({{"user", user.name}, {"items", items}});
                },
-               nullptr});
+               nullptr,
+               {.summary = "List a user's API tokens",
+                .tag = "Users",
+                .success = "{items}: the tokens (never their secret)"}});
 
-  r.push_back({"POST", "/api/v1/users/{user}/tokens", Role::kAdmin, false,
-               [&, audit](HttpRequest& req) {
+  r.push_back({"POST",
+               "/api/v1/users/{user}/tokens",
+               Role::kAdmin,
+               false,
+               [&, audit, token_body](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, {"name", "expires_in_seconds"}, "token"));
+                 STATUS_OR_ERROR(CheckKeys(body, token_body));
                  TRY_OR_ERROR(auto name, StringField(body, "name", false));
                  if (name.empty()) name = "api";
                  if (name.size() > 100)
@@ -301,30 +351,42 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                  out["token"] = token;
                  return Ok(out, 201);
                },
-               nullptr});
+               nullptr,
+               {.summary = "Create an API token",
+                .tag = "Users",
+                .body = token_body,
+                .success_status = 201,
+                .success = "the token record and its secret, shown this once"}});
 
-  r.push_back({"DELETE", "/api/v1/users/{user}/tokens/{id}", Role::kAdmin, false,
-               [&, audit](HttpRequest& req) {
-                 TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "token id"));
-                 TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                 TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
-                 auto it = std::find_if(tokens.begin(), tokens.end(),
-                                        [&](const TokenRecord& t) { return t.id == id; });
-                 if (it == tokens.end())
-                   return HttpResponse::Error(
-                       NotFound("user '" + user.name + "' has no token #" + std::to_string(id)));
-                 STATUS_OR_ERROR(store.Atomically([&]() -> Status {
-                   REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteToken(user.name, id));
-                   if (!removed)
-                     return NotFound("token #" + std::to_string(id) + " is already gone");
-                   return audit(req, "token.revoke", user.name,
-                                "token '" + it->name + "' (#" + std::to_string(id) + ")");
-                 }));
-                 return Ok({{"user", user.name}, {"id", id}, {"revoked", true}});
-               },
-               nullptr});
+  r.push_back(
+      {"DELETE",
+       "/api/v1/users/{user}/tokens/{id}",
+       Role::kAdmin,
+       false,
+       [&, audit](HttpRequest& req) {
+         TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "token id"));
+         TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+         TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
+         auto it = std::find_if(tokens.begin(), tokens.end(),
+                                [&](const TokenRecord& t) { return t.id == id; });
+         if (it == tokens.end())
+           return HttpResponse::Error(
+               NotFound("user '" + user.name + "' has no token #" + std::to_string(id)));
+         STATUS_OR_ERROR(store.Atomically([&]() -> Status {
+           REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteToken(user.name, id));
+           if (!removed) return NotFound("token #" + std::to_string(id) + " is already gone");
+           return audit(req, "token.revoke", user.name,
+                        "token '" + it->name + "' (#" + std::to_string(id) + ")");
+         }));
+         return Ok({{"user", user.name}, {"id", id}, {"revoked", true}});
+       },
+       nullptr,
+       {.summary = "Revoke an API token", .tag = "Users", .success = "{user, id, revoked: true}"}});
 
-  r.push_back({"GET", "/api/v1/audit", Role::kAdmin, false,
+  r.push_back({"GET",
+               "/api/v1/audit",
+               Role::kAdmin,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req, {"action", "subject", "actor", "from",
                                                           "to", "format"}));
@@ -333,28 +395,45 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                  TRY_OR_ERROR(auto entries, store.ListAudit(filter, page));
                  return ListResponse(entries, page, AuditJson);
                },
-               nullptr});
+               nullptr,
+               {.summary = "Read the audit log",
+                .tag = "Audit",
+                .query = PageQuery({{"action", "string", "actions starting with this"},
+                                    {"subject", "string", "only this subject (\"deployment 7\")"},
+                                    {"actor", "string", "only this user"},
+                                    {"from", "string", "at or after (RFC 3339)"},
+                                    {"to", "string", "before (RFC 3339)"},
+                                    {"format", "string", "json (default) or csv"}}),
+                .success = "{items, limit, offset, next_offset?} (or CSV)"}});
 
-  r.push_back({"GET", "/api/v1/me/approvals", Role::kViewer, false,
-               [&](HttpRequest& req) {
-                 DeploymentFilter filter;
-                 filter.statuses = {"waiting"};  // as the Approvals page lists
-                 TRY_OR_ERROR(auto list, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
-                 Json ids = Json::array();
-                 for (const auto& d : list)
-                   if (AwaitsApprovalBy(store, d, req.principal)) ids.push_back(d.id);
-                 // Plans paused at a manual step this user may continue.
-                 Json manual = Json::array();
-                 filter.statuses = {"running"};
-                 TRY_OR_ERROR(auto running, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
-                 for (const auto& d : running)
-                   if (ctx.engine && MayAnswerManual(*ctx.engine, d.id, req.principal))
-                     manual.push_back(d.id);
-                 return Ok({{"count", ids.size() + manual.size()},
-                            {"deployment_ids", ids},
-                            {"manual_deployment_ids", manual}});
-               },
-               nullptr});
+  r.push_back(
+      {"GET",
+       "/api/v1/me/approvals",
+       Role::kViewer,
+       false,
+       [&](HttpRequest& req) {
+         DeploymentFilter filter;
+         filter.statuses = {"waiting"};  // as the Approvals page lists
+         TRY_OR_ERROR(auto list, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
+         Json ids = Json::array();
+         for (const auto& d : list)
+           if (AwaitsApprovalBy(store, d, req.principal)) ids.push_back(d.id);
+         // Plans paused at a manual step this user may continue.
+         Json manual = Json::array();
+         filter.statuses = {"running"};
+         TRY_OR_ERROR(auto running, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
+         for (const auto& d : running)
+           if (ctx.engine && MayAnswerManual(*ctx.engine, d.id, req.principal))
+             manual.push_back(d.id);
+         return Ok({{"count", ids.size() + manual.size()},
+                    {"deployment_ids", ids},
+                    {"manual_deployment_ids", manual}});
+       },
+       nullptr,
+       {.summary = "What awaits the caller's approval",
+        .tag = "Session",
+        .success =
+            "deployment ids awaiting approval, paused at a manual step, and rollback records"}});
   return r;
 }
 

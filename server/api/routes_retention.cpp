@@ -50,13 +50,21 @@ Json DecisionJson(const RetentionDecision& d, int64_t now) {
 
 std::vector<Route> RetentionRoutes(ApiContext& ctx) {
   std::vector<Route> r;
+  const RequestBody retention_body{
+      "retention",
+      {{"keep_builds", "integer", false, "builds kept per release"},
+       {"keep_days", "integer", false, "builds younger than this are kept"},
+       {"keep_rollback_candidates", "integer", false, "rollback candidates kept per stage"},
+       {"dry_run", "boolean", false, "report what would go without removing it"}},
+      false};
   r.push_back(
-      {"POST", "/api/v1/admin/retention", Role::kAdmin, false,
-       [&ctx](HttpRequest& req) {
+      {"POST",
+       "/api/v1/admin/retention",
+       Role::kAdmin,
+       false,
+       [&ctx, retention_body](HttpRequest& req) {
          TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-         STATUS_OR_ERROR(
-             CheckKeys(body, {"keep_builds", "keep_days", "keep_rollback_candidates", "dry_run"},
-                       "retention"));
+         STATUS_OR_ERROR(CheckKeys(body, retention_body));
          RetentionPolicy policy =
              ctx.retention_defaults ? *ctx.retention_defaults : RetentionPolicy{};
          STATUS_OR_ERROR(IntField(body, "keep_builds", 1000000, policy.keep_builds_per_release));
@@ -94,7 +102,13 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
                    {"warnings", report.warnings}};
          return Ok(j);
        },
-       nullptr});
+       nullptr,
+       {.summary = "Remove the bytes of old artifacts",
+        .tag = "Admin",
+        .description = "Fields left out take the server's retention defaults. Deployed and "
+                       "rollback-candidate builds are kept.",
+        .body = retention_body,
+        .success = "what was (or would be) removed"}});
   return r;
 }
 

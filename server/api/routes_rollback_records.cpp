@@ -293,7 +293,11 @@ Route ValidationRoute(Store* s) {
             t.body = ValidationText(ParsedOrNull(r.validation_json));
             return t;
           },
-          nullptr};
+          nullptr,
+          {.summary = "A rollback record's last validation report",
+           .tag = "Rollback records",
+           .query = {{"format", "string", "json (default) or text"}},
+           .success = "the validation report"}};
 }
 
 void AddRollbackRecordsToStages(Store& store, Json& stages) {
@@ -333,18 +337,36 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
     if (!r.ok()) return HttpResponse::Error(r.status());
     return Ok(DetailJson(*s, *rr, *r), status);
   };
-  out.push_back(
-      {"POST", "/api/v1/deployments/{id}/rollback-records", Role::kDeployer, false,
-       [rr, detail](HttpRequest& req) {
-         TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
-         TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-         STATUS_OR_ERROR(CheckKeys(body, {"components", "exclude", "comment"}, "rollback record"));
-         TRY_OR_ERROR(auto selection, SelectionFrom(body));
-         TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
-         return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
-       },
-       nullptr});
-  out.push_back({"GET", "/api/v1/rollback-records", Role::kViewer, false,
+  const BodyField components{"components", "array",
+                             false,        "component paths to revert (absent: every component)",
+                             {},           "string"};
+  const BodyField exclude{"exclude", "array", false, "component paths to leave alone",
+                          {},        "string"};
+  const RequestBody create_body{
+      "rollback record", {components, exclude, {"comment", "string", false, "why"}}, false};
+  const RequestBody reselect_body{"rollback record", {components, exclude}};
+  out.push_back({"POST",
+                 "/api/v1/deployments/{id}/rollback-records",
+                 Role::kDeployer,
+                 false,
+                 [rr, detail, create_body](HttpRequest& req) {
+                   TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
+                   TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
+                   STATUS_OR_ERROR(CheckKeys(body, create_body));
+                   TRY_OR_ERROR(auto selection, SelectionFrom(body));
+                   TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
+                   return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
+                 },
+                 nullptr,
+                 {.summary = "Create a rollback record for a deployment",
+                  .tag = "Rollback records",
+                  .body = create_body,
+                  .success_status = 201,
+                  .success = "the new rollback record"}});
+  out.push_back({"GET",
+                 "/api/v1/rollback-records",
+                 Role::kViewer,
+                 false,
                  [rr, s](HttpRequest& req) {
                    TRY_OR_ERROR(Page page, ListParams(req, {"application", "stage", "status",
                                                             "from", "to", "deployment", "format"}));
@@ -359,54 +381,94 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
                    if (csv) return Csv(items);
                    return ListResponse(items, page);
                  },
-                 nullptr});
-  out.push_back({"GET", kRecord, Role::kViewer, false,
+                 nullptr,
+                 {.summary = "List rollback records",
+                  .tag = "Rollback records",
+                  .query = PageQuery({{"application", "string", "only this application"},
+                                      {"stage", "string", "only this stage"},
+                                      {"status", "string", "comma-separated statuses"},
+                                      {"from", "string", "created at or after (RFC 3339)"},
+                                      {"to", "string", "created before (RFC 3339)"},
+                                      {"deployment", "integer", "only records of this deployment"},
+                                      {"format", "string", "json (default) or csv"}}),
+                  .success = "{items, limit, offset, next_offset?} (or CSV)"}});
+  out.push_back({"GET",
+                 kRecord,
+                 Role::kViewer,
+                 false,
                  [rr, detail](HttpRequest& req) {
                    TRY_OR_ERROR(int64_t id, RecordId(req));
                    return detail(rr->Get(id));
                  },
-                 nullptr});
-  out.push_back({"PATCH", kRecord, Role::kDeployer, false,
-                 [rr, detail](HttpRequest& req) {
+                 nullptr,
+                 {.summary = "Get a rollback record",
+                  .tag = "Rollback records",
+                  .success = "the record with components, approvals and warnings"}});
+  out.push_back({"PATCH",
+                 kRecord,
+                 Role::kDeployer,
+                 false,
+                 [rr, detail, reselect_body](HttpRequest& req) {
                    TRY_OR_ERROR(int64_t id, RecordId(req));
                    TRY_OR_ERROR(Json body, ParseJsonBody(req));
-                   STATUS_OR_ERROR(CheckKeys(body, {"components", "exclude"}, "rollback record"));
+                   STATUS_OR_ERROR(CheckKeys(body, reselect_body));
                    TRY_OR_ERROR(auto selection, SelectionFrom(body));
                    return detail(rr->Reselect(ActorOf(req), id, selection));
                  },
-                 nullptr});
-  auto action = [&](const char* verb, auto call) {
-    out.push_back({"POST", std::string(kRecord) + "/" + verb, Role::kDeployer, false,
-                   [call, detail, verb](HttpRequest& req) {
+                 nullptr,
+                 {.summary = "Change which components a record reverts",
+                  .tag = "Rollback records",
+                  .body = reselect_body,
+                  .success = "the rollback record"}});
+  auto action = [&](const char* verb, const char* summary, auto call) {
+    RequestBody body_doc{verb,
+                         {{"comment", "string", false, "why"},
+                          {"at", "string", false, "RFC 3339 time (execute: schedule it)"}},
+                         false};
+    if (std::string_view(verb) == "execute")
+      body_doc.fields.push_back({"acknowledge_irreversible", "boolean", false,
+                                 "confirm the irreversible steps will run"});
+    out.push_back({"POST",
+                   std::string(kRecord) + "/" + verb,
+                   Role::kDeployer,
+                   false,
+                   [call, detail, body_doc](HttpRequest& req) {
                      TRY_OR_ERROR(int64_t id, RecordId(req));
                      TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(
-                         std::string_view(verb) == "execute"
-                             ? CheckKeys(body, {"comment", "at", "acknowledge_irreversible"}, verb)
-                             : CheckKeys(body, {"comment", "at"}, verb));
+                     STATUS_OR_ERROR(CheckKeys(body, body_doc));
                      TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
                      return detail(call(ActorOf(req), id, body, comment));
                    },
-                   nullptr});
+                   nullptr,
+                   {.summary = summary,
+                    .tag = "Rollback records",
+                    .body = body_doc,
+                    .success = "the rollback record after the change"}});
   };
-  action("test-connection", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
-    return rr->TestConnection(a, id);
-  });
-  action("submit", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
-    return rr->Submit(a, id, c);
-  });
-  action("approve", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
-    return rr->Decide(a, id, true, c);
-  });
-  action("reject", [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
-    return rr->Decide(a, id, false, c);
-  });
-  action("execute", [rr](const Actor& a, int64_t id, const Json& body, const std::string&) {
-    return ExecuteFromBody(*rr, a, id, body);
-  });
-  action("validate", [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
-    return rr->Validate(a, id);
-  });
+  action("test-connection", "Check the record's targets are reachable",
+         [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
+           return rr->TestConnection(a, id);
+         });
+  action("submit", "Submit the record for approval",
+         [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
+           return rr->Submit(a, id, c);
+         });
+  action("approve", "Approve the record",
+         [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
+           return rr->Decide(a, id, true, c);
+         });
+  action("reject", "Reject the record",
+         [rr](const Actor& a, int64_t id, const Json&, const std::string& c) {
+           return rr->Decide(a, id, false, c);
+         });
+  action("execute", "Run the rollback (now or at a time)",
+         [rr](const Actor& a, int64_t id, const Json& body, const std::string&) {
+           return ExecuteFromBody(*rr, a, id, body);
+         });
+  action("validate", "Compare the targets with the record",
+         [rr](const Actor& a, int64_t id, const Json&, const std::string&) {
+           return rr->Validate(a, id);
+         });
   out.push_back(ValidationRoute(s));
   return out;
 }

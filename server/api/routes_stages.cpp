@@ -22,11 +22,21 @@ Result<std::vector<std::string>> StageTargets(Store& store, const std::string& a
   return s->targets;
 }
 
+// The body of a connection test: which build's size to check free space for.
+const RequestBody& TestConnectionBody() {
+  static const RequestBody body{
+      "test connection",
+      {{"release", "string", false, "with build: check each target has room for this build"},
+       {"build", "integer", false, "the build number"}},
+      false};
+  return body;
+}
+
 // The build whose artifacts free space is compared with (none: no body).
 Result<std::vector<ReleaseSpace>> SpaceFromBody(Store& store, const std::string& app,
                                                 const HttpRequest& req) {
   REPRISE_ASSIGN_OR_RETURN(Json body, ParseJsonBody(req, /*allow_empty=*/true));
-  REPRISE_RETURN_IF_ERROR(CheckKeys(body, {"release", "build"}, "test connection"));
+  REPRISE_RETURN_IF_ERROR(CheckKeys(body, TestConnectionBody()));
   REPRISE_ASSIGN_OR_RETURN(std::string release, StringField(body, "release", false));
   const bool has_build = body.contains("build");
   if (release.empty() && !has_build) return std::vector<ReleaseSpace>{};
@@ -65,7 +75,10 @@ std::vector<Route> StageRoutes(AgentHub& hub, Store& store, const Clock& clock) 
   const Clock* c = &clock;
   // Deployer: the probe creates and removes a file on every target machine.
   r.push_back(
-      {"POST", "/api/v1/applications/{app}/stages/{stage}/test-connection", Role::kDeployer, false,
+      {"POST",
+       "/api/v1/applications/{app}/stages/{stage}/test-connection",
+       Role::kDeployer,
+       false,
        [h, s, c](HttpRequest& req) {
          const std::string app = req.Param("app");
          const std::string stage = req.Param("stage");
@@ -80,7 +93,12 @@ std::vector<Route> StageRoutes(AgentHub& hub, Store& store, const Clock& clock) 
          return Ok(
              {{"ok", report.ok()}, {"application", app}, {"stage", stage}, {"targets", items}});
        },
-       nullptr});
+       nullptr,
+       {.summary = "Test the connection to a stage's targets",
+        .tag = "Deployments",
+        .description = "Each target's agent creates and removes a file and reports its free space.",
+        .body = TestConnectionBody(),
+        .success = "{ok, application, stage, targets}"}});
   return r;
 }
 

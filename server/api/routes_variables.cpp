@@ -21,13 +21,24 @@ std::vector<Route> VariableRoutes(ApiContext& ctx) {
   Store& store = *ctx.store;
   Catalog& catalog = *ctx.catalog;
   std::vector<Route> r;
-  r.push_back({"GET", "/api/v1/variables", Role::kViewer, false,
-               [&](HttpRequest&) { return GlobalVariablesResponse(store); }, nullptr});
+  BodyField all_variables = VariablesFieldDoc("every global variable ({} removes them all)");
+  all_variables.required = true;
+  const RequestBody variables_body{"global variables", {all_variables}};
+  r.push_back({"GET",
+               "/api/v1/variables",
+               Role::kViewer,
+               false,
+               [&](HttpRequest&) { return GlobalVariablesResponse(store); },
+               nullptr,
+               {.summary = "The global variables", .tag = "Variables", .success = "{variables}"}});
   // Replaces the whole scope, as PUT /environments/{env} does for an environment.
-  r.push_back({"PUT", "/api/v1/variables", Role::kAdmin, false,
-               [&](HttpRequest& req) {
+  r.push_back({"PUT",
+               "/api/v1/variables",
+               Role::kAdmin,
+               false,
+               [&, variables_body](HttpRequest& req) {
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, {"variables"}, "global variables"));
+                 STATUS_OR_ERROR(CheckKeys(body, variables_body));
                  if (!body.contains("variables"))
                    return HttpResponse::Error(
                        InvalidArgument("field 'variables' is required ({} removes them all)"));
@@ -35,7 +46,11 @@ std::vector<Route> VariableRoutes(ApiContext& ctx) {
                  STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
                  return GlobalVariablesResponse(store);
                },
-               nullptr});
+               nullptr,
+               {.summary = "Replace the global variables",
+                .tag = "Variables",
+                .body = variables_body,
+                .success = "{variables}"}});
   return r;
 }
 

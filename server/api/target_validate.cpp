@@ -126,7 +126,8 @@ Result<TargetVerification> VerifyTarget(AgentHub& hub, Store& store, const std::
   if (v.artifact.empty()) v.artifact = record.name;
   // After a rollback record's execution the target runs the composed tree.
   if (!state.manifest_hash.empty() && state.manifest_hash != manifest->manifest_hash)
-    if (auto composed = FindComposedManifest(store, target, state.manifest_hash)) manifest = *composed;
+    if (auto composed = FindComposedManifest(store, target, state.manifest_hash))
+      manifest = *composed;
 
   auto report = hub.Validate(target, *manifest);
   if (!report.ok()) {
@@ -163,7 +164,10 @@ std::vector<Route> TargetValidateRoutes(AgentHub& hub, Store& store, const Clock
   AgentHub* h = &hub;
   Store* s = &store;
   const Clock* c = &clock;
-  r.push_back({"POST", "/api/v1/targets/{target}/validate", Role::kDeployer, false,
+  r.push_back({"POST",
+               "/api/v1/targets/{target}/validate",
+               Role::kDeployer,
+               false,
                [h, s, c](HttpRequest& req) {
                  STATUS_OR_ERROR(CheckNoFields(req));
                  const std::string target = req.Param("target");
@@ -173,7 +177,11 @@ std::vector<Route> TargetValidateRoutes(AgentHub& hub, Store& store, const Clock
                                      "target.validate", target, VerificationSummary(v)}));
                  return Ok(ToJson(v));
                },
-               nullptr});
+               nullptr,
+               {.summary = "Compare a target's files with what was deployed",
+                .tag = "Targets",
+                .body = RequestBody{"target validation", {}, false},
+                .success = "what changed, is missing or extra on the target"}});
   return r;
 }
 

@@ -11,8 +11,10 @@
 #include <cstring>
 
 #include "agents/deployer/archive.h"
+#include "planner/version.h"
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
+#include "server/api/openapi.h"
 #include "server/api/routes.h"
 #include "server/api/routes_rollback_records.h"
 #include "server/api/routes_stages.h"
@@ -270,6 +272,7 @@ Status ServerApp::Impl::StartHttp() {
   for (auto& route : RollbackRecordRoutes(*rollback_records, *store))
     routes.push_back(std::move(route));
   for (auto& route : WebhookRoutes(*store, *webhooks, *o.clock)) routes.push_back(std::move(route));
+  AddOpenApiRoute(routes, Version());  // last: it describes every route above
   route_table.clear();
   for (const auto& r : routes)
     route_table.push_back({r.method, r.pattern, static_cast<int>(r.min_role), r.public_route});

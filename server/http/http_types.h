@@ -79,6 +79,50 @@ int HttpStatusFor(Code code);
 using Handler = std::function<HttpResponse(HttpRequest&)>;
 using StreamingHandler = std::function<HttpResponse(HttpRequest&, const BodyReader&)>;
 
+// Documentation of a route, declared next to it: the OpenAPI document
+// (server/api/openapi.h) is generated from it, and a handler checks its JSON
+// body's keys against the same field list (CheckKeys in json_io.h).
+//
+// One field of a JSON body. type: "string", "integer", "number", "boolean",
+// "object" (members in `fields`; none: any object), "map" (an object whose
+// values are objects of `fields`) or "array" (elements of type `items`;
+// "object" elements have `fields`).
+struct BodyField {
+  std::string name{};
+  std::string type{};
+  bool required = false;
+  std::string description{};
+  std::vector<BodyField> fields{};
+  std::string items{};
+};
+
+// A query parameter; type as in BodyField (scalars only).
+struct QueryParam {
+  std::string name{};
+  std::string type{};
+  std::string description{};
+};
+
+// A JSON object request body: `what` names it in error messages ("unknown
+// field 'x' in user"); `fields` lists every key it may hold.
+struct RequestBody {
+  std::string what{};
+  std::vector<BodyField> fields{};
+  bool required = true;   // false: an empty body is taken as {}
+  bool any_keys = false;  // true: a free-form object (fields only describe it)
+};
+
+struct RouteDoc {
+  std::string summary{};
+  std::string tag{};  // the resource group ("Deployments")
+  std::string description{};
+  std::vector<QueryParam> query{};
+  std::optional<RequestBody> body{};  // JSON body; a streaming route takes raw bytes
+  int success_status = 200;
+  std::string success{};       // what a success returns
+  std::string success_type{};  // content type when not JSON ("text/csv")
+};
+
 struct Route {
   std::string method;   // GET, POST, PUT, PATCH, DELETE
   std::string pattern;  // "/api/v1/applications/{app}"
@@ -86,6 +130,7 @@ struct Route {
   bool public_route = false;   // no authentication at all (health)
   Handler handler;             // for requests with a body read in memory
   StreamingHandler streaming;  // for large bodies (artifact upload)
+  RouteDoc doc{};
 };
 
 // Matches "/a/{x}/b" against "/a/1/b". Path parameters are percent-decoded and

@@ -60,4 +60,12 @@ Result<Page> ListParams(const HttpRequest& req, std::initializer_list<const char
   return page;
 }
 
+std::vector<QueryParam> PageQuery(std::vector<QueryParam> filters) {
+  std::vector<QueryParam> out = {
+      {"limit", "integer", "at most this many items, 1..1000 (default 100)"},
+      {"offset", "integer", "skip this many items (default 0)"}};
+  for (auto& f : filters) out.push_back(std::move(f));
+  return out;
+}
+
 }  // namespace reprise

@@ -20,4 +20,7 @@ inline constexpr int64_t kMaxListOffset = 1000000000;
 // neither of them nor in `filters` is kInvalidArgument naming it.
 Result<Page> ListParams(const HttpRequest& req, std::initializer_list<const char*> filters = {});
 
+// The documentation of a list endpoint's query: limit, offset, then `filters`.
+std::vector<QueryParam> PageQuery(std::vector<QueryParam> filters = {});
+
 }  // namespace reprise

@@ -24,7 +24,10 @@ std::vector<Route> AgentHub::Routes() {
   std::vector<Route> r;
   AgentHub* hub = this;
   r.push_back(
-      {"GET", "/api/v1/agents", Role::kViewer, false,
+      {"GET",
+       "/api/v1/agents",
+       Role::kViewer,
+       false,
        [hub](HttpRequest& req) {
          auto page = ListParams(req);
          if (!page.ok()) return HttpResponse::Error(page.status());
@@ -48,11 +51,19 @@ std::vector<Route> AgentHub::Routes() {
          return JsonResponse(200,
                              {{"items", items}, {"limit", page->limit}, {"offset", page->offset}});
        },
-       nullptr});
+       nullptr,
+       {.summary = "List agents",
+        .tag = "Agents",
+        .query = PageQuery(),
+        .success = "{items, limit, offset}: name, status, approved, online, version, last_seen, "
+                   "targets"}});
   // What an admin needs to enroll an agent: where it connects and the
   // certificate fingerprint it pins. `address` is empty when the hub listens
   // on every interface (the page then uses the host it was loaded from).
-  r.push_back({"GET", "/api/v1/agents/enrollment-info", Role::kAdmin, false,
+  r.push_back({"GET",
+               "/api/v1/agents/enrollment-info",
+               Role::kAdmin,
+               false,
                [hub](HttpRequest&) {
                  const auto& o = hub->impl_->o;
                  const int port = hub->port();
@@ -69,8 +80,14 @@ std::vector<Route> AgentHub::Routes() {
                                            {"tls", o.tls},
                                            {"fingerprint", hub->cert_fingerprint()}});
                },
-               nullptr});
-  r.push_back({"POST", "/api/v1/agents/{name}/approve", Role::kAdmin, false,
+               nullptr,
+               {.summary = "Where agents connect and the certificate they pin",
+                .tag = "Agents",
+                .success = "{listening, host, port, address, tls, fingerprint}"}});
+  r.push_back({"POST",
+               "/api/v1/agents/{name}/approve",
+               Role::kAdmin,
+               false,
                [hub](HttpRequest& req) {
                  auto it = req.path_params.find("name");
                  std::string name = it == req.path_params.end() ? "" : it->second;
@@ -78,10 +95,21 @@ std::vector<Route> AgentHub::Routes() {
                  if (!st.ok()) return HttpResponse::Error(st);
                  return JsonResponse(200, {{"name", name}, {"status", "approved"}});
                },
-               nullptr});
+               nullptr,
+               {.summary = "Approve an agent that asked to enroll",
+                .tag = "Agents",
+                .success = "{name, status: approved}"}});
+  const RequestBody enroll_body{
+      "enrollment token",
+      {{"pre_approved", "boolean", false, "agents enrolling with it need no approval"},
+       {"expires_in_seconds", "integer", false, "lifetime (default 24 hours)"}},
+      false};
   r.push_back(
-      {"POST", "/api/v1/agents/enrollment-tokens", Role::kAdmin, false,
-       [hub](HttpRequest& req) {
+      {"POST",
+       "/api/v1/agents/enrollment-tokens",
+       Role::kAdmin,
+       false,
+       [hub, enroll_body](HttpRequest& req) {
          json body = json::object();
          if (!req.body.empty()) {
            try {
@@ -93,7 +121,8 @@ std::vector<Route> AgentHub::Routes() {
          if (!body.is_object())
            return HttpResponse::Error(InvalidArgument("the body must be a JSON object"));
          for (auto it = body.begin(); it != body.end(); ++it) {
-           if (it.key() != "pre_approved" && it.key() != "expires_in_seconds")
+           if (std::none_of(enroll_body.fields.begin(), enroll_body.fields.end(),
+                            [&it](const BodyField& f) { return f.name == it.key(); }))
              return HttpResponse::Error(
                  InvalidArgument("unknown field '" + it.key() + "' in enrollment token"));
          }
@@ -114,7 +143,12 @@ std::vector<Route> AgentHub::Routes() {
          return JsonResponse(
              201, {{"token", *token}, {"pre_approved", pre}, {"expires_in_seconds", ttl}});
        },
-       nullptr});
+       nullptr,
+       {.summary = "Create an enrollment token for a new agent",
+        .tag = "Agents",
+        .body = enroll_body,
+        .success_status = 201,
+        .success = "{token, pre_approved, expires_in_seconds}"}});
   return r;
 }
 

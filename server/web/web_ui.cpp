@@ -24,6 +24,14 @@ using std::chrono::hours;
 using std::chrono::minutes;
 
 constexpr const char* kCookieName = "reprise_session";
+
+// POST /api/v1/session's body: the document's schema and the key check.
+const RequestBody& LoginBody() {
+  static const RequestBody body{
+      "login",
+      {{"user", "string", true, "the user name"}, {"password", "string", true, "the password"}}};
+  return body;
+}
 constexpr auto kIdleTimeout = hours(12);
 constexpr auto kMaxLifetime = hours(24 * 7);
 constexpr int kMaxFailures = 5;
@@ -231,8 +239,10 @@ struct WebUi::Impl {
     }
     if (!body.is_object())
       return ErrorResponse(400, "invalid_argument", "expected a JSON object {user, password}");
+    const RequestBody& declared = LoginBody();
     for (const auto& [key, value] : body.items()) {
-      if (key != "user" && key != "password")
+      if (std::none_of(declared.fields.begin(), declared.fields.end(),
+                       [&key](const BodyField& f) { return f.name == key; }))
         return ErrorResponse(400, "invalid_argument",
                              "unknown field '" + key + "' in login (expected: user, password)");
       if (!value.is_string())
@@ -415,12 +425,34 @@ Result<Principal> WebUi::AuthenticateSession(const HttpRequest& request) const {
 std::vector<Route> WebUi::Routes() {
   Impl* impl = impl_.get();
   std::vector<Route> r;
-  r.push_back({"POST", "/api/v1/session", Role::kViewer, true,
-               [impl](HttpRequest& req) { return impl->Login(req); }, nullptr});
-  r.push_back({"GET", "/api/v1/session", Role::kViewer, false,
-               [impl](HttpRequest& req) { return impl->Info(req); }, nullptr});
-  r.push_back({"DELETE", "/api/v1/session", Role::kViewer, false,
-               [impl](HttpRequest& req) { return impl->Logout(req); }, nullptr});
+  r.push_back({"POST",
+               "/api/v1/session",
+               Role::kViewer,
+               true,
+               [impl](HttpRequest& req) { return impl->Login(req); },
+               nullptr,
+               {.summary = "Log in to the web UI",
+                .tag = "Session",
+                .description = "Sets the session cookie; the answer carries the CSRF token to send "
+                               "as X-CSRF-Token on changes.",
+                .body = LoginBody(),
+                .success = "{user, role, csrf_token}"}});
+  r.push_back({"GET",
+               "/api/v1/session",
+               Role::kViewer,
+               false,
+               [impl](HttpRequest& req) { return impl->Info(req); },
+               nullptr,
+               {.summary = "The current session",
+                .tag = "Session",
+                .success = "{user, role, csrf_token?}"}});
+  r.push_back({"DELETE",
+               "/api/v1/session",
+               Role::kViewer,
+               false,
+               [impl](HttpRequest& req) { return impl->Logout(req); },
+               nullptr,
+               {.summary = "Log out", .tag = "Session", .success = "the session ended"}});
   return r;
 }
 

@@ -28,6 +28,7 @@ const PAGES = [
   ['#/users', /Users/, 'users'],
   ['#/users/rita', /rita/, 'user'],
   ['#/audit', /Audit log/, 'audit'],
+  ['#/api', /API reference/, 'api-reference'],
 ];
 
 // Waits until the page has drawn what it loads (its "Loading…" lines gone).

@@ -17,6 +17,7 @@ const SUITES = {
   insights: './insights.mjs',
   releases: './releases.mjs',
   pages: './pages.mjs',
+  'api-reference': './api_reference.mjs',
 };
 
 const [suite, serverBin, shotRoot, chromiumPath = '/usr/bin/chromium'] = process.argv.slice(2);

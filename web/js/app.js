@@ -21,6 +21,7 @@ import { renderConfig } from './pages/config.js';
 import { renderSpecEditor, renderNewApplication } from './pages/spec_editor.js';
 import { renderInsights } from './pages/insights.js';
 import { renderWebhooks, renderWebhook } from './pages/webhooks.js';
+import { renderApiReference } from './pages/api_reference.js';
 
 route('/login', renderLogin);
 route('/', renderDashboard);
@@ -47,6 +48,7 @@ route('/new-application', renderNewApplication);
 route('/insights', renderInsights);
 route('/webhooks', renderWebhooks);
 route('/webhooks/{name}', renderWebhook);
+route('/api', renderApiReference);
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -64,6 +66,7 @@ const NAV = [
   ['#/webhooks', 'Webhooks', 'admin'],
   ['#/config', 'Configuration'],
   ['#/insights', 'Insights'],
+  ['#/api', 'API'],
 ];
 
 function renderChrome() {

@@ -55,8 +55,8 @@ TEST_CASE("every endpoint but health needs a valid token; a viewer cannot change
       return route.method == "GET" ? c.Get(path) : c.Send(route.method, path, "{}");
     };
     if (route.public_route) {
-      // Only the health check and the login form are open to everyone.
-      bool allowed = route.pattern == "/api/v1/health" ||
+      // Only the health check, the API description and the login form are open to everyone.
+      bool allowed = route.pattern == "/api/v1/health" || route.pattern == "/api/v1/openapi.json" ||
                      (route.pattern == "/api/v1/session" && route.method == "POST");
       CHECK(allowed);
       if (route.pattern == "/api/v1/health") CHECK(send(anonymous).status == 200);
