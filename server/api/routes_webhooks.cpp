@@ -67,11 +67,24 @@ Result<std::vector<std::string>> EventsField(const Json& body) {
 }
 
 // The webhook a PUT body describes; `existing` is the stored one, if any.
+const RequestBody& WebhookBody() {
+  static const RequestBody body{
+      "webhook",
+      {{"url", "string", true,
+        "http or https; loopback, private and metadata addresses are refused"},
+       {"events", "array", true, "the events to deliver (docs/webhooks.md)", {}, "string"},
+       {"secret", "string", false,
+        "16 to 256 characters; signs each delivery; required for a new webhook, \"******\" or "
+        "left out keeps the stored one"},
+       {"format", "string", false, "\"json\" (default) or \"slack\""},
+       {"enabled", "boolean", false, "default true"}}};
+  return body;
+}
+
 Result<WebhookRecord> WebhookFromBody(const std::string& name, const Json& body,
                                       const std::optional<WebhookRecord>& existing,
                                       WebhookService& service) {
-  REPRISE_RETURN_IF_ERROR(
-      CheckKeys(body, {"url", "events", "secret", "format", "enabled"}, "webhook"));
+  REPRISE_RETURN_IF_ERROR(CheckKeys(body, WebhookBody()));
   WebhookRecord w;
   w.name = name;
   REPRISE_ASSIGN_OR_RETURN(w.url, StringField(body, "url", true));
@@ -128,21 +141,36 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
         {0, ToUnixMillis(clock.Now()), req.principal.user, action, "webhook " + name, summary});
   };
 
-  r.push_back({"GET", "/api/v1/webhooks", Role::kAdmin, false,
+  r.push_back({"GET",
+               "/api/v1/webhooks",
+               Role::kAdmin,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(Page page, ListParams(req));
                  TRY_OR_ERROR(auto hooks, store.ListWebhooks(page));
                  return ListResponse(hooks, page, WebhookJson);
                },
-               nullptr});
-  r.push_back({"GET", "/api/v1/webhooks/{name}", Role::kAdmin, false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(std::string name, WebhookName(req));
-                 TRY_OR_ERROR(auto w, store.GetWebhook(name));
-                 return Ok(WebhookJson(w));
-               },
-               nullptr});
-  r.push_back({"PUT", "/api/v1/webhooks/{name}", Role::kAdmin, false,
+               nullptr,
+               {.summary = "The webhooks",
+                .tag = "Webhooks",
+                .query = PageQuery(),
+                .success = "{items: [webhook]}, the secrets masked"}});
+  r.push_back(
+      {"GET",
+       "/api/v1/webhooks/{name}",
+       Role::kAdmin,
+       false,
+       [&](HttpRequest& req) {
+         TRY_OR_ERROR(std::string name, WebhookName(req));
+         TRY_OR_ERROR(auto w, store.GetWebhook(name));
+         return Ok(WebhookJson(w));
+       },
+       nullptr,
+       {.summary = "One webhook", .tag = "Webhooks", .success = "the webhook, its secret masked"}});
+  r.push_back({"PUT",
+               "/api/v1/webhooks/{name}",
+               Role::kAdmin,
+               false,
                [&, audit](HttpRequest& req) {
                  TRY_OR_ERROR(std::string name, WebhookName(req));
                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
@@ -165,8 +193,15 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                  TRY_OR_ERROR(auto stored, store.GetWebhook(name));
                  return Ok(WebhookJson(stored), existing ? 200 : 201);
                },
-               nullptr});
-  r.push_back({"DELETE", "/api/v1/webhooks/{name}", Role::kAdmin, false,
+               nullptr,
+               {.summary = "Create or replace a webhook",
+                .tag = "Webhooks",
+                .body = WebhookBody(),
+                .success = "the webhook (201 when created)"}});
+  r.push_back({"DELETE",
+               "/api/v1/webhooks/{name}",
+               Role::kAdmin,
+               false,
                [&, audit](HttpRequest& req) {
                  TRY_OR_ERROR(std::string name, WebhookName(req));
                  STATUS_OR_ERROR(store.Atomically([&]() -> Status {
@@ -176,8 +211,14 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                  }));
                  return Ok({{"name", name}, {"deleted", true}});
                },
-               nullptr});
-  r.push_back({"GET", "/api/v1/webhooks/{name}/deliveries", Role::kAdmin, false,
+               nullptr,
+               {.summary = "Delete a webhook and its deliveries",
+                .tag = "Webhooks",
+                .success = "{name, deleted}"}});
+  r.push_back({"GET",
+               "/api/v1/webhooks/{name}/deliveries",
+               Role::kAdmin,
+               false,
                [&](HttpRequest& req) {
                  TRY_OR_ERROR(std::string name, WebhookName(req));
                  TRY_OR_ERROR(Page page, ListParams(req));
@@ -185,8 +226,15 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                  TRY_OR_ERROR(auto list, store.ListWebhookDeliveries(w.name, page));
                  return ListResponse(list, page, DeliveryJson);
                },
-               nullptr});
-  r.push_back({"POST", "/api/v1/webhooks/{name}/deliveries/{id}/redeliver", Role::kAdmin, false,
+               nullptr,
+               {.summary = "A webhook's deliveries, newest first",
+                .tag = "Webhooks",
+                .query = PageQuery(),
+                .success = "{items: [delivery]}"}});
+  r.push_back({"POST",
+               "/api/v1/webhooks/{name}/deliveries/{id}/redeliver",
+               Role::kAdmin,
+               false,
                [&, audit](HttpRequest& req) {
                  TRY_OR_ERROR(std::string name, WebhookName(req));
                  TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "delivery id"));
@@ -201,8 +249,15 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                                            ") queued again as " + std::to_string(again.id)));
                  return Ok(DeliveryJson(again), 202);
                },
-               nullptr});
-  r.push_back({"POST", "/api/v1/webhooks/{name}/test", Role::kAdmin, false,
+               nullptr,
+               {.summary = "Queue a delivery again",
+                .tag = "Webhooks",
+                .success_status = 202,
+                .success = "the new delivery"}});
+  r.push_back({"POST",
+               "/api/v1/webhooks/{name}/test",
+               Role::kAdmin,
+               false,
                [&, audit](HttpRequest& req) {
                  TRY_OR_ERROR(std::string name, WebhookName(req));
                  TRY_OR_ERROR(auto w, store.GetWebhook(name));
@@ -216,7 +271,11 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                                        "ping queued as delivery " + std::to_string(queued.id)));
                  return Ok(DeliveryJson(queued), 202);
                },
-               nullptr});
+               nullptr,
+               {.summary = "Queue a ping to the webhook",
+                .tag = "Webhooks",
+                .success_status = 202,
+                .success = "the ping delivery"}});
   return r;
 }
 

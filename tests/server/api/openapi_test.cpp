@@ -158,6 +158,9 @@ TEST_CASE("every route of the route table is documented, and nothing else") {
     CHECK(doc["paths"][route.pattern].contains(Lower(route.method)));
     const json& op = doc["paths"][route.pattern][Lower(route.method)];
     CHECK(op["security"].empty() == route.public_route);
+    // Declared with its documentation: a summary of its own and a group.
+    CHECK(op["summary"] != key);
+    CHECK_FALSE(op["tags"].empty());
   }
   CHECK(in_table.count("GET /metrics") == 1);
   CHECK(in_table.count("POST /api/v1/session") == 1);
