@@ -118,6 +118,7 @@ inline bool Contains(const std::string& haystack, const std::string& needle) {
 class CliFixture {
  public:
   CliFixture() : server_(Options()) {}
+  explicit CliFixture(const ServerOptions& options) : server_(options) {}
 
   static ServerOptions Options() {
     ServerOptions o;
