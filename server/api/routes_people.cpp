@@ -190,18 +190,15 @@ bool MayAnswerManual(const DeploymentEngine& engine, int64_t id, const Principal
   return p.role >= needed.value_or(Role::kAdmin);
 }
 
-}  // namespace
-
-std::vector<Route> PeopleRoutes(ApiContext& ctx) {
+// The users: list, create, show, change.
+void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
   Store& store = *ctx.store;
   const Clock& clock = *ctx.clock;
-  std::vector<Route> r;
   auto audit = [&](const HttpRequest& req, const char* action, const std::string& subject,
                    const std::string& summary) {
     return store.AppendAudit(
         {0, ToUnixMillis(clock.Now()), req.principal.user, action, subject, summary});
   };
-
   const RequestBody new_user_body{
       "user",
       {{"name", "string", true, "the login name"},
@@ -212,11 +209,6 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
       {{"role", "string", false, "viewer, deployer, release-manager or admin"},
        {"disabled", "boolean", false, "a disabled user can neither log in nor use tokens"},
        {"password", "string", false, "a new password"}}};
-  const RequestBody token_body{
-      "token",
-      {{"name", "string", false, "what the token is for (default \"api\")"},
-       {"expires_in_seconds", "integer", false, "lifetime; absent: no expiry"}},
-      false};
   r.push_back({"GET",
                "/api/v1/users",
                Role::kAdmin,
@@ -303,7 +295,22 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
                 .tag = "Users",
                 .body = user_change_body,
                 .success = "the user"}});
+}
 
+// A user's API tokens: list, create, revoke.
+void AddTokenRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  Store& store = *ctx.store;
+  const Clock& clock = *ctx.clock;
+  auto audit = [&](const HttpRequest& req, const char* action, const std::string& subject,
+                   const std::string& summary) {
+    return store.AppendAudit(
+        {0, ToUnixMillis(clock.Now()), req.principal.user, action, subject, summary});
+  };
+  const RequestBody token_body{
+      "token",
+      {{"name", "string", false, "what the token is for (default \"api\")"},
+       {"expires_in_seconds", "integer", false, "lifetime; absent: no expiry"}},
+      false};
   r.push_back({"GET",
                "/api/v1/users/{user}/tokens",
                Role::kAdmin,
@@ -382,7 +389,11 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
        },
        nullptr,
        {.summary = "Revoke an API token", .tag = "Users", .success = "{user, id, revoked: true}"}});
+}
 
+// The audit log and what awaits the caller's approval.
+void AddAuditAndApprovalRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  Store& store = *ctx.store;
   r.push_back({"GET",
                "/api/v1/audit",
                Role::kAdmin,
@@ -434,6 +445,15 @@ std::vector<Route> PeopleRoutes(ApiContext& ctx) {
         .tag = "Session",
         .success =
             "deployment ids awaiting approval, paused at a manual step, and rollback records"}});
+}
+
+}  // namespace
+
+std::vector<Route> PeopleRoutes(ApiContext& ctx) {
+  std::vector<Route> r;
+  AddUserRoutes(ctx, r);
+  AddTokenRoutes(ctx, r);
+  AddAuditAndApprovalRoutes(ctx, r);
   return r;
 }
 
