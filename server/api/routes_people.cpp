@@ -190,15 +190,20 @@ bool MayAnswerManual(const DeploymentEngine& engine, int64_t id, const Principal
   return p.role >= needed.value_or(Role::kAdmin);
 }
 
+// Appends an audit entry by the request's user.
+auto AuditBy(Store& store, const Clock& clock) {
+  return [&store, &clock](const HttpRequest& req, const char* action, const std::string& subject,
+                          const std::string& summary) {
+    return store.AppendAudit(
+        {0, ToUnixMillis(clock.Now()), req.principal.user, action, subject, summary});
+  };
+}
+
 // The users: list, create, show, change.
 void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
   Store& store = *ctx.store;
   const Clock& clock = *ctx.clock;
-  auto audit = [&](const HttpRequest& req, const char* action, const std::string& subject,
-                   const std::string& summary) {
-    return store.AppendAudit(
-        {0, ToUnixMillis(clock.Now()), req.principal.user, action, subject, summary});
-  };
+  auto audit = AuditBy(store, clock);
   const RequestBody new_user_body{
       "user",
       {{"name", "string", true, "the login name"},
@@ -301,11 +306,7 @@ void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
 void AddTokenRoutes(ApiContext& ctx, std::vector<Route>& r) {
   Store& store = *ctx.store;
   const Clock& clock = *ctx.clock;
-  auto audit = [&](const HttpRequest& req, const char* action, const std::string& subject,
-                   const std::string& summary) {
-    return store.AppendAudit(
-        {0, ToUnixMillis(clock.Now()), req.principal.user, action, subject, summary});
-  };
+  auto audit = AuditBy(store, clock);
   const RequestBody token_body{
       "token",
       {{"name", "string", false, "what the token is for (default \"api\")"},

@@ -133,13 +133,21 @@ Result<std::string> WebhookName(const HttpRequest& req) {
 
 }  // namespace
 
-std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Clock& clock) {
-  std::vector<Route> r;
-  auto audit = [&store, &clock](const HttpRequest& req, const char* action, const std::string& name,
-                                const std::string& summary) {
+namespace {
+
+// Appends an audit entry about webhook `name` by the request's user.
+auto WebhookAudit(Store& store, const Clock& clock) {
+  return [&store, &clock](const HttpRequest& req, const char* action, const std::string& name,
+                          const std::string& summary) {
     return store.AppendAudit(
         {0, ToUnixMillis(clock.Now()), req.principal.user, action, "webhook " + name, summary});
   };
+}
+
+// Webhooks: list, show, create or replace, delete.
+void AddWebhookRoutes(Store& store, WebhookService& service, const Clock& clock,
+                      std::vector<Route>& r) {
+  auto audit = WebhookAudit(store, clock);
 
   r.push_back({"GET",
                "/api/v1/webhooks",
@@ -215,6 +223,13 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                {.summary = "Delete a webhook and its deliveries",
                 .tag = "Webhooks",
                 .success = "{name, deleted}"}});
+}
+
+// A webhook's deliveries: list, redeliver, a test ping.
+void AddDeliveryRoutes(Store& store, WebhookService& service, const Clock& clock,
+                       std::vector<Route>& r) {
+  auto audit = WebhookAudit(store, clock);
+
   r.push_back({"GET",
                "/api/v1/webhooks/{name}/deliveries",
                Role::kAdmin,
@@ -276,6 +291,14 @@ std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Cl
                 .tag = "Webhooks",
                 .success_status = 202,
                 .success = "the ping delivery"}});
+}
+
+}  // namespace
+
+std::vector<Route> WebhookRoutes(Store& store, WebhookService& service, const Clock& clock) {
+  std::vector<Route> r;
+  AddWebhookRoutes(store, service, clock, r);
+  AddDeliveryRoutes(store, service, clock, r);
   return r;
 }
 
