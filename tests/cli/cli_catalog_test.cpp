@@ -149,15 +149,14 @@ TEST_CASE("deployment show, move, revoke, continue and clear-hold") {
   auto paused = f.Run({"deploy", "gate", "1.0", "1", "Integration", "--json"});
   REQUIRE(paused.code == 0);
   const int64_t gate_id = IdOf(paused);
-  bool at_manual = false;
-  for (int i = 0; i < 1500 && !at_manual; ++i) {
+  const bool at_manual = WaitUntil([&] {
     auto log = json::parse(
         f.server().Admin().Get("/api/v1/deployments/" + std::to_string(gate_id) + "/log").body);
     for (const auto& l : log["lines"])
       if (l["text"].get<std::string>().find("check the smoke tests") != std::string::npos)
-        at_manual = true;
-    if (!at_manual) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+        return true;
+    return false;
+  });
   REQUIRE(at_manual);
   auto continued = f.Run({"continue", std::to_string(gate_id), "--comment", "smoke ok"});
   CHECK(continued.code == 0);

@@ -21,6 +21,7 @@
 #include "common/fs.h"
 #include "tests/support/spawn.h"
 #include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
 namespace reprise::testing {
@@ -86,18 +87,11 @@ class CliProcess {
 
   RunResult Wait(std::chrono::seconds timeout = std::chrono::seconds(120)) {
     RunResult r;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
     int status = 0;
-    while (true) {
-      pid_t got = ::waitpid(pid_, &status, WNOHANG);
-      if (got == pid_) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        FAIL_CHECK("reprise did not exit in time");
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!WaitUntil([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, timeout)) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      FAIL_CHECK("reprise did not exit in time");
     }
     pid_ = -1;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -162,12 +156,13 @@ class CliFixture {
 };
 
 inline int64_t WaitingDeployment(TestServer& server) {
-  for (int i = 0; i < 500; ++i) {
+  int64_t id = 0;
+  WaitUntil([&] {
     auto list = json::parse(server.Admin().Get("/api/v1/deployments?status=waiting").body);
-    if (!list["items"].empty()) return list["items"][0]["id"].get<int64_t>();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return 0;
+    if (!list["items"].empty()) id = list["items"][0]["id"].get<int64_t>();
+    return id != 0;
+  });
+  return id;
 }
 
 }  // namespace reprise::testing

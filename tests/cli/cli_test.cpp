@@ -182,14 +182,11 @@ namespace reprise::testing {
 TEST_CASE("validate exits 0 when the files match, 1 when they differ, 2 when it cannot check") {
   CliFixture f;
   // The demo deploys build 1 to every stage when it starts.
-  bool deployed = false;
-  for (int i = 0; i < 1500 && !deployed; ++i) {
+  REQUIRE(WaitUntil([&] {
     auto list = json::parse(
         f.server().Admin().Get("/api/v1/deployments?stage=Production&status=succeeded").body);
-    deployed = !list["items"].empty();
-    if (!deployed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE(deployed);
+    return !list["items"].empty();
+  }));
 
   auto ok = f.Run({"validate", "prod-web"});
   CHECK(ok.code == 0);
