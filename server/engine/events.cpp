@@ -12,11 +12,7 @@ void DeploymentEngine::Impl::PublishDeployment(const std::string& type, const De
   Event e;
   e.type = type;
   e.actor = actor.empty() ? d.requested_by : actor;
-  e.deployment_id = d.id;
-  e.application = d.application;
-  e.stage = d.stage;
-  e.release = d.release;
-  e.build = d.build;
+  CopyDeploymentIdentity(d, e);
   e.kind = d.kind;
   e.status = status;
   e.reason = reason;

@@ -158,3 +158,25 @@ export function clearStaleFlash() {
   const el = document.getElementById('flash');
   if (el && !el.hidden && Date.now() - Number(el.dataset.shownAt || 0) > 1500) el.hidden = true;
 }
+
+// A labelled form field, with an optional hint under it.
+export function field(id, label, input, hint) {
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input,
+    hint ? h('span', { class: 'small muted', id: `${id}-hint` }, hint) : null);
+}
+
+// Runs `fn` with `button` busy; shows the error in `out` (role=status), or `done`.
+export async function act(button, out, fn, done) {
+  button.setAttribute('aria-disabled', 'true');
+  clear(out);
+  try {
+    const r = await fn();
+    if (done) out.append(h('p', { class: 'verify-ok' }, typeof done === 'function' ? done(r) : done));
+    return r;
+  } catch (e) {
+    out.append(errorBox(e));
+    return null;
+  } finally {
+    button.removeAttribute('aria-disabled');
+  }
+}

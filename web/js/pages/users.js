@@ -3,7 +3,7 @@
 // tokens (created with a lifetime, the secret shown once; revoked) and the
 // user's grants per environment.
 import { get, post, patch, del, put, enc } from '../api.js';
-import { h, clear, hashFor, timeEl, relTimeEl, errorBox, loading, table, flash, dl } from '../dom.js';
+import { h, clear, hashFor, timeEl, relTimeEl, errorBox, loading, table, flash, dl, act, field } from '../dom.js';
 import { session } from '../session.js';
 
 const ROLES = ['viewer', 'deployer', 'release-manager', 'admin'];
@@ -11,33 +11,12 @@ const PERMISSIONS = [['redeploy', 'Re-deploy and roll back on protected stages']
 // [seconds or '', label]
 const LIFETIMES = [['2592000', '30 days'], ['7776000', '90 days'], ['31536000', '1 year'], ['', 'never expires']];
 
-function field(id, label, input, hint) {
-  return h('div', { class: 'field' }, h('label', { for: id }, label), input,
-    hint ? h('span', { class: 'small muted', id: `${id}-hint` }, hint) : null);
-}
-
 function roleSelect(id, value) {
   return h('select', { id }, ROLES.map((r) => h('option', { value: r, selected: r === value }, r)));
 }
 
 function stateBadge(u) {
   return h('span', { class: `badge ${u.disabled ? 'st-failed' : 'st-succeeded'}` }, u.disabled ? 'disabled' : 'enabled');
-}
-
-// Runs `fn` with `button` busy; shows the error in `out` (role=status), or `done`.
-async function act(button, out, fn, done) {
-  button.setAttribute('aria-disabled', 'true');
-  clear(out);
-  try {
-    const r = await fn();
-    if (done) out.append(h('p', { class: 'verify-ok' }, typeof done === 'function' ? done(r) : done));
-    return r;
-  } catch (e) {
-    out.append(errorBox(e));
-    return null;
-  } finally {
-    button.removeAttribute('aria-disabled');
-  }
 }
 
 export async function renderUsers(main) {

@@ -3,7 +3,7 @@
 // keeps it), a test delivery, deleting it, and its deliveries, newest first,
 // each redeliverable.
 import { get, put, post, del, enc } from '../api.js';
-import { h, clear, hashFor, timeEl, errorBox, loading, table, statusBadge } from '../dom.js';
+import { h, clear, hashFor, timeEl, errorBox, loading, table, statusBadge, act, field } from '../dom.js';
 
 const EVENTS = [
   'deployment.requested', 'deployment.waiting', 'deployment.started', 'deployment.succeeded',
@@ -15,27 +15,6 @@ const EVENTS = [
   'rollback-record.validation-failed', 'agent.offline',
 ];
 const MASKED = '******';
-
-function field(id, label, input, hint) {
-  return h('div', { class: 'field' }, h('label', { for: id }, label), input,
-    hint ? h('span', { class: 'small muted', id: `${id}-hint` }, hint) : null);
-}
-
-// Runs `fn` with `button` busy; shows the error in `out`, or `done`.
-async function act(button, out, fn, done) {
-  button.setAttribute('aria-disabled', 'true');
-  clear(out);
-  try {
-    const r = await fn();
-    if (done) out.append(h('p', { class: 'verify-ok' }, typeof done === 'function' ? done(r) : done));
-    return r;
-  } catch (e) {
-    out.append(errorBox(e));
-    return null;
-  } finally {
-    button.removeAttribute('aria-disabled');
-  }
-}
 
 // The settings form; `hook` is the stored webhook (null for a new one).
 // Returns { form, read() } where read() gives the PUT body.
