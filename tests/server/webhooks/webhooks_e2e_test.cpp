@@ -253,6 +253,44 @@ TEST_CASE("putting an earlier build back is announced rolled-back, and its hold 
   CHECK(json::parse(got[1].body)["data"]["reason"] == "rolled back to 1.0 build 1");
 }
 
+TEST_CASE("a gate waiting for approval and an agent going offline are announced") {
+  Receiver receiver;
+  PipelineOptions options;
+  options.integration_plan = "quick";
+  options.testing_plan = "quick";
+  options.server.webhook_allow_private = true;
+  PipelineFixture f(options);  // with reprise-agent "box" online
+  auto admin = f.Admin();
+  REQUIRE(admin
+              .Put("/api/v1/webhooks/ops",
+                   Hook(receiver.url(), {"deployment.waiting", "approval.needed", "agent.offline"})
+                       .dump())
+              .status == 201);
+  f.DeployToTesting(admin, 1);
+  auto rita = f.ReleaseManager();
+  auto prod = f.Deploy(rita, 1, {{"stage", "Production"}});
+  REQUIRE(prod["status"] == "waiting");
+  REQUIRE(WaitUntil([&] { return receiver.count() >= 2; }));
+  f.StopAgent();
+  REQUIRE(WaitUntil([&] { return receiver.count() >= 3; }));
+  auto got = receiver.received();
+  REQUIRE(got.size() == 3);
+  CHECK(got[0].event == "deployment.waiting");
+  CHECK(got[1].event == "approval.needed");
+  for (int i : {0, 1}) {
+    auto data = json::parse(got[i].body)["data"];
+    CHECK(data["deployment_id"] == prod["id"]);
+    CHECK(data["stage"] == "Production");
+    CHECK(data["status"] == "waiting");
+    CHECK(data["reason"].get<std::string>().find("approvals") != std::string::npos);
+  }
+  CHECK(got[2].event == "agent.offline");
+  auto offline = json::parse(got[2].body)["data"];
+  CHECK(offline["agent"] == "box");
+  CHECK(offline["status"] == "offline");
+  for (const auto& r : got) CHECK(r.signature_ok);
+}
+
 TEST_CASE("a 500 is retried once the fake clock passes the backoff; redeliver sends again") {
   Receiver receiver;
   OwnServer server(true);
