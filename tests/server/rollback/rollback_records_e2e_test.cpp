@@ -9,6 +9,7 @@
 #include <set>
 
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/server/webhooks/receiver.h"
 #include "tests/support/run_binary.h"
 
 namespace reprise::testing {
@@ -22,9 +23,11 @@ std::string ErrorMessage(const HttpResult& r) { return Body(r)["error"].value("m
 class RollbackFixture {
  public:
   // `clock` (optional) drives the server's scheduler and deadlines.
-  explicit RollbackFixture(Clock* clock = nullptr) {
+  // `allow_private`: webhooks may deliver to loopback receivers.
+  explicit RollbackFixture(Clock* clock = nullptr, bool allow_private = false) {
     ServerOptions options;
     if (clock) options.clock = clock;
+    options.webhook_allow_private = allow_private;
     server_ = std::make_unique<TestServer>(options);
     auto admin = server_->Admin();
     root_ = scratch_.path() / "box";
@@ -255,6 +258,42 @@ TEST_CASE("rollback record: create, test, submit, approve, execute, validate; by
     for (const auto& [path, content] : TreeOf(2)) expected[path] = Sha256Hex(content);
     CHECK(HashTree(f.root() / target / "current") == expected);
   }
+}
+
+TEST_CASE("rollback record: each step of its life is announced to a webhook, signed") {
+  Receiver receiver;
+  RollbackFixture f(nullptr, /*allow_private=*/true);
+  std::vector<std::string> events = {"rollback-record.created",  "rollback-record.submitted",
+                                     "rollback-record.approved", "rollback-record.executing",
+                                     "rollback-record.executed", "rollback-record.validated"};
+  json hook = {{"url", receiver.url()}, {"events", events}, {"secret", kReceiverSecret}};
+  REQUIRE(f.Admin().Put("/api/v1/webhooks/records", hook.dump()).status == 201);
+  f.Deploy(1);
+  int64_t d2 = f.Deploy(2);
+  auto rita = f.Rita();
+  auto rob = f.Rob();
+  auto created = rita.Post("/api/v1/deployments/" + std::to_string(d2) + "/rollback-records", "{}");
+  REQUIRE_MESSAGE(created.status == 201, created.body);
+  const int64_t rid = Body(created)["id"];
+  REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
+  REQUIRE(rob.Post(Rec(rid, "approve"), "{}").status == 200);
+  auto executed = rob.Post(Rec(rid, "execute"), "{}");
+  REQUIRE(executed.status == 200);
+  const int64_t run = Body(executed)["execution_deployment_id"];
+  f.WaitRecord(rid, "executed");
+  REQUIRE(rob.Post(Rec(rid, "validate"), "{}").status == 200);
+  REQUIRE(WaitUntil([&] { return receiver.count() >= events.size(); }));
+  std::vector<std::string> got;
+  for (const auto& r : receiver.received()) {
+    CHECK(r.signature_ok);
+    auto data = json::parse(r.body)["data"];
+    CHECK(data["record_id"] == rid);
+    // Up to its approval a record is about the deployment it reverts; from its
+    // execution on, about the run that executes it.
+    CHECK(data["deployment_id"] == (got.size() < 3 ? d2 : run));
+    got.push_back(r.event);
+  }
+  CHECK(got == events);
 }
 
 TEST_CASE("rollback record: a drifted target refuses execution; A's bytes gone refuse creation") {

@@ -2,85 +2,15 @@
 // deployment, and a local HTTP receiver on 127.0.0.1 that checks every
 // signature. Retries, restarts and giving up are driven by the fake clock.
 #include <doctest/doctest.h>
-#include <httplib.h>
 
-#include <deque>
-#include <mutex>
-#include <thread>
-
-#include "common/crypto.h"
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/server/webhooks/receiver.h"
 
 namespace reprise::testing {
 namespace {
 
-constexpr const char* kSecret = "receiver-secret-0123456789";
-
-// One request the receiver got.
-struct Received {
-  std::string event;
-  std::string delivery;
-  std::string timestamp;
-  std::string signature;
-  std::string body;
-  bool signature_ok = false;
-};
-
-// An HTTP receiver on 127.0.0.1, port 0: records what it gets, checks the
-// signature with kSecret, and answers the codes it was told (then 200).
-class Receiver {
- public:
-  Receiver() {
-    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
-      Received r{req.get_header_value("X-Reprise-Event"),
-                 req.get_header_value("X-Reprise-Delivery"),
-                 req.get_header_value("X-Reprise-Timestamp"),
-                 req.get_header_value("X-Reprise-Signature"),
-                 req.body,
-                 false};
-      r.signature_ok =
-          ConstantTimeEquals(r.signature, "sha256=" + HmacSha256Hex(kSecret, req.body));
-      std::lock_guard lock(mu_);
-      received_.push_back(r);
-      res.status = codes_.empty() ? 200 : codes_.front();
-      if (!codes_.empty()) codes_.pop_front();
-      res.set_content("{}", "application/json");
-    });
-    server_.set_keep_alive_timeout(1);
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    REQUIRE(WaitUntil([&] { return server_.is_running(); }));
-  }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
-  void AnswerNext(std::initializer_list<int> codes) {
-    std::lock_guard lock(mu_);
-    codes_.insert(codes_.end(), codes.begin(), codes.end());
-  }
-  void AnswerAlways(int code) {
-    std::lock_guard lock(mu_);
-    codes_.assign(1000, code);
-  }
-  std::vector<Received> received() {
-    std::lock_guard lock(mu_);
-    return received_;
-  }
-  size_t count() { return received().size(); }
-
- private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::deque<int> codes_;
-  std::vector<Received> received_;
-};
-
 json Hook(const std::string& url, const std::vector<std::string>& events) {
-  return {{"url", url}, {"events", events}, {"secret", kSecret}, {"format", "json"}};
+  return {{"url", url}, {"events", events}, {"secret", kReceiverSecret}, {"format", "json"}};
 }
 
 json Deliveries(HttpClient& admin, const std::string& name) {
@@ -440,12 +370,12 @@ TEST_CASE("secrets are masked in answers and in the audit log; PUT ****** keeps 
   CHECK(receiver.received()[0].signature_ok);
   CHECK(receiver.received()[0].event == "ping");
   for (const auto* body : {&created.body, &one.body, &list.body})
-    CHECK(body->find(kSecret) == std::string::npos);
+    CHECK(body->find(kReceiverSecret) == std::string::npos);
   auto audit = admin.Get("/api/v1/audit?action=webhook.");
   REQUIRE(audit.status == 200);
   CHECK(audit.body.find("webhook.put") != std::string::npos);
   CHECK(audit.body.find("secret ******") != std::string::npos);
-  CHECK(audit.body.find(kSecret) == std::string::npos);
+  CHECK(audit.body.find(kReceiverSecret) == std::string::npos);
   // Deleting removes it and its deliveries.
   REQUIRE(admin.Send("DELETE", "/api/v1/webhooks/ci", "").status == 200);
   CHECK(admin.Get("/api/v1/webhooks/ci").status == 404);
@@ -463,7 +393,7 @@ TEST_CASE("bad webhook input is a 400 naming the field; only admins may touch we
     CHECK_MESSAGE(res.status == 400, body.dump());
     CHECK_MESSAGE(res.body.find(words) != std::string::npos, res.body);
   };
-  expect({{"events", {"agent.offline"}}, {"secret", kSecret}}, "missing field 'url'");
+  expect({{"events", {"agent.offline"}}, {"secret", kReceiverSecret}}, "missing field 'url'");
   expect(Hook("ftp://x.example/", {"agent.offline"}), "scheme 'ftp'");
   expect(Hook("https://u:p@x.example/", {"agent.offline"}), "credentials");
   expect(Hook(url, {}), "field 'events'");
