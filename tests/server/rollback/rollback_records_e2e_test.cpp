@@ -20,6 +20,10 @@ bool Has(const std::string& text, const std::string& part) {
 }
 std::string ErrorMessage(const HttpResult& r) { return Body(r)["error"].value("message", ""); }
 
+std::string Rec(int64_t rid, const std::string& what = "") {
+  return "/api/v1/rollback-records/" + std::to_string(rid) + (what.empty() ? "" : "/" + what);
+}
+
 class RollbackFixture {
  public:
   // `clock` (optional) drives the server's scheduler and deadlines.
@@ -98,6 +102,21 @@ class RollbackFixture {
                     r.dump(), agent_->Log());
     return r;
   }
+  // A record of deployment `d` made by rita, submitted, approved and executed
+  // by rob; returns {the record's id, its execution's deployment id}.
+  std::pair<int64_t, int64_t> ExecuteRecordOf(int64_t d) {
+    auto rita = Rita();
+    auto rob = Rob();
+    auto created =
+        rita.Post("/api/v1/deployments/" + std::to_string(d) + "/rollback-records", "{}");
+    REQUIRE_MESSAGE(created.status == 201, created.body);
+    const int64_t rid = Body(created)["id"];
+    REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
+    REQUIRE(rob.Post(Rec(rid, "approve"), "{}").status == 200);
+    auto executed = rob.Post(Rec(rid, "execute"), "{}");
+    REQUIRE_MESSAGE(executed.status == 200, executed.body);
+    return {rid, Body(executed)["execution_deployment_id"].get<int64_t>()};
+  }
 
  private:
   TempDir scratch_;
@@ -106,10 +125,6 @@ class RollbackFixture {
   std::unique_ptr<AgentProcess> agent_;
   std::string rita_, rob_, dan_;
 };
-
-std::string Rec(int64_t rid, const std::string& what = "") {
-  return "/api/v1/rollback-records/" + std::to_string(rid) + (what.empty() ? "" : "/" + what);
-}
 
 }  // namespace
 
@@ -270,16 +285,8 @@ TEST_CASE("rollback record: each step of its life is announced to a webhook, sig
   REQUIRE(f.Admin().Put("/api/v1/webhooks/records", hook.dump()).status == 201);
   f.Deploy(1);
   int64_t d2 = f.Deploy(2);
-  auto rita = f.Rita();
   auto rob = f.Rob();
-  auto created = rita.Post("/api/v1/deployments/" + std::to_string(d2) + "/rollback-records", "{}");
-  REQUIRE_MESSAGE(created.status == 201, created.body);
-  const int64_t rid = Body(created)["id"];
-  REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
-  REQUIRE(rob.Post(Rec(rid, "approve"), "{}").status == 200);
-  auto executed = rob.Post(Rec(rid, "execute"), "{}");
-  REQUIRE(executed.status == 200);
-  const int64_t run = Body(executed)["execution_deployment_id"];
+  const auto [rid, run] = f.ExecuteRecordOf(d2);
   f.WaitRecord(rid, "executed");
   REQUIRE(rob.Post(Rec(rid, "validate"), "{}").status == 200);
   REQUIRE(WaitUntil([&] { return receiver.count() >= events.size(); }));
@@ -448,16 +455,8 @@ TEST_CASE("rollback record: kill -9 of the agent while it composes leaves a whol
   }
   f.Deploy(3);
   int64_t d4 = f.Deploy(4);
+  const auto [rid, exec_id] = f.ExecuteRecordOf(d4);
   auto rita = f.Rita();
-  auto rob = f.Rob();
-  auto created = rita.Post("/api/v1/deployments/" + std::to_string(d4) + "/rollback-records", "{}");
-  REQUIRE_MESSAGE(created.status == 201, created.body);
-  const int64_t rid = Body(created)["id"];
-  REQUIRE(rita.Post(Rec(rid, "submit"), "{}").status == 200);
-  REQUIRE(rob.Post(Rec(rid, "approve"), "{}").status == 200);
-  auto executed = rob.Post(Rec(rid, "execute"), "{}");
-  REQUIRE_MESSAGE(executed.status == 200, executed.body);
-  const int64_t exec_id = Body(executed)["execution_deployment_id"];
 
   // The agent dies once it has started composing.
   REQUIRE(WaitUntil([&] {

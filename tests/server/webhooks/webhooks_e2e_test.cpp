@@ -9,6 +9,17 @@
 namespace reprise::testing {
 namespace {
 
+// Quick plans for Integration and Testing; webhooks may deliver to loopback.
+PipelineOptions QuickPipeline(FakeClock* clock, bool start_agent) {
+  PipelineOptions options;
+  options.integration_plan = "quick";
+  options.testing_plan = "quick";
+  options.start_agent = start_agent;
+  options.server.clock = clock;
+  options.server.webhook_allow_private = true;
+  return options;
+}
+
 json Hook(const std::string& url, const std::vector<std::string>& events) {
   return {{"url", url}, {"events", events}, {"secret", kReceiverSecret}, {"format", "json"}};
 }
@@ -91,13 +102,7 @@ json Ping(HttpClient& admin, const std::string& name) {
 TEST_CASE("a deployment is announced requested, started, succeeded, each signed") {
   Receiver receiver;
   FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
-  PipelineOptions options;
-  options.integration_plan = "quick";
-  options.testing_plan = "quick";
-  options.start_agent = false;
-  options.server.clock = &clock;
-  options.server.webhook_allow_private = true;
-  PipelineFixture f(options);
+  PipelineFixture f(QuickPipeline(&clock, /*start_agent=*/false));
   auto admin = f.Admin();
   auto put = admin.Put(
       "/api/v1/webhooks/ci",
@@ -151,13 +156,7 @@ TEST_CASE("a deployment is announced requested, started, succeeded, each signed"
 TEST_CASE("putting an earlier build back is announced rolled-back, and its hold placed") {
   Receiver receiver;
   FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
-  PipelineOptions options;
-  options.integration_plan = "quick";
-  options.testing_plan = "quick";
-  options.start_agent = false;
-  options.server.clock = &clock;
-  options.server.webhook_allow_private = true;
-  PipelineFixture f(options);
+  PipelineFixture f(QuickPipeline(&clock, /*start_agent=*/false));
   auto admin = f.Admin();
   REQUIRE(admin
               .Put("/api/v1/webhooks/ops",
@@ -185,11 +184,7 @@ TEST_CASE("putting an earlier build back is announced rolled-back, and its hold 
 
 TEST_CASE("a gate waiting for approval and an agent going offline are announced") {
   Receiver receiver;
-  PipelineOptions options;
-  options.integration_plan = "quick";
-  options.testing_plan = "quick";
-  options.server.webhook_allow_private = true;
-  PipelineFixture f(options);  // with reprise-agent "box" online
+  PipelineFixture f(QuickPipeline(nullptr, /*start_agent=*/true));  // reprise-agent "box" online
   auto admin = f.Admin();
   REQUIRE(admin
               .Put("/api/v1/webhooks/ops",
