@@ -329,14 +329,21 @@ void AddRollbackRecordsToStages(Store& store, Json& stages) {
   }
 }
 
-std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) {
-  RollbackRecords* rr = &records;
-  Store* s = &store;
-  std::vector<Route> out;
-  auto detail = [rr, s](const Result<RollbackRecord>& r, int status = 200) {
+namespace {
+
+// The answer with a record's detail, or the error that kept it from being read.
+auto DetailResponse(RollbackRecords& records, Store& store) {
+  return [rr = &records, s = &store](const Result<RollbackRecord>& r, int status = 200) {
     if (!r.ok()) return HttpResponse::Error(r.status());
     return Ok(DetailJson(*s, *rr, *r), status);
   };
+}
+
+// Rollback records: create from a deployment, list, show, change the selection.
+void AddRecordRoutes(RollbackRecords& records, Store& store, std::vector<Route>& out) {
+  RollbackRecords* rr = &records;
+  Store* s = &store;
+  auto detail = DetailResponse(records, store);
   const BodyField components{"components", "array",
                              false,        "component paths to revert (absent: every component)",
                              {},           "string"};
@@ -420,6 +427,13 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
                   .tag = "Rollback records",
                   .body = reselect_body,
                   .success = "the rollback record"}});
+}
+
+// What moves a rollback record through its statuses, and its validation file.
+void AddRecordActionRoutes(RollbackRecords& records, Store& store, std::vector<Route>& out) {
+  RollbackRecords* rr = &records;
+  Store* s = &store;
+  auto detail = DetailResponse(records, store);
   auto action = [&](const char* verb, const char* summary, auto call) {
     RequestBody body_doc{verb,
                          {{"comment", "string", false, "why"},
@@ -470,6 +484,14 @@ std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) 
            return rr->Validate(a, id);
          });
   out.push_back(ValidationRoute(s));
+}
+
+}  // namespace
+
+std::vector<Route> RollbackRecordRoutes(RollbackRecords& records, Store& store) {
+  std::vector<Route> out;
+  AddRecordRoutes(records, store, out);
+  AddRecordActionRoutes(records, store, out);
   return out;
 }
 
