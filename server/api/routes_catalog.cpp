@@ -69,10 +69,10 @@ Json BuildJson(const BuildRecord& b) {
 }  // namespace
 
 // environments and targets
-static void AddEnvironmentAndTargetRoutes(ApiContext& ctx, std::vector<Route>& r) {
+// Environments: list, show, create or replace.
+static void AddEnvironmentRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
-  // ---- environments
   const RequestBody environment_body{"environment", {VariablesFieldDoc()}, false};
   r.push_back({"GET",
                "/api/v1/environments",
@@ -118,8 +118,12 @@ static void AddEnvironmentAndTargetRoutes(ApiContext& ctx, std::vector<Route>& r
                 .tag = "Environments",
                 .body = environment_body,
                 .success = "the stored environment"}});
+}
 
-  // ---- targets
+// Targets: list, show, create or replace.
+static void AddTargetRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   const RequestBody target_body{"target",
                                 {{"environment", "string", true, "the environment it belongs to"},
                                  {"agent", "string", true, "the agent that deploys to it"},
@@ -230,8 +234,8 @@ static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
                 .success = "the stored application"}});
 }
 
-// releases and builds
-static void AddReleaseAndBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
+// Releases: list, create, show.
+static void AddReleaseRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   const RequestBody release_body{"release",
@@ -239,9 +243,6 @@ static void AddReleaseAndBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                   VariablesFieldDoc(),
                                   NotesFieldDoc(),
                                   LinksFieldDoc()}};
-  const RequestBody build_body{
-      "build", {VariablesFieldDoc(), NotesFieldDoc(), LinksFieldDoc()}, false};
-  // ---- releases
   r.push_back({"GET",
                "/api/v1/applications/{app}/releases",
                Role::kViewer,
@@ -292,8 +293,14 @@ static void AddReleaseAndBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
                {.summary = "Get a release",
                 .tag = "Releases",
                 .success = "the release with its spec snapshot"}});
+}
 
-  // ---- builds
+// Builds: list, create, show, seal.
+static void AddBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] Catalog& catalog = *ctx.catalog;
+  const RequestBody build_body{
+      "build", {VariablesFieldDoc(), NotesFieldDoc(), LinksFieldDoc()}, false};
   r.push_back({"GET",
                "/api/v1/applications/{app}/releases/{rel}/builds",
                Role::kViewer,
@@ -370,9 +377,11 @@ static void AddReleaseAndBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
 
 std::vector<Route> CatalogRoutes(ApiContext& ctx) {
   std::vector<Route> r;
-  AddEnvironmentAndTargetRoutes(ctx, r);
+  AddEnvironmentRoutes(ctx, r);
+  AddTargetRoutes(ctx, r);
   AddApplicationRoutes(ctx, r);
-  AddReleaseAndBuildRoutes(ctx, r);
+  AddReleaseRoutes(ctx, r);
+  AddBuildRoutes(ctx, r);
   return r;
 }
 
