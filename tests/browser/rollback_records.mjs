@@ -294,7 +294,8 @@ export async function rejectAndScheduleScenario(env, s, open) {
   const local = await page.evaluate(() => {
     const x = new Date(Date.now() + 2 * 3600 * 1000);
     const q = (v) => String(v).padStart(2, '0');
-    return `${x.getFullYear()}-${q(x.getMonth() + 1)}-${q(x.getDate())}T${q(x.getHours())}:${q(x.getMinutes())}:${q(x.getSeconds())}`;
+    const sec = x.getSeconds() ? `:${q(x.getSeconds())}` : '';  // Chromium drops ":00"
+    return `${x.getFullYear()}-${q(x.getMonth() + 1)}-${q(x.getDate())}T${q(x.getHours())}:${q(x.getMinutes())}${sec}`;
   });
   const wanted = new Date(await page.evaluate((v) => new Date(v).toISOString(), local));
   await page.locator('#record-execute-at').fill(local);
