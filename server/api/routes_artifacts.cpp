@@ -64,6 +64,52 @@ Route UploadRoute(ApiContext& ctx) {
 
 }  // namespace
 
+namespace {
+
+// POST /admin/verify: every stored artifact checked against its checksum.
+Route VerifyRoute(ApiContext& ctx) {
+  return Route{
+      "POST",
+      "/api/v1/admin/verify",
+      Role::kAdmin,
+      false,
+      [&ctx](HttpRequest& req) {
+        TRY_OR_ERROR(auto report, VerifyArtifactStore(*ctx.store, *ctx.blobs));
+        Json wrong_mode = Json::array();
+        for (const auto& w : report.blobs.wrong_mode)
+          wrong_mode.push_back({{"sha256", w.sha256}, {"mode", OctalMode(w.mode)}});
+        Json missing = Json::array();
+        for (const auto& m : report.missing)
+          missing.push_back({{"application", m.application},
+                             {"release", m.release},
+                             {"build", m.build},
+                             {"name", m.name},
+                             {"sha256", m.sha256}});
+        Json j = {{"ok", report.ok()},
+                  {"blobs_checked", report.blobs.blobs_checked},
+                  {"bytes_checked", report.blobs.bytes_checked},
+                  {"records_checked", report.records_checked},
+                  {"corrupt", report.blobs.corrupt},
+                  {"unexpected", report.blobs.unexpected},
+                  {"wrong_mode", std::move(wrong_mode)},
+                  {"missing", std::move(missing)}};
+        Status st = ctx.store->AppendAudit(
+            {0, ToUnixMillis(ctx.clock->Now()), req.principal.user, "artifacts.verify", "blobs",
+             std::to_string(report.blobs.blobs_checked) + " checked, " +
+                 std::to_string(report.blobs.corrupt.size()) + " corrupt, " +
+                 std::to_string(report.missing.size()) + " missing, " +
+                 std::to_string(report.blobs.wrong_mode.size()) + " with a wrong mode"});
+        (void)st;
+        return Ok(j);
+      },
+      nullptr,
+      {.summary = "Verify every stored artifact against its checksum",
+       .tag = "Admin",
+       .success = "what is missing, corrupt or has the wrong mode"}};
+}
+
+}  // namespace
+
 std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
   Store& store = *ctx.store;
   std::vector<Route> r;
@@ -126,44 +172,7 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
                 .tag = "Artifacts",
                 .success = "the artifact with its file manifest"}});
 
-  r.push_back({"POST",
-               "/api/v1/admin/verify",
-               Role::kAdmin,
-               false,
-               [&ctx](HttpRequest& req) {
-                 TRY_OR_ERROR(auto report, VerifyArtifactStore(*ctx.store, *ctx.blobs));
-                 Json wrong_mode = Json::array();
-                 for (const auto& w : report.blobs.wrong_mode)
-                   wrong_mode.push_back({{"sha256", w.sha256}, {"mode", OctalMode(w.mode)}});
-                 Json missing = Json::array();
-                 for (const auto& m : report.missing)
-                   missing.push_back({{"application", m.application},
-                                      {"release", m.release},
-                                      {"build", m.build},
-                                      {"name", m.name},
-                                      {"sha256", m.sha256}});
-                 Json j = {{"ok", report.ok()},
-                           {"blobs_checked", report.blobs.blobs_checked},
-                           {"bytes_checked", report.blobs.bytes_checked},
-                           {"records_checked", report.records_checked},
-                           {"corrupt", report.blobs.corrupt},
-                           {"unexpected", report.blobs.unexpected},
-                           {"wrong_mode", std::move(wrong_mode)},
-                           {"missing", std::move(missing)}};
-                 Status st = ctx.store->AppendAudit(
-                     {0, ToUnixMillis(ctx.clock->Now()), req.principal.user, "artifacts.verify",
-                      "blobs",
-                      std::to_string(report.blobs.blobs_checked) + " checked, " +
-                          std::to_string(report.blobs.corrupt.size()) + " corrupt, " +
-                          std::to_string(report.missing.size()) + " missing, " +
-                          std::to_string(report.blobs.wrong_mode.size()) + " with a wrong mode"});
-                 (void)st;
-                 return Ok(j);
-               },
-               nullptr,
-               {.summary = "Verify every stored artifact against its checksum",
-                .tag = "Admin",
-                .success = "what is missing, corrupt or has the wrong mode"}});
+  r.push_back(VerifyRoute(ctx));
   return r;
 }
 

@@ -281,8 +281,8 @@ std::shared_ptr<EventStream> LiveLog(Store& store, DeploymentEngine& engine, int
 
 }  // namespace
 
-// deploy and preview a build on a stage
-static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
+// Deploy a build to a stage: now, scheduled, or waiting at its gates.
+static void AddDeployRoute(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
   const RequestBody deploy_body{
@@ -297,9 +297,6 @@ static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
         "a waiting request lapses after this long (1..2592000)"},
        {"acknowledge_irreversible", "boolean", false,
         "confirm the plan's irreversible steps will run"}}};
-  const RequestBody preview_body{"preview request",
-                                 {{"stage", "string", true, "the stage to preview"},
-                                  {"context", "string", false, "build or current"}}};
   r.push_back(
       {"POST",
        std::string(kBuildPath) + "/deploy",
@@ -345,7 +342,15 @@ static void AddDeployRequestRoutes(ApiContext& ctx, std::vector<Route>& r) {
         .body = deploy_body,
         .success_status = 202,
         .success = "the deployment"}});
+}
 
+// Preview what deploying a build to a stage would do.
+static void AddPreviewRoute(ApiContext& ctx, std::vector<Route>& r) {
+  [[maybe_unused]] Store& store = *ctx.store;
+  [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
+  const RequestBody preview_body{"preview request",
+                                 {{"stage", "string", true, "the stage to preview"},
+                                  {"context", "string", false, "build or current"}}};
   r.push_back(
       {"POST",
        std::string(kBuildPath) + "/preview",
@@ -635,7 +640,8 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
 std::vector<Route> DeploymentRoutes(ApiContext& ctx) {
   std::vector<Route> r;
   if (ctx.engine == nullptr) return r;
-  AddDeployRequestRoutes(ctx, r);
+  AddDeployRoute(ctx, r);
+  AddPreviewRoute(ctx, r);
   AddDeploymentReadRoutes(ctx, r);
   AddDeploymentChangeRoutes(ctx, r);
   AddGrantAndHoldRoutes(ctx, r);
