@@ -132,6 +132,8 @@ class AgentHub : public AgentPort {
 
  private:
   AgentHub();
+  void AddAgentListRoutes(std::vector<Route>& r);
+  void AddEnrollmentRoutes(std::vector<Route>& r);
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };

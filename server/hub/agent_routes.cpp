@@ -20,8 +20,8 @@ HttpResponse JsonResponse(int status, const json& body) {
 
 }  // namespace
 
-std::vector<Route> AgentHub::Routes() {
-  std::vector<Route> r;
+// GET /agents and GET /agents/enrollment-info.
+void AgentHub::AddAgentListRoutes(std::vector<Route>& r) {
   AgentHub* hub = this;
   r.push_back(
       {"GET",
@@ -84,6 +84,11 @@ std::vector<Route> AgentHub::Routes() {
                {.summary = "Where agents connect and the certificate they pin",
                 .tag = "Agents",
                 .success = "{listening, host, port, address, tls, fingerprint}"}});
+}
+
+// POST /agents/{name}/approve and POST /agents/enrollment-tokens.
+void AgentHub::AddEnrollmentRoutes(std::vector<Route>& r) {
+  AgentHub* hub = this;
   r.push_back({"POST",
                "/api/v1/agents/{name}/approve",
                Role::kAdmin,
@@ -149,6 +154,12 @@ std::vector<Route> AgentHub::Routes() {
         .body = enroll_body,
         .success_status = 201,
         .success = "{token, pre_approved, expires_in_seconds}"}});
+}
+
+std::vector<Route> AgentHub::Routes() {
+  std::vector<Route> r;
+  AddAgentListRoutes(r);
+  AddEnrollmentRoutes(r);
   return r;
 }
 
