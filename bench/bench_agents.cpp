@@ -290,6 +290,64 @@ struct IdleConn {
   }
 }
 
+// Connects idle agent `i` to the hub on `port` (TLS when `ctx`): hello with
+// the enrollment token, then the signed auth; false when any step fails.
+bool ConnectIdleAgent(int i, int port, SSL_CTX* ctx, const std::string& token,
+                      const std::string& fingerprint, IdleConn& c) {
+  c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (c.fd < 0 || ::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return false;
+  if (ctx) {
+    c.ssl = SSL_new(ctx);
+    SSL_set_fd(c.ssl, c.fd);
+    if (SSL_connect(c.ssl) != 1) {
+      c.Close();
+      return false;
+    }
+    // The pin as reprise-agent checks it: SHA-256 of the certificate's DER.
+    X509* peer = SSL_get1_peer_certificate(c.ssl);
+    std::string der;
+    if (int len = peer ? i2d_X509(peer, nullptr) : 0; len > 0) {
+      der.resize(static_cast<size_t>(len));
+      auto* out = reinterpret_cast<unsigned char*>(der.data());
+      i2d_X509(peer, &out);
+    }
+    X509_free(peer);
+    bool pinned = !der.empty() && Sha256Hex(der) == fingerprint;
+    if (!pinned) {
+      std::printf("idle agents: the server certificate is not the pinned one\n");
+      c.Close();
+      return false;
+    }
+  }
+  auto id = protocol::Identity::Generate();
+  std::string name = "idle-" + std::to_string(i);
+  std::string hello = "{\"type\":\"hello\",\"protocol\":1,\"name\":\"" + name +
+                      "\",\"version\":\"bench\",\"public_key\":\"" + id->public_key_hex() +
+                      "\",\"enroll_token\":\"" + token + "\"}";
+  auto f = protocol::EncodeFrame(hello, "");
+  if (!c.Send(*f)) return false;
+  protocol::FrameDecoder dec;
+  std::string nonce;
+  while (nonce.empty()) {
+    char b[4096];
+    ssize_t r = c.Recv(b, sizeof b);
+    if (r <= 0) return false;
+    (void)dec.Feed(std::string_view(b, static_cast<size_t>(r)));
+    if (auto fr = dec.Next()) {
+      auto p = fr->header.find("\"nonce\":\"");
+      if (p != std::string::npos) nonce = fr->header.substr(p + 9, 64);
+    }
+  }
+  auto sig = id->Sign(protocol::AuthMessage(nonce, name, fingerprint));
+  auto a2 = protocol::EncodeFrame("{\"type\":\"auth\",\"signature\":\"" + *sig + "\"}", "");
+  if (!c.Send(*a2)) return false;
+  return true;
+}
+
 // With `tls` the hub listens as reprise-server does by default and every
 // agent completes a TLS handshake, pinning the certificate as reprise-agent
 // does.
@@ -327,57 +385,7 @@ void IdleAgents(const Options& o, bool tls) {
   auto t0 = Steady::now();
   for (int i = 0; i < o.idle; ++i) {
     IdleConn c;
-    c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (c.fd < 0 || ::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) break;
-    if (ctx) {
-      c.ssl = SSL_new(ctx);
-      SSL_set_fd(c.ssl, c.fd);
-      if (SSL_connect(c.ssl) != 1) {
-        c.Close();
-        break;
-      }
-      // The pin as reprise-agent checks it: SHA-256 of the certificate's DER.
-      X509* peer = SSL_get1_peer_certificate(c.ssl);
-      std::string der;
-      if (int len = peer ? i2d_X509(peer, nullptr) : 0; len > 0) {
-        der.resize(static_cast<size_t>(len));
-        auto* out = reinterpret_cast<unsigned char*>(der.data());
-        i2d_X509(peer, &out);
-      }
-      X509_free(peer);
-      bool pinned = !der.empty() && Sha256Hex(der) == fingerprint;
-      if (!pinned) {
-        std::printf("idle agents: the server certificate is not the pinned one\n");
-        c.Close();
-        break;
-      }
-    }
-    auto id = protocol::Identity::Generate();
-    std::string name = "idle-" + std::to_string(i);
-    std::string hello = "{\"type\":\"hello\",\"protocol\":1,\"name\":\"" + name +
-                        "\",\"version\":\"bench\",\"public_key\":\"" + id->public_key_hex() +
-                        "\",\"enroll_token\":\"" + token + "\"}";
-    auto f = protocol::EncodeFrame(hello, "");
-    if (!c.Send(*f)) break;
-    protocol::FrameDecoder dec;
-    std::string nonce;
-    while (nonce.empty()) {
-      char b[4096];
-      ssize_t r = c.Recv(b, sizeof b);
-      if (r <= 0) break;
-      (void)dec.Feed(std::string_view(b, static_cast<size_t>(r)));
-      if (auto fr = dec.Next()) {
-        auto p = fr->header.find("\"nonce\":\"");
-        if (p != std::string::npos) nonce = fr->header.substr(p + 9, 64);
-      }
-    }
-    auto sig = id->Sign(protocol::AuthMessage(nonce, name, fingerprint));
-    auto a2 = protocol::EncodeFrame("{\"type\":\"auth\",\"signature\":\"" + *sig + "\"}", "");
-    if (!c.Send(*a2)) break;
+    if (!ConnectIdleAgent(i, port, ctx, token, fingerprint, c)) break;
     conns.push_back(c);
   }
   double connect_s = Seconds(t0, Steady::now());
@@ -401,6 +409,55 @@ void IdleAgents(const Options& o, bool tls) {
   if (ctx) SSL_CTX_free(ctx);
   ::kill(hub_pid, SIGKILL);
   ::waitpid(hub_pid, nullptr, 0);
+}
+
+// Fan-out: the big artifact to every agent at once, with and without fsync,
+// against as many sequential bsdtar runs (and Ansible when given).
+void FanOut(Bench& b, const Options& o, const std::string& token) {
+  // Fan-out: the big artifact to every agent at once.
+  std::vector<double> each(o.fanout);
+  ::sync();
+  b.flush_before = false;
+  auto t0 = Steady::now();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o.fanout; ++i) {
+    threads.emplace_back([&, i] { each[i] = b.Deploy(b.Target(i, "fan"), o.big1, "1"); });
+  }
+  for (auto& t : threads) t.join();
+  double fan = Seconds(t0, Steady::now());
+  double seq = 0;
+  for (int i = 0; i < o.fanout; ++i)
+    seq += b.Bsdtar(o.big1, o.work / ("bsdtar-fan-" + std::to_string(i)));
+  bool fan_ok = true;
+  for (double e : each) fan_ok &= e > 0;
+  std::printf(
+      "%-44s %9.3fs %11.3fs %7.2fx  (%d sequential bsdtar; target <= 0.65x, 0.5x is the 2-core "
+      "limit)%s\n",
+      ("fan-out big to " + std::to_string(o.fanout) + " agents").c_str(), fan, seq, Ratio(fan, seq),
+      o.fanout, fan_ok ? "" : " SOME FAILED");
+  // The same without durability: bsdtar never fsyncs, so this row compares
+  // like with like (the row above pays for making 10 releases durable).
+  if (b.StartAgents(o.fanout, token, "nofsync-", /*fsync=*/false)) {
+    std::vector<double> each2(o.fanout);
+    std::vector<std::thread> th;
+    ::sync();
+    auto t1 = Steady::now();
+    for (int i = 0; i < o.fanout; ++i) {
+      th.emplace_back([&, i] { each2[i] = b.Deploy(b.Target(i, "fan", "nofsync-"), o.big1, "1"); });
+    }
+    for (auto& t : th) t.join();
+    double fan2 = Seconds(t1, Steady::now());
+    std::printf("%-44s %9.3fs %11.3fs %7.2fx  (agents with --no-fsync, like bsdtar)\n",
+                "fan-out, without fsync", fan2, seq, Ratio(fan2, seq));
+  }
+  if (o.ansible_fanout > 0) {
+    std::printf("%-44s %9.3fs %11.3fs %7.2fx  (Ansible unarchive, %d local hosts, forks %d)\n",
+                "fan-out vs Ansible", fan, o.ansible_fanout, Ratio(fan, o.ansible_fanout), o.fanout,
+                o.fanout);
+  } else {
+    std::printf("%-44s %10s\n", "fan-out vs Ansible",
+                "skipped (no ansible-playbook, or SKIP_ANSIBLE)");
+  }
 }
 
 }  // namespace
@@ -477,51 +534,7 @@ int main(int argc, char** argv) {
     std::printf("%-44s %18s %7.2fx  (target <= 1.5x)\n", "rollback big / small", "",
                 Ratio(rb_big, rb_small));
 
-    // Fan-out: the big artifact to every agent at once.
-    std::vector<double> each(o.fanout);
-    ::sync();
-    b.flush_before = false;
-    auto t0 = Steady::now();
-    std::vector<std::thread> threads;
-    for (int i = 0; i < o.fanout; ++i) {
-      threads.emplace_back([&, i] { each[i] = b.Deploy(b.Target(i, "fan"), o.big1, "1"); });
-    }
-    for (auto& t : threads) t.join();
-    double fan = Seconds(t0, Steady::now());
-    double seq = 0;
-    for (int i = 0; i < o.fanout; ++i)
-      seq += b.Bsdtar(o.big1, o.work / ("bsdtar-fan-" + std::to_string(i)));
-    bool fan_ok = true;
-    for (double e : each) fan_ok &= e > 0;
-    std::printf(
-        "%-44s %9.3fs %11.3fs %7.2fx  (%d sequential bsdtar; target <= 0.65x, 0.5x is the 2-core "
-        "limit)%s\n",
-        ("fan-out big to " + std::to_string(o.fanout) + " agents").c_str(), fan, seq,
-        Ratio(fan, seq), o.fanout, fan_ok ? "" : " SOME FAILED");
-    // The same without durability: bsdtar never fsyncs, so this row compares
-    // like with like (the row above pays for making 10 releases durable).
-    if (b.StartAgents(o.fanout, token, "nofsync-", /*fsync=*/false)) {
-      std::vector<double> each2(o.fanout);
-      std::vector<std::thread> th;
-      ::sync();
-      auto t1 = Steady::now();
-      for (int i = 0; i < o.fanout; ++i) {
-        th.emplace_back(
-            [&, i] { each2[i] = b.Deploy(b.Target(i, "fan", "nofsync-"), o.big1, "1"); });
-      }
-      for (auto& t : th) t.join();
-      double fan2 = Seconds(t1, Steady::now());
-      std::printf("%-44s %9.3fs %11.3fs %7.2fx  (agents with --no-fsync, like bsdtar)\n",
-                  "fan-out, without fsync", fan2, seq, Ratio(fan2, seq));
-    }
-    if (o.ansible_fanout > 0) {
-      std::printf("%-44s %9.3fs %11.3fs %7.2fx  (Ansible unarchive, %d local hosts, forks %d)\n",
-                  "fan-out vs Ansible", fan, o.ansible_fanout, Ratio(fan, o.ansible_fanout),
-                  o.fanout, o.fanout);
-    } else {
-      std::printf("%-44s %10s\n", "fan-out vs Ansible",
-                  "skipped (no ansible-playbook, or SKIP_ANSIBLE)");
-    }
+    FanOut(b, o, token);
   }
   if (o.idle > 0) {
     IdleAgents(o, true);
