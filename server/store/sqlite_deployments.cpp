@@ -127,15 +127,10 @@ Result<std::vector<DeploymentRecord>> SqliteStore::DueScheduled(int64_t until, i
 }
 
 Result<int64_t> SqliteStore::NextScheduledAt() {
-  int64_t next = 0;
-  Status st = Read("next scheduled", [&] {
-    SQLite::Statement q(*db_,
-                        "SELECT COALESCE(MIN(scheduled_at), 0) FROM deployments "
-                        "WHERE status='scheduled'");
-    if (q.executeStep()) next = q.getColumn(0).getInt64();
-  });
-  if (!st.ok()) return st;
-  return next;
+  return SelectOne("next scheduled",
+                   "SELECT COALESCE(MIN(scheduled_at), 0) FROM deployments "
+                   "WHERE status='scheduled'",
+                   ReadInt64);
 }
 
 Result<std::vector<int64_t>> SqliteStore::FireScheduled(const std::vector<ScheduledFiring>& firings,

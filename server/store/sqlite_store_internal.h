@@ -76,6 +76,9 @@ void ReadColumns(SQLite::Statement& q, Fields&... fields) {
   (ReadColumn(q.getColumn(index++), fields), ...);
 }
 
+// The first column of a row as an integer (an aggregate such as MIN).
+inline int64_t ReadInt64(SQLite::Statement& q) { return q.getColumn(0).getInt64(); }
+
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}

@@ -107,15 +107,10 @@ Result<std::vector<WebhookDeliveryRecord>> SqliteStore::DueWebhookDeliveries(int
 }
 
 Result<int64_t> SqliteStore::NextWebhookDeliveryAt() {
-  int64_t next = 0;
-  Status st = Read("next webhook delivery", [&] {
-    SQLite::Statement q(*db_,
-                        "SELECT MIN(next_attempt_at) FROM webhook_deliveries "
-                        "WHERE status='pending'");
-    if (q.executeStep() && !q.getColumn(0).isNull()) next = q.getColumn(0).getInt64();
-  });
-  if (!st.ok()) return st;
-  return next;
+  return SelectOne("next webhook delivery",
+                   "SELECT COALESCE(MIN(next_attempt_at), 0) FROM webhook_deliveries "
+                   "WHERE status='pending'",
+                   ReadInt64);
 }
 
 Result<bool> SqliteStore::RecordWebhookAttempt(int64_t id, const WebhookAttempt& a) {

@@ -51,6 +51,18 @@ std::string SlackText(const std::string& event, const json& data) {
   return text;
 }
 
+// A delivery of `event` to `webhook`, due at once.
+WebhookDeliveryRecord PendingDelivery(const std::string& webhook, const std::string& event,
+                                      const std::string& data_json, int64_t now) {
+  WebhookDeliveryRecord d;
+  d.webhook = webhook;
+  d.event = event;
+  d.data_json = data_json;
+  d.created_at = now;
+  d.next_attempt_at = now;
+  return d;
+}
+
 }  // namespace
 
 std::string EventDataJson(const Event& e) {
@@ -143,13 +155,7 @@ Status WebhookService::CheckUrl(const std::string& url) const {
 Result<WebhookDeliveryRecord> WebhookService::Queue(const std::string& webhook,
                                                     const std::string& event,
                                                     const std::string& data_json) {
-  WebhookDeliveryRecord d;
-  d.webhook = webhook;
-  d.event = event;
-  d.data_json = data_json;
-  d.created_at = Now();
-  d.next_attempt_at = d.created_at;
-  auto queued = o_.store->AddWebhookDelivery(d);
+  auto queued = o_.store->AddWebhookDelivery(PendingDelivery(webhook, event, data_json, Now()));
   if (queued.ok()) Wake();
   return queued;
 }
@@ -176,13 +182,8 @@ void WebhookService::OnEvent(const Event& event) {
     for (const auto& w : *hooks) {
       if (!w.enabled) continue;
       if (std::find(w.events.begin(), w.events.end(), event.type) == w.events.end()) continue;
-      WebhookDeliveryRecord d;
-      d.webhook = w.name;
-      d.event = event.type;
-      d.data_json = data;
-      d.created_at = now;
-      d.next_attempt_at = now;
-      REPRISE_RETURN_IF_ERROR(o_.store->AddWebhookDelivery(d).status());
+      REPRISE_RETURN_IF_ERROR(
+          o_.store->AddWebhookDelivery(PendingDelivery(w.name, event.type, data, now)).status());
       ++queued;
     }
     return Status::Ok();
