@@ -11,6 +11,7 @@
 #   api METHOD PATH BODY [TYPE]  the server's /api/v1 as $token on $port
 #   stop_server                stops the server $pid (set on EXIT by the caller)
 #   listening_port LOG         the HTTP port the server's LOG says it listens on
+#   await_port LOG             sets port once LOG says it; prints LOG and exits if it never does
 #   ratio A B                  A / B to two decimals
 
 set -euo pipefail
@@ -71,6 +72,17 @@ stop_server() {
 }
 listening_port() {
   sed -n 's|^reprise-server listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$1" | tail -1
+}
+
+await_port() {
+  for _ in $(seq 1 200); do
+    port=$(listening_port "$1")
+    [[ -n "$port" ]] && return 0
+    sleep 0.05
+  done
+  echo "the server did not start:" >&2
+  cat "$1" >&2
+  exit 1
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

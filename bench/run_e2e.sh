@@ -47,12 +47,7 @@ mkdir -p "$data/agents" "$data/tools"
 REPRISE_ADMIN_TOKEN="$token" "$build_dir/bin/reprise-server" --data "$data/var" \
   --http 127.0.0.1:0 --agent-port 0 --agent-host 127.0.0.1 >"$data/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do
-  port=$(listening_port "$data/server.log")
-  [[ -n "$port" ]] && break
-  sleep 0.05
-done
-[[ -n "$port" ]] || { echo "the server did not start:" >&2; cat "$data/server.log" >&2; exit 1; }
+await_port "$data/server.log"
 agent_port=$(sed -n 's/^agents connect to port \([0-9]*\) .*/\1/p' "$data/server.log")
 fingerprint=$(sed -n 's/^agents connect to port [0-9]* (certificate sha256 \([0-9a-f]*\))$/\1/p' "$data/server.log")
 

@@ -32,16 +32,7 @@ start_server() {
   REPRISE_ADMIN_TOKEN="$token" "$build_dir/bin/reprise-server" --data "$dir/var" \
     --http 127.0.0.1:0 --agent-port 0 --agent-host 127.0.0.1 >"$dir/server.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 200); do
-    port=$(listening_port "$dir/server.log")
-    [[ -n "$port" ]] && break
-    sleep 0.05
-  done
-  if [[ -z "$port" ]]; then
-    echo "the server did not start:" >&2
-    cat "$dir/server.log" >&2
-    exit 1
-  fi
+  await_port "$dir/server.log"
   # The least an upload needs: an environment, a target, an application whose
   # one stage uses them, and a release.
   api PUT /environments/Bench '{"variables": {}}'
