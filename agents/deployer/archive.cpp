@@ -58,11 +58,19 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
     }
   }
 
+  // The tree files are reused from, when it cannot be opened, is only not used.
+  int reuse_fd = -1;
+  if (options.reuse != nullptr)
+    reuse_fd = ::open(options.reuse->dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  ExtractOptions effective = options;
+  if (reuse_fd < 0) effective.reuse = nullptr;
+
   Result<Manifest> result = Internal("unset");
   {
     TreeWriter writer(dest_fd, options.fsync);
+    writer.SetReuseDir(reuse_fd);
     WritePipeline pipeline(writer, on_progress);
-    ArchiveReader reader(limits, &opened.size, &writer, &pipeline, options);
+    ArchiveReader reader(limits, &opened.size, &writer, &pipeline, effective);
     try {
       result = RunOnFile(reader, opened);
     } catch (...) {
@@ -71,6 +79,7 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
       writer.ClearDirCache();
       RemoveContents(dest_fd);
       ::close(dest_fd);
+      if (reuse_fd >= 0) ::close(reuse_fd);
       if (created) ::rmdir(dest.c_str());
       throw;
     }
@@ -79,9 +88,13 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
       writer.CloseFile();
       writer.ClearDirCache();
       RemoveContents(dest_fd);
+    } else if (options.stats != nullptr) {  // the pipeline has finished
+      options.stats->linked_files = pipeline.linked_files();
+      options.stats->linked_bytes = pipeline.linked_bytes();
     }
   }
   ::close(dest_fd);
+  if (reuse_fd >= 0) ::close(reuse_fd);
   if (!result.ok()) {
     if (created) ::rmdir(dest.c_str());
     return result;

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -136,12 +137,46 @@ class ArchiveStreamScanner {
   std::thread thread_;
 };
 
+// A tree already on disk whose files an extraction may reuse instead of
+// writing them (an incremental release directory): an archive entry that is
+// a regular file with the same path, mode, size and SHA-256 as one listed
+// here becomes a hard link to that file. The entry's data is still read and
+// hashed, and the link is made only when the hash matches, so the result has
+// exactly the manifest and bytes of a fresh extraction; only the writes are
+// saved. A reused file keeps the modification time it has in `dir` (one inode,
+// one mtime). The caller vouches that the files under `dir` still have the
+// listed content (the agent checks the release's tree stamp first); the link
+// is checked to be a regular file of the listed mode and size, else the entry
+// is written as usual.
+struct ReuseSource {
+  struct File {
+    unsigned mode = 0;
+    uint64_t size = 0;
+    std::string sha256;
+  };
+  std::filesystem::path dir;
+  std::unordered_map<std::string, File> files;  // by manifest path
+
+  // The regular files (and hardlinks) of `manifest`, which describes `dir`.
+  static ReuseSource FromManifest(std::filesystem::path dir, const Manifest& manifest);
+};
+
+// What an extraction did beyond its manifest.
+struct ExtractStats {
+  uint64_t linked_files = 0;  // entries hard-linked from ReuseSource::dir
+  uint64_t linked_bytes = 0;
+};
+
 struct ExtractOptions {
   // fsync every file, then every directory (deepest first), then dest's parent
   // when dest was created. Deploys need it; tests and benchmarks do not.
   bool fsync = false;
   // Set regular files' mtime from the archive.
   bool keep_mtime = true;
+  // Files to take from a tree on disk instead of writing them (not owned).
+  const ReuseSource* reuse = nullptr;
+  // Filled in when set (not owned).
+  ExtractStats* stats = nullptr;
 };
 
 // Called after every entry is written and every 8 MiB of data, with the

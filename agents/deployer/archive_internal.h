@@ -43,6 +43,9 @@ constexpr size_t kReadBlockBytes = 1 << 20;
 constexpr size_t kZeroFillBytes = 64 << 10;
 constexpr size_t kMaxCachedDirFds = 256;
 constexpr uint64_t kProgressBytes = 8 << 20;
+// A file that may be reused (ReuseSource) is held in memory until its hash is
+// known; larger ones are written as usual.
+constexpr uint64_t kMaxReuseBufferBytes = 8 << 20;
 
 // strerror(err).
 std::string ErrnoText(int err);
@@ -73,6 +76,14 @@ class TreeWriter {
 
   Status MakeSymlink(const std::string& path, const std::string& target);
 
+  // The directory files are reused from (ReuseSource::dir); not owned.
+  void SetReuseDir(int dir_fd) { reuse_fd_ = dir_fd; }
+
+  // Hard-links `path` to the file of the same path under the reuse directory.
+  // False (nothing left behind) when that is not possible or the link is not
+  // a regular file of `mode` and `size`: then the caller writes the file.
+  Result<bool> LinkFromReuse(const std::string& path, unsigned mode, uint64_t size);
+
   // Gives directories their final modes (after their content is written, so
   // a read-only directory does not block its files) and fsyncs them, deepest
   // first, then dest itself.
@@ -91,8 +102,15 @@ class TreeWriter {
 
   Result<int> OpenParent(const std::string& path, std::string* leaf);
 
+  // An fd of directory `path` below the reuse directory, walked without
+  // following symlinks; the last one is cached (entries come in tree order).
+  int OpenReuseDir(const std::string& path);
+
   int dest_fd_;
   bool fsync_;
+  int reuse_fd_ = -1;
+  std::string reuse_dir_path_;
+  int reuse_dir_fd_ = -1;
   int file_fd_ = -1;
   std::string file_path_;
   std::unordered_map<std::string, int> dir_fds_;
@@ -123,6 +141,16 @@ class WritePipeline {
   Status Write(const void* data, size_t size);
   Status EndFile(unsigned mode, std::optional<timespec> mtime);
   Status EntryDone(uint64_t entries);
+  // A whole file whose content equals the reuse directory's file at `path`:
+  // linked from there (TreeWriter::LinkFromReuse), else written from `data`.
+  Status LinkOrWrite(const std::string& path, unsigned mode, std::optional<timespec> mtime,
+                     std::vector<char> data);
+  // A whole file held in memory, written.
+  Status WriteWhole(const std::string& path, unsigned mode, std::optional<timespec> mtime,
+                    std::vector<char> data);
+  // After Finish(): the files linked instead of written, and their bytes.
+  uint64_t linked_files() const { return linked_files_; }
+  uint64_t linked_bytes() const { return linked_bytes_; }
 
   // Waits until everything queued is written; returns the first failure.
   Status Finish();
@@ -134,7 +162,7 @@ class WritePipeline {
   static constexpr size_t kMaxBytesInFlight = 16 << 20;
   static constexpr size_t kMaxOpsInFlight = 4096;
 
-  enum class Kind { kDirectory, kBeginFile, kData, kEndFile, kHardlink, kEntryDone };
+  enum class Kind { kDirectory, kBeginFile, kData, kEndFile, kHardlink, kEntryDone, kLinkOrWrite };
   struct Op {
     explicit Op(Kind k, std::string p = {}, std::string p2 = {})
         : kind(k), path(std::move(p)), path2(std::move(p2)) {}
@@ -161,6 +189,8 @@ class WritePipeline {
 
   Status Apply(Op& op);
 
+  Status ApplyLinkOrWrite(Op& op);
+
   void Run();
 
   TreeWriter& writer_;
@@ -169,6 +199,8 @@ class WritePipeline {
   // Writer thread only:
   uint64_t entries_done_ = 0;
   uint64_t bytes_written_ = 0;
+  uint64_t linked_files_ = 0;
+  uint64_t linked_bytes_ = 0;
 
   std::mutex mu_;
   std::condition_variable can_push_;
@@ -259,6 +291,13 @@ class ArchiveReader {
 
   Status HandleFile(archive* a, archive_entry* entry, const std::string& path, unsigned mode);
 
+  // True when the file entry at `path` may be reused from options_.reuse: it
+  // is then held in reuse_data_ until its hash is known.
+  bool ReuseCandidate(const std::string& path, unsigned mode, uint64_t declared) const;
+
+  // Stops holding the current file in memory: it is written as usual.
+  Status SpillReuseData(const std::string& path);
+
   const ArchiveLimits& limits_;
   const uint64_t* archive_bytes_;
   TreeWriter* writer_;
@@ -273,6 +312,10 @@ class ArchiveReader {
   uint64_t total_bytes_ = 0;
   std::string last_name_;
   std::string buffer_zeros_;
+  // The current file's data while it may still be reused (see ReuseCandidate).
+  bool holding_ = false;
+  std::string holding_path_;
+  std::vector<char> reuse_data_;
 };
 
 // An archive file opened for reading; owns the fd.

@@ -314,7 +314,32 @@ Status ArchiveReader::Consume(Sha256& hasher, const void* data, size_t size, uin
   pos += size;
   REPRISE_RETURN_IF_ERROR(CheckTotals(pos, total_bytes_ + pos));
   hasher.Update(data, size);
+  if (holding_ && reuse_data_.size() + size > kMaxReuseBufferBytes)
+    REPRISE_RETURN_IF_ERROR(SpillReuseData(holding_path_));
+  if (holding_) {
+    const char* p = static_cast<const char*>(data);
+    reuse_data_.insert(reuse_data_.end(), p, p + size);
+    return Status::Ok();
+  }
   if (pipeline_ != nullptr) return pipeline_->Write(data, size);
+  return Status::Ok();
+}
+
+bool ArchiveReader::ReuseCandidate(const std::string& path, unsigned mode,
+                                   uint64_t declared) const {
+  if (pipeline_ == nullptr || options_.reuse == nullptr || declared > kMaxReuseBufferBytes)
+    return false;
+  auto it = options_.reuse->files.find(path);
+  return it != options_.reuse->files.end() && it->second.mode == mode &&
+         it->second.size == declared;
+}
+
+Status ArchiveReader::SpillReuseData(const std::string& path) {
+  holding_ = false;
+  REPRISE_RETURN_IF_ERROR(pipeline_->BeginFile(path));
+  if (!reuse_data_.empty())
+    REPRISE_RETURN_IF_ERROR(pipeline_->Write(reuse_data_.data(), reuse_data_.size()));
+  reuse_data_.clear();
   return Status::Ok();
 }
 
@@ -337,7 +362,16 @@ Status ArchiveReader::HandleFile(archive* a, archive_entry* entry, const std::st
   // Refuse by the declared size before decompressing anything.
   REPRISE_RETURN_IF_ERROR(CheckTotals(declared, total_bytes_ + declared));
 
-  if (pipeline_ != nullptr) REPRISE_RETURN_IF_ERROR(pipeline_->BeginFile(path));
+  // A file that may be reused is held until its hash is known; the others
+  // are written as they are read.
+  holding_ = size_known && ReuseCandidate(path, mode, declared);
+  if (holding_) {
+    holding_path_ = path;
+    reuse_data_.clear();
+    reuse_data_.reserve(declared);
+  } else if (pipeline_ != nullptr) {
+    REPRISE_RETURN_IF_ERROR(pipeline_->BeginFile(path));
+  }
   Sha256 hasher;
   uint64_t pos = 0;
   for (;;) {
@@ -362,14 +396,21 @@ Status ArchiveReader::HandleFile(archive* a, archive_entry* entry, const std::st
     return Unsafe("unsafe archive entry " + last_name_ + ": header says " +
                   std::to_string(declared) + " bytes, data has " + std::to_string(pos));
   total_bytes_ += pos;
-  table_.SetFileData(path, pos, hasher.FinishHex());
-  if (pipeline_ != nullptr) {
-    std::optional<timespec> mtime;
-    if (options_.keep_mtime && archive_entry_mtime_is_set(entry))
-      mtime = timespec{archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
-    REPRISE_RETURN_IF_ERROR(pipeline_->EndFile(mode, mtime));
+  std::string sha256 = hasher.FinishHex();
+  table_.SetFileData(path, pos, sha256);
+  if (pipeline_ == nullptr) return Status::Ok();
+  std::optional<timespec> mtime;
+  if (options_.keep_mtime && archive_entry_mtime_is_set(entry))
+    mtime = timespec{archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
+  if (holding_) {
+    holding_ = false;
+    std::vector<char> data;
+    data.swap(reuse_data_);
+    if (options_.reuse->files.at(path).sha256 == sha256)
+      return pipeline_->LinkOrWrite(path, mode, mtime, std::move(data));
+    return pipeline_->WriteWhole(path, mode, mtime, std::move(data));
   }
-  return Status::Ok();
+  return pipeline_->EndFile(mode, mtime);
 }
 
 Status OpenArchiveFile(const fs::path& path, OpenedArchive& out) {

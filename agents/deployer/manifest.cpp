@@ -153,4 +153,14 @@ Result<Manifest> ManifestFromJson(std::string_view json) {
   }
 }
 
+ReuseSource ReuseSource::FromManifest(std::filesystem::path dir, const Manifest& manifest) {
+  ReuseSource source;
+  source.dir = std::move(dir);
+  for (const ManifestEntry& e : manifest.entries) {
+    if (e.type != EntryType::kFile && e.type != EntryType::kHardlink) continue;
+    source.files.emplace(e.path, File{e.mode, e.size, e.sha256});
+  }
+  return source;
+}
+
 }  // namespace reprise

@@ -19,6 +19,7 @@ namespace archive_internal {
 TreeWriter::~TreeWriter() {
   CloseFile();
   ClearDirCache();
+  if (reuse_dir_fd_ >= 0 && reuse_dir_fd_ != reuse_fd_) ::close(reuse_dir_fd_);
 }
 
 Status TreeWriter::MakeDirectory(const std::string& path) {
@@ -85,6 +86,48 @@ Status TreeWriter::MakeHardlink(const std::string& path, const std::string& exis
   ::close(pinned);
   if (rc != 0) return IoError("cannot link " + path + ": " + ErrnoText(err));
   return Status::Ok();
+}
+
+int TreeWriter::OpenReuseDir(const std::string& path) {
+  if (reuse_dir_fd_ >= 0 && path == reuse_dir_path_) return reuse_dir_fd_;
+  if (reuse_dir_fd_ >= 0 && reuse_dir_fd_ != reuse_fd_) ::close(reuse_dir_fd_);
+  reuse_dir_fd_ = -1;
+  int current = reuse_fd_;
+  size_t done = 0;
+  while (!path.empty() && done <= path.size()) {
+    size_t slash = path.find('/', done);
+    if (slash == std::string::npos) slash = path.size();
+    const std::string leaf = path.substr(done, slash - done);
+    int fd = ::openat(current, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (current != reuse_fd_) ::close(current);
+    if (fd < 0) return -1;
+    current = fd;
+    done = slash + 1;
+  }
+  reuse_dir_path_ = path;
+  reuse_dir_fd_ = current;
+  return current;
+}
+
+Result<bool> TreeWriter::LinkFromReuse(const std::string& path, unsigned mode, uint64_t size) {
+  if (reuse_fd_ < 0) return false;
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash);
+  const std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+  const int source_dir = OpenReuseDir(dir);
+  if (source_dir < 0) return false;
+  std::string dest_leaf;
+  REPRISE_ASSIGN_OR_RETURN(int parent, OpenParent(path, &dest_leaf));
+  // No AT_SYMLINK_FOLLOW: a symlink planted at the source path would be
+  // linked as a symlink, which the check below refuses.
+  if (::linkat(source_dir, leaf.c_str(), parent, dest_leaf.c_str(), 0) != 0) return false;
+  struct stat st;
+  if (::fstatat(parent, dest_leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+      (st.st_mode & 07777) == mode && static_cast<uint64_t>(st.st_size) == size)
+    return true;
+  if (::unlinkat(parent, dest_leaf.c_str(), 0) != 0)
+    return IoError("cannot remove the link " + path + ": " + ErrnoText(errno));
+  return false;
 }
 
 Status TreeWriter::MakeSymlink(const std::string& path, const std::string& target) {
@@ -221,6 +264,24 @@ Status WritePipeline::Write(const void* data, size_t size) {
   return Status::Ok();
 }
 
+Status WritePipeline::LinkOrWrite(const std::string& path, unsigned mode,
+                                  std::optional<timespec> mtime, std::vector<char> data) {
+  Op op{Kind::kLinkOrWrite, path};
+  op.mode = mode;
+  op.mtime = mtime;
+  op.data = std::move(data);
+  return Push(std::move(op));
+}
+
+Status WritePipeline::WriteWhole(const std::string& path, unsigned mode,
+                                 std::optional<timespec> mtime, std::vector<char> data) {
+  REPRISE_RETURN_IF_ERROR(BeginFile(path));
+  Op op{Kind::kData};
+  op.data = std::move(data);
+  if (!op.data.empty()) REPRISE_RETURN_IF_ERROR(Push(std::move(op)));
+  return EndFile(mode, mtime);
+}
+
 Status WritePipeline::EndFile(unsigned mode, std::optional<timespec> mtime) {
   REPRISE_RETURN_IF_ERROR(FlushChunk());
   Op op{Kind::kEndFile};
@@ -320,12 +381,31 @@ Status WritePipeline::Apply(Op& op) {
       return writer_.EndFile(op.mode, op.mtime);
     case Kind::kHardlink:
       return writer_.MakeHardlink(op.path, op.path2);
+    case Kind::kLinkOrWrite:
+      return ApplyLinkOrWrite(op);
     case Kind::kEntryDone:
       entries_done_ = op.entries;
       if (!Progress()) return Cancelled("extraction cancelled");
       return Status::Ok();
   }
   return Internal("unknown pipeline operation");
+}
+
+Status WritePipeline::ApplyLinkOrWrite(Op& op) {
+  REPRISE_ASSIGN_OR_RETURN(bool linked, writer_.LinkFromReuse(op.path, op.mode, op.data.size()));
+  if (linked) {
+    ++linked_files_;
+    linked_bytes_ += op.data.size();
+  } else {
+    REPRISE_RETURN_IF_ERROR(writer_.BeginFile(op.path));
+    REPRISE_RETURN_IF_ERROR(writer_.Write(op.data.data(), op.data.size()));
+    REPRISE_RETURN_IF_ERROR(writer_.EndFile(op.mode, op.mtime));
+  }
+  const uint64_t before = bytes_written_;
+  bytes_written_ += op.data.size();
+  if (before / kProgressBytes != bytes_written_ / kProgressBytes && !Progress())
+    return Cancelled("extraction cancelled");
+  return Status::Ok();
 }
 
 void WritePipeline::Run() {
@@ -352,7 +432,7 @@ void WritePipeline::Run() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       bytes_in_flight_ -= op.data.size();
-      if (op.kind == Kind::kData && spare_.size() < 4) {
+      if (op.kind == Kind::kData && spare_.size() < 4 && op.data.capacity() <= kChunkBytes) {
         op.data.clear();
         spare_.push_back(std::move(op.data));
       }
