@@ -56,7 +56,7 @@ Result<fs::path> AgentRunner::ResolveTargetRoot(std::string_view target_path) co
 void AgentRunner::CleanTemporaries(const fs::path& root) {
   auto lock = impl_->LockFor(root);
   std::lock_guard<std::mutex> g(*lock);
-  CleanTmp(Layout{root});
+  CleanTmpKeepingStamps(Layout{root});
 }
 
 OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOperation& op,

@@ -148,7 +148,8 @@ OperationOutcome PlaceAndSwitch(const Layout& l, const fs::path& partial, const 
                 ""};
   auto stamp = TreeStamp(release_dir);
   if (stamp.ok()) m.tree_stamp = *stamp;
-  Status written = WriteMeta(l, m);
+  Status written = WriteReleaseManifest(l, op.name, composed);
+  if (written.ok()) written = WriteMeta(l, m);
   if (!written.ok()) return OperationOutcome::Error(written);
 
   return SwitchToRelease(l, link, op.to, op.name, op.keep, fsync, log, progress);

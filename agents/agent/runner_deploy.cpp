@@ -209,16 +209,31 @@ OperationOutcome AgentRunner::Impl::DeployRelease(const Layout& l, const DeployA
                                     " is a directory, not a release link; move it away first");
   }
   const std::string name = ReleaseDirName(label, op.artifact, op.sha256);
-  OperationOutcome installed = InstallRelease(l, op, label, name, blobs, log, cancel, report);
-  if (!installed.succeeded()) return installed;
-  return SwitchToRelease(l, link, op.to, name, op.keep, options.fsync, log, report);
+  std::optional<std::vector<std::string>> restamp;
+  OperationOutcome installed =
+      InstallRelease(l, op, label, name, blobs, log, cancel, report, restamp);
+  if (!restamp) {  // only the switch
+    if (!installed.succeeded()) return installed;
+    return SwitchToRelease(l, link, op.to, name, op.keep, options.fsync, log, report);
+  }
+  // Extracted: linking, replacing and pruning moved the ctime of inodes the
+  // releases intact before share; their stamps and the new one's are taken
+  // once all of it is done.
+  if (!installed.succeeded()) {
+    Restamp(l, *restamp);
+    return installed;
+  }
+  OperationOutcome switched = SwitchToRelease(l, link, op.to, name, op.keep, options.fsync, log,
+                                              report, /*keep_stamps=*/false);
+  restamp->push_back(name);
+  Restamp(l, *restamp);
+  return switched;
 }
 
-OperationOutcome AgentRunner::Impl::InstallRelease(const Layout& l, const DeployArtifactOp& op,
-                                                   const DeployLabel& label,
-                                                   const std::string& name, BlobSource& blobs,
-                                                   const RunnerLog& log, const CancelToken& cancel,
-                                                   const ProgressFn& report) {
+OperationOutcome AgentRunner::Impl::InstallRelease(
+    const Layout& l, const DeployArtifactOp& op, const DeployLabel& label, const std::string& name,
+    BlobSource& blobs, const RunnerLog& log, const CancelToken& cancel, const ProgressFn& report,
+    std::optional<std::vector<std::string>>& restamp) {
   if (ReusableRelease(l, op, name, log)) return OperationOutcome::Succeeded();
   std::error_code ec;
   const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
@@ -231,10 +246,17 @@ OperationOutcome AgentRunner::Impl::InstallRelease(const Layout& l, const Deploy
   if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
   fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
   report({"extract", 0, 0, 0, 0});
+  // From here on link counts of released inodes change: the releases whose
+  // stamps hold now are the ones to stamp again, and the ones to reuse from.
+  restamp = IntactReleases(l, name);
+  std::optional<ReuseRelease> reuse = PickReuseSource(l, *restamp, name);
+  ExtractStats stats;
   // Durability: one syncfs after the extraction instead of an fsync per
   // file and directory (thousands of journal commits). It also flushes
   // other dirty data of that filesystem, which a busy target pays for.
-  auto manifest = ExtractArchive(*blob, partial, limits, {false, true}, ExtractionReporter(report));
+  auto manifest = ExtractArchive(*blob, partial, limits,
+                                 {false, true, reuse ? &reuse->source : nullptr, &stats},
+                                 ExtractionReporter(report));
   DropTemporaryBlob(l, *blob);
   if (!manifest.ok()) {
     fs::remove_all(partial, ec);
@@ -255,23 +277,27 @@ OperationOutcome AgentRunner::Impl::InstallRelease(const Layout& l, const Deploy
     fs::remove_all(partial, ec);
     return OperationOutcome::Error(Cancelled("cancelled"));
   }
+  // The stamp is taken once the operation is over (DeployRelease); until
+  // then a stamp that matches nothing, so a crash before it means "extract
+  // again", never "trust".
   ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
                 op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes,
-                ""};
+                kUnstamped};
   Status placed = PlaceRelease(l, partial, release_dir);
   if (!placed.ok()) {
     fs::remove_all(partial, ec);
     return OperationOutcome::Error(placed);
   }
   if (options.fsync) (void)FsyncDir(l.releases());
-  // Stamped after the rename (which touches only the directory itself), so
-  // a later re-deploy can tell the tree is still the verified one.
-  auto stamp = TreeStamp(release_dir);
-  if (stamp.ok()) m.tree_stamp = *stamp;
-  Status st = WriteMeta(l, m);
+  Status st = WriteReleaseManifest(l, name, *manifest);
+  if (st.ok()) st = WriteMeta(l, m);
   if (!st.ok()) return OperationOutcome::Error(st);
+  const std::string linked = reuse ? ", " + std::to_string(stats.linked_files) + " unchanged (" +
+                                         std::to_string(stats.linked_bytes) +
+                                         " bytes) linked from " + reuse->name
+                                   : "";
   log(LogLevel::kInfo, "extracted " + std::to_string(manifest->file_count) + " files (" +
-                           std::to_string(manifest->total_bytes) + " bytes) into " + name +
+                           std::to_string(manifest->total_bytes) + " bytes) into " + name + linked +
                            (op.manifest_hash.empty() ? ""
                                                      : ", verified against the build's manifest (" +
                                                            op.manifest_hash.substr(0, 12) + ")"));

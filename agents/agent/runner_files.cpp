@@ -1,5 +1,8 @@
 // The simple file operations: write-file, ensure-dir, delete. Each path is
-// checked against the target root first (Checked, runner_internal.h).
+// checked against the target root first (Checked, runner_internal.h). None
+// writes into an existing file: write-file replaces it (temp + rename), so a
+// file a release shares with another (incremental releases) is never changed
+// in place; the other releases' stamps are taken again afterwards.
 #include <sys/stat.h>
 
 #include "agents/agent/runner_internal.h"
@@ -19,7 +22,10 @@ OperationOutcome RunWriteFile(const fs::path& root, const WriteFileOp& o, const 
   }
   fs::create_directories(p->parent_path(), ec);
   if (ec) return OperationOutcome::Failed("write-file: " + ec.message());
+  const Layout l{root};
+  const std::vector<std::string> restamp = StampsAffectedBy(l, *p);
   Status st = WriteFileAtomic(*p, o.content, o.mode & 07777);
+  Restamp(l, restamp);
   if (!st.ok()) return OperationOutcome::Failed("write-file: " + st.message());
   log(LogLevel::kInfo, "wrote " + o.path + " (" + std::to_string(o.content.size()) + " bytes)");
   return OperationOutcome::Succeeded();
@@ -50,7 +56,10 @@ OperationOutcome RunDelete(const fs::path& root, const DeleteOp& o, const Runner
     log(LogLevel::kInfo, o.path + " does not exist; nothing to delete");
     return OperationOutcome::Succeeded();
   }
+  const Layout l{root};
+  const std::vector<std::string> restamp = StampsAffectedBy(l, *p);
   auto n = fs::remove_all(*p, ec);
+  Restamp(l, restamp);
   if (ec) return OperationOutcome::Failed("delete: " + ec.message());
   log(LogLevel::kInfo, "deleted " + o.path + " (" + std::to_string(n) + " entries)");
   return OperationOutcome::Succeeded();

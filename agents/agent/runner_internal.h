@@ -86,6 +86,9 @@ struct ReleaseMeta {
   std::string tree_stamp;
 };
 
+// The tree stamp of a release being installed: matches no tree.
+constexpr const char* kUnstamped = "unstamped";
+
 std::string MetaToJson(const ReleaseMeta& m);
 [[nodiscard]] Result<ReleaseMeta> ReadMeta(const Layout& l, const std::string& name);
 // Writes m.name's metadata file atomically.
@@ -129,11 +132,15 @@ std::string LinkedRelease(const Layout& l, const std::filesystem::path& link);
 // moves it to the end of the history and prunes releases beyond `keep`.
 // A failure to write the state is logged as a warning: the switch stands.
 void RecordCurrent(const Layout& l, const std::string& name, const std::string& old, int keep,
-                   const RunnerLog& log);
+                   const RunnerLog& log, bool keep_stamps = true);
 
 // Removes releases beyond the newest `keep` of the history (never current or
-// previous), their metadata, and blobs no retained release uses.
-void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log);
+// previous), their metadata, and blobs no retained release uses. A removed
+// release may share inodes with retained ones (incremental releases): with
+// `keep_stamps`, the retained releases whose tree stamp held before are
+// stamped again afterwards; without, the caller does it.
+void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log,
+                   bool keep_stamps = true);
 
 // Empties tmp/ (partial downloads and extractions of an earlier attempt).
 void CleanTmp(const Layout& l);
@@ -147,7 +154,48 @@ void CleanTmp(const Layout& l);
 // switch logged, the "done" progress. `link` is `to` resolved under the root.
 OperationOutcome SwitchToRelease(const Layout& l, const std::filesystem::path& link,
                                  const std::string& to, const std::string& name, int keep,
-                                 bool fsync, const RunnerLog& log, const ProgressFn& progress);
+                                 bool fsync, const RunnerLog& log, const ProgressFn& progress,
+                                 bool keep_stamps = true);
+
+// --- Releases that share files (runner_stamps.cpp) -------------------------
+// An incremental release hard-links the unchanged files of an earlier one, so
+// releases share inodes. A change made through one release then shows in the
+// tree stamp of every release holding the inode (its ctime moves), so it
+// never goes unnoticed; but so does a link count change Reprise makes itself
+// (linking, removing a release, replacing a file). Around such changes the
+// releases whose stamps held right before are stamped again right after.
+
+// A release's manifest, meta/<name>.manifest.json: what a later release may
+// reuse. Read back only when its hash is the metadata's `manifest_hash`.
+[[nodiscard]] Status WriteReleaseManifest(const Layout& l, const std::string& name,
+                                          const Manifest& manifest);
+[[nodiscard]] Result<Manifest> ReadReleaseManifest(const Layout& l, const std::string& name,
+                                                   const std::string& manifest_hash);
+void RemoveReleaseManifest(const Layout& l, const std::string& name);
+
+// The releases under releases/ (but `except`) whose tree stamp still matches
+// their metadata: one TreeStamp each.
+std::vector<std::string> IntactReleases(const Layout& l, const std::string& except = "");
+// Takes the tree stamp of each of `names` still there again and records it.
+void Restamp(const Layout& l, const std::vector<std::string>& names);
+
+// The release a new one (`except`) reuses files from: one of `intact` with
+// a stored manifest, the live one first.
+struct ReuseRelease {
+  std::string name;
+  ReuseSource source;
+};
+std::optional<ReuseRelease> PickReuseSource(const Layout& l, const std::vector<std::string>& intact,
+                                            const std::string& except);
+
+// The releases to stamp again after replacing or removing `p` (a path a
+// step writes): none unless `p` lies in a release and shares inodes; then
+// the other intact releases.
+std::vector<std::string> StampsAffectedBy(const Layout& l, const std::filesystem::path& p);
+
+// CleanTmp, keeping the stamps of intact releases true (leftovers may hold
+// links to their files).
+void CleanTmpKeepingStamps(const Layout& l);
 
 // Removes a fetched archive (never a file the source owns, e.g. the server's
 // blob store for the local agent).
@@ -205,10 +253,14 @@ struct AgentRunner::Impl {
   // unchanged, verified copy is there already; else fetched, extracted,
   // checked against the build's manifest, synced, placed and its metadata
   // written. Nothing is switched.
+  // Unchanged files of an intact earlier release are hard-linked instead of
+  // written; `restamp` then lists the releases whose stamps the caller takes
+  // again once the operation is over (set when anything was extracted).
   OperationOutcome InstallRelease(const agent_runner::Layout& l, const DeployArtifactOp& op,
                                   const DeployLabel& label, const std::string& name,
                                   BlobSource& blobs, const RunnerLog& log,
-                                  const CancelToken& cancel, const ProgressFn& report);
+                                  const CancelToken& cancel, const ProgressFn& report,
+                                  std::optional<std::vector<std::string>>& restamp);
   OperationOutcome Mirror(const agent_runner::Layout& l, const std::filesystem::path& dest,
                           const std::filesystem::path& staging, const Manifest& manifest,
                           bool remove_extra, const RunnerLog& log, const CancelToken& cancel);

@@ -221,31 +221,33 @@ Result<std::string> SwitchLink(const Layout& l, const fs::path& link, const fs::
 }
 
 void RecordCurrent(const Layout& l, const std::string& name, const std::string& old, int keep,
-                   const RunnerLog& log) {
+                   const RunnerLog& log, bool keep_stamps) {
   DeployState st = ReadState(l);
   if (!old.empty() && old != name) st.previous = old;
   st.current = name;
   st.history.erase(std::remove(st.history.begin(), st.history.end(), name), st.history.end());
   st.history.push_back(name);
-  PruneReleases(l, st, keep, log);
+  PruneReleases(l, st, keep, log, keep_stamps);
   Status ws = WriteState(l, st);
   if (!ws.ok()) log(LogLevel::kWarning, "could not record the deploy history: " + ws.message());
 }
 
 OperationOutcome SwitchToRelease(const Layout& l, const fs::path& link, const std::string& to,
                                  const std::string& name, int keep, bool fsync,
-                                 const RunnerLog& log, const ProgressFn& progress) {
+                                 const RunnerLog& log, const ProgressFn& progress,
+                                 bool keep_stamps) {
   if (progress) progress({"switch", 0, 0, 0, 0});
   auto old = SwitchLink(l, link, l.releases() / name, fsync);
   if (!old.ok()) return OperationOutcome::Error(old.status());
-  RecordCurrent(l, name, *old, keep, log);
+  RecordCurrent(l, name, *old, keep, log, keep_stamps);
   log(LogLevel::kInfo, (to.empty() ? std::string("current") : to) + " -> " + name +
                            (old->empty() || *old == name ? "" : " (was " + *old + ")"));
   if (progress) progress({"done", 0, 0, 0, 0});
   return OperationOutcome::Succeeded();
 }
 
-void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log) {
+void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& log,
+                   bool keep_stamps) {
   std::error_code ec;
   std::set<std::string> retained;
   if (keep < 1) keep = 1;
@@ -260,6 +262,11 @@ void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& 
     retained.insert(hist[i]);
   if (!st.current.empty()) retained.insert(st.current);
   if (!st.previous.empty()) retained.insert(st.previous);
+  const bool removes = std::any_of(hist.begin(), hist.end(),
+                                   [&](const std::string& n) { return !retained.count(n); });
+  // Removing a release unlinks inodes retained releases may share.
+  std::vector<std::string> intact;
+  if (removes && keep_stamps) intact = IntactReleases(l);
   std::vector<std::string> keep_hist;
   for (const auto& n : hist) {
     if (retained.count(n)) {
@@ -273,9 +280,11 @@ void PruneReleases(const Layout& l, DeployState& st, int keep, const RunnerLog& 
       continue;
     }
     fs::remove(l.meta() / (n + ".json"), ec);
+    RemoveReleaseManifest(l, n);
     log(LogLevel::kInfo, "removed old release " + n);
   }
   st.history = keep_hist;
+  if (removes && keep_stamps) Restamp(l, intact);
   // Unknown directories in releases/ (not in history) are left alone; blobs
   // are kept only while a retained release uses them.
   std::set<std::string> shas;
@@ -308,7 +317,7 @@ Status PrepareLayout(const Layout& l) {
     fs::create_directories(d, ec);
     if (ec) return IoError("cannot create " + d.string());
   }
-  CleanTmp(l);
+  CleanTmpKeepingStamps(l);
   return Status::Ok();
 }
 

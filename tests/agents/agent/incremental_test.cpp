@@ -1,0 +1,244 @@
+// Incremental release directories on a real target root: an update deploy
+// hard-links the unchanged files of the live release, the result equals a
+// fresh deploy, and a change made through one release is caught when another
+// release holding the same file is re-deployed; Reprise's own writes and
+// pruning keep the stamps of untouched releases true.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agents/agent/runner.h"
+#include "common/crypto.h"
+#include "common/fs.h"
+#include "tests/temp_dir.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+
+using Files = std::map<std::string, std::string>;
+
+// Archives built from trees (with modes), served like a remote agent's channel.
+class Source : public BlobSource {
+ public:
+  explicit Source(fs::path dir) : dir_(std::move(dir)) { fs::create_directories(dir_); }
+  std::string Add(const Files& files, const std::map<std::string, unsigned>& modes = {},
+                  const std::map<std::string, std::string>& symlinks = {}) {
+    fs::path tree = dir_ / ("tree" + std::to_string(n_));
+    for (const auto& [p, c] : files) {
+      fs::create_directories((tree / p).parent_path());
+      std::ofstream(tree / p, std::ios::binary) << c;
+      auto mode = modes.find(p);
+      fs::permissions(tree / p, fs::perms(mode == modes.end() ? 0644 : mode->second));
+    }
+    for (const auto& [p, target] : symlinks) fs::create_symlink(target, tree / p);
+    fs::path out = dir_ / ("a" + std::to_string(n_++) + ".tar.gz");
+    REQUIRE(CreateTarGz(tree, out).ok());
+    std::string sha = *Sha256File(out);
+    archives_[sha] = out;
+    return sha;
+  }
+  Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path, const CancelToken&,
+                        const ProgressFn&) override {
+    auto it = archives_.find(sha256);
+    if (it == archives_.end()) return NotFound("no blob " + sha256);
+    fs::copy_file(it->second, cache_path, fs::copy_options::overwrite_existing);
+    return Fetched{cache_path, false};
+  }
+
+ private:
+  fs::path dir_;
+  int n_ = 0;
+  std::map<std::string, fs::path> archives_;
+};
+
+struct Target {
+  TempDir tmp;
+  fs::path root = tmp.path() / "target";
+  Source source{tmp.path() / "src"};
+  AgentRunner runner{RunnerOptions{tmp.path(), false, {}, 100}};
+  std::vector<std::string> lines;
+  CancelToken cancel;
+  Target() { fs::create_directories(root); }
+
+  OperationOutcome Run(const ResolvedOperation& op, const std::string& build = "") {
+    RunnerLog log = [this](LogLevel, std::string_view text) { lines.emplace_back(text); };
+    return runner.Run(root.string(), op, DeployLabel{"1.0", build}, source, log, cancel);
+  }
+  void Deploy(const std::string& sha, const std::string& build, int keep = 3) {
+    lines.clear();
+    auto out = Run(DeployArtifactOp{"web", sha, "", DeployMode::kAtomic, keep}, build);
+    REQUIRE_MESSAGE(out.succeeded(), out.message);
+  }
+  bool Logged(const std::string& part) const {
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(part) != std::string::npos; });
+  }
+  fs::path Release(const std::string& build, const std::string& sha) const {
+    return root / ".reprise/releases" / ("1.0-" + build + "-" + sha.substr(0, 12));
+  }
+};
+
+// Type, mode, content and link target of every entry below `dir`.
+std::map<std::string, std::string> Snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st;
+    REQUIRE(::lstat(it->path().c_str(), &st) == 0);
+    std::string desc = std::to_string(st.st_mode);
+    if (S_ISREG(st.st_mode)) desc += " " + *Sha256File(it->path());
+    if (S_ISLNK(st.st_mode)) desc += " -> " + fs::read_symlink(it->path()).string();
+    out[it->path().lexically_relative(dir).string()] = desc;
+  }
+  return out;
+}
+
+ino_t Inode(const fs::path& p) {
+  struct stat st;
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+const Files kBuild1 = {{"u/one.txt", "unchanged one\n"},         {"u/two.txt", "unchanged two\n"},
+                       {"bin/run", "#!/bin/sh\necho 1\n"},       {"changed.txt", "version 1\n"},
+                       {"deleted.txt", "only in build 1\n"},     {"mode.txt", "same bytes\n"},
+                       {"type/was-file", "a file, then a dir\n"}};
+const Files kBuild2 = {{"u/one.txt", "unchanged one\n"},      {"u/two.txt", "unchanged two\n"},
+                       {"bin/run", "#!/bin/sh\necho 1\n"},    {"changed.txt", "version 2\n"},
+                       {"added.txt", "only in build 2\n"},    {"mode.txt", "same bytes\n"},
+                       {"type/was-file/now", "a directory\n"}};
+const std::map<std::string, unsigned> kModes1 = {{"bin/run", 0755}, {"mode.txt", 0644}};
+const std::map<std::string, unsigned> kModes2 = {{"bin/run", 0755}, {"mode.txt", 0600}};
+
+struct TwoBuilds : Target {
+  std::string b1 = source.Add(kBuild1, kModes1, {{"latest", "changed.txt"}});
+  std::string b2 = source.Add(kBuild2, kModes2, {{"latest", "added.txt"}});
+  fs::path r1 = Release("1", b1);
+  fs::path r2 = Release("2", b2);
+};
+
+TEST_CASE("an update deploy links the unchanged files of the live release and equals a fresh one") {
+  TwoBuilds t;
+  t.Deploy(t.b1, "1");
+  t.Deploy(t.b2, "2");
+  CHECK(t.Logged("3 unchanged"));
+  CHECK(t.Logged("linked from 1.0-1-"));
+  for (const char* same : {"u/one.txt", "u/two.txt", "bin/run"})
+    CHECK(Inode(t.r2 / same) == Inode(t.r1 / same));
+  for (const char* own : {"changed.txt", "mode.txt"}) CHECK(Inode(t.r2 / own) != Inode(t.r1 / own));
+
+  // The same build deployed fresh to another target: the same tree.
+  TwoBuilds fresh;
+  fresh.Deploy(fresh.b2, "2");
+  CHECK_FALSE(fresh.Logged("linked from"));
+  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+  // Build 1's release is as it was extracted, so the rollback is only the
+  // switch, and so is going forward again.
+  t.Deploy(t.b1, "1");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+  CHECK(ReadFile(t.root / "current/changed.txt") == "version 1\n");
+  t.Deploy(t.b2, "2");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+}
+
+// Changes a shared file through build 2's release the way `change` says,
+// then re-deploys build 1 and build 2: both must come back exactly.
+void ChangeThroughTheOtherRelease(const std::function<void(const fs::path&)>& change) {
+  TwoBuilds t;
+  t.Deploy(t.b1, "1");
+  t.Deploy(t.b2, "2");
+  const fs::path shared = t.root / "current/u/one.txt";
+  REQUIRE(Inode(shared) == Inode(t.r1 / "u/one.txt"));
+  change(shared);
+
+  t.Deploy(t.b1, "1");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
+  CHECK_FALSE(t.Logged("switching only"));
+  TwoBuilds fresh;
+  fresh.Deploy(fresh.b1, "1");
+  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+
+  t.Deploy(t.b2, "2");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
+  fresh.Deploy(fresh.b2, "2");
+  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+}
+
+TEST_CASE("a file written in place through one release is caught when re-deploying the other") {
+  ChangeThroughTheOtherRelease([](const fs::path& p) {
+    struct stat before;
+    REQUIRE(::lstat(p.c_str(), &before) == 0);
+    int fd = ::open(p.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, "X", 1, 0) == 1);  // same size
+    // The modification time put back: only the ctime tells.
+    timespec times[2] = {before.st_atim, before.st_mtim};
+    REQUIRE(::futimens(fd, times) == 0);
+    ::close(fd);
+  });
+}
+
+TEST_CASE("a file chmod-ed through one release is caught when re-deploying the other") {
+  ChangeThroughTheOtherRelease(
+      [](const fs::path& p) { fs::permissions(p, fs::perms(0600), fs::perm_options::replace); });
+}
+
+TEST_CASE(
+    "write-file and delete through current replace shared files, never change them in place") {
+  TwoBuilds t;
+  t.Deploy(t.b1, "1");
+  t.Deploy(t.b2, "2");
+  WriteFileOp write{"current/u/one.txt", "configured\n", 0644};
+  REQUIRE(t.Run(write).succeeded());
+  REQUIRE(t.Run(DeleteOp{"current/u/two.txt"}).succeeded());
+  CHECK(ReadFile(t.root / "current/u/one.txt") == "configured\n");
+  // Build 1's files are untouched, and its stamp says so: only the switch.
+  CHECK(ReadFile(t.r1 / "u/one.txt") == "unchanged one\n");
+  CHECK(ReadFile(t.r1 / "u/two.txt") == "unchanged two\n");
+  t.Deploy(t.b1, "1");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+  // Build 2's release was changed by the steps: extracted again, exactly.
+  t.Deploy(t.b2, "2");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
+  CHECK(ReadFile(t.root / "current/u/one.txt") == "unchanged one\n");
+  CHECK(ReadFile(t.root / "current/u/two.txt") == "unchanged two\n");
+}
+
+TEST_CASE("pruning a release that shares files leaves the kept ones switch-only") {
+  TwoBuilds t;
+  Files build3 = kBuild2;
+  build3["changed.txt"] = "version 3\n";
+  const std::string b3 = t.source.Add(build3, kModes2);
+  t.Deploy(t.b1, "1", 2);
+  t.Deploy(t.b2, "2", 2);
+  t.Deploy(b3, "3", 2);
+  CHECK(t.Logged("removed old release 1.0-1-"));
+  CHECK_FALSE(fs::exists(t.r1));
+  CHECK(Inode(t.Release("3", b3) / "u/one.txt") == Inode(t.r2 / "u/one.txt"));
+  t.Deploy(t.b2, "2", 2);
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+  t.Deploy(b3, "3", 2);
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+}
+
+TEST_CASE("a release changed on the target is not a source of reused files") {
+  TwoBuilds t;
+  t.Deploy(t.b1, "1");
+  // Edited in place (an inode of its own: nothing shares it yet).
+  std::ofstream(t.root / "current/u/one.txt", std::ios::binary | std::ios::trunc) << "edited\n";
+  t.Deploy(t.b2, "2");
+  CHECK_FALSE(t.Logged("linked from"));
+  CHECK(ReadFile(t.root / "current/u/one.txt") == "unchanged one\n");
+}
+
+}  // namespace
+}  // namespace reprise
