@@ -11,8 +11,12 @@
 #   small    deploy the 5 MB / 200-file build fresh       vs Ansible `unarchive` (when present)
 # A deployment's time runs from the POST to the moment the poller sees its
 # final status (client), and from its creation to its finish as the server
-# recorded them (server). Medians of RUNS rounds. Prints numbers and ratios;
-# asserts nothing.
+# recorded them (server). Medians of RUNS rounds. Each round uploads its own
+# builds, so its deploys are first deploys of those builds to the round's new
+# agent (a build deployed before would be re-deployed "as deployed", with the
+# earlier round's target). Prints numbers and ratios, and where the time of
+# the last round's fresh and update deploys went (their log lines, in ms
+# since the request); asserts nothing.
 #   bench/run_e2e.sh BUILD_DIR   (RUNS=5 FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5 SKIP_ANSIBLE=1)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 settings RUNS=5 FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5
@@ -96,7 +100,16 @@ deploy() {
   t1=$(now)
   status=$(jq -r .status <<<"$d")
   [[ "$status" == succeeded ]] || { echo "deployment $id of $1 build $2: $status: $(jq -r .error <<<"$d")" >&2; exit 1; }
+  echo "$id" >"$data/deploy.last"
   echo "$(secs "$t0" "$t1") $(server_seconds "$d")"
+}
+# timeline ID: the deployment's log lines, each with the ms since its creation.
+timeline() {
+  local created
+  created=$(get "/deployments/$1" | jq -r .created_at)
+  get "/deployments/$1/log" | jq -r --arg c "$created" '
+    def ms: capture("T(?<h>[0-9]+):(?<m>[0-9]+):(?<s>[0-9.]+)Z") | ((.h | tonumber) * 3600 + (.m | tonumber) * 60 + (.s | tonumber)) * 1000;
+    .lines[] | "  \((.at | ms) - ($c | ms) | round | tostring | (" " * (6 - length)) + .) ms  \(.text)"'
 }
 # The server's own record: created_at -> finished_at (millisecond RFC 3339).
 server_seconds() {
@@ -139,29 +152,31 @@ YML
 fi
 
 declare -a up sha fresh fresh_s tar upd upd_s rsy rb rb_s rbs rbs_s sm sm_s ans
-b1=$(upload e2ebig "$big1")
-b2=$(upload e2ebig "$big2")
-s1=$(upload e2esmall "$small1")
-s2=$(upload e2esmall "$small1")  # a second build to roll back from
 for ((i = 1; i <= runs; i++)); do
   echo "round $i of $runs" >&2
-  # Upload vs sha256sum, alternating which goes first.
+  # Upload vs sha256sum, alternating which goes first; the upload is the
+  # round's build 1.
   if ((i % 2)); then
-    upload e2ebig "$big1" >/dev/null; sha+=("$(timed sha256sum "$big1")")
+    b1=$(upload e2ebig "$big1"); sha+=("$(timed sha256sum "$big1")")
   else
-    sha+=("$(timed sha256sum "$big1")"); upload e2ebig "$big1" >/dev/null
+    sha+=("$(timed sha256sum "$big1")"); b1=$(upload e2ebig "$big1")
   fi
   up+=("$(cat "$data/upload.last")")
+  b2=$(upload e2ebig "$big2")
+  s1=$(upload e2esmall "$small1")
+  s2=$(upload e2esmall "$small1")  # a second build to roll back from
 
   new_agent "$i"
   sync
   # Fresh deploy vs bsdtar into an empty directory.
   mkdir -p "$data/tools/tar-$i"
   read -r c s <<<"$(deploy e2ebig "$b1")"; fresh+=("$c"); fresh_s+=("$s")
+  fresh_id=$(cat "$data/deploy.last")
   sync
   tar+=("$(timed bsdtar -xzf "$big1" -C "$data/tools/tar-$i")")
   # Update: build 2 over build 1, vs rsync of the unpacked build 2 over build 1's tree.
   read -r c s <<<"$(deploy e2ebig "$b2")"; upd+=("$c"); upd_s+=("$s")
+  update_id=$(cat "$data/deploy.last")
   if [[ -n "$have_rsync" ]]; then
     sync
     rsy+=("$(timed rsync -a --delete "${big2%.tar.gz}.tree/" "$data/tools/tar-$i/")")
@@ -200,3 +215,8 @@ if [[ -n "$have_ansible" ]]; then
 else
   row "small deploy, fresh" "$(m "${sm[@]}")" "$(m "${sm_s[@]}")" "" "" "Ansible not installed: not compared"
 fi
+printf '\nwhere the time went, last round (ms since the request; load: %s)\n' "$(uptime | sed 's/.*load average: //')"
+echo "fresh deploy:"
+timeline "$fresh_id"
+echo "update deploy:"
+timeline "$update_id"
