@@ -165,7 +165,7 @@ OperationOutcome SwitchToRelease(const Layout& l, const std::filesystem::path& l
 // (linking, removing a release, replacing a file). Around such changes the
 // releases whose stamps held right before are stamped again right after.
 
-// A release's manifest, meta/<name>.manifest.json: what a later release may
+// A release's manifest, meta/manifests/<name>.json: what a later release may
 // reuse. Read back only when its hash is the metadata's `manifest_hash`.
 [[nodiscard]] Status WriteReleaseManifest(const Layout& l, const std::string& name,
                                           const Manifest& manifest);

@@ -18,8 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// In a directory of their own: no release name can make one a metadata file.
 fs::path ManifestPath(const Layout& l, const std::string& name) {
-  return l.meta() / (name + ".manifest.json");
+  return l.meta() / "manifests" / (name + ".json");
 }
 
 // True when the regular file `p`, or one below the directory `p`, has more
@@ -44,6 +45,9 @@ bool SharesInodes(const fs::path& p, int budget = 200'000) {
 }  // namespace
 
 Status WriteReleaseManifest(const Layout& l, const std::string& name, const Manifest& manifest) {
+  std::error_code ec;
+  fs::create_directories(ManifestPath(l, name).parent_path(), ec);
+  if (ec) return IoError("cannot create " + ManifestPath(l, name).parent_path().string());
   return WriteFileAtomic(ManifestPath(l, name), ManifestToJson(manifest), 0644);
 }
 

@@ -223,6 +223,9 @@ TEST_CASE("pruning a release that shares files leaves the kept ones switch-only"
   t.Deploy(b3, "3", 2);
   CHECK(t.Logged("removed old release 1.0-1-"));
   CHECK_FALSE(fs::exists(t.r1));
+  const fs::path manifests = t.root / ".reprise/meta/manifests";
+  CHECK_FALSE(fs::exists(manifests / (t.r1.filename().string() + ".json")));
+  CHECK(fs::exists(manifests / (t.r2.filename().string() + ".json")));
   CHECK(Inode(t.Release("3", b3) / "u/one.txt") == Inode(t.r2 / "u/one.txt"));
   t.Deploy(t.b2, "2", 2);
   CHECK(t.Logged("unchanged since it was verified: switching only"));
