@@ -20,6 +20,7 @@ const char* kUsage =
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
     "                      [--metrics-public] [--webhook-allow-private]\n"
+    "                      [--server-id ID] [--lease-ms N]\n"
     "                      [--artifact-* / --retention-* ...]\n"
     "  --config FILE      read settings from FILE (YAML, keys are these flags without\n"
     "                     '--'; flags on the command line override it)\n"
@@ -38,6 +39,10 @@ const char* kUsage =
     "  --webhook-allow-private\n"
     "                     webhooks may target loopback, private and link-local addresses\n"
     "                     (refused by default against server-side request forgery)\n"
+    "  --server-id ID     this server's id among several on one store ([A-Za-z0-9._-],\n"
+    "                     at most 64; default: made once, kept in DATA/server-id)\n"
+    "  --lease-ms N       how long a claim on a deployment holds unrenewed; another\n"
+    "                     server takes over a dead one's after it (default 15000)\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
@@ -67,6 +72,8 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("secure-cookies"),
       Spec("metrics-public"),
       Spec("webhook-allow-private"),
+      Spec("server-id", true),
+      Spec("lease-ms", true).Default("15000"),
   };
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames())
     known.push_back(Spec(name, true).Default(default_value));
@@ -103,6 +110,16 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   options.secure_cookies = args.Has("secure-cookies");
   options.metrics_public = args.Has("metrics-public");
   options.webhook_allow_private = args.Has("webhook-allow-private");
+  if (auto v = args.Value("server-id")) {
+    if (!reprise::IsValidServerId(*v))
+      return reprise::InvalidArgument("--server-id '" + *v +
+                                      "' is invalid (1 to 64 of [A-Za-z0-9._-])");
+    options.server_id = *v;
+  }
+  if (auto v = args.Value("lease-ms")) {
+    REPRISE_ASSIGN_OR_RETURN(int64_t ms, reprise::ParseInteger(*v, "--lease-ms", 300, 3600000));
+    options.lease = std::chrono::milliseconds(ms);
+  }
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames()) {
     auto v = args.Value(name);
     if (!v) continue;

@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "agents/deployer/archive.h"
+#include "common/crypto.h"
+#include "common/fs.h"
 #include "planner/version.h"
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
@@ -82,7 +86,33 @@ class DataDirLock {
   int fd_ = -1;
 };
 
+// The server id kept in DATA/server-id; made on first start from the host
+// name (for people reading logs) and random hex (unique among servers).
+Result<std::string> KeptServerId(const std::filesystem::path& data_dir) {
+  const std::filesystem::path path = data_dir / "server-id";
+  if (auto kept = ReadFileToString(path); kept.ok()) {
+    std::string id = *kept;
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (IsValidServerId(id)) return id;
+    return FailedPrecondition(path.string() + " does not hold a valid server id");
+  }
+  char host[256] = {0};
+  std::string name = ::gethostname(host, sizeof host - 1) == 0 ? host : "server";
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '-';
+  std::string id = name.substr(0, 40) + "-" + RandomHex(4);
+  REPRISE_RETURN_IF_ERROR(WriteFileAtomic(path, id + "\n", 0600));
+  return id;
+}
+
 }  // namespace
+
+bool IsValidServerId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+  });
+}
 
 struct ServerApp::Impl {
   DataDirLock data_lock;  // first member: released after everything else is gone
@@ -224,6 +254,11 @@ Status ServerApp::Impl::StartEngine() {
   engine_options.workers = o.engine_workers;
   engine_options.metrics = metrics.get();
   engine_options.events = events.get();
+  auto id = o.server_id.empty() ? KeptServerId(o.data_dir) : Result<std::string>(o.server_id);
+  if (!id.ok()) return id.status();
+  engine_options.server_id = *id;
+  engine_options.lease = o.lease;
+  engine_options.lease_renew = o.lease / 3;
   auto started = DeploymentEngine::Start(engine_options);
   if (!started.ok()) return started.status().WithContext("deployment engine");
   engine = std::move(started).value();
@@ -292,6 +327,7 @@ void ServerApp::Impl::PrintBanner(const std::string& password_file) {
     std::printf("agents connect to port %d (certificate sha256 %s)\n", hub->port(),
                 hub->cert_fingerprint().c_str());
   if (!password_file.empty()) std::printf("admin web password: %s\n", password_file.c_str());
+  std::printf("server id: %s\n", engine->ServerId().c_str());
   std::fflush(stdout);
 }
 

@@ -47,8 +47,20 @@ struct ServerOptions {
   bool secure_cookies = false;  // the UI is reached over HTTPS (a TLS proxy in front)
   bool quiet = false;           // no start-up banner (tests)
   int engine_workers = 4;
+  // Several servers on one store: this server's id (the owner of its
+  // leases; shown in logs and /metrics). Empty: the one kept in
+  // DATA/server-id, made on first start from the host name and random hex,
+  // so a restarted server takes back at once what it left running.
+  std::string server_id;
+  // How long a server's claim on a deployment holds without renewal
+  // (renewed every third of it): another server takes over within about
+  // this long after a server dies.
+  std::chrono::milliseconds lease{15000};
   bool fsync = true;  // the local agent's extraction (tests may turn it off)
 };
+
+// A server id: 1 to 64 of [A-Za-z0-9._-].
+bool IsValidServerId(std::string_view id);
 
 struct VerifySummary {
   uint64_t blobs_checked = 0;
