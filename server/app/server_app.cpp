@@ -134,6 +134,7 @@ struct ServerApp::Impl {
   std::unique_ptr<HttpServer> http;
   ApiContext api;
   std::filesystem::path token_file;
+  std::string server_id;  // --server-id, or the one kept in DATA/server-id
   std::vector<RouteInfo> route_table;
 
   // The steps of ServerApp::Start, in order.
@@ -172,6 +173,9 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
     return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
   ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
   REPRISE_RETURN_IF_ERROR(data_lock.Acquire(o.data_dir));
+  auto id = o.server_id.empty() ? KeptServerId(o.data_dir) : Result<std::string>(o.server_id);
+  if (!id.ok()) return id.status();
+  server_id = *id;
 
   auto opened = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
   if (!opened.ok()) return opened.status();
@@ -185,6 +189,14 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   webhook_options.first_retry = o.webhook_first_retry;
   webhook_options.max_retry = o.webhook_max_retry;
   webhook_options.give_up_after = o.webhook_give_up_after;
+  // One server of the store delivers at a time (a named lease, held well
+  // past the longest attempt so it cannot lapse during one).
+  webhook_options.may_deliver = [st = store.get(), clock = o.clock, id = server_id,
+                                 hold = std::max<int64_t>(o.lease.count(), 60000)] {
+    int64_t now = ToUnixMillis(clock->Now());
+    auto mine = st->TryTakeLease("webhook-delivery", id, now, now + hold);
+    return mine.ok() && *mine;
+  };
   webhooks = std::make_unique<WebhookService>(webhook_options);
   webhooks->Start();  // deliveries left pending before a restart go out now
 
@@ -254,9 +266,7 @@ Status ServerApp::Impl::StartEngine() {
   engine_options.workers = o.engine_workers;
   engine_options.metrics = metrics.get();
   engine_options.events = events.get();
-  auto id = o.server_id.empty() ? KeptServerId(o.data_dir) : Result<std::string>(o.server_id);
-  if (!id.ok()) return id.status();
-  engine_options.server_id = *id;
+  engine_options.server_id = server_id;
   engine_options.lease = o.lease;
   engine_options.lease_renew = o.lease / 3;
   auto started = DeploymentEngine::Start(engine_options);
