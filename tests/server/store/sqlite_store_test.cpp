@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "server/store/migrations.h"
+#include "server/store/sqlite_migrations.h"
 #include "tests/server/store/store_fixture.h"
 
 namespace reprise {

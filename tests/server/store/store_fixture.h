@@ -3,7 +3,7 @@
 // deployments, all written through the Store interface as the server does.
 //
 // Thread-safety: the functions share nothing; the store they return is the
-// thread-safe SqliteStore.
+// thread-safe SqlStore.
 #pragma once
 
 #include <doctest/doctest.h>

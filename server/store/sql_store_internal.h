@@ -1,18 +1,17 @@
-// SqliteStore: the Store on one SQLite file through SQLiteCpp, declared for
-// the files that implement it (sqlite_*.cpp, one per aggregate); not used
-// outside server/store/. The only SQLiteCpp user: its exceptions are caught
-// here and become Status values.
+// SqlStore: the Store written once over a SqlDb (SQLite or PostgreSQL),
+// declared for the files that implement it (store_*.cpp, one per aggregate);
+// not used outside server/store/. Its queries are in the common SQL that
+// sql_db.h describes; a SqlError is caught at the transaction boundary
+// (Write/Read) and becomes a Status.
 //
 // Thread-safety: every public method is safe from any thread; mu_ (recursive,
 // so a call inside Atomically() runs on the thread holding it) serialises
-// them. Write() is one BEGIN IMMEDIATE transaction, or a SAVEPOINT of the
+// them and so the one connection. Write() is one write transaction
+// (BeginWrite: it excludes every other writer), or a savepoint of the
 // enclosing one when nested (Atomically).
 #pragma once
 
-#include <SQLiteCpp/SQLiteCpp.h>
-#include <SQLiteCpp/VariadicBind.h>
-#include <sqlite3.h>
-
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -22,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "server/store/sql_db.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -35,53 +35,103 @@ inline Status FromException(const std::exception& e, std::string_view what) {
   return Internal(std::string("store: ") + std::string(what) + ": " + e.what());
 }
 
-inline bool IsConstraint(const SQLite::Exception& e) {
-  return (e.getErrorCode() & 0xff) == SQLITE_CONSTRAINT;
+// "?3,?4,?5": numbered placeholders for the `n` values of an IN (...) list
+// bound from parameter `first` on (numbered, so a query never mixes them
+// with plain `?`).
+std::string Placeholders(size_t first, size_t n);
+
+// "INSERT INTO <table>(<columns>) VALUES(?,...)".
+std::string InsertSql(std::string_view table, std::initializer_list<std::string_view> columns);
+// The same, "ON CONFLICT(<key>) DO UPDATE SET c=excluded.c, ..." for every
+// column but the key's and the `kept` ones (written on insert only).
+std::string UpsertSql(std::string_view table, std::string_view key,
+                      std::initializer_list<std::string_view> columns,
+                      std::initializer_list<std::string_view> kept = {});
+
+// ---- parameters: BindAll(args...) is the parameter list of a query.
+
+// An integer bound as NULL when it is 0 (columns where NULL means "not yet").
+struct ZeroAsNull {
+  int64_t value = 0;
+};
+
+inline void AddParam(std::vector<SqlValue>& out, bool flag) {
+  out.emplace_back(int64_t{flag ? 1 : 0});
+}
+template <std::integral T>
+requires(!std::same_as<T, bool>) void AddParam(std::vector<SqlValue>& out, T value) {
+  out.emplace_back(static_cast<int64_t>(value));
+}
+inline void AddParam(std::vector<SqlValue>& out, const std::string& text) {
+  out.emplace_back(text);
+}
+inline void AddParam(std::vector<SqlValue>& out, const char* text) {
+  out.emplace_back(std::string(text));
+}
+inline void AddParam(std::vector<SqlValue>& out, ZeroAsNull v) {
+  if (v.value == 0)
+    out.emplace_back(std::monostate{});
+  else
+    out.emplace_back(v.value);
+}
+// A list binds each of its values (an IN list).
+inline void AddParam(std::vector<SqlValue>& out, const std::vector<std::string>& values) {
+  for (const auto& v : values) out.emplace_back(v);
 }
 
-// "?,?,?": one placeholder per value of an IN (...) list.
-inline std::string Placeholders(size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out += i ? ",?" : "?";
+// The parameters `args` in order: a flag as 0/1, a list as its values.
+template <typename... Args>
+std::vector<SqlValue> BindAll(const Args&... args) {
+  std::vector<SqlValue> out;
+  out.reserve(sizeof...(args));
+  (AddParam(out, args), ...);
   return out;
 }
 
-// Binds the next parameter(s) from `index` on: a flag as 0/1, a list each
-// of its values.
-template <typename T>
-void BindNext(SQLite::Statement& q, int& index, const T& value) {
-  q.bind(index++, value);
-}
-inline void BindNext(SQLite::Statement& q, int& index, bool flag) { q.bind(index++, flag ? 1 : 0); }
-inline void BindNext(SQLite::Statement& q, int& index, const std::vector<std::string>& values) {
-  for (const auto& v : values) q.bind(index++, v);
-}
-// Binds `args` to the parameters in order, from the first.
-template <typename... Args>
-void BindAll(SQLite::Statement& q, const Args&... args) {
-  [[maybe_unused]] int index = 1;
-  (BindNext(q, index, args), ...);
-}
+// ---- rows: one column into a field of its kind.
 
-// One column of the current row into a field of the same kind: text,
-// integer, or a 0/1 flag.
-inline void ReadColumn(const SQLite::Column& c, std::string& field) { field = c.getString(); }
-inline void ReadColumn(const SQLite::Column& c, int64_t& field) { field = c.getInt64(); }
-inline void ReadColumn(const SQLite::Column& c, bool& field) { field = c.getInt() != 0; }
+inline void ReadColumn(const SqlRow& row, int column, std::string& field) {
+  field = row.Text(column);
+}
+inline void ReadColumn(const SqlRow& row, int column, int64_t& field) { field = row.Int64(column); }
+inline void ReadColumn(const SqlRow& row, int column, bool& field) {
+  field = row.Int64(column) != 0;
+}
+// A role by its name (store_users.cpp); an unknown name reads as viewer.
+void ReadColumn(const SqlRow& row, int column, Role& field);
+// A list of strings kept as a JSON array (store_webhooks.cpp).
+void ReadColumn(const SqlRow& row, int column, std::vector<std::string>& field);
 
-// The current row's columns, in order from the first, into `fields`.
+// The row's columns, in order from the first, into `fields`.
 template <typename... Fields>
-void ReadColumns(SQLite::Statement& q, Fields&... fields) {
-  int index = 0;
-  (ReadColumn(q.getColumn(index++), fields), ...);
+void ReadColumns(const SqlRow& row, Fields&... fields) {
+  int column = 0;
+  (ReadColumn(row, column++, fields), ...);
 }
 
-// The first column of a row as an integer (an aggregate such as MIN).
-inline int64_t ReadInt64(SQLite::Statement& q) { return q.getColumn(0).getInt64(); }
+template <typename Member>
+struct ClassOf;
+template <typename Class, typename Field>
+struct ClassOf<Field Class::*> {
+  using type = Class;
+};
 
-class SqliteStore final : public Store {
+// A record whose members `First, Rest...` are the row's columns in order:
+// `ReadFields<&Rec::a, &Rec::b>` reads "SELECT a, b ...".
+template <auto First, auto... Rest>
+typename ClassOf<decltype(First)>::type ReadFields(const SqlRow& row) {
+  typename ClassOf<decltype(First)>::type record{};
+  ReadColumns(row, record.*First, record.*Rest...);
+  return record;
+}
+
+// The first column as an integer (an aggregate such as MIN) or as text.
+inline int64_t ReadInt64(const SqlRow& row) { return row.Int64(0); }
+inline std::string ReadText(const SqlRow& row) { return row.Text(0); }
+
+class SqlStore final : public Store {
  public:
-  explicit SqliteStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
+  explicit SqlStore(std::unique_ptr<SqlDb> db) : db_(std::move(db)) {}
 
   int64_t SchemaVersion() override;
   Status Ping() override;
@@ -188,12 +238,12 @@ class SqliteStore final : public Store {
                                                   int64_t limit) override;
   Result<DeploymentRecord> LastSuccess(const std::string& app, const std::string& release,
                                        int64_t build, const std::string& stage) override;
-  // SQLite's JSON functions edit the one stage's key inside the transaction
-  // (json_object quotes any stage name; a merge patch with null removes it).
+  // The application's holds are edited as JSON inside the write transaction,
+  // so a concurrent hold on another stage is never lost.
   Status PlaceHold(const std::string& app, const std::string& stage,
                    const std::string& hold_json) override;
   Result<bool> ClearHold(const std::string& app, const std::string& stage) override;
-  // sqlite_irreversible.cpp
+  // store_irreversible.cpp
   Status AddIrreversibleStep(const IrreversibleStepRecord& step) override;
   Result<std::vector<IrreversibleStepRecord>> ListIrreversibleSteps(const std::string& app,
                                                                     const std::string& stage,
@@ -218,7 +268,7 @@ class SqliteStore final : public Store {
   // ---- audit
   Status AppendAudit(const AuditRecord& e) override;
   Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f, const Page& page) override;
-  // ---- webhooks (sqlite_webhooks.cpp)
+  // ---- webhooks (store_webhooks.cpp)
   Status PutWebhook(const WebhookRecord& w) override;
   Result<WebhookRecord> GetWebhook(const std::string& name) override;
   Result<std::vector<WebhookRecord>> ListWebhooks(const Page& page) override;
@@ -231,7 +281,7 @@ class SqliteStore final : public Store {
                                                                   int64_t limit) override;
   Result<int64_t> NextWebhookDeliveryAt() override;
   Result<bool> RecordWebhookAttempt(int64_t id, const WebhookAttempt& attempt) override;
-  // ---- rollback records (sqlite_rollback_records.cpp)
+  // ---- rollback records (store_rollback_records.cpp)
   Result<RollbackRecord> CreateRollbackRecord(
       const RollbackRecord& record, const std::vector<RollbackRecordTarget>& targets,
       const std::vector<RollbackComponentRecord>& components) override;
@@ -252,112 +302,67 @@ class SqliteStore final : public Store {
   Status SetRollbackConnection(int64_t id, const std::string& json, bool ok, int64_t at) override;
 
  private:
-  static constexpr const char* kArtifactColumns =
-      "SELECT application, release, build, name, sha256, size, file_count, manifest_json, "
-      "created_at, created_by, blob_removed_at FROM artifacts";
-
-  static constexpr const char* kBuildColumns =
-      "SELECT application, release, number, variables_json, created_at, created_by, sealed_at, "
-      "sealed_by, COALESCE((SELECT MIN(d.id) FROM deployments d WHERE d.application="
-      "builds.application AND d.release=builds.release AND d.build=builds.number), 0), "
-      "notes, links_json FROM builds";
-
-  static constexpr const char* kDeploymentColumns =
-      "SELECT id, application, release, build, stage, kind, status, COALESCE(scheduled_at, 0), "
-      "expires_after_ms, forced, context_choice, variables_json, comment, requested_by, "
-      "created_at, COALESCE(started_at, 0), COALESCE(finished_at, 0), COALESCE(context_json, ''), "
-      "error, targets_csv, automatic FROM deployments";
-
-  static DeploymentRecord ReadDeployment(SQLite::Statement& q) {
-    DeploymentRecord d;
-    ReadColumns(q, d.id, d.application, d.release, d.build, d.stage, d.kind, d.status,
-                d.scheduled_at, d.expires_after_ms, d.forced, d.context_choice, d.variables_json,
-                d.comment, d.requested_by, d.created_at, d.started_at, d.finished_at,
-                d.context_json, d.error, d.targets_csv, d.automatic);
-    return d;
-  }
-
-  static void BindPage(SQLite::Statement& q, int index, const Page& page) {
-    q.bind(index, ClampLimit(page));
-    q.bind(index + 1, ClampOffset(page));
-  }
-
-  static EnvironmentRecord ReadEnvironment(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64()};
-  }
-
-  static TargetRecord ReadTarget(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64()};
-  }
-
-  static AgentRecord ReadAgent(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getInt64(),  q.getColumn(7).getString()};
-  }
-
-  static ApplicationRecord ReadApplication(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
-            q.getColumn(3).getString(), q.getColumn(4).getInt64(), q.getColumn(5).getString(),
-            q.getColumn(6).getString()};
-  }
-
-  static ReleaseRecord ReadRelease(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
-            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getString(), q.getColumn(7).getString(), q.getColumn(8).getString()};
-  }
-
-  static BuildRecord ReadBuild(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
-            q.getColumn(3).getString(), q.getColumn(4).getInt64(),  q.getColumn(5).getString(),
-            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64(),
-            q.getColumn(9).getString(), q.getColumn(10).getString()};
-  }
-
-  static ArtifactRecord ReadArtifact(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
-            q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64(),
-            q.getColumn(6).getInt64(),  q.getColumn(7).getString(), q.getColumn(8).getInt64(),
-            q.getColumn(9).getString(), q.getColumn(10).getInt64()};
-  }
-
-  static UserRecord ReadUser(SQLite::Statement& q) {
-    return {q.getColumn(0).getString(),
-            ParseRole(q.getColumn(1).getString()).value_or(Role::kViewer),
-            q.getColumn(2).getString(), q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0};
-  }
-
   // Inside a write transaction: appends lines, numbering each deployment's
   // lines on from its last one.
   void AppendLogs(const std::vector<DeploymentLogRecord>& lines);
+  // Inside a transaction: the deployment's last log line number (0: none).
+  int64_t LastLogSeq(int64_t deployment_id);
   // Inside a write transaction.
   void PutDeploymentTargets(const std::vector<DeploymentTargetRecord>& targets);
   // Inside a write transaction: NotFound when there is no deployment `id`.
   Status PutDeploymentContext(int64_t id, const std::string& context_json, const std::string& kind);
+  // Inside a write transaction: the application's hold_json, or NotFound.
+  Result<std::string> HoldJson(const std::string& app);
+  // Inside a write transaction: the rollback record's status, or NotFound.
+  Result<std::string> RecordStatus(int64_t id);
   Status Atomically(const std::function<Status()>& body) override;
-  // Runs `body` in one IMMEDIATE transaction; commits when it returns OK.
+  // Runs `body` in one write transaction; commits when it returns OK.
   // Inside another Write (Atomically) on this thread it is a savepoint of
   // that transaction instead: undone alone when it fails.
   Status Write(std::string_view what, const std::function<Status()>& body);
-  // Inside a write transaction: `sql` with `args` bound in order (BindAll).
-  // Returns how many rows it changed.
+  // Runs `body` with write_depth_ raised (a Write inside it nests).
+  Status RunBody(const std::function<Status()>& body);
+  Status Read(std::string_view what, const std::function<void()>& body);
+
+  // ---- inside a transaction (Write or Read); SqlError propagates.
+
+  // `sql` with `args` bound in order (BindAll); how many rows it changed.
   template <typename... Args>
-  int Exec(const std::string& sql, const Args&... args) {
-    SQLite::Statement q(*db_, sql);
-    BindAll(q, args...);
-    return q.exec();
+  int64_t Exec(const std::string& sql, const Args&... args) {
+    return db_->Run(sql, BindAll(args...), [](const SqlRow&) {});
   }
-  // Inside a transaction: whether `sql` with `args` bound in order returns a
-  // row.
+  // The rows of `sql` with `args` bound, each as `read` makes it.
+  template <typename Reader, typename... Args>
+  auto AllRows(const std::string& sql, Reader read, const Args&... args) {
+    std::vector<std::invoke_result_t<Reader, const SqlRow&>> out;
+    db_->Run(sql, BindAll(args...), [&](const SqlRow& row) { out.push_back(read(row)); });
+    return out;
+  }
+  // The first row of `sql` with `args` bound, as `read` makes it; nullopt
+  // when there is none.
+  template <typename Reader, typename... Args>
+  auto FirstRow(const std::string& sql, Reader read, const Args&... args) {
+    std::optional<std::invoke_result_t<Reader, const SqlRow&>> out;
+    db_->Run(sql, BindAll(args...), [&](const SqlRow& row) {
+      if (!out) out = read(row);
+    });
+    return out;
+  }
+  // Whether `sql` with `args` bound returns a row.
   template <typename... Args>
   bool Exists(const std::string& sql, const Args&... args) {
-    SQLite::Statement q(*db_, sql);
-    BindAll(q, args...);
-    return q.executeStep();
+    return FirstRow(
+               sql, [](const SqlRow&) { return true; }, args...)
+        .has_value();
   }
-  // The same as its own Write.
+  // An INSERT `sql` with `args` bound; the id of the row it inserted.
+  template <typename... Args>
+  int64_t InsertId(const std::string& sql, const Args&... args) {
+    return FirstRow(sql + " RETURNING id", ReadInt64, args...).value_or(0);
+  }
+
+  // ---- each its own transaction.
+
   template <typename... Args>
   Result<int64_t> ExecuteCount(std::string_view what, const std::string& sql, const Args&... args) {
     return WriteValue(what, int64_t{0}, [&](int64_t& changed) {
@@ -384,63 +389,37 @@ class SqliteStore final : public Store {
     if (!st.ok()) return st;
     return initial;
   }
-  // Runs `body` with write_depth_ raised (a Write inside it nests).
-  Status RunBody(const std::function<Status()>& body);
-  Status Read(std::string_view what, const std::function<void()>& body);
-  template <typename T, typename Bind, typename Row>
-  Result<T> One(const std::string& sql, Bind bind, Row row, const std::string& what) {
-    std::optional<T> out;
-    Status st = Read(what, [&] {
-      SQLite::Statement q(*db_, sql);
-      bind(q);
-      if (q.executeStep()) out = row(q);
-    });
+  // AllRows in a Read.
+  template <typename Reader, typename... Args>
+  auto SelectAll(const std::string& sql, Reader read, const Args&... args)
+      -> Result<std::vector<std::invoke_result_t<Reader, const SqlRow&>>> {
+    std::vector<std::invoke_result_t<Reader, const SqlRow&>> out;
+    Status st = Read("list", [&] { out = AllRows(sql, read, args...); });
+    if (!st.ok()) return st;
+    return out;
+  }
+  // FirstRow in a Read; NotFound "<what> not found" when there is none.
+  template <typename Reader, typename... Args>
+  auto SelectOne(const std::string& what, const std::string& sql, Reader read, const Args&... args)
+      -> Result<std::invoke_result_t<Reader, const SqlRow&>> {
+    std::optional<std::invoke_result_t<Reader, const SqlRow&>> out;
+    Status st = Read(what, [&] { out = FirstRow(sql, read, args...); });
     if (!st.ok()) return st;
     if (!out) return NotFound(what + " not found");
     return std::move(*out);
   }
 
-  template <typename T, typename Bind, typename Row>
-  Result<std::vector<T>> Many(const std::string& sql, Bind bind, Row row) {
-    std::vector<T> out;
-    Status st = Read("list", [&] {
-      SQLite::Statement q(*db_, sql);
-      bind(q);
-      while (q.executeStep()) out.push_back(row(q));
-    });
-    if (!st.ok()) return st;
-    return out;
-  }
-
-  // Many and One with `args` bound in order (BindAll); the row type is what
-  // `read` returns.
-  template <typename Reader, typename... Args>
-  auto SelectAll(const std::string& sql, Reader read, const Args&... args) {
-    using T = std::invoke_result_t<Reader, SQLite::Statement&>;
-    return Many<T>(
-        sql, [&](SQLite::Statement& q) { BindAll(q, args...); }, read);
-  }
-  template <typename Reader, typename... Args>
-  auto SelectOne(const std::string& what, const std::string& sql, Reader read,
-                 const Args&... args) {
-    using T = std::invoke_result_t<Reader, SQLite::Statement&>;
-    return One<T>(
-        sql, [&](SQLite::Statement& q) { BindAll(q, args...); }, read, what);
-  }
-
   // Tables keyed by name (environments, targets, agents, applications,
-  // users): `select` is "SELECT <the columns read> FROM <table>". The row
-  // named `name`; NotFound names it as "<noun> '<name>'".
-  template <typename T>
-  Result<T> GetByName(const char* select, T (*read)(SQLite::Statement&), std::string_view noun,
-                      const std::string& name) {
+  // users, webhooks): `select` is "SELECT <the columns read> FROM <table>".
+  // The row named `name`; NotFound names it as "<noun> '<name>'".
+  template <typename Reader>
+  auto GetByName(const char* select, Reader read, std::string_view noun, const std::string& name) {
     return SelectOne(std::string(noun) + " '" + name + "'", std::string(select) + " WHERE name=?",
                      read, name);
   }
   // A page of such a table's rows in name order.
-  template <typename T>
-  Result<std::vector<T>> ListByName(const char* select, T (*read)(SQLite::Statement&),
-                                    const Page& page) {
+  template <typename Reader>
+  auto ListByName(const char* select, Reader read, const Page& page) {
     return SelectAll(std::string(select) + " ORDER BY name LIMIT ? OFFSET ?", read,
                      ClampLimit(page), ClampOffset(page));
   }
@@ -449,7 +428,7 @@ class SqliteStore final : public Store {
   std::recursive_mutex mu_;
 
   int write_depth_ = 0;  // guarded by mu_
-  std::unique_ptr<SQLite::Database> db_;
+  std::unique_ptr<SqlDb> db_;
 };
 
 }  // namespace reprise

@@ -1,4 +1,4 @@
-#include "server/store/migrations.h"
+#include "server/store/sqlite_migrations.h"
 
 namespace reprise {
 
