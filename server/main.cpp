@@ -16,7 +16,8 @@ namespace {
 
 const char* kUsage =
     "usage: reprise-server [--config FILE] [--print-config]\n"
-    "                      [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
+    "                      [--data DIR] [--artifact-dir DIR] [--http HOST:PORT]\n"
+    "                      [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
     "                      [--metrics-public] [--webhook-allow-private]\n"
@@ -26,6 +27,8 @@ const char* kUsage =
     "                     '--'; flags on the command line override it)\n"
     "  --print-config     print the effective settings (secrets masked) and exit\n"
     "  --data DIR         data directory (default ./var)\n"
+    "  --artifact-dir DIR artifact blobs (default DATA/artifacts); servers sharing a\n"
+    "                     store share it on a filesystem all of them mount\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
     "  --agent-host HOST  address agents connect to (default 0.0.0.0)\n"
@@ -62,6 +65,7 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("print-config").CommandLineOnly(),
       Spec("verify").CommandLineOnly(),
       Spec("data", true).Default("./var"),
+      Spec("artifact-dir", true).Default("DATA/artifacts"),
       Spec("http", true).Default("127.0.0.1:8080"),
       Spec("agent-port", true).Default("8081"),
       Spec("agent-host", true).Default("0.0.0.0"),
@@ -87,6 +91,10 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   if (auto v = args.Value("data")) {
     if (v->empty()) return reprise::InvalidArgument("--data needs a directory");
     options.data_dir = *v;
+  }
+  if (auto v = args.Value("artifact-dir")) {
+    if (v->empty()) return reprise::InvalidArgument("--artifact-dir needs a directory");
+    options.artifact_dir = *v;
   }
   if (auto v = args.Value("http")) {
     REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(*v, "--http", true));
@@ -131,7 +139,7 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
 }
 
 int Verify(const reprise::ServerOptions& options) {
-  auto report = reprise::VerifyArtifacts(options.data_dir);
+  auto report = reprise::VerifyArtifacts(options);
   if (!report.ok()) {
     std::fprintf(stderr, "reprise-server: %s\n", report.status().ToString().c_str());
     return 1;

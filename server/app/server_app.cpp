@@ -43,6 +43,10 @@ using RouteInfo = ServerApp::RouteInfo;
 
 namespace {
 
+// An upload's temporary file is rewritten as its bytes arrive; one untouched
+// this long belongs to an upload that was killed.
+constexpr std::chrono::seconds kAbandonedUploadAge = std::chrono::hours(1);
+
 // An exclusive flock on DATA/lock, held while the server runs (released when
 // the process ends, however it ends): two servers on one data directory
 // would run the same deployments twice and race on the same files.
@@ -205,12 +209,13 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   token_file = boot->token_file;
   *password_file = boot->password_file.string();
 
-  auto opened_blobs =
-      BlobStore::Open(o.data_dir / "artifacts", BlobStoreOptions{o.max_artifact_bytes, true});
+  auto opened_blobs = BlobStore::Open(ArtifactDir(o), BlobStoreOptions{o.max_artifact_bytes, true});
   if (!opened_blobs.ok()) return opened_blobs.status();
   blobs = std::move(opened_blobs).value();
   // Uploads killed midway leave temporaries: nothing visible refers to them.
-  auto cleaned = blobs->CleanTemporaries();
+  // Only those nobody wrote to for a while go: another server sharing the
+  // directory may be in the middle of an upload.
+  auto cleaned = blobs->CleanTemporaries(kAbandonedUploadAge);
   if (!cleaned.ok()) return cleaned.status();
 
   archive_limits = o.archive_limits;
@@ -362,8 +367,13 @@ std::string ServerApp::agent_cert_fingerprint() const {
   return impl_->hub ? impl_->hub->cert_fingerprint() : std::string();
 }
 
-Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir) {
-  auto blobs = BlobStore::Open(data_dir / "artifacts");
+std::filesystem::path ArtifactDir(const ServerOptions& options) {
+  return options.artifact_dir.empty() ? options.data_dir / "artifacts" : options.artifact_dir;
+}
+
+Result<VerifySummary> VerifyArtifacts(const ServerOptions& options) {
+  const std::filesystem::path& data_dir = options.data_dir;
+  auto blobs = BlobStore::Open(ArtifactDir(options));
   if (!blobs.ok()) return blobs.status();
   VerifySummary out;
   VerifyReport report;

@@ -20,6 +20,9 @@ namespace reprise {
 
 struct ServerOptions {
   std::filesystem::path data_dir = "./var";
+  // Where artifact blobs live; empty: DATA/artifacts. Servers sharing one
+  // store share this directory too (a filesystem all of them mount).
+  std::filesystem::path artifact_dir;
   std::string http_host = "127.0.0.1";
   int http_port = 8080;   // 0: any free port
   int agent_port = 8081;  // 0: any free port; -1: no agent listener
@@ -74,9 +77,13 @@ struct VerifySummary {
     return corrupt.empty() && unexpected.empty() && wrong_mode.empty() && missing.empty();
   }
 };
-// Re-hashes every stored artifact blob under DATA/artifacts and checks that
-// every artifact record in DATA/reprise.db has its blob; changes nothing.
-Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir);
+// The artifact directory `options` name (DATA/artifacts unless set).
+std::filesystem::path ArtifactDir(const ServerOptions& options);
+
+// Re-hashes every stored artifact blob in the artifact directory and checks
+// that every artifact record of the store (when it exists) has its blob;
+// changes nothing.
+Result<VerifySummary> VerifyArtifacts(const ServerOptions& options);
 
 class ServerApp {
  public:
