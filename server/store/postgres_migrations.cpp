@@ -386,11 +386,25 @@ int64_t LockedVersion(SqlDb& db) {
   return version;
 }
 
+// 2: several servers on one store (SQLite migration 15): the server holding
+// a queued or running deployment and until when (its lease), and named
+// leases for work one server does at a time.
+constexpr std::string_view kLeases = R"sql(
+ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployments ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  lease_until BIGINT NOT NULL
+);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& PostgresMigrations() {
   static const std::vector<std::string_view> kMigrations = {
       InitialMigration(),
+      kLeases,
   };
   return kMigrations;
 }

@@ -2,8 +2,8 @@
 // reprise-agent processes connected to some of them, for the several-servers
 // tests. The store is one SQLite file the servers share (WAL; BEGIN
 // IMMEDIATE serialises writers across processes): the second server's data
-// directory links its reprise.db and artifacts/ to the first one's. Not
-// thread-safe; one per test.
+// directory links its reprise.db to the first one's; all share one
+// --artifact-dir. Not thread-safe; one per test.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -88,14 +88,13 @@ class Cluster {
     s.data = tmp_.path() / id;
     std::filesystem::create_directories(s.data);
     if (!servers_.empty()) {
-      // The first server made the store and the artifact directory.
+      // The first server made the store.
       std::filesystem::create_symlink(servers_.front().data / "reprise.db", s.data / "reprise.db");
-      std::filesystem::create_directory_symlink(servers_.front().data / "artifacts",
-                                                s.data / "artifacts");
     }
     s.process = std::make_unique<ServerProcess>(
         ServerArgs(s.data, {"--agent-port", "0", "--agent-plain", "--server-id", id, "--lease-ms",
-                            std::to_string(lease_ms_)}),
+                            std::to_string(lease_ms_), "--artifact-dir",
+                            (tmp_.path() / "artifacts").string()}),
         tmp_.path() / (id + ".log"));
     const std::regex agents_at(R"(agents connect to port (\d+))");
     REQUIRE(WaitUntil([&] {
