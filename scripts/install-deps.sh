@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Reprise builds and tests with, only when missing.
+# PostgreSQL 15 (server and libpq) is always installed: the server links libpq
+# and `make test` runs the store suite on a throwaway PostgreSQL cluster too.
 # Usage: scripts/install-deps.sh [--browser] [--format] [--fuzz] [--package] [--bench]
 #   --browser  Chromium + Node for the UI tests
 #   --format   clang-format for `make format`
@@ -11,7 +13,7 @@ set -euo pipefail
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
   libsqlite3-dev libyaml-cpp-dev libarchive-dev libfmt-dev doctest-dev
   nlohmann-json3-dev libssl-dev libarchive-tools tzdata libhowardhinnant-date-dev
-  prometheus-cpp-dev libisal-dev)
+  prometheus-cpp-dev libisal-dev postgresql-15 libpq-dev)
 browser=false
 for arg in "$@"; do
   case "$arg" in

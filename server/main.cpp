@@ -16,15 +16,19 @@ namespace {
 
 const char* kUsage =
     "usage: reprise-server [--config FILE] [--print-config]\n"
-    "                      [--data DIR] [--http HOST:PORT] [--agent-port PORT]\n"
+    "                      [--data DIR] [--artifact-dir DIR] [--http HOST:PORT]\n"
+    "                      [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
     "                      [--metrics-public] [--webhook-allow-private]\n"
+    "                      [--server-id ID] [--lease-ms N]\n"
     "                      [--artifact-* / --retention-* ...]\n"
     "  --config FILE      read settings from FILE (YAML, keys are these flags without\n"
     "                     '--'; flags on the command line override it)\n"
     "  --print-config     print the effective settings (secrets masked) and exit\n"
     "  --data DIR         data directory (default ./var)\n"
+    "  --artifact-dir DIR artifact blobs (default DATA/artifacts); servers sharing a\n"
+    "                     store share it on a filesystem all of them mount\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
     "  --agent-port PORT  port agents connect to (default 8081)\n"
     "  --agent-host HOST  address agents connect to (default 0.0.0.0)\n"
@@ -38,6 +42,10 @@ const char* kUsage =
     "  --webhook-allow-private\n"
     "                     webhooks may target loopback, private and link-local addresses\n"
     "                     (refused by default against server-side request forgery)\n"
+    "  --server-id ID     this server's id among several on one store ([A-Za-z0-9._-],\n"
+    "                     at most 64; default: made once, kept in DATA/server-id)\n"
+    "  --lease-ms N       how long a claim on a deployment holds unrenewed; another\n"
+    "                     server takes over a dead one's after it (default 15000)\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
@@ -57,6 +65,7 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("print-config").CommandLineOnly(),
       Spec("verify").CommandLineOnly(),
       Spec("data", true).Default("./var"),
+      Spec("artifact-dir", true).Default("DATA/artifacts"),
       Spec("http", true).Default("127.0.0.1:8080"),
       Spec("agent-port", true).Default("8081"),
       Spec("agent-host", true).Default("0.0.0.0"),
@@ -67,6 +76,8 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("secure-cookies"),
       Spec("metrics-public"),
       Spec("webhook-allow-private"),
+      Spec("server-id", true),
+      Spec("lease-ms", true).Default("15000"),
   };
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames())
     known.push_back(Spec(name, true).Default(default_value));
@@ -80,6 +91,10 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   if (auto v = args.Value("data")) {
     if (v->empty()) return reprise::InvalidArgument("--data needs a directory");
     options.data_dir = *v;
+  }
+  if (auto v = args.Value("artifact-dir")) {
+    if (v->empty()) return reprise::InvalidArgument("--artifact-dir needs a directory");
+    options.artifact_dir = *v;
   }
   if (auto v = args.Value("http")) {
     REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(*v, "--http", true));
@@ -103,6 +118,16 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
   options.secure_cookies = args.Has("secure-cookies");
   options.metrics_public = args.Has("metrics-public");
   options.webhook_allow_private = args.Has("webhook-allow-private");
+  if (auto v = args.Value("server-id")) {
+    if (!reprise::IsValidServerId(*v))
+      return reprise::InvalidArgument("--server-id '" + *v +
+                                      "' is invalid (1 to 64 of [A-Za-z0-9._-])");
+    options.server_id = *v;
+  }
+  if (auto v = args.Value("lease-ms")) {
+    REPRISE_ASSIGN_OR_RETURN(int64_t ms, reprise::ParseInteger(*v, "--lease-ms", 300, 3600000));
+    options.lease = std::chrono::milliseconds(ms);
+  }
   for (const auto& [name, default_value] : reprise::ArtifactFlagNames()) {
     auto v = args.Value(name);
     if (!v) continue;
@@ -114,7 +139,7 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptio
 }
 
 int Verify(const reprise::ServerOptions& options) {
-  auto report = reprise::VerifyArtifacts(options.data_dir);
+  auto report = reprise::VerifyArtifacts(options);
   if (!report.ok()) {
     std::fprintf(stderr, "reprise-server: %s\n", report.status().ToString().c_str());
     return 1;

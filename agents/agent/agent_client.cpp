@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <map>
@@ -57,8 +58,11 @@ struct RunningOp {
   CancelToken cancel;
 };
 
-// One connection to the server.
+struct Link;
+
+// One connection to a server.
 struct Session {
+  Link* link = nullptr;  // the server it belongs to (outlives the session)
   std::shared_ptr<Channel> ch;
   Steady::time_point last_recv = Steady::now();
   bool authed = false;
@@ -92,6 +96,32 @@ struct Session {
   }
 };
 
+// One server of the agent's list: its address, its current connection and
+// its own reconnect loop. Touched only on the io_context thread (and by
+// Stop's handler there).
+struct Link {
+  Link(asio::io_context& io, std::string h, int p, std::chrono::milliseconds initial_backoff)
+      : host(std::move(h)), port(p), reconnect_timer(io), backoff(initial_backoff) {}
+  std::string host;
+  int port = 0;
+  std::string label() const {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+           std::to_string(port);
+  }
+  std::shared_ptr<Session> session;
+  asio::steady_timer reconnect_timer;
+  std::chrono::milliseconds backoff;
+  std::string pinned;         // the certificate SHA-256 this server must show
+  fs::path fingerprint_file;  // where a certificate pinned on first use is kept
+};
+
+// A server's HOST:PORT as a file name: anything but [A-Za-z0-9.-] becomes '-'.
+std::string SafeFileName(std::string text) {
+  for (char& c : text)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '-';
+  return text;
+}
+
 // Log lines and result messages stay far below the frame limits, so that
 // sending them can never fail; the rare longer text is cut.
 std::string BoundedText(std::string_view text) {
@@ -107,21 +137,21 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
   explicit Impl(AgentClientOptions opts)
       : o(std::move(opts)),
         runner(RunnerOptions{o.root, o.fsync, {}, 2000}),
-        reconnect_timer(io),
         heartbeat_timer(io),
-        backoff(o.backoff_min),
-        rng(std::random_device{}()) {}
+        rng(std::random_device{}()) {
+    if (o.servers.empty()) o.servers.push_back({o.host, o.port});
+    for (const auto& server : o.servers)
+      links.push_back(std::make_unique<Link>(io, server.host, server.port, o.backoff_min));
+  }
 
   AgentClientOptions o;
   asio::io_context io;
   std::unique_ptr<asio::ssl::context> ssl;
+  // One for every server: operations from any of them share its per-root locks.
   AgentRunner runner;
   std::optional<protocol::Identity> id;
-  std::string pinned;
-  std::shared_ptr<Session> session;
-  asio::steady_timer reconnect_timer;
+  std::vector<std::unique_ptr<Link>> links;
   asio::steady_timer heartbeat_timer;
-  std::chrono::milliseconds backoff;
   std::mt19937 rng;
   Status final_status;
   std::atomic<bool> stopping{false};
@@ -140,6 +170,11 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     if (a && b) return log::Write(level, event, {{"agent", o.name}, *a, *b});
     if (a) return log::Write(level, event, {{"agent", o.name}, *a});
     log::Write(level, event, {{"agent", o.name}});
+  }
+  // The same about one server's connection (named in the line).
+  void Event(log::Level level, std::string_view event, const Link& link,
+             std::optional<log::Field> a = {}) {
+    Event(level, event, log::Field("server", link.label()), std::move(a));
   }
 
   // Runs `fn` on its own thread; threads that finished are joined here, so a
@@ -162,30 +197,30 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
                        done});
   }
 
-  void ScheduleReconnect() {
+  void ScheduleReconnect(Link& link) {
     if (stopping) return;
     std::uniform_real_distribution<double> jitter(0.5, 1.5);
-    auto wait = std::chrono::milliseconds(static_cast<int64_t>(backoff.count() * jitter(rng)));
-    backoff = std::min(o.backoff_max, backoff * 2);
-    reconnect_timer.expires_after(wait);
+    auto wait = std::chrono::milliseconds(static_cast<int64_t>(link.backoff.count() * jitter(rng)));
+    link.backoff = std::min(o.backoff_max, link.backoff * 2);
+    link.reconnect_timer.expires_after(wait);
     auto self = shared_from_this();
-    reconnect_timer.async_wait([self](const boost::system::error_code& e) {
-      if (!e) self->Connect();
+    link.reconnect_timer.async_wait([self, l = &link](const boost::system::error_code& e) {
+      if (!e) self->Connect(*l);
     });
   }
 
-  void Connect() {
+  void Connect(Link& link) {
     if (stopping) return;
     auto self = shared_from_this();
     auto resolver = std::make_shared<protocol::tcp::resolver>(io);
     resolver->async_resolve(
-        o.host, std::to_string(o.port),
-        [self, resolver](const boost::system::error_code& e,
-                         protocol::tcp::resolver::results_type results) {
+        link.host, std::to_string(link.port),
+        [self, resolver, l = &link](const boost::system::error_code& e,
+                                    protocol::tcp::resolver::results_type results) {
           if (e) {
-            self->Event(log::Level::kWarn, "agent.resolve-failed", log::Field("host", self->o.host),
+            self->Event(log::Level::kWarn, "agent.resolve-failed", *l,
                         log::Field("error", e.message()));
-            return self->ScheduleReconnect();
+            return self->ScheduleReconnect(*l);
           }
           auto endpoints = std::make_shared<std::vector<protocol::tcp::endpoint>>();
           for (const auto& r : results) {
@@ -195,50 +230,53 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
           }
           if (endpoints->empty()) {
             self->Event(
-                log::Level::kWarn, "agent.resolve-failed", log::Field("host", self->o.host),
+                log::Level::kWarn, "agent.resolve-failed", *l,
                 log::Field("error", "no loopback address; plain TCP is only allowed to loopback"));
-            return self->ScheduleReconnect();
+            return self->ScheduleReconnect(*l);
           }
-          self->ConnectTo(std::move(endpoints), 0);
+          self->ConnectTo(*l, std::move(endpoints), 0);
         });
   }
 
   // Tries endpoints[i..] in order. Each socket is made close-on-exec right
   // after it is opened (Asio has no SOCK_CLOEXEC), before it connects.
-  void ConnectTo(std::shared_ptr<const std::vector<protocol::tcp::endpoint>> endpoints, size_t i) {
+  void ConnectTo(Link& link, std::shared_ptr<const std::vector<protocol::tcp::endpoint>> endpoints,
+                 size_t i) {
     if (stopping) return;
-    if (i >= endpoints->size()) return ScheduleReconnect();
+    if (i >= endpoints->size()) return ScheduleReconnect(link);
     const protocol::tcp::endpoint& ep = (*endpoints)[i];
     auto sock = std::make_shared<protocol::tcp::socket>(io);
     boost::system::error_code ec;
     sock->open(ep.protocol(), ec);
     if (ec) {
-      Event(log::Level::kWarn, "agent.socket-failed", log::Field("error", ec.message()));
-      return ScheduleReconnect();
+      Event(log::Level::kWarn, "agent.socket-failed", link, log::Field("error", ec.message()));
+      return ScheduleReconnect(link);
     }
     SetCloseOnExec(sock->native_handle());
     auto self = shared_from_this();
-    sock->async_connect(ep, [self, sock, endpoints, i](const boost::system::error_code& e) {
-      if (e) {
-        self->Event(log::Level::kWarn, "agent.connect-failed",
-                    log::Field("address", (*endpoints)[i].address().to_string()),
-                    log::Field("error", e.message()));
-        return self->ConnectTo(endpoints, i + 1);
-      }
-      self->StartSession(std::move(*sock));
-    });
+    sock->async_connect(
+        ep, [self, l = &link, sock, endpoints, i](const boost::system::error_code& e) {
+          if (e) {
+            self->Event(
+                log::Level::kWarn, "agent.connect-failed", *l,
+                log::Field("error", (*endpoints)[i].address().to_string() + ": " + e.message()));
+            return self->ConnectTo(*l, endpoints, i + 1);
+          }
+          self->StartSession(*l, std::move(*sock));
+        });
   }
 
-  void StartSession(protocol::tcp::socket sock) {
+  void StartSession(Link& link, protocol::tcp::socket sock) {
     auto s = std::make_shared<Session>();
+    s->link = &link;
     s->ch = std::make_shared<Channel>(std::move(sock), ssl.get(), false);
-    if (ssl) s->ch->set_expected_fingerprint(pinned);
-    session = s;
+    if (ssl) s->ch->set_expected_fingerprint(link.pinned);
+    link.session = s;
     auto self = shared_from_this();
     s->ch->Start(
         [self, s](const Status& st) {
           if (!st.ok()) {
-            self->Event(log::Level::kWarn, "agent.handshake-failed",
+            self->Event(log::Level::kWarn, "agent.handshake-failed", *s->link,
                         log::Field("error", st.message()));
             return;  // the close handler reconnects
           }
@@ -266,10 +304,11 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       f->error = "connection lost";
       f->cv.notify_all();
     }
-    if (session == s) session.reset();
+    Link& link = *s->link;
+    if (link.session == s) link.session.reset();
     if (stopping) return;
-    Event(log::Level::kWarn, "agent.disconnected", log::Field("why", why));
-    ScheduleReconnect();
+    Event(log::Level::kWarn, "agent.disconnected", link, log::Field("why", why));
+    ScheduleReconnect(link);
   }
 
   void StartHeartbeats() {
@@ -277,8 +316,9 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     auto self = shared_from_this();
     heartbeat_timer.async_wait([self](const boost::system::error_code& e) {
       if (e || self->stopping) return;
-      auto s = self->session;
-      if (s && s->authed) {
+      for (const auto& link : self->links) {
+        auto s = link->session;
+        if (!s || !s->authed) continue;
         if (Steady::now() - s->last_recv > 3 * self->o.heartbeat) {
           s->ch->Close("the server missed heartbeats", /*flush=*/false);
         } else {
@@ -316,24 +356,26 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     bool was = s->approved;
     s->authed = true;
     s->approved = m.approved();
-    backoff = o.backoff_min;
-    if (ssl && pinned.empty()) {
+    Link& link = *s->link;
+    link.backoff = o.backoff_min;
+    if (ssl && link.pinned.empty()) {
       // Trust on first use: pin what we saw from now on.
-      pinned = s->ch->peer_fingerprint();
-      Status st = WriteFileAtomic(o.state_dir / "server.fingerprint", pinned + "\n", 0600);
+      link.pinned = s->ch->peer_fingerprint();
+      Status st = WriteFileAtomic(link.fingerprint_file, link.pinned + "\n", 0600);
       if (!st.ok())
-        Event(log::Level::kWarn, "agent.fingerprint-not-saved", log::Field("error", st.message()));
-      Event(log::Level::kInfo, "agent.server-pinned", log::Field("fingerprint", pinned));
+        Event(log::Level::kWarn, "agent.fingerprint-not-saved", link,
+              log::Field("error", st.message()));
+      Event(log::Level::kInfo, "agent.server-pinned", link, log::Field("fingerprint", link.pinned));
     }
     if (!was) {
-      Event(log::Level::kInfo, "agent.connected",
+      Event(log::Level::kInfo, "agent.connected", link,
             log::Field("approved", s->approved ? "yes" : "waiting for an administrator"));
     }
   }
 
   void On(const std::shared_ptr<Session>& s, protocol::Refused& m, std::string&) {
-    Event(log::Level::kWarn, "agent.refused", log::Field("message", m.message),
-          log::Field("permanent", m.permanent ? "yes" : "no"));
+    Event(log::Level::kWarn, "agent.refused", *s->link,
+          log::Field("message", std::string(m.message) + (m.permanent ? " (permanent)" : "")));
     if (!m.permanent) return;
     final_status = m.code == Code::kUnauthenticated      ? Unauthenticated(m.message)
                    : m.code == Code::kFailedPrecondition ? FailedPrecondition(m.message)
@@ -620,11 +662,13 @@ Status AgentClient::Run() {
   if (!protocol::IsValidAgentName(o.name)) {
     return InvalidArgument("agent name '" + o.name + "' is invalid ([A-Za-z0-9._-], 1..64)");
   }
-  if (!o.tls && !protocol::IsLoopbackHost(o.host)) {
-    return InvalidArgument(
-        "plain TCP is only allowed to a loopback server (127.0.0.0/8, ::1 or "
-        "localhost), not '" +
-        o.host + "'; use TLS");
+  for (const auto& link : im.links) {
+    if (!o.tls && !protocol::IsLoopbackHost(link->host)) {
+      return InvalidArgument(
+          "plain TCP is only allowed to a loopback server (127.0.0.0/8, ::1 or "
+          "localhost), not '" +
+          link->host + "'; use TLS");
+    }
   }
   if (o.root.empty()) return InvalidArgument("--root is required");
   std::error_code ec;
@@ -638,21 +682,30 @@ Status AgentClient::Run() {
   if (o.tls) {
     im.ssl = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     im.ssl->set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    std::string given;
     if (!o.fingerprint.empty()) {
-      im.pinned = protocol::NormalizeFingerprint(o.fingerprint);
-      if (im.pinned.empty()) return InvalidArgument("--fingerprint must be 64 hex digits");
-    } else {
-      auto saved = ReadFileToString(o.state_dir / "server.fingerprint");
-      if (saved.ok()) im.pinned = protocol::NormalizeFingerprint(*saved);
-      if (im.pinned.empty()) {
-        im.Event(log::Level::kInfo, "agent.trust-on-first-use",
+      given = protocol::NormalizeFingerprint(o.fingerprint);
+      if (given.empty()) return InvalidArgument("--fingerprint must be 64 hex digits");
+    }
+    for (auto& link : im.links) {
+      // One server keeps the file it always had; several pin one each.
+      link->fingerprint_file =
+          o.state_dir / (im.links.size() == 1
+                             ? std::string("server.fingerprint")
+                             : "server-" + SafeFileName(link->label()) + ".fingerprint");
+      link->pinned = given;
+      if (!given.empty()) continue;
+      auto saved = ReadFileToString(link->fingerprint_file);
+      if (saved.ok()) link->pinned = protocol::NormalizeFingerprint(*saved);
+      if (link->pinned.empty()) {
+        im.Event(log::Level::kInfo, "agent.trust-on-first-use", *link,
                  log::Field("what",
                             "no --fingerprint given: the first server certificate seen "
                             "will be pinned"));
       }
     }
   }
-  im.Connect();
+  for (auto& link : im.links) im.Connect(*link);
   im.StartHeartbeats();
   while (!im.stopping) {
     im.io.run();
@@ -668,11 +721,13 @@ void AgentClient::Stop() {
   asio::post(impl_->io, [weak = std::weak_ptr<Impl>(impl_)] {
     auto impl = weak.lock();
     if (!impl) return;
-    impl->reconnect_timer.cancel();
     impl->heartbeat_timer.cancel();
-    if (auto s = impl->session) {
-      std::lock_guard<std::mutex> g(s->mu);
-      for (auto& [id, op] : s->ops) op->cancel.Cancel();
+    for (auto& link : impl->links) {
+      link->reconnect_timer.cancel();
+      if (auto s = link->session) {
+        std::lock_guard<std::mutex> g(s->mu);
+        for (auto& [id, op] : s->ops) op->cancel.Cancel();
+      }
     }
     impl->io.stop();
   });

@@ -1,8 +1,11 @@
 // AgentClient: the remote agent's side of the channel (what reprise-agent
-// runs). Connects out to the server, enrolls or authenticates with its
-// Ed25519 key, keeps the connection alive with heartbeats, reconnects with
-// exponential backoff and jitter, and runs the operations the server sends
-// through an AgentRunner (one thread per running operation).
+// runs). Connects out to every server it is given (one connection each, each
+// with its own reconnect loop), enrolls or authenticates with its Ed25519
+// key, keeps the connections alive with heartbeats, reconnects with
+// exponential backoff and jitter, and runs the operations any server sends
+// through one AgentRunner (one thread per running operation; operations on
+// the same target root are serialised by the runner's per-root lock, whichever
+// server sent them).
 //
 // Thread-safety: Run() blocks the calling thread; Stop() may be called from
 // any thread (or a signal handler thread) and makes Run() return.
@@ -12,21 +15,35 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
 namespace reprise {
 
+// One server the agent connects to.
+struct AgentServerAddress {
+  std::string host;
+  int port = 0;
+};
+
 struct AgentClientOptions {
+  // The servers to connect to, each on its own connection; empty: the one
+  // at host:port.
+  std::vector<AgentServerAddress> servers;
   std::string host;
   int port = 0;
   std::string name;
   std::string enroll_token;    // needed until the server knows this agent
   std::filesystem::path root;  // target roots must be inside it
-  std::filesystem::path
-      state_dir;            // agent.key (0600), server.fingerprint; default ROOT/.reprise/agent
-  bool tls = true;          // plain TCP is refused unless the host is loopback
-  std::string fingerprint;  // pinned server certificate SHA-256; "" : trust on first use
+  // agent.key (0600) and the pinned server certificates: server.fingerprint
+  // with one server, server-HOST-PORT.fingerprint each with several;
+  // default ROOT/.reprise/agent.
+  std::filesystem::path state_dir;
+  bool tls = true;  // plain TCP is refused unless every host is loopback
+  // Pinned server certificate SHA-256 (every server's, when several share
+  // one certificate); "" : trust on first use, per server.
+  std::string fingerprint;
   std::chrono::milliseconds heartbeat{10000};
   std::chrono::milliseconds backoff_min{200};
   std::chrono::milliseconds backoff_max{30000};

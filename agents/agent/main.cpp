@@ -1,6 +1,6 @@
 // reprise-agent: the daemon on a target machine. See docs/agents.md.
 //
-//   reprise-agent --server HOST:PORT --name NAME --root DIR
+//   reprise-agent --server HOST:PORT[,HOST:PORT...] --name NAME --root DIR
 //                 [--enroll-token T | $REPRISE_ENROLL_TOKEN] [--state DIR]
 //                 [--fingerprint SHA256 | --plain] [--heartbeat-ms N] [--no-fsync]
 //   reprise-agent --version
@@ -24,7 +24,7 @@ namespace {
 void PrintUsage(FILE* to) {
   std::fputs(
       "usage: reprise-agent [--config FILE] [--print-config]\n"
-      "         --server HOST:PORT --name NAME --root DIR\n"
+      "         --server HOST:PORT[,HOST:PORT...] --name NAME --root DIR\n"
       "         [--enroll-token TOKEN] [--state DIR] [--fingerprint SHA256 | --plain]\n"
       "         [--heartbeat-ms N] [--no-fsync] [--quiet]\n"
       "       reprise-agent --version\n",
@@ -55,15 +55,41 @@ std::vector<reprise::OptionSpec> KnownOptions() {
           Spec("quiet")};
 }
 
+// --server: one HOST:PORT, or several separated by commas (the agent keeps a
+// connection to each). An error names the entry that is wrong.
+reprise::Result<std::vector<reprise::AgentServerAddress>> ParseServers(const std::string& text) {
+  std::vector<reprise::AgentServerAddress> out;
+  size_t start = 0;
+  for (int n = 1;; ++n) {
+    size_t comma = text.find(',', start);
+    std::string entry = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    std::string what = "--server entry " + std::to_string(n);
+    if (entry.empty())
+      return reprise::InvalidArgument(what + " is empty (a list is HOST:PORT,HOST:PORT)");
+    REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(entry, what));
+    for (const auto& seen : out)
+      if (seen.host == hp.host && seen.port == hp.port)
+        return reprise::InvalidArgument(what + " '" + entry + "' is listed twice");
+    out.push_back({hp.host, hp.port});
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 // Fills `o` from the parsed flags; an error names the flag.
 reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::AgentClientOptions& o) {
   if (!args.positional.empty())
     return reprise::InvalidArgument("unexpected argument '" + args.positional[0] + "'");
   auto server = args.Value("server");
   if (!server) return reprise::InvalidArgument("--server HOST:PORT is required");
-  REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(*server, "--server"));
-  o.host = hp.host;
-  o.port = hp.port;
+  if (server->find(',') == std::string::npos) {
+    REPRISE_ASSIGN_OR_RETURN(auto hp, reprise::ParseHostPort(*server, "--server"));
+    o.host = hp.host;
+    o.port = hp.port;
+  } else {
+    REPRISE_ASSIGN_OR_RETURN(o.servers, ParseServers(*server));
+  }
   o.name = args.Value("name").value_or("");
   if (o.name.empty()) return reprise::InvalidArgument("--name is required");
   o.root = args.Value("root").value_or("");

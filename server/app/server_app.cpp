@@ -5,12 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "agents/deployer/archive.h"
+#include "common/crypto.h"
+#include "common/fs.h"
 #include "planner/version.h"
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
@@ -38,6 +42,10 @@ namespace reprise {
 using RouteInfo = ServerApp::RouteInfo;
 
 namespace {
+
+// An upload's temporary file is rewritten as its bytes arrive; one untouched
+// this long belongs to an upload that was killed.
+constexpr std::chrono::seconds kAbandonedUploadAge = std::chrono::hours(1);
 
 // An exclusive flock on DATA/lock, held while the server runs (released when
 // the process ends, however it ends): two servers on one data directory
@@ -82,7 +90,33 @@ class DataDirLock {
   int fd_ = -1;
 };
 
+// The server id kept in DATA/server-id; made on first start from the host
+// name (for people reading logs) and random hex (unique among servers).
+Result<std::string> KeptServerId(const std::filesystem::path& data_dir) {
+  const std::filesystem::path path = data_dir / "server-id";
+  if (auto kept = ReadFileToString(path); kept.ok()) {
+    std::string id = *kept;
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (IsValidServerId(id)) return id;
+    return FailedPrecondition(path.string() + " does not hold a valid server id");
+  }
+  char host[256] = {0};
+  std::string name = ::gethostname(host, sizeof host - 1) == 0 ? host : "server";
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '-';
+  std::string id = name.substr(0, 40) + "-" + RandomHex(4);
+  REPRISE_RETURN_IF_ERROR(WriteFileAtomic(path, id + "\n", 0600));
+  return id;
+}
+
 }  // namespace
+
+bool IsValidServerId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+  });
+}
 
 struct ServerApp::Impl {
   DataDirLock data_lock;  // first member: released after everything else is gone
@@ -104,6 +138,7 @@ struct ServerApp::Impl {
   std::unique_ptr<HttpServer> http;
   ApiContext api;
   std::filesystem::path token_file;
+  std::string server_id;  // --server-id, or the one kept in DATA/server-id
   std::vector<RouteInfo> route_table;
 
   // The steps of ServerApp::Start, in order.
@@ -142,6 +177,9 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
     return IoError("cannot create data directory " + o.data_dir.string() + ": " + ec.message());
   ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
   REPRISE_RETURN_IF_ERROR(data_lock.Acquire(o.data_dir));
+  auto id = o.server_id.empty() ? KeptServerId(o.data_dir) : Result<std::string>(o.server_id);
+  if (!id.ok()) return id.status();
+  server_id = *id;
 
   auto opened = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
   if (!opened.ok()) return opened.status();
@@ -155,6 +193,14 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   webhook_options.first_retry = o.webhook_first_retry;
   webhook_options.max_retry = o.webhook_max_retry;
   webhook_options.give_up_after = o.webhook_give_up_after;
+  // One server of the store delivers at a time (a named lease, held well
+  // past the longest attempt so it cannot lapse during one).
+  webhook_options.may_deliver = [st = store.get(), clock = o.clock, id = server_id,
+                                 hold = std::max<int64_t>(o.lease.count(), 60000)] {
+    int64_t now = ToUnixMillis(clock->Now());
+    auto mine = st->TryTakeLease("webhook-delivery", id, now, now + hold);
+    return mine.ok() && *mine;
+  };
   webhooks = std::make_unique<WebhookService>(webhook_options);
   webhooks->Start();  // deliveries left pending before a restart go out now
 
@@ -163,12 +209,13 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   token_file = boot->token_file;
   *password_file = boot->password_file.string();
 
-  auto opened_blobs =
-      BlobStore::Open(o.data_dir / "artifacts", BlobStoreOptions{o.max_artifact_bytes, true});
+  auto opened_blobs = BlobStore::Open(ArtifactDir(o), BlobStoreOptions{o.max_artifact_bytes, true});
   if (!opened_blobs.ok()) return opened_blobs.status();
   blobs = std::move(opened_blobs).value();
   // Uploads killed midway leave temporaries: nothing visible refers to them.
-  auto cleaned = blobs->CleanTemporaries();
+  // Only those nobody wrote to for a while go: another server sharing the
+  // directory may be in the middle of an upload.
+  auto cleaned = blobs->CleanTemporaries(kAbandonedUploadAge);
   if (!cleaned.ok()) return cleaned.status();
 
   archive_limits = o.archive_limits;
@@ -224,6 +271,9 @@ Status ServerApp::Impl::StartEngine() {
   engine_options.workers = o.engine_workers;
   engine_options.metrics = metrics.get();
   engine_options.events = events.get();
+  engine_options.server_id = server_id;
+  engine_options.lease = o.lease;
+  engine_options.lease_renew = o.lease / 3;
   auto started = DeploymentEngine::Start(engine_options);
   if (!started.ok()) return started.status().WithContext("deployment engine");
   engine = std::move(started).value();
@@ -292,6 +342,7 @@ void ServerApp::Impl::PrintBanner(const std::string& password_file) {
     std::printf("agents connect to port %d (certificate sha256 %s)\n", hub->port(),
                 hub->cert_fingerprint().c_str());
   if (!password_file.empty()) std::printf("admin web password: %s\n", password_file.c_str());
+  std::printf("server id: %s\n", engine->ServerId().c_str());
   std::fflush(stdout);
 }
 
@@ -316,8 +367,13 @@ std::string ServerApp::agent_cert_fingerprint() const {
   return impl_->hub ? impl_->hub->cert_fingerprint() : std::string();
 }
 
-Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir) {
-  auto blobs = BlobStore::Open(data_dir / "artifacts");
+std::filesystem::path ArtifactDir(const ServerOptions& options) {
+  return options.artifact_dir.empty() ? options.data_dir / "artifacts" : options.artifact_dir;
+}
+
+Result<VerifySummary> VerifyArtifacts(const ServerOptions& options) {
+  const std::filesystem::path& data_dir = options.data_dir;
+  auto blobs = BlobStore::Open(ArtifactDir(options));
   if (!blobs.ok()) return blobs.status();
   VerifySummary out;
   VerifyReport report;

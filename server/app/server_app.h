@@ -20,6 +20,9 @@ namespace reprise {
 
 struct ServerOptions {
   std::filesystem::path data_dir = "./var";
+  // Where artifact blobs live; empty: DATA/artifacts. Servers sharing one
+  // store share this directory too (a filesystem all of them mount).
+  std::filesystem::path artifact_dir;
   std::string http_host = "127.0.0.1";
   int http_port = 8080;   // 0: any free port
   int agent_port = 8081;  // 0: any free port; -1: no agent listener
@@ -47,8 +50,20 @@ struct ServerOptions {
   bool secure_cookies = false;  // the UI is reached over HTTPS (a TLS proxy in front)
   bool quiet = false;           // no start-up banner (tests)
   int engine_workers = 4;
+  // Several servers on one store: this server's id (the owner of its
+  // leases; shown in logs and /metrics). Empty: the one kept in
+  // DATA/server-id, made on first start from the host name and random hex,
+  // so a restarted server takes back at once what it left running.
+  std::string server_id;
+  // How long a server's claim on a deployment holds without renewal
+  // (renewed every third of it): another server takes over within about
+  // this long after a server dies.
+  std::chrono::milliseconds lease{15000};
   bool fsync = true;  // the local agent's extraction (tests may turn it off)
 };
+
+// A server id: 1 to 64 of [A-Za-z0-9._-].
+bool IsValidServerId(std::string_view id);
 
 struct VerifySummary {
   uint64_t blobs_checked = 0;
@@ -62,9 +77,13 @@ struct VerifySummary {
     return corrupt.empty() && unexpected.empty() && wrong_mode.empty() && missing.empty();
   }
 };
-// Re-hashes every stored artifact blob under DATA/artifacts and checks that
-// every artifact record in DATA/reprise.db has its blob; changes nothing.
-Result<VerifySummary> VerifyArtifacts(const std::filesystem::path& data_dir);
+// The artifact directory `options` name (DATA/artifacts unless set).
+std::filesystem::path ArtifactDir(const ServerOptions& options);
+
+// Re-hashes every stored artifact blob in the artifact directory and checks
+// that every artifact record of the store (when it exists) has its blob;
+// changes nothing.
+Result<VerifySummary> VerifyArtifacts(const ServerOptions& options);
 
 class ServerApp {
  public:

@@ -4,6 +4,7 @@
 // they wait. Threading: Dispatch/Tick/JoinEndedRuns run on the loop thread,
 // RunThread/PauseSlot/ResumeSlot on a deployment's thread; `mu` guards
 // busy_targets, running, run_threads, ended_runs and the slot counters.
+#include "common/log.h"
 #include "server/engine/engine_internal.h"
 
 namespace reprise {
@@ -17,6 +18,9 @@ std::shared_ptr<Running> DeploymentEngine::Impl::FindRunning(int64_t id) {
 }
 
 // ---- dispatcher: FIFO per target, a deployment takes all its targets at once
+// Picks in memory (FIFO per target among this server's view), then claims
+// in the store (one write transaction that keeps FIFO per target across
+// servers), then starts what it claimed.
 void DeploymentEngine::Impl::Dispatch() {
   JoinEndedRuns();
   if (!o.start_threads) return;  // nothing runs without threads
@@ -24,31 +28,62 @@ void DeploymentEngine::Impl::Dispatch() {
   // first 1000 have made room, which keeps the order.
   auto queued = store->ListDeployments({"", "", {"queued"}, true}, {1000, 0});
   if (!queued.ok()) return;
-  std::lock_guard lock(mu);
-  if (stopping) return;
-  std::set<std::string> claimed = busy_targets;
-  for (const auto& d : *queued) {
-    auto targets = SplitCsv(d.targets_csv);
-    bool free = std::none_of(targets.begin(), targets.end(),
-                             [&](const std::string& t) { return claimed.count(t) > 0; });
-    for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
-    if (!free || running.count(d.id)) continue;       // (its connection is being checked)
-    // Its thread ended after `queued` was read but is not joined yet: the
-    // list is stale for it, and a second thread must not replace the first.
-    if (run_threads.count(d.id)) continue;
-    if (active + resuming >= Workers()) break;
-    // The run thread checks the targets' agents, then moves it to running.
-    ++active;
-    auto r = std::make_shared<Running>();
-    r->id = d.id;
-    r->targets = targets;
-    running[d.id] = r;
-    for (const auto& t : targets) {
-      busy_targets.insert(t);
-      target_deployment[t] = d.id;
+  std::vector<DeploymentRecord> picked;
+  {
+    std::lock_guard lock(mu);
+    if (stopping || active + resuming >= Workers()) return;
+    std::set<std::string> claimed = busy_targets;
+    for (const auto& d : *queued) {
+      auto targets = SplitCsv(d.targets_csv);
+      bool free = std::none_of(targets.begin(), targets.end(),
+                               [&](const std::string& t) { return claimed.count(t) > 0; });
+      for (const auto& t : targets) claimed.insert(t);  // later ones wait behind this one
+      if (!free || running.count(d.id)) continue;       // (its connection is being checked)
+      // Its thread ended after `queued` was read but is not joined yet: the
+      // list is stale for it, and a second thread must not replace the first.
+      if (run_threads.count(d.id)) continue;
+      picked.push_back(d);
     }
-    run_threads[d.id] = std::thread([this, r] { RunThread(r); });
   }
+  // Outside `mu`: asks the hub which agents are connected here.
+  std::vector<DeploymentRecord> wanted = Claimable(picked);
+  if (wanted.empty()) return;
+  std::vector<int64_t> ids;
+  for (const auto& d : wanted) ids.push_back(d.id);
+  auto claimed = store->ClaimDeployments(ids, server_id, Now(), LeaseUntil());
+  if (!claimed.ok()) {
+    log::Warn("engine.claim-failed",
+              {{"server", server_id}, {"error", claimed.status().ToString()}});
+    return;
+  }
+  std::set<int64_t> got(claimed->begin(), claimed->end());
+  std::vector<int64_t> give_back;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& d : wanted) {
+      if (!got.count(d.id)) continue;
+      auto targets = SplitCsv(d.targets_csv);
+      bool free = std::none_of(targets.begin(), targets.end(),
+                               [&](const std::string& t) { return busy_targets.count(t) > 0; });
+      // A target read back meanwhile, or no slot left: claimed again later.
+      if (stopping || !free || active + resuming >= Workers()) {
+        give_back.push_back(d.id);
+        continue;
+      }
+      // The run thread checks the targets' agents, then moves it to running.
+      ++active;
+      auto r = std::make_shared<Running>();
+      r->id = d.id;
+      r->targets = targets;
+      running[d.id] = r;
+      for (const auto& t : targets) {
+        busy_targets.insert(t);
+        target_deployment[t] = d.id;
+      }
+      run_threads[d.id] = std::thread([this, r] { RunThread(r); });
+    }
+  }
+  if (!give_back.empty()) (void)store->ReleaseDeploymentLeases(give_back, server_id);
 }
 
 void DeploymentEngine::Impl::RunThread(const std::shared_ptr<Running>& r) {
@@ -58,7 +93,10 @@ void DeploymentEngine::Impl::RunThread(const std::shared_ptr<Running>& r) {
     stop = stopping;
   }
   // Dispatched but stopping: it stays queued for the next start.
-  if (!stop && StartIfConnected(r)) Run(r);
+  if (!stop && !r->lease_lost && StartIfConnected(r)) Run(r);
+  // Ended, back to waiting, or left queued: no longer this server's.
+  Status released = store->ReleaseDeploymentLeases({r->id}, server_id);
+  (void)released;  // else the lease lapses by itself
   {
     std::lock_guard lock(mu);
     running.erase(r->id);

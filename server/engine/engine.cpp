@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/crypto.h"
 #include "server/engine/engine_internal.h"
 
 namespace reprise {
@@ -28,9 +29,17 @@ Result<std::unique_ptr<DeploymentEngine>> DeploymentEngine::Start(EngineOptions 
   impl.o = options;
   impl.store = options.store;
   impl.clock = options.clock ? options.clock : &SystemClock::Instance();
+  if (options.lease <= options.lease_renew || options.lease_renew.count() <= 0)
+    return InvalidArgument("the lease (" + std::to_string(options.lease.count()) +
+                           " ms) must be longer than its renewal period (" +
+                           std::to_string(options.lease_renew.count()) + " ms)");
+  impl.server_id = options.server_id.empty() ? "engine-" + RandomHex(6) : options.server_id;
+  impl.renewed_at = impl.clock->Now();
+  impl.RenewLeases();  // present (and known to others) before taking anything over
   impl.Recover();
   impl.FlushLogs();  // what recovery found is in the log before anyone can ask
   impl.threads.emplace_back([&impl] { impl.LogFlushLoop(); });
+  impl.threads.emplace_back([&impl] { impl.LeaseLoop(); });
   if (options.start_threads) {
     impl.loop = std::make_unique<EngineLoop>(
         *impl.clock, [&impl] { impl.OnDeadline(); }, [&impl] { impl.OnClockSet(); });
@@ -62,6 +71,7 @@ void DeploymentEngine::Stop() {
   impl_->read_back_cv.notify_all();
   impl_->slot_cv.notify_all();
   impl_->retry_cv.notify_all();
+  impl_->lease_cv.notify_all();
   if (impl_->loop) impl_->loop->Stop();
   // Running deployments end as interrupted (their cancel token is set).
   std::map<int64_t, std::thread> runs;
@@ -76,6 +86,10 @@ void DeploymentEngine::Stop() {
     if (t.joinable()) t.join();
   impl_->threads.clear();
   impl_->FlushLogs();
+  // Gone: other servers need not wait for this one's presence to lapse.
+  auto left = impl_->store->TryTakeLease(Impl::kPresencePrefix + impl_->server_id, impl_->server_id,
+                                         impl_->Now(), 0);
+  (void)left;
 }
 
 void DeploymentEngine::Tick() {
@@ -92,6 +106,7 @@ void DeploymentEngine::BeginShutdown() {
 }
 
 bool DeploymentEngine::ShuttingDown() const { return impl_->shutting_down; }
+const std::string& DeploymentEngine::ServerId() const { return impl_->server_id; }
 Store* DeploymentEngine::engine_store() const { return impl_->store; }
 const Clock& DeploymentEngine::engine_clock() const { return *impl_->clock; }
 

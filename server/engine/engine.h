@@ -59,6 +59,18 @@ struct EngineOptions {
   bool start_threads = true;
   Metrics* metrics = nullptr;  // the scheduler's lateness (may be null)
   EventBus* events = nullptr;  // where status changes are published (may be null)
+  // Several servers on one store: this server's id, the owner of its leases
+  // ("" : a random one, made at start). A server restarted with the same id
+  // takes back at once what it left running; with another id, it waits for
+  // the lease to lapse like any other server.
+  std::string server_id;
+  // A deployment this server claims or runs is held for `lease` past the
+  // last renewal; renewed every `lease_renew` (wall time; lease times are
+  // the engine clock's). A running deployment whose lease lapsed (its
+  // server died) is taken over by any server: `interrupted`, its targets
+  // read back. A server that cannot renew within `lease` cancels its own.
+  std::chrono::milliseconds lease{15000};
+  std::chrono::milliseconds lease_renew{5000};
 };
 
 struct DeployRequest {
@@ -200,6 +212,9 @@ class DeploymentEngine {
   void RemoveLogListener(int64_t handle);
   // Progress from the hub (bytes transferred, files extracted).
   void ReportProgress(const std::string& target, const TransferProgress& progress);
+
+  // This server's id (EngineOptions::server_id, or the one made at start).
+  const std::string& ServerId() const;
 
   // Runs one scheduler and dispatcher pass now, on the scheduler's thread.
   void Tick();

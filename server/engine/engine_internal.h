@@ -108,6 +108,10 @@ struct Running {
   std::string answer_comment;
   std::map<std::string, TransferProgress> progress;
   bool holds_slot = true;  // counts against the worker limit (guarded by the engine's mu)
+  // Its lease could not be renewed (another server took it, or the store
+  // stayed unreachable for a whole lease): it is cancelled and ends
+  // `interrupted` (if its status is still ours to write).
+  std::atomic<bool> lease_lost{false};
 };
 
 // The log's condition variable, which also tells registered listeners (live
@@ -415,8 +419,40 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
   void AfterSuccess(const DeploymentRecord& d, const AppSpec& spec, const std::string& kind);
 
   // ---- recovery
+  // At start: what this server left running, and what other servers left
+  // running with a lapsed lease, becomes interrupted.
   void Recover();
   std::vector<DeploymentRecord> interrupted;
+  // Interrupts what InterruptOrphaned returned: log, audit, event, targets
+  // `interrupted`; returns the records (their targets are to be read back).
+  std::vector<DeploymentRecord> Interrupt(const std::vector<OrphanedDeployment>& orphans);
+  static constexpr const char* kStoppedWhileRunning = "the server stopped while it was running";
+
+  // ---- leases: several servers on one store (leases.cpp)
+  std::string server_id;
+  // Another server renewed its presence lease within a lease period (the
+  // dispatcher then leaves deployments whose agents are elsewhere to them).
+  std::atomic<bool> others_alive{false};
+  // Loop thread: queued deployments this server could not run (their agents
+  // are connected elsewhere), since when; after a whole lease unclaimed by
+  // anyone, this server claims them anyway (to send them back to waiting).
+  std::map<int64_t, TimePoint> unrunnable_since;
+  // When the leases were last renewed (lease thread).
+  TimePoint renewed_at{};
+  std::condition_variable lease_cv;
+  static constexpr const char* kPresencePrefix = "server:";
+
+  int64_t LeaseUntil() const { return Now() + o.lease.count(); }
+  // Every lease_renew: this server's presence, the leases of what it runs
+  // (cancelling what it lost), and taking over what lapsed elsewhere.
+  void LeaseLoop();
+  void RenewLeases();
+  void TakeOverLapsed();
+  // Whether this server can run `d` now: every target's agent is connected
+  // here (or its plan needs no agent).
+  bool CanRunHere(const DeploymentRecord& d);
+  // Of `candidates` (in dispatch order), those to claim now.
+  std::vector<DeploymentRecord> Claimable(const std::vector<DeploymentRecord>& candidates);
 
   // ---- reading back what targets hold
   // Targets whose agent has not told yet what they hold: those of

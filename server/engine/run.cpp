@@ -220,7 +220,10 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
         std::lock_guard lock(mu);
         if (stopping) {
           status = "interrupted";
-          error = "the server stopped while it was running";
+          error = kStoppedWhileRunning;
+        } else if (r->lease_lost) {
+          status = "interrupted";
+          error = "server " + server_id + " lost its lease on it";
         } else {
           status = "cancelled";
           error = "cancelled";

@@ -92,6 +92,20 @@ void AgentHub::Impl::OnFrame(const std::shared_ptr<Conn>& c, protocol::Frame f) 
 void AgentHub::Impl::On(const std::shared_ptr<Conn>& c, protocol::Heartbeat&, std::string&) {
   SendControl(c, protocol::HeartbeatAck{});
   if (NowMs() - c->last_seen_persisted > 60000) PersistLastSeen(c);
+  if (!c->approved) CheckApproved(c);
+}
+
+void AgentHub::Impl::CheckApproved(const std::shared_ptr<Conn>& c) {
+  if (NowMs() - c->approval_checked < 2000) return;
+  c->approval_checked = NowMs();
+  auto rec = o.store->GetAgent(c->name);
+  if (!rec.ok() || rec->status != "approved") return;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    c->approved = true;
+  }
+  SendControl(c, protocol::Welcome{"approved"});
+  RefreshStates(c);
 }
 
 void AgentHub::Impl::On(const std::shared_ptr<Conn>& c, protocol::LogLines& m,

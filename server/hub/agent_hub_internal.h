@@ -59,6 +59,9 @@ struct Conn {
   Steady::time_point connected_at = Steady::now();
   Steady::time_point last_recv = Steady::now();
   int64_t last_seen_persisted = 0;
+  // A pending agent's record was last read (io thread): another server on
+  // the same store may have approved it.
+  int64_t approval_checked = 0;
 };
 
 struct PendingOp {
@@ -200,6 +203,9 @@ struct AgentHub::Impl {
   // The connection no longer counts against max_unauthenticated (io thread).
   void ReleaseHandshakeSlot(const std::shared_ptr<Conn>& c);
   void PersistLastSeen(const std::shared_ptr<Conn>& c);
+  // A pending agent approved meanwhile (on any server of the store) is told
+  // so and may receive work; read at most every 2 s per connection.
+  void CheckApproved(const std::shared_ptr<Conn>& c);
   std::vector<TargetRecord> TargetsOf(const std::string& agent);
   // On connect and approval: ask for every target's state, cached on reply.
   void RefreshStates(const std::shared_ptr<Conn>& c);

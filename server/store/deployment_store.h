@@ -151,6 +151,21 @@ struct IrreversibleStepRecord {
   bool has_undo = false;
 };
 
+// A running deployment another server left behind (its lease lapsed), or
+// this server did before a restart, now `interrupted`.
+struct OrphanedDeployment {
+  int64_t id = 0;
+  std::string owner;  // the server id that ran it ("" before leases existed)
+};
+
+// A named lease (server-local work one server does at a time, or a server's
+// presence), live until `until` (unix ms).
+struct LeaseRecord {
+  std::string name;
+  std::string owner;
+  int64_t until = 0;
+};
+
 class DeploymentStore {
  public:
   virtual ~DeploymentStore() = default;
@@ -246,6 +261,46 @@ class DeploymentStore {
                            const std::string& hold_json) = 0;
   // Returns true when removed, false when the stage had no hold.
   virtual Result<bool> ClearHold(const std::string& app, const std::string& stage) = 0;
+
+  // ---- leases: several servers on one store (store_leases.cpp). A queued
+  // or running deployment is held by the server named in its owner column
+  // until its lease_until (unix ms); every change below is one write
+  // transaction, which excludes every other writer of the store.
+  //
+  // Claims for `owner`, until `lease_until`, those of `ids` that are still
+  // queued and not held by a live lease, keeping per-target FIFO across
+  // servers: one is taken only when none of its targets belongs to a running
+  // deployment, to a queued one held by a live lease (any server's), or to
+  // an older queued one. Returns the ids claimed, in id order.
+  virtual Result<std::vector<int64_t>> ClaimDeployments(const std::vector<int64_t>& ids,
+                                                        const std::string& owner, int64_t now,
+                                                        int64_t lease_until) = 0;
+  // Extends the leases `owner` holds on `ids` (queued or running) to
+  // `lease_until`; returns the ids still held (a deployment another server
+  // took over, or that ended, is not).
+  virtual Result<std::vector<int64_t>> RenewDeploymentLeases(const std::vector<int64_t>& ids,
+                                                             const std::string& owner,
+                                                             int64_t lease_until) = 0;
+  // Gives up `owner`'s leases on `ids` (they ended, or went back to waiting).
+  virtual Status ReleaseDeploymentLeases(const std::vector<int64_t>& ids,
+                                         const std::string& owner) = 0;
+  // Every running deployment not in `running_here` whose lease lapsed before
+  // `now`, or whose owner is `owner` (left by this server before a restart),
+  // becomes `interrupted` (finished_at `now`, `error`), in one transaction.
+  // A deployment another server holds a live lease on is never taken.
+  virtual Result<std::vector<OrphanedDeployment>> InterruptOrphaned(
+      const std::string& owner, int64_t now, const std::vector<int64_t>& running_here,
+      const std::string& error) = 0;
+  // Takes (or renews) the named lease for `owner` until `until` when it is
+  // free, lapsed before `now`, or already `owner`'s; returns whether `owner`
+  // holds it now.
+  virtual Result<bool> TryTakeLease(const std::string& name, const std::string& owner, int64_t now,
+                                    int64_t until) = 0;
+  // Who holds deployment `id` and until when (name: the id); owner "" when
+  // nobody does. kNotFound when there is no such deployment.
+  virtual Result<LeaseRecord> GetDeploymentLease(int64_t id) = 0;
+  // Named leases live at `now` whose name starts with `prefix`, by name.
+  virtual Result<std::vector<LeaseRecord>> LiveLeases(const std::string& prefix, int64_t now) = 0;
 
   // Keeps an irreversible step that ran (id and the given id are ignored).
   virtual Status AddIrreversibleStep(const IrreversibleStepRecord& step) = 0;

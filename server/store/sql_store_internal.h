@@ -243,6 +243,22 @@ class SqlStore final : public Store {
   Status PlaceHold(const std::string& app, const std::string& stage,
                    const std::string& hold_json) override;
   Result<bool> ClearHold(const std::string& app, const std::string& stage) override;
+  // ---- leases (store_leases.cpp)
+  Result<std::vector<int64_t>> ClaimDeployments(const std::vector<int64_t>& ids,
+                                                const std::string& owner, int64_t now,
+                                                int64_t lease_until) override;
+  Result<std::vector<int64_t>> RenewDeploymentLeases(const std::vector<int64_t>& ids,
+                                                     const std::string& owner,
+                                                     int64_t lease_until) override;
+  Status ReleaseDeploymentLeases(const std::vector<int64_t>& ids,
+                                 const std::string& owner) override;
+  Result<std::vector<OrphanedDeployment>> InterruptOrphaned(
+      const std::string& owner, int64_t now, const std::vector<int64_t>& running_here,
+      const std::string& error) override;
+  Result<bool> TryTakeLease(const std::string& name, const std::string& owner, int64_t now,
+                            int64_t until) override;
+  Result<std::vector<LeaseRecord>> LiveLeases(const std::string& prefix, int64_t now) override;
+  Result<LeaseRecord> GetDeploymentLease(int64_t id) override;
   // store_irreversible.cpp
   Status AddIrreversibleStep(const IrreversibleStepRecord& step) override;
   Result<std::vector<IrreversibleStepRecord>> ListIrreversibleSteps(const std::string& app,

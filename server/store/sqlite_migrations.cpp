@@ -420,6 +420,18 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
 )sql",
+      // Several servers on one store: the server holding a queued or running
+      // deployment and until when (its lease), and named leases for work one
+      // server does at a time.
+      R"sql(
+ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployments ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  lease_until INTEGER NOT NULL
+);
+)sql",
   };
   return kMigrations;
 }

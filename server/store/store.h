@@ -1,6 +1,6 @@
 // Store: the durable state of a Reprise server, behind an interface so the
-// engine and API do not depend on the database: one implementation
-// (sql_store.h) runs on SQLite or PostgreSQL.
+// engine and API do not depend on the database: SQLite (one server, the
+// default) or PostgreSQL (several servers sharing it), one SqlStore on both.
 //
 // Records are plain values. JSON-valued fields (variables, specs, manifests,
 // execution contexts) are kept as canonical JSON text; the store does not
@@ -16,8 +16,10 @@
 // them. A caller that needs one aggregate may take the narrower interface.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "server/store/agent_store.h"
@@ -56,5 +58,27 @@ struct SqliteStoreOptions {
 
 // Opens (creating if needed) and migrates the SQLite database.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options);
+
+struct PostgresStoreOptions {
+  std::string url;  // postgresql://… (libpq's URI; its password is never logged)
+  // How long a write waits for another server's write transaction.
+  int busy_timeout_ms = 5000;
+};
+
+// Connects to the PostgreSQL database and migrates it (once, whichever of
+// several servers starting together gets there first).
+Result<std::unique_ptr<Store>> OpenPostgresStore(const PostgresStoreOptions& options);
+
+// Where a server's store is: "postgresql://…" (or "postgres://…"), or
+// "sqlite:DIR" for the SQLite file DIR/reprise.db.
+bool IsPostgresUrl(std::string_view location);
+// kInvalidArgument naming the accepted forms when `location` is neither.
+Status CheckStoreLocation(std::string_view location);
+// "sqlite:DIR" for the store inside the data directory `dir`.
+std::string SqliteStoreLocation(const std::filesystem::path& dir);
+// `location` with a URL's password replaced by "***", for messages.
+std::string RedactStoreLocation(std::string_view location);
+// Opens the store at `location` (see above).
+Result<std::unique_ptr<Store>> OpenStore(std::string_view location);
 
 }  // namespace reprise

@@ -201,6 +201,12 @@ void WebhookService::Work() {
       if (stopping_) return;
       woken_ = false;
     }
+    if (o_.may_deliver && !o_.may_deliver()) {
+      // Another server delivers: ask again later.
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, o_.standby_recheck, [&] { return stopping_; });
+      continue;
+    }
     auto due = o_.store->DueWebhookDeliveries(Now(), kDueBatch);
     if (due.ok() && !due->empty()) {
       for (const auto& d : *due) {
@@ -208,6 +214,7 @@ void WebhookService::Work() {
           std::lock_guard lock(mu_);
           if (stopping_) return;
         }
+        if (o_.may_deliver && !o_.may_deliver()) break;
         Attempt(d);
       }
       continue;

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -40,6 +41,12 @@ struct WebhookServiceOptions {
   std::chrono::milliseconds give_up_after{std::chrono::hours(24)};
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds read_timeout{10};
+  // Several servers on one store: whether this server may deliver now (it
+  // holds the store's named delivery lease), asked before each batch and
+  // each attempt, so two servers never send the same delivery. Null: always.
+  std::function<bool()> may_deliver;
+  // How often a server that may not deliver asks again.
+  std::chrono::milliseconds standby_recheck{5000};
 };
 
 // The JSON "data" of an event: its non-empty fields, "time" in RFC 3339.

@@ -20,6 +20,7 @@
 
 #include "common/crypto.h"
 #include "tests/agents/deployer/archive_corpus.h"
+#include "tests/support/run_binary.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_server.h"
 
@@ -313,8 +314,15 @@ TEST_CASE_FIXTURE(SeededServer,
   REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "x").status == 201);
   auto leftover = server.data_dir() / "artifacts" / "tmp" / "upload-killed";
   WriteBytes(leftover, "half an upload");
+  std::filesystem::last_write_time(
+      leftover, std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  // Another server sharing the artifact directory is in the middle of this one.
+  auto in_progress = server.data_dir() / "artifacts" / "tmp" / "upload-in-progress";
+  WriteBytes(in_progress, "the first bytes");
   server.Restart();
   CHECK_FALSE(std::filesystem::exists(leftover));
+  CHECK(std::filesystem::exists(in_progress));
+  std::filesystem::remove(in_progress);
 
   auto clean = json::parse(server.Admin().Post("/api/v1/admin/verify", "{}").body);
   CHECK(clean["ok"] == true);
@@ -685,6 +693,28 @@ TEST_CASE("the server's retention defaults apply to the fields a request leaves 
   CHECK(overridden["policy"] ==
         json{{"keep_builds", 5}, {"keep_days", 0}, {"keep_rollback_candidates", 0}});
   CHECK(overridden["deleted"].empty());
+}
+
+TEST_CASE("--artifact-dir keeps blobs outside the data directory; --verify reads them there") {
+  TempDir dir;
+  ServerOptions options;
+  options.artifact_dir = dir.path() / "shared-artifacts";
+  TestServer server(options);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  std::string bytes = Archive(dir, {File("a.txt", "shared content")});
+  REQUIRE(admin.Put(std::string(kBuild1) + "/artifacts/web", bytes, "x").status == 201);
+  const std::string sha = Sha256Hex(bytes);
+  CHECK(std::filesystem::exists(options.artifact_dir / "sha256" / sha.substr(0, 2) / sha));
+  CHECK(Blobs(server).empty());
+  CHECK(admin.Get(std::string(kBuild1) + "/artifacts/web").body == bytes);
+  server.Stop();
+
+  auto r = RunBinary("reprise-server", "--verify --data " + server.data_dir().string() +
+                                           " --artifact-dir " + options.artifact_dir.string());
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("1 blobs") != std::string::npos);
+  CHECK(r.output.find("1 artifact records, 0 missing") != std::string::npos);
 }
 
 TEST_CASE("reprise-server refuses bad artifact flags naming the flag") {

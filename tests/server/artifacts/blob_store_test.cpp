@@ -155,6 +155,38 @@ TEST_CASE("50 concurrent identical uploads: one blob, all succeed with the same 
   CHECK(fs::is_empty(tmp.path() / "tmp"));
 }
 
+TEST_CASE("two stores on one shared directory (two servers) converge on one blob") {
+  TempDir tmp;
+  auto first = OpenStore(tmp.path(), {.fsync = false});
+  auto second = OpenStore(tmp.path(), {.fsync = false});
+  const std::string content(64 * 1024, 's');
+  std::vector<std::string> hashes(20);
+  std::vector<std::string> errors(20);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i) {
+    threads.emplace_back([&, i] {
+      const BlobStore& store = i % 2 == 0 ? *first : *second;
+      auto hash = store.Put(content);
+      if (hash.ok())
+        hashes[i] = *hash;
+      else
+        errors[i] = hash.status().ToString();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 20; ++i) {
+    CAPTURE(i);
+    CHECK(errors[i] == "");
+    CHECK(hashes[i] == Sha256Hex(content));
+  }
+  CHECK(CountFiles(tmp.path() / "sha256") == 1);
+  CHECK(fs::is_empty(tmp.path() / "tmp"));
+  CHECK(Slurp(*second->Path(Sha256Hex(content))) == content);
+  // A server that stored it and one that did not see the same blob.
+  CHECK(first->Exists(Sha256Hex(content)));
+  CHECK(second->Verify(Sha256Hex(content)).ok());
+}
+
 TEST_CASE("the size limit stops an upload as soon as it is exceeded") {
   TempDir tmp;
   auto store = OpenStore(tmp.path(), {.max_blob_bytes = 1000, .fsync = false});

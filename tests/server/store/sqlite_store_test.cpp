@@ -25,7 +25,7 @@ SQLite::Database OldDatabase(const TempDir& dir, size_t version) {
 }
 }  // namespace
 
-TEST_CASE("migrations from empty reach the latest version and are idempotent") {
+TEST_CASE("migrations from empty reach the latest version and are idempotent" * SqliteOnly()) {
   TempDir dir;
   {
     auto s = OpenTestStore(dir);
@@ -44,7 +44,7 @@ TEST_CASE("migrations from empty reach the latest version and are idempotent") {
   }
 }
 
-TEST_CASE("a database newer than the server is refused") {
+TEST_CASE("a database newer than the server is refused" * SqliteOnly()) {
   TempDir dir;
   { auto s = OpenTestStore(dir); }
   {
@@ -348,7 +348,8 @@ TEST_CASE("agents keep their public key") {
   CHECK_FALSE(s->PutAgent(a).ok());
 }
 
-TEST_CASE("one standing approval per user: a repeat is refused, older duplicates are revoked") {
+TEST_CASE("one standing approval per user: a repeat is refused, older duplicates are revoked" *
+          SqliteOnly()) {
   TempDir dir;
   {
     // A database at version 4, which took the same user's approval twice.
@@ -390,7 +391,8 @@ TEST_CASE("one standing approval per user: a repeat is refused, older duplicates
   CHECK_FALSE(list->back().revoked);
 }
 
-TEST_CASE("succeeded builds per stage come from a table kept on success, also for old history") {
+TEST_CASE("succeeded builds per stage come from a table kept on success, also for old history" *
+          SqliteOnly()) {
   TempDir dir;
   {
     // History written by version 6, before the table existed.

@@ -1,6 +1,9 @@
-// Store test fixtures: a fresh SQLite store in a temporary directory, the
+// Store test fixtures: a fresh store in a temporary directory, the
 // application "shop" with release "1.0" and its builds, and promotion
 // deployments, all written through the Store interface as the server does.
+// The store is SQLite, or PostgreSQL (a database of the binary's throwaway
+// cluster) when REPRISE_TEST_STORE=postgres: ctest runs the store suites on
+// both, the same cases.
 //
 // Thread-safety: the functions share nothing; the store they return is the
 // thread-safe SqlStore.
@@ -12,6 +15,7 @@
 #include <string>
 
 #include "server/store/store.h"
+#include "tests/support/pg_cluster.h"
 #include "tests/temp_dir.h"
 
 namespace reprise {
@@ -19,12 +23,19 @@ namespace reprise {
 // The store's file inside `dir`.
 inline std::string TestStorePath(const TempDir& dir) { return (dir.path() / "r.db").string(); }
 
-// The store in `dir`, created and migrated on first use, as the server opens it.
+// The store of `dir` (the same one when opened again), created and migrated
+// on first use, as the server opens it.
 inline std::unique_ptr<Store> OpenTestStore(const TempDir& dir) {
-  auto s = OpenSqliteStore({TestStorePath(dir), 5000});
+  auto s = testing::TestStoreIsPostgres()
+               ? OpenPostgresStore({testing::PgCluster::Shared().DatabaseFor(dir.path()), 5000})
+               : OpenSqliteStore({TestStorePath(dir), 5000});
   REQUIRE_MESSAGE(s.ok(), s.status().ToString());
   return std::move(s).value();
 }
+
+// For test cases about the SQLite file itself (its pragmas, migrating old
+// files): `TEST_CASE("…" * SqliteOnly())` skips them on PostgreSQL.
+inline doctest::skip SqliteOnly() { return doctest::skip(testing::TestStoreIsPostgres()); }
 
 // Application "shop" with release "1.0" and `builds` builds in it (numbered
 // from 1), created at 1 by "t".

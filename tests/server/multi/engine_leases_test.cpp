@@ -1,0 +1,95 @@
+// The engine's leases on its own (fake) clock: a deployment another server
+// runs under a live lease is left alone at start; once that lease lapses on
+// this engine's clock it is taken over (interrupted, said in its log).
+#include <doctest/doctest.h>
+
+#include "server/engine/engine.h"
+#include "tests/server/store/store_fixture.h"
+#include "tests/support/wait.h"
+
+namespace reprise {
+
+using testing::WaitUntil;
+
+namespace {
+
+constexpr int64_t kStart = 1'800'000'000'000;  // unix ms
+
+// Deployment `id` claimed by server `owner` until `until`, then running.
+void RunningOn(Store& store, int64_t id, const std::string& owner, int64_t until) {
+  auto claimed = store.ClaimDeployments({id}, owner, kStart, until);
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  REQUIRE(*store.TransitionDeployment(id, {"queued"}, "running"));
+}
+
+std::unique_ptr<DeploymentEngine> StartEngine(Store& store, const Clock& clock,
+                                              const std::string& id) {
+  EngineOptions o;
+  o.store = &store;
+  o.clock = &clock;
+  o.server_id = id;
+  o.lease = std::chrono::milliseconds(15000);
+  o.lease_renew = std::chrono::milliseconds(20);  // wall time: looks often
+  auto engine = DeploymentEngine::Start(o);
+  REQUIRE_MESSAGE(engine.ok(), engine.status().ToString());
+  return std::move(engine).value();
+}
+
+bool LogHas(Store& store, int64_t id, const std::string& text) {
+  auto lines = store.ListDeploymentLog(id, 0, 1000);
+  if (!lines.ok()) return false;
+  for (const auto& l : *lines)
+    if (l.text.find(text) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a live lease of another server is left alone; once it lapses it is taken over") {
+  TempDir dir;
+  auto store = OpenTestStore(dir);
+  SeedShop(*store, 1);
+  int64_t id = CreatePromotion(*store, {.status = "queued", .targets_csv = "web"}).id;
+  RunningOn(*store, id, "alpha", kStart + 15000);
+  FakeClock clock(FromUnixMillis(kStart + 1000));
+  auto beta = StartEngine(*store, clock, "beta");
+  CHECK(beta->ServerId() == "beta");
+  // Recovery at start took nothing of alpha's.
+  CHECK(store->GetDeployment(id)->status == "running");
+  clock.Set(FromUnixMillis(kStart + 15001));
+  REQUIRE(WaitUntil([&] { return store->GetDeployment(id)->status == "interrupted"; }));
+  auto d = store->GetDeployment(id);
+  CHECK(d->finished_at >= kStart + 15001);
+  CHECK(WaitUntil([&] {
+    return LogHas(*store, id, "server alpha stopped while this deployment was running");
+  }));
+  beta->Stop();
+}
+
+TEST_CASE("a restarted server takes back at once what it left running itself") {
+  TempDir dir;
+  auto store = OpenTestStore(dir);
+  SeedShop(*store, 1);
+  int64_t id = CreatePromotion(*store, {.status = "queued", .targets_csv = "web"}).id;
+  RunningOn(*store, id, "alpha", kStart + 15000);
+  FakeClock clock(FromUnixMillis(kStart + 1000));
+  auto alpha = StartEngine(*store, clock, "alpha");
+  CHECK(store->GetDeployment(id)->status == "interrupted");
+  CHECK(LogHas(*store, id, "the server stopped while this deployment was running"));
+  alpha->Stop();
+}
+
+TEST_CASE("a lease no longer than its renewal period is refused") {
+  TempDir dir;
+  auto store = OpenTestStore(dir);
+  EngineOptions o;
+  o.store = store.get();
+  o.lease = std::chrono::milliseconds(1000);
+  o.lease_renew = std::chrono::milliseconds(1000);
+  auto engine = DeploymentEngine::Start(o);
+  REQUIRE_FALSE(engine.ok());
+  CHECK(engine.status().message().find("renewal period") != std::string::npos);
+}
+
+}  // namespace reprise
