@@ -30,6 +30,7 @@
 #include "server/metrics/metrics.h"
 #include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
+#include "server/store/store_copy.h"
 #include "server/web/web_ui.h"
 #include "server/webhooks/webhooks.h"
 
@@ -85,6 +86,10 @@ class DataDirLock {
  private:
   int fd_ = -1;
 };
+
+std::string StoreLocation(const ServerOptions& o) {
+  return o.store.empty() ? SqliteStoreLocation(o.data_dir) : o.store;
+}
 
 }  // namespace
 
@@ -147,7 +152,7 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   ::chmod(o.data_dir.c_str(), 0700);  // tokens and secrets live here
   REPRISE_RETURN_IF_ERROR(data_lock.Acquire(o.data_dir));
 
-  auto opened = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
+  auto opened = OpenStore(StoreLocation(o));
   if (!opened.ok()) return opened.status();
   store = std::move(opened).value();
   events = std::make_unique<EventBus>(*o.clock);
@@ -332,8 +337,9 @@ Result<VerifySummary> VerifyArtifacts(const ServerOptions& options) {
   VerifySummary out;
   VerifyReport report;
   std::error_code ec;
-  if (std::filesystem::exists(data_dir / "reprise.db", ec)) {
-    auto store = OpenSqliteStore({(data_dir / "reprise.db").string(), 5000});
+  if (IsPostgresUrl(StoreLocation(options)) ||
+      std::filesystem::exists(data_dir / "reprise.db", ec)) {
+    auto store = OpenStore(StoreLocation(options));
     if (!store.ok()) return store.status();
     auto full = VerifyArtifactStore(**store, **blobs);
     if (!full.ok()) return full.status();
@@ -355,6 +361,25 @@ Result<VerifySummary> VerifyArtifacts(const ServerOptions& options) {
     out.wrong_mode.push_back(w.sha256 + " " + mode);
   }
   return out;
+}
+
+Result<std::string> MigrateStore(const std::string& from, const std::string& to) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (from.rfind(kSqlite, 0) != 0 || from.size() == kSqlite.size())
+    return InvalidArgument("--migrate-store copies from sqlite:DIR (a data directory), not '" +
+                           RedactStoreLocation(from) + "'");
+  if (!IsPostgresUrl(to))
+    return InvalidArgument("--migrate-store copies into a postgresql:// database, not '" +
+                           RedactStoreLocation(to) + "'");
+  const std::filesystem::path data_dir = from.substr(kSqlite.size());
+  if (!std::filesystem::is_directory(data_dir))
+    return NotFound("no data directory " + data_dir.string());
+  DataDirLock lock;  // no server writes the source meanwhile
+  REPRISE_RETURN_IF_ERROR(lock.Acquire(data_dir));
+  auto copied = CopySqliteStoreToPostgres(data_dir / "reprise.db", to);
+  if (!copied.ok()) return copied.status();
+  return "copied " + std::to_string(copied->rows) + " rows of " + std::to_string(copied->tables) +
+         " tables from " + from + " into " + RedactStoreLocation(to);
 }
 
 std::vector<ServerApp::RouteInfo> ServerApp::Routes() const { return impl_->route_table; }
