@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "agents/deployer/archive.h"
+#include "common/crypto.h"
 #include "planner/version.h"
 #include "server/api/auth.h"
 #include "server/api/http_server.h"
@@ -86,6 +87,17 @@ class DataDirLock {
  private:
   int fd_ = -1;
 };
+
+// Names this server's uploads in a shared artifact directory: the same
+// after a restart, different for every host and data directory.
+std::string UploadOwner(const std::filesystem::path& data_dir) {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::error_code ec;
+  auto where = std::filesystem::weakly_canonical(std::filesystem::absolute(data_dir), ec);
+  if (ec) where = data_dir;
+  return Sha256Hex(std::string(host) + '\n' + where.string()).substr(0, 16);
+}
 
 std::string StoreLocation(const ServerOptions& o) {
   return o.store.empty() ? SqliteStoreLocation(o.data_dir) : o.store;
@@ -172,13 +184,14 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   token_file = boot->token_file;
   *password_file = boot->password_file.string();
 
-  auto opened_blobs = BlobStore::Open(ArtifactDir(o), BlobStoreOptions{o.max_artifact_bytes, true});
+  auto opened_blobs = BlobStore::Open(
+      ArtifactDir(o), BlobStoreOptions{o.max_artifact_bytes, true, UploadOwner(o.data_dir)});
   if (!opened_blobs.ok()) return opened_blobs.status();
   blobs = std::move(opened_blobs).value();
   // Uploads killed midway leave temporaries: nothing visible refers to them.
-  // Only those nobody wrote to for a while go: another server sharing the
-  // directory may be in the middle of an upload.
-  auto cleaned = blobs->CleanTemporaries(kAbandonedUploadAge);
+  // This server's go at once; another server sharing the directory may be in
+  // the middle of one of its own, so its go only when abandoned.
+  auto cleaned = blobs->CleanTemporariesAtStart(kAbandonedUploadAge);
   if (!cleaned.ok()) return cleaned.status();
 
   archive_limits = o.archive_limits;
