@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/pg_cluster.h"
+#include "tests/support/run_binary.h"
 #include "tests/support/test_server.h"
 
 namespace reprise::testing {
@@ -21,6 +22,10 @@ TEST_CASE("a server with --store postgresql:// keeps its state in PostgreSQL") {
   CHECK(server.Admin().Get("/api/v1/environments/Production").status == 200);
   CHECK(server.As(token).Get("/api/v1/environments").status == 200);
   CHECK_FALSE(std::filesystem::exists(server.data_dir() / "reprise.db"));
+  auto verify = RunBinary("reprise-server", "--verify --data " + server.data_dir().string() +
+                                                " --store '" + options.store + "'");
+  CHECK(verify.exit_code == 0);
+  CHECK(verify.output.find("0 artifact records, 0 missing") != std::string::npos);
 
   // Another server (its own data directory) on the same database.
   TestServer other(options);

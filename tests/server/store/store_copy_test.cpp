@@ -6,6 +6,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "tests/server/store/store_fixture.h"
 #include "tests/support/run_binary.h"
@@ -158,6 +161,17 @@ TEST_CASE("reprise-server --migrate-store copies a data directory's store") {
       testing::RunBinary("reprise-server", "--migrate-store sqlite:" + dir.path().string());
   CHECK(no_target.exit_code == 2);
   CHECK(no_target.output.find("--migrate-store needs") != std::string::npos);
+
+  // Not from a data directory a server is running on (it holds DATA/lock).
+  const int lock = ::open((dir.path() / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(lock >= 0);
+  REQUIRE(::flock(lock, LOCK_EX | LOCK_NB) == 0);
+  auto busy =
+      testing::RunBinary("reprise-server", "--migrate-store sqlite:" + dir.path().string() + " '" +
+                                               PgCluster::Shared().CreateDatabase() + "'");
+  ::close(lock);
+  CHECK(busy.exit_code == 1);
+  CHECK(busy.output.find("is in use by pid") != std::string::npos);
 }
 
 }  // namespace reprise
