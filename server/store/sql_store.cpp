@@ -73,6 +73,14 @@ int64_t SqlStore::SchemaVersion() {
   }
 }
 
+Result<int64_t> SqlStore::NextDueAt(std::string_view table, std::string_view status,
+                                    std::string_view at_column) {
+  return SelectOne("next due in " + std::string(table),
+                   "SELECT COALESCE(MIN(" + std::string(at_column) + "), 0) FROM " +
+                       std::string(table) + " WHERE status='" + std::string(status) + "'",
+                   ReadInt64);
+}
+
 Status SqlStore::Ping() {
   return Read("ping", [&] { Exec("SELECT 1"); });
 }

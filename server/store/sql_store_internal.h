@@ -381,6 +381,16 @@ class SqlStore final : public Store {
     if (!changed.ok()) return changed.status();
     return *changed > 0;
   }
+  // Inserts a row (`insert` with `args` bound) unless its key is taken;
+  // AlreadyExists("<taken> already exists") then.
+  template <typename... Args>
+  Status InsertNew(std::string_view what, const std::string& insert, const std::string& taken,
+                   const Args&... args) {
+    auto added = Changed(what, insert + " ON CONFLICT DO NOTHING", args...);
+    if (!added.ok()) return added.status();
+    if (!*added) return AlreadyExists(taken + " already exists");
+    return Status::Ok();
+  }
   // A Write whose body fills a value: `body(value)`, with value starting as
   // `initial`; the value once the transaction commits.
   template <typename T, typename Body>
@@ -423,6 +433,21 @@ class SqlStore final : public Store {
     return SelectAll(std::string(select) + " ORDER BY name LIMIT ? OFFSET ?", read,
                      ClampLimit(page), ClampOffset(page));
   }
+
+  // Queues (deployments scheduled for later, webhook deliveries): the rows
+  // of `select` in `status` whose `at_column` is due by `until`, earliest
+  // first. The status is a literal so a partial index on it serves.
+  template <typename Reader>
+  auto DueRows(const char* select, Reader read, std::string_view status, std::string_view at_column,
+               int64_t until, int64_t limit) {
+    std::string at(at_column);
+    return SelectAll(std::string(select) + " WHERE status='" + std::string(status) + "' AND " + at +
+                         "<=? ORDER BY " + at + ", id LIMIT ?",
+                     read, until, limit);
+  }
+  // The earliest `at_column` of the rows of `table` in `status`; 0 when none.
+  Result<int64_t> NextDueAt(std::string_view table, std::string_view status,
+                            std::string_view at_column);
 
   // Recursive: a call inside Atomically() runs on the thread holding it.
   std::recursive_mutex mu_;

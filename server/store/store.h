@@ -1,14 +1,15 @@
 // Store: the durable state of a Reprise server, behind an interface so the
-// engine and API do not depend on the database: SQLite (one server, the
-// default) or PostgreSQL (several servers sharing it), one SqlStore on both.
+// engine and API do not depend on the database: one implementation
+// (sql_store.h) runs on SQLite or PostgreSQL.
 //
 // Records are plain values. JSON-valued fields (variables, specs, manifests,
 // execution contexts) are kept as canonical JSON text; the store does not
 // interpret them. Times are milliseconds since the Unix epoch, UTC.
 //
 // Thread-safety: every method is safe to call from any thread; each call is
-// atomic (one write transaction that excludes every other writer). Atomically() groups several
-// calls, e.g. a change and its audit entry, into one transaction.
+// atomic (writes: one transaction that excludes every other writer, as
+// SQLite's IMMEDIATE does). Atomically() groups several calls, e.g. a change
+// and its audit entry, into one transaction.
 //
 // The interface is split by aggregate (catalog_store.h, deployment_store.h,
 // agent_store.h, user_store.h, audit_store.h, stats_store.h, webhook_store.h); Store is all of

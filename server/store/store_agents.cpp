@@ -7,15 +7,14 @@ constexpr const char* kAgentColumns =
     "SELECT name, status, secret_hash, key_fingerprint, version, created_at, last_seen, "
     "public_key FROM agents";
 
+using Agt = AgentRecord;
 constexpr auto ReadAgent =
-    ReadFields<&AgentRecord::name, &AgentRecord::status, &AgentRecord::secret_hash,
-               &AgentRecord::key_fingerprint, &AgentRecord::version, &AgentRecord::created_at,
-               &AgentRecord::last_seen, &AgentRecord::public_key>;
+    ReadFields<&Agt::name, &Agt::status, &Agt::secret_hash, &Agt::key_fingerprint, &Agt::version,
+               &Agt::created_at, &Agt::last_seen, &Agt::public_key>;
 
-constexpr auto ReadEnrollToken =
-    ReadFields<&EnrollTokenRecord::token_hash, &EnrollTokenRecord::pre_approved,
-               &EnrollTokenRecord::created_by, &EnrollTokenRecord::created_at,
-               &EnrollTokenRecord::expires_at, &EnrollTokenRecord::used_by>;
+using Enr = EnrollTokenRecord;
+constexpr auto ReadEnrollToken = ReadFields<&Enr::token_hash, &Enr::pre_approved, &Enr::created_by,
+                                            &Enr::created_at, &Enr::expires_at, &Enr::used_by>;
 
 }  // namespace
 

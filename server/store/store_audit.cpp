@@ -3,9 +3,9 @@
 
 namespace reprise {
 namespace {
+using Aud = AuditRecord;
 constexpr auto ReadAudit =
-    ReadFields<&AuditRecord::id, &AuditRecord::at, &AuditRecord::actor, &AuditRecord::action,
-               &AuditRecord::subject, &AuditRecord::summary>;
+    ReadFields<&Aud::id, &Aud::at, &Aud::actor, &Aud::action, &Aud::subject, &Aud::summary>;
 }  // namespace
 
 Status SqlStore::AppendAudit(const AuditRecord& e) {

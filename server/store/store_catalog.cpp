@@ -25,36 +25,32 @@ constexpr const char* kArtifactColumns =
     "created_at, created_by, blob_removed_at FROM artifacts";
 
 // Each reads its table's columns above, in order.
-constexpr auto ReadEnvironment =
-    ReadFields<&EnvironmentRecord::name, &EnvironmentRecord::variables_json,
-               &EnvironmentRecord::updated_at>;
-constexpr auto ReadTarget =
-    ReadFields<&TargetRecord::name, &TargetRecord::environment, &TargetRecord::agent,
-               &TargetRecord::path, &TargetRecord::variables_json, &TargetRecord::updated_at>;
+using Env = EnvironmentRecord;
+constexpr auto ReadEnvironment = ReadFields<&Env::name, &Env::variables_json, &Env::updated_at>;
+using Tgt = TargetRecord;
+constexpr auto ReadTarget = ReadFields<&Tgt::name, &Tgt::environment, &Tgt::agent, &Tgt::path,
+                                       &Tgt::variables_json, &Tgt::updated_at>;
+using App = ApplicationRecord;
 constexpr auto ReadApplication =
-    ReadFields<&ApplicationRecord::name, &ApplicationRecord::spec_version,
-               &ApplicationRecord::spec_json, &ApplicationRecord::spec_text,
-               &ApplicationRecord::updated_at, &ApplicationRecord::updated_by,
-               &ApplicationRecord::hold_json>;
-constexpr auto ReadRelease =
-    ReadFields<&ReleaseRecord::application, &ReleaseRecord::number, &ReleaseRecord::spec_version,
-               &ReleaseRecord::snapshot_json, &ReleaseRecord::variables_json,
-               &ReleaseRecord::created_at, &ReleaseRecord::created_by, &ReleaseRecord::notes,
-               &ReleaseRecord::links_json>;
+    ReadFields<&App::name, &App::spec_version, &App::spec_json, &App::spec_text, &App::updated_at,
+               &App::updated_by, &App::hold_json>;
+using Rel = ReleaseRecord;
+constexpr auto ReadRelease = ReadFields<&Rel::application, &Rel::number, &Rel::spec_version,
+                                        &Rel::snapshot_json, &Rel::variables_json, &Rel::created_at,
+                                        &Rel::created_by, &Rel::notes, &Rel::links_json>;
+using Bld = BuildRecord;
 constexpr auto ReadBuild =
-    ReadFields<&BuildRecord::application, &BuildRecord::release, &BuildRecord::number,
-               &BuildRecord::variables_json, &BuildRecord::created_at, &BuildRecord::created_by,
-               &BuildRecord::sealed_at, &BuildRecord::sealed_by, &BuildRecord::first_deployment_id,
-               &BuildRecord::notes, &BuildRecord::links_json>;
+    ReadFields<&Bld::application, &Bld::release, &Bld::number, &Bld::variables_json,
+               &Bld::created_at, &Bld::created_by, &Bld::sealed_at, &Bld::sealed_by,
+               &Bld::first_deployment_id, &Bld::notes, &Bld::links_json>;
+using Art = ArtifactRecord;
 constexpr auto ReadArtifact =
-    ReadFields<&ArtifactRecord::application, &ArtifactRecord::release, &ArtifactRecord::build,
-               &ArtifactRecord::name, &ArtifactRecord::sha256, &ArtifactRecord::size,
-               &ArtifactRecord::file_count, &ArtifactRecord::manifest_json,
-               &ArtifactRecord::created_at, &ArtifactRecord::created_by,
-               &ArtifactRecord::blob_removed_at>;
+    ReadFields<&Art::application, &Art::release, &Art::build, &Art::name, &Art::sha256, &Art::size,
+               &Art::file_count, &Art::manifest_json, &Art::created_at, &Art::created_by,
+               &Art::blob_removed_at>;
+using Glob = GlobalVariablesRecord;
 constexpr auto ReadGlobals =
-    ReadFields<&GlobalVariablesRecord::variables_json, &GlobalVariablesRecord::updated_at,
-               &GlobalVariablesRecord::updated_by>;
+    ReadFields<&Glob::variables_json, &Glob::updated_at, &Glob::updated_by>;
 }  // namespace
 
 std::string SealedReason(const BuildRecord& build) {
@@ -142,17 +138,13 @@ Result<std::vector<ApplicationRecord>> SqlStore::ListApplications(const Page& pa
 }
 
 Status SqlStore::CreateRelease(const ReleaseRecord& r) {
-  return Write("create release", [&] {
-    if (Exists("SELECT 1 FROM releases WHERE application=? AND number=?", r.application, r.number))
-      return AlreadyExists("release '" + r.number + "' of application '" + r.application +
-                           "' already exists");
-    Exec(
-        "INSERT INTO releases(application, number, spec_version, snapshot_json, "
-        "variables_json, created_at, created_by, notes, links_json) VALUES(?,?,?,?,?,?,?,?,?)",
-        r.application, r.number, r.spec_version, r.snapshot_json, r.variables_json, r.created_at,
-        r.created_by, r.notes, r.links_json);
-    return Status::Ok();
-  });
+  return InsertNew(
+      "create release",
+      InsertSql("releases", {"application", "number", "spec_version", "snapshot_json",
+                             "variables_json", "created_at", "created_by", "notes", "links_json"}),
+      "release '" + r.number + "' of application '" + r.application + "'", r.application, r.number,
+      r.spec_version, r.snapshot_json, r.variables_json, r.created_at, r.created_by, r.notes,
+      r.links_json);
 }
 
 Result<ReleaseRecord> SqlStore::GetRelease(const std::string& app, const std::string& number) {

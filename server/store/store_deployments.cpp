@@ -23,25 +23,24 @@ DeploymentRecord ReadDeployment(const SqlRow& q) {
   return d;
 }
 
+using DepTgt = DeploymentTargetRecord;
 constexpr auto ReadDeploymentTarget =
-    ReadFields<&DeploymentTargetRecord::deployment_id, &DeploymentTargetRecord::target,
-               &DeploymentTargetRecord::status, &DeploymentTargetRecord::message,
-               &DeploymentTargetRecord::release_dir, &DeploymentTargetRecord::manifest_sha256,
-               &DeploymentTargetRecord::started_at, &DeploymentTargetRecord::finished_at>;
-constexpr auto ReadLogLine =
-    ReadFields<&DeploymentLogRecord::deployment_id, &DeploymentLogRecord::seq,
-               &DeploymentLogRecord::at, &DeploymentLogRecord::target, &DeploymentLogRecord::level,
-               &DeploymentLogRecord::text>;
+    ReadFields<&DepTgt::deployment_id, &DepTgt::target, &DepTgt::status, &DepTgt::message,
+               &DepTgt::release_dir, &DepTgt::manifest_sha256, &DepTgt::started_at,
+               &DepTgt::finished_at>;
+using Line = DeploymentLogRecord;
+constexpr auto ReadLogLine = ReadFields<&Line::deployment_id, &Line::seq, &Line::at, &Line::target,
+                                        &Line::level, &Line::text>;
+using Appr = ApprovalRecord;
 constexpr auto ReadApproval =
-    ReadFields<&ApprovalRecord::id, &ApprovalRecord::deployment_id, &ApprovalRecord::user,
-               &ApprovalRecord::decision, &ApprovalRecord::comment, &ApprovalRecord::at,
-               &ApprovalRecord::revoked>;
+    ReadFields<&Appr::id, &Appr::deployment_id, &Appr::user, &Appr::decision, &Appr::comment,
+               &Appr::at, &Appr::revoked>;
+using Cur = TargetCurrent;
 constexpr auto ReadTargetCurrent =
-    ReadFields<&TargetCurrent::target, &TargetCurrent::release, &TargetCurrent::build,
-               &TargetCurrent::deployment_id, &TargetCurrent::at, &TargetCurrent::by>;
+    ReadFields<&Cur::target, &Cur::release, &Cur::build, &Cur::deployment_id, &Cur::at, &Cur::by>;
+using SB = StageBuild;
 constexpr auto ReadStageBuild =
-    ReadFields<&StageBuild::release, &StageBuild::build, &StageBuild::deployment_id,
-               &StageBuild::at, &StageBuild::by>;
+    ReadFields<&SB::release, &SB::build, &SB::deployment_id, &SB::at, &SB::by>;
 
 TargetStateRecord ReadTargetState(const SqlRow& q) {
   TargetStateRecord t;
@@ -116,17 +115,11 @@ Result<bool> SqlStore::TransitionDeployment(int64_t id, const std::vector<std::s
 }
 
 Result<std::vector<DeploymentRecord>> SqlStore::DueScheduled(int64_t until, int64_t limit) {
-  return SelectAll(
-      std::string(kDeploymentColumns) +
-          " WHERE status='scheduled' AND scheduled_at<=? ORDER BY scheduled_at, id LIMIT ?",
-      ReadDeployment, until, limit);
+  return DueRows(kDeploymentColumns, ReadDeployment, "scheduled", "scheduled_at", until, limit);
 }
 
 Result<int64_t> SqlStore::NextScheduledAt() {
-  return SelectOne("next scheduled",
-                   "SELECT COALESCE(MIN(scheduled_at), 0) FROM deployments "
-                   "WHERE status='scheduled'",
-                   ReadInt64);
+  return NextDueAt("deployments", "scheduled", "scheduled_at");
 }
 
 Result<std::vector<int64_t>> SqlStore::FireScheduled(const std::vector<ScheduledFiring>& firings,

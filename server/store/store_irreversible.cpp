@@ -4,14 +4,11 @@
 
 namespace reprise {
 namespace {
+using Step = IrreversibleStepRecord;
 constexpr auto ReadStep =
-    ReadFields<&IrreversibleStepRecord::id, &IrreversibleStepRecord::deployment_id,
-               &IrreversibleStepRecord::application, &IrreversibleStepRecord::stage,
-               &IrreversibleStepRecord::release, &IrreversibleStepRecord::build,
-               &IrreversibleStepRecord::step_id, &IrreversibleStepRecord::position,
-               &IrreversibleStepRecord::label, &IrreversibleStepRecord::target,
-               &IrreversibleStepRecord::ran_at, &IrreversibleStepRecord::outcome,
-               &IrreversibleStepRecord::note, &IrreversibleStepRecord::has_undo>;
+    ReadFields<&Step::id, &Step::deployment_id, &Step::application, &Step::stage, &Step::release,
+               &Step::build, &Step::step_id, &Step::position, &Step::label, &Step::target,
+               &Step::ran_at, &Step::outcome, &Step::note, &Step::has_undo>;
 }  // namespace
 
 Status SqlStore::AddIrreversibleStep(const IrreversibleStepRecord& s) {

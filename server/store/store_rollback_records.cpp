@@ -44,13 +44,12 @@ RollbackRecordTarget ReadRecordTarget(const SqlRow& q) {
   return t;
 }
 
-constexpr auto ReadComponent =
-    ReadFields<&RollbackComponentRecord::target, &RollbackComponentRecord::path,
-               &RollbackComponentRecord::type, &RollbackComponentRecord::selected>;
+using Comp = RollbackComponentRecord;
+constexpr auto ReadComponent = ReadFields<&Comp::target, &Comp::path, &Comp::type, &Comp::selected>;
 
+using RAppr = RollbackApprovalRecord;
 constexpr auto ReadRollbackApproval =
-    ReadFields<&RollbackApprovalRecord::user, &RollbackApprovalRecord::decision,
-               &RollbackApprovalRecord::comment, &RollbackApprovalRecord::at>;
+    ReadFields<&RAppr::user, &RAppr::decision, &RAppr::comment, &RAppr::at>;
 
 }  // namespace
 

@@ -18,6 +18,8 @@ std::string BucketColumns(const std::vector<double>& bounds_seconds) {
   return sql;
 }
 
+using Cnt = DeploymentCountRow;
+
 DeploymentDurationRow ReadDurations(const SqlRow& row, size_t buckets) {
   DeploymentDurationRow out;
   int64_t sum_ms = 0;
@@ -36,9 +38,7 @@ Result<StoreStats> SqlStore::Stats(const std::vector<double>& bounds_seconds) {
     stats.deployments = AllRows(
         "SELECT application, stage, kind, status, COUNT(*) FROM deployments "
         "GROUP BY application, stage, kind, status ORDER BY application, stage, kind, status",
-        ReadFields<&DeploymentCountRow::application, &DeploymentCountRow::stage,
-                   &DeploymentCountRow::kind, &DeploymentCountRow::status,
-                   &DeploymentCountRow::count>);
+        ReadFields<&Cnt::application, &Cnt::stage, &Cnt::kind, &Cnt::status, &Cnt::count>);
     stats.durations = AllRows(
         "SELECT application, stage, COUNT(*), CAST(SUM(finished_at - started_at) AS BIGINT)" +
             BucketColumns(bounds_seconds) +

@@ -17,15 +17,15 @@ constexpr const char* kUserColumns =
 constexpr const char* kTokenColumns =
     "SELECT id, \"user\", name, token_hash, created_at, expires_at, last_used_at FROM api_tokens";
 
+using Usr = UserRecord;
 constexpr auto ReadUser =
-    ReadFields<&UserRecord::name, &UserRecord::role, &UserRecord::password_hash,
-               &UserRecord::created_at, &UserRecord::disabled>;
-constexpr auto ReadToken =
-    ReadFields<&TokenRecord::id, &TokenRecord::user, &TokenRecord::name, &TokenRecord::token_hash,
-               &TokenRecord::created_at, &TokenRecord::expires_at, &TokenRecord::last_used_at>;
+    ReadFields<&Usr::name, &Usr::role, &Usr::password_hash, &Usr::created_at, &Usr::disabled>;
+using Tok = TokenRecord;
+constexpr auto ReadToken = ReadFields<&Tok::id, &Tok::user, &Tok::name, &Tok::token_hash,
+                                      &Tok::created_at, &Tok::expires_at, &Tok::last_used_at>;
+using Grt = GrantRecord;
 constexpr auto ReadGrant =
-    ReadFields<&GrantRecord::environment, &GrantRecord::user, &GrantRecord::permission,
-               &GrantRecord::granted_by, &GrantRecord::granted_at>;
+    ReadFields<&Grt::environment, &Grt::user, &Grt::permission, &Grt::granted_by, &Grt::granted_at>;
 
 }  // namespace
 
@@ -39,13 +39,9 @@ void ReadColumn(const SqlRow& row, int column, Role& field) {
 }
 
 Status SqlStore::CreateUser(const UserRecord& u) {
-  return Write("create user", [&] {
-    if (Exists("SELECT 1 FROM users WHERE name=?", u.name))
-      return AlreadyExists("user '" + u.name + "' already exists");
-    Exec(InsertSql("users", {"name", "role", "password_hash", "created_at"}), u.name,
-         RoleName(u.role), u.password_hash, u.created_at);
-    return Status::Ok();
-  });
+  return InsertNew(
+      "create user", InsertSql("users", {"name", "role", "password_hash", "created_at"}),
+      "user '" + u.name + "'", u.name, RoleName(u.role), u.password_hash, u.created_at);
 }
 
 Result<UserRecord> SqlStore::GetUser(const std::string& name) {

@@ -14,22 +14,20 @@ constexpr const char* kSelectWebhook =
     "SELECT name, url, events_json, secret, format, enabled, created_at, updated_at, updated_by "
     "FROM webhooks";
 
+using Hook = WebhookRecord;
 constexpr auto ReadWebhook =
-    ReadFields<&WebhookRecord::name, &WebhookRecord::url, &WebhookRecord::events,
-               &WebhookRecord::secret, &WebhookRecord::format, &WebhookRecord::enabled,
-               &WebhookRecord::created_at, &WebhookRecord::updated_at, &WebhookRecord::updated_by>;
+    ReadFields<&Hook::name, &Hook::url, &Hook::events, &Hook::secret, &Hook::format, &Hook::enabled,
+               &Hook::created_at, &Hook::updated_at, &Hook::updated_by>;
 
 constexpr const char* kSelectDelivery =
     "SELECT id, webhook, event, data_json, status, attempts, next_attempt_at, last_attempt_at, "
     "response_code, error, created_at, delivered_at FROM webhook_deliveries";
 
+using Dlv = WebhookDeliveryRecord;
 constexpr auto ReadDelivery =
-    ReadFields<&WebhookDeliveryRecord::id, &WebhookDeliveryRecord::webhook,
-               &WebhookDeliveryRecord::event, &WebhookDeliveryRecord::data_json,
-               &WebhookDeliveryRecord::status, &WebhookDeliveryRecord::attempts,
-               &WebhookDeliveryRecord::next_attempt_at, &WebhookDeliveryRecord::last_attempt_at,
-               &WebhookDeliveryRecord::response_code, &WebhookDeliveryRecord::error,
-               &WebhookDeliveryRecord::created_at, &WebhookDeliveryRecord::delivered_at>;
+    ReadFields<&Dlv::id, &Dlv::webhook, &Dlv::event, &Dlv::data_json, &Dlv::status, &Dlv::attempts,
+               &Dlv::next_attempt_at, &Dlv::last_attempt_at, &Dlv::response_code, &Dlv::error,
+               &Dlv::created_at, &Dlv::delivered_at>;
 
 }  // namespace
 
@@ -94,17 +92,11 @@ Result<std::vector<WebhookDeliveryRecord>> SqlStore::ListWebhookDeliveries(
 
 Result<std::vector<WebhookDeliveryRecord>> SqlStore::DueWebhookDeliveries(int64_t now,
                                                                           int64_t limit) {
-  return SelectAll(std::string(kSelectDelivery) +
-                       " WHERE status='pending' AND next_attempt_at<=? "
-                       "ORDER BY next_attempt_at, id LIMIT ?",
-                   ReadDelivery, now, limit);
+  return DueRows(kSelectDelivery, ReadDelivery, "pending", "next_attempt_at", now, limit);
 }
 
 Result<int64_t> SqlStore::NextWebhookDeliveryAt() {
-  return SelectOne("next webhook delivery",
-                   "SELECT COALESCE(MIN(next_attempt_at), 0) FROM webhook_deliveries "
-                   "WHERE status='pending'",
-                   ReadInt64);
+  return NextDueAt("webhook_deliveries", "pending", "next_attempt_at");
 }
 
 Result<bool> SqlStore::RecordWebhookAttempt(int64_t id, const WebhookAttempt& a) {
