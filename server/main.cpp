@@ -11,13 +11,14 @@
 #include "planner/version.h"
 #include "server/app/server_app.h"
 #include "server/catalog/artifact_settings.h"
+#include "server/store/store.h"
 
 namespace {
 
 const char* kUsage =
     "usage: reprise-server [--config FILE] [--print-config]\n"
-    "                      [--data DIR] [--artifact-dir DIR] [--http HOST:PORT]\n"
-    "                      [--agent-port PORT]\n"
+    "                      [--data DIR] [--store STORE] [--artifact-dir DIR]\n"
+    "                      [--http HOST:PORT] [--agent-port PORT]\n"
     "                      [--agent-host HOST] [--agent-plain] [--local-agent]\n"
     "                      [--local-agent-root DIR] [--demo] [--verify] [--secure-cookies]\n"
     "                      [--metrics-public] [--webhook-allow-private]\n"
@@ -27,6 +28,8 @@ const char* kUsage =
     "                     '--'; flags on the command line override it)\n"
     "  --print-config     print the effective settings (secrets masked) and exit\n"
     "  --data DIR         data directory (default ./var)\n"
+    "  --store STORE      postgresql://USER@HOST/DB (servers sharing one database) or\n"
+    "                     sqlite:DIR (default: SQLite in DATA/reprise.db)\n"
     "  --artifact-dir DIR artifact blobs (default DATA/artifacts); servers sharing a\n"
     "                     store share it on a filesystem all of them mount\n"
     "  --http HOST:PORT   HTTP API and UI address (default 127.0.0.1:8080)\n"
@@ -47,6 +50,9 @@ const char* kUsage =
     "  --lease-ms N       how long a claim on a deployment holds unrenewed; another\n"
     "                     server takes over a dead one's after it (default 15000)\n"
     "  --verify           re-hash every stored artifact, report mismatches, exit\n"
+    "  --migrate-store sqlite:DIR postgresql://…\n"
+    "                     copy the SQLite store of data directory DIR into an empty\n"
+    "                     PostgreSQL database, then exit (no server may run on DIR)\n"
     "The bootstrap admin token is REPRISE_ADMIN_TOKEN, else DIR/admin.token;\n"
     "the admin's web password REPRISE_ADMIN_PASSWORD, else DIR/admin.password.\n";
 
@@ -64,7 +70,9 @@ std::vector<reprise::OptionSpec> KnownOptions() {
       Spec("config", true).CommandLineOnly(),
       Spec("print-config").CommandLineOnly(),
       Spec("verify").CommandLineOnly(),
+      Spec("migrate-store", true).CommandLineOnly(),
       Spec("data", true).Default("./var"),
+      Spec("store", true).Default("sqlite:DATA"),
       Spec("artifact-dir", true).Default("DATA/artifacts"),
       Spec("http", true).Default("127.0.0.1:8080"),
       Spec("agent-port", true).Default("8081"),
@@ -86,8 +94,12 @@ std::vector<reprise::OptionSpec> KnownOptions() {
 
 // Fills `options` from the parsed flags; an error names the flag.
 reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::ServerOptions& options) {
-  if (!args.positional.empty())
+  if (!args.positional.empty() && !args.Has("migrate-store"))
     return reprise::InvalidArgument("unexpected argument '" + args.positional[0] + "'");
+  if (auto v = args.Value("store")) {
+    REPRISE_RETURN_IF_ERROR(reprise::CheckStoreLocation(*v).WithContext("--store"));
+    options.store = *v;
+  }
   if (auto v = args.Value("data")) {
     if (v->empty()) return reprise::InvalidArgument("--data needs a directory");
     options.data_dir = *v;
@@ -155,6 +167,19 @@ int Verify(const reprise::ServerOptions& options) {
   return report->ok() ? 0 : 1;
 }
 
+// --migrate-store FROM TO: TO is the one argument after it.
+int MigrateStore(const std::string& from, const std::vector<std::string>& positional) {
+  if (positional.size() != 1)
+    return Fail("--migrate-store needs sqlite:DIR and then one postgresql:// URL");
+  auto done = reprise::MigrateStore(from, positional[0]);
+  if (!done.ok()) {
+    std::fprintf(stderr, "reprise-server: %s\n", done.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("reprise-server: %s\n", done->c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,9 +199,13 @@ int main(int argc, char** argv) {
   reprise::ServerOptions options;
   if (reprise::Status st = ApplyFlags(*parsed, options); !st.ok()) return Fail(st.message());
   if (parsed->Has("print-config")) {
-    std::fputs(reprise::PrintConfig(*parsed, known).c_str(), stdout);
+    reprise::ParsedArgs shown = *parsed;  // a store URL's password is not printed
+    for (auto& v : shown.options["store"]) v = reprise::RedactStoreLocation(v);
+    if (shown.options["store"].empty()) shown.options.erase("store");
+    std::fputs(reprise::PrintConfig(shown, known).c_str(), stdout);
     return 0;
   }
+  if (auto from = parsed->Value("migrate-store")) return MigrateStore(*from, parsed->positional);
   if (const char* token = std::getenv("REPRISE_ADMIN_TOKEN")) options.admin_token = token;
   if (const char* password = std::getenv("REPRISE_ADMIN_PASSWORD"))
     options.admin_password = password;

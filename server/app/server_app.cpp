@@ -34,6 +34,7 @@
 #include "server/metrics/metrics.h"
 #include "server/rollback/rollback_records.h"
 #include "server/store/store.h"
+#include "server/store/store_copy.h"
 #include "server/web/web_ui.h"
 #include "server/webhooks/webhooks.h"
 
@@ -107,6 +108,19 @@ Result<std::string> KeptServerId(const std::filesystem::path& data_dir) {
   std::string id = name.substr(0, 40) + "-" + RandomHex(4);
   REPRISE_RETURN_IF_ERROR(WriteFileAtomic(path, id + "\n", 0600));
   return id;
+// Names this server's uploads in a shared artifact directory: the same
+// after a restart, different for every host and data directory.
+std::string UploadOwner(const std::filesystem::path& data_dir) {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::error_code ec;
+  auto where = std::filesystem::weakly_canonical(std::filesystem::absolute(data_dir), ec);
+  if (ec) where = data_dir;
+  return Sha256Hex(std::string(host) + '\n' + where.string()).substr(0, 16);
+}
+
+std::string StoreLocation(const ServerOptions& o) {
+  return o.store.empty() ? SqliteStoreLocation(o.data_dir) : o.store;
 }
 
 }  // namespace
@@ -181,7 +195,7 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   if (!id.ok()) return id.status();
   server_id = *id;
 
-  auto opened = OpenSqliteStore({(o.data_dir / "reprise.db").string(), 5000});
+  auto opened = OpenStore(StoreLocation(o));
   if (!opened.ok()) return opened.status();
   store = std::move(opened).value();
   events = std::make_unique<EventBus>(*o.clock);
@@ -209,13 +223,14 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   token_file = boot->token_file;
   *password_file = boot->password_file.string();
 
-  auto opened_blobs = BlobStore::Open(ArtifactDir(o), BlobStoreOptions{o.max_artifact_bytes, true});
+  auto opened_blobs = BlobStore::Open(
+      ArtifactDir(o), BlobStoreOptions{o.max_artifact_bytes, true, UploadOwner(o.data_dir)});
   if (!opened_blobs.ok()) return opened_blobs.status();
   blobs = std::move(opened_blobs).value();
   // Uploads killed midway leave temporaries: nothing visible refers to them.
-  // Only those nobody wrote to for a while go: another server sharing the
-  // directory may be in the middle of an upload.
-  auto cleaned = blobs->CleanTemporaries(kAbandonedUploadAge);
+  // This server's go at once; another server sharing the directory may be in
+  // the middle of one of its own, so its go only when abandoned.
+  auto cleaned = blobs->CleanTemporariesAtStart(kAbandonedUploadAge);
   if (!cleaned.ok()) return cleaned.status();
 
   archive_limits = o.archive_limits;
@@ -378,8 +393,9 @@ Result<VerifySummary> VerifyArtifacts(const ServerOptions& options) {
   VerifySummary out;
   VerifyReport report;
   std::error_code ec;
-  if (std::filesystem::exists(data_dir / "reprise.db", ec)) {
-    auto store = OpenSqliteStore({(data_dir / "reprise.db").string(), 5000});
+  if (IsPostgresUrl(StoreLocation(options)) ||
+      std::filesystem::exists(data_dir / "reprise.db", ec)) {
+    auto store = OpenStore(StoreLocation(options));
     if (!store.ok()) return store.status();
     auto full = VerifyArtifactStore(**store, **blobs);
     if (!full.ok()) return full.status();
@@ -401,6 +417,25 @@ Result<VerifySummary> VerifyArtifacts(const ServerOptions& options) {
     out.wrong_mode.push_back(w.sha256 + " " + mode);
   }
   return out;
+}
+
+Result<std::string> MigrateStore(const std::string& from, const std::string& to) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (from.rfind(kSqlite, 0) != 0 || from.size() == kSqlite.size())
+    return InvalidArgument("--migrate-store copies from sqlite:DIR (a data directory), not '" +
+                           RedactStoreLocation(from) + "'");
+  if (!IsPostgresUrl(to))
+    return InvalidArgument("--migrate-store copies into a postgresql:// database, not '" +
+                           RedactStoreLocation(to) + "'");
+  const std::filesystem::path data_dir = from.substr(kSqlite.size());
+  if (!std::filesystem::is_directory(data_dir))
+    return NotFound("no data directory " + data_dir.string());
+  DataDirLock lock;  // no server writes the source meanwhile
+  REPRISE_RETURN_IF_ERROR(lock.Acquire(data_dir));
+  auto copied = CopySqliteStoreToPostgres(data_dir / "reprise.db", to);
+  if (!copied.ok()) return copied.status();
+  return "copied " + std::to_string(copied->rows) + " rows of " + std::to_string(copied->tables) +
+         " tables from " + from + " into " + RedactStoreLocation(to);
 }
 
 std::vector<ServerApp::RouteInfo> ServerApp::Routes() const { return impl_->route_table; }

@@ -20,6 +20,9 @@ namespace reprise {
 
 struct ServerOptions {
   std::filesystem::path data_dir = "./var";
+  // The store: a postgresql:// URL (servers sharing one database), or
+  // "sqlite:DIR"; empty: SQLite in DATA/reprise.db.
+  std::string store;
   // Where artifact blobs live; empty: DATA/artifacts. Servers sharing one
   // store share this directory too (a filesystem all of them mount).
   std::filesystem::path artifact_dir;
@@ -84,6 +87,12 @@ std::filesystem::path ArtifactDir(const ServerOptions& options);
 // that every artifact record of the store (when it exists) has its blob;
 // changes nothing.
 Result<VerifySummary> VerifyArtifacts(const ServerOptions& options);
+
+// reprise-server --migrate-store FROM TO: copies the SQLite store of the
+// data directory FROM ("sqlite:DIR") into the empty PostgreSQL database TO,
+// holding DIR's lock (no server may run on it meanwhile). Returns a line
+// saying what was copied.
+Result<std::string> MigrateStore(const std::string& from, const std::string& to);
 
 class ServerApp {
  public:

@@ -168,6 +168,11 @@ BlobStore::BlobStore(fs::path root, BlobStoreOptions options)
       options_(options) {}
 
 Result<std::unique_ptr<BlobStore>> BlobStore::Open(const fs::path& root, BlobStoreOptions options) {
+  const std::string& owner = options.upload_owner;
+  if (owner.size() > 64 || !std::all_of(owner.begin(), owner.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+      }))
+    return InvalidArgument("an upload owner is up to 64 lower-case letters and digits");
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return IoError("cannot create " + root.string() + ": " + ec.message());
@@ -219,7 +224,7 @@ Result<BlobWriter> BlobStore::BeginUpload(uint64_t max_bytes) const {
   fs::path temp;
   int fd = -1;
   try {
-    temp = tmp_dir_ / (std::string(kTempPrefix) + RandomHex(16));
+    temp = tmp_dir_ / (OwnPrefix() + RandomHex(16));
   } catch (const std::exception& e) {
     return Internal(e.what());
   }
@@ -292,18 +297,36 @@ Result<std::string> BlobStore::Put(std::string_view bytes) const {
   return Commit(writer);
 }
 
+std::string BlobStore::OwnPrefix() const {
+  return std::string(kTempPrefix) +
+         (options_.upload_owner.empty() ? "" : options_.upload_owner + "-");
+}
+
 Result<uint64_t> BlobStore::CleanTemporaries(std::chrono::seconds older_than) const {
+  return RemoveTemporaries(older_than, false);
+}
+
+Result<uint64_t> BlobStore::CleanTemporariesAtStart(std::chrono::seconds others_older_than) const {
+  return RemoveTemporaries(others_older_than, !options_.upload_owner.empty());
+}
+
+// Removes the temporaries untouched for `older_than` (0: all), and with
+// `all_own` every one of this owner's whatever its age.
+Result<uint64_t> BlobStore::RemoveTemporaries(std::chrono::seconds older_than, bool all_own) const {
   std::error_code ec;
   uint64_t removed = 0;
   const auto now = fs::file_time_type::clock::now();
+  const std::string own = OwnPrefix();
   for (auto it = fs::directory_iterator(tmp_dir_, ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (name.rfind(kTempPrefix, 0) != 0) continue;
-    std::error_code tec;
-    auto mtime = fs::last_write_time(it->path(), tec);
-    if (tec) continue;
-    if (older_than.count() > 0 && now - mtime < older_than) continue;
+    if (!(all_own && name.rfind(own, 0) == 0)) {
+      std::error_code tec;
+      auto mtime = fs::last_write_time(it->path(), tec);
+      if (tec) continue;
+      if (older_than.count() > 0 && now - mtime < older_than) continue;
+    }
     if (::unlink(it->path().c_str()) == 0) ++removed;
   }
   if (ec) return IoError("cannot list " + tmp_dir_.string() + ": " + ec.message());

@@ -3,6 +3,7 @@
 // Layout under the root:
 //   ROOT/sha256/ab/abcdef...   one read-only (0444) file per blob, named by its SHA-256
 //   ROOT/tmp/upload-*          uploads in progress, on the same filesystem
+// Several servers may share one root (a filesystem all of them mount).
 // A blob appears only by link(2) of a complete, fsynced temporary file onto its
 // final name, so a blob that exists is always whole, and it is never replaced:
 // storing the same bytes again only drops the temporary file.
@@ -32,6 +33,11 @@ struct BlobStoreOptions {
   uint64_t max_blob_bytes = 0;
   // fsync blobs and directories on commit. Only tests turn it off.
   bool fsync = true;
+  // Names this store's uploads (ROOT/tmp/upload-OWNER-*) when several
+  // servers share ROOT, so that one starting up removes its own leftovers at
+  // once and leaves the others' live uploads alone. Lower-case letters and
+  // digits; empty: unnamed.
+  std::string upload_owner = {};
 };
 
 // The result of a finished upload, before it is committed.
@@ -124,6 +130,12 @@ class BlobStore {
   // (call it at start, before uploads begin), or only older ones.
   [[nodiscard]] Result<uint64_t> CleanTemporaries(
       std::chrono::seconds older_than = std::chrono::seconds(0)) const;
+  // At start on a directory other servers may share: removes this owner's
+  // temporaries (its uploads died with its previous process) and those of
+  // others untouched for `others_older_than` (a live upload keeps writing
+  // its file; one untouched that long was killed).
+  [[nodiscard]] Result<uint64_t> CleanTemporariesAtStart(
+      std::chrono::seconds others_older_than) const;
 
   // Every hash below must be 64 lower-case hex digits; anything else is
   // kInvalidArgument (it never becomes a path).
@@ -146,6 +158,8 @@ class BlobStore {
  private:
   BlobStore(std::filesystem::path root, BlobStoreOptions options);
   std::filesystem::path BlobPath(std::string_view sha256) const;
+  std::string OwnPrefix() const;  // "upload-" or "upload-OWNER-"
+  Result<uint64_t> RemoveTemporaries(std::chrono::seconds older_than, bool all_own) const;
 
   std::filesystem::path root_;
   std::filesystem::path blobs_dir_;

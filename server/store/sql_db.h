@@ -1,5 +1,5 @@
 // SqlDb: one connection to the SQL database behind the Store, SQLite
-// (SQLiteCpp) or PostgreSQL (libpqxx). The store's queries are written once,
+// (SQLiteCpp) or PostgreSQL (libpq). The store's queries are written once,
 // against this interface, in the SQL both engines accept; only the schema
 // (migrations) is written per engine. Not used outside server/store/.
 //

@@ -251,6 +251,33 @@ TEST_CASE("CleanTemporaries removes leftovers of killed uploads") {
   CHECK(fs::is_empty(tmp.path() / "tmp"));
 }
 
+TEST_CASE("at start a server removes its own leftovers and only abandoned ones of others") {
+  TempDir tmp;
+  auto alpha = OpenStore(tmp.path(), {.fsync = false, .upload_owner = "alpha"});
+  auto beta = OpenStore(tmp.path(), {.fsync = false, .upload_owner = "beta"});
+  auto killed = alpha->BeginUpload();  // alpha's previous process died with it open
+  auto live = beta->BeginUpload();     // beta is uploading right now
+  REQUIRE(killed.ok());
+  REQUIRE(live.ok());
+  REQUIRE(killed->Write("half").ok());
+  REQUIRE(live->Write("first bytes").ok());
+  const auto abandoned = tmp.path() / "tmp" / "upload-gamma-0123";
+  std::ofstream(abandoned) << "gamma died an hour ago";
+  fs::last_write_time(abandoned, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  auto killed_path = killed->Finish()->temp_path;
+  auto live_path = live->Finish()->temp_path;
+  CHECK(killed_path.filename().string().rfind("upload-alpha-", 0) == 0);
+
+  CHECK(*alpha->CleanTemporariesAtStart(std::chrono::hours(1)) == 2);
+  CHECK_FALSE(fs::exists(killed_path));
+  CHECK_FALSE(fs::exists(abandoned));
+  CHECK(fs::exists(live_path));
+  auto hash = beta->Commit(*live);  // beta's upload completes
+  REQUIRE(hash.ok());
+  CHECK(beta->Exists(*hash));
+  CHECK_FALSE(BlobStore::Open(tmp.path(), {.upload_owner = "Not/Safe"}).ok());
+}
+
 TEST_CASE("VerifyAll finds a tampered blob and changes nothing") {
   TempDir tmp;
   auto store = OpenStore(tmp.path(), {.fsync = false});
