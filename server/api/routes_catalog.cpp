@@ -1,6 +1,7 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
 #include "server/api/release_notes.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/api/routes_rollback_records.h"
 #include "server/catalog/catalog.h"
@@ -74,16 +75,11 @@ static void AddEnvironmentRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   const RequestBody environment_body{"environment", {VariablesFieldDoc()}, false};
-  r.push_back(Get("/api/v1/environments", Role::kViewer,
-                  {.summary = "List environments",
-                   .tag = "Environments",
-                   .query = PageQuery(),
-                   .success = "{items, limit, offset, next_offset?}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto list, store.ListEnvironments(page));
-                    return ListResponse(list, page, EnvironmentJson);
-                  }));
+  r.push_back(ListRoute(
+      "/api/v1/environments", Role::kViewer,
+      {.summary = "List environments", .tag = "Environments"},
+      [&](HttpRequest&, const Page& page) { return store.ListEnvironments(page); },
+      EnvironmentJson));
   r.push_back(Get("/api/v1/environments/{env}", Role::kViewer,
                   {.summary = "Get an environment",
                    .tag = "Environments",
@@ -92,20 +88,18 @@ static void AddEnvironmentRoutes(ApiContext& ctx, std::vector<Route>& r) {
                     TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
                     return Ok(EnvironmentJson(env));
                   }));
-  r.push_back(Put("/api/v1/environments/{env}", Role::kAdmin,
-                  {.summary = "Create or replace an environment",
-                   .tag = "Environments",
-                   .body = environment_body,
-                   .success = "the stored environment"},
-                  [&, environment_body](HttpRequest& req) {
-                    TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                    STATUS_OR_ERROR(CheckKeys(body, environment_body));
-                    TRY_OR_ERROR(auto vars, VariablesField(body));
-                    STATUS_OR_ERROR(
-                        catalog.PutEnvironment(req.principal.user, req.Param("env"), vars));
-                    TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
-                    return Ok(EnvironmentJson(env));
-                  }));
+  r.push_back(JsonBodyRoute(Put, "/api/v1/environments/{env}", Role::kAdmin,
+                            {.summary = "Create or replace an environment",
+                             .tag = "Environments",
+                             .body = environment_body,
+                             .success = "the stored environment"},
+                            [&](HttpRequest& req, const Json& body) {
+                              TRY_OR_ERROR(auto vars, VariablesField(body));
+                              STATUS_OR_ERROR(catalog.PutEnvironment(req.principal.user,
+                                                                     req.Param("env"), vars));
+                              TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
+                              return Ok(EnvironmentJson(env));
+                            }));
 }
 
 // Targets: list, show, create or replace.
@@ -117,16 +111,9 @@ static void AddTargetRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                  {"agent", "string", true, "the agent that deploys to it"},
                                  {"path", "string", true, "the directory on the agent's machine"},
                                  VariablesFieldDoc()}};
-  r.push_back(Get("/api/v1/targets", Role::kViewer,
-                  {.summary = "List targets",
-                   .tag = "Targets",
-                   .query = PageQuery(),
-                   .success = "{items, limit, offset, next_offset?}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto list, store.ListTargets(page));
-                    return ListResponse(list, page, TargetJson);
-                  }));
+  r.push_back(ListRoute(
+      "/api/v1/targets", Role::kViewer, {.summary = "List targets", .tag = "Targets"},
+      [&](HttpRequest&, const Page& page) { return store.ListTargets(page); }, TargetJson));
   r.push_back(Get("/api/v1/targets/{target}", Role::kViewer,
                   {.summary = "Get a target",
                    .tag = "Targets",
@@ -135,40 +122,33 @@ static void AddTargetRoutes(ApiContext& ctx, std::vector<Route>& r) {
                     TRY_OR_ERROR(auto t, store.GetTarget(req.Param("target")));
                     return Ok(TargetJson(t));
                   }));
-  r.push_back(Put("/api/v1/targets/{target}", Role::kAdmin,
-                  {.summary = "Create or replace a target",
-                   .tag = "Targets",
-                   .body = target_body,
-                   .success = "the stored target"},
-                  [&, target_body](HttpRequest& req) {
-                    TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                    STATUS_OR_ERROR(CheckKeys(body, target_body));
-                    TargetRecord t;
-                    t.name = req.Param("target");
-                    TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
-                    TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
-                    TRY_OR_ERROR(t.path, StringField(body, "path", true));
-                    TRY_OR_ERROR(auto vars, VariablesField(body));
-                    STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
-                    TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
-                    return Ok(TargetJson(stored));
-                  }));
+  r.push_back(JsonBodyRoute(Put, "/api/v1/targets/{target}", Role::kAdmin,
+                            {.summary = "Create or replace a target",
+                             .tag = "Targets",
+                             .body = target_body,
+                             .success = "the stored target"},
+                            [&](HttpRequest& req, const Json& body) {
+                              TargetRecord t;
+                              t.name = req.Param("target");
+                              TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
+                              TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
+                              TRY_OR_ERROR(t.path, StringField(body, "path", true));
+                              TRY_OR_ERROR(auto vars, VariablesField(body));
+                              STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
+                              TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
+                              return Ok(TargetJson(stored));
+                            }));
 }
 
 // applications, releases and builds
 static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
-  r.push_back(Get("/api/v1/applications", Role::kViewer,
-                  {.summary = "List applications",
-                   .tag = "Applications",
-                   .query = PageQuery(),
-                   .success = "{items, limit, offset, next_offset?}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto list, store.ListApplications(page));
-                    return ListResponse(list, page, ApplicationJson);
-                  }));
+  r.push_back(ListRoute(
+      "/api/v1/applications", Role::kViewer,
+      {.summary = "List applications", .tag = "Applications"},
+      [&](HttpRequest&, const Page& page) { return store.ListApplications(page); },
+      ApplicationJson));
   r.push_back(
       Get("/api/v1/applications/{app}", Role::kViewer,
           {.summary = "Get an application",
@@ -219,23 +199,21 @@ static void AddReleaseRoutes(ApiContext& ctx, std::vector<Route>& r) {
                     TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
                     return ListResponse(list, page, ReleaseJson);
                   }));
-  r.push_back(Post("/api/v1/applications/{app}/releases", Role::kDeployer,
-                   {.summary = "Create a release",
-                    .tag = "Releases",
-                    .body = release_body,
-                    .success_status = 201,
-                    .success = "the new release"},
-                   [&, release_body](HttpRequest& req) {
-                     TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                     STATUS_OR_ERROR(CheckKeys(body, release_body));
-                     TRY_OR_ERROR(auto number, StringField(body, "number", true));
-                     TRY_OR_ERROR(auto vars, VariablesField(body));
-                     TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
-                     TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user,
-                                                                  req.Param("app"), number, vars,
-                                                                  {notes.notes, notes.links_json}));
-                     return Ok(ReleaseJson(rel), 201);
-                   }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/applications/{app}/releases", Role::kDeployer,
+      {.summary = "Create a release",
+       .tag = "Releases",
+       .body = release_body,
+       .success_status = 201,
+       .success = "the new release"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto number, StringField(body, "number", true));
+        TRY_OR_ERROR(auto vars, VariablesField(body));
+        TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
+        TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user, req.Param("app"), number,
+                                                     vars, {notes.notes, notes.links_json}));
+        return Ok(ReleaseJson(rel), 201);
+      }));
   r.push_back(Get("/api/v1/applications/{app}/releases/{rel}", Role::kViewer,
                   {.summary = "Get a release",
                    .tag = "Releases",
@@ -265,22 +243,21 @@ static void AddBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
                     TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
                     return ListResponse(list, page, BuildJson);
                   }));
-  r.push_back(Post("/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer,
-                   {.summary = "Create a build",
-                    .tag = "Builds",
-                    .body = build_body,
-                    .success_status = 201,
-                    .success = "the new build"},
-                   [&, build_body](HttpRequest& req) {
-                     TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(CheckKeys(body, build_body));
-                     TRY_OR_ERROR(auto vars, VariablesField(body));
-                     TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "build"));
-                     TRY_OR_ERROR(auto b, catalog.CreateBuild(req.principal.user, req.Param("app"),
-                                                              req.Param("rel"), vars,
-                                                              {notes.notes, notes.links_json}));
-                     return Ok(BuildJson(b), 201);
-                   }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer,
+      {.summary = "Create a build",
+       .tag = "Builds",
+       .body = build_body,
+       .success_status = 201,
+       .success = "the new build"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto vars, VariablesField(body));
+        TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "build"));
+        TRY_OR_ERROR(auto b,
+                     catalog.CreateBuild(req.principal.user, req.Param("app"), req.Param("rel"),
+                                         vars, {notes.notes, notes.links_json}));
+        return Ok(BuildJson(b), 201);
+      }));
   r.push_back(Get("/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer,
                   {.summary = "Get a build with its artifacts",
                    .tag = "Builds",

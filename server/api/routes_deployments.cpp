@@ -11,6 +11,7 @@
 #include "server/api/deployment_list.h"
 #include "server/api/json_io.h"
 #include "server/api/list_query.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
@@ -575,21 +576,19 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
 
   const RequestBody hold_body{
       "clear-hold request", {{"comment", "string", false, "why the hold is cleared"}}, false};
-  r.push_back(Post("/api/v1/applications/{app}/stages/{stage}/clear-hold", Role::kReleaseManager,
-                   {.summary = "Clear a stage's hold",
-                    .tag = "Deployments",
-                    .body = hold_body,
-                    .success = "{application, stage, hold: null}"},
-                   [&, hold_body](HttpRequest& req) {
-                     TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(CheckKeys(body, hold_body));
-                     TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
-                     STATUS_OR_ERROR(engine.ClearHold(ActorOf(req), req.Param("app"),
-                                                      req.Param("stage"), comment));
-                     return Ok({{"application", req.Param("app")},
-                                {"stage", req.Param("stage")},
-                                {"hold", nullptr}});
-                   }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/applications/{app}/stages/{stage}/clear-hold", Role::kReleaseManager,
+      {.summary = "Clear a stage's hold",
+       .tag = "Deployments",
+       .body = hold_body,
+       .success = "{application, stage, hold: null}"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto comment, StringField(body, "comment", false));
+        STATUS_OR_ERROR(
+            engine.ClearHold(ActorOf(req), req.Param("app"), req.Param("stage"), comment));
+        return Ok(
+            {{"application", req.Param("app")}, {"stage", req.Param("stage")}, {"hold", nullptr}});
+      }));
   (void)clock;
 }
 

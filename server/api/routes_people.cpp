@@ -7,6 +7,7 @@
 #include "server/api/auth.h"
 #include "server/api/json_io.h"
 #include "server/api/list_query.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
@@ -214,42 +215,33 @@ void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
       {{"role", "string", false, "viewer, deployer, release-manager or admin"},
        {"disabled", "boolean", false, "a disabled user can neither log in nor use tokens"},
        {"password", "string", false, "a new password"}}};
-  r.push_back(Get("/api/v1/users", Role::kAdmin,
-                  {.summary = "List users",
-                   .tag = "Users",
-                   .query = PageQuery(),
-                   .success = "{items, limit, offset, next_offset?}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto users, store.ListUsers(page));
-                    return ListResponse(users, page, UserJson);
-                  }));
+  r.push_back(ListRoute(
+      "/api/v1/users", Role::kAdmin, {.summary = "List users", .tag = "Users"},
+      [&](HttpRequest&, const Page& page) { return store.ListUsers(page); }, UserJson));
 
-  r.push_back(
-      Post("/api/v1/users", Role::kAdmin,
-           {.summary = "Create a user",
-            .tag = "Users",
-            .body = new_user_body,
-            .success_status = 201,
-            .success = "the new user"},
-           [&, audit, new_user_body](HttpRequest& req) {
-             TRY_OR_ERROR(auto body, ParseJsonBody(req));
-             STATUS_OR_ERROR(CheckKeys(body, new_user_body));
-             TRY_OR_ERROR(auto name, StringField(body, "name", true));
-             TRY_OR_ERROR(auto role_name, StringField(body, "role", true));
-             TRY_OR_ERROR(auto password, StringField(body, "password", false));
-             if (!IsValidName(name))
-               return HttpResponse::Error(InvalidArgument("user name '" + name + "' is invalid"));
-             TRY_OR_ERROR(Role role, RoleField(role_name));
-             if (!password.empty()) STATUS_OR_ERROR(CheckPassword(password));
-             UserRecord u{name, role, password.empty() ? "" : HashPassword(password),
-                          ToUnixMillis(clock.Now())};
-             STATUS_OR_ERROR(store.Atomically([&] {
-               REPRISE_RETURN_IF_ERROR(store.CreateUser(u));
-               return audit(req, "user.create", name, std::string("role ") + RoleName(role));
-             }));
-             return Ok({{"name", name}, {"role", RoleName(role)}}, 201);
-           }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/users", Role::kAdmin,
+      {.summary = "Create a user",
+       .tag = "Users",
+       .body = new_user_body,
+       .success_status = 201,
+       .success = "the new user"},
+      [&, audit](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto name, StringField(body, "name", true));
+        TRY_OR_ERROR(auto role_name, StringField(body, "role", true));
+        TRY_OR_ERROR(auto password, StringField(body, "password", false));
+        if (!IsValidName(name))
+          return HttpResponse::Error(InvalidArgument("user name '" + name + "' is invalid"));
+        TRY_OR_ERROR(Role role, RoleField(role_name));
+        if (!password.empty()) STATUS_OR_ERROR(CheckPassword(password));
+        UserRecord u{name, role, password.empty() ? "" : HashPassword(password),
+                     ToUnixMillis(clock.Now())};
+        STATUS_OR_ERROR(store.Atomically([&] {
+          REPRISE_RETURN_IF_ERROR(store.CreateUser(u));
+          return audit(req, "user.create", name, std::string("role ") + RoleName(role));
+        }));
+        return Ok({{"name", name}, {"role", RoleName(role)}}, 201);
+      }));
 
   r.push_back(Get("/api/v1/users/{user}", Role::kAdmin,
                   {.summary = "Get a user", .tag = "Users", .success = "the user"},
@@ -258,15 +250,13 @@ void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
                     return Ok(UserJson(user));
                   }));
 
-  r.push_back(Patch(
-      "/api/v1/users/{user}", Role::kAdmin,
+  r.push_back(JsonBodyRoute(
+      Patch, "/api/v1/users/{user}", Role::kAdmin,
       {.summary = "Change a user's role, password or disabled flag",
        .tag = "Users",
        .body = user_change_body,
        .success = "the user"},
-      [&, audit, user_change_body](HttpRequest& req) {
-        TRY_OR_ERROR(auto body, ParseJsonBody(req));
-        STATUS_OR_ERROR(CheckKeys(body, user_change_body));
+      [&, audit](HttpRequest& req, const Json& body) {
         std::string password_hash;
         if (body.contains("password")) {
           TRY_OR_ERROR(auto password, StringField(body, "password", true));
@@ -309,38 +299,36 @@ void AddTokenRoutes(ApiContext& ctx, std::vector<Route>& r) {
                     return Ok({{"user", user.name}, {"items", items}});
                   }));
 
-  r.push_back(Post("/api/v1/users/{user}/tokens", Role::kAdmin,
-                   {.summary = "Create an API token",
-                    .tag = "Users",
-                    .body = token_body,
-                    .success_status = 201,
-                    .success = "the token record and its secret, shown this once"},
-                   [&, audit, token_body](HttpRequest& req) {
-                     TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(CheckKeys(body, token_body));
-                     TRY_OR_ERROR(auto name, StringField(body, "name", false));
-                     if (name.empty()) name = "api";
-                     if (name.size() > 100)
-                       return HttpResponse::Error(
-                           InvalidArgument("token name must be at most 100 characters"));
-                     TRY_OR_ERROR(int64_t expires_in, ExpiresInField(body));
-                     TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                     int64_t now = ToUnixMillis(clock.Now());
-                     int64_t expires_at = expires_in == 0 ? 0 : now + expires_in * 1000;
-                     std::string token;
-                     TokenRecord stored;
-                     STATUS_OR_ERROR(store.Atomically([&] {
-                       REPRISE_ASSIGN_OR_RETURN(
-                           token, IssueToken(store, clock, user.name, name, expires_at, &stored));
-                       return audit(req, "token.create", user.name,
-                                    "token '" + name + "' (#" + std::to_string(stored.id) + ")" +
-                                        (expires_at ? ", expires " + Time(expires_at) : ""));
-                     }));
-                     // The token is shown once; only its hash is kept.
-                     Json out = TokenJson(stored, now);
-                     out["token"] = token;
-                     return Ok(out, 201);
-                   }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/users/{user}/tokens", Role::kAdmin,
+      {.summary = "Create an API token",
+       .tag = "Users",
+       .body = token_body,
+       .success_status = 201,
+       .success = "the token record and its secret, shown this once"},
+      [&, audit](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto name, StringField(body, "name", false));
+        if (name.empty()) name = "api";
+        if (name.size() > 100)
+          return HttpResponse::Error(InvalidArgument("token name must be at most 100 characters"));
+        TRY_OR_ERROR(int64_t expires_in, ExpiresInField(body));
+        TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+        int64_t now = ToUnixMillis(clock.Now());
+        int64_t expires_at = expires_in == 0 ? 0 : now + expires_in * 1000;
+        std::string token;
+        TokenRecord stored;
+        STATUS_OR_ERROR(store.Atomically([&] {
+          REPRISE_ASSIGN_OR_RETURN(token,
+                                   IssueToken(store, clock, user.name, name, expires_at, &stored));
+          return audit(req, "token.create", user.name,
+                       "token '" + name + "' (#" + std::to_string(stored.id) + ")" +
+                           (expires_at ? ", expires " + Time(expires_at) : ""));
+        }));
+        // The token is shown once; only its hash is kept.
+        Json out = TokenJson(stored, now);
+        out["token"] = token;
+        return Ok(out, 201);
+      }));
 
   r.push_back(Delete(
       "/api/v1/users/{user}/tokens/{id}", Role::kAdmin,

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "server/api/json_io.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/catalog.h"
@@ -57,17 +58,15 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
        {"keep_rollback_candidates", "integer", false, "rollback candidates kept per stage"},
        {"dry_run", "boolean", false, "report what would go without removing it"}},
       false};
-  r.push_back(Post(
-      "/api/v1/admin/retention", Role::kAdmin,
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/admin/retention", Role::kAdmin,
       {.summary = "Remove the bytes of old artifacts",
        .tag = "Admin",
        .description = "Fields left out take the server's retention defaults. Deployed and "
                       "rollback-candidate builds are kept.",
        .body = retention_body,
        .success = "what was (or would be) removed"},
-      [&ctx, retention_body](HttpRequest& req) {
-        TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-        STATUS_OR_ERROR(CheckKeys(body, retention_body));
+      [&ctx](HttpRequest& req, const Json& body) {
         RetentionPolicy policy =
             ctx.retention_defaults ? *ctx.retention_defaults : RetentionPolicy{};
         STATUS_OR_ERROR(IntField(body, "keep_builds", 1000000, policy.keep_builds_per_release));

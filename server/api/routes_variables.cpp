@@ -1,5 +1,6 @@
 // Global variables: the server-wide scope every deployment resolves last.
 #include "server/api/json_io.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
@@ -28,21 +29,19 @@ std::vector<Route> VariableRoutes(ApiContext& ctx) {
                   {.summary = "The global variables", .tag = "Variables", .success = "{variables}"},
                   [&](HttpRequest&) { return GlobalVariablesResponse(store); }));
   // Replaces the whole scope, as PUT /environments/{env} does for an environment.
-  r.push_back(Put("/api/v1/variables", Role::kAdmin,
-                  {.summary = "Replace the global variables",
-                   .tag = "Variables",
-                   .body = variables_body,
-                   .success = "{variables}"},
-                  [&, variables_body](HttpRequest& req) {
-                    TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                    STATUS_OR_ERROR(CheckKeys(body, variables_body));
-                    if (!body.contains("variables"))
-                      return HttpResponse::Error(
-                          InvalidArgument("field 'variables' is required ({} removes them all)"));
-                    TRY_OR_ERROR(auto vars, VariablesField(body));
-                    STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
-                    return GlobalVariablesResponse(store);
-                  }));
+  r.push_back(JsonBodyRoute(Put, "/api/v1/variables", Role::kAdmin,
+                            {.summary = "Replace the global variables",
+                             .tag = "Variables",
+                             .body = variables_body,
+                             .success = "{variables}"},
+                            [&](HttpRequest& req, const Json& body) {
+                              if (!body.contains("variables"))
+                                return HttpResponse::Error(InvalidArgument(
+                                    "field 'variables' is required ({} removes them all)"));
+                              TRY_OR_ERROR(auto vars, VariablesField(body));
+                              STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
+                              return GlobalVariablesResponse(store);
+                            }));
   return r;
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/names.h"
 #include "server/api/json_io.h"
+#include "server/api/route_kinds.h"
 #include "server/events/event_bus.h"
 #include "server/http/list_params.h"
 #include "server/store/store.h"
@@ -149,16 +150,12 @@ void AddWebhookRoutes(Store& store, WebhookService& service, const Clock& clock,
                       std::vector<Route>& r) {
   auto audit = WebhookAudit(store, clock);
 
-  r.push_back(Get("/api/v1/webhooks", Role::kAdmin,
-                  {.summary = "The webhooks",
-                   .tag = "Webhooks",
-                   .query = PageQuery(),
-                   .success = "{items: [webhook]}, the secrets masked"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto hooks, store.ListWebhooks(page));
-                    return ListResponse(hooks, page, WebhookJson);
-                  }));
+  r.push_back(ListRoute(
+      "/api/v1/webhooks", Role::kAdmin,
+      {.summary = "The webhooks",
+       .tag = "Webhooks",
+       .success = "{items: [webhook]}, the secrets masked"},
+      [&](HttpRequest&, const Page& page) { return store.ListWebhooks(page); }, WebhookJson));
   r.push_back(Get(
       "/api/v1/webhooks/{name}", Role::kAdmin,
       {.summary = "One webhook", .tag = "Webhooks", .success = "the webhook, its secret masked"},
