@@ -97,6 +97,14 @@ class OwnServer {
   std::unique_ptr<ServerApp> app_;
 };
 
+// What most tests here start with: a receiver, a server of our own that may
+// send to it (private addresses allowed) and its admin.
+struct ReceiverAndServer {
+  Receiver receiver;
+  OwnServer server{true};
+  HttpClient admin = server.Admin();
+};
+
 // Queues a ping to `name` and returns the delivery.
 json Ping(HttpClient& admin, const std::string& name) {
   auto sent = admin.Post("/api/v1/webhooks/" + name + "/test", "");
@@ -214,10 +222,9 @@ TEST_CASE("a gate waiting for approval and an agent going offline are announced"
   for (const auto& r : got) CHECK(r.signature_ok);
 }
 
-TEST_CASE("a 500 is retried once the fake clock passes the backoff; redeliver sends again") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(
+    ReceiverAndServer,
+    "a 500 is retried once the fake clock passes the backoff; redeliver sends again") {
   SaveHook(admin, "chat", receiver.url(), {"hold.placed"});
   receiver.AnswerNext({500});
   const int64_t id = Ping(admin, "chat")["id"];
@@ -250,10 +257,8 @@ TEST_CASE("a 500 is retried once the fake clock passes the backoff; redeliver se
   CHECK(admin.Post("/api/v1/webhooks/chat/deliveries/999999/redeliver", "").status == 404);
 }
 
-TEST_CASE("a pending delivery survives a restart and goes out after it") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(ReceiverAndServer,
+                  "a pending delivery survives a restart and goes out after it") {
   SaveHook(admin, "ops", receiver.url(), {"agent.offline"});
   receiver.AnswerNext({503});
   const int64_t id = Ping(admin, "ops")["id"];
@@ -268,10 +273,7 @@ TEST_CASE("a pending delivery survives a restart and goes out after it") {
   CHECK(receiver.count() == 2);
 }
 
-TEST_CASE("a delivery that keeps failing is given up after 24 hours") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(ReceiverAndServer, "a delivery that keeps failing is given up after 24 hours") {
   SaveHook(admin, "down", receiver.url(), {"agent.offline"});
   receiver.AnswerAlways(502);
   const auto queued_at = server.clock.Now();
@@ -296,10 +298,8 @@ TEST_CASE("a delivery that keeps failing is given up after 24 hours") {
   CHECK(receiver.count() == sent);
 }
 
-TEST_CASE("private and metadata URLs are refused when saved, and again when connecting") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(ReceiverAndServer,
+                  "private and metadata URLs are refused when saved, and again when connecting") {
   // Saved while private addresses were allowed...
   SaveHook(admin, "inside", receiver.url(), {"agent.offline"});
   // ...then the server runs without --webhook-allow-private.
@@ -330,10 +330,8 @@ TEST_CASE("private and metadata URLs are refused when saved, and again when conn
   CHECK(receiver.count() == 0);
 }
 
-TEST_CASE("secrets are masked in answers and in the audit log; PUT ****** keeps them") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(ReceiverAndServer,
+                  "secrets are masked in answers and in the audit log; PUT ****** keeps them") {
   auto created = admin.Put("/api/v1/webhooks/ci", Hook(receiver.url(), {"agent.offline"}).dump());
   REQUIRE(created.status == 201);
   CHECK(json::parse(created.body)["secret"] == "******");
