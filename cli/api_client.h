@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "common/status.h"
 
 namespace reprise::cli {
@@ -74,14 +75,12 @@ class SseParser {
   bool has_data_ = false;
 };
 
-class ApiClient {
+class ApiClient : NonCopyable {
  public:
   // `token` is sent as "Authorization: Bearer <token>" when not empty; it is
   // never printed or put into error messages.
   ApiClient(ServerUrl url, std::string token);
   ~ApiClient();
-  ApiClient(const ApiClient&) = delete;
-  ApiClient& operator=(const ApiClient&) = delete;
 
   const std::string& origin() const { return url_.origin; }
 

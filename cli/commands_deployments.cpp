@@ -253,6 +253,19 @@ Outcome Action(Ctx& c, const std::string& action, const char* done) {
   return Outcome::Ok();
 }
 
+// `reprise VERB ID [--comment C]`: POST /api/v1/deployments/ID/ACTION, then
+// "deployment ID DONE; status now ...".
+Command ActionCommand(const std::string& verb, std::string action, const char* done,
+                      bool takes_comment = true) {
+  std::vector<OptionSpec> options;
+  if (takes_comment) options.push_back(ValueOption("comment"));
+  return {{verb},
+          1,
+          std::move(options),
+          [action = std::move(action), done](Ctx& c) { return Action(c, action, done); },
+          "reprise " + verb + " ID" + (takes_comment ? " [--comment C]" : "")};
+}
+
 // deployment show ID: the line, the gates still open, and the result once final.
 Outcome ShowDeployment(Ctx& c) {
   const std::string& id = c.Arg(0);
@@ -340,31 +353,11 @@ CommandGroup DeploymentCommands() {
            Deployments,
            "reprise deployments [--app A] [--stage S] [--status S[,S...]] [--limit N]"},
           {{"log"}, 1, {Flag("follow")}, Log, "reprise log ID [--follow]"},
-          {{"approve"},
-           1,
-           {ValueOption("comment")},
-           [](Ctx& c) { return Action(c, "approve", "approved"); },
-           "reprise approve ID [--comment C]"},
-          {{"reject"},
-           1,
-           {ValueOption("comment")},
-           [](Ctx& c) { return Action(c, "reject", "rejected"); },
-           "reprise reject ID [--comment C]"},
-          {{"cancel"},
-           1,
-           {ValueOption("comment")},
-           [](Ctx& c) { return Action(c, "cancel", "cancelled"); },
-           "reprise cancel ID [--comment C]"},
-          {{"revoke"},
-           1,
-           {},
-           [](Ctx& c) { return Action(c, "revoke-approval", "approval revoked"); },
-           "reprise revoke ID"},
-          {{"continue"},
-           1,
-           {ValueOption("comment")},
-           [](Ctx& c) { return Action(c, "continue", "continued"); },
-           "reprise continue ID [--comment C]"},
+          ActionCommand("approve", "approve", "approved"),
+          ActionCommand("reject", "reject", "rejected"),
+          ActionCommand("cancel", "cancel", "cancelled"),
+          ActionCommand("revoke", "revoke-approval", "approval revoked", /*takes_comment=*/false),
+          ActionCommand("continue", "continue", "continued"),
           {{"move"}, 1, {ValueOption("at")}, Move, "reprise move ID --at RFC3339"},
           {{"deployment", "show"}, 1, {}, ShowDeployment, "reprise deployment show ID"},
           ApiCommand(

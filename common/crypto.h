@@ -11,16 +11,15 @@
 #include <string>
 #include <string_view>
 
+#include "common/non_copyable.h"
 #include "common/status.h"
 
 namespace reprise {
 
-class Sha256 {
+class Sha256 : NonCopyable {
  public:
   Sha256();
   ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
 
   void Update(const void* data, size_t size);
   void Update(std::string_view data) { Update(data.data(), data.size()); }

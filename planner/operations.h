@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/non_copyable.h"
 #include "common/status.h"
 #include "planner/execution_context.h"
 #include "planner/plan.h"
@@ -131,14 +132,12 @@ Result<ResolvedOperation> OperationFromJson(std::string_view json);
 // Cancellation shared by a deployment and its steps. A child token is
 // cancelled with its parent and also once its deadline (on the given clock)
 // has passed. Operations poll IsCancelled() or block in WaitFor().
-class CancelToken {
+class CancelToken : NonCopyable {
  public:
   CancelToken();
   // A child: cancelled when `parent` is, or when `clock.Now() >= deadline`.
   // `parent` and `clock` must outlive the child.
   CancelToken(const CancelToken& parent, const Clock& clock, TimePoint deadline);
-  CancelToken(const CancelToken&) = delete;
-  CancelToken& operator=(const CancelToken&) = delete;
 
   void Cancel();
   bool IsCancelled() const;
@@ -173,13 +172,11 @@ using LogSink = std::function<void(const LogLine&)>;
 
 // The log of one step on one target. Every line is masked and timestamped
 // with the executor's clock before it reaches the sink.
-class StepLog {
+class StepLog : NonCopyable {
  public:
   StepLog(const Clock& clock, const Masker& masker, std::string step_id, SourcePosition position,
           std::string target, LogSink sink);
   ~StepLog();
-  StepLog(const StepLog&) = delete;
-  StepLog& operator=(const StepLog&) = delete;
 
   void Info(std::string_view text) { Write(LogLevel::kInfo, text); }
   void Warning(std::string_view text) { Write(LogLevel::kWarning, text); }

@@ -20,6 +20,6 @@ Result<ResolvedOperation> Resolve(const DeleteStep& s, const Resolver& r) {
 
 }  // namespace
 
-StepKindInfo DeleteKind() { return MakeTargetStepKind<DeleteStep>("delete", Parse, Resolve); }
+StepKindInfo DeleteKind() { return MakeTargetStepKind("delete", Parse, Resolve); }
 
 }  // namespace reprise

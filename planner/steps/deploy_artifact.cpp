@@ -54,8 +54,6 @@ Result<ResolvedOperation> Resolve(const DeployArtifactStep& s, const Resolver& r
 
 }  // namespace
 
-StepKindInfo DeployArtifactKind() {
-  return MakeTargetStepKind<DeployArtifactStep>("deploy-artifact", Parse, Resolve);
-}
+StepKindInfo DeployArtifactKind() { return MakeTargetStepKind("deploy-artifact", Parse, Resolve); }
 
 }  // namespace reprise

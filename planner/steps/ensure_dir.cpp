@@ -14,16 +14,12 @@ Result<EnsureDirStep> Parse(StepArgs& args) {
 }
 
 Result<ResolvedOperation> Resolve(const EnsureDirStep& s, const Resolver& r) {
-  EnsureDirOp op;
-  REPRISE_ASSIGN_OR_RETURN(op.path, r.Expand(s.path));
-  op.mode = s.mode;
-  return ResolvedOperation(op);
+  REPRISE_ASSIGN_OR_RETURN(std::string path, r.Expand(s.path));
+  return ResolvedOperation(EnsureDirOp{.path = std::move(path), .mode = s.mode});
 }
 
 }  // namespace
 
-StepKindInfo EnsureDirKind() {
-  return MakeTargetStepKind<EnsureDirStep>("ensure-dir", Parse, Resolve);
-}
+StepKindInfo EnsureDirKind() { return MakeTargetStepKind("ensure-dir", Parse, Resolve); }
 
 }  // namespace reprise

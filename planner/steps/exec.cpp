@@ -106,6 +106,6 @@ Result<ResolvedOperation> Resolve(const ExecStep& s, const Resolver& r) {
 
 }  // namespace
 
-StepKindInfo ExecKind() { return MakeTargetStepKind<ExecStep>("exec", Parse, Resolve); }
+StepKindInfo ExecKind() { return MakeTargetStepKind("exec", Parse, Resolve); }
 
 }  // namespace reprise

@@ -25,6 +25,6 @@ Flow Run(Walker& w, const Step& step, const FailStep& fail, Frame& f) {
 
 }  // namespace
 
-StepKindInfo FailKind() { return MakeStepKind<FailStep>("fail", /*is_block=*/false, Parse, Run); }
+StepKindInfo FailKind() { return MakeStepKind("fail", /*is_block=*/false, Parse, Run); }
 
 }  // namespace reprise

@@ -77,7 +77,7 @@ Flow Run(Walker& w, const Step& step, const ForEachTargetBlock& block, Frame& f)
 }  // namespace
 
 StepKindInfo ForEachTargetKind() {
-  return MakeStepKind<ForEachTargetBlock>("for-each-target", /*is_block=*/true, Parse, Run);
+  return MakeStepKind("for-each-target", /*is_block=*/true, Parse, Run);
 }
 
 }  // namespace reprise

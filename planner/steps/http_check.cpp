@@ -19,19 +19,16 @@ Result<HttpCheckStep> Parse(StepArgs& args) {
 }
 
 Result<ResolvedOperation> Resolve(const HttpCheckStep& s, const Resolver& r) {
-  HttpCheckOp op;
-  REPRISE_ASSIGN_OR_RETURN(op.url, r.Expand(s.url));
-  op.expect_status = s.expect_status;
-  op.retries = s.retries;
-  op.delay_seconds = s.delay_seconds;
-  op.timeout_seconds = s.timeout_seconds;
-  return ResolvedOperation(op);
+  REPRISE_ASSIGN_OR_RETURN(std::string url, r.Expand(s.url));
+  return ResolvedOperation(HttpCheckOp{.url = std::move(url),
+                                       .expect_status = s.expect_status,
+                                       .retries = s.retries,
+                                       .delay_seconds = s.delay_seconds,
+                                       .timeout_seconds = s.timeout_seconds});
 }
 
 }  // namespace
 
-StepKindInfo HttpCheckKind() {
-  return MakeTargetStepKind<HttpCheckStep>("http-check", Parse, Resolve);
-}
+StepKindInfo HttpCheckKind() { return MakeTargetStepKind("http-check", Parse, Resolve); }
 
 }  // namespace reprise

@@ -53,6 +53,6 @@ Flow Run(Walker& w, const Step& step, const IfBlock& block, Frame& f) {
 
 }  // namespace
 
-StepKindInfo IfKind() { return MakeStepKind<IfBlock>("if", /*is_block=*/true, Parse, Run); }
+StepKindInfo IfKind() { return MakeStepKind("if", /*is_block=*/true, Parse, Run); }
 
 }  // namespace reprise

@@ -29,6 +29,6 @@ Flow Run(Walker& w, const Step& step, const LogStep& log, Frame& f) {
 
 }  // namespace
 
-StepKindInfo LogKind() { return MakeStepKind<LogStep>("log", /*is_block=*/false, Parse, Run); }
+StepKindInfo LogKind() { return MakeStepKind("log", /*is_block=*/false, Parse, Run); }
 
 }  // namespace reprise

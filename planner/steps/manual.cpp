@@ -60,8 +60,6 @@ Flow Run(Walker& w, const Step& step, const ManualStep& manual, Frame& f) {
 
 }  // namespace
 
-StepKindInfo ManualKind() {
-  return MakeStepKind<ManualStep>("manual", /*is_block=*/false, Parse, Run);
-}
+StepKindInfo ManualKind() { return MakeStepKind("manual", /*is_block=*/false, Parse, Run); }
 
 }  // namespace reprise

@@ -58,8 +58,6 @@ Flow Run(Walker& w, const Step& step, const OnTargetsBlock& block, Frame& f) {
 
 }  // namespace
 
-StepKindInfo OnTargetsKind() {
-  return MakeStepKind<OnTargetsBlock>("on-targets", /*is_block=*/true, Parse, Run);
-}
+StepKindInfo OnTargetsKind() { return MakeStepKind("on-targets", /*is_block=*/true, Parse, Run); }
 
 }  // namespace reprise

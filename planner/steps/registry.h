@@ -74,7 +74,7 @@ constexpr size_t StepBodyIndex() {
   }
 }
 
-// An entry for a plan-level step or block of type T.
+// An entry for a plan-level step or block of type T (deduced from `parse`).
 template <typename T>
 StepKindInfo MakeStepKind(std::string_view name, bool is_block, Result<T> (*parse)(StepArgs&),
                           Flow (*run)(Walker&, const Step&, const T&, Frame&)) {
@@ -92,7 +92,7 @@ StepKindInfo MakeStepKind(std::string_view name, bool is_block, Result<T> (*pars
   return info;
 }
 
-// An entry for a target operation of type T.
+// An entry for a target operation of type T (deduced from `parse`).
 template <typename T>
 StepKindInfo MakeTargetStepKind(std::string_view name, Result<T> (*parse)(StepArgs&),
                                 Result<ResolvedOperation> (*resolve)(const T&, const Resolver&)) {

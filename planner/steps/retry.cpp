@@ -41,8 +41,6 @@ Flow Run(Walker& w, const Step& step, const RetryBlock& block, Frame& f) {
 
 }  // namespace
 
-StepKindInfo RetryKind() {
-  return MakeStepKind<RetryBlock>("retry", /*is_block=*/true, Parse, Run);
-}
+StepKindInfo RetryKind() { return MakeStepKind("retry", /*is_block=*/true, Parse, Run); }
 
 }  // namespace reprise

@@ -57,6 +57,6 @@ Flow Run(Walker& w, const Step& step, const SetStep& set, Frame& f) {
 
 }  // namespace
 
-StepKindInfo SetKind() { return MakeStepKind<SetStep>("set", /*is_block=*/false, Parse, Run); }
+StepKindInfo SetKind() { return MakeStepKind("set", /*is_block=*/false, Parse, Run); }
 
 }  // namespace reprise

@@ -58,6 +58,6 @@ Flow Run(Walker& w, const Step& step, const TryBlock& block, Frame& f) {
 
 }  // namespace
 
-StepKindInfo TryKind() { return MakeStepKind<TryBlock>("try", /*is_block=*/true, Parse, Run); }
+StepKindInfo TryKind() { return MakeStepKind("try", /*is_block=*/true, Parse, Run); }
 
 }  // namespace reprise

@@ -33,6 +33,6 @@ Flow Run(Walker& w, const Step& step, const WaitStep& wait, Frame& f) {
 
 }  // namespace
 
-StepKindInfo WaitKind() { return MakeStepKind<WaitStep>("wait", /*is_block=*/false, Parse, Run); }
+StepKindInfo WaitKind() { return MakeStepKind("wait", /*is_block=*/false, Parse, Run); }
 
 }  // namespace reprise

@@ -26,21 +26,17 @@ Result<WriteFileStep> Parse(StepArgs& args) {
 }
 
 Result<ResolvedOperation> Resolve(const WriteFileStep& s, const Resolver& r) {
-  WriteFileOp op;
-  REPRISE_ASSIGN_OR_RETURN(op.path, r.Expand(s.path));
+  REPRISE_ASSIGN_OR_RETURN(std::string path, r.Expand(s.path));
+  std::string content = s.text;
   if (s.is_template) {
-    REPRISE_ASSIGN_OR_RETURN(op.content, r.Expand(s.text));
-  } else {
-    op.content = s.text;
+    REPRISE_ASSIGN_OR_RETURN(content, r.Expand(s.text));
   }
-  op.mode = s.mode;
-  return ResolvedOperation(op);
+  return ResolvedOperation(
+      WriteFileOp{.path = std::move(path), .content = std::move(content), .mode = s.mode});
 }
 
 }  // namespace
 
-StepKindInfo WriteFileKind() {
-  return MakeTargetStepKind<WriteFileStep>("write-file", Parse, Resolve);
-}
+StepKindInfo WriteFileKind() { return MakeTargetStepKind("write-file", Parse, Resolve); }
 
 }  // namespace reprise

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/non_copyable.h"
 #include "common/status.h"
 #include "server/http/http_types.h"
 
@@ -65,12 +66,10 @@ struct HttpServerOptions {
   Metrics* metrics = nullptr;
 };
 
-class HttpServer {
+class HttpServer : NonCopyable {
  public:
   explicit HttpServer(HttpServerOptions options);
   ~HttpServer();
-  HttpServer(const HttpServer&) = delete;
-  HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds and starts serving on background threads.
   Status Start();

@@ -230,15 +230,12 @@ std::string OpenApiDocument(const std::vector<Route>& routes, std::string_view v
 
 void AddOpenApiRoute(std::vector<Route>& routes, std::string_view version) {
   auto document = std::make_shared<std::string>();
-  routes.push_back({"GET",
-                    "/api/v1/openapi.json",
-                    Role::kViewer,
-                    true,
-                    [document](HttpRequest&) { return HttpResponse::Json(200, *document); },
-                    nullptr,
-                    {.summary = "This API's OpenAPI 3.1 description",
-                     .tag = "Meta",
-                     .success = "the OpenAPI document, generated from the route table"}});
+  routes.push_back(
+      Public(Get("/api/v1/openapi.json", Role::kViewer,
+                 {.summary = "This API's OpenAPI 3.1 description",
+                  .tag = "Meta",
+                  .success = "the OpenAPI document, generated from the route table"},
+                 [document](HttpRequest&) { return HttpResponse::Json(200, *document); })));
   *document = OpenApiDocument(routes, version);
 }
 

@@ -10,34 +10,27 @@ std::vector<Route> AdminRoutes(ApiContext& ctx) {
   Store& store = *ctx.store;
   std::vector<Route> r;
 
-  r.push_back(
-      {"GET",
-       "/api/v1/health",
-       Role::kViewer,
-       true,
-       [&](HttpRequest&) {
-         Status st = store.Ping();
-         Json j = {{"status", st.ok() ? "ok" : "degraded"},
-                   {"version", Version()},
-                   {"store",
-                    {{"status", st.ok() ? "ok" : st.message()},
-                     {"schema_version", store.SchemaVersion()}}}};
-         return Ok(j, st.ok() ? 200 : 503);
-       },
-       nullptr,
-       {.summary = "Is the server up",
-        .tag = "Meta",
-        .success = "{status, version, store: {status, schema_version}} (503 when degraded)"}});
+  r.push_back(Public(
+      Get("/api/v1/health", Role::kViewer,
+          {.summary = "Is the server up",
+           .tag = "Meta",
+           .success = "{status, version, store: {status, schema_version}} (503 when degraded)"},
+          [&](HttpRequest&) {
+            Status st = store.Ping();
+            Json j = {{"status", st.ok() ? "ok" : "degraded"},
+                      {"version", Version()},
+                      {"store",
+                       {{"status", st.ok() ? "ok" : st.message()},
+                        {"schema_version", store.SchemaVersion()}}}};
+            return Ok(j, st.ok() ? 200 : 503);
+          })));
 
-  r.push_back({"GET",
-               "/api/v1/me",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 return Ok({{"user", req.principal.user}, {"role", RoleName(req.principal.role)}});
-               },
-               nullptr,
-               {.summary = "Who the caller is", .tag = "Session", .success = "{user, role}"}});
+  r.push_back(
+      Get("/api/v1/me", Role::kViewer,
+          {.summary = "Who the caller is", .tag = "Session", .success = "{user, role}"},
+          [&](HttpRequest& req) {
+            return Ok({{"user", req.principal.user}, {"role", RoleName(req.principal.role)}});
+          }));
 
   return r;
 }

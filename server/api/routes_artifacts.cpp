@@ -116,61 +116,53 @@ std::vector<Route> ArtifactRoutes(ApiContext& ctx) {
 
   r.push_back(UploadRoute(ctx));
 
-  r.push_back(
-      {"GET",
-       kArtifactPath,
-       Role::kViewer,
-       false,
-       [&ctx, &store](HttpRequest& req) {
-         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-         TRY_OR_ERROR(auto a,
-                      store.GetArtifact(req.Param("app"), req.Param("rel"), n, req.Param("name")));
-         if (a.blob_removed_at != 0)
-           return HttpResponse::Error(NotFound("the bytes of artifact '" + a.name + "' of build " +
-                                               a.release + " #" + std::to_string(a.build) +
-                                               " were removed by retention at " +
-                                               Time(a.blob_removed_at) + "; " + RestoreHint(a)));
-         std::string etag = "\"" + a.sha256 + "\"";
-         if (req.Header("if-none-match") == etag) {
-           HttpResponse res;
-           res.status = 304;
-           res.content_type = "application/octet-stream";
-           res.headers.emplace_back("ETag", etag);
-           return res;
-         }
-         TRY_OR_ERROR(auto path, ctx.blobs->Path(a.sha256));
-         HttpResponse res;
-         res.content_type = "application/octet-stream";
-         res.file_path = path.string();
-         res.file_size = a.size;
-         res.headers.emplace_back("ETag", etag);
-         res.headers.emplace_back("X-Checksum-Sha256", a.sha256);
-         res.headers.emplace_back("Accept-Ranges", "bytes");
-         res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + a.name + "\"");
-         return res;
-       },
-       nullptr,
-       {.summary = "Download an artifact",
-        .tag = "Artifacts",
-        .success = "the archive bytes (Range and If-None-Match honoured)",
-        .success_type = "application/octet-stream"}});
+  r.push_back(Get(
+      kArtifactPath, Role::kViewer,
+      {.summary = "Download an artifact",
+       .tag = "Artifacts",
+       .success = "the archive bytes (Range and If-None-Match honoured)",
+       .success_type = "application/octet-stream"},
+      [&ctx, &store](HttpRequest& req) {
+        TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+        TRY_OR_ERROR(auto a,
+                     store.GetArtifact(req.Param("app"), req.Param("rel"), n, req.Param("name")));
+        if (a.blob_removed_at != 0)
+          return HttpResponse::Error(NotFound("the bytes of artifact '" + a.name + "' of build " +
+                                              a.release + " #" + std::to_string(a.build) +
+                                              " were removed by retention at " +
+                                              Time(a.blob_removed_at) + "; " + RestoreHint(a)));
+        std::string etag = "\"" + a.sha256 + "\"";
+        if (req.Header("if-none-match") == etag) {
+          HttpResponse res;
+          res.status = 304;
+          res.content_type = "application/octet-stream";
+          res.headers.emplace_back("ETag", etag);
+          return res;
+        }
+        TRY_OR_ERROR(auto path, ctx.blobs->Path(a.sha256));
+        HttpResponse res;
+        res.content_type = "application/octet-stream";
+        res.file_path = path.string();
+        res.file_size = a.size;
+        res.headers.emplace_back("ETag", etag);
+        res.headers.emplace_back("X-Checksum-Sha256", a.sha256);
+        res.headers.emplace_back("Accept-Ranges", "bytes");
+        res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + a.name + "\"");
+        return res;
+      }));
 
-  r.push_back({"GET",
-               std::string(kArtifactPath) + "/manifest",
-               Role::kViewer,
-               false,
-               [&store](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
-                                                        req.Param("name")));
-                 Json j = ArtifactJson(a);
-                 j["manifest"] = Json::parse(a.manifest_json, nullptr, false);
-                 return Ok(j);
-               },
-               nullptr,
-               {.summary = "An artifact's manifest",
-                .tag = "Artifacts",
-                .success = "the artifact with its file manifest"}});
+  r.push_back(Get(std::string(kArtifactPath) + "/manifest", Role::kViewer,
+                  {.summary = "An artifact's manifest",
+                   .tag = "Artifacts",
+                   .success = "the artifact with its file manifest"},
+                  [&store](HttpRequest& req) {
+                    TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+                    TRY_OR_ERROR(auto a, store.GetArtifact(req.Param("app"), req.Param("rel"), n,
+                                                           req.Param("name")));
+                    Json j = ArtifactJson(a);
+                    j["manifest"] = Json::parse(a.manifest_json, nullptr, false);
+                    return Ok(j);
+                  }));
 
   r.push_back(VerifyRoute(ctx));
   return r;

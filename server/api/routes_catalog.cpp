@@ -1,6 +1,7 @@
 // Environments, targets, applications, releases and builds.
 #include "server/api/json_io.h"
 #include "server/api/release_notes.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/api/routes_rollback_records.h"
 #include "server/catalog/catalog.h"
@@ -74,50 +75,31 @@ static void AddEnvironmentRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   const RequestBody environment_body{"environment", {VariablesFieldDoc()}, false};
-  r.push_back({"GET",
-               "/api/v1/environments",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(Page page, ListParams(req));
-                 TRY_OR_ERROR(auto list, store.ListEnvironments(page));
-                 return ListResponse(list, page, EnvironmentJson);
-               },
-               nullptr,
-               {.summary = "List environments",
-                .tag = "Environments",
-                .query = PageQuery(),
-                .success = "{items, limit, offset, next_offset?}"}});
-  r.push_back({"GET",
-               "/api/v1/environments/{env}",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
-                 return Ok(EnvironmentJson(env));
-               },
-               nullptr,
-               {.summary = "Get an environment",
-                .tag = "Environments",
-                .success = "the environment: name, variables, updated_at"}});
-  r.push_back({"PUT",
-               "/api/v1/environments/{env}",
-               Role::kAdmin,
-               false,
-               [&, environment_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, environment_body));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 STATUS_OR_ERROR(
-                     catalog.PutEnvironment(req.principal.user, req.Param("env"), vars));
-                 TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
-                 return Ok(EnvironmentJson(env));
-               },
-               nullptr,
-               {.summary = "Create or replace an environment",
-                .tag = "Environments",
-                .body = environment_body,
-                .success = "the stored environment"}});
+  r.push_back(ListRoute(
+      "/api/v1/environments", Role::kViewer,
+      {.summary = "List environments", .tag = "Environments"},
+      [&](HttpRequest&, const Page& page) { return store.ListEnvironments(page); },
+      EnvironmentJson));
+  r.push_back(Get("/api/v1/environments/{env}", Role::kViewer,
+                  {.summary = "Get an environment",
+                   .tag = "Environments",
+                   .success = "the environment: name, variables, updated_at"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
+                    return Ok(EnvironmentJson(env));
+                  }));
+  r.push_back(JsonBodyRoute(Put, "/api/v1/environments/{env}", Role::kAdmin,
+                            {.summary = "Create or replace an environment",
+                             .tag = "Environments",
+                             .body = environment_body,
+                             .success = "the stored environment"},
+                            [&](HttpRequest& req, const Json& body) {
+                              TRY_OR_ERROR(auto vars, VariablesField(body));
+                              STATUS_OR_ERROR(catalog.PutEnvironment(req.principal.user,
+                                                                     req.Param("env"), vars));
+                              TRY_OR_ERROR(auto env, store.GetEnvironment(req.Param("env")));
+                              return Ok(EnvironmentJson(env));
+                            }));
 }
 
 // Targets: list, show, create or replace.
@@ -129,109 +111,72 @@ static void AddTargetRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                  {"agent", "string", true, "the agent that deploys to it"},
                                  {"path", "string", true, "the directory on the agent's machine"},
                                  VariablesFieldDoc()}};
-  r.push_back({"GET",
-               "/api/v1/targets",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(Page page, ListParams(req));
-                 TRY_OR_ERROR(auto list, store.ListTargets(page));
-                 return ListResponse(list, page, TargetJson);
-               },
-               nullptr,
-               {.summary = "List targets",
-                .tag = "Targets",
-                .query = PageQuery(),
-                .success = "{items, limit, offset, next_offset?}"}});
-  r.push_back({"GET",
-               "/api/v1/targets/{target}",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto t, store.GetTarget(req.Param("target")));
-                 return Ok(TargetJson(t));
-               },
-               nullptr,
-               {.summary = "Get a target",
-                .tag = "Targets",
-                .success = "the target: name, environment, agent, path, variables"}});
-  r.push_back({"PUT",
-               "/api/v1/targets/{target}",
-               Role::kAdmin,
-               false,
-               [&, target_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, target_body));
-                 TargetRecord t;
-                 t.name = req.Param("target");
-                 TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
-                 TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
-                 TRY_OR_ERROR(t.path, StringField(body, "path", true));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
-                 TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
-                 return Ok(TargetJson(stored));
-               },
-               nullptr,
-               {.summary = "Create or replace a target",
-                .tag = "Targets",
-                .body = target_body,
-                .success = "the stored target"}});
+  r.push_back(ListRoute(
+      "/api/v1/targets", Role::kViewer, {.summary = "List targets", .tag = "Targets"},
+      [&](HttpRequest&, const Page& page) { return store.ListTargets(page); }, TargetJson));
+  r.push_back(Get("/api/v1/targets/{target}", Role::kViewer,
+                  {.summary = "Get a target",
+                   .tag = "Targets",
+                   .success = "the target: name, environment, agent, path, variables"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto t, store.GetTarget(req.Param("target")));
+                    return Ok(TargetJson(t));
+                  }));
+  r.push_back(JsonBodyRoute(Put, "/api/v1/targets/{target}", Role::kAdmin,
+                            {.summary = "Create or replace a target",
+                             .tag = "Targets",
+                             .body = target_body,
+                             .success = "the stored target"},
+                            [&](HttpRequest& req, const Json& body) {
+                              TargetRecord t;
+                              t.name = req.Param("target");
+                              TRY_OR_ERROR(t.environment, StringField(body, "environment", true));
+                              TRY_OR_ERROR(t.agent, StringField(body, "agent", true));
+                              TRY_OR_ERROR(t.path, StringField(body, "path", true));
+                              TRY_OR_ERROR(auto vars, VariablesField(body));
+                              STATUS_OR_ERROR(catalog.PutTarget(req.principal.user, t, vars));
+                              TRY_OR_ERROR(auto stored, store.GetTarget(t.name));
+                              return Ok(TargetJson(stored));
+                            }));
 }
 
 // applications, releases and builds
 static void AddApplicationRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
-  r.push_back({"GET",
-               "/api/v1/applications",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(Page page, ListParams(req));
-                 TRY_OR_ERROR(auto list, store.ListApplications(page));
-                 return ListResponse(list, page, ApplicationJson);
-               },
-               nullptr,
-               {.summary = "List applications",
-                .tag = "Applications",
-                .query = PageQuery(),
-                .success = "{items, limit, offset, next_offset?}"}});
+  r.push_back(ListRoute(
+      "/api/v1/applications", Role::kViewer,
+      {.summary = "List applications", .tag = "Applications"},
+      [&](HttpRequest&, const Page& page) { return store.ListApplications(page); },
+      ApplicationJson));
   r.push_back(
-      {"GET",
-       "/api/v1/applications/{app}",
-       Role::kViewer,
-       false,
-       [&store, &ctx](HttpRequest& req) {
-         TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
-         Json j = ApplicationJson(a);
-         j["spec_text"] = MaskedSpecText(a);  // for editing; secrets masked
-         if (ctx.engine != nullptr) {
-           j["stages"] = DeployedWhereJson(*ctx.engine, a.name);
-           AddRollbackRecordsToStages(store, j["stages"]);
-         }
-         return Ok(j);
-       },
-       nullptr,
-       {.summary = "Get an application",
-        .tag = "Applications",
-        .success = "the application with its spec (secrets masked), spec_text and stages"}});
-  r.push_back({"PUT",
-               "/api/v1/applications/{app}",
-               Role::kReleaseManager,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto a, catalog.PutApplication(req.principal.user, req.Param("app"),
-                                                             req.body));
-                 return Ok(ApplicationJson(a));
-               },
-               nullptr,
-               {.summary = "Create or update an application from its spec",
-                .tag = "Applications",
-                .description = "The body is the application spec (pipeline, plan, variables), as "
-                               "JSON or YAML text (see docs/spec.md).",
-                .body = RequestBody{"application spec", {}, true, true},
-                .success = "the stored application"}});
+      Get("/api/v1/applications/{app}", Role::kViewer,
+          {.summary = "Get an application",
+           .tag = "Applications",
+           .success = "the application with its spec (secrets masked), spec_text and stages"},
+          [&store, &ctx](HttpRequest& req) {
+            TRY_OR_ERROR(auto a, store.GetApplication(req.Param("app")));
+            Json j = ApplicationJson(a);
+            j["spec_text"] = MaskedSpecText(a);  // for editing; secrets masked
+            if (ctx.engine != nullptr) {
+              j["stages"] = DeployedWhereJson(*ctx.engine, a.name);
+              AddRollbackRecordsToStages(store, j["stages"]);
+            }
+            return Ok(j);
+          }));
+  r.push_back(
+      Put("/api/v1/applications/{app}", Role::kReleaseManager,
+          {.summary = "Create or update an application from its spec",
+           .tag = "Applications",
+           .description = "The body is the application spec (pipeline, plan, variables), as "
+                          "JSON or YAML text (see docs/spec.md).",
+           .body = RequestBody{"application spec", {}, true, true},
+           .success = "the stored application"},
+          [&](HttpRequest& req) {
+            TRY_OR_ERROR(auto a,
+                         catalog.PutApplication(req.principal.user, req.Param("app"), req.body));
+            return Ok(ApplicationJson(a));
+          }));
 }
 
 // Releases: list, create, show.
@@ -243,56 +188,42 @@ static void AddReleaseRoutes(ApiContext& ctx, std::vector<Route>& r) {
                                   VariablesFieldDoc(),
                                   NotesFieldDoc(),
                                   LinksFieldDoc()}};
-  r.push_back({"GET",
-               "/api/v1/applications/{app}/releases",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto app, store.GetApplication(req.Param("app")));
-                 TRY_OR_ERROR(Page page, ListParams(req));
-                 TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
-                 return ListResponse(list, page, ReleaseJson);
-               },
-               nullptr,
-               {.summary = "List an application's releases",
-                .tag = "Releases",
-                .query = PageQuery(),
-                .success = "{items, limit, offset, next_offset?}"}});
-  r.push_back({"POST",
-               "/api/v1/applications/{app}/releases",
-               Role::kDeployer,
-               false,
-               [&, release_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, release_body));
-                 TRY_OR_ERROR(auto number, StringField(body, "number", true));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
-                 TRY_OR_ERROR(auto rel,
-                              catalog.CreateRelease(req.principal.user, req.Param("app"), number,
-                                                    vars, {notes.notes, notes.links_json}));
-                 return Ok(ReleaseJson(rel), 201);
-               },
-               nullptr,
-               {.summary = "Create a release",
-                .tag = "Releases",
-                .body = release_body,
-                .success_status = 201,
-                .success = "the new release"}});
-  r.push_back({"GET",
-               "/api/v1/applications/{app}/releases/{rel}",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
-                 Json j = ReleaseJson(rel);
-                 j["snapshot"] = MaskedSpec(rel.snapshot_json);
-                 return Ok(j);
-               },
-               nullptr,
-               {.summary = "Get a release",
-                .tag = "Releases",
-                .success = "the release with its spec snapshot"}});
+  r.push_back(Get("/api/v1/applications/{app}/releases", Role::kViewer,
+                  {.summary = "List an application's releases",
+                   .tag = "Releases",
+                   .query = PageQuery(),
+                   .success = "{items, limit, offset, next_offset?}"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto app, store.GetApplication(req.Param("app")));
+                    TRY_OR_ERROR(Page page, ListParams(req));
+                    TRY_OR_ERROR(auto list, store.ListReleases(app.name, page));
+                    return ListResponse(list, page, ReleaseJson);
+                  }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/applications/{app}/releases", Role::kDeployer,
+      {.summary = "Create a release",
+       .tag = "Releases",
+       .body = release_body,
+       .success_status = 201,
+       .success = "the new release"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto number, StringField(body, "number", true));
+        TRY_OR_ERROR(auto vars, VariablesField(body));
+        TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "release"));
+        TRY_OR_ERROR(auto rel, catalog.CreateRelease(req.principal.user, req.Param("app"), number,
+                                                     vars, {notes.notes, notes.links_json}));
+        return Ok(ReleaseJson(rel), 201);
+      }));
+  r.push_back(Get("/api/v1/applications/{app}/releases/{rel}", Role::kViewer,
+                  {.summary = "Get a release",
+                   .tag = "Releases",
+                   .success = "the release with its spec snapshot"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
+                    Json j = ReleaseJson(rel);
+                    j["snapshot"] = MaskedSpec(rel.snapshot_json);
+                    return Ok(j);
+                  }));
 }
 
 // Builds: list, create, show, seal.
@@ -301,78 +232,62 @@ static void AddBuildRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Catalog& catalog = *ctx.catalog;
   const RequestBody build_body{
       "build", {VariablesFieldDoc(), NotesFieldDoc(), LinksFieldDoc()}, false};
-  r.push_back({"GET",
-               "/api/v1/applications/{app}/releases/{rel}/builds",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
-                 TRY_OR_ERROR(Page page, ListParams(req));
-                 TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
-                 return ListResponse(list, page, BuildJson);
-               },
-               nullptr,
-               {.summary = "List a release's builds",
-                .tag = "Builds",
-                .query = PageQuery(),
-                .success = "{items, limit, offset, next_offset?}"}});
-  r.push_back({"POST",
-               "/api/v1/applications/{app}/releases/{rel}/builds",
-               Role::kDeployer,
-               false,
-               [&, build_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, build_body));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "build"));
-                 TRY_OR_ERROR(auto b, catalog.CreateBuild(req.principal.user, req.Param("app"),
-                                                          req.Param("rel"), vars,
-                                                          {notes.notes, notes.links_json}));
-                 return Ok(BuildJson(b), 201);
-               },
-               nullptr,
-               {.summary = "Create a build",
-                .tag = "Builds",
-                .body = build_body,
-                .success_status = 201,
-                .success = "the new build"}});
-  r.push_back({"GET",
-               "/api/v1/applications/{app}/releases/{rel}/builds/{n}",
-               Role::kViewer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto b, store.GetBuild(req.Param("app"), req.Param("rel"), n));
-                 TRY_OR_ERROR(auto artifacts, store.ListArtifacts(b.application, b.release, n));
-                 Json j = BuildJson(b);
-                 j["artifacts"] = Json::array();
-                 for (const auto& a : artifacts) j["artifacts"].push_back(ArtifactSummaryJson(a));
-                 return Ok(j);
-               },
-               nullptr,
-               {.summary = "Get a build with its artifacts",
-                .tag = "Builds",
-                .success = "the build and its artifacts"}});
+  r.push_back(Get("/api/v1/applications/{app}/releases/{rel}/builds", Role::kViewer,
+                  {.summary = "List a release's builds",
+                   .tag = "Builds",
+                   .query = PageQuery(),
+                   .success = "{items, limit, offset, next_offset?}"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto rel, store.GetRelease(req.Param("app"), req.Param("rel")));
+                    TRY_OR_ERROR(Page page, ListParams(req));
+                    TRY_OR_ERROR(auto list, store.ListBuilds(rel.application, rel.number, page));
+                    return ListResponse(list, page, BuildJson);
+                  }));
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/applications/{app}/releases/{rel}/builds", Role::kDeployer,
+      {.summary = "Create a build",
+       .tag = "Builds",
+       .body = build_body,
+       .success_status = 201,
+       .success = "the new build"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto vars, VariablesField(body));
+        TRY_OR_ERROR(auto notes, NotesAndLinksFields(body, "build"));
+        TRY_OR_ERROR(auto b,
+                     catalog.CreateBuild(req.principal.user, req.Param("app"), req.Param("rel"),
+                                         vars, {notes.notes, notes.links_json}));
+        return Ok(BuildJson(b), 201);
+      }));
+  r.push_back(Get("/api/v1/applications/{app}/releases/{rel}/builds/{n}", Role::kViewer,
+                  {.summary = "Get a build with its artifacts",
+                   .tag = "Builds",
+                   .success = "the build and its artifacts"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+                    TRY_OR_ERROR(auto b, store.GetBuild(req.Param("app"), req.Param("rel"), n));
+                    TRY_OR_ERROR(auto artifacts, store.ListArtifacts(b.application, b.release, n));
+                    Json j = BuildJson(b);
+                    j["artifacts"] = Json::array();
+                    for (const auto& a : artifacts)
+                      j["artifacts"].push_back(ArtifactSummaryJson(a));
+                    return Ok(j);
+                  }));
   // Whoever may create builds may seal one: no artifact can be added after.
-  r.push_back({"POST",
-               "/api/v1/applications/{app}/releases/{rel}/builds/{n}/seal",
-               Role::kDeployer,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 if (!body.empty())
-                   return HttpResponse::Error(InvalidArgument(
-                       "a seal request takes no fields (got '" + body.begin().key() + "')"));
-                 TRY_OR_ERROR(auto b, catalog.SealBuild(req.principal.user, req.Param("app"),
-                                                        req.Param("rel"), n));
-                 return Ok(BuildJson(b));
-               },
-               nullptr,
-               {.summary = "Seal a build: no artifact can be added after",
-                .tag = "Builds",
-                .body = RequestBody{"seal request", {}, false},
-                .success = "the sealed build"}});
+  r.push_back(Post("/api/v1/applications/{app}/releases/{rel}/builds/{n}/seal", Role::kDeployer,
+                   {.summary = "Seal a build: no artifact can be added after",
+                    .tag = "Builds",
+                    .body = RequestBody{"seal request", {}, false},
+                    .success = "the sealed build"},
+                   [&](HttpRequest& req) {
+                     TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+                     TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
+                     if (!body.empty())
+                       return HttpResponse::Error(InvalidArgument(
+                           "a seal request takes no fields (got '" + body.begin().key() + "')"));
+                     TRY_OR_ERROR(auto b, catalog.SealBuild(req.principal.user, req.Param("app"),
+                                                            req.Param("rel"), n));
+                     return Ok(BuildJson(b));
+                   }));
 }
 
 std::vector<Route> CatalogRoutes(ApiContext& ctx) {

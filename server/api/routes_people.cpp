@@ -7,6 +7,7 @@
 #include "server/api/auth.h"
 #include "server/api/json_io.h"
 #include "server/api/list_query.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
@@ -214,92 +215,65 @@ void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
       {{"role", "string", false, "viewer, deployer, release-manager or admin"},
        {"disabled", "boolean", false, "a disabled user can neither log in nor use tokens"},
        {"password", "string", false, "a new password"}}};
-  r.push_back({"GET",
-               "/api/v1/users",
-               Role::kAdmin,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(Page page, ListParams(req));
-                 TRY_OR_ERROR(auto users, store.ListUsers(page));
-                 return ListResponse(users, page, UserJson);
-               },
-               nullptr,
-               {.summary = "List users",
-                .tag = "Users",
-                .query = PageQuery(),
-                .success = "{items, limit, offset, next_offset?}"}});
+  r.push_back(ListRoute(
+      "/api/v1/users", Role::kAdmin, {.summary = "List users", .tag = "Users"},
+      [&](HttpRequest&, const Page& page) { return store.ListUsers(page); }, UserJson));
 
-  r.push_back({"POST",
-               "/api/v1/users",
-               Role::kAdmin,
-               false,
-               [&, audit, new_user_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, new_user_body));
-                 TRY_OR_ERROR(auto name, StringField(body, "name", true));
-                 TRY_OR_ERROR(auto role_name, StringField(body, "role", true));
-                 TRY_OR_ERROR(auto password, StringField(body, "password", false));
-                 if (!IsValidName(name))
-                   return HttpResponse::Error(
-                       InvalidArgument("user name '" + name + "' is invalid"));
-                 TRY_OR_ERROR(Role role, RoleField(role_name));
-                 if (!password.empty()) STATUS_OR_ERROR(CheckPassword(password));
-                 UserRecord u{name, role, password.empty() ? "" : HashPassword(password),
-                              ToUnixMillis(clock.Now())};
-                 STATUS_OR_ERROR(store.Atomically([&] {
-                   REPRISE_RETURN_IF_ERROR(store.CreateUser(u));
-                   return audit(req, "user.create", name, std::string("role ") + RoleName(role));
-                 }));
-                 return Ok({{"name", name}, {"role", RoleName(role)}}, 201);
-               },
-               nullptr,
-               {.summary = "Create a user",
-                .tag = "Users",
-                .body = new_user_body,
-                .success_status = 201,
-                .success = "the new user"}});
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/users", Role::kAdmin,
+      {.summary = "Create a user",
+       .tag = "Users",
+       .body = new_user_body,
+       .success_status = 201,
+       .success = "the new user"},
+      [&, audit](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto name, StringField(body, "name", true));
+        TRY_OR_ERROR(auto role_name, StringField(body, "role", true));
+        TRY_OR_ERROR(auto password, StringField(body, "password", false));
+        if (!IsValidName(name))
+          return HttpResponse::Error(InvalidArgument("user name '" + name + "' is invalid"));
+        TRY_OR_ERROR(Role role, RoleField(role_name));
+        if (!password.empty()) STATUS_OR_ERROR(CheckPassword(password));
+        UserRecord u{name, role, password.empty() ? "" : HashPassword(password),
+                     ToUnixMillis(clock.Now())};
+        STATUS_OR_ERROR(store.Atomically([&] {
+          REPRISE_RETURN_IF_ERROR(store.CreateUser(u));
+          return audit(req, "user.create", name, std::string("role ") + RoleName(role));
+        }));
+        return Ok({{"name", name}, {"role", RoleName(role)}}, 201);
+      }));
 
-  r.push_back({"GET",
-               "/api/v1/users/{user}",
-               Role::kAdmin,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                 return Ok(UserJson(user));
-               },
-               nullptr,
-               {.summary = "Get a user", .tag = "Users", .success = "the user"}});
+  r.push_back(Get("/api/v1/users/{user}", Role::kAdmin,
+                  {.summary = "Get a user", .tag = "Users", .success = "the user"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+                    return Ok(UserJson(user));
+                  }));
 
-  r.push_back({"PATCH",
-               "/api/v1/users/{user}",
-               Role::kAdmin,
-               false,
-               [&, audit, user_change_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, user_change_body));
-                 std::string password_hash;
-                 if (body.contains("password")) {
-                   TRY_OR_ERROR(auto password, StringField(body, "password", true));
-                   STATUS_OR_ERROR(CheckPassword(password));
-                   password_hash = HashPassword(password);
-                 }
-                 UserRecord after;
-                 STATUS_OR_ERROR(store.Atomically([&] {
-                   REPRISE_ASSIGN_OR_RETURN(UserRecord before, store.GetUser(req.Param("user")));
-                   after = before;
-                   REPRISE_ASSIGN_OR_RETURN(std::string summary,
-                                            ApplyUserPatch(body, password_hash, after));
-                   REPRISE_RETURN_IF_ERROR(KeepAnAdmin(store, before, after));
-                   REPRISE_RETURN_IF_ERROR(store.UpdateUser(after));
-                   return audit(req, "user.update", after.name, summary);
-                 }));
-                 return Ok(UserJson(after));
-               },
-               nullptr,
-               {.summary = "Change a user's role, password or disabled flag",
-                .tag = "Users",
-                .body = user_change_body,
-                .success = "the user"}});
+  r.push_back(JsonBodyRoute(
+      Patch, "/api/v1/users/{user}", Role::kAdmin,
+      {.summary = "Change a user's role, password or disabled flag",
+       .tag = "Users",
+       .body = user_change_body,
+       .success = "the user"},
+      [&, audit](HttpRequest& req, const Json& body) {
+        std::string password_hash;
+        if (body.contains("password")) {
+          TRY_OR_ERROR(auto password, StringField(body, "password", true));
+          STATUS_OR_ERROR(CheckPassword(password));
+          password_hash = HashPassword(password);
+        }
+        UserRecord after;
+        STATUS_OR_ERROR(store.Atomically([&] {
+          REPRISE_ASSIGN_OR_RETURN(UserRecord before, store.GetUser(req.Param("user")));
+          after = before;
+          REPRISE_ASSIGN_OR_RETURN(std::string summary, ApplyUserPatch(body, password_hash, after));
+          REPRISE_RETURN_IF_ERROR(KeepAnAdmin(store, before, after));
+          REPRISE_RETURN_IF_ERROR(store.UpdateUser(after));
+          return audit(req, "user.update", after.name, summary);
+        }));
+        return Ok(UserJson(after));
+      }));
 }
 
 // A user's API tokens: list, create, revoke.
@@ -312,140 +286,119 @@ void AddTokenRoutes(ApiContext& ctx, std::vector<Route>& r) {
       {{"name", "string", false, "what the token is for (default \"api\")"},
        {"expires_in_seconds", "integer", false, "lifetime; absent: no expiry"}},
       false};
-  r.push_back({"GET",
-               "/api/v1/users/{user}/tokens",
-               Role::kAdmin,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                 TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
-                 int64_t now = ToUnixMillis(clock.Now());
-                 Json items = Json::array();
-                 for (const auto& t : tokens) items.push_back(TokenJson(t, now));
-                 return Ok({{"user", user.name}, {"items", items}});
-               },
-               nullptr,
-               {.summary = "List a user's API tokens",
-                .tag = "Users",
-                .success = "{items}: the tokens (never their secret)"}});
+  r.push_back(Get("/api/v1/users/{user}/tokens", Role::kAdmin,
+                  {.summary = "List a user's API tokens",
+                   .tag = "Users",
+                   .success = "{items}: the tokens (never their secret)"},
+                  [&](HttpRequest& req) {
+                    TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+                    TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
+                    int64_t now = ToUnixMillis(clock.Now());
+                    Json items = Json::array();
+                    for (const auto& t : tokens) items.push_back(TokenJson(t, now));
+                    return Ok({{"user", user.name}, {"items", items}});
+                  }));
 
-  r.push_back({"POST",
-               "/api/v1/users/{user}/tokens",
-               Role::kAdmin,
-               false,
-               [&, audit, token_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-                 STATUS_OR_ERROR(CheckKeys(body, token_body));
-                 TRY_OR_ERROR(auto name, StringField(body, "name", false));
-                 if (name.empty()) name = "api";
-                 if (name.size() > 100)
-                   return HttpResponse::Error(
-                       InvalidArgument("token name must be at most 100 characters"));
-                 TRY_OR_ERROR(int64_t expires_in, ExpiresInField(body));
-                 TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                 int64_t now = ToUnixMillis(clock.Now());
-                 int64_t expires_at = expires_in == 0 ? 0 : now + expires_in * 1000;
-                 std::string token;
-                 TokenRecord stored;
-                 STATUS_OR_ERROR(store.Atomically([&] {
-                   REPRISE_ASSIGN_OR_RETURN(
-                       token, IssueToken(store, clock, user.name, name, expires_at, &stored));
-                   return audit(req, "token.create", user.name,
-                                "token '" + name + "' (#" + std::to_string(stored.id) + ")" +
-                                    (expires_at ? ", expires " + Time(expires_at) : ""));
-                 }));
-                 // The token is shown once; only its hash is kept.
-                 Json out = TokenJson(stored, now);
-                 out["token"] = token;
-                 return Ok(out, 201);
-               },
-               nullptr,
-               {.summary = "Create an API token",
-                .tag = "Users",
-                .body = token_body,
-                .success_status = 201,
-                .success = "the token record and its secret, shown this once"}});
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/users/{user}/tokens", Role::kAdmin,
+      {.summary = "Create an API token",
+       .tag = "Users",
+       .body = token_body,
+       .success_status = 201,
+       .success = "the token record and its secret, shown this once"},
+      [&, audit](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto name, StringField(body, "name", false));
+        if (name.empty()) name = "api";
+        if (name.size() > 100)
+          return HttpResponse::Error(InvalidArgument("token name must be at most 100 characters"));
+        TRY_OR_ERROR(int64_t expires_in, ExpiresInField(body));
+        TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+        int64_t now = ToUnixMillis(clock.Now());
+        int64_t expires_at = expires_in == 0 ? 0 : now + expires_in * 1000;
+        std::string token;
+        TokenRecord stored;
+        STATUS_OR_ERROR(store.Atomically([&] {
+          REPRISE_ASSIGN_OR_RETURN(token,
+                                   IssueToken(store, clock, user.name, name, expires_at, &stored));
+          return audit(req, "token.create", user.name,
+                       "token '" + name + "' (#" + std::to_string(stored.id) + ")" +
+                           (expires_at ? ", expires " + Time(expires_at) : ""));
+        }));
+        // The token is shown once; only its hash is kept.
+        Json out = TokenJson(stored, now);
+        out["token"] = token;
+        return Ok(out, 201);
+      }));
 
-  r.push_back(
-      {"DELETE",
-       "/api/v1/users/{user}/tokens/{id}",
-       Role::kAdmin,
-       false,
-       [&, audit](HttpRequest& req) {
-         TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "token id"));
-         TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-         TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
-         auto it = std::find_if(tokens.begin(), tokens.end(),
-                                [&](const TokenRecord& t) { return t.id == id; });
-         if (it == tokens.end())
-           return HttpResponse::Error(
-               NotFound("user '" + user.name + "' has no token #" + std::to_string(id)));
-         STATUS_OR_ERROR(store.Atomically([&]() -> Status {
-           REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteToken(user.name, id));
-           if (!removed) return NotFound("token #" + std::to_string(id) + " is already gone");
-           return audit(req, "token.revoke", user.name,
-                        "token '" + it->name + "' (#" + std::to_string(id) + ")");
-         }));
-         return Ok({{"user", user.name}, {"id", id}, {"revoked", true}});
-       },
-       nullptr,
-       {.summary = "Revoke an API token", .tag = "Users", .success = "{user, id, revoked: true}"}});
+  r.push_back(Delete(
+      "/api/v1/users/{user}/tokens/{id}", Role::kAdmin,
+      {.summary = "Revoke an API token", .tag = "Users", .success = "{user, id, revoked: true}"},
+      [&, audit](HttpRequest& req) {
+        TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "token id"));
+        TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+        TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
+        auto it = std::find_if(tokens.begin(), tokens.end(),
+                               [&](const TokenRecord& t) { return t.id == id; });
+        if (it == tokens.end())
+          return HttpResponse::Error(
+              NotFound("user '" + user.name + "' has no token #" + std::to_string(id)));
+        STATUS_OR_ERROR(store.Atomically([&]() -> Status {
+          REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteToken(user.name, id));
+          if (!removed) return NotFound("token #" + std::to_string(id) + " is already gone");
+          return audit(req, "token.revoke", user.name,
+                       "token '" + it->name + "' (#" + std::to_string(id) + ")");
+        }));
+        return Ok({{"user", user.name}, {"id", id}, {"revoked", true}});
+      }));
 }
 
 // The audit log and what awaits the caller's approval.
 void AddAuditAndApprovalRoutes(ApiContext& ctx, std::vector<Route>& r) {
   Store& store = *ctx.store;
-  r.push_back({"GET",
-               "/api/v1/audit",
-               Role::kAdmin,
-               false,
-               [&](HttpRequest& req) {
-                 TRY_OR_ERROR(Page page, ListParams(req, {"action", "subject", "actor", "from",
-                                                          "to", "format"}));
-                 TRY_OR_ERROR(AuditFilter filter, AuditFilterFrom(req));
-                 if (req.Query("format").value_or("json") == "csv") return AuditCsv(store, filter);
-                 TRY_OR_ERROR(auto entries, store.ListAudit(filter, page));
-                 return ListResponse(entries, page, AuditJson);
-               },
-               nullptr,
-               {.summary = "Read the audit log",
-                .tag = "Audit",
-                .query = PageQuery({{"action", "string", "actions starting with this"},
-                                    {"subject", "string", "only this subject (\"deployment 7\")"},
-                                    {"actor", "string", "only this user"},
-                                    {"from", "string", "at or after (RFC 3339)"},
-                                    {"to", "string", "before (RFC 3339)"},
-                                    {"format", "string", "json (default) or csv"}}),
-                .success = "{items, limit, offset, next_offset?} (or CSV)"}});
+  r.push_back(
+      Get("/api/v1/audit", Role::kAdmin,
+          {.summary = "Read the audit log",
+           .tag = "Audit",
+           .query = PageQuery({{"action", "string", "actions starting with this"},
+                               {"subject", "string", "only this subject (\"deployment 7\")"},
+                               {"actor", "string", "only this user"},
+                               {"from", "string", "at or after (RFC 3339)"},
+                               {"to", "string", "before (RFC 3339)"},
+                               {"format", "string", "json (default) or csv"}}),
+           .success = "{items, limit, offset, next_offset?} (or CSV)"},
+          [&](HttpRequest& req) {
+            TRY_OR_ERROR(Page page,
+                         ListParams(req, {"action", "subject", "actor", "from", "to", "format"}));
+            TRY_OR_ERROR(AuditFilter filter, AuditFilterFrom(req));
+            if (req.Query("format").value_or("json") == "csv") return AuditCsv(store, filter);
+            TRY_OR_ERROR(auto entries, store.ListAudit(filter, page));
+            return ListResponse(entries, page, AuditJson);
+          }));
 
   r.push_back(
-      {"GET",
-       "/api/v1/me/approvals",
-       Role::kViewer,
-       false,
-       [&](HttpRequest& req) {
-         DeploymentFilter filter;
-         filter.statuses = {"waiting"};  // as the Approvals page lists
-         TRY_OR_ERROR(auto list, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
-         Json ids = Json::array();
-         for (const auto& d : list)
-           if (AwaitsApprovalBy(store, d, req.principal)) ids.push_back(d.id);
-         // Plans paused at a manual step this user may continue.
-         Json manual = Json::array();
-         filter.statuses = {"running"};
-         TRY_OR_ERROR(auto running, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
-         for (const auto& d : running)
-           if (ctx.engine && MayAnswerManual(*ctx.engine, d.id, req.principal))
-             manual.push_back(d.id);
-         return Ok({{"count", ids.size() + manual.size()},
-                    {"deployment_ids", ids},
-                    {"manual_deployment_ids", manual}});
-       },
-       nullptr,
-       {.summary = "What awaits the caller's approval",
-        .tag = "Session",
-        .success =
-            "deployment ids awaiting approval, paused at a manual step, and rollback records"}});
+      Get("/api/v1/me/approvals", Role::kViewer,
+          {.summary = "What awaits the caller's approval",
+           .tag = "Session",
+           .success =
+               "deployment ids awaiting approval, paused at a manual step, and rollback records"},
+          [&](HttpRequest& req) {
+            DeploymentFilter filter;
+            filter.statuses = {"waiting"};  // as the Approvals page lists
+            TRY_OR_ERROR(auto list, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
+            Json ids = Json::array();
+            for (const auto& d : list)
+              if (AwaitsApprovalBy(store, d, req.principal)) ids.push_back(d.id);
+            // Plans paused at a manual step this user may continue.
+            Json manual = Json::array();
+            filter.statuses = {"running"};
+            TRY_OR_ERROR(auto running, store.ListDeployments(filter, Page{kMaxListLimit, 0}));
+            for (const auto& d : running)
+              if (ctx.engine && MayAnswerManual(*ctx.engine, d.id, req.principal))
+                manual.push_back(d.id);
+            return Ok({{"count", ids.size() + manual.size()},
+                       {"deployment_ids", ids},
+                       {"manual_deployment_ids", manual}});
+          }));
 }
 
 }  // namespace

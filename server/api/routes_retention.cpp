@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "server/api/json_io.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/artifacts/blob_store.h"
 #include "server/catalog/catalog.h"
@@ -57,58 +58,52 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
        {"keep_rollback_candidates", "integer", false, "rollback candidates kept per stage"},
        {"dry_run", "boolean", false, "report what would go without removing it"}},
       false};
-  r.push_back(
-      {"POST",
-       "/api/v1/admin/retention",
-       Role::kAdmin,
-       false,
-       [&ctx, retention_body](HttpRequest& req) {
-         TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
-         STATUS_OR_ERROR(CheckKeys(body, retention_body));
-         RetentionPolicy policy =
-             ctx.retention_defaults ? *ctx.retention_defaults : RetentionPolicy{};
-         STATUS_OR_ERROR(IntField(body, "keep_builds", 1000000, policy.keep_builds_per_release));
-         STATUS_OR_ERROR(IntField(body, "keep_days", 1000000, policy.keep_days));
-         STATUS_OR_ERROR(
-             IntField(body, "keep_rollback_candidates", 1000, policy.keep_rollback_candidates));
-         // Deleting must be asked for explicitly.
-         bool dry_run = true;
-         if (body.contains("dry_run")) {
-           if (!body["dry_run"].is_boolean())
-             return HttpResponse::Error(InvalidArgument("dry_run must be true or false"));
-           dry_run = body["dry_run"].get<bool>();
-         }
-         if (ctx.blobs == nullptr)
-           return HttpResponse::Error(Unavailable("this server has no artifact store"));
-         BlobRemover remove_blob = [&ctx](const std::string& sha) {
-           return ctx.catalog->RemoveBlobIfUnreferenced(sha);
-         };
-         TRY_OR_ERROR(auto report, ApplyRetention(*ctx.store, *ctx.blobs, *ctx.clock, policy,
-                                                  dry_run, req.principal.user, remove_blob));
-         Json deleted = Json::array(), kept = Json::array();
-         for (const auto& d : report.deleted) deleted.push_back(DecisionJson(d, report.at));
-         for (const auto& d : report.kept) kept.push_back(DecisionJson(d, report.at));
-         Json j = {{"dry_run", report.dry_run},
-                   {"at", Time(report.at)},
-                   {"policy",
-                    {{"keep_builds", policy.keep_builds_per_release},
-                     {"keep_days", policy.keep_days},
-                     {"keep_rollback_candidates", policy.keep_rollback_candidates}}},
-                   {"deleted", std::move(deleted)},
-                   {"kept", std::move(kept)},
-                   {"blobs_removed", report.blobs_removed.size()},
-                   {"removed_blobs", report.blobs_removed},
-                   {"bytes_freed", report.bytes_freed},
-                   {"warnings", report.warnings}};
-         return Ok(j);
-       },
-       nullptr,
-       {.summary = "Remove the bytes of old artifacts",
-        .tag = "Admin",
-        .description = "Fields left out take the server's retention defaults. Deployed and "
-                       "rollback-candidate builds are kept.",
-        .body = retention_body,
-        .success = "what was (or would be) removed"}});
+  r.push_back(JsonBodyRoute(
+      Post, "/api/v1/admin/retention", Role::kAdmin,
+      {.summary = "Remove the bytes of old artifacts",
+       .tag = "Admin",
+       .description = "Fields left out take the server's retention defaults. Deployed and "
+                      "rollback-candidate builds are kept.",
+       .body = retention_body,
+       .success = "what was (or would be) removed"},
+      [&ctx](HttpRequest& req, const Json& body) {
+        RetentionPolicy policy =
+            ctx.retention_defaults ? *ctx.retention_defaults : RetentionPolicy{};
+        STATUS_OR_ERROR(IntField(body, "keep_builds", 1000000, policy.keep_builds_per_release));
+        STATUS_OR_ERROR(IntField(body, "keep_days", 1000000, policy.keep_days));
+        STATUS_OR_ERROR(
+            IntField(body, "keep_rollback_candidates", 1000, policy.keep_rollback_candidates));
+        // Deleting must be asked for explicitly.
+        bool dry_run = true;
+        if (body.contains("dry_run")) {
+          if (!body["dry_run"].is_boolean())
+            return HttpResponse::Error(InvalidArgument("dry_run must be true or false"));
+          dry_run = body["dry_run"].get<bool>();
+        }
+        if (ctx.blobs == nullptr)
+          return HttpResponse::Error(Unavailable("this server has no artifact store"));
+        BlobRemover remove_blob = [&ctx](const std::string& sha) {
+          return ctx.catalog->RemoveBlobIfUnreferenced(sha);
+        };
+        TRY_OR_ERROR(auto report, ApplyRetention(*ctx.store, *ctx.blobs, *ctx.clock, policy,
+                                                 dry_run, req.principal.user, remove_blob));
+        Json deleted = Json::array(), kept = Json::array();
+        for (const auto& d : report.deleted) deleted.push_back(DecisionJson(d, report.at));
+        for (const auto& d : report.kept) kept.push_back(DecisionJson(d, report.at));
+        Json j = {{"dry_run", report.dry_run},
+                  {"at", Time(report.at)},
+                  {"policy",
+                   {{"keep_builds", policy.keep_builds_per_release},
+                    {"keep_days", policy.keep_days},
+                    {"keep_rollback_candidates", policy.keep_rollback_candidates}}},
+                  {"deleted", std::move(deleted)},
+                  {"kept", std::move(kept)},
+                  {"blobs_removed", report.blobs_removed.size()},
+                  {"removed_blobs", report.blobs_removed},
+                  {"bytes_freed", report.bytes_freed},
+                  {"warnings", report.warnings}};
+        return Ok(j);
+      }));
   return r;
 }
 

@@ -352,81 +352,66 @@ void AddRecordRoutes(RollbackRecords& records, Store& store, std::vector<Route>&
   const RequestBody create_body{
       "rollback record", {components, exclude, {"comment", "string", false, "why"}}, false};
   const RequestBody reselect_body{"rollback record", {components, exclude}};
-  out.push_back({"POST",
-                 "/api/v1/deployments/{id}/rollback-records",
-                 Role::kDeployer,
-                 false,
-                 [rr, detail, create_body](HttpRequest& req) {
-                   TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
-                   TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                   STATUS_OR_ERROR(CheckKeys(body, create_body));
-                   TRY_OR_ERROR(auto selection, SelectionFrom(body));
-                   TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
-                   return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
-                 },
-                 nullptr,
-                 {.summary = "Create a rollback record for a deployment",
-                  .tag = "Rollback records",
-                  .body = create_body,
-                  .success_status = 201,
-                  .success = "the new rollback record"}});
-  out.push_back({"GET",
-                 "/api/v1/rollback-records",
-                 Role::kViewer,
-                 false,
-                 [rr, s](HttpRequest& req) {
-                   TRY_OR_ERROR(Page page, ListParams(req, {"application", "stage", "status",
-                                                            "from", "to", "deployment", "format"}));
-                   TRY_OR_ERROR(auto filter, FilterFrom(req));
-                   TRY_OR_ERROR(auto list, s->ListRollbackRecords(filter, page));
-                   Json items = Json::array();
-                   for (const auto& r : list) {
-                     auto fresh = rr->Get(r.id);
-                     items.push_back(SummaryJson(*s, fresh.ok() ? *fresh : r));
-                   }
-                   TRY_OR_ERROR(bool csv, WantsCsv(req));
-                   if (csv) return Csv(items);
-                   return ListResponse(items, page);
-                 },
-                 nullptr,
-                 {.summary = "List rollback records",
-                  .tag = "Rollback records",
-                  .query = PageQuery({{"application", "string", "only this application"},
-                                      {"stage", "string", "only this stage"},
-                                      {"status", "string", "comma-separated statuses"},
-                                      {"from", "string", "created at or after (RFC 3339)"},
-                                      {"to", "string", "created before (RFC 3339)"},
-                                      {"deployment", "integer", "only records of this deployment"},
-                                      {"format", "string", "json (default) or csv"}}),
-                  .success = "{items, limit, offset, next_offset?} (or CSV)"}});
-  out.push_back({"GET",
-                 kRecord,
-                 Role::kViewer,
-                 false,
-                 [rr, detail](HttpRequest& req) {
-                   TRY_OR_ERROR(int64_t id, RecordId(req));
-                   return detail(rr->Get(id));
-                 },
-                 nullptr,
-                 {.summary = "Get a rollback record",
-                  .tag = "Rollback records",
-                  .success = "the record with components, approvals and warnings"}});
-  out.push_back({"PATCH",
-                 kRecord,
-                 Role::kDeployer,
-                 false,
-                 [rr, detail, reselect_body](HttpRequest& req) {
-                   TRY_OR_ERROR(int64_t id, RecordId(req));
-                   TRY_OR_ERROR(Json body, ParseJsonBody(req));
-                   STATUS_OR_ERROR(CheckKeys(body, reselect_body));
-                   TRY_OR_ERROR(auto selection, SelectionFrom(body));
-                   return detail(rr->Reselect(ActorOf(req), id, selection));
-                 },
-                 nullptr,
-                 {.summary = "Change which components a record reverts",
-                  .tag = "Rollback records",
-                  .body = reselect_body,
-                  .success = "the rollback record"}});
+  out.push_back(Post("/api/v1/deployments/{id}/rollback-records", Role::kDeployer,
+                     {.summary = "Create a rollback record for a deployment",
+                      .tag = "Rollback records",
+                      .body = create_body,
+                      .success_status = 201,
+                      .success = "the new rollback record"},
+                     [rr, detail, create_body](HttpRequest& req) {
+                       TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
+                       TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
+                       STATUS_OR_ERROR(CheckKeys(body, create_body));
+                       TRY_OR_ERROR(auto selection, SelectionFrom(body));
+                       TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
+                       return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
+                     }));
+  out.push_back(
+      Get("/api/v1/rollback-records", Role::kViewer,
+          {.summary = "List rollback records",
+           .tag = "Rollback records",
+           .query = PageQuery({{"application", "string", "only this application"},
+                               {"stage", "string", "only this stage"},
+                               {"status", "string", "comma-separated statuses"},
+                               {"from", "string", "created at or after (RFC 3339)"},
+                               {"to", "string", "created before (RFC 3339)"},
+                               {"deployment", "integer", "only records of this deployment"},
+                               {"format", "string", "json (default) or csv"}}),
+           .success = "{items, limit, offset, next_offset?} (or CSV)"},
+          [rr, s](HttpRequest& req) {
+            TRY_OR_ERROR(Page page, ListParams(req, {"application", "stage", "status", "from", "to",
+                                                     "deployment", "format"}));
+            TRY_OR_ERROR(auto filter, FilterFrom(req));
+            TRY_OR_ERROR(auto list, s->ListRollbackRecords(filter, page));
+            Json items = Json::array();
+            for (const auto& r : list) {
+              auto fresh = rr->Get(r.id);
+              items.push_back(SummaryJson(*s, fresh.ok() ? *fresh : r));
+            }
+            TRY_OR_ERROR(bool csv, WantsCsv(req));
+            if (csv) return Csv(items);
+            return ListResponse(items, page);
+          }));
+  out.push_back(Get(kRecord, Role::kViewer,
+                    {.summary = "Get a rollback record",
+                     .tag = "Rollback records",
+                     .success = "the record with components, approvals and warnings"},
+                    [rr, detail](HttpRequest& req) {
+                      TRY_OR_ERROR(int64_t id, RecordId(req));
+                      return detail(rr->Get(id));
+                    }));
+  out.push_back(Patch(kRecord, Role::kDeployer,
+                      {.summary = "Change which components a record reverts",
+                       .tag = "Rollback records",
+                       .body = reselect_body,
+                       .success = "the rollback record"},
+                      [rr, detail, reselect_body](HttpRequest& req) {
+                        TRY_OR_ERROR(int64_t id, RecordId(req));
+                        TRY_OR_ERROR(Json body, ParseJsonBody(req));
+                        STATUS_OR_ERROR(CheckKeys(body, reselect_body));
+                        TRY_OR_ERROR(auto selection, SelectionFrom(body));
+                        return detail(rr->Reselect(ActorOf(req), id, selection));
+                      }));
 }
 
 // What moves a rollback record through its statuses, and its validation file.
@@ -442,22 +427,18 @@ void AddRecordActionRoutes(RollbackRecords& records, Store& store, std::vector<R
     if (std::string_view(verb) == "execute")
       body_doc.fields.push_back({"acknowledge_irreversible", "boolean", false,
                                  "confirm the irreversible steps will run"});
-    out.push_back({"POST",
-                   std::string(kRecord) + "/" + verb,
-                   Role::kDeployer,
-                   false,
-                   [call, detail, body_doc](HttpRequest& req) {
-                     TRY_OR_ERROR(int64_t id, RecordId(req));
-                     TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                     STATUS_OR_ERROR(CheckKeys(body, body_doc));
-                     TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
-                     return detail(call(ActorOf(req), id, body, comment));
-                   },
-                   nullptr,
-                   {.summary = summary,
-                    .tag = "Rollback records",
-                    .body = body_doc,
-                    .success = "the rollback record after the change"}});
+    out.push_back(Post(std::string(kRecord) + "/" + verb, Role::kDeployer,
+                       {.summary = summary,
+                        .tag = "Rollback records",
+                        .body = body_doc,
+                        .success = "the rollback record after the change"},
+                       [call, detail, body_doc](HttpRequest& req) {
+                         TRY_OR_ERROR(int64_t id, RecordId(req));
+                         TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
+                         STATUS_OR_ERROR(CheckKeys(body, body_doc));
+                         TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
+                         return detail(call(ActorOf(req), id, body, comment));
+                       }));
   };
   action("test-connection", "Check the record's targets are reachable",
          [rr](const Actor& a, int64_t id, const Json&, const std::string&) {

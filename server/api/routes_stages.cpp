@@ -74,31 +74,27 @@ std::vector<Route> StageRoutes(AgentHub& hub, Store& store, const Clock& clock) 
   Store* s = &store;
   const Clock* c = &clock;
   // Deployer: the probe creates and removes a file on every target machine.
-  r.push_back(
-      {"POST",
-       "/api/v1/applications/{app}/stages/{stage}/test-connection",
-       Role::kDeployer,
-       false,
-       [h, s, c](HttpRequest& req) {
-         const std::string app = req.Param("app");
-         const std::string stage = req.Param("stage");
-         TRY_OR_ERROR(auto targets, StageTargets(*s, app, stage));
-         TRY_OR_ERROR(auto space, SpaceFromBody(*s, app, req));
-         TRY_OR_ERROR(auto report, TestConnection(*h, targets, space));
-         STATUS_OR_ERROR(
-             s->AppendAudit({0, ToUnixMillis(c->Now()), req.principal.user, "stage.test-connection",
-                             app + "/" + stage, Summary(report)}));
-         Json items = Json::array();
-         for (const auto& t : report.targets) items.push_back(ToJson(t));
-         return Ok(
-             {{"ok", report.ok()}, {"application", app}, {"stage", stage}, {"targets", items}});
-       },
-       nullptr,
-       {.summary = "Test the connection to a stage's targets",
-        .tag = "Deployments",
-        .description = "Each target's agent creates and removes a file and reports its free space.",
-        .body = TestConnectionBody(),
-        .success = "{ok, application, stage, targets}"}});
+  r.push_back(Post(
+      "/api/v1/applications/{app}/stages/{stage}/test-connection", Role::kDeployer,
+      {.summary = "Test the connection to a stage's targets",
+       .tag = "Deployments",
+       .description = "Each target's agent creates and removes a file and reports its free space.",
+       .body = TestConnectionBody(),
+       .success = "{ok, application, stage, targets}"},
+      [h, s, c](HttpRequest& req) {
+        const std::string app = req.Param("app");
+        const std::string stage = req.Param("stage");
+        TRY_OR_ERROR(auto targets, StageTargets(*s, app, stage));
+        TRY_OR_ERROR(auto space, SpaceFromBody(*s, app, req));
+        TRY_OR_ERROR(auto report, TestConnection(*h, targets, space));
+        STATUS_OR_ERROR(
+            s->AppendAudit({0, ToUnixMillis(c->Now()), req.principal.user, "stage.test-connection",
+                            app + "/" + stage, Summary(report)}));
+        Json items = Json::array();
+        for (const auto& t : report.targets) items.push_back(ToJson(t));
+        return Ok(
+            {{"ok", report.ok()}, {"application", app}, {"stage", stage}, {"targets", items}});
+      }));
   return r;
 }
 

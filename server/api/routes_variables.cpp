@@ -1,5 +1,6 @@
 // Global variables: the server-wide scope every deployment resolves last.
 #include "server/api/json_io.h"
+#include "server/api/route_kinds.h"
 #include "server/api/routes.h"
 #include "server/catalog/catalog.h"
 #include "server/store/store.h"
@@ -24,33 +25,23 @@ std::vector<Route> VariableRoutes(ApiContext& ctx) {
   BodyField all_variables = VariablesFieldDoc("every global variable ({} removes them all)");
   all_variables.required = true;
   const RequestBody variables_body{"global variables", {all_variables}};
-  r.push_back({"GET",
-               "/api/v1/variables",
-               Role::kViewer,
-               false,
-               [&](HttpRequest&) { return GlobalVariablesResponse(store); },
-               nullptr,
-               {.summary = "The global variables", .tag = "Variables", .success = "{variables}"}});
+  r.push_back(Get("/api/v1/variables", Role::kViewer,
+                  {.summary = "The global variables", .tag = "Variables", .success = "{variables}"},
+                  [&](HttpRequest&) { return GlobalVariablesResponse(store); }));
   // Replaces the whole scope, as PUT /environments/{env} does for an environment.
-  r.push_back({"PUT",
-               "/api/v1/variables",
-               Role::kAdmin,
-               false,
-               [&, variables_body](HttpRequest& req) {
-                 TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                 STATUS_OR_ERROR(CheckKeys(body, variables_body));
-                 if (!body.contains("variables"))
-                   return HttpResponse::Error(
-                       InvalidArgument("field 'variables' is required ({} removes them all)"));
-                 TRY_OR_ERROR(auto vars, VariablesField(body));
-                 STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
-                 return GlobalVariablesResponse(store);
-               },
-               nullptr,
-               {.summary = "Replace the global variables",
-                .tag = "Variables",
-                .body = variables_body,
-                .success = "{variables}"}});
+  r.push_back(JsonBodyRoute(Put, "/api/v1/variables", Role::kAdmin,
+                            {.summary = "Replace the global variables",
+                             .tag = "Variables",
+                             .body = variables_body,
+                             .success = "{variables}"},
+                            [&](HttpRequest& req, const Json& body) {
+                              if (!body.contains("variables"))
+                                return HttpResponse::Error(InvalidArgument(
+                                    "field 'variables' is required ({} removes them all)"));
+                              TRY_OR_ERROR(auto vars, VariablesField(body));
+                              STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
+                              return GlobalVariablesResponse(store);
+                            }));
   return r;
 }
 

@@ -164,24 +164,20 @@ std::vector<Route> TargetValidateRoutes(AgentHub& hub, Store& store, const Clock
   AgentHub* h = &hub;
   Store* s = &store;
   const Clock* c = &clock;
-  r.push_back({"POST",
-               "/api/v1/targets/{target}/validate",
-               Role::kDeployer,
-               false,
-               [h, s, c](HttpRequest& req) {
-                 STATUS_OR_ERROR(CheckNoFields(req));
-                 const std::string target = req.Param("target");
-                 TRY_OR_ERROR(auto v, VerifyTarget(*h, *s, target));
-                 STATUS_OR_ERROR(
-                     s->AppendAudit({0, ToUnixMillis(c->Now()), req.principal.user,
-                                     "target.validate", target, VerificationSummary(v)}));
-                 return Ok(ToJson(v));
-               },
-               nullptr,
-               {.summary = "Compare a target's files with what was deployed",
-                .tag = "Targets",
-                .body = RequestBody{"target validation", {}, false},
-                .success = "what changed, is missing or extra on the target"}});
+  r.push_back(Post("/api/v1/targets/{target}/validate", Role::kDeployer,
+                   {.summary = "Compare a target's files with what was deployed",
+                    .tag = "Targets",
+                    .body = RequestBody{"target validation", {}, false},
+                    .success = "what changed, is missing or extra on the target"},
+                   [h, s, c](HttpRequest& req) {
+                     STATUS_OR_ERROR(CheckNoFields(req));
+                     const std::string target = req.Param("target");
+                     TRY_OR_ERROR(auto v, VerifyTarget(*h, *s, target));
+                     STATUS_OR_ERROR(
+                         s->AppendAudit({0, ToUnixMillis(c->Now()), req.principal.user,
+                                         "target.validate", target, VerificationSummary(v)}));
+                     return Ok(ToJson(v));
+                   }));
   return r;
 }
 

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/crypto.h"
+
 namespace reprise {
 
 std::string HttpRequest::Param(const std::string& name) const {
@@ -28,8 +30,7 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
   return r;
 }
 
-HttpResponse HttpResponse::Error(int http_status, std::string_view code,
-                                 std::string_view message) {
+HttpResponse HttpResponse::Error(int http_status, std::string_view code, std::string_view message) {
   nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
   // Never throws on invalid UTF-8 in a message: such bytes become U+FFFD.
   return Json(http_status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -41,43 +42,50 @@ HttpResponse HttpResponse::Error(const Status& status) {
 
 int HttpStatusFor(Code code) {
   switch (code) {
-    case Code::kOk: return 200;
-    case Code::kInvalidArgument: return 400;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists: return 409;
-    case Code::kConflict: return 409;
-    case Code::kTooLarge: return 413;
-    case Code::kUnsafe: return 422;
-    case Code::kFailedPrecondition: return 409;
-    case Code::kCancelled: return 409;
-    case Code::kTimeout: return 504;
-    case Code::kUnavailable: return 503;
-    case Code::kIo: return 500;
-    case Code::kInternal: return 500;
+    case Code::kOk:
+      return 200;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kPermissionDenied:
+      return 403;
+    case Code::kNotFound:
+      return 404;
+    case Code::kAlreadyExists:
+      return 409;
+    case Code::kConflict:
+      return 409;
+    case Code::kTooLarge:
+      return 413;
+    case Code::kUnsafe:
+      return 422;
+    case Code::kFailedPrecondition:
+      return 409;
+    case Code::kCancelled:
+      return 409;
+    case Code::kTimeout:
+      return 504;
+    case Code::kUnavailable:
+      return 503;
+    case Code::kIo:
+      return 500;
+    case Code::kInternal:
+      return 500;
   }
   return 500;
 }
 
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::optional<std::string> PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
+      std::string byte;
+      if (i + 2 >= s.size() || !HexDecode(s.substr(i + 1, 2), &byte)) return std::nullopt;
+      out += byte;
       i += 2;
     } else {
       out.push_back(s[i]);
@@ -122,7 +130,6 @@ bool MatchRoute(const std::string& pattern, const std::string& path,
   return true;
 }
 
-
 namespace {
 
 // Decodes a query component: '+' is a space, %XX a byte.
@@ -161,7 +168,8 @@ Status ParseRequestTarget(std::string_view target, HttpRequest& req) {
       return InvalidArgument("a query parameter name is not valid UTF-8 or percent-encoding");
     std::string_view raw_value = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
     auto value = DecodeQueryPart(raw_value);
-    if (!value) return InvalidArgument("query parameter '" + *name + "' is not well percent-encoded");
+    if (!value)
+      return InvalidArgument("query parameter '" + *name + "' is not well percent-encoded");
     if (!IsValidUtf8(raw_value) || !IsValidUtf8(*value))
       return InvalidArgument("query parameter '" + *name + "' is not valid UTF-8");
     req.query.emplace(std::move(*name), std::move(*value));

@@ -133,6 +133,22 @@ struct Route {
   RouteDoc doc{};
 };
 
+// Builds a route in one expression, its documentation before its handler:
+//   r.push_back(Get("/api/v1/targets/{target}", Role::kViewer, {.summary = ...}, handler));
+struct RouteMethod {
+  const char* method;
+  Route operator()(std::string pattern, Role min_role, RouteDoc doc, Handler handler) const {
+    return {method,  std::move(pattern), min_role, false, std::move(handler),
+            nullptr, std::move(doc)};
+  }
+};
+inline constexpr RouteMethod Get{"GET"}, Post{"POST"}, Put{"PUT"}, Patch{"PATCH"}, Delete{"DELETE"};
+// The same route answered without authentication (health, the OpenAPI document, log in).
+inline Route Public(Route route) {
+  route.public_route = true;
+  return route;
+}
+
 // Matches "/a/{x}/b" against "/a/1/b". Path parameters are percent-decoded and
 // must be non-empty; a parameter never spans a '/'.
 bool MatchRoute(const std::string& pattern, const std::string& path,

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/non_copyable.h"
+
 namespace reprise {
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
@@ -42,12 +44,10 @@ struct MetricFamilySnapshot {
 // Returns the families it knows of now; called at each scrape.
 using MetricsSource = std::function<std::vector<MetricFamilySnapshot>()>;
 
-class Metrics {
+class Metrics : NonCopyable {
  public:
   Metrics();
   ~Metrics();
-  Metrics(const Metrics&) = delete;
-  Metrics& operator=(const Metrics&) = delete;
 
   // One answered HTTP request: `route` is the route's pattern (never the
   // raw path, so the number of series stays bounded) or "unmatched".

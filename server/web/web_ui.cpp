@@ -425,34 +425,22 @@ Result<Principal> WebUi::AuthenticateSession(const HttpRequest& request) const {
 std::vector<Route> WebUi::Routes() {
   Impl* impl = impl_.get();
   std::vector<Route> r;
-  r.push_back({"POST",
-               "/api/v1/session",
-               Role::kViewer,
-               true,
-               [impl](HttpRequest& req) { return impl->Login(req); },
-               nullptr,
-               {.summary = "Log in to the web UI",
-                .tag = "Session",
-                .description = "Sets the session cookie; the answer carries the CSRF token to send "
-                               "as X-CSRF-Token on changes.",
-                .body = LoginBody(),
-                .success = "{user, role, csrf_token}"}});
-  r.push_back({"GET",
-               "/api/v1/session",
-               Role::kViewer,
-               false,
-               [impl](HttpRequest& req) { return impl->Info(req); },
-               nullptr,
-               {.summary = "The current session",
-                .tag = "Session",
-                .success = "{user, role, csrf_token?}"}});
-  r.push_back({"DELETE",
-               "/api/v1/session",
-               Role::kViewer,
-               false,
-               [impl](HttpRequest& req) { return impl->Logout(req); },
-               nullptr,
-               {.summary = "Log out", .tag = "Session", .success = "the session ended"}});
+  r.push_back(Public(
+      Post("/api/v1/session", Role::kViewer,
+           {.summary = "Log in to the web UI",
+            .tag = "Session",
+            .description = "Sets the session cookie; the answer carries the CSRF token to send "
+                           "as X-CSRF-Token on changes.",
+            .body = LoginBody(),
+            .success = "{user, role, csrf_token}"},
+           [impl](HttpRequest& req) { return impl->Login(req); })));
+  r.push_back(Get(
+      "/api/v1/session", Role::kViewer,
+      {.summary = "The current session", .tag = "Session", .success = "{user, role, csrf_token?}"},
+      [impl](HttpRequest& req) { return impl->Info(req); }));
+  r.push_back(Delete("/api/v1/session", Role::kViewer,
+                     {.summary = "Log out", .tag = "Session", .success = "the session ended"},
+                     [impl](HttpRequest& req) { return impl->Logout(req); }));
   return r;
 }
 

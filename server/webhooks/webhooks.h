@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/non_copyable.h"
 #include "common/status.h"
 #include "server/events/event_bus.h"
 #include "server/store/store.h"
@@ -61,12 +62,10 @@ std::string WebhookSignature(const std::string& secret, const std::string& body)
 std::chrono::milliseconds WebhookBackoff(int64_t attempts, std::chrono::milliseconds first,
                                          std::chrono::milliseconds cap);
 
-class WebhookService {
+class WebhookService : NonCopyable {
  public:
   explicit WebhookService(WebhookServiceOptions options);
   ~WebhookService();
-  WebhookService(const WebhookService&) = delete;
-  WebhookService& operator=(const WebhookService&) = delete;
 
   // Subscribes to the bus and starts the worker.
   void Start();

@@ -24,6 +24,13 @@ json Hook(const std::string& url, const std::vector<std::string>& events) {
   return {{"url", url}, {"events", events}, {"secret", kReceiverSecret}, {"format", "json"}};
 }
 
+// Saves webhook `name`, sending `events` to `url`; it must be created (201).
+void SaveHook(HttpClient& admin, const std::string& name, const std::string& url,
+              const std::vector<std::string>& events) {
+  auto put = admin.Put("/api/v1/webhooks/" + name, Hook(url, events).dump());
+  REQUIRE_MESSAGE(put.status == 201, put.body);
+}
+
 json Deliveries(HttpClient& admin, const std::string& name) {
   auto got = admin.Get("/api/v1/webhooks/" + name + "/deliveries");
   REQUIRE_MESSAGE(got.status == 200, got.body);
@@ -90,6 +97,14 @@ class OwnServer {
   std::unique_ptr<ServerApp> app_;
 };
 
+// What most tests here start with: a receiver, a server of our own that may
+// send to it (private addresses allowed) and its admin.
+struct ReceiverAndServer {
+  Receiver receiver;
+  OwnServer server{true};
+  HttpClient admin = server.Admin();
+};
+
 // Queues a ping to `name` and returns the delivery.
 json Ping(HttpClient& admin, const std::string& name) {
   auto sent = admin.Post("/api/v1/webhooks/" + name + "/test", "");
@@ -104,11 +119,8 @@ TEST_CASE("a deployment is announced requested, started, succeeded, each signed"
   FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
   PipelineFixture f(QuickPipeline(&clock, /*start_agent=*/false));
   auto admin = f.Admin();
-  auto put = admin.Put(
-      "/api/v1/webhooks/ci",
-      Hook(receiver.url(), {"deployment.requested", "deployment.started", "deployment.succeeded"})
-          .dump());
-  REQUIRE_MESSAGE(put.status == 201, put.body);
+  SaveHook(admin, "ci", receiver.url(),
+           {"deployment.requested", "deployment.started", "deployment.succeeded"});
 
   auto d = f.Deploy(admin, 1, {{"stage", "Integration"}});
   REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
@@ -158,10 +170,7 @@ TEST_CASE("putting an earlier build back is announced rolled-back, and its hold 
   FakeClock clock(*ParseRfc3339("2026-06-01T10:00:00Z"));
   PipelineFixture f(QuickPipeline(&clock, /*start_agent=*/false));
   auto admin = f.Admin();
-  REQUIRE(admin
-              .Put("/api/v1/webhooks/ops",
-                   Hook(receiver.url(), {"deployment.rolled-back", "hold.placed"}).dump())
-              .status == 201);
+  SaveHook(admin, "ops", receiver.url(), {"deployment.rolled-back", "hold.placed"});
   for (int build : {1, 2}) {
     auto d = f.Deploy(admin, build, {{"stage", "Integration"}});
     REQUIRE(f.WaitFinal(d["id"])["status"] == "succeeded");
@@ -186,11 +195,8 @@ TEST_CASE("a gate waiting for approval and an agent going offline are announced"
   Receiver receiver;
   PipelineFixture f(QuickPipeline(nullptr, /*start_agent=*/true));  // reprise-agent "box" online
   auto admin = f.Admin();
-  REQUIRE(admin
-              .Put("/api/v1/webhooks/ops",
-                   Hook(receiver.url(), {"deployment.waiting", "approval.needed", "agent.offline"})
-                       .dump())
-              .status == 201);
+  SaveHook(admin, "ops", receiver.url(),
+           {"deployment.waiting", "approval.needed", "agent.offline"});
   f.DeployToTesting(admin, 1);
   auto rita = f.ReleaseManager();
   auto prod = f.Deploy(rita, 1, {{"stage", "Production"}});
@@ -216,12 +222,10 @@ TEST_CASE("a gate waiting for approval and an agent going offline are announced"
   for (const auto& r : got) CHECK(r.signature_ok);
 }
 
-TEST_CASE("a 500 is retried once the fake clock passes the backoff; redeliver sends again") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
-  REQUIRE(admin.Put("/api/v1/webhooks/chat", Hook(receiver.url(), {"hold.placed"}).dump()).status ==
-          201);
+TEST_CASE_FIXTURE(
+    ReceiverAndServer,
+    "a 500 is retried once the fake clock passes the backoff; redeliver sends again") {
+  SaveHook(admin, "chat", receiver.url(), {"hold.placed"});
   receiver.AnswerNext({500});
   const int64_t id = Ping(admin, "chat")["id"];
   auto first = WaitDelivery(admin, "chat", id, [](const json& d) { return d["attempts"] == 1; });
@@ -253,13 +257,9 @@ TEST_CASE("a 500 is retried once the fake clock passes the backoff; redeliver se
   CHECK(admin.Post("/api/v1/webhooks/chat/deliveries/999999/redeliver", "").status == 404);
 }
 
-TEST_CASE("a pending delivery survives a restart and goes out after it") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
-  REQUIRE(
-      admin.Put("/api/v1/webhooks/ops", Hook(receiver.url(), {"agent.offline"}).dump()).status ==
-      201);
+TEST_CASE_FIXTURE(ReceiverAndServer,
+                  "a pending delivery survives a restart and goes out after it") {
+  SaveHook(admin, "ops", receiver.url(), {"agent.offline"});
   receiver.AnswerNext({503});
   const int64_t id = Ping(admin, "ops")["id"];
   WaitDelivery(admin, "ops", id, [](const json& d) { return d["attempts"] == 1; });
@@ -273,13 +273,8 @@ TEST_CASE("a pending delivery survives a restart and goes out after it") {
   CHECK(receiver.count() == 2);
 }
 
-TEST_CASE("a delivery that keeps failing is given up after 24 hours") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
-  REQUIRE(
-      admin.Put("/api/v1/webhooks/down", Hook(receiver.url(), {"agent.offline"}).dump()).status ==
-      201);
+TEST_CASE_FIXTURE(ReceiverAndServer, "a delivery that keeps failing is given up after 24 hours") {
+  SaveHook(admin, "down", receiver.url(), {"agent.offline"});
   receiver.AnswerAlways(502);
   const auto queued_at = server.clock.Now();
   const int64_t id = Ping(admin, "down")["id"];
@@ -303,14 +298,10 @@ TEST_CASE("a delivery that keeps failing is given up after 24 hours") {
   CHECK(receiver.count() == sent);
 }
 
-TEST_CASE("private and metadata URLs are refused when saved, and again when connecting") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(ReceiverAndServer,
+                  "private and metadata URLs are refused when saved, and again when connecting") {
   // Saved while private addresses were allowed...
-  REQUIRE(
-      admin.Put("/api/v1/webhooks/inside", Hook(receiver.url(), {"agent.offline"}).dump()).status ==
-      201);
+  SaveHook(admin, "inside", receiver.url(), {"agent.offline"});
   // ...then the server runs without --webhook-allow-private.
   server.Restart(false);
   admin = server.Admin();
@@ -339,10 +330,8 @@ TEST_CASE("private and metadata URLs are refused when saved, and again when conn
   CHECK(receiver.count() == 0);
 }
 
-TEST_CASE("secrets are masked in answers and in the audit log; PUT ****** keeps them") {
-  Receiver receiver;
-  OwnServer server(true);
-  auto admin = server.Admin();
+TEST_CASE_FIXTURE(ReceiverAndServer,
+                  "secrets are masked in answers and in the audit log; PUT ****** keeps them") {
   auto created = admin.Put("/api/v1/webhooks/ci", Hook(receiver.url(), {"agent.offline"}).dump());
   REQUIRE(created.status == 201);
   CHECK(json::parse(created.body)["secret"] == "******");

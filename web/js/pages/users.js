@@ -5,6 +5,7 @@
 import { get, post, patch, del, put, enc } from '../api.js';
 import { h, clear, hashFor, timeEl, relTimeEl, errorBox, loading, table, flash, dl, act, field } from '../dom.js';
 import { session } from '../session.js';
+import { openDetail } from './detail.js';
 
 const ROLES = ['viewer', 'deployer', 'release-manager', 'admin'];
 const PERMISSIONS = [['redeploy', 'Re-deploy and roll back on protected stages']];
@@ -64,14 +65,8 @@ export async function renderUsers(main) {
 
 export async function renderUser(main, ctx) {
   const name = ctx.params.user;
-  main.append(h('p', { class: 'crumbs' }, h('a', { href: '#/users' }, 'Users'), ' / ', name), h('h1', null, name));
-  let user;
-  try {
-    user = await get(`/users/${enc(name)}`);
-  } catch (e) {
-    main.append(errorBox(e));
-    return;
-  }
+  let user = await openDetail(main, { href: '#/users', title: 'Users' }, name, `/users/${enc(name)}`);
+  if (!user) return;
   const summary = h('div');
   const drawSummary = () => clear(summary).append(dl([
     ['Role', user.role], ['State', stateBadge(user)],

@@ -4,6 +4,7 @@
 // each redeliverable.
 import { get, put, post, del, enc } from '../api.js';
 import { h, clear, hashFor, timeEl, errorBox, loading, table, statusBadge, act, field } from '../dom.js';
+import { openDetail } from './detail.js';
 
 const EVENTS = [
   'deployment.requested', 'deployment.waiting', 'deployment.started', 'deployment.succeeded',
@@ -86,14 +87,8 @@ export async function renderWebhooks(main) {
 
 export async function renderWebhook(main, ctx) {
   const name = ctx.params.name;
-  main.append(h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', name), h('h1', null, name));
-  let hook;
-  try {
-    hook = await get(`/webhooks/${enc(name)}`);
-  } catch (e) {
-    main.append(errorBox(e));
-    return;
-  }
+  let hook = await openDetail(main, { href: '#/webhooks', title: 'Webhooks' }, name, `/webhooks/${enc(name)}`);
+  if (!hook) return;
   const out = h('div', { role: 'status' });
   const { form, submit, read } = settingsForm(hook, 'Save');
   const test = h('button', { type: 'button', class: 'secondary', id: 'wh-test' }, 'Send test');
