@@ -108,6 +108,8 @@ Result<std::string> KeptServerId(const std::filesystem::path& data_dir) {
   std::string id = name.substr(0, 40) + "-" + RandomHex(4);
   REPRISE_RETURN_IF_ERROR(WriteFileAtomic(path, id + "\n", 0600));
   return id;
+}
+
 // Names this server's uploads in a shared artifact directory: the same
 // after a restart, different for every host and data directory.
 std::string UploadOwner(const std::filesystem::path& data_dir) {

@@ -16,6 +16,7 @@
 
 #include "server/store/store.h"
 #include "tests/server/engine/engine_test_support.h"
+#include "tests/support/pg_cluster.h"
 #include "tests/support/server_process.h"
 
 namespace reprise::testing {
@@ -35,6 +36,7 @@ class Cluster {
  public:
   // Starts servers named `ids`, each with a lease of `lease_ms`.
   Cluster(const std::vector<std::string>& ids, int lease_ms) : lease_ms_(lease_ms) {
+    if (TestStoreIsPostgres()) store_url_ = PgCluster::Shared().DatabaseFor(tmp_.path());
     for (const auto& id : ids) Start(id);
   }
 
@@ -44,7 +46,9 @@ class Cluster {
   // The store the servers share, opened by the test itself (to read what
   // the servers wrote: leases, owners).
   std::unique_ptr<Store> OpenStore() const {
-    auto s = OpenSqliteStore({(servers_.at(0).data / "reprise.db").string(), 5000});
+    auto s = store_url_.empty()
+                 ? OpenSqliteStore({(servers_.at(0).data / "reprise.db").string(), 5000})
+                 : reprise::OpenStore(store_url_);
     REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     return std::move(s).value();
   }
@@ -87,14 +91,17 @@ class Cluster {
     s.id = id;
     s.data = tmp_.path() / id;
     std::filesystem::create_directories(s.data);
-    if (!servers_.empty()) {
+    std::vector<std::string> flags = {"--agent-port", "0", "--agent-plain", "--server-id", id,
+                                      "--lease-ms", std::to_string(lease_ms_), "--artifact-dir",
+                                      (tmp_.path() / "artifacts").string()};
+    if (!store_url_.empty()) {
+      flags.insert(flags.end(), {"--store", store_url_});
+    } else if (!servers_.empty()) {
       // The first server made the store.
       std::filesystem::create_symlink(servers_.front().data / "reprise.db", s.data / "reprise.db");
     }
     s.process = std::make_unique<ServerProcess>(
-        ServerArgs(s.data, {"--agent-port", "0", "--agent-plain", "--server-id", id, "--lease-ms",
-                            std::to_string(lease_ms_), "--artifact-dir",
-                            (tmp_.path() / "artifacts").string()}),
+        ServerArgs(s.data, flags),
         tmp_.path() / (id + ".log"));
     const std::regex agents_at(R"(agents connect to port (\d+))");
     REQUIRE(WaitUntil([&] {
@@ -108,6 +115,7 @@ class Cluster {
   }
 
   TempDir tmp_;
+  std::string store_url_;  // PostgreSQL's; empty: the first server's SQLite file
   int lease_ms_;
   std::vector<ClusterServer> servers_;
 };
