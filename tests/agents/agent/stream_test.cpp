@@ -246,6 +246,26 @@ TEST_CASE("a remote agent writes files while the artifact is still arriving") {
   CHECK(state->build == "2");
 }
 
+TEST_CASE("a streamed update reuses the unchanged files of the live release") {
+  StreamFixture s;
+  std::string b2 = s.f.AddArtifact(StreamFiles(2));
+  auto second = RunOn(*s.f.hub, s.t, Deploy(b2), "2");
+  REQUIRE_MESSAGE(second.succeeded(), second.message);
+  auto files = StreamFiles(2);
+  files["index.html"] = "streamed build 3";
+  Manifest m3;
+  std::string b3 = s.f.AddArtifact(files, &m3);
+  LogCollector logs;
+  auto third = RunOn(*s.f.hub, s.t, Deploy(b3), "3", &logs);
+  REQUIRE_MESSAGE(third.succeeded(), third.message);
+  CHECK(logs.Contains("extracting it as it arrives"));
+  CHECK(logs.Contains(" unchanged ("));
+  CHECK(ReadFile(s.root / "current/index.html") == "streamed build 3");
+  auto v = s.f.hub->Validate("s", m3);
+  REQUIRE(v.ok());
+  CHECK(v->ok());
+}
+
 TEST_CASE("an artifact whose bytes do not have its sha256 is refused after extraction") {
   StreamFixture s;
   std::string b2 = s.f.AddArtifact(StreamFiles(2));
