@@ -34,7 +34,7 @@ class Relay {
     socklen_t len = sizeof a;
     REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
     port_ = ntohs(a.sin_port);
-    threads_.emplace_back([this] { AcceptLoop(); });
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
   ~Relay() {
     {
@@ -45,10 +45,10 @@ class Relay {
     }
     cv_.notify_all();
     ::shutdown(listen_fd_, SHUT_RDWR);
-    // Threads are added only by the accept loop, which has ended once its
-    // own thread (the first) is joined.
-    threads_.front().join();
-    for (size_t i = 1; i < threads_.size(); ++i) threads_[i].join();
+    // Pump threads are added only by the accept loop, which has ended once
+    // its thread is joined.
+    accept_thread_.join();
+    for (auto& t : threads_) t.join();
     ::close(listen_fd_);
     for (int fd : fds_) ::close(fd);
   }
@@ -141,7 +141,8 @@ class Relay {
   uint64_t forwarded_ = 0;  // server-to-client bytes, all connections
   uint64_t hold_at_ = 0;
   std::vector<int> fds_;
-  std::vector<std::thread> threads_;
+  std::thread accept_thread_;
+  std::vector<std::thread> threads_;  // pumps, added under mu_
 };
 
 DeployArtifactOp Deploy(const std::string& sha) { return {"web", sha, "", DeployMode::kAtomic, 3}; }
