@@ -65,6 +65,28 @@ struct DeployLabel {
   std::optional<ArchiveLimits> limits = {};
 };
 
+// A blob's bytes while they arrive: a transfer writes them to a temporary
+// file beside the cache path and hashes them on the receiving thread, and
+// Read() (ArchiveSource) hands them out behind it, so an extraction runs
+// while the blob comes. The file is the buffer: memory stays one read block,
+// and the receiver never waits for the reader. Read() ends (an empty block)
+// only once every byte arrived and the sha256 matched; it fails as soon as
+// the transfer does. Read, Size, Complete, Finish and Abandon are called
+// from one thread.
+class BlobStream : public ArchiveSource {
+ public:
+  struct Fetched {
+    std::filesystem::path path;
+  };
+  // Waits for the end of the transfer and checks the sha256: then the blob
+  // is at the cache path. Else the error, and the temporary file is gone.
+  [[nodiscard]] virtual Result<Fetched> Finish() = 0;
+  // Stops the transfer (the temporary file is removed) and returns its
+  // error when it had failed already (a cut connection, a server error, a
+  // wrong sha256); Ok when it was only stopped.
+  [[nodiscard]] virtual Status Abandon() = 0;
+};
+
 // Gets artifact bytes onto this machine.
 class BlobSource {
  public:
@@ -73,6 +95,14 @@ class BlobSource {
     std::filesystem::path path;
     bool verified = false;  // the source hashed the bytes it wrote (else the runner does)
   };
+  // The blob `sha256` as it arrives, when this source copies bytes (a
+  // remote agent): see BlobStream, whose Finish() puts it at `cache_path`.
+  // Null when the source only hands out complete files (then Fetch).
+  [[nodiscard]] virtual Result<std::unique_ptr<BlobStream>> Stream(
+      const std::string& /*sha256*/, const std::filesystem::path& /*cache_path*/,
+      const CancelToken& /*cancel*/, const ProgressFn& /*progress*/) {
+    return std::unique_ptr<BlobStream>();
+  }
   // Returns a local file holding the blob `sha256`. A source that copies
   // bytes (a remote agent) writes them to `cache_path` atomically (temporary
   // file + rename); a source that has the file already (the local agent)

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -120,6 +121,49 @@ Result<fs::path> AgentRunner::Impl::ObtainBlob(const Layout& l, const DeployArti
   return fetched->path;
 }
 
+Result<Manifest> AgentRunner::Impl::FetchAndExtract(const Layout& l, const DeployArtifactOp& op,
+                                                    BlobSource& blobs, const fs::path& dest,
+                                                    const ArchiveLimits& limits,
+                                                    const ExtractOptions& options,
+                                                    const RunnerLog& log, const CancelToken& cancel,
+                                                    const ProgressFn& report) {
+  const fs::path cached = l.tmp() / ("blob-" + op.sha256);
+  REPRISE_ASSIGN_OR_RETURN(std::unique_ptr<BlobStream> stream,
+                           blobs.Stream(op.sha256, cached, cancel, report));
+  if (!stream) {
+    REPRISE_ASSIGN_OR_RETURN(fs::path blob, ObtainBlob(l, op, blobs, log, cancel, report));
+    if (cancel.IsCancelled()) {
+      DropTemporaryBlob(l, blob);
+      return Cancelled("cancelled");
+    }
+    report({"extract", 0, 0, 0, 0});
+    auto manifest = ExtractArchive(blob, dest, limits, options, ExtractionReporter(report));
+    DropTemporaryBlob(l, blob);
+    return manifest;
+  }
+  log(LogLevel::kInfo, "fetching artifact " + op.artifact + " (" + op.sha256.substr(0, 12) +
+                           ") and extracting it as it arrives");
+  report({"extract", 0, 0, 0, 0});
+  auto manifest = ExtractArchiveStream(*stream, dest, limits, options, ExtractionReporter(report));
+  if (!manifest.ok()) {
+    // The transfer's own failure explains a broken stream best.
+    Status transfer = stream->Abandon();
+    if (cancel.IsCancelled()) return Cancelled("cancelled");
+    if (!transfer.ok()) return transfer;
+    return manifest;
+  }
+  // The extraction may stop reading before the last bytes (past the tar's
+  // end): the whole blob must still arrive and match before anything is used.
+  auto fetched = stream->Finish();
+  if (!fetched.ok()) {
+    std::error_code ec;
+    fs::remove_all(dest, ec);
+    return fetched.status();
+  }
+  DropTemporaryBlob(l, fetched->path);
+  return manifest;
+}
+
 OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArtifactOp& op,
                                            const DeployLabel& label, BlobSource& blobs,
                                            const RunnerLog& log, const CancelToken& cancel,
@@ -132,8 +176,12 @@ OperationOutcome AgentRunner::Impl::Deploy(const fs::path& root, const DeployArt
   // Each phase reports what it counts; later phases carry the earlier counts
   // along, so the last report still says how many bytes came over and how
   // many files were extracted (the deployment page shows it as finished).
+  // The transfer reports from the receiving thread while the extraction
+  // reports from its writer thread: one report at a time.
   TransferProgress seen;
+  std::mutex seen_mu;
   ProgressFn tracked = [&](const TransferProgress& p) {
+    std::lock_guard<std::mutex> lock(seen_mu);
     if (p.bytes_done || p.bytes_total) {
       seen.bytes_done = p.bytes_done;
       seen.bytes_total = p.bytes_total;
@@ -238,14 +286,7 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   std::error_code ec;
   const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
   const fs::path release_dir = l.releases() / name;
-  auto blob = ObtainBlob(l, op, blobs, log, cancel, report);
-  if (!blob.ok()) {
-    if (blob.status().code() == Code::kCancelled) return OperationOutcome::Error(blob.status());
-    return OperationOutcome::Failed("deploy-artifact: " + blob.status().message());
-  }
-  if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled"));
   fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
-  report({"extract", 0, 0, 0, 0});
   // From here on link counts of released inodes change: the releases whose
   // stamps hold now are the ones to stamp again, and the ones to reuse from.
   restamp = IntactReleases(l, name);
@@ -254,12 +295,13 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   // Durability: one syncfs after the extraction instead of an fsync per
   // file and directory (thousands of journal commits). It also flushes
   // other dirty data of that filesystem, which a busy target pays for.
-  auto manifest = ExtractArchive(*blob, partial, limits,
-                                 {false, true, reuse ? &reuse->source : nullptr, &stats},
-                                 ExtractionReporter(report));
-  DropTemporaryBlob(l, *blob);
+  auto manifest =
+      FetchAndExtract(l, op, blobs, partial, limits,
+                      {false, true, reuse ? &reuse->source : nullptr, &stats}, log, cancel, report);
   if (!manifest.ok()) {
     fs::remove_all(partial, ec);
+    if (manifest.status().code() == Code::kCancelled)
+      return OperationOutcome::Error(manifest.status());
     return OperationOutcome::Failed("deploy-artifact: " + manifest.status().message());
   }
   if (auto differs = ManifestMismatch(op, label, *manifest)) {

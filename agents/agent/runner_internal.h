@@ -264,6 +264,16 @@ struct AgentRunner::Impl {
   OperationOutcome Mirror(const agent_runner::Layout& l, const std::filesystem::path& dest,
                           const std::filesystem::path& staging, const Manifest& manifest,
                           bool remove_extra, const RunnerLog& log, const CancelToken& cancel);
+  // Fetches op's blob and extracts it into `dest` with ExtractArchive's
+  // rules and result: while it arrives when `blobs` streams, else once it
+  // was fetched. The sha256 is verified before a manifest is returned, and
+  // the fetched blob is dropped either way. A failed transfer's error (a
+  // wrong sha256, a cut connection, kCancelled) wins over the extraction's.
+  Result<Manifest> FetchAndExtract(const agent_runner::Layout& l, const DeployArtifactOp& op,
+                                   BlobSource& blobs, const std::filesystem::path& dest,
+                                   const ArchiveLimits& limits, const ExtractOptions& options,
+                                   const RunnerLog& log, const CancelToken& cancel,
+                                   const ProgressFn& report);
   Result<std::filesystem::path> ObtainBlob(const agent_runner::Layout& l,
                                            const DeployArtifactOp& op, BlobSource& blobs,
                                            const RunnerLog& log, const CancelToken& cancel,

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <vector>
 
 #include "agents/deployer/archive_internal.h"
@@ -32,13 +33,13 @@ Result<Manifest> ScanImpl(const fs::path& path, const ArchiveLimits& limits) {
   return RunOnFile(reader, opened);
 }
 
-Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
-                             const ArchiveLimits& limits, const ExtractOptions& options,
-                             const ExtractProgress& on_progress) {
-  OpenedArchive opened;
-  REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
-  REPRISE_RETURN_IF_ERROR(CheckZipFile(opened.fd, opened.size, limits));
-
+// Reads the archive with `read` (given the reader to run) into `dest`, which
+// is created or must be empty; on any error what was written is removed.
+// `archive_bytes` is the archive's size for the compression ratio.
+using ReadArchive = std::function<Result<Manifest>(ArchiveReader&)>;
+Result<Manifest> ExtractInto(const fs::path& dest, const ArchiveLimits& limits,
+                             const ExtractOptions& options, const ExtractProgress& on_progress,
+                             const uint64_t* archive_bytes, const ReadArchive& read) {
   bool created = false;
   if (::mkdir(dest.c_str(), 0755) == 0) {
     created = true;
@@ -70,9 +71,9 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
     TreeWriter writer(dest_fd, options.fsync);
     writer.SetReuseDir(reuse_fd);
     WritePipeline pipeline(writer, on_progress);
-    ArchiveReader reader(limits, &opened.size, &writer, &pipeline, effective);
+    ArchiveReader reader(limits, archive_bytes, &writer, &pipeline, effective);
     try {
-      result = RunOnFile(reader, opened);
+      result = read(reader);
     } catch (...) {
       pipeline.Stop();
       writer.CloseFile();
@@ -109,6 +110,59 @@ Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
     }
   }
   return result;
+}
+
+Result<Manifest> ExtractImpl(const fs::path& path, const fs::path& dest,
+                             const ArchiveLimits& limits, const ExtractOptions& options,
+                             const ExtractProgress& on_progress) {
+  OpenedArchive opened;
+  REPRISE_RETURN_IF_ERROR(OpenArchiveFile(path, opened));
+  REPRISE_RETURN_IF_ERROR(CheckZipFile(opened.fd, opened.size, limits));
+  return ExtractInto(dest, limits, options, on_progress, &opened.size,
+                     [&opened](ArchiveReader& reader) { return RunOnFile(reader, opened); });
+}
+
+// The checks RunOnFile makes after reading, on the complete file.
+Status CheckCompleteFile(ArchiveSource& source, const ArchiveReader& reader) {
+  if (reader.special_header_offsets().empty()) return Status::Ok();
+  REPRISE_ASSIGN_OR_RETURN(fs::path file, source.Complete());
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open archive " + file.string() + ": " + ErrnoText(errno));
+  std::unique_ptr<ArchiveInput> gzip;
+  Status checked = CheckTarHeaders(reader.special_header_offsets(),
+                                   [fd, &gzip](archive* raw) { return OpenFd(raw, fd, gzip); });
+  ::close(fd);
+  return checked;
+}
+
+Result<Manifest> ExtractStreamImpl(ArchiveSource& source, const fs::path& dest,
+                                   const ArchiveLimits& limits, const ExtractOptions& options,
+                                   const ExtractProgress& on_progress) {
+  REPRISE_ASSIGN_OR_RETURN(std::string_view first, source.Read());
+  // Only a tar reads as a stream (a zip keeps its directory at its end); a
+  // first block too short to tell is not streamed either.
+  if (!StartsGzip(first)) {
+    REPRISE_ASSIGN_OR_RETURN(fs::path file, source.Complete());
+    return ExtractImpl(file, dest, limits, options, on_progress);
+  }
+  // Updated on this thread, the one that reads the ratio.
+  uint64_t size = source.Size();
+  RawBlocks rest = [&source, &size]() -> Result<std::string_view> {
+    Result<std::string_view> block = source.Read();
+    size = std::max(size, source.Size());
+    return block;
+  };
+  std::unique_ptr<ArchiveInput> input = NewGzipInput(Prefixed(first, std::move(rest)));
+  REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader(/*tar_only=*/true));
+  if (OpenInput(a.get(), *input) != ARCHIVE_OK)
+    return InvalidArgument("not a supported archive (tar, tar.gz, zip): " +
+                           ArchiveErrorText(a.get()));
+  return ExtractInto(dest, limits, options, on_progress, &size,
+                     [&](ArchiveReader& reader) -> Result<Manifest> {
+                       REPRISE_ASSIGN_OR_RETURN(Manifest manifest, reader.Run(a.get()));
+                       REPRISE_RETURN_IF_ERROR(CheckCompleteFile(source, reader));
+                       return manifest;
+                     });
 }
 
 // ---------------------------------------------------------------------------
@@ -227,6 +281,14 @@ Result<Manifest> ExtractArchive(const fs::path& archive, const fs::path& dest_di
                                 const ExtractProgress& on_progress) {
   return CatchAll("extracting " + archive.string(),
                   [&] { return ExtractImpl(archive, dest_dir, limits, options, on_progress); });
+}
+
+Result<Manifest> ExtractArchiveStream(ArchiveSource& source, const fs::path& dest_dir,
+                                      const ArchiveLimits& limits, const ExtractOptions& options,
+                                      const ExtractProgress& on_progress) {
+  return CatchAll("extracting " + dest_dir.string(), [&] {
+    return ExtractStreamImpl(source, dest_dir, limits, options, on_progress);
+  });
 }
 
 Status CreateTarGz(const fs::path& source_dir, const fs::path& out) {

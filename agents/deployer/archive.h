@@ -200,6 +200,37 @@ using ExtractProgress = std::function<bool(uint64_t entries, uint64_t bytes)>;
                                               const ExtractOptions& options = {},
                                               const ExtractProgress& on_progress = nullptr);
 
+// An archive whose bytes are still arriving (a download), for
+// ExtractArchiveStream. Called on the extracting thread only.
+class ArchiveSource {
+ public:
+  virtual ~ArchiveSource() = default;
+  // The next bytes, valid until the next call; empty at the end. Blocks
+  // until bytes arrive. An error (a transfer cut, a wrong sha256) ends the
+  // extraction with that error.
+  virtual Result<std::string_view> Read() = 0;
+  // The archive's size as far as known (the announced size), for the
+  // compression ratio.
+  virtual uint64_t Size() const = 0;
+  // Waits until every byte has arrived and returns the complete file, for
+  // the checks that read the archive again and for archives that cannot be
+  // read as a stream.
+  virtual Result<std::filesystem::path> Complete() = 0;
+};
+
+// ExtractArchive while the archive arrives: a gzip archive (a tar.gz) is
+// inflated and written as its bytes come, on this thread and the writer's;
+// anything else is extracted from source.Complete() as ExtractArchive does.
+// Same rules, checks and result as ExtractArchive on the complete file
+// (the ratio is checked against source.Size()). The caller must still check
+// that the complete archive is the one it wanted (its sha256): the
+// extraction may end before the last bytes are read.
+[[nodiscard]] Result<Manifest> ExtractArchiveStream(ArchiveSource& source,
+                                                    const std::filesystem::path& dest_dir,
+                                                    const ArchiveLimits& limits = {},
+                                                    const ExtractOptions& options = {},
+                                                    const ExtractProgress& on_progress = nullptr);
+
 struct PathProblem {
   std::string path;
   std::string detail;  // "content differs", "mode 0644, expected 0755", ...
