@@ -1,0 +1,269 @@
+// The blob fetch over a server connection (blob_fetch.h).
+#include "agents/agent/blob_fetch.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "common/fs.h"
+
+namespace reprise::agent_internal {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::shared_ptr<FetchState> FindFetch(Session& s, uint64_t op) {
+  std::lock_guard<std::mutex> g(s.mu);
+  auto it = s.fetches.find(op);
+  return it == s.fetches.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+void OnBlobData(Session& s, const protocol::BlobData& h, const std::string& payload) {
+  auto fetch = FindFetch(s, h.op);
+  if (!fetch) return;  // cancelled meanwhile
+  std::lock_guard<std::mutex> g(fetch->m);
+  if (fetch->done || fetch->failed) return;
+  uint64_t offset = h.offset;
+  fetch->total = h.total;
+  if (offset != fetch->received) {
+    fetch->failed = true;
+    fetch->error = "blob chunk out of order";
+  } else {
+    size_t off = 0;
+    while (off < payload.size()) {
+      ssize_t w = ::write(fetch->fd, payload.data() + off, payload.size() - off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fetch->failed = true;
+        fetch->error = std::string("writing the artifact: ") + std::strerror(errno);
+        break;
+      }
+      off += static_cast<size_t>(w);
+    }
+    fetch->hasher.Update(payload.data(), payload.size());
+    fetch->received += payload.size();
+    bool eof = h.eof;
+    if (fetch->received > fetch->total) {
+      fetch->failed = true;
+      fetch->error = "more bytes than announced";
+    }
+    if (fetch->progress && (eof || fetch->received - fetch->last_progress >= (8u << 20))) {
+      fetch->last_progress = fetch->received;
+      fetch->progress({"transfer", fetch->received, fetch->total, 0, 0});
+    }
+    if (eof) fetch->done = true;
+  }
+  fetch->cv.notify_all();
+}
+
+void OnBlobError(Session& s, const protocol::BlobError& m) {
+  auto fetch = FindFetch(s, m.op);
+  if (!fetch) return;
+  std::lock_guard<std::mutex> g(fetch->m);
+  fetch->failed = true;
+  fetch->error = m.message;
+  fetch->cv.notify_all();
+}
+
+namespace {
+
+// A blob arriving over the session: OnBlobData writes and hashes it into
+// a temporary file on the connection's thread; Read() reads it behind.
+class ChannelStream : public BlobStream {
+ public:
+  ChannelStream(std::shared_ptr<Session> s, uint64_t op, const fs::path& cache_path,
+                const CancelToken& cancel)
+      : s_(std::move(s)),
+        op_(op),
+        cache_path_(cache_path),
+        tmp_(cache_path.string() + ".part-" + RandomHex(4)),
+        cancel_(cancel) {}
+  ~ChannelStream() override {
+    if (!ended_) (void)Abandon();
+  }
+
+  Status Start(const std::string& sha256, const ProgressFn& progress) {
+    sha256_ = sha256;
+    int fd = ::open(tmp_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return IoError("cannot create " + tmp_.string());
+    read_fd_ = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+    f_->fd = fd;
+    f_->sha256 = sha256;
+    f_->progress = progress;
+    if (read_fd_ < 0) {
+      (void)Abandon();
+      return IoError("cannot read " + tmp_.string());
+    }
+    bool closed = false;
+    {
+      std::lock_guard<std::mutex> g(s_->mu);
+      closed = s_->closed;
+      if (!closed) s_->fetches[op_] = f_;
+    }
+    if (closed) {
+      (void)Abandon();
+      return Unavailable("connection lost");
+    }
+    s_->Send(protocol::BlobGet{op_, sha256, 0});
+    return Status::Ok();
+  }
+
+  Result<std::string_view> Read() override {
+    std::unique_lock<std::mutex> lk(f_->m);
+    // Each round gets bytes, an end or a wake-up (a chunk, or 100 ms to
+    // look at the cancel token); the transfer ends, so this ends.
+    while (f_->received <= read_offset_) {
+      if (f_->failed) return Unavailable("transfer failed: " + f_->error);
+      if (f_->done) {
+        REPRISE_RETURN_IF_ERROR(VerifyLocked());
+        return std::string_view();
+      }
+      if (cancel_.IsCancelled()) return Cancelled("cancelled during the transfer");
+      f_->cv.wait_for(lk, std::chrono::milliseconds(100));
+    }
+    size_ = f_->total;
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(f_->received - read_offset_, buffer_.size()));
+    lk.unlock();
+    // The bytes below `received` were written before it moved.
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r =
+          ::pread(read_fd_, buffer_.data() + got, n - got, static_cast<off_t>(read_offset_ + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return IoError("reading the artifact being received: " + tmp_.string());
+      got += static_cast<size_t>(r);
+    }
+    read_offset_ += n;
+    return std::string_view(buffer_.data(), n);
+  }
+
+  uint64_t Size() const override { return size_; }
+
+  Result<fs::path> Complete() override {
+    REPRISE_RETURN_IF_ERROR(WaitForEnd());
+    return tmp_;
+  }
+
+  Result<Fetched> Finish() override {
+    Status st = WaitForEnd();
+    End();
+    if (!st.ok()) {
+      ::unlink(tmp_.c_str());
+      return st;
+    }
+    if (::rename(tmp_.c_str(), cache_path_.c_str()) != 0) {
+      ::unlink(tmp_.c_str());
+      return IoError("cannot move the artifact into the cache");
+    }
+    return Fetched{cache_path_};
+  }
+
+  Status Abandon() override {
+    Status st;
+    {
+      std::lock_guard<std::mutex> lk(f_->m);
+      if (f_->failed) st = Unavailable("transfer failed: " + f_->error);
+      if (!f_->failed && f_->done) st = VerifyLocked();
+      f_->failed = true;  // chunks still on their way are dropped
+      if (f_->error.empty()) f_->error = "stopped";
+    }
+    End();
+    ::unlink(tmp_.c_str());
+    return st;
+  }
+
+ private:
+  // The transfer's end: every byte, or its error.
+  Status WaitForEnd() {
+    std::unique_lock<std::mutex> lk(f_->m);
+    while (!f_->done && !f_->failed) {
+      if (cancel_.IsCancelled()) return Cancelled("cancelled during the transfer");
+      f_->cv.wait_for(lk, std::chrono::milliseconds(100));
+    }
+    if (f_->failed) return Unavailable("transfer failed: " + f_->error);
+    return VerifyLocked();
+  }
+
+  // Once every byte arrived (f_->m held): the sha256 the bytes have.
+  Status VerifyLocked() {
+    if (!hashed_) {
+      got_ = f_->hasher.FinishHex();
+      hashed_ = true;
+    }
+    if (got_ != sha256_)
+      return Conflict("the received artifact has sha256 " + got_ + ", expected " + sha256_);
+    return Status::Ok();
+  }
+
+  // Stops taking chunks and closes the files (the temporary one stays).
+  void End() {
+    if (ended_) return;
+    ended_ = true;
+    {
+      std::lock_guard<std::mutex> g(s_->mu);
+      auto it = s_->fetches.find(op_);
+      if (it != s_->fetches.end() && it->second == f_) s_->fetches.erase(it);
+    }
+    std::lock_guard<std::mutex> lk(f_->m);
+    // Made durable by the runner's syncfs after extraction; a cached
+    // blob is re-hashed before reuse.
+    if (f_->fd >= 0) ::close(f_->fd);
+    f_->fd = -1;
+    if (read_fd_ >= 0) ::close(read_fd_);
+    read_fd_ = -1;
+  }
+
+  std::shared_ptr<Session> s_;
+  uint64_t op_;
+  fs::path cache_path_;
+  fs::path tmp_;
+  const CancelToken& cancel_;
+  std::shared_ptr<FetchState> f_ = std::make_shared<FetchState>();
+  std::string sha256_;
+  int read_fd_ = -1;
+  uint64_t read_offset_ = 0;
+  uint64_t size_ = 0;
+  std::vector<char> buffer_ = std::vector<char>(1 << 20);
+  bool hashed_ = false;
+  std::string got_;
+  bool ended_ = false;
+};
+
+class ChannelSource : public BlobSource {
+ public:
+  ChannelSource(std::shared_ptr<Session> s, uint64_t op) : s_(std::move(s)), op_(op) {}
+  Result<std::unique_ptr<BlobStream>> Stream(const std::string& sha256, const fs::path& cache_path,
+                                             const CancelToken& cancel,
+                                             const ProgressFn& progress) override {
+    auto stream = std::make_unique<ChannelStream>(s_, op_, cache_path, cancel);
+    REPRISE_RETURN_IF_ERROR(stream->Start(sha256, progress));
+    return std::unique_ptr<BlobStream>(std::move(stream));
+  }
+  Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path,
+                        const CancelToken& cancel, const ProgressFn& progress) override {
+    ChannelStream stream(s_, op_, cache_path, cancel);
+    REPRISE_RETURN_IF_ERROR(stream.Start(sha256, progress));
+    REPRISE_ASSIGN_OR_RETURN(BlobStream::Fetched fetched, stream.Finish());
+    return Fetched{fetched.path, true};
+  }
+
+ private:
+  std::shared_ptr<Session> s_;
+  uint64_t op_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlobSource> MakeChannelSource(std::shared_ptr<Session> session, uint64_t op) {
+  return std::make_unique<ChannelSource>(std::move(session), op);
+}
+
+}  // namespace reprise::agent_internal
