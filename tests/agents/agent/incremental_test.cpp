@@ -17,6 +17,7 @@
 #include "agents/agent/runner.h"
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "tests/agents/agent/fake_blob_source.h"
 #include "tests/temp_dir.h"
 
 namespace reprise {
@@ -26,39 +27,7 @@ namespace fs = std::filesystem;
 
 using Files = std::map<std::string, std::string>;
 
-// Archives built from trees (with modes), served like a remote agent's channel.
-class Source : public BlobSource {
- public:
-  explicit Source(fs::path dir) : dir_(std::move(dir)) { fs::create_directories(dir_); }
-  std::string Add(const Files& files, const std::map<std::string, unsigned>& modes = {},
-                  const std::map<std::string, std::string>& symlinks = {}) {
-    fs::path tree = dir_ / ("tree" + std::to_string(n_));
-    for (const auto& [p, c] : files) {
-      fs::create_directories((tree / p).parent_path());
-      std::ofstream(tree / p, std::ios::binary) << c;
-      auto mode = modes.find(p);
-      fs::permissions(tree / p, fs::perms(mode == modes.end() ? 0644 : mode->second));
-    }
-    for (const auto& [p, target] : symlinks) fs::create_symlink(target, tree / p);
-    fs::path out = dir_ / ("a" + std::to_string(n_++) + ".tar.gz");
-    REQUIRE(CreateTarGz(tree, out).ok());
-    std::string sha = *Sha256File(out);
-    archives_[sha] = out;
-    return sha;
-  }
-  Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path, const CancelToken&,
-                        const ProgressFn&) override {
-    auto it = archives_.find(sha256);
-    if (it == archives_.end()) return NotFound("no blob " + sha256);
-    fs::copy_file(it->second, cache_path, fs::copy_options::overwrite_existing);
-    return Fetched{cache_path, false};
-  }
-
- private:
-  fs::path dir_;
-  int n_ = 0;
-  std::map<std::string, fs::path> archives_;
-};
+using Source = testing::FakeBlobSource;
 
 struct Target {
   TempDir tmp;

@@ -23,6 +23,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "tests/agents/agent/fake_blob_source.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
@@ -36,40 +37,7 @@ void Write(const fs::path& p, const std::string& content) {
   std::ofstream(p, std::ios::binary) << content;
 }
 
-// Archives built from trees; serves them like a remote agent's channel.
-class FakeSource : public BlobSource {
- public:
-  explicit FakeSource(fs::path dir) : dir_(std::move(dir)) {}
-  // Makes a tar.gz of `files` and returns its sha256.
-  std::string Add(const std::map<std::string, std::string>& files) {
-    fs::path tree = dir_ / ("tree" + std::to_string(n_));
-    for (const auto& [p, c] : files) Write(tree / p, c);
-    fs::path out = dir_ / ("a" + std::to_string(n_++) + ".tar.gz");
-    REQUIRE(CreateTarGz(tree, out).ok());
-    std::string sha = *Sha256File(out);
-    archives_[sha] = out;
-    return sha;
-  }
-  Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path, const CancelToken&,
-                        const ProgressFn& progress) override {
-    ++fetches;
-    auto it = archives_.find(sha256);
-    if (it == archives_.end()) return NotFound("no blob " + sha256);
-    fs::path src = corrupt ? dir_ / "corrupt" : it->second;
-    if (corrupt) Write(src, "not an archive at all");
-    fs::copy_file(src, cache_path, fs::copy_options::overwrite_existing);
-    uint64_t size = fs::file_size(cache_path);
-    if (progress) progress({"transfer", size, size, 0, 0});
-    return Fetched{cache_path, false};
-  }
-  int fetches = 0;
-  bool corrupt = false;
-
- private:
-  fs::path dir_;
-  int n_ = 0;
-  std::map<std::string, fs::path> archives_;
-};
+using FakeSource = testing::FakeBlobSource;
 
 struct Fixture {
   TempDir tmp;
