@@ -59,21 +59,9 @@ function log(...a) {
   console.log(...a);
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 // A TCP relay in front of the server: cut() drops every connection through it
 // (as a network failure would), new connections still get through.
 export async function startRelay() {
-  const port = await freePort();
   const target = Number(new URL(base).port);
   const open = new Set();
   const relay = createServer((client) => {
@@ -88,7 +76,10 @@ export async function startRelay() {
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise((resolve) => relay.listen(port, '127.0.0.1', resolve));
+  // Port 0: the kernel picks a free port while we hold it (no window in
+  // which another test could take it).
+  await new Promise((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const { port } = relay.address();
   return {
     base: `http://127.0.0.1:${port}`,
     cut: () => { for (const s of open) s.destroy(); },
@@ -111,11 +102,11 @@ export async function api(method, path, body, token = ADMIN_TOKEN) {
   return data;
 }
 
+// The server binds port 0 for HTTP and agents and says which ports it got in
+// its banner: asking the kernel for a free port and handing it over later
+// races with the other tests running at the same time.
 async function startServer() {
-  const port = await freePort();
-  agentPort = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(serverBinary, ['--data', dataDir, '--http', `127.0.0.1:${port}`, '--agent-port', String(agentPort),
+  server = spawn(serverBinary, ['--data', dataDir, '--http', '127.0.0.1:0', '--agent-port', '0',
     '--local-agent', '--demo'], {
     env: { ...process.env, REPRISE_ADMIN_TOKEN: ADMIN_TOKEN, REPRISE_ADMIN_PASSWORD: ADMIN_PASSWORD },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -127,6 +118,11 @@ async function startServer() {
   while (Date.now() < deadline) {
     const code = await Promise.race([exited, sleep(POLL_MS).then(() => undefined)]);
     if (code !== undefined) throw new Error(`reprise-server exited with ${code}:\n${serverLog}`);
+    const http = serverLog.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+    const agents = serverLog.match(/agents connect to port (\d+)/);
+    if (!http || !agents) continue;
+    base = `http://127.0.0.1:${http[1]}`;
+    agentPort = Number(agents[1]);
     try {
       const r = await fetch(base + '/api/v1/health');
       if (r.ok) return;

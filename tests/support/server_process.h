@@ -57,15 +57,19 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // The HTTP port once the server logs where it listens; 0 when it does not
-  // within 30 s.
+  // The HTTP port once the server has printed its banner (its last line names
+  // the server id); 0 when it does not within 30 s. The agent port, when the
+  // server listens for agents, is read from the same banner.
   int WaitForPort() {
     const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    const std::regex agents(R"(agents connect to port (\d+))");
     WaitUntil([&] {
       std::smatch m;
       const std::string text = Log();
+      if (text.find("server id: ") == std::string::npos) return false;
       if (!std::regex_search(text, m, listening)) return false;
       port_ = std::stoi(m[1]);
+      if (std::regex_search(text, m, agents)) agent_port_ = std::stoi(m[1]);
       return true;
     });
     return port_;
@@ -83,6 +87,7 @@ class ServerProcess {
     Wait();
   }
   int port() const { return port_; }
+  int agent_port() const { return agent_port_; }
   pid_t pid() const { return pid_; }
   HttpClient Admin() const {
     HttpClient c("127.0.0.1", port_);
@@ -95,6 +100,7 @@ class ServerProcess {
   std::filesystem::path log_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int agent_port_ = 0;
 };
 
 }  // namespace reprise::testing

@@ -384,21 +384,6 @@ namespace reprise::testing {
 
 namespace {
 
-// A TCP port that was free a moment ago (the agent port must stay the same
-// across server restarts for the agent to reconnect).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 json TargetCurrentOf(HttpClient& admin, const std::string& target) {
   auto app = Body(admin.Get("/api/v1/applications/shop"));
   for (const auto& s : app["stages"])
@@ -456,10 +441,13 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   fs::path data = tmp.path() / "data";
   fs::path root = tmp.path() / "box";
   fs::create_directories(root);
-  std::vector<std::string> agent_args = {"--agent-port", std::to_string(FreePort()),
-                                         "--agent-plain"};
+  // The first start picks a free agent port; the restart takes the same one,
+  // where the agent keeps reconnecting.
+  std::vector<std::string> agent_args = {"--agent-port", "0", "--agent-plain"};
   auto server =
       std::make_unique<ServerProcess>(ServerArgs(data, agent_args), tmp.path() / "server1.log");
+  REQUIRE(server->agent_port() > 0);
+  agent_args[1] = std::to_string(server->agent_port());
   auto admin = server->Admin();
   REQUIRE(admin.Put("/api/v1/environments/Production", "{}").status == 200);
   json t = {

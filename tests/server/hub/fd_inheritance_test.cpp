@@ -106,14 +106,6 @@ std::string DeployAndWait(HttpClient& admin) {
   return status;
 }
 
-// The agent port a server logged ("agents connect to port N"); 0 if none.
-int AgentPort(const ServerProcess& server) {
-  std::smatch m;
-  const std::string log = server.Log();
-  if (!std::regex_search(log, m, std::regex(R"(agents connect to port (\d+))"))) return 0;
-  return std::stoi(m[1]);
-}
-
 // Kills the daemon whose pid a plan wrote to `pid_file`, when the test ends
 // however it ends. Only a `sleep` is killed: the pid may have been reused.
 class DaemonReaper {
@@ -153,7 +145,7 @@ TEST_CASE("a daemon left behind by a local exec step does not keep the server's 
     ServerProcess first(ServerArgs(data, {"--local-agent", "--agent-port", "0"}),
                         tmp.path() / "first.log");
     http_port = first.port();
-    agent_port = AgentPort(first);
+    agent_port = first.agent_port();
     REQUIRE_MESSAGE(agent_port > 0, first.Log());
     auto admin = first.Admin();
     Seed(admin, target, "    - exec: \"sleep 600 & echo $$! > daemon.pid\"\n");
@@ -167,7 +159,7 @@ TEST_CASE("a daemon left behind by a local exec step does not keep the server's 
        "127.0.0.1", "--agent-port", std::to_string(agent_port), "--local-agent"},
       tmp.path() / "second.log", ServerProcess::Until::kSpawned);
   REQUIRE_MESSAGE(second.WaitForPort() == http_port, second.Log());
-  CHECK(AgentPort(second) == agent_port);
+  CHECK(second.agent_port() == agent_port);
 }
 
 TEST_CASE("every fd of a running server is close-on-exec, after start and after a deployment") {

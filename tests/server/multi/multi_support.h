@@ -10,7 +10,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -103,14 +102,8 @@ class Cluster {
     s.process = std::make_unique<ServerProcess>(
         ServerArgs(s.data, flags),
         tmp_.path() / (id + ".log"));
-    const std::regex agents_at(R"(agents connect to port (\d+))");
-    REQUIRE(WaitUntil([&] {
-      std::smatch m;
-      const std::string text = s.process->Log();
-      if (!std::regex_search(text, m, agents_at)) return false;
-      s.agent_port = std::stoi(m[1]);
-      return true;
-    }));
+    s.agent_port = s.process->agent_port();
+    REQUIRE_MESSAGE(s.agent_port > 0, s.process->Log());
     servers_.push_back(std::move(s));
   }
 
