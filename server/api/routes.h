@@ -48,6 +48,8 @@ std::vector<Route> MetricsRoutes(ApiContext& ctx);
 // from the agents at each scrape.
 std::function<std::vector<MetricFamilySnapshot>()> StoreMetricsSource(Store& store);
 std::function<std::vector<MetricFamilySnapshot>()> AgentMetricsSource(AgentPort& agents);
+// reprise_server_info{server_id="…"} 1: which server of several answered the scrape.
+std::function<std::vector<MetricFamilySnapshot>()> ServerInfoMetricsSource(std::string server_id);
 std::vector<Route> PeopleRoutes(ApiContext& ctx);
 std::vector<Route> VariableRoutes(ApiContext& ctx);
 // GET /dashboard and GET /insights.

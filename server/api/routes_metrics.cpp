@@ -1,7 +1,7 @@
 // GET /metrics: the Prometheus text exposition (server/metrics/metrics.h),
 // for a viewer's token (or anyone with --metrics-public), and the sources it
 // reads at each scrape: deployments and stored bytes from the store, agents
-// from the hub.
+// from the hub, and which server this is (its server id).
 #include <map>
 
 #include "server/api/routes.h"
@@ -98,6 +98,16 @@ MetricsSource AgentMetricsSource(AgentPort& agents) {
     for (const auto& [status, count] : by_status)
       f.series.push_back(Series({{"status", status}}, count));
     return {std::move(f)};
+  };
+}
+
+MetricsSource ServerInfoMetricsSource(std::string server_id) {
+  return [id = std::move(server_id)]() -> std::vector<MetricFamilySnapshot> {
+    return {{"reprise_server_info",
+             "This server (one of several sharing a store), by its server id",
+             MetricFamilySnapshot::Type::kGauge,
+             {},
+             {Series({{"server_id", id}}, 1)}}};
   };
 }
 

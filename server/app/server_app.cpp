@@ -310,6 +310,7 @@ Status ServerApp::Impl::StartHttp() {
   api.metrics_public = o.metrics_public;
   metrics->AddSource(StoreMetricsSource(*store));
   metrics->AddSource(AgentMetricsSource(*hub));
+  metrics->AddSource(ServerInfoMetricsSource(server_id));
   HttpServerOptions http_options;
   http_options.host = o.http_host;
   http_options.port = o.http_port;

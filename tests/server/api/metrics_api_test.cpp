@@ -42,10 +42,13 @@ TEST_CASE("GET /metrics needs a viewer's token unless the server makes it public
 
   ServerOptions open;
   open.metrics_public = true;
+  open.server_id = "web1-metrics";
   TestServer server(open);
   auto scraped = server.Anonymous().Get("/metrics");
   CHECK(scraped.status == 200);
   CHECK(scraped.body.find("reprise_agents{status=\"online\"} 0") != std::string::npos);
+  // Which of several servers answered: its id.
+  CHECK(Sample(scraped.body, "reprise_server_info{server_id=\"web1-metrics\"}") == 1);
 }
 
 TEST_CASE("a scrape after a deployment shows it counted, timed and its requests") {
