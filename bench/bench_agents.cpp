@@ -11,6 +11,9 @@
 //
 //   bench_agents --bin BIN_DIR --work DIR --big1 A --big2 B --small1 C --small2 D
 //                [--fanout 10] [--idle 1000] [--ansible-small S] [--ansible-fanout S]
+//   bench_agents --idle-servers PORT/PID/FINGERPRINT,... --token T --idle N
+// The second form (bench/run_scale_out.sh) connects N idle agents to every
+// listed reprise-server (FINGERPRINT "-": plain TCP) and prints each one's RSS.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -241,6 +244,14 @@ struct Bench {
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
+void RaiseFileLimit() {
+  rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 // One idle agent's connection, plain or TLS: what the measurement keeps open.
 struct IdleConn {
   int fd = -1;
@@ -290,10 +301,12 @@ struct IdleConn {
   }
 }
 
-// Connects idle agent `i` to the hub on `port` (TLS when `ctx`): hello with
-// the enrollment token, then the signed auth; false when any step fails.
-bool ConnectIdleAgent(int i, int port, SSL_CTX* ctx, const std::string& token,
-                      const std::string& fingerprint, IdleConn& c) {
+// Connects agent `name` with key `id` to the hub on `port` (TLS when `ctx`):
+// hello with the enrollment token, then the signed auth; false when any step
+// fails.
+bool ConnectIdleAgentAs(const std::string& name, const protocol::Identity& id, int port,
+                        SSL_CTX* ctx, const std::string& token, const std::string& fingerprint,
+                        IdleConn& c) {
   c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -323,10 +336,8 @@ bool ConnectIdleAgent(int i, int port, SSL_CTX* ctx, const std::string& token,
       return false;
     }
   }
-  auto id = protocol::Identity::Generate();
-  std::string name = "idle-" + std::to_string(i);
   std::string hello = "{\"type\":\"hello\",\"protocol\":1,\"name\":\"" + name +
-                      "\",\"version\":\"bench\",\"public_key\":\"" + id->public_key_hex() +
+                      "\",\"version\":\"bench\",\"public_key\":\"" + id.public_key_hex() +
                       "\",\"enroll_token\":\"" + token + "\"}";
   auto f = protocol::EncodeFrame(hello, "");
   if (!c.Send(*f)) return false;
@@ -342,10 +353,18 @@ bool ConnectIdleAgent(int i, int port, SSL_CTX* ctx, const std::string& token,
       if (p != std::string::npos) nonce = fr->header.substr(p + 9, 64);
     }
   }
-  auto sig = id->Sign(protocol::AuthMessage(nonce, name, fingerprint));
+  auto sig = id.Sign(protocol::AuthMessage(nonce, name, fingerprint));
   auto a2 = protocol::EncodeFrame("{\"type\":\"auth\",\"signature\":\"" + *sig + "\"}", "");
   if (!c.Send(*a2)) return false;
   return true;
+}
+
+// Idle agent `i` ("idle-I") with a key of its own.
+bool ConnectIdleAgent(int i, int port, SSL_CTX* ctx, const std::string& token,
+                      const std::string& fingerprint, IdleConn& c) {
+  auto id = protocol::Identity::Generate();
+  return id.ok() &&
+         ConnectIdleAgentAs("idle-" + std::to_string(i), *id, port, ctx, token, fingerprint, c);
 }
 
 // With `tls` the hub listens as reprise-server does by default and every
@@ -411,6 +430,109 @@ void IdleAgents(const Options& o, bool tls) {
   ::waitpid(hub_pid, nullptr, 0);
 }
 
+// Reads frames on `c` until `welcome` (true) or `refused`, an error or 30 s.
+bool AwaitWelcome(IdleConn& c) {
+  timeval limit{30, 0};
+  ::setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  protocol::FrameDecoder dec;
+  for (int reads = 0; reads < 64; ++reads) {
+    char b[4096];
+    ssize_t r = c.Recv(b, sizeof b);
+    if (r <= 0) return false;
+    (void)dec.Feed(std::string_view(b, static_cast<size_t>(r)));
+    while (auto fr = dec.Next()) {
+      if (fr->header.find("\"welcome\"") != std::string::npos) return true;
+      if (fr->header.find("\"refused\"") != std::string::npos) return false;
+    }
+  }
+  return false;
+}
+
+// One server of `bench_agents --idle-servers`: PORT/PID/FINGERPRINT.
+struct IdleServer {
+  int port = 0;
+  pid_t pid = 0;
+  std::string fingerprint;  // empty: plain TCP
+  long base_kb = 0;
+};
+
+std::vector<IdleServer> ParseIdleServers(const std::string& list) {
+  std::vector<IdleServer> servers;
+  std::istringstream entries(list);
+  for (std::string entry; std::getline(entries, entry, ',');) {
+    IdleServer s;
+    std::istringstream parts(entry);
+    std::string port, pid;
+    std::getline(parts, port, '/');
+    std::getline(parts, pid, '/');
+    std::getline(parts, s.fingerprint);
+    s.port = std::atoi(port.c_str());
+    s.pid = std::atoi(pid.c_str());
+    if (s.fingerprint == "-") s.fingerprint.clear();
+    if (s.port <= 0 || s.pid <= 0) return {};
+    s.base_kb = RssKb(s.pid);
+    servers.push_back(s);
+  }
+  return servers;
+}
+
+// `bench_agents --idle-servers PORT/PID/FP,... --token T --idle N`: N idle
+// agents, each connected to every listed reprise-server (as reprise-agent
+// --server a,b does) and welcomed by each, heartbeating every 10 s (a server
+// drops an agent silent for 30 s); then the RSS of each server.
+int IdleOnServers(const std::string& list, const std::string& token, int count) {
+  std::vector<IdleServer> servers = ParseIdleServers(list);
+  if (servers.empty()) return std::fprintf(stderr, "bad --idle-servers %s\n", list.c_str()), 2;
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  const std::string heartbeat = *protocol::EncodeFrame("{\"type\":\"heartbeat\"}", "");
+  std::vector<IdleConn> conns;
+  auto last_beat = Steady::now();
+  auto beat = [&] {
+    if (Seconds(last_beat, Steady::now()) < 10) return;
+    for (IdleConn& c : conns) (void)c.Send(heartbeat);
+    last_beat = Steady::now();
+  };
+  auto t0 = Steady::now();
+  int agents = 0;
+  for (bool all = true; all && agents < count; ++agents) {
+    auto id = protocol::Identity::Generate();
+    if (!id.ok()) break;
+    for (const IdleServer& s : servers) {
+      IdleConn c;
+      SSL_CTX* tls = s.fingerprint.empty() ? nullptr : ctx;
+      all = ConnectIdleAgentAs("idle-" + std::to_string(agents), *id, s.port, tls, token,
+                               s.fingerprint, c) &&
+            AwaitWelcome(c);
+      if (!all) {
+        c.Close();
+        --agents;  // not counted: it is not connected to every server
+        break;
+      }
+      conns.push_back(c);
+    }
+    beat();
+  }
+  double connect_s = Seconds(t0, Steady::now());
+  // A few seconds of idling (and heartbeats) before the RSS is read.
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    beat();
+  }
+  for (const IdleServer& s : servers) {
+    long rss_kb = RssKb(s.pid);
+    std::printf(
+        "server on port %d: RSS %.1f MB with %d idle agents (%.1f MB before, %.1f KB "
+        "per agent)\n",
+        s.port, rss_kb / 1024.0, agents, s.base_kb / 1024.0,
+        agents ? static_cast<double>(rss_kb - s.base_kb) / agents : 0.0);
+  }
+  std::printf("%d agents x %zu servers connected and welcomed in %.1f s%s\n", agents,
+              servers.size(), connect_s, agents < count ? " (NOT all: a connection failed)" : "");
+  for (IdleConn& c : conns) c.Close();
+  SSL_CTX_free(ctx);
+  return agents == count ? 0 : 1;
+}
+
 // Fan-out: the big artifact to every agent at once, with and without fsync,
 // against as many sequential bsdtar runs (and Ansible when given).
 void FanOut(Bench& b, const Options& o, const std::string& token) {
@@ -466,6 +588,15 @@ int main(int argc, char** argv) {
   Options o;
   if (argc == 5 && std::string(argv[1]) == "--idle-hub")
     RunIdleHub(argv[2], std::string(argv[3]) == "1", std::atoi(argv[4]));
+  if (argc == 7 && std::string(argv[1]) == "--idle-servers") {
+    std::string list = argv[2], token;
+    int count = 0;
+    if (!reprise::bench::ParseFlags(argc, argv, 3, {{"--token", token}, {"--idle", count}}))
+      return 2;
+    ::signal(SIGPIPE, SIG_IGN);
+    RaiseFileLimit();
+    return IdleOnServers(list, token, count);
+  }
   if (!reprise::bench::ParseFlags(argc, argv, 1,
                                   {{"--bin", o.bin},
                                    {"--work", o.work},
@@ -480,11 +611,7 @@ int main(int argc, char** argv) {
     return 2;
   ::signal(SIGPIPE, SIG_IGN);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  rlimit rl;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  RaiseFileLimit();
   o.work = fs::absolute(o.work);
   {
     Bench b;
