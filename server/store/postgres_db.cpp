@@ -1,6 +1,9 @@
-// PostgresDb: SqlDb over libpq. Statements go out with PQexecParams, typed
-// parameters (int8, text) in text format; results come back as text and are
-// parsed here, so the store reads the same values from both engines.
+// PostgresDb: SqlDb over libpq. Statements are prepared once per connection
+// (PQprepare, then PQexecPrepared: the store runs the same few hundred
+// statements thousands of times, and parsing and planning each one again
+// cost the database more than running it), with typed parameters (int8,
+// text) in text format; results come back as text and are parsed here, so
+// the store reads the same values from both engines.
 #include "server/store/postgres_db.h"
 
 #include <libpq-fe.h>
@@ -9,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 
 namespace reprise {
 
@@ -16,6 +20,8 @@ namespace {
 
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
+// Statements kept prepared per connection; past it, the rest go unprepared.
+constexpr size_t kMaxPreparedStatements = 1024;
 
 // The password libpq would use for `url` (empty when none or unparsable).
 std::string PasswordOf(const std::string& url) {
@@ -164,9 +170,7 @@ class PostgresDb final : public SqlDb {
         values[i] = s->c_str();
       }
     }
-    ResultPtr result(PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()),
-                                  types.data(), values.data(), nullptr, nullptr, 0));
-    CheckResult(result.get());
+    ResultPtr result(Execute(text, types, values));
     if (on_row) {
       const int rows = PQntuples(result.get());
       for (int r = 0; r < rows; ++r) on_row(PostgresRow(result.get(), r));
@@ -226,6 +230,39 @@ class PostgresDb final : public SqlDb {
   }
 
  private:
+  // Runs `text` as a statement prepared on this connection (prepared on
+  // first use; the same text with other parameter types is another one).
+  // Throws SqlError when it fails.
+  ResultPtr Execute(const std::string& text, const std::vector<Oid>& types,
+                    const std::vector<const char*>& values) {
+    const int count = static_cast<int>(values.size());
+    std::string key = text;
+    for (Oid type : types) key += "," + std::to_string(type);
+    auto it = prepared_.find(key);
+    if (it == prepared_.end() && prepared_.size() < kMaxPreparedStatements) {
+      std::string name = "reprise_" + std::to_string(++statements_named_);
+      ResultPtr prepared(PQprepare(conn_, name.c_str(), text.c_str(), count, types.data()));
+      CheckResult(prepared.get());
+      it = prepared_.emplace(std::move(key), std::move(name)).first;
+    }
+    ResultPtr result(it == prepared_.end() ? PQexecParams(conn_, text.c_str(), count, types.data(),
+                                                          values.data(), nullptr, nullptr, 0)
+                                           : PQexecPrepared(conn_, it->second.c_str(), count,
+                                                            values.data(), nullptr, nullptr, 0));
+    try {
+      CheckResult(result.get());
+    } catch (const SqlError&) {
+      // A statement whose tables changed under it (another server migrated
+      // the schema: "cached plan must not change result type") is prepared
+      // anew next time, under a new name.
+      const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+      if (it != prepared_.end() && state != nullptr && std::strcmp(state, "0A000") == 0)
+        prepared_.erase(it);
+      throw;
+    }
+    return result;
+  }
+
   // Session settings: how long a lock may be waited for; no notices on stderr.
   void PrepareSession() {
     PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
@@ -240,6 +277,8 @@ class PostgresDb final : public SqlDb {
     if (in_transaction_)
       throw SqlError(SqlError::Kind::kOther, "the connection to PostgreSQL was lost");
     PQreset(conn_);
+    prepared_.clear();  // a new session has none of them
+    statements_named_ = 0;
     if (PQstatus(conn_) != CONNECTION_OK)
       throw SqlError(SqlError::Kind::kOther, ConnectionMessage("cannot reconnect to PostgreSQL"));
     PrepareSession();
@@ -286,6 +325,8 @@ class PostgresDb final : public SqlDb {
   int busy_timeout_ms_;
   PGconn* conn_ = nullptr;
   bool in_transaction_ = false;
+  std::unordered_map<std::string, std::string> prepared_;  // text and types -> name
+  int64_t statements_named_ = 0;  // names are never reused within a session
 };
 
 // Copies a quoted run (string literal, quoted identifier) starting at `i`.

@@ -187,4 +187,45 @@ TEST_CASE("a connection the server ended is opened again for the next transactio
   CHECK(Int(*db, "SELECT COUNT(*) FROM t") == 1);
 }
 
+TEST_CASE("statements are prepared once per connection, and again when that no longer holds") {
+  auto& cluster = PgCluster::Shared();
+  const std::string url = cluster.CreateDatabase();
+  const std::string name = url.substr(std::string("postgresql:///").size(),
+                                      url.find('?') - std::string("postgresql:///").size());
+  auto db = Connect(url);
+  db->Script("CREATE TABLE t (n BIGINT)");
+  auto prepared = [&] {
+    return Int(*db,
+               "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prep%'");
+  };
+  for (int64_t n = 1; n <= 3; ++n) db->Run("INSERT INTO t VALUES (?)", {n}, nullptr);
+  CHECK(prepared() == 1);
+  // The same text with other parameter types is a statement of its own.
+  CHECK(Rows(*db, "SELECT ?1 FROM t WHERE n = 1", {int64_t{7}}) == std::vector<std::string>{"7"});
+  CHECK(Rows(*db, "SELECT ?1 FROM t WHERE n = 1", {std::string("x")}) ==
+        std::vector<std::string>{"x"});
+  CHECK(prepared() == 3);
+
+  // A new session (the server ended the old one) prepares them again.
+  cluster.Execute(
+      "postgres",
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'");
+  db->BeginWrite();  // reconnects
+  db->Run("INSERT INTO t VALUES (?)", {int64_t{4}}, nullptr);
+  db->Commit();
+  CHECK(Int(*db, "SELECT COUNT(*) FROM t") == 4);
+
+  // Another server changed the table under a prepared SELECT *: the statement
+  // may fail once, then it is prepared anew.
+  CHECK(Rows(*db, "SELECT * FROM t WHERE n = ?", {int64_t{1}}) == std::vector<std::string>{"1"});
+  Connect(url)->Script("ALTER TABLE t ADD COLUMN note TEXT DEFAULT 'new'");
+  try {
+    Rows(*db, "SELECT * FROM t WHERE n = ?", {int64_t{1}});
+  } catch (const SqlError&) {
+    // "cached plan must not change result type"
+  }
+  CHECK(Rows(*db, "SELECT * FROM t WHERE n = ?", {int64_t{1}}) ==
+        std::vector<std::string>{"1|new"});
+}
+
 }  // namespace reprise
