@@ -78,6 +78,9 @@ inline void AddParam(std::vector<SqlValue>& out, ZeroAsNull v) {
 inline void AddParam(std::vector<SqlValue>& out, const std::vector<std::string>& values) {
   for (const auto& v : values) out.emplace_back(v);
 }
+inline void AddParam(std::vector<SqlValue>& out, const std::vector<int64_t>& values) {
+  for (int64_t v : values) out.emplace_back(v);
+}
 
 // The parameters `args` in order: a flag as 0/1, a list as its values.
 template <typename... Args>

@@ -122,20 +122,41 @@ Result<int64_t> SqlStore::NextScheduledAt() {
   return NextDueAt("deployments", "scheduled", "scheduled_at");
 }
 
+// One statement per kind of move (to queued, to waiting, to a final status
+// with its error) and per up to 256 ids, not one per deployment: a burst of
+// thousands falling due at once is fired in a few round trips to the
+// database. The id lists are padded to a power of two (repeating the last
+// id) so that few distinct statements are prepared.
 Result<std::vector<int64_t>> SqlStore::FireScheduled(const std::vector<ScheduledFiring>& firings,
                                                      int64_t due_by, int64_t now) {
   std::vector<int64_t> moved;
   if (firings.empty()) return moved;
+  std::map<std::pair<std::string, std::string>, std::vector<int64_t>> moves;
+  for (const auto& f : firings) {
+    bool final_status = f.to != "queued" && f.to != "waiting";
+    moves[{f.to, final_status ? f.error : std::string()}].push_back(f.id);
+  }
+  constexpr size_t kIdsPerStatement = 256;
   Status st = Write("fire scheduled deployments", [&] {
-    for (const auto& f : firings) {
-      bool final_status = f.to != "queued" && f.to != "waiting";
-      if (Exec("UPDATE deployments SET status=?1, "
-               "finished_at=CASE WHEN ?2 != 0 THEN ?2 ELSE finished_at END, "
-               "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END "
-               "WHERE id=?4 AND status='scheduled' AND scheduled_at<=?5",
-               f.to, final_status ? now : int64_t{0}, final_status ? f.error : std::string(), f.id,
-               due_by) == 1)
-        moved.push_back(f.id);
+    for (const auto& [move, ids] : moves) {
+      const auto& [to, error] = move;
+      const int64_t finished_at = to != "queued" && to != "waiting" ? now : int64_t{0};
+      for (size_t first = 0; first < ids.size(); first += kIdsPerStatement) {
+        std::vector<int64_t> some(ids.begin() + static_cast<std::ptrdiff_t>(first),
+                                  ids.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                    ids.size(), first + kIdsPerStatement)));
+        size_t padded = 1;
+        while (padded < some.size()) padded *= 2;
+        some.resize(padded, some.back());
+        auto fired = AllRows(
+            "UPDATE deployments SET status=?1, "
+            "finished_at=CASE WHEN ?2 != 0 THEN ?2 ELSE finished_at END, "
+            "error=CASE WHEN ?3 != '' THEN ?3 ELSE error END "
+            "WHERE status='scheduled' AND scheduled_at<=?4 AND id IN (" +
+                Placeholders(5, some.size()) + ") RETURNING id",
+            ReadInt64, to, finished_at, error, due_by, some);
+        moved.insert(moved.end(), fired.begin(), fired.end());
+      }
     }
     return Status::Ok();
   });
@@ -385,13 +406,44 @@ Result<bool> SqlStore::ClearHold(const std::string& app, const std::string& stag
 // lines on from its last one.
 void SqlStore::AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
   if (lines.empty()) return;
+  // The last seq of every deployment in one query (per 256), then the rows
+  // in INSERTs of up to 32: a flush of a burst's lines costs a few round
+  // trips to the database, not two per line. Id lists are padded to a power
+  // of two so that few distinct statements are prepared.
   std::map<int64_t, int64_t> next;
-  const std::string insert =
-      InsertSql("deployment_logs", {"deployment_id", "seq", "at", "target", "line", "level"});
-  for (const auto& l : lines) {
-    auto it = next.find(l.deployment_id);
-    if (it == next.end()) it = next.emplace(l.deployment_id, LastLogSeq(l.deployment_id)).first;
-    Exec(insert, l.deployment_id, ++it->second, l.at, l.target, l.text, l.level);
+  for (const auto& l : lines) next.emplace(l.deployment_id, 0);
+  std::vector<int64_t> ids;
+  for (const auto& [id, seq] : next) ids.push_back(id);
+  constexpr size_t kIdsPerQuery = 256;
+  for (size_t first = 0; first < ids.size(); first += kIdsPerQuery) {
+    std::vector<int64_t> some(
+        ids.begin() + static_cast<std::ptrdiff_t>(first),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), first + kIdsPerQuery)));
+    size_t padded = 1;
+    while (padded < some.size()) padded *= 2;
+    some.resize(padded, some.back());
+    db_->Run("SELECT deployment_id, MAX(seq) FROM deployment_logs WHERE deployment_id IN (" +
+                 Placeholders(1, some.size()) + ") GROUP BY deployment_id",
+             BindAll(some), [&](const SqlRow& row) { next[row.Int64(0)] = row.Int64(1); });
+  }
+  constexpr size_t kRowsPerInsert = 32;
+  for (size_t first = 0; first < lines.size(); first += kRowsPerInsert) {
+    const size_t rows = std::min(kRowsPerInsert, lines.size() - first);
+    std::string sql =
+        "INSERT INTO deployment_logs(deployment_id, seq, at, target, line, level) VALUES ";
+    std::vector<SqlValue> params;
+    params.reserve(rows * 6);
+    for (size_t i = 0; i < rows; ++i) {
+      const auto& l = lines[first + i];
+      sql += (i ? ",(" : "(") + Placeholders(i * 6 + 1, 6) + ")";
+      AddParam(params, l.deployment_id);
+      AddParam(params, ++next[l.deployment_id]);
+      AddParam(params, l.at);
+      AddParam(params, l.target);
+      AddParam(params, l.text);
+      AddParam(params, l.level);
+    }
+    db_->Run(sql, params, [](const SqlRow&) {});
   }
 }
 
