@@ -7,6 +7,7 @@
 //   bench_engine seed   (--db DATA/reprise.db | --store LOCATION) --apps K --count N
 //                       (--start-ms T | --lead-ms L) --window-ms W
 //   bench_engine report (--db DATA/reprise.db | --store LOCATION) --apps K
+//   bench_engine settle (--db DATA/reprise.db | --store LOCATION) --apps K
 //
 // --store takes what reprise-server's --store takes (postgresql://…, sqlite:DIR).
 //
@@ -25,6 +26,9 @@
 // queue behind earlier deployments); p50/p90/p99/max of each, the statuses, and
 // how many deployments fired exactly once (one such log line), more than once
 // or never.
+//
+// settle (servers stopped): cancels the deployments not yet final, so that
+// what a benchmark runs next is not slowed by the rest of a burst.
 //
 // Single-threaded; not thread-safe (a command-line tool).
 #include <algorithm>
@@ -58,7 +62,7 @@ int Usage() {
   std::fprintf(stderr,
                "usage: bench_engine seed (--db FILE | --store LOCATION) --apps K --count N\n"
                "                         (--start-ms T | --lead-ms L) --window-ms W\n"
-               "       bench_engine report (--db FILE | --store LOCATION) --apps K\n");
+               "       bench_engine report|settle (--db FILE | --store LOCATION) --apps K\n");
   return 2;
 }
 
@@ -190,6 +194,28 @@ int Report(reprise::Store& store, const Options& o) {
   return 0;
 }
 
+int Settle(reprise::Store& store, const Options& o) {
+  const std::vector<std::string> open = {"scheduled", "waiting", "queued", "running"};
+  size_t cancelled = 0;
+  for (int a = 0; a < o.apps; ++a) {
+    // Each pass cancels the first page; bounded by the pages there can be.
+    for (int64_t pass = 0; pass <= o.count / 1000 + 1; ++pass) {
+      auto page = store.ListDeployments({"bench" + std::to_string(a), "", open}, {1000, 0});
+      if (!page.ok() || page->empty()) break;
+      std::vector<int64_t> ids;
+      for (const auto& d : *page) ids.push_back(d.id);
+      auto moved = store.TransitionDeployments(ids, open, "cancelled");
+      if (!moved.ok()) {
+        std::fprintf(stderr, "bench_engine: %s\n", moved.status().ToString().c_str());
+        return 1;
+      }
+      cancelled += moved->size();
+    }
+  }
+  std::printf("cancelled %zu deployments not yet final\n", cancelled);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -214,5 +240,6 @@ int main(int argc, char** argv) {
   }
   if (o.command == "seed") return Seed(**store, o);
   if (o.command == "report") return Report(**store, o);
+  if (o.command == "settle") return Settle(**store, o);
   return Usage();
 }
