@@ -122,11 +122,30 @@ Result<int64_t> SqlStore::NextScheduledAt() {
   return NextDueAt("deployments", "scheduled", "scheduled_at");
 }
 
+namespace {
+
+// `ids` in chunks of at most `per`, each padded to a power of two by
+// repeating its last id (harmless in an IN list), so that a statement
+// taking a chunk comes in few distinct forms to prepare.
+std::vector<std::vector<int64_t>> PaddedChunks(const std::vector<int64_t>& ids, size_t per) {
+  std::vector<std::vector<int64_t>> chunks;
+  for (size_t first = 0; first < ids.size(); first += per) {
+    auto begin = ids.begin() + static_cast<std::ptrdiff_t>(first);
+    auto& chunk = chunks.emplace_back(
+        begin, begin + static_cast<std::ptrdiff_t>(std::min(per, ids.size() - first)));
+    size_t padded = 1;
+    while (padded < chunk.size()) padded *= 2;
+    chunk.resize(padded, chunk.back());
+  }
+  return chunks;
+}
+
+}  // namespace
+
 // One statement per kind of move (to queued, to waiting, to a final status
 // with its error) and per up to 256 ids, not one per deployment: a burst of
 // thousands falling due at once is fired in a few round trips to the
-// database. The id lists are padded to a power of two (repeating the last
-// id) so that few distinct statements are prepared.
+// database.
 Result<std::vector<int64_t>> SqlStore::FireScheduled(const std::vector<ScheduledFiring>& firings,
                                                      int64_t due_by, int64_t now) {
   std::vector<int64_t> moved;
@@ -141,13 +160,7 @@ Result<std::vector<int64_t>> SqlStore::FireScheduled(const std::vector<Scheduled
     for (const auto& [move, ids] : moves) {
       const auto& [to, error] = move;
       const int64_t finished_at = to != "queued" && to != "waiting" ? now : int64_t{0};
-      for (size_t first = 0; first < ids.size(); first += kIdsPerStatement) {
-        std::vector<int64_t> some(ids.begin() + static_cast<std::ptrdiff_t>(first),
-                                  ids.begin() + static_cast<std::ptrdiff_t>(std::min(
-                                                    ids.size(), first + kIdsPerStatement)));
-        size_t padded = 1;
-        while (padded < some.size()) padded *= 2;
-        some.resize(padded, some.back());
+      for (const auto& some : PaddedChunks(ids, kIdsPerStatement)) {
         auto fired = AllRows(
             "UPDATE deployments SET status=?1, "
             "finished_at=CASE WHEN ?2 != 0 THEN ?2 ELSE finished_at END, "
@@ -408,20 +421,12 @@ void SqlStore::AppendLogs(const std::vector<DeploymentLogRecord>& lines) {
   if (lines.empty()) return;
   // The last seq of every deployment in one query (per 256), then the rows
   // in INSERTs of up to 32: a flush of a burst's lines costs a few round
-  // trips to the database, not two per line. Id lists are padded to a power
-  // of two so that few distinct statements are prepared.
+  // trips to the database, not two per line.
   std::map<int64_t, int64_t> next;
   for (const auto& l : lines) next.emplace(l.deployment_id, 0);
   std::vector<int64_t> ids;
   for (const auto& [id, seq] : next) ids.push_back(id);
-  constexpr size_t kIdsPerQuery = 256;
-  for (size_t first = 0; first < ids.size(); first += kIdsPerQuery) {
-    std::vector<int64_t> some(
-        ids.begin() + static_cast<std::ptrdiff_t>(first),
-        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), first + kIdsPerQuery)));
-    size_t padded = 1;
-    while (padded < some.size()) padded *= 2;
-    some.resize(padded, some.back());
+  for (const auto& some : PaddedChunks(ids, 256)) {
     db_->Run("SELECT deployment_id, MAX(seq) FROM deployment_logs WHERE deployment_id IN (" +
                  Placeholders(1, some.size()) + ") GROUP BY deployment_id",
              BindAll(some), [&](const SqlRow& row) { next[row.Int64(0)] = row.Int64(1); });
