@@ -8,8 +8,9 @@
 #       exactly once, on two servers sharing the store, on one server on the
 #       same kind of store, and on one server on SQLite (as run_engine.sh);
 #       which server fired how many (the scheduler histogram of /metrics);
-#   (b) wrk GET /api/v1/applications/bench0 on one server, then on both at
-#       once (two wrk, half the connections each), same store and data;
+#   (b) wrk GET /api/v1/applications/bench0 on both servers at once (two wrk,
+#       half the connections each), then on one (the other stopped), same
+#       store and data;
 #   (c) AGENTS idle agents, each connected to both servers (agents connect to
 #       every server in their list, docs/scale-out.md): RSS of each server.
 # Each burst is given DRAIN_S seconds after it fell due to run to the end; what
@@ -221,7 +222,7 @@ if ((agents > 0)); then
   for name in alpha beta; do
     list+="${list:+,}${agent_ports[$name]}/${pids[$name]}/${fingerprints[$name]}"
   done
-  echo "-- $agents idle agents, each connected to both servers (TLS)"
+  echo "-- $agents idle agents, each connected to both servers (TLS; agent ports: alpha ${agent_ports[alpha]}, beta ${agent_ports[beta]})"
   "$bin/bench_agents" --idle-servers "$list" --token "$enroll" --idle "$agents" || true
 fi
 stop_all
