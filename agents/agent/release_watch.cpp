@@ -3,6 +3,7 @@
 #include "agents/agent/release_watch.h"
 
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +18,13 @@ namespace agent_runner {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The directory at `dir` now ({0, 0} when there is none).
+std::pair<uint64_t, uint64_t> Identity(const fs::path& dir) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {0, 0};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
 
 // Everything that changes what TreeStamp sees (names, content, mode,
 // owner, times, link count), and a file closed after being opened for
@@ -52,7 +60,8 @@ bool ReleaseWatch::UnchangedSince(const fs::path& dir, const std::string& stamp)
   if (fd_ < 0 || stamp.empty()) return false;
   DrainLocked();
   auto it = releases_.find(dir.string());
-  return it != releases_.end() && !it->second.arming && it->second.stamp == stamp;
+  if (it == releases_.end() || it->second.arming || it->second.stamp != stamp) return false;
+  return Identity(dir) == std::pair{it->second.dev, it->second.ino};
 }
 
 void ReleaseWatch::ArmLater(const fs::path& dir, RecordedStamp recorded) {
@@ -92,18 +101,20 @@ void ReleaseWatch::Arm(const fs::path& dir, const RecordedStamp& recorded) {
       std::string now = recorded();
       if (now == r.stamp) return;  // armed, and nothing changed since
     }
-    r = Release{"", true, false};
+    r = Release{"", true, false, 0, 0};
   }
   // The watches first, then the stamp: a change before a watch shows in the
   // stamp, a change after it as an event.
-  const bool watched = WatchTree(dir);
+  const auto identity = Identity(dir);
+  const bool watched = identity.second != 0 && WatchTree(dir);
   auto stamp = watched ? TreeStamp(dir) : Result<std::string>(std::string());
   std::string wanted = watched ? recorded() : std::string();
   std::lock_guard lock(mu_);
   DrainLocked();
   Release& r = releases_[key];
-  const bool unchanged = watched && stamp.ok() && !stamp->empty() && *stamp == wanted && !r.changed;
-  r = Release{unchanged ? wanted : "", false, false};
+  const bool unchanged = watched && stamp.ok() && !stamp->empty() && *stamp == wanted &&
+                         !r.changed && Identity(dir) == identity;
+  r = Release{unchanged ? wanted : "", false, false, identity.first, identity.second};
 }
 
 // A watch on `dir` and every entry below it, each noted as `dir`'s. False
@@ -141,7 +152,7 @@ void ReleaseWatch::DrainLocked() {
       off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
       if (e->mask & IN_Q_OVERFLOW) {
         // Events were lost: nothing armed can be trusted any more.
-        for (auto& [name, r] : releases_) r = Release{"", r.arming, true};
+        for (auto& [name, r] : releases_) r = Release{"", r.arming, true, r.dev, r.ino};
         continue;
       }
       ChangedLocked(e->wd);
@@ -149,7 +160,7 @@ void ReleaseWatch::DrainLocked() {
     }
   }
   // Still events after every pass: treat as lost.
-  for (auto& [name, r] : releases_) r = Release{"", r.arming, true};
+  for (auto& [name, r] : releases_) r = Release{"", r.arming, true, r.dev, r.ino};
 }
 
 void ReleaseWatch::ChangedLocked(int wd) {

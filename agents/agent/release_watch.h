@@ -22,6 +22,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -57,6 +58,10 @@ class ReleaseWatch {
     std::string stamp;  // armed with it; "" when not armed
     bool arming = false;
     bool changed = false;  // an event arrived while arming
+    // The directory armed: another one put at its path (a parent renamed
+    // away and a copy put in its place) is not watched.
+    uint64_t dev = 0;
+    uint64_t ino = 0;
   };
   void Loop();
   void Arm(const std::filesystem::path& dir, const RecordedStamp& recorded);

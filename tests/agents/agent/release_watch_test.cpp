@@ -109,6 +109,16 @@ TEST_CASE("chmod, a new file, a removed file and a rename are seen") {
   ChangeIsSeen([](Armed& a) { fs::rename(a.one / "a/own.txt", a.one / "b/own.txt"); });
 }
 
+TEST_CASE("a copy put at an armed release's path, its parent renamed away, is not armed") {
+  Armed a;
+  const fs::path moved = a.tmp.path() / "moved";
+  fs::rename(a.tmp.path() / "releases", moved);  // no event below the armed directory
+  fs::create_directories(a.one.parent_path());
+  fs::copy(moved / "one", a.one, fs::copy_options::recursive);
+  Write(a.one / "a/own.txt", "edited in the copy\n");
+  CHECK_FALSE(a.watch.UnchangedSince(a.one, a.stamp));
+}
+
 TEST_CASE("a release that changed before it was armed is not armed") {
   TempDir tmp;
   const fs::path one = tmp.path() / "one";
