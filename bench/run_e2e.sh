@@ -220,6 +220,16 @@ if [[ -n "$have_ansible" ]]; then
 else
   row "small deploy, fresh" "$(m "${sm[@]}")" "$(m "${sm_s[@]}")" "" "" "Ansible not installed: not compared"
 fi
+# The last round's rollbacks put back exactly the builds: the live trees
+# against the generator's trees, file by file (types, modes, contents).
+same_tree() {  # A B: prints identical or differs
+  local a b
+  a=$(cd "$1" && find . -printf '%y %m %P\n' | sort)
+  b=$(cd "$2" && find . -printf '%y %m %P\n' | sort)
+  if [[ "$a" == "$b" ]] && diff -r --no-dereference "$1" "$2" >/dev/null; then echo identical; else echo differs; fi
+}
+printf '%-40s %s\n' "tree after the rollback, big" "$(same_tree "$data/agents/$runs/big/current/" "${big1%.tar.gz}.tree/")"
+printf '%-40s %s\n' "tree after the rollback, small" "$(same_tree "$data/agents/$runs/small/current/" "${small1%.tar.gz}.tree/")"
 printf '\nwhere the time went, last round (ms since the request; load: %s)\n' "$(uptime | sed 's/.*load average: //')"
 echo "fresh deploy:"
 timeline "$fresh_id"
