@@ -9,14 +9,15 @@
 #                                                            unpacked build 2 over build 1's tree
 #   rollback re-deploy build 1 (cached), big and small    (targets: <= 15 ms, big/small <= 1.5x)
 #   small    deploy the 5 MB / 200-file build fresh       vs Ansible `unarchive` (when present)
-# A deployment's time runs from the POST to the moment the poller sees its
-# final status (client), and from its creation to its finish as the server
-# recorded them (server). Medians of RUNS rounds. Each round uploads its own
-# builds, so its deploys are first deploys of those builds to the round's new
-# agent (a build deployed before would be re-deployed "as deployed", with the
-# earlier round's target). Prints numbers and ratios, and where the time of
-# the last round's fresh and update deploys went (their log lines, in ms
-# since the request); asserts nothing.
+# A deployment's time runs from the POST until its live log's `end` event
+# says it is final (client: an API client's view, bench/deploy_wait.py), and
+# from its creation to its finish as the server recorded them (server).
+# Medians of RUNS rounds. Each round uploads its own builds, so its deploys
+# are first deploys of those builds to the round's new agent (a build
+# deployed before would be re-deployed "as deployed", with the earlier
+# round's target). Prints numbers and ratios, and where the time of
+# the last round's fresh, update and rollback deploys went (their log lines,
+# in ms since the request); asserts nothing.
 #   bench/run_e2e.sh BUILD_DIR   (RUNS=5 FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5 SKIP_ANSIBLE=1)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # set -euo pipefail; build_dir from $1
 settings RUNS=5 FILES=5000 MB=200 SMALL_FILES=200 SMALL_MB=5
@@ -24,7 +25,7 @@ arts=$(data_dir artifacts)
 data=$(data_dir e2e)
 
 ensure_built gen_artifact reprise-server reprise-agent
-for tool in bsdtar curl jq sha256sum; do
+for tool in bsdtar curl jq sha256sum python3; do
   skip_without "$tool" "$tool not found; skipping the end-to-end benchmark (scripts/install-deps.sh --bench)"
 done
 have_rsync=$(command -v rsync >/dev/null && echo 1 || echo "")
@@ -87,21 +88,20 @@ upload() {
 }
 
 # deploy APP BUILD: prints "client_seconds server_seconds"; fails unless it succeeded.
+# The client's time is an API client's (bench/deploy_wait.py): from sending
+# the POST until the deployment's live log (server-sent events) delivers its
+# `end` event with the final status, timed inside that one process. Polling
+# with a curl process per poll, as this script did before, added a process
+# start (10-20 ms on a loaded machine) to every poll and to the result.
 deploy() {
-  local t0 id d status t1
-  t0=$(now)
-  id=$(post "/applications/$1/releases/1.0/builds/$2/deploy" '{"stage": "Live"}' | jq -r .id)
-  # One curl per poll and no JSON parsing until the end: the poller's own
-  # cost is a few milliseconds.
-  for _ in $(seq 1 60000); do
-    d=$(get "/deployments/$id")
-    [[ "$d" =~ \"status\":\"(succeeded|failed|cancelled|interrupted|expired)\" ]] && break
-  done
-  t1=$(now)
+  local out secs d status
+  out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/deploy_wait.py" "$port" "$token" "$1" 1.0 "$2" Live)
+  secs=$(head -1 <<<"$out")
+  d=$(tail -1 <<<"$out")
   status=$(jq -r .status <<<"$d")
-  [[ "$status" == succeeded ]] || { echo "deployment $id of $1 build $2: $status: $(jq -r .error <<<"$d")" >&2; exit 1; }
-  echo "$id" >"$data/deploy.last"
-  echo "$(secs "$t0" "$t1") $(server_seconds "$d")"
+  [[ "$status" == succeeded ]] || { echo "deployment of $1 build $2: $status: $(jq -r .error <<<"$d")" >&2; exit 1; }
+  jq -r .id <<<"$d" >"$data/deploy.last"
+  echo "$secs $(server_seconds "$d")"
 }
 # timeline ID: the deployment's log lines, each with the ms since its creation.
 timeline() {
@@ -181,11 +181,16 @@ for ((i = 1; i <= runs; i++)); do
     sync
     rsy+=("$(timed rsync -a --delete "${big2%.tar.gz}.tree/" "$data/tools/tar-$i/")")
   fi
-  # Rollback to the cached build 1, then the small ones.
+  # Rollback to the cached build 1, then the small ones. After a sync, as
+  # before the other tools: the 200 MB rsync just wrote would otherwise be
+  # flushed by the rollback's first fsync (ext4's ordered journal).
+  sync
   read -r c s <<<"$(deploy e2ebig "$b1")"; rb+=("$c"); rb_s+=("$s")
+  rollback_id=$(cat "$data/deploy.last")
   read -r c s <<<"$(deploy e2esmall "$s1")"; sm+=("$c"); sm_s+=("$s")
   read -r c s <<<"$(deploy e2esmall "$s2")"
   read -r c s <<<"$(deploy e2esmall "$s1")"; rbs+=("$c"); rbs_s+=("$s")
+  rollback_small_id=$(cat "$data/deploy.last")
   if [[ -n "$have_ansible" ]]; then
     mkdir -p "$data/tools/ansible-$i"
     ans+=("$(timed ansible-playbook -i localhost, -c local -e "dest=$data/tools/ansible-$i" "$data/tools/small.yml")")
@@ -215,8 +220,22 @@ if [[ -n "$have_ansible" ]]; then
 else
   row "small deploy, fresh" "$(m "${sm[@]}")" "$(m "${sm_s[@]}")" "" "" "Ansible not installed: not compared"
 fi
+# The last round's rollbacks put back exactly the builds: the live trees
+# against the generator's trees, file by file (types, modes, contents).
+same_tree() {  # A B: prints identical or differs
+  local a b
+  a=$(cd "$1" && find . -printf '%y %m %P\n' | sort)
+  b=$(cd "$2" && find . -printf '%y %m %P\n' | sort)
+  if [[ "$a" == "$b" ]] && diff -r --no-dereference "$1" "$2" >/dev/null; then echo identical; else echo differs; fi
+}
+printf '%-40s %s\n' "tree after the rollback, big" "$(same_tree "$data/agents/$runs/big/current/" "${big1%.tar.gz}.tree/")"
+printf '%-40s %s\n' "tree after the rollback, small" "$(same_tree "$data/agents/$runs/small/current/" "${small1%.tar.gz}.tree/")"
 printf '\nwhere the time went, last round (ms since the request; load: %s)\n' "$(uptime | sed 's/.*load average: //')"
 echo "fresh deploy:"
 timeline "$fresh_id"
 echo "update deploy:"
 timeline "$update_id"
+echo "rollback, big:"
+timeline "$rollback_id"
+echo "rollback, small:"
+timeline "$rollback_small_id"

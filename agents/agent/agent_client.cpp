@@ -103,7 +103,7 @@ std::string BoundedText(std::string_view text) {
 struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
   explicit Impl(AgentClientOptions opts)
       : o(std::move(opts)),
-        runner(RunnerOptions{o.root, o.fsync, {}, 2000}),
+        runner(RunnerOptions{o.root, o.fsync, {}, 2000, o.watch_releases}),
         heartbeat_timer(io),
         rng(std::random_device{}()) {
     if (o.servers.empty()) o.servers.push_back({o.host, o.port});

@@ -48,6 +48,8 @@ struct AgentClientOptions {
   std::chrono::milliseconds backoff_min{200};
   std::chrono::milliseconds backoff_max{30000};
   bool fsync = true;
+  // Keep "unchanged since verified" current with inotify (RunnerOptions).
+  bool watch_releases = true;
   bool verbose = true;  // log connection events to stderr
 };
 

@@ -3,6 +3,7 @@
 //   reprise-agent --server HOST:PORT[,HOST:PORT...] --name NAME --root DIR
 //                 [--enroll-token T | $REPRISE_ENROLL_TOKEN] [--state DIR]
 //                 [--fingerprint SHA256 | --plain] [--heartbeat-ms N] [--no-fsync]
+//                 [--no-release-watch]
 //   reprise-agent --version
 #include <signal.h>
 
@@ -26,7 +27,7 @@ void PrintUsage(FILE* to) {
       "usage: reprise-agent [--config FILE] [--print-config]\n"
       "         --server HOST:PORT[,HOST:PORT...] --name NAME --root DIR\n"
       "         [--enroll-token TOKEN] [--state DIR] [--fingerprint SHA256 | --plain]\n"
-      "         [--heartbeat-ms N] [--no-fsync] [--quiet]\n"
+      "         [--heartbeat-ms N] [--no-fsync] [--no-release-watch] [--quiet]\n"
       "       reprise-agent --version\n",
       to);
 }
@@ -52,6 +53,7 @@ std::vector<reprise::OptionSpec> KnownOptions() {
           Spec("plain"),
           Spec("heartbeat-ms", true).Default("10000"),
           Spec("no-fsync"),
+          Spec("no-release-watch"),
           Spec("quiet")};
 }
 
@@ -104,6 +106,7 @@ reprise::Status ApplyFlags(const reprise::ParsedArgs& args, reprise::AgentClient
   }
   if (args.Has("plain")) o.tls = false;
   if (args.Has("no-fsync")) o.fsync = false;
+  if (args.Has("no-release-watch")) o.watch_releases = false;
   if (args.Has("quiet")) o.verbose = false;
   return reprise::Status::Ok();
 }

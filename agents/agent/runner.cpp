@@ -18,6 +18,7 @@ using namespace agent_runner;  // this module's own internals
 
 AgentRunner::AgentRunner(RunnerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  if (impl_->options.watch_releases) impl_->watch = std::make_unique<ReleaseWatch>();
 }
 AgentRunner::~AgentRunner() = default;
 
@@ -73,7 +74,7 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
   auto lock = impl_->LockFor(root);
   std::unique_lock<std::mutex> guard(*lock);
 
-  return std::visit(
+  OperationOutcome out = std::visit(
       [&](const auto& o) -> OperationOutcome {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, DeployArtifactOp>) {
@@ -98,6 +99,31 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
         }
       },
       op);
+  // Whatever the operation changed, the releases verified now are watched
+  // from here on (in the background).
+  impl_->WatchReleases(Layout{root});
+  return out;
+}
+
+bool AgentRunner::WatchedUnchanged(std::string_view target_path, const std::string& release) {
+  auto root = ResolveTargetRoot(target_path);
+  if (!root.ok() || !impl_->watch) return false;
+  const Layout l{*root};
+  auto meta = ReadMeta(l, release);
+  return meta.ok() && impl_->watch->UnchangedSince(l.releases() / release, meta->tree_stamp);
+}
+
+void AgentRunner::Impl::WatchReleases(const Layout& l) {
+  if (!watch) return;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(l.releases(), ec)) {
+    if (!e.is_directory(ec)) continue;
+    const std::string name = e.path().filename().string();
+    watch->ArmLater(e.path(), [l, name] {
+      auto meta = ReadMeta(l, name);
+      return meta.ok() ? meta->tree_stamp : std::string();
+    });
+  }
 }
 
 }  // namespace reprise

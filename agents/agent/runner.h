@@ -134,6 +134,11 @@ struct RunnerOptions {
   ArchiveLimits limits;
   // Grace between SIGTERM and SIGKILL of a timed-out process group.
   int kill_grace_ms = 2000;
+  // Keep "unchanged since verified" current with inotify while the agent
+  // runs, so re-deploying a cached release skips the tree stamp walk
+  // (release_watch.h says what inotify does not see). Off: every re-deploy
+  // of a cached release walks its tree.
+  bool watch_releases = true;
 };
 
 class AgentRunner {
@@ -162,6 +167,11 @@ class AgentRunner {
   // it)? How much room is there? Problems with the root are the report's,
   // not an error.
   [[nodiscard]] Result<ProbeReport> Probe(std::string_view target_path);
+
+  // True when re-deploying `release` (a directory name) under the target
+  // would skip the tree stamp walk: the watch saw no change below it since
+  // it was verified. For tests and diagnostics.
+  [[nodiscard]] bool WatchedUnchanged(std::string_view target_path, const std::string& release);
 
   // Removes partial downloads/extractions left by a crash under a root.
   void CleanTemporaries(const std::filesystem::path& root);

@@ -38,7 +38,7 @@ std::optional<std::string> ManifestMismatch(const DeployArtifactOp& op, const De
 // True when releases/<name> holds this artifact, unchanged since it was
 // extracted and verified: then only the switch is left to do.
 bool ReusableRelease(const Layout& l, const DeployArtifactOp& op, const std::string& name,
-                     const RunnerLog& log) {
+                     ReleaseWatch* watch, const RunnerLog& log) {
   std::error_code ec;
   const fs::path release_dir = l.releases() / name;
   auto meta = ReadMeta(l, name);
@@ -50,9 +50,11 @@ bool ReusableRelease(const Layout& l, const DeployArtifactOp& op, const std::str
                                 "again");
     cached = false;
   }
-  if (cached && !meta->tree_stamp.empty()) {
-    // Only the switch, if nothing below the release changed since it was
-    // extracted and verified: one lstat per entry, no content read.
+  // Only the switch, if nothing below the release changed since it was
+  // extracted and verified: the watch says so without a walk, else one
+  // lstat per entry, no content read.
+  if (cached && !meta->tree_stamp.empty() &&
+      !(watch && watch->UnchangedSince(release_dir, meta->tree_stamp))) {
     auto stamp = TreeStamp(release_dir);
     if (!stamp.ok() || *stamp != meta->tree_stamp) {
       log(LogLevel::kWarning,
@@ -282,7 +284,7 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
     const Layout& l, const DeployArtifactOp& op, const DeployLabel& label, const std::string& name,
     BlobSource& blobs, const RunnerLog& log, const CancelToken& cancel, const ProgressFn& report,
     std::optional<std::vector<std::string>>& restamp) {
-  if (ReusableRelease(l, op, name, log)) return OperationOutcome::Succeeded();
+  if (ReusableRelease(l, op, name, watch.get(), log)) return OperationOutcome::Succeeded();
   std::error_code ec;
   const ArchiveLimits& limits = label.limits ? *label.limits : options.limits;
   const fs::path release_dir = l.releases() / name;

@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agents/agent/release_watch.h"
 #include "agents/agent/runner.h"
 #include "common/status.h"
 #include "planner/operations.h"
@@ -231,6 +232,12 @@ OperationOutcome RunDelete(const std::filesystem::path& root, const DeleteOp& op
 struct AgentRunner::Impl {
   RunnerOptions options;
   agent_runner::RootLocks locks;
+  // Null when RunnerOptions::watch_releases is off.
+  std::unique_ptr<agent_runner::ReleaseWatch> watch;
+
+  // Arms the watch on the releases under `l` that are not armed (or whose
+  // recorded stamp moved), in the background.
+  void WatchReleases(const agent_runner::Layout& l);
 
   std::shared_ptr<std::mutex> LockFor(const std::filesystem::path& root) {
     return locks.LockFor(root);

@@ -54,6 +54,7 @@ Result<TargetState> AgentRunner::State(std::string_view target_path) {
       s.manifest_hash = m->manifest_hash;
     }
   }
+  impl_->WatchReleases(l);  // after a restart, armed before the first re-deploy if time allows
   return s;
 }
 

@@ -1,7 +1,5 @@
 #include "server/engine/connection_check.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <type_traits>
 #include <variant>
@@ -9,6 +7,7 @@
 #include "agents/agent/runner.h"
 #include "planner/plan.h"
 #include "server/engine/agent_port.h"
+#include "server/engine/manifest_summary.h"
 #include "server/store/store.h"
 
 namespace reprise {
@@ -17,15 +16,6 @@ namespace {
 constexpr const char* kLocalAgent = "local";
 
 std::string Bytes(uint64_t n) { return std::to_string(n) + " bytes"; }
-
-// The uncompressed size the manifest records (0 when it cannot be read: the
-// check then does not hold a deployment back on a guess).
-uint64_t ManifestBytes(const std::string& manifest_json) {
-  auto j = nlohmann::json::parse(manifest_json, nullptr, false);
-  if (!j.is_object()) return 0;
-  auto it = j.find("total_bytes");
-  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-}
 
 TargetConnection FromProbe(const TargetProbe& probe, const std::vector<ReleaseSpace>& space) {
   TargetConnection c;
@@ -124,7 +114,8 @@ Result<std::vector<ReleaseSpace>> SpaceForBuild(Store& store, const std::string&
   label.build = std::to_string(build);
   for (const auto& a : artifacts)
     if (only == nullptr || only->all_artifacts || only->artifacts.count(a.name))
-      out.push_back({ReleaseDirName(label, a.name, a.sha256), ManifestBytes(a.manifest_json)});
+      out.push_back({ReleaseDirName(label, a.name, a.sha256),
+                     ManifestSummaryOf(a.sha256, a.manifest_json).total_bytes});
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "server/catalog/catalog.h"
 #include "server/engine/engine_internal.h"
+#include "server/engine/manifest_summary.h"
 
 namespace reprise {
 
@@ -101,15 +102,6 @@ namespace {
 
 Result<VariableMap> Vars(const std::string& json) { return VariablesFromJson(json); }
 
-// The manifest hash recorded in an artifact's manifest JSON ("" when it has
-// none): what the deployed tree of that artifact must hash to.
-std::string ManifestHashOf(const std::string& manifest_json) {
-  auto doc = nlohmann::json::parse(manifest_json, nullptr, false);
-  if (!doc.is_object() || !doc.contains("manifest_hash") || !doc["manifest_hash"].is_string())
-    return "";
-  return doc["manifest_hash"].get<std::string>();
-}
-
 }  // namespace
 
 Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& d,
@@ -136,7 +128,7 @@ Result<ExecutionContext> ResolveContext(Store& store, const DeploymentRecord& d,
   if (!artifacts.ok()) return artifacts.status();
   for (const auto& a : *artifacts) {
     ctx.artifact_sha256[a.name] = a.sha256;
-    std::string manifest_hash = ManifestHashOf(a.manifest_json);
+    std::string manifest_hash = ManifestSummaryOf(a.sha256, a.manifest_json).manifest_hash;
     if (!manifest_hash.empty()) ctx.artifact_manifest_hash[a.name] = manifest_hash;
   }
 

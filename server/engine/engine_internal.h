@@ -370,6 +370,9 @@ struct DeploymentEngine::Impl : std::enable_shared_from_this<DeploymentEngine::I
 
   // ---- running one deployment
   void Run(const std::shared_ptr<Running>& r);
+  // The final status and error that a plan's execution report stands for.
+  std::pair<std::string, std::string> FinalStatus(const Running& r,
+                                                  const Result<ExecutionReport>& report);
   // The undo steps of irreversible steps a re-deploy goes back across
   // (irreversible.h); on failure finishes the deployment and returns false.
   bool UndoIrreversible(const DeploymentRecord& d, const ExecutionContext& ctx,

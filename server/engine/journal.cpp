@@ -18,7 +18,10 @@ void DeploymentEngine::Impl::Log(int64_t id, const std::string& target, const st
     std::lock_guard lock(pending_mu);
     pending_lines.push_back({id, 0, Now(), target, level, text});
   }
-  pending_cv.notify_one();
+  // No wake-up: the flusher writes what gathered every 50 ms, and a final
+  // transition writes the lines with the result. A transaction (an fsync)
+  // per line would hold the store's write lock against the deployment's
+  // own transitions on its critical path.
 }
 
 void DeploymentEngine::Impl::FlushLogs() {

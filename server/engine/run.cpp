@@ -203,45 +203,37 @@ void DeploymentEngine::Impl::Run(const std::shared_ptr<Running>& r) {
   };
   Executor executor(eo);
   auto report = executor.Execute(*plan, *ctx);
-  std::string status = "failed";
-  std::string error;
+  auto [status, error] = FinalStatus(*r, report);
   std::vector<DeploymentTargetRecord> results;
-  if (!report.ok()) {
-    error = "orchestration error: " + report.status().message();
-  } else {
-    switch (report->outcome) {
-      case Outcome::kSucceeded:
-        status = "succeeded";
-        break;
-      case Outcome::kFailed:
-        error = report->message;
-        break;
-      case Outcome::kCancelled: {
-        std::lock_guard lock(mu);
-        if (stopping) {
-          status = "interrupted";
-          error = kStoppedWhileRunning;
-        } else if (r->lease_lost) {
-          status = "interrupted";
-          error = "server " + server_id + " lost its lease on it";
-        } else {
-          status = "cancelled";
-          error = "cancelled";
-        }
-        break;
-      }
-      case Outcome::kError:
-        error = "orchestration error: " + report->error.message();
-        break;
-    }
+  if (report.ok())
     for (const auto& t : TargetResults(*plan, *ctx, *report))
       results.push_back({d->id, t.target, t.status, t.message, "", "", d->started_at, Now()});
-  }
   auto states = RecordTargetStates(*d, *ctx, report.ok() ? &*report : nullptr);
   std::function<Status()> hold;
   if (kind->kind == "rollback") hold = [&] { return PlaceRollbackHold(*d); };
   Finish(*d, status, error, {"running"}, results, states, hold);
   if (status == "succeeded") AfterSuccess(*d, *spec, kind->kind);
+}
+
+// The final status and error a plan's execution report stands for.
+std::pair<std::string, std::string> DeploymentEngine::Impl::FinalStatus(
+    const Running& r, const Result<ExecutionReport>& report) {
+  if (!report.ok()) return {"failed", "orchestration error: " + report.status().message()};
+  switch (report->outcome) {
+    case Outcome::kSucceeded:
+      return {"succeeded", ""};
+    case Outcome::kFailed:
+      return {"failed", report->message};
+    case Outcome::kCancelled: {
+      std::lock_guard lock(mu);
+      if (stopping) return {"interrupted", kStoppedWhileRunning};
+      if (r.lease_lost) return {"interrupted", "server " + server_id + " lost its lease on it"};
+      return {"cancelled", "cancelled"};
+    }
+    case Outcome::kError:
+      break;
+  }
+  return {"failed", "orchestration error: " + report->error.message()};
 }
 
 // Before a re-deploy puts an earlier build back: the undo steps of the

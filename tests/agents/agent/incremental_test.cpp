@@ -18,6 +18,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "tests/agents/agent/fake_blob_source.h"
+#include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
 namespace reprise {
@@ -210,6 +211,92 @@ TEST_CASE("a release changed on the target is not a source of reused files") {
   t.Deploy(t.b2, "2");
   CHECK_FALSE(t.Logged("linked from"));
   CHECK(ReadFile(t.root / "current/u/one.txt") == "unchanged one\n");
+}
+
+// Writes one byte in place and puts the modification time back: only the
+// ctime (and the watch) can tell.
+void WriteInPlace(const fs::path& p) {
+  struct stat before;
+  REQUIRE(::lstat(p.c_str(), &before) == 0);
+  int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, "X", 1, 0) == 1);
+  timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::futimens(fd, times) == 0);
+  ::close(fd);
+}
+
+bool Watched(AgentRunner& runner, const fs::path& root, const fs::path& release) {
+  return runner.WatchedUnchanged(root.string(), release.filename().string());
+}
+
+TEST_CASE("watched releases: re-deploys skip the walk until a change through a shared link") {
+  TwoBuilds t;
+  t.Deploy(t.b1, "1");
+  t.Deploy(t.b2, "2");
+  // Both armed once the update is over (linking moved build 1's ctimes).
+  REQUIRE(testing::WaitUntil([&] { return Watched(t.runner, t.root, t.r1); }));
+  REQUIRE(testing::WaitUntil([&] { return Watched(t.runner, t.root, t.r2); }));
+  t.Deploy(t.b1, "1");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+  REQUIRE(testing::WaitUntil([&] { return Watched(t.runner, t.root, t.r2); }));
+
+  // Written through build 1's (live) path: build 2's release holds the inode.
+  WriteInPlace(t.root / "current/u/one.txt");
+  CHECK_FALSE(Watched(t.runner, t.root, t.r2));
+  t.Deploy(t.b2, "2");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
+  TwoBuilds fresh;
+  fresh.Deploy(fresh.b2, "2");
+  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+  t.Deploy(t.b1, "1");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
+  fresh.Deploy(fresh.b1, "1");
+  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+}
+
+TEST_CASE("a change made while the agent was down is caught by the next re-deploy") {
+  TwoBuilds t;
+  {
+    // The agent before its restart: both releases verified and watched.
+    AgentRunner before{RunnerOptions{t.tmp.path(), false, {}, 100}};
+    RunnerLog quiet = [](LogLevel, std::string_view) {};
+    for (const auto& [sha, build] : {std::pair{t.b1, "1"}, std::pair{t.b2, "2"}})
+      REQUIRE(before
+                  .Run(t.root.string(), DeployArtifactOp{"web", sha, "", DeployMode::kAtomic, 3},
+                       DeployLabel{"1.0", build}, t.source, quiet, t.cancel)
+                  .succeeded());
+    REQUIRE(testing::WaitUntil([&] { return Watched(before, t.root, t.r1); }));
+  }
+  // Nobody watches now: written through build 2's release, shared with 1.
+  WriteInPlace(t.r2 / "u/two.txt");
+  CHECK_FALSE(Watched(t.runner, t.root, t.r1));  // the restarted agent trusts nothing yet
+  t.Deploy(t.b1, "1");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
+  TwoBuilds fresh;
+  fresh.Deploy(fresh.b1, "1");
+  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+}
+
+TEST_CASE("with the watch off, re-deploys walk the tree and still catch changes") {
+  TwoBuilds t;
+  AgentRunner unwatched{RunnerOptions{t.tmp.path(), false, {}, 100, false}};
+  RunnerLog log = [&](LogLevel, std::string_view text) { t.lines.emplace_back(text); };
+  auto deploy = [&](const std::string& sha, const char* build) {
+    t.lines.clear();
+    REQUIRE(unwatched
+                .Run(t.root.string(), DeployArtifactOp{"web", sha, "", DeployMode::kAtomic, 3},
+                     DeployLabel{"1.0", build}, t.source, log, t.cancel)
+                .succeeded());
+  };
+  deploy(t.b1, "1");
+  deploy(t.b2, "2");
+  CHECK_FALSE(Watched(unwatched, t.root, t.r1));
+  deploy(t.b1, "1");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+  WriteInPlace(t.root / "current/u/one.txt");
+  deploy(t.b2, "2");
+  CHECK(t.Logged("was changed on the target after it was extracted"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // agents, "near" and "far"; the tests start and stop them.
 #include <doctest/doctest.h>
 
+#include "server/engine/manifest_summary.h"
 #include "tests/server/engine/engine_test_support.h"
 #include "tests/support/spawn.h"
 
@@ -264,6 +265,25 @@ TEST_CASE("a target root that cannot be written fails the deployment before any 
   CHECK(d["started_at"].is_null());  // no step ran
   CHECK(Untouched(f.RootOf("near") / "web"));
   CHECK(fs::is_regular_file(f.RootOf("far") / "blocker"));
+}
+
+TEST_CASE("a manifest's hash and size are read once per artifact, never mixed up") {
+  const std::string sha(64, 'a');
+  const std::string one = R"({"manifest_hash":"h1","total_bytes":10,"entries":[]})";
+  ManifestSummary first = ManifestSummaryOf(sha, one);
+  CHECK(first.manifest_hash == "h1");
+  CHECK(first.total_bytes == 10);
+  CHECK(ManifestSummaryOf(sha, one).manifest_hash == "h1");
+  // Another artifact, and another manifest text for the same bytes: their own.
+  CHECK(ManifestSummaryOf(std::string(64, 'b'), R"({"manifest_hash":"h2","total_bytes":7})")
+            .manifest_hash == "h2");
+  CHECK(ManifestSummaryOf(sha, R"({"manifest_hash":"h3", "total_bytes":10})").manifest_hash ==
+        "h3");
+  // Unreadable or without the fields: nothing claimed.
+  ManifestSummary bad = ManifestSummaryOf(std::string(64, 'c'), "not json");
+  CHECK(bad.manifest_hash.empty());
+  CHECK(bad.total_bytes == 0);
+  CHECK(ManifestSummaryOf("", R"({"manifest_hash":"h4"})").manifest_hash == "h4");
 }
 
 }  // namespace reprise::testing
