@@ -42,6 +42,8 @@ Json VariablesOut(const VariableMap& vars);
 Json VariablesOut(const std::string& canonical_json);
 
 std::string Time(int64_t unix_millis);
+// The same for a moment that may not have come yet: null when 0.
+Json TimeOrNull(int64_t unix_millis);
 // An artifact of a build: name, hash, size, who stored it, whether retention
 // removed its bytes (the build's own fields are the caller's).
 Json ArtifactSummaryJson(const ArtifactRecord& a);
@@ -65,6 +67,17 @@ HttpResponse ListResponse(const std::vector<T>& list, const Page& page, ToJson t
 HttpResponse Ok(const Json& body, int status = 200);
 // Serialises a response body; never throws: invalid UTF-8 becomes U+FFFD.
 std::string DumpJson(const Json& value);
+
+// The JSON object of a record's members, each under its own name:
+//   JSON_MEMBERS(d, id, status) is {{"id", d.id}, {"status", d.status}}.
+// Members that change name or form are added to the object by hand. (The
+// member list is expanded by nlohmann's own NLOHMANN_DEFINE_TYPE machinery.)
+#define JSON_MEMBERS(record, ...)                                            \
+  [&](const auto& nlohmann_json_t) {                                         \
+    ::reprise::Json nlohmann_json_j = ::reprise::Json::object();             \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__)) \
+    return nlohmann_json_j;                                                  \
+  }(record)
 
 // In a handler: assign the value of a Result or return its error as a response.
 #define TRY_OR_ERROR(lhs, expr)                                         \

@@ -21,12 +21,10 @@ Json EnvironmentJson(const EnvironmentRecord& e) {
 }
 
 Json TargetJson(const TargetRecord& t) {
-  return {{"name", t.name},
-          {"environment", t.environment},
-          {"agent", t.agent},
-          {"path", t.path},
-          {"variables", VariablesOut(t.variables_json)},
-          {"updated_at", Time(t.updated_at)}};
+  Json j = JSON_MEMBERS(t, name, environment, agent, path);
+  j["variables"] = VariablesOut(t.variables_json);
+  j["updated_at"] = Time(t.updated_at);
+  return j;
 }
 
 // Sensitive values inside a stored spec never leave the server.
@@ -44,27 +42,21 @@ Json ApplicationJson(const ApplicationRecord& a) {
 }
 
 Json ReleaseJson(const ReleaseRecord& r) {
-  return {{"application", r.application},
-          {"number", r.number},
-          {"spec_version", r.spec_version},
-          {"variables", VariablesOut(r.variables_json)},
-          {"created_at", Time(r.created_at)},
-          {"created_by", r.created_by},
-          {"notes", r.notes},
-          {"links", LinksOut(r.links_json)}};
+  Json j = JSON_MEMBERS(r, application, number, spec_version, created_by, notes);
+  j["variables"] = VariablesOut(r.variables_json);
+  j["created_at"] = Time(r.created_at);
+  j["links"] = LinksOut(r.links_json);
+  return j;
 }
 
 Json BuildJson(const BuildRecord& b) {
-  return {{"application", b.application},
-          {"release", b.release},
-          {"number", b.number},
-          {"variables", VariablesOut(b.variables_json)},
-          {"created_at", Time(b.created_at)},
-          {"created_by", b.created_by},
-          {"sealed", b.sealed()},
-          {"sealed_reason", SealedReason(b)},
-          {"notes", b.notes},
-          {"links", LinksOut(b.links_json)}};
+  Json j = JSON_MEMBERS(b, application, release, number, created_by, notes);
+  j["variables"] = VariablesOut(b.variables_json);
+  j["created_at"] = Time(b.created_at);
+  j["sealed"] = b.sealed();
+  j["sealed_reason"] = SealedReason(b);
+  j["links"] = LinksOut(b.links_json);
+  return j;
 }
 
 }  // namespace

@@ -37,27 +37,17 @@ Json GatesJson(const std::vector<GateState>& gates) {
 
 // A deployment as lists show it (also the dashboard's last deployment of a stage).
 Json DeploymentSummary(const DeploymentRecord& d) {
-  Json j = {{"id", d.id},
-            {"application", d.application},
-            {"release", d.release},
-            {"build", d.build},
-            {"stage", d.stage},
-            {"kind", d.kind},
-            {"status", d.status},
-            {"forced", d.forced},
-            {"automatic", d.automatic},
-            {"context", d.context_choice},
-            {"comment", d.comment},
-            {"requested_by", d.requested_by},
-            // Who asked, for people: automatic promotions are the automation's.
-            {"by", d.automatic ? "automation" : d.requested_by},
-            {"created_at", Time(d.created_at)},
-            {"scheduled_at", d.scheduled_at ? Json(Time(d.scheduled_at)) : Json(nullptr)},
-            {"expires_after_seconds", d.expires_after_ms / 1000},
-            {"started_at", d.started_at ? Json(Time(d.started_at)) : Json(nullptr)},
-            {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)},
-            {"targets", d.targets_csv.empty() ? Json::array() : Json::array()},
-            {"error", d.error}};
+  Json j = JSON_MEMBERS(d, id, application, release, build, stage, kind, status, forced, automatic,
+                        comment, requested_by, error);
+  j["context"] = d.context_choice;
+  // Who asked, for people: automatic promotions are the automation's.
+  j["by"] = d.automatic ? "automation" : d.requested_by;
+  j["created_at"] = Time(d.created_at);
+  j["scheduled_at"] = TimeOrNull(d.scheduled_at);
+  j["expires_after_seconds"] = d.expires_after_ms / 1000;
+  j["started_at"] = TimeOrNull(d.started_at);
+  j["finished_at"] = TimeOrNull(d.finished_at);
+  j["targets"] = Json::array();
   j["target_names"] = SplitCommaList(d.targets_csv);
   if (d.started_at && d.finished_at) j["duration_ms"] = d.finished_at - d.started_at;
   return j;
@@ -73,11 +63,9 @@ Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRe
   if (targets.ok())
     for (const auto& t : *targets) {
       seen.insert(t.target);
-      Json one = {{"target", t.target},
-                  {"status", t.status},
-                  {"message", t.message},
-                  {"started_at", t.started_at ? Json(Time(t.started_at)) : Json(nullptr)},
-                  {"finished_at", t.finished_at ? Json(Time(t.finished_at)) : Json(nullptr)}};
+      Json one = JSON_MEMBERS(t, target, status, message);
+      one["started_at"] = TimeOrNull(t.started_at);
+      one["finished_at"] = TimeOrNull(t.finished_at);
       if (auto p = engine.Progress(d.id, t.target))
         one["progress"] = {{"phase", p->phase},
                            {"bytes_done", p->bytes_done},
@@ -364,33 +352,23 @@ static void AddPreviewRoute(ApiContext& ctx, std::vector<Route>& r) {
             auto p, engine.PreviewDeployment(req.Param("app"), req.Param("rel"), n, stage, choice));
         Json targets = Json::array();
         for (const auto& t : p.targets)
-          targets.push_back({{"target", t.target},
-                             {"current", t.current},
-                             {"added", t.added},
-                             {"overwritten", t.overwritten},
-                             {"deleted", t.deleted},
-                             {"unchanged", t.unchanged}});
+          targets.push_back(
+              JSON_MEMBERS(t, target, current, added, overwritten, deleted, unchanged));
         Json vars = Json::array();
         for (const auto& v : p.variables)
-          vars.push_back({{"name", v.name},
-                          {"scope", v.scope},
-                          {"target", v.target},
-                          {"change", v.change},
-                          {"as_deployed", v.as_deployed},
-                          {"current", v.current}});
+          vars.push_back(JSON_MEMBERS(v, name, scope, target, change, as_deployed, current));
         Json ops = Json::object();
         for (const auto& [target, lines] : p.operations) ops[target] = lines;
         Json irreversible = Json::array();
         for (const auto& s : p.irreversible) irreversible.push_back(IrreversibleStepJson(s));
-        return Ok({{"kind", p.kind},
-                   {"summary", p.summary},
-                   {"context", p.context_choice},
-                   {"targets", targets},
-                   {"variables", vars},
-                   {"gates", GatesJson(p.gates)},
-                   {"operations", ops},
-                   {"problems", p.problems},
-                   {"irreversible", irreversible}});
+        Json j = JSON_MEMBERS(p, kind, summary, problems);
+        j["context"] = p.context_choice;
+        j["targets"] = targets;
+        j["variables"] = vars;
+        j["gates"] = GatesJson(p.gates);
+        j["operations"] = ops;
+        j["irreversible"] = irreversible;
+        return Ok(j);
       }));
 }
 

@@ -34,17 +34,14 @@ Json UserJson(const UserRecord& u) {
           {"created_at", Time(u.created_at)}};
 }
 
-Json OptionalTime(int64_t ms) { return ms == 0 ? Json(nullptr) : Json(Time(ms)); }
-
 // Never the hash: a token is identified by its id and name.
 Json TokenJson(const TokenRecord& t, int64_t now) {
-  return {{"id", t.id},
-          {"user", t.user},
-          {"name", t.name},
-          {"created_at", Time(t.created_at)},
-          {"last_used_at", OptionalTime(t.last_used_at)},
-          {"expires_at", OptionalTime(t.expires_at)},
-          {"expired", t.expires_at != 0 && now >= t.expires_at}};
+  Json j = JSON_MEMBERS(t, id, user, name);
+  j["created_at"] = Time(t.created_at);
+  j["last_used_at"] = TimeOrNull(t.last_used_at);
+  j["expires_at"] = TimeOrNull(t.expires_at);
+  j["expired"] = t.expires_at != 0 && now >= t.expires_at;
+  return j;
 }
 
 Result<Role> RoleField(const std::string& name) {

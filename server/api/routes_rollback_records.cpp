@@ -22,8 +22,6 @@ constexpr const char* kRecord = "/api/v1/rollback-records/{rid}";
 
 Actor ActorOf(const HttpRequest& req) { return {req.principal.user, req.principal.role}; }
 
-Json TimeOrNull(int64_t t) { return t ? Json(Time(t)) : Json(nullptr); }
-
 Json ParsedOrNull(const std::string& text) {
   if (text.empty()) return nullptr;
   Json j = Json::parse(text, nullptr, false);
@@ -67,31 +65,20 @@ Json SummaryJson(Store& store, const RollbackRecord& r) {
   if (approvals.ok())
     for (const auto& a : *approvals)
       if (a.decision == "approved") approvers.push_back(a.user);
-  return {{"id", r.id},
-          {"deployment_id", r.deployment_id},
-          {"application", r.application},
-          {"stage", r.stage},
-          {"release", r.release},
-          {"build", r.build},
-          {"status", r.status},
-          {"comment", r.comment},
-          {"created_by", r.created_by},
-          {"created_at", Time(r.created_at)},
-          {"submitted_by", r.submitted_by},
-          {"submitted_at", TimeOrNull(r.submitted_at)},
-          {"approved_by", approvers},
-          {"executed_by", r.executed_by},
-          {"executed_at", TimeOrNull(r.executed_at)},
-          {"scheduled_at", TimeOrNull(r.scheduled_at)},
-          {"finished_at", TimeOrNull(r.finished_at)},
-          {"execution_deployment_id",
-           r.execution_deployment_id ? Json(r.execution_deployment_id) : Json(nullptr)},
-          {"validated_by", r.validated_by},
-          {"validated_at", TimeOrNull(r.validated_at)},
-          {"error", r.error},
-          {"components_total", r.components_total},
-          {"components_selected", r.components_selected},
-          {"log", LogLink(r.execution_deployment_id)}};
+  Json j = JSON_MEMBERS(r, id, deployment_id, application, stage, release, build, status, comment,
+                        created_by, submitted_by, executed_by, validated_by, error,
+                        components_total, components_selected);
+  j["created_at"] = Time(r.created_at);
+  j["submitted_at"] = TimeOrNull(r.submitted_at);
+  j["executed_at"] = TimeOrNull(r.executed_at);
+  j["scheduled_at"] = TimeOrNull(r.scheduled_at);
+  j["finished_at"] = TimeOrNull(r.finished_at);
+  j["validated_at"] = TimeOrNull(r.validated_at);
+  j["approved_by"] = approvers;
+  j["execution_deployment_id"] =
+      r.execution_deployment_id ? Json(r.execution_deployment_id) : Json(nullptr);
+  j["log"] = LogLink(r.execution_deployment_id);
+  return j;
 }
 
 Json TargetsJson(const std::vector<RollbackRecordTarget>& targets,

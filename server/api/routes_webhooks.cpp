@@ -21,30 +21,20 @@ constexpr size_t kMinSecret = 16;
 constexpr size_t kMaxSecret = 256;
 
 Json WebhookJson(const WebhookRecord& w) {
-  return {{"name", w.name},
-          {"url", w.url},
-          {"events", w.events},
-          {"secret", w.secret.empty() ? "" : kMasked},
-          {"format", w.format},
-          {"enabled", w.enabled},
-          {"created_at", Time(w.created_at)},
-          {"updated_at", Time(w.updated_at)},
-          {"updated_by", w.updated_by}};
+  Json j = JSON_MEMBERS(w, name, url, events, format, enabled, updated_by);
+  j["secret"] = w.secret.empty() ? "" : kMasked;
+  j["created_at"] = Time(w.created_at);
+  j["updated_at"] = Time(w.updated_at);
+  return j;
 }
 
 Json DeliveryJson(const WebhookDeliveryRecord& d) {
-  Json out = {{"id", d.id},
-              {"webhook", d.webhook},
-              {"event", d.event},
-              {"status", d.status},
-              {"attempts", d.attempts},
-              {"response_code", d.response_code},
-              {"error", d.error},
-              {"created_at", Time(d.created_at)},
-              {"last_attempt_at", d.last_attempt_at ? Json(Time(d.last_attempt_at)) : Json()},
-              {"next_attempt_at", d.status == "pending" ? Json(Time(d.next_attempt_at)) : Json()},
-              {"delivered_at", d.delivered_at ? Json(Time(d.delivered_at)) : Json()}};
-  return out;
+  Json j = JSON_MEMBERS(d, id, webhook, event, status, attempts, response_code, error);
+  j["created_at"] = Time(d.created_at);
+  j["last_attempt_at"] = TimeOrNull(d.last_attempt_at);
+  j["next_attempt_at"] = d.status == "pending" ? Json(Time(d.next_attempt_at)) : Json();
+  j["delivered_at"] = TimeOrNull(d.delivered_at);
+  return j;
 }
 
 Result<std::vector<std::string>> EventsField(const Json& body) {
