@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/json_members.h"
 #include "planner/variables.h"
 #include "server/http/http_types.h"
 #include "server/store/audit_store.h"
@@ -67,17 +68,6 @@ HttpResponse ListResponse(const std::vector<T>& list, const Page& page, ToJson t
 HttpResponse Ok(const Json& body, int status = 200);
 // Serialises a response body; never throws: invalid UTF-8 becomes U+FFFD.
 std::string DumpJson(const Json& value);
-
-// The JSON object of a record's members, each under its own name:
-//   JSON_MEMBERS(d, id, status) is {{"id", d.id}, {"status", d.status}}.
-// Members that change name or form are added to the object by hand. (The
-// member list is expanded by nlohmann's own NLOHMANN_DEFINE_TYPE machinery.)
-#define JSON_MEMBERS(record, ...)                                            \
-  [&](const auto& nlohmann_json_t) {                                         \
-    ::reprise::Json nlohmann_json_j = ::reprise::Json::object();             \
-    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__)) \
-    return nlohmann_json_j;                                                  \
-  }(record)
 
 // In a handler: assign the value of a Result or return its error as a response.
 #define TRY_OR_ERROR(lhs, expr)                                         \
