@@ -286,47 +286,45 @@ static void AddDeployRoute(ApiContext& ctx, std::vector<Route>& r) {
         "a waiting request lapses after this long (1..2592000)"},
        {"acknowledge_irreversible", "boolean", false,
         "confirm the plan's irreversible steps will run"}}};
-  r.push_back(
-      Post(std::string(kBuildPath) + "/deploy", Role::kDeployer,
-           {.summary = "Deploy a build to a stage",
-            .tag = "Deployments",
-            .description = "Checks the gates (approvals, windows, previous stage) and queues, "
-                           "schedules or starts the deployment.",
-            .body = deploy_body,
-            .success_status = 202,
-            .success = "the deployment"},
-           [&, deploy_body](HttpRequest& req) {
-             TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-             TRY_OR_ERROR(auto body, ParseJsonBody(req));
-             STATUS_OR_ERROR(CheckKeys(body, deploy_body));
-             DeployRequest dr;
-             TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
-             TRY_OR_ERROR(dr.at, AtField(body));
-             TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
-             TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
-             TRY_OR_ERROR(dr.variables, VariablesField(body));
-             if (body.contains("force")) {
-               if (!body["force"].is_boolean())
-                 return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
-               dr.force = body["force"].get<bool>();
-             }
-             if (body.contains("acknowledge_irreversible")) {
-               if (!body["acknowledge_irreversible"].is_boolean())
-                 return HttpResponse::Error(
-                     InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
-               dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
-             }
-             if (body.contains("expires_after_seconds")) {
-               const auto& e = body["expires_after_seconds"];
-               if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
-                 return HttpResponse::Error(InvalidArgument(
-                     "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
-               dr.expires_after = std::chrono::seconds(e.get<int64_t>());
-             }
-             TRY_OR_ERROR(auto d,
-                          engine.Request(ActorOf(req), req.Param("app"), req.Param("rel"), n, dr));
-             return Ok(DeploymentDetail(store, engine, d), 202);
-           }));
+  r.push_back(JsonBodyRoute(
+      Post, std::string(kBuildPath) + "/deploy", Role::kDeployer,
+      {.summary = "Deploy a build to a stage",
+       .tag = "Deployments",
+       .description = "Checks the gates (approvals, windows, previous stage) and queues, "
+                      "schedules or starts the deployment.",
+       .body = deploy_body,
+       .success_status = 202,
+       .success = "the deployment"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+        DeployRequest dr;
+        TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
+        TRY_OR_ERROR(dr.at, AtField(body));
+        TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
+        TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
+        TRY_OR_ERROR(dr.variables, VariablesField(body));
+        if (body.contains("force")) {
+          if (!body["force"].is_boolean())
+            return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
+          dr.force = body["force"].get<bool>();
+        }
+        if (body.contains("acknowledge_irreversible")) {
+          if (!body["acknowledge_irreversible"].is_boolean())
+            return HttpResponse::Error(
+                InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
+          dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
+        }
+        if (body.contains("expires_after_seconds")) {
+          const auto& e = body["expires_after_seconds"];
+          if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
+            return HttpResponse::Error(InvalidArgument(
+                "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
+          dr.expires_after = std::chrono::seconds(e.get<int64_t>());
+        }
+        TRY_OR_ERROR(auto d,
+                     engine.Request(ActorOf(req), req.Param("app"), req.Param("rel"), n, dr));
+        return Ok(DeploymentDetail(store, engine, d), 202);
+      }));
 }
 
 // Preview what deploying a build to a stage would do.
@@ -336,16 +334,14 @@ static void AddPreviewRoute(ApiContext& ctx, std::vector<Route>& r) {
   const RequestBody preview_body{"preview request",
                                  {{"stage", "string", true, "the stage to preview"},
                                   {"context", "string", false, "build or current"}}};
-  r.push_back(Post(
-      std::string(kBuildPath) + "/preview", Role::kViewer,
+  r.push_back(JsonBodyRoute(
+      Post, std::string(kBuildPath) + "/preview", Role::kViewer,
       {.summary = "Preview what deploying a build would do",
        .tag = "Deployments",
        .body = preview_body,
        .success = "targets, variables, gates, operations, problems and irreversible steps"},
-      [&, preview_body](HttpRequest& req) {
+      [&](HttpRequest& req, const Json& body) {
         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-        TRY_OR_ERROR(auto body, ParseJsonBody(req));
-        STATUS_OR_ERROR(CheckKeys(body, preview_body));
         TRY_OR_ERROR(auto stage, StringField(body, "stage", true));
         TRY_OR_ERROR(auto choice, StringField(body, "context", false));
         TRY_OR_ERROR(
@@ -376,65 +372,60 @@ static void AddPreviewRoute(ApiContext& ctx, std::vector<Route>& r) {
 static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
-  r.push_back(Get(
+  RouteGroup group(r, "Deployments");
+  group.Add(Get(
       "/api/v1/deployments", Role::kViewer,
       {.summary = "List deployments",
-       .tag = "Deployments",
-       .query = PageQuery({{"application", "string", "only this application"},
-                           {"stage", "string", "only this stage"},
-                           {"status", "string", "comma-separated statuses"},
-                           {"target", "string", "only deployments that touched this target"},
-                           {"user", "string", "only those requested by this user"},
-                           {"release", "string", "only this release"},
-                           {"build", "integer", "only this build number"},
-                           {"from", "string", "created at or after (RFC 3339)"},
-                           {"to", "string", "created before (RFC 3339)"},
-                           {"format", "string", "json (default) or csv"}}),
-       .success = "{items, limit, offset, next_offset?} (or CSV)"},
+       .query = ExportListQuery({{"application", "string", "only this application"},
+                                 {"stage", "string", "only this stage"},
+                                 {"status", "string", "comma-separated statuses"},
+                                 {"target", "string", "only deployments that touched this target"},
+                                 {"user", "string", "only those requested by this user"},
+                                 {"release", "string", "only this release"},
+                                 {"build", "integer", "only this build number"}}),
+       .success = kExportListAnswer},
       [&](HttpRequest& req) { return ListDeploymentsResponse(store, req, DeploymentSummary); }));
 
-  r.push_back(Get("/api/v1/deployments/{id}", Role::kViewer,
-                  {.summary = "Get a deployment",
-                   .tag = "Deployments",
-                   .success = "the deployment with targets, gates and approvals"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                    return Ok(DeploymentDetail(store, engine, d));
-                  }));
+  group.Add(Get("/api/v1/deployments/{id}", Role::kViewer,
+                {.summary = "Get a deployment",
+                 .success = "the deployment with targets, gates and approvals"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                  return Ok(DeploymentDetail(store, engine, d));
+                }));
 
-  r.push_back(Get("/api/v1/deployments/{id}/log", Role::kViewer,
-                  {.summary = "A deployment's log",
-                   .tag = "Deployments",
-                   .description = "JSON lines; with Accept: text/event-stream a live stream of "
-                                  "server-sent events (Last-Event-ID resumes).",
-                   .query = {{"after", "integer", "only lines after this sequence number"}},
-                   .success = "{deployment_id, status, lines}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                    int64_t after = 0;
-                    if (auto a = req.Query("after")) {
-                      TRY_OR_ERROR(after, ParseNumber(*a, "after"));
-                    }
-                    if (auto last = req.Header("last-event-id")) {
-                      TRY_OR_ERROR(after, ParseNumber(*last, "Last-Event-ID"));
-                    }
-                    std::string accept = req.Header("accept").value_or("");
-                    if (accept.find("text/event-stream") == std::string::npos) {
-                      TRY_OR_ERROR(auto lines, store.ListDeploymentLog(id, after, 10000));
-                      Json out = Json::array();
-                      for (const auto& l : lines) out.push_back(LogLineJson(l));
-                      return Ok({{"deployment_id", id}, {"status", d.status}, {"lines", out}});
-                    }
-                    if (open_streams.load() >= ctx.max_log_streams)
-                      return HttpResponse::Error(
-                          503, "unavailable", "too many live log streams are open; retry shortly");
-                    HttpResponse res;
-                    res.headers.emplace_back("Cache-Control", "no-cache");
-                    res.events = LiveLog(store, engine, id, after);
-                    return res;
-                  }));
+  group.Add(Get("/api/v1/deployments/{id}/log", Role::kViewer,
+                {.summary = "A deployment's log",
+                 .description = "JSON lines; with Accept: text/event-stream a live stream of "
+                                "server-sent events (Last-Event-ID resumes).",
+                 .query = {{"after", "integer", "only lines after this sequence number"}},
+                 .success = "{deployment_id, status, lines}"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                  int64_t after = 0;
+                  if (auto a = req.Query("after")) {
+                    TRY_OR_ERROR(after, ParseNumber(*a, "after"));
+                  }
+                  if (auto last = req.Header("last-event-id")) {
+                    TRY_OR_ERROR(after, ParseNumber(*last, "Last-Event-ID"));
+                  }
+                  std::string accept = req.Header("accept").value_or("");
+                  if (accept.find("text/event-stream") == std::string::npos) {
+                    TRY_OR_ERROR(auto lines, store.ListDeploymentLog(id, after, 10000));
+                    Json out = Json::array();
+                    for (const auto& l : lines) out.push_back(LogLineJson(l));
+                    return Ok({{"deployment_id", id}, {"status", d.status}, {"lines", out}});
+                  }
+                  if (open_streams.load() >= ctx.max_log_streams)
+                    return HttpResponse::Error(503, "unavailable",
+                                               "too many live log streams are open; retry shortly");
+                  HttpResponse res;
+                  res.headers.emplace_back("Cache-Control", "no-cache");
+                  res.events = LiveLog(store, engine, id, after);
+                  return res;
+                }));
 }
 
 // approve, reject, cancel, continue and reschedule a deployment
@@ -449,20 +440,19 @@ static void AddDeploymentChangeRoutes(ApiContext& ctx, std::vector<Route>& r) {
     if (!keys.ok()) return keys;
     return StringField(*body, "comment", false);
   };
+  RouteGroup group(r, "Deployments");
   auto action = [&](const char* path, Role role, const char* summary,
                     std::function<Status(const Actor&, int64_t, const std::string&)> fn) {
-    r.push_back(Post(std::string("/api/v1/deployments/{id}/") + path, role,
-                     {.summary = summary,
-                      .tag = "Deployments",
-                      .body = comment_body,
-                      .success = "the deployment after the change"},
-                     [&, fn, comment_of](HttpRequest& req) {
-                       TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                       TRY_OR_ERROR(auto comment, comment_of(req));
-                       STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
-                       TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                       return Ok(DeploymentDetail(store, engine, d));
-                     }));
+    group.Add(Post(
+        std::string("/api/v1/deployments/{id}/") + path, role,
+        {.summary = summary, .body = comment_body, .success = "the deployment after the change"},
+        [&, fn, comment_of](HttpRequest& req) {
+          TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+          TRY_OR_ERROR(auto comment, comment_of(req));
+          STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
+          TRY_OR_ERROR(auto d, store.GetDeployment(id));
+          return Ok(DeploymentDetail(store, engine, d));
+        }));
   };
   action(
       "approve", Role::kDeployer, "Approve a waiting deployment",
@@ -480,21 +470,19 @@ static void AddDeploymentChangeRoutes(ApiContext& ctx, std::vector<Route>& r) {
 
   const RequestBody change_body{"deployment change",
                                 {{"at", "string", true, "the new RFC 3339 start time"}}};
-  r.push_back(Patch("/api/v1/deployments/{id}", Role::kDeployer,
-                    {.summary = "Reschedule a scheduled deployment",
-                     .tag = "Deployments",
-                     .body = change_body,
-                     .success = "the deployment"},
-                    [&, change_body](HttpRequest& req) {
-                      TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                      TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                      STATUS_OR_ERROR(CheckKeys(body, change_body));
-                      TRY_OR_ERROR(auto at, AtField(body));
-                      if (!at) return HttpResponse::Error(InvalidArgument("missing field 'at'"));
-                      STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
-                      TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                      return Ok(DeploymentDetail(store, engine, d));
-                    }));
+  group.Add(JsonBodyRoute(Patch, "/api/v1/deployments/{id}", Role::kDeployer,
+                          {.summary = "Reschedule a scheduled deployment",
+                           .body = change_body,
+                           .success = "the deployment"},
+                          [&](HttpRequest& req, const Json& body) {
+                            TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+                            TRY_OR_ERROR(auto at, AtField(body));
+                            if (!at)
+                              return HttpResponse::Error(InvalidArgument("missing field 'at'"));
+                            STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
+                            TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                            return Ok(DeploymentDetail(store, engine, d));
+                          }));
 }
 
 // grants per environment, and clearing a stage's hold
@@ -509,20 +497,20 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
                 {"granted_by", g.granted_by},
                 {"granted_at", Time(g.granted_at)}};
   };
-  r.push_back(Get("/api/v1/environments/{env}/grants", Role::kViewer,
-                  {.summary = "List an environment's grants",
-                   .tag = "Grants",
-                   .query = PageQuery(),
-                   .success = "{environment, items}"},
-                  [&, grant_json](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
-                    Json items = Json::array();
-                    const size_t first = std::min<size_t>(page.offset, list.size());
-                    const size_t last = std::min<size_t>(first + page.limit, list.size());
-                    for (size_t i = first; i < last; ++i) items.push_back(grant_json(list[i]));
-                    return Ok({{"environment", req.Param("env")}, {"items", items}});
-                  }));
+  RouteGroup grants(r, "Grants");
+  grants.Add(Get("/api/v1/environments/{env}/grants", Role::kViewer,
+                 {.summary = "List an environment's grants",
+                  .query = PageQuery(),
+                  .success = "{environment, items}"},
+                 [&, grant_json](HttpRequest& req) {
+                   TRY_OR_ERROR(Page page, ListParams(req));
+                   TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
+                   Json items = Json::array();
+                   const size_t first = std::min<size_t>(page.offset, list.size());
+                   const size_t last = std::min<size_t>(first + page.limit, list.size());
+                   for (size_t i = first; i < last; ++i) items.push_back(grant_json(list[i]));
+                   return Ok({{"environment", req.Param("env")}, {"items", items}});
+                 }));
   auto set_grant = [&](bool granted) {
     return [&, granted](HttpRequest& req) {
       TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
@@ -539,18 +527,18 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
       return Ok(out, granted && changed ? 201 : 200);
     };
   };
-  r.push_back(Put("/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
-                  {.summary = "Grant a user a permission on an environment",
-                   .tag = "Grants",
-                   .body = RequestBody{"grant", {}, false},
-                   .success = "the grant (201 when it is new)"},
-                  set_grant(true)));
-  r.push_back(Delete("/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
-                     {.summary = "Withdraw a user's permission on an environment",
-                      .tag = "Grants",
-                      .body = RequestBody{"grant", {}, false},
-                      .success = "the grant, now off"},
-                     set_grant(false)));
+  const std::string grant = "/api/v1/environments/{env}/grants/{user}/{permission}";
+  const RequestBody no_fields{"grant", {}, false};  // the path says it all
+  grants.Add(Put(grant, Role::kAdmin,
+                 {.summary = "Grant a user a permission on an environment",
+                  .body = no_fields,
+                  .success = "the grant (201 when it is new)"},
+                 set_grant(true)));
+  grants.Add(Delete(grant, Role::kAdmin,
+                    {.summary = "Withdraw a user's permission on an environment",
+                     .body = no_fields,
+                     .success = "the grant, now off"},
+                    set_grant(false)));
 
   const RequestBody hold_body{
       "clear-hold request", {{"comment", "string", false, "why the hold is cleared"}}, false};

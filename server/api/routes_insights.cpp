@@ -208,24 +208,23 @@ std::vector<Route> InsightsRoutes(ApiContext& ctx) {
   Store& store = *ctx.store;
   DeploymentEngine& engine = *ctx.engine;
   const Clock& clock = *ctx.clock;
-  r.push_back(Get("/api/v1/dashboard", Role::kViewer,
-                  {.summary = "The dashboard: every application's stages and what runs",
-                   .tag = "Insights",
-                   .success = "applications with their stages, running and waiting deployments"},
-                  [&store, &engine](HttpRequest& req) {
-                    STATUS_OR_ERROR(CheckQuery(req, {}));
-                    return Dashboard(store, engine);
-                  }));
-  r.push_back(Get("/api/v1/insights", Role::kViewer,
-                  {.summary = "Delivery statistics of an application on a stage",
-                   .tag = "Insights",
-                   .query = {{"application", "string", "the application (required)"},
-                             {"stage", "string", "the stage (default: the last of the pipeline)"},
-                             {"days", "integer", "the window in days"}},
-                   .success = "deployment frequency, lead time, failure rate and time to restore"},
-                  [&store, &engine, &clock](HttpRequest& req) {
-                    return InsightsOf(store, engine, clock, req);
-                  }));
+  RouteGroup group(r, "Insights");
+  group.Add(Get("/api/v1/dashboard", Role::kViewer,
+                {.summary = "The dashboard: every application's stages and what runs",
+                 .success = "applications with their stages, running and waiting deployments"},
+                [&store, &engine](HttpRequest& req) {
+                  STATUS_OR_ERROR(CheckQuery(req, {}));
+                  return Dashboard(store, engine);
+                }));
+  group.Add(Get("/api/v1/insights", Role::kViewer,
+                {.summary = "Delivery statistics of an application on a stage",
+                 .query = {{"application", "string", "the application (required)"},
+                           {"stage", "string", "the stage (default: the last of the pipeline)"},
+                           {"days", "integer", "the window in days"}},
+                 .success = "deployment frequency, lead time, failure rate and time to restore"},
+                [&store, &engine, &clock](HttpRequest& req) {
+                  return InsightsOf(store, engine, clock, req);
+                }));
   return r;
 }
 
