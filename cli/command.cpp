@@ -2,10 +2,18 @@
 #include "cli/command.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <utility>
 
 namespace reprise::cli {
+
+Column::Column(const char* key) : key(key) {
+  for (char c : this->key) header += c == '_' ? ' ' : static_cast<char>(std::toupper(c));
+}
+
+Column::Column(std::string header, std::string key)
+    : header(std::move(header)), key(std::move(key)) {}
 
 Status ApiError(const ApiResponse& r) {
   std::string message;
@@ -163,6 +171,23 @@ std::string ExpandPath(const Ctx& c, const std::string& path) {
   return out;
 }
 
+// Paths may name their arguments ("/api/v1/users/{USER}"): with no `args`
+// given, the names in the path are the arguments, in order, and the path
+// takes their numbers.
+void ArgsFromPath(ApiCommandSpec& spec) {
+  if (!spec.args.empty()) return;
+  std::string& path = spec.call.path;
+  for (size_t open = path.find('{'); open != std::string::npos; open = path.find('{', open + 1)) {
+    const size_t close = path.find('}', open);
+    const std::string name = path.substr(open + 1, close - open - 1);
+    if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    auto known = std::find(spec.args.begin(), spec.args.end(), name);
+    const size_t index = static_cast<size_t>(known - spec.args.begin());
+    if (known == spec.args.end()) spec.args.push_back(name);
+    path.replace(open + 1, name.size(), std::to_string(index));
+  }
+}
+
 }  // namespace
 
 void PrintObject(std::ostream& out, const Json& object) {
@@ -205,6 +230,7 @@ Outcome PrintAnswer(Ctx& c, const Json& answer, const View& view) {
 }
 
 Command ApiCommand(ApiCommandSpec spec) {
+  ArgsFromPath(spec);
   std::string usage = "reprise";
   for (const auto& w : spec.words) usage += " " + w;
   for (const auto& a : spec.args) usage += " " + a;

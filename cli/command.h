@@ -95,9 +95,14 @@ const std::vector<Command>& AllCommands();
 // and print the answer: a list as a table, an object as "key: value" lines,
 // or the API's JSON with --output json.
 
+// A column of a list: the answer's `key` ("name"; "a.b" reaches into an
+// object) under `header`, which is the key in capitals ("last_seen" is
+// "LAST SEEN") unless given, so that a view lists most columns by key alone.
 struct Column {
-  std::string header;  // "NAME"
-  std::string key;     // "name"; "a.b" reaches into an object
+  Column(const char* key);  // NOLINT(google-explicit-constructor): a key is a column
+  Column(std::string header, std::string key);
+  std::string header;
+  std::string key;
 };
 
 struct View {
@@ -110,7 +115,9 @@ struct View {
 
 struct ApiCall {
   std::string method;
-  std::string path;  // "/api/v1/users/{0}": {i} is the i-th argument, percent-encoded
+  // "/api/v1/users/{USER}": each {NAME} is that argument, percent-encoded (an
+  // ApiCommand with no `args` takes them from here, in order); {i} is the i-th.
+  std::string path;
   // The body; none for nullptr (GET) or an empty object for other methods.
   // A usage problem is returned as kInvalidArgument.
   std::function<Result<Json>(const Ctx&)> body = nullptr;

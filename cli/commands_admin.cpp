@@ -75,12 +75,7 @@ Outcome Audit(Ctx& c) {
   auto r = Call(c.client, "GET", "/api/v1/audit" + query);
   if (!r.ok()) return Outcome::Error(r.status());
   return PrintAnswer(c, *r,
-                     {.columns = {{"ID", "id"},
-                                  {"AT", "at"},
-                                  {"ACTOR", "actor"},
-                                  {"ACTION", "action"},
-                                  {"SUBJECT", "subject"},
-                                  {"SUMMARY", "summary"}},
+                     {.columns = {"id", "at", "actor", "action", "subject", "summary"},
                       .empty = "no audit entries"});
 }
 

@@ -360,12 +360,11 @@ CommandGroup DeploymentCommands() {
           ActionCommand("continue", "continue", "continued"),
           {{"move"}, 1, {ValueOption("at")}, Move, "reprise move ID --at RFC3339"},
           {{"deployment", "show"}, 1, {}, ShowDeployment, "reprise deployment show ID"},
-          ApiCommand(
-              {.words = {"clear-hold"},
-               .args = {"APP", "STAGE"},
-               .call = {"POST", "/api/v1/applications/{0}/stages/{1}/clear-hold", CommentBody},
-               .options = {ValueOption("comment")},
-               .options_usage = "[--comment C]"}),
+          ApiCommand({.words = {"clear-hold"},
+                      .call = {"POST", "/api/v1/applications/{APP}/stages/{STAGE}/clear-hold",
+                               CommentBody},
+                      .options = {ValueOption("comment")},
+                      .options_usage = "[--comment C]"}),
           ApiCommand({.words = {"approvals"}, .call = {"GET", "/api/v1/me/approvals"}}),
       }};
 }

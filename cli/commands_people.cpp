@@ -7,23 +7,20 @@ namespace reprise::cli {
 
 namespace {
 
-const View kUsers{.columns = {{"NAME", "name"},
-                              {"ROLE", "role"},
-                              {"DISABLED", "disabled"},
+const View kUsers{.columns = {"name",
+                              "role",
+                              "disabled",
                               {"PASSWORD", "has_password"},
                               {"CREATED", "created_at"}},
                   .empty = "no users"};
-const View kTokens{.columns = {{"ID", "id"},
-                               {"NAME", "name"},
+const View kTokens{.columns = {"id",
+                               "name",
                                {"CREATED", "created_at"},
                                {"LAST USED", "last_used_at"},
                                {"EXPIRES", "expires_at"},
-                               {"EXPIRED", "expired"}},
+                               "expired"},
                    .empty = "no tokens"};
-const View kGrants{.columns = {{"USER", "user"},
-                               {"PERMISSION", "permission"},
-                               {"GRANTED BY", "granted_by"},
-                               {"GRANTED AT", "granted_at"}},
+const View kGrants{.columns = {"user", "permission", "granted_by", "granted_at"},
                    .empty = "no grants"};
 
 Result<Json> Password(const Ctx& c, bool required) {
@@ -85,8 +82,7 @@ CommandGroup PeopleCommands() {
                   .call = {"GET", "/api/v1/users?limit=1000"},
                   .view = kUsers,
                   .summary = "users, their roles, disabled or not"}),
-      ApiCommand(
-          {.words = {"user", "show"}, .args = {"USER"}, .call = {"GET", "/api/v1/users/{0}"}}),
+      ApiCommand({.words = {"user", "show"}, .call = {"GET", "/api/v1/users/{USER}"}}),
       ApiCommand({.words = {"user", "create"},
                   .args = {"USER"},
                   .call = {"POST", "/api/v1/users", CreateUserBody},
@@ -101,22 +97,18 @@ CommandGroup PeopleCommands() {
                            }},
                   .summary = "viewer, deployer, release-manager or admin"}),
       ApiCommand({.words = {"user", "disable"},
-                  .args = {"USER"},
-                  .call = {"PATCH", "/api/v1/users/{0}", fixed({{"disabled", true}})},
+                  .call = {"PATCH", "/api/v1/users/{USER}", fixed({{"disabled", true}})},
                   .summary = "no sign-in, no token of theirs works"}),
       ApiCommand({.words = {"user", "enable"},
-                  .args = {"USER"},
-                  .call = {"PATCH", "/api/v1/users/{0}", fixed({{"disabled", false}})}}),
-      ApiCommand(
-          {.words = {"user", "reset-password"},
-           .args = {"USER"},
-           .call = {"PATCH", "/api/v1/users/{0}", [](const Ctx& c) { return Password(c, true); }},
-           .options = {Flag("password-stdin")},
-           .options_usage = "--password-stdin",
-           .summary = "the new password from stdin"}),
+                  .call = {"PATCH", "/api/v1/users/{USER}", fixed({{"disabled", false}})}}),
+      ApiCommand({.words = {"user", "reset-password"},
+                  .call = {"PATCH", "/api/v1/users/{USER}",
+                           [](const Ctx& c) { return Password(c, true); }},
+                  .options = {Flag("password-stdin")},
+                  .options_usage = "--password-stdin",
+                  .summary = "the new password from stdin"}),
       ApiCommand({.words = {"token", "list"},
-                  .args = {"USER"},
-                  .call = {"GET", "/api/v1/users/{0}/tokens"},
+                  .call = {"GET", "/api/v1/users/{USER}/tokens"},
                   .view = kTokens,
                   .summary = "a user's API tokens (never the secrets)"}),
       {{"token", "create"},
@@ -125,20 +117,18 @@ CommandGroup PeopleCommands() {
        CreateToken,
        "reprise token create USER [--name N] [--expires-in SECONDS]",
        "prints the new token (only this once)"},
-      ApiCommand({.words = {"token", "revoke"},
-                  .args = {"USER", "ID"},
-                  .call = {"DELETE", "/api/v1/users/{0}/tokens/{1}"}}),
+      ApiCommand(
+          {.words = {"token", "revoke"}, .call = {"DELETE", "/api/v1/users/{USER}/tokens/{ID}"}}),
       ApiCommand({.words = {"grant", "list"},
-                  .args = {"ENVIRONMENT"},
-                  .call = {"GET", "/api/v1/environments/{0}/grants?limit=1000"},
+                  .call = {"GET", "/api/v1/environments/{ENVIRONMENT}/grants?limit=1000"},
                   .view = kGrants,
                   .summary = "per-user permissions on an environment"}),
-      ApiCommand({.words = {"grant", "add"},
-                  .args = {"ENVIRONMENT", "USER", "PERMISSION"},
-                  .call = {"PUT", "/api/v1/environments/{0}/grants/{1}/{2}"}}),
-      ApiCommand({.words = {"grant", "remove"},
-                  .args = {"ENVIRONMENT", "USER", "PERMISSION"},
-                  .call = {"DELETE", "/api/v1/environments/{0}/grants/{1}/{2}"}}),
+      ApiCommand(
+          {.words = {"grant", "add"},
+           .call = {"PUT", "/api/v1/environments/{ENVIRONMENT}/grants/{USER}/{PERMISSION}"}}),
+      ApiCommand(
+          {.words = {"grant", "remove"},
+           .call = {"DELETE", "/api/v1/environments/{ENVIRONMENT}/grants/{USER}/{PERMISSION}"}}),
   };
   static const std::string help = GroupHelp(commands);
   return {help.c_str(), commands};

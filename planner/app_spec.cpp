@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/json_members.h"
+
 namespace reprise {
 
 const StageSpec* AppSpec::FindStage(std::string_view name) const {
@@ -189,19 +191,14 @@ std::string AppSpecToJson(const AppSpec& spec, SensitiveValues sensitive) {
   for (const auto& s : spec.pipeline) {
     json windows = json::array();
     for (const auto& w : s.gates.windows) windows.push_back(w.text);
-    pipeline.push_back(json{
-        {"stage", s.stage},
-        {"environment", s.environment},
-        {"targets", s.targets},
-        {"plan", s.plan},
-        {"auto_promote", s.auto_promote},
-        {"protected", s.is_protected},
-        {"gates",
-         {{"approvals", {{"count", s.gates.approvals.count}, {"role", s.gates.approvals.role}}},
-          {"window", windows},
-          {"timezone", s.gates.timezone},
-          {"allow_self_approval", s.gates.allow_self_approval}}},
-    });
+    json stage_json = JSON_MEMBERS(s, stage, environment, targets, plan, auto_promote);
+    stage_json["protected"] = s.is_protected;
+    stage_json["gates"] = {
+        {"approvals", {{"count", s.gates.approvals.count}, {"role", s.gates.approvals.role}}},
+        {"window", windows},
+        {"timezone", s.gates.timezone},
+        {"allow_self_approval", s.gates.allow_self_approval}};
+    pipeline.push_back(std::move(stage_json));
   }
   j["pipeline"] = pipeline;
   j["plans"] = spec.plans;

@@ -90,29 +90,24 @@ std::string Time(int64_t unix_millis) {
   return unix_millis == 0 ? std::string() : FormatRfc3339Utc(FromUnixMillis(unix_millis));
 }
 
+Json TimeOrNull(int64_t unix_millis) {
+  return unix_millis == 0 ? Json(nullptr) : Json(Time(unix_millis));
+}
+
 Json ArtifactSummaryJson(const ArtifactRecord& a) {
-  return {{"name", a.name},
-          {"sha256", a.sha256},
-          {"size", a.size},
-          {"file_count", a.file_count},
-          {"created_at", Time(a.created_at)},
-          {"created_by", a.created_by},
-          {"blob_removed", a.blob_removed_at != 0},
-          {"blob_removed_at", Time(a.blob_removed_at)}};
+  Json j = JSON_MEMBERS(a, name, sha256, size, file_count, created_by);
+  j["created_at"] = Time(a.created_at);
+  j["blob_removed"] = a.blob_removed_at != 0;
+  j["blob_removed_at"] = Time(a.blob_removed_at);
+  return j;
 }
 
 Json IrreversibleStepJson(const IrreversibleStepRecord& s) {
-  return {{"deployment_id", s.deployment_id},
-          {"release", s.release},
-          {"build", s.build},
-          {"step_id", s.step_id},
-          {"position", s.position},
-          {"step", s.label},
-          {"target", s.target},
-          {"ran_at", Time(s.ran_at)},
-          {"outcome", s.outcome},
-          {"note", s.note},
-          {"has_undo", s.has_undo}};
+  Json j = JSON_MEMBERS(s, deployment_id, release, build, step_id, position, target, outcome, note,
+                        has_undo);
+  j["step"] = s.label;
+  j["ran_at"] = Time(s.ran_at);
+  return j;
 }
 
 Result<int64_t> ParseNumber(const std::string& text, const char* what) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/json_members.h"
 #include "planner/variables.h"
 #include "server/http/http_types.h"
 #include "server/store/audit_store.h"
@@ -42,6 +43,8 @@ Json VariablesOut(const VariableMap& vars);
 Json VariablesOut(const std::string& canonical_json);
 
 std::string Time(int64_t unix_millis);
+// The same for a moment that may not have come yet: null when 0.
+Json TimeOrNull(int64_t unix_millis);
 // An artifact of a build: name, hash, size, who stored it, whether retention
 // removed its bytes (the build's own fields are the caller's).
 Json ArtifactSummaryJson(const ArtifactRecord& a);

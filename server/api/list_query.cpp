@@ -2,6 +2,9 @@
 #include "server/api/list_query.h"
 
 #include <cctype>
+#include <utility>
+
+#include "server/http/list_params.h"
 
 namespace reprise {
 
@@ -73,6 +76,14 @@ HttpResponse CsvResponse(const Json& items, const std::vector<std::string>& colu
   r.body = std::move(body);
   r.headers.push_back({"Content-Disposition", "attachment; filename=\"" + filename + "\""});
   return r;
+}
+
+std::vector<QueryParam> ExportListQuery(std::vector<QueryParam> filters,
+                                        const std::string& moment) {
+  filters.push_back({"from", "string", moment + "at or after (RFC 3339)"});
+  filters.push_back({"to", "string", moment + "before (RFC 3339)"});
+  filters.push_back({"format", "string", "json (default) or csv"});
+  return PageQuery(std::move(filters));
 }
 
 }  // namespace reprise

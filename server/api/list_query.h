@@ -31,6 +31,14 @@ std::string CsvField(std::string s);
 // True for ?format=csv, false for none or json; kInvalidArgument otherwise.
 Result<bool> WantsCsv(const HttpRequest& req);
 
+// The documentation of a list that can be exported: limit, offset, the
+// list's own `filters`, the time bounds from and to (`moment` says of what:
+// "created " makes "created at or after"), and format=json|csv.
+std::vector<QueryParam> ExportListQuery(std::vector<QueryParam> filters,
+                                        const std::string& moment = "created ");
+// Its answer, as the documentation states it.
+inline constexpr const char* kExportListAnswer = "{items, limit, offset, next_offset?} (or CSV)";
+
 // A CSV download of `items` (one line each, the `columns` in order; lists
 // joined by spaces) named `filename`. Fields that a spreadsheet would run as
 // a formula (starting with = + - @) get a leading apostrophe.

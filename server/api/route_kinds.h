@@ -1,5 +1,5 @@
 // The usual kinds of API route, each built in one call so that a route file
-// states only what differs: a paged list, and a change that takes a JSON body
+// states only what differs: one record, a paged list, and a change that takes a JSON body
 // checked against the route's declared fields (RouteDoc::body).
 // Includes nlohmann/json: include only from server/api/*.cpp.
 // Pure builders; the routes they return are immutable, like any Route.
@@ -13,6 +13,17 @@
 #include "server/http/list_params.h"
 
 namespace reprise {
+
+// GET of one record: `get(req)` reads it (a Result) and `to_json` turns it
+// into the answer.
+template <typename GetOne, typename ToJson>
+Route ItemRoute(std::string pattern, Role min_role, RouteDoc doc, GetOne get, ToJson to_json) {
+  return Get(std::move(pattern), min_role, std::move(doc),
+             [get, to_json](HttpRequest& req) -> HttpResponse {
+               TRY_OR_ERROR(auto record, get(req));
+               return Ok(to_json(record));
+             });
+}
 
 // GET of a paged list (?limit=&offset=): `list(req, page)` reads the records
 // (a Result of a vector) and `to_json` turns each into JSON; the answer is

@@ -80,11 +80,7 @@ Route VerifyRoute(ApiContext& ctx) {
           wrong_mode.push_back({{"sha256", w.sha256}, {"mode", OctalMode(w.mode)}});
         Json missing = Json::array();
         for (const auto& m : report.missing)
-          missing.push_back({{"application", m.application},
-                             {"release", m.release},
-                             {"build", m.build},
-                             {"name", m.name},
-                             {"sha256", m.sha256}});
+          missing.push_back(JSON_MEMBERS(m, application, release, build, name, sha256));
         Json j = {{"ok", report.ok()},
                   {"blobs_checked", report.blobs.blobs_checked},
                   {"bytes_checked", report.blobs.bytes_checked},

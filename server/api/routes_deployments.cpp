@@ -37,27 +37,17 @@ Json GatesJson(const std::vector<GateState>& gates) {
 
 // A deployment as lists show it (also the dashboard's last deployment of a stage).
 Json DeploymentSummary(const DeploymentRecord& d) {
-  Json j = {{"id", d.id},
-            {"application", d.application},
-            {"release", d.release},
-            {"build", d.build},
-            {"stage", d.stage},
-            {"kind", d.kind},
-            {"status", d.status},
-            {"forced", d.forced},
-            {"automatic", d.automatic},
-            {"context", d.context_choice},
-            {"comment", d.comment},
-            {"requested_by", d.requested_by},
-            // Who asked, for people: automatic promotions are the automation's.
-            {"by", d.automatic ? "automation" : d.requested_by},
-            {"created_at", Time(d.created_at)},
-            {"scheduled_at", d.scheduled_at ? Json(Time(d.scheduled_at)) : Json(nullptr)},
-            {"expires_after_seconds", d.expires_after_ms / 1000},
-            {"started_at", d.started_at ? Json(Time(d.started_at)) : Json(nullptr)},
-            {"finished_at", d.finished_at ? Json(Time(d.finished_at)) : Json(nullptr)},
-            {"targets", d.targets_csv.empty() ? Json::array() : Json::array()},
-            {"error", d.error}};
+  Json j = JSON_MEMBERS(d, id, application, release, build, stage, kind, status, forced, automatic,
+                        comment, requested_by, error);
+  j["context"] = d.context_choice;
+  // Who asked, for people: automatic promotions are the automation's.
+  j["by"] = d.automatic ? "automation" : d.requested_by;
+  j["created_at"] = Time(d.created_at);
+  j["scheduled_at"] = TimeOrNull(d.scheduled_at);
+  j["expires_after_seconds"] = d.expires_after_ms / 1000;
+  j["started_at"] = TimeOrNull(d.started_at);
+  j["finished_at"] = TimeOrNull(d.finished_at);
+  j["targets"] = Json::array();
   j["target_names"] = SplitCommaList(d.targets_csv);
   if (d.started_at && d.finished_at) j["duration_ms"] = d.finished_at - d.started_at;
   return j;
@@ -73,11 +63,9 @@ Json DeploymentDetail(Store& store, DeploymentEngine& engine, const DeploymentRe
   if (targets.ok())
     for (const auto& t : *targets) {
       seen.insert(t.target);
-      Json one = {{"target", t.target},
-                  {"status", t.status},
-                  {"message", t.message},
-                  {"started_at", t.started_at ? Json(Time(t.started_at)) : Json(nullptr)},
-                  {"finished_at", t.finished_at ? Json(Time(t.finished_at)) : Json(nullptr)}};
+      Json one = JSON_MEMBERS(t, target, status, message);
+      one["started_at"] = TimeOrNull(t.started_at);
+      one["finished_at"] = TimeOrNull(t.finished_at);
       if (auto p = engine.Progress(d.id, t.target))
         one["progress"] = {{"phase", p->phase},
                            {"bytes_done", p->bytes_done},
@@ -298,47 +286,45 @@ static void AddDeployRoute(ApiContext& ctx, std::vector<Route>& r) {
         "a waiting request lapses after this long (1..2592000)"},
        {"acknowledge_irreversible", "boolean", false,
         "confirm the plan's irreversible steps will run"}}};
-  r.push_back(
-      Post(std::string(kBuildPath) + "/deploy", Role::kDeployer,
-           {.summary = "Deploy a build to a stage",
-            .tag = "Deployments",
-            .description = "Checks the gates (approvals, windows, previous stage) and queues, "
-                           "schedules or starts the deployment.",
-            .body = deploy_body,
-            .success_status = 202,
-            .success = "the deployment"},
-           [&, deploy_body](HttpRequest& req) {
-             TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-             TRY_OR_ERROR(auto body, ParseJsonBody(req));
-             STATUS_OR_ERROR(CheckKeys(body, deploy_body));
-             DeployRequest dr;
-             TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
-             TRY_OR_ERROR(dr.at, AtField(body));
-             TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
-             TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
-             TRY_OR_ERROR(dr.variables, VariablesField(body));
-             if (body.contains("force")) {
-               if (!body["force"].is_boolean())
-                 return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
-               dr.force = body["force"].get<bool>();
-             }
-             if (body.contains("acknowledge_irreversible")) {
-               if (!body["acknowledge_irreversible"].is_boolean())
-                 return HttpResponse::Error(
-                     InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
-               dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
-             }
-             if (body.contains("expires_after_seconds")) {
-               const auto& e = body["expires_after_seconds"];
-               if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
-                 return HttpResponse::Error(InvalidArgument(
-                     "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
-               dr.expires_after = std::chrono::seconds(e.get<int64_t>());
-             }
-             TRY_OR_ERROR(auto d,
-                          engine.Request(ActorOf(req), req.Param("app"), req.Param("rel"), n, dr));
-             return Ok(DeploymentDetail(store, engine, d), 202);
-           }));
+  r.push_back(JsonBodyRoute(
+      Post, std::string(kBuildPath) + "/deploy", Role::kDeployer,
+      {.summary = "Deploy a build to a stage",
+       .tag = "Deployments",
+       .description = "Checks the gates (approvals, windows, previous stage) and queues, "
+                      "schedules or starts the deployment.",
+       .body = deploy_body,
+       .success_status = 202,
+       .success = "the deployment"},
+      [&](HttpRequest& req, const Json& body) {
+        TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
+        DeployRequest dr;
+        TRY_OR_ERROR(dr.stage, StringField(body, "stage", true));
+        TRY_OR_ERROR(dr.at, AtField(body));
+        TRY_OR_ERROR(dr.context_choice, StringField(body, "context", false));
+        TRY_OR_ERROR(dr.comment, StringField(body, "comment", false));
+        TRY_OR_ERROR(dr.variables, VariablesField(body));
+        if (body.contains("force")) {
+          if (!body["force"].is_boolean())
+            return HttpResponse::Error(InvalidArgument("field 'force' must be true or false"));
+          dr.force = body["force"].get<bool>();
+        }
+        if (body.contains("acknowledge_irreversible")) {
+          if (!body["acknowledge_irreversible"].is_boolean())
+            return HttpResponse::Error(
+                InvalidArgument("field 'acknowledge_irreversible' must be true or false"));
+          dr.acknowledge_irreversible = body["acknowledge_irreversible"].get<bool>();
+        }
+        if (body.contains("expires_after_seconds")) {
+          const auto& e = body["expires_after_seconds"];
+          if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > 30 * 86400)
+            return HttpResponse::Error(InvalidArgument(
+                "field 'expires_after_seconds' must be a whole number from 1 to 2592000"));
+          dr.expires_after = std::chrono::seconds(e.get<int64_t>());
+        }
+        TRY_OR_ERROR(auto d,
+                     engine.Request(ActorOf(req), req.Param("app"), req.Param("rel"), n, dr));
+        return Ok(DeploymentDetail(store, engine, d), 202);
+      }));
 }
 
 // Preview what deploying a build to a stage would do.
@@ -348,49 +334,37 @@ static void AddPreviewRoute(ApiContext& ctx, std::vector<Route>& r) {
   const RequestBody preview_body{"preview request",
                                  {{"stage", "string", true, "the stage to preview"},
                                   {"context", "string", false, "build or current"}}};
-  r.push_back(Post(
-      std::string(kBuildPath) + "/preview", Role::kViewer,
+  r.push_back(JsonBodyRoute(
+      Post, std::string(kBuildPath) + "/preview", Role::kViewer,
       {.summary = "Preview what deploying a build would do",
        .tag = "Deployments",
        .body = preview_body,
        .success = "targets, variables, gates, operations, problems and irreversible steps"},
-      [&, preview_body](HttpRequest& req) {
+      [&](HttpRequest& req, const Json& body) {
         TRY_OR_ERROR(auto n, ParseNumber(req.Param("n"), "build number"));
-        TRY_OR_ERROR(auto body, ParseJsonBody(req));
-        STATUS_OR_ERROR(CheckKeys(body, preview_body));
         TRY_OR_ERROR(auto stage, StringField(body, "stage", true));
         TRY_OR_ERROR(auto choice, StringField(body, "context", false));
         TRY_OR_ERROR(
             auto p, engine.PreviewDeployment(req.Param("app"), req.Param("rel"), n, stage, choice));
         Json targets = Json::array();
         for (const auto& t : p.targets)
-          targets.push_back({{"target", t.target},
-                             {"current", t.current},
-                             {"added", t.added},
-                             {"overwritten", t.overwritten},
-                             {"deleted", t.deleted},
-                             {"unchanged", t.unchanged}});
+          targets.push_back(
+              JSON_MEMBERS(t, target, current, added, overwritten, deleted, unchanged));
         Json vars = Json::array();
         for (const auto& v : p.variables)
-          vars.push_back({{"name", v.name},
-                          {"scope", v.scope},
-                          {"target", v.target},
-                          {"change", v.change},
-                          {"as_deployed", v.as_deployed},
-                          {"current", v.current}});
+          vars.push_back(JSON_MEMBERS(v, name, scope, target, change, as_deployed, current));
         Json ops = Json::object();
         for (const auto& [target, lines] : p.operations) ops[target] = lines;
         Json irreversible = Json::array();
         for (const auto& s : p.irreversible) irreversible.push_back(IrreversibleStepJson(s));
-        return Ok({{"kind", p.kind},
-                   {"summary", p.summary},
-                   {"context", p.context_choice},
-                   {"targets", targets},
-                   {"variables", vars},
-                   {"gates", GatesJson(p.gates)},
-                   {"operations", ops},
-                   {"problems", p.problems},
-                   {"irreversible", irreversible}});
+        Json j = JSON_MEMBERS(p, kind, summary, problems);
+        j["context"] = p.context_choice;
+        j["targets"] = targets;
+        j["variables"] = vars;
+        j["gates"] = GatesJson(p.gates);
+        j["operations"] = ops;
+        j["irreversible"] = irreversible;
+        return Ok(j);
       }));
 }
 
@@ -398,65 +372,60 @@ static void AddPreviewRoute(ApiContext& ctx, std::vector<Route>& r) {
 static void AddDeploymentReadRoutes(ApiContext& ctx, std::vector<Route>& r) {
   [[maybe_unused]] Store& store = *ctx.store;
   [[maybe_unused]] DeploymentEngine& engine = *ctx.engine;
-  r.push_back(Get(
+  RouteGroup group(r, "Deployments");
+  group.Add(Get(
       "/api/v1/deployments", Role::kViewer,
       {.summary = "List deployments",
-       .tag = "Deployments",
-       .query = PageQuery({{"application", "string", "only this application"},
-                           {"stage", "string", "only this stage"},
-                           {"status", "string", "comma-separated statuses"},
-                           {"target", "string", "only deployments that touched this target"},
-                           {"user", "string", "only those requested by this user"},
-                           {"release", "string", "only this release"},
-                           {"build", "integer", "only this build number"},
-                           {"from", "string", "created at or after (RFC 3339)"},
-                           {"to", "string", "created before (RFC 3339)"},
-                           {"format", "string", "json (default) or csv"}}),
-       .success = "{items, limit, offset, next_offset?} (or CSV)"},
+       .query = ExportListQuery({{"application", "string", "only this application"},
+                                 {"stage", "string", "only this stage"},
+                                 {"status", "string", "comma-separated statuses"},
+                                 {"target", "string", "only deployments that touched this target"},
+                                 {"user", "string", "only those requested by this user"},
+                                 {"release", "string", "only this release"},
+                                 {"build", "integer", "only this build number"}}),
+       .success = kExportListAnswer},
       [&](HttpRequest& req) { return ListDeploymentsResponse(store, req, DeploymentSummary); }));
 
-  r.push_back(Get("/api/v1/deployments/{id}", Role::kViewer,
-                  {.summary = "Get a deployment",
-                   .tag = "Deployments",
-                   .success = "the deployment with targets, gates and approvals"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                    return Ok(DeploymentDetail(store, engine, d));
-                  }));
+  group.Add(Get("/api/v1/deployments/{id}", Role::kViewer,
+                {.summary = "Get a deployment",
+                 .success = "the deployment with targets, gates and approvals"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                  return Ok(DeploymentDetail(store, engine, d));
+                }));
 
-  r.push_back(Get("/api/v1/deployments/{id}/log", Role::kViewer,
-                  {.summary = "A deployment's log",
-                   .tag = "Deployments",
-                   .description = "JSON lines; with Accept: text/event-stream a live stream of "
-                                  "server-sent events (Last-Event-ID resumes).",
-                   .query = {{"after", "integer", "only lines after this sequence number"}},
-                   .success = "{deployment_id, status, lines}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                    TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                    int64_t after = 0;
-                    if (auto a = req.Query("after")) {
-                      TRY_OR_ERROR(after, ParseNumber(*a, "after"));
-                    }
-                    if (auto last = req.Header("last-event-id")) {
-                      TRY_OR_ERROR(after, ParseNumber(*last, "Last-Event-ID"));
-                    }
-                    std::string accept = req.Header("accept").value_or("");
-                    if (accept.find("text/event-stream") == std::string::npos) {
-                      TRY_OR_ERROR(auto lines, store.ListDeploymentLog(id, after, 10000));
-                      Json out = Json::array();
-                      for (const auto& l : lines) out.push_back(LogLineJson(l));
-                      return Ok({{"deployment_id", id}, {"status", d.status}, {"lines", out}});
-                    }
-                    if (open_streams.load() >= ctx.max_log_streams)
-                      return HttpResponse::Error(
-                          503, "unavailable", "too many live log streams are open; retry shortly");
-                    HttpResponse res;
-                    res.headers.emplace_back("Cache-Control", "no-cache");
-                    res.events = LiveLog(store, engine, id, after);
-                    return res;
-                  }));
+  group.Add(Get("/api/v1/deployments/{id}/log", Role::kViewer,
+                {.summary = "A deployment's log",
+                 .description = "JSON lines; with Accept: text/event-stream a live stream of "
+                                "server-sent events (Last-Event-ID resumes).",
+                 .query = {{"after", "integer", "only lines after this sequence number"}},
+                 .success = "{deployment_id, status, lines}"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+                  TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                  int64_t after = 0;
+                  if (auto a = req.Query("after")) {
+                    TRY_OR_ERROR(after, ParseNumber(*a, "after"));
+                  }
+                  if (auto last = req.Header("last-event-id")) {
+                    TRY_OR_ERROR(after, ParseNumber(*last, "Last-Event-ID"));
+                  }
+                  std::string accept = req.Header("accept").value_or("");
+                  if (accept.find("text/event-stream") == std::string::npos) {
+                    TRY_OR_ERROR(auto lines, store.ListDeploymentLog(id, after, 10000));
+                    Json out = Json::array();
+                    for (const auto& l : lines) out.push_back(LogLineJson(l));
+                    return Ok({{"deployment_id", id}, {"status", d.status}, {"lines", out}});
+                  }
+                  if (open_streams.load() >= ctx.max_log_streams)
+                    return HttpResponse::Error(503, "unavailable",
+                                               "too many live log streams are open; retry shortly");
+                  HttpResponse res;
+                  res.headers.emplace_back("Cache-Control", "no-cache");
+                  res.events = LiveLog(store, engine, id, after);
+                  return res;
+                }));
 }
 
 // approve, reject, cancel, continue and reschedule a deployment
@@ -471,20 +440,19 @@ static void AddDeploymentChangeRoutes(ApiContext& ctx, std::vector<Route>& r) {
     if (!keys.ok()) return keys;
     return StringField(*body, "comment", false);
   };
+  RouteGroup group(r, "Deployments");
   auto action = [&](const char* path, Role role, const char* summary,
                     std::function<Status(const Actor&, int64_t, const std::string&)> fn) {
-    r.push_back(Post(std::string("/api/v1/deployments/{id}/") + path, role,
-                     {.summary = summary,
-                      .tag = "Deployments",
-                      .body = comment_body,
-                      .success = "the deployment after the change"},
-                     [&, fn, comment_of](HttpRequest& req) {
-                       TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                       TRY_OR_ERROR(auto comment, comment_of(req));
-                       STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
-                       TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                       return Ok(DeploymentDetail(store, engine, d));
-                     }));
+    group.Add(Post(
+        std::string("/api/v1/deployments/{id}/") + path, role,
+        {.summary = summary, .body = comment_body, .success = "the deployment after the change"},
+        [&, fn, comment_of](HttpRequest& req) {
+          TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+          TRY_OR_ERROR(auto comment, comment_of(req));
+          STATUS_OR_ERROR(fn(ActorOf(req), id, comment));
+          TRY_OR_ERROR(auto d, store.GetDeployment(id));
+          return Ok(DeploymentDetail(store, engine, d));
+        }));
   };
   action(
       "approve", Role::kDeployer, "Approve a waiting deployment",
@@ -502,21 +470,19 @@ static void AddDeploymentChangeRoutes(ApiContext& ctx, std::vector<Route>& r) {
 
   const RequestBody change_body{"deployment change",
                                 {{"at", "string", true, "the new RFC 3339 start time"}}};
-  r.push_back(Patch("/api/v1/deployments/{id}", Role::kDeployer,
-                    {.summary = "Reschedule a scheduled deployment",
-                     .tag = "Deployments",
-                     .body = change_body,
-                     .success = "the deployment"},
-                    [&, change_body](HttpRequest& req) {
-                      TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
-                      TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                      STATUS_OR_ERROR(CheckKeys(body, change_body));
-                      TRY_OR_ERROR(auto at, AtField(body));
-                      if (!at) return HttpResponse::Error(InvalidArgument("missing field 'at'"));
-                      STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
-                      TRY_OR_ERROR(auto d, store.GetDeployment(id));
-                      return Ok(DeploymentDetail(store, engine, d));
-                    }));
+  group.Add(JsonBodyRoute(Patch, "/api/v1/deployments/{id}", Role::kDeployer,
+                          {.summary = "Reschedule a scheduled deployment",
+                           .body = change_body,
+                           .success = "the deployment"},
+                          [&](HttpRequest& req, const Json& body) {
+                            TRY_OR_ERROR(auto id, ParseNumber(req.Param("id"), "deployment id"));
+                            TRY_OR_ERROR(auto at, AtField(body));
+                            if (!at)
+                              return HttpResponse::Error(InvalidArgument("missing field 'at'"));
+                            STATUS_OR_ERROR(engine.Reschedule(ActorOf(req), id, *at));
+                            TRY_OR_ERROR(auto d, store.GetDeployment(id));
+                            return Ok(DeploymentDetail(store, engine, d));
+                          }));
 }
 
 // grants per environment, and clearing a stage's hold
@@ -531,20 +497,20 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
                 {"granted_by", g.granted_by},
                 {"granted_at", Time(g.granted_at)}};
   };
-  r.push_back(Get("/api/v1/environments/{env}/grants", Role::kViewer,
-                  {.summary = "List an environment's grants",
-                   .tag = "Grants",
-                   .query = PageQuery(),
-                   .success = "{environment, items}"},
-                  [&, grant_json](HttpRequest& req) {
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
-                    Json items = Json::array();
-                    const size_t first = std::min<size_t>(page.offset, list.size());
-                    const size_t last = std::min<size_t>(first + page.limit, list.size());
-                    for (size_t i = first; i < last; ++i) items.push_back(grant_json(list[i]));
-                    return Ok({{"environment", req.Param("env")}, {"items", items}});
-                  }));
+  RouteGroup grants(r, "Grants");
+  grants.Add(Get("/api/v1/environments/{env}/grants", Role::kViewer,
+                 {.summary = "List an environment's grants",
+                  .query = PageQuery(),
+                  .success = "{environment, items}"},
+                 [&, grant_json](HttpRequest& req) {
+                   TRY_OR_ERROR(Page page, ListParams(req));
+                   TRY_OR_ERROR(auto list, engine.Grants(req.Param("env")));
+                   Json items = Json::array();
+                   const size_t first = std::min<size_t>(page.offset, list.size());
+                   const size_t last = std::min<size_t>(first + page.limit, list.size());
+                   for (size_t i = first; i < last; ++i) items.push_back(grant_json(list[i]));
+                   return Ok({{"environment", req.Param("env")}, {"items", items}});
+                 }));
   auto set_grant = [&](bool granted) {
     return [&, granted](HttpRequest& req) {
       TRY_OR_ERROR(auto body, ParseJsonBody(req, true));
@@ -561,18 +527,18 @@ static void AddGrantAndHoldRoutes(ApiContext& ctx, std::vector<Route>& r) {
       return Ok(out, granted && changed ? 201 : 200);
     };
   };
-  r.push_back(Put("/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
-                  {.summary = "Grant a user a permission on an environment",
-                   .tag = "Grants",
-                   .body = RequestBody{"grant", {}, false},
-                   .success = "the grant (201 when it is new)"},
-                  set_grant(true)));
-  r.push_back(Delete("/api/v1/environments/{env}/grants/{user}/{permission}", Role::kAdmin,
-                     {.summary = "Withdraw a user's permission on an environment",
-                      .tag = "Grants",
-                      .body = RequestBody{"grant", {}, false},
-                      .success = "the grant, now off"},
-                     set_grant(false)));
+  const std::string grant = "/api/v1/environments/{env}/grants/{user}/{permission}";
+  const RequestBody no_fields{"grant", {}, false};  // the path says it all
+  grants.Add(Put(grant, Role::kAdmin,
+                 {.summary = "Grant a user a permission on an environment",
+                  .body = no_fields,
+                  .success = "the grant (201 when it is new)"},
+                 set_grant(true)));
+  grants.Add(Delete(grant, Role::kAdmin,
+                    {.summary = "Withdraw a user's permission on an environment",
+                     .body = no_fields,
+                     .success = "the grant, now off"},
+                    set_grant(false)));
 
   const RequestBody hold_body{
       "clear-hold request", {{"comment", "string", false, "why the hold is cleared"}}, false};

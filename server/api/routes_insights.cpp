@@ -144,17 +144,15 @@ Result<std::vector<InsightDeployment>> DeploymentsSince(Store& store, const std:
 
 Json SeriesJson(const std::vector<InsightBucket>& series) {
   Json out = Json::array();
-  for (const auto& b : series)
-    out.push_back(
-        {{"start", Time(b.start)},
-         {"deployments", b.deployments},
-         {"succeeded", b.succeeded},
-         {"failures", b.failures},
-         {"rollbacks", b.rollbacks},
-         {"change_failure_rate",
-          b.deployments ? Json(static_cast<double>(b.failures) / b.deployments) : Json(nullptr)},
-         {"lead_time_p50_seconds", OptionalNumber(b.lead_time_p50_seconds)},
-         {"time_to_restore_p50_seconds", OptionalNumber(b.time_to_restore_p50_seconds)}});
+  for (const auto& b : series) {
+    Json j = JSON_MEMBERS(b, deployments, succeeded, failures, rollbacks);
+    j["start"] = Time(b.start);
+    j["change_failure_rate"] =
+        b.deployments ? Json(static_cast<double>(b.failures) / b.deployments) : Json(nullptr);
+    j["lead_time_p50_seconds"] = OptionalNumber(b.lead_time_p50_seconds);
+    j["time_to_restore_p50_seconds"] = OptionalNumber(b.time_to_restore_p50_seconds);
+    out.push_back(std::move(j));
+  }
   return out;
 }
 
@@ -187,23 +185,19 @@ HttpResponse InsightsOf(Store& store, DeploymentEngine& engine, const Clock& clo
   TRY_OR_ERROR(auto deployments,
                DeploymentsSince(store, application.name, now - (days + 30) * kDayMs));
   Insights in = ComputeInsights(deployments, stage, now, static_cast<int>(days));
-  return Ok({{"application", application.name},
-             {"stage", stage},
-             {"stages", stages},
-             {"days", days},
-             {"from", Time(in.from)},
-             {"to", Time(in.to)},
-             {"bucket_seconds", in.bucket_seconds},
-             {"deployments", in.deployments},
-             {"succeeded", in.succeeded},
-             {"failures", in.failures},
-             {"restores", in.restores},
-             {"deployment_frequency_per_week", in.deployment_frequency_per_week},
-             {"lead_time_p50_seconds", OptionalNumber(in.lead_time_p50_seconds)},
-             {"change_failure_rate",
-              in.change_failure_rate ? Json(*in.change_failure_rate) : Json(nullptr)},
-             {"time_to_restore_p50_seconds", OptionalNumber(in.time_to_restore_p50_seconds)},
-             {"series", SeriesJson(in.series)}});
+  Json j = JSON_MEMBERS(in, bucket_seconds, deployments, succeeded, failures, restores,
+                        deployment_frequency_per_week);
+  j["application"] = application.name;
+  j["stage"] = stage;
+  j["stages"] = stages;
+  j["days"] = days;
+  j["from"] = Time(in.from);
+  j["to"] = Time(in.to);
+  j["lead_time_p50_seconds"] = OptionalNumber(in.lead_time_p50_seconds);
+  j["change_failure_rate"] = in.change_failure_rate ? Json(*in.change_failure_rate) : Json(nullptr);
+  j["time_to_restore_p50_seconds"] = OptionalNumber(in.time_to_restore_p50_seconds);
+  j["series"] = SeriesJson(in.series);
+  return Ok(j);
 }
 
 }  // namespace
@@ -214,24 +208,23 @@ std::vector<Route> InsightsRoutes(ApiContext& ctx) {
   Store& store = *ctx.store;
   DeploymentEngine& engine = *ctx.engine;
   const Clock& clock = *ctx.clock;
-  r.push_back(Get("/api/v1/dashboard", Role::kViewer,
-                  {.summary = "The dashboard: every application's stages and what runs",
-                   .tag = "Insights",
-                   .success = "applications with their stages, running and waiting deployments"},
-                  [&store, &engine](HttpRequest& req) {
-                    STATUS_OR_ERROR(CheckQuery(req, {}));
-                    return Dashboard(store, engine);
-                  }));
-  r.push_back(Get("/api/v1/insights", Role::kViewer,
-                  {.summary = "Delivery statistics of an application on a stage",
-                   .tag = "Insights",
-                   .query = {{"application", "string", "the application (required)"},
-                             {"stage", "string", "the stage (default: the last of the pipeline)"},
-                             {"days", "integer", "the window in days"}},
-                   .success = "deployment frequency, lead time, failure rate and time to restore"},
-                  [&store, &engine, &clock](HttpRequest& req) {
-                    return InsightsOf(store, engine, clock, req);
-                  }));
+  RouteGroup group(r, "Insights");
+  group.Add(Get("/api/v1/dashboard", Role::kViewer,
+                {.summary = "The dashboard: every application's stages and what runs",
+                 .success = "applications with their stages, running and waiting deployments"},
+                [&store, &engine](HttpRequest& req) {
+                  STATUS_OR_ERROR(CheckQuery(req, {}));
+                  return Dashboard(store, engine);
+                }));
+  group.Add(Get("/api/v1/insights", Role::kViewer,
+                {.summary = "Delivery statistics of an application on a stage",
+                 .query = {{"application", "string", "the application (required)"},
+                           {"stage", "string", "the stage (default: the last of the pipeline)"},
+                           {"days", "integer", "the window in days"}},
+                 .success = "deployment frequency, lead time, failure rate and time to restore"},
+                [&store, &engine, &clock](HttpRequest& req) {
+                  return InsightsOf(store, engine, clock, req);
+                }));
   return r;
 }
 

@@ -34,17 +34,14 @@ Json UserJson(const UserRecord& u) {
           {"created_at", Time(u.created_at)}};
 }
 
-Json OptionalTime(int64_t ms) { return ms == 0 ? Json(nullptr) : Json(Time(ms)); }
-
 // Never the hash: a token is identified by its id and name.
 Json TokenJson(const TokenRecord& t, int64_t now) {
-  return {{"id", t.id},
-          {"user", t.user},
-          {"name", t.name},
-          {"created_at", Time(t.created_at)},
-          {"last_used_at", OptionalTime(t.last_used_at)},
-          {"expires_at", OptionalTime(t.expires_at)},
-          {"expired", t.expires_at != 0 && now >= t.expires_at}};
+  Json j = JSON_MEMBERS(t, id, user, name);
+  j["created_at"] = Time(t.created_at);
+  j["last_used_at"] = TimeOrNull(t.last_used_at);
+  j["expires_at"] = TimeOrNull(t.expires_at);
+  j["expired"] = t.expires_at != 0 && now >= t.expires_at;
+  return j;
 }
 
 Result<Role> RoleField(const std::string& name) {
@@ -215,14 +212,14 @@ void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
       {{"role", "string", false, "viewer, deployer, release-manager or admin"},
        {"disabled", "boolean", false, "a disabled user can neither log in nor use tokens"},
        {"password", "string", false, "a new password"}}};
-  r.push_back(ListRoute(
-      "/api/v1/users", Role::kAdmin, {.summary = "List users", .tag = "Users"},
+  RouteGroup group(r, "Users");
+  group.Add(ListRoute(
+      "/api/v1/users", Role::kAdmin, {.summary = "List users"},
       [&](HttpRequest&, const Page& page) { return store.ListUsers(page); }, UserJson));
 
-  r.push_back(JsonBodyRoute(
+  group.Add(JsonBodyRoute(
       Post, "/api/v1/users", Role::kAdmin,
       {.summary = "Create a user",
-       .tag = "Users",
        .body = new_user_body,
        .success_status = 201,
        .success = "the new user"},
@@ -243,17 +240,13 @@ void AddUserRoutes(ApiContext& ctx, std::vector<Route>& r) {
         return Ok({{"name", name}, {"role", RoleName(role)}}, 201);
       }));
 
-  r.push_back(Get("/api/v1/users/{user}", Role::kAdmin,
-                  {.summary = "Get a user", .tag = "Users", .success = "the user"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                    return Ok(UserJson(user));
-                  }));
+  group.Add(ItemRoute(
+      "/api/v1/users/{user}", Role::kAdmin, {.summary = "Get a user", .success = "the user"},
+      [&](HttpRequest& req) { return store.GetUser(req.Param("user")); }, UserJson));
 
-  r.push_back(JsonBodyRoute(
+  group.Add(JsonBodyRoute(
       Patch, "/api/v1/users/{user}", Role::kAdmin,
       {.summary = "Change a user's role, password or disabled flag",
-       .tag = "Users",
        .body = user_change_body,
        .success = "the user"},
       [&, audit](HttpRequest& req, const Json& body) {
@@ -286,23 +279,22 @@ void AddTokenRoutes(ApiContext& ctx, std::vector<Route>& r) {
       {{"name", "string", false, "what the token is for (default \"api\")"},
        {"expires_in_seconds", "integer", false, "lifetime; absent: no expiry"}},
       false};
-  r.push_back(Get("/api/v1/users/{user}/tokens", Role::kAdmin,
-                  {.summary = "List a user's API tokens",
-                   .tag = "Users",
-                   .success = "{items}: the tokens (never their secret)"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-                    TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
-                    int64_t now = ToUnixMillis(clock.Now());
-                    Json items = Json::array();
-                    for (const auto& t : tokens) items.push_back(TokenJson(t, now));
-                    return Ok({{"user", user.name}, {"items", items}});
-                  }));
+  RouteGroup group(r, "Users");
+  group.Add(Get("/api/v1/users/{user}/tokens", Role::kAdmin,
+                {.summary = "List a user's API tokens",
+                 .success = "{items}: the tokens (never their secret)"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+                  TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
+                  int64_t now = ToUnixMillis(clock.Now());
+                  Json items = Json::array();
+                  for (const auto& t : tokens) items.push_back(TokenJson(t, now));
+                  return Ok({{"user", user.name}, {"items", items}});
+                }));
 
-  r.push_back(JsonBodyRoute(
+  group.Add(JsonBodyRoute(
       Post, "/api/v1/users/{user}/tokens", Role::kAdmin,
       {.summary = "Create an API token",
-       .tag = "Users",
        .body = token_body,
        .success_status = 201,
        .success = "the token record and its secret, shown this once"},
@@ -330,26 +322,26 @@ void AddTokenRoutes(ApiContext& ctx, std::vector<Route>& r) {
         return Ok(out, 201);
       }));
 
-  r.push_back(Delete(
-      "/api/v1/users/{user}/tokens/{id}", Role::kAdmin,
-      {.summary = "Revoke an API token", .tag = "Users", .success = "{user, id, revoked: true}"},
-      [&, audit](HttpRequest& req) {
-        TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "token id"));
-        TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
-        TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
-        auto it = std::find_if(tokens.begin(), tokens.end(),
-                               [&](const TokenRecord& t) { return t.id == id; });
-        if (it == tokens.end())
-          return HttpResponse::Error(
-              NotFound("user '" + user.name + "' has no token #" + std::to_string(id)));
-        STATUS_OR_ERROR(store.Atomically([&]() -> Status {
-          REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteToken(user.name, id));
-          if (!removed) return NotFound("token #" + std::to_string(id) + " is already gone");
-          return audit(req, "token.revoke", user.name,
-                       "token '" + it->name + "' (#" + std::to_string(id) + ")");
-        }));
-        return Ok({{"user", user.name}, {"id", id}, {"revoked", true}});
-      }));
+  group.Add(Delete("/api/v1/users/{user}/tokens/{id}", Role::kAdmin,
+                   {.summary = "Revoke an API token", .success = "{user, id, revoked: true}"},
+                   [&, audit](HttpRequest& req) {
+                     TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "token id"));
+                     TRY_OR_ERROR(auto user, store.GetUser(req.Param("user")));
+                     TRY_OR_ERROR(auto tokens, store.ListTokens(user.name));
+                     auto it = std::find_if(tokens.begin(), tokens.end(),
+                                            [&](const TokenRecord& t) { return t.id == id; });
+                     if (it == tokens.end())
+                       return HttpResponse::Error(NotFound(
+                           "user '" + user.name + "' has no token #" + std::to_string(id)));
+                     STATUS_OR_ERROR(store.Atomically([&]() -> Status {
+                       REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteToken(user.name, id));
+                       if (!removed)
+                         return NotFound("token #" + std::to_string(id) + " is already gone");
+                       return audit(req, "token.revoke", user.name,
+                                    "token '" + it->name + "' (#" + std::to_string(id) + ")");
+                     }));
+                     return Ok({{"user", user.name}, {"id", id}, {"revoked", true}});
+                   }));
 }
 
 // The audit log and what awaits the caller's approval.
@@ -359,13 +351,11 @@ void AddAuditAndApprovalRoutes(ApiContext& ctx, std::vector<Route>& r) {
       Get("/api/v1/audit", Role::kAdmin,
           {.summary = "Read the audit log",
            .tag = "Audit",
-           .query = PageQuery({{"action", "string", "actions starting with this"},
-                               {"subject", "string", "only this subject (\"deployment 7\")"},
-                               {"actor", "string", "only this user"},
-                               {"from", "string", "at or after (RFC 3339)"},
-                               {"to", "string", "before (RFC 3339)"},
-                               {"format", "string", "json (default) or csv"}}),
-           .success = "{items, limit, offset, next_offset?} (or CSV)"},
+           .query = ExportListQuery({{"action", "string", "actions starting with this"},
+                                     {"subject", "string", "only this subject (\"deployment 7\")"},
+                                     {"actor", "string", "only this user"}},
+                                    ""),
+           .success = kExportListAnswer},
           [&](HttpRequest& req) {
             TRY_OR_ERROR(Page page,
                          ListParams(req, {"action", "subject", "actor", "from", "to", "format"}));

@@ -11,6 +11,7 @@
 
 #include "server/api/json_io.h"
 #include "server/api/list_query.h"
+#include "server/api/route_kinds.h"
 #include "server/engine/irreversible.h"
 #include "server/http/list_params.h"
 #include "server/rollback/rollback_records.h"
@@ -21,8 +22,6 @@ namespace {
 constexpr const char* kRecord = "/api/v1/rollback-records/{rid}";
 
 Actor ActorOf(const HttpRequest& req) { return {req.principal.user, req.principal.role}; }
-
-Json TimeOrNull(int64_t t) { return t ? Json(Time(t)) : Json(nullptr); }
 
 Json ParsedOrNull(const std::string& text) {
   if (text.empty()) return nullptr;
@@ -67,31 +66,20 @@ Json SummaryJson(Store& store, const RollbackRecord& r) {
   if (approvals.ok())
     for (const auto& a : *approvals)
       if (a.decision == "approved") approvers.push_back(a.user);
-  return {{"id", r.id},
-          {"deployment_id", r.deployment_id},
-          {"application", r.application},
-          {"stage", r.stage},
-          {"release", r.release},
-          {"build", r.build},
-          {"status", r.status},
-          {"comment", r.comment},
-          {"created_by", r.created_by},
-          {"created_at", Time(r.created_at)},
-          {"submitted_by", r.submitted_by},
-          {"submitted_at", TimeOrNull(r.submitted_at)},
-          {"approved_by", approvers},
-          {"executed_by", r.executed_by},
-          {"executed_at", TimeOrNull(r.executed_at)},
-          {"scheduled_at", TimeOrNull(r.scheduled_at)},
-          {"finished_at", TimeOrNull(r.finished_at)},
-          {"execution_deployment_id",
-           r.execution_deployment_id ? Json(r.execution_deployment_id) : Json(nullptr)},
-          {"validated_by", r.validated_by},
-          {"validated_at", TimeOrNull(r.validated_at)},
-          {"error", r.error},
-          {"components_total", r.components_total},
-          {"components_selected", r.components_selected},
-          {"log", LogLink(r.execution_deployment_id)}};
+  Json j = JSON_MEMBERS(r, id, deployment_id, application, stage, release, build, status, comment,
+                        created_by, submitted_by, executed_by, validated_by, error,
+                        components_total, components_selected);
+  j["created_at"] = Time(r.created_at);
+  j["submitted_at"] = TimeOrNull(r.submitted_at);
+  j["executed_at"] = TimeOrNull(r.executed_at);
+  j["scheduled_at"] = TimeOrNull(r.scheduled_at);
+  j["finished_at"] = TimeOrNull(r.finished_at);
+  j["validated_at"] = TimeOrNull(r.validated_at);
+  j["approved_by"] = approvers;
+  j["execution_deployment_id"] =
+      r.execution_deployment_id ? Json(r.execution_deployment_id) : Json(nullptr);
+  j["log"] = LogLink(r.execution_deployment_id);
+  return j;
 }
 
 Json TargetsJson(const std::vector<RollbackRecordTarget>& targets,
@@ -352,32 +340,26 @@ void AddRecordRoutes(RollbackRecords& records, Store& store, std::vector<Route>&
   const RequestBody create_body{
       "rollback record", {components, exclude, {"comment", "string", false, "why"}}, false};
   const RequestBody reselect_body{"rollback record", {components, exclude}};
-  out.push_back(Post("/api/v1/deployments/{id}/rollback-records", Role::kDeployer,
-                     {.summary = "Create a rollback record for a deployment",
-                      .tag = "Rollback records",
-                      .body = create_body,
-                      .success_status = 201,
-                      .success = "the new rollback record"},
-                     [rr, detail, create_body](HttpRequest& req) {
-                       TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
-                       TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                       STATUS_OR_ERROR(CheckKeys(body, create_body));
-                       TRY_OR_ERROR(auto selection, SelectionFrom(body));
-                       TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
-                       return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
-                     }));
-  out.push_back(
+  RouteGroup group(out, "Rollback records");
+  group.Add(JsonBodyRoute(Post, "/api/v1/deployments/{id}/rollback-records", Role::kDeployer,
+                          {.summary = "Create a rollback record for a deployment",
+                           .body = create_body,
+                           .success_status = 201,
+                           .success = "the new rollback record"},
+                          [rr, detail](HttpRequest& req, const Json& body) {
+                            TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "deployment id"));
+                            TRY_OR_ERROR(auto selection, SelectionFrom(body));
+                            TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
+                            return detail(rr->Create(ActorOf(req), id, selection, comment), 201);
+                          }));
+  group.Add(
       Get("/api/v1/rollback-records", Role::kViewer,
           {.summary = "List rollback records",
-           .tag = "Rollback records",
-           .query = PageQuery({{"application", "string", "only this application"},
-                               {"stage", "string", "only this stage"},
-                               {"status", "string", "comma-separated statuses"},
-                               {"from", "string", "created at or after (RFC 3339)"},
-                               {"to", "string", "created before (RFC 3339)"},
-                               {"deployment", "integer", "only records of this deployment"},
-                               {"format", "string", "json (default) or csv"}}),
-           .success = "{items, limit, offset, next_offset?} (or CSV)"},
+           .query = ExportListQuery({{"application", "string", "only this application"},
+                                     {"stage", "string", "only this stage"},
+                                     {"status", "string", "comma-separated statuses"},
+                                     {"deployment", "integer", "only records of this deployment"}}),
+           .success = kExportListAnswer},
           [rr, s](HttpRequest& req) {
             TRY_OR_ERROR(Page page, ListParams(req, {"application", "stage", "status", "from", "to",
                                                      "deployment", "format"}));
@@ -392,26 +374,22 @@ void AddRecordRoutes(RollbackRecords& records, Store& store, std::vector<Route>&
             if (csv) return Csv(items);
             return ListResponse(items, page);
           }));
-  out.push_back(Get(kRecord, Role::kViewer,
-                    {.summary = "Get a rollback record",
-                     .tag = "Rollback records",
-                     .success = "the record with components, approvals and warnings"},
-                    [rr, detail](HttpRequest& req) {
-                      TRY_OR_ERROR(int64_t id, RecordId(req));
-                      return detail(rr->Get(id));
-                    }));
-  out.push_back(Patch(kRecord, Role::kDeployer,
-                      {.summary = "Change which components a record reverts",
-                       .tag = "Rollback records",
-                       .body = reselect_body,
-                       .success = "the rollback record"},
-                      [rr, detail, reselect_body](HttpRequest& req) {
-                        TRY_OR_ERROR(int64_t id, RecordId(req));
-                        TRY_OR_ERROR(Json body, ParseJsonBody(req));
-                        STATUS_OR_ERROR(CheckKeys(body, reselect_body));
-                        TRY_OR_ERROR(auto selection, SelectionFrom(body));
-                        return detail(rr->Reselect(ActorOf(req), id, selection));
-                      }));
+  group.Add(Get(kRecord, Role::kViewer,
+                {.summary = "Get a rollback record",
+                 .success = "the record with components, approvals and warnings"},
+                [rr, detail](HttpRequest& req) {
+                  TRY_OR_ERROR(int64_t id, RecordId(req));
+                  return detail(rr->Get(id));
+                }));
+  group.Add(JsonBodyRoute(Patch, kRecord, Role::kDeployer,
+                          {.summary = "Change which components a record reverts",
+                           .body = reselect_body,
+                           .success = "the rollback record"},
+                          [rr, detail](HttpRequest& req, const Json& body) {
+                            TRY_OR_ERROR(int64_t id, RecordId(req));
+                            TRY_OR_ERROR(auto selection, SelectionFrom(body));
+                            return detail(rr->Reselect(ActorOf(req), id, selection));
+                          }));
 }
 
 // What moves a rollback record through its statuses, and its validation file.
@@ -427,18 +405,17 @@ void AddRecordActionRoutes(RollbackRecords& records, Store& store, std::vector<R
     if (std::string_view(verb) == "execute")
       body_doc.fields.push_back({"acknowledge_irreversible", "boolean", false,
                                  "confirm the irreversible steps will run"});
-    out.push_back(Post(std::string(kRecord) + "/" + verb, Role::kDeployer,
-                       {.summary = summary,
-                        .tag = "Rollback records",
-                        .body = body_doc,
-                        .success = "the rollback record after the change"},
-                       [call, detail, body_doc](HttpRequest& req) {
-                         TRY_OR_ERROR(int64_t id, RecordId(req));
-                         TRY_OR_ERROR(Json body, ParseJsonBody(req, true));
-                         STATUS_OR_ERROR(CheckKeys(body, body_doc));
-                         TRY_OR_ERROR(std::string comment, StringField(body, "comment", false));
-                         return detail(call(ActorOf(req), id, body, comment));
-                       }));
+    out.push_back(JsonBodyRoute(Post, std::string(kRecord) + "/" + verb, Role::kDeployer,
+                                {.summary = summary,
+                                 .tag = "Rollback records",
+                                 .body = body_doc,
+                                 .success = "the rollback record after the change"},
+                                [call, detail](HttpRequest& req, const Json& body) {
+                                  TRY_OR_ERROR(int64_t id, RecordId(req));
+                                  TRY_OR_ERROR(std::string comment,
+                                               StringField(body, "comment", false));
+                                  return detail(call(ActorOf(req), id, body, comment));
+                                }));
   };
   action("test-connection", "Check the record's targets are reachable",
          [rr](const Actor& a, int64_t id, const Json&, const std::string&) {

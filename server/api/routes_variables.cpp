@@ -25,23 +25,22 @@ std::vector<Route> VariableRoutes(ApiContext& ctx) {
   BodyField all_variables = VariablesFieldDoc("every global variable ({} removes them all)");
   all_variables.required = true;
   const RequestBody variables_body{"global variables", {all_variables}};
-  r.push_back(Get("/api/v1/variables", Role::kViewer,
-                  {.summary = "The global variables", .tag = "Variables", .success = "{variables}"},
-                  [&](HttpRequest&) { return GlobalVariablesResponse(store); }));
+  RouteGroup group(r, "Variables");
+  group.Add(Get("/api/v1/variables", Role::kViewer,
+                {.summary = "The global variables", .success = "{variables}"},
+                [&](HttpRequest&) { return GlobalVariablesResponse(store); }));
   // Replaces the whole scope, as PUT /environments/{env} does for an environment.
-  r.push_back(JsonBodyRoute(Put, "/api/v1/variables", Role::kAdmin,
-                            {.summary = "Replace the global variables",
-                             .tag = "Variables",
-                             .body = variables_body,
-                             .success = "{variables}"},
-                            [&](HttpRequest& req, const Json& body) {
-                              if (!body.contains("variables"))
-                                return HttpResponse::Error(InvalidArgument(
-                                    "field 'variables' is required ({} removes them all)"));
-                              TRY_OR_ERROR(auto vars, VariablesField(body));
-                              STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
-                              return GlobalVariablesResponse(store);
-                            }));
+  group.Add(JsonBodyRoute(
+      Put, "/api/v1/variables", Role::kAdmin,
+      {.summary = "Replace the global variables", .body = variables_body, .success = "{variables}"},
+      [&](HttpRequest& req, const Json& body) {
+        if (!body.contains("variables"))
+          return HttpResponse::Error(
+              InvalidArgument("field 'variables' is required ({} removes them all)"));
+        TRY_OR_ERROR(auto vars, VariablesField(body));
+        STATUS_OR_ERROR(catalog.PutGlobalVariables(req.principal.user, vars));
+        return GlobalVariablesResponse(store);
+      }));
   return r;
 }
 

@@ -21,30 +21,20 @@ constexpr size_t kMinSecret = 16;
 constexpr size_t kMaxSecret = 256;
 
 Json WebhookJson(const WebhookRecord& w) {
-  return {{"name", w.name},
-          {"url", w.url},
-          {"events", w.events},
-          {"secret", w.secret.empty() ? "" : kMasked},
-          {"format", w.format},
-          {"enabled", w.enabled},
-          {"created_at", Time(w.created_at)},
-          {"updated_at", Time(w.updated_at)},
-          {"updated_by", w.updated_by}};
+  Json j = JSON_MEMBERS(w, name, url, events, format, enabled, updated_by);
+  j["secret"] = w.secret.empty() ? "" : kMasked;
+  j["created_at"] = Time(w.created_at);
+  j["updated_at"] = Time(w.updated_at);
+  return j;
 }
 
 Json DeliveryJson(const WebhookDeliveryRecord& d) {
-  Json out = {{"id", d.id},
-              {"webhook", d.webhook},
-              {"event", d.event},
-              {"status", d.status},
-              {"attempts", d.attempts},
-              {"response_code", d.response_code},
-              {"error", d.error},
-              {"created_at", Time(d.created_at)},
-              {"last_attempt_at", d.last_attempt_at ? Json(Time(d.last_attempt_at)) : Json()},
-              {"next_attempt_at", d.status == "pending" ? Json(Time(d.next_attempt_at)) : Json()},
-              {"delivered_at", d.delivered_at ? Json(Time(d.delivered_at)) : Json()}};
-  return out;
+  Json j = JSON_MEMBERS(d, id, webhook, event, status, attempts, response_code, error);
+  j["created_at"] = Time(d.created_at);
+  j["last_attempt_at"] = TimeOrNull(d.last_attempt_at);
+  j["next_attempt_at"] = d.status == "pending" ? Json(Time(d.next_attempt_at)) : Json();
+  j["delivered_at"] = TimeOrNull(d.delivered_at);
+  return j;
 }
 
 Result<std::vector<std::string>> EventsField(const Json& body) {
@@ -150,60 +140,56 @@ void AddWebhookRoutes(Store& store, WebhookService& service, const Clock& clock,
                       std::vector<Route>& r) {
   auto audit = WebhookAudit(store, clock);
 
-  r.push_back(ListRoute(
+  RouteGroup group(r, "Webhooks");
+
+  group.Add(ListRoute(
       "/api/v1/webhooks", Role::kAdmin,
-      {.summary = "The webhooks",
-       .tag = "Webhooks",
-       .success = "{items: [webhook]}, the secrets masked"},
+      {.summary = "The webhooks", .success = "{items: [webhook]}, the secrets masked"},
       [&](HttpRequest&, const Page& page) { return store.ListWebhooks(page); }, WebhookJson));
-  r.push_back(Get(
-      "/api/v1/webhooks/{name}", Role::kAdmin,
-      {.summary = "One webhook", .tag = "Webhooks", .success = "the webhook, its secret masked"},
-      [&](HttpRequest& req) {
-        TRY_OR_ERROR(std::string name, WebhookName(req));
-        TRY_OR_ERROR(auto w, store.GetWebhook(name));
-        return Ok(WebhookJson(w));
-      }));
-  r.push_back(Put("/api/v1/webhooks/{name}", Role::kAdmin,
-                  {.summary = "Create or replace a webhook",
-                   .tag = "Webhooks",
-                   .body = WebhookBody(),
-                   .success = "the webhook (201 when created)"},
-                  [&, audit](HttpRequest& req) {
-                    TRY_OR_ERROR(std::string name, WebhookName(req));
-                    TRY_OR_ERROR(auto body, ParseJsonBody(req));
-                    std::optional<WebhookRecord> existing;
-                    auto found = store.GetWebhook(name);
-                    if (found.ok())
-                      existing = *found;
-                    else if (found.status().code() != Code::kNotFound)
-                      return HttpResponse::Error(found.status());
-                    TRY_OR_ERROR(WebhookRecord w, WebhookFromBody(name, body, existing, service));
-                    const int64_t now = ToUnixMillis(clock.Now());
-                    w.created_at = existing ? existing->created_at : now;
-                    w.updated_at = now;
-                    w.updated_by = req.principal.user;
-                    const bool changed = !existing || existing->secret != w.secret;
-                    STATUS_OR_ERROR(store.Atomically([&]() -> Status {
-                      REPRISE_RETURN_IF_ERROR(store.PutWebhook(w));
-                      return audit(req, "webhook.put", name, AuditSummary(w, changed));
-                    }));
-                    TRY_OR_ERROR(auto stored, store.GetWebhook(name));
-                    return Ok(WebhookJson(stored), existing ? 200 : 201);
+  group.Add(Get("/api/v1/webhooks/{name}", Role::kAdmin,
+                {.summary = "One webhook", .success = "the webhook, its secret masked"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(std::string name, WebhookName(req));
+                  TRY_OR_ERROR(auto w, store.GetWebhook(name));
+                  return Ok(WebhookJson(w));
+                }));
+  group.Add(Put("/api/v1/webhooks/{name}", Role::kAdmin,
+                {.summary = "Create or replace a webhook",
+                 .body = WebhookBody(),
+                 .success = "the webhook (201 when created)"},
+                [&, audit](HttpRequest& req) {
+                  TRY_OR_ERROR(std::string name, WebhookName(req));
+                  TRY_OR_ERROR(auto body, ParseJsonBody(req));
+                  std::optional<WebhookRecord> existing;
+                  auto found = store.GetWebhook(name);
+                  if (found.ok())
+                    existing = *found;
+                  else if (found.status().code() != Code::kNotFound)
+                    return HttpResponse::Error(found.status());
+                  TRY_OR_ERROR(WebhookRecord w, WebhookFromBody(name, body, existing, service));
+                  const int64_t now = ToUnixMillis(clock.Now());
+                  w.created_at = existing ? existing->created_at : now;
+                  w.updated_at = now;
+                  w.updated_by = req.principal.user;
+                  const bool changed = !existing || existing->secret != w.secret;
+                  STATUS_OR_ERROR(store.Atomically([&]() -> Status {
+                    REPRISE_RETURN_IF_ERROR(store.PutWebhook(w));
+                    return audit(req, "webhook.put", name, AuditSummary(w, changed));
                   }));
-  r.push_back(Delete("/api/v1/webhooks/{name}", Role::kAdmin,
-                     {.summary = "Delete a webhook and its deliveries",
-                      .tag = "Webhooks",
-                      .success = "{name, deleted}"},
-                     [&, audit](HttpRequest& req) {
-                       TRY_OR_ERROR(std::string name, WebhookName(req));
-                       STATUS_OR_ERROR(store.Atomically([&]() -> Status {
-                         REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteWebhook(name));
-                         if (!removed) return NotFound("webhook '" + name + "' not found");
-                         return audit(req, "webhook.delete", name, "with its deliveries");
-                       }));
-                       return Ok({{"name", name}, {"deleted", true}});
+                  TRY_OR_ERROR(auto stored, store.GetWebhook(name));
+                  return Ok(WebhookJson(stored), existing ? 200 : 201);
+                }));
+  group.Add(Delete("/api/v1/webhooks/{name}", Role::kAdmin,
+                   {.summary = "Delete a webhook and its deliveries", .success = "{name, deleted}"},
+                   [&, audit](HttpRequest& req) {
+                     TRY_OR_ERROR(std::string name, WebhookName(req));
+                     STATUS_OR_ERROR(store.Atomically([&]() -> Status {
+                       REPRISE_ASSIGN_OR_RETURN(bool removed, store.DeleteWebhook(name));
+                       if (!removed) return NotFound("webhook '" + name + "' not found");
+                       return audit(req, "webhook.delete", name, "with its deliveries");
                      }));
+                     return Ok({{"name", name}, {"deleted", true}});
+                   }));
 }
 
 // A webhook's deliveries: list, redeliver, a test ping.
@@ -211,55 +197,53 @@ void AddDeliveryRoutes(Store& store, WebhookService& service, const Clock& clock
                        std::vector<Route>& r) {
   auto audit = WebhookAudit(store, clock);
 
-  r.push_back(Get("/api/v1/webhooks/{name}/deliveries", Role::kAdmin,
-                  {.summary = "A webhook's deliveries, newest first",
-                   .tag = "Webhooks",
-                   .query = PageQuery(),
-                   .success = "{items: [delivery]}"},
-                  [&](HttpRequest& req) {
-                    TRY_OR_ERROR(std::string name, WebhookName(req));
-                    TRY_OR_ERROR(Page page, ListParams(req));
-                    TRY_OR_ERROR(auto w, store.GetWebhook(name));
-                    TRY_OR_ERROR(auto list, store.ListWebhookDeliveries(w.name, page));
-                    return ListResponse(list, page, DeliveryJson);
-                  }));
-  r.push_back(Post("/api/v1/webhooks/{name}/deliveries/{id}/redeliver", Role::kAdmin,
-                   {.summary = "Queue a delivery again",
-                    .tag = "Webhooks",
-                    .success_status = 202,
-                    .success = "the new delivery"},
-                   [&, audit](HttpRequest& req) {
-                     TRY_OR_ERROR(std::string name, WebhookName(req));
-                     TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "delivery id"));
-                     TRY_OR_ERROR(auto w, store.GetWebhook(name));
-                     auto d = store.GetWebhookDelivery(id);
-                     if (!d.ok() || d->webhook != w.name)
-                       return HttpResponse::Error(NotFound(
-                           "webhook '" + name + "' has no delivery " + std::to_string(id)));
-                     TRY_OR_ERROR(auto again, service.Queue(w.name, d->event, d->data_json));
-                     STATUS_OR_ERROR(audit(req, "webhook.redeliver", name,
-                                           "delivery " + std::to_string(id) + " (" + d->event +
-                                               ") queued again as " + std::to_string(again.id)));
-                     return Ok(DeliveryJson(again), 202);
-                   }));
-  r.push_back(Post("/api/v1/webhooks/{name}/test", Role::kAdmin,
-                   {.summary = "Queue a ping to the webhook",
-                    .tag = "Webhooks",
-                    .success_status = 202,
-                    .success = "the ping delivery"},
-                   [&, audit](HttpRequest& req) {
-                     TRY_OR_ERROR(std::string name, WebhookName(req));
-                     TRY_OR_ERROR(auto w, store.GetWebhook(name));
-                     Event ping;
-                     ping.type = "ping";
-                     ping.time = ToUnixMillis(clock.Now());
-                     ping.actor = req.principal.user;
-                     ping.reason = "a test delivery";
-                     TRY_OR_ERROR(auto queued, service.Queue(w.name, "ping", EventDataJson(ping)));
-                     STATUS_OR_ERROR(audit(req, "webhook.test", name,
-                                           "ping queued as delivery " + std::to_string(queued.id)));
-                     return Ok(DeliveryJson(queued), 202);
-                   }));
+  RouteGroup group(r, "Webhooks");
+
+  group.Add(Get("/api/v1/webhooks/{name}/deliveries", Role::kAdmin,
+                {.summary = "A webhook's deliveries, newest first",
+                 .query = PageQuery(),
+                 .success = "{items: [delivery]}"},
+                [&](HttpRequest& req) {
+                  TRY_OR_ERROR(std::string name, WebhookName(req));
+                  TRY_OR_ERROR(Page page, ListParams(req));
+                  TRY_OR_ERROR(auto w, store.GetWebhook(name));
+                  TRY_OR_ERROR(auto list, store.ListWebhookDeliveries(w.name, page));
+                  return ListResponse(list, page, DeliveryJson);
+                }));
+  group.Add(Post(
+      "/api/v1/webhooks/{name}/deliveries/{id}/redeliver", Role::kAdmin,
+      {.summary = "Queue a delivery again", .success_status = 202, .success = "the new delivery"},
+      [&, audit](HttpRequest& req) {
+        TRY_OR_ERROR(std::string name, WebhookName(req));
+        TRY_OR_ERROR(int64_t id, ParseNumber(req.Param("id"), "delivery id"));
+        TRY_OR_ERROR(auto w, store.GetWebhook(name));
+        auto d = store.GetWebhookDelivery(id);
+        if (!d.ok() || d->webhook != w.name)
+          return HttpResponse::Error(
+              NotFound("webhook '" + name + "' has no delivery " + std::to_string(id)));
+        TRY_OR_ERROR(auto again, service.Queue(w.name, d->event, d->data_json));
+        STATUS_OR_ERROR(audit(req, "webhook.redeliver", name,
+                              "delivery " + std::to_string(id) + " (" + d->event +
+                                  ") queued again as " + std::to_string(again.id)));
+        return Ok(DeliveryJson(again), 202);
+      }));
+  group.Add(Post("/api/v1/webhooks/{name}/test", Role::kAdmin,
+                 {.summary = "Queue a ping to the webhook",
+                  .success_status = 202,
+                  .success = "the ping delivery"},
+                 [&, audit](HttpRequest& req) {
+                   TRY_OR_ERROR(std::string name, WebhookName(req));
+                   TRY_OR_ERROR(auto w, store.GetWebhook(name));
+                   Event ping;
+                   ping.type = "ping";
+                   ping.time = ToUnixMillis(clock.Now());
+                   ping.actor = req.principal.user;
+                   ping.reason = "a test delivery";
+                   TRY_OR_ERROR(auto queued, service.Queue(w.name, "ping", EventDataJson(ping)));
+                   STATUS_OR_ERROR(audit(req, "webhook.test", name,
+                                         "ping queued as delivery " + std::to_string(queued.id)));
+                   return Ok(DeliveryJson(queued), 202);
+                 }));
 }
 
 }  // namespace

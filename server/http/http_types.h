@@ -143,6 +143,21 @@ struct RouteMethod {
   }
 };
 inline constexpr RouteMethod Get{"GET"}, Post{"POST"}, Put{"PUT"}, Patch{"PATCH"}, Delete{"DELETE"};
+// The routes of one resource group, listed under one tag in the API
+// reference: Add gives each route the group's tag, so that a route's
+// documentation states only what is its own.
+class RouteGroup {
+ public:
+  RouteGroup(std::vector<Route>& routes, std::string tag) : routes_(routes), tag_(std::move(tag)) {}
+  void Add(Route route) {
+    route.doc.tag = tag_;
+    routes_.push_back(std::move(route));
+  }
+
+ private:
+  std::vector<Route>& routes_;
+  std::string tag_;
+};
 // The same route answered without authentication (health, the OpenAPI document, log in).
 inline Route Public(Route route) {
   route.public_route = true;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json_members.h"
 #include "planner/app_spec.h"
 #include "server/engine/agent_port.h"
 #include "server/engine/irreversible.h"
@@ -289,15 +290,12 @@ Result<RollbackRecord> RollbackRecords::Validate(const Actor& actor, int64_t id)
   REPRISE_ASSIGN_OR_RETURN(auto components, store_.ListRollbackComponents(id));
   int64_t now = ToUnixMillis(clock_.Now());
   bool ok = true;
-  Json file = {{"record", id},
-               {"deployment", r.deployment_id},
-               {"application", r.application},
-               {"stage", r.stage},
-               {"release", r.release},
-               {"build", r.build},
-               {"validated_by", actor.user},
-               {"validated_at", now},
-               {"targets", Json::array()}};
+  Json file = JSON_MEMBERS(r, application, stage, release, build);
+  file["record"] = id;
+  file["deployment"] = r.deployment_id;
+  file["validated_by"] = actor.user;
+  file["validated_at"] = now;
+  file["targets"] = Json::array();
   for (const auto& t : targets) {
     std::map<std::string, std::string> selected;  // path -> type
     for (const auto& c : components)

@@ -425,22 +425,21 @@ Result<Principal> WebUi::AuthenticateSession(const HttpRequest& request) const {
 std::vector<Route> WebUi::Routes() {
   Impl* impl = impl_.get();
   std::vector<Route> r;
-  r.push_back(Public(
+  RouteGroup group(r, "Session");
+  group.Add(Public(
       Post("/api/v1/session", Role::kViewer,
            {.summary = "Log in to the web UI",
-            .tag = "Session",
             .description = "Sets the session cookie; the answer carries the CSRF token to send "
                            "as X-CSRF-Token on changes.",
             .body = LoginBody(),
             .success = "{user, role, csrf_token}"},
            [impl](HttpRequest& req) { return impl->Login(req); })));
-  r.push_back(Get(
-      "/api/v1/session", Role::kViewer,
-      {.summary = "The current session", .tag = "Session", .success = "{user, role, csrf_token?}"},
-      [impl](HttpRequest& req) { return impl->Info(req); }));
-  r.push_back(Delete("/api/v1/session", Role::kViewer,
-                     {.summary = "Log out", .tag = "Session", .success = "the session ended"},
-                     [impl](HttpRequest& req) { return impl->Logout(req); }));
+  group.Add(Get("/api/v1/session", Role::kViewer,
+                {.summary = "The current session", .success = "{user, role, csrf_token?}"},
+                [impl](HttpRequest& req) { return impl->Info(req); }));
+  group.Add(Delete("/api/v1/session", Role::kViewer,
+                   {.summary = "Log out", .success = "the session ended"},
+                   [impl](HttpRequest& req) { return impl->Logout(req); }));
   return r;
 }
 

@@ -61,8 +61,7 @@ TEST_CASE("the curl-only recipe deploys a new build to Integration, and fails wh
   CHECK(Contains(ok.out, "reprise-deploy: shop 5.0.0 build 1\n"));
   CHECK(Contains(ok.out, "Deploying shop 5.0.0 build 1 to Integration\n"));
   CHECK(Contains(ok.out, " succeeded\n"));
-  CHECK(ReadFile(f.server().data_dir() / "targets" / "int-web" / "current" / "index.html") ==
-        "<h1>shop 5.0.0</h1>\n");
+  CHECK(ReadFile(f.Current("int-web") / "index.html") == "<h1>shop 5.0.0</h1>\n");
   auto list = json::parse(
       f.server().Admin().Get("/api/v1/deployments?application=shop&stage=Integration").body);
   REQUIRE(!list["items"].empty());

@@ -148,6 +148,10 @@ class CliFixture {
   }
 
   TestServer& server() { return server_; }
+  // The live release directory of `target` on the server's local agent.
+  fs::path Current(const std::string& target) {
+    return server_.data_dir() / "targets" / target / "current";
+  }
   const fs::path& scratch() const { return scratch_.path(); }
 
  private:

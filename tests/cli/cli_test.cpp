@@ -41,8 +41,7 @@ TEST_CASE("a CI run: release, build, upload, deploy --wait, preview, apps, deplo
   CHECK(Contains(deployed.out, "promote of shop 2.0.0 build 1 to Integration"));
   CHECK(Contains(deployed.out, "[int-web] Deploying shop 2.0.0 build 1 to Integration"));
   CHECK(Contains(deployed.out, "succeeded"));
-  CHECK(ReadFile(f.server().data_dir() / "targets" / "int-web" / "current" / "index.html") ==
-        "<h1>shop 2.0.0</h1>\n");
+  CHECK(ReadFile(f.Current("int-web") / "index.html") == "<h1>shop 2.0.0</h1>\n");
 
   auto preview = f.Run({"preview", "shop", "2.0.0", "1", "Production"});
   CHECK(preview.code == 0);
@@ -200,7 +199,7 @@ TEST_CASE("validate exits 0 when the files match, 1 when they differ, 2 when it 
   CHECK(report["ok"] == true);
   CHECK(report["files_checked"] == 5);
 
-  const fs::path current = f.server().data_dir() / "targets" / "prod-web" / "current";
+  const fs::path current = f.Current("prod-web");
   // The same size as build 1's app.js, other bytes.
   REQUIRE(WriteFileAtomic(current / "app.js", "console.log('patched');\n").ok());
   auto differs = f.Run({"validate", "prod-web"});

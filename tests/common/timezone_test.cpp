@@ -24,14 +24,7 @@ int Offset(const char* zone, const char* rfc3339) {
 }
 
 CivilTime Civil(int64_t y, int mo, int d, int h, int mi, int s = 0) {
-  CivilTime c;
-  c.year = y;
-  c.month = mo;
-  c.day = d;
-  c.hour = h;
-  c.minute = mi;
-  c.second = s;
-  return c;
+  return {.year = y, .month = mo, .day = d, .hour = h, .minute = mi, .second = s};
 }
 
 }  // namespace

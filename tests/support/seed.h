@@ -1,5 +1,6 @@
-// SeedLocalStage: an application with one stage whose one target lives on
-// the server's local agent, created through the API, for tests that need
+// Catalog seeding through the API for tests: a target, an application with
+// its first release, and SeedLocalStage, an application with one stage whose
+// one target lives on the server's local agent, for tests that need
 // something to deploy without an agent process. Not thread-safe (one client).
 #pragma once
 
@@ -12,6 +13,23 @@
 #include "tests/support/http_client.h"
 
 namespace reprise::testing {
+
+// PUT /api/v1/targets/{name}: the target `path` on `agent` in `environment`.
+inline void PutTarget(HttpClient& admin, const std::string& name, const std::string& environment,
+                      const std::string& agent, const std::string& path) {
+  nlohmann::json t = {{"environment", environment}, {"agent", agent}, {"path", path}};
+  auto put = admin.Put("/api/v1/targets/" + name, t.dump());
+  REQUIRE_MESSAGE(put.status == 200, put.body);
+}
+
+// PUT /api/v1/applications/{app} with the YAML `spec`, then its release `release`.
+inline void PutApplicationWithRelease(HttpClient& admin, const std::string& app,
+                                      const std::string& spec, const std::string& release = "1.0") {
+  auto created = admin.Put("/api/v1/applications/" + app, spec, "application/yaml");
+  REQUIRE_MESSAGE(created.status == 200, created.body);
+  nlohmann::json number = {{"number", release}};
+  REQUIRE(admin.Post("/api/v1/applications/" + app + "/releases", number.dump()).status == 201);
+}
 
 struct LocalStage {
   std::string application = "app";
@@ -27,17 +45,12 @@ struct LocalStage {
 inline void SeedLocalStage(HttpClient& admin, const std::filesystem::path& path,
                            const std::string& plan_steps, const LocalStage& names = {}) {
   REQUIRE(admin.Put("/api/v1/environments/" + names.environment, "{}").status == 200);
-  nlohmann::json t = {
-      {"environment", names.environment}, {"agent", "local"}, {"path", path.string()}};
-  auto put = admin.Put("/api/v1/targets/" + names.target, t.dump());
-  REQUIRE_MESSAGE(put.status == 200, put.body);
+  PutTarget(admin, names.target, names.environment, "local", path.string());
   std::string spec = "pipeline:\n  - {stage: " + names.stage +
                      ", environment: " + names.environment + ", targets: [" + names.target +
                      "], plan: p}\nplans:\n  p: |\n" + plan_steps;
+  PutApplicationWithRelease(admin, names.application, spec);
   const std::string app = "/api/v1/applications/" + names.application;
-  auto created = admin.Put(app, spec, "application/yaml");
-  REQUIRE_MESSAGE(created.status == 200, created.body);
-  REQUIRE(admin.Post(app + "/releases", R"({"number":"1.0"})").status == 201);
   for (int build = 1; build <= names.builds; ++build)
     REQUIRE(admin.Post(app + "/releases/1.0/builds", "{}").status == 201);
 }

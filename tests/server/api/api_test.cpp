@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/seed.h"
 #include "tests/support/test_server.h"
 
 namespace reprise::testing {
@@ -55,17 +56,9 @@ void Seed(HttpClient& admin) {
               .Put("/api/v1/environments/Production",
                    R"({"variables":{"Region":"eu","ApiKey":{"value":"s3cr3t","sensitive":true}}})")
               .status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/int-web",
-                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
-              .status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/prod-web",
-                   R"({"environment":"Production","agent":"a2","path":"/srv/prod"})")
-              .status == 200);
-  auto app = admin.Put("/api/v1/applications/shop", kSpec, "application/yaml");
-  REQUIRE_MESSAGE(app.status == 200, app.body);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  PutTarget(admin, "int-web", "Integration", "a1", "/srv/int");
+  PutTarget(admin, "prod-web", "Production", "a2", "/srv/prod");
+  PutApplicationWithRelease(admin, "shop", kSpec);
 }
 
 // A server seeded by Seed and its admin client.

@@ -21,6 +21,7 @@
 #include "common/crypto.h"
 #include "tests/agents/deployer/archive_corpus.h"
 #include "tests/support/run_binary.h"
+#include "tests/support/seed.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_server.h"
 
@@ -34,17 +35,11 @@ constexpr const char* kBuild1 = "/api/v1/applications/shop/releases/1.0/builds/1
 
 void SeedBuild(HttpClient& admin) {
   REQUIRE(admin.Put("/api/v1/environments/Integration", "{}").status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/targets/int-web",
-                   R"({"environment":"Integration","agent":"a1","path":"/srv/int"})")
-              .status == 200);
-  REQUIRE(admin
-              .Put("/api/v1/applications/shop",
-                   "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
-                   "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n",
-                   "application/yaml")
-              .status == 200);
-  REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+  PutTarget(admin, "int-web", "Integration", "a1", "/srv/int");
+  PutApplicationWithRelease(
+      admin, "shop",
+      "pipeline:\n  - {stage: I, environment: Integration, targets: [int-web], "
+      "plan: p}\nplans:\n  p: |\n    - deploy-artifact: { artifact: web }\n");
   REQUIRE(admin.Post("/api/v1/applications/shop/releases/1.0/builds", "{}").status == 201);
 }
 

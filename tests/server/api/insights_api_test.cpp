@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "tests/support/seed.h"
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
 
@@ -33,13 +34,8 @@ struct InsightsServer {
         server(Options(&clock)),
         admin(server.Admin()) {
     REQUIRE(admin.Put("/api/v1/environments/Live", "{}").status == 200);
-    REQUIRE(admin
-                .Put("/api/v1/targets/live-web",
-                     R"({"environment":"Live","agent":"a1","path":"/srv/live"})")
-                .status == 200);
-    auto app = admin.Put("/api/v1/applications/shop", kSpec, "application/yaml");
-    REQUIRE_MESSAGE(app.status == 200, app.body);
-    REQUIRE(admin.Post("/api/v1/applications/shop/releases", R"({"number":"1.0"})").status == 201);
+    PutTarget(admin, "live-web", "Live", "a1", "/srv/live");
+    PutApplicationWithRelease(admin, "shop", kSpec);
   }
   static ServerOptions Options(Clock* clock) {
     ServerOptions o;
