@@ -42,9 +42,8 @@ Result<std::unique_ptr<FileIndex>> FileIndex::Open(const BlobStore& blobs, Archi
     fs::create_directories(root / sub, ec);
     if (ec) return IoError("cannot create " + (root / sub).string() + ": " + ec.message());
   }
-  // Unfinished derivations: nothing refers to them. Leftovers of other
-  // servers sharing ROOT that are still deriving would only cost them a
-  // failed derivation, retried on the next request.
+  // Unfinished derivations: nothing refers to them. Only old ones go:
+  // another server sharing ROOT may be deriving right now.
   for (const auto& e : fs::directory_iterator(root / "tmp", ec)) {
     std::error_code age_ec;
     auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), age_ec);

@@ -124,6 +124,8 @@ TEST_CASE("a missing required field is refused; a missing optional one takes its
       {"probe_request", "req"},
       {"probe_request", "target_path"},
       {"reply", "req"},
+      {"files_get", "op"},
+      {"files_get", "sha256"},
   };
   size_t seen_required = 0;
   ForEachField([&](const json& good, const std::string& type, const std::string& field) {
