@@ -1,7 +1,8 @@
 // The runner's internals, shared by the files of agents/agent/ that
 // implement AgentRunner (runner.cpp dispatches; runner_store.cpp,
-// runner_deploy.cpp, runner_files.cpp, runner_exec.cpp, runner_state.cpp
-// hold the operations). Not for use outside agents/agent/.
+// runner_deploy.cpp, runner_fetch_files.cpp, runner_files.cpp,
+// runner_exec.cpp, runner_state.cpp hold the operations). Not for use
+// outside agents/agent/.
 //
 // What an operation on a target root uses:
 //   - Checked(): a path from a step, resolved under the root and refused when
