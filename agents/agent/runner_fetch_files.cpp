@@ -103,6 +103,39 @@ Result<bool> LinkUnchanged(const fs::path& source, const fs::path& dest, const M
   return false;
 }
 
+// Copies the file `from` (written by this operation) to the new path `to`
+// with `mode`; every descriptor close-on-exec (steps fork meanwhile).
+Status CopyFile(const fs::path& from, const fs::path& to, unsigned mode) {
+  int in = ::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) return IoError(ErrnoText("reading " + from.string()));
+  int out = ::open(to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (out < 0) {
+    ::close(in);
+    return IoError(ErrnoText("creating " + to.string()));
+  }
+  std::vector<char> buf(1 << 16);
+  Status st;
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) st = IoError(ErrnoText("reading " + from.string()));
+      break;
+    }
+    for (ssize_t off = 0; off < n && st.ok();) {
+      ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) st = IoError(ErrnoText("writing " + to.string()));
+      off += w > 0 ? w : 0;
+    }
+    if (!st.ok()) break;
+  }
+  if (st.ok() && ::fchmod(out, mode) != 0) st = IoError(ErrnoText("chmod " + to.string()));
+  ::close(in);
+  ::close(out);
+  return st;
+}
+
 // Splits the concatenated contents of `shas` into their files under `dest`,
 // hashing each as it is written; a file whose bytes are not its sha256
 // fails the whole.
@@ -181,10 +214,7 @@ class FileReceiver {
     if (!moded) return IoError(ErrnoText("chmod " + e.path));
     const auto& all = plan_.writes.at(shas_[next_]);
     for (size_t i = 1; i < all.size(); ++i) {
-      std::error_code ec;
-      fs::copy_file(dest_ / e.path, dest_ / all[i]->path, ec);
-      if (!ec) fs::permissions(dest_ / all[i]->path, static_cast<fs::perms>(all[i]->mode), ec);
-      if (ec) return IoError("copying " + e.path + " to " + all[i]->path + ": " + ec.message());
+      REPRISE_RETURN_IF_ERROR(CopyFile(dest_ / e.path, dest_ / all[i]->path, all[i]->mode));
     }
     ++next_;
     return Status::Ok();
