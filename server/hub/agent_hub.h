@@ -43,7 +43,7 @@ struct AgentHubOptions {
   // Builds' file indexes (derived from `blobs`): agents that have most of a
   // build fetch only the files they lack. Null: whole archives only.
   FileIndex* files = nullptr;
-  const Clock* clock = nullptr;      // null: the system clock
+  const Clock* clock = nullptr;  // null: the system clock
   std::string host = "127.0.0.1";
   int port = 0;                    // 0: any free port; -1: no listener (local agent only)
   std::filesystem::path data_dir;  // the TLS certificate and key live here
