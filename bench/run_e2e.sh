@@ -7,6 +7,8 @@
 #   fresh    deploy build 1 to an agent that has nothing  vs `bsdtar -xzf` into an empty dir
 #   update   deploy build 2 over build 1                  vs `rsync -a --delete` of the
 #                                                            unpacked build 2 over build 1's tree
+#            (the agent fetches only the changed files; the deploys of a round
+#            start once the server has derived the uploads' file indexes)
 #   rollback re-deploy build 1 (cached), big and small    (targets: <= 15 ms, big/small <= 1.5x)
 #   small    deploy the 5 MB / 200-file build fresh       vs Ansible `unarchive` (when present)
 # A deployment's time runs from the POST until its live log's `end` event
@@ -151,6 +153,9 @@ if [[ -n "$have_ansible" ]]; then
 YML
 fi
 
+sha_big1=$(sha256sum "$big1" | cut -d' ' -f1)
+sha_big2=$(sha256sum "$big2" | cut -d' ' -f1)
+derive_secs=""
 declare -a up sha fresh fresh_s tar upd upd_s rsy rb rb_s rbs rbs_s sm sm_s ans
 for ((i = 1; i <= runs; i++)); do
   echo "round $i of $runs" >&2
@@ -163,8 +168,19 @@ for ((i = 1; i <= runs; i++)); do
   fi
   up+=("$(cat "$data/upload.last")")
   b2=$(upload e2ebig "$big2")
+  t_b2=$(now)
   s1=$(upload e2esmall "$small1")
   s2=$(upload e2esmall "$small1")  # a second build to roll back from
+  # The server derives each upload's file index in the background (what an
+  # update fetches changed files by); the deploys are measured once it is
+  # done, so that it does not run beside them. Round 1 records how long
+  # build 2's took after its upload answered.
+  for _ in $(seq 1 1200); do
+    [[ -e "$data/var/artifacts/files/index/$sha_big1.json" && -e "$data/var/artifacts/files/index/$sha_big2.json" ]] && break
+    sleep 0.1
+  done
+  [[ -e "$data/var/artifacts/files/index/$sha_big2.json" ]] || echo "build 2's file index is not there: the update fetches the whole archive" >&2
+  ((i == 1)) && derive_secs=$(secs "$t_b2" "$(now)")
 
   new_agent "$i"
   sync
@@ -239,3 +255,4 @@ echo "rollback, big:"
 timeline "$rollback_id"
 echo "rollback, small:"
 timeline "$rollback_small_id"
+echo "build 2's file index was ready ${derive_secs:-?} s after its upload answered (round 1, at most; derived in the background)"

@@ -323,6 +323,10 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
     bool was = s->approved;
     s->authed = true;
     s->approved = m.approved();
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      s->files = m.files;
+    }
     Link& link = *s->link;
     link.backoff = o.backoff_min;
     if (ssl && link.pinned.empty()) {

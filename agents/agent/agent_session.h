@@ -59,6 +59,7 @@ struct Session {
   bool approved = false;
   std::mutex mu;  // guards everything below
   bool closed = false;
+  bool files = false;  // the server answers files_get (its welcome said so)
   std::map<uint64_t, std::shared_ptr<RunningOp>> ops;
   std::map<uint64_t, std::shared_ptr<FetchState>> fetches;
   // Requests whose payload is still arriving in parts.

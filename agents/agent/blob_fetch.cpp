@@ -47,7 +47,8 @@ void OnBlobData(Session& s, const protocol::BlobData& h, const std::string& payl
       }
       off += static_cast<size_t>(w);
     }
-    fetch->hasher.Update(payload.data(), payload.size());
+    // Parts of a build (no sha256 of the whole) are checked file by file.
+    if (!fetch->sha256.empty()) fetch->hasher.Update(payload.data(), payload.size());
     fetch->received += payload.size();
     bool eof = h.eof;
     if (fetch->received > fetch->total) {
@@ -89,7 +90,10 @@ class ChannelStream : public BlobStream {
     if (!ended_) (void)Abandon();
   }
 
-  Status Start(const std::string& sha256, const ProgressFn& progress) {
+  // Asks for `request` (a blob_get or files_get of op_); with `sha256`
+  // empty the bytes are not checked here (the caller checks their parts).
+  Status Start(const protocol::Message& request, const std::string& sha256,
+               const std::string& payload, const ProgressFn& progress) {
     sha256_ = sha256;
     int fd = ::open(tmp_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) return IoError("cannot create " + tmp_.string());
@@ -111,7 +115,7 @@ class ChannelStream : public BlobStream {
       (void)Abandon();
       return Unavailable("connection lost");
     }
-    s_->Send(protocol::BlobGet{op_, sha256, 0});
+    s_->Send(request, payload);
     return Status::Ok();
   }
 
@@ -194,6 +198,7 @@ class ChannelStream : public BlobStream {
 
   // Once every byte arrived (f_->m held): the sha256 the bytes have.
   Status VerifyLocked() {
+    if (sha256_.empty()) return Status::Ok();
     if (!hashed_) {
       got_ = f_->hasher.FinishHex();
       hashed_ = true;
@@ -244,13 +249,33 @@ class ChannelSource : public BlobSource {
                                              const CancelToken& cancel,
                                              const ProgressFn& progress) override {
     auto stream = std::make_unique<ChannelStream>(s_, op_, cache_path, cancel);
-    REPRISE_RETURN_IF_ERROR(stream->Start(sha256, progress));
+    REPRISE_RETURN_IF_ERROR(stream->Start(protocol::BlobGet{op_, sha256, 0}, sha256, {}, progress));
+    return std::unique_ptr<BlobStream>(std::move(stream));
+  }
+  Result<std::unique_ptr<BlobStream>> StreamFiles(const std::string& sha256,
+                                                  const std::vector<std::string>& files,
+                                                  const fs::path& temp_path,
+                                                  const CancelToken& cancel,
+                                                  const ProgressFn& progress) override {
+    {
+      std::lock_guard<std::mutex> g(s_->mu);
+      if (!s_->files) return std::unique_ptr<BlobStream>();
+    }
+    std::string list;
+    list.reserve(files.size() * 65);
+    for (const std::string& f : files) list.append(f).push_back('\n');
+    if (list.size() > protocol::kMaxPayloadBytes) {
+      return TooLarge("too many files for one request: " + std::to_string(files.size()));
+    }
+    auto stream = std::make_unique<ChannelStream>(s_, op_, temp_path, cancel);
+    REPRISE_RETURN_IF_ERROR(
+        stream->Start(protocol::FilesGet{op_, sha256, files.empty()}, "", list, progress));
     return std::unique_ptr<BlobStream>(std::move(stream));
   }
   Result<Fetched> Fetch(const std::string& sha256, const fs::path& cache_path,
                         const CancelToken& cancel, const ProgressFn& progress) override {
     ChannelStream stream(s_, op_, cache_path, cancel);
-    REPRISE_RETURN_IF_ERROR(stream.Start(sha256, progress));
+    REPRISE_RETURN_IF_ERROR(stream.Start(protocol::BlobGet{op_, sha256, 0}, sha256, {}, progress));
     REPRISE_ASSIGN_OR_RETURN(BlobStream::Fetched fetched, stream.Finish());
     return Fetched{fetched.path, true};
   }

@@ -111,6 +111,19 @@ class BlobSource {
                                               const std::filesystem::path& cache_path,
                                               const CancelToken& cancel,
                                               const ProgressFn& progress) = 0;
+  // Parts of the build whose artifact is `sha256`, as they arrive through a
+  // temporary file at `temp_path`: its file index (the manifest JSON) when
+  // `files` is empty, else the contents of the files with those sha256s, one
+  // after the other. Null when the source cannot (an older server, the local
+  // agent): then the whole archive. Nothing is verified here: the caller
+  // checks the index against the build's manifest hash and every file
+  // against its sha256.
+  [[nodiscard]] virtual Result<std::unique_ptr<BlobStream>> StreamFiles(
+      const std::string& /*sha256*/, const std::vector<std::string>& /*files*/,
+      const std::filesystem::path& /*temp_path*/, const CancelToken& /*cancel*/,
+      const ProgressFn& /*progress*/) {
+    return std::unique_ptr<BlobStream>();
+  }
 };
 
 struct TargetState {

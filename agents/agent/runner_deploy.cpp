@@ -294,12 +294,9 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   restamp = IntactReleases(l, name);
   std::optional<ReuseRelease> reuse = PickReuseSource(l, *restamp, name);
   ExtractStats stats;
-  // Durability: one syncfs after the extraction instead of an fsync per
-  // file and directory (thousands of journal commits). It also flushes
-  // other dirty data of that filesystem, which a busy target pays for.
-  auto manifest =
-      FetchAndExtract(l, op, blobs, partial, limits,
-                      {false, true, reuse ? &reuse->source : nullptr, &stats}, log, cancel, report);
+  bool by_files = false;
+  auto manifest = BuildRelease(l, op, blobs, partial, limits, reuse ? &*reuse : nullptr, stats,
+                               by_files, log, cancel, report);
   if (!manifest.ok()) {
     fs::remove_all(partial, ec);
     if (manifest.status().code() == Code::kCancelled)
@@ -340,7 +337,8 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
                                          std::to_string(stats.linked_bytes) +
                                          " bytes) linked from " + reuse->name
                                    : "";
-  log(LogLevel::kInfo, "extracted " + std::to_string(manifest->file_count) + " files (" +
+  log(LogLevel::kInfo, std::string(by_files ? "built " : "extracted ") +
+                           std::to_string(manifest->file_count) + " files (" +
                            std::to_string(manifest->total_bytes) + " bytes) into " + name + linked +
                            (op.manifest_hash.empty() ? ""
                                                      : ", verified against the build's manifest (" +

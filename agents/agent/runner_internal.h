@@ -1,7 +1,8 @@
 // The runner's internals, shared by the files of agents/agent/ that
 // implement AgentRunner (runner.cpp dispatches; runner_store.cpp,
-// runner_deploy.cpp, runner_files.cpp, runner_exec.cpp, runner_state.cpp
-// hold the operations). Not for use outside agents/agent/.
+// runner_deploy.cpp, runner_fetch_files.cpp, runner_files.cpp,
+// runner_exec.cpp, runner_state.cpp hold the operations). Not for use
+// outside agents/agent/.
 //
 // What an operation on a target root uses:
 //   - Checked(): a path from a step, resolved under the root and refused when
@@ -281,6 +282,29 @@ struct AgentRunner::Impl {
                                    const ArchiveLimits& limits, const ExtractOptions& options,
                                    const RunnerLog& log, const CancelToken& cancel,
                                    const ProgressFn& report);
+  // The release for op in `dest` (which must not exist): from the build's
+  // file index, the unchanged files linked from `reuse` and only the others
+  // fetched (`by_files` set), when the source serves files and an intact
+  // release is there; else, or when that fails (logged), FetchAndExtract.
+  Result<Manifest> BuildRelease(const agent_runner::Layout& l, const DeployArtifactOp& op,
+                                BlobSource& blobs, const std::filesystem::path& dest,
+                                const ArchiveLimits& limits,
+                                const agent_runner::ReuseRelease* reuse, ExtractStats& stats,
+                                bool& by_files, const RunnerLog& log, const CancelToken& cancel,
+                                const ProgressFn& report);
+  // The update path of BuildRelease (runner_fetch_files.cpp): nullopt when
+  // the source serves no files; the index is checked against the build's
+  // manifest hash and limits, every fetched file against its sha256.
+  Result<std::optional<Manifest>> FetchChangedFiles(const agent_runner::Layout& l,
+                                                    const DeployArtifactOp& op, BlobSource& blobs,
+                                                    const std::filesystem::path& dest,
+                                                    const ArchiveLimits& limits,
+                                                    const ReuseSource& reuse, ExtractStats& stats,
+                                                    const RunnerLog& log, const CancelToken& cancel,
+                                                    const ProgressFn& report);
+  Result<Manifest> FetchIndex(const agent_runner::Layout& l, const DeployArtifactOp& op,
+                              BlobSource& blobs, const ArchiveLimits& limits,
+                              const CancelToken& cancel, bool* served);
   Result<std::filesystem::path> ObtainBlob(const agent_runner::Layout& l,
                                            const DeployArtifactOp& op, BlobSource& blobs,
                                            const RunnerLog& log, const CancelToken& cancel,

@@ -35,6 +35,7 @@ void Fields(V& v, Auth& m) {
 template <class V>
 void Fields(V& v, Welcome& m) {
   v("status", m.status, kOptional);
+  v("files", m.files, kOptional);
 }
 template <class V>
 void Fields(V& v, Refused& m) {
@@ -97,6 +98,12 @@ template <class V>
 void Fields(V& v, BlobError& m) {
   v("op", m.op, kRequired);
   v("message", m.message, kOptional);
+}
+template <class V>
+void Fields(V& v, FilesGet& m) {
+  v("op", m.op, kRequired);
+  v("sha256", m.sha256, kRequired);
+  v("index", m.index, kOptional);
 }
 template <class V>
 void Fields(V& v, TargetRequest& m) {

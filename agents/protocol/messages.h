@@ -45,6 +45,9 @@ struct Auth {             // agent -> server
 };
 struct Welcome {                   // server -> agent
   std::string status = "pending";  // pending | approved
+  // The server answers files_get (it keeps builds' file indexes); older
+  // servers leave it out and their agents fetch whole archives.
+  bool files = false;
   bool approved() const { return status == "approved"; }
   bool operator==(const Welcome&) const = default;
 };
@@ -115,6 +118,19 @@ struct BlobError {
   std::string message = "blob transfer refused";
   bool operator==(const BlobError&) const = default;
 };
+// A running deploy-artifact's build, file by file, instead of its whole
+// archive (an update that has most files already). With `index`, the build's
+// file index (its manifest JSON) comes back; else the files whose sha256s
+// the payload lists (64 hex digits and a newline each; only files of that
+// build), one after the other in the listed order. Either way as blob_data
+// chunks of op, or a blob_error. Sent only to servers whose welcome says
+// `files`.
+struct FilesGet {
+  uint64_t op = 0;
+  std::string sha256;  // the artifact of the running operation
+  bool index = false;
+  bool operator==(const FilesGet&) const = default;
+};
 // The requests about a target; a payload too large for a frame comes in
 // parts, all but the last with `more`.
 struct TargetRequest {
@@ -136,9 +152,10 @@ struct Reply {
   bool operator==(const Reply&) const = default;
 };
 
-using Message = std::variant<Hello, Challenge, Auth, Welcome, Refused, Heartbeat, HeartbeatAck, Run,
-                             Cancel, LogLines, Progress, OperationResult, BlobGet, BlobData,
-                             BlobError, StateRequest, ValidateRequest, Reply, ProbeRequest>;
+using Message =
+    std::variant<Hello, Challenge, Auth, Welcome, Refused, Heartbeat, HeartbeatAck, Run, Cancel,
+                 LogLines, Progress, OperationResult, BlobGet, BlobData, BlobError, StateRequest,
+                 ValidateRequest, Reply, ProbeRequest, FilesGet>;
 // Alternatives in MessageType order: the index is the type.
 
 MessageType TypeOf(const Message& message);

@@ -24,11 +24,11 @@
 namespace reprise::protocol {
 namespace {
 
-constexpr std::array<std::string_view, 19> kNames = {
-    "hello",         "challenge",        "auth",     "welcome",      "refused",
-    "heartbeat",     "heartbeat_ack",    "run",      "cancel",       "log",
-    "progress",      "result",           "blob_get", "blob_data",    "blob_error",
-    "state_request", "validate_request", "reply",    "probe_request"};
+constexpr std::array<std::string_view, 20> kNames = {
+    "hello",         "challenge",        "auth",     "welcome",       "refused",
+    "heartbeat",     "heartbeat_ack",    "run",      "cancel",        "log",
+    "progress",      "result",           "blob_get", "blob_data",     "blob_error",
+    "state_request", "validate_request", "reply",    "probe_request", "files_get"};
 
 void PutU32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>((v >> 24) & 0xff));

@@ -65,6 +65,7 @@ enum class MessageType {
   kValidateRequest,  // server -> agent (manifest JSON as payload)
   kReply,            // agent -> server: answer to a state/validate/probe request
   kProbeRequest,     // server -> agent: can the target root be written, how much room
+  kFilesGet,         // agent -> server: a build's file index, or some of its files by sha256
   kUnknown,
 };
 

@@ -26,6 +26,7 @@
 #include "server/api/target_validate.h"
 #include "server/app/demo.h"
 #include "server/artifacts/blob_store.h"
+#include "server/artifacts/file_index.h"
 #include "server/catalog/artifact_verify.h"
 #include "server/catalog/catalog.h"
 #include "server/engine/engine.h"
@@ -144,6 +145,7 @@ struct ServerApp::Impl {
   std::unique_ptr<WebhookService> webhooks;
   std::unique_ptr<Metrics> metrics = std::make_unique<Metrics>();
   std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<FileIndex> files;  // derived from blobs; used by the catalog and the hub
   ArchiveLimits archive_limits;
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<AgentHub> hub;
@@ -236,7 +238,11 @@ Status ServerApp::Impl::OpenData(std::string* password_file) {
   if (!cleaned.ok()) return cleaned.status();
 
   archive_limits = o.archive_limits;
-  catalog = std::make_unique<Catalog>(CatalogOptions{store.get(), blobs.get(), o.clock});
+  auto opened_files = FileIndex::Open(*blobs, o.archive_limits);
+  if (!opened_files.ok()) return opened_files.status();
+  files = std::move(opened_files).value();
+  catalog =
+      std::make_unique<Catalog>(CatalogOptions{store.get(), blobs.get(), o.clock, files.get()});
   if (o.demo) REPRISE_RETURN_IF_ERROR(SeedDemo(*catalog, o.data_dir).WithContext("demo"));
   return Status::Ok();
 }
@@ -246,6 +252,7 @@ Status ServerApp::Impl::StartHub() {
   AgentHubOptions hub_options;
   hub_options.store = store.get();
   hub_options.blobs = blobs.get();
+  hub_options.files = files.get();
   hub_options.clock = o.clock;
   hub_options.host = o.agent_host;
   hub_options.port = o.agent_port;

@@ -5,6 +5,7 @@
 
 #include "agents/deployer/archive.h"
 #include "server/artifacts/blob_store.h"
+#include "server/artifacts/file_index.h"
 #include "server/catalog/catalog.h"
 
 namespace reprise {
@@ -148,6 +149,7 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
       return UploadResult{*stored, false, false};
     }
   }
+  if (options_.files != nullptr) options_.files->DeriveLater(rec.sha256);
   return UploadResult{rec, true, false};
 }
 

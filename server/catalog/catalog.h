@@ -25,12 +25,15 @@ namespace reprise {
 
 class BlobStore;
 class BlobWriter;
+class FileIndex;
 struct ArchiveLimits;
 
 struct CatalogOptions {
   Store* store = nullptr;
   BlobStore* blobs = nullptr;
   const Clock* clock = nullptr;
+  // Derives each uploaded build's file index in the background (may be null).
+  FileIndex* files = nullptr;
 };
 
 // The canonical JSON of a variable map: {"Name": {"value": "...", "sensitive": false}}.

@@ -199,7 +199,7 @@ Status AgentHub::Approve(const std::string& name, const std::string& actor) {
     }
   }
   if (c) {
-    Impl::SendControl(c, protocol::Welcome{"approved"});
+    Impl::SendControl(c, im.WelcomeOf(true));
     Impl* p = &im;
     asio::post(im.io, [p, c] { p->RefreshStates(c); });
   }

@@ -35,11 +35,15 @@
 namespace reprise {
 
 class EventBus;
+class FileIndex;
 
 struct AgentHubOptions {
   Store* store = nullptr;            // required
   const BlobStore* blobs = nullptr;  // required for deploy-artifact
-  const Clock* clock = nullptr;      // null: the system clock
+  // Builds' file indexes (derived from `blobs`): agents that have most of a
+  // build fetch only the files they lack. Null: whole archives only.
+  FileIndex* files = nullptr;
+  const Clock* clock = nullptr;  // null: the system clock
   std::string host = "127.0.0.1";
   int port = 0;                    // 0: any free port; -1: no listener (local agent only)
   std::filesystem::path data_dir;  // the TLS certificate and key live here

@@ -104,7 +104,7 @@ void AgentHub::Impl::CheckApproved(const std::shared_ptr<Conn>& c) {
     std::lock_guard<std::mutex> g(mu);
     c->approved = true;
   }
-  SendControl(c, protocol::Welcome{"approved"});
+  SendControl(c, WelcomeOf(true));
   RefreshStates(c);
 }
 
@@ -251,7 +251,7 @@ void AgentHub::Impl::OnAuth(const std::shared_ptr<Conn>& c, const protocol::Auth
   ReleaseHandshakeSlot(c);
   c->ch->set_max_frame_bytes(protocol::kMaxFrameBytes);
   if (old) old->ch->Close("replaced by a new connection of the same agent");
-  SendControl(c, protocol::Welcome{c->approved ? "approved" : "pending"});
+  SendControl(c, WelcomeOf(c->approved));
   if (c->approved) RefreshStates(c);
 }
 

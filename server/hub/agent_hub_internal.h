@@ -103,6 +103,8 @@ class StoreSource : public BlobSource {
 
 // A blob being streamed to an agent, chunk by chunk (agent_hub_blobs.cpp).
 struct BlobStream;
+// A build's file index or some of its files, streamed the same way.
+struct PartsStream;
 
 }  // namespace reprise::hub_internal
 
@@ -194,6 +196,9 @@ struct AgentHub::Impl {
   void On(const std::shared_ptr<Conn>& c, protocol::Progress& m, std::string&);
   void On(const std::shared_ptr<Conn>& c, protocol::OperationResult& m, std::string&);
   void On(const std::shared_ptr<Conn>& c, protocol::BlobGet& m, std::string&) { OnBlobGet(c, m); }
+  void On(const std::shared_ptr<Conn>& c, protocol::FilesGet& m, std::string& payload) {
+    OnFilesGet(c, m, payload);
+  }
   void On(const std::shared_ptr<Conn>& c, protocol::Reply& m, std::string& payload) {
     OnReply(c, m, std::move(payload));
   }
@@ -228,6 +233,13 @@ struct AgentHub::Impl {
 
   void OnBlobGet(const std::shared_ptr<Conn>& c, const protocol::BlobGet& h);
   void Pump(const std::shared_ptr<BlobStream>& s);
+  void OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::FilesGet& h,
+                  const std::string& payload);
+  void Pump(const std::shared_ptr<hub_internal::PartsStream>& s);
+  // The welcome an agent gets: whether this server answers files_get.
+  protocol::Welcome WelcomeOf(bool approved) const {
+    return protocol::Welcome{approved ? "approved" : "pending", o.files != nullptr};
+  }
 
   // ---- operations (caller threads; agent_hub_operations.cpp) ----
 

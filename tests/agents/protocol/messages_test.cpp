@@ -20,7 +20,7 @@ std::vector<Message> EveryMessage() {
       Hello{1, "web-1", "1.2.3", std::string(64, 'a'), "token"},
       Challenge{std::string(64, 'c')},
       Auth{"5167"},
-      Welcome{"approved"},
+      Welcome{"approved", true},
       Refused{Code::kUnauthenticated, "who are you", true},
       Heartbeat{},
       HeartbeatAck{},
@@ -36,6 +36,7 @@ std::vector<Message> EveryMessage() {
       ValidateRequest{{10, "/srv/b", true}},
       Reply{11, false, true, Code::kNotFound, "no such target"},
       ProbeRequest{{12, "/srv/c", true}},
+      FilesGet{7, std::string(64, 'e'), true},
   };
 }
 
@@ -123,6 +124,8 @@ TEST_CASE("a missing required field is refused; a missing optional one takes its
       {"probe_request", "req"},
       {"probe_request", "target_path"},
       {"reply", "req"},
+      {"files_get", "op"},
+      {"files_get", "sha256"},
   };
   size_t seen_required = 0;
   ForEachField([&](const json& good, const std::string& type, const std::string& field) {

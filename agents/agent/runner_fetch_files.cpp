@@ -1,0 +1,361 @@
+// deploy-artifact's update path: a new release directory built from the
+// build's file index instead of its archive. The unchanged files are
+// hard-linked from an intact release on the target; only the others are
+// fetched from the server, by their sha256, and each is checked against it
+// as it arrives. The index itself must hash to the build's manifest hash,
+// so the tree built is the build's, entry for entry.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <unordered_map>
+
+#include "agents/agent/runner_internal.h"
+#include "common/crypto.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace agent_runner;  // this module's own internals
+
+// What an index may weigh (JSON of ~200 bytes an entry, under max_entries).
+constexpr uint64_t kMaxIndexBytes = 128ull << 20;
+// Hashes per files_get, so that the list fits in one frame's payload.
+constexpr size_t kFilesPerRequest = 100'000;
+
+// Reads `stream` to its end into `out`, refusing more than `max` bytes.
+Status ReadAll(BlobStream& stream, uint64_t max, std::string& out) {
+  for (;;) {
+    auto chunk = stream.Read();
+    if (!chunk.ok()) {
+      Status transfer = stream.Abandon();
+      return transfer.ok() ? chunk.status() : transfer;
+    }
+    if (chunk->empty()) break;
+    if (out.size() + chunk->size() > max) {
+      (void)stream.Abandon();
+      return TooLarge("the file index is larger than " + std::to_string(max) + " bytes");
+    }
+    out.append(*chunk);
+  }
+  return stream.Abandon();
+}
+
+// The limits an extraction of the archive would enforce.
+Status CheckLimits(const Manifest& index, const ArchiveLimits& limits) {
+  if (index.entries.size() > limits.max_entries) return Unsafe("the build exceeds max_entries");
+  if (index.total_bytes > limits.max_total_bytes) {
+    return Unsafe("the build exceeds max_total_bytes");
+  }
+  for (const ManifestEntry& e : index.entries) {
+    if (e.size > limits.max_entry_bytes) return Unsafe(e.path + " exceeds max_entry_bytes");
+  }
+  return Status::Ok();
+}
+
+// Which files come from the intact release and which from the server.
+struct FetchPlan {
+  std::vector<const ManifestEntry*> linked;  // same path, mode, size and sha256
+  std::vector<std::string> fetch;            // distinct sha256s, in index order
+  // The entries each fetched sha256 becomes (the first is written, the
+  // others copied from it: one inode per entry, as an extraction makes).
+  std::unordered_map<std::string, std::vector<const ManifestEntry*>> writes;
+  uint64_t fetch_bytes = 0;
+  uint64_t linked_bytes = 0;
+};
+
+FetchPlan MakePlan(const Manifest& index, const ReuseSource& reuse) {
+  FetchPlan plan;
+  for (const ManifestEntry& e : index.entries) {
+    if (e.type != EntryType::kFile) continue;
+    auto it = reuse.files.find(e.path);
+    if (it != reuse.files.end() && it->second.mode == e.mode && it->second.size == e.size &&
+        it->second.sha256 == e.sha256) {
+      plan.linked.push_back(&e);
+      plan.linked_bytes += e.size;
+      continue;
+    }
+    auto& writes = plan.writes[e.sha256];
+    if (writes.empty()) {
+      plan.fetch.push_back(e.sha256);
+      plan.fetch_bytes += e.size;
+    }
+    writes.push_back(&e);
+  }
+  return plan;
+}
+
+// True when `dest` was made a hard link of `source` and is a regular file
+// of the entry's mode and size (else nothing is left at `dest`).
+Result<bool> LinkUnchanged(const fs::path& source, const fs::path& dest, const ManifestEntry& e) {
+  // No AT_SYMLINK_FOLLOW: a symlink planted at the source is linked as a
+  // symlink, which the check refuses.
+  if (::linkat(AT_FDCWD, source.c_str(), AT_FDCWD, dest.c_str(), 0) != 0) return false;
+  struct stat st;
+  if (::lstat(dest.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == e.mode &&
+      static_cast<uint64_t>(st.st_size) == e.size) {
+    return true;
+  }
+  if (::unlink(dest.c_str()) != 0) return IoError(ErrnoText("removing the link " + e.path));
+  return false;
+}
+
+// Copies the file `from` (written by this operation) to the new path `to`
+// with `mode`; every descriptor close-on-exec (steps fork meanwhile).
+Status CopyFile(const fs::path& from, const fs::path& to, unsigned mode) {
+  int in = ::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) return IoError(ErrnoText("reading " + from.string()));
+  int out = ::open(to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (out < 0) {
+    ::close(in);
+    return IoError(ErrnoText("creating " + to.string()));
+  }
+  std::vector<char> buf(1 << 16);
+  Status st;
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) st = IoError(ErrnoText("reading " + from.string()));
+      break;
+    }
+    for (ssize_t off = 0; off < n && st.ok();) {
+      ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) st = IoError(ErrnoText("writing " + to.string()));
+      off += w > 0 ? w : 0;
+    }
+    if (!st.ok()) break;
+  }
+  if (st.ok() && ::fchmod(out, mode) != 0) st = IoError(ErrnoText("chmod " + to.string()));
+  ::close(in);
+  ::close(out);
+  return st;
+}
+
+// Splits the concatenated contents of `shas` into their files under `dest`,
+// hashing each as it is written; a file whose bytes are not its sha256
+// fails the whole.
+class FileReceiver {
+ public:
+  FileReceiver(const fs::path& dest, const FetchPlan& plan, const std::vector<std::string>& shas)
+      : dest_(dest), plan_(plan), shas_(shas) {}
+  ~FileReceiver() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Take(std::string_view data) {
+    for (;;) {
+      if (fd_ < 0) {
+        if (next_ == shas_.size()) break;
+        REPRISE_RETURN_IF_ERROR(Open());
+      }
+      if (left_ == 0) {
+        REPRISE_RETURN_IF_ERROR(Close());
+        continue;
+      }
+      if (data.empty()) break;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, data.size()));
+      REPRISE_RETURN_IF_ERROR(WriteAll(data.data(), n));
+      hasher_->Update(data.data(), n);
+      left_ -= n;
+      data.remove_prefix(n);
+    }
+    if (!data.empty()) return Conflict("the server sent more bytes than the files asked for");
+    return Status::Ok();
+  }
+
+  Status End() {
+    REPRISE_RETURN_IF_ERROR(Take({}));
+    if (fd_ >= 0 || next_ != shas_.size()) {
+      return Conflict("the server sent fewer bytes than the files asked for");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const ManifestEntry& First() const { return *plan_.writes.at(shas_[next_]).front(); }
+
+  Status Open() {
+    const ManifestEntry& e = First();
+    fd_ = ::open((dest_ / e.path).c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+                 0600);
+    if (fd_ < 0) return IoError(ErrnoText("creating " + e.path));
+    left_ = e.size;
+    hasher_ = std::make_unique<Sha256>();
+    return Status::Ok();
+  }
+
+  Status WriteAll(const char* data, size_t size) {
+    while (size > 0) {
+      ssize_t w = ::write(fd_, data, size);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return IoError(ErrnoText("writing " + First().path));
+      data += w;
+      size -= static_cast<size_t>(w);
+    }
+    return Status::Ok();
+  }
+
+  // The file is complete: checked, given its mode, and copied to the
+  // other entries with the same content.
+  Status Close() {
+    const ManifestEntry& e = First();
+    const std::string got = hasher_->FinishHex();
+    if (got != e.sha256) {
+      return Conflict("file " + e.path + " arrived with sha256 " + got + ", expected " + e.sha256);
+    }
+    const bool moded = ::fchmod(fd_, e.mode) == 0;
+    ::close(fd_);
+    fd_ = -1;
+    if (!moded) return IoError(ErrnoText("chmod " + e.path));
+    const auto& all = plan_.writes.at(shas_[next_]);
+    for (size_t i = 1; i < all.size(); ++i) {
+      REPRISE_RETURN_IF_ERROR(CopyFile(dest_ / e.path, dest_ / all[i]->path, all[i]->mode));
+    }
+    ++next_;
+    return Status::Ok();
+  }
+
+  const fs::path& dest_;
+  const FetchPlan& plan_;
+  const std::vector<std::string>& shas_;
+  size_t next_ = 0;
+  int fd_ = -1;
+  uint64_t left_ = 0;
+  std::unique_ptr<Sha256> hasher_;
+};
+
+// The links and symlinks of the index, once every file is in place
+// (symlinks last: nothing is created through one).
+Status MakeLinks(const Manifest& index, const fs::path& dest) {
+  for (const ManifestEntry& e : index.entries) {
+    if (e.type != EntryType::kHardlink) continue;
+    if (::linkat(AT_FDCWD, (dest / e.link_target).c_str(), AT_FDCWD, (dest / e.path).c_str(), 0) !=
+        0)
+      return IoError(ErrnoText("linking " + e.path));
+  }
+  for (const ManifestEntry& e : index.entries) {
+    if (e.type != EntryType::kSymlink) continue;
+    if (::symlink(e.link_target.c_str(), (dest / e.path).c_str()) != 0)
+      return IoError(ErrnoText("creating symlink " + e.path));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Manifest> AgentRunner::Impl::FetchIndex(const Layout& l, const DeployArtifactOp& op,
+                                               BlobSource& blobs, const ArchiveLimits& limits,
+                                               const CancelToken& cancel, bool* served) {
+  *served = false;
+  if (op.manifest_hash.empty()) return Manifest{};  // nothing to check an index against
+  REPRISE_ASSIGN_OR_RETURN(
+      std::unique_ptr<BlobStream> stream,
+      blobs.StreamFiles(op.sha256, {}, l.tmp() / ("index-" + RandomHex(4)), cancel, nullptr));
+  if (!stream) return Manifest{};
+  *served = true;
+  std::string text;
+  REPRISE_RETURN_IF_ERROR(ReadAll(*stream, kMaxIndexBytes, text));
+  REPRISE_ASSIGN_OR_RETURN(Manifest index, ManifestFromJson(text));
+  if (index.manifest_hash != op.manifest_hash) {
+    return Conflict("the server's file index of artifact " + op.artifact +
+                    " is not the build's manifest");
+  }
+  REPRISE_RETURN_IF_ERROR(CheckLimits(index, limits));
+  return index;
+}
+
+Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
+    const Layout& l, const DeployArtifactOp& op, BlobSource& blobs, const fs::path& dest,
+    const ArchiveLimits& limits, const ReuseSource& reuse, ExtractStats& stats,
+    const RunnerLog& log, const CancelToken& cancel, const ProgressFn& report) {
+  bool served = false;
+  REPRISE_ASSIGN_OR_RETURN(Manifest index, FetchIndex(l, op, blobs, limits, cancel, &served));
+  if (!served) return std::optional<Manifest>();
+  FetchPlan plan = MakePlan(index, reuse);
+  log(LogLevel::kInfo, "fetching " + std::to_string(plan.fetch.size()) + " changed files (" +
+                           std::to_string(plan.fetch_bytes) + " bytes) of artifact " + op.artifact +
+                           " by sha256; " + std::to_string(plan.linked.size()) +
+                           " unchanged files stay");
+  report({"extract", 0, 0, 0, 0});
+  if (::mkdir(dest.c_str(), 0755) != 0) return IoError(ErrnoText("creating " + dest.string()));
+  for (const ManifestEntry& e : index.entries) {
+    if (e.type != EntryType::kDirectory) continue;
+    if (::mkdir((dest / e.path).c_str(), 0700) != 0 || ::chmod((dest / e.path).c_str(), e.mode))
+      return IoError(ErrnoText("creating directory " + e.path));
+  }
+  std::vector<std::string> fetch = plan.fetch;
+  for (const ManifestEntry* e : plan.linked) {
+    REPRISE_ASSIGN_OR_RETURN(bool linked, LinkUnchanged(reuse.dir / e->path, dest / e->path, *e));
+    if (linked) {
+      ++stats.linked_files;
+      stats.linked_bytes += e->size;
+      continue;
+    }
+    // Not the file the release's manifest lists: fetched like a change.
+    auto& writes = plan.writes[e->sha256];
+    if (writes.empty()) fetch.push_back(e->sha256);
+    writes.push_back(e);
+  }
+  for (size_t from = 0; from < fetch.size(); from += kFilesPerRequest) {
+    if (cancel.IsCancelled()) return Cancelled("cancelled");
+    std::vector<std::string> batch(fetch.begin() + static_cast<std::ptrdiff_t>(from),
+                                   fetch.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                       fetch.size(), from + kFilesPerRequest)));
+    REPRISE_ASSIGN_OR_RETURN(
+        std::unique_ptr<BlobStream> stream,
+        blobs.StreamFiles(op.sha256, batch, l.tmp() / ("files-" + RandomHex(4)), cancel, report));
+    if (!stream) return Unavailable("the server stopped serving files");
+    FileReceiver receiver(dest, plan, batch);
+    for (;;) {
+      auto chunk = stream->Read();
+      Status st = chunk.ok() ? receiver.Take(*chunk) : chunk.status();
+      if (!st.ok()) {
+        Status transfer = stream->Abandon();
+        return transfer.ok() ? st : transfer;
+      }
+      if (chunk->empty()) break;
+    }
+    REPRISE_RETURN_IF_ERROR(stream->Abandon());
+    REPRISE_RETURN_IF_ERROR(receiver.End());
+  }
+  REPRISE_RETURN_IF_ERROR(MakeLinks(index, dest));
+  if (cancel.IsCancelled()) return Cancelled("cancelled");
+  return std::optional<Manifest>(std::move(index));
+}
+
+Result<Manifest> AgentRunner::Impl::BuildRelease(
+    const Layout& l, const DeployArtifactOp& op, BlobSource& blobs, const fs::path& dest,
+    const ArchiveLimits& limits, const ReuseRelease* reuse, ExtractStats& stats, bool& by_files,
+    const RunnerLog& log, const CancelToken& cancel, const ProgressFn& report) {
+  by_files = false;
+  if (reuse) {
+    auto built =
+        FetchChangedFiles(l, op, blobs, dest, limits, reuse->source, stats, log, cancel, report);
+    if (built.ok() && *built) {
+      by_files = true;
+      return std::move(**built);
+    }
+    if (!built.ok()) {
+      if (built.status().code() == Code::kCancelled) return built.status();
+      // The archive stays the truth: whatever failed, it is fetched whole.
+      std::error_code ec;
+      fs::remove_all(dest, ec);
+      stats = {};
+      log(LogLevel::kWarning, "fetching only the changed files failed (" +
+                                  built.status().message() + "): fetching the whole archive");
+    }
+  }
+  // Durability: one syncfs after the extraction instead of an fsync per
+  // file and directory (thousands of journal commits). It also flushes
+  // other dirty data of that filesystem, which a busy target pays for.
+  return FetchAndExtract(l, op, blobs, dest, limits,
+                         {false, true, reuse ? &reuse->source : nullptr, &stats}, log, cancel,
+                         report);
+}
+
+}  // namespace reprise

@@ -1,0 +1,289 @@
+// An update fetches only the files the target lacks: a real hub with a
+// file index, a real reprise-agent on loopback. The release directory is
+// exactly the build (types, modes, contents, link targets, as a fresh
+// extraction makes it); a missing or broken index, or a stored file whose
+// content is not its name's, falls back to the whole archive, which stays
+// the truth.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include "server/artifacts/file_index.h"
+#include "tests/server/hub/hub_test_support.h"
+#include "tests/server/hub/raw_agent.h"
+
+namespace reprise::testing {
+namespace {
+
+// Every entry below `dir`: type, mode, and content or link target.
+std::map<std::string, std::string> Describe(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st;
+    REQUIRE(::lstat(it->path().c_str(), &st) == 0);
+    std::string d = std::to_string(st.st_mode);  // type and permission bits
+    if (S_ISREG(st.st_mode)) d += " " + Sha256Hex(ReadFile(it->path()));
+    if (S_ISLNK(st.st_mode)) d += " -> " + fs::read_symlink(it->path()).string();
+    out[it->path().lexically_relative(dir).generic_string()] = d;
+  }
+  return out;
+}
+
+// Build 1, and build 2 with one file changed, one deleted, one added, one
+// whose mode changed, one whose content another unchanged file has.
+std::map<std::string, std::string> Build(int n) {
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 40; ++i)
+    files["lib/mod-" + std::to_string(i) + ".js"] = "module " + std::to_string(i);
+  files["index.html"] = "build " + std::to_string(n);
+  files["empty"] = "";
+  if (n == 1) files["gone.txt"] = "deleted in build 2";
+  if (n == 2) files["new/added.txt"] = "module 3";  // the content of lib/mod-3.js
+  if (n == 2) files["new/twice.txt"] = "build 2";   // the content of index.html
+  return files;
+}
+
+struct FilesFixture {
+  std::unique_ptr<FileIndex> files;
+  HubFixture f{false, false, [this](AgentHubOptions& o) {
+                 auto opened = FileIndex::Open(*o.blobs);
+                 REQUIRE(opened.ok());
+                 files = std::move(opened).value();
+                 o.files = files.get();
+               }};
+  fs::path root = f.tmp.path() / "t";
+  TargetInfo t{"t", "files", root.string(), {}};
+  std::unique_ptr<AgentProcess> agent = f.StartOnlineAgent("files", "t", root);
+  Manifest m2;
+  fs::path tree2;
+
+  FilesFixture() {
+    // Build 1: a tree with an executable and a symlink.
+    fs::path tree1 = f.NewTreeDir();
+    Write(tree1, Build(1));
+    fs::permissions(tree1 / "lib/mod-7.js", static_cast<fs::perms>(0755));
+    fs::create_symlink("index.html", tree1 / "home.html");
+    Manifest m1;
+    std::string b1 = f.AddTreeArtifact(tree1, &m1);
+    auto first = RunOn(*f.hub, t, Op(b1, m1), "1");
+    REQUIRE_MESSAGE(first.succeeded(), first.message);
+    tree2 = f.NewTreeDir();
+    Write(tree2, Build(2));
+    fs::permissions(tree2 / "lib/mod-8.js", static_cast<fs::perms>(0700));  // mode changed
+    fs::create_symlink("lib/mod-1.js", tree2 / "home.html");                // target changed
+    fs::create_directories(tree2 / "empty-dir");
+  }
+  ~FilesFixture() {
+    agent.reset();
+    f.hub.reset();
+    files.reset();
+  }
+  static void Write(const fs::path& tree, const std::map<std::string, std::string>& files) {
+    for (const auto& [p, c] : files) {
+      fs::create_directories((tree / p).parent_path());
+      std::ofstream(tree / p, std::ios::binary) << c;
+    }
+  }
+  static DeployArtifactOp Op(const std::string& sha, const Manifest& m) {
+    return {"web", sha, "", DeployMode::kAtomic, 3, m.manifest_hash};
+  }
+  // The release `current` is, compared with a fresh extraction of `sha`.
+  void CheckExactly(const std::string& sha) {
+    fs::path fresh = f.tmp.path() / ("fresh-" + RandomHex(3));
+    auto blob = f.blobs->Path(sha);
+    REQUIRE(blob.ok());
+    REQUIRE(ExtractArchive(*blob, fresh).ok());
+    CHECK(Describe(fs::canonical(root / "current")) == Describe(fresh));
+    auto v = f.hub->Validate("t", m2);
+    REQUIRE(v.ok());
+    CHECK(v->ok());
+  }
+};
+
+TEST_CASE("an update fetches only the changed files; the release is exactly the build") {
+  FilesFixture s;
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  REQUIRE(s.files->Derive(b2).ok());
+  LogCollector logs;
+  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  // Four contents: index.html and new/twice.txt ("build 2", fetched once),
+  // new/added.txt (build 1 had it at another path: only the same path is
+  // reused), lib/mod-7.js and lib/mod-8.js (their modes changed).
+  CHECK_MESSAGE(logs.Contains("fetching 4 changed files"), s.agent->Log());
+  CHECK(logs.Contains("built "));
+  CHECK(logs.Contains("39 unchanged ("));
+  CHECK_FALSE(logs.Contains("fetching the whole archive"));
+  s.CheckExactly(b2);
+  CHECK(ReadFile(s.root / "current/new/twice.txt") == "build 2");
+  // Two entries with one content are two files, as an extraction makes them.
+  struct stat a, b;
+  REQUIRE(::stat((s.root / "current/index.html").c_str(), &a) == 0);
+  REQUIRE(::stat((s.root / "current/new/twice.txt").c_str(), &b) == 0);
+  CHECK(a.st_ino != b.st_ino);
+  auto state = s.f.hub->GetTargetState("t");
+  REQUIRE(state.ok());
+  CHECK(state->build == "2");
+}
+
+TEST_CASE("without a file index the update fetches the whole archive, and the index follows") {
+  FilesFixture s;
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  LogCollector logs;
+  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  CHECK(logs.Contains("no file index for this artifact yet"));
+  CHECK(logs.Contains("fetching the whole archive"));
+  s.CheckExactly(b2);
+  // The miss started the derivation for the next deploy of this build.
+  CHECK(WaitUntil([&] { return s.files->Index(b2).ok(); }));
+}
+
+TEST_CASE("a stored file whose content is not its sha256 is never used and leaves the cache") {
+  FilesFixture s;
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  REQUIRE(s.files->Derive(b2).ok());
+  auto stored = s.files->File(Sha256Hex("build 2"));
+  REQUIRE(stored.ok());
+  fs::permissions(*stored, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(*stored, std::ios::binary | std::ios::trunc) << "build X";  // same size
+  LogCollector logs;
+  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  CHECK(logs.Contains("of the file index is corrupt"));
+  CHECK(logs.Contains("fetching the whole archive"));
+  s.CheckExactly(b2);
+  CHECK(ReadFile(s.root / "current/index.html") == "build 2");
+  // Dropped, and derived again from the blob.
+  CHECK(WaitUntil([&] {
+    auto again = s.files->File(Sha256Hex("build 2"));
+    return again.ok() && ReadFile(*again) == "build 2" && s.files->Index(b2).ok();
+  }));
+}
+
+TEST_CASE("an index that is not the build's manifest is refused; the archive is fetched") {
+  FilesFixture s;
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  REQUIRE(s.files->Derive(b2).ok());
+  // Another build's index in its place: a valid manifest, not this build's.
+  Manifest other;
+  std::string b3 = s.f.AddArtifact({{"index.html", "an impostor"}}, &other);
+  REQUIRE(s.files->Derive(b3).ok());
+  const fs::path index = s.files->root() / "index" / (b2 + ".json");
+  fs::permissions(index, fs::perms::owner_write, fs::perm_options::add);
+  fs::copy_file(s.files->root() / "index" / (b3 + ".json"), index,
+                fs::copy_options::overwrite_existing);
+  LogCollector logs;
+  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  CHECK(logs.Contains("is not the build's manifest"));
+  CHECK(logs.Contains("fetching the whole archive"));
+  s.CheckExactly(b2);
+}
+
+TEST_CASE("a deploy without a build manifest hash, or a first deploy, fetches the archive") {
+  FilesFixture s;
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  REQUIRE(s.files->Derive(b2).ok());
+  LogCollector logs;
+  // No manifest hash to check an index against: the archive.
+  auto out =
+      RunOn(*s.f.hub, s.t, DeployArtifactOp{"web", b2, "", DeployMode::kAtomic, 3}, "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  CHECK_FALSE(logs.Contains("by sha256"));
+  CHECK(logs.Contains("extracting it as it arrives"));
+  s.CheckExactly(b2);
+}
+
+// The next blob_data or blob_error for `op` (other frames are skipped),
+// null when none came.
+nlohmann::json AnswerFor(RawAgent& agent, uint64_t op) {
+  for (int i = 0; i < 50; ++i) {
+    auto h = agent.Read();
+    if (h.is_null()) return h;
+    if ((h["type"] == "blob_data" || h["type"] == "blob_error") && h["op"] == op) return h;
+  }
+  return nullptr;
+}
+
+TEST_CASE("files_get serves only the running deploy's build, for a well-formed list") {
+  std::unique_ptr<FileIndex> files;
+  HubFixture f{false, false, [&](AgentHubOptions& o) {
+                 auto opened = FileIndex::Open(*o.blobs);
+                 REQUIRE(opened.ok());
+                 files = std::move(opened).value();
+                 o.files = files.get();
+                 o.heartbeat_timeout = std::chrono::seconds(60);  // the raw agent sends none
+               }};
+  Manifest m, other;
+  std::string sha = f.AddArtifact({{"a.txt", "A"}, {"b.txt", "B"}}, &m);
+  std::string sha_other = f.AddArtifact({{"secret.txt", "another build's secret"}}, &other);
+  REQUIRE(files->Derive(sha).ok());
+  REQUIRE(files->Derive(sha_other).ok());
+  f.AddTarget("r", "rogue", f.tmp.path() / "r");
+  RawAgent rogue(f.hub->port());
+  auto id = protocol::Identity::Generate();
+  REQUIRE(id.ok());
+  auto welcome = rogue.Handshake("rogue", *id, f.Token(true));
+  REQUIRE(welcome["type"] == "welcome");
+  CHECK(welcome["files"] == true);
+  REQUIRE(f.WaitStatus("rogue", "online"));
+
+  TargetInfo t{"r", "rogue", (f.tmp.path() / "r").string(), {}};
+  OperationOutcome result;
+  std::thread runner([&] {
+    result =
+        RunOn(*f.hub, t, DeployArtifactOp{"web", sha, "", DeployMode::kAtomic, 3, m.manifest_hash});
+  });
+  nlohmann::json run;
+  for (int i = 0; i < 20 && run.is_null(); ++i) {
+    auto h = rogue.Read();
+    REQUIRE_FALSE(h.is_null());
+    if (h["type"] == "run") run = h;
+  }
+  REQUIRE_FALSE(run.is_null());
+  const uint64_t op = run["op"];
+  auto ask = [&](const std::string& blob, const std::string& list) {
+    rogue.Send({{"type", "files_get"}, {"op", op}, {"sha256", blob}, {"index", list.empty()}},
+               list);
+    auto h = AnswerFor(rogue, op);
+    REQUIRE_FALSE(h.is_null());
+    return h;
+  };
+  const std::string a = Sha256Hex("A") + "\n";
+  const std::string secret = Sha256Hex("another build's secret") + "\n";
+
+  auto h = ask(sha_other, "");  // another build's index
+  CHECK(h["type"] == "blob_error");
+  CHECK(h["message"] == "this artifact is not part of the agent's running operation");
+  h = ask(sha, secret);  // a file of another build
+  CHECK(h["type"] == "blob_error");
+  CHECK(h["message"] == "file " + secret.substr(0, 64) + " is not part of this build");
+  for (const std::string& bad : {std::string("../../etc/passwd\n"), a.substr(0, 64), a + "x",
+                                 std::string(64, 'G') + "\n", Sha256Hex("A") + "/"}) {
+    h = ask(sha, bad);
+    CHECK(h["type"] == "blob_error");
+    CHECK(h["message"] == "the list of files must be sha256s, one a line");
+  }
+  h = ask(sha, a + a);
+  CHECK(h["type"] == "blob_error");
+  CHECK(h["message"] == "file " + a.substr(0, 64) + " is listed twice");
+  // What the running deploy may have: its index, and its files.
+  h = ask(sha, "");
+  CHECK(h["type"] == "blob_data");
+  CHECK(h["eof"] == true);
+  CHECK(h["total"] == files->Index(sha)->size());
+  h = ask(sha, a);
+  CHECK(h["type"] == "blob_data");
+  CHECK(h["total"] == 1);
+  CHECK(h["eof"] == true);
+
+  rogue.Send({{"type", "result"}, {"op", op}, {"kind", "failed"}, {"message", "done"}});
+  runner.join();
+  CHECK(result.kind == OperationOutcome::Kind::kFailed);
+  // The server keeps serving: the connection was not closed over any of it.
+  CHECK(f.StatusOf("rogue") == "online");
+}
+
+}  // namespace
+}  // namespace reprise::testing
