@@ -8,26 +8,12 @@
 #include <sys/stat.h>
 
 #include "server/artifacts/file_index.h"
+#include "tests/agents/agent/tree_snapshot.h"
 #include "tests/server/hub/hub_test_support.h"
 #include "tests/server/hub/raw_agent.h"
 
 namespace reprise::testing {
 namespace {
-
-// Every entry below `dir`: type, mode, and content or link target.
-std::map<std::string, std::string> Describe(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
-       ++it) {
-    struct stat st;
-    REQUIRE(::lstat(it->path().c_str(), &st) == 0);
-    std::string d = std::to_string(st.st_mode);  // type and permission bits
-    if (S_ISREG(st.st_mode)) d += " " + Sha256Hex(ReadFile(it->path()));
-    if (S_ISLNK(st.st_mode)) d += " -> " + fs::read_symlink(it->path()).string();
-    out[it->path().lexically_relative(dir).generic_string()] = d;
-  }
-  return out;
-}
 
 // Build 1, and build 2 with one file changed, one deleted, one added, one
 // whose mode changed, one whose content another unchanged file has.
@@ -93,7 +79,7 @@ struct FilesFixture {
     auto blob = f.blobs->Path(sha);
     REQUIRE(blob.ok());
     REQUIRE(ExtractArchive(*blob, fresh).ok());
-    CHECK(Describe(fs::canonical(root / "current")) == Describe(fresh));
+    CHECK(TreeSnapshot(fs::canonical(root / "current")) == TreeSnapshot(fresh));
     auto v = f.hub->Validate("t", m2);
     REQUIRE(v.ok());
     CHECK(v->ok());

@@ -18,6 +18,8 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "tests/agents/agent/fake_blob_source.h"
+#include "tests/agents/agent/tree_snapshot.h"
+#include "tests/agents/agent/write_in_place.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
@@ -29,6 +31,8 @@ namespace fs = std::filesystem;
 using Files = std::map<std::string, std::string>;
 
 using Source = testing::FakeBlobSource;
+using testing::TreeSnapshot;
+using testing::WriteInPlace;
 
 struct Target {
   TempDir tmp;
@@ -57,21 +61,6 @@ struct Target {
   }
 };
 
-// Type, mode, content and link target of every entry below `dir`.
-std::map<std::string, std::string> Snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
-       ++it) {
-    struct stat st;
-    REQUIRE(::lstat(it->path().c_str(), &st) == 0);
-    std::string desc = std::to_string(st.st_mode);
-    if (S_ISREG(st.st_mode)) desc += " " + *Sha256File(it->path());
-    if (S_ISLNK(st.st_mode)) desc += " -> " + fs::read_symlink(it->path()).string();
-    out[it->path().lexically_relative(dir).string()] = desc;
-  }
-  return out;
-}
-
 ino_t Inode(const fs::path& p) {
   struct stat st;
   REQUIRE(::lstat(p.c_str(), &st) == 0);
@@ -94,6 +83,16 @@ struct TwoBuilds : Target {
   std::string b2 = source.Add(kBuild2, kModes2, {{"latest", "added.txt"}});
   fs::path r1 = Release("1", b1);
   fs::path r2 = Release("2", b2);
+
+  // Re-deploys build `b` (release `n`) after a change on the target: the
+  // change must be noticed and the live tree be what a fresh deploy of that
+  // build makes (on `fresh`, another target).
+  void RedeployCatchesChange(TwoBuilds& fresh, const std::string& b, const std::string& n) {
+    Deploy(b, n);
+    CHECK(Logged("was changed on the target after it was extracted"));
+    fresh.Deploy(b == b1 ? fresh.b1 : fresh.b2, n);
+    CHECK(TreeSnapshot(root / "current/") == TreeSnapshot(fresh.root / "current/"));
+  }
 };
 
 TEST_CASE("an update deploy links the unchanged files of the live release and equals a fresh one") {
@@ -110,7 +109,7 @@ TEST_CASE("an update deploy links the unchanged files of the live release and eq
   TwoBuilds fresh;
   fresh.Deploy(fresh.b2, "2");
   CHECK_FALSE(fresh.Logged("linked from"));
-  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+  CHECK(TreeSnapshot(t.root / "current/") == TreeSnapshot(fresh.root / "current/"));
   // Build 1's release is as it was extracted, so the rollback is only the
   // switch, and so is going forward again.
   t.Deploy(t.b1, "1");
@@ -130,17 +129,10 @@ void ChangeThroughTheOtherRelease(const std::function<void(const fs::path&)>& ch
   REQUIRE(Inode(shared) == Inode(t.r1 / "u/one.txt"));
   change(shared);
 
-  t.Deploy(t.b1, "1");
-  CHECK(t.Logged("was changed on the target after it was extracted"));
-  CHECK_FALSE(t.Logged("switching only"));
   TwoBuilds fresh;
-  fresh.Deploy(fresh.b1, "1");
-  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
-
-  t.Deploy(t.b2, "2");
-  CHECK(t.Logged("was changed on the target after it was extracted"));
-  fresh.Deploy(fresh.b2, "2");
-  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+  t.RedeployCatchesChange(fresh, t.b1, "1");
+  CHECK_FALSE(t.Logged("switching only"));
+  t.RedeployCatchesChange(fresh, t.b2, "2");
 }
 
 TEST_CASE("a file written in place through one release is caught when re-deploying the other") {
@@ -213,19 +205,6 @@ TEST_CASE("a release changed on the target is not a source of reused files") {
   CHECK(ReadFile(t.root / "current/u/one.txt") == "unchanged one\n");
 }
 
-// Writes one byte in place and puts the modification time back: only the
-// ctime (and the watch) can tell.
-void WriteInPlace(const fs::path& p) {
-  struct stat before;
-  REQUIRE(::lstat(p.c_str(), &before) == 0);
-  int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, "X", 1, 0) == 1);
-  timespec times[2] = {before.st_atim, before.st_mtim};
-  REQUIRE(::futimens(fd, times) == 0);
-  ::close(fd);
-}
-
 bool Watched(AgentRunner& runner, const fs::path& root, const fs::path& release) {
   return runner.WatchedUnchanged(root.string(), release.filename().string());
 }
@@ -244,15 +223,9 @@ TEST_CASE("watched releases: re-deploys skip the walk until a change through a s
   // Written through build 1's (live) path: build 2's release holds the inode.
   WriteInPlace(t.root / "current/u/one.txt");
   CHECK_FALSE(Watched(t.runner, t.root, t.r2));
-  t.Deploy(t.b2, "2");
-  CHECK(t.Logged("was changed on the target after it was extracted"));
   TwoBuilds fresh;
-  fresh.Deploy(fresh.b2, "2");
-  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
-  t.Deploy(t.b1, "1");
-  CHECK(t.Logged("was changed on the target after it was extracted"));
-  fresh.Deploy(fresh.b1, "1");
-  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+  t.RedeployCatchesChange(fresh, t.b2, "2");
+  t.RedeployCatchesChange(fresh, t.b1, "1");
 }
 
 TEST_CASE("a change made while the agent was down is caught by the next re-deploy") {
@@ -275,7 +248,7 @@ TEST_CASE("a change made while the agent was down is caught by the next re-deplo
   CHECK(t.Logged("was changed on the target after it was extracted"));
   TwoBuilds fresh;
   fresh.Deploy(fresh.b1, "1");
-  CHECK(Snapshot(t.root / "current/") == Snapshot(fresh.root / "current/"));
+  CHECK(TreeSnapshot(t.root / "current/") == TreeSnapshot(fresh.root / "current/"));
 }
 
 TEST_CASE("with the watch off, re-deploys walk the tree and still catch changes") {

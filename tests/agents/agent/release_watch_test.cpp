@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agents/deployer/archive.h"
+#include "tests/agents/agent/write_in_place.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
@@ -70,17 +71,7 @@ TEST_CASE("an armed release is unchanged until something below it changes") {
 }
 
 TEST_CASE("a write in place, with the modification time put back, is seen") {
-  ChangeIsSeen([](Armed& a) {
-    const fs::path p = a.one / "b/deep/file.txt";
-    struct stat before;
-    REQUIRE(::lstat(p.c_str(), &before) == 0);
-    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-    REQUIRE(fd >= 0);
-    REQUIRE(::pwrite(fd, "X", 1, 0) == 1);
-    timespec times[2] = {before.st_atim, before.st_mtim};
-    REQUIRE(::futimens(fd, times) == 0);
-    ::close(fd);
-  });
+  ChangeIsSeen([](Armed& a) { testing::WriteInPlace(a.one / "b/deep/file.txt"); });
 }
 
 TEST_CASE("a write through a hard link in another release is seen") {
