@@ -14,6 +14,23 @@
 
 namespace reprise::testing {
 
+// A response's body as JSON (discarded, not thrown, when it is not JSON).
+inline nlohmann::json Body(const HttpResult& r) {
+  return nlohmann::json::parse(r.body, nullptr, false);
+}
+
+// What application `app`'s view says is deployed on `target` (its
+// "current": null when nothing is); the string "no such target" when the
+// application has no such target.
+inline nlohmann::json TargetCurrent(HttpClient& admin, const std::string& target,
+                                    const std::string& app = "shop") {
+  auto view = Body(admin.Get("/api/v1/applications/" + app));
+  for (const auto& s : view["stages"])
+    for (const auto& t : s["targets"])
+      if (t["target"] == target) return t["current"];
+  return "no such target";
+}
+
 // PUT /api/v1/targets/{name}: the target `path` on `agent` in `environment`.
 inline void PutTarget(HttpClient& admin, const std::string& name, const std::string& environment,
                       const std::string& agent, const std::string& path) {

@@ -15,7 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 std::string ErrorCode(const HttpResult& r) {
   auto j = Body(r);

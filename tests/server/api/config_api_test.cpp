@@ -9,6 +9,7 @@
 
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
+#include "tests/support/seed.h"
 
 namespace reprise::testing {
 
@@ -16,7 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 std::string ErrorMessage(const HttpResult& r) { return Body(r)["error"].value("message", ""); }
 

@@ -15,7 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 // A one-stage application whose plan fails when the deployment sets Fail.
 const char* kSpec = R"(

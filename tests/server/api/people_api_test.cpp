@@ -8,6 +8,7 @@
 
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
+#include "tests/support/seed.h"
 
 namespace reprise::testing {
 
@@ -15,7 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 std::string Message(const HttpResult& r) { return Body(r)["error"]["message"].get<std::string>(); }
 

@@ -9,13 +9,13 @@
 #include "common/clock.h"
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
+#include "tests/support/seed.h"
 
 namespace reprise::testing {
 namespace {
 
 using nlohmann::json;
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 std::string Message(const HttpResult& r) {
   auto j = Body(r);

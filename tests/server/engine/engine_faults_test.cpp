@@ -100,6 +100,10 @@ class TwoTargets {
     return Body(r)["id"].get<int64_t>();
   }
   json Get(int64_t id) { return Body(Admin().Get("/api/v1/deployments/" + std::to_string(id))); }
+  json CurrentOf(const std::string& target) {
+    auto admin = Admin();
+    return TargetCurrent(admin, target);
+  }
   static bool IsFinal(const json& d) {
     std::string s = d.value("status", "");
     return s == "succeeded" || s == "failed" || s == "cancelled" || s == "interrupted";
@@ -123,13 +127,6 @@ class TwoTargets {
   static json TargetOf(const json& d, const std::string& target) {
     for (const auto& t : d["targets"])
       if (t["target"] == target) return t;
-    return json();
-  }
-  json CurrentOf(const std::string& target) {
-    auto app = Body(Admin().Get("/api/v1/applications/shop"));
-    for (const auto& s : app["stages"])
-      for (const auto& t : s["targets"])
-        if (t["target"] == target) return t["current"];
     return json();
   }
 

@@ -384,14 +384,6 @@ namespace reprise::testing {
 
 namespace {
 
-json TargetCurrentOf(HttpClient& admin, const std::string& target) {
-  auto app = Body(admin.Get("/api/v1/applications/shop"));
-  for (const auto& s : app["stages"])
-    for (const auto& t : s["targets"])
-      if (t["target"] == target) return t["current"];
-  return json("no such target");
-}
-
 bool AgentOnline(HttpClient& admin, const std::string& name) {
   auto agents = Body(admin.Get("/api/v1/agents"));
   for (const auto& a : agents["items"])
@@ -495,7 +487,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   std::string first = deploy("1.0");
   REQUIRE(WaitUntil(
       [&] { return Body(admin.Get("/api/v1/deployments/" + first))["status"] == "succeeded"; }));
-  REQUIRE(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
+  REQUIRE(TargetCurrent(admin, "prod-web")["release"] == "1.0");
 
   // 2.0 is switched to on the agent; agent and server die during the sleep.
   std::string second = deploy("2.0");
@@ -517,14 +509,14 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
       std::make_unique<ServerProcess>(ServerArgs(data, agent_args), tmp.path() / "server2.log");
   admin = server->Admin();
   CHECK(Body(admin.Get("/api/v1/deployments/" + second))["status"] == "interrupted");
-  CHECK(TargetCurrentOf(admin, "prod-web")["release"] == "1.0");
+  CHECK(TargetCurrent(admin, "prod-web")["release"] == "1.0");
   // The agent is away when the server starts and comes back later: the
   // read-back of the interrupted target is retried until the agent answers
   // (it has no deadline; the 10 s one it once had is gone).
   REQUIRE_FALSE(AgentOnline(admin, "box"));
   agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
-  REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
-  auto current = TargetCurrentOf(admin, "prod-web");
+  REQUIRE(WaitUntil([&] { return TargetCurrent(admin, "prod-web")["release"] == "2.0"; }));
+  auto current = TargetCurrent(admin, "prod-web");
   CHECK(current["build"] == 1);
   CHECK(current["deployment_id"].get<int64_t>() == std::stoll(second));
   // The deployment's log says so too (log lines are written in batches).
@@ -544,7 +536,7 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   fs::remove_all(root / "prod-web");
   fs::create_directories(root / "prod-web");
   agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
-  REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web").is_null(); }));
+  REQUIRE(WaitUntil([&] { return TargetCurrent(admin, "prod-web").is_null(); }));
   auto audit = Body(admin.Get("/api/v1/audit?action=target.read-back"));
   REQUIRE(audit["items"].size() >= 1);
   CHECK(audit["items"][0]["subject"] == "prod-web");
@@ -565,10 +557,10 @@ TEST_CASE("what is deployed where follows what a reconnecting agent reports afte
   KillMachine(*agent);
   REQUIRE(WaitUntil(
       [&] { return Body(admin.Get("/api/v1/deployments/" + third))["status"] == "failed"; }));
-  CHECK(TargetCurrentOf(admin, "prod-web").is_null());
+  CHECK(TargetCurrent(admin, "prod-web").is_null());
   agent = std::make_unique<AgentProcess>(agent_argv, tmp.path() / "agent.log");
-  REQUIRE(WaitUntil([&] { return TargetCurrentOf(admin, "prod-web")["release"] == "2.0"; }));
-  CHECK(TargetCurrentOf(admin, "prod-web")["deployment_id"].get<int64_t>() == std::stoll(third));
+  REQUIRE(WaitUntil([&] { return TargetCurrent(admin, "prod-web")["release"] == "2.0"; }));
+  CHECK(TargetCurrent(admin, "prod-web")["deployment_id"].get<int64_t>() == std::stoll(third));
   REQUIRE(WaitUntil([&] {
     auto lines = Body(admin.Get("/api/v1/deployments/" + third + "/log"))["lines"];
     for (const auto& l : lines)

@@ -12,12 +12,12 @@
 #include "common/fs.h"
 #include "tests/server/hub/hub_test_support.h"
 #include "tests/support/test_server.h"
+#include "tests/support/seed.h"
 
 namespace reprise::testing {
 
 using nlohmann::json;
 
-inline json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 // Build N's tree: index.html names the build; build 2 adds and drops a file.
 inline std::map<std::string, std::string> TreeOf(int build) {

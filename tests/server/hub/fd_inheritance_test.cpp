@@ -26,7 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 // The inode -> local port of every TCP socket in `pid`'s network namespace.
 std::map<std::string, int> TcpSocketPorts(pid_t pid) {

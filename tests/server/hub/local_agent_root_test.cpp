@@ -15,7 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-json Body(const HttpResult& r) { return json::parse(r.body, nullptr, false); }
 
 // An application `app` with builds 1 and 2 whose stage S (one target at
 // `path`) writes a file.

@@ -32,14 +32,6 @@ bool LogHas(HttpClient& admin, const std::string& id, const std::string& text) {
   return false;
 }
 
-json CurrentOf(HttpClient& admin, const std::string& target) {
-  auto app = Body(admin.Get("/api/v1/applications/shop"));
-  for (const auto& s : app["stages"])
-    for (const auto& t : s["targets"])
-      if (t["target"] == target) return t["current"];
-  return json("no such target");
-}
-
 // Production on target prod-web of agent `agent` at `root`/prod-web; the
 // plan deploys artifact web, then runs `then` (plan lines) if given.
 void PutShop(HttpClient& admin, const fs::path& scratch, const std::string& agent,
@@ -91,8 +83,8 @@ TEST_CASE("a deployment requested on one server runs on the agent connected only
                   cluster[0].process->Log(), cluster[1].process->Log());
   CHECK(fs::read_symlink(root / "prod-web" / "current").string().find("1.0-1") !=
         std::string::npos);
-  CHECK(CurrentOf(beta, "prod-web")["build"] == 1);
-  CHECK(CurrentOf(alpha, "prod-web")["build"] == 1);
+  CHECK(TargetCurrent(beta, "prod-web")["build"] == 1);
+  CHECK(TargetCurrent(alpha, "prod-web")["build"] == 1);
   // Its lease was given up when it ended.
   auto store = cluster.OpenStore();
   auto lease = store->GetDeploymentLease(std::stoll(id));
@@ -146,7 +138,7 @@ TEST_CASE("kill -9 of the server running a deployment: the other takes over, not
   CHECK(LogHas(survivor, id, "sleep 60"));
   // The target's real state is read back from its agent (connected to the
   // survivor): build 2, switched before the server died.
-  CHECK(WaitUntil([&] { return CurrentOf(survivor, "prod-web")["build"] == 2; }));
+  CHECK(WaitUntil([&] { return TargetCurrent(survivor, "prod-web")["build"] == 2; }));
   CHECK(
       WaitUntil([&] { return LogHas(survivor, id, "the agent reports 1.0 build 2 as current"); }));
   auto audit = Body(survivor.Get("/api/v1/audit?action=deployment.interrupt"));
