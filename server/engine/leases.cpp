@@ -2,8 +2,11 @@
 // lease_renew, its presence lease ("server:<id>") and the leases of the
 // deployments it claimed or runs; one it no longer holds (another server
 // took it over, or the store stayed unreachable for most of a lease) is
-// cancelled. A running deployment whose lease lapsed elsewhere is taken
-// over: `interrupted`, its targets read back (recovery.cpp).
+// cancelled (one that ended here meanwhile is not: the store tells ended
+// from taken). A running deployment whose lease lapsed is taken over:
+// `interrupted`, its targets read back (recovery.cpp); one with a live
+// lease never is, even this server's own, which may have started after the
+// pass listed what runs here.
 // The dispatcher (dispatcher.cpp) asks Claimable which queued deployments to
 // claim here: while other servers are alive, those whose agents are all
 // connected to this one.
@@ -47,19 +50,20 @@ void DeploymentEngine::Impl::RenewLeases() {
     }
   }
   TimePoint now = clock->Now();
-  auto held = store->RenewDeploymentLeases(ids, server_id, until);
+  // Not taken: renewed, or ended (or released) here since the listing above.
+  auto kept = store->RenewDeploymentLeases(ids, server_id, until);
   std::set<int64_t> still;
   std::string why;
-  if (held.ok()) {
+  if (kept.ok()) {
     renewed_at = now;
-    still.insert(held->begin(), held->end());
+    still.insert(kept->begin(), kept->end());
     why = "another server took it over";
   } else if (now - renewed_at >= o.lease - o.lease_renew) {
     // Before the lease lapses for the others: never run on beside them.
-    why = "its lease could not be renewed: " + held.status().message();
+    why = "its lease could not be renewed: " + kept.status().message();
   } else {
     log::Warn("engine.lease-renew-failed",
-              {{"server", server_id}, {"error", held.status().ToString()}});
+              {{"server", server_id}, {"error", kept.status().ToString()}});
     return;
   }
   for (const auto& r : runs) {
@@ -73,13 +77,17 @@ void DeploymentEngine::Impl::RenewLeases() {
 }
 
 void DeploymentEngine::Impl::TakeOverLapsed() {
+  // Lapsed before the listing: a deployment claimed here since (a live
+  // lease) is not taken, whether or not it is in the list.
+  const int64_t now = Now();
   std::vector<int64_t> here;
   {
     std::lock_guard lock(mu);
     if (stopping) return;
     for (const auto& [id, r] : running) here.push_back(id);
   }
-  auto orphans = store->InterruptOrphaned(server_id, Now(), here, kStoppedWhileRunning);
+  auto orphans =
+      store->InterruptOrphaned(server_id, now, here, kStoppedWhileRunning, OrphanScope::kLapsed);
   if (!orphans.ok()) {
     log::Warn("engine.takeover-failed",
               {{"server", server_id}, {"error", orphans.status().ToString()}});

@@ -14,7 +14,8 @@ using namespace engine_internal;
 
 // ---- recovery
 void DeploymentEngine::Impl::Recover() {
-  auto orphans = store->InterruptOrphaned(server_id, Now(), {}, kStoppedWhileRunning);
+  auto orphans = store->InterruptOrphaned(server_id, Now(), {}, kStoppedWhileRunning,
+                                          OrphanScope::kLapsedOrOwn);
   if (!orphans.ok()) return;
   for (auto& d : Interrupt(*orphans)) interrupted.push_back(std::move(d));
 }

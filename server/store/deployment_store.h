@@ -158,6 +158,11 @@ struct OrphanedDeployment {
   std::string owner;  // the server id that ran it ("" before leases existed)
 };
 
+// Which running deployments InterruptOrphaned takes: those whose lease
+// lapsed (a server's periodic takeover), or also the caller's own live ones
+// (at its start, when nothing of its own runs yet).
+enum class OrphanScope { kLapsed, kLapsedOrOwn };
+
 // A named lease (server-local work one server does at a time, or a server's
 // presence), live until `until` (unix ms).
 struct LeaseRecord {
@@ -276,8 +281,10 @@ class DeploymentStore {
                                                         const std::string& owner, int64_t now,
                                                         int64_t lease_until) = 0;
   // Extends the leases `owner` holds on `ids` (queued or running) to
-  // `lease_until`; returns the ids still held (a deployment another server
-  // took over, or that ended, is not).
+  // `lease_until`; returns the ids not taken from `owner`: those renewed,
+  // and those that ended or were released meanwhile while `owner`'s (their
+  // owner is still `owner`, or nobody). One another server claimed or took
+  // over (its owner is that server) is left out.
   virtual Result<std::vector<int64_t>> RenewDeploymentLeases(const std::vector<int64_t>& ids,
                                                              const std::string& owner,
                                                              int64_t lease_until) = 0;
@@ -285,12 +292,14 @@ class DeploymentStore {
   virtual Status ReleaseDeploymentLeases(const std::vector<int64_t>& ids,
                                          const std::string& owner) = 0;
   // Every running deployment not in `running_here` whose lease lapsed before
-  // `now`, or whose owner is `owner` (left by this server before a restart),
-  // becomes `interrupted` (finished_at `now`, `error`), in one transaction.
-  // A deployment another server holds a live lease on is never taken.
+  // `now` (or, with kLapsedOrOwn, whose owner is `owner`: left by this
+  // server before a restart) becomes `interrupted` (finished_at `now`,
+  // `error`, owner `owner`: the server that took it), in one transaction.
+  // A deployment any server holds a live lease on is never taken with
+  // kLapsed: it may have started after `running_here` was listed.
   virtual Result<std::vector<OrphanedDeployment>> InterruptOrphaned(
       const std::string& owner, int64_t now, const std::vector<int64_t>& running_here,
-      const std::string& error) = 0;
+      const std::string& error, OrphanScope scope) = 0;
   // Takes (or renews) the named lease for `owner` until `until` when it is
   // free, lapsed before `now`, or already `owner`'s; returns whether `owner`
   // holds it now.

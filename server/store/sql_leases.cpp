@@ -68,15 +68,21 @@ std::vector<int64_t> Claim(SqlDb& db, const std::vector<int64_t>& ids, const std
 
 std::vector<int64_t> Renew(SqlDb& db, const std::vector<int64_t>& ids, const std::string& owner,
                            int64_t lease_until) {
-  std::vector<int64_t> held;
+  std::vector<int64_t> kept;
   for (int64_t id : ids) {
     int64_t changed = db.Run(
         "UPDATE deployments SET lease_until=? WHERE id=? AND owner=? "
         "AND status IN ('queued','running')",
         {lease_until, id, owner}, nullptr);
-    if (changed > 0) held.push_back(id);
+    // Not renewed: ended or released here since the caller listed it (still
+    // `owner`'s, or nobody's), or taken (another server's name).
+    bool mine = changed > 0;
+    if (!mine)
+      db.Run("SELECT owner FROM deployments WHERE id=?", {id},
+             [&](const SqlRow& row) { mine = row.Text(0).empty() || row.Text(0) == owner; });
+    if (mine) kept.push_back(id);
   }
-  return held;
+  return kept;
 }
 
 void Release(SqlDb& db, const std::vector<int64_t>& ids, const std::string& owner) {
@@ -87,21 +93,31 @@ void Release(SqlDb& db, const std::vector<int64_t>& ids, const std::string& owne
 
 std::vector<OrphanedDeployment> InterruptOrphaned(SqlDb& db, const std::string& owner, int64_t now,
                                                   const std::vector<int64_t>& running_here,
-                                                  const std::string& error) {
+                                                  const std::string& error, OrphanScope scope) {
   std::set<int64_t> here(running_here.begin(), running_here.end());
+  // kLapsed: a live lease of this server may be a deployment it started
+  // after listing `running_here`; only a lapsed one is surely nobody's.
+  const bool with_own = scope == OrphanScope::kLapsedOrOwn;
+  const std::string orphaned = with_own ? "(lease_until < ? OR owner = ?)" : "lease_until < ?";
+  std::vector<SqlValue> orphaned_params{now};
+  if (with_own) orphaned_params.push_back(owner);
   std::vector<OrphanedDeployment> found;
   db.Run(
-      "SELECT id, owner FROM deployments WHERE status='running' "
-      "AND (lease_until < ? OR owner = ?) ORDER BY id",
-      {now, owner}, [&](const SqlRow& row) {
+      "SELECT id, owner FROM deployments WHERE status='running' AND " + orphaned + " ORDER BY id",
+      orphaned_params, [&](const SqlRow& row) {
         if (!here.count(row.Int64(0))) found.push_back({row.Int64(0), row.Text(1)});
       });
   std::vector<OrphanedDeployment> out;
   for (const auto& f : found) {
+    // The owner becomes the taker: the server that ran it sees, renewing,
+    // that it was taken rather than ended.
+    std::vector<SqlValue> params{now, error, owner, f.id};
+    params.insert(params.end(), orphaned_params.begin(), orphaned_params.end());
     int64_t changed = db.Run(
-        "UPDATE deployments SET status='interrupted', finished_at=?, error=?, lease_until=0 "
-        "WHERE id=? AND status='running' AND (lease_until < ? OR owner = ?)",
-        {now, error, f.id, now, owner}, nullptr);
+        "UPDATE deployments SET status='interrupted', finished_at=?, error=?, owner=?, "
+        "lease_until=0 WHERE id=? AND status='running' AND " +
+            orphaned,
+        params, nullptr);
     if (changed > 0) out.push_back(f);
   }
   return out;

@@ -24,7 +24,7 @@ std::vector<int64_t> Renew(SqlDb& db, const std::vector<int64_t>& ids, const std
 void Release(SqlDb& db, const std::vector<int64_t>& ids, const std::string& owner);
 std::vector<OrphanedDeployment> InterruptOrphaned(SqlDb& db, const std::string& owner, int64_t now,
                                                   const std::vector<int64_t>& running_here,
-                                                  const std::string& error);
+                                                  const std::string& error, OrphanScope scope);
 bool TryTake(SqlDb& db, const std::string& name, const std::string& owner, int64_t now,
              int64_t until);
 // Read-only.

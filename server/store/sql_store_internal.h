@@ -257,7 +257,7 @@ class SqlStore final : public Store {
                                  const std::string& owner) override;
   Result<std::vector<OrphanedDeployment>> InterruptOrphaned(
       const std::string& owner, int64_t now, const std::vector<int64_t>& running_here,
-      const std::string& error) override;
+      const std::string& error, OrphanScope scope) override;
   Result<bool> TryTakeLease(const std::string& name, const std::string& owner, int64_t now,
                             int64_t until) override;
   Result<std::vector<LeaseRecord>> LiveLeases(const std::string& prefix, int64_t now) override;

@@ -38,10 +38,11 @@ Status SqlStore::ReleaseDeploymentLeases(const std::vector<int64_t>& ids,
 
 Result<std::vector<OrphanedDeployment>> SqlStore::InterruptOrphaned(
     const std::string& owner, int64_t now, const std::vector<int64_t>& running_here,
-    const std::string& error) {
+    const std::string& error, OrphanScope scope) {
   return WriteValue("interrupt orphaned deployments", std::vector<OrphanedDeployment>{},
                     [&](std::vector<OrphanedDeployment>& out) {
-                      out = sql_leases::InterruptOrphaned(*db_, owner, now, running_here, error);
+                      out = sql_leases::InterruptOrphaned(*db_, owner, now, running_here, error,
+                                                          scope);
                       return Status::Ok();
                     });
 }

@@ -1,6 +1,7 @@
 // The engine's leases on its own (fake) clock: a deployment another server
 // runs under a live lease is left alone at start; once that lease lapses on
-// this engine's clock it is taken over (interrupted, said in its log).
+// this engine's clock it is taken over (interrupted, said in its log); one
+// this server has just started is never taken over by its own pass.
 #include <doctest/doctest.h>
 
 #include "server/engine/engine.h"
@@ -24,8 +25,9 @@ void RunningOn(Store& store, int64_t id, const std::string& owner, int64_t until
 }
 
 std::unique_ptr<DeploymentEngine> StartEngine(Store& store, const Clock& clock,
-                                              const std::string& id) {
+                                              const std::string& id, bool start_threads = true) {
   EngineOptions o;
+  o.start_threads = start_threads;
   o.store = &store;
   o.clock = &clock;
   o.server_id = id;
@@ -77,6 +79,26 @@ TEST_CASE("a restarted server takes back at once what it left running itself") {
   auto alpha = StartEngine(*store, clock, "alpha");
   CHECK(store->GetDeployment(id)->status == "interrupted");
   CHECK(LogHas(*store, id, "the server stopped while this deployment was running"));
+  alpha->Stop();
+}
+
+TEST_CASE("the takeover pass never interrupts what this server has just started") {
+  TempDir dir;
+  auto store = OpenTestStore(dir);
+  SeedShop(*store, 1);
+  FakeClock clock(FromUnixMillis(kStart + 1000));
+  // No run threads: the deployments below are moved by hand, never run here.
+  auto alpha = StartEngine(*store, clock, "alpha", /*start_threads=*/false);
+  // What a takeover pass can see after it listed what runs here: a
+  // deployment alpha claimed and started meanwhile (live lease, alpha's).
+  int64_t started = CreatePromotion(*store, {.status = "queued", .targets_csv = "web"}).id;
+  RunningOn(*store, started, "alpha", kStart + 15000);
+  // Then one a dead server left (lapsed): once it is taken, a pass has seen
+  // `started` as well.
+  int64_t left = CreatePromotion(*store, {.status = "queued", .targets_csv = "db"}).id;
+  RunningOn(*store, left, "gamma", kStart + 500);
+  REQUIRE(WaitUntil([&] { return store->GetDeployment(left)->status == "interrupted"; }));
+  CHECK(store->GetDeployment(started)->status == "running");
   alpha->Stop();
 }
 

@@ -72,6 +72,31 @@ TEST_CASE("renewing keeps a lease; one taken over is no longer renewed; releasin
   CHECK(Claim(*s.b, {d}, "beta") == std::vector<int64_t>{d});
 }
 
+TEST_CASE("renewing tells a deployment that ended here from one another server took") {
+  TwoServers s;
+  int64_t ended = s.Queued("web");
+  int64_t released = s.Queued("db");
+  int64_t taken = s.Queued("mail");
+  REQUIRE(Claim(*s.a, {ended, released, taken}, "alpha", 1000, 2000).size() == 3);
+  for (int64_t id : {ended, released, taken})
+    REQUIRE(*s.a->TransitionDeployment(id, {"queued"}, "running"));
+  // Between alpha's listing of what it runs and its renewal: one ends (and
+  // its lease is given up), one ends, and beta takes one over (lapsed).
+  REQUIRE(*s.a->TransitionDeployment(ended, {"running"}, "succeeded"));
+  REQUIRE(*s.a->TransitionDeployment(released, {"running"}, "failed"));
+  REQUIRE(s.a->ReleaseDeploymentLeases({released}, "alpha").ok());
+  auto interrupted =
+      s.b->InterruptOrphaned("beta", 2001, {}, "the server stopped", OrphanScope::kLapsed);
+  REQUIRE(interrupted.ok());
+  REQUIRE(interrupted->size() == 1);
+  CHECK((*interrupted)[0].id == taken);
+  // Only the one beta took is lost to alpha.
+  auto kept = s.a->RenewDeploymentLeases({ended, released, taken}, "alpha", 9000);
+  REQUIRE(kept.ok());
+  CHECK(*kept == std::vector<int64_t>{ended, released});
+  CHECK(s.a->GetDeploymentLease(taken)->owner == "beta");
+}
+
 TEST_CASE("only running deployments with a lapsed lease, or this server's own, are interrupted") {
   TwoServers s;
   int64_t live = s.Queued("a");
@@ -85,7 +110,8 @@ TEST_CASE("only running deployments with a lapsed lease, or this server's own, a
     REQUIRE(*s.a->TransitionDeployment(id, {"queued"}, "running"));
   // Beta restarts at 2000: it takes back its own (but the one it runs) and
   // alpha's lapsed one, never alpha's live one.
-  auto taken = s.b->InterruptOrphaned("beta", 2000, {here}, "the server stopped");
+  auto taken =
+      s.b->InterruptOrphaned("beta", 2000, {here}, "the server stopped", OrphanScope::kLapsedOrOwn);
   REQUIRE(taken.ok());
   REQUIRE(taken->size() == 2);
   CHECK((*taken)[0].id == lapsed);
@@ -97,7 +123,27 @@ TEST_CASE("only running deployments with a lapsed lease, or this server's own, a
   CHECK(d->status == "interrupted");
   CHECK(d->error == "the server stopped");
   CHECK(d->finished_at == 2000);
-  CHECK(s.a->InterruptOrphaned("beta", 2000, {here}, "again")->empty());  // once
+  CHECK(s.a->GetDeploymentLease(lapsed)->owner == "beta");  // the server that took it
+  // once
+  CHECK(s.a->InterruptOrphaned("beta", 2000, {here}, "again", OrphanScope::kLapsedOrOwn)->empty());
+}
+
+TEST_CASE("a server's periodic takeover leaves its own live leases alone") {
+  TwoServers s;
+  int64_t started = s.Queued("a");
+  int64_t lapsed = s.Queued("b");
+  REQUIRE(Claim(*s.a, {started, lapsed}, "alpha", 1000, 5000).size() == 2);
+  REQUIRE(*s.a->RenewDeploymentLeases({lapsed}, "alpha", 1500) == std::vector<int64_t>{lapsed});
+  for (int64_t id : {started, lapsed})
+    REQUIRE(*s.a->TransitionDeployment(id, {"queued"}, "running"));
+  // Alpha's list of what it runs predates `started`: only the lapsed one is
+  // taken (its own, left behind).
+  auto taken =
+      s.a->InterruptOrphaned("alpha", 2000, {}, "the server stopped", OrphanScope::kLapsed);
+  REQUIRE(taken.ok());
+  REQUIRE(taken->size() == 1);
+  CHECK((*taken)[0].id == lapsed);
+  CHECK(s.a->GetDeployment(started)->status == "running");
 }
 
 TEST_CASE("a named lease has one owner at a time, until it lapses") {
