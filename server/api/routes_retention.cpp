@@ -101,6 +101,7 @@ std::vector<Route> RetentionRoutes(ApiContext& ctx) {
                   {"blobs_removed", report.blobs_removed.size()},
                   {"removed_blobs", report.blobs_removed},
                   {"bytes_freed", report.bytes_freed},
+                  {"file_bytes_freed", report.file_bytes_freed},
                   {"warnings", report.warnings}};
         return Ok(j);
       }));

@@ -13,6 +13,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/log.h"
 
 namespace reprise {
 namespace {
@@ -30,12 +31,51 @@ void RemoveTree(const fs::path& dir) {
   fs::remove_all(dir, ec);
 }
 
+// The blob hash an index file is named by; empty for any other name (e.g. an
+// index being written).
+std::string IndexBlob(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.size() != 64 + 5 || name.substr(64) != ".json") return "";
+  std::string sha = name.substr(0, 64);
+  return BlobStore::IsValidHash(sha) ? sha : "";
+}
+
+// The contents listed by the indexes under `index_dir`: those of the indexes
+// of `of` into `only_of` (when given), every other one into `others`. An
+// index removed meanwhile lists nothing; one that cannot be read is an error.
+Status ListedContents(const fs::path& index_dir, const std::set<std::string>& of,
+                      std::set<std::string>* only_of, std::set<std::string>& others) {
+  std::error_code ec;
+  fs::directory_iterator it(index_dir, ec);
+  if (ec) return IoError("cannot list " + index_dir.string() + ": " + ec.message());
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string blob = IndexBlob(it->path());
+    if (blob.empty()) continue;
+    auto text = ReadFileToString(it->path());
+    if (!text.ok()) {
+      if (!fs::exists(it->path(), ec)) continue;
+      return text.status();
+    }
+    auto manifest = ManifestFromJson(*text);
+    if (!manifest.ok())
+      return manifest.status().WithContext("reading the file index " + it->path().string());
+    std::set<std::string>* into = of.count(blob) ? only_of : &others;
+    if (into == nullptr) continue;
+    for (const ManifestEntry& e : manifest->entries)
+      if (e.type == EntryType::kFile) into->insert(e.sha256);
+  }
+  if (ec) return IoError("cannot list " + index_dir.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
 }  // namespace
 
-FileIndex::FileIndex(const BlobStore& blobs, fs::path root, ArchiveLimits limits)
-    : blobs_(blobs), root_(std::move(root)), limits_(limits) {}
+FileIndex::FileIndex(const BlobStore& blobs, fs::path root, ArchiveLimits limits,
+                     std::chrono::seconds collect_grace)
+    : blobs_(blobs), root_(std::move(root)), limits_(limits), collect_grace_(collect_grace) {}
 
-Result<std::unique_ptr<FileIndex>> FileIndex::Open(const BlobStore& blobs, ArchiveLimits limits) {
+Result<std::unique_ptr<FileIndex>> FileIndex::Open(const BlobStore& blobs, ArchiveLimits limits,
+                                                   std::chrono::seconds collect_grace) {
   const fs::path root = blobs.root() / "files";
   std::error_code ec;
   for (const char* sub : {"index", "sha256", "tmp"}) {
@@ -49,7 +89,7 @@ Result<std::unique_ptr<FileIndex>> FileIndex::Open(const BlobStore& blobs, Archi
     auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), age_ec);
     if (!age_ec && age > std::chrono::hours(1)) RemoveTree(e.path());
   }
-  std::unique_ptr<FileIndex> index(new FileIndex(blobs, root, limits));
+  std::unique_ptr<FileIndex> index(new FileIndex(blobs, root, limits, collect_grace));
   index->worker_ = std::thread([raw = index.get()] { raw->Work(); });
   return index;
 }
@@ -97,8 +137,15 @@ void FileIndex::Work() {
     std::string next;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || collect_queued_; });
       if (stopping_) return;
+      if (queue_.empty()) {
+        collect_queued_ = false;
+        lk.unlock();
+        auto freed = Collect();
+        if (!freed.ok()) log::Warn("files.collect-failed", {{"error", freed.status().ToString()}});
+        continue;
+      }
       next = queue_.front();
       queue_.pop_front();
     }
@@ -115,6 +162,8 @@ Status FileIndex::Derive(std::string_view sha256) {
   if (fs::exists(IndexPath(sha256), ec)) return Status::Ok();
   REPRISE_ASSIGN_OR_RETURN(fs::path blob, blobs_.Path(sha256));
   if (!blobs_.Exists(sha256)) return NotFound("artifact blob " + std::string(sha256));
+  std::lock_guard<std::mutex> storing(store_mu_);
+  if (fs::exists(IndexPath(sha256), ec)) return Status::Ok();
   const fs::path tree = root_ / "tmp" / ("derive-" + RandomHex(8));
   auto manifest = ExtractArchive(blob, tree, limits_, {false, false});
   if (!manifest.ok()) return manifest.status();
@@ -129,7 +178,13 @@ Status FileIndex::Derive(std::string_view sha256) {
       ::close(fd);
     }
   }
-  return WriteFileAtomic(IndexPath(sha256), ManifestToJson(*manifest), 0444);
+  REPRISE_RETURN_IF_ERROR(WriteFileAtomic(IndexPath(sha256), ManifestToJson(*manifest), 0444));
+  // Retention removed the blob meanwhile: its index would keep its contents.
+  if (!blobs_.Exists(sha256)) {
+    Forget(sha256);
+    return NotFound("artifact blob " + std::string(sha256) + " was removed while derived");
+  }
+  return Status::Ok();
 }
 
 Status FileIndex::StoreContents(const fs::path& tree, const Manifest& manifest) const {
@@ -137,7 +192,9 @@ Status FileIndex::StoreContents(const fs::path& tree, const Manifest& manifest) 
   for (const ManifestEntry& e : manifest.entries) {
     if (e.type != EntryType::kFile) continue;
     const fs::path to = FilePath(e.sha256);
-    if (fs::exists(to, ec)) continue;
+    // A content reused: its change time is renewed, so that a collection on
+    // another server sharing ROOT spares it until this index appears.
+    if (::chmod(to.c_str(), 0444) == 0) continue;
     fs::create_directories(to.parent_path(), ec);
     const fs::path from = tree / e.path;
     // The extraction hashed these bytes: the name is their SHA-256.
@@ -171,6 +228,59 @@ void FileIndex::Forget(std::string_view sha256) const {
   if (!BlobStore::IsValidHash(sha256)) return;
   std::error_code ec;
   fs::remove(IndexPath(sha256), ec);
+}
+
+void FileIndex::ForgetAndCollectLater(std::string_view sha256) {
+  Forget(sha256);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stopping_) return;
+    collect_queued_ = true;
+  }
+  cv_.notify_all();
+}
+
+Result<uint64_t> FileIndex::Collect() {
+  std::lock_guard<std::mutex> storing(store_mu_);
+  std::set<std::string> listed;
+  REPRISE_RETURN_IF_ERROR(ListedContents(root_ / "index", {}, nullptr, listed));
+  uint64_t freed = 0;
+  std::error_code ec;
+  const auto now = std::chrono::system_clock::now();
+  fs::directory_iterator shards(root_ / "sha256", ec);
+  if (ec) return IoError("cannot list " + (root_ / "sha256").string() + ": " + ec.message());
+  for (; shards != fs::directory_iterator(); shards.increment(ec)) {
+    std::error_code file_ec;
+    for (const auto& f : fs::directory_iterator(shards->path(), file_ec)) {
+      if (listed.count(f.path().filename().string())) continue;
+      struct stat st {};
+      if (::lstat(f.path().c_str(), &st) != 0) continue;
+      // The change time: set when the content was linked or reused, unlike
+      // the modification time, which the archive gave.
+      const auto changed = std::chrono::system_clock::from_time_t(st.st_ctim.tv_sec);
+      if (now - changed < collect_grace_) continue;
+      if (::unlink(f.path().c_str()) == 0) freed += static_cast<uint64_t>(st.st_size);
+    }
+  }
+  if (freed > 0) log::Info("files.collected", {{"bytes", std::to_string(freed)}});
+  return freed;
+}
+
+Result<uint64_t> FileIndex::BytesOnlyOf(const fs::path& blob_root,
+                                        const std::set<std::string>& blobs) {
+  const fs::path root = blob_root / "files";
+  std::error_code ec;
+  if (blobs.empty() || !fs::is_directory(root / "index", ec)) return uint64_t{0};
+  std::set<std::string> only, others;
+  REPRISE_RETURN_IF_ERROR(ListedContents(root / "index", blobs, &only, others));
+  uint64_t bytes = 0;
+  for (const std::string& sha : only) {
+    if (others.count(sha)) continue;
+    struct stat st {};
+    const fs::path p = root / "sha256" / sha.substr(0, 2) / sha;
+    if (::lstat(p.c_str(), &st) == 0) bytes += static_cast<uint64_t>(st.st_size);
+  }
+  return bytes;
 }
 
 }  // namespace reprise

@@ -14,11 +14,18 @@
 // or an index appears only by link(2)/rename(2) of a complete file, so
 // servers sharing ROOT may derive the same blob at once.
 //
+// Contents no index lists any more (their builds' blobs were removed) are
+// collected by Collect(): a mark over every index, then a sweep that spares
+// contents linked or reused within the grace period, since a derivation (here
+// or on another server sharing ROOT) links its contents before its index
+// appears.
+//
 // Thread-safety: thread-safe. Derivations run one at a time on a worker
 // thread of their own (at a lower CPU priority), or on the caller's thread
 // with Derive().
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -39,8 +46,12 @@ class FileIndex {
  public:
   // Creates ROOT/files and below for `blobs` (which must outlive the index)
   // and removes derivations a previous process left unfinished.
-  [[nodiscard]] static Result<std::unique_ptr<FileIndex>> Open(const BlobStore& blobs,
-                                                               ArchiveLimits limits = {});
+  // `collect_grace`: contents linked or reused more recently are never
+  // collected (see Collect()).
+  [[nodiscard]] static Result<std::unique_ptr<FileIndex>> Open(
+      const BlobStore& blobs, ArchiveLimits limits = {},
+      std::chrono::seconds collect_grace = kDefaultCollectGrace);
+  static constexpr std::chrono::seconds kDefaultCollectGrace = std::chrono::hours(1);
   // Waits for the derivation running, drops the queued ones.
   ~FileIndex();
   FileIndex(const FileIndex&) = delete;
@@ -58,16 +69,30 @@ class FileIndex {
   [[nodiscard]] Result<std::string> Index(std::string_view sha256) const;
   // The stored content with SHA-256 `file_sha256`; kNotFound when absent.
   [[nodiscard]] Result<std::filesystem::path> File(std::string_view file_sha256) const;
-  // Drops the index of blob `sha256` (retention removed the blob). The
-  // contents stay: other builds may share them.
+  // Drops the index of blob `sha256`. The contents stay: other builds may
+  // share them (Collect() removes those no index lists).
   void Forget(std::string_view sha256) const;
+  // Drops the index of blob `sha256` (retention removed the blob) and queues
+  // a collection on the worker thread (one at most is queued).
+  void ForgetAndCollectLater(std::string_view sha256);
+  // Removes the contents that no index lists and that were not linked or
+  // reused within the grace period; returns the bytes freed. Removes nothing
+  // when an index cannot be read (it might list anything). Serialised with
+  // this object's derivations.
+  [[nodiscard]] Result<uint64_t> Collect();
+  // The bytes of the contents that only the indexes of `blobs` list (what
+  // collecting would free once those blobs are removed), under blob root
+  // `blob_root`; 0 when there is no file index there.
+  [[nodiscard]] static Result<uint64_t> BytesOnlyOf(const std::filesystem::path& blob_root,
+                                                    const std::set<std::string>& blobs);
   // True while blob `sha256` waits for or undergoes a derivation.
   bool Pending(std::string_view sha256) const;
 
   const std::filesystem::path& root() const { return root_; }
 
  private:
-  FileIndex(const BlobStore& blobs, std::filesystem::path root, ArchiveLimits limits);
+  FileIndex(const BlobStore& blobs, std::filesystem::path root, ArchiveLimits limits,
+            std::chrono::seconds collect_grace);
   void Work();
   std::filesystem::path IndexPath(std::string_view sha256) const;
   std::filesystem::path FilePath(std::string_view sha256) const;
@@ -76,10 +101,15 @@ class FileIndex {
   const BlobStore& blobs_;
   std::filesystem::path root_;
   ArchiveLimits limits_;
+  std::chrono::seconds collect_grace_;
+  // Held by a derivation and by a collection: one never sees the other's
+  // contents half-linked.
+  std::mutex store_mu_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
   std::set<std::string> pending_;  // queued or running
+  bool collect_queued_ = false;
   bool stopping_ = false;
   std::thread worker_;
 };

@@ -44,6 +44,9 @@ Result<bool> Catalog::RemoveIfUnreferenced(const std::string& sha256) {
   Status st = options_.blobs->Remove(sha256);
   if (st.code() == Code::kNotFound) return false;
   if (!st.ok()) return st;
+  // The build's file index goes with its blob, and the contents only it
+  // listed with the next collection.
+  if (options_.files != nullptr) options_.files->ForgetAndCollectLater(sha256);
   return true;
 }
 

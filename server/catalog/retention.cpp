@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "planner/app_spec.h"
 #include "server/artifacts/blob_store.h"
+#include "server/artifacts/file_index.h"
 
 namespace reprise {
 
@@ -289,8 +290,20 @@ Status RemoveBlobs(Store& store, BlobStore& blobs, const std::set<std::string>& 
   std::set<std::string> keep(referenced->begin(), referenced->end());
   if (dry_run)
     for (const auto& sha : only_deleted) keep.erase(sha);
-  for (const auto& sha : *listed) {
-    if (keep.count(sha)) continue;
+  std::set<std::string> removing;
+  for (const auto& sha : *listed)
+    if (!keep.count(sha)) removing.insert(sha);
+  // Counted before the removals drop the indexes. A cache that cannot be
+  // read changes no decision: it is only left uncounted.
+  auto file_bytes = FileIndex::BytesOnlyOf(blobs.root(), removing);
+  if (file_bytes.ok()) {
+    report.file_bytes_freed = *file_bytes;
+    report.bytes_freed += *file_bytes;
+  } else {
+    report.warnings.push_back("could not count the file contents of the removed blobs: " +
+                              file_bytes.status().message());
+  }
+  for (const auto& sha : removing) {
     auto size = blobs.Size(sha);
     if (!dry_run) {
       auto gone = remove_blob(sha);

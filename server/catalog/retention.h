@@ -98,7 +98,12 @@ struct RetentionReport {
   std::vector<RetentionDecision> kept;
   // Blobs removed (dry run: that would be removed), sorted, and their bytes.
   std::vector<std::string> blobs_removed;
+  // The blobs' bytes plus file_bytes_freed.
   uint64_t bytes_freed = 0;
+  // Of those, the derived file contents (server/artifacts/file_index.h) that
+  // only the removed blobs' indexes list, as found before removing them;
+  // they are collected in the background, once past their grace period.
+  uint64_t file_bytes_freed = 0;
   // Things an operator should look at (e.g. a blob removed while an upload
   // recorded it); empty normally.
   std::vector<std::string> warnings;

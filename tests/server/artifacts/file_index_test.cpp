@@ -107,6 +107,39 @@ TEST_CASE("uploads are derived in the background; forgetting drops only the inde
   CHECK(f.files->File(Sha256Hex("same")).ok());
 }
 
+TEST_CASE("a collection removes the contents no index lists, once past the grace period") {
+  Fixture f;  // the default grace period
+  Manifest m1, m2;
+  const std::string b1 = f.AddBuild("only in one", &m1);
+  const std::string b2 = f.AddBuild("only in two", &m2);
+  REQUIRE(f.files->Derive(b1).ok());
+  REQUIRE(f.files->Derive(b2).ok());
+  f.files->Forget(b1);
+  // Just linked: a derivation here or on another server may be about to
+  // write an index listing it.
+  auto young = f.files->Collect();
+  REQUIRE(young.ok());
+  CHECK(*young == 0);
+  CHECK(f.files->File(Sha256Hex("only in one")).ok());
+
+  // Another server on the same ROOT, without a grace period.
+  auto other = FileIndex::Open(*f.blobs, {}, std::chrono::seconds(0));
+  REQUIRE(other.ok());
+  // An index that cannot be read might list anything: nothing is removed.
+  const fs::path bad = f.files->root() / "index" / (std::string(64, 'e') + ".json");
+  std::ofstream(bad) << "{not json";
+  CHECK_FALSE((*other)->Collect().ok());
+  CHECK(f.files->File(Sha256Hex("only in one")).ok());
+  fs::remove(bad);
+
+  auto freed = (*other)->Collect();
+  REQUIRE(freed.ok());
+  CHECK(*freed == std::string("only in one").size());
+  CHECK(f.files->File(Sha256Hex("only in one")).status().code() == Code::kNotFound);
+  for (const ManifestEntry& e : m2.entries)
+    if (e.type == EntryType::kFile) CHECK_MESSAGE(f.files->File(e.sha256).ok(), e.path);
+}
+
 TEST_CASE("hashes from outside never become paths; a missing blob is not found") {
   Fixture f;
   for (std::string bad : {std::string("../../etc/passwd"), std::string(64, 'G'),

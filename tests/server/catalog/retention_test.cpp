@@ -5,12 +5,18 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
+#include <sstream>
 
+#include "agents/deployer/archive.h"
+#include "common/crypto.h"
 #include "planner/app_spec.h"
 #include "server/artifacts/blob_store.h"
+#include "server/artifacts/file_index.h"
 #include "server/catalog/catalog.h"
 #include "tests/server/store/store_fixture.h"
+#include "tests/support/wait.h"
 
 namespace reprise {
 
@@ -40,6 +46,32 @@ class World {
     REQUIRE(blobs.ok());
     blobs_ = std::move(*blobs);
     catalog_ = std::make_unique<Catalog>(CatalogOptions{store_.get(), blobs_.get(), &clock_});
+  }
+
+  // Derives file indexes, as the server does, and collects without a grace
+  // period (the contents here are all seconds old).
+  FileIndex& UseFileIndex() {
+    auto files = FileIndex::Open(*blobs_, {}, std::chrono::seconds(0));
+    REQUIRE_MESSAGE(files.ok(), files.status().ToString());
+    files_ = std::move(*files);
+    catalog_ = std::make_unique<Catalog>(
+        CatalogOptions{store_.get(), blobs_.get(), &clock_, files_.get()});
+    return *files_;
+  }
+
+  // The bytes of a .tar.gz holding `files` (path -> content).
+  std::string Archive(const std::map<std::string, std::string>& files) {
+    const auto tree = dir_.path() / ("tree-" + RandomHex(4));
+    for (const auto& [path, content] : files) {
+      std::filesystem::create_directories((tree / path).parent_path());
+      std::ofstream(tree / path) << content;
+    }
+    const auto archive = tree.string() + ".tar.gz";
+    REQUIRE(CreateTarGz(tree, archive).ok());
+    std::ifstream in(archive, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    return bytes.str();
   }
 
   int64_t now() const { return ToUnixMillis(clock_.Now()); }
@@ -158,6 +190,7 @@ class World {
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<FileIndex> files_;  // after blobs_: derives from them
   std::unique_ptr<Catalog> catalog_;
 };
 
@@ -394,6 +427,54 @@ TEST_CASE("retention: a blob shared by two builds stays while any kept build ref
   CHECK(last.deleted[0].build == 4);
   CHECK(last.blobs_removed == Strings{shared_sha});
   CHECK_FALSE(w.blobs().Exists(shared_sha));
+}
+
+TEST_CASE("retention: a removed blob's file index and the contents only it listed go too") {
+  World w;
+  FileIndex& files = w.UseFileIndex();
+  w.App("shop");
+  w.Release("shop", "1.0");
+  const std::string shared = "in both builds";
+  const std::string only_old = "only in build 1, the old one";
+  const std::string only_new = "only in build 2";
+  w.Build("shop", "1.0", 90, {{"web", w.Archive({{"a.txt", shared}, {"b.txt", only_old}})}});
+  w.Build("shop", "1.0", 1, {{"web", w.Archive({{"a.txt", shared}, {"c/d.txt", only_new}})}});
+  const std::string old_blob = w.ShaOf("shop", "1.0", 1);
+  const std::string new_blob = w.ShaOf("shop", "1.0", 2);
+  REQUIRE(files.Derive(old_blob).ok());
+  REQUIRE(files.Derive(new_blob).ok());
+  REQUIRE(files.File(Sha256Hex(only_old)).ok());
+
+  // The report counts the contents only build 1 has, in a dry run too.
+  RetentionReport dry = w.Run({0, 30, 5}, true);
+  CHECK(dry.blobs_removed == Strings{old_blob});
+  CHECK(dry.file_bytes_freed == only_old.size());
+  CHECK(files.Index(old_blob).ok());
+  CHECK(files.File(Sha256Hex(only_old)).ok());
+
+  RetentionReport real = w.Run({0, 30, 5}, false);
+  CHECK(real.blobs_removed == Strings{old_blob});
+  CHECK(real.file_bytes_freed == only_old.size());
+  CHECK(real.bytes_freed == dry.bytes_freed);
+  CHECK(files.Index(old_blob).status().code() == Code::kNotFound);
+  CHECK(testing::WaitUntil([&] { return !files.File(Sha256Hex(only_old)).ok(); }));
+  // Build 2 still has its index and every content it lists.
+  auto text = files.Index(new_blob);
+  REQUIRE(text.ok());
+  auto index = ManifestFromJson(*text);
+  REQUIRE(index.ok());
+  int listed = 0;
+  for (const ManifestEntry& e : index->entries) {
+    if (e.type != EntryType::kFile) continue;
+    ++listed;
+    CHECK_MESSAGE(files.File(e.sha256).ok(), e.path);
+  }
+  CHECK(listed == 2);
+  CHECK(files.File(Sha256Hex(shared)).ok());
+  // Nothing more to collect.
+  auto again = files.Collect();
+  REQUIRE(again.ok());
+  CHECK(*again == 0);
 }
 
 TEST_CASE(
