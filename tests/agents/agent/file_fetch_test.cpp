@@ -84,6 +84,16 @@ struct FilesFixture {
     REQUIRE(v.ok());
     CHECK(v->ok());
   }
+  // Deploys build `b2` as an update; it must end exactly the build through
+  // the whole archive, after a warning that says `why`.
+  void UpdateFallsBack(const std::string& b2, const std::string& why) {
+    LogCollector logs;
+    auto out = RunOn(*f.hub, t, Op(b2, m2), "2", &logs);
+    REQUIRE_MESSAGE(out.succeeded(), out.message);
+    CHECK(logs.Contains(why));
+    CHECK(logs.Contains("fetching the whole archive"));
+    CheckExactly(b2);
+  }
 };
 
 TEST_CASE("an update fetches only the changed files; the release is exactly the build") {
@@ -115,12 +125,7 @@ TEST_CASE("an update fetches only the changed files; the release is exactly the 
 TEST_CASE("without a file index the update fetches the whole archive, and the index follows") {
   FilesFixture s;
   std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
-  LogCollector logs;
-  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
-  REQUIRE_MESSAGE(out.succeeded(), out.message);
-  CHECK(logs.Contains("no file index for this artifact yet"));
-  CHECK(logs.Contains("fetching the whole archive"));
-  s.CheckExactly(b2);
+  s.UpdateFallsBack(b2, "no file index for this artifact yet");
   // The miss started the derivation for the next deploy of this build.
   CHECK(WaitUntil([&] { return s.files->Index(b2).ok(); }));
 }
@@ -133,12 +138,7 @@ TEST_CASE("a stored file whose content is not its sha256 is never used and leave
   REQUIRE(stored.ok());
   fs::permissions(*stored, fs::perms::owner_write, fs::perm_options::add);
   std::ofstream(*stored, std::ios::binary | std::ios::trunc) << "build X";  // same size
-  LogCollector logs;
-  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
-  REQUIRE_MESSAGE(out.succeeded(), out.message);
-  CHECK(logs.Contains("of the file index is corrupt"));
-  CHECK(logs.Contains("fetching the whole archive"));
-  s.CheckExactly(b2);
+  s.UpdateFallsBack(b2, "of the file index is corrupt");
   CHECK(ReadFile(s.root / "current/index.html") == "build 2");
   // Dropped, and derived again from the blob.
   CHECK(WaitUntil([&] {
@@ -159,12 +159,7 @@ TEST_CASE("an index that is not the build's manifest is refused; the archive is 
   fs::permissions(index, fs::perms::owner_write, fs::perm_options::add);
   fs::copy_file(s.files->root() / "index" / (b3 + ".json"), index,
                 fs::copy_options::overwrite_existing);
-  LogCollector logs;
-  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
-  REQUIRE_MESSAGE(out.succeeded(), out.message);
-  CHECK(logs.Contains("is not the build's manifest"));
-  CHECK(logs.Contains("fetching the whole archive"));
-  s.CheckExactly(b2);
+  s.UpdateFallsBack(b2, "is not the build's manifest");
 }
 
 TEST_CASE("a deploy without a build manifest hash, or a first deploy, fetches the archive") {

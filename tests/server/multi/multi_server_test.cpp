@@ -65,15 +65,24 @@ std::string Deploy(HttpClient& admin, int build, const std::string& extra = "") 
   return std::to_string(Body(r)["id"].get<int64_t>());
 }
 
+// Two servers, alpha and beta, and application shop with build 1 on
+// target prod-web of agent "box" (not started) under `root`.
+struct TwoServersOneShop {
+  Cluster cluster{{"alpha", "beta"}, 1500};
+  fs::path root = cluster.scratch() / "box";
+  HttpClient alpha = cluster[0].Admin();
+  HttpClient beta = cluster[1].Admin();
+  TwoServersOneShop() {
+    fs::create_directories(root);
+    PutShop(alpha, cluster.scratch(), "box", root, "", 1);
+  }
+};
+
 }  // namespace
 
-TEST_CASE("a deployment requested on one server runs on the agent connected only to the other") {
-  Cluster cluster({"alpha", "beta"}, 1500);
-  fs::path root = cluster.scratch() / "box";
-  fs::create_directories(root);
-  auto alpha = cluster[0].Admin();
-  auto beta = cluster[1].Admin();
-  PutShop(alpha, cluster.scratch(), "box", root, "", 1);
+TEST_CASE_FIXTURE(
+    TwoServersOneShop,
+    "a deployment requested on one server runs on the agent connected only to the other") {
   auto agent = cluster.StartAgent("box", root, {1});  // beta only
   REQUIRE_FALSE(cluster.Online(0, "box"));
 
@@ -201,13 +210,8 @@ TEST_CASE("100 scheduled deployments across two servers fire exactly once each")
   }
 }
 
-TEST_CASE("an agent approved on one server may take work from the other") {
-  Cluster cluster({"alpha", "beta"}, 1500);
-  fs::path root = cluster.scratch() / "box";
-  fs::create_directories(root);
-  auto alpha = cluster[0].Admin();
-  auto beta = cluster[1].Admin();
-  PutShop(alpha, cluster.scratch(), "box", root, "", 1);
+TEST_CASE_FIXTURE(TwoServersOneShop,
+                  "an agent approved on one server may take work from the other") {
   auto token = alpha.Post("/api/v1/agents/enrollment-tokens", R"({"pre_approved": false})");
   REQUIRE(token.status / 100 == 2);
   AgentProcess agent(

@@ -55,6 +55,12 @@ SqlError::Kind KindOf(const std::function<void()>& body) {
   return SqlError::Kind::kOther;
 }
 
+// The database name in a "postgresql:///NAME?…" URL of the test cluster.
+std::string DatabaseOf(const std::string& url) {
+  const size_t start = std::string("postgresql:///").size();
+  return url.substr(start, url.find('?') - start);
+}
+
 }  // namespace
 
 TEST_CASE("placeholders ? and ?N become $N, quoted text and comments stay") {
@@ -174,8 +180,7 @@ TEST_CASE("write transactions exclude each other and savepoints undo alone") {
 TEST_CASE("a connection the server ended is opened again for the next transaction") {
   auto& cluster = PgCluster::Shared();
   const std::string url = cluster.CreateDatabase();
-  const std::string name = url.substr(std::string("postgresql:///").size(),
-                                      url.find('?') - std::string("postgresql:///").size());
+  const std::string name = DatabaseOf(url);
   auto db = Connect(url);
   db->Script("CREATE TABLE t (n BIGINT)");
   cluster.Execute(
@@ -190,8 +195,7 @@ TEST_CASE("a connection the server ended is opened again for the next transactio
 TEST_CASE("statements are prepared once per connection, and again when that no longer holds") {
   auto& cluster = PgCluster::Shared();
   const std::string url = cluster.CreateDatabase();
-  const std::string name = url.substr(std::string("postgresql:///").size(),
-                                      url.find('?') - std::string("postgresql:///").size());
+  const std::string name = DatabaseOf(url);
   auto db = Connect(url);
   db->Script("CREATE TABLE t (n BIGINT)");
   auto prepared = [&] {
