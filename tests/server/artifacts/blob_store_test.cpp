@@ -21,13 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 size_t CountFiles(const fs::path& dir) {
   size_t n = 0;
   for (auto& e : fs::recursive_directory_iterator(dir))
@@ -64,7 +57,7 @@ TEST_CASE("a streamed upload round-trips and is stored read-only under its hash"
   CHECK_FALSE(fs::exists(finished->temp_path));
   fs::path path = *store->Path(*hash);
   CHECK(path == tmp.path() / "blobs" / "sha256" / hash->substr(0, 2) / *hash);
-  CHECK(Slurp(path) == content);
+  CHECK(ReadFile(path) == content);
   struct stat st;
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0444);
@@ -95,7 +88,7 @@ TEST_CASE("writes of any size give the same bytes and hash") {
   auto hash = store->Commit(*writer);
   REQUIRE(hash.ok());
   CHECK(*hash == Sha256Hex(content));
-  CHECK(Slurp(*store->Path(*hash)) == content);
+  CHECK(ReadFile(*store->Path(*hash)) == content);
 }
 
 TEST_CASE("identical uploads make one blob, different content makes another") {
@@ -181,7 +174,7 @@ TEST_CASE("two stores on one shared directory (two servers) converge on one blob
   }
   CHECK(CountFiles(tmp.path() / "sha256") == 1);
   CHECK(fs::is_empty(tmp.path() / "tmp"));
-  CHECK(Slurp(*second->Path(Sha256Hex(content))) == content);
+  CHECK(ReadFile(*second->Path(Sha256Hex(content))) == content);
   // A server that stored it and one that did not see the same blob.
   CHECK(first->Exists(Sha256Hex(content)));
   CHECK(second->Verify(Sha256Hex(content)).ok());
@@ -297,7 +290,7 @@ TEST_CASE("VerifyAll finds a tampered blob and changes nothing") {
     f.seekp(3);
     f.put('X');
   }
-  const std::string tampered = Slurp(victim);
+  const std::string tampered = ReadFile(victim);
   std::ofstream(tmp.path() / "sha256" / "stray.txt") << "not a blob";
 
   Result<VerifyReport> report = store->VerifyAll();
@@ -308,7 +301,7 @@ TEST_CASE("VerifyAll finds a tampered blob and changes nothing") {
   CHECK(report->blobs_checked == 2);
   CHECK(store->Verify(*bad).code() == Code::kConflict);
   CHECK(store->Verify(*good).ok());
-  CHECK(Slurp(victim) == tampered);  // reported, not repaired or deleted
+  CHECK(ReadFile(victim) == tampered);  // reported, not repaired or deleted
 }
 
 TEST_CASE("hashes from outside are validated before they become paths") {

@@ -19,13 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct Fixture {
   TempDir tmp;
   std::unique_ptr<BlobStore> blobs;
@@ -55,7 +48,7 @@ struct Fixture {
     auto m = ScanArchive(archive);
     REQUIRE(m.ok());
     *manifest = *m;
-    auto sha = blobs->Put(Slurp(archive));
+    auto sha = blobs->Put(ReadFile(archive));
     REQUIRE(sha.ok());
     return *sha;
   }
@@ -76,7 +69,7 @@ TEST_CASE("a derived file index is the build's manifest, with every content stor
     if (e.type != EntryType::kFile) continue;
     auto p = f.files->File(e.sha256);
     REQUIRE_MESSAGE(p.ok(), e.path);
-    CHECK(Sha256Hex(Slurp(*p)) == e.sha256);
+    CHECK(Sha256Hex(ReadFile(*p)) == e.sha256);
     struct stat st;
     REQUIRE(::lstat(p->c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0444);

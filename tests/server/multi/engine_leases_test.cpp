@@ -46,15 +46,24 @@ bool LogHas(Store& store, int64_t id, const std::string& text) {
   return false;
 }
 
+// A store where server alpha runs deployment `id` under a lease until
+// kStart + 15 s, and a clock at kStart + 1 s.
+struct RunningOnAlpha {
+  TempDir dir;
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  int64_t id = 0;
+  FakeClock clock{FromUnixMillis(kStart + 1000)};
+  RunningOnAlpha() {
+    SeedShop(*store, 1);
+    id = CreatePromotion(*store, {.status = "queued", .targets_csv = "web"}).id;
+    RunningOn(*store, id, "alpha", kStart + 15000);
+  }
+};
+
 }  // namespace
 
-TEST_CASE("a live lease of another server is left alone; once it lapses it is taken over") {
-  TempDir dir;
-  auto store = OpenTestStore(dir);
-  SeedShop(*store, 1);
-  int64_t id = CreatePromotion(*store, {.status = "queued", .targets_csv = "web"}).id;
-  RunningOn(*store, id, "alpha", kStart + 15000);
-  FakeClock clock(FromUnixMillis(kStart + 1000));
+TEST_CASE_FIXTURE(RunningOnAlpha,
+                  "a live lease of another server is left alone; once it lapses it is taken over") {
   auto beta = StartEngine(*store, clock, "beta");
   CHECK(beta->ServerId() == "beta");
   // Recovery at start took nothing of alpha's.
@@ -69,13 +78,8 @@ TEST_CASE("a live lease of another server is left alone; once it lapses it is ta
   beta->Stop();
 }
 
-TEST_CASE("a restarted server takes back at once what it left running itself") {
-  TempDir dir;
-  auto store = OpenTestStore(dir);
-  SeedShop(*store, 1);
-  int64_t id = CreatePromotion(*store, {.status = "queued", .targets_csv = "web"}).id;
-  RunningOn(*store, id, "alpha", kStart + 15000);
-  FakeClock clock(FromUnixMillis(kStart + 1000));
+TEST_CASE_FIXTURE(RunningOnAlpha,
+                  "a restarted server takes back at once what it left running itself") {
   auto alpha = StartEngine(*store, clock, "alpha");
   CHECK(store->GetDeployment(id)->status == "interrupted");
   CHECK(LogHas(*store, id, "the server stopped while this deployment was running"));
