@@ -2,10 +2,13 @@
 
 namespace reprise {
 
-const std::vector<std::string_view>& SqliteMigrations() {
-  static const std::vector<std::string_view> kMigrations = {
-      // 1: the initial schema.
-      R"sql(
+namespace {
+
+// The schema's history, oldest first: a table of SQL texts, never edited
+// once released (a change is a new entry at the end).
+constexpr std::string_view kMigrations[] = {
+    // 1: the initial schema.
+    R"sql(
 CREATE TABLE environments (
   name TEXT PRIMARY KEY,
   variables_json TEXT NOT NULL DEFAULT '{}',
@@ -155,9 +158,9 @@ CREATE TABLE audit_log (
   summary TEXT NOT NULL
 );
 )sql",
-      // 2: agent enrollment tokens; an agent's public key (it proves its
-      // identity by signing a challenge; the server never holds its secret).
-      R"sql(
+    // 2: agent enrollment tokens; an agent's public key (it proves its
+    // identity by signing a challenge; the server never holds its secret).
+    R"sql(
 CREATE TABLE enroll_tokens (
   token_hash TEXT PRIMARY KEY,
   pre_approved INTEGER NOT NULL DEFAULT 0,
@@ -168,8 +171,8 @@ CREATE TABLE enroll_tokens (
 );
 ALTER TABLE agents ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
 )sql",
-      // 3: what the engine needs beside the initial deployment tables.
-      R"sql(
+    // 3: what the engine needs beside the initial deployment tables.
+    R"sql(
 ALTER TABLE deployments ADD COLUMN targets_csv TEXT NOT NULL DEFAULT '';
 ALTER TABLE deployments ADD COLUMN automatic INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deployment_logs ADD COLUMN level TEXT NOT NULL DEFAULT 'info';
@@ -190,23 +193,23 @@ CREATE TABLE target_states (
 );
 CREATE INDEX target_states_by_stage ON target_states(application, stage);
 )sql",
-      // 4: the dispatcher and the gate re-check walk deployments oldest first.
-      R"sql(
+    // 4: the dispatcher and the gate re-check walk deployments oldest first.
+    R"sql(
 CREATE INDEX deployments_by_status_id ON deployments(status, id);
 )sql",
-      // 5: one standing decision per user and deployment. Duplicate standing
-      // approvals from before are revoked (the oldest stays), so one user can
-      // no longer satisfy "count: 2" alone.
-      R"sql(
+    // 5: one standing decision per user and deployment. Duplicate standing
+    // approvals from before are revoked (the oldest stays), so one user can
+    // no longer satisfy "count: 2" alone.
+    R"sql(
 UPDATE approvals SET revoked = 1
  WHERE revoked = 0
    AND id NOT IN (SELECT MIN(id) FROM approvals WHERE revoked = 0 GROUP BY deployment_id, user);
 CREATE UNIQUE INDEX approvals_one_standing_per_user ON approvals(deployment_id, user)
  WHERE revoked = 0;
 )sql",
-      // 6: per-user permissions on an environment beside the role, e.g.
-      // 'redeploy': re-deploying an earlier build to its protected stages.
-      R"sql(
+    // 6: per-user permissions on an environment beside the role, e.g.
+    // 'redeploy': re-deploying an earlier build to its protected stages.
+    R"sql(
 CREATE TABLE grants (
   environment TEXT NOT NULL REFERENCES environments(name),
   user TEXT NOT NULL REFERENCES users(name),
@@ -216,10 +219,10 @@ CREATE TABLE grants (
   PRIMARY KEY (environment, user, permission)
 );
 )sql",
-      // 7: the builds that succeeded on each stage (rollback candidates, the
-      // kind of a deployment), newest success of each build, kept by
-      // triggers so reading them does not walk the stage's whole history.
-      R"sql(
+    // 7: the builds that succeeded on each stage (rollback candidates, the
+    // kind of a deployment), newest success of each build, kept by
+    // triggers so reading them does not walk the stage's whole history.
+    R"sql(
 CREATE TABLE stage_builds (
   application TEXT NOT NULL,
   stage TEXT NOT NULL,
@@ -265,18 +268,18 @@ BEGIN
            AND excluded.deployment_id > stage_builds.deployment_id);
 END;
 )sql",
-      // 8: retention keeps artifact records as tombstones (the bytes go, the
-      // record and its hash stay); builds sealed by hand; a build's
-      // deployments (which seal it) found by build.
-      R"sql(
+    // 8: retention keeps artifact records as tombstones (the bytes go, the
+    // record and its hash stay); builds sealed by hand; a build's
+    // deployments (which seal it) found by build.
+    R"sql(
 ALTER TABLE artifacts ADD COLUMN blob_removed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE builds ADD COLUMN sealed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE builds ADD COLUMN sealed_by TEXT NOT NULL DEFAULT '';
 CREATE INDEX deployments_by_build ON deployments(application, release, build, id);
 )sql",
-      // 9: irreversible_steps: the irreversible plan steps that ran, per target,
-      // for the warnings and undo steps of a rollback across them.
-      R"sql(
+    // 9: irreversible_steps: the irreversible plan steps that ran, per target,
+    // for the warnings and undo steps of a rollback across them.
+    R"sql(
 CREATE TABLE irreversible_steps (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   deployment_id INTEGER NOT NULL REFERENCES deployments(id),
@@ -295,9 +298,9 @@ CREATE TABLE irreversible_steps (
 );
 CREATE INDEX irreversible_steps_by_stage ON irreversible_steps(application, stage, ran_at, id);
 )sql",
-      // 10: selective rollback records (a record of a succeeded deployment, its
-      // targets, components, approvals; the execution is a deployment).
-      R"sql(
+    // 10: selective rollback records (a record of a succeeded deployment, its
+    // targets, components, approvals; the execution is a deployment).
+    R"sql(
 CREATE TABLE rollback_records (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   deployment_id INTEGER NOT NULL REFERENCES deployments(id),
@@ -364,9 +367,9 @@ CREATE TABLE rollback_record_approvals (
   UNIQUE (record_id, user)
 );
 )sql",
-      // 11: users can be disabled; API tokens expire and record their last
-      // use; the audit log is filtered by actor and time.
-      R"sql(
+    // 11: users can be disabled; API tokens expire and record their last
+    // use; the audit log is filtered by actor and time.
+    R"sql(
 ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
@@ -374,8 +377,8 @@ CREATE INDEX api_tokens_by_user ON api_tokens(user, id);
 CREATE INDEX audit_log_by_actor ON audit_log(actor, id);
 CREATE INDEX audit_log_by_at ON audit_log(at);
 )sql",
-      // 12: global variables: the server-wide, outermost scope of every deployment.
-      R"sql(
+    // 12: global variables: the server-wide, outermost scope of every deployment.
+    R"sql(
 CREATE TABLE global_variables (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   variables_json TEXT NOT NULL DEFAULT '{}',
@@ -383,15 +386,15 @@ CREATE TABLE global_variables (
   updated_by TEXT NOT NULL
 );
 )sql",
-      // 13: release and build notes (Markdown) and links (http/https URLs).
-      R"sql(
+    // 13: release and build notes (Markdown) and links (http/https URLs).
+    R"sql(
 ALTER TABLE releases ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 ALTER TABLE releases ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE builds ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 ALTER TABLE builds ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
 )sql",
-      // Webhooks and their durable delivery queue (deliveries survive restarts).
-      R"sql(
+    // Webhooks and their durable delivery queue (deliveries survive restarts).
+    R"sql(
 CREATE TABLE webhooks (
   name TEXT PRIMARY KEY,
   url TEXT NOT NULL,
@@ -420,10 +423,10 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
 )sql",
-      // Several servers on one store: the server holding a queued or running
-      // deployment and until when (its lease), and named leases for work one
-      // server does at a time.
-      R"sql(
+    // Several servers on one store: the server holding a queued or running
+    // deployment and until when (its lease), and named leases for work one
+    // server does at a time.
+    R"sql(
 ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE deployments ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE leases (
@@ -432,8 +435,14 @@ CREATE TABLE leases (
   lease_until INTEGER NOT NULL
 );
 )sql",
-  };
-  return kMigrations;
+};
+
+}  // namespace
+
+const std::vector<std::string_view>& SqliteMigrations() {
+  static const std::vector<std::string_view> migrations(std::begin(kMigrations),
+                                                        std::end(kMigrations));
+  return migrations;
 }
 
 }  // namespace reprise
