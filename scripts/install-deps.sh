@@ -7,7 +7,8 @@
 #   --format   clang-format for `make format`
 #   --fuzz     clang and its runtimes (libFuzzer, sanitizers) for `make fuzz`
 #   --package  dpkg-dev and systemd (for systemd-analyze) for `make package`
-#   --bench    the tools `make bench` compares with (curl, jq, rsync, Ansible)
+#   --bench    the tools `make bench` compares with and drives (curl, jq, rsync,
+#              Ansible, wrk, python3)
 set -euo pipefail
 
 packages=(g++ cmake make ninja-build pkg-config libboost-dev libcpp-httplib-dev libsqlitecpp-dev
@@ -21,7 +22,7 @@ for arg in "$@"; do
     --format) packages+=(clang-format) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --package) packages+=(dpkg-dev fakeroot systemd adduser) ;;
-    --bench) packages+=(curl jq rsync ansible-core) ;;
+    --bench) packages+=(curl jq rsync ansible-core wrk python3) ;;
     *) echo "install-deps: unknown option '$arg' (use --browser, --format, --fuzz, --package, --bench)" >&2; exit 2 ;;
   esac
 done
