@@ -86,3 +86,17 @@ await_port() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+# The scheduler benchmarks' catalog, over the API of the server on $port:
+# $apps applications bench0…, each one stage on its own target tN of agent
+# AGENT under DIR/tN, a plan with only a log step, release 1.0 and build 1.
+log_only_apps() {  # AGENT DIR
+  api PUT /environments/Bench '{"variables": {}}'
+  local a
+  for ((a = 0; a < apps; a++)); do
+    api PUT "/targets/t$a" "{\"environment\": \"Bench\", \"agent\": \"$1\", \"path\": \"$2/t$a\"}"
+    api PUT "/applications/bench$a" "$(printf 'pipeline:\n  - stage: Run\n    environment: Bench\n    targets: [t%d]\n    plan: note\nplans:\n  note: |\n    - log: "scheduled run of build $BuildNumber"\n' "$a")" application/yaml
+    api POST "/applications/bench$a/releases" '{"number": "1.0"}'
+    api POST "/applications/bench$a/releases/1.0/builds" '{}'
+  done
+}

@@ -66,13 +66,7 @@ mkdir -p "$data/targets"
 #    one application queue on its target), a plan with only a log step.
 start_server
 empty_start_ms=$start_ms
-api PUT /environments/Bench '{"variables": {}}'
-for ((a = 0; a < apps; a++)); do
-  api PUT "/targets/t$a" "{\"environment\": \"Bench\", \"agent\": \"local\", \"path\": \"$data/targets/t$a\"}"
-  api PUT "/applications/bench$a" "$(printf 'pipeline:\n  - stage: Run\n    environment: Bench\n    targets: [t%d]\n    plan: note\nplans:\n  note: |\n    - log: "scheduled run of build $BuildNumber"\n' "$a")" application/yaml
-  api POST "/applications/bench$a/releases" '{"number": "1.0"}'
-  api POST "/applications/bench$a/releases/1.0/builds" '{}'
-done
+log_only_apps local "$data/targets"
 stop_server
 # A second start on the same (nearly empty) store, for comparison.
 start_server

@@ -109,14 +109,7 @@ start_server() {
 # may run it: no agent work), a release 1.0 and its build 1.
 configure() {
   port=${ports[$1]}
-  api PUT /environments/Bench '{"variables": {}}'
-  local a
-  for ((a = 0; a < apps; a++)); do
-    api PUT "/targets/t$a" "{\"environment\": \"Bench\", \"agent\": \"box\", \"path\": \"$data/box/t$a\"}"
-    api PUT "/applications/bench$a" "$(printf 'pipeline:\n  - stage: Run\n    environment: Bench\n    targets: [t%d]\n    plan: note\nplans:\n  note: |\n    - log: "scheduled run of build $BuildNumber"\n' "$a")" application/yaml
-    api POST "/applications/bench$a/releases" '{"number": "1.0"}'
-    api POST "/applications/bench$a/releases/1.0/builds" '{}'
-  done
+  log_only_apps box "$data/box"
 }
 
 any_in() {  # NAME STATUSES: 1 while any deployment has one of STATUSES
