@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "server/artifacts/file_index.h"
-#include "tests/agents/agent/tree_snapshot.h"
+#include "tests/agents/deployer/archive_builder.h"
 #include "tests/server/hub/hub_test_support.h"
 #include "tests/server/hub/raw_agent.h"
 
@@ -79,7 +79,7 @@ struct FilesFixture {
     auto blob = f.blobs->Path(sha);
     REQUIRE(blob.ok());
     REQUIRE(ExtractArchive(*blob, fresh).ok());
-    CHECK(TreeSnapshot(fs::canonical(root / "current")) == TreeSnapshot(fresh));
+    CHECK(SnapshotTree(fs::canonical(root / "current")) == SnapshotTree(fresh));
     auto v = f.hub->Validate("t", m2);
     REQUIRE(v.ok());
     CHECK(v->ok());

@@ -18,8 +18,8 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "tests/agents/agent/fake_blob_source.h"
-#include "tests/agents/agent/tree_snapshot.h"
 #include "tests/agents/agent/write_in_place.h"
+#include "tests/agents/deployer/archive_builder.h"
 #include "tests/support/wait.h"
 #include "tests/temp_dir.h"
 
@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 using Files = std::map<std::string, std::string>;
 
 using Source = testing::FakeBlobSource;
-using testing::TreeSnapshot;
+using testing::SnapshotTree;
 using testing::WriteInPlace;
 
 struct Target {
@@ -91,7 +91,7 @@ struct TwoBuilds : Target {
     Deploy(b, n);
     CHECK(Logged("was changed on the target after it was extracted"));
     fresh.Deploy(b == b1 ? fresh.b1 : fresh.b2, n);
-    CHECK(TreeSnapshot(root / "current/") == TreeSnapshot(fresh.root / "current/"));
+    CHECK(SnapshotTree(root / "current/") == SnapshotTree(fresh.root / "current/"));
   }
 };
 
@@ -109,7 +109,7 @@ TEST_CASE("an update deploy links the unchanged files of the live release and eq
   TwoBuilds fresh;
   fresh.Deploy(fresh.b2, "2");
   CHECK_FALSE(fresh.Logged("linked from"));
-  CHECK(TreeSnapshot(t.root / "current/") == TreeSnapshot(fresh.root / "current/"));
+  CHECK(SnapshotTree(t.root / "current/") == SnapshotTree(fresh.root / "current/"));
   // Build 1's release is as it was extracted, so the rollback is only the
   // switch, and so is going forward again.
   t.Deploy(t.b1, "1");
@@ -248,7 +248,7 @@ TEST_CASE("a change made while the agent was down is caught by the next re-deplo
   CHECK(t.Logged("was changed on the target after it was extracted"));
   TwoBuilds fresh;
   fresh.Deploy(fresh.b1, "1");
-  CHECK(TreeSnapshot(t.root / "current/") == TreeSnapshot(fresh.root / "current/"));
+  CHECK(SnapshotTree(t.root / "current/") == SnapshotTree(fresh.root / "current/"));
 }
 
 TEST_CASE("with the watch off, re-deploys walk the tree and still catch changes") {
