@@ -22,6 +22,59 @@ AgentRunner::AgentRunner(RunnerOptions options) : impl_(std::make_unique<Impl>()
 }
 AgentRunner::~AgentRunner() = default;
 
+AgentRunner::Impl::Impl() : settler_([this] { SettleLoop(); }) {}
+
+AgentRunner::Impl::~Impl() {
+  {
+    std::lock_guard lock(settle_mu_);
+    settle_stop_ = true;
+  }
+  settle_cv_.notify_all();
+  settler_.join();
+}
+
+void AgentRunner::Impl::SettleLater(const Layout& l, std::vector<std::string> names,
+                                    const StampBound& bound) {
+  {
+    std::lock_guard lock(settle_mu_);
+    pending_[l.root.string()] = Pending{std::move(names), bound};
+    settle_queue_.push_back(l.root);
+  }
+  settle_cv_.notify_all();
+}
+
+bool AgentRunner::Impl::SettlePending(const fs::path& root) {
+  Pending p;
+  {
+    std::lock_guard lock(settle_mu_);
+    auto it = pending_.find(root.string());
+    if (it == pending_.end()) return false;
+    p = std::move(it->second);
+    pending_.erase(it);
+  }
+  SettleStamps(Layout{root}, p.names, p.bound);
+  return true;
+}
+
+// Settles each root queued under its lock, then arms the watch there; on
+// stop, what is still pending is settled before the thread ends.
+void AgentRunner::Impl::SettleLoop() {
+  std::unique_lock lock(settle_mu_);
+  for (;;) {
+    settle_cv_.wait(lock, [&] { return settle_stop_ || !settle_queue_.empty(); });
+    if (settle_queue_.empty()) return;  // stopping, nothing left
+    const fs::path root = std::move(settle_queue_.front());
+    settle_queue_.pop_front();
+    lock.unlock();
+    {
+      auto root_lock = LockFor(root);
+      std::lock_guard<std::mutex> g(*root_lock);
+      if (SettlePending(root)) WatchReleases(Layout{root});
+    }
+    lock.lock();
+  }
+}
+
 Result<fs::path> AgentRunner::ResolveTargetRoot(std::string_view target_path) const {
   if (target_path.empty()) return InvalidArgument("the target has no path");
   if (target_path.find('\0') != std::string_view::npos) return InvalidArgument("bad target path");
@@ -57,6 +110,7 @@ Result<fs::path> AgentRunner::ResolveTargetRoot(std::string_view target_path) co
 void AgentRunner::CleanTemporaries(const fs::path& root) {
   auto lock = impl_->LockFor(root);
   std::lock_guard<std::mutex> g(*lock);
+  impl_->SettlePending(root);
   CleanTmpKeepingStamps(Layout{root});
 }
 
@@ -73,6 +127,8 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
   if (cancel.IsCancelled()) return OperationOutcome::Error(Cancelled("cancelled before start"));
   auto lock = impl_->LockFor(root);
   std::unique_lock<std::mutex> guard(*lock);
+  // The stamps an earlier deploy left to take, before anything reads them.
+  impl_->SettlePending(root);
 
   OperationOutcome out = std::visit(
       [&](const auto& o) -> OperationOutcome {
@@ -100,8 +156,8 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
       },
       op);
   // Whatever the operation changed, the releases verified now are watched
-  // from here on (in the background).
-  impl_->WatchReleases(Layout{root});
+  // from here on (in the background; once settled, when stamps are pending).
+  if (!impl_->HasPending(root)) impl_->WatchReleases(Layout{root});
   return out;
 }
 

@@ -273,10 +273,19 @@ OperationOutcome AgentRunner::Impl::DeployRelease(const Layout& l, const DeployA
     Restamp(l, *restamp);
     return installed;
   }
+  std::optional<StampBound> bound;
   OperationOutcome switched = SwitchToRelease(l, link, op.to, name, op.keep, options.fsync, log,
-                                              report, /*keep_stamps=*/false);
+                                              report, /*keep_stamps=*/false, &bound);
   restamp->push_back(name);
-  Restamp(l, *restamp);
+  // Taking the stamps walks every release (one lstat per entry): after the
+  // result is reported, unless the filesystem's clock cannot bound them.
+  // They are the same then: a change after the bound, the switch's included,
+  // fails the release's stamp whenever it is taken.
+  if (bound) {
+    SettleLater(l, std::move(*restamp), *bound);
+  } else {
+    Restamp(l, *restamp);
+  }
   return switched;
 }
 
@@ -291,7 +300,7 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   fs::path partial = l.tmp() / (name + ".partial-" + RandomHex(4));
   // From here on link counts of released inodes change: the releases whose
   // stamps hold now are the ones to stamp again, and the ones to reuse from.
-  restamp = IntactReleases(l, name);
+  restamp = IntactReleases(l, name, watch.get());
   std::optional<ReuseRelease> reuse = PickReuseSource(l, *restamp, name);
   ExtractStats stats;
   bool by_files = false;

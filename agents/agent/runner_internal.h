@@ -14,10 +14,9 @@
 //   - AgentRunner::Impl::InstallRelease(): an artifact made into
 //     releases/<name> (reused when an unchanged, verified copy is there);
 //   - PrepareLayout(): the directories created and tmp/ emptied first;
-//   - SwitchLink() then RecordCurrent() (together, with the log line and
-//     progress, SwitchToRelease()): `current` (or another link) switched by
-//     rename(2) of a fresh symlink, and the switch recorded in state.json,
-//     pruning releases beyond `keep`;
+//   - SwitchToRelease(): releases beyond `keep` pruned, `current` (or
+//     another link) switched by rename(2) of a fresh symlink, and the switch
+//     recorded in state.json;
 //   - RootLocks: the per-root lock every operation on a root holds (except
 //     exec and http-check, which release it once started).
 //
@@ -25,7 +24,9 @@
 // one root with RootLocks. RootLocks itself is thread-safe.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -33,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "agents/agent/release_watch.h"
@@ -124,18 +126,6 @@ std::string LinkedRelease(const Layout& l, const std::filesystem::path& link);
 // syncfs(2): one call instead of an fsync per extracted file and directory.
 [[nodiscard]] Status SyncFilesystem(const std::filesystem::path& dir);
 
-// Points `link` at `release_dir` by renaming a fresh symlink over it (the
-// link never dangles nor goes missing). Returns the release it pointed at
-// before ("" when none).
-[[nodiscard]] Result<std::string> SwitchLink(const Layout& l, const std::filesystem::path& link,
-                                             const std::filesystem::path& release_dir, bool fsync);
-
-// Records in state.json that `name` is now current (`old` was, before),
-// moves it to the end of the history and prunes releases beyond `keep`.
-// A failure to write the state is logged as a warning: the switch stands.
-void RecordCurrent(const Layout& l, const std::string& name, const std::string& old, int keep,
-                   const RunnerLog& log, bool keep_stamps = true);
-
 // Removes releases beyond the newest `keep` of the history (never current or
 // previous), their metadata, and blobs no retained release uses. A removed
 // release may share inodes with retained ones (incremental releases): with
@@ -151,13 +141,41 @@ void CleanTmp(const Layout& l);
 // operation that places a release does first.
 [[nodiscard]] Status PrepareLayout(const Layout& l);
 
-// The end of an operation that placed release `name`: the "switch" progress,
-// `to` ("" : `current`) switched to it (SwitchLink), RecordCurrent, the
-// switch logged, the "done" progress. `link` is `to` resolved under the root.
+// A moment on the filesystem's clock after Reprise's own last change to the
+// releases of a deploy and before its switch: a release whose entries (and
+// its directory) all have a ctime no later than `ctime` was not changed
+// since (TreeStampUnchangedSince), unless the system clock was set back.
+struct StampBound {
+  timespec ctime{};
+  int64_t realtime_offset_ns = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC then
+};
+
+// The filesystem's time now (the ctime of a file created in tmp/), once a
+// change made after it is sure to get a later ctime (with fine-grained
+// timestamps at once; with coarse ones, after up to 10 ms): so does every
+// change made after this returns. kFailedPrecondition when the clock did not
+// move on in that time.
+[[nodiscard]] Result<StampBound> MarkStampBound(const Layout& l);
+
+// True when the system clock was set back since `bound` was marked (then a
+// later change may carry an earlier ctime: nothing is trusted).
+bool ClockSetBackSince(const StampBound& bound);
+
+// The end of an operation that placed release `name`, once the release is
+// durable: the "switch" progress; the state after the switch computed and
+// pruned (PruneReleases, beyond `keep`) and staged in a synced temporary
+// file; `to` ("" : `current`, `link` is it resolved under the root) switched
+// by renaming a fresh symlink over it (the link never dangles nor goes
+// missing), then the staged state renamed over state.json and both
+// directories synced; the switch logged, the "done" progress. With `bound`,
+// MarkStampBound is taken right before the switch, after the pruning (left
+// empty when the clock did not move on). A failure to record the state is
+// logged as a warning: the switch stands.
 OperationOutcome SwitchToRelease(const Layout& l, const std::filesystem::path& link,
                                  const std::string& to, const std::string& name, int keep,
                                  bool fsync, const RunnerLog& log, const ProgressFn& progress,
-                                 bool keep_stamps = true);
+                                 bool keep_stamps = true,
+                                 std::optional<StampBound>* bound = nullptr);
 
 // --- Releases that share files (runner_stamps.cpp) -------------------------
 // An incremental release hard-links the unchanged files of an earlier one, so
@@ -176,10 +194,18 @@ OperationOutcome SwitchToRelease(const Layout& l, const std::filesystem::path& l
 void RemoveReleaseManifest(const Layout& l, const std::string& name);
 
 // The releases under releases/ (but `except`) whose tree stamp still matches
-// their metadata: one TreeStamp each.
-std::vector<std::string> IntactReleases(const Layout& l, const std::string& except = "");
+// their metadata: one TreeStamp each, unless `watch` has the release armed
+// with that stamp and unchanged.
+std::vector<std::string> IntactReleases(const Layout& l, const std::string& except = "",
+                                        ReleaseWatch* watch = nullptr);
 // Takes the tree stamp of each of `names` still there again and records it.
 void Restamp(const Layout& l, const std::vector<std::string>& names);
+// Restamp, later: records the stamp of each of `names` only when nothing
+// below it changed after `bound` (TreeStampUnchangedSince); one that did
+// keeps the stamp it had, which no longer matches (so it counts as changed).
+// The result is the same whenever it runs, so it may run after the deploy
+// reported success, as long as it runs before anything reads those stamps.
+void SettleStamps(const Layout& l, const std::vector<std::string>& names, const StampBound& bound);
 
 // The release a new one (`except`) reuses files from: one of `intact` with
 // a stored manifest, the live one first.
@@ -236,14 +262,45 @@ struct AgentRunner::Impl {
   // Null when RunnerOptions::watch_releases is off.
   std::unique_ptr<agent_runner::ReleaseWatch> watch;
 
+  Impl();
+  ~Impl();  // settles what is pending first
+
   // Arms the watch on the releases under `l` that are not armed (or whose
   // recorded stamp moved), in the background.
   void WatchReleases(const agent_runner::Layout& l);
+
+  // Stamps a deploy left to take once it reported success (SettleStamps of
+  // `names` with `bound`): on the settling thread, under the root's lock, then
+  // the watch armed; or by the next operation on that root, whichever comes
+  // first (SettlePending).
+  void SettleLater(const agent_runner::Layout& l, std::vector<std::string> names,
+                   const agent_runner::StampBound& bound);
+  // What is pending on `root`, settled now; the caller holds its lock. True
+  // when something was.
+  bool SettlePending(const std::filesystem::path& root);
+  bool HasPending(const std::filesystem::path& root) {
+    std::lock_guard lock(settle_mu_);
+    return pending_.count(root.string()) > 0;
+  }
 
   std::shared_ptr<std::mutex> LockFor(const std::filesystem::path& root) {
     return locks.LockFor(root);
   }
 
+ private:
+  struct Pending {
+    std::vector<std::string> names;
+    agent_runner::StampBound bound;
+  };
+  void SettleLoop();
+  std::mutex settle_mu_;
+  std::condition_variable settle_cv_;
+  bool settle_stop_ = false;
+  std::map<std::string, Pending> pending_;  // by root
+  std::deque<std::filesystem::path> settle_queue_;
+  std::thread settler_;
+
+ public:
   // deploy-artifact (runner_deploy.cpp).
   OperationOutcome Deploy(const std::filesystem::path& root, const DeployArtifactOp& op,
                           const DeployLabel& label, BlobSource& blobs, const RunnerLog& log,

@@ -66,7 +66,8 @@ void RemoveReleaseManifest(const Layout& l, const std::string& name) {
   fs::remove(ManifestPath(l, name), ec);
 }
 
-std::vector<std::string> IntactReleases(const Layout& l, const std::string& except) {
+std::vector<std::string> IntactReleases(const Layout& l, const std::string& except,
+                                        ReleaseWatch* watch) {
   std::vector<std::string> intact;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(l.releases(), ec)) {
@@ -74,6 +75,10 @@ std::vector<std::string> IntactReleases(const Layout& l, const std::string& exce
     if (name == except || !fs::is_directory(e.symlink_status(ec))) continue;
     auto meta = ReadMeta(l, name);
     if (!meta.ok() || meta->tree_stamp.empty()) continue;
+    if (watch && watch->UnchangedSince(e.path(), meta->tree_stamp)) {
+      intact.push_back(name);  // the watch says so without a walk
+      continue;
+    }
     auto stamp = TreeStamp(e.path());
     if (stamp.ok() && *stamp == meta->tree_stamp) intact.push_back(name);
   }
@@ -89,6 +94,20 @@ void Restamp(const Layout& l, const std::vector<std::string>& names) {
     auto meta = ReadMeta(l, name);
     auto stamp = TreeStamp(dir);
     if (!meta.ok() || !stamp.ok()) continue;
+    meta->tree_stamp = *stamp;
+    (void)WriteMeta(l, *meta);
+  }
+}
+
+void SettleStamps(const Layout& l, const std::vector<std::string>& names, const StampBound& bound) {
+  if (ClockSetBackSince(bound)) return;  // ctimes tell nothing now
+  std::error_code ec;
+  for (const std::string& name : names) {
+    const fs::path dir = l.releases() / name;
+    if (!fs::is_directory(fs::symlink_status(dir, ec))) continue;
+    auto meta = ReadMeta(l, name);
+    auto stamp = TreeStampUnchangedSince(dir, bound.ctime);
+    if (!meta.ok() || !stamp.ok()) continue;  // changed since: it keeps a stamp that fails
     meta->tree_stamp = *stamp;
     (void)WriteMeta(l, *meta);
   }

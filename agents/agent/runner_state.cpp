@@ -38,6 +38,7 @@ Result<TargetState> AgentRunner::State(std::string_view target_path) {
   REPRISE_ASSIGN_OR_RETURN(fs::path root, ResolveTargetRoot(target_path));
   auto lock = impl_->LockFor(root);
   std::lock_guard<std::mutex> g(*lock);
+  impl_->SettlePending(root);
   Layout l{root};
   TargetState s;
   DeployState st = ReadState(l);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>  // renameat2
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -200,48 +201,128 @@ Status WriteMeta(const Layout& l, const ReleaseMeta& m) {
   return WriteFileAtomic(l.meta() / (m.name + ".json"), MetaToJson(m), 0644);
 }
 
-// The switch: a fresh symlink renamed over the old one.
-Result<std::string> SwitchLink(const Layout& l, const fs::path& link, const fs::path& release_dir,
-                               bool fsync) {
-  std::error_code ec;
-  std::string old = LinkedRelease(l, link);
-  fs::path rel_target = release_dir.lexically_relative(link.parent_path());
-  fs::path tmp_link = l.tmp() / ("link-" + RandomHex(6));
-  if (::symlink(rel_target.c_str(), tmp_link.c_str()) != 0) {
-    return IoError(ErrnoText("symlink"));
-  }
-  fs::create_directories(link.parent_path(), ec);
-  if (::rename(tmp_link.c_str(), link.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp_link.c_str());
-    return IoError("switching " + link.string() + ": " + strerror(err));
-  }
-  if (fsync) (void)FsyncDir(link.parent_path());
-  return old;
+namespace {
+
+// CLOCK_REALTIME - CLOCK_MONOTONIC: moves only when the system clock is set.
+int64_t RealtimeOffsetNs() {
+  timespec real{}, mono{};
+  ::clock_gettime(CLOCK_REALTIME, &real);
+  ::clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1'000'000'000 +
+         (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec);
 }
 
-void RecordCurrent(const Layout& l, const std::string& name, const std::string& old, int keep,
-                   const RunnerLog& log, bool keep_stamps) {
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool Later(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+
+// state.json's next content in a synced temporary file beside it, renamed
+// over it once the link is switched.
+Result<fs::path> StageState(const Layout& l, const DeployState& st) {
+  const fs::path tmp = l.state_dir() / (".state.json.tmp-" + RandomHex(6));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError(ErrnoText("cannot create " + tmp.string()));
+  const std::string text = FieldsToJson(st, kStateFields).dump();
+  const bool written = WriteAll(fd, text) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!written) {
+    ::unlink(tmp.c_str());
+    return IoError("cannot write " + tmp.string() + ": " + std::strerror(err));
+  }
+  return tmp;
+}
+
+}  // namespace
+
+Result<StampBound> MarkStampBound(const Layout& l) {
+  static constexpr int kMaxWaits = 50;  // 10 ms at most, for a clock of coarse ticks
+  const fs::path mark = l.tmp() / ("mark-" + RandomHex(6));
+  int fd = ::open(mark.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return IoError(ErrnoText("cannot create " + mark.string()));
+  ::unlink(mark.c_str());  // the open inode is enough
+  StampBound bound{{}, RealtimeOffsetNs()};
+  struct stat st;
+  bool later = false;
+  if (::fstat(fd, &st) == 0) {
+    bound.ctime = st.st_ctim;
+    // A change after the fstat gets a later ctime once the clock moved on
+    // (at once with fine-grained timestamps): so will every change made
+    // after this one, the switch included.
+    for (int i = 0; i < kMaxWaits && !later; ++i) {
+      if (i > 0) {
+        timespec pause{0, 200'000};
+        ::nanosleep(&pause, nullptr);
+      }
+      later = ::fchmod(fd, i % 2 ? 0600 : 0400) == 0 && ::fstat(fd, &st) == 0 &&
+              Later(st.st_ctim, bound.ctime);
+    }
+  }
+  ::close(fd);
+  if (!later) return FailedPrecondition("the filesystem's clock did not move on");
+  return bound;
+}
+
+bool ClockSetBackSince(const StampBound& bound) {
+  static constexpr int64_t kToleranceNs = 1'000'000;  // reading two clocks is not atomic
+  return RealtimeOffsetNs() < bound.realtime_offset_ns - kToleranceNs;
+}
+
+OperationOutcome SwitchToRelease(const Layout& l, const fs::path& link, const std::string& to,
+                                 const std::string& name, int keep, bool fsync,
+                                 const RunnerLog& log, const ProgressFn& progress, bool keep_stamps,
+                                 std::optional<StampBound>* bound) {
+  std::error_code ec;
+  if (progress) progress({"switch", 0, 0, 0, 0});
+  const std::string old = LinkedRelease(l, link);
+  // The state after the switch, pruned first: a crash before the switch
+  // leaves the live release and the previous one, both retained.
   DeployState st = ReadState(l);
   if (!old.empty() && old != name) st.previous = old;
   st.current = name;
   st.history.erase(std::remove(st.history.begin(), st.history.end(), name), st.history.end());
   st.history.push_back(name);
   PruneReleases(l, st, keep, log, keep_stamps);
-  Status ws = WriteState(l, st);
-  if (!ws.ok()) log(LogLevel::kWarning, "could not record the deploy history: " + ws.message());
-}
-
-OperationOutcome SwitchToRelease(const Layout& l, const fs::path& link, const std::string& to,
-                                 const std::string& name, int keep, bool fsync,
-                                 const RunnerLog& log, const ProgressFn& progress,
-                                 bool keep_stamps) {
-  if (progress) progress({"switch", 0, 0, 0, 0});
-  auto old = SwitchLink(l, link, l.releases() / name, fsync);
-  if (!old.ok()) return OperationOutcome::Error(old.status());
-  RecordCurrent(l, name, *old, keep, log, keep_stamps);
+  auto staged = StageState(l, st);
+  if (!staged.ok())
+    log(LogLevel::kWarning, "could not record the deploy history: " + staged.status().message());
+  if (bound) {
+    auto marked = MarkStampBound(l);
+    if (marked.ok()) *bound = *marked;
+  }
+  // The switch: a fresh symlink renamed over the old one.
+  const fs::path rel_target = (l.releases() / name).lexically_relative(link.parent_path());
+  const fs::path tmp_link = l.tmp() / ("link-" + RandomHex(6));
+  fs::create_directories(link.parent_path(), ec);
+  if (::symlink(rel_target.c_str(), tmp_link.c_str()) != 0 ||
+      ::rename(tmp_link.c_str(), link.c_str()) != 0) {
+    Status failed = IoError(ErrnoText("switching " + link.string()));
+    ::unlink(tmp_link.c_str());
+    if (staged.ok()) ::unlink(staged->c_str());
+    return OperationOutcome::Error(failed);
+  }
+  // Both renames before either directory is synced: on a journaling
+  // filesystem the second sync finds them committed already.
+  if (staged.ok() && ::rename(staged->c_str(), l.state_file().c_str()) != 0) {
+    log(LogLevel::kWarning, ErrnoText("could not record the deploy history"));
+    ::unlink(staged->c_str());
+  }
+  if (fsync) (void)FsyncDir(link.parent_path());
+  Status synced = FsyncDir(l.state_dir());
+  if (!synced.ok())
+    log(LogLevel::kWarning, "could not record the deploy history: " + synced.message());
   log(LogLevel::kInfo, (to.empty() ? std::string("current") : to) + " -> " + name +
-                           (old->empty() || *old == name ? "" : " (was " + *old + ")"));
+                           (old.empty() || old == name ? "" : " (was " + old + ")"));
   if (progress) progress({"done", 0, 0, 0, 0});
   return OperationOutcome::Succeeded();
 }

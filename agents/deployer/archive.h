@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -258,6 +259,15 @@ struct ValidationReport {
 // back by a user); reading does not. Taken right after an extraction was
 // verified, it tells later whether the tree is still exactly that one.
 [[nodiscard]] Result<std::string> TreeStamp(const std::filesystem::path& dir);
+
+// TreeStamp, unless `dir` or an entry below it changed after `bound` (its
+// ctime is later; the filesystem's clock): then kFailedPrecondition. Every
+// change moves the ctime of the inode changed (a name added or removed: of
+// its directory) to the filesystem's current time, so with `bound` a
+// filesystem time taken after the tree was last changed on purpose, this
+// tells whether anyone changed it since, however much later it is called.
+[[nodiscard]] Result<std::string> TreeStampUnchangedSince(const std::filesystem::path& dir,
+                                                          const timespec& bound);
 
 // Writes the tree under `source_dir` as a gzip-compressed pax tar to `out`
 // (entries in path order, relative paths, no owner names): the demo and the

@@ -122,11 +122,19 @@ Result<std::string> HashBelow(int root_fd, const std::string& path) {
   return hasher.FinishHex();
 }
 
+// True when the inode's ctime is later than `bound`.
+bool ChangedAfter(const struct stat& st, const timespec& bound) {
+  return st.st_ctim.tv_sec != bound.tv_sec ? st.st_ctim.tv_sec > bound.tv_sec
+                                           : st.st_ctim.tv_nsec > bound.tv_nsec;
+}
+
 // Feeds every entry below `dir_fd` to `hasher`, for TreeStamp: siblings in
 // name order, each directory's entries right after it, so the order is fixed
 // without collecting and sorting the whole tree. Per entry: its path, NUL (a
 // path holds any byte but NUL) and its lstat fields as fixed-width integers.
-Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher) {
+// With `bound`, an entry whose ctime is later than it fails the walk.
+Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher,
+                 const timespec* bound = nullptr) {
   REPRISE_ASSIGN_OR_RETURN(std::vector<std::string> names, DirectoryNames(dir_fd, prefix));
   std::sort(names.begin(), names.end());
   std::string path;
@@ -137,6 +145,7 @@ Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher) {
     struct stat st;
     if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return IoError("cannot stat '" + path + "': " + std::strerror(errno));
+    if (bound && ChangedAfter(st, *bound)) return FailedPrecondition("'" + path + "' changed");
     const uint64_t fields[] = {
         static_cast<uint64_t>(st.st_mode),        static_cast<uint64_t>(st.st_size),
         static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
@@ -147,7 +156,7 @@ Status StampTree(int dir_fd, const std::string& prefix, Sha256& hasher) {
     if (S_ISDIR(st.st_mode)) {
       int child = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child < 0) return IoError("cannot open '" + path + "': " + std::strerror(errno));
-      Status st_child = StampTree(child, path, hasher);
+      Status st_child = StampTree(child, path, hasher, bound);
       ::close(child);
       REPRISE_RETURN_IF_ERROR(st_child);
     }
@@ -229,6 +238,22 @@ Result<std::string> TreeStamp(const std::filesystem::path& dir) {
   if (root_fd < 0) return IoError("cannot open " + dir.string() + ": " + std::strerror(errno));
   Sha256 hasher;
   Status st = StampTree(root_fd, "", hasher);
+  ::close(root_fd);
+  REPRISE_RETURN_IF_ERROR(st);
+  return hasher.FinishHex();
+}
+
+Result<std::string> TreeStampUnchangedSince(const std::filesystem::path& dir,
+                                            const timespec& bound) {
+  int root_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root_fd < 0) return IoError("cannot open " + dir.string() + ": " + std::strerror(errno));
+  // `dir` itself too: removing a name right below it changes only `dir`.
+  struct stat top;
+  Status st = ::fstat(root_fd, &top) != 0 ? IoError("cannot stat " + dir.string())
+              : ChangedAfter(top, bound)  ? FailedPrecondition(dir.string() + " changed")
+                                          : Status::Ok();
+  Sha256 hasher;
+  if (st.ok()) st = StampTree(root_fd, "", hasher, &bound);
   ::close(root_fd);
   REPRISE_RETURN_IF_ERROR(st);
   return hasher.FinishHex();
