@@ -3,6 +3,7 @@
 #include "agents/agent/release_watch.h"
 
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,11 @@ constexpr int kMaxDrainPasses = 10'000;
 
 }  // namespace
 
+void BackgroundPriority() {
+  // Per thread on Linux; raising the nice value needs no privilege.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+}
+
 ReleaseWatch::ReleaseWatch() {
   fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   thread_ = std::thread([this] { Loop(); });
@@ -76,6 +82,7 @@ void ReleaseWatch::ArmLater(const fs::path& dir, RecordedStamp recorded) {
 // Arms what is queued; between requests, reads the events now and then so
 // the kernel's queue does not overflow while nobody asks.
 void ReleaseWatch::Loop() {
+  BackgroundPriority();
   std::unique_lock lock(mu_);
   while (!stop_) {
     if (queue_.empty()) {

@@ -35,6 +35,11 @@
 namespace reprise {
 namespace agent_runner {
 
+// Lowers the calling thread's scheduling priority (nice 10): for work that
+// follows an operation (arming, stamping), so that it gives way on a busy
+// machine to what reports the operation's result.
+void BackgroundPriority();
+
 class ReleaseWatch {
  public:
   // The tree stamp recorded for a release at its verification ("" if none).

@@ -38,16 +38,20 @@ void AgentRunner::Impl::SettleLater(const Layout& l, std::vector<std::string> na
   {
     std::lock_guard lock(settle_mu_);
     pending_[l.root.string()] = Pending{std::move(names), bound};
+    if (!options.settle_stamps_in_background) return;
     settle_queue_.push_back(l.root);
   }
   settle_cv_.notify_all();
 }
 
 bool AgentRunner::Impl::SettlePending(const fs::path& root) {
+  const std::string key = root.string();
   Pending p;
   {
-    std::lock_guard lock(settle_mu_);
-    auto it = pending_.find(root.string());
+    std::unique_lock lock(settle_mu_);
+    // The settling thread works without the root's lock: wait for it.
+    settled_cv_.wait(lock, [&] { return !settling_.count(key); });
+    auto it = pending_.find(key);
     if (it == pending_.end()) return false;
     p = std::move(it->second);
     pending_.erase(it);
@@ -56,22 +60,34 @@ bool AgentRunner::Impl::SettlePending(const fs::path& root) {
   return true;
 }
 
-// Settles each root queued under its lock, then arms the watch there; on
-// stop, what is still pending is settled before the thread ends.
+bool AgentRunner::Impl::Unsettled(const fs::path& root) {
+  std::lock_guard lock(settle_mu_);
+  return pending_.count(root.string()) > 0 || settling_.count(root.string()) > 0;
+}
+
+// Settles each root queued, then arms the watch there; on stop, what is
+// still queued is settled before the thread ends. Without the root's lock,
+// so that reading the target's state does not wait: every operation that
+// reads stamps or changes releases waits in SettlePending instead.
 void AgentRunner::Impl::SettleLoop() {
+  BackgroundPriority();
   std::unique_lock lock(settle_mu_);
   for (;;) {
     settle_cv_.wait(lock, [&] { return settle_stop_ || !settle_queue_.empty(); });
     if (settle_queue_.empty()) return;  // stopping, nothing left
     const fs::path root = std::move(settle_queue_.front());
     settle_queue_.pop_front();
+    auto it = pending_.find(root.string());
+    if (it == pending_.end()) continue;  // settled by an operation already
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    settling_.insert(root.string());
     lock.unlock();
-    {
-      auto root_lock = LockFor(root);
-      std::lock_guard<std::mutex> g(*root_lock);
-      if (SettlePending(root)) WatchReleases(Layout{root});
-    }
+    SettleStamps(Layout{root}, p.names, p.bound);
+    WatchReleases(Layout{root});
     lock.lock();
+    settling_.erase(root.string());
+    settled_cv_.notify_all();
   }
 }
 
@@ -157,7 +173,7 @@ OperationOutcome AgentRunner::Run(std::string_view target_path, const ResolvedOp
       op);
   // Whatever the operation changed, the releases verified now are watched
   // from here on (in the background; once settled, when stamps are pending).
-  if (!impl_->HasPending(root)) impl_->WatchReleases(Layout{root});
+  if (!impl_->Unsettled(root)) impl_->WatchReleases(Layout{root});
   return out;
 }
 

@@ -152,6 +152,11 @@ struct RunnerOptions {
   // (release_watch.h says what inotify does not see). Off: every re-deploy
   // of a cached release walks its tree.
   bool watch_releases = true;
+  // After a deploy that built a release reported success, take the tree
+  // stamps it leaves (a walk of each release it touched) in the background.
+  // Off (tests): they are taken by the next operation on that root only, and
+  // a runner destroyed before loses them, as a crash would.
+  bool settle_stamps_in_background = true;
 };
 
 class AgentRunner {

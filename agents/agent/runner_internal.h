@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -275,13 +276,11 @@ struct AgentRunner::Impl {
   // first (SettlePending).
   void SettleLater(const agent_runner::Layout& l, std::vector<std::string> names,
                    const agent_runner::StampBound& bound);
-  // What is pending on `root`, settled now; the caller holds its lock. True
-  // when something was.
+  // What is pending on `root`, settled now, or once the settling thread is
+  // done with it; the caller holds its lock. True when it settled something.
   bool SettlePending(const std::filesystem::path& root);
-  bool HasPending(const std::filesystem::path& root) {
-    std::lock_guard lock(settle_mu_);
-    return pending_.count(root.string()) > 0;
-  }
+  // True while stamps on `root` are pending or being settled.
+  bool Unsettled(const std::filesystem::path& root);
 
   std::shared_ptr<std::mutex> LockFor(const std::filesystem::path& root) {
     return locks.LockFor(root);
@@ -297,6 +296,8 @@ struct AgentRunner::Impl {
   std::condition_variable settle_cv_;
   bool settle_stop_ = false;
   std::map<std::string, Pending> pending_;  // by root
+  std::set<std::string> settling_;          // roots the thread is settling now
+  std::condition_variable settled_cv_;
   std::deque<std::filesystem::path> settle_queue_;
   std::thread settler_;
 

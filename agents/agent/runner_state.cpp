@@ -38,7 +38,7 @@ Result<TargetState> AgentRunner::State(std::string_view target_path) {
   REPRISE_ASSIGN_OR_RETURN(fs::path root, ResolveTargetRoot(target_path));
   auto lock = impl_->LockFor(root);
   std::lock_guard<std::mutex> g(*lock);
-  impl_->SettlePending(root);
+  // Reads no stamps: stamps being settled need not be waited for.
   Layout l{root};
   TargetState s;
   DeployState st = ReadState(l);
@@ -55,7 +55,9 @@ Result<TargetState> AgentRunner::State(std::string_view target_path) {
       s.manifest_hash = m->manifest_hash;
     }
   }
-  impl_->WatchReleases(l);  // after a restart, armed before the first re-deploy if time allows
+  // After a restart, armed before the first re-deploy if time allows (once
+  // settled, when stamps are pending).
+  if (!impl_->Unsettled(root)) impl_->WatchReleases(l);
   return s;
 }
 

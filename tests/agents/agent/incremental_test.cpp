@@ -251,6 +251,87 @@ TEST_CASE("a change made while the agent was down is caught by the next re-deplo
   CHECK(SnapshotTree(t.root / "current/") == SnapshotTree(fresh.root / "current/"));
 }
 
+// A runner that leaves a deploy's stamps pending until the next operation on
+// the root (none in the background), on `t`'s target.
+struct Held {
+  TwoBuilds& t;
+  AgentRunner runner{RunnerOptions{t.tmp.path(), false, {}, 100, true, false}};
+  void Deploy(const std::string& sha, const char* build) {
+    t.lines.clear();
+    RunnerLog log = [this](LogLevel, std::string_view text) { t.lines.emplace_back(text); };
+    auto out = runner.Run(t.root.string(), DeployArtifactOp{"web", sha, "", DeployMode::kAtomic, 3},
+                          DeployLabel{"1.0", build}, t.source, log, t.cancel);
+    REQUIRE_MESSAGE(out.succeeded(), out.message);
+  }
+};
+
+TEST_CASE("stamps taken after the deploy reported: the releases it touched stay switch-only") {
+  TwoBuilds t;
+  Held held{t};
+  held.Deploy(t.b1, "1");
+  held.Deploy(t.b2, "2");
+  held.Deploy(t.b1, "1");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+  held.Deploy(t.b2, "2");
+  CHECK(t.Logged("unchanged since it was verified: switching only"));
+}
+
+TEST_CASE("a change after the switch, before the stamps were taken, is caught") {
+  SUBCASE("written in place through the live release, shared with the previous one") {
+    TwoBuilds t;
+    Held held{t};
+    held.Deploy(t.b1, "1");
+    held.Deploy(t.b2, "2");
+    WriteInPlace(t.root / "current/u/one.txt");
+    held.Deploy(t.b1, "1");
+    CHECK(t.Logged("was changed on the target after it was extracted"));
+    held.Deploy(t.b2, "2");
+    CHECK(t.Logged("was changed on the target after it was extracted"));
+    TwoBuilds fresh;
+    fresh.Deploy(fresh.b2, "2");
+    CHECK(SnapshotTree(t.root / "current/") == SnapshotTree(fresh.root / "current/"));
+  }
+  SUBCASE("a file removed right below the new release, the other release untouched") {
+    TwoBuilds t;
+    Held held{t};
+    held.Deploy(t.b1, "1");
+    held.Deploy(t.b2, "2");
+    fs::remove(t.r2 / "added.txt");
+    held.Deploy(t.b1, "1");
+    CHECK(t.Logged("unchanged since it was verified: switching only"));
+    held.Deploy(t.b2, "2");
+    CHECK(t.Logged("was changed on the target after it was extracted"));
+    CHECK(ReadFile(t.root / "current/added.txt") == "only in build 2\n");
+  }
+  SUBCASE("settled in the background: caught whichever comes first, the stamps or the change") {
+    TwoBuilds t;
+    t.Deploy(t.b1, "1");
+    t.Deploy(t.b2, "2");
+    WriteInPlace(t.root / "current/changed.txt");  // build 2's own file
+    t.Deploy(t.b1, "1");
+    CHECK(t.Logged("unchanged since it was verified: switching only"));
+    t.Deploy(t.b2, "2");
+    CHECK(t.Logged("was changed on the target after it was extracted"));
+    CHECK(ReadFile(t.root / "current/changed.txt") == "version 2\n");
+  }
+}
+
+TEST_CASE("an agent stopped before a deploy's stamps were taken extracts again, never trusts") {
+  TwoBuilds t;
+  {
+    Held crashed{t};
+    crashed.Deploy(t.b1, "1");
+    crashed.Deploy(t.b2, "2");
+  }  // its pending stamps are lost, as in a crash
+  for (const auto& [sha, build] : {std::pair{t.b1, "1"}, std::pair{t.b2, "2"}}) {
+    t.Deploy(sha, build);
+    CHECK(t.Logged("was changed on the target after it was extracted"));
+  }
+  TwoBuilds fresh;
+  fresh.Deploy(fresh.b2, "2");
+  CHECK(SnapshotTree(t.root / "current/") == SnapshotTree(fresh.root / "current/"));
+}
+
 TEST_CASE("with the watch off, re-deploys walk the tree and still catch changes") {
   TwoBuilds t;
   AgentRunner unwatched{RunnerOptions{t.tmp.path(), false, {}, 100, false}};

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -520,6 +521,47 @@ TEST_CASE("TreeStamp changes with any change below the directory, never by readi
   fs::create_symlink("d/e", dest / "l");
   changed("symlink retargeted");
   CHECK(TreeStamp(tmp.path() / "nope").status().code() != Code::kOk);
+}
+
+// The filesystem's time now, once a later change is sure to get a later
+// ctime (a probe file changed until its ctime moves past it).
+timespec FilesystemNow(const fs::path& dir) {
+  const fs::path probe = dir / "probe";
+  WriteBytes(probe, "p");
+  struct stat st;
+  REQUIRE(::lstat(probe.c_str(), &st) == 0);
+  const timespec now = st.st_ctim;
+  for (int i = 0; i < 10'000; ++i) {
+    fs::permissions(probe, i % 2 ? fs::perms(0600) : fs::perms(0400));
+    REQUIRE(::lstat(probe.c_str(), &st) == 0);
+    if (st.st_ctim.tv_sec != now.tv_sec || st.st_ctim.tv_nsec != now.tv_nsec) break;
+  }
+  fs::remove(probe);
+  return now;
+}
+
+TEST_CASE("TreeStampUnchangedSince: the stamp, unless anything changed after the bound") {
+  TempDir tmp;
+  fs::path archive = tmp.path() / "a.tar";
+  WriteArchive(archive, ArchiveKind::kTar, {File("a", "alpha"), Dir("d"), File("d/e", "epsilon")});
+  fs::path dest = tmp.path() / "dest";
+  REQUIRE(ExtractArchive(archive, dest).ok());
+  auto after = [&](const char* what, const std::function<void()>& change) {
+    CAPTURE(what);
+    const timespec bound = FilesystemNow(tmp.path());
+    Result<std::string> unchanged = TreeStampUnchangedSince(dest, bound);
+    REQUIRE(unchanged.ok());
+    CHECK(*unchanged == *TreeStamp(dest));
+    change();
+    CHECK(TreeStampUnchangedSince(dest, bound).status().code() == Code::kFailedPrecondition);
+  };
+  after("rewritten", [&] { WriteBytes(dest / "d/e", "EPSILON"); });
+  after("chmod", [&] { fs::permissions(dest / "a", fs::perms(0600)); });
+  after("added", [&] { WriteBytes(dest / "d/new", "n"); });
+  // Only `dest` itself records a name removed right below it.
+  after("removed at the top", [&] { fs::remove(dest / "a"); });
+  CHECK(TreeStampUnchangedSince(tmp.path() / "nope", FilesystemNow(tmp.path())).status().code() !=
+        Code::kOk);
 }
 
 TEST_CASE("manifest JSON round-trips and is checked") {
