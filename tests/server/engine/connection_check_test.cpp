@@ -284,6 +284,13 @@ TEST_CASE("a manifest's hash and size are read once per artifact, never mixed up
   CHECK(bad.manifest_hash.empty());
   CHECK(bad.total_bytes == 0);
   CHECK(ManifestSummaryOf("", R"({"manifest_hash":"h4"})").manifest_hash == "h4");
+  // Read where they stand at the top: after the entries too, never from inside one.
+  ManifestSummary late = ManifestSummaryOf(
+      "", R"({"entries":[{"manifest_hash":"inner","total_bytes":1}],"manifest_hash":"h5",)"
+          R"("total_bytes":12})");
+  CHECK(late.manifest_hash == "h5");
+  CHECK(late.total_bytes == 12);
+  CHECK(ManifestSummaryOf("", R"([{"manifest_hash":"h6","total_bytes":1}])").manifest_hash.empty());
 }
 
 }  // namespace reprise::testing
