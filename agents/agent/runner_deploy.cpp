@@ -316,32 +316,27 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
     fs::remove_all(partial, ec);
     return OperationOutcome::Failed(*differs);
   }
-  if (options.fsync) {
-    Status synced = SyncFilesystem(partial);
-    if (!synced.ok()) {
-      fs::remove_all(partial, ec);
-      return OperationOutcome::Error(synced);
-    }
-  }
-  if (cancel.IsCancelled()) {
-    fs::remove_all(partial, ec);
-    return OperationOutcome::Error(Cancelled("cancelled"));
-  }
   // The stamp is taken once the operation is over (DeployRelease); until
   // then a stamp that matches nothing, so a crash before it means "extract
-  // again", never "trust".
+  // again", never "trust". The manifest and metadata are written before the
+  // sync, which makes them durable together with the tree.
   ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
                 op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes,
                 kUnstamped};
-  Status placed = PlaceRelease(l, partial, release_dir);
-  if (!placed.ok()) {
+  Status st = WriteReleaseManifest(l, name, *manifest, /*sync=*/false);
+  if (st.ok()) st = WriteMeta(l, m, /*sync=*/false);
+  if (st.ok() && options.fsync) st = SyncFilesystem(partial);
+  if (st.ok() && cancel.IsCancelled()) st = Cancelled("cancelled");
+  if (st.ok()) st = PlaceRelease(l, partial, release_dir);
+  if (!st.ok()) {
     fs::remove_all(partial, ec);
-    return OperationOutcome::Error(placed);
+    if (!fs::exists(fs::symlink_status(release_dir, ec))) {  // nothing for them to describe
+      fs::remove(l.meta() / (name + ".json"), ec);
+      RemoveReleaseManifest(l, name);
+    }
+    return OperationOutcome::Error(st);
   }
   if (options.fsync) (void)FsyncDir(l.releases());
-  Status st = WriteReleaseManifest(l, name, *manifest);
-  if (st.ok()) st = WriteMeta(l, m);
-  if (!st.ok()) return OperationOutcome::Error(st);
   const std::string linked = reuse ? ", " + std::to_string(stats.linked_files) + " unchanged (" +
                                          std::to_string(stats.linked_bytes) +
                                          " bytes) linked from " + reuse->name

@@ -44,11 +44,12 @@ bool SharesInodes(const fs::path& p, int budget = 200'000) {
 
 }  // namespace
 
-Status WriteReleaseManifest(const Layout& l, const std::string& name, const Manifest& manifest) {
+Status WriteReleaseManifest(const Layout& l, const std::string& name, const Manifest& manifest,
+                            bool sync) {
   std::error_code ec;
   fs::create_directories(ManifestPath(l, name).parent_path(), ec);
   if (ec) return IoError("cannot create " + ManifestPath(l, name).parent_path().string());
-  return WriteFileAtomic(ManifestPath(l, name), ManifestToJson(manifest), 0644);
+  return ReplaceFile(ManifestPath(l, name), ManifestToJson(manifest), sync);
 }
 
 Result<Manifest> ReadReleaseManifest(const Layout& l, const std::string& name,

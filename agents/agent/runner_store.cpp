@@ -44,6 +44,20 @@ bool IsWithin(const fs::path& child, const fs::path& parent) {
 
 std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+namespace {
+
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
 // The JSON forms' fields (json_fields.h), each declared once.
 constexpr auto kMetaFields = [](auto& m, auto&& field) {
   field("name", m.name, kRequired);
@@ -197,8 +211,26 @@ Result<fs::path> Checked(const fs::path& root, std::string_view rel, bool allow_
   return cur;
 }
 
-Status WriteMeta(const Layout& l, const ReleaseMeta& m) {
-  return WriteFileAtomic(l.meta() / (m.name + ".json"), MetaToJson(m), 0644);
+Status WriteMeta(const Layout& l, const ReleaseMeta& m, bool sync) {
+  return ReplaceFile(l.meta() / (m.name + ".json"), MetaToJson(m), sync);
+}
+
+Status ReplaceFile(const fs::path& path, std::string_view data, bool sync) {
+  if (sync) return WriteFileAtomic(path, data, 0644);
+  const fs::path tmp =
+      path.parent_path() / ("." + path.filename().string() + ".tmp-" + RandomHex(6));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError(ErrnoText("cannot create " + tmp.string()));
+  const bool written = WriteAll(fd, data);
+  const int err = errno;
+  ::close(fd);
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status failed =
+        IoError("cannot write " + path.string() + ": " + std::strerror(written ? errno : err));
+    ::unlink(tmp.c_str());
+    return failed;
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -210,16 +242,6 @@ int64_t RealtimeOffsetNs() {
   ::clock_gettime(CLOCK_MONOTONIC, &mono);
   return (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1'000'000'000 +
          (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec);
-}
-
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 bool Later(const timespec& a, const timespec& b) {
