@@ -323,8 +323,8 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   ReleaseMeta m{name,      label.release,           label.build,          op.artifact,
                 op.sha256, manifest->manifest_hash, manifest->file_count, manifest->total_bytes,
                 kUnstamped};
-  Status st = WriteReleaseManifest(l, name, *manifest, /*sync=*/false);
-  if (st.ok()) st = WriteMeta(l, m, /*sync=*/false);
+  Status st = WriteReleaseManifest(l, name, *manifest, Durable::kLater);
+  if (st.ok()) st = WriteMeta(l, m, Durable::kLater);
   if (st.ok() && options.fsync) st = SyncFilesystem(partial);
   if (st.ok() && cancel.IsCancelled()) st = Cancelled("cancelled");
   if (st.ok()) st = PlaceRelease(l, partial, release_dir);

@@ -96,14 +96,20 @@ constexpr const char* kUnstamped = "unstamped";
 
 std::string MetaToJson(const ReleaseMeta& m);
 [[nodiscard]] Result<ReleaseMeta> ReadMeta(const Layout& l, const std::string& name);
-// Writes m.name's metadata file atomically; synced unless `sync` is false
-// (then the caller syncs the filesystem).
-[[nodiscard]] Status WriteMeta(const Layout& l, const ReleaseMeta& m, bool sync = true);
+// How durable ReplaceFile leaves a file.
+enum class Durable {
+  kNow,      // the file and its directory synced (WriteFileAtomic)
+  kContent,  // the file synced before the rename: a crash leaves the old or the new one
+  kLater,    // nothing synced: the caller syncs the filesystem before relying on it
+};
 
-// Replaces `path` with `data` by renaming a temporary file over it; the file
-// and its directory synced when `sync` (WriteFileAtomic), else not.
+// Replaces `path` with `data` by renaming a temporary file over it.
 [[nodiscard]] Status ReplaceFile(const std::filesystem::path& path, std::string_view data,
-                                 bool sync);
+                                 Durable durable);
+
+// Writes m.name's metadata file atomically (ReplaceFile).
+[[nodiscard]] Status WriteMeta(const Layout& l, const ReleaseMeta& m,
+                               Durable durable = Durable::kNow);
 
 // state.json: what `current` and `previous` are, and the deploy history.
 struct DeployState {
@@ -195,7 +201,8 @@ OperationOutcome SwitchToRelease(const Layout& l, const std::filesystem::path& l
 // A release's manifest, meta/manifests/<name>.json: what a later release may
 // reuse. Read back only when its hash is the metadata's `manifest_hash`.
 [[nodiscard]] Status WriteReleaseManifest(const Layout& l, const std::string& name,
-                                          const Manifest& manifest, bool sync = true);
+                                          const Manifest& manifest,
+                                          Durable durable = Durable::kNow);
 [[nodiscard]] Result<Manifest> ReadReleaseManifest(const Layout& l, const std::string& name,
                                                    const std::string& manifest_hash);
 void RemoveReleaseManifest(const Layout& l, const std::string& name);

@@ -45,11 +45,11 @@ bool SharesInodes(const fs::path& p, int budget = 200'000) {
 }  // namespace
 
 Status WriteReleaseManifest(const Layout& l, const std::string& name, const Manifest& manifest,
-                            bool sync) {
+                            Durable durable) {
   std::error_code ec;
   fs::create_directories(ManifestPath(l, name).parent_path(), ec);
   if (ec) return IoError("cannot create " + ManifestPath(l, name).parent_path().string());
-  return ReplaceFile(ManifestPath(l, name), ManifestToJson(manifest), sync);
+  return ReplaceFile(ManifestPath(l, name), ManifestToJson(manifest), durable);
 }
 
 Result<Manifest> ReadReleaseManifest(const Layout& l, const std::string& name,
@@ -110,7 +110,9 @@ void SettleStamps(const Layout& l, const std::vector<std::string>& names, const 
     auto stamp = TreeStampUnchangedSince(dir, bound.ctime);
     if (!meta.ok() || !stamp.ok()) continue;  // changed since: it keeps a stamp that fails
     meta->tree_stamp = *stamp;
-    (void)WriteMeta(l, *meta);
+    // One sync, not two: a crash may lose the new stamp (the old one fails:
+    // "extract again"), never leave a torn file.
+    (void)WriteMeta(l, *meta, Durable::kContent);
   }
 }
 

@@ -211,17 +211,17 @@ Result<fs::path> Checked(const fs::path& root, std::string_view rel, bool allow_
   return cur;
 }
 
-Status WriteMeta(const Layout& l, const ReleaseMeta& m, bool sync) {
-  return ReplaceFile(l.meta() / (m.name + ".json"), MetaToJson(m), sync);
+Status WriteMeta(const Layout& l, const ReleaseMeta& m, Durable durable) {
+  return ReplaceFile(l.meta() / (m.name + ".json"), MetaToJson(m), durable);
 }
 
-Status ReplaceFile(const fs::path& path, std::string_view data, bool sync) {
-  if (sync) return WriteFileAtomic(path, data, 0644);
+Status ReplaceFile(const fs::path& path, std::string_view data, Durable durable) {
+  if (durable == Durable::kNow) return WriteFileAtomic(path, data, 0644);
   const fs::path tmp =
       path.parent_path() / ("." + path.filename().string() + ".tmp-" + RandomHex(6));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return IoError(ErrnoText("cannot create " + tmp.string()));
-  const bool written = WriteAll(fd, data);
+  const bool written = WriteAll(fd, data) && (durable == Durable::kLater || ::fdatasync(fd) == 0);
   const int err = errno;
   ::close(fd);
   if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
