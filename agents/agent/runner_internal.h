@@ -9,7 +9,8 @@
 //     it escapes it or reaches into the agent's state;
 //   - Layout: where the agent keeps its state under a root (.reprise/);
 //   - ReadMeta()/WriteMeta(): one release directory's metadata file;
-//   - ReadState()/WriteState(): state.json (current, previous, history);
+//   - ReadState(): state.json (current, previous, history), written by
+//     SwitchToRelease();
 //   - PlaceRelease(): a complete extraction moved into releases/;
 //   - AgentRunner::Impl::InstallRelease(): an artifact made into
 //     releases/<name> (reused when an unchanged, verified copy is there);
@@ -21,7 +22,10 @@
 //     exec and http-check, which release it once started).
 //
 // Thread-safety: the free functions hold no state; callers serialise work on
-// one root with RootLocks. RootLocks itself is thread-safe.
+// one root with RootLocks. RootLocks itself is thread-safe. The one thing
+// done on a root without its lock is taking the stamps a deploy left
+// (Impl::SettleLater, on the settling thread): every operation that reads
+// stamps or changes releases waits for it first (Impl::SettlePending).
 #pragma once
 
 #include <condition_variable>
@@ -119,7 +123,6 @@ struct DeployState {
 
 // An unreadable or corrupt state.json reads as empty.
 DeployState ReadState(const Layout& l);
-[[nodiscard]] Status WriteState(const Layout& l, const DeployState& s);
 
 // The release directory name `current` (or another link) points at, or "".
 std::string LinkedRelease(const Layout& l, const std::filesystem::path& link);

@@ -98,10 +98,6 @@ DeployState ReadState(const Layout& l) {
   return s;
 }
 
-Status WriteState(const Layout& l, const DeployState& s) {
-  return WriteFileAtomic(l.state_file(), FieldsToJson(s, kStateFields).dump(), 0644);
-}
-
 // The release directory name `current` (or another link) points at, or "".
 std::string LinkedRelease(const Layout& l, const fs::path& link) {
   std::error_code ec;
