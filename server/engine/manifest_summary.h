@@ -4,7 +4,9 @@
 // lists every file (about 1 MB for 5,000 files), so parsing it on every
 // deployment cost tens of milliseconds; the summary is kept per artifact
 // sha256 (a manifest is derived from the artifact's bytes, which never
-// change under their sha256), so a re-deploy does not parse it again.
+// change under their sha256), so a re-deploy does not parse it again; and
+// the two facts are read where they stand, before the entries, so the first
+// deployment of a build does not parse the list either.
 //
 // Thread-safety: ManifestSummaryOf may be called from any thread.
 #pragma once
