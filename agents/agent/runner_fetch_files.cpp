@@ -373,19 +373,17 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
     if (writes.empty()) fetch.push_back(e->sha256);
     writes.push_back(e);
   }
-  for (size_t from = 0; from < fetch.size(); from += kFilesPerRequest) {
+  if (first.stream) REPRISE_RETURN_IF_ERROR(ReceiveFiles(first, plan, dest_dir.get(), cancel));
+  // The rest: past the first request's list, and what failed to link.
+  for (size_t from = first.shas.size(); from < fetch.size(); from += kFilesPerRequest) {
     if (cancel.IsCancelled()) return Cancelled("cancelled");
     FileTransfer next;
-    if (from == 0) {
-      next = std::move(first);
-    } else {
-      next.shas.assign(fetch.begin() + static_cast<std::ptrdiff_t>(from),
-                       fetch.begin() + static_cast<std::ptrdiff_t>(
-                                           std::min(fetch.size(), from + kFilesPerRequest)));
-      REPRISE_ASSIGN_OR_RETURN(
-          next.stream, blobs.StreamFiles(op.sha256, next.shas, l.tmp() / "files", cancel, report));
-      if (!next.stream) return Unavailable("the server stopped serving files");
-    }
+    next.shas.assign(fetch.begin() + static_cast<std::ptrdiff_t>(from),
+                     fetch.begin() + static_cast<std::ptrdiff_t>(
+                                         std::min(fetch.size(), from + kFilesPerRequest)));
+    REPRISE_ASSIGN_OR_RETURN(
+        next.stream, blobs.StreamFiles(op.sha256, next.shas, l.tmp() / "files", cancel, report));
+    if (!next.stream) return Unavailable("the server stopped serving files");
     REPRISE_RETURN_IF_ERROR(ReceiveFiles(next, plan, dest_dir.get(), cancel));
   }
   REPRISE_RETURN_IF_ERROR(MakeLinks(index, dest_dir.get()));
