@@ -191,6 +191,9 @@ for ((i = 1; i <= runs; i++)); do
   sync
   tar+=("$(timed bsdtar -xzf "$big1" -C "$data/tools/tar-$i")")
   # Update: build 2 over build 1, vs rsync of the unpacked build 2 over build 1's tree.
+  # After a sync, as rsync: the update's syncfs would otherwise write back
+  # the 200 MB bsdtar just extracted on the same filesystem.
+  sync
   read -r c s <<<"$(deploy e2ebig "$b2")"; upd+=("$c"); upd_s+=("$s")
   update_id=$(cat "$data/deploy.last")
   if [[ -n "$have_rsync" ]]; then

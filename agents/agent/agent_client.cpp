@@ -32,6 +32,10 @@ void Session::Send(const protocol::Message& message, std::string payload) {
   (void)ch->Send(protocol::Encode(message), std::move(payload));
 }
 
+void Session::HoldReads() { ch->HoldReads(); }
+
+void Session::ReleaseReads() { ch->ReleaseReads(); }
+
 void Session::SendError(uint64_t req, const Status& st) {
   Send(protocol::Reply{req, false, false, st.code(), st.message()});
 }
@@ -286,6 +290,8 @@ struct AgentClient::Impl : std::enable_shared_from_this<AgentClient::Impl> {
       for (const auto& link : self->links) {
         auto s = link->session;
         if (!s || !s->authed) continue;
+        // While a fetch holds the reads, the silence is this side's.
+        if (s->ch->reads_held()) s->last_recv = Steady::now();
         if (Steady::now() - s->last_recv > 3 * self->o.heartbeat) {
           s->ch->Close("the server missed heartbeats", /*flush=*/false);
         } else {

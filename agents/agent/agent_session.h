@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,11 +28,20 @@ class Channel;
 
 namespace reprise::agent_internal {
 
-// A blob arriving for one operation: written and hashed into `fd` on the
-// connection's thread, read behind by the operation's thread.
+// A blob arriving for one operation, from the connection's thread to the
+// operation's: written and hashed into `fd` and read behind, or (`in_memory`)
+// handed over as the chunks themselves, at most kMaxQueuedBytes (and the
+// chunk that crossed it) at once: then the connection reads no further
+// frame until the operation has taken some.
 struct FetchState {
+  static constexpr uint64_t kMaxQueuedBytes = 16u << 20;
   std::mutex m;
   std::condition_variable cv;
+  bool in_memory = false;
+  std::deque<std::string> chunks;  // in_memory: received, not yet taken
+  uint64_t queued = 0;             // bytes in `chunks`
+  bool holding = false;            // in_memory: this fetch holds the session's reads
+  uint64_t max_queued = 0;         // the most `queued` ever was (for tests and logs)
   int fd = -1;
   std::string sha256;
   uint64_t received = 0;
@@ -73,6 +83,10 @@ struct Session {
   // whose text is bounded by BoundedText.
   void Send(const protocol::Message& message, std::string payload = {});
   void SendError(uint64_t req, const Status& st);
+  // Flow control of an in-memory fetch (Channel::HoldReads): HoldReads on
+  // the connection's thread, ReleaseReads from any thread, once per hold.
+  void HoldReads();
+  void ReleaseReads();
   // A reply body of any size, in parts of a frame each (all but the last
   // marked "more").
   void SendReply(uint64_t req, std::string_view body);

@@ -25,41 +25,63 @@ std::shared_ptr<FetchState> FindFetch(Session& s, uint64_t op) {
 
 }  // namespace
 
-void OnBlobData(Session& s, const protocol::BlobData& h, const std::string& payload) {
+namespace {
+
+// Takes `payload` into `f` (f.m held): written to its file, or queued.
+// An error text when it cannot.
+std::string TakeChunk(Session& s, FetchState& f, std::string& payload) {
+  if (f.in_memory) {
+    if (payload.empty()) return "";
+    f.queued += payload.size();
+    f.max_queued = std::max(f.max_queued, f.queued);
+    f.chunks.push_back(std::move(payload));
+    if (f.queued >= FetchState::kMaxQueuedBytes && !f.holding) {
+      f.holding = true;  // released by the operation's thread as it takes chunks
+      s.HoldReads();
+    }
+    return "";
+  }
+  size_t off = 0;
+  while (off < payload.size()) {
+    ssize_t w = ::write(f.fd, payload.data() + off, payload.size() - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return std::string("writing the artifact: ") + std::strerror(errno);
+    }
+    off += static_cast<size_t>(w);
+  }
+  return "";
+}
+
+}  // namespace
+
+void OnBlobData(Session& s, const protocol::BlobData& h, std::string& payload) {
   auto fetch = FindFetch(s, h.op);
   if (!fetch) return;  // cancelled meanwhile
   std::lock_guard<std::mutex> g(fetch->m);
   if (fetch->done || fetch->failed) return;
-  uint64_t offset = h.offset;
   fetch->total = h.total;
-  if (offset != fetch->received) {
+  const uint64_t size = payload.size();
+  if (h.offset != fetch->received) {
     fetch->failed = true;
     fetch->error = "blob chunk out of order";
+  } else if (fetch->received + size > fetch->total) {
+    fetch->failed = true;
+    fetch->error = "more bytes than announced";
   } else {
-    size_t off = 0;
-    while (off < payload.size()) {
-      ssize_t w = ::write(fetch->fd, payload.data() + off, payload.size() - off);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fetch->failed = true;
-        fetch->error = std::string("writing the artifact: ") + std::strerror(errno);
-        break;
-      }
-      off += static_cast<size_t>(w);
-    }
     // Parts of a build (no sha256 of the whole) are checked file by file.
     if (!fetch->sha256.empty()) fetch->hasher.Update(payload.data(), payload.size());
-    fetch->received += payload.size();
-    bool eof = h.eof;
-    if (fetch->received > fetch->total) {
+    std::string error = TakeChunk(s, *fetch, payload);
+    if (!error.empty()) {
       fetch->failed = true;
-      fetch->error = "more bytes than announced";
+      fetch->error = std::move(error);
     }
-    if (fetch->progress && (eof || fetch->received - fetch->last_progress >= (8u << 20))) {
+    fetch->received += size;
+    if (fetch->progress && (h.eof || fetch->received - fetch->last_progress >= (8u << 20))) {
       fetch->last_progress = fetch->received;
       fetch->progress({"transfer", fetch->received, fetch->total, 0, 0});
     }
-    if (eof) fetch->done = true;
+    if (h.eof) fetch->done = true;
   }
   fetch->cv.notify_all();
 }
@@ -76,16 +98,19 @@ void OnBlobError(Session& s, const protocol::BlobError& m) {
 namespace {
 
 // A blob arriving over the session: OnBlobData writes and hashes it into
-// a temporary file on the connection's thread; Read() reads it behind.
+// a temporary file on the connection's thread; Read() reads it behind. Or,
+// `in_memory` (a build's parts, read once as they come), OnBlobData queues
+// the chunks and Read() takes them, with no file between the threads.
 class ChannelStream : public BlobStream {
  public:
   ChannelStream(std::shared_ptr<Session> s, uint64_t op, const fs::path& cache_path,
-                const CancelToken& cancel)
+                const CancelToken& cancel, bool in_memory = false)
       : s_(std::move(s)),
         op_(op),
         cache_path_(cache_path),
         tmp_(cache_path.string() + ".part-" + RandomHex(4)),
-        cancel_(cancel) {}
+        cancel_(cancel),
+        in_memory_(in_memory) {}
   ~ChannelStream() override {
     if (!ended_) (void)Abandon();
   }
@@ -95,15 +120,18 @@ class ChannelStream : public BlobStream {
   Status Start(const protocol::Message& request, const std::string& sha256,
                const std::string& payload, const ProgressFn& progress) {
     sha256_ = sha256;
-    int fd = ::open(tmp_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) return IoError("cannot create " + tmp_.string());
-    read_fd_ = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
-    f_->fd = fd;
     f_->sha256 = sha256;
     f_->progress = progress;
-    if (read_fd_ < 0) {
-      (void)Abandon();
-      return IoError("cannot read " + tmp_.string());
+    f_->in_memory = in_memory_;
+    if (!in_memory_) {
+      int fd = ::open(tmp_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+      if (fd < 0) return IoError("cannot create " + tmp_.string());
+      read_fd_ = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+      f_->fd = fd;
+      if (read_fd_ < 0) {
+        (void)Abandon();
+        return IoError("cannot read " + tmp_.string());
+      }
     }
     bool closed = false;
     {
@@ -120,6 +148,7 @@ class ChannelStream : public BlobStream {
   }
 
   Result<std::string_view> Read() override {
+    if (in_memory_) return TakeQueued();
     std::unique_lock<std::mutex> lk(f_->m);
     // Each round gets bytes, an end or a wake-up (a chunk, or 100 ms to
     // look at the cancel token); the transfer ends, so this ends.
@@ -149,14 +178,26 @@ class ChannelStream : public BlobStream {
     return std::string_view(buffer_.data(), n);
   }
 
+  Result<std::string> ReadOwned() override {
+    auto bytes = Read();
+    if (!bytes.ok()) return bytes.status();
+    if (!in_memory_ || bytes->empty()) return std::string(*bytes);
+    return std::move(current_);  // the chunk Read() just took
+  }
+
   uint64_t Size() const override { return size_; }
 
   Result<fs::path> Complete() override {
+    if (in_memory_) return FailedPrecondition("a build's parts are read as they arrive");
     REPRISE_RETURN_IF_ERROR(WaitForEnd());
     return tmp_;
   }
 
   Result<Fetched> Finish() override {
+    if (in_memory_) {
+      (void)Abandon();
+      return FailedPrecondition("a build's parts are read as they arrive");
+    }
     Status st = WaitForEnd();
     End();
     if (!st.ok()) {
@@ -180,11 +221,37 @@ class ChannelStream : public BlobStream {
       if (f_->error.empty()) f_->error = "stopped";
     }
     End();
-    ::unlink(tmp_.c_str());
+    if (!in_memory_) ::unlink(tmp_.c_str());
     return st;
   }
 
  private:
+  // in_memory: the next chunk as it was received; an end, or the transfer's
+  // error as soon as it is known (what is queued is not used then).
+  Result<std::string_view> TakeQueued() {
+    std::unique_lock<std::mutex> lk(f_->m);
+    // Each round gets a chunk, an end or a wake-up (a chunk, or 100 ms to
+    // look at the cancel token); the transfer ends, so this ends.
+    while (f_->chunks.empty() || f_->failed) {
+      if (f_->failed) return Unavailable("transfer failed: " + f_->error);
+      if (f_->done) {
+        REPRISE_RETURN_IF_ERROR(VerifyLocked());
+        return std::string_view();
+      }
+      if (cancel_.IsCancelled()) return Cancelled("cancelled during the transfer");
+      f_->cv.wait_for(lk, std::chrono::milliseconds(100));
+    }
+    size_ = f_->total;
+    current_ = std::move(f_->chunks.front());
+    f_->chunks.pop_front();
+    f_->queued -= current_.size();
+    const bool release = f_->holding && f_->queued < FetchState::kMaxQueuedBytes;
+    if (release) f_->holding = false;
+    lk.unlock();
+    if (release) s_->ReleaseReads();
+    return std::string_view(current_);
+  }
+
   // The transfer's end: every byte, or its error.
   Status WaitForEnd() {
     std::unique_lock<std::mutex> lk(f_->m);
@@ -217,13 +284,19 @@ class ChannelStream : public BlobStream {
       auto it = s_->fetches.find(op_);
       if (it != s_->fetches.end() && it->second == f_) s_->fetches.erase(it);
     }
-    std::lock_guard<std::mutex> lk(f_->m);
+    std::unique_lock<std::mutex> lk(f_->m);
+    const bool release = f_->holding;  // no chunk comes to take it back
+    f_->holding = false;
+    f_->chunks.clear();
+    f_->queued = 0;
     // Made durable by the runner's syncfs after extraction; a cached
     // blob is re-hashed before reuse.
     if (f_->fd >= 0) ::close(f_->fd);
     f_->fd = -1;
     if (read_fd_ >= 0) ::close(read_fd_);
     read_fd_ = -1;
+    lk.unlock();
+    if (release) s_->ReleaseReads();
   }
 
   std::shared_ptr<Session> s_;
@@ -231,12 +304,14 @@ class ChannelStream : public BlobStream {
   fs::path cache_path_;
   fs::path tmp_;
   const CancelToken& cancel_;
+  const bool in_memory_;
   std::shared_ptr<FetchState> f_ = std::make_shared<FetchState>();
+  std::string current_;  // in_memory: the chunk Read() returned last
   std::string sha256_;
   int read_fd_ = -1;
   uint64_t read_offset_ = 0;
   uint64_t size_ = 0;
-  std::vector<char> buffer_ = std::vector<char>(1 << 20);
+  std::vector<char> buffer_ = std::vector<char>(in_memory_ ? 0 : 1 << 20);
   bool hashed_ = false;
   std::string got_;
   bool ended_ = false;
@@ -267,7 +342,7 @@ class ChannelSource : public BlobSource {
     if (list.size() > protocol::kMaxPayloadBytes) {
       return TooLarge("too many files for one request: " + std::to_string(files.size()));
     }
-    auto stream = std::make_unique<ChannelStream>(s_, op_, temp_path, cancel);
+    auto stream = std::make_unique<ChannelStream>(s_, op_, temp_path, cancel, /*in_memory=*/true);
     REPRISE_RETURN_IF_ERROR(
         stream->Start(protocol::FilesGet{op_, sha256, files.empty()}, "", list, progress));
     return std::unique_ptr<BlobStream>(std::move(stream));

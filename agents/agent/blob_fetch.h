@@ -20,8 +20,9 @@ namespace reprise::agent_internal {
 // Fetches the blobs operation `op` needs over `session`.
 std::unique_ptr<BlobSource> MakeChannelSource(std::shared_ptr<Session> session, uint64_t op);
 
-// A chunk of a blob being fetched: written and hashed in order.
-void OnBlobData(Session& session, const protocol::BlobData& chunk, const std::string& payload);
+// A chunk of a blob being fetched: written and hashed in order, or queued
+// (`payload` is moved from then).
+void OnBlobData(Session& session, const protocol::BlobData& chunk, std::string& payload);
 // The server could not send the blob: the fetch fails with its message.
 void OnBlobError(Session& session, const protocol::BlobError& error);
 

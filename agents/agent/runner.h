@@ -85,6 +85,13 @@ class BlobStream : public ArchiveSource {
   // error when it had failed already (a cut connection, a server error, a
   // wrong sha256); Ok when it was only stopped.
   [[nodiscard]] virtual Status Abandon() = 0;
+  // Read(), as a string the caller keeps (for a consumer on another
+  // thread); a stream that hands its chunks over in memory moves them out.
+  [[nodiscard]] virtual Result<std::string> ReadOwned() {
+    auto bytes = Read();
+    if (!bytes.ok()) return bytes.status();
+    return std::string(*bytes);
+  }
 };
 
 // Gets artifact bytes onto this machine.

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <unordered_map>
 
+#include "agents/agent/content_check.h"
 #include "agents/agent/runner_internal.h"
 #include "common/crypto.h"
 
@@ -88,30 +89,62 @@ FetchPlan MakePlan(const Manifest& index, const ReuseSource& reuse) {
   return plan;
 }
 
-// True when `dest` was made a hard link of `source` and is a regular file
-// of the entry's mode and size (else nothing is left at `dest`).
-Result<bool> LinkUnchanged(const fs::path& source, const fs::path& dest, const ManifestEntry& e) {
+// An open directory, closed with its holder; every descriptor
+// close-on-exec (steps fork meanwhile).
+class DirFd {
+ public:
+  explicit DirFd(const fs::path& dir)
+      : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) {}
+  ~DirFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirFd(const DirFd&) = delete;
+  DirFd& operator=(const DirFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// True when the entry's path under `dest` was made a hard link of the same
+// path under `source` and is a regular file of the entry's mode and size
+// (else nothing is left there). Relative to the two release directories:
+// no walk of the whole path per file.
+Result<bool> LinkUnchanged(int source, int dest, const ManifestEntry& e) {
   // No AT_SYMLINK_FOLLOW: a symlink planted at the source is linked as a
   // symlink, which the check refuses.
-  if (::linkat(AT_FDCWD, source.c_str(), AT_FDCWD, dest.c_str(), 0) != 0) return false;
+  if (::linkat(source, e.path.c_str(), dest, e.path.c_str(), 0) != 0) return false;
   struct stat st;
-  if (::lstat(dest.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == e.mode &&
-      static_cast<uint64_t>(st.st_size) == e.size) {
+  if (::fstatat(dest, e.path.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+      (st.st_mode & 07777) == e.mode && static_cast<uint64_t>(st.st_size) == e.size) {
     return true;
   }
-  if (::unlink(dest.c_str()) != 0) return IoError(ErrnoText("removing the link " + e.path));
+  if (::unlinkat(dest, e.path.c_str(), 0) != 0) {
+    return IoError(ErrnoText("removing the link " + e.path));
+  }
   return false;
 }
 
+Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    ssize_t w = ::write(fd, data, size);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return IoError(ErrnoText("writing " + path));
+    data += w;
+    size -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
 // Copies the file `from` (written by this operation) to the new path `to`
-// with `mode`; every descriptor close-on-exec (steps fork meanwhile).
-Status CopyFile(const fs::path& from, const fs::path& to, unsigned mode) {
-  int in = ::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) return IoError(ErrnoText("reading " + from.string()));
-  int out = ::open(to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+// with `mode`, both under `dir`.
+Status CopyFile(int dir, const std::string& from, const std::string& to, unsigned mode) {
+  int in = ::openat(dir, from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) return IoError(ErrnoText("reading " + from));
+  int out = ::openat(dir, to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0) {
     ::close(in);
-    return IoError(ErrnoText("creating " + to.string()));
+    return IoError(ErrnoText("creating " + to));
   }
   std::vector<char> buf(1 << 16);
   Status st;
@@ -119,29 +152,23 @@ Status CopyFile(const fs::path& from, const fs::path& to, unsigned mode) {
     ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      if (n < 0) st = IoError(ErrnoText("reading " + from.string()));
+      if (n < 0) st = IoError(ErrnoText("reading " + from));
       break;
     }
-    for (ssize_t off = 0; off < n && st.ok();) {
-      ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) st = IoError(ErrnoText("writing " + to.string()));
-      off += w > 0 ? w : 0;
-    }
+    st = WriteAll(out, buf.data(), static_cast<size_t>(n), to);
     if (!st.ok()) break;
   }
-  if (st.ok() && ::fchmod(out, mode) != 0) st = IoError(ErrnoText("chmod " + to.string()));
+  if (st.ok() && ::fchmod(out, mode) != 0) st = IoError(ErrnoText("chmod " + to));
   ::close(in);
   ::close(out);
   return st;
 }
 
-// Splits the concatenated contents of `shas` into their files under `dest`,
-// hashing each as it is written; a file whose bytes are not its sha256
-// fails the whole.
+// Splits the concatenated contents of `shas` into their files under `dest`
+// (a directory fd). The bytes are checked by a ContentCheck beside it.
 class FileReceiver {
  public:
-  FileReceiver(const fs::path& dest, const FetchPlan& plan, const std::vector<std::string>& shas)
+  FileReceiver(int dest, const FetchPlan& plan, const std::vector<std::string>& shas)
       : dest_(dest), plan_(plan), shas_(shas) {}
   ~FileReceiver() {
     if (fd_ >= 0) ::close(fd_);
@@ -159,8 +186,7 @@ class FileReceiver {
       }
       if (data.empty()) break;
       const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, data.size()));
-      REPRISE_RETURN_IF_ERROR(WriteAll(data.data(), n));
-      hasher_->Update(data.data(), n);
+      REPRISE_RETURN_IF_ERROR(WriteAll(fd_, data.data(), n, First().path));
       left_ -= n;
       data.remove_prefix(n);
     }
@@ -181,69 +207,105 @@ class FileReceiver {
 
   Status Open() {
     const ManifestEntry& e = First();
-    fd_ = ::open((dest_ / e.path).c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-                 0600);
+    fd_ =
+        ::openat(dest_, e.path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd_ < 0) return IoError(ErrnoText("creating " + e.path));
     left_ = e.size;
-    hasher_ = std::make_unique<Sha256>();
     return Status::Ok();
   }
 
-  Status WriteAll(const char* data, size_t size) {
-    while (size > 0) {
-      ssize_t w = ::write(fd_, data, size);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return IoError(ErrnoText("writing " + First().path));
-      data += w;
-      size -= static_cast<size_t>(w);
-    }
-    return Status::Ok();
-  }
-
-  // The file is complete: checked, given its mode, and copied to the
-  // other entries with the same content.
+  // The file is complete: given its mode, and copied to the other entries
+  // with the same content.
   Status Close() {
     const ManifestEntry& e = First();
-    const std::string got = hasher_->FinishHex();
-    if (got != e.sha256) {
-      return Conflict("file " + e.path + " arrived with sha256 " + got + ", expected " + e.sha256);
-    }
     const bool moded = ::fchmod(fd_, e.mode) == 0;
     ::close(fd_);
     fd_ = -1;
     if (!moded) return IoError(ErrnoText("chmod " + e.path));
     const auto& all = plan_.writes.at(shas_[next_]);
     for (size_t i = 1; i < all.size(); ++i) {
-      REPRISE_RETURN_IF_ERROR(CopyFile(dest_ / e.path, dest_ / all[i]->path, all[i]->mode));
+      REPRISE_RETURN_IF_ERROR(CopyFile(dest_, e.path, all[i]->path, all[i]->mode));
     }
     ++next_;
     return Status::Ok();
   }
 
-  const fs::path& dest_;
+  int dest_;
   const FetchPlan& plan_;
   const std::vector<std::string>& shas_;
   size_t next_ = 0;
   int fd_ = -1;
   uint64_t left_ = 0;
-  std::unique_ptr<Sha256> hasher_;
 };
 
 // The links and symlinks of the index, once every file is in place
 // (symlinks last: nothing is created through one).
-Status MakeLinks(const Manifest& index, const fs::path& dest) {
+Status MakeLinks(const Manifest& index, int dest) {
   for (const ManifestEntry& e : index.entries) {
     if (e.type != EntryType::kHardlink) continue;
-    if (::linkat(AT_FDCWD, (dest / e.link_target).c_str(), AT_FDCWD, (dest / e.path).c_str(), 0) !=
-        0)
+    if (::linkat(dest, e.link_target.c_str(), dest, e.path.c_str(), 0) != 0)
       return IoError(ErrnoText("linking " + e.path));
   }
   for (const ManifestEntry& e : index.entries) {
     if (e.type != EntryType::kSymlink) continue;
-    if (::symlink(e.link_target.c_str(), (dest / e.path).c_str()) != 0)
+    if (::symlinkat(e.link_target.c_str(), dest, e.path.c_str()) != 0)
       return IoError(ErrnoText("creating symlink " + e.path));
   }
   return Status::Ok();
+}
+
+// The release directory and its subdirectories, as the index lists them.
+Status MakeDirectories(const Manifest& index, const fs::path& dest) {
+  if (::mkdir(dest.c_str(), 0755) != 0) return IoError(ErrnoText("creating " + dest.string()));
+  DirFd dir(dest);
+  if (dir.get() < 0) return IoError(ErrnoText("opening " + dest.string()));
+  for (const ManifestEntry& e : index.entries) {
+    if (e.type != EntryType::kDirectory) continue;
+    if (::mkdirat(dir.get(), e.path.c_str(), 0700) != 0 ||
+        ::fchmodat(dir.get(), e.path.c_str(), e.mode, 0) != 0)
+      return IoError(ErrnoText("creating directory " + e.path));
+  }
+  return Status::Ok();
+}
+
+// One files_get: the sha256s asked for, and their bytes as they arrive.
+struct FileTransfer {
+  std::vector<std::string> shas;
+  std::unique_ptr<BlobStream> stream;
+};
+
+// Writes the files of `transfer` under `dest` as their bytes arrive, while
+// a ContentCheck hashes the same bytes on its own thread: the transfer
+// succeeds only when every file has its sha256.
+Status ReceiveFiles(FileTransfer& transfer, const FetchPlan& plan, int dest,
+                    const CancelToken& cancel) {
+  std::vector<ContentCheck::File> expected;
+  expected.reserve(transfer.shas.size());
+  for (const std::string& sha : transfer.shas) {
+    const ManifestEntry& e = *plan.writes.at(sha).front();
+    expected.push_back({sha, e.size, e.path});
+  }
+  ContentCheck check(std::move(expected));
+  FileReceiver receiver(dest, plan, transfer.shas);
+  BlobStream& stream = *transfer.stream;
+  for (;;) {
+    auto chunk = stream.ReadOwned();
+    Status st = chunk.ok() ? Status::Ok() : chunk.status();
+    if (st.ok() && cancel.IsCancelled()) st = Cancelled("cancelled during the transfer");
+    if (st.ok() && chunk->empty()) break;
+    if (st.ok()) {
+      auto bytes = std::make_shared<const std::string>(std::move(*chunk));
+      check.Push(bytes);
+      st = receiver.Take(*bytes);
+    }
+    if (!st.ok()) {
+      Status transfer_status = stream.Abandon();
+      return transfer_status.ok() || st.code() == Code::kCancelled ? st : transfer_status;
+    }
+  }
+  REPRISE_RETURN_IF_ERROR(stream.Abandon());
+  REPRISE_RETURN_IF_ERROR(check.Finish());
+  return receiver.End();
 }
 
 }  // namespace
@@ -282,15 +344,25 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
                            " by sha256; " + std::to_string(plan.linked.size()) +
                            " unchanged files stay");
   report({"extract", 0, 0, 0, 0});
-  if (::mkdir(dest.c_str(), 0755) != 0) return IoError(ErrnoText("creating " + dest.string()));
-  for (const ManifestEntry& e : index.entries) {
-    if (e.type != EntryType::kDirectory) continue;
-    if (::mkdir((dest / e.path).c_str(), 0700) != 0 || ::chmod((dest / e.path).c_str(), e.mode))
-      return IoError(ErrnoText("creating directory " + e.path));
-  }
   std::vector<std::string> fetch = plan.fetch;
+  // The first files are asked for before the tree is made: the server reads
+  // and sends them while the directories and links are made here (what
+  // arrives meanwhile waits in memory, bounded).
+  FileTransfer first;
+  if (!fetch.empty()) {
+    first.shas.assign(fetch.begin(), fetch.begin() + static_cast<std::ptrdiff_t>(
+                                                         std::min(fetch.size(), kFilesPerRequest)));
+    REPRISE_ASSIGN_OR_RETURN(
+        first.stream, blobs.StreamFiles(op.sha256, first.shas, l.tmp() / "files", cancel, report));
+    if (!first.stream) return Unavailable("the server stopped serving files");
+  }
+  REPRISE_RETURN_IF_ERROR(MakeDirectories(index, dest));
+  DirFd dest_dir(dest);
+  DirFd source_dir(reuse.dir);
+  if (dest_dir.get() < 0) return IoError(ErrnoText("opening " + dest.string()));
+  if (source_dir.get() < 0) return IoError(ErrnoText("opening " + reuse.dir.string()));
   for (const ManifestEntry* e : plan.linked) {
-    REPRISE_ASSIGN_OR_RETURN(bool linked, LinkUnchanged(reuse.dir / e->path, dest / e->path, *e));
+    REPRISE_ASSIGN_OR_RETURN(bool linked, LinkUnchanged(source_dir.get(), dest_dir.get(), *e));
     if (linked) {
       ++stats.linked_files;
       stats.linked_bytes += e->size;
@@ -301,29 +373,20 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
     if (writes.empty()) fetch.push_back(e->sha256);
     writes.push_back(e);
   }
-  for (size_t from = 0; from < fetch.size(); from += kFilesPerRequest) {
+  if (first.stream) REPRISE_RETURN_IF_ERROR(ReceiveFiles(first, plan, dest_dir.get(), cancel));
+  // The rest: past the first request's list, and what failed to link.
+  for (size_t from = first.shas.size(); from < fetch.size(); from += kFilesPerRequest) {
     if (cancel.IsCancelled()) return Cancelled("cancelled");
-    std::vector<std::string> batch(fetch.begin() + static_cast<std::ptrdiff_t>(from),
-                                   fetch.begin() + static_cast<std::ptrdiff_t>(std::min(
-                                                       fetch.size(), from + kFilesPerRequest)));
+    FileTransfer next;
+    next.shas.assign(fetch.begin() + static_cast<std::ptrdiff_t>(from),
+                     fetch.begin() + static_cast<std::ptrdiff_t>(
+                                         std::min(fetch.size(), from + kFilesPerRequest)));
     REPRISE_ASSIGN_OR_RETURN(
-        std::unique_ptr<BlobStream> stream,
-        blobs.StreamFiles(op.sha256, batch, l.tmp() / ("files-" + RandomHex(4)), cancel, report));
-    if (!stream) return Unavailable("the server stopped serving files");
-    FileReceiver receiver(dest, plan, batch);
-    for (;;) {
-      auto chunk = stream->Read();
-      Status st = chunk.ok() ? receiver.Take(*chunk) : chunk.status();
-      if (!st.ok()) {
-        Status transfer = stream->Abandon();
-        return transfer.ok() ? st : transfer;
-      }
-      if (chunk->empty()) break;
-    }
-    REPRISE_RETURN_IF_ERROR(stream->Abandon());
-    REPRISE_RETURN_IF_ERROR(receiver.End());
+        next.stream, blobs.StreamFiles(op.sha256, next.shas, l.tmp() / "files", cancel, report));
+    if (!next.stream) return Unavailable("the server stopped serving files");
+    REPRISE_RETURN_IF_ERROR(ReceiveFiles(next, plan, dest_dir.get(), cancel));
   }
-  REPRISE_RETURN_IF_ERROR(MakeLinks(index, dest));
+  REPRISE_RETURN_IF_ERROR(MakeLinks(index, dest_dir.get()));
   if (cancel.IsCancelled()) return Cancelled("cancelled");
   return std::optional<Manifest>(std::move(index));
 }

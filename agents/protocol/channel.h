@@ -120,16 +120,24 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // over it carry on.
   Status Send(std::string header, std::string payload = {},
               std::function<void()> on_written = nullptr) {
-    auto encoded = EncodeFrame(header, payload);
+    // The prefix and header encoded; the payload (megabytes of a blob)
+    // written from its own string, not copied behind them.
+    auto encoded = EncodeFrame(header, {});
     if (!encoded.ok()) return encoded.status();
+    if (payload.size() > kMaxPayloadBytes) {
+      return TooLarge("a message payload of " + std::to_string(payload.size()) +
+                      " bytes exceeds the " + std::to_string(kMaxPayloadBytes) + "-byte limit");
+    }
+    std::string head = std::move(encoded).value();
+    PatchPayloadSize(head, payload.size());
     auto self = shared_from_this();
-    asio::post(executor_,
-               [self, data = std::move(encoded).value(), cb = std::move(on_written)]() mutable {
-                 if (self->closed_) return;
-                 self->queued_bytes_ += data.size();
-                 self->queue_.push_back({std::move(data), std::move(cb)});
-                 if (!self->writing_) self->WriteNext();
-               });
+    asio::post(executor_, [self, head = std::move(head), payload = std::move(payload),
+                           cb = std::move(on_written)]() mutable {
+      if (self->closed_) return;
+      self->queued_bytes_ += head.size() + payload.size();
+      self->queue_.push_back({std::move(head), std::move(payload), std::move(cb)});
+      if (!self->writing_) self->WriteNext();
+    });
     return Status::Ok();
   }
 
@@ -153,15 +161,41 @@ class Channel : public std::enable_shared_from_this<Channel> {
     });
   }
 
+  // Flow control for a receiver slower than the wire: while reads are held
+  // the channel reads no further frame (the peer's sends wait in TCP).
+  // HoldReads() on the io thread only (from a frame handler: the frame being
+  // handled is the last one read); ReleaseReads() from any thread, once per
+  // hold. Reading resumes when every hold is released.
+  void HoldReads() { ++read_holds_; }
+  void ReleaseReads() {
+    auto self = shared_from_this();
+    asio::post(executor_, [self] {
+      if (self->read_holds_ > 0) --self->read_holds_;
+      if (self->read_holds_ == 0 && self->read_held_ && !self->closed_) {
+        self->read_held_ = false;
+        self->ReadPrefix();
+      }
+    });
+  }
+
   // On the io thread only.
   bool closed() const { return closed_; }
+  bool reads_held() const { return read_holds_ > 0; }
   size_t queued_bytes() const { return queued_bytes_; }
 
  private:
   struct Out {
-    std::string data;
+    std::string head;  // prefix and header
+    std::string payload;
     std::function<void()> on_written;
   };
+
+  // The prefix's payload length (its second big-endian u32) set to `size`.
+  static void PatchPayloadSize(std::string& head, size_t size) {
+    for (int i = 0; i < 4; ++i) {
+      head[4 + static_cast<size_t>(i)] = static_cast<char>((size >> (8 * (3 - i))) & 0xff);
+    }
+  }
 
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : *plain_; }
   const tcp::socket& lowest() const { return tls_ ? tls_->next_layer() : *plain_; }
@@ -196,22 +230,32 @@ class Channel : public std::enable_shared_from_this<Channel> {
                              " bytes is over the " + std::to_string(self->max_frame_bytes_) +
                              "-byte limit");
       }
-      self->header_len_ = hl;
-      self->body_.resize(size_t{hl} + pl);
+      // Read straight into the frame's two strings: a payload of megabytes
+      // is handed on without a copy.
+      self->header_.resize(hl);
+      self->payload_.resize(pl);
       self->ReadBody();
     });
   }
 
   void ReadBody() {
     auto self = shared_from_this();
-    AsyncRead(asio::buffer(body_), [self](const boost::system::error_code& e, size_t) {
+    std::array<asio::mutable_buffer, 2> parts{asio::buffer(header_), asio::buffer(payload_)};
+    AsyncRead(parts, [self](const boost::system::error_code& e, size_t) {
       if (e) return self->DoClose(e == asio::error::eof ? "closed by peer" : e.message());
       Frame f;
-      f.header = self->body_.substr(0, self->header_len_);
-      f.payload = self->body_.substr(self->header_len_);
-      std::string().swap(self->body_);  // idle connections hold no buffer
+      // Moved out: idle connections hold no buffer.
+      f.header = std::move(self->header_);
+      f.payload = std::move(self->payload_);
+      self->header_ = std::string();
+      self->payload_ = std::string();
       if (self->on_frame_) self->on_frame_(std::move(f));
-      if (!self->closed_) self->ReadPrefix();
+      if (self->closed_) return;
+      if (self->read_holds_ > 0) {
+        self->read_held_ = true;  // ReleaseReads() reads on
+        return;
+      }
+      self->ReadPrefix();
     });
   }
 
@@ -223,19 +267,20 @@ class Channel : public std::enable_shared_from_this<Channel> {
     }
     writing_ = true;
     auto self = shared_from_this();
-    AsyncWrite(asio::buffer(queue_.front().data),
-               [self](const boost::system::error_code& e, size_t) {
-                 if (self->closed_) {
-                   self->writing_ = false;
-                   return;
-                 }
-                 if (e) return self->DoClose(e.message());
-                 Out done = std::move(self->queue_.front());
-                 self->queue_.pop_front();
-                 self->queued_bytes_ -= done.data.size();
-                 if (done.on_written) done.on_written();
-                 self->WriteNext();
-               });
+    const Out& out = queue_.front();
+    std::array<asio::const_buffer, 2> parts{asio::buffer(out.head), asio::buffer(out.payload)};
+    AsyncWrite(parts, [self](const boost::system::error_code& e, size_t) {
+      if (self->closed_) {
+        self->writing_ = false;
+        return;
+      }
+      if (e) return self->DoClose(e.message());
+      Out done = std::move(self->queue_.front());
+      self->queue_.pop_front();
+      self->queued_bytes_ -= done.head.size() + done.payload.size();
+      if (done.on_written) done.on_written();
+      self->WriteNext();
+    });
   }
 
   void DoClose(const std::string& why) {
@@ -261,12 +306,14 @@ class Channel : public std::enable_shared_from_this<Channel> {
   std::string expected_fp_;
   std::string peer_fp_;
   std::array<unsigned char, kPrefixBytes> prefix_{};
-  uint32_t header_len_ = 0;
   uint64_t max_frame_bytes_ = kMaxFrameBytes;
-  std::string body_;
+  std::string header_;   // of the frame being read
+  std::string payload_;  // of the frame being read
   std::deque<Out> queue_;
   size_t queued_bytes_ = 0;
   bool writing_ = false;
+  int read_holds_ = 0;      // HoldReads() not yet released
+  bool read_held_ = false;  // a frame's read waits for the holds' release
   bool closed_ = false;
   bool close_after_flush_ = false;
   std::string close_why_;

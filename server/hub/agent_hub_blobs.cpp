@@ -50,6 +50,8 @@ struct PartsStream {
   std::string blob;  // the build's artifact
   uint64_t op_id = 0;
   std::shared_ptr<Conn> c;
+  int in_flight = 0;  // chunks queued on the connection, not yet written
+  bool sent_all = false;
   ~PartsStream() {
     if (fd >= 0) ::close(fd);
   }
@@ -198,14 +200,25 @@ void AgentHub::Impl::OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::
   Pump(s);
 }
 
+// Chunks queued on the connection at once: the next is read and hashed
+// while the one before is on its way, instead of after it.
+constexpr int kPartsInFlight = 2;
+
 void AgentHub::Impl::Pump(const std::shared_ptr<PartsStream>& s) {
-  if (s->c->ch->closed()) return;
+  while (s->in_flight < kPartsInFlight && !s->sent_all) {
+    if (!SendPart(s)) return;
+  }
+}
+
+bool AgentHub::Impl::SendPart(const std::shared_ptr<PartsStream>& s) {
+  if (s->c->ch->closed()) return false;
   {
     std::lock_guard<std::mutex> g(mu);
-    if (!ops.count(s->op_id)) return;  // the operation ended (cancelled)
+    if (!ops.count(s->op_id)) return false;  // the operation ended (cancelled)
   }
   auto fail = [&](const std::string& why) {
     SendControl(s->c, protocol::BlobError{s->op_id, why});
+    return false;
   };
   std::string buf;
   // Larger chunks than a blob's: fewer rounds of the io thread for many
@@ -259,9 +272,14 @@ void AgentHub::Impl::Pump(const std::shared_ptr<PartsStream>& s) {
   const bool eof = s->part == s->parts.size();
   std::string hdr = protocol::Encode(protocol::BlobData{s->op_id, s->offset, s->total, eof});
   s->offset += buf.size();
-  std::function<void()> next;
-  if (!eof) next = [this, s] { Pump(s); };
+  s->sent_all = eof;
+  ++s->in_flight;
+  std::function<void()> next = [this, s] {
+    --s->in_flight;
+    Pump(s);
+  };
   (void)s->c->ch->Send(std::move(hdr), std::move(buf), std::move(next));  // a chunk always fits
+  return true;
 }
 
 }  // namespace reprise

@@ -235,7 +235,11 @@ struct AgentHub::Impl {
   void Pump(const std::shared_ptr<BlobStream>& s);
   void OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::FilesGet& h,
                   const std::string& payload);
+  // Keeps up to kPartsInFlight chunks of `s` queued on its connection.
   void Pump(const std::shared_ptr<hub_internal::PartsStream>& s);
+  // Reads, checks and queues the next chunk of `s`; false when the stream
+  // stops (failed, cancelled, connection closed).
+  bool SendPart(const std::shared_ptr<hub_internal::PartsStream>& s);
   // The welcome an agent gets: whether this server answers files_get.
   protocol::Welcome WelcomeOf(bool approved) const {
     return protocol::Welcome{approved ? "approved" : "pending", o.files != nullptr};

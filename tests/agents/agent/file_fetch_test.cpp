@@ -29,6 +29,13 @@ std::map<std::string, std::string> Build(int n) {
   return files;
 }
 
+// 1 MiB, different for each `i`.
+std::string LargeContent(int i) {
+  std::string content(1 << 20, static_cast<char>('a' + i));
+  content.replace(0, 16, "large file " + std::to_string(i) + "    ");
+  return content;
+}
+
 struct FilesFixture {
   std::unique_ptr<FileIndex> files;
   HubFixture f{false, false, [this](AgentHubOptions& o) {
@@ -173,6 +180,81 @@ TEST_CASE("a deploy without a build manifest hash, or a first deploy, fetches th
   REQUIRE_MESSAGE(out.succeeded(), out.message);
   CHECK_FALSE(logs.Contains("by sha256"));
   CHECK(logs.Contains("extracting it as it arrives"));
+  s.CheckExactly(b2);
+}
+
+// Build 2 with 24 more files of 1 MiB each: 24 MiB to fetch, several
+// chunks in flight from the server and more than the agent keeps in memory
+// at once (the reads are held until the release takes some).
+std::string AddLargeBuild2(FilesFixture& s) {
+  for (int i = 0; i < 24; ++i) {
+    std::ofstream(s.tree2 / ("big-" + std::to_string(i) + ".bin"), std::ios::binary)
+        << LargeContent(i);
+  }
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  REQUIRE(s.files->Derive(b2).ok());
+  return b2;
+}
+
+// What is left of a release being built: nothing, after any outcome.
+bool PartialsLeft(const fs::path& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->path().filename().string().find(".partial-") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_CASE("many megabytes of changed files arrive in chunks in flight, exactly") {
+  FilesFixture s;
+  std::string b2 = AddLargeBuild2(s);
+  LogCollector logs;
+  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  CHECK(logs.Contains("fetching 28 changed files"));
+  CHECK_FALSE(logs.Contains("fetching the whole archive"));
+  s.CheckExactly(b2);
+  CHECK(ReadFile(s.root / "current/big-23.bin") == LargeContent(23));
+}
+
+TEST_CASE(
+    "a corrupt file in the middle of chunks in flight fails the fetch: the archive is fetched") {
+  FilesFixture s;
+  std::string b2 = AddLargeBuild2(s);
+  auto stored = s.files->File(Sha256Hex(LargeContent(12)));
+  REQUIRE(stored.ok());
+  fs::permissions(*stored, fs::perms::owner_write, fs::perm_options::add);
+  std::string wrong = LargeContent(12);
+  wrong[1000] ^= 1;
+  std::ofstream(*stored, std::ios::binary | std::ios::trunc) << wrong;
+  s.UpdateFallsBack(b2, "of the file index is corrupt");
+  CHECK(ReadFile(s.root / "current/big-12.bin") == LargeContent(12));
+  CHECK_FALSE(PartialsLeft(s.f.tmp.path()));
+}
+
+TEST_CASE("a cancel during the transfer of the changed files leaves the live release") {
+  FilesFixture s;
+  std::string b2 = AddLargeBuild2(s);
+  const std::string live = fs::read_symlink(s.root / "current").string();
+  auto ops = s.f.hub->OperationsFor(Context("2"));
+  LogCollector logs;
+  CancelToken cancel;
+  std::thread canceller([&] {
+    WaitUntil([&] { return logs.Contains("fetching 28 changed files"); });
+    cancel.Cancel();
+  });
+  auto out = ops->Run(s.t, FilesFixture::Op(b2, s.m2), *logs.log, cancel);
+  canceller.join();
+  CHECK(out.kind == OperationOutcome::Kind::kError);
+  CHECK(out.error.code() == Code::kCancelled);
+  CHECK_FALSE(logs.Contains("fetching the whole archive"));
+  CHECK(fs::read_symlink(s.root / "current").string() == live);
+  CHECK(ReadFile(s.root / "current/index.html") == "build 1");
+  CHECK(WaitUntil([&] { return !PartialsLeft(s.f.tmp.path()); }));
+  // The connection carries on: the same update, uncancelled, is exact.
+  auto again = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2");
+  REQUIRE_MESSAGE(again.succeeded(), again.message);
   s.CheckExactly(b2);
 }
 
