@@ -121,6 +121,10 @@ class ArchiveStreamScanner {
 
   // The next bytes of the archive.
   void Feed(const char* data, size_t size);
+  // No more bytes: the scan goes on with what it has without waiting for
+  // Finish(), so the caller can do something else meanwhile (make the file
+  // durable). Idempotent; Finish() calls it.
+  void EndInput();
   // No more bytes: waits for the scan and returns its result. `complete_file`
   // holds every byte fed, complete (flushed); it is read only to confirm that
   // it reads as a tar, or scanned in full when the stream was not a tar or
