@@ -1,5 +1,5 @@
 // BlobStore: round trips, deduplication under concurrency, limits, abort,
-// cleanup of killed uploads, verification of tampered blobs.
+// early sync, cleanup of killed uploads, verification of tampered blobs.
 #include "server/artifacts/blob_store.h"
 
 #include <doctest/doctest.h>
@@ -229,6 +229,36 @@ TEST_CASE("abort, the destructor, and an unexpected hash leave nothing behind") 
   }
   CHECK(fs::is_empty(tmp.path() / "tmp"));
   CHECK(CountFiles(tmp.path() / "sha256") == 0);
+}
+
+// Sync makes the bytes durable before Commit (an upload overlaps the wait
+// with its scan's end): the blob is the same, and a synced upload that is
+// not committed still leaves nothing.
+TEST_CASE("a synced upload commits to the same blob; one dropped after Sync leaves nothing") {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path());
+  const std::string content(3 << 20, 'x');
+  {
+    auto writer = store->BeginUpload();
+    REQUIRE(writer.ok());
+    REQUIRE(writer->Write(content).ok());
+    REQUIRE(writer->Sync().ok());
+    REQUIRE(writer->Sync().ok());  // idempotent
+    CHECK_FALSE(writer->Write("more").ok());
+    Result<std::string> hash = store->Commit(*writer);
+    REQUIRE_MESSAGE(hash.ok(), hash.status().ToString());
+    CHECK(*hash == Sha256Hex(content));
+    CHECK(ReadFile(*store->Path(*hash)) == content);
+  }
+  {
+    auto writer = store->BeginUpload();
+    REQUIRE(writer.ok());
+    REQUIRE(writer->Write("not committed").ok());
+    REQUIRE(writer->Sync().ok());
+  }  // destroyed without commit
+  CHECK(fs::is_empty(tmp.path() / "tmp"));
+  CHECK(store->List()->size() == 1);
+  CHECK(store->VerifyAll()->ok());
 }
 
 TEST_CASE("CleanTemporaries removes leftovers of killed uploads") {
