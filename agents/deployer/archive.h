@@ -97,7 +97,9 @@ Result<Manifest> ManifestFromJson(std::string_view json);
 // and the result of ScanArchive, so that receiving and scanning overlap
 // instead of adding up. Feed() hands the bytes to a scanner thread of its own
 // through a bounded buffer (at most 3 MiB; Feed blocks while the scanner is
-// behind), so memory stays flat. Only a tar (plain or compressed) can be read
+// behind), so memory stays flat. A gzip stream is inflated on a further
+// thread, at most 4 MiB ahead of the scanner thread (which parses the tar and
+// hashes the entries). Only a tar (plain or compressed) can be read
 // as a stream: a zip keeps its directory, with the entries' modes, at its end.
 // For a zip or anything else that is not a tar, the scanner stops at once and
 // Finish() runs ScanArchive on the complete file instead. Once the scan has

@@ -253,7 +253,8 @@ Status BlobStore::Abort(BlobWriter& writer) const {
   return Status::Ok();
 }
 
-Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expected_sha256) const {
+Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expected_sha256,
+                                      bool keep_duplicate) const {
   if (writer.store_ != this) return InvalidArgument("upload belongs to another store");
   REPRISE_ASSIGN_OR_RETURN(FinishedUpload upload, writer.Finish());
   if (!expected_sha256.empty() && expected_sha256 != upload.sha256) {
@@ -300,7 +301,9 @@ Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expec
   } else {
     return fail("cannot store blob " + final_path.string());
   }
-  writer.Discard();  // unlinks the temporary name (the blob keeps the inode)
+  // Unlinks the temporary name (a new blob keeps the inode; a duplicate's
+  // bytes go with it, unless the caller drops them itself).
+  if (created || !keep_duplicate) writer.Discard();
   if (created && options_.fsync) REPRISE_RETURN_IF_ERROR(FsyncDir(dir));
   return upload.sha256;
 }

@@ -122,9 +122,13 @@ class BlobStore {
   // chmod 0444, link onto ROOT/sha256/ab/HASH, fsync the directory, drop the
   // temporary. If the blob exists already the temporary is just dropped. With
   // `expected_sha256` set, a different hash is kInvalidArgument (nothing is
-  // stored). Returns the hash.
+  // stored). Returns the hash. With `keep_duplicate`, a temporary whose blob
+  // exists already stays with the writer (closed) for the caller to drop
+  // with Abort() or the writer's destructor: removing a large file takes the
+  // kernel tens of ms, which the caller can overlap with other work.
   [[nodiscard]] Result<std::string> Commit(BlobWriter& writer,
-                                           std::string_view expected_sha256 = {}) const;
+                                           std::string_view expected_sha256 = {},
+                                           bool keep_duplicate = false) const;
 
   // Removes the writer's temporary file; the writer is unusable afterwards.
   [[nodiscard]] Status Abort(BlobWriter& writer) const;

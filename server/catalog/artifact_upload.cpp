@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <future>
 #include <new>
+#include <thread>
 
 #include "agents/deployer/archive.h"
 #include "server/artifacts/blob_store.h"
@@ -106,9 +107,12 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
                               " is sealed: " + SealedReason(*b));
 
   // Durable before the scan's answer is awaited: the fsync overlaps with
-  // the scan's end instead of following it.
-  Status synced = writer->Sync();
-  if (!synced.ok()) return synced;
+  // the scan's end instead of following it. Bytes stored already need none
+  // (should retention remove them meanwhile, Commit fsyncs).
+  if (!options_.blobs->Exists(finished->sha256)) {
+    Status synced = writer->Sync();
+    if (!synced.ok()) return synced;
+  }
   auto manifest = (*scanner)->Finish(finished->temp_path);
   if (!manifest.ok()) return manifest.status().WithContext("artifact '" + name + "'");
 
@@ -140,8 +144,11 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
     // one that another upload of the same bytes has committed but not yet
     // recorded.
     std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
-    auto committed = options_.blobs->Commit(*writer, finished->sha256);
+    auto committed = options_.blobs->Commit(*writer, finished->sha256, /*keep_duplicate=*/true);
     if (!committed.ok()) return committed.status();
+    // When these bytes were stored already, their temporary is removed
+    // while the artifact is recorded, and gone before the answer.
+    std::jthread drop_duplicate([&] { (void)options_.blobs->Abort(*writer); });
     Store& store = *options_.store;
     Result<bool> added = false;
     Result<std::string> json = manifest_json.get();
