@@ -261,6 +261,29 @@ TEST_CASE("a synced upload commits to the same blob; one dropped after Sync leav
   CHECK(store->VerifyAll()->ok());
 }
 
+// keep_duplicate: the temporary of bytes stored already stays with the
+// writer for the caller to drop (an upload drops it while it records).
+TEST_CASE("Commit keeping a duplicate's temporary leaves it to Abort; a new blob is unaffected") {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path(), {.fsync = false});
+  auto first = store->BeginUpload();
+  REQUIRE(first.ok());
+  REQUIRE(first->Write("same bytes").ok());
+  REQUIRE(store->Commit(*first, {}, /*keep_duplicate=*/true).ok());
+  CHECK(fs::is_empty(tmp.path() / "tmp"));  // a new blob: its temporary name is gone
+  auto second = store->BeginUpload();
+  REQUIRE(second.ok());
+  REQUIRE(second->Write("same bytes").ok());
+  Result<std::string> hash = store->Commit(*second, {}, /*keep_duplicate=*/true);
+  REQUIRE(hash.ok());
+  CHECK(*hash == Sha256Hex("same bytes"));
+  CHECK_FALSE(fs::is_empty(tmp.path() / "tmp"));  // kept for the caller
+  CHECK(store->Abort(*second).ok());
+  CHECK(fs::is_empty(tmp.path() / "tmp"));
+  CHECK(store->List()->size() == 1);
+  CHECK(ReadFile(*store->Path(*hash)) == "same bytes");
+}
+
 TEST_CASE("CleanTemporaries removes leftovers of killed uploads") {
   TempDir tmp;
   auto store = OpenStore(tmp.path(), {.fsync = false});
