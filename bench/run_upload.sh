@@ -29,6 +29,7 @@ start_server() {
   local dir="$data/$1"
   rm -rf "$dir"
   mkdir -p "$dir/target"
+  : >"$dir/server.log"  # there before await_port reads it, whenever the server starts
   REPRISE_ADMIN_TOKEN="$token" "$build_dir/bin/reprise-server" --data "$dir/var" \
     --http 127.0.0.1:0 --agent-port 0 --agent-host 127.0.0.1 >"$dir/server.log" 2>&1 &
   pid=$!

@@ -98,7 +98,9 @@ Result<Manifest> ManifestFromJson(std::string_view json);
 // and the result of ScanArchive, so that receiving and scanning overlap
 // instead of adding up. Feed() hands the bytes to a scanner thread of its own
 // through a bounded buffer (at most 3 MiB; Feed blocks while the scanner is
-// behind), so memory stays flat. Only a tar (plain or compressed) can be read
+// behind), so memory stays flat. A gzip stream is inflated on a further
+// thread, at most 4 MiB ahead of the scanner thread (which parses the tar and
+// hashes the entries). Only a tar (plain or compressed) can be read
 // as a stream: a zip keeps its directory, with the entries' modes, at its end.
 // For a zip or anything else that is not a tar, the scanner stops at once and
 // Finish() runs ScanArchive on the complete file instead. Once the scan has
@@ -122,6 +124,10 @@ class ArchiveStreamScanner {
 
   // The next bytes of the archive.
   void Feed(const char* data, size_t size);
+  // No more bytes: the scan goes on with what it has without waiting for
+  // Finish(), so the caller can do something else meanwhile (make the file
+  // durable). Idempotent; Finish() calls it.
+  void EndInput();
   // No more bytes: waits for the scan and returns its result. `complete_file`
   // holds every byte fed, complete (flushed); it is read only to confirm that
   // it reads as a tar, or scanned in full when the stream was not a tar or

@@ -6,8 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace reprise {
@@ -42,6 +46,29 @@ class GzipInput : public ArchiveInput {
   explicit GzipInput(RawBlocks raw) : raw_(std::move(raw)), out_(kBlockBytes) { StartMember(); }
 
   Result<std::string_view> Next() override {
+    REPRISE_ASSIGN_OR_RETURN(size_t produced, Inflate(out_.data(), out_.size()));
+    return std::string_view(reinterpret_cast<const char*>(out_.data()), produced);
+  }
+
+  // Fills `block` whole (but at the end), so that it never shrinks and is
+  // not zeroed again when it grows back.
+  Status NextInto(std::vector<char>& block) override {
+    if (block.size() != kBlockBytes) block.resize(kBlockBytes);
+    auto* out = reinterpret_cast<uint8_t*>(block.data());
+    size_t filled = 0;
+    // Each round adds bytes or ends.
+    while (filled < block.size()) {
+      REPRISE_ASSIGN_OR_RETURN(size_t produced, Inflate(out + filled, block.size() - filled));
+      if (produced == 0) break;
+      filled += produced;
+    }
+    block.resize(filled);
+    return Status::Ok();
+  }
+
+ private:
+  // Inflates into `out` (`capacity` bytes); 0 at the end.
+  Result<size_t> Inflate(uint8_t* out, size_t capacity) {
     // Each round consumes input, produces output or fetches a block; the raw
     // source ends, so this ends.
     while (!done_) {
@@ -52,27 +79,25 @@ class GzipInput : public ArchiveInput {
       }
       state_.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(in_.data()));
       state_.avail_in = static_cast<uint32_t>(std::min<size_t>(in_.size(), UINT32_MAX));
-      state_.next_out = out_.data();
-      state_.avail_out = static_cast<uint32_t>(out_.size());
+      state_.next_out = out;
+      state_.avail_out = static_cast<uint32_t>(capacity);
       const uint32_t offered = state_.avail_in;
       const int rc = isal_inflate(&state_);
       if (rc < 0)
         return InvalidArgument(std::string("corrupt archive: the gzip data has ") +
                                InflateErrorText(rc));
       in_.remove_prefix(offered - state_.avail_in);
-      const size_t produced = out_.size() - state_.avail_out;
+      const size_t produced = capacity - state_.avail_out;
       if (state_.block_state == ISAL_BLOCK_FINISH) in_member_ = false;
-      if (produced > 0)
-        return std::string_view(reinterpret_cast<const char*>(out_.data()), produced);
+      if (produced > 0) return produced;
       if (!in_member_ || offered != state_.avail_in) continue;
       if (raw_ended_)
         return InvalidArgument("corrupt archive: the gzip data ends before its last member does");
       if (!in_.empty()) REPRISE_RETURN_IF_ERROR(Gather(in_.size() + 1));
     }
-    return std::string_view();
+    return size_t{0};
   }
 
- private:
   void StartMember() {
     isal_inflate_init(&state_);
     state_.crc_flag = ISAL_GZIP;
@@ -121,6 +146,101 @@ class GzipInput : public ArchiveInput {
   bool done_ = false;
 };
 
+// The wrapped input's blocks, copied (its views die at its next call) into
+// buffers that circulate between the two threads.
+class ReadAheadInput : public ArchiveInput {
+ public:
+  explicit ReadAheadInput(std::unique_ptr<ArchiveInput> input) : input_(std::move(input)) {}
+  ~ReadAheadInput() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    can_produce_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  ReadAheadInput(const ReadAheadInput&) = delete;
+  ReadAheadInput& operator=(const ReadAheadInput&) = delete;
+
+  Result<std::string_view> Next() override {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Produce(); });
+    std::unique_lock<std::mutex> lock(mu_);
+    if (reading_.capacity() > 0) {
+      // Returned as it is: resizing it to empty and back would zero it.
+      spare_.push_back(std::move(reading_));
+      reading_ = {};
+      can_produce_.notify_one();
+    }
+    can_consume_.wait(lock, [&] { return !ready_.empty() || ended_; });
+    if (ready_.empty()) return end_;  // the wrapped input's end or error
+    reading_ = std::move(ready_.front());
+    ready_.pop_front();
+    can_produce_.notify_one();
+    return std::string_view(reading_.data(), reading_.size());
+  }
+
+ private:
+  static constexpr size_t kBuffers = 4;  // of kBlockBytes (1 MiB)
+
+  void Produce() {
+    // Each round hands over one block or ends; the wrapped input ends, so
+    // this ends.
+    for (;;) {
+      std::unique_lock<std::mutex> lock(mu_);
+      can_produce_.wait(lock,
+                        [&] { return stopping_ || !spare_.empty() || allocated_ < kBuffers; });
+      if (stopping_) return;
+      std::vector<char> block;
+      if (!spare_.empty()) {
+        block = std::move(spare_.back());
+        spare_.pop_back();
+      } else {
+        ++allocated_;
+      }
+      lock.unlock();
+      Status filled = [&]() -> Status {
+        try {
+          return input_->NextInto(block);
+        } catch (const std::bad_alloc&) {
+          return Status(Code::kTooLarge, "reading the archive: out of memory");
+        }
+      }();
+      lock.lock();
+      if (!filled.ok() || block.empty()) {
+        end_ = filled.ok() ? Result<std::string_view>(std::string_view()) : filled;
+        ended_ = true;
+        can_consume_.notify_one();
+        return;
+      }
+      ready_.push_back(std::move(block));
+      can_consume_.notify_one();
+    }
+  }
+
+  std::unique_ptr<ArchiveInput> input_;  // the producer thread's only
+  std::mutex mu_;
+  std::condition_variable can_produce_;
+  std::condition_variable can_consume_;
+  std::deque<std::vector<char>> ready_;
+  std::vector<std::vector<char>> spare_;
+  std::vector<char> reading_;  // the block the reader holds
+  size_t allocated_ = 0;       // blocks in circulation
+  Result<std::string_view> end_ = std::string_view();
+  bool ended_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Status ArchiveInput::NextInto(std::vector<char>& block) {
+  REPRISE_ASSIGN_OR_RETURN(std::string_view next, Next());
+  block.assign(next.begin(), next.end());
+  return Status::Ok();
+}
+
+namespace {
+
 class PlainInput : public ArchiveInput {
  public:
   explicit PlainInput(RawBlocks raw) : raw_(std::move(raw)) {}
@@ -157,6 +277,10 @@ bool StartsGzip(std::string_view head) {
 
 std::unique_ptr<ArchiveInput> NewGzipInput(RawBlocks raw) {
   return std::make_unique<GzipInput>(std::move(raw));
+}
+
+std::unique_ptr<ArchiveInput> NewReadAheadInput(std::unique_ptr<ArchiveInput> input) {
+  return std::make_unique<ReadAheadInput>(std::move(input));
 }
 
 std::unique_ptr<ArchiveInput> NewPlainInput(RawBlocks raw) {

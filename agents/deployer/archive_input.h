@@ -5,7 +5,8 @@
 // archives through this file, so they read the same bytes the same way.
 // Internal to agents/deployer/ (it includes libarchive's header).
 //
-// Thread-safety: an ArchiveInput belongs to one reader on one thread.
+// Thread-safety: an ArchiveInput belongs to one reader on one thread (a
+// read-ahead input runs the input it wraps on a thread of its own).
 #pragma once
 
 #include <archive.h>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -29,6 +31,9 @@ class ArchiveInput {
   virtual ~ArchiveInput() = default;
   // The next bytes for libarchive, valid until the next call; empty at the end.
   virtual Result<std::string_view> Next() = 0;
+  // The same bytes as Next(), into `block` (replaced; empty at the end),
+  // which the caller keeps: a read-ahead hands blocks over without a copy.
+  virtual Status NextInto(std::vector<char>& block);
 };
 
 // True when `head` (at least the archive's first four bytes) begins a gzip
@@ -43,6 +48,15 @@ std::unique_ptr<ArchiveInput> NewGzipInput(RawBlocks raw);
 
 // Hands `raw` to libarchive unchanged.
 std::unique_ptr<ArchiveInput> NewPlainInput(RawBlocks raw);
+
+// Runs `input` on a thread of its own, a few blocks (at most 4 MiB) ahead of
+// the reader, so that inflating overlaps with what the reader does with the
+// inflated bytes (parsing and hashing the tar). `input` is only touched by
+// that thread, from the first Next() on. Destroying the wrapper stops the
+// thread once `input` returns from its current Next(): a blocking `input`
+// must be woken by its own source. Next() returns what `input` returned, in
+// order, its error or end last.
+std::unique_ptr<ArchiveInput> NewReadAheadInput(std::unique_ptr<ArchiveInput> input);
 
 // `first`, then the rest of `raw`: an input whose first block was read to
 // look at it.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 
 #include "agents/deployer/archive_internal.h"
@@ -23,6 +24,25 @@ constexpr size_t kStreamBlockBytes = 256 << 10;
 constexpr size_t kStreamMaxQueuedBlocks = 8;
 constexpr size_t kStreamMaxSpareBlocks = 2;
 
+// What libarchive reads, noting with each block how many bytes of the upload
+// were fetched to produce it (for the compression ratio), on the reading
+// thread.
+class CountedInput : public ArchiveInput {
+ public:
+  CountedInput(ArchiveInput& input, const std::atomic<uint64_t>& fetched, uint64_t& received)
+      : input_(input), fetched_(fetched), received_(received) {}
+  Result<std::string_view> Next() override {
+    Result<std::string_view> next = input_.Next();
+    received_ = fetched_.load();
+    return next;
+  }
+
+ private:
+  ArchiveInput& input_;
+  const std::atomic<uint64_t>& fetched_;
+  uint64_t& received_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -38,12 +58,16 @@ struct ArchiveStreamScanner::State {
   std::vector<std::vector<char>> spare;
   bool input_ended = false;
   bool abandoned = false;
+  bool parse_ended = false;  // the tar reader stopped: no more blocks are fetched
   bool scan_ended = false;
 
+  // The thread that fetches the blocks (the inflating one for gzip).
+  std::vector<char> reading;          // the block being read
+  std::atomic<uint64_t> fetched = 0;  // bytes fetched so far
+
   // Scanner thread; read by the receiving thread after the join.
-  std::vector<char> reading;  // the block libarchive is reading
-  uint64_t received = 0;      // bytes handed to libarchive: the ratio's archive size
-  bool streamable = true;     // false: Finish scans the complete file instead
+  uint64_t received = 0;   // bytes fetched when libarchive last read: the ratio's archive size
+  bool streamable = true;  // false: Finish scans the complete file instead
   std::vector<int64_t> special_header_offsets;  // for CheckTarHeaders in Finish
   std::optional<Result<Manifest>> result;
 
@@ -80,7 +104,8 @@ ArchiveStreamScanner::~ArchiveStreamScanner() {
 
 void ArchiveStreamScanner::Run() {
   State& s = *state_;
-  // The next block Feed() queued; empty at the end of the input.
+  // The next block Feed() queued; empty at the end of the input. A gzip
+  // upload calls it on the inflating thread, a plain tar on this one.
   RawBlocks upload = [&st = s]() -> Result<std::string_view> {
     std::unique_lock<std::mutex> lock(st.mu);
     if (st.reading.capacity() > 0) {
@@ -88,25 +113,42 @@ void ArchiveStreamScanner::Run() {
       if (st.spare.size() < kStreamMaxSpareBlocks) st.spare.push_back(std::move(st.reading));
       st.reading = {};
     }
-    st.can_read.wait(lock, [&] { return st.abandoned || st.input_ended || !st.queue.empty(); });
+    st.can_read.wait(lock, [&] {
+      return st.abandoned || st.input_ended || st.parse_ended || !st.queue.empty();
+    });
     if (st.abandoned) return Status(Code::kCancelled, "the upload was abandoned");
+    if (st.parse_ended) return Status(Code::kCancelled, "the scan has ended");
     if (st.queue.empty()) return std::string_view();  // the end of the input
     st.reading = std::move(st.queue.front());
     st.queue.pop_front();
     lock.unlock();
     st.can_feed.notify_one();
-    st.received += st.reading.size();
+    st.fetched += st.reading.size();
     return std::string_view(st.reading.data(), st.reading.size());
   };
   Result<Manifest> result = CatchAll("scanning the upload", [&]() -> Result<Manifest> {
     // libarchive pulls the blocks on this thread; a gzip upload is inflated
-    // on the way (archive_input.h).
+    // on the way, on a thread of its own (archive_input.h), so that
+    // inflating and parsing and hashing the tar take a core each.
     REPRISE_ASSIGN_OR_RETURN(std::string_view first, upload());
-    std::unique_ptr<ArchiveInput> input = StartsGzip(first)
-                                              ? NewGzipInput(Prefixed(first, upload))
-                                              : NewPlainInput(Prefixed(first, upload));
+    std::unique_ptr<ArchiveInput> input =
+        StartsGzip(first) ? NewReadAheadInput(NewGzipInput(Prefixed(first, upload)))
+                          : NewPlainInput(Prefixed(first, upload));
+    // However the scan ends, the inflating thread stops fetching blocks, so
+    // that `input` can stop it.
+    struct EndParse {
+      State& st;
+      ~EndParse() {
+        {
+          std::lock_guard<std::mutex> lock(st.mu);
+          st.parse_ended = true;
+        }
+        st.can_read.notify_all();
+      }
+    } end_parse{s};
+    CountedInput counted(*input, s.fetched, s.received);
     REPRISE_ASSIGN_OR_RETURN(ArchivePtr a, NewReader(/*tar_only=*/true));
-    if (OpenInput(a.get(), *input) != ARCHIVE_OK) {
+    if (OpenInput(a.get(), counted) != ARCHIVE_OK) {
       s.streamable = false;
       return InvalidArgument("not a tar: " + ArchiveErrorText(a.get()));
     }
@@ -160,15 +202,21 @@ void ArchiveStreamScanner::Feed(const char* data, size_t size) {
   }
 }
 
-Result<Manifest> ArchiveStreamScanner::Finish(const fs::path& complete_file) {
+void ArchiveStreamScanner::EndInput() {
   State& s = *state_;
-  if (!thread_.joinable()) return FailedPrecondition("the archive scan was finished already");
+  if (!thread_.joinable()) return;
   if (!s.dropping && !s.filling.empty()) Push();
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.input_ended = true;
   }
   s.can_read.notify_all();
+}
+
+Result<Manifest> ArchiveStreamScanner::Finish(const fs::path& complete_file) {
+  State& s = *state_;
+  if (!thread_.joinable()) return FailedPrecondition("the archive scan was finished already");
+  EndInput();
   thread_.join();
   if (s.streamable) {
     // The bytes were read as a tar; so must the file be, or the scan and a

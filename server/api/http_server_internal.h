@@ -21,6 +21,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,9 @@ namespace http_internal {
 // answer, so the client can read it; beyond it the connection is dropped.
 inline constexpr size_t kDrainCap = 64 << 20;
 inline constexpr size_t kChunk = 256 << 10;
+// An upload with a Content-Length is read straight from the socket into two
+// buffers of this size, one read ahead of its handler.
+inline constexpr size_t kUploadChunk = 1 << 20;
 
 }  // namespace http_internal
 
@@ -144,8 +148,20 @@ class Session : public std::enable_shared_from_this<Session> {
   // The handler runs on a worker and pulls the body through the BodyReader,
   // chunk by chunk, each read done on the strand: nothing is buffered whole.
   void RunUpload();
-  // On a worker thread, inside the upload handler.
+  // On a worker thread, inside the upload handler: a chunked body, through
+  // Beast's parser.
   bool PullUpload(const std::function<bool(const char*, size_t)>& sink);
+  // The same for a body with a Content-Length: read without the parser's
+  // copy, in large reads, the next chunk read while the handler takes the
+  // last one.
+  using ChunkRead = std::future<std::pair<beast::error_code, size_t>>;
+  bool PullLengthBody(const std::function<bool(const char*, size_t)>& sink);
+  // From the worker: fills `data` (up to `capacity`, at most what is left of
+  // the body) on the strand, the bytes read with the header first.
+  ChunkRead ReadUploadChunk(char* data, size_t capacity);
+  // On the strand: reads until `want` bytes are in, the body ended, or an error.
+  void FillUploadChunk(std::shared_ptr<std::promise<std::pair<beast::error_code, size_t>>> read,
+                       char* data, size_t want, size_t have);
 
   // ---- responses
   template <typename Message>
@@ -200,6 +216,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::buffer_body>> upload_;
   std::vector<char> upload_buf_;
   bool upload_too_large_ = false;
+  // A Content-Length upload (PullLengthBody): its buffers, the bytes not yet
+  // read, and whether the handler stopped reading (strand only but buffers).
+  bool upload_by_length_ = false;
+  std::vector<char> upload_bufs_[2];
+  uint64_t upload_left_ = 0;
+  bool upload_abandoned_ = false;
   HttpRequest req_;
   const Route* route_ = nullptr;
   // For the metrics: when the request's headers were in, and its route.

@@ -14,6 +14,7 @@ namespace reprise {
 
 using http_internal::kChunk;
 using http_internal::kDrainCap;
+using http_internal::kUploadChunk;
 
 namespace {
 
@@ -157,17 +158,32 @@ void Session::ReadBody() {
 }
 
 void Session::RunUpload() {
-  upload_.emplace(std::move(*header_));
-  upload_->body_limit(static_cast<uint64_t>(options().max_upload_body));
-  upload_buf_.resize(kChunk);
+  auto length = header_->content_length();
+  upload_by_length_ = length.has_value() && !header_->chunked();
+  if (upload_by_length_) {
+    // Beast's parser would copy every byte and read at most 64 KiB at a time
+    // (often 512 bytes: its buffer is only as large as the header was).
+    upload_left_ = *length;
+    upload_abandoned_ = false;
+    if (upload_left_ > 0)
+      for (auto& buf : upload_bufs_) buf.resize(std::min<uint64_t>(kUploadChunk, upload_left_));
+  } else {
+    upload_.emplace(std::move(*header_));
+    upload_->body_limit(static_cast<uint64_t>(options().max_upload_body));
+    upload_buf_.resize(kChunk);
+  }
   OnWorker(
       [](Session& s) {
         BodyReader reader = [&s](const std::function<bool(const char*, size_t)>& sink) {
-          return s.PullUpload(sink);
+          return s.upload_by_length_ ? s.PullLengthBody(sink) : s.PullUpload(sink);
         };
         HttpResponse res = s.impl_.router->RunStreaming(*s.route_, s.req_, reader);
         if (s.upload_too_large_) res = s.TooLarge(s.options().max_upload_body);
-        s.OnStrand([res = std::move(res)](Session& s2) mutable { s2.Respond(std::move(res)); });
+        s.OnStrand([res = std::move(res)](Session& s2) mutable {
+          s2.upload_bufs_[0] = {};
+          s2.upload_bufs_[1] = {};
+          s2.Respond(std::move(res));
+        });
       },
       true);
 }
@@ -199,6 +215,74 @@ bool Session::PullUpload(const std::function<bool(const char*, size_t)>& sink) {
     if (n > 0 && !sink(upload_buf_.data(), n)) return true;  // the handler has enough
   }
   return true;
+}
+
+bool Session::PullLengthBody(const std::function<bool(const char*, size_t)>& sink) {
+  if (request_complete_) return true;
+  int current = 0;
+  ChunkRead pending = ReadUploadChunk(upload_bufs_[0].data(), upload_bufs_[0].size());
+  // Each round waits for one chunk; the body has an end, so this ends.
+  for (;;) {
+    auto [ec, n] = pending.get();
+    if (ec) return false;  // cut off, too slow, or the server stops
+    const bool last = request_complete_;
+    std::vector<char>& next = upload_bufs_[current ^ 1];
+    if (!last) pending = ReadUploadChunk(next.data(), next.size());
+    if (n > 0 && !sink(upload_bufs_[current].data(), n)) {
+      // The handler has enough: the read ahead is cancelled, and its buffer
+      // stays untouched once it has returned.
+      if (!last) {
+        asio::post(stream_.get_executor(), [this] {
+          upload_abandoned_ = true;
+          stream_.cancel();
+        });
+        (void)pending.get();
+      }
+      return true;
+    }
+    if (last) return true;
+    current ^= 1;
+  }
+}
+
+Session::ChunkRead Session::ReadUploadChunk(char* data, size_t capacity) {
+  // Shared: the io thread may still be inside set_value when the worker
+  // wakes up and goes on.
+  auto read = std::make_shared<std::promise<std::pair<beast::error_code, size_t>>>();
+  ChunkRead got = read->get_future();
+  asio::post(stream_.get_executor(), [this, read, data, capacity] {
+    if (closed_ || upload_abandoned_) return read->set_value({asio::error::operation_aborted, 0});
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(capacity, upload_left_));
+    // The body's first bytes may have come with the header.
+    const size_t buffered = std::min(want, buffer_.size());
+    if (buffered > 0) {
+      asio::buffer_copy(asio::buffer(data, buffered), buffer_.data());
+      buffer_.consume(buffered);
+      upload_left_ -= buffered;
+    }
+    FillUploadChunk(read, data, want, buffered);
+  });
+  return got;
+}
+
+void Session::FillUploadChunk(
+    std::shared_ptr<std::promise<std::pair<beast::error_code, size_t>>> read, char* data,
+    size_t want, size_t have) {
+  if (have == want) {
+    if (upload_left_ == 0) request_complete_ = true;
+    return read->set_value({beast::error_code{}, have});
+  }
+  if (closed_ || upload_abandoned_) return read->set_value({asio::error::operation_aborted, have});
+  // The idle deadline: for each read, not for the whole chunk.
+  stream_.expires_after(options().upload_idle_timeout);
+  stream_.async_read_some(
+      asio::buffer(data + have, want - have),
+      [this, read = std::move(read), data, want, have](beast::error_code ec, size_t n) mutable {
+        stream_.expires_never();
+        upload_left_ -= n;
+        if (ec) return read->set_value({ec, have + n});
+        FillUploadChunk(std::move(read), data, want, have + n);
+      });
 }
 
 void Session::Respond(HttpResponse res) {

@@ -63,6 +63,7 @@ BlobWriter::BlobWriter(BlobWriter&& other) noexcept
       buffer_(std::move(other.buffer_)),
       sha256_(std::move(other.sha256_)),
       state_(other.state_),
+      synced_(other.synced_),
       on_disk_(other.on_disk_),
       writeback_from_(other.writeback_from_) {
   other.fd_ = -1;
@@ -81,6 +82,7 @@ BlobWriter& BlobWriter::operator=(BlobWriter&& other) noexcept {
     buffer_ = std::move(other.buffer_);
     sha256_ = std::move(other.sha256_);
     state_ = other.state_;
+    synced_ = other.synced_;
     on_disk_ = other.on_disk_;
     writeback_from_ = other.writeback_from_;
     other.fd_ = -1;
@@ -156,6 +158,18 @@ Result<FinishedUpload> BlobWriter::Finish() {
   }
   if (state_ != State::kFinished) return FailedPrecondition("upload was aborted or committed");
   return FinishedUpload{sha256_, size_, temp_path_};
+}
+
+Status BlobWriter::Sync() {
+  REPRISE_ASSIGN_OR_RETURN(FinishedUpload upload, Finish());
+  if (synced_ || !store_->options().fsync) return Status::Ok();
+  if (::fsync(fd_) != 0) {
+    Status st = IoError("cannot fsync " + upload.temp_path.string() + ": " + ErrnoText(errno));
+    Discard();
+    return st;
+  }
+  synced_ = true;
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------
@@ -239,7 +253,8 @@ Status BlobStore::Abort(BlobWriter& writer) const {
   return Status::Ok();
 }
 
-Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expected_sha256) const {
+Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expected_sha256,
+                                      bool keep_duplicate) const {
   if (writer.store_ != this) return InvalidArgument("upload belongs to another store");
   REPRISE_ASSIGN_OR_RETURN(FinishedUpload upload, writer.Finish());
   if (!expected_sha256.empty() && expected_sha256 != upload.sha256) {
@@ -253,7 +268,7 @@ Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expec
     writer.Discard();
     return st;
   };
-  if (options_.fsync && ::fsync(writer.fd_) != 0)
+  if (options_.fsync && !writer.synced_ && ::fsync(writer.fd_) != 0)
     return fail("cannot fsync " + upload.temp_path.string());
   if (::fchmod(writer.fd_, 0444) != 0) return fail("cannot chmod " + upload.temp_path.string());
   if (::close(writer.fd_) != 0) {
@@ -286,7 +301,9 @@ Result<std::string> BlobStore::Commit(BlobWriter& writer, std::string_view expec
   } else {
     return fail("cannot store blob " + final_path.string());
   }
-  writer.Discard();  // unlinks the temporary name (the blob keeps the inode)
+  // Unlinks the temporary name (a new blob keeps the inode; a duplicate's
+  // bytes go with it, unless the caller drops them itself).
+  if (created || !keep_duplicate) writer.Discard();
   if (created && options_.fsync) REPRISE_RETURN_IF_ERROR(FsyncDir(dir));
   return upload.sha256;
 }

@@ -64,6 +64,11 @@ class BlobWriter {
   // Ends the upload: no more writes. Idempotent (returns the same result).
   [[nodiscard]] Result<FinishedUpload> Finish();
 
+  // Finishes the upload and makes its bytes durable now (fsync when the
+  // store fsyncs), so that Commit does not wait for the disk: the caller can
+  // overlap the wait with other work (the archive scan's end). Idempotent.
+  [[nodiscard]] Status Sync();
+
   uint64_t bytes_written() const { return size_; }
 
  private:
@@ -83,6 +88,7 @@ class BlobWriter {
   std::string buffer_;  // small writes are gathered here (HTTP chunks are small)
   std::string sha256_;
   State state_ = State::kDone;
+  bool synced_ = false;          // Sync() made the finished bytes durable
   uint64_t on_disk_ = 0;         // bytes written to fd_
   uint64_t writeback_from_ = 0;  // where the next early writeback starts
 };
@@ -116,9 +122,13 @@ class BlobStore {
   // chmod 0444, link onto ROOT/sha256/ab/HASH, fsync the directory, drop the
   // temporary. If the blob exists already the temporary is just dropped. With
   // `expected_sha256` set, a different hash is kInvalidArgument (nothing is
-  // stored). Returns the hash.
+  // stored). Returns the hash. With `keep_duplicate`, a temporary whose blob
+  // exists already stays with the writer (closed) for the caller to drop
+  // with Abort() or the writer's destructor: removing a large file takes the
+  // kernel tens of ms, which the caller can overlap with other work.
   [[nodiscard]] Result<std::string> Commit(BlobWriter& writer,
-                                           std::string_view expected_sha256 = {}) const;
+                                           std::string_view expected_sha256 = {},
+                                           bool keep_duplicate = false) const;
 
   // Removes the writer's temporary file; the writer is unusable afterwards.
   [[nodiscard]] Status Abort(BlobWriter& writer) const;

@@ -2,6 +2,9 @@
 // and, at the same time, the archive scanner (validation and manifest) ->
 // immutability check -> commit and record.
 #include <algorithm>
+#include <future>
+#include <new>
+#include <thread>
 
 #include "agents/deployer/archive.h"
 #include "server/artifacts/blob_store.h"
@@ -84,6 +87,9 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
   auto finished = writer->Finish();
   if (!finished.ok()) return finished.status();
   if (finished->size == 0) return InvalidArgument("the upload is empty");
+  // The scan inflates its last blocks while this thread decides and waits
+  // for the disk.
+  (*scanner)->EndInput();
 
   // Immutability first: a clear answer, whatever the archive holds.
   auto existing = options_.store->GetArtifact(app, release, build, name);
@@ -100,6 +106,13 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
     return FailedPrecondition("build " + release + " #" + std::to_string(build) +
                               " is sealed: " + SealedReason(*b));
 
+  // Durable before the scan's answer is awaited: the fsync overlaps with
+  // the scan's end instead of following it. Bytes stored already need none
+  // (should retention remove them meanwhile, Commit fsyncs).
+  if (!options_.blobs->Exists(finished->sha256)) {
+    Status synced = writer->Sync();
+    if (!synced.ok()) return synced;
+  }
   auto manifest = (*scanner)->Finish(finished->temp_path);
   if (!manifest.ok()) return manifest.status().WithContext("artifact '" + name + "'");
 
@@ -111,7 +124,18 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
   rec.sha256 = finished->sha256;
   rec.size = static_cast<int64_t>(finished->size);
   rec.file_count = static_cast<int64_t>(manifest->file_count);
-  rec.manifest_json = ManifestToJson(*manifest);
+  // The manifest's JSON (5,000 entries: tens of ms) is built on a thread of
+  // its own while the blob is committed, which waits for the kernel (the
+  // link and its directory's fsync, or dropping a temporary of bytes stored
+  // already).
+  std::future<Result<std::string>> manifest_json =
+      std::async(std::launch::async, [&m = *manifest]() -> Result<std::string> {
+        try {
+          return ManifestToJson(m);
+        } catch (const std::bad_alloc&) {
+          return Status(Code::kTooLarge, "recording the manifest: out of memory");
+        }
+      });
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
   {
@@ -120,19 +144,23 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
     // one that another upload of the same bytes has committed but not yet
     // recorded.
     std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
-    auto committed = options_.blobs->Commit(*writer, finished->sha256);
+    auto committed = options_.blobs->Commit(*writer, finished->sha256, /*keep_duplicate=*/true);
     if (!committed.ok()) return committed.status();
+    // When these bytes were stored already, their temporary is removed
+    // while the artifact is recorded, and gone before the answer.
+    std::jthread drop_duplicate([&] { (void)options_.blobs->Abort(*writer); });
     Store& store = *options_.store;
     Result<bool> added = false;
-    Status recorded = store.Atomically([&] {
+    Result<std::string> json = manifest_json.get();
+    if (json.ok()) rec.manifest_json = std::move(*json);
+    Status recorded = !json.ok() ? json.status() : store.Atomically([&] {
       added = store.AddArtifact(rec);
       if (!added.ok()) return added.status();
       if (!*added) return Status::Ok();
-      return store.AppendAudit(
-          AuditOf(actor, "artifact.upload",
-                  app + "/" + release + "/" + std::to_string(build) + "/" + name,
-                  "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
-                      std::to_string(rec.file_count) + " files"));
+      return store.AppendAudit(AuditOf(
+          actor, "artifact.upload", app + "/" + release + "/" + std::to_string(build) + "/" + name,
+          "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
+              std::to_string(rec.file_count) + " files"));
     });
     if (added.ok() && !recorded.ok()) added = recorded;  // the audit failed: nothing recorded
     if (!added.ok()) {

@@ -1,7 +1,9 @@
 // Gzip archives inflated by ISA-L ahead of libarchive (archive_input.h): the
 // same manifest as the plain tar inside, through every entry point, in any
 // block size, over several gzip members; corrupt or cut gzip data refused
-// with an error that says what is wrong.
+// with an error that says what is wrong; the read-ahead input (inflating on a
+// thread of its own) hands over exactly the bytes, end and error of the input
+// it wraps, and stops when dropped midway.
 #include "agents/deployer/archive_input.h"
 
 #include <doctest/doctest.h>
@@ -54,6 +56,26 @@ Result<std::string> InflateAll(const std::string& gzip, size_t block) {
     out.append(bytes);
   }
   return Internal("the inflate did not end");
+}
+
+// The raw blocks of `bytes`, `block` bytes each.
+RawBlocks Blocks(const std::string& bytes, size_t block) {
+  return [&bytes, block, offset = size_t{0}]() mutable -> Result<std::string_view> {
+    std::string_view next = std::string_view(bytes).substr(offset, block);
+    offset += next.size();
+    return next;
+  };
+}
+
+// Everything `input` gives until its end or error.
+Result<std::string> ReadAll(ArchiveInput& input) {
+  std::string out;
+  for (int rounds = 0; rounds < 1000000; ++rounds) {
+    REPRISE_ASSIGN_OR_RETURN(std::string_view bytes, input.Next());
+    if (bytes.empty()) return out;
+    out.append(bytes);
+  }
+  return Internal("the input did not end");
 }
 
 struct Archives {
@@ -187,6 +209,83 @@ TEST_CASE("a gzip of a zip is not read as a zip") {
   Result<Manifest> r = ScanArchive(tmp.path() / "a.zip.gz");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace reprise
+
+namespace reprise {
+namespace {
+
+// `n` bytes that do not compress, from `seed`.
+std::string Noise(size_t n, uint64_t seed) {
+  std::string s(n, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+  for (char& c : s) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x >> 56);
+  }
+  return s;
+}
+
+TEST_CASE("a read-ahead input gives exactly the bytes, end and error of the input it wraps") {
+  Archives a;
+  const std::string tar = ReadBytes(a.tar);
+  // Several times the read-ahead's 4 MiB, so the inflating thread waits for
+  // the reader many times over.
+  std::string big;
+  for (int i = 0; big.size() < (12 << 20); ++i)
+    big += Noise(1 << 20, static_cast<uint64_t>(i)) + tar;
+  WriteBytes(a.tmp.path() / "big", big);
+  Gzip(a.tmp.path() / "big", a.tmp.path() / "big.gz");
+  const std::string gz = ReadBytes(a.tmp.path() / "big.gz");
+  for (size_t block : {size_t{4096}, size_t{1 << 20}}) {
+    CAPTURE(block);
+    auto input = NewReadAheadInput(NewGzipInput(Blocks(gz, block)));
+    Result<std::string> out = ReadAll(*input);
+    REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+    CHECK(*out == big);
+    // After the end, the end again.
+    Result<std::string_view> again = input->Next();
+    REQUIRE(again.ok());
+    CHECK(again->empty());
+  }
+  // A plain input's blocks are copied over as they are.
+  auto plain = NewReadAheadInput(NewPlainInput(Blocks(tar, 1000)));
+  Result<std::string> copied = ReadAll(*plain);
+  REQUIRE(copied.ok());
+  CHECK(*copied == tar);
+
+  // An error comes after the bytes inflated before it, with the same text.
+  std::string cut = gz.substr(0, gz.size() / 2);
+  Result<std::string> direct = InflateAll(cut, 65536);
+  auto wrapped = NewReadAheadInput(NewGzipInput(Blocks(cut, 65536)));
+  Result<std::string> ahead = ReadAll(*wrapped);
+  REQUIRE_FALSE(direct.ok());
+  REQUIRE_FALSE(ahead.ok());
+  CHECK(ahead.status().message() == direct.status().message());
+  CHECK(ahead.status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("a read-ahead input dropped midway stops its thread") {
+  const std::string bytes = Noise(32 << 20, 11);
+  int fetched = 0;
+  {
+    auto input = NewReadAheadInput(NewPlainInput([&, offset = size_t{0}]() mutable {
+      ++fetched;
+      std::string_view next = std::string_view(bytes).substr(offset, 1 << 20);
+      offset += next.size();
+      return Result<std::string_view>(next);
+    }));
+    Result<std::string_view> first = input->Next();
+    REQUIRE(first.ok());
+    CHECK(first->size() == size_t{1 << 20});
+    // Dropped with the thread waiting for the reader to take a block.
+  }
+  // It read ahead at most its few buffers, not the whole input.
+  CHECK(fetched < 10);
 }
 
 }  // namespace

@@ -118,6 +118,19 @@ class RawConnection {
       data.remove_prefix(static_cast<size_t>(n));
     }
   }
+  // Everything the server sends until it closes the connection (at most 30 s).
+  std::string ReadToEnd() {
+    timeval limit{30, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    std::string out;
+    char buf[65536];
+    for (int reads = 0; reads < 100000; ++reads) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
   // Closes with a reset, as a killed client's kernel would.
   void Drop() {
     if (fd_ < 0) return;
@@ -512,6 +525,62 @@ TEST_CASE_FIXTURE(SeededServer,
   // The same upload, complete, still works.
   CHECK(admin.Put(path, bytes, "application/gzip").status == 201);
   CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(bytes)});
+}
+
+// A body with a Content-Length is read straight from the socket: what came
+// with the header first, then exactly its length, so the next request on the
+// connection is read as it was sent.
+TEST_CASE_FIXTURE(SeededServer,
+                  "an upload sent with its header and the next request in one piece is read "
+                  "exactly") {
+  const std::string bytes = Archive(dir, {Dir("app"), File("app/index.html", "<html></html>")});
+  const std::string path = std::string(kBuild1) + "/artifacts/web";
+  RawConnection c(server.port());
+  c.Send(UploadHead(path, bytes.size()) + bytes + "GET " + path +
+         "/manifest HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+         std::string(kAdminToken) + "\r\nConnection: close\r\n\r\n");
+  const std::string answers = c.ReadToEnd();
+  CAPTURE(answers);
+  const size_t created = answers.find("HTTP/1.1 201");
+  const size_t manifest = answers.find("HTTP/1.1 200");
+  CHECK(created == 0);
+  REQUIRE(manifest != std::string::npos);
+  CHECK(manifest > created);
+  CHECK(answers.find("app/index.html", manifest) != std::string::npos);
+  CHECK(Blobs(server) == std::set<std::string>{Sha256Hex(bytes)});
+}
+
+// The upload's handler stops reading when the artifact is over its limit,
+// with the next chunk of the body being read ahead: that read is cancelled,
+// the answer is 413, nothing is left, and the server goes on serving.
+TEST_CASE("an upload stopped past the artifact limit while a read is ahead leaves nothing") {
+  ServerOptions o;
+  o.max_artifact_bytes = 3 << 20;
+  TestServer server(o);
+  auto admin = server.Admin();
+  SeedBuild(admin);
+  TempDir dir;
+  const std::string bytes = RandomTree(dir, 12 << 20, 4);
+  REQUIRE(bytes.size() > (8u << 20));
+  const std::string path = std::string(kBuild1) + "/artifacts/web";
+  auto r = admin.Put(path, bytes, "application/gzip");
+  CHECK(r.status == 413);
+  CHECK(ErrorCode(r) == "too_large");
+  CHECK(Blobs(server).empty());
+  CHECK(Temporaries(server) == 0);
+  {
+    // The same over a connection that sends the body slowly: the read ahead
+    // waits for bytes when the handler stops.
+    RawConnection c(server.port());
+    c.Send(UploadHead(path, bytes.size()));
+    c.Send(std::string_view(bytes).substr(0, (3 << 20) + (512 << 10)));
+    const std::string answer = c.ReadToEnd();
+    CHECK(answer.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(Temporaries(server) == 0);
+  }
+  CHECK(Blobs(server).empty());
+  auto small = Archive(dir, {File("a", "b")});
+  CHECK(admin.Put(path, small, "application/gzip").status == 201);
 }
 
 TEST_CASE("kill -9 of the server during an upload: nothing visible, the temporary goes on start") {

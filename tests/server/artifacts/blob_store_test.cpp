@@ -1,5 +1,5 @@
 // BlobStore: round trips, deduplication under concurrency, limits, abort,
-// cleanup of killed uploads, verification of tampered blobs.
+// early sync, cleanup of killed uploads, verification of tampered blobs.
 #include "server/artifacts/blob_store.h"
 
 #include <doctest/doctest.h>
@@ -229,6 +229,59 @@ TEST_CASE("abort, the destructor, and an unexpected hash leave nothing behind") 
   }
   CHECK(fs::is_empty(tmp.path() / "tmp"));
   CHECK(CountFiles(tmp.path() / "sha256") == 0);
+}
+
+// Sync makes the bytes durable before Commit (an upload overlaps the wait
+// with its scan's end): the blob is the same, and a synced upload that is
+// not committed still leaves nothing.
+TEST_CASE("a synced upload commits to the same blob; one dropped after Sync leaves nothing") {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path());
+  const std::string content(3 << 20, 'x');
+  {
+    auto writer = store->BeginUpload();
+    REQUIRE(writer.ok());
+    REQUIRE(writer->Write(content).ok());
+    REQUIRE(writer->Sync().ok());
+    REQUIRE(writer->Sync().ok());  // idempotent
+    CHECK_FALSE(writer->Write("more").ok());
+    Result<std::string> hash = store->Commit(*writer);
+    REQUIRE_MESSAGE(hash.ok(), hash.status().ToString());
+    CHECK(*hash == Sha256Hex(content));
+    CHECK(ReadFile(*store->Path(*hash)) == content);
+  }
+  {
+    auto writer = store->BeginUpload();
+    REQUIRE(writer.ok());
+    REQUIRE(writer->Write("not committed").ok());
+    REQUIRE(writer->Sync().ok());
+  }  // destroyed without commit
+  CHECK(fs::is_empty(tmp.path() / "tmp"));
+  CHECK(store->List()->size() == 1);
+  CHECK(store->VerifyAll()->ok());
+}
+
+// keep_duplicate: the temporary of bytes stored already stays with the
+// writer for the caller to drop (an upload drops it while it records).
+TEST_CASE("Commit keeping a duplicate's temporary leaves it to Abort; a new blob is unaffected") {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path(), {.fsync = false});
+  auto first = store->BeginUpload();
+  REQUIRE(first.ok());
+  REQUIRE(first->Write("same bytes").ok());
+  REQUIRE(store->Commit(*first, {}, /*keep_duplicate=*/true).ok());
+  CHECK(fs::is_empty(tmp.path() / "tmp"));  // a new blob: its temporary name is gone
+  auto second = store->BeginUpload();
+  REQUIRE(second.ok());
+  REQUIRE(second->Write("same bytes").ok());
+  Result<std::string> hash = store->Commit(*second, {}, /*keep_duplicate=*/true);
+  REQUIRE(hash.ok());
+  CHECK(*hash == Sha256Hex("same bytes"));
+  CHECK_FALSE(fs::is_empty(tmp.path() / "tmp"));  // kept for the caller
+  CHECK(store->Abort(*second).ok());
+  CHECK(fs::is_empty(tmp.path() / "tmp"));
+  CHECK(store->List()->size() == 1);
+  CHECK(ReadFile(*store->Path(*hash)) == "same bytes");
 }
 
 TEST_CASE("CleanTemporaries removes leftovers of killed uploads") {
