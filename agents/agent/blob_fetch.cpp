@@ -150,17 +150,9 @@ class ChannelStream : public BlobStream {
   Result<std::string_view> Read() override {
     if (in_memory_) return TakeQueued();
     std::unique_lock<std::mutex> lk(f_->m);
-    // Each round gets bytes, an end or a wake-up (a chunk, or 100 ms to
-    // look at the cancel token); the transfer ends, so this ends.
-    while (f_->received <= read_offset_) {
-      if (f_->failed) return Unavailable("transfer failed: " + f_->error);
-      if (f_->done) {
-        REPRISE_RETURN_IF_ERROR(VerifyLocked());
-        return std::string_view();
-      }
-      if (cancel_.IsCancelled()) return Cancelled("cancelled during the transfer");
-      f_->cv.wait_for(lk, std::chrono::milliseconds(100));
-    }
+    REPRISE_ASSIGN_OR_RETURN(bool more,
+                             AwaitLocked(lk, [&] { return f_->received > read_offset_; }));
+    if (!more) return std::string_view();
     size_ = f_->total;
     const size_t n =
         static_cast<size_t>(std::min<uint64_t>(f_->received - read_offset_, buffer_.size()));
@@ -226,21 +218,31 @@ class ChannelStream : public BlobStream {
   }
 
  private:
-  // in_memory: the next chunk as it was received; an end, or the transfer's
-  // error as soon as it is known (what is queued is not used then).
-  Result<std::string_view> TakeQueued() {
-    std::unique_lock<std::mutex> lk(f_->m);
-    // Each round gets a chunk, an end or a wake-up (a chunk, or 100 ms to
-    // look at the cancel token); the transfer ends, so this ends.
-    while (f_->chunks.empty() || f_->failed) {
+  // With f_->m held by `lk`: true once `ready()` (bytes to read), false at
+  // the transfer's verified end. Each round gets bytes, an end or a wake-up
+  // (a chunk, or 100 ms to look at the cancel token); the transfer ends, so
+  // this ends.
+  template <typename Ready>
+  Result<bool> AwaitLocked(std::unique_lock<std::mutex>& lk, Ready ready) {
+    while (!ready()) {
       if (f_->failed) return Unavailable("transfer failed: " + f_->error);
       if (f_->done) {
         REPRISE_RETURN_IF_ERROR(VerifyLocked());
-        return std::string_view();
+        return false;
       }
       if (cancel_.IsCancelled()) return Cancelled("cancelled during the transfer");
       f_->cv.wait_for(lk, std::chrono::milliseconds(100));
     }
+    return true;
+  }
+
+  // in_memory: the next chunk as it was received; an end, or the transfer's
+  // error as soon as it is known (what is queued is not used then).
+  Result<std::string_view> TakeQueued() {
+    std::unique_lock<std::mutex> lk(f_->m);
+    REPRISE_ASSIGN_OR_RETURN(bool more,
+                             AwaitLocked(lk, [&] { return !f_->chunks.empty() && !f_->failed; }));
+    if (!more) return std::string_view();
     size_ = f_->total;
     current_ = std::move(f_->chunks.front());
     f_->chunks.pop_front();
