@@ -138,49 +138,58 @@ Result<Catalog::UploadResult> Catalog::UploadArtifact(
       });
   rec.created_at = ToUnixMillis(options_.clock->Now());
   rec.created_by = actor;
-  {
-    // Committing a blob and recording it happen under the blob's lock, so a
-    // losing upload that removes its unreferenced blob below cannot remove
-    // one that another upload of the same bytes has committed but not yet
-    // recorded.
-    std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
-    auto committed = options_.blobs->Commit(*writer, finished->sha256, /*keep_duplicate=*/true);
-    if (!committed.ok()) return committed.status();
-    // When these bytes were stored already, their temporary is removed
-    // while the artifact is recorded, and gone before the answer.
-    std::jthread drop_duplicate([&] { (void)options_.blobs->Abort(*writer); });
-    Store& store = *options_.store;
-    Result<bool> added = false;
-    Result<std::string> json = manifest_json.get();
-    if (json.ok()) rec.manifest_json = std::move(*json);
-    Status recorded = !json.ok() ? json.status() : store.Atomically([&] {
-      added = store.AddArtifact(rec);
-      if (!added.ok()) return added.status();
-      if (!*added) return Status::Ok();
-      return store.AppendAudit(AuditOf(
-          actor, "artifact.upload", app + "/" + release + "/" + std::to_string(build) + "/" + name,
-          "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
-              std::to_string(rec.file_count) + " files"));
-    });
-    if (added.ok() && !recorded.ok()) added = recorded;  // the audit failed: nothing recorded
-    if (!added.ok()) {
-      // Another upload of other bytes recorded this artifact first: no record
-      // refers to the blob just committed unless another build has the same
-      // bytes.
-      auto cleanup = RemoveIfUnreferenced(rec.sha256);
-      if (!cleanup.ok())
-        return Status(added.status().code(),
-                      added.status().message() + " (and the blob " + rec.sha256 +
-                          " it left could not be removed: " + cleanup.status().message() + ")");
-      return added.status();
-    }
-    if (!*added) {
-      auto stored = options_.store->GetArtifact(app, release, build, name);
-      if (!stored.ok()) return stored.status();
-      return UploadResult{*stored, false, false};
-    }
+  REPRISE_ASSIGN_OR_RETURN(
+      UploadResult result,
+      CommitAndRecord(actor, std::move(rec), *writer, [&] { return manifest_json.get(); }));
+  if (!result.created) return result;
+  if (options_.files != nullptr) options_.files->DeriveLater(result.artifact.sha256);
+  return result;
+}
+
+Result<Catalog::UploadResult> Catalog::CommitAndRecord(
+    const std::string& actor, ArtifactRecord rec, BlobWriter& writer,
+    const std::function<Result<std::string>()>& manifest_json) {
+  // Committing a blob and recording it happen under the blob's lock, so a
+  // losing upload that removes its unreferenced blob below cannot remove
+  // one that another upload of the same bytes has committed but not yet
+  // recorded.
+  std::lock_guard<std::mutex> lock(BlobLock(rec.sha256));
+  auto committed = options_.blobs->Commit(writer, rec.sha256, /*keep_duplicate=*/true);
+  if (!committed.ok()) return committed.status();
+  // When these bytes were stored already, their temporary is removed
+  // while the artifact is recorded, and gone before the answer.
+  std::jthread drop_duplicate([&] { (void)options_.blobs->Abort(writer); });
+  Store& store = *options_.store;
+  Result<bool> added = false;
+  Result<std::string> json = manifest_json();
+  if (json.ok()) rec.manifest_json = std::move(*json);
+  Status recorded = !json.ok() ? json.status() : store.Atomically([&] {
+    added = store.AddArtifact(rec);
+    if (!added.ok()) return added.status();
+    if (!*added) return Status::Ok();
+    return store.AppendAudit(AuditOf(
+        actor, "artifact.upload",
+        rec.application + "/" + rec.release + "/" + std::to_string(rec.build) + "/" + rec.name,
+        "sha256 " + rec.sha256 + ", " + std::to_string(rec.size) + " bytes, " +
+            std::to_string(rec.file_count) + " files"));
+  });
+  if (added.ok() && !recorded.ok()) added = recorded;  // the audit failed: nothing recorded
+  if (!added.ok()) {
+    // Another upload of other bytes recorded this artifact first: no record
+    // refers to the blob just committed unless another build has the same
+    // bytes.
+    auto cleanup = RemoveIfUnreferenced(rec.sha256);
+    if (!cleanup.ok())
+      return Status(added.status().code(),
+                    added.status().message() + " (and the blob " + rec.sha256 +
+                        " it left could not be removed: " + cleanup.status().message() + ")");
+    return added.status();
   }
-  if (options_.files != nullptr) options_.files->DeriveLater(rec.sha256);
+  if (!*added) {
+    auto stored = options_.store->GetArtifact(rec.application, rec.release, rec.build, rec.name);
+    if (!stored.ok()) return stored.status();
+    return UploadResult{*stored, false, false};
+  }
   return UploadResult{rec, true, false};
 }
 

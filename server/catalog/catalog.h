@@ -145,6 +145,12 @@ class Catalog {
   std::mutex& BlobLock(const std::string& sha256);
   // The caller holds BlobLock(sha256).
   Result<bool> RemoveIfUnreferenced(const std::string& sha256);
+  // Commits a new upload's blob and records `rec` (its manifest JSON from
+  // `manifest_json`, built meanwhile) with its audit entry, or, losing a
+  // race to record the same artifact, removes the blob no record holds.
+  Result<UploadResult> CommitAndRecord(const std::string& actor, ArtifactRecord rec,
+                                       BlobWriter& writer,
+                                       const std::function<Result<std::string>()>& manifest_json);
   // Commits the upload's blob and clears the tombstone of `existing`.
   Result<UploadResult> RestoreArtifact(const std::string& actor, const ArtifactRecord& existing,
                                        BlobWriter& writer);
