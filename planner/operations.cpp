@@ -60,6 +60,9 @@ struct PlainField {
   T Op::*member;
   bool required;
 };
+// Spelled out: clang before 17 deduces no aggregate's template arguments.
+template <typename Op, typename T>
+PlainField(const char*, T Op::*, bool) -> PlainField<Op, T>;
 
 // Each operation's plain fields, in decoding order. What needs more than a
 // copy is handled beside them: deploy-artifact's mode (a name) and
