@@ -14,34 +14,13 @@
 #include <set>
 #include <utility>
 
+#include "agents/agent/file_io.h"
 #include "agents/deployer/entry_rules.h"
 
 namespace reprise::agent_runner {
 namespace {
 
 namespace fs = std::filesystem;
-
-// An owned file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 std::string Quoted(std::string_view path) { return "'" + std::string(path) + "'"; }
@@ -68,38 +47,6 @@ Result<std::vector<std::string>> Names(int dir_fd, const std::string& shown) {
   }
   ::closedir(dir);
   return names;
-}
-
-Status WriteAll(int fd, const char* data, size_t size, const std::string& shown) {
-  while (size > 0) {
-    ssize_t w = ::write(fd, data, size);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return IoError(Errno("writing " + Quoted(shown)));
-    data += w;
-    size -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
-
-// copy_file_range lets the kernel copy (or clone, copy-on-write) the bytes;
-// where it cannot, a plain read/write loop carries on from the same offset.
-Status CopyBytes(int in, int out, const std::string& shown) {
-  for (;;) {
-    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, size_t{1} << 30, 0);
-    if (n == 0) return Status::Ok();
-    if (n > 0) continue;
-    if (errno == EINTR) continue;
-    if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) break;
-    return IoError(Errno("copying " + Quoted(shown)));
-  }
-  std::vector<char> buf(size_t{1} << 20);
-  for (;;) {
-    ssize_t r = ::read(in, buf.data(), buf.size());
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return IoError(Errno("reading " + Quoted(shown)));
-    if (r == 0) return Status::Ok();
-    REPRISE_RETURN_IF_ERROR(WriteAll(out, buf.data(), static_cast<size_t>(r), shown));
-  }
 }
 
 // A new file `name` in `to_dir` with the content, mode and times of `name`

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "agents/agent/content_check.h"
+#include "agents/agent/file_io.h"
 #include "agents/agent/runner_internal.h"
 #include "common/crypto.h"
 
@@ -89,22 +90,10 @@ FetchPlan MakePlan(const Manifest& index, const ReuseSource& reuse) {
   return plan;
 }
 
-// An open directory, closed with its holder; every descriptor
-// close-on-exec (steps fork meanwhile).
-class DirFd {
- public:
-  explicit DirFd(const fs::path& dir)
-      : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) {}
-  ~DirFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  DirFd(const DirFd&) = delete;
-  DirFd& operator=(const DirFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+// An open directory; every descriptor close-on-exec (steps fork meanwhile).
+Fd OpenDir(const fs::path& dir) {
+  return Fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
 
 // True when the entry's path under `dest` was made a hard link of the same
 // path under `source` and is a regular file of the entry's mode and size
@@ -125,43 +114,16 @@ Result<bool> LinkUnchanged(int source, int dest, const ManifestEntry& e) {
   return false;
 }
 
-Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t w = ::write(fd, data, size);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return IoError(ErrnoText("writing " + path));
-    data += w;
-    size -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
-
 // Copies the file `from` (written by this operation) to the new path `to`
 // with `mode`, both under `dir`.
 Status CopyFile(int dir, const std::string& from, const std::string& to, unsigned mode) {
-  int in = ::openat(dir, from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) return IoError(ErrnoText("reading " + from));
-  int out = ::openat(dir, to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0) {
-    ::close(in);
-    return IoError(ErrnoText("creating " + to));
-  }
-  std::vector<char> buf(1 << 16);
-  Status st;
-  for (;;) {
-    ssize_t n = ::read(in, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n < 0) st = IoError(ErrnoText("reading " + from));
-      break;
-    }
-    st = WriteAll(out, buf.data(), static_cast<size_t>(n), to);
-    if (!st.ok()) break;
-  }
-  if (st.ok() && ::fchmod(out, mode) != 0) st = IoError(ErrnoText("chmod " + to));
-  ::close(in);
-  ::close(out);
-  return st;
+  Fd in(::openat(dir, from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in.ok()) return IoError(ErrnoText("reading " + from));
+  Fd out(::openat(dir, to.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out.ok()) return IoError(ErrnoText("creating " + to));
+  REPRISE_RETURN_IF_ERROR(CopyBytes(in.get(), out.get(), to));
+  if (::fchmod(out.get(), mode) != 0) return IoError(ErrnoText("chmod " + to));
+  return Status::Ok();
 }
 
 // Splits the concatenated contents of `shas` into their files under `dest`
@@ -257,7 +219,7 @@ Status MakeLinks(const Manifest& index, int dest) {
 // The release directory and its subdirectories, as the index lists them.
 Status MakeDirectories(const Manifest& index, const fs::path& dest) {
   if (::mkdir(dest.c_str(), 0755) != 0) return IoError(ErrnoText("creating " + dest.string()));
-  DirFd dir(dest);
+  Fd dir = OpenDir(dest);
   if (dir.get() < 0) return IoError(ErrnoText("opening " + dest.string()));
   for (const ManifestEntry& e : index.entries) {
     if (e.type != EntryType::kDirectory) continue;
@@ -357,8 +319,8 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
     if (!first.stream) return Unavailable("the server stopped serving files");
   }
   REPRISE_RETURN_IF_ERROR(MakeDirectories(index, dest));
-  DirFd dest_dir(dest);
-  DirFd source_dir(reuse.dir);
+  Fd dest_dir = OpenDir(dest);
+  Fd source_dir = OpenDir(reuse.dir);
   if (dest_dir.get() < 0) return IoError(ErrnoText("opening " + dest.string()));
   if (source_dir.get() < 0) return IoError(ErrnoText("opening " + reuse.dir.string()));
   for (const ManifestEntry* e : plan.linked) {
