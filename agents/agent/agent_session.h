@@ -44,6 +44,7 @@ struct FetchState {
   uint64_t max_queued = 0;         // the most `queued` ever was (for tests and logs)
   int fd = -1;
   std::string sha256;
+  uint64_t stream = 0;  // the request's number (protocol::BlobGet::stream)
   uint64_t received = 0;
   uint64_t total = 0;
   uint64_t last_progress = 0;
@@ -70,6 +71,7 @@ struct Session {
   std::mutex mu;  // guards everything below
   bool closed = false;
   bool files = false;  // the server answers files_get (its welcome said so)
+  uint64_t streams = 0;  // blob_get and files_get requests numbered so far
   std::map<uint64_t, std::shared_ptr<RunningOp>> ops;
   std::map<uint64_t, std::shared_ptr<FetchState>> fetches;
   // Requests whose payload is still arriving in parts.

@@ -27,6 +27,11 @@ std::shared_ptr<FetchState> FindFetch(Session& s, uint64_t op) {
 
 namespace {
 
+// Whether a frame of `stream` answers `f`'s request (f.m held): not one of
+// an earlier request of the operation still on its way. An older server
+// numbers nothing (0).
+bool Answers(const FetchState& f, uint64_t stream) { return stream == 0 || stream == f.stream; }
+
 // Takes `payload` into `f` (f.m held): written to its file, or queued.
 // An error text when it cannot.
 std::string TakeChunk(Session& s, FetchState& f, std::string& payload) {
@@ -59,7 +64,7 @@ void OnBlobData(Session& s, const protocol::BlobData& h, std::string& payload) {
   auto fetch = FindFetch(s, h.op);
   if (!fetch) return;  // cancelled meanwhile
   std::lock_guard<std::mutex> g(fetch->m);
-  if (fetch->done || fetch->failed) return;
+  if (fetch->done || fetch->failed || !Answers(*fetch, h.stream)) return;
   fetch->total = h.total;
   const uint64_t size = payload.size();
   if (h.offset != fetch->received) {
@@ -90,6 +95,7 @@ void OnBlobError(Session& s, const protocol::BlobError& m) {
   auto fetch = FindFetch(s, m.op);
   if (!fetch) return;
   std::lock_guard<std::mutex> g(fetch->m);
+  if (!Answers(*fetch, m.stream)) return;
   fetch->failed = true;
   fetch->error = m.message;
   fetch->cv.notify_all();
@@ -115,9 +121,10 @@ class ChannelStream : public BlobStream {
     if (!ended_) (void)Abandon();
   }
 
-  // Asks for `request` (a blob_get or files_get of op_); with `sha256`
-  // empty the bytes are not checked here (the caller checks their parts).
-  Status Start(const protocol::Message& request, const std::string& sha256,
+  // Asks for `request` (a blob_get or files_get of op_, numbered here);
+  // with `sha256` empty the bytes are not checked here (the caller checks
+  // their parts).
+  Status Start(protocol::Message request, const std::string& sha256,
                const std::string& payload, const ProgressFn& progress) {
     sha256_ = sha256;
     f_->sha256 = sha256;
@@ -137,7 +144,15 @@ class ChannelStream : public BlobStream {
     {
       std::lock_guard<std::mutex> g(s_->mu);
       closed = s_->closed;
-      if (!closed) s_->fetches[op_] = f_;
+      if (!closed) {
+        f_->stream = ++s_->streams;
+        std::visit(
+            [&](auto& m) {
+              if constexpr (requires { m.stream; }) m.stream = f_->stream;
+            },
+            request);
+        s_->fetches[op_] = f_;
+      }
     }
     if (closed) {
       (void)Abandon();

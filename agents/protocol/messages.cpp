@@ -86,6 +86,7 @@ void Fields(V& v, BlobGet& m) {
   v("op", m.op, kRequired);
   v("sha256", m.sha256, kOptional);
   v("offset", m.offset, kOptional);
+  v("stream", m.stream, kOptional);
 }
 template <class V>
 void Fields(V& v, BlobData& m) {
@@ -93,17 +94,20 @@ void Fields(V& v, BlobData& m) {
   v("offset", m.offset, kRequired);
   v("total", m.total, kOptional);
   v("eof", m.eof, kOptional);
+  v("stream", m.stream, kOptional);
 }
 template <class V>
 void Fields(V& v, BlobError& m) {
   v("op", m.op, kRequired);
   v("message", m.message, kOptional);
+  v("stream", m.stream, kOptional);
 }
 template <class V>
 void Fields(V& v, FilesGet& m) {
   v("op", m.op, kRequired);
   v("sha256", m.sha256, kRequired);
   v("index", m.index, kOptional);
+  v("stream", m.stream, kOptional);
 }
 template <class V>
 void Fields(V& v, TargetRequest& m) {

@@ -99,10 +99,15 @@ struct OperationResult {
   Code code = Code::kInternal;  // for "error"; unknown names read as kInternal
   bool operator==(const OperationResult&) const = default;
 };
+// `stream` numbers an agent's blob_get and files_get requests (0: not
+// numbered, as older agents send them). The server answers each with its
+// number, and a new request of an operation supersedes the one before: its
+// stream stops, and the agent drops what was still on its way.
 struct BlobGet {
   uint64_t op = 0;
   std::string sha256;
   uint64_t offset = 0;
+  uint64_t stream = 0;
   bool operator==(const BlobGet&) const = default;
 };
 // One chunk of the blob is the payload.
@@ -111,11 +116,14 @@ struct BlobData {
   uint64_t offset = 0;
   uint64_t total = 0;
   bool eof = false;
+  uint64_t stream = 0;  // the request's
   bool operator==(const BlobData&) const = default;
 };
+// The end of a stream: nothing more of it follows.
 struct BlobError {
   uint64_t op = 0;
   std::string message = "blob transfer refused";
+  uint64_t stream = 0;  // the request's
   bool operator==(const BlobError&) const = default;
 };
 // A running deploy-artifact's build, file by file, instead of its whole
@@ -129,6 +137,7 @@ struct FilesGet {
   uint64_t op = 0;
   std::string sha256;  // the artifact of the running operation
   bool index = false;
+  uint64_t stream = 0;  // as blob_get's
   bool operator==(const FilesGet&) const = default;
 };
 // The requests about a target; a payload too large for a frame comes in

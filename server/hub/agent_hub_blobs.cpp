@@ -23,6 +23,8 @@ struct BlobStream {
   uint64_t offset = 0;
   uint64_t size = 0;
   uint64_t op_id = 0;
+  uint64_t stream = 0;  // the agent's number for its request
+  uint64_t number = 0;  // of the operation's streams (PendingOp::streams)
   std::shared_ptr<Conn> c;
   std::string buf;
   ~BlobStream() {
@@ -49,9 +51,11 @@ struct PartsStream {
   std::unique_ptr<Sha256> hasher = std::make_unique<Sha256>();
   std::string blob;  // the build's artifact
   uint64_t op_id = 0;
+  uint64_t stream = 0;  // the agent's number for its request
+  uint64_t number = 0;  // of the operation's streams (PendingOp::streams)
   std::shared_ptr<Conn> c;
   int in_flight = 0;  // chunks queued on the connection, not yet written
-  bool sent_all = false;
+  bool ended = false;  // every byte sent, or the blob_error
   ~PartsStream() {
     if (fd >= 0) ::close(fd);
   }
@@ -107,10 +111,13 @@ void AgentHub::Impl::OnBlobGet(const std::shared_ptr<Conn>& c, const protocol::B
   uint64_t op_id = h.op;
   const std::string& sha = h.sha256;
   auto op = OwnOp(c, op_id);
-  auto fail = [&](const std::string& why) { SendControl(c, protocol::BlobError{op_id, why}); };
+  auto fail = [&](const std::string& why) {
+    SendControl(c, protocol::BlobError{op_id, why, h.stream});
+  };
   if (!op || op->sha256.empty() || op->sha256 != sha) {
     return fail("this blob is not part of the agent's running operation");
   }
+  const uint64_t number = ++op->streams;  // the one before stops
   if (o.blobs == nullptr) return fail("the server has no blob store");
   auto path = o.blobs->Path(sha);
   if (!path.ok()) return fail("invalid blob");
@@ -123,16 +130,21 @@ void AgentHub::Impl::OnBlobGet(const std::shared_ptr<Conn>& c, const protocol::B
   s->offset = h.offset;
   if (s->offset > s->size) return fail("offset beyond the end");
   s->op_id = op_id;
+  s->stream = h.stream;
+  s->number = number;
   s->c = c;
   Pump(s);
 }
 
+bool AgentHub::Impl::StreamGoesOn(uint64_t op_id, uint64_t number) {
+  std::lock_guard<std::mutex> g(mu);
+  auto it = ops.find(op_id);
+  // Ended (cancelled), or superseded by the agent's next request.
+  return it != ops.end() && it->second->streams == number;
+}
+
 void AgentHub::Impl::Pump(const std::shared_ptr<BlobStream>& s) {
-  if (s->c->ch->closed()) return;
-  {
-    std::lock_guard<std::mutex> g(mu);
-    if (!ops.count(s->op_id)) return;  // the operation ended (cancelled)
-  }
+  if (s->c->ch->closed() || !StreamGoesOn(s->op_id, s->number)) return;
   size_t n = static_cast<size_t>(std::min<uint64_t>(protocol::kChunkBytes, s->size - s->offset));
   s->buf.resize(n);
   size_t got = 0;
@@ -140,13 +152,14 @@ void AgentHub::Impl::Pump(const std::shared_ptr<BlobStream>& s) {
     ssize_t r = ::pread(s->fd, s->buf.data() + got, n - got, static_cast<off_t>(s->offset + got));
     if (r <= 0) {
       if (r < 0 && errno == EINTR) continue;
-      SendControl(s->c, protocol::BlobError{s->op_id, "read error"});
+      SendControl(s->c, protocol::BlobError{s->op_id, "read error", s->stream});
       return;
     }
     got += static_cast<size_t>(r);
   }
   bool eof = s->offset + n == s->size;
-  std::string hdr = protocol::Encode(protocol::BlobData{s->op_id, s->offset, s->size, eof});
+  std::string hdr =
+      protocol::Encode(protocol::BlobData{s->op_id, s->offset, s->size, eof, s->stream});
   s->offset += n;
   std::function<void()> next;
   if (!eof) next = [this, s] { Pump(s); };
@@ -159,10 +172,13 @@ void AgentHub::Impl::OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::
                                 const std::string& payload) {
   const uint64_t op_id = h.op;
   auto op = OwnOp(c, op_id);
-  auto fail = [&](const std::string& why) { SendControl(c, protocol::BlobError{op_id, why}); };
+  auto fail = [&](const std::string& why) {
+    SendControl(c, protocol::BlobError{op_id, why, h.stream});
+  };
   if (!op || op->sha256.empty() || op->sha256 != h.sha256) {
     return fail("this artifact is not part of the agent's running operation");
   }
+  const uint64_t number = ++op->streams;  // the one before stops
   if (o.files == nullptr) return fail("the server keeps no file indexes");
   auto text = o.files->Index(h.sha256);
   if (!text.ok()) {
@@ -173,6 +189,8 @@ void AgentHub::Impl::OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::
   auto s = std::make_shared<PartsStream>();
   s->blob = h.sha256;
   s->op_id = op_id;
+  s->stream = h.stream;
+  s->number = number;
   s->c = c;
   if (h.index) {
     s->total = text->size();
@@ -205,19 +223,18 @@ void AgentHub::Impl::OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::
 constexpr int kPartsInFlight = 2;
 
 void AgentHub::Impl::Pump(const std::shared_ptr<PartsStream>& s) {
-  while (s->in_flight < kPartsInFlight && !s->sent_all) {
+  while (s->in_flight < kPartsInFlight && !s->ended) {
     if (!SendPart(s)) return;
   }
 }
 
 bool AgentHub::Impl::SendPart(const std::shared_ptr<PartsStream>& s) {
-  if (s->c->ch->closed()) return false;
-  {
-    std::lock_guard<std::mutex> g(mu);
-    if (!ops.count(s->op_id)) return false;  // the operation ended (cancelled)
-  }
+  if (s->c->ch->closed() || !StreamGoesOn(s->op_id, s->number)) return false;
+  // The blob_error ends the stream: the chunks still in flight do not make
+  // it go on (the agent may be fetching the archive by then).
   auto fail = [&](const std::string& why) {
-    SendControl(s->c, protocol::BlobError{s->op_id, why});
+    s->ended = true;
+    SendControl(s->c, protocol::BlobError{s->op_id, why, s->stream});
     return false;
   };
   std::string buf;
@@ -270,9 +287,10 @@ bool AgentHub::Impl::SendPart(const std::shared_ptr<PartsStream>& s) {
     }
   }
   const bool eof = s->part == s->parts.size();
-  std::string hdr = protocol::Encode(protocol::BlobData{s->op_id, s->offset, s->total, eof});
+  std::string hdr =
+      protocol::Encode(protocol::BlobData{s->op_id, s->offset, s->total, eof, s->stream});
   s->offset += buf.size();
-  s->sent_all = eof;
+  s->ended = eof;
   ++s->in_flight;
   std::function<void()> next = [this, s] {
     --s->in_flight;

@@ -68,6 +68,9 @@ struct PendingOp {
   uint64_t conn_id = 0;
   std::string agent;
   std::string sha256;  // the only blob this operation may fetch
+  // io thread: the blob and files streams started for the operation; only
+  // the latest goes on (the agent fetches one thing at a time).
+  uint64_t streams = 0;
   std::mutex m;
   std::condition_variable cv;
   std::deque<std::pair<LogLevel, std::string>> logs;
@@ -233,6 +236,9 @@ struct AgentHub::Impl {
 
   void OnBlobGet(const std::shared_ptr<Conn>& c, const protocol::BlobGet& h);
   void Pump(const std::shared_ptr<BlobStream>& s);
+  // Whether stream `number` of operation `op_id` goes on: the operation
+  // runs and has started no stream since (PendingOp::streams).
+  bool StreamGoesOn(uint64_t op_id, uint64_t number);
   void OnFilesGet(const std::shared_ptr<Conn>& c, const protocol::FilesGet& h,
                   const std::string& payload);
   // Keeps up to kPartsInFlight chunks of `s` queued on its connection.

@@ -10,7 +10,6 @@
 #include "server/artifacts/file_index.h"
 #include "tests/agents/deployer/archive_builder.h"
 #include "tests/server/hub/hub_test_support.h"
-#include "tests/server/hub/raw_agent.h"
 
 namespace reprise::testing {
 namespace {
@@ -256,96 +255,6 @@ TEST_CASE("a cancel during the transfer of the changed files leaves the live rel
   auto again = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2");
   REQUIRE_MESSAGE(again.succeeded(), again.message);
   s.CheckExactly(b2);
-}
-
-// The next blob_data or blob_error for `op` (other frames are skipped),
-// null when none came.
-nlohmann::json AnswerFor(RawAgent& agent, uint64_t op) {
-  for (int i = 0; i < 50; ++i) {
-    auto h = agent.Read();
-    if (h.is_null()) return h;
-    if ((h["type"] == "blob_data" || h["type"] == "blob_error") && h["op"] == op) return h;
-  }
-  return nullptr;
-}
-
-TEST_CASE("files_get serves only the running deploy's build, for a well-formed list") {
-  std::unique_ptr<FileIndex> files;
-  HubFixture f{false, false, [&](AgentHubOptions& o) {
-                 auto opened = FileIndex::Open(*o.blobs);
-                 REQUIRE(opened.ok());
-                 files = std::move(opened).value();
-                 o.files = files.get();
-                 o.heartbeat_timeout = std::chrono::seconds(60);  // the raw agent sends none
-               }};
-  Manifest m, other;
-  std::string sha = f.AddArtifact({{"a.txt", "A"}, {"b.txt", "B"}}, &m);
-  std::string sha_other = f.AddArtifact({{"secret.txt", "another build's secret"}}, &other);
-  REQUIRE(files->Derive(sha).ok());
-  REQUIRE(files->Derive(sha_other).ok());
-  f.AddTarget("r", "rogue", f.tmp.path() / "r");
-  RawAgent rogue(f.hub->port());
-  auto id = protocol::Identity::Generate();
-  REQUIRE(id.ok());
-  auto welcome = rogue.Handshake("rogue", *id, f.Token(true));
-  REQUIRE(welcome["type"] == "welcome");
-  CHECK(welcome["files"] == true);
-  REQUIRE(f.WaitStatus("rogue", "online"));
-
-  TargetInfo t{"r", "rogue", (f.tmp.path() / "r").string(), {}};
-  OperationOutcome result;
-  std::thread runner([&] {
-    result =
-        RunOn(*f.hub, t, DeployArtifactOp{"web", sha, "", DeployMode::kAtomic, 3, m.manifest_hash});
-  });
-  nlohmann::json run;
-  for (int i = 0; i < 20 && run.is_null(); ++i) {
-    auto h = rogue.Read();
-    REQUIRE_FALSE(h.is_null());
-    if (h["type"] == "run") run = h;
-  }
-  REQUIRE_FALSE(run.is_null());
-  const uint64_t op = run["op"];
-  auto ask = [&](const std::string& blob, const std::string& list) {
-    rogue.Send({{"type", "files_get"}, {"op", op}, {"sha256", blob}, {"index", list.empty()}},
-               list);
-    auto h = AnswerFor(rogue, op);
-    REQUIRE_FALSE(h.is_null());
-    return h;
-  };
-  const std::string a = Sha256Hex("A") + "\n";
-  const std::string secret = Sha256Hex("another build's secret") + "\n";
-
-  auto h = ask(sha_other, "");  // another build's index
-  CHECK(h["type"] == "blob_error");
-  CHECK(h["message"] == "this artifact is not part of the agent's running operation");
-  h = ask(sha, secret);  // a file of another build
-  CHECK(h["type"] == "blob_error");
-  CHECK(h["message"] == "file " + secret.substr(0, 64) + " is not part of this build");
-  for (const std::string& bad : {std::string("../../etc/passwd\n"), a.substr(0, 64), a + "x",
-                                 std::string(64, 'G') + "\n", Sha256Hex("A") + "/"}) {
-    h = ask(sha, bad);
-    CHECK(h["type"] == "blob_error");
-    CHECK(h["message"] == "the list of files must be sha256s, one a line");
-  }
-  h = ask(sha, a + a);
-  CHECK(h["type"] == "blob_error");
-  CHECK(h["message"] == "file " + a.substr(0, 64) + " is listed twice");
-  // What the running deploy may have: its index, and its files.
-  h = ask(sha, "");
-  CHECK(h["type"] == "blob_data");
-  CHECK(h["eof"] == true);
-  CHECK(h["total"] == files->Index(sha)->size());
-  h = ask(sha, a);
-  CHECK(h["type"] == "blob_data");
-  CHECK(h["total"] == 1);
-  CHECK(h["eof"] == true);
-
-  rogue.Send({{"type", "result"}, {"op", op}, {"kind", "failed"}, {"message", "done"}});
-  runner.join();
-  CHECK(result.kind == OperationOutcome::Kind::kFailed);
-  // The server keeps serving: the connection was not closed over any of it.
-  CHECK(f.StatusOf("rogue") == "online");
 }
 
 }  // namespace

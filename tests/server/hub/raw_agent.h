@@ -45,10 +45,14 @@ class RawAgent {
     REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(bytes.size()));
   }
-  // The next frame's header, or null when the connection ended.
-  nlohmann::json Read() {
+  // The next frame's header (and its payload into `payload`), or null when
+  // the connection ended.
+  nlohmann::json Read(std::string* payload = nullptr) {
     while (true) {
-      if (auto f = decoder_.Next()) return nlohmann::json::parse(f->header);
+      if (auto f = decoder_.Next()) {
+        if (payload) *payload = std::move(f->payload);
+        return nlohmann::json::parse(f->header);
+      }
       char buf[65536];
       ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n <= 0) return nullptr;
