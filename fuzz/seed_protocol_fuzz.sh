@@ -14,9 +14,10 @@ for h in \
   '{"type":"cancel","op":1}' '{"type":"log","op":1,"level":"info"}' \
   '{"type":"progress","op":1,"phase":"transfer","bytes_done":1,"bytes_total":2,"files_done":0,"files_total":0}' \
   '{"type":"result","op":1,"kind":"error","message":"m","code":"io"}' \
-  '{"type":"blob_get","op":1,"sha256":"ab","offset":0}' \
-  '{"type":"blob_data","op":1,"offset":0,"total":5,"eof":true}' \
-  '{"type":"blob_error","op":1,"message":"m"}' \
+  '{"type":"blob_get","op":1,"sha256":"ab","offset":0,"stream":3}' \
+  '{"type":"blob_data","op":1,"offset":0,"total":5,"eof":true,"stream":3}' \
+  '{"type":"blob_error","op":1,"message":"m","stream":3}' \
+  '{"type":"files_get","op":1,"sha256":"ab","index":true,"stream":4}' \
   '{"type":"state_request","req":1,"target_path":"/srv"}' \
   '{"type":"validate_request","req":1,"target_path":"/srv","more":true}' \
   '{"type":"reply","req":1,"ok":false,"code":"not_found","message":"m"}' \

@@ -29,14 +29,14 @@ std::vector<Message> EveryMessage() {
       LogLines{7, "warning"},
       Progress{7, "transfer", 1, 2, 3, 4},
       OperationResult{7, "failed", "it broke", Code::kUnsafe},
-      BlobGet{7, std::string(64, 'f'), 1024},
-      BlobData{7, 1024, 4096, true},
-      BlobError{7, "gone"},
+      BlobGet{7, std::string(64, 'f'), 1024, 3},
+      BlobData{7, 1024, 4096, true, 3},
+      BlobError{7, "gone", 3},
       StateRequest{{9, "/srv/a", true}},
       ValidateRequest{{10, "/srv/b", true}},
       Reply{11, false, true, Code::kNotFound, "no such target"},
       ProbeRequest{{12, "/srv/c", true}},
-      FilesGet{7, std::string(64, 'e'), true},
+      FilesGet{7, std::string(64, 'e'), true, 4},
   };
 }
 
