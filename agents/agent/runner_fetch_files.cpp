@@ -335,7 +335,11 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
     if (writes.empty()) fetch.push_back(e->sha256);
     writes.push_back(e);
   }
-  if (first.stream) REPRISE_RETURN_IF_ERROR(ReceiveFiles(first, plan, dest_dir.get(), cancel));
+  size_t received = 0;  // contents in place
+  if (first.stream) {
+    REPRISE_RETURN_IF_ERROR(ReceiveFiles(first, plan, dest_dir.get(), cancel));
+    received += first.shas.size();
+  }
   // The rest: past the first request's list, and what failed to link.
   for (size_t from = first.shas.size(); from < fetch.size(); from += kFilesPerRequest) {
     if (cancel.IsCancelled()) return Cancelled("cancelled");
@@ -347,6 +351,13 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
         next.stream, blobs.StreamFiles(op.sha256, next.shas, l.tmp() / "files", cancel, report));
     if (!next.stream) return Unavailable("the server stopped serving files");
     REPRISE_RETURN_IF_ERROR(ReceiveFiles(next, plan, dest_dir.get(), cancel));
+    received += next.shas.size();
+  }
+  // The tree is not scanned again (the index is its manifest): a content
+  // the plan needs and no request brought would leave an entry out.
+  if (received != fetch.size()) {
+    return Internal("the release lacks " + std::to_string(fetch.size() - received) +
+                    " contents of the build");
   }
   REPRISE_RETURN_IF_ERROR(MakeLinks(index, dest_dir.get()));
   if (cancel.IsCancelled()) return Cancelled("cancelled");

@@ -7,6 +7,9 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
+
+#include "common/fs.h"
 #include "server/artifacts/file_index.h"
 #include "tests/agents/deployer/archive_builder.h"
 #include "tests/server/hub/hub_test_support.h"
@@ -180,6 +183,52 @@ TEST_CASE("a deploy without a build manifest hash, or a first deploy, fetches th
   CHECK_FALSE(logs.Contains("by sha256"));
   CHECK(logs.Contains("extracting it as it arrives"));
   s.CheckExactly(b2);
+}
+
+// Build 1's release as the agent keeps it (`current` before the update).
+fs::path Release1(FilesFixture& s) { return fs::canonical(s.root / "current"); }
+
+// Sets the stamp in release `dir`'s metadata to what the tree is now, once
+// the agent has settled it: the release counts as intact whatever changed.
+void RestampAsIntact(FilesFixture& s, const fs::path& dir) {
+  const fs::path meta = s.root / ".reprise/meta" / (dir.filename().string() + ".json");
+  auto stamped = [&] {
+    auto j = nlohmann::json::parse(ReadFile(meta), nullptr, false);
+    return j.is_object() && !j.value("tree_stamp", std::string()).empty();
+  };
+  REQUIRE(WaitUntil(stamped));  // the agent writes it once, after the deploy
+  auto j = nlohmann::json::parse(ReadFile(meta));
+  auto stamp = TreeStamp(dir);
+  REQUIRE(stamp.ok());
+  j["tree_stamp"] = *stamp;
+  REQUIRE(WriteFileAtomic(meta, j.dump(), 0644).ok());
+}
+
+TEST_CASE("a file its link check refuses is fetched, also when every change fits one request") {
+  FilesFixture s;
+  std::string b2 = s.f.AddTreeArtifact(s.tree2, &s.m2);
+  REQUIRE(s.files->Derive(b2).ok());
+  // An unchanged file of build 1's release lost its mode, and the release
+  // still counts as intact: only the link check can tell (as when the file
+  // changes between the stamp check and the link).
+  const fs::path release1 = Release1(s);
+  fs::permissions(release1 / "lib/mod-5.js", static_cast<fs::perms>(0600));
+  RestampAsIntact(s, release1);
+  LogCollector logs;
+  auto out = RunOn(*s.f.hub, s.t, FilesFixture::Op(b2, s.m2), "2", &logs);
+  REQUIRE_MESSAGE(out.succeeded(), out.message);
+  CHECK(logs.Contains("fetching 4 changed files"));
+  CHECK(logs.Contains("38 unchanged ("));
+  CHECK_FALSE(logs.Contains("fetching the whole archive"));
+  s.CheckExactly(b2);
+  struct stat st;
+  REQUIRE(::stat((s.root / "current/lib/mod-5.js").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  CHECK(ReadFile(s.root / "current/lib/mod-5.js") == "module 5");
+  // Build 1's file is left as it was, not linked into build 2.
+  struct stat old;
+  REQUIRE(::stat((release1 / "lib/mod-5.js").c_str(), &old) == 0);
+  CHECK(old.st_ino != st.st_ino);
 }
 
 // Build 2 with 24 more files of 1 MiB each: 24 MiB to fetch, several
