@@ -301,7 +301,7 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   // From here on link counts of released inodes change: the releases whose
   // stamps hold now are the ones to stamp again, and the ones to reuse from.
   restamp = IntactReleases(l, name, watch.get());
-  std::optional<ReuseRelease> reuse = PickReuseSource(l, *restamp, name);
+  std::optional<ReuseRelease> reuse = PickReuseSource(l, *restamp, name, reuse_sources);
   ExtractStats stats;
   bool by_files = false;
   auto manifest = BuildRelease(l, op, blobs, partial, limits, reuse ? &*reuse : nullptr, stats,
@@ -337,6 +337,9 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
     return OperationOutcome::Error(st);
   }
   if (options.fsync) (void)FsyncDir(l.releases());
+  // The next update of this target most likely reuses from this release.
+  reuse_sources.Put(manifest->manifest_hash, std::make_shared<const ReuseSource>(
+                                                 ReuseSource::FromManifest(release_dir, *manifest)));
   const std::string linked = reuse ? ", " + std::to_string(stats.linked_files) + " unchanged (" +
                                          std::to_string(stats.linked_bytes) +
                                          " bytes) linked from " + reuse->name

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "agents/agent/content_check.h"
@@ -112,6 +114,33 @@ Result<bool> LinkUnchanged(int source, int dest, const ManifestEntry& e) {
     return IoError(ErrnoText("removing the link " + e.path));
   }
   return false;
+}
+
+// What linking the unchanged files did: the entries linked (count and
+// bytes), those whose check refused them, or an error.
+struct LinkOutcome {
+  Status status;
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  std::vector<const ManifestEntry*> refused;
+};
+
+LinkOutcome LinkAllUnchanged(int source, int dest, const std::vector<const ManifestEntry*>& entries) {
+  LinkOutcome out;
+  for (const ManifestEntry* e : entries) {
+    auto linked = LinkUnchanged(source, dest, *e);
+    if (!linked.ok()) {
+      out.status = linked.status();
+      return out;
+    }
+    if (*linked) {
+      ++out.files;
+      out.bytes += e->size;
+    } else {
+      out.refused.push_back(e);
+    }
+  }
+  return out;
 }
 
 // Copies the file `from` (written by this operation) to the new path `to`
@@ -323,22 +352,31 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
   Fd source_dir = OpenDir(reuse.dir);
   if (dest_dir.get() < 0) return IoError(ErrnoText("opening " + dest.string()));
   if (source_dir.get() < 0) return IoError(ErrnoText("opening " + reuse.dir.string()));
-  for (const ManifestEntry* e : plan.linked) {
-    REPRISE_ASSIGN_OR_RETURN(bool linked, LinkUnchanged(source_dir.get(), dest_dir.get(), *e));
-    if (linked) {
-      ++stats.linked_files;
-      stats.linked_bytes += e->size;
+  // The links are made on a thread of their own while the first request's
+  // files are written (different entries of the new tree).
+  LinkOutcome links;
+  std::thread linker(
+      [&] { links = LinkAllUnchanged(source_dir.get(), dest_dir.get(), plan.linked); });
+  Status first_status;
+  if (first.stream) first_status = ReceiveFiles(first, plan, dest_dir.get(), cancel);
+  linker.join();
+  REPRISE_RETURN_IF_ERROR(first_status);
+  REPRISE_RETURN_IF_ERROR(links.status);
+  stats.linked_files += links.files;
+  stats.linked_bytes += links.bytes;
+  size_t received = first.shas.size();  // contents in place
+  const std::set<std::string> in_place(first.shas.begin(), first.shas.end());
+  for (const ManifestEntry* e : links.refused) {
+    // Not the file the release's manifest lists: fetched like a change, or
+    // copied from the same content the first request brought.
+    auto& writes = plan.writes[e->sha256];
+    if (in_place.count(e->sha256)) {
+      const ManifestEntry& written = *writes.front();
+      REPRISE_RETURN_IF_ERROR(CopyFile(dest_dir.get(), written.path, e->path, e->mode));
       continue;
     }
-    // Not the file the release's manifest lists: fetched like a change.
-    auto& writes = plan.writes[e->sha256];
     if (writes.empty()) fetch.push_back(e->sha256);
     writes.push_back(e);
-  }
-  size_t received = 0;  // contents in place
-  if (first.stream) {
-    REPRISE_RETURN_IF_ERROR(ReceiveFiles(first, plan, dest_dir.get(), cancel));
-    received += first.shas.size();
   }
   // The rest: past the first request's list, and what failed to link.
   for (size_t from = first.shas.size(); from < fetch.size(); from += kFilesPerRequest) {
@@ -371,7 +409,7 @@ Result<Manifest> AgentRunner::Impl::BuildRelease(
   by_files = false;
   if (reuse) {
     auto built =
-        FetchChangedFiles(l, op, blobs, dest, limits, reuse->source, stats, log, cancel, report);
+        FetchChangedFiles(l, op, blobs, dest, limits, *reuse->source, stats, log, cancel, report);
     if (built.ok() && *built) {
       by_files = true;
       return std::move(**built);
@@ -390,7 +428,7 @@ Result<Manifest> AgentRunner::Impl::BuildRelease(
   // file and directory (thousands of journal commits). It also flushes
   // other dirty data of that filesystem, which a busy target pays for.
   return FetchAndExtract(l, op, blobs, dest, limits,
-                         {false, true, reuse ? &reuse->source : nullptr, &stats}, log, cancel,
+                         {false, true, reuse ? reuse->source.get() : nullptr, &stats}, log, cancel,
                          report);
 }
 

@@ -224,14 +224,35 @@ void Restamp(const Layout& l, const std::vector<std::string>& names);
 // reported success, as long as it runs before anything reads those stamps.
 void SettleStamps(const Layout& l, const std::vector<std::string>& names, const StampBound& bound);
 
+// The files of releases this agent placed or read, by release directory
+// and manifest hash (a manifest hash names one content): an update's source
+// without reading and parsing the release's stored manifest again. The
+// newest kEntries; thread-safe.
+class ReuseSourceCache {
+ public:
+  static constexpr size_t kEntries = 4;
+  // The cached files of `source->dir` (ReuseSource::dir is the key).
+  std::shared_ptr<const ReuseSource> Get(const std::filesystem::path& dir,
+                                         const std::string& manifest_hash) const;
+  void Put(const std::string& manifest_hash, std::shared_ptr<const ReuseSource> source);
+
+ private:
+  struct Entry {
+    std::string manifest_hash;
+    std::shared_ptr<const ReuseSource> source;
+  };
+  mutable std::mutex mu_;
+  std::deque<Entry> entries_;  // oldest first
+};
+
 // The release a new one (`except`) reuses files from: one of `intact` with
-// a stored manifest, the live one first.
+// a stored manifest, the live one first (its files from `cache` when there).
 struct ReuseRelease {
   std::string name;
-  ReuseSource source;
+  std::shared_ptr<const ReuseSource> source;
 };
 std::optional<ReuseRelease> PickReuseSource(const Layout& l, const std::vector<std::string>& intact,
-                                            const std::string& except);
+                                            const std::string& except, ReuseSourceCache& cache);
 
 // The releases to stamp again after replacing or removing `p` (a path a
 // step writes): none unless `p` lies in a release and shares inodes; then
@@ -278,6 +299,7 @@ struct AgentRunner::Impl {
   agent_runner::RootLocks locks;
   // Null when RunnerOptions::watch_releases is off.
   std::unique_ptr<agent_runner::ReleaseWatch> watch;
+  agent_runner::ReuseSourceCache reuse_sources;
 
   Impl();
   ~Impl();  // settles what is pending first

@@ -116,8 +116,25 @@ void SettleStamps(const Layout& l, const std::vector<std::string>& names, const 
   }
 }
 
+std::shared_ptr<const ReuseSource> ReuseSourceCache::Get(const fs::path& dir,
+                                                         const std::string& manifest_hash) const {
+  std::lock_guard<std::mutex> g(mu_);
+  for (const Entry& e : entries_) {
+    if (e.source->dir == dir && e.manifest_hash == manifest_hash) return e.source;
+  }
+  return nullptr;
+}
+
+void ReuseSourceCache::Put(const std::string& manifest_hash,
+                           std::shared_ptr<const ReuseSource> source) {
+  std::lock_guard<std::mutex> g(mu_);
+  std::erase_if(entries_, [&](const Entry& e) { return e.source->dir == source->dir; });
+  entries_.push_back({manifest_hash, std::move(source)});
+  while (entries_.size() > kEntries) entries_.pop_front();
+}
+
 std::optional<ReuseRelease> PickReuseSource(const Layout& l, const std::vector<std::string>& intact,
-                                            const std::string& except) {
+                                            const std::string& except, ReuseSourceCache& cache) {
   // The live release first (the build before this one, most likely), then
   // the previous one, then the newest of the history.
   DeployState st = ReadState(l);
@@ -129,9 +146,13 @@ std::optional<ReuseRelease> PickReuseSource(const Layout& l, const std::vector<s
     if (std::find(intact.begin(), intact.end(), name) == intact.end()) continue;
     auto meta = ReadMeta(l, name);
     if (!meta.ok()) continue;
+    const fs::path dir = l.releases() / name;
+    if (auto cached = cache.Get(dir, meta->manifest_hash)) return ReuseRelease{name, cached};
     auto manifest = ReadReleaseManifest(l, name, meta->manifest_hash);
     if (!manifest.ok()) continue;
-    return ReuseRelease{name, ReuseSource::FromManifest(l.releases() / name, *manifest)};
+    auto source = std::make_shared<const ReuseSource>(ReuseSource::FromManifest(dir, *manifest));
+    cache.Put(meta->manifest_hash, source);
+    return ReuseRelease{name, std::move(source)};
   }
   return std::nullopt;
 }
