@@ -5,7 +5,8 @@
 #   make bench            build and run the benchmarks (prints ratios against other tools)
 #   make install          install binaries, units, configs under PREFIX (default /usr/local; DESTDIR honoured)
 #   make package          Debian packages reprise-server, reprise-agent, reprise-cli into build-package/
-#   make fuzz             build libFuzzer targets with clang into build-fuzz/
+#   make fuzz             build libFuzzer targets with clang into build-fuzz/ and run each
+#   make fuzz-check       the same targets, each only replaying its seeds (CI)
 #   make format           clang-format every source file
 #   make clean            remove build directories
 
@@ -18,7 +19,7 @@ RUN_AGENT_PORT ?= 8081
 
 PREFIX ?= /usr/local
 
-.PHONY: deps deps-test build run test bench fuzz format clean install package
+.PHONY: deps deps-test build run test bench fuzz fuzz-build fuzz-check format clean install package
 
 deps:
 	@scripts/install-deps.sh
@@ -57,11 +58,17 @@ package: deps
 	@cd build-package && cpack -G DEB
 	@ls build-package/*.deb
 
-fuzz:
+fuzz: fuzz-build
+	@scripts/fuzz.sh build-fuzz
+
+fuzz-build:
 	@scripts/install-deps.sh --fuzz
 	@CXX=clang++ cmake -S . -B build-fuzz $(GENERATOR) -DREPRISE_FUZZ=ON -DREPRISE_SANITIZER=address >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
-	@scripts/fuzz.sh build-fuzz
+
+# The fuzz targets compile with clang and pass their seeds, once each.
+fuzz-check: fuzz-build
+	@FUZZ_RUNS=0 scripts/fuzz.sh build-fuzz
 
 format:
 	@scripts/install-deps.sh --format

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for FUZZ_SECONDS (default 30), seeded from fuzz/corpus/NAME
-# when present (areas may generate seeds with fuzz/seed_NAME.sh).
+# when present (areas may generate seeds with fuzz/seed_NAME.sh). With FUZZ_RUNS=0 each
+# only replays its seeds (a crash on one fails), no new inputs: deterministic, for CI.
 set -euo pipefail
 build_dir=$(cd "${1:-build-fuzz}" && pwd)
 cd "$(dirname "$0")/.."
@@ -11,6 +12,11 @@ for fuzzer in "$build_dir"/fuzz/*; do
   corpus="$build_dir/fuzz-corpus/$name"
   mkdir -p "$corpus"
   if [[ -x "fuzz/seed_$name.sh" ]]; then "fuzz/seed_$name.sh" "$corpus"; fi
-  echo "== $name for ${seconds}s"
-  "$fuzzer" -max_total_time="$seconds" "$corpus"
+  if [[ -n "${FUZZ_RUNS:-}" ]]; then
+    echo "== $name: its seeds, then ${FUZZ_RUNS} new inputs"
+    "$fuzzer" -runs="$FUZZ_RUNS" "$corpus"
+  else
+    echo "== $name for ${seconds}s"
+    "$fuzzer" -max_total_time="$seconds" "$corpus"
+  fi
 done
