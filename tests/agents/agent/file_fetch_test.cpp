@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
-#include "server/artifacts/file_index.h"
+#include "tests/agents/agent/files_test_support.h"
 #include "tests/agents/deployer/archive_builder.h"
 #include "tests/server/hub/hub_test_support.h"
 
@@ -31,21 +31,9 @@ std::map<std::string, std::string> Build(int n) {
   return files;
 }
 
-// 1 MiB, different for each `i`.
-std::string LargeContent(int i) {
-  std::string content(1 << 20, static_cast<char>('a' + i));
-  content.replace(0, 16, "large file " + std::to_string(i) + "    ");
-  return content;
-}
-
 struct FilesFixture {
   std::unique_ptr<FileIndex> files;
-  HubFixture f{false, false, [this](AgentHubOptions& o) {
-                 auto opened = FileIndex::Open(*o.blobs);
-                 REQUIRE(opened.ok());
-                 files = std::move(opened).value();
-                 o.files = files.get();
-               }};
+  HubFixture f{false, false, [this](AgentHubOptions& o) { KeepFileIndexes(o, files); }};
   fs::path root = f.tmp.path() / "t";
   TargetInfo t{"t", "files", root.string(), {}};
   std::unique_ptr<AgentProcess> agent = f.StartOnlineAgent("files", "t", root);

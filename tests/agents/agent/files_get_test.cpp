@@ -5,7 +5,7 @@
 // to the whole archive gets the archive's bytes and nothing else.
 #include <doctest/doctest.h>
 
-#include "server/artifacts/file_index.h"
+#include "tests/agents/agent/files_test_support.h"
 #include "tests/server/hub/hub_test_support.h"
 #include "tests/server/hub/raw_agent.h"
 
@@ -17,10 +17,7 @@ namespace {
 struct RogueDeploy {
   std::unique_ptr<FileIndex> files;
   HubFixture f{false, false, [this](AgentHubOptions& o) {
-                 auto opened = FileIndex::Open(*o.blobs);
-                 REQUIRE(opened.ok());
-                 files = std::move(opened).value();
-                 o.files = files.get();
+                 KeepFileIndexes(o, files);
                  o.heartbeat_timeout = std::chrono::seconds(60);  // the raw agent sends none
                }};
   std::unique_ptr<RawAgent> rogue;
@@ -129,13 +126,6 @@ TEST_CASE("files_get serves only the running deploy's build, for a well-formed l
   CHECK(d.result.kind == OperationOutcome::Kind::kFailed);
   // The server keeps serving: the connection was not closed over any of it.
   CHECK(d.f.StatusOf("rogue") == "online");
-}
-
-// 1 MiB, different for each `i`.
-std::string LargeContent(int i) {
-  std::string content(1 << 20, static_cast<char>('a' + i));
-  content.replace(0, 16, "large file " + std::to_string(i) + "    ");
-  return content;
 }
 
 // A build of 24 files of 1 MiB: several chunks, two in flight at once.
