@@ -70,7 +70,7 @@ struct Session {
   bool approved = false;
   std::mutex mu;  // guards everything below
   bool closed = false;
-  bool files = false;  // the server answers files_get (its welcome said so)
+  bool files = false;    // the server answers files_get (its welcome said so)
   uint64_t streams = 0;  // blob_get and files_get requests numbered so far
   std::map<uint64_t, std::shared_ptr<RunningOp>> ops;
   std::map<uint64_t, std::shared_ptr<FetchState>> fetches;

@@ -124,8 +124,8 @@ class ChannelStream : public BlobStream {
   // Asks for `request` (a blob_get or files_get of op_, numbered here);
   // with `sha256` empty the bytes are not checked here (the caller checks
   // their parts).
-  Status Start(protocol::Message request, const std::string& sha256,
-               const std::string& payload, const ProgressFn& progress) {
+  Status Start(protocol::Message request, const std::string& sha256, const std::string& payload,
+               const ProgressFn& progress) {
     sha256_ = sha256;
     f_->sha256 = sha256;
     f_->progress = progress;

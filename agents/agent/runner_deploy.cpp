@@ -338,8 +338,9 @@ OperationOutcome AgentRunner::Impl::InstallRelease(
   }
   if (options.fsync) (void)FsyncDir(l.releases());
   // The next update of this target most likely reuses from this release.
-  reuse_sources.Put(manifest->manifest_hash, std::make_shared<const ReuseSource>(
-                                                 ReuseSource::FromManifest(release_dir, *manifest)));
+  reuse_sources.Put(
+      manifest->manifest_hash,
+      std::make_shared<const ReuseSource>(ReuseSource::FromManifest(release_dir, *manifest)));
   const std::string linked = reuse ? ", " + std::to_string(stats.linked_files) + " unchanged (" +
                                          std::to_string(stats.linked_bytes) +
                                          " bytes) linked from " + reuse->name

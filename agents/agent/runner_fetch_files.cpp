@@ -125,7 +125,8 @@ struct LinkOutcome {
   std::vector<const ManifestEntry*> refused;
 };
 
-LinkOutcome LinkAllUnchanged(int source, int dest, const std::vector<const ManifestEntry*>& entries) {
+LinkOutcome LinkAllUnchanged(int source, int dest,
+                             const std::vector<const ManifestEntry*>& entries) {
   LinkOutcome out;
   for (const ManifestEntry* e : entries) {
     auto linked = LinkUnchanged(source, dest, *e);

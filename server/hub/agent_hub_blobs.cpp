@@ -54,7 +54,7 @@ struct PartsStream {
   uint64_t stream = 0;  // the agent's number for its request
   uint64_t number = 0;  // of the operation's streams (PendingOp::streams)
   std::shared_ptr<Conn> c;
-  int in_flight = 0;  // chunks queued on the connection, not yet written
+  int in_flight = 0;   // chunks queued on the connection, not yet written
   bool ended = false;  // every byte sent, or the blob_error
   ~PartsStream() {
     if (fd >= 0) ::close(fd);
