@@ -30,6 +30,11 @@ struct RogueDeploy {
       rogue->Send({{"type", "result"}, {"op", op}, {"kind", "failed"}, {"message", "done"}});
       runner.join();
     }
+    // The index's worker (deriving again after a corrupt file) reads the
+    // hub's blob store: it stops first.
+    rogue.reset();
+    f.hub.reset();
+    files.reset();
   }
 
   // Connects the agent and runs a deploy of `sha` on it, up to its `run`.
