@@ -180,11 +180,14 @@ fs::path Release1(FilesFixture& s) { return fs::canonical(s.root / "current"); }
 // the agent has settled it: the release counts as intact whatever changed.
 void RestampAsIntact(FilesFixture& s, const fs::path& dir) {
   const fs::path meta = s.root / ".reprise/meta" / (dir.filename().string() + ".json");
+  // The agent writes it once, after the deploy's result ("unstamped" until
+  // then, a stamp that matches nothing).
   auto stamped = [&] {
     auto j = nlohmann::json::parse(ReadFile(meta), nullptr, false);
-    return j.is_object() && !j.value("tree_stamp", std::string()).empty();
+    const std::string stamp = j.is_object() ? j.value("tree_stamp", std::string()) : "";
+    return !stamp.empty() && stamp != "unstamped";
   };
-  REQUIRE(WaitUntil(stamped));  // the agent writes it once, after the deploy
+  REQUIRE(WaitUntil(stamped));
   auto j = nlohmann::json::parse(ReadFile(meta));
   auto stamp = TreeStamp(dir);
   REQUIRE(stamp.ok());
