@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for FUZZ_SECONDS (default 30), seeded from fuzz/corpus/NAME
 # when present (areas may generate seeds with fuzz/seed_NAME.sh). With FUZZ_RUNS=0 each
-# only replays its seeds (a crash on one fails), no new inputs: deterministic, for CI.
+# only replays its corpus (the seeds, and on a developer's machine what earlier fuzzing
+# kept; a crash on one fails), no new inputs: deterministic, for CI's clean checkout.
 set -euo pipefail
 build_dir=$(cd "${1:-build-fuzz}" && pwd)
 cd "$(dirname "$0")/.."

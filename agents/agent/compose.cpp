@@ -22,23 +22,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-std::string Quoted(std::string_view path) { return "'" + std::string(path) + "'"; }
-
 Result<Fd> OpenDirAt(int at, const char* name, const std::string& shown) {
   int fd = ::openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return IoError(Errno("cannot open directory " + Quoted(shown)));
+  if (fd < 0) return IoError(ErrnoText("cannot open directory " + Quoted(shown)));
   return Fd(fd);
 }
 
 // The names in a directory, without "." and "..".
 Result<std::vector<std::string>> Names(int dir_fd, const std::string& shown) {
   int scan_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (scan_fd < 0) return IoError(Errno("dup"));
+  if (scan_fd < 0) return IoError(ErrnoText("dup"));
   DIR* dir = ::fdopendir(scan_fd);
   if (dir == nullptr) {
     ::close(scan_fd);
-    return IoError(Errno("cannot read directory " + Quoted(shown)));
+    return IoError(ErrnoText("cannot read directory " + Quoted(shown)));
   }
   std::vector<std::string> names;
   while (dirent* d = ::readdir(dir)) {
@@ -53,16 +50,16 @@ Result<std::vector<std::string>> Names(int dir_fd, const std::string& shown) {
 // in `from_dir`.
 Status CopyFileAt(int from_dir, int to_dir, const std::string& name, const std::string& shown) {
   Fd in(::openat(from_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in.ok()) return IoError(Errno("cannot read " + Quoted(shown)));
+  if (!in.ok()) return IoError(ErrnoText("cannot read " + Quoted(shown)));
   struct stat st;
-  if (::fstat(in.get(), &st) != 0) return IoError(Errno("cannot stat " + Quoted(shown)));
+  if (::fstat(in.get(), &st) != 0) return IoError(ErrnoText("cannot stat " + Quoted(shown)));
   if (!S_ISREG(st.st_mode)) return FailedPrecondition(Quoted(shown) + " is not a regular file");
   Fd out(
       ::openat(to_dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!out.ok()) return IoError(Errno("cannot create " + Quoted(shown)));
+  if (!out.ok()) return IoError(ErrnoText("cannot create " + Quoted(shown)));
   REPRISE_RETURN_IF_ERROR(CopyBytes(in.get(), out.get(), shown));
   if (::fchmod(out.get(), st.st_mode & 07777) != 0) {
-    return IoError(Errno("chmod " + Quoted(shown)));
+    return IoError(ErrnoText("chmod " + Quoted(shown)));
   }
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
   (void)::futimens(out.get(), times);  // times are a courtesy; the manifest does not hold them
@@ -72,13 +69,13 @@ Status CopyFileAt(int from_dir, int to_dir, const std::string& name, const std::
 Status CopyLinkAt(int from_dir, int to_dir, const std::string& name, const std::string& shown) {
   std::string target(4097, '\0');
   ssize_t n = ::readlinkat(from_dir, name.c_str(), target.data(), target.size());
-  if (n < 0) return IoError(Errno("cannot read the symlink " + Quoted(shown)));
+  if (n < 0) return IoError(ErrnoText("cannot read the symlink " + Quoted(shown)));
   if (static_cast<size_t>(n) >= target.size()) {
     return FailedPrecondition("the symlink " + Quoted(shown) + " has an over-long target");
   }
   target.resize(static_cast<size_t>(n));
   if (::symlinkat(target.c_str(), to_dir, name.c_str()) != 0) {
-    return IoError(Errno("cannot create the symlink " + Quoted(shown)));
+    return IoError(ErrnoText("cannot create the symlink " + Quoted(shown)));
   }
   return Status::Ok();
 }
@@ -90,18 +87,18 @@ Status CopyDirContents(int from, int to, const std::string& prefix, const Cancel
     const std::string shown = prefix.empty() ? name : prefix + "/" + name;
     struct stat st;
     if (::fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      return IoError(Errno("cannot stat " + Quoted(shown)));
+      return IoError(ErrnoText("cannot stat " + Quoted(shown)));
     }
     if (S_ISDIR(st.st_mode)) {
       if (::mkdirat(to, name.c_str(), 0700) != 0) {
-        return IoError(Errno("cannot create " + Quoted(shown)));
+        return IoError(ErrnoText("cannot create " + Quoted(shown)));
       }
       REPRISE_ASSIGN_OR_RETURN(Fd child_from, OpenDirAt(from, name.c_str(), shown));
       REPRISE_ASSIGN_OR_RETURN(Fd child_to, OpenDirAt(to, name.c_str(), shown));
       REPRISE_RETURN_IF_ERROR(CopyDirContents(child_from.get(), child_to.get(), shown, cancel));
       // The mode once the directory is filled: a read-only one can be copied too.
       if (::fchmod(child_to.get(), st.st_mode & 07777) != 0) {
-        return IoError(Errno("chmod " + Quoted(shown)));
+        return IoError(ErrnoText("chmod " + Quoted(shown)));
       }
     } else if (S_ISREG(st.st_mode)) {
       REPRISE_RETURN_IF_ERROR(CopyFileAt(from, to, name, shown));
@@ -138,7 +135,7 @@ using ModeOf = std::function<unsigned(const std::string& dir_path)>;
 // are created with the mode it gives; without, a missing one is kNotFound.
 Result<Fd> OpenParent(int root_fd, const std::vector<std::string>& parts, const ModeOf& mode_of) {
   Fd cur(::fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
-  if (!cur.ok()) return IoError(Errno("dup"));
+  if (!cur.ok()) return IoError(ErrnoText("dup"));
   std::string so_far;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     so_far += (i == 0 ? "" : "/") + parts[i];
@@ -146,12 +143,12 @@ Result<Fd> OpenParent(int root_fd, const std::vector<std::string>& parts, const 
     int fd = ::openat(cur.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && mode_of) {
       if (::mkdirat(cur.get(), name, 0700) != 0) {
-        return IoError(Errno("cannot create " + Quoted(so_far)));
+        return IoError(ErrnoText("cannot create " + Quoted(so_far)));
       }
       fd = ::openat(cur.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd >= 0 && ::fchmod(fd, mode_of(so_far) & 07777) != 0) {
         ::close(fd);
-        return IoError(Errno("chmod " + Quoted(so_far)));
+        return IoError(ErrnoText("chmod " + Quoted(so_far)));
       }
     }
     if (fd < 0) {
@@ -159,7 +156,7 @@ Result<Fd> OpenParent(int root_fd, const std::vector<std::string>& parts, const 
       if (errno == ELOOP || errno == ENOTDIR) {
         return FailedPrecondition(Quoted(so_far) + " is not a directory");
       }
-      return IoError(Errno("cannot open " + Quoted(so_far)));
+      return IoError(ErrnoText("cannot open " + Quoted(so_far)));
     }
     cur = Fd(fd);
   }
@@ -177,7 +174,7 @@ Status DeleteComponent(int dir_fd, const std::string& path) {
   }
   if (S_ISDIR(st.st_mode)) return FailedPrecondition(what + "it is a directory, not a component");
   if (::unlinkat(parent->get(), parts.back().c_str(), 0) != 0)
-    return IoError(Errno(what + "unlink"));
+    return IoError(ErrnoText(what + "unlink"));
   return Status::Ok();
 }
 
@@ -209,7 +206,7 @@ Status PutComponent(int dir_fd, int source_fd, const RevertEntry& r, const ModeO
     if (errno == ENOTEMPTY || errno == EEXIST) {
       return FailedPrecondition(what + "it is a directory that is not empty");
     }
-    return IoError(Errno(what + "cannot replace it"));
+    return IoError(ErrnoText(what + "cannot replace it"));
   }
   if (S_ISREG(src.st_mode)) return CopyFileAt(from->get(), to->get(), parts.back(), r.path);
   return CopyLinkAt(from->get(), to->get(), parts.back(), r.path);
@@ -250,7 +247,7 @@ Status ShapeDirectories(int dir_fd, const Manifest& composed, const ModeOf& mode
     if (wanted.count(path)) continue;
     if (::unlinkat(dir_fd, path.c_str(), AT_REMOVEDIR) != 0 && errno != ENOTEMPTY &&
         errno != EEXIST) {
-      return IoError(Errno("cannot remove the directory " + Quoted(path)));
+      return IoError(ErrnoText("cannot remove the directory " + Quoted(path)));
     }
   }
   return Status::Ok();
@@ -278,12 +275,12 @@ RevertCounts CountReverts(const std::vector<RevertEntry>& reverts) {
 
 Status CopyReleaseTree(const fs::path& from, const fs::path& to, const CancelToken& cancel) {
   REPRISE_ASSIGN_OR_RETURN(Fd src, OpenDirAt(AT_FDCWD, from.c_str(), from.string()));
-  if (::mkdir(to.c_str(), 0700) != 0) return IoError(Errno("cannot create " + to.string()));
+  if (::mkdir(to.c_str(), 0700) != 0) return IoError(ErrnoText("cannot create " + to.string()));
   REPRISE_ASSIGN_OR_RETURN(Fd dst, OpenDirAt(AT_FDCWD, to.c_str(), to.string()));
   REPRISE_RETURN_IF_ERROR(CopyDirContents(src.get(), dst.get(), "", cancel));
   struct stat st;
   if (::fstat(src.get(), &st) != 0 || ::fchmod(dst.get(), st.st_mode & 07777) != 0) {
-    return IoError(Errno("chmod " + to.string()));
+    return IoError(ErrnoText("chmod " + to.string()));
   }
   return Status::Ok();
 }

@@ -9,12 +9,9 @@
 #include <vector>
 
 namespace reprise::agent_runner {
-namespace {
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 std::string Quoted(std::string_view path) { return "'" + std::string(path) + "'"; }
-
-}  // namespace
 
 Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
@@ -32,7 +29,7 @@ Status WriteAll(int fd, const char* data, size_t size, const std::string& shown)
   while (size > 0) {
     ssize_t w = ::write(fd, data, size);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return IoError(Errno("writing " + Quoted(shown)));
+    if (w < 0) return IoError(ErrnoText("writing " + Quoted(shown)));
     data += w;
     size -= static_cast<size_t>(w);
   }
@@ -46,13 +43,13 @@ Status CopyBytes(int in, int out, const std::string& shown) {
     if (n > 0) continue;
     if (errno == EINTR) continue;
     if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) break;
-    return IoError(Errno("copying " + Quoted(shown)));
+    return IoError(ErrnoText("copying " + Quoted(shown)));
   }
   std::vector<char> buf(size_t{1} << 20);
   for (;;) {
     ssize_t r = ::read(in, buf.data(), buf.size());
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return IoError(Errno("reading " + Quoted(shown)));
+    if (r < 0) return IoError(ErrnoText("reading " + Quoted(shown)));
     if (r == 0) return Status::Ok();
     REPRISE_RETURN_IF_ERROR(WriteAll(out, buf.data(), static_cast<size_t>(r), shown));
   }

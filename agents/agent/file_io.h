@@ -1,6 +1,7 @@
 // Small pieces of file I/O the agent's tree work shares: an owned
-// descriptor, a write that retries short writes, and a byte copy that lets
-// the kernel copy where it can. Errors name the file as `shown`.
+// descriptor, a write that retries short writes, a byte copy that lets the
+// kernel copy where it can, and the texts their errors are made of. Errors
+// name the file as `shown`.
 //
 // Thread-safety: Fd is a value owned by one thread; the functions touch only
 // the descriptors they are given.
@@ -8,10 +9,16 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
 namespace reprise::agent_runner {
+
+// "<what>: <strerror(errno)>".
+std::string ErrnoText(const std::string& what);
+// A path as error messages quote it: 'path'.
+std::string Quoted(std::string_view path);
 
 // An owned file descriptor, closed with its holder.
 class Fd {

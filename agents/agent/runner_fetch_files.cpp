@@ -366,7 +366,9 @@ Result<std::optional<Manifest>> AgentRunner::Impl::FetchChangedFiles(
   stats.linked_files += links.files;
   stats.linked_bytes += links.bytes;
   size_t received = first.shas.size();  // contents in place
-  const std::set<std::string> in_place(first.shas.begin(), first.shas.end());
+  // Rare: only when a link was refused is the first request looked up.
+  std::set<std::string> in_place;
+  if (!links.refused.empty()) in_place.insert(first.shas.begin(), first.shas.end());
   for (const ManifestEntry* e : links.refused) {
     // Not the file the release's manifest lists: fetched like a change, or
     // copied from the same content the first request brought.

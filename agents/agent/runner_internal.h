@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "agents/agent/file_io.h"
 #include "agents/agent/release_watch.h"
 #include "agents/agent/runner.h"
 #include "common/status.h"
@@ -58,9 +59,6 @@ bool IsHex64(std::string_view s);
 
 // True when `child` is `parent` or below it (both absolute, normalised).
 bool IsWithin(const std::filesystem::path& child, const std::filesystem::path& parent);
-
-// "<what>: <strerror(errno)>".
-std::string ErrnoText(const std::string& what);
 
 // Where the agent keeps its state under a target root.
 struct Layout {

@@ -42,8 +42,6 @@ bool IsWithin(const fs::path& child, const fs::path& parent) {
   return true;
 }
 
-std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
-
 namespace {
 
 bool WriteAll(int fd, std::string_view data) {
